@@ -57,6 +57,16 @@ int gk_client_fd(const gk_client *c);
 typedef void (*gk_event_fn)(const char *event, json_t *data, void *userdata);
 void gk_client_set_event_handler(gk_client *c, gk_event_fn fn, void *userdata);
 
+/* Make waiting calls interruptible. Every system call is retried on EINTR,
+ * so a signal alone never fails a call; a caller that must stop waiting
+ * (gpukeeper run on SIGINT) passes a file descriptor here, e.g. a signalfd or
+ * the read end of a self-pipe its signal handler writes to. A call that is
+ * waiting when `fd` becomes readable (or hangs up) returns -ECANCELED without
+ * reading from it. Since the abandoned reply may still arrive, the connection
+ * is unusable afterwards: every later call returns -ECANCELED. -1 (the
+ * default) turns this off. The descriptor stays the caller's. */
+void gk_client_set_cancel_fd(gk_client *c, int fd);
+
 /* Describes a failed call; message is a human sentence from the daemon. */
 typedef struct gk_call_error {
         int code;          /* gk_error */

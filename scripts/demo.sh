@@ -1,0 +1,233 @@
+#!/bin/bash
+# Build gpukeeper and leave a running daemon to try it out: sudo scripts/demo.sh
+#
+# Installs missing Debian packages, builds into build/ (BUILD_DIR overrides),
+# then starts gpukeeperd in the background with its own config, socket, SQLite
+# database and log under the demo state directory (/run/gpukeeper-demo;
+# GPUKEEPER_DEMO_DIR overrides), and shows `gpukeeper status`. With an NVIDIA
+# driver installed it reads the real GPUs; without one it uses the NVML
+# simulator and the lab file sim/labs/lab4.json, and says so. The PIDs in that
+# lab are made up, so the demo starts one real idle process per lab process
+# (as the user who ran sudo, else nobody) and runs the simulator on a copy of
+# the lab that names their PIDs: status then shows real owners and commands.
+#
+#   sudo scripts/demo.sh          (re)start the demo daemon
+#   sudo scripts/demo.sh stop     stop it
+#
+# Running it again stops the previous demo daemon first.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+BUILD_DIR=${BUILD_DIR:-build}
+case "$BUILD_DIR" in /*) ;; *) BUILD_DIR="$ROOT/$BUILD_DIR" ;; esac
+DEMO_DIR=${GPUKEEPER_DEMO_DIR:-/run/gpukeeper-demo}
+GKD="$BUILD_DIR/src/daemon/gpukeeperd"
+GK="$BUILD_DIR/src/cli/gpukeeper"
+SIM_LIB="$BUILD_DIR/sim/libnvidia-ml-sim.so"
+SIM_LAB="$ROOT/sim/labs/lab4.json"
+CONFIG="$DEMO_DIR/gpukeeper.yaml"
+SOCKET="$DEMO_DIR/gpukeeper.sock"
+LOG="$DEMO_DIR/gpukeeperd.log"
+PIDFILE="$DEMO_DIR/gpukeeperd.pid"
+DEMO_LAB="$DEMO_DIR/lab.json"
+JOBS_FILE="$DEMO_DIR/jobs.pids"
+JOB_SCRIPT="$DEMO_DIR/train.py"
+PYTHON=/usr/bin/python3
+START_TIMEOUT_S=15
+
+die() {
+        echo "demo: $*" >&2
+        exit 1
+}
+
+show_log_tail() {
+        if [[ -s "$LOG" ]]; then
+                echo "---- last lines of $LOG ----" >&2
+                tail -n 25 "$LOG" >&2
+                echo "----" >&2
+        fi
+}
+
+# The PID of the running demo daemon, or nothing. The PID file alone is not
+# trusted: the process must still be a gpukeeperd started with our config.
+demo_pid() {
+        local pid cmdline
+        [[ -r "$PIDFILE" ]] || return 0
+        pid=$(<"$PIDFILE")
+        [[ "$pid" =~ ^[0-9]+$ ]] || return 0
+        cmdline=$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null) || return 0
+        if [[ "$cmdline" == *gpukeeperd*"--config $CONFIG"* ]]; then
+                echo "$pid"
+        fi
+}
+
+# Kill the demo's stand-in GPU jobs: only processes still running our script.
+stop_jobs() {
+        local pid
+        [[ -r "$JOBS_FILE" ]] || return 0
+        while read -r pid; do
+                [[ "$pid" =~ ^[0-9]+$ ]] || continue
+                if tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -F -- "$JOB_SCRIPT" >/dev/null; then
+                        kill -TERM "$pid" 2>/dev/null || true
+                fi
+        done <"$JOBS_FILE"
+        rm -f "$JOBS_FILE"
+}
+
+# Start one idle process per process in sim/labs/lab4.json, as user $1, and
+# write a copy of the lab with their PIDs in place of the made-up ones.
+start_jobs() {
+        local owner=$1 n i
+        local -a pids=()
+        n=$("$PYTHON" -c 'import json, sys
+print(sum(len(g.get("processes", [])) for g in json.load(open(sys.argv[1]))["gpus"]))' "$SIM_LAB") || return 1
+        printf '%s\n' '"""A stand-in GPU job of scripts/demo.sh: it only sleeps."""' \
+                'import time' 'time.sleep(7 * 86400)' >"$JOB_SCRIPT"
+        chmod 0644 "$JOB_SCRIPT"
+        for ((i = 1; i <= n; i++)); do
+                (exec setpriv --reuid="$owner" --regid="$(id -g "$owner")" --init-groups \
+                        setsid "$PYTHON" "$JOB_SCRIPT" --job "$i" </dev/null >/dev/null 2>&1) &
+                pids+=("$!")
+        done
+        printf '%s\n' "${pids[@]}" >"$JOBS_FILE"
+        "$PYTHON" -c 'import json, os, sys
+lab = json.load(open(sys.argv[1]))
+pids = iter(int(p) for p in sys.argv[3:])
+lab["comment"] = "Copy of " + sys.argv[1] + " by scripts/demo.sh, with the PIDs of real demo processes."
+for g in lab["gpus"]:
+    for p in g.get("processes", []):
+        p["pid"] = next(pids)
+tmp = sys.argv[2] + ".tmp"
+with open(tmp, "w") as f:
+    json.dump(lab, f, indent=1)
+os.rename(tmp, sys.argv[2])' "$SIM_LAB" "$DEMO_LAB" "${pids[@]}"
+}
+
+stop_demo() {
+        local pid i
+        stop_jobs
+        pid=$(demo_pid)
+        if [[ -z "$pid" ]]; then
+                rm -f "$PIDFILE"
+                return 0
+        fi
+        echo "demo: stopping gpukeeperd (pid $pid)"
+        kill -TERM "$pid" 2>/dev/null || true
+        for ((i = 0; i < 100; i++)); do
+                [[ -d "/proc/$pid" ]] || break
+                sleep 0.1
+        done
+        if [[ -d "/proc/$pid" ]]; then
+                echo "demo: gpukeeperd did not exit within 10 s of SIGTERM; killing it" >&2
+                kill -KILL "$pid" 2>/dev/null || true
+        fi
+        rm -f "$PIDFILE"
+}
+
+[[ $(id -u) -eq 0 ]] || die "run as root: sudo $0 ${*:-}"
+
+case "${1:-start}" in
+stop)
+        stop_demo
+        echo "demo: stopped"
+        exit 0
+        ;;
+start) ;;
+*)
+        echo "usage: $0 [start|stop]" >&2
+        exit 64
+        ;;
+esac
+
+"$ROOT/scripts/install-deps.sh"
+
+echo "demo: building in $BUILD_DIR"
+if [[ ! -f "$BUILD_DIR/build.ninja" ]]; then
+        meson setup "$BUILD_DIR" "$ROOT" >/dev/null || die "meson setup $BUILD_DIR failed"
+fi
+ninja -C "$BUILD_DIR" >/dev/null || die "build failed: run 'ninja -C $BUILD_DIR' to see why"
+[[ -x "$GKD" && -x "$GK" ]] || die "the build did not produce $GKD and $GK"
+
+stop_demo
+
+# Real NVML when the driver's library is installed, else the simulator.
+# (grep without -q: an early exit would fail ldconfig with SIGPIPE under pipefail.)
+sim_env=()
+if ldconfig -p | grep 'libnvidia-ml\.so\.1' >/dev/null; then
+        nvml_library=libnvidia-ml.so.1
+        echo "demo: NVIDIA driver found: reading the real GPUs through libnvidia-ml.so.1"
+else
+        [[ -f "$SIM_LIB" ]] || die "the simulator library $SIM_LIB was not built"
+        [[ -f "$SIM_LAB" ]] || die "the lab file $SIM_LAB is missing"
+        nvml_library=$SIM_LIB
+        echo "demo: No NVIDIA driver found: using the SIMULATED lab sim/labs/lab4.json"
+fi
+
+# Others must reach the socket in here (it is 0666); the log and config stay root's.
+install -d -m 0755 "$DEMO_DIR"
+
+if [[ "$nvml_library" == "$SIM_LIB" ]]; then
+        job_owner=${SUDO_USER:-nobody}
+        [[ "$job_owner" != root ]] || job_owner=nobody
+        start_jobs "$job_owner" || die "could not start the demo's stand-in GPU jobs"
+        sim_env=("GPUKEEPER_SIM_LAB=$DEMO_LAB")
+        echo "demo: the lab's GPU jobs run as real processes of user $job_owner (lab copy: $DEMO_LAB)"
+fi
+cat >"$CONFIG" <<EOF
+# Written by scripts/demo.sh; see gpukeeper.yaml(5).
+socket: $SOCKET
+state_dir: $DEMO_DIR
+nvml_library: $nvml_library
+sample_interval: 2s
+log_level: info
+EOF
+: >"$LOG"
+
+echo "demo: starting gpukeeperd --config $CONFIG (log: $LOG)"
+# setsid: the daemon gets its own session, so it outlives this script and the
+# terminal it runs in. exec keeps the PID that $! reports the daemon's.
+(exec env "${sim_env[@]}" setsid "$GKD" --config "$CONFIG" </dev/null >>"$LOG" 2>&1) &
+pid=$!
+echo "$pid" >"$PIDFILE"
+
+deadline=$((SECONDS + START_TIMEOUT_S))
+until [[ -S "$SOCKET" ]] && "$GK" --socket "$SOCKET" status --json >/dev/null 2>&1; do
+        if ! kill -0 "$pid" 2>/dev/null; then
+                rm -f "$PIDFILE"
+                stop_jobs
+                show_log_tail
+                die "gpukeeperd exited during start (log above)"
+        fi
+        if ((SECONDS >= deadline)); then
+                show_log_tail
+                stop_demo
+                die "gpukeeperd did not answer on $SOCKET within ${START_TIMEOUT_S} s (log above)"
+        fi
+        sleep 0.2
+done
+
+echo
+echo "\$ gpukeeper --socket $SOCKET status"
+if ! "$GK" --socket "$SOCKET" status; then
+        show_log_tail
+        stop_demo
+        die "gpukeeper status failed (daemon log above); the demo daemon was stopped"
+fi
+
+cat <<EOF
+
+demo: gpukeeperd is running (pid $pid) and stays running.
+  Use it (as any user):
+    export GPUKEEPER_SOCKET=$SOCKET
+    $GK status
+    $GK status --json
+  Daemon log:   $LOG
+  Reload config after editing $CONFIG:  sudo kill -HUP $pid
+  Stop it:      sudo scripts/demo.sh stop
+EOF
+if [[ "$nvml_library" == "$SIM_LIB" ]]; then
+        cat <<EOF
+  Simulated GPUs: edit $DEMO_LAB (replace it atomically, see sim/README.md);
+  the daemon picks the change up at its next sample.
+EOF
+fi

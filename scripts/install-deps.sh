@@ -1,0 +1,62 @@
+#!/bin/bash
+# Install the Debian 12 packages gpukeeper needs to build, run and test.
+#
+# Idempotent: only packages that are not installed yet are installed, and the
+# package lists are refreshed (apt-get update) only when something is
+# missing, so a second run on a ready machine does nothing and needs no
+# network. Runs unattended (no tty, no stdin). Must be root only when a
+# package is actually missing.
+set -euo pipefail
+
+# One package a line, with why it is here. Keep this the only list: README.md's
+# dependency table mirrors it.
+PACKAGES=(
+        meson           # build system (meson.build)
+        ninja-build     # backend meson drives
+        gcc             # C17 compiler; also provides the ASan/UBSan runtimes (libasan8, libubsan1)
+        libc6-dev       # C library headers (only a Recommends of gcc)
+        pkg-config      # lets meson find the libraries below
+        libjansson-dev  # JSON: socket protocol, status --json, simulator lab files
+        libyaml-dev     # YAML: daemon configuration (gpukeeper.yaml)
+        libsqlite3-dev  # SQLite: the daemon's state database (WAL)
+        libcmocka-dev   # unit tests (tests/unit)
+        libsystemd-dev  # sd-bus/sd-daemon: systemd slices and journald integration
+        python3         # integration tests, scripts/count-results.py, sim/gen-lab.py
+        python3-pytest  # integration tests (tests/integration)
+        passwd          # useradd: integration tests create real users gktest-alice/-bob
+        procps          # /bin/kill used by the unit file's ExecReload; ps for debugging
+        util-linux      # setsid (demo.sh starts the daemon in its own session)
+        groff-base      # renders the man pages (man, scripts/check-man.sh)
+        man-db          # man -l --warnings: man page checks in docs/meson.build
+)
+
+missing=()
+for pkg in "${PACKAGES[@]}"; do
+        status=$(dpkg-query -W -f='${db:Status-Status}' "$pkg" 2>/dev/null || true)
+        if [[ "$status" != "installed" ]]; then
+                missing+=("$pkg")
+        fi
+done
+
+if [[ ${#missing[@]} -eq 0 ]]; then
+        echo "install-deps: all ${#PACKAGES[@]} packages already installed"
+        exit 0
+fi
+
+if [[ $(id -u) -ne 0 ]]; then
+        echo "install-deps: missing packages: ${missing[*]}" >&2
+        echo "install-deps: run as root to install them: sudo $0" >&2
+        exit 1
+fi
+
+echo "install-deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+log=$(mktemp /tmp/gpukeeper-install-deps.XXXXXX)
+trap 'rm -f "$log"' EXIT
+if ! apt-get update -qq >"$log" 2>&1 </dev/null ||
+   ! apt-get install -y -qq --no-install-recommends "${missing[@]}" >>"$log" 2>&1 </dev/null; then
+        tail -n 30 "$log" >&2
+        echo "install-deps: apt-get failed (output above); check network access to the Debian mirror" >&2
+        exit 1
+fi
+echo "install-deps: done"

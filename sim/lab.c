@@ -1,0 +1,622 @@
+/* Lab file parsing for the NVML simulator, and the MIG profile tables.
+ *
+ * The parser is strict on purpose: unknown keys, wrong types, out-of-range
+ * numbers and dangling MIG references are errors that name the offending
+ * element ("gpus[2].processes[0]: unknown key \"used_mb\""), because a lab
+ * that silently means something else would make a test pass for the wrong
+ * reason. */
+#include "lab.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "basic/macro.h"
+
+/* `nvidia-smi mig -lgip` of each model (memory rounded to MiB as NVML
+ * reports memorySizeMB). Profile indexes are nvml.h's
+ * NVML_GPU_INSTANCE_PROFILE_1_SLICE (0x0) … _1_SLICE_REV2 (0x9). */
+static const SimMigProfile a100_80gb_profiles[] = {
+        { 0x0, "1g.10gb", 19, 1, 7, 14, 1, 0, 0, 0, 0, 9728 },
+        { 0x1, "2g.20gb", 14, 2, 3, 28, 2, 1, 0, 0, 0, 19968 },
+        { 0x2, "3g.40gb", 9, 3, 2, 42, 3, 2, 0, 0, 0, 40192 },
+        { 0x3, "4g.40gb", 5, 4, 1, 56, 4, 2, 0, 0, 0, 40192 },
+        { 0x4, "7g.80gb", 0, 7, 1, 98, 7, 5, 0, 1, 1, 80896 },
+        { 0x7, "1g.10gb+me", 20, 1, 1, 14, 1, 1, 0, 1, 1, 9728 },
+        { 0x9, "1g.20gb", 15, 1, 4, 14, 1, 1, 0, 0, 0, 19968 },
+};
+
+static const SimMigProfile a100_40gb_profiles[] = {
+        { 0x0, "1g.5gb", 19, 1, 7, 14, 1, 0, 0, 0, 0, 4864 },
+        { 0x1, "2g.10gb", 14, 2, 3, 28, 2, 1, 0, 0, 0, 9856 },
+        { 0x2, "3g.20gb", 9, 3, 2, 42, 3, 2, 0, 0, 0, 19968 },
+        { 0x3, "4g.20gb", 5, 4, 1, 56, 4, 2, 0, 0, 0, 19968 },
+        { 0x4, "7g.40gb", 0, 7, 1, 98, 7, 5, 0, 1, 1, 40192 },
+        { 0x7, "1g.5gb+me", 20, 1, 1, 14, 1, 1, 0, 1, 1, 4864 },
+        { 0x9, "1g.10gb", 15, 1, 4, 14, 1, 1, 0, 0, 0, 9856 },
+};
+
+static const SimMigProfile h100_80gb_profiles[] = {
+        { 0x0, "1g.10gb", 19, 1, 7, 16, 1, 1, 0, 1, 0, 9984 },
+        { 0x1, "2g.20gb", 14, 2, 3, 32, 2, 2, 0, 2, 0, 20096 },
+        { 0x2, "3g.40gb", 9, 3, 2, 60, 3, 3, 0, 3, 0, 40448 },
+        { 0x3, "4g.40gb", 5, 4, 1, 64, 4, 4, 0, 4, 0, 40448 },
+        { 0x4, "7g.80gb", 0, 7, 1, 132, 8, 7, 0, 7, 1, 80896 },
+        { 0x7, "1g.10gb+me", 20, 1, 1, 16, 1, 1, 0, 1, 1, 9984 },
+        { 0x9, "1g.20gb", 15, 1, 4, 26, 1, 1, 0, 1, 0, 20096 },
+};
+
+static const SimMigProfile *profile_table(SimFamily family, size_t *ret_n)
+{
+        switch (family) {
+        case SIM_FAMILY_A100_40GB:
+                *ret_n = ELEMENTSOF(a100_40gb_profiles);
+                return a100_40gb_profiles;
+        case SIM_FAMILY_H100_80GB:
+                *ret_n = ELEMENTSOF(h100_80gb_profiles);
+                return h100_80gb_profiles;
+        case SIM_FAMILY_A100_80GB:
+        default:
+                *ret_n = ELEMENTSOF(a100_80gb_profiles);
+                return a100_80gb_profiles;
+        }
+}
+
+const SimMigProfile *sim_mig_profile_by_index(SimFamily family, unsigned profile_index)
+{
+        size_t n;
+        const SimMigProfile *t = profile_table(family, &n);
+
+        for (size_t i = 0; i < n; i++)
+                if (t[i].profile_index == profile_index)
+                        return &t[i];
+        return NULL;
+}
+
+const SimMigProfile *sim_mig_profile_by_name(SimFamily family, const char *name)
+{
+        size_t n;
+        const SimMigProfile *t = profile_table(family, &n);
+
+        for (size_t i = 0; i < n; i++)
+                if (strcmp(t[i].name, name) == 0)
+                        return &t[i];
+        return NULL;
+}
+
+/* The MIG profile table follows the marketing name, as NVML's does. */
+static SimFamily family_from_name(const char *name)
+{
+        if (strstr(name, "H100"))
+                return SIM_FAMILY_H100_80GB;
+        if (strstr(name, "A100") && strstr(name, "40GB"))
+                return SIM_FAMILY_A100_40GB;
+        return SIM_FAMILY_A100_80GB;
+}
+
+int sim_errors_lookup(const SimErrors *errors, const char *function)
+{
+        const char *v = strstr(function, "_v");
+        size_t base_len = v ? (size_t)(v - function) : strlen(function);
+
+        for (size_t i = 0; i < errors->n; i++)
+                if (strcmp(errors->entries[i].function, function) == 0)
+                        return errors->entries[i].code;
+        for (size_t i = 0; i < errors->n; i++)
+                if (strlen(errors->entries[i].function) == base_len &&
+                    strncmp(errors->entries[i].function, function, base_len) == 0)
+                        return errors->entries[i].code;
+        return 0;
+}
+
+static void file_id_from_stat(const struct stat *st, SimFileId *ret)
+{
+        *ret = (SimFileId) {
+                .valid = true,
+                .dev = st->st_dev,
+                .ino = st->st_ino,
+                .size = (uint64_t)st->st_size,
+                .mtime_sec = st->st_mtim.tv_sec,
+                .mtime_nsec = st->st_mtim.tv_nsec,
+        };
+}
+
+int sim_file_id_get(const char *path, SimFileId *ret)
+{
+        struct stat st;
+
+        if (stat(path, &st) < 0)
+                return negative_errno();
+        file_id_from_stat(&st, ret);
+        return 0;
+}
+
+bool sim_file_id_equal(const SimFileId *a, const SimFileId *b)
+{
+        return a->valid && b->valid && a->dev == b->dev && a->ino == b->ino &&
+               a->size == b->size && a->mtime_sec == b->mtime_sec &&
+               a->mtime_nsec == b->mtime_nsec;
+}
+
+void sim_lab_free(SimLab *lab)
+{
+        if (!lab)
+                return;
+        for (size_t i = 0; i < lab->n_gpus; i++)
+                free(lab->gpus[i].processes);
+        free(lab->gpus);
+        free(lab);
+}
+
+DEFINE_TRIVIAL_CLEANUP_FUNC(SimLab *, sim_lab_free);
+
+/* Parsing state: where the error message goes and which element we are in. */
+typedef struct Parser {
+        char *error;
+        size_t error_size;
+        char where[96];
+} Parser;
+
+static int fail(Parser *p, const char *fmt, ...) _printf_(2, 3);
+static int fail(Parser *p, const char *fmt, ...)
+{
+        char msg[256];
+        va_list ap;
+
+        va_start(ap, fmt);
+        vsnprintf(msg, sizeof(msg), fmt, ap);
+        va_end(ap);
+        snprintf(p->error, p->error_size, "%s%s%s", p->where, p->where[0] ? ": " : "", msg);
+        return -EINVAL;
+}
+
+/* Every object may carry a free-form "comment"; anything else must be in `keys`. */
+static int check_keys(Parser *p, json_t *obj, const char *const *keys)
+{
+        const char *key;
+        json_t *value;
+
+        json_object_foreach(obj, key, value) {
+                bool known = strcmp(key, "comment") == 0;
+
+                for (size_t i = 0; !known && keys[i]; i++)
+                        known = strcmp(key, keys[i]) == 0;
+                if (!known)
+                        return fail(p, "unknown key \"%s\"", key);
+        }
+        return 0;
+}
+
+/* Read an integer in [0, max]; absent keys leave *ret alone unless `required`. */
+static int get_uint(Parser *p, json_t *obj, const char *key, bool required, uint64_t max,
+                    uint64_t *ret)
+{
+        json_t *v = json_object_get(obj, key);
+
+        if (!v) {
+                if (required)
+                        return fail(p, "\"%s\" is required", key);
+                return 0;
+        }
+        if (!json_is_integer(v) || json_integer_value(v) < 0 ||
+            (uint64_t)json_integer_value(v) > max)
+                return fail(p, "\"%s\" must be an integer from 0 to %llu", key,
+                            (unsigned long long)max);
+        *ret = (uint64_t)json_integer_value(v);
+        return 0;
+}
+
+static int get_unsigned(Parser *p, json_t *obj, const char *key, bool required, unsigned max,
+                        unsigned *ret)
+{
+        uint64_t v = *ret;
+        int r = get_uint(p, obj, key, required, max, &v);
+
+        if (r < 0)
+                return r;
+        *ret = (unsigned)v;
+        return 0;
+}
+
+static int get_bool(Parser *p, json_t *obj, const char *key, bool *ret)
+{
+        json_t *v = json_object_get(obj, key);
+
+        if (!v)
+                return 0;
+        if (!json_is_boolean(v))
+                return fail(p, "\"%s\" must be true or false", key);
+        *ret = json_is_true(v);
+        return 0;
+}
+
+static int get_string(Parser *p, json_t *obj, const char *key, bool required, char *buf,
+                      size_t size)
+{
+        json_t *v = json_object_get(obj, key);
+
+        if (!v) {
+                if (required)
+                        return fail(p, "\"%s\" is required", key);
+                return 0;
+        }
+        if (!json_is_string(v) || json_string_length(v) == 0 || json_string_length(v) >= size ||
+            strlen(json_string_value(v)) != json_string_length(v))
+                return fail(p, "\"%s\" must be a non-empty string shorter than %zu bytes", key,
+                            size);
+        memcpy(buf, json_string_value(v), json_string_length(v) + 1);
+        return 0;
+}
+
+static int parse_errors(Parser *p, json_t *obj, SimErrors *ret)
+{
+        json_t *errors = json_object_get(obj, "errors");
+        const char *key;
+        json_t *value;
+
+        ret->n = 0;
+        if (!errors)
+                return 0;
+        if (!json_is_object(errors))
+                return fail(p, "\"errors\" must be an object of NVML function name → code");
+        if (json_object_size(errors) > SIM_MAX_ERRORS)
+                return fail(p, "\"errors\" has more than %d entries", SIM_MAX_ERRORS);
+        json_object_foreach(errors, key, value) {
+                SimError *e = &ret->entries[ret->n];
+
+                if (strncmp(key, "nvml", 4) != 0 || strlen(key) >= sizeof(e->function))
+                        return fail(p, "\"errors\" key \"%s\" is not an NVML function name", key);
+                if (!json_is_integer(value) || json_integer_value(value) <= 0 ||
+                    json_integer_value(value) > 999)
+                        return fail(p, "\"errors\".\"%s\" must be an NVML return code 1..999",
+                                    key);
+                strcpy(e->function, key);
+                e->code = (int)json_integer_value(value);
+                ret->n++;
+        }
+        return 0;
+}
+
+static int parse_instance(Parser *p, json_t *obj, SimFamily family, SimInstance *ret)
+{
+        static const char *const keys[] = { "gi",        "ci",     "profile",
+                                            "uuid",      "memory_total_mib",
+                                            "memory_used_mib", "errors", NULL };
+        SimInstance in = {};
+        uint64_t used = 0;
+        int r;
+
+        if (!json_is_object(obj))
+                return fail(p, "must be an object");
+        r = check_keys(p, obj, keys);
+        if (r < 0)
+                return r;
+        if ((r = get_unsigned(p, obj, "gi", true, 0xFFFFFFFEu, &in.gi)) < 0 ||
+            (r = get_unsigned(p, obj, "ci", false, 0xFFFFFFFEu, &in.ci)) < 0 ||
+            (r = get_string(p, obj, "profile", true, in.profile, sizeof(in.profile))) < 0 ||
+            (r = get_string(p, obj, "uuid", true, in.uuid, sizeof(in.uuid))) < 0)
+                return r;
+        if (strncmp(in.uuid, "MIG-", 4) != 0)
+                return fail(p, "\"uuid\" must start with \"MIG-\"");
+
+        const SimMigProfile *profile = sim_mig_profile_by_name(family, in.profile);
+        if (profile)
+                in.memory_total_mib = profile->memory_mib;
+        if ((r = get_uint(p, obj, "memory_total_mib", !profile, UINT32_MAX, &in.memory_total_mib)) < 0)
+                return r;
+        if (json_object_get(obj, "memory_used_mib")) {
+                if ((r = get_uint(p, obj, "memory_used_mib", true, UINT32_MAX, &used)) < 0)
+                        return r;
+                in.has_memory_used = true;
+                in.memory_used_mib = used;
+        }
+        r = parse_errors(p, obj, &in.errors);
+        if (r < 0)
+                return r;
+        *ret = in;
+        return 0;
+}
+
+static int parse_mig(Parser *p, json_t *mig, SimGpu *gpu)
+{
+        static const char *const keys[] = { "enabled", "instances", NULL };
+        char where[sizeof(p->where)];
+        json_t *instances, *v;
+        size_t i;
+        int r;
+
+        if (!json_is_object(mig))
+                return fail(p, "\"mig\" must be an object");
+        r = check_keys(p, mig, keys);
+        if (r < 0)
+                return r;
+        gpu->mig_capable = true;
+        if ((r = get_bool(p, mig, "enabled", &gpu->mig_enabled)) < 0)
+                return r;
+        instances = json_object_get(mig, "instances");
+        if (!instances)
+                return 0;
+        if (!json_is_array(instances))
+                return fail(p, "\"mig.instances\" must be an array");
+        if (json_array_size(instances) > SIM_MAX_MIG)
+                return fail(p, "\"mig.instances\" has more than %d entries", SIM_MAX_MIG);
+
+        memcpy(where, p->where, sizeof(where));
+        json_array_foreach(instances, i, v) {
+                snprintf(p->where, sizeof(p->where), "%s.mig.instances[%zu]", where, i);
+                r = parse_instance(p, v, gpu->family, &gpu->instances[i]);
+                if (r < 0)
+                        return r;
+                for (size_t j = 0; j < i; j++) {
+                        if (gpu->instances[j].gi == gpu->instances[i].gi &&
+                            gpu->instances[j].ci == gpu->instances[i].ci)
+                                return fail(p, "gi %u / ci %u appears twice",
+                                            gpu->instances[i].gi, gpu->instances[i].ci);
+                        if (strcmp(gpu->instances[j].uuid, gpu->instances[i].uuid) == 0)
+                                return fail(p, "uuid %s appears twice", gpu->instances[i].uuid);
+                }
+        }
+        memcpy(p->where, where, sizeof(where));
+        /* Instances of a GPU whose MIG mode is off do not exist as far as NVML
+         * can tell; they are still validated so a typo does not hide until
+         * a test flips "enabled". */
+        gpu->n_instances = gpu->mig_enabled ? json_array_size(instances) : 0;
+        return 0;
+}
+
+static int parse_process(Parser *p, json_t *obj, const SimGpu *gpu, SimProcess *ret)
+{
+        static const char *const keys[] = { "pid",      "used_mib", "gi",  "ci",
+                                            "sm_util",  "mem_util", "type", NULL };
+        SimProcess pr = { .used_known = true, .instance = -1, .types = SIM_PROCESS_COMPUTE };
+        json_t *used, *type;
+        int r;
+
+        if (!json_is_object(obj))
+                return fail(p, "must be an object");
+        r = check_keys(p, obj, keys);
+        if (r < 0)
+                return r;
+        if ((r = get_unsigned(p, obj, "pid", true, 0x7FFFFFFF, &pr.pid)) < 0 ||
+            (r = get_unsigned(p, obj, "sm_util", false, 100, &pr.sm_util)) < 0 ||
+            (r = get_unsigned(p, obj, "mem_util", false, 100, &pr.mem_util)) < 0)
+                return r;
+        if (pr.pid == 0)
+                return fail(p, "\"pid\" must be positive");
+
+        used = json_object_get(obj, "used_mib");
+        if (json_is_null(used))
+                pr.used_known = false;
+        else if ((r = get_uint(p, obj, "used_mib", false, UINT32_MAX, &pr.used_mib)) < 0)
+                return r;
+
+        type = json_object_get(obj, "type");
+        if (type) {
+                const char *t = json_string_value(type);
+
+                if (t && strcmp(t, "compute") == 0)
+                        pr.types = SIM_PROCESS_COMPUTE;
+                else if (t && strcmp(t, "graphics") == 0)
+                        pr.types = SIM_PROCESS_GRAPHICS;
+                else if (t && strcmp(t, "both") == 0)
+                        pr.types = SIM_PROCESS_COMPUTE | SIM_PROCESS_GRAPHICS;
+                else
+                        return fail(p, "\"type\" must be \"compute\", \"graphics\" or \"both\"");
+        }
+
+        bool has_gi = json_object_get(obj, "gi"), has_ci = json_object_get(obj, "ci");
+        if (has_gi != has_ci)
+                return fail(p, "\"gi\" and \"ci\" go together");
+        if (has_gi) {
+                unsigned gi = 0, ci = 0;
+
+                if ((r = get_unsigned(p, obj, "gi", true, 0xFFFFFFFEu, &gi)) < 0 ||
+                    (r = get_unsigned(p, obj, "ci", true, 0xFFFFFFFEu, &ci)) < 0)
+                        return r;
+                for (size_t i = 0; i < gpu->n_instances; i++)
+                        if (gpu->instances[i].gi == gi && gpu->instances[i].ci == ci)
+                                pr.instance = (int)i;
+                if (pr.instance < 0)
+                        return fail(p, "no MIG instance gi %u / ci %u on this GPU (is MIG enabled?)",
+                                    gi, ci);
+        } else if (gpu->mig_enabled)
+                return fail(p, "a process on a MIG-enabled GPU needs \"gi\" and \"ci\"");
+
+        *ret = pr;
+        return 0;
+}
+
+static int parse_gpu(Parser *p, json_t *obj, unsigned index, SimGpu *gpu)
+{
+        static const char *const keys[] = {
+                "name",          "uuid",        "pci_bus_id",      "pci_device_id",
+                "pci_subsystem_id", "minor",    "memory_total_mib", "memory_used_mib",
+                "memory_reserved_mib", "utilization_gpu", "utilization_memory",
+                "temperature_c", "power_mw",    "energy_mj",       "lost",
+                "xid",           "mig",         "processes",       "errors",
+                NULL,
+        };
+        char where[sizeof(p->where)];
+        json_t *mig, *processes, *v;
+        unsigned function;
+        size_t i;
+        int r, n;
+
+        if (!json_is_object(obj))
+                return fail(p, "must be an object");
+        r = check_keys(p, obj, keys);
+        if (r < 0)
+                return r;
+
+        gpu->minor = index;
+        if ((r = get_string(p, obj, "name", true, gpu->name, sizeof(gpu->name))) < 0 ||
+            (r = get_string(p, obj, "uuid", true, gpu->uuid, sizeof(gpu->uuid))) < 0 ||
+            (r = get_string(p, obj, "pci_bus_id", true, gpu->pci_bus_id, sizeof(gpu->pci_bus_id))) < 0 ||
+            (r = get_unsigned(p, obj, "pci_device_id", false, UINT32_MAX, &gpu->pci_device_id)) < 0 ||
+            (r = get_unsigned(p, obj, "pci_subsystem_id", false, UINT32_MAX, &gpu->pci_subsystem_id)) < 0 ||
+            (r = get_unsigned(p, obj, "minor", false, 254, &gpu->minor)) < 0 ||
+            (r = get_uint(p, obj, "memory_total_mib", true, UINT32_MAX, &gpu->memory_total_mib)) < 0 ||
+            (r = get_uint(p, obj, "memory_reserved_mib", false, UINT32_MAX, &gpu->memory_reserved_mib)) < 0 ||
+            (r = get_unsigned(p, obj, "utilization_gpu", false, 100, &gpu->utilization_gpu)) < 0 ||
+            (r = get_unsigned(p, obj, "utilization_memory", false, 100, &gpu->utilization_memory)) < 0 ||
+            (r = get_unsigned(p, obj, "temperature_c", false, 200, &gpu->temperature_c)) < 0 ||
+            (r = get_unsigned(p, obj, "power_mw", false, 10000000, &gpu->power_mw)) < 0 ||
+            (r = get_uint(p, obj, "energy_mj", false, INT64_MAX, &gpu->energy_mj)) < 0 ||
+            (r = get_bool(p, obj, "lost", &gpu->lost)) < 0 ||
+            (r = get_uint(p, obj, "xid", false, UINT32_MAX, &gpu->xid)) < 0)
+                return r;
+        if (strncmp(gpu->uuid, "GPU-", 4) != 0)
+                return fail(p, "\"uuid\" must start with \"GPU-\"");
+        n = 0;
+        if (sscanf(gpu->pci_bus_id, "%x:%x:%x.%x%n", &gpu->pci_domain, &gpu->pci_bus,
+                   &gpu->pci_device, &function, &n) != 4 ||
+            (size_t)n != strlen(gpu->pci_bus_id) || gpu->pci_domain > 0xFFFF ||
+            gpu->pci_bus > 0xFF || gpu->pci_device > 0x1F || function > 7)
+                return fail(p, "\"pci_bus_id\" must look like \"00000000:07:00.0\"");
+        if (json_object_get(obj, "memory_used_mib")) {
+                if ((r = get_uint(p, obj, "memory_used_mib", true, UINT32_MAX, &gpu->memory_used_mib)) < 0)
+                        return r;
+                gpu->has_memory_used = true;
+        }
+        gpu->family = family_from_name(gpu->name);
+
+        mig = json_object_get(obj, "mig");
+        if (mig && (r = parse_mig(p, mig, gpu)) < 0)
+                return r;
+
+        processes = json_object_get(obj, "processes");
+        if (processes) {
+                if (!json_is_array(processes))
+                        return fail(p, "\"processes\" must be an array");
+                if (json_array_size(processes) > SIM_MAX_PROCESSES_PER_GPU)
+                        return fail(p, "\"processes\" has more than %d entries",
+                                    SIM_MAX_PROCESSES_PER_GPU);
+                if (json_array_size(processes) > 0) {
+                        gpu->processes = calloc(json_array_size(processes), sizeof(SimProcess));
+                        if (!gpu->processes)
+                                return -ENOMEM;
+                }
+                memcpy(where, p->where, sizeof(where));
+                json_array_foreach(processes, i, v) {
+                        snprintf(p->where, sizeof(p->where), "%s.processes[%zu]", where, i);
+                        r = parse_process(p, v, gpu, &gpu->processes[i]);
+                        if (r < 0)
+                                return r;
+                        gpu->n_processes++;
+                }
+                memcpy(p->where, where, sizeof(where));
+        }
+        return parse_errors(p, obj, &gpu->errors);
+}
+
+static int parse_lab(Parser *p, json_t *root, const char *default_driver_version,
+                     SimLab **ret)
+{
+        static const char *const keys[] = { "driver_version", "gpus", "errors", NULL };
+        _cleanup_(sim_lab_freep) SimLab *lab = NULL;
+        json_t *gpus, *v;
+        size_t i;
+        int r;
+
+        if (!json_is_object(root))
+                return fail(p, "the lab must be a JSON object");
+        r = check_keys(p, root, keys);
+        if (r < 0)
+                return r;
+
+        lab = calloc(1, sizeof(*lab));
+        if (!lab)
+                return -ENOMEM;
+        snprintf(lab->driver_version, sizeof(lab->driver_version), "%s", default_driver_version);
+        if ((r = get_string(p, root, "driver_version", false, lab->driver_version,
+                            sizeof(lab->driver_version))) < 0 ||
+            (r = parse_errors(p, root, &lab->errors)) < 0)
+                return r;
+
+        gpus = json_object_get(root, "gpus");
+        if (!json_is_array(gpus))
+                return fail(p, "\"gpus\" must be an array");
+        if (json_array_size(gpus) > SIM_MAX_GPUS)
+                return fail(p, "\"gpus\" has more than %d entries", SIM_MAX_GPUS);
+        if (json_array_size(gpus) > 0) {
+                lab->gpus = calloc(json_array_size(gpus), sizeof(SimGpu));
+                if (!lab->gpus)
+                        return -ENOMEM;
+        }
+        json_array_foreach(gpus, i, v) {
+                snprintf(p->where, sizeof(p->where), "gpus[%zu]", i);
+                /* Count it first so sim_lab_free() releases a half-parsed GPU. */
+                lab->n_gpus++;
+                r = parse_gpu(p, v, (unsigned)i, &lab->gpus[i]);
+                if (r < 0)
+                        return r;
+                for (size_t j = 0; j < i; j++)
+                        if (strcmp(lab->gpus[j].uuid, lab->gpus[i].uuid) == 0)
+                                return fail(p, "uuid %s appears twice", lab->gpus[i].uuid);
+        }
+        p->where[0] = '\0';
+        *ret = TAKE_PTR(lab);
+        return 0;
+}
+
+int sim_lab_load(const char *path, const char *default_driver_version, SimLab **ret_lab,
+                 SimFileId *ret_id, char *error, size_t error_size)
+{
+        Parser p = { .error = error, .error_size = error_size };
+        _cleanup_close_ int fd = -1;
+        json_auto_t *root = NULL; /* jansson's own cleanup attribute */
+        json_error_t jerr;
+        struct stat st;
+        SimLab *lab = NULL;
+        int r;
+
+        error[0] = '\0';
+        fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+        if (fd < 0) {
+                r = negative_errno();
+                snprintf(error, error_size, "cannot open lab file %s: %s", path, strerror(-r));
+                return r;
+        }
+        if (fstat(fd, &st) < 0) {
+                r = negative_errno();
+                snprintf(error, error_size, "cannot stat lab file %s: %s", path, strerror(-r));
+                return r;
+        }
+        /* Identity of what we are about to read, not of what the path names
+         * later: a rename racing with us then shows up as a change next call. */
+        file_id_from_stat(&st, ret_id);
+        if (!S_ISREG(st.st_mode)) {
+                snprintf(error, error_size, "lab file %s is not a regular file", path);
+                return -EINVAL;
+        }
+        if ((uint64_t)st.st_size > SIM_MAX_LAB_BYTES) {
+                snprintf(error, error_size, "lab file %s is larger than %u bytes", path,
+                         SIM_MAX_LAB_BYTES);
+                return -EFBIG;
+        }
+        root = json_loadfd(fd, JSON_REJECT_DUPLICATES, &jerr);
+        if (!root) {
+                snprintf(error, error_size, "lab file %s:%d: %s", path, jerr.line, jerr.text);
+                return -EINVAL;
+        }
+        r = parse_lab(&p, root, default_driver_version, &lab);
+        if (r < 0) {
+                if (r == -ENOMEM)
+                        snprintf(error, error_size, "out of memory parsing %s", path);
+                else {
+                        char msg[256];
+
+                        snprintf(msg, sizeof(msg), "%s", error);
+                        snprintf(error, error_size, "lab file %s: %s", path, msg);
+                }
+                return r;
+        }
+        *ret_lab = lab;
+        return 0;
+}

@@ -1,0 +1,1058 @@
+/* The NVML simulator: a shared library with NVML's ABI whose GPUs, MIG
+ * instances and processes come from a JSON lab file ($GPUKEEPER_SIM_LAB).
+ *
+ * The daemon's NVML binding dlopen()s it instead of libnvidia-ml.so.1 and
+ * runs unchanged, so the simulator's job is to reproduce the driver's
+ * behaviour down to the quirks the binding must handle: versioned symbols
+ * that exist or not (SIM_VARIANT picks the driver generation), struct sizes
+ * per symbol version, the INSUFFICIENT_SIZE protocol, the nvmlMemory_v2
+ * version word, MIG handles, lost GPUs and injected errors.
+ *
+ * NVML is a process-wide library (nvmlInit refcount, handles valid until
+ * nvmlShutdown), so unlike the rest of gpukeeper this file has global state:
+ * one struct guarded by one mutex. Device handles point into fixed slot
+ * arrays so they stay valid across lab reloads; a slot remembers the UUID it
+ * was handed out for and refuses calls once the lab no longer has that
+ * device there. */
+#include "nvml-sim.h"
+
+#include <limits.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "basic/macro.h"
+#include "lab.h"
+
+#define SIM_VARIANT_MODERN 1
+#define SIM_VARIANT_535 2
+#define SIM_VARIANT_LEGACY 3
+
+#if SIM_VARIANT == SIM_VARIANT_MODERN
+#define SIM_DEFAULT_DRIVER_VERSION "550.54.15"
+#elif SIM_VARIANT == SIM_VARIANT_535
+/* Inside 535.43–535.85, the range whose _v3 process calls write 32-byte entries. */
+#define SIM_DEFAULT_DRIVER_VERSION "535.54.03"
+#elif SIM_VARIANT == SIM_VARIANT_LEGACY
+#define SIM_DEFAULT_DRIVER_VERSION "418.226.00"
+#else
+#error "SIM_VARIANT must be SIM_VARIANT_MODERN, SIM_VARIANT_535 or SIM_VARIANT_LEGACY"
+#endif
+
+/* Every variant but the legacy one has versioned symbols and MIG. */
+#define SIM_HAS_VERSIONED (SIM_VARIANT != SIM_VARIANT_LEGACY)
+
+#define SIM_EVENT_QUEUE 64
+/* nvmlEventSetWait honours its timeout only up to this, so a test never
+ * blocks long; it polls the lab file meanwhile so an Xid written during the
+ * wait is delivered by it. */
+#define SIM_WAIT_CAP_MS 200
+#define SIM_WAIT_STEP_MS 10
+#define SIM_MIB (1024ull * 1024ull)
+
+/* nvml.h event type bits (nvmlEventType*); only the Xid one is ever raised. */
+#define SIM_EVENT_TYPES_KNOWN 0x7Full
+
+/* A device handle. nvmlDevice_t is an opaque pointer in nvml.h; ours points here. */
+struct nvmlDevice_st {
+        unsigned gpu;            /* index in the lab's "gpus" */
+        unsigned mig;            /* 0: the whole GPU; n: MIG device index n-1 */
+        char uuid[SIM_UUID_MAX]; /* what it was handed out for; "" if never */
+};
+
+struct nvmlEventSet_st {
+        struct nvmlEventSet_st *next;
+        uint64_t xid_gpus; /* bit i: GPU i registered for Xid events */
+        nvmlEventData_t queue[SIM_EVENT_QUEUE];
+        size_t head, len;
+};
+
+static struct {
+        pthread_mutex_t lock;
+        unsigned refcount;
+        char path[PATH_MAX];
+        SimLab *lab;
+        SimFileId id; /* of the file last parsed, successfully or not */
+        uint64_t xid_delivered[SIM_MAX_GPUS];
+        struct nvmlDevice_st handles[SIM_MAX_GPUS][1 + SIM_MAX_MIG];
+        struct nvmlEventSet_st *sets;
+} sim = { .lock = PTHREAD_MUTEX_INITIALIZER };
+
+static pthread_mutex_t *sim_lock(void)
+{
+        pthread_mutex_lock(&sim.lock);
+        return &sim.lock;
+}
+
+static void sim_unlockp(pthread_mutex_t **m)
+{
+        if (*m)
+                pthread_mutex_unlock(*m);
+}
+
+#define LOCKED _cleanup_(sim_unlockp) _unused_ pthread_mutex_t *_locked = sim_lock()
+
+static void queue_event(struct nvmlEventSet_st *set, unsigned gpu, uint64_t xid)
+{
+        /* A full queue drops the new event, as a driver that is not read from would. */
+        if (set->len >= SIM_EVENT_QUEUE)
+                return;
+        set->queue[(set->head + set->len) % SIM_EVENT_QUEUE] = (nvmlEventData_t) {
+                .device = &sim.handles[gpu][0],
+                .eventType = NVML_EVENT_TYPE_XID_CRITICAL_ERROR,
+                .eventData = xid,
+                .gpuInstanceId = NVML_INSTANCE_ID_NONE,
+                .computeInstanceId = NVML_INSTANCE_ID_NONE,
+        };
+        set->len++;
+}
+
+/* Queue one Xid event per GPU whose "xid" became a non-zero value other
+ * than the one delivered last. With `baseline`, only remember the values:
+ * an Xid already in the lab when NVML starts happened before anyone listened. */
+static void deliver_xids(bool baseline)
+{
+        for (size_t i = 0; i < sim.lab->n_gpus; i++) {
+                uint64_t xid = sim.lab->gpus[i].xid;
+
+                if (baseline) {
+                        sim.xid_delivered[i] = xid;
+                        continue;
+                }
+                if (xid == 0 || xid == sim.xid_delivered[i])
+                        continue;
+                sim.xid_delivered[i] = xid;
+                for (struct nvmlEventSet_st *s = sim.sets; s; s = s->next)
+                        if (s->xid_gpus & (1ull << i))
+                                queue_event(s, (unsigned)i, xid);
+        }
+}
+
+/* Re-parse the lab if the file changed since we last read it. A lab that no
+ * longer parses is reported once and the previous one stays in effect. */
+static void refresh(void)
+{
+        SimFileId now, id;
+        char error[512];
+        SimLab *lab;
+
+        if (sim_file_id_get(sim.path, &now) < 0 || sim_file_id_equal(&now, &sim.id))
+                return;
+        id = now;
+        if (sim_lab_load(sim.path, SIM_DEFAULT_DRIVER_VERSION, &lab, &id, error, sizeof(error)) < 0) {
+                fprintf(stderr, "gpukeeper-nvml-sim: keeping the previous lab: %s\n", error);
+                sim.id = id;
+                return;
+        }
+        sim_lab_free(sim.lab);
+        sim.lab = lab;
+        sim.id = id;
+        deliver_xids(false);
+}
+
+/* Entry-point prologue for calls that take no device: initialised, lab
+ * current, and no error injected for `function`. */
+static nvmlReturn_t begin(const char *function)
+{
+        if (sim.refcount == 0)
+                return NVML_ERROR_UNINITIALIZED;
+        refresh();
+        return sim_errors_lookup(&sim.lab->errors, function);
+}
+
+/* What a device handle resolves to for one call. */
+typedef struct Target {
+        unsigned index;
+        SimGpu *gpu;
+        SimInstance *instance; /* NULL for a whole-GPU handle */
+        int instance_index;    /* -1 for a whole-GPU handle */
+} Target;
+
+static struct nvmlDevice_st *handle_slot(nvmlDevice_t device)
+{
+        uintptr_t p = (uintptr_t)device, base = (uintptr_t)&sim.handles[0][0];
+        size_t n = sizeof(sim.handles) / sizeof(sim.handles[0][0]);
+
+        if (p < base || p >= base + n * sizeof(sim.handles[0][0]) ||
+            (p - base) % sizeof(sim.handles[0][0]) != 0)
+                return NULL;
+        return device;
+}
+
+/* Entry-point prologue for calls on a device handle. Order of checks as in
+ * NVML: initialised, handle valid, GPU not lost, then injected errors (the
+ * GPU's own for a whole-GPU handle, the instance's for a MIG handle, and the
+ * top-level ones for every call). */
+static nvmlReturn_t begin_device(const char *function, nvmlDevice_t device, Target *ret)
+{
+        struct nvmlDevice_st *slot;
+        nvmlReturn_t r;
+        Target t = { .instance_index = -1 };
+
+        r = begin(function);
+        if (r != NVML_SUCCESS)
+                return r;
+        slot = handle_slot(device);
+        if (!slot || slot->uuid[0] == '\0')
+                return NVML_ERROR_INVALID_ARGUMENT;
+        if (slot->gpu >= sim.lab->n_gpus)
+                return slot->mig ? NVML_ERROR_INVALID_ARGUMENT : NVML_ERROR_GPU_NOT_FOUND;
+        t.index = slot->gpu;
+        t.gpu = &sim.lab->gpus[slot->gpu];
+        if (slot->mig == 0 && strcmp(slot->uuid, t.gpu->uuid) != 0)
+                return NVML_ERROR_GPU_NOT_FOUND;
+        if (t.gpu->lost)
+                return NVML_ERROR_GPU_IS_LOST;
+        if (slot->mig > 0) {
+                /* A MIG handle outlives its instance only as an invalid argument,
+                 * as after `nvidia-smi mig -dci` on a real driver. */
+                if (slot->mig > t.gpu->n_instances ||
+                    strcmp(slot->uuid, t.gpu->instances[slot->mig - 1].uuid) != 0 ||
+                    strcmp(sim.handles[slot->gpu][0].uuid, t.gpu->uuid) != 0)
+                        return NVML_ERROR_INVALID_ARGUMENT;
+                t.instance_index = (int)slot->mig - 1;
+                t.instance = &t.gpu->instances[t.instance_index];
+        }
+        r = sim_errors_lookup(t.instance ? &t.instance->errors : &t.gpu->errors, function);
+        if (r != NVML_SUCCESS)
+                return r;
+        *ret = t;
+        return NVML_SUCCESS;
+}
+
+static nvmlReturn_t init(const char *function)
+{
+        LOCKED;
+        char error[512];
+        const char *path;
+        nvmlReturn_t r;
+
+        if (sim.refcount == 0) {
+                path = getenv("GPUKEEPER_SIM_LAB");
+                if (!path || !path[0] || strlen(path) >= sizeof(sim.path)) {
+                        fprintf(stderr, "gpukeeper-nvml-sim: $GPUKEEPER_SIM_LAB does not name a lab file\n");
+                        return NVML_ERROR_DRIVER_NOT_LOADED;
+                }
+                strcpy(sim.path, path);
+                sim.id = (SimFileId) {};
+                if (sim_lab_load(sim.path, SIM_DEFAULT_DRIVER_VERSION, &sim.lab, &sim.id, error,
+                                 sizeof(error)) < 0) {
+                        fprintf(stderr, "gpukeeper-nvml-sim: %s\n", error);
+                        return NVML_ERROR_DRIVER_NOT_LOADED;
+                }
+                r = sim_errors_lookup(&sim.lab->errors, function);
+                if (r != NVML_SUCCESS) {
+                        sim_lab_free(TAKE_PTR(sim.lab));
+                        return r;
+                }
+                memset(sim.xid_delivered, 0, sizeof(sim.xid_delivered));
+                deliver_xids(true);
+        } else {
+                refresh();
+                r = sim_errors_lookup(&sim.lab->errors, function);
+                if (r != NVML_SUCCESS)
+                        return r;
+        }
+        sim.refcount++;
+        return NVML_SUCCESS;
+}
+
+#if SIM_HAS_VERSIONED
+nvmlReturn_t nvmlInit_v2(void)
+{
+        return init(__func__);
+}
+#endif
+
+nvmlReturn_t nvmlInit(void)
+{
+        return init(__func__);
+}
+
+nvmlReturn_t nvmlShutdown(void)
+{
+        LOCKED;
+        nvmlReturn_t r = begin(__func__);
+
+        if (r != NVML_SUCCESS)
+                return r;
+        if (--sim.refcount > 0)
+                return NVML_SUCCESS;
+        /* Handles and event sets die with the last reference, as in NVML. */
+        sim_lab_free(TAKE_PTR(sim.lab));
+        while (sim.sets) {
+                struct nvmlEventSet_st *next = sim.sets->next;
+
+                free(sim.sets);
+                sim.sets = next;
+        }
+        memset(sim.handles, 0, sizeof(sim.handles));
+        return NVML_SUCCESS;
+}
+
+/* The texts libnvidia-ml returns (pynvml and DCGM carry the same table). */
+const char *nvmlErrorString(nvmlReturn_t result)
+{
+        switch (result) {
+        case NVML_SUCCESS: return "Success";
+        case NVML_ERROR_UNINITIALIZED: return "Uninitialized";
+        case NVML_ERROR_INVALID_ARGUMENT: return "Invalid Argument";
+        case NVML_ERROR_NOT_SUPPORTED: return "Not Supported";
+        case NVML_ERROR_NO_PERMISSION: return "Insufficient Permissions";
+        case NVML_ERROR_ALREADY_INITIALIZED: return "Already Initialized";
+        case NVML_ERROR_NOT_FOUND: return "Not Found";
+        case NVML_ERROR_INSUFFICIENT_SIZE: return "Insufficient Size";
+        case NVML_ERROR_INSUFFICIENT_POWER: return "Insufficient External Power";
+        case NVML_ERROR_DRIVER_NOT_LOADED: return "Driver Not Loaded";
+        case NVML_ERROR_TIMEOUT: return "Timeout";
+        case NVML_ERROR_IRQ_ISSUE: return "Interrupt Request Issue";
+        case NVML_ERROR_LIBRARY_NOT_FOUND: return "NVML Shared Library Not Found";
+        case NVML_ERROR_FUNCTION_NOT_FOUND: return "Function Not Found";
+        case NVML_ERROR_CORRUPTED_INFOROM: return "Corrupted infoROM";
+        case NVML_ERROR_GPU_IS_LOST: return "GPU is lost";
+        case NVML_ERROR_RESET_REQUIRED: return "GPU requires restart";
+        case NVML_ERROR_OPERATING_SYSTEM: return "The operating system has blocked the request.";
+        case NVML_ERROR_LIB_RM_VERSION_MISMATCH: return "RM has detected an NVML/RM version mismatch.";
+        case NVML_ERROR_IN_USE: return "In use by another client";
+        case NVML_ERROR_MEMORY: return "Insufficient Memory";
+        case NVML_ERROR_NO_DATA: return "No data";
+        case NVML_ERROR_INSUFFICIENT_RESOURCES: return "Ran out of critical resources, other than memory";
+        case NVML_ERROR_ARGUMENT_VERSION_MISMATCH: return "Argument version mismatch";
+        case NVML_ERROR_DEPRECATED: return "Deprecated";
+        case NVML_ERROR_NOT_READY: return "Not ready";
+        case NVML_ERROR_GPU_NOT_FOUND: return "GPU not found";
+        case NVML_ERROR_INVALID_STATE: return "Invalid state";
+        default: return "Unknown Error";
+        }
+}
+
+const char *gpukeeperSimVersion(void)
+{
+        return "gpukeeper-nvml-sim 1";
+}
+
+/* NVML's string protocol: the whole string plus its NUL must fit. */
+static nvmlReturn_t copy_string(const char *s, char *buf, unsigned length)
+{
+        size_t n = strlen(s);
+
+        if (!buf)
+                return NVML_ERROR_INVALID_ARGUMENT;
+        if (n + 1 > length)
+                return NVML_ERROR_INSUFFICIENT_SIZE;
+        memcpy(buf, s, n + 1);
+        return NVML_SUCCESS;
+}
+
+nvmlReturn_t nvmlSystemGetDriverVersion(char *version, unsigned int length)
+{
+        LOCKED;
+        nvmlReturn_t r = begin(__func__);
+
+        return r != NVML_SUCCESS ? r : copy_string(sim.lab->driver_version, version, length);
+}
+
+static nvmlReturn_t get_count(const char *function, unsigned *count)
+{
+        LOCKED;
+        nvmlReturn_t r = begin(function);
+
+        if (r != NVML_SUCCESS)
+                return r;
+        if (!count)
+                return NVML_ERROR_INVALID_ARGUMENT;
+        *count = (unsigned)sim.lab->n_gpus;
+        return NVML_SUCCESS;
+}
+
+#if SIM_HAS_VERSIONED
+nvmlReturn_t nvmlDeviceGetCount_v2(unsigned int *count)
+{
+        return get_count(__func__, count);
+}
+#endif
+
+nvmlReturn_t nvmlDeviceGetCount(unsigned int *count)
+{
+        return get_count(__func__, count);
+}
+
+static nvmlReturn_t get_handle_by_index(const char *function, unsigned index,
+                                        nvmlDevice_t *device)
+{
+        LOCKED;
+        nvmlReturn_t r = begin(function);
+        SimGpu *gpu;
+
+        if (r != NVML_SUCCESS)
+                return r;
+        if (index >= sim.lab->n_gpus)
+                return NVML_ERROR_INVALID_ARGUMENT;
+        gpu = &sim.lab->gpus[index];
+        if (gpu->lost)
+                return NVML_ERROR_GPU_IS_LOST;
+        r = sim_errors_lookup(&gpu->errors, function);
+        if (r != NVML_SUCCESS)
+                return r;
+        if (!device)
+                return NVML_ERROR_INVALID_ARGUMENT;
+        sim.handles[index][0].gpu = index;
+        sim.handles[index][0].mig = 0;
+        strcpy(sim.handles[index][0].uuid, gpu->uuid);
+        *device = &sim.handles[index][0];
+        return NVML_SUCCESS;
+}
+
+#if SIM_HAS_VERSIONED
+nvmlReturn_t nvmlDeviceGetHandleByIndex_v2(unsigned int index, nvmlDevice_t *device)
+{
+        return get_handle_by_index(__func__, index, device);
+}
+#endif
+
+nvmlReturn_t nvmlDeviceGetHandleByIndex(unsigned int index, nvmlDevice_t *device)
+{
+        return get_handle_by_index(__func__, index, device);
+}
+
+nvmlReturn_t nvmlDeviceGetName(nvmlDevice_t device, char *name, unsigned int length)
+{
+        LOCKED;
+        Target t;
+        nvmlReturn_t r = begin_device(__func__, device, &t);
+        char mig_name[SIM_NAME_MAX + SIM_PROFILE_MAX + 8];
+
+        if (r != NVML_SUCCESS)
+                return r;
+        if (!t.instance)
+                return copy_string(t.gpu->name, name, length);
+        /* What drivers report for a MIG device, e.g. "NVIDIA A100-SXM4-80GB MIG 3g.40gb". */
+        snprintf(mig_name, sizeof(mig_name), "%s MIG %s", t.gpu->name, t.instance->profile);
+        return copy_string(mig_name, name, length);
+}
+
+nvmlReturn_t nvmlDeviceGetUUID(nvmlDevice_t device, char *uuid, unsigned int length)
+{
+        LOCKED;
+        Target t;
+        nvmlReturn_t r = begin_device(__func__, device, &t);
+
+        if (r != NVML_SUCCESS)
+                return r;
+        return copy_string(t.instance ? t.instance->uuid : t.gpu->uuid, uuid, length);
+}
+
+/* `bytes` is how much of nvmlPciInfo_t the symbol version writes: the
+ * original call predates the 32-byte busId and stops after pciSubSystemId.
+ * A MIG handle reports its parent's PCI location. */
+static nvmlReturn_t get_pci_info(const char *function, nvmlDevice_t device, nvmlPciInfo_t *pci,
+                                 size_t bytes)
+{
+        LOCKED;
+        Target t;
+        nvmlReturn_t r = begin_device(function, device, &t);
+        nvmlPciInfo_t info = {};
+
+        if (r != NVML_SUCCESS)
+                return r;
+        if (!pci)
+                return NVML_ERROR_INVALID_ARGUMENT;
+        snprintf(info.busIdLegacy, sizeof(info.busIdLegacy), "%04X:%02X:%02X.0",
+                 t.gpu->pci_domain, t.gpu->pci_bus, t.gpu->pci_device);
+        snprintf(info.busId, sizeof(info.busId), "%08X:%02X:%02X.0", t.gpu->pci_domain,
+                 t.gpu->pci_bus, t.gpu->pci_device);
+        info.domain = t.gpu->pci_domain;
+        info.bus = t.gpu->pci_bus;
+        info.device = t.gpu->pci_device;
+        info.pciDeviceId = t.gpu->pci_device_id;
+        info.pciSubSystemId = t.gpu->pci_subsystem_id;
+        memcpy(pci, &info, bytes);
+        return NVML_SUCCESS;
+}
+
+#if SIM_HAS_VERSIONED
+nvmlReturn_t nvmlDeviceGetPciInfo_v3(nvmlDevice_t device, nvmlPciInfo_t *pci)
+{
+        return get_pci_info(__func__, device, pci, sizeof(nvmlPciInfo_t));
+}
+
+nvmlReturn_t nvmlDeviceGetPciInfo_v2(nvmlDevice_t device, nvmlPciInfo_t *pci)
+{
+        return get_pci_info(__func__, device, pci, sizeof(nvmlPciInfo_t));
+}
+#endif
+
+nvmlReturn_t nvmlDeviceGetPciInfo(nvmlDevice_t device, nvmlPciInfo_t *pci)
+{
+        return get_pci_info(__func__, device, pci, offsetof(nvmlPciInfo_t, busId));
+}
+
+nvmlReturn_t nvmlDeviceGetMinorNumber(nvmlDevice_t device, unsigned int *minor)
+{
+        LOCKED;
+        Target t;
+        nvmlReturn_t r = begin_device(__func__, device, &t);
+
+        if (r != NVML_SUCCESS)
+                return r;
+        if (!minor)
+                return NVML_ERROR_INVALID_ARGUMENT;
+        /* MIG devices are reached through /dev/nvidia-caps, not a minor of their own. */
+        if (t.instance)
+                return NVML_ERROR_NOT_SUPPORTED;
+        *minor = t.gpu->minor;
+        return NVML_SUCCESS;
+}
+
+/* Memory of the handle in bytes. `used` excludes reserved memory (the
+ * nvmlMemory_v2_t meaning); it defaults to what the processes use. */
+static void memory_of(const Target *t, uint64_t *ret_total, uint64_t *ret_reserved,
+                      uint64_t *ret_used)
+{
+        uint64_t used = 0;
+
+        if (t->instance ? t->instance->has_memory_used : t->gpu->has_memory_used)
+                used = t->instance ? t->instance->memory_used_mib : t->gpu->memory_used_mib;
+        else
+                for (size_t i = 0; i < t->gpu->n_processes; i++) {
+                        const SimProcess *p = &t->gpu->processes[i];
+
+                        if (p->used_known && (!t->instance || p->instance == t->instance_index))
+                                used += p->used_mib;
+                }
+        *ret_total = (t->instance ? t->instance->memory_total_mib : t->gpu->memory_total_mib) * SIM_MIB;
+        *ret_reserved = (t->instance ? 0 : t->gpu->memory_reserved_mib) * SIM_MIB;
+        *ret_used = used * SIM_MIB;
+}
+
+nvmlReturn_t nvmlDeviceGetMemoryInfo(nvmlDevice_t device, nvmlMemory_t *memory)
+{
+        LOCKED;
+        Target t;
+        nvmlReturn_t r = begin_device(__func__, device, &t);
+        uint64_t total, reserved, used;
+
+        if (r != NVML_SUCCESS)
+                return r;
+        if (!memory)
+                return NVML_ERROR_INVALID_ARGUMENT;
+        memory_of(&t, &total, &reserved, &used);
+        /* The v1 struct has no reserved field: reserved memory counts as used. */
+        memory->total = total;
+        memory->used = used + reserved;
+        memory->free = memory->used < total ? total - memory->used : 0;
+        return NVML_SUCCESS;
+}
+
+#if SIM_HAS_VERSIONED
+nvmlReturn_t nvmlDeviceGetMemoryInfo_v2(nvmlDevice_t device, nvmlMemory_v2_t *memory)
+{
+        LOCKED;
+        Target t;
+        nvmlReturn_t r = begin_device(__func__, device, &t);
+        uint64_t total, reserved, used;
+
+        if (r != NVML_SUCCESS)
+                return r;
+        if (!memory)
+                return NVML_ERROR_INVALID_ARGUMENT;
+        if (memory->version != nvmlMemory_v2)
+                return NVML_ERROR_ARGUMENT_VERSION_MISMATCH;
+        memory_of(&t, &total, &reserved, &used);
+        memory->total = total;
+        memory->reserved = reserved;
+        memory->used = used;
+        memory->free = used + reserved < total ? total - used - reserved : 0;
+        return NVML_SUCCESS;
+}
+#endif
+
+nvmlReturn_t nvmlDeviceGetUtilizationRates(nvmlDevice_t device, nvmlUtilization_t *utilization)
+{
+        LOCKED;
+        Target t;
+        nvmlReturn_t r = begin_device(__func__, device, &t);
+
+        if (r != NVML_SUCCESS)
+                return r;
+        if (!utilization)
+                return NVML_ERROR_INVALID_ARGUMENT;
+        /* Neither MIG devices nor their MIG-mode parent report utilisation. */
+        if (t.instance || t.gpu->mig_enabled)
+                return NVML_ERROR_NOT_SUPPORTED;
+        utilization->gpu = t.gpu->utilization_gpu;
+        utilization->memory = t.gpu->utilization_memory;
+        return NVML_SUCCESS;
+}
+
+nvmlReturn_t nvmlDeviceGetTemperature(nvmlDevice_t device, int sensor, unsigned int *temp)
+{
+        LOCKED;
+        Target t;
+        nvmlReturn_t r = begin_device(__func__, device, &t);
+
+        if (r != NVML_SUCCESS)
+                return r;
+        if (!temp || sensor != NVML_TEMPERATURE_GPU)
+                return NVML_ERROR_INVALID_ARGUMENT;
+        if (t.instance)
+                return NVML_ERROR_NOT_SUPPORTED;
+        *temp = t.gpu->temperature_c;
+        return NVML_SUCCESS;
+}
+
+nvmlReturn_t nvmlDeviceGetPowerUsage(nvmlDevice_t device, unsigned int *power)
+{
+        LOCKED;
+        Target t;
+        nvmlReturn_t r = begin_device(__func__, device, &t);
+
+        if (r != NVML_SUCCESS)
+                return r;
+        if (!power)
+                return NVML_ERROR_INVALID_ARGUMENT;
+        if (t.instance)
+                return NVML_ERROR_NOT_SUPPORTED;
+        *power = t.gpu->power_mw;
+        return NVML_SUCCESS;
+}
+
+nvmlReturn_t nvmlDeviceGetTotalEnergyConsumption(nvmlDevice_t device, unsigned long long *energy)
+{
+        LOCKED;
+        Target t;
+        nvmlReturn_t r = begin_device(__func__, device, &t);
+
+        if (r != NVML_SUCCESS)
+                return r;
+        if (!energy)
+                return NVML_ERROR_INVALID_ARGUMENT;
+        if (t.instance)
+                return NVML_ERROR_NOT_SUPPORTED;
+        *energy = t.gpu->energy_mj;
+        return NVML_SUCCESS;
+}
+
+static bool process_listed(const Target *t, const SimProcess *p, unsigned type)
+{
+        return (p->types & type) && (!t->instance || p->instance == t->instance_index);
+}
+
+/* The running-process protocol shared by every version of the compute and
+ * graphics calls. `entry_size` is what the symbol writes per process: 16
+ * (v1), 24 (v2/v3) or 32 (the nvmlProcessDetail_v1_t of buggy 535 drivers),
+ * whatever the caller's array was sized for. A MIG-mode parent lists every
+ * instance's processes; a MIG handle only its own. */
+static nvmlReturn_t get_processes(const char *function, nvmlDevice_t device, unsigned *count,
+                                  void *infos, unsigned type, size_t entry_size)
+{
+        LOCKED;
+        Target t;
+        nvmlReturn_t r = begin_device(function, device, &t);
+        unsigned needed = 0, k = 0;
+
+        if (r != NVML_SUCCESS)
+                return r;
+        if (!count)
+                return NVML_ERROR_INVALID_ARGUMENT;
+        for (size_t i = 0; i < t.gpu->n_processes; i++)
+                if (process_listed(&t, &t.gpu->processes[i], type))
+                        needed++;
+        if (*count < needed) {
+                *count = needed;
+                return NVML_ERROR_INSUFFICIENT_SIZE;
+        }
+        if (needed > 0 && !infos)
+                return NVML_ERROR_INVALID_ARGUMENT;
+        for (size_t i = 0; i < t.gpu->n_processes; i++) {
+                const SimProcess *p = &t.gpu->processes[i];
+                nvmlProcessDetail_v1_t e = {};
+
+                if (!process_listed(&t, p, type))
+                        continue;
+                e.pid = p->pid;
+                e.usedGpuMemory = p->used_known ? p->used_mib * SIM_MIB : NVML_VALUE_NOT_AVAILABLE;
+                if (p->instance >= 0) {
+                        e.gpuInstanceId = t.gpu->instances[p->instance].gi;
+                        e.computeInstanceId = t.gpu->instances[p->instance].ci;
+                } else {
+                        e.gpuInstanceId = NVML_INSTANCE_ID_NONE;
+                        e.computeInstanceId = NVML_INSTANCE_ID_NONE;
+                }
+                memcpy((unsigned char *)infos + (size_t)k * entry_size, &e, entry_size);
+                k++;
+        }
+        *count = needed;
+        return NVML_SUCCESS;
+}
+
+#if SIM_VARIANT == SIM_VARIANT_535
+#define SIM_V3_ENTRY_SIZE sizeof(nvmlProcessDetail_v1_t)
+#else
+#define SIM_V3_ENTRY_SIZE sizeof(nvmlProcessInfo_v2_t)
+#endif
+
+#if SIM_HAS_VERSIONED
+nvmlReturn_t nvmlDeviceGetComputeRunningProcesses_v3(nvmlDevice_t device, unsigned int *count,
+                                                     void *infos)
+{
+        return get_processes(__func__, device, count, infos, SIM_PROCESS_COMPUTE, SIM_V3_ENTRY_SIZE);
+}
+
+nvmlReturn_t nvmlDeviceGetComputeRunningProcesses_v2(nvmlDevice_t device, unsigned int *count,
+                                                     void *infos)
+{
+        return get_processes(__func__, device, count, infos, SIM_PROCESS_COMPUTE,
+                             sizeof(nvmlProcessInfo_v2_t));
+}
+
+nvmlReturn_t nvmlDeviceGetGraphicsRunningProcesses_v3(nvmlDevice_t device, unsigned int *count,
+                                                      void *infos)
+{
+        return get_processes(__func__, device, count, infos, SIM_PROCESS_GRAPHICS, SIM_V3_ENTRY_SIZE);
+}
+
+nvmlReturn_t nvmlDeviceGetGraphicsRunningProcesses_v2(nvmlDevice_t device, unsigned int *count,
+                                                      void *infos)
+{
+        return get_processes(__func__, device, count, infos, SIM_PROCESS_GRAPHICS,
+                             sizeof(nvmlProcessInfo_v2_t));
+}
+#endif
+
+nvmlReturn_t nvmlDeviceGetComputeRunningProcesses(nvmlDevice_t device, unsigned int *count,
+                                                  void *infos)
+{
+        return get_processes(__func__, device, count, infos, SIM_PROCESS_COMPUTE,
+                             sizeof(nvmlProcessInfo_v1_t));
+}
+
+nvmlReturn_t nvmlDeviceGetGraphicsRunningProcesses(nvmlDevice_t device, unsigned int *count,
+                                                   void *infos)
+{
+        return get_processes(__func__, device, count, infos, SIM_PROCESS_GRAPHICS,
+                             sizeof(nvmlProcessInfo_v1_t));
+}
+
+/* One sample per process on a whole GPU, stamped now. Like NVML: NOT_FOUND
+ * when there is no sample newer than `last_seen`, INSUFFICIENT_SIZE (with
+ * the needed count) for a NULL or short buffer, NOT_SUPPORTED in MIG mode. */
+nvmlReturn_t nvmlDeviceGetProcessUtilization(nvmlDevice_t device,
+                                             nvmlProcessUtilizationSample_t *utilization,
+                                             unsigned int *count, unsigned long long last_seen)
+{
+        LOCKED;
+        Target t;
+        nvmlReturn_t r = begin_device(__func__, device, &t);
+        struct timespec ts;
+        unsigned long long now;
+        unsigned needed;
+
+        if (r != NVML_SUCCESS)
+                return r;
+        if (!count)
+                return NVML_ERROR_INVALID_ARGUMENT;
+        if (t.instance || t.gpu->mig_enabled)
+                return NVML_ERROR_NOT_SUPPORTED;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        now = (unsigned long long)ts.tv_sec * 1000000ull + (unsigned long long)ts.tv_nsec / 1000ull;
+        needed = now > last_seen ? (unsigned)t.gpu->n_processes : 0;
+        if (needed == 0)
+                return NVML_ERROR_NOT_FOUND;
+        if (!utilization || *count < needed) {
+                *count = needed;
+                return NVML_ERROR_INSUFFICIENT_SIZE;
+        }
+        for (unsigned i = 0; i < needed; i++)
+                utilization[i] = (nvmlProcessUtilizationSample_t) {
+                        .pid = t.gpu->processes[i].pid,
+                        .timeStamp = now,
+                        .smUtil = t.gpu->processes[i].sm_util,
+                        .memUtil = t.gpu->processes[i].mem_util,
+                };
+        *count = needed;
+        return NVML_SUCCESS;
+}
+
+#if SIM_HAS_VERSIONED
+nvmlReturn_t nvmlDeviceGetMigMode(nvmlDevice_t device, unsigned int *current,
+                                  unsigned int *pending)
+{
+        LOCKED;
+        Target t;
+        nvmlReturn_t r = begin_device(__func__, device, &t);
+
+        if (r != NVML_SUCCESS)
+                return r;
+        if (!current || !pending)
+                return NVML_ERROR_INVALID_ARGUMENT;
+        /* A GPU without a "mig" object models a pre-Ampere or consumer GPU. */
+        if (t.instance || !t.gpu->mig_capable)
+                return NVML_ERROR_NOT_SUPPORTED;
+        *current = *pending = t.gpu->mig_enabled ? NVML_DEVICE_MIG_ENABLE : NVML_DEVICE_MIG_DISABLE;
+        return NVML_SUCCESS;
+}
+
+/* nvml.h: "Returns zero if MIG is not supported or enabled"; NOT_SUPPORTED
+ * for GPUs that cannot do MIG at all. */
+nvmlReturn_t nvmlDeviceGetMaxMigDeviceCount(nvmlDevice_t device, unsigned int *count)
+{
+        LOCKED;
+        Target t;
+        nvmlReturn_t r = begin_device(__func__, device, &t);
+
+        if (r != NVML_SUCCESS)
+                return r;
+        if (!count)
+                return NVML_ERROR_INVALID_ARGUMENT;
+        if (t.instance || !t.gpu->mig_capable)
+                return NVML_ERROR_NOT_SUPPORTED;
+        *count = t.gpu->mig_enabled ? SIM_MAX_MIG : 0;
+        return NVML_SUCCESS;
+}
+
+nvmlReturn_t nvmlDeviceGetMigDeviceHandleByIndex(nvmlDevice_t device, unsigned int index,
+                                                 nvmlDevice_t *mig)
+{
+        LOCKED;
+        Target t;
+        nvmlReturn_t r = begin_device(__func__, device, &t);
+        struct nvmlDevice_st *slot;
+
+        if (r != NVML_SUCCESS)
+                return r;
+        if (!mig || t.instance || !t.gpu->mig_enabled || index >= SIM_MAX_MIG)
+                return NVML_ERROR_INVALID_ARGUMENT;
+        if (index >= t.gpu->n_instances)
+                return NVML_ERROR_NOT_FOUND;
+        slot = &sim.handles[t.index][1 + index];
+        slot->gpu = t.index;
+        slot->mig = 1 + index;
+        strcpy(slot->uuid, t.gpu->instances[index].uuid);
+        *mig = slot;
+        return NVML_SUCCESS;
+}
+
+static nvmlReturn_t get_instance_id(const char *function, nvmlDevice_t device, unsigned *id,
+                                    bool compute)
+{
+        LOCKED;
+        Target t;
+        nvmlReturn_t r = begin_device(function, device, &t);
+
+        if (r != NVML_SUCCESS)
+                return r;
+        if (!id)
+                return NVML_ERROR_INVALID_ARGUMENT;
+        if (!t.instance)
+                return NVML_ERROR_NOT_SUPPORTED;
+        *id = compute ? t.instance->ci : t.instance->gi;
+        return NVML_SUCCESS;
+}
+
+nvmlReturn_t nvmlDeviceGetGpuInstanceId(nvmlDevice_t device, unsigned int *id)
+{
+        return get_instance_id(__func__, device, id, false);
+}
+
+nvmlReturn_t nvmlDeviceGetComputeInstanceId(nvmlDevice_t device, unsigned int *id)
+{
+        return get_instance_id(__func__, device, id, true);
+}
+
+nvmlReturn_t nvmlDeviceGetDeviceHandleFromMigDeviceHandle(nvmlDevice_t mig, nvmlDevice_t *device)
+{
+        LOCKED;
+        Target t;
+        nvmlReturn_t r = begin_device(__func__, mig, &t);
+
+        if (r != NVML_SUCCESS)
+                return r;
+        if (!device || !t.instance)
+                return NVML_ERROR_INVALID_ARGUMENT;
+        *device = &sim.handles[t.index][0];
+        return NVML_SUCCESS;
+}
+
+nvmlReturn_t nvmlDeviceIsMigDeviceHandle(nvmlDevice_t device, unsigned int *is_mig)
+{
+        LOCKED;
+        Target t;
+        nvmlReturn_t r = begin_device(__func__, device, &t);
+
+        if (r != NVML_SUCCESS)
+                return r;
+        if (!is_mig)
+                return NVML_ERROR_INVALID_ARGUMENT;
+        *is_mig = t.instance != NULL;
+        return NVML_SUCCESS;
+}
+
+/* NVML_GPU_INSTANCE_PROFILE_COUNT in nvml.h: valid profile indexes are below it. */
+#define SIM_GPU_INSTANCE_PROFILE_COUNT 0x11u
+
+nvmlReturn_t nvmlDeviceGetGpuInstanceProfileInfo(nvmlDevice_t device, unsigned int profile,
+                                                 nvmlGpuInstanceProfileInfo_t *info)
+{
+        LOCKED;
+        Target t;
+        nvmlReturn_t r = begin_device(__func__, device, &t);
+        const SimMigProfile *p;
+
+        if (r != NVML_SUCCESS)
+                return r;
+        if (!info || profile >= SIM_GPU_INSTANCE_PROFILE_COUNT)
+                return NVML_ERROR_INVALID_ARGUMENT;
+        if (t.instance || !t.gpu->mig_capable)
+                return NVML_ERROR_NOT_SUPPORTED;
+        p = sim_mig_profile_by_index(t.gpu->family, profile);
+        if (!p)
+                return NVML_ERROR_NOT_SUPPORTED;
+        *info = (nvmlGpuInstanceProfileInfo_t) {
+                .id = p->id,
+                .isP2pSupported = 0,
+                .sliceCount = p->slices,
+                .instanceCount = p->instances,
+                .multiprocessorCount = p->multiprocessors,
+                .copyEngineCount = p->copy_engines,
+                .decoderCount = p->decoders,
+                .encoderCount = p->encoders,
+                .jpegCount = p->jpegs,
+                .ofaCount = p->ofas,
+                .memorySizeMB = p->memory_mib,
+        };
+        return NVML_SUCCESS;
+}
+
+nvmlReturn_t nvmlDeviceGetConfComputeMemSizeInfo(nvmlDevice_t device, void *info)
+{
+        LOCKED;
+        Target t;
+        nvmlReturn_t r = begin_device(__func__, device, &t);
+
+        return r != NVML_SUCCESS ? r : NVML_ERROR_NOT_SUPPORTED;
+}
+#endif
+
+#if SIM_VARIANT == SIM_VARIANT_MODERN
+nvmlReturn_t nvmlDeviceGetRunningProcessDetailList(nvmlDevice_t device, void *list)
+{
+        LOCKED;
+        Target t;
+        nvmlReturn_t r = begin_device(__func__, device, &t);
+
+        return r != NVML_SUCCESS ? r : NVML_ERROR_NOT_SUPPORTED;
+}
+#endif
+
+static struct nvmlEventSet_st **find_set(nvmlEventSet_t set)
+{
+        for (struct nvmlEventSet_st **s = &sim.sets; *s; s = &(*s)->next)
+                if (*s == set)
+                        return s;
+        return NULL;
+}
+
+nvmlReturn_t nvmlEventSetCreate(nvmlEventSet_t *set)
+{
+        LOCKED;
+        nvmlReturn_t r = begin(__func__);
+        struct nvmlEventSet_st *s;
+
+        if (r != NVML_SUCCESS)
+                return r;
+        if (!set)
+                return NVML_ERROR_INVALID_ARGUMENT;
+        s = calloc(1, sizeof(*s));
+        if (!s)
+                return NVML_ERROR_MEMORY;
+        s->next = sim.sets;
+        sim.sets = s;
+        *set = s;
+        return NVML_SUCCESS;
+}
+
+nvmlReturn_t nvmlEventSetFree(nvmlEventSet_t set)
+{
+        LOCKED;
+        nvmlReturn_t r = begin(__func__);
+        struct nvmlEventSet_st **s;
+
+        if (r != NVML_SUCCESS)
+                return r;
+        s = find_set(set);
+        if (!s)
+                return NVML_ERROR_INVALID_ARGUMENT;
+        *s = set->next;
+        free(set);
+        return NVML_SUCCESS;
+}
+
+/* Any nvml.h event type may be registered; only Xid events ever arrive.
+ * MIG handles cannot be registered (events belong to the physical GPU). */
+nvmlReturn_t nvmlDeviceRegisterEvents(nvmlDevice_t device, unsigned long long event_types,
+                                      nvmlEventSet_t set)
+{
+        LOCKED;
+        Target t;
+        nvmlReturn_t r = begin_device(__func__, device, &t);
+
+        if (r != NVML_SUCCESS)
+                return r;
+        if (!find_set(set))
+                return NVML_ERROR_INVALID_ARGUMENT;
+        if (t.instance || (event_types & ~SIM_EVENT_TYPES_KNOWN))
+                return NVML_ERROR_NOT_SUPPORTED;
+        if (event_types & NVML_EVENT_TYPE_XID_CRITICAL_ERROR)
+                set->xid_gpus |= 1ull << t.index;
+        return NVML_SUCCESS;
+}
+
+/* `bytes`: the unversioned call predates the gpuInstanceId/computeInstanceId
+ * fields of nvmlEventData_t and writes only device, eventType, eventData. */
+static nvmlReturn_t event_set_wait(const char *function, nvmlEventSet_t set,
+                                   nvmlEventData_t *data, unsigned timeout_ms, size_t bytes)
+{
+        unsigned waited = 0, limit = MIN(timeout_ms, (unsigned)SIM_WAIT_CAP_MS);
+        nvmlReturn_t r;
+
+        for (;;) {
+                pthread_mutex_lock(&sim.lock);
+                r = begin(function);
+                if (r == NVML_SUCCESS && (!find_set(set) || !data))
+                        r = NVML_ERROR_INVALID_ARGUMENT;
+                if (r == NVML_SUCCESS && set->len > 0) {
+                        memcpy(data, &set->queue[set->head], bytes);
+                        set->head = (set->head + 1) % SIM_EVENT_QUEUE;
+                        set->len--;
+                        pthread_mutex_unlock(&sim.lock);
+                        return NVML_SUCCESS;
+                }
+                pthread_mutex_unlock(&sim.lock);
+                if (r != NVML_SUCCESS)
+                        return r;
+                if (waited >= limit)
+                        return NVML_ERROR_TIMEOUT;
+
+                unsigned step = MIN((unsigned)SIM_WAIT_STEP_MS, limit - waited);
+                nanosleep(&(struct timespec) { .tv_nsec = (long)step * 1000000L }, NULL);
+                waited += step;
+        }
+}
+
+#if SIM_HAS_VERSIONED
+nvmlReturn_t nvmlEventSetWait_v2(nvmlEventSet_t set, nvmlEventData_t *data,
+                                 unsigned int timeout_ms)
+{
+        return event_set_wait(__func__, set, data, timeout_ms, sizeof(nvmlEventData_t));
+}
+#endif
+
+nvmlReturn_t nvmlEventSetWait(nvmlEventSet_t set, nvmlEventData_t *data, unsigned int timeout_ms)
+{
+        return event_set_wait(__func__, set, data, timeout_ms,
+                              offsetof(nvmlEventData_t, gpuInstanceId));
+}

@@ -1,0 +1,69 @@
+/* What gpukeeper needs to know about a process it saw on a GPU: owner, start
+ * time (to tell a recycled PID from the original) and command line, read
+ * from a replaceable proc root so tests can feed a fake /proc (as earlyoom
+ * does).
+ *
+ * ProcCache keeps that information across sampler ticks, so a process that
+ * is already known costs no /proc read per tick. With the real "/proc" every
+ * cached process holds one pidfd (so the cost is one file descriptor per GPU
+ * process); begin_tick polls all of them in one poll() call, and a readable
+ * pidfd means the process exited, so a recycled PID can never be mistaken
+ * for the cached one. Where pidfd_open is unavailable (old kernel, seccomp,
+ * EMFILE) and for any other proc root, an entry is validated by re-reading
+ * its start time once per tick instead. */
+#pragma once
+
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "basic/macro.h"
+
+/* Bytes of a command line we keep, including the terminating NUL. */
+#define PROC_COMMAND_MAX 1024
+
+/* Re-read a cached entry's status and cmdline after this long, so exec()
+ * and setuid() are noticed even though the process stays the same. */
+#define PROC_CACHE_MAX_AGE_USEC (30 * UINT64_C(1000000))
+
+typedef struct ProcInfo {
+        pid_t pid;
+        uid_t uid;           /* real uid: first field of "Uid:" in status */
+        uint64_t start_time; /* stat field 22, clock ticks since boot */
+        char state;          /* stat field 3: R, S, D, Z, ... */
+        char *command;       /* cmdline with NULs as spaces; "[comm]" when cmdline is empty */
+} ProcInfo;
+
+/* Read <proc_root_fd>/<pid>/{stat,status,cmdline}. Returns 0, -ESRCH when the
+ * process does not exist (any more), -EBADMSG when a file cannot be parsed,
+ * -ENOMEM, or another -errno from reading. *ret is untouched on failure. */
+int proc_read_info(int proc_root_fd, pid_t pid, ProcInfo *ret);
+
+/* Free what proc_read_info allocated; leaves the struct reusable. */
+void proc_info_done(ProcInfo *i);
+
+typedef struct ProcCache ProcCache;
+
+/* A cache over `proc_root` ("/proc" in the daemon, a temp dir in tests).
+ * Returns 0, -ENOMEM, or the -errno of opening proc_root. */
+int proc_cache_new(const char *proc_root, ProcCache **ret);
+
+void proc_cache_free(ProcCache *c);
+DEFINE_TRIVIAL_CLEANUP_FUNC(ProcCache *, proc_cache_free);
+
+/* Override PROC_CACHE_MAX_AGE_USEC (0: re-read every tick). */
+void proc_cache_set_max_age(ProcCache *c, uint64_t usec);
+
+/* Start a tick: one poll() over all pidfds drops entries whose process exited. */
+void proc_cache_begin_tick(ProcCache *c);
+
+/* Information on `pid`, read now or validated from the cache. The pointer
+ * stays valid until the next proc_cache_begin_tick / proc_cache_end_tick.
+ * Returns 0; -ESRCH when the process is gone (or has exited and is a
+ * zombie); other -errno from proc_read_info. */
+int proc_cache_lookup(ProcCache *c, pid_t pid, const ProcInfo **ret);
+
+/* End a tick: evict every pid that was not looked up since begin_tick. */
+void proc_cache_end_tick(ProcCache *c);
+
+/* Number of cached processes (after end_tick: those seen in the last tick). */
+size_t proc_cache_size(const ProcCache *c);

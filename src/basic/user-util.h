@@ -1,0 +1,28 @@
+/* User and group lookups through NSS (getpwuid_r and friends). */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+/* Copy the login name of `uid` into buf. Returns 0, -ENOENT when the uid has
+ * no passwd entry, -ERANGE when buf is too small, other -errno from NSS. */
+int user_name_from_uid(uid_t uid, char *buf, size_t len);
+
+/* Per-request memo of uid → name lookups: status replies name the owner of
+ * every GPU process, and a few users own most of them. Fixed size; lookups
+ * beyond it still work, they are just not memoised. */
+#define USER_MEMO_SIZE 64
+typedef struct UserMemo {
+        size_t n;
+        struct {
+                uid_t uid;
+                bool found;
+                char name[64];
+        } entries[USER_MEMO_SIZE];
+        char overflow[64]; /* the answer for a uid that did not fit */
+} UserMemo;
+
+/* Name of `uid`, or NULL when it has no passwd entry. The pointer stays valid
+ * as long as `memo` does when memoised, else until the next call. */
+const char *user_memo_name(UserMemo *memo, uid_t uid);

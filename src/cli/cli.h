@@ -1,0 +1,82 @@
+/* Shared plumbing of the gpukeeper CLI: exit codes, the one-line error
+ * messages, option parsing helpers common to every subcommand, and talking
+ * to the daemon with every failure mapped to an exit code in one place.
+ *
+ * Exit codes (ARCHITECTURE.md "Exit codes of the CLI", values from
+ * sysexits.h): 0 success, 64 bad usage (also the daemon's
+ * E_INVALID_ARGUMENT), 69 daemon unreachable, 70 any other daemon or
+ * protocol error, 74 standard output could not be written, 75 not enough
+ * free devices (E_NO_CAPACITY), 77 permission denied (E_PERMISSION, or the
+ * socket refuses us). */
+#pragma once
+
+#include <getopt.h>
+#include <stdio.h>
+#include <sysexits.h>
+
+#include "basic/macro.h"
+#include "gpukeeper/client.h"
+
+enum {
+        CLI_EXIT_OK = EX_OK,
+        CLI_EXIT_USAGE = EX_USAGE,
+        CLI_EXIT_UNREACHABLE = EX_UNAVAILABLE,
+        CLI_EXIT_SOFTWARE = EX_SOFTWARE,
+        CLI_EXIT_IO = EX_IOERR,
+        CLI_EXIT_NO_CAPACITY = EX_TEMPFAIL,
+        CLI_EXIT_PERMISSION = EX_NOPERM,
+};
+
+/* What the global options set; handed to every subcommand. */
+typedef struct cli_context {
+        const char *socket_arg; /* --socket, NULL when not given */
+} cli_context;
+
+/* getopt_long values of long-only options; above any char so they never
+ * collide with short options. */
+enum {
+        CLI_ARG_SOCKET = 0x100,
+        CLI_ARG_VERB_FIRST, /* subcommands number their own long-only options from here */
+};
+
+/* The options every subcommand accepts as well as its own: --socket may be
+ * given before or after the command name. */
+#define CLI_COMMON_OPTIONS                                                                         \
+        {"help", no_argument, NULL, 'h'},                                                          \
+        {                                                                                          \
+                "socket", required_argument, NULL, CLI_ARG_SOCKET                                  \
+        }
+
+/* Print "gpukeeper: <message> (see 'gpukeeper[ <verb>] --help')" on stderr
+ * and return CLI_EXIT_USAGE. `verb` may be NULL for the global usage. */
+int cli_usage_error(const char *verb, const char *fmt, ...) _printf_(2, 3);
+
+/* Report what getopt_long() (called with opterr = 0 and an optstring that
+ * starts with ':') rejected, given its return value `c` ('?' or ':'), and
+ * return CLI_EXIT_USAGE. */
+int cli_option_error(const char *verb, int c, char *const argv[]);
+
+/* Exit code for a gk_error code from a daemon error reply. */
+int cli_exit_for_gk_error(int code);
+
+/* Connect to the daemon at the socket resolved from ctx->socket_arg. On
+ * failure print one line naming the socket and return the exit code;
+ * on success return CLI_EXIT_OK and store the connection. */
+int cli_connect(const cli_context *ctx, gk_client **ret_client);
+
+/* Call `op` with `args` (stolen, may be NULL). On success return CLI_EXIT_OK
+ * and store the result; otherwise print one line (the daemon's message, or
+ * what broke) and return the exit code. */
+int cli_call(const cli_context *ctx, gk_client *client, const char *op, json_t *args,
+             json_t **ret_result);
+
+/* Flush standard output; on a write error print one line and return
+ * CLI_EXIT_IO, else return `exit_code`. */
+int cli_finish(int exit_code);
+
+DEFINE_TRIVIAL_CLEANUP_FUNC(gk_client *, gk_client_free);
+
+/* Subcommands, one file each. `main` gets argv with argv[0] = the command
+ * name and returns the exit code; `usage` prints its help. */
+int cli_status_main(cli_context *ctx, int argc, char *argv[]);
+void cli_status_usage(FILE *f);

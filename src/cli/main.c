@@ -1,0 +1,111 @@
+/* gpukeeper: the command line of gpukeeper. Parses the global options, then
+ * hands the rest of the command line to the subcommand named by the first
+ * word. Each subcommand lives in its own file and is one row of `verbs`. */
+#include <getopt.h>
+#include <locale.h>
+#include <string.h>
+
+#include "cli/cli.h"
+
+typedef struct cli_verb {
+        const char *name;
+        const char *summary;
+        int (*main)(cli_context *ctx, int argc, char *argv[]);
+        void (*usage)(FILE *f);
+} cli_verb;
+
+static const cli_verb verbs[] = {
+    {"status", "show GPUs, MIG instances and the processes using them", cli_status_main,
+     cli_status_usage},
+};
+
+static const cli_verb *verb_find(const char *name)
+{
+        for (size_t i = 0; i < ELEMENTSOF(verbs); i++)
+                if (strcmp(verbs[i].name, name) == 0)
+                        return &verbs[i];
+        return NULL;
+}
+
+static void usage(FILE *f)
+{
+        fputs("Usage: gpukeeper [--socket PATH] COMMAND [OPTIONS]\n"
+              "\n"
+              "Share this server's GPUs fairly: see who uses what, lease GPUs, run jobs.\n"
+              "\n"
+              "Commands:\n",
+              f);
+        for (size_t i = 0; i < ELEMENTSOF(verbs); i++)
+                fprintf(f, "  %-15s %s\n", verbs[i].name, verbs[i].summary);
+        fputs("  help [COMMAND]  show this help, or the help of COMMAND\n"
+              "\n"
+              "Options:\n"
+              "  --socket PATH  talk to gpukeeperd at PATH (default: $GPUKEEPER_SOCKET,\n"
+              "                 else " GK_DEFAULT_SOCKET ")\n"
+              "  -h, --help     show this help\n"
+              "  --version      show the version\n"
+              "\n"
+              "Run 'gpukeeper COMMAND --help' for the options of a command; see gpukeeper(1).\n",
+              f);
+}
+
+/* `gpukeeper help [COMMAND]`. */
+static int help(int argc, char *argv[])
+{
+        const cli_verb *v;
+
+        if (argc > 2)
+                return cli_usage_error("help", "unexpected argument '%s'", argv[2]);
+        if (argc < 2 || strcmp(argv[1], "help") == 0) {
+                usage(stdout);
+                return cli_finish(CLI_EXIT_OK);
+        }
+        v = verb_find(argv[1]);
+        if (!v)
+                return cli_usage_error(NULL, "unknown command '%s'", argv[1]);
+        v->usage(stdout);
+        return cli_finish(CLI_EXIT_OK);
+}
+
+int main(int argc, char *argv[])
+{
+        enum { ARG_VERSION = CLI_ARG_VERB_FIRST };
+        static const struct option options[] = {
+            CLI_COMMON_OPTIONS,
+            {"version", no_argument, NULL, ARG_VERSION},
+            {},
+        };
+        cli_context ctx = {};
+        const cli_verb *v;
+        int c;
+
+        /* Character widths for the text views; numbers stay in the C locale. */
+        setlocale(LC_CTYPE, "");
+
+        opterr = 0;
+        /* '+': stop at the command name; what follows is the command's. */
+        while ((c = getopt_long(argc, argv, "+:h", options, NULL)) >= 0) {
+                switch (c) {
+                case 'h':
+                        usage(stdout);
+                        return cli_finish(CLI_EXIT_OK);
+                case ARG_VERSION:
+                        puts("gpukeeper " GK_VERSION);
+                        return cli_finish(CLI_EXIT_OK);
+                case CLI_ARG_SOCKET:
+                        ctx.socket_arg = optarg;
+                        break;
+                default:
+                        return cli_option_error(NULL, c, argv);
+                }
+        }
+        if (optind >= argc)
+                return cli_usage_error(NULL, "no command given; try 'gpukeeper status'");
+
+        if (strcmp(argv[optind], "help") == 0)
+                return help(argc - optind, argv + optind);
+        v = verb_find(argv[optind]);
+        if (!v)
+                return cli_usage_error(NULL, "unknown command '%s'", argv[optind]);
+        return v->main(&ctx, argc - optind, argv + optind);
+}

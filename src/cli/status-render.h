@@ -1,0 +1,17 @@
+/* The text view of `gpukeeper status`: one line per GPU with its health,
+ * temperature, power, utilisation and memory, its MIG instances as a tree,
+ * and the processes on each, largest GPU memory first. Kept apart from the
+ * subcommand so it can be tested on JSON alone, without a daemon. */
+#pragma once
+
+#include <jansson.h>
+#include <stdio.h>
+
+#include "cli/text.h"
+
+/* Render the result object of the daemon's "status" operation to `f`.
+ * Tolerates missing or wrongly typed fields (shown as unknown, "-"), so a
+ * daemon of another version still gives a readable view. Every line fits in
+ * term->columns - 1 display columns (term->columns is taken as at least 80). Returns 0, or -EBADMSG
+ * when `status` is not a JSON object. */
+int cli_status_render(json_t *status, FILE *f, const cli_term *term);

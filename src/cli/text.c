@@ -1,0 +1,234 @@
+/* Terminal text for the CLI: terminal detection and printing untrusted
+ * strings into fixed-width fields. See text.h for the rules. */
+#include "cli/text.h"
+
+#include <langinfo.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+#include <wchar.h>
+
+#include "basic/macro.h"
+
+#define CODEPOINT_INVALID UINT32_MAX
+
+/* One character as it will be printed: the bytes to write and its columns. */
+typedef struct glyph {
+        const char *bytes;
+        size_t len;
+        size_t width;
+        const char *next; /* where the following character starts */
+} glyph;
+
+void cli_term_detect(FILE *f, cli_term *ret)
+{
+        const char *no_color = getenv("NO_COLOR"), *term = getenv("TERM");
+        int fd = fileno(f);
+        bool tty = fd >= 0 && isatty(fd);
+        struct winsize ws;
+        cli_term t = {
+            /* no-color.org: set and non-empty disables colour. */
+            .color = tty && !(no_color && no_color[0]) && !(term && strcmp(term, "dumb") == 0),
+            .unicode = strcmp(nl_langinfo(CODESET), "UTF-8") == 0,
+            .columns = CLI_TERM_MIN_COLUMNS,
+        };
+
+        if (tty && ioctl(fd, TIOCGWINSZ, &ws) == 0 && ws.ws_col > CLI_TERM_MIN_COLUMNS)
+                t.columns = MIN((size_t)ws.ws_col, (size_t)CLI_TERM_MAX_COLUMNS);
+        *ret = t;
+}
+
+/* Decode the character at s (s[0] != 0). Returns the bytes it spans, at
+ * least 1; *ret_cp is CODEPOINT_INVALID for a malformed sequence (overlong,
+ * surrogate, above U+10FFFF, truncated), which then spans the bytes up to the
+ * first one that does not continue it. Never reads past the terminating NUL. */
+static size_t utf8_decode(const char *s, uint32_t *ret_cp)
+{
+        const unsigned char *u = (const unsigned char *)s;
+        uint32_t cp, min;
+        size_t n;
+
+        if (u[0] < 0x80) {
+                *ret_cp = u[0];
+                return 1;
+        }
+        if (u[0] >= 0xc2 && u[0] <= 0xdf) {
+                n = 2, cp = u[0] & 0x1f, min = 0x80;
+        } else if (u[0] >= 0xe0 && u[0] <= 0xef) {
+                n = 3, cp = u[0] & 0x0f, min = 0x800;
+        } else if (u[0] >= 0xf0 && u[0] <= 0xf4) {
+                n = 4, cp = u[0] & 0x07, min = 0x10000;
+        } else {
+                *ret_cp = CODEPOINT_INVALID;
+                return 1;
+        }
+        for (size_t i = 1; i < n; i++) {
+                if ((u[i] & 0xc0) != 0x80) {
+                        *ret_cp = CODEPOINT_INVALID;
+                        return i;
+                }
+                cp = cp << 6 | (u[i] & 0x3f);
+        }
+        *ret_cp =
+            cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff) ? CODEPOINT_INVALID : cp;
+        return n;
+}
+
+/* Characters that would change what the terminal shows elsewhere: C0/C1
+ * controls (escape sequences, newlines, tabs), DEL, and the bidirectional
+ * embedding/override/isolate marks that reorder the rest of the line. */
+static bool codepoint_is_hostile(uint32_t cp)
+{
+        return cp < 0x20 || (cp >= 0x7f && cp < 0xa0) || cp == 0x061c || cp == 0x200e ||
+               cp == 0x200f || cp == 0x2028 || cp == 0x2029 || (cp >= 0x202a && cp <= 0x202e) ||
+               (cp >= 0x2066 && cp <= 0x2069);
+}
+
+static void next_glyph(const char *s, bool unicode, glyph *ret)
+{
+        uint32_t cp;
+        size_t n = utf8_decode(s, &cp);
+        int w;
+
+        *ret = (glyph){.bytes = "?", .len = 1, .width = 1, .next = s + n};
+        if (cp == CODEPOINT_INVALID || codepoint_is_hostile(cp))
+                return;
+        if (cp < 0x80) {
+                *ret = (glyph){.bytes = s, .len = 1, .width = 1, .next = s + 1};
+                return;
+        }
+        if (!unicode)
+                return;
+        /* glibc's wchar_t is UCS-4 in every locale (__STDC_ISO_10646__). */
+        w = wcwidth((wchar_t)cp);
+        if (w < 0)
+                return;
+        *ret = (glyph){.bytes = s, .len = n, .width = (size_t)w, .next = s + n};
+}
+
+size_t cli_text_width(const char *s, bool unicode)
+{
+        size_t width = 0;
+        glyph g;
+
+        for (const char *p = s; *p; p = g.next) {
+                next_glyph(p, unicode, &g);
+                width += g.width;
+        }
+        return width;
+}
+
+size_t cli_text_clip(FILE *f, const char *s, size_t max_columns, bool unicode)
+{
+        const char *ellipsis = unicode ? "…" : "...";
+        size_t ellipsis_width = unicode ? 1 : 3, budget, used = 0;
+        glyph g;
+
+        if (cli_text_width(s, unicode) <= max_columns)
+                budget = max_columns;
+        else if (max_columns >= ellipsis_width)
+                budget = max_columns - ellipsis_width;
+        else /* no room even for the ellipsis: cut bare */
+                budget = max_columns, ellipsis = NULL;
+
+        for (const char *p = s; *p; p = g.next) {
+                next_glyph(p, unicode, &g);
+                if (used + g.width > budget)
+                        break;
+                if (f)
+                        fwrite(g.bytes, 1, g.len, f);
+                used += g.width;
+                if (!*g.next) /* everything fitted */
+                        return used;
+        }
+        if (!*s)
+                return 0;
+        if (ellipsis) {
+                if (f)
+                        fputs(ellipsis, f);
+                used += ellipsis_width;
+        }
+        return used;
+}
+
+void cli_text_spaces(FILE *f, size_t n)
+{
+        while (n-- > 0)
+                fputc(' ', f);
+}
+
+void cli_text_field(FILE *f, const char *s, size_t columns, cli_align align, bool unicode)
+{
+        size_t width = cli_text_clip(NULL, s, columns, unicode);
+
+        if (align == CLI_ALIGN_RIGHT)
+                cli_text_spaces(f, columns - width);
+        cli_text_clip(f, s, columns, unicode);
+        if (align == CLI_ALIGN_LEFT)
+                cli_text_spaces(f, columns - width);
+}
+
+static void print_range(FILE *f, const char *from, const char *to, bool unicode)
+{
+        glyph g;
+
+        for (const char *p = from; p < to; p = g.next) {
+                next_glyph(p, unicode, &g);
+                fwrite(g.bytes, 1, g.len, f);
+        }
+}
+
+void cli_text_wrap(FILE *f, const cli_term *term, const char *sgr, const char *s, size_t indent)
+{
+        /* Keep a readable measure even if the indent eats the line. */
+        size_t avail = term->columns >= indent + 20 ? term->columns - indent : 20;
+        bool unicode = term->unicode;
+        const char *p = s;
+        bool first = true;
+
+        for (;;) {
+                const char *q, *space = NULL, *end;
+                size_t used = 0;
+                glyph g;
+
+                while (*p == ' ')
+                        p++;
+                if (!*p && !first)
+                        break;
+                first = false;
+
+                for (q = p; *q; q = g.next) {
+                        next_glyph(q, unicode, &g);
+                        if (used + g.width > avail)
+                                break;
+                        if (*q == ' ')
+                                space = q;
+                        used += g.width;
+                }
+                if (!*q || *q == ' ')
+                        end = q;
+                else if (space)
+                        end = space;
+                else if (q > p)
+                        end = q; /* one word longer than the line: break inside it */
+                else
+                        end = g.next;
+
+                cli_text_spaces(f, indent);
+                if (sgr)
+                        cli_text_style(f, term, sgr);
+                print_range(f, p, end, unicode);
+                if (sgr)
+                        cli_text_style(f, term, CLI_STYLE_RESET);
+                fputc('\n', f);
+                p = end;
+        }
+}
+
+void cli_text_style(FILE *f, const cli_term *term, const char *sgr)
+{
+        if (term->color)
+                fprintf(f, "\033[%sm", sgr);
+}

@@ -1,0 +1,311 @@
+/* The gpukeeper client library: one blocking connection to gpukeeperd,
+ * synchronous request/reply calls, events handed to a callback while a call
+ * waits. Implements include/gpukeeper/client.h over src/proto.
+ *
+ * The socket is blocking (as the header promises callers that poll its fd),
+ * but every send()/recv() here uses MSG_DONTWAIT after poll() said the socket
+ * was ready, so that a wait can also watch the optional cancel descriptor.
+ * A transport failure (peer gone, malformed or oversized reply, a reply to
+ * some other request, cancellation) leaves the byte stream in an unknown
+ * state, so it is sticky: every later call fails the same way without I/O. */
+#include "gpukeeper/client.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <poll.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+
+#include "basic/macro.h"
+#include "proto/proto.h"
+
+struct gk_client {
+        int fd;
+        int cancel_fd; /* -1: calls are not cancellable */
+        uint32_t next_id;
+        int error; /* sticky transport error, 0 while usable */
+        gk_event_fn event_fn;
+        void *event_userdata;
+        ProtoDecoder decoder;
+};
+
+const char *gk_socket_path(const char *explicit_path)
+{
+        const char *e;
+
+        if (explicit_path)
+                return explicit_path;
+        /* secure_getenv: the PAM module will run inside privileged login
+         * processes, where the environment belongs to the user. */
+        e = secure_getenv("GPUKEEPER_SOCKET");
+        if (e && *e)
+                return e;
+        return GK_DEFAULT_SOCKET;
+}
+
+/* Waits until `fd` is ready for `events`, or the cancel descriptor fires. */
+static int wait_fd(const gk_client *c, int fd, short events)
+{
+        struct pollfd p[2] = {
+            {.fd = fd, .events = events},
+            {.fd = c ? c->cancel_fd : -1, .events = POLLIN},
+        };
+        nfds_t n = p[1].fd >= 0 ? 2 : 1;
+
+        for (;;) {
+                if (poll(p, n, -1) < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return negative_errno();
+                }
+                if (n == 2 && p[1].revents != 0)
+                        return -ECANCELED;
+                /* POLLHUP / POLLERR included: the next send()/recv() says what happened. */
+                if (p[0].revents != 0)
+                        return 0;
+        }
+}
+
+/* A connect() interrupted by a signal goes on in the background (POSIX);
+ * wait for it to finish and fetch its result. */
+static int connect_finish(int fd)
+{
+        socklen_t len = sizeof(int);
+        int r, error = 0;
+
+        r = wait_fd(NULL, fd, POLLOUT);
+        if (r < 0)
+                return r;
+        if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &len) < 0)
+                return negative_errno();
+        return error > 0 ? -error : 0;
+}
+
+int gk_client_connect(const char *socket_path, gk_client **ret)
+{
+        struct sockaddr_un sa = {.sun_family = AF_UNIX};
+        _cleanup_close_ int fd = -1;
+        gk_client *c;
+        size_t len;
+        int r;
+
+        assert(socket_path);
+        assert(ret);
+
+        len = strlen(socket_path);
+        if (len == 0)
+                return -EINVAL;
+        /* Keep room for the terminating NUL: a path that fills sun_path
+         * exactly is a Linux-only form other tools cannot name. */
+        if (len >= sizeof sa.sun_path)
+                return -ENAMETOOLONG;
+        memcpy(sa.sun_path, socket_path, len);
+
+        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (fd < 0)
+                return negative_errno();
+        if (connect(fd, (const struct sockaddr *)&sa,
+                    (socklen_t)(offsetof(struct sockaddr_un, sun_path) + len + 1)) < 0) {
+                if (errno != EINTR)
+                        return negative_errno();
+                r = connect_finish(fd);
+                if (r < 0)
+                        return r;
+        }
+
+        c = calloc(1, sizeof *c);
+        if (!c)
+                return -ENOMEM;
+        c->fd = TAKE_FD(fd);
+        c->cancel_fd = -1;
+        c->next_id = 1;
+        proto_decoder_init(&c->decoder, GK_PROTO_MAX_REPLY);
+        *ret = c;
+        return 0;
+}
+
+void gk_client_free(gk_client *c)
+{
+        if (!c)
+                return;
+        closep(&c->fd);
+        proto_decoder_done(&c->decoder);
+        free(c);
+}
+
+int gk_client_fd(const gk_client *c)
+{
+        assert(c);
+        return c->fd;
+}
+
+void gk_client_set_event_handler(gk_client *c, gk_event_fn fn, void *userdata)
+{
+        assert(c);
+        c->event_fn = fn;
+        c->event_userdata = userdata;
+}
+
+void gk_client_set_cancel_fd(gk_client *c, int fd)
+{
+        assert(c);
+        c->cancel_fd = fd >= 0 ? fd : -1;
+}
+
+static int client_fail(gk_client *c, int r)
+{
+        assert(r < 0);
+        c->error = r;
+        return r;
+}
+
+static int send_all(gk_client *c, const char *buf, size_t len)
+{
+        size_t off = 0;
+        int r;
+
+        while (off < len) {
+                ssize_t n = send(c->fd, buf + off, len - off, MSG_DONTWAIT | MSG_NOSIGNAL);
+                if (n >= 0) {
+                        off += (size_t)n;
+                        continue;
+                }
+                if (errno == EINTR)
+                        continue;
+                if (errno == EPIPE || errno == ECONNRESET)
+                        return -ECONNRESET;
+                if (errno != EAGAIN && errno != EWOULDBLOCK)
+                        return negative_errno();
+                r = wait_fd(c, c->fd, POLLOUT);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+/* Reads what is there (at least one byte) into the decoder. */
+static int receive(gk_client *c)
+{
+        void *buf;
+        size_t space;
+        int r;
+
+        r = proto_decoder_read_space(&c->decoder, &buf, &space);
+        if (r == -EMSGSIZE || r == -EBADMSG)
+                return -EBADMSG;
+        if (r < 0)
+                return r;
+
+        for (;;) {
+                ssize_t n = recv(c->fd, buf, space, MSG_DONTWAIT);
+                if (n > 0) {
+                        proto_decoder_advance(&c->decoder, (size_t)n);
+                        return 0;
+                }
+                if (n == 0)
+                        return -ECONNRESET;
+                if (errno == EINTR)
+                        continue;
+                if (errno == ECONNRESET || errno == EPIPE)
+                        return -ECONNRESET;
+                if (errno != EAGAIN && errno != EWOULDBLOCK)
+                        return negative_errno();
+                r = wait_fd(c, c->fd, POLLIN);
+                if (r < 0)
+                        return r;
+        }
+}
+
+/* Sends one request frame; nothing is sent when it cannot be built. */
+static int send_request(gk_client *c, uint32_t id, const char *op, json_t *args)
+{
+        _cleanup_(json_decrefp) json_t *req = NULL;
+        _cleanup_free_ char *json = NULL, *frame = NULL;
+        size_t json_len, frame_len;
+        int r;
+
+        req = proto_request_new(id, op, args);
+        if (!req)
+                return -ENOMEM;
+        r = proto_dump(req, GK_PROTO_MAX_REQUEST, &json, &json_len);
+        if (r < 0)
+                return r;
+        r = proto_encode_frame(json, json_len, GK_PROTO_MAX_REQUEST, &frame, &frame_len);
+        if (r < 0)
+                return r;
+        r = send_all(c, frame, frame_len);
+        return r < 0 ? client_fail(c, r) : 0;
+}
+
+int gk_client_call(gk_client *c, const char *op, json_t *args, json_t **ret_result,
+                   gk_call_error *ret_error)
+{
+        _cleanup_(json_decrefp) json_t *a = args;
+        uint32_t id;
+        int r;
+
+        assert(c);
+        assert(op);
+
+        if (c->error < 0)
+                return c->error;
+        if (!proto_name_is_valid(op, strlen(op)) || (a && !json_is_object(a)))
+                return -EINVAL;
+
+        id = c->next_id;
+        c->next_id = c->next_id == UINT32_MAX ? 1 : c->next_id + 1;
+        r = send_request(c, id, op, TAKE_PTR(a));
+        if (r < 0)
+                return r;
+
+        for (;;) {
+                ProtoMessage m;
+                const char *frame;
+                size_t len;
+
+                r = proto_decoder_next(&c->decoder, &frame, &len);
+                if (r < 0)
+                        return client_fail(c, -EBADMSG);
+                if (r == 0) {
+                        r = receive(c);
+                        if (r < 0)
+                                return client_fail(c, r);
+                        continue;
+                }
+
+                r = proto_parse_message(frame, len, &m);
+                if (r < 0)
+                        return client_fail(c, r);
+
+                if (m.is_event) {
+                        if (c->event_fn)
+                                c->event_fn(m.event, m.data, c->event_userdata);
+                        proto_message_done(&m);
+                        continue;
+                }
+
+                /* An error reply without an id answers the request in flight:
+                 * the daemon could not read its id (e.g. E_TOO_LARGE). */
+                if (m.id >= 0 && m.id != id) {
+                        proto_message_done(&m);
+                        return client_fail(c, -EBADMSG);
+                }
+                if (m.ok) {
+                        if (ret_result)
+                                *ret_result = TAKE_PTR(m.result);
+                        proto_message_done(&m);
+                        return 0;
+                }
+                if (ret_error) {
+                        ret_error->code = m.code;
+                        _Static_assert(sizeof ret_error->message == sizeof m.message,
+                                       "message buffers must match");
+                        memcpy(ret_error->message, m.message, sizeof m.message);
+                }
+                proto_message_done(&m);
+                return m.code;
+        }
+}

@@ -1,0 +1,807 @@
+/* The daemon's YAML configuration: a generic table-driven loader over
+ * libyaml's event API, the row parsers, and the gpukeeperd key table.
+ *
+ * The event API (rather than yaml_parser_load) is used because it shows
+ * anchors and aliases, which are rejected outright (a few lines of aliases
+ * expand to gigabytes in a naive tree walk: "billion laughs"), and because
+ * the walk can stop at the first unexpected event without building a tree:
+ * we only ever descend into mappings the table describes, so nesting depth
+ * is bounded by the table, not by the file. */
+#include "daemon/config.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+#include <yaml.h>
+
+#include "basic/log.h"
+#include "basic/macro.h"
+#include "basic/parse.h"
+
+/* Longest key or value quoted back in an error message. */
+#define QUOTE_MAX 64
+#define QUOTE_BUF_SIZE (QUOTE_MAX * 4 + 4)
+
+/* Room for a row parser's problem phrase. */
+#define PROBLEM_MAX 256
+
+/* Room for a dotted key name ("http.listen"): table names are short constants,
+ * user-supplied names are quoted through quote() and so bounded as well. */
+#define KEY_NAME_MAX 512
+
+typedef struct Loader {
+        const char *path;
+        const char *text; /* the whole file, to turn byte offsets into positions */
+        size_t size;
+        yaml_parser_t parser;
+        void *target;
+        char *error; /* the first error, "PATH:LINE:COL: ..." */
+} Loader;
+
+/* Copy at most QUOTE_MAX bytes of s[0..n) into buf for an error message,
+ * writing control characters as \xNN so the message stays one line, and
+ * marking truncation with "...". */
+static const char *quote(char *buf, size_t len, const char *s, size_t n)
+{
+        size_t o = 0;
+
+        assert(len >= QUOTE_BUF_SIZE);
+
+        for (size_t i = 0; i < n && i < QUOTE_MAX; i++) {
+                unsigned char c = (unsigned char)s[i];
+
+                if (c < 0x20 || c == 0x7f)
+                        o += (size_t)snprintf(buf + o, len - o, "\\x%02x", c);
+                else
+                        buf[o++] = (char)c;
+        }
+        if (n > QUOTE_MAX) {
+                memcpy(buf + o, "...", 3);
+                o += 3;
+        }
+        buf[o] = '\0';
+        return buf;
+}
+
+/* 1-based line and column (in characters) of byte `offset` of the file. */
+static void position_of_offset(const Loader *l, size_t offset, size_t *ret_line,
+                               size_t *ret_col)
+{
+        size_t line = 1, col = 1;
+
+        for (size_t i = 0; i < offset && i < l->size; i++) {
+                unsigned char c = (unsigned char)l->text[i];
+
+                if (c == '\n') {
+                        line++;
+                        col = 1;
+                } else if ((c & 0xc0) != 0x80) /* not a UTF-8 continuation byte */
+                        col++;
+        }
+        *ret_line = line;
+        *ret_col = col;
+}
+
+/* Record an error at 1-based (line, col); keeps only the first one. Returns
+ * -EINVAL, or -ENOMEM if the message could not be built. */
+_printf_(4, 5) static int loader_error_at(Loader *l, size_t line, size_t col, const char *fmt, ...)
+{
+        _cleanup_free_ char *msg = NULL;
+        va_list ap;
+        int k;
+
+        if (l->error)
+                return -EINVAL;
+
+        va_start(ap, fmt);
+        k = vasprintf(&msg, fmt, ap);
+        va_end(ap);
+        if (k < 0) {
+                msg = NULL; /* glibc leaves it undefined */
+                return -ENOMEM;
+        }
+
+        if (asprintf(&l->error, "%s:%zu:%zu: %s", l->path, line, col, msg) < 0) {
+                l->error = NULL;
+                return -ENOMEM;
+        }
+        return -EINVAL;
+}
+
+/* libyaml marks are 0-based. */
+#define loader_error(l, mark, ...)                                                                 \
+        loader_error_at((l), (mark).line + 1, (mark).column + 1, __VA_ARGS__)
+
+static int loader_syntax_error(Loader *l)
+{
+        const yaml_parser_t *p = &l->parser;
+        size_t line, col;
+
+        if (p->error == YAML_MEMORY_ERROR)
+                return -ENOMEM;
+
+        if (p->error == YAML_READER_ERROR) /* bad encoding: only a byte offset is known */
+                position_of_offset(l, p->problem_offset, &line, &col);
+        else {
+                line = p->problem_mark.line + 1;
+                col = p->problem_mark.column + 1;
+        }
+
+        if (p->context)
+                return loader_error_at(l, line, col, "invalid YAML: %s (%s)",
+                                       p->problem ? p->problem : "unknown error", p->context);
+        return loader_error_at(l, line, col, "invalid YAML: %s",
+                               p->problem ? p->problem : "unknown error");
+}
+
+static void yaml_event_deletep(yaml_event_t *e)
+{
+        yaml_event_delete(e);
+}
+
+/* Fetch the next event into *ev (which the caller owns and must have
+ * zeroed), rejecting the YAML features a configuration never needs:
+ * anchors, aliases and explicit tags. `key` names the value being read, for
+ * the message, or is NULL. */
+static int loader_next(Loader *l, yaml_event_t *ev, const char *key)
+{
+        const char *anchor = NULL, *tag = NULL;
+
+        yaml_event_delete(ev);
+        if (!yaml_parser_parse(&l->parser, ev))
+                return loader_syntax_error(l);
+
+        switch (ev->type) {
+        case YAML_ALIAS_EVENT:
+                return loader_error(l, ev->start_mark, "%s%s%saliases (*%s) are not allowed",
+                                    key ? "'" : "", key ?: "", key ? "': " : "",
+                                    (const char *)ev->data.alias.anchor);
+        case YAML_SCALAR_EVENT:
+                anchor = (const char *)ev->data.scalar.anchor;
+                tag = (const char *)ev->data.scalar.tag;
+                break;
+        case YAML_MAPPING_START_EVENT:
+                anchor = (const char *)ev->data.mapping_start.anchor;
+                tag = (const char *)ev->data.mapping_start.tag;
+                break;
+        case YAML_SEQUENCE_START_EVENT:
+                anchor = (const char *)ev->data.sequence_start.anchor;
+                tag = (const char *)ev->data.sequence_start.tag;
+                break;
+        default:
+                break;
+        }
+
+        if (anchor)
+                return loader_error(l, ev->start_mark, "%s%s%sanchors (&%s) are not allowed",
+                                    key ? "'" : "", key ?: "", key ? "': " : "", anchor);
+        if (tag)
+                return loader_error(l, ev->start_mark, "%s%s%stags (%s) are not allowed",
+                                    key ? "'" : "", key ?: "", key ? "': " : "", tag);
+        return 0;
+}
+
+/* YAML 1.1's null: an unquoted empty value, "~" or "null". */
+static bool scalar_is_null(const yaml_event_t *ev)
+{
+        const char *v = (const char *)ev->data.scalar.value;
+
+        if (ev->data.scalar.style != YAML_PLAIN_SCALAR_STYLE)
+                return false;
+        return ev->data.scalar.length == 0 || strcmp(v, "~") == 0 || strcmp(v, "null") == 0 ||
+               strcmp(v, "Null") == 0 || strcmp(v, "NULL") == 0;
+}
+
+/* An escaped "\0" in a double-quoted string yields a NUL inside the value,
+ * which C string handling would silently cut short. */
+static bool scalar_has_nul(const yaml_event_t *ev)
+{
+        return memchr(ev->data.scalar.value, '\0', ev->data.scalar.length) != NULL;
+}
+
+static const char *event_kind(const yaml_event_t *ev)
+{
+        switch (ev->type) {
+        case YAML_MAPPING_START_EVENT:
+                return "a mapping";
+        case YAML_SEQUENCE_START_EVENT:
+                return "a list";
+        default:
+                return "a single value";
+        }
+}
+
+/* "socket, state_dir, ...": the names a user may write in `table`. Reserved
+ * sections are left out, since writing them is an error too. */
+static char *known_keys(const ConfigKey *table)
+{
+        size_t len = 1;
+        char *s, *p;
+
+        for (const ConfigKey *k = table; k->name; k++)
+                if (k->kind != CONFIG_KEY_UNSUPPORTED)
+                        len += strlen(k->name) + 2;
+
+        s = p = malloc(len);
+        if (!s)
+                return NULL;
+        *p = '\0';
+        for (const ConfigKey *k = table; k->name; k++) {
+                if (k->kind == CONFIG_KEY_UNSUPPORTED)
+                        continue;
+                p = stpcpy(p, p == s ? "" : ", ");
+                p = stpcpy(p, k->name);
+        }
+        return s;
+}
+
+static int loader_mapping(Loader *l, const ConfigKey *table, const char *section);
+
+/* Read the value of `key`, written as `name` (dotted for nested keys), and
+ * store it into the target, descending into it if it is a section. */
+static int loader_value(Loader *l, const ConfigKey *key, const char *name)
+{
+        _cleanup_(yaml_event_deletep) yaml_event_t ev = {0};
+        char problem[PROBLEM_MAX] = "";
+        char q[QUOTE_BUF_SIZE];
+        int r;
+
+        r = loader_next(l, &ev, name);
+        if (r < 0)
+                return r;
+
+        if (key->kind == CONFIG_KEY_SECTION) {
+                if (ev.type == YAML_MAPPING_START_EVENT)
+                        return loader_mapping(l, key->section, name);
+                /* "http:" with nothing after it, e.g. all its keys commented out. */
+                if (ev.type == YAML_SCALAR_EVENT && scalar_is_null(&ev))
+                        return 0;
+                return loader_error(l, ev.start_mark,
+                                    "'%s' must be a section (a mapping of keys), not %s", name,
+                                    event_kind(&ev));
+        }
+
+        assert(key->kind == CONFIG_KEY_SCALAR);
+
+        if (ev.type != YAML_SCALAR_EVENT)
+                return loader_error(l, ev.start_mark, "'%s' must be a single value, not %s", name,
+                                    event_kind(&ev));
+        if (scalar_is_null(&ev))
+                return loader_error(l, ev.start_mark, "value required for '%s'", name);
+        if (scalar_has_nul(&ev))
+                return loader_error(l, ev.start_mark, "value of '%s' contains a NUL character",
+                                    name);
+
+        r = key->parse(key, (const char *)ev.data.scalar.value, (uint8_t *)l->target + key->offset,
+                       problem, sizeof problem);
+        if (r == -EINVAL)
+                return loader_error(l, ev.start_mark, "invalid value '%s' for '%s': %s",
+                                    quote(q, sizeof q, (const char *)ev.data.scalar.value,
+                                          ev.data.scalar.length),
+                                    name, problem);
+        return r;
+}
+
+/* Walk a mapping whose MAPPING_START has been consumed, up to and including
+ * its MAPPING_END. `section` is the dotted name of the mapping, or NULL at
+ * the top level. */
+static int loader_mapping(Loader *l, const ConfigKey *table, const char *section)
+{
+        _cleanup_free_ size_t *first_line = NULL;
+        size_t n_keys = 0;
+        int r;
+
+        for (const ConfigKey *k = table; k->name; k++)
+                n_keys++;
+        first_line = calloc(n_keys ?: 1, sizeof *first_line);
+        if (!first_line)
+                return -ENOMEM;
+
+        for (;;) {
+                _cleanup_(yaml_event_deletep) yaml_event_t ev = {0};
+                char name[KEY_NAME_MAX], q[QUOTE_BUF_SIZE];
+                const ConfigKey *key = NULL;
+                const char *v;
+                size_t i;
+
+                r = loader_next(l, &ev, NULL);
+                if (r < 0)
+                        return r;
+                if (ev.type == YAML_MAPPING_END_EVENT)
+                        return 0;
+                if (ev.type != YAML_SCALAR_EVENT)
+                        return loader_error(l, ev.start_mark,
+                                            "keys must be plain names, not %s", event_kind(&ev));
+
+                v = (const char *)ev.data.scalar.value;
+                snprintf(name, sizeof name, "%s%s%s", section ?: "", section ? "." : "",
+                         quote(q, sizeof q, v, ev.data.scalar.length));
+
+                for (i = 0; i < n_keys; i++)
+                        if (!scalar_has_nul(&ev) && strcmp(table[i].name, v) == 0) {
+                                key = &table[i];
+                                break;
+                        }
+
+                if (!key) {
+                        _cleanup_free_ char *known = known_keys(table);
+
+                        if (!known)
+                                return -ENOMEM;
+                        if (section)
+                                return loader_error(l, ev.start_mark,
+                                                    "unknown key '%s' (known keys in '%s': %s)",
+                                                    name, section, known);
+                        return loader_error(l, ev.start_mark,
+                                            "unknown key '%s' (known keys: %s)", name, known);
+                }
+
+                if (first_line[i] > 0)
+                        return loader_error(l, ev.start_mark,
+                                            "duplicate key '%s' (first given on line %zu)", name,
+                                            first_line[i]);
+                first_line[i] = ev.start_mark.line + 1;
+
+                if (key->kind == CONFIG_KEY_UNSUPPORTED)
+                        return loader_error(
+                                l, ev.start_mark,
+                                "section '%s' is not supported by this version of gpukeeperd",
+                                name);
+
+                r = loader_value(l, key, name);
+                if (r < 0)
+                        return r;
+        }
+}
+
+/* Walk the event stream: nothing, or exactly one document that is empty or
+ * a mapping. */
+static int loader_stream(Loader *l, const ConfigKey *table)
+{
+        _cleanup_(yaml_event_deletep) yaml_event_t ev = {0};
+        int r;
+
+        r = loader_next(l, &ev, NULL); /* STREAM_START */
+        if (r < 0)
+                return r;
+
+        r = loader_next(l, &ev, NULL);
+        if (r < 0)
+                return r;
+        if (ev.type == YAML_STREAM_END_EVENT) /* empty, or only comments */
+                return 0;
+        assert(ev.type == YAML_DOCUMENT_START_EVENT);
+
+        r = loader_next(l, &ev, NULL);
+        if (r < 0)
+                return r;
+        if (ev.type == YAML_MAPPING_START_EVENT) {
+                r = loader_mapping(l, table, NULL);
+                if (r < 0)
+                        return r;
+        } else if (!(ev.type == YAML_SCALAR_EVENT && scalar_is_null(&ev)))
+                return loader_error(l, ev.start_mark,
+                                    "the top level must be a mapping of keys, not %s",
+                                    event_kind(&ev));
+
+        r = loader_next(l, &ev, NULL); /* DOCUMENT_END */
+        if (r < 0)
+                return r;
+
+        r = loader_next(l, &ev, NULL);
+        if (r < 0)
+                return r;
+        if (ev.type == YAML_DOCUMENT_START_EVENT)
+                return loader_error(l, ev.start_mark,
+                                    "more than one YAML document; the file must hold exactly one");
+        assert(ev.type == YAML_STREAM_END_EVENT);
+        return 0;
+}
+
+/* Store a message about the file as a whole in *ret_error and return r
+ * (or -ENOMEM, leaving NULL there, if the message cannot be built). */
+_printf_(3, 4) static int file_error(int r, char **ret_error, const char *fmt, ...)
+{
+        va_list ap;
+        int k;
+
+        va_start(ap, fmt);
+        k = vasprintf(ret_error, fmt, ap);
+        va_end(ap);
+        if (k < 0) {
+                *ret_error = NULL; /* glibc leaves it undefined */
+                return -ENOMEM;
+        }
+        return r;
+}
+
+/* Read the whole file, refusing what is not a regular file or is too large.
+ * On failure returns -errno (I/O) or -EINVAL and sets *ret_error. */
+static int read_config_file(const char *path, char **ret_text, size_t *ret_size,
+                            char **ret_error)
+{
+        _cleanup_close_ int fd = -1;
+        _cleanup_free_ char *buf = NULL;
+        size_t n = 0, cap;
+        struct stat st;
+        int r;
+
+        /* O_NONBLOCK so that opening a FIFO by mistake does not hang the
+         * daemon; it has no effect on reading a regular file. */
+        fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+        if (fd < 0) {
+                r = negative_errno();
+                goto io_error;
+        }
+        if (fstat(fd, &st) < 0) {
+                r = negative_errno();
+                goto io_error;
+        }
+        if (!S_ISREG(st.st_mode))
+                return file_error(-EINVAL, ret_error, "%s: not a regular file", path);
+        if ((uint64_t)st.st_size > CONFIG_FILE_MAX)
+                goto too_large;
+
+        /* Read until EOF rather than trusting st_size: the file may change
+         * under us, and some files (in /proc) report 0. Reading one byte past
+         * the limit tells "exactly at the limit" from "too large". */
+        cap = (size_t)st.st_size + 1;
+        buf = malloc(cap + 1);
+        if (!buf)
+                return -ENOMEM;
+        for (;;) {
+                ssize_t k;
+
+                if (n == cap) {
+                        char *nbuf;
+
+                        if (cap > CONFIG_FILE_MAX)
+                                goto too_large;
+                        cap = (size_t)MIN((uint64_t)cap * 2, CONFIG_FILE_MAX + 1);
+                        nbuf = realloc(buf, cap + 1);
+                        if (!nbuf)
+                                return -ENOMEM;
+                        buf = nbuf;
+                }
+                k = read(fd, buf + n, cap - n);
+                if (k < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        r = negative_errno();
+                        goto io_error;
+                }
+                if (k == 0)
+                        break;
+                n += (size_t)k;
+        }
+        buf[n] = '\0';
+
+        *ret_text = TAKE_PTR(buf);
+        *ret_size = n;
+        return 0;
+
+too_large:
+        return file_error(-EINVAL, ret_error, "%s: file is too large (the limit is %" PRIu64
+                          " bytes)", path, CONFIG_FILE_MAX);
+io_error:
+        return file_error(r, ret_error, "%s: %s", path, strerror(-r));
+}
+
+int config_parse_yaml(const char *path, const ConfigKey *table, void *target, char **ret_error)
+{
+        _cleanup_free_ char *text = NULL, *error = NULL;
+        Loader l = {.path = path, .target = target};
+        const char *nul;
+        int r;
+
+        assert(path);
+        assert(table);
+        assert(target);
+
+        r = read_config_file(path, &text, &l.size, &error);
+        if (r < 0)
+                goto finish;
+        l.text = text;
+
+        nul = memchr(text, '\0', l.size);
+        if (nul) {
+                size_t line, col;
+
+                position_of_offset(&l, (size_t)(nul - text), &line, &col);
+                r = loader_error_at(&l, line, col, "the file contains a NUL byte");
+                error = TAKE_PTR(l.error);
+                goto finish;
+        }
+
+        if (!yaml_parser_initialize(&l.parser)) {
+                r = -ENOMEM;
+                goto finish;
+        }
+        yaml_parser_set_encoding(&l.parser, YAML_UTF8_ENCODING);
+        yaml_parser_set_input_string(&l.parser, (const unsigned char *)text, l.size);
+        r = loader_stream(&l, table);
+        yaml_parser_delete(&l.parser);
+        error = TAKE_PTR(l.error);
+
+finish:
+        if (r < 0 && ret_error)
+                *ret_error = TAKE_PTR(error);
+        return r;
+}
+
+/* ---- Row parsers --------------------------------------------------------- */
+
+static bool has_control_chars(const char *s)
+{
+        for (; *s; s++)
+                if ((unsigned char)*s < 0x20 || *s == 0x7f)
+                        return true;
+        return false;
+}
+
+/* Store a copy of `value` in the char * at `field`, replacing what was there. */
+static int store_string(const char *value, void *field)
+{
+        char *copy = strdup(value);
+        char **p = field;
+
+        if (!copy)
+                return -ENOMEM;
+        free(*p);
+        *p = copy;
+        return 0;
+}
+
+/* Common checks for every path-like value; returns 0 or -EINVAL with `problem` set. */
+static int check_path(const char *value, bool absolute, size_t max, char *problem,
+                      size_t problem_len)
+{
+        if (value[0] == '\0') {
+                snprintf(problem, problem_len, "must not be empty");
+                return -EINVAL;
+        }
+        if (has_control_chars(value)) {
+                snprintf(problem, problem_len, "must not contain control characters");
+                return -EINVAL;
+        }
+        if (absolute && value[0] != '/') {
+                snprintf(problem, problem_len, "must be an absolute path (starting with '/')");
+                return -EINVAL;
+        }
+        if (strlen(value) > max) {
+                snprintf(problem, problem_len, "is too long (at most %zu bytes)", max);
+                return -EINVAL;
+        }
+        return 0;
+}
+
+int config_parse_absolute_path(const ConfigKey *key, const char *value, void *field,
+                               char *problem, size_t problem_len)
+{
+        int r = check_path(value, true, PATH_MAX - 1, problem, problem_len);
+        return r < 0 ? r : store_string(value, field);
+}
+
+int config_parse_socket_path(const ConfigKey *key, const char *value, void *field, char *problem,
+                             size_t problem_len)
+{
+        /* sun_path must hold the path and its terminating NUL. */
+        int r = check_path(value, true, sizeof(((struct sockaddr_un *)NULL)->sun_path) - 1,
+                           problem, problem_len);
+        return r < 0 ? r : store_string(value, field);
+}
+
+int config_parse_library(const ConfigKey *key, const char *value, void *field, char *problem,
+                         size_t problem_len)
+{
+        /* dlopen() searches the library path for a bare name but resolves a
+         * name with a slash relative to the working directory, which for a
+         * root daemon must never be what the admin meant. */
+        int r;
+
+        if (value[0] != '/' && strchr(value, '/')) {
+                snprintf(problem, problem_len,
+                         "must be a library file name (found the way dlopen() searches) or an "
+                         "absolute path");
+                return -EINVAL;
+        }
+        r = check_path(value, false, PATH_MAX - 1, problem, problem_len);
+        return r < 0 ? r : store_string(value, field);
+}
+
+/* Write "must be between A and B" for a range that applies (key->max != 0). */
+static bool check_range(const ConfigKey *key, uint64_t v, const char *lo, const char *hi,
+                        char *problem, size_t problem_len)
+{
+        if (key->max == 0 || (v >= key->min && v <= key->max))
+                return true;
+        snprintf(problem, problem_len, "must be between %s and %s", lo, hi);
+        return false;
+}
+
+int config_parse_duration(const ConfigKey *key, const char *value, void *field, char *problem,
+                          size_t problem_len)
+{
+        char lo[FORMAT_DURATION_MAX], hi[FORMAT_DURATION_MAX];
+        uint64_t v;
+        int r;
+
+        r = parse_duration_usec(value, &v);
+        if (r == -ERANGE) {
+                snprintf(problem, problem_len, "too large");
+                return -EINVAL;
+        }
+        if (r < 0) {
+                if (value[0] != '\0' && value[strspn(value, "0123456789")] == '\0')
+                        snprintf(problem, problem_len,
+                                 "a unit is required (for example 30s, 5m or 2h)");
+                else
+                        snprintf(problem, problem_len,
+                                 "not a duration (write a number and a unit, d h m s ms us, "
+                                 "largest first: 30s, 5m, 1h30m)");
+                return -EINVAL;
+        }
+
+        (void)format_duration(lo, sizeof lo, key->min);
+        (void)format_duration(hi, sizeof hi, key->max);
+        if (!check_range(key, v, lo, hi, problem, problem_len))
+                return -EINVAL;
+
+        *(uint64_t *)field = v;
+        return 0;
+}
+
+/* parse_size_bytes() and parse_uint64() results with a range check in bytes. */
+static int store_number(const ConfigKey *key, int r, uint64_t v, const char *what,
+                        const char *unit, void *field, char *problem, size_t problem_len)
+{
+        char lo[24], hi[32];
+
+        if (r == -ERANGE) {
+                snprintf(problem, problem_len, "too large");
+                return -EINVAL;
+        }
+        if (r < 0) {
+                snprintf(problem, problem_len, "not %s", what);
+                return -EINVAL;
+        }
+
+        snprintf(lo, sizeof lo, "%" PRIu64, key->min);
+        snprintf(hi, sizeof hi, "%" PRIu64 "%s", key->max, unit);
+        if (!check_range(key, v, lo, hi, problem, problem_len))
+                return -EINVAL;
+
+        *(uint64_t *)field = v;
+        return 0;
+}
+
+int config_parse_size(const ConfigKey *key, const char *value, void *field, char *problem,
+                      size_t problem_len)
+{
+        uint64_t v = 0;
+        int r = parse_size_bytes(value, &v);
+
+        return store_number(key, r, v,
+                            "a size (write bytes or a number with K, M, G, T, P or E: 512M, 10G)",
+                            " bytes", field, problem, problem_len);
+}
+
+int config_parse_uint64(const ConfigKey *key, const char *value, void *field, char *problem,
+                        size_t problem_len)
+{
+        uint64_t v = 0;
+        int r = parse_uint64(value, &v);
+
+        return store_number(key, r, v, "a non-negative whole number", "", field, problem,
+                            problem_len);
+}
+
+int config_parse_bool(const ConfigKey *key, const char *value, void *field, char *problem,
+                      size_t problem_len)
+{
+        if (parse_bool(value, field) < 0) {
+                snprintf(problem, problem_len, "must be true or false (or yes/no, on/off, 1/0)");
+                return -EINVAL;
+        }
+        return 0;
+}
+
+int config_parse_log_level(const ConfigKey *key, const char *value, void *field, char *problem,
+                           size_t problem_len)
+{
+        int level = log_level_from_string(value);
+
+        if (level < 0) {
+                snprintf(problem, problem_len, "must be one of error, warning, info, debug");
+                return -EINVAL;
+        }
+        *(int *)field = level;
+        return 0;
+}
+
+/* ---- gpukeeperd's configuration ------------------------------------------ */
+
+/* Every key of gpukeeper.yaml. Keep in sync with docs/gpukeeper.yaml.5 and
+ * packaging/gpukeeper.yaml. */
+static const ConfigKey config_table[] = {
+        CONFIG_SCALAR("socket", config_parse_socket_path, Config, socket_path, 0, 0),
+        CONFIG_SCALAR("state_dir", config_parse_absolute_path, Config, state_dir, 0, 0),
+        CONFIG_SCALAR("nvml_library", config_parse_library, Config, nvml_library, 0, 0),
+        CONFIG_SCALAR("sample_interval", config_parse_duration, Config, sample_interval_usec,
+                      100 * USEC_PER_MSEC, USEC_PER_HOUR),
+        CONFIG_SCALAR("log_level", config_parse_log_level, Config, log_level, 0, 0),
+        /* Sections of later versions (ARCHITECTURE.md): known, so that using
+         * one says "not supported by this version" rather than "unknown". */
+        CONFIG_UNSUPPORTED("http"),
+        CONFIG_UNSUPPORTED("policy"),
+        CONFIG_UNSUPPORTED("enforcement"),
+        CONFIG_UNSUPPORTED("idle"),
+        CONFIG_UNSUPPORTED("alerts"),
+        CONFIG_UNSUPPORTED("history"),
+        CONFIG_UNSUPPORTED("env"),
+        CONFIG_END,
+};
+
+void config_free(Config *c)
+{
+        if (!c)
+                return;
+        free(c->path);
+        free(c->socket_path);
+        free(c->state_dir);
+        free(c->nvml_library);
+        free(c);
+}
+
+int config_new_defaults(Config **ret)
+{
+        _cleanup_(config_freep) Config *c = NULL;
+
+        assert(ret);
+
+        c = calloc(1, sizeof *c);
+        if (!c)
+                return -ENOMEM;
+        c->socket_path = strdup(CONFIG_DEFAULT_SOCKET);
+        c->state_dir = strdup(CONFIG_DEFAULT_STATE_DIR);
+        c->nvml_library = strdup(CONFIG_DEFAULT_NVML_LIBRARY);
+        if (!c->socket_path || !c->state_dir || !c->nvml_library)
+                return -ENOMEM;
+        c->sample_interval_usec = CONFIG_DEFAULT_SAMPLE_INTERVAL_USEC;
+        c->log_level = LOG_LEVEL_INFO;
+
+        *ret = TAKE_PTR(c);
+        return 0;
+}
+
+int config_load(const char *path, Config **ret, char **ret_error)
+{
+        _cleanup_(config_freep) Config *c = NULL;
+        int r;
+
+        assert(path);
+        assert(ret);
+
+        r = config_new_defaults(&c);
+        if (r < 0)
+                return r;
+        c->path = strdup(path);
+        if (!c->path)
+                return -ENOMEM;
+
+        r = config_parse_yaml(path, config_table, c, ret_error);
+        if (r < 0)
+                return r;
+
+        *ret = TAKE_PTR(c);
+        return 0;
+}

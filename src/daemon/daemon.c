@@ -1,0 +1,188 @@
+/* Daemon lifecycle: construction, signals, configuration reload, teardown.
+ * See daemon.h. */
+#include "daemon/daemon.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "basic/log.h"
+#include "daemon/sampler.h"
+#include "daemon/server.h"
+
+/* SIGHUP: re-read the file. An invalid file leaves the running config in
+ * place; settings that cannot change without a restart are kept and logged. */
+static void daemon_reload(Daemon *d)
+{
+        _cleanup_free_ char *error = NULL;
+        Config *next = NULL;
+        bool nvml_changed;
+        int r;
+
+        if (!d->config_path) {
+                log_info("SIGHUP: no configuration file was loaded at start; nothing to reload.");
+                return;
+        }
+        r = config_load(d->config_path, &next, &error);
+        if (r < 0) {
+                log_error("Reload failed, keeping the running configuration: %s",
+                          error ? error : strerror(-r));
+                store_audit(d->store, -1, "config.reload_failed", d->config_path, NULL);
+                return;
+        }
+
+        if (strcmp(next->socket_path, d->config->socket_path) != 0) {
+                log_warning("socket changed in %s; it takes effect at the next restart.",
+                            d->config_path);
+                free(next->socket_path);
+                next->socket_path = strdup(d->config->socket_path);
+        }
+        if (strcmp(next->state_dir, d->config->state_dir) != 0) {
+                log_warning("state_dir changed in %s; it takes effect at the next restart.",
+                            d->config_path);
+                free(next->state_dir);
+                next->state_dir = strdup(d->config->state_dir);
+        }
+        if (!next->socket_path || !next->state_dir) {
+                log_error("Reload failed: out of memory.");
+                config_free(next);
+                return;
+        }
+        nvml_changed = strcmp(next->nvml_library, d->config->nvml_library) != 0;
+
+        config_free(d->config);
+        d->config = next;
+        log_set_max_level(d->config->log_level);
+        if (nvml_changed) {
+                sampler_unload_nvml(d);
+                sampler_load_nvml(d);
+        }
+        r = sampler_arm(d);
+        if (r < 0)
+                log_error_errno(r, "Cannot re-arm the sampler after reload");
+        store_audit(d->store, -1, "config.reload", d->config_path, NULL);
+        log_info("Reloaded %s (sample_interval %" PRIu64 " ms).", d->config_path,
+                 d->config->sample_interval_usec / USEC_PER_MSEC);
+}
+
+static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata)
+{
+        Daemon *d = userdata;
+
+        if (si->ssi_signo == SIGHUP) {
+                daemon_reload(d);
+                return 0;
+        }
+        log_info("Received %s, stopping.", strsignal((int)si->ssi_signo));
+        return sd_event_exit(d->event, EXIT_SUCCESS);
+}
+
+int daemon_new(char *config_path, Config *config, Daemon **ret)
+{
+        static const int signals[] = {SIGTERM, SIGINT, SIGHUP};
+        _cleanup_free_ char *error = NULL;
+        sigset_t mask;
+        Daemon *d;
+        int r;
+
+        d = calloc(1, sizeof *d);
+        if (!d) {
+                free(config_path);
+                config_free(config);
+                return log_error_errno(-ENOMEM, "Cannot start");
+        }
+        d->config_path = config_path;
+        d->config = config;
+        if (gethostname(d->hostname, sizeof d->hostname - 1) < 0)
+                snprintf(d->hostname, sizeof d->hostname, "localhost");
+
+        /* A client that disconnects while we write must not kill the daemon. */
+        signal(SIGPIPE, SIG_IGN);
+
+        r = sd_event_new(&d->event);
+        if (r < 0)
+                goto fail_log;
+        sigemptyset(&mask);
+        for (size_t i = 0; i < ELEMENTSOF(signals); i++)
+                sigaddset(&mask, signals[i]);
+        if (sigprocmask(SIG_BLOCK, &mask, NULL) < 0) {
+                r = negative_errno();
+                goto fail_log;
+        }
+        for (size_t i = 0; i < ELEMENTSOF(signals); i++) {
+                r = sd_event_add_signal(d->event, NULL, signals[i], on_signal, d);
+                if (r < 0)
+                        goto fail_log;
+        }
+
+        r = store_open(d->config->state_dir, &d->store, &error);
+        if (r < 0) {
+                log_error("Cannot open the state database: %s", error ? error : strerror(-r));
+                goto fail;
+        }
+        d->run_id = store_run_started(d->store, getpid(), GK_VERSION);
+        if (d->run_id < 0) {
+                r = (int)d->run_id;
+                log_error_errno(r, "Cannot record the daemon start in the state database");
+                goto fail;
+        }
+
+        r = proc_cache_new("/proc", &d->proc_cache);
+        if (r < 0)
+                goto fail_log;
+
+        /* First snapshot before the socket opens, so the first status is real. */
+        r = sampler_tick(d);
+        if (r < 0)
+                goto fail_log;
+        r = sampler_arm(d);
+        if (r < 0)
+                goto fail_log;
+
+        r = server_new(d, d->config->socket_path, &d->server);
+        if (r < 0)
+                goto fail;
+
+        store_audit(d->store, -1, "daemon.start", GK_VERSION, NULL);
+        log_info("gpukeeperd " GK_VERSION " serving %s, state in %s, %zu GPUs%s.",
+                 d->config->socket_path, d->config->state_dir, d->snapshot->n_gpus,
+                 d->snapshot->simulated ? " (SIMULATED)" : "");
+        *ret = d;
+        return 0;
+
+fail_log:
+        log_error_errno(r, "Cannot start");
+fail:
+        daemon_free(d);
+        return r;
+}
+
+int daemon_run(Daemon *d)
+{
+        int r;
+
+        r = sd_event_loop(d->event);
+        if (r < 0)
+                return log_error_errno(r, "Event loop failed"), EXIT_FAILURE;
+        store_audit(d->store, -1, "daemon.stop", GK_VERSION, NULL);
+        store_run_stopped(d->store, d->run_id);
+        return r;
+}
+
+void daemon_free(Daemon *d)
+{
+        if (!d)
+                return;
+        server_free(d->server);
+        sd_event_source_disable_unref(d->sample_timer);
+        gpu_snapshot_free(d->snapshot);
+        proc_cache_free(d->proc_cache);
+        gpu_nvml_close(d->nvml);
+        store_close(d->store);
+        sd_event_unref(d->event);
+        config_free(d->config);
+        free(d->config_path);
+        free(d);
+}

@@ -1,0 +1,42 @@
+/* The daemon's state: one struct, passed explicitly to every part of the
+ * event loop (there is no global state beyond log settings). */
+#pragma once
+
+#include <limits.h>
+#include <stdint.h>
+#include <systemd/sd-event.h>
+
+#include "basic/proc.h"
+#include "daemon/config.h"
+#include "gpu/inventory.h"
+#include "gpu/nvml.h"
+#include "store/store.h"
+
+typedef struct Server Server;
+
+typedef struct Daemon {
+        char *config_path; /* NULL: defaults only (the default file was absent) */
+        Config *config;
+        sd_event *event;
+        sd_event_source *sample_timer;
+        Server *server;
+        Store *store;
+        int64_t run_id;
+
+        GpuNvml *nvml;           /* NULL while the library cannot be loaded */
+        char nvml_message[256];  /* why nvml is NULL */
+        uint64_t nvml_retry_usec; /* CLOCK_MONOTONIC of the next attempt to load it */
+        ProcCache *proc_cache;
+        GpuSnapshot *snapshot; /* latest; replaced by every sampler tick */
+        char hostname[HOST_NAME_MAX + 1];
+} Daemon;
+
+/* Build the daemon from a loaded config: open the store, bind the socket,
+ * load NVML (failure is recorded, not fatal), take a first snapshot and arm
+ * the timers. Returns 0 or -errno, having logged why. */
+int daemon_new(char *config_path, Config *config, Daemon **ret);
+
+/* Run the event loop until SIGTERM/SIGINT. Returns the exit status. */
+int daemon_run(Daemon *d);
+
+void daemon_free(Daemon *d);

@@ -1,0 +1,97 @@
+/* gpukeeperd: entry point. Parses arguments, loads the configuration and
+ * runs the daemon in the foreground (systemd supervises it). */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "basic/log.h"
+#include "daemon/config.h"
+#include "daemon/daemon.h"
+
+#define DEFAULT_CONFIG "/etc/gpukeeper/gpukeeper.yaml"
+
+static void help(void)
+{
+        printf("Usage: gpukeeperd [--config FILE]\n"
+               "\n"
+               "The gpukeeper daemon: leases the GPUs of this machine, watches who uses them\n"
+               "and answers the gpukeeper command on its Unix socket. Runs in the foreground.\n"
+               "\n"
+               "  -c, --config FILE  configuration file (default " DEFAULT_CONFIG ";\n"
+               "                     when that file does not exist the built-in defaults apply)\n"
+               "  -h, --help         show this help\n"
+               "      --version      show the version\n"
+               "\n"
+               "Signals: SIGTERM/SIGINT stop, SIGHUP reloads the configuration.\n"
+               "See gpukeeperd(8) and gpukeeper.yaml(5).\n");
+}
+
+int main(int argc, char **argv)
+{
+        static const struct option options[] = {
+                {"config", required_argument, NULL, 'c'},
+                {"help", no_argument, NULL, 'h'},
+                {"version", no_argument, NULL, 'V'},
+                {},
+        };
+        const char *arg_config = NULL;
+        _cleanup_free_ char *error = NULL;
+        char *config_path = NULL;
+        Config *config = NULL;
+        Daemon *d = NULL;
+        int c, r;
+
+        while ((c = getopt_long(argc, argv, "c:h", options, NULL)) >= 0) {
+                switch (c) {
+                case 'c':
+                        arg_config = optarg;
+                        break;
+                case 'h':
+                        help();
+                        return EXIT_SUCCESS;
+                case 'V':
+                        printf("gpukeeperd " GK_VERSION "\n");
+                        return EXIT_SUCCESS;
+                default:
+                        fprintf(stderr, "Try 'gpukeeperd --help'.\n");
+                        return 64;
+                }
+        }
+        if (optind < argc) {
+                fprintf(stderr, "gpukeeperd: unexpected argument '%s'; try 'gpukeeperd --help'.\n",
+                        argv[optind]);
+                return 64;
+        }
+
+        if (!arg_config && access(DEFAULT_CONFIG, F_OK) < 0 && errno == ENOENT) {
+                r = config_new_defaults(&config);
+                if (r < 0)
+                        return log_error_errno(r, "Cannot allocate the configuration"), 1;
+                log_info("No %s: using the built-in defaults.", DEFAULT_CONFIG);
+        } else {
+                const char *path = arg_config ?: DEFAULT_CONFIG;
+
+                r = config_load(path, &config, &error);
+                if (r < 0) {
+                        log_error("Invalid configuration, not starting: %s",
+                                  error ? error : strerror(-r));
+                        return 78; /* EX_CONFIG */
+                }
+                config_path = strdup(path);
+                if (!config_path) {
+                        config_free(config);
+                        return 1;
+                }
+        }
+        log_set_max_level(config->log_level);
+
+        r = daemon_new(config_path, config, &d);
+        if (r < 0)
+                return 1;
+        r = daemon_run(d);
+        daemon_free(d);
+        return r;
+}

@@ -1,0 +1,18 @@
+/* The sampler: the only place NVML is called. A CLOCK_MONOTONIC timer takes
+ * a new inventory snapshot every sample_interval; requests read the latest. */
+#pragma once
+
+#include "daemon/daemon.h"
+
+/* Load the NVML library named in the config (no-op when loaded). A failure is
+ * remembered in d->nvml_message and retried by later ticks; never fatal. */
+void sampler_load_nvml(Daemon *d);
+
+/* Drop the loaded library, e.g. after nvml_library changed on reload. */
+void sampler_unload_nvml(Daemon *d);
+
+/* Take one snapshot now and make it the latest. Returns 0 or -ENOMEM. */
+int sampler_tick(Daemon *d);
+
+/* Arm (or re-arm after a reload) the periodic timer. Returns 0 or -errno. */
+int sampler_arm(Daemon *d);

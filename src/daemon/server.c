@@ -1,0 +1,418 @@
+/* Unix socket server; see server.h.
+ *
+ * Each connection reads one request at a time: the next frame is read only
+ * once the previous reply has left the queue, so a client that sends without
+ * reading cannot make the daemon buffer without bound, and one busy client
+ * cannot starve the others (each wakeup does one read). */
+#include "daemon/server.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "basic/log.h"
+#include "basic/time-util.h"
+#include "daemon/request.h"
+#include "proto/proto.h"
+
+typedef struct Connection Connection;
+
+struct Connection {
+        Server *server;
+        int fd;
+        Peer peer;
+        sd_event_source *io;
+        sd_event_source *partial_timer;
+        ProtoDecoder in;
+        ProtoOutbuf out;
+        bool closing; /* close once the queued bytes are out (after E_TOO_LARGE) */
+        Connection *prev, *next;
+};
+
+struct Server {
+        Daemon *daemon;
+        char *path;
+        int fd;
+        sd_event_source *listen_io;
+        Connection *connections;
+        size_t n_connections;
+};
+
+static void connection_free(Connection *c)
+{
+        Server *s;
+
+        if (!c)
+                return;
+        s = c->server;
+        if (c->prev)
+                c->prev->next = c->next;
+        else
+                s->connections = c->next;
+        if (c->next)
+                c->next->prev = c->prev;
+        s->n_connections--;
+
+        sd_event_source_disable_unref(c->io);
+        sd_event_source_disable_unref(c->partial_timer);
+        proto_decoder_done(&c->in);
+        proto_outbuf_done(&c->out);
+        close(c->fd);
+        free(c);
+}
+
+/* Queue a message; a message we cannot queue ends the connection. */
+static int connection_send(Connection *c, json_t *msg)
+{
+        int r;
+
+        if (!msg)
+                return -ENOMEM;
+        r = proto_outbuf_append_msg(&c->out, msg, GK_PROTO_MAX_REPLY);
+        json_decref(msg);
+        if (r == -EMSGSIZE)
+                log_error("Reply to uid %u above %u bytes; closing the connection.",
+                          (unsigned)c->peer.uid, GK_PROTO_MAX_REPLY);
+        return r;
+}
+
+/* Choose what to wait for: write while bytes are queued, else read (unless
+ * the connection is closing), and keep the partial-frame deadline armed only
+ * while half a frame sits in the decoder. */
+static int connection_update(Connection *c)
+{
+        uint32_t events = 0;
+        int r;
+
+        if (proto_outbuf_queued(&c->out) > 0)
+                events |= EPOLLOUT;
+        else if (!c->closing)
+                events |= EPOLLIN;
+        else
+                return -ECONNRESET; /* closing and everything sent */
+
+        r = sd_event_source_set_io_events(c->io, events);
+        if (r < 0)
+                return r;
+
+        if (proto_decoder_pending(&c->in) > 0) {
+                int enabled = SD_EVENT_OFF;
+
+                sd_event_source_get_enabled(c->partial_timer, &enabled);
+                if (enabled == SD_EVENT_OFF) {
+                        r = sd_event_source_set_time_relative(c->partial_timer,
+                                                              SERVER_PARTIAL_FRAME_TIMEOUT_USEC);
+                        if (r >= 0)
+                                r = sd_event_source_set_enabled(c->partial_timer,
+                                                                SD_EVENT_ONESHOT);
+                }
+        } else
+                r = sd_event_source_set_enabled(c->partial_timer, SD_EVENT_OFF);
+        return r;
+}
+
+static int connection_handle_frame(Connection *c, const char *frame, size_t len)
+{
+        ProtoRequest req = {};
+        ProtoError error = {};
+        json_t *reply;
+
+        if (proto_parse_request(frame, len, &req, &error) < 0)
+                return connection_send(c, proto_reply_from_error(&error));
+        reply = request_dispatch(c->server->daemon, &c->peer, req.id, req.op, req.args);
+        proto_request_done(&req);
+        return connection_send(c, reply);
+}
+
+/* One read, then every complete frame in the buffer. Returns < 0 to close. */
+static int connection_read(Connection *c)
+{
+        const char *frame;
+        size_t len, space;
+        void *buf;
+        ssize_t n;
+        int r;
+
+        r = proto_decoder_read_space(&c->in, &buf, &space);
+        if (r < 0 && r != -ENOBUFS)
+                return r;
+        if (r >= 0) {
+                n = recv(c->fd, buf, space, MSG_DONTWAIT);
+                if (n < 0)
+                        return errno == EAGAIN || errno == EINTR ? 0 : negative_errno();
+                if (n == 0)
+                        return -ECONNRESET;
+                proto_decoder_advance(&c->in, (size_t)n);
+        }
+
+        /* Replies are queued in order; reading stops (connection_update) until
+         * they are sent. */
+        while ((r = proto_decoder_next(&c->in, &frame, &len)) > 0) {
+                r = connection_handle_frame(c, frame, len);
+                if (r < 0)
+                        return r;
+        }
+        if (r == -EMSGSIZE) {
+                c->closing = true;
+                return connection_send(
+                        c, proto_reply_error(-1, GK_E_TOO_LARGE,
+                                             "request of %u bytes is above the limit of %u "
+                                             "bytes; closing the connection",
+                                             proto_decoder_announced(&c->in),
+                                             GK_PROTO_MAX_REQUEST));
+        }
+        if (r == -EBADMSG) {
+                c->closing = true;
+                return connection_send(c, proto_reply_error(-1, GK_E_MALFORMED,
+                                                            "empty frame (length 0); closing "
+                                                            "the connection"));
+        }
+        return r;
+}
+
+static int on_connection_io(sd_event_source *source, int fd, uint32_t revents, void *userdata)
+{
+        Connection *c = userdata;
+        int r = 0;
+
+        if (revents & EPOLLIN)
+                r = connection_read(c);
+        if (r >= 0 && proto_outbuf_queued(&c->out) > 0)
+                r = proto_outbuf_flush(&c->out, c->fd);
+        if (r >= 0 && (revents & (EPOLLHUP | EPOLLERR)) && !(revents & EPOLLIN))
+                r = -ECONNRESET;
+        if (r >= 0)
+                r = connection_update(c);
+        if (r < 0) {
+                if (r != -ECONNRESET && r != -EPIPE)
+                        log_debug("Closing connection of uid %u: %s", (unsigned)c->peer.uid,
+                                  strerror(-r));
+                connection_free(c);
+        }
+        return 0;
+}
+
+static int on_partial_timeout(sd_event_source *source, uint64_t usec, void *userdata)
+{
+        Connection *c = userdata;
+
+        log_warning("uid %u (pid %d) sent half a request and nothing more for %us; closing it.",
+                    (unsigned)c->peer.uid, (int)c->peer.pid,
+                    (unsigned)(SERVER_PARTIAL_FRAME_TIMEOUT_USEC / USEC_PER_SEC));
+        connection_free(c);
+        return 0;
+}
+
+static size_t connections_of_uid(const Server *s, uid_t uid)
+{
+        size_t n = 0;
+
+        for (const Connection *c = s->connections; c; c = c->next)
+                n += c->peer.uid == uid;
+        return n;
+}
+
+/* Tell a client we are full, without blocking, then let it go. */
+static void refuse_busy(int fd, uid_t uid)
+{
+        _cleanup_free_ char *json = NULL, *frame = NULL;
+        size_t json_len, frame_len;
+        json_t *msg;
+
+        msg = proto_reply_error(-1, GK_E_BUSY,
+                                "too many connections (uid %u); close some and retry",
+                                (unsigned)uid);
+        if (msg && proto_dump(msg, GK_PROTO_MAX_REPLY, &json, &json_len) >= 0 &&
+            proto_encode_frame(json, json_len, GK_PROTO_MAX_REPLY, &frame, &frame_len) >= 0)
+                (void)!send(fd, frame, frame_len, MSG_DONTWAIT | MSG_NOSIGNAL);
+        json_decref(msg);
+}
+
+static int connection_new(Server *s, int fd, const struct ucred *cred)
+{
+        Connection *c;
+        int r;
+
+        c = calloc(1, sizeof *c);
+        if (!c)
+                return -ENOMEM;
+        c->server = s;
+        c->fd = fd;
+        c->peer = (Peer){.pid = cred->pid, .uid = cred->uid, .gid = cred->gid};
+        proto_decoder_init(&c->in, GK_PROTO_MAX_REQUEST);
+        proto_outbuf_init(&c->out, PROTO_OUTBUF_MAX_DEFAULT);
+
+        c->next = s->connections;
+        if (c->next)
+                c->next->prev = c;
+        s->connections = c;
+        s->n_connections++;
+
+        r = sd_event_add_io(s->daemon->event, &c->io, fd, EPOLLIN, on_connection_io, c);
+        if (r >= 0)
+                r = sd_event_add_time_relative(s->daemon->event, &c->partial_timer,
+                                               CLOCK_MONOTONIC, SERVER_PARTIAL_FRAME_TIMEOUT_USEC,
+                                               USEC_PER_SEC / 10, on_partial_timeout, c);
+        if (r >= 0)
+                r = sd_event_source_set_enabled(c->partial_timer, SD_EVENT_OFF);
+        if (r < 0) {
+                c->fd = -1; /* the caller closes it */
+                connection_free(c);
+                return r;
+        }
+        return 0;
+}
+
+static int on_listen(sd_event_source *source, int fd, uint32_t revents, void *userdata)
+{
+        Server *s = userdata;
+
+        /* Bounded, so a connection storm cannot keep the loop here forever. */
+        for (int i = 0; i < 64; i++) {
+                _cleanup_close_ int cfd = -1;
+                struct ucred cred;
+                socklen_t len = sizeof cred;
+                int r;
+
+                cfd = accept4(s->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+                if (cfd < 0) {
+                        if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
+                                log_warning_errno(errno, "accept4() failed");
+                        return 0;
+                }
+                if (getsockopt(cfd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0) {
+                        log_warning_errno(errno, "SO_PEERCRED failed; dropping the connection");
+                        continue;
+                }
+                if (s->n_connections >= SERVER_MAX_CONNECTIONS ||
+                    connections_of_uid(s, cred.uid) >= SERVER_MAX_CONNECTIONS_PER_UID) {
+                        log_warning("Refusing a connection of uid %u: too many connections.",
+                                    (unsigned)cred.uid);
+                        refuse_busy(cfd, cred.uid);
+                        continue;
+                }
+                r = connection_new(s, cfd, &cred);
+                if (r < 0) {
+                        log_error_errno(r, "Cannot set up a connection");
+                        continue;
+                }
+                TAKE_FD(cfd);
+        }
+        return 0;
+}
+
+/* Make room for our socket: a stale socket from an earlier run is removed;
+ * a live one (another daemon answers) or any other file is refused. */
+static int prepare_socket_path(const struct sockaddr_un *sa, socklen_t salen)
+{
+        _cleanup_close_ int probe = -1;
+        struct stat st;
+
+        if (lstat(sa->sun_path, &st) < 0)
+                return errno == ENOENT ? 0 : negative_errno();
+        if (!S_ISSOCK(st.st_mode))
+                return log_error_errno(-EEXIST, "%s exists and is not a socket; not touching it",
+                                       sa->sun_path);
+        probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (probe < 0)
+                return negative_errno();
+        if (connect(probe, (const struct sockaddr *)sa, salen) == 0)
+                return log_error_errno(-EADDRINUSE, "Another gpukeeperd is serving %s",
+                                       sa->sun_path);
+        if (unlink(sa->sun_path) < 0 && errno != ENOENT)
+                return log_error_errno(errno, "Cannot remove the stale socket %s", sa->sun_path);
+        return 0;
+}
+
+int server_new(Daemon *d, const char *socket_path, Server **ret)
+{
+        struct sockaddr_un sa = {.sun_family = AF_UNIX};
+        _cleanup_free_ char *dir = NULL;
+        socklen_t salen;
+        Server *s;
+        char *slash;
+        int r;
+
+        if (strlen(socket_path) >= sizeof sa.sun_path)
+                return log_error_errno(-ENAMETOOLONG, "Socket path %s is too long", socket_path);
+        strcpy(sa.sun_path, socket_path);
+        salen = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + strlen(socket_path) + 1);
+
+        dir = strdup(socket_path);
+        if (!dir)
+                return -ENOMEM;
+        slash = strrchr(dir, '/');
+        if (slash && slash != dir) {
+                *slash = '\0';
+                if (mkdir(dir, 0755) < 0 && errno != EEXIST)
+                        return log_error_errno(errno, "Cannot create %s", dir);
+        }
+
+        s = calloc(1, sizeof *s);
+        if (!s)
+                return -ENOMEM;
+        s->daemon = d;
+        s->fd = -1;
+        s->path = strdup(socket_path);
+        if (!s->path) {
+                r = -ENOMEM;
+                goto fail;
+        }
+
+        r = prepare_socket_path(&sa, salen);
+        if (r < 0)
+                goto fail;
+        s->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        if (s->fd < 0) {
+                r = log_error_errno(errno, "socket() failed");
+                goto fail;
+        }
+        if (bind(s->fd, (const struct sockaddr *)&sa, salen) < 0) {
+                r = log_error_errno(errno, "Cannot bind %s", socket_path);
+                goto fail;
+        }
+        /* Everyone may connect; who they are comes from SO_PEERCRED. */
+        if (chmod(socket_path, 0666) < 0) {
+                r = log_error_errno(errno, "Cannot chmod %s", socket_path);
+                goto fail;
+        }
+        if (listen(s->fd, SOMAXCONN) < 0) {
+                r = log_error_errno(errno, "listen() failed");
+                goto fail;
+        }
+        r = sd_event_add_io(d->event, &s->listen_io, s->fd, EPOLLIN, on_listen, s);
+        if (r < 0) {
+                log_error_errno(r, "Cannot watch the socket");
+                goto fail;
+        }
+        *ret = s;
+        return 0;
+
+fail:
+        server_free(s);
+        return r;
+}
+
+void server_free(Server *s)
+{
+        if (!s)
+                return;
+        while (s->connections)
+                connection_free(s->connections);
+        sd_event_source_disable_unref(s->listen_io);
+        if (s->fd >= 0) {
+                close(s->fd);
+                unlink(s->path);
+        }
+        free(s->path);
+        free(s);
+}
+
+size_t server_n_connections(const Server *s)
+{
+        return s->n_connections;
+}

@@ -1,0 +1,137 @@
+/* Status replies: the latest snapshot as JSON, with process owners named.
+ * Unknown values are JSON null, never 0, so clients can tell "idle" from
+ * "not reported". */
+#include "daemon/status.h"
+
+#include <errno.h>
+
+#include "basic/user-util.h"
+#include "basic/utf8.h"
+#include "basic/time-util.h"
+#include "gpu/nvml-abi.h"
+
+/* A JSON string of text from outside (NVML, /proc), repaired to valid UTF-8
+ * first: jansson refuses invalid UTF-8 and one odd command line must not
+ * break every status reply. NULL text gives JSON null. */
+static json_t *json_text(const char *text)
+{
+        _cleanup_free_ char *clean = NULL;
+
+        if (!text)
+                return json_null();
+        clean = utf8_sanitize(text);
+        return clean ? json_string(clean) : NULL;
+}
+
+static json_t *json_bytes_or_null(uint64_t v)
+{
+        return v == GPU_VALUE_UNKNOWN ? json_null() : json_integer((json_int_t)v);
+}
+
+static json_t *json_int_or_null(int64_t v)
+{
+        return v < 0 ? json_null() : json_integer(v);
+}
+
+static json_t *instance_json(const GpuInstance *in)
+{
+        return json_pack("{s:o, s:o, s:I, s:I, s:o, s:o}",
+                         "uuid", json_text(in->uuid),
+                         "profile", json_text(in->profile),
+                         "gpu_instance_id", (json_int_t)in->gpu_instance_id,
+                         "compute_instance_id", (json_int_t)in->compute_instance_id,
+                         "memory_total_bytes", json_bytes_or_null(in->memory_total_bytes),
+                         "memory_used_bytes", json_bytes_or_null(in->memory_used_bytes));
+}
+
+static json_t *process_json(const GpuDevice *g, const GpuProcess *p, UserMemo *memo)
+{
+        const char *user = p->vanished ? NULL : user_memo_name(memo, p->uid);
+        const char *instance_uuid =
+                p->instance >= 0 && (size_t)p->instance < g->n_instances
+                        ? g->instances[p->instance].uuid
+                        : NULL;
+
+        return json_pack("{s:I, s:o, s:o, s:o, s:o, s:o, s:b}",
+                         "pid", (json_int_t)p->pid,
+                         "uid", p->vanished ? json_null() : json_integer(p->uid),
+                         "user", json_text(user),
+                         "command", json_text(p->command),
+                         "memory_used_bytes", json_bytes_or_null(p->memory_used_bytes),
+                         "instance_uuid", json_text(instance_uuid),
+                         "vanished", p->vanished);
+}
+
+static json_t *gpu_json(const Daemon *d, const GpuDevice *g, UserMemo *memo)
+{
+        json_t *instances = json_array(), *processes = json_array(), *o;
+        char error[128] = "";
+
+        if (!instances || !processes)
+                goto fail;
+        for (size_t i = 0; i < g->n_instances; i++)
+                if (json_array_append_new(instances, instance_json(&g->instances[i])) < 0)
+                        goto fail;
+        for (size_t i = 0; i < g->n_processes; i++)
+                if (json_array_append_new(processes, process_json(g, &g->processes[i], memo)) < 0)
+                        goto fail;
+        if (g->error && d->nvml)
+                snprintf(error, sizeof error, "%s: %s", g->error_call,
+                         gpu_nvml_error_string(d->nvml, g->error));
+        else if (g->error)
+                snprintf(error, sizeof error, "%s: NVML error %d", g->error_call, g->error);
+
+        o = json_pack("{s:I, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:b, s:o, s:b, s:o, s:o}",
+                      "index", (json_int_t)g->index,
+                      "uuid", json_text(g->uuid),
+                      "name", json_text(g->name),
+                      "pci_bus_id", json_text(g->pci_bus_id),
+                      "memory_total_bytes", json_bytes_or_null(g->memory_total_bytes),
+                      "memory_used_bytes", json_bytes_or_null(g->memory_used_bytes),
+                      "utilization_gpu", json_int_or_null(g->utilization_gpu),
+                      "temperature_c", json_int_or_null(g->temperature_c),
+                      "power_w", g->power_mw < 0 ? json_null() : json_real(g->power_mw / 1000.0),
+                      "healthy", g->healthy,
+                      "error", json_text(error[0] ? error : NULL),
+                      "mig_enabled", g->mig_enabled,
+                      "instances", instances,
+                      "processes", processes);
+        return o;
+fail:
+        json_decref(instances);
+        json_decref(processes);
+        return NULL;
+}
+
+int status_build(const Daemon *d, json_t **ret)
+{
+        const GpuSnapshot *s = d->snapshot;
+        UserMemo memo = {};
+        json_t *gpus, *o;
+
+        gpus = json_array();
+        if (!gpus)
+                return -ENOMEM;
+        for (size_t i = 0; s && i < s->n_gpus; i++) {
+                json_t *g = gpu_json(d, &s->gpus[i], &memo);
+
+                if (!g || json_array_append_new(gpus, g) < 0) {
+                        json_decref(gpus);
+                        return -ENOMEM;
+                }
+        }
+
+        o = json_pack("{s:b, s:o, s:o, s:o, s:b, s:o, s:o}",
+                      "simulated", s && s->simulated,
+                      "driver_version", json_text(s ? s->driver_version : ""),
+                      "hostname", json_text(d->hostname),
+                      "sampled_at",
+                      s ? json_real((double)s->taken_usec / USEC_PER_SEC) : json_null(),
+                      "nvml_available", s && s->nvml_available,
+                      "message", json_text(s && s->message[0] ? s->message : NULL),
+                      "gpus", gpus);
+        if (!o)
+                return -ENOMEM;
+        *ret = o;
+        return 0;
+}

@@ -1,0 +1,269 @@
+/* SQLite state database: opening, pragmas, migrations, audit records.
+ * See store.h for the contract. */
+#include "store/store.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "basic/time-util.h"
+#include "store/migrations.h"
+
+struct Store {
+        sqlite3 *db;
+};
+
+/* Store a malloc'd message in *ret_error (when not NULL) and return r. */
+_printf_(3, 4) static int set_error(char **ret_error, int r, const char *fmt, ...)
+{
+        if (ret_error) {
+                char *m = NULL;
+                va_list ap;
+
+                va_start(ap, fmt);
+                if (vasprintf(&m, fmt, ap) >= 0)
+                        *ret_error = m;
+                va_end(ap);
+        }
+        return r;
+}
+
+/* Map an SQLite result code to a negative errno for our callers. */
+static int errno_from_sqlite(int rc)
+{
+        switch (rc & 0xff) {
+        case SQLITE_OK:
+                return 0;
+        case SQLITE_NOMEM:
+                return -ENOMEM;
+        case SQLITE_BUSY:
+        case SQLITE_LOCKED:
+                return -EBUSY;
+        case SQLITE_READONLY:
+        case SQLITE_PERM:
+        case SQLITE_AUTH:
+                return -EACCES;
+        case SQLITE_FULL:
+                return -ENOSPC;
+        case SQLITE_CANTOPEN:
+                return -ENOENT;
+        case SQLITE_CORRUPT:
+        case SQLITE_NOTADB:
+                return -EBADMSG;
+        case SQLITE_CONSTRAINT:
+                return -EEXIST;
+        default:
+                return -EIO;
+        }
+}
+
+static int exec_sql(sqlite3 *db, const char *sql)
+{
+        return errno_from_sqlite(sqlite3_exec(db, sql, NULL, NULL, NULL));
+}
+
+static int read_user_version(sqlite3 *db)
+{
+        sqlite3_stmt *st = NULL;
+        int v = -EIO;
+
+        if (sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL) != SQLITE_OK)
+                return -EIO;
+        if (sqlite3_step(st) == SQLITE_ROW)
+                v = sqlite3_column_int(st, 0);
+        sqlite3_finalize(st);
+        return v;
+}
+
+/* Apply every migration newer than the database, each in one transaction
+ * that also bumps user_version, so a crash leaves the schema at a known step. */
+static int migrate(sqlite3 *db, char **ret_error)
+{
+        int current = read_user_version(db);
+
+        if (current < 0)
+                return set_error(ret_error, current, "reading schema version: %s",
+                                 sqlite3_errmsg(db));
+        if (current > store_schema_latest())
+                return set_error(ret_error, -EPROTONOSUPPORT,
+                                 "database schema version %d is newer than this gpukeeperd "
+                                 "knows (%d); downgrade is not supported",
+                                 current, store_schema_latest());
+
+        for (size_t i = 0; i < store_n_migrations; i++) {
+                const StoreMigration *m = &store_migrations[i];
+                char pragma[64];
+                int r;
+
+                if (m->version <= current)
+                        continue;
+                r = exec_sql(db, "BEGIN IMMEDIATE");
+                if (r < 0)
+                        return set_error(ret_error, r, "starting migration: %s",
+                                         sqlite3_errmsg(db));
+                snprintf(pragma, sizeof pragma, "PRAGMA user_version = %d", m->version);
+                r = exec_sql(db, m->sql);
+                if (r >= 0)
+                        r = exec_sql(db, pragma);
+                if (r >= 0)
+                        r = exec_sql(db, "COMMIT");
+                if (r < 0) {
+                        char *msg = strdup(sqlite3_errmsg(db));
+
+                        exec_sql(db, "ROLLBACK");
+                        r = set_error(ret_error, r, "schema migration %d failed: %s",
+                                      m->version, msg ? msg : "out of memory");
+                        free(msg);
+                        return r;
+                }
+        }
+        return 0;
+}
+
+int store_schema_latest(void)
+{
+        return store_n_migrations > 0 ? store_migrations[store_n_migrations - 1].version : 0;
+}
+
+int store_open(const char *state_dir, Store **ret, char **ret_error)
+{
+        _cleanup_free_ char *path = NULL;
+        _cleanup_close_ int fd = -1;
+        sqlite3 *db = NULL;
+        Store *s;
+        int r;
+
+        if (mkdir(state_dir, 0755) < 0 && errno != EEXIST)
+                return set_error(ret_error, negative_errno(), "cannot create state_dir %s: %s",
+                                 state_dir, strerror(errno));
+        if (asprintf(&path, "%s/%s", state_dir, STORE_DB_NAME) < 0)
+                return -ENOMEM;
+
+        /* Create the file ourselves so its mode is 0600 whatever the umask,
+         * and refuse a symlink planted in its place. */
+        fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+        if (fd < 0)
+                return set_error(ret_error, negative_errno(), "cannot open %s: %s", path,
+                                 strerror(errno));
+        if (fchmod(fd, 0600) < 0)
+                return set_error(ret_error, negative_errno(), "cannot chmod %s: %s", path,
+                                 strerror(errno));
+
+        r = sqlite3_open_v2(path, &db,
+                            SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOFOLLOW | SQLITE_OPEN_FULLMUTEX,
+                            NULL);
+        if (r != SQLITE_OK) {
+                r = set_error(ret_error, errno_from_sqlite(r), "cannot open database %s: %s",
+                              path, db ? sqlite3_errmsg(db) : "out of memory");
+                sqlite3_close(db);
+                return r;
+        }
+        sqlite3_busy_timeout(db, 5000);
+
+        /* WAL with synchronous=NORMAL: every commit survives a crash of the
+         * daemon (kill -9); after a power loss the last commits may be lost
+         * but the file stays consistent. */
+        r = exec_sql(db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; "
+                         "PRAGMA foreign_keys=ON;");
+        if (r < 0) {
+                r = set_error(ret_error, r, "cannot configure database %s: %s", path,
+                              sqlite3_errmsg(db));
+                sqlite3_close(db);
+                return r;
+        }
+
+        r = migrate(db, ret_error);
+        if (r < 0) {
+                sqlite3_close(db);
+                return r;
+        }
+
+        s = calloc(1, sizeof *s);
+        if (!s) {
+                sqlite3_close(db);
+                return -ENOMEM;
+        }
+        s->db = db;
+        *ret = s;
+        return 0;
+}
+
+void store_close(Store *s)
+{
+        if (!s)
+                return;
+        sqlite3_close(s->db);
+        free(s);
+}
+
+int store_schema_version(Store *s)
+{
+        return read_user_version(s->db);
+}
+
+sqlite3 *store_db(Store *s)
+{
+        return s->db;
+}
+
+int store_audit(Store *s, int64_t uid, const char *action, const char *subject, const char *detail)
+{
+        sqlite3_stmt *st = NULL;
+        int rc;
+
+        rc = sqlite3_prepare_v2(s->db,
+                                "INSERT INTO audit (ts_usec, uid, action, subject, detail) "
+                                "VALUES (?, ?, ?, ?, ?)",
+                                -1, &st, NULL);
+        if (rc != SQLITE_OK)
+                return errno_from_sqlite(rc);
+        sqlite3_bind_int64(st, 1, (sqlite3_int64)now_usec(CLOCK_REALTIME));
+        sqlite3_bind_int64(st, 2, uid);
+        sqlite3_bind_text(st, 3, action, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 4, subject, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 5, detail, -1, SQLITE_STATIC);
+        rc = sqlite3_step(st);
+        sqlite3_finalize(st);
+        return rc == SQLITE_DONE ? 0 : errno_from_sqlite(rc);
+}
+
+int64_t store_run_started(Store *s, pid_t pid, const char *version)
+{
+        sqlite3_stmt *st = NULL;
+        int rc;
+
+        rc = sqlite3_prepare_v2(s->db,
+                                "INSERT INTO daemon_runs (started_usec, pid, version) "
+                                "VALUES (?, ?, ?)",
+                                -1, &st, NULL);
+        if (rc != SQLITE_OK)
+                return errno_from_sqlite(rc);
+        sqlite3_bind_int64(st, 1, (sqlite3_int64)now_usec(CLOCK_REALTIME));
+        sqlite3_bind_int64(st, 2, pid);
+        sqlite3_bind_text(st, 3, version, -1, SQLITE_STATIC);
+        rc = sqlite3_step(st);
+        sqlite3_finalize(st);
+        if (rc != SQLITE_DONE)
+                return errno_from_sqlite(rc);
+        return sqlite3_last_insert_rowid(s->db);
+}
+
+int store_run_stopped(Store *s, int64_t run_id)
+{
+        sqlite3_stmt *st = NULL;
+        int rc;
+
+        rc = sqlite3_prepare_v2(s->db, "UPDATE daemon_runs SET stopped_usec = ? WHERE id = ?",
+                                -1, &st, NULL);
+        if (rc != SQLITE_OK)
+                return errno_from_sqlite(rc);
+        sqlite3_bind_int64(st, 1, (sqlite3_int64)now_usec(CLOCK_REALTIME));
+        sqlite3_bind_int64(st, 2, run_id);
+        rc = sqlite3_step(st);
+        sqlite3_finalize(st);
+        return rc == SQLITE_DONE ? 0 : errno_from_sqlite(rc);
+}

@@ -1,0 +1,45 @@
+/* The state database: one SQLite file in state_dir, opened in WAL mode.
+ *
+ * Every change the daemon makes to its state is one SQLite transaction, so
+ * the file is consistent after a kill -9 at any instant. The schema is created
+ * and upgraded by numbered migrations, each applied in its own transaction
+ * together with the `PRAGMA user_version` bump that records it. */
+#pragma once
+
+#include <sqlite3.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "basic/macro.h"
+
+#define STORE_DB_NAME "gpukeeper.db"
+
+typedef struct Store Store;
+
+/* Open (creating if needed) STATE_DIR/gpukeeper.db: the directory is created
+ * 0755 if missing, the database file is 0600, symlinks are not followed.
+ * Applies pending migrations. Refuses a database whose schema is newer than
+ * this build knows (-EPROTONOSUPPORT). On failure *ret_error (may be NULL)
+ * receives a malloc'd message. Returns 0 or -errno. */
+int store_open(const char *state_dir, Store **ret, char **ret_error);
+
+void store_close(Store *s);
+DEFINE_TRIVIAL_CLEANUP_FUNC(Store *, store_close);
+
+/* The schema version the database is at (PRAGMA user_version). */
+int store_schema_version(Store *s);
+
+/* The newest schema version this build can create. */
+int store_schema_latest(void);
+
+/* Append an audit record: who (uid, -1 for the daemon itself), what
+ * (`action`, e.g. "daemon.start"), on what (`subject`, may be NULL) and
+ * details (`detail`, a JSON text or NULL). One transaction. */
+int store_audit(Store *s, int64_t uid, const char *action, const char *subject, const char *detail);
+
+/* Record a daemon start (returns the run id, > 0) and its clean stop. */
+int64_t store_run_started(Store *s, pid_t pid, const char *version);
+int store_run_stopped(Store *s, int64_t run_id);
+
+/* The underlying handle, for store modules added by later features. */
+sqlite3 *store_db(Store *s);

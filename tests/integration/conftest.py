@@ -1,0 +1,430 @@
+"""Fixtures for gpukeeper's integration tests: real binaries, real users, real
+processes, a real SQLite file, and the NVML simulator as the only stand-in.
+
+Everything here runs as root (the tests create Linux users and start
+processes as them). The build directory is $GK_BUILD_DIR (default `build`,
+relative to the repository root); tests/run-all.sh runs this suite once
+against `build` and once against the sanitizer build `build-asan`.
+
+- `users`: gktest-alice and gktest-bob, created with useradd when missing.
+- `spawn`: start a real long-running process as a user; killed at teardown.
+- `Lab`: the simulator's lab file, edited as a Python dict and replaced
+  atomically (write a temporary file, then rename), as the simulator expects.
+- `daemon_factory` / `daemon`: gpukeeperd with its own config, socket and
+  state directory; teardown sends SIGTERM and requires exit status 0 and no
+  sanitizer report on its stderr.
+"""
+
+import copy
+import json
+import os
+import pwd
+import re
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+BUILD = (REPO / os.environ.get("GK_BUILD_DIR", "build")).resolve()
+GKD = BUILD / "src" / "daemon" / "gpukeeperd"
+GK = BUILD / "src" / "cli" / "gpukeeper"
+SIM_LIB = BUILD / "sim" / "libnvidia-ml-sim.so"
+PYTHON = "/usr/bin/python3"
+
+# The sample interval the tests run the daemon with, and how long we allow
+# for a lab change to show (about two intervals, plus slack for the
+# sanitizer build on a loaded two-core machine).
+SAMPLE_INTERVAL = 0.2
+SETTLE_TIMEOUT = 5.0
+
+# What a sanitizer writes when it finds something (ASan, LSan, UBSan).
+SANITIZER_REPORT = re.compile(r"(ERROR: AddressSanitizer|ERROR: LeakSanitizer|runtime error:|"
+                              r"SUMMARY: (Address|Leak|Undefined)Sanitizer)")
+
+MIB = 1024 * 1024
+
+# Wire protocol (docs/protocol.md): 4-byte big-endian length, then JSON.
+FRAME_HEADER = struct.Struct(">I")
+REPLY_MAX = 16 * MIB
+
+USERS = ("gktest-alice", "gktest-bob")
+
+
+def wait_for(predicate, timeout=SETTLE_TIMEOUT, interval=0.05, what="condition"):
+    """Poll `predicate` until it returns a true value; return that value."""
+    deadline = time.monotonic() + timeout
+    last_error = None
+    while True:
+        try:
+            value = predicate()
+            if value:
+                return value
+        except (AssertionError, OSError, ValueError, KeyError) as e:
+            last_error = e
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}"
+                                 + (f" (last error: {last_error!r})" if last_error else ""))
+        time.sleep(interval)
+
+
+def assert_no_sanitizer_report(text, who):
+    m = SANITIZER_REPORT.search(text)
+    assert m is None, f"sanitizer report from {who}:\n{text[max(0, m.start() - 2000):m.start() + 6000]}"
+
+
+# ---- users and processes -------------------------------------------------
+
+class User:
+    def __init__(self, name):
+        pw = pwd.getpwnam(name)
+        self.name = name
+        self.uid = pw.pw_uid
+        self.gid = pw.pw_gid
+
+    def __repr__(self):
+        return f"User({self.name}, uid={self.uid})"
+
+
+def ensure_user(name):
+    try:
+        pwd.getpwnam(name)
+    except KeyError:
+        subprocess.run(["useradd", "--no-create-home", "--user-group",
+                        "--shell", "/usr/sbin/nologin", name],
+                       check=True, stdin=subprocess.DEVNULL, capture_output=True)
+    return User(name)
+
+
+def as_user(user):
+    """Popen keyword arguments that run the child as `user` (real setuid/setgid,
+    supplementary groups cleared), or nothing for root."""
+    if user is None:
+        return {}
+    return {"user": user.uid, "group": user.gid, "extra_groups": []}
+
+
+@pytest.fixture(scope="session")
+def users():
+    if os.geteuid() != 0:
+        pytest.fail("the integration tests must run as root (they create users and "
+                    "start processes as them): sudo tests/run-all.sh")
+    made = {name.removeprefix("gktest-"): ensure_user(name) for name in USERS}
+    # The CLI runs as these users: they must be able to reach the build directory.
+    probe = subprocess.run([str(GK), "--help"], capture_output=True, text=True,
+                           stdin=subprocess.DEVNULL, **as_user(made["alice"]))
+    assert probe.returncode == 0, (
+        f"{GK} cannot be run as gktest-alice (rc {probe.returncode}: {probe.stderr.strip()}); "
+        "the checkout must be readable by other users")
+    return made
+
+
+@pytest.fixture
+def spawn():
+    """spawn(user, tag) starts `python3 -c <sleep> <tag>` as `user` and returns the
+    Popen; its /proc cmdline ends in `tag`. All are killed at teardown."""
+    started = []
+
+    def _spawn(user, tag):
+        p = subprocess.Popen([PYTHON, "-c", "import time; time.sleep(300)", tag],
+                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL, start_new_session=True,
+                             **as_user(user))
+        started.append(p)
+        # Wait until the child has exec'd, so /proc shows its final uid and cmdline.
+        wait_for(lambda: tag.encode() in Path(f"/proc/{p.pid}/cmdline").read_bytes(),
+                 what=f"process {tag} to start")
+        return p
+
+    yield _spawn
+    for p in started:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+
+
+# ---- the simulator's lab file ---------------------------------------------
+
+GPU0_UUID = "GPU-0a1b2c3d-0000-4000-8000-000000000000"
+GPU1_UUID = "GPU-0a1b2c3d-0000-4000-8000-000000000001"
+MIG_A_UUID = "MIG-5e6f7a8b-0000-4000-8000-000000000001"
+MIG_B_UUID = "MIG-5e6f7a8b-0000-4000-8000-000000000002"
+DRIVER_VERSION = "550.54.15"
+
+BASE_LAB = {
+    "driver_version": DRIVER_VERSION,
+    "gpus": [
+        {
+            "name": "NVIDIA A100-SXM4-80GB", "uuid": GPU0_UUID,
+            "pci_bus_id": "00000000:07:00.0", "minor": 0, "memory_total_mib": 81920,
+            "utilization_gpu": 40, "utilization_memory": 10, "temperature_c": 41,
+            "power_mw": 123000, "energy_mj": 1000, "lost": False, "xid": 0,
+            "processes": [],
+        },
+        {
+            "name": "NVIDIA A100-SXM4-80GB", "uuid": GPU1_UUID,
+            "pci_bus_id": "00000000:0F:00.0", "minor": 1, "memory_total_mib": 81920,
+            "utilization_gpu": 0, "utilization_memory": 0, "temperature_c": 35,
+            "power_mw": 61000, "energy_mj": 2000, "lost": False, "xid": 0,
+            "mig": {
+                "enabled": True,
+                "instances": [
+                    {"gi": 1, "ci": 0, "profile": "3g.40gb", "uuid": MIG_A_UUID,
+                     "memory_total_mib": 40192},
+                    {"gi": 2, "ci": 0, "profile": "3g.40gb", "uuid": MIG_B_UUID,
+                     "memory_total_mib": 40192},
+                ],
+            },
+            "processes": [],
+        },
+    ],
+}
+
+
+class Lab:
+    """The lab file the simulator reads. Edit `data`, then call write()."""
+
+    def __init__(self, path):
+        self.path = Path(path)
+        self.data = copy.deepcopy(BASE_LAB)
+
+    def gpu(self, uuid):
+        return next(g for g in self.data["gpus"] if g["uuid"] == uuid)
+
+    def add_process(self, gpu_uuid, pid, used_mib, gi=None, ci=None):
+        entry = {"pid": pid, "used_mib": used_mib, "sm_util": 10}
+        if gi is not None:
+            entry["gi"] = gi
+            entry["ci"] = ci
+        self.gpu(gpu_uuid)["processes"].append(entry)
+
+    def remove_process(self, pid):
+        for g in self.data["gpus"]:
+            g["processes"] = [p for p in g["processes"] if p["pid"] != pid]
+
+    def write(self):
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        with open(tmp, "w") as f:
+            json.dump(self.data, f, indent=2)
+            f.flush()
+            os.fsync(f.fileno())
+        os.rename(tmp, self.path)
+
+
+# ---- the daemon -----------------------------------------------------------
+
+def frame(payload):
+    """One protocol frame: `payload` (bytes, or an object to encode as JSON)."""
+    if not isinstance(payload, (bytes, bytearray)):
+        payload = json.dumps(payload).encode()
+    return FRAME_HEADER.pack(len(payload)) + payload
+
+
+def recv_exact(sock, n):
+    data = b""
+    while len(data) < n:
+        chunk = sock.recv(n - len(data))
+        if not chunk:
+            return data
+        data += chunk
+    return data
+
+
+def recv_frame(sock):
+    """Read one reply frame; None when the daemon closed the connection first."""
+    header = recv_exact(sock, FRAME_HEADER.size)
+    if len(header) < FRAME_HEADER.size:
+        return None
+    (length,) = FRAME_HEADER.unpack(header)
+    assert length <= REPLY_MAX, f"reply frame announces {length} bytes"
+    body = recv_exact(sock, length)
+    assert len(body) == length, "connection closed in the middle of a reply frame"
+    return json.loads(body)
+
+
+def write_config(path, **keys):
+    lines = [f"{k}: {v}" for k, v in keys.items()]
+    Path(path).write_text("\n".join(lines) + "\n")
+
+
+class Daemon:
+    """One gpukeeperd with its own directory (config, socket, state, lab, log)."""
+
+    def __init__(self, workdir, lab):
+        self.dir = Path(workdir)
+        self.lab = lab
+        self.config_path = self.dir / "gpukeeper.yaml"
+        self.socket_path = self.dir / "gpukeeper.sock"
+        self.state_dir = self.dir / "state"
+        self.log_path = self.dir / "gpukeeperd.log"
+        self.proc = None
+        self.config = {
+            "socket": str(self.socket_path),
+            "state_dir": str(self.state_dir),
+            "nvml_library": str(SIM_LIB),
+            "sample_interval": f"{int(SAMPLE_INTERVAL * 1000)}ms",
+            "log_level": "debug",
+        }
+
+    def write_config(self, **overrides):
+        self.config.update(overrides)
+        write_config(self.config_path, **self.config)
+
+    def env(self):
+        env = dict(os.environ)
+        env["GPUKEEPER_SIM_LAB"] = str(self.lab.path)
+        return env
+
+    def start(self):
+        self.state_dir.mkdir(exist_ok=True)
+        if not self.config_path.exists():
+            self.write_config()
+        if not self.lab.path.exists():
+            self.lab.write()
+        self._log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen([str(GKD), "--config", str(self.config_path)],
+                                     stdin=subprocess.DEVNULL, stdout=self._log,
+                                     stderr=subprocess.STDOUT, env=self.env())
+        wait_for(self._ready, timeout=15, what=f"gpukeeperd to listen on {self.socket_path}")
+        return self
+
+    def _ready(self):
+        if self.proc.poll() is not None:
+            pytest.fail(f"gpukeeperd exited with status {self.proc.returncode} during start:\n"
+                        + self.log())
+        if not self.socket_path.exists():
+            return False
+        with self.connect() as s:
+            s.sendall(frame({"v": 1, "id": 1, "op": "ping", "args": {}}))
+            reply = recv_frame(s)
+            return reply is not None and reply.get("ok") is True
+
+    def log(self):
+        try:
+            return self.log_path.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def connect(self, timeout=10):
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+        s.settimeout(timeout)
+        try:
+            s.connect(str(self.socket_path))
+        except OSError:
+            s.close()
+            raise
+        return s
+
+    def request(self, op, args=None, rid=7):
+        """One request on a fresh connection; returns the reply object."""
+        with self.connect() as s:
+            s.sendall(frame({"v": 1, "id": rid, "op": op, "args": args or {}}))
+            reply = recv_frame(s)
+        assert reply is not None, f"daemon closed the connection without answering {op}"
+        return reply
+
+    def signal(self, sig):
+        self.proc.send_signal(sig)
+
+    def cli(self, *args, user=None, socket_arg=True, env=None, timeout=30):
+        """Run the gpukeeper CLI (as `user`, root when None) against this daemon."""
+        argv = [str(GK)]
+        if socket_arg:
+            argv += ["--socket", str(self.socket_path)]
+        return run_cli(argv + list(args), user=user, env=env, timeout=timeout)
+
+    def status(self, user=None):
+        """`gpukeeper --socket S status --json` as `user`, parsed."""
+        r = self.cli("status", "--json", user=user)
+        assert r.returncode == 0, f"status --json exited {r.returncode}: {r.stderr}"
+        return json.loads(r.stdout)
+
+    def stop(self):
+        """SIGTERM; the daemon must exit 0 promptly with no sanitizer report."""
+        if self.proc is None:
+            return
+        proc, self.proc = self.proc, None
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+                pytest.fail("gpukeeperd did not exit within 15 s of SIGTERM:\n" + self.log())
+        self._log.close()
+        log = self.log()
+        assert_no_sanitizer_report(log, "gpukeeperd")
+        assert proc.returncode == 0, f"gpukeeperd exited with status {proc.returncode}:\n{log}"
+
+
+def run_cli(argv, user=None, env=None, timeout=30):
+    full_env = dict(os.environ)
+    full_env.pop("GPUKEEPER_SOCKET", None)
+    if env:
+        full_env.update(env)
+    r = subprocess.run(argv, capture_output=True, text=True, stdin=subprocess.DEVNULL,
+                       env=full_env, timeout=timeout, **as_user(user))
+    assert_no_sanitizer_report(r.stderr, f"{' '.join(argv)}")
+    return r
+
+
+@pytest.fixture
+def workdir():
+    """A fresh directory other users can traverse (pytest's own tmp_path is
+    private to root, so gktest-alice could not reach a socket inside it)."""
+    d = tempfile.mkdtemp(prefix="gk-it-")
+    os.chmod(d, 0o755)
+    yield Path(d)
+    shutil.rmtree(d, ignore_errors=True)
+
+
+@pytest.fixture
+def lab(workdir):
+    return Lab(workdir / "lab.json")
+
+
+@pytest.fixture
+def daemon_factory(workdir, lab):
+    """daemon_factory(**config) -> an unstarted Daemon; every one is stopped
+    (and checked) at teardown."""
+    made = []
+
+    def _make(**config):
+        d = Daemon(workdir / f"d{len(made)}", lab)
+        d.dir.mkdir(mode=0o755)
+        d.config.update(config)
+        made.append(d)
+        return d
+
+    yield _make
+    for d in made:
+        d.stop()
+
+
+@pytest.fixture
+def daemon(daemon_factory, lab):
+    lab.write()
+    return daemon_factory().start()
+
+
+def find_process(status, pid):
+    """(gpu, process) of `pid` in a status result, or (None, None)."""
+    for g in status["gpus"]:
+        for p in g["processes"]:
+            if p["pid"] == pid:
+                return g, p
+    return None, None
+
+
+def gpu_by_uuid(status, uuid):
+    return next(g for g in status["gpus"] if g["uuid"] == uuid)

@@ -1,0 +1,120 @@
+#!/bin/bash
+# Run every gpukeeper test, twice: on the normal build and on a build with
+# AddressSanitizer + UndefinedBehaviorSanitizer. As root (the integration
+# tests create Linux users and start processes as them): sudo tests/run-all.sh
+#
+# Steps: install missing Debian packages; for each build directory, configure
+# if needed, build, run the meson tests (unit + docs suites: cmocka writes one
+# JUnit file per group into <builddir>/junit/) and the pytest integration
+# suite (JUnit into the same directory). scripts/count-results.py then counts
+# individual cases from those files and prints the last line,
+# `N passed, N failed` (", N skipped" when any). The exit status is non-zero if
+# anything failed, a build failed, or no test ran.
+#
+# BUILD_DIR and ASAN_BUILD_DIR override the two build directories (relative to
+# the repository root, or absolute).
+set -uo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT" || exit 1
+BUILD_DIR=${BUILD_DIR:-build}
+ASAN_BUILD_DIR=${ASAN_BUILD_DIR:-build-asan}
+PYTHON=/usr/bin/python3   # Debian's, which has python3-pytest (not a pyenv shim)
+
+# Python must not leave root-owned __pycache__ directories in the checkout.
+export PYTHONDONTWRITEBYTECODE=1
+
+step() { printf '\n==== %s\n' "$*"; }
+
+scripts/install-deps.sh || exit 1
+
+failed_steps=()
+
+# A probe for LeakSanitizer: it stops the process with ptrace-like calls and
+# reports "LeakSanitizer does not work under ptrace" (or finds nothing) where
+# the container forbids that, e.g. under strace/gdb or a seccomp profile
+# without ptrace. Leak detection stays on wherever it works.
+lsan_works() {
+        local dir rc out
+        dir=$(mktemp -d /tmp/gk-lsan-probe.XXXXXX)
+        printf '%s\n' '#include <stdlib.h>' \
+                '__attribute__((noinline)) static void leak(void) { void *volatile p = malloc(33); (void)p; }' \
+                'int main(void) { for (int i = 0; i < 8; i++) leak(); return 0; }' >"$dir/leak.c"
+        if ! gcc -fsanitize=address -g -o "$dir/leak" "$dir/leak.c" 2>"$dir/cc.log"; then
+                cat "$dir/cc.log" >&2
+                rm -rf "$dir"
+                return 1
+        fi
+        out=$(ASAN_OPTIONS=detect_leaks=1 "$dir/leak" 2>&1)
+        rc=$?
+        rm -rf "$dir"
+        [[ $rc -ne 0 && "$out" == *"detected memory leaks"* ]]
+}
+
+# run_suite NAME BUILDDIR [MESON SETUP OPTIONS...]: build and test one build dir.
+run_suite() {
+        local name=$1 dir=$2
+        shift 2
+
+        step "$name: build ($dir)"
+        if [[ ! -f "$dir/build.ninja" ]]; then
+                if ! meson setup "$dir" "$@"; then
+                        failed_steps+=("$name: meson setup $dir")
+                        return
+                fi
+        elif [[ $# -gt 0 ]]; then
+                # Keep an existing directory's options in line with what we test.
+                meson configure "$dir" "$@" >/dev/null || { failed_steps+=("$name: meson configure $dir"); return; }
+        fi
+        if ! ninja -C "$dir"; then
+                failed_steps+=("$name: ninja -C $dir")
+                return
+        fi
+
+        # cmocka refuses to overwrite an XML file (it falls back to stderr),
+        # and stale files would be counted again: start each run empty.
+        rm -rf "$dir/junit" "$dir/meson-logs/testlog.json"
+        mkdir -p "$dir/junit"
+
+        step "$name: unit tests (meson test -C $dir)"
+        # Failures are counted from the JUnit files and testlog.json below.
+        meson test -C "$dir" --suite unit --suite docs --print-errorlogs --num-processes 2
+
+        step "$name: integration tests (pytest tests/integration, GK_BUILD_DIR=$dir)"
+        GK_BUILD_DIR=$dir "$PYTHON" -m pytest tests/integration -v \
+                --junitxml="$dir/junit/pytest-integration.xml" -o junit_suite_name="integration-$name"
+        local rc=$?
+        # pytest: 0 all passed, 1 some failed (counted from the XML), 5 none
+        # collected (count-results then reports zero); anything else means the
+        # run itself broke (usage error, internal error, interrupted).
+        if [[ $rc -ne 0 && $rc -ne 1 && $rc -ne 5 ]]; then
+                failed_steps+=("$name: pytest exited $rc")
+        fi
+}
+
+start=$SECONDS
+
+unset ASAN_OPTIONS UBSAN_OPTIONS
+run_suite normal "$BUILD_DIR"
+
+# Sanitizers: stop at the first error of either kind, with a stack trace.
+# b_lundef=false because the sanitizer runtimes' symbols are resolved at load
+# time in shared objects (the NVML simulator library).
+leaks=1
+if ! lsan_works; then
+        echo "run-all: LeakSanitizer does not work in this environment (ptrace is not" \
+             "permitted here); running the sanitizer build with detect_leaks=0" >&2
+        leaks=0
+fi
+export ASAN_OPTIONS="detect_leaks=$leaks:halt_on_error=1:abort_on_error=0:detect_stack_use_after_return=1:strict_string_checks=1"
+export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1"
+export LSAN_OPTIONS="print_suppressions=0"
+run_suite sanitizers "$ASAN_BUILD_DIR" -Db_sanitize=address,undefined -Db_lundef=false
+unset ASAN_OPTIONS UBSAN_OPTIONS LSAN_OPTIONS
+
+step "results ($((SECONDS - start)) s)"
+fail_args=()
+for s in "${failed_steps[@]}"; do
+        fail_args+=(--fail "$s")
+done
+"$PYTHON" scripts/count-results.py "$BUILD_DIR" "$ASAN_BUILD_DIR" "${fail_args[@]}"

@@ -1,0 +1,520 @@
+/* Unit tests for the text view of `gpukeeper status` and the terminal text
+ * helpers under it: representative daemon replies (MIG, a lost GPU, null
+ * readings, vanished processes, long and multibyte command lines, hostile
+ * control characters, many GPUs) rendered to memory, then checked for the
+ * content people look for and for lines that fit the terminal. Widths are
+ * measured independently of the code under test, with mbrtowc()/wcwidth()
+ * in C.UTF-8. Lines must stay one column short of the terminal width. */
+#include <locale.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <wchar.h>
+
+#include <cmocka.h>
+
+#include "basic/macro.h"
+#include "cli/status-render.h"
+#include "cli/text.h"
+
+#define GIB "1073741824"
+
+/* A simulated lab of 8 GPUs with a bit of everything. */
+static const char *const lab_json =
+    "{\"simulated\": true, \"driver_version\": \"550.54.15\", \"hostname\": \"gpu-node-01\","
+    " \"sampled_at\": 1712345678.25, \"nvml_available\": true, \"message\": null, \"gpus\": ["
+    /* 0: busy, two processes given smallest first: the view must sort them */
+    "{\"index\": 0, \"uuid\": \"GPU-5e2c1a3b-0000-1111-2222-333344445555\","
+    " \"name\": \"NVIDIA A100-SXM4-80GB\", \"pci_bus_id\": \"00000000:07:00.0\","
+    " \"memory_total_bytes\": 85899345920, \"memory_used_bytes\": 6442450944,"
+    " \"utilization_gpu\": 37, \"temperature_c\": 34, \"power_w\": 61.0, \"healthy\": true,"
+    " \"error\": null, \"mig_enabled\": false, \"instances\": [], \"processes\": ["
+    "  {\"pid\": 4243, \"uid\": 1001, \"user\": \"alice\", \"command\": \"python eval.py\","
+    "   \"memory_used_bytes\": 1073741824, \"instance_uuid\": null, \"vanished\": false},"
+    "  {\"pid\": 4242, \"uid\": 1001, \"user\": \"alice\","
+    "   \"command\": \"python train.py --epochs 10\", \"memory_used_bytes\": 5368709120,"
+    "   \"instance_uuid\": null, \"vanished\": false}]},"
+    /* 1: idle */
+    "{\"index\": 1, \"uuid\": \"GPU-11111111-0000-1111-2222-333344445555\","
+    " \"name\": \"NVIDIA A100-SXM4-80GB\", \"pci_bus_id\": \"00000000:0F:00.0\","
+    " \"memory_total_bytes\": 85899345920, \"memory_used_bytes\": 0,"
+    " \"utilization_gpu\": 0, \"temperature_c\": 31, \"power_w\": 55.5, \"healthy\": true,"
+    " \"error\": null, \"mig_enabled\": false, \"instances\": [], \"processes\": []},"
+    /* 2: MIG, utilisation unknown, processes in two instances */
+    "{\"index\": 2, \"uuid\": \"GPU-22222222-0000-1111-2222-333344445555\","
+    " \"name\": \"NVIDIA A100-SXM4-80GB\", \"pci_bus_id\": \"00000000:47:00.0\","
+    " \"memory_total_bytes\": 85899345920, \"memory_used_bytes\": 12884901888,"
+    " \"utilization_gpu\": null, \"temperature_c\": 40, \"power_w\": 90.0, \"healthy\": true,"
+    " \"error\": null, \"mig_enabled\": true, \"instances\": ["
+    "  {\"uuid\": \"MIG-1f0a2b3c-aaaa-bbbb-cccc-ddddeeeeffff\", \"profile\": \"3g.40gb\","
+    "   \"gpu_instance_id\": 1, \"compute_instance_id\": 0,"
+    "   \"memory_total_bytes\": 42144366592, \"memory_used_bytes\": 5368709120},"
+    "  {\"uuid\": \"MIG-9f9f9f9f-aaaa-bbbb-cccc-ddddeeeeffff\", \"profile\": \"1g.10gb\","
+    "   \"gpu_instance_id\": 9, \"compute_instance_id\": 0,"
+    "   \"memory_total_bytes\": 10485760000, \"memory_used_bytes\": 1073741824}],"
+    " \"processes\": ["
+    "  {\"pid\": 4343, \"uid\": 1002, \"user\": \"bob\", \"command\": \"python infer.py\","
+    "   \"memory_used_bytes\": 5368709120,"
+    "   \"instance_uuid\": \"MIG-1f0a2b3c-aaaa-bbbb-cccc-ddddeeeeffff\", \"vanished\": false},"
+    "  {\"pid\": 4444, \"uid\": 1003, \"user\": \"carol\", \"command\": \"jupyter-kernel\","
+    "   \"memory_used_bytes\": 1073741824,"
+    "   \"instance_uuid\": \"MIG-9f9f9f9f-aaaa-bbbb-cccc-ddddeeeeffff\", \"vanished\": false}]},"
+    /* 3: lost */
+    "{\"index\": 3, \"uuid\": \"GPU-33333333-0000-1111-2222-333344445555\","
+    " \"name\": \"NVIDIA A100-SXM4-80GB\", \"pci_bus_id\": \"00000000:4E:00.0\","
+    " \"memory_total_bytes\": null, \"memory_used_bytes\": null,"
+    " \"utilization_gpu\": null, \"temperature_c\": null, \"power_w\": null, \"healthy\": false,"
+    " \"error\": \"nvmlDeviceGetMemoryInfo_v2: GPU is lost\", \"mig_enabled\": false,"
+    " \"instances\": [], \"processes\": []},"
+    /* 4: every reading unknown, a process with unknown memory and no passwd entry */
+    "{\"index\": 4, \"uuid\": \"GPU-44444444-0000-1111-2222-333344445555\","
+    " \"name\": \"NVIDIA H100 80GB HBM3\", \"pci_bus_id\": \"00000000:87:00.0\","
+    " \"memory_total_bytes\": null, \"memory_used_bytes\": null,"
+    " \"utilization_gpu\": null, \"temperature_c\": null, \"power_w\": null, \"healthy\": true,"
+    " \"error\": null, \"mig_enabled\": false, \"instances\": [], \"processes\": ["
+    "  {\"pid\": 777, \"uid\": 54321, \"user\": null, \"command\": \"./a.out\","
+    "   \"memory_used_bytes\": null, \"instance_uuid\": null, \"vanished\": false}]},"
+    /* 5: long name, long multibyte command lines, a hostile one */
+    "{\"index\": 5, \"uuid\": \"GPU-55555555-0000-1111-2222-333344445555\","
+    " \"name\": \"NVIDIA RTX 6000 Ada Generation with a much longer name\","
+    " \"pci_bus_id\": \"00000000:8F:00.0\","
+    " \"memory_total_bytes\": 51539607552, \"memory_used_bytes\": 51539607552,"
+    " \"utilization_gpu\": 100, \"temperature_c\": 88, \"power_w\": 1000.4, \"healthy\": true,"
+    " \"error\": null, \"mig_enabled\": false, \"instances\": [], \"processes\": ["
+    "  {\"pid\": 4194304, \"uid\": 1004, \"user\": \"a-very-long-user-name-indeed\","
+    "   \"command\": \"python 训练模型.py --数据集 /home/用户/データセット/画像 --comment "
+    "naïve café ☃ 🚀🚀🚀 e\\u0301e\\u0301e\\u0301 and more words to overflow the line\","
+    "   \"memory_used_bytes\": 21474836480, \"instance_uuid\": null, \"vanished\": false},"
+    "  {\"pid\": 31337, \"uid\": 1005, \"user\": \"mallory\","
+    "   \"command\": \"sh -c \\u001b[2J\\u001b]0;pwned\\u0007 \\u202eevil\\ttab\\nnewline\","
+    "   \"memory_used_bytes\": 1073741824, \"instance_uuid\": null, \"vanished\": false}]},"
+    /* 6: a vanished process */
+    "{\"index\": 6, \"uuid\": \"GPU-66666666-0000-1111-2222-333344445555\","
+    " \"name\": \"NVIDIA A100-SXM4-80GB\", \"pci_bus_id\": \"00000000:C7:00.0\","
+    " \"memory_total_bytes\": 85899345920, \"memory_used_bytes\": 2147483648,"
+    " \"utilization_gpu\": 3, \"temperature_c\": 35, \"power_w\": 70.0, \"healthy\": true,"
+    " \"error\": null, \"mig_enabled\": false, \"instances\": [], \"processes\": ["
+    "  {\"pid\": 9999, \"uid\": null, \"user\": null, \"command\": \"python old.py\","
+    "   \"memory_used_bytes\": 2147483648, \"instance_uuid\": null, \"vanished\": true}]},"
+    /* 7: healthy, but one reading failed */
+    "{\"index\": 7, \"uuid\": \"GPU-77777777-0000-1111-2222-333344445555\","
+    " \"name\": \"NVIDIA A100-SXM4-80GB\", \"pci_bus_id\": \"00000000:CF:00.0\","
+    " \"memory_total_bytes\": 85899345920, \"memory_used_bytes\": 0,"
+    " \"utilization_gpu\": 0, \"temperature_c\": null, \"power_w\": 50.0, \"healthy\": true,"
+    " \"error\": \"nvmlDeviceGetTemperature: Not Supported\", \"mig_enabled\": false,"
+    " \"instances\": [], \"processes\": []}"
+    "]}";
+
+static json_t *load(const char *text)
+{
+        json_error_t error;
+        json_t *j = json_loads(text, 0, &error);
+
+        if (!j)
+                fail_msg("fixture does not parse: %s (line %d)", error.text, error.line);
+        return j;
+}
+
+/* Render `status` into a malloc'd string. */
+static char *render(json_t *status, const cli_term *term, int *ret)
+{
+        char *buf = NULL;
+        size_t len = 0;
+        FILE *f = open_memstream(&buf, &len);
+
+        assert_non_null(f);
+        *ret = cli_status_render(status, f, term);
+        assert_int_equal(fclose(f), 0);
+        return buf;
+}
+
+/* Display columns of s[0..len) in C.UTF-8, skipping ANSI SGR sequences;
+ * fails the test on invalid UTF-8 or a non-printable character. */
+static size_t columns_of(const char *s, size_t len)
+{
+        mbstate_t st = {};
+        size_t cols = 0;
+
+        for (size_t i = 0; i < len;) {
+                wchar_t wc;
+                size_t n;
+                int w;
+
+                if (s[i] == '\033') {
+                        assert_true(i + 1 < len && s[i + 1] == '[');
+                        i += 2;
+                        while (i < len && s[i] != 'm')
+                                i++;
+                        i++;
+                        continue;
+                }
+                n = mbrtowc(&wc, s + i, len - i, &st);
+                assert_true(n != (size_t)-1 && n != (size_t)-2 && n != 0);
+                w = wcwidth(wc);
+                assert_true(w >= 0);
+                cols += (size_t)w;
+                i += n;
+        }
+        return cols;
+}
+
+/* Every line of `out` fits in `max` columns; returns the widest. */
+static size_t check_lines(const char *out, size_t max)
+{
+        size_t widest = 0;
+
+        for (const char *p = out; *p;) {
+                const char *nl = strchr(p, '\n');
+                size_t cols;
+
+                assert_non_null(nl); /* every line is terminated */
+                cols = columns_of(p, (size_t)(nl - p));
+                if (cols > max)
+                        fail_msg("line of %zu columns (max %zu): %.*s", cols, max, (int)(nl - p),
+                                 p);
+                widest = MAX(widest, cols);
+                p = nl + 1;
+        }
+        return widest;
+}
+
+/* The line of `out` that contains `needle`, as a malloc'd string. */
+static char *line_with(const char *out, const char *needle)
+{
+        const char *hit = strstr(out, needle), *start, *end;
+
+        if (!hit)
+                fail_msg("no line contains \"%s\" in:\n%s", needle, out);
+        for (start = hit; start > out && start[-1] != '\n'; start--)
+                ;
+        end = strchr(hit, '\n');
+        return strndup(start, (size_t)(end - start));
+}
+
+static void test_lab_unicode(void **state)
+{
+        json_t *status = load(lab_json);
+        cli_term term = {.color = false, .unicode = true, .columns = 80};
+        _cleanup_free_ char *out = NULL, *gpu0 = NULL, *gpu2 = NULL, *gpu3 = NULL, *gpu4 = NULL,
+                            *p777 = NULL, *exited = NULL, *header = NULL, *lost = NULL;
+        int r;
+
+        out = render(status, &term, &r);
+        assert_int_equal(r, 0);
+        check_lines(out, 79);
+
+        header = line_with(out, "gpu-node-01");
+        assert_non_null(strstr(header, "SIMULATED"));
+        assert_non_null(strstr(header, "driver 550.54.15"));
+        assert_non_null(strstr(header, "8 GPUs"));
+        assert_non_null(strstr(header, "19:34:38")); /* 1712345678 in UTC */
+
+        gpu0 = line_with(out, "[0]");
+        assert_non_null(strstr(gpu0, "NVIDIA A100-SXM4-80GB"));
+        assert_non_null(strstr(gpu0, "GPU-5e2c1a3b…"));
+        assert_non_null(strstr(gpu0, "34°C"));
+        assert_non_null(strstr(gpu0, "61 W"));
+        assert_non_null(strstr(gpu0, "37 %"));
+        assert_non_null(strstr(gpu0, "6.0/80.0 GiB"));
+        /* largest first */
+        assert_true(strstr(out, "python train.py --epochs 10") < strstr(out, "python eval.py"));
+        assert_non_null(strstr(out, "4242 alice"));
+
+        gpu2 = line_with(out, "[2]");
+        assert_non_null(strstr(gpu2, "MIG"));
+        assert_non_null(strstr(gpu2, " - %")); /* not supported on MIG: unknown, not 0 */
+        assert_non_null(strstr(out, "├─ 3g.40gb"));
+        assert_non_null(strstr(out, "└─ 1g.10gb"));
+        assert_non_null(strstr(out, "gi 1 ci 0"));
+        assert_non_null(strstr(out, "5.0/39.2 GiB"));
+        assert_non_null(strstr(out, "│     4343 bob"));
+        /* each process under its own instance */
+        assert_true(strstr(out, "3g.40gb") < strstr(out, "python infer.py"));
+        assert_true(strstr(out, "python infer.py") < strstr(out, "1g.10gb"));
+        assert_true(strstr(out, "1g.10gb") < strstr(out, "jupyter-kernel"));
+
+        gpu3 = line_with(out, "[3]");
+        assert_non_null(strstr(gpu3, "UNHEALTHY"));
+        lost = line_with(out, "GPU is lost");
+        assert_string_equal(lost, "    nvmlDeviceGetMemoryInfo_v2: GPU is lost");
+        assert_true(strstr(out, "[3]") < strstr(out, "GPU is lost"));
+
+        gpu4 = line_with(out, "[4]");
+        assert_non_null(strstr(gpu4, " -°C"));
+        assert_non_null(strstr(gpu4, " - W"));
+        assert_non_null(strstr(gpu4, "-/- GiB"));
+        assert_null(strstr(gpu4, " 0 "));
+        p777 = line_with(out, "777 ");
+        assert_non_null(strstr(p777, "54321")); /* no passwd entry: the uid */
+        assert_non_null(strstr(p777, "- GiB"));
+
+        assert_non_null(strstr(out, "RTX 6000 Ada"));
+        assert_non_null(strstr(out, "1000 W"));
+        assert_non_null(strstr(out, "python 训练模型.py"));
+        assert_non_null(strstr(out, "a-very-lo…"));
+
+        exited = line_with(out, "9999");
+        assert_non_null(strstr(exited, "(exited) python old.py"));
+
+        assert_non_null(strstr(out, "nvmlDeviceGetTemperature: Not Supported"));
+
+        /* escape sequences, newlines and bidi overrides from a command line never reach the
+         * terminal */
+        assert_null(strchr(out, '\033'));
+        assert_null(strchr(out, '\t'));
+        assert_null(strstr(out, "\u202e"));
+        assert_non_null(strstr(out, "sh -c ?[2J?]0;pwned? ?evil?tab?newline"));
+        json_decref(status);
+}
+
+static void test_lab_ascii(void **state)
+{
+        json_t *status = load(lab_json);
+        cli_term term = {.color = false, .unicode = false, .columns = 80};
+        _cleanup_free_ char *out = NULL;
+        int r;
+
+        out = render(status, &term, &r);
+        assert_int_equal(r, 0);
+        check_lines(out, 79);
+        for (const char *p = out; *p; p++)
+                assert_true((unsigned char)*p < 0x80);
+        assert_non_null(strstr(out, "|- 3g.40gb"));
+        assert_non_null(strstr(out, "`- 1g.10gb"));
+        assert_non_null(strstr(out, "GPU-5e2c1a..."));
+        assert_non_null(strstr(out, "34 C"));
+        assert_non_null(strstr(out, "python ????.py"));
+        json_decref(status);
+}
+
+static void test_lab_color(void **state)
+{
+        json_t *status = load(lab_json);
+        cli_term term = {.color = true, .unicode = true, .columns = 80};
+        _cleanup_free_ char *out = NULL, *gpu3 = NULL;
+        int r;
+
+        out = render(status, &term, &r);
+        assert_int_equal(r, 0);
+        check_lines(out, 79);
+        assert_non_null(strstr(out, "\033[1m"));
+        gpu3 = line_with(out, "[3]");
+        assert_true(strncmp(gpu3, "\033[1;31m", 7) == 0); /* a lost GPU is red */
+        assert_non_null(strstr(gpu3, "UNHEALTHY\033[0m"));
+        assert_non_null(
+            strstr(out, "    \033[1;31mnvmlDeviceGetMemoryInfo_v2: GPU is lost\033[0m\n"));
+        json_decref(status);
+}
+
+static void test_wide_terminal(void **state)
+{
+        json_t *status = load(lab_json);
+        cli_term narrow = {.unicode = true, .columns = 80}, wide = narrow, tiny = narrow;
+        _cleanup_free_ char *out80 = NULL, *out200 = NULL, *out40 = NULL;
+        int r;
+
+        /* below 80 columns the layout stays that of 80 */
+        tiny.columns = 40;
+        out40 = render(status, &tiny, &r);
+        assert_int_equal(r, 0);
+        assert_int_equal(check_lines(out40, 79), 79);
+
+        wide.columns = 200;
+        out80 = render(status, &narrow, &r);
+        assert_int_equal(r, 0);
+        out200 = render(status, &wide, &r);
+        assert_int_equal(r, 0);
+        assert_int_equal(check_lines(out80, 79), 79);
+        assert_true(check_lines(out200, 199) > 79);
+        /* the long command shows more of itself, GPU lines keep their layout */
+        assert_null(strstr(out80, "overflow the line"));
+        assert_non_null(strstr(out200, "overflow the line"));
+        json_decref(status);
+}
+
+/* More than ten GPUs widen the index column; names shrink, lines still fit. */
+static void test_many_gpus(void **state)
+{
+        json_t *status =
+            json_pack("{s:b, s:s, s:s, s:f, s:b, s:n, s:[]}", "simulated", 0, "driver_version",
+                      "535.104.05", "hostname", "a-rather-long-hostname.cluster.example.org",
+                      "sampled_at", 1712345678.0, "nvml_available", 1, "message", "gpus");
+        cli_term term = {.unicode = true, .columns = 80};
+        _cleanup_free_ char *out = NULL, *header = NULL;
+        int r;
+
+        assert_non_null(status);
+        for (int i = 0; i < 16; i++) {
+                json_t *g = json_pack(
+                    "{s:i, s:s, s:s, s:I, s:I, s:i, s:i, s:f, s:b, s:n, s:b, s:[], s:[]}", "index",
+                    i, "uuid", "GPU-abcdef01-2345-6789-abcd-ef0123456789", "name",
+                    "NVIDIA H200 NVL 141GB HBM3e", "memory_total_bytes", (json_int_t)151397597184,
+                    "memory_used_bytes", (json_int_t)151397597184, "utilization_gpu", 100,
+                    "temperature_c", 101, "power_w", 600.0, "healthy", 1, "error", "mig_enabled", 0,
+                    "instances", "processes");
+
+                assert_non_null(g);
+                assert_int_equal(json_array_append_new(json_object_get(status, "gpus"), g), 0);
+        }
+        out = render(status, &term, &r);
+        assert_int_equal(r, 0);
+        check_lines(out, 79);
+        header = line_with(out, "a-rather-long");
+        assert_null(strstr(header, "SIMULATED"));
+        assert_non_null(strstr(header, "16 GPUs"));
+        assert_non_null(strstr(out, "[15] NVIDIA"));
+        assert_non_null(strstr(out, "141.0/141.0 GiB"));
+        assert_non_null(strstr(out, "101°C"));
+        json_decref(status);
+}
+
+static void test_nvml_unavailable(void **state)
+{
+        json_t *status =
+            load("{\"simulated\": false, \"driver_version\": null, \"hostname\": \"box\","
+                 " \"sampled_at\": 1712345678.0, \"nvml_available\": false, \"message\":"
+                 " \"NVML not available: libnvidia-ml.so.1: cannot open shared object file: No "
+                 "such file or directory (install the NVIDIA driver, or set nvml_library in "
+                 "/etc/gpukeeper/gpukeeper.yaml)\", \"gpus\": []}");
+        cli_term term = {.unicode = true, .columns = 80};
+        _cleanup_free_ char *out = NULL;
+        int r;
+
+        out = render(status, &term, &r);
+        assert_int_equal(r, 0);
+        check_lines(out, 79);
+        assert_non_null(strstr(out, "NVML not available: libnvidia-ml.so.1: cannot open"));
+        assert_non_null(strstr(out, "nvml_library"));
+        assert_null(strstr(out, "GPUs"));
+        assert_null(strstr(out, "No GPUs"));
+        json_decref(status);
+}
+
+static void test_no_gpus_and_junk(void **state)
+{
+        json_t *empty = load("{\"nvml_available\": true, \"gpus\": []}");
+        /* a daemon of another version: wrong types everywhere must not crash */
+        json_t *junk = load("{\"nvml_available\": true, \"hostname\": 5, \"gpus\": ["
+                            "{\"index\": \"x\", \"healthy\": true, \"instances\": 3,"
+                            " \"processes\": [7, {\"pid\": \"y\"}]}, 1]}");
+        json_t *array = load("[]");
+        cli_term term = {.unicode = true, .columns = 80};
+        _cleanup_free_ char *out1 = NULL, *out2 = NULL, *out3 = NULL;
+        int r;
+
+        out1 = render(empty, &term, &r);
+        assert_int_equal(r, 0);
+        assert_non_null(strstr(out1, "No GPUs found."));
+        out2 = render(junk, &term, &r);
+        assert_int_equal(r, 0);
+        check_lines(out2, 79);
+        assert_non_null(strstr(out2, "[-]"));
+        out3 = render(array, &term, &r);
+        assert_int_equal(r, -EBADMSG);
+        json_decref(empty);
+        json_decref(junk);
+        json_decref(array);
+}
+
+static char *clip_to_string(const char *s, size_t max, bool unicode, size_t *ret_cols)
+{
+        char *buf = NULL;
+        size_t len = 0;
+        FILE *f = open_memstream(&buf, &len);
+
+        assert_non_null(f);
+        *ret_cols = cli_text_clip(f, s, max, unicode);
+        assert_int_equal(fclose(f), 0);
+        return buf;
+}
+
+static void test_text_clip(void **state)
+{
+        struct {
+                const char *in;
+                size_t max;
+                bool unicode;
+                const char *out;
+        } cases[] = {
+            {"hello", 5, true, "hello"},
+            {"hello!", 5, true, "hell…"},
+            {"hello!", 5, false, "he..."},
+            {"日本語テキスト", 5, true, "日本…"},                   /* wide: 2 columns each */
+            {"日本語テキスト", 6, true, "日本…"},                   /* never half a character */
+            {"e\u0301e\u0301e\u0301x", 3, true, "e\u0301e\u0301…"}, /* combining */
+            {"ab\xff\xfe", 10, true, "ab??"},                       /* invalid UTF-8 */
+            {"\xe6\x97", 10, true, "?"},                            /* truncated */
+            {"\xc0\xaf", 10, true, "??"},                           /* overlong */
+            {"\xed\xa0\x80", 10, true, "?"},                        /* surrogate */
+            {"caf\u00e9", 10, false, "caf?"},
+            {"abc", 0, true, ""},
+            {"abcdef", 2, false, "ab"},
+            {"", 4, true, ""},
+        };
+
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                size_t cols;
+                _cleanup_free_ char *out =
+                    clip_to_string(cases[i].in, cases[i].max, cases[i].unicode, &cols);
+
+                if (strcmp(out, cases[i].out) != 0)
+                        fail_msg("case %zu: got \"%s\", want \"%s\"", i, out, cases[i].out);
+                assert_int_equal(cols, columns_of(out, strlen(out)));
+                assert_true(cols <= cases[i].max);
+                assert_int_equal(cli_text_clip(NULL, cases[i].in, cases[i].max, cases[i].unicode),
+                                 cols);
+        }
+        assert_int_equal(cli_text_width("日本", true), 4);
+        assert_int_equal(cli_text_width("日本", false), 2);
+}
+
+static void test_text_field_and_wrap(void **state)
+{
+        cli_term t22 = {.unicode = true, .columns = 22}, t80 = {.unicode = true, .columns = 80},
+                 t20 = {.color = true, .unicode = true, .columns = 20};
+        char *buf = NULL;
+        size_t len = 0;
+        FILE *f = open_memstream(&buf, &len);
+
+        assert_non_null(f);
+        cli_text_field(f, "ab", 4, CLI_ALIGN_RIGHT, true);
+        fputc('|', f);
+        cli_text_field(f, "日", 4, CLI_ALIGN_LEFT, true);
+        fputc('|', f);
+        cli_text_wrap(f, &t22, NULL, "one two three four five six seven eight nine ten eleven", 2);
+        cli_text_wrap(f, &t80, NULL, "", 0);
+        cli_text_wrap(f, &t20, NULL, "averyveryveryverylongwordthatcannotbreak", 0);
+        cli_text_wrap(f, &t20, CLI_STYLE_RED, "red text", 1);
+        assert_int_equal(fclose(f), 0);
+        assert_string_equal(buf, "  ab|日  |"
+                                 "  one two three four\n"
+                                 "  five six seven eight\n"
+                                 "  nine ten eleven\n"
+                                 "\n"
+                                 "averyveryveryverylon\n"
+                                 "gwordthatcannotbreak\n"
+                                 " \033[1;31mred text\033[0m\n");
+        free(buf);
+}
+
+int main(void)
+{
+        const struct CMUnitTest tests[] = {
+            cmocka_unit_test(test_lab_unicode),         cmocka_unit_test(test_lab_ascii),
+            cmocka_unit_test(test_lab_color),           cmocka_unit_test(test_wide_terminal),
+            cmocka_unit_test(test_many_gpus),           cmocka_unit_test(test_nvml_unavailable),
+            cmocka_unit_test(test_no_gpus_and_junk),    cmocka_unit_test(test_text_clip),
+            cmocka_unit_test(test_text_field_and_wrap),
+        };
+
+        /* Widths as a UTF-8 terminal sees them; times in UTC so they are fixed. */
+        if (!setlocale(LC_CTYPE, "C.UTF-8"))
+                return 77; /* meson: skipped */
+        setenv("TZ", "UTC", 1);
+        tzset();
+        return cmocka_run_group_tests_name("cli-status", tests, NULL, NULL);
+}

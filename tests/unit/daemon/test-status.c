@@ -1,0 +1,178 @@
+/* Unit tests for status replies built from a synthetic snapshot: every
+ * documented key, null for unknown values, MIG attribution, owners named,
+ * and invalid UTF-8 from /proc repaired instead of breaking the reply. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "daemon/status.h"
+#include "gpu/nvml-abi.h"
+
+static const char *const top_keys[] = {"simulated", "driver_version", "hostname", "sampled_at",
+                                       "nvml_available", "message", "gpus"};
+static const char *const gpu_keys[] = {"index", "uuid", "name", "pci_bus_id",
+                                       "memory_total_bytes", "memory_used_bytes",
+                                       "utilization_gpu", "temperature_c", "power_w", "healthy",
+                                       "error", "mig_enabled", "instances", "processes"};
+static const char *const instance_keys[] = {"uuid", "profile", "gpu_instance_id",
+                                            "compute_instance_id", "memory_total_bytes",
+                                            "memory_used_bytes"};
+static const char *const process_keys[] = {"pid", "uid", "user", "command", "memory_used_bytes",
+                                           "instance_uuid", "vanished"};
+
+static void assert_keys(json_t *o, const char *const *keys, size_t n)
+{
+        assert_true(json_is_object(o));
+        assert_int_equal(json_object_size(o), n);
+        for (size_t i = 0; i < n; i++)
+                if (!json_object_get(o, keys[i]))
+                        fail_msg("missing key %s", keys[i]);
+}
+
+static GpuSnapshot *make_snapshot(void)
+{
+        GpuSnapshot *s = calloc(1, sizeof *s);
+        GpuDevice *g;
+
+        s->taken_usec = UINT64_C(1700000000) * 1000000;
+        s->simulated = true;
+        s->nvml_available = true;
+        strcpy(s->driver_version, "550.54.15");
+        s->n_gpus = 2;
+        s->gpus = calloc(2, sizeof *s->gpus);
+
+        g = &s->gpus[0];
+        g->index = 0;
+        strcpy(g->uuid, "GPU-00000000-0000-0000-0000-000000000000");
+        strcpy(g->name, "NVIDIA A100-SXM4-80GB");
+        strcpy(g->pci_bus_id, "00000000:07:00.0");
+        g->memory_total_bytes = UINT64_C(80) << 30;
+        g->memory_used_bytes = UINT64_C(5) << 30;
+        g->utilization_gpu = 37;
+        g->temperature_c = 34;
+        g->power_mw = 61000;
+        g->healthy = true;
+        g->n_processes = 2;
+        g->processes = calloc(2, sizeof *g->processes);
+        g->processes[0] = (GpuProcess){.pid = (uint32_t)getpid(), .memory_used_bytes = 1 << 20,
+                                       .instance = -1, .uid = 0,
+                                       .gpu_instance_id = NVML_INSTANCE_ID_NONE,
+                                       .compute_instance_id = NVML_INSTANCE_ID_NONE,
+                                       .command = strdup("python bad\xff\xfe utf8")};
+        g->processes[1] = (GpuProcess){.pid = 99999, .memory_used_bytes = GPU_VALUE_UNKNOWN,
+                                       .instance = -1, .vanished = true, .uid = (uid_t)-1};
+
+        g = &s->gpus[1];
+        g->index = 1;
+        strcpy(g->uuid, "GPU-11111111-1111-1111-1111-111111111111");
+        strcpy(g->name, "NVIDIA A100-SXM4-80GB");
+        g->memory_total_bytes = GPU_VALUE_UNKNOWN;
+        g->memory_used_bytes = GPU_VALUE_UNKNOWN;
+        g->utilization_gpu = -1;
+        g->temperature_c = -1;
+        g->power_mw = -1;
+        g->mig_enabled = true;
+        g->healthy = false;
+        g->error = NVML_ERROR_GPU_IS_LOST;
+        strcpy(g->error_call, "nvmlDeviceGetMemoryInfo_v2");
+        g->n_instances = 1;
+        g->instances = calloc(1, sizeof *g->instances);
+        g->instances[0] = (GpuInstance){.gpu_instance_id = 1, .compute_instance_id = 0,
+                                        .memory_total_bytes = UINT64_C(40) << 30,
+                                        .memory_used_bytes = 0};
+        strcpy(g->instances[0].uuid, "MIG-22222222-2222-2222-2222-222222222222");
+        strcpy(g->instances[0].profile, "3g.40gb");
+        g->n_processes = 1;
+        g->processes = calloc(1, sizeof *g->processes);
+        g->processes[0] = (GpuProcess){.pid = 4242, .memory_used_bytes = 5 << 20, .instance = 0,
+                                       .uid = 0, .gpu_instance_id = 1, .compute_instance_id = 0,
+                                       .command = strdup("python infer.py")};
+        return s;
+}
+
+static void test_status_keys_and_values(void **state)
+{
+        Daemon d = {};
+        json_t *o = NULL, *gpus, *g0, *g1, *p;
+
+        strcpy(d.hostname, "testhost");
+        d.snapshot = make_snapshot();
+        assert_int_equal(status_build(&d, &o), 0);
+
+        assert_keys(o, top_keys, sizeof top_keys / sizeof top_keys[0]);
+        assert_true(json_is_true(json_object_get(o, "simulated")));
+        assert_string_equal(json_string_value(json_object_get(o, "driver_version")), "550.54.15");
+        assert_string_equal(json_string_value(json_object_get(o, "hostname")), "testhost");
+        assert_true(json_is_null(json_object_get(o, "message")));
+        assert_true(json_real_value(json_object_get(o, "sampled_at")) == 1700000000.0);
+
+        gpus = json_object_get(o, "gpus");
+        assert_int_equal(json_array_size(gpus), 2);
+        g0 = json_array_get(gpus, 0);
+        g1 = json_array_get(gpus, 1);
+        assert_keys(g0, gpu_keys, sizeof gpu_keys / sizeof gpu_keys[0]);
+        assert_keys(g1, gpu_keys, sizeof gpu_keys / sizeof gpu_keys[0]);
+        assert_int_equal(json_integer_value(json_object_get(g0, "memory_total_bytes")),
+                         INT64_C(80) << 30);
+        assert_true(json_real_value(json_object_get(g0, "power_w")) == 61.0);
+        assert_true(json_is_null(json_object_get(g0, "error")));
+
+        /* Unknown values are null, never 0. */
+        assert_true(json_is_null(json_object_get(g1, "memory_total_bytes")));
+        assert_true(json_is_null(json_object_get(g1, "utilization_gpu")));
+        assert_true(json_is_null(json_object_get(g1, "temperature_c")));
+        assert_true(json_is_null(json_object_get(g1, "power_w")));
+        assert_true(json_is_false(json_object_get(g1, "healthy")));
+        assert_string_equal(json_string_value(json_object_get(g1, "error")),
+                            "nvmlDeviceGetMemoryInfo_v2: NVML error 15");
+
+        p = json_array_get(json_object_get(g0, "processes"), 0);
+        assert_keys(p, process_keys, sizeof process_keys / sizeof process_keys[0]);
+        assert_string_equal(json_string_value(json_object_get(p, "user")), "root");
+        assert_string_equal(json_string_value(json_object_get(p, "command")),
+                            "python bad\xEF\xBF\xBD\xEF\xBF\xBD utf8");
+        assert_true(json_is_null(json_object_get(p, "instance_uuid")));
+        assert_true(json_is_false(json_object_get(p, "vanished")));
+
+        p = json_array_get(json_object_get(g0, "processes"), 1);
+        assert_true(json_is_true(json_object_get(p, "vanished")));
+        assert_true(json_is_null(json_object_get(p, "uid")));
+        assert_true(json_is_null(json_object_get(p, "user")));
+        assert_true(json_is_null(json_object_get(p, "memory_used_bytes")));
+
+        assert_keys(json_array_get(json_object_get(g1, "instances"), 0), instance_keys,
+                    sizeof instance_keys / sizeof instance_keys[0]);
+        p = json_array_get(json_object_get(g1, "processes"), 0);
+        assert_string_equal(json_string_value(json_object_get(p, "instance_uuid")),
+                            "MIG-22222222-2222-2222-2222-222222222222");
+
+        json_decref(o);
+        gpu_snapshot_free(d.snapshot);
+}
+
+static void test_status_without_snapshot(void **state)
+{
+        Daemon d = {};
+        json_t *o = NULL;
+
+        strcpy(d.hostname, "h");
+        assert_int_equal(status_build(&d, &o), 0);
+        assert_true(json_is_false(json_object_get(o, "nvml_available")));
+        assert_int_equal(json_array_size(json_object_get(o, "gpus")), 0);
+        json_decref(o);
+}
+
+int main(void)
+{
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_status_keys_and_values),
+                cmocka_unit_test(test_status_without_snapshot),
+        };
+        return cmocka_run_group_tests_name("status", tests, NULL, NULL);
+}

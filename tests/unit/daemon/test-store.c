@@ -1,0 +1,167 @@
+/* Unit tests for the state database: creation, WAL mode, migrations,
+ * refusal of newer schemas and of symlinks, audit records. */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "store/store.h"
+
+static char *make_tmpdir(void)
+{
+        char tmpl[] = "/tmp/gk-test-store-XXXXXX";
+        char *d = mkdtemp(tmpl);
+
+        assert_non_null(d);
+        return strdup(d);
+}
+
+static void remove_tree(const char *dir)
+{
+        const char *names[] = {STORE_DB_NAME, STORE_DB_NAME "-wal", STORE_DB_NAME "-shm"};
+        char path[512];
+
+        for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+                snprintf(path, sizeof path, "%s/%s", dir, names[i]);
+                unlink(path);
+        }
+        rmdir(dir);
+}
+
+static void test_create_wal_and_schema(void **state)
+{
+        _cleanup_free_ char *dir = make_tmpdir(), *error = NULL;
+        char path[512];
+        sqlite3_stmt *st;
+        struct stat sb;
+        Store *s = NULL;
+
+        assert_int_equal(store_open(dir, &s, &error), 0);
+        assert_int_equal(store_schema_version(s), store_schema_latest());
+        assert_true(store_schema_latest() >= 1);
+
+        assert_int_equal(sqlite3_prepare_v2(store_db(s), "PRAGMA journal_mode", -1, &st, NULL),
+                         SQLITE_OK);
+        assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+        assert_string_equal((const char *)sqlite3_column_text(st, 0), "wal");
+        sqlite3_finalize(st);
+
+        snprintf(path, sizeof path, "%s/%s", dir, STORE_DB_NAME);
+        assert_int_equal(stat(path, &sb), 0);
+        assert_int_equal(sb.st_mode & 0777, 0600);
+        store_close(s);
+
+        /* Reopening applies nothing new and keeps the data. */
+        assert_int_equal(store_open(dir, &s, &error), 0);
+        assert_int_equal(store_schema_version(s), store_schema_latest());
+        store_close(s);
+        remove_tree(dir);
+}
+
+static void test_audit_and_runs(void **state)
+{
+        _cleanup_free_ char *dir = make_tmpdir(), *error = NULL;
+        sqlite3_stmt *st;
+        Store *s = NULL;
+        int64_t run;
+
+        assert_int_equal(store_open(dir, &s, &error), 0);
+        run = store_run_started(s, 1234, "test");
+        assert_true(run > 0);
+        assert_int_equal(store_audit(s, 1000, "lease.grant", "GPU-x", "{\"n\":1}"), 0);
+        assert_int_equal(store_audit(s, -1, "daemon.start", NULL, NULL), 0);
+        assert_int_equal(store_run_stopped(s, run), 0);
+
+        assert_int_equal(sqlite3_prepare_v2(store_db(s),
+                                            "SELECT uid, action, subject, detail FROM audit "
+                                            "ORDER BY id",
+                                            -1, &st, NULL),
+                         SQLITE_OK);
+        assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+        assert_int_equal(sqlite3_column_int64(st, 0), 1000);
+        assert_string_equal((const char *)sqlite3_column_text(st, 1), "lease.grant");
+        assert_string_equal((const char *)sqlite3_column_text(st, 2), "GPU-x");
+        assert_string_equal((const char *)sqlite3_column_text(st, 3), "{\"n\":1}");
+        assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+        assert_int_equal(sqlite3_column_int64(st, 0), -1);
+        assert_int_equal(sqlite3_column_type(st, 2), SQLITE_NULL);
+        assert_int_equal(sqlite3_step(st), SQLITE_DONE);
+        sqlite3_finalize(st);
+
+        assert_int_equal(sqlite3_prepare_v2(store_db(s),
+                                            "SELECT stopped_usec IS NOT NULL, pid FROM daemon_runs",
+                                            -1, &st, NULL),
+                         SQLITE_OK);
+        assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+        assert_int_equal(sqlite3_column_int(st, 0), 1);
+        assert_int_equal(sqlite3_column_int(st, 1), 1234);
+        sqlite3_finalize(st);
+        store_close(s);
+        remove_tree(dir);
+}
+
+static void test_refuses_newer_schema(void **state)
+{
+        _cleanup_free_ char *dir = make_tmpdir(), *error = NULL;
+        char sql[64];
+        Store *s = NULL;
+
+        assert_int_equal(store_open(dir, &s, &error), 0);
+        snprintf(sql, sizeof sql, "PRAGMA user_version = %d", store_schema_latest() + 1);
+        assert_int_equal(sqlite3_exec(store_db(s), sql, NULL, NULL, NULL), SQLITE_OK);
+        store_close(s);
+
+        s = NULL;
+        assert_int_equal(store_open(dir, &s, &error), -EPROTONOSUPPORT);
+        assert_null(s);
+        assert_non_null(error);
+        assert_non_null(strstr(error, "newer"));
+        remove_tree(dir);
+}
+
+static void test_refuses_symlink(void **state)
+{
+        _cleanup_free_ char *dir = make_tmpdir(), *error = NULL;
+        char link[512];
+        Store *s = NULL;
+
+        snprintf(link, sizeof link, "%s/%s", dir, STORE_DB_NAME);
+        assert_int_equal(symlink("/etc/passwd", link), 0);
+        assert_int_equal(store_open(dir, &s, &error), -ELOOP);
+        assert_null(s);
+        assert_non_null(strstr(error, STORE_DB_NAME));
+        remove_tree(dir);
+}
+
+static void test_creates_state_dir(void **state)
+{
+        _cleanup_free_ char *dir = make_tmpdir(), *error = NULL;
+        char sub[512];
+        Store *s = NULL;
+
+        snprintf(sub, sizeof sub, "%s/state", dir);
+        assert_int_equal(store_open(sub, &s, &error), 0);
+        store_close(s);
+        remove_tree(sub);
+        rmdir(dir);
+}
+
+int main(void)
+{
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_create_wal_and_schema),
+                cmocka_unit_test(test_audit_and_runs),
+                cmocka_unit_test(test_refuses_newer_schema),
+                cmocka_unit_test(test_refuses_symlink),
+                cmocka_unit_test(test_creates_state_dir),
+        };
+        return cmocka_run_group_tests_name("store", tests, NULL, NULL);
+}
