@@ -77,8 +77,12 @@ typedef struct gk_call_error {
  * for its reply.
  *   0  success: *ret_result holds the result object (caller json_decref()s).
  *   >0 the daemon answered with an error: the gk_error code, details in *ret_error.
- *   <0 -errno of a transport failure (connection closed: -ECONNRESET;
- *      reply above the size limit or not valid JSON: -EBADMSG). */
+ *   <0 -errno: -EINVAL (bad op name or args not an object) and -EMSGSIZE
+ *      (request above 64 KiB) send nothing and leave the connection usable;
+ *      transport failures (-ECONNRESET when the daemon closed the connection,
+ *      -EBADMSG for a reply above the size limit or not valid JSON,
+ *      -ECANCELED after the cancel fd fired) are sticky: every later call on
+ *      this client fails the same way. */
 int gk_client_call(gk_client *c, const char *op, json_t *args, json_t **ret_result,
                    gk_call_error *ret_error);
 

@@ -49,11 +49,13 @@
 #define GPU_FIXED_W                                                                                \
         (1 + 2 + UUID_W + 1 + MIG_W + 1 + TEMP_W + 2 + 1 + POWER_W + 2 + 1 + UTIL_W + 2 + 1 + MEM_W)
 
+/* A string member, or NULL when absent, not a string or empty: an empty
+ * name (a lost GPU's, say) is as unknown as a missing one. */
 static const char *get_str(json_t *o, const char *key)
 {
         json_t *v = json_object_get(o, key);
 
-        return json_is_string(v) ? json_string_value(v) : NULL;
+        return json_is_string(v) && json_string_length(v) > 0 ? json_string_value(v) : NULL;
 }
 
 static bool get_num(json_t *o, const char *key, double *ret)
@@ -124,9 +126,9 @@ static void print_header(FILE *f, json_t *status, size_t n_gpus, const cli_term 
         }
 
         cli_text_style(f, term, CLI_STYLE_BOLD);
-        used = cli_text_clip(f, host && host[0] ? host : "-", 24, term->unicode);
+        used = cli_text_clip(f, host ? host : "-", 24, term->unicode);
         cli_text_style(f, term, CLI_STYLE_RESET);
-        if (driver && driver[0]) {
+        if (driver) {
                 fputs("  driver ", f);
                 used += 9 + cli_text_clip(f, driver, 14, term->unicode);
         }
@@ -191,7 +193,7 @@ static void print_process(FILE *f, json_t *p, const char *prefix, size_t prefix_
                 cli_text_style(f, term, CLI_STYLE_DIM);
                 fputs("(exited)", f);
                 used += 8;
-                if (command && command[0] && used + 1 < term->columns) {
+                if (command && used + 1 < term->columns) {
                         fputc(' ', f);
                         cli_text_clip(f, command, term->columns - used - 1, term->unicode);
                 }

@@ -23,6 +23,13 @@ static json_t *json_text(const char *text)
         return clean ? json_string(clean) : NULL;
 }
 
+/* Like json_text(), but an empty string (an identity NVML never gave, e.g.
+ * a GPU lost before it was first seen) is null too. */
+static json_t *json_text_or_null(const char *text)
+{
+        return json_text(text && text[0] ? text : NULL);
+}
+
 static json_t *json_bytes_or_null(uint64_t v)
 {
         return v == GPU_VALUE_UNKNOWN ? json_null() : json_integer((json_int_t)v);
@@ -83,9 +90,9 @@ static json_t *gpu_json(const Daemon *d, const GpuDevice *g, UserMemo *memo)
 
         o = json_pack("{s:I, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:b, s:o, s:b, s:o, s:o}",
                       "index", (json_int_t)g->index,
-                      "uuid", json_text(g->uuid),
-                      "name", json_text(g->name),
-                      "pci_bus_id", json_text(g->pci_bus_id),
+                      "uuid", json_text_or_null(g->uuid),
+                      "name", json_text_or_null(g->name),
+                      "pci_bus_id", json_text_or_null(g->pci_bus_id),
                       "memory_total_bytes", json_bytes_or_null(g->memory_total_bytes),
                       "memory_used_bytes", json_bytes_or_null(g->memory_used_bytes),
                       "utilization_gpu", json_int_or_null(g->utilization_gpu),

@@ -64,8 +64,8 @@ static const char *const lab_json =
     "   \"memory_used_bytes\": 1073741824,"
     "   \"instance_uuid\": \"MIG-9f9f9f9f-aaaa-bbbb-cccc-ddddeeeeffff\", \"vanished\": false}]},"
     /* 3: lost */
-    "{\"index\": 3, \"uuid\": \"GPU-33333333-0000-1111-2222-333344445555\","
-    " \"name\": \"NVIDIA A100-SXM4-80GB\", \"pci_bus_id\": \"00000000:4E:00.0\","
+    "{\"index\": 3, \"uuid\": \"\","
+    " \"name\": \"\", \"pci_bus_id\": \"00000000:4E:00.0\","
     " \"memory_total_bytes\": null, \"memory_used_bytes\": null,"
     " \"utilization_gpu\": null, \"temperature_c\": null, \"power_w\": null, \"healthy\": false,"
     " \"error\": \"nvmlDeviceGetMemoryInfo_v2: GPU is lost\", \"mig_enabled\": false,"
@@ -239,6 +239,11 @@ static void test_lab_unicode(void **state)
 
         gpu3 = line_with(out, "[3]");
         assert_non_null(strstr(gpu3, "UNHEALTHY"));
+        /* a lost GPU's name and UUID are unknown (empty): "-", not blank */
+        assert_true(strncmp(gpu3, "[3] -    ", 9) == 0);
+        assert_non_null(strstr(gpu3, "  -"
+                                     "              "
+                                     "UNHEALTHY"));
         lost = line_with(out, "GPU is lost");
         assert_string_equal(lost, "    nvmlDeviceGetMemoryInfo_v2: GPU is lost");
         assert_true(strstr(out, "[3]") < strstr(out, "GPU is lost"));

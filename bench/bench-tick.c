@@ -1,0 +1,634 @@
+/* bench-tick: what one sampler tick costs, against the bare NVML calls it
+ * makes, measured in the same run.
+ *
+ * The lab is the issue's: 8 A100s, 2 of them in MIG mode with 7 x 1g.10gb
+ * instances each, and 256 processes spread over whole GPUs and instances.
+ * The processes are real (children that pause()), so the tick's /proc
+ * attribution does the work it does in the daemon.
+ *
+ * "Bare" is the NVML call sequence of one gpu_snapshot_take (inventory.c and
+ * nvml.c, with the modern simulator's symbols), issued straight through
+ * dlsym'd pointers into the same library: no /proc, no snapshot assembly,
+ * no binding bookkeeping. "Tick" is gpu_snapshot_take with a warm ProcCache.
+ * The two run interleaved in blocks, alternating which goes first, so drift
+ * on a busy machine hits both alike. The snapshot's free is not timed.
+ *
+ * Targets (the issue): tick/bare <= 2.0 and tick p50 < 5 ms. */
+#include <dlfcn.h>
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "basic/proc.h"
+#include "bench-util.h"
+#include "gpu/inventory.h"
+#include "gpu/nvml.h"
+
+#define TARGET_RATIO 2.0
+#define TARGET_TICK_USEC 5000.0
+#define DEFAULT_ROUNDS 20
+#define DEFAULT_ITERATIONS 100
+#define DEFAULT_COLD 20
+#define MAX_SAMPLES 1000000
+/* Process-list buffer of the bare sequence, in entries; grows on demand. */
+#define BARE_PROCESS_BUFFER 64
+#define EVENTS_PER_DRAIN_MAX 256
+
+/* The entry points one tick calls, resolved from the library directly. */
+typedef struct Bare {
+        void *dl;
+        nvmlInit_fn init;
+        nvmlShutdown_fn shutdown;
+        nvmlSystemGetDriverVersion_fn driver_version;
+        nvmlDeviceGetCount_fn count;
+        nvmlDeviceGetHandleByIndex_fn handle;
+        nvmlDeviceGetString_fn uuid;
+        nvmlDeviceGetString_fn name;
+        nvmlDeviceGetPciInfo_fn pci;
+        nvmlDeviceGetUInt_fn minor;
+        nvmlDeviceGetMemoryInfo_v2_fn memory;
+        nvmlDeviceGetMigMode_fn mig_mode;
+        nvmlDeviceGetUtilizationRates_fn utilization;
+        nvmlDeviceGetTemperature_fn temperature;
+        nvmlDeviceGetUInt_fn power;
+        nvmlDeviceGetULL_fn energy;
+        nvmlDeviceGetUInt_fn max_mig_count;
+        nvmlDeviceGetMigDeviceHandleByIndex_fn mig_handle;
+        nvmlDeviceGetUInt_fn gpu_instance_id;
+        nvmlDeviceGetUInt_fn compute_instance_id;
+        nvmlDeviceGetProcesses_fn compute;
+        nvmlDeviceGetProcesses_fn graphics;
+        nvmlEventSetCreate_fn event_set_create;
+        nvmlEventSetFree_fn event_set_free;
+        nvmlDeviceRegisterEvents_fn register_events;
+        nvmlEventSetWait_fn event_wait;
+        nvmlEventSet_t events;
+        bool initialized;
+        nvmlProcessInfo_v2_t *buffer;
+        unsigned buffer_entries;
+} Bare;
+
+/* What one bare pass saw, to check it did the whole job. */
+typedef struct BareResult {
+        unsigned calls;
+        unsigned failures; /* calls that did not return what the lab implies */
+        unsigned gpus;
+        unsigned instances;
+        unsigned processes;
+} BareResult;
+
+/* Undo bare_open; accepts a zeroed Bare, so it doubles as a cleanup function. */
+static void bare_close(Bare *b)
+{
+        if (b->events)
+                b->event_set_free(b->events);
+        if (b->initialized)
+                b->shutdown();
+        if (b->dl)
+                dlclose(b->dl);
+        free(b->buffer);
+        *b = (Bare){ 0 };
+}
+
+/* Resolve `name` into *fn; false (with a message) when it is missing. */
+static bool need(void *dl, const char *name, void **fn)
+{
+        *fn = dlsym(dl, name);
+        if (!*fn)
+                fprintf(stderr, "bench-tick: %s does not export; not the modern simulator?\n",
+                        name);
+        return *fn != NULL;
+}
+
+#define NEED(b, field, name) need((b)->dl, (name), (void **)&(b)->field)
+
+/* Open the library, initialise NVML and register every GPU for Xid events,
+ * as gpu_nvml_open does. Returns 0 or -1 after a message on stderr. */
+static int bare_open(const char *library, Bare *b)
+{
+        unsigned count;
+        nvmlReturn_t r;
+
+        *b = (Bare){ 0 };
+        b->dl = dlopen(library, RTLD_NOW | RTLD_LOCAL);
+        if (!b->dl) {
+                fprintf(stderr, "bench-tick: %s\n", dlerror());
+                return -1;
+        }
+        if (!NEED(b, init, "nvmlInit_v2") || !NEED(b, shutdown, "nvmlShutdown") ||
+            !NEED(b, driver_version, "nvmlSystemGetDriverVersion") ||
+            !NEED(b, count, "nvmlDeviceGetCount_v2") ||
+            !NEED(b, handle, "nvmlDeviceGetHandleByIndex_v2") ||
+            !NEED(b, uuid, "nvmlDeviceGetUUID") || !NEED(b, name, "nvmlDeviceGetName") ||
+            !NEED(b, pci, "nvmlDeviceGetPciInfo_v3") ||
+            !NEED(b, minor, "nvmlDeviceGetMinorNumber") ||
+            !NEED(b, memory, "nvmlDeviceGetMemoryInfo_v2") ||
+            !NEED(b, mig_mode, "nvmlDeviceGetMigMode") ||
+            !NEED(b, utilization, "nvmlDeviceGetUtilizationRates") ||
+            !NEED(b, temperature, "nvmlDeviceGetTemperature") ||
+            !NEED(b, power, "nvmlDeviceGetPowerUsage") ||
+            !NEED(b, energy, "nvmlDeviceGetTotalEnergyConsumption") ||
+            !NEED(b, max_mig_count, "nvmlDeviceGetMaxMigDeviceCount") ||
+            !NEED(b, mig_handle, "nvmlDeviceGetMigDeviceHandleByIndex") ||
+            !NEED(b, gpu_instance_id, "nvmlDeviceGetGpuInstanceId") ||
+            !NEED(b, compute_instance_id, "nvmlDeviceGetComputeInstanceId") ||
+            !NEED(b, compute, "nvmlDeviceGetComputeRunningProcesses_v3") ||
+            !NEED(b, graphics, "nvmlDeviceGetGraphicsRunningProcesses_v3") ||
+            !NEED(b, event_set_create, "nvmlEventSetCreate") ||
+            !NEED(b, event_set_free, "nvmlEventSetFree") ||
+            !NEED(b, register_events, "nvmlDeviceRegisterEvents") ||
+            !NEED(b, event_wait, "nvmlEventSetWait_v2"))
+                goto fail;
+
+        b->buffer_entries = BARE_PROCESS_BUFFER;
+        b->buffer = calloc(b->buffer_entries, sizeof(*b->buffer));
+        if (!b->buffer) {
+                fprintf(stderr, "bench-tick: out of memory\n");
+                goto fail;
+        }
+
+        r = b->init();
+        if (r != NVML_SUCCESS) {
+                fprintf(stderr, "bench-tick: nvmlInit_v2 returned %d\n", r);
+                goto fail;
+        }
+        b->initialized = true;
+
+        if (b->event_set_create(&b->events) != NVML_SUCCESS) {
+                b->events = NULL;
+                fprintf(stderr, "bench-tick: nvmlEventSetCreate failed\n");
+                goto fail;
+        }
+        if (b->count(&count) != NVML_SUCCESS)
+                count = 0;
+        for (unsigned i = 0; i < count; i++) {
+                nvmlDevice_t dev;
+
+                if (b->handle(i, &dev) != NVML_SUCCESS ||
+                    b->register_events(dev, NVML_EVENT_TYPE_XID_CRITICAL_ERROR, b->events) !=
+                            NVML_SUCCESS) {
+                        fprintf(stderr, "bench-tick: cannot register GPU %u for Xid events\n", i);
+                        goto fail;
+                }
+        }
+        return 0;
+fail:
+        bare_close(b);
+        return -1;
+}
+
+/* Count one call and whether it returned `expected`. */
+static bool counted(BareResult *res, nvmlReturn_t r, nvmlReturn_t expected)
+{
+        res->calls++;
+        if (r != expected)
+                res->failures++;
+        return r == NVML_SUCCESS;
+}
+
+/* One process-list call with the INSUFFICIENT_SIZE protocol. */
+static void bare_list(Bare *b, nvmlDeviceGetProcesses_fn fn, nvmlDevice_t dev, BareResult *res)
+{
+        for (int attempt = 0; attempt < 4; attempt++) {
+                unsigned count = b->buffer_entries;
+                nvmlReturn_t r = fn(dev, &count, b->buffer);
+
+                res->calls++;
+                if (r == NVML_SUCCESS) {
+                        res->processes += count;
+                        return;
+                }
+                if (r != NVML_ERROR_INSUFFICIENT_SIZE || count > GPU_MAX_PROCESSES_PER_DEVICE)
+                        break;
+                nvmlProcessInfo_v2_t *p = reallocarray(b->buffer, count + 8, sizeof(*p));
+                if (!p)
+                        break;
+                b->buffer = p;
+                b->buffer_entries = count + 8;
+        }
+        res->failures++;
+}
+
+/* Compute, then graphics processes on `dev`, as gpu_nvml_device_processes asks. */
+static void bare_processes(Bare *b, nvmlDevice_t dev, BareResult *res)
+{
+        bare_list(b, b->compute, dev, res);
+        bare_list(b, b->graphics, dev, res);
+}
+
+/* The NVML calls of one gpu_snapshot_take, in its order (inventory.c
+ * take_devices / take_device / take_instances, nvml.c wrappers). */
+static void bare_tick(Bare *b, BareResult *res)
+{
+        char text[NVML_DEVICE_UUID_V2_BUFFER_SIZE];
+        char driver[NVML_SYSTEM_DRIVER_VERSION_BUFFER_SIZE];
+        unsigned count;
+
+        *res = (BareResult){ 0 };
+        counted(res, b->driver_version(driver, sizeof(driver)), NVML_SUCCESS);
+        if (!counted(res, b->count(&count), NVML_SUCCESS))
+                return;
+
+        /* Drain Xid events without waiting: one TIMEOUT when none is pending. */
+        for (int i = 0; i < EVENTS_PER_DRAIN_MAX; i++) {
+                nvmlEventData_t data = { 0 };
+                nvmlReturn_t r = b->event_wait(b->events, &data, 0);
+
+                res->calls++;
+                if (r != NVML_SUCCESS)
+                        break;
+        }
+
+        for (unsigned i = 0; i < count; i++) {
+                nvmlMemory_v2_t mem = { .version = nvmlMemory_v2 };
+                unsigned current = 0, pending = 0, u, max;
+                nvmlUtilization_t util;
+                unsigned long long energy;
+                nvmlPciInfo_t pci;
+                nvmlDevice_t dev;
+
+                if (!counted(res, b->handle(i, &dev), NVML_SUCCESS))
+                        continue;
+                res->gpus++;
+                counted(res, b->uuid(dev, text, sizeof(text)), NVML_SUCCESS);
+                counted(res, b->name(dev, text, sizeof(text)), NVML_SUCCESS);
+                counted(res, b->pci(dev, &pci), NVML_SUCCESS);
+                counted(res, b->minor(dev, &u), NVML_SUCCESS);
+                counted(res, b->memory(dev, &mem), NVML_SUCCESS);
+                counted(res, b->mig_mode(dev, &current, &pending), NVML_SUCCESS);
+                if (current != NVML_DEVICE_MIG_ENABLE)
+                        counted(res, b->utilization(dev, &util), NVML_SUCCESS);
+                counted(res, b->temperature(dev, NVML_TEMPERATURE_GPU, &u), NVML_SUCCESS);
+                counted(res, b->power(dev, &u), NVML_SUCCESS);
+                counted(res, b->energy(dev, &energy), NVML_SUCCESS);
+
+                if (current != NVML_DEVICE_MIG_ENABLE) {
+                        bare_processes(b, dev, res);
+                        continue;
+                }
+                if (!counted(res, b->max_mig_count(dev, &max), NVML_SUCCESS))
+                        continue;
+                for (unsigned slot = 0; slot < max; slot++) {
+                        nvmlMemory_v2_t mig_mem = { .version = nvmlMemory_v2 };
+                        nvmlDevice_t mig;
+                        nvmlReturn_t r = b->mig_handle(dev, slot, &mig);
+
+                        res->calls++;
+                        if (r == NVML_ERROR_NOT_FOUND)
+                                continue;
+                        if (r != NVML_SUCCESS) {
+                                res->failures++;
+                                continue;
+                        }
+                        res->instances++;
+                        counted(res, b->uuid(mig, text, sizeof(text)), NVML_SUCCESS);
+                        counted(res, b->name(mig, text, sizeof(text)), NVML_SUCCESS);
+                        counted(res, b->gpu_instance_id(mig, &u), NVML_SUCCESS);
+                        counted(res, b->compute_instance_id(mig, &u), NVML_SUCCESS);
+                        counted(res, b->memory(mig, &mig_mem), NVML_SUCCESS);
+                        bare_processes(b, mig, res);
+                }
+        }
+}
+
+/* Does the bare pass match the lab? */
+static bool bare_check(const BareResult *res)
+{
+        const unsigned instances = BENCH_LAB_MIG_GPUS * BENCH_LAB_MIG_INSTANCES;
+
+        if (res->failures == 0 && res->gpus == BENCH_LAB_GPUS && res->instances == instances &&
+            res->processes == BENCH_LAB_PROCESSES)
+                return true;
+        fprintf(stderr,
+                "bench-tick: bare pass saw %u GPUs, %u instances, %u processes, %u failed calls; "
+                "expected %d, %u, %d, 0\n",
+                res->gpus, res->instances, res->processes, res->failures, BENCH_LAB_GPUS,
+                instances, BENCH_LAB_PROCESSES);
+        return false;
+}
+
+static int compare_pid(const void *a, const void *b)
+{
+        pid_t x = *(const pid_t *)a, y = *(const pid_t *)b;
+
+        return (x > y) - (x < y);
+}
+
+/* Does the snapshot hold the whole lab, every process attributed to us?
+ * `sorted_pids` are the children, sorted. */
+static bool snapshot_check(const GpuSnapshot *s, const pid_t *sorted_pids, size_t n_pids)
+{
+        size_t instances = 0, processes = 0, wrong = 0;
+
+        for (size_t i = 0; i < s->n_gpus; i++) {
+                const GpuDevice *d = &s->gpus[i];
+
+                instances += d->n_instances;
+                for (size_t k = 0; k < d->n_processes; k++) {
+                        const GpuProcess *p = &d->processes[k];
+                        pid_t pid = (pid_t)p->pid;
+
+                        processes++;
+                        if (p->vanished || p->uid != getuid() || !p->command ||
+                            !bsearch(&pid, sorted_pids, n_pids, sizeof(pid), compare_pid))
+                                wrong++;
+                }
+        }
+        if (s->nvml_available && s->n_gpus == BENCH_LAB_GPUS && s->nvml_errors == 0 &&
+            instances == BENCH_LAB_MIG_GPUS * BENCH_LAB_MIG_INSTANCES &&
+            processes == BENCH_LAB_PROCESSES && wrong == 0)
+                return true;
+        fprintf(stderr,
+                "bench-tick: snapshot has %zu GPUs, %zu instances, %zu processes (%zu not "
+                "attributed to our children), %u NVML errors%s%s\n",
+                s->n_gpus, instances, processes, wrong, s->nvml_errors,
+                s->message[0] ? ": " : "", s->message);
+        return false;
+}
+
+typedef struct Options {
+        const char *library;
+        const char *gen_lab;
+        size_t rounds;
+        size_t iterations;
+        size_t cold;
+} Options;
+
+static void help(void)
+{
+        printf("Usage: bench-tick [OPTIONS]\n"
+               "\n"
+               "Time one sampler tick (gpu_snapshot_take, warm /proc cache) on a lab of %d GPUs\n"
+               "(%d in MIG mode with %d instances each) and %d real processes, against the bare\n"
+               "NVML calls the tick makes, interleaved in the same run.\n"
+               "\n"
+               "  --library PATH     NVML simulator library (default " BENCH_SIM_LIBRARY ")\n"
+               "  --gen-lab PATH     sim/gen-lab.py (default " BENCH_GEN_LAB ")\n"
+               "  --rounds N         interleaved rounds (default %d)\n"
+               "  --iterations N     iterations per round and side (default %d)\n"
+               "  --cold N           cold ticks (new /proc cache each) to time (default %d)\n"
+               "\n"
+               "Exit status: 0 targets met, 2 a target missed, 1 could not measure.\n",
+               BENCH_LAB_GPUS, BENCH_LAB_MIG_GPUS, BENCH_LAB_MIG_INSTANCES, BENCH_LAB_PROCESSES,
+               DEFAULT_ROUNDS, DEFAULT_ITERATIONS, DEFAULT_COLD);
+}
+
+/* Returns 1 to run, 0 to exit successfully (help), -1 on bad usage. */
+static int parse_argv(int argc, char **argv, Options *o)
+{
+        enum { OPT_LIBRARY = 0x100, OPT_GEN_LAB, OPT_ROUNDS, OPT_ITERATIONS, OPT_COLD };
+        static const struct option options[] = {
+                { "help", no_argument, NULL, 'h' },
+                { "library", required_argument, NULL, OPT_LIBRARY },
+                { "gen-lab", required_argument, NULL, OPT_GEN_LAB },
+                { "rounds", required_argument, NULL, OPT_ROUNDS },
+                { "iterations", required_argument, NULL, OPT_ITERATIONS },
+                { "cold", required_argument, NULL, OPT_COLD },
+                {},
+        };
+        int c;
+
+        *o = (Options){
+                .library = BENCH_SIM_LIBRARY,
+                .gen_lab = BENCH_GEN_LAB,
+                .rounds = DEFAULT_ROUNDS,
+                .iterations = DEFAULT_ITERATIONS,
+                .cold = DEFAULT_COLD,
+        };
+        while ((c = getopt_long(argc, argv, "h", options, NULL)) >= 0) {
+                switch (c) {
+                case 'h':
+                        help();
+                        return 0;
+                case OPT_LIBRARY:
+                        o->library = optarg;
+                        break;
+                case OPT_GEN_LAB:
+                        o->gen_lab = optarg;
+                        break;
+                case OPT_ROUNDS:
+                        if (!bench_parse_count("--rounds", optarg, 10000, &o->rounds))
+                                return -1;
+                        break;
+                case OPT_ITERATIONS:
+                        if (!bench_parse_count("--iterations", optarg, 100000, &o->iterations))
+                                return -1;
+                        break;
+                case OPT_COLD:
+                        if (!bench_parse_count("--cold", optarg, 10000, &o->cold))
+                                return -1;
+                        break;
+                default:
+                        return -1;
+                }
+        }
+        if (optind < argc) {
+                fprintf(stderr, "bench-tick: unexpected argument '%s'\n", argv[optind]);
+                return -1;
+        }
+        if (o->rounds * o->iterations > MAX_SAMPLES) {
+                fprintf(stderr, "bench-tick: at most %d samples per side\n", MAX_SAMPLES);
+                return -1;
+        }
+        return 1;
+}
+
+/* Time one warm tick in microseconds; -1 on failure (message printed). */
+static double time_tick(GpuNvml *nvml, ProcCache *cache)
+{
+        GpuSnapshot *s = NULL;
+        uint64_t t0, t1;
+        int r;
+
+        t0 = bench_now_nsec();
+        r = gpu_snapshot_take(nvml, cache, &s);
+        t1 = bench_now_nsec();
+        if (r < 0) {
+                fprintf(stderr, "bench-tick: gpu_snapshot_take: %s\n", strerror(-r));
+                return -1;
+        }
+        gpu_snapshot_free(s);
+        return (double)(t1 - t0) / 1000.0;
+}
+
+static double time_bare(Bare *b, BareResult *res)
+{
+        uint64_t t0, t1;
+
+        t0 = bench_now_nsec();
+        bare_tick(b, res);
+        t1 = bench_now_nsec();
+        return (double)(t1 - t0) / 1000.0;
+}
+
+/* Cold ticks: each with a new cache, so every process is read from /proc
+ * and gets a pidfd. Returns 0 or -1. */
+static int measure_cold(GpuNvml *nvml, size_t n, double *samples)
+{
+        for (size_t i = 0; i < n; i++) {
+                _cleanup_(proc_cache_freep) ProcCache *cache = NULL;
+                int r = proc_cache_new("/proc", &cache);
+
+                if (r < 0) {
+                        fprintf(stderr, "bench-tick: proc_cache_new: %s\n", strerror(-r));
+                        return -1;
+                }
+                samples[i] = time_tick(nvml, cache);
+                if (samples[i] < 0)
+                        return -1;
+        }
+        return 0;
+}
+
+static void print_verdict(const char *what, bool pass)
+{
+        printf("  %-58s %s\n", what, pass ? "PASS" : "FAIL");
+}
+
+/* The measurement proper, with the children running and the lab written. */
+static int run(const Options *o, const char *lab, const pid_t *sorted_pids, size_t n_pids)
+{
+        _cleanup_(gpu_nvml_closep) GpuNvml *nvml = NULL;
+        _cleanup_(proc_cache_freep) ProcCache *cache = NULL;
+        _cleanup_(gpu_snapshot_freep) GpuSnapshot *first = NULL;
+        _cleanup_free_ double *bare_us = NULL, *tick_us = NULL, *cold_us = NULL;
+        size_t per_side = o->rounds * o->iterations, nb = 0, nt = 0;
+        BenchStats bare, tick, cold;
+        _cleanup_(bare_close) Bare b = { 0 };
+        BareResult res;
+        char err[256];
+        int r;
+
+        if (setenv("GPUKEEPER_SIM_LAB", lab, 1) < 0) {
+                perror("bench-tick: setenv");
+                return BENCH_EXIT_ERROR;
+        }
+        if (bare_open(o->library, &b) < 0)
+                return BENCH_EXIT_ERROR;
+        r = gpu_nvml_open(o->library, &nvml, err, sizeof(err));
+        if (r < 0) {
+                fprintf(stderr, "bench-tick: gpu_nvml_open: %s\n", err);
+                return BENCH_EXIT_ERROR;
+        }
+        r = proc_cache_new("/proc", &cache);
+        bare_us = calloc(per_side, sizeof(double));
+        tick_us = calloc(per_side, sizeof(double));
+        cold_us = calloc(o->cold, sizeof(double));
+        if (r < 0 || !bare_us || !tick_us || !cold_us) {
+                fprintf(stderr, "bench-tick: cannot set up: %s\n", strerror(r < 0 ? -r : ENOMEM));
+                return BENCH_EXIT_ERROR;
+        }
+
+        /* The first tick fills the cache and is not counted; it and one bare
+         * pass also prove that both see the whole lab. */
+        r = gpu_snapshot_take(nvml, cache, &first);
+        if (r < 0) {
+                fprintf(stderr, "bench-tick: gpu_snapshot_take: %s\n", strerror(-r));
+                return BENCH_EXIT_ERROR;
+        }
+        bare_tick(&b, &res);
+        if (!snapshot_check(first, sorted_pids, n_pids) || !bare_check(&res))
+                return BENCH_EXIT_ERROR;
+        printf("bench-tick: lab of %zu GPUs (%d in MIG mode, %d x 1g.10gb each), %d real "
+               "processes; %s\n",
+               first->n_gpus, BENCH_LAB_MIG_GPUS, BENCH_LAB_MIG_INSTANCES, BENCH_LAB_PROCESSES,
+               first->simulated ? "NVML simulator" : "real NVML");
+        printf("bench-tick: library %s\n", o->library);
+        printf("bench-tick: %u NVML calls per tick; %zu rounds x %zu iterations per side, "
+               "interleaved\n",
+               res.calls, o->rounds, o->iterations);
+
+        for (size_t round = 0; round < o->rounds; round++) {
+                /* Even rounds start with the bare side, odd ones with the tick. */
+                for (int side = 0; side < 2; side++) {
+                        bool do_bare = (side == 0) == (round % 2 == 0);
+
+                        for (size_t i = 0; i < o->iterations; i++) {
+                                if (do_bare) {
+                                        bare_us[nb++] = time_bare(&b, &res);
+                                        if (res.failures > 0) {
+                                                bare_check(&res);
+                                                return BENCH_EXIT_ERROR;
+                                        }
+                                } else {
+                                        tick_us[nt] = time_tick(nvml, cache);
+                                        if (tick_us[nt++] < 0)
+                                                return BENCH_EXIT_ERROR;
+                                }
+                        }
+                }
+        }
+        if (measure_cold(nvml, o->cold, cold_us) < 0)
+                return BENCH_EXIT_ERROR;
+
+        bare = bench_stats(bare_us, nb);
+        tick = bench_stats(tick_us, nt);
+        cold = bench_stats(cold_us, o->cold);
+
+        printf("\n");
+        bench_print_header("us");
+        bench_print_row("bare NVML calls (baseline)", &bare);
+        bench_print_row("tick, warm /proc cache", &tick);
+        bench_print_row("tick, cold /proc cache (info)", &cold);
+
+        double ratio_p50 = tick.p50 / bare.p50, ratio_mean = tick.mean / bare.mean;
+        bool pass_p50 = ratio_p50 <= TARGET_RATIO, pass_mean = ratio_mean <= TARGET_RATIO,
+             pass_abs = tick.p50 < TARGET_TICK_USEC;
+
+        printf("\n  ratio tick/bare: p50 %.2f, mean %.2f\n\n", ratio_p50, ratio_mean);
+        print_verdict("target: tick/bare p50 ratio <= 2.0", pass_p50);
+        print_verdict("target: tick/bare mean ratio <= 2.0", pass_mean);
+        print_verdict("target: tick p50 < 5 ms", pass_abs);
+        printf("bench-tick: %s\n", pass_p50 && pass_mean && pass_abs ? "PASS" : "FAIL");
+        return pass_p50 && pass_mean && pass_abs ? BENCH_EXIT_PASS : BENCH_EXIT_MISSED;
+}
+
+int main(int argc, char **argv)
+{
+        char scratch[PATH_MAX] = "", lab[PATH_MAX + 16];
+        BenchChildren children = { 0 };
+        _cleanup_free_ pid_t *sorted = NULL;
+        Options o;
+        int r, ret = BENCH_EXIT_ERROR;
+
+        r = parse_argv(argc, argv, &o);
+        if (r <= 0)
+                return r == 0 ? EXIT_SUCCESS : 64;
+
+        r = bench_scratch_make(scratch, sizeof(scratch));
+        if (r < 0) {
+                fprintf(stderr, "bench-tick: cannot make a scratch directory: %s\n", strerror(-r));
+                return BENCH_EXIT_ERROR;
+        }
+        snprintf(lab, sizeof(lab), "%s/lab.json", scratch);
+
+        r = bench_children_start(BENCH_LAB_PROCESSES, &children);
+        if (r < 0) {
+                fprintf(stderr, "bench-tick: cannot start %d processes: %s\n",
+                        BENCH_LAB_PROCESSES, strerror(-r));
+                goto finish;
+        }
+        sorted = calloc(children.n, sizeof(*sorted));
+        if (!sorted) {
+                fprintf(stderr, "bench-tick: out of memory\n");
+                goto finish;
+        }
+        memcpy(sorted, children.pids, children.n * sizeof(*sorted));
+        qsort(sorted, children.n, sizeof(*sorted), compare_pid);
+
+        r = bench_write_lab(o.gen_lab, scratch, children.pids, children.n, lab);
+        if (r < 0) {
+                fprintf(stderr, "bench-tick: %s could not write the lab: %s\n", o.gen_lab,
+                        strerror(-r));
+                goto finish;
+        }
+        ret = run(&o, lab, sorted, children.n);
+finish:
+        bench_children_stop(&children);
+        bench_scratch_remove(scratch);
+        return ret;
+}

@@ -1,0 +1,209 @@
+/* Shared pieces of the benchmarks; see bench-util.h. */
+#include "bench-util.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <limits.h>
+#include <math.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+extern char **environ;
+
+/* The body of one child: wait for SIGKILL. */
+_Noreturn static void child_main(pid_t parent)
+{
+        /* Die with the benchmark; if it is already gone, the death signal
+         * was set too late to fire, so leave now. */
+        if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent)
+                _exit(EXIT_FAILURE);
+        for (;;)
+                pause();
+}
+
+int bench_children_start(size_t n, BenchChildren *ret)
+{
+        BenchChildren c = { 0 };
+        pid_t parent = getpid();
+
+        assert(ret);
+        c.pids = calloc(n, sizeof(*c.pids));
+        if (!c.pids)
+                return -ENOMEM;
+        /* Nothing buffered may be written twice by the children. */
+        fflush(NULL);
+        for (; c.n < n; c.n++) {
+                pid_t pid = fork();
+
+                if (pid < 0) {
+                        int r = negative_errno();
+                        bench_children_stop(&c);
+                        return r;
+                }
+                if (pid == 0)
+                        child_main(parent);
+                c.pids[c.n] = pid;
+        }
+        *ret = c;
+        return 0;
+}
+
+void bench_children_stop(BenchChildren *c)
+{
+        assert(c);
+        for (size_t i = 0; i < c->n; i++)
+                (void)kill(c->pids[i], SIGKILL);
+        for (size_t i = 0; i < c->n; i++)
+                while (waitpid(c->pids[i], NULL, 0) < 0 && errno == EINTR)
+                        ;
+        free(c->pids);
+        *c = (BenchChildren){ 0 };
+}
+
+int bench_scratch_make(char *ret, size_t len)
+{
+        const char *tmp = getenv("TMPDIR");
+        int k;
+
+        assert(ret && len > 0);
+        if (!tmp || tmp[0] != '/')
+                tmp = "/tmp";
+        k = snprintf(ret, len, "%s/gk-bench-XXXXXX", tmp);
+        if (k < 0 || (size_t)k >= len)
+                return -ENAMETOOLONG;
+        if (!mkdtemp(ret))
+                return negative_errno();
+        return 0;
+}
+
+static int remove_entry(const char *path, const struct stat *st, int type, struct FTW *ftw)
+{
+        (void)remove(path);
+        return 0;
+}
+
+void bench_scratch_remove(const char *path)
+{
+        if (!path || !path[0])
+                return;
+        (void)nftw(path, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/* Run argv (argv[0] looked up in PATH) and wait for it. Returns 0 when it
+ * exited 0, -EPROTO when it failed, -errno when it could not be started. */
+static int run_and_wait(char *const argv[])
+{
+        pid_t pid;
+        int status, r;
+
+        r = posix_spawnp(&pid, argv[0], NULL, NULL, argv, environ);
+        if (r != 0)
+                return -r;
+        while (waitpid(pid, &status, 0) < 0)
+                if (errno != EINTR)
+                        return negative_errno();
+        return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -EPROTO;
+}
+
+int bench_write_lab(const char *gen_lab, const char *scratch, const pid_t *pids, size_t n,
+                    const char *lab_path)
+{
+        char pid_file[PATH_MAX], gpus[16], mig[16];
+        _cleanup_fclose_ FILE *f = NULL;
+        int k;
+
+        k = snprintf(pid_file, sizeof(pid_file), "%s/pids.txt", scratch);
+        if (k < 0 || (size_t)k >= sizeof(pid_file))
+                return -ENAMETOOLONG;
+        f = fopen(pid_file, "we");
+        if (!f)
+                return negative_errno();
+        for (size_t i = 0; i < n; i++)
+                fprintf(f, "%d\n", (int)pids[i]);
+        if (fflush(f) != 0 || ferror(f))
+                return negative_errno();
+
+        snprintf(gpus, sizeof(gpus), "%d", BENCH_LAB_GPUS);
+        snprintf(mig, sizeof(mig), "%d", BENCH_LAB_MIG_GPUS);
+        return run_and_wait((char *const[]){ "python3", (char *)gen_lab, "--gpus", gpus, "--mig",
+                                             mig, "--pids-from", pid_file, "--out",
+                                             (char *)lab_path, NULL });
+}
+
+uint64_t bench_now_nsec(void)
+{
+        struct timespec ts;
+
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t)ts.tv_sec * UINT64_C(1000000000) + (uint64_t)ts.tv_nsec;
+}
+
+static int compare_double(const void *a, const void *b)
+{
+        double x = *(const double *)a, y = *(const double *)b;
+
+        return (x > y) - (x < y);
+}
+
+/* Nearest-rank percentile of sorted[0..n). */
+static double percentile(const double *sorted, size_t n, double p)
+{
+        size_t rank = (size_t)ceil(p * (double)n);
+
+        return sorted[rank == 0 ? 0 : rank - 1];
+}
+
+BenchStats bench_stats(double *samples, size_t n)
+{
+        double sum = 0;
+
+        assert(samples && n > 0);
+        qsort(samples, n, sizeof(*samples), compare_double);
+        for (size_t i = 0; i < n; i++)
+                sum += samples[i];
+        return (BenchStats){
+                .n = n,
+                .p50 = percentile(samples, n, 0.50),
+                .p90 = percentile(samples, n, 0.90),
+                .mean = sum / (double)n,
+                .min = samples[0],
+                .max = samples[n - 1],
+        };
+}
+
+void bench_print_header(const char *unit)
+{
+        printf("  %-34s %6s %10s %10s %10s %10s %10s\n", "", "n", "p50", "p90", "mean", "min",
+               "max");
+        printf("  %-34s %6s %10s %10s %10s %10s %10s\n", "", "", unit, unit, unit, unit, unit);
+}
+
+void bench_print_row(const char *label, const BenchStats *s)
+{
+        printf("  %-34s %6zu %10.1f %10.1f %10.1f %10.1f %10.1f\n", label, s->n, s->p50, s->p90,
+               s->mean, s->min, s->max);
+}
+
+bool bench_parse_count(const char *name, const char *s, size_t max, size_t *ret)
+{
+        unsigned long long v;
+        char *end;
+
+        errno = 0;
+        v = strtoull(s, &end, 10);
+        if (errno != 0 || end == s || *end != '\0' || s[0] == '-' || v == 0 || v > max) {
+                fprintf(stderr, "%s: expected a count from 1 to %zu, got '%s'\n", name, max, s);
+                return false;
+        }
+        *ret = (size_t)v;
+        return true;
+}

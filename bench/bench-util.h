@@ -1,0 +1,77 @@
+/* Shared pieces of the benchmarks in bench/: the real processes a bench lab
+ * lists, writing that lab with sim/gen-lab.py, a scratch directory, clocks
+ * and the statistics every benchmark prints.
+ *
+ * Benchmarks are programs, not tests: they report on stdout and return 0 when
+ * they measured and met their target, 2 when they measured and missed it, and
+ * 1 when they could not measure at all. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "basic/macro.h"
+
+/* The benchmark lab of the issue: 8 GPUs, the last 2 in MIG mode with
+ * 7 x 1g.10gb instances each, and 256 processes spread over them. */
+#define BENCH_LAB_GPUS 8
+#define BENCH_LAB_MIG_GPUS 2
+#define BENCH_LAB_MIG_INSTANCES 7
+#define BENCH_LAB_PROCESSES 256
+
+#define BENCH_EXIT_PASS 0
+#define BENCH_EXIT_ERROR 1
+#define BENCH_EXIT_MISSED 2
+
+/* Real processes that do nothing but pause(). Each dies with the benchmark
+ * (PR_SET_PDEATHSIG) even if the benchmark is killed before it cleans up. */
+typedef struct BenchChildren {
+        pid_t *pids;
+        size_t n;
+} BenchChildren;
+
+/* Fork `n` pausing children. Returns 0 or -errno; on failure the children
+ * already started are stopped again. */
+int bench_children_start(size_t n, BenchChildren *ret);
+
+/* SIGKILL and reap every child. Accepts a zeroed struct. */
+void bench_children_stop(BenchChildren *c);
+
+/* A scratch directory under $TMPDIR (default /tmp), removed recursively by
+ * bench_scratch_remove. Returns 0 or -errno; the path goes to ret (PATH_MAX). */
+int bench_scratch_make(char *ret, size_t len);
+void bench_scratch_remove(const char *path);
+
+/* Write the benchmark lab listing `pids` to `lab_path` with
+ * `python3 GEN_LAB --gpus 8 --mig 2 --pids-from FILE --out LAB`; the PID file
+ * is written beside the lab. Returns 0, or -errno / -EPROTO when the
+ * generator fails (its stderr goes to ours). */
+int bench_write_lab(const char *gen_lab, const char *scratch, const pid_t *pids, size_t n,
+                    const char *lab_path);
+
+/* CLOCK_MONOTONIC in nanoseconds. */
+uint64_t bench_now_nsec(void);
+
+/* Summary of a series of samples (any unit). */
+typedef struct BenchStats {
+        size_t n;
+        double p50;
+        double p90;
+        double mean;
+        double min;
+        double max;
+} BenchStats;
+
+/* Summarise samples[0..n) (n > 0); the array is sorted in place.
+ * Percentiles are nearest-rank. */
+BenchStats bench_stats(double *samples, size_t n);
+
+/* One aligned row "label  p50  p90  mean  min  max" in the given unit. */
+void bench_print_row(const char *label, const BenchStats *s);
+void bench_print_header(const char *unit);
+
+/* Parse a positive decimal count for option `name`; false (with a message on
+ * stderr) when `s` is not one or exceeds `max`. */
+bool bench_parse_count(const char *name, const char *s, size_t max, size_t *ret);
