@@ -145,7 +145,10 @@ echo "demo: building in $BUILD_DIR"
 if [[ ! -f "$BUILD_DIR/build.ninja" ]]; then
         meson setup "$BUILD_DIR" "$ROOT" >/dev/null || die "meson setup $BUILD_DIR failed"
 fi
-ninja -C "$BUILD_DIR" >/dev/null || die "build failed: run 'ninja -C $BUILD_DIR' to see why"
+if ! build_output=$(ninja -C "$BUILD_DIR" 2>&1); then
+        printf '%s\n' "$build_output" | tail -n 30 >&2
+        die "build failed (last lines above)"
+fi
 [[ -x "$GKD" && -x "$GK" ]] || die "the build did not produce $GKD and $GK"
 
 stop_demo

@@ -56,6 +56,11 @@ run_suite() {
         local name=$1 dir=$2
         shift 2
 
+        # cmocka refuses to overwrite an XML file (it falls back to stderr),
+        # and results of an earlier run must not be counted again, even when
+        # this build fails: start each run empty.
+        rm -rf "$dir/junit" "$dir/meson-logs/testlog.json"
+
         step "$name: build ($dir)"
         if [[ ! -f "$dir/build.ninja" ]]; then
                 if ! meson setup "$dir" "$@"; then
@@ -71,9 +76,6 @@ run_suite() {
                 return
         fi
 
-        # cmocka refuses to overwrite an XML file (it falls back to stderr),
-        # and stale files would be counted again: start each run empty.
-        rm -rf "$dir/junit" "$dir/meson-logs/testlog.json"
         mkdir -p "$dir/junit"
 
         step "$name: unit tests (meson test -C $dir)"
@@ -98,16 +100,20 @@ unset ASAN_OPTIONS UBSAN_OPTIONS
 run_suite normal "$BUILD_DIR"
 
 # Sanitizers: stop at the first error of either kind, with a stack trace.
-# b_lundef=false because the sanitizer runtimes' symbols are resolved at load
-# time in shared objects (the NVML simulator library). werror=false only here:
+# b_lundef=false: with Clang a sanitized shared object (the NVML simulator)
+# leaves the runtime's symbols to the executable that loads it, and meson
+# warns that b_sanitize with b_lundef=true "will probably not work"; with GCC
+# it changes nothing, so the script works for CC=clang as well.
+# werror=false only here:
 # GCC's manual warns that sanitizer instrumentation raises false-positive
 # warnings (e.g. -Wformat-overflow sees a NULL destination behind UBSan's null
 # checks) and recommends against -Werror with sanitizers. The normal build
 # above keeps every warning an error, so no warning gets through.
 leaks=1
 if ! lsan_works; then
-        echo "run-all: LeakSanitizer does not work in this environment (ptrace is not" \
-             "permitted here); running the sanitizer build with detect_leaks=0" >&2
+        echo "run-all: LeakSanitizer does not work here (it did not report a known leak;" \
+             "it needs ptrace, which a container or a tracer can forbid); running the" \
+             "sanitizer build with detect_leaks=0, every other check on" >&2
         leaks=0
 fi
 export ASAN_OPTIONS="detect_leaks=$leaks:halt_on_error=1:abort_on_error=0:detect_stack_use_after_return=1"

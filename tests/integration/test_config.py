@@ -72,13 +72,13 @@ def test_sighup_applies_new_sample_interval(daemon_factory, lab):
     assert fast >= 6, f"with 200ms sampling only {fast} samples in 2.5 s"
 
     d.write_config(sample_interval="3s")
-    d.signal(signal.SIGHUP)
+    d.send_signal(signal.SIGHUP)
     time.sleep(0.6)  # let a tick that was already due pass
     slow = distinct_samples(d, 2.5)
     assert slow <= 2, f"after SIGHUP to 3s still {slow} samples in 2.5 s:\n{d.log()}"
 
     d.write_config(sample_interval="200ms")
-    d.signal(signal.SIGHUP)
+    d.send_signal(signal.SIGHUP)
     wait_for(lambda: distinct_samples(d, 1.5) >= 4, timeout=8,
              what="sampling to speed up again after the second SIGHUP")
 
@@ -90,7 +90,7 @@ def test_sighup_with_broken_file_keeps_running(daemon_factory, lab):
 
     log_before = len(d.log())
     d.config_path.write_text(d.config_path.read_text() + "sample_interval: [not, a, duration\n")
-    d.signal(signal.SIGHUP)
+    d.send_signal(signal.SIGHUP)
     # The daemon says why in its log, naming the file and line, and carries on.
     line = len(d.config_path.read_text().splitlines())
     wait_for(lambda: f"{d.config_path}:{line}:" in d.log()[log_before:],
