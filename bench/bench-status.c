@@ -116,8 +116,9 @@ static int daemon_stop(pid_t pid)
 }
 
 /* Wait until the daemon accepts connections on `socket_path`. Returns 0,
- * or -1 after a message when it exits or does not listen in time. */
-static int daemon_wait_ready(pid_t pid, const char *socket_path)
+ * or -1 after a message when it exits (then *ret_reaped is set) or does not
+ * listen in time. */
+static int daemon_wait_ready(pid_t pid, const char *socket_path, bool *ret_reaped)
 {
         uint64_t deadline = bench_now_nsec() + READY_TIMEOUT_NSEC;
         struct sockaddr_un sa = { .sun_family = AF_UNIX };
@@ -138,8 +139,15 @@ static int daemon_wait_ready(pid_t pid, const char *socket_path)
                 if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0)
                         return 0;
                 if (waitpid(pid, &status, WNOHANG) == pid) {
-                        fprintf(stderr, "bench-status: gpukeeperd exited during start (status %d)\n",
-                                status);
+                        *ret_reaped = true;
+                        if (WIFEXITED(status))
+                                fprintf(stderr, "bench-status: gpukeeperd exited with status %d "
+                                                "during start\n",
+                                        WEXITSTATUS(status));
+                        else
+                                fprintf(stderr, "bench-status: gpukeeperd died of signal %d "
+                                                "during start\n",
+                                        WTERMSIG(status));
                         return -1;
                 }
                 sleep_poll();
@@ -228,9 +236,11 @@ static bool status_check(const char *path)
         json_array_foreach(gpus, i, gpu) {
                 procs = json_object_get(gpu, "processes");
                 json_array_foreach(procs, k, p) {
+                        json_t *uid = json_object_get(p, "uid");
+
                         processes++;
-                        if (json_is_true(json_object_get(p, "vanished")) ||
-                            json_integer_value(json_object_get(p, "uid")) != (json_int_t)getuid())
+                        if (json_is_true(json_object_get(p, "vanished")) || !json_is_integer(uid) ||
+                            json_integer_value(uid) != (json_int_t)getuid())
                                 wrong++;
                 }
         }
@@ -411,6 +421,7 @@ static int run(const Options *o, const char *scratch, const pid_t *pids, size_t 
         _cleanup_free_ double *all = NULL;
         double *wall[CMD_MAX], *cpu[CMD_MAX], check_wall, check_cpu;
         int64_t cpu_before, cpu_after;
+        bool reaped = false;
         pid_t daemon;
         int r, status, ret = BENCH_EXIT_ERROR;
 
@@ -451,7 +462,7 @@ static int run(const Options *o, const char *scratch, const pid_t *pids, size_t 
         daemon = daemon_start(o->gkd, config, log);
         if (daemon < 0)
                 return BENCH_EXIT_ERROR;
-        if (daemon_wait_ready(daemon, socket_path) < 0)
+        if (daemon_wait_ready(daemon, socket_path, &reaped) < 0)
                 goto stop;
         /* The first snapshot is taken before the socket opens; check it
          * holds the whole lab before timing anything. */
@@ -476,6 +487,10 @@ static int run(const Options *o, const char *scratch, const pid_t *pids, size_t 
         printf("bench-status: measured (no target set)\n");
         ret = BENCH_EXIT_PASS;
 stop:
+        if (reaped) {
+                dump_log(log);
+                return BENCH_EXIT_ERROR;
+        }
         status = daemon_stop(daemon);
         if (status != 0) {
                 fprintf(stderr, "bench-status: gpukeeperd did not stop cleanly (status %d)\n",

@@ -99,7 +99,7 @@ static bool need(void *dl, const char *name, void **fn)
 {
         *fn = dlsym(dl, name);
         if (!*fn)
-                fprintf(stderr, "bench-tick: %s does not export; not the modern simulator?\n",
+                fprintf(stderr, "bench-tick: the library has no %s; not the modern simulator?\n",
                         name);
         return *fn != NULL;
 }

@@ -1,0 +1,105 @@
+/* The allocator: a pure function from (devices, queue, limits) to decisions.
+ *
+ * It touches no clock, store, NVML or socket, so it can be tested
+ * exhaustively (tests/unit/policy). The daemon builds the inputs from the
+ * latest snapshot, the active leases and the config, and carries out the
+ * decisions (store transactions, replies).
+ *
+ * Rules (documented for users in gpukeeper(1), "QUEUE"):
+ *  - A device is a whole GPU not in MIG mode, or one MIG instance. It can be
+ *    granted when it is free (no active lease), healthy, not drained, and
+ *    processes without a lease hold at most limits->unleased_memory_max bytes
+ *    on it.
+ *  - Requests are served in queue order (FIFO). A request that cannot start
+ *    now keeps its place; a later request may start before it only with
+ *    devices that no earlier waiting request could use ("backfill never
+ *    delays an earlier request"), so no request is ever starved by later ones.
+ *  - A request whose user would exceed max_devices with it waits for that
+ *    user's own releases; it reserves nothing and blocks nobody.
+ *  - Among free devices the least recently released is preferred (wear
+ *    levelling); a multi-device request prefers devices on one NUMA node and
+ *    then close PCI bus ids. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define POLICY_MAX_DEVICES 512  /* GPUs + MIG instances the allocator accepts */
+#define POLICY_MAX_QUEUE 4096   /* waiting requests */
+#define POLICY_MAX_REQUEST_ITEMS 64 /* named devices or MIG profile items in one request */
+#define POLICY_PROFILE_MAX 32
+
+typedef struct PolicyDevice {
+        const char *uuid;        /* "GPU-…" or "MIG-…" */
+        const char *parent_uuid; /* the GPU of a MIG instance; == uuid for a whole GPU */
+        const char *pci_bus_id;  /* the GPU's, for closeness; may be "" */
+        const char *profile;     /* MIG profile ("3g.40gb"), NULL for a whole GPU */
+        int numa_node;           /* -1 when unknown */
+        bool healthy;
+        bool drained;
+        bool leased;                    /* an active lease holds it */
+        uint64_t unleased_memory_bytes; /* held by processes whose owner has no lease on it */
+        uint64_t last_released_usec;    /* 0 = never leased */
+} PolicyDevice;
+
+typedef struct PolicyMigItem {
+        char profile[POLICY_PROFILE_MAX];
+        unsigned count;
+} PolicyMigItem;
+
+/* What one request asks for. Exactly one of the three forms is used:
+ * n_gpus whole GPUs, or the named devices, or MIG items. */
+typedef struct PolicyRequest {
+        uint64_t id;
+        uid_t uid;
+        unsigned n_gpus;
+        const char *const *named; /* device uuids (indices already resolved) */
+        size_t n_named;
+        const PolicyMigItem *mig;
+        size_t n_mig;
+} PolicyRequest;
+
+typedef struct PolicyUserUsage {
+        uid_t uid;
+        unsigned held;        /* devices this user holds now */
+        unsigned max_devices; /* the user's cap (from config, by group) */
+} PolicyUserUsage;
+
+typedef struct PolicyLimits {
+        uint64_t unleased_memory_max;
+} PolicyLimits;
+
+typedef enum PolicyVerdict {
+        POLICY_GRANT,      /* devices chosen: see PolicyDecision.devices */
+        POLICY_WAIT,       /* keeps its place; `reason` says what it waits for */
+        POLICY_IMPOSSIBLE, /* can never be satisfied as asked; `reason` says why */
+} PolicyVerdict;
+
+typedef struct PolicyDecision {
+        PolicyVerdict verdict;
+        size_t *devices; /* GRANT: indices into the device array (malloc'd), n = request size */
+        size_t n_devices;
+        char reason[160];
+} PolicyDecision;
+
+/* Check a request against the devices that exist and the user's cap,
+ * before queueing it. Returns 0 when it could be satisfied some day, or
+ * POLICY_IMPOSSIBLE with a reason in ret_reason ("asks for 9 GPUs, this
+ * machine has 8"; "above your limit of 2 devices"; "no MIG instance of
+ * profile 7g.80gb"; "unknown device GPU-…"). */
+int policy_check_request(const PolicyDevice *devices, size_t n_devices, const PolicyRequest *req,
+                         const PolicyUserUsage *usage, char *ret_reason, size_t reason_len);
+
+/* Decide, in queue order, which requests start now. `usage` holds one entry
+ * per uid in the queue (held counts are updated as grants are made within
+ * this call, on a private copy). `ret` must have n_queue entries; each gets
+ * a verdict. Devices granted to an earlier request are not offered to a
+ * later one. Returns 0 or -ENOMEM / -EINVAL (n_devices or n_queue above the
+ * limits). Free the decisions with policy_decisions_free(). */
+int policy_allocate(const PolicyDevice *devices, size_t n_devices, const PolicyRequest *queue,
+                    size_t n_queue, const PolicyUserUsage *usage, size_t n_usage,
+                    const PolicyLimits *limits, PolicyDecision *ret);
+
+void policy_decisions_free(PolicyDecision *d, size_t n);
