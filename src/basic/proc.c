@@ -559,3 +559,20 @@ int proc_cache_lookup(ProcCache *c, pid_t pid, const ProcInfo **ret)
         *ret = &e->info;
         return 0;
 }
+
+int proc_start_time(pid_t pid, uint64_t *ret)
+{
+        _cleanup_close_ int proc_fd = -1;
+        ProcInfo info = {};
+        int r;
+
+        proc_fd = open("/proc", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (proc_fd < 0)
+                return negative_errno();
+        r = proc_read_info(proc_fd, pid, &info);
+        if (r < 0)
+                return r;
+        *ret = info.start_time;
+        proc_info_done(&info);
+        return 0;
+}

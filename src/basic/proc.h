@@ -41,6 +41,11 @@ int proc_read_info(int proc_root_fd, pid_t pid, ProcInfo *ret);
 /* Free what proc_read_info allocated; leaves the struct reusable. */
 void proc_info_done(ProcInfo *i);
 
+/* Start time (field 22 of /proc/<pid>/stat, clock ticks since boot) of a
+ * live process in the real /proc: with the pid, it names one process for
+ * good, since a recycled pid gets a later start time. -ESRCH when gone. */
+int proc_start_time(pid_t pid, uint64_t *ret);
+
 typedef struct ProcCache ProcCache;
 
 /* A cache over `proc_root` ("/proc" in the daemon, a temp dir in tests).

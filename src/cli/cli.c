@@ -116,6 +116,8 @@ int cli_call(const cli_context *ctx, gk_client *client, const char *op, json_t *
                 *ret_result = result;
                 return CLI_EXIT_OK;
         }
+        if (r == -ECANCELED)
+                return CLI_EXIT_CANCELED;
         if (r == -EBADMSG) {
                 fprintf(stderr,
                         "gpukeeper: %s: gpukeeperd at %s sent a reply that is not valid (see "

@@ -7,10 +7,12 @@
  * E_INVALID_ARGUMENT), 69 daemon unreachable, 70 any other daemon or
  * protocol error, 74 standard output could not be written, 75 not enough
  * free devices (E_NO_CAPACITY), 77 permission denied (E_PERMISSION, or the
- * socket refuses us). */
+ * socket refuses us). `gpukeeper run` exits with its command's code; 126 and
+ * 127 when the command cannot be started; 128 + N after signal N. */
 #pragma once
 
 #include <getopt.h>
+#include <signal.h>
 #include <stdio.h>
 #include <sysexits.h>
 
@@ -25,6 +27,7 @@ enum {
         CLI_EXIT_IO = EX_IOERR,
         CLI_EXIT_NO_CAPACITY = EX_TEMPFAIL,
         CLI_EXIT_PERMISSION = EX_NOPERM,
+        CLI_EXIT_CANCELED = 128 + SIGINT, /* a call gave up waiting: its cancel fd fired */
 };
 
 /* What the global options set; handed to every subcommand. */
@@ -65,8 +68,9 @@ int cli_exit_for_gk_error(int code);
 int cli_connect(const cli_context *ctx, gk_client **ret_client);
 
 /* Call `op` with `args` (stolen, may be NULL). On success return CLI_EXIT_OK
- * and store the result; otherwise print one line (the daemon's message, or
- * what broke) and return the exit code. */
+ * and store the result; when the client's cancel fd fired, print nothing and
+ * return CLI_EXIT_CANCELED; otherwise print one line (the daemon's message,
+ * or what broke) and return the exit code. */
 int cli_call(const cli_context *ctx, gk_client *client, const char *op, json_t *args,
              json_t **ret_result);
 
@@ -80,3 +84,11 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(gk_client *, gk_client_free);
  * name and returns the exit code; `usage` prints its help. */
 int cli_status_main(cli_context *ctx, int argc, char *argv[]);
 void cli_status_usage(FILE *f);
+int cli_run_main(cli_context *ctx, int argc, char *argv[]);
+void cli_run_usage(FILE *f);
+int cli_lease_main(cli_context *ctx, int argc, char *argv[]);
+void cli_lease_usage(FILE *f);
+int cli_queue_main(cli_context *ctx, int argc, char *argv[]);
+void cli_queue_usage(FILE *f);
+int cli_admin_main(cli_context *ctx, int argc, char *argv[]);
+void cli_admin_usage(FILE *f);

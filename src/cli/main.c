@@ -15,8 +15,12 @@ typedef struct cli_verb {
 } cli_verb;
 
 static const cli_verb verbs[] = {
-    {"status", "show GPUs, MIG instances and the processes using them", cli_status_main,
+    {"status", "show GPUs, MIG instances, who holds them and the queue", cli_status_main,
      cli_status_usage},
+    {"run", "lease GPUs, run a command with them, release them", cli_run_main, cli_run_usage},
+    {"lease", "acquire, list, extend and release leases", cli_lease_main, cli_lease_usage},
+    {"queue", "show who waits for GPUs, in order", cli_queue_main, cli_queue_usage},
+    {"admin", "drain and undrain GPUs (administrators)", cli_admin_main, cli_admin_usage},
 };
 
 static const cli_verb *verb_find(const char *name)

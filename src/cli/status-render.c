@@ -11,6 +11,25 @@
  *   [3] NVIDIA A100-SXM4-80GB  GPU-33333333…  UNHEALTHY
  *       nvmlDeviceGetMemoryInfo_v2: GPU is lost
  *
+ * With a daemon that knows leases, a line under each GPU (not in MIG mode)
+ * and each MIG instance says who holds it, and the queue follows the GPUs:
+ *
+ *   [0] NVIDIA A100-SXM4-80GB  GPU-5e2c1a3b…      34°C   61 W  37 %    6.0/80.0 GiB
+ *       alice run 2h13m (lease 12)
+ *          4242 alice        5.0 GiB  python train.py --epochs 10
+ *   [1] NVIDIA A100-SXM4-80GB  GPU-11111111…      31°C   56 W   0 %    0.5/80.0 GiB
+ *       DRAINED  IN USE WITHOUT LEASE: mallory
+ *          5151 mallory      0.5 GiB  (no lease) ./miner
+ *       ├─ 3g.40gb    MIG-1f0a2b3c…  gi 1 ci 0                         5.0/39.2 GiB
+ *       │  bob manual, 1h left (lease 13)
+ *       │     4343 bob          5.0 GiB  python infer.py
+ *       └─ 1g.10gb    MIG-9f9f9f9f…  gi 9 ci 0                          0.0/9.8 GiB
+ *             free
+ *
+ *   Queue: 1 waiting
+ *   POS  USER       WANTS           WAITING  REASON
+ *     1  carol      2 GPUs          12m      waiting for 2 GPUs: 1 free
+ *
  * Fixed-width columns so that GPUs line up; only the last field of a line
  * (a command line, an error) grows on wider terminals. Unknown values (JSON
  * null) print as "-", never as 0: an idle GPU and an unreadable one must not
@@ -24,6 +43,7 @@
 #include <time.h>
 
 #include "basic/macro.h"
+#include "cli/lease-render.h"
 
 #define GIB (1024.0 * 1024.0 * 1024.0)
 
@@ -49,31 +69,12 @@
 #define GPU_FIXED_W                                                                                \
         (1 + 2 + UUID_W + 1 + MIG_W + 1 + TEMP_W + 2 + 1 + POWER_W + 2 + 1 + UTIL_W + 2 + 1 + MEM_W)
 
-/* A string member, or NULL when absent, not a string or empty: an empty
- * name (a lost GPU's, say) is as unknown as a missing one. */
-static const char *get_str(json_t *o, const char *key)
-{
-        json_t *v = json_object_get(o, key);
-
-        return json_is_string(v) && json_string_length(v) > 0 ? json_string_value(v) : NULL;
-}
-
-static bool get_num(json_t *o, const char *key, double *ret)
-{
-        json_t *v = json_object_get(o, key);
-
-        if (!json_is_number(v))
-                return false;
-        *ret = json_number_value(v);
-        return true;
-}
-
 /* `key` of `o` rounded to a whole number, or "-" when unknown. */
 static const char *fmt_num(char *buf, size_t len, json_t *o, const char *key)
 {
         double v;
 
-        if (!get_num(o, key, &v))
+        if (!cli_json_num(o, key, &v))
                 return "-";
         snprintf(buf, len, "%.0f", v);
         return buf;
@@ -83,7 +84,7 @@ static const char *fmt_gib(char *buf, size_t len, json_t *o, const char *key)
 {
         double v;
 
-        if (!get_num(o, key, &v))
+        if (!cli_json_num(o, key, &v))
                 return "-";
         snprintf(buf, len, "%.1f", v / GIB);
         return buf;
@@ -111,13 +112,13 @@ static void print_quantity(FILE *f, json_t *o, const char *key, size_t width, co
 
 static void print_header(FILE *f, json_t *status, size_t n_gpus, const cli_term *term)
 {
-        const char *host = get_str(status, "hostname"), *driver = get_str(status, "driver_version");
+        const char *host = cli_json_str(status, "hostname"), *driver = cli_json_str(status, "driver_version");
         bool nvml = json_is_true(json_object_get(status, "nvml_available"));
         size_t used;
         char count[32], clock[16] = "";
         double sampled;
 
-        if (get_num(status, "sampled_at", &sampled) && isfinite(sampled)) {
+        if (cli_json_num(status, "sampled_at", &sampled) && isfinite(sampled)) {
                 time_t t = (time_t)sampled;
                 struct tm tm;
 
@@ -159,20 +160,29 @@ static int process_compare(const void *a, const void *b)
         json_t *pa = *(json_t *const *)a, *pb = *(json_t *const *)b;
         double ma = -1, mb = -1, ia = 0, ib = 0;
 
-        get_num(pa, "memory_used_bytes", &ma);
-        get_num(pb, "memory_used_bytes", &mb);
+        cli_json_num(pa, "memory_used_bytes", &ma);
+        cli_json_num(pb, "memory_used_bytes", &mb);
         if (ma != mb)
                 return ma > mb ? -1 : 1;
-        get_num(pa, "pid", &ia);
-        get_num(pb, "pid", &ib);
+        cli_json_num(pa, "pid", &ia);
+        cli_json_num(pb, "pid", &ib);
         return ia < ib ? -1 : ia > ib;
+}
+
+/* Whether process `p` runs on a device its owner holds no lease on. Only an
+ * explicit false counts: a daemon without leases sends no "leased" at all,
+ * and an exited process holds nothing any more. */
+static bool process_unleased(json_t *p)
+{
+        return json_is_false(json_object_get(p, "leased")) &&
+               !json_is_true(json_object_get(p, "vanished"));
 }
 
 /* One process line, after `prefix` (which takes `prefix_w` columns). */
 static void print_process(FILE *f, json_t *p, const char *prefix, size_t prefix_w,
                           const cli_term *term)
 {
-        const char *user = get_str(p, "user"), *command = get_str(p, "command");
+        const char *user = cli_json_str(p, "user"), *command = cli_json_str(p, "command");
         bool vanished = json_is_true(json_object_get(p, "vanished"));
         char pid[32], uid[32], mem[32], what[64];
         size_t used = prefix_w + PID_W + 1 + USER_W + 1 + PMEM_W + 2;
@@ -198,6 +208,18 @@ static void print_process(FILE *f, json_t *p, const char *prefix, size_t prefix_
                         cli_text_clip(f, command, term->columns - used - 1, term->unicode);
                 }
                 cli_text_style(f, term, CLI_STYLE_RESET);
+        } else if (process_unleased(p)) {
+                /* Its owner holds no lease here: the status line above says
+                 * so for the device, this says which process it is. */
+                cli_text_style(f, term, CLI_STYLE_RED);
+                fputs("(no lease)", f);
+                cli_text_style(f, term, CLI_STYLE_RESET);
+                used += 10;
+                if (used + 1 < term->columns) {
+                        fputc(' ', f);
+                        cli_text_clip(f, command ? command : "-", term->columns - used - 1,
+                                      term->unicode);
+                }
         } else {
                 cli_text_clip(f, command ? command : "-", term->columns - used, term->unicode);
         }
@@ -208,14 +230,14 @@ static void print_process(FILE *f, json_t *p, const char *prefix, size_t prefix_
  * with uuid NULL those that belong to none of `instances`. */
 static bool process_in(json_t *p, const char *uuid, json_t *instances)
 {
-        const char *in = get_str(p, "instance_uuid");
+        const char *in = cli_json_str(p, "instance_uuid");
 
         if (uuid)
                 return in && strcmp(in, uuid) == 0;
         if (!in)
                 return true;
         for (size_t i = 0; i < json_array_size(instances); i++) {
-                const char *u = get_str(json_array_get(instances, i), "uuid");
+                const char *u = cli_json_str(json_array_get(instances, i), "uuid");
 
                 if (u && strcmp(u, in) == 0)
                         return false;
@@ -223,10 +245,95 @@ static bool process_in(json_t *p, const char *uuid, json_t *instances)
         return true;
 }
 
-static void print_instance(FILE *f, json_t *inst, bool last, json_t **procs, size_t n_procs,
-                           const cli_term *term)
+/* Append "name" to the comma-separated `list` unless it is there already. */
+static void add_user(char *list, size_t len, const char *name)
 {
-        const char *profile = get_str(inst, "profile"), *uuid = get_str(inst, "uuid");
+        size_t n = strlen(name), used = strlen(list);
+
+        for (const char *p = list; (p = strstr(p, name)); p += n)
+                if ((p == list || p[-1] == ' ') && (p[n] == ',' || p[n] == '\0'))
+                        return;
+        snprintf(list + used, len - used, "%s%s", used ? ", " : "", name);
+}
+
+/* One part of a holder line, after two spaces unless it is the first; cut
+ * to what is left of the line. */
+static void holder_part(FILE *f, const cli_term *term, const char *sgr, const char *s,
+                        size_t *used, bool *first)
+{
+        size_t room;
+
+        if (!*first) {
+                fputs("  ", f);
+                *used += 2;
+        }
+        *first = false;
+        room = term->columns > *used ? term->columns - *used : 0;
+        if (sgr)
+                cli_text_style(f, term, sgr);
+        *used += cli_text_clip(f, s, room, term->unicode);
+        if (sgr)
+                cli_text_style(f, term, CLI_STYLE_RESET);
+}
+
+/* The line under a GPU or MIG instance that says who holds it: "DRAINED",
+ * the lease ("alice run 2h13m (lease 12)", "bob manual, 1h left (lease
+ * 13)"), "IN USE WITHOUT LEASE: carol" when processes run there without
+ * their owner holding a lease on it, or "free" (when `show_free`) if none of
+ * these. `inst_uuid` and `instances` pick the device's processes as
+ * process_in() does. Nothing at all from a daemon that knows no leases. */
+static void print_holder(FILE *f, json_t *dev, json_t **procs, size_t n_procs,
+                         const char *inst_uuid, json_t *instances, const char *prefix,
+                         size_t prefix_w, bool show_free, const cli_term *term, double now)
+{
+        json_t *lease = json_object_get(dev, "lease");
+        bool drained = json_is_true(json_object_get(dev, "drained")), first = true, knows_leases;
+        char users[160] = "", text[256];
+        size_t used = prefix_w;
+
+        for (size_t i = 0; i < n_procs; i++)
+                if (process_in(procs[i], inst_uuid, instances) && process_unleased(procs[i])) {
+                        const char *u = cli_json_str(procs[i], "user");
+                        char uid[32];
+
+                        add_user(users, sizeof users, u ? u : fmt_num(uid, sizeof uid, procs[i], "uid"));
+                }
+        knows_leases = lease || json_object_get(dev, "drained");
+        if (!json_is_object(lease) && !drained && !users[0] && !(show_free && knows_leases))
+                return;
+
+        fputs(prefix, f);
+        if (drained)
+                holder_part(f, term, CLI_STYLE_YELLOW, "DRAINED", &used, &first);
+        if (json_is_object(lease)) {
+                const char *user = cli_json_str(lease, "user"), *kind = cli_json_str(lease, "kind");
+                char uid[32], id[32], span[32], exp[48] = "";
+                double since, expires;
+
+                if (cli_json_num(lease, "expires_at", &expires))
+                        snprintf(exp, sizeof exp, expires > now ? ", %s left" : ", expired",
+                                 cli_format_span(span, sizeof span, expires - now));
+                else if (cli_json_num(lease, "since", &since))
+                        snprintf(exp, sizeof exp, " %s", cli_format_span(span, sizeof span, now - since));
+                snprintf(text, sizeof text, "%.32s %.16s%s (lease %s)",
+                         user ? user : fmt_num(uid, sizeof uid, lease, "uid"), kind ? kind : "-",
+                         exp, fmt_num(id, sizeof id, lease, "id"));
+                holder_part(f, term, CLI_STYLE_BOLD, text, &used, &first);
+        }
+        if (users[0]) {
+                snprintf(text, sizeof text, "IN USE WITHOUT LEASE: %s", users);
+                holder_part(f, term, CLI_STYLE_RED, text, &used, &first);
+        }
+        if (first)
+                holder_part(f, term, NULL, "free", &used, &first);
+        fputc('\n', f);
+}
+
+static void print_instance(FILE *f, json_t *inst, bool last, json_t **procs, size_t n_procs,
+                           const cli_term *term, double now)
+{
+        const char *branch = last ? "       " : (term->unicode ? "    │  " : "    |  ");
+        const char *profile = cli_json_str(inst, "profile"), *uuid = cli_json_str(inst, "uuid");
         char gi[32], ci[32], ids[80];
         size_t used = TREE_W + PROFILE_W + 1 + UUID_W + 2 + IDS_W;
 
@@ -244,25 +351,24 @@ static void print_instance(FILE *f, json_t *inst, bool last, json_t **procs, siz
 
         if (!uuid)
                 return;
+        print_holder(f, inst, procs, n_procs, uuid, NULL, branch, TREE_W, true, term, now);
         for (size_t i = 0; i < n_procs; i++)
                 if (process_in(procs[i], uuid, NULL))
-                        print_process(f, procs[i],
-                                      last ? "       " : (term->unicode ? "    │  " : "    |  "),
-                                      TREE_W, term);
+                        print_process(f, procs[i], branch, TREE_W, term);
 }
 
-static int print_gpu(FILE *f, json_t *gpu, size_t index_w, const cli_term *term)
+static int print_gpu(FILE *f, json_t *gpu, size_t index_w, const cli_term *term, double now)
 {
         json_t *instances = json_object_get(gpu, "instances"),
                *processes = json_object_get(gpu, "processes");
-        const char *name = get_str(gpu, "name"), *uuid = get_str(gpu, "uuid"),
-                   *error = get_str(gpu, "error");
+        const char *name = cli_json_str(gpu, "name"), *uuid = cli_json_str(gpu, "uuid"),
+                   *error = cli_json_str(gpu, "error");
         bool healthy = json_is_true(json_object_get(gpu, "healthy")),
              mig = json_is_true(json_object_get(gpu, "mig_enabled"));
         size_t name_w = LINE_END - index_w - GPU_FIXED_W, n_procs = json_array_size(processes),
                n_inst = json_array_size(instances), i;
         _cleanup_free_ json_t **procs = NULL;
-        char idx[32], buf[32];
+        char idx[40], buf[32];
 
         procs = calloc(MAX(n_procs, (size_t)1), sizeof *procs);
         if (!procs)
@@ -303,21 +409,26 @@ static int print_gpu(FILE *f, json_t *gpu, size_t index_w, const cli_term *term)
                         cli_text_wrap(f, term, CLI_STYLE_YELLOW, error, 4);
         }
 
+        /* A GPU in MIG mode is leased by instance: its own line says only
+         * what concerns the whole GPU (drained, processes outside any
+         * instance). A lost GPU is not "free" whatever its lease says. */
+        print_holder(f, gpu, procs, n_procs, NULL, instances, "    ", 4, healthy && !mig, term,
+                     now);
         for (i = 0; i < n_procs; i++)
                 if (process_in(procs[i], NULL, instances))
                         print_process(f, procs[i], "    ", 4, term);
         for (i = 0; i < n_inst; i++)
                 print_instance(f, json_array_get(instances, i), i + 1 == n_inst, procs, n_procs,
-                               term);
+                               term, now);
         return 0;
 }
 
-int cli_status_render(json_t *status, FILE *f, const cli_term *full_term)
+int cli_status_render(json_t *status, FILE *f, const cli_term *full_term, double now)
 {
         cli_term narrowed = *full_term, *term = &narrowed;
         json_t *gpus = json_object_get(status, "gpus");
-        const char *message = get_str(status, "message");
-        size_t index_w = 3, i;
+        const char *message = cli_json_str(status, "message");
+        size_t index_w = 3, n_queued, i;
         int r;
 
         if (!json_is_object(status))
@@ -348,9 +459,18 @@ int cli_status_render(json_t *status, FILE *f, const cli_term *full_term)
                 return 0;
         }
         for (i = 0; i < json_array_size(gpus); i++) {
-                r = print_gpu(f, json_array_get(gpus, i), index_w, term);
+                r = print_gpu(f, json_array_get(gpus, i), index_w, term, now);
                 if (r < 0)
                         return r;
+        }
+        n_queued = json_array_size(json_object_get(status, "queue"));
+        if (n_queued > 0) {
+                fputc('\n', f);
+                cli_text_style(f, term, CLI_STYLE_BOLD);
+                fprintf(f, "Queue: %zu waiting", n_queued);
+                cli_text_style(f, term, CLI_STYLE_RESET);
+                fputc('\n', f);
+                cli_queue_render(json_object_get(status, "queue"), f, term, now, 0);
         }
         return 0;
 }

@@ -4,7 +4,9 @@
 #include <getopt.h>
 #include <stdbool.h>
 #include <string.h>
+#include <time.h>
 
+#include "basic/time-util.h"
 #include "cli/cli.h"
 #include "cli/status-render.h"
 
@@ -17,7 +19,8 @@ void cli_status_usage(FILE *f)
         fputs("Usage: gpukeeper status [--json] [--socket PATH]\n"
               "\n"
               "Show every GPU and MIG instance on this server: health, temperature, power,\n"
-              "utilisation and memory, and the processes using each, largest first.\n"
+              "utilisation and memory, who holds it (lease, DRAINED, IN USE WITHOUT LEASE),\n"
+              "the processes using each, largest first, and the queue.\n"
               "\n"
               "Options:\n"
               "  --json         print the daemon's status object as JSON\n"
@@ -74,7 +77,8 @@ int cli_status_main(cli_context *ctx, int argc, char *argv[])
         }
 
         cli_term_detect(stdout, &term);
-        r = cli_status_render(result, stdout, &term);
+        r = cli_status_render(result, stdout, &term,
+                              (double)now_usec(CLOCK_REALTIME) / USEC_PER_SEC);
         if (r < 0) {
                 fprintf(stderr,
                         "gpukeeper: status: cannot show the daemon's reply: %s (see "

@@ -5,8 +5,14 @@
  * anchors and aliases, which are rejected outright (a few lines of aliases
  * expand to gigabytes in a naive tree walk: "billion laughs"), and because
  * the walk can stop at the first unexpected event without building a tree:
- * we only ever descend into mappings the table describes, so nesting depth
- * is bounded by the table, not by the file. */
+ * we only ever descend into mappings and lists the table describes, so
+ * nesting depth is bounded by the table, not by the file, and every list has
+ * a maximum length.
+ *
+ * Rules between keys (policy.default_duration <= policy.max_duration, a
+ * group inheriting what it leaves out) are checked when their section has
+ * been read, by the section's check function; the loader remembers where
+ * each key was given so that such an error still names a line and column. */
 #include "daemon/config.h"
 
 #include <assert.h>
@@ -38,6 +44,12 @@
  * user-supplied names are quoted through quote() and so bounded as well. */
 #define KEY_NAME_MAX 512
 
+/* A key the file gave, and where its value starts (1-based). */
+typedef struct Given {
+        char *name; /* dotted: "policy.groups[0].max_gpus" */
+        size_t line, col;
+} Given;
+
 typedef struct Loader {
         const char *path;
         const char *text; /* the whole file, to turn byte offsets into positions */
@@ -45,7 +57,15 @@ typedef struct Loader {
         yaml_parser_t parser;
         void *target;
         char *error; /* the first error, "PATH:LINE:COL: ..." */
+        /* Every key read so far, for check functions. Bounded by the tables:
+         * a key is read at most once per mapping, and lists have max_items. */
+        Given *given;
+        size_t n_given, cap_given;
 } Loader;
+
+struct ConfigCheck {
+        Loader *loader;
+};
 
 /* Copy at most QUOTE_MAX bytes of s[0..n) into buf for an error message,
  * writing control characters as \xNN so the message stays one line, and
@@ -93,19 +113,15 @@ static void position_of_offset(const Loader *l, size_t offset, size_t *ret_line,
 
 /* Record an error at 1-based (line, col); keeps only the first one. Returns
  * -EINVAL, or -ENOMEM if the message could not be built. */
-_printf_(4, 5) static int loader_error_at(Loader *l, size_t line, size_t col, const char *fmt, ...)
+_printf_(4, 0) static int loader_verror_at(Loader *l, size_t line, size_t col, const char *fmt,
+                                          va_list ap)
 {
         _cleanup_free_ char *msg = NULL;
-        va_list ap;
-        int k;
 
         if (l->error)
                 return -EINVAL;
 
-        va_start(ap, fmt);
-        k = vasprintf(&msg, fmt, ap);
-        va_end(ap);
-        if (k < 0) {
+        if (vasprintf(&msg, fmt, ap) < 0) {
                 msg = NULL; /* glibc leaves it undefined */
                 return -ENOMEM;
         }
@@ -117,9 +133,74 @@ _printf_(4, 5) static int loader_error_at(Loader *l, size_t line, size_t col, co
         return -EINVAL;
 }
 
+_printf_(4, 5) static int loader_error_at(Loader *l, size_t line, size_t col, const char *fmt, ...)
+{
+        va_list ap;
+        int r;
+
+        va_start(ap, fmt);
+        r = loader_verror_at(l, line, col, fmt, ap);
+        va_end(ap);
+        return r;
+}
+
 /* libyaml marks are 0-based. */
 #define loader_error(l, mark, ...)                                                                 \
         loader_error_at((l), (mark).line + 1, (mark).column + 1, __VA_ARGS__)
+
+/* Remember that the file gave the key `name`, with its value at `mark`. */
+static int loader_record(Loader *l, const char *name, yaml_mark_t mark)
+{
+        char *copy;
+
+        if (l->n_given == l->cap_given) {
+                size_t cap = l->cap_given ? l->cap_given * 2 : 16;
+                Given *g = reallocarray(l->given, cap, sizeof *g);
+
+                if (!g)
+                        return -ENOMEM;
+                l->given = g;
+                l->cap_given = cap;
+        }
+        copy = strdup(name);
+        if (!copy)
+                return -ENOMEM;
+        l->given[l->n_given++] = (Given){.name = copy, .line = mark.line + 1,
+                                         .col = mark.column + 1};
+        return 0;
+}
+
+static const Given *loader_find_given(const Loader *l, const char *name)
+{
+        for (size_t i = 0; i < l->n_given; i++)
+                if (strcmp(l->given[i].name, name) == 0)
+                        return &l->given[i];
+        return NULL;
+}
+
+bool config_check_given(const ConfigCheck *check, const char *name)
+{
+        assert(check);
+        assert(name);
+        return loader_find_given(check->loader, name) != NULL;
+}
+
+int config_check_error(ConfigCheck *check, const char *name, const char *fmt, ...)
+{
+        const Given *g;
+        va_list ap;
+        int r;
+
+        assert(check);
+        assert(name);
+        g = loader_find_given(check->loader, name);
+        assert(g); /* a check blames only keys the file gave */
+
+        va_start(ap, fmt);
+        r = loader_verror_at(check->loader, g->line, g->col, fmt, ap);
+        va_end(ap);
+        return r;
+}
 
 static int loader_syntax_error(Loader *l)
 {
@@ -244,11 +325,79 @@ static char *known_keys(const ConfigKey *table)
         return s;
 }
 
-static int loader_mapping(Loader *l, const ConfigKey *table, const char *section);
+static int loader_mapping(Loader *l, const ConfigKey *table, void *base, const char *section,
+                          yaml_mark_t start);
+
+/* Run a section's check function; see ConfigChecker. */
+static int loader_check(Loader *l, const ConfigKey *key, void *base, const char *name)
+{
+        ConfigCheck check = {.loader = l};
+
+        return key->check ? key->check(&check, base, name) : 0;
+}
+
+/* Read the list `key`, written as `name`, whose first event (a
+ * SEQUENCE_START, or a null scalar for an empty list) is `ev`. Each item is
+ * appended to the array at base + key->offset before it is read, so that on
+ * failure the target's owner still frees everything read so far. */
+static int loader_list(Loader *l, const ConfigKey *key, void *base, const char *name,
+                       const yaml_event_t *first)
+{
+        void **items = (void **)((uint8_t *)base + key->offset);
+        size_t *n = (size_t *)((uint8_t *)base + key->count_offset);
+        int r;
+
+        /* Appending to an array holding defaults would mix them with the file's items. */
+        assert(*n == 0 && !*items);
+
+        if (first->type == YAML_SCALAR_EVENT && scalar_is_null(first))
+                return 0; /* "groups:" with nothing after it */
+        if (first->type != YAML_SEQUENCE_START_EVENT)
+                return loader_error(l, first->start_mark,
+                                    "'%s' must be a list (of mappings), not %s", name,
+                                    event_kind(first));
+
+        for (;;) {
+                _cleanup_(yaml_event_deletep) yaml_event_t ev = {0};
+                char item_name[KEY_NAME_MAX + 32]; /* name[INDEX] */
+                uint8_t *grown, *item;
+
+                r = loader_next(l, &ev, name);
+                if (r < 0)
+                        return r;
+                if (ev.type == YAML_SEQUENCE_END_EVENT)
+                        return 0;
+
+                snprintf(item_name, sizeof item_name, "%s[%zu]", name, *n);
+                if (*n >= key->max_items)
+                        return loader_error(l, ev.start_mark,
+                                            "too many items in '%s' (at most %zu)", name,
+                                            key->max_items);
+                if (ev.type != YAML_MAPPING_START_EVENT)
+                        return loader_error(l, ev.start_mark,
+                                            "'%s' must be a mapping of keys, not %s", item_name,
+                                            event_kind(&ev));
+
+                grown = reallocarray(*items, *n + 1, key->item_size);
+                if (!grown)
+                        return -ENOMEM;
+                item = grown + *n * key->item_size;
+                memset(item, 0, key->item_size);
+                *items = grown;
+                (*n)++;
+
+                r = loader_record(l, item_name, ev.start_mark);
+                if (r < 0)
+                        return r;
+                r = loader_mapping(l, key->section, item, item_name, ev.start_mark);
+                if (r < 0)
+                        return r;
+        }
+}
 
 /* Read the value of `key`, written as `name` (dotted for nested keys), and
- * store it into the target, descending into it if it is a section. */
-static int loader_value(Loader *l, const ConfigKey *key, const char *name)
+ * store it into `base`, descending into it if it is a section or a list. */
+static int loader_value(Loader *l, const ConfigKey *key, void *base, const char *name)
 {
         _cleanup_(yaml_event_deletep) yaml_event_t ev = {0};
         char problem[PROBLEM_MAX] = "";
@@ -258,17 +407,27 @@ static int loader_value(Loader *l, const ConfigKey *key, const char *name)
         r = loader_next(l, &ev, name);
         if (r < 0)
                 return r;
+        r = loader_record(l, name, ev.start_mark);
+        if (r < 0)
+                return r;
 
         if (key->kind == CONFIG_KEY_SECTION) {
                 if (ev.type == YAML_MAPPING_START_EVENT)
-                        return loader_mapping(l, key->section, name);
+                        r = loader_mapping(l, key->section, base, name, ev.start_mark);
                 /* "http:" with nothing after it, e.g. all its keys commented out. */
-                if (ev.type == YAML_SCALAR_EVENT && scalar_is_null(&ev))
-                        return 0;
-                return loader_error(l, ev.start_mark,
-                                    "'%s' must be a section (a mapping of keys), not %s", name,
-                                    event_kind(&ev));
+                else if (ev.type == YAML_SCALAR_EVENT && scalar_is_null(&ev))
+                        r = 0;
+                else
+                        return loader_error(l, ev.start_mark,
+                                            "'%s' must be a section (a mapping of keys), not %s",
+                                            name, event_kind(&ev));
+                if (r < 0)
+                        return r;
+                return loader_check(l, key, base, name);
         }
+
+        if (key->kind == CONFIG_KEY_LIST)
+                return loader_list(l, key, base, name, &ev);
 
         assert(key->kind == CONFIG_KEY_SCALAR);
 
@@ -281,7 +440,7 @@ static int loader_value(Loader *l, const ConfigKey *key, const char *name)
                 return loader_error(l, ev.start_mark, "value of '%s' contains a NUL character",
                                     name);
 
-        r = key->parse(key, (const char *)ev.data.scalar.value, (uint8_t *)l->target + key->offset,
+        r = key->parse(key, (const char *)ev.data.scalar.value, (uint8_t *)base + key->offset,
                        problem, sizeof problem);
         if (r == -EINVAL)
                 return loader_error(l, ev.start_mark, "invalid value '%s' for '%s': %s",
@@ -291,10 +450,11 @@ static int loader_value(Loader *l, const ConfigKey *key, const char *name)
         return r;
 }
 
-/* Walk a mapping whose MAPPING_START has been consumed, up to and including
- * its MAPPING_END. `section` is the dotted name of the mapping, or NULL at
- * the top level. */
-static int loader_mapping(Loader *l, const ConfigKey *table, const char *section)
+/* Walk a mapping whose MAPPING_START (at `start`) has been consumed, up to
+ * and including its MAPPING_END, storing into `base`. `section` is the
+ * dotted name of the mapping, or NULL at the top level. */
+static int loader_mapping(Loader *l, const ConfigKey *table, void *base, const char *section,
+                          yaml_mark_t start)
 {
         _cleanup_free_ size_t *first_line = NULL;
         size_t n_keys = 0;
@@ -317,7 +477,7 @@ static int loader_mapping(Loader *l, const ConfigKey *table, const char *section
                 if (r < 0)
                         return r;
                 if (ev.type == YAML_MAPPING_END_EVENT)
-                        return 0;
+                        break;
                 if (ev.type != YAML_SCALAR_EVENT)
                         return loader_error(l, ev.start_mark,
                                             "keys must be plain names, not %s", event_kind(&ev));
@@ -357,10 +517,17 @@ static int loader_mapping(Loader *l, const ConfigKey *table, const char *section
                                 "section '%s' is not supported by this version of gpukeeperd",
                                 name);
 
-                r = loader_value(l, key, name);
+                r = loader_value(l, key, base, name);
                 if (r < 0)
                         return r;
         }
+
+        /* Reported at the start of the mapping: the key is nowhere to point at. */
+        for (size_t i = 0; i < n_keys; i++)
+                if (table[i].required && first_line[i] == 0)
+                        return loader_error(l, start, "missing required key '%s%s%s'",
+                                            section ?: "", section ? "." : "", table[i].name);
+        return 0;
 }
 
 /* Walk the event stream: nothing, or exactly one document that is empty or
@@ -385,7 +552,7 @@ static int loader_stream(Loader *l, const ConfigKey *table)
         if (r < 0)
                 return r;
         if (ev.type == YAML_MAPPING_START_EVENT) {
-                r = loader_mapping(l, table, NULL);
+                r = loader_mapping(l, table, l->target, NULL, ev.start_mark);
                 if (r < 0)
                         return r;
         } else if (!(ev.type == YAML_SCALAR_EVENT && scalar_is_null(&ev)))
@@ -531,6 +698,9 @@ int config_parse_yaml(const char *path, const ConfigKey *table, void *target, ch
         r = loader_stream(&l, table);
         yaml_parser_delete(&l.parser);
         error = TAKE_PTR(l.error);
+        for (size_t i = 0; i < l.n_given; i++)
+                free(l.given[i].name);
+        free(l.given);
 
 finish:
         if (r < 0 && ret_error)
@@ -728,7 +898,158 @@ int config_parse_log_level(const ConfigKey *key, const char *value, void *field,
         return 0;
 }
 
+int config_parse_group_name(const ConfigKey *key, const char *value, void *field, char *problem,
+                            size_t problem_len)
+{
+        /* The portable name rule of useradd/groupadd (shadow's NAME_REGEX without
+         * the trailing '$' of Samba machine accounts), so that a typo such as
+         * "Students" is an error here rather than a group that never matches. */
+        size_t n = strlen(value);
+
+        if (n == 0 || n > CONFIG_GROUP_NAME_MAX ||
+            !((value[0] >= 'a' && value[0] <= 'z') || value[0] == '_') ||
+            value[strspn(value, "abcdefghijklmnopqrstuvwxyz0123456789_-")] != '\0') {
+                snprintf(problem, problem_len,
+                         "must be a group name: a lower-case letter or '_', then lower-case "
+                         "letters, digits, '_' or '-', at most %d characters",
+                         CONFIG_GROUP_NAME_MAX);
+                return -EINVAL;
+        }
+        return store_string(value, field);
+}
+
 /* ---- gpukeeperd's configuration ------------------------------------------ */
+
+/* Room for "policy.groups[INDEX]" (a size_t index, as far as the compiler
+ * knows), and for that plus ".default_duration". */
+#define POLICY_PREFIX_MAX 40
+#define POLICY_NAME_MAX 64
+
+/* How a check message names the value of `key` ("default_duration") that
+ * applies at `prefix` ("policy" or "policy.groups[1]"): given right there,
+ * inherited from the policy level, or the built-in default. */
+static void describe_duration(const ConfigCheck *check, const char *prefix, const char *key,
+                              uint64_t usec, char *buf, size_t len)
+{
+        char given[POLICY_NAME_MAX], inherited[POLICY_NAME_MAX], v[FORMAT_DURATION_MAX];
+
+        (void)format_duration(v, sizeof v, usec);
+        snprintf(given, sizeof given, "%s.%s", prefix, key);
+        snprintf(inherited, sizeof inherited, "policy.%s", key);
+        if (config_check_given(check, given))
+                snprintf(buf, len, "'%s' (%s)", given, v);
+        else if (strcmp(prefix, "policy") != 0 && config_check_given(check, inherited))
+                snprintf(buf, len, "%s (%s, from '%s')", key, v, inherited);
+        else
+                snprintf(buf, len, "%s (%s, the default)", key, v);
+}
+
+/* default_duration must not exceed max_duration in the limits that apply at
+ * `prefix`. The key given at `prefix` is blamed (default_duration when both
+ * are): a limit pair the file did not touch there is one that was already
+ * checked, or a pair of defaults. */
+static int check_durations(ConfigCheck *check, const char *prefix, const ConfigPolicyLimits *lim)
+{
+        char name[POLICY_NAME_MAX], other[POLICY_NAME_MAX * 2], v[FORMAT_DURATION_MAX];
+
+        if (lim->default_duration_usec <= lim->max_duration_usec)
+                return 0;
+
+        snprintf(name, sizeof name, "%s.default_duration", prefix);
+        if (config_check_given(check, name)) {
+                (void)format_duration(v, sizeof v, lim->default_duration_usec);
+                describe_duration(check, prefix, "max_duration", lim->max_duration_usec, other,
+                                  sizeof other);
+                return config_check_error(check, name, "'%s' (%s) must not be longer than %s",
+                                          name, v, other);
+        }
+
+        snprintf(name, sizeof name, "%s.max_duration", prefix);
+        (void)format_duration(v, sizeof v, lim->max_duration_usec);
+        describe_duration(check, prefix, "default_duration", lim->default_duration_usec, other,
+                          sizeof other);
+        return config_check_error(check, name, "'%s' (%s) must not be shorter than %s", name, v,
+                                  other);
+}
+
+/* The policy section's check: runs once the whole section is read, so that
+ * groups inherit policy-level values written after them just as well. */
+static int policy_check(ConfigCheck *check, void *base, const char *name)
+{
+        ConfigPolicy *p = &((Config *)base)->policy;
+        int r;
+
+        assert(strcmp(name, "policy") == 0);
+
+        r = check_durations(check, "policy", &p->limits);
+        if (r < 0)
+                return r;
+
+        for (size_t i = 0; i < p->n_groups; i++) {
+                ConfigPolicyGroup *g = &p->groups[i];
+                char prefix[POLICY_PREFIX_MAX], key[POLICY_NAME_MAX];
+
+                snprintf(prefix, sizeof prefix, "policy.groups[%zu]", i);
+
+                for (size_t j = 0; j < i; j++)
+                        if (strcmp(p->groups[j].group, g->group) == 0) {
+                                snprintf(key, sizeof key, "%s.group", prefix);
+                                return config_check_error(
+                                        check, key,
+                                        "duplicate group '%s' in '%s' (first given in "
+                                        "'policy.groups[%zu]')",
+                                        g->group, prefix, j);
+                        }
+
+                snprintf(key, sizeof key, "%s.max_gpus", prefix);
+                if (!config_check_given(check, key))
+                        g->limits.max_gpus = p->limits.max_gpus;
+                snprintf(key, sizeof key, "%s.default_duration", prefix);
+                if (!config_check_given(check, key))
+                        g->limits.default_duration_usec = p->limits.default_duration_usec;
+                snprintf(key, sizeof key, "%s.max_duration", prefix);
+                if (!config_check_given(check, key))
+                        g->limits.max_duration_usec = p->limits.max_duration_usec;
+
+                r = check_durations(check, prefix, &g->limits);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+/* One entry of policy.groups; offsets are relative to the ConfigPolicyGroup. */
+static const ConfigKey policy_group_table[] = {
+        CONFIG_SCALAR_REQUIRED("group", config_parse_group_name, ConfigPolicyGroup, group, 0, 0),
+        CONFIG_SCALAR("max_gpus", config_parse_uint64, ConfigPolicyGroup, limits.max_gpus, 0,
+                      CONFIG_POLICY_MAX_GPUS),
+        CONFIG_SCALAR("default_duration", config_parse_duration, ConfigPolicyGroup,
+                      limits.default_duration_usec, CONFIG_POLICY_DURATION_MIN,
+                      CONFIG_POLICY_DURATION_MAX),
+        CONFIG_SCALAR("max_duration", config_parse_duration, ConfigPolicyGroup,
+                      limits.max_duration_usec, CONFIG_POLICY_DURATION_MIN,
+                      CONFIG_POLICY_DURATION_MAX),
+        CONFIG_END,
+};
+
+static const ConfigKey policy_table[] = {
+        CONFIG_SCALAR("max_gpus", config_parse_uint64, Config, policy.limits.max_gpus, 0,
+                      CONFIG_POLICY_MAX_GPUS),
+        CONFIG_SCALAR("default_duration", config_parse_duration, Config,
+                      policy.limits.default_duration_usec, CONFIG_POLICY_DURATION_MIN,
+                      CONFIG_POLICY_DURATION_MAX),
+        CONFIG_SCALAR("max_duration", config_parse_duration, Config,
+                      policy.limits.max_duration_usec, CONFIG_POLICY_DURATION_MIN,
+                      CONFIG_POLICY_DURATION_MAX),
+        CONFIG_SCALAR("unleased_memory_limit", config_parse_size, Config,
+                      policy.unleased_memory_limit_bytes, 0, 0),
+        CONFIG_SCALAR("reconnect_grace", config_parse_duration, Config,
+                      policy.reconnect_grace_usec, CONFIG_POLICY_RECONNECT_GRACE_MIN,
+                      CONFIG_POLICY_RECONNECT_GRACE_MAX),
+        CONFIG_LIST("groups", policy_group_table, Config, policy.groups, policy.n_groups,
+                    ConfigPolicyGroup, CONFIG_POLICY_MAX_GROUPS),
+        CONFIG_END,
+};
 
 /* Every key of gpukeeper.yaml. Keep in sync with docs/gpukeeper.yaml.5 and
  * packaging/gpukeeper.yaml. */
@@ -739,10 +1060,10 @@ static const ConfigKey config_table[] = {
         CONFIG_SCALAR("sample_interval", config_parse_duration, Config, sample_interval_usec,
                       100 * USEC_PER_MSEC, USEC_PER_HOUR),
         CONFIG_SCALAR("log_level", config_parse_log_level, Config, log_level, 0, 0),
+        CONFIG_SECTION_CHECKED("policy", policy_table, policy_check),
         /* Sections of later versions (ARCHITECTURE.md): known, so that using
          * one says "not supported by this version" rather than "unknown". */
         CONFIG_UNSUPPORTED("http"),
-        CONFIG_UNSUPPORTED("policy"),
         CONFIG_UNSUPPORTED("enforcement"),
         CONFIG_UNSUPPORTED("idle"),
         CONFIG_UNSUPPORTED("alerts"),
@@ -759,6 +1080,9 @@ void config_free(Config *c)
         free(c->socket_path);
         free(c->state_dir);
         free(c->nvml_library);
+        for (size_t i = 0; i < c->policy.n_groups; i++)
+                free(c->policy.groups[i].group);
+        free(c->policy.groups);
         free(c);
 }
 
@@ -778,6 +1102,13 @@ int config_new_defaults(Config **ret)
                 return -ENOMEM;
         c->sample_interval_usec = CONFIG_DEFAULT_SAMPLE_INTERVAL_USEC;
         c->log_level = LOG_LEVEL_INFO;
+        c->policy.limits = (ConfigPolicyLimits){
+                .max_gpus = CONFIG_DEFAULT_MAX_GPUS,
+                .default_duration_usec = CONFIG_DEFAULT_DEFAULT_DURATION_USEC,
+                .max_duration_usec = CONFIG_DEFAULT_MAX_DURATION_USEC,
+        };
+        c->policy.unleased_memory_limit_bytes = CONFIG_DEFAULT_UNLEASED_MEMORY_LIMIT_BYTES;
+        c->policy.reconnect_grace_usec = CONFIG_DEFAULT_RECONNECT_GRACE_USEC;
 
         *ret = TAKE_PTR(c);
         return 0;
@@ -804,4 +1135,18 @@ int config_load(const char *path, Config **ret, char **ret_error)
 
         *ret = TAKE_PTR(c);
         return 0;
+}
+
+const ConfigPolicyLimits *config_policy_limits(const Config *c, const char *const *group_names,
+                                               size_t n)
+{
+        assert(c);
+        assert(group_names || n == 0);
+
+        for (size_t i = 0; i < c->policy.n_groups; i++)
+                for (size_t j = 0; j < n; j++)
+                        if (group_names[j] &&
+                            strcmp(c->policy.groups[i].group, group_names[j]) == 0)
+                                return &c->policy.groups[i].limits;
+        return &c->policy.limits;
 }

@@ -141,9 +141,14 @@ int daemon_new(char *config_path, Config *config, Daemon **ret)
         if (r < 0)
                 goto fail_log;
 
+        r = leases_init(d);
+        if (r < 0)
+                goto fail;
+
         r = server_new(d, d->config->socket_path, &d->server);
         if (r < 0)
                 goto fail;
+        leases_schedule(d);
 
         store_audit(d->store, -1, "daemon.start", GK_VERSION, NULL);
         log_info("gpukeeperd " GK_VERSION " serving %s, state in %s, %zu GPUs%s.",
@@ -176,6 +181,7 @@ void daemon_free(Daemon *d)
         if (!d)
                 return;
         server_free(d->server);
+        leases_done(&d->leases);
         sd_event_source_disable_unref(d->sample_timer);
         gpu_snapshot_free(d->snapshot);
         proc_cache_free(d->proc_cache);

@@ -8,6 +8,7 @@
 
 #include "basic/proc.h"
 #include "daemon/config.h"
+#include "daemon/leases.h"
 #include "gpu/inventory.h"
 #include "gpu/nvml.h"
 #include "store/store.h"
@@ -28,6 +29,7 @@ typedef struct Daemon {
         uint64_t nvml_retry_usec; /* CLOCK_MONOTONIC of the next attempt to load it */
         ProcCache *proc_cache;
         GpuSnapshot *snapshot; /* latest; replaced by every sampler tick */
+        LeaseState leases;
         char hostname[HOST_NAME_MAX + 1];
 } Daemon;
 

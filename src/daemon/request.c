@@ -4,27 +4,53 @@
 #include "daemon/request.h"
 
 #include <errno.h>
+#include <grp.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "basic/log.h"
+#include "daemon/lease-ops.h"
 #include "daemon/status.h"
 #include "proto/proto.h"
 
-typedef int (*RequestHandler)(Daemon *d, const Peer *peer, json_t *args, json_t **ret_result,
-                              gk_call_error *ret_error);
+int request_error(gk_call_error *ret_error, int code, const char *fmt, ...)
+{
+        va_list ap;
+
+        ret_error->code = code;
+        va_start(ap, fmt);
+        vsnprintf(ret_error->message, sizeof ret_error->message, fmt, ap);
+        va_end(ap);
+        return code;
+}
+
+bool peer_is_admin(const Peer *peer)
+{
+        struct group gr, *result = NULL;
+        char buf[4096];
+
+        if (peer->uid == 0)
+                return true;
+        if (getgrnam_r(ADMIN_GROUP, &gr, buf, sizeof buf, &result) != 0 || !result)
+                return false;
+        if (peer->gid == gr.gr_gid)
+                return true;
+        for (size_t i = 0; i < peer->n_groups; i++)
+                if (peer->groups[i] == gr.gr_gid)
+                        return true;
+        return false;
+}
 
 static int no_arguments(json_t *args, gk_call_error *ret_error)
 {
-        if (args && json_object_size(args) > 0) {
-                ret_error->code = GK_E_INVALID_ARGUMENT;
-                snprintf(ret_error->message, sizeof ret_error->message,
-                         "this operation takes no arguments");
-                return GK_E_INVALID_ARGUMENT;
-        }
+        if (args && json_object_size(args) > 0)
+                return request_error(ret_error, GK_E_INVALID_ARGUMENT,
+                                     "this operation takes no arguments");
         return 0;
 }
 
-static int handle_ping(Daemon *d, const Peer *peer, json_t *args, json_t **ret_result,
+static int handle_ping(Daemon *d, const RequestCall *call, json_t *args, json_t **ret_result,
                        gk_call_error *ret_error)
 {
         json_t *o;
@@ -40,8 +66,8 @@ static int handle_ping(Daemon *d, const Peer *peer, json_t *args, json_t **ret_r
         return 0;
 }
 
-static int handle_status(Daemon *d, const Peer *peer, json_t *args, json_t **ret_result,
-                         gk_call_error *ret_error)
+static int handle_status(Daemon *d, const RequestCall *call, json_t *args,
+                         json_t **ret_result, gk_call_error *ret_error)
 {
         int r;
 
@@ -57,18 +83,34 @@ static const struct {
 } request_table[] = {
         {"ping", handle_ping},
         {"status", handle_status},
+        {"lease.acquire", lease_op_acquire},
+        {"lease.attach", lease_op_attach},
+        {"lease.release", lease_op_release},
+        {"lease.extend", lease_op_extend},
+        {"lease.list", lease_op_list},
+        {"lease.env", lease_op_env},
+        {"queue.list", lease_op_queue},
+        {"admin.drain", lease_op_drain},
+        {"admin.undrain", lease_op_undrain},
 };
 
-json_t *request_dispatch(Daemon *d, const Peer *peer, uint32_t id, const char *op, json_t *args)
+json_t *request_dispatch(Daemon *d, const Peer *peer, uint32_t id, const char *op, json_t *args,
+                         bool *ret_deferred)
 {
+        RequestCall call = {.peer = peer, .id = id};
         gk_call_error error = {};
         json_t *result = NULL;
         int r;
 
+        *ret_deferred = false;
         for (size_t i = 0; i < ELEMENTSOF(request_table); i++) {
                 if (strcmp(request_table[i].op, op) != 0)
                         continue;
-                r = request_table[i].handler(d, peer, args, &result, &error);
+                r = request_table[i].handler(d, &call, args, &result, &error);
+                if (r == REQUEST_DEFERRED) {
+                        *ret_deferred = true;
+                        return NULL;
+                }
                 if (r == 0)
                         return proto_reply_ok(id, result);
                 if (r > 0)

@@ -5,17 +5,50 @@
 
 #include <gpukeeper/client.h>
 #include <jansson.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "basic/macro.h"
 #include "daemon/daemon.h"
+
+/* Supplementary groups kept per peer; beyond this the rest are ignored
+ * (which can only withhold admin rights or a group's policy, never grant). */
+#define PEER_MAX_GROUPS 64
 
 typedef struct Peer {
         pid_t pid;
         uid_t uid;
         gid_t gid;
+        gid_t groups[PEER_MAX_GROUPS]; /* SO_PEERGROUPS at connect time */
+        size_t n_groups;
+        uint64_t conn_id; /* the connection, for replies sent later */
 } Peer;
 
-/* Answer request `op` with `args` (borrowed; NULL when absent) and return
- * the reply message to send, or NULL when out of memory. */
-json_t *request_dispatch(Daemon *d, const Peer *peer, uint32_t id, const char *op, json_t *args);
+/* A handler's answer meaning "no reply now": the request waits (in the lease
+ * queue) and its reply is sent later through server_send(). */
+#define REQUEST_DEFERRED 1000
+
+typedef struct RequestCall {
+        const Peer *peer;
+        uint32_t id; /* the request's id, for a deferred reply */
+} RequestCall;
+
+typedef int (*RequestHandler)(Daemon *d, const RequestCall *call, json_t *args,
+                              json_t **ret_result, gk_call_error *ret_error);
+
+/* Answer request `op` with `args` (borrowed; NULL when absent). Returns the
+ * reply message to send, or NULL with *ret_deferred set when the handler
+ * will reply later (NULL with *ret_deferred unset: out of memory). */
+json_t *request_dispatch(Daemon *d, const Peer *peer, uint32_t id, const char *op, json_t *args,
+                         bool *ret_deferred);
+
+/* Set a gk_call_error and return its code, for handlers:
+ * `return request_error(ret_error, GK_E_NOT_FOUND, "no lease %d", id);` */
+int request_error(gk_call_error *ret_error, int code, const char *fmt, ...) _printf_(3, 4);
+
+/* Root, or a member of the group gpukeeper-admin (by the peer's groups as
+ * the kernel reported them). */
+bool peer_is_admin(const Peer *peer);
+
+#define ADMIN_GROUP "gpukeeper-admin"

@@ -2,6 +2,8 @@
 #include "daemon/sampler.h"
 
 #include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "basic/log.h"
@@ -72,6 +74,9 @@ static int on_sample_timer(sd_event_source *source, uint64_t usec, void *userdat
         r = sampler_tick(d);
         if (r < 0)
                 log_error_errno(r, "Sampler tick failed");
+        else
+                /* Health, MIG layout and unleased use may have changed. */
+                leases_schedule(d);
         /* Re-arm relative to now so a slow tick never causes a burst. */
         r = sd_event_source_set_time_relative(source, d->config->sample_interval_usec);
         if (r >= 0)

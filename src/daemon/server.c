@@ -16,6 +16,7 @@
 
 #include "basic/log.h"
 #include "basic/time-util.h"
+#include "daemon/leases.h"
 #include "daemon/request.h"
 #include "proto/proto.h"
 
@@ -30,6 +31,7 @@ struct Connection {
         ProtoDecoder in;
         ProtoOutbuf out;
         bool closing; /* close once the queued bytes are out (after E_TOO_LARGE) */
+        bool failed;  /* a message could not be queued: close at the next wakeup */
         Connection *prev, *next;
 };
 
@@ -40,6 +42,8 @@ struct Server {
         sd_event_source *listen_io;
         Connection *connections;
         size_t n_connections;
+        uint64_t next_conn_id;
+        bool stopping; /* tearing down: closing connections releases nothing */
 };
 
 static void connection_free(Connection *c)
@@ -49,6 +53,11 @@ static void connection_free(Connection *c)
         if (!c)
                 return;
         s = c->server;
+        /* A client that went away gives up its run leases and queue places;
+         * a daemon that stops keeps them for the restart. */
+        c->failed = true; /* nothing more may be queued on it */
+        if (!s->stopping)
+                leases_connection_closed(s->daemon, c->peer.conn_id);
         if (c->prev)
                 c->prev->next = c->next;
         else
@@ -119,12 +128,16 @@ static int connection_handle_frame(Connection *c, const char *frame, size_t len)
 {
         ProtoRequest req = {};
         ProtoError error = {};
+        bool deferred;
         json_t *reply;
 
         if (proto_parse_request(frame, len, &req, &error) < 0)
                 return connection_send(c, proto_reply_from_error(&error));
-        reply = request_dispatch(c->server->daemon, &c->peer, req.id, req.op, req.args);
+        reply = request_dispatch(c->server->daemon, &c->peer, req.id, req.op, req.args,
+                                 &deferred);
         proto_request_done(&req);
+        if (deferred)
+                return 0;
         return connection_send(c, reply);
 }
 
@@ -179,6 +192,10 @@ static int on_connection_io(sd_event_source *source, int fd, uint32_t revents, v
         Connection *c = userdata;
         int r = 0;
 
+        if (c->failed) {
+                connection_free(c);
+                return 0;
+        }
         if (revents & EPOLLIN)
                 r = connection_read(c);
         if (r >= 0 && proto_outbuf_queued(&c->out) > 0)
@@ -232,6 +249,18 @@ static void refuse_busy(int fd, uid_t uid)
         json_decref(msg);
 }
 
+/* The peer's supplementary groups as the kernel saw them at connect time. */
+static void read_peer_groups(int fd, Peer *peer)
+{
+        gid_t groups[PEER_MAX_GROUPS * 4];
+        socklen_t len = sizeof groups;
+
+        if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups, &len) < 0)
+                return;
+        peer->n_groups = MIN(len / sizeof(gid_t), (size_t)PEER_MAX_GROUPS);
+        memcpy(peer->groups, groups, peer->n_groups * sizeof(gid_t));
+}
+
 static int connection_new(Server *s, int fd, const struct ucred *cred)
 {
         Connection *c;
@@ -242,7 +271,9 @@ static int connection_new(Server *s, int fd, const struct ucred *cred)
                 return -ENOMEM;
         c->server = s;
         c->fd = fd;
-        c->peer = (Peer){.pid = cred->pid, .uid = cred->uid, .gid = cred->gid};
+        c->peer = (Peer){.pid = cred->pid, .uid = cred->uid, .gid = cred->gid,
+                         .conn_id = ++s->next_conn_id};
+        read_peer_groups(fd, &c->peer);
         proto_decoder_init(&c->in, GK_PROTO_MAX_REQUEST);
         proto_outbuf_init(&c->out, PROTO_OUTBUF_MAX_DEFAULT);
 
@@ -397,10 +428,35 @@ fail:
         return r;
 }
 
+int server_send(Server *s, uint64_t conn_id, json_t *msg)
+{
+        Connection *c = s->connections;
+        int r;
+
+        while (c && c->peer.conn_id != conn_id)
+                c = c->next;
+        if (!c || c->failed) {
+                json_decref(msg);
+                return -ENOENT;
+        }
+        r = connection_send(c, msg);
+        if (r >= 0)
+                r = proto_outbuf_flush(&c->out, c->fd);
+        if (r >= 0)
+                r = connection_update(c);
+        if (r < 0) {
+                /* Let the event loop close it: EPOLLOUT fires at once. */
+                c->failed = true;
+                (void)sd_event_source_set_io_events(c->io, EPOLLOUT);
+        }
+        return r < 0 ? r : 0;
+}
+
 void server_free(Server *s)
 {
         if (!s)
                 return;
+        s->stopping = true;
         while (s->connections)
                 connection_free(s->connections);
         sd_event_source_disable_unref(s->listen_io);

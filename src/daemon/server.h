@@ -3,6 +3,10 @@
  * replies without ever blocking the event loop. */
 #pragma once
 
+#include <jansson.h>
+#include <stdint.h>
+
+#include "basic/time-util.h"
 #include "daemon/daemon.h"
 
 /* Maximum connections at once, in total and per uid. Beyond them a new
@@ -20,6 +24,12 @@ int server_new(Daemon *d, const char *socket_path, Server **ret);
 
 /* Close every connection and the listening socket, and unlink the socket. */
 void server_free(Server *s);
+
+/* Queue `msg` (stolen) on connection `conn_id`. Returns -ENOENT when that
+ * connection is gone. Never frees a connection synchronously (callers may be
+ * inside that connection's own handler): a connection that cannot take the
+ * message is closed from the event loop instead. */
+int server_send(Server *s, uint64_t conn_id, json_t *msg);
 
 /* Number of connections open now. */
 size_t server_n_connections(const Server *s);

@@ -40,18 +40,42 @@ static json_t *json_int_or_null(int64_t v)
         return v < 0 ? json_null() : json_integer(v);
 }
 
-static json_t *instance_json(const GpuInstance *in)
+/* The lease holding a device, as status shows it; null when free. */
+static json_t *holder_json(const Daemon *d, const char *uuid, UserMemo *memo)
 {
-        return json_pack("{s:o, s:o, s:I, s:I, s:o, s:o}",
+        const Lease *l = leases_holder(d, uuid);
+        const char *user;
+
+        if (!l)
+                return json_null();
+        user = user_memo_name(memo, l->rec.uid);
+        return json_pack("{s:I, s:o, s:I, s:s, s:f, s:o}",
+                         "id", (json_int_t)l->rec.id,
+                         "user", json_text(user),
+                         "uid", (json_int_t)l->rec.uid,
+                         "kind", lease_kind_to_string(l->rec.kind),
+                         "since", (double)l->rec.created_usec / USEC_PER_SEC,
+                         "expires_at", l->rec.expires_usec
+                                               ? json_real((double)l->rec.expires_usec / USEC_PER_SEC)
+                                               : json_null());
+}
+
+static json_t *instance_json(const Daemon *d, const GpuDevice *g, const GpuInstance *in,
+                             UserMemo *memo)
+{
+        return json_pack("{s:o, s:o, s:I, s:I, s:o, s:o, s:o, s:b}",
                          "uuid", json_text(in->uuid),
                          "profile", json_text(in->profile),
                          "gpu_instance_id", (json_int_t)in->gpu_instance_id,
                          "compute_instance_id", (json_int_t)in->compute_instance_id,
                          "memory_total_bytes", json_bytes_or_null(in->memory_total_bytes),
-                         "memory_used_bytes", json_bytes_or_null(in->memory_used_bytes));
+                         "memory_used_bytes", json_bytes_or_null(in->memory_used_bytes),
+                         "lease", holder_json(d, in->uuid, memo),
+                         "drained", leases_is_drained(d, in->uuid, g->uuid));
 }
 
-static json_t *process_json(const GpuDevice *g, const GpuProcess *p, UserMemo *memo)
+static json_t *process_json(const Daemon *d, const GpuDevice *g, const GpuProcess *p,
+                            UserMemo *memo)
 {
         const char *user = p->vanished ? NULL : user_memo_name(memo, p->uid);
         const char *instance_uuid =
@@ -59,14 +83,17 @@ static json_t *process_json(const GpuDevice *g, const GpuProcess *p, UserMemo *m
                         ? g->instances[p->instance].uuid
                         : NULL;
 
-        return json_pack("{s:I, s:o, s:o, s:o, s:o, s:o, s:b}",
+        const Lease *holder = leases_holder(d, instance_uuid ? instance_uuid : g->uuid);
+
+        return json_pack("{s:I, s:o, s:o, s:o, s:o, s:o, s:b, s:b}",
                          "pid", (json_int_t)p->pid,
                          "uid", p->vanished ? json_null() : json_integer(p->uid),
                          "user", json_text(user),
                          "command", json_text(p->command),
                          "memory_used_bytes", json_bytes_or_null(p->memory_used_bytes),
                          "instance_uuid", json_text(instance_uuid),
-                         "vanished", p->vanished);
+                         "vanished", p->vanished,
+                         "leased", !p->vanished && holder && holder->rec.uid == p->uid);
 }
 
 static json_t *gpu_json(const Daemon *d, const GpuDevice *g, UserMemo *memo)
@@ -77,10 +104,11 @@ static json_t *gpu_json(const Daemon *d, const GpuDevice *g, UserMemo *memo)
         if (!instances || !processes)
                 goto fail;
         for (size_t i = 0; i < g->n_instances; i++)
-                if (json_array_append_new(instances, instance_json(&g->instances[i])) < 0)
+                if (json_array_append_new(instances, instance_json(d, g, &g->instances[i], memo)) < 0)
                         goto fail;
         for (size_t i = 0; i < g->n_processes; i++)
-                if (json_array_append_new(processes, process_json(g, &g->processes[i], memo)) < 0)
+                if (json_array_append_new(processes,
+                                          process_json(d, g, &g->processes[i], memo)) < 0)
                         goto fail;
         if (g->error && d->nvml)
                 snprintf(error, sizeof error, "%s: %s", g->error_call,
@@ -88,7 +116,8 @@ static json_t *gpu_json(const Daemon *d, const GpuDevice *g, UserMemo *memo)
         else if (g->error)
                 snprintf(error, sizeof error, "%s: NVML error %d", g->error_call, g->error);
 
-        o = json_pack("{s:I, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:b, s:o, s:b, s:o, s:o}",
+        o = json_pack("{s:I, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:b, s:o, s:b, s:o, s:o, "
+                      "s:o, s:b}",
                       "index", (json_int_t)g->index,
                       "uuid", json_text_or_null(g->uuid),
                       "name", json_text_or_null(g->name),
@@ -102,7 +131,9 @@ static json_t *gpu_json(const Daemon *d, const GpuDevice *g, UserMemo *memo)
                       "error", json_text(error[0] ? error : NULL),
                       "mig_enabled", g->mig_enabled,
                       "instances", instances,
-                      "processes", processes);
+                      "processes", processes,
+                      "lease", g->mig_enabled ? json_null() : holder_json(d, g->uuid, memo),
+                      "drained", leases_is_drained(d, g->uuid, NULL));
         return o;
 fail:
         json_decref(instances);
@@ -128,7 +159,7 @@ int status_build(const Daemon *d, json_t **ret)
                 }
         }
 
-        o = json_pack("{s:b, s:o, s:o, s:o, s:b, s:o, s:o}",
+        o = json_pack("{s:b, s:o, s:o, s:o, s:b, s:o, s:o, s:o}",
                       "simulated", s && s->simulated,
                       "driver_version", json_text(s ? s->driver_version : ""),
                       "hostname", json_text(d->hostname),
@@ -136,7 +167,8 @@ int status_build(const Daemon *d, json_t **ret)
                       s ? json_real((double)s->taken_usec / USEC_PER_SEC) : json_null(),
                       "nvml_available", s && s->nvml_available,
                       "message", json_text(s && s->message[0] ? s->message : NULL),
-                      "gpus", gpus);
+                      "gpus", gpus,
+                      "queue", leases_queue_to_json(d));
         if (!o)
                 return -ENOMEM;
         *ret = o;

@@ -32,8 +32,7 @@ _printf_(3, 4) static int set_error(char **ret_error, int r, const char *fmt, ..
         return r;
 }
 
-/* Map an SQLite result code to a negative errno for our callers. */
-static int errno_from_sqlite(int rc)
+int store_errno_from_sqlite(int rc)
 {
         switch (rc & 0xff) {
         case SQLITE_OK:
@@ -63,7 +62,7 @@ static int errno_from_sqlite(int rc)
 
 static int exec_sql(sqlite3 *db, const char *sql)
 {
-        return errno_from_sqlite(sqlite3_exec(db, sql, NULL, NULL, NULL));
+        return store_errno_from_sqlite(sqlite3_exec(db, sql, NULL, NULL, NULL));
 }
 
 static int read_user_version(sqlite3 *db)
@@ -157,7 +156,7 @@ int store_open(const char *state_dir, Store **ret, char **ret_error)
                             SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOFOLLOW | SQLITE_OPEN_FULLMUTEX,
                             NULL);
         if (r != SQLITE_OK) {
-                r = set_error(ret_error, errno_from_sqlite(r), "cannot open database %s: %s",
+                r = set_error(ret_error, store_errno_from_sqlite(r), "cannot open database %s: %s",
                               path, db ? sqlite3_errmsg(db) : "out of memory");
                 sqlite3_close(db);
                 return r;
@@ -220,7 +219,7 @@ int store_audit(Store *s, int64_t uid, const char *action, const char *subject, 
                                 "VALUES (?, ?, ?, ?, ?)",
                                 -1, &st, NULL);
         if (rc != SQLITE_OK)
-                return errno_from_sqlite(rc);
+                return store_errno_from_sqlite(rc);
         sqlite3_bind_int64(st, 1, (sqlite3_int64)now_usec(CLOCK_REALTIME));
         sqlite3_bind_int64(st, 2, uid);
         sqlite3_bind_text(st, 3, action, -1, SQLITE_STATIC);
@@ -228,7 +227,7 @@ int store_audit(Store *s, int64_t uid, const char *action, const char *subject, 
         sqlite3_bind_text(st, 5, detail, -1, SQLITE_STATIC);
         rc = sqlite3_step(st);
         sqlite3_finalize(st);
-        return rc == SQLITE_DONE ? 0 : errno_from_sqlite(rc);
+        return rc == SQLITE_DONE ? 0 : store_errno_from_sqlite(rc);
 }
 
 int64_t store_run_started(Store *s, pid_t pid, const char *version)
@@ -241,14 +240,14 @@ int64_t store_run_started(Store *s, pid_t pid, const char *version)
                                 "VALUES (?, ?, ?)",
                                 -1, &st, NULL);
         if (rc != SQLITE_OK)
-                return errno_from_sqlite(rc);
+                return store_errno_from_sqlite(rc);
         sqlite3_bind_int64(st, 1, (sqlite3_int64)now_usec(CLOCK_REALTIME));
         sqlite3_bind_int64(st, 2, pid);
         sqlite3_bind_text(st, 3, version, -1, SQLITE_STATIC);
         rc = sqlite3_step(st);
         sqlite3_finalize(st);
         if (rc != SQLITE_DONE)
-                return errno_from_sqlite(rc);
+                return store_errno_from_sqlite(rc);
         return sqlite3_last_insert_rowid(s->db);
 }
 
@@ -260,10 +259,30 @@ int store_run_stopped(Store *s, int64_t run_id)
         rc = sqlite3_prepare_v2(s->db, "UPDATE daemon_runs SET stopped_usec = ? WHERE id = ?",
                                 -1, &st, NULL);
         if (rc != SQLITE_OK)
-                return errno_from_sqlite(rc);
+                return store_errno_from_sqlite(rc);
         sqlite3_bind_int64(st, 1, (sqlite3_int64)now_usec(CLOCK_REALTIME));
         sqlite3_bind_int64(st, 2, run_id);
         rc = sqlite3_step(st);
         sqlite3_finalize(st);
-        return rc == SQLITE_DONE ? 0 : errno_from_sqlite(rc);
+        return rc == SQLITE_DONE ? 0 : store_errno_from_sqlite(rc);
+}
+
+int store_exec(Store *s, const char *sql)
+{
+        return exec_sql(s->db, sql);
+}
+
+int store_begin(Store *s)
+{
+        return exec_sql(s->db, "BEGIN IMMEDIATE");
+}
+
+int store_commit(Store *s)
+{
+        return exec_sql(s->db, "COMMIT");
+}
+
+void store_rollback(Store *s)
+{
+        exec_sql(s->db, "ROLLBACK");
 }

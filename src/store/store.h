@@ -41,5 +41,17 @@ int store_audit(Store *s, int64_t uid, const char *action, const char *subject, 
 int64_t store_run_started(Store *s, pid_t pid, const char *version);
 int store_run_stopped(Store *s, int64_t run_id);
 
-/* The underlying handle, for store modules added by later features. */
+/* The underlying handle, for the store's other modules (lease-store.c …). */
 sqlite3 *store_db(Store *s);
+
+/* Map an SQLite result code to a negative errno (SQLITE_OK → 0;
+ * SQLITE_CONSTRAINT → -EEXIST, SQLITE_BUSY → -EBUSY, …). */
+int store_errno_from_sqlite(int rc);
+
+/* Run SQL without results. Returns 0 or a negative errno. */
+int store_exec(Store *s, const char *sql);
+
+/* BEGIN IMMEDIATE / COMMIT / ROLLBACK. */
+int store_begin(Store *s);
+int store_commit(Store *s);
+void store_rollback(Store *s);

@@ -127,7 +127,7 @@ static char *render(json_t *status, const cli_term *term, int *ret)
         FILE *f = open_memstream(&buf, &len);
 
         assert_non_null(f);
-        *ret = cli_status_render(status, f, term);
+        *ret = cli_status_render(status, f, term, 1712345678.0);
         assert_int_equal(fclose(f), 0);
         return buf;
 }

@@ -1,9 +1,11 @@
 /* Tests of the daemon configuration loader (src/daemon/config.c) on real
  * files in a temporary directory: defaults, a full valid file, and every
  * kind of error, each checked against the exact one-line message (and so the
- * exact line, column and key). A private key table exercises the parts of
- * the table-driven loader that gpukeeperd's own table does not use yet:
- * nested sections, sizes, integers and booleans. */
+ * exact line, column and key). The policy section is tested for its values,
+ * the group merging and config_policy_limits(). A private key table
+ * exercises the parts of the table-driven loader that gpukeeperd's own table
+ * does not use yet: sections nested in sections and in list items, booleans,
+ * and the generic list rules. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -105,7 +107,25 @@ static void expect_error(TestDir *t, const char *yaml, const char *want)
         expect_error_bytes(t, yaml, strlen(yaml), want);
 }
 
-#define KNOWN "(known keys: socket, state_dir, nvml_library, sample_interval, log_level)"
+#define KNOWN                                                                                      \
+        "(known keys: socket, state_dir, nvml_library, sample_interval, log_level, policy)"
+
+static void assert_limits(const ConfigPolicyLimits *l, uint64_t max_gpus,
+                          uint64_t default_duration_usec, uint64_t max_duration_usec)
+{
+        assert_int_equal(l->max_gpus, max_gpus);
+        assert_int_equal(l->default_duration_usec, default_duration_usec);
+        assert_int_equal(l->max_duration_usec, max_duration_usec);
+}
+
+static void assert_policy_defaults(const Config *c)
+{
+        assert_limits(&c->policy.limits, 0, 4 * USEC_PER_HOUR, 24 * USEC_PER_HOUR);
+        assert_int_equal(c->policy.unleased_memory_limit_bytes, UINT64_C(1) << 30);
+        assert_int_equal(c->policy.reconnect_grace_usec, 60 * USEC_PER_SEC);
+        assert_null(c->policy.groups);
+        assert_int_equal(c->policy.n_groups, 0);
+}
 
 static void assert_defaults(const Config *c)
 {
@@ -114,6 +134,7 @@ static void assert_defaults(const Config *c)
         assert_string_equal(c->nvml_library, "libnvidia-ml.so.1");
         assert_int_equal(c->sample_interval_usec, 2 * USEC_PER_SEC);
         assert_int_equal(c->log_level, LOG_LEVEL_INFO);
+        assert_policy_defaults(c);
 }
 
 static void test_defaults(void **state)
@@ -151,14 +172,46 @@ static void test_full_file(void **state)
         assert_int_equal(c->log_level, LOG_LEVEL_DEBUG);
 }
 
-/* The example shipped in packaging/ must load and equal the defaults. */
+/* The example shipped in packaging/ must load and equal the defaults; its
+ * commented-out policy.groups example (the lines starting "  #  ") must load
+ * once the '#' of those lines is deleted, as the file tells the reader. */
 static void test_packaged_example(void **state)
 {
+        TestDir *t = *state;
         _cleanup_(config_freep) Config *c = NULL;
-        _cleanup_free_ char *err = NULL;
+        _cleanup_free_ char *err = NULL, *uncommented = NULL;
+        _cleanup_fclose_ FILE *f = NULL;
+        size_t n = 0, len = 0;
+        FILE *out;
+        char *line = NULL;
+        int examples = 0;
+
         assert_int_equal(config_load(GK_SOURCE_ROOT "/packaging/gpukeeper.yaml", &c, &err), 0);
         assert_null(err);
         assert_defaults(c);
+        config_free(TAKE_PTR(c));
+
+        f = fopen(GK_SOURCE_ROOT "/packaging/gpukeeper.yaml", "re");
+        assert_non_null(f);
+        out = open_memstream(&uncommented, &len);
+        assert_non_null(out);
+        while (getline(&line, &n, f) > 0) {
+                if (strncmp(line, "  #  ", 5) == 0) {
+                        fprintf(out, "    %s", line + 5);
+                        examples++;
+                } else
+                        fputs(line, out);
+        }
+        free(line);
+        assert_int_equal(fclose(out), 0);
+        assert_true(examples > 0);
+
+        assert_int_equal(load(t, uncommented, &c, &err), 0);
+        assert_int_equal(c->policy.n_groups, 2);
+        assert_string_equal(c->policy.groups[0].group, "students");
+        assert_limits(&c->policy.groups[0].limits, 1, 2 * USEC_PER_HOUR, 8 * USEC_PER_HOUR);
+        assert_string_equal(c->policy.groups[1].group, "staff");
+        assert_limits(&c->policy.groups[1].limits, 0, 4 * USEC_PER_HOUR, 7 * USEC_PER_DAY);
 }
 
 static void test_flow_style_and_other_values(void **state)
@@ -299,8 +352,8 @@ static void test_unknown_keys(void **state)
 
 static void test_reserved_sections(void **state)
 {
-        static const char *const reserved[] = {"http",   "policy",  "enforcement", "idle",
-                                               "alerts", "history", "env"};
+        static const char *const reserved[] = {"http",   "enforcement", "idle",
+                                               "alerts", "history",     "env"};
         TestDir *t = *state;
 
         for (size_t i = 0; i < ELEMENTSOF(reserved); i++) {
@@ -546,7 +599,406 @@ static void test_error_optional(void **state)
         assert_null(c);
 }
 
+/* ---- The policy section ------------------------------------------------- */
+
+#define GROUP_KNOWN "group, max_gpus, default_duration, max_duration"
+#define GROUP_NAME_RULE                                                                            \
+        "must be a group name: a lower-case letter or '_', then lower-case letters, digits, '_' " \
+        "or '-', at most 32 characters"
+
+static void test_policy_full(void **state)
+{
+        TestDir *t = *state;
+        _cleanup_(config_freep) Config *c = NULL;
+        _cleanup_free_ char *err = NULL;
+        const ConfigPolicyGroup *g;
+
+        /* The groups come first: they inherit policy-level keys written after them. */
+        assert_int_equal(load(t,
+                              "policy:\n"
+                              "  groups:\n"
+                              "    - group: students\n"
+                              "      max_gpus: 1\n"
+                              "      default_duration: 2h\n"
+                              "      max_duration: 8h\n"
+                              "    - group: staff\n"
+                              "      max_duration: 2d\n"
+                              "    - {group: guests, max_gpus: 0}\n"
+                              "    - group: _svc-batch_2\n"
+                              "  max_gpus: 4\n"
+                              "  default_duration: 3h\n"
+                              "  max_duration: 1d\n"
+                              "  unleased_memory_limit: 512M\n"
+                              "  reconnect_grace: 2m\n"
+                              "log_level: debug\n",
+                              &c, &err),
+                         0);
+        assert_null(err);
+        assert_int_equal(c->log_level, LOG_LEVEL_DEBUG);
+        assert_limits(&c->policy.limits, 4, 3 * USEC_PER_HOUR, USEC_PER_DAY);
+        assert_int_equal(c->policy.unleased_memory_limit_bytes, UINT64_C(512) << 20);
+        assert_int_equal(c->policy.reconnect_grace_usec, 2 * USEC_PER_MINUTE);
+        assert_int_equal(c->policy.n_groups, 4);
+        g = c->policy.groups;
+        assert_string_equal(g[0].group, "students");
+        assert_limits(&g[0].limits, 1, 2 * USEC_PER_HOUR, 8 * USEC_PER_HOUR);
+        assert_string_equal(g[1].group, "staff");
+        assert_limits(&g[1].limits, 4, 3 * USEC_PER_HOUR, 2 * USEC_PER_DAY);
+        /* 0 written in the group is "no limit" there, not "unset". */
+        assert_string_equal(g[2].group, "guests");
+        assert_limits(&g[2].limits, 0, 3 * USEC_PER_HOUR, USEC_PER_DAY);
+        assert_string_equal(g[3].group, "_svc-batch_2");
+        assert_limits(&g[3].limits, 4, 3 * USEC_PER_HOUR, USEC_PER_DAY);
+}
+
+static void test_policy_ranges(void **state)
+{
+        TestDir *t = *state;
+        _cleanup_(config_freep) Config *c = NULL;
+        _cleanup_free_ char *err = NULL;
+
+        /* Every bound itself is allowed, and a group name of exactly 32 bytes. */
+        assert_int_equal(load(t,
+                              "policy:\n"
+                              "  max_gpus: 1024\n"
+                              "  default_duration: 1m\n"
+                              "  max_duration: 365d\n"
+                              "  unleased_memory_limit: 0\n"
+                              "  reconnect_grace: 1s\n"
+                              "  groups:\n"
+                              "    - group: abcdefghijklmnopqrstuvwxyz012345\n"
+                              "      default_duration: 365d\n"
+                              "      max_gpus: 0\n"
+                              "    - group: b\n"
+                              "      max_duration: 1m\n",
+                              &c, &err),
+                         0);
+        assert_null(err);
+        assert_limits(&c->policy.limits, 1024, USEC_PER_MINUTE, 365 * USEC_PER_DAY);
+        assert_int_equal(c->policy.unleased_memory_limit_bytes, 0);
+        assert_int_equal(c->policy.reconnect_grace_usec, USEC_PER_SEC);
+        assert_int_equal(c->policy.n_groups, 2);
+        assert_limits(&c->policy.groups[0].limits, 0, 365 * USEC_PER_DAY, 365 * USEC_PER_DAY);
+        assert_limits(&c->policy.groups[1].limits, 1024, USEC_PER_MINUTE, USEC_PER_MINUTE);
+        config_free(TAKE_PTR(c));
+
+        assert_int_equal(load(t, "policy:\n  reconnect_grace: 1h\n  max_duration: 4h\n", &c, &err),
+                         0);
+        assert_int_equal(c->policy.reconnect_grace_usec, USEC_PER_HOUR);
+        assert_limits(&c->policy.limits, 0, 4 * USEC_PER_HOUR, 4 * USEC_PER_HOUR);
+}
+
+static void test_policy_empty_forms(void **state)
+{
+        static const char *const empties[] = {
+                "policy:\n",
+                "policy: {}\n",
+                "policy:\n  # max_gpus: 4\n",
+                "policy:\n  groups:\n",
+                "policy:\n  groups: []\n",
+                "policy:\n  groups: ~\n",
+                "{policy: {groups: []}}\n",
+        };
+        TestDir *t = *state;
+
+        for (size_t i = 0; i < ELEMENTSOF(empties); i++) {
+                _cleanup_(config_freep) Config *c = NULL;
+                _cleanup_free_ char *err = NULL;
+
+                assert_int_equal(load(t, empties[i], &c, &err), 0);
+                assert_null(err);
+                assert_defaults(c);
+        }
+}
+
+static void test_policy_flow_style(void **state)
+{
+        TestDir *t = *state;
+        _cleanup_(config_freep) Config *c = NULL;
+
+        assert_int_equal(load(t,
+                              "policy: {max_gpus: 2, groups: [{group: a, max_gpus: 1},"
+                              " {group: b, default_duration: 30m}]}\n",
+                              &c, NULL),
+                         0);
+        assert_int_equal(c->policy.n_groups, 2);
+        assert_string_equal(c->policy.groups[0].group, "a");
+        assert_limits(&c->policy.groups[0].limits, 1, 4 * USEC_PER_HOUR, USEC_PER_DAY);
+        assert_string_equal(c->policy.groups[1].group, "b");
+        assert_limits(&c->policy.groups[1].limits, 2, 30 * USEC_PER_MINUTE, USEC_PER_DAY);
+}
+
+static void test_policy_max_groups(void **state)
+{
+        TestDir *t = *state;
+        _cleanup_free_ char *yaml = NULL, *more = NULL;
+        size_t len = 0;
+        FILE *f = open_memstream(&yaml, &len);
+
+        assert_non_null(f);
+        fputs("policy:\n  groups:\n", f);
+        for (int i = 0; i < CONFIG_POLICY_MAX_GROUPS; i++)
+                fprintf(f, "    - group: g%d\n", i);
+        assert_int_equal(fclose(f), 0);
+        {
+                _cleanup_(config_freep) Config *c = NULL;
+
+                assert_int_equal(load(t, yaml, &c, NULL), 0);
+                assert_int_equal(c->policy.n_groups, 64);
+                assert_string_equal(c->policy.groups[63].group, "g63");
+        }
+
+        /* The 65th item is refused where it starts (line 2 + 65). */
+        assert_true(asprintf(&more, "%s    - group: g64\n", yaml) > 0);
+        expect_error(t, more, "67:7: too many items in 'policy.groups' (at most 64)");
+}
+
+static void test_policy_limits_selection(void **state)
+{
+        static const char *const students_and_staff[] = {"users", "staff", "students"};
+        static const char *const staff_only[] = {"users", "staff"};
+        static const char *const unlisted[] = {"users", "wheel", "Staff"};
+        static const char *const with_null[] = {NULL, "staff"};
+        TestDir *t = *state;
+        _cleanup_(config_freep) Config *c = NULL, *d = NULL;
+
+        assert_int_equal(load(t,
+                              "policy:\n"
+                              "  max_gpus: 4\n"
+                              "  groups:\n"
+                              "    - group: students\n"
+                              "      max_gpus: 1\n"
+                              "    - group: staff\n"
+                              "      max_gpus: 8\n",
+                              &c, NULL),
+                         0);
+
+        /* File order decides, not the order of the user's groups. */
+        assert_ptr_equal(config_policy_limits(c, students_and_staff, 3),
+                         &c->policy.groups[0].limits);
+        assert_int_equal(config_policy_limits(c, students_and_staff, 3)->max_gpus, 1);
+        assert_ptr_equal(config_policy_limits(c, staff_only, 2), &c->policy.groups[1].limits);
+        assert_int_equal(config_policy_limits(c, staff_only, 2)->max_gpus, 8);
+        assert_ptr_equal(config_policy_limits(c, with_null, 2), &c->policy.groups[1].limits);
+        /* Only the first n names count. */
+        assert_ptr_equal(config_policy_limits(c, staff_only, 1), &c->policy.limits);
+        /* No match, or no groups at all: the policy-level values. */
+        assert_ptr_equal(config_policy_limits(c, unlisted, 3), &c->policy.limits);
+        assert_int_equal(config_policy_limits(c, unlisted, 3)->max_gpus, 4);
+        assert_ptr_equal(config_policy_limits(c, NULL, 0), &c->policy.limits);
+
+        assert_int_equal(config_new_defaults(&d), 0);
+        assert_ptr_equal(config_policy_limits(d, staff_only, 2), &d->policy.limits);
+        assert_limits(config_policy_limits(d, staff_only, 2), 0, 4 * USEC_PER_HOUR,
+                      24 * USEC_PER_HOUR);
+}
+
+static void test_policy_structure_errors(void **state)
+{
+        TestDir *t = *state;
+
+        expect_error(t, "policy: 5\n",
+                     "1:9: 'policy' must be a section (a mapping of keys), not a single value");
+        expect_error(t, "policy:\n  maxgpus: 4\n",
+                     "2:3: unknown key 'policy.maxgpus' (known keys in 'policy': max_gpus, "
+                     "default_duration, max_duration, unleased_memory_limit, reconnect_grace, "
+                     "groups)");
+        expect_error(t, "policy:\n  max_gpus: 4\n  max_gpus: 2\n",
+                     "3:3: duplicate key 'policy.max_gpus' (first given on line 2)");
+        expect_error(t, "policy:\n  max_gpus: [1]\n",
+                     "2:13: 'policy.max_gpus' must be a single value, not a list");
+        expect_error(t, "policy:\n  groups: students\n",
+                     "2:11: 'policy.groups' must be a list (of mappings), not a single value");
+        expect_error(t, "policy:\n  groups:\n    group: students\n",
+                     "3:5: 'policy.groups' must be a list (of mappings), not a mapping");
+        expect_error(t, "policy:\n  groups:\n    - group: a\n  groups: []\n",
+                     "4:3: duplicate key 'policy.groups' (first given on line 2)");
+
+        /* Items. */
+        expect_error(t, "policy:\n  groups:\n    - students\n",
+                     "3:7: 'policy.groups[0]' must be a mapping of keys, not a single value");
+        expect_error(t, "policy:\n  groups:\n    - group: a\n    -\n    - group: b\n",
+                     "4:6: 'policy.groups[1]' must be a mapping of keys, not a single value");
+        expect_error(t, "policy:\n  groups:\n    - group: a\n    - [b]\n",
+                     "4:7: 'policy.groups[1]' must be a mapping of keys, not a list");
+        expect_error(t, "policy:\n  groups:\n    - group: a\n      maxgpus: 1\n",
+                     "4:7: unknown key 'policy.groups[0].maxgpus' (known keys in "
+                     "'policy.groups[0]': " GROUP_KNOWN ")");
+        expect_error(t, "policy:\n  groups:\n    - group: a\n    - group: b\n      bogus: 1\n",
+                     "5:7: unknown key 'policy.groups[1].bogus' (known keys in "
+                     "'policy.groups[1]': " GROUP_KNOWN ")");
+        expect_error(t, "policy:\n  groups:\n    - {group: a, reconnect_grace: 1m}\n",
+                     "3:18: unknown key 'policy.groups[0].reconnect_grace' (known keys in "
+                     "'policy.groups[0]': " GROUP_KNOWN ")");
+        expect_error(t,
+                     "policy:\n  groups:\n    - group: a\n    - group: b\n      max_gpus: 1\n"
+                     "      max_gpus: 2\n",
+                     "6:7: duplicate key 'policy.groups[1].max_gpus' (first given on line 5)");
+        expect_error(t, "policy:\n  groups:\n    - group: a\n      group: b\n",
+                     "4:7: duplicate key 'policy.groups[0].group' (first given on line 3)");
+        expect_error(t, "policy:\n  groups:\n    - group: a\n      max_gpus:\n",
+                     "4:16: value required for 'policy.groups[0].max_gpus'");
+        expect_error(t, "policy:\n  groups:\n    - group: a\n      max_duration: {h: 1}\n",
+                     "4:21: 'policy.groups[0].max_duration' must be a single value, not a "
+                     "mapping");
+
+        /* The required group: reported where the item starts. */
+        expect_error(t,
+                     "policy:\n  groups:\n    - group: a\n    - max_gpus: 1\n"
+                     "      max_duration: 2h\n",
+                     "4:7: missing required key 'policy.groups[1].group'");
+        expect_error(t, "policy:\n  groups:\n    - {}\n",
+                     "3:7: missing required key 'policy.groups[0].group'");
+        expect_error(t, "policy: {groups: [{group: a}, {max_gpus: 1}]}\n",
+                     "1:31: missing required key 'policy.groups[1].group'");
+
+        /* Anchors, aliases and tags stay forbidden inside lists. */
+        expect_error(t, "policy:\n  groups:\n    - &g {group: a}\n",
+                     "3:7: 'policy.groups': anchors (&g) are not allowed");
+        expect_error(t, "policy:\n  groups:\n    - group: &n a\n    - group: *n\n",
+                     "3:14: 'policy.groups[0].group': anchors (&n) are not allowed");
+        expect_error(t, "policy:\n  groups: !!seq []\n",
+                     "2:11: 'policy.groups': tags (tag:yaml.org,2002:seq) are not allowed");
+}
+
+static void test_policy_value_errors(void **state)
+{
+        TestDir *t = *state;
+
+        expect_error(t, "policy:\n  max_gpus: 1025\n",
+                     "2:13: invalid value '1025' for 'policy.max_gpus': must be between 0 and "
+                     "1024");
+        expect_error(t, "policy:\n  max_gpus: -1\n",
+                     "2:13: invalid value '-1' for 'policy.max_gpus': not a non-negative whole "
+                     "number");
+        expect_error(t, "policy:\n  default_duration: 59s\n",
+                     "2:21: invalid value '59s' for 'policy.default_duration': must be between "
+                     "1m and 365d");
+        expect_error(t, "policy:\n  max_duration: 366d\n",
+                     "2:17: invalid value '366d' for 'policy.max_duration': must be between 1m "
+                     "and 365d");
+        expect_error(t, "policy:\n  max_duration: 24\n",
+                     "2:17: invalid value '24' for 'policy.max_duration': a unit is required "
+                     "(for example 30s, 5m or 2h)");
+        expect_error(t, "policy:\n  reconnect_grace: 0s\n",
+                     "2:20: invalid value '0s' for 'policy.reconnect_grace': must be between 1s "
+                     "and 1h");
+        expect_error(t, "policy:\n  reconnect_grace: 1h1s\n",
+                     "2:20: invalid value '1h1s' for 'policy.reconnect_grace': must be between "
+                     "1s and 1h");
+        expect_error(t, "policy:\n  unleased_memory_limit: 1g\n",
+                     "2:26: invalid value '1g' for 'policy.unleased_memory_limit': not a size "
+                     "(write bytes or a number with K, M, G, T, P or E: 512M, 10G)");
+        expect_error(t, "policy:\n  groups:\n    - group: a\n      max_gpus: 2000\n",
+                     "4:17: invalid value '2000' for 'policy.groups[0].max_gpus': must be "
+                     "between 0 and 1024");
+        expect_error(t, "policy:\n  groups:\n    - group: a\n      default_duration: 30s\n",
+                     "4:25: invalid value '30s' for 'policy.groups[0].default_duration': must be "
+                     "between 1m and 365d");
+
+        /* Group names. */
+        expect_error(t, "policy:\n  groups:\n    - group: Students\n",
+                     "3:14: invalid value 'Students' for 'policy.groups[0].group': "
+                     GROUP_NAME_RULE);
+        expect_error(t, "policy:\n  groups:\n    - group: 1lab\n",
+                     "3:14: invalid value '1lab' for 'policy.groups[0].group': " GROUP_NAME_RULE);
+        expect_error(t, "policy:\n  groups:\n    - group: -lab\n",
+                     "3:14: invalid value '-lab' for 'policy.groups[0].group': " GROUP_NAME_RULE);
+        expect_error(t, "policy:\n  groups:\n    - group: \"lab users\"\n",
+                     "3:14: invalid value 'lab users' for 'policy.groups[0].group': "
+                     GROUP_NAME_RULE);
+        expect_error(t, "policy:\n  groups:\n    - group: machine$\n",
+                     "3:14: invalid value 'machine$' for 'policy.groups[0].group': "
+                     GROUP_NAME_RULE);
+        expect_error(t, "policy:\n  groups:\n    - group: ''\n",
+                     "3:14: invalid value '' for 'policy.groups[0].group': " GROUP_NAME_RULE);
+        expect_error(t, "policy:\n  groups:\n    - group: abcdefghijklmnopqrstuvwxyz0123456\n",
+                     "3:14: invalid value 'abcdefghijklmnopqrstuvwxyz0123456' for "
+                     "'policy.groups[0].group': " GROUP_NAME_RULE);
+        expect_error(t, "policy:\n  groups:\n    - group: a\n    - group: ~\n",
+                     "4:14: value required for 'policy.groups[1].group'");
+}
+
+static void test_policy_check_errors(void **state)
+{
+        TestDir *t = *state;
+
+        /* Duplicate groups: the later one is blamed. */
+        expect_error(t,
+                     "policy:\n  groups:\n    - group: a\n    - group: b\n    - group: a\n",
+                     "5:14: duplicate group 'a' in 'policy.groups[2]' (first given in "
+                     "'policy.groups[0]')");
+
+        /* default_duration > max_duration at the policy level. */
+        expect_error(t, "policy:\n  default_duration: 8h\n  max_duration: 4h\n",
+                     "2:21: 'policy.default_duration' (8h) must not be longer than "
+                     "'policy.max_duration' (4h)");
+        expect_error(t, "policy:\n  max_duration: 4h\n  default_duration: 8h\n",
+                     "3:21: 'policy.default_duration' (8h) must not be longer than "
+                     "'policy.max_duration' (4h)");
+        expect_error(t, "policy:\n  max_duration: 1h\n",
+                     "2:17: 'policy.max_duration' (1h) must not be shorter than default_duration "
+                     "(4h, the default)");
+        expect_error(t, "policy:\n  default_duration: 2d\n",
+                     "2:21: 'policy.default_duration' (2d) must not be longer than max_duration "
+                     "(1d, the default)");
+
+        /* ... and in a group, after merging. */
+        expect_error(t,
+                     "policy:\n  groups:\n    - group: a\n      default_duration: 8h\n"
+                     "      max_duration: 2h\n",
+                     "4:25: 'policy.groups[0].default_duration' (8h) must not be longer than "
+                     "'policy.groups[0].max_duration' (2h)");
+        expect_error(t, "policy:\n  groups:\n    - group: a\n      max_duration: 1h\n",
+                     "4:21: 'policy.groups[0].max_duration' (1h) must not be shorter than "
+                     "default_duration (4h, the default)");
+        expect_error(t, "policy:\n  groups:\n    - group: a\n      default_duration: 1d6h\n",
+                     "4:25: 'policy.groups[0].default_duration' (1d6h) must not be longer than "
+                     "max_duration (1d, the default)");
+        /* Inherited from policy-level keys written after the groups. */
+        expect_error(t,
+                     "policy:\n  groups:\n    - group: a\n    - group: b\n      max_duration: 1h\n"
+                     "  default_duration: 2h\n  max_duration: 3h\n",
+                     "5:21: 'policy.groups[1].max_duration' (1h) must not be shorter than "
+                     "default_duration (2h, from 'policy.default_duration')");
+        expect_error(t,
+                     "policy:\n  groups:\n    - group: a\n      default_duration: 10h\n"
+                     "  max_duration: 8h\n",
+                     "4:25: 'policy.groups[0].default_duration' (10h) must not be longer than "
+                     "max_duration (8h, from 'policy.max_duration')");
+        /* The policy level is checked before the groups. */
+        expect_error(t,
+                     "policy:\n  groups:\n    - group: a\n      max_duration: 1m\n"
+                     "  max_duration: 1h\n",
+                     "5:17: 'policy.max_duration' (1h) must not be shorter than default_duration "
+                     "(4h, the default)");
+        /* A later key of the file is not read once the policy is found wrong. */
+        expect_error(t, "policy:\n  max_duration: 1h\nbogus: 1\n",
+                     "2:17: 'policy.max_duration' (1h) must not be shorter than default_duration "
+                     "(4h, the default)");
+
+        /* What a group leaves unset, even when the policy level sets it later, is fine. */
+        {
+                _cleanup_(config_freep) Config *c = NULL;
+
+                assert_int_equal(load(t,
+                                      "policy:\n  groups:\n    - group: a\n      max_duration: 2h\n"
+                                      "  default_duration: 1h\n  max_duration: 1h\n",
+                                      &c, NULL),
+                                 0);
+                assert_limits(&c->policy.groups[0].limits, 0, USEC_PER_HOUR, 2 * USEC_PER_HOUR);
+        }
+}
+
 /* ---- The generic loader with a private table ---------------------------- */
+
+typedef struct {
+        char *path;
+        uint64_t size;
+        struct {
+                bool read_only;
+        } options;
+} TestMount;
 
 typedef struct {
         uint64_t cache_size;
@@ -559,7 +1011,31 @@ typedef struct {
                         uint64_t timeout_usec;
                 } retry;
         } store;
+        TestMount *mounts;
+        size_t n_mounts;
 } TestConf;
+
+static void test_conf_done(TestConf *conf)
+{
+        free(conf->store.dir);
+        for (size_t i = 0; i < conf->n_mounts; i++)
+                free(conf->mounts[i].path);
+        free(conf->mounts);
+        *conf = (TestConf){0};
+}
+
+/* Offsets relative to one TestMount, also in its nested section. */
+static const ConfigKey test_mount_options_table[] = {
+        CONFIG_SCALAR("read_only", config_parse_bool, TestMount, options.read_only, 0, 0),
+        CONFIG_END,
+};
+
+static const ConfigKey test_mount_table[] = {
+        CONFIG_SCALAR_REQUIRED("path", config_parse_absolute_path, TestMount, path, 0, 0),
+        CONFIG_SCALAR("size", config_parse_size, TestMount, size, 0, 0),
+        CONFIG_SECTION("options", test_mount_options_table),
+        CONFIG_END,
+};
 
 static const ConfigKey test_retry_table[] = {
         CONFIG_SCALAR("timeout", config_parse_duration, TestConf, store.retry.timeout_usec, 0, 0),
@@ -579,6 +1055,7 @@ static const ConfigKey test_table[] = {
         CONFIG_SCALAR("workers", config_parse_uint64, TestConf, workers, 1, 64),
         CONFIG_SCALAR("verbose", config_parse_bool, TestConf, verbose, 0, 0),
         CONFIG_SECTION("store", test_store_table),
+        CONFIG_LIST("mounts", test_mount_table, TestConf, mounts, n_mounts, TestMount, 3),
         CONFIG_UNSUPPORTED("future"),
         CONFIG_END,
 };
@@ -595,7 +1072,7 @@ static void expect_table_error(TestDir *t, const char *yaml, const char *want)
         _cleanup_free_ char *err = NULL, *full = NULL;
 
         assert_int_equal(parse_test(t, yaml, &conf, &err), -EINVAL);
-        free(conf.store.dir);
+        test_conf_done(&conf);
         assert_non_null(err);
         assert_true(asprintf(&full, "%s:%s", t->file, want) > 0);
         assert_string_equal(err, full);
@@ -733,7 +1210,76 @@ static void test_table_nested_errors(void **state)
                            "1:1: section 'future' is not supported by this version of gpukeeperd");
         expect_table_error(t, "bogus: 1\n",
                            "1:1: unknown key 'bogus' (known keys: cache_size, workers, verbose, "
-                           "store)");
+                           "store, mounts)");
+}
+
+static void test_table_lists(void **state)
+{
+        TestDir *t = *state;
+        TestConf conf = {0};
+
+        assert_int_equal(parse_test(t,
+                                    "mounts:\n"
+                                    "  - path: /a\n"
+                                    "    size: 1K\n"
+                                    "    options:\n"
+                                    "      read_only: yes\n"
+                                    "  - {path: /b}\n"
+                                    "workers: 2\n",
+                                    &conf, NULL),
+                         0);
+        assert_int_equal(conf.n_mounts, 2);
+        assert_string_equal(conf.mounts[0].path, "/a");
+        assert_int_equal(conf.mounts[0].size, 1024);
+        assert_true(conf.mounts[0].options.read_only);
+        /* Items are zeroed before they are read. */
+        assert_string_equal(conf.mounts[1].path, "/b");
+        assert_int_equal(conf.mounts[1].size, 0);
+        assert_false(conf.mounts[1].options.read_only);
+        test_conf_done(&conf);
+
+        /* Exactly max_items. */
+        assert_int_equal(parse_test(t, "mounts: [{path: /a}, {path: /b}, {path: /c}]\n", &conf,
+                                    NULL),
+                         0);
+        assert_int_equal(conf.n_mounts, 3);
+        test_conf_done(&conf);
+
+        expect_table_error(t, "mounts: [{path: /a}, {path: /b}, {path: /c}, {path: /d}]\n",
+                           "1:46: too many items in 'mounts' (at most 3)");
+        expect_table_error(t, "mounts: [{path: /a}, {path: /b}, {path: /c}, 4]\n",
+                           "1:46: too many items in 'mounts' (at most 3)");
+        expect_table_error(t,
+                           "mounts:\n  - path: /a\n  - path: /b\n    options:\n"
+                           "      read_only: yes\n      bogus: 1\n",
+                           "6:7: unknown key 'mounts[1].options.bogus' (known keys in "
+                           "'mounts[1].options': read_only)");
+        expect_table_error(t, "mounts:\n  - path: /a\n  - path: /b\n    options: []\n",
+                           "4:14: 'mounts[1].options' must be a section (a mapping of keys), not "
+                           "a list");
+        expect_table_error(t, "mounts:\n  - path: a\n",
+                           "2:11: invalid value 'a' for 'mounts[0].path': must be an absolute "
+                           "path (starting with '/')");
+        expect_table_error(t, "mounts:\n  - size: 1K\n",
+                           "2:5: missing required key 'mounts[0].path'");
+        expect_table_error(t, "mounts:\n  - options: {read_only: no}\n",
+                           "2:5: missing required key 'mounts[0].path'");
+        expect_table_error(t, "mounts: {path: /a}\n",
+                           "1:9: 'mounts' must be a list (of mappings), not a mapping");
+        expect_table_error(t, "mounts:\n  - path: /a\nmounts:\n  - path: /b\n",
+                           "3:1: duplicate key 'mounts' (first given on line 1)");
+        expect_table_error(t, "mounts:\n  - - path: /a\n",
+                           "2:5: 'mounts[0]' must be a mapping of keys, not a list");
+        expect_table_error(t, "mounts: [*m]\n", "1:10: 'mounts': aliases (*m) are not allowed");
+
+        /* What was read before a failure stays in the target, so its owner frees it. */
+        assert_int_equal(parse_test(t, "mounts:\n  - path: /a\n  - path: /b\n    bogus: 1\n",
+                                    &conf, NULL),
+                         -EINVAL);
+        assert_int_equal(conf.n_mounts, 2);
+        assert_string_equal(conf.mounts[0].path, "/a");
+        assert_string_equal(conf.mounts[1].path, "/b");
+        test_conf_done(&conf);
 }
 
 int main(void)
@@ -761,9 +1307,19 @@ int main(void)
                 T(test_multiple_documents),
                 T(test_anchors_aliases_tags),
                 T(test_error_optional),
+                T(test_policy_full),
+                T(test_policy_ranges),
+                T(test_policy_empty_forms),
+                T(test_policy_flow_style),
+                T(test_policy_max_groups),
+                T(test_policy_limits_selection),
+                T(test_policy_structure_errors),
+                T(test_policy_value_errors),
+                T(test_policy_check_errors),
                 T(test_table_nested_sections),
                 T(test_table_sizes_numbers_bools),
                 T(test_table_nested_errors),
+                T(test_table_lists),
         };
 #undef T
 

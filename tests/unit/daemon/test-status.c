@@ -15,16 +15,17 @@
 #include "gpu/nvml-abi.h"
 
 static const char *const top_keys[] = {"simulated", "driver_version", "hostname", "sampled_at",
-                                       "nvml_available", "message", "gpus"};
+                                       "nvml_available", "message", "gpus", "queue"};
 static const char *const gpu_keys[] = {"index", "uuid", "name", "pci_bus_id",
                                        "memory_total_bytes", "memory_used_bytes",
                                        "utilization_gpu", "temperature_c", "power_w", "healthy",
-                                       "error", "mig_enabled", "instances", "processes"};
+                                       "error", "mig_enabled", "instances", "processes",
+                                       "lease", "drained"};
 static const char *const instance_keys[] = {"uuid", "profile", "gpu_instance_id",
                                             "compute_instance_id", "memory_total_bytes",
-                                            "memory_used_bytes"};
+                                            "memory_used_bytes", "lease", "drained"};
 static const char *const process_keys[] = {"pid", "uid", "user", "command", "memory_used_bytes",
-                                           "instance_uuid", "vanished"};
+                                           "instance_uuid", "vanished", "leased"};
 
 static void assert_keys(json_t *o, const char *const *keys, size_t n)
 {
@@ -98,11 +99,19 @@ static GpuSnapshot *make_snapshot(void)
 
 static void test_status_keys_and_values(void **state)
 {
+        LeaseDevice held = {.uuid = "GPU-00000000-0000-0000-0000-000000000000",
+                            .gpu_uuid = "GPU-00000000-0000-0000-0000-000000000000"};
+        Lease lease = {.rec = {.id = 7, .uid = 0, .kind = LEASE_MANUAL,
+                               .created_usec = UINT64_C(1700000000) * 1000000,
+                               .expires_usec = UINT64_C(1700003600) * 1000000,
+                               .devices = &held, .n_devices = 1}};
         Daemon d = {};
-        json_t *o = NULL, *gpus, *g0, *g1, *p;
+        json_t *o = NULL, *gpus, *g0, *g1, *p, *l;
 
         strcpy(d.hostname, "testhost");
         d.snapshot = make_snapshot();
+        d.leases.leases = &lease;
+        d.leases.n_leases = 1;
         assert_int_equal(status_build(&d, &o), 0);
 
         assert_keys(o, top_keys, sizeof top_keys / sizeof top_keys[0]);
@@ -122,6 +131,14 @@ static void test_status_keys_and_values(void **state)
                          INT64_C(80) << 30);
         assert_true(json_real_value(json_object_get(g0, "power_w")) == 61.0);
         assert_true(json_is_null(json_object_get(g0, "error")));
+        assert_true(json_is_false(json_object_get(g0, "drained")));
+        l = json_object_get(g0, "lease");
+        assert_int_equal(json_integer_value(json_object_get(l, "id")), 7);
+        assert_string_equal(json_string_value(json_object_get(l, "user")), "root");
+        assert_string_equal(json_string_value(json_object_get(l, "kind")), "manual");
+        assert_true(json_real_value(json_object_get(l, "expires_at")) == 1700003600.0);
+        assert_true(json_is_null(json_object_get(g1, "lease")));
+        assert_int_equal(json_array_size(json_object_get(o, "queue")), 0);
 
         /* Unknown values are null, never 0. */
         assert_true(json_is_null(json_object_get(g1, "memory_total_bytes")));
@@ -139,6 +156,8 @@ static void test_status_keys_and_values(void **state)
                             "python bad\xEF\xBF\xBD\xEF\xBF\xBD utf8");
         assert_true(json_is_null(json_object_get(p, "instance_uuid")));
         assert_true(json_is_false(json_object_get(p, "vanished")));
+        /* root's process on root's lease. */
+        assert_true(json_is_true(json_object_get(p, "leased")));
 
         p = json_array_get(json_object_get(g0, "processes"), 1);
         assert_true(json_is_true(json_object_get(p, "vanished")));
@@ -149,6 +168,7 @@ static void test_status_keys_and_values(void **state)
         assert_keys(json_array_get(json_object_get(g1, "instances"), 0), instance_keys,
                     sizeof instance_keys / sizeof instance_keys[0]);
         p = json_array_get(json_object_get(g1, "processes"), 0);
+        assert_true(json_is_false(json_object_get(p, "leased")));
         assert_string_equal(json_string_value(json_object_get(p, "instance_uuid")),
                             "MIG-22222222-2222-2222-2222-222222222222");
 

@@ -1,0 +1,121 @@
+/* Asking for a lease and waiting in the queue; see acquire.h. */
+#include "cli/acquire.h"
+
+#include <errno.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "basic/time-util.h"
+#include "cli/lease-render.h"
+#include "cli/text.h"
+
+/* What was last printed about our place in the queue, so that a repeated
+ * event does not print the same line again. */
+typedef struct queue_view {
+        bool queued;
+        double position, waiting;
+        char reason[256];
+} queue_view;
+
+static void on_event(const char *event, json_t *data, void *userdata)
+{
+        queue_view *v = userdata;
+        const char *reason = cli_json_str(data, "reason");
+        double position = -1, waiting = -1;
+        cli_term term;
+
+        if (strcmp(event, "queue.position") != 0)
+                return;
+        cli_json_num(data, "position", &position);
+        cli_json_num(data, "waiting", &waiting);
+        if (!reason)
+                reason = "";
+        if (v->queued && v->position == position && v->waiting == waiting &&
+            strncmp(v->reason, reason, sizeof v->reason - 1) == 0)
+                return;
+        v->queued = true;
+        v->position = position;
+        v->waiting = waiting;
+        snprintf(v->reason, sizeof v->reason, "%s", reason);
+
+        cli_term_detect(stderr, &term);
+        if (position >= 0 && waiting >= 0)
+                fprintf(stderr, "gpukeeper: queued, position %.0f of %.0f", position, waiting);
+        else
+                fputs("gpukeeper: queued", stderr);
+        if (reason[0]) {
+                fputs(" (", stderr);
+                cli_text_clip(stderr, reason, 200, term.unicode);
+                fputc(')', stderr);
+        }
+        fputc('\n', stderr);
+}
+
+int cli_signals_block(const sigset_t *extra, sigset_t *ret_old_mask)
+{
+        sigset_t mask, block;
+        int fd;
+
+        sigemptyset(&mask);
+        sigaddset(&mask, SIGINT);
+        sigaddset(&mask, SIGTERM);
+        sigaddset(&mask, SIGHUP);
+        block = mask;
+        if (extra)
+                sigorset(&block, &block, extra);
+        if (sigprocmask(SIG_BLOCK, &block, ret_old_mask) < 0)
+                return negative_errno();
+        fd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+        if (fd < 0)
+                return negative_errno();
+        return fd;
+}
+
+/* The signal waiting on `sfd`, or SIGINT when none can be read (the cancel
+ * fired, so one was there). */
+static int read_signal(int sfd)
+{
+        struct signalfd_siginfo si;
+
+        if (read(sfd, &si, sizeof si) != (ssize_t)sizeof si)
+                return SIGINT;
+        return (int)si.ssi_signo;
+}
+
+int cli_acquire(cli_context *ctx, gk_client *client, json_t *args, int sfd, json_t **ret_lease,
+                double *ret_waited_sec)
+{
+        _cleanup_(json_decrefp) json_t *result = NULL;
+        queue_view view = {};
+        uint64_t start = now_usec(CLOCK_MONOTONIC);
+        json_t *lease;
+        int r;
+
+        gk_client_set_event_handler(client, on_event, &view);
+        gk_client_set_cancel_fd(client, sfd);
+        r = cli_call(ctx, client, "lease.acquire", args, &result);
+        gk_client_set_cancel_fd(client, -1);
+        gk_client_set_event_handler(client, NULL, NULL);
+        if (r == CLI_EXIT_CANCELED) {
+                int sig = read_signal(sfd);
+
+                fprintf(stderr, "gpukeeper: interrupted by SIG%s; %s\n", sigabbrev_np(sig),
+                        view.queued ? "left the queue without a lease" : "request withdrawn");
+                return 128 + sig;
+        }
+        if (r != CLI_EXIT_OK)
+                return r;
+
+        lease = json_object_get(result, "lease");
+        if (!json_is_object(lease)) {
+                fprintf(stderr, "gpukeeper: lease.acquire: gpukeeperd's reply has no lease (see "
+                                "'journalctl -u gpukeeperd')\n");
+                return CLI_EXIT_SOFTWARE;
+        }
+        *ret_lease = json_incref(lease);
+        *ret_waited_sec =
+            view.queued ? (double)(now_usec(CLOCK_MONOTONIC) - start) / USEC_PER_SEC : -1;
+        return CLI_EXIT_OK;
+}

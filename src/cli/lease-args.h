@@ -1,0 +1,62 @@
+/* Command lines of the commands that ask for devices: `gpukeeper run` and
+ * `gpukeeper lease acquire`. They share the device selection (--gpus N,
+ * --gpu ID[,ID...], --mig PROFILE[:N]) and --no-wait, and turn into the
+ * arguments of the daemon's lease.acquire operation. Kept apart from the
+ * commands themselves so the unit tests can parse command lines without a
+ * daemon. */
+#pragma once
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "cli/cli.h"
+
+/* Limits on what one command line may ask for; the daemon has its own. */
+#define CLI_MAX_GPUS 1024          /* --gpus N */
+#define CLI_MAX_DEVICES 64         /* names given with --gpu, in all */
+#define CLI_MAX_DEVICE_NAME 96     /* "MIG-" + a UUID is 40 */
+#define CLI_MAX_MIG 32             /* --mig options */
+#define CLI_MAX_PROFILE 32         /* "1g.10gb+me" */
+#define CLI_MAX_COMMAND_BYTES 1024 /* the command shown to others (lease.acquire "command") */
+
+typedef enum cli_select_kind {
+        CLI_SELECT_NONE, /* nothing named: one whole GPU */
+        CLI_SELECT_GPUS,
+        CLI_SELECT_DEVICES,
+        CLI_SELECT_MIG,
+} cli_select_kind;
+
+typedef struct cli_acquire_args {
+        cli_select_kind kind;
+        uint64_t gpus;         /* CLI_SELECT_GPUS */
+        json_t *devices;       /* CLI_SELECT_DEVICES: array of strings, as given */
+        json_t *mig;           /* CLI_SELECT_MIG: array of {"profile", "count"} */
+        uint64_t duration_sec; /* lease acquire --time; 0: the daemon's default */
+        bool wait;             /* false with --no-wait */
+        bool json;             /* lease acquire --json */
+        bool help;             /* -h: the caller prints the usage and exits 0 */
+        char **command;        /* run: the command and its arguments (into argv), NULL-terminated */
+} cli_acquire_args;
+
+/* Free what the parsers allocated; `a` may be zeroed or parsed. */
+void cli_acquire_args_done(cli_acquire_args *a);
+
+/* Parse `gpukeeper run [OPTIONS] -- CMD [ARGS...]` (argv[0] is "run").
+ * Returns CLI_EXIT_OK and fills *ret (with help set for -h), or prints one
+ * line to stderr and returns CLI_EXIT_USAGE. --socket goes to ctx. */
+int cli_run_parse(cli_context *ctx, int argc, char *argv[], cli_acquire_args *ret);
+
+/* Parse `gpukeeper lease acquire [OPTIONS]` (argv[0] is "acquire"), the same
+ * way, with --time DURATION and --json instead of a command. */
+int cli_lease_acquire_parse(cli_context *ctx, int argc, char *argv[], cli_acquire_args *ret);
+
+/* Parse the value of --time: a duration as parse_duration_usec() reads it
+ * ("4h", "1h30m"), in whole seconds, at least 1s. Returns 0 or -EINVAL /
+ * -ERANGE. */
+int cli_parse_lease_time(const char *s, uint64_t *ret_sec);
+
+/* The arguments of lease.acquire for `a`, with "kind" `kind` ("run" or
+ * "manual") and, when `command` is not NULL, the command to show (made
+ * valid UTF-8 and cut to CLI_MAX_COMMAND_BYTES). NULL on ENOMEM. */
+json_t *cli_acquire_request(const cli_acquire_args *a, const char *kind, char *const *command);

@@ -1,0 +1,388 @@
+/* `gpukeeper lease acquire | env | list | extend | release`: interactive
+ * ("manual") leases for a shell or a notebook, which last until they are
+ * released or expire, and the listing and management of every lease the
+ * caller holds (admins: anyone's). `gpukeeper run` makes the other kind. */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "basic/parse.h"
+#include "basic/time-util.h"
+#include "cli/acquire.h"
+#include "cli/cli.h"
+#include "cli/lease-args.h"
+#include "cli/lease-render.h"
+
+enum {
+        ARG_ALL = CLI_ARG_VERB_FIRST,
+        ARG_JSON,
+        ARG_TIME,
+};
+
+void cli_lease_usage(FILE *f)
+{
+        fputs("Usage: gpukeeper lease acquire [--gpus N | --gpu ID[,ID...] | --mig PROFILE[:N]...]\n"
+              "                               [--time DURATION] [--no-wait] [--json]\n"
+              "       gpukeeper lease env [ID]\n"
+              "       gpukeeper lease list [--all] [--json]\n"
+              "       gpukeeper lease extend ID --time DURATION\n"
+              "       gpukeeper lease release ID | --all\n"
+              "\n"
+              "Leases for interactive work: acquire GPUs or MIG instances for a while (the\n"
+              "default and the longest duration are set by the administrator), use them\n"
+              "with eval \"$(gpukeeper lease env)\", release them when done.\n"
+              "\n"
+              "Commands:\n"
+              "  acquire  lease devices (default: 1 GPU); waits in the queue unless --no-wait\n"
+              "  env      print sh 'export' lines for a lease (default: your newest)\n"
+              "  list     your active leases; --all: everyone's\n"
+              "  extend   make a lease last DURATION longer (e.g. 2h)\n"
+              "  release  give a lease back; --all: all of yours\n"
+              "\n"
+              "Options:\n"
+              "  --gpus N, --gpu ID[,ID...], --mig PROFILE[:N]  what to lease, as for 'run'\n"
+              "  --time DURATION  how long: 30m, 4h, 1d (default: the configured default)\n"
+              "  --no-wait        fail with exit status 75 instead of waiting in the queue\n"
+              "  --json           print the daemon's reply as JSON\n"
+              "  --socket PATH    talk to the daemon at PATH\n"
+              "  -h, --help       show this help\n",
+              f);
+}
+
+static double now_sec(void)
+{
+        return (double)now_usec(CLOCK_REALTIME) / USEC_PER_SEC;
+}
+
+static void print_json(json_t *j)
+{
+        if (json_dumpf(j, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER) == 0)
+                fputc('\n', stdout);
+}
+
+/* A lease id from the command line: a decimal number within JSON's range. */
+static int parse_id(const char *verb, const char *s, json_int_t *ret)
+{
+        uint64_t v;
+
+        if (parse_uint64(s, &v) < 0 || v == 0 || v > INT64_MAX)
+                return cli_usage_error(verb, "'%s' is not a lease ID (see 'gpukeeper lease list')",
+                                       s);
+        *ret = (json_int_t)v;
+        return CLI_EXIT_OK;
+}
+
+/* The option loop of the simple subcommands: --json, --all and --time where
+ * `allowed` names them ("jat"). Leaves optind at the first operand. */
+static int parse_simple(cli_context *ctx, int argc, char *argv[], const char *verb,
+                        const char *allowed, bool *ret_json, bool *ret_all,
+                        uint64_t *ret_duration_sec, bool *ret_help)
+{
+        static const struct option options[] = {
+            CLI_COMMON_OPTIONS,
+            {"all", no_argument, NULL, ARG_ALL},
+            {"json", no_argument, NULL, ARG_JSON},
+            {"time", required_argument, NULL, ARG_TIME},
+            {},
+        };
+        int c;
+
+        optind = 0;
+        opterr = 0;
+        while ((c = getopt_long(argc, argv, "+:h", options, NULL)) >= 0) {
+                switch (c) {
+                case 'h':
+                        *ret_help = true;
+                        return CLI_EXIT_OK;
+                case CLI_ARG_SOCKET:
+                        ctx->socket_arg = optarg;
+                        break;
+                case ARG_JSON:
+                        if (!strchr(allowed, 'j'))
+                                return cli_option_error(verb, '?', argv);
+                        *ret_json = true;
+                        break;
+                case ARG_ALL:
+                        if (!strchr(allowed, 'a'))
+                                return cli_option_error(verb, '?', argv);
+                        *ret_all = true;
+                        break;
+                case ARG_TIME:
+                        if (!strchr(allowed, 't'))
+                                return cli_option_error(verb, '?', argv);
+                        if (cli_parse_lease_time(optarg, ret_duration_sec) < 0)
+                                return cli_usage_error(verb,
+                                                       "--time takes a duration of at least 1s "
+                                                       "in whole seconds, like '2h', not '%s'",
+                                                       optarg);
+                        break;
+                default:
+                        return cli_option_error(verb, c, argv);
+                }
+        }
+        return CLI_EXIT_OK;
+}
+
+static int lease_acquire(cli_context *ctx, int argc, char *argv[])
+{
+        _cleanup_(gk_client_freep) gk_client *client = NULL;
+        _cleanup_(json_decrefp) json_t *lease = NULL;
+        _cleanup_close_ int sfd = -1;
+        cli_acquire_args a;
+        sigset_t old_mask;
+        json_t *args;
+        double waited;
+        cli_term term;
+        int r;
+
+        r = cli_lease_acquire_parse(ctx, argc, argv, &a);
+        if (r != CLI_EXIT_OK)
+                return r;
+        if (a.help) {
+                cli_acquire_args_done(&a);
+                cli_lease_usage(stdout);
+                return cli_finish(CLI_EXIT_OK);
+        }
+        args = cli_acquire_request(&a, "manual", NULL);
+        cli_acquire_args_done(&a);
+        if (!args) {
+                fputs("gpukeeper: lease acquire: out of memory\n", stderr);
+                return CLI_EXIT_SOFTWARE;
+        }
+        /* Ctrl-C while queued: withdraw the request and say so. */
+        sfd = cli_signals_block(NULL, &old_mask);
+        if (sfd < 0) {
+                json_decref(args);
+                fprintf(stderr, "gpukeeper: lease acquire: cannot watch signals: %s\n",
+                        strerror(-sfd));
+                return CLI_EXIT_SOFTWARE;
+        }
+        r = cli_connect(ctx, &client);
+        if (r != CLI_EXIT_OK) {
+                json_decref(args);
+                return r;
+        }
+        r = cli_acquire(ctx, client, args, sfd, &lease, &waited);
+        if (r != CLI_EXIT_OK)
+                return r;
+        if (waited >= 0) {
+                char span[32];
+                double id = -1;
+
+                cli_json_num(lease, "id", &id);
+                fprintf(stderr, "gpukeeper: lease %.0f granted after %s in the queue\n", id,
+                        cli_format_span(span, sizeof span, waited));
+        }
+        if (a.json) {
+                _cleanup_(json_decrefp) json_t *wrapped = json_pack("{s:O}", "lease", lease);
+
+                if (wrapped)
+                        print_json(wrapped);
+                return cli_finish(CLI_EXIT_OK);
+        }
+        cli_term_detect(stdout, &term);
+        cli_lease_render(lease, stdout, &term, now_sec());
+        fputs("To use it in this shell: eval \"$(gpukeeper lease env)\"\n", stdout);
+        return cli_finish(CLI_EXIT_OK);
+}
+
+static int lease_env(cli_context *ctx, int argc, char *argv[])
+{
+        _cleanup_(gk_client_freep) gk_client *client = NULL;
+        _cleanup_(json_decrefp) json_t *result = NULL, *args = json_object();
+        bool json = false, all = false, help = false;
+        uint64_t dur = 0;
+        json_int_t id = 0;
+        int r;
+
+        r = parse_simple(ctx, argc, argv, "lease env", "", &json, &all, &dur, &help);
+        if (r != CLI_EXIT_OK)
+                return r;
+        if (help) {
+                cli_lease_usage(stdout);
+                return cli_finish(CLI_EXIT_OK);
+        }
+        if (argc - optind > 1)
+                return cli_usage_error("lease env", "unexpected argument '%s'", argv[optind + 1]);
+        if (!args)
+                return CLI_EXIT_SOFTWARE;
+        if (optind < argc) {
+                r = parse_id("lease env", argv[optind], &id);
+                if (r != CLI_EXIT_OK)
+                        return r;
+                json_object_set_new(args, "id", json_integer(id));
+        }
+        r = cli_connect(ctx, &client);
+        if (r != CLI_EXIT_OK)
+                return r;
+        r = cli_call(ctx, client, "lease.env", json_incref(args), &result);
+        if (r != CLI_EXIT_OK)
+                return r;
+        if (cli_env_render(json_object_get(result, "env"), stdout) < 0) {
+                fprintf(stderr, "gpukeeper: lease.env: gpukeeperd's reply holds no usable "
+                                "environment (see 'journalctl -u gpukeeperd')\n");
+                return CLI_EXIT_SOFTWARE;
+        }
+        return cli_finish(CLI_EXIT_OK);
+}
+
+static int lease_list(cli_context *ctx, int argc, char *argv[])
+{
+        _cleanup_(gk_client_freep) gk_client *client = NULL;
+        _cleanup_(json_decrefp) json_t *result = NULL;
+        bool json = false, all = false, help = false;
+        uint64_t dur = 0;
+        cli_term term;
+        int r;
+
+        r = parse_simple(ctx, argc, argv, "lease list", "ja", &json, &all, &dur, &help);
+        if (r != CLI_EXIT_OK)
+                return r;
+        if (help) {
+                cli_lease_usage(stdout);
+                return cli_finish(CLI_EXIT_OK);
+        }
+        if (optind < argc)
+                return cli_usage_error("lease list", "unexpected argument '%s'", argv[optind]);
+        r = cli_connect(ctx, &client);
+        if (r != CLI_EXIT_OK)
+                return r;
+        r = cli_call(ctx, client, "lease.list", json_pack("{s:b}", "all", all), &result);
+        if (r != CLI_EXIT_OK)
+                return r;
+        if (json) {
+                print_json(result);
+                return cli_finish(CLI_EXIT_OK);
+        }
+        cli_term_detect(stdout, &term);
+        if (cli_lease_list_render(json_object_get(result, "leases"), all, stdout, &term,
+                                  now_sec()) < 0) {
+                fprintf(stderr, "gpukeeper: lease.list: gpukeeperd's reply has no list of leases "
+                                "(see 'gpukeeper lease list --json')\n");
+                return CLI_EXIT_SOFTWARE;
+        }
+        return cli_finish(CLI_EXIT_OK);
+}
+
+static int lease_extend(cli_context *ctx, int argc, char *argv[])
+{
+        _cleanup_(gk_client_freep) gk_client *client = NULL;
+        _cleanup_(json_decrefp) json_t *result = NULL;
+        bool json = false, all = false, help = false;
+        uint64_t dur = 0;
+        json_int_t id = 0;
+        cli_term term;
+        int r;
+
+        r = parse_simple(ctx, argc, argv, "lease extend", "t", &json, &all, &dur, &help);
+        if (r != CLI_EXIT_OK)
+                return r;
+        if (help) {
+                cli_lease_usage(stdout);
+                return cli_finish(CLI_EXIT_OK);
+        }
+        if (optind >= argc)
+                return cli_usage_error("lease extend", "which lease? gpukeeper lease extend ID "
+                                                       "--time DURATION");
+        if (argc - optind > 1)
+                return cli_usage_error("lease extend", "unexpected argument '%s'",
+                                       argv[optind + 1]);
+        r = parse_id("lease extend", argv[optind], &id);
+        if (r != CLI_EXIT_OK)
+                return r;
+        if (dur == 0)
+                return cli_usage_error("lease extend", "by how much? add --time DURATION, like "
+                                                       "'--time 2h'");
+        r = cli_connect(ctx, &client);
+        if (r != CLI_EXIT_OK)
+                return r;
+        r = cli_call(ctx, client, "lease.extend",
+                     json_pack("{s:I, s:I}", "id", id, "duration_sec", (json_int_t)dur), &result);
+        if (r != CLI_EXIT_OK)
+                return r;
+        cli_term_detect(stdout, &term);
+        if (cli_lease_render(json_object_get(result, "lease"), stdout, &term, now_sec()) < 0)
+                printf("lease %lld extended\n", (long long)id);
+        return cli_finish(CLI_EXIT_OK);
+}
+
+static int lease_release(cli_context *ctx, int argc, char *argv[])
+{
+        _cleanup_(gk_client_freep) gk_client *client = NULL;
+        _cleanup_(json_decrefp) json_t *result = NULL;
+        bool json = false, all = false, help = false;
+        uint64_t dur = 0;
+        json_int_t id = 0;
+        json_t *released;
+        size_t n;
+        int r;
+
+        r = parse_simple(ctx, argc, argv, "lease release", "a", &json, &all, &dur, &help);
+        if (r != CLI_EXIT_OK)
+                return r;
+        if (help) {
+                cli_lease_usage(stdout);
+                return cli_finish(CLI_EXIT_OK);
+        }
+        if (all && optind < argc)
+                return cli_usage_error("lease release", "give a lease ID or --all, not both");
+        if (!all && optind >= argc)
+                return cli_usage_error("lease release", "which lease? give its ID (see "
+                                                        "'gpukeeper lease list') or --all");
+        if (argc - optind > 1)
+                return cli_usage_error("lease release", "unexpected argument '%s'",
+                                       argv[optind + 1]);
+        if (!all) {
+                r = parse_id("lease release", argv[optind], &id);
+                if (r != CLI_EXIT_OK)
+                        return r;
+        }
+        r = cli_connect(ctx, &client);
+        if (r != CLI_EXIT_OK)
+                return r;
+        r = cli_call(ctx, client, "lease.release",
+                     all ? json_pack("{s:b}", "all", 1) : json_pack("{s:I}", "id", id), &result);
+        if (r != CLI_EXIT_OK)
+                return r;
+        released = json_object_get(result, "released");
+        n = json_array_size(released);
+        if (n == 0) {
+                puts(all ? "You hold no active leases." : "Nothing released.");
+                return cli_finish(CLI_EXIT_OK);
+        }
+        fputs(n == 1 ? "released lease " : "released leases ", stdout);
+        for (size_t i = 0; i < n; i++) {
+                json_t *v = json_array_get(released, i);
+
+                printf(i ? ", %" JSON_INTEGER_FORMAT : "%" JSON_INTEGER_FORMAT,
+                       json_integer_value(v));
+        }
+        fputc('\n', stdout);
+        return cli_finish(CLI_EXIT_OK);
+}
+
+int cli_lease_main(cli_context *ctx, int argc, char *argv[])
+{
+        static const struct {
+                const char *name;
+                int (*main)(cli_context *ctx, int argc, char *argv[]);
+        } commands[] = {
+            {"acquire", lease_acquire}, {"env", lease_env},         {"list", lease_list},
+            {"extend", lease_extend},   {"release", lease_release},
+        };
+
+        if (argc < 2)
+                return cli_usage_error("lease", "no lease command given; try 'gpukeeper lease "
+                                                "list'");
+        if (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0) {
+                cli_lease_usage(stdout);
+                return cli_finish(CLI_EXIT_OK);
+        }
+        for (size_t i = 0; i < ELEMENTSOF(commands); i++)
+                if (strcmp(argv[1], commands[i].name) == 0)
+                        return commands[i].main(ctx, argc - 1, argv + 1);
+        return cli_usage_error("lease", "unknown lease command '%s'", argv[1]);
+}

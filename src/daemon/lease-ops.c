@@ -1,0 +1,645 @@
+/* Lease, queue and drain requests; see lease-ops.h. Every refusal that
+ * concerns someone else's lease is audited. */
+#include "daemon/lease-ops.h"
+
+#include <errno.h>
+#include <grp.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "basic/log.h"
+#include "basic/proc.h"
+#include "basic/time-util.h"
+#include "daemon/leases.h"
+
+#define MAX_DURATION_SEC (UINT64_C(366) * 24 * 3600)
+
+/* The policy limits of a peer: by the names of its groups (kernel view). */
+static const ConfigPolicyLimits *peer_limits(const Daemon *d, const Peer *peer)
+{
+        char names[PEER_MAX_GROUPS + 1][64];
+        const char *ptrs[PEER_MAX_GROUPS + 1];
+        size_t n = 0;
+
+        for (size_t i = 0; i <= peer->n_groups; i++) {
+                gid_t gid = i == 0 ? peer->gid : peer->groups[i - 1];
+                struct group gr, *result = NULL;
+                char buf[4096];
+
+                if (getgrgid_r(gid, &gr, buf, sizeof buf, &result) != 0 || !result)
+                        continue;
+                snprintf(names[n], sizeof names[n], "%s", gr.gr_name);
+                ptrs[n] = names[n];
+                n++;
+        }
+        return config_policy_limits(d->config, ptrs, n);
+}
+
+/* Optional non-negative integer argument; *ret untouched when absent. */
+static int arg_uint(json_t *args, const char *key, uint64_t max, uint64_t *ret,
+                    gk_call_error *ret_error)
+{
+        json_t *v = args ? json_object_get(args, key) : NULL;
+
+        if (!v)
+                return 0;
+        if (!json_is_integer(v) || json_integer_value(v) < 0 ||
+            (uint64_t)json_integer_value(v) > max)
+                return request_error(ret_error, GK_E_INVALID_ARGUMENT,
+                                     "'%s' must be an integer from 0 to %" PRIu64, key, max);
+        *ret = (uint64_t)json_integer_value(v);
+        return 0;
+}
+
+static int arg_bool(json_t *args, const char *key, bool *ret, gk_call_error *ret_error)
+{
+        json_t *v = args ? json_object_get(args, key) : NULL;
+
+        if (!v)
+                return 0;
+        if (!json_is_boolean(v))
+                return request_error(ret_error, GK_E_INVALID_ARGUMENT, "'%s' must be true or false",
+                                     key);
+        *ret = json_is_true(v);
+        return 0;
+}
+
+static int arg_string(json_t *args, const char *key, size_t max, const char **ret,
+                      gk_call_error *ret_error)
+{
+        json_t *v = args ? json_object_get(args, key) : NULL;
+
+        if (!v)
+                return 0;
+        if (!json_is_string(v) || json_string_length(v) > max)
+                return request_error(ret_error, GK_E_INVALID_ARGUMENT,
+                                     "'%s' must be a string of at most %zu bytes", key, max);
+        *ret = json_string_value(v);
+        return 0;
+}
+
+/* Arguments must be among `allowed`, so a typo is an error, not ignored. */
+static int check_keys(json_t *args, const char *const *allowed, gk_call_error *ret_error)
+{
+        const char *key;
+        json_t *v;
+
+        json_object_foreach(args, key, v) {
+                bool ok = false;
+
+                for (size_t i = 0; allowed[i]; i++)
+                        ok = ok || strcmp(key, allowed[i]) == 0;
+                if (!ok)
+                        return request_error(ret_error, GK_E_INVALID_ARGUMENT,
+                                             "unknown argument '%s'", key);
+        }
+        return 0;
+}
+
+/* Resolve one named device: a GPU index ("1" or 1) or a GPU/MIG uuid, to
+ * the uuid of an allocatable device of the latest snapshot. */
+static int resolve_device(const Daemon *d, json_t *item, char **ret, gk_call_error *ret_error)
+{
+        const GpuSnapshot *snap = d->snapshot;
+        const char *text = json_string_value(item);
+        long long index = -1;
+        char *end;
+
+        if (json_is_integer(item))
+                index = json_integer_value(item);
+        else if (text && text[0] >= '0' && text[0] <= '9') {
+                errno = 0;
+                index = strtoll(text, &end, 10);
+                if (errno || *end)
+                        return request_error(ret_error, GK_E_INVALID_ARGUMENT,
+                                             "'%s' is neither a GPU index nor a UUID", text);
+        } else if (!text)
+                return request_error(ret_error, GK_E_INVALID_ARGUMENT,
+                                     "devices are named by UUID or GPU index");
+
+        for (size_t i = 0; snap && i < snap->n_gpus; i++) {
+                const GpuDevice *g = &snap->gpus[i];
+                bool named = index >= 0 ? (long long)g->index == index
+                                        : strcmp(g->uuid, text) == 0;
+
+                if (named && g->mig_enabled)
+                        return request_error(ret_error, GK_E_INVALID_ARGUMENT,
+                                             "GPU %u is in MIG mode: ask for its instances "
+                                             "(--mig PROFILE or a MIG-… UUID)",
+                                             g->index);
+                if (named)
+                        return (*ret = strdup(g->uuid)) ? 0 : -ENOMEM;
+                for (size_t k = 0; index < 0 && k < g->n_instances; k++)
+                        if (strcmp(g->instances[k].uuid, text) == 0)
+                                return (*ret = strdup(text)) ? 0 : -ENOMEM;
+        }
+        if (index >= 0)
+                return request_error(ret_error, GK_E_INVALID_ARGUMENT, "there is no GPU %lld",
+                                     index);
+        return request_error(ret_error, GK_E_INVALID_ARGUMENT, "there is no device %s", text);
+}
+
+static int parse_mig_items(json_t *mig, QueueEntry *e, gk_call_error *ret_error)
+{
+        size_t i;
+        json_t *item;
+
+        if (!json_is_array(mig) || json_array_size(mig) == 0 ||
+            json_array_size(mig) > POLICY_MAX_REQUEST_ITEMS)
+                return request_error(ret_error, GK_E_INVALID_ARGUMENT,
+                                     "'mig' must be a list of 1 to %d {profile, count} items",
+                                     POLICY_MAX_REQUEST_ITEMS);
+        e->mig = calloc(json_array_size(mig), sizeof *e->mig);
+        if (!e->mig)
+                return -ENOMEM;
+        json_array_foreach(mig, i, item) {
+                json_t *profile = json_object_get(item, "profile");
+                json_t *count = json_object_get(item, "count");
+
+                if (!json_is_string(profile) || json_string_length(profile) == 0 ||
+                    json_string_length(profile) >= POLICY_PROFILE_MAX ||
+                    (count && (!json_is_integer(count) || json_integer_value(count) < 1 ||
+                               json_integer_value(count) > LEASE_MAX_DEVICES)))
+                        return request_error(ret_error, GK_E_INVALID_ARGUMENT,
+                                             "MIG item %zu: needs a 'profile' such as 3g.40gb "
+                                             "and a 'count' from 1 to %d",
+                                             i + 1, LEASE_MAX_DEVICES);
+                snprintf(e->mig[i].profile, sizeof e->mig[i].profile, "%s",
+                         json_string_value(profile));
+                e->mig[i].count = count ? (unsigned)json_integer_value(count) : 1;
+                e->n_mig++;
+        }
+        return 0;
+}
+
+/* What the request asks for: exactly one of gpus / devices / mig (none: 1 GPU). */
+static int parse_wants(const Daemon *d, json_t *args, QueueEntry *e, unsigned *ret_count,
+                       gk_call_error *ret_error)
+{
+        json_t *devices = json_object_get(args, "devices"), *mig = json_object_get(args, "mig");
+        uint64_t gpus = 0;
+        unsigned count = 0;
+        int r;
+
+        r = arg_uint(args, "gpus", LEASE_MAX_DEVICES, &gpus, ret_error);
+        if (r != 0)
+                return r;
+        if ((json_object_get(args, "gpus") != NULL) + (devices != NULL) + (mig != NULL) > 1)
+                return request_error(ret_error, GK_E_INVALID_ARGUMENT,
+                                     "ask for 'gpus', 'devices' or 'mig', not several");
+        if (json_object_get(args, "gpus") && gpus == 0)
+                return request_error(ret_error, GK_E_INVALID_ARGUMENT, "'gpus' must be at least 1");
+
+        if (devices) {
+                size_t i;
+                json_t *item;
+
+                if (!json_is_array(devices) || json_array_size(devices) == 0 ||
+                    json_array_size(devices) > POLICY_MAX_REQUEST_ITEMS)
+                        return request_error(ret_error, GK_E_INVALID_ARGUMENT,
+                                             "'devices' must name 1 to %d devices",
+                                             POLICY_MAX_REQUEST_ITEMS);
+                e->named = calloc(json_array_size(devices), sizeof *e->named);
+                if (!e->named)
+                        return -ENOMEM;
+                json_array_foreach(devices, i, item) {
+                        r = resolve_device(d, item, &e->named[i], ret_error);
+                        if (r != 0)
+                                return r;
+                        e->n_named++;
+                }
+                count = (unsigned)e->n_named;
+        } else if (mig) {
+                r = parse_mig_items(mig, e, ret_error);
+                if (r != 0)
+                        return r;
+                for (size_t i = 0; i < e->n_mig; i++)
+                        count += e->mig[i].count;
+        } else {
+                e->n_gpus = gpus ? (unsigned)gpus : 1;
+                count = e->n_gpus;
+        }
+        *ret_count = count;
+        return 0;
+}
+
+static void audit_refusal(Daemon *d, const Peer *peer, const char *action, const char *subject,
+                          const char *why)
+{
+        _cleanup_free_ char *detail = NULL;
+        json_t *o = json_pack("{s:s}", "reason", why);
+
+        if (o)
+                detail = json_dumps(o, JSON_COMPACT);
+        json_decref(o);
+        (void)store_audit(d->store, peer->uid, action, subject, detail);
+}
+
+int lease_op_acquire(Daemon *d, const RequestCall *call, json_t *args, json_t **ret_result,
+                     gk_call_error *ret_error)
+{
+        static const char *const allowed[] = {"kind", "gpus", "devices", "mig", "duration_sec",
+                                              "wait", "command", NULL};
+        const Peer *peer = call->peer;
+        const ConfigPolicyLimits *limits = peer_limits(d, peer);
+        _cleanup_free_ PolicyDevice *devs = NULL;
+        QueueEntry *e = NULL;
+        const char *kind = NULL, *command = NULL;
+        uint64_t duration_sec = 0, request_id;
+        PolicyUserUsage usage;
+        PolicyRequest req;
+        char reason[160];
+        bool wait = true;
+        size_t n_devs = 0;
+        unsigned count = 0;
+        int r;
+
+        if (!args)
+                return request_error(ret_error, GK_E_INVALID_ARGUMENT, "'kind' is required");
+        r = check_keys(args, allowed, ret_error);
+        if (r == 0)
+                r = arg_string(args, "kind", 16, &kind, ret_error);
+        if (r == 0 && (!kind || (strcmp(kind, "run") != 0 && strcmp(kind, "manual") != 0)))
+                r = request_error(ret_error, GK_E_INVALID_ARGUMENT,
+                                  "'kind' must be \"run\" or \"manual\"");
+        if (r == 0)
+                r = arg_uint(args, "duration_sec", MAX_DURATION_SEC, &duration_sec, ret_error);
+        if (r == 0)
+                r = arg_bool(args, "wait", &wait, ret_error);
+        if (r == 0)
+                r = arg_string(args, "command", LEASE_COMMAND_MAX, &command, ret_error);
+        if (r != 0)
+                return r;
+
+        e = calloc(1, sizeof *e);
+        if (!e)
+                return -ENOMEM;
+        e->kind = strcmp(kind, "run") == 0 ? LEASE_RUN : LEASE_MANUAL;
+        e->conn_id = peer->conn_id;
+        e->msg_id = call->id;
+        e->uid = peer->uid;
+        e->pid = peer->pid;
+        e->no_wait = !wait;
+        e->max_gpus = (unsigned)limits->max_gpus;
+        if (e->kind == LEASE_RUN && json_object_get(args, "duration_sec")) {
+                r = request_error(ret_error, GK_E_INVALID_ARGUMENT,
+                                  "a run lease lasts as long as its command; no duration");
+                goto fail;
+        }
+        if (e->kind == LEASE_MANUAL) {
+                e->duration_usec = duration_sec ? duration_sec * USEC_PER_SEC
+                                                : limits->default_duration_usec;
+                if (e->duration_usec > limits->max_duration_usec) {
+                        r = request_error(ret_error, GK_E_PERMISSION,
+                                          "a lease may last at most %" PRIu64
+                                          " s under your policy",
+                                          limits->max_duration_usec / USEC_PER_SEC);
+                        audit_refusal(d, peer, "lease.refused", NULL, ret_error->message);
+                        goto fail;
+                }
+        }
+        if ((command && !(e->command = strdup(command))) ||
+            !(e->request_json = json_dumps(args, JSON_COMPACT | JSON_SORT_KEYS))) {
+                r = -ENOMEM;
+                goto fail;
+        }
+        r = parse_wants(d, args, e, &count, ret_error);
+        if (r != 0)
+                goto fail;
+
+        if (limits->max_gpus && count > limits->max_gpus) {
+                r = request_error(ret_error, GK_E_PERMISSION,
+                                  "asks for %u devices; your limit is %" PRIu64 " at once", count,
+                                  limits->max_gpus);
+                audit_refusal(d, peer, "lease.refused", NULL, ret_error->message);
+                goto fail;
+        }
+        r = leases_policy_devices(d, &devs, &n_devs);
+        if (r < 0)
+                goto fail;
+        req = (PolicyRequest){.uid = e->uid, .n_gpus = e->n_gpus,
+                              .named = (const char *const *)e->named, .n_named = e->n_named,
+                              .mig = e->mig, .n_mig = e->n_mig};
+        usage = (PolicyUserUsage){.uid = e->uid, .held = leases_held_by(d, e->uid),
+                                  .max_devices = e->max_gpus};
+        if (policy_check_request(devs, n_devs, &req, &usage, reason, sizeof reason) != 0) {
+                r = request_error(ret_error, GK_E_INVALID_ARGUMENT, "%s", reason);
+                audit_refusal(d, peer, "lease.refused", NULL, reason);
+                goto fail;
+        }
+        if (e->kind == LEASE_RUN)
+                (void)proc_start_time(peer->pid, &e->pid_start_time);
+
+        request_id = leases_enqueue(d, TAKE_PTR(e));
+        leases_schedule(d);
+        for (QueueEntry *q = d->leases.queue; q; q = q->next) {
+                if (q->request_id != request_id || !q->no_wait)
+                        continue;
+                r = request_error(ret_error, GK_E_NO_CAPACITY, "not enough free devices now (%s)",
+                                  q->last_reason);
+                leases_dequeue(d, request_id);
+                return r;
+        }
+        return REQUEST_DEFERRED;
+fail:
+        queue_entry_free(e);
+        return r;
+}
+
+/* The active lease `id` for an operation by `peer`: own, or any for admins. */
+static int lease_for_peer(Daemon *d, const Peer *peer, json_t *args, const char *action,
+                          Lease **ret, gk_call_error *ret_error)
+{
+        uint64_t id = 0;
+        char subject[32];
+        Lease *l;
+        int r;
+
+        r = arg_uint(args, "id", INT64_MAX, &id, ret_error);
+        if (r != 0)
+                return r;
+        if (!args || !json_object_get(args, "id"))
+                return request_error(ret_error, GK_E_INVALID_ARGUMENT, "'id' is required");
+        l = leases_find(d, (int64_t)id);
+        if (!l)
+                return request_error(ret_error, GK_E_NOT_FOUND, "there is no active lease %" PRIu64,
+                                     id);
+        if (l->rec.uid != peer->uid && !peer_is_admin(peer)) {
+                snprintf(subject, sizeof subject, "lease %" PRIu64, id);
+                r = request_error(ret_error, GK_E_PERMISSION,
+                                  "lease %" PRIu64 " is not yours; only its holder or an admin "
+                                  "(group " ADMIN_GROUP ") may %s it",
+                                  id, action);
+                audit_refusal(d, peer,
+                              strcmp(action, "release") == 0 ? "lease.release_denied"
+                                                              : "lease.extend_denied",
+                              subject, ret_error->message);
+                return r;
+        }
+        *ret = l;
+        return 0;
+}
+
+int lease_op_attach(Daemon *d, const RequestCall *call, json_t *args, json_t **ret_result,
+                    gk_call_error *ret_error)
+{
+        static const char *const allowed[] = {"id", NULL};
+        uint64_t start_time;
+        Lease *l = NULL;
+        int r;
+
+        r = check_keys(args, allowed, ret_error);
+        if (r == 0)
+                r = lease_for_peer(d, call->peer, args, "attach to", &l, ret_error);
+        if (r != 0)
+                return r;
+        if (l->rec.uid != call->peer->uid || l->rec.kind != LEASE_RUN)
+                return request_error(ret_error, GK_E_INVALID_ARGUMENT,
+                                     "only the holder of a run lease can attach to it");
+        if (l->conn_id != 0)
+                return request_error(ret_error, GK_E_INVALID_ARGUMENT,
+                                     "lease %" PRId64 " is attached to a live client already",
+                                     l->rec.id);
+        if (proc_start_time(call->peer->pid, &start_time) >= 0) {
+                l->rec.client_pid = call->peer->pid;
+                l->rec.client_start_time = start_time;
+                (void)store_lease_attach(d->store, l->rec.id, l->rec.client_pid, start_time);
+        }
+        l->conn_id = call->peer->conn_id;
+        l->attach_deadline_usec = 0;
+        log_info("Lease %" PRId64 " re-attached by pid %d.", l->rec.id, (int)call->peer->pid);
+        *ret_result = json_pack("{s:o}", "lease", lease_to_json(d, l));
+        return *ret_result ? 0 : -ENOMEM;
+}
+
+int lease_op_release(Daemon *d, const RequestCall *call, json_t *args, json_t **ret_result,
+                     gk_call_error *ret_error)
+{
+        static const char *const allowed[] = {"id", "all", NULL};
+        json_t *released = json_array();
+        bool all = false;
+        Lease *l = NULL;
+        int r;
+
+        if (!released)
+                return -ENOMEM;
+        r = check_keys(args, allowed, ret_error);
+        if (r == 0)
+                r = arg_bool(args, "all", &all, ret_error);
+        if (r == 0 && !all)
+                r = lease_for_peer(d, call->peer, args, "release", &l, ret_error);
+        if (r != 0) {
+                json_decref(released);
+                return r;
+        }
+        for (Lease *it = d->leases.leases, *next; it; it = next) {
+                next = it->next;
+                if (all ? it->rec.uid != call->peer->uid : it != l)
+                        continue;
+                json_array_append_new(released, json_integer(it->rec.id));
+                r = leases_end(d, it, false,
+                               it->rec.uid == call->peer->uid ? "released by its holder"
+                                                              : "released by an admin",
+                               call->peer->uid);
+                if (r < 0) {
+                        json_decref(released);
+                        return r;
+                }
+        }
+        leases_schedule(d);
+        *ret_result = json_pack("{s:o}", "released", released);
+        return *ret_result ? 0 : -ENOMEM;
+}
+
+int lease_op_extend(Daemon *d, const RequestCall *call, json_t *args, json_t **ret_result,
+                    gk_call_error *ret_error)
+{
+        static const char *const allowed[] = {"id", "duration_sec", NULL};
+        const ConfigPolicyLimits *limits;
+        uint64_t duration_sec = 0, now = now_usec(CLOCK_REALTIME), expires;
+        Lease *l = NULL;
+        int r;
+
+        r = check_keys(args, allowed, ret_error);
+        if (r == 0)
+                r = arg_uint(args, "duration_sec", MAX_DURATION_SEC, &duration_sec, ret_error);
+        if (r == 0 && duration_sec == 0)
+                r = request_error(ret_error, GK_E_INVALID_ARGUMENT,
+                                  "'duration_sec' (at least 1) is required");
+        if (r == 0)
+                r = lease_for_peer(d, call->peer, args, "extend", &l, ret_error);
+        if (r != 0)
+                return r;
+        if (l->rec.kind != LEASE_MANUAL)
+                return request_error(ret_error, GK_E_INVALID_ARGUMENT,
+                                     "a run lease lasts as long as its command; only manual "
+                                     "leases are extended");
+        /* The holder's policy bounds the extension, also when an admin asks. */
+        limits = peer_limits(d, call->peer);
+        expires = MAX(l->rec.expires_usec, now) + duration_sec * USEC_PER_SEC;
+        if (!peer_is_admin(call->peer) && expires - now > limits->max_duration_usec)
+                return request_error(ret_error, GK_E_PERMISSION,
+                                     "the lease would then last %" PRIu64 " s more; your policy "
+                                     "allows at most %" PRIu64 " s",
+                                     (expires - now) / USEC_PER_SEC,
+                                     limits->max_duration_usec / USEC_PER_SEC);
+        r = store_lease_extend(d->store, l->rec.id, expires, call->peer->uid);
+        if (r < 0)
+                return r;
+        l->rec.expires_usec = expires;
+        leases_schedule(d);
+        *ret_result = json_pack("{s:o}", "lease", lease_to_json(d, l));
+        return *ret_result ? 0 : -ENOMEM;
+}
+
+int lease_op_list(Daemon *d, const RequestCall *call, json_t *args, json_t **ret_result,
+                  gk_call_error *ret_error)
+{
+        static const char *const allowed[] = {"all", NULL};
+        json_t *list = json_array();
+        bool all = false;
+        int r;
+
+        if (!list)
+                return -ENOMEM;
+        r = check_keys(args, allowed, ret_error);
+        if (r == 0)
+                r = arg_bool(args, "all", &all, ret_error);
+        if (r != 0) {
+                json_decref(list);
+                return r;
+        }
+        for (const Lease *l = d->leases.leases; l; l = l->next)
+                if ((all || l->rec.uid == call->peer->uid) &&
+                    json_array_append_new(list, lease_to_json(d, l)) < 0) {
+                        json_decref(list);
+                        return -ENOMEM;
+                }
+        *ret_result = json_pack("{s:o}", "leases", list);
+        return *ret_result ? 0 : -ENOMEM;
+}
+
+int lease_op_env(Daemon *d, const RequestCall *call, json_t *args, json_t **ret_result,
+                 gk_call_error *ret_error)
+{
+        static const char *const allowed[] = {"id", NULL};
+        const Lease *pick = NULL;
+        json_t *lease, *visible;
+        char id[32];
+        int r;
+
+        r = check_keys(args, allowed, ret_error);
+        if (r != 0)
+                return r;
+        if (args && json_object_get(args, "id")) {
+                Lease *l = NULL;
+
+                r = lease_for_peer(d, call->peer, args, "use", &l, ret_error);
+                if (r != 0)
+                        return r;
+                pick = l;
+        } else
+                /* The newest manual lease, else the newest run lease. */
+                for (const Lease *l = d->leases.leases; l; l = l->next)
+                        if (l->rec.uid == call->peer->uid &&
+                            (!pick || l->rec.kind == LEASE_MANUAL || pick->rec.kind == LEASE_RUN))
+                                pick = l;
+        if (!pick)
+                return request_error(ret_error, GK_E_NOT_FOUND,
+                                     "you hold no lease; get one with 'gpukeeper lease acquire'");
+        lease = lease_to_json(d, pick);
+        if (!lease)
+                return -ENOMEM;
+        visible = json_object_get(lease, "cuda_visible_devices");
+        snprintf(id, sizeof id, "%" PRId64, pick->rec.id);
+        *ret_result = json_pack("{s:o, s:{s:O, s:s, s:s}}", "lease", lease, "env",
+                                "CUDA_VISIBLE_DEVICES", visible, "CUDA_DEVICE_ORDER", "PCI_BUS_ID",
+                                "GPUKEEPER_LEASE_ID", id);
+        return *ret_result ? 0 : -ENOMEM;
+}
+
+int lease_op_queue(Daemon *d, const RequestCall *call, json_t *args, json_t **ret_result,
+                   gk_call_error *ret_error)
+{
+        static const char *const allowed[] = {NULL};
+        json_t *queue;
+        int r;
+
+        r = check_keys(args, allowed, ret_error);
+        if (r != 0)
+                return r;
+        queue = leases_queue_to_json(d);
+        if (!queue)
+                return -ENOMEM;
+        *ret_result = json_pack("{s:o}", "queue", queue);
+        return *ret_result ? 0 : -ENOMEM;
+}
+
+/* drain / undrain: admins only; a GPU index or uuid, or a MIG uuid. */
+static int set_drain(Daemon *d, const RequestCall *call, json_t *args, bool drained,
+                     json_t **ret_result, gk_call_error *ret_error)
+{
+        static const char *const allowed[] = {"device", "reason", NULL};
+        const GpuSnapshot *snap = d->snapshot;
+        const char *reason = NULL, *uuid = NULL;
+        json_t *device;
+        int r;
+
+        r = check_keys(args, allowed, ret_error);
+        if (r == 0)
+                r = arg_string(args, "reason", 256, &reason, ret_error);
+        if (r != 0)
+                return r;
+        if (!peer_is_admin(call->peer)) {
+                r = request_error(ret_error, GK_E_PERMISSION,
+                                  "only admins (root, group " ADMIN_GROUP ") may %s devices",
+                                  drained ? "drain" : "undrain");
+                audit_refusal(d, call->peer, drained ? "device.drain_denied"
+                                                     : "device.undrain_denied",
+                              NULL, ret_error->message);
+                return r;
+        }
+        device = args ? json_object_get(args, "device") : NULL;
+        for (size_t i = 0; device && snap && i < snap->n_gpus && !uuid; i++) {
+                const GpuDevice *g = &snap->gpus[i];
+                const char *text = json_string_value(device);
+                char index[16];
+
+                snprintf(index, sizeof index, "%u", g->index);
+                if ((json_is_integer(device) && json_integer_value(device) == (json_int_t)g->index) ||
+                    (text && (strcmp(text, index) == 0 || strcmp(text, g->uuid) == 0)))
+                        uuid = g->uuid;
+                for (size_t k = 0; text && !uuid && k < g->n_instances; k++)
+                        if (strcmp(text, g->instances[k].uuid) == 0)
+                                uuid = g->instances[k].uuid;
+        }
+        if (!uuid && !drained && json_is_string(device) &&
+            leases_is_drained(d, json_string_value(device), NULL))
+                uuid = json_string_value(device); /* undrain a device that is gone */
+        if (!uuid)
+                return request_error(ret_error, GK_E_INVALID_ARGUMENT,
+                                     "'device' must name a GPU (index or UUID) or a MIG instance");
+        r = store_drain_set(d->store, uuid, drained, call->peer->uid, reason);
+        if (r < 0)
+                return r;
+        r = leases_set_drained(d, uuid, drained);
+        if (r < 0)
+                return r;
+        leases_schedule(d);
+        *ret_result = json_pack("{s:s, s:b}", "device", uuid, "drained", drained);
+        return *ret_result ? 0 : -ENOMEM;
+}
+
+int lease_op_drain(Daemon *d, const RequestCall *call, json_t *args, json_t **ret_result,
+                   gk_call_error *ret_error)
+{
+        return set_drain(d, call, args, true, ret_result, ret_error);
+}
+
+int lease_op_undrain(Daemon *d, const RequestCall *call, json_t *args, json_t **ret_result,
+                     gk_call_error *ret_error)
+{
+        return set_drain(d, call, args, false, ret_result, ret_error);
+}

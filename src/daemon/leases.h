@@ -1,0 +1,126 @@
+/* Lease state of the daemon: active leases (mirrored from the store), the
+ * queue of waiting requests, drained devices and wear-levelling times, and
+ * the scheduling step that turns allocator decisions into grants.
+ *
+ * The store is the truth for leases; memory mirrors it and is rebuilt from
+ * it at start. The queue lives only in memory: every queued request belongs
+ * to a client connection that waits for its reply, and leaves the queue when
+ * that connection closes. */
+#pragma once
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <systemd/sd-event.h>
+
+#include "policy/allocate.h"
+#include "store/lease-store.h"
+
+typedef struct Daemon Daemon;
+typedef struct Peer Peer;
+
+#define LEASES_MAX_ACTIVE 4096
+#define LEASES_MAX_QUEUE POLICY_MAX_QUEUE
+
+typedef struct Lease {
+        StoredLease rec;
+        uint64_t conn_id;            /* run leases: the client connection holding it; 0 = detached */
+        uint64_t attach_deadline_usec; /* CLOCK_REALTIME; detached run leases after a restart */
+        struct Lease *next;
+} Lease;
+
+typedef struct QueueEntry {
+        uint64_t request_id; /* daemon-assigned, increasing: the FIFO order */
+        uint64_t conn_id;    /* the connection waiting for the reply */
+        uint32_t msg_id;     /* the acquire request's id, for the reply */
+        uid_t uid;
+        pid_t pid;
+        uint64_t pid_start_time;
+        LeaseKind kind;
+        uint64_t duration_usec; /* manual leases */
+        unsigned max_gpus;      /* the user's cap when the request arrived; 0 = none */
+        char *command;
+        char *request_json;     /* what was asked, for the audit trail */
+        unsigned n_gpus;
+        char **named;
+        size_t n_named;
+        PolicyMigItem *mig;
+        size_t n_mig;
+        uint64_t since_usec; /* CLOCK_REALTIME */
+        bool no_wait;           /* answered E_NO_CAPACITY unless granted at once */
+        unsigned last_position;
+        char last_reason[160];
+        struct QueueEntry *next;
+} QueueEntry;
+
+typedef struct DeviceTime {
+        char uuid[LEASE_UUID_MAX];
+        uint64_t usec;
+} DeviceTime;
+
+typedef struct LeaseState {
+        Lease *leases;
+        size_t n_leases;
+        QueueEntry *queue; /* FIFO, head first */
+        size_t queue_len;
+        DeviceTime *drained; /* uuid → since */
+        size_t n_drained;
+        DeviceTime *released; /* uuid → last released (wear levelling) */
+        size_t n_released;
+        uint64_t next_request_id;
+        sd_event_source *timer; /* earliest expiry or attach deadline */
+} LeaseState;
+
+/* Load active leases, drains and usage from the store. Run leases start
+ * detached: released at once when their client process is gone, else after
+ * policy.reconnect_grace unless a client re-attaches. Returns 0 or -errno. */
+int leases_init(Daemon *d);
+void leases_done(LeaseState *s);
+
+/* Serve the queue: grant what the allocator allows (one store transaction
+ * each), reply to the waiting clients, tell the others their position, and
+ * re-arm the expiry timer. Called after every change and every sampler tick. */
+void leases_schedule(Daemon *d);
+
+/* A client connection closed: its run leases are released and its queued
+ * requests leave the queue. */
+void leases_connection_closed(Daemon *d, uint64_t conn_id);
+
+/* End a lease (store transaction first, then memory). `actor` is the uid
+ * that asked, -1 for the daemon. Returns 0 or -errno. */
+int leases_end(Daemon *d, Lease *l, bool expired, const char *reason, int64_t actor);
+
+Lease *leases_find(Daemon *d, int64_t id);
+
+/* The active lease holding device `uuid` (a GPU or MIG uuid), or NULL. */
+const Lease *leases_holder(const Daemon *d, const char *uuid);
+
+/* Record in memory that `uuid` is (un)drained (the store is written first
+ * by the caller). Returns 0 or -ENOMEM. */
+int leases_set_drained(Daemon *d, const char *uuid, bool drained);
+
+/* Whether `uuid`, or the GPU it is on, is drained. */
+bool leases_is_drained(const Daemon *d, const char *uuid, const char *gpu_uuid);
+
+/* JSON of a lease (keys in docs/protocol.md) and of the queue. NULL on OOM. */
+json_t *lease_to_json(const Daemon *d, const Lease *l);
+json_t *leases_queue_to_json(const Daemon *d);
+
+/* The allocatable devices of the latest snapshot as allocator input: whole
+ * GPUs not in MIG mode and MIG instances, with their lease, drain, health,
+ * unleased-memory and wear-levelling state. Strings point into the snapshot.
+ * The caller frees the array. Returns 0 or -ENOMEM. */
+int leases_policy_devices(const Daemon *d, PolicyDevice **ret, size_t *ret_n);
+
+/* Devices held by `uid` in active leases. */
+unsigned leases_held_by(const Daemon *d, uid_t uid);
+
+/* Append a queue entry (taking ownership) and return its request id. */
+uint64_t leases_enqueue(Daemon *d, QueueEntry *e);
+
+/* Remove and free the queue entry with `request_id`, if still queued.
+ * Returns true when it was there. */
+bool leases_dequeue(Daemon *d, uint64_t request_id);
+
+void queue_entry_free(QueueEntry *e);

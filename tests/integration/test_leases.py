@@ -1,0 +1,373 @@
+"""Manual leases of real users (gktest-alice, gktest-bob) through the CLI:
+acquire, env, list, extend, release; per-user caps (also by Unix group);
+durations and expiry; refusals of someone else's lease with their audit rows;
+the admin override; draining. The queue's order and backfill are in
+test_queue.py, `gpukeeper run` in test_run.py."""
+
+import re
+import subprocess
+import time
+
+from conftest import (CLI_FOR_USERS, GPU0_UUID, GPU1_UUID, MIG_A_UUID, MIG_B_UUID, as_user,
+                      gpu_by_uuid, lease_devices, leases_from_json, raw_call,
+                      start_leasing_daemon, wait_for, whole_gpu_uuid)
+
+GPU2_UUID = whole_gpu_uuid(2)  # the first extra whole GPU of start_leasing_daemon
+
+EXIT_NO_CAPACITY = 75
+EXIT_PERMISSION = 77
+E_PERMISSION = 5
+E_INVALID_ARGUMENT = 6
+E_NOT_FOUND = 7
+
+
+def only_lease(d, user):
+    """The one active lease of `user`."""
+    mine = [lease for lease in d.leases() if lease["uid"] == user.uid]
+    assert len(mine) == 1, f"{user.name} holds {mine}"
+    return mine[0]
+
+
+def audit_rows(d, uid, after_id=0):
+    return d.query("SELECT * FROM audit WHERE uid = ? AND id > ? ORDER BY id", (uid, after_id))
+
+
+def last_audit_id(d):
+    return d.query("SELECT COALESCE(MAX(id), 0) AS m FROM audit")[0]["m"]
+
+
+def refusal_audited(d, uid, verb, lease_id, after_id):
+    """An audit row of `uid`, newer than `after_id`, that records a refused
+    `verb` ("release", "extend", "drain") of `lease_id` (None: any subject)."""
+    rows = audit_rows(d, uid, after_id)
+    for r in rows:
+        text = " ".join(str(r[k] or "") for k in ("action", "subject", "detail"))
+        if (verb in r["action"] and re.search(r"den|refus|permission", text, re.I)
+                and (lease_id is None or re.search(rf"\b{lease_id}\b", text))):
+            return r
+    raise AssertionError(f"no audit row for the refused {verb} of {lease_id} by uid {uid}: {rows}")
+
+
+def test_manual_lease_acquire_env_list_extend_release(daemon_factory, lab, users):
+    alice, bob = users["alice"], users["bob"]
+    d = start_leasing_daemon(daemon_factory, lab)
+
+    r = d.cli("lease", "acquire", "--gpus", "1", "--time", "2h", user=alice)
+    assert r.returncode == 0, r
+    lease = only_lease(d, alice)
+    assert lease["kind"] == "manual" and lease["state"] == "active", lease
+    assert lease["user"] == alice.name
+    # BASE_LAB has one GPU not in MIG mode; --gpus counts whole GPUs only.
+    assert lease_devices(lease) == [GPU0_UUID], lease
+    assert lease["cuda_visible_devices"] == GPU0_UUID
+    assert lease["devices"][0]["gpu_uuid"] == GPU0_UUID
+    assert lease["devices"][0]["gpu_index"] == 0
+    assert lease["devices"][0]["profile"] is None
+    assert abs(lease["expires_at"] - (lease["created_at"] + 7200)) < 5, lease
+    assert abs(lease["created_at"] - time.time()) < 60, lease
+    assert lease["released_at"] is None
+    lid = lease["id"]
+    assert str(lid) in r.stdout, f"acquire does not print the lease id: {r.stdout}"
+    assert "lease env" in r.stdout + r.stderr, f"acquire gives no eval hint: {r}"
+
+    # list: own by default, everyone's with --all, for bob as well.
+    r = d.cli("lease", "list", "--json", user=alice)
+    assert r.returncode == 0, r
+    assert [x["id"] for x in leases_from_json(r.stdout)] == [lid]
+    r = d.cli("lease", "list", "--json", user=bob)
+    assert r.returncode == 0, r
+    assert leases_from_json(r.stdout) == []
+    r = d.cli("lease", "list", "--all", "--json", user=bob)
+    assert r.returncode == 0, r
+    assert [x["id"] for x in leases_from_json(r.stdout)] == [lid]
+    r = d.cli("lease", "list", user=alice)
+    assert r.returncode == 0, r
+    assert str(lid) in r.stdout and (GPU0_UUID in r.stdout or "GPU" in r.stdout), r.stdout
+
+    # eval "$(gpukeeper lease env)" in a shell of alice's.
+    script = ('eval "$("$0" --socket "$1" lease env)" && '
+              'printf "%s|%s|%s\\n" "$CUDA_VISIBLE_DEVICES" "$CUDA_DEVICE_ORDER" "$GPUKEEPER_LEASE_ID"')
+    sh = subprocess.run(["sh", "-c", script, str(CLI_FOR_USERS["path"]), str(d.socket_path)],
+                        capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL,
+                        **as_user(alice))
+    assert sh.returncode == 0, sh
+    assert sh.stdout.strip() == f"{GPU0_UUID}|PCI_BUS_ID|{lid}", sh
+    r = d.cli("lease", "env", str(lid), user=alice)
+    assert r.returncode == 0 and GPU0_UUID in r.stdout, r
+    r = d.cli("lease", "env", user=bob)
+    assert r.returncode != 0, r
+    assert "lease acquire" in r.stderr, r.stderr
+
+    # extend: from the current expiry, not from now.
+    before = lease["expires_at"]
+    r = d.cli("lease", "extend", str(lid), "--time", "3h", user=alice)
+    assert r.returncode == 0, r
+    after = only_lease(d, alice)["expires_at"]
+    assert abs(after - (before + 3 * 3600)) < 5, (before, after)
+
+    r = d.cli("lease", "release", str(lid), user=alice)
+    assert r.returncode == 0, r
+    assert d.leases() == []
+    rows = d.query("SELECT * FROM leases WHERE id = ?", (lid,))
+    assert len(rows) == 1 and rows[0]["state"] == "released", rows
+    actions = [row["action"] for row in audit_rows(d, alice.uid)]
+    for verb in ("grant", "extend", "release"):
+        assert any(verb in a for a in actions), f"no audit row for {verb}: {actions}"
+
+    # The released device is free again, for anyone.
+    r = d.cli("lease", "acquire", "--no-wait", user=bob)
+    assert r.returncode == 0, r
+    assert lease_devices(only_lease(d, bob)) == [GPU0_UUID]
+
+
+def test_acquire_by_device_and_mig_profile(daemon_factory, lab, users):
+    alice, bob = users["alice"], users["bob"]
+    d = start_leasing_daemon(daemon_factory, lab, extra_whole=1)
+
+    # --gpu by index and by UUID; --mig PROFILE:N.
+    r = d.cli("lease", "acquire", "--gpu", "2", "--no-wait", user=alice)
+    assert r.returncode == 0, r
+    assert lease_devices(only_lease(d, alice)) == [GPU2_UUID]
+    r = d.cli("lease", "acquire", "--mig", "3g.40gb:2", "--no-wait", user=bob)
+    assert r.returncode == 0, r
+    lease = only_lease(d, bob)
+    assert sorted(lease_devices(lease)) == sorted([MIG_A_UUID, MIG_B_UUID]), lease
+    assert all(dev["gpu_uuid"] == GPU1_UUID and dev["profile"] == "3g.40gb"
+               for dev in lease["devices"]), lease
+    assert lease["cuda_visible_devices"] == ",".join(lease_devices(lease))
+    r = d.cli("lease", "acquire", "--gpu", GPU0_UUID, "--no-wait", user=bob)
+    assert r.returncode == 0, r
+    # A GPU in MIG mode is leased by instance, never whole; a named busy device
+    # with --no-wait is "no capacity".
+    r = d.cli("lease", "acquire", "--gpu", GPU2_UUID, "--no-wait", user=bob)
+    assert r.returncode == EXIT_NO_CAPACITY, r
+    r = d.cli("lease", "acquire", "--mig", "3g.40gb", "--no-wait", user=alice)
+    assert r.returncode == EXIT_NO_CAPACITY, r
+    assert r.stderr.strip(), r
+
+    # Requests that can never be satisfied are refused at once, not queued.
+    for args in (["--gpus", "9"], ["--mig", "7g.80gb"], ["--gpu", "GPU-00000000-dead-beef-0000-000000000000"],
+                 ["--gpu", "17"]):
+        started = time.monotonic()
+        r = d.cli("lease", "acquire", *args, user=alice, timeout=20)
+        assert r.returncode not in (0, EXIT_NO_CAPACITY), (args, r)
+        assert r.stderr.strip(), (args, r)
+        assert time.monotonic() - started < 10, f"{args}: not refused at once"
+    assert d.queue() == []
+    reply = raw_call(d, alice, "lease.acquire", {"kind": "manual", "gpus": 9})
+    assert reply["ok"] is False and reply["error"]["code"] == E_INVALID_ARGUMENT, reply
+
+
+def test_release_all_releases_only_own(daemon_factory, lab, users):
+    alice, bob = users["alice"], users["bob"]
+    d = start_leasing_daemon(daemon_factory, lab, extra_whole=1)
+    for who in (alice, alice, bob):
+        r = d.cli("lease", "acquire", "--mig" if who is bob else "--gpus",
+                  "3g.40gb" if who is bob else "1", "--no-wait", user=who)
+        assert r.returncode == 0, r
+    assert len(d.leases()) == 3
+    r = d.cli("lease", "release", "--all", user=alice)
+    assert r.returncode == 0, r
+    left = d.leases()
+    assert [x["uid"] for x in left] == [bob.uid], left
+
+
+def test_cap_per_user_and_per_group(daemon_factory, lab, users, admin):
+    alice, bob = users["alice"], users["bob"]
+    d = start_leasing_daemon(daemon_factory, lab, extra_whole=2, policy={
+        "max_gpus": 1,
+        "groups": [{"group": "gpukeeper-admin", "max_gpus": 3}],
+    })
+    # A request above the cap can never be served: refused at once, exit 77.
+    r = d.cli("lease", "acquire", "--gpus", "2", user=alice, timeout=20)
+    assert r.returncode == EXIT_PERMISSION, r
+    assert re.search(r"limit|cap|max", r.stderr, re.I), r.stderr
+    reply = raw_call(d, alice, "lease.acquire", {"kind": "manual", "gpus": 2})
+    assert reply["ok"] is False and reply["error"]["code"] == E_PERMISSION, reply
+    # MIG instances count as devices too.
+    r = d.cli("lease", "acquire", "--mig", "3g.40gb:2", user=alice, timeout=20)
+    assert r.returncode == EXIT_PERMISSION, r
+
+    # The group's own cap applies to its members.
+    r = d.cli("lease", "acquire", "--gpus", "3", "--no-wait", user=admin)
+    assert r.returncode == 0, r
+    r = d.cli("lease", "release", "--all", user=admin)
+    assert r.returncode == 0, r
+
+    r = d.cli("lease", "acquire", "--gpus", "1", user=alice)
+    assert r.returncode == 0, r
+    first = only_lease(d, alice)
+    # A second lease would pass the cap: with --no-wait that is no capacity now...
+    r = d.cli("lease", "acquire", "--gpus", "1", "--no-wait", user=alice)
+    assert r.returncode == EXIT_NO_CAPACITY, r
+    # ...and without, it waits for alice's own release while GPUs are free,
+    marker = d.shared_dir() / "second"
+    waiting = d.cli_popen("run", "--gpus", "1", "--", "sh", "-c", 'echo "$GPUKEEPER_LEASE_ID" > "$0"',
+                          str(marker), user=alice)
+    wait_for(lambda: len(d.queue()) == 1, timeout=15, what="alice's second request to queue")
+    # ...blocking nobody: bob gets a free GPU at once, even with one to spare.
+    r = d.cli("lease", "acquire", "--gpus", "1", "--no-wait", user=bob)
+    assert r.returncode == 0, r
+    time.sleep(0.5)
+    assert waiting.poll() is None and not marker.exists(), "the cap did not hold"
+    assert len(d.queue()) == 1
+
+    r = d.cli("lease", "release", str(first["id"]), user=alice)
+    assert r.returncode == 0, r
+    assert waiting.wait(timeout=20) == 0, waiting.err_path.read_text()
+    assert marker.read_text().strip().isdigit()
+
+
+def test_durations_default_max_and_extend_limit(daemon_factory, lab, users):
+    alice = users["alice"]
+    d = start_leasing_daemon(daemon_factory, lab, extra_whole=1,
+                             policy={"default_duration": "10m", "max_duration": "2h"})
+    r = d.cli("lease", "acquire", user=alice)
+    assert r.returncode == 0, r
+    lease = only_lease(d, alice)
+    assert abs(lease["expires_at"] - lease["created_at"] - 600) < 5, lease
+
+    r = d.cli("lease", "acquire", "--time", "3h", "--no-wait", user=alice)
+    assert r.returncode == EXIT_PERMISSION, r
+    assert len(d.leases()) == 1
+
+    # 10m + 1h is within 2h of now; 10m + 1h + 1h is not.
+    r = d.cli("lease", "extend", str(lease["id"]), "--time", "1h", user=alice)
+    assert r.returncode == 0, r
+    before = only_lease(d, alice)["expires_at"]
+    r = d.cli("lease", "extend", str(lease["id"]), "--time", "1h", user=alice)
+    assert r.returncode == EXIT_PERMISSION, r
+    assert only_lease(d, alice)["expires_at"] == before
+
+
+def test_manual_lease_expires(daemon_factory, lab, users):
+    alice, bob = users["alice"], users["bob"]
+    d = start_leasing_daemon(daemon_factory, lab)
+    reply = raw_call(d, alice, "lease.acquire", {"kind": "manual", "gpus": 1, "duration_sec": 2})
+    assert reply["ok"] is True, reply
+    lease = reply["result"]["lease"]
+    assert abs(lease["expires_at"] - lease["created_at"] - 2) < 0.5, lease
+    assert [x["id"] for x in d.leases()] == [lease["id"]]
+    # Bob queues for the GPU and gets it when alice's lease runs out.
+    marker = d.shared_dir() / "bob"
+    bob_run = d.cli_popen("run", "--", "sh", "-c", 'echo "$CUDA_VISIBLE_DEVICES" > "$0"',
+                          str(marker), user=bob)
+    wait_for(lambda: not any(x["id"] == lease["id"] for x in d.leases()), timeout=10,
+             what="the 2 s lease to expire")
+    assert bob_run.wait(timeout=15) == 0, bob_run.err_path.read_text()
+    assert marker.read_text().strip() == GPU0_UUID
+    row = d.query("SELECT * FROM leases WHERE id = ?", (lease["id"],))[0]
+    assert row["state"] == "expired", row
+    assert any("expire" in r["action"] for r in d.query("SELECT * FROM audit")), \
+        "no audit row for the expiry"
+    r = d.cli("lease", "list", "--json", user=alice)
+    assert leases_from_json(r.stdout) == []
+
+
+def test_bob_cannot_release_or_extend_alices_lease(daemon_factory, lab, users):
+    alice, bob = users["alice"], users["bob"]
+    d = start_leasing_daemon(daemon_factory, lab)
+    r = d.cli("lease", "acquire", "--time", "1h", user=alice)
+    assert r.returncode == 0, r
+    lease = only_lease(d, alice)
+    lid = lease["id"]
+    mark = last_audit_id(d)
+
+    r = d.cli("lease", "release", str(lid), user=bob)
+    assert r.returncode == EXIT_PERMISSION, r
+    assert r.stderr.strip() and "\n" not in r.stderr.strip(), r.stderr
+    refusal_audited(d, bob.uid, "release", lid, mark)
+
+    r = d.cli("lease", "extend", str(lid), "--time", "2h", user=bob)
+    assert r.returncode == EXIT_PERMISSION, r
+    refusal_audited(d, bob.uid, "extend", lid, mark)
+
+    reply = raw_call(d, bob, "lease.release", {"id": lid})
+    assert reply["ok"] is False and reply["error"]["code"] == E_PERMISSION, reply
+    reply = raw_call(d, bob, "lease.env", {"id": lid})
+    assert reply["ok"] is False, reply
+    # release --all is bob's own leases only: none, and alice's stays.
+    r = d.cli("lease", "release", "--all", user=bob)
+    assert r.returncode == 0, r
+
+    after = only_lease(d, alice)
+    assert after["id"] == lid and after["expires_at"] == lease["expires_at"], after
+    reply = raw_call(d, bob, "lease.release", {"id": 987654})
+    assert reply["ok"] is False and reply["error"]["code"] == E_NOT_FOUND, reply
+
+
+def test_admin_releases_and_extends_any_lease(daemon_factory, lab, users, admin):
+    alice = users["alice"]
+    d = start_leasing_daemon(daemon_factory, lab, extra_whole=1)
+    r = d.cli("lease", "acquire", "--time", "1h", user=alice)
+    assert r.returncode == 0, r
+    lease = only_lease(d, alice)
+    r = d.cli("lease", "acquire", user=admin)
+    assert r.returncode == 0, r
+    mark = last_audit_id(d)
+
+    r = d.cli("lease", "extend", str(lease["id"]), "--time", "1h", user=admin)
+    assert r.returncode == 0, r
+    assert only_lease(d, alice)["expires_at"] > lease["expires_at"] + 3000
+    # --all is the admin's own leases, not everyone's.
+    r = d.cli("lease", "release", "--all", user=admin)
+    assert r.returncode == 0, r
+    assert [x["id"] for x in d.leases()] == [lease["id"]]
+
+    r = d.cli("lease", "release", str(lease["id"]), user=admin)
+    assert r.returncode == 0, r
+    assert d.leases() == []
+    row = d.query("SELECT * FROM leases WHERE id = ?", (lease["id"],))[0]
+    assert row["state"] == "released", row
+    rows = audit_rows(d, admin.uid, mark)
+    assert any("release" in r["action"] and re.search(rf"\b{lease['id']}\b",
+               f"{r['subject']} {r['detail']}") for r in rows), rows
+
+
+def test_drain_and_undrain(daemon_factory, lab, users, admin):
+    alice, bob = users["alice"], users["bob"]
+    d = start_leasing_daemon(daemon_factory, lab, extra_whole=1)
+    mark = last_audit_id(d)
+
+    r = d.cli("admin", "drain", "0", user=alice)
+    assert r.returncode == EXIT_PERMISSION, r
+    refusal_audited(d, alice.uid, "drain", None, mark)
+
+    r = d.cli("admin", "drain", "0", "--reason", "fan replacement", user=admin)
+    assert r.returncode == 0, r
+    status = d.status()
+    assert gpu_by_uuid(status, GPU0_UUID)["drained"] is True
+    assert gpu_by_uuid(status, GPU2_UUID)["drained"] is False
+
+    # Only GPU2 can be granted now.
+    r = d.cli("lease", "acquire", "--gpus", "2", "--no-wait", user=alice)
+    assert r.returncode == EXIT_NO_CAPACITY, r
+    r = d.cli("lease", "acquire", "--gpu", "0", "--no-wait", user=alice)
+    assert r.returncode == EXIT_NO_CAPACITY, r
+    r = d.cli("lease", "acquire", "--gpus", "1", "--no-wait", user=alice)
+    assert r.returncode == 0, r
+    alice_lease = only_lease(d, alice)
+    assert lease_devices(alice_lease) == [GPU2_UUID]
+
+    # Draining a GPU in MIG mode drains its instances; existing leases stay.
+    r = d.cli("admin", "drain", GPU1_UUID, user=admin)
+    assert r.returncode == 0, r
+    r = d.cli("lease", "acquire", "--mig", "3g.40gb", "--no-wait", user=bob)
+    assert r.returncode == EXIT_NO_CAPACITY, r
+    r = d.cli("admin", "drain", GPU2_UUID, user=admin)
+    assert r.returncode == 0, r
+    assert [x["id"] for x in d.leases()] == [alice_lease["id"]]
+
+    r = d.cli("admin", "undrain", "0", user=alice)
+    assert r.returncode == EXIT_PERMISSION, r
+    for dev in ("0", GPU1_UUID):
+        r = d.cli("admin", "undrain", dev, user=admin)
+        assert r.returncode == 0, r
+    assert gpu_by_uuid(d.status(), GPU0_UUID)["drained"] is False
+    r = d.cli("lease", "acquire", "--gpu", "0", "--no-wait", user=bob)
+    assert r.returncode == 0, r
+    r = d.cli("lease", "acquire", "--mig", "3g.40gb", "--no-wait", user=bob)
+    assert r.returncode == 0, r
+    actions = [row["action"] for row in audit_rows(d, admin.uid, mark)]
+    assert any("undrain" in a for a in actions) and any(
+        "drain" in a and "undrain" not in a for a in actions), actions

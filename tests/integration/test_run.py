@@ -1,0 +1,190 @@
+"""`gpukeeper run` as real users: the command's CUDA environment, its exit
+status, signal forwarding, release when the client dies (even by SIGKILL), and
+a daemon killed with SIGKILL and restarted under a running command."""
+
+import os
+import re
+import signal
+import time
+
+from conftest import (GPU0_UUID, MIG_A_UUID, MIG_B_UUID, lease_devices, start_leasing_daemon,
+                      wait_for, whole_gpu_uuid)
+
+EXIT_NO_CAPACITY = 75
+EXIT_PERMISSION = 77
+
+ENV_PRINT = 'printf "%s|%s|%s\\n" "$CUDA_VISIBLE_DEVICES" "$CUDA_DEVICE_ORDER" "$GPUKEEPER_LEASE_ID"'
+
+
+def test_child_sees_exactly_the_leased_devices(daemon_factory, lab, users):
+    alice = users["alice"]
+    d = start_leasing_daemon(daemon_factory, lab, extra_whole=2)
+    gpu2, gpu3 = whole_gpu_uuid(2), whole_gpu_uuid(3)
+
+    # A stale CUDA_VISIBLE_DEVICES from the caller's environment is replaced.
+    r = d.cli("run", "--gpus", "2", "--", "sh", "-c", ENV_PRINT, user=alice,
+              env={"CUDA_VISIBLE_DEVICES": "0,1,2,3", "GPUKEEPER_LEASE_ID": "999"})
+    assert r.returncode == 0, r
+    visible, order, lease_id = r.stdout.strip().split("|")
+    devs = visible.split(",")
+    assert len(devs) == 2 and len(set(devs)) == 2, visible
+    assert set(devs) <= {GPU0_UUID, gpu2, gpu3}, visible
+    assert order == "PCI_BUS_ID"
+    assert lease_id.isdigit() and lease_id != "999", r.stdout
+    row = d.query("SELECT * FROM leases WHERE id = ?", (int(lease_id),))
+    assert len(row) == 1 and row[0]["kind"] == "run" and row[0]["state"] == "released", row
+    assert d.leases() == []
+
+    r = d.cli("run", "--gpu", f"{gpu3},0", "--", "sh", "-c", ENV_PRINT, user=alice)
+    assert r.returncode == 0, r
+    assert r.stdout.split("|")[0] == f"{gpu3},{GPU0_UUID}", r.stdout
+    r = d.cli("run", "--mig", "3g.40gb", "--", "sh", "-c", ENV_PRINT, user=alice)
+    assert r.returncode == 0, r
+    assert r.stdout.split("|")[0] in (MIG_A_UUID, MIG_B_UUID), r.stdout
+    r = d.cli("run", "--mig", "3g.40gb:2", "--", "sh", "-c", ENV_PRINT, user=alice)
+    assert r.returncode == 0, r
+    assert sorted(r.stdout.split("|")[0].split(",")) == sorted([MIG_A_UUID, MIG_B_UUID]), r.stdout
+    # Default: one whole GPU.
+    r = d.cli("run", "--", "sh", "-c", ENV_PRINT, user=alice)
+    assert r.returncode == 0, r
+    assert r.stdout.split("|")[0] in (GPU0_UUID, gpu2, gpu3), r.stdout
+
+    # The command runs as alice, with its arguments untouched (no shell).
+    r = d.cli("run", "--", "sh", "-c", 'id -u; printf "[%s]" "$@"', "sh", "a b", "$HOME", "*",
+              user=alice)
+    assert r.returncode == 0, r
+    assert r.stdout.splitlines() == [str(alice.uid), "[a b][$HOME][*]"], r.stdout
+
+
+def test_exit_status_passes_through(daemon_factory, lab, users):
+    alice = users["alice"]
+    d = start_leasing_daemon(daemon_factory, lab)
+    for script, expected in (("exit 0", 0), ("exit 7", 7), ("exit 255", 255),
+                             ("kill -TERM $$", 128 + signal.SIGTERM),
+                             ("kill -KILL $$", 128 + signal.SIGKILL)):
+        r = d.cli("run", "--", "sh", "-c", script, user=alice)
+        assert r.returncode == expected, (script, r)
+        assert d.leases() == [], f"{script}: the lease was not released"
+    r = d.cli("run", "--", "/nonexistent/command", user=alice)
+    assert r.returncode != 0 and "/nonexistent/command" in r.stderr, r
+    assert d.leases() == []
+    # Nothing to run is a usage error.
+    r = d.cli("run", "--gpus", "1", user=alice)
+    assert r.returncode == 64, r
+
+
+def test_no_wait_when_busy(daemon_factory, lab, users):
+    alice, bob = users["alice"], users["bob"]
+    d = start_leasing_daemon(daemon_factory, lab)
+    r = d.cli("lease", "acquire", user=alice)
+    assert r.returncode == 0, r
+    marker = d.shared_dir() / "ran"
+    r = d.cli("run", "--no-wait", "--", "touch", str(marker), user=bob)
+    assert r.returncode == EXIT_NO_CAPACITY, r
+    assert r.stderr.strip() and not marker.exists(), r
+    assert d.queue() == []
+
+
+def test_signals_are_forwarded(daemon_factory, lab, users):
+    alice = users["alice"]
+    d = start_leasing_daemon(daemon_factory, lab)
+    shared = d.shared_dir()
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        got = shared / f"got-{sig.name}"
+        # The command traps the signal, notes it and exits 3.
+        script = (f'trap \'echo {sig.name} > "$0"; exit 3\' {sig.name[3:]}; '
+                  'echo ready > "$0.ready"; while :; do sleep 0.05; done')
+        p = d.cli_popen("run", "--", "sh", "-c", script, str(got), user=alice)
+        wait_for(lambda: (shared / f"got-{sig.name}.ready").exists(), timeout=15,
+                 what="the command to start")
+        p.send_signal(sig)
+        assert p.wait(timeout=15) == 3, p.err_path.read_text()
+        assert got.read_text().strip() == sig.name
+        wait_for(lambda: d.leases() == [], what="the lease to be released")
+
+
+def test_sigkill_of_the_client_releases(daemon_factory, lab, users):
+    alice, bob = users["alice"], users["bob"]
+    d = start_leasing_daemon(daemon_factory, lab)
+    pid_file = d.shared_dir() / "child.pid"
+    p = d.cli_popen("run", "--", "sh", "-c", 'echo $$ > "$0"; exec sleep 300', str(pid_file),
+                    user=alice)
+    wait_for(lambda: pid_file.exists() and pid_file.read_text().strip(), timeout=15,
+             what="the command to start")
+    lease = d.leases()[0]
+    assert lease["kind"] == "run" and lease["pid"] == p.pid and lease["attached"] is True, lease
+    assert lease["expires_at"] is None, lease
+
+    p.kill()
+    p.wait()
+    killed_at = time.monotonic()
+    wait_for(lambda: d.leases() == [], timeout=5, interval=0.02, what="the lease to be released")
+    assert time.monotonic() - killed_at < 1.5, "the release took longer than about a second"
+    row = d.query("SELECT * FROM leases WHERE id = ?", (lease["id"],))[0]
+    assert row["state"] == "released", row
+    # The GPU is free for the next user (the orphaned command is not gpukeeper's to kill).
+    r = d.cli("lease", "acquire", "--no-wait", user=bob)
+    assert r.returncode == 0, r
+    os.kill(int(pid_file.read_text()), signal.SIGKILL)
+
+
+def test_daemon_sigkill_and_restart_under_a_running_command(daemon_factory, lab, users):
+    alice, bob = users["alice"], users["bob"]
+    d = start_leasing_daemon(daemon_factory, lab)
+    shared = d.shared_dir()
+    go, done = shared / "go", shared / "done"
+    # The command waits for our go, then writes its marker with what it saw.
+    script = ('echo started > "$0.started"; while [ ! -e "$1" ]; do sleep 0.05; done; '
+              'echo "$GPUKEEPER_LEASE_ID $CUDA_VISIBLE_DEVICES" > "$0"')
+    p = d.cli_popen("run", "--", "sh", "-c", script, str(done), str(go), user=alice)
+    wait_for(lambda: (shared / "done.started").exists(), timeout=15, what="the command to start")
+    lease = d.leases()[0]
+    assert lease["attached"] is True
+
+    d.crash()
+    time.sleep(0.3)
+    assert p.poll() is None, "gpukeeper run exited when the daemon died"
+    d.start()
+
+    # The lease is there from the first request on (no window in which the GPU
+    # is free), with the same id, and the client re-attaches.
+    after = d.leases()
+    assert [x["id"] for x in after] == [lease["id"]], after
+    assert lease_devices(after[0]) == [GPU0_UUID]
+    r = d.cli("lease", "acquire", "--no-wait", user=bob)
+    assert r.returncode == EXIT_NO_CAPACITY, r
+    wait_for(lambda: d.leases()[0]["attached"] is True, timeout=10,
+             what="gpukeeper run to re-attach its lease")
+    assert d.leases()[0]["pid"] == p.pid
+
+    go.touch()
+    assert p.wait(timeout=20) == 0, p.err_path.read_text()
+    assert done.read_text().split() == [str(lease["id"]), GPU0_UUID]
+    wait_for(lambda: d.leases() == [], what="the lease to be released")
+    row = d.query("SELECT * FROM leases WHERE id = ?", (lease["id"],))[0]
+    assert row["state"] == "released", row
+    assert not re.search(r"reconnect", str(row.get("release_reason") or row), re.I), row
+
+
+def test_run_lease_of_a_client_that_never_comes_back(daemon_factory, lab, users, raw_as):
+    """After a restart a run lease whose client is alive but does not re-attach
+    is held for reconnect_grace, then released."""
+    alice, bob = users["alice"], users["bob"]
+    d = start_leasing_daemon(daemon_factory, lab, policy={"reconnect_grace": "2s"})
+    # A bare protocol client holds a run lease; it never re-attaches.
+    c = raw_as(d, alice, [["lease.acquire", {"kind": "run", "gpus": 1, "command": "sleep"}]],
+               hold=True)
+    reply = c.wait_replies(1)[0]
+    assert reply["ok"] is True, reply
+    lid = reply["result"]["lease"]["id"]
+
+    d.crash()
+    d.start()
+    assert [x["id"] for x in d.leases()] == [lid]
+    assert d.leases()[0]["attached"] is False
+    r = d.cli("lease", "acquire", "--no-wait", user=bob)
+    assert r.returncode == EXIT_NO_CAPACITY, r
+    wait_for(lambda: d.leases() == [], timeout=10, what="the grace to run out")
+    row = d.query("SELECT * FROM leases WHERE id = ?", (lid,))[0]
+    assert row["state"] == "released", row
+    c.close()
