@@ -92,7 +92,8 @@ static int parse_simple(cli_context *ctx, int argc, char *argv[], const char *ve
 
         optind = 0;
         opterr = 0;
-        while ((c = getopt_long(argc, argv, "+:h", options, NULL)) >= 0) {
+        /* Options may follow the operand: lease extend 12 --time 2h. */
+        while ((c = getopt_long(argc, argv, ":h", options, NULL)) >= 0) {
                 switch (c) {
                 case 'h':
                         *ret_help = true;

@@ -324,7 +324,10 @@ int lease_op_acquire(Daemon *d, const RequestCall *call, json_t *args, json_t **
                               .mig = e->mig, .n_mig = e->n_mig};
         usage = (PolicyUserUsage){.uid = e->uid, .held = leases_held_by(d, e->uid),
                                   .max_devices = e->max_gpus};
-        if (policy_check_request(devs, n_devs, &req, &usage, reason, sizeof reason) != 0) {
+        r = policy_check_request(devs, n_devs, &req, &usage, reason, sizeof reason);
+        if (r < 0)
+                goto fail;
+        if (r != 0) {
                 r = request_error(ret_error, GK_E_INVALID_ARGUMENT, "%s", reason);
                 audit_refusal(d, peer, "lease.refused", NULL, reason);
                 goto fail;
@@ -348,9 +351,10 @@ fail:
         return r;
 }
 
-/* The active lease `id` for an operation by `peer`: own, or any for admins. */
+/* The active lease `id` for an operation by `peer`: own, or any for admins.
+ * A refusal is audited as `denied_action`. */
 static int lease_for_peer(Daemon *d, const Peer *peer, json_t *args, const char *action,
-                          Lease **ret, gk_call_error *ret_error)
+                          const char *denied_action, Lease **ret, gk_call_error *ret_error)
 {
         uint64_t id = 0;
         char subject[32];
@@ -372,10 +376,7 @@ static int lease_for_peer(Daemon *d, const Peer *peer, json_t *args, const char 
                                   "lease %" PRIu64 " is not yours; only its holder or an admin "
                                   "(group " ADMIN_GROUP ") may %s it",
                                   id, action);
-                audit_refusal(d, peer,
-                              strcmp(action, "release") == 0 ? "lease.release_denied"
-                                                              : "lease.extend_denied",
-                              subject, ret_error->message);
+                audit_refusal(d, peer, denied_action, subject, ret_error->message);
                 return r;
         }
         *ret = l;
@@ -392,7 +393,8 @@ int lease_op_attach(Daemon *d, const RequestCall *call, json_t *args, json_t **r
 
         r = check_keys(args, allowed, ret_error);
         if (r == 0)
-                r = lease_for_peer(d, call->peer, args, "attach to", &l, ret_error);
+                r = lease_for_peer(d, call->peer, args, "attach to", "lease.attach_denied", &l,
+                                   ret_error);
         if (r != 0)
                 return r;
         if (l->rec.uid != call->peer->uid || l->rec.kind != LEASE_RUN)
@@ -429,7 +431,8 @@ int lease_op_release(Daemon *d, const RequestCall *call, json_t *args, json_t **
         if (r == 0)
                 r = arg_bool(args, "all", &all, ret_error);
         if (r == 0 && !all)
-                r = lease_for_peer(d, call->peer, args, "release", &l, ret_error);
+                r = lease_for_peer(d, call->peer, args, "release", "lease.release_denied", &l,
+                                   ret_error);
         if (r != 0) {
                 json_decref(released);
                 return r;
@@ -469,7 +472,8 @@ int lease_op_extend(Daemon *d, const RequestCall *call, json_t *args, json_t **r
                 r = request_error(ret_error, GK_E_INVALID_ARGUMENT,
                                   "'duration_sec' (at least 1) is required");
         if (r == 0)
-                r = lease_for_peer(d, call->peer, args, "extend", &l, ret_error);
+                r = lease_for_peer(d, call->peer, args, "extend", "lease.extend_denied", &l,
+                                   ret_error);
         if (r != 0)
                 return r;
         if (l->rec.kind != LEASE_MANUAL)
@@ -536,7 +540,7 @@ int lease_op_env(Daemon *d, const RequestCall *call, json_t *args, json_t **ret_
         if (args && json_object_get(args, "id")) {
                 Lease *l = NULL;
 
-                r = lease_for_peer(d, call->peer, args, "use", &l, ret_error);
+                r = lease_for_peer(d, call->peer, args, "use", "lease.env_denied", &l, ret_error);
                 if (r != 0)
                         return r;
                 pick = l;

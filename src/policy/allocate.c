@@ -189,6 +189,12 @@ static int cmp_bus(const void *a, const void *b, void *userdata)
         return 0;
 }
 
+/* max_devices 0 means no cap, as in the config. */
+static unsigned cap_of(unsigned max_devices)
+{
+        return max_devices == 0 ? UINT_MAX : max_devices;
+}
+
 static int cmp_uid(const void *a, const void *b)
 {
         const PolicyUserUsage *x = a, *y = b;
@@ -424,7 +430,7 @@ static int request_resolve(const Ctx *c, const PolicyRequest *r, unsigned max_de
                 w->n = r->n_mig;
         }
 
-        if (w->size > max_devices) {
+        if (w->size > cap_of(max_devices)) {
                 snprintf(reason, len, "asks for %zu device%s, above your limit of %u device%s",
                          w->size, plural(w->size), max_devices, plural(max_devices));
                 return POLICY_IMPOSSIBLE;
@@ -668,8 +674,7 @@ int policy_check_request(const PolicyDevice *devices, size_t n_devices, const Po
         r = ctx_build(&c, devices, n_devices, NULL);
         if (r < 0)
                 return r;
-        r = request_resolve(&c, req, usage ? usage->max_devices : UINT_MAX, &w, reason,
-                            sizeof(reason));
+        r = request_resolve(&c, req, usage ? usage->max_devices : 0, &w, reason, sizeof(reason));
         if (r == POLICY_IMPOSSIBLE)
                 snprintf(ret_reason, reason_len, "%s", reason);
         return r;
@@ -738,7 +743,7 @@ int policy_allocate(const PolicyDevice *devices, size_t n_devices, const PolicyR
                         d->verdict = POLICY_IMPOSSIBLE;
                         continue;
                 }
-                if ((uint64_t)u->held + w.size > u->max_devices) {
+                if ((uint64_t)u->held + w.size > cap_of(u->max_devices)) {
                         d->verdict = POLICY_WAIT;
                         snprintf(d->reason, sizeof(d->reason),
                                  "waiting for your own leases: limit %u device%s", u->max_devices,

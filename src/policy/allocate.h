@@ -64,7 +64,7 @@ typedef struct PolicyRequest {
 typedef struct PolicyUserUsage {
         uid_t uid;
         unsigned held;        /* devices this user holds now */
-        unsigned max_devices; /* the user's cap (from config, by group) */
+        unsigned max_devices; /* the user's cap (from config, by group); 0 = no cap */
 } PolicyUserUsage;
 
 typedef struct PolicyLimits {
@@ -79,16 +79,23 @@ typedef enum PolicyVerdict {
 
 typedef struct PolicyDecision {
         PolicyVerdict verdict;
-        size_t *devices; /* GRANT: indices into the device array (malloc'd), n = request size */
+        size_t *devices; /* GRANT: indices into the device array (malloc'd), n = request size;
+                          * named: in the order named; MIG: item by item; else NULL */
         size_t n_devices;
-        char reason[160];
+        char reason[160]; /* WAIT / IMPOSSIBLE: one sentence for the user; GRANT: "" */
 } PolicyDecision;
 
 /* Check a request against the devices that exist and the user's cap,
  * before queueing it. Returns 0 when it could be satisfied some day, or
  * POLICY_IMPOSSIBLE with a reason in ret_reason ("asks for 9 GPUs, this
  * machine has 8"; "above your limit of 2 devices"; "no MIG instance of
- * profile 7g.80gb"; "unknown device GPU-…"). */
+ * profile 7g.80gb"; "unknown device GPU-…"). Devices count in any state
+ * (drained, unhealthy, leased ones may come back). Only usage->max_devices
+ * is used, not held; usage may be NULL for no cap. ret_reason is written
+ * only for POLICY_IMPOSSIBLE. -EINVAL: NULL req or ret_reason, reason_len
+ * 0, more than POLICY_MAX_DEVICES devices, a device with a NULL string or a
+ * duplicate uuid, a request with a NULL array or name for a non-zero count,
+ * or a MIG profile not NUL-terminated within POLICY_PROFILE_MAX. */
 int policy_check_request(const PolicyDevice *devices, size_t n_devices, const PolicyRequest *req,
                          const PolicyUserUsage *usage, char *ret_reason, size_t reason_len);
 
@@ -97,7 +104,15 @@ int policy_check_request(const PolicyDevice *devices, size_t n_devices, const Po
  * this call, on a private copy). `ret` must have n_queue entries; each gets
  * a verdict. Devices granted to an earlier request are not offered to a
  * later one. Returns 0 or -ENOMEM / -EINVAL (n_devices or n_queue above the
- * limits). Free the decisions with policy_decisions_free(). */
+ * limits). Free the decisions with policy_decisions_free().
+ *
+ * A queued request that has become impossible (a GPU went away) gets
+ * POLICY_IMPOSSIBLE and blocks nobody. -EINVAL also for: NULL limits, NULL
+ * arrays with non-zero counts, more than POLICY_MAX_QUEUE usage entries, a
+ * duplicate uid in usage, a queued uid without one, and the malformed
+ * devices and requests policy_check_request() refuses; then nothing is
+ * written to ret. On -ENOMEM the decisions made so far are freed and the
+ * later entries are not written. */
 int policy_allocate(const PolicyDevice *devices, size_t n_devices, const PolicyRequest *queue,
                     size_t n_queue, const PolicyUserUsage *usage, size_t n_usage,
                     const PolicyLimits *limits, PolicyDecision *ret);

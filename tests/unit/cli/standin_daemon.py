@@ -104,8 +104,10 @@ class StandinDaemon:
         except (EOFError, OSError, ValueError):
             pass
         finally:
+            # A stopped (killed) daemon releases nothing; a live one releases
+            # the run leases of a connection that closed.
             with self.lock:
-                for lid in bound:
+                for lid in bound if not self.stopping else ():
                     lease = self.leases.get(lid)
                     if lease and lease["state"] == "active":
                         lease["state"] = "released"

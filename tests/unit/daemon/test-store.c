@@ -13,6 +13,7 @@
 
 #include <cmocka.h>
 
+#include "store/lease-store.h"
 #include "store/store.h"
 
 static char *make_tmpdir(void)
@@ -154,6 +155,83 @@ static void test_creates_state_dir(void **state)
         rmdir(dir);
 }
 
+static int count_rows(Store *s, const char *sql)
+{
+        sqlite3_stmt *st;
+        int n;
+
+        assert_int_equal(sqlite3_prepare_v2(store_db(s), sql, -1, &st, NULL), SQLITE_OK);
+        assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+        n = sqlite3_column_int(st, 0);
+        sqlite3_finalize(st);
+        return n;
+}
+
+static int count_drain(const char *uuid, uint64_t usec, void *userdata)
+{
+        (*(int *)userdata)++;
+        return 0;
+}
+
+static void test_leases_never_double_granted(void **state)
+{
+        _cleanup_free_ char *dir = make_tmpdir(), *error = NULL;
+        LeaseDevice a = {.uuid = "GPU-a", .gpu_uuid = "GPU-a"};
+        LeaseDevice ab[2] = {{.uuid = "GPU-b", .gpu_uuid = "GPU-b"},
+                             {.uuid = "GPU-a", .gpu_uuid = "GPU-a"}};
+        StoredLease l1 = {.uid = 1000, .kind = LEASE_MANUAL, .created_usec = 1,
+                          .expires_usec = 100, .devices = &a, .n_devices = 1};
+        StoredLease l2 = {.uid = 1001, .kind = LEASE_RUN, .created_usec = 2, .client_pid = 42,
+                          .client_start_time = 7, .devices = ab, .n_devices = 2};
+        StoredLease *active = NULL;
+        size_t n = 0;
+        Store *s = NULL;
+        int drains = 0;
+
+        assert_int_equal(store_open(dir, &s, &error), 0);
+        assert_int_equal(store_lease_grant(s, &l1, "{}"), 0);
+        assert_true(l1.id > 0);
+
+        /* GPU-a is held: the whole second grant is refused, nothing written. */
+        assert_int_equal(store_lease_grant(s, &l2, "{}"), -EEXIST);
+        assert_int_equal(count_rows(s, "SELECT count(*) FROM leases"), 1);
+        assert_int_equal(count_rows(s, "SELECT count(*) FROM lease_devices"), 1);
+
+        assert_int_equal(store_lease_extend(s, l1.id, 500, 1000), 0);
+        assert_int_equal(store_lease_end(s, l1.id, true, "lease expired", -1, 600), 0);
+        assert_int_equal(store_lease_end(s, l1.id, false, "again", -1, 700), -ENOENT);
+        assert_int_equal(count_rows(s, "SELECT count(*) FROM device_usage "
+                                       "WHERE device_uuid = 'GPU-a' AND last_released_usec = 600"),
+                         1);
+
+        assert_int_equal(store_lease_grant(s, &l2, "{\"gpus\":2}"), 0);
+        assert_int_equal(store_leases_load_active(s, &active, &n), 0);
+        assert_int_equal(n, 1);
+        assert_int_equal(active[0].id, l2.id);
+        assert_int_equal(active[0].kind, LEASE_RUN);
+        assert_int_equal(active[0].client_pid, 42);
+        assert_int_equal(active[0].client_start_time, 7);
+        assert_int_equal(active[0].n_devices, 2);
+        assert_string_equal(active[0].devices[0].uuid, "GPU-b");
+        assert_string_equal(active[0].devices[1].uuid, "GPU-a");
+        stored_lease_done(&active[0]);
+        free(active);
+
+        assert_int_equal(count_rows(s, "SELECT count(*) FROM audit WHERE action IN "
+                                       "('lease.grant', 'lease.extend', 'lease.expire')"),
+                         4);
+
+        assert_int_equal(store_drain_set(s, "GPU-a", true, 0, "maintenance"), 0);
+        assert_int_equal(store_drains_foreach(s, count_drain, &drains), 0);
+        assert_int_equal(drains, 1);
+        assert_int_equal(store_drain_set(s, "GPU-a", false, 0, NULL), 0);
+        drains = 0;
+        assert_int_equal(store_drains_foreach(s, count_drain, &drains), 0);
+        assert_int_equal(drains, 0);
+        store_close(s);
+        remove_tree(dir);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -162,6 +240,7 @@ int main(void)
                 cmocka_unit_test(test_refuses_newer_schema),
                 cmocka_unit_test(test_refuses_symlink),
                 cmocka_unit_test(test_creates_state_dir),
+                cmocka_unit_test(test_leases_never_double_granted),
         };
         return cmocka_run_group_tests_name("store", tests, NULL, NULL);
 }

@@ -510,6 +510,17 @@ static void test_user_cap(void **state)
         d = run(&l, (PolicyRequest[]){GPUS(1)}, 1, u, 2);
         assert_wait(&d[0], "waiting for your own leases: limit 1 device");
         done(d, 1);
+
+        /* max_devices 0 is no cap (as in the config). */
+        u[1].held = 100;
+        u[1].max_devices = 0;
+        d = run(&l, (PolicyRequest[]){GPUS(3)}, 1, u, 2);
+        assert_int_equal(d[0].verdict, POLICY_GRANT);
+        done(d, 1);
+        char buf[64];
+        assert_int_equal(policy_check_request(l.d, l.n, &(PolicyRequest){.uid = 1000, .n_gpus = 4},
+                                              &u[1], buf, sizeof(buf)),
+                         0);
 }
 
 /* Both entry points agree on each impossible request and its reason. */
@@ -581,7 +592,8 @@ static void test_impossible(void **state)
                    "asks for 65 items, at most 64 fit in one request");
 
         impossible(&l, GPUS(2), 1, "asks for 2 devices, above your limit of 1 device");
-        impossible(&l, NAMED("MIG-2"), 0, "asks for 1 device, above your limit of 0 devices");
+        impossible(&l, NAMED("MIG-2", "MIG-3"), 1,
+                   "asks for 2 devices, above your limit of 1 device");
 
         /* Possible: 0 and the reason untouched; without usage no cap applies. */
         assert_int_equal(
@@ -830,6 +842,12 @@ static bool chance(Sim *s, unsigned percent)
         return rnd(s, 100) < percent;
 }
 
+/* max_devices 0 is no cap. */
+static unsigned sim_cap(const PolicyUserUsage *u)
+{
+        return u->max_devices ? u->max_devices : UINT_MAX;
+}
+
 static PolicyUserUsage *sim_user(Sim *s, uid_t uid)
 {
         for (size_t i = 0; i < s->n_users; i++)
@@ -1016,7 +1034,7 @@ static void sim_oracle(Sim *s, const PolicyRequest *q, size_t n, const PolicyDec
                 bool usable[LAB_MAX], feasible = true;
                 char reason[160];
 
-                if (sim_impossible(s, r, u->max_devices, &size)) {
+                if (sim_impossible(s, r, sim_cap(u), &size)) {
                         PCHECK(s, d[k].verdict == POLICY_IMPOSSIBLE);
                         PCHECK(s, !d[k].devices && d[k].n_devices == 0);
                         PCHECK(s, policy_check_request(s->lab.d, s->lab.n, r, u, reason,
@@ -1029,7 +1047,7 @@ static void sim_oracle(Sim *s, const PolicyRequest *q, size_t n, const PolicyDec
                        policy_check_request(s->lab.d, s->lab.n, r, u, reason, sizeof(reason)) == 0);
                 PCHECK(s, d[k].verdict != POLICY_IMPOSSIBLE);
 
-                if (held[ui] + size > u->max_devices) {
+                if (held[ui] + size > sim_cap(u)) {
                         PCHECK(s, d[k].verdict == POLICY_WAIT && !d[k].devices);
                         PCHECK(s, strncmp(d[k].reason, "waiting for your own leases", 27) == 0);
                         s->waits++;
@@ -1103,7 +1121,7 @@ static void sim_oracle(Sim *s, const PolicyRequest *q, size_t n, const PolicyDec
                                                        i >= d[k].devices[0]));
                         }
                 held[ui] += (unsigned)size;
-                PCHECK(s, held[ui] <= u->max_devices);
+                PCHECK(s, held[ui] <= sim_cap(u));
                 s->grants++;
         }
 }
@@ -1175,8 +1193,7 @@ static void sim_arrive(Sim *s, unsigned n)
                 size_t size;
                 int k = policy_check_request(s->lab.d, s->lab.n, &v, u, reason, sizeof(reason));
 
-                PCHECK(s,
-                       k == (sim_impossible(s, &v, u->max_devices, &size) ? POLICY_IMPOSSIBLE : 0));
+                PCHECK(s, k == (sim_impossible(s, &v, sim_cap(u), &size) ? POLICY_IMPOSSIBLE : 0));
                 /* The daemon refuses these up front; some slip in anyway
                  * (as when a GPU goes away) so the allocator sees them too. */
                 if (k == 0 || chance(s, 30))
