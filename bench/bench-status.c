@@ -31,9 +31,6 @@
 
 #define DEFAULT_COUNT 200
 #define BLOCK 10
-#define READY_TIMEOUT_NSEC (UINT64_C(15) * 1000000000)
-#define STOP_TIMEOUT_NSEC (UINT64_C(5) * 1000000000)
-#define POLL_NSEC (20 * 1000000L)
 
 extern char **environ;
 
@@ -44,118 +41,6 @@ typedef struct Options {
         const char *gen_lab;
         size_t count;
 } Options;
-
-static void sleep_poll(void)
-{
-        struct timespec ts = { .tv_nsec = POLL_NSEC };
-
-        nanosleep(&ts, NULL);
-}
-
-/* Start gpukeeperd --config CONFIG with its output in LOG. The daemon gets
- * SIGTERM if we die first. Returns its pid or -1 after a message. */
-static pid_t daemon_start(const char *gkd, const char *config, const char *log)
-{
-        pid_t parent = getpid(), pid;
-
-        fflush(NULL);
-        pid = fork();
-        if (pid < 0) {
-                perror("bench-status: fork");
-                return -1;
-        }
-        if (pid == 0) {
-                int out = open(log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-                int in = open("/dev/null", O_RDONLY | O_CLOEXEC);
-
-                if (prctl(PR_SET_PDEATHSIG, SIGTERM) < 0 || getppid() != parent || out < 0 ||
-                    in < 0 || dup2(in, STDIN_FILENO) < 0 || dup2(out, STDOUT_FILENO) < 0 ||
-                    dup2(out, STDERR_FILENO) < 0)
-                        _exit(127);
-                execv(gkd, (char *const[]){ (char *)gkd, "--config", (char *)config, NULL });
-                _exit(127);
-        }
-        return pid;
-}
-
-/* Print the daemon's log to stderr, for when it misbehaves. */
-static void dump_log(const char *log)
-{
-        char buf[4096];
-        size_t k;
-        _cleanup_fclose_ FILE *f = fopen(log, "re");
-
-        if (!f)
-                return;
-        fprintf(stderr, "--- gpukeeperd log ---\n");
-        while ((k = fread(buf, 1, sizeof(buf), f)) > 0)
-                fwrite(buf, 1, k, stderr);
-        fprintf(stderr, "--- end of log ---\n");
-}
-
-/* SIGTERM, wait up to STOP_TIMEOUT_NSEC, then SIGKILL. Returns the wait
- * status, or -1 when it had to be killed. */
-static int daemon_stop(pid_t pid)
-{
-        uint64_t deadline = bench_now_nsec() + STOP_TIMEOUT_NSEC;
-        int status;
-
-        (void)kill(pid, SIGTERM);
-        while (bench_now_nsec() < deadline) {
-                pid_t k = waitpid(pid, &status, WNOHANG);
-                if (k == pid)
-                        return status;
-                if (k < 0 && errno != EINTR)
-                        return -1;
-                sleep_poll();
-        }
-        (void)kill(pid, SIGKILL);
-        while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
-                ;
-        return -1;
-}
-
-/* Wait until the daemon accepts connections on `socket_path`. Returns 0,
- * or -1 after a message when it exits (then *ret_reaped is set) or does not
- * listen in time. */
-static int daemon_wait_ready(pid_t pid, const char *socket_path, bool *ret_reaped)
-{
-        uint64_t deadline = bench_now_nsec() + READY_TIMEOUT_NSEC;
-        struct sockaddr_un sa = { .sun_family = AF_UNIX };
-        int status;
-
-        if (strlen(socket_path) >= sizeof(sa.sun_path)) {
-                fprintf(stderr, "bench-status: socket path too long: %s\n", socket_path);
-                return -1;
-        }
-        strcpy(sa.sun_path, socket_path);
-        while (bench_now_nsec() < deadline) {
-                _cleanup_close_ int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-
-                if (fd < 0) {
-                        perror("bench-status: socket");
-                        return -1;
-                }
-                if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0)
-                        return 0;
-                if (waitpid(pid, &status, WNOHANG) == pid) {
-                        *ret_reaped = true;
-                        if (WIFEXITED(status))
-                                fprintf(stderr, "bench-status: gpukeeperd exited with status %d "
-                                                "during start\n",
-                                        WEXITSTATUS(status));
-                        else
-                                fprintf(stderr, "bench-status: gpukeeperd died of signal %d "
-                                                "during start\n",
-                                        WTERMSIG(status));
-                        return -1;
-                }
-                sleep_poll();
-        }
-        fprintf(stderr, "bench-status: gpukeeperd did not listen on %s within 15 s\n",
-                socket_path);
-        return -1;
-}
 
 /* Spawn argv with stdout on `out` (a path) and wait. Stores the wall time
  * and the child's own CPU time (user + system, from wait4) in microseconds.
@@ -199,22 +84,6 @@ static int spawn_timed(char *const argv[], const char *out, double *ret_wall, do
         *ret_cpu = (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1e6 +
                    (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec);
         return 0;
-}
-
-/* CPU time `pid` has run so far, in nanoseconds (first field of
- * /proc/PID/schedstat); -1 when it cannot be read. The daemon has one
- * thread, so its main thread's figure is the process's. */
-static int64_t cpu_nsec_of(pid_t pid)
-{
-        char path[64];
-        long long ns;
-        _cleanup_fclose_ FILE *f = NULL;
-
-        snprintf(path, sizeof(path), "/proc/%d/schedstat", (int)pid);
-        f = fopen(path, "re");
-        if (!f || fscanf(f, "%lld", &ns) != 1 || ns < 0)
-                return -1;
-        return ns;
 }
 
 /* Does the daemon's status (as `gpukeeper status --json` wrote it to
@@ -323,23 +192,6 @@ static int parse_argv(int argc, char **argv, Options *o)
                 return -1;
         }
         return 1;
-}
-
-/* Write the daemon's configuration. Returns 0 or -1 after a message. */
-static int write_config(const char *path, const Options *o, const char *socket_path,
-                        const char *state_dir)
-{
-        _cleanup_fclose_ FILE *f = fopen(path, "we");
-
-        if (!f || fprintf(f,
-                          "socket: %s\nstate_dir: %s\nnvml_library: %s\n"
-                          "sample_interval: 2s\nlog_level: info\n",
-                          socket_path, state_dir, o->library) < 0 ||
-            fflush(f) != 0) {
-                fprintf(stderr, "bench-status: cannot write %s: %s\n", path, strerror(errno));
-                return -1;
-        }
-        return 0;
 }
 
 /* The command lines compared, baseline first. */
@@ -452,17 +304,17 @@ static int run(const Options *o, const char *scratch, const pid_t *pids, size_t 
                 fprintf(stderr, "bench-status: mkdir %s: %s\n", state_dir, strerror(errno));
                 return BENCH_EXIT_ERROR;
         }
-        if (write_config(config, o, socket_path, state_dir) < 0)
+        if (bench_write_daemon_config(config, socket_path, state_dir, o->library) < 0)
                 return BENCH_EXIT_ERROR;
         if (setenv("GPUKEEPER_SIM_LAB", lab, 1) < 0) {
                 perror("bench-status: setenv");
                 return BENCH_EXIT_ERROR;
         }
 
-        daemon = daemon_start(o->gkd, config, log);
+        daemon = bench_daemon_start(o->gkd, config, log);
         if (daemon < 0)
                 return BENCH_EXIT_ERROR;
-        if (daemon_wait_ready(daemon, socket_path, &reaped) < 0)
+        if (bench_daemon_wait_ready(daemon, socket_path, &reaped) < 0)
                 goto stop;
         /* The first snapshot is taken before the socket opens; check it
          * holds the whole lab before timing anything. */
@@ -478,27 +330,27 @@ static int run(const Options *o, const char *scratch, const pid_t *pids, size_t 
         printf("bench-status: %zu runs of each command, interleaved in blocks of %d, stdout to "
                "/dev/null\n",
                o->count, BLOCK);
-        cpu_before = cpu_nsec_of(daemon);
+        cpu_before = bench_cpu_nsec_of(daemon);
         if (measure(o, socket_path, wall, cpu) < 0)
                 goto stop;
-        cpu_after = cpu_nsec_of(daemon);
+        cpu_after = bench_cpu_nsec_of(daemon);
         report(o, wall, cpu, cpu_before >= 0 && cpu_after >= cpu_before ? cpu_after - cpu_before
                                                                          : -1);
         printf("bench-status: measured (no target set)\n");
         ret = BENCH_EXIT_PASS;
 stop:
         if (reaped) {
-                dump_log(log);
+                bench_dump_log(log);
                 return BENCH_EXIT_ERROR;
         }
-        status = daemon_stop(daemon);
+        status = bench_daemon_stop(daemon);
         if (status != 0) {
                 fprintf(stderr, "bench-status: gpukeeperd did not stop cleanly (status %d)\n",
                         status);
-                dump_log(log);
+                bench_dump_log(log);
                 ret = BENCH_EXIT_ERROR;
         } else if (ret != BENCH_EXIT_PASS)
-                dump_log(log);
+                bench_dump_log(log);
         return ret;
 }
 

@@ -13,9 +13,15 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+
+#define READY_TIMEOUT_NSEC (UINT64_C(15) * 1000000000)
+#define STOP_TIMEOUT_NSEC (UINT64_C(5) * 1000000000)
+#define POLL_NSEC (20 * 1000000L)
 
 extern char **environ;
 
@@ -137,6 +143,149 @@ int bench_write_lab(const char *gen_lab, const char *scratch, const pid_t *pids,
         return run_and_wait((char *const[]){ "python3", (char *)gen_lab, "--gpus", gpus, "--mig",
                                              mig, "--pids-from", pid_file, "--out",
                                              (char *)lab_path, NULL });
+}
+
+int bench_write_plain_lab(const char *gen_lab, unsigned gpus, unsigned mig, const char *lab_path)
+{
+        char g[16], m[16];
+
+        snprintf(g, sizeof(g), "%u", gpus);
+        snprintf(m, sizeof(m), "%u", mig);
+        return run_and_wait((char *const[]){ "python3", (char *)gen_lab, "--gpus", g, "--mig", m,
+                                             "--out", (char *)lab_path, NULL });
+}
+
+int bench_write_daemon_config(const char *path, const char *socket_path, const char *state_dir,
+                              const char *library)
+{
+        _cleanup_fclose_ FILE *f = fopen(path, "we");
+
+        if (!f || fprintf(f,
+                          "socket: %s\nstate_dir: %s\nnvml_library: %s\n"
+                          "sample_interval: 2s\nlog_level: info\n",
+                          socket_path, state_dir, library) < 0 ||
+            fflush(f) != 0) {
+                fprintf(stderr, "%s: cannot write %s: %s\n", program_invocation_short_name, path,
+                        strerror(errno));
+                return -1;
+        }
+        return 0;
+}
+
+static void sleep_poll(void)
+{
+        struct timespec ts = { .tv_nsec = POLL_NSEC };
+
+        nanosleep(&ts, NULL);
+}
+
+pid_t bench_daemon_start(const char *gkd, const char *config, const char *log)
+{
+        pid_t parent = getpid(), pid;
+
+        fflush(NULL);
+        pid = fork();
+        if (pid < 0) {
+                fprintf(stderr, "%s: fork: %s\n", program_invocation_short_name, strerror(errno));
+                return -1;
+        }
+        if (pid == 0) {
+                int out = open(log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+                int in = open("/dev/null", O_RDONLY | O_CLOEXEC);
+
+                if (prctl(PR_SET_PDEATHSIG, SIGTERM) < 0 || getppid() != parent || out < 0 ||
+                    in < 0 || dup2(in, STDIN_FILENO) < 0 || dup2(out, STDOUT_FILENO) < 0 ||
+                    dup2(out, STDERR_FILENO) < 0)
+                        _exit(127);
+                execv(gkd, (char *const[]){ (char *)gkd, "--config", (char *)config, NULL });
+                _exit(127);
+        }
+        return pid;
+}
+
+void bench_dump_log(const char *log)
+{
+        char buf[4096];
+        size_t k;
+        _cleanup_fclose_ FILE *f = fopen(log, "re");
+
+        if (!f)
+                return;
+        fprintf(stderr, "--- gpukeeperd log ---\n");
+        while ((k = fread(buf, 1, sizeof(buf), f)) > 0)
+                fwrite(buf, 1, k, stderr);
+        fprintf(stderr, "--- end of log ---\n");
+}
+
+int bench_daemon_stop(pid_t pid)
+{
+        uint64_t deadline = bench_now_nsec() + STOP_TIMEOUT_NSEC;
+        int status;
+
+        (void)kill(pid, SIGTERM);
+        while (bench_now_nsec() < deadline) {
+                pid_t k = waitpid(pid, &status, WNOHANG);
+                if (k == pid)
+                        return status;
+                if (k < 0 && errno != EINTR)
+                        return -1;
+                sleep_poll();
+        }
+        (void)kill(pid, SIGKILL);
+        while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+                ;
+        return -1;
+}
+
+int bench_daemon_wait_ready(pid_t pid, const char *socket_path, bool *ret_reaped)
+{
+        const char *me = program_invocation_short_name;
+        uint64_t deadline = bench_now_nsec() + READY_TIMEOUT_NSEC;
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        int status;
+
+        if (strlen(socket_path) >= sizeof(sa.sun_path)) {
+                fprintf(stderr, "%s: socket path too long: %s\n", me, socket_path);
+                return -1;
+        }
+        strcpy(sa.sun_path, socket_path);
+        while (bench_now_nsec() < deadline) {
+                _cleanup_close_ int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+                if (fd < 0) {
+                        fprintf(stderr, "%s: socket: %s\n", me, strerror(errno));
+                        return -1;
+                }
+                if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0)
+                        return 0;
+                if (waitpid(pid, &status, WNOHANG) == pid) {
+                        *ret_reaped = true;
+                        if (WIFEXITED(status))
+                                fprintf(stderr, "%s: gpukeeperd exited with status %d during "
+                                                "start\n",
+                                        me, WEXITSTATUS(status));
+                        else
+                                fprintf(stderr, "%s: gpukeeperd died of signal %d during start\n",
+                                        me, WTERMSIG(status));
+                        return -1;
+                }
+                sleep_poll();
+        }
+        fprintf(stderr, "%s: gpukeeperd did not listen on %s within 15 s\n", me, socket_path);
+        return -1;
+}
+
+int64_t bench_cpu_nsec_of(pid_t pid)
+{
+        char path[64];
+        long long ns;
+        _cleanup_fclose_ FILE *f = NULL;
+
+        snprintf(path, sizeof(path), "/proc/%d/schedstat", (int)pid);
+        f = fopen(path, "re");
+        if (!f || fscanf(f, "%lld", &ns) != 1 || ns < 0)
+                return -1;
+        return ns;
 }
 
 uint64_t bench_now_nsec(void)

@@ -1,6 +1,7 @@
 /* Shared pieces of the benchmarks in bench/: the real processes a bench lab
- * lists, writing that lab with sim/gen-lab.py, a scratch directory, clocks
- * and the statistics every benchmark prints.
+ * lists, writing that lab with sim/gen-lab.py, a scratch directory, starting
+ * and stopping a gpukeeperd of our own, clocks and the statistics every
+ * benchmark prints. Messages name the program (program_invocation_short_name).
  *
  * Benchmarks are programs, not tests: they report on stdout and return 0 when
  * they measured and met their target, 2 when they measured and missed it, and
@@ -50,6 +51,40 @@ void bench_scratch_remove(const char *path);
  * generator fails (its stderr goes to ours). */
 int bench_write_lab(const char *gen_lab, const char *scratch, const pid_t *pids, size_t n,
                     const char *lab_path);
+
+/* Write a lab of `gpus` whole GPUs, the last `mig` of them in MIG mode, and
+ * no processes: `python3 GEN_LAB --gpus G --mig M --out LAB`. Returns as
+ * bench_write_lab. */
+int bench_write_plain_lab(const char *gen_lab, unsigned gpus, unsigned mig, const char *lab_path);
+
+/* Write the daemon configuration the benchmarks use: `socket` and
+ * `state_dir` as given, the NVML simulator `library`, sample_interval 2s,
+ * log_level info. Returns 0 or -1 after a message. */
+int bench_write_daemon_config(const char *path, const char *socket_path, const char *state_dir,
+                              const char *library);
+
+/* Start `gkd --config CONFIG` with stdout and stderr in LOG and stdin on
+ * /dev/null; the daemon gets SIGTERM if we die first. The lab comes from
+ * $GPUKEEPER_SIM_LAB, which the caller sets. Returns its pid or -1 after a
+ * message. */
+pid_t bench_daemon_start(const char *gkd, const char *config, const char *log);
+
+/* Wait (up to 15 s) until the daemon accepts connections on `socket_path`.
+ * Returns 0, or -1 after a message when it exits (then *ret_reaped is set:
+ * do not stop it) or does not listen in time. */
+int bench_daemon_wait_ready(pid_t pid, const char *socket_path, bool *ret_reaped);
+
+/* SIGTERM, wait up to 5 s, then SIGKILL. Returns the wait status (0 for a
+ * clean exit), or -1 when it had to be killed. */
+int bench_daemon_stop(pid_t pid);
+
+/* Copy the daemon's log to stderr, for when it misbehaves. */
+void bench_dump_log(const char *log);
+
+/* CPU time `pid` has used so far, in nanoseconds (first field of
+ * /proc/PID/schedstat, which covers its main thread: the daemon has only
+ * that one); -1 when it cannot be read. */
+int64_t bench_cpu_nsec_of(pid_t pid);
 
 /* CLOCK_MONOTONIC in nanoseconds. */
 uint64_t bench_now_nsec(void);

@@ -16,7 +16,7 @@ BUILD_DIR=${BUILD_DIR:-build}
 if [ ! -f "$BUILD_DIR/build.ninja" ]; then
         meson setup "$BUILD_DIR"
 fi
-ninja -C "$BUILD_DIR" bench/bench-tick bench/bench-status src/daemon/gpukeeperd \
+ninja -C "$BUILD_DIR" bench/bench-tick bench/bench-status bench/bench-lease src/daemon/gpukeeperd \
         src/cli/gpukeeper sim/libnvidia-ml-sim.so
 
 echo "== machine"
@@ -30,7 +30,7 @@ print("build:   buildtype=%s b_sanitize=%s b_ndebug=%s" % (
     opts.get("buildtype"), opts.get("b_sanitize"), opts.get("b_ndebug")))'
 
 status=0
-for bench in bench-tick bench-status; do
+for bench in bench-tick bench-status bench-lease; do
         echo
         echo "== $bench"
         rc=0

@@ -85,10 +85,10 @@ int cli_admin_main(cli_context *ctx, int argc, char *argv[])
         if (argc - optind > 1)
                 return cli_usage_error(verb, "unexpected argument '%s'", argv[optind + 1]);
         device = argv[optind];
-        if (strlen(device) > CLI_MAX_DEVICE_NAME || strspn(device, "abcdefghijklmnopqrstuvwxyz"
-                                                                   "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
-                                                                   "0123456789-/_.") !=
-                                                        strlen(device) ||
+        if (strlen(device) > CLI_MAX_DEVICE_NAME ||
+            strspn(device, "abcdefghijklmnopqrstuvwxyz"
+                           "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                           "0123456789-/_.") != strlen(device) ||
             !device[0])
                 return cli_usage_error(verb, "'%s' is not a GPU or MIG UUID or a GPU index",
                                        device);
@@ -109,8 +109,7 @@ int cli_admin_main(cli_context *ctx, int argc, char *argv[])
         uuid = cli_json_str(result, "device");
         cli_term_detect(stdout, &term);
         cli_text_clip(stdout, uuid ? uuid : device, 100, term.unicode);
-        puts(json_is_true(json_object_get(result, "drained"))
-                 ? " drained: it gets no new leases"
-                 : " undrained: it gets leases again");
+        puts(json_is_true(json_object_get(result, "drained")) ? " drained: it gets no new leases"
+                                                              : " undrained: it gets leases again");
         return cli_finish(CLI_EXIT_OK);
 }

@@ -126,8 +126,8 @@ static int add_mig(cli_acquire_args *a, const char *value, const char *verb)
         if (r != CLI_EXIT_OK)
                 return r;
         if (!name_ok(value, len, CLI_MAX_PROFILE, ".+_-") ||
-            (colon && (parse_uint64(colon + 1, &count) < 0 || count == 0 ||
-                       count > CLI_MAX_DEVICES)))
+            (colon &&
+             (parse_uint64(colon + 1, &count) < 0 || count == 0 || count > CLI_MAX_DEVICES)))
                 return cli_usage_error(verb,
                                        "--mig takes a MIG profile and an optional count from 1 "
                                        "to %d, like '3g.40gb' or '1g.10gb:2', not '%s'",
@@ -139,8 +139,8 @@ static int add_mig(cli_acquire_args *a, const char *value, const char *verb)
         }
         total = count;
         for (size_t i = 0; i < json_array_size(a->mig); i++)
-                total += (uint64_t)json_integer_value(json_object_get(json_array_get(a->mig, i),
-                                                                      "count"));
+                total += (uint64_t)json_integer_value(
+                    json_object_get(json_array_get(a->mig, i), "count"));
         if (total > CLI_MAX_DEVICES)
                 return cli_usage_error(verb, "more than %d MIG instances asked for",
                                        CLI_MAX_DEVICES);
@@ -177,8 +177,8 @@ int cli_parse_lease_time(const char *s, uint64_t *ret_sec)
 
 /* The option loop shared by both commands; `is_run` selects which extra
  * options exist. Leaves optind at the first word that is not an option. */
-static int parse_options(cli_context *ctx, int argc, char *argv[], bool is_run,
-                         cli_acquire_args *a, const char *verb)
+static int parse_options(cli_context *ctx, int argc, char *argv[], bool is_run, cli_acquire_args *a,
+                         const char *verb)
 {
         static const struct option run_options[] = {
             CLI_COMMON_OPTIONS,
@@ -205,8 +205,8 @@ static int parse_options(cli_context *ctx, int argc, char *argv[], bool is_run,
         opterr = 0;
         /* '+': stop at the first non-option, so the command's own options
          * (run -- python -u x.py) are never taken for ours. */
-        while ((c = getopt_long(argc, argv, "+:h", is_run ? run_options : acquire_options,
-                                NULL)) >= 0) {
+        while ((c = getopt_long(argc, argv, "+:h", is_run ? run_options : acquire_options, NULL)) >=
+               0) {
                 switch (c) {
                 case 'h':
                         a->help = true;

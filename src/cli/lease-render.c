@@ -139,9 +139,16 @@ static const char *fmt_int(char *buf, size_t len, json_t *o, const char *key)
         return buf;
 }
 
+/* The last column a line may use: one short of the terminal's width, as in
+ * status-render.c, so no line relies on how the terminal wraps. */
+static size_t line_end(const cli_term *term)
+{
+        return MAX(term->columns, (size_t)CLI_TERM_MIN_COLUMNS) - 1;
+}
+
 int cli_lease_list_render(json_t *leases, bool all, FILE *f, const cli_term *term, double now)
 {
-        size_t id_w = 2, n = json_array_size(leases), fixed;
+        size_t id_w = 2, n = json_array_size(leases), fixed, end = line_end(term);
         char buf[32];
 
         if (!json_is_array(leases))
@@ -151,9 +158,9 @@ int cli_lease_list_render(json_t *leases, bool all, FILE *f, const cli_term *ter
                 return 0;
         }
         for (size_t i = 0; i < n; i++)
-                id_w = MAX(id_w, MIN(strlen(fmt_int(buf, sizeof buf, json_array_get(leases, i),
-                                                    "id")),
-                                     (size_t)12));
+                id_w =
+                    MAX(id_w, MIN(strlen(fmt_int(buf, sizeof buf, json_array_get(leases, i), "id")),
+                                  (size_t)12));
         fixed = id_w + 2 + USER_W + 1 + KIND_W + 2 + AGE_W + 1 + EXPIRES_W + 1;
 
         cli_text_style(f, term, CLI_STYLE_BOLD);
@@ -191,7 +198,7 @@ int cli_lease_list_render(json_t *leases, bool all, FILE *f, const cli_term *ter
                                term->unicode);
                 fputc(' ', f);
                 cli_text_clip(f, cli_lease_devices_short(devices, sizeof devices, l),
-                              term->columns > fixed ? term->columns - fixed : 1, term->unicode);
+                              end > fixed ? end - fixed : 1, term->unicode);
                 fputc('\n', f);
         }
         return 0;
@@ -234,7 +241,7 @@ int cli_lease_render(json_t *lease, FILE *f, const cli_term *term, double now)
                 fputc(' ', f);
                 cli_text_field(f, profile ? profile : "", 10, CLI_ALIGN_LEFT, term->unicode);
                 fputc(' ', f);
-                cli_text_clip(f, uuid ? uuid : "-", term->columns - 19, term->unicode);
+                cli_text_clip(f, uuid ? uuid : "-", line_end(term) - 19, term->unicode);
                 fputc('\n', f);
         }
         return 0;
@@ -242,7 +249,7 @@ int cli_lease_render(json_t *lease, FILE *f, const cli_term *term, double now)
 
 size_t cli_queue_render(json_t *queue, FILE *f, const cli_term *term, double now, size_t indent)
 {
-        size_t n = json_array_size(queue),
+        size_t n = json_array_size(queue), end = line_end(term),
                fixed = indent + POS_W + 2 + USER_W + 1 + WANTS_W + 1 + WAITING_W + 1;
 
         if (n == 0)
@@ -279,8 +286,8 @@ size_t cli_queue_render(json_t *queue, FILE *f, const cli_term *term, double now
                 cli_text_field(f, fmt_age(age, sizeof age, q, "since", now), WAITING_W,
                                CLI_ALIGN_LEFT, term->unicode);
                 fputc(' ', f);
-                cli_text_clip(f, reason ? reason : "-",
-                              term->columns > fixed ? term->columns - fixed : 1, term->unicode);
+                cli_text_clip(f, reason ? reason : "-", end > fixed ? end - fixed : 1,
+                              term->unicode);
                 fputc('\n', f);
         }
         return n;
@@ -319,11 +326,11 @@ int cli_env_render(json_t *env, FILE *f)
                 return -EBADMSG;
         /* Check everything before printing anything: half an environment is
          * worse than none. */
+        json_object_foreach(env, name, value) if (!sh_name_ok(name) || !json_is_string(value) ||
+                                                  strlen(json_string_value(value)) !=
+                                                      json_string_length(value)) return -EBADMSG;
         json_object_foreach(env, name, value)
-                if (!sh_name_ok(name) || !json_is_string(value) ||
-                    strlen(json_string_value(value)) != json_string_length(value))
-                        return -EBADMSG;
-        json_object_foreach(env, name, value) {
+        {
                 fprintf(f, "export %s=", name);
                 cli_sh_quote(f, json_string_value(value));
                 fputc('\n', f);

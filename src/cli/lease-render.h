@@ -3,7 +3,8 @@
  * the GPUs in `gpukeeper status`, and the shell lines of `lease env`. Like
  * status-render.c they take the daemon's JSON as it comes (missing or
  * wrongly typed members print as "-") and are tested without a daemon.
- * Times are relative to `now` (seconds since the epoch) so tests are fixed. */
+ * Times are relative to `now` (seconds since the epoch) so tests are fixed.
+ * Lines end one column short of term->columns (taken as at least 80). */
 #pragma once
 
 #include <jansson.h>

@@ -24,32 +24,33 @@ enum {
 
 void cli_lease_usage(FILE *f)
 {
-        fputs("Usage: gpukeeper lease acquire [--gpus N | --gpu ID[,ID...] | --mig PROFILE[:N]...]\n"
-              "                               [--time DURATION] [--no-wait] [--json]\n"
-              "       gpukeeper lease env [ID]\n"
-              "       gpukeeper lease list [--all] [--json]\n"
-              "       gpukeeper lease extend ID --time DURATION\n"
-              "       gpukeeper lease release ID | --all\n"
-              "\n"
-              "Leases for interactive work: acquire GPUs or MIG instances for a while (the\n"
-              "default and the longest duration are set by the administrator), use them\n"
-              "with eval \"$(gpukeeper lease env)\", release them when done.\n"
-              "\n"
-              "Commands:\n"
-              "  acquire  lease devices (default: 1 GPU); waits in the queue unless --no-wait\n"
-              "  env      print sh 'export' lines for a lease (default: your newest)\n"
-              "  list     your active leases; --all: everyone's\n"
-              "  extend   make a lease last DURATION longer (e.g. 2h)\n"
-              "  release  give a lease back; --all: all of yours\n"
-              "\n"
-              "Options:\n"
-              "  --gpus N, --gpu ID[,ID...], --mig PROFILE[:N]  what to lease, as for 'run'\n"
-              "  --time DURATION  how long: 30m, 4h, 1d (default: the configured default)\n"
-              "  --no-wait        fail with exit status 75 instead of waiting in the queue\n"
-              "  --json           print the daemon's reply as JSON\n"
-              "  --socket PATH    talk to the daemon at PATH\n"
-              "  -h, --help       show this help\n",
-              f);
+        fputs(
+            "Usage: gpukeeper lease acquire [--gpus N | --gpu ID[,ID...] | --mig PROFILE[:N]...]\n"
+            "                               [--time DURATION] [--no-wait] [--json]\n"
+            "       gpukeeper lease env [ID]\n"
+            "       gpukeeper lease list [--all] [--json]\n"
+            "       gpukeeper lease extend ID --time DURATION\n"
+            "       gpukeeper lease release ID | --all\n"
+            "\n"
+            "Leases for interactive work: acquire GPUs or MIG instances for a while (the\n"
+            "default and the longest duration are set by the administrator), use them\n"
+            "with eval \"$(gpukeeper lease env)\", release them when done.\n"
+            "\n"
+            "Commands:\n"
+            "  acquire  lease devices (default: 1 GPU); waits in the queue unless --no-wait\n"
+            "  env      print sh 'export' lines for a lease (default: your newest)\n"
+            "  list     your active leases; --all: everyone's\n"
+            "  extend   make a lease last DURATION longer (e.g. 2h)\n"
+            "  release  give a lease back; --all: all of yours\n"
+            "\n"
+            "Options:\n"
+            "  --gpus N, --gpu ID[,ID...], --mig PROFILE[:N]  what to lease, as for 'run'\n"
+            "  --time DURATION  how long: 30m, 4h, 1d (default: the configured default)\n"
+            "  --no-wait        fail with exit status 75 instead of waiting in the queue\n"
+            "  --json           print the daemon's reply as JSON\n"
+            "  --socket PATH    talk to the daemon at PATH\n"
+            "  -h, --help       show this help\n",
+            f);
 }
 
 static double now_sec(void)

@@ -62,7 +62,8 @@ static bool env_entry_in(const char *entry, json_t *set)
         const char *name;
         json_t *value;
 
-        json_object_foreach(set, name, value) {
+        json_object_foreach(set, name, value)
+        {
                 size_t len = strlen(name);
 
                 if (strncmp(entry, name, len) == 0 && entry[len] == '=')
@@ -78,9 +79,7 @@ int cli_child_env(char *const *base, json_t *set, char ***ret)
         json_t *value;
         char **env;
 
-        json_object_foreach(set, name, value)
-                if (!json_is_string(value))
-                        return -EINVAL;
+        json_object_foreach(set, name, value) if (!json_is_string(value)) return -EINVAL;
         while (base && base[n])
                 n++;
         env = calloc(n + json_object_size(set) + 1, sizeof *env);
@@ -96,7 +95,8 @@ int cli_child_env(char *const *base, json_t *set, char ***ret)
                 }
                 used++;
         }
-        json_object_foreach(set, name, value) {
+        json_object_foreach(set, name, value)
+        {
                 if (asprintf(&env[used], "%s=%s", name, json_string_value(value)) < 0) {
                         env[used] = NULL;
                         cli_child_env_free(env);

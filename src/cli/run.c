@@ -107,8 +107,8 @@ static void reconnect(run_state *s)
                 cli_term_detect(stderr, &term);
                 error.message[sizeof error.message - 1] = '\0';
                 fprintf(stderr, "gpukeeper: lease.attach: ");
-                cli_text_clip(stderr, error.message[0] ? error.message : gk_error_name(r),
-                              SIZE_MAX, term.unicode);
+                cli_text_clip(stderr, error.message[0] ? error.message : gk_error_name(r), SIZE_MAX,
+                              term.unicode);
                 fprintf(stderr, "; lease %lld is lost, the command keeps running without it\n",
                         (long long)s->lease_id);
                 gk_client_free(c);
@@ -176,10 +176,10 @@ static int supervise(run_state *s)
                 if (!s->client && !s->orphaned) {
                         uint64_t now = now_usec(CLOCK_MONOTONIC);
 
-                        timeout = s->next_try > now
-                                      ? (int)((s->next_try - now + USEC_PER_MSEC - 1) /
-                                              USEC_PER_MSEC)
-                                      : 0;
+                        timeout =
+                            s->next_try > now
+                                ? (int)((s->next_try - now + USEC_PER_MSEC - 1) / USEC_PER_MSEC)
+                                : 0;
                 }
                 if (poll(p, 2, timeout) < 0) {
                         if (errno == EINTR)
@@ -193,8 +193,7 @@ static int supervise(run_state *s)
                         return wstatus;
                 if (s->client && p[1].revents)
                         check_connection(s, p[1].revents);
-                else if (!s->client && !s->orphaned &&
-                         now_usec(CLOCK_MONOTONIC) >= s->next_try)
+                else if (!s->client && !s->orphaned && now_usec(CLOCK_MONOTONIC) >= s->next_try)
                         reconnect(s);
         }
 }
@@ -217,8 +216,8 @@ static void release(run_state *s)
                 uint64_t now;
                 int r;
 
-                if (!s->client && gk_client_connect(gk_socket_path(s->ctx->socket_arg),
-                                                    &s->client) < 0)
+                if (!s->client &&
+                    gk_client_connect(gk_socket_path(s->ctx->socket_arg), &s->client) < 0)
                         s->client = NULL;
                 if (s->client) {
                         r = gk_client_call(s->client, "lease.release",
@@ -233,8 +232,9 @@ static void release(run_state *s)
                 if (now >= deadline)
                         break;
                 if (!said) {
-                        fprintf(stderr, "gpukeeper: cannot reach gpukeeperd to release lease "
-                                        "%lld; retrying for 5s\n",
+                        fprintf(stderr,
+                                "gpukeeper: cannot reach gpukeeperd to release lease "
+                                "%lld; retrying for 5s\n",
                                 (long long)s->lease_id);
                         said = true;
                 }

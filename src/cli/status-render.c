@@ -38,6 +38,7 @@
 
 #include <errno.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -112,7 +113,8 @@ static void print_quantity(FILE *f, json_t *o, const char *key, size_t width, co
 
 static void print_header(FILE *f, json_t *status, size_t n_gpus, const cli_term *term)
 {
-        const char *host = cli_json_str(status, "hostname"), *driver = cli_json_str(status, "driver_version");
+        const char *host = cli_json_str(status, "hostname"),
+                   *driver = cli_json_str(status, "driver_version");
         bool nvml = json_is_true(json_object_get(status, "nvml_available"));
         size_t used;
         char count[32], clock[16] = "";
@@ -256,19 +258,20 @@ static void add_user(char *list, size_t len, const char *name)
         snprintf(list + used, len - used, "%s%s", used ? ", " : "", name);
 }
 
-/* One part of a holder line, after two spaces unless it is the first; cut
- * to what is left of the line. */
-static void holder_part(FILE *f, const cli_term *term, const char *sgr, const char *s,
-                        size_t *used, bool *first)
+/* One part of a holder line, after two spaces unless it is the first or
+ * `glued` (it continues the part before); cut to `max_w` columns and to what
+ * is left of the line. */
+static void holder_part(FILE *f, const cli_term *term, const char *sgr, const char *s, size_t max_w,
+                        bool glued, size_t *used, bool *first)
 {
         size_t room;
 
-        if (!*first) {
+        if (!*first && !glued) {
                 fputs("  ", f);
                 *used += 2;
         }
         *first = false;
-        room = term->columns > *used ? term->columns - *used : 0;
+        room = MIN(term->columns > *used ? term->columns - *used : 0, max_w);
         if (sgr)
                 cli_text_style(f, term, sgr);
         *used += cli_text_clip(f, s, room, term->unicode);
@@ -296,7 +299,8 @@ static void print_holder(FILE *f, json_t *dev, json_t **procs, size_t n_procs,
                         const char *u = cli_json_str(procs[i], "user");
                         char uid[32];
 
-                        add_user(users, sizeof users, u ? u : fmt_num(uid, sizeof uid, procs[i], "uid"));
+                        add_user(users, sizeof users,
+                                 u ? u : fmt_num(uid, sizeof uid, procs[i], "uid"));
                 }
         knows_leases = lease || json_object_get(dev, "drained");
         if (!json_is_object(lease) && !drained && !users[0] && !(show_free && knows_leases))
@@ -304,7 +308,7 @@ static void print_holder(FILE *f, json_t *dev, json_t **procs, size_t n_procs,
 
         fputs(prefix, f);
         if (drained)
-                holder_part(f, term, CLI_STYLE_YELLOW, "DRAINED", &used, &first);
+                holder_part(f, term, CLI_STYLE_YELLOW, "DRAINED", SIZE_MAX, false, &used, &first);
         if (json_is_object(lease)) {
                 const char *user = cli_json_str(lease, "user"), *kind = cli_json_str(lease, "kind");
                 char uid[32], id[32], span[32], exp[48] = "";
@@ -314,18 +318,22 @@ static void print_holder(FILE *f, json_t *dev, json_t **procs, size_t n_procs,
                         snprintf(exp, sizeof exp, expires > now ? ", %s left" : ", expired",
                                  cli_format_span(span, sizeof span, expires - now));
                 else if (cli_json_num(lease, "since", &since))
-                        snprintf(exp, sizeof exp, " %s", cli_format_span(span, sizeof span, now - since));
-                snprintf(text, sizeof text, "%.32s %.16s%s (lease %s)",
-                         user ? user : fmt_num(uid, sizeof uid, lease, "uid"), kind ? kind : "-",
-                         exp, fmt_num(id, sizeof id, lease, "id"));
-                holder_part(f, term, CLI_STYLE_BOLD, text, &used, &first);
+                        snprintf(exp, sizeof exp, " %s",
+                                 cli_format_span(span, sizeof span, now - since));
+                /* A long login name must not push the rest off the line. */
+                holder_part(f, term, CLI_STYLE_BOLD,
+                            user ? user : fmt_num(uid, sizeof uid, lease, "uid"), USER_W + 6, false,
+                            &used, &first);
+                snprintf(text, sizeof text, " %.16s%s (lease %s)", kind ? kind : "-", exp,
+                         fmt_num(id, sizeof id, lease, "id"));
+                holder_part(f, term, CLI_STYLE_BOLD, text, SIZE_MAX, true, &used, &first);
         }
         if (users[0]) {
                 snprintf(text, sizeof text, "IN USE WITHOUT LEASE: %s", users);
-                holder_part(f, term, CLI_STYLE_RED, text, &used, &first);
+                holder_part(f, term, CLI_STYLE_RED, text, SIZE_MAX, false, &used, &first);
         }
         if (first)
-                holder_part(f, term, NULL, "free", &used, &first);
+                holder_part(f, term, NULL, "free", SIZE_MAX, false, &used, &first);
         fputc('\n', f);
 }
 
@@ -470,7 +478,8 @@ int cli_status_render(json_t *status, FILE *f, const cli_term *full_term, double
                 fprintf(f, "Queue: %zu waiting", n_queued);
                 cli_text_style(f, term, CLI_STYLE_RESET);
                 fputc('\n', f);
-                cli_queue_render(json_object_get(status, "queue"), f, term, now, 0);
+                /* The full width: it narrows by itself as this view does. */
+                cli_queue_render(json_object_get(status, "queue"), f, full_term, now, 0);
         }
         return 0;
 }

@@ -492,6 +492,13 @@ class Daemon:
         os.chmod(d, 0o1777)
         return d
 
+    def shared_log(self, name):
+        """An empty file in shared_dir() that every user may append to."""
+        path = self.shared_dir() / name
+        path.touch()
+        os.chmod(path, 0o666)
+        return path
+
     def db(self):
         """The state database, opened read-only (close it soon: the daemon
         keeps writing)."""

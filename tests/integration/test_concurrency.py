@@ -19,7 +19,7 @@ import time
 from conftest import start_leasing_daemon, wait_for, wait_queue_len
 
 CLIENTS = 64
-LOG_SCRIPT = ('echo "start $GPUKEEPER_LEASE_ID $CUDA_VISIBLE_DEVICES $1" >> "$0"; sleep "$2"; '
+LOG_SCRIPT = ('set -e; echo "start $GPUKEEPER_LEASE_ID $CUDA_VISIBLE_DEVICES $1" >> "$0"; sleep "$2"; '
               'echo "end $GPUKEEPER_LEASE_ID $CUDA_VISIBLE_DEVICES $1" >> "$0"')
 EXIT_UNREACHABLE = 69
 
@@ -111,7 +111,7 @@ class LeaseWatcher:
 def test_64_clients_queue_in_order(daemon_factory, lab, users):
     alice, bob = users["alice"], users["bob"]
     d = start_four_gpu_daemon(daemon_factory, lab)
-    log = d.shared_dir() / "log"
+    log = d.shared_log("log")
     r = d.cli("lease", "acquire", "--gpus", "4", user=alice)
     assert r.returncode == 0, r
     blocker = d.leases()[0]
@@ -166,8 +166,11 @@ def churn(d, users, log, workers, seconds, tag_prefix, results):
             tag = f"{tag_prefix}{w:02d}-{n}"
             p = run_logged(d, user, tag, log, hold=wrng.uniform(0, 0.05),
                            gpus=2 if wrng.random() < 0.25 else 1)
-            results.append((tag, p.wait(timeout=120)))
+            rc = p.wait(timeout=120)
+            results.append((tag, rc))
             n += 1
+            if rc == EXIT_UNREACHABLE:
+                time.sleep(0.1)  # the daemon is down (a test kills it): do not spin
             if time.monotonic() >= stop_at:
                 return
 
@@ -179,8 +182,7 @@ def churn(d, users, log, workers, seconds, tag_prefix, results):
 
 def test_64_clients_race_for_4_gpus(daemon_factory, lab, users):
     d = start_four_gpu_daemon(daemon_factory, lab)
-    log = d.shared_dir() / "log"
-    log.touch()
+    log = d.shared_log("log")
     watcher = LeaseWatcher(d)
     results = []
     threads = churn(d, users, log, CLIENTS, 8, "w", results)
@@ -241,17 +243,19 @@ def check_live_store(d, where):
 
 def test_daemon_killed_during_churn(daemon_factory, lab, users, workdir):
     d = start_four_gpu_daemon(daemon_factory, lab, reconnect_grace="5s")
-    log = d.shared_dir() / "log"
-    log.touch()
+    log = d.shared_log("log")
     results = []
     threads = churn(d, users, log, 16, 9, "k", results)
     rng = random.Random(4321)
+    active_at_kill = []
     for n in range(4):
         time.sleep(rng.uniform(0.5, 1.5))
         d.crash()
         db = copy_store(d, workdir / f"crash-{n}")
         try:
             check_store(db, f"after kill #{n + 1}")
+            active_at_kill.append(db.execute(
+                "SELECT COUNT(*) FROM leases WHERE state = 'active'").fetchone()[0])
         finally:
             db.close()
         d.start()
@@ -269,6 +273,8 @@ def test_daemon_killed_during_churn(daemon_factory, lab, users, workdir):
            if not (rc == 0 or (rc == EXIT_UNREACHABLE and tag not in ran))]
     assert bad == [], f"clients that failed: {bad}"
     assert sum(1 for _, rc in results if rc == 0) >= 16
+    # The kills hit leases in flight (else this test proves little).
+    assert sum(active_at_kill) > 0, active_at_kill
     check_exclusive(events, lab.whole_gpus())
 
     # Everything is released in the end, and the store agrees.

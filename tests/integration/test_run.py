@@ -188,3 +188,38 @@ def test_run_lease_of_a_client_that_never_comes_back(daemon_factory, lab, users,
     row = d.query("SELECT * FROM leases WHERE id = ?", (lid,))[0]
     assert row["state"] == "released", row
     c.close()
+
+
+def test_restart_keeps_manual_leases_and_drains_and_drops_dead_clients(daemon_factory, lab,
+                                                                        users):
+    """Across a SIGKILL of the daemon: manual leases and drains persist; a run
+    lease whose client died meanwhile is released at once, not after the grace."""
+    alice, bob = users["alice"], users["bob"]
+    d = start_leasing_daemon(daemon_factory, lab, extra_whole=1,
+                             policy={"reconnect_grace": "60s"})
+    r = d.cli("lease", "acquire", "--mig", "3g.40gb", "--time", "1h", user=alice)
+    assert r.returncode == 0, r
+    manual = d.leases()[0]
+    d.ok("admin.drain", {"device": whole_gpu_uuid(2), "reason": "test"})
+    pid_file = d.shared_dir() / "child.pid"
+    p = d.cli_popen("run", "--gpu", "0", "--", "sh", "-c", 'echo $$ > "$0"; exec sleep 300',
+                    str(pid_file), user=bob)
+    wait_for(lambda: pid_file.exists() and pid_file.read_text().strip(), timeout=15,
+             what="the command to start")
+    run_lease = next(x for x in d.leases() if x["kind"] == "run")
+
+    d.crash()
+    p.kill()
+    p.wait()
+    d.start()
+    started = time.monotonic()
+    wait_for(lambda: [x["id"] for x in d.leases()] == [manual["id"]], timeout=10,
+             what="the dead client's lease to be released")
+    assert time.monotonic() - started < 5, "released only after a delay"
+    row = d.query("SELECT * FROM leases WHERE id = ?", (run_lease["id"],))[0]
+    assert row["state"] == "released", row
+    kept = d.leases()[0]
+    assert kept["expires_at"] == manual["expires_at"] and kept["devices"] == manual["devices"]
+    status = d.status()
+    assert next(g for g in status["gpus"] if g["uuid"] == whole_gpu_uuid(2))["drained"] is True
+    os.kill(int(pid_file.read_text()), signal.SIGKILL)

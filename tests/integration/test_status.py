@@ -12,7 +12,7 @@ from conftest import (DRIVER_VERSION, GPU0_UUID, GPU1_UUID, MIB, MIG_A_UUID, MIG
 TOP_KEYS = {
     "simulated": (bool,), "driver_version": (str,), "hostname": (str,),
     "sampled_at": (float, int), "nvml_available": (bool,), "message": (str, type(None)),
-    "gpus": (list,),
+    "gpus": (list,), "queue": (list,),
 }
 GPU_KEYS = {
     "index": (int,), "uuid": (str,), "name": (str,), "pci_bus_id": (str,),
@@ -20,16 +20,17 @@ GPU_KEYS = {
     "utilization_gpu": (int, type(None)), "temperature_c": (int, type(None)),
     "power_w": (float, int, type(None)), "healthy": (bool,), "error": (str, type(None)),
     "mig_enabled": (bool,), "instances": (list,), "processes": (list,),
+    "lease": (dict, type(None)), "drained": (bool,),
 }
 INSTANCE_KEYS = {
     "uuid": (str,), "profile": (str,), "gpu_instance_id": (int,),
     "compute_instance_id": (int,), "memory_total_bytes": (int, type(None)),
-    "memory_used_bytes": (int, type(None)),
+    "memory_used_bytes": (int, type(None)), "lease": (dict, type(None)), "drained": (bool,),
 }
 PROCESS_KEYS = {
     "pid": (int,), "uid": (int, type(None)), "user": (str, type(None)),
     "command": (str, type(None)), "memory_used_bytes": (int, type(None)),
-    "instance_uuid": (str, type(None)), "vanished": (bool,),
+    "instance_uuid": (str, type(None)), "vanished": (bool,), "leased": (bool,),
 }
 
 

@@ -20,15 +20,17 @@ GPUS = ["GPU-aaaaaaaa-0000-1111-2222-333344445555", "GPU-bbbbbbbb-0000-1111-2222
 
 
 class StandinDaemon:
-    def __init__(self, path, queue_events=0, queue_delay=0.0, refuse=None):
+    def __init__(self, path, queue_events=0, queue_delay=0.0, refuse=None, event_after=None):
         """queue_events: how many queue.position events to send before
         granting (the same event twice counts once for the CLI);
         queue_delay: seconds between them; refuse: (code, name, message)
-        answered to every lease.acquire instead of a grant."""
+        answered to every lease.acquire instead of a grant; event_after:
+        seconds after a grant to send an unsolicited event."""
         self.path = path
         self.queue_events = queue_events
         self.queue_delay = queue_delay
         self.refuse = refuse
+        self.event_after = event_after
         self.requests = []
         self.released = []
         self.leases = {}
@@ -157,7 +159,11 @@ class StandinDaemon:
                 lease = self._lease(args.get("kind"), args.get("gpus", 1), args.get("command"))
                 if lease["kind"] == "run":
                     bound.add(lease["id"])
-            return self._reply(c, req, {"lease": lease})
+            self._reply(c, req, {"lease": lease})
+            if self.event_after is not None:
+                time.sleep(self.event_after)
+                self._send(c, {"v": 1, "event": "lease.note", "data": {"id": lease["id"]}})
+            return None
         if op == "lease.attach":
             lease = self.leases.get(args.get("id"))
             if not lease or lease["state"] != "active":

@@ -175,6 +175,17 @@ def test_terminal_ctrl_c_reaches_child_once(sock, tmp_path):
     d.stop()
 
 
+def test_event_while_running(sock, tmp_path):
+    """An event after the grant is read (with a ping), not taken for a
+    closed connection: no reconnect, the lease stays attached."""
+    d = StandinDaemon(sock, event_after=0.2).start()
+    p = gk(sock, "run", "--", "sleep", "0.8")
+    assert p.returncode == 0, p.stderr
+    assert ops(d) == ["lease.acquire", "ping", "lease.release"]
+    assert p.stderr == ""
+    d.stop()
+
+
 def test_reconnect_after_daemon_restart(sock, tmp_path):
     d = StandinDaemon(sock).start()
     go = tmp_path / "go"

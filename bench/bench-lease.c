@@ -1,0 +1,888 @@
+/* bench-lease: the lease round trip through the client library against a
+ * bare SQLite commit of one row, and acquire+release throughput with many
+ * concurrent clients.
+ *
+ * gpukeeperd runs with a lab of 8 whole GPUs and no processes from a scratch
+ * directory. Sequentially, over one connection, the benchmark times
+ * lease.acquire (manual, 1 GPU, 1 h, wait=false) and the lease.release that
+ * follows it, each as one gk_client_call. The baseline, in the same run and
+ * interleaved with it in blocks, is one INSERT of one row committed as its
+ * own transaction (BEGIN IMMEDIATE / INSERT / COMMIT) in a separate database
+ * file in the daemon's state_dir, so on the same file system, opened with the
+ * settings of src/store/store.c: WAL, synchronous=NORMAL, foreign_keys=ON,
+ * busy_timeout 5 s, SQLITE_OPEN_FULLMUTEX. The INSERT is prepared once: the
+ * baseline is the cheapest durable commit SQLite offers with these settings.
+ *
+ * Then `--clients` threads, each with its own connection, acquire (wait=true:
+ * with more clients than GPUs they queue) and release in a loop for a fixed
+ * time. A pair counts when its release returned before the deadline.
+ *
+ * Targets (from the issue): acquire p50 within 1.5x of the commit p50, and at
+ * least 2,000 acquire+release pairs per second with 64 clients. */
+#include <errno.h>
+#include <getopt.h>
+#include <gpukeeper/client.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <limits.h>
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "bench-util.h"
+#include "store/store.h"
+
+#define LAB_GPUS 8
+#define DEFAULT_COUNT 2000
+#define DEFAULT_CLIENTS 64
+#define DEFAULT_SECONDS 5
+#define MAX_CLIENTS 120 /* the daemon allows 128 connections per uid; we hold one more */
+#define BLOCK 100
+#define WARMUP 100
+#define TARGET_RATIO 1.5
+#define TARGET_PAIRS_PER_SEC 2000.0
+#define WAIT_SAMPLES_MAX (1u << 20) /* per client */
+
+typedef struct Options {
+        const char *gkd;
+        const char *library;
+        const char *gen_lab;
+        size_t count;
+        size_t clients;
+        size_t seconds;
+} Options;
+
+/* The request the sequential phase sends, also the baseline row's payload. */
+#define ACQUIRE_JSON "{\"kind\":\"manual\",\"gpus\":1,\"duration_sec\":3600,\"wait\":false}"
+
+static json_t *acquire_args(bool wait)
+{
+        return json_pack("{s:s, s:i, s:i, s:b}", "kind", "manual", "gpus", 1, "duration_sec", 3600,
+                         "wait", wait);
+}
+
+/* One lease.acquire of 1 GPU. Returns 0 with the lease id in *ret_id, the
+ * daemon's error code (> 0, details in *err), -EBADMSG for a reply without
+ * a lease id, or the library's -errno. */
+static int acquire(gk_client *c, bool wait, int64_t *ret_id, gk_call_error *err)
+{
+        _cleanup_(json_decrefp) json_t *result = NULL;
+        json_t *id, *devices, *lease;
+        int r;
+
+        r = gk_client_call(c, "lease.acquire", acquire_args(wait), &result, err);
+        if (r != 0)
+                return r;
+        lease = json_object_get(result, "lease");
+        id = json_object_get(lease, "id");
+        devices = json_object_get(lease, "devices");
+        if (!json_is_integer(id) || json_array_size(devices) != 1) {
+                snprintf(err->message, sizeof(err->message),
+                         "lease.acquire result without a lease of one device");
+                return -EBADMSG;
+        }
+        *ret_id = json_integer_value(id);
+        return 0;
+}
+
+/* lease.release {"id"}; checks that exactly that lease was released. */
+static int release(gk_client *c, int64_t id, gk_call_error *err)
+{
+        _cleanup_(json_decrefp) json_t *result = NULL;
+        json_t *released;
+        int r;
+
+        r = gk_client_call(c, "lease.release", json_pack("{s:I}", "id", (json_int_t)id), &result,
+                           err);
+        if (r != 0)
+                return r;
+        released = json_object_get(result, "released");
+        if (json_array_size(released) != 1 ||
+            json_integer_value(json_array_get(released, 0)) != id) {
+                snprintf(err->message, sizeof(err->message),
+                         "lease.release of %" PRId64 " did not release exactly that lease", id);
+                return -EBADMSG;
+        }
+        return 0;
+}
+
+/* Print a failed call: the daemon's error or the library's errno. */
+static void call_failed(const char *what, int r, const gk_call_error *err)
+{
+        if (r > 0)
+                fprintf(stderr, "bench-lease: %s: %s: %s\n", what, gk_error_name(r),
+                        err->message);
+        else if (r == -EBADMSG && err->message[0])
+                fprintf(stderr, "bench-lease: %s: %s\n", what, err->message);
+        else
+                fprintf(stderr, "bench-lease: %s: %s\n", what, strerror(-r));
+}
+
+/* The baseline database: a separate file beside the daemon's, the daemon's
+ * settings, and the INSERT prepared once. */
+typedef struct Baseline {
+        sqlite3 *db;
+        sqlite3_stmt *insert;
+        int64_t uid;
+} Baseline;
+
+static void baseline_close(Baseline *b)
+{
+        sqlite3_finalize(b->insert);
+        sqlite3_close(b->db);
+        *b = (Baseline){ 0 };
+}
+
+static int baseline_exec(Baseline *b, const char *sql)
+{
+        if (sqlite3_exec(b->db, sql, NULL, NULL, NULL) == SQLITE_OK)
+                return 0;
+        fprintf(stderr, "bench-lease: baseline: %s: %s\n", sql, sqlite3_errmsg(b->db));
+        return -1;
+}
+
+static int baseline_open(const char *path, Baseline *ret)
+{
+        Baseline b = { .uid = (int64_t)getuid() };
+        sqlite3_stmt *st = NULL;
+        const unsigned char *mode;
+        bool wal;
+
+        if (sqlite3_open_v2(path, &b.db,
+                            SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
+                            NULL) != SQLITE_OK) {
+                fprintf(stderr, "bench-lease: cannot open %s: %s\n", path,
+                        b.db ? sqlite3_errmsg(b.db) : "out of memory");
+                baseline_close(&b);
+                return -1;
+        }
+        sqlite3_busy_timeout(b.db, 5000);
+        /* Exactly the pragmas of store_open(). */
+        if (baseline_exec(&b, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; "
+                              "PRAGMA foreign_keys=ON;") < 0 ||
+            baseline_exec(&b, "CREATE TABLE rows (id INTEGER PRIMARY KEY, uid INTEGER NOT NULL, "
+                              "created_usec INTEGER NOT NULL, request TEXT NOT NULL)") < 0) {
+                baseline_close(&b);
+                return -1;
+        }
+        /* Make sure the journal mode took: a file system without shared
+         * memory support would silently keep the rollback journal. */
+        if (sqlite3_prepare_v2(b.db, "PRAGMA journal_mode", -1, &st, NULL) != SQLITE_OK ||
+            sqlite3_step(st) != SQLITE_ROW) {
+                fprintf(stderr, "bench-lease: baseline: PRAGMA journal_mode: %s\n",
+                        sqlite3_errmsg(b.db));
+                sqlite3_finalize(st);
+                baseline_close(&b);
+                return -1;
+        }
+        mode = sqlite3_column_text(st, 0);
+        wal = mode && strcmp((const char *)mode, "wal") == 0;
+        sqlite3_finalize(st);
+        if (!wal) {
+                fprintf(stderr, "bench-lease: baseline database is not in WAL mode\n");
+                baseline_close(&b);
+                return -1;
+        }
+        if (sqlite3_prepare_v2(b.db,
+                               "INSERT INTO rows (uid, created_usec, request) VALUES (?, ?, ?)",
+                               -1, &b.insert, NULL) != SQLITE_OK) {
+                fprintf(stderr, "bench-lease: baseline: prepare: %s\n", sqlite3_errmsg(b.db));
+                baseline_close(&b);
+                return -1;
+        }
+        *ret = b;
+        return 0;
+}
+
+/* One row in its own transaction, as the daemon's store does it. */
+static int baseline_commit(Baseline *b)
+{
+        int rc;
+
+        if (baseline_exec(b, "BEGIN IMMEDIATE") < 0)
+                return -1;
+        sqlite3_bind_int64(b->insert, 1, b->uid);
+        sqlite3_bind_int64(b->insert, 2, (sqlite3_int64)(bench_now_nsec() / 1000));
+        sqlite3_bind_text(b->insert, 3, ACQUIRE_JSON, -1, SQLITE_STATIC);
+        rc = sqlite3_step(b->insert);
+        sqlite3_reset(b->insert);
+        if (rc != SQLITE_DONE) {
+                fprintf(stderr, "bench-lease: baseline: INSERT: %s\n", sqlite3_errmsg(b->db));
+                (void)baseline_exec(b, "ROLLBACK");
+                return -1;
+        }
+        return baseline_exec(b, "COMMIT");
+}
+
+/* Samples of the sequential phase, in microseconds. */
+typedef struct Sequential {
+        double *commit;
+        double *ping;
+        double *acquire;
+        double *release;
+        double *pair;
+        int64_t daemon_ns; /* daemon CPU over the timed lease pairs; -1 unknown */
+} Sequential;
+
+/* A timed lease pair; the samples go to index i (nowhere when s is NULL). */
+static int lease_pair(gk_client *c, Sequential *s, size_t i)
+{
+        gk_call_error err = { 0 };
+        uint64_t t0, t1, t2;
+        int64_t id = 0;
+        int r;
+
+        t0 = bench_now_nsec();
+        r = acquire(c, false, &id, &err);
+        t1 = bench_now_nsec();
+        if (r != 0) {
+                call_failed("lease.acquire", r, &err);
+                return -1;
+        }
+        r = release(c, id, &err);
+        t2 = bench_now_nsec();
+        if (r != 0) {
+                call_failed("lease.release", r, &err);
+                return -1;
+        }
+        if (s) {
+                s->acquire[i] = (double)(t1 - t0) / 1000.0;
+                s->release[i] = (double)(t2 - t1) / 1000.0;
+                s->pair[i] = (double)(t2 - t0) / 1000.0;
+        }
+        return 0;
+}
+
+/* A timed `ping`: the protocol round trip with no work behind it. */
+static int ping(gk_client *c, double *ret_usec)
+{
+        _cleanup_(json_decrefp) json_t *result = NULL;
+        gk_call_error err = { 0 };
+        uint64_t t0 = bench_now_nsec();
+        int r;
+
+        r = gk_client_call(c, "ping", NULL, &result, &err);
+        if (r != 0) {
+                call_failed("ping", r, &err);
+                return -1;
+        }
+        if (ret_usec)
+                *ret_usec = (double)(bench_now_nsec() - t0) / 1000.0;
+        return 0;
+}
+
+static int timed_commit(Baseline *b, double *ret_usec)
+{
+        uint64_t t0 = bench_now_nsec();
+
+        if (baseline_commit(b) < 0)
+                return -1;
+        if (ret_usec)
+                *ret_usec = (double)(bench_now_nsec() - t0) / 1000.0;
+        return 0;
+}
+
+/* The sides of the sequential phase. */
+enum { SIDE_COMMIT, SIDE_PING, SIDE_LEASE, SIDE_MAX };
+
+/* Warm up every side, then run o->count of each in interleaved blocks,
+ * rotating which side goes first, so drift affects them alike. */
+static int measure_sequential(const Options *o, pid_t daemon, gk_client *c, Baseline *b,
+                              Sequential *s)
+{
+        size_t done = 0;
+        bool cpu_known = true;
+
+        for (size_t i = 0; i < WARMUP; i++)
+                if (timed_commit(b, NULL) < 0 || ping(c, NULL) < 0 || lease_pair(c, NULL, 0) < 0)
+                        return -1;
+        s->daemon_ns = 0;
+        for (size_t block = 0; done < o->count; block++) {
+                size_t n = MIN((size_t)BLOCK, o->count - done);
+
+                for (size_t k = 0; k < SIDE_MAX; k++) {
+                        size_t side = (block + k) % SIDE_MAX;
+                        int64_t before, after;
+
+                        switch (side) {
+                        case SIDE_COMMIT:
+                                for (size_t i = done; i < done + n; i++)
+                                        if (timed_commit(b, &s->commit[i]) < 0)
+                                                return -1;
+                                break;
+                        case SIDE_PING:
+                                for (size_t i = done; i < done + n; i++)
+                                        if (ping(c, &s->ping[i]) < 0)
+                                                return -1;
+                                break;
+                        default:
+                                before = bench_cpu_nsec_of(daemon);
+                                for (size_t i = done; i < done + n; i++)
+                                        if (lease_pair(c, s, i) < 0)
+                                                return -1;
+                                after = bench_cpu_nsec_of(daemon);
+                                if (before < 0 || after < before)
+                                        cpu_known = false;
+                                else
+                                        s->daemon_ns += after - before;
+                        }
+                }
+                done += n;
+        }
+        if (!cpu_known)
+                s->daemon_ns = -1;
+        return 0;
+}
+
+/* Shared state of the throughput phase. The clients connect, report
+ * ready, and wait for the main thread to open the gate (or call it off). */
+typedef struct Race {
+        const char *socket_path;
+        pthread_mutex_t lock;
+        pthread_cond_t cond;
+        size_t ready;      /* clients past their connect */
+        bool open;         /* go (deadline set) */
+        bool called_off;   /* not every client could be started: leave */
+        uint64_t deadline; /* written under lock before open */
+        atomic_uint_fast64_t events;
+} Race;
+
+typedef struct Worker {
+        Race *race;
+        pthread_t thread;
+        size_t pairs;     /* released before the deadline */
+        size_t pairs_all; /* including the one finished after it */
+        size_t errors;
+        char first_error[600];
+        double *waits; /* acquire round trips including queueing, us */
+        size_t n_waits;
+        size_t cap_waits;
+} Worker;
+
+/* Report ready, wait for the gate. Returns false when the run is called off. */
+static bool race_wait_gate(Race *race)
+{
+        bool go;
+
+        pthread_mutex_lock(&race->lock);
+        race->ready++;
+        pthread_cond_broadcast(&race->cond);
+        while (!race->open && !race->called_off)
+                pthread_cond_wait(&race->cond, &race->lock);
+        go = race->open;
+        pthread_mutex_unlock(&race->lock);
+        return go;
+}
+
+/* Keep one acquire sample; false when out of memory. */
+static bool worker_keep(Worker *w, double usec)
+{
+        if (w->n_waits == w->cap_waits) {
+                size_t cap = w->cap_waits ? 2 * w->cap_waits : 4096;
+                double *p;
+
+                if (cap > WAIT_SAMPLES_MAX)
+                        return true; /* enough for the percentiles; the count goes on */
+                p = realloc(w->waits, cap * sizeof(double));
+                if (!p)
+                        return false;
+                w->waits = p;
+                w->cap_waits = cap;
+        }
+        w->waits[w->n_waits++] = usec;
+        return true;
+}
+
+static void count_event(const char *event, json_t *data, void *userdata)
+{
+        Race *race = userdata;
+
+        (void)event;
+        (void)data;
+        atomic_fetch_add_explicit(&race->events, 1, memory_order_relaxed);
+}
+
+static void worker_error(Worker *w, const char *what, int r, const gk_call_error *err)
+{
+        if (w->errors++ > 0)
+                return;
+        if (r > 0)
+                snprintf(w->first_error, sizeof(w->first_error), "%s: %s: %s", what,
+                         gk_error_name(r), err->message);
+        else if (r == -EBADMSG && err->message[0])
+                snprintf(w->first_error, sizeof(w->first_error), "%s: %s", what, err->message);
+        else
+                snprintf(w->first_error, sizeof(w->first_error), "%s: %s", what, strerror(-r));
+}
+
+/* Acquire (waiting in the queue) and release until the deadline. A worker
+ * that could not connect still passes the gate, so the count of ready
+ * clients always reaches the number started. */
+static void *worker_main(void *userdata)
+{
+        Worker *w = userdata;
+        Race *race = w->race;
+        gk_client *c = NULL;
+        int r;
+
+        r = gk_client_connect(race->socket_path, &c);
+        if (r < 0)
+                worker_error(w, "connect", r, &(gk_call_error){ 0 });
+        else
+                gk_client_set_event_handler(c, count_event, race);
+        if (!race_wait_gate(race)) {
+                gk_client_free(c);
+                return NULL;
+        }
+        while (c && bench_now_nsec() < race->deadline) {
+                gk_call_error err = { 0 };
+                uint64_t t0 = bench_now_nsec(), t1;
+                int64_t id = 0;
+
+                r = acquire(c, true, &id, &err);
+                t1 = bench_now_nsec();
+                if (r != 0) {
+                        worker_error(w, "lease.acquire", r, &err);
+                        if (r < 0)
+                                break;
+                        continue;
+                }
+                if (!worker_keep(w, (double)(t1 - t0) / 1000.0))
+                        worker_error(w, "keeping samples", -ENOMEM, &err);
+                r = release(c, id, &err);
+                if (r != 0) {
+                        worker_error(w, "lease.release", r, &err);
+                        if (r < 0)
+                                break;
+                        continue;
+                }
+                w->pairs_all++;
+                if (bench_now_nsec() <= race->deadline)
+                        w->pairs++;
+        }
+        gk_client_free(c);
+        return NULL;
+}
+
+static double rusage_usec(const struct rusage *ru)
+{
+        return (double)(ru->ru_utime.tv_sec + ru->ru_stime.tv_sec) * 1e6 +
+               (double)(ru->ru_utime.tv_usec + ru->ru_stime.tv_usec);
+}
+
+/* After the race: no lease may be left active and nobody queued. */
+static int check_idle(const char *socket_path)
+{
+        _cleanup_(json_decrefp) json_t *leases = NULL, *queue = NULL;
+        gk_call_error err = { 0 };
+        gk_client *c = NULL;
+        size_t n_leases, n_queue;
+        int r;
+
+        r = gk_client_connect(socket_path, &c);
+        if (r < 0) {
+                call_failed("connect", r, &err);
+                return -1;
+        }
+        r = gk_client_call(c, "lease.list", json_pack("{s:b}", "all", true), &leases, &err);
+        if (r == 0)
+                r = gk_client_call(c, "queue.list", NULL, &queue, &err);
+        gk_client_free(c);
+        if (r != 0) {
+                call_failed("lease.list / queue.list", r, &err);
+                return -1;
+        }
+        n_leases = json_array_size(json_object_get(leases, "leases"));
+        n_queue = json_array_size(json_object_get(queue, "queue"));
+        if (n_leases != 0 || n_queue != 0) {
+                fprintf(stderr, "bench-lease: after the run %zu leases are active and %zu requests "
+                                "queued; expected none\n",
+                        n_leases, n_queue);
+                return -1;
+        }
+        return 0;
+}
+
+/* The throughput phase. Returns 1 when the target was met, 0 when missed,
+ * -1 when it could not measure (errors included). */
+static int measure_throughput(const Options *o, pid_t daemon, const char *socket_path)
+{
+        _cleanup_free_ Worker *workers = NULL;
+        _cleanup_free_ double *all_waits = NULL;
+        Race race = { .socket_path = socket_path };
+        size_t pairs = 0, pairs_all = 0, errors = 0, n_waits = 0, started = 0;
+        struct rusage ru0, ru1;
+        int64_t cpu0, cpu1;
+        uint64_t t_start, t_end;
+        double rate, wall;
+        BenchStats waits;
+        int r, ret = -1;
+
+        workers = calloc(o->clients, sizeof(*workers));
+        if (!workers) {
+                fprintf(stderr, "bench-lease: out of memory\n");
+                return -1;
+        }
+        pthread_mutex_init(&race.lock, NULL);
+        pthread_cond_init(&race.cond, NULL);
+        for (; started < o->clients; started++) {
+                workers[started].race = &race;
+                r = pthread_create(&workers[started].thread, NULL, worker_main, &workers[started]);
+                if (r != 0) {
+                        fprintf(stderr, "bench-lease: cannot start client thread %zu: %s\n",
+                                started, strerror(r));
+                        break;
+                }
+        }
+        /* Wait for every started client to connect (or fail to), then
+         * start the clock and open the gate, or call the run off. */
+        pthread_mutex_lock(&race.lock);
+        while (race.ready < started)
+                pthread_cond_wait(&race.cond, &race.lock);
+        cpu0 = bench_cpu_nsec_of(daemon);
+        getrusage(RUSAGE_SELF, &ru0);
+        t_start = bench_now_nsec();
+        race.deadline = t_start + (uint64_t)o->seconds * UINT64_C(1000000000);
+        if (started == o->clients)
+                race.open = true;
+        else
+                race.called_off = true;
+        pthread_cond_broadcast(&race.cond);
+        pthread_mutex_unlock(&race.lock);
+        for (size_t i = 0; i < started; i++)
+                pthread_join(workers[i].thread, NULL);
+        t_end = bench_now_nsec();
+        getrusage(RUSAGE_SELF, &ru1);
+        cpu1 = bench_cpu_nsec_of(daemon);
+        pthread_cond_destroy(&race.cond);
+        pthread_mutex_destroy(&race.lock);
+        if (race.called_off)
+                goto out;
+
+        for (size_t i = 0; i < o->clients; i++) {
+                pairs += workers[i].pairs;
+                pairs_all += workers[i].pairs_all;
+                errors += workers[i].errors;
+                n_waits += workers[i].n_waits;
+        }
+        if (errors > 0) {
+                for (size_t i = 0; i < o->clients; i++)
+                        if (workers[i].errors > 0)
+                                fprintf(stderr, "bench-lease: client %zu: %zu errors, first: %s\n",
+                                        i, workers[i].errors, workers[i].first_error);
+                goto out;
+        }
+        if (pairs == 0 || n_waits == 0) {
+                fprintf(stderr, "bench-lease: no acquire+release pair finished in %zu s\n",
+                        o->seconds);
+                goto out;
+        }
+        all_waits = malloc(n_waits * sizeof(double));
+        if (!all_waits) {
+                fprintf(stderr, "bench-lease: out of memory\n");
+                goto out;
+        }
+        n_waits = 0;
+        for (size_t i = 0; i < o->clients; i++) {
+                memcpy(all_waits + n_waits, workers[i].waits, workers[i].n_waits * sizeof(double));
+                n_waits += workers[i].n_waits;
+        }
+        if (check_idle(socket_path) < 0)
+                goto out;
+
+        wall = (double)(t_end - t_start) / 1e9;
+        rate = (double)pairs / (double)o->seconds;
+        waits = bench_stats(all_waits, n_waits);
+        printf("\n  throughput: %zu clients, each its own connection, acquire (wait=true) + "
+               "release for %zu s\n",
+               o->clients, o->seconds);
+        bench_print_header("us");
+        bench_print_row("acquire incl. queueing", &waits);
+        printf("  pairs released before the deadline: %zu (%zu in all, the last ones finished "
+               "%.2f s later)\n",
+               pairs, pairs_all, wall - (double)o->seconds);
+        printf("  queue.position events received: %" PRIuFAST64 " (%.1f per pair)\n",
+               atomic_load(&race.events), (double)atomic_load(&race.events) / (double)pairs_all);
+        if (cpu0 >= 0 && cpu1 >= cpu0)
+                printf("  gpukeeperd CPU: %.1f us per pair, %.0f%% of one CPU over %.2f s\n",
+                       (double)(cpu1 - cpu0) / 1000.0 / (double)pairs_all,
+                       100.0 * (double)(cpu1 - cpu0) / 1e9 / wall, wall);
+        printf("  client threads' CPU: %.1f us per pair, %.0f%% of one CPU\n",
+               (rusage_usec(&ru1) - rusage_usec(&ru0)) / (double)pairs_all,
+               100.0 * (rusage_usec(&ru1) - rusage_usec(&ru0)) / 1e6 / wall);
+        printf("  errors: 0; afterwards no lease active and nobody queued\n");
+        printf("  throughput: %.0f pairs/s (target >= %.0f): %s\n", rate, TARGET_PAIRS_PER_SEC,
+               rate >= TARGET_PAIRS_PER_SEC ? "PASS" : "FAIL");
+        ret = rate >= TARGET_PAIRS_PER_SEC ? 1 : 0;
+out:
+        for (size_t i = 0; i < started; i++)
+                free(workers[i].waits);
+        return ret;
+}
+
+static void help(void)
+{
+        printf("Usage: bench-lease [OPTIONS]\n"
+               "\n"
+               "Time lease.acquire and lease.release through the client library against a\n"
+               "gpukeeperd serving %d GPUs, against a bare SQLite commit of one row with the\n"
+               "daemon's settings, and measure acquire+release throughput of many clients.\n"
+               "\n"
+               "  --gpukeeperd PATH  the daemon (default " BENCH_GPUKEEPERD ")\n"
+               "  --library PATH     NVML simulator library (default " BENCH_SIM_LIBRARY ")\n"
+               "  --gen-lab PATH     sim/gen-lab.py (default " BENCH_GEN_LAB ")\n"
+               "  --count N          sequential lease pairs and commits (default %d)\n"
+               "  --clients N        concurrent clients of the throughput phase (default %d)\n"
+               "  --seconds N        length of the throughput phase (default %d)\n"
+               "\n"
+               "Exit status: 0 targets met, 2 a target missed, 1 could not measure.\n",
+               LAB_GPUS, DEFAULT_COUNT, DEFAULT_CLIENTS, DEFAULT_SECONDS);
+}
+
+/* Returns 1 to run, 0 to exit successfully (help), -1 on bad usage. */
+static int parse_argv(int argc, char **argv, Options *o)
+{
+        enum { OPT_GKD = 0x100, OPT_LIBRARY, OPT_GEN_LAB, OPT_COUNT, OPT_CLIENTS, OPT_SECONDS };
+        static const struct option options[] = {
+                { "help", no_argument, NULL, 'h' },
+                { "gpukeeperd", required_argument, NULL, OPT_GKD },
+                { "library", required_argument, NULL, OPT_LIBRARY },
+                { "gen-lab", required_argument, NULL, OPT_GEN_LAB },
+                { "count", required_argument, NULL, OPT_COUNT },
+                { "clients", required_argument, NULL, OPT_CLIENTS },
+                { "seconds", required_argument, NULL, OPT_SECONDS },
+                {},
+        };
+        int c;
+
+        *o = (Options){
+                .gkd = BENCH_GPUKEEPERD,
+                .library = BENCH_SIM_LIBRARY,
+                .gen_lab = BENCH_GEN_LAB,
+                .count = DEFAULT_COUNT,
+                .clients = DEFAULT_CLIENTS,
+                .seconds = DEFAULT_SECONDS,
+        };
+        while ((c = getopt_long(argc, argv, "h", options, NULL)) >= 0) {
+                switch (c) {
+                case 'h':
+                        help();
+                        return 0;
+                case OPT_GKD:
+                        o->gkd = optarg;
+                        break;
+                case OPT_LIBRARY:
+                        o->library = optarg;
+                        break;
+                case OPT_GEN_LAB:
+                        o->gen_lab = optarg;
+                        break;
+                case OPT_COUNT:
+                        if (!bench_parse_count("--count", optarg, 1000000, &o->count))
+                                return -1;
+                        break;
+                case OPT_CLIENTS:
+                        if (!bench_parse_count("--clients", optarg, MAX_CLIENTS, &o->clients))
+                                return -1;
+                        break;
+                case OPT_SECONDS:
+                        if (!bench_parse_count("--seconds", optarg, 3600, &o->seconds))
+                                return -1;
+                        break;
+                default:
+                        return -1;
+                }
+        }
+        if (optind < argc) {
+                fprintf(stderr, "bench-lease: unexpected argument '%s'\n", argv[optind]);
+                return -1;
+        }
+        return 1;
+}
+
+/* ret (PATH_MAX) = dir/name; -1 after a message when too long. */
+static int path_join(char ret[static PATH_MAX], const char *dir, const char *name)
+{
+        int k = snprintf(ret, PATH_MAX, "%s/%s", dir, name);
+
+        if (k < 0 || k >= PATH_MAX) {
+                fprintf(stderr, "bench-lease: path too long: %s/%s\n", dir, name);
+                return -1;
+        }
+        return 0;
+}
+
+/* The sequential phase: tables, ratio and verdict. Returns 1 met, 0 missed,
+ * -1 could not measure. */
+static int run_sequential(const Options *o, pid_t daemon, const char *socket_path,
+                          const char *state_dir)
+{
+        char baseline_path[PATH_MAX], store_path[PATH_MAX], wal_path[PATH_MAX];
+        _cleanup_free_ double *all = NULL;
+        Baseline b = { 0 };
+        gk_client *c = NULL;
+        struct stat st_base, st_store;
+        BenchStats commit, pingst, acq, rel, pair;
+        Sequential s;
+        double ratio;
+        int r;
+
+        if (path_join(baseline_path, state_dir, "baseline.db") < 0 ||
+            path_join(store_path, state_dir, STORE_DB_NAME) < 0)
+                return -1;
+        all = calloc(5 * o->count, sizeof(double));
+        if (!all) {
+                fprintf(stderr, "bench-lease: out of memory\n");
+                return -1;
+        }
+        s = (Sequential){ .commit = all, .ping = all + o->count, .acquire = all + 2 * o->count,
+                          .release = all + 3 * o->count, .pair = all + 4 * o->count };
+        if (baseline_open(baseline_path, &b) < 0)
+                return -1;
+        if (stat(baseline_path, &st_base) < 0 || stat(store_path, &st_store) < 0 ||
+            st_base.st_dev != st_store.st_dev) {
+                fprintf(stderr, "bench-lease: %s and %s are not on one file system\n",
+                        baseline_path, store_path);
+                baseline_close(&b);
+                return -1;
+        }
+        r = gk_client_connect(socket_path, &c);
+        if (r < 0) {
+                fprintf(stderr, "bench-lease: cannot connect to %s: %s\n", socket_path,
+                        strerror(-r));
+                baseline_close(&b);
+                return -1;
+        }
+        r = measure_sequential(o, daemon, c, &b, &s);
+        gk_client_free(c);
+        baseline_close(&b);
+        if (r < 0)
+                return -1;
+
+        /* The daemon's store must be in WAL mode as well, or the two
+         * sides do not compare. */
+        if (path_join(wal_path, state_dir, STORE_DB_NAME "-wal") < 0)
+                return -1;
+        if (access(wal_path, F_OK) < 0) {
+                fprintf(stderr, "bench-lease: %s does not exist: the daemon's store is not in WAL "
+                                "mode\n",
+                        wal_path);
+                return -1;
+        }
+        commit = bench_stats(s.commit, o->count);
+        pingst = bench_stats(s.ping, o->count);
+        acq = bench_stats(s.acquire, o->count);
+        rel = bench_stats(s.release, o->count);
+        pair = bench_stats(s.pair, o->count);
+        printf("\n  sequential, one connection, the three interleaved in blocks of %d (after %d "
+               "of each untimed)\n",
+               BLOCK, WARMUP);
+        bench_print_header("us");
+        bench_print_row("SQLite commit of 1 row (baseline)", &commit);
+        bench_print_row("ping (protocol round trip)", &pingst);
+        bench_print_row("lease.acquire", &acq);
+        bench_print_row("lease.release", &rel);
+        bench_print_row("acquire + release", &pair);
+        if (s.daemon_ns >= 0)
+                printf("  gpukeeperd CPU per acquire+release pair: %.1f us\n",
+                       (double)s.daemon_ns / 1000.0 / (double)o->count);
+        ratio = acq.p50 / commit.p50;
+        printf("  acquire / commit: p50 %.2f, mean %.2f; acquire minus commit: p50 %.1f us\n",
+               ratio, acq.mean / commit.mean, acq.p50 - commit.p50);
+        printf("  round trip: acquire p50 / commit p50 = %.2f (target <= %.1f): %s\n", ratio,
+               TARGET_RATIO, ratio <= TARGET_RATIO ? "PASS" : "FAIL");
+        return ratio <= TARGET_RATIO ? 1 : 0;
+}
+
+static int run(const Options *o, const char *scratch)
+{
+        char lab[PATH_MAX], config[PATH_MAX], socket_path[PATH_MAX], state_dir[PATH_MAX],
+                log[PATH_MAX];
+        bool reaped = false;
+        pid_t daemon;
+        int seq, thr, status, ret = BENCH_EXIT_ERROR;
+
+        if (path_join(lab, scratch, "lab.json") < 0 ||
+            path_join(config, scratch, "gpukeeper.yaml") < 0 ||
+            path_join(socket_path, scratch, "gpukeeper.sock") < 0 ||
+            path_join(state_dir, scratch, "state") < 0 || path_join(log, scratch, "gpukeeperd.log") < 0)
+                return BENCH_EXIT_ERROR;
+
+        if (bench_write_plain_lab(o->gen_lab, LAB_GPUS, 0, lab) < 0) {
+                fprintf(stderr, "bench-lease: %s could not write the lab\n", o->gen_lab);
+                return BENCH_EXIT_ERROR;
+        }
+        if (mkdir(state_dir, 0700) < 0) {
+                fprintf(stderr, "bench-lease: mkdir %s: %s\n", state_dir, strerror(errno));
+                return BENCH_EXIT_ERROR;
+        }
+        if (bench_write_daemon_config(config, socket_path, state_dir, o->library) < 0)
+                return BENCH_EXIT_ERROR;
+        if (setenv("GPUKEEPER_SIM_LAB", lab, 1) < 0) {
+                perror("bench-lease: setenv");
+                return BENCH_EXIT_ERROR;
+        }
+
+        daemon = bench_daemon_start(o->gkd, config, log);
+        if (daemon < 0)
+                return BENCH_EXIT_ERROR;
+        if (bench_daemon_wait_ready(daemon, socket_path, &reaped) < 0)
+                goto stop;
+
+        printf("bench-lease: gpukeeperd %s, lab of %d whole GPUs, state_dir %s\n", o->gkd,
+               LAB_GPUS, state_dir);
+        printf("bench-lease: lease.acquire %s, then lease.release {\"id\"}; baseline %s/baseline.db "
+               "(WAL, synchronous=NORMAL)\n",
+               ACQUIRE_JSON, state_dir);
+        seq = run_sequential(o, daemon, socket_path, state_dir);
+        if (seq < 0)
+                goto stop;
+        thr = measure_throughput(o, daemon, socket_path);
+        if (thr < 0)
+                goto stop;
+        ret = seq && thr ? BENCH_EXIT_PASS : BENCH_EXIT_MISSED;
+        printf("bench-lease: %s\n", ret == BENCH_EXIT_PASS ? "targets met" : "a target was missed");
+stop:
+        if (reaped) {
+                bench_dump_log(log);
+                return BENCH_EXIT_ERROR;
+        }
+        status = bench_daemon_stop(daemon);
+        if (status != 0) {
+                fprintf(stderr, "bench-lease: gpukeeperd did not stop cleanly (status %d)\n",
+                        status);
+                bench_dump_log(log);
+                ret = BENCH_EXIT_ERROR;
+        } else if (ret == BENCH_EXIT_ERROR)
+                bench_dump_log(log);
+        return ret;
+}
+
+int main(int argc, char **argv)
+{
+        char scratch[PATH_MAX] = "";
+        Options o;
+        int r, ret;
+
+        r = parse_argv(argc, argv, &o);
+        if (r <= 0)
+                return r == 0 ? EXIT_SUCCESS : 64;
+        /* Seed jansson's hash function before the client threads start. */
+        json_object_seed(0);
+
+        r = bench_scratch_make(scratch, sizeof(scratch));
+        if (r < 0) {
+                fprintf(stderr, "bench-lease: cannot make a scratch directory: %s\n",
+                        strerror(-r));
+                return BENCH_EXIT_ERROR;
+        }
+        ret = run(&o, scratch);
+        bench_scratch_remove(scratch);
+        return ret;
+}

@@ -1,0 +1,83 @@
+/* Helpers shared by the files of src/env/ and not part of its API: string
+ * vectors, bounded file reads, symlink-free path walking, the size walk and a
+ * symlink-safe recursive removal. Everything here keeps the env_ prefix. */
+#pragma once
+
+#include <dirent.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/stat.h>
+
+#include "env/env.h"
+
+/* ---- string vectors: (char ***v, size_t *n), NULL-terminated, heap-owned ---- */
+
+/* Append s (taking ownership; freed on failure). -ENOMEM when s is NULL. */
+int env_strv_consume(char ***v, size_t *n, char *s);
+int env_strv_push(char ***v, size_t *n, const char *s);
+int env_strv_pushf(char ***v, size_t *n, const char *fmt, ...) _printf_(3, 4);
+bool env_strv_contains(char *const *v, size_t n, const char *s);
+void env_strv_free(char **v, size_t n);
+/* Deep copy; a NULL/0 input gives NULL/0. */
+int env_strv_copy(char *const *v, size_t n, char ***ret, size_t *ret_n);
+
+/* ---- bounded reads ---- */
+
+/* Read all of fd (a regular file) into a NUL-terminated buffer. -EFBIG when it
+ * is larger than max, -EBADF... when not a regular file (-EINVAL). */
+int env_read_fd(int fd, size_t max, char **ret, size_t *ret_len);
+
+/* Open relpath below dirfd without following any symlink (each component is
+ * opened with O_NOFOLLOW; "." / ".." / empty components are -EINVAL). A
+ * symlink on the way is -ELOOP. */
+int env_open_dir_beneath(int dirfd, const char *relpath, int *ret_fd);
+int env_open_file_beneath(int dirfd, const char *relpath, int *ret_fd);
+int env_read_file_beneath(int dirfd, const char *relpath, size_t max, char **ret,
+                          size_t *ret_len);
+
+/* Open the absolute directory path of `user`'s data for reading:
+ * with ENV_FOLLOW_SYMLINKS a plain open; otherwise walked without symlinks from
+ * homefd when below the home (its passwd path or real path), else from "/", and
+ * then it must be owned by the user. -ELOOP for a symlink on the way, -EPERM for
+ * a foreign owner outside the home, -EINVAL for a relative or odd path. */
+int env_open_user_dir(const EnvUser *user, int homefd, const char *path, unsigned flags,
+                      int *ret_fd);
+
+/* The home of `user` as a directory fd (follows the passwd path: root-controlled). */
+int env_open_home(const EnvUser *user, int *ret_fd);
+
+/* ---- walking ---- */
+
+/* Disk usage below (and including) the directory dirfd: st_blocks*512, each inode
+ * once, symlinks not followed, at most ENV_MAX_WALK_DEPTH deep and
+ * ENV_MAX_WALK_ENTRIES entries (then -E2BIG with the partial sum in *ret). */
+int env_disk_usage(int dirfd, uint64_t *ret);
+
+/* Remove dirfd/name recursively without following symlinks. */
+int env_rm_rf_at(int dirfd, const char *name);
+
+/* ---- misc ---- */
+
+/* Does name end with suffix? */
+bool env_endswith(const char *name, const char *suffix);
+
+/* An env name usable as one path component: [A-Za-z0-9._+-], others '_', no
+ * leading '.', at most 100 bytes, "env" when empty. */
+char *env_safe_name(const char *name);
+
+/* Write f's string to the path atomically (tmp in the same dir, fsync, rename). */
+int env_write_file_atomic_at(int dirfd, const char *name, const char *data, size_t len,
+                             mode_t mode);
+
+/* Load one environment at an absolute path. name may be NULL (derived).
+ * condarc_channels are copied into the result. Never fails for problems with the
+ * env itself (those land in .error): only -ENOMEM. */
+int env_info_load(const EnvUser *user, int homefd, const char *path, const char *name,
+                  bool is_base, char *const *condarc_channels, size_t n_condarc_channels,
+                  unsigned flags, EnvInfo **ret);
+
+/* The conda roots searched below a home, relative to it. */
+extern const char *const env_conda_roots[];
+extern const size_t env_n_conda_roots;
