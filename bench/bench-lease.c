@@ -12,6 +12,8 @@
  * settings of src/store/store.c: WAL, synchronous=NORMAL, foreign_keys=ON,
  * busy_timeout 5 s, SQLITE_OPEN_FULLMUTEX. The INSERT is prepared once: the
  * baseline is the cheapest durable commit SQLite offers with these settings.
+ * A `ping` is timed the same way, for information: the protocol round trip
+ * that any request pays.
  *
  * Then `--clients` threads, each with its own connection, acquire (wait=true:
  * with more clients than GPUs they queue) and release in a loop for a fixed

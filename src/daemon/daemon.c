@@ -95,6 +95,11 @@ int daemon_new(char *config_path, Config *config, Daemon **ret)
         }
         d->config_path = config_path;
         d->config = config;
+        d->user_names = calloc(1, sizeof *d->user_names);
+        if (!d->user_names) {
+                daemon_free(d);
+                return log_error_errno(-ENOMEM, "Cannot start");
+        }
         if (gethostname(d->hostname, sizeof d->hostname - 1) < 0)
                 snprintf(d->hostname, sizeof d->hostname, "localhost");
 
@@ -164,6 +169,18 @@ fail:
         return r;
 }
 
+const char *daemon_user_name(const Daemon *d, uid_t uid)
+{
+        Daemon *mutable = (Daemon *)d; /* the memo is a cache, not state */
+        uint64_t now = now_usec(CLOCK_MONOTONIC);
+
+        if (now - d->user_names_usec > USER_NAMES_TTL_USEC) {
+                memset(mutable->user_names, 0, sizeof *mutable->user_names);
+                mutable->user_names_usec = now;
+        }
+        return user_memo_name(mutable->user_names, uid);
+}
+
 int daemon_run(Daemon *d)
 {
         int r;
@@ -190,5 +207,6 @@ void daemon_free(Daemon *d)
         sd_event_unref(d->event);
         config_free(d->config);
         free(d->config_path);
+        free(d->user_names);
         free(d);
 }

@@ -7,6 +7,8 @@
 #include <systemd/sd-event.h>
 
 #include "basic/proc.h"
+#include "basic/time-util.h"
+#include "basic/user-util.h"
 #include "daemon/config.h"
 #include "daemon/leases.h"
 #include "gpu/inventory.h"
@@ -30,6 +32,8 @@ typedef struct Daemon {
         ProcCache *proc_cache;
         GpuSnapshot *snapshot; /* latest; replaced by every sampler tick */
         LeaseState leases;
+        UserMemo *user_names;       /* uid → name, forgotten every USER_NAMES_TTL_USEC */
+        uint64_t user_names_usec;   /* CLOCK_MONOTONIC when user_names was started */
         char hostname[HOST_NAME_MAX + 1];
 } Daemon;
 
@@ -37,6 +41,15 @@ typedef struct Daemon {
  * load NVML (failure is recorded, not fatal), take a first snapshot and arm
  * the timers. Returns 0 or -errno, having logged why. */
 int daemon_new(char *config_path, Config *config, Daemon **ret);
+
+/* Replies name users on every request; NSS reads /etc/passwd each time, so
+ * names are remembered for a while (a renamed user shows the old name for at
+ * most this long). */
+#define USER_NAMES_TTL_USEC (60 * USEC_PER_SEC)
+
+/* The login name of `uid`, or NULL when it has none. Valid until the next
+ * call that may refresh the memo (the end of the current request). */
+const char *daemon_user_name(const Daemon *d, uid_t uid);
 
 /* Run the event loop until SIGTERM/SIGINT. Returns the exit status. */
 int daemon_run(Daemon *d);

@@ -23,6 +23,10 @@ static const ConfigPolicyLimits *peer_limits(const Daemon *d, const Peer *peer)
         const char *ptrs[PEER_MAX_GROUPS + 1];
         size_t n = 0;
 
+        /* No group policies: skip the NSS lookups (they read /etc/group). */
+        if (d->config->policy.n_groups == 0)
+                return &d->config->policy.limits;
+
         for (size_t i = 0; i <= peer->n_groups; i++) {
                 gid_t gid = i == 0 ? peer->gid : peer->groups[i - 1];
                 struct group gr, *result = NULL;
@@ -86,7 +90,8 @@ static int check_keys(json_t *args, const char *const *allowed, gk_call_error *r
         const char *key;
         json_t *v;
 
-        json_object_foreach(args, key, v) {
+        json_object_foreach(args, key, v)
+        {
                 bool ok = false;
 
                 for (size_t i = 0; allowed[i]; i++)
@@ -121,8 +126,7 @@ static int resolve_device(const Daemon *d, json_t *item, char **ret, gk_call_err
 
         for (size_t i = 0; snap && i < snap->n_gpus; i++) {
                 const GpuDevice *g = &snap->gpus[i];
-                bool named = index >= 0 ? (long long)g->index == index
-                                        : strcmp(g->uuid, text) == 0;
+                bool named = index >= 0 ? (long long)g->index == index : strcmp(g->uuid, text) == 0;
 
                 if (named && g->mig_enabled)
                         return request_error(ret_error, GK_E_INVALID_ARGUMENT,
@@ -154,7 +158,8 @@ static int parse_mig_items(json_t *mig, QueueEntry *e, gk_call_error *ret_error)
         e->mig = calloc(json_array_size(mig), sizeof *e->mig);
         if (!e->mig)
                 return -ENOMEM;
-        json_array_foreach(mig, i, item) {
+        json_array_foreach(mig, i, item)
+        {
                 json_t *profile = json_object_get(item, "profile");
                 json_t *count = json_object_get(item, "count");
 
@@ -204,7 +209,8 @@ static int parse_wants(const Daemon *d, json_t *args, QueueEntry *e, unsigned *r
                 e->named = calloc(json_array_size(devices), sizeof *e->named);
                 if (!e->named)
                         return -ENOMEM;
-                json_array_foreach(devices, i, item) {
+                json_array_foreach(devices, i, item)
+                {
                         r = resolve_device(d, item, &e->named[i], ret_error);
                         if (r != 0)
                                 return r;
@@ -240,8 +246,8 @@ static void audit_refusal(Daemon *d, const Peer *peer, const char *action, const
 int lease_op_acquire(Daemon *d, const RequestCall *call, json_t *args, json_t **ret_result,
                      gk_call_error *ret_error)
 {
-        static const char *const allowed[] = {"kind", "gpus", "devices", "mig", "duration_sec",
-                                              "wait", "command", NULL};
+        static const char *const allowed[] = {"kind",         "gpus", "devices", "mig",
+                                              "duration_sec", "wait", "command", NULL};
         const Peer *peer = call->peer;
         const ConfigPolicyLimits *limits = peer_limits(d, peer);
         _cleanup_free_ PolicyDevice *devs = NULL;
@@ -289,8 +295,8 @@ int lease_op_acquire(Daemon *d, const RequestCall *call, json_t *args, json_t **
                 goto fail;
         }
         if (e->kind == LEASE_MANUAL) {
-                e->duration_usec = duration_sec ? duration_sec * USEC_PER_SEC
-                                                : limits->default_duration_usec;
+                e->duration_usec =
+                    duration_sec ? duration_sec * USEC_PER_SEC : limits->default_duration_usec;
                 if (e->duration_usec > limits->max_duration_usec) {
                         r = request_error(ret_error, GK_E_PERMISSION,
                                           "a lease may last at most %" PRIu64
@@ -319,11 +325,14 @@ int lease_op_acquire(Daemon *d, const RequestCall *call, json_t *args, json_t **
         r = leases_policy_devices(d, &devs, &n_devs);
         if (r < 0)
                 goto fail;
-        req = (PolicyRequest){.uid = e->uid, .n_gpus = e->n_gpus,
-                              .named = (const char *const *)e->named, .n_named = e->n_named,
-                              .mig = e->mig, .n_mig = e->n_mig};
-        usage = (PolicyUserUsage){.uid = e->uid, .held = leases_held_by(d, e->uid),
-                                  .max_devices = e->max_gpus};
+        req = (PolicyRequest){.uid = e->uid,
+                              .n_gpus = e->n_gpus,
+                              .named = (const char *const *)e->named,
+                              .n_named = e->n_named,
+                              .mig = e->mig,
+                              .n_mig = e->n_mig};
+        usage = (PolicyUserUsage){
+            .uid = e->uid, .held = leases_held_by(d, e->uid), .max_devices = e->max_gpus};
         r = policy_check_request(devs, n_devs, &req, &usage, reason, sizeof reason);
         if (r < 0)
                 goto fail;
@@ -558,9 +567,9 @@ int lease_op_env(Daemon *d, const RequestCall *call, json_t *args, json_t **ret_
                 return -ENOMEM;
         visible = json_object_get(lease, "cuda_visible_devices");
         snprintf(id, sizeof id, "%" PRId64, pick->rec.id);
-        *ret_result = json_pack("{s:o, s:{s:O, s:s, s:s}}", "lease", lease, "env",
-                                "CUDA_VISIBLE_DEVICES", visible, "CUDA_DEVICE_ORDER", "PCI_BUS_ID",
-                                "GPUKEEPER_LEASE_ID", id);
+        *ret_result =
+            json_pack("{s:o, s:{s:O, s:s, s:s}}", "lease", lease, "env", "CUDA_VISIBLE_DEVICES",
+                      visible, "CUDA_DEVICE_ORDER", "PCI_BUS_ID", "GPUKEEPER_LEASE_ID", id);
         return *ret_result ? 0 : -ENOMEM;
 }
 
@@ -600,9 +609,9 @@ static int set_drain(Daemon *d, const RequestCall *call, json_t *args, bool drai
                 r = request_error(ret_error, GK_E_PERMISSION,
                                   "only admins (root, group " ADMIN_GROUP ") may %s devices",
                                   drained ? "drain" : "undrain");
-                audit_refusal(d, call->peer, drained ? "device.drain_denied"
-                                                     : "device.undrain_denied",
-                              NULL, ret_error->message);
+                audit_refusal(d, call->peer,
+                              drained ? "device.drain_denied" : "device.undrain_denied", NULL,
+                              ret_error->message);
                 return r;
         }
         device = args ? json_object_get(args, "device") : NULL;
@@ -612,7 +621,8 @@ static int set_drain(Daemon *d, const RequestCall *call, json_t *args, bool drai
                 char index[16];
 
                 snprintf(index, sizeof index, "%u", g->index);
-                if ((json_is_integer(device) && json_integer_value(device) == (json_int_t)g->index) ||
+                if ((json_is_integer(device) &&
+                     json_integer_value(device) == (json_int_t)g->index) ||
                     (text && (strcmp(text, index) == 0 || strcmp(text, g->uuid) == 0)))
                         uuid = g->uuid;
                 for (size_t k = 0; text && !uuid && k < g->n_instances; k++)

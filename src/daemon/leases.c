@@ -53,6 +53,7 @@ void leases_done(LeaseState *s)
         free(s->drained);
         free(s->released);
         sd_event_source_disable_unref(s->timer);
+        sd_event_source_disable_unref(s->position_timer);
         *s = (LeaseState){};
 }
 
@@ -278,7 +279,6 @@ json_t *lease_to_json(const Daemon *d, const Lease *l)
         char visible[LEASE_MAX_DEVICES * LEASE_UUID_MAX] = "";
         json_t *devices = json_array();
         const char *user;
-        UserMemo memo = {};
         size_t o = 0;
 
         if (!devices)
@@ -291,20 +291,15 @@ json_t *lease_to_json(const Daemon *d, const Lease *l)
                 o += (size_t)snprintf(visible + o, sizeof visible - o, "%s%s", i ? "," : "",
                                       l->rec.devices[i].uuid);
         }
-        user = user_memo_name(&memo, l->rec.uid);
+        user = daemon_user_name(d, l->rec.uid);
         return json_pack("{s:I, s:I, s:o, s:s, s:s, s:o, s:s, s:o, s:o, s:n, s:n, s:o, s:o, s:b}",
-                         "id", (json_int_t)l->rec.id,
-                         "uid", (json_int_t)l->rec.uid,
-                         "user", user ? json_string(user) : json_null(),
-                         "kind", lease_kind_to_string(l->rec.kind),
-                         "state", "active",
-                         "devices", devices,
-                         "cuda_visible_devices", visible,
-                         "created_at", usec_to_json(l->rec.created_usec),
-                         "expires_at", usec_to_json(l->rec.expires_usec),
-                         "released_at",
-                         "release_reason",
-                         "pid", l->rec.client_pid > 0 ? json_integer(l->rec.client_pid) : json_null(),
+                         "id", (json_int_t)l->rec.id, "uid", (json_int_t)l->rec.uid, "user",
+                         user ? json_string(user) : json_null(), "kind",
+                         lease_kind_to_string(l->rec.kind), "state", "active", "devices", devices,
+                         "cuda_visible_devices", visible, "created_at",
+                         usec_to_json(l->rec.created_usec), "expires_at",
+                         usec_to_json(l->rec.expires_usec), "released_at", "release_reason", "pid",
+                         l->rec.client_pid > 0 ? json_integer(l->rec.client_pid) : json_null(),
                          "command", l->rec.command ? json_string(l->rec.command) : json_null(),
                          "attached", l->conn_id != 0);
 }
@@ -330,25 +325,21 @@ json_t *leases_queue_to_json(const Daemon *d)
 {
         json_t *queue = json_array();
         unsigned position = 0;
-        UserMemo memo = {};
 
         if (!queue)
                 return NULL;
         for (const QueueEntry *e = d->leases.queue; e; e = e->next) {
-                const char *user = user_memo_name(&memo, e->uid);
+                const char *user = daemon_user_name(d, e->uid);
                 char wants[256];
                 json_t *o;
 
                 describe_wants(e, wants, sizeof wants);
-                o = json_pack("{s:I, s:I, s:o, s:s, s:I, s:o, s:s, s:s}",
-                              "request_id", (json_int_t)e->request_id,
-                              "uid", (json_int_t)e->uid,
-                              "user", user ? json_string(user) : json_null(),
-                              "kind", lease_kind_to_string(e->kind),
-                              "position", (json_int_t)++position,
-                              "since", usec_to_json(e->since_usec),
-                              "wants", wants,
-                              "reason", e->last_reason);
+                o = json_pack("{s:I, s:I, s:o, s:s, s:I, s:o, s:s, s:s}", "request_id",
+                              (json_int_t)e->request_id, "uid", (json_int_t)e->uid, "user",
+                              user ? json_string(user) : json_null(), "kind",
+                              lease_kind_to_string(e->kind), "position", (json_int_t)++position,
+                              "since", usec_to_json(e->since_usec), "wants", wants, "reason",
+                              e->last_reason);
                 if (!o || json_array_append_new(queue, o) < 0) {
                         json_decref(queue);
                         return NULL;
@@ -377,24 +368,22 @@ static uint64_t unleased_memory(const GpuDevice *g, int instance, const Lease *h
         return sum;
 }
 
-static void policy_device_fill(const Daemon *d, const GpuDevice *g, int instance,
-                               PolicyDevice *ret)
+static void policy_device_fill(const Daemon *d, const GpuDevice *g, int instance, PolicyDevice *ret)
 {
         const char *uuid = instance >= 0 ? g->instances[instance].uuid : g->uuid;
         const Lease *holder = leases_holder(d, uuid);
 
         *ret = (PolicyDevice){
-                .uuid = uuid,
-                .parent_uuid = g->uuid,
-                .pci_bus_id = g->pci_bus_id,
-                .profile = instance >= 0 ? g->instances[instance].profile : NULL,
-                .numa_node = -1,
-                .healthy = g->healthy,
-                .drained = leases_is_drained(d, uuid, g->uuid),
-                .leased = holder != NULL,
-                .unleased_memory_bytes = unleased_memory(g, instance, holder),
-                .last_released_usec =
-                        device_time_get(d->leases.released, d->leases.n_released, uuid),
+            .uuid = uuid,
+            .parent_uuid = g->uuid,
+            .pci_bus_id = g->pci_bus_id,
+            .profile = instance >= 0 ? g->instances[instance].profile : NULL,
+            .numa_node = -1,
+            .healthy = g->healthy,
+            .drained = leases_is_drained(d, uuid, g->uuid),
+            .leased = holder != NULL,
+            .unleased_memory_bytes = unleased_memory(g, instance, holder),
+            .last_released_usec = device_time_get(d->leases.released, d->leases.n_released, uuid),
         };
 }
 
@@ -433,13 +422,13 @@ int leases_policy_devices(const Daemon *d, PolicyDevice **ret, size_t *ret_n)
 static void policy_request_fill(const QueueEntry *e, PolicyRequest *ret)
 {
         *ret = (PolicyRequest){
-                .id = e->request_id,
-                .uid = e->uid,
-                .n_gpus = e->n_gpus,
-                .named = (const char *const *)e->named,
-                .n_named = e->n_named,
-                .mig = e->mig,
-                .n_mig = e->n_mig,
+            .id = e->request_id,
+            .uid = e->uid,
+            .n_gpus = e->n_gpus,
+            .named = (const char *const *)e->named,
+            .n_named = e->n_named,
+            .mig = e->mig,
+            .n_mig = e->n_mig,
         };
 }
 
@@ -472,7 +461,8 @@ static void grant(Daemon *d, QueueEntry *e, const PolicyDevice *devs, const Poli
 
         l = calloc(1, sizeof *l);
         if (l)
-                l->rec.devices = calloc(dec->n_devices ? dec->n_devices : 1, sizeof *l->rec.devices);
+                l->rec.devices =
+                    calloc(dec->n_devices ? dec->n_devices : 1, sizeof *l->rec.devices);
         if (!l || !l->rec.devices) {
                 lease_free(l);
                 send_to(d, conn_id, proto_reply_error(msg_id, GK_E_INTERNAL, "out of memory"));
@@ -512,23 +502,66 @@ static void grant(Daemon *d, QueueEntry *e, const PolicyDevice *devs, const Poli
         leases_dequeue(d, request_id);
         log_info("Lease %" PRId64 " granted to uid %u (%s, %zu devices).", l->rec.id,
                  (unsigned)l->rec.uid, lease_kind_to_string(l->rec.kind), l->rec.n_devices);
-        send_to(d, conn_id, proto_reply_ok(msg_id, json_pack("{s:o}", "lease", lease_to_json(d, l))));
+        send_to(d, conn_id,
+                proto_reply_ok(msg_id, json_pack("{s:o}", "lease", lease_to_json(d, l))));
 }
 
-static void tell_position(Daemon *d, QueueEntry *e, unsigned position, const char *reason)
+/* Record a waiting request's position; the event goes out in
+ * flush_positions(), throttled per client. */
+static void tell_position(QueueEntry *e, unsigned position, const char *reason)
 {
-        json_t *data;
-
         if (e->last_position == position && strcmp(e->last_reason, reason) == 0)
                 return;
         e->last_position = position;
         snprintf(e->last_reason, sizeof e->last_reason, "%s", reason);
-        if (e->no_wait)
+        e->position_dirty = !e->no_wait;
+}
+
+static int on_position_timer(sd_event_source *source, uint64_t usec, void *userdata);
+
+/* Send the queue.position events that are due, and arm a timer for the
+ * ones held back by LEASES_POSITION_INTERVAL_USEC. */
+static void flush_positions(Daemon *d)
+{
+        LeaseState *s = &d->leases;
+        uint64_t now = now_usec(CLOCK_MONOTONIC), next = 0;
+        int r;
+
+        for (QueueEntry *e = s->queue; e; e = e->next) {
+                uint64_t due = e->position_sent_usec + LEASES_POSITION_INTERVAL_USEC;
+                json_t *data;
+
+                if (!e->position_dirty)
+                        continue;
+                if (e->position_sent_usec && due > now) {
+                        next = next && next < due ? next : due;
+                        continue;
+                }
+                e->position_dirty = false;
+                e->position_sent_usec = now;
+                data = json_pack("{s:I, s:I, s:I, s:s}", "request_id", (json_int_t)e->request_id,
+                                 "position", (json_int_t)e->last_position, "waiting",
+                                 (json_int_t)s->queue_len, "reason", e->last_reason);
+                send_to(d, e->conn_id, proto_event("queue.position", data));
+        }
+        if (!next)
                 return;
-        data = json_pack("{s:I, s:I, s:I, s:s}", "request_id", (json_int_t)e->request_id,
-                         "position", (json_int_t)position, "waiting",
-                         (json_int_t)d->leases.queue_len, "reason", reason);
-        send_to(d, e->conn_id, proto_event("queue.position", data));
+        if (!s->position_timer)
+                r = sd_event_add_time(d->event, &s->position_timer, CLOCK_MONOTONIC, next,
+                                      USEC_PER_MSEC * 10, on_position_timer, d);
+        else {
+                r = sd_event_source_set_time(s->position_timer, next);
+                if (r >= 0)
+                        r = sd_event_source_set_enabled(s->position_timer, SD_EVENT_ONESHOT);
+        }
+        if (r < 0)
+                log_error_errno(r, "Cannot arm the queue position timer");
+}
+
+static int on_position_timer(sd_event_source *source, uint64_t usec, void *userdata)
+{
+        flush_positions(userdata);
+        return 0;
 }
 
 static void leases_rearm_timer(Daemon *d);
@@ -541,7 +574,8 @@ void leases_schedule(Daemon *d)
         _cleanup_free_ PolicyUserUsage *usage = NULL;
         _cleanup_free_ PolicyDecision *decisions = NULL;
         _cleanup_free_ QueueEntry **entries = NULL;
-        PolicyLimits limits = {.unleased_memory_max = d->config->policy.unleased_memory_limit_bytes};
+        PolicyLimits limits = {.unleased_memory_max =
+                                   d->config->policy.unleased_memory_limit_bytes};
         size_t n_devs = 0, n = 0, n_usage = 0;
         unsigned position = 0;
         int r;
@@ -591,8 +625,9 @@ void leases_schedule(Daemon *d)
         /* Positions after the grants, in queue order. */
         for (size_t i = 0; i < n; i++)
                 if (decisions[i].verdict == POLICY_WAIT)
-                        tell_position(d, entries[i], ++position, decisions[i].reason);
+                        tell_position(entries[i], ++position, decisions[i].reason);
         policy_decisions_free(decisions, n);
+        flush_positions(d);
 done:
         leases_rearm_timer(d);
 }
@@ -627,8 +662,8 @@ static int on_lease_timer(sd_event_source *source, uint64_t usec, void *userdata
                 next = l->next;
                 if (l->rec.kind == LEASE_MANUAL && l->rec.expires_usec <= now)
                         leases_end(d, l, true, "lease expired", -1);
-                else if (l->rec.kind == LEASE_RUN && l->conn_id == 0 &&
-                         l->attach_deadline_usec && l->attach_deadline_usec <= now)
+                else if (l->rec.kind == LEASE_RUN && l->conn_id == 0 && l->attach_deadline_usec &&
+                         l->attach_deadline_usec <= now)
                         leases_end(d, l, false, "client did not reconnect after a restart", -1);
         }
         leases_schedule(d);
@@ -654,8 +689,8 @@ static void leases_rearm_timer(Daemon *d)
         if (!s->timer) {
                 if (!next)
                         return;
-                r = sd_event_add_time(d->event, &s->timer, CLOCK_REALTIME, next,
-                                      USEC_PER_MSEC * 50, on_lease_timer, d);
+                r = sd_event_add_time(d->event, &s->timer, CLOCK_REALTIME, next, USEC_PER_MSEC * 50,
+                                      on_lease_timer, d);
         } else if (!next)
                 r = sd_event_source_set_enabled(s->timer, SD_EVENT_OFF);
         else {

@@ -14,6 +14,7 @@
 #include <sys/types.h>
 #include <systemd/sd-event.h>
 
+#include "basic/time-util.h"
 #include "policy/allocate.h"
 #include "store/lease-store.h"
 
@@ -22,6 +23,10 @@ typedef struct Peer Peer;
 
 #define LEASES_MAX_ACTIVE 4096
 #define LEASES_MAX_QUEUE POLICY_MAX_QUEUE
+/* A waiting client hears about a new position at most this often (the first
+ * one at once): with many waiters every grant moves all of them, and telling
+ * each one every time cost more than the grants themselves. */
+#define LEASES_POSITION_INTERVAL_USEC (USEC_PER_SEC / 2)
 
 typedef struct Lease {
         StoredLease rec;
@@ -51,6 +56,8 @@ typedef struct QueueEntry {
         bool no_wait;           /* answered E_NO_CAPACITY unless granted at once */
         unsigned last_position;
         char last_reason[160];
+        bool position_dirty;         /* position or reason changed since the last event */
+        uint64_t position_sent_usec; /* CLOCK_MONOTONIC of the last event, 0 = none yet */
         struct QueueEntry *next;
 } QueueEntry;
 
@@ -70,6 +77,7 @@ typedef struct LeaseState {
         size_t n_released;
         uint64_t next_request_id;
         sd_event_source *timer; /* earliest expiry or attach deadline */
+        sd_event_source *position_timer; /* throttled queue.position events */
 } LeaseState;
 
 /* Load active leases, drains and usage from the store. Run leases start

@@ -5,9 +5,9 @@
 
 #include <errno.h>
 
+#include "basic/time-util.h"
 #include "basic/user-util.h"
 #include "basic/utf8.h"
-#include "basic/time-util.h"
 #include "gpu/nvml-abi.h"
 
 /* A JSON string of text from outside (NVML, /proc), repaired to valid UTF-8
@@ -41,62 +41,51 @@ static json_t *json_int_or_null(int64_t v)
 }
 
 /* The lease holding a device, as status shows it; null when free. */
-static json_t *holder_json(const Daemon *d, const char *uuid, UserMemo *memo)
+static json_t *holder_json(const Daemon *d, const char *uuid)
 {
         const Lease *l = leases_holder(d, uuid);
         const char *user;
 
         if (!l)
                 return json_null();
-        user = user_memo_name(memo, l->rec.uid);
-        return json_pack("{s:I, s:o, s:I, s:s, s:f, s:o}",
-                         "id", (json_int_t)l->rec.id,
-                         "user", json_text(user),
-                         "uid", (json_int_t)l->rec.uid,
-                         "kind", lease_kind_to_string(l->rec.kind),
-                         "since", (double)l->rec.created_usec / USEC_PER_SEC,
-                         "expires_at", l->rec.expires_usec
-                                               ? json_real((double)l->rec.expires_usec / USEC_PER_SEC)
-                                               : json_null());
+        user = daemon_user_name(d, l->rec.uid);
+        return json_pack("{s:I, s:o, s:I, s:s, s:f, s:o}", "id", (json_int_t)l->rec.id, "user",
+                         json_text(user), "uid", (json_int_t)l->rec.uid, "kind",
+                         lease_kind_to_string(l->rec.kind), "since",
+                         (double)l->rec.created_usec / USEC_PER_SEC, "expires_at",
+                         l->rec.expires_usec ? json_real((double)l->rec.expires_usec / USEC_PER_SEC)
+                                             : json_null());
 }
 
-static json_t *instance_json(const Daemon *d, const GpuDevice *g, const GpuInstance *in,
-                             UserMemo *memo)
+static json_t *instance_json(const Daemon *d, const GpuDevice *g, const GpuInstance *in)
 {
-        return json_pack("{s:o, s:o, s:I, s:I, s:o, s:o, s:o, s:b}",
-                         "uuid", json_text(in->uuid),
-                         "profile", json_text(in->profile),
-                         "gpu_instance_id", (json_int_t)in->gpu_instance_id,
-                         "compute_instance_id", (json_int_t)in->compute_instance_id,
-                         "memory_total_bytes", json_bytes_or_null(in->memory_total_bytes),
-                         "memory_used_bytes", json_bytes_or_null(in->memory_used_bytes),
-                         "lease", holder_json(d, in->uuid, memo),
-                         "drained", leases_is_drained(d, in->uuid, g->uuid));
+        return json_pack(
+            "{s:o, s:o, s:I, s:I, s:o, s:o, s:o, s:b}", "uuid", json_text(in->uuid), "profile",
+            json_text(in->profile), "gpu_instance_id", (json_int_t)in->gpu_instance_id,
+            "compute_instance_id", (json_int_t)in->compute_instance_id, "memory_total_bytes",
+            json_bytes_or_null(in->memory_total_bytes), "memory_used_bytes",
+            json_bytes_or_null(in->memory_used_bytes), "lease", holder_json(d, in->uuid), "drained",
+            leases_is_drained(d, in->uuid, g->uuid));
 }
 
-static json_t *process_json(const Daemon *d, const GpuDevice *g, const GpuProcess *p,
-                            UserMemo *memo)
+static json_t *process_json(const Daemon *d, const GpuDevice *g, const GpuProcess *p)
 {
-        const char *user = p->vanished ? NULL : user_memo_name(memo, p->uid);
-        const char *instance_uuid =
-                p->instance >= 0 && (size_t)p->instance < g->n_instances
-                        ? g->instances[p->instance].uuid
-                        : NULL;
+        const char *user = p->vanished ? NULL : daemon_user_name(d, p->uid);
+        const char *instance_uuid = p->instance >= 0 && (size_t)p->instance < g->n_instances
+                                        ? g->instances[p->instance].uuid
+                                        : NULL;
 
         const Lease *holder = leases_holder(d, instance_uuid ? instance_uuid : g->uuid);
 
-        return json_pack("{s:I, s:o, s:o, s:o, s:o, s:o, s:b, s:b}",
-                         "pid", (json_int_t)p->pid,
-                         "uid", p->vanished ? json_null() : json_integer(p->uid),
-                         "user", json_text(user),
-                         "command", json_text(p->command),
-                         "memory_used_bytes", json_bytes_or_null(p->memory_used_bytes),
-                         "instance_uuid", json_text(instance_uuid),
-                         "vanished", p->vanished,
-                         "leased", !p->vanished && holder && holder->rec.uid == p->uid);
+        return json_pack("{s:I, s:o, s:o, s:o, s:o, s:o, s:b, s:b}", "pid", (json_int_t)p->pid,
+                         "uid", p->vanished ? json_null() : json_integer(p->uid), "user",
+                         json_text(user), "command", json_text(p->command), "memory_used_bytes",
+                         json_bytes_or_null(p->memory_used_bytes), "instance_uuid",
+                         json_text(instance_uuid), "vanished", p->vanished, "leased",
+                         !p->vanished && holder && holder->rec.uid == p->uid);
 }
 
-static json_t *gpu_json(const Daemon *d, const GpuDevice *g, UserMemo *memo)
+static json_t *gpu_json(const Daemon *d, const GpuDevice *g)
 {
         json_t *instances = json_array(), *processes = json_array(), *o;
         char error[128] = "";
@@ -104,11 +93,10 @@ static json_t *gpu_json(const Daemon *d, const GpuDevice *g, UserMemo *memo)
         if (!instances || !processes)
                 goto fail;
         for (size_t i = 0; i < g->n_instances; i++)
-                if (json_array_append_new(instances, instance_json(d, g, &g->instances[i], memo)) < 0)
+                if (json_array_append_new(instances, instance_json(d, g, &g->instances[i])) < 0)
                         goto fail;
         for (size_t i = 0; i < g->n_processes; i++)
-                if (json_array_append_new(processes,
-                                          process_json(d, g, &g->processes[i], memo)) < 0)
+                if (json_array_append_new(processes, process_json(d, g, &g->processes[i])) < 0)
                         goto fail;
         if (g->error && d->nvml)
                 snprintf(error, sizeof error, "%s: %s", g->error_call,
@@ -118,22 +106,17 @@ static json_t *gpu_json(const Daemon *d, const GpuDevice *g, UserMemo *memo)
 
         o = json_pack("{s:I, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:b, s:o, s:b, s:o, s:o, "
                       "s:o, s:b}",
-                      "index", (json_int_t)g->index,
-                      "uuid", json_text_or_null(g->uuid),
-                      "name", json_text_or_null(g->name),
-                      "pci_bus_id", json_text_or_null(g->pci_bus_id),
+                      "index", (json_int_t)g->index, "uuid", json_text_or_null(g->uuid), "name",
+                      json_text_or_null(g->name), "pci_bus_id", json_text_or_null(g->pci_bus_id),
                       "memory_total_bytes", json_bytes_or_null(g->memory_total_bytes),
                       "memory_used_bytes", json_bytes_or_null(g->memory_used_bytes),
-                      "utilization_gpu", json_int_or_null(g->utilization_gpu),
-                      "temperature_c", json_int_or_null(g->temperature_c),
-                      "power_w", g->power_mw < 0 ? json_null() : json_real(g->power_mw / 1000.0),
-                      "healthy", g->healthy,
-                      "error", json_text(error[0] ? error : NULL),
-                      "mig_enabled", g->mig_enabled,
-                      "instances", instances,
-                      "processes", processes,
-                      "lease", g->mig_enabled ? json_null() : holder_json(d, g->uuid, memo),
-                      "drained", leases_is_drained(d, g->uuid, NULL));
+                      "utilization_gpu", json_int_or_null(g->utilization_gpu), "temperature_c",
+                      json_int_or_null(g->temperature_c), "power_w",
+                      g->power_mw < 0 ? json_null() : json_real(g->power_mw / 1000.0), "healthy",
+                      g->healthy, "error", json_text(error[0] ? error : NULL), "mig_enabled",
+                      g->mig_enabled, "instances", instances, "processes", processes, "lease",
+                      g->mig_enabled ? json_null() : holder_json(d, g->uuid), "drained",
+                      leases_is_drained(d, g->uuid, NULL));
         return o;
 fail:
         json_decref(instances);
@@ -144,14 +127,13 @@ fail:
 int status_build(const Daemon *d, json_t **ret)
 {
         const GpuSnapshot *s = d->snapshot;
-        UserMemo memo = {};
         json_t *gpus, *o;
 
         gpus = json_array();
         if (!gpus)
                 return -ENOMEM;
         for (size_t i = 0; s && i < s->n_gpus; i++) {
-                json_t *g = gpu_json(d, &s->gpus[i], &memo);
+                json_t *g = gpu_json(d, &s->gpus[i]);
 
                 if (!g || json_array_append_new(gpus, g) < 0) {
                         json_decref(gpus);
@@ -159,16 +141,13 @@ int status_build(const Daemon *d, json_t **ret)
                 }
         }
 
-        o = json_pack("{s:b, s:o, s:o, s:o, s:b, s:o, s:o, s:o}",
-                      "simulated", s && s->simulated,
-                      "driver_version", json_text(s ? s->driver_version : ""),
-                      "hostname", json_text(d->hostname),
-                      "sampled_at",
+        o = json_pack("{s:b, s:o, s:o, s:o, s:b, s:o, s:o, s:o}", "simulated", s && s->simulated,
+                      "driver_version", json_text(s ? s->driver_version : ""), "hostname",
+                      json_text(d->hostname), "sampled_at",
                       s ? json_real((double)s->taken_usec / USEC_PER_SEC) : json_null(),
-                      "nvml_available", s && s->nvml_available,
-                      "message", json_text(s && s->message[0] ? s->message : NULL),
-                      "gpus", gpus,
-                      "queue", leases_queue_to_json(d));
+                      "nvml_available", s && s->nvml_available, "message",
+                      json_text(s && s->message[0] ? s->message : NULL), "gpus", gpus, "queue",
+                      leases_queue_to_json(d));
         if (!o)
                 return -ENOMEM;
         *ret = o;

@@ -2,9 +2,9 @@
 #include "store/lease-store.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <inttypes.h>
 #include <string.h>
 
 #include "basic/macro.h"
@@ -32,31 +32,16 @@ void stored_lease_done(StoredLease *l)
         l->n_devices = 0;
 }
 
-/* Prepare, bind nothing, step once: for statements built with binds by the
- * caller, see run_prepared(). */
-static int prepare(Store *s, const char *sql, sqlite3_stmt **ret)
-{
-        return store_errno_from_sqlite(sqlite3_prepare_v2(store_db(s), sql, -1, ret, NULL));
-}
-
-/* Step a prepared statement that returns no rows, then finalize it. */
-static int step_done(sqlite3_stmt *st)
-{
-        int rc = sqlite3_step(st);
-
-        sqlite3_finalize(st);
-        return rc == SQLITE_DONE ? 0 : store_errno_from_sqlite(rc);
-}
-
 static int insert_lease_rows(Store *s, StoredLease *l, const char *request_json)
 {
         sqlite3_stmt *st = NULL;
         int r;
 
-        r = prepare(s,
-                    "INSERT INTO leases (uid, kind, state, created_usec, expires_usec, client_pid, "
-                    "client_start_time, command, request) VALUES (?, ?, 'active', ?, ?, ?, ?, ?, ?)",
-                    &st);
+        r = store_statement(
+            s,
+            "INSERT INTO leases (uid, kind, state, created_usec, expires_usec, client_pid, "
+            "client_start_time, command, request) VALUES (?, ?, 'active', ?, ?, ?, ?, ?, ?)",
+            &st);
         if (r < 0)
                 return r;
         sqlite3_bind_int64(st, 1, l->uid);
@@ -70,7 +55,7 @@ static int insert_lease_rows(Store *s, StoredLease *l, const char *request_json)
         }
         sqlite3_bind_text(st, 7, l->command, -1, SQLITE_STATIC);
         sqlite3_bind_text(st, 8, request_json, -1, SQLITE_STATIC);
-        r = step_done(st);
+        r = store_step_done(st);
         if (r < 0)
                 return r;
         l->id = sqlite3_last_insert_rowid(store_db(s));
@@ -78,10 +63,11 @@ static int insert_lease_rows(Store *s, StoredLease *l, const char *request_json)
         for (size_t i = 0; i < l->n_devices; i++) {
                 const LeaseDevice *dev = &l->devices[i];
 
-                r = prepare(s,
-                            "INSERT INTO lease_devices (lease_id, position, device_uuid, gpu_uuid, "
-                            "profile) VALUES (?, ?, ?, ?, ?)",
-                            &st);
+                r = store_statement(
+                    s,
+                    "INSERT INTO lease_devices (lease_id, position, device_uuid, gpu_uuid, "
+                    "profile) VALUES (?, ?, ?, ?, ?)",
+                    &st);
                 if (r < 0)
                         return r;
                 sqlite3_bind_int64(st, 1, l->id);
@@ -90,7 +76,7 @@ static int insert_lease_rows(Store *s, StoredLease *l, const char *request_json)
                 sqlite3_bind_text(st, 4, dev->gpu_uuid, -1, SQLITE_STATIC);
                 if (dev->profile[0])
                         sqlite3_bind_text(st, 5, dev->profile, -1, SQLITE_STATIC);
-                r = step_done(st);
+                r = store_step_done(st);
                 if (r < 0)
                         return r;
         }
@@ -130,17 +116,17 @@ int store_lease_end(Store *s, int64_t id, bool expired, const char *reason, int6
         r = store_begin(s);
         if (r < 0)
                 return r;
-        r = prepare(s,
-                    "UPDATE leases SET state = ?, released_usec = ?, release_reason = ? "
-                    "WHERE id = ? AND state = 'active'",
-                    &st);
+        r = store_statement(s,
+                            "UPDATE leases SET state = ?, released_usec = ?, release_reason = ? "
+                            "WHERE id = ? AND state = 'active'",
+                            &st);
         if (r < 0)
                 goto fail;
         sqlite3_bind_text(st, 1, expired ? "expired" : "released", -1, SQLITE_STATIC);
         sqlite3_bind_int64(st, 2, (sqlite3_int64)now_usec);
         sqlite3_bind_text(st, 3, reason, -1, SQLITE_STATIC);
         sqlite3_bind_int64(st, 4, id);
-        r = step_done(st);
+        r = store_step_done(st);
         if (r < 0)
                 goto fail;
         if (sqlite3_changes(store_db(s)) == 0) {
@@ -149,30 +135,30 @@ int store_lease_end(Store *s, int64_t id, bool expired, const char *reason, int6
         }
 
         /* Wear levelling remembers when each device was last given back. */
-        r = prepare(s,
-                    "INSERT OR REPLACE INTO device_usage (device_uuid, last_released_usec) "
-                    "SELECT device_uuid, ? FROM lease_devices WHERE lease_id = ? AND active = 1",
-                    &st);
+        r = store_statement(
+            s,
+            "INSERT OR REPLACE INTO device_usage (device_uuid, last_released_usec) "
+            "SELECT device_uuid, ? FROM lease_devices WHERE lease_id = ? AND active = 1",
+            &st);
         if (r < 0)
                 goto fail;
         sqlite3_bind_int64(st, 1, (sqlite3_int64)now_usec);
         sqlite3_bind_int64(st, 2, id);
-        r = step_done(st);
+        r = store_step_done(st);
         if (r < 0)
                 goto fail;
 
-        r = prepare(s, "UPDATE lease_devices SET active = 0 WHERE lease_id = ?", &st);
+        r = store_statement(s, "UPDATE lease_devices SET active = 0 WHERE lease_id = ?", &st);
         if (r < 0)
                 goto fail;
         sqlite3_bind_int64(st, 1, id);
-        r = step_done(st);
+        r = store_step_done(st);
         if (r < 0)
                 goto fail;
 
         snprintf(subject, sizeof subject, "lease %" PRId64, id);
         detail = sqlite3_mprintf("{\"reason\":\"%w\"}", reason ? reason : "");
-        r = store_audit(s, actor_uid, expired ? "lease.expire" : "lease.release", subject,
-                        detail);
+        r = store_audit(s, actor_uid, expired ? "lease.expire" : "lease.release", subject, detail);
         if (r < 0)
                 goto fail;
         return store_commit(s);
@@ -190,15 +176,15 @@ int store_lease_extend(Store *s, int64_t id, uint64_t expires_usec, int64_t acto
         r = store_begin(s);
         if (r < 0)
                 return r;
-        r = prepare(s,
-                    "UPDATE leases SET expires_usec = ? WHERE id = ? AND state = 'active' "
-                    "AND kind = 'manual'",
-                    &st);
+        r = store_statement(s,
+                            "UPDATE leases SET expires_usec = ? WHERE id = ? AND state = 'active' "
+                            "AND kind = 'manual'",
+                            &st);
         if (r < 0)
                 goto fail;
         sqlite3_bind_int64(st, 1, (sqlite3_int64)expires_usec);
         sqlite3_bind_int64(st, 2, id);
-        r = step_done(st);
+        r = store_step_done(st);
         if (r < 0)
                 goto fail;
         if (sqlite3_changes(store_db(s)) == 0) {
@@ -221,16 +207,16 @@ int store_lease_attach(Store *s, int64_t id, pid_t pid, uint64_t start_time)
         sqlite3_stmt *st = NULL;
         int r;
 
-        r = prepare(s,
-                    "UPDATE leases SET client_pid = ?, client_start_time = ? "
-                    "WHERE id = ? AND state = 'active'",
-                    &st);
+        r = store_statement(s,
+                            "UPDATE leases SET client_pid = ?, client_start_time = ? "
+                            "WHERE id = ? AND state = 'active'",
+                            &st);
         if (r < 0)
                 return r;
         sqlite3_bind_int64(st, 1, pid);
         sqlite3_bind_int64(st, 2, (sqlite3_int64)start_time);
         sqlite3_bind_int64(st, 3, id);
-        return step_done(st);
+        return store_step_done(st);
 }
 
 static int load_devices(Store *s, StoredLease *l)
@@ -238,10 +224,10 @@ static int load_devices(Store *s, StoredLease *l)
         sqlite3_stmt *st = NULL;
         int r, rc;
 
-        r = prepare(s,
-                    "SELECT device_uuid, gpu_uuid, profile FROM lease_devices "
-                    "WHERE lease_id = ? ORDER BY position",
-                    &st);
+        r = store_statement(s,
+                            "SELECT device_uuid, gpu_uuid, profile FROM lease_devices "
+                            "WHERE lease_id = ? ORDER BY position",
+                            &st);
         if (r < 0)
                 return r;
         sqlite3_bind_int64(st, 1, l->id);
@@ -252,7 +238,7 @@ static int load_devices(Store *s, StoredLease *l)
                         break;
                 dev = realloc(l->devices, (l->n_devices + 1) * sizeof *dev);
                 if (!dev) {
-                        sqlite3_finalize(st);
+                        sqlite3_reset(st);
                         return -ENOMEM;
                 }
                 l->devices = dev;
@@ -266,7 +252,7 @@ static int load_devices(Store *s, StoredLease *l)
                         snprintf(dev->profile, sizeof dev->profile, "%s",
                                  (const char *)sqlite3_column_text(st, 2));
         }
-        sqlite3_finalize(st);
+        sqlite3_reset(st);
         return rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : store_errno_from_sqlite(rc);
 }
 
@@ -277,10 +263,11 @@ int store_leases_load_active(Store *s, StoredLease **ret, size_t *ret_n)
         size_t n = 0;
         int r, rc;
 
-        r = prepare(s,
-                    "SELECT id, uid, kind, created_usec, expires_usec, client_pid, "
-                    "client_start_time, command FROM leases WHERE state = 'active' ORDER BY id",
-                    &st);
+        r = store_statement(
+            s,
+            "SELECT id, uid, kind, created_usec, expires_usec, client_pid, "
+            "client_start_time, command FROM leases WHERE state = 'active' ORDER BY id",
+            &st);
         if (r < 0)
                 return r;
         while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
@@ -294,15 +281,15 @@ int store_leases_load_active(Store *s, StoredLease **ret, size_t *ret_n)
                 leases = grown;
                 l = &leases[n++];
                 *l = (StoredLease){
-                        .id = sqlite3_column_int64(st, 0),
-                        .uid = (uid_t)sqlite3_column_int64(st, 1),
-                        .kind = strcmp((const char *)sqlite3_column_text(st, 2), "run") == 0
-                                        ? LEASE_RUN
-                                        : LEASE_MANUAL,
-                        .created_usec = (uint64_t)sqlite3_column_int64(st, 3),
-                        .expires_usec = (uint64_t)sqlite3_column_int64(st, 4),
-                        .client_pid = (pid_t)sqlite3_column_int64(st, 5),
-                        .client_start_time = (uint64_t)sqlite3_column_int64(st, 6),
+                    .id = sqlite3_column_int64(st, 0),
+                    .uid = (uid_t)sqlite3_column_int64(st, 1),
+                    .kind = strcmp((const char *)sqlite3_column_text(st, 2), "run") == 0
+                                ? LEASE_RUN
+                                : LEASE_MANUAL,
+                    .created_usec = (uint64_t)sqlite3_column_int64(st, 3),
+                    .expires_usec = (uint64_t)sqlite3_column_int64(st, 4),
+                    .client_pid = (pid_t)sqlite3_column_int64(st, 5),
+                    .client_start_time = (uint64_t)sqlite3_column_int64(st, 6),
                 };
                 cmd = sqlite3_column_text(st, 7);
                 if (cmd && !(l->command = strdup((const char *)cmd))) {
@@ -313,7 +300,7 @@ int store_leases_load_active(Store *s, StoredLease **ret, size_t *ret_n)
                 if (r < 0)
                         break;
         }
-        sqlite3_finalize(st);
+        sqlite3_reset(st);
         if (r >= 0 && rc != SQLITE_DONE)
                 r = store_errno_from_sqlite(rc);
         if (r < 0) {
@@ -327,8 +314,7 @@ int store_leases_load_active(Store *s, StoredLease **ret, size_t *ret_n)
         return 0;
 }
 
-int store_drain_set(Store *s, const char *uuid, bool drained, int64_t actor_uid,
-                    const char *reason)
+int store_drain_set(Store *s, const char *uuid, bool drained, int64_t actor_uid, const char *reason)
 {
         _cleanup_sqlite3_free_ char *detail = NULL;
         sqlite3_stmt *st = NULL;
@@ -337,11 +323,12 @@ int store_drain_set(Store *s, const char *uuid, bool drained, int64_t actor_uid,
         r = store_begin(s);
         if (r < 0)
                 return r;
-        r = prepare(s,
-                    drained ? "INSERT OR REPLACE INTO drains (device_uuid, since_usec, uid, reason) "
-                              "VALUES (?, strftime('%s','now') * 1000000, ?, ?)"
-                            : "DELETE FROM drains WHERE device_uuid = ?",
-                    &st);
+        r = store_statement(
+            s,
+            drained ? "INSERT OR REPLACE INTO drains (device_uuid, since_usec, uid, reason) "
+                      "VALUES (?, strftime('%s','now') * 1000000, ?, ?)"
+                    : "DELETE FROM drains WHERE device_uuid = ?",
+            &st);
         if (r < 0)
                 goto fail;
         sqlite3_bind_text(st, 1, uuid, -1, SQLITE_STATIC);
@@ -349,7 +336,7 @@ int store_drain_set(Store *s, const char *uuid, bool drained, int64_t actor_uid,
                 sqlite3_bind_int64(st, 2, actor_uid);
                 sqlite3_bind_text(st, 3, reason, -1, SQLITE_STATIC);
         }
-        r = step_done(st);
+        r = store_step_done(st);
         if (r < 0)
                 goto fail;
         detail = sqlite3_mprintf("{\"reason\":\"%w\"}", reason ? reason : "");
@@ -367,7 +354,7 @@ static int foreach_row(Store *s, const char *sql, StoreRowFn fn, void *userdata)
         sqlite3_stmt *st = NULL;
         int r, rc;
 
-        r = prepare(s, sql, &st);
+        r = store_statement(s, sql, &st);
         if (r < 0)
                 return r;
         while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
@@ -376,7 +363,7 @@ static int foreach_row(Store *s, const char *sql, StoreRowFn fn, void *userdata)
                 if (r < 0)
                         break;
         }
-        sqlite3_finalize(st);
+        sqlite3_reset(st);
         if (r < 0)
                 return r;
         return rc == SQLITE_DONE ? 0 : store_errno_from_sqlite(rc);

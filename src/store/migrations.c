@@ -2,61 +2,59 @@
 #include "store/migrations.h"
 
 const StoreMigration store_migrations[] = {
-        {1,
-         "CREATE TABLE audit ("
-         "  id INTEGER PRIMARY KEY,"
-         "  ts_usec INTEGER NOT NULL,"
-         "  uid INTEGER NOT NULL,"          /* -1: the daemon itself */
-         "  action TEXT NOT NULL,"
-         "  subject TEXT,"
-         "  detail TEXT"                    /* JSON */
-         ");"
-         "CREATE INDEX audit_ts ON audit(ts_usec);"
-         "CREATE TABLE daemon_runs ("
-         "  id INTEGER PRIMARY KEY,"
-         "  started_usec INTEGER NOT NULL,"
-         "  stopped_usec INTEGER,"          /* NULL: still running or killed */
-         "  pid INTEGER NOT NULL,"
-         "  version TEXT NOT NULL"
-         ");"},
-        {2,
-         "CREATE TABLE leases ("
-         "  id INTEGER PRIMARY KEY,"
-         "  uid INTEGER NOT NULL,"
-         "  kind TEXT NOT NULL CHECK (kind IN ('run', 'manual')),"
-         "  state TEXT NOT NULL CHECK (state IN ('active', 'released', 'expired')),"
-         "  created_usec INTEGER NOT NULL,"
-         "  expires_usec INTEGER,"          /* manual leases */
-         "  released_usec INTEGER,"
-         "  release_reason TEXT,"
-         "  client_pid INTEGER,"            /* run leases: the gpukeeper run process */
-         "  client_start_time INTEGER,"     /* its /proc/<pid>/stat start time */
-         "  command TEXT,"
-         "  request TEXT NOT NULL"          /* JSON of what was asked */
-         ");"
-         "CREATE INDEX leases_active ON leases(state) WHERE state = 'active';"
-         "CREATE TABLE lease_devices ("
-         "  lease_id INTEGER NOT NULL REFERENCES leases(id),"
-         "  position INTEGER NOT NULL,"
-         "  device_uuid TEXT NOT NULL,"
-         "  gpu_uuid TEXT NOT NULL,"
-         "  profile TEXT,"
-         "  active INTEGER NOT NULL DEFAULT 1,"
-         "  PRIMARY KEY (lease_id, position)"
-         ");"
-         /* The last line of defence against a double grant: SQLite itself
-          * refuses a second active row for one device. */
-         "CREATE UNIQUE INDEX lease_devices_held ON lease_devices(device_uuid) WHERE active = 1;"
-         "CREATE TABLE drains ("
-         "  device_uuid TEXT PRIMARY KEY,"
-         "  since_usec INTEGER NOT NULL,"
-         "  uid INTEGER NOT NULL,"
-         "  reason TEXT"
-         ");"
-         "CREATE TABLE device_usage ("
-         "  device_uuid TEXT PRIMARY KEY,"
-         "  last_released_usec INTEGER NOT NULL"
-         ");"},
+    {1, "CREATE TABLE audit ("
+        "  id INTEGER PRIMARY KEY,"
+        "  ts_usec INTEGER NOT NULL,"
+        "  uid INTEGER NOT NULL," /* -1: the daemon itself */
+        "  action TEXT NOT NULL,"
+        "  subject TEXT,"
+        "  detail TEXT" /* JSON */
+        ");"
+        "CREATE INDEX audit_ts ON audit(ts_usec);"
+        "CREATE TABLE daemon_runs ("
+        "  id INTEGER PRIMARY KEY,"
+        "  started_usec INTEGER NOT NULL,"
+        "  stopped_usec INTEGER," /* NULL: still running or killed */
+        "  pid INTEGER NOT NULL,"
+        "  version TEXT NOT NULL"
+        ");"},
+    {2, "CREATE TABLE leases ("
+        "  id INTEGER PRIMARY KEY,"
+        "  uid INTEGER NOT NULL,"
+        "  kind TEXT NOT NULL CHECK (kind IN ('run', 'manual')),"
+        "  state TEXT NOT NULL CHECK (state IN ('active', 'released', 'expired')),"
+        "  created_usec INTEGER NOT NULL,"
+        "  expires_usec INTEGER," /* manual leases */
+        "  released_usec INTEGER,"
+        "  release_reason TEXT,"
+        "  client_pid INTEGER,"        /* run leases: the gpukeeper run process */
+        "  client_start_time INTEGER," /* its /proc/<pid>/stat start time */
+        "  command TEXT,"
+        "  request TEXT NOT NULL" /* JSON of what was asked */
+        ");"
+        "CREATE INDEX leases_active ON leases(state) WHERE state = 'active';"
+        "CREATE TABLE lease_devices ("
+        "  lease_id INTEGER NOT NULL REFERENCES leases(id),"
+        "  position INTEGER NOT NULL,"
+        "  device_uuid TEXT NOT NULL,"
+        "  gpu_uuid TEXT NOT NULL,"
+        "  profile TEXT,"
+        "  active INTEGER NOT NULL DEFAULT 1,"
+        "  PRIMARY KEY (lease_id, position)"
+        ");"
+        /* The last line of defence against a double grant: SQLite itself
+         * refuses a second active row for one device. */
+        "CREATE UNIQUE INDEX lease_devices_held ON lease_devices(device_uuid) WHERE active = 1;"
+        "CREATE TABLE drains ("
+        "  device_uuid TEXT PRIMARY KEY,"
+        "  since_usec INTEGER NOT NULL,"
+        "  uid INTEGER NOT NULL,"
+        "  reason TEXT"
+        ");"
+        "CREATE TABLE device_usage ("
+        "  device_uuid TEXT PRIMARY KEY,"
+        "  last_released_usec INTEGER NOT NULL"
+        ");"},
 };
 
 const size_t store_n_migrations = sizeof store_migrations / sizeof store_migrations[0];

@@ -2,6 +2,7 @@
  * See store.h for the contract. */
 #include "store/store.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
@@ -13,8 +14,17 @@
 #include "basic/time-util.h"
 #include "store/migrations.h"
 
+/* Every statement the daemon runs is one of a few fixed strings; more than
+ * this would be a programming error. */
+#define STORE_STATEMENT_CACHE 48
+
 struct Store {
         sqlite3 *db;
+        struct {
+                const char *sql;
+                sqlite3_stmt *st;
+        } statements[STORE_STATEMENT_CACHE];
+        size_t n_statements;
 };
 
 /* Store a malloc'd message in *ret_error (when not NULL) and return r. */
@@ -114,8 +124,8 @@ static int migrate(sqlite3 *db, char **ret_error)
                         char *msg = strdup(sqlite3_errmsg(db));
 
                         exec_sql(db, "ROLLBACK");
-                        r = set_error(ret_error, r, "schema migration %d failed: %s",
-                                      m->version, msg ? msg : "out of memory");
+                        r = set_error(ret_error, r, "schema migration %d failed: %s", m->version,
+                                      msg ? msg : "out of memory");
                         free(msg);
                         return r;
                 }
@@ -152,9 +162,8 @@ int store_open(const char *state_dir, Store **ret, char **ret_error)
                 return set_error(ret_error, negative_errno(), "cannot chmod %s: %s", path,
                                  strerror(errno));
 
-        r = sqlite3_open_v2(path, &db,
-                            SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOFOLLOW | SQLITE_OPEN_FULLMUTEX,
-                            NULL);
+        r = sqlite3_open_v2(
+            path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOFOLLOW | SQLITE_OPEN_FULLMUTEX, NULL);
         if (r != SQLITE_OK) {
                 r = set_error(ret_error, store_errno_from_sqlite(r), "cannot open database %s: %s",
                               path, db ? sqlite3_errmsg(db) : "out of memory");
@@ -195,6 +204,8 @@ void store_close(Store *s)
 {
         if (!s)
                 return;
+        for (size_t i = 0; i < s->n_statements; i++)
+                sqlite3_finalize(s->statements[i].st);
         sqlite3_close(s->db);
         free(s);
 }
@@ -214,56 +225,79 @@ int store_audit(Store *s, int64_t uid, const char *action, const char *subject, 
         sqlite3_stmt *st = NULL;
         int rc;
 
-        rc = sqlite3_prepare_v2(s->db,
-                                "INSERT INTO audit (ts_usec, uid, action, subject, detail) "
-                                "VALUES (?, ?, ?, ?, ?)",
-                                -1, &st, NULL);
-        if (rc != SQLITE_OK)
-                return store_errno_from_sqlite(rc);
+        rc = store_statement(s,
+                             "INSERT INTO audit (ts_usec, uid, action, subject, detail) "
+                             "VALUES (?, ?, ?, ?, ?)",
+                             &st);
+        if (rc < 0)
+                return rc;
         sqlite3_bind_int64(st, 1, (sqlite3_int64)now_usec(CLOCK_REALTIME));
         sqlite3_bind_int64(st, 2, uid);
         sqlite3_bind_text(st, 3, action, -1, SQLITE_STATIC);
         sqlite3_bind_text(st, 4, subject, -1, SQLITE_STATIC);
         sqlite3_bind_text(st, 5, detail, -1, SQLITE_STATIC);
-        rc = sqlite3_step(st);
-        sqlite3_finalize(st);
-        return rc == SQLITE_DONE ? 0 : store_errno_from_sqlite(rc);
+        return store_step_done(st);
 }
 
 int64_t store_run_started(Store *s, pid_t pid, const char *version)
 {
         sqlite3_stmt *st = NULL;
-        int rc;
+        int r;
 
-        rc = sqlite3_prepare_v2(s->db,
-                                "INSERT INTO daemon_runs (started_usec, pid, version) "
-                                "VALUES (?, ?, ?)",
-                                -1, &st, NULL);
-        if (rc != SQLITE_OK)
-                return store_errno_from_sqlite(rc);
+        r = store_statement(
+            s, "INSERT INTO daemon_runs (started_usec, pid, version) VALUES (?, ?, ?)", &st);
+        if (r < 0)
+                return r;
         sqlite3_bind_int64(st, 1, (sqlite3_int64)now_usec(CLOCK_REALTIME));
         sqlite3_bind_int64(st, 2, pid);
         sqlite3_bind_text(st, 3, version, -1, SQLITE_STATIC);
-        rc = sqlite3_step(st);
-        sqlite3_finalize(st);
-        if (rc != SQLITE_DONE)
-                return store_errno_from_sqlite(rc);
+        r = store_step_done(st);
+        if (r < 0)
+                return r;
         return sqlite3_last_insert_rowid(s->db);
 }
 
 int store_run_stopped(Store *s, int64_t run_id)
 {
         sqlite3_stmt *st = NULL;
-        int rc;
+        int r;
 
-        rc = sqlite3_prepare_v2(s->db, "UPDATE daemon_runs SET stopped_usec = ? WHERE id = ?",
-                                -1, &st, NULL);
-        if (rc != SQLITE_OK)
-                return store_errno_from_sqlite(rc);
+        r = store_statement(s, "UPDATE daemon_runs SET stopped_usec = ? WHERE id = ?", &st);
+        if (r < 0)
+                return r;
         sqlite3_bind_int64(st, 1, (sqlite3_int64)now_usec(CLOCK_REALTIME));
         sqlite3_bind_int64(st, 2, run_id);
-        rc = sqlite3_step(st);
-        sqlite3_finalize(st);
+        return store_step_done(st);
+}
+
+int store_statement(Store *s, const char *sql, sqlite3_stmt **ret)
+{
+        sqlite3_stmt *st = NULL;
+        int rc;
+
+        for (size_t i = 0; i < s->n_statements; i++)
+                if (s->statements[i].sql == sql) {
+                        st = s->statements[i].st;
+                        sqlite3_reset(st);
+                        sqlite3_clear_bindings(st);
+                        *ret = st;
+                        return 0;
+                }
+        assert(s->n_statements < STORE_STATEMENT_CACHE);
+        rc = sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &st, NULL);
+        if (rc != SQLITE_OK)
+                return store_errno_from_sqlite(rc);
+        s->statements[s->n_statements].sql = sql;
+        s->statements[s->n_statements++].st = st;
+        *ret = st;
+        return 0;
+}
+
+int store_step_done(sqlite3_stmt *st)
+{
+        int rc = sqlite3_step(st);
+
+        sqlite3_reset(st);
         return rc == SQLITE_DONE ? 0 : store_errno_from_sqlite(rc);
 }
 
@@ -272,17 +306,28 @@ int store_exec(Store *s, const char *sql)
         return exec_sql(s->db, sql);
 }
 
+/* The transaction statements go through the cache too: re-parsing BEGIN and
+ * COMMIT for every lease grant showed up in profiles. */
 int store_begin(Store *s)
 {
-        return exec_sql(s->db, "BEGIN IMMEDIATE");
+        sqlite3_stmt *st = NULL;
+        int r = store_statement(s, "BEGIN IMMEDIATE", &st);
+
+        return r < 0 ? r : store_step_done(st);
 }
 
 int store_commit(Store *s)
 {
-        return exec_sql(s->db, "COMMIT");
+        sqlite3_stmt *st = NULL;
+        int r = store_statement(s, "COMMIT", &st);
+
+        return r < 0 ? r : store_step_done(st);
 }
 
 void store_rollback(Store *s)
 {
-        exec_sql(s->db, "ROLLBACK");
+        sqlite3_stmt *st = NULL;
+
+        if (store_statement(s, "ROLLBACK", &st) >= 0)
+                (void)store_step_done(st);
 }

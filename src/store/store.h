@@ -48,6 +48,16 @@ sqlite3 *store_db(Store *s);
  * SQLITE_CONSTRAINT → -EEXIST, SQLITE_BUSY → -EBUSY, …). */
 int store_errno_from_sqlite(int rc);
 
+/* A prepared statement for `sql`, reset and with its bindings cleared
+ * (unbound parameters are NULL). Statements are prepared once and kept: the
+ * cache is keyed by the address of `sql`, which must therefore be a string
+ * with static storage. Never finalize the result; sqlite3_reset() it after
+ * the last step (store_step_done() does). Returns 0 or a negative errno. */
+int store_statement(Store *s, const char *sql, sqlite3_stmt **ret);
+
+/* Step a statement that returns no rows and reset it. */
+int store_step_done(sqlite3_stmt *st);
+
 /* Run SQL without results. Returns 0 or a negative errno. */
 int store_exec(Store *s, const char *sql);
 

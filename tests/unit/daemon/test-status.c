@@ -108,6 +108,9 @@ static void test_status_keys_and_values(void **state)
         Daemon d = {};
         json_t *o = NULL, *gpus, *g0, *g1, *p, *l;
 
+        UserMemo names = {};
+
+        d.user_names = &names;
         strcpy(d.hostname, "testhost");
         d.snapshot = make_snapshot();
         d.leases.leases = &lease;
@@ -181,6 +184,9 @@ static void test_status_without_snapshot(void **state)
         Daemon d = {};
         json_t *o = NULL;
 
+        UserMemo names = {};
+
+        d.user_names = &names;
         strcpy(d.hostname, "h");
         assert_int_equal(status_build(&d, &o), 0);
         assert_true(json_is_false(json_object_get(o, "nvml_available")));
