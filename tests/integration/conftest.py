@@ -786,7 +786,8 @@ def raw_call(daemon, user, op, args=None, timeout=30):
                        timeout=timeout, **as_user(user))
     msgs = [json.loads(line) for line in r.stdout.splitlines() if line.strip()]
     replies = [m for m in msgs if "event" not in m]
-    assert r.returncode == 0 and replies, f"raw {op} as {user}: rc {r.returncode}, {r.stdout} {r.stderr}"
+    assert r.returncode == 0 and replies, \
+        f"raw {op} as {user}: rc {r.returncode}, {r.stdout} {r.stderr}"
     return replies[-1]
 
 

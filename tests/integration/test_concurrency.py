@@ -19,8 +19,8 @@ import time
 from conftest import start_leasing_daemon, wait_for, wait_queue_len
 
 CLIENTS = 64
-LOG_SCRIPT = ('set -e; echo "start $GPUKEEPER_LEASE_ID $CUDA_VISIBLE_DEVICES $1" >> "$0"; sleep "$2"; '
-              'echo "end $GPUKEEPER_LEASE_ID $CUDA_VISIBLE_DEVICES $1" >> "$0"')
+LOG_SCRIPT = ('set -e; echo "start $GPUKEEPER_LEASE_ID $CUDA_VISIBLE_DEVICES $1" >> "$0"; '
+              'sleep "$2"; echo "end $GPUKEEPER_LEASE_ID $CUDA_VISIBLE_DEVICES $1" >> "$0"')
 EXIT_UNREACHABLE = 69
 
 
@@ -63,7 +63,8 @@ def check_exclusive(events, devices):
                                          f"{holder[u]} held it")
                 holder[u] = lease_id
             else:
-                assert holder.get(u) == lease_id, f"{tag}: end of {lease_id} on {u} held by {holder.get(u)}"
+                assert holder.get(u) == lease_id, \
+                    f"{tag}: end of {lease_id} on {u} held by {holder.get(u)}"
                 del holder[u]
         if what == "start":
             assert lease_id not in started, f"lease {lease_id} started twice"
@@ -227,7 +228,8 @@ def check_store(db, where):
     dangling = db.execute("SELECT ld.lease_id, ld.device_uuid FROM lease_devices ld "
                           "LEFT JOIN leases l ON l.id = ld.lease_id "
                           "WHERE ld.active AND (l.id IS NULL OR l.state != 'active')").fetchall()
-    assert dangling == [], f"{where}: devices held by no active lease: {[tuple(r) for r in dangling]}"
+    assert dangling == [], \
+        f"{where}: devices held by no active lease: {[tuple(r) for r in dangling]}"
     orphans = db.execute("SELECT ld.lease_id FROM lease_devices ld LEFT JOIN leases l "
                          "ON l.id = ld.lease_id WHERE l.id IS NULL").fetchall()
     assert orphans == [], f"{where}: device rows of no lease: {[r[0] for r in orphans]}"

@@ -87,8 +87,8 @@ def test_manual_lease_acquire_env_list_extend_release(daemon_factory, lab, users
     assert len(row) == 1 and "manual" in row[0], r.stdout
 
     # eval "$(gpukeeper lease env)" in a shell of alice's.
-    script = ('eval "$("$0" --socket "$1" lease env)" && '
-              'printf "%s|%s|%s\\n" "$CUDA_VISIBLE_DEVICES" "$CUDA_DEVICE_ORDER" "$GPUKEEPER_LEASE_ID"')
+    script = ('eval "$("$0" --socket "$1" lease env)" && printf "%s|%s|%s\\n" '
+              '"$CUDA_VISIBLE_DEVICES" "$CUDA_DEVICE_ORDER" "$GPUKEEPER_LEASE_ID"')
     sh = subprocess.run(["sh", "-c", script, str(CLI_FOR_USERS["path"]), str(d.socket_path)],
                         capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL,
                         **as_user(alice))
@@ -149,8 +149,8 @@ def test_acquire_by_device_and_mig_profile(daemon_factory, lab, users):
     assert r.stderr.strip(), r
 
     # Requests that can never be satisfied are refused at once, not queued.
-    for args in (["--gpus", "9"], ["--mig", "7g.80gb"], ["--gpu", "GPU-00000000-dead-beef-0000-000000000000"],
-                 ["--gpu", "17"]):
+    for args in (["--gpus", "9"], ["--mig", "7g.80gb"], ["--gpu", "17"], ["--gpu", "1"],
+                 ["--gpu", "GPU-00000000-dead-beef-0000-000000000000"]):
         started = time.monotonic()
         r = d.cli("lease", "acquire", *args, user=alice, timeout=20)
         assert r.returncode not in (0, EXIT_NO_CAPACITY), (args, r)
@@ -205,8 +205,8 @@ def test_cap_per_user_and_per_group(daemon_factory, lab, users, admin):
     assert r.returncode == EXIT_NO_CAPACITY, r
     # ...and without, it waits for alice's own release while GPUs are free,
     marker = d.shared_dir() / "second"
-    waiting = d.cli_popen("run", "--gpus", "1", "--", "sh", "-c", 'echo "$GPUKEEPER_LEASE_ID" > "$0"',
-                          str(marker), user=alice)
+    waiting = d.cli_popen("run", "--gpus", "1", "--", "sh", "-c",
+                          'echo "$GPUKEEPER_LEASE_ID" > "$0"', str(marker), user=alice)
     wait_for(lambda: len(d.queue()) == 1, timeout=15, what="alice's second request to queue")
     # ...blocking nobody: bob gets a free GPU at once, even with one to spare.
     r = d.cli("lease", "acquire", "--gpus", "1", "--no-wait", user=bob)

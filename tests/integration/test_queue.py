@@ -17,8 +17,8 @@ def run_logging(d, user, tag, log, hold="0.2", gpus_args=("--gpus", "1")):
     """`gpukeeper run` as `user` in the background; the command appends
     "TAG LEASE_ID CUDA_VISIBLE_DEVICES" to `log`, then sleeps `hold` seconds."""
     return d.cli_popen("run", *gpus_args, "--", "sh", "-c",
-                       'set -e; echo "$1 $GPUKEEPER_LEASE_ID $CUDA_VISIBLE_DEVICES" >> "$0"; sleep "$2"',
-                       str(log), tag, hold, user=user)
+                       'set -e; echo "$1 $GPUKEEPER_LEASE_ID $CUDA_VISIBLE_DEVICES" >> "$0"; '
+                       'sleep "$2"', str(log), tag, hold, user=user)
 
 
 def log_lines(log):
@@ -175,7 +175,8 @@ def test_status_shows_holders_unleased_processes_and_queue(daemon_factory, lab, 
     held = g0["lease"]
     assert held["id"] == lease["id"] and held["uid"] == alice.uid, held
     assert held["user"] == alice.name and held["kind"] == "manual", held
-    assert abs(held["since"] - lease["created_at"]) < 1 and held["expires_at"] == lease["expires_at"]
+    assert abs(held["since"] - lease["created_at"]) < 1, held
+    assert held["expires_at"] == lease["expires_at"], held
     assert find_process(status, p_alice.pid)[1]["leased"] is True
     assert find_process(status, p_bob.pid)[1]["leased"] is False
     g1 = status["gpus"][1]

@@ -11,9 +11,9 @@ from conftest import (GPU0_UUID, MIG_A_UUID, MIG_B_UUID, lease_devices, start_le
                       wait_for, whole_gpu_uuid)
 
 EXIT_NO_CAPACITY = 75
-EXIT_PERMISSION = 77
 
-ENV_PRINT = 'printf "%s|%s|%s\\n" "$CUDA_VISIBLE_DEVICES" "$CUDA_DEVICE_ORDER" "$GPUKEEPER_LEASE_ID"'
+ENV_PRINT = ('printf "%s|%s|%s\\n" '
+             '"$CUDA_VISIBLE_DEVICES" "$CUDA_DEVICE_ORDER" "$GPUKEEPER_LEASE_ID"')
 
 
 def test_child_sees_exactly_the_leased_devices(daemon_factory, lab, users):
