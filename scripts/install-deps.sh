@@ -20,7 +20,10 @@ PACKAGES=(
         libyaml-dev     # YAML: daemon configuration (gpukeeper.yaml)
         libsqlite3-dev  # SQLite: the daemon's state database (WAL)
         libcmocka-dev   # unit tests (tests/unit)
-        libsystemd-dev  # sd-bus/sd-daemon: systemd slices and journald integration
+        libsystemd-dev  # sd-event: the daemon's event loop (later sd-bus for systemd slices)
+        libcurl4-openssl-dev # alert delivery: webhook, DingTalk, Slack, SMTP (libcurl multi)
+        libssl-dev      # libcrypto: HMAC-SHA256 for DingTalk's signed webhooks
+        libarchive-dev  # the dated tar.gz of conda environment specs (env backup)
         python3         # integration tests, scripts/count-results.py, sim/gen-lab.py
         python3-pytest  # integration tests (tests/integration)
         passwd          # useradd: integration tests create real users gktest-alice/-bob
@@ -28,6 +31,9 @@ PACKAGES=(
         util-linux      # setsid (demo.sh starts the daemon in its own session)
         groff-base      # renders the man pages (man, scripts/check-man.sh)
         man-db          # man -l --warnings: man page checks in docs/meson.build
+        python3-aiosmtpd # integration tests: a real SMTP receiver on 127.0.0.1 for email alerts
+        tcsh            # integration tests: the csh activate hook is sourced in a real tcsh
+        fish            # integration tests: the fish activate hook is sourced in a real fish
 )
 
 missing=()

@@ -6,6 +6,8 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "cli/env.h"
+#include "cli/violations.h"
 
 typedef struct cli_verb {
         const char *name;
@@ -21,6 +23,11 @@ static const cli_verb verbs[] = {
     {"lease", "acquire, list, extend and release leases", cli_lease_main, cli_lease_usage},
     {"queue", "show who waits for GPUs, in order", cli_queue_main, cli_queue_usage},
     {"admin", "drain and undrain GPUs (administrators)", cli_admin_main, cli_admin_usage},
+    {"violations", "show GPU use without a lease and what became of it", cli_violations_main,
+     cli_violations_usage},
+    {"env", "conda environments: list, export, backup, prune, create, hooks", cli_env_main,
+     cli_env_usage},
+    {"kernel", "install a Jupyter kernel that leases its GPUs", cli_kernel_main, cli_kernel_usage},
 };
 
 static const cli_verb *verb_find(const char *name)

@@ -30,6 +30,18 @@
  *   POS  USER       WANTS           WAITING  REASON
  *     1  carol      2 GPUs          12m      waiting for 2 GPUs: 1 free
  *
+ * A process the daemon has opened a violation for (its owner holds no lease
+ * on the device) gets a second line, under its command, that says what will
+ * happen to it: "VIOLATION: stop at 12:03:04", "VIOLATION: SIGTERM sent",
+ * "VIOLATION: SIGKILL sent", or "VIOLATION: observed" when the daemon only
+ * records:
+ *
+ *          5151 mallory      0.5 GiB  (no lease) ./miner
+ *                                     VIOLATION: stop at 12:03:04
+ *
+ * A lease found idle is marked after it: "IDLE: release warned" (a manual
+ * lease about to be released) or "IDLE" (a run lease flagged).
+ *
  * Fixed-width columns so that GPUs line up; only the last field of a line
  * (a command line, an error) grows on wider terminals. Unknown values (JSON
  * null) print as "-", never as 0: an idle GPU and an unreadable one must not
@@ -180,14 +192,42 @@ static bool process_unleased(json_t *p)
                !json_is_true(json_object_get(p, "vanished"));
 }
 
+/* The mark of a process with an open violation ("VIOLATION: stop at
+ * 12:03:04"), or NULL when it has none. */
+static const char *violation_mark(char *buf, size_t len, json_t *p)
+{
+        json_t *v = json_object_get(p, "violation");
+        char clock[16] = "-";
+        double t;
+
+        if (!json_is_object(v) || cli_json_str(v, "outcome"))
+                return NULL;
+        if (cli_json_num(v, "sigkill_at", &t))
+                return "VIOLATION: SIGKILL sent";
+        if (cli_json_num(v, "sigterm_at", &t))
+                return "VIOLATION: SIGTERM sent";
+        if (!cli_json_num(v, "stop_at", &t))
+                return "VIOLATION: observed";
+        if (isfinite(t) && t >= 0) {
+                time_t when = (time_t)t;
+                struct tm tm;
+
+                if (localtime_r(&when, &tm))
+                        strftime(clock, sizeof clock, "%H:%M:%S", &tm);
+        }
+        snprintf(buf, len, "VIOLATION: stop at %s", clock);
+        return buf;
+}
+
 /* One process line, after `prefix` (which takes `prefix_w` columns). */
 static void print_process(FILE *f, json_t *p, const char *prefix, size_t prefix_w,
                           const cli_term *term)
 {
         const char *user = cli_json_str(p, "user"), *command = cli_json_str(p, "command");
         bool vanished = json_is_true(json_object_get(p, "vanished"));
-        char pid[32], uid[32], mem[32], what[64];
-        size_t used = prefix_w + PID_W + 1 + USER_W + 1 + PMEM_W + 2;
+        char pid[32], uid[32], mem[32], what[64], mark_buf[64];
+        const char *mark = vanished ? NULL : violation_mark(mark_buf, sizeof mark_buf, p);
+        size_t fields_w = PID_W + 1 + USER_W + 1 + PMEM_W + 2, used = prefix_w + fields_w;
 
         fputs(prefix, f);
         cli_text_field(f, fmt_num(pid, sizeof pid, p, "pid"), PID_W, CLI_ALIGN_RIGHT,
@@ -210,7 +250,7 @@ static void print_process(FILE *f, json_t *p, const char *prefix, size_t prefix_
                         cli_text_clip(f, command, term->columns - used - 1, term->unicode);
                 }
                 cli_text_style(f, term, CLI_STYLE_RESET);
-        } else if (process_unleased(p)) {
+        } else if (mark || process_unleased(p)) {
                 /* Its owner holds no lease here: the status line above says
                  * so for the device, this says which process it is. */
                 cli_text_style(f, term, CLI_STYLE_RED);
@@ -225,6 +265,16 @@ static void print_process(FILE *f, json_t *p, const char *prefix, size_t prefix_
         } else {
                 cli_text_clip(f, command ? command : "-", term->columns - used, term->unicode);
         }
+        fputc('\n', f);
+        if (!mark)
+                return;
+        /* What the daemon will do about it, under the command: the command
+         * line keeps its room, and the mark is never cut. */
+        fputs(prefix, f);
+        cli_text_spaces(f, fields_w);
+        cli_text_style(f, term, CLI_STYLE_RED);
+        fputs(mark, f);
+        cli_text_style(f, term, CLI_STYLE_RESET);
         fputc('\n', f);
 }
 
@@ -327,6 +377,12 @@ static void print_holder(FILE *f, json_t *dev, json_t **procs, size_t n_procs,
                 snprintf(text, sizeof text, " %.16s%s (lease %s)", kind ? kind : "-", exp,
                          fmt_num(id, sizeof id, lease, "id"));
                 holder_part(f, term, CLI_STYLE_BOLD, text, SIZE_MAX, true, &used, &first);
+                if (json_is_true(json_object_get(lease, "idle_warned")))
+                        holder_part(f, term, CLI_STYLE_YELLOW, "IDLE: release warned", SIZE_MAX,
+                                    false, &used, &first);
+                else if (json_is_true(json_object_get(lease, "idle_flagged")))
+                        holder_part(f, term, CLI_STYLE_YELLOW, "IDLE", SIZE_MAX, false, &used,
+                                    &first);
         }
         if (users[0]) {
                 snprintf(text, sizeof text, "IN USE WITHOUT LEASE: %s", users);

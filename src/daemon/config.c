@@ -10,9 +10,13 @@
  * a maximum length.
  *
  * Rules between keys (policy.default_duration <= policy.max_duration, a
- * group inheriting what it leaves out) are checked when their section has
- * been read, by the section's check function; the loader remembers where
- * each key was given so that such an error still names a line and column. */
+ * group inheriting what it leaves out, the keys an alert sink needs for its
+ * type) are checked when their section has been read, by the section's check
+ * function; the loader remembers where each key was given so that such an
+ * error still names a line and column.
+ *
+ * Some values are secrets (alert sink URLs carry tokens, SMTP passwords):
+ * their rows are marked so that no message ever quotes them. */
 #include "daemon/config.h"
 
 #include <assert.h>
@@ -24,6 +28,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -395,13 +400,102 @@ static int loader_list(Loader *l, const ConfigKey *key, void *base, const char *
         }
 }
 
+/* Convert the scalar `ev` with key->parse into `field`, reporting errors as
+ * the value of `name`. Secret values are never quoted back. */
+static int loader_scalar(Loader *l, const ConfigKey *key, const yaml_event_t *ev,
+                         const char *name, void *field)
+{
+        char problem[PROBLEM_MAX] = "";
+        char q[QUOTE_BUF_SIZE];
+        int r;
+
+        if (ev->type != YAML_SCALAR_EVENT)
+                return loader_error(l, ev->start_mark, "'%s' must be a single value, not %s",
+                                    name, event_kind(ev));
+        if (scalar_is_null(ev))
+                return loader_error(l, ev->start_mark, "value required for '%s'", name);
+        if (scalar_has_nul(ev))
+                return loader_error(l, ev->start_mark, "value of '%s' contains a NUL character",
+                                    name);
+
+        r = key->parse(key, (const char *)ev->data.scalar.value, field, problem, sizeof problem);
+        if (r != -EINVAL)
+                return r;
+        if (key->secret)
+                return loader_error(l, ev->start_mark, "invalid value for '%s': %s", name,
+                                    problem);
+        return loader_error(l, ev->start_mark, "invalid value '%s' for '%s': %s",
+                            quote(q, sizeof q, (const char *)ev->data.scalar.value,
+                                  ev->data.scalar.length),
+                            name, problem);
+}
+
+/* Read the list of scalars `key` (VALUES or VALUE_SET), written as `name`,
+ * whose first event is `first`. VALUES items are appended to the array, each
+ * zeroed before it is converted, like the items of loader_list(). */
+static int loader_values(Loader *l, const ConfigKey *key, void *base, const char *name,
+                         const yaml_event_t *first)
+{
+        uint8_t *field = (uint8_t *)base + key->offset;
+        size_t *n = NULL, count = 0;
+        int r;
+
+        if (key->kind == CONFIG_KEY_VALUES) {
+                n = (size_t *)((uint8_t *)base + key->count_offset);
+                /* Appending to an array holding defaults would mix them with the file's items. */
+                assert(*n == 0 && !*(void **)field);
+        } else
+                memset(field, 0, key->item_size);
+
+        if (first->type == YAML_SCALAR_EVENT && scalar_is_null(first))
+                return 0; /* "users:" with nothing after it */
+        if (first->type != YAML_SEQUENCE_START_EVENT)
+                return loader_error(l, first->start_mark,
+                                    "'%s' must be a list (of values), not %s", name,
+                                    event_kind(first));
+
+        for (;; count++) {
+                _cleanup_(yaml_event_deletep) yaml_event_t ev = {0};
+                char item_name[KEY_NAME_MAX + 32]; /* name[INDEX] */
+                void *target = field;
+
+                r = loader_next(l, &ev, name);
+                if (r < 0)
+                        return r;
+                if (ev.type == YAML_SEQUENCE_END_EVENT)
+                        return 0;
+
+                snprintf(item_name, sizeof item_name, "%s[%zu]", name, count);
+                if (count >= key->max_items)
+                        return loader_error(l, ev.start_mark,
+                                            "too many items in '%s' (at most %zu)", name,
+                                            key->max_items);
+                r = loader_record(l, item_name, ev.start_mark);
+                if (r < 0)
+                        return r;
+
+                if (n) {
+                        uint8_t *grown = reallocarray(*(void **)field, *n + 1, key->item_size);
+
+                        if (!grown)
+                                return -ENOMEM;
+                        target = grown + *n * key->item_size;
+                        memset(target, 0, key->item_size);
+                        *(void **)field = grown;
+                        (*n)++;
+                }
+
+                r = loader_scalar(l, key, &ev, item_name, target);
+                if (r < 0)
+                        return r;
+        }
+}
+
 /* Read the value of `key`, written as `name` (dotted for nested keys), and
  * store it into `base`, descending into it if it is a section or a list. */
 static int loader_value(Loader *l, const ConfigKey *key, void *base, const char *name)
 {
         _cleanup_(yaml_event_deletep) yaml_event_t ev = {0};
-        char problem[PROBLEM_MAX] = "";
-        char q[QUOTE_BUF_SIZE];
         int r;
 
         r = loader_next(l, &ev, name);
@@ -428,26 +522,11 @@ static int loader_value(Loader *l, const ConfigKey *key, void *base, const char 
 
         if (key->kind == CONFIG_KEY_LIST)
                 return loader_list(l, key, base, name, &ev);
+        if (key->kind == CONFIG_KEY_VALUES || key->kind == CONFIG_KEY_VALUE_SET)
+                return loader_values(l, key, base, name, &ev);
 
         assert(key->kind == CONFIG_KEY_SCALAR);
-
-        if (ev.type != YAML_SCALAR_EVENT)
-                return loader_error(l, ev.start_mark, "'%s' must be a single value, not %s", name,
-                                    event_kind(&ev));
-        if (scalar_is_null(&ev))
-                return loader_error(l, ev.start_mark, "value required for '%s'", name);
-        if (scalar_has_nul(&ev))
-                return loader_error(l, ev.start_mark, "value of '%s' contains a NUL character",
-                                    name);
-
-        r = key->parse(key, (const char *)ev.data.scalar.value, (uint8_t *)base + key->offset,
-                       problem, sizeof problem);
-        if (r == -EINVAL)
-                return loader_error(l, ev.start_mark, "invalid value '%s' for '%s': %s",
-                                    quote(q, sizeof q, (const char *)ev.data.scalar.value,
-                                          ev.data.scalar.length),
-                                    name, problem);
-        return r;
+        return loader_scalar(l, key, &ev, name, (uint8_t *)base + key->offset);
 }
 
 /* Walk a mapping whose MAPPING_START (at `start`) has been consumed, up to
@@ -918,6 +997,72 @@ int config_parse_group_name(const ConfigKey *key, const char *value, void *field
         return store_string(value, field);
 }
 
+int config_parse_int(const ConfigKey *key, const char *value, void *field, char *problem,
+                     size_t problem_len)
+{
+        uint64_t v;
+        int r;
+
+        /* Without an upper bound the value might not fit. */
+        assert(key->max != 0 && key->max <= INT_MAX);
+
+        r = config_parse_uint64(key, value, &v, problem, problem_len);
+        if (r < 0)
+                return r;
+        *(int *)field = (int)v;
+        return 0;
+}
+
+/* Most digits config_parse_double accepts: their value, and 10 to the power
+ * of the number after the point, are then exact doubles (below 2^53), so
+ * that one division gives the correctly rounded result. */
+#define DOUBLE_DIGITS_MAX 15
+
+int config_parse_double(const ConfigKey *key, const char *value, void *field, char *problem,
+                        size_t problem_len)
+{
+        /* Decimal digits with an optional fraction, converted by hand rather
+         * than with strtod(), which would also take signs, exponents, hex,
+         * "inf" and "nan", and would follow the locale's decimal point. */
+        static const double pow10[DOUBLE_DIGITS_MAX + 1] = {
+                1e0, 1e1, 1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
+                1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
+        };
+        size_t n_int = strspn(value, "0123456789"), n_frac = 0, digits;
+        uint64_t m = 0;
+        double v;
+
+        if (value[n_int] == '.') {
+                n_frac = strspn(value + n_int + 1, "0123456789");
+                if (n_frac == 0 || value[n_int + 1 + n_frac] != '\0')
+                        n_int = 0; /* "1." and "1.x": malformed */
+        } else if (value[n_int] != '\0')
+                n_int = 0;
+        if (n_int == 0) {
+                snprintf(problem, problem_len,
+                         "not a number (write digits with an optional fraction: 0.9, 1)");
+                return -EINVAL;
+        }
+        digits = n_int + n_frac;
+        if (digits > DOUBLE_DIGITS_MAX) {
+                snprintf(problem, problem_len, "too many digits (at most %d)",
+                         DOUBLE_DIGITS_MAX);
+                return -EINVAL;
+        }
+        for (const char *p = value; *p; p++)
+                if (*p != '.')
+                        m = m * 10 + (uint64_t)(*p - '0');
+        v = (double)m / pow10[n_frac];
+
+        if (!(v >= key->min_double && v <= key->max_double)) {
+                snprintf(problem, problem_len, "must be between %g and %g", key->min_double,
+                         key->max_double);
+                return -EINVAL;
+        }
+        *(double *)field = v;
+        return 0;
+}
+
 /* ---- gpukeeperd's configuration ------------------------------------------ */
 
 /* Room for "policy.groups[INDEX]" (a size_t index, as far as the compiler
@@ -1051,6 +1196,568 @@ static const ConfigKey policy_table[] = {
         CONFIG_END,
 };
 
+/* ---- The enforcement section ---- */
+
+static int parse_enforcement_mode(const ConfigKey *key, const char *value, void *field,
+                                  char *problem, size_t problem_len)
+{
+        ConfigEnforcementMode *mode = field;
+
+        if (strcmp(value, "observe") == 0)
+                *mode = CONFIG_ENFORCEMENT_OBSERVE;
+        else if (strcmp(value, "enforce") == 0)
+                *mode = CONFIG_ENFORCEMENT_ENFORCE;
+        else {
+                snprintf(problem, problem_len, "must be observe or enforce");
+                return -EINVAL;
+        }
+        return 0;
+}
+
+/* An exempt user: a uid in decimal, or a name. The name rule is looser than
+ * the one for group names, since exempt accounts are often system or
+ * directory accounts ("nvidia-persistenced", "svc.render"); digits alone are
+ * a uid, never a name. */
+static int parse_exempt_user(const ConfigKey *key, const char *value, void *field,
+                             char *problem, size_t problem_len)
+{
+        size_t n = strlen(value);
+        uint64_t uid;
+
+        if (n > 0 && value[strspn(value, "0123456789")] == '\0') {
+                /* (uid_t) -1 means "no uid" to the kernel. */
+                if (parse_uint64(value, &uid) < 0 || uid >= UINT32_MAX) {
+                        snprintf(problem, problem_len, "not a uid (at most %" PRIu32 ")",
+                                 UINT32_MAX - 1);
+                        return -EINVAL;
+                }
+                return store_string(value, field);
+        }
+        if (n == 0 || n > CONFIG_USER_NAME_MAX || value[0] == '-' || value[0] == '.' ||
+            value[strspn(value, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                "0123456789._-")] != '\0') {
+                snprintf(problem, problem_len,
+                         "must be a user name (letters, digits, '.', '_' or '-', not starting "
+                         "with '-' or '.', at most %d characters) or a numeric uid",
+                         CONFIG_USER_NAME_MAX);
+                return -EINVAL;
+        }
+        return store_string(value, field);
+}
+
+/* An absolute path as the kernel shows it in /proc/PID/exe: anything else
+ * (".", "..", "//", a trailing '/') would never match and silently exempt
+ * nothing. */
+static int parse_executable(const ConfigKey *key, const char *value, void *field,
+                            char *problem, size_t problem_len)
+{
+        int r = check_path(value, true, PATH_MAX - 1, problem, problem_len);
+
+        if (r < 0)
+                return r;
+        for (const char *p = value; *p; p++) {
+                size_t len;
+
+                if (*p != '/')
+                        continue;
+                len = strcspn(p + 1, "/");
+                if (len == 0 || (len == 1 && p[1] == '.') ||
+                    (len == 2 && p[1] == '.' && p[2] == '.')) {
+                        snprintf(problem, problem_len,
+                                 "must be a normalized absolute path (no empty, '.' or '..' "
+                                 "components, no trailing '/')");
+                        return -EINVAL;
+                }
+        }
+        return store_string(value, field);
+}
+
+static const ConfigKey enforcement_exempt_table[] = {
+        CONFIG_VALUES("users", parse_exempt_user, Config, enforcement.exempt_users,
+                      enforcement.n_exempt_users, char *, CONFIG_EXEMPT_MAX),
+        CONFIG_VALUES("executables", parse_executable, Config, enforcement.exempt_executables,
+                      enforcement.n_exempt_executables, char *, CONFIG_EXEMPT_MAX),
+        CONFIG_END,
+};
+
+static const ConfigKey enforcement_table[] = {
+        CONFIG_SCALAR("mode", parse_enforcement_mode, Config, enforcement.mode, 0, 0),
+        CONFIG_SCALAR("grace", config_parse_duration, Config, enforcement.grace_usec,
+                      CONFIG_ENFORCEMENT_GRACE_MIN, CONFIG_ENFORCEMENT_GRACE_MAX),
+        CONFIG_SCALAR("kill_timeout", config_parse_duration, Config,
+                      enforcement.kill_timeout_usec, CONFIG_KILL_TIMEOUT_MIN,
+                      CONFIG_KILL_TIMEOUT_MAX),
+        CONFIG_SCALAR("root_exempt", config_parse_bool, Config, enforcement.root_exempt, 0, 0),
+        CONFIG_SECTION("exempt", enforcement_exempt_table),
+        CONFIG_END,
+};
+
+/* ---- The idle section ---- */
+
+/* "'idle.warn_before' (3h)" when the file gave it, else "warn_before (15m, the default)". */
+static void describe_idle(const ConfigCheck *check, const char *key, uint64_t usec, char *buf,
+                          size_t len)
+{
+        char name[POLICY_NAME_MAX], v[FORMAT_DURATION_MAX];
+
+        (void)format_duration(v, sizeof v, usec);
+        snprintf(name, sizeof name, "idle.%s", key);
+        if (config_check_given(check, name))
+                snprintf(buf, len, "'%s' (%s)", name, v);
+        else
+                snprintf(buf, len, "%s (%s, the default)", key, v);
+}
+
+/* warn_before <= release_after; as for policy durations, the key given is
+ * blamed (warn_before when both are). */
+static int idle_check(ConfigCheck *check, void *base, const char *name)
+{
+        const ConfigIdle *idle = &((Config *)base)->idle;
+        char warn[POLICY_NAME_MAX * 2], release[POLICY_NAME_MAX * 2];
+
+        assert(strcmp(name, "idle") == 0);
+
+        if (idle->warn_before_usec <= idle->release_after_usec)
+                return 0;
+
+        describe_idle(check, "warn_before", idle->warn_before_usec, warn, sizeof warn);
+        describe_idle(check, "release_after", idle->release_after_usec, release, sizeof release);
+        if (config_check_given(check, "idle.warn_before"))
+                return config_check_error(check, "idle.warn_before",
+                                          "%s must not be longer than %s", warn, release);
+        return config_check_error(check, "idle.release_after", "%s must not be shorter than %s",
+                                  release, warn);
+}
+
+static const ConfigKey idle_table[] = {
+        CONFIG_SCALAR("release_after", config_parse_duration, Config, idle.release_after_usec,
+                      CONFIG_IDLE_AFTER_MIN, CONFIG_IDLE_AFTER_MAX),
+        CONFIG_SCALAR("warn_before", config_parse_duration, Config, idle.warn_before_usec, 0,
+                      CONFIG_IDLE_AFTER_MAX),
+        CONFIG_SCALAR("flag_after", config_parse_duration, Config, idle.flag_after_usec,
+                      CONFIG_IDLE_AFTER_MIN, CONFIG_IDLE_AFTER_MAX),
+        CONFIG_SCALAR("stop_idle_runs", config_parse_bool, Config, idle.stop_idle_runs, 0, 0),
+        CONFIG_END,
+};
+
+/* ---- The alerts section ---- */
+
+static const char *const alert_event_names[_CONFIG_ALERT_MAX] = {
+        [CONFIG_ALERT_DAEMON] = "daemon",
+        [CONFIG_ALERT_VIOLATION] = "violation",
+        [CONFIG_ALERT_PROCESS_STOPPED] = "process_stopped",
+        [CONFIG_ALERT_GPU_LOST] = "gpu_lost",
+        [CONFIG_ALERT_NVML_ERROR] = "nvml_error",
+        [CONFIG_ALERT_XID] = "xid",
+        [CONFIG_ALERT_MEMORY] = "memory",
+        [CONFIG_ALERT_TEMPERATURE] = "temperature",
+        [CONFIG_ALERT_IDLE_WARNING] = "idle_warning",
+        [CONFIG_ALERT_IDLE_RECLAIM] = "idle_reclaim",
+        [CONFIG_ALERT_IDLE_FLAG] = "idle_flag",
+};
+
+static const char *const sink_type_names[_CONFIG_SINK_TYPE_MAX] = {
+        [CONFIG_SINK_WEBHOOK] = "webhook",
+        [CONFIG_SINK_DINGTALK] = "dingtalk",
+        [CONFIG_SINK_SLACK] = "slack",
+        [CONFIG_SINK_EMAIL] = "email",
+};
+
+const char *config_alert_event_to_string(ConfigAlertEvent e)
+{
+        return (unsigned)e < _CONFIG_ALERT_MAX ? alert_event_names[e] : NULL;
+}
+
+int config_alert_event_from_string(const char *s)
+{
+        assert(s);
+        for (int i = 0; i < _CONFIG_ALERT_MAX; i++)
+                if (strcmp(alert_event_names[i], s) == 0)
+                        return i;
+        return -EINVAL;
+}
+
+const char *config_alert_sink_type_to_string(ConfigAlertSinkType t)
+{
+        return (unsigned)t < _CONFIG_SINK_TYPE_MAX ? sink_type_names[t] : NULL;
+}
+
+/* "must be one of a, b, c" for the names in names[0..n). */
+static void problem_one_of(const char *const *names, size_t n, char *problem,
+                           size_t problem_len)
+{
+        size_t o = (size_t)snprintf(problem, problem_len, "must be one of");
+
+        for (size_t i = 0; i < n && o < problem_len; i++)
+                o += (size_t)snprintf(problem + o, problem_len - o, "%s %s", i ? "," : "",
+                                      names[i]);
+}
+
+/* One name of a sink's events list, added to the uint32_t mask. */
+static int parse_alert_event(const ConfigKey *key, const char *value, void *field,
+                             char *problem, size_t problem_len)
+{
+        uint32_t *mask = field;
+        int e = config_alert_event_from_string(value);
+
+        if (e < 0) {
+                problem_one_of(alert_event_names, _CONFIG_ALERT_MAX, problem, problem_len);
+                return -EINVAL;
+        }
+        if (*mask & (UINT32_C(1) << e)) {
+                snprintf(problem, problem_len, "listed more than once");
+                return -EINVAL;
+        }
+        *mask |= UINT32_C(1) << e;
+        return 0;
+}
+
+static int parse_sink_type(const ConfigKey *key, const char *value, void *field, char *problem,
+                           size_t problem_len)
+{
+        for (int i = 0; i < _CONFIG_SINK_TYPE_MAX; i++)
+                if (strcmp(sink_type_names[i], value) == 0) {
+                        *(ConfigAlertSinkType *)field = (ConfigAlertSinkType)i;
+                        return 0;
+                }
+        problem_one_of(sink_type_names, _CONFIG_SINK_TYPE_MAX, problem, problem_len);
+        return -EINVAL;
+}
+
+static int parse_sink_name(const ConfigKey *key, const char *value, void *field, char *problem,
+                           size_t problem_len)
+{
+        size_t n = strlen(value);
+
+        if (n == 0 || n > CONFIG_ALERT_SINK_NAME_MAX ||
+            value[strspn(value, "abcdefghijklmnopqrstuvwxyz0123456789_-")] != '\0') {
+                snprintf(problem, problem_len,
+                         "must be 1 to %d lower-case letters, digits, '_' or '-'",
+                         CONFIG_ALERT_SINK_NAME_MAX);
+                return -EINVAL;
+        }
+        return store_string(value, field);
+}
+
+/* Whether `value` has a space or a control character (not allowed unescaped in a URL). */
+static bool has_space_or_control(const char *value)
+{
+        return has_control_chars(value) || strchr(value, ' ');
+}
+
+/* A URL "SCHEME://HOST..." with one of the two schemes (case-insensitive)
+ * and a non-empty authority; stores the authority's length. The problem
+ * phrases never repeat the value: URLs carry tokens. */
+static int check_url(const char *value, const char *scheme1, const char *scheme2,
+                     size_t *ret_authority, char *problem, size_t problem_len)
+{
+        size_t n = strlen(value), skip = 0, authority;
+
+        if (n > CONFIG_ALERT_URL_MAX) {
+                snprintf(problem, problem_len, "is too long (at most %d bytes)",
+                         CONFIG_ALERT_URL_MAX);
+                return -EINVAL;
+        }
+        if (has_space_or_control(value)) {
+                snprintf(problem, problem_len, "must not contain spaces or control characters");
+                return -EINVAL;
+        }
+        if (strncasecmp(value, scheme1, strlen(scheme1)) == 0)
+                skip = strlen(scheme1);
+        else if (strncasecmp(value, scheme2, strlen(scheme2)) == 0)
+                skip = strlen(scheme2);
+        authority = skip ? strcspn(value + skip, "/?#") : 0;
+        if (authority == 0) {
+                snprintf(problem, problem_len, "must be a URL starting with %s or %s and a host",
+                         scheme1, scheme2);
+                return -EINVAL;
+        }
+        *ret_authority = skip + authority;
+        return 0;
+}
+
+static int parse_http_url(const ConfigKey *key, const char *value, void *field, char *problem,
+                          size_t problem_len)
+{
+        size_t end;
+        int r = check_url(value, "http://", "https://", &end, problem, problem_len);
+
+        return r < 0 ? r : store_string(value, field);
+}
+
+/* Credentials go in username and password, where they are kept out of logs
+ * and messages; a URL holding them would be logged by whoever prints it. */
+static int parse_smtp_url(const ConfigKey *key, const char *value, void *field, char *problem,
+                          size_t problem_len)
+{
+        size_t end;
+        int r = check_url(value, "smtp://", "smtps://", &end, problem, problem_len);
+
+        if (r < 0)
+                return r;
+        if (memchr(value, '@', end)) {
+                snprintf(problem, problem_len,
+                         "must not contain a user name or password (use the keys username and "
+                         "password)");
+                return -EINVAL;
+        }
+        return store_string(value, field);
+}
+
+/* A signing secret, user name or password: sent verbatim, so no control
+ * characters (a CR or LF would end an SMTP command early). */
+static int parse_credential(const ConfigKey *key, const char *value, void *field,
+                            char *problem, size_t problem_len)
+{
+        if (value[0] == '\0') {
+                snprintf(problem, problem_len, "must not be empty");
+                return -EINVAL;
+        }
+        if (has_control_chars(value)) {
+                snprintf(problem, problem_len, "must not contain control characters");
+                return -EINVAL;
+        }
+        if (strlen(value) > CONFIG_ALERT_CREDENTIAL_MAX) {
+                snprintf(problem, problem_len, "is too long (at most %d bytes)",
+                         CONFIG_ALERT_CREDENTIAL_MAX);
+                return -EINVAL;
+        }
+        return store_string(value, field);
+}
+
+/* A bare address "user@host" for the SMTP envelope and the From/To headers:
+ * no display names, quotes, comments or anything else that could change
+ * the meaning of a header line. */
+static int parse_address(const ConfigKey *key, const char *value, void *field, char *problem,
+                         size_t problem_len)
+{
+        const char *at = strchr(value, '@');
+
+        if (strlen(value) > CONFIG_ALERT_ADDRESS_MAX) {
+                snprintf(problem, problem_len, "is too long (at most %d bytes)",
+                         CONFIG_ALERT_ADDRESS_MAX);
+                return -EINVAL;
+        }
+        if (!at || at == value || at[1] == '\0' || strchr(at + 1, '@') ||
+            has_space_or_control(value) || value[strcspn(value, "<>()[]\\,;:\"")] != '\0') {
+                snprintf(problem, problem_len,
+                         "must be an email address (user@host, without a display name)");
+                return -EINVAL;
+        }
+        return store_string(value, field);
+}
+
+/* Keys of a sink that only some types use, and which types: a key given to
+ * a sink of another type is an error, so that a misplaced key is noticed. */
+static const struct {
+        const char *key;
+        uint32_t types; /* 1u << ConfigAlertSinkType */
+        bool required;  /* for those types */
+} sink_type_keys[] = {
+        {"url", 1u << CONFIG_SINK_WEBHOOK | 1u << CONFIG_SINK_DINGTALK | 1u << CONFIG_SINK_SLACK,
+         true},
+        {"secret", 1u << CONFIG_SINK_DINGTALK, false},
+        {"smtp_url", 1u << CONFIG_SINK_EMAIL, true},
+        {"starttls", 1u << CONFIG_SINK_EMAIL, false},
+        {"username", 1u << CONFIG_SINK_EMAIL, false},
+        {"password", 1u << CONFIG_SINK_EMAIL, false},
+        {"from", 1u << CONFIG_SINK_EMAIL, true},
+        {"to", 1u << CONFIG_SINK_EMAIL, true},
+};
+
+/* Room for "alerts.sinks[INDEX]" and for that plus ".smtp_url". */
+#define SINK_PREFIX_MAX 40
+#define SINK_NAME_MAX 64
+
+/* The rules of one sink that tie keys together, and its derived defaults. */
+static int check_sink(ConfigCheck *check, const ConfigAlerts *a, size_t i)
+{
+        ConfigAlertSink *s = &a->sinks[i];
+        const char *type = config_alert_sink_type_to_string(s->type);
+        char prefix[SINK_PREFIX_MAX], key[SINK_NAME_MAX], other[SINK_NAME_MAX];
+
+        snprintf(prefix, sizeof prefix, "alerts.sinks[%zu]", i);
+
+        for (size_t j = 0; j < i; j++)
+                if (strcmp(a->sinks[j].name, s->name) == 0) {
+                        snprintf(key, sizeof key, "%s.name", prefix);
+                        return config_check_error(check, key,
+                                                  "duplicate sink name '%s' in '%s' (first "
+                                                  "given in 'alerts.sinks[%zu]')",
+                                                  s->name, prefix, j);
+                }
+
+        for (size_t j = 0; j < ELEMENTSOF(sink_type_keys); j++) {
+                bool used = sink_type_keys[j].types & (1u << s->type);
+
+                snprintf(key, sizeof key, "%s.%s", prefix, sink_type_keys[j].key);
+                if (!used && config_check_given(check, key))
+                        return config_check_error(check, key,
+                                                  "'%s' is not used by sinks of type %s", key,
+                                                  type);
+        }
+        for (size_t j = 0; j < ELEMENTSOF(sink_type_keys); j++) {
+                bool used = sink_type_keys[j].types & (1u << s->type);
+
+                snprintf(key, sizeof key, "%s.%s", prefix, sink_type_keys[j].key);
+                if (used && sink_type_keys[j].required && !config_check_given(check, key))
+                        return config_check_error(check, prefix,
+                                                  "missing key '%s' (required for sinks of "
+                                                  "type %s)",
+                                                  key, type);
+        }
+
+        snprintf(key, sizeof key, "%s.to", prefix);
+        if (s->type == CONFIG_SINK_EMAIL && s->n_to == 0)
+                return config_check_error(check, key, "'%s' must list at least one address",
+                                          key);
+
+        snprintf(key, sizeof key, "%s.username", prefix);
+        snprintf(other, sizeof other, "%s.password", prefix);
+        if (config_check_given(check, key) && !config_check_given(check, other))
+                return config_check_error(check, key, "'%s' requires '%s'", key, other);
+        if (config_check_given(check, other) && !config_check_given(check, key))
+                return config_check_error(check, other, "'%s' requires '%s'", other, key);
+
+        snprintf(key, sizeof key, "%s.starttls", prefix);
+        if (s->starttls && strncasecmp(s->smtp_url, "smtps://", 8) == 0)
+                return config_check_error(check, key,
+                                          "'%s' applies to smtp:// URLs only (smtps:// uses TLS "
+                                          "from the start)",
+                                          key);
+
+        snprintf(key, sizeof key, "%s.events", prefix);
+        if (!config_check_given(check, key))
+                s->events = CONFIG_ALERT_EVENTS_ALL;
+        else if (s->events == 0)
+                return config_check_error(check, key,
+                                          "'%s' names no event (leave it out for all events)",
+                                          key);
+
+        snprintf(key, sizeof key, "%s.timeout", prefix);
+        if (!config_check_given(check, key))
+                s->timeout_usec = CONFIG_DEFAULT_ALERT_SINK_TIMEOUT_USEC;
+        return 0;
+}
+
+static int alerts_check(ConfigCheck *check, void *base, const char *name)
+{
+        const ConfigAlerts *a = &((Config *)base)->alerts;
+        int r;
+
+        assert(strcmp(name, "alerts") == 0);
+
+        for (size_t i = 0; i < a->n_sinks; i++) {
+                r = check_sink(check, a, i);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+/* One entry of alerts.sinks; offsets are relative to the ConfigAlertSink. */
+static const ConfigKey alert_sink_table[] = {
+        CONFIG_SCALAR_REQUIRED("name", parse_sink_name, ConfigAlertSink, name, 0, 0),
+        CONFIG_SCALAR_REQUIRED("type", parse_sink_type, ConfigAlertSink, type, 0, 0),
+        CONFIG_SCALAR_SECRET("url", parse_http_url, ConfigAlertSink, url),
+        CONFIG_SCALAR_SECRET("secret", parse_credential, ConfigAlertSink, secret),
+        CONFIG_VALUE_SET("events", parse_alert_event, ConfigAlertSink, events, _CONFIG_ALERT_MAX),
+        CONFIG_SCALAR("timeout", config_parse_duration, ConfigAlertSink, timeout_usec,
+                      CONFIG_ALERT_SINK_TIMEOUT_MIN, CONFIG_ALERT_SINK_TIMEOUT_MAX),
+        CONFIG_SCALAR_SECRET("smtp_url", parse_smtp_url, ConfigAlertSink, smtp_url),
+        CONFIG_SCALAR("starttls", config_parse_bool, ConfigAlertSink, starttls, 0, 0),
+        CONFIG_SCALAR("username", parse_credential, ConfigAlertSink, username, 0, 0),
+        CONFIG_SCALAR_SECRET("password", parse_credential, ConfigAlertSink, password),
+        CONFIG_SCALAR("from", parse_address, ConfigAlertSink, from, 0, 0),
+        CONFIG_VALUES("to", parse_address, ConfigAlertSink, to, n_to, char *,
+                      CONFIG_ALERT_MAX_RECIPIENTS),
+        CONFIG_END,
+};
+
+static const ConfigKey alerts_table[] = {
+        CONFIG_SCALAR("repeat_after", config_parse_duration, Config, alerts.repeat_after_usec,
+                      CONFIG_ALERT_REPEAT_AFTER_MIN, CONFIG_ALERT_REPEAT_AFTER_MAX),
+        CONFIG_SCALAR_DOUBLE("memory_fraction", Config, alerts.memory_fraction,
+                             CONFIG_ALERT_MEMORY_FRACTION_MIN, CONFIG_ALERT_MEMORY_FRACTION_MAX),
+        CONFIG_SCALAR("memory_for", config_parse_duration, Config, alerts.memory_for_usec, 0,
+                      CONFIG_ALERT_FOR_MAX),
+        CONFIG_SCALAR("temperature_c", config_parse_int, Config, alerts.temperature_c,
+                      CONFIG_ALERT_TEMPERATURE_MIN, CONFIG_ALERT_TEMPERATURE_MAX),
+        CONFIG_SCALAR("temperature_for", config_parse_duration, Config,
+                      alerts.temperature_for_usec, 0, CONFIG_ALERT_FOR_MAX),
+        CONFIG_LIST("sinks", alert_sink_table, Config, alerts.sinks, alerts.n_sinks,
+                    ConfigAlertSink, CONFIG_ALERT_MAX_SINKS),
+        CONFIG_END,
+};
+
+/* ---- The env section ---- */
+
+/* backup_schedule: a word, or a duration of CONFIG_ENV_BACKUP_INTERVAL_MIN..MAX
+ * (the row's range). "off" is 0, which the daemon takes as no backups. */
+static int parse_backup_schedule(const ConfigKey *key, const char *value, void *field,
+                                 char *problem, size_t problem_len)
+{
+        static const struct {
+                const char *word;
+                uint64_t usec;
+        } words[] = {
+                {"hourly", USEC_PER_HOUR},
+                {"daily", USEC_PER_DAY},
+                {"weekly", 7 * USEC_PER_DAY},
+                {"off", 0},
+        };
+        uint64_t v;
+
+        for (size_t i = 0; i < ELEMENTSOF(words); i++)
+                if (strcmp(value, words[i].word) == 0) {
+                        *(uint64_t *)field = words[i].usec;
+                        return 0;
+                }
+
+        /* Neither a word nor anything like a duration: name both forms. A
+         * number without a unit, or a duration out of range, gets the
+         * duration parser's own, more precise message. */
+        if (parse_duration_usec(value, &v) == -EINVAL &&
+            (value[0] == '\0' || value[strspn(value, "0123456789")] != '\0')) {
+                snprintf(problem, problem_len,
+                         "must be hourly, daily, weekly, off, or a duration (for example 12h)");
+                return -EINVAL;
+        }
+        return config_parse_duration(key, value, field, problem, problem_len);
+}
+
+/* conda_exe: a bare name is looked up in PATH when it is run; a name with a
+ * '/' must be absolute, since a relative one would be resolved against the
+ * daemon's working directory. */
+static int parse_conda_exe(const ConfigKey *key, const char *value, void *field, char *problem,
+                           size_t problem_len)
+{
+        int r = check_path(value, false, PATH_MAX - 1, problem, problem_len);
+
+        if (r < 0)
+                return r;
+        if ((value[0] != '/' && strchr(value, '/')) || strcmp(value, ".") == 0 ||
+            strcmp(value, "..") == 0) {
+                snprintf(problem, problem_len,
+                         "must be a command name (looked up in PATH) or an absolute path");
+                return -EINVAL;
+        }
+        return store_string(value, field);
+}
+
+static const ConfigKey env_table[] = {
+        CONFIG_SCALAR("backup_schedule", parse_backup_schedule, Config,
+                      env.backup_interval_usec, CONFIG_ENV_BACKUP_INTERVAL_MIN,
+                      CONFIG_ENV_BACKUP_INTERVAL_MAX),
+        CONFIG_SCALAR("backup_keep", config_parse_uint64, Config, env.backup_keep,
+                      CONFIG_ENV_BACKUP_KEEP_MIN, CONFIG_ENV_BACKUP_KEEP_MAX),
+        CONFIG_SCALAR("backup_dir", config_parse_absolute_path, Config, env.backup_dir, 0, 0),
+        CONFIG_SCALAR("conda_exe", parse_conda_exe, Config, env.conda_exe, 0, 0),
+        CONFIG_SCALAR("templates_dir", config_parse_absolute_path, Config, env.templates_dir,
+                      0, 0),
+        CONFIG_END,
+};
+
 /* Every key of gpukeeper.yaml. Keep in sync with docs/gpukeeper.yaml.5 and
  * packaging/gpukeeper.yaml. */
 static const ConfigKey config_table[] = {
@@ -1061,16 +1768,23 @@ static const ConfigKey config_table[] = {
                       100 * USEC_PER_MSEC, USEC_PER_HOUR),
         CONFIG_SCALAR("log_level", config_parse_log_level, Config, log_level, 0, 0),
         CONFIG_SECTION_CHECKED("policy", policy_table, policy_check),
+        CONFIG_SECTION("enforcement", enforcement_table),
+        CONFIG_SECTION_CHECKED("idle", idle_table, idle_check),
+        CONFIG_SECTION_CHECKED("alerts", alerts_table, alerts_check),
+        CONFIG_SECTION("env", env_table),
         /* Sections of later versions (ARCHITECTURE.md): known, so that using
          * one says "not supported by this version" rather than "unknown". */
         CONFIG_UNSUPPORTED("http"),
-        CONFIG_UNSUPPORTED("enforcement"),
-        CONFIG_UNSUPPORTED("idle"),
-        CONFIG_UNSUPPORTED("alerts"),
         CONFIG_UNSUPPORTED("history"),
-        CONFIG_UNSUPPORTED("env"),
         CONFIG_END,
 };
+
+static void strv_free_n(char **v, size_t n)
+{
+        for (size_t i = 0; i < n; i++)
+                free(v[i]);
+        free(v);
+}
 
 void config_free(Config *c)
 {
@@ -1083,6 +1797,24 @@ void config_free(Config *c)
         for (size_t i = 0; i < c->policy.n_groups; i++)
                 free(c->policy.groups[i].group);
         free(c->policy.groups);
+        strv_free_n(c->enforcement.exempt_users, c->enforcement.n_exempt_users);
+        strv_free_n(c->enforcement.exempt_executables, c->enforcement.n_exempt_executables);
+        for (size_t i = 0; i < c->alerts.n_sinks; i++) {
+                ConfigAlertSink *s = &c->alerts.sinks[i];
+
+                free(s->name);
+                free(s->url);
+                free(s->secret);
+                free(s->smtp_url);
+                free(s->username);
+                free(s->password);
+                free(s->from);
+                strv_free_n(s->to, s->n_to);
+        }
+        free(c->alerts.sinks);
+        free(c->env.backup_dir);
+        free(c->env.conda_exe);
+        free(c->env.templates_dir);
         free(c);
 }
 
@@ -1098,7 +1830,11 @@ int config_new_defaults(Config **ret)
         c->socket_path = strdup(CONFIG_DEFAULT_SOCKET);
         c->state_dir = strdup(CONFIG_DEFAULT_STATE_DIR);
         c->nvml_library = strdup(CONFIG_DEFAULT_NVML_LIBRARY);
-        if (!c->socket_path || !c->state_dir || !c->nvml_library)
+        c->env.backup_dir = strdup(CONFIG_DEFAULT_ENV_BACKUP_DIR);
+        c->env.conda_exe = strdup(CONFIG_DEFAULT_CONDA_EXE);
+        c->env.templates_dir = strdup(CONFIG_DEFAULT_TEMPLATES_DIR);
+        if (!c->socket_path || !c->state_dir || !c->nvml_library || !c->env.backup_dir ||
+            !c->env.conda_exe || !c->env.templates_dir)
                 return -ENOMEM;
         c->sample_interval_usec = CONFIG_DEFAULT_SAMPLE_INTERVAL_USEC;
         c->log_level = LOG_LEVEL_INFO;
@@ -1109,8 +1845,43 @@ int config_new_defaults(Config **ret)
         };
         c->policy.unleased_memory_limit_bytes = CONFIG_DEFAULT_UNLEASED_MEMORY_LIMIT_BYTES;
         c->policy.reconnect_grace_usec = CONFIG_DEFAULT_RECONNECT_GRACE_USEC;
+        c->enforcement = (ConfigEnforcement){
+                .mode = CONFIG_ENFORCEMENT_ENFORCE,
+                .grace_usec = CONFIG_DEFAULT_ENFORCEMENT_GRACE_USEC,
+                .kill_timeout_usec = CONFIG_DEFAULT_KILL_TIMEOUT_USEC,
+                .root_exempt = true,
+        };
+        c->idle = (ConfigIdle){
+                .release_after_usec = CONFIG_DEFAULT_IDLE_RELEASE_AFTER_USEC,
+                .warn_before_usec = CONFIG_DEFAULT_IDLE_WARN_BEFORE_USEC,
+                .flag_after_usec = CONFIG_DEFAULT_IDLE_FLAG_AFTER_USEC,
+        };
+        c->alerts = (ConfigAlerts){
+                .repeat_after_usec = CONFIG_DEFAULT_ALERT_REPEAT_AFTER_USEC,
+                .memory_fraction = CONFIG_DEFAULT_ALERT_MEMORY_FRACTION,
+                .memory_for_usec = CONFIG_DEFAULT_ALERT_MEMORY_FOR_USEC,
+                .temperature_c = CONFIG_DEFAULT_ALERT_TEMPERATURE_C,
+                .temperature_for_usec = CONFIG_DEFAULT_ALERT_TEMPERATURE_FOR_USEC,
+        };
+        c->env.backup_interval_usec = CONFIG_DEFAULT_ENV_BACKUP_INTERVAL_USEC;
+        c->env.backup_keep = CONFIG_DEFAULT_ENV_BACKUP_KEEP;
 
         *ret = TAKE_PTR(c);
+        return 0;
+}
+
+/* STATE_DIR/env-backups, without doubling the '/' of a state_dir that ends
+ * in one ("/" or "/srv/gk/"). */
+static int derive_backup_dir(const char *state_dir, char **ret)
+{
+        size_t n = strlen(state_dir);
+        char *s;
+
+        while (n > 0 && state_dir[n - 1] == '/')
+                n--;
+        if (asprintf(&s, "%.*s/%s", (int)n, state_dir, CONFIG_ENV_BACKUP_DIR_NAME) < 0)
+                return -ENOMEM;
+        *ret = s;
         return 0;
 }
 
@@ -1129,9 +1900,20 @@ int config_load(const char *path, Config **ret, char **ret_error)
         if (!c->path)
                 return -ENOMEM;
 
+        /* NULL until the file gives env.backup_dir: the default depends on
+         * state_dir, which may come later in the file or not at all. */
+        free(c->env.backup_dir);
+        c->env.backup_dir = NULL;
+
         r = config_parse_yaml(path, config_table, c, ret_error);
         if (r < 0)
                 return r;
+
+        if (!c->env.backup_dir) {
+                r = derive_backup_dir(c->state_dir, &c->env.backup_dir);
+                if (r < 0)
+                        return r;
+        }
 
         *ret = TAKE_PTR(c);
         return 0;

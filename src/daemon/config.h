@@ -47,6 +47,59 @@
 #define CONFIG_POLICY_MAX_GROUPS 64 /* entries of policy.groups */
 #define CONFIG_GROUP_NAME_MAX 32    /* bytes of a group name */
 
+/* The enforcement section. */
+#define CONFIG_DEFAULT_ENFORCEMENT_GRACE_USEC (60 * USEC_PER_SEC)
+#define CONFIG_DEFAULT_KILL_TIMEOUT_USEC (10 * USEC_PER_SEC)
+#define CONFIG_ENFORCEMENT_GRACE_MIN USEC_PER_SEC /* grace: 1s .. 1d */
+#define CONFIG_ENFORCEMENT_GRACE_MAX USEC_PER_DAY
+#define CONFIG_KILL_TIMEOUT_MIN USEC_PER_SEC /* kill_timeout: 1s .. 1h */
+#define CONFIG_KILL_TIMEOUT_MAX USEC_PER_HOUR
+#define CONFIG_EXEMPT_MAX 256       /* entries of exempt.users, and of exempt.executables */
+#define CONFIG_USER_NAME_MAX 32     /* bytes of a user name in exempt.users */
+
+/* The idle section. */
+#define CONFIG_DEFAULT_IDLE_RELEASE_AFTER_USEC (2 * USEC_PER_HOUR)
+#define CONFIG_DEFAULT_IDLE_WARN_BEFORE_USEC (15 * USEC_PER_MINUTE)
+#define CONFIG_DEFAULT_IDLE_FLAG_AFTER_USEC (30 * USEC_PER_MINUTE)
+#define CONFIG_IDLE_AFTER_MIN USEC_PER_SEC /* release_after, flag_after: 1s .. 30d */
+#define CONFIG_IDLE_AFTER_MAX (30 * USEC_PER_DAY)
+
+/* The alerts section. */
+#define CONFIG_DEFAULT_ALERT_REPEAT_AFTER_USEC USEC_PER_HOUR
+#define CONFIG_DEFAULT_ALERT_MEMORY_FRACTION 0.9
+#define CONFIG_DEFAULT_ALERT_MEMORY_FOR_USEC USEC_PER_MINUTE
+#define CONFIG_DEFAULT_ALERT_TEMPERATURE_C 85
+#define CONFIG_DEFAULT_ALERT_TEMPERATURE_FOR_USEC USEC_PER_MINUTE
+#define CONFIG_DEFAULT_ALERT_SINK_TIMEOUT_USEC (10 * USEC_PER_SEC)
+#define CONFIG_ALERT_REPEAT_AFTER_MIN USEC_PER_SEC /* repeat_after: 1s .. 30d */
+#define CONFIG_ALERT_REPEAT_AFTER_MAX (30 * USEC_PER_DAY)
+#define CONFIG_ALERT_MEMORY_FRACTION_MIN 0.01
+#define CONFIG_ALERT_MEMORY_FRACTION_MAX 1.0
+#define CONFIG_ALERT_FOR_MAX USEC_PER_DAY  /* memory_for, temperature_for: 0 .. 1d */
+#define CONFIG_ALERT_TEMPERATURE_MIN 30    /* temperature_c: 30 .. 120 */
+#define CONFIG_ALERT_TEMPERATURE_MAX 120
+#define CONFIG_ALERT_SINK_TIMEOUT_MIN USEC_PER_SEC /* a sink's timeout: 1s .. 5m */
+#define CONFIG_ALERT_SINK_TIMEOUT_MAX (5 * USEC_PER_MINUTE)
+#define CONFIG_ALERT_MAX_SINKS 32       /* entries of alerts.sinks */
+#define CONFIG_ALERT_SINK_NAME_MAX 32   /* bytes of a sink name */
+#define CONFIG_ALERT_MAX_RECIPIENTS 32  /* entries of an email sink's `to` */
+#define CONFIG_ALERT_URL_MAX 2048       /* bytes of url and smtp_url */
+#define CONFIG_ALERT_ADDRESS_MAX 254    /* bytes of an email address (RFC 5321) */
+#define CONFIG_ALERT_CREDENTIAL_MAX 256 /* bytes of secret, username, password */
+
+/* The env section: scheduled backups of every user's conda environments. */
+#define CONFIG_DEFAULT_ENV_BACKUP_INTERVAL_USEC USEC_PER_DAY /* "daily" */
+#define CONFIG_DEFAULT_ENV_BACKUP_KEEP UINT64_C(14)
+/* The directory, below state_dir, that backup_dir defaults to. */
+#define CONFIG_ENV_BACKUP_DIR_NAME "env-backups"
+#define CONFIG_DEFAULT_ENV_BACKUP_DIR CONFIG_DEFAULT_STATE_DIR "/" CONFIG_ENV_BACKUP_DIR_NAME
+#define CONFIG_DEFAULT_CONDA_EXE "conda"
+#define CONFIG_DEFAULT_TEMPLATES_DIR "/etc/gpukeeper/templates"
+#define CONFIG_ENV_BACKUP_INTERVAL_MIN USEC_PER_MINUTE /* a backup_schedule duration: */
+#define CONFIG_ENV_BACKUP_INTERVAL_MAX (30 * USEC_PER_DAY) /* 1m .. 30d */
+#define CONFIG_ENV_BACKUP_KEEP_MIN UINT64_C(1) /* backup_keep: 1 .. 10000 */
+#define CONFIG_ENV_BACKUP_KEEP_MAX UINT64_C(10000)
+
 /* Files larger than this are rejected before parsing. */
 #define CONFIG_FILE_MAX (UINT64_C(1) << 20)
 
@@ -73,6 +126,110 @@ typedef struct ConfigPolicy {
         size_t n_groups;                      /* at most CONFIG_POLICY_MAX_GROUPS */
 } ConfigPolicy;
 
+typedef enum ConfigEnforcementMode {
+        CONFIG_ENFORCEMENT_OBSERVE, /* detect and report violations, signal nothing */
+        CONFIG_ENFORCEMENT_ENFORCE, /* SIGTERM after grace, SIGKILL after kill_timeout */
+} ConfigEnforcementMode;
+
+/* The enforcement section: what happens to processes that use a device
+ * their owner holds no lease on. */
+typedef struct ConfigEnforcement {
+        ConfigEnforcementMode mode;
+        uint64_t grace_usec;        /* from detection to SIGTERM */
+        uint64_t kill_timeout_usec; /* from SIGTERM to SIGKILL */
+        bool root_exempt;           /* processes of uid 0 are never violations */
+        char **exempt_users;        /* as written: user names, or uids in decimal */
+        size_t n_exempt_users;
+        char **exempt_executables;  /* normalized absolute paths, compared with /proc/PID/exe */
+        size_t n_exempt_executables;
+} ConfigEnforcement;
+
+/* The idle section. */
+typedef struct ConfigIdle {
+        uint64_t release_after_usec; /* a manual lease with no process and 0% utilization
+                                      * this long is released */
+        uint64_t warn_before_usec;   /* its holder is warned this long before; <= release_after */
+        uint64_t flag_after_usec;    /* a run lease at 0% utilization this long is flagged */
+        bool stop_idle_runs;         /* a flagged run lease's command is stopped */
+} ConfigIdle;
+
+/* What alerts are about; the names (config_alert_event_to_string) are those
+ * of a sink's `events` filter. */
+typedef enum ConfigAlertEvent {
+        CONFIG_ALERT_DAEMON,          /* "daemon": started, configuration reloaded */
+        CONFIG_ALERT_VIOLATION,       /* "violation": a process without a lease detected */
+        CONFIG_ALERT_PROCESS_STOPPED, /* "process_stopped": signalled, killed, unkillable */
+        CONFIG_ALERT_GPU_LOST,        /* "gpu_lost" */
+        CONFIG_ALERT_NVML_ERROR,      /* "nvml_error" */
+        CONFIG_ALERT_XID,             /* "xid" */
+        CONFIG_ALERT_MEMORY,          /* "memory": memory_fraction exceeded for memory_for */
+        CONFIG_ALERT_TEMPERATURE,     /* "temperature": temperature_c reached for temperature_for */
+        CONFIG_ALERT_IDLE_WARNING,    /* "idle_warning" */
+        CONFIG_ALERT_IDLE_RECLAIM,    /* "idle_reclaim" */
+        CONFIG_ALERT_IDLE_FLAG,       /* "idle_flag" */
+        _CONFIG_ALERT_MAX,
+} ConfigAlertEvent;
+
+/* Every event, as a ConfigAlertSink.events mask. */
+#define CONFIG_ALERT_EVENTS_ALL ((UINT32_C(1) << _CONFIG_ALERT_MAX) - 1)
+
+/* The event's name in the configuration ("gpu_lost"); NULL when out of range. */
+const char *config_alert_event_to_string(ConfigAlertEvent e);
+/* The event named `s`, or -EINVAL. */
+int config_alert_event_from_string(const char *s);
+
+typedef enum ConfigAlertSinkType {
+        CONFIG_SINK_WEBHOOK,
+        CONFIG_SINK_DINGTALK,
+        CONFIG_SINK_SLACK,
+        CONFIG_SINK_EMAIL,
+        _CONFIG_SINK_TYPE_MAX,
+} ConfigAlertSinkType;
+
+/* The type's name in the configuration ("dingtalk"); NULL when out of range. */
+const char *config_alert_sink_type_to_string(ConfigAlertSinkType t);
+
+/* One entry of alerts.sinks. url, secret, smtp_url and password are secrets
+ * (URLs of DingTalk and Slack carry tokens): never log them, log the name. */
+typedef struct ConfigAlertSink {
+        char *name;               /* [a-z0-9_-]{1,32}, unique */
+        ConfigAlertSinkType type;
+        char *url;                /* webhook, dingtalk, slack: an http:// or https:// URL;
+                                   * NULL for email */
+        char *secret;             /* dingtalk: signing secret, or NULL */
+        uint32_t events;          /* 1u << ConfigAlertEvent; CONFIG_ALERT_EVENTS_ALL when
+                                   * not given; never 0 */
+        uint64_t timeout_usec;    /* per delivery attempt */
+        char *smtp_url;           /* email: smtp:// or smtps:// URL; NULL otherwise */
+        bool starttls;            /* email: require STARTTLS on smtp:// */
+        char *username;           /* email: optional; set exactly when password is */
+        char *password;           /* email: optional */
+        char *from;               /* email: the sender address; NULL otherwise */
+        char **to;                /* email: at least one recipient address */
+        size_t n_to;
+} ConfigAlertSink;
+
+/* The alerts section. */
+typedef struct ConfigAlerts {
+        uint64_t repeat_after_usec;   /* the same condition is not alerted again before this */
+        double memory_fraction;       /* GPU memory used above this fraction of the total ... */
+        uint64_t memory_for_usec;     /* ... for at least this long */
+        int temperature_c;            /* GPU temperature at or above this ... */
+        uint64_t temperature_for_usec; /* ... for at least this long */
+        ConfigAlertSink *sinks;       /* in file order, names unique */
+        size_t n_sinks;               /* at most CONFIG_ALERT_MAX_SINKS */
+} ConfigAlerts;
+
+/* The env section. */
+typedef struct ConfigEnv {
+        uint64_t backup_interval_usec; /* one archive per interval; 0 = off */
+        uint64_t backup_keep;          /* newest archives kept */
+        char *backup_dir;              /* never NULL after loading (default derived from
+                                        * state_dir) */
+        char *conda_exe;               /* a command name (searched in PATH) or an absolute path */
+        char *templates_dir;           /* absolute path */
+} ConfigEnv;
+
 typedef struct Config {
         char *path;         /* the file this was loaded from; NULL for built-in defaults */
         char *socket_path;  /* socket */
@@ -81,6 +238,10 @@ typedef struct Config {
         uint64_t sample_interval_usec; /* sample_interval */
         int log_level;      /* log_level, one of LOG_LEVEL_* from basic/log.h */
         ConfigPolicy policy; /* the policy section */
+        ConfigEnforcement enforcement; /* the enforcement section */
+        ConfigIdle idle;     /* the idle section */
+        ConfigAlerts alerts; /* the alerts section */
+        ConfigEnv env;       /* the env section */
 } Config;
 
 /* A Config holding every default; path is NULL. Returns 0 or -ENOMEM. */
@@ -93,7 +254,9 @@ int config_new_defaults(Config **ret);
 const ConfigPolicyLimits *config_policy_limits(const Config *c, const char *const *group_names,
                                                size_t n);
 
-/* Parse `path` on top of the defaults. On failure returns -EINVAL for
+/* Parse `path` on top of the defaults. When the file does not give
+ * env.backup_dir, it becomes STATE_DIR/env-backups for the state_dir the
+ * file gives (whatever the order of the keys), else the default. On failure returns -EINVAL for
  * anything wrong with the file's type, size or content, or -errno when it
  * cannot be opened or read, leaves *ret untouched, and, if ret_error is not
  * NULL, stores a malloc'd one-line message "PATH:LINE:COL: what is wrong"
@@ -136,6 +299,10 @@ typedef enum ConfigKeyKind {
         CONFIG_KEY_SCALAR,      /* a scalar value converted by `parse` */
         CONFIG_KEY_SECTION,     /* a mapping described by the table `section` */
         CONFIG_KEY_LIST,        /* a list of mappings, each described by the table `section` */
+        CONFIG_KEY_VALUES,      /* a list of scalars, each converted by `parse` into an
+                                 * element of an array */
+        CONFIG_KEY_VALUE_SET,   /* a list of scalars, all converted by `parse` into the
+                                 * one field (flags: a bit mask), which is zeroed first */
         CONFIG_KEY_UNSUPPORTED, /* a name reserved for a later version: any use is an error */
 } ConfigKeyKind;
 
@@ -146,14 +313,17 @@ struct ConfigKey {
         const char *name;
         ConfigKeyKind kind;
         ConfigParser parse;       /* CONFIG_KEY_SCALAR */
-        size_t offset;            /* SCALAR: the field; LIST: the array pointer (T *) */
+        size_t offset;            /* SCALAR, VALUE_SET: the field; LIST, VALUES: the array
+                                   * pointer (T *) */
         uint64_t min, max;        /* numeric parsers: inclusive range, used when max != 0 */
+        double min_double, max_double; /* config_parse_double: inclusive range */
         bool required;            /* SCALAR: a mapping of this table without it is an error */
+        bool secret;              /* SCALAR: messages never quote the value */
         const ConfigKey *section; /* SECTION, LIST: rows ended by one with name == NULL */
         ConfigChecker check;      /* SECTION: optional, run after the section was read */
-        size_t count_offset;      /* LIST: the element count (size_t) */
-        size_t item_size;         /* LIST: sizeof(T) */
-        size_t max_items;         /* LIST: more items are an error */
+        size_t count_offset;      /* LIST, VALUES: the element count (size_t) */
+        size_t item_size;         /* LIST, VALUES: sizeof(T); VALUE_SET: size of the field */
+        size_t max_items;         /* LIST, VALUES, VALUE_SET: more items are an error */
 };
 
 #define CONFIG_SCALAR(n, parser, type, field, lo, hi)                                              \
@@ -166,6 +336,18 @@ struct ConfigKey {
                 .name = (n), .kind = CONFIG_KEY_SCALAR, .parse = (parser),                         \
                 .offset = offsetof(type, field), .min = (lo), .max = (hi), .required = true,       \
         }
+/* A value never quoted back in error messages (URLs with tokens, passwords). */
+#define CONFIG_SCALAR_SECRET(n, parser, type, field)                                               \
+        {                                                                                          \
+                .name = (n), .kind = CONFIG_KEY_SCALAR, .parse = (parser),                         \
+                .offset = offsetof(type, field), .secret = true,                                   \
+        }
+/* A double read by config_parse_double, within lo..hi. */
+#define CONFIG_SCALAR_DOUBLE(n, type, field, lo, hi)                                               \
+        {                                                                                          \
+                .name = (n), .kind = CONFIG_KEY_SCALAR, .parse = config_parse_double,              \
+                .offset = offsetof(type, field), .min_double = (lo), .max_double = (hi),           \
+        }
 #define CONFIG_SECTION(n, table) {.name = (n), .kind = CONFIG_KEY_SECTION, .section = (table)}
 #define CONFIG_SECTION_CHECKED(n, table, checker)                                                  \
         {.name = (n), .kind = CONFIG_KEY_SECTION, .section = (table), .check = (checker)}
@@ -177,6 +359,22 @@ struct ConfigKey {
                 .offset = offsetof(type, field), .count_offset = offsetof(type, count_field),      \
                 .item_size = sizeof(item_type), .max_items = (most),                               \
         }
+/* `field` is a T * and `count_field` a size_t of `type`, both NULL/0 before
+ * loading; each item is converted by `parser` into one T (zeroed first). */
+#define CONFIG_VALUES(n, parser, type, field, count_field, item_type, most)                        \
+        {                                                                                          \
+                .name = (n), .kind = CONFIG_KEY_VALUES, .parse = (parser),                         \
+                .offset = offsetof(type, field), .count_offset = offsetof(type, count_field),      \
+                .item_size = sizeof(item_type), .max_items = (most),                               \
+        }
+/* Every item is converted by `parser` into `field`, zeroed before the first
+ * (also for an empty list); the parser combines them (sets a bit, say). */
+#define CONFIG_VALUE_SET(n, parser, type, field, most)                                             \
+        {                                                                                          \
+                .name = (n), .kind = CONFIG_KEY_VALUE_SET, .parse = (parser),                      \
+                .offset = offsetof(type, field), .item_size = sizeof(((type *)NULL)->field),       \
+                .max_items = (most),                                                               \
+        }
 #define CONFIG_UNSUPPORTED(n) {.name = (n), .kind = CONFIG_KEY_UNSUPPORTED}
 #define CONFIG_END {.name = NULL}
 
@@ -184,10 +382,11 @@ struct ConfigKey {
  * storing values into `target`. A key may appear at most once per mapping;
  * keys not present keep whatever `target` held. A section written with no
  * value ("http:" followed by nothing) is an empty section, and a list written
- * so is an empty list. A list's items are appended to its (empty) array one
+ * so is an empty list (of mappings or of values). A list's items are appended to its (empty) array one
  * by one, each zeroed before it is read, so that the array and its count
  * always describe what was read even when loading fails. Keys are named in
- * messages with dots and 0-based item indexes: "policy.groups[1].max_gpus".
+ * messages with dots and 0-based item indexes: "policy.groups[1].max_gpus",
+ * "alerts.sinks[0].events[2]".
  * The file must be a
  * regular file of at most CONFIG_FILE_MAX bytes without NUL bytes, holding at
  * most one YAML document whose top level is a mapping (or nothing at all);
@@ -224,3 +423,9 @@ int config_parse_log_level(const ConfigKey *key, const char *value, void *field,
                            size_t problem_len); /* int LOG_LEVEL_* */
 int config_parse_group_name(const ConfigKey *key, const char *value, void *field, char *problem,
                             size_t problem_len); /* char *, [a-z_][a-z0-9_-]*, at most 32 bytes */
+int config_parse_double(const ConfigKey *key, const char *value, void *field, char *problem,
+                        size_t problem_len); /* double, digits[.digits], within
+                                              * min_double..max_double */
+int config_parse_int(const ConfigKey *key, const char *value, void *field, char *problem,
+                     size_t problem_len); /* int, a whole number >= 0, range-checked
+                                           * (max at most INT_MAX) */

@@ -44,8 +44,14 @@ static void daemon_reload(Daemon *d)
                             d->config_path);
                 free(next->state_dir);
                 next->state_dir = strdup(d->config->state_dir);
+                /* A backup_dir derived from the new state_dir follows it back. */
+                if (strcmp(next->env.backup_dir, d->config->env.backup_dir) != 0 &&
+                    strstr(next->env.backup_dir, CONFIG_ENV_BACKUP_DIR_NAME)) {
+                        free(next->env.backup_dir);
+                        next->env.backup_dir = strdup(d->config->env.backup_dir);
+                }
         }
-        if (!next->socket_path || !next->state_dir) {
+        if (!next->socket_path || !next->state_dir || !next->env.backup_dir) {
                 log_error("Reload failed: out of memory.");
                 config_free(next);
                 return;
@@ -62,7 +68,15 @@ static void daemon_reload(Daemon *d)
         r = sampler_arm(d);
         if (r < 0)
                 log_error_errno(r, "Cannot re-arm the sampler after reload");
+        r = env_backup_arm(d);
+        if (r < 0)
+                log_error_errno(r, "Cannot re-arm the environment backup after reload");
+        r = alerts_reconfigure(d->alerts, &d->config->alerts);
+        if (r < 0)
+                log_error_errno(r, "Cannot apply the new alert sinks");
         store_audit(d->store, -1, "config.reload", d->config_path, NULL);
+        daemon_alert(d, CONFIG_ALERT_DAEMON, "daemon", "configuration reloaded",
+                     "gpukeeperd reloaded its configuration.", NULL);
         log_info("Reloaded %s (sample_interval %" PRIu64 " ms).", d->config_path,
                  d->config->sample_interval_usec / USEC_PER_MSEC);
 }
@@ -79,9 +93,65 @@ static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void
         return sd_event_exit(d->event, EXIT_SUCCESS);
 }
 
+void daemon_alert(Daemon *d, ConfigAlertEvent event, const char *key, const char *subject,
+                  const char *text, json_t *details)
+{
+        int r;
+
+        if (!d->alerts) {
+                json_decref(details);
+                return;
+        }
+        r = alerts_raise(d->alerts, event, key, subject, text, details);
+        json_decref(details);
+        if (r < 0)
+                log_warning_errno(r, "Cannot queue the %s alert",
+                                  config_alert_event_to_string(event));
+}
+
+/* Every delivery outcome goes to the audit trail (sink names only: URLs and
+ * secrets never leave the config). */
+static void record_alert(const AlertsRecord *rec, void *userdata)
+{
+        Daemon *d = userdata;
+        _cleanup_free_ char *detail = NULL;
+        json_t *o;
+
+        o = json_pack("{s:s, s:s, s:b, s:I, s:o}", "sink", rec->sink, "event",
+                      config_alert_event_to_string(rec->event), "recovery", rec->recovery,
+                      "attempts", (json_int_t)rec->attempt, "error",
+                      rec->error ? json_string(rec->error) : json_null());
+        if (o)
+                detail = json_dumps(o, JSON_COMPACT);
+        json_decref(o);
+        if (!rec->ok)
+                log_warning("Alert %s to sink %s, attempt %u failed%s: %s",
+                            config_alert_event_to_string(rec->event), rec->sink, rec->attempt,
+                            rec->final ? " (giving up)" : ", will retry",
+                            rec->error ? rec->error : "unknown error");
+        (void)store_audit(d->store, -1,
+                          rec->ok      ? "alert.sent"
+                          : rec->final ? "alert.failed"
+                                       : "alert.attempt_failed",
+                          rec->key, detail);
+}
+
+const char *daemon_user_name(const Daemon *d, uid_t uid)
+{
+        Daemon *mutable = (Daemon *)d; /* the memo is a cache, not state */
+        uint64_t now = now_usec(CLOCK_MONOTONIC);
+
+        if (now - d->user_names_usec > USER_NAMES_TTL_USEC) {
+                memset(mutable->user_names, 0, sizeof *mutable->user_names);
+                mutable->user_names_usec = now;
+        }
+        return user_memo_name(mutable->user_names, uid);
+}
+
 int daemon_new(char *config_path, Config *config, Daemon **ret)
 {
         static const int signals[] = {SIGTERM, SIGINT, SIGHUP};
+        sigset_t chld;
         _cleanup_free_ char *error = NULL;
         sigset_t mask;
         Daemon *d;
@@ -121,6 +191,13 @@ int daemon_new(char *config_path, Config *config, Daemon **ret)
                 if (r < 0)
                         goto fail_log;
         }
+        /* sd-event reaps the backup child through SIGCHLD, which must be blocked. */
+        sigemptyset(&chld);
+        sigaddset(&chld, SIGCHLD);
+        if (sigprocmask(SIG_BLOCK, &chld, NULL) < 0) {
+                r = negative_errno();
+                goto fail_log;
+        }
 
         r = store_open(d->config->state_dir, &d->store, &error);
         if (r < 0) {
@@ -146,9 +223,23 @@ int daemon_new(char *config_path, Config *config, Daemon **ret)
         if (r < 0)
                 goto fail_log;
 
+        r = alerts_new(d->event, &d->config->alerts, d->hostname, NULL, record_alert, d,
+                       &d->alerts);
+        if (r < 0) {
+                log_error_errno(r, "Cannot set up alert delivery");
+                goto fail;
+        }
+
         r = leases_init(d);
         if (r < 0)
                 goto fail;
+        r = enforcement_init(d);
+        if (r < 0)
+                goto fail;
+
+        r = env_backup_arm(d);
+        if (r < 0)
+                goto fail_log;
 
         r = server_new(d, d->config->socket_path, &d->server);
         if (r < 0)
@@ -156,6 +247,8 @@ int daemon_new(char *config_path, Config *config, Daemon **ret)
         leases_schedule(d);
 
         store_audit(d->store, -1, "daemon.start", GK_VERSION, NULL);
+        daemon_alert(d, CONFIG_ALERT_DAEMON, "daemon", "gpukeeperd started",
+                     "gpukeeperd " GK_VERSION " started.", NULL);
         log_info("gpukeeperd " GK_VERSION " serving %s, state in %s, %zu GPUs%s.",
                  d->config->socket_path, d->config->state_dir, d->snapshot->n_gpus,
                  d->snapshot->simulated ? " (SIMULATED)" : "");
@@ -167,18 +260,6 @@ fail_log:
 fail:
         daemon_free(d);
         return r;
-}
-
-const char *daemon_user_name(const Daemon *d, uid_t uid)
-{
-        Daemon *mutable = (Daemon *)d; /* the memo is a cache, not state */
-        uint64_t now = now_usec(CLOCK_MONOTONIC);
-
-        if (now - d->user_names_usec > USER_NAMES_TTL_USEC) {
-                memset(mutable->user_names, 0, sizeof *mutable->user_names);
-                mutable->user_names_usec = now;
-        }
-        return user_memo_name(mutable->user_names, uid);
 }
 
 int daemon_run(Daemon *d)
@@ -198,7 +279,10 @@ void daemon_free(Daemon *d)
         if (!d)
                 return;
         server_free(d->server);
+        enforcement_done(&d->enforcement);
+        env_backup_done(&d->env_backup);
         leases_done(&d->leases);
+        alerts_free(d->alerts);
         sd_event_source_disable_unref(d->sample_timer);
         gpu_snapshot_free(d->snapshot);
         proc_cache_free(d->proc_cache);

@@ -10,6 +10,10 @@
 #include "basic/time-util.h"
 #include "basic/user-util.h"
 #include "daemon/config.h"
+#include "daemon/enforcement.h"
+#include "daemon/env-backup.h"
+#include "daemon/gpu-alerts.h"
+#include "enforce/alerts.h"
 #include "daemon/leases.h"
 #include "gpu/inventory.h"
 #include "gpu/nvml.h"
@@ -32,6 +36,11 @@ typedef struct Daemon {
         ProcCache *proc_cache;
         GpuSnapshot *snapshot; /* latest; replaced by every sampler tick */
         LeaseState leases;
+        EnforcementState enforcement;
+        uint64_t idle_tick_usec; /* CLOCK_REALTIME of the previous idle accounting */
+        GpuAlerts gpu_alerts;
+        EnvBackupState env_backup;
+        Alerts *alerts;
         UserMemo *user_names;       /* uid → name, forgotten every USER_NAMES_TTL_USEC */
         uint64_t user_names_usec;   /* CLOCK_MONOTONIC when user_names was started */
         char hostname[HOST_NAME_MAX + 1];
@@ -50,6 +59,11 @@ int daemon_new(char *config_path, Config *config, Daemon **ret);
 /* The login name of `uid`, or NULL when it has none. Valid until the next
  * call that may refresh the memo (the end of the current request). */
 const char *daemon_user_name(const Daemon *d, uid_t uid);
+
+/* Raise an alert (see enforce/alerts.h): `details` is stolen (may be NULL).
+ * Failures are logged, never fatal. */
+void daemon_alert(Daemon *d, ConfigAlertEvent event, const char *key, const char *subject,
+                  const char *text, json_t *details);
 
 /* Run the event loop until SIGTERM/SIGINT. Returns the exit status. */
 int daemon_run(Daemon *d);

@@ -150,6 +150,15 @@ int leases_init(Daemon *d)
                         return log_error_errno(-ENOMEM, "Cannot load active leases");
                 }
                 l->rec = loaded[i];
+                /* Whether it was used while we were down is unknown: give it
+                 * the benefit of the doubt rather than reclaim it at once. */
+                l->idle = (PolicyIdleLease){
+                        .kind = l->rec.kind == LEASE_RUN ? POLICY_IDLE_RUN : POLICY_IDLE_MANUAL,
+                        .created_usec = l->rec.created_usec,
+                        .last_busy_usec = now,
+                        .last_utilized_usec = now,
+                };
+                l->idle_saved_usec = now;
                 if (l->rec.kind == LEASE_RUN)
                         l->attach_deadline_usec = now + d->config->policy.reconnect_grace_usec;
                 lease_append(s, l);
@@ -206,6 +215,7 @@ int leases_end(Daemon *d, Lease *l, bool expired, const char *reason, int64_t ac
         uint64_t now = now_usec(CLOCK_REALTIME);
         int r;
 
+        (void)store_lease_set_idle(d->store, l->rec.id, l->rec.idle_device_usec);
         r = store_lease_end(d->store, l->rec.id, expired, reason, actor, now);
         if (r < 0 && r != -ENOENT)
                 return log_error_errno(r, "Cannot end lease %" PRId64, l->rec.id);
@@ -292,7 +302,8 @@ json_t *lease_to_json(const Daemon *d, const Lease *l)
                                       l->rec.devices[i].uuid);
         }
         user = daemon_user_name(d, l->rec.uid);
-        return json_pack("{s:I, s:I, s:o, s:s, s:s, s:o, s:s, s:o, s:o, s:n, s:n, s:o, s:o, s:b}",
+        return json_pack("{s:I, s:I, s:o, s:s, s:s, s:o, s:s, s:o, s:o, s:n, s:n, s:o, s:o, s:b, "
+                         "s:b, s:b, s:f}",
                          "id", (json_int_t)l->rec.id, "uid", (json_int_t)l->rec.uid, "user",
                          user ? json_string(user) : json_null(), "kind",
                          lease_kind_to_string(l->rec.kind), "state", "active", "devices", devices,
@@ -301,7 +312,10 @@ json_t *lease_to_json(const Daemon *d, const Lease *l)
                          usec_to_json(l->rec.expires_usec), "released_at", "release_reason", "pid",
                          l->rec.client_pid > 0 ? json_integer(l->rec.client_pid) : json_null(),
                          "command", l->rec.command ? json_string(l->rec.command) : json_null(),
-                         "attached", l->conn_id != 0);
+                         "attached", l->conn_id != 0,
+                         "idle_warned", l->idle.warned_usec != 0,
+                         "idle_flagged", l->idle.flagged,
+                         "idle_device_seconds", (double)l->rec.idle_device_usec / USEC_PER_SEC);
 }
 
 /* "2 GPUs", "1× 3g.40gb, 2× 1g.10gb", "GPU-…,MIG-…". */
@@ -498,6 +512,11 @@ static void grant(Daemon *d, QueueEntry *e, const PolicyDevice *devs, const Poli
                 return;
         }
         l->conn_id = e->kind == LEASE_RUN ? conn_id : 0;
+        l->idle = (PolicyIdleLease){
+                .kind = l->rec.kind == LEASE_RUN ? POLICY_IDLE_RUN : POLICY_IDLE_MANUAL,
+                .created_usec = now,
+        };
+        l->idle_saved_usec = now;
         lease_append(&d->leases, l);
         leases_dequeue(d, request_id);
         log_info("Lease %" PRId64 " granted to uid %u (%s, %zu devices).", l->rec.id,

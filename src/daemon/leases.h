@@ -16,6 +16,7 @@
 
 #include "basic/time-util.h"
 #include "policy/allocate.h"
+#include "policy/idle.h"
 #include "store/lease-store.h"
 
 typedef struct Daemon Daemon;
@@ -29,7 +30,9 @@ typedef struct Peer Peer;
 #define LEASES_POSITION_INTERVAL_USEC (USEC_PER_SEC / 2)
 
 typedef struct Lease {
-        StoredLease rec;
+        StoredLease rec;                /* rec.idle_device_usec grows every tick */
+        PolicyIdleLease idle;           /* idle reclaim state (policy/idle.h) */
+        uint64_t idle_saved_usec;       /* CLOCK_REALTIME of the last idle write to the store */
         uint64_t conn_id;            /* run leases: the client connection holding it; 0 = detached */
         uint64_t attach_deadline_usec; /* CLOCK_REALTIME; detached run leases after a restart */
         struct Lease *next;

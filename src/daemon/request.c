@@ -12,6 +12,7 @@
 #include "basic/log.h"
 #include "daemon/lease-ops.h"
 #include "daemon/status.h"
+#include "daemon/violation-ops.h"
 #include "proto/proto.h"
 
 int request_error(gk_call_error *ret_error, int code, const char *fmt, ...)
@@ -92,6 +93,7 @@ static const struct {
         {"queue.list", lease_op_queue},
         {"admin.drain", lease_op_drain},
         {"admin.undrain", lease_op_undrain},
+        {"violations.list", violation_op_list},
 };
 
 json_t *request_dispatch(Daemon *d, const Peer *peer, uint32_t id, const char *op, json_t *args,

@@ -8,6 +8,7 @@
 
 #include "basic/log.h"
 #include "basic/time-util.h"
+#include "daemon/idle.h"
 
 /* How long to wait before trying to load a missing NVML library again (the
  * driver may be in the middle of an upgrade). */
@@ -74,9 +75,13 @@ static int on_sample_timer(sd_event_source *source, uint64_t usec, void *userdat
         r = sampler_tick(d);
         if (r < 0)
                 log_error_errno(r, "Sampler tick failed");
-        else
+        else {
                 /* Health, MIG layout and unleased use may have changed. */
                 leases_schedule(d);
+                enforcement_tick(d);
+                idle_tick(d);
+                gpu_alerts_tick(d);
+        }
         /* Re-arm relative to now so a slow tick never causes a burst. */
         r = sd_event_source_set_time_relative(source, d->config->sample_interval_usec);
         if (r >= 0)

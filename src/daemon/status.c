@@ -44,17 +44,20 @@ static json_t *json_int_or_null(int64_t v)
 static json_t *holder_json(const Daemon *d, const char *uuid)
 {
         const Lease *l = leases_holder(d, uuid);
-        const char *user;
 
         if (!l)
                 return json_null();
-        user = daemon_user_name(d, l->rec.uid);
-        return json_pack("{s:I, s:o, s:I, s:s, s:f, s:o}", "id", (json_int_t)l->rec.id, "user",
-                         json_text(user), "uid", (json_int_t)l->rec.uid, "kind",
-                         lease_kind_to_string(l->rec.kind), "since",
-                         (double)l->rec.created_usec / USEC_PER_SEC, "expires_at",
-                         l->rec.expires_usec ? json_real((double)l->rec.expires_usec / USEC_PER_SEC)
-                                             : json_null());
+        return json_pack("{s:I, s:o, s:I, s:s, s:f, s:o, s:b, s:b}",
+                         "id", (json_int_t)l->rec.id,
+                         "user", json_text(daemon_user_name(d, l->rec.uid)),
+                         "uid", (json_int_t)l->rec.uid,
+                         "kind", lease_kind_to_string(l->rec.kind),
+                         "since", (double)l->rec.created_usec / USEC_PER_SEC,
+                         "expires_at", l->rec.expires_usec
+                                               ? json_real((double)l->rec.expires_usec / USEC_PER_SEC)
+                                               : json_null(),
+                         "idle_warned", l->idle.warned_usec != 0,
+                         "idle_flagged", l->idle.flagged);
 }
 
 static json_t *instance_json(const Daemon *d, const GpuDevice *g, const GpuInstance *in)
@@ -75,14 +78,21 @@ static json_t *process_json(const Daemon *d, const GpuDevice *g, const GpuProces
                                         ? g->instances[p->instance].uuid
                                         : NULL;
 
-        const Lease *holder = leases_holder(d, instance_uuid ? instance_uuid : g->uuid);
+        const char *device = instance_uuid ? instance_uuid : g->uuid;
+        const Lease *holder = leases_holder(d, device);
+        const TrackedViolation *v =
+                p->vanished ? NULL : enforcement_find(d, p->pid, p->start_time, device);
 
-        return json_pack("{s:I, s:o, s:o, s:o, s:o, s:o, s:b, s:b}", "pid", (json_int_t)p->pid,
-                         "uid", p->vanished ? json_null() : json_integer(p->uid), "user",
-                         json_text(user), "command", json_text(p->command), "memory_used_bytes",
-                         json_bytes_or_null(p->memory_used_bytes), "instance_uuid",
-                         json_text(instance_uuid), "vanished", p->vanished, "leased",
-                         !p->vanished && holder && holder->rec.uid == p->uid);
+        return json_pack("{s:I, s:o, s:o, s:o, s:o, s:o, s:b, s:b, s:o}",
+                         "pid", (json_int_t)p->pid,
+                         "uid", p->vanished ? json_null() : json_integer(p->uid),
+                         "user", json_text(user),
+                         "command", json_text(p->command),
+                         "memory_used_bytes", json_bytes_or_null(p->memory_used_bytes),
+                         "instance_uuid", json_text(instance_uuid),
+                         "vanished", p->vanished,
+                         "leased", !p->vanished && holder && holder->rec.uid == p->uid,
+                         "violation", v ? enforcement_violation_json(d, &v->rec) : json_null());
 }
 
 static json_t *gpu_json(const Daemon *d, const GpuDevice *g)

@@ -428,7 +428,9 @@ int env_list_user(const EnvUser *user, const EnvOptions *o, EnvList **ret)
         if (r < 0)
                 return r;
 
-        d = (Discovery){ .user = user, .o = o, .homefd = homefd, .flags = o ? o->flags : 0, .list = l };
+        /* Sizes come last, in parallel, once the envs are known. */
+        d = (Discovery){ .user = user, .o = o, .homefd = homefd,
+                         .flags = (o ? o->flags : 0) & ~(unsigned)ENV_LOAD_SIZE, .list = l };
         r = read_condarcs(user, homefd, o, l, &d.channels, &d.n_channels);
         if (r < 0)
                 goto finish;
@@ -463,6 +465,11 @@ int env_list_user(const EnvUser *user, const EnvOptions *o, EnvList **ret)
                 goto finish;
         l->channels = TAKE_PTR(d.channels);
         l->n_channels = d.n_channels;
+        if (o && (o->flags & ENV_LOAD_SIZE)) {
+                r = env_lists_load_sizes(&l, 1, o);
+                if (r < 0)
+                        goto finish;
+        }
         *ret = TAKE_PTR(l);
         r = 0;
 finish:
@@ -571,4 +578,56 @@ json_t *env_info_to_json(const EnvInfo *e)
                                  : json_null(),
                          "last_used_source", str_or_null(src), "packages", (json_int_t)e->n_packages,
                          "error", str_or_null(e->error), "warnings", warnings);
+}
+
+void env_lists_free(EnvList **lists, size_t n)
+{
+        if (!lists)
+                return;
+        for (size_t i = 0; i < n; i++)
+                env_list_free(lists[i]);
+        free(lists);
+}
+
+int env_list_users(const EnvUser *users, size_t n_users, const EnvOptions *o, EnvList ***ret)
+{
+        EnvOptions lo = o ? *o : (EnvOptions){};
+        EnvList **lists = calloc(n_users + 1, sizeof(EnvList *));
+        int r = 0;
+
+        if (!lists)
+                return -ENOMEM;
+        lo.flags &= ~(unsigned)ENV_LOAD_SIZE;
+        for (size_t i = 0; i < n_users; i++) {
+                r = env_list_user(&users[i], &lo, &lists[i]);
+                if (r == -ENOMEM)
+                        goto fail;
+                if (r < 0) {
+                        int k;
+
+                        lists[i] = calloc(1, sizeof(EnvList));
+                        if (!lists[i] ||
+                            env_user_make(users[i].uid, users[i].gid, users[i].name, users[i].home,
+                                          &lists[i]->user) < 0) {
+                                r = -ENOMEM;
+                                goto fail;
+                        }
+                        k = env_strv_pushf(&lists[i]->errors, &lists[i]->n_errors, "home %s: %s",
+                                           users[i].home, strerror(-r));
+                        if (k < 0) {
+                                r = k;
+                                goto fail;
+                        }
+                }
+        }
+        if (o && (o->flags & ENV_LOAD_SIZE)) {
+                r = env_lists_load_sizes(lists, n_users, o);
+                if (r < 0)
+                        goto fail;
+        }
+        *ret = lists;
+        return 0;
+fail:
+        env_lists_free(lists, n_users);
+        return r;
 }

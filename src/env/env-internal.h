@@ -78,6 +78,23 @@ int env_info_load(const EnvUser *user, int homefd, const char *path, const char 
                   bool is_base, char *const *condarc_channels, size_t n_condarc_channels,
                   unsigned flags, EnvInfo **ret);
 
+/* Open lib/python3.X/site-packages below envfd (the first one found); ret_rel
+ * gets "lib/python3.X/site-packages". -ENOENT when there is none. */
+int env_open_site_packages(int envfd, char **ret_rel, int *ret_fd);
+
+/* Fill e->size_bytes of an env loaded without ENV_LOAD_SIZE: reopen its path,
+ * check it is still the same directory, walk it. Problems become warnings;
+ * returns 0 or -ENOMEM. Thread-safe for distinct e.
+ * With ret_stamp: *ret_stamp gets the env's change stamp (mtimes of the prefix,
+ * conda-meta, history, bin and site-packages), and when it equals stamp_cached
+ * the walk is skipped and size_cached used. */
+int env_info_load_size(const EnvUser *user, int homefd, EnvInfo *e, unsigned flags,
+                       const char *stamp_cached, uint64_t size_cached, char **ret_stamp);
+
+/* Sizes of every env without error in the lists, walked by a few threads in
+ * parallel (the walk is syscall-bound: one fstatat per file). */
+int env_lists_load_sizes(EnvList *const *lists, size_t n_lists, const EnvOptions *o);
+
 /* The conda roots searched below a home, relative to it. */
 extern const char *const env_conda_roots[];
 extern const size_t env_n_conda_roots;

@@ -35,7 +35,7 @@
 #define ENV_MAX_ENVS_PER_USER 200          /* more are dropped with an EnvList error */
 #define ENV_MAX_PACKAGES 20000             /* conda records (and pip packages) per env */
 #define ENV_MAX_HISTORY_BYTES (16u << 20)  /* conda-meta/history */
-#define ENV_MAX_RECORD_BYTES (32u << 20)   /* one conda-meta/*.json record */
+#define ENV_MAX_RECORD_BYTES (32u << 20)   /* one conda-meta record (*.json) */
 #define ENV_MAX_SMALL_FILE_BYTES (1u << 20) /* .condarc, environments.txt, manifests */
 #define ENV_MAX_METADATA_BYTES (256u << 10) /* read of a METADATA / PKG-INFO header */
 #define ENV_MAX_WALK_DEPTH 64              /* directory depth of a size walk */
@@ -57,7 +57,7 @@ enum {
         /* Compute EnvInfo.size_bytes by walking the prefix (the slow part of a
          * listing; each inode counted once). */
         ENV_LOAD_SIZE = 1u << 0,
-        /* Parse every conda-meta/*.json record and the pip metadata into
+        /* Parse every conda-meta/NAME.json record and the pip metadata into
          * EnvInfo.packages, and the history into EnvInfo.history_specs: what
          * env_export needs. Without it, packages are known by file name only
          * (EnvInfo.n_packages counts them; python/torch/CUDA are still filled). */
@@ -74,7 +74,18 @@ typedef struct EnvOptions {
         unsigned flags;             /* ENV_LOAD_*, ENV_FOLLOW_SYMLINKS */
         const char *system_condarc; /* NULL: "/etc/conda/.condarc" (tests point it elsewhere) */
         const char *proc_root;      /* NULL: "/proc" (process checks in prune) */
+        /* Optional file remembering env sizes between runs (ENV_LOAD_SIZE), keyed by
+         * the prefix's dev/ino and a change stamp (mtimes of the prefix, conda-meta,
+         * its history, bin/ and site-packages/, which conda and pip touch when
+         * packages change); an entry is reused for at most ENV_SIZE_CACHE_MAX_AGE_USEC.
+         * Files written into an env by other means are noticed only then. The CLI
+         * passes a file of the caller's own (root: /var/cache/gpukeeper/env-sizes.json,
+         * a user: ~/.cache/gpukeeper/env-sizes.json); it is rewritten atomically,
+         * mode 0600. An unreadable or corrupt cache is ignored. NULL: always walk. */
+        const char *size_cache;
 } EnvOptions;
+
+#define ENV_SIZE_CACHE_MAX_AGE_USEC (UINT64_C(86400) * 1000000)
 
 /* ---- users -------------------------------------------------------------------- */
 typedef struct EnvUser {
@@ -206,6 +217,13 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(EnvList *, env_list_free);
  * Returns 0 even when some or all envs have errors; -ENOMEM; -errno when the
  * home itself cannot be opened. */
 int env_list_user(const EnvUser *user, const EnvOptions *o, EnvList **ret);
+
+/* env_list_user for several users at once (`env list --all-users`, backup):
+ * ret[i] is the list of users[i]; a user whose home cannot be opened gets a list
+ * with no envs and one error. Sizes (ENV_LOAD_SIZE) of all envs are computed by a
+ * few threads in parallel. Returns 0 or -ENOMEM. Free with env_lists_free. */
+int env_list_users(const EnvUser *users, size_t n_users, const EnvOptions *o, EnvList ***ret);
+void env_lists_free(EnvList **lists, size_t n);
 
 /* Resolve NAME|PATH of `user` to one environment as `gpukeeper env export/hook`
  * take it: an argument containing '/' is a path (matched by dev/ino against the
@@ -412,7 +430,8 @@ void env_clean_plan_free(EnvCleanPlan *p);
 DEFINE_TRIVIAL_CLEANUP_FUNC(EnvCleanPlan *, env_clean_plan_free);
 
 /* What `conda clean --all` would remove in user's package caches: <root>/pkgs for
- * the roots of env_list_user, ~/.conda/pkgs. A cache counts when it is a real
+ * the conda / micromamba roots env_list_user knows (~/miniconda3, ~/anaconda3,
+ * ~/miniforge3, ~/mambaforge, ~/micromamba, ~/.local/share/mamba), ~/.conda/pkgs. A cache counts when it is a real
  * directory (no symlinks) owned by the user and writable by them. Extracted
  * package dirs are those holding info/index.json. Read-only: the dry run. */
 int env_clean_plan(const EnvUser *user, const EnvOptions *o, EnvCleanPlan **ret);

@@ -22,15 +22,14 @@ static const char *const lease_vars[] = {ENV_HOOK_LEASE_VARS};
 #define UNREACHABLE_MESSAGE                                                                        \
         "gpukeeper: gpukeeperd is not reachable, so CUDA_VISIBLE_DEVICES is unchanged"
 #define UNUSABLE_MESSAGE                                                                           \
-        "gpukeeper: 'gpukeeper lease env' printed no usable lease, so CUDA_VISIBLE_DEVICES is " \
+        "gpukeeper: 'gpukeeper lease env' printed no usable lease, so CUDA_VISIBLE_DEVICES is "    \
         "unchanged"
 /* sysexits' EX_UNAVAILABLE: the CLI's exit code when the daemon is unreachable. */
 #define EXIT_UNREACHABLE "69"
 
 static const char *const relpaths[_ENV_HOOK_SHELL_MAX][_ENV_HOOK_PHASE_MAX] = {
     [ENV_HOOK_SH] = {"etc/conda/activate.d/gpukeeper.sh", "etc/conda/deactivate.d/gpukeeper.sh"},
-    [ENV_HOOK_CSH] = {"etc/conda/activate.d/gpukeeper.csh",
-                      "etc/conda/deactivate.d/gpukeeper.csh"},
+    [ENV_HOOK_CSH] = {"etc/conda/activate.d/gpukeeper.csh", "etc/conda/deactivate.d/gpukeeper.csh"},
     [ENV_HOOK_FISH] = {"etc/conda/activate.d/gpukeeper.fish",
                        "etc/conda/deactivate.d/gpukeeper.fish"},
 };
@@ -45,13 +44,15 @@ const char *env_hook_relpath(EnvHookShell shell, EnvHookPhase phase)
 /* The comment every hook starts with (all three shells use '#'). */
 static void write_header(FILE *f, EnvHookPhase phase)
 {
-        fputs("# gpukeeper lease hook, written by 'gpukeeper env hook install' (see gpukeeper(1)).\n",
+        fputs("# gpukeeper lease hook, written by 'gpukeeper env hook install'\n"
+              "# (see gpukeeper(1)).\n",
               f);
         if (phase == ENV_HOOK_ACTIVATE)
-                fputs("# conda runs it on activation: it sets CUDA_VISIBLE_DEVICES, CUDA_DEVICE_ORDER\n"
-                      "# and GPUKEEPER_LEASE_ID from your current GPU lease ('gpukeeper lease env'),\n"
-                      "# keeping their previous values in _GPUKEEPER_SAVED_* for the deactivate hook,\n"
-                      "# and records the activation time for 'gpukeeper env list'.\n",
+                fputs("# conda runs it on activation: it sets CUDA_VISIBLE_DEVICES,\n"
+                      "# CUDA_DEVICE_ORDER and GPUKEEPER_LEASE_ID from your current GPU lease\n"
+                      "# ('gpukeeper lease env'), keeping their previous values in\n"
+                      "# _GPUKEEPER_SAVED_* for the deactivate hook, and records the\n"
+                      "# activation time for 'gpukeeper env list'.\n",
                       f);
         else
                 fputs("# conda runs it on deactivation: it gives CUDA_VISIBLE_DEVICES,\n"
@@ -79,9 +80,10 @@ static void sh_activate(FILE *f)
               "            case $_gpukeeper_line in\n",
               f);
         for (size_t i = 0; i < ELEMENTSOF(lease_vars); i++)
-                fprintf(f,
-                        "            \"export %s='\"*\"'\") _gpukeeper_new_%s=$_gpukeeper_value ;;\n",
-                        lease_vars[i], lease_vars[i]);
+                fprintf(
+                    f,
+                    "            \"export %s='\"*\"'\") _gpukeeper_new_%s=$_gpukeeper_value ;;\n",
+                    lease_vars[i], lease_vars[i]);
         fputs("            esac\n"
               "        done <<_GPUKEEPER_EOF\n"
               "$_gpukeeper_out\n"
@@ -154,8 +156,11 @@ static void sh_deactivate(FILE *f)
 
 /* csh cannot redirect stderr alone, so the commands whose errors must stay
  * quiet run under sh -c; `set x = "`cmd`"` keeps one word per output line and
- * leaves cmd's exit status in $status. Messages go to /dev/stderr with >>!,
- * which noclobber allows. */
+ * leaves cmd's exit status in $status. Messages are written by sh too: csh
+ * could only reopen /dev/stderr, whose own offset, when stderr is a file,
+ * lets later output overwrite the message. csh substitutes variables on a whole line before it
+ * looks at an if condition, so a variable that may be unset is only read
+ * inside an if ... then ... endif block. */
 static void csh_activate(FILE *f)
 {
         fputs("if ( $?CONDA_PREFIX ) then\n"
@@ -204,7 +209,9 @@ static void csh_activate(FILE *f)
         for (size_t i = 0; i < ELEMENTSOF(lease_vars); i++)
                 fprintf(f,
                         "            unsetenv _GPUKEEPER_SAVED_%1$s\n"
-                        "            if ( $?%1$s ) setenv _GPUKEEPER_SAVED_%1$s \"$%1$s\"\n",
+                        "            if ( $?%1$s ) then\n"
+                        "                setenv _GPUKEEPER_SAVED_%1$s \"$%1$s\"\n"
+                        "            endif\n",
                         lease_vars[i]);
         fputs("            setenv _GPUKEEPER_DEPTH 0\n"
               "        endif\n"
@@ -219,11 +226,11 @@ static void csh_activate(FILE *f)
               "            setenv _GPUKEEPER_DEPTH $_gpukeeper_depth\n"
               "        endif\n"
               "        if ( $_gpukeeper_status == 0 ) then\n"
-              "            echo \"" UNUSABLE_MESSAGE "\" >>! /dev/stderr\n"
+              "            sh -c 'echo \"$1\" >&2' sh \"" UNUSABLE_MESSAGE "\"\n"
               "        else if ( $_gpukeeper_status == " EXIT_UNREACHABLE " ) then\n"
-              "            echo \"" UNREACHABLE_MESSAGE "\" >>! /dev/stderr\n"
+              "            sh -c 'echo \"$1\" >&2' sh \"" UNREACHABLE_MESSAGE "\"\n"
               "        else\n"
-              "            echo \"" ENV_HOOK_NO_LEASE_MESSAGE "\" >>! /dev/stderr\n"
+              "            sh -c 'echo \"$1\" >&2' sh \"" ENV_HOOK_NO_LEASE_MESSAGE "\"\n"
               "        endif\n"
               "    endif\n"
               "    unset _gpukeeper_line _gpukeeper_depth\n",
@@ -424,7 +431,9 @@ typedef struct InstallJob {
         ino_t ino;
 } InstallJob;
 
-/* Runs as the owner of the prefix (or as the unprivileged caller). */
+/* Runs as the owner of the prefix (or as the unprivileged caller), so the
+ * path may resolve through symlinks: they lead nowhere that user could not
+ * write anyway, and the dev/ino check pins the directory env_find saw. */
 static int install_as_owner(void *userdata)
 {
         const InstallJob *job = userdata;
@@ -432,7 +441,7 @@ static int install_as_owner(void *userdata)
         struct stat st;
         int r;
 
-        prefix_fd = open(job->path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        prefix_fd = open(job->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (prefix_fd < 0)
                 return negative_errno();
         if (fstat(prefix_fd, &st) < 0)

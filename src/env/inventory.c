@@ -17,6 +17,8 @@
  *   last used  ENV_LAST_ACTIVATED_FILE ("hook"), else atime of bin/python after
  *              following its symlink chain inside bin/ ("atime") */
 #include <ctype.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -118,15 +120,26 @@ static const Record *find_record(const Record *r, size_t n, const char *name)
 {
         Record key = { .name = (char *)name };
 
+        if (n == 0)
+                return NULL; /* r may be NULL then, which bsearch must not get */
         return bsearch(&key, r, n, sizeof(Record), cmp_record);
 }
 
-static int warn(EnvInfo *e, const char *fmt, const char *arg)
+_printf_(2, 3) static int warn(EnvInfo *e, const char *fmt, ...)
 {
-        return env_strv_pushf(&e->warnings, &e->n_warnings, fmt, arg);
+        va_list ap;
+        char *s;
+        int r;
+
+        va_start(ap, fmt);
+        r = vasprintf(&s, fmt, ap);
+        va_end(ap);
+        if (r < 0)
+                return -ENOMEM;
+        return env_strv_consume(&e->warnings, &e->n_warnings, s);
 }
 
-/* Names of conda-meta/*.json, sorted by name. */
+/* Names of the records in conda-meta (*.json files), sorted by name. */
 static int read_record_names(EnvInfo *e, int metafd, Record **ret, size_t *ret_n)
 {
         int dfd = fcntl(metafd, F_DUPFD_CLOEXEC, 3);
@@ -159,7 +172,7 @@ static int read_record_names(EnvInfo *e, int metafd, Record **ret, size_t *ret_n
                         continue;
                 }
                 if (n >= ENV_MAX_PACKAGES) {
-                        r = warn(e, "more than %s conda records, the rest ignored", "20000");
+                        r = warn(e, "more than %d conda records, the rest ignored", ENV_MAX_PACKAGES);
                         break;
                 }
                 nv = realloc(v, sizeof(Record) * (n + 1));
@@ -248,8 +261,7 @@ static int cuda_from_torch_tag(char **dst, const char *s, bool local_version)
         return set_str(dst, buf);
 }
 
-/* Open the site-packages of lib/python3.X (the first one found). */
-static int open_site_packages(int envfd, char **ret_rel, int *ret_fd)
+int env_open_site_packages(int envfd, char **ret_rel, int *ret_fd)
 {
         _cleanup_close_ int lib = -1;
         struct dirent *de;
@@ -482,7 +494,7 @@ static int read_pip_packages(EnvInfo *e, int spfd, const char *sp_rel, char **co
                     bsearch(&kp, conda_files, n_conda_files, sizeof(char *), cmp_str))
                         continue;
                 if (n >= ENV_MAX_PACKAGES) {
-                        r = warn(e, "more than %s pip packages, the rest ignored", "20000");
+                        r = warn(e, "more than %d pip packages, the rest ignored", ENV_MAX_PACKAGES);
                         break;
                 }
                 k = read_pip_package(spfd, de->d_name, &p);
@@ -597,9 +609,10 @@ static int load_record(EnvInfo *e, int metafd, const Record *rec, EnvPackage *re
         };
         files = json_object_get(j, "files");
         r = json_is_array(files) ? collect_conda_dist_dirs(files, dist_dirs, n_dist_dirs) : 0;
+        if (channel && *channel && !ret->channel)
+                r = -ENOMEM;
         json_decref(j);
-        if (r < 0 || !ret->name || !ret->version || !ret->build ||
-            (channel && *channel && !ret->channel)) {
+        if (r < 0 || !ret->name || !ret->version || !ret->build) {
                 package_done(ret);
                 return -ENOMEM;
         }
@@ -754,7 +767,7 @@ static int fill_versions(EnvInfo *e, int envfd, const Record *recs, size_t n)
                 DIR *d;
                 int dfd;
 
-                if (open_site_packages(envfd, &sp_rel, &spfd) < 0)
+                if (env_open_site_packages(envfd, &sp_rel, &spfd) < 0)
                         return 0;
                 dfd = fcntl(spfd, F_DUPFD_CLOEXEC, 3);
                 if (dfd < 0)
@@ -811,7 +824,7 @@ static int load_packages(EnvInfo *e, int envfd, int metafd, const Record *recs, 
         if (n_dist_dirs > 0)
                 qsort(dist_dirs, n_dist_dirs, sizeof(char *), cmp_str);
 
-        if (open_site_packages(envfd, &sp_rel, &spfd) >= 0) {
+        if (env_open_site_packages(envfd, &sp_rel, &spfd) >= 0) {
                 r = read_pip_packages(e, spfd, sp_rel, dist_dirs, n_dist_dirs, &pip, &n_pip);
                 if (r < 0)
                         goto finish;
@@ -870,6 +883,17 @@ finish:
         env_strv_free(dist_dirs, n_dist_dirs);
         env_strv_free(specs, n_specs);
         return r;
+}
+
+static int size_from_fd(EnvInfo *e, int envfd)
+{
+        int r = env_disk_usage(envfd, &e->size_bytes);
+
+        if (r == -ENOMEM)
+                return r;
+        if (r < 0 && warn(e, "size: %s, the value is a lower bound", strerror(-r)) < 0)
+                return -ENOMEM;
+        return 0;
 }
 
 int env_info_load(const EnvUser *user, int homefd, const char *path, const char *name,
@@ -957,12 +981,70 @@ int env_info_load(const EnvUser *user, int homefd, const char *path, const char 
         load_last_used(e, envfd);
 
         if (flags & ENV_LOAD_SIZE) {
-                r = env_disk_usage(envfd, &e->size_bytes);
-                if (r == -ENOMEM)
+                r = size_from_fd(e, envfd);
+                if (r < 0)
                         return r;
-                if (r < 0 && warn(e, "size: %s, the value is a lower bound", strerror(-r)) < 0)
-                        return -ENOMEM;
         }
         *ret = TAKE_PTR(e);
         return 0;
+}
+
+/* What changes when packages come or go: conda rewrites conda-meta and the
+ * history, pip adds dist-info dirs to site-packages, both touch bin/. */
+static char *change_stamp(int envfd)
+{
+        static const char *const dirs[] = { ".", "conda-meta", "conda-meta/history", "bin" };
+        _cleanup_free_ char *sp_rel = NULL;
+        _cleanup_close_ int spfd = -1;
+        char buf[512];
+        size_t len = 0;
+        struct stat st;
+
+        for (size_t i = 0; i <= ELEMENTSOF(dirs); i++) {
+                int k;
+
+                if (i < ELEMENTSOF(dirs))
+                        k = fstatat(envfd, dirs[i], &st, AT_SYMLINK_NOFOLLOW);
+                else
+                        k = env_open_site_packages(envfd, &sp_rel, &spfd) >= 0 ? fstat(spfd, &st) : -1;
+                if (k < 0)
+                        memset(&st, 0, sizeof st);
+                len += (size_t)snprintf(buf + len, sizeof buf - len, "%llx.%lx.%llx-",
+                                        (unsigned long long)st.st_mtim.tv_sec,
+                                        (unsigned long)st.st_mtim.tv_nsec,
+                                        (unsigned long long)st.st_size);
+                if (len >= sizeof buf)
+                        return NULL;
+        }
+        return strdup(buf);
+}
+
+int env_info_load_size(const EnvUser *user, int homefd, EnvInfo *e, unsigned flags,
+                       const char *stamp_cached, uint64_t size_cached, char **ret_stamp)
+{
+        _cleanup_close_ int envfd = -1;
+        struct stat st;
+        int r;
+
+        if (e->error)
+                return 0;
+        r = env_open_user_dir(user, homefd, e->path, flags, &envfd);
+        if (r >= 0 && fstat(envfd, &st) < 0)
+                r = negative_errno();
+        if (r >= 0 && (st.st_dev != e->dev || st.st_ino != e->ino))
+                r = -ESTALE;
+        if (r == -ENOMEM)
+                return r;
+        if (r < 0)
+                return warn(e, "size: %s", strerror(-r));
+        if (ret_stamp) {
+                *ret_stamp = change_stamp(envfd);
+                if (!*ret_stamp)
+                        return -ENOMEM;
+                if (stamp_cached && strcmp(stamp_cached, *ret_stamp) == 0) {
+                        e->size_bytes = size_cached;
+                        return 0;
+                }
+        }
+        return size_from_fd(e, envfd);
 }

@@ -202,6 +202,19 @@ fail:
         return r;
 }
 
+int store_lease_set_idle(Store *s, int64_t id, uint64_t idle_device_usec)
+{
+        sqlite3_stmt *st = NULL;
+        int r;
+
+        r = store_statement(s, "UPDATE leases SET idle_device_usec = ? WHERE id = ?", &st);
+        if (r < 0)
+                return r;
+        sqlite3_bind_int64(st, 1, (sqlite3_int64)idle_device_usec);
+        sqlite3_bind_int64(st, 2, id);
+        return store_step_done(st);
+}
+
 int store_lease_attach(Store *s, int64_t id, pid_t pid, uint64_t start_time)
 {
         sqlite3_stmt *st = NULL;
@@ -266,7 +279,8 @@ int store_leases_load_active(Store *s, StoredLease **ret, size_t *ret_n)
         r = store_statement(
             s,
             "SELECT id, uid, kind, created_usec, expires_usec, client_pid, "
-            "client_start_time, command FROM leases WHERE state = 'active' ORDER BY id",
+            "client_start_time, command, idle_device_usec FROM leases WHERE state = 'active' "
+            "ORDER BY id",
             &st);
         if (r < 0)
                 return r;
@@ -290,6 +304,7 @@ int store_leases_load_active(Store *s, StoredLease **ret, size_t *ret_n)
                     .expires_usec = (uint64_t)sqlite3_column_int64(st, 4),
                     .client_pid = (pid_t)sqlite3_column_int64(st, 5),
                     .client_start_time = (uint64_t)sqlite3_column_int64(st, 6),
+                    .idle_device_usec = (uint64_t)sqlite3_column_int64(st, 8),
                 };
                 cmd = sqlite3_column_text(st, 7);
                 if (cmd && !(l->command = strdup((const char *)cmd))) {

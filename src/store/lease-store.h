@@ -40,6 +40,7 @@ typedef struct StoredLease {
         pid_t client_pid;      /* run leases; 0 when unknown */
         uint64_t client_start_time;
         char *command; /* may be NULL */
+        uint64_t idle_device_usec; /* device time held without use so far */
         LeaseDevice *devices;
         size_t n_devices;
 } StoredLease;
@@ -59,6 +60,10 @@ int store_lease_end(Store *s, int64_t id, bool expired, const char *reason, int6
 
 /* Set a manual lease's expiry (audited as lease.extend by actor_uid). */
 int store_lease_extend(Store *s, int64_t id, uint64_t expires_usec, int64_t actor_uid);
+
+/* Record the device time a lease has been held idle so far (idle reclaim
+ * accounting; written every minute and at release). */
+int store_lease_set_idle(Store *s, int64_t id, uint64_t idle_device_usec);
 
 /* Record the client process now holding a run lease (after a reconnect). */
 int store_lease_attach(Store *s, int64_t id, pid_t pid, uint64_t start_time);

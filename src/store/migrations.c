@@ -55,6 +55,32 @@ const StoreMigration store_migrations[] = {
         "  device_uuid TEXT PRIMARY KEY,"
         "  last_released_usec INTEGER NOT NULL"
         ");"},
+    {3,
+     /* One row per process found on a device its owner did not lease. The
+      * signal times are written before the signal is sent, so a daemon killed
+      * at any instant never signals twice. */
+     "CREATE TABLE violations ("
+     "  id INTEGER PRIMARY KEY,"
+     "  pid INTEGER NOT NULL,"
+     "  start_time INTEGER NOT NULL,"
+     "  uid INTEGER NOT NULL,"
+     "  device_uuid TEXT NOT NULL,"
+     "  gpu_uuid TEXT NOT NULL,"
+     "  gpu_index INTEGER,"
+     "  memory_bytes INTEGER,"
+     "  command TEXT,"
+     "  detected_usec INTEGER NOT NULL,"
+     "  warned_usec INTEGER,"
+     "  term_usec INTEGER,"
+     "  kill_usec INTEGER,"
+     "  ended_usec INTEGER," /* NULL: still tracked */
+     "  outcome TEXT"        /* gone, leased, stopped, killed, unkillable */
+     ");"
+     "CREATE INDEX violations_detected ON violations(detected_usec);"
+     /* Device time a lease held without using it, for the usage reports. */
+     "ALTER TABLE leases ADD COLUMN idle_device_usec INTEGER NOT NULL DEFAULT 0;"
+     "CREATE UNIQUE INDEX violations_open ON violations(pid, start_time, device_uuid) "
+     "  WHERE ended_usec IS NULL;"},
 };
 
 const size_t store_n_migrations = sizeof store_migrations / sizeof store_migrations[0];

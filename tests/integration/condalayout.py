@@ -83,9 +83,9 @@ class Package:
         self.files = {}
         if name == "python":
             short = python_short(version)
-            # The interpreter is this machine's python3, so the environment's
-            # bin/python really runs (conda ships its own ELF here).
-            self.files[f"bin/python{short}"] = ("symlink", "/usr/bin/python3")
+            # conda ships the interpreter's ELF here; a stub that runs this
+            # machine's python3 keeps the environment's bin/python working.
+            self.files[f"bin/python{short}"] = b'#!/bin/sh\nexec /usr/bin/python3 "$@"\n'
             self.files["bin/python"] = ("symlink", f"python{short}")
             self.files["bin/python3"] = ("symlink", f"python{short}")
             self.files[f"lib/python{short}/os.py"] = file_bytes(name, "os.py", size)
@@ -149,7 +149,7 @@ def extract_to_cache(pkgs_dir, pkg):
                 os.makedirs(os.path.dirname(path), exist_ok=True)
                 os.symlink(content[1], path)
             else:
-                _write(path, content)
+                _write(path, content, 0o755 if rel.startswith("bin/") else 0o644)
         _write(os.path.join(extracted, "info", "index.json"),
                json.dumps(index, indent=2).encode())
         _write(os.path.join(extracted, "info", "paths.json"),
@@ -211,15 +211,26 @@ def link_package(prefix, pkgs_dir, pkg):
 
 
 def unlink_package(prefix, dist):
-    """Remove an installed package (by its dist name) as `conda remove` does."""
+    """Remove an installed package (by its dist name) as `conda remove` does:
+    its files, then the directories that became empty, then its record."""
     meta = os.path.join(prefix, "conda-meta", dist + ".json")
     with open(meta) as f:
         record = json.load(f)
+    dirs = set()
     for rel in record["files"]:
         try:
             os.unlink(os.path.join(prefix, rel))
         except FileNotFoundError:
             pass
+        parent = os.path.dirname(rel)
+        while parent:
+            dirs.add(parent)
+            parent = os.path.dirname(parent)
+    for rel in sorted(dirs, key=len, reverse=True):
+        try:
+            os.rmdir(os.path.join(prefix, rel))
+        except OSError:
+            pass  # not empty: other packages' files are still there
     os.unlink(meta)
 
 

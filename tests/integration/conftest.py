@@ -339,6 +339,9 @@ def yaml_lines(value, indent=0):
                 lines.append(f"{pad}{k}: {yaml_scalar(v)}")
     else:
         for item in value:
+            if not isinstance(item, (dict, list)):
+                lines.append(f"{pad}- {yaml_scalar(item)}")
+                continue
             sub = yaml_lines(item, indent + 2)
             lines.append(f"{pad}- " + sub[0].lstrip())
             lines += sub[1:]
@@ -588,17 +591,20 @@ def lab(workdir):
 
 @pytest.fixture
 def daemon_factory(workdir, lab):
-    """daemon_factory(policy=None, **config) -> an unstarted Daemon; every one
-    is stopped (and checked) at teardown, after the CLI processes it started
-    in the background are killed."""
+    """daemon_factory(policy=None, enforcement=None, idle=None, alerts=None,
+    **config) -> an unstarted Daemon; the named config sections are written
+    when given. Every one is stopped (and checked) at teardown, after the CLI
+    processes it started in the background are killed."""
     made = []
 
-    def _make(policy=None, **config):
+    def _make(policy=None, enforcement=None, idle=None, alerts=None, **config):
         d = Daemon(workdir / f"d{len(made)}", lab)
         d.dir.mkdir(mode=0o755)
         d.config.update(config)
-        if policy is not None:
-            d.sections["policy"] = policy
+        for name, section in (("policy", policy), ("enforcement", enforcement),
+                              ("idle", idle), ("alerts", alerts)):
+            if section is not None:
+                d.sections[name] = section
         made.append(d)
         return d
 

@@ -31,6 +31,7 @@ PROCESS_KEYS = {
     "pid": (int,), "uid": (int, type(None)), "user": (str, type(None)),
     "command": (str, type(None)), "memory_used_bytes": (int, type(None)),
     "instance_uuid": (str, type(None)), "vanished": (bool,), "leased": (bool,),
+    "violation": (dict, type(None)),
 }
 
 

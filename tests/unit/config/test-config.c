@@ -2,10 +2,11 @@
  * files in a temporary directory: defaults, a full valid file, and every
  * kind of error, each checked against the exact one-line message (and so the
  * exact line, column and key). The policy section is tested for its values,
- * the group merging and config_policy_limits(). A private key table
- * exercises the parts of the table-driven loader that gpukeeperd's own table
- * does not use yet: sections nested in sections and in list items, booleans,
- * and the generic list rules. */
+ * the group merging and config_policy_limits(); the enforcement, idle and
+ * alerts sections for their values, ranges and cross-key rules, for lists of
+ * values, and for never quoting a secret in a message. A private key table
+ * exercises parts of the table-driven loader that gpukeeperd's own table does
+ * not use: sections nested in list items, and the generic list rules. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -108,7 +109,8 @@ static void expect_error(TestDir *t, const char *yaml, const char *want)
 }
 
 #define KNOWN                                                                                      \
-        "(known keys: socket, state_dir, nvml_library, sample_interval, log_level, policy)"
+        "(known keys: socket, state_dir, nvml_library, sample_interval, log_level, policy, "       \
+        "enforcement, idle, alerts, env)"
 
 static void assert_limits(const ConfigPolicyLimits *l, uint64_t max_gpus,
                           uint64_t default_duration_usec, uint64_t max_duration_usec)
@@ -127,6 +129,40 @@ static void assert_policy_defaults(const Config *c)
         assert_int_equal(c->policy.n_groups, 0);
 }
 
+static void assert_enforcement_idle_alerts_defaults(const Config *c)
+{
+        assert_int_equal(c->enforcement.mode, CONFIG_ENFORCEMENT_ENFORCE);
+        assert_int_equal(c->enforcement.grace_usec, 60 * USEC_PER_SEC);
+        assert_int_equal(c->enforcement.kill_timeout_usec, 10 * USEC_PER_SEC);
+        assert_true(c->enforcement.root_exempt);
+        assert_null(c->enforcement.exempt_users);
+        assert_int_equal(c->enforcement.n_exempt_users, 0);
+        assert_null(c->enforcement.exempt_executables);
+        assert_int_equal(c->enforcement.n_exempt_executables, 0);
+
+        assert_int_equal(c->idle.release_after_usec, 2 * USEC_PER_HOUR);
+        assert_int_equal(c->idle.warn_before_usec, 15 * USEC_PER_MINUTE);
+        assert_int_equal(c->idle.flag_after_usec, 30 * USEC_PER_MINUTE);
+        assert_false(c->idle.stop_idle_runs);
+
+        assert_int_equal(c->alerts.repeat_after_usec, USEC_PER_HOUR);
+        assert_true(c->alerts.memory_fraction == 0.9);
+        assert_int_equal(c->alerts.memory_for_usec, USEC_PER_MINUTE);
+        assert_int_equal(c->alerts.temperature_c, 85);
+        assert_int_equal(c->alerts.temperature_for_usec, USEC_PER_MINUTE);
+        assert_null(c->alerts.sinks);
+        assert_int_equal(c->alerts.n_sinks, 0);
+}
+
+static void assert_env_defaults(const Config *c, const char *backup_dir)
+{
+        assert_int_equal(c->env.backup_interval_usec, USEC_PER_DAY);
+        assert_int_equal(c->env.backup_keep, 14);
+        assert_string_equal(c->env.backup_dir, backup_dir);
+        assert_string_equal(c->env.conda_exe, "conda");
+        assert_string_equal(c->env.templates_dir, "/etc/gpukeeper/templates");
+}
+
 static void assert_defaults(const Config *c)
 {
         assert_string_equal(c->socket_path, "/run/gpukeeper/gpukeeper.sock");
@@ -135,6 +171,8 @@ static void assert_defaults(const Config *c)
         assert_int_equal(c->sample_interval_usec, 2 * USEC_PER_SEC);
         assert_int_equal(c->log_level, LOG_LEVEL_INFO);
         assert_policy_defaults(c);
+        assert_enforcement_idle_alerts_defaults(c);
+        assert_env_defaults(c, "/var/lib/gpukeeper/env-backups");
 }
 
 static void test_defaults(void **state)
@@ -212,6 +250,23 @@ static void test_packaged_example(void **state)
         assert_limits(&c->policy.groups[0].limits, 1, 2 * USEC_PER_HOUR, 8 * USEC_PER_HOUR);
         assert_string_equal(c->policy.groups[1].group, "staff");
         assert_limits(&c->policy.groups[1].limits, 0, 4 * USEC_PER_HOUR, 7 * USEC_PER_DAY);
+
+        /* The example sinks. */
+        assert_int_equal(c->alerts.n_sinks, 3);
+        assert_string_equal(c->alerts.sinks[0].name, "ops");
+        assert_int_equal(c->alerts.sinks[0].type, CONFIG_SINK_WEBHOOK);
+        assert_int_equal(c->alerts.sinks[0].events,
+                         1u << CONFIG_ALERT_VIOLATION | 1u << CONFIG_ALERT_PROCESS_STOPPED |
+                                 1u << CONFIG_ALERT_GPU_LOST | 1u << CONFIG_ALERT_XID);
+        assert_string_equal(c->alerts.sinks[1].name, "lab-chat");
+        assert_int_equal(c->alerts.sinks[1].type, CONFIG_SINK_DINGTALK);
+        assert_string_equal(c->alerts.sinks[1].secret, "SECRET");
+        assert_int_equal(c->alerts.sinks[1].events, CONFIG_ALERT_EVENTS_ALL);
+        assert_string_equal(c->alerts.sinks[2].name, "mail");
+        assert_int_equal(c->alerts.sinks[2].type, CONFIG_SINK_EMAIL);
+        assert_true(c->alerts.sinks[2].starttls);
+        assert_int_equal(c->alerts.sinks[2].n_to, 1);
+        assert_string_equal(c->alerts.sinks[2].to[0], "gpu-admins@example.org");
 }
 
 static void test_flow_style_and_other_values(void **state)
@@ -352,8 +407,7 @@ static void test_unknown_keys(void **state)
 
 static void test_reserved_sections(void **state)
 {
-        static const char *const reserved[] = {"http",   "enforcement", "idle",
-                                               "alerts", "history",     "env"};
+        static const char *const reserved[] = {"http", "history"};
         TestDir *t = *state;
 
         for (size_t i = 0; i < ELEMENTSOF(reserved); i++) {
@@ -367,10 +421,10 @@ static void test_reserved_sections(void **state)
                 expect_error(t, yaml, want);
         }
         /* Whatever the value looks like. */
-        expect_error(t, "alerts: off\n",
-                     "1:1: section 'alerts' is not supported by this version of gpukeeperd");
-        expect_error(t, "alerts:\n",
-                     "1:1: section 'alerts' is not supported by this version of gpukeeperd");
+        expect_error(t, "http: off\n",
+                     "1:1: section 'http' is not supported by this version of gpukeeperd");
+        expect_error(t, "history:\n",
+                     "1:1: section 'history' is not supported by this version of gpukeeperd");
 }
 
 static void test_duplicate_keys(void **state)
@@ -990,6 +1044,1056 @@ static void test_policy_check_errors(void **state)
         }
 }
 
+/* ---- The enforcement, idle and alerts sections --------------------------- */
+
+#define EV(e) (UINT32_C(1) << CONFIG_ALERT_##e)
+
+static void test_enforcement_idle_alerts_full(void **state)
+{
+        TestDir *t = *state;
+        _cleanup_(config_freep) Config *c = NULL;
+        _cleanup_free_ char *err = NULL;
+        const ConfigAlertSink *s;
+
+        assert_int_equal(load(t,
+                              "enforcement:\n"
+                              "  mode: observe\n"
+                              "  grace: 2m\n"
+                              "  kill_timeout: 30s\n"
+                              "  root_exempt: false\n"
+                              "  exempt:\n"
+                              "    users: [nvidia-persistenced, 998, svc.Render_1, \"0\"]\n"
+                              "    executables:\n"
+                              "      - /usr/lib/xorg/Xorg\n"
+                              "      - /opt/x.y/bin/..z\n"
+                              "idle:\n"
+                              "  release_after: 3h\n"
+                              "  warn_before: 3h\n"
+                              "  flag_after: 45m\n"
+                              "  stop_idle_runs: yes\n"
+                              "alerts:\n"
+                              "  repeat_after: 30m\n"
+                              "  memory_fraction: 0.95\n"
+                              "  memory_for: 0s\n"
+                              "  temperature_c: 90\n"
+                              "  temperature_for: 2m\n"
+                              "  sinks:\n"
+                              "    - name: ops\n"
+                              "      type: webhook\n"
+                              "      url: http://127.0.0.1:8080/hook\n"
+                              "      events: [violation, gpu_lost]\n"
+                              "      timeout: 5s\n"
+                              "    - name: ding_1\n"
+                              "      type: dingtalk\n"
+                              "      url: HTTPS://oapi.dingtalk.com/robot/send?access_token=abc\n"
+                              "      secret: SECabc\n"
+                              "    - {name: chat, type: slack, url: 'https://hooks.slack.com/x'}\n"
+                              "    - name: mail\n"
+                              "      type: email\n"
+                              "      smtp_url: smtp://127.0.0.1:2525\n"
+                              "      starttls: true\n"
+                              "      username: u\n"
+                              "      password: p w\n"
+                              "      from: gpukeeper@host\n"
+                              "      to: [admin@lab, ops@lab.example.org]\n"
+                              "      events: [daemon, process_stopped, nvml_error, xid, memory,\n"
+                              "               temperature, idle_warning, idle_reclaim,\n"
+                              "               idle_flag]\n"
+                              "    - name: mail2\n"
+                              "      type: email\n"
+                              "      smtp_url: smtps://mail.example.org\n"
+                              "      from: a@b\n"
+                              "      to:\n"
+                              "        - c@d\n",
+                              &c, &err),
+                         0);
+        assert_null(err);
+
+        assert_int_equal(c->enforcement.mode, CONFIG_ENFORCEMENT_OBSERVE);
+        assert_int_equal(c->enforcement.grace_usec, 2 * USEC_PER_MINUTE);
+        assert_int_equal(c->enforcement.kill_timeout_usec, 30 * USEC_PER_SEC);
+        assert_false(c->enforcement.root_exempt);
+        assert_int_equal(c->enforcement.n_exempt_users, 4);
+        assert_string_equal(c->enforcement.exempt_users[0], "nvidia-persistenced");
+        assert_string_equal(c->enforcement.exempt_users[1], "998");
+        assert_string_equal(c->enforcement.exempt_users[2], "svc.Render_1");
+        assert_string_equal(c->enforcement.exempt_users[3], "0");
+        assert_int_equal(c->enforcement.n_exempt_executables, 2);
+        assert_string_equal(c->enforcement.exempt_executables[0], "/usr/lib/xorg/Xorg");
+        assert_string_equal(c->enforcement.exempt_executables[1], "/opt/x.y/bin/..z");
+
+        assert_int_equal(c->idle.release_after_usec, 3 * USEC_PER_HOUR);
+        assert_int_equal(c->idle.warn_before_usec, 3 * USEC_PER_HOUR);
+        assert_int_equal(c->idle.flag_after_usec, 45 * USEC_PER_MINUTE);
+        assert_true(c->idle.stop_idle_runs);
+
+        assert_int_equal(c->alerts.repeat_after_usec, 30 * USEC_PER_MINUTE);
+        assert_true(c->alerts.memory_fraction == 0.95);
+        assert_int_equal(c->alerts.memory_for_usec, 0);
+        assert_int_equal(c->alerts.temperature_c, 90);
+        assert_int_equal(c->alerts.temperature_for_usec, 2 * USEC_PER_MINUTE);
+        assert_int_equal(c->alerts.n_sinks, 5);
+
+        s = &c->alerts.sinks[0];
+        assert_string_equal(s->name, "ops");
+        assert_int_equal(s->type, CONFIG_SINK_WEBHOOK);
+        assert_string_equal(s->url, "http://127.0.0.1:8080/hook");
+        assert_null(s->secret);
+        assert_int_equal(s->events, EV(VIOLATION) | EV(GPU_LOST));
+        assert_int_equal(s->timeout_usec, 5 * USEC_PER_SEC);
+        assert_null(s->smtp_url);
+        assert_null(s->from);
+        assert_null(s->to);
+        assert_int_equal(s->n_to, 0);
+
+        s = &c->alerts.sinks[1];
+        assert_string_equal(s->name, "ding_1");
+        assert_int_equal(s->type, CONFIG_SINK_DINGTALK);
+        assert_string_equal(s->url, "HTTPS://oapi.dingtalk.com/robot/send?access_token=abc");
+        assert_string_equal(s->secret, "SECabc");
+        /* Defaults filled in for what an item leaves out. */
+        assert_int_equal(s->events, CONFIG_ALERT_EVENTS_ALL);
+        assert_int_equal(s->timeout_usec, 10 * USEC_PER_SEC);
+
+        s = &c->alerts.sinks[2];
+        assert_string_equal(s->name, "chat");
+        assert_int_equal(s->type, CONFIG_SINK_SLACK);
+        assert_string_equal(s->url, "https://hooks.slack.com/x");
+
+        s = &c->alerts.sinks[3];
+        assert_string_equal(s->name, "mail");
+        assert_int_equal(s->type, CONFIG_SINK_EMAIL);
+        assert_null(s->url);
+        assert_string_equal(s->smtp_url, "smtp://127.0.0.1:2525");
+        assert_true(s->starttls);
+        assert_string_equal(s->username, "u");
+        assert_string_equal(s->password, "p w");
+        assert_string_equal(s->from, "gpukeeper@host");
+        assert_int_equal(s->n_to, 2);
+        assert_string_equal(s->to[0], "admin@lab");
+        assert_string_equal(s->to[1], "ops@lab.example.org");
+        /* Every event but the two of the first sink. */
+        assert_int_equal(s->events, CONFIG_ALERT_EVENTS_ALL & ~(EV(VIOLATION) | EV(GPU_LOST)));
+
+        s = &c->alerts.sinks[4];
+        assert_false(s->starttls);
+        assert_null(s->username);
+        assert_null(s->password);
+        assert_int_equal(s->n_to, 1);
+        assert_string_equal(s->to[0], "c@d");
+}
+
+static void test_enforcement_idle_alerts_ranges(void **state)
+{
+        TestDir *t = *state;
+        _cleanup_(config_freep) Config *c = NULL;
+        _cleanup_free_ char *err = NULL;
+
+        /* Every bound itself is allowed. */
+        assert_int_equal(load(t,
+                              "enforcement: {grace: 1s, kill_timeout: 1h}\n"
+                              "idle: {release_after: 1s, warn_before: 0s, flag_after: 30d}\n"
+                              "alerts:\n"
+                              "  repeat_after: 30d\n"
+                              "  memory_fraction: 0.01\n"
+                              "  memory_for: 1d\n"
+                              "  temperature_c: 30\n"
+                              "  temperature_for: 0s\n"
+                              "  sinks: [{name: abcdefghijklmnopqrstuvwxyz-_0123, type: slack,"
+                              " url: 'http://h', timeout: 5m}]\n",
+                              &c, &err),
+                         0);
+        assert_null(err);
+        assert_int_equal(c->enforcement.grace_usec, USEC_PER_SEC);
+        assert_int_equal(c->enforcement.kill_timeout_usec, USEC_PER_HOUR);
+        assert_int_equal(c->idle.release_after_usec, USEC_PER_SEC);
+        assert_int_equal(c->idle.warn_before_usec, 0);
+        assert_int_equal(c->idle.flag_after_usec, 30 * USEC_PER_DAY);
+        assert_int_equal(c->alerts.repeat_after_usec, 30 * USEC_PER_DAY);
+        assert_true(c->alerts.memory_fraction == 0.01);
+        assert_int_equal(c->alerts.memory_for_usec, USEC_PER_DAY);
+        assert_int_equal(c->alerts.temperature_c, 30);
+        assert_int_equal(c->alerts.temperature_for_usec, 0);
+        assert_int_equal(c->alerts.sinks[0].timeout_usec, 5 * USEC_PER_MINUTE);
+        config_free(TAKE_PTR(c));
+
+        assert_int_equal(load(t,
+                              "enforcement: {grace: 1d, kill_timeout: 1s}\n"
+                              "idle: {release_after: 30d, flag_after: 1s}\n"
+                              "alerts: {repeat_after: 1s, memory_fraction: 1, temperature_c: 120,"
+                              " temperature_for: 1d, sinks: [{name: a, type: webhook,"
+                              " url: 'https://h', timeout: 1s}]}\n",
+                              &c, &err),
+                         0);
+        assert_int_equal(c->enforcement.grace_usec, USEC_PER_DAY);
+        assert_int_equal(c->idle.release_after_usec, 30 * USEC_PER_DAY);
+        assert_int_equal(c->idle.warn_before_usec, 15 * USEC_PER_MINUTE);
+        assert_true(c->alerts.memory_fraction == 1.0);
+        assert_int_equal(c->alerts.temperature_c, 120);
+        assert_int_equal(c->alerts.sinks[0].timeout_usec, USEC_PER_SEC);
+}
+
+static void test_empty_sections_and_lists(void **state)
+{
+        static const char *const empties[] = {
+                "enforcement:\n",
+                "enforcement:\n  exempt:\n",
+                "enforcement:\n  exempt:\n    users:\n    executables: []\n",
+                "enforcement: {exempt: {users: ~}}\n",
+                "idle: {}\n",
+                "alerts:\n  sinks:\n",
+                "alerts:\n  sinks: []\n",
+                "idle:\n  # release_after: 2h\nalerts: {}\n",
+                "env:\n",
+                "env: {}\n",
+                "env:\n  # backup_keep: 14\n",
+        };
+        TestDir *t = *state;
+
+        for (size_t i = 0; i < ELEMENTSOF(empties); i++) {
+                _cleanup_(config_freep) Config *c = NULL;
+                _cleanup_free_ char *err = NULL;
+
+                assert_int_equal(load(t, empties[i], &c, &err), 0);
+                assert_null(err);
+                assert_defaults(c);
+        }
+}
+
+static void test_memory_fraction_values(void **state)
+{
+        static const struct {
+                const char *value;
+                double v;
+        } good[] = {
+                {"1", 1.0},          {"1.0", 1.0},   {"0.5", 0.5},
+                {"0.123456789", 0.123456789}, {"00.90", 0.9}, {"\"0.75\"", 0.75},
+                {"0.10000000000000", 0.1},
+        };
+        static const char *const malformed[] = {
+                "-0.5", "+0.5", ".5", "1.", "0,5", "5e-1", "0x1p-1", "nan", "inf", "0.5 ",
+                "0..5", "1.2.3", "half",
+        };
+        TestDir *t = *state;
+
+        for (size_t i = 0; i < ELEMENTSOF(good); i++) {
+                _cleanup_(config_freep) Config *c = NULL;
+                _cleanup_free_ char *yaml = NULL;
+
+                assert_true(asprintf(&yaml, "alerts:\n  memory_fraction: %s\n", good[i].value) > 0);
+                assert_int_equal(load(t, yaml, &c, NULL), 0);
+                assert_true(c->alerts.memory_fraction == good[i].v);
+        }
+        for (size_t i = 0; i < ELEMENTSOF(malformed); i++) {
+                _cleanup_free_ char *yaml = NULL, *want = NULL;
+
+                assert_true(asprintf(&yaml, "alerts:\n  memory_fraction: '%s'\n", malformed[i]) >
+                            0);
+                assert_true(asprintf(&want,
+                                     "2:20: invalid value '%s' for 'alerts.memory_fraction': not "
+                                     "a number (write digits with an optional fraction: 0.9, 1)",
+                                     malformed[i]) > 0);
+                expect_error(t, yaml, want);
+        }
+        expect_error(t, "alerts:\n  memory_fraction: 0.009\n",
+                     "2:20: invalid value '0.009' for 'alerts.memory_fraction': must be between "
+                     "0.01 and 1");
+        expect_error(t, "alerts:\n  memory_fraction: 0\n",
+                     "2:20: invalid value '0' for 'alerts.memory_fraction': must be between 0.01 "
+                     "and 1");
+        expect_error(t, "alerts:\n  memory_fraction: 1.0000001\n",
+                     "2:20: invalid value '1.0000001' for 'alerts.memory_fraction': must be "
+                     "between 0.01 and 1");
+        expect_error(t, "alerts:\n  memory_fraction: 90\n",
+                     "2:20: invalid value '90' for 'alerts.memory_fraction': must be between 0.01 "
+                     "and 1");
+        expect_error(t, "alerts:\n  memory_fraction: 0.1000000000000000\n",
+                     "2:20: invalid value '0.1000000000000000' for 'alerts.memory_fraction': too "
+                     "many digits (at most 15)");
+}
+
+static void test_enforcement_errors(void **state)
+{
+        TestDir *t = *state;
+
+        expect_error(t, "enforcement:\n  mode: kill\n",
+                     "2:9: invalid value 'kill' for 'enforcement.mode': must be observe or "
+                     "enforce");
+        expect_error(t, "enforcement:\n  mode: Enforce\n",
+                     "2:9: invalid value 'Enforce' for 'enforcement.mode': must be observe or "
+                     "enforce");
+        expect_error(t, "enforcement:\n  grace: 0s\n",
+                     "2:10: invalid value '0s' for 'enforcement.grace': must be between 1s and "
+                     "1d");
+        expect_error(t, "enforcement:\n  grace: 1d1s\n",
+                     "2:10: invalid value '1d1s' for 'enforcement.grace': must be between 1s and "
+                     "1d");
+        expect_error(t, "enforcement:\n  kill_timeout: 61m\n",
+                     "2:17: invalid value '61m' for 'enforcement.kill_timeout': must be between "
+                     "1s and 1h");
+        expect_error(t, "enforcement:\n  kill_timeout: 10\n",
+                     "2:17: invalid value '10' for 'enforcement.kill_timeout': a unit is "
+                     "required (for example 30s, 5m or 2h)");
+        expect_error(t, "enforcement:\n  root_exempt: sometimes\n",
+                     "2:16: invalid value 'sometimes' for 'enforcement.root_exempt': must be "
+                     "true or false (or yes/no, on/off, 1/0)");
+        expect_error(t, "enforcement:\n  exempt: [root]\n",
+                     "2:11: 'enforcement.exempt' must be a section (a mapping of keys), not a "
+                     "list");
+        expect_error(t, "enforcement:\n  exempt:\n    groups: [video]\n",
+                     "3:5: unknown key 'enforcement.exempt.groups' (known keys in "
+                     "'enforcement.exempt': users, executables)");
+        expect_error(t, "enforcement:\n  root: true\n",
+                     "2:3: unknown key 'enforcement.root' (known keys in 'enforcement': mode, "
+                     "grace, kill_timeout, root_exempt, exempt)");
+
+        /* Lists of values. */
+        expect_error(t, "enforcement:\n  exempt:\n    users: root\n",
+                     "3:12: 'enforcement.exempt.users' must be a list (of values), not a single "
+                     "value");
+        expect_error(t, "enforcement:\n  exempt:\n    users: {root: 1}\n",
+                     "3:12: 'enforcement.exempt.users' must be a list (of values), not a "
+                     "mapping");
+        expect_error(t, "enforcement:\n  exempt:\n    users: [root, [a]]\n",
+                     "3:19: 'enforcement.exempt.users[1]' must be a single value, not a list");
+        expect_error(t, "enforcement:\n  exempt:\n    users:\n      - root\n      - {a: b}\n",
+                     "5:9: 'enforcement.exempt.users[1]' must be a single value, not a mapping");
+        expect_error(t, "enforcement:\n  exempt:\n    users:\n      - root\n      -\n",
+                     "5:8: value required for 'enforcement.exempt.users[1]'");
+        expect_error(t, "enforcement:\n  exempt:\n    users: [\"a\\0b\"]\n",
+                     "3:13: value of 'enforcement.exempt.users[0]' contains a NUL character");
+        expect_error(t, "enforcement:\n  exempt:\n    users: [&u root]\n",
+                     "3:13: 'enforcement.exempt.users': anchors (&u) are not allowed");
+        expect_error(t, "enforcement:\n  exempt:\n    users: [root]\n    users: [nobody]\n",
+                     "4:5: duplicate key 'enforcement.exempt.users' (first given on line 3)");
+
+        /* Users. */
+        expect_error(t, "enforcement:\n  exempt:\n    users: [root, -x]\n",
+                     "3:19: invalid value '-x' for 'enforcement.exempt.users[1]': must be a user "
+                     "name (letters, digits, '.', '_' or '-', not starting with '-' or '.', at "
+                     "most 32 characters) or a numeric uid");
+        expect_error(t, "enforcement:\n  exempt:\n    users: [\"a b\"]\n",
+                     "3:13: invalid value 'a b' for 'enforcement.exempt.users[0]': must be a "
+                     "user name (letters, digits, '.', '_' or '-', not starting with '-' or '.', "
+                     "at most 32 characters) or a numeric uid");
+        expect_error(t, "enforcement:\n  exempt:\n    users: ['']\n",
+                     "3:13: invalid value '' for 'enforcement.exempt.users[0]': must be a user "
+                     "name (letters, digits, '.', '_' or '-', not starting with '-' or '.', at "
+                     "most 32 characters) or a numeric uid");
+        expect_error(t, "enforcement:\n  exempt:\n    users: [abcdefghijklmnopqrstuvwxyz0123456]\n",
+                     "3:13: invalid value 'abcdefghijklmnopqrstuvwxyz0123456' for "
+                     "'enforcement.exempt.users[0]': must be a user name (letters, digits, '.', "
+                     "'_' or '-', not starting with '-' or '.', at most 32 characters) or a "
+                     "numeric uid");
+        expect_error(t, "enforcement:\n  exempt:\n    users: [4294967295]\n",
+                     "3:13: invalid value '4294967295' for 'enforcement.exempt.users[0]': not a "
+                     "uid (at most 4294967294)");
+        expect_error(t, "enforcement:\n  exempt:\n    users: [99999999999999999999999]\n",
+                     "3:13: invalid value '99999999999999999999999' for "
+                     "'enforcement.exempt.users[0]': not a uid (at most 4294967294)");
+        {
+                _cleanup_(config_freep) Config *c = NULL;
+
+                assert_int_equal(load(t,
+                                      "enforcement:\n  exempt:\n    users: [4294967294, "
+                                      "abcdefghijklmnopqrstuvwxyz012345]\n",
+                                      &c, NULL),
+                                 0);
+                assert_int_equal(c->enforcement.n_exempt_users, 2);
+        }
+
+        /* Executables. */
+        expect_error(t, "enforcement:\n  exempt:\n    executables: [Xorg]\n",
+                     "3:19: invalid value 'Xorg' for 'enforcement.exempt.executables[0]': must "
+                     "be an absolute path (starting with '/')");
+        expect_error(t, "enforcement:\n  exempt:\n    executables: [/usr/bin/]\n",
+                     "3:19: invalid value '/usr/bin/' for 'enforcement.exempt.executables[0]': "
+                     "must be a normalized absolute path (no empty, '.' or '..' components, no "
+                     "trailing '/')");
+        expect_error(t, "enforcement:\n  exempt:\n    executables: [/a, /usr//bin/x]\n",
+                     "3:23: invalid value '/usr//bin/x' for "
+                     "'enforcement.exempt.executables[1]': must be a normalized absolute path "
+                     "(no empty, '.' or '..' components, no trailing '/')");
+        expect_error(t, "enforcement:\n  exempt:\n    executables: [/usr/./x]\n",
+                     "3:19: invalid value '/usr/./x' for 'enforcement.exempt.executables[0]': "
+                     "must be a normalized absolute path (no empty, '.' or '..' components, no "
+                     "trailing '/')");
+        expect_error(t, "enforcement:\n  exempt:\n    executables: [/usr/../x]\n",
+                     "3:19: invalid value '/usr/../x' for 'enforcement.exempt.executables[0]': "
+                     "must be a normalized absolute path (no empty, '.' or '..' components, no "
+                     "trailing '/')");
+        expect_error(t, "enforcement:\n  exempt:\n    executables: [/x/..]\n",
+                     "3:19: invalid value '/x/..' for 'enforcement.exempt.executables[0]': must "
+                     "be a normalized absolute path (no empty, '.' or '..' components, no "
+                     "trailing '/')");
+        expect_error(t, "enforcement:\n  exempt:\n    executables: [/]\n",
+                     "3:19: invalid value '/' for 'enforcement.exempt.executables[0]': must be "
+                     "a normalized absolute path (no empty, '.' or '..' components, no trailing "
+                     "'/')");
+        expect_error(t, "enforcement:\n  exempt:\n    executables: [\"/a\\tb\"]\n",
+                     "3:19: invalid value '/a\\x09b' for 'enforcement.exempt.executables[0]': "
+                     "must not contain control characters");
+}
+
+static void test_exempt_list_limit(void **state)
+{
+        TestDir *t = *state;
+        _cleanup_free_ char *yaml = NULL, *more = NULL;
+        size_t len = 0;
+        FILE *f = open_memstream(&yaml, &len);
+
+        assert_non_null(f);
+        fputs("enforcement:\n  exempt:\n    executables:\n", f);
+        for (int i = 0; i < CONFIG_EXEMPT_MAX; i++)
+                fprintf(f, "      - /bin/x%d\n", i);
+        assert_int_equal(fclose(f), 0);
+        {
+                _cleanup_(config_freep) Config *c = NULL;
+
+                assert_int_equal(load(t, yaml, &c, NULL), 0);
+                assert_int_equal(c->enforcement.n_exempt_executables, 256);
+                assert_string_equal(c->enforcement.exempt_executables[255], "/bin/x255");
+        }
+        /* The 257th item is refused where it starts (line 3 + 257). */
+        assert_true(asprintf(&more, "%s      - /bin/y\n", yaml) > 0);
+        expect_error(t, more,
+                     "260:9: too many items in 'enforcement.exempt.executables' (at most 256)");
+}
+
+static void test_idle_errors(void **state)
+{
+        TestDir *t = *state;
+
+        expect_error(t, "idle:\n  release_after: 0s\n",
+                     "2:18: invalid value '0s' for 'idle.release_after': must be between 1s and "
+                     "30d");
+        expect_error(t, "idle:\n  release_after: 31d\n",
+                     "2:18: invalid value '31d' for 'idle.release_after': must be between 1s and "
+                     "30d");
+        expect_error(t, "idle:\n  flag_after: 0s\n",
+                     "2:15: invalid value '0s' for 'idle.flag_after': must be between 1s and "
+                     "30d");
+        expect_error(t, "idle:\n  warn_before: 31d\n",
+                     "2:16: invalid value '31d' for 'idle.warn_before': must be between 0s and "
+                     "30d");
+        expect_error(t, "idle:\n  stop_idle_runs: maybe\n",
+                     "2:19: invalid value 'maybe' for 'idle.stop_idle_runs': must be true or "
+                     "false (or yes/no, on/off, 1/0)");
+        expect_error(t, "idle:\n  warn: 1m\n",
+                     "2:3: unknown key 'idle.warn' (known keys in 'idle': release_after, "
+                     "warn_before, flag_after, stop_idle_runs)");
+        expect_error(t, "idle: 2h\n",
+                     "1:7: 'idle' must be a section (a mapping of keys), not a single value");
+
+        /* warn_before <= release_after: the key given is blamed. */
+        expect_error(t, "idle:\n  warn_before: 3h\n",
+                     "2:16: 'idle.warn_before' (3h) must not be longer than release_after (2h, "
+                     "the default)");
+        expect_error(t, "idle:\n  release_after: 10m\n",
+                     "2:18: 'idle.release_after' (10m) must not be shorter than warn_before "
+                     "(15m, the default)");
+        expect_error(t, "idle:\n  release_after: 1h\n  warn_before: 1h1s\n",
+                     "3:16: 'idle.warn_before' (1h1s) must not be longer than "
+                     "'idle.release_after' (1h)");
+        expect_error(t, "idle:\n  warn_before: 2h\n  release_after: 1h\n",
+                     "2:16: 'idle.warn_before' (2h) must not be longer than "
+                     "'idle.release_after' (1h)");
+}
+
+#define SINK_KNOWN                                                                                 \
+        "name, type, url, secret, events, timeout, smtp_url, starttls, username, password, "      \
+        "from, to"
+#define EVENT_NAMES                                                                                \
+        "daemon, violation, process_stopped, gpu_lost, nvml_error, xid, memory, temperature, "    \
+        "idle_warning, idle_reclaim, idle_flag"
+
+static void test_alerts_errors(void **state)
+{
+        TestDir *t = *state;
+
+        expect_error(t, "alerts:\n  repeat_after: 0s\n",
+                     "2:17: invalid value '0s' for 'alerts.repeat_after': must be between 1s and "
+                     "30d");
+        expect_error(t, "alerts:\n  memory_for: 1d1s\n",
+                     "2:15: invalid value '1d1s' for 'alerts.memory_for': must be between 0s and "
+                     "1d");
+        expect_error(t, "alerts:\n  temperature_for: 2d\n",
+                     "2:20: invalid value '2d' for 'alerts.temperature_for': must be between 0s "
+                     "and 1d");
+        expect_error(t, "alerts:\n  temperature_c: 29\n",
+                     "2:18: invalid value '29' for 'alerts.temperature_c': must be between 30 "
+                     "and 120");
+        expect_error(t, "alerts:\n  temperature_c: 121\n",
+                     "2:18: invalid value '121' for 'alerts.temperature_c': must be between 30 "
+                     "and 120");
+        expect_error(t, "alerts:\n  temperature_c: 85.5\n",
+                     "2:18: invalid value '85.5' for 'alerts.temperature_c': not a non-negative "
+                     "whole number");
+        expect_error(t, "alerts:\n  temperature_c: 99999999999999999999\n",
+                     "2:18: invalid value '99999999999999999999' for 'alerts.temperature_c': too "
+                     "large");
+        expect_error(t, "alerts:\n  sinks:\n    name: ops\n",
+                     "3:5: 'alerts.sinks' must be a list (of mappings), not a mapping");
+        expect_error(t, "alerts:\n  sinks:\n    - name: ops\n      type: webhook\n"
+                        "      url: http://h\n      retries: 3\n",
+                     "6:7: unknown key 'alerts.sinks[0].retries' (known keys in "
+                     "'alerts.sinks[0]': " SINK_KNOWN ")");
+
+        /* Required in every sink. */
+        expect_error(t, "alerts:\n  sinks:\n    - type: webhook\n      url: http://h\n",
+                     "3:7: missing required key 'alerts.sinks[0].name'");
+        expect_error(t, "alerts:\n  sinks:\n    - name: ops\n      url: http://h\n",
+                     "3:7: missing required key 'alerts.sinks[0].type'");
+
+        /* Names and types. */
+        expect_error(t, "alerts:\n  sinks:\n    - name: Ops\n      type: webhook\n",
+                     "3:13: invalid value 'Ops' for 'alerts.sinks[0].name': must be 1 to 32 "
+                     "lower-case letters, digits, '_' or '-'");
+        expect_error(t, "alerts:\n  sinks:\n    - name: ''\n      type: webhook\n",
+                     "3:13: invalid value '' for 'alerts.sinks[0].name': must be 1 to 32 "
+                     "lower-case letters, digits, '_' or '-'");
+        expect_error(t,
+                     "alerts:\n  sinks:\n    - name: abcdefghijklmnopqrstuvwxyz0123456\n",
+                     "3:13: invalid value 'abcdefghijklmnopqrstuvwxyz0123456' for "
+                     "'alerts.sinks[0].name': must be 1 to 32 lower-case letters, digits, '_' "
+                     "or '-'");
+        expect_error(t, "alerts:\n  sinks:\n    - name: ops\n      type: teams\n",
+                     "4:13: invalid value 'teams' for 'alerts.sinks[0].type': must be one of "
+                     "webhook, dingtalk, slack, email");
+        expect_error(t,
+                     "alerts:\n  sinks:\n    - {name: a, type: slack, url: 'http://h'}\n"
+                     "    - {name: b, type: slack, url: 'http://h'}\n"
+                     "    - {name: a, type: webhook, url: 'http://h'}\n",
+                     "5:14: duplicate sink name 'a' in 'alerts.sinks[2]' (first given in "
+                     "'alerts.sinks[0]')");
+
+        /* Events. */
+        expect_error(t,
+                     "alerts:\n  sinks:\n    - name: ops\n      type: webhook\n"
+                     "      url: http://h\n      events: [violation, gpu-lost]\n",
+                     "6:27: invalid value 'gpu-lost' for 'alerts.sinks[0].events[1]': must be "
+                     "one of " EVENT_NAMES);
+        expect_error(t,
+                     "alerts:\n  sinks:\n    - name: ops\n      type: webhook\n"
+                     "      url: http://h\n      events: [xid, memory, xid]\n",
+                     "6:29: invalid value 'xid' for 'alerts.sinks[0].events[2]': listed more "
+                     "than once");
+        expect_error(t,
+                     "alerts:\n  sinks:\n    - name: ops\n      type: webhook\n"
+                     "      url: http://h\n      events: violation\n",
+                     "6:15: 'alerts.sinks[0].events' must be a list (of values), not a single "
+                     "value");
+        expect_error(t,
+                     "alerts:\n  sinks:\n    - name: ops\n      type: webhook\n"
+                     "      url: http://h\n      events: []\n",
+                     "6:15: 'alerts.sinks[0].events' names no event (leave it out for all "
+                     "events)");
+        expect_error(t,
+                     "alerts:\n  sinks:\n    - name: ops\n      type: webhook\n"
+                     "      url: http://h\n      events:\n",
+                     "6:14: 'alerts.sinks[0].events' names no event (leave it out for all "
+                     "events)");
+        expect_error(t,
+                     "alerts:\n  sinks:\n    - name: ops\n      type: webhook\n"
+                     "      url: http://h\n      timeout: 6m\n",
+                     "6:16: invalid value '6m' for 'alerts.sinks[0].timeout': must be between 1s "
+                     "and 5m");
+
+        /* Keys by type. */
+        expect_error(t, "alerts:\n  sinks:\n    - name: ops\n      type: webhook\n",
+                     "3:7: missing key 'alerts.sinks[0].url' (required for sinks of type "
+                     "webhook)");
+        expect_error(t,
+                     "alerts:\n  sinks:\n    - {name: a, type: slack, url: 'http://h'}\n"
+                     "    - name: mail\n      type: email\n      from: a@b\n      to: [c@d]\n",
+                     "4:7: missing key 'alerts.sinks[1].smtp_url' (required for sinks of type "
+                     "email)");
+        expect_error(t,
+                     "alerts:\n  sinks:\n    - name: mail\n      type: email\n"
+                     "      smtp_url: smtp://h\n      to: [c@d]\n",
+                     "3:7: missing key 'alerts.sinks[0].from' (required for sinks of type "
+                     "email)");
+        expect_error(t,
+                     "alerts:\n  sinks:\n    - name: mail\n      type: email\n"
+                     "      smtp_url: smtp://h\n      from: a@b\n",
+                     "3:7: missing key 'alerts.sinks[0].to' (required for sinks of type "
+                     "email)");
+        expect_error(t,
+                     "alerts:\n  sinks:\n    - name: mail\n      type: email\n"
+                     "      smtp_url: smtp://h\n      from: a@b\n      to: []\n",
+                     "7:11: 'alerts.sinks[0].to' must list at least one address");
+        expect_error(t,
+                     "alerts:\n  sinks:\n    - name: ops\n      type: webhook\n"
+                     "      url: http://h\n      secret: abc\n",
+                     "6:15: 'alerts.sinks[0].secret' is not used by sinks of type webhook");
+        expect_error(t,
+                     "alerts:\n  sinks:\n    - name: ops\n      type: slack\n"
+                     "      url: http://h\n      to: [a@b]\n",
+                     "6:11: 'alerts.sinks[0].to' is not used by sinks of type slack");
+        expect_error(t,
+                     "alerts:\n  sinks:\n    - name: ops\n      type: dingtalk\n"
+                     "      starttls: false\n",
+                     "5:17: 'alerts.sinks[0].starttls' is not used by sinks of type dingtalk");
+        expect_error(t,
+                     "alerts:\n  sinks:\n    - name: mail\n      type: email\n"
+                     "      url: http://h\n      smtp_url: smtp://h\n      from: a@b\n"
+                     "      to: [c@d]\n",
+                     "5:12: 'alerts.sinks[0].url' is not used by sinks of type email");
+        expect_error(t,
+                     "alerts:\n  sinks:\n    - name: mail\n      type: email\n"
+                     "      smtp_url: smtp://h\n      from: a@b\n      to: [c@d]\n"
+                     "      username: u\n",
+                     "8:17: 'alerts.sinks[0].username' requires 'alerts.sinks[0].password'");
+        expect_error(t,
+                     "alerts:\n  sinks:\n    - name: mail\n      type: email\n"
+                     "      smtp_url: smtp://h\n      from: a@b\n      to: [c@d]\n"
+                     "      password: p\n",
+                     "8:17: 'alerts.sinks[0].password' requires 'alerts.sinks[0].username'");
+        expect_error(t,
+                     "alerts:\n  sinks:\n    - name: mail\n      type: email\n"
+                     "      smtp_url: SMTPS://h\n      from: a@b\n      to: [c@d]\n"
+                     "      starttls: yes\n",
+                     "8:17: 'alerts.sinks[0].starttls' applies to smtp:// URLs only (smtps:// "
+                     "uses TLS from the start)");
+
+        /* URLs are secrets: never quoted. */
+        expect_error(t,
+                     "alerts:\n  sinks:\n    - name: ops\n      type: webhook\n"
+                     "      url: ftp://h/x\n",
+                     "5:12: invalid value for 'alerts.sinks[0].url': must be a URL starting with "
+                     "http:// or https:// and a host");
+        expect_error(t,
+                     "alerts:\n  sinks:\n    - name: ops\n      type: webhook\n"
+                     "      url: http:///x\n",
+                     "5:12: invalid value for 'alerts.sinks[0].url': must be a URL starting with "
+                     "http:// or https:// and a host");
+        expect_error(t,
+                     "alerts:\n  sinks:\n    - name: ops\n      type: webhook\n"
+                     "      url: 'http://h/a b'\n",
+                     "5:12: invalid value for 'alerts.sinks[0].url': must not contain spaces or "
+                     "control characters");
+        expect_error(t,
+                     "alerts:\n  sinks:\n    - name: mail\n      type: email\n"
+                     "      smtp_url: http://h\n",
+                     "5:17: invalid value for 'alerts.sinks[0].smtp_url': must be a URL starting "
+                     "with smtp:// or smtps:// and a host");
+        expect_error(t,
+                     "alerts:\n  sinks:\n    - name: mail\n      type: email\n"
+                     "      smtp_url: smtp://u:p@h/x\n",
+                     "5:17: invalid value for 'alerts.sinks[0].smtp_url': must not contain a "
+                     "user name or password (use the keys username and password)");
+        expect_error(t,
+                     "alerts:\n  sinks:\n    - name: d\n      type: dingtalk\n"
+                     "      url: https://h\n      secret: ''\n",
+                     "6:15: invalid value for 'alerts.sinks[0].secret': must not be empty");
+        expect_error(t,
+                     "alerts:\n  sinks:\n    - name: mail\n      type: email\n"
+                     "      password: \"a\\r\\nb\"\n",
+                     "5:17: invalid value for 'alerts.sinks[0].password': must not contain "
+                     "control characters");
+        /* The user name is no secret. */
+        expect_error(t,
+                     "alerts:\n  sinks:\n    - name: mail\n      type: email\n"
+                     "      username: \"a\\nb\"\n",
+                     "5:17: invalid value 'a\\x0ab' for 'alerts.sinks[0].username': must not "
+                     "contain control characters");
+
+        /* Addresses. */
+        expect_error(t,
+                     "alerts:\n  sinks:\n    - name: mail\n      type: email\n"
+                     "      from: gpukeeper\n",
+                     "5:13: invalid value 'gpukeeper' for 'alerts.sinks[0].from': must be an "
+                     "email address (user@host, without a display name)");
+        expect_error(t,
+                     "alerts:\n  sinks:\n    - name: mail\n      type: email\n"
+                     "      to: [a@b, 'Admin <admin@lab>']\n",
+                     "5:17: invalid value 'Admin <admin@lab>' for 'alerts.sinks[0].to[1]': must "
+                     "be an email address (user@host, without a display name)");
+        expect_error(t,
+                     "alerts:\n  sinks:\n    - name: mail\n      type: email\n"
+                     "      to: [\"a@b\\r\\nBcc: x@y\"]\n",
+                     "5:12: invalid value 'a@b\\x0d\\x0aBcc: x@y' for 'alerts.sinks[0].to[0]': "
+                     "must be an email address (user@host, without a display name)");
+        expect_error(t,
+                     "alerts:\n  sinks:\n    - name: mail\n      type: email\n"
+                     "      to: [a@b@c]\n",
+                     "5:12: invalid value 'a@b@c' for 'alerts.sinks[0].to[0]': must be an email "
+                     "address (user@host, without a display name)");
+        expect_error(t,
+                     "alerts:\n  sinks:\n    - name: mail\n      type: email\n"
+                     "      to: ['@b']\n",
+                     "5:12: invalid value '@b' for 'alerts.sinks[0].to[0]': must be an email "
+                     "address (user@host, without a display name)");
+        expect_error(t,
+                     "alerts:\n  sinks:\n    - name: mail\n      type: email\n"
+                     "      to: ['a@']\n",
+                     "5:12: invalid value 'a@' for 'alerts.sinks[0].to[0]': must be an email "
+                     "address (user@host, without a display name)");
+        expect_error(t,
+                     "alerts:\n  sinks:\n    - name: mail\n      type: email\n"
+                     "      to: ['a,b@c']\n",
+                     "5:12: invalid value 'a,b@c' for 'alerts.sinks[0].to[0]': must be an email "
+                     "address (user@host, without a display name)");
+}
+
+static void test_alert_list_limits(void **state)
+{
+        TestDir *t = *state;
+        _cleanup_free_ char *sinks = NULL, *to = NULL, *yaml = NULL;
+        size_t len = 0;
+        FILE *f;
+
+        f = open_memstream(&sinks, &len);
+        assert_non_null(f);
+        fputs("alerts:\n  sinks:\n", f);
+        for (int i = 0; i < CONFIG_ALERT_MAX_SINKS; i++)
+                fprintf(f, "    - {name: s%d, type: slack, url: 'http://h'}\n", i);
+        assert_int_equal(fclose(f), 0);
+        {
+                _cleanup_(config_freep) Config *c = NULL;
+
+                assert_int_equal(load(t, sinks, &c, NULL), 0);
+                assert_int_equal(c->alerts.n_sinks, 32);
+        }
+        assert_true(asprintf(&yaml, "%s    - {name: x, type: slack, url: 'http://h'}\n", sinks) >
+                    0);
+        expect_error(t, yaml, "35:7: too many items in 'alerts.sinks' (at most 32)");
+        free(TAKE_PTR(yaml));
+
+        f = open_memstream(&to, &len);
+        assert_non_null(f);
+        fputs("alerts:\n  sinks:\n    - name: m\n      type: email\n      smtp_url: smtp://h\n"
+              "      from: a@b\n      to:\n",
+              f);
+        for (int i = 0; i < CONFIG_ALERT_MAX_RECIPIENTS; i++)
+                fprintf(f, "        - r%d@lab\n", i);
+        assert_int_equal(fclose(f), 0);
+        {
+                _cleanup_(config_freep) Config *c = NULL;
+
+                assert_int_equal(load(t, to, &c, NULL), 0);
+                assert_int_equal(c->alerts.sinks[0].n_to, 32);
+                assert_string_equal(c->alerts.sinks[0].to[31], "r31@lab");
+        }
+        assert_true(asprintf(&yaml, "%s        - x@lab\n", to) > 0);
+        expect_error(t, yaml, "40:11: too many items in 'alerts.sinks[0].to' (at most 32)");
+        free(TAKE_PTR(yaml));
+
+        /* Every event listed once is fine; the list cannot be longer. */
+        assert_true(asprintf(&yaml,
+                             "alerts:\n  sinks:\n    - name: a\n      type: slack\n"
+                             "      url: http://h\n      events: [" EVENT_NAMES "]\n") > 0);
+        {
+                _cleanup_(config_freep) Config *c = NULL;
+
+                assert_int_equal(load(t, yaml, &c, NULL), 0);
+                assert_int_equal(c->alerts.sinks[0].events, CONFIG_ALERT_EVENTS_ALL);
+        }
+        free(TAKE_PTR(yaml));
+        assert_true(asprintf(&yaml,
+                             "alerts:\n  sinks:\n    - name: a\n      type: slack\n"
+                             "      url: http://h\n      events: [" EVENT_NAMES ", xid]\n") > 0);
+        expect_error(t, yaml, "6:139: too many items in 'alerts.sinks[0].events' (at most 11)");
+}
+
+/* A secret written in a sink must not appear in any message, whatever is
+ * wrong with it or around it. */
+static void test_secrets_never_in_errors(void **state)
+{
+        static const char *const files[] = {
+                /* Invalid secret values. */
+                "alerts:\n  sinks:\n    - {name: a, type: webhook, url: 'ftp://SECRET-TOKEN'}\n",
+                "alerts:\n  sinks:\n    - {name: a, type: webhook, url: 'https://h/SECRET-TOKEN x'}\n",
+                "alerts:\n  sinks:\n    - {name: a, type: webhook, url: \"https://h/SECRET-TOKEN\\t\"}\n",
+                "alerts:\n  sinks:\n    - {name: a, type: dingtalk, url: 'https://h',"
+                " secret: \"SECRET-TOKEN\\n\"}\n",
+                "alerts:\n  sinks:\n    - {name: a, type: email, smtp_url: 'smtp://u:SECRET-TOKEN@h'}\n",
+                "alerts:\n  sinks:\n    - {name: a, type: email, smtp_url: 'imap://SECRET-TOKEN'}\n",
+                "alerts:\n  sinks:\n    - {name: a, type: email, password: \"SECRET-TOKEN\\r\"}\n",
+                /* Valid secret values, something else wrong. */
+                "alerts:\n  sinks:\n    - {name: a, type: slack, url: 'https://h/SECRET-TOKEN',"
+                " to: [a@b]}\n",
+                "alerts:\n  sinks:\n    - {name: a, type: webhook, url: 'https://h/SECRET-TOKEN',"
+                " secret: SECRET-TOKEN}\n",
+                "alerts:\n  sinks:\n    - {name: a, type: email, smtp_url: 'smtp://h',"
+                " password: SECRET-TOKEN, from: a@b, to: [c@d]}\n",
+                "alerts:\n  sinks:\n    - {name: a, type: email, url: 'https://SECRET-TOKEN'}\n",
+                "alerts:\n  sinks:\n    - {name: a, type: slack, url: 'https://h/SECRET-TOKEN'}\n"
+                "    - {name: a, type: slack, url: 'https://h/SECRET-TOKEN'}\n",
+                "alerts:\n  sinks:\n    - {name: a, type: slack, url: [SECRET-TOKEN]}\n",
+                "alerts:\n  sinks:\n    - {name: a, type: slack, url: &x SECRET-TOKEN}\n",
+                "alerts:\n  sinks:\n    - {name: a, type: slack, url: 'SECRET-TOKEN\n",
+                "alerts:\n  sinks:\n    - {name: a, type: slack, url: 'https://h/SECRET-TOKEN'}"
+                "\n  bogus: 1\n",
+        };
+        TestDir *t = *state;
+
+        for (size_t i = 0; i < ELEMENTSOF(files); i++) {
+                Config *c = NULL;
+                _cleanup_free_ char *err = NULL;
+
+                assert_int_equal(load(t, files[i], &c, &err), -EINVAL);
+                assert_null(c);
+                assert_non_null(err);
+                if (strstr(err, "SECRET") || strstr(err, "TOKEN"))
+                        fail_msg("secret in message for file %zu: %s", i, err);
+        }
+}
+
+static void test_alert_event_names(void **state)
+{
+        static const char *const names[] = {
+                "daemon",      "violation",    "process_stopped", "gpu_lost",
+                "nvml_error",  "xid",          "memory",          "temperature",
+                "idle_warning", "idle_reclaim", "idle_flag",
+        };
+        TestDir *t = *state;
+
+        assert_int_equal(ELEMENTSOF(names), _CONFIG_ALERT_MAX);
+        assert_int_equal(CONFIG_ALERT_EVENTS_ALL, 0x7ff);
+        for (int e = 0; e < _CONFIG_ALERT_MAX; e++) {
+                _cleanup_(config_freep) Config *c = NULL;
+                _cleanup_free_ char *yaml = NULL;
+
+                assert_string_equal(config_alert_event_to_string((ConfigAlertEvent)e), names[e]);
+                assert_int_equal(config_alert_event_from_string(names[e]), e);
+
+                /* Each name in a filter sets exactly its bit. */
+                assert_true(asprintf(&yaml,
+                                     "alerts:\n  sinks:\n    - {name: a, type: slack, "
+                                     "url: 'http://h', events: [%s]}\n",
+                                     names[e]) > 0);
+                assert_int_equal(load(t, yaml, &c, NULL), 0);
+                assert_int_equal(c->alerts.sinks[0].events, UINT32_C(1) << e);
+        }
+        assert_null(config_alert_event_to_string(_CONFIG_ALERT_MAX));
+        assert_null(config_alert_event_to_string((ConfigAlertEvent)-1));
+        assert_int_equal(config_alert_event_from_string("Violation"), -EINVAL);
+        assert_int_equal(config_alert_event_from_string(""), -EINVAL);
+        assert_int_equal(config_alert_event_from_string("violation "), -EINVAL);
+
+        assert_string_equal(config_alert_sink_type_to_string(CONFIG_SINK_WEBHOOK), "webhook");
+        assert_string_equal(config_alert_sink_type_to_string(CONFIG_SINK_DINGTALK), "dingtalk");
+        assert_string_equal(config_alert_sink_type_to_string(CONFIG_SINK_SLACK), "slack");
+        assert_string_equal(config_alert_sink_type_to_string(CONFIG_SINK_EMAIL), "email");
+        assert_null(config_alert_sink_type_to_string(_CONFIG_SINK_TYPE_MAX));
+}
+
+/* Everything read before an error is freed (run under valgrind or ASan). */
+/* ---- The env section ---- */
+
+static void test_env_full(void **state)
+{
+        TestDir *t = *state;
+        _cleanup_(config_freep) Config *c = NULL;
+        _cleanup_free_ char *err = NULL;
+
+        assert_int_equal(load(t,
+                              "env:\n"
+                              "  backup_schedule: hourly\n"
+                              "  backup_keep: 100\n"
+                              "  backup_dir: /srv/backups/envs\n"
+                              "  conda_exe: /opt/conda/bin/micromamba\n"
+                              "  templates_dir: '/srv/gk templates'\n",
+                              &c, &err),
+                         0);
+        assert_null(err);
+        assert_int_equal(c->env.backup_interval_usec, USEC_PER_HOUR);
+        assert_int_equal(c->env.backup_keep, 100);
+        assert_string_equal(c->env.backup_dir, "/srv/backups/envs");
+        assert_string_equal(c->env.conda_exe, "/opt/conda/bin/micromamba");
+        assert_string_equal(c->env.templates_dir, "/srv/gk templates");
+        assert_string_equal(c->state_dir, "/var/lib/gpukeeper");
+        config_free(TAKE_PTR(c));
+
+        /* Flow style, a bare command name, the ends of backup_keep's range. */
+        assert_int_equal(load(t, "env: {conda_exe: mamba, backup_keep: 1}\n", &c, &err), 0);
+        assert_string_equal(c->env.conda_exe, "mamba");
+        assert_int_equal(c->env.backup_keep, 1);
+        assert_int_equal(c->env.backup_interval_usec, USEC_PER_DAY);
+        config_free(TAKE_PTR(c));
+        assert_int_equal(load(t, "env: {backup_keep: 10000}\n", &c, &err), 0);
+        assert_int_equal(c->env.backup_keep, 10000);
+}
+
+/* backup_dir follows state_dir unless given, whichever key comes first. */
+static void test_env_backup_dir_default(void **state)
+{
+        static const struct {
+                const char *yaml;
+                const char *backup_dir;
+        } cases[] = {
+                {"", "/var/lib/gpukeeper/env-backups"},
+                {"env:\n", "/var/lib/gpukeeper/env-backups"},
+                {"state_dir: /srv/gk\n", "/srv/gk/env-backups"},
+                {"state_dir: /srv/gk\nenv:\n  backup_keep: 3\n", "/srv/gk/env-backups"},
+                {"env:\n  backup_keep: 3\nstate_dir: /srv/gk\n", "/srv/gk/env-backups"},
+                {"state_dir: /srv/gk/\n", "/srv/gk/env-backups"},
+                {"state_dir: /\n", "/env-backups"},
+                {"state_dir: /srv/gk\nenv:\n  backup_dir: /b\n", "/b"},
+                {"env:\n  backup_dir: /b\nstate_dir: /srv/gk\n", "/b"},
+                {"env:\n  backup_dir: /var/lib/gpukeeper/env-backups\nstate_dir: /x\n",
+                 "/var/lib/gpukeeper/env-backups"},
+        };
+        TestDir *t = *state;
+
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                _cleanup_(config_freep) Config *c = NULL;
+                _cleanup_free_ char *err = NULL;
+
+                assert_int_equal(load(t, cases[i].yaml, &c, &err), 0);
+                assert_null(err);
+                assert_string_equal(c->env.backup_dir, cases[i].backup_dir);
+        }
+        assert_string_equal(CONFIG_DEFAULT_ENV_BACKUP_DIR, "/var/lib/gpukeeper/env-backups");
+}
+
+static void test_env_schedule(void **state)
+{
+        static const struct {
+                const char *value;
+                uint64_t usec;
+        } good[] = {
+                {"hourly", USEC_PER_HOUR},
+                {"daily", USEC_PER_DAY},
+                {"weekly", 7 * USEC_PER_DAY},
+                {"off", 0},
+                {"'off'", 0},
+                {"\"daily\"", USEC_PER_DAY},
+                {"1m", USEC_PER_MINUTE},
+                {"60s", USEC_PER_MINUTE},
+                {"12h", 12 * USEC_PER_HOUR},
+                {"1h30m", 90 * USEC_PER_MINUTE},
+                {"3d", 3 * USEC_PER_DAY},
+                {"30d", 30 * USEC_PER_DAY},
+        };
+        TestDir *t = *state;
+
+        for (size_t i = 0; i < ELEMENTSOF(good); i++) {
+                _cleanup_(config_freep) Config *c = NULL;
+                _cleanup_free_ char *yaml = NULL, *err = NULL;
+
+                assert_true(asprintf(&yaml, "env:\n  backup_schedule: %s\n", good[i].value) > 0);
+                assert_int_equal(load(t, yaml, &c, &err), 0);
+                assert_null(err);
+                assert_int_equal(c->env.backup_interval_usec, good[i].usec);
+        }
+}
+
+#define ENV_KNOWN "(known keys in 'env': backup_schedule, backup_keep, backup_dir, conda_exe, " \
+                  "templates_dir)"
+#define SCHEDULE_WORDS "must be hourly, daily, weekly, off, or a duration (for example 12h)"
+
+static void test_env_errors(void **state)
+{
+        TestDir *t = *state;
+
+        /* backup_schedule */
+        expect_error(t, "env:\n  backup_schedule: Daily\n",
+                     "2:20: invalid value 'Daily' for 'env.backup_schedule': " SCHEDULE_WORDS);
+        expect_error(t, "env:\n  backup_schedule: monthly\n",
+                     "2:20: invalid value 'monthly' for 'env.backup_schedule': "
+                     SCHEDULE_WORDS);
+        expect_error(t, "env:\n  backup_schedule: ''\n",
+                     "2:20: invalid value '' for 'env.backup_schedule': " SCHEDULE_WORDS);
+        expect_error(t, "env:\n  backup_schedule: 1 d\n",
+                     "2:20: invalid value '1 d' for 'env.backup_schedule': " SCHEDULE_WORDS);
+        expect_error(t, "env:\n  backup_schedule: 24\n",
+                     "2:20: invalid value '24' for 'env.backup_schedule': a unit is required "
+                     "(for example 30s, 5m or 2h)");
+        expect_error(t, "env:\n  backup_schedule: 59s\n",
+                     "2:20: invalid value '59s' for 'env.backup_schedule': must be between 1m "
+                     "and 30d");
+        expect_error(t, "env:\n  backup_schedule: 0s\n",
+                     "2:20: invalid value '0s' for 'env.backup_schedule': must be between 1m "
+                     "and 30d");
+        expect_error(t, "env:\n  backup_schedule: 30d1us\n",
+                     "2:20: invalid value '30d1us' for 'env.backup_schedule': must be between "
+                     "1m and 30d");
+        expect_error(t, "env:\n  backup_schedule: 99999999999999999999d\n",
+                     "2:20: invalid value '99999999999999999999d' for 'env.backup_schedule': "
+                     "too large");
+        expect_error(t, "env:\n  backup_schedule:\n",
+                     "2:19: value required for 'env.backup_schedule'");
+        expect_error(t, "env:\n  backup_schedule: [daily]\n",
+                     "2:20: 'env.backup_schedule' must be a single value, not a list");
+
+        /* backup_keep */
+        expect_error(t, "env:\n  backup_keep: 0\n",
+                     "2:16: invalid value '0' for 'env.backup_keep': must be between 1 and "
+                     "10000");
+        expect_error(t, "env:\n  backup_keep: 10001\n",
+                     "2:16: invalid value '10001' for 'env.backup_keep': must be between 1 "
+                     "and 10000");
+        expect_error(t, "env:\n  backup_keep: -1\n",
+                     "2:16: invalid value '-1' for 'env.backup_keep': not a non-negative "
+                     "whole number");
+        expect_error(t, "env:\n  backup_keep: 14d\n",
+                     "2:16: invalid value '14d' for 'env.backup_keep': not a non-negative "
+                     "whole number");
+        expect_error(t, "env:\n  backup_keep: 99999999999999999999\n",
+                     "2:16: invalid value '99999999999999999999' for 'env.backup_keep': too "
+                     "large");
+
+        /* backup_dir, templates_dir */
+        expect_error(t, "env:\n  backup_dir: backups\n",
+                     "2:15: invalid value 'backups' for 'env.backup_dir': must be an absolute "
+                     "path (starting with '/')");
+        expect_error(t, "env:\n  backup_dir: ''\n",
+                     "2:15: invalid value '' for 'env.backup_dir': must not be empty");
+        expect_error(t, "env:\n  backup_dir: \"/b\\nc\"\n",
+                     "2:15: invalid value '/b\\x0ac' for 'env.backup_dir': must not contain "
+                     "control characters");
+        expect_error(t, "env:\n  templates_dir: ./templates\n",
+                     "2:18: invalid value './templates' for 'env.templates_dir': must be an "
+                     "absolute path (starting with '/')");
+
+        /* conda_exe */
+        expect_error(t, "env:\n  conda_exe: bin/conda\n",
+                     "2:14: invalid value 'bin/conda' for 'env.conda_exe': must be a command "
+                     "name (looked up in PATH) or an absolute path");
+        expect_error(t, "env:\n  conda_exe: ..\n",
+                     "2:14: invalid value '..' for 'env.conda_exe': must be a command name "
+                     "(looked up in PATH) or an absolute path");
+        expect_error(t, "env:\n  conda_exe: ''\n",
+                     "2:14: invalid value '' for 'env.conda_exe': must not be empty");
+        expect_error(t, "env:\n  conda_exe: \"conda\\t\"\n",
+                     "2:14: invalid value 'conda\\x09' for 'env.conda_exe': must not contain "
+                     "control characters");
+
+        /* The section itself. */
+        expect_error(t, "env:\n  backup_schedul: daily\n",
+                     "2:3: unknown key 'env.backup_schedul' " ENV_KNOWN);
+        expect_error(t, "env:\n  backup_keep: 3\n  backup_keep: 4\n",
+                     "3:3: duplicate key 'env.backup_keep' (first given on line 2)");
+        expect_error(t, "env: daily\n",
+                     "1:6: 'env' must be a section (a mapping of keys), not a single value");
+        expect_error(t, "env: [a]\n",
+                     "1:6: 'env' must be a section (a mapping of keys), not a list");
+        expect_error(t, "env: {}\nenv: {}\n", "2:1: duplicate key 'env' (first given on line 1)");
+}
+
+static void test_partial_load_frees(void **state)
+{
+        TestDir *t = *state;
+
+        expect_error(t,
+                     "enforcement:\n  exempt:\n    users: [a, b]\n    executables: [/x, y]\n",
+                     "4:23: invalid value 'y' for 'enforcement.exempt.executables[1]': must be "
+                     "an absolute path (starting with '/')");
+        expect_error(t,
+                     "alerts:\n  sinks:\n    - name: mail\n      type: email\n"
+                     "      smtp_url: smtp://h\n      username: u\n      password: p\n"
+                     "      from: a@b\n      to: [c@d, e]\n",
+                     "9:17: invalid value 'e' for 'alerts.sinks[0].to[1]': must be an email "
+                     "address (user@host, without a display name)");
+        expect_error(t,
+                     "alerts:\n  sinks:\n    - {name: d, type: dingtalk, url: 'https://h',"
+                     " secret: s}\n    - {name: d, type: slack, url: 'https://h'}\n",
+                     "4:14: duplicate sink name 'd' in 'alerts.sinks[1]' (first given in "
+                     "'alerts.sinks[0]')");
+}
+
 /* ---- The generic loader with a private table ---------------------------- */
 
 typedef struct {
@@ -1316,6 +2420,22 @@ int main(void)
                 T(test_policy_structure_errors),
                 T(test_policy_value_errors),
                 T(test_policy_check_errors),
+                T(test_enforcement_idle_alerts_full),
+                T(test_enforcement_idle_alerts_ranges),
+                T(test_empty_sections_and_lists),
+                T(test_memory_fraction_values),
+                T(test_enforcement_errors),
+                T(test_exempt_list_limit),
+                T(test_idle_errors),
+                T(test_alerts_errors),
+                T(test_alert_list_limits),
+                T(test_secrets_never_in_errors),
+                T(test_alert_event_names),
+                T(test_env_full),
+                T(test_env_backup_dir_default),
+                T(test_env_schedule),
+                T(test_env_errors),
+                T(test_partial_load_frees),
                 T(test_table_nested_sections),
                 T(test_table_sizes_numbers_bools),
                 T(test_table_nested_errors),

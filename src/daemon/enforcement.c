@@ -1,0 +1,408 @@
+/* Enforcement against unleased GPU use; see enforcement.h. */
+#include "daemon/enforcement.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "basic/log.h"
+#include "basic/proc.h"
+#include "basic/time-util.h"
+#include "daemon/daemon.h"
+#include "enforce/signal.h"
+#include "policy/violations.h"
+
+static void tracked_free(TrackedViolation *t)
+{
+        if (!t)
+                return;
+        stored_violation_done(&t->rec);
+        free(t);
+}
+
+void enforcement_done(EnforcementState *s)
+{
+        while (s->tracked) {
+                TrackedViolation *next = s->tracked->next;
+
+                tracked_free(s->tracked);
+                s->tracked = next;
+        }
+        *s = (EnforcementState){};
+}
+
+static void tracked_append(EnforcementState *s, TrackedViolation *t)
+{
+        TrackedViolation **p = &s->tracked;
+
+        while (*p)
+                p = &(*p)->next;
+        *p = t;
+        s->n_tracked++;
+}
+
+int enforcement_init(Daemon *d)
+{
+        StoredViolation *open = NULL;
+        size_t n = 0;
+        int r;
+
+        r = store_violations_load_open(d->store, &open, &n);
+        if (r < 0)
+                return log_error_errno(r, "Cannot load open violations");
+        for (size_t i = 0; i < n; i++) {
+                TrackedViolation *t = calloc(1, sizeof *t);
+
+                if (!t) {
+                        stored_violations_free(open + i, n - i);
+                        return log_error_errno(-ENOMEM, "Cannot load open violations");
+                }
+                t->rec = open[i];
+                t->seen = true; /* judged again at the first tick */
+                tracked_append(&d->enforcement, t);
+        }
+        free(open);
+        if (n > 0)
+                log_info("Resuming %zu open violations.", n);
+        return 0;
+}
+
+const TrackedViolation *enforcement_find(const Daemon *d, uint32_t pid, uint64_t start_time,
+                                         const char *device_uuid)
+{
+        for (const TrackedViolation *t = d->enforcement.tracked; t; t = t->next)
+                if ((uint32_t)t->rec.pid == pid && t->rec.start_time == start_time &&
+                    strcmp(t->rec.device_uuid, device_uuid) == 0)
+                        return t;
+        return NULL;
+}
+
+/* /proc/<pid>/exe for the exemption check; NULL when unreadable. The
+ * start time is checked by the caller's snapshot being this tick's. */
+static const char *exe_of(void *userdata, uint32_t pid, uint64_t start_time)
+{
+        char *buf = userdata, path[64];
+        ssize_t n;
+
+        snprintf(path, sizeof path, "/proc/%" PRIu32 "/exe", pid);
+        n = readlink(path, buf, PATH_MAX - 1);
+        if (n < 0)
+                return NULL;
+        buf[n] = '\0';
+        return buf;
+}
+
+/* Config exemptions as uids: names are looked up each tick (users come and
+ * go), numbers taken as they are. Unknown names are skipped. */
+static size_t exempt_uids(const ConfigEnforcement *c, uid_t *uids, size_t max)
+{
+        size_t n = 0;
+
+        for (size_t i = 0; i < c->n_exempt_users && n < max; i++) {
+                struct passwd pw, *result = NULL;
+                char buf[4096], *end;
+                unsigned long v;
+
+                errno = 0;
+                v = strtoul(c->exempt_users[i], &end, 10);
+                if (!errno && *end == '\0' && end != c->exempt_users[i]) {
+                        uids[n++] = (uid_t)v;
+                        continue;
+                }
+                if (getpwnam_r(c->exempt_users[i], &pw, buf, sizeof buf, &result) == 0 && result)
+                        uids[n++] = pw.pw_uid;
+        }
+        return n;
+}
+
+/* Alert about violation `t`; the condition key is the violation, so each
+ * is announced once (alerts' repeat_after) and recovers when it ends. */
+static void alert_violation(Daemon *d, ConfigAlertEvent event, const TrackedViolation *t,
+                            const char *subject, const char *text)
+{
+        char key[64];
+
+        snprintf(key, sizeof key, "violation:%" PRId64, t->rec.id);
+        daemon_alert(d, event, key, subject, text, enforcement_violation_json(d, &t->rec));
+}
+
+static void format_clock(uint64_t usec, char *buf, size_t len)
+{
+        time_t t = (time_t)(usec / USEC_PER_SEC);
+        struct tm tm;
+
+        localtime_r(&t, &tm);
+        strftime(buf, len, "%H:%M:%S", &tm);
+}
+
+/* Tell the owner, on the process's terminal when it has one: what, which
+ * GPU, how to lease properly, and when it will be stopped. */
+static void warn_owner(Daemon *d, const TrackedViolation *t)
+{
+        const ConfigEnforcement *c = &d->config->enforcement;
+        char when[16], text[1024];
+        uint64_t stop_at = t->rec.detected_usec + c->grace_usec;
+        int r;
+
+        format_clock(stop_at, when, sizeof when);
+        if (c->mode == CONFIG_ENFORCEMENT_ENFORCE)
+                snprintf(text, sizeof text,
+                         "\r\ngpukeeper: process %d (%s) uses GPU %d (%s) without a lease.\r\n"
+                         "gpukeeper: run it with 'gpukeeper run --gpus 1 -- COMMAND', or get a "
+                         "lease first with 'gpukeeper lease acquire'.\r\n"
+                         "gpukeeper: it will be stopped (SIGTERM) at %s, in %" PRIu64 " s.\r\n",
+                         (int)t->rec.pid, t->rec.command ? t->rec.command : "?",
+                         t->rec.gpu_index, t->rec.device_uuid, when,
+                         c->grace_usec / USEC_PER_SEC);
+        else
+                snprintf(text, sizeof text,
+                         "\r\ngpukeeper: process %d (%s) uses GPU %d (%s) without a lease.\r\n"
+                         "gpukeeper: run it with 'gpukeeper run --gpus 1 -- COMMAND', or get a "
+                         "lease first with 'gpukeeper lease acquire'. This is recorded and "
+                         "reported to the admins.\r\n",
+                         (int)t->rec.pid, t->rec.command ? t->rec.command : "?",
+                         t->rec.gpu_index, t->rec.device_uuid);
+        r = enforce_tty_message(t->rec.pid, t->rec.start_time, text);
+        if (r < 0 && r != -ENOTTY && r != -ESRCH)
+                log_debug("No terminal message to pid %d: %s", (int)t->rec.pid, strerror(-r));
+        alert_violation(d, CONFIG_ALERT_VIOLATION, t, "GPU used without a lease", text);
+}
+
+static void open_violation(Daemon *d, const PolicyViolation *v, uint64_t now)
+{
+        TrackedViolation *t = calloc(1, sizeof *t);
+        int r;
+
+        if (!t)
+                return;
+        t->seen = true;
+        t->rec = (StoredViolation){
+                .pid = (pid_t)v->pid,
+                .start_time = v->start_time,
+                .uid = v->uid,
+                .gpu_index = (int)v->gpu_index,
+                .memory_bytes = v->memory_used_bytes == GPU_VALUE_UNKNOWN ? 0
+                                                                          : v->memory_used_bytes,
+                .command = v->command ? strdup(v->command) : NULL,
+                .detected_usec = now,
+        };
+        snprintf(t->rec.device_uuid, sizeof t->rec.device_uuid, "%s", v->device_uuid);
+        snprintf(t->rec.gpu_uuid, sizeof t->rec.gpu_uuid, "%s", v->gpu_uuid);
+        r = store_violation_open(d->store, &t->rec);
+        if (r < 0) {
+                log_error_errno(r, "Cannot record a violation of pid %d", (int)v->pid);
+                tracked_free(t);
+                return;
+        }
+        tracked_append(&d->enforcement, t);
+        d->enforcement.violations_opened++;
+        log_warning("Violation %" PRId64 ": pid %d of uid %u on %s without a lease.", t->rec.id,
+                    (int)t->rec.pid, (unsigned)t->rec.uid, t->rec.device_uuid);
+        if (store_violation_step(d->store, t->rec.id, VIOLATION_WARNED, now) >= 0) {
+                t->rec.warned_usec = now;
+                warn_owner(d, t);
+        }
+}
+
+static void close_violation(Daemon *d, TrackedViolation *t, const char *outcome, uint64_t now)
+{
+        EnforcementState *s = &d->enforcement;
+
+        if (store_violation_close(d->store, t->rec.id, outcome, now) < 0)
+                log_error("Cannot close violation %" PRId64, t->rec.id);
+        log_info("Violation %" PRId64 " (pid %d) ended: %s.", t->rec.id, (int)t->rec.pid, outcome);
+        if (strcmp(outcome, "stopped") == 0 || strcmp(outcome, "killed") == 0 ||
+            strcmp(outcome, "unkillable") == 0)
+                alert_violation(d, CONFIG_ALERT_PROCESS_STOPPED, t,
+                             strcmp(outcome, "unkillable") == 0
+                                     ? "process cannot be killed (admin attention needed)"
+                                     : "process stopped",
+                             outcome);
+        for (TrackedViolation **p = &s->tracked; *p; p = &(*p)->next)
+                if (*p == t) {
+                        *p = t->next;
+                        s->n_tracked--;
+                        break;
+                }
+        tracked_free(t);
+}
+
+/* Record the step, then send the signal: a crash in between loses at most
+ * one SIGTERM (SIGKILL still follows), never sends one twice. Returns false
+ * when the violation was closed. */
+static bool send_step(Daemon *d, TrackedViolation *t, ViolationStep step, int sig, uint64_t now)
+{
+        int r;
+
+        r = store_violation_step(d->store, t->rec.id, step, now);
+        if (r < 0) {
+                log_error_errno(r, "Cannot record a signal for violation %" PRId64, t->rec.id);
+                return true;
+        }
+        if (step == VIOLATION_SIGTERM)
+                t->rec.term_usec = now;
+        else
+                t->rec.kill_usec = now;
+        r = enforce_signal(t->rec.pid, t->rec.start_time, t->rec.uid, sig);
+        if (r == -ESRCH || r == -ESTALE) {
+                /* Gone, or the pid now names another process: never signal that. */
+                close_violation(d, t, "gone", now);
+                return false;
+        }
+        if (r == -EACCES || r == -EPERM) {
+                /* pid 1, a kernel thread, ourselves, or the kernel said no:
+                 * that will not change, so report it once and stop. */
+                log_error_errno(r, "Will not signal pid %d of violation %" PRId64,
+                                (int)t->rec.pid, t->rec.id);
+                close_violation(d, t, "unkillable", now);
+                return false;
+        }
+        if (r < 0) {
+                log_error_errno(r, "Cannot signal pid %d of violation %" PRId64, (int)t->rec.pid,
+                                t->rec.id);
+                return true;
+        }
+        d->enforcement.signals_sent++;
+        log_warning("Sent %s to pid %d (violation %" PRId64 ").", sig == SIGKILL ? "SIGKILL"
+                                                                                  : "SIGTERM",
+                    (int)t->rec.pid, t->rec.id);
+        return true;
+}
+
+/* Move one open, still present violation along its timeline. */
+static void advance(Daemon *d, TrackedViolation *t, uint64_t now)
+{
+        const ConfigEnforcement *c = &d->config->enforcement;
+        EnforceProcessStatus st = {};
+
+        if (t->rec.warned_usec == 0 &&
+            store_violation_step(d->store, t->rec.id, VIOLATION_WARNED, now) >= 0) {
+                t->rec.warned_usec = now;
+                warn_owner(d, t);
+        }
+        if (c->mode != CONFIG_ENFORCEMENT_ENFORCE)
+                return;
+        if (t->rec.term_usec == 0) {
+                if (now >= t->rec.detected_usec + c->grace_usec)
+                        send_step(d, t, VIOLATION_SIGTERM, SIGTERM, now);
+                return;
+        }
+        if (t->rec.kill_usec == 0) {
+                if (now >= t->rec.term_usec + c->kill_timeout_usec)
+                        send_step(d, t, VIOLATION_SIGKILL, SIGKILL, now);
+                return;
+        }
+        /* SIGKILL went out and NVML still lists it: a zombie whose parent
+         * does not reap it, or stuck in the kernel. Report once, stop. */
+        if (enforce_process_state(t->rec.pid, t->rec.start_time, &st) < 0 ||
+            now >= t->rec.kill_usec + c->kill_timeout_usec)
+                close_violation(d, t, "unkillable", now);
+}
+
+void enforcement_tick(Daemon *d)
+{
+        EnforcementState *s = &d->enforcement;
+        const ConfigEnforcement *c = &d->config->enforcement;
+        _cleanup_free_ PolicyHeld *held = NULL;
+        _cleanup_free_ PolicyViolation *found = NULL;
+        _cleanup_free_ char *exe_buf = NULL;
+        uid_t uids[64];
+        uint64_t now = now_usec(CLOCK_REALTIME);
+        size_t n_held = 0, cap = 0, n_found = 0;
+        PolicyExempt exempt;
+        int r;
+
+        if (!d->snapshot || !d->snapshot->nvml_available)
+                return;
+        for (const Lease *l = d->leases.leases; l; l = l->next)
+                cap += l->rec.n_devices;
+        held = calloc(cap ? cap : 1, sizeof *held);
+        exe_buf = malloc(PATH_MAX);
+        if (!held || !exe_buf)
+                return;
+        for (const Lease *l = d->leases.leases; l; l = l->next)
+                for (size_t i = 0; i < l->rec.n_devices; i++)
+                        held[n_held++] = (PolicyHeld){.uid = l->rec.uid,
+                                                      .uuid = l->rec.devices[i].uuid};
+        exempt = (PolicyExempt){
+                .root_exempt = c->root_exempt,
+                .uids = uids,
+                .n_uids = exempt_uids(c, uids, ELEMENTSOF(uids)),
+                .executables = (const char *const *)c->exempt_executables,
+                .n_executables = c->n_exempt_executables,
+                .exe = exe_of,
+                .userdata = exe_buf,
+        };
+        r = policy_find_violations(d->snapshot, held, n_held, &exempt, &found, &n_found);
+        if (r < 0) {
+                log_error_errno(r, "Cannot look for violations");
+                return;
+        }
+
+        for (TrackedViolation *t = s->tracked; t; t = t->next)
+                t->seen = false;
+        for (size_t i = 0; i < n_found; i++) {
+                TrackedViolation *t = (TrackedViolation *)enforcement_find(
+                        d, found[i].pid, found[i].start_time, found[i].device_uuid);
+
+                if (t)
+                        t->seen = true;
+                else
+                        open_violation(d, &found[i], now);
+        }
+        for (TrackedViolation *t = s->tracked, *next; t; t = next) {
+                uint64_t start;
+
+                next = t->next;
+                if (t->seen) {
+                        advance(d, t, now);
+                        continue;
+                }
+                if (t->rec.kill_usec)
+                        close_violation(d, t, "killed", now);
+                else if (t->rec.term_usec)
+                        close_violation(d, t, "stopped", now);
+                else if (leases_holder(d, t->rec.device_uuid) &&
+                         leases_holder(d, t->rec.device_uuid)->rec.uid == t->rec.uid)
+                        close_violation(d, t, "leased", now);
+                else if (proc_start_time(t->rec.pid, &start) >= 0 && start == t->rec.start_time)
+                        close_violation(d, t, "left", now);
+                else
+                        close_violation(d, t, "gone", now);
+        }
+}
+
+static json_t *usec_json(uint64_t usec)
+{
+        return usec ? json_real((double)usec / USEC_PER_SEC) : json_null();
+}
+
+json_t *enforcement_violation_json(const Daemon *d, const StoredViolation *v)
+{
+        const ConfigEnforcement *c = &d->config->enforcement;
+        const char *user = daemon_user_name(d, v->uid);
+        bool enforce = c->mode == CONFIG_ENFORCEMENT_ENFORCE && !v->ended_usec;
+        uint64_t stop_at = v->term_usec ? v->term_usec : v->detected_usec + c->grace_usec;
+
+        return json_pack("{s:I, s:I, s:I, s:o, s:s, s:s, s:o, s:I, s:o, s:o, s:o, s:o, s:o, s:o, "
+                         "s:o, s:o}",
+                         "id", (json_int_t)v->id, "pid", (json_int_t)v->pid, "uid",
+                         (json_int_t)v->uid, "user", user ? json_string(user) : json_null(),
+                         "device_uuid", v->device_uuid, "gpu_uuid", v->gpu_uuid, "gpu_index",
+                         v->gpu_index >= 0 ? json_integer(v->gpu_index) : json_null(),
+                         "memory_bytes", (json_int_t)v->memory_bytes, "command",
+                         v->command ? json_string(v->command) : json_null(), "detected_at",
+                         usec_json(v->detected_usec), "warned_at", usec_json(v->warned_usec),
+                         "sigterm_at", usec_json(v->term_usec), "sigkill_at",
+                         usec_json(v->kill_usec), "stop_at", enforce ? usec_json(stop_at)
+                                                                     : json_null(),
+                         "ended_at", usec_json(v->ended_usec), "outcome",
+                         v->outcome[0] ? json_string(v->outcome) : json_null());
+}

@@ -1,0 +1,47 @@
+/* Enforcement: processes on devices their owner did not lease.
+ *
+ * After every sampler tick the daemon finds the violations in the new
+ * snapshot (policy/violations.c, pure), opens a record for each new one and
+ * tells its owner (terminal message, alert), and in `enforce` mode sends
+ * SIGTERM after enforcement.grace and SIGKILL after kill_timeout, through
+ * pidfds checked against the start time and uid seen at detection
+ * (enforce/signal.c). A process still there after SIGKILL is reported to
+ * admins once and left alone. Every step is written to the store before it
+ * is taken, so a restarted daemon resumes each violation where it was and
+ * never sends a signal twice. */
+#pragma once
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "store/violation-store.h"
+
+typedef struct Daemon Daemon;
+
+typedef struct TrackedViolation {
+        StoredViolation rec;
+        bool seen; /* still reported by NVML in this tick */
+        struct TrackedViolation *next;
+} TrackedViolation;
+
+typedef struct EnforcementState {
+        TrackedViolation *tracked; /* open violations, oldest first */
+        size_t n_tracked;
+        uint64_t signals_sent; /* SIGTERM and SIGKILL since start, for metrics */
+        uint64_t violations_opened;
+} EnforcementState;
+
+/* Load the open violations from the store. Returns 0 or -errno. */
+int enforcement_init(Daemon *d);
+void enforcement_done(EnforcementState *s);
+
+/* Act on the latest snapshot (called after every sampler tick). */
+void enforcement_tick(Daemon *d);
+
+/* The open violation of process (pid, start_time) on `device_uuid`, or NULL. */
+const TrackedViolation *enforcement_find(const Daemon *d, uint32_t pid, uint64_t start_time,
+                                         const char *device_uuid);
+
+/* JSON of a violation record (keys in docs/protocol.md). NULL on OOM. */
+json_t *enforcement_violation_json(const Daemon *d, const StoredViolation *v);

@@ -1,0 +1,117 @@
+"""Idle reclaim with idle.release_after set to seconds: a manual lease whose
+GPU shows no process and no utilisation is warned (audit, webhook alert, a
+message on its holder's terminal) and then released with the reason
+"idle"; a lease whose GPU runs a process of its holder is kept; a `run`
+lease at 0 % utilisation is flagged, not stopped. Idle device time is
+accounted per lease."""
+
+import time
+
+from conftest import GPU0_UUID, start_leasing_daemon, wait_for, whole_gpu_uuid
+from enforcefixtures import audit, hooks, victims  # noqa: F401 (fixtures)
+
+GPU2_UUID = whole_gpu_uuid(2)  # the extra whole GPU of start_leasing_daemon(extra_whole=1)
+
+RELEASE_AFTER = 3.0
+WARN_BEFORE = 1.5
+
+
+def ok(r):
+    assert r.returncode == 0, f"{r.args}: exit {r.returncode}\n{r.stdout}\n{r.stderr}"
+    return r
+
+
+def lease_of(d, user, uuid):
+    for lease in d.leases():
+        if lease["uid"] == user.uid and uuid in [dev["uuid"] for dev in lease["devices"]]:
+            return lease
+    return None
+
+
+def test_idle_manual_lease_is_warned_then_released_busy_one_kept(daemon_factory, lab, users,
+                                                                 victims, hooks):
+    alice, bob = users["alice"], users["bob"]
+    hook = hooks()
+    # No utilisation anywhere: only processes make a GPU busy.
+    lab.gpu(GPU0_UUID)["utilization_gpu"] = 0
+    d = start_leasing_daemon(
+        daemon_factory, lab, extra_whole=1,
+        idle={"release_after": "3s", "warn_before": "1500ms"},
+        alerts={"sinks": [{"name": "ops", "type": "webhook", "url": hook.url("/hook"),
+                           "events": ["idle_warning", "idle_reclaim"]}]})
+    # alice has a login session on a terminal (not using any GPU): the
+    # warning goes there too.
+    session = victims(d, alice, "alice-shell", on_term="exit", tty=True)
+    ok(d.cli("lease", "acquire", "--gpu", GPU0_UUID, user=alice))
+    idle = lease_of(d, alice, GPU0_UUID)
+    ok(d.cli("lease", "acquire", "--gpu", GPU2_UUID, user=bob))
+    busy = lease_of(d, bob, GPU2_UUID)
+    job = victims(d, bob, "bob-training")
+    lab.add_process(GPU2_UUID, job.pid, 4096)
+    lab.write()
+    assert idle["idle_warned"] is False and idle["idle_flagged"] is False, idle
+
+    # Warned about warn_before ahead of the release, visibly in the lease.
+    warned = wait_for(lambda: (lease_of(d, alice, GPU0_UUID) or {}).get("idle_warned"),
+                      timeout=10, what="the idle warning on the lease")
+    assert warned
+    warned_at = time.time()
+    assert warned_at - idle["created_at"] >= RELEASE_AFTER - WARN_BEFORE - 0.1, idle
+    rows = wait_for(lambda: audit(d, "lease.idle_warning"), what="the audit row")
+    assert len(rows) == 1 and str(idle["id"]) in rows[0]["subject"], rows
+    body = hook.wait(lambda: hook.bodies("/hook", event="idle_warning"),
+                     what="the idle_warning alert")[0]
+    assert body["details"]["lease"]["id"] == idle["id"], body
+    assert "released" in body["text"], body
+    wait_for(lambda: f"lease {idle['id']}".encode() in session.output and
+             b"released" in session.output, what="the warning on alice's terminal")
+
+    # Then released, with the reason "idle".
+    wait_for(lambda: lease_of(d, alice, GPU0_UUID) is None, timeout=10, what="the release")
+    released_at = time.time()
+    assert released_at - idle["created_at"] >= RELEASE_AFTER - 0.1
+    row = d.query("SELECT state, release_reason, idle_device_usec FROM leases WHERE id = ?",
+                  (idle["id"],))[0]
+    assert row["state"] == "released" and row["release_reason"] == "idle", row
+    # Idle the whole time on one device: about release_after device-seconds.
+    assert 1.5e6 <= row["idle_device_usec"] <= (RELEASE_AFTER + 2) * 1e6, row
+    body = hook.wait(lambda: hook.bodies("/hook", event="idle_reclaim"),
+                     what="the idle_reclaim alert")[0]
+    assert body["details"]["lease"]["id"] == idle["id"], body
+
+    # The busy lease is kept, never warned, and has no idle time.
+    time.sleep(max(0.0, busy["created_at"] + RELEASE_AFTER + 1 - time.time()))
+    kept = lease_of(d, bob, GPU2_UUID)
+    assert kept is not None and kept["id"] == busy["id"], d.leases()
+    assert kept["idle_warned"] is False, kept
+    assert kept["idle_device_seconds"] < 1.0, kept
+    assert all(str(busy["id"]) not in (r["subject"] or "")
+               for r in audit(d, "lease.idle_warning"))
+    assert len(hook.bodies("/hook", event="idle_warning")) == 1
+    assert job.alive()
+
+
+def test_idle_run_lease_is_flagged_not_stopped(daemon_factory, lab, users, hooks):
+    alice = users["alice"]
+    hook = hooks()
+    lab.gpu(GPU0_UUID)["utilization_gpu"] = 0
+    d = start_leasing_daemon(
+        daemon_factory, lab,
+        idle={"release_after": "1h", "flag_after": "2s"},
+        alerts={"sinks": [{"name": "ops", "type": "webhook", "url": hook.url("/hook"),
+                           "events": ["idle_flag"]}]})
+    run = d.cli_popen("run", "--gpu", GPU0_UUID, "--", "sleep", "60", user=alice)
+    lease = wait_for(lambda: lease_of(d, alice, GPU0_UUID), what="the run lease")
+    assert lease["kind"] == "run" and lease["idle_flagged"] is False, lease
+
+    flagged = wait_for(lambda: (lease_of(d, alice, GPU0_UUID) or {}).get("idle_flagged")
+                       and lease_of(d, alice, GPU0_UUID), timeout=10, what="the idle flag")
+    assert time.time() - lease["created_at"] >= 2.0 - 0.1
+    assert flagged["idle_device_seconds"] > 0.5, flagged
+    body = hook.wait(lambda: hook.bodies("/hook", event="idle_flag"), what="the alert")[0]
+    assert body["details"]["lease"]["id"] == lease["id"], body
+    assert [r for r in audit(d, "lease.idle_flag") if str(lease["id"]) in r["subject"]]
+    # stop_idle_runs is off: the command runs on, the lease stays.
+    time.sleep(1.0)
+    assert run.poll() is None
+    assert lease_of(d, alice, GPU0_UUID)["id"] == lease["id"]
