@@ -17,6 +17,9 @@
 #include "env/env.h"
 
 #define ARCHIVE_PREFIX "gpukeeper-envs-"
+/* Not in the first seconds after a start (the daemon has just restarted,
+ * maybe in a crash loop), but soon when a backup is overdue. */
+#define ENV_BACKUP_FIRST_DELAY_USEC (10 * USEC_PER_SEC)
 
 void env_backup_done(EnvBackupState *s)
 {
@@ -121,8 +124,7 @@ int env_backup_arm(Daemon *d)
                 return 0;
         }
         newest = newest_archive_usec(c->backup_dir);
-        next = MAX(newest + c->backup_interval_usec,
-                   now + MIN(c->backup_interval_usec, 60 * USEC_PER_SEC));
+        next = MAX(newest + c->backup_interval_usec, now + ENV_BACKUP_FIRST_DELAY_USEC);
         if (!d->env_backup.timer)
                 return sd_event_add_time(d->event, &d->env_backup.timer, CLOCK_REALTIME, next,
                                          USEC_PER_SEC, on_backup_timer, d);

@@ -20,8 +20,8 @@ typedef struct EnvBackupState {
 } EnvBackupState;
 
 /* (Re)arm the timer from the config: off, or the next backup one interval
- * after the newest archive in backup_dir (at the earliest one interval, at
- * most a minute, from now). Returns 0 or -errno. */
+ * after the newest archive in backup_dir, but not within 10 s from now.
+ * Returns 0 or -errno. */
 int env_backup_arm(Daemon *d);
 
 void env_backup_done(EnvBackupState *s);

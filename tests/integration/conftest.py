@@ -592,17 +592,17 @@ def lab(workdir):
 @pytest.fixture
 def daemon_factory(workdir, lab):
     """daemon_factory(policy=None, enforcement=None, idle=None, alerts=None,
-    **config) -> an unstarted Daemon; the named config sections are written
+    env=None, **config) -> an unstarted Daemon; the named config sections are written
     when given. Every one is stopped (and checked) at teardown, after the CLI
     processes it started in the background are killed."""
     made = []
 
-    def _make(policy=None, enforcement=None, idle=None, alerts=None, **config):
+    def _make(policy=None, enforcement=None, idle=None, alerts=None, env=None, **config):
         d = Daemon(workdir / f"d{len(made)}", lab)
         d.dir.mkdir(mode=0o755)
         d.config.update(config)
         for name, section in (("policy", policy), ("enforcement", enforcement),
-                              ("idle", idle), ("alerts", alerts)):
+                              ("idle", idle), ("alerts", alerts), ("env", env)):
             if section is not None:
                 d.sections[name] = section
         made.append(d)

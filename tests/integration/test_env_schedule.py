@@ -1,0 +1,54 @@
+"""The daemon's scheduled backup of every user's conda environment specs
+(env.backup_schedule, env.backup_keep, env.backup_dir): a real daemon, real
+users with environments in conda's on-disk layout in their real homes, the
+archive checked with tarfile."""
+
+import os
+import stat
+import tarfile
+import time
+from pathlib import Path
+
+from conftest import wait_for
+from envfixtures import expected_export
+from test_env import SMALL_STEPS, make_env
+
+pytest_plugins = ("envfixtures",)
+
+
+def archives(directory):
+    return sorted(p for p in Path(directory).glob("gpukeeper-envs-*.tar.gz"))
+
+
+def test_scheduled_backup_writes_and_prunes(users, homes, tools, workdir, daemon_factory, lab):
+    alice = users["alice"]
+    prefix = make_env(tools, alice, homes["alice"] / ".conda" / "envs" / "small", SMALL_STEPS)
+    backup_dir = workdir / "env-backups"
+    # Two old archives: with backup_keep 2 the oldest must go after the new one.
+    backup_dir.mkdir(mode=0o700)
+    for stamp in ("20200101-000000", "20200102-000000"):
+        old = backup_dir / f"gpukeeper-envs-{stamp}.tar.gz"
+        with tarfile.open(old, "w:gz"):
+            pass
+        os.utime(old, (time.time() - 3 * 86400, time.time() - 3 * 86400))
+
+    lab.write()
+    d = daemon_factory(env={"backup_schedule": "1h", "backup_keep": 2,
+                            "backup_dir": str(backup_dir)}).start()
+
+    # Overdue (the newest archive is days old): due 10 s after the start.
+    wait_for(lambda: len([a for a in archives(backup_dir) if "2020" not in a.name]) == 1,
+             timeout=40, what="the scheduled backup")
+    new = [a for a in archives(backup_dir) if "2020" not in a.name][0]
+    wait_for(lambda: len(archives(backup_dir)) == 2, timeout=10, what="pruning to backup_keep")
+    assert not (backup_dir / "gpukeeper-envs-20200101-000000.tar.gz").exists()
+
+    st = os.stat(new)
+    assert st.st_uid == 0 and stat.S_IMODE(st.st_mode) == 0o600
+    with tarfile.open(new) as tar:
+        text = tar.extractfile(f"{alice.name}/small/environment.yml").read().decode()
+    assert text == expected_export("small", prefix, SMALL_STEPS, "no-builds")
+    wait_for(lambda: d.query("SELECT count(*) AS n FROM audit WHERE action = 'env.backup'")[0]["n"] == 1,
+             timeout=10, what="the env.backup audit record")
+    # The daemon kept answering while the child read the homes.
+    assert d.ok("status")["gpus"]
