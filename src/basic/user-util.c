@@ -2,7 +2,9 @@
 #include "basic/user-util.h"
 
 #include <errno.h>
+#include <grp.h>
 #include <pwd.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "basic/macro.h"
@@ -39,4 +41,58 @@ const char *user_memo_name(UserMemo *memo, uid_t uid)
         }
         return user_name_from_uid(uid, memo->overflow, sizeof memo->overflow) >= 0 ? memo->overflow
                                                                            : NULL;
+}
+
+/* getgrgid_r / getgrnam_r with a buffer that grows on ERANGE, up to 1 MiB. */
+static int group_lookup(const char *name, gid_t gid, struct group *gr, char **ret_buf)
+{
+        for (size_t size = 4096; size <= 1024 * 1024; size *= 2) {
+                struct group *result = NULL;
+                char *buf = malloc(size);
+                int r;
+
+                if (!buf)
+                        return -ENOMEM;
+                r = name ? getgrnam_r(name, gr, buf, size, &result)
+                         : getgrgid_r(gid, gr, buf, size, &result);
+                if (r == ERANGE) {
+                        free(buf);
+                        continue;
+                }
+                if (r != 0 || !result) {
+                        free(buf);
+                        return r != 0 ? -r : -ENOENT;
+                }
+                *ret_buf = buf;
+                return 0;
+        }
+        return -ERANGE;
+}
+
+int group_name_from_gid(gid_t gid, char *buf, size_t len)
+{
+        _cleanup_free_ char *scratch = NULL;
+        struct group gr;
+        int r;
+
+        r = group_lookup(NULL, gid, &gr, &scratch);
+        if (r < 0)
+                return r;
+        if (strlen(gr.gr_name) >= len)
+                return -ERANGE;
+        strcpy(buf, gr.gr_name);
+        return 0;
+}
+
+int group_gid_from_name(const char *name, gid_t *ret)
+{
+        _cleanup_free_ char *scratch = NULL;
+        struct group gr;
+        int r;
+
+        r = group_lookup(name, 0, &gr, &scratch);
+        if (r < 0)
+                return r;
+        *ret = gr.gr_gid;
+        return 0;
 }

@@ -9,6 +9,13 @@
  * no passwd entry, -ERANGE when buf is too small, other -errno from NSS. */
 int user_name_from_uid(uid_t uid, char *buf, size_t len);
 
+/* Group lookups that do not give up on large groups: the member list of a
+ * group of a few hundred students does not fit a small buffer, and a lookup
+ * that fails with ERANGE must not silently drop the group's policy.
+ * Return 0, -ENOENT when there is no such group, other -errno. */
+int group_name_from_gid(gid_t gid, char *buf, size_t len);
+int group_gid_from_name(const char *name, gid_t *ret);
+
 /* Per-request memo of uid → name lookups: status replies name the owner of
  * every GPU process, and a few users own most of them. Fixed size; lookups
  * beyond it still work, they are just not memoised. */

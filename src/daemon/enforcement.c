@@ -16,6 +16,7 @@
 #include "basic/proc.h"
 #include "basic/time-util.h"
 #include "daemon/daemon.h"
+#include "daemon/json-text.h"
 #include "enforce/signal.h"
 #include "policy/violations.h"
 
@@ -391,14 +392,15 @@ json_t *enforcement_violation_json(const Daemon *d, const StoredViolation *v)
         bool enforce = c->mode == CONFIG_ENFORCEMENT_ENFORCE && !v->ended_usec;
         uint64_t stop_at = v->term_usec ? v->term_usec : v->detected_usec + c->grace_usec;
 
-        return json_pack("{s:I, s:I, s:I, s:o, s:s, s:s, s:o, s:I, s:o, s:o, s:o, s:o, s:o, s:o, "
+        return json_pack("{s:I, s:I, s:I, s:o, s:o, s:o, s:o, s:I, s:o, s:o, s:o, s:o, s:o, s:o, "
                          "s:o, s:o}",
                          "id", (json_int_t)v->id, "pid", (json_int_t)v->pid, "uid",
-                         (json_int_t)v->uid, "user", user ? json_string(user) : json_null(),
-                         "device_uuid", v->device_uuid, "gpu_uuid", v->gpu_uuid, "gpu_index",
+                         (json_int_t)v->uid, "user", json_text(user),
+                         "device_uuid", json_text(v->device_uuid), "gpu_uuid",
+                         json_text(v->gpu_uuid), "gpu_index",
                          v->gpu_index >= 0 ? json_integer(v->gpu_index) : json_null(),
                          "memory_bytes", (json_int_t)v->memory_bytes, "command",
-                         v->command ? json_string(v->command) : json_null(), "detected_at",
+                         json_text(v->command), "detected_at",
                          usec_json(v->detected_usec), "warned_at", usec_json(v->warned_usec),
                          "sigterm_at", usec_json(v->term_usec), "sigkill_at",
                          usec_json(v->kill_usec), "stop_at", enforce ? usec_json(stop_at)

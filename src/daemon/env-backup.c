@@ -56,8 +56,17 @@ _Noreturn static void backup_child(const ConfigEnv *c)
         EnvUser *users = NULL;
         EnvOptions options = {};
         char *path = NULL;
+        sigset_t none;
         size_t n = 0;
         int r;
+
+        /* Not the daemon any more: default signals (so systemctl stop ends
+         * us too), and none of its descriptors (client connections must
+         * close when the daemon closes them). */
+        sigemptyset(&none);
+        sigprocmask(SIG_SETMASK, &none, NULL);
+        signal(SIGPIPE, SIG_DFL);
+        close_range(3, ~0U, 0);
 
         if (mkdir(c->backup_dir, 0700) < 0 && errno != EEXIST) {
                 log_error_errno(errno, "Environment backup: cannot create %s", c->backup_dir);
@@ -108,8 +117,13 @@ static int on_backup_timer(sd_event_source *s, uint64_t usec, void *userdata)
                 backup_child(&d->config->env);
         d->env_backup.pid = pid;
         r = sd_event_add_child(d->event, &d->env_backup.child, pid, WEXITED, on_backup_exit, d);
-        if (r < 0)
-                return log_error_errno(r, "Cannot watch the environment backup");
+        if (r < 0) {
+                log_error_errno(r, "Cannot watch the environment backup; stopping it");
+                kill(pid, SIGKILL);
+                (void)waitpid(pid, NULL, 0);
+                d->env_backup.pid = 0;
+                return env_backup_arm(d);
+        }
         return 0;
 }
 

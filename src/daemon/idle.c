@@ -2,6 +2,7 @@
 #include "daemon/idle.h"
 
 #include <dirent.h>
+#include <stdbool.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -168,7 +169,7 @@ static bool act(Daemon *d, Lease *l, PolicyIdleAction action, uint64_t now)
         return true;
 }
 
-void idle_tick(Daemon *d)
+bool idle_tick(Daemon *d)
 {
         const ConfigIdle *c = &d->config->idle;
         const PolicyIdleConfig pc = {
@@ -180,9 +181,11 @@ void idle_tick(Daemon *d)
         uint64_t elapsed = d->idle_tick_usec ? now - d->idle_tick_usec : 0;
         uint64_t max_elapsed = 2 * d->config->sample_interval_usec + USEC_PER_SEC;
 
+        bool released = false;
+
         d->idle_tick_usec = now;
         if (!d->snapshot || !d->snapshot->nvml_available)
-                return;
+                return false;
         for (Lease *l = d->leases.leases, *next; l; l = next) {
                 const char *uuids[LEASE_MAX_DEVICES];
                 uint64_t idle_usec[LEASE_MAX_DEVICES] = {};
@@ -194,10 +197,13 @@ void idle_tick(Daemon *d)
                 policy_idle_note(&l->idle, policy_idle_activity(d->snapshot, uuids, n), now);
                 l->rec.idle_device_usec += policy_idle_account(d->snapshot, uuids, n, elapsed,
                                                                max_elapsed, idle_usec);
-                if (!act(d, l, policy_idle_decide(&l->idle, &pc, now), now))
+                if (!act(d, l, policy_idle_decide(&l->idle, &pc, now), now)) {
+                        released = true;
                         continue;
+                }
                 if (now - l->idle_saved_usec >= IDLE_SAVE_INTERVAL_USEC &&
                     store_lease_set_idle(d->store, l->rec.id, l->rec.idle_device_usec) >= 0)
                         l->idle_saved_usec = now;
         }
+        return released;
 }

@@ -9,6 +9,9 @@
  * The decisions are policy/idle.c's (pure); this module carries them out. */
 #pragma once
 
+#include <stdbool.h>
+
 typedef struct Daemon Daemon;
 
-void idle_tick(Daemon *d);
+/* Returns true when a lease was released: the caller serves the queue. */
+bool idle_tick(Daemon *d);

@@ -3,13 +3,13 @@
 #include "daemon/lease-ops.h"
 
 #include <errno.h>
-#include <grp.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "basic/log.h"
+#include "basic/user-util.h"
 #include "basic/proc.h"
 #include "basic/time-util.h"
 #include "daemon/leases.h"
@@ -29,12 +29,9 @@ static const ConfigPolicyLimits *peer_limits(const Daemon *d, const Peer *peer)
 
         for (size_t i = 0; i <= peer->n_groups; i++) {
                 gid_t gid = i == 0 ? peer->gid : peer->groups[i - 1];
-                struct group gr, *result = NULL;
-                char buf[4096];
 
-                if (getgrgid_r(gid, &gr, buf, sizeof buf, &result) != 0 || !result)
+                if (group_name_from_gid(gid, names[n], sizeof names[n]) < 0)
                         continue;
-                snprintf(names[n], sizeof names[n], "%s", gr.gr_name);
                 ptrs[n] = names[n];
                 n++;
         }
@@ -112,12 +109,15 @@ static int resolve_device(const Daemon *d, json_t *item, char **ret, gk_call_err
         long long index = -1;
         char *end;
 
-        if (json_is_integer(item))
+        if (json_is_integer(item)) {
                 index = json_integer_value(item);
-        else if (text && text[0] >= '0' && text[0] <= '9') {
+                if (index < 0 || index >= GPU_MAX_DEVICES)
+                        return request_error(ret_error, GK_E_INVALID_ARGUMENT,
+                                             "there is no GPU %lld", index);
+        } else if (text && text[0] >= '0' && text[0] <= '9') {
                 errno = 0;
                 index = strtoll(text, &end, 10);
-                if (errno || *end)
+                if (errno || *end || index >= GPU_MAX_DEVICES)
                         return request_error(ret_error, GK_E_INVALID_ARGUMENT,
                                              "'%s' is neither a GPU index nor a UUID", text);
         } else if (!text)
@@ -223,6 +223,10 @@ static int parse_wants(const Daemon *d, json_t *args, QueueEntry *e, unsigned *r
                         return r;
                 for (size_t i = 0; i < e->n_mig; i++)
                         count += e->mig[i].count;
+                if (count > LEASE_MAX_DEVICES)
+                        return request_error(ret_error, GK_E_INVALID_ARGUMENT,
+                                             "a lease holds at most %d devices",
+                                             LEASE_MAX_DEVICES);
         } else {
                 e->n_gpus = gpus ? (unsigned)gpus : 1;
                 count = e->n_gpus;
@@ -344,6 +348,14 @@ int lease_op_acquire(Daemon *d, const RequestCall *call, json_t *args, json_t **
         if (e->kind == LEASE_RUN)
                 (void)proc_start_time(peer->pid, &e->pid_start_time);
 
+        if (d->leases.queue_len >= LEASES_MAX_QUEUE ||
+            leases_queued_by(d, peer->uid) >= LEASES_MAX_QUEUED_PER_UID) {
+                r = request_error(ret_error, GK_E_BUSY,
+                                  "too many waiting requests (at most %d per user, %d in all); "
+                                  "wait for some to be served",
+                                  LEASES_MAX_QUEUED_PER_UID, LEASES_MAX_QUEUE);
+                goto fail;
+        }
         request_id = leases_enqueue(d, TAKE_PTR(e));
         leases_schedule(d);
         for (QueueEntry *q = d->leases.queue; q; q = q->next) {
@@ -489,7 +501,8 @@ int lease_op_extend(Daemon *d, const RequestCall *call, json_t *args, json_t **r
                 return request_error(ret_error, GK_E_INVALID_ARGUMENT,
                                      "a run lease lasts as long as its command; only manual "
                                      "leases are extended");
-        /* The holder's policy bounds the extension, also when an admin asks. */
+        /* The caller's policy bounds the extension; admins are not bound
+         * (docs/protocol.md). */
         limits = peer_limits(d, call->peer);
         expires = MAX(l->rec.expires_usec, now) + duration_sec * USEC_PER_SEC;
         if (!peer_is_admin(call->peer) && expires - now > limits->max_duration_usec)

@@ -12,6 +12,7 @@
 #include "basic/time-util.h"
 #include "basic/user-util.h"
 #include "daemon/daemon.h"
+#include "daemon/json-text.h"
 #include "daemon/server.h"
 #include "proto/proto.h"
 
@@ -298,14 +299,15 @@ json_t *lease_to_json(const Daemon *d, const Lease *l)
                         json_decref(devices);
                         return NULL;
                 }
-                o += (size_t)snprintf(visible + o, sizeof visible - o, "%s%s", i ? "," : "",
-                                      l->rec.devices[i].uuid);
+                if (o < sizeof visible)
+                        o += (size_t)snprintf(visible + o, sizeof visible - o, "%s%s",
+                                              i ? "," : "", l->rec.devices[i].uuid);
         }
         user = daemon_user_name(d, l->rec.uid);
         return json_pack("{s:I, s:I, s:o, s:s, s:s, s:o, s:s, s:o, s:o, s:n, s:n, s:o, s:o, s:b, "
                          "s:b, s:b, s:f}",
                          "id", (json_int_t)l->rec.id, "uid", (json_int_t)l->rec.uid, "user",
-                         user ? json_string(user) : json_null(), "kind",
+                         json_text(user), "kind",
                          lease_kind_to_string(l->rec.kind), "state", "active", "devices", devices,
                          "cuda_visible_devices", visible, "created_at",
                          usec_to_json(l->rec.created_usec), "expires_at",
@@ -444,6 +446,15 @@ static void policy_request_fill(const QueueEntry *e, PolicyRequest *ret)
             .mig = e->mig,
             .n_mig = e->n_mig,
         };
+}
+
+size_t leases_queued_by(const Daemon *d, uid_t uid)
+{
+        size_t n = 0;
+
+        for (const QueueEntry *e = d->leases.queue; e; e = e->next)
+                n += e->uid == uid;
+        return n;
 }
 
 unsigned leases_held_by(const Daemon *d, uid_t uid)

@@ -24,6 +24,9 @@ typedef struct Peer Peer;
 
 #define LEASES_MAX_ACTIVE 4096
 #define LEASES_MAX_QUEUE POLICY_MAX_QUEUE
+/* Waiting requests of one user: enough for any real use, and one user cannot
+ * fill the queue for everyone. */
+#define LEASES_MAX_QUEUED_PER_UID 64
 /* A waiting client hears about a new position at most this often (the first
  * one at once): with many waiters every grant moves all of them, and telling
  * each one every time cost more than the grants themselves. */
@@ -123,6 +126,9 @@ json_t *leases_queue_to_json(const Daemon *d);
  * unleased-memory and wear-levelling state. Strings point into the snapshot.
  * The caller frees the array. Returns 0 or -ENOMEM. */
 int leases_policy_devices(const Daemon *d, PolicyDevice **ret, size_t *ret_n);
+
+/* Requests of `uid` waiting in the queue. */
+size_t leases_queued_by(const Daemon *d, uid_t uid);
 
 /* Devices held by `uid` in active leases. */
 unsigned leases_held_by(const Daemon *d, uid_t uid);

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 
 #include "basic/log.h"
@@ -12,6 +13,20 @@
 #include "daemon/daemon.h"
 
 #define DEFAULT_CONFIG "/etc/gpukeeper/gpukeeper.yaml"
+
+/* One descriptor per connection and per GPU process (pidfds): take the hard
+ * limit, not the soft default of 1024 that SERVER_MAX_CONNECTIONS alone
+ * would reach. */
+static void raise_fd_limit(void)
+{
+        struct rlimit rl;
+
+        if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+                rl.rlim_cur = rl.rlim_max;
+                if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+                        log_warning_errno(errno, "Cannot raise the file descriptor limit");
+        }
+}
 
 static void help(void)
 {
@@ -87,6 +102,7 @@ int main(int argc, char **argv)
                 }
         }
         log_set_max_level(config->log_level);
+        raise_fd_limit();
 
         r = daemon_new(config_path, config, &d);
         if (r < 0)

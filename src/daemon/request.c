@@ -4,12 +4,12 @@
 #include "daemon/request.h"
 
 #include <errno.h>
-#include <grp.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "basic/log.h"
+#include "basic/user-util.h"
 #include "daemon/lease-ops.h"
 #include "daemon/status.h"
 #include "daemon/violation-ops.h"
@@ -28,17 +28,16 @@ int request_error(gk_call_error *ret_error, int code, const char *fmt, ...)
 
 bool peer_is_admin(const Peer *peer)
 {
-        struct group gr, *result = NULL;
-        char buf[4096];
+        gid_t admin;
 
         if (peer->uid == 0)
                 return true;
-        if (getgrnam_r(ADMIN_GROUP, &gr, buf, sizeof buf, &result) != 0 || !result)
+        if (group_gid_from_name(ADMIN_GROUP, &admin) < 0)
                 return false;
-        if (peer->gid == gr.gr_gid)
+        if (peer->gid == admin)
                 return true;
         for (size_t i = 0; i < peer->n_groups; i++)
-                if (peer->groups[i] == gr.gr_gid)
+                if (peer->groups[i] == admin)
                         return true;
         return false;
 }

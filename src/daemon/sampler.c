@@ -79,7 +79,8 @@ static int on_sample_timer(sd_event_source *source, uint64_t usec, void *userdat
                 /* Health, MIG layout and unleased use may have changed. */
                 leases_schedule(d);
                 enforcement_tick(d);
-                idle_tick(d);
+                if (idle_tick(d))
+                        leases_schedule(d);
                 gpu_alerts_tick(d);
         }
         /* Re-arm relative to now so a slow tick never causes a burst. */

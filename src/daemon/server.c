@@ -43,6 +43,7 @@ struct Server {
         Connection *connections;
         size_t n_connections;
         uint64_t next_conn_id;
+        sd_event_source *resume_timer; /* accepting paused after EMFILE */
         bool stopping; /* tearing down: closing connections releases nothing */
 };
 
@@ -108,7 +109,9 @@ static int connection_update(Connection *c)
         if (r < 0)
                 return r;
 
-        if (proto_decoder_pending(&c->in) > 0) {
+        /* The deadline is for clients that stop mid-frame, not for our own
+         * back-pressure: it runs only while we are reading. */
+        if ((events & EPOLLIN) && proto_decoder_pending(&c->in) > 0) {
                 int enabled = SD_EVENT_OFF;
 
                 sd_event_source_get_enabled(c->partial_timer, &enabled);
@@ -298,6 +301,36 @@ static int connection_new(Server *s, int fd, const struct ucred *cred)
         return 0;
 }
 
+static int on_resume_accepting(sd_event_source *source, uint64_t usec, void *userdata)
+{
+        Server *s = userdata;
+
+        return sd_event_source_set_enabled(s->listen_io, SD_EVENT_ON);
+}
+
+/* Out of file descriptors: the pending connection stays in the backlog and
+ * the listening socket stays readable, so stop watching it for a second
+ * rather than spin (and log) until a descriptor is free. */
+static void pause_accepting(Server *s)
+{
+        int r;
+
+        log_warning("Out of file descriptors with %zu connections; pausing accept for 1 s.",
+                    s->n_connections);
+        r = sd_event_source_set_enabled(s->listen_io, SD_EVENT_OFF);
+        if (r >= 0 && !s->resume_timer)
+                r = sd_event_add_time_relative(s->daemon->event, &s->resume_timer,
+                                               CLOCK_MONOTONIC, USEC_PER_SEC, USEC_PER_MSEC * 100,
+                                               on_resume_accepting, s);
+        else if (r >= 0) {
+                r = sd_event_source_set_time_relative(s->resume_timer, USEC_PER_SEC);
+                if (r >= 0)
+                        r = sd_event_source_set_enabled(s->resume_timer, SD_EVENT_ONESHOT);
+        }
+        if (r < 0)
+                log_error_errno(r, "Cannot pause accepting");
+}
+
 static int on_listen(sd_event_source *source, int fd, uint32_t revents, void *userdata)
 {
         Server *s = userdata;
@@ -311,7 +344,9 @@ static int on_listen(sd_event_source *source, int fd, uint32_t revents, void *us
 
                 cfd = accept4(s->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
                 if (cfd < 0) {
-                        if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
+                        if (errno == EMFILE || errno == ENFILE)
+                                pause_accepting(s);
+                        else if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
                                 log_warning_errno(errno, "accept4() failed");
                         return 0;
                 }
@@ -364,6 +399,7 @@ int server_new(Daemon *d, const char *socket_path, Server **ret)
         struct sockaddr_un sa = {.sun_family = AF_UNIX};
         _cleanup_free_ char *dir = NULL;
         socklen_t salen;
+        mode_t old_umask;
         Server *s;
         char *slash;
         int r;
@@ -402,13 +438,14 @@ int server_new(Daemon *d, const char *socket_path, Server **ret)
                 r = log_error_errno(errno, "socket() failed");
                 goto fail;
         }
-        if (bind(s->fd, (const struct sockaddr *)&sa, salen) < 0) {
+        /* Everyone may connect (mode 0666); who they are comes from
+         * SO_PEERCRED. The mode is set by bind() itself through the umask, not
+         * by a later chmod() that a swapped-in symlink could redirect. */
+        old_umask = umask(0111);
+        r = bind(s->fd, (const struct sockaddr *)&sa, salen);
+        umask(old_umask);
+        if (r < 0) {
                 r = log_error_errno(errno, "Cannot bind %s", socket_path);
-                goto fail;
-        }
-        /* Everyone may connect; who they are comes from SO_PEERCRED. */
-        if (chmod(socket_path, 0666) < 0) {
-                r = log_error_errno(errno, "Cannot chmod %s", socket_path);
                 goto fail;
         }
         if (listen(s->fd, SOMAXCONN) < 0) {
@@ -460,6 +497,7 @@ void server_free(Server *s)
         while (s->connections)
                 connection_free(s->connections);
         sd_event_source_disable_unref(s->listen_io);
+        sd_event_source_disable_unref(s->resume_timer);
         if (s->fd >= 0) {
                 close(s->fd);
                 unlink(s->path);

@@ -7,28 +7,9 @@
 
 #include "basic/time-util.h"
 #include "basic/user-util.h"
-#include "basic/utf8.h"
+#include "daemon/json-text.h"
 #include "gpu/nvml-abi.h"
 
-/* A JSON string of text from outside (NVML, /proc), repaired to valid UTF-8
- * first: jansson refuses invalid UTF-8 and one odd command line must not
- * break every status reply. NULL text gives JSON null. */
-static json_t *json_text(const char *text)
-{
-        _cleanup_free_ char *clean = NULL;
-
-        if (!text)
-                return json_null();
-        clean = utf8_sanitize(text);
-        return clean ? json_string(clean) : NULL;
-}
-
-/* Like json_text(), but an empty string (an identity NVML never gave, e.g.
- * a GPU lost before it was first seen) is null too. */
-static json_t *json_text_or_null(const char *text)
-{
-        return json_text(text && text[0] ? text : NULL);
-}
 
 static json_t *json_bytes_or_null(uint64_t v)
 {

@@ -7,6 +7,9 @@
 #include "daemon/enforcement.h"
 
 #define VIOLATIONS_LIST_MAX 10000
+/* Unix seconds far beyond any real date (year ~5000), so the conversion to
+ * microseconds cannot overflow. */
+#define VIOLATIONS_SINCE_MAX 1e11
 
 int violation_op_list(Daemon *d, const RequestCall *call, json_t *args, json_t **ret_result,
                       gk_call_error *ret_error)
@@ -22,7 +25,8 @@ int violation_op_list(Daemon *d, const RequestCall *call, json_t *args, json_t *
         if (args && json_object_size(args) > (size_t)(since != NULL) + (limit != NULL))
                 return request_error(ret_error, GK_E_INVALID_ARGUMENT,
                                      "violations.list takes 'since' and 'limit' only");
-        if (since && (!json_is_number(since) || json_number_value(since) < 0))
+        if (since && (!json_is_number(since) || json_number_value(since) < 0 ||
+                      json_number_value(since) > VIOLATIONS_SINCE_MAX))
                 return request_error(ret_error, GK_E_INVALID_ARGUMENT,
                                      "'since' must be a unix time in seconds");
         if (limit && (!json_is_integer(limit) || json_integer_value(limit) < 1 ||

@@ -7,14 +7,20 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <jansson.h>
+
 #include "basic/macro.h"
 
-/* sqlite3_mprintf() memory must go back through sqlite3_free(). */
-static void sqlite3_freep(char **p)
+/* {"reason": …} for the audit record, escaped as JSON (a drain reason is
+ * free text from an admin). NULL when out of memory. */
+static char *reason_json(const char *reason)
 {
-        sqlite3_free(*p);
+        json_t *o = json_pack("{s:s}", "reason", reason ? reason : "");
+        char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
+
+        json_decref(o);
+        return text;
 }
-#define _cleanup_sqlite3_free_ _cleanup_(sqlite3_freep)
 
 const char *lease_kind_to_string(LeaseKind k)
 {
@@ -108,7 +114,7 @@ int store_lease_grant(Store *s, StoredLease *l, const char *request_json)
 int store_lease_end(Store *s, int64_t id, bool expired, const char *reason, int64_t actor_uid,
                     uint64_t now_usec)
 {
-        _cleanup_sqlite3_free_ char *detail = NULL;
+        _cleanup_free_ char *detail = NULL;
         sqlite3_stmt *st = NULL;
         char subject[32];
         int r;
@@ -157,7 +163,7 @@ int store_lease_end(Store *s, int64_t id, bool expired, const char *reason, int6
                 goto fail;
 
         snprintf(subject, sizeof subject, "lease %" PRId64, id);
-        detail = sqlite3_mprintf("{\"reason\":\"%w\"}", reason ? reason : "");
+        detail = reason_json(reason);
         r = store_audit(s, actor_uid, expired ? "lease.expire" : "lease.release", subject, detail);
         if (r < 0)
                 goto fail;
@@ -331,7 +337,7 @@ int store_leases_load_active(Store *s, StoredLease **ret, size_t *ret_n)
 
 int store_drain_set(Store *s, const char *uuid, bool drained, int64_t actor_uid, const char *reason)
 {
-        _cleanup_sqlite3_free_ char *detail = NULL;
+        _cleanup_free_ char *detail = NULL;
         sqlite3_stmt *st = NULL;
         int r;
 
@@ -354,7 +360,7 @@ int store_drain_set(Store *s, const char *uuid, bool drained, int64_t actor_uid,
         r = store_step_done(st);
         if (r < 0)
                 goto fail;
-        detail = sqlite3_mprintf("{\"reason\":\"%w\"}", reason ? reason : "");
+        detail = reason_json(reason);
         r = store_audit(s, actor_uid, drained ? "device.drain" : "device.undrain", uuid, detail);
         if (r < 0)
                 goto fail;
