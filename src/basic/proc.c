@@ -4,10 +4,12 @@
 #include "basic/proc.h"
 
 #include <assert.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -53,7 +55,7 @@ static ssize_t read_file_at(int dirfd, const char *name, char *buf, size_t size)
         return (ssize_t)n;
 }
 
-static int open_pid_dir(int proc_root_fd, pid_t pid)
+int proc_open_pid_dir(int proc_root_fd, pid_t pid)
 {
         char name[32];
         int fd;
@@ -67,44 +69,64 @@ static int open_pid_dir(int proc_root_fd, pid_t pid)
         return fd;
 }
 
+/* A decimal field of a stat line, ending at a space, a newline or the end. */
+static int parse_u64(const char *s, uint64_t *ret)
+{
+        unsigned long long v;
+        char *end;
+
+        if (*s < '0' || *s > '9')
+                return -EBADMSG;
+        errno = 0;
+        v = strtoull(s, &end, 10);
+        if (errno != 0 || (*end != ' ' && *end != '\n' && *end != '\0'))
+                return -EBADMSG;
+        *ret = v;
+        return 0;
+}
+
 /* Parse a stat line. comm (field 2) may contain spaces and ')', so the fixed
- * fields are counted from the LAST ')'. ret_comm receives a pointer into
- * buf (NUL-terminated in place) when non-NULL. */
-static int parse_stat(char *buf, char *ret_state, uint64_t *ret_start_time, char **ret_comm)
+ * fields are counted from the LAST ')'. Field 7 (tty_nr) is printed signed
+ * but is a dev_t in 32 bits; -1 never occurs for it. ret_comm receives a
+ * pointer into buf (NUL-terminated in place) when non-NULL. */
+static int parse_stat(char *buf, ProcStat *ret, char **ret_comm)
 {
         char *open = strchr(buf, '('), *close = strrchr(buf, ')');
-        char *p, *end;
-        char state = 0;
-        unsigned long long start;
+        const char *field[23] = {};
+        ProcStat st = {};
+        uint64_t v;
+        char *p;
 
         if (!open || !close || close < open)
                 return -EBADMSG;
         p = close + 1;
-        /* Fields 3..21 are skipped token by token; field 22 is the start time. */
-        for (int field = 3; field < 22; field++) {
+        for (int i = 3; i <= 22; i++) {
                 while (*p == ' ')
                         p++;
                 if (*p == '\0' || *p == '\n')
                         return -EBADMSG;
-                if (field == 3)
-                        state = *p;
+                field[i] = p;
                 while (*p && *p != ' ' && *p != '\n')
                         p++;
         }
-        while (*p == ' ')
-                p++;
-        if (*p < '0' || *p > '9')
+
+        st.state = field[3][0];
+        if (parse_u64(field[4], &v) < 0 || v > INT32_MAX)
                 return -EBADMSG;
-        errno = 0;
-        start = strtoull(p, &end, 10);
-        if (errno != 0 || (*end != ' ' && *end != '\n' && *end != '\0'))
+        st.ppid = (pid_t)v;
+        if (parse_u64(field[7], &v) < 0 || v > UINT32_MAX)
+                return -EBADMSG;
+        st.tty_nr = (unsigned)v;
+        if (parse_u64(field[9], &v) < 0 || v > UINT32_MAX)
+                return -EBADMSG;
+        st.flags = (unsigned)v;
+        if (parse_u64(field[22], &st.start_time) < 0)
                 return -EBADMSG;
 
         *close = '\0';
         if (ret_comm)
                 *ret_comm = open + 1;
-        *ret_state = state;
-        *ret_start_time = start;
+        *ret = st;
         return 0;
 }
 
@@ -137,6 +159,28 @@ static int parse_status_uid(const char *buf, uid_t *ret_uid)
         return -EBADMSG;
 }
 
+int proc_read_stat(int pid_dir_fd, ProcStat *ret)
+{
+        char buf[STAT_READ_MAX];
+        ssize_t n;
+
+        n = read_file_at(pid_dir_fd, "stat", buf, sizeof(buf));
+        if (n < 0)
+                return (int)n;
+        return parse_stat(buf, ret, NULL);
+}
+
+int proc_read_uid(int pid_dir_fd, uid_t *ret)
+{
+        char buf[STATUS_READ_MAX];
+        ssize_t n;
+
+        n = read_file_at(pid_dir_fd, "status", buf, sizeof(buf));
+        if (n < 0)
+                return (int)n;
+        return parse_status_uid(buf, ret);
+}
+
 /* cmdline with NULs as spaces and trailing separators trimmed; "[comm]"
  * when the process has no command line (kernel thread, zombie). */
 static char *make_command(char *cmdline, size_t len, const char *comm)
@@ -162,9 +206,9 @@ static char *make_command(char *cmdline, size_t len, const char *comm)
 int proc_read_info(int proc_root_fd, pid_t pid, ProcInfo *ret)
 {
         _cleanup_close_ int dirfd = -1;
-        char statbuf[STAT_READ_MAX], status[STATUS_READ_MAX], cmdline[PROC_COMMAND_MAX];
-        char *comm, state;
-        uint64_t start_time;
+        char statbuf[STAT_READ_MAX], cmdline[PROC_COMMAND_MAX];
+        char *comm;
+        ProcStat st;
         uid_t uid;
         ssize_t n;
         char *command;
@@ -173,21 +217,19 @@ int proc_read_info(int proc_root_fd, pid_t pid, ProcInfo *ret)
         assert(proc_root_fd >= 0);
         assert(ret);
 
-        dirfd = open_pid_dir(proc_root_fd, pid);
+        dirfd = proc_open_pid_dir(proc_root_fd, pid);
         if (dirfd < 0)
                 return dirfd;
 
+        /* Read here rather than by proc_read_stat(): comm points into statbuf. */
         n = read_file_at(dirfd, "stat", statbuf, sizeof(statbuf));
         if (n < 0)
                 return (int)n;
-        r = parse_stat(statbuf, &state, &start_time, &comm);
+        r = parse_stat(statbuf, &st, &comm);
         if (r < 0)
                 return r;
 
-        n = read_file_at(dirfd, "status", status, sizeof(status));
-        if (n < 0)
-                return (int)n;
-        r = parse_status_uid(status, &uid);
+        r = proc_read_uid(dirfd, &uid);
         if (r < 0)
                 return r;
 
@@ -201,8 +243,8 @@ int proc_read_info(int proc_root_fd, pid_t pid, ProcInfo *ret)
         *ret = (ProcInfo){
                 .pid = pid,
                 .uid = uid,
-                .start_time = start_time,
-                .state = state,
+                .start_time = st.start_time,
+                .state = st.state,
                 .command = command,
         };
         return 0;
@@ -220,23 +262,18 @@ void proc_info_done(ProcInfo *i)
 static int read_start_time(int proc_root_fd, pid_t pid, uint64_t *ret_start_time)
 {
         _cleanup_close_ int dirfd = -1;
-        char statbuf[STAT_READ_MAX], state;
-        uint64_t start_time;
-        ssize_t n;
+        ProcStat st;
         int r;
 
-        dirfd = open_pid_dir(proc_root_fd, pid);
+        dirfd = proc_open_pid_dir(proc_root_fd, pid);
         if (dirfd < 0)
                 return dirfd;
-        n = read_file_at(dirfd, "stat", statbuf, sizeof(statbuf));
-        if (n < 0)
-                return (int)n;
-        r = parse_stat(statbuf, &state, &start_time, NULL);
+        r = proc_read_stat(dirfd, &st);
         if (r < 0)
                 return r;
-        if (state == 'Z' || state == 'X')
+        if (st.state == 'Z' || st.state == 'X')
                 return -ESRCH;
-        *ret_start_time = start_time;
+        *ret_start_time = st.start_time;
         return 0;
 }
 

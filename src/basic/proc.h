@@ -46,6 +46,30 @@ void proc_info_done(ProcInfo *i);
  * good, since a recycled pid gets a later start time. -ESRCH when gone. */
 int proc_start_time(pid_t pid, uint64_t *ret);
 
+/* The fields of /proc/<pid>/stat that gpukeeper uses. */
+typedef struct ProcStat {
+        char state;          /* field 3: R, S, D, Z, ... */
+        pid_t ppid;          /* field 4 */
+        unsigned tty_nr;     /* field 7: the controlling terminal, a dev_t in 32 bits; 0 for none */
+        unsigned flags;      /* field 9: PF_* of include/linux/sched.h */
+        uint64_t start_time; /* field 22, clock ticks since boot */
+} ProcStat;
+
+/* Open <proc_root_fd>/<pid> as a directory (O_NOFOLLOW), so that the files
+ * read through it below all describe the one process it names even if the
+ * pid is recycled meanwhile (they then fail with -ESRCH). Returns the fd,
+ * -ESRCH when the process does not exist, or another -errno. */
+int proc_open_pid_dir(int proc_root_fd, pid_t pid);
+
+/* Read and parse <pid_dir_fd>/stat now. Returns 0, -ESRCH when the process
+ * is gone, -EBADMSG when the line cannot be parsed, or another -errno;
+ * *ret is untouched on failure. */
+int proc_read_stat(int pid_dir_fd, ProcStat *ret);
+
+/* The real uid (first field of "Uid:") from <pid_dir_fd>/status, read now.
+ * Returns as proc_read_stat(). */
+int proc_read_uid(int pid_dir_fd, uid_t *ret);
+
 typedef struct ProcCache ProcCache;
 
 /* A cache over `proc_root` ("/proc" in the daemon, a temp dir in tests).

@@ -40,7 +40,6 @@ int cli_admin_main(cli_context *ctx, int argc, char *argv[])
             {"reason", required_argument, NULL, ARG_REASON},
             {},
         };
-        _cleanup_(gk_client_freep) gk_client *client = NULL;
         _cleanup_(json_decrefp) json_t *result = NULL, *args = NULL;
         const char *reason = NULL, *device, *uuid;
         bool drain;
@@ -64,19 +63,15 @@ int cli_admin_main(cli_context *ctx, int argc, char *argv[])
         opterr = 0;
         while ((c = getopt_long(argc, argv, ":h", options, NULL)) >= 0) {
                 switch (c) {
-                case 'h':
-                        cli_admin_usage(stdout);
-                        return cli_finish(CLI_EXIT_OK);
-                case CLI_ARG_SOCKET:
-                        ctx->socket_arg = optarg;
-                        break;
                 case ARG_REASON:
                         if (!drain)
                                 return cli_usage_error(verb, "--reason goes with drain only");
                         reason = optarg;
                         break;
                 default:
-                        return cli_option_error(verb, c, argv);
+                        r = cli_common_option(ctx, verb, cli_admin_usage, c, argv);
+                        if (r != CLI_CONTINUE)
+                                return r;
                 }
         }
         if (optind >= argc)
@@ -99,11 +94,7 @@ int cli_admin_main(cli_context *ctx, int argc, char *argv[])
         args = json_pack("{s:s}", "device", device);
         if (!args || (reason && json_object_set_new(args, "reason", json_string(reason)) < 0))
                 return CLI_EXIT_SOFTWARE;
-        r = cli_connect(ctx, &client);
-        if (r != CLI_EXIT_OK)
-                return r;
-        r = cli_call(ctx, client, drain ? "admin.drain" : "admin.undrain", json_incref(args),
-                     &result);
+        r = cli_fetch(ctx, drain ? "admin.drain" : "admin.undrain", json_incref(args), &result);
         if (r != CLI_EXIT_OK)
                 return r;
         uuid = cli_json_str(result, "device");

@@ -8,8 +8,14 @@
 #include <stdarg.h>
 #include <stdint.h>
 #include <string.h>
+#include <time.h>
 
+#include "basic/time-util.h"
 #include "cli/text.h"
+
+enum {
+        ARG_JSON = CLI_ARG_VERB_FIRST,
+};
 
 int cli_usage_error(const char *verb, const char *fmt, ...)
 {
@@ -34,6 +40,21 @@ int cli_option_error(const char *verb, int c, char *const argv[])
         if (c == ':')
                 return cli_usage_error(verb, "option '%s' needs a value", what);
         return cli_usage_error(verb, "unknown option '%s'", what);
+}
+
+int cli_common_option(cli_context *ctx, const char *verb, void (*usage)(FILE *f), int c,
+                      char *const argv[])
+{
+        switch (c) {
+        case 'h':
+                usage(stdout);
+                return cli_finish(CLI_EXIT_OK);
+        case CLI_ARG_SOCKET:
+                ctx->socket_arg = optarg;
+                return CLI_CONTINUE;
+        default:
+                return cli_option_error(verb, c, argv);
+        }
 }
 
 int cli_exit_for_gk_error(int code)
@@ -141,6 +162,77 @@ int cli_call(const cli_context *ctx, gk_client *client, const char *op, json_t *
                       term.unicode);
         fprintf(stderr, "%s\n", hint_for_gk_error(r));
         return cli_exit_for_gk_error(r);
+}
+
+int cli_fetch(const cli_context *ctx, const char *op, json_t *args, json_t **ret_result)
+{
+        _cleanup_(gk_client_freep) gk_client *client = NULL;
+        int r;
+
+        r = cli_connect(ctx, &client);
+        if (r != CLI_EXIT_OK) {
+                json_decref(args);
+                return r;
+        }
+        return cli_call(ctx, client, op, args, ret_result);
+}
+
+void cli_print_json(json_t *j)
+{
+        if (json_dumpf(j, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER) == 0)
+                fputc('\n', stdout);
+}
+
+int cli_view_options(cli_context *ctx, const char *verb, void (*usage)(FILE *f), int argc,
+                     char *argv[], bool *ret_json)
+{
+        static const struct option options[] = {
+            CLI_COMMON_OPTIONS,
+            {"json", no_argument, NULL, ARG_JSON},
+            {},
+        };
+        bool json = false;
+        int c, r;
+
+        optind = 0;
+        opterr = 0;
+        while ((c = getopt_long(argc, argv, "+:h", options, NULL)) >= 0) {
+                if (c == ARG_JSON) {
+                        json = true;
+                        continue;
+                }
+                r = cli_common_option(ctx, verb, usage, c, argv);
+                if (r != CLI_CONTINUE)
+                        return r;
+        }
+        if (optind < argc)
+                return cli_usage_error(verb, "unexpected argument '%s'", argv[optind]);
+        *ret_json = json;
+        return CLI_CONTINUE;
+}
+
+int cli_view_main(cli_context *ctx, const cli_view *view, int argc, char *argv[])
+{
+        _cleanup_(json_decrefp) json_t *result = NULL;
+        bool json;
+        cli_term term;
+        int r;
+
+        r = cli_view_options(ctx, view->verb, view->usage, argc, argv, &json);
+        if (r != CLI_CONTINUE)
+                return r;
+        r = cli_fetch(ctx, view->op, NULL, &result);
+        if (r != CLI_EXIT_OK)
+                return r;
+        if (json) {
+                cli_print_json(result);
+                return cli_finish(CLI_EXIT_OK);
+        }
+        cli_term_detect(stdout, &term);
+        r = view->render(result, &term, (double)now_usec(CLOCK_REALTIME) / USEC_PER_SEC);
+        if (r != CLI_EXIT_OK)
+                return r;
+        return cli_finish(CLI_EXIT_OK);
 }
 
 int cli_finish(int exit_code)

@@ -17,6 +17,7 @@
 #include <sysexits.h>
 
 #include "basic/macro.h"
+#include "cli/text.h"
 #include "gpukeeper/client.h"
 
 enum {
@@ -59,6 +60,18 @@ int cli_usage_error(const char *verb, const char *fmt, ...) _printf_(2, 3);
  * return CLI_EXIT_USAGE. */
 int cli_option_error(const char *verb, int c, char *const argv[]);
 
+/* Not an exit code: what cli_common_option() and cli_view_options() return
+ * when option parsing goes on. */
+#define CLI_CONTINUE (-1)
+
+/* The options every subcommand shares, for the default branch of its
+ * getopt_long() loop (opterr = 0, optstring starting with ':' or "+:", and
+ * CLI_COMMON_OPTIONS in its table): -h/--help prints `usage` on stdout and
+ * returns cli_finish()'s code; --socket sets ctx->socket_arg and returns
+ * CLI_CONTINUE; anything else is reported as by cli_option_error(). */
+int cli_common_option(cli_context *ctx, const char *verb, void (*usage)(FILE *f), int c,
+                      char *const argv[]);
+
 /* Exit code for a gk_error code from a daemon error reply. */
 int cli_exit_for_gk_error(int code);
 
@@ -73,6 +86,37 @@ int cli_connect(const cli_context *ctx, gk_client **ret_client);
  * or what broke) and return the exit code. */
 int cli_call(const cli_context *ctx, gk_client *client, const char *op, json_t *args,
              json_t **ret_result);
+
+/* For subcommands that make a single call: cli_connect(), cli_call() and
+ * disconnect. `args` is stolen even when the connection fails. Returns as
+ * those do; the result outlives the connection. */
+int cli_fetch(const cli_context *ctx, const char *op, json_t *args, json_t **ret_result);
+
+/* Print `j` on stdout as --json does everywhere: indented, in the daemon's
+ * key order (scripts read the documented keys), ending in a newline. */
+void cli_print_json(json_t *j);
+
+/* Parse the options of a verb that takes nothing but the common options
+ * and --json (no operands). Returns CLI_CONTINUE, with *ret_json set, when
+ * the verb should go on, else the exit code (0 after --help). */
+int cli_view_options(cli_context *ctx, const char *verb, void (*usage)(FILE *f), int argc,
+                     char *argv[], bool *ret_json);
+
+/* A verb that shows one daemon operation's result: with --json as it
+ * came, else through `render`, which prints to stdout (laid out for `term`,
+ * times relative to `now`, seconds since the epoch) and returns an exit
+ * code, having said on stderr what went wrong when that is not 0. */
+typedef struct cli_view {
+        const char *verb;
+        void (*usage)(FILE *f);
+        const char *op;
+        int (*render)(json_t *result, const cli_term *term, double now);
+} cli_view;
+
+/* The whole of such a verb: options (cli_view_options()), a call of
+ * view->op without arguments, then the JSON or the rendered view. Returns
+ * the exit code. */
+int cli_view_main(cli_context *ctx, const cli_view *view, int argc, char *argv[]);
 
 /* Flush standard output; on a write error print one line and return
  * CLI_EXIT_IO, else return `exit_code`. */

@@ -208,16 +208,11 @@ static void put_text(FILE *f, const char *s, bool unicode)
         cli_text_clip(f, s ? s : "-", 4096, unicode);
 }
 
-static void print_json(json_t *j)
-{
-        if (json_dumpf(j, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER) == 0)
-                fputc('\n', stdout);
-}
-
 /* ---- argument parsing ---------------------------------------------------------- */
 
-static int parse_args(cli_context *ctx, int argc, char *argv[], unsigned allowed, EnvArgs *a,
-                      bool *ret_help)
+/* The options of `env <command>`, those not in `allowed` refused. Returns
+ * CLI_CONTINUE, with a->operands set, or the exit code (0 after --help). */
+static int parse_args(cli_context *ctx, int argc, char *argv[], unsigned allowed, EnvArgs *a)
 {
         static const struct option options[] = {
             CLI_COMMON_OPTIONS,
@@ -251,9 +246,8 @@ static int parse_args(cli_context *ctx, int argc, char *argv[], unsigned allowed
             {ARG_TEMPLATES_DIR, OPT_TEMPLATES_DIR, "--templates-dir"},
             {ARG_LIST, OPT_LIST, "--list"},
         };
-        int c;
+        int c, r;
 
-        *ret_help = false;
         optind = 0;
         opterr = 0;
         while ((c = getopt_long(argc, argv, ":h", options, NULL)) >= 0) {
@@ -262,12 +256,6 @@ static int parse_args(cli_context *ctx, int argc, char *argv[], unsigned allowed
                                 return cli_usage_error(a->verb, "'%s' does not take %s", a->verb,
                                                        opt_names[i].name);
                 switch (c) {
-                case 'h':
-                        *ret_help = true;
-                        return CLI_EXIT_OK;
-                case CLI_ARG_SOCKET:
-                        ctx->socket_arg = optarg;
-                        break;
                 case ARG_USER:
                         a->user = optarg;
                         break;
@@ -307,7 +295,9 @@ static int parse_args(cli_context *ctx, int argc, char *argv[], unsigned allowed
                         a->list = true;
                         break;
                 default:
-                        return cli_option_error(a->verb, c, argv);
+                        r = cli_common_option(ctx, a->verb, cli_env_usage, c, argv);
+                        if (r != CLI_CONTINUE)
+                                return r;
                 }
         }
         if (a->user && a->all_users)
@@ -316,7 +306,7 @@ static int parse_args(cli_context *ctx, int argc, char *argv[], unsigned allowed
                 return cli_usage_error(a->verb, "give --no-builds or --from-history, not both");
         a->operands = argv + optind;
         a->n_operands = argc - optind;
-        return CLI_EXIT_OK;
+        return CLI_CONTINUE;
 }
 
 /* Exactly one operand, named `what` in the message when missing. */
@@ -408,6 +398,25 @@ static int find_env(const EnvArgs *a, const EnvUser *user, const char *which, un
         }
         *ret = e;
         return CLI_EXIT_OK;
+}
+
+/* The environment named by the command's one operand, among the target
+ * user's (--user, else the caller): what export and hook install work on.
+ * Prints why not and returns the exit code when there is none. */
+static int operand_env(const EnvArgs *a, unsigned flags, EnvInfo **ret)
+{
+        EnvUser user = {};
+        int r;
+
+        r = one_operand(a, "environment (a name or a path)");
+        if (r != CLI_EXIT_OK)
+                return r;
+        r = cli_env_target_user(a->verb, a->user, &user);
+        if (r != CLI_EXIT_OK)
+                return r;
+        r = find_env(a, &user, a->operands[0], flags, ret);
+        env_user_done(&user);
+        return r;
 }
 
 /* ---- env list -------------------------------------------------------------------- */
@@ -531,7 +540,7 @@ static int env_list(cli_context *ctx, EnvArgs *a)
                     json_pack("{s:O, s:O}", "envs", jenvs, "errors", jerrors);
                 if (!doc)
                         return CLI_EXIT_SOFTWARE;
-                print_json(doc);
+                cli_print_json(doc);
         } else if (!header && exit_code == CLI_EXIT_OK)
                 puts(a->all_users ? "No conda environments found."
                                   : "No conda environments found (see 'gpukeeper env create').");
@@ -543,17 +552,9 @@ static int env_list(cli_context *ctx, EnvArgs *a)
 static int env_export_cmd(cli_context *ctx, EnvArgs *a)
 {
         _cleanup_(env_info_freep) EnvInfo *e = NULL;
-        EnvUser user = {};
         int r;
 
-        r = one_operand(a, "environment (a name or a path)");
-        if (r != CLI_EXIT_OK)
-                return r;
-        r = cli_env_target_user(a->verb, a->user, &user);
-        if (r != CLI_EXIT_OK)
-                return r;
-        r = find_env(a, &user, a->operands[0], ENV_LOAD_PACKAGES, &e);
-        env_user_done(&user);
+        r = operand_env(a, ENV_LOAD_PACKAGES, &e);
         if (r != CLI_EXIT_OK)
                 return r;
         r = env_export(e,
@@ -759,7 +760,7 @@ static int restore_list(const EnvArgs *a, const EnvUser *user, const EnvOptions 
                 env_trash_entries_free(entries, n);
                 if (!doc)
                         return CLI_EXIT_SOFTWARE;
-                print_json(doc);
+                cli_print_json(doc);
                 return cli_finish(CLI_EXIT_OK);
         }
         if (n == 0)
@@ -953,17 +954,9 @@ static int env_create_cmd(cli_context *ctx, EnvArgs *a)
 static int env_hook_cmd(cli_context *ctx, EnvArgs *a)
 {
         _cleanup_(env_info_freep) EnvInfo *e = NULL;
-        EnvUser user = {};
         int r;
 
-        r = one_operand(a, "environment (a name or a path)");
-        if (r != CLI_EXIT_OK)
-                return r;
-        r = cli_env_target_user(a->verb, a->user, &user);
-        if (r != CLI_EXIT_OK)
-                return r;
-        r = find_env(a, &user, a->operands[0], 0, &e);
-        env_user_done(&user);
+        r = operand_env(a, 0, &e);
         if (r != CLI_EXIT_OK)
                 return r;
         if (geteuid() != 0 && e->owner_uid != geteuid()) {
@@ -1015,7 +1008,6 @@ int cli_env_main(cli_context *ctx, int argc, char *argv[])
 {
         const EnvSub *sub = NULL;
         EnvArgs a = {};
-        bool help;
         int r;
 
         if (argc < 2)
@@ -1037,12 +1029,8 @@ int cli_env_main(cli_context *ctx, int argc, char *argv[])
                 argc--, argv++;
         }
         a.verb = sub->verb;
-        r = parse_args(ctx, argc, argv, sub->allowed, &a, &help);
-        if (r != CLI_EXIT_OK)
+        r = parse_args(ctx, argc, argv, sub->allowed, &a);
+        if (r != CLI_CONTINUE)
                 return r;
-        if (help) {
-                cli_env_usage(stdout);
-                return cli_finish(CLI_EXIT_OK);
-        }
         return sub->run(ctx, &a);
 }

@@ -95,12 +95,6 @@ int cli_kernel_main(cli_context *ctx, int argc, char *argv[])
         opterr = 0;
         while ((c = getopt_long(argc, argv, ":h", options, NULL)) >= 0) {
                 switch (c) {
-                case 'h':
-                        cli_kernel_usage(stdout);
-                        return cli_finish(CLI_EXIT_OK);
-                case CLI_ARG_SOCKET:
-                        ctx->socket_arg = optarg;
-                        break;
                 case ARG_GPUS:
                         if (parse_uint64(optarg, &gpus) < 0 || gpus == 0 ||
                             gpus > ENV_KERNEL_MAX_GPUS)
@@ -113,7 +107,9 @@ int cli_kernel_main(cli_context *ctx, int argc, char *argv[])
                         user_arg = optarg;
                         break;
                 default:
-                        return cli_option_error("kernel install", c, argv);
+                        r = cli_common_option(ctx, "kernel install", cli_kernel_usage, c, argv);
+                        if (r != CLI_CONTINUE)
+                                return r;
                 }
         }
         if (optind >= argc)

@@ -15,6 +15,7 @@ enum {
         ARG_GPU,
         ARG_MIG,
         ARG_NO_WAIT,
+        ARG_WAIT,
         ARG_TIME,
         ARG_JSON,
 };
@@ -186,6 +187,7 @@ static int parse_options(cli_context *ctx, int argc, char *argv[], bool is_run, 
             {"gpu", required_argument, NULL, ARG_GPU},
             {"mig", required_argument, NULL, ARG_MIG},
             {"no-wait", no_argument, NULL, ARG_NO_WAIT},
+            {"wait", no_argument, NULL, ARG_WAIT},
             {},
         };
         static const struct option acquire_options[] = {
@@ -194,6 +196,7 @@ static int parse_options(cli_context *ctx, int argc, char *argv[], bool is_run, 
             {"gpu", required_argument, NULL, ARG_GPU},
             {"mig", required_argument, NULL, ARG_MIG},
             {"no-wait", no_argument, NULL, ARG_NO_WAIT},
+            {"wait", no_argument, NULL, ARG_WAIT},
             {"time", required_argument, NULL, ARG_TIME},
             {"json", no_argument, NULL, ARG_JSON},
             {},
@@ -225,6 +228,10 @@ static int parse_options(cli_context *ctx, int argc, char *argv[], bool is_run, 
                         break;
                 case ARG_NO_WAIT:
                         a->wait = false;
+                        break;
+                case ARG_WAIT:
+                        /* The default, spelled out (kernelspecs say --wait). */
+                        a->wait = true;
                         break;
                 case ARG_TIME:
                         if (a->duration_sec != 0)

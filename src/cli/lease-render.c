@@ -128,8 +128,7 @@ static const char *fmt_age(char *buf, size_t len, json_t *o, const char *key, do
         return cli_format_span(buf, len, now - at);
 }
 
-/* A JSON integer member as text, or "-". */
-static const char *fmt_int(char *buf, size_t len, json_t *o, const char *key)
+const char *cli_json_int_text(char *buf, size_t len, json_t *o, const char *key)
 {
         double v;
 
@@ -158,36 +157,32 @@ int cli_lease_list_render(json_t *leases, bool all, FILE *f, const cli_term *ter
                 return 0;
         }
         for (size_t i = 0; i < n; i++)
-                id_w =
-                    MAX(id_w, MIN(strlen(fmt_int(buf, sizeof buf, json_array_get(leases, i), "id")),
-                                  (size_t)12));
+                id_w = MAX(id_w, MIN(strlen(cli_json_int_text(buf, sizeof buf,
+                                                              json_array_get(leases, i), "id")),
+                                     (size_t)12));
         fixed = id_w + 2 + USER_W + 1 + KIND_W + 2 + AGE_W + 1 + EXPIRES_W + 1;
 
-        cli_text_style(f, term, CLI_STYLE_BOLD);
-        cli_text_field(f, "ID", id_w, CLI_ALIGN_LEFT, false);
-        fputs("  ", f);
-        cli_text_field(f, "USER", USER_W, CLI_ALIGN_LEFT, false);
-        fputc(' ', f);
-        cli_text_field(f, "KIND", KIND_W, CLI_ALIGN_LEFT, false);
-        fputs("  ", f);
-        cli_text_field(f, "AGE", AGE_W, CLI_ALIGN_LEFT, false);
-        fputc(' ', f);
-        cli_text_field(f, "EXPIRES", EXPIRES_W, CLI_ALIGN_LEFT, false);
-        fputs(" DEVICES", f);
-        cli_text_style(f, term, CLI_STYLE_RESET);
-        fputc('\n', f);
+        cli_text_heading(f, term,
+                         (const cli_column[]){
+                             {"ID", id_w, CLI_ALIGN_LEFT, 2},
+                             {"USER", USER_W, CLI_ALIGN_LEFT, 1},
+                             {"KIND", KIND_W, CLI_ALIGN_LEFT, 2},
+                             {"AGE", AGE_W, CLI_ALIGN_LEFT, 1},
+                             {"EXPIRES", EXPIRES_W, CLI_ALIGN_LEFT, 1},
+                         },
+                         5, "DEVICES");
 
         for (size_t i = 0; i < n; i++) {
                 json_t *l = json_array_get(leases, i);
                 const char *user = cli_json_str(l, "user"), *kind = cli_json_str(l, "kind");
                 char id[32], uid[32], age[32], exp[32], devices[1024];
 
-                cli_text_field(f, fmt_int(id, sizeof id, l, "id"), id_w, CLI_ALIGN_LEFT,
+                cli_text_field(f, cli_json_int_text(id, sizeof id, l, "id"), id_w, CLI_ALIGN_LEFT,
                                term->unicode);
                 fputs("  ", f);
                 /* No passwd entry: the uid is all there is. */
-                cli_text_field(f, user ? user : fmt_int(uid, sizeof uid, l, "uid"), USER_W,
-                               CLI_ALIGN_LEFT, term->unicode);
+                cli_text_field(f, user ? user : cli_json_int_text(uid, sizeof uid, l, "uid"),
+                               USER_W, CLI_ALIGN_LEFT, term->unicode);
                 fputc(' ', f);
                 cli_text_field(f, kind ? kind : "-", KIND_W, CLI_ALIGN_LEFT, term->unicode);
                 fputs("  ", f);
@@ -215,7 +210,7 @@ int cli_lease_render(json_t *lease, FILE *f, const cli_term *term, double now)
         if (!json_is_object(lease))
                 return -EBADMSG;
 
-        fprintf(f, "lease %s", fmt_int(id, sizeof id, lease, "id"));
+        fprintf(f, "lease %s", cli_json_int_text(id, sizeof id, lease, "id"));
         fputs(" (", f);
         cli_text_clip(f, kind ? kind : "-", 16, term->unicode);
         fprintf(f, "): %zu device%s", n, n == 1 ? "" : "s");
@@ -235,7 +230,8 @@ int cli_lease_render(json_t *lease, FILE *f, const cli_term *term, double now)
                 const char *profile = cli_json_str(d, "profile"), *uuid = cli_json_str(d, "uuid");
                 char idx[40], buf[32];
 
-                snprintf(idx, sizeof idx, "[%s]", fmt_int(buf, sizeof buf, d, "gpu_index"));
+                snprintf(idx, sizeof idx, "[%s]",
+                         cli_json_int_text(buf, sizeof buf, d, "gpu_index"));
                 fputs("  ", f);
                 cli_text_field(f, idx, 5, CLI_ALIGN_LEFT, term->unicode);
                 fputc(' ', f);
@@ -256,17 +252,14 @@ size_t cli_queue_render(json_t *queue, FILE *f, const cli_term *term, double now
                 return 0;
 
         cli_text_spaces(f, indent);
-        cli_text_style(f, term, CLI_STYLE_BOLD);
-        cli_text_field(f, "POS", POS_W, CLI_ALIGN_RIGHT, false);
-        fputs("  ", f);
-        cli_text_field(f, "USER", USER_W, CLI_ALIGN_LEFT, false);
-        fputc(' ', f);
-        cli_text_field(f, "WANTS", WANTS_W, CLI_ALIGN_LEFT, false);
-        fputc(' ', f);
-        cli_text_field(f, "WAITING", WAITING_W, CLI_ALIGN_LEFT, false);
-        fputs(" REASON", f);
-        cli_text_style(f, term, CLI_STYLE_RESET);
-        fputc('\n', f);
+        cli_text_heading(f, term,
+                         (const cli_column[]){
+                             {"POS", POS_W, CLI_ALIGN_RIGHT, 2},
+                             {"USER", USER_W, CLI_ALIGN_LEFT, 1},
+                             {"WANTS", WANTS_W, CLI_ALIGN_LEFT, 1},
+                             {"WAITING", WAITING_W, CLI_ALIGN_LEFT, 1},
+                         },
+                         4, "REASON");
 
         for (size_t i = 0; i < n; i++) {
                 json_t *q = json_array_get(queue, i);
@@ -275,11 +268,11 @@ size_t cli_queue_render(json_t *queue, FILE *f, const cli_term *term, double now
                 char pos[32], uid[32], age[32];
 
                 cli_text_spaces(f, indent);
-                cli_text_field(f, fmt_int(pos, sizeof pos, q, "position"), POS_W, CLI_ALIGN_RIGHT,
-                               term->unicode);
+                cli_text_field(f, cli_json_int_text(pos, sizeof pos, q, "position"), POS_W,
+                               CLI_ALIGN_RIGHT, term->unicode);
                 fputs("  ", f);
-                cli_text_field(f, user ? user : fmt_int(uid, sizeof uid, q, "uid"), USER_W,
-                               CLI_ALIGN_LEFT, term->unicode);
+                cli_text_field(f, user ? user : cli_json_int_text(uid, sizeof uid, q, "uid"),
+                               USER_W, CLI_ALIGN_LEFT, term->unicode);
                 fputc(' ', f);
                 cli_text_field(f, wants ? wants : "-", WANTS_W, CLI_ALIGN_LEFT, term->unicode);
                 fputc(' ', f);

@@ -22,6 +22,10 @@ const char *cli_json_str(json_t *o, const char *key);
  * or not a number. */
 bool cli_json_num(json_t *o, const char *key, double *ret);
 
+/* A number member of `o` rounded to a whole number, as text in buf, or
+ * "-" when absent or not a number. Returns what to print. */
+const char *cli_json_int_text(char *buf, size_t len, json_t *o, const char *key);
+
 /* A span of time in at most two units, rounded down: "45s", "12m", "2h13m",
  * "2h", "3d4h". Negative spans are "0s". Returns buf. */
 const char *cli_format_span(char *buf, size_t len, double seconds);

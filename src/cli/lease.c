@@ -46,6 +46,7 @@ void cli_lease_usage(FILE *f)
             "Options:\n"
             "  --gpus N, --gpu ID[,ID...], --mig PROFILE[:N]  what to lease, as for 'run'\n"
             "  --time DURATION  how long: 30m, 4h, 1d (default: the configured default)\n"
+            "  --wait           wait in the queue until the devices are free (the default)\n"
             "  --no-wait        fail with exit status 75 instead of waiting in the queue\n"
             "  --json           print the daemon's reply as JSON\n"
             "  --socket PATH    talk to the daemon at PATH\n"
@@ -56,12 +57,6 @@ void cli_lease_usage(FILE *f)
 static double now_sec(void)
 {
         return (double)now_usec(CLOCK_REALTIME) / USEC_PER_SEC;
-}
-
-static void print_json(json_t *j)
-{
-        if (json_dumpf(j, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER) == 0)
-                fputc('\n', stdout);
 }
 
 /* A lease id from the command line: a decimal number within JSON's range. */
@@ -77,10 +72,11 @@ static int parse_id(const char *verb, const char *s, json_int_t *ret)
 }
 
 /* The option loop of the simple subcommands: --json, --all and --time where
- * `allowed` names them ("jat"). Leaves optind at the first operand. */
+ * `allowed` names them ("jat"). Leaves optind at the first operand and
+ * returns CLI_CONTINUE, or the exit code (0 after --help). */
 static int parse_simple(cli_context *ctx, int argc, char *argv[], const char *verb,
                         const char *allowed, bool *ret_json, bool *ret_all,
-                        uint64_t *ret_duration_sec, bool *ret_help)
+                        uint64_t *ret_duration_sec)
 {
         static const struct option options[] = {
             CLI_COMMON_OPTIONS,
@@ -89,19 +85,13 @@ static int parse_simple(cli_context *ctx, int argc, char *argv[], const char *ve
             {"time", required_argument, NULL, ARG_TIME},
             {},
         };
-        int c;
+        int c, r;
 
         optind = 0;
         opterr = 0;
         /* Options may follow the operand: lease extend 12 --time 2h. */
         while ((c = getopt_long(argc, argv, ":h", options, NULL)) >= 0) {
                 switch (c) {
-                case 'h':
-                        *ret_help = true;
-                        return CLI_EXIT_OK;
-                case CLI_ARG_SOCKET:
-                        ctx->socket_arg = optarg;
-                        break;
                 case ARG_JSON:
                         if (!strchr(allowed, 'j'))
                                 return cli_option_error(verb, '?', argv);
@@ -122,10 +112,12 @@ static int parse_simple(cli_context *ctx, int argc, char *argv[], const char *ve
                                                        optarg);
                         break;
                 default:
-                        return cli_option_error(verb, c, argv);
+                        r = cli_common_option(ctx, verb, cli_lease_usage, c, argv);
+                        if (r != CLI_CONTINUE)
+                                return r;
                 }
         }
-        return CLI_EXIT_OK;
+        return CLI_CONTINUE;
 }
 
 static int lease_acquire(cli_context *ctx, int argc, char *argv[])
@@ -182,7 +174,7 @@ static int lease_acquire(cli_context *ctx, int argc, char *argv[])
                 _cleanup_(json_decrefp) json_t *wrapped = json_pack("{s:O}", "lease", lease);
 
                 if (wrapped)
-                        print_json(wrapped);
+                        cli_print_json(wrapped);
                 return cli_finish(CLI_EXIT_OK);
         }
         cli_term_detect(stdout, &term);
@@ -193,20 +185,15 @@ static int lease_acquire(cli_context *ctx, int argc, char *argv[])
 
 static int lease_env(cli_context *ctx, int argc, char *argv[])
 {
-        _cleanup_(gk_client_freep) gk_client *client = NULL;
         _cleanup_(json_decrefp) json_t *result = NULL, *args = json_object();
-        bool json = false, all = false, help = false;
+        bool json = false, all = false;
         uint64_t dur = 0;
         json_int_t id = 0;
         int r;
 
-        r = parse_simple(ctx, argc, argv, "lease env", "", &json, &all, &dur, &help);
-        if (r != CLI_EXIT_OK)
+        r = parse_simple(ctx, argc, argv, "lease env", "", &json, &all, &dur);
+        if (r != CLI_CONTINUE)
                 return r;
-        if (help) {
-                cli_lease_usage(stdout);
-                return cli_finish(CLI_EXIT_OK);
-        }
         if (argc - optind > 1)
                 return cli_usage_error("lease env", "unexpected argument '%s'", argv[optind + 1]);
         if (!args)
@@ -217,10 +204,7 @@ static int lease_env(cli_context *ctx, int argc, char *argv[])
                         return r;
                 json_object_set_new(args, "id", json_integer(id));
         }
-        r = cli_connect(ctx, &client);
-        if (r != CLI_EXIT_OK)
-                return r;
-        r = cli_call(ctx, client, "lease.env", json_incref(args), &result);
+        r = cli_fetch(ctx, "lease.env", json_incref(args), &result);
         if (r != CLI_EXIT_OK)
                 return r;
         if (cli_env_render(json_object_get(result, "env"), stdout) < 0) {
@@ -233,30 +217,22 @@ static int lease_env(cli_context *ctx, int argc, char *argv[])
 
 static int lease_list(cli_context *ctx, int argc, char *argv[])
 {
-        _cleanup_(gk_client_freep) gk_client *client = NULL;
         _cleanup_(json_decrefp) json_t *result = NULL;
-        bool json = false, all = false, help = false;
+        bool json = false, all = false;
         uint64_t dur = 0;
         cli_term term;
         int r;
 
-        r = parse_simple(ctx, argc, argv, "lease list", "ja", &json, &all, &dur, &help);
-        if (r != CLI_EXIT_OK)
+        r = parse_simple(ctx, argc, argv, "lease list", "ja", &json, &all, &dur);
+        if (r != CLI_CONTINUE)
                 return r;
-        if (help) {
-                cli_lease_usage(stdout);
-                return cli_finish(CLI_EXIT_OK);
-        }
         if (optind < argc)
                 return cli_usage_error("lease list", "unexpected argument '%s'", argv[optind]);
-        r = cli_connect(ctx, &client);
-        if (r != CLI_EXIT_OK)
-                return r;
-        r = cli_call(ctx, client, "lease.list", json_pack("{s:b}", "all", all), &result);
+        r = cli_fetch(ctx, "lease.list", json_pack("{s:b}", "all", all), &result);
         if (r != CLI_EXIT_OK)
                 return r;
         if (json) {
-                print_json(result);
+                cli_print_json(result);
                 return cli_finish(CLI_EXIT_OK);
         }
         cli_term_detect(stdout, &term);
@@ -271,21 +247,16 @@ static int lease_list(cli_context *ctx, int argc, char *argv[])
 
 static int lease_extend(cli_context *ctx, int argc, char *argv[])
 {
-        _cleanup_(gk_client_freep) gk_client *client = NULL;
         _cleanup_(json_decrefp) json_t *result = NULL;
-        bool json = false, all = false, help = false;
+        bool json = false, all = false;
         uint64_t dur = 0;
         json_int_t id = 0;
         cli_term term;
         int r;
 
-        r = parse_simple(ctx, argc, argv, "lease extend", "t", &json, &all, &dur, &help);
-        if (r != CLI_EXIT_OK)
+        r = parse_simple(ctx, argc, argv, "lease extend", "t", &json, &all, &dur);
+        if (r != CLI_CONTINUE)
                 return r;
-        if (help) {
-                cli_lease_usage(stdout);
-                return cli_finish(CLI_EXIT_OK);
-        }
         if (optind >= argc)
                 return cli_usage_error("lease extend", "which lease? gpukeeper lease extend ID "
                                                        "--time DURATION");
@@ -298,11 +269,8 @@ static int lease_extend(cli_context *ctx, int argc, char *argv[])
         if (dur == 0)
                 return cli_usage_error("lease extend", "by how much? add --time DURATION, like "
                                                        "'--time 2h'");
-        r = cli_connect(ctx, &client);
-        if (r != CLI_EXIT_OK)
-                return r;
-        r = cli_call(ctx, client, "lease.extend",
-                     json_pack("{s:I, s:I}", "id", id, "duration_sec", (json_int_t)dur), &result);
+        r = cli_fetch(ctx, "lease.extend",
+                      json_pack("{s:I, s:I}", "id", id, "duration_sec", (json_int_t)dur), &result);
         if (r != CLI_EXIT_OK)
                 return r;
         cli_term_detect(stdout, &term);
@@ -313,22 +281,17 @@ static int lease_extend(cli_context *ctx, int argc, char *argv[])
 
 static int lease_release(cli_context *ctx, int argc, char *argv[])
 {
-        _cleanup_(gk_client_freep) gk_client *client = NULL;
         _cleanup_(json_decrefp) json_t *result = NULL;
-        bool json = false, all = false, help = false;
+        bool json = false, all = false;
         uint64_t dur = 0;
         json_int_t id = 0;
         json_t *released;
         size_t n;
         int r;
 
-        r = parse_simple(ctx, argc, argv, "lease release", "a", &json, &all, &dur, &help);
-        if (r != CLI_EXIT_OK)
+        r = parse_simple(ctx, argc, argv, "lease release", "a", &json, &all, &dur);
+        if (r != CLI_CONTINUE)
                 return r;
-        if (help) {
-                cli_lease_usage(stdout);
-                return cli_finish(CLI_EXIT_OK);
-        }
         if (all && optind < argc)
                 return cli_usage_error("lease release", "give a lease ID or --all, not both");
         if (!all && optind >= argc)
@@ -342,11 +305,8 @@ static int lease_release(cli_context *ctx, int argc, char *argv[])
                 if (r != CLI_EXIT_OK)
                         return r;
         }
-        r = cli_connect(ctx, &client);
-        if (r != CLI_EXIT_OK)
-                return r;
-        r = cli_call(ctx, client, "lease.release",
-                     all ? json_pack("{s:b}", "all", 1) : json_pack("{s:I}", "id", id), &result);
+        r = cli_fetch(ctx, "lease.release",
+                      all ? json_pack("{s:b}", "all", 1) : json_pack("{s:I}", "id", id), &result);
         if (r != CLI_EXIT_OK)
                 return r;
         released = json_object_get(result, "released");

@@ -88,7 +88,7 @@ int main(int argc, char *argv[])
         };
         cli_context ctx = {};
         const cli_verb *v;
-        int c;
+        int c, r;
 
         /* Character widths for the text views; numbers stay in the C locale. */
         setlocale(LC_CTYPE, "");
@@ -97,17 +97,13 @@ int main(int argc, char *argv[])
         /* '+': stop at the command name; what follows is the command's. */
         while ((c = getopt_long(argc, argv, "+:h", options, NULL)) >= 0) {
                 switch (c) {
-                case 'h':
-                        usage(stdout);
-                        return cli_finish(CLI_EXIT_OK);
                 case ARG_VERSION:
                         puts("gpukeeper " GK_VERSION);
                         return cli_finish(CLI_EXIT_OK);
-                case CLI_ARG_SOCKET:
-                        ctx.socket_arg = optarg;
-                        break;
                 default:
-                        return cli_option_error(NULL, c, argv);
+                        r = cli_common_option(&ctx, NULL, usage, c, argv);
+                        if (r != CLI_CONTINUE)
+                                return r;
                 }
         }
         if (optind >= argc)

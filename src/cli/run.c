@@ -63,6 +63,7 @@ void cli_run_usage(FILE *f)
               "  --gpu ID[,ID...]  these devices: GPU or MIG UUIDs, or GPU indices\n"
               "  --mig PROFILE[:N] N (default 1) MIG instances of PROFILE, e.g. 3g.40gb;\n"
               "                    repeatable\n"
+              "  --wait            wait in the queue until the devices are free (the default)\n"
               "  --no-wait         fail with exit status 75 instead of waiting in the queue\n"
               "  --socket PATH     talk to the daemon at PATH\n"
               "  -h, --help        show this help\n"

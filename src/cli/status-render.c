@@ -82,17 +82,6 @@
 #define GPU_FIXED_W                                                                                \
         (1 + 2 + UUID_W + 1 + MIG_W + 1 + TEMP_W + 2 + 1 + POWER_W + 2 + 1 + UTIL_W + 2 + 1 + MEM_W)
 
-/* `key` of `o` rounded to a whole number, or "-" when unknown. */
-static const char *fmt_num(char *buf, size_t len, json_t *o, const char *key)
-{
-        double v;
-
-        if (!cli_json_num(o, key, &v))
-                return "-";
-        snprintf(buf, len, "%.0f", v);
-        return buf;
-}
-
 static const char *fmt_gib(char *buf, size_t len, json_t *o, const char *key)
 {
         double v;
@@ -119,7 +108,8 @@ static void print_quantity(FILE *f, json_t *o, const char *key, size_t width, co
 {
         char buf[32];
 
-        cli_text_field(f, fmt_num(buf, sizeof buf, o, key), width, CLI_ALIGN_RIGHT, term->unicode);
+        cli_text_field(f, cli_json_int_text(buf, sizeof buf, o, key), width, CLI_ALIGN_RIGHT,
+                       term->unicode);
         fputs(unit, f);
 }
 
@@ -230,12 +220,12 @@ static void print_process(FILE *f, json_t *p, const char *prefix, size_t prefix_
         size_t fields_w = PID_W + 1 + USER_W + 1 + PMEM_W + 2, used = prefix_w + fields_w;
 
         fputs(prefix, f);
-        cli_text_field(f, fmt_num(pid, sizeof pid, p, "pid"), PID_W, CLI_ALIGN_RIGHT,
+        cli_text_field(f, cli_json_int_text(pid, sizeof pid, p, "pid"), PID_W, CLI_ALIGN_RIGHT,
                        term->unicode);
         fputc(' ', f);
         /* No passwd entry (or the process is gone): the uid is all there is. */
         if (!user)
-                user = fmt_num(uid, sizeof uid, p, "uid");
+                user = cli_json_int_text(uid, sizeof uid, p, "uid");
         cli_text_field(f, user, USER_W, CLI_ALIGN_LEFT, term->unicode);
         fputc(' ', f);
         snprintf(what, sizeof what, "%s GiB", fmt_gib(mem, sizeof mem, p, "memory_used_bytes"));
@@ -350,7 +340,7 @@ static void print_holder(FILE *f, json_t *dev, json_t **procs, size_t n_procs,
                         char uid[32];
 
                         add_user(users, sizeof users,
-                                 u ? u : fmt_num(uid, sizeof uid, procs[i], "uid"));
+                                 u ? u : cli_json_int_text(uid, sizeof uid, procs[i], "uid"));
                 }
         knows_leases = lease || json_object_get(dev, "drained");
         if (!json_is_object(lease) && !drained && !users[0] && !(show_free && knows_leases))
@@ -372,10 +362,10 @@ static void print_holder(FILE *f, json_t *dev, json_t **procs, size_t n_procs,
                                  cli_format_span(span, sizeof span, now - since));
                 /* A long login name must not push the rest off the line. */
                 holder_part(f, term, CLI_STYLE_BOLD,
-                            user ? user : fmt_num(uid, sizeof uid, lease, "uid"), USER_W + 6, false,
-                            &used, &first);
+                            user ? user : cli_json_int_text(uid, sizeof uid, lease, "uid"),
+                            USER_W + 6, false, &used, &first);
                 snprintf(text, sizeof text, " %.16s%s (lease %s)", kind ? kind : "-", exp,
-                         fmt_num(id, sizeof id, lease, "id"));
+                         cli_json_int_text(id, sizeof id, lease, "id"));
                 holder_part(f, term, CLI_STYLE_BOLD, text, SIZE_MAX, true, &used, &first);
                 if (json_is_true(json_object_get(lease, "idle_warned")))
                         holder_part(f, term, CLI_STYLE_YELLOW, "IDLE: release warned", SIZE_MAX,
@@ -406,8 +396,9 @@ static void print_instance(FILE *f, json_t *inst, bool last, json_t **procs, siz
         fputc(' ', f);
         cli_text_field(f, uuid ? uuid : "-", UUID_W, CLI_ALIGN_LEFT, term->unicode);
         fputs("  ", f);
-        snprintf(ids, sizeof ids, "gi %s ci %s", fmt_num(gi, sizeof gi, inst, "gpu_instance_id"),
-                 fmt_num(ci, sizeof ci, inst, "compute_instance_id"));
+        snprintf(ids, sizeof ids, "gi %s ci %s",
+                 cli_json_int_text(gi, sizeof gi, inst, "gpu_instance_id"),
+                 cli_json_int_text(ci, sizeof ci, inst, "compute_instance_id"));
         cli_text_field(f, ids, IDS_W, CLI_ALIGN_LEFT, term->unicode);
         cli_text_spaces(f, LINE_END - MEM_W - used);
         print_memory(f, inst, term);
@@ -443,7 +434,7 @@ static int print_gpu(FILE *f, json_t *gpu, size_t index_w, const cli_term *term,
 
         if (!healthy)
                 cli_text_style(f, term, CLI_STYLE_RED);
-        snprintf(idx, sizeof idx, "[%s]", fmt_num(buf, sizeof buf, gpu, "index"));
+        snprintf(idx, sizeof idx, "[%s]", cli_json_int_text(buf, sizeof buf, gpu, "index"));
         cli_text_field(f, idx, index_w, CLI_ALIGN_LEFT, term->unicode);
         fputc(' ', f);
         cli_text_field(f, name ? name : "-", name_w, CLI_ALIGN_LEFT, term->unicode);
@@ -505,7 +496,7 @@ int cli_status_render(json_t *status, FILE *f, const cli_term *full_term, double
                 json_t *gpu = json_array_get(gpus, i);
                 char buf[32], idx[40];
 
-                snprintf(idx, sizeof idx, "[%s]", fmt_num(buf, sizeof buf, gpu, "index"));
+                snprintf(idx, sizeof idx, "[%s]", cli_json_int_text(buf, sizeof buf, gpu, "index"));
                 index_w = MAX(index_w, MIN(strlen(idx), (size_t)6));
         }
 

@@ -1,18 +1,10 @@
 /* `gpukeeper status [--json]`: who holds which GPU or MIG slice and who is
  * using what, from the daemon's latest snapshot. The text view is in
  * status-render.c; --json prints the daemon's result object unchanged. */
-#include <getopt.h>
-#include <stdbool.h>
 #include <string.h>
-#include <time.h>
 
-#include "basic/time-util.h"
 #include "cli/cli.h"
 #include "cli/status-render.h"
-
-enum {
-        ARG_JSON = CLI_ARG_VERB_FIRST,
-};
 
 void cli_status_usage(FILE *f)
 {
@@ -29,56 +21,12 @@ void cli_status_usage(FILE *f)
               f);
 }
 
-int cli_status_main(cli_context *ctx, int argc, char *argv[])
+/* The text view; on a reply it cannot show, point at the JSON. */
+static int render(json_t *result, const cli_term *term, double now)
 {
-        static const struct option options[] = {
-            CLI_COMMON_OPTIONS,
-            {"json", no_argument, NULL, ARG_JSON},
-            {},
-        };
-        _cleanup_(gk_client_freep) gk_client *client = NULL;
-        _cleanup_(json_decrefp) json_t *result = NULL;
-        bool json = false;
-        cli_term term;
-        int c, r;
+        int r;
 
-        optind = 0;
-        opterr = 0;
-        while ((c = getopt_long(argc, argv, "+:h", options, NULL)) >= 0) {
-                switch (c) {
-                case 'h':
-                        cli_status_usage(stdout);
-                        return cli_finish(CLI_EXIT_OK);
-                case CLI_ARG_SOCKET:
-                        ctx->socket_arg = optarg;
-                        break;
-                case ARG_JSON:
-                        json = true;
-                        break;
-                default:
-                        return cli_option_error("status", c, argv);
-                }
-        }
-        if (optind < argc)
-                return cli_usage_error("status", "unexpected argument '%s'", argv[optind]);
-
-        r = cli_connect(ctx, &client);
-        if (r != CLI_EXIT_OK)
-                return r;
-        r = cli_call(ctx, client, "status", NULL, &result);
-        if (r != CLI_EXIT_OK)
-                return r;
-
-        if (json) {
-                /* Exactly the daemon's object: scripts read the documented keys. */
-                if (json_dumpf(result, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER) == 0)
-                        fputc('\n', stdout);
-                return cli_finish(CLI_EXIT_OK);
-        }
-
-        cli_term_detect(stdout, &term);
-        r = cli_status_render(result, stdout, &term,
-                              (double)now_usec(CLOCK_REALTIME) / USEC_PER_SEC);
+        r = cli_status_render(result, stdout, term, now);
         if (r < 0) {
                 fprintf(stderr,
                         "gpukeeper: status: cannot show the daemon's reply: %s (see "
@@ -86,5 +34,17 @@ int cli_status_main(cli_context *ctx, int argc, char *argv[])
                         strerror(-r));
                 return CLI_EXIT_SOFTWARE;
         }
-        return cli_finish(CLI_EXIT_OK);
+        return CLI_EXIT_OK;
+}
+
+int cli_status_main(cli_context *ctx, int argc, char *argv[])
+{
+        static const cli_view view = {
+            .verb = "status",
+            .usage = cli_status_usage,
+            .op = "status",
+            .render = render,
+        };
+
+        return cli_view_main(ctx, &view, argc, argv);
 }

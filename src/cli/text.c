@@ -232,3 +232,16 @@ void cli_text_style(FILE *f, const cli_term *term, const char *sgr)
         if (term->color)
                 fprintf(f, "\033[%sm", sgr);
 }
+
+void cli_text_heading(FILE *f, const cli_term *term, const cli_column *columns, size_t n,
+                      const char *last)
+{
+        cli_text_style(f, term, CLI_STYLE_BOLD);
+        for (size_t i = 0; i < n; i++) {
+                cli_text_field(f, columns[i].title, columns[i].width, columns[i].align, false);
+                cli_text_spaces(f, columns[i].gap);
+        }
+        fputs(last, f);
+        cli_text_style(f, term, CLI_STYLE_RESET);
+        fputc('\n', f);
+}

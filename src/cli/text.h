@@ -66,3 +66,17 @@ void cli_text_spaces(FILE *f, size_t n);
 
 /* Switch to `sgr` (one of CLI_STYLE_*) when term->color, else print nothing. */
 void cli_text_style(FILE *f, const cli_term *term, const char *sgr);
+
+/* One column of a table's heading line: its title in a field of `width`
+ * columns, then `gap` spaces. */
+typedef struct cli_column {
+        const char *title;
+        size_t width;
+        cli_align align;
+        size_t gap;
+} cli_column;
+
+/* Print a table's heading line in bold: the `n` columns, then `last` (the
+ * title of the column that takes the rest of the line) and a newline. */
+void cli_text_heading(FILE *f, const cli_term *term, const cli_column *columns, size_t n,
+                      const char *last);

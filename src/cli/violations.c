@@ -128,43 +128,34 @@ static void render(json_t *list, const cli_term *term)
         state_w = MIN(state_w, (size_t)STATE_W);
         fixed = ID_W + 1 + TIME_W + 1 + USER_W + 1 + PID_W + 1 + gpu_w + 1 + state_w + 1;
 
-        cli_text_style(stdout, term, CLI_STYLE_BOLD);
-        cli_text_field(stdout, "ID", ID_W, CLI_ALIGN_LEFT, false);
-        fputc(' ', stdout);
-        cli_text_field(stdout, "DETECTED", TIME_W, CLI_ALIGN_LEFT, false);
-        fputc(' ', stdout);
-        cli_text_field(stdout, "USER", USER_W, CLI_ALIGN_LEFT, false);
-        fputc(' ', stdout);
-        cli_text_field(stdout, "PID", PID_W, CLI_ALIGN_RIGHT, false);
-        fputc(' ', stdout);
-        cli_text_field(stdout, "GPU", gpu_w, CLI_ALIGN_LEFT, false);
-        fputc(' ', stdout);
-        cli_text_field(stdout, "STATE", state_w, CLI_ALIGN_LEFT, false);
-        fputs(" COMMAND", stdout);
-        cli_text_style(stdout, term, CLI_STYLE_RESET);
-        fputc('\n', stdout);
+        cli_text_heading(stdout, term,
+                         (const cli_column[]){
+                             {"ID", ID_W, CLI_ALIGN_LEFT, 1},
+                             {"DETECTED", TIME_W, CLI_ALIGN_LEFT, 1},
+                             {"USER", USER_W, CLI_ALIGN_LEFT, 1},
+                             {"PID", PID_W, CLI_ALIGN_RIGHT, 1},
+                             {"GPU", gpu_w, CLI_ALIGN_LEFT, 1},
+                             {"STATE", state_w, CLI_ALIGN_LEFT, 1},
+                         },
+                         6, "COMMAND");
 
         for (size_t i = 0; i < json_array_size(list); i++) {
                 json_t *v = json_array_get(list, i);
                 const char *user = cli_json_str(v, "user"), *command = cli_json_str(v, "command");
-                char id[32] = "-", uid[32] = "-", pid[32] = "-", when[32], gpu[160], state[48];
+                char id[32], uid[32], pid[32], when[32], gpu[160], state[48];
                 bool open = !cli_json_str(v, "outcome");
-                double n;
 
-                if (cli_json_num(v, "id", &n))
-                        snprintf(id, sizeof id, "%.0f", n);
-                if (cli_json_num(v, "uid", &n))
-                        snprintf(uid, sizeof uid, "%.0f", n);
-                if (cli_json_num(v, "pid", &n))
-                        snprintf(pid, sizeof pid, "%.0f", n);
-                cli_text_field(stdout, id, ID_W, CLI_ALIGN_LEFT, term->unicode);
+                cli_text_field(stdout, cli_json_int_text(id, sizeof id, v, "id"), ID_W,
+                               CLI_ALIGN_LEFT, term->unicode);
                 fputc(' ', stdout);
                 cli_text_field(stdout, fmt_time(when, sizeof when, v, "detected_at", true),
                                TIME_W, CLI_ALIGN_LEFT, term->unicode);
                 fputc(' ', stdout);
-                cli_text_field(stdout, user ? user : uid, USER_W, CLI_ALIGN_LEFT, term->unicode);
+                cli_text_field(stdout, user ? user : cli_json_int_text(uid, sizeof uid, v, "uid"),
+                               USER_W, CLI_ALIGN_LEFT, term->unicode);
                 fputc(' ', stdout);
-                cli_text_field(stdout, pid, PID_W, CLI_ALIGN_RIGHT, term->unicode);
+                cli_text_field(stdout, cli_json_int_text(pid, sizeof pid, v, "pid"), PID_W,
+                               CLI_ALIGN_RIGHT, term->unicode);
                 fputc(' ', stdout);
                 cli_text_field(stdout, fmt_device(gpu, sizeof gpu, v), gpu_w, CLI_ALIGN_LEFT,
                                term->unicode);
@@ -191,7 +182,6 @@ int cli_violations_main(cli_context *ctx, int argc, char *argv[])
             {"since", required_argument, NULL, ARG_SINCE},
             {},
         };
-        _cleanup_(gk_client_freep) gk_client *client = NULL;
         _cleanup_(json_decrefp) json_t *result = NULL;
         uint64_t since_usec = DEFAULT_SINCE_USEC, now = now_usec(CLOCK_REALTIME);
         char span[FORMAT_DURATION_MAX];
@@ -204,12 +194,6 @@ int cli_violations_main(cli_context *ctx, int argc, char *argv[])
         opterr = 0;
         while ((c = getopt_long(argc, argv, "+:h", options, NULL)) >= 0) {
                 switch (c) {
-                case 'h':
-                        cli_violations_usage(stdout);
-                        return cli_finish(CLI_EXIT_OK);
-                case CLI_ARG_SOCKET:
-                        ctx->socket_arg = optarg;
-                        break;
                 case ARG_JSON:
                         json = true;
                         break;
@@ -221,7 +205,9 @@ int cli_violations_main(cli_context *ctx, int argc, char *argv[])
                                                        optarg);
                         break;
                 default:
-                        return cli_option_error("violations", c, argv);
+                        r = cli_common_option(ctx, "violations", cli_violations_usage, c, argv);
+                        if (r != CLI_CONTINUE)
+                                return r;
                 }
         }
         if (optind < argc)
@@ -234,17 +220,11 @@ int cli_violations_main(cli_context *ctx, int argc, char *argv[])
                 fputs("gpukeeper: out of memory\n", stderr);
                 return CLI_EXIT_SOFTWARE;
         }
-        r = cli_connect(ctx, &client);
-        if (r != CLI_EXIT_OK) {
-                json_decref(args);
-                return r;
-        }
-        r = cli_call(ctx, client, "violations.list", args, &result);
+        r = cli_fetch(ctx, "violations.list", args, &result);
         if (r != CLI_EXIT_OK)
                 return r;
         if (json) {
-                if (json_dumpf(result, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER) == 0)
-                        fputc('\n', stdout);
+                cli_print_json(result);
                 return cli_finish(CLI_EXIT_OK);
         }
         list = json_object_get(result, "violations");

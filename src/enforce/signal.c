@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "basic/macro.h"
+#include "basic/proc.h"
 #include "basic/utf8.h"
 
 /* include/linux/sched.h: "I am a kernel thread". Stable ABI since 2.6.27. */
@@ -24,148 +25,44 @@
 /* kthreadd, the parent of every kernel thread, in the initial PID namespace. */
 #define KTHREADD_PID 2
 
-/* A stat line is well under this (comm is at most 64 bytes); status's "Uid:"
- * is its ninth line, long before the unbounded "Groups:". */
-#define STAT_READ_MAX 4096
-#define STATUS_READ_MAX 4096
-
-typedef struct ProcStat {
-        char state;
-        pid_t ppid;
-        unsigned tty_nr;
-        unsigned flags;
-        uint64_t start_time;
-} ProcStat;
-
 static int gone(int r)
 {
-        /* A /proc/<pid> that vanishes under us gives ENOENT at open and ESRCH at read. */
+        /* A process that exits under us gives ESRCH from the pidfd calls. */
         return r == -ENOENT || r == -ESRCH ? -ESRCH : r;
 }
 
+/* /proc/<pid> in the real /proc; the stat and status read through it all
+ * describe the process it named when opened. */
 static int open_pid_dir(pid_t pid)
 {
-        char path[32];
-        int fd;
+        _cleanup_close_ int proc_fd = -1;
 
-        snprintf(path, sizeof(path), "/proc/%d", (int)pid);
-        fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
-        return fd < 0 ? gone(negative_errno()) : fd;
+        proc_fd = open("/proc", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (proc_fd < 0)
+                return negative_errno();
+        return proc_open_pid_dir(proc_fd, pid);
 }
 
-/* Read at most size-1 bytes of dirfd/name, NUL-terminated. */
-static int read_small(int dirfd, const char *name, char *buf, size_t size)
+/* Open /proc/<pid> and read its stat, which must show expected_start_time:
+ * -ESTALE when the pid now names another process. On success the caller
+ * owns *ret_dirfd. */
+static int open_expected(pid_t pid, uint64_t expected_start_time, int *ret_dirfd, ProcStat *ret_st)
 {
-        _cleanup_close_ int fd = -1;
-        size_t n = 0;
-
-        fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY);
-        if (fd < 0)
-                return gone(negative_errno());
-        while (n < size - 1) {
-                ssize_t k = read(fd, buf + n, size - 1 - n);
-
-                if (k < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        return gone(negative_errno());
-                }
-                if (k == 0)
-                        break;
-                n += (size_t)k;
-        }
-        buf[n] = '\0';
-        return 0;
-}
-
-static int parse_u64(const char *s, uint64_t *ret)
-{
-        char *end;
-        unsigned long long v;
-
-        if (*s < '0' || *s > '9')
-                return -EBADMSG;
-        errno = 0;
-        v = strtoull(s, &end, 10);
-        if (errno != 0 || (*end != ' ' && *end != '\n' && *end != '\0'))
-                return -EBADMSG;
-        *ret = v;
-        return 0;
-}
-
-/* Fields are counted from the LAST ')' because comm (field 2) may contain
- * spaces and parentheses. Field 7 (tty_nr) is printed signed but is a
- * dev_t in 32 bits; -1 never occurs for it. */
-static int read_stat(int dirfd, ProcStat *ret)
-{
-        char buf[STAT_READ_MAX];
-        const char *field[23] = {};
-        char *p;
-        uint64_t v;
-        ProcStat st = {};
+        _cleanup_close_ int dirfd = -1;
+        ProcStat st;
         int r;
 
-        r = read_small(dirfd, "stat", buf, sizeof(buf));
+        dirfd = open_pid_dir(pid);
+        if (dirfd < 0)
+                return dirfd;
+        r = proc_read_stat(dirfd, &st);
         if (r < 0)
                 return r;
-        p = strrchr(buf, ')');
-        if (!p)
-                return -EBADMSG;
-        p++;
-        for (int i = 3; i <= 22; i++) {
-                while (*p == ' ')
-                        p++;
-                if (*p == '\0' || *p == '\n')
-                        return -EBADMSG;
-                field[i] = p;
-                while (*p && *p != ' ' && *p != '\n')
-                        p++;
-        }
-
-        st.state = field[3][0];
-        if (parse_u64(field[4], &v) < 0 || v > INT32_MAX)
-                return -EBADMSG;
-        st.ppid = (pid_t)v;
-        if (parse_u64(field[7], &v) < 0 || v > UINT32_MAX)
-                return -EBADMSG;
-        st.tty_nr = (unsigned)v;
-        if (parse_u64(field[9], &v) < 0 || v > UINT32_MAX)
-                return -EBADMSG;
-        st.flags = (unsigned)v;
-        if (parse_u64(field[22], &st.start_time) < 0)
-                return -EBADMSG;
-        *ret = st;
+        if (st.start_time != expected_start_time)
+                return -ESTALE;
+        *ret_dirfd = TAKE_FD(dirfd);
+        *ret_st = st;
         return 0;
-}
-
-static int read_uid(int dirfd, uid_t *ret)
-{
-        char buf[STATUS_READ_MAX];
-        const char *line;
-        int r;
-
-        r = read_small(dirfd, "status", buf, sizeof(buf));
-        if (r < 0)
-                return r;
-        for (line = buf; line; line = strchr(line, '\n'), line = line ? line + 1 : NULL) {
-                const char *p = line + 4;
-                char *end;
-                unsigned long v;
-
-                if (strncmp(line, "Uid:", 4) != 0)
-                        continue;
-                while (*p == ' ' || *p == '\t')
-                        p++;
-                if (*p < '0' || *p > '9')
-                        return -EBADMSG;
-                errno = 0;
-                v = strtoul(p, &end, 10);
-                if (errno != 0 || v >= (unsigned long)(uid_t)-1 || (*end != '\t' && *end != ' '))
-                        return -EBADMSG;
-                *ret = (uid_t)v;
-                return 0;
-        }
-        return -EBADMSG;
 }
 
 /* Whether pid 2 is kthreadd: in a PID namespace it is an ordinary process,
@@ -176,7 +73,7 @@ static bool pid2_is_kthreadd(void)
         ProcStat st;
 
         dirfd = open_pid_dir(KTHREADD_PID);
-        return dirfd >= 0 && read_stat(dirfd, &st) >= 0 && (st.flags & PF_KTHREAD);
+        return dirfd >= 0 && proc_read_stat(dirfd, &st) >= 0 && (st.flags & PF_KTHREAD);
 }
 
 static bool is_kernel_thread(const ProcStat *st)
@@ -200,17 +97,12 @@ int enforce_signal(pid_t pid, uint64_t expected_start_time, uid_t expected_uid, 
 
         /* Validate only now: whatever /proc/<pid> shows from here on, the
          * pidfd already pins the process that had the number at open time. */
-        dirfd = open_pid_dir(pid);
-        if (dirfd < 0)
-                return dirfd;
-        r = read_stat(dirfd, &st);
+        r = open_expected(pid, expected_start_time, &dirfd, &st);
         if (r < 0)
                 return r;
-        if (st.start_time != expected_start_time)
-                return -ESTALE;
         if (is_kernel_thread(&st))
                 return -EACCES;
-        r = read_uid(dirfd, &uid);
+        r = proc_read_uid(dirfd, &uid);
         if (r < 0)
                 return r;
         if (uid != expected_uid)
@@ -232,14 +124,9 @@ int enforce_process_state(pid_t pid, uint64_t expected_start_time, EnforceProces
 
         if (pid <= 0)
                 return -ESRCH;
-        dirfd = open_pid_dir(pid);
-        if (dirfd < 0)
-                return dirfd;
-        r = read_stat(dirfd, &st);
+        r = open_expected(pid, expected_start_time, &dirfd, &st);
         if (r < 0)
                 return r;
-        if (st.start_time != expected_start_time)
-                return -ESTALE;
 
         switch (st.state) {
         case 'X':
@@ -336,14 +223,9 @@ int enforce_tty_message(pid_t pid, uint64_t expected_start_time, const char *tex
 
         if (pid <= 0)
                 return -ESRCH;
-        dirfd = open_pid_dir(pid);
-        if (dirfd < 0)
-                return dirfd;
-        r = read_stat(dirfd, &st);
+        r = open_expected(pid, expected_start_time, &dirfd, &st);
         if (r < 0)
                 return r;
-        if (st.start_time != expected_start_time)
-                return -ESTALE;
         if (st.tty_nr == 0)
                 return -ENOTTY;
         r = tty_path(st.tty_nr, path, sizeof(path));
@@ -361,7 +243,7 @@ int enforce_tty_message(pid_t pid, uint64_t expected_start_time, const char *tex
 
         /* Still the same process on the same terminal after the open: the
          * terminal we hold is the one it had, not one handed on since. */
-        r = read_stat(dirfd, &again);
+        r = proc_read_stat(dirfd, &again);
         if (r < 0)
                 return r;
         if (again.start_time != st.start_time || again.tty_nr != st.tty_nr)

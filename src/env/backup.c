@@ -308,18 +308,13 @@ int env_backup_prune(const char *dir, unsigned keep)
         size_t n = 0;
         struct dirent *de;
         DIR *d;
-        int r = 0, deleted = 0, dfd;
+        int r = 0, deleted = 0;
 
         if (dirfd < 0)
                 return negative_errno();
-        dfd = fcntl(dirfd, F_DUPFD_CLOEXEC, 3);
-        if (dfd < 0)
-                return negative_errno();
-        d = fdopendir(dfd);
-        if (!d) {
-                close(dfd);
-                return negative_errno();
-        }
+        r = env_opendir_dup(dirfd, &d);
+        if (r < 0)
+                return r;
         while ((de = readdir(d)))
                 if (is_backup_name(de->d_name) && (r = env_strv_push(&names, &n, de->d_name)) < 0)
                         break;

@@ -52,18 +52,13 @@ static int all_unlinked(int dirfd, unsigned depth, size_t *budget)
 {
         struct dirent *de;
         DIR *d;
-        int r = 1, dfd;
+        int r = 1, k;
 
         if (depth > ENV_MAX_WALK_DEPTH)
                 return -E2BIG;
-        dfd = fcntl(dirfd, F_DUPFD_CLOEXEC, 3);
-        if (dfd < 0)
-                return negative_errno();
-        d = fdopendir(dfd);
-        if (!d) {
-                close(dfd);
-                return negative_errno();
-        }
+        k = env_opendir_dup(dirfd, &d);
+        if (k < 0)
+                return k;
         while (r == 1 && (de = readdir(d))) {
                 struct stat st;
 
@@ -126,17 +121,12 @@ static int scan_pkgs_dir(EnvCleanPlan *p, const char *dir, int fd)
 {
         struct dirent *de;
         DIR *d;
-        int r = 0, dfd;
+        int r;
         size_t count = 0;
 
-        dfd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
-        if (dfd < 0)
-                return negative_errno();
-        d = fdopendir(dfd);
-        if (!d) {
-                close(dfd);
-                return negative_errno();
-        }
+        r = env_opendir_dup(fd, &d);
+        if (r < 0)
+                return r;
         while (r >= 0 && (de = readdir(d)) && count++ < ENV_MAX_PACKAGES * 4) {
                 const char *n = de->d_name;
                 struct stat st;

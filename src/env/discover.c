@@ -291,7 +291,7 @@ static int scan_envs_dir(Discovery *d, const char *dir)
         size_t n = 0;
         struct dirent *de;
         DIR *dh;
-        int r, dfd;
+        int r;
 
         r = env_open_user_dir(d->user, d->homefd, dir, d->flags, &fd);
         if (r == -ENOMEM)
@@ -303,14 +303,9 @@ static int scan_envs_dir(Discovery *d, const char *dir)
                                       r == -ELOOP ? "a symbolic link on the path, not followed"
                                                   : strerror(-r));
         }
-        dfd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
-        if (dfd < 0)
-                return negative_errno();
-        dh = fdopendir(dfd);
-        if (!dh) {
-                close(dfd);
-                return negative_errno();
-        }
+        r = env_opendir_dup(fd, &dh);
+        if (r < 0)
+                return r;
         r = 0;
         while ((de = readdir(dh)) && n < ENV_MAX_ENVS_PER_USER * 4) {
                 struct stat st;

@@ -17,6 +17,7 @@
 /* Append s (taking ownership; freed on failure). -ENOMEM when s is NULL. */
 int env_strv_consume(char ***v, size_t *n, char *s);
 int env_strv_push(char ***v, size_t *n, const char *s);
+int env_strv_pushv(char ***v, size_t *n, const char *fmt, va_list ap) _printf_(3, 0);
 int env_strv_pushf(char ***v, size_t *n, const char *fmt, ...) _printf_(3, 4);
 bool env_strv_contains(char *const *v, size_t n, const char *s);
 void env_strv_free(char **v, size_t n);
@@ -49,6 +50,10 @@ int env_open_user_dir(const EnvUser *user, int homefd, const char *path, unsigne
 int env_open_home(const EnvUser *user, int *ret_fd);
 
 /* ---- walking ---- */
+
+/* A directory stream over a close-on-exec duplicate of dirfd, which stays
+ * the caller's (the two share the file offset). Returns 0 or -errno. */
+int env_opendir_dup(int dirfd, DIR **ret);
 
 /* Disk usage below (and including) the directory dirfd: st_blocks*512, each inode
  * once, symlinks not followed, at most ENV_MAX_WALK_DEPTH deep and

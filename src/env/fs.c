@@ -36,18 +36,24 @@ int env_strv_push(char ***v, size_t *n, const char *s)
         return env_strv_consume(v, n, strdup(s));
 }
 
+int env_strv_pushv(char ***v, size_t *n, const char *fmt, va_list ap)
+{
+        char *s;
+
+        if (vasprintf(&s, fmt, ap) < 0)
+                return -ENOMEM;
+        return env_strv_consume(v, n, s);
+}
+
 int env_strv_pushf(char ***v, size_t *n, const char *fmt, ...)
 {
         va_list ap;
-        char *s;
         int r;
 
         va_start(ap, fmt);
-        r = vasprintf(&s, fmt, ap);
+        r = env_strv_pushv(v, n, fmt, ap);
         va_end(ap);
-        if (r < 0)
-                return -ENOMEM;
-        return env_strv_consume(v, n, s);
+        return r;
 }
 
 bool env_strv_contains(char *const *v, size_t n, const char *s)
@@ -397,22 +403,36 @@ typedef struct Walk {
         size_t entries;
 } Walk;
 
+int env_opendir_dup(int dirfd, DIR **ret)
+{
+        DIR *d;
+        int fd;
+
+        fd = fcntl(dirfd, F_DUPFD_CLOEXEC, 3);
+        if (fd < 0)
+                return negative_errno();
+        d = fdopendir(fd);
+        if (!d) {
+                int r = negative_errno();
+
+                close(fd);
+                return r;
+        }
+        *ret = d;
+        return 0;
+}
+
 static int du_dir(Walk *w, int dirfd, unsigned depth)
 {
         DIR *d;
         struct dirent *de;
-        int r = 0, dfd;
+        int r;
 
         if (depth > ENV_MAX_WALK_DEPTH)
                 return -E2BIG;
-        dfd = fcntl(dirfd, F_DUPFD_CLOEXEC, 3);
-        if (dfd < 0)
-                return negative_errno();
-        d = fdopendir(dfd);
-        if (!d) {
-                close(dfd);
-                return negative_errno();
-        }
+        r = env_opendir_dup(dirfd, &d);
+        if (r < 0)
+                return r;
         while ((de = readdir(d))) {
                 struct stat st;
 
@@ -468,18 +488,13 @@ static int rm_rf_children(int dirfd, unsigned depth)
 {
         DIR *d;
         struct dirent *de;
-        int r = 0, dfd;
+        int r;
 
         if (depth > ENV_MAX_WALK_DEPTH * 4)
                 return -ELOOP;
-        dfd = fcntl(dirfd, F_DUPFD_CLOEXEC, 3);
-        if (dfd < 0)
-                return negative_errno();
-        d = fdopendir(dfd);
-        if (!d) {
-                close(dfd);
-                return negative_errno();
-        }
+        r = env_opendir_dup(dirfd, &d);
+        if (r < 0)
+                return r;
         while ((de = readdir(d))) {
                 struct stat st;
 

@@ -128,34 +128,26 @@ static const Record *find_record(const Record *r, size_t n, const char *name)
 _printf_(2, 3) static int warn(EnvInfo *e, const char *fmt, ...)
 {
         va_list ap;
-        char *s;
         int r;
 
         va_start(ap, fmt);
-        r = vasprintf(&s, fmt, ap);
+        r = env_strv_pushv(&e->warnings, &e->n_warnings, fmt, ap);
         va_end(ap);
-        if (r < 0)
-                return -ENOMEM;
-        return env_strv_consume(&e->warnings, &e->n_warnings, s);
+        return r;
 }
 
 /* Names of the records in conda-meta (*.json files), sorted by name. */
 static int read_record_names(EnvInfo *e, int metafd, Record **ret, size_t *ret_n)
 {
-        int dfd = fcntl(metafd, F_DUPFD_CLOEXEC, 3);
         Record *v = NULL;
         size_t n = 0;
         struct dirent *de;
         DIR *d;
-        int r = 0;
+        int r;
 
-        if (dfd < 0)
-                return negative_errno();
-        d = fdopendir(dfd);
-        if (!d) {
-                close(dfd);
-                return negative_errno();
-        }
+        r = env_opendir_dup(metafd, &d);
+        if (r < 0)
+                return r;
         while ((de = readdir(d))) {
                 char buf[256];
                 char *name, *version, *build;
@@ -266,18 +258,13 @@ int env_open_site_packages(int envfd, char **ret_rel, int *ret_fd)
         _cleanup_close_ int lib = -1;
         struct dirent *de;
         DIR *d;
-        int dfd, r = -ENOENT;
+        int k, r = -ENOENT;
 
         if (env_open_dir_beneath(envfd, "lib", &lib) < 0)
                 return -ENOENT;
-        dfd = fcntl(lib, F_DUPFD_CLOEXEC, 3);
-        if (dfd < 0)
-                return negative_errno();
-        d = fdopendir(dfd);
-        if (!d) {
-                close(dfd);
-                return negative_errno();
-        }
+        k = env_opendir_dup(lib, &d);
+        if (k < 0)
+                return k;
         while ((de = readdir(d))) {
                 char rel[300];
                 int fd;
@@ -467,16 +454,11 @@ static int read_pip_packages(EnvInfo *e, int spfd, const char *sp_rel, char **co
         size_t n = 0;
         struct dirent *de;
         DIR *d;
-        int dfd, r = 0;
+        int r;
 
-        dfd = fcntl(spfd, F_DUPFD_CLOEXEC, 3);
-        if (dfd < 0)
-                return negative_errno();
-        d = fdopendir(dfd);
-        if (!d) {
-                close(dfd);
-                return negative_errno();
-        }
+        r = env_opendir_dup(spfd, &d);
+        if (r < 0)
+                return r;
         while ((de = readdir(d))) {
                 _cleanup_free_ char *key = NULL;
                 PipPackage p = {}, *nv;
@@ -765,18 +747,11 @@ static int fill_versions(EnvInfo *e, int envfd, const Record *recs, size_t n)
                 _cleanup_close_ int spfd = -1;
                 struct dirent *de;
                 DIR *d;
-                int dfd;
 
                 if (env_open_site_packages(envfd, &sp_rel, &spfd) < 0)
                         return 0;
-                dfd = fcntl(spfd, F_DUPFD_CLOEXEC, 3);
-                if (dfd < 0)
+                if (env_opendir_dup(spfd, &d) < 0)
                         return 0;
-                d = fdopendir(dfd);
-                if (!d) {
-                        close(dfd);
-                        return 0;
-                }
                 k = 0;
                 while (k >= 0 && (de = readdir(d))) {
                         char buf[256], *dn, *dv;

@@ -50,8 +50,8 @@ int env_kernel_spec(const char *env_name, const char *prefix, unsigned gpus, cha
         if (asprintf(&display, "Python (%s, %u GPU%s via gpukeeper)", env_name, gpus,
                      gpus == 1 ? "" : "s") < 0)
                 return -ENOMEM;
-        spec = json_pack("{s:[s,s,s,s,s,s,s,s,s,s], s:s, s:s, s:{s:b}}", "argv", "gpukeeper", "run",
-                         "--gpus", n, "--", python, "-m", "ipykernel_launcher", "-f",
+        spec = json_pack("{s:[s,s,s,s,s,s,s,s,s,s,s], s:s, s:s, s:{s:b}}", "argv", "gpukeeper",
+                         "run", "--gpus", n, "--wait", "--", python, "-m", "ipykernel_launcher", "-f",
                          "{connection_file}", "display_name", display, "language", "python",
                          "metadata", "debugger", 1);
         if (!spec)

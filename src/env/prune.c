@@ -494,7 +494,7 @@ int env_trash_list(const EnvUser *user, const EnvOptions *o, EnvTrashEntry **ret
         size_t n = 0;
         struct dirent *de;
         DIR *d;
-        int r, dfd;
+        int r;
 
         r = open_trash_readonly(user, &trash);
         if (r == -ENOENT) {
@@ -504,14 +504,9 @@ int env_trash_list(const EnvUser *user, const EnvOptions *o, EnvTrashEntry **ret
         }
         if (r < 0)
                 return r;
-        dfd = fcntl(trash, F_DUPFD_CLOEXEC, 3);
-        if (dfd < 0)
-                return negative_errno();
-        d = fdopendir(dfd);
-        if (!d) {
-                close(dfd);
-                return negative_errno();
-        }
+        r = env_opendir_dup(trash, &d);
+        if (r < 0)
+                return r;
         r = 0;
         while ((de = readdir(d)) && n < ENV_MAX_ENVS_PER_USER * 10) {
                 EnvTrashEntry e, *nv;

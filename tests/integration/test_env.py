@@ -594,7 +594,7 @@ def test_kernel_install_writes_a_leasing_kernelspec(users, homes, tools, daemon_
     assert str(spec_path) in r.stdout
     assert owners_below(h / ".local") == {alice.uid}
     spec = json.loads(spec_path.read_text())
-    assert spec["argv"] == ["gpukeeper", "run", "--gpus", "2", "--", f"{prefix}/bin/python",
+    assert spec["argv"] == ["gpukeeper", "run", "--gpus", "2", "--wait", "--", f"{prefix}/bin/python",
                             "-m", "ipykernel_launcher", "-f", "{connection_file}"]
     assert spec["display_name"] == "Python (proj, 2 GPUs via gpukeeper)"
     assert spec["language"] == "python"
@@ -603,7 +603,7 @@ def test_kernel_install_writes_a_leasing_kernelspec(users, homes, tools, daemon_
     # As the user herself, into $JUPYTER_DATA_DIR.
     ok(gk("kernel", "install", "proj", user=alice, env={"JUPYTER_DATA_DIR": f"{h}/jd"}))
     spec = json.loads((h / "jd" / "kernels" / "gpukeeper-proj" / "kernel.json").read_text())
-    assert spec["argv"][:5] == ["gpukeeper", "run", "--gpus", "1", "--"]
+    assert spec["argv"][:6] == ["gpukeeper", "run", "--gpus", "1", "--wait", "--"]
     assert spec["display_name"] == "Python (proj, 1 GPU via gpukeeper)"
 
     # The kernel's command line really leases: run it with python printing

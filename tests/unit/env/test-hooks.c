@@ -442,12 +442,13 @@ static void test_kernel_spec(void **state)
         spec = json_loads(text, 0, &error);
         assert_non_null(spec);
         argv = json_object_get(spec, "argv");
-        assert_int_equal(json_array_size(argv), 10);
+        assert_int_equal(json_array_size(argv), 11);
         {
                 static const char *const want[] = {
                     "gpukeeper", "run",
                     "--gpus",    "2",
-                    "--",        "/home/a/.conda/envs/cv-dev/bin/python",
+                    "--wait",    "--",
+                    "/home/a/.conda/envs/cv-dev/bin/python",
                     "-m",        "ipykernel_launcher",
                     "-f",        "{connection_file}"};
                 for (size_t i = 0; i < ELEMENTSOF(want); i++)
