@@ -609,7 +609,7 @@ def test_kernel_install_writes_a_leasing_kernelspec(users, homes, tools, daemon_
     # The kernel's command line really leases: run it with python printing
     # what CUDA sees instead of starting ipykernel.
     d = start_leasing_daemon(daemon_factory, lab)
-    argv = spec["argv"][:6] + ["-c", "import os; print(os.environ['CUDA_VISIBLE_DEVICES'])"]
+    argv = spec["argv"][:7] + ["-c", "import os; print(os.environ['CUDA_VISIBLE_DEVICES'])"]
     r = run_as(alice, argv, env={"PATH": f"{CLI_FOR_USERS['path'].parent}:/usr/bin:/bin",
                                  "GPUKEEPER_SOCKET": str(d.socket_path)})
     assert re.fullmatch(r"(GPU|MIG)-[0-9a-f-]+\n", r.stdout), r.stdout
