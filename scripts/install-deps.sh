@@ -24,6 +24,7 @@ PACKAGES=(
         libcurl4-openssl-dev # alert delivery: webhook, DingTalk, Slack, SMTP (libcurl multi)
         libssl-dev      # libcrypto: HMAC-SHA256 for DingTalk's signed webhooks
         libarchive-dev  # the dated tar.gz of conda environment specs (env backup)
+        libmicrohttpd-dev # the daemon's HTTP listener for GET /metrics
         python3         # integration tests, scripts/count-results.py, sim/gen-lab.py
         python3-pytest  # integration tests (tests/integration)
         passwd          # useradd: integration tests create real users gktest-alice/-bob
@@ -34,6 +35,7 @@ PACKAGES=(
         python3-aiosmtpd # integration tests: a real SMTP receiver on 127.0.0.1 for email alerts
         tcsh            # integration tests: the csh activate hook is sourced in a real tcsh
         fish            # integration tests: the fish activate hook is sourced in a real fish
+        prometheus      # integration tests: promtool check metrics, and a real Prometheus scraping the daemon
 )
 
 missing=()

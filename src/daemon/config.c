@@ -30,6 +30,8 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sys/un.h>
 #include <unistd.h>
 #include <yaml.h>
@@ -1758,6 +1760,137 @@ static const ConfigKey env_table[] = {
         CONFIG_END,
 };
 
+/* ---- The http section ---- */
+
+/* "HOST:PORT" with HOST an IPv4 address or a bracketed IPv6 address and
+ * PORT 1..65535. Host names are refused: the daemon binds before any
+ * resolver is worth trusting, and an address says exactly what is exposed. */
+static int listen_from_string(const char *value, ConfigListen *ret)
+{
+        char host[INET6_ADDRSTRLEN + 1];
+        const char *port_text;
+        ConfigListen l = {0};
+        uint64_t port;
+        size_t n;
+
+        if (value[0] == '[') {
+                const char *close = strchr(value, ']');
+
+                if (!close || close[1] != ':')
+                        return -EINVAL;
+                n = (size_t)(close - value - 1);
+                port_text = close + 2;
+                if (n == 0 || n >= sizeof host)
+                        return -EINVAL;
+                memcpy(host, value + 1, n);
+                host[n] = '\0';
+        } else {
+                const char *colon = strrchr(value, ':');
+
+                if (!colon || strchr(value, ':') != colon)
+                        return -EINVAL;
+                n = (size_t)(colon - value);
+                port_text = colon + 1;
+                if (n == 0 || n >= sizeof host)
+                        return -EINVAL;
+                memcpy(host, value, n);
+                host[n] = '\0';
+        }
+        if (port_text[0] == '\0' || port_text[strspn(port_text, "0123456789")] != '\0' ||
+            parse_uint64(port_text, &port) < 0 || port < 1 || port > 65535)
+                return -EINVAL;
+
+        if (value[0] == '[') {
+                struct sockaddr_in6 *sa = (struct sockaddr_in6 *)&l.addr;
+
+                if (inet_pton(AF_INET6, host, &sa->sin6_addr) != 1)
+                        return -EINVAL;
+                sa->sin6_family = AF_INET6;
+                sa->sin6_port = htons((uint16_t)port);
+                l.addr_len = sizeof *sa;
+                l.loopback = IN6_IS_ADDR_LOOPBACK(&sa->sin6_addr);
+        } else {
+                struct sockaddr_in *sa = (struct sockaddr_in *)&l.addr;
+
+                if (inet_pton(AF_INET, host, &sa->sin_addr) != 1)
+                        return -EINVAL;
+                sa->sin_family = AF_INET;
+                sa->sin_port = htons((uint16_t)port);
+                l.addr_len = sizeof *sa;
+                l.loopback = (ntohl(sa->sin_addr.s_addr) >> 24) == 127;
+        }
+        l.text = strdup(value);
+        if (!l.text)
+                return -ENOMEM;
+        *ret = l;
+        return 0;
+}
+
+static int parse_listen(const ConfigKey *key, const char *value, void *field, char *problem,
+                        size_t problem_len)
+{
+        ConfigListen *l = field, next;
+        int r = listen_from_string(value, &next);
+
+        if (r == -EINVAL) {
+                snprintf(problem, problem_len,
+                         "must be an IPv4 address or a bracketed IPv6 address, a colon and a "
+                         "port (for example 127.0.0.1:9400 or [::1]:9400)");
+                return r;
+        }
+        if (r < 0)
+                return r;
+        free(l->text);
+        *l = next;
+        return 0;
+}
+
+/* The token travels in an Authorization header: visible ASCII only, so it
+ * can be written there verbatim and compared byte for byte. */
+static int parse_token(const ConfigKey *key, const char *value, void *field, char *problem,
+                       size_t problem_len)
+{
+        if (value[0] == '\0') {
+                snprintf(problem, problem_len, "must not be empty");
+                return -EINVAL;
+        }
+        if (strlen(value) > CONFIG_HTTP_TOKEN_MAX) {
+                snprintf(problem, problem_len, "is too long (at most %d bytes)",
+                         CONFIG_HTTP_TOKEN_MAX);
+                return -EINVAL;
+        }
+        for (const char *p = value; *p; p++)
+                if (*p < 0x21 || *p > 0x7e) {
+                        snprintf(problem, problem_len,
+                                 "must be printable ASCII without spaces");
+                        return -EINVAL;
+                }
+        return store_string(value, field);
+}
+
+/* Anything but loopback is reachable by others: it needs a token. */
+static int http_check(ConfigCheck *check, void *base, const char *name)
+{
+        const ConfigHttp *h = &((Config *)base)->http;
+
+        assert(strcmp(name, "http") == 0);
+
+        if (!h->listen.loopback && !h->token)
+                return config_check_error(check, "http.listen",
+                                          "'http.listen' (%s) is not a loopback address: set "
+                                          "'http.token' too, or listen on 127.0.0.1",
+                                          h->listen.text);
+        return 0;
+}
+
+static const ConfigKey http_table[] = {
+        CONFIG_SCALAR("listen", parse_listen, Config, http.listen, 0, 0),
+        CONFIG_SCALAR_SECRET("token", parse_token, Config, http.token),
+        CONFIG_SCALAR("per_process_metrics", config_parse_bool, Config,
+                      http.per_process_metrics, 0, 0),
+        CONFIG_END,
+};
+
 /* Every key of gpukeeper.yaml. Keep in sync with docs/gpukeeper.yaml.5 and
  * packaging/gpukeeper.yaml. */
 static const ConfigKey config_table[] = {
@@ -1772,9 +1905,9 @@ static const ConfigKey config_table[] = {
         CONFIG_SECTION_CHECKED("idle", idle_table, idle_check),
         CONFIG_SECTION_CHECKED("alerts", alerts_table, alerts_check),
         CONFIG_SECTION("env", env_table),
+        CONFIG_SECTION_CHECKED("http", http_table, http_check),
         /* Sections of later versions (ARCHITECTURE.md): known, so that using
          * one says "not supported by this version" rather than "unknown". */
-        CONFIG_UNSUPPORTED("http"),
         CONFIG_UNSUPPORTED("history"),
         CONFIG_END,
 };
@@ -1815,12 +1948,15 @@ void config_free(Config *c)
         free(c->env.backup_dir);
         free(c->env.conda_exe);
         free(c->env.templates_dir);
+        free(c->http.listen.text);
+        free(c->http.token);
         free(c);
 }
 
 int config_new_defaults(Config **ret)
 {
         _cleanup_(config_freep) Config *c = NULL;
+        int r;
 
         assert(ret);
 
@@ -1865,6 +2001,9 @@ int config_new_defaults(Config **ret)
         };
         c->env.backup_interval_usec = CONFIG_DEFAULT_ENV_BACKUP_INTERVAL_USEC;
         c->env.backup_keep = CONFIG_DEFAULT_ENV_BACKUP_KEEP;
+        r = listen_from_string(CONFIG_DEFAULT_HTTP_LISTEN, &c->http.listen);
+        if (r < 0)
+                return r;
 
         *ret = TAKE_PTR(c);
         return 0;

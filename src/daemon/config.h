@@ -19,6 +19,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
 
 #include "basic/macro.h"
 #include "basic/parse.h"
@@ -99,6 +100,10 @@
 #define CONFIG_ENV_BACKUP_INTERVAL_MAX (30 * USEC_PER_DAY) /* 1m .. 30d */
 #define CONFIG_ENV_BACKUP_KEEP_MIN UINT64_C(1) /* backup_keep: 1 .. 10000 */
 #define CONFIG_ENV_BACKUP_KEEP_MAX UINT64_C(10000)
+
+/* http section: where /metrics is served (dcgm-exporter's port by default). */
+#define CONFIG_DEFAULT_HTTP_LISTEN "127.0.0.1:9400"
+#define CONFIG_HTTP_TOKEN_MAX 256 /* bytes of http.token */
 
 /* Files larger than this are rejected before parsing. */
 #define CONFIG_FILE_MAX (UINT64_C(1) << 20)
@@ -230,6 +235,21 @@ typedef struct ConfigEnv {
         char *templates_dir;           /* absolute path */
 } ConfigEnv;
 
+/* http.listen: the text as written and the address it names. */
+typedef struct ConfigListen {
+        char *text;                   /* "127.0.0.1:9400", "[::1]:9400" */
+        struct sockaddr_storage addr; /* AF_INET or AF_INET6, port set */
+        socklen_t addr_len;
+        bool loopback;                /* 127.0.0.0/8 or ::1 */
+} ConfigListen;
+
+/* The http section. token is a secret: never log it. */
+typedef struct ConfigHttp {
+        ConfigListen listen;
+        char *token;              /* NULL: no Authorization required (loopback only) */
+        bool per_process_metrics; /* per-process series on /metrics (label churn) */
+} ConfigHttp;
+
 typedef struct Config {
         char *path;         /* the file this was loaded from; NULL for built-in defaults */
         char *socket_path;  /* socket */
@@ -242,6 +262,7 @@ typedef struct Config {
         ConfigIdle idle;     /* the idle section */
         ConfigAlerts alerts; /* the alerts section */
         ConfigEnv env;       /* the env section */
+        ConfigHttp http;     /* the http section */
 } Config;
 
 /* A Config holding every default; path is NULL. Returns 0 or -ENOMEM. */

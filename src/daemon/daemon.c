@@ -57,6 +57,31 @@ static void daemon_reload(Daemon *d)
                 return;
         }
         nvml_changed = strcmp(next->nvml_library, d->config->nvml_library) != 0;
+        if (strcmp(next->http.listen.text, d->config->http.listen.text) != 0) {
+                char *text = strdup(d->config->http.listen.text);
+
+                if (!text) {
+                        log_error("Reload failed: out of memory.");
+                        config_free(next);
+                        return;
+                }
+                /* The listener stays where it is: a token dropped along with
+                 * a move to loopback must not leave it open to everyone. */
+                if (!d->config->http.listen.loopback && !next->http.token) {
+                        log_error("Reload refused, keeping the running configuration: "
+                                  "http.token is gone but the listener stays on %s until a "
+                                  "restart.",
+                                  d->config->http.listen.text);
+                        free(text);
+                        config_free(next);
+                        return;
+                }
+                log_warning("http.listen changed in %s; it takes effect at the next restart.",
+                            d->config_path);
+                free(next->http.listen.text);
+                next->http.listen = d->config->http.listen;
+                next->http.listen.text = text;
+        }
 
         config_free(d->config);
         d->config = next;
@@ -246,6 +271,16 @@ int daemon_new(char *config_path, Config *config, Daemon **ret)
                 goto fail;
         leases_schedule(d);
 
+        /* Like a missing NVML, a port taken by another exporter (dcgm-exporter
+         * defaults to 9400 too) must not stop GPU sharing: logged, not fatal. */
+        r = metrics_new(d, &d->metrics);
+        if (r < 0)
+                log_error_errno(r, "Cannot serve /metrics on %s, metrics are off until a restart",
+                                d->config->http.listen.text);
+        else
+                log_info("Serving /metrics on http://%s%s.", d->config->http.listen.text,
+                         d->config->http.token ? " (token required)" : "");
+
         store_audit(d->store, -1, "daemon.start", GK_VERSION, NULL);
         daemon_alert(d, CONFIG_ALERT_DAEMON, "daemon", "gpukeeperd started",
                      "gpukeeperd " GK_VERSION " started.", NULL);
@@ -278,6 +313,7 @@ void daemon_free(Daemon *d)
 {
         if (!d)
                 return;
+        metrics_free(d->metrics);
         server_free(d->server);
         enforcement_done(&d->enforcement);
         env_backup_done(&d->env_backup);

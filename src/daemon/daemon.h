@@ -17,6 +17,7 @@
 #include "daemon/leases.h"
 #include "gpu/inventory.h"
 #include "gpu/nvml.h"
+#include "metrics/http.h"
 #include "store/store.h"
 
 typedef struct Server Server;
@@ -27,6 +28,7 @@ typedef struct Daemon {
         sd_event *event;
         sd_event_source *sample_timer;
         Server *server;
+        Metrics *metrics; /* GET /metrics; NULL when http.listen could not be bound */
         Store *store;
         int64_t run_id;
 

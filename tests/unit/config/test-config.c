@@ -110,7 +110,7 @@ static void expect_error(TestDir *t, const char *yaml, const char *want)
 
 #define KNOWN                                                                                      \
         "(known keys: socket, state_dir, nvml_library, sample_interval, log_level, policy, "       \
-        "enforcement, idle, alerts, env)"
+        "enforcement, idle, alerts, env, http)"
 
 static void assert_limits(const ConfigPolicyLimits *l, uint64_t max_gpus,
                           uint64_t default_duration_usec, uint64_t max_duration_usec)
@@ -407,7 +407,7 @@ static void test_unknown_keys(void **state)
 
 static void test_reserved_sections(void **state)
 {
-        static const char *const reserved[] = {"http", "history"};
+        static const char *const reserved[] = {"history"};
         TestDir *t = *state;
 
         for (size_t i = 0; i < ELEMENTSOF(reserved); i++) {
@@ -421,8 +421,6 @@ static void test_reserved_sections(void **state)
                 expect_error(t, yaml, want);
         }
         /* Whatever the value looks like. */
-        expect_error(t, "http: off\n",
-                     "1:1: section 'http' is not supported by this version of gpukeeperd");
         expect_error(t, "history:\n",
                      "1:1: section 'history' is not supported by this version of gpukeeperd");
 }

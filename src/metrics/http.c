@@ -1,0 +1,277 @@
+/* HTTP listener for /metrics on libmicrohttpd, integrated into sd-event; see
+ * http.h.
+ *
+ * Bounded by construction: at most HTTP_MAX_CONNECTIONS connections (a few
+ * per client address), each closed after HTTP_CONNECTION_TIMEOUT_S idle,
+ * with a small per-connection memory pool; only GET and HEAD of /metrics are
+ * served and no request body is read. */
+#include "metrics/http.h"
+
+#include <errno.h>
+#include <microhttpd.h>
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "basic/macro.h"
+#include "basic/time-util.h"
+#include "daemon/daemon.h"
+#include "metrics/render.h"
+
+#define HTTP_MAX_CONNECTIONS 32
+#define HTTP_MAX_CONNECTIONS_PER_IP 8
+#define HTTP_CONNECTION_TIMEOUT_S 10
+#define HTTP_CONNECTION_MEMORY (16 * 1024)
+/* Sinks counted on /metrics; alerts.sinks has its own, smaller limit. */
+#define HTTP_MAX_SINKS 64
+
+struct Metrics {
+        Daemon *daemon;
+        struct MHD_Daemon *mhd;
+        sd_event_source *io;
+        sd_event_source *timer;
+        char *listen;
+};
+
+bool metrics_authorized(const char *header, const char *token)
+{
+        static const char prefix[] = "Bearer ";
+        size_t n, t;
+        unsigned char diff;
+
+        if (!token)
+                return true;
+        if (!header || strncmp(header, prefix, sizeof prefix - 1) != 0)
+                return false;
+        header += sizeof prefix - 1;
+        n = strlen(header);
+        t = strlen(token);
+        /* The length of the token is no secret worth hiding (it is in the
+         * config's size), its bytes are: every byte is compared. */
+        diff = n != t;
+        for (size_t i = 0; i < t; i++)
+                diff |= (unsigned char)(token[i] ^ (i < n ? header[i] : 0));
+        return diff == 0;
+}
+
+static const char *user_name(void *userdata, uid_t uid)
+{
+        Daemon *d = userdata;
+
+        return user_memo_name(d->user_names, uid);
+}
+
+/* Fill the render input from the daemon's state and render. */
+static int render_daemon(Daemon *d, char **ret, size_t *ret_len)
+{
+        _cleanup_free_ const StoredLease **leases = NULL;
+        AlertsSinkStats sinks[HTTP_MAX_SINKS];
+        size_t n_sinks = 0, n = 0;
+        MetricsInput in;
+
+        leases = calloc(MAX(d->leases.n_leases, (size_t)1), sizeof *leases);
+        if (!leases)
+                return -ENOMEM;
+        for (const Lease *l = d->leases.leases; l && n < d->leases.n_leases; l = l->next)
+                leases[n++] = &l->rec;
+        if (d->alerts)
+                for (size_t i = 0; i < alerts_n_sinks(d->alerts) && n_sinks < HTTP_MAX_SINKS; i++)
+                        if (alerts_sink_stats(d->alerts, i, &sinks[n_sinks]) >= 0)
+                                n_sinks++;
+
+        in = (MetricsInput){
+            .snapshot = d->snapshot,
+            .hostname = d->hostname,
+            .version = GK_VERSION,
+            .leases = leases,
+            .n_leases = n,
+            .queue_length = d->leases.queue_len,
+            .violations_total = d->enforcement.violations_opened,
+            .signals_sent_total = d->enforcement.signals_sent,
+            .sinks = sinks,
+            .n_sinks = n_sinks,
+            .per_process = d->config->http.per_process_metrics,
+            .now_usec = now_usec(CLOCK_REALTIME),
+            .user_name = user_name,
+            .userdata = d,
+        };
+        return metrics_render(&in, ret, ret_len);
+}
+
+static enum MHD_Result reply_text(struct MHD_Connection *c, unsigned status, const char *text,
+                                  const char *header, const char *value)
+{
+        struct MHD_Response *resp;
+        enum MHD_Result ok;
+
+        resp = MHD_create_response_from_buffer(strlen(text), (void *)text, MHD_RESPMEM_PERSISTENT);
+        if (!resp)
+                return MHD_NO;
+        (void)MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
+                                      "text/plain; charset=utf-8");
+        if (header)
+                (void)MHD_add_response_header(resp, header, value);
+        ok = MHD_queue_response(c, status, resp);
+        MHD_destroy_response(resp);
+        return ok;
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
+                                  const char *method, const char *version, const char *upload_data,
+                                  size_t *upload_data_size, void **req_cls)
+{
+        Metrics *m = cls;
+        Daemon *d = m->daemon;
+        struct MHD_Response *resp;
+        enum MHD_Result ok;
+        char *body = NULL;
+        size_t len = 0;
+
+        if (strcmp(url, "/metrics") != 0)
+                return reply_text(c, MHD_HTTP_NOT_FOUND, "Not found: only /metrics is served.\n",
+                                  NULL, NULL);
+        if (strcmp(method, MHD_HTTP_METHOD_GET) != 0 && strcmp(method, MHD_HTTP_METHOD_HEAD) != 0)
+                return reply_text(c, MHD_HTTP_METHOD_NOT_ALLOWED, "Method not allowed.\n",
+                                  MHD_HTTP_HEADER_ALLOW, "GET, HEAD");
+        if (!metrics_authorized(
+                MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION),
+                d->config->http.token))
+                return reply_text(c, MHD_HTTP_UNAUTHORIZED, "Unauthorized.\n",
+                                  MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer realm=\"gpukeeper\"");
+
+        if (render_daemon(d, &body, &len) < 0)
+                return reply_text(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "Out of memory.\n", NULL,
+                                  NULL);
+        resp = MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
+        if (!resp) {
+                free(body);
+                return MHD_NO;
+        }
+        (void)MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
+                                      "text/plain; version=0.0.4; charset=utf-8");
+        ok = MHD_queue_response(c, MHD_HTTP_OK, resp);
+        MHD_destroy_response(resp);
+        return ok;
+}
+
+static int on_timer(sd_event_source *s, uint64_t usec, void *userdata);
+
+/* Let MHD do its work, then arm the timer for when it wants to run next
+ * (0: at once, e.g. a request it has read but not answered yet). Arming
+ * fails only on ENOMEM; the next io event retries it. */
+static void run_mhd(Metrics *m)
+{
+        MHD_UNSIGNED_LONG_LONG ms;
+        int r;
+
+        (void)MHD_run(m->mhd);
+        if (MHD_get_timeout(m->mhd, &ms) != MHD_YES) {
+                (void)sd_event_source_set_enabled(m->timer, SD_EVENT_OFF);
+                return;
+        }
+        r = sd_event_source_set_time(m->timer, now_usec(CLOCK_MONOTONIC) + ms * USEC_PER_MSEC);
+        if (r >= 0)
+                (void)sd_event_source_set_enabled(m->timer, SD_EVENT_ONESHOT);
+}
+
+static int on_io(sd_event_source *s, int fd, uint32_t revents, void *userdata)
+{
+        run_mhd(userdata);
+        return 0;
+}
+
+static int on_timer(sd_event_source *s, uint64_t usec, void *userdata)
+{
+        run_mhd(userdata);
+        return 0;
+}
+
+static int listen_socket(const ConfigListen *l)
+{
+        _cleanup_close_ int fd = -1;
+        int one = 1;
+
+        fd = socket(l->addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+        if (fd < 0)
+                return negative_errno();
+        if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0)
+                return negative_errno();
+        if (l->addr.ss_family == AF_INET6 &&
+            setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one) < 0)
+                return negative_errno();
+        if (bind(fd, (const struct sockaddr *)&l->addr, l->addr_len) < 0)
+                return negative_errno();
+        if (listen(fd, HTTP_MAX_CONNECTIONS) < 0)
+                return negative_errno();
+        return TAKE_FD(fd);
+}
+
+int metrics_new(Daemon *d, Metrics **ret)
+{
+        const ConfigListen *l = &d->config->http.listen;
+        const union MHD_DaemonInfo *info;
+        Metrics *m;
+        int fd, r;
+
+        m = calloc(1, sizeof *m);
+        if (!m)
+                return -ENOMEM;
+        m->daemon = d;
+        m->listen = strdup(l->text);
+        if (!m->listen) {
+                metrics_free(m);
+                return -ENOMEM;
+        }
+        fd = listen_socket(l);
+        if (fd < 0) {
+                metrics_free(m);
+                return fd;
+        }
+        /* MHD owns fd from here and closes it in MHD_stop_daemon(). */
+        m->mhd = MHD_start_daemon(
+            MHD_USE_EPOLL | (l->addr.ss_family == AF_INET6 ? MHD_USE_IPv6 : 0), 0, NULL, NULL,
+            on_request, m, MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_CONNECTION_LIMIT,
+            (unsigned)HTTP_MAX_CONNECTIONS, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+            (unsigned)HTTP_MAX_CONNECTIONS_PER_IP, MHD_OPTION_CONNECTION_TIMEOUT,
+            (unsigned)HTTP_CONNECTION_TIMEOUT_S, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+            (size_t)HTTP_CONNECTION_MEMORY, MHD_OPTION_END);
+        if (!m->mhd) {
+                close(fd);
+                metrics_free(m);
+                return -EIO;
+        }
+        info = MHD_get_daemon_info(m->mhd, MHD_DAEMON_INFO_EPOLL_FD);
+        if (!info) {
+                metrics_free(m);
+                return -EIO;
+        }
+        r = sd_event_add_io(d->event, &m->io, info->epoll_fd, EPOLLIN, on_io, m);
+        if (r >= 0)
+                r = sd_event_add_time(d->event, &m->timer, CLOCK_MONOTONIC, 0, 0, on_timer, m);
+        if (r >= 0)
+                r = sd_event_source_set_enabled(m->timer, SD_EVENT_OFF);
+        if (r < 0) {
+                metrics_free(m);
+                return r;
+        }
+        *ret = m;
+        return 0;
+}
+
+void metrics_free(Metrics *m)
+{
+        if (!m)
+                return;
+        sd_event_source_disable_unref(m->io);
+        sd_event_source_disable_unref(m->timer);
+        if (m->mhd)
+                MHD_stop_daemon(m->mhd);
+        free(m->listen);
+        free(m);
+}
+
+const char *metrics_listen_text(const Metrics *m)
+{
+        return m->listen;
+}

@@ -1,0 +1,29 @@
+/* The daemon's HTTP listener: GET /metrics, served on the event loop thread.
+ *
+ * libmicrohttpd runs without threads of its own (MHD_USE_EPOLL, external
+ * polling): its epoll fd is one sd-event io source and its timeout one
+ * sd-event timer, so a request handler reads the Daemon's state directly,
+ * between sampler ticks, without locks. A scrape renders from the latest
+ * snapshot (metrics/render.h) and never calls NVML. */
+#pragma once
+
+#include <stdbool.h>
+
+typedef struct Daemon Daemon;
+typedef struct Metrics Metrics;
+
+/* Listen on d->config->http.listen and serve until metrics_free(). The
+ * token and per_process_metrics are read from d->config at every request,
+ * so a reload applies them at once; the address is fixed for the listener's
+ * life. Returns 0, or -errno (the socket could not be bound, say). */
+int metrics_new(Daemon *d, Metrics **ret);
+
+/* Close the listener and every connection. NULL is fine. */
+void metrics_free(Metrics *m);
+
+/* The address text ("127.0.0.1:9400") the listener was started on. */
+const char *metrics_listen_text(const Metrics *m);
+
+/* Whether `header` (the Authorization header, may be NULL) is "Bearer TOKEN"
+ * for exactly `token`, compared in time independent of where they differ. */
+bool metrics_authorized(const char *header, const char *token);

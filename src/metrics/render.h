@@ -1,0 +1,51 @@
+/* Prometheus text exposition of gpukeeper's state (GET /metrics).
+ *
+ * Rendering is a pure function of a MetricsInput: the latest GPU snapshot,
+ * the active leases, the queue length and the daemon's counters. The HTTP
+ * listener (metrics/http.c) fills the input from the daemon on the event
+ * loop thread; the unit tests fill it by hand. Nothing here calls NVML or
+ * touches the store, so a scrape costs one pass over memory.
+ *
+ * Device series use dcgm-exporter's names, units and labels so that
+ * existing DCGM Grafana dashboards work unchanged (REFERENCE.md); gpukeeper's
+ * own series are named gpukeeper_* with the unit in the name. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <sys/types.h>
+
+#include "enforce/alerts.h"
+#include "gpu/inventory.h"
+#include "store/lease-store.h"
+
+/* The login name of `uid`, or NULL when it has none (the uid is shown then). */
+typedef const char *(*MetricsUserNameFunc)(void *userdata, uid_t uid);
+
+typedef struct MetricsInput {
+        const GpuSnapshot *snapshot;      /* may be NULL: no device series */
+        const char *hostname;             /* the Hostname label of device series */
+        const char *version;              /* gpukeeper_build_info{version} */
+        const StoredLease *const *leases; /* active leases */
+        size_t n_leases;
+        size_t queue_length;
+        uint64_t violations_total;   /* violations opened since the daemon started */
+        uint64_t signals_sent_total; /* SIGTERM and SIGKILL sent since the daemon started */
+        const AlertsSinkStats *sinks;
+        size_t n_sinks;
+        bool per_process;  /* add gpukeeper_process_gpu_memory_used_bytes */
+        uint64_t now_usec; /* CLOCK_REALTIME, for leased device-seconds */
+        MetricsUserNameFunc user_name;
+        void *userdata;
+} MetricsInput;
+
+/* Render the whole exposition. On success *ret is a malloc'd text of
+ * *ret_len bytes (also NUL-terminated). Returns 0 or -ENOMEM. */
+int metrics_render(const MetricsInput *in, char **ret, size_t *ret_len);
+
+/* Write `s` as a label value body per the text format: backslash, double
+ * quote and newline escaped; bytes that are not valid UTF-8 replaced (a
+ * scraper rejects the whole scrape otherwise). */
+void metrics_write_label_value(FILE *f, const char *s);

@@ -1,0 +1,373 @@
+/* Tests of metrics/render.c (a synthetic lab: a whole GPU, a MIG-enabled GPU
+ * with two instances, leases, violations, an alert sink, a command line that
+ * needs escaping), metrics_authorized() and the http config section. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "basic/macro.h"
+#include "daemon/config.h"
+#include "metrics/http.h"
+#include "metrics/render.h"
+
+#define MIB (UINT64_C(1) << 20)
+
+static const char *names(void *userdata, uid_t uid)
+{
+        return uid == 1000 ? "alice" : uid == 1001 ? "bob" : NULL;
+}
+
+typedef struct Lab {
+        GpuDevice gpus[2];
+        GpuInstance instances[2];
+        GpuProcess processes[3];
+        GpuSnapshot snapshot;
+        LeaseDevice dev_a[1], dev_b[1];
+        StoredLease lease_a, lease_b;
+        const StoredLease *leases[2];
+        AlertsSinkStats sinks[1];
+        MetricsInput in;
+} Lab;
+
+static void lab_init(Lab *lab)
+{
+        memset(lab, 0, sizeof *lab);
+        lab->gpus[0] = (GpuDevice){
+            .index = 0,
+            .uuid = "GPU-aaaa",
+            .name = "NVIDIA A100-SXM4-80GB",
+            .pci_bus_id = "00000000:07:00.0",
+            .minor = 0,
+            .memory_total_bytes = 81920 * MIB,
+            .memory_used_bytes = 5120 * MIB,
+            .memory_reserved_bytes = 0,
+            .utilization_gpu = 40,
+            .utilization_memory = 10,
+            .temperature_c = 41,
+            .power_mw = 123456,
+            .energy_mj = 1000,
+            .last_xid = 79,
+            .healthy = true,
+            .processes = &lab->processes[0],
+            .n_processes = 2,
+        };
+        lab->instances[0] = (GpuInstance){.uuid = "MIG-1111",
+                                          .profile = "3g.40gb",
+                                          .gpu_instance_id = 1,
+                                          .memory_total_bytes = 40192 * MIB,
+                                          .memory_used_bytes = 1024 * MIB};
+        lab->instances[1] = (GpuInstance){.uuid = "MIG-2222",
+                                          .profile = "3g.40gb",
+                                          .gpu_instance_id = 2,
+                                          .memory_total_bytes = 40192 * MIB,
+                                          .memory_used_bytes = 0};
+        lab->gpus[1] = (GpuDevice){
+            .index = 1,
+            .uuid = "GPU-bbbb",
+            .name = "NVIDIA A100-SXM4-80GB",
+            .pci_bus_id = "00000000:0F:00.0",
+            .minor = 1,
+            .memory_total_bytes = 81920 * MIB,
+            .memory_used_bytes = 1024 * MIB,
+            .utilization_gpu = -1,
+            .utilization_memory = -1,
+            .temperature_c = 35,
+            .power_mw = 61000,
+            .energy_mj = GPU_VALUE_UNKNOWN,
+            .healthy = true,
+            .mig_enabled = true,
+            .instances = lab->instances,
+            .n_instances = 2,
+            .processes = &lab->processes[2],
+            .n_processes = 1,
+        };
+        lab->processes[0] = (GpuProcess){.pid = 4242,
+                                         .memory_used_bytes = 4096 * MIB,
+                                         .instance = -1,
+                                         .uid = 1000,
+                                         .command = (char *)"python train.py"};
+        lab->processes[1] = (GpuProcess){.pid = 4343,
+                                         .memory_used_bytes = 1024 * MIB,
+                                         .instance = -1,
+                                         .uid = 1001,
+                                         .command = (char *)"sh -c \"echo a\\b\"\nnext"};
+        lab->processes[2] = (GpuProcess){.pid = 4444,
+                                         .memory_used_bytes = 1024 * MIB,
+                                         .instance = 0,
+                                         .uid = 1001,
+                                         .command = (char *)"python\xff"};
+        lab->snapshot =
+            (GpuSnapshot){.tick_usec = 2500, .nvml_errors = 2, .gpus = lab->gpus, .n_gpus = 2};
+
+        strcpy(lab->dev_a[0].uuid, "GPU-aaaa");
+        strcpy(lab->dev_b[0].uuid, "MIG-1111");
+        lab->lease_a = (StoredLease){.id = 1,
+                                     .uid = 1000,
+                                     .kind = LEASE_MANUAL,
+                                     .created_usec = 1000 * 1000000ULL,
+                                     .idle_device_usec = 30 * 1000000ULL,
+                                     .devices = lab->dev_a,
+                                     .n_devices = 1};
+        lab->lease_b = (StoredLease){.id = 2,
+                                     .uid = 1001,
+                                     .kind = LEASE_RUN,
+                                     .created_usec = 1090 * 1000000ULL,
+                                     .devices = lab->dev_b,
+                                     .n_devices = 1};
+        lab->leases[0] = &lab->lease_a;
+        lab->leases[1] = &lab->lease_b;
+        lab->sinks[0] = (AlertsSinkStats){.name = "ops", .sent = 5, .failed = 1};
+        lab->in = (MetricsInput){
+            .snapshot = &lab->snapshot,
+            .hostname = "node\"1",
+            .version = "0.1.0",
+            .leases = lab->leases,
+            .n_leases = 2,
+            .queue_length = 3,
+            .violations_total = 4,
+            .signals_sent_total = 2,
+            .sinks = lab->sinks,
+            .n_sinks = 1,
+            .per_process = true,
+            .now_usec = 1100 * 1000000ULL,
+            .user_name = names,
+        };
+}
+
+#define LABELS0                                                                                    \
+        "{gpu=\"0\",UUID=\"GPU-aaaa\",pci_bus_id=\"00000000:07:00.0\",device=\"nvidia0\","         \
+        "modelName=\"NVIDIA A100-SXM4-80GB\",Hostname=\"node\\\"1\"}"
+#define LABELS1                                                                                    \
+        "{gpu=\"1\",UUID=\"GPU-bbbb\",pci_bus_id=\"00000000:0F:00.0\",device=\"nvidia1\","         \
+        "modelName=\"NVIDIA A100-SXM4-80GB\""
+#define HOST "Hostname=\"node\\\"1\"}"
+
+static void assert_has(const char *text, const char *line)
+{
+        if (!strstr(text, line))
+                fail_msg("missing from the output: %s\n---\n%s", line, text);
+}
+
+static void assert_lacks(const char *text, const char *needle)
+{
+        if (strstr(text, needle))
+                fail_msg("unexpected in the output: %s", needle);
+}
+
+static void test_render(void **state)
+{
+        _cleanup_free_ char *out = NULL;
+        Lab lab;
+        size_t len = 0;
+
+        lab_init(&lab);
+        assert_int_equal(metrics_render(&lab.in, &out, &len), 0);
+        assert_int_equal(strlen(out), len);
+
+        /* dcgm-exporter series of the whole GPU. */
+        assert_has(out, "# HELP DCGM_FI_DEV_FB_USED ");
+        assert_has(out, "# TYPE DCGM_FI_DEV_FB_USED gauge\n");
+        assert_has(out, "\nDCGM_FI_DEV_GPU_UTIL" LABELS0 " 40\n");
+        assert_has(out, "\nDCGM_FI_DEV_MEM_COPY_UTIL" LABELS0 " 10\n");
+        assert_has(out, "\nDCGM_FI_DEV_FB_USED" LABELS0 " 5120\n");
+        assert_has(out, "\nDCGM_FI_DEV_FB_FREE" LABELS0 " 76800\n");
+        assert_has(out, "\nDCGM_FI_DEV_GPU_TEMP" LABELS0 " 41\n");
+        assert_has(out, "\nDCGM_FI_DEV_POWER_USAGE" LABELS0 " 123.456\n");
+        assert_has(out, "# TYPE DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION counter\n");
+        assert_has(out, "\nDCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION" LABELS0 " 1000\n");
+        assert_has(out, "\nDCGM_FI_DEV_XID_ERRORS" LABELS0 " 79\n");
+
+        /* The MIG-enabled GPU: memory per instance, with the parent's UUID;
+         * no utilisation (unknown on MIG), no energy (unknown here). */
+        assert_has(out, "\nDCGM_FI_DEV_FB_USED" LABELS1
+                        ",GPU_I_PROFILE=\"3g.40gb\",GPU_I_ID=\"1\"," HOST " 1024\n");
+        assert_has(out, "\nDCGM_FI_DEV_FB_FREE" LABELS1
+                        ",GPU_I_PROFILE=\"3g.40gb\",GPU_I_ID=\"2\"," HOST " 40192\n");
+        assert_lacks(out, "DCGM_FI_DEV_FB_USED" LABELS1 "," HOST);
+        assert_lacks(out, "DCGM_FI_DEV_GPU_UTIL" LABELS1);
+        assert_lacks(out, "DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION" LABELS1);
+        assert_has(out, "\nDCGM_FI_DEV_GPU_TEMP" LABELS1 "," HOST " 35\n");
+
+        /* gpukeeper's own series. */
+        assert_has(out, "# TYPE gpukeeper_device_leased gauge\n");
+        assert_has(out, "\ngpukeeper_device_leased{uuid=\"GPU-aaaa\",gpu=\"0\",holder=\"alice\","
+                        "kind=\"manual\"} 1\n");
+        assert_has(out, "\ngpukeeper_device_leased{uuid=\"MIG-1111\",gpu=\"1\",holder=\"bob\","
+                        "kind=\"run\"} 1\n");
+        assert_has(out, "\ngpukeeper_device_leased{uuid=\"MIG-2222\",gpu=\"1\",holder=\"\","
+                        "kind=\"\"} 0\n");
+        assert_lacks(out, "gpukeeper_device_leased{uuid=\"GPU-bbbb\"");
+        assert_has(out, "\ngpukeeper_leases_active 2\n");
+        assert_has(out, "\ngpukeeper_queue_length 3\n");
+        assert_has(out,
+                   "# TYPE gpukeeper_violations_total counter\ngpukeeper_violations_total 4\n");
+        assert_has(out, "\ngpukeeper_signals_sent_total 2\n");
+        assert_has(out, "\ngpukeeper_alerts_sent_total{sink=\"ops\"} 5\n");
+        assert_has(out, "\ngpukeeper_alerts_failed_total{sink=\"ops\"} 1\n");
+        assert_has(out, "\ngpukeeper_sampler_duration_seconds 0.002500\n");
+        assert_has(out, "\ngpukeeper_nvml_errors 2\n");
+        assert_has(out, "\ngpukeeper_build_info{version=\"0.1.0\"} 1\n");
+        assert_has(out, "\ngpukeeper_user_leased_devices{user=\"alice\"} 1\n");
+        assert_has(out, "\ngpukeeper_user_leased_devices{user=\"bob\"} 1\n");
+        assert_has(out, "\ngpukeeper_user_gpu_memory_used_bytes{user=\"alice\"} 4294967296\n");
+        assert_has(out, "\ngpukeeper_user_gpu_memory_used_bytes{user=\"bob\"} 2147483648\n");
+        assert_has(out, "# TYPE gpukeeper_user_leased_device_seconds_total counter\n");
+        assert_has(out, "\ngpukeeper_user_leased_device_seconds_total{user=\"alice\"} "
+                        "100.000000\n");
+        assert_has(out, "\ngpukeeper_user_leased_device_seconds_total{user=\"bob\"} 10.000000\n");
+        assert_has(out, "\ngpukeeper_user_idle_leased_device_seconds_total{user=\"alice\"} "
+                        "30.000000\n");
+
+        /* Per process, with the command line escaped and invalid UTF-8 repaired. */
+        assert_has(out, "\ngpukeeper_process_gpu_memory_used_bytes{pid=\"4343\",user=\"bob\","
+                        "command=\"sh -c \\\"echo a\\\\b\\\"\\nnext\",gpu=\"0\","
+                        "uuid=\"GPU-aaaa\"} 1073741824\n");
+        assert_has(out, "\ngpukeeper_process_gpu_memory_used_bytes{pid=\"4444\",user=\"bob\","
+                        "command=\"python\xef\xbf\xbd\",gpu=\"1\",uuid=\"MIG-1111\"} 1073741824\n");
+}
+
+static void test_render_options(void **state)
+{
+        _cleanup_free_ char *out = NULL;
+        Lab lab;
+        size_t len = 0;
+
+        lab_init(&lab);
+        lab.in.per_process = false;
+        lab.in.user_name = NULL;
+        assert_int_equal(metrics_render(&lab.in, &out, &len), 0);
+        assert_lacks(out, "gpukeeper_process_");
+        /* Without names, users are shown by uid. */
+        assert_has(out, "\ngpukeeper_user_leased_devices{user=\"1000\"} 1\n");
+        free(out);
+        out = NULL;
+
+        /* No snapshot yet: still a valid exposition with the daemon's own series. */
+        lab.in.snapshot = NULL;
+        assert_int_equal(metrics_render(&lab.in, &out, &len), 0);
+        assert_lacks(out, "DCGM_");
+        assert_has(out, "\ngpukeeper_leases_active 2\n");
+}
+
+static void test_every_family_once(void **state)
+{
+        _cleanup_free_ char *out = NULL;
+        Lab lab;
+        size_t len = 0;
+        const char *p;
+
+        lab_init(&lab);
+        assert_int_equal(metrics_render(&lab.in, &out, &len), 0);
+        /* Each family's TYPE appears once, and no sample precedes its TYPE. */
+        for (p = strstr(out, "# TYPE "); p; p = strstr(p + 1, "# TYPE ")) {
+                char name[128], needle[160];
+
+                assert_int_equal(sscanf(p, "# TYPE %127s", name), 1);
+                snprintf(needle, sizeof needle, "# TYPE %s ", name);
+                assert_ptr_equal(strstr(out, needle), p);
+                assert_null(strstr(p + 1, needle));
+        }
+}
+
+static void test_authorized(void **state)
+{
+        assert_true(metrics_authorized(NULL, NULL));
+        assert_true(metrics_authorized("anything", NULL));
+        assert_true(metrics_authorized("Bearer s3cret", "s3cret"));
+        assert_false(metrics_authorized(NULL, "s3cret"));
+        assert_false(metrics_authorized("Bearer s3cre", "s3cret"));
+        assert_false(metrics_authorized("Bearer s3cret2", "s3cret"));
+        assert_false(metrics_authorized("Bearer s3creT", "s3cret"));
+        assert_false(metrics_authorized("Basic s3cret", "s3cret"));
+        assert_false(metrics_authorized("Bearer ", "s3cret"));
+}
+
+/* Load `yaml` as a config file; returns config_load's result. */
+static int load(const char *yaml, Config **ret, char **ret_error)
+{
+        char path[] = "/tmp/gk-test-metrics-XXXXXX";
+        int fd = mkstemp(path), r;
+
+        assert_true(fd >= 0);
+        assert_int_equal(write(fd, yaml, strlen(yaml)), (ssize_t)strlen(yaml));
+        close(fd);
+        r = config_load(path, ret, ret_error);
+        unlink(path);
+        return r;
+}
+
+static void expect_config_error(const char *yaml, const char *want)
+{
+        _cleanup_free_ char *error = NULL;
+        Config *c = NULL;
+
+        assert_int_equal(load(yaml, &c, &error), -EINVAL);
+        assert_non_null(error);
+        if (!strstr(error, want))
+                fail_msg("error '%s' lacks '%s'", error, want);
+}
+
+static void test_config_http(void **state)
+{
+        _cleanup_free_ char *error = NULL;
+        Config *c = NULL;
+
+        assert_int_equal(config_new_defaults(&c), 0);
+        assert_string_equal(c->http.listen.text, "127.0.0.1:9400");
+        assert_true(c->http.listen.loopback);
+        assert_null(c->http.token);
+        assert_false(c->http.per_process_metrics);
+        config_free(c);
+
+        assert_int_equal(
+            load("http:\n  listen: \"[::1]:9500\"\n  per_process_metrics: yes\n", &c, &error), 0);
+        assert_true(c->http.listen.loopback);
+        assert_int_equal(c->http.listen.addr.ss_family, AF_INET6);
+        assert_true(c->http.per_process_metrics);
+        config_free(c);
+
+        assert_int_equal(load("http:\n  listen: 0.0.0.0:9400\n  token: abc.DEF-123\n", &c, &error),
+                         0);
+        assert_false(c->http.listen.loopback);
+        assert_string_equal(c->http.token, "abc.DEF-123");
+        config_free(c);
+
+        expect_config_error("http:\n  listen: 0.0.0.0:9400\n",
+                            "'http.listen' (0.0.0.0:9400) is not a loopback address: set "
+                            "'http.token' too");
+        expect_config_error("http:\n  listen: localhost:9400\n", "an IPv4 address");
+        expect_config_error("http:\n  listen: 127.0.0.1:0\n", "an IPv4 address");
+        expect_config_error("http:\n  listen: 127.0.0.1:65536\n", "an IPv4 address");
+        expect_config_error("http:\n  listen: \"::1:9400\"\n", "an IPv4 address");
+        expect_config_error("http:\n  listen: \"[::1]\"\n", "an IPv4 address");
+        expect_config_error("http:\n  token: \"a b\"\n", "printable ASCII");
+        expect_config_error("http:\n  frobnicate: 1\n", "unknown key");
+        /* The token is a secret: never quoted back. */
+        {
+                _cleanup_free_ char *e = NULL;
+                Config *x = NULL;
+
+                assert_int_equal(load("http:\n  token: \"SECRET TOKEN\"\n", &x, &e), -EINVAL);
+                assert_null(strstr(e, "SECRET"));
+        }
+}
+
+int main(void)
+{
+        const struct CMUnitTest tests[] = {
+            cmocka_unit_test(test_render),
+            cmocka_unit_test(test_render_options),
+            cmocka_unit_test(test_every_family_once),
+            cmocka_unit_test(test_authorized),
+            cmocka_unit_test(test_config_http),
+        };
+
+        return cmocka_run_group_tests_name("test-metrics", tests, NULL, NULL);
+}
