@@ -36,6 +36,9 @@ PACKAGES=(
         tcsh            # integration tests: the csh activate hook is sourced in a real tcsh
         fish            # integration tests: the fish activate hook is sourced in a real fish
         prometheus      # integration tests: promtool check metrics, and a real Prometheus scraping the daemon
+        chromium        # integration tests: headless Chromium renders the dashboard and takes its screenshot
+        libncurses-dev  # ncursesw: the full-screen view of gpukeeper top
+        tmux            # integration tests: gpukeeper top runs in a detached tmux (send-keys, capture-pane)
 )
 
 missing=()

@@ -7,6 +7,8 @@
 
 #include "cli/cli.h"
 #include "cli/env.h"
+#include "cli/top.h"
+#include "cli/report.h"
 #include "cli/violations.h"
 
 typedef struct cli_verb {
@@ -25,9 +27,12 @@ static const cli_verb verbs[] = {
     {"admin", "drain and undrain GPUs (administrators)", cli_admin_main, cli_admin_usage},
     {"violations", "show GPU use without a lease and what became of it", cli_violations_main,
      cli_violations_usage},
+    {"report", "usage per user: device-hours, idle share, queue wait, waste", cli_report_main,
+     cli_report_usage},
     {"env", "conda environments: list, export, backup, prune, create, hooks", cli_env_main,
      cli_env_usage},
     {"kernel", "install a Jupyter kernel that leases its GPUs", cli_kernel_main, cli_kernel_usage},
+    {"top", "live full-screen view of GPUs, processes and the queue", cli_top_main, cli_top_usage},
 };
 
 static const cli_verb *verb_find(const char *name)

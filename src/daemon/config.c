@@ -308,24 +308,20 @@ static const char *event_kind(const yaml_event_t *ev)
         }
 }
 
-/* "socket, state_dir, ...": the names a user may write in `table`. Reserved
- * sections are left out, since writing them is an error too. */
+/* "socket, state_dir, ...": the names a user may write in `table`. */
 static char *known_keys(const ConfigKey *table)
 {
         size_t len = 1;
         char *s, *p;
 
         for (const ConfigKey *k = table; k->name; k++)
-                if (k->kind != CONFIG_KEY_UNSUPPORTED)
-                        len += strlen(k->name) + 2;
+                len += strlen(k->name) + 2;
 
         s = p = malloc(len);
         if (!s)
                 return NULL;
         *p = '\0';
         for (const ConfigKey *k = table; k->name; k++) {
-                if (k->kind == CONFIG_KEY_UNSUPPORTED)
-                        continue;
                 p = stpcpy(p, p == s ? "" : ", ");
                 p = stpcpy(p, k->name);
         }
@@ -591,12 +587,6 @@ static int loader_mapping(Loader *l, const ConfigKey *table, void *base, const c
                                             "duplicate key '%s' (first given on line %zu)", name,
                                             first_line[i]);
                 first_line[i] = ev.start_mark.line + 1;
-
-                if (key->kind == CONFIG_KEY_UNSUPPORTED)
-                        return loader_error(
-                                l, ev.start_mark,
-                                "section '%s' is not supported by this version of gpukeeperd",
-                                name);
 
                 r = loader_value(l, key, base, name);
                 if (r < 0)
@@ -1891,6 +1881,14 @@ static const ConfigKey http_table[] = {
         CONFIG_END,
 };
 
+static const ConfigKey history_table[] = {
+        CONFIG_SCALAR("raw_hours", config_parse_uint64, Config, history.raw_hours, 1,
+                      CONFIG_HISTORY_RAW_HOURS_MAX),
+        CONFIG_SCALAR("days", config_parse_uint64, Config, history.days, 1,
+                      CONFIG_HISTORY_DAYS_MAX),
+        CONFIG_END,
+};
+
 /* Every key of gpukeeper.yaml. Keep in sync with docs/gpukeeper.yaml.5 and
  * packaging/gpukeeper.yaml. */
 static const ConfigKey config_table[] = {
@@ -1906,9 +1904,7 @@ static const ConfigKey config_table[] = {
         CONFIG_SECTION_CHECKED("alerts", alerts_table, alerts_check),
         CONFIG_SECTION("env", env_table),
         CONFIG_SECTION_CHECKED("http", http_table, http_check),
-        /* Sections of later versions (ARCHITECTURE.md): known, so that using
-         * one says "not supported by this version" rather than "unknown". */
-        CONFIG_UNSUPPORTED("history"),
+        CONFIG_SECTION("history", history_table),
         CONFIG_END,
 };
 
@@ -2001,6 +1997,8 @@ int config_new_defaults(Config **ret)
         };
         c->env.backup_interval_usec = CONFIG_DEFAULT_ENV_BACKUP_INTERVAL_USEC;
         c->env.backup_keep = CONFIG_DEFAULT_ENV_BACKUP_KEEP;
+        c->history.raw_hours = CONFIG_DEFAULT_HISTORY_RAW_HOURS;
+        c->history.days = CONFIG_DEFAULT_HISTORY_DAYS;
         r = listen_from_string(CONFIG_DEFAULT_HTTP_LISTEN, &c->http.listen);
         if (r < 0)
                 return r;

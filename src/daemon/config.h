@@ -105,6 +105,13 @@
 #define CONFIG_DEFAULT_HTTP_LISTEN "127.0.0.1:9400"
 #define CONFIG_HTTP_TOKEN_MAX 256 /* bytes of http.token */
 
+/* history section: raw samples kept for raw_hours, then 1-minute rows kept
+ * for days. */
+#define CONFIG_DEFAULT_HISTORY_RAW_HOURS UINT64_C(48)
+#define CONFIG_HISTORY_RAW_HOURS_MAX UINT64_C(720) /* 1 .. 30 days */
+#define CONFIG_DEFAULT_HISTORY_DAYS UINT64_C(90)
+#define CONFIG_HISTORY_DAYS_MAX UINT64_C(3650) /* 1 .. 10 years */
+
 /* Files larger than this are rejected before parsing. */
 #define CONFIG_FILE_MAX (UINT64_C(1) << 20)
 
@@ -250,6 +257,12 @@ typedef struct ConfigHttp {
         bool per_process_metrics; /* per-process series on /metrics (label churn) */
 } ConfigHttp;
 
+/* The history section. */
+typedef struct ConfigHistory {
+        uint64_t raw_hours; /* raw samples older than this are rolled up into minutes */
+        uint64_t days;      /* minute rows older than this are deleted */
+} ConfigHistory;
+
 typedef struct Config {
         char *path;         /* the file this was loaded from; NULL for built-in defaults */
         char *socket_path;  /* socket */
@@ -263,6 +276,7 @@ typedef struct Config {
         ConfigAlerts alerts; /* the alerts section */
         ConfigEnv env;       /* the env section */
         ConfigHttp http;     /* the http section */
+        ConfigHistory history; /* the history section */
 } Config;
 
 /* A Config holding every default; path is NULL. Returns 0 or -ENOMEM. */
@@ -324,7 +338,6 @@ typedef enum ConfigKeyKind {
                                  * element of an array */
         CONFIG_KEY_VALUE_SET,   /* a list of scalars, all converted by `parse` into the
                                  * one field (flags: a bit mask), which is zeroed first */
-        CONFIG_KEY_UNSUPPORTED, /* a name reserved for a later version: any use is an error */
 } ConfigKeyKind;
 
 /* Offsets are relative to the struct the enclosing mapping is read into:
@@ -396,7 +409,6 @@ struct ConfigKey {
                 .offset = offsetof(type, field), .item_size = sizeof(((type *)NULL)->field),       \
                 .max_items = (most),                                                               \
         }
-#define CONFIG_UNSUPPORTED(n) {.name = (n), .kind = CONFIG_KEY_UNSUPPORTED}
 #define CONFIG_END {.name = NULL}
 
 /* Parse the YAML file `path` against `table` (rows ended by CONFIG_END),

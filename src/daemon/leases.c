@@ -501,6 +501,7 @@ static void grant(Daemon *d, QueueEntry *e, const PolicyDevice *devs, const Poli
         l->rec.client_pid = e->kind == LEASE_RUN ? e->pid : 0;
         l->rec.client_start_time = e->kind == LEASE_RUN ? e->pid_start_time : 0;
         l->rec.command = TAKE_PTR(e->command);
+        l->rec.queue_wait_usec = now > e->since_usec ? now - e->since_usec : 0;
         l->rec.n_devices = dec->n_devices;
         for (size_t i = 0; i < dec->n_devices; i++) {
                 const PolicyDevice *pd = &devs[dec->devices[i]];

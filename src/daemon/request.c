@@ -12,6 +12,7 @@
 #include "basic/user-util.h"
 #include "daemon/lease-ops.h"
 #include "daemon/status.h"
+#include "daemon/report-ops.h"
 #include "daemon/violation-ops.h"
 #include "proto/proto.h"
 
@@ -93,6 +94,7 @@ static const struct {
         {"admin.drain", lease_op_drain},
         {"admin.undrain", lease_op_undrain},
         {"violations.list", violation_op_list},
+        {"report", report_op},
 };
 
 json_t *request_dispatch(Daemon *d, const Peer *peer, uint32_t id, const char *op, json_t *args,

@@ -1,15 +1,23 @@
-/* HTTP listener for /metrics on libmicrohttpd, integrated into sd-event; see
- * http.h.
+/* HTTP listener for /metrics and the dashboard on libmicrohttpd, integrated
+ * into sd-event; see http.h.
  *
  * Bounded by construction: at most HTTP_MAX_CONNECTIONS connections (a few
  * per client address), each closed after HTTP_CONNECTION_TIMEOUT_S idle,
- * with a small per-connection memory pool; only GET and HEAD of /metrics are
- * served and no request body is read. */
+ * with a small per-connection memory pool; only GET and HEAD of the routes
+ * below are served and no request body is read.
+ *
+ * Routes: /metrics (Prometheus text), / (the dashboard page, embedded in
+ * the binary), /api/status, /api/usage?days=N, /api/history?gpu=UUID&hours=N
+ * (JSON, see metrics/api.h). When http.token is set every route needs it,
+ * as "Authorization: Bearer TOKEN" or as the cookie gk_token. A browser
+ * gets the cookie by opening /?token=TOKEN once: the page is served with
+ * Set-Cookie (HttpOnly, SameSite=Strict), and its own fetches carry it. */
 #include "metrics/http.h"
 
 #include <errno.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -17,6 +25,8 @@
 #include "basic/macro.h"
 #include "basic/time-util.h"
 #include "daemon/daemon.h"
+#include "metrics/api.h"
+#include "metrics/dashboard.h"
 #include "metrics/render.h"
 
 #define HTTP_MAX_CONNECTIONS 32
@@ -25,6 +35,8 @@
 #define HTTP_CONNECTION_MEMORY (16 * 1024)
 /* Sinks counted on /metrics; alerts.sinks has its own, smaller limit. */
 #define HTTP_MAX_SINKS 64
+/* The Set-Cookie value: the token (config-limited) and its attributes. */
+#define HTTP_COOKIE_MAX 1024
 
 struct Metrics {
         Daemon *daemon;
@@ -34,25 +46,37 @@ struct Metrics {
         char *listen;
 };
 
+/* Whether `given` is exactly `token`, compared in time independent of where
+ * they differ. */
+static bool token_equal(const char *given, const char *token)
+{
+        size_t n = strlen(given), t = strlen(token);
+        unsigned char diff;
+
+        /* The length of the token is no secret worth hiding (it is in the
+         * config's size), its bytes are: every byte is compared. */
+        diff = n != t;
+        for (size_t i = 0; i < t; i++)
+                diff |= (unsigned char)(token[i] ^ (i < n ? given[i] : 0));
+        return diff == 0;
+}
+
 bool metrics_authorized(const char *header, const char *token)
 {
         static const char prefix[] = "Bearer ";
-        size_t n, t;
-        unsigned char diff;
 
         if (!token)
                 return true;
         if (!header || strncmp(header, prefix, sizeof prefix - 1) != 0)
                 return false;
-        header += sizeof prefix - 1;
-        n = strlen(header);
-        t = strlen(token);
-        /* The length of the token is no secret worth hiding (it is in the
-         * config's size), its bytes are: every byte is compared. */
-        diff = n != t;
-        for (size_t i = 0; i < t; i++)
-                diff |= (unsigned char)(token[i] ^ (i < n ? header[i] : 0));
-        return diff == 0;
+        return token_equal(header + sizeof prefix - 1, token);
+}
+
+bool metrics_cookie_authorized(const char *cookie, const char *token)
+{
+        if (!token)
+                return true;
+        return cookie && token_equal(cookie, token);
 }
 
 static const char *user_name(void *userdata, uid_t uid)
@@ -117,42 +141,158 @@ static enum MHD_Result reply_text(struct MHD_Connection *c, unsigned status, con
         return ok;
 }
 
+/* Queue `body` (malloc'd, taken over whatever happens) with status 200. */
+static enum MHD_Result reply_owned(struct MHD_Connection *c, char *body, size_t len,
+                                   const char *type)
+{
+        struct MHD_Response *resp;
+        enum MHD_Result ok;
+
+        resp = MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
+        if (!resp) {
+                free(body);
+                return MHD_NO;
+        }
+        (void)MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, type);
+        (void)MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+        ok = MHD_queue_response(c, MHD_HTTP_OK, resp);
+        MHD_destroy_response(resp);
+        return ok;
+}
+
+static enum MHD_Result reply_json(struct MHD_Connection *c, int r, json_t *o)
+{
+        char *body;
+
+        if (r == -EINVAL)
+                return reply_text(c, MHD_HTTP_BAD_REQUEST, "Bad request: see the API's parameters.\n",
+                                  NULL, NULL);
+        if (r == -ENOENT)
+                return reply_text(c, MHD_HTTP_NOT_FOUND, "No such device.\n", NULL, NULL);
+        if (r < 0)
+                return reply_text(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "Could not read the state.\n",
+                                  NULL, NULL);
+        body = json_dumps(o, JSON_COMPACT);
+        json_decref(o);
+        if (!body)
+                return reply_text(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "Out of memory.\n", NULL,
+                                  NULL);
+        return reply_owned(c, body, strlen(body), "application/json");
+}
+
+/* Whether `token` can be a cookie value as it is (RFC 6265 cookie-octets):
+ * a token with ; , " \\ or a space is only sent by the page as a header. */
+static bool cookie_safe(const char *token)
+{
+        for (const char *p = token; *p; p++)
+                if (*p <= ' ' || *p == '"' || *p == ',' || *p == ';' || *p == '\\' || *p > '~')
+                        return false;
+        return true;
+}
+
+/* The page itself, and the cookie when it was opened with the right
+ * ?token= (a wrong one was refused before). The policy forbids anything
+ * not in the page: it loads nothing from anywhere, only fetches its API. */
+static enum MHD_Result reply_dashboard(struct MHD_Connection *c, const char *token,
+                                       bool set_cookie)
+{
+        struct MHD_Response *resp;
+        enum MHD_Result ok;
+        char cookie[HTTP_COOKIE_MAX];
+
+        resp = MHD_create_response_from_buffer(strlen(metrics_dashboard_html),
+                                               (void *)metrics_dashboard_html,
+                                               MHD_RESPMEM_PERSISTENT);
+        if (!resp)
+                return MHD_NO;
+        (void)MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
+                                      "text/html; charset=utf-8");
+        (void)MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+        (void)MHD_add_response_header(resp, "Content-Security-Policy",
+                                      "default-src 'none'; script-src 'unsafe-inline'; "
+                                      "style-src 'unsafe-inline'; connect-src 'self'; "
+                                      "img-src data:; base-uri 'none'; form-action 'none'");
+        (void)MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
+        (void)MHD_add_response_header(resp, "Referrer-Policy", "no-referrer");
+        if (set_cookie && token && cookie_safe(token) &&
+            (size_t)snprintf(cookie, sizeof cookie,
+                             "gk_token=%s; Path=/; HttpOnly; SameSite=Strict", token) <
+                sizeof cookie)
+                (void)MHD_add_response_header(resp, MHD_HTTP_HEADER_SET_COOKIE, cookie);
+        ok = MHD_queue_response(c, MHD_HTTP_OK, resp);
+        MHD_destroy_response(resp);
+        return ok;
+}
+
+static const char *arg(struct MHD_Connection *c, const char *name)
+{
+        return MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, name);
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
                                   const char *method, const char *version, const char *upload_data,
                                   size_t *upload_data_size, void **req_cls)
 {
         Metrics *m = cls;
         Daemon *d = m->daemon;
-        struct MHD_Response *resp;
-        enum MHD_Result ok;
+        const char *token = d->config->http.token, *query_token = NULL;
+        bool page = strcmp(url, "/") == 0, authorized;
+        json_t *o = NULL;
         char *body = NULL;
         size_t len = 0;
+        unsigned n;
+        int r;
 
-        if (strcmp(url, "/metrics") != 0)
-                return reply_text(c, MHD_HTTP_NOT_FOUND, "Not found: only /metrics is served.\n",
+        if (!page && strcmp(url, "/metrics") != 0 && strcmp(url, "/api/status") != 0 &&
+            strcmp(url, "/api/usage") != 0 && strcmp(url, "/api/history") != 0)
+                return reply_text(c, MHD_HTTP_NOT_FOUND,
+                                  "Not found: /, /metrics and /api/{status,usage,history} are "
+                                  "served.\n",
                                   NULL, NULL);
         if (strcmp(method, MHD_HTTP_METHOD_GET) != 0 && strcmp(method, MHD_HTTP_METHOD_HEAD) != 0)
                 return reply_text(c, MHD_HTTP_METHOD_NOT_ALLOWED, "Method not allowed.\n",
                                   MHD_HTTP_HEADER_ALLOW, "GET, HEAD");
-        if (!metrics_authorized(
+        if (page)
+                query_token = arg(c, "token");
+        authorized =
+            metrics_authorized(
                 MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION),
-                d->config->http.token))
-                return reply_text(c, MHD_HTTP_UNAUTHORIZED, "Unauthorized.\n",
+                token) ||
+            metrics_cookie_authorized(MHD_lookup_connection_value(c, MHD_COOKIE_KIND, "gk_token"),
+                                      token) ||
+            (query_token && metrics_cookie_authorized(query_token, token));
+        if (!authorized)
+                return reply_text(c, MHD_HTTP_UNAUTHORIZED,
+                                  "Unauthorized: send the token (see http.token).\n",
                                   MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer realm=\"gpukeeper\"");
+
+        if (page)
+                return reply_dashboard(c, token, query_token != NULL);
+        if (strcmp(url, "/metrics") != 0) {
+                /* The argument order of a call is unspecified: o is read
+                 * only after the builder has run. */
+                if (strcmp(url, "/api/status") == 0)
+                        r = api_status(d, &o);
+                else if (strcmp(url, "/api/usage") == 0) {
+                        r = api_parse_count(arg(c, "days"), 1, API_USAGE_DAYS_MAX, &n);
+                        if (r >= 0)
+                                r = api_usage(d, n, &o);
+                } else {
+                        const char *gpu = arg(c, "gpu");
+
+                        r = api_parse_count(arg(c, "hours"), 1, API_HISTORY_HOURS_MAX, &n);
+                        if (r >= 0 && (!gpu || !*gpu || strlen(gpu) >= GPU_UUID_MAX))
+                                r = -EINVAL;
+                        if (r >= 0)
+                                r = api_history(d, gpu, n, &o);
+                }
+                return reply_json(c, r, o);
+        }
 
         if (render_daemon(d, &body, &len) < 0)
                 return reply_text(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "Out of memory.\n", NULL,
                                   NULL);
-        resp = MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
-        if (!resp) {
-                free(body);
-                return MHD_NO;
-        }
-        (void)MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
-                                      "text/plain; version=0.0.4; charset=utf-8");
-        ok = MHD_queue_response(c, MHD_HTTP_OK, resp);
-        MHD_destroy_response(resp);
-        return ok;
+        return reply_owned(c, body, len, "text/plain; version=0.0.4; charset=utf-8");
 }
 
 static int on_timer(sd_event_source *s, uint64_t usec, void *userdata);

@@ -1,4 +1,5 @@
-/* The daemon's HTTP listener: GET /metrics, served on the event loop thread.
+/* The daemon's HTTP listener: GET /metrics, the dashboard (GET /) and its
+ * JSON API (GET /api/...), served on the event loop thread.
  *
  * libmicrohttpd runs without threads of its own (MHD_USE_EPOLL, external
  * polling): its epoll fd is one sd-event io source and its timeout one
@@ -27,3 +28,7 @@ const char *metrics_listen_text(const Metrics *m);
 /* Whether `header` (the Authorization header, may be NULL) is "Bearer TOKEN"
  * for exactly `token`, compared in time independent of where they differ. */
 bool metrics_authorized(const char *header, const char *token);
+
+/* Whether `cookie` (the gk_token cookie or the page's ?token=, may be NULL)
+ * is exactly `token`; always true when no token is configured. */
+bool metrics_cookie_authorized(const char *cookie, const char *token);

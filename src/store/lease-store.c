@@ -46,7 +46,8 @@ static int insert_lease_rows(Store *s, StoredLease *l, const char *request_json)
         r = store_statement(
             s,
             "INSERT INTO leases (uid, kind, state, created_usec, expires_usec, client_pid, "
-            "client_start_time, command, request) VALUES (?, ?, 'active', ?, ?, ?, ?, ?, ?)",
+            "client_start_time, command, request, queue_wait_usec) "
+            "VALUES (?, ?, 'active', ?, ?, ?, ?, ?, ?, ?)",
             &st);
         if (r < 0)
                 return r;
@@ -61,6 +62,7 @@ static int insert_lease_rows(Store *s, StoredLease *l, const char *request_json)
         }
         sqlite3_bind_text(st, 7, l->command, -1, SQLITE_STATIC);
         sqlite3_bind_text(st, 8, request_json, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 9, (sqlite3_int64)l->queue_wait_usec);
         r = store_step_done(st);
         if (r < 0)
                 return r;

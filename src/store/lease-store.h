@@ -41,6 +41,7 @@ typedef struct StoredLease {
         uint64_t client_start_time;
         char *command; /* may be NULL */
         uint64_t idle_device_usec; /* device time held without use so far */
+        uint64_t queue_wait_usec;  /* time the request waited before the grant (reports) */
         LeaseDevice *devices;
         size_t n_devices;
 } StoredLease;

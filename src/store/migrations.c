@@ -81,6 +81,54 @@ const StoreMigration store_migrations[] = {
      "ALTER TABLE leases ADD COLUMN idle_device_usec INTEGER NOT NULL DEFAULT 0;"
      "CREATE UNIQUE INDEX violations_open ON violations(pid, start_time, device_uuid) "
      "  WHERE ended_usec IS NULL;"},
+    {4,
+     /* Usage history (history-store.h). A device uuid is stored once and
+      * referred to by id, which keeps the raw rows small. span_usec is the
+      * time a sample stands for, so sums are device-time integrals. */
+     "CREATE TABLE history_devices ("
+     "  id INTEGER PRIMARY KEY,"
+     "  device_uuid TEXT NOT NULL UNIQUE,"
+     "  gpu_uuid TEXT NOT NULL"
+     ");"
+     "CREATE TABLE history_samples ("
+     "  ts_usec INTEGER NOT NULL,"
+     "  device_id INTEGER NOT NULL,"
+     "  span_usec INTEGER NOT NULL,"
+     "  util INTEGER,"      /* percent; NULL unknown */
+     "  busy INTEGER NOT NULL,"
+     "  memory_used_bytes INTEGER NOT NULL,"
+     "  power_mw INTEGER,"  /* NULL unknown */
+     "  holder_uid INTEGER," /* NULL: not leased */
+     "  lease_id INTEGER,"
+     "  PRIMARY KEY (ts_usec, device_id)"
+     ") WITHOUT ROWID;"
+     "CREATE INDEX history_samples_device ON history_samples(device_id, ts_usec);"
+     "CREATE TABLE history_minutes ("
+     "  minute_usec INTEGER NOT NULL,"
+     "  device_id INTEGER NOT NULL,"
+     "  holder_uid INTEGER NOT NULL," /* -1: not leased */
+     "  samples INTEGER NOT NULL,"
+     "  span_usec INTEGER NOT NULL,"
+     "  busy_usec INTEGER NOT NULL,"
+     "  util_usec INTEGER NOT NULL,"      /* sum of util * span over known util */
+     "  util_span_usec INTEGER NOT NULL," /* span with known util */
+     "  memory_byte_sec REAL NOT NULL,"
+     "  power_mw_usec INTEGER NOT NULL,"
+     "  power_span_usec INTEGER NOT NULL,"
+     "  PRIMARY KEY (minute_usec, device_id, holder_uid)"
+     ") WITHOUT ROWID;"
+     /* Per hour and holder, over all devices: written with every tick, so a
+      * report over weeks reads hundreds of rows, not millions. */
+     "CREATE TABLE history_hours ("
+     "  hour_usec INTEGER NOT NULL,"
+     "  holder_uid INTEGER NOT NULL," /* -1: not leased */
+     "  span_usec INTEGER NOT NULL,"
+     "  busy_usec INTEGER NOT NULL,"
+     "  memory_byte_sec REAL NOT NULL,"
+     "  PRIMARY KEY (hour_usec, holder_uid)"
+     ") WITHOUT ROWID;"
+     /* Time the lease waited in the queue before its grant. */
+     "ALTER TABLE leases ADD COLUMN queue_wait_usec INTEGER NOT NULL DEFAULT 0;"},
 };
 
 const size_t store_n_migrations = sizeof store_migrations / sizeof store_migrations[0];

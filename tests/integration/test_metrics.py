@@ -141,7 +141,7 @@ def test_token_paths_and_methods(lab_daemon):
     assert get(port, token=TOKEN + "x")[0] == 401
     status, headers, _ = get(port, token=None)
     assert headers.get("WWW-Authenticate", "").startswith("Bearer")
-    assert get(port, path="/")[0] == 404
+    assert get(port, path="/nothing")[0] == 404
     assert get(port, path="/metrics/x")[0] == 404
     status, headers, _ = get(port, method="POST")
     assert status == 405 and "GET" in headers.get("Allow", "")

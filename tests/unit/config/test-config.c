@@ -110,7 +110,7 @@ static void expect_error(TestDir *t, const char *yaml, const char *want)
 
 #define KNOWN                                                                                      \
         "(known keys: socket, state_dir, nvml_library, sample_interval, log_level, policy, "       \
-        "enforcement, idle, alerts, env, http)"
+        "enforcement, idle, alerts, env, http, history)"
 
 static void assert_limits(const ConfigPolicyLimits *l, uint64_t max_gpus,
                           uint64_t default_duration_usec, uint64_t max_duration_usec)
@@ -405,24 +405,27 @@ static void test_unknown_keys(void **state)
         expect_error(t, "? {a: b}\n: 1\n", "1:3: keys must be plain names, not a mapping");
 }
 
-static void test_reserved_sections(void **state)
+static void test_history_section(void **state)
 {
-        static const char *const reserved[] = {"history"};
         TestDir *t = *state;
+        Config *c = NULL;
 
-        for (size_t i = 0; i < ELEMENTSOF(reserved); i++) {
-                _cleanup_free_ char *yaml = NULL, *want = NULL;
+        assert_int_equal(config_new_defaults(&c), 0);
+        assert_int_equal(c->history.raw_hours, 48);
+        assert_int_equal(c->history.days, 90);
+        config_free(c);
 
-                assert_true(asprintf(&yaml, "log_level: info\n%s:\n  foo: 1\n", reserved[i]) > 0);
-                assert_true(asprintf(&want,
-                                     "2:1: section '%s' is not supported by this version of "
-                                     "gpukeeperd",
-                                     reserved[i]) > 0);
-                expect_error(t, yaml, want);
-        }
-        /* Whatever the value looks like. */
-        expect_error(t, "history:\n",
-                     "1:1: section 'history' is not supported by this version of gpukeeperd");
+        assert_int_equal(load(t, "history:\n  raw_hours: 720\n  days: 1\n", &c, NULL), 0);
+        assert_int_equal(c->history.raw_hours, 720);
+        assert_int_equal(c->history.days, 1);
+        config_free(c);
+
+        expect_error(t, "history:\n  raw_hours: 0\n",
+                     "2:14: invalid value '0' for 'history.raw_hours': must be between 1 and 720");
+        expect_error(t, "history:\n  days: 3651\n",
+                     "2:9: invalid value '3651' for 'history.days': must be between 1 and 3650");
+        expect_error(t, "history:\n  weeks: 3\n",
+                     "2:3: unknown key 'history.weeks' (known keys in 'history': raw_hours, days)");
 }
 
 static void test_duplicate_keys(void **state)
@@ -2158,7 +2161,6 @@ static const ConfigKey test_table[] = {
         CONFIG_SCALAR("verbose", config_parse_bool, TestConf, verbose, 0, 0),
         CONFIG_SECTION("store", test_store_table),
         CONFIG_LIST("mounts", test_mount_table, TestConf, mounts, n_mounts, TestMount, 3),
-        CONFIG_UNSUPPORTED("future"),
         CONFIG_END,
 };
 
@@ -2308,8 +2310,6 @@ static void test_table_nested_errors(void **state)
                            "required (for example 30s, 5m or 2h)");
         expect_table_error(t, "store:\n  dir: &d /a\n",
                            "2:8: 'store.dir': anchors (&d) are not allowed");
-        expect_table_error(t, "future: {}\n",
-                           "1:1: section 'future' is not supported by this version of gpukeeperd");
         expect_table_error(t, "bogus: 1\n",
                            "1:1: unknown key 'bogus' (known keys: cache_size, workers, verbose, "
                            "store, mounts)");
@@ -2398,7 +2398,7 @@ int main(void)
                 T(test_size_limit),
                 T(test_nul_bytes),
                 T(test_unknown_keys),
-                T(test_reserved_sections),
+                T(test_history_section),
                 T(test_duplicate_keys),
                 T(test_wrong_types),
                 T(test_null_values),

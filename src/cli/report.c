@@ -1,0 +1,233 @@
+/* `gpukeeper report [--since 30d] [--user U] [--json | --csv]`: per user,
+ * over the window, leased and busy device-hours, the idle share of the
+ * leased time, GPU memory-hours, queue wait (mean, p95) and violations;
+ * then the lab's totals and its GPU waste (leased but idle device-hours plus
+ * device-hours used without a lease). The numbers are the daemon's report
+ * operation (report-ops.h); this file only asks and lays them out.
+ *
+ *   USER         LEASED h   BUSY h  IDLE  MEM GiB·h  LEASES  WAIT avg  p95  VIOL
+ *   alice           120.5     80.1   34%     1203.0       12     30s   2m     0
+ *   TOTAL           130.0     85.0   35%     1300.0       14              1
+ *   Waste: 45.0 device-hours (40.0 leased but idle, 5.0 used without a lease) */
+#include <errno.h>
+#include <getopt.h>
+#include <pwd.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "basic/parse.h"
+#include "basic/time-util.h"
+#include "cli/cli.h"
+#include "cli/report.h"
+
+#define DEFAULT_SINCE_USEC (UINT64_C(30) * USEC_PER_DAY)
+#define PW_BUF_MAX 16384
+
+enum {
+        ARG_JSON = CLI_ARG_VERB_FIRST,
+        ARG_CSV,
+        ARG_SINCE,
+        ARG_USER,
+};
+
+void cli_report_usage(FILE *f)
+{
+        fputs("Usage: gpukeeper report [--since DURATION] [--user USER] [--json | --csv]\n"
+              "                        [--socket PATH]\n"
+              "\n"
+              "Show GPU usage per user from the daemon's history: leased and busy\n"
+              "device-hours, the idle share of the leased time, GPU memory-hours, queue\n"
+              "wait (mean and 95th percentile) and violations; then totals and the lab's\n"
+              "GPU waste (leased but idle, plus used without a lease).\n"
+              "\n"
+              "Options:\n"
+              "  --since DURATION  the last DURATION (2h, 7d, 30d; default 30d)\n"
+              "  --user USER       only USER (a name or a numeric uid)\n"
+              "  --json            print the daemon's report object as JSON\n"
+              "  --csv             print one CSV row per user, then a TOTAL row\n"
+              "  --socket PATH     talk to the daemon at PATH\n"
+              "  -h, --help        show this help\n",
+              f);
+}
+
+/* A user name or a numeric uid → uid. */
+static int parse_user(const char *s, uid_t *ret)
+{
+        struct passwd pw, *res = NULL;
+        char buf[PW_BUF_MAX];
+        uint64_t v;
+
+        if (parse_uint64(s, &v) >= 0) {
+                if (v >= UINT32_MAX)
+                        return -ERANGE;
+                *ret = (uid_t)v;
+                return 0;
+        }
+        if (getpwnam_r(s, &pw, buf, sizeof buf, &res) != 0 || !res)
+                return -ENOENT;
+        *ret = res->pw_uid;
+        return 0;
+}
+
+static double num(json_t *o, const char *key)
+{
+        return json_number_value(json_object_get(o, key));
+}
+
+/* The name to show for a user row: its name, else "#uid". */
+static const char *row_name(json_t *u, char *buf, size_t len)
+{
+        const char *name = json_string_value(json_object_get(u, "user"));
+
+        if (name)
+                return name;
+        snprintf(buf, len, "#%lld", (long long)json_integer_value(json_object_get(u, "uid")));
+        return buf;
+}
+
+/* A CSV field: quoted when it holds a comma, a quote or a line break. */
+static void csv_field(const char *s)
+{
+        if (!strpbrk(s, ",\"\r\n")) {
+                fputs(s, stdout);
+                return;
+        }
+        putchar('"');
+        for (; *s; s++) {
+                if (*s == '"')
+                        putchar('"');
+                putchar(*s);
+        }
+        putchar('"');
+}
+
+static void print_csv(json_t *result)
+{
+        json_t *users = json_object_get(result, "users"), *t = json_object_get(result, "totals"), *u;
+        char buf[32];
+        size_t i;
+
+        puts("user,uid,leased_device_hours,busy_device_hours,idle_share,memory_gib_hours,leases,"
+             "queue_wait_mean_sec,queue_wait_p95_sec,violations");
+        json_array_foreach(users, i, u) {
+                csv_field(row_name(u, buf, sizeof buf));
+                printf(",%lld,%.3f,%.3f,%.4f,%.3f,%lld,%.1f,%.1f,%lld\n",
+                       (long long)json_integer_value(json_object_get(u, "uid")),
+                       num(u, "leased_device_hours"), num(u, "busy_device_hours"),
+                       num(u, "idle_share"), num(u, "memory_gib_hours"),
+                       (long long)json_integer_value(json_object_get(u, "leases")),
+                       num(u, "queue_wait_mean_sec"), num(u, "queue_wait_p95_sec"),
+                       (long long)json_integer_value(json_object_get(u, "violations")));
+        }
+        printf("TOTAL,,%.3f,%.3f,%.4f,%.3f,,,,%lld\n", num(t, "leased_device_hours"),
+               num(t, "busy_device_hours"),
+               num(t, "leased_device_hours") > 0
+                       ? num(t, "idle_leased_device_hours") / num(t, "leased_device_hours")
+                       : 0.0,
+               num(t, "memory_gib_hours"),
+               (long long)json_integer_value(json_object_get(t, "violations")));
+}
+
+static void print_table(json_t *result, const char *span)
+{
+        json_t *users = json_object_get(result, "users"), *t = json_object_get(result, "totals"), *u;
+        char buf[32];
+        size_t i;
+
+        printf("Usage over the last %s\n\n", span);
+        printf("%-12s %9s %8s %5s %10s %7s %8s %6s %5s\n", "USER", "LEASED h", "BUSY h", "IDLE",
+               "MEM GiB·h", "LEASES", "WAIT avg", "p95", "VIOL");
+        json_array_foreach(users, i, u)
+                printf("%-12.12s %9.1f %8.1f %4.0f%% %10.1f %7lld %7.0fs %5.0fs %5lld\n",
+                       row_name(u, buf, sizeof buf), num(u, "leased_device_hours"),
+                       num(u, "busy_device_hours"), 100.0 * num(u, "idle_share"),
+                       num(u, "memory_gib_hours"),
+                       (long long)json_integer_value(json_object_get(u, "leases")),
+                       num(u, "queue_wait_mean_sec"), num(u, "queue_wait_p95_sec"),
+                       (long long)json_integer_value(json_object_get(u, "violations")));
+        printf("%-12s %9.1f %8.1f %4.0f%% %10.1f %7s %8s %6s %5lld\n", "TOTAL",
+               num(t, "leased_device_hours"), num(t, "busy_device_hours"),
+               num(t, "leased_device_hours") > 0
+                       ? 100.0 * num(t, "idle_leased_device_hours") / num(t, "leased_device_hours")
+                       : 0.0,
+               num(t, "memory_gib_hours"), "", "", "",
+               (long long)json_integer_value(json_object_get(t, "violations")));
+        printf("\nWaste: %.1f device-hours (%.1f leased but idle, %.1f used without a lease)\n",
+               num(t, "waste_device_hours"), num(t, "idle_leased_device_hours"),
+               num(t, "unleased_busy_device_hours"));
+}
+
+int cli_report_main(cli_context *ctx, int argc, char *argv[])
+{
+        static const struct option options[] = {
+            CLI_COMMON_OPTIONS,
+            {"json", no_argument, NULL, ARG_JSON},
+            {"csv", no_argument, NULL, ARG_CSV},
+            {"since", required_argument, NULL, ARG_SINCE},
+            {"user", required_argument, NULL, ARG_USER},
+            {},
+        };
+        _cleanup_(json_decrefp) json_t *result = NULL;
+        uint64_t since_usec = DEFAULT_SINCE_USEC, now = now_usec(CLOCK_REALTIME);
+        char span[FORMAT_DURATION_MAX];
+        bool json = false, csv = false, have_user = false;
+        uid_t uid = 0;
+        json_t *args;
+        int c, r;
+
+        optind = 0;
+        opterr = 0;
+        while ((c = getopt_long(argc, argv, "+:h", options, NULL)) >= 0) {
+                switch (c) {
+                case ARG_JSON:
+                        json = true;
+                        break;
+                case ARG_CSV:
+                        csv = true;
+                        break;
+                case ARG_SINCE:
+                        if (parse_duration_usec(optarg, &since_usec) < 0 || since_usec == 0)
+                                return cli_usage_error("report",
+                                                       "--since takes a duration such as 2h, "
+                                                       "7d or 30d, not '%s'",
+                                                       optarg);
+                        break;
+                case ARG_USER:
+                        if (parse_user(optarg, &uid) < 0)
+                                return cli_usage_error("report", "no such user: '%s'", optarg);
+                        have_user = true;
+                        break;
+                default:
+                        r = cli_common_option(ctx, "report", cli_report_usage, c, argv);
+                        if (r != CLI_CONTINUE)
+                                return r;
+                }
+        }
+        if (optind < argc)
+                return cli_usage_error("report", "unexpected argument '%s'", argv[optind]);
+        if (json && csv)
+                return cli_usage_error("report", "--json and --csv cannot be combined");
+
+        args = json_pack("{s:f}", "since_sec",
+                         since_usec >= now ? 0.0 : (double)(now - since_usec) / USEC_PER_SEC);
+        if (args && have_user && json_object_set_new(args, "user", json_integer(uid)) < 0)
+                json_decref(TAKE_PTR(args));
+        if (!args) {
+                fputs("gpukeeper: out of memory\n", stderr);
+                return CLI_EXIT_SOFTWARE;
+        }
+        r = cli_fetch(ctx, "report", args, &result);
+        if (r != CLI_EXIT_OK)
+                return r;
+        if (json)
+                cli_print_json(result);
+        else if (csv)
+                print_csv(result);
+        else {
+                (void)format_duration(span, sizeof span, since_usec);
+                print_table(result, span);
+        }
+        return cli_finish(CLI_EXIT_OK);
+}

@@ -1,0 +1,86 @@
+/* report; see report-ops.h. */
+#include "daemon/report-ops.h"
+
+#include <errno.h>
+#include <stdlib.h>
+
+#include "basic/time-util.h"
+#include "basic/user-util.h"
+#include "store/history-store.h"
+
+#define REPORT_DEFAULT_SPAN_USEC (30 * USEC_PER_DAY)
+/* Unix seconds far beyond any real date, so the conversion to microseconds
+ * cannot overflow. */
+#define REPORT_SINCE_MAX 1e11
+#define SEC_PER_HOUR 3600.0
+#define BYTES_PER_GIB (1024.0 * 1024.0 * 1024.0)
+
+static json_t *user_json(const HistoryUsage *u)
+{
+        char name[256];
+
+        if (user_name_from_uid((uid_t)u->uid, name, sizeof name) < 0)
+                name[0] = '\0';
+        return json_pack("{s:I, s:s?, s:f, s:f, s:f, s:f, s:I, s:f, s:f, s:I}", "uid",
+                         (json_int_t)u->uid, "user", name[0] ? name : NULL,
+                         "leased_device_hours", u->leased_device_sec / SEC_PER_HOUR,
+                         "busy_device_hours", u->busy_device_sec / SEC_PER_HOUR, "idle_share",
+                         u->idle_share, "memory_gib_hours",
+                         u->memory_byte_sec / BYTES_PER_GIB / SEC_PER_HOUR, "leases",
+                         (json_int_t)u->leases, "queue_wait_mean_sec", u->queue_wait_mean_sec,
+                         "queue_wait_p95_sec", u->queue_wait_p95_sec, "violations",
+                         (json_int_t)u->violations);
+}
+
+int report_op(Daemon *d, const RequestCall *call, json_t *args, json_t **ret_result,
+              gk_call_error *ret_error)
+{
+        json_t *since = args ? json_object_get(args, "since_sec") : NULL;
+        json_t *user = args ? json_object_get(args, "user") : NULL;
+        uint64_t now = now_usec(CLOCK_REALTIME), since_usec;
+        _cleanup_free_ HistoryUsage *rows = NULL;
+        HistoryTotals t;
+        json_t *users;
+        uid_t uid = 0;
+        size_t n = 0;
+        int r;
+
+        if (args && json_object_size(args) > (size_t)(since != NULL) + (user != NULL))
+                return request_error(ret_error, GK_E_INVALID_ARGUMENT,
+                                     "report takes 'since_sec' and 'user' only");
+        if (since && (!json_is_number(since) || json_number_value(since) < 0 ||
+                      json_number_value(since) > REPORT_SINCE_MAX))
+                return request_error(ret_error, GK_E_INVALID_ARGUMENT,
+                                     "'since_sec' must be a unix time in seconds");
+        if (user && (!json_is_integer(user) || json_integer_value(user) < 0 ||
+                     json_integer_value(user) >= (json_int_t)UINT32_MAX))
+                return request_error(ret_error, GK_E_INVALID_ARGUMENT,
+                                     "'user' must be a numeric user id");
+        since_usec = since ? (uint64_t)(json_number_value(since) * USEC_PER_SEC)
+                           : now - MIN(now, REPORT_DEFAULT_SPAN_USEC);
+        if (user)
+                uid = (uid_t)json_integer_value(user);
+
+        r = store_history_usage(d->store, since_usec, now + 1, user ? &uid : NULL, &rows, &n, &t);
+        if (r < 0)
+                return r;
+        users = json_array();
+        for (size_t i = 0; users && i < n; i++)
+                if (json_array_append_new(users, user_json(&rows[i])) < 0) {
+                        json_decref(users);
+                        users = NULL;
+                }
+        if (!users)
+                return -ENOMEM;
+        *ret_result = json_pack(
+                "{s:f, s:f, s:o, s:{s:f, s:f, s:f, s:f, s:f, s:I, s:f}}", "since_sec",
+                (double)since_usec / USEC_PER_SEC, "until_sec", (double)now / USEC_PER_SEC, "users",
+                users, "totals", "leased_device_hours", t.leased_device_sec / SEC_PER_HOUR,
+                "busy_device_hours", t.busy_device_sec / SEC_PER_HOUR, "idle_leased_device_hours",
+                t.idle_leased_device_sec / SEC_PER_HOUR, "unleased_busy_device_hours",
+                t.unleased_busy_device_sec / SEC_PER_HOUR, "memory_gib_hours",
+                t.memory_byte_sec / BYTES_PER_GIB / SEC_PER_HOUR, "violations",
+                (json_int_t)t.violations, "waste_device_hours",
+                (t.idle_leased_device_sec + t.unleased_busy_device_sec) / SEC_PER_HOUR);
+        return *ret_result ? 0 : -ENOMEM;
+}

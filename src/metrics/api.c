@@ -1,0 +1,248 @@
+/* The dashboard's JSON API; see api.h.
+ *
+ * Names are resolved with the daemon's memo (daemon_user_name()), times are
+ * seconds since the epoch as JSON reals, as in the `status` op. */
+#include "metrics/api.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "basic/macro.h"
+#include "basic/time-util.h"
+#include "daemon/daemon.h"
+#include "daemon/enforcement.h"
+#include "daemon/json-text.h"
+#include "daemon/status.h"
+#include "store/history-store.h"
+#include "store/violation-store.h"
+
+/* An alert's detail larger than this is shown as null, not parsed. */
+#define API_DETAIL_MAX 4096
+/* Points read from the store for one series before averaging: a week of
+ * raw samples every 2 s is 302400; past history.raw_hours the store has
+ * minute rows, so in practice far fewer come back. */
+#define API_HISTORY_READ_MAX 400000
+
+#define GIB (1024.0 * 1024.0 * 1024.0)
+
+int api_parse_count(const char *text, unsigned min, unsigned max, unsigned *ret)
+{
+        unsigned long v = 0;
+
+        if (!text || !*text || strlen(text) > 10 || (text[0] == '0' && text[1]))
+                return -EINVAL;
+        for (const char *p = text; *p; p++) {
+                if (*p < '0' || *p > '9')
+                        return -EINVAL;
+                v = v * 10 + (unsigned long)(*p - '0');
+        }
+        if (v < min || v > max)
+                return -EINVAL;
+        *ret = (unsigned)v;
+        return 0;
+}
+
+static json_t *seconds(uint64_t usec)
+{
+        return usec ? json_real((double)usec / USEC_PER_SEC) : json_null();
+}
+
+static json_t *recent_violations(Daemon *d, uint64_t since)
+{
+        StoredViolation *v = NULL;
+        size_t n = 0;
+        json_t *a;
+
+        if (store_violations_list(d->store, since, API_RECENT_LIMIT, &v, &n) < 0)
+                return NULL;
+        a = json_array();
+        for (size_t i = 0; a && i < n; i++)
+                if (json_array_append_new(a, enforcement_violation_json(d, &v[i])) < 0) {
+                        json_decref(a);
+                        a = NULL;
+                }
+        stored_violations_free(v, n);
+        return a;
+}
+
+static json_t *alert_json(sqlite3_stmt *st)
+{
+        const char *detail = (const char *)sqlite3_column_text(st, 3);
+        json_t *parsed = NULL;
+
+        if (detail && strlen(detail) <= API_DETAIL_MAX)
+                parsed = json_loads(detail, JSON_REJECT_DUPLICATES, NULL);
+        return json_pack("{s:o, s:o, s:o, s:o}", "at",
+                         seconds((uint64_t)sqlite3_column_int64(st, 0)), "action",
+                         json_text((const char *)sqlite3_column_text(st, 1)), "key",
+                         json_text((const char *)sqlite3_column_text(st, 2)), "detail",
+                         parsed ? parsed : json_null());
+}
+
+/* The audit records of alerts delivered or given up on since `since`,
+ * newest first: one indexed range scan with a LIMIT. */
+static json_t *recent_alerts(Daemon *d, uint64_t since)
+{
+        static const char sql[] =
+            "SELECT ts_usec, action, subject, detail FROM audit"
+            " WHERE ts_usec >= ?1 AND action IN ('alert.sent', 'alert.failed')"
+            " ORDER BY ts_usec DESC LIMIT ?2";
+        sqlite3_stmt *st;
+        json_t *a;
+        int rc;
+
+        if (store_statement(d->store, sql, &st) < 0)
+                return NULL;
+        a = json_array();
+        if (!a || sqlite3_bind_int64(st, 1, (sqlite3_int64)since) != SQLITE_OK ||
+            sqlite3_bind_int(st, 2, API_RECENT_LIMIT) != SQLITE_OK)
+                goto fail;
+        while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+                if (json_array_append_new(a, alert_json(st)) < 0)
+                        goto fail;
+        if (rc != SQLITE_DONE)
+                goto fail;
+        sqlite3_reset(st);
+        return a;
+fail:
+        sqlite3_reset(st);
+        json_decref(a);
+        return NULL;
+}
+
+int api_status(Daemon *d, json_t **ret)
+{
+        uint64_t since = now_usec(CLOCK_REALTIME) - API_RECENT_HOURS * 3600 * USEC_PER_SEC;
+        json_t *o, *violations, *alerts;
+        int r;
+
+        r = status_build(d, &o);
+        if (r < 0)
+                return r;
+        violations = recent_violations(d, since);
+        alerts = recent_alerts(d, since);
+        /* json_object_set() takes its own reference, so both are dropped
+         * here whatever happened. */
+        r = violations && alerts && json_object_set(o, "violations", violations) >= 0 &&
+                    json_object_set(o, "alerts", alerts) >= 0
+                ? 0
+                : -EIO;
+        json_decref(violations);
+        json_decref(alerts);
+        if (r < 0) {
+                json_decref(o);
+                return r;
+        }
+        *ret = o;
+        return 0;
+}
+
+static json_t *usage_json(Daemon *d, const HistoryUsage *u)
+{
+        return json_pack("{s:I, s:o, s:f, s:f, s:f, s:f, s:I, s:I}", "uid", (json_int_t)u->uid,
+                         "user", json_text(u->uid >= 0 ? daemon_user_name(d, (uid_t)u->uid) : NULL),
+                         "leased_device_hours", u->leased_device_sec / 3600.0,
+                         "busy_device_hours", u->busy_device_sec / 3600.0, "idle_share",
+                         u->idle_share, "memory_gib_hours", u->memory_byte_sec / GIB / 3600.0,
+                         "leases", (json_int_t)u->leases, "violations",
+                         (json_int_t)u->violations);
+}
+
+int api_usage(Daemon *d, unsigned days, json_t **ret)
+{
+        uint64_t until = now_usec(CLOCK_REALTIME);
+        uint64_t since = until - (uint64_t)days * 86400 * USEC_PER_SEC;
+        _cleanup_free_ HistoryUsage *u = NULL;
+        HistoryTotals t = {};
+        json_t *users, *o;
+        size_t n = 0;
+        int r;
+
+        r = store_history_usage(d->store, since, until, NULL, &u, &n, &t);
+        if (r < 0)
+                return r;
+        users = json_array();
+        if (!users)
+                return -ENOMEM;
+        for (size_t i = 0; i < n; i++)
+                if (json_array_append_new(users, usage_json(d, &u[i])) < 0) {
+                        json_decref(users);
+                        return -ENOMEM;
+                }
+        o = json_pack("{s:I, s:o, s:o, s:o, s:{s:f, s:f, s:f, s:f, s:I}}", "days",
+                      (json_int_t)days, "since", seconds(since), "until", seconds(until), "users",
+                      users, "totals", "leased_device_hours", t.leased_device_sec / 3600.0,
+                      "busy_device_hours", t.busy_device_sec / 3600.0,
+                      "idle_leased_device_hours", t.idle_leased_device_sec / 3600.0,
+                      "unleased_busy_device_hours", t.unleased_busy_device_sec / 3600.0,
+                      "violations", (json_int_t)t.violations);
+        if (!o)
+                return -ENOMEM;
+        *ret = o;
+        return 0;
+}
+
+static bool device_known(const Daemon *d, const char *uuid)
+{
+        const GpuSnapshot *s = d->snapshot;
+
+        for (size_t i = 0; s && i < s->n_gpus; i++) {
+                if (strcmp(s->gpus[i].uuid, uuid) == 0)
+                        return true;
+                for (size_t j = 0; j < s->gpus[i].n_instances; j++)
+                        if (strcmp(s->gpus[i].instances[j].uuid, uuid) == 0)
+                                return true;
+        }
+        return false;
+}
+
+/* Average points [from, to) into one: util over the points that know it,
+ * the holder of the last point. */
+static json_t *bucket_json(const HistoryPoint *p, size_t from, size_t to)
+{
+        double util = 0, memory = 0;
+        size_t n_util = 0;
+
+        for (size_t i = from; i < to; i++) {
+                if (p[i].util_percent >= 0) {
+                        util += p[i].util_percent;
+                        n_util++;
+                }
+                memory += (double)p[i].memory_used_bytes;
+        }
+        return json_pack("{s:o, s:o, s:I, s:I}", "t", seconds(p[to - 1].ts_usec), "util",
+                         n_util ? json_real(util / (double)n_util) : json_null(),
+                         "memory_used_bytes", (json_int_t)(memory / (double)(to - from)),
+                         "holder", (json_int_t)p[to - 1].holder_uid);
+}
+
+int api_history(Daemon *d, const char *uuid, unsigned hours, json_t **ret)
+{
+        uint64_t since = now_usec(CLOCK_REALTIME) - (uint64_t)hours * 3600 * USEC_PER_SEC;
+        _cleanup_free_ HistoryPoint *p = NULL;
+        size_t n = 0, per;
+        json_t *points, *o;
+        int r;
+
+        if (!device_known(d, uuid))
+                return -ENOENT;
+        r = store_history_series(d->store, uuid, since, API_HISTORY_READ_MAX, &p, &n);
+        if (r < 0)
+                return r;
+        points = json_array();
+        if (!points)
+                return -ENOMEM;
+        per = (n + API_HISTORY_BUCKETS - 1) / API_HISTORY_BUCKETS;
+        for (size_t i = 0; i < n; i += per)
+                if (json_array_append_new(points, bucket_json(p, i, MIN(i + per, n))) < 0) {
+                        json_decref(points);
+                        return -ENOMEM;
+                }
+        o = json_pack("{s:s, s:I, s:o}", "uuid", uuid, "hours", (json_int_t)hours, "points",
+                      points);
+        if (!o)
+                return -ENOMEM;
+        *ret = o;
+        return 0;
+}
