@@ -5,8 +5,10 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <grp.h>
 #include <limits.h>
 #include <math.h>
+#include <pwd.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdio.h>
@@ -25,23 +27,31 @@
 
 extern char **environ;
 
-/* The body of one child: wait for SIGKILL. */
-_Noreturn static void child_main(pid_t parent)
+/* The body of one child: become uid/gid when asked, then wait for SIGKILL. */
+_Noreturn static void child_main(pid_t parent, const uid_t *uid, const gid_t *gid)
 {
+        if (uid && (setgroups(0, NULL) < 0 || setresgid(*gid, *gid, *gid) < 0 ||
+                    setresuid(*uid, *uid, *uid) < 0))
+                _exit(EXIT_FAILURE);
+        /* No controlling terminal: the daemon's notices to a process's
+         * terminal must not land on the benchmark's. */
+        (void)setsid();
         /* Die with the benchmark; if it is already gone, the death signal
-         * was set too late to fire, so leave now. */
+         * was set too late to fire, so leave now. It is set after the
+         * credential change, which clears it. */
         if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent)
                 _exit(EXIT_FAILURE);
         for (;;)
                 pause();
 }
 
-int bench_children_start(size_t n, BenchChildren *ret)
+int bench_children_start_as(size_t n, const uid_t *uids, const gid_t *gids, BenchChildren *ret)
 {
         BenchChildren c = { 0 };
         pid_t parent = getpid();
 
         assert(ret);
+        assert(!uids == !gids);
         c.pids = calloc(n, sizeof(*c.pids));
         if (!c.pids)
                 return -ENOMEM;
@@ -56,11 +66,16 @@ int bench_children_start(size_t n, BenchChildren *ret)
                         return r;
                 }
                 if (pid == 0)
-                        child_main(parent);
+                        child_main(parent, uids ? &uids[c.n] : NULL, gids ? &gids[c.n] : NULL);
                 c.pids[c.n] = pid;
         }
         *ret = c;
         return 0;
+}
+
+int bench_children_start(size_t n, BenchChildren *ret)
+{
+        return bench_children_start_as(n, NULL, NULL, ret);
 }
 
 void bench_children_stop(BenchChildren *c)
@@ -104,20 +119,125 @@ void bench_scratch_remove(const char *path)
         (void)nftw(path, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
 
-/* Run argv (argv[0] looked up in PATH) and wait for it. Returns 0 when it
- * exited 0, -EPROTO when it failed, -errno when it could not be started. */
-static int run_and_wait(char *const argv[])
+int bench_run(char *const argv[], bool quiet)
 {
+        posix_spawn_file_actions_t fa;
         pid_t pid;
         int status, r;
 
-        r = posix_spawnp(&pid, argv[0], NULL, NULL, argv, environ);
+        r = posix_spawn_file_actions_init(&fa);
+        if (r != 0)
+                return -r;
+        if (quiet && ((r = posix_spawn_file_actions_addopen(&fa, STDOUT_FILENO, "/dev/null",
+                                                            O_WRONLY, 0)) != 0 ||
+                      (r = posix_spawn_file_actions_adddup2(&fa, STDOUT_FILENO, STDERR_FILENO)) !=
+                              0)) {
+                posix_spawn_file_actions_destroy(&fa);
+                return -r;
+        }
+        r = posix_spawnp(&pid, argv[0], &fa, NULL, argv, environ);
+        posix_spawn_file_actions_destroy(&fa);
         if (r != 0)
                 return -r;
         while (waitpid(pid, &status, 0) < 0)
                 if (errno != EINTR)
                         return negative_errno();
         return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -EPROTO;
+}
+
+/* Look `name` up in passwd into *u (home copied). Returns 0, -ENOENT, or
+ * -errno. */
+static int user_lookup(const char *name, BenchUser *u)
+{
+        struct passwd pw, *found = NULL;
+        char buf[4096];
+        int r;
+
+        r = getpwnam_r(name, &pw, buf, sizeof(buf), &found);
+        if (r != 0)
+                return -r;
+        if (!found)
+                return -ENOENT;
+        free(u->home);
+        u->home = strdup(pw.pw_dir);
+        if (!u->home)
+                return -ENOMEM;
+        u->uid = pw.pw_uid;
+        u->gid = pw.pw_gid;
+        return 0;
+}
+
+int bench_users_make(const char *prefix, size_t n, const char *home_base, BenchUser *users)
+{
+        const char *me = program_invocation_short_name;
+
+        assert(prefix && users && n <= 100);
+        for (size_t i = 0; i < n; i++) {
+                BenchUser *u = &users[i];
+                char home[PATH_MAX];
+                int k, r;
+
+                k = snprintf(u->name, sizeof(u->name), "%s%02zu", prefix, i);
+                if (k < 0 || (size_t)k >= sizeof(u->name))
+                        return -ENAMETOOLONG;
+                r = user_lookup(u->name, u);
+                if (r == 0 && !home_base)
+                        continue;
+                if (r == 0) {
+                        r = bench_run((char *const[]){ "userdel", "-r", u->name, NULL }, true);
+                        if (r < 0) {
+                                fprintf(stderr, "%s: userdel -r %s (a leftover) failed\n", me,
+                                        u->name);
+                                return r;
+                        }
+                } else if (r != -ENOENT) {
+                        fprintf(stderr, "%s: cannot look up %s: %s\n", me, u->name, strerror(-r));
+                        return r;
+                }
+                if (home_base) {
+                        k = snprintf(home, sizeof(home), "%s/%s", home_base, u->name);
+                        if (k < 0 || (size_t)k >= sizeof(home))
+                                return -ENAMETOOLONG;
+                        r = bench_run((char *const[]){ "useradd", "-m", "-d", home, "-s",
+                                                       "/usr/sbin/nologin", "-c",
+                                                       "gpukeeper benchmark", u->name, NULL },
+                                      true);
+                } else
+                        r = bench_run((char *const[]){ "useradd", "-M", "-d", "/nonexistent", "-s",
+                                                       "/usr/sbin/nologin", "-c",
+                                                       "gpukeeper benchmark", u->name, NULL },
+                                      true);
+                if (r == 0)
+                        r = user_lookup(u->name, u);
+                if (r < 0) {
+                        fprintf(stderr, "%s: cannot make user %s: %s\n", me, u->name,
+                                r == -EPROTO ? "useradd failed" : strerror(-r));
+                        return r;
+                }
+        }
+        return 0;
+}
+
+void bench_users_remove(BenchUser *users, size_t n, bool with_home)
+{
+        for (size_t i = 0; i < n; i++) {
+                BenchUser *u = &users[i];
+
+                if (u->name[0]) {
+                        char *with[] = { "userdel", "-r", u->name, NULL };
+                        char *without[] = { "userdel", u->name, NULL };
+                        struct passwd pw, *found = NULL;
+                        char buf[4096];
+
+                        /* Only users that exist: a failed make leaves names behind. */
+                        if (getpwnam_r(u->name, &pw, buf, sizeof(buf), &found) == 0 && found &&
+                            bench_run(with_home ? with : without, true) < 0)
+                                fprintf(stderr, "%s: userdel %s failed\n",
+                                        program_invocation_short_name, u->name);
+                }
+                free(u->home);
+                *u = (BenchUser){ 0 };
+        }
 }
 
 int bench_write_lab(const char *gen_lab, const char *scratch, const pid_t *pids, size_t n,
@@ -140,9 +260,10 @@ int bench_write_lab(const char *gen_lab, const char *scratch, const pid_t *pids,
 
         snprintf(gpus, sizeof(gpus), "%d", BENCH_LAB_GPUS);
         snprintf(mig, sizeof(mig), "%d", BENCH_LAB_MIG_GPUS);
-        return run_and_wait((char *const[]){ "python3", (char *)gen_lab, "--gpus", gpus, "--mig",
-                                             mig, "--pids-from", pid_file, "--out",
-                                             (char *)lab_path, NULL });
+        return bench_run((char *const[]){ "python3", (char *)gen_lab, "--gpus", gpus, "--mig", mig,
+                                          "--pids-from", pid_file, "--out", (char *)lab_path,
+                                          NULL },
+                         false);
 }
 
 int bench_write_plain_lab(const char *gen_lab, unsigned gpus, unsigned mig, const char *lab_path)
@@ -151,8 +272,9 @@ int bench_write_plain_lab(const char *gen_lab, unsigned gpus, unsigned mig, cons
 
         snprintf(g, sizeof(g), "%u", gpus);
         snprintf(m, sizeof(m), "%u", mig);
-        return run_and_wait((char *const[]){ "python3", (char *)gen_lab, "--gpus", g, "--mig", m,
-                                             "--out", (char *)lab_path, NULL });
+        return bench_run((char *const[]){ "python3", (char *)gen_lab, "--gpus", g, "--mig", m,
+                                          "--out", (char *)lab_path, NULL },
+                         false);
 }
 
 int bench_write_daemon_config(const char *path, const char *socket_path, const char *state_dir,

@@ -33,9 +33,17 @@ typedef struct BenchChildren {
         size_t n;
 } BenchChildren;
 
-/* Fork `n` pausing children. Returns 0 or -errno; on failure the children
+/* Fork `n` pausing children. Each starts a session of its own (setsid), so
+ * it has no controlling terminal: nothing the daemon writes to a process's
+ * terminal reaches ours. Returns 0 or -errno; on failure the children
  * already started are stopped again. */
 int bench_children_start(size_t n, BenchChildren *ret);
+
+/* The same, but child i first becomes uids[i] / gids[i] (no supplementary
+ * groups), so the processes have real owners other than us. Needs root.
+ * A child that cannot change its credentials exits at once; the caller
+ * checks the owners it expects (in /proc, or in a snapshot). */
+int bench_children_start_as(size_t n, const uid_t *uids, const gid_t *gids, BenchChildren *ret);
 
 /* SIGKILL and reap every child. Accepts a zeroed struct. */
 void bench_children_stop(BenchChildren *c);
@@ -44,6 +52,35 @@ void bench_children_stop(BenchChildren *c);
  * bench_scratch_remove. Returns 0 or -errno; the path goes to ret (PATH_MAX). */
 int bench_scratch_make(char *ret, size_t len);
 void bench_scratch_remove(const char *path);
+
+/* Run argv (argv[0] looked up in PATH) and wait for it; with `quiet` its
+ * stdout and stderr go to /dev/null. Returns 0 when it exited 0, -EPROTO
+ * when it failed, -errno when it could not be started. */
+int bench_run(char *const argv[], bool quiet);
+
+/* A Linux user the benchmark made (or found) for itself. */
+typedef struct BenchUser {
+        char name[32];
+        uid_t uid;
+        gid_t gid;
+        char *home; /* from passwd */
+} BenchUser;
+
+/* Make sure the users PREFIX00, PREFIX01, ... (n of them, n <= 100) exist,
+ * each with a user group of its name and /usr/sbin/nologin as its shell,
+ * and fill users[0..n). Without `home_base` they have no home directory
+ * (/nonexistent) and one that already exists is reused. With it, each gets
+ * a new home HOME_BASE/NAME (useradd -m), and one that already exists (left
+ * over from a killed run, its home elsewhere) is first removed with
+ * userdel -r. Needs root. Returns 0, or -errno after a message (the users
+ * made so far are left to bench_users_remove). */
+int bench_users_make(const char *prefix, size_t n, const char *home_base, BenchUser *users);
+
+/* userdel (-r: with the home directory, when `with_home`) every named entry
+ * of users[0..n) and free their strings; failures get a message. The names
+ * are the benchmark's own, so it removes them whether it made them or found
+ * them. Accepts entries never filled (empty name). */
+void bench_users_remove(BenchUser *users, size_t n, bool with_home);
 
 /* Write the benchmark lab listing `pids` to `lab_path` with
  * `python3 GEN_LAB --gpus 8 --mig 2 --pids-from FILE --out LAB`; the PID file

@@ -6,8 +6,10 @@
 #   BUILD_DIR=build-bench bench/run.sh
 #
 # The build directory is set up with the project's defaults when it does not
-# exist yet. Exit status: 0 all targets met, 2 a target missed, 1 a benchmark
-# could not measure (or the build failed).
+# exist yet. Run it as root: bench-enforce and bench-env make (and remove)
+# users of their own, gkbench-NN and gkbench-env-NN. Exit status: 0 all
+# targets met, 2 a target missed, 1 a benchmark could not measure (or the
+# build failed).
 set -eu
 
 cd "$(dirname "$0")/.."
@@ -16,8 +18,8 @@ BUILD_DIR=${BUILD_DIR:-build}
 if [ ! -f "$BUILD_DIR/build.ninja" ]; then
         meson setup "$BUILD_DIR"
 fi
-ninja -C "$BUILD_DIR" bench/bench-tick bench/bench-status bench/bench-lease src/daemon/gpukeeperd \
-        src/cli/gpukeeper sim/libnvidia-ml-sim.so
+ninja -C "$BUILD_DIR" bench/bench-tick bench/bench-enforce bench/bench-status bench/bench-lease \
+        bench/bench-env src/daemon/gpukeeperd src/cli/gpukeeper sim/libnvidia-ml-sim.so
 
 echo "== machine"
 echo "cpus:    $(nproc) ($(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | sort -u | paste -sd ';' -))"
@@ -30,9 +32,10 @@ print("build:   buildtype=%s b_sanitize=%s b_ndebug=%s" % (
     opts.get("buildtype"), opts.get("b_sanitize"), opts.get("b_ndebug")))'
 
 status=0
-for bench in bench-tick bench-status bench-lease; do
+for bench in bench-tick bench-enforce bench-status bench-lease bench-env; do
         echo
         echo "== $bench"
+        echo "load:    $(cut -d' ' -f1-3 /proc/loadavg) (1, 5, 15 min)"
         rc=0
         "$BUILD_DIR/bench/$bench" || rc=$?
         # Anything but met (0) or missed (2), a crash included, is "could

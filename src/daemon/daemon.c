@@ -93,6 +93,7 @@ static void daemon_reload(Daemon *d)
         r = sampler_arm(d);
         if (r < 0)
                 log_error_errno(r, "Cannot re-arm the sampler after reload");
+        enforcement_config_changed(&d->enforcement);
         r = env_backup_arm(d);
         if (r < 0)
                 log_error_errno(r, "Cannot re-arm the environment backup after reload");

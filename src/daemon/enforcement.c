@@ -75,6 +75,11 @@ int enforcement_init(Daemon *d)
         return 0;
 }
 
+void enforcement_config_changed(EnforcementState *s)
+{
+        s->exempt_resolved_usec = 0;
+}
+
 const TrackedViolation *enforcement_find(const Daemon *d, uint32_t pid, uint64_t start_time,
                                          const char *device_uuid)
 {
@@ -314,8 +319,7 @@ void enforcement_tick(Daemon *d)
         _cleanup_free_ PolicyHeld *held = NULL;
         _cleanup_free_ PolicyViolation *found = NULL;
         _cleanup_free_ char *exe_buf = NULL;
-        uid_t uids[64];
-        uint64_t now = now_usec(CLOCK_REALTIME);
+        uint64_t now = now_usec(CLOCK_REALTIME), mono = now_usec(CLOCK_MONOTONIC);
         size_t n_held = 0, cap = 0, n_found = 0;
         PolicyExempt exempt;
         int r;
@@ -332,10 +336,14 @@ void enforcement_tick(Daemon *d)
                 for (size_t i = 0; i < l->rec.n_devices; i++)
                         held[n_held++] = (PolicyHeld){.uid = l->rec.uid,
                                                       .uuid = l->rec.devices[i].uuid};
+        if (!s->exempt_resolved_usec || mono - s->exempt_resolved_usec > ENFORCEMENT_EXEMPT_TTL_USEC) {
+                s->n_exempt_uids = exempt_uids(c, s->exempt_uids, ELEMENTSOF(s->exempt_uids));
+                s->exempt_resolved_usec = mono;
+        }
         exempt = (PolicyExempt){
                 .root_exempt = c->root_exempt,
-                .uids = uids,
-                .n_uids = exempt_uids(c, uids, ELEMENTSOF(uids)),
+                .uids = s->exempt_uids,
+                .n_uids = s->n_exempt_uids,
                 .executables = (const char *const *)c->exempt_executables,
                 .n_executables = c->n_exempt_executables,
                 .exe = exe_of,

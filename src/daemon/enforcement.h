@@ -30,7 +30,18 @@ typedef struct EnforcementState {
         size_t n_tracked;
         uint64_t signals_sent; /* SIGTERM and SIGKILL since start, for metrics */
         uint64_t violations_opened;
+        /* enforcement.exempt.users resolved to uids, at most every
+         * ENFORCEMENT_EXEMPT_TTL_USEC: NSS reads /etc/passwd per name, which
+         * was most of the per-tick cost of enforcement. */
+        uid_t exempt_uids[64];
+        size_t n_exempt_uids;
+        uint64_t exempt_resolved_usec; /* CLOCK_MONOTONIC; 0 = never */
 } EnforcementState;
+
+#define ENFORCEMENT_EXEMPT_TTL_USEC (60 * UINT64_C(1000000))
+
+/* Forget the resolved exemptions (the config was reloaded). */
+void enforcement_config_changed(EnforcementState *s);
 
 /* Load the open violations from the store. Returns 0 or -errno. */
 int enforcement_init(Daemon *d);
