@@ -6,9 +6,9 @@
 #   BUILD_DIR=build-bench bench/run.sh
 #
 # The build directory is set up with the project's defaults when it does not
-# exist yet. Run it as root: bench-enforce and bench-env make (and remove)
-# users of their own, gkbench-NN and gkbench-env-NN. Exit status: 0 all
-# targets met, 2 a target missed, 1 a benchmark could not measure (or the
+# exist yet. Run it as root: bench-enforce, bench-metrics and bench-env make
+# (and remove) users of their own, gkbench-NN and gkbench-env-NN. Exit
+# status: 0 all targets met, 2 a target missed, 1 a benchmark could not measure (or the
 # build failed).
 set -eu
 
@@ -19,7 +19,7 @@ if [ ! -f "$BUILD_DIR/build.ninja" ]; then
         meson setup "$BUILD_DIR"
 fi
 ninja -C "$BUILD_DIR" bench/bench-tick bench/bench-enforce bench/bench-status bench/bench-lease \
-        bench/bench-env src/daemon/gpukeeperd src/cli/gpukeeper sim/libnvidia-ml-sim.so
+        bench/bench-env bench/bench-metrics src/daemon/gpukeeperd src/cli/gpukeeper sim/libnvidia-ml-sim.so
 
 echo "== machine"
 echo "cpus:    $(nproc) ($(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | sort -u | paste -sd ';' -))"
@@ -32,7 +32,7 @@ print("build:   buildtype=%s b_sanitize=%s b_ndebug=%s" % (
     opts.get("buildtype"), opts.get("b_sanitize"), opts.get("b_ndebug")))'
 
 status=0
-for bench in bench-tick bench-enforce bench-status bench-lease bench-env; do
+for bench in bench-tick bench-enforce bench-status bench-lease bench-env bench-metrics; do
         echo
         echo "== $bench"
         echo "load:    $(cut -d' ' -f1-3 /proc/loadavg) (1, 5, 15 min)"
