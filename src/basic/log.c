@@ -14,11 +14,6 @@ void log_set_max_level(int level)
         log_max_level = level;
 }
 
-int log_get_max_level(void)
-{
-        return log_max_level;
-}
-
 int log_level_from_string(const char *s)
 {
         static const struct {

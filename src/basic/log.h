@@ -10,7 +10,6 @@
 enum { LOG_LEVEL_ERROR = 3, LOG_LEVEL_WARNING = 4, LOG_LEVEL_INFO = 6, LOG_LEVEL_DEBUG = 7 };
 
 void log_set_max_level(int level);
-int log_get_max_level(void);
 
 /* Parse "error", "warning", "info" or "debug"; returns the level or -EINVAL. */
 int log_level_from_string(const char *s);

@@ -505,8 +505,3 @@ void server_free(Server *s)
         free(s->path);
         free(s);
 }
-
-size_t server_n_connections(const Server *s)
-{
-        return s->n_connections;
-}

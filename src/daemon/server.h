@@ -30,6 +30,3 @@ void server_free(Server *s);
  * inside that connection's own handler): a connection that cannot take the
  * message is closed from the event loop instead. */
 int server_send(Server *s, uint64_t conn_id, json_t *msg);
-
-/* Number of connections open now. */
-size_t server_n_connections(const Server *s);

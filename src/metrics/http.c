@@ -410,8 +410,3 @@ void metrics_free(Metrics *m)
         free(m->listen);
         free(m);
 }
-
-const char *metrics_listen_text(const Metrics *m)
-{
-        return m->listen;
-}

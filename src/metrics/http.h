@@ -22,9 +22,6 @@ int metrics_new(Daemon *d, Metrics **ret);
 /* Close the listener and every connection. NULL is fine. */
 void metrics_free(Metrics *m);
 
-/* The address text ("127.0.0.1:9400") the listener was started on. */
-const char *metrics_listen_text(const Metrics *m);
-
 /* Whether `header` (the Authorization header, may be NULL) is "Bearer TOKEN"
  * for exactly `token`, compared in time independent of where they differ. */
 bool metrics_authorized(const char *header, const char *token);

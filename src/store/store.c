@@ -301,11 +301,6 @@ int store_step_done(sqlite3_stmt *st)
         return rc == SQLITE_DONE ? 0 : store_errno_from_sqlite(rc);
 }
 
-int store_exec(Store *s, const char *sql)
-{
-        return exec_sql(s->db, sql);
-}
-
 /* The transaction statements go through the cache too: re-parsing BEGIN and
  * COMMIT for every lease grant showed up in profiles. */
 int store_begin(Store *s)

@@ -58,9 +58,6 @@ int store_statement(Store *s, const char *sql, sqlite3_stmt **ret);
 /* Step a statement that returns no rows and reset it. */
 int store_step_done(sqlite3_stmt *st);
 
-/* Run SQL without results. Returns 0 or a negative errno. */
-int store_exec(Store *s, const char *sql);
-
 /* BEGIN IMMEDIATE / COMMIT / ROLLBACK. */
 int store_begin(Store *s);
 int store_commit(Store *s);
