@@ -26,6 +26,8 @@
 
 /* Where `env backup` writes without --to: the daemon's default state_dir. */
 #define DEFAULT_BACKUP_DIR "/var/lib/gpukeeper/env-backups"
+/* Where root's `env list` remembers env sizes (see EnvOptions.size_cache). */
+#define ENV_LIST_ROOT_SIZE_CACHE_DIR "/var/cache/gpukeeper"
 
 enum {
         ARG_USER = CLI_ARG_VERB_FIRST,
@@ -470,32 +472,120 @@ static void list_row(const cli_term *term, const EnvInfo *e)
         fputc('\n', stdout);
 }
 
+/* The size cache of `env list` (EnvOptions.size_cache), its directory made
+ * 0700 if missing: root's is ENV_LIST_ROOT_SIZE_CACHE, anyone else's
+ * $XDG_CACHE_HOME/gpukeeper/env-sizes.json, else ~/.cache/gpukeeper/… (the home
+ * from passwd). NULL when there is no such place: the sizes are then walked. */
+static char *list_size_cache_path(void)
+{
+        _cleanup_free_ char *cache_home = NULL, *dir = NULL;
+        const char *xdg = getenv("XDG_CACHE_HOME");
+        char *path;
+
+        if (geteuid() == 0) {
+                if (mkdir(ENV_LIST_ROOT_SIZE_CACHE_DIR, 0700) < 0 && errno != EEXIST)
+                        return NULL;
+                return strdup(ENV_LIST_ROOT_SIZE_CACHE_DIR "/env-sizes.json");
+        }
+        if (xdg && xdg[0] == '/')
+                cache_home = strdup(xdg);
+        else {
+                EnvUser me = {};
+
+                if (env_user_from_uid(geteuid(), &me) < 0)
+                        return NULL;
+                if (asprintf(&cache_home, "%s/.cache", me.home) < 0)
+                        cache_home = NULL;
+                env_user_done(&me);
+        }
+        if (!cache_home || asprintf(&dir, "%s/gpukeeper", cache_home) < 0)
+                return NULL;
+        if ((mkdir(cache_home, 0700) < 0 && errno != EEXIST) ||
+            (mkdir(dir, 0700) < 0 && errno != EEXIST))
+                return NULL;
+        if (asprintf(&path, "%s/env-sizes.json", dir) < 0)
+                return NULL;
+        return path;
+}
+
+static void list_print_json(EnvList *const *lists, size_t n, int *exit_code)
+{
+        _cleanup_(json_decrefp) json_t *jenvs = json_array(), *jerrors = json_array(), *doc = NULL;
+
+        if (!jenvs || !jerrors) {
+                *exit_code = CLI_EXIT_SOFTWARE;
+                return;
+        }
+        for (size_t i = 0; i < n; i++) {
+                for (size_t j = 0; j < lists[i]->n_envs; j++)
+                        if (json_array_append_new(jenvs, env_info_to_json(lists[i]->envs[j])) < 0)
+                                *exit_code = CLI_EXIT_SOFTWARE;
+                for (size_t j = 0; j < lists[i]->n_errors; j++)
+                        if (json_array_append_new(jerrors,
+                                                  json_pack("{s:s, s:s}", "user", lists[i]->user.name,
+                                                            "error", lists[i]->errors[j])) < 0)
+                                *exit_code = CLI_EXIT_SOFTWARE;
+        }
+        doc = json_pack("{s:O, s:O}", "envs", jenvs, "errors", jerrors);
+        if (!doc) {
+                *exit_code = CLI_EXIT_SOFTWARE;
+                return;
+        }
+        cli_print_json(doc);
+}
+
+/* Print the table; returns whether there was a row. */
+static bool list_print_text(EnvList *const *lists, size_t n)
+{
+        cli_term term;
+        bool header = false;
+
+        cli_term_detect(stdout, &term);
+        for (size_t i = 0; i < n; i++) {
+                for (size_t j = 0; j < lists[i]->n_envs; j++) {
+                        if (!header) {
+                                list_header(&term);
+                                header = true;
+                        }
+                        list_row(&term, lists[i]->envs[j]);
+                }
+                for (size_t j = 0; j < lists[i]->n_errors; j++) {
+                        fprintf(stderr, "gpukeeper: %s: ", lists[i]->user.name);
+                        put_text(stderr, lists[i]->errors[j], false);
+                        fputc('\n', stderr);
+                }
+        }
+        return header;
+}
+
+/* Every target user's envs first, then all sizes in one parallel pass through
+ * the size cache, then the output. */
 static int env_list(cli_context *ctx, EnvArgs *a)
 {
         EnvUser *users = NULL;
-        size_t n_users = 0;
-        _cleanup_(json_decrefp) json_t *jenvs = json_array(), *jerrors = json_array();
-        cli_term term;
-        bool header = false;
+        EnvList **lists = NULL;
+        _cleanup_free_ char *cache = NULL;
+        size_t n_users = 0, n_lists = 0;
         int r, exit_code = CLI_EXIT_OK;
 
         r = no_operands(a);
         if (r != CLI_EXIT_OK)
                 return r;
-        if (!jenvs || !jerrors)
-                return CLI_EXIT_SOFTWARE;
         r = target_users(a, &users, &n_users);
         if (r != CLI_EXIT_OK)
                 return r;
-        cli_term_detect(stdout, &term);
+        lists = calloc(MAX(n_users, (size_t)1), sizeof(EnvList *));
+        if (!lists) {
+                env_users_free(users, n_users);
+                return CLI_EXIT_SOFTWARE;
+        }
         for (size_t i = 0; i < n_users; i++) {
-                _cleanup_(env_list_freep) EnvList *l = NULL;
-                EnvOptions o = {.flags = ENV_LOAD_SIZE | cli_env_flags(&users[i])};
+                EnvOptions o = {.flags = cli_env_flags(&users[i])};
 
-                r = env_list_user(&users[i], &o, &l);
+                r = env_list_user(&users[i], &o, &lists[n_lists]);
                 if (r == -ENOMEM) {
                         exit_code = CLI_EXIT_SOFTWARE;
-                        break;
+                        goto finish;
                 }
                 if (r < 0) {
                         /* A user without a readable home simply has nothing to list
@@ -507,43 +597,21 @@ static int env_list(cli_context *ctx, EnvArgs *a)
                         }
                         continue;
                 }
-                for (size_t j = 0; j < l->n_envs; j++) {
-                        if (a->json) {
-                                json_t *je = env_info_to_json(l->envs[j]);
-                                if (!je || json_array_append_new(jenvs, je) < 0) {
-                                        exit_code = CLI_EXIT_SOFTWARE;
-                                        break;
-                                }
-                                continue;
-                        }
-                        if (!header) {
-                                list_header(&term);
-                                header = true;
-                        }
-                        list_row(&term, l->envs[j]);
-                }
-                for (size_t j = 0; j < l->n_errors; j++) {
-                        if (a->json) {
-                                json_array_append_new(jerrors,
-                                                      json_pack("{s:s, s:s}", "user", users[i].name,
-                                                                "error", l->errors[j]));
-                                continue;
-                        }
-                        fprintf(stderr, "gpukeeper: %s: ", users[i].name);
-                        put_text(stderr, l->errors[j], false);
-                        fputc('\n', stderr);
-                }
+                n_lists++;
         }
-        env_users_free(users, n_users);
-        if (a->json) {
-                _cleanup_(json_decrefp) json_t *doc =
-                    json_pack("{s:O, s:O}", "envs", jenvs, "errors", jerrors);
-                if (!doc)
-                        return CLI_EXIT_SOFTWARE;
-                cli_print_json(doc);
-        } else if (!header && exit_code == CLI_EXIT_OK)
+        cache = list_size_cache_path();
+        if (env_lists_load_sizes(lists, n_lists, &(EnvOptions){ .size_cache = cache }) < 0) {
+                exit_code = CLI_EXIT_SOFTWARE;
+                goto finish;
+        }
+        if (a->json)
+                list_print_json(lists, n_lists, &exit_code);
+        else if (!list_print_text(lists, n_lists) && exit_code == CLI_EXIT_OK)
                 puts(a->all_users ? "No conda environments found."
                                   : "No conda environments found (see 'gpukeeper env create').");
+finish:
+        env_lists_free(lists, n_lists);
+        env_users_free(users, n_users);
         return cli_finish(exit_code);
 }
 

@@ -153,17 +153,17 @@ static int scan_pkgs_dir(EnvCleanPlan *p, const char *dir, int fd)
                 if (sub < 0)
                         continue;
                 if (strcmp(n, "cache") == 0) {
-                        (void)env_disk_usage(sub, &bytes);
+                        (void)env_disk_usage(sub, NULL, &bytes);
                         r = add_item(p, dir, n, ENV_CLEAN_INDEX_CACHE, bytes);
                 } else if (strcmp(n, ".logs") == 0) {
-                        (void)env_disk_usage(sub, &bytes);
+                        (void)env_disk_usage(sub, NULL, &bytes);
                         r = add_item(p, dir, n, ENV_CLEAN_LOG, bytes);
                 } else if (strcmp(n, ".trash") == 0) {
-                        (void)env_disk_usage(sub, &bytes);
+                        (void)env_disk_usage(sub, NULL, &bytes);
                         r = add_item(p, dir, n, ENV_CLEAN_TEMP, bytes);
                 } else if (fstatat(sub, "info/index.json", &st, AT_SYMLINK_NOFOLLOW) == 0 &&
                            S_ISREG(st.st_mode) && package_unused(sub) == 1) {
-                        (void)env_disk_usage(sub, &bytes);
+                        (void)env_disk_usage(sub, NULL, &bytes);
                         r = add_item(p, dir, n, ENV_CLEAN_PACKAGE, bytes);
                 }
         }

@@ -419,6 +419,7 @@ int env_list_user(const EnvUser *user, const EnvOptions *o, EnvList **ret)
         r = env_user_make(user->uid, user->gid, user->name, user->home, &l->user);
         if (r < 0)
                 return r;
+        l->flags = o ? o->flags : 0;
         r = env_open_home(user, &homefd);
         if (r < 0)
                 return r;

@@ -57,8 +57,10 @@ int env_opendir_dup(int dirfd, DIR **ret);
 
 /* Disk usage below (and including) the directory dirfd: st_blocks*512, each inode
  * once, symlinks not followed, at most ENV_MAX_WALK_DEPTH deep and
- * ENV_MAX_WALK_ENTRIES entries (then -E2BIG with the partial sum in *ret). */
-int env_disk_usage(int dirfd, uint64_t *ret);
+ * ENV_MAX_WALK_ENTRIES entries (then -E2BIG with the partial sum in *ret).
+ * skip: NULL, or NULL-terminated names of entries directly in dirfd not to count
+ * (a conda root's envs/ and pkgs/ are not part of its base env). */
+int env_disk_usage(int dirfd, const char *const *skip, uint64_t *ret);
 
 /* Remove dirfd/name recursively without following symlinks. */
 int env_rm_rf_at(int dirfd, const char *name);
@@ -90,15 +92,13 @@ int env_open_site_packages(int envfd, char **ret_rel, int *ret_fd);
 /* Fill e->size_bytes of an env loaded without ENV_LOAD_SIZE: reopen its path,
  * check it is still the same directory, walk it. Problems become warnings;
  * returns 0 or -ENOMEM. Thread-safe for distinct e.
- * With ret_stamp: *ret_stamp gets the env's change stamp (mtimes of the prefix,
+ * With ret_stamp: *ret_stamp gets the env's change stamp (m/ctimes of the prefix,
  * conda-meta, history, bin and site-packages), and when it equals stamp_cached
- * the walk is skipped and size_cached used. */
+ * the walk is skipped and size_cached used; *ret_newest_usec gets the newest of
+ * their mtimes and ctimes (CLOCK_REALTIME µs). */
 int env_info_load_size(const EnvUser *user, int homefd, EnvInfo *e, unsigned flags,
-                       const char *stamp_cached, uint64_t size_cached, char **ret_stamp);
-
-/* Sizes of every env without error in the lists, walked by a few threads in
- * parallel (the walk is syscall-bound: one fstatat per file). */
-int env_lists_load_sizes(EnvList *const *lists, size_t n_lists, const EnvOptions *o);
+                       const char *stamp_cached, uint64_t size_cached, char **ret_stamp,
+                       uint64_t *ret_newest_usec);
 
 /* The conda roots searched below a home, relative to it. */
 extern const char *const env_conda_roots[];

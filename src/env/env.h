@@ -75,10 +75,13 @@ typedef struct EnvOptions {
         const char *system_condarc; /* NULL: "/etc/conda/.condarc" (tests point it elsewhere) */
         const char *proc_root;      /* NULL: "/proc" (process checks in prune) */
         /* Optional file remembering env sizes between runs (ENV_LOAD_SIZE), keyed by
-         * the prefix's dev/ino and a change stamp (mtimes of the prefix, conda-meta,
-         * its history, bin/ and site-packages/, which conda and pip touch when
-         * packages change); an entry is reused for at most ENV_SIZE_CACHE_MAX_AGE_USEC.
-         * Files written into an env by other means are noticed only then. The CLI
+         * the prefix's dev/ino and a change stamp (mtimes and ctimes of the prefix,
+         * conda-meta, its history, bin/ and site-packages/, which conda and pip touch
+         * when packages change); an entry is reused for at most
+         * ENV_SIZE_CACHE_MAX_AGE_USEC, and not written for an env that changed less
+         * than ENV_SIZE_CACHE_SETTLE_USEC before the walk (a coarse file system clock
+         * could hide the next change). Files written into an env by other means are
+         * noticed only when the entry ages out. The CLI
          * passes a file of the caller's own (root: /var/cache/gpukeeper/env-sizes.json,
          * a user: ~/.cache/gpukeeper/env-sizes.json); it is rewritten atomically,
          * mode 0600. An unreadable or corrupt cache is ignored. NULL: always walk. */
@@ -86,6 +89,8 @@ typedef struct EnvOptions {
 } EnvOptions;
 
 #define ENV_SIZE_CACHE_MAX_AGE_USEC (UINT64_C(86400) * 1000000)
+/* An env changed less than this before a walk is walked again next time. */
+#define ENV_SIZE_CACHE_SETTLE_USEC (UINT64_C(2) * 1000000)
 
 /* ---- users -------------------------------------------------------------------- */
 typedef struct EnvUser {
@@ -199,6 +204,8 @@ typedef struct EnvList {
         size_t n_channels;
         char **errors;      /* per-user problems: unreadable home / .condarc / environments.txt, limits */
         size_t n_errors;
+        unsigned flags;     /* EnvOptions.flags it was listed with: env_lists_load_sizes opens
+                             * the paths the same way (ENV_FOLLOW_SYMLINKS) */
 } EnvList;
 
 void env_list_free(EnvList *l);
@@ -224,6 +231,12 @@ int env_list_user(const EnvUser *user, const EnvOptions *o, EnvList **ret);
  * few threads in parallel. Returns 0 or -ENOMEM. Free with env_lists_free. */
 int env_list_users(const EnvUser *users, size_t n_users, const EnvOptions *o, EnvList ***ret);
 void env_lists_free(EnvList **lists, size_t n);
+
+/* Sizes of every env without error in lists listed without ENV_LOAD_SIZE, walked
+ * by a few threads in parallel (the walk is syscall-bound: one fstatat per file),
+ * through o->size_cache when set. Each list's envs are opened with its own
+ * flags. Problems become warnings of the env; returns 0 or -ENOMEM. */
+int env_lists_load_sizes(EnvList *const *lists, size_t n_lists, const EnvOptions *o);
 
 /* Resolve NAME|PATH of `user` to one environment as `gpukeeper env export/hook`
  * take it: an argument containing '/' is a path (matched by dev/ino against the

@@ -401,7 +401,18 @@ typedef struct Walk {
         InodeSet seen;
         uint64_t bytes;
         size_t entries;
+        const char *const *skip; /* top-level names not counted, NULL-terminated, or NULL */
 } Walk;
+
+static bool walk_skips(const Walk *w, unsigned depth, const char *name)
+{
+        if (depth > 0 || !w->skip)
+                return false;
+        for (const char *const *s = w->skip; *s; s++)
+                if (strcmp(*s, name) == 0)
+                        return true;
+        return false;
+}
 
 int env_opendir_dup(int dirfd, DIR **ret)
 {
@@ -436,7 +447,8 @@ static int du_dir(Walk *w, int dirfd, unsigned depth)
         while ((de = readdir(d))) {
                 struct stat st;
 
-                if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+                if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0 ||
+                    walk_skips(w, depth, de->d_name))
                         continue;
                 if (++w->entries > ENV_MAX_WALK_ENTRIES) {
                         r = -E2BIG;
@@ -469,9 +481,9 @@ static int du_dir(Walk *w, int dirfd, unsigned depth)
         return r;
 }
 
-int env_disk_usage(int dirfd, uint64_t *ret)
+int env_disk_usage(int dirfd, const char *const *skip, uint64_t *ret)
 {
-        Walk w = {};
+        Walk w = { .skip = skip };
         struct stat st;
         int r;
 

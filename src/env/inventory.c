@@ -860,9 +860,12 @@ finish:
         return r;
 }
 
+/* A base env's size leaves out the root's other envs (listed on their own)
+ * and its package cache (`env clean-cache` deals with that). */
 static int size_from_fd(EnvInfo *e, int envfd)
 {
-        int r = env_disk_usage(envfd, &e->size_bytes);
+        static const char *const conda_root_parts[] = { "envs", "pkgs", NULL };
+        int r = env_disk_usage(envfd, e->is_base ? conda_root_parts : NULL, &e->size_bytes);
 
         if (r == -ENOMEM)
                 return r;
@@ -965,14 +968,18 @@ int env_info_load(const EnvUser *user, int homefd, const char *path, const char 
 }
 
 /* What changes when packages come or go: conda rewrites conda-meta and the
- * history, pip adds dist-info dirs to site-packages, both touch bin/. */
-static char *change_stamp(int envfd)
+ * history, pip adds dist-info dirs to site-packages, both touch bin/. The
+ * ctimes are in it too: nobody can set them back (utime() moves them), so a
+ * prefix recreated on a recycled inode with copied mtimes still differs.
+ * *ret_newest_usec gets the newest of the mtimes and ctimes. */
+static char *change_stamp(int envfd, uint64_t *ret_newest_usec)
 {
         static const char *const dirs[] = { ".", "conda-meta", "conda-meta/history", "bin" };
         _cleanup_free_ char *sp_rel = NULL;
         _cleanup_close_ int spfd = -1;
         char buf[512];
         size_t len = 0;
+        uint64_t newest = 0;
         struct stat st;
 
         for (size_t i = 0; i <= ELEMENTSOF(dirs); i++) {
@@ -984,18 +991,23 @@ static char *change_stamp(int envfd)
                         k = env_open_site_packages(envfd, &sp_rel, &spfd) >= 0 ? fstat(spfd, &st) : -1;
                 if (k < 0)
                         memset(&st, 0, sizeof st);
-                len += (size_t)snprintf(buf + len, sizeof buf - len, "%llx.%lx.%llx-",
+                newest = MAX(newest, MAX(timespec_usec(&st.st_mtim), timespec_usec(&st.st_ctim)));
+                len += (size_t)snprintf(buf + len, sizeof buf - len, "%llx.%lx.%llx.%lx.%llx-",
                                         (unsigned long long)st.st_mtim.tv_sec,
                                         (unsigned long)st.st_mtim.tv_nsec,
+                                        (unsigned long long)st.st_ctim.tv_sec,
+                                        (unsigned long)st.st_ctim.tv_nsec,
                                         (unsigned long long)st.st_size);
                 if (len >= sizeof buf)
                         return NULL;
         }
+        *ret_newest_usec = newest;
         return strdup(buf);
 }
 
 int env_info_load_size(const EnvUser *user, int homefd, EnvInfo *e, unsigned flags,
-                       const char *stamp_cached, uint64_t size_cached, char **ret_stamp)
+                       const char *stamp_cached, uint64_t size_cached, char **ret_stamp,
+                       uint64_t *ret_newest_usec)
 {
         _cleanup_close_ int envfd = -1;
         struct stat st;
@@ -1013,7 +1025,7 @@ int env_info_load_size(const EnvUser *user, int homefd, EnvInfo *e, unsigned fla
         if (r < 0)
                 return warn(e, "size: %s", strerror(-r));
         if (ret_stamp) {
-                *ret_stamp = change_stamp(envfd);
+                *ret_stamp = change_stamp(envfd, ret_newest_usec);
                 if (!*ret_stamp)
                         return -ENOMEM;
                 if (stamp_cached && strcmp(stamp_cached, *ret_stamp) == 0) {

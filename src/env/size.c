@@ -21,16 +21,17 @@
 
 typedef struct SizeJob {
         const EnvUser *user;
+        unsigned flags; /* the list's: how its paths are opened */
         EnvInfo *env;
         char *cached_stamp; /* from the loaded cache, or NULL */
         uint64_t cached_size;
-        char *stamp; /* computed by the worker */
+        char *stamp;          /* computed by the worker */
+        uint64_t newest_usec; /* newest mtime in stamp */
 } SizeJob;
 
 typedef struct SizeWork {
         SizeJob *jobs;
         size_t n_jobs;
-        unsigned flags;
         bool want_stamps;
         atomic_size_t next;
         atomic_int error; /* first -ENOMEM */
@@ -51,8 +52,9 @@ static void *size_worker(void *userdata)
                 j = &w->jobs[i];
                 r = env_open_home(j->user, &homefd);
                 if (r >= 0)
-                        r = env_info_load_size(j->user, homefd, j->env, w->flags, j->cached_stamp,
-                                               j->cached_size, w->want_stamps ? &j->stamp : NULL);
+                        r = env_info_load_size(j->user, homefd, j->env, j->flags, j->cached_stamp,
+                                               j->cached_size, w->want_stamps ? &j->stamp : NULL,
+                                               &j->newest_usec);
                 if (r == -ENOMEM) {
                         int expected = 0;
                         atomic_compare_exchange_strong(&w->error, &expected, r);
@@ -162,7 +164,7 @@ int env_lists_load_sizes(EnvList *const *lists, size_t n_lists, const EnvOptions
                         if (e->error)
                                 continue;
                         j = &jobs[n_jobs++];
-                        *j = (SizeJob){ .user = &lists[i]->user, .env = e };
+                        *j = (SizeJob){ .user = &lists[i]->user, .flags = lists[i]->flags, .env = e };
                         if (entries) {
                                 _cleanup_free_ char *key = cache_key(e);
                                 json_t *c = key ? json_object_get(entries, key) : NULL;
@@ -185,8 +187,7 @@ int env_lists_load_sizes(EnvList *const *lists, size_t n_lists, const EnvOptions
                         }
                 }
 
-        w = (SizeWork){ .jobs = jobs, .n_jobs = n_jobs, .flags = o ? o->flags : 0,
-                        .want_stamps = cache_path != NULL };
+        w = (SizeWork){ .jobs = jobs, .n_jobs = n_jobs, .want_stamps = cache_path != NULL };
         atomic_init(&w.next, 0);
         atomic_init(&w.error, 0);
         r = run_jobs(&w);
@@ -194,14 +195,25 @@ int env_lists_load_sizes(EnvList *const *lists, size_t n_lists, const EnvOptions
                 goto finish;
 
         /* Record fresh walks; reused entries keep their time, so the age limit
-         * forces a walk now and then. */
+         * forces a walk now and then. A stamp with an mtime less than
+         * ENV_SIZE_CACHE_SETTLE_USEC before the walk is not recorded: the
+         * file system's clock is coarse, so a change right after the walk
+         * could leave the same mtime behind (git's "racily clean" entries). */
         for (size_t i = 0; i < n_jobs; i++) {
                 _cleanup_free_ char *key = NULL;
 
                 if (!jobs[i].stamp || (jobs[i].cached_stamp && strcmp(jobs[i].cached_stamp, jobs[i].stamp) == 0))
                         continue;
                 key = cache_key(jobs[i].env);
-                if (!key || json_object_set_new(entries, key,
+                if (!key) {
+                        r = -ENOMEM;
+                        goto finish;
+                }
+                if (jobs[i].newest_usec + ENV_SIZE_CACHE_SETTLE_USEC > now) {
+                        json_object_del(entries, key);
+                        continue;
+                }
+                if (json_object_set_new(entries, key,
                                                 json_pack("{s:s, s:I, s:I}", "stamp", jobs[i].stamp,
                                                           "size", (json_int_t)jobs[i].env->size_bytes,
                                                           "at", (json_int_t)(now / USEC_PER_SEC))) < 0) {

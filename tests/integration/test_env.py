@@ -163,6 +163,41 @@ def test_list_reports_every_env_with_versions_sizes_and_last_use(users, homes, t
     assert "error:" in text and "gone-env" in text
 
 
+def test_list_remembers_sizes_in_the_callers_cache(users, homes, tools):
+    alice = users["alice"]
+    proj = make_env(tools, alice, homes["alice"] / ".conda" / "envs" / "proj", SMALL_STEPS)
+
+    def listed_size(user=None):
+        args = ["env", "list", "--json"] + (["--user", alice.name] if user is None else [])
+        return envs_by_name(ok(gk(*args, user=user)).stdout)[0]["proj"]["size_bytes"]
+
+    assert listed_size() == disk_usage(proj)
+    cache = Path("/var/cache/gpukeeper/env-sizes.json")
+    assert stat.S_IMODE(os.stat(cache.parent).st_mode) == 0o700
+    st = os.stat(cache)
+    assert (st.st_uid, stat.S_IMODE(st.st_mode)) == (0, 0o600)
+
+    # Changed just before the walk: not remembered, so the next change shows.
+    write_as(alice, proj / "lib" / "early.bin", "x" * 100_000)
+    assert listed_size() == disk_usage(proj)
+
+    # Settled: remembered. Files dropped deep inside go unnoticed until the
+    # entry ages out (a day); a package change is seen at once.
+    time.sleep(2.5)
+    settled = listed_size()
+    assert settled == disk_usage(proj)
+    write_as(alice, proj / "lib" / "late.bin", "y" * 100_000)
+    assert listed_size() == settled
+    write_as(alice, proj / "conda-meta" / "zlib-1.3-0.json", '{"name": "zlib"}')
+    assert listed_size() == disk_usage(proj)
+
+    # A user's own list uses a cache in the user's own home.
+    assert listed_size(user=alice) == disk_usage(proj)
+    mine = home_of(alice) / ".cache" / "gpukeeper" / "env-sizes.json"
+    st = os.stat(mine)
+    assert (st.st_uid, stat.S_IMODE(st.st_mode)) == (alice.uid, 0o600)
+
+
 def test_list_all_users_needs_root(users, homes, tools):
     alice, bob = users["alice"], users["bob"]
     make_env(tools, alice, homes["alice"] / ".conda" / "envs" / "proj", SMALL_STEPS)

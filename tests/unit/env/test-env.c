@@ -574,8 +574,21 @@ static void test_size_counts_inodes_once(void **state)
         env_info_free(e);
 }
 
+static uint64_t size_of_mm(const Fixture *fx, const EnvOptions *o)
+{
+        EnvList **lists = NULL;
+        uint64_t size;
+
+        assert_int_equal(env_list_users(&fx->user, 1, o, &lists), 0);
+        size = find_env(lists[0], "mm")->size_bytes;
+        env_lists_free(lists, 1);
+        return size;
+}
+
 /* The size cache: a second run reuses the walk while the env's change stamp
- * holds; a package change (conda-meta touched) makes it walk again. */
+ * holds; a package change (conda-meta touched) makes it walk again. An env
+ * that changed within ENV_SIZE_CACHE_SETTLE_USEC of the walk is not recorded
+ * (the file system's clock may not show the next change). */
 static void test_size_cache(void **state)
 {
         Fixture *fx = *state;
@@ -589,19 +602,24 @@ static void test_size_cache(void **state)
         mkdir_p("%s/micromamba/envs/mm/share/data", fx->home);
         o.flags = ENV_LOAD_SIZE;
         o.size_cache = cache;
-        assert_int_equal(env_list_users(&fx->user, 1, &o, &lists), 0);
-        first = find_env(lists[0], "mm")->size_bytes;
+        first = size_of_mm(fx, &o);
         assert_true(first > 0);
-        env_lists_free(lists, 1);
         assert_int_equal(stat(cache, &st), 0);
         assert_int_equal(st.st_mode & 0777, 0600);
 
-        /* data written deep inside the env: not noticed until the entry ages out */
+        /* just created: not recorded, so data written now is seen */
+        snprintf(a, sizeof a, "%s/micromamba/envs/mm/share/data/early", fx->home);
+        write_blob(a, 64 * 1024);
+        first = size_of_mm(fx, &o);
+        assert_true(first >= 64 * 1024);
+
+        /* settled: recorded, and data written deep inside the env is not
+         * noticed until the entry ages out */
+        usleep((useconds_t)(ENV_SIZE_CACHE_SETTLE_USEC + 200000));
+        assert_int_equal(size_of_mm(fx, &o), first);
         snprintf(a, sizeof a, "%s/micromamba/envs/mm/share/data/blob", fx->home);
         write_blob(a, 512 * 1024);
-        assert_int_equal(env_list_users(&fx->user, 1, &o, &lists), 0);
-        second = find_env(lists[0], "mm")->size_bytes;
-        env_lists_free(lists, 1);
+        second = size_of_mm(fx, &o);
         assert_int_equal(second, first);
 
         /* a conda transaction rewrites conda-meta: walked again */
@@ -616,6 +634,40 @@ static void test_size_cache(void **state)
         assert_int_equal(env_list_users(&fx->user, 1, &o, &lists), 0);
         assert_int_equal(find_env(lists[0], "mm")->size_bytes, third);
         env_lists_free(lists, 1);
+}
+
+/* A base env's size leaves out the root's envs/ and pkgs/: those are listed
+ * on their own and cleaned by clean-cache. */
+static void test_base_size_leaves_out_envs_and_pkgs(void **state)
+{
+        Fixture *fx = *state;
+        char a[1024];
+        EnvOptions o = fx->opts;
+        EnvList *l = NULL;
+        const EnvInfo *base = NULL, *child;
+
+        mkdir_p("%s/miniforge3/conda-meta", fx->home);
+        snprintf(a, sizeof a, "%s/miniforge3/conda-meta/history", fx->home);
+        write_file(a, "==> 2024-01-01 00:00:00 <==\n");
+        mkdir_p("%s/miniforge3/pkgs/zlib-1.3-0", fx->home);
+        snprintf(a, sizeof a, "%s/miniforge3/pkgs/zlib-1.3-0/blob", fx->home);
+        write_blob(a, 512 * 1024);
+        mkdir_p("%s/miniforge3/envs/child/conda-meta", fx->home);
+        snprintf(a, sizeof a, "%s/miniforge3/envs/child/conda-meta/history", fx->home);
+        write_file(a, "==> 2024-01-01 00:00:00 <==\n");
+        snprintf(a, sizeof a, "%s/miniforge3/envs/child/blob", fx->home);
+        write_blob(a, 512 * 1024);
+
+        o.flags = ENV_LOAD_SIZE;
+        assert_int_equal(env_list_user(&fx->user, &o, &l), 0);
+        for (size_t i = 0; i < l->n_envs; i++)
+                if (l->envs[i]->is_base && strstr(l->envs[i]->path, "/miniforge3"))
+                        base = l->envs[i];
+        assert_non_null(base);
+        child = find_env(l, "child");
+        assert_true(child->size_bytes >= 512 * 1024);
+        assert_true(base->size_bytes < 512 * 1024);
+        env_list_free(l);
 }
 
 /* A planted symlink never leads out: history pointing at /etc/passwd makes
@@ -1101,6 +1153,8 @@ int main(void)
                 cmocka_unit_test_setup_teardown(test_size_counts_inodes_once, fixture_setup,
                                                 fixture_teardown),
                 cmocka_unit_test_setup_teardown(test_size_cache, fixture_setup, fixture_teardown),
+                cmocka_unit_test_setup_teardown(test_base_size_leaves_out_envs_and_pkgs, fixture_setup,
+                                                fixture_teardown),
                 cmocka_unit_test_setup_teardown(test_symlinks_not_followed, fixture_setup,
                                                 fixture_teardown),
                 cmocka_unit_test_setup_teardown(test_export, fixture_setup, fixture_teardown),
