@@ -36,7 +36,6 @@
  * Target (the issue): tick with enforcement <= 1.3 x tick without (p50 and
  * mean). */
 #include <errno.h>
-#include <getopt.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <stdio.h>
@@ -57,12 +56,8 @@
 #include "store/store.h"
 
 #define TARGET_RATIO 1.3
-#define DEFAULT_ROUNDS 20
-#define DEFAULT_ITERATIONS 100
-#define MAX_SAMPLES 1000000
 
 #define USERS 40
-#define USER_PREFIX "gkbench-"
 #define DEVICES 20             /* 6 whole GPUs + 2 x 7 instances: gen-lab's targets */
 #define LEASED_DEVICES 16      /* devices 0 .. 15, to users 0 .. 15 */
 #define LESSEE_PROCESSES 11    /* ranks 0 .. 10 on a leased device */
@@ -72,10 +67,7 @@
 #define FIRST_MIG_INSTANCE_GI 7 /* gen-lab.py: GPU instance ids 7 .. 13 */
 
 typedef struct Options {
-        const char *library;
-        const char *gen_lab;
-        size_t rounds;
-        size_t iterations;
+        BenchRounds common;
         bool exempt_as_uids;
         bool keep_users;
 } Options;
@@ -156,45 +148,6 @@ static bool snapshot_check(const GpuSnapshot *s, const pid_t *pids, const BenchU
                 s->n_gpus, instances, seen, wrong, s->nvml_errors, s->message[0] ? ": " : "",
                 s->message);
         return false;
-}
-
-/* The real uid of `pid` from /proc/PID/status, or (uid_t)-1. */
-static uid_t uid_of(pid_t pid)
-{
-        char path[64], line[256];
-        _cleanup_fclose_ FILE *f = NULL;
-        unsigned long uid;
-
-        snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
-        f = fopen(path, "re");
-        if (!f)
-                return (uid_t)-1;
-        while (fgets(line, sizeof(line), f))
-                if (sscanf(line, "Uid: %lu", &uid) == 1)
-                        return (uid_t)uid;
-        return (uid_t)-1;
-}
-
-/* Wait (up to 10 s) until every child runs as its user: the /proc cache
- * remembers an owner from the first tick that sees a process, so the first
- * snapshot must not come before the children's setresuid. */
-static bool wait_owners(const BenchChildren *c, const uid_t *uids)
-{
-        uint64_t deadline = bench_now_nsec() + UINT64_C(10) * 1000000000;
-
-        for (size_t n = 0; n < c->n; n++)
-                while (uid_of(c->pids[n]) != uids[n]) {
-                        struct timespec ts = { .tv_nsec = 10 * 1000000L };
-
-                        if (bench_now_nsec() > deadline) {
-                                fprintf(stderr, "bench-enforce: process %d did not become uid "
-                                                "%u\n",
-                                        (int)c->pids[n], (unsigned)uids[n]);
-                                return false;
-                        }
-                        nanosleep(&ts, NULL);
-                }
-        return true;
 }
 
 /* The daemon configuration of the benchmark (see the top of the file). */
@@ -284,28 +237,39 @@ static double usec_between(uint64_t t0, uint64_t t1)
         return (double)(t1 - t0) / 1000.0;
 }
 
-/* One tick without enforcement, in µs; -1 on failure (message printed). */
-static double time_plain(Daemon *d)
+/* What the two sides of the measurement work on. */
+typedef struct Sides {
+        Daemon *d;
+        double *step_us; /* the enforcement step of the ticks with enforcement */
+} Sides;
+
+/* A BenchSide sample: one tick without enforcement, in µs. */
+static int time_plain(void *userdata, size_t i, double *ret_usec)
 {
+        Sides *sides = userdata;
         GpuSnapshot *s = NULL;
         uint64_t t0, t1;
         int r;
 
         t0 = bench_now_nsec();
-        r = gpu_snapshot_take(d->nvml, d->proc_cache, &s);
+        r = gpu_snapshot_take(sides->d->nvml, sides->d->proc_cache, &s);
         t1 = bench_now_nsec();
         if (r < 0) {
                 fprintf(stderr, "bench-enforce: gpu_snapshot_take: %s\n", strerror(-r));
                 return -1;
         }
         gpu_snapshot_free(s);
-        return usec_between(t0, t1);
+        *ret_usec = usec_between(t0, t1);
+        return 0;
 }
 
-/* One tick with enforcement, in µs (the swap of d->snapshot and the free of
- * the old one untimed); the enforcement step alone goes to *ret_step. */
-static double time_enforced(Daemon *d, double *ret_step)
+/* A BenchSide sample: one tick with enforcement, in µs (the swap of
+ * d->snapshot and the free of the old one untimed); the enforcement step
+ * alone goes to step_us[i]. */
+static int time_enforced(void *userdata, size_t i, double *ret_usec)
 {
+        Sides *sides = userdata;
+        Daemon *d = sides->d;
         GpuSnapshot *s = NULL, *old;
         uint64_t t0, t1, t2, t3;
         int r;
@@ -323,13 +287,9 @@ static double time_enforced(Daemon *d, double *ret_step)
         enforcement_tick(d);
         t3 = bench_now_nsec();
         gpu_snapshot_free(old);
-        *ret_step = usec_between(t2, t3);
-        return usec_between(t0, t1) + *ret_step;
-}
-
-static void print_verdict(const char *what, bool pass)
-{
-        printf("  %-58s %s\n", what, pass ? "PASS" : "FAIL");
+        sides->step_us[i] = usec_between(t2, t3);
+        *ret_usec = usec_between(t0, t1) + sides->step_us[i];
+        return 0;
 }
 
 static bool steady(const Daemon *d, const char *when)
@@ -364,7 +324,7 @@ static int setup(const Options *o, const char *scratch, const pid_t *pids,
                 fprintf(stderr, "bench-enforce: scratch path too long\n");
                 return -1;
         }
-        r = write_config(config, state_dir, o->library, users, o->exempt_as_uids);
+        r = write_config(config, state_dir, o->common.library, users, o->exempt_as_uids);
         if (r < 0) {
                 fprintf(stderr, "bench-enforce: cannot write %s: %s\n", config, strerror(-r));
                 return -1;
@@ -379,7 +339,7 @@ static int setup(const Options *o, const char *scratch, const pid_t *pids,
                 fprintf(stderr, "bench-enforce: %s\n", error ? error : strerror(-r));
                 return -1;
         }
-        r = gpu_nvml_open(o->library, &d->nvml, err, sizeof(err));
+        r = gpu_nvml_open(o->common.library, &d->nvml, err, sizeof(err));
         if (r < 0) {
                 fprintf(stderr, "bench-enforce: gpu_nvml_open: %s\n", err);
                 return -1;
@@ -428,11 +388,11 @@ static int run(const Options *o, const char *scratch, const char *lab, const pid
 {
         _cleanup_(bench_done) Bench b = { 0 };
         _cleanup_free_ double *plain_us = NULL, *enforced_us = NULL, *step_us = NULL;
-        size_t per_side = o->rounds * o->iterations, np = 0, ne = 0;
+        size_t per_side = o->common.rounds * o->common.iterations;
         char state_dir[PATH_MAX];
         Daemon *d = &b.d;
         struct stat wal_before, wal_after;
-        BenchStats plain, enforced, step;
+        BenchStats plain, enforced;
         double first_us, steady_us;
         uint64_t t0, t1;
 
@@ -480,27 +440,18 @@ static int run(const Options *o, const char *scratch, const char *lab, const pid
                "%zu exempt users (as %s), mode enforce\n",
                d->leases.n_leases, d->enforcement.n_tracked,
                d->config->enforcement.n_exempt_users, o->exempt_as_uids ? "uids" : "names");
-        printf("bench-enforce: %zu rounds x %zu iterations per side, interleaved\n", o->rounds,
-               o->iterations);
+        printf("bench-enforce: %zu rounds x %zu iterations per side, interleaved\n", o->common.rounds,
+               o->common.iterations);
 
-        for (size_t round = 0; round < o->rounds; round++)
-                for (int side = 0; side < 2; side++) {
-                        bool do_plain = (side == 0) == (round % 2 == 0);
+        /* Blocks of o->common.iterations; even rounds start without enforcement. */
+        Sides sides = { .d = d, .step_us = step_us };
+        const BenchSide both[] = {
+                { .sample = time_plain, .userdata = &sides, .samples = plain_us },
+                { .sample = time_enforced, .userdata = &sides, .samples = enforced_us },
+        };
 
-                        for (size_t i = 0; i < o->iterations; i++) {
-                                double t;
-
-                                if (do_plain) {
-                                        t = plain_us[np++] = time_plain(d);
-                                } else {
-                                        t = enforced_us[ne] = time_enforced(d, &step_us[ne]);
-                                        ne++;
-                                }
-                                if (t < 0)
-                                        return BENCH_EXIT_ERROR;
-                        }
-                }
-
+        if (bench_interleave(both, ELEMENTSOF(both), per_side, o->common.iterations) < 0)
+                return BENCH_EXIT_ERROR;
         if (!steady(d, "after the measurement"))
                 return BENCH_EXIT_ERROR;
         if (!wal_stamp(state_dir, &wal_after) || !same_stamp(&wal_before, &wal_after)) {
@@ -508,28 +459,18 @@ static int run(const Options *o, const char *scratch, const char *lab, const pid
                 return BENCH_EXIT_ERROR;
         }
 
-        plain = bench_stats(plain_us, np);
-        enforced = bench_stats(enforced_us, ne);
-        step = bench_stats(step_us, ne);
-
         printf("\n");
         bench_print_header("us");
-        bench_print_row("tick without enforcement", &plain);
-        bench_print_row("tick with enforcement", &enforced);
-        bench_print_row("  of which enforcement_tick", &step);
+        plain = bench_print_stats("tick without enforcement", plain_us, per_side);
+        enforced = bench_print_stats("tick with enforcement", enforced_us, per_side);
+        bench_print_stats("  of which enforcement_tick", step_us, per_side);
         printf("\n  first enforcement tick (opens %d violations): %.1f us; the next: %.1f us "
                "(info)\n",
                VIOLATIONS, first_us, steady_us);
         printf("  store writes during the measurement: none (WAL unchanged)\n");
 
-        double ratio_p50 = enforced.p50 / plain.p50, ratio_mean = enforced.mean / plain.mean;
-        bool pass_p50 = ratio_p50 <= TARGET_RATIO, pass_mean = ratio_mean <= TARGET_RATIO;
-
-        printf("\n  ratio with/without: p50 %.2f, mean %.2f\n\n", ratio_p50, ratio_mean);
-        print_verdict("target: with/without p50 ratio <= 1.3", pass_p50);
-        print_verdict("target: with/without mean ratio <= 1.3", pass_mean);
-        printf("bench-enforce: %s\n", pass_p50 && pass_mean ? "PASS" : "FAIL");
-        return pass_p50 && pass_mean ? BENCH_EXIT_PASS : BENCH_EXIT_MISSED;
+        return bench_print_result(
+                bench_print_ratio("with/without", &enforced, &plain, TARGET_RATIO));
 }
 
 static void help(void)
@@ -538,98 +479,35 @@ static void help(void)
                "\n"
                "Time a sampler tick with the daemon's enforcement step against the tick alone, on\n"
                "a lab of %d GPUs (%d in MIG mode) and %d real processes of %d users, interleaved\n"
-               "in the same run. Needs root: it makes the users " USER_PREFIX "00 .. " USER_PREFIX
-               "%02d\n"
+               "in the same run. Needs root: it makes the users " BENCH_USER_PREFIX "00 .. "
+               BENCH_USER_PREFIX "%02d\n"
                "(useradd) and removes them at the end (userdel).\n"
-               "\n"
-               "  --library PATH     NVML simulator library (default " BENCH_SIM_LIBRARY ")\n"
-               "  --gen-lab PATH     sim/gen-lab.py (default " BENCH_GEN_LAB ")\n"
-               "  --rounds N         interleaved rounds (default %d)\n"
-               "  --iterations N     iterations per round and side (default %d)\n"
-               "  --exempt-as-uids   write the exempt users as uids, not names (no NSS\n"
+               "\n",
+               BENCH_LAB_GPUS, BENCH_LAB_MIG_GPUS, BENCH_LAB_PROCESSES, USERS, USERS - 1);
+        bench_rounds_help();
+        printf("  --exempt-as-uids   write the exempt users as uids, not names (no NSS\n"
                "                     lookups per tick)\n"
                "  --keep-users       leave the users in place for the next run\n"
                "\n"
-               "Exit status: 0 target met, 2 target missed, 1 could not measure.\n",
-               BENCH_LAB_GPUS, BENCH_LAB_MIG_GPUS, BENCH_LAB_PROCESSES, USERS, USERS - 1,
-               DEFAULT_ROUNDS, DEFAULT_ITERATIONS);
+               "Exit status: 0 target met, 2 target missed, 1 could not measure.\n");
 }
 
 /* Returns 1 to run, 0 to exit successfully (help), -1 on bad usage. */
 static int parse_argv(int argc, char **argv, Options *o)
 {
-        enum {
-                OPT_LIBRARY = 0x100,
-                OPT_GEN_LAB,
-                OPT_ROUNDS,
-                OPT_ITERATIONS,
-                OPT_EXEMPT_AS_UIDS,
-                OPT_KEEP_USERS,
+        const BenchOption options[] = {
+                BENCH_FLAG("exempt-as-uids", &o->exempt_as_uids),
+                BENCH_FLAG("keep-users", &o->keep_users),
         };
-        static const struct option options[] = {
-                { "help", no_argument, NULL, 'h' },
-                { "library", required_argument, NULL, OPT_LIBRARY },
-                { "gen-lab", required_argument, NULL, OPT_GEN_LAB },
-                { "rounds", required_argument, NULL, OPT_ROUNDS },
-                { "iterations", required_argument, NULL, OPT_ITERATIONS },
-                { "exempt-as-uids", no_argument, NULL, OPT_EXEMPT_AS_UIDS },
-                { "keep-users", no_argument, NULL, OPT_KEEP_USERS },
-                {},
-        };
-        int c;
 
-        *o = (Options){
-                .library = BENCH_SIM_LIBRARY,
-                .gen_lab = BENCH_GEN_LAB,
-                .rounds = DEFAULT_ROUNDS,
-                .iterations = DEFAULT_ITERATIONS,
-        };
-        while ((c = getopt_long(argc, argv, "h", options, NULL)) >= 0) {
-                switch (c) {
-                case 'h':
-                        help();
-                        return 0;
-                case OPT_LIBRARY:
-                        o->library = optarg;
-                        break;
-                case OPT_GEN_LAB:
-                        o->gen_lab = optarg;
-                        break;
-                case OPT_ROUNDS:
-                        if (!bench_parse_count("--rounds", optarg, 10000, &o->rounds))
-                                return -1;
-                        break;
-                case OPT_ITERATIONS:
-                        if (!bench_parse_count("--iterations", optarg, 100000, &o->iterations))
-                                return -1;
-                        break;
-                case OPT_EXEMPT_AS_UIDS:
-                        o->exempt_as_uids = true;
-                        break;
-                case OPT_KEEP_USERS:
-                        o->keep_users = true;
-                        break;
-                default:
-                        return -1;
-                }
-        }
-        if (optind < argc) {
-                fprintf(stderr, "bench-enforce: unexpected argument '%s'\n", argv[optind]);
-                return -1;
-        }
-        if (o->rounds * o->iterations > MAX_SAMPLES) {
-                fprintf(stderr, "bench-enforce: at most %d samples per side\n", MAX_SAMPLES);
-                return -1;
-        }
-        return 1;
+        *o = (Options){ 0 };
+        return bench_parse_rounds(argc, argv, &o->common, options, ELEMENTSOF(options), help);
 }
 
 int main(int argc, char **argv)
 {
-        char scratch[PATH_MAX] = "", lab[PATH_MAX + 16];
+        char scratch[PATH_MAX] = "", lab[PATH_MAX];
         BenchUser users[USERS] = { 0 };
-        uid_t uids[BENCH_LAB_PROCESSES];
-        gid_t gids[BENCH_LAB_PROCESSES];
         BenchChildren children = { 0 };
         Options o;
         int r, ret = BENCH_EXIT_ERROR;
@@ -637,48 +515,16 @@ int main(int argc, char **argv)
         r = parse_argv(argc, argv, &o);
         if (r <= 0)
                 return r == 0 ? EXIT_SUCCESS : 64;
-        if (geteuid() != 0) {
-                fprintf(stderr, "bench-enforce: needs root (it makes users and runs processes "
-                                "as them)\n");
+        if (!bench_need_root("it makes users and runs processes as them"))
                 return BENCH_EXIT_ERROR;
-        }
 
-        r = bench_scratch_make(scratch, sizeof(scratch));
-        if (r < 0) {
-                fprintf(stderr, "bench-enforce: cannot make a scratch directory: %s\n",
-                        strerror(-r));
+        if (bench_scratch_make(scratch, sizeof(scratch)) < 0)
                 return BENCH_EXIT_ERROR;
-        }
-        snprintf(lab, sizeof(lab), "%s/lab.json", scratch);
-
-        if (bench_users_make(USER_PREFIX, USERS, NULL, users) < 0)
+        if (bench_lab_start(o.common.gen_lab, scratch, users, USERS, owner_of, &children, lab) < 0)
                 goto finish;
-        for (size_t n = 0; n < BENCH_LAB_PROCESSES; n++) {
-                uids[n] = users[owner_of(n)].uid;
-                gids[n] = users[owner_of(n)].gid;
-        }
-        r = bench_children_start_as(BENCH_LAB_PROCESSES, uids, gids, &children);
-        if (r < 0) {
-                fprintf(stderr, "bench-enforce: cannot start %d processes: %s\n",
-                        BENCH_LAB_PROCESSES, strerror(-r));
-                goto finish;
-        }
-        if (!wait_owners(&children, uids))
-                goto finish;
-        r = bench_write_lab(o.gen_lab, scratch, children.pids, children.n, lab);
-        if (r < 0) {
-                fprintf(stderr, "bench-enforce: %s could not write the lab: %s\n", o.gen_lab,
-                        strerror(-r));
-                goto finish;
-        }
         ret = run(&o, scratch, lab, children.pids, users);
 finish:
-        bench_children_stop(&children);
-        if (!o.keep_users)
-                bench_users_remove(users, USERS, false);
-        else
-                for (size_t i = 0; i < USERS; i++)
-                        free(users[i].home);
+        bench_lab_stop(&children, users, USERS, o.keep_users);
         bench_scratch_remove(scratch);
         return ret;
 }

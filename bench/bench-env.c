@@ -38,7 +38,6 @@
  * Target (the issue): under 1 s warm (p50 and mean). */
 #include <errno.h>
 #include <fcntl.h>
-#include <getopt.h>
 #include <grp.h>
 #include <inttypes.h>
 #include <jansson.h>
@@ -851,19 +850,15 @@ static void help(void)
 /* Returns 1 to run, 0 to exit successfully (help), -1 on bad usage. */
 static int parse_argv(int argc, char **argv, Options *o)
 {
-        enum { OPT_CLI = 0x100, OPT_USERS, OPT_ENVS, OPT_PACKAGES, OPT_WARM, OPT_DROP, OPT_KEEP };
-        static const struct option options[] = {
-                { "help", no_argument, NULL, 'h' },
-                { "gpukeeper", required_argument, NULL, OPT_CLI },
-                { "users", required_argument, NULL, OPT_USERS },
-                { "envs", required_argument, NULL, OPT_ENVS },
-                { "packages", required_argument, NULL, OPT_PACKAGES },
-                { "warm", required_argument, NULL, OPT_WARM },
-                { "drop-caches", no_argument, NULL, OPT_DROP },
-                { "keep", no_argument, NULL, OPT_KEEP },
-                {},
+        const BenchOption options[] = {
+                BENCH_STRING("gpukeeper", &o->gpukeeper),
+                BENCH_COUNT("users", &o->users, MAX_USERS),
+                BENCH_COUNT("envs", &o->envs, MAX_ENVS),
+                BENCH_COUNT("packages", &o->packages, MAX_PACKAGES),
+                BENCH_COUNT("warm", &o->warm, 1000),
+                BENCH_FLAG("drop-caches", &o->drop_caches),
+                BENCH_FLAG("keep", &o->keep),
         };
-        int c;
 
         *o = (Options){
                 .gpukeeper = BENCH_GPUKEEPER,
@@ -872,45 +867,7 @@ static int parse_argv(int argc, char **argv, Options *o)
                 .packages = DEFAULT_PACKAGES,
                 .warm = DEFAULT_WARM,
         };
-        while ((c = getopt_long(argc, argv, "h", options, NULL)) >= 0) {
-                switch (c) {
-                case 'h':
-                        help();
-                        return 0;
-                case OPT_CLI:
-                        o->gpukeeper = optarg;
-                        break;
-                case OPT_USERS:
-                        if (!bench_parse_count("--users", optarg, MAX_USERS, &o->users))
-                                return -1;
-                        break;
-                case OPT_ENVS:
-                        if (!bench_parse_count("--envs", optarg, MAX_ENVS, &o->envs))
-                                return -1;
-                        break;
-                case OPT_PACKAGES:
-                        if (!bench_parse_count("--packages", optarg, MAX_PACKAGES, &o->packages))
-                                return -1;
-                        break;
-                case OPT_WARM:
-                        if (!bench_parse_count("--warm", optarg, 1000, &o->warm))
-                                return -1;
-                        break;
-                case OPT_DROP:
-                        o->drop_caches = true;
-                        break;
-                case OPT_KEEP:
-                        o->keep = true;
-                        break;
-                default:
-                        return -1;
-                }
-        }
-        if (optind < argc) {
-                fprintf(stderr, "bench-env: unexpected argument '%s'\n", argv[optind]);
-                return -1;
-        }
-        return 1;
+        return bench_parse_options(argc, argv, options, ELEMENTSOF(options), help);
 }
 
 int main(int argc, char **argv)
@@ -924,21 +881,15 @@ int main(int argc, char **argv)
         r = parse_argv(argc, argv, &o);
         if (r <= 0)
                 return r == 0 ? EXIT_SUCCESS : 64;
-        if (geteuid() != 0) {
-                fprintf(stderr, "bench-env: needs root (it makes users and lists every "
-                                "user's environments)\n");
+        if (!bench_need_root("it makes users and lists every user's environments"))
                 return BENCH_EXIT_ERROR;
-        }
         users = calloc(o.users, sizeof(*users));
         if (!users) {
                 fprintf(stderr, "bench-env: out of memory\n");
                 return BENCH_EXIT_ERROR;
         }
-        r = bench_scratch_make(scratch, sizeof(scratch));
-        if (r < 0) {
-                fprintf(stderr, "bench-env: cannot make a scratch directory: %s\n", strerror(-r));
+        if (bench_scratch_make(scratch, sizeof(scratch)) < 0)
                 return BENCH_EXIT_ERROR;
-        }
         snprintf(homes, sizeof(homes), "%s/home", scratch);
         /* The users must reach their homes through the scratch directory. */
         if (chmod(scratch, 0755) < 0 || mkdir(homes, 0755) < 0) {

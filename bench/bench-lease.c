@@ -13,7 +13,12 @@
  * busy_timeout 5 s, SQLITE_OPEN_FULLMUTEX. The INSERT is prepared once: the
  * baseline is the cheapest durable commit SQLite offers with these settings.
  * A `ping` is timed the same way, for information: the protocol round trip
- * that any request pays.
+ * that any request pays. So is the transport floor: the ping request frame
+ * sent over an AF_UNIX socketpair to a forked child that echoes it with
+ * epoll_wait + read + write, the kernel's part of any round trip. An acquire
+ * is one round trip and at least one commit, so transport + commit is a
+ * floor under it; the benchmark prints that floor and whether the target
+ * lies below it.
  *
  * Then `--clients` threads, each with its own connection, acquire (wait=true:
  * with more clients than GPUs they queue) and release in a loop for a fixed
@@ -22,7 +27,6 @@
  * Targets (from the issue): acquire p50 within 1.5x of the commit p50, and at
  * least 2,000 acquire+release pairs per second with 64 clients. */
 #include <errno.h>
-#include <getopt.h>
 #include <gpukeeper/client.h>
 #include <inttypes.h>
 #include <jansson.h>
@@ -38,6 +42,7 @@
 #include <unistd.h>
 
 #include "bench-util.h"
+#include "proto/proto.h"
 #include "store/store.h"
 
 #define LAB_GPUS 8
@@ -50,6 +55,7 @@
 #define TARGET_RATIO 1.5
 #define TARGET_PAIRS_PER_SEC 2000.0
 #define WAIT_SAMPLES_MAX (1u << 20) /* per client */
+#define PING_FRAME_ID 1000
 
 typedef struct Options {
         const char *gkd;
@@ -222,124 +228,131 @@ static int baseline_commit(Baseline *b)
         return baseline_exec(b, "COMMIT");
 }
 
-/* Samples of the sequential phase, in microseconds. */
+/* The sequential phase: what its sides work on and where their samples go
+ * (in microseconds). */
 typedef struct Sequential {
+        gk_client *client;
+        Baseline *baseline;
+        BenchEcho *echo;
+        const char *frame; /* the ping request frame, which the transport side echoes */
+        size_t frame_len;
+        pid_t daemon;
         double *commit;
+        double *transport;
         double *ping;
         double *acquire;
         double *release;
         double *pair;
-        int64_t daemon_ns; /* daemon CPU over the timed lease pairs; -1 unknown */
+        int64_t cpu_before; /* daemon CPU when the current lease block began; -1 unknown */
+        int64_t daemon_ns;  /* daemon CPU over the timed lease pairs; -1 unknown */
 } Sequential;
 
-/* A timed lease pair; the samples go to index i (nowhere when s is NULL). */
-static int lease_pair(gk_client *c, Sequential *s, size_t i)
+/* A BenchSide sample: one baseline commit. */
+static int timed_commit(void *userdata, size_t i, double *ret_usec)
 {
+        Sequential *s = userdata;
+        uint64_t t0 = bench_now_nsec();
+
+        if (baseline_commit(s->baseline) < 0)
+                return -1;
+        *ret_usec = (double)(bench_now_nsec() - t0) / 1000.0;
+        return 0;
+}
+
+/* A BenchSide sample: the ping request frame to the echo child and back,
+ * the kernel's part of any round trip. */
+static int timed_transport(void *userdata, size_t i, double *ret_usec)
+{
+        Sequential *s = userdata;
+        int r = bench_echo_round_trip(s->echo, s->frame, s->frame_len, ret_usec);
+
+        if (r < 0) {
+                fprintf(stderr, "bench-lease: echo round trip: %s\n", strerror(-r));
+                return -1;
+        }
+        return 0;
+}
+
+/* A BenchSide sample: a `ping`, the protocol round trip with no work behind it. */
+static int timed_ping(void *userdata, size_t i, double *ret_usec)
+{
+        _cleanup_(json_decrefp) json_t *result = NULL;
+        Sequential *s = userdata;
+        gk_call_error err = { 0 };
+        uint64_t t0 = bench_now_nsec();
+        int r;
+
+        r = gk_client_call(s->client, "ping", NULL, &result, &err);
+        if (r != 0) {
+                call_failed("ping", r, &err);
+                return -1;
+        }
+        *ret_usec = (double)(bench_now_nsec() - t0) / 1000.0;
+        return 0;
+}
+
+/* A BenchSide sample: a lease pair. The acquire is the sample; the release
+ * and the pair go to release[i] and pair[i]. */
+static int timed_lease(void *userdata, size_t i, double *ret_usec)
+{
+        Sequential *s = userdata;
         gk_call_error err = { 0 };
         uint64_t t0, t1, t2;
         int64_t id = 0;
         int r;
 
         t0 = bench_now_nsec();
-        r = acquire(c, false, &id, &err);
+        r = acquire(s->client, false, &id, &err);
         t1 = bench_now_nsec();
         if (r != 0) {
                 call_failed("lease.acquire", r, &err);
                 return -1;
         }
-        r = release(c, id, &err);
+        r = release(s->client, id, &err);
         t2 = bench_now_nsec();
         if (r != 0) {
                 call_failed("lease.release", r, &err);
                 return -1;
         }
-        if (s) {
-                s->acquire[i] = (double)(t1 - t0) / 1000.0;
-                s->release[i] = (double)(t2 - t1) / 1000.0;
-                s->pair[i] = (double)(t2 - t0) / 1000.0;
-        }
+        *ret_usec = (double)(t1 - t0) / 1000.0;
+        s->release[i] = (double)(t2 - t1) / 1000.0;
+        s->pair[i] = (double)(t2 - t0) / 1000.0;
         return 0;
 }
 
-/* A timed `ping`: the protocol round trip with no work behind it. */
-static int ping(gk_client *c, double *ret_usec)
+/* Around each block of lease pairs: add the daemon's CPU time over it. */
+static void lease_block(void *userdata, bool end)
 {
-        _cleanup_(json_decrefp) json_t *result = NULL;
-        gk_call_error err = { 0 };
-        uint64_t t0 = bench_now_nsec();
-        int r;
+        Sequential *s = userdata;
+        int64_t now = bench_cpu_nsec_of(s->daemon);
 
-        r = gk_client_call(c, "ping", NULL, &result, &err);
-        if (r != 0) {
-                call_failed("ping", r, &err);
-                return -1;
-        }
-        if (ret_usec)
-                *ret_usec = (double)(bench_now_nsec() - t0) / 1000.0;
-        return 0;
+        if (!end)
+                s->cpu_before = now;
+        else if (s->daemon_ns >= 0 && s->cpu_before >= 0 && now >= s->cpu_before)
+                s->daemon_ns += now - s->cpu_before;
+        else
+                s->daemon_ns = -1;
 }
 
-static int timed_commit(Baseline *b, double *ret_usec)
-{
-        uint64_t t0 = bench_now_nsec();
-
-        if (baseline_commit(b) < 0)
-                return -1;
-        if (ret_usec)
-                *ret_usec = (double)(bench_now_nsec() - t0) / 1000.0;
-        return 0;
-}
-
-/* The sides of the sequential phase. */
-enum { SIDE_COMMIT, SIDE_PING, SIDE_LEASE, SIDE_MAX };
-
-/* Warm up every side, then run o->count of each in interleaved blocks,
+/* Warm up every side (the warm-up runs store at index 0, which the
+ * measurement overwrites), then run o->count of each in interleaved blocks,
  * rotating which side goes first, so drift affects them alike. */
-static int measure_sequential(const Options *o, pid_t daemon, gk_client *c, Baseline *b,
-                              Sequential *s)
+static int measure_sequential(const Options *o, Sequential *s)
 {
-        size_t done = 0;
-        bool cpu_known = true;
+        const BenchSide sides[] = {
+                { .sample = timed_commit, .userdata = s, .samples = s->commit },
+                { .sample = timed_transport, .userdata = s, .samples = s->transport },
+                { .sample = timed_ping, .userdata = s, .samples = s->ping },
+                { .sample = timed_lease, .block = lease_block, .userdata = s,
+                  .samples = s->acquire },
+        };
 
         for (size_t i = 0; i < WARMUP; i++)
-                if (timed_commit(b, NULL) < 0 || ping(c, NULL) < 0 || lease_pair(c, NULL, 0) < 0)
-                        return -1;
+                for (size_t k = 0; k < ELEMENTSOF(sides); k++)
+                        if (sides[k].sample(s, 0, &sides[k].samples[0]) < 0)
+                                return -1;
         s->daemon_ns = 0;
-        for (size_t block = 0; done < o->count; block++) {
-                size_t n = MIN((size_t)BLOCK, o->count - done);
-
-                for (size_t k = 0; k < SIDE_MAX; k++) {
-                        size_t side = (block + k) % SIDE_MAX;
-                        int64_t before, after;
-
-                        switch (side) {
-                        case SIDE_COMMIT:
-                                for (size_t i = done; i < done + n; i++)
-                                        if (timed_commit(b, &s->commit[i]) < 0)
-                                                return -1;
-                                break;
-                        case SIDE_PING:
-                                for (size_t i = done; i < done + n; i++)
-                                        if (ping(c, &s->ping[i]) < 0)
-                                                return -1;
-                                break;
-                        default:
-                                before = bench_cpu_nsec_of(daemon);
-                                for (size_t i = done; i < done + n; i++)
-                                        if (lease_pair(c, s, i) < 0)
-                                                return -1;
-                                after = bench_cpu_nsec_of(daemon);
-                                if (before < 0 || after < before)
-                                        cpu_known = false;
-                                else
-                                        s->daemon_ns += after - before;
-                        }
-                }
-                done += n;
-        }
-        if (!cpu_known)
-                s->daemon_ns = -1;
-        return 0;
+        return bench_interleave(sides, ELEMENTSOF(sides), o->count, BLOCK);
 }
 
 /* Shared state of the throughput phase. The clients connect, report
@@ -634,12 +647,13 @@ static void help(void)
                "\n"
                "Time lease.acquire and lease.release through the client library against a\n"
                "gpukeeperd serving %d GPUs, against a bare SQLite commit of one row with the\n"
-               "daemon's settings, and measure acquire+release throughput of many clients.\n"
+               "daemon's settings and against a bare socket round trip, and measure\n"
+               "acquire+release throughput of many clients.\n"
                "\n"
                "  --gpukeeperd PATH  the daemon (default " BENCH_GPUKEEPERD ")\n"
                "  --library PATH     NVML simulator library (default " BENCH_SIM_LIBRARY ")\n"
                "  --gen-lab PATH     sim/gen-lab.py (default " BENCH_GEN_LAB ")\n"
-               "  --count N          sequential lease pairs and commits (default %d)\n"
+               "  --count N          sequential lease pairs, commits, echoes, pings (default %d)\n"
                "  --clients N        concurrent clients of the throughput phase (default %d)\n"
                "  --seconds N        length of the throughput phase (default %d)\n"
                "\n"
@@ -650,18 +664,14 @@ static void help(void)
 /* Returns 1 to run, 0 to exit successfully (help), -1 on bad usage. */
 static int parse_argv(int argc, char **argv, Options *o)
 {
-        enum { OPT_GKD = 0x100, OPT_LIBRARY, OPT_GEN_LAB, OPT_COUNT, OPT_CLIENTS, OPT_SECONDS };
-        static const struct option options[] = {
-                { "help", no_argument, NULL, 'h' },
-                { "gpukeeperd", required_argument, NULL, OPT_GKD },
-                { "library", required_argument, NULL, OPT_LIBRARY },
-                { "gen-lab", required_argument, NULL, OPT_GEN_LAB },
-                { "count", required_argument, NULL, OPT_COUNT },
-                { "clients", required_argument, NULL, OPT_CLIENTS },
-                { "seconds", required_argument, NULL, OPT_SECONDS },
-                {},
+        const BenchOption options[] = {
+                BENCH_STRING("gpukeeperd", &o->gkd),
+                BENCH_STRING("library", &o->library),
+                BENCH_STRING("gen-lab", &o->gen_lab),
+                BENCH_COUNT("count", &o->count, 1000000),
+                BENCH_COUNT("clients", &o->clients, MAX_CLIENTS),
+                BENCH_COUNT("seconds", &o->seconds, 3600),
         };
-        int c;
 
         *o = (Options){
                 .gkd = BENCH_GPUKEEPERD,
@@ -671,41 +681,7 @@ static int parse_argv(int argc, char **argv, Options *o)
                 .clients = DEFAULT_CLIENTS,
                 .seconds = DEFAULT_SECONDS,
         };
-        while ((c = getopt_long(argc, argv, "h", options, NULL)) >= 0) {
-                switch (c) {
-                case 'h':
-                        help();
-                        return 0;
-                case OPT_GKD:
-                        o->gkd = optarg;
-                        break;
-                case OPT_LIBRARY:
-                        o->library = optarg;
-                        break;
-                case OPT_GEN_LAB:
-                        o->gen_lab = optarg;
-                        break;
-                case OPT_COUNT:
-                        if (!bench_parse_count("--count", optarg, 1000000, &o->count))
-                                return -1;
-                        break;
-                case OPT_CLIENTS:
-                        if (!bench_parse_count("--clients", optarg, MAX_CLIENTS, &o->clients))
-                                return -1;
-                        break;
-                case OPT_SECONDS:
-                        if (!bench_parse_count("--seconds", optarg, 3600, &o->seconds))
-                                return -1;
-                        break;
-                default:
-                        return -1;
-                }
-        }
-        if (optind < argc) {
-                fprintf(stderr, "bench-lease: unexpected argument '%s'\n", argv[optind]);
-                return -1;
-        }
-        return 1;
+        return bench_parse_options(argc, argv, options, ELEMENTSOF(options), help);
 }
 
 /* ret (PATH_MAX) = dir/name; -1 after a message when too long. */
@@ -720,6 +696,69 @@ static int path_join(char ret[static PATH_MAX], const char *dir, const char *nam
         return 0;
 }
 
+/* The ping request frame as the client library builds it, with an id of 4
+ * digits like most of the run's: the payload of the transport side. */
+static int ping_frame(char **ret, size_t *ret_len)
+{
+        _cleanup_(json_decrefp) json_t *req = proto_request_new(PING_FRAME_ID, "ping", NULL);
+        _cleanup_free_ char *json = NULL;
+        size_t len;
+        int r;
+
+        if (!req)
+                return -ENOMEM;
+        r = proto_dump(req, GK_PROTO_MAX_REQUEST, &json, &len);
+        if (r < 0)
+                return r;
+        return proto_encode_frame(json, len, GK_PROTO_MAX_REQUEST, ret, ret_len);
+}
+
+/* Print the tables, the floor and the verdict of the sequential phase.
+ * Returns 1 when the target was met, 0 when missed. */
+static int report_sequential(const Options *o, Sequential *s)
+{
+        BenchStats commit, transport, acq;
+        double ratio, floor_usec;
+
+        printf("\n  sequential, one connection, the four interleaved in blocks of %d (after %d "
+               "of each untimed)\n",
+               BLOCK, WARMUP);
+        printf("  transport floor: the %zu-byte ping request frame over an AF_UNIX socketpair "
+               "to a forked child that echoes it (epoll_wait, read, write)\n",
+               s->frame_len);
+        bench_print_header("us");
+        commit = bench_print_stats("SQLite commit of 1 row (baseline)", s->commit, o->count);
+        transport = bench_print_stats("transport floor (AF_UNIX echo)", s->transport, o->count);
+        bench_print_stats("ping (protocol round trip)", s->ping, o->count);
+        acq = bench_print_stats("lease.acquire", s->acquire, o->count);
+        bench_print_stats("lease.release", s->release, o->count);
+        bench_print_stats("acquire + release", s->pair, o->count);
+        if (s->daemon_ns >= 0)
+                printf("  gpukeeperd CPU per acquire+release pair: %.1f us\n",
+                       (double)s->daemon_ns / 1000.0 / (double)o->count);
+        ratio = acq.p50 / commit.p50;
+        printf("  acquire / commit: p50 %.2f, mean %.2f; acquire minus commit: p50 %.1f us\n",
+               ratio, acq.mean / commit.mean, acq.p50 - commit.p50);
+        /* An acquire is one round trip plus at least one commit. */
+        floor_usec = transport.p50 + commit.p50;
+        printf("  floor of an acquire, transport + commit: p50 %.1f + %.1f = %.1f us = %.2f x "
+               "commit\n",
+               transport.p50, commit.p50, floor_usec, floor_usec / commit.p50);
+        if (transport.p50 > (TARGET_RATIO - 1.0) * commit.p50)
+                printf("  target below the floor: transport p50 %.1f us > %.1f x commit p50 "
+                       "(%.1f us), so acquire p50 <= %.1f x commit (%.1f us) cannot be met on "
+                       "this machine\n",
+                       transport.p50, TARGET_RATIO - 1.0, (TARGET_RATIO - 1.0) * commit.p50,
+                       TARGET_RATIO, TARGET_RATIO * commit.p50);
+        else
+                printf("  floor within the target: transport p50 %.1f us <= %.1f x commit p50 "
+                       "(%.1f us)\n",
+                       transport.p50, TARGET_RATIO - 1.0, (TARGET_RATIO - 1.0) * commit.p50);
+        printf("  round trip: acquire p50 / commit p50 = %.2f (target <= %.1f): %s\n", ratio,
+               TARGET_RATIO, ratio <= TARGET_RATIO ? "PASS" : "FAIL");
+        return ratio <= TARGET_RATIO ? 1 : 0;
+}
+
 /* The sequential phase: tables, ratio and verdict. Returns 1 met, 0 missed,
  * -1 could not measure. */
 static int run_sequential(const Options *o, pid_t daemon, const char *socket_path,
@@ -727,143 +766,99 @@ static int run_sequential(const Options *o, pid_t daemon, const char *socket_pat
 {
         char baseline_path[PATH_MAX], store_path[PATH_MAX], wal_path[PATH_MAX];
         _cleanup_free_ double *all = NULL;
+        _cleanup_free_ char *frame = NULL;
+        BenchEcho echo = { 0 };
         Baseline b = { 0 };
-        gk_client *c = NULL;
         struct stat st_base, st_store;
-        BenchStats commit, pingst, acq, rel, pair;
         Sequential s;
-        double ratio;
+        size_t frame_len = 0;
         int r;
 
         if (path_join(baseline_path, state_dir, "baseline.db") < 0 ||
-            path_join(store_path, state_dir, STORE_DB_NAME) < 0)
+            path_join(store_path, state_dir, STORE_DB_NAME) < 0 ||
+            path_join(wal_path, state_dir, STORE_DB_NAME "-wal") < 0)
                 return -1;
-        all = calloc(5 * o->count, sizeof(double));
-        if (!all) {
-                fprintf(stderr, "bench-lease: out of memory\n");
+        all = calloc(6 * o->count, sizeof(double));
+        r = all ? ping_frame(&frame, &frame_len) : -ENOMEM;
+        if (r < 0) {
+                fprintf(stderr, "bench-lease: cannot set up: %s\n", strerror(-r));
                 return -1;
         }
-        s = (Sequential){ .commit = all, .ping = all + o->count, .acquire = all + 2 * o->count,
-                          .release = all + 3 * o->count, .pair = all + 4 * o->count };
-        if (baseline_open(baseline_path, &b) < 0)
+        s = (Sequential){ .daemon = daemon, .baseline = &b, .echo = &echo, .frame = frame,
+                          .frame_len = frame_len, .commit = all,
+                          .transport = all + o->count, .ping = all + 2 * o->count,
+                          .acquire = all + 3 * o->count, .release = all + 4 * o->count,
+                          .pair = all + 5 * o->count };
+        /* The echo child first, so that it inherits no descriptor of ours. */
+        r = bench_echo_start(&echo);
+        if (r < 0) {
+                fprintf(stderr, "bench-lease: cannot start the echo child: %s\n", strerror(-r));
                 return -1;
+        }
+        r = -1;
+        if (baseline_open(baseline_path, &b) < 0)
+                goto out;
         if (stat(baseline_path, &st_base) < 0 || stat(store_path, &st_store) < 0 ||
             st_base.st_dev != st_store.st_dev) {
                 fprintf(stderr, "bench-lease: %s and %s are not on one file system\n",
                         baseline_path, store_path);
-                baseline_close(&b);
-                return -1;
+                goto out;
         }
-        r = gk_client_connect(socket_path, &c);
+        r = gk_client_connect(socket_path, &s.client);
         if (r < 0) {
                 fprintf(stderr, "bench-lease: cannot connect to %s: %s\n", socket_path,
                         strerror(-r));
-                baseline_close(&b);
-                return -1;
+                goto out;
         }
-        r = measure_sequential(o, daemon, c, &b, &s);
-        gk_client_free(c);
+        r = measure_sequential(o, &s);
+out:
+        gk_client_free(s.client);
         baseline_close(&b);
+        bench_echo_stop(&echo);
         if (r < 0)
                 return -1;
 
         /* The daemon's store must be in WAL mode as well, or the two
          * sides do not compare. */
-        if (path_join(wal_path, state_dir, STORE_DB_NAME "-wal") < 0)
-                return -1;
         if (access(wal_path, F_OK) < 0) {
                 fprintf(stderr, "bench-lease: %s does not exist: the daemon's store is not in WAL "
                                 "mode\n",
                         wal_path);
                 return -1;
         }
-        commit = bench_stats(s.commit, o->count);
-        pingst = bench_stats(s.ping, o->count);
-        acq = bench_stats(s.acquire, o->count);
-        rel = bench_stats(s.release, o->count);
-        pair = bench_stats(s.pair, o->count);
-        printf("\n  sequential, one connection, the three interleaved in blocks of %d (after %d "
-               "of each untimed)\n",
-               BLOCK, WARMUP);
-        bench_print_header("us");
-        bench_print_row("SQLite commit of 1 row (baseline)", &commit);
-        bench_print_row("ping (protocol round trip)", &pingst);
-        bench_print_row("lease.acquire", &acq);
-        bench_print_row("lease.release", &rel);
-        bench_print_row("acquire + release", &pair);
-        if (s.daemon_ns >= 0)
-                printf("  gpukeeperd CPU per acquire+release pair: %.1f us\n",
-                       (double)s.daemon_ns / 1000.0 / (double)o->count);
-        ratio = acq.p50 / commit.p50;
-        printf("  acquire / commit: p50 %.2f, mean %.2f; acquire minus commit: p50 %.1f us\n",
-               ratio, acq.mean / commit.mean, acq.p50 - commit.p50);
-        printf("  round trip: acquire p50 / commit p50 = %.2f (target <= %.1f): %s\n", ratio,
-               TARGET_RATIO, ratio <= TARGET_RATIO ? "PASS" : "FAIL");
-        return ratio <= TARGET_RATIO ? 1 : 0;
+        return report_sequential(o, &s);
 }
 
 static int run(const Options *o, const char *scratch)
 {
-        char lab[PATH_MAX], config[PATH_MAX], socket_path[PATH_MAX], state_dir[PATH_MAX],
-                log[PATH_MAX];
-        bool reaped = false;
-        pid_t daemon;
-        int seq, thr, status, ret = BENCH_EXIT_ERROR;
+        char lab[PATH_MAX];
+        BenchDaemon d;
+        int seq, thr, ret = BENCH_EXIT_ERROR;
 
-        if (path_join(lab, scratch, "lab.json") < 0 ||
-            path_join(config, scratch, "gpukeeper.yaml") < 0 ||
-            path_join(socket_path, scratch, "gpukeeper.sock") < 0 ||
-            path_join(state_dir, scratch, "state") < 0 || path_join(log, scratch, "gpukeeperd.log") < 0)
+        if (path_join(lab, scratch, "lab.json") < 0)
                 return BENCH_EXIT_ERROR;
-
         if (bench_write_plain_lab(o->gen_lab, LAB_GPUS, 0, lab) < 0) {
                 fprintf(stderr, "bench-lease: %s could not write the lab\n", o->gen_lab);
                 return BENCH_EXIT_ERROR;
         }
-        if (mkdir(state_dir, 0700) < 0) {
-                fprintf(stderr, "bench-lease: mkdir %s: %s\n", state_dir, strerror(errno));
-                return BENCH_EXIT_ERROR;
-        }
-        if (bench_write_daemon_config(config, socket_path, state_dir, o->library) < 0)
-                return BENCH_EXIT_ERROR;
-        if (setenv("GPUKEEPER_SIM_LAB", lab, 1) < 0) {
-                perror("bench-lease: setenv");
-                return BENCH_EXIT_ERROR;
-        }
-
-        daemon = bench_daemon_start(o->gkd, config, log);
-        if (daemon < 0)
-                return BENCH_EXIT_ERROR;
-        if (bench_daemon_wait_ready(daemon, socket_path, &reaped) < 0)
+        if (bench_daemon_launch(o->gkd, o->library, scratch, lab, &d) < 0)
                 goto stop;
 
         printf("bench-lease: gpukeeperd %s, lab of %d whole GPUs, state_dir %s\n", o->gkd,
-               LAB_GPUS, state_dir);
+               LAB_GPUS, d.state_dir);
         printf("bench-lease: lease.acquire %s, then lease.release {\"id\"}; baseline %s/baseline.db "
                "(WAL, synchronous=NORMAL)\n",
-               ACQUIRE_JSON, state_dir);
-        seq = run_sequential(o, daemon, socket_path, state_dir);
+               ACQUIRE_JSON, d.state_dir);
+        seq = run_sequential(o, d.pid, d.socket_path, d.state_dir);
         if (seq < 0)
                 goto stop;
-        thr = measure_throughput(o, daemon, socket_path);
+        thr = measure_throughput(o, d.pid, d.socket_path);
         if (thr < 0)
                 goto stop;
         ret = seq && thr ? BENCH_EXIT_PASS : BENCH_EXIT_MISSED;
         printf("bench-lease: %s\n", ret == BENCH_EXIT_PASS ? "targets met" : "a target was missed");
 stop:
-        if (reaped) {
-                bench_dump_log(log);
-                return BENCH_EXIT_ERROR;
-        }
-        status = bench_daemon_stop(daemon);
-        if (status != 0) {
-                fprintf(stderr, "bench-lease: gpukeeperd did not stop cleanly (status %d)\n",
-                        status);
-                bench_dump_log(log);
-                ret = BENCH_EXIT_ERROR;
-        } else if (ret == BENCH_EXIT_ERROR)
-                bench_dump_log(log);
-        return ret;
+        return bench_daemon_end(&d, ret);
 }
 
 int main(int argc, char **argv)
@@ -878,12 +873,8 @@ int main(int argc, char **argv)
         /* Seed jansson's hash function before the client threads start. */
         json_object_seed(0);
 
-        r = bench_scratch_make(scratch, sizeof(scratch));
-        if (r < 0) {
-                fprintf(stderr, "bench-lease: cannot make a scratch directory: %s\n",
-                        strerror(-r));
+        if (bench_scratch_make(scratch, sizeof(scratch)) < 0)
                 return BENCH_EXIT_ERROR;
-        }
         ret = run(&o, scratch);
         bench_scratch_remove(scratch);
         return ret;

@@ -29,7 +29,6 @@
  * target under 200 ms. The database size is that of gpukeeper.db plus its
  * WAL after the fill (no VACUUM); target under 200 MB. */
 #include <errno.h>
-#include <getopt.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <stdio.h>
@@ -67,7 +66,6 @@
 #define DAY_USEC (24 * HOUR_USEC)
 
 #define USERS 40
-#define USER_PREFIX "gkbench-"
 #define LEASED_DEVICES 16
 #define HTTP_GETS 200
 #define HTTP_MAX_RESPONSE (16u << 20)
@@ -80,45 +78,10 @@ typedef struct Options {
         bool keep_users;
 } Options;
 
-static void print_verdict(const char *what, bool pass)
+/* The user index of process n. */
+static size_t owner_of(size_t n)
 {
-        printf("  %-58s %s\n", what, pass ? "PASS" : "FAIL");
-}
-
-static uid_t uid_of(pid_t pid)
-{
-        char path[64], line[256];
-        _cleanup_fclose_ FILE *f = NULL;
-        unsigned long uid;
-
-        snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
-        f = fopen(path, "re");
-        if (!f)
-                return (uid_t)-1;
-        while (fgets(line, sizeof(line), f))
-                if (sscanf(line, "Uid: %lu", &uid) == 1)
-                        return (uid_t)uid;
-        return (uid_t)-1;
-}
-
-/* Wait (up to 10 s) until every child runs as its user, so the first
- * snapshot sees the right owners (the /proc cache remembers them). */
-static bool wait_owners(const BenchChildren *c, const uid_t *uids)
-{
-        uint64_t deadline = bench_now_nsec() + UINT64_C(10) * 1000000000;
-
-        for (size_t n = 0; n < c->n; n++)
-                while (uid_of(c->pids[n]) != uids[n]) {
-                        struct timespec ts = { .tv_nsec = 10 * 1000000L };
-
-                        if (bench_now_nsec() > deadline) {
-                                fprintf(stderr, "bench-metrics: process %d did not become uid %u\n",
-                                        (int)c->pids[n], (unsigned)uids[n]);
-                                return false;
-                        }
-                        nanosleep(&ts, NULL);
-                }
-        return true;
+        return n % USERS;
 }
 
 static const char *bench_user_name(void *userdata, uid_t uid)
@@ -284,7 +247,7 @@ static int bench_render(const Options *o, const char *lab, const BenchUser *user
                bytes_on);
         pass = off.p50 < RENDER_TARGET_US && off.mean < RENDER_TARGET_US &&
                on.p50 < RENDER_TARGET_US && on.mean < RENDER_TARGET_US;
-        print_verdict("target: render p50 and mean < 2 ms (off and on)", pass);
+        bench_print_verdict("target: render p50 and mean < 2 ms (off and on)", pass);
         return pass ? BENCH_EXIT_PASS : BENCH_EXIT_MISSED;
 }
 
@@ -575,8 +538,8 @@ static int bench_history(const char *scratch)
                STORE_DB_NAME, wal_mb, db_mb + wal_mb);
         pass_report = rep.p50 < REPORT_TARGET_MS;
         pass_db = db_mb + wal_mb < DB_TARGET_MB;
-        print_verdict("target: 30-day report p50 < 200 ms", pass_report);
-        print_verdict("target: database for 90 days < 200 MB", pass_db);
+        bench_print_verdict("target: 30-day report p50 < 200 ms", pass_report);
+        bench_print_verdict("target: database for 90 days < 200 MB", pass_db);
         return pass_report && pass_db ? BENCH_EXIT_PASS : BENCH_EXIT_MISSED;
 }
 
@@ -586,7 +549,7 @@ static void help(void)
                "\n"
                "Time the /metrics render on a lab of %d GPUs (%d in MIG mode), %d real processes\n"
                "of %d users; a 30-day usage report; the size of 90 days of history. Needs root:\n"
-               "it makes the users " USER_PREFIX "00 .. " USER_PREFIX "%02d (useradd) and removes\n"
+               "it makes the users " BENCH_USER_PREFIX "00 .. " BENCH_USER_PREFIX "%02d (useradd) and removes\n"
                "them at the end (userdel).\n"
                "\n"
                "  --library PATH     NVML simulator library (default " BENCH_SIM_LIBRARY ")\n"
@@ -602,62 +565,25 @@ static void help(void)
 /* Returns 1 to run, 0 to exit successfully (help), -1 on bad usage. */
 static int parse_argv(int argc, char **argv, Options *o)
 {
-        enum {
-                OPT_LIBRARY = 0x100,
-                OPT_GEN_LAB,
-                OPT_RENDERS,
-                OPT_KEEP_USERS,
+        const BenchOption options[] = {
+                BENCH_STRING("library", &o->library),
+                BENCH_STRING("gen-lab", &o->gen_lab),
+                BENCH_COUNT("renders", &o->renders, 1000000),
+                BENCH_FLAG("keep-users", &o->keep_users),
         };
-        static const struct option options[] = {
-                { "help", no_argument, NULL, 'h' },
-                { "library", required_argument, NULL, OPT_LIBRARY },
-                { "gen-lab", required_argument, NULL, OPT_GEN_LAB },
-                { "renders", required_argument, NULL, OPT_RENDERS },
-                { "keep-users", no_argument, NULL, OPT_KEEP_USERS },
-                {},
-        };
-        int c;
 
         *o = (Options){
                 .library = BENCH_SIM_LIBRARY,
                 .gen_lab = BENCH_GEN_LAB,
                 .renders = DEFAULT_RENDERS,
         };
-        while ((c = getopt_long(argc, argv, "h", options, NULL)) >= 0) {
-                switch (c) {
-                case 'h':
-                        help();
-                        return 0;
-                case OPT_LIBRARY:
-                        o->library = optarg;
-                        break;
-                case OPT_GEN_LAB:
-                        o->gen_lab = optarg;
-                        break;
-                case OPT_RENDERS:
-                        if (!bench_parse_count("--renders", optarg, 1000000, &o->renders))
-                                return -1;
-                        break;
-                case OPT_KEEP_USERS:
-                        o->keep_users = true;
-                        break;
-                default:
-                        return -1;
-                }
-        }
-        if (optind < argc) {
-                fprintf(stderr, "bench-metrics: unexpected argument '%s'\n", argv[optind]);
-                return -1;
-        }
-        return 1;
+        return bench_parse_options(argc, argv, options, ELEMENTSOF(options), help);
 }
 
 int main(int argc, char **argv)
 {
-        char scratch[PATH_MAX] = "", lab[PATH_MAX + 16];
+        char scratch[PATH_MAX] = "", lab[PATH_MAX];
         BenchUser users[USERS] = { 0 };
-        uid_t uids[BENCH_LAB_PROCESSES];
-        gid_t gids[BENCH_LAB_PROCESSES];
         BenchChildren children = { 0 };
         LeaseDevice devs[LEASED_DEVICES] = { 0 };
         Options o;
@@ -666,40 +592,13 @@ int main(int argc, char **argv)
         r = parse_argv(argc, argv, &o);
         if (r <= 0)
                 return r == 0 ? EXIT_SUCCESS : 64;
-        if (geteuid() != 0) {
-                fprintf(stderr, "bench-metrics: needs root (it makes users and runs processes "
-                                "as them)\n");
+        if (!bench_need_root("it makes users and runs processes as them"))
                 return BENCH_EXIT_ERROR;
-        }
         log_set_max_level(LOG_LEVEL_ERROR);
-        r = bench_scratch_make(scratch, sizeof(scratch));
-        if (r < 0) {
-                fprintf(stderr, "bench-metrics: cannot make a scratch directory: %s\n",
-                        strerror(-r));
+        if (bench_scratch_make(scratch, sizeof(scratch)) < 0)
                 return BENCH_EXIT_ERROR;
-        }
-        snprintf(lab, sizeof(lab), "%s/lab.json", scratch);
-
-        if (bench_users_make(USER_PREFIX, USERS, NULL, users) < 0)
+        if (bench_lab_start(o.gen_lab, scratch, users, USERS, owner_of, &children, lab) < 0)
                 goto finish;
-        for (size_t n = 0; n < BENCH_LAB_PROCESSES; n++) {
-                uids[n] = users[n % USERS].uid;
-                gids[n] = users[n % USERS].gid;
-        }
-        r = bench_children_start_as(BENCH_LAB_PROCESSES, uids, gids, &children);
-        if (r < 0) {
-                fprintf(stderr, "bench-metrics: cannot start %d processes: %s\n",
-                        BENCH_LAB_PROCESSES, strerror(-r));
-                goto finish;
-        }
-        if (!wait_owners(&children, uids))
-                goto finish;
-        r = bench_write_lab(o.gen_lab, scratch, children.pids, children.n, lab);
-        if (r < 0) {
-                fprintf(stderr, "bench-metrics: %s could not write the lab: %s\n", o.gen_lab,
-                        strerror(-r));
-                goto finish;
-        }
         ret = bench_render(&o, lab, users, devs);
         if (ret != BENCH_EXIT_ERROR && bench_http(scratch, users, devs) != BENCH_EXIT_PASS)
                 ret = BENCH_EXIT_ERROR;
@@ -710,12 +609,7 @@ int main(int argc, char **argv)
         }
         printf("bench-metrics: %s\n", ret == BENCH_EXIT_PASS ? "PASS" : "FAIL");
 finish:
-        bench_children_stop(&children);
-        if (!o.keep_users)
-                bench_users_remove(users, USERS, false);
-        else
-                for (size_t i = 0; i < USERS; i++)
-                        free(users[i].home);
+        bench_lab_stop(&children, users, USERS, o.keep_users);
         bench_scratch_remove(scratch);
         return ret;
 }

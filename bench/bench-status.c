@@ -10,7 +10,6 @@
  * The issue sets no target for status: the numbers are recorded as they are. */
 #include <errno.h>
 #include <fcntl.h>
-#include <getopt.h>
 #include <jansson.h>
 #include <limits.h>
 #include <spawn.h>
@@ -138,17 +137,13 @@ static void help(void)
 /* Returns 1 to run, 0 to exit successfully (help), -1 on bad usage. */
 static int parse_argv(int argc, char **argv, Options *o)
 {
-        enum { OPT_GKD = 0x100, OPT_CLI, OPT_LIBRARY, OPT_GEN_LAB, OPT_COUNT };
-        static const struct option options[] = {
-                { "help", no_argument, NULL, 'h' },
-                { "gpukeeperd", required_argument, NULL, OPT_GKD },
-                { "gpukeeper", required_argument, NULL, OPT_CLI },
-                { "library", required_argument, NULL, OPT_LIBRARY },
-                { "gen-lab", required_argument, NULL, OPT_GEN_LAB },
-                { "count", required_argument, NULL, OPT_COUNT },
-                {},
+        const BenchOption options[] = {
+                BENCH_STRING("gpukeeperd", &o->gkd),
+                BENCH_STRING("gpukeeper", &o->cli),
+                BENCH_STRING("library", &o->library),
+                BENCH_STRING("gen-lab", &o->gen_lab),
+                BENCH_COUNT("count", &o->count, 100000),
         };
-        int c;
 
         *o = (Options){
                 .gkd = BENCH_GPUKEEPERD,
@@ -157,40 +152,26 @@ static int parse_argv(int argc, char **argv, Options *o)
                 .gen_lab = BENCH_GEN_LAB,
                 .count = DEFAULT_COUNT,
         };
-        while ((c = getopt_long(argc, argv, "h", options, NULL)) >= 0) {
-                switch (c) {
-                case 'h':
-                        help();
-                        return 0;
-                case OPT_GKD:
-                        o->gkd = optarg;
-                        break;
-                case OPT_CLI:
-                        o->cli = optarg;
-                        break;
-                case OPT_LIBRARY:
-                        o->library = optarg;
-                        break;
-                case OPT_GEN_LAB:
-                        o->gen_lab = optarg;
-                        break;
-                case OPT_COUNT:
-                        if (!bench_parse_count("--count", optarg, 100000, &o->count))
-                                return -1;
-                        break;
-                default:
-                        return -1;
-                }
-        }
-        if (optind < argc) {
-                fprintf(stderr, "bench-status: unexpected argument '%s'\n", argv[optind]);
-                return -1;
-        }
-        return 1;
+        return bench_parse_options(argc, argv, options, ELEMENTSOF(options), help);
 }
 
 /* The command lines compared, baseline first. */
 enum { CMD_TRUE, CMD_STATUS, CMD_STATUS_JSON, CMD_MAX };
+
+/* One command of the measurement: its command line and where the CPU times
+ * of its runs go. */
+typedef struct Command {
+        char *const *argv;
+        double *cpu;
+} Command;
+
+/* A BenchSide sample: one run of the command, wall time in µs. */
+static int sample_command(void *userdata, size_t i, double *ret_wall)
+{
+        Command *c = userdata;
+
+        return spawn_timed(c->argv, "/dev/null", ret_wall, &c->cpu[i]);
+}
 
 /* Run every command o->count times; wall[cmd] and cpu[cmd] receive the samples. */
 static int measure(const Options *o, const char *socket_path, double *wall[CMD_MAX],
@@ -202,23 +183,15 @@ static int measure(const Options *o, const char *socket_path, double *wall[CMD_M
                 [CMD_STATUS_JSON] = { (char *)o->cli, "--socket", (char *)socket_path, "status",
                                       "--json", NULL },
         };
-        size_t done[CMD_MAX] = { 0 };
+        Command cmds[CMD_MAX];
+        BenchSide sides[CMD_MAX];
 
-        for (size_t block = 0; done[CMD_TRUE] < o->count; block++) {
-                size_t n = MIN((size_t)BLOCK, o->count - done[CMD_TRUE]);
-
-                for (size_t j = 0; j < CMD_MAX; j++) {
-                        size_t cmd = (block + j) % CMD_MAX;
-
-                        for (size_t i = 0; i < n; i++) {
-                                if (spawn_timed(argvs[cmd], "/dev/null", &wall[cmd][done[cmd]],
-                                                &cpu[cmd][done[cmd]]) < 0)
-                                        return -1;
-                                done[cmd]++;
-                        }
-                }
+        for (size_t k = 0; k < CMD_MAX; k++) {
+                cmds[k] = (Command){ .argv = argvs[k], .cpu = cpu[k] };
+                sides[k] = (BenchSide){ .sample = sample_command, .userdata = &cmds[k],
+                                        .samples = wall[k] };
         }
-        return 0;
+        return bench_interleave(sides, CMD_MAX, o->count, BLOCK);
 }
 
 static const char *const command_label[CMD_MAX] = {
@@ -232,20 +205,16 @@ static const char *const command_label[CMD_MAX] = {
 static void report(const Options *o, double *wall[CMD_MAX], double *cpu[CMD_MAX],
                    int64_t daemon_ns)
 {
-        BenchStats w[CMD_MAX], c[CMD_MAX];
+        BenchStats w[CMD_MAX];
 
-        for (size_t k = 0; k < CMD_MAX; k++) {
-                w[k] = bench_stats(wall[k], o->count);
-                c[k] = bench_stats(cpu[k], o->count);
-        }
         printf("\n  wall time, spawn to reap\n");
         bench_print_header("us");
         for (size_t k = 0; k < CMD_MAX; k++)
-                bench_print_row(command_label[k], &w[k]);
+                w[k] = bench_print_stats(command_label[k], wall[k], o->count);
         printf("\n  CPU time of the command itself (user + system, wait4)\n");
         bench_print_header("us");
         for (size_t k = 0; k < CMD_MAX; k++)
-                bench_print_row(command_label[k], &c[k]);
+                bench_print_stats(command_label[k], cpu[k], o->count);
         printf("\n");
         for (size_t k = CMD_STATUS; k < CMD_MAX; k++)
                 printf("  %-24s wall / true: p50 %.2f, mean %.2f; wall minus true: p50 %.0f us, "
@@ -261,24 +230,16 @@ static void report(const Options *o, double *wall[CMD_MAX], double *cpu[CMD_MAX]
                 printf("  gpukeeperd CPU per status request: n/a (no /proc/PID/schedstat)\n");
 }
 
-static int run(const Options *o, const char *scratch, const pid_t *pids, size_t n_pids)
+static int run(const Options *o, const char *scratch, const char *lab)
 {
-        char lab[PATH_MAX], config[PATH_MAX], socket_path[PATH_MAX], state_dir[PATH_MAX],
-                log[PATH_MAX], json_out[PATH_MAX];
+        char json_out[PATH_MAX];
         _cleanup_free_ double *all = NULL;
         double *wall[CMD_MAX], *cpu[CMD_MAX], check_wall, check_cpu;
         int64_t cpu_before, cpu_after;
-        bool reaped = false;
-        pid_t daemon;
-        int r, status, ret = BENCH_EXIT_ERROR;
+        BenchDaemon d;
+        int ret = BENCH_EXIT_ERROR;
 
-        snprintf(lab, sizeof(lab), "%s/lab.json", scratch);
-        snprintf(config, sizeof(config), "%s/gpukeeper.yaml", scratch);
-        snprintf(socket_path, sizeof(socket_path), "%s/gpukeeper.sock", scratch);
-        snprintf(state_dir, sizeof(state_dir), "%s/state", scratch);
-        snprintf(log, sizeof(log), "%s/gpukeeperd.log", scratch);
         snprintf(json_out, sizeof(json_out), "%s/status.json", scratch);
-
         all = calloc(2 * CMD_MAX * o->count, sizeof(double));
         if (!all) {
                 fprintf(stderr, "bench-status: out of memory\n");
@@ -289,31 +250,11 @@ static int run(const Options *o, const char *scratch, const pid_t *pids, size_t 
                 cpu[k] = all + (2 * k + 1) * o->count;
         }
 
-        r = bench_write_lab(o->gen_lab, scratch, pids, n_pids, lab);
-        if (r < 0) {
-                fprintf(stderr, "bench-status: %s could not write the lab: %s\n", o->gen_lab,
-                        strerror(-r));
-                return BENCH_EXIT_ERROR;
-        }
-        if (mkdir(state_dir, 0700) < 0) {
-                fprintf(stderr, "bench-status: mkdir %s: %s\n", state_dir, strerror(errno));
-                return BENCH_EXIT_ERROR;
-        }
-        if (bench_write_daemon_config(config, socket_path, state_dir, o->library) < 0)
-                return BENCH_EXIT_ERROR;
-        if (setenv("GPUKEEPER_SIM_LAB", lab, 1) < 0) {
-                perror("bench-status: setenv");
-                return BENCH_EXIT_ERROR;
-        }
-
-        daemon = bench_daemon_start(o->gkd, config, log);
-        if (daemon < 0)
-                return BENCH_EXIT_ERROR;
-        if (bench_daemon_wait_ready(daemon, socket_path, &reaped) < 0)
+        if (bench_daemon_launch(o->gkd, o->library, scratch, lab, &d) < 0)
                 goto stop;
         /* The first snapshot is taken before the socket opens; check it
          * holds the whole lab before timing anything. */
-        if (spawn_timed((char *const[]){ (char *)o->cli, "--socket", socket_path, "status",
+        if (spawn_timed((char *const[]){ (char *)o->cli, "--socket", d.socket_path, "status",
                                          "--json", NULL },
                         json_out, &check_wall, &check_cpu) < 0 ||
             !status_check(json_out))
@@ -325,33 +266,21 @@ static int run(const Options *o, const char *scratch, const pid_t *pids, size_t 
         printf("bench-status: %zu runs of each command, interleaved in blocks of %d, stdout to "
                "/dev/null\n",
                o->count, BLOCK);
-        cpu_before = bench_cpu_nsec_of(daemon);
-        if (measure(o, socket_path, wall, cpu) < 0)
+        cpu_before = bench_cpu_nsec_of(d.pid);
+        if (measure(o, d.socket_path, wall, cpu) < 0)
                 goto stop;
-        cpu_after = bench_cpu_nsec_of(daemon);
+        cpu_after = bench_cpu_nsec_of(d.pid);
         report(o, wall, cpu, cpu_before >= 0 && cpu_after >= cpu_before ? cpu_after - cpu_before
                                                                          : -1);
         printf("bench-status: measured (no target set)\n");
         ret = BENCH_EXIT_PASS;
 stop:
-        if (reaped) {
-                bench_dump_log(log);
-                return BENCH_EXIT_ERROR;
-        }
-        status = bench_daemon_stop(daemon);
-        if (status != 0) {
-                fprintf(stderr, "bench-status: gpukeeperd did not stop cleanly (status %d)\n",
-                        status);
-                bench_dump_log(log);
-                ret = BENCH_EXIT_ERROR;
-        } else if (ret != BENCH_EXIT_PASS)
-                bench_dump_log(log);
-        return ret;
+        return bench_daemon_end(&d, ret);
 }
 
 int main(int argc, char **argv)
 {
-        char scratch[PATH_MAX] = "";
+        char scratch[PATH_MAX] = "", lab[PATH_MAX];
         BenchChildren children = { 0 };
         Options o;
         int r, ret = BENCH_EXIT_ERROR;
@@ -359,20 +288,11 @@ int main(int argc, char **argv)
         r = parse_argv(argc, argv, &o);
         if (r <= 0)
                 return r == 0 ? EXIT_SUCCESS : 64;
-
-        r = bench_scratch_make(scratch, sizeof(scratch));
-        if (r < 0) {
-                fprintf(stderr, "bench-status: cannot make a scratch directory: %s\n",
-                        strerror(-r));
+        if (bench_scratch_make(scratch, sizeof(scratch)) < 0)
                 return BENCH_EXIT_ERROR;
-        }
-        r = bench_children_start(BENCH_LAB_PROCESSES, &children);
-        if (r < 0)
-                fprintf(stderr, "bench-status: cannot start %d processes: %s\n",
-                        BENCH_LAB_PROCESSES, strerror(-r));
-        else
-                ret = run(&o, scratch, children.pids, children.n);
-        bench_children_stop(&children);
+        if (bench_lab_start(o.gen_lab, scratch, NULL, 0, NULL, &children, lab) >= 0)
+                ret = run(&o, scratch, lab);
+        bench_lab_stop(&children, NULL, 0, false);
         bench_scratch_remove(scratch);
         return ret;
 }

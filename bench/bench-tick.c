@@ -16,7 +16,6 @@
  * Targets (the issue): tick/bare <= 2.0 and tick p50 < 5 ms. */
 #include <dlfcn.h>
 #include <errno.h>
-#include <getopt.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,10 +29,7 @@
 
 #define TARGET_RATIO 2.0
 #define TARGET_TICK_USEC 5000.0
-#define DEFAULT_ROUNDS 20
-#define DEFAULT_ITERATIONS 100
 #define DEFAULT_COLD 20
-#define MAX_SAMPLES 1000000
 /* Process-list buffer of the bare sequence, in entries; grows on demand. */
 #define BARE_PROCESS_BUFFER 64
 #define EVENTS_PER_DRAIN_MAX 256
@@ -351,10 +347,7 @@ static bool snapshot_check(const GpuSnapshot *s, const pid_t *sorted_pids, size_
 }
 
 typedef struct Options {
-        const char *library;
-        const char *gen_lab;
-        size_t rounds;
-        size_t iterations;
+        BenchRounds common;
         size_t cold;
 } Options;
 
@@ -365,76 +358,24 @@ static void help(void)
                "Time one sampler tick (gpu_snapshot_take, warm /proc cache) on a lab of %d GPUs\n"
                "(%d in MIG mode with %d instances each) and %d real processes, against the bare\n"
                "NVML calls the tick makes, interleaved in the same run.\n"
-               "\n"
-               "  --library PATH     NVML simulator library (default " BENCH_SIM_LIBRARY ")\n"
-               "  --gen-lab PATH     sim/gen-lab.py (default " BENCH_GEN_LAB ")\n"
-               "  --rounds N         interleaved rounds (default %d)\n"
-               "  --iterations N     iterations per round and side (default %d)\n"
-               "  --cold N           cold ticks (new /proc cache each) to time (default %d)\n"
+               "\n",
+               BENCH_LAB_GPUS, BENCH_LAB_MIG_GPUS, BENCH_LAB_MIG_INSTANCES, BENCH_LAB_PROCESSES);
+        bench_rounds_help();
+        printf("  --cold N           cold ticks (new /proc cache each) to time (default %d)\n"
                "\n"
                "Exit status: 0 targets met, 2 a target missed, 1 could not measure.\n",
-               BENCH_LAB_GPUS, BENCH_LAB_MIG_GPUS, BENCH_LAB_MIG_INSTANCES, BENCH_LAB_PROCESSES,
-               DEFAULT_ROUNDS, DEFAULT_ITERATIONS, DEFAULT_COLD);
+               DEFAULT_COLD);
 }
 
 /* Returns 1 to run, 0 to exit successfully (help), -1 on bad usage. */
 static int parse_argv(int argc, char **argv, Options *o)
 {
-        enum { OPT_LIBRARY = 0x100, OPT_GEN_LAB, OPT_ROUNDS, OPT_ITERATIONS, OPT_COLD };
-        static const struct option options[] = {
-                { "help", no_argument, NULL, 'h' },
-                { "library", required_argument, NULL, OPT_LIBRARY },
-                { "gen-lab", required_argument, NULL, OPT_GEN_LAB },
-                { "rounds", required_argument, NULL, OPT_ROUNDS },
-                { "iterations", required_argument, NULL, OPT_ITERATIONS },
-                { "cold", required_argument, NULL, OPT_COLD },
-                {},
+        const BenchOption options[] = {
+                BENCH_COUNT("cold", &o->cold, 10000),
         };
-        int c;
 
-        *o = (Options){
-                .library = BENCH_SIM_LIBRARY,
-                .gen_lab = BENCH_GEN_LAB,
-                .rounds = DEFAULT_ROUNDS,
-                .iterations = DEFAULT_ITERATIONS,
-                .cold = DEFAULT_COLD,
-        };
-        while ((c = getopt_long(argc, argv, "h", options, NULL)) >= 0) {
-                switch (c) {
-                case 'h':
-                        help();
-                        return 0;
-                case OPT_LIBRARY:
-                        o->library = optarg;
-                        break;
-                case OPT_GEN_LAB:
-                        o->gen_lab = optarg;
-                        break;
-                case OPT_ROUNDS:
-                        if (!bench_parse_count("--rounds", optarg, 10000, &o->rounds))
-                                return -1;
-                        break;
-                case OPT_ITERATIONS:
-                        if (!bench_parse_count("--iterations", optarg, 100000, &o->iterations))
-                                return -1;
-                        break;
-                case OPT_COLD:
-                        if (!bench_parse_count("--cold", optarg, 10000, &o->cold))
-                                return -1;
-                        break;
-                default:
-                        return -1;
-                }
-        }
-        if (optind < argc) {
-                fprintf(stderr, "bench-tick: unexpected argument '%s'\n", argv[optind]);
-                return -1;
-        }
-        if (o->rounds * o->iterations > MAX_SAMPLES) {
-                fprintf(stderr, "bench-tick: at most %d samples per side\n", MAX_SAMPLES);
-                return -1;
-        }
-        return 1;
+        o->cold = DEFAULT_COLD;
+        return bench_parse_rounds(argc, argv, &o->common, options, ELEMENTSOF(options), help);
 }
 
 /* Time one warm tick in microseconds; -1 on failure (message printed). */
@@ -455,14 +396,36 @@ static double time_tick(GpuNvml *nvml, ProcCache *cache)
         return (double)(t1 - t0) / 1000.0;
 }
 
-static double time_bare(Bare *b, BareResult *res)
+/* What the two sides of the interleaved measurement work on. */
+typedef struct Sides {
+        Bare *bare;
+        BareResult res;
+        GpuNvml *nvml;
+        ProcCache *cache;
+} Sides;
+
+static int sample_bare(void *userdata, size_t i, double *ret_usec)
 {
+        Sides *s = userdata;
         uint64_t t0, t1;
 
         t0 = bench_now_nsec();
-        bare_tick(b, res);
+        bare_tick(s->bare, &s->res);
         t1 = bench_now_nsec();
-        return (double)(t1 - t0) / 1000.0;
+        if (s->res.failures > 0) {
+                bare_check(&s->res);
+                return -1;
+        }
+        *ret_usec = (double)(t1 - t0) / 1000.0;
+        return 0;
+}
+
+static int sample_tick(void *userdata, size_t i, double *ret_usec)
+{
+        Sides *s = userdata;
+
+        *ret_usec = time_tick(s->nvml, s->cache);
+        return *ret_usec < 0 ? -1 : 0;
 }
 
 /* Cold ticks: each with a new cache, so every process is read from /proc
@@ -484,11 +447,6 @@ static int measure_cold(GpuNvml *nvml, size_t n, double *samples)
         return 0;
 }
 
-static void print_verdict(const char *what, bool pass)
-{
-        printf("  %-58s %s\n", what, pass ? "PASS" : "FAIL");
-}
-
 /* The measurement proper, with the children running and the lab written. */
 static int run(const Options *o, const char *lab, const pid_t *sorted_pids, size_t n_pids)
 {
@@ -496,8 +454,8 @@ static int run(const Options *o, const char *lab, const pid_t *sorted_pids, size
         _cleanup_(proc_cache_freep) ProcCache *cache = NULL;
         _cleanup_(gpu_snapshot_freep) GpuSnapshot *first = NULL;
         _cleanup_free_ double *bare_us = NULL, *tick_us = NULL, *cold_us = NULL;
-        size_t per_side = o->rounds * o->iterations, nb = 0, nt = 0;
-        BenchStats bare, tick, cold;
+        size_t per_side = o->common.rounds * o->common.iterations;
+        BenchStats bare, tick;
         _cleanup_(bare_close) Bare b = { 0 };
         BareResult res;
         char err[256];
@@ -507,9 +465,9 @@ static int run(const Options *o, const char *lab, const pid_t *sorted_pids, size
                 perror("bench-tick: setenv");
                 return BENCH_EXIT_ERROR;
         }
-        if (bare_open(o->library, &b) < 0)
+        if (bare_open(o->common.library, &b) < 0)
                 return BENCH_EXIT_ERROR;
-        r = gpu_nvml_open(o->library, &nvml, err, sizeof(err));
+        r = gpu_nvml_open(o->common.library, &nvml, err, sizeof(err));
         if (r < 0) {
                 fprintf(stderr, "bench-tick: gpu_nvml_open: %s\n", err);
                 return BENCH_EXIT_ERROR;
@@ -537,59 +495,38 @@ static int run(const Options *o, const char *lab, const pid_t *sorted_pids, size
                "processes; %s\n",
                first->n_gpus, BENCH_LAB_MIG_GPUS, BENCH_LAB_MIG_INSTANCES, BENCH_LAB_PROCESSES,
                first->simulated ? "NVML simulator" : "real NVML");
-        printf("bench-tick: library %s\n", o->library);
+        printf("bench-tick: library %s\n", o->common.library);
         printf("bench-tick: %u NVML calls per tick; %zu rounds x %zu iterations per side, "
                "interleaved\n",
-               res.calls, o->rounds, o->iterations);
+               res.calls, o->common.rounds, o->common.iterations);
 
-        for (size_t round = 0; round < o->rounds; round++) {
-                /* Even rounds start with the bare side, odd ones with the tick. */
-                for (int side = 0; side < 2; side++) {
-                        bool do_bare = (side == 0) == (round % 2 == 0);
+        /* Blocks of o->common.iterations; even rounds start with the bare side. */
+        Sides sides = { .bare = &b, .nvml = nvml, .cache = cache };
+        const BenchSide both[] = {
+                { .sample = sample_bare, .userdata = &sides, .samples = bare_us },
+                { .sample = sample_tick, .userdata = &sides, .samples = tick_us },
+        };
 
-                        for (size_t i = 0; i < o->iterations; i++) {
-                                if (do_bare) {
-                                        bare_us[nb++] = time_bare(&b, &res);
-                                        if (res.failures > 0) {
-                                                bare_check(&res);
-                                                return BENCH_EXIT_ERROR;
-                                        }
-                                } else {
-                                        tick_us[nt] = time_tick(nvml, cache);
-                                        if (tick_us[nt++] < 0)
-                                                return BENCH_EXIT_ERROR;
-                                }
-                        }
-                }
-        }
-        if (measure_cold(nvml, o->cold, cold_us) < 0)
+        if (bench_interleave(both, ELEMENTSOF(both), per_side, o->common.iterations) < 0 ||
+            measure_cold(nvml, o->cold, cold_us) < 0)
                 return BENCH_EXIT_ERROR;
-
-        bare = bench_stats(bare_us, nb);
-        tick = bench_stats(tick_us, nt);
-        cold = bench_stats(cold_us, o->cold);
 
         printf("\n");
         bench_print_header("us");
-        bench_print_row("bare NVML calls (baseline)", &bare);
-        bench_print_row("tick, warm /proc cache", &tick);
-        bench_print_row("tick, cold /proc cache (info)", &cold);
+        bare = bench_print_stats("bare NVML calls (baseline)", bare_us, per_side);
+        tick = bench_print_stats("tick, warm /proc cache", tick_us, per_side);
+        bench_print_stats("tick, cold /proc cache (info)", cold_us, o->cold);
 
-        double ratio_p50 = tick.p50 / bare.p50, ratio_mean = tick.mean / bare.mean;
-        bool pass_p50 = ratio_p50 <= TARGET_RATIO, pass_mean = ratio_mean <= TARGET_RATIO,
+        bool pass_ratio = bench_print_ratio("tick/bare", &tick, &bare, TARGET_RATIO),
              pass_abs = tick.p50 < TARGET_TICK_USEC;
 
-        printf("\n  ratio tick/bare: p50 %.2f, mean %.2f\n\n", ratio_p50, ratio_mean);
-        print_verdict("target: tick/bare p50 ratio <= 2.0", pass_p50);
-        print_verdict("target: tick/bare mean ratio <= 2.0", pass_mean);
-        print_verdict("target: tick p50 < 5 ms", pass_abs);
-        printf("bench-tick: %s\n", pass_p50 && pass_mean && pass_abs ? "PASS" : "FAIL");
-        return pass_p50 && pass_mean && pass_abs ? BENCH_EXIT_PASS : BENCH_EXIT_MISSED;
+        bench_print_verdict("target: tick p50 < 5 ms", pass_abs);
+        return bench_print_result(pass_ratio && pass_abs);
 }
 
 int main(int argc, char **argv)
 {
-        char scratch[PATH_MAX] = "", lab[PATH_MAX + 16];
+        char scratch[PATH_MAX] = "", lab[PATH_MAX];
         BenchChildren children = { 0 };
         _cleanup_free_ pid_t *sorted = NULL;
         Options o;
@@ -598,20 +535,10 @@ int main(int argc, char **argv)
         r = parse_argv(argc, argv, &o);
         if (r <= 0)
                 return r == 0 ? EXIT_SUCCESS : 64;
-
-        r = bench_scratch_make(scratch, sizeof(scratch));
-        if (r < 0) {
-                fprintf(stderr, "bench-tick: cannot make a scratch directory: %s\n", strerror(-r));
+        if (bench_scratch_make(scratch, sizeof(scratch)) < 0)
                 return BENCH_EXIT_ERROR;
-        }
-        snprintf(lab, sizeof(lab), "%s/lab.json", scratch);
-
-        r = bench_children_start(BENCH_LAB_PROCESSES, &children);
-        if (r < 0) {
-                fprintf(stderr, "bench-tick: cannot start %d processes: %s\n",
-                        BENCH_LAB_PROCESSES, strerror(-r));
+        if (bench_lab_start(o.common.gen_lab, scratch, NULL, 0, NULL, &children, lab) < 0)
                 goto finish;
-        }
         sorted = calloc(children.n, sizeof(*sorted));
         if (!sorted) {
                 fprintf(stderr, "bench-tick: out of memory\n");
@@ -619,16 +546,9 @@ int main(int argc, char **argv)
         }
         memcpy(sorted, children.pids, children.n * sizeof(*sorted));
         qsort(sorted, children.n, sizeof(*sorted), compare_pid);
-
-        r = bench_write_lab(o.gen_lab, scratch, children.pids, children.n, lab);
-        if (r < 0) {
-                fprintf(stderr, "bench-tick: %s could not write the lab: %s\n", o.gen_lab,
-                        strerror(-r));
-                goto finish;
-        }
         ret = run(&o, lab, sorted, children.n);
 finish:
-        bench_children_stop(&children);
+        bench_lab_stop(&children, NULL, 0, false);
         bench_scratch_remove(scratch);
         return ret;
 }

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <getopt.h>
 #include <grp.h>
 #include <limits.h>
 #include <math.h>
@@ -14,8 +15,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -23,9 +26,21 @@
 
 #define READY_TIMEOUT_NSEC (UINT64_C(15) * 1000000000)
 #define STOP_TIMEOUT_NSEC (UINT64_C(5) * 1000000000)
+#define OWNERS_TIMEOUT_NSEC (UINT64_C(10) * 1000000000)
 #define POLL_NSEC (20 * 1000000L)
 
 extern char **environ;
+
+/* ret (PATH_MAX) = dir/name; false after a message when too long. */
+static bool path_join(char *ret, const char *dir, const char *name)
+{
+        int k = snprintf(ret, PATH_MAX, "%s/%s", dir, name);
+
+        if (k >= 0 && k < PATH_MAX)
+                return true;
+        fprintf(stderr, "%s: path too long: %s/%s\n", program_invocation_short_name, dir, name);
+        return false;
+}
 
 /* The body of one child: become uid/gid when asked, then wait for SIGKILL. */
 _Noreturn static void child_main(pid_t parent, const uid_t *uid, const gid_t *gid)
@@ -78,6 +93,42 @@ int bench_children_start(size_t n, BenchChildren *ret)
         return bench_children_start_as(n, NULL, NULL, ret);
 }
 
+/* The real uid of `pid` from /proc/PID/status, or (uid_t)-1. */
+static uid_t uid_of(pid_t pid)
+{
+        char path[64], line[256];
+        _cleanup_fclose_ FILE *f = NULL;
+        unsigned long uid;
+
+        snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+        f = fopen(path, "re");
+        if (!f)
+                return (uid_t)-1;
+        while (fgets(line, sizeof(line), f))
+                if (sscanf(line, "Uid: %lu", &uid) == 1)
+                        return (uid_t)uid;
+        return (uid_t)-1;
+}
+
+bool bench_children_wait_owners(const BenchChildren *c, const uid_t *uids)
+{
+        uint64_t deadline = bench_now_nsec() + OWNERS_TIMEOUT_NSEC;
+
+        for (size_t n = 0; n < c->n; n++)
+                while (uid_of(c->pids[n]) != uids[n]) {
+                        struct timespec ts = { .tv_nsec = 10 * 1000000L };
+
+                        if (bench_now_nsec() > deadline) {
+                                fprintf(stderr, "%s: process %d did not become uid %u\n",
+                                        program_invocation_short_name, (int)c->pids[n],
+                                        (unsigned)uids[n]);
+                                return false;
+                        }
+                        nanosleep(&ts, NULL);
+                }
+        return true;
+}
+
 void bench_children_stop(BenchChildren *c)
 {
         assert(c);
@@ -100,10 +151,13 @@ int bench_scratch_make(char *ret, size_t len)
                 tmp = "/tmp";
         k = snprintf(ret, len, "%s/gk-bench-XXXXXX", tmp);
         if (k < 0 || (size_t)k >= len)
-                return -ENAMETOOLONG;
-        if (!mkdtemp(ret))
-                return negative_errno();
-        return 0;
+                k = -ENAMETOOLONG;
+        else
+                k = mkdtemp(ret) ? 0 : negative_errno();
+        if (k < 0)
+                fprintf(stderr, "%s: cannot make a scratch directory: %s\n",
+                        program_invocation_short_name, strerror(-k));
+        return k;
 }
 
 static int remove_entry(const char *path, const struct stat *st, int type, struct FTW *ftw)
@@ -266,6 +320,62 @@ int bench_write_lab(const char *gen_lab, const char *scratch, const pid_t *pids,
                          false);
 }
 
+int bench_lab_start(const char *gen_lab, const char *scratch, BenchUser *users, size_t n_users,
+                    size_t (*owner_of)(size_t n), BenchChildren *children, char *ret_lab)
+{
+        const char *me = program_invocation_short_name;
+        uid_t uids[BENCH_LAB_PROCESSES];
+        gid_t gids[BENCH_LAB_PROCESSES];
+        int r;
+
+        assert(!users == !owner_of);
+        if (!path_join(ret_lab, scratch, "lab.json"))
+                return -1;
+        if (users && bench_users_make(BENCH_USER_PREFIX, n_users, NULL, users) < 0)
+                return -1;
+        for (size_t n = 0; users && n < BENCH_LAB_PROCESSES; n++) {
+                assert(owner_of(n) < n_users);
+                uids[n] = users[owner_of(n)].uid;
+                gids[n] = users[owner_of(n)].gid;
+        }
+        r = bench_children_start_as(BENCH_LAB_PROCESSES, users ? uids : NULL,
+                                    users ? gids : NULL, children);
+        if (r < 0) {
+                fprintf(stderr, "%s: cannot start %d processes: %s\n", me, BENCH_LAB_PROCESSES,
+                        strerror(-r));
+                return -1;
+        }
+        if (users && !bench_children_wait_owners(children, uids))
+                return -1;
+        r = bench_write_lab(gen_lab, scratch, children->pids, children->n, ret_lab);
+        if (r < 0) {
+                fprintf(stderr, "%s: %s could not write the lab: %s\n", me, gen_lab,
+                        strerror(-r));
+                return -1;
+        }
+        return 0;
+}
+
+void bench_lab_stop(BenchChildren *children, BenchUser *users, size_t n_users, bool keep)
+{
+        bench_children_stop(children);
+        if (!keep)
+                bench_users_remove(users, n_users, false);
+        else
+                for (size_t i = 0; i < n_users; i++) {
+                        free(users[i].home);
+                        users[i].home = NULL;
+                }
+}
+
+bool bench_need_root(const char *why)
+{
+        if (geteuid() == 0)
+                return true;
+        fprintf(stderr, "%s: needs root (%s)\n", program_invocation_short_name, why);
+        return false;
+}
+
 int bench_write_plain_lab(const char *gen_lab, unsigned gpus, unsigned mig, const char *lab_path)
 {
         char g[16], m[16];
@@ -337,6 +447,58 @@ void bench_dump_log(const char *log)
         while ((k = fread(buf, 1, sizeof(buf), f)) > 0)
                 fwrite(buf, 1, k, stderr);
         fprintf(stderr, "--- end of log ---\n");
+}
+
+int bench_daemon_launch(const char *gkd, const char *library, const char *scratch,
+                        const char *lab, BenchDaemon *ret)
+{
+        const char *me = program_invocation_short_name;
+        BenchDaemon *d = ret;
+
+        *d = (BenchDaemon){ 0 };
+        if (!path_join(d->state_dir, scratch, "state") ||
+            !path_join(d->socket_path, scratch, "gpukeeper.sock") ||
+            !path_join(d->config, scratch, "gpukeeper.yaml") ||
+            !path_join(d->log, scratch, "gpukeeperd.log"))
+                return -1;
+        if (mkdir(d->state_dir, 0700) < 0) {
+                fprintf(stderr, "%s: mkdir %s: %s\n", me, d->state_dir, strerror(errno));
+                return -1;
+        }
+        if (bench_write_daemon_config(d->config, d->socket_path, d->state_dir, library) < 0)
+                return -1;
+        if (setenv("GPUKEEPER_SIM_LAB", lab, 1) < 0) {
+                fprintf(stderr, "%s: setenv: %s\n", me, strerror(errno));
+                return -1;
+        }
+        d->pid = bench_daemon_start(gkd, d->config, d->log);
+        if (d->pid < 0) {
+                d->pid = 0;
+                return -1;
+        }
+        return bench_daemon_wait_ready(d->pid, d->socket_path, &d->reaped);
+}
+
+int bench_daemon_end(BenchDaemon *d, int ret)
+{
+        int status;
+
+        /* Never started, or gone already: the launch failed. */
+        if (d->pid <= 0 || d->reaped) {
+                if (d->reaped)
+                        bench_dump_log(d->log);
+                return BENCH_EXIT_ERROR;
+        }
+        status = bench_daemon_stop(d->pid);
+        d->pid = 0;
+        if (status != 0) {
+                fprintf(stderr, "%s: gpukeeperd did not stop cleanly (status %d)\n",
+                        program_invocation_short_name, status);
+                ret = BENCH_EXIT_ERROR;
+        }
+        if (ret == BENCH_EXIT_ERROR)
+                bench_dump_log(d->log);
+        return ret;
 }
 
 int bench_daemon_stop(pid_t pid)
@@ -464,6 +626,172 @@ void bench_print_row(const char *label, const BenchStats *s)
                s->mean, s->min, s->max);
 }
 
+BenchStats bench_print_stats(const char *label, double *samples, size_t n)
+{
+        BenchStats s = bench_stats(samples, n);
+
+        bench_print_row(label, &s);
+        return s;
+}
+
+void bench_print_verdict(const char *what, bool pass)
+{
+        printf("  %-58s %s\n", what, pass ? "PASS" : "FAIL");
+}
+
+bool bench_print_ratio(const char *name, const BenchStats *side, const BenchStats *baseline,
+                       double limit)
+{
+        double p50 = side->p50 / baseline->p50, mean = side->mean / baseline->mean;
+        char what[128];
+
+        printf("\n  ratio %s: p50 %.2f, mean %.2f\n\n", name, p50, mean);
+        snprintf(what, sizeof(what), "target: %s p50 ratio <= %.1f", name, limit);
+        bench_print_verdict(what, p50 <= limit);
+        snprintf(what, sizeof(what), "target: %s mean ratio <= %.1f", name, limit);
+        bench_print_verdict(what, mean <= limit);
+        return p50 <= limit && mean <= limit;
+}
+
+int bench_print_result(bool pass)
+{
+        printf("%s: %s\n", program_invocation_short_name, pass ? "PASS" : "FAIL");
+        return pass ? BENCH_EXIT_PASS : BENCH_EXIT_MISSED;
+}
+
+int bench_interleave(const BenchSide *sides, size_t n, size_t total, size_t block)
+{
+        assert(sides && n > 0 && block > 0);
+        for (size_t k = 0, done = 0; done < total; k++) {
+                size_t len = MIN(block, total - done);
+
+                for (size_t j = 0; j < n; j++) {
+                        const BenchSide *side = &sides[(k + j) % n];
+
+                        if (side->block)
+                                side->block(side->userdata, false);
+                        for (size_t i = done; i < done + len; i++)
+                                if (side->sample(side->userdata, i, &side->samples[i]) < 0)
+                                        return -1;
+                        if (side->block)
+                                side->block(side->userdata, true);
+                }
+                done += len;
+        }
+        return 0;
+}
+
+/* The body of the echo child: one epoll_wait, one read and a write of what
+ * was read per message, like the daemon's event loop. */
+_Noreturn static void echo_main(pid_t parent, int fd)
+{
+        struct epoll_event ev = { .events = EPOLLIN, .data.fd = fd };
+        char buf[BENCH_ECHO_MAX];
+        int ep;
+
+        if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent)
+                _exit(EXIT_FAILURE);
+        ep = epoll_create1(EPOLL_CLOEXEC);
+        if (ep < 0 || epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) < 0)
+                _exit(EXIT_FAILURE);
+        for (;;) {
+                ssize_t n;
+
+                if (epoll_wait(ep, &ev, 1, -1) < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        _exit(EXIT_FAILURE);
+                }
+                n = read(fd, buf, sizeof(buf));
+                if (n == 0)
+                        _exit(EXIT_SUCCESS);
+                if (n < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        _exit(EXIT_FAILURE);
+                }
+                for (ssize_t off = 0; off < n;) {
+                        ssize_t w = send(fd, buf + off, (size_t)(n - off), MSG_NOSIGNAL);
+
+                        if (w < 0 && errno != EINTR)
+                                _exit(EXIT_FAILURE);
+                        if (w > 0)
+                                off += w;
+                }
+        }
+}
+
+int bench_echo_start(BenchEcho *ret)
+{
+        pid_t parent = getpid(), pid;
+        int fds[2];
+
+        assert(ret);
+        if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) < 0)
+                return negative_errno();
+        fflush(NULL);
+        pid = fork();
+        if (pid < 0) {
+                int r = negative_errno();
+
+                close(fds[0]);
+                close(fds[1]);
+                return r;
+        }
+        if (pid == 0) {
+                close(fds[0]);
+                echo_main(parent, fds[1]);
+        }
+        close(fds[1]);
+        *ret = (BenchEcho){ .pid = pid, .fd = fds[0] };
+        return 0;
+}
+
+int bench_echo_round_trip(BenchEcho *e, const void *buf, size_t len, double *ret_usec)
+{
+        char back[BENCH_ECHO_MAX];
+        size_t sent = 0, got = 0;
+        uint64_t t0, t1;
+
+        assert(e && e->pid > 0 && buf && len > 0 && len <= sizeof(back));
+        t0 = bench_now_nsec();
+        while (sent < len) {
+                ssize_t n = send(e->fd, (const char *)buf + sent, len - sent, MSG_NOSIGNAL);
+
+                if (n < 0 && errno != EINTR)
+                        return errno == EPIPE ? -ECONNRESET : negative_errno();
+                if (n > 0)
+                        sent += (size_t)n;
+        }
+        while (got < len) {
+                ssize_t n = recv(e->fd, back + got, len - got, 0);
+
+                if (n == 0)
+                        return -ECONNRESET;
+                if (n < 0 && errno != EINTR)
+                        return negative_errno();
+                if (n > 0)
+                        got += (size_t)n;
+        }
+        t1 = bench_now_nsec();
+        if (memcmp(buf, back, len) != 0)
+                return -EPROTO;
+        *ret_usec = (double)(t1 - t0) / 1000.0;
+        return 0;
+}
+
+void bench_echo_stop(BenchEcho *e)
+{
+        assert(e);
+        if (e->pid <= 0)
+                return;
+        close(e->fd);
+        (void)kill(e->pid, SIGKILL);
+        while (waitpid(e->pid, NULL, 0) < 0 && errno == EINTR)
+                ;
+        *e = (BenchEcho){ 0 };
+}
+
 bool bench_parse_count(const char *name, const char *s, size_t max, size_t *ret)
 {
         unsigned long long v;
@@ -477,4 +805,97 @@ bool bench_parse_count(const char *name, const char *s, size_t max, size_t *ret)
         }
         *ret = (size_t)v;
         return true;
+}
+
+/* Store optarg as opt asks; false after a message. */
+static bool option_store(const BenchOption *opt, const char *arg)
+{
+        char name[64];
+
+        switch (opt->type) {
+        case BENCH_OPTION_STRING:
+                *opt->string = arg;
+                return true;
+        case BENCH_OPTION_COUNT:
+                snprintf(name, sizeof(name), "--%s", opt->name);
+                return bench_parse_count(name, arg, opt->max, opt->count);
+        case BENCH_OPTION_FLAG:
+                *opt->flag = true;
+                return true;
+        }
+        return false;
+}
+
+int bench_parse_options(int argc, char **argv, const BenchOption *opts, size_t n,
+                        void (*help)(void))
+{
+        struct option longs[BENCH_OPTIONS_MAX + 2] = {
+                { "help", no_argument, NULL, 'h' },
+        };
+        int c;
+
+        assert(n <= BENCH_OPTIONS_MAX);
+        /* getopt_long returns 0x100 + i for opts[i]: above any short option. */
+        for (size_t i = 0; i < n; i++)
+                longs[i + 1] = (struct option){
+                        .name = opts[i].name,
+                        .has_arg = opts[i].type == BENCH_OPTION_FLAG ? no_argument
+                                                                     : required_argument,
+                        .val = 0x100 + (int)i,
+                };
+        while ((c = getopt_long(argc, argv, "h", longs, NULL)) >= 0) {
+                if (c == 'h') {
+                        help();
+                        return 0;
+                }
+                if (c < 0x100 || (size_t)(c - 0x100) >= n)
+                        return -1;
+                if (!option_store(&opts[c - 0x100], optarg))
+                        return -1;
+        }
+        if (optind < argc) {
+                fprintf(stderr, "%s: unexpected argument '%s'\n", program_invocation_short_name,
+                        argv[optind]);
+                return -1;
+        }
+        return 1;
+}
+
+void bench_rounds_help(void)
+{
+        printf("  --library PATH     NVML simulator library (default " BENCH_SIM_LIBRARY ")\n"
+               "  --gen-lab PATH     sim/gen-lab.py (default " BENCH_GEN_LAB ")\n"
+               "  --rounds N         interleaved rounds (default %d)\n"
+               "  --iterations N     iterations per round and side (default %d)\n",
+               BENCH_ROUNDS_DEFAULT, BENCH_ITERATIONS_DEFAULT);
+}
+
+int bench_parse_rounds(int argc, char **argv, BenchRounds *rounds, const BenchOption *extra,
+                       size_t n_extra, void (*help)(void))
+{
+        BenchOption opts[BENCH_OPTIONS_MAX] = {
+                BENCH_STRING("library", &rounds->library),
+                BENCH_STRING("gen-lab", &rounds->gen_lab),
+                BENCH_COUNT("rounds", &rounds->rounds, 10000),
+                BENCH_COUNT("iterations", &rounds->iterations, 100000),
+        };
+        const size_t n_own = 4;
+        int r;
+
+        assert(n_own + n_extra <= BENCH_OPTIONS_MAX);
+        *rounds = (BenchRounds){
+                .library = BENCH_SIM_LIBRARY,
+                .gen_lab = BENCH_GEN_LAB,
+                .rounds = BENCH_ROUNDS_DEFAULT,
+                .iterations = BENCH_ITERATIONS_DEFAULT,
+        };
+        for (size_t i = 0; i < n_extra; i++)
+                opts[n_own + i] = extra[i];
+        r = bench_parse_options(argc, argv, opts, n_own + n_extra, help);
+        if (r > 0 && rounds->rounds * rounds->iterations > BENCH_ROUNDS_MAX_SAMPLES) {
+                fprintf(stderr, "%s: at most %d samples per side\n",
+                        program_invocation_short_name, BENCH_ROUNDS_MAX_SAMPLES);
+                return -1;
+        }
+        return r;
 }

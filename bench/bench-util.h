@@ -1,13 +1,16 @@
 /* Shared pieces of the benchmarks in bench/: the real processes a bench lab
  * lists, writing that lab with sim/gen-lab.py, a scratch directory, starting
- * and stopping a gpukeeperd of our own, clocks and the statistics every
- * benchmark prints. Messages name the program (program_invocation_short_name).
+ * and stopping a gpukeeperd of our own, the interleaved timing of several
+ * sides, an echo child for the bare transport, clocks, the statistics and
+ * verdict lines every benchmark prints, and option parsing. Messages name
+ * the program (program_invocation_short_name).
  *
  * Benchmarks are programs, not tests: they report on stdout and return 0 when
  * they measured and met their target, 2 when they measured and missed it, and
  * 1 when they could not measure at all. */
 #pragma once
 
+#include <limits.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -45,11 +48,18 @@ int bench_children_start(size_t n, BenchChildren *ret);
  * checks the owners it expects (in /proc, or in a snapshot). */
 int bench_children_start_as(size_t n, const uid_t *uids, const gid_t *gids, BenchChildren *ret);
 
+/* Wait (up to 10 s) until child n runs as uids[n] (the real uid in
+ * /proc/PID/status), for every n: a /proc cache remembers an owner from the
+ * first snapshot that sees a process, so none may come before the children's
+ * setresuid. False after a message when one does not get there. */
+bool bench_children_wait_owners(const BenchChildren *c, const uid_t *uids);
+
 /* SIGKILL and reap every child. Accepts a zeroed struct. */
 void bench_children_stop(BenchChildren *c);
 
 /* A scratch directory under $TMPDIR (default /tmp), removed recursively by
- * bench_scratch_remove. Returns 0 or -errno; the path goes to ret (PATH_MAX). */
+ * bench_scratch_remove. Returns 0, or -errno after a message; the path goes
+ * to ret (PATH_MAX). */
 int bench_scratch_make(char *ret, size_t len);
 void bench_scratch_remove(const char *path);
 
@@ -89,6 +99,29 @@ void bench_users_remove(BenchUser *users, size_t n, bool with_home);
 int bench_write_lab(const char *gen_lab, const char *scratch, const pid_t *pids, size_t n,
                     const char *lab_path);
 
+/* Where the lab's processes belong to users the benchmark makes, those are
+ * BENCH_USER_PREFIX00, BENCH_USER_PREFIX01, ... */
+#define BENCH_USER_PREFIX "gkbench-"
+
+/* Start the lab's BENCH_LAB_PROCESSES processes into *children and write
+ * the lab listing them to SCRATCH/lab.json, whose path goes to ret_lab
+ * (PATH_MAX; `scratch` takes the PID file too). With `users`, first make
+ * the n_users users BENCH_USER_PREFIX00 .. (bench_users_make, no home; this
+ * needs root): process n runs as users[owner_of(n)], and the lab is written
+ * once every one does. Without, the processes are ours. Returns 0, or -1
+ * after a message; either way finish with bench_lab_stop. */
+int bench_lab_start(const char *gen_lab, const char *scratch, BenchUser *users, size_t n_users,
+                    size_t (*owner_of)(size_t n), BenchChildren *children, char *ret_lab);
+
+/* Undo bench_lab_start: stop the children, then remove users[0..n_users)
+ * (userdel, no home) or, with `keep`, leave them in place and only free
+ * their strings. */
+void bench_lab_stop(BenchChildren *children, BenchUser *users, size_t n_users, bool keep);
+
+/* True when we run as root; otherwise false after the message
+ * "needs root (WHY)". */
+bool bench_need_root(const char *why);
+
 /* Write a lab of `gpus` whole GPUs, the last `mig` of them in MIG mode, and
  * no processes: `python3 GEN_LAB --gpus G --mig M --out LAB`. Returns as
  * bench_write_lab. */
@@ -118,6 +151,29 @@ int bench_daemon_stop(pid_t pid);
 /* Copy the daemon's log to stderr, for when it misbehaves. */
 void bench_dump_log(const char *log);
 
+/* A gpukeeperd of a benchmark, all of it in the scratch directory. */
+typedef struct BenchDaemon {
+        char state_dir[PATH_MAX];   /* SCRATCH/state */
+        char socket_path[PATH_MAX]; /* SCRATCH/gpukeeper.sock */
+        char config[PATH_MAX];      /* SCRATCH/gpukeeper.yaml */
+        char log[PATH_MAX];         /* SCRATCH/gpukeeperd.log */
+        pid_t pid;                  /* 0: not started */
+        bool reaped;                /* it exited during the start */
+} BenchDaemon;
+
+/* Make the state directory, write the configuration
+ * (bench_write_daemon_config, NVML library `library`), start `gkd` on the
+ * lab `lab` ($GPUKEEPER_SIM_LAB) and wait until it listens. Returns 0, or -1
+ * after a message; either way, finish with bench_daemon_end. */
+int bench_daemon_launch(const char *gkd, const char *library, const char *scratch,
+                        const char *lab, BenchDaemon *ret);
+
+/* Stop the daemon and settle the benchmark's exit code `ret`: it becomes
+ * BENCH_EXIT_ERROR when the daemon never started, died during the start or
+ * did not stop cleanly. The log goes to stderr whenever the result is
+ * BENCH_EXIT_ERROR and the daemon ran. Returns the exit code. */
+int bench_daemon_end(BenchDaemon *d, int ret);
+
 /* CPU time `pid` has used so far, in nanoseconds (first field of
  * /proc/PID/schedstat, which covers its main thread: the daemon has only
  * that one); -1 when it cannot be read. */
@@ -144,6 +200,123 @@ BenchStats bench_stats(double *samples, size_t n);
 void bench_print_row(const char *label, const BenchStats *s);
 void bench_print_header(const char *unit);
 
+/* Summarise samples[0..n) as bench_stats does and print them as one row
+ * (bench_print_row); returns the summary. */
+BenchStats bench_print_stats(const char *label, double *samples, size_t n);
+
+/* One aligned target line "  WHAT   PASS|FAIL". */
+void bench_print_verdict(const char *what, bool pass);
+
+/* The ratio of `side` to `baseline`, p50 and mean, against `limit`: the
+ * line "ratio NAME: p50 R, mean R" and a target line for each. Returns
+ * true when both are within the limit. */
+bool bench_print_ratio(const char *name, const BenchStats *side, const BenchStats *baseline,
+                       double limit);
+
+/* The last line, "PROGRAM: PASS" or "PROGRAM: FAIL"; returns the exit
+ * code for it (BENCH_EXIT_PASS or BENCH_EXIT_MISSED). */
+int bench_print_result(bool pass);
+
+/* One side of an interleaved measurement. */
+typedef struct BenchSide {
+        /* Take sample i (0 .. total - 1): time one run and store its time in
+         * *ret_sample (more values of the same run go wherever userdata says,
+         * at index i). Returns 0, or -1 after a message to stop. */
+        int (*sample)(void *userdata, size_t i, double *ret_sample);
+        /* Optional: called before (end false) and after (end true) every
+         * block of this side, outside the timed runs. */
+        void (*block)(void *userdata, bool end);
+        void *userdata;
+        double *samples; /* `total` entries: sample i is stored at [i] */
+} BenchSide;
+
+/* Take `total` samples of each of sides[0..n) in blocks of `block` per side
+ * (the last block shorter), the sides one after the other, rotating which
+ * goes first (block k starts with side k mod n): drift on a busy machine
+ * then hits every side alike. Returns 0, or -1 when a sample failed. */
+int bench_interleave(const BenchSide *sides, size_t n, size_t total, size_t block);
+
+/* A child that echoes what it reads on its end of an AF_UNIX SOCK_STREAM
+ * socketpair, as a minimal event-loop server does: epoll_wait, read, write.
+ * It dies with the benchmark (PR_SET_PDEATHSIG) and exits at EOF. */
+typedef struct BenchEcho {
+        pid_t pid; /* 0: not started */
+        int fd;    /* our end */
+} BenchEcho;
+
+/* Largest message bench_echo_round_trip takes. */
+#define BENCH_ECHO_MAX 4096
+
+/* Fork the echo child. Returns 0 or -errno. */
+int bench_echo_start(BenchEcho *ret);
+
+/* Send buf[0..len) (1 <= len <= BENCH_ECHO_MAX) and read it back with a
+ * blocking recv; the time from the send to the last byte back goes to
+ * *ret_usec. Returns 0, -EPROTO when what came back differs, or -errno
+ * (-ECONNRESET when the child is gone). */
+int bench_echo_round_trip(BenchEcho *e, const void *buf, size_t len, double *ret_usec);
+
+/* Close our end, SIGKILL and reap the child. Accepts one never started. */
+void bench_echo_stop(BenchEcho *e);
+
 /* Parse a positive decimal count for option `name`; false (with a message on
  * stderr) when `s` is not one or exceeds `max`. */
 bool bench_parse_count(const char *name, const char *s, size_t max, size_t *ret);
+
+/* A long option of a benchmark: --NAME VALUE for a string or a count,
+ * --NAME alone for a flag. Build them with the macros below, which check
+ * the pointer's type. */
+typedef enum BenchOptionType {
+        BENCH_OPTION_STRING,
+        BENCH_OPTION_COUNT,
+        BENCH_OPTION_FLAG,
+} BenchOptionType;
+
+typedef struct BenchOption {
+        const char *name; /* without the dashes */
+        BenchOptionType type;
+        union {
+                const char **string;
+                size_t *count;
+                bool *flag;
+        };
+        size_t max; /* a count: 1 .. max */
+} BenchOption;
+
+#define BENCH_STRING(n, p) { .name = (n), .type = BENCH_OPTION_STRING, .string = (p) }
+#define BENCH_COUNT(n, p, m) { .name = (n), .type = BENCH_OPTION_COUNT, .count = (p), .max = (m) }
+#define BENCH_FLAG(n, p) { .name = (n), .type = BENCH_OPTION_FLAG, .flag = (p) }
+
+/* Most options bench_parse_options takes (besides --help). */
+#define BENCH_OPTIONS_MAX 16
+
+/* The options of the benchmarks that interleave two sides in rounds
+ * (bench-tick, bench-enforce): each side gets rounds x iterations samples,
+ * at most BENCH_ROUNDS_MAX_SAMPLES. */
+typedef struct BenchRounds {
+        const char *library; /* --library: the NVML simulator */
+        const char *gen_lab; /* --gen-lab: sim/gen-lab.py */
+        size_t rounds;       /* --rounds */
+        size_t iterations;   /* --iterations: per round and side */
+} BenchRounds;
+
+#define BENCH_ROUNDS_DEFAULT 20
+#define BENCH_ITERATIONS_DEFAULT 100
+#define BENCH_ROUNDS_MAX_SAMPLES 1000000
+
+/* Print the help lines of the four options of BenchRounds. */
+void bench_rounds_help(void);
+
+/* Parse the four options of BenchRounds into *rounds (defaults first) and
+ * extra[0..n_extra) as bench_parse_options does; bad usage as well when
+ * rounds x iterations exceeds BENCH_ROUNDS_MAX_SAMPLES. Returns as
+ * bench_parse_options. */
+int bench_parse_rounds(int argc, char **argv, BenchRounds *rounds, const BenchOption *extra,
+                       size_t n_extra, void (*help)(void));
+
+/* Parse argv against opts[0..n) (n <= BENCH_OPTIONS_MAX) and --help/-h,
+ * storing each value given; what is not given keeps the caller's default.
+ * Returns 1 to run, 0 after --help (help() printed it), -1 after a message
+ * on bad usage (unknown option, bad count, an argument left over). */
+int bench_parse_options(int argc, char **argv, const BenchOption *opts, size_t n,
+                        void (*help)(void));
