@@ -3,12 +3,16 @@
 
 N A100-SXM4-80GB GPUs; the last M of them in MIG mode with 7 x 1g.10gb
 instances each; one process per PID, spread round-robin over the whole GPUs
-and the MIG instances. Everything is derived from the arguments, so the same
+and the MIG instances. With --numa-nodes K, GPU i gets "numa_node" i*K//N:
+consecutive GPUs (neighbouring bus ids) share a node, in K blocks as equal
+as can be, as on a two-socket DGX (8 GPUs, K=2: GPUs 0-3 on node 0, 4-7 on
+node 1). Everything is derived from the arguments, so the same
 arguments always give the same file. The file is replaced atomically
 (written beside the target, then renamed), as the simulator expects.
 
     gen-lab.py --gpus 8 --mig 2 --fake-pids 256 --out lab.json
     gen-lab.py --gpus 4 --mig 1 --pids-from pids.txt --out lab.json
+    gen-lab.py --gpus 8 --numa-nodes 2 --out lab.json
 """
 
 import argparse
@@ -55,7 +59,7 @@ def read_pids(path):
     return pids
 
 
-def build_lab(n_gpus, n_mig, pids):
+def build_lab(n_gpus, n_mig, pids, numa_nodes=0):
     gpus = []
     targets = []  # (gpu dict, gi, ci) with gi None for a whole GPU
     for i in range(n_gpus):
@@ -67,6 +71,7 @@ def build_lab(n_gpus, n_mig, pids):
             "pci_device_id": PCI_DEVICE_ID,
             "pci_subsystem_id": PCI_SUBSYSTEM_ID,
             "minor": i,
+            **({"numa_node": i * numa_nodes // n_gpus} if numa_nodes else {}),
             "memory_total_mib": GPU_MEMORY_MIB,
             "memory_reserved_mib": GPU_RESERVED_MIB,
             "utilization_gpu": 0,
@@ -133,6 +138,9 @@ def main(argv):
     source.add_argument("--pids-from", metavar="FILE", help="file with one PID per line")
     source.add_argument("--fake-pids", type=int, default=0, metavar="N",
                         help=f"N made-up PIDs from {FAKE_PID_BASE} on")
+    parser.add_argument("--numa-nodes", type=int, default=0, metavar="K",
+                        help="spread the GPUs over NUMA nodes 0..K-1 in consecutive blocks "
+                             "(default: no numa_node, NVML then reports none)")
     parser.add_argument("--out", default="-", help="lab file to write (default: stdout)")
     args = parser.parse_args(argv)
 
@@ -140,12 +148,14 @@ def main(argv):
         parser.error(f"--gpus must be 1..{MAX_GPUS}")
     if not 0 <= args.mig <= args.gpus:
         parser.error("--mig must be 0..--gpus")
+    if not 0 <= args.numa_nodes <= args.gpus:
+        parser.error("--numa-nodes must be 0..--gpus")
     if args.fake_pids < 0:
         parser.error("--fake-pids must not be negative")
     pids = read_pids(args.pids_from) if args.pids_from else \
         [FAKE_PID_BASE + i for i in range(args.fake_pids)]
 
-    text = json.dumps(build_lab(args.gpus, args.mig, pids), indent=2) + "\n"
+    text = json.dumps(build_lab(args.gpus, args.mig, pids, args.numa_nodes), indent=2) + "\n"
     if args.out == "-":
         sys.stdout.write(text)
     else:

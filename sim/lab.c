@@ -440,11 +440,11 @@ static int parse_gpu(Parser *p, json_t *obj, unsigned index, SimGpu *gpu)
                 "memory_reserved_mib", "utilization_gpu", "utilization_memory",
                 "temperature_c", "power_mw",    "energy_mj",       "lost",
                 "xid",           "mig",         "processes",       "errors",
-                NULL,
+                "numa_node",     NULL,
         };
         char where[sizeof(p->where)];
         json_t *mig, *processes, *v;
-        unsigned function;
+        unsigned function, numa_node = 0;
         size_t i;
         int r, n;
 
@@ -485,6 +485,13 @@ static int parse_gpu(Parser *p, json_t *obj, unsigned index, SimGpu *gpu)
                 gpu->has_memory_used = true;
         }
         gpu->family = family_from_name(gpu->name);
+        gpu->numa_node = -1;
+        if (json_object_get(obj, "numa_node")) {
+                if ((r = get_unsigned(p, obj, "numa_node", true, SIM_MAX_NUMA_NODES - 1,
+                                      &numa_node)) < 0)
+                        return r;
+                gpu->numa_node = (int)numa_node;
+        }
 
         mig = json_object_get(obj, "mig");
         if (mig && (r = parse_mig(p, mig, gpu)) < 0)

@@ -17,6 +17,8 @@
 #define SIM_MAX_PROCESSES_PER_GPU 16384
 #define SIM_MAX_ERRORS 64
 #define SIM_MAX_LAB_BYTES (16u * 1024u * 1024u)
+/* NUMA nodes a lab may name: Linux's largest NODES_SHIFT is 10. */
+#define SIM_MAX_NUMA_NODES 1024
 
 #define SIM_NAME_MAX 96
 #define SIM_UUID_MAX 96
@@ -74,6 +76,7 @@ typedef struct SimGpu {
         unsigned pci_domain, pci_bus, pci_device;
         unsigned pci_device_id, pci_subsystem_id;
         unsigned minor;
+        int numa_node; /* nvmlDeviceGetMemoryAffinity; -1 without "numa_node" (NOT_SUPPORTED) */
         uint64_t memory_total_mib;
         bool has_memory_used;
         uint64_t memory_used_mib; /* excludes reserved memory, like nvmlMemory_v2_t.used */

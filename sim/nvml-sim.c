@@ -490,6 +490,33 @@ nvmlReturn_t nvmlDeviceGetPciInfo(nvmlDevice_t device, nvmlPciInfo_t *pci)
         return get_pci_info(__func__, device, pci, offsetof(nvmlPciInfo_t, busId));
 }
 
+#if SIM_HAS_VERSIONED
+/* The GPU's "numa_node" as a one-bit mask, the same for both scopes (a lab
+ * has one node per socket) and for its MIG handles, as with PCI info. NVML
+ * has no INSUFFICIENT_SIZE here: nodeSetSize is how many words are safe to
+ * write, all of them are written, and a node beyond them is not reported. */
+nvmlReturn_t nvmlDeviceGetMemoryAffinity(nvmlDevice_t device, unsigned int nodeSetSize,
+                                         unsigned long *nodeSet, nvmlAffinityScope_t scope)
+{
+        LOCKED;
+        Target t;
+        nvmlReturn_t r = begin_device(__func__, device, &t);
+        const unsigned bits = 8 * sizeof(unsigned long);
+
+        if (r != NVML_SUCCESS)
+                return r;
+        if (nodeSetSize == 0 || !nodeSet || scope > NVML_AFFINITY_SCOPE_SOCKET)
+                return NVML_ERROR_INVALID_ARGUMENT;
+        if (t.gpu->numa_node < 0)
+                return NVML_ERROR_NOT_SUPPORTED;
+        memset(nodeSet, 0, (size_t)nodeSetSize * sizeof(*nodeSet));
+        if ((unsigned)t.gpu->numa_node / bits < nodeSetSize)
+                nodeSet[(unsigned)t.gpu->numa_node / bits] =
+                        1ul << ((unsigned)t.gpu->numa_node % bits);
+        return NVML_SUCCESS;
+}
+#endif
+
 nvmlReturn_t nvmlDeviceGetMinorNumber(nvmlDevice_t device, unsigned int *minor)
 {
         LOCKED;

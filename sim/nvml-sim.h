@@ -25,6 +25,9 @@ SIM_EXPORT nvmlReturn_t nvmlDeviceGetPciInfo_v3(nvmlDevice_t device, nvmlPciInfo
 SIM_EXPORT nvmlReturn_t nvmlDeviceGetPciInfo_v2(nvmlDevice_t device, nvmlPciInfo_t *pci);
 SIM_EXPORT nvmlReturn_t nvmlDeviceGetPciInfo(nvmlDevice_t device, nvmlPciInfo_t *pci);
 SIM_EXPORT nvmlReturn_t nvmlDeviceGetMinorNumber(nvmlDevice_t device, unsigned int *minor);
+SIM_EXPORT nvmlReturn_t nvmlDeviceGetMemoryAffinity(nvmlDevice_t device, unsigned int nodeSetSize,
+                                                    unsigned long *nodeSet,
+                                                    nvmlAffinityScope_t scope);
 SIM_EXPORT nvmlReturn_t nvmlDeviceGetMemoryInfo(nvmlDevice_t device, nvmlMemory_t *memory);
 SIM_EXPORT nvmlReturn_t nvmlDeviceGetMemoryInfo_v2(nvmlDevice_t device, nvmlMemory_v2_t *memory);
 SIM_EXPORT nvmlReturn_t nvmlDeviceGetUtilizationRates(nvmlDevice_t device,
@@ -95,6 +98,7 @@ SIM_ASSERT_ABI(nvmlDeviceGetName, nvmlDeviceGetString_fn);
 SIM_ASSERT_ABI(nvmlDeviceGetUUID, nvmlDeviceGetString_fn);
 SIM_ASSERT_ABI(nvmlDeviceGetPciInfo_v3, nvmlDeviceGetPciInfo_fn);
 SIM_ASSERT_ABI(nvmlDeviceGetMinorNumber, nvmlDeviceGetUInt_fn);
+SIM_ASSERT_ABI(nvmlDeviceGetMemoryAffinity, nvmlDeviceGetMemoryAffinity_fn);
 SIM_ASSERT_ABI(nvmlDeviceGetPowerUsage, nvmlDeviceGetUInt_fn);
 SIM_ASSERT_ABI(nvmlDeviceGetTotalEnergyConsumption, nvmlDeviceGetULL_fn);
 SIM_ASSERT_ABI(nvmlDeviceGetMemoryInfo, nvmlDeviceGetMemoryInfo_fn);

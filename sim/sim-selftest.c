@@ -3,9 +3,9 @@
  * handling is tested against: the exact exported symbol sets, how many
  * bytes each versioned call writes, the INSUFFICIENT_SIZE protocol, the
  * nvmlMemory_v2 version word, MIG handles, lost GPUs, injected errors, Xid
- * events and reloading after an atomic rename.
+ * events, NUMA memory affinity and reloading after an atomic rename.
  *
- * Usage: sim-selftest LIB_MODERN LIB_535 LIB_LEGACY LAB4_JSON BENCH_LAB_JSON */
+ * Usage: sim-selftest LIB_MODERN LIB_535 LIB_LEGACY LAB4_JSON BENCH_LAB_JSON NUMA_LAB_JSON */
 #include <dlfcn.h>
 #include <elf.h>
 #include <limits.h>
@@ -31,7 +31,7 @@
 enum { MODERN, V535, LEGACY, N_VARIANTS };
 
 static const char *lib_paths[N_VARIANTS];
-static const char *lab4_path, *bench_lab_path;
+static const char *lab4_path, *bench_lab_path, *numa_lab_path;
 static char tmpdir[PATH_MAX], lab_path[PATH_MAX + 16];
 
 /* ---- helpers ---- */
@@ -142,7 +142,8 @@ static const char *const versioned_symbols[] = {
         "nvmlDeviceGetMigDeviceHandleByIndex", "nvmlDeviceGetGpuInstanceId",
         "nvmlDeviceGetComputeInstanceId", "nvmlDeviceGetDeviceHandleFromMigDeviceHandle",
         "nvmlDeviceIsMigDeviceHandle", "nvmlDeviceGetGpuInstanceProfileInfo",
-        "nvmlEventSetWait_v2", "nvmlDeviceGetConfComputeMemSizeInfo", NULL,
+        "nvmlEventSetWait_v2", "nvmlDeviceGetConfComputeMemSizeInfo",
+        "nvmlDeviceGetMemoryAffinity", NULL,
 };
 
 static bool in_list(const char *const *list, const char *name)
@@ -758,6 +759,104 @@ static void test_reload_and_xid(void **state)
         dlclose(dl);
 }
 
+/* ---- NUMA memory affinity ---- */
+
+static const char *const numa_lab =
+        "{ \"gpus\": ["
+        "  { \"name\": \"NVIDIA A100-SXM4-80GB\", \"uuid\": \"GPU-0\", \"pci_bus_id\": \"00000000:07:00.0\","
+        "    \"memory_total_mib\": 81920, \"numa_node\": %s },"
+        "  { \"name\": \"NVIDIA A100-SXM4-80GB\", \"uuid\": \"GPU-1\", \"pci_bus_id\": \"00000000:0F:00.0\","
+        "    \"memory_total_mib\": 81920, \"numa_node\": 1023 },"
+        "  { \"name\": \"NVIDIA A100-SXM4-80GB\", \"uuid\": \"GPU-2\", \"pci_bus_id\": \"00000000:47:00.0\","
+        "    \"memory_total_mib\": 81920 },"
+        "  { \"name\": \"NVIDIA A100-SXM4-80GB\", \"uuid\": \"GPU-3\", \"pci_bus_id\": \"00000000:4E:00.0\","
+        "    \"memory_total_mib\": 81920, \"numa_node\": 3,"
+        "    \"errors\": { \"nvmlDeviceGetMemoryAffinity\": %s },"
+        "    \"mig\": { \"enabled\": true, \"instances\": [ { \"gi\": 1, \"ci\": 0,"
+        "      \"profile\": \"3g.40gb\", \"uuid\": \"MIG-3\" } ] } } ] }";
+
+static void test_memory_affinity(void **state)
+{
+        void *dl = lib_open(MODERN);
+        nvmlDeviceGetMemoryAffinity_fn affinity =
+                SYM(dl, nvmlDeviceGetMemoryAffinity_fn, "nvmlDeviceGetMemoryAffinity");
+        unsigned long set[16 + 1];
+        nvmlDevice_t d;
+
+        use_lab_file(lab_path);
+        /* "numa_node" is an integer from 0 to 1023. */
+        write_lab(numa_lab, "1024", "3");
+        assert_int_equal(SYM(dl, nvmlInit_fn, "nvmlInit_v2")(), NVML_ERROR_DRIVER_NOT_LOADED);
+        write_lab(numa_lab, "-1", "3");
+        assert_int_equal(SYM(dl, nvmlInit_fn, "nvmlInit_v2")(), NVML_ERROR_DRIVER_NOT_LOADED);
+        write_lab(numa_lab, "\"0\"", "3");
+        assert_int_equal(SYM(dl, nvmlInit_fn, "nvmlInit_v2")(), NVML_ERROR_DRIVER_NOT_LOADED);
+
+        write_lab(numa_lab, "1", "3");
+        init_ok(dl);
+
+        /* One bit, node n at bit n % 64 of word n / 64; every word given is
+         * written, nothing past them. Both scopes report the lab's node. */
+        for (nvmlAffinityScope_t scope = NVML_AFFINITY_SCOPE_NODE;
+             scope <= NVML_AFFINITY_SCOPE_SOCKET; scope++) {
+                memset(set, 0xAA, sizeof(set));
+                assert_int_equal(affinity(handle(dl, 0), 16, set, scope), NVML_SUCCESS);
+                assert_true(set[0] == 0x2ul);
+                for (size_t w = 1; w < 16; w++)
+                        assert_true(set[w] == 0);
+                assert_true(set[16] == 0xAAAAAAAAAAAAAAAAul);
+        }
+        memset(set, 0xAA, sizeof(set));
+        assert_int_equal(affinity(handle(dl, 1), 16, set, NVML_AFFINITY_SCOPE_NODE), NVML_SUCCESS);
+        assert_true(set[15] == 1ul << 63);
+        assert_true(set[0] == 0 && set[14] == 0);
+
+        /* Too small a set is no INSUFFICIENT_SIZE in NVML: the node that does
+         * not fit is just not there. */
+        memset(set, 0xAA, sizeof(set));
+        assert_int_equal(affinity(handle(dl, 1), 1, set, NVML_AFFINITY_SCOPE_NODE), NVML_SUCCESS);
+        assert_true(set[0] == 0);
+        assert_true(set[1] == 0xAAAAAAAAAAAAAAAAul);
+
+        /* Argument checks, as nvml.h lists them. */
+        assert_int_equal(affinity(handle(dl, 0), 0, set, NVML_AFFINITY_SCOPE_NODE),
+                         NVML_ERROR_INVALID_ARGUMENT);
+        assert_int_equal(affinity(handle(dl, 0), 16, NULL, NVML_AFFINITY_SCOPE_NODE),
+                         NVML_ERROR_INVALID_ARGUMENT);
+        assert_int_equal(affinity(handle(dl, 0), 16, set, 2), NVML_ERROR_INVALID_ARGUMENT);
+
+        /* No "numa_node": what NVML says on a machine without NUMA information. */
+        assert_int_equal(affinity(handle(dl, 2), 16, set, NVML_AFFINITY_SCOPE_NODE),
+                         NVML_ERROR_NOT_SUPPORTED);
+
+        /* A MIG device reports its parent's node; the parent's injected error
+         * is not the instance's. */
+        d = handle(dl, 3);
+        assert_int_equal(affinity(d, 16, set, NVML_AFFINITY_SCOPE_NODE), 3);
+        memset(set, 0xAA, sizeof(set));
+        assert_int_equal(affinity(mig_handle(dl, d, 0), 16, set, NVML_AFFINITY_SCOPE_NODE),
+                         NVML_SUCCESS);
+        assert_true(set[0] == 1ul << 3);
+
+        /* The value follows the lab when it is replaced. */
+        write_lab(numa_lab, "64", "3");
+        memset(set, 0xAA, sizeof(set));
+        assert_int_equal(affinity(handle(dl, 0), 2, set, NVML_AFFINITY_SCOPE_NODE), NVML_SUCCESS);
+        assert_true(set[0] == 0 && set[1] == 1ul);
+        shutdown_ok(dl);
+
+        /* gen-lab.py --gpus 4 --numa-nodes 2: consecutive blocks, 0 0 1 1. */
+        use_lab_file(numa_lab_path);
+        init_ok(dl);
+        for (unsigned i = 0; i < 4; i++) {
+                assert_int_equal(affinity(handle(dl, i), 1, set, NVML_AFFINITY_SCOPE_NODE),
+                                 NVML_SUCCESS);
+                assert_true(set[0] == 1ul << (i / 2));
+        }
+        shutdown_ok(dl);
+        dlclose(dl);
+}
+
 /* ---- the legacy driver ---- */
 
 static void test_legacy(void **state)
@@ -935,18 +1034,21 @@ int main(int argc, char **argv)
                 cmocka_unit_test(test_mig),
                 cmocka_unit_test(test_lost_and_injection),
                 cmocka_unit_test(test_reload_and_xid),
+                cmocka_unit_test(test_memory_affinity),
                 cmocka_unit_test(test_legacy),
                 cmocka_unit_test(test_threads),
                 cmocka_unit_test(test_bench_lab),
         };
 
-        if (argc != 6) {
-                fprintf(stderr, "usage: %s LIB_MODERN LIB_535 LIB_LEGACY LAB4_JSON BENCH_LAB_JSON\n", argv[0]);
+        if (argc != 7) {
+                fprintf(stderr, "usage: %s LIB_MODERN LIB_535 LIB_LEGACY LAB4_JSON BENCH_LAB_JSON NUMA_LAB_JSON\n",
+                        argv[0]);
                 return 64;
         }
         for (int v = 0; v < N_VARIANTS; v++)
                 lib_paths[v] = argv[1 + v];
         lab4_path = argv[4];
         bench_lab_path = argv[5];
+        numa_lab_path = argv[6];
         return cmocka_run_group_tests_name("sim-selftest", tests, setup, teardown);
 }

@@ -394,7 +394,7 @@ static void policy_device_fill(const Daemon *d, const GpuDevice *g, int instance
             .parent_uuid = g->uuid,
             .pci_bus_id = g->pci_bus_id,
             .profile = instance >= 0 ? g->instances[instance].profile : NULL,
-            .numa_node = -1,
+            .numa_node = instance >= 0 ? g->instances[instance].numa_node : g->numa_node,
             .healthy = g->healthy,
             .drained = leases_is_drained(d, uuid, g->uuid),
             .leased = holder != NULL,

@@ -95,10 +95,11 @@ static json_t *gpu_json(const Daemon *d, const GpuDevice *g)
         else if (g->error)
                 snprintf(error, sizeof error, "%s: NVML error %d", g->error_call, g->error);
 
-        o = json_pack("{s:I, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:b, s:o, s:b, s:o, s:o, "
-                      "s:o, s:b}",
+        o = json_pack("{s:I, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:b, s:o, s:b, s:o, "
+                      "s:o, s:o, s:b}",
                       "index", (json_int_t)g->index, "uuid", json_text_or_null(g->uuid), "name",
                       json_text_or_null(g->name), "pci_bus_id", json_text_or_null(g->pci_bus_id),
+                      "numa_node", json_int_or_null(g->numa_node),
                       "memory_total_bytes", json_bytes_or_null(g->memory_total_bytes),
                       "memory_used_bytes", json_bytes_or_null(g->memory_used_bytes),
                       "utilization_gpu", json_int_or_null(g->utilization_gpu), "temperature_c",

@@ -186,6 +186,7 @@ static int take_instances(DeviceQuery *q, nvmlDevice_t dev)
                         inst->compute_instance_id = ci;
                 }
 
+                inst->numa_node = d->numa_node;
                 inst->memory_total_bytes = GPU_VALUE_UNKNOWN;
                 inst->memory_used_bytes = GPU_VALUE_UNKNOWN;
                 if (check(q, gpu_nvml_device_memory(q->nvml, mig, &mem))) {
@@ -218,6 +219,7 @@ static int take_device(DeviceQuery *q, unsigned index)
         *d = (GpuDevice){
                 .index = index,
                 .minor = -1,
+                .numa_node = -1,
                 .memory_total_bytes = GPU_VALUE_UNKNOWN,
                 .memory_used_bytes = GPU_VALUE_UNKNOWN,
                 .memory_reserved_bytes = GPU_VALUE_UNKNOWN,
@@ -241,6 +243,7 @@ static int take_device(DeviceQuery *q, unsigned index)
         memcpy(d->uuid, id.uuid, sizeof(d->uuid));
         memcpy(d->name, id.name, sizeof(d->name));
         memcpy(d->pci_bus_id, id.pci_bus_id, sizeof(d->pci_bus_id));
+        d->numa_node = id.numa_node;
         d->last_xid = gpu_nvml_last_xid(nvml, d->uuid);
         if (!have_handle || q->lost)
                 return 0;

@@ -47,6 +47,7 @@ typedef struct GpuInstance {
         uint32_t compute_instance_id;
         uint64_t memory_total_bytes; /* GPU_VALUE_UNKNOWN when unknown */
         uint64_t memory_used_bytes;
+        int numa_node; /* the parent GPU's: an instance is a slice of its memory */
 } GpuInstance;
 
 typedef struct GpuDevice {
@@ -55,6 +56,7 @@ typedef struct GpuDevice {
         char name[GPU_NAME_MAX];
         char pci_bus_id[GPU_PCI_BUS_ID_MAX];
         int minor; /* /dev/nvidia<minor>, -1 when unknown */
+        int numa_node; /* NUMA node nearest its memory (NVML memory affinity), -1 when unknown */
         uint64_t memory_total_bytes; /* GPU_VALUE_UNKNOWN when unknown */
         uint64_t memory_used_bytes;
         uint64_t memory_reserved_bytes;

@@ -171,6 +171,24 @@ typedef struct {
 } nvmlEventData_t;
 static_assert(sizeof(nvmlEventData_t) == 32, "nvmlEventData_t ABI");
 
+/* nvmlDeviceGetMemoryAffinity (NVML 11, drivers 450 and later; absent from
+ * older libraries):
+ *   nvmlReturn_t nvmlDeviceGetMemoryAffinity(nvmlDevice_t device,
+ *           unsigned int nodeSetSize, unsigned long *nodeSet, nvmlAffinityScope_t scope);
+ * fills nodeSet, an array of nodeSetSize unsigned longs, with the bitmask of
+ * the NUMA nodes whose memory is closest to the device: node n is bit n % 64
+ * of word n / 64 (64-bit longs). nodeSetSize is how many words are safe to
+ * write; a node beyond them is simply not reported (there is no
+ * INSUFFICIENT_SIZE). SCOPE_NODE asks for the device's own node(s),
+ * SCOPE_SOCKET for every node of its socket; a scope the topology lacks
+ * falls back to the nearest non-I/O ancestor. Returns INVALID_ARGUMENT for
+ * nodeSetSize 0, a NULL nodeSet or an unknown scope, NOT_SUPPORTED where the
+ * platform has no NUMA information, GPU_IS_LOST as every device call. */
+typedef unsigned int nvmlAffinityScope_t;
+#define NVML_AFFINITY_SCOPE_NODE 0u
+#define NVML_AFFINITY_SCOPE_SOCKET 1u
+static_assert(sizeof(unsigned long) == 8, "nodeSet words are 64 bits on x86-64");
+
 /* Function pointer types, one per NVML entry point we resolve with dlsym. */
 typedef nvmlReturn_t (*nvmlInit_fn)(void);
 typedef nvmlReturn_t (*nvmlShutdown_fn)(void);
@@ -202,3 +220,5 @@ typedef nvmlReturn_t (*nvmlEventSetFree_fn)(nvmlEventSet_t);
 typedef nvmlReturn_t (*nvmlDeviceRegisterEvents_fn)(nvmlDevice_t, unsigned long long,
                                                     nvmlEventSet_t);
 typedef nvmlReturn_t (*nvmlEventSetWait_fn)(nvmlEventSet_t, nvmlEventData_t *, unsigned int);
+typedef nvmlReturn_t (*nvmlDeviceGetMemoryAffinity_fn)(nvmlDevice_t, unsigned int,
+                                                       unsigned long *, nvmlAffinityScope_t);

@@ -60,6 +60,7 @@ struct GpuNvml {
         nvmlDeviceGetPciInfo_fn pci;
         bool pci_legacy; /* unversioned call: only busIdLegacy is filled */
         nvmlDeviceGetUInt_fn minor;
+        nvmlDeviceGetMemoryAffinity_fn memory_affinity;
         nvmlDeviceGetMemoryInfo_v2_fn memory_v2;
         nvmlDeviceGetMemoryInfo_fn memory_v1;
         nvmlDeviceGetUtilizationRates_fn utilization;
@@ -87,6 +88,9 @@ struct GpuNvml {
         size_t processes_capacity;
 
         GpuNvmlIdentity identities[GPU_MAX_DEVICES]; /* last seen, per index */
+        /* identities[i].numa_node is settled for identities[i].uuid: read,
+         * or NOT_SUPPORTED, so it is not asked again (see nvml.h). */
+        bool numa_settled[GPU_MAX_DEVICES];
 };
 
 static void set_error(char *buf, size_t len, const char *fmt, ...) _printf_(3, 4);
@@ -164,6 +168,8 @@ static void resolve_all(GpuNvml *n)
                                                   "nvmlDeviceGetPciInfo");
         n->pci_legacy = n->pci && strcmp(n->pci_name, "nvmlDeviceGetPciInfo") == 0;
         n->minor = (nvmlDeviceGetUInt_fn)RESOLVE(dl, NULL, "nvmlDeviceGetMinorNumber");
+        n->memory_affinity = (nvmlDeviceGetMemoryAffinity_fn)RESOLVE(
+                dl, NULL, "nvmlDeviceGetMemoryAffinity");
         n->memory_v2 =
                 (nvmlDeviceGetMemoryInfo_v2_fn)RESOLVE(dl, NULL, "nvmlDeviceGetMemoryInfo_v2");
         n->memory_v1 = (nvmlDeviceGetMemoryInfo_fn)RESOLVE(dl, NULL, "nvmlDeviceGetMemoryInfo");
@@ -288,6 +294,8 @@ int gpu_nvml_open(const char *library, GpuNvml **ret, char *errbuf, size_t errle
                 return -ENOMEM;
         }
         n->dl = dl;
+        for (size_t i = 0; i < ELEMENTSOF(n->identities); i++)
+                n->identities[i].numa_node = -1;
         resolve_all(n);
 
         missing = first_missing(n);
@@ -460,6 +468,33 @@ nvmlReturn_t gpu_nvml_device_minor(GpuNvml *n, nvmlDevice_t dev, unsigned *ret)
 {
         assert(n && ret);
         return get_uint(n, n->minor, "nvmlDeviceGetMinorNumber", dev, ret);
+}
+
+nvmlReturn_t gpu_nvml_device_numa_node(GpuNvml *n, nvmlDevice_t dev, int *ret)
+{
+        /* Room for 1024 nodes, Linux's largest NODES_SHIFT (10). Zeroed, so
+         * that words a driver leaves alone read as "no node there". */
+        unsigned long set[GPU_NVML_NUMA_NODES_MAX / (8 * sizeof(unsigned long))] = { 0 };
+        const unsigned bits = 8 * sizeof(unsigned long);
+        unsigned found = 0;
+        int node = -1;
+        nvmlReturn_t r;
+
+        assert(n && ret);
+        if (!n->memory_affinity)
+                return absent(n, "nvmlDeviceGetMemoryAffinity");
+        n->last_call = "nvmlDeviceGetMemoryAffinity";
+        r = n->memory_affinity(dev, (unsigned)ELEMENTSOF(set), set, NVML_AFFINITY_SCOPE_NODE);
+        if (r != NVML_SUCCESS)
+                return r;
+        for (size_t w = 0; w < ELEMENTSOF(set) && found < 2; w++) {
+                if (set[w] == 0)
+                        continue;
+                found += (unsigned)__builtin_popcountl(set[w]);
+                node = (int)(w * bits + (unsigned)__builtin_ctzl(set[w]));
+        }
+        *ret = found == 1 ? node : -1;
+        return NVML_SUCCESS;
 }
 
 nvmlReturn_t gpu_nvml_device_memory(GpuNvml *n, nvmlDevice_t dev, GpuNvmlMemory *ret)
@@ -730,7 +765,7 @@ void gpu_nvml_remembered_identity(const GpuNvml *n, unsigned index, GpuNvmlIdent
         if (index < ELEMENTSOF(n->identities))
                 *ret = n->identities[index];
         else
-                *ret = (GpuNvmlIdentity){ 0 };
+                *ret = (GpuNvmlIdentity){ .numa_node = -1 };
 }
 
 /* Keep the most telling failure of several calls: the first real error,
@@ -753,6 +788,7 @@ nvmlReturn_t gpu_nvml_device_identity(GpuNvml *n, unsigned index, nvmlDevice_t d
         GpuNvmlIdentity known, id;
         nvmlReturn_t first = NVML_SUCCESS, r;
         const char *first_call = NULL;
+        bool settled;
 
         assert(n && ret);
         gpu_nvml_remembered_identity(n, index, &known);
@@ -773,8 +809,24 @@ nvmlReturn_t gpu_nvml_device_identity(GpuNvml *n, unsigned index, nvmlDevice_t d
                 memcpy(id.pci_bus_id, known.pci_bus_id, sizeof(id.pci_bus_id));
         note_failure(n, r, &first, &first_call);
 
-        if (index < ELEMENTSOF(n->identities))
+        /* Static, so read once per GPU; not the per-tick cost of a call. A
+         * failure stays unknown and is not `first`: see nvml.h. */
+        settled = index < ELEMENTSOF(n->numa_settled) && n->numa_settled[index] &&
+                  strcmp(id.uuid, known.uuid) == 0;
+        id.numa_node = settled ? known.numa_node : -1;
+        if (!settled && id.uuid[0]) {
+                int node;
+
+                r = gpu_nvml_device_numa_node(n, dev, &node);
+                if (r == NVML_SUCCESS)
+                        id.numa_node = node;
+                settled = r == NVML_SUCCESS || r == NVML_ERROR_NOT_SUPPORTED;
+        }
+
+        if (index < ELEMENTSOF(n->identities)) {
                 n->identities[index] = id;
+                n->numa_settled[index] = settled;
+        }
         if (first_call)
                 n->last_call = first_call;
         *ret = id;

@@ -55,6 +55,15 @@ nvmlReturn_t gpu_nvml_device_pci_bus_id(GpuNvml *n, nvmlDevice_t dev, char *buf,
 
 nvmlReturn_t gpu_nvml_device_minor(GpuNvml *n, nvmlDevice_t dev, unsigned *ret);
 
+/* The NUMA node nearest the device's memory: nvmlDeviceGetMemoryAffinity with
+ * NVML_AFFINITY_SCOPE_NODE and room for GPU_NVML_NUMA_NODES_MAX nodes. *ret
+ * is that node when exactly one bit is set, else -1 (no bit: no node or one
+ * beyond our room; several: the driver could not place the device on one).
+ * NOT_SUPPORTED when the library lacks the symbol (drivers before 450) or
+ * the platform has no NUMA information. */
+#define GPU_NVML_NUMA_NODES_MAX 1024
+nvmlReturn_t gpu_nvml_device_numa_node(GpuNvml *n, nvmlDevice_t dev, int *ret);
+
 typedef struct GpuNvmlMemory {
         uint64_t total;
         uint64_t used;     /* v1 (no reserved figure): includes reserved memory */
@@ -99,13 +108,19 @@ typedef struct GpuNvmlIdentity {
         char uuid[NVML_DEVICE_UUID_V2_BUFFER_SIZE];
         char name[NVML_DEVICE_NAME_V2_BUFFER_SIZE];
         char pci_bus_id[NVML_DEVICE_PCI_BUS_ID_BUFFER_SIZE];
+        int numa_node; /* gpu_nvml_device_numa_node(); -1 when unknown */
 } GpuNvmlIdentity;
 
 /* Read uuid, name and PCI bus id of the device at `index`. What is read is
  * remembered per index; what cannot be read is filled from what was last
  * seen there (empty when never), so a GPU that falls off the bus keeps its
  * identity in reports. Returns the first failure (gpu_nvml_last_call names
- * its function), or NVML_SUCCESS. */
+ * its function), or NVML_SUCCESS.
+ *
+ * The NUMA node is static for a device, so it is asked once per GPU: when
+ * a UUID is first seen at `index`, and again only after a failure other
+ * than NOT_SUPPORTED. Its failures leave it unknown (-1) and are not
+ * returned: locality is a preference, not part of a healthy identity. */
 nvmlReturn_t gpu_nvml_device_identity(GpuNvml *n, unsigned index, nvmlDevice_t dev,
                                       GpuNvmlIdentity *ret);
 

@@ -1,8 +1,9 @@
 """Manual leases of real users (gktest-alice, gktest-bob) through the CLI:
 acquire, env, list, extend, release; per-user caps (also by Unix group);
 durations and expiry; refusals of someone else's lease with their audit rows;
-the admin override; draining. The queue's order and backfill are in
-test_queue.py, `gpukeeper run` in test_run.py."""
+the admin override; draining; multi-GPU leases kept on one NUMA node (NVML's
+memory affinity) or, without NUMA information, on close bus ids. The queue's
+order and backfill are in test_queue.py, `gpukeeper run` in test_run.py."""
 
 import json
 import re
@@ -375,3 +376,50 @@ def test_drain_and_undrain(daemon_factory, lab, users, admin):
     assert r.returncode == 0, r
     actions = [row["action"] for row in audit_rows(d, admin.uid, mark)]
     assert actions.count("device.drain") == 3 and actions.count("device.undrain") == 2, actions
+
+
+def whole_gpus_lab(lab, nodes):
+    """Replace the lab with len(nodes) idle whole GPUs on consecutive bus ids,
+    GPU i on NUMA node nodes[i] (None: no "numa_node", so NVML reports none).
+    Returns their UUIDs in index order."""
+    lab.data["gpus"] = []
+    uuids = [lab.add_whole_gpu() for _ in nodes]
+    for uuid, node in zip(uuids, nodes):
+        if node is not None:
+            lab.gpu(uuid)["numa_node"] = node
+    return uuids
+
+
+def test_multi_gpu_lease_stays_on_one_numa_node(daemon_factory, lab, users):
+    alice, bob = users["alice"], users["bob"]
+    # Nodes interleaved against bus order: bus ids alone would pick GPUs 0+1.
+    gpus = whole_gpus_lab(lab, [0, 1, 0, 1])
+    d = start_leasing_daemon(daemon_factory, lab)
+    status = d.status()
+    assert [g["numa_node"] for g in status["gpus"]] == [0, 1, 0, 1], status["gpus"]
+    same_node = [{gpus[0], gpus[2]}, {gpus[1], gpus[3]}]
+
+    # A fresh daemon: nothing was ever released, so least-recently-used ties
+    # everywhere and the allocator's rule is "one NUMA node when one has
+    # enough, then the smallest bus-id spread".
+    r = d.cli("lease", "acquire", "--gpus", "2", "--no-wait", user=alice)
+    assert r.returncode == 0, r
+    got = set(lease_devices(only_lease(d, alice)))
+    assert got in same_node, f"{got} spans NUMA nodes; expected one of {same_node}"
+
+    # The other node's pair is what is left, and it is again one node.
+    r = d.cli("lease", "acquire", "--gpus", "2", "--no-wait", user=bob)
+    assert r.returncode == 0, r
+    assert set(lease_devices(only_lease(d, bob))) == (same_node[0] | same_node[1]) - got
+
+
+def test_multi_gpu_lease_without_numa_uses_bus_ids(daemon_factory, lab, users):
+    alice = users["alice"]
+    gpus = whole_gpus_lab(lab, [None, None, None, None])
+    d = start_leasing_daemon(daemon_factory, lab)
+    assert [g["numa_node"] for g in d.status()["gpus"]] == [None] * 4
+
+    # No node is known: the closest bus ids, the first such pair in bus order.
+    r = d.cli("lease", "acquire", "--gpus", "2", "--no-wait", user=alice)
+    assert r.returncode == 0, r
+    assert sorted(lease_devices(only_lease(d, alice))) == sorted(gpus[:2])

@@ -16,6 +16,7 @@ TOP_KEYS = {
 }
 GPU_KEYS = {
     "index": (int,), "uuid": (str,), "name": (str,), "pci_bus_id": (str,),
+    "numa_node": (int, type(None)),
     "memory_total_bytes": (int, type(None)), "memory_used_bytes": (int, type(None)),
     "utilization_gpu": (int, type(None)), "temperature_c": (int, type(None)),
     "power_w": (float, int, type(None)), "healthy": (bool,), "error": (str, type(None)),

@@ -16,7 +16,7 @@
 
 static const char *const top_keys[] = {"simulated", "driver_version", "hostname", "sampled_at",
                                        "nvml_available", "message", "gpus", "queue"};
-static const char *const gpu_keys[] = {"index", "uuid", "name", "pci_bus_id",
+static const char *const gpu_keys[] = {"index", "uuid", "name", "pci_bus_id", "numa_node",
                                        "memory_total_bytes", "memory_used_bytes",
                                        "utilization_gpu", "temperature_c", "power_w", "healthy",
                                        "error", "mig_enabled", "instances", "processes",
@@ -54,6 +54,7 @@ static GpuSnapshot *make_snapshot(void)
         strcpy(g->uuid, "GPU-00000000-0000-0000-0000-000000000000");
         strcpy(g->name, "NVIDIA A100-SXM4-80GB");
         strcpy(g->pci_bus_id, "00000000:07:00.0");
+        g->numa_node = 1;
         g->memory_total_bytes = UINT64_C(80) << 30;
         g->memory_used_bytes = UINT64_C(5) << 30;
         g->utilization_gpu = 37;
@@ -74,6 +75,7 @@ static GpuSnapshot *make_snapshot(void)
         g->index = 1;
         strcpy(g->uuid, "GPU-11111111-1111-1111-1111-111111111111");
         strcpy(g->name, "NVIDIA A100-SXM4-80GB");
+        g->numa_node = -1;
         g->memory_total_bytes = GPU_VALUE_UNKNOWN;
         g->memory_used_bytes = GPU_VALUE_UNKNOWN;
         g->utilization_gpu = -1;
@@ -134,6 +136,7 @@ static void test_status_keys_and_values(void **state)
         assert_int_equal(json_integer_value(json_object_get(g0, "memory_total_bytes")),
                          INT64_C(80) << 30);
         assert_true(json_real_value(json_object_get(g0, "power_w")) == 61.0);
+        assert_int_equal(json_integer_value(json_object_get(g0, "numa_node")), 1);
         assert_true(json_is_null(json_object_get(g0, "error")));
         assert_true(json_is_false(json_object_get(g0, "drained")));
         l = json_object_get(g0, "lease");
@@ -146,6 +149,7 @@ static void test_status_keys_and_values(void **state)
 
         /* Unknown values are null, never 0. */
         assert_true(json_is_null(json_object_get(g1, "memory_total_bytes")));
+        assert_true(json_is_null(json_object_get(g1, "numa_node")));
         assert_true(json_is_null(json_object_get(g1, "utilization_gpu")));
         assert_true(json_is_null(json_object_get(g1, "temperature_c")));
         assert_true(json_is_null(json_object_get(g1, "power_w")));

@@ -606,6 +606,157 @@ static void test_lab_reload(void **state)
         gpu_snapshot_free(s);
 }
 
+/* The NUMA node from nvmlDeviceGetMemoryAffinity: read on every library
+ * that has the symbol (not the legacy one), unknown without NUMA info. */
+static void test_numa_node(void **state)
+{
+        TestLab *t = *state;
+
+        write_lab(t, "{ \"gpus\": [ " GPU0_FMT " ] }", 55u, ", \"numa_node\": 1", "");
+        for (size_t v = 0; v < ELEMENTSOF(sim_libraries); v++) {
+                _cleanup_(gpu_nvml_closep) GpuNvml *n = open_sim(sim_libraries[v]);
+                _cleanup_(gpu_snapshot_freep) GpuSnapshot *s = take(t, n);
+
+                assert_int_equal(s->nvml_errors, 0);
+                assert_true(s->gpus[0].healthy);
+                /* The legacy driver has no nvmlDeviceGetMemoryAffinity. */
+                assert_int_equal(s->gpus[0].numa_node,
+                                 strcmp(sim_libraries[v], SIM_LEGACY) == 0 ? -1 : 1);
+        }
+
+        /* The largest node we make room for, through the wrapper itself. */
+        write_lab(t, "{ \"gpus\": [ " GPU0_FMT " ] }", 55u, ", \"numa_node\": 1023", "");
+        {
+                _cleanup_(gpu_nvml_closep) GpuNvml *n = open_sim(SIM_MODERN);
+                nvmlDevice_t dev;
+                int node = -7;
+
+                assert_int_equal(gpu_nvml_device_handle(n, 0, &dev), NVML_SUCCESS);
+                assert_int_equal(gpu_nvml_device_numa_node(n, dev, &node), NVML_SUCCESS);
+                assert_int_equal(node, 1023);
+        }
+
+        /* No NUMA information (NOT_SUPPORTED): unknown, and no error. */
+        write_lab(t, "{ \"gpus\": [ " GPU0_FMT " ] }", 55u, "", "");
+        {
+                _cleanup_(gpu_nvml_closep) GpuNvml *n = open_sim(SIM_MODERN);
+                _cleanup_(gpu_snapshot_freep) GpuSnapshot *s = take(t, n);
+                nvmlDevice_t dev;
+                int node = -7;
+
+                assert_int_equal(s->nvml_errors, 0);
+                assert_int_equal(s->gpus[0].error, 0);
+                assert_int_equal(s->gpus[0].numa_node, -1);
+                assert_int_equal(gpu_nvml_device_handle(n, 0, &dev), NVML_SUCCESS);
+                assert_int_equal(gpu_nvml_device_numa_node(n, dev, &node), NVML_ERROR_NOT_SUPPORTED);
+                assert_int_equal(node, -7);
+        }
+}
+
+#define NUMA_MIG_LAB                                                                               \
+        "{ \"gpus\": [ { \"name\": \"NVIDIA A100-SXM4-80GB\", \"uuid\": \"" GPU1_UUID "\", "      \
+        "\"pci_bus_id\": \"00000000:07:00.0\", \"memory_total_mib\": 81920, \"numa_node\": 6, "  \
+        "\"mig\": { \"enabled\": true, \"instances\": [ "                                          \
+        "{ \"gi\": 1, \"ci\": 0, \"profile\": \"3g.40gb\", \"uuid\": \"MIG-1f0a0000-0000\" }, "   \
+        "{ \"gi\": 2, \"ci\": 0, \"profile\": \"3g.40gb\", \"uuid\": \"MIG-2b0b0000-0000\" } ] } } ] }"
+
+/* MIG instances are slices of their GPU's memory: they inherit its node. */
+static void test_numa_node_mig(void **state)
+{
+        TestLab *t = *state;
+        _cleanup_(gpu_nvml_closep) GpuNvml *n = NULL;
+        _cleanup_(gpu_snapshot_freep) GpuSnapshot *s = NULL;
+
+        write_lab(t, NUMA_MIG_LAB);
+        n = open_sim(SIM_MODERN);
+        s = take(t, n);
+        assert_int_equal(s->nvml_errors, 0);
+        assert_int_equal(s->gpus[0].numa_node, 6);
+        assert_int_equal(s->gpus[0].n_instances, 2);
+        assert_int_equal(s->gpus[0].instances[0].numa_node, 6);
+        assert_int_equal(s->gpus[0].instances[1].numa_node, 6);
+}
+
+/* Read once per GPU: a changed node of the same GPU is not asked for again,
+ * another GPU at the same index is. A failure leaves it unknown, without an
+ * error on the device, and is retried; NOT_SUPPORTED is an answer. A lost
+ * GPU keeps the node it had. */
+static void test_numa_node_read_once(void **state)
+{
+        TestLab *t = *state;
+        _cleanup_(gpu_nvml_closep) GpuNvml *n = NULL;
+        GpuSnapshot *s;
+
+        write_lab(t, TWO_GPUS_FMT, 55u, ", \"numa_node\": 1", "", "false");
+        n = open_sim(SIM_MODERN);
+        s = take(t, n);
+        assert_int_equal(s->gpus[0].numa_node, 1);
+        assert_int_equal(s->gpus[1].numa_node, -1);
+        gpu_snapshot_free(s);
+
+        write_lab(t, TWO_GPUS_FMT, 55u, ", \"numa_node\": 2", "", "false");
+        s = take(t, n);
+        assert_int_equal(s->gpus[0].numa_node, 1);
+        gpu_snapshot_free(s);
+
+        /* Another GPU at index 0 (the two swapped places). */
+        write_lab(t,
+                  "{ \"gpus\": [ { \"name\": \"NVIDIA A100-SXM4-80GB\", \"uuid\": \"" GPU1_UUID
+                  "\", \"pci_bus_id\": \"00000000:07:00.0\", \"memory_total_mib\": 81920, "
+                  "\"numa_node\": 4 }, " GPU0_FMT " ] }",
+                  55u, ", \"numa_node\": 2", "");
+        s = take(t, n);
+        assert_string_equal(s->gpus[0].uuid, GPU1_UUID);
+        assert_int_equal(s->gpus[0].numa_node, 4);
+        assert_string_equal(s->gpus[1].uuid, GPU0_UUID);
+        assert_int_equal(s->gpus[1].numa_node, 2);
+        gpu_snapshot_free(s);
+        gpu_nvml_close(TAKE_PTR(n));
+
+        /* A failing call: unknown, no error recorded, asked again next tick. */
+        write_lab(t, TWO_GPUS_FMT, 55u,
+                  ", \"numa_node\": 1, \"errors\": { \"nvmlDeviceGetMemoryAffinity\": 999 }", "",
+                  "false");
+        n = open_sim(SIM_MODERN);
+        s = take(t, n);
+        assert_int_equal(s->gpus[0].numa_node, -1);
+        assert_int_equal(s->nvml_errors, 0);
+        assert_int_equal(s->gpus[0].error, 0);
+        assert_true(s->gpus[0].healthy);
+        gpu_snapshot_free(s);
+        write_lab(t, TWO_GPUS_FMT, 55u, ", \"numa_node\": 1", "", "false");
+        s = take(t, n);
+        assert_int_equal(s->gpus[0].numa_node, 1);
+        gpu_snapshot_free(s);
+        gpu_nvml_close(TAKE_PTR(n));
+
+        /* NOT_SUPPORTED is the answer for this GPU: not asked again. */
+        write_lab(t, TWO_GPUS_FMT, 55u,
+                  ", \"numa_node\": 1, \"errors\": { \"nvmlDeviceGetMemoryAffinity\": 3 }", "",
+                  "false");
+        n = open_sim(SIM_MODERN);
+        s = take(t, n);
+        assert_int_equal(s->gpus[0].numa_node, -1);
+        gpu_snapshot_free(s);
+        write_lab(t, TWO_GPUS_FMT, 55u, ", \"numa_node\": 1", "", "false");
+        s = take(t, n);
+        assert_int_equal(s->gpus[0].numa_node, -1);
+        gpu_snapshot_free(s);
+
+        /* GPU 0 falls off the bus: reported under its last identity, node included. */
+        gpu_nvml_close(TAKE_PTR(n));
+        n = open_sim(SIM_MODERN);
+        s = take(t, n);
+        assert_int_equal(s->gpus[0].numa_node, 1);
+        gpu_snapshot_free(s);
+        write_lab(t, TWO_GPUS_FMT, 55u, ", \"numa_node\": 1, \"lost\": true", "", "false");
+        s = take(t, n);
+        assert_false(s->gpus[0].healthy);
+        assert_int_equal(s->gpus[0].error, NVML_ERROR_GPU_IS_LOST);
+        assert_int_equal(s->gpus[0].numa_node, 1);
+        gpu_snapshot_free(s);
+}
+
 static void test_no_nvml(void **state)
 {
         TestLab *t = *state;
@@ -638,6 +789,9 @@ int main(void)
                 cmocka_unit_test_setup_teardown(test_injected_errors, setup_lab, teardown_lab),
                 cmocka_unit_test_setup_teardown(test_xid, setup_lab, teardown_lab),
                 cmocka_unit_test_setup_teardown(test_lab_reload, setup_lab, teardown_lab),
+                cmocka_unit_test_setup_teardown(test_numa_node, setup_lab, teardown_lab),
+                cmocka_unit_test_setup_teardown(test_numa_node_mig, setup_lab, teardown_lab),
+                cmocka_unit_test_setup_teardown(test_numa_node_read_once, setup_lab, teardown_lab),
                 cmocka_unit_test_setup_teardown(test_no_nvml, setup_lab, teardown_lab),
         };
 
