@@ -2,6 +2,7 @@
 #include "cli/acquire.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <string.h>
 #include <sys/signalfd.h>
 #include <time.h>
@@ -10,6 +11,9 @@
 #include "basic/time-util.h"
 #include "cli/lease-render.h"
 #include "cli/text.h"
+
+/* How often a waiting `run` tries to reach a daemon that went away. */
+#define ACQUIRE_RECONNECT_MSEC 500
 
 /* What was last printed about our place in the queue, so that a repeated
  * event does not print the same line again. */
@@ -84,29 +88,71 @@ static int read_signal(int sfd)
         return (int)si.ssi_signo;
 }
 
-int cli_acquire(cli_context *ctx, gk_client *client, json_t *args, int sfd, json_t **ret_lease,
-                double *ret_waited_sec)
+/* Wait until the daemon takes connections again, trying every
+ * ACQUIRE_RECONNECT_MSEC. Returns 0 with the new connection in *ret, or the
+ * number of the signal that arrived on sfd meanwhile. */
+static int wait_for_daemon(const cli_context *ctx, int sfd, gk_client **ret)
 {
-        _cleanup_(json_decrefp) json_t *result = NULL;
+        for (;;) {
+                struct pollfd p = { .fd = sfd, .events = POLLIN };
+
+                if (poll(&p, 1, ACQUIRE_RECONNECT_MSEC) > 0)
+                        return read_signal(sfd);
+                if (gk_client_connect(gk_socket_path(ctx->socket_arg), ret) >= 0)
+                        return 0;
+        }
+}
+
+int cli_acquire(cli_context *ctx, gk_client **client, json_t *args, int sfd, bool requeue,
+                json_t **ret_lease, double *ret_waited_sec)
+{
+        _cleanup_(json_decrefp) json_t *request = args, *result = NULL;
         queue_view view = {};
         uint64_t start = now_usec(CLOCK_MONOTONIC);
+        bool was_queued = false;
         json_t *lease;
-        int r;
+        int r, sig;
 
-        gk_client_set_event_handler(client, on_event, &view);
-        gk_client_set_cancel_fd(client, sfd);
-        r = cli_call(ctx, client, "lease.acquire", args, &result);
-        gk_client_set_cancel_fd(client, -1);
-        gk_client_set_event_handler(client, NULL, NULL);
-        if (r == CLI_EXIT_CANCELED) {
-                int sig = read_signal(sfd);
+        for (;;) {
+                gk_call_error error = {};
 
-                fprintf(stderr, "gpukeeper: interrupted by SIG%s; %s\n", sigabbrev_np(sig),
-                        view.queued ? "left the queue without a lease" : "request withdrawn");
-                return 128 + sig;
+                gk_client_set_event_handler(*client, on_event, &view);
+                gk_client_set_cancel_fd(*client, sfd);
+                r = gk_client_call(*client, "lease.acquire", json_incref(request), &result, &error);
+                gk_client_set_cancel_fd(*client, -1);
+                gk_client_set_event_handler(*client, NULL, NULL);
+                was_queued = was_queued || view.queued;
+                if (r == 0)
+                        break;
+                if (r == -ECANCELED) {
+                        sig = read_signal(sfd);
+                        fprintf(stderr, "gpukeeper: interrupted by SIG%s; %s\n", sigabbrev_np(sig),
+                                view.queued ? "left the queue without a lease" : "request withdrawn");
+                        return 128 + sig;
+                }
+                if (!requeue || r > 0 || r == -EBADMSG)
+                        return cli_call_failed(ctx, "lease.acquire", r, &error);
+
+                /* The daemon went away (a restart drops its queue): ask the
+                 * next one. A grant whose reply was lost is a run lease of
+                 * ours that nobody re-attaches: the daemon releases it after
+                 * policy.reconnect_grace. */
+                fprintf(stderr,
+                        "gpukeeper: lost the connection to gpukeeperd%s; reconnecting every 0.5s "
+                        "to ask again (Ctrl-C gives up)\n",
+                        view.queued ? " while queued" : "");
+                gk_client_free(*client);
+                *client = NULL;
+                sig = wait_for_daemon(ctx, sfd, client);
+                if (sig > 0) {
+                        fprintf(stderr, "gpukeeper: interrupted by SIG%s; gave up without a lease\n",
+                                sigabbrev_np(sig));
+                        return 128 + sig;
+                }
+                fprintf(stderr, "gpukeeper: reconnected to gpukeeperd; asking again (the place in "
+                                "the queue was not kept)\n");
+                view = (queue_view){};
         }
-        if (r != CLI_EXIT_OK)
-                return r;
 
         lease = json_object_get(result, "lease");
         if (!json_is_object(lease)) {
@@ -116,6 +162,6 @@ int cli_acquire(cli_context *ctx, gk_client *client, json_t *args, int sfd, json
         }
         *ret_lease = json_incref(lease);
         *ret_waited_sec =
-            view.queued ? (double)(now_usec(CLOCK_MONOTONIC) - start) / USEC_PER_SEC : -1;
+            was_queued ? (double)(now_usec(CLOCK_MONOTONIC) - start) / USEC_PER_SEC : -1;
         return CLI_EXIT_OK;
 }

@@ -15,11 +15,16 @@
  * storing the mask as it was before in *ret_old_mask. -errno on failure. */
 int cli_signals_block(const sigset_t *extra, sigset_t *ret_old_mask);
 
-/* Call lease.acquire with `args` (stolen) on `client`. While the request
+/* Call lease.acquire with `args` (stolen) on *client. While the request
  * waits, "gpukeeper: queued, position P of N (REASON)" goes to stderr once
- * per change. Returns CLI_EXIT_OK with the lease object in *ret_lease and,
- * in *ret_waited_sec, how long it waited when it was queued (else -1);
- * 128 + N when signal N arrived on `sfd` while waiting (one line printed);
- * any other exit code after printing why. */
-int cli_acquire(cli_context *ctx, gk_client *client, json_t *args, int sfd, json_t **ret_lease,
-                double *ret_waited_sec);
+ * per change. With `requeue` (run leases), losing the connection is not the
+ * end: *client is replaced by a new connection once the daemon takes
+ * connections again (tried every 0.5 s) and the request is made again,
+ * from the back of the new daemon's queue; a manual lease must not, as a
+ * grant whose reply was lost would stay granted. Returns CLI_EXIT_OK with
+ * the lease object in *ret_lease and, in *ret_waited_sec, how long it
+ * waited when it was queued (else -1); 128 + N when signal N arrived on
+ * `sfd` while waiting (one line printed); any other exit code after
+ * printing why. *client may be NULL afterwards. */
+int cli_acquire(cli_context *ctx, gk_client **client, json_t *args, int sfd, bool requeue,
+                json_t **ret_lease, double *ret_waited_sec);

@@ -126,10 +126,8 @@ static const char *hint_for_gk_error(int code)
 int cli_call(const cli_context *ctx, gk_client *client, const char *op, json_t *args,
              json_t **ret_result)
 {
-        const char *path = gk_socket_path(ctx->socket_arg);
         gk_call_error error = {};
         json_t *result = NULL;
-        cli_term term;
         int r;
 
         r = gk_client_call(client, op, args, &result, &error);
@@ -137,6 +135,14 @@ int cli_call(const cli_context *ctx, gk_client *client, const char *op, json_t *
                 *ret_result = result;
                 return CLI_EXIT_OK;
         }
+        return cli_call_failed(ctx, op, r, &error);
+}
+
+int cli_call_failed(const cli_context *ctx, const char *op, int r, gk_call_error *error)
+{
+        const char *path = gk_socket_path(ctx->socket_arg);
+        cli_term term;
+
         if (r == -ECANCELED)
                 return CLI_EXIT_CANCELED;
         if (r == -EBADMSG) {
@@ -156,9 +162,9 @@ int cli_call(const cli_context *ctx, gk_client *client, const char *op, json_t *
 
         /* The daemon's sentence, made safe for the terminal and kept on one line. */
         cli_term_detect(stderr, &term);
-        error.message[sizeof error.message - 1] = '\0';
+        error->message[sizeof error->message - 1] = '\0';
         fprintf(stderr, "gpukeeper: %s: ", op);
-        cli_text_clip(stderr, error.message[0] ? error.message : gk_error_name(r), SIZE_MAX,
+        cli_text_clip(stderr, error->message[0] ? error->message : gk_error_name(r), SIZE_MAX,
                       term.unicode);
         fprintf(stderr, "%s\n", hint_for_gk_error(r));
         return cli_exit_for_gk_error(r);

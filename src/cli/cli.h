@@ -87,6 +87,11 @@ int cli_connect(const cli_context *ctx, gk_client **ret_client);
 int cli_call(const cli_context *ctx, gk_client *client, const char *op, json_t *args,
              json_t **ret_result);
 
+/* What cli_call does with a failed gk_client_call() of `op` that returned
+ * r != 0 with *error: the exit code, after one line on stderr (none for
+ * -ECANCELED). */
+int cli_call_failed(const cli_context *ctx, const char *op, int r, gk_call_error *error);
+
 /* For subcommands that make a single call: cli_connect(), cli_call() and
  * disconnect. `args` is stolen even when the connection fails. Returns as
  * those do; the result outlives the connection. */

@@ -159,7 +159,7 @@ static int lease_acquire(cli_context *ctx, int argc, char *argv[])
                 json_decref(args);
                 return r;
         }
-        r = cli_acquire(ctx, client, args, sfd, &lease, &waited);
+        r = cli_acquire(ctx, &client, args, sfd, false, &lease, &waited);
         if (r != CLI_EXIT_OK)
                 return r;
         if (waited >= 0) {

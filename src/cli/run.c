@@ -7,7 +7,8 @@
  * connection of ours holds it, so this process keeps the connection open
  * while the command runs, and if the daemon restarts, reconnects and
  * re-attaches the lease (lease.attach) every 0.5 s until it succeeds. The
- * command is never disturbed by any of this.
+ * command is never disturbed by any of this. A restart while we wait in
+ * the queue drops the request; cli_acquire asks the new daemon again.
  *
  * Signals: SIGINT, SIGTERM, SIGHUP and SIGCHLD are blocked from the start and
  * read from a signalfd, so that none is lost between fork and poll and none
@@ -68,7 +69,9 @@ void cli_run_usage(FILE *f)
               "  --socket PATH     talk to the daemon at PATH\n"
               "  -h, --help        show this help\n"
               "\n"
-              "Ctrl-C while waiting leaves the queue; while COMMAND runs it goes to COMMAND.\n",
+              "Ctrl-C while waiting leaves the queue; while COMMAND runs it goes to COMMAND.\n"
+              "If gpukeeperd restarts, run reconnects: while waiting it asks again (from the\n"
+              "back of the queue), while COMMAND runs it keeps the lease.\n",
               f);
 }
 
@@ -270,7 +273,7 @@ static int run(run_state *s, const cli_acquire_args *a, const sigset_t *old_mask
                 json_decref(args);
                 return r;
         }
-        r = cli_acquire(s->ctx, s->client, args, s->sfd, &lease, &waited);
+        r = cli_acquire(s->ctx, &s->client, args, s->sfd, true, &lease, &waited);
         if (r != CLI_EXIT_OK)
                 return r;
         if (!cli_json_num(lease, "id", &id) || (env = cli_lease_env(lease)) == NULL) {

@@ -11,6 +11,7 @@ from conftest import (GPU0_UUID, MIG_A_UUID, MIG_B_UUID, lease_devices, start_le
                       wait_for, whole_gpu_uuid)
 
 EXIT_NO_CAPACITY = 75
+EXIT_UNREACHABLE = 69
 
 ENV_PRINT = ('printf "%s|%s|%s\\n" '
              '"$CUDA_VISIBLE_DEVICES" "$CUDA_DEVICE_ORDER" "$GPUKEEPER_LEASE_ID"')
@@ -164,6 +165,39 @@ def test_daemon_sigkill_and_restart_under_a_running_command(daemon_factory, lab,
     row = d.query("SELECT * FROM leases WHERE id = ?", (lease["id"],))[0]
     assert row["state"] == "released", row
     assert not re.search(r"reconnect", str(row.get("release_reason") or row), re.I), row
+
+
+def test_queued_run_asks_again_after_a_daemon_restart(daemon_factory, lab, users):
+    """A restart drops the daemon's queue: a waiting `run` reconnects and asks
+    again, and runs once the device is free; a waiting manual `lease acquire`
+    gives up with 69 (a grant whose reply was lost would stay granted)."""
+    alice, bob = users["alice"], users["bob"]
+    d = start_leasing_daemon(daemon_factory, lab)
+    r = d.cli("lease", "acquire", user=alice)
+    assert r.returncode == 0, r
+    held = d.leases()[0]
+    marker = d.shared_dir() / "ran"
+    p = d.cli_popen("run", "--", "sh", "-c", 'echo "$CUDA_VISIBLE_DEVICES" > "$0"', str(marker),
+                    user=bob)
+    m = d.cli_popen("lease", "acquire", user=bob)
+    wait_for(lambda: len(d.queue()) == 2, timeout=15, what="both requests to queue")
+
+    d.crash()
+    assert m.wait(timeout=15) == EXIT_UNREACHABLE, m.err_path.read_text()
+    time.sleep(0.3)
+    assert p.poll() is None, "gpukeeper run gave up when the daemon died"
+    d.start()
+    wait_for(lambda: len(d.queue()) == 1, timeout=15, what="gpukeeper run to queue again")
+    assert not marker.exists()
+
+    r = d.cli("lease", "release", str(held["id"]), user=alice)
+    assert r.returncode == 0, r
+    assert p.wait(timeout=20) == 0, p.err_path.read_text()
+    assert marker.read_text().strip() == GPU0_UUID
+    err = p.err_path.read_text()
+    assert "lost the connection to gpukeeperd while queued" in err, err
+    assert "asking again" in err, err
+    wait_for(lambda: d.leases() == [], what="the run lease to be released")
 
 
 def test_run_lease_of_a_client_that_never_comes_back(daemon_factory, lab, users, raw_as):
