@@ -89,18 +89,51 @@ static int read_signal(int sfd)
 }
 
 /* Wait until the daemon takes connections again, trying every
- * ACQUIRE_RECONNECT_MSEC. Returns 0 with the new connection in *ret, or the
- * number of the signal that arrived on sfd meanwhile. */
+ * ACQUIRE_RECONNECT_MSEC while its socket is missing or refuses (a restart).
+ * Returns 0 with the new connection in *ret, the number of the signal that
+ * arrived on sfd meanwhile, or -errno of a connect that cannot get better
+ * by waiting (no permission, a bad path). */
 static int wait_for_daemon(const cli_context *ctx, int sfd, gk_client **ret)
 {
         for (;;) {
                 struct pollfd p = { .fd = sfd, .events = POLLIN };
+                int r;
 
                 if (poll(&p, 1, ACQUIRE_RECONNECT_MSEC) > 0)
                         return read_signal(sfd);
-                if (gk_client_connect(gk_socket_path(ctx->socket_arg), ret) >= 0)
+                r = gk_client_connect(gk_socket_path(ctx->socket_arg), ret);
+                if (r >= 0)
                         return 0;
+                if (r != -ENOENT && r != -ECONNREFUSED && r != -EAGAIN)
+                        return r;
         }
+}
+
+/* After a restart: a run lease of this process that nobody holds is a
+ * grant whose reply the old daemon never sent. Take it over (lease.attach)
+ * instead of asking for a second one. Returns true with the attach reply
+ * in *ret_result; false when there is none or on any failure (then the
+ * request is simply made again). */
+static bool adopt_lost_grant(gk_client *client, json_t **ret_result)
+{
+        _cleanup_(json_decrefp) json_t *list = NULL;
+        gk_call_error error = {};
+        size_t i;
+        json_t *l;
+
+        if (gk_client_call(client, "lease.list", NULL, &list, &error) != 0)
+                return false;
+        json_array_foreach(json_object_get(list, "leases"), i, l) {
+                if (!json_is_string(json_object_get(l, "kind")) ||
+                    strcmp(json_string_value(json_object_get(l, "kind")), "run") != 0 ||
+                    json_integer_value(json_object_get(l, "pid")) != getpid() ||
+                    !json_is_false(json_object_get(l, "attached")))
+                        continue;
+                return gk_client_call(client, "lease.attach",
+                                      json_pack("{s:O}", "id", json_object_get(l, "id")),
+                                      ret_result, &error) == 0;
+        }
+        return false;
 }
 
 int cli_acquire(cli_context *ctx, gk_client **client, json_t *args, int sfd, bool requeue,
@@ -130,13 +163,11 @@ int cli_acquire(cli_context *ctx, gk_client **client, json_t *args, int sfd, boo
                                 view.queued ? "left the queue without a lease" : "request withdrawn");
                         return 128 + sig;
                 }
-                if (!requeue || r > 0 || r == -EBADMSG)
+                if (!requeue || r != -ECONNRESET)
                         return cli_call_failed(ctx, "lease.acquire", r, &error);
 
                 /* The daemon went away (a restart drops its queue): ask the
-                 * next one. A grant whose reply was lost is a run lease of
-                 * ours that nobody re-attaches: the daemon releases it after
-                 * policy.reconnect_grace. */
+                 * next one, unless it already granted the request. */
                 fprintf(stderr,
                         "gpukeeper: lost the connection to gpukeeperd%s; reconnecting every 0.5s "
                         "to ask again (Ctrl-C gives up)\n",
@@ -148,6 +179,17 @@ int cli_acquire(cli_context *ctx, gk_client **client, json_t *args, int sfd, boo
                         fprintf(stderr, "gpukeeper: interrupted by SIG%s; gave up without a lease\n",
                                 sigabbrev_np(sig));
                         return 128 + sig;
+                }
+                if (sig < 0) {
+                        fprintf(stderr, "gpukeeper: cannot reach gpukeeperd at %s again: %s\n",
+                                gk_socket_path(ctx->socket_arg), strerror(-sig));
+                        return CLI_EXIT_UNREACHABLE;
+                }
+                if (adopt_lost_grant(*client, &result)) {
+                        fputs("gpukeeper: reconnected to gpukeeperd, which had granted the request "
+                              "already\n",
+                              stderr);
+                        break;
                 }
                 fprintf(stderr, "gpukeeper: reconnected to gpukeeperd; asking again (the place in "
                                 "the queue was not kept)\n");

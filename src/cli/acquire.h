@@ -20,8 +20,9 @@ int cli_signals_block(const sigset_t *extra, sigset_t *ret_old_mask);
  * per change. With `requeue` (run leases), losing the connection is not the
  * end: *client is replaced by a new connection once the daemon takes
  * connections again (tried every 0.5 s) and the request is made again,
- * from the back of the new daemon's queue; a manual lease must not, as a
- * grant whose reply was lost would stay granted. Returns CLI_EXIT_OK with
+ * from the back of the new daemon's queue, unless the old daemon had
+ * granted it: that run lease of ours is re-attached instead. A manual lease
+ * has no such owner to recognise it by, so lease acquire does not re-queue. Returns CLI_EXIT_OK with
  * the lease object in *ret_lease and, in *ret_waited_sec, how long it
  * waited when it was queued (else -1); 128 + N when signal N arrived on
  * `sfd` while waiting (one line printed); any other exit code after

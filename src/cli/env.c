@@ -4,6 +4,7 @@
  * command line, decides whose files a command may touch (root: anyone's;
  * others: their own), and prints the results. */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <stdbool.h>
@@ -483,7 +484,15 @@ static char *list_size_cache_path(void)
         char *path;
 
         if (geteuid() == 0) {
+                _cleanup_close_ int fd = -1;
+                struct stat st;
+
+                /* Only a directory of root's that nobody else may write to. */
                 if (mkdir(ENV_LIST_ROOT_SIZE_CACHE_DIR, 0700) < 0 && errno != EEXIST)
+                        return NULL;
+                fd = open(ENV_LIST_ROOT_SIZE_CACHE_DIR,
+                          O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+                if (fd < 0 || fstat(fd, &st) < 0 || st.st_uid != 0 || (st.st_mode & 022))
                         return NULL;
                 return strdup(ENV_LIST_ROOT_SIZE_CACHE_DIR "/env-sizes.json");
         }

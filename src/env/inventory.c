@@ -861,7 +861,8 @@ finish:
 }
 
 /* A base env's size leaves out the root's other envs (listed on their own)
- * and its package cache (`env clean-cache` deals with that). */
+ * and its package cache (`env clean-cache` deals with that). Returns 0, 1
+ * when the walk stopped early (a lower bound, with a warning), or -ENOMEM. */
 static int size_from_fd(EnvInfo *e, int envfd)
 {
         static const char *const conda_root_parts[] = { "envs", "pkgs", NULL };
@@ -869,8 +870,9 @@ static int size_from_fd(EnvInfo *e, int envfd)
 
         if (r == -ENOMEM)
                 return r;
-        if (r < 0 && warn(e, "size: %s, the value is a lower bound", strerror(-r)) < 0)
-                return -ENOMEM;
+        if (r < 0)
+                return warn(e, "size: %s, the value is a lower bound", strerror(-r)) < 0 ? -ENOMEM
+                                                                                         : 1;
         return 0;
 }
 
@@ -992,6 +994,8 @@ static char *change_stamp(int envfd, uint64_t *ret_newest_usec)
                 if (k < 0)
                         memset(&st, 0, sizeof st);
                 newest = MAX(newest, MAX(timespec_usec(&st.st_mtim), timespec_usec(&st.st_ctim)));
+                if (st.st_mtim.tv_sec < 0 || st.st_ctim.tv_sec < 0)
+                        newest = UINT64_MAX; /* before 1970: never settled */
                 len += (size_t)snprintf(buf + len, sizeof buf - len, "%llx.%lx.%llx.%lx.%llx-",
                                         (unsigned long long)st.st_mtim.tv_sec,
                                         (unsigned long)st.st_mtim.tv_nsec,
@@ -1033,5 +1037,11 @@ int env_info_load_size(const EnvUser *user, int homefd, EnvInfo *e, unsigned fla
                         return 0;
                 }
         }
-        return size_from_fd(e, envfd);
+        r = size_from_fd(e, envfd);
+        if (r > 0 && ret_stamp) {
+                /* A lower bound is not worth remembering as the size. */
+                free(*ret_stamp);
+                *ret_stamp = NULL;
+        }
+        return r < 0 ? r : 0;
 }

@@ -63,11 +63,22 @@ static void *size_worker(void *userdata)
         return NULL;
 }
 
+/* An entry written at `at` (unix seconds) may be used at `now` (µs): not
+ * older than ENV_SIZE_CACHE_MAX_AGE_USEC, and not from the future (the clock
+ * stepped back since: its age is unknown). */
+static bool entry_fresh(uint64_t at, uint64_t now)
+{
+        return at <= now / USEC_PER_SEC && at * USEC_PER_SEC + ENV_SIZE_CACHE_MAX_AGE_USEC > now;
+}
+
 static char *cache_key(const EnvInfo *e)
 {
         char *k;
 
-        if (asprintf(&k, "%llu:%llu", (unsigned long long)e->dev, (unsigned long long)e->ino) < 0)
+        /* A base env is measured without envs/ and pkgs/: the same prefix
+         * found as a plain env (someone's environments.txt) has another size. */
+        if (asprintf(&k, "%llu:%llu:%d", (unsigned long long)e->dev, (unsigned long long)e->ino,
+                     e->is_base) < 0)
                 return NULL;
         return k;
 }
@@ -174,7 +185,7 @@ int env_lists_load_sizes(EnvList *const *lists, size_t n_lists, const EnvOptions
                                         r = -ENOMEM;
                                         goto finish;
                                 }
-                                if (c && at * USEC_PER_SEC + ENV_SIZE_CACHE_MAX_AGE_USEC > now) {
+                                if (c && entry_fresh(at, now)) {
                                         const char *st = json_string_value(json_object_get(c, "stamp"));
 
                                         if (st && !(j->cached_stamp = strdup(st))) {
@@ -209,7 +220,7 @@ int env_lists_load_sizes(EnvList *const *lists, size_t n_lists, const EnvOptions
                         r = -ENOMEM;
                         goto finish;
                 }
-                if (jobs[i].newest_usec + ENV_SIZE_CACHE_SETTLE_USEC > now) {
+                if (jobs[i].newest_usec > now - ENV_SIZE_CACHE_SETTLE_USEC) {
                         json_object_del(entries, key);
                         continue;
                 }
@@ -226,7 +237,7 @@ int env_lists_load_sizes(EnvList *const *lists, size_t n_lists, const EnvOptions
         json_t *value, *tmp;
         json_object_foreach_safe(entries, tmp, key, value) {
                 uint64_t at = (uint64_t)json_integer_value(json_object_get(value, "at"));
-                if (at * USEC_PER_SEC + ENV_SIZE_CACHE_MAX_AGE_USEC <= now)
+                if (!entry_fresh(at, now))
                         json_object_del(entries, key);
         }
         /* Failing to write the cache only costs the next run a walk. */

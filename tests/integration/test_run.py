@@ -5,6 +5,7 @@ a daemon killed with SIGKILL and restarted under a running command."""
 import os
 import re
 import signal
+import sqlite3
 import time
 
 from conftest import (GPU0_UUID, MIG_A_UUID, MIG_B_UUID, lease_devices, start_leasing_daemon,
@@ -167,18 +168,26 @@ def test_daemon_sigkill_and_restart_under_a_running_command(daemon_factory, lab,
     assert not re.search(r"reconnect", str(row.get("release_reason") or row), re.I), row
 
 
+def queue_run_behind_a_lease(daemon_factory, lab, holder, waiter, variable):
+    """A daemon where `holder` has the only whole GPU and `waiter` runs a
+    command (started as a Popen, not waited for) that writes `variable` into
+    the returned marker file. Returns (daemon, the held lease, marker, Popen)."""
+    d = start_leasing_daemon(daemon_factory, lab)
+    r = d.cli("lease", "acquire", user=holder)
+    assert r.returncode == 0, r
+    marker = d.shared_dir() / "ran"
+    p = d.cli_popen("run", "--", "sh", "-c", f'echo "{variable}" > "$0"', str(marker),
+                    user=waiter)
+    return d, d.leases()[0], marker, p
+
+
 def test_queued_run_asks_again_after_a_daemon_restart(daemon_factory, lab, users):
     """A restart drops the daemon's queue: a waiting `run` reconnects and asks
     again, and runs once the device is free; a waiting manual `lease acquire`
     gives up with 69 (a grant whose reply was lost would stay granted)."""
     alice, bob = users["alice"], users["bob"]
-    d = start_leasing_daemon(daemon_factory, lab)
-    r = d.cli("lease", "acquire", user=alice)
-    assert r.returncode == 0, r
-    held = d.leases()[0]
-    marker = d.shared_dir() / "ran"
-    p = d.cli_popen("run", "--", "sh", "-c", 'echo "$CUDA_VISIBLE_DEVICES" > "$0"', str(marker),
-                    user=bob)
+    d, held, marker, p = queue_run_behind_a_lease(daemon_factory, lab, alice, bob,
+                                                  "$CUDA_VISIBLE_DEVICES")
     m = d.cli_popen("lease", "acquire", user=bob)
     wait_for(lambda: len(d.queue()) == 2, timeout=15, what="both requests to queue")
 
@@ -198,6 +207,41 @@ def test_queued_run_asks_again_after_a_daemon_restart(daemon_factory, lab, users
     assert "lost the connection to gpukeeperd while queued" in err, err
     assert "asking again" in err, err
     wait_for(lambda: d.leases() == [], what="the run lease to be released")
+
+
+def test_queued_run_takes_over_a_grant_whose_reply_was_lost(daemon_factory, lab, users):
+    """The daemon dies between committing a grant and replying: after the
+    restart the waiting `run` finds its lease (by its pid) and re-attaches it
+    instead of asking for a second one."""
+    alice, bob = users["alice"], users["bob"]
+    d, held, marker, p = queue_run_behind_a_lease(daemon_factory, lab, alice, bob,
+                                                  "$GPUKEEPER_LEASE_ID")
+    wait_for(lambda: len(d.queue()) == 1, timeout=15, what="gpukeeper run to queue")
+
+    d.crash()
+    # What the daemon had committed when it died: alice's release and the
+    # grant to bob's waiting run.
+    start_time = int(open(f"/proc/{p.pid}/stat").read().rsplit(")", 1)[1].split()[19])
+    db = sqlite3.connect(d.db_path)
+    with db:
+        db.execute("UPDATE leases SET state = 'released', released_usec = 1 WHERE id = ?",
+                   (held["id"],))
+        db.execute("UPDATE lease_devices SET active = 0 WHERE lease_id = ?", (held["id"],))
+        cur = db.execute("INSERT INTO leases (uid, kind, state, created_usec, client_pid, "
+                         "client_start_time, command, request) VALUES (?, 'run', 'active', ?, ?, "
+                         "?, 'sh', '{}')", (bob.uid, int(time.time() * 1e6), p.pid, start_time))
+        granted = cur.lastrowid
+        db.execute("INSERT INTO lease_devices (lease_id, position, device_uuid, gpu_uuid) "
+                   "VALUES (?, 0, ?, ?)", (granted, GPU0_UUID, GPU0_UUID))
+    db.close()
+    d.start()
+
+    assert p.wait(timeout=20) == 0, p.err_path.read_text()
+    assert marker.read_text().strip() == str(granted)
+    assert "had granted the request already" in p.err_path.read_text()
+    wait_for(lambda: d.leases() == [], what="the lease to be released")
+    assert [r["id"] for r in d.query("SELECT id FROM leases WHERE uid = ?", (bob.uid,))] \
+        == [granted]
 
 
 def test_run_lease_of_a_client_that_never_comes_back(daemon_factory, lab, users, raw_as):

@@ -585,6 +585,26 @@ static uint64_t size_of_mm(const Fixture *fx, const EnvOptions *o)
         return size;
 }
 
+/* Whether the size cache file holds an entry for the (non-base) env at
+ * HOME/rel. */
+static bool cache_has(const char *cache, const Fixture *fx, const char *rel)
+{
+        char path[1024], key[64];
+        struct stat st;
+        json_t *j;
+        bool found;
+
+        snprintf(path, sizeof path, "%s/%s", fx->home, rel);
+        assert_int_equal(stat(path, &st), 0);
+        snprintf(key, sizeof key, "%llu:%llu:0", (unsigned long long)st.st_dev,
+                 (unsigned long long)st.st_ino);
+        j = json_load_file(cache, 0, NULL);
+        assert_non_null(j);
+        found = json_object_get(json_object_get(j, "entries"), key) != NULL;
+        json_decref(j);
+        return found;
+}
+
 /* The size cache: a second run reuses the walk while the env's change stamp
  * holds; a package change (conda-meta touched) makes it walk again. An env
  * that changed within ENV_SIZE_CACHE_SETTLE_USEC of the walk is not recorded
@@ -600,6 +620,15 @@ static void test_size_cache(void **state)
 
         snprintf(cache, sizeof cache, "%s/sizes.json", fx->root);
         mkdir_p("%s/micromamba/envs/mm/share/data", fx->home);
+        /* an env deeper than a walk goes: its size is a lower bound */
+        mkdir_p("%s/micromamba/envs/deep/conda-meta", fx->home);
+        snprintf(a, sizeof a, "%s/micromamba/envs/deep/conda-meta/history", fx->home);
+        write_file(a, "==> 2024-01-01 00:00:00 <==\n");
+        snprintf(a, sizeof a, "%s/micromamba/envs/deep", fx->home);
+        for (int i = 0; i <= ENV_MAX_WALK_DEPTH + 1; i++) {
+                strcat(a, "/d");
+                assert_int_equal(mkdir(a, 0755), 0);
+        }
         o.flags = ENV_LOAD_SIZE;
         o.size_cache = cache;
         first = size_of_mm(fx, &o);
@@ -617,6 +646,8 @@ static void test_size_cache(void **state)
          * noticed until the entry ages out */
         usleep((useconds_t)(ENV_SIZE_CACHE_SETTLE_USEC + 200000));
         assert_int_equal(size_of_mm(fx, &o), first);
+        assert_true(cache_has(cache, fx, "micromamba/envs/mm"));
+        assert_false(cache_has(cache, fx, "micromamba/envs/deep")); /* a lower bound */
         snprintf(a, sizeof a, "%s/micromamba/envs/mm/share/data/blob", fx->home);
         write_blob(a, 512 * 1024);
         second = size_of_mm(fx, &o);
