@@ -99,7 +99,10 @@ static void reconnect(run_state *s)
                 return;
         r = gk_client_call(c, "lease.attach", json_pack("{s:I}", "id", s->lease_id), &result,
                            &error);
-        if (r < 0) {
+        /* Only an answer about the lease itself is final; a daemon too busy
+         * for us or failing inside is asked again at the next try. */
+        if (r < 0 || (r > 0 && r != GK_E_NOT_FOUND && r != GK_E_PERMISSION &&
+                      r != GK_E_INVALID_ARGUMENT)) {
                 gk_client_free(c);
                 return;
         }

@@ -501,16 +501,26 @@ int lease_op_extend(Daemon *d, const RequestCall *call, json_t *args, json_t **r
                 return request_error(ret_error, GK_E_INVALID_ARGUMENT,
                                      "a run lease lasts as long as its command; only manual "
                                      "leases are extended");
-        /* The caller's policy bounds the extension; admins are not bound
-         * (docs/protocol.md). */
+        /* The caller's policy bounds the whole life of the lease, from its
+         * grant: extending again and again must not get around
+         * max_duration and keep a device from the queue for good. Admins
+         * are not bound (docs/protocol.md). */
         limits = peer_limits(d, call->peer);
         expires = MAX(l->rec.expires_usec, now) + duration_sec * USEC_PER_SEC;
-        if (!peer_is_admin(call->peer) && expires - now > limits->max_duration_usec)
-                return request_error(ret_error, GK_E_PERMISSION,
-                                     "the lease would then last %" PRIu64 " s more; your policy "
-                                     "allows at most %" PRIu64 " s",
-                                     (expires - now) / USEC_PER_SEC,
-                                     limits->max_duration_usec / USEC_PER_SEC);
+        if (!peer_is_admin(call->peer) &&
+            expires - l->rec.created_usec > limits->max_duration_usec) {
+                char subject[32];
+
+                r = request_error(ret_error, GK_E_PERMISSION,
+                                  "the lease would then last %" PRIu64 " s from its grant; your "
+                                  "policy allows at most %" PRIu64 " s (an admin can extend it "
+                                  "further)",
+                                  (expires - l->rec.created_usec) / USEC_PER_SEC,
+                                  limits->max_duration_usec / USEC_PER_SEC);
+                snprintf(subject, sizeof subject, "lease %" PRId64, l->rec.id);
+                audit_refusal(d, call->peer, "lease.extend_refused", subject, ret_error->message);
+                return r;
+        }
         r = store_lease_extend(d->store, l->rec.id, expires, call->peer->uid);
         if (r < 0)
                 return r;

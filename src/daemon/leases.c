@@ -194,6 +194,25 @@ const Lease *leases_holder(const Daemon *d, const char *uuid)
         return NULL;
 }
 
+/* Whether a lease holds part of GPU `gpu_uuid` that rules out `uuid` (the
+ * GPU itself or one of its instances): a whole GPU and its instances exclude
+ * each other, whatever the GPU's MIG mode says now (it can change, or fail
+ * to read, under a lease). */
+static bool gpu_part_held(const Daemon *d, const char *gpu_uuid, const char *uuid)
+{
+        bool whole = strcmp(uuid, gpu_uuid) == 0;
+
+        for (const Lease *l = d->leases.leases; l; l = l->next)
+                for (size_t i = 0; i < l->rec.n_devices; i++) {
+                        const LeaseDevice *x = &l->rec.devices[i];
+
+                        if (strcmp(x->gpu_uuid, gpu_uuid) == 0 &&
+                            (whole || strcmp(x->uuid, x->gpu_uuid) == 0))
+                                return true;
+                }
+        return false;
+}
+
 int leases_set_drained(Daemon *d, const char *uuid, bool drained)
 {
         LeaseState *s = &d->leases;
@@ -397,7 +416,7 @@ static void policy_device_fill(const Daemon *d, const GpuDevice *g, int instance
             .numa_node = instance >= 0 ? g->instances[instance].numa_node : g->numa_node,
             .healthy = g->healthy,
             .drained = leases_is_drained(d, uuid, g->uuid),
-            .leased = holder != NULL,
+            .leased = holder != NULL || gpu_part_held(d, g->uuid, uuid),
             .unleased_memory_bytes = unleased_memory(g, instance, holder),
             .last_released_usec = device_time_get(d->leases.released, d->leases.n_released, uuid),
         };
@@ -595,6 +614,13 @@ static int on_position_timer(sd_event_source *source, uint64_t usec, void *userd
         return 0;
 }
 
+/* Whether the snapshot shows every GPU as NVML knows it: the library
+ * answered, and no call failed in that sample. */
+static bool snapshot_complete(const GpuSnapshot *snap)
+{
+        return snap && snap->nvml_available && snap->nvml_errors == 0;
+}
+
 static void leases_rearm_timer(Daemon *d);
 
 void leases_schedule(Daemon *d)
@@ -644,6 +670,16 @@ void leases_schedule(Daemon *d)
         for (size_t i = 0; i < n; i++) {
                 QueueEntry *e = entries[i];
 
+                if (decisions[i].verdict == POLICY_IMPOSSIBLE && e->last_position > 0 &&
+                    !snapshot_complete(d->snapshot)) {
+                        /* What is missing may only be missing from this
+                         * sample: a request that was waiting stays until
+                         * NVML answers in full again (a new one is refused
+                         * at once, as always). */
+                        decisions[i].verdict = POLICY_WAIT;
+                        snprintf(decisions[i].reason, sizeof decisions[i].reason, "%s",
+                                 "waiting for NVML to list every GPU again");
+                }
                 if (decisions[i].verdict == POLICY_GRANT)
                         grant(d, e, devs, &decisions[i]);
                 else if (decisions[i].verdict == POLICY_IMPOSSIBLE) {
@@ -676,7 +712,11 @@ void leases_connection_closed(Daemon *d, uint64_t conn_id)
         for (Lease *l = s->leases, *next; l; l = next) {
                 next = l->next;
                 if (l->rec.kind == LEASE_RUN && l->conn_id == conn_id) {
-                        leases_end(d, l, false, "client exited", (int64_t)l->rec.uid);
+                        if (leases_end(d, l, false, "client exited", (int64_t)l->rec.uid) < 0) {
+                                l->conn_id = 0;
+                                l->end_retry_usec =
+                                    now_usec(CLOCK_REALTIME) + LEASES_END_RETRY_USEC;
+                        }
                         changed = true;
                 }
         }
@@ -690,12 +730,20 @@ static int on_lease_timer(sd_event_source *source, uint64_t usec, void *userdata
         uint64_t now = now_usec(CLOCK_REALTIME);
 
         for (Lease *l = d->leases.leases, *next; l; l = next) {
+                int r = 0;
+
                 next = l->next;
+                if (l->end_retry_usec > now)
+                        continue;
                 if (l->rec.kind == LEASE_MANUAL && l->rec.expires_usec <= now)
-                        leases_end(d, l, true, "lease expired", -1);
+                        r = leases_end(d, l, true, "lease expired", -1);
+                else if (l->rec.kind == LEASE_RUN && l->conn_id == 0 && l->end_retry_usec)
+                        r = leases_end(d, l, false, "client exited", (int64_t)l->rec.uid);
                 else if (l->rec.kind == LEASE_RUN && l->conn_id == 0 && l->attach_deadline_usec &&
                          l->attach_deadline_usec <= now)
-                        leases_end(d, l, false, "client did not reconnect after a restart", -1);
+                        r = leases_end(d, l, false, "client did not reconnect after a restart", -1);
+                if (r < 0) /* still ours: not again before the retry time */
+                        l->end_retry_usec = now + LEASES_END_RETRY_USEC;
         }
         leases_schedule(d);
         return 0;
@@ -713,7 +761,8 @@ static void leases_rearm_timer(Daemon *d)
                 if (l->rec.kind == LEASE_MANUAL)
                         t = l->rec.expires_usec;
                 else if (l->conn_id == 0)
-                        t = l->attach_deadline_usec;
+                        t = l->end_retry_usec ? l->end_retry_usec : l->attach_deadline_usec;
+                t = MAX(t, l->end_retry_usec);
                 if (t && (!next || t < next))
                         next = t;
         }

@@ -32,12 +32,17 @@ typedef struct Peer Peer;
  * each one every time cost more than the grants themselves. */
 #define LEASES_POSITION_INTERVAL_USEC (USEC_PER_SEC / 2)
 
+/* A lease the daemon itself ends (its client exited, it expired) stays held
+ * when the store cannot record the end, and is tried again this much later. */
+#define LEASES_END_RETRY_USEC USEC_PER_SEC
+
 typedef struct Lease {
         StoredLease rec;                /* rec.idle_device_usec grows every tick */
         PolicyIdleLease idle;           /* idle reclaim state (policy/idle.h) */
         uint64_t idle_saved_usec;       /* CLOCK_REALTIME of the last idle write to the store */
         uint64_t conn_id;            /* run leases: the client connection holding it; 0 = detached */
         uint64_t attach_deadline_usec; /* CLOCK_REALTIME; detached run leases after a restart */
+        uint64_t end_retry_usec; /* CLOCK_REALTIME: when to try again an end the store refused */
         struct Lease *next;
 } Lease;
 

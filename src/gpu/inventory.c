@@ -261,7 +261,8 @@ static int take_device(DeviceQuery *q, unsigned index)
         if (q->lost)
                 return 0;
 
-        check(q, gpu_nvml_device_mig_enabled(nvml, dev, &d->mig_enabled));
+        /* Unknown MIG mode: not grantable, neither whole nor by instance. */
+        check_vital(q, gpu_nvml_device_mig_enabled(nvml, dev, &d->mig_enabled));
         if (q->lost)
                 return 0;
 

@@ -129,6 +129,15 @@ const StoreMigration store_migrations[] = {
      ") WITHOUT ROWID;"
      /* Time the lease waited in the queue before its grant. */
      "ALTER TABLE leases ADD COLUMN queue_wait_usec INTEGER NOT NULL DEFAULT 0;"},
+    {5,
+     /* The store's own guard against a whole GPU and one of its MIG
+      * instances held at once (lease_devices_held only sees equal uuids):
+      * a grant that would do so fails as a constraint, like a double grant. */
+     "CREATE INDEX lease_devices_held_gpu ON lease_devices(gpu_uuid) WHERE active = 1;"
+     "CREATE TRIGGER lease_devices_whole_or_parts BEFORE INSERT ON lease_devices "
+     "WHEN NEW.active = 1 AND EXISTS (SELECT 1 FROM lease_devices WHERE active = 1 "
+     "  AND gpu_uuid = NEW.gpu_uuid AND (device_uuid = gpu_uuid OR NEW.device_uuid = NEW.gpu_uuid)) "
+     "BEGIN SELECT RAISE(ABORT, 'a whole GPU and its MIG instances exclude each other'); END;"},
 };
 
 const size_t store_n_migrations = sizeof store_migrations / sizeof store_migrations[0];

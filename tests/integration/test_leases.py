@@ -235,13 +235,17 @@ def test_durations_default_max_and_extend_limit(daemon_factory, lab, users):
     assert r.returncode == EXIT_PERMISSION, r
     assert len(d.leases()) == 1
 
-    # 10m + 1h is within 2h of now; 10m + 1h + 1h is not.
+    # max_duration bounds the lease's whole life from its grant: 10m + 1h is
+    # within 2h, 10m + 1h + 1h is not; the refusal is audited.
     r = d.cli("lease", "extend", str(lease["id"]), "--time", "1h", user=alice)
     assert r.returncode == 0, r
     before = only_lease(d, alice)["expires_at"]
     r = d.cli("lease", "extend", str(lease["id"]), "--time", "1h", user=alice)
     assert r.returncode == EXIT_PERMISSION, r
+    assert "from its grant" in r.stderr, r.stderr
     assert only_lease(d, alice)["expires_at"] == before
+    assert d.query("SELECT * FROM audit WHERE action = 'lease.extend_refused' AND subject = ?",
+                   (f"lease {lease['id']}",)), "no audit row for the refused extend"
 
 
 def test_manual_lease_expires(daemon_factory, lab, users):
@@ -423,3 +427,61 @@ def test_multi_gpu_lease_without_numa_uses_bus_ids(daemon_factory, lab, users):
     r = d.cli("lease", "acquire", "--gpus", "2", "--no-wait", user=alice)
     assert r.returncode == 0, r
     assert sorted(lease_devices(only_lease(d, alice))) == sorted(gpus[:2])
+
+
+def test_whole_gpu_and_its_instances_exclude_each_other_when_mig_mode_changes(
+        daemon_factory, lab, users):
+    """A GPU put into MIG mode under a whole-GPU lease: its new instances are
+    not free until that lease ends."""
+    alice, bob = users["alice"], users["bob"]
+    d = start_leasing_daemon(daemon_factory, lab)
+    r = d.cli("lease", "acquire", "--gpu", GPU0_UUID, user=alice)
+    assert r.returncode == 0, r
+    whole = d.leases()[0]
+    r = d.cli("lease", "acquire", "--mig", "3g.40gb:2", user=bob)
+    assert r.returncode == 0, r
+
+    mig_c = "MIG-5e6f7a8b-0000-4000-8000-00000000000c"
+    lab.gpu(GPU0_UUID)["mig"] = {"enabled": True, "instances": [
+        {"gi": 1, "ci": 0, "profile": "3g.40gb", "uuid": mig_c, "memory_total_mib": 40192}]}
+    lab.write()
+    wait_for(lambda: any(i["uuid"] == mig_c for g in d.status()["gpus"]
+                         for i in g.get("instances") or []),
+             what="the daemon to see GPU0 in MIG mode")
+    r = d.cli("lease", "acquire", "--mig", "3g.40gb", "--no-wait", user=bob)
+    assert r.returncode == EXIT_NO_CAPACITY, r
+
+    r = d.cli("lease", "release", str(whole["id"]), user=alice)
+    assert r.returncode == 0, r
+    r = d.cli("lease", "acquire", "--mig", "3g.40gb", "--no-wait", "--json", user=bob)
+    assert r.returncode == 0, r
+    assert [x["uuid"] for x in json.loads(r.stdout)["lease"]["devices"]] == [mig_c]
+
+
+def test_waiting_request_survives_a_sample_without_gpus(daemon_factory, lab, users):
+    """NVML failing to list the GPUs for a while does not throw the queue
+    away: a waiting request stays and is served once the GPUs are back."""
+    alice, bob = users["alice"], users["bob"]
+    d = start_leasing_daemon(daemon_factory, lab)
+    r = d.cli("lease", "acquire", "--gpus", "1", user=alice)
+    assert r.returncode == 0, r
+    held = d.leases()[0]
+    marker = d.shared_dir() / "ran"
+    p = d.cli_popen("run", "--gpus", "1", "--", "sh", "-c", 'echo "$CUDA_VISIBLE_DEVICES" > "$0"',
+                    str(marker), user=bob)
+    wait_for(lambda: len(d.queue()) == 1, timeout=15, what="bob's run to queue")
+
+    lab.data["errors"] = {"nvmlDeviceGetCount_v2": 999}
+    lab.write()
+    wait_for(lambda: d.status()["gpus"] == [], what="a sample without GPUs")
+    time.sleep(1)
+    assert p.poll() is None, p.err_path.read_text()
+    assert len(d.queue()) == 1
+
+    del lab.data["errors"]
+    lab.write()
+    wait_for(lambda: len(d.status()["gpus"]) == 2, what="the GPUs to come back")
+    r = d.cli("lease", "release", str(held["id"]), user=alice)
+    assert r.returncode == 0, r
+    assert p.wait(timeout=20) == 0, p.err_path.read_text()
+    assert marker.read_text().strip() == GPU0_UUID

@@ -204,6 +204,26 @@ static void test_leases_never_double_granted(void **state)
                                        "WHERE device_uuid = 'GPU-a' AND last_released_usec = 600"),
                          1);
 
+        /* A MIG instance of a GPU held whole, and the other way round. */
+        {
+                LeaseDevice mig = {.uuid = "MIG-a1", .gpu_uuid = "GPU-a", .profile = "1g.10gb"};
+                LeaseDevice whole_c = {.uuid = "GPU-c", .gpu_uuid = "GPU-c"};
+                LeaseDevice mig_c = {.uuid = "MIG-c1", .gpu_uuid = "GPU-c", .profile = "1g.10gb"};
+                StoredLease part = {.uid = 1002, .kind = LEASE_MANUAL, .created_usec = 3,
+                                    .expires_usec = 100, .devices = &mig, .n_devices = 1};
+                StoredLease lc = part, lc_part = part;
+
+                assert_int_equal(store_lease_grant(s, &part, "{}"), 0); /* GPU-a is free now */
+                lc.devices = &whole_c;
+                assert_int_equal(store_lease_grant(s, &lc, "{}"), 0);
+                lc_part.devices = &mig_c;
+                assert_int_equal(store_lease_grant(s, &lc_part, "{}"), -EEXIST);
+                assert_int_equal(store_lease_end(s, lc.id, false, "done", -1, 640), 0);
+                assert_int_equal(store_lease_grant(s, &lc_part, "{}"), 0);
+                assert_int_equal(store_lease_end(s, lc_part.id, false, "done", -1, 645), 0);
+                assert_int_equal(store_lease_end(s, part.id, false, "done", -1, 650), 0);
+        }
+
         assert_int_equal(store_lease_grant(s, &l2, "{\"gpus\":2}"), 0);
         assert_int_equal(store_leases_load_active(s, &active, &n), 0);
         assert_int_equal(n, 1);
@@ -219,7 +239,7 @@ static void test_leases_never_double_granted(void **state)
 
         assert_int_equal(count_rows(s, "SELECT count(*) FROM audit WHERE action IN "
                                        "('lease.grant', 'lease.extend', 'lease.expire')"),
-                         4);
+                         7);
 
         assert_int_equal(store_drain_set(s, "GPU-a", true, 0, "maintenance"), 0);
         assert_int_equal(store_drains_foreach(s, count_drain, &drains), 0);
