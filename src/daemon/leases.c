@@ -486,12 +486,13 @@ unsigned leases_held_by(const Daemon *d, uid_t uid)
         return n;
 }
 
-static void send_to(Daemon *d, uint64_t conn_id, json_t *msg)
+/* Returns server_send's answer: -ENOENT when the connection is gone. */
+static int send_to(Daemon *d, uint64_t conn_id, json_t *msg)
 {
         if (d->server)
-                (void)server_send(d->server, conn_id, msg);
-        else
-                json_decref(msg);
+                return server_send(d->server, conn_id, msg);
+        json_decref(msg);
+        return 0;
 }
 
 /* Turn a GRANT into a lease: store transaction, memory, reply. */
@@ -552,8 +553,14 @@ static void grant(Daemon *d, QueueEntry *e, const PolicyDevice *devs, const Poli
         leases_dequeue(d, request_id);
         log_info("Lease %" PRId64 " granted to uid %u (%s, %zu devices).", l->rec.id,
                  (unsigned)l->rec.uid, lease_kind_to_string(l->rec.kind), l->rec.n_devices);
-        send_to(d, conn_id,
-                proto_reply_ok(msg_id, json_pack("{s:o}", "lease", lease_to_json(d, l))));
+        r = send_to(d, conn_id,
+                    proto_reply_ok(msg_id, json_pack("{s:o}", "lease", lease_to_json(d, l))));
+        /* Nobody learns of a lease whose reply could not be delivered. A run
+         * lease on a connection being closed ends with the close; a manual
+         * one, or one whose connection is gone already, ends now. */
+        if (r < 0 && (l->rec.kind == LEASE_MANUAL || r == -ENOENT))
+                (void)leases_end(d, l, false, "the client was gone before the grant reached it",
+                                 -1);
 }
 
 /* Record a waiting request's position; the event goes out in
