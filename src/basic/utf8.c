@@ -49,20 +49,29 @@ bool utf8_is_valid(const char *s, size_t len)
         return true;
 }
 
-char *utf8_sanitize(const char *s)
+/* A copy of s with each byte that is not part of a well-formed sequence
+ * replaced: by U+FFFD, or with `escape` by the text \xNN. */
+static char *utf8_repair(const char *s, bool escape)
 {
+        static const char hex[] = "0123456789abcdef";
         const unsigned char *p = (const unsigned char *)s;
         size_t len = strlen(s), o = 0;
         char *out;
 
-        /* Worst case every byte becomes the 3-byte replacement character. */
-        out = malloc(len * 3 + 1);
+        /* Worst case every byte becomes 4 (\xNN) or 3 (U+FFFD) bytes. */
+        out = malloc(len * 4 + 1);
         if (!out)
                 return NULL;
         for (size_t i = 0; i < len;) {
                 size_t n = utf8_sequence_length(p + i, len - i);
 
-                if (n == 0) {
+                if (n == 0 && escape) {
+                        out[o++] = '\\';
+                        out[o++] = 'x';
+                        out[o++] = hex[p[i] >> 4];
+                        out[o++] = hex[p[i] & 0xF];
+                        i++;
+                } else if (n == 0) {
                         memcpy(out + o, "\xEF\xBF\xBD", 3);
                         o += 3;
                         i++;
@@ -74,4 +83,14 @@ char *utf8_sanitize(const char *s)
         }
         out[o] = '\0';
         return out;
+}
+
+char *utf8_sanitize(const char *s)
+{
+        return utf8_repair(s, false);
+}
+
+char *utf8_escape_invalid(const char *s)
+{
+        return utf8_repair(s, true);
 }

@@ -152,7 +152,9 @@ int cli_env_target_user(const char *verb, const char *user_arg, EnvUser *ret)
 
 unsigned cli_env_flags(const EnvUser *user)
 {
-        return user->uid == geteuid() ? ENV_FOLLOW_SYMLINKS : 0;
+        /* Root never follows symlinks, not even in its own or an explicit path:
+         * a symlink a user left there would let root act on whatever it points at. */
+        return geteuid() != 0 && user->uid == geteuid() ? ENV_FOLLOW_SYMLINKS : 0;
 }
 
 int cli_env_exit_for_errno(int r)
@@ -531,8 +533,10 @@ static void list_print_json(EnvList *const *lists, size_t n, int *exit_code)
                                 *exit_code = CLI_EXIT_SOFTWARE;
                 for (size_t j = 0; j < lists[i]->n_errors; j++)
                         if (json_array_append_new(jerrors,
-                                                  json_pack("{s:s, s:s}", "user", lists[i]->user.name,
-                                                            "error", lists[i]->errors[j])) < 0)
+                                                  json_pack("{s:o, s:o}", "user",
+                                                            env_json_string(lists[i]->user.name),
+                                                            "error",
+                                                            env_json_string(lists[i]->errors[j]))) < 0)
                                 *exit_code = CLI_EXIT_SOFTWARE;
         }
         doc = json_pack("{s:O, s:O}", "envs", jenvs, "errors", jerrors);
@@ -826,9 +830,10 @@ static int restore_list(const EnvArgs *a, const EnvUser *user, const EnvOptions 
                 list = json_array();
                 for (size_t i = 0; list && i < n; i++)
                         if (json_array_append_new(
-                                list, json_pack("{s:s, s:s, s:s, s:I, s:I}", "id", entries[i].id,
-                                                "name", entries[i].name, "original_path",
-                                                entries[i].original_path, "trashed_at",
+                                list, json_pack("{s:o, s:o, s:o, s:I, s:I}", "id",
+                                                env_json_string(entries[i].id), "name",
+                                                env_json_string(entries[i].name), "original_path",
+                                                env_json_string(entries[i].original_path), "trashed_at",
                                                 (json_int_t)(entries[i].trashed_usec / 1000000),
                                                 "size_bytes", (json_int_t)entries[i].size_bytes)) <
                             0)

@@ -26,7 +26,8 @@ void cli_kernel_usage(FILE *f);
 int cli_env_target_user(const char *verb, const char *user_arg, EnvUser *ret);
 
 /* The EnvOptions flags for reading `user`'s files: symlinks are followed
- * only when the caller is that user. */
+ * only when the caller is that user, and never for root (whose paths may
+ * lead through anyone's symlinks). */
 unsigned cli_env_flags(const EnvUser *user);
 
 /* Exit code for a -errno from the env library: 77 for EACCES / EPERM,

@@ -9,6 +9,8 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -88,6 +90,22 @@ static int render_export(const EnvInfo *env, EnvExportMode mode, char **ret, siz
         return 0;
 }
 
+/* Append a formatted error to the JSON array; the arguments may be any bytes
+ * (paths of a user's files). 0 or -ENOMEM. */
+_printf_(2, 3) static int append_error(json_t *errors, const char *fmt, ...)
+{
+        _cleanup_free_ char *text = NULL;
+        va_list ap;
+        int k;
+
+        va_start(ap, fmt);
+        k = vasprintf(&text, fmt, ap);
+        va_end(ap);
+        if (k < 0)
+                return -ENOMEM;
+        return json_array_append_new(errors, env_json_string(text)) < 0 ? -ENOMEM : 0;
+}
+
 /* Archive the envs of one user; fills the user's manifest object. */
 static int backup_user(struct archive *a, const EnvUser *user, const EnvOptions *o, time_t mtime,
                        json_t *users)
@@ -102,8 +120,8 @@ static int backup_user(struct archive *a, const EnvUser *user, const EnvOptions 
 
         if (!safe_user)
                 return -ENOMEM;
-        ju = json_pack("{s:s, s:I, s:s, s:[], s:[]}", "user", user->name, "uid",
-                       (json_int_t)user->uid, "home", user->home, "envs", "errors");
+        ju = json_pack("{s:o, s:I, s:o, s:[], s:[]}", "user", env_json_string(user->name), "uid",
+                       (json_int_t)user->uid, "home", env_json_string(user->home), "envs", "errors");
         if (!ju || json_array_append_new(users, ju) < 0)
                 return -ENOMEM;
         envs = json_object_get(ju, "envs");
@@ -114,12 +132,9 @@ static int backup_user(struct archive *a, const EnvUser *user, const EnvOptions 
         if (r == -ENOMEM)
                 return r;
         if (r < 0)
-                return json_array_append_new(errors, json_sprintf("home %s: %s", user->home,
-                                                                  strerror(-r))) < 0
-                               ? -ENOMEM
-                               : 0;
+                return append_error(errors, "home %s: %s", user->home, strerror(-r));
         for (size_t i = 0; i < l->n_errors; i++)
-                if (json_array_append_new(errors, json_string(l->errors[i])) < 0)
+                if (json_array_append_new(errors, env_json_string(l->errors[i])) < 0)
                         return -ENOMEM;
 
         r = 0;
@@ -152,6 +167,7 @@ static int backup_user(struct archive *a, const EnvUser *user, const EnvOptions 
                         r = -ENOMEM;
                         break;
                 }
+                /* Both parts are env_safe_name()s: plain ASCII. */
                 if (json_object_set_new(je, "archive_dir", json_sprintf("%s/%s", safe_user, dir)) < 0) {
                         r = -ENOMEM;
                         break;
@@ -165,10 +181,7 @@ static int backup_user(struct archive *a, const EnvUser *user, const EnvOptions 
                 if (r == -ENOMEM)
                         break;
                 if (r < 0) {
-                        r = json_array_append_new(errors, json_sprintf("%s: history: %s", e->path,
-                                                                       strerror(-r))) < 0
-                                    ? -ENOMEM
-                                    : 0;
+                        r = append_error(errors, "%s: history: %s", e->path, strerror(-r));
                         if (r < 0)
                                 break;
                 }
@@ -229,8 +242,8 @@ int env_backup(const EnvUser *users, size_t n_users, const char *dir, const EnvO
                 return negative_errno();
 
         (void)gethostname(host, sizeof host - 1);
-        jm = json_pack("{s:i, s:I, s:s, s:[]}", "version", 1, "created", (json_int_t)t, "host", host,
-                       "users");
+        jm = json_pack("{s:i, s:I, s:o, s:[]}", "version", 1, "created", (json_int_t)t, "host",
+                       env_json_string(host), "users");
         a = archive_write_new();
         if (!jm || !a) {
                 r = -ENOMEM;

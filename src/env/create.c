@@ -278,15 +278,25 @@ int env_create_envp(const EnvUser *user, bool inherit, char ***ret)
         return 0;
 }
 
-/* In the child: become the user, go home, exec. On failure the errno goes
- * through the close-on-exec pipe, which an exec closes unwritten. */
-static _Noreturn void child(const EnvUser *user, char *const argv[], char *const envp[], int err_fd)
+/* In the child: a session of its own and stdin from /dev/null, so the tool
+ * (and any package script it runs) has no controlling terminal: root's
+ * terminal cannot be driven with TIOCSTI or read from. Then become the user,
+ * go home, exec. On failure the errno goes through the close-on-exec pipe,
+ * which an exec closes unwritten. */
+static _Noreturn void child(const EnvUser *user, char *const argv[], char *const envp[], int err_fd,
+                            const sigset_t *mask)
 {
-        int r;
+        int r = 0, fd;
 
-        signal(SIGINT, SIG_DFL);
-        signal(SIGQUIT, SIG_DFL);
-        r = env_become_user(user->uid, user->gid);
+        if (sigprocmask(SIG_SETMASK, mask, NULL) < 0 || setsid() < 0)
+                r = negative_errno();
+        if (r == 0) {
+                fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+                if (fd < 0 || dup2(fd, STDIN_FILENO) < 0)
+                        r = negative_errno();
+        }
+        if (r == 0)
+                r = env_become_user(user->uid, user->gid);
         if (r == 0) {
                 if (chdir(user->home) < 0 && chdir("/") < 0)
                         r = negative_errno();
@@ -301,9 +311,10 @@ static _Noreturn void child(const EnvUser *user, char *const argv[], char *const
 
 int env_create_run(const EnvUser *user, char *const argv[], char *const envp[], int *ret_wstatus)
 {
-        struct sigaction ignore = {.sa_handler = SIG_IGN}, old_int, old_quit;
+        static const int forwarded[] = {SIGINT, SIGQUIT, SIGTERM, SIGHUP};
         _cleanup_close_ int rfd = -1, wfd = -1;
         int pipefd[2], status, child_errno = 0, r = 0;
+        sigset_t set, old_mask;
         ssize_t k;
         pid_t pid;
 
@@ -313,9 +324,15 @@ int env_create_run(const EnvUser *user, char *const argv[], char *const envp[], 
         rfd = pipefd[0];
         wfd = pipefd[1];
 
-        sigemptyset(&ignore.sa_mask);
-        sigaction(SIGINT, &ignore, &old_int);
-        sigaction(SIGQUIT, &ignore, &old_quit);
+        /* The child is in another session, so a Ctrl-C reaches only us: the
+         * signals are taken with sigwaitinfo and passed on to it. SIGCHLD is
+         * blocked too so that its exit ends the wait without a race. */
+        sigemptyset(&set);
+        for (size_t i = 0; i < ELEMENTSOF(forwarded); i++)
+                sigaddset(&set, forwarded[i]);
+        sigaddset(&set, SIGCHLD);
+        if (sigprocmask(SIG_BLOCK, &set, &old_mask) < 0)
+                return negative_errno();
         fflush(NULL);
         pid = fork();
         if (pid < 0) {
@@ -323,25 +340,32 @@ int env_create_run(const EnvUser *user, char *const argv[], char *const envp[], 
                 goto out;
         }
         if (pid == 0)
-                child(user, argv, envp, wfd);
+                child(user, argv, envp, wfd, &old_mask);
 
         /* Our copy of the write end must go, or the read below never sees EOF. */
         close(TAKE_FD(wfd));
         do
                 k = read(rfd, &child_errno, sizeof child_errno);
         while (k < 0 && errno == EINTR);
-        while (waitpid(pid, &status, 0) < 0) {
-                if (errno != EINTR) {
+        for (;;) {
+                pid_t w = waitpid(pid, &status, WNOHANG);
+                int sig;
+
+                if (w == pid)
+                        break;
+                if (w < 0 && errno != EINTR) {
                         r = negative_errno();
                         goto out;
                 }
+                sig = sigwaitinfo(&set, NULL);
+                if (sig > 0 && sig != SIGCHLD)
+                        (void)kill(pid, sig);
         }
         if (k == (ssize_t)sizeof child_errno && child_errno < 0)
                 r = child_errno;
         else
                 *ret_wstatus = status;
 out:
-        sigaction(SIGINT, &old_int, NULL);
-        sigaction(SIGQUIT, &old_quit, NULL);
+        sigprocmask(SIG_SETMASK, &old_mask, NULL);
         return r;
 }

@@ -55,9 +55,11 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(char **, env_create_strv_free);
 
 /* Run argv[0] with argv and envp as `user` (env_become_user in the child;
  * nothing to drop when the caller already is the user), in the user's home
- * (else "/"), stdin/stdout/stderr inherited. While it runs the caller
- * ignores SIGINT and SIGQUIT, as system() does: a Ctrl-C reaches the child,
- * which decides. Returns 0 and its wait status; the -errno of execve when it
+ * (else "/"), in a session of its own (no controlling terminal: a package
+ * script cannot push input into root's terminal), stdin from /dev/null,
+ * stdout/stderr inherited. While it runs, SIGINT, SIGQUIT, SIGTERM and SIGHUP
+ * of the caller are passed on to the child, which decides (the terminal's
+ * Ctrl-C no longer reaches it directly). Returns 0 and its wait status; the -errno of execve when it
  * could not be started (-ENOENT, -EACCES...) or of becoming the user; the
  * -errno of fork / waitpid. */
 int env_create_run(const EnvUser *user, char *const argv[], char *const envp[], int *ret_wstatus);

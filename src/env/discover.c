@@ -12,6 +12,7 @@
 #include <yaml.h>
 
 #include "basic/time-util.h"
+#include "basic/utf8.h"
 #include "env/env-internal.h"
 
 const char *const env_conda_roots[] = {
@@ -541,9 +542,16 @@ int env_find(const EnvUser *user, const char *name_or_path, const EnvOptions *o,
                              ret);
 }
 
-static json_t *str_or_null(const char *s)
+json_t *env_json_string(const char *s)
 {
-        return s ? json_string(s) : json_null();
+        _cleanup_free_ char *escaped = NULL;
+
+        if (!s)
+                return json_null();
+        if (utf8_is_valid(s, strlen(s)))
+                return json_string(s);
+        escaped = utf8_escape_invalid(s);
+        return escaped ? json_string(escaped) : NULL;
 }
 
 json_t *env_info_to_json(const EnvInfo *e)
@@ -554,17 +562,18 @@ json_t *env_info_to_json(const EnvInfo *e)
         if (!warnings)
                 return NULL;
         for (size_t i = 0; i < e->n_warnings; i++)
-                if (json_array_append_new(warnings, json_string(e->warnings[i])) < 0) {
+                if (json_array_append_new(warnings, env_json_string(e->warnings[i])) < 0) {
                         json_decref(warnings);
                         return NULL;
                 }
-        return json_pack("{s:s, s:s, s:o, s:o, s:b, s:I, s:o, s:o, s:o, s:o, s:o, s:o, s:I, s:o, s:o}",
-                         "name", e->name, "path", e->path, "owner", str_or_null(e->owner_name),
-                         "uid",
+        /* "o" takes every value, also when json_pack fails (then NULL: ENOMEM). */
+        return json_pack("{s:o, s:o, s:o, s:o, s:b, s:I, s:o, s:o, s:o, s:o, s:o, s:o, s:I, s:o, s:o}",
+                         "name", env_json_string(e->name), "path", env_json_string(e->path),
+                         "owner", env_json_string(e->owner_name), "uid",
                          e->owner_uid == (uid_t)-1 ? json_null() : json_integer((json_int_t)e->owner_uid),
                          "is_base", (int)e->is_base, "size_bytes", (json_int_t)e->size_bytes,
-                         "python", str_or_null(e->python_version), "torch",
-                         str_or_null(e->torch_version), "cuda", str_or_null(e->cuda_version),
+                         "python", env_json_string(e->python_version), "torch",
+                         env_json_string(e->torch_version), "cuda", env_json_string(e->cuda_version),
                          "created",
                          e->created_usec ? json_integer((json_int_t)(e->created_usec / USEC_PER_SEC))
                                          : json_null(),
@@ -572,8 +581,9 @@ json_t *env_info_to_json(const EnvInfo *e)
                          e->last_used_usec
                                  ? json_integer((json_int_t)(e->last_used_usec / USEC_PER_SEC))
                                  : json_null(),
-                         "last_used_source", str_or_null(src), "packages", (json_int_t)e->n_packages,
-                         "error", str_or_null(e->error), "warnings", warnings);
+                         "last_used_source", env_json_string(src), "packages",
+                         (json_int_t)e->n_packages, "error", env_json_string(e->error), "warnings",
+                         warnings);
 }
 
 void env_lists_free(EnvList **lists, size_t n)

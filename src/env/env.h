@@ -42,6 +42,8 @@
 #define ENV_MAX_WALK_ENTRIES 4000000       /* entries visited by one size walk */
 #define ENV_MAX_USERS 65536                /* passwd entries considered by env_users_all */
 #define ENV_MAX_CONDARC_ITEMS 256          /* envs_dirs / channels entries kept */
+#define ENV_MAX_HISTORY_LINE_BYTES (1u << 20) /* a longer history line is skipped */
+#define ENV_MAX_HISTORY_SPECS 100000u      /* spec list items read from one history */
 
 /* The activate hook (src/env/hooks.c) writes the activation time here, relative
  * to the environment prefix: one line, decimal unix seconds ("1767607200\n").
@@ -253,6 +255,12 @@ int env_find(const EnvUser *user, const char *name_or_path, const EnvOptions *o,
  *  "warnings" [strings]}. NULL on ENOMEM. */
 json_t *env_info_to_json(const EnvInfo *e);
 
+/* Every string from a user's files or names that goes into JSON goes through
+ * this: a JSON string of s when s is valid UTF-8, else of s with each invalid
+ * byte written as \xNN (utf8_escape_invalid), so that a name of arbitrary bytes
+ * never makes jansson fail; JSON null for a NULL s. NULL only on ENOMEM. */
+json_t *env_json_string(const char *s);
+
 /* Canonical channel name, as conda prints it in exports (conda's
  * Channel.canonical_name, without custom_channels / channel_alias settings):
  *   https://conda.anaconda.org/<ch>[/label/x]/<subdir>  → <ch>[/label/x]
@@ -301,8 +309,12 @@ int env_export(const EnvInfo *env, EnvExportMode mode, FILE *f);
  * Spec lists: conda's python list ['a', 'b'], micromamba's ["a","b"], conda < 4.5
  * bare comma lists ("python >=3.5,<3.6,numpy": a piece starting with a version
  * operator belongs to the previous spec). Not filtered by what is installed.
+ * Bounded: a line longer than ENV_MAX_HISTORY_LINE_BYTES is skipped, items past
+ * ENV_MAX_HISTORY_SPECS (in the whole file) are ignored, and either appends a
+ * message to warnings (when not NULL); the time taken is linear in len.
  * Returns the number of specs (≥0) or -ENOMEM. */
-int env_history_specs(const char *text, size_t len, char ***ret, size_t *ret_n);
+int env_history_specs(const char *text, size_t len, char ***ret, size_t *ret_n, char ***warnings,
+                      size_t *n_warnings);
 
 /* The package name of a spec: "conda-forge::NumPy >=1.2" → "numpy". NULL on ENOMEM
  * or when the spec has no name. */

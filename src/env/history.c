@@ -13,6 +13,7 @@
  * ("python >=3.5,<3.6,numpy"). */
 #include <ctype.h>
 #include <errno.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -44,10 +45,17 @@ char *env_spec_name(const char *spec)
         return name;
 }
 
+/* The requested specs by name, in conda's dict order. A name removed and asked
+ * for again goes to the end (Python's dict does the same): its old entry stays
+ * with spec NULL and the index points at the new one. Lookups go through an
+ * open-addressing hash index so a history with many specs stays linear. */
 typedef struct SpecMap {
         char **names; /* parallel arrays, insertion order */
-        char **specs;
-        size_t n;
+        char **specs; /* NULL: removed */
+        size_t n, n_alloc;
+        size_t live;   /* entries whose spec is not NULL */
+        size_t *index; /* hash slots: entry number + 1, 0 empty; one per distinct name */
+        size_t n_index, n_keys;
 } SpecMap;
 
 static void spec_map_done(SpecMap *m)
@@ -58,71 +66,110 @@ static void spec_map_done(SpecMap *m)
         }
         free(m->names);
         free(m->specs);
+        free(m->index);
 }
 
-static ssize_t spec_map_find(const SpecMap *m, const char *name)
+static size_t hash_name(const char *s)
 {
-        for (size_t i = 0; i < m->n; i++)
-                if (strcmp(m->names[i], name) == 0)
-                        return (ssize_t)i;
-        return -1;
+        uint64_t h = UINT64_C(14695981039346656037); /* FNV-1a */
+
+        for (; *s; s++)
+                h = (h ^ (unsigned char)*s) * UINT64_C(1099511628211);
+        return (size_t)h;
+}
+
+/* The slot of `name`: the one holding it, else the empty one where it goes.
+ * The table is never full (spec_map_reserve keeps it at most half used). */
+static size_t *spec_map_slot(const SpecMap *m, const char *name)
+{
+        size_t mask = m->n_index - 1;
+
+        for (size_t i = hash_name(name) & mask;; i = (i + 1) & mask)
+                if (m->index[i] == 0 || strcmp(m->names[m->index[i] - 1], name) == 0)
+                        return &m->index[i];
+}
+
+/* Room for one more distinct name in the index and one more entry. */
+static int spec_map_reserve(SpecMap *m)
+{
+        if ((m->n_keys + 1) * 2 > m->n_index) {
+                size_t n_new = m->n_index ? m->n_index * 2 : 64, *old = m->index, n_old = m->n_index;
+
+                m->index = calloc(n_new, sizeof(size_t));
+                if (!m->index) {
+                        m->index = old;
+                        return -ENOMEM;
+                }
+                m->n_index = n_new;
+                for (size_t i = 0; i < n_old; i++)
+                        if (old[i])
+                                *spec_map_slot(m, m->names[old[i] - 1]) = old[i];
+                free(old);
+        }
+        if (m->n == m->n_alloc) {
+                size_t n_new = m->n_alloc ? m->n_alloc * 2 : 16;
+                char **nn = realloc(m->names, sizeof(char *) * n_new), **ns;
+
+                if (!nn)
+                        return -ENOMEM;
+                m->names = nn;
+                ns = realloc(m->specs, sizeof(char *) * n_new);
+                if (!ns)
+                        return -ENOMEM;
+                m->specs = ns;
+                m->n_alloc = n_new;
+        }
+        return 0;
 }
 
 /* dict.update semantics: an existing name keeps its place, gets the new spec. */
 static int spec_map_set(SpecMap *m, const char *spec)
 {
         _cleanup_free_ char *name = env_spec_name(spec);
+        size_t *slot;
         char *s;
-        ssize_t i;
+        int r;
 
         if (!name)
                 return 0; /* not a spec we can name: conda would fail on it, skip */
+        r = spec_map_reserve(m);
+        if (r < 0)
+                return r;
         s = strdup(spec);
         if (!s)
                 return -ENOMEM;
-        i = spec_map_find(m, name);
-        if (i >= 0) {
-                free(m->specs[i]);
-                m->specs[i] = s;
+        slot = spec_map_slot(m, name);
+        if (*slot != 0 && m->specs[*slot - 1]) {
+                free(m->specs[*slot - 1]);
+                m->specs[*slot - 1] = s;
                 return 0;
         }
-        if (m->n >= ENV_MAX_PACKAGES) {
+        if (m->live >= ENV_MAX_PACKAGES) {
                 free(s);
                 return 0;
         }
-        char **nn = realloc(m->names, sizeof(char *) * (m->n + 1));
-        if (!nn) {
-                free(s);
-                return -ENOMEM;
-        }
-        m->names = nn;
-        char **ns = realloc(m->specs, sizeof(char *) * (m->n + 1));
-        if (!ns) {
-                free(s);
-                return -ENOMEM;
-        }
-        m->specs = ns;
+        if (*slot == 0)
+                m->n_keys++;
         m->names[m->n] = TAKE_PTR(name);
         m->specs[m->n] = s;
-        m->n++;
+        *slot = ++m->n;
+        m->live++;
         return 0;
 }
 
 static void spec_map_remove(SpecMap *m, const char *spec)
 {
         _cleanup_free_ char *name = env_spec_name(spec);
-        ssize_t i;
+        size_t *slot;
 
-        if (!name)
+        if (!name || m->n_index == 0)
                 return;
-        i = spec_map_find(m, name);
-        if (i < 0)
+        slot = spec_map_slot(m, name);
+        if (*slot == 0 || !m->specs[*slot - 1])
                 return;
-        free(m->names[i]);
-        free(m->specs[i]);
-        memmove(m->names + i, m->names + i + 1, sizeof(char *) * (m->n - (size_t)i - 1));
-        memmove(m->specs + i, m->specs + i + 1, sizeof(char *) * (m->n - (size_t)i - 1));
-        m->n--;
+        free(m->specs[*slot - 1]);
+        m->specs[*slot - 1] = NULL;
+        m->live--;
 }
 
 static char *strip(char *s)
@@ -138,12 +185,15 @@ static char *strip(char *s)
 }
 
 /* Parse a Python/JSON list of string literals: ['a', "b"]. Items that are not
- * quoted strings end the parse (conda's literal_eval would reject the line). */
-static int parse_list_literal(const char *s, char ***v, size_t *n)
+ * quoted strings end the parse (conda's literal_eval would reject the line).
+ * At most `max` items are taken; returns how many, or -ENOMEM. Each item is
+ * allocated by its own length, so the parse is linear in the line. */
+static int parse_list_literal(const char *s, size_t max, char ***v, size_t *n)
 {
         const char *p = s + 1; /* after '[' */
+        size_t taken = 0;
 
-        for (;;) {
+        while (taken < max) {
                 char q;
                 const char *start;
                 _cleanup_free_ char *item = NULL;
@@ -153,25 +203,29 @@ static int parse_list_literal(const char *s, char ***v, size_t *n)
                 while (isspace((unsigned char)*p) || *p == ',')
                         p++;
                 if (*p != '\'' && *p != '"')
-                        return 0;
+                        break;
                 q = *p++;
                 start = p;
-                item = malloc(strlen(start) + 1);
+                while (*p && *p != q)
+                        p += *p == '\\' && p[1] ? 2 : 1;
+                if (*p != q)
+                        break;
+                item = malloc((size_t)(p - start) + 1);
                 if (!item)
                         return -ENOMEM;
-                while (*p && *p != q) {
-                        if (*p == '\\' && p[1])
-                                p++;
-                        item[len++] = *p++;
+                for (const char *c = start; c < p; c++) {
+                        if (*c == '\\' && c + 1 < p)
+                                c++;
+                        item[len++] = *c;
                 }
-                if (*p != q)
-                        return 0;
-                p++;
                 item[len] = '\0';
+                p++;
                 r = env_strv_push(v, n, strip(item));
                 if (r < 0)
                         return r;
+                taken++;
         }
+        return (int)taken;
 }
 
 static bool is_version_operator_piece(const char *s)
@@ -179,31 +233,56 @@ static bool is_version_operator_piece(const char *s)
         return *s == '=' || *s == '<' || *s == '>' || *s == '!';
 }
 
-/* conda < 4.5: "python >=3.5,<3.6,numpy" → ["python >=3.5,<3.6", "numpy"]. */
-static int parse_old_list(char *s, char ***v, size_t *n)
+/* conda < 4.5: "python >=3.5,<3.6,numpy" → ["python >=3.5,<3.6", "numpy"].
+ * A spec and the operator pieces that continue it are joined in one growing
+ * buffer (a re-copy per piece would be quadratic). At most `max` specs;
+ * returns how many, or -ENOMEM. */
+static int parse_old_list(char *s, size_t max, char ***v, size_t *n)
 {
+        _cleanup_free_ char *cur = NULL;
+        size_t len = 0, alloc = 0, taken = 0;
         char *save = NULL;
+        int r;
 
         for (char *piece = strtok_r(s, ",", &save); piece; piece = strtok_r(NULL, ",", &save)) {
                 char *t = strip(piece);
-                int r;
+                size_t tl = strlen(t);
 
                 if (*t == '\0')
                         continue;
-                if (is_version_operator_piece(t) && *n > 0) {
-                        char *joined;
-
-                        if (asprintf(&joined, "%s,%s", (*v)[*n - 1], t) < 0)
-                                return -ENOMEM;
-                        free((*v)[*n - 1]);
-                        (*v)[*n - 1] = joined;
-                        continue;
+                if (!(is_version_operator_piece(t) && cur)) {
+                        if (cur) {
+                                r = env_strv_consume(v, n, TAKE_PTR(cur));
+                                if (r < 0)
+                                        return r;
+                        }
+                        if (taken == max)
+                                return (int)taken;
+                        taken++;
+                        len = alloc = 0;
                 }
-                r = env_strv_push(v, n, t);
+                /* cur + ',' (when continuing) + t + NUL */
+                if (len + 1 + tl + 1 > alloc) {
+                        size_t a = MAX(alloc * 2, len + 1 + tl + 1);
+                        char *c = realloc(cur, a);
+
+                        if (!c)
+                                return -ENOMEM;
+                        cur = c;
+                        alloc = a;
+                }
+                if (len > 0)
+                        cur[len++] = ',';
+                memcpy(cur + len, t, tl);
+                len += tl;
+                cur[len] = '\0';
+        }
+        if (cur) {
+                r = env_strv_consume(v, n, TAKE_PTR(cur));
                 if (r < 0)
                         return r;
         }
-        return 0;
+        return (int)taken;
 }
 
 typedef enum Action { ACTION_NONE, ACTION_UPDATE, ACTION_REMOVE, ACTION_NEUTER } Action;
@@ -243,30 +322,48 @@ static Action parse_specs_comment(char *line, char **ret_list)
         return ACTION_NONE;
 }
 
-int env_history_specs(const char *text, size_t len, char ***ret, size_t *ret_n)
+int env_history_specs(const char *text, size_t len, char ***ret, size_t *ret_n, char ***warnings,
+                      size_t *n_warnings)
 {
         _cleanup_free_ char *copy = strndup(text, len);
         SpecMap m = {};
         char **out = NULL;
-        size_t n_out = 0;
+        size_t n_out = 0, n_items = 0, line_no = 0;
+        bool long_line = false, too_many = false;
         char *save = NULL;
         int r = 0;
 
         if (!copy)
                 return -ENOMEM;
-        for (char *line = strtok_r(copy, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+        for (char *line = strtok_r(copy, "\n", &save); line && !too_many;
+             line = strtok_r(NULL, "\n", &save)) {
                 char **specs = NULL;
                 size_t n = 0;
                 char *list = NULL;
                 Action a;
 
+                line_no++;
+                if (strlen(line) > ENV_MAX_HISTORY_LINE_BYTES) {
+                        if (!long_line && warnings &&
+                            env_strv_pushf(warnings, n_warnings,
+                                           "conda-meta/history: line %zu is longer than %u bytes, "
+                                           "skipped (and any others as long)",
+                                           line_no, ENV_MAX_HISTORY_LINE_BYTES) < 0) {
+                                r = -ENOMEM;
+                                goto finish;
+                        }
+                        long_line = true;
+                        continue;
+                }
                 a = parse_specs_comment(strip(line), &list);
                 if (a == ACTION_NONE)
                         continue;
                 if (list[0] == '[')
-                        r = parse_list_literal(list, &specs, &n);
+                        r = parse_list_literal(list, ENV_MAX_HISTORY_SPECS - n_items, &specs, &n);
                 else
-                        r = parse_old_list(list, &specs, &n);
+                        r = parse_old_list(list, ENV_MAX_HISTORY_SPECS - n_items, &specs, &n);
+                n_items += n;
+                too_many = n_items >= ENV_MAX_HISTORY_SPECS;
                 for (size_t i = 0; r >= 0 && i < n; i++) {
                         if (a == ACTION_REMOVE)
                                 spec_map_remove(&m, specs[i]);
@@ -277,7 +374,16 @@ int env_history_specs(const char *text, size_t len, char ***ret, size_t *ret_n)
                 if (r < 0)
                         goto finish;
         }
+        if (too_many && warnings &&
+            env_strv_pushf(warnings, n_warnings,
+                           "conda-meta/history: more than %u specs, the rest is ignored",
+                           ENV_MAX_HISTORY_SPECS) < 0) {
+                r = -ENOMEM;
+                goto finish;
+        }
         for (size_t i = 0; i < m.n; i++) {
+                if (!m.specs[i])
+                        continue;
                 r = env_strv_push(&out, &n_out, m.specs[i]);
                 if (r < 0)
                         goto finish;

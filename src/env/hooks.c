@@ -61,14 +61,21 @@ static void write_header(FILE *f, EnvHookPhase phase)
                       f);
 }
 
+/* Scripts that run `set -e` (and conda's activation in them) source this hook,
+ * so no command in it may fail where that would end the shell: the command
+ * substitution and the time stamp (an env on a read-only file system) run as
+ * if-conditions or with `|| :`. */
 static void sh_activate(FILE *f)
 {
         fputs("if [ -n \"${CONDA_PREFIX:-}\" ]; then\n"
-              "    { date +%s >\"$CONDA_PREFIX/" ENV_LAST_ACTIVATED_FILE "\"; } 2>/dev/null\n"
+              "    { date +%s >\"$CONDA_PREFIX/" ENV_LAST_ACTIVATED_FILE "\"; } 2>/dev/null || :\n"
               "fi\n"
               "if command -v gpukeeper >/dev/null 2>&1; then\n"
-              "    _gpukeeper_out=$(gpukeeper lease env 2>/dev/null)\n"
-              "    _gpukeeper_status=$?\n",
+              "    if _gpukeeper_out=$(gpukeeper lease env 2>/dev/null); then\n"
+              "        _gpukeeper_status=0\n"
+              "    else\n"
+              "        _gpukeeper_status=$?\n"
+              "    fi\n",
               f);
         for (size_t i = 0; i < ELEMENTSOF(lease_vars); i++)
                 fprintf(f, "    _gpukeeper_new_%s=\n", lease_vars[i]);
@@ -155,21 +162,28 @@ static void sh_deactivate(FILE *f)
 }
 
 /* csh cannot redirect stderr alone, so the commands whose errors must stay
- * quiet run under sh -c; `set x = "`cmd`"` keeps one word per output line and
- * leaves cmd's exit status in $status. Messages are written by sh too: csh
- * could only reopen /dev/stderr, whose own offset, when stderr is a file,
- * lets later output overwrite the message. csh substitutes variables on a whole line before it
- * looks at an if condition, so a variable that may be unset is only read
- * inside an if ... then ... endif block. */
+ * quiet run under sh -c; `set x = "`cmd`"` keeps one word per output line.
+ * Under `csh -e` a failing command, also one in backquotes, ends the shell, so
+ * every sh -c here exits 0: the exit status of `gpukeeper lease env` comes
+ * back as the first line of its output. That sh script holds $, which csh
+ * would substitute inside "`...`", so it sits in a variable that only the
+ * backquoted command (parsed by csh once more) expands, as '"$_gpukeeper_sh"'.
+ * Messages are written by sh too: csh could only reopen /dev/stderr, whose
+ * own offset, when stderr is a file, lets later output overwrite the message.
+ * csh substitutes variables on a whole line before it looks at an if
+ * condition, so a variable that may be unset is only read inside an
+ * if ... then ... endif block. */
 static void csh_activate(FILE *f)
 {
         fputs("if ( $?CONDA_PREFIX ) then\n"
               "    sh -c 'exec 2>/dev/null; date +%s >\"$1/" ENV_LAST_ACTIVATED_FILE
-              "\"' sh \"$CONDA_PREFIX\"\n"
+              "\" || :' sh \"$CONDA_PREFIX\"\n"
               "endif\n"
-              "set _gpukeeper_out = \"`sh -c 'command -v gpukeeper >/dev/null 2>&1 || exit 127; "
-              "exec gpukeeper lease env 2>/dev/null'`\"\n"
-              "set _gpukeeper_status = $status\n"
+              "set _gpukeeper_sh = 'if command -v gpukeeper >/dev/null 2>&1; then "
+              "if o=$(gpukeeper lease env 2>/dev/null); then echo 0; printf \"%s\\n\" \"$o\"; "
+              "else echo $?; fi; else echo 127; fi'\n"
+              "set _gpukeeper_out = \"`sh -c \"'\"$_gpukeeper_sh\"'\"`\"\n"
+              "set _gpukeeper_status = \"$_gpukeeper_out[1]\"\n"
               "if ( $_gpukeeper_status != 127 ) then\n",
               f);
         for (size_t i = 0; i < ELEMENTSOF(lease_vars); i++)
@@ -238,7 +252,7 @@ static void csh_activate(FILE *f)
         for (size_t i = 0; i < ELEMENTSOF(lease_vars); i++)
                 fprintf(f, "    unset _gpukeeper_new_%s\n", lease_vars[i]);
         fputs("endif\n"
-              "unset _gpukeeper_out _gpukeeper_status\n",
+              "unset _gpukeeper_sh _gpukeeper_out _gpukeeper_status\n",
               f);
 }
 
@@ -280,7 +294,7 @@ static void fish_activate(FILE *f)
 {
         fputs("if set -q CONDA_PREFIX\n"
               "    sh -c 'exec 2>/dev/null; date +%s >\"$1/" ENV_LAST_ACTIVATED_FILE
-              "\"' sh \"$CONDA_PREFIX\"\n"
+              "\" || :' sh \"$CONDA_PREFIX\"\n"
               "end\n"
               "if command -q gpukeeper\n"
               "    set -l _gpukeeper_out (gpukeeper lease env 2>/dev/null)\n"

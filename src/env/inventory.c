@@ -394,6 +394,11 @@ static int cmp_pip(const void *a, const void *b)
         return strcmp(((const PipPackage *)a)->name, ((const PipPackage *)b)->name);
 }
 
+static int cmp_package(const void *a, const void *b)
+{
+        return strcmp(((const EnvPackage *)a)->name, ((const EnvPackage *)b)->name);
+}
+
 static int cmp_str(const void *a, const void *b)
 {
         return strcmp(*(char *const *)a, *(char *const *)b);
@@ -828,22 +833,23 @@ static int load_packages(EnvInfo *e, int envfd, int metafd, const Record *recs, 
                 r = warn(e, "conda-meta/history: %s", strerror(-r));
                 goto finish;
         }
-        r = env_history_specs(history, hlen, &specs, &n_specs);
+        r = env_history_specs(history, hlen, &specs, &n_specs, &e->warnings, &e->n_warnings);
         if (r < 0)
                 goto finish;
         r = 0;
         /* Keep only specs whose package is still installed (by conda). */
         for (size_t i = 0; i < n_specs; i++) {
                 _cleanup_free_ char *nm = env_spec_name(specs[i]);
-                bool installed = false;
+                EnvPackage key;
 
                 if (!nm) {
                         r = -ENOMEM;
                         goto finish;
                 }
-                for (size_t j = 0; j < e->n_conda_packages && !installed; j++)
-                        installed = strcmp(e->packages[j].name, nm) == 0;
-                if (!installed)
+                /* The conda records come first in packages[], sorted by name. */
+                key = (EnvPackage){ .name = nm };
+                if (e->n_conda_packages == 0 ||
+                    !bsearch(&key, e->packages, e->n_conda_packages, sizeof(EnvPackage), cmp_package))
                         continue;
                 r = env_strv_push(&e->history_specs, &e->n_history_specs, specs[i]);
                 if (r < 0)

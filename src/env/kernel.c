@@ -50,10 +50,11 @@ int env_kernel_spec(const char *env_name, const char *prefix, unsigned gpus, cha
         if (asprintf(&display, "Python (%s, %u GPU%s via gpukeeper)", env_name, gpus,
                      gpus == 1 ? "" : "s") < 0)
                 return -ENOMEM;
-        spec = json_pack("{s:[s,s,s,s,s,s,s,s,s,s,s], s:s, s:s, s:{s:b}}", "argv", "gpukeeper",
-                         "run", "--gpus", n, "--wait", "--", python, "-m", "ipykernel_launcher", "-f",
-                         "{connection_file}", "display_name", display, "language", "python",
-                         "metadata", "debugger", 1);
+        /* The prefix and name are a user's bytes: not necessarily UTF-8. */
+        spec = json_pack("{s:[s,s,s,s,s,s,o,s,s,s,s], s:o, s:s, s:{s:b}}", "argv", "gpukeeper",
+                         "run", "--gpus", n, "--wait", "--", env_json_string(python), "-m",
+                         "ipykernel_launcher", "-f", "{connection_file}", "display_name",
+                         env_json_string(display), "language", "python", "metadata", "debugger", 1);
         if (!spec)
                 return -ENOMEM;
         text = json_dumps(spec, JSON_INDENT(1) | JSON_PRESERVE_ORDER);

@@ -10,6 +10,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +19,7 @@
 #include <unistd.h>
 
 #include "basic/time-util.h"
+#include "basic/utf8.h"
 #include "env/env-internal.h"
 
 /* Is `path` (from /proc/<pid>/{exe,cwd}) prefix itself or below it? */
@@ -116,7 +118,9 @@ static int fill_item(const EnvInfo *e, uint64_t unused_for_usec, uint64_t now_us
                 return (it->skip_reason = strdup("base environment of a conda root")) ? 0 : -ENOMEM;
         if (e->last_used_source == ENV_LAST_USED_NONE)
                 return (it->skip_reason = strdup("no record of last use")) ? 0 : -ENOMEM;
-        if (e->last_used_usec + unused_for_usec > now_usec) {
+        /* Saturating: a hook file may claim any time, and last_used + unused_for
+         * must not wrap around to something old. */
+        if (e->last_used_usec > now_usec || now_usec - e->last_used_usec < unused_for_usec) {
                 uint64_t days = now_usec > e->last_used_usec
                                         ? (now_usec - e->last_used_usec) / (86400 * USEC_PER_SEC)
                                         : 0;
@@ -268,21 +272,80 @@ typedef struct PruneJob {
         int id_pipe; /* the chosen id goes back through here */
 } PruneJob;
 
+/* manifest.json of a trash entry. JSON holds only UTF-8, so a path that is not
+ * valid UTF-8 is written escaped (env_json_string) for people to read and, for
+ * env_restore to put back byte for byte, also as hex in "original_path_hex". */
 static int write_manifest(int idfd, const char *id, const char *name, const char *path, uid_t uid,
                           uint64_t now_usec, uint64_t size)
 {
         _cleanup_free_ char *text = NULL;
-        json_t *j = json_pack("{s:i, s:s, s:s, s:s, s:I, s:I, s:I}", "version", 1, "id", id, "name",
-                              name, "original_path", path, "uid", (json_int_t)uid, "trashed_at",
+        json_t *j = json_pack("{s:i, s:o, s:o, s:o, s:I, s:I, s:I}", "version", 1, "id",
+                              env_json_string(id), "name", env_json_string(name), "original_path",
+                              env_json_string(path), "uid", (json_int_t)uid, "trashed_at",
                               (json_int_t)(now_usec / USEC_PER_SEC), "size_bytes", (json_int_t)size);
 
         if (!j)
                 return -ENOMEM;
+        if (!utf8_is_valid(path, strlen(path))) {
+                static const char hex[] = "0123456789abcdef";
+                size_t len = strlen(path);
+                _cleanup_free_ char *h = malloc(len * 2 + 1);
+
+                if (!h) {
+                        json_decref(j);
+                        return -ENOMEM;
+                }
+                for (size_t i = 0; i < len; i++) {
+                        h[2 * i] = hex[(unsigned char)path[i] >> 4];
+                        h[2 * i + 1] = hex[(unsigned char)path[i] & 0xF];
+                }
+                h[len * 2] = '\0';
+                if (json_object_set_new(j, "original_path_hex", json_string(h)) < 0) {
+                        json_decref(j);
+                        return -ENOMEM;
+                }
+        }
         text = json_dumps(j, JSON_INDENT(2) | JSON_SORT_KEYS);
         json_decref(j);
         if (!text)
                 return -ENOMEM;
         return env_write_file_atomic_at(idfd, "manifest.json", text, strlen(text), 0600);
+}
+
+static int hex_digit(char c)
+{
+        if (c >= '0' && c <= '9')
+                return c - '0';
+        if (c >= 'a' && c <= 'f')
+                return c - 'a' + 10;
+        return -1;
+}
+
+/* The bytes of manifest's "original_path_hex" (written by write_manifest):
+ * NULL and -EBADMSG when it is not even-length lowercase hex of a string
+ * without NUL bytes, at most PATH_MAX long. */
+static int decode_hex_path(const char *h, char **ret)
+{
+        size_t len = strlen(h);
+        char *p;
+
+        if (len % 2 != 0 || len / 2 >= PATH_MAX)
+                return -EBADMSG;
+        p = malloc(len / 2 + 1);
+        if (!p)
+                return -ENOMEM;
+        for (size_t i = 0; i < len / 2; i++) {
+                int hi = hex_digit(h[2 * i]), lo = hex_digit(h[2 * i + 1]);
+
+                if (hi < 0 || lo < 0 || (hi | lo) == 0) {
+                        free(p);
+                        return -EBADMSG;
+                }
+                p[i] = (char)(hi << 4 | lo);
+        }
+        p[len / 2] = '\0';
+        *ret = p;
+        return 0;
 }
 
 static int prune_child(void *userdata)
@@ -434,8 +497,8 @@ static bool plain_id(const char *id)
 /* Read <trash>/<id>/manifest.json (no symlinks) into *ret. */
 static int read_manifest(int trashfd, const char *id, EnvTrashEntry *ret)
 {
-        _cleanup_free_ char *rel = NULL, *text = NULL;
-        const char *name, *path;
+        _cleanup_free_ char *rel = NULL, *text = NULL, *raw = NULL;
+        const char *name, *path, *hex;
         json_t *j;
         size_t len;
         int r;
@@ -448,6 +511,15 @@ static int read_manifest(int trashfd, const char *id, EnvTrashEntry *ret)
         j = json_loadb(text, len, 0, NULL);
         name = json_string_value(json_object_get(j, "name"));
         path = json_string_value(json_object_get(j, "original_path"));
+        hex = json_string_value(json_object_get(j, "original_path_hex"));
+        if (hex) {
+                r = decode_hex_path(hex, &raw);
+                if (r < 0) {
+                        json_decref(j);
+                        return r;
+                }
+                path = raw;
+        }
         if (!name || !path || path[0] != '/') {
                 json_decref(j);
                 return -EBADMSG;

@@ -308,6 +308,48 @@ def test_backup_archive_holds_every_spec_and_follows_no_symlink(users, homes, to
     assert r.returncode == EXIT_PERMISSION
 
 
+def test_env_name_that_is_not_utf8_breaks_nothing(users, homes, tools, workdir):
+    """A directory name of arbitrary bytes: JSON shows it with the bad bytes
+    escaped, and the other envs and users are still listed and backed up."""
+    alice, bob = users["alice"], users["bob"]
+    proj = make_env(tools, alice, homes["alice"] / ".conda" / "envs" / "proj", SMALL_STEPS)
+    make_env(tools, bob, homes["bob"] / ".conda" / "envs" / "bobenv", SMALL_STEPS)
+    bad = os.fsencode(homes["alice"] / ".conda" / "envs") + b"/\xffbad"
+    run_as(alice, ["sh", "-c", 'mkdir -p "$1/conda-meta" && touch "$1/conda-meta/history"',
+                   "sh", os.fsdecode(bad)])
+
+    envs, _ = envs_by_name(ok(gk("env", "list", "--json", user=alice)).stdout)
+    assert envs["\\xffbad"]["path"] == str(homes["alice"] / ".conda" / "envs" / "\\xffbad")
+    assert "proj" in envs
+    envs, doc = envs_by_name(ok(gk("env", "list", "--json", "--all-users")).stdout)
+    assert {"\\xffbad", "proj", "bobenv"} <= set(envs)
+
+    out = workdir / "backups"
+    out.mkdir()
+    path = Path(ok(gk("env", "backup", "--to", str(out))).stdout.strip())
+    with tarfile.open(path) as tar:
+        manifest = json.loads(tar.extractfile("MANIFEST.json").read())
+        names = tar.getnames()
+    by_user = {u["user"]: u for u in manifest["users"]}
+    assert "\\xffbad" in [e["name"] for e in by_user[alice.name]["envs"]]
+    assert f"{alice.name}/proj/environment.yml" in names
+    assert f"{bob.name}/bobenv/environment.yml" in names
+    assert proj.exists()
+
+
+def test_root_follows_no_symlink_in_its_own_paths(workdir):
+    """Root acting on a path it names itself still follows no symlink: a
+    user could have put the link there."""
+    real = workdir / "real-env"
+    (real / "conda-meta").mkdir(parents=True)
+    (real / "conda-meta" / "history").write_text("# update specs: ['python']\n")
+    link = workdir / "link-env"
+    link.symlink_to(real)
+    ok(gk("env", "export", str(real)))
+    r = gk("env", "export", str(link))
+    assert r.returncode != 0 and "prefix:" not in r.stdout, r.stdout
+
+
 # ---- prune and restore -----------------------------------------------------------------
 
 @pytest.fixture
@@ -513,17 +555,22 @@ def test_create_gives_the_tool_the_users_environment(users, homes, tools, templa
     alice = users["alice"]
     probe = tools["dir"] / "conda-probe"
     probe.write_text('#!/bin/sh\necho "uid=$(id -u) HOME=$HOME USER=$USER LOGNAME=$LOGNAME"\n'
-                     'echo "PATH=$PATH FOO=${FOO-unset} PWD=$(pwd)"\necho "argv=$*"\nexit 3\n')
+                     'echo "PATH=$PATH FOO=${FOO-unset} PWD=$(pwd)"\necho "argv=$*"\n'
+                     'echo "session=$(cut -d" " -f6 /proc/$$/stat) pid=$$ '
+                     'stdin=$(readlink /proc/$$/fd/0)"\nexit 3\n')
     os.chmod(probe, 0o755)
     r = gk("env", "create", "/data/envs/p", "--template", "ai-base", "--user", alice.name,
            "--templates-dir", str(templates),
            env={"GPUKEEPER_CONDA_EXE": str(probe), "FOO": "bar", "HOME": "/root"})
     assert r.returncode == 3
     home = home_of(alice)
+    # Its own session (no controlling terminal: root's tty is out of reach).
+    pid = re.search(r"pid=(\d+)", r.stdout).group(1)
     assert r.stdout.splitlines() == [
         f"uid={alice.uid} HOME={home} USER={alice.name} LOGNAME={alice.name}",
         f"PATH=/usr/local/bin:/usr/bin:/bin FOO=unset PWD={home}",
         f"argv=env create -p /data/envs/p -f {templates / 'ai-base.yml'}",
+        f"session={pid} pid={pid} stdin=/dev/null",
     ]
 
 

@@ -27,6 +27,7 @@
 
 #include "basic/time-util.h"
 #include "env/env.h"
+#include "env/kernel.h"
 
 #define DAY_USEC (86400 * USEC_PER_SEC)
 
@@ -399,7 +400,7 @@ static void test_history_specs(void **state)
         char **specs = NULL;
         size_t n = 0;
 
-        assert_int_equal(env_history_specs(text, strlen(text), &specs, &n), 4);
+        assert_int_equal(env_history_specs(text, strlen(text), &specs, &n, NULL, NULL), 4);
         assert_int_equal(n, 4);
         for (size_t i = 0; i < n; i++) {
                 assert_string_equal(specs[i], want[i]);
@@ -410,12 +411,98 @@ static void test_history_specs(void **state)
         /* The old bare list with version pieces. */
         static const char old[] = "# install specs: python >=3.5,<3.6,jupyter >=1.0.0,<2.0,matplotlib\n";
         static const char *const want_old[] = { "python >=3.5,<3.6", "jupyter >=1.0.0,<2.0", "matplotlib" };
-        assert_int_equal(env_history_specs(old, strlen(old), &specs, &n), 3);
+        assert_int_equal(env_history_specs(old, strlen(old), &specs, &n, NULL, NULL), 3);
         for (size_t i = 0; i < n; i++) {
                 assert_string_equal(specs[i], want_old[i]);
                 free(specs[i]);
         }
         free(specs);
+}
+
+static double seconds_since(const struct timespec *t0)
+{
+        struct timespec t;
+
+        clock_gettime(CLOCK_MONOTONIC, &t);
+        return (double)(t.tv_sec - t0->tv_sec) + (double)(t.tv_nsec - t0->tv_nsec) / 1e9;
+}
+
+/* A history line of `n` list items "'pN'" (each a distinct name). */
+static size_t append_list_line(char *buf, size_t o, size_t first, size_t n)
+{
+        o += (size_t)sprintf(buf + o, "# update specs: [");
+        for (size_t i = 0; i < n; i++)
+                o += (size_t)sprintf(buf + o, "%s'p%zu'", i ? ", " : "", first + i);
+        o += (size_t)sprintf(buf + o, "]\n");
+        return o;
+}
+
+static void free_specs(char **specs, size_t n)
+{
+        for (size_t i = 0; i < n; i++)
+                free(specs[i]);
+        free(specs);
+}
+
+/* Parse buf within 2 seconds into want_n specs with one warning containing
+ * want_warning (none when NULL); returns the specs. */
+static char **parse_history_timed(const char *buf, size_t len, int want_n, const char *want_warning)
+{
+        char **specs = NULL, **warn = NULL;
+        size_t n = 0, n_warn = 0;
+        struct timespec t0;
+
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        assert_int_equal(env_history_specs(buf, len, &specs, &n, &warn, &n_warn), want_n);
+        assert_true(seconds_since(&t0) < 2.0);
+        assert_int_equal(n_warn, want_warning ? 1 : 0);
+        if (want_warning)
+                assert_non_null(strstr(warn[0], want_warning));
+        free_specs(warn, n_warn);
+        return specs;
+}
+
+/* Hostile histories (the daemon parses them as root): each used to take
+ * quadratic time (a copy of the rest of the line per item, a re-copy of the
+ * joined string per version piece, a linear name lookup per item). Now they
+ * are linear, and over-long lines and item counts are cut with a warning. */
+static void test_history_limits(void **state)
+{
+        char *buf = malloc(16u << 20), **specs;
+        size_t o;
+
+        assert_non_null(buf);
+
+        /* One 5 MB line of 500000 items: longer than a line may be, skipped. */
+        o = append_list_line(buf, 0, 0, 500000);
+        assert_true(o > ENV_MAX_HISTORY_LINE_BYTES);
+        o += (size_t)sprintf(buf + o, "# update specs: ['python=3.12']\n");
+        specs = parse_history_timed(buf, o, 1, "line 1 is longer than");
+        assert_string_equal(specs[0], "python=3.12");
+        free_specs(specs, 1);
+
+        /* Lines under the limit with 600000 distinct items in all: at most
+         * ENV_MAX_HISTORY_SPECS are read, at most ENV_MAX_PACKAGES kept. */
+        o = 0;
+        for (size_t k = 0; k < 15; k++)
+                o = append_list_line(buf, o, k * 40000, 40000);
+        specs = parse_history_timed(buf, o, ENV_MAX_PACKAGES, "more than 100000 specs");
+        assert_string_equal(specs[0], "p0");
+        free_specs(specs, ENV_MAX_PACKAGES);
+
+        /* conda < 4.5's bare list: one spec continued by 300000 version pieces
+         * (just under 1 MiB), then many removals and re-adds of the same name. */
+        o = (size_t)sprintf(buf, "# install specs: numpy");
+        for (size_t i = 0; i < 300000; i++)
+                o += (size_t)sprintf(buf + o, ",>1");
+        o += (size_t)sprintf(buf + o, ",scipy\n");
+        for (size_t i = 0; i < 20000; i++)
+                o += (size_t)sprintf(buf + o, "# remove specs: ['scipy']\n# update specs: ['scipy']\n");
+        specs = parse_history_timed(buf, o, 2, NULL);
+        assert_int_equal(strlen(specs[0]), strlen("numpy") + 300000 * 3);
+        assert_string_equal(specs[1], "scipy");
+        free_specs(specs, 2);
+        free(buf);
 }
 
 /* ---- discovery and inventory ---- */
@@ -1136,6 +1223,111 @@ static void test_prune_and_restore(void **state)
         free(id);
 }
 
+/* Names that are not UTF-8 (a directory called "\xff"): JSON gets them with
+ * the bad bytes escaped, the listing and the backup still work, and a prune
+ * and restore put the env back at its exact path. */
+static void test_non_utf8_names(void **state)
+{
+        Fixture *fx = *state;
+        EnvList *l = NULL;
+        EnvPrunePlan *p = NULL;
+        EnvTrashEntry *trash = NULL;
+        size_t n_trash = 0;
+        char bad[512], want[600], dir[256], *path = NULL, *id = NULL, *restored = NULL, *text;
+        const EnvInfo *e = NULL;
+        const EnvPruneItem *it = NULL;
+        json_t *j;
+        uint64_t now = now_usec(CLOCK_REALTIME);
+
+        j = env_json_string("a\xff" "b\xc3\xa9\xe2\x82");
+        assert_string_equal(json_string_value(j), "a\\xffb\xc3\xa9\\xe2\\x82");
+        json_decref(j);
+        j = env_json_string(NULL);
+        assert_true(json_is_null(j));
+        json_decref(j);
+
+        snprintf(bad, sizeof bad, "%s/.conda/envs/\xff" "bad", fx->home);
+        build_small(bad, now - 200 * DAY_USEC);
+        snprintf(want, sizeof want, "%s/.conda/envs/\\xffbad", fx->home);
+
+        assert_int_equal(env_list_user(&fx->user, &fx->opts, &l), 0);
+        for (size_t i = 0; i < l->n_envs; i++)
+                if (strcmp(l->envs[i]->name, "\xff" "bad") == 0)
+                        e = l->envs[i];
+        assert_non_null(e);
+        j = env_info_to_json(e);
+        assert_non_null(j);
+        assert_string_equal(json_string_value(json_object_get(j, "name")), "\\xffbad");
+        assert_string_equal(json_string_value(json_object_get(j, "path")), want);
+        json_decref(j);
+        env_list_free(l);
+
+        snprintf(dir, sizeof dir, "%s/backups", fx->root);
+        mkdir_p("%s", dir);
+        assert_int_equal(env_backup(&fx->user, 1, dir, &fx->opts, now, &path), 0);
+        free(path);
+
+        assert_int_equal(env_prune_plan(&fx->user, 90 * DAY_USEC, now, &fx->opts, &p), 0);
+        for (size_t i = 0; i < p->n_items; i++)
+                if (strcmp(p->items[i].path, bad) == 0)
+                        it = &p->items[i];
+        assert_non_null(it);
+        assert_null(it->skip_reason);
+        assert_int_equal(env_prune(&fx->user, it, &fx->opts, now, &id), 0);
+        env_prune_plan_free(p);
+        assert_int_equal(access(bad, F_OK), -1);
+        assert_int_equal(env_trash_list(&fx->user, &fx->opts, &trash, &n_trash), 0);
+        assert_int_equal(n_trash, 1);
+        assert_string_equal(trash[0].original_path, bad);
+        assert_string_equal(trash[0].name, "\\xffbad");
+        env_trash_entries_free(trash, n_trash);
+        assert_int_equal(env_restore(&fx->user, id, &fx->opts, &restored), 0);
+        assert_string_equal(restored, bad);
+        snprintf(want, sizeof want, "%s/conda-meta/history", bad);
+        assert_int_equal(access(want, F_OK), 0);
+        free(restored);
+        free(id);
+
+        /* A kernel spec for such an env is still JSON. */
+        assert_int_equal(env_kernel_spec("\xff" "bad", bad, 1, &text), 0);
+        assert_non_null(strstr(text, "Python (\\\\xffbad, 1 GPU via gpukeeper)"));
+        free(text);
+}
+
+/* A hook file may claim a last use near the end of time: last_used plus the
+ * age limit must not wrap around and make the env look abandoned. */
+static void test_prune_future_last_use(void **state)
+{
+        Fixture *fx = *state;
+        EnvPrunePlan *p = NULL;
+        char a[1024];
+        uint64_t now = now_usec(CLOCK_REALTIME);
+
+        /* The largest value the hook file parser still takes. */
+        snprintf(a, sizeof a, "%s/.conda/envs/old/" ENV_LAST_ACTIVATED_FILE, fx->home);
+        write_file(a, "18446744073708\n");
+        assert_int_equal(env_prune_plan(&fx->user, 90 * DAY_USEC, now, &fx->opts, &p), 0);
+        assert_non_null(plan_item(p, "old"));
+        assert_non_null(strstr(plan_item(p, "old")->skip_reason, "used 0 days ago (hook)"));
+        env_prune_plan_free(p);
+
+        /* Exactly as old as the limit is old enough; a second younger is not. */
+        for (int younger = 0; younger <= 1; younger++) {
+                char t[32];
+
+                now = now / USEC_PER_SEC * USEC_PER_SEC;
+                snprintf(t, sizeof t, "%llu\n",
+                         (unsigned long long)((now - 90 * DAY_USEC) / USEC_PER_SEC + (unsigned)younger));
+                write_file(a, t);
+                assert_int_equal(env_prune_plan(&fx->user, 90 * DAY_USEC, now, &fx->opts, &p), 0);
+                if (younger)
+                        assert_non_null(plan_item(p, "old")->skip_reason);
+                else
+                        assert_null(plan_item(p, "old")->skip_reason);
+                env_prune_plan_free(p);
+        }
+}
+
 static int fail_with_enoent(void *userdata)
 {
         return -ENOENT;
@@ -1178,6 +1370,7 @@ int main(void)
                 cmocka_unit_test(test_channel_canonical),
                 cmocka_unit_test(test_spec_name),
                 cmocka_unit_test(test_history_specs),
+                cmocka_unit_test(test_history_limits),
                 cmocka_unit_test_setup_teardown(test_discovery, fixture_setup, fixture_teardown),
                 cmocka_unit_test_setup_teardown(test_inventory_fields, fixture_setup, fixture_teardown),
                 cmocka_unit_test_setup_teardown(test_pip_torch_fallback, fixture_setup, fixture_teardown),
@@ -1195,6 +1388,9 @@ int main(void)
                 cmocka_unit_test_setup_teardown(test_clean_cache, fixture_setup, fixture_teardown),
                 cmocka_unit_test_setup_teardown(test_prune_and_restore, fixture_setup, fixture_teardown),
                 cmocka_unit_test_setup_teardown(test_run_as_user, fixture_setup, fixture_teardown),
+                cmocka_unit_test_setup_teardown(test_non_utf8_names, fixture_setup, fixture_teardown),
+                cmocka_unit_test_setup_teardown(test_prune_future_last_use, fixture_setup,
+                                                fixture_teardown),
         };
 
         return cmocka_run_group_tests_name("test-env", tests, NULL, NULL);

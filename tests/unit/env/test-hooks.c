@@ -384,6 +384,67 @@ static void test_fish(void **state)
         check_shell(*state, "/usr/bin/fish", ENV_HOOK_FISH);
 }
 
+/* Scripts with `set -e` (`csh -e`) source the hook too: neither a failing
+ * `gpukeeper lease env` (no lease, daemon down) nor an env whose time stamp
+ * cannot be written (read-only; here the stamp's path is a directory, which
+ * root cannot write either) may end them. */
+static void check_errexit(Fixture *fx, const char *shell_path, EnvHookShell shell)
+{
+        static const int statuses[] = {1, 69, 0};
+        const char *a = fx->hooks[shell][ENV_HOOK_ACTIVATE];
+        char script[512], stamp_path[160];
+        char *argv[5];
+        size_t n = 0;
+
+        snprintf(stamp_path, sizeof stamp_path, "%s/" ENV_LAST_ACTIVATED_FILE, fx->prefix);
+        assert_int_equal(mkdir(stamp_path, 0755), 0);
+        if (shell == ENV_HOOK_SH)
+                snprintf(script, sizeof script, ". %s\necho \"survived ${CUDA_VISIBLE_DEVICES-unset}\"\n", a);
+        else
+                snprintf(script, sizeof script,
+                         "source %s\nif ( $?CUDA_VISIBLE_DEVICES ) then\necho survived "
+                         "$CUDA_VISIBLE_DEVICES\nelse\necho survived unset\nendif\n",
+                         a);
+        argv[n++] = (char *)shell_path;
+        argv[n++] = (char *)(shell == ENV_HOOK_SH ? "-ec" : "-efc");
+        argv[n++] = script;
+        argv[n] = NULL;
+        for (size_t i = 0; i < ELEMENTSOF(statuses); i++) {
+                char *out = NULL, *err = NULL;
+
+                fake_gpukeeper(fx, statuses[i] == 0 ? LEASE_OUTPUT : "", statuses[i]);
+                assert_int_equal(run(fx, argv, NULL, &out, &err), 0);
+                assert_string_equal(out, statuses[i] == 0
+                                             ? "survived GPU-0a1b2c3d-0000-4000-8000-000000000000,MIG-5e6f\n"
+                                             : "survived unset\n");
+                if (statuses[i] == 69)
+                        assert_non_null(strstr(err, "not reachable"));
+                else if (statuses[i] == 1)
+                        assert_string_equal(err, ENV_HOOK_NO_LEASE_MESSAGE "\n");
+                free(out);
+                free(err);
+        }
+}
+
+static void test_sh_errexit(void **state)
+{
+        check_errexit(*state, "/bin/sh", ENV_HOOK_SH);
+}
+
+static void test_bash_errexit(void **state)
+{
+        if (!have_program("bash"))
+                skip();
+        check_errexit(*state, "/bin/bash", ENV_HOOK_SH);
+}
+
+static void test_csh_errexit(void **state)
+{
+        if (!have_program("tcsh"))
+                skip();
+        check_errexit(*state, "/usr/bin/tcsh", ENV_HOOK_CSH);
+}
+
 /* Nested activations: the inner deactivation keeps the lease's values, the
  * outer one restores what was there before the first. */
 static void test_sh_nested(void **state)
@@ -546,6 +607,39 @@ static void test_templates(void **state)
         assert_int_equal(env_template_path(fx->bin, "nope", &p), -ENOENT);
 }
 
+/* The tool runs in a session of its own with stdin from /dev/null: no
+ * controlling terminal a package script could push input into. */
+static void test_create_run_own_session(void **state)
+{
+        Fixture *fx = *state;
+        char probe[160], report[160], *argv[] = {probe, NULL}, *envp[] = {NULL}, script[512], *text;
+        EnvUser u = {};
+        long sid = 0, pid = 0;
+        char stdin_target[64] = "";
+        int wstatus = -1;
+
+        snprintf(probe, sizeof probe, "%s/probe", fx->bin);
+        snprintf(report, sizeof report, "%s/report", fx->dir);
+        snprintf(script, sizeof script,
+                 "#!/bin/sh\n"
+                 "echo \"$$ $(cut -d' ' -f6 /proc/$$/stat) $(readlink /proc/$$/fd/0)\" >%s\n"
+                 "exit 3\n",
+                 report);
+        write_file(probe, script, 0755);
+        assert_int_equal(env_user_make(getuid(), getgid(), "me", fx->dir, &u), 0);
+        assert_int_equal(env_create_run(&u, argv, envp, &wstatus), 0);
+        assert_true(WIFEXITED(wstatus));
+        assert_int_equal(WEXITSTATUS(wstatus), 3);
+        text = read_file(report);
+        assert_non_null(text);
+        assert_int_equal(sscanf(text, "%ld %ld %63s", &pid, &sid, stdin_target), 3);
+        assert_int_equal(sid, pid);
+        assert_int_not_equal(sid, (long)getsid(0));
+        assert_string_equal(stdin_target, "/dev/null");
+        free(text);
+        env_user_done(&u);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -556,12 +650,16 @@ int main(void)
             cmocka_unit_test_setup_teardown(test_bash, setup, teardown),
             cmocka_unit_test_setup_teardown(test_csh, setup, teardown),
             cmocka_unit_test_setup_teardown(test_fish, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_sh_errexit, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_bash_errexit, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_csh_errexit, setup, teardown),
             cmocka_unit_test_setup_teardown(test_sh_nested, setup, teardown),
             cmocka_unit_test_setup_teardown(test_sh_without_gpukeeper, setup, teardown),
             cmocka_unit_test(test_kernel_spec),
             cmocka_unit_test(test_create_argv),
             cmocka_unit_test_setup_teardown(test_conda_exe_find, setup, teardown),
             cmocka_unit_test_setup_teardown(test_templates, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_create_run_own_session, setup, teardown),
         };
 
         return cmocka_run_group_tests_name("test-hooks", tests, NULL, NULL);
