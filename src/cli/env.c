@@ -600,6 +600,15 @@ static int env_list(cli_context *ctx, EnvArgs *a)
                         exit_code = CLI_EXIT_SOFTWARE;
                         goto finish;
                 }
+                if (r == -EPERM) {
+                        /* Their home leads to someone else's directory (a symlink
+                         * swapped in): worth saying even when going through everyone. */
+                        fprintf(stderr, "gpukeeper: the home of %s (%s) is not owned by them, not read\n",
+                                users[i].name, users[i].home);
+                        if (!a->all_users)
+                                exit_code = cli_env_exit_for_errno(r);
+                        continue;
+                }
                 if (r < 0) {
                         /* A user without a readable home simply has nothing to list
                          * when we go through everyone; asked for by name, say so. */

@@ -131,6 +131,9 @@ static int backup_user(struct archive *a, const EnvUser *user, const EnvOptions 
         r = env_list_user(user, &lo, &l);
         if (r == -ENOMEM)
                 return r;
+        if (r == -EPERM) /* the home leads to someone else's directory */
+                return append_error(errors, "home %s: not owned by %s, not read", user->home,
+                                    user->name);
         if (r < 0)
                 return append_error(errors, "home %s: %s", user->home, strerror(-r));
         for (size_t i = 0; i < l->n_errors; i++)

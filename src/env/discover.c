@@ -618,8 +618,11 @@ int env_list_users(const EnvUser *users, size_t n_users, const EnvOptions *o, En
                                 r = -ENOMEM;
                                 goto fail;
                         }
-                        k = env_strv_pushf(&lists[i]->errors, &lists[i]->n_errors, "home %s: %s",
-                                           users[i].home, strerror(-r));
+                        k = r == -EPERM ? env_strv_pushf(&lists[i]->errors, &lists[i]->n_errors,
+                                                         "home %s: not owned by %s, not read",
+                                                         users[i].home, users[i].name)
+                                        : env_strv_pushf(&lists[i]->errors, &lists[i]->n_errors,
+                                                         "home %s: %s", users[i].home, strerror(-r));
                         if (k < 0) {
                                 r = k;
                                 goto fail;

@@ -46,7 +46,10 @@ int env_read_file_beneath(int dirfd, const char *relpath, size_t max, char **ret
 int env_open_user_dir(const EnvUser *user, int homefd, const char *path, unsigned flags,
                       int *ret_fd);
 
-/* The home of `user` as a directory fd (follows the passwd path: root-controlled). */
+/* The home of `user` as a directory fd. The passwd path is followed (symlinks
+ * included: /home may be a link to /data/home), but the directory reached must
+ * be owned by user->uid, else -EPERM: a user who swapped their home for a
+ * symlink to someone else's directory gets nothing read from it. */
 int env_open_home(const EnvUser *user, int *ret_fd);
 
 /* ---- walking ---- */

@@ -170,7 +170,10 @@ typedef struct EnvInfo {
         char *torch_version;  /* conda pytorch/torch record, else pip torch dist-info */
         char *cuda_version;   /* see env_info_load in inventory.c for the sources, in order */
         uint64_t created_usec;   /* first history block, else conda-meta's mtime */
-        uint64_t last_used_usec; /* 0 when last_used_source is NONE */
+        /* The newer of the hook's time and bin/python's atime (an atime in the
+         * hook's second counts as the hook's); last_used_source says which.
+         * 0 when last_used_source is NONE. */
+        uint64_t last_used_usec;
         EnvLastUsedSource last_used_source;
         /* Conda records (by file name); with ENV_LOAD_PACKAGES: the valid records
          * plus the pip packages, i.e. the length of packages[]. */
@@ -224,13 +227,15 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(EnvList *, env_list_free);
  *      gone or unreadable becomes an EnvInfo with .error set.
  * Duplicates (same dev/ino) are dropped. At most ENV_MAX_ENVS_PER_USER.
  * Returns 0 even when some or all envs have errors; -ENOMEM; -errno when the
- * home itself cannot be opened. */
+ * home itself cannot be opened; -EPERM when the directory the home path leads
+ * to (symlinks followed) is not owned by user->uid. Every function here that
+ * takes a user opens the home that way and fails the same. */
 int env_list_user(const EnvUser *user, const EnvOptions *o, EnvList **ret);
 
 /* env_list_user for several users at once (`env list --all-users`, backup):
- * ret[i] is the list of users[i]; a user whose home cannot be opened gets a list
- * with no envs and one error. Sizes (ENV_LOAD_SIZE) of all envs are computed by a
- * few threads in parallel. Returns 0 or -ENOMEM. Free with env_lists_free. */
+ * ret[i] is the list of users[i]; a user whose home cannot be opened, or is not
+ * theirs, gets a list with no envs and one error. Sizes (ENV_LOAD_SIZE) of all
+ * envs are computed by a few threads in parallel. Returns 0 or -ENOMEM. Free with env_lists_free. */
 int env_list_users(const EnvUser *users, size_t n_users, const EnvOptions *o, EnvList ***ret);
 void env_lists_free(EnvList **lists, size_t n);
 
@@ -280,8 +285,9 @@ typedef enum EnvExportMode {
 /* Write the environment.yml for `env` (loaded with ENV_LOAD_PACKAGES) to f:
  *   name: <name>
  *   channels:
- *     - <canonical channels of the records, first appearance in name order,
- *        then .condarc channels; "defaults" when .condarc has none>
+ *     - <conda's rule: the .condarc channels ("defaults" when it has none),
+ *        then each record's canonical channel not yet listed, in name order,
+ *        inserted at the front; a .condarc channel keeps its place>
  *   dependencies:
  *     - name=version[=build]          (conda records sorted by name)
  *     - pip:
@@ -289,6 +295,10 @@ typedef enum EnvExportMode {
  *   prefix: <path>
  * FROM_HISTORY lists history_specs instead and, as conda does, only the .condarc
  * channels (or "defaults"), and no pip section.
+ * Every value is a YAML scalar: plain where a YAML emitter writes it plain (all
+ * ordinary names, versions, specs, channels, paths: the text is conda's), else
+ * double-quoted with escapes, so a name holding a newline or YAML syntax stays
+ * one value. Bytes that are not UTF-8 are written \xNN (read back as U+00NN).
  * Deliberate differences from conda (for the man page):
  *   - specs in --from-history are printed as the user wrote them; conda prints
  *     them re-rendered through MatchSpec ("numpy>=1.2" becomes
@@ -297,7 +307,10 @@ typedef enum EnvExportMode {
  *     is printed as its URL;
  *   - no "variables:" section (conda env config vars are not read);
  *   - the "pypi" pseudo-channel records conda keeps for pip packages are not read,
- *     site-packages metadata is.
+ *     site-packages metadata is;
+ *   - a value that needs quotes is double-quoted (conda may single-quote it),
+ *     one that YAML 1.1 would read as a boolean or number ("yes", "1.0") too,
+ *     and long values are not folded at 80 columns.
  * Returns 0, -EINVAL for an env with .error, -EIO when writing fails. */
 int env_export(const EnvInfo *env, EnvExportMode mode, FILE *f);
 

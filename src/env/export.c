@@ -1,12 +1,16 @@
 /* environment.yml output, byte-for-byte what `conda env export` writes for the
  * same prefix (conda/env/env.py from_environment + its YAML dump): key order
  * name, channels, dependencies, prefix; 2-space mapping indent, list items
- * "  - ", pip items "      - ". Deliberate differences are listed in env.h
- * above env_export. Also conda's canonical channel names. */
+ * "  - ", pip items "      - ", every value a plain scalar where the YAML
+ * emitter would write one and a double-quoted one otherwise (so no name from
+ * a user's files can add lines or keys). Deliberate differences are listed in
+ * env.h above env_export. Also conda's canonical channel names. */
 #include <errno.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "basic/utf8.h"
 #include "env/env-internal.h"
 
 static bool is_subdir(const char *s, size_t len)
@@ -85,8 +89,10 @@ static int cmp_name(const void *a, const void *b)
         return strcmp(((const EnvPackage *)a)->name, ((const EnvPackage *)b)->name);
 }
 
-/* Channels of the records in name order (first appearance), then the .condarc
- * channels, "defaults" when .condarc has none. from_history: only the latter. */
+/* conda's from_environment: start from the .condarc channels ("defaults" when
+ * it names none); then, for each record in name order, a canonical channel not
+ * yet listed goes to the front (channels.insert(0, ...)), so one .condarc names
+ * keeps its place. from_history: only the .condarc channels. */
 static int export_channels(const EnvInfo *env, const EnvPackage *conda, size_t n, bool from_history,
                            char ***ret, size_t *ret_n)
 {
@@ -94,20 +100,188 @@ static int export_channels(const EnvInfo *env, const EnvPackage *conda, size_t n
         size_t nv = 0;
         int r = 0;
 
-        for (size_t i = 0; !from_history && r >= 0 && i < n; i++)
-                if (conda[i].channel && !env_strv_contains(v, nv, conda[i].channel))
-                        r = env_strv_push(&v, &nv, conda[i].channel);
         for (size_t i = 0; r >= 0 && i < env->n_condarc_channels; i++)
                 if (!env_strv_contains(v, nv, env->condarc_channels[i]))
                         r = env_strv_push(&v, &nv, env->condarc_channels[i]);
-        if (r >= 0 && env->n_condarc_channels == 0 && !env_strv_contains(v, nv, "defaults"))
+        if (r >= 0 && nv == 0)
                 r = env_strv_push(&v, &nv, "defaults");
+        for (size_t i = 0; !from_history && r >= 0 && i < n; i++) {
+                char *front;
+
+                if (!conda[i].channel || env_strv_contains(v, nv, conda[i].channel))
+                        continue;
+                r = env_strv_push(&v, &nv, conda[i].channel);
+                if (r < 0)
+                        break;
+                front = v[nv - 1];
+                memmove(v + 1, v, sizeof(char *) * (nv - 1));
+                v[0] = front;
+        }
         if (r < 0) {
                 env_strv_free(v, nv);
                 return r;
         }
         *ret = v;
         *ret_n = nv;
+        return 0;
+}
+
+/* ---- YAML scalars ---- */
+
+/* The code point of the well-formed UTF-8 sequence at s (NUL-terminated) and
+ * its length in *ret_len; -1 when the bytes there are not one. */
+static int32_t utf8_decode(const unsigned char *s, size_t *ret_len)
+{
+        size_t n = s[0] < 0x80 ? 1 : s[0] >= 0xF0 ? 4 : s[0] >= 0xE0 ? 3 : 2;
+        int32_t cp;
+
+        if (strnlen((const char *)s, n) < n || !utf8_is_valid((const char *)s, n))
+                return -1;
+        cp = n == 1 ? s[0] : n == 2 ? s[0] & 0x1F : n == 3 ? s[0] & 0x0F : s[0] & 0x07;
+        for (size_t i = 1; i < n; i++)
+                cp = cp << 6 | (s[i] & 0x3F);
+        *ret_len = n;
+        return cp;
+}
+
+/* Printable code points a YAML emitter writes as they are (PyYAML's and
+ * ruamel's analyze_scalar with allow_unicode): ASCII 0x20-0x7E, and from U+00A0
+ * on all but the line/paragraph separators, the BOM and U+FFFE/U+FFFF. */
+static bool yaml_printable(int32_t cp)
+{
+        if (cp < 0x80)
+                return cp >= 0x20 && cp <= 0x7E;
+        return cp >= 0xA0 && cp != 0x2028 && cp != 0x2029 && cp != 0xFEFF && cp != 0xFFFE &&
+               cp != 0xFFFF;
+}
+
+/* Would a YAML 1.1 or 1.2 loader read the plain scalar s as something other
+ * than a string (null, boolean, number, timestamp, merge key, value key)?
+ * Errs towards yes: a false yes only costs quotes. */
+static bool yaml_plain_not_string(const char *s)
+{
+        static const char *const words[] = {
+                "~",    "null", "Null", "NULL", "true", "True", "TRUE", "false", "False", "FALSE",
+                "yes",  "Yes",  "YES",  "no",   "No",   "NO",   "on",   "On",    "ON",    "off",
+                "Off",  "OFF",  "y",    "Y",    "n",    "N",    "=",    "<<",    ".inf",  ".Inf",
+                ".INF", ".nan", ".NaN", ".NAN",
+        };
+        const char *p = s, *allowed = "0123456789_.:+-eEtTzZ ";
+
+        if (*p == '+' || *p == '-')
+                p++;
+        for (size_t i = 0; i < ELEMENTSOF(words); i++)
+                if (strcmp(s, words[i]) == 0 || (p != s && strcmp(p, words[i]) == 0))
+                        return true;
+        if (!((*p >= '0' && *p <= '9') || (*p == '.' && p[1] >= '0' && p[1] <= '9')))
+                return false;
+        if (p[0] == '0' && (p[1] == 'x' || p[1] == 'X'))
+                p += 2, allowed = "0123456789abcdefABCDEF_";
+        else if (p[0] == '0' && (p[1] == 'o' || p[1] == 'O'))
+                p += 2, allowed = "01234567_";
+        else if (p[0] == '0' && (p[1] == 'b' || p[1] == 'B'))
+                p += 2, allowed = "01_";
+        return strspn(p, allowed) == strlen(p);
+}
+
+/* Can s be written as a plain scalar in block context (a mapping value or a
+ * sequence item) and read back as the same string? The rules of PyYAML's /
+ * ruamel's emitter, so that what they write plain (every ordinary name,
+ * version, spec, channel and path) is written plain here too. */
+static bool yaml_plain_ok(const char *s)
+{
+        size_t len = strlen(s);
+
+        if (len == 0 || s[0] == ' ' || s[len - 1] == ' ')
+                return false;
+        if (strncmp(s, "---", 3) == 0 || strncmp(s, "...", 3) == 0)
+                return false;
+        if (strchr("#,[]{}&*!|>'\"%@`", s[0]))
+                return false;
+        if (strchr("?:-", s[0]) && (s[1] == '\0' || s[1] == ' '))
+                return false;
+        for (size_t i = 0; i < len;) {
+                size_t n = 1;
+                int32_t cp = utf8_decode((const unsigned char *)s + i, &n);
+
+                if (cp < 0 || !yaml_printable(cp))
+                        return false;
+                if (cp == ':' && (s[i + 1] == '\0' || s[i + 1] == ' '))
+                        return false;
+                if (cp == '#' && i > 0 && s[i - 1] == ' ')
+                        return false;
+                i += n;
+        }
+        return !yaml_plain_not_string(s);
+}
+
+/* Write s as one YAML scalar: plain when yaml_plain_ok, else double-quoted
+ * with \" \\ \n \t \r, \xNN for other control characters and for each byte
+ * that is not valid UTF-8 (YAML text must be UTF-8; such a byte is read back
+ * as U+00NN), \L \P \uFEFF for the separators and BOM. A name can never end
+ * the scalar or start a line of its own. */
+static void yaml_write_scalar(FILE *f, const char *s)
+{
+        if (yaml_plain_ok(s)) {
+                fputs(s, f);
+                return;
+        }
+        fputc('"', f);
+        for (size_t i = 0; s[i];) {
+                size_t n = 1;
+                int32_t cp = utf8_decode((const unsigned char *)s + i, &n);
+
+                if (cp < 0)
+                        fprintf(f, "\\x%02X", (unsigned char)s[i]);
+                else if (cp == '"' || cp == '\\')
+                        fprintf(f, "\\%c", (char)cp);
+                else if (cp == '\n')
+                        fputs("\\n", f);
+                else if (cp == '\t')
+                        fputs("\\t", f);
+                else if (cp == '\r')
+                        fputs("\\r", f);
+                else if (cp < 0x20 || (cp >= 0x7F && cp < 0xA0))
+                        fprintf(f, "\\x%02X", (unsigned)cp);
+                else if (cp == 0x2028)
+                        fputs("\\L", f);
+                else if (cp == 0x2029)
+                        fputs("\\P", f);
+                else if (!yaml_printable(cp))
+                        fprintf(f, "\\u%04X", (unsigned)cp);
+                else
+                        fwrite(s + i, 1, n, f);
+                i += n;
+        }
+        fputc('"', f);
+}
+
+/* One line "<lead><the n parts joined by sep, as a YAML scalar>\n": a
+ * dependency is one scalar, "name=version=build". 0 or -ENOMEM. */
+static int yaml_line(FILE *f, const char *lead, const char *sep, const char *const *parts, size_t n)
+{
+        _cleanup_free_ char *s = NULL;
+        size_t len = 1, o = 0;
+
+        for (size_t i = 0; i < n; i++)
+                len += strlen(parts[i]) + strlen(sep);
+        s = malloc(len);
+        if (!s)
+                return -ENOMEM;
+        for (size_t i = 0; i < n; i++) {
+                size_t k = strlen(parts[i]);
+
+                if (i > 0) {
+                        memcpy(s + o, sep, strlen(sep));
+                        o += strlen(sep);
+                }
+                memcpy(s + o, parts[i], k);
+                o += k;
+        }
+        s[o] = '\0';
+        fputs(lead, f);
+        yaml_write_scalar(f, s);
+        fputc('\n', f);
         return 0;
 }
 
@@ -139,32 +313,37 @@ int env_export(const EnvInfo *env, EnvExportMode mode, FILE *f)
                             &n_channels);
         if (r < 0)
                 return r;
-        fprintf(f, "name: %s\n", env->name);
-        fputs("channels:\n", f);
-        for (size_t i = 0; i < n_channels; i++)
-                fprintf(f, "  - %s\n", channels[i]);
+        r = yaml_line(f, "name: ", "", (const char *const[]){ env->name }, 1);
+        if (r >= 0)
+                fputs("channels:\n", f);
+        for (size_t i = 0; r >= 0 && i < n_channels; i++)
+                r = yaml_line(f, "  - ", "", (const char *const[]){ channels[i] }, 1);
         env_strv_free(channels, n_channels);
+        if (r < 0)
+                return r;
         /* conda's Environment.to_dict leaves out an empty dependencies list. */
         if ((mode == ENV_EXPORT_FROM_HISTORY ? env->n_history_specs : n_conda + n_pip) > 0)
                 fputs("dependencies:\n", f);
         if (mode == ENV_EXPORT_FROM_HISTORY) {
-                for (size_t i = 0; i < env->n_history_specs; i++)
-                        fprintf(f, "  - %s\n", env->history_specs[i]);
+                for (size_t i = 0; r >= 0 && i < env->n_history_specs; i++)
+                        r = yaml_line(f, "  - ", "", (const char *const[]){ env->history_specs[i] },
+                                      1);
         } else {
-                for (size_t i = 0; i < n_conda; i++) {
-                        if (mode == ENV_EXPORT_BUILDS)
-                                fprintf(f, "  - %s=%s=%s\n", conda[i].name, conda[i].version,
-                                        conda[i].build);
-                        else
-                                fprintf(f, "  - %s=%s\n", conda[i].name, conda[i].version);
-                }
-                if (n_pip > 0) {
+                for (size_t i = 0; r >= 0 && i < n_conda; i++)
+                        r = yaml_line(f, "  - ", "=",
+                                      (const char *const[]){ conda[i].name, conda[i].version,
+                                                             conda[i].build },
+                                      mode == ENV_EXPORT_BUILDS ? 3 : 2);
+                if (r >= 0 && n_pip > 0)
                         fputs("  - pip:\n", f);
-                        for (size_t i = 0; i < n_pip; i++)
-                                fprintf(f, "      - %s==%s\n", pip[i].name, pip[i].version);
-                }
+                for (size_t i = 0; r >= 0 && i < n_pip; i++)
+                        r = yaml_line(f, "      - ", "==",
+                                      (const char *const[]){ pip[i].name, pip[i].version }, 2);
         }
-        fprintf(f, "prefix: %s\n", env->path);
+        if (r >= 0)
+                r = yaml_line(f, "prefix: ", "", (const char *const[]){ env->path }, 1);
+        if (r < 0)
+                return r;
         if (fflush(f) != 0 || ferror(f))
                 return -EIO;
         return 0;

@@ -259,11 +259,20 @@ int env_read_file_beneath(int dirfd, const char *relpath, size_t max, char **ret
 
 int env_open_home(const EnvUser *user, int *ret_fd)
 {
-        int fd = open(user->home, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        _cleanup_close_ int fd = open(user->home, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        struct stat st;
 
         if (fd < 0)
                 return negative_errno();
-        *ret_fd = fd;
+        /* The passwd path is root's, but a component of it may not be: a home
+         * under a sticky shared directory can be replaced by its user with a
+         * symlink to /root. What we opened must be the user's own directory,
+         * or root would read (and archive) someone else's files as theirs. */
+        if (fstat(fd, &st) < 0)
+                return negative_errno();
+        if (st.st_uid != user->uid)
+                return -EPERM;
+        *ret_fd = TAKE_FD(fd);
         return 0;
 }
 

@@ -184,11 +184,40 @@ static char *strip(char *s)
         return s;
 }
 
+/* A string vector that grows by doubling: a history can hold 10^5 specs,
+ * and env_strv_consume's one-slot realloc would copy the array each time
+ * where realloc cannot grow in place (sanitizers, fragmented heaps). The
+ * array stays NULL-terminated, so env_strv_free takes it. */
+typedef struct SpecVec {
+        char **v;
+        size_t n, cap;
+} SpecVec;
+
+static int spec_vec_consume(SpecVec *sv, char *s)
+{
+        if (!s)
+                return -ENOMEM;
+        if (sv->n + 2 > sv->cap) {
+                size_t cap = MAX(sv->cap * 2, (size_t)16);
+                char **nv = realloc(sv->v, sizeof(char *) * cap);
+
+                if (!nv) {
+                        free(s);
+                        return -ENOMEM;
+                }
+                sv->v = nv;
+                sv->cap = cap;
+        }
+        sv->v[sv->n++] = s;
+        sv->v[sv->n] = NULL;
+        return 0;
+}
+
 /* Parse a Python/JSON list of string literals: ['a', "b"]. Items that are not
  * quoted strings end the parse (conda's literal_eval would reject the line).
  * At most `max` items are taken; returns how many, or -ENOMEM. Each item is
  * allocated by its own length, so the parse is linear in the line. */
-static int parse_list_literal(const char *s, size_t max, char ***v, size_t *n)
+static int parse_list_literal(const char *s, size_t max, SpecVec *v)
 {
         const char *p = s + 1; /* after '[' */
         size_t taken = 0;
@@ -220,7 +249,7 @@ static int parse_list_literal(const char *s, size_t max, char ***v, size_t *n)
                 }
                 item[len] = '\0';
                 p++;
-                r = env_strv_push(v, n, strip(item));
+                r = spec_vec_consume(v, strdup(strip(item)));
                 if (r < 0)
                         return r;
                 taken++;
@@ -237,7 +266,7 @@ static bool is_version_operator_piece(const char *s)
  * A spec and the operator pieces that continue it are joined in one growing
  * buffer (a re-copy per piece would be quadratic). At most `max` specs;
  * returns how many, or -ENOMEM. */
-static int parse_old_list(char *s, size_t max, char ***v, size_t *n)
+static int parse_old_list(char *s, size_t max, SpecVec *v)
 {
         _cleanup_free_ char *cur = NULL;
         size_t len = 0, alloc = 0, taken = 0;
@@ -252,7 +281,7 @@ static int parse_old_list(char *s, size_t max, char ***v, size_t *n)
                         continue;
                 if (!(is_version_operator_piece(t) && cur)) {
                         if (cur) {
-                                r = env_strv_consume(v, n, TAKE_PTR(cur));
+                                r = spec_vec_consume(v, TAKE_PTR(cur));
                                 if (r < 0)
                                         return r;
                         }
@@ -278,7 +307,7 @@ static int parse_old_list(char *s, size_t max, char ***v, size_t *n)
                 cur[len] = '\0';
         }
         if (cur) {
-                r = env_strv_consume(v, n, TAKE_PTR(cur));
+                r = spec_vec_consume(v, TAKE_PTR(cur));
                 if (r < 0)
                         return r;
         }
@@ -327,8 +356,8 @@ int env_history_specs(const char *text, size_t len, char ***ret, size_t *ret_n, 
 {
         _cleanup_free_ char *copy = strndup(text, len);
         SpecMap m = {};
-        char **out = NULL;
-        size_t n_out = 0, n_items = 0, line_no = 0;
+        SpecVec out = {};
+        size_t n_items = 0, line_no = 0;
         bool long_line = false, too_many = false;
         char *save = NULL;
         int r = 0;
@@ -337,8 +366,7 @@ int env_history_specs(const char *text, size_t len, char ***ret, size_t *ret_n, 
                 return -ENOMEM;
         for (char *line = strtok_r(copy, "\n", &save); line && !too_many;
              line = strtok_r(NULL, "\n", &save)) {
-                char **specs = NULL;
-                size_t n = 0;
+                SpecVec specs = {};
                 char *list = NULL;
                 Action a;
 
@@ -359,18 +387,18 @@ int env_history_specs(const char *text, size_t len, char ***ret, size_t *ret_n, 
                 if (a == ACTION_NONE)
                         continue;
                 if (list[0] == '[')
-                        r = parse_list_literal(list, ENV_MAX_HISTORY_SPECS - n_items, &specs, &n);
+                        r = parse_list_literal(list, ENV_MAX_HISTORY_SPECS - n_items, &specs);
                 else
-                        r = parse_old_list(list, ENV_MAX_HISTORY_SPECS - n_items, &specs, &n);
-                n_items += n;
+                        r = parse_old_list(list, ENV_MAX_HISTORY_SPECS - n_items, &specs);
+                n_items += specs.n;
                 too_many = n_items >= ENV_MAX_HISTORY_SPECS;
-                for (size_t i = 0; r >= 0 && i < n; i++) {
+                for (size_t i = 0; r >= 0 && i < specs.n; i++) {
                         if (a == ACTION_REMOVE)
-                                spec_map_remove(&m, specs[i]);
+                                spec_map_remove(&m, specs.v[i]);
                         else
-                                r = spec_map_set(&m, specs[i]);
+                                r = spec_map_set(&m, specs.v[i]);
                 }
-                env_strv_free(specs, n);
+                env_strv_free(specs.v, specs.n);
                 if (r < 0)
                         goto finish;
         }
@@ -384,15 +412,16 @@ int env_history_specs(const char *text, size_t len, char ***ret, size_t *ret_n, 
         for (size_t i = 0; i < m.n; i++) {
                 if (!m.specs[i])
                         continue;
-                r = env_strv_push(&out, &n_out, m.specs[i]);
+                r = spec_vec_consume(&out, strdup(m.specs[i]));
                 if (r < 0)
                         goto finish;
         }
-        *ret = TAKE_PTR(out);
-        *ret_n = n_out;
-        r = (int)n_out;
+        *ret = TAKE_PTR(out.v);
+        *ret_n = out.n;
+        r = (int)out.n;
+        out.n = 0;
 finish:
-        env_strv_free(out, n_out);
+        env_strv_free(out.v, out.n);
         spec_map_done(&m);
         return r;
 }

@@ -14,8 +14,9 @@
  *           version of a pip torch ("2.3.1+cu121" → "12.1")
  *   created    first "==> YYYY-MM-DD HH:MM:SS <==" of the history (local time), else
  *              conda-meta's mtime
- *   last used  ENV_LAST_ACTIVATED_FILE ("hook"), else atime of bin/python after
- *              following its symlink chain inside bin/ ("atime") */
+ *   last used  the newer of ENV_LAST_ACTIVATED_FILE ("hook") and the atime of
+ *              bin/python after following its symlink chain inside bin/
+ *              ("atime"); the source of the one that won is reported */
 #include <ctype.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -673,22 +674,27 @@ static uint64_t python_atime(int envfd)
         return 0;
 }
 
+/* Last use is the newer of the two records: the activate hook sees only
+ * `conda activate`, while a Jupyter kernel (`gpukeeper kernel install`) or
+ * `env/bin/python x.py` runs python without activating, which only the atime
+ * shows; trusting the hook alone would prune an env used daily that way.
+ * The hook writes whole seconds, so an atime within the same second counts
+ * as the hook's (the activation ran python, or came right after). */
 static void load_last_used(EnvInfo *e, int envfd)
 {
         _cleanup_free_ char *text = NULL;
-        uint64_t secs;
-        uint64_t at;
+        uint64_t secs, hook = 0, at;
 
         if (env_read_file_beneath(envfd, ENV_LAST_ACTIVATED_FILE, 64, &text, NULL) >= 0) {
                 text[strcspn(text, " \t\r\n")] = '\0';
-                if (parse_uint64(text, &secs) >= 0 && secs > 0 && secs < UINT64_MAX / USEC_PER_SEC) {
-                        e->last_used_usec = secs * USEC_PER_SEC;
-                        e->last_used_source = ENV_LAST_USED_HOOK;
-                        return;
-                }
+                if (parse_uint64(text, &secs) >= 0 && secs > 0 && secs < UINT64_MAX / USEC_PER_SEC)
+                        hook = secs * USEC_PER_SEC;
         }
         at = python_atime(envfd);
-        if (at > 0) {
+        if (hook > 0 && at / USEC_PER_SEC <= hook / USEC_PER_SEC) {
+                e->last_used_usec = hook;
+                e->last_used_source = ENV_LAST_USED_HOOK;
+        } else if (at > 0) {
                 e->last_used_usec = at;
                 e->last_used_source = ENV_LAST_USED_ATIME;
         }

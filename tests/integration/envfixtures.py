@@ -178,14 +178,14 @@ def expected_export(name, prefix, steps, mode, condarc_channels=()):
         lines += [f"  - {spec}" for n, spec in specs.items() if n in have]
     else:
         have = installed_records(steps)
-        channels = []
+        # conda/env/env.py from_environment: channels = list(context.channels),
+        # then for each record (sorted by name) a canonical channel not yet
+        # there is channels.insert(0, ...).
+        channels = list(condarc_channels) or ["defaults"]
         for n in sorted(have):
             c = canonical_channel(have[n][2])
             if c not in channels:
-                channels.append(c)
-        for c in list(condarc_channels) or ["defaults"]:
-            if c not in channels:
-                channels.append(c)
+                channels.insert(0, c)
         lines += [f"  - {c}" for c in channels]
         lines.append("dependencies:")
         for n in sorted(have):

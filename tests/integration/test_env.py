@@ -111,7 +111,9 @@ def set_last_activated(user, prefix, when):
 
 
 def set_python_atime(prefix, when):
-    target = prefix / "bin" / "python3.11"
+    """Set the access time of bin/python's target (python3.X), which the env
+    list reads; an env just built has a fresh one."""
+    target = prefix / "bin" / os.readlink(prefix / "bin" / "python")
     st = os.lstat(target)
     os.utime(target, (when, st.st_mtime), follow_symlinks=False)
 
@@ -129,6 +131,7 @@ def test_list_reports_every_env_with_versions_sizes_and_last_use(users, homes, t
     hook_time = NOW - 5 * DAY
     atime = NOW - 30 * DAY
     set_last_activated(alice, proj, hook_time)
+    set_python_atime(proj, NOW - 60 * DAY)
     set_python_atime(base, atime)
     # A listed environment that is gone is reported, not fatal.
     write_as(alice, h / ".conda" / "environments.txt",
@@ -161,6 +164,12 @@ def test_list_reports_every_env_with_versions_sizes_and_last_use(users, homes, t
     assert str(proj) in row
     assert "(atime)" in next(line for line in text.splitlines() if line.startswith("base "))
     assert "error:" in text and "gone-env" in text
+
+    # Used since through a kernel or env/bin/python, which run no activate
+    # hook: the newer atime wins over the older hook time.
+    set_python_atime(proj, NOW - DAY)
+    envs, _ = envs_by_name(ok(gk("env", "list", "--user", alice.name, "--json")).stdout)
+    assert (envs["proj"]["last_used"], envs["proj"]["last_used_source"]) == (NOW - DAY, "atime")
 
 
 def test_list_remembers_sizes_in_the_callers_cache(users, homes, tools):
@@ -337,6 +346,45 @@ def test_env_name_that_is_not_utf8_breaks_nothing(users, homes, tools, workdir):
     assert proj.exists()
 
 
+def test_home_swapped_for_a_symlink_is_not_read(users, homes, tools, workdir):
+    """A home its user can replace (under a sticky shared directory) swapped
+    for a symlink to someone else's directory: root reads nothing through it,
+    says so for that user, and still lists and backs up everyone else."""
+    alice, bob = users["alice"], users["bob"]
+    ha = homes["alice"]
+    bobenv = make_env(tools, bob, homes["bob"] / ".conda" / "envs" / "bobenv", SMALL_STEPS)
+    ha.rmdir()
+    os.symlink(homes["bob"], ha)
+    try:
+        r = ok(gk("env", "list", "--all-users", "--json"))
+        envs = json.loads(r.stdout)["envs"]
+        assert [(e["owner"], e["path"]) for e in envs if e["name"] == "bobenv"] == \
+            [(bob.name, str(bobenv))]
+        assert not [e for e in envs if e["owner"] == alice.name or e["uid"] == alice.uid]
+        assert alice.name in r.stderr and "not owned" in r.stderr
+
+        r = gk("env", "list", "--user", alice.name)
+        assert r.returncode == EXIT_PERMISSION and "not owned" in r.stderr
+        assert "bobenv" not in r.stdout
+
+        out = workdir / "backups"
+        out.mkdir()
+        path = Path(ok(gk("env", "backup", "--to", str(out))).stdout.strip())
+        with tarfile.open(path) as tar:
+            names = tar.getnames()
+            manifest = json.loads(tar.extractfile("MANIFEST.json").read())
+        assert f"{bob.name}/bobenv/environment.yml" in names
+        assert not [n for n in names if n.startswith(f"{alice.name}/")], names
+        by_user = {u["user"]: u for u in manifest["users"]}
+        assert by_user[alice.name]["envs"] == []
+        assert any("not owned" in e for e in by_user[alice.name]["errors"])
+    finally:
+        ha.unlink()
+        ha.mkdir()
+        os.chown(ha, alice.uid, alice.gid)
+        os.chmod(ha, 0o750)
+
+
 def test_root_follows_no_symlink_in_its_own_paths(workdir):
     """Root acting on a path it names itself still follows no symlink: a
     user could have put the link there."""
@@ -372,11 +420,23 @@ def test_prune_dry_run_real_run_and_restore(users, homes, tools, procs):
     busy_cwd = make_env(tools, alice, envs / "busy-cwd", SMALL_STEPS)
     busy_exe = make_env(tools, alice, envs / "busy-exe", SMALL_STEPS)
     long_ago = NOW - 200 * DAY
+    # Last use is the newer of hook time and python's atime: set both.
+    for prefix in (old_hook, old_atime, fresh, busy_cwd, busy_exe):
+        set_python_atime(prefix, long_ago - DAY)
     set_last_activated(alice, old_hook, long_ago)
     set_python_atime(old_atime, long_ago)
     set_last_activated(alice, fresh, NOW - DAY)
     for prefix in (busy_cwd, busy_exe):
         set_last_activated(alice, prefix, long_ago)
+    # Activated long ago but used yesterday through a kernel (no hook runs):
+    # kept. Its own python build: bin/python is a hard link into the package
+    # cache, so envs with the same build share one atime.
+    kernel_used = make_env(tools, alice, envs / "kernel-used",
+                           [step(T0, install=[pkg("python", "3.10.14")],
+                                 specs="# update specs: ['python=3.10']",
+                                 cmd="conda create -n kernel-used python=3.10")])
+    set_last_activated(alice, kernel_used, long_ago)
+    set_python_atime(kernel_used, NOW - DAY)
     run_as(alice, ["ln", "-s", "/etc", envs / "etc"])
     # A running process inside an env protects it: one with its working
     # directory there, one whose executable lies there.
@@ -397,6 +457,8 @@ def test_prune_dry_run_real_run_and_restore(users, homes, tools, procs):
     assert len(would) == 2, r.stdout
     assert any(str(old_hook) in line for line in would)
     assert any(str(old_atime) in line and "(atime)" in line for line in would)
+    kept = [line for line in lines if line.startswith("keep") and str(kernel_used) in line]
+    assert len(kept) == 1 and "(atime)" in kept[0], r.stdout
     for busy, pid in ((busy_cwd, procs[0].pid), (busy_exe, procs[1].pid)):
         keep = [line for line in lines if line.startswith("keep") and str(busy) in line]
         assert len(keep) == 1 and str(pid) in keep[0], r.stdout
