@@ -367,6 +367,7 @@ void enforcement_tick(Daemon *d)
                         open_violation(d, &found[i], now);
         }
         for (TrackedViolation *t = s->tracked, *next; t; t = next) {
+                const Lease *holder;
                 uint64_t start;
 
                 next = t->next;
@@ -378,8 +379,8 @@ void enforcement_tick(Daemon *d)
                         close_violation(d, t, "killed", now);
                 else if (t->rec.term_usec)
                         close_violation(d, t, "stopped", now);
-                else if (leases_holder(d, t->rec.device_uuid) &&
-                         leases_holder(d, t->rec.device_uuid)->rec.uid == t->rec.uid)
+                else if ((holder = leases_holder(d, t->rec.device_uuid)) &&
+                         holder->rec.uid == t->rec.uid)
                         close_violation(d, t, "leased", now);
                 else if (proc_start_time(t->rec.pid, &start) >= 0 && start == t->rec.start_time)
                         close_violation(d, t, "left", now);

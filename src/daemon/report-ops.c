@@ -5,7 +5,7 @@
 #include <stdlib.h>
 
 #include "basic/time-util.h"
-#include "basic/user-util.h"
+#include "daemon/json-text.h"
 #include "store/history-store.h"
 
 #define REPORT_DEFAULT_SPAN_USEC (30 * USEC_PER_DAY)
@@ -15,14 +15,10 @@
 #define SEC_PER_HOUR 3600.0
 #define BYTES_PER_GIB (1024.0 * 1024.0 * 1024.0)
 
-static json_t *user_json(const HistoryUsage *u)
+static json_t *user_json(const Daemon *d, const HistoryUsage *u)
 {
-        char name[256];
-
-        if (user_name_from_uid((uid_t)u->uid, name, sizeof name) < 0)
-                name[0] = '\0';
-        return json_pack("{s:I, s:s?, s:f, s:f, s:f, s:f, s:I, s:f, s:f, s:I}", "uid",
-                         (json_int_t)u->uid, "user", name[0] ? name : NULL,
+        return json_pack("{s:I, s:o, s:f, s:f, s:f, s:f, s:I, s:f, s:f, s:I}", "uid",
+                         (json_int_t)u->uid, "user", json_text(daemon_user_name(d, (uid_t)u->uid)),
                          "leased_device_hours", u->leased_device_sec / SEC_PER_HOUR,
                          "busy_device_hours", u->busy_device_sec / SEC_PER_HOUR, "idle_share",
                          u->idle_share, "memory_gib_hours",
@@ -66,7 +62,7 @@ int report_op(Daemon *d, const RequestCall *call, json_t *args, json_t **ret_res
                 return r;
         users = json_array();
         for (size_t i = 0; users && i < n; i++)
-                if (json_array_append_new(users, user_json(&rows[i])) < 0) {
+                if (json_array_append_new(users, user_json(d, &rows[i])) < 0) {
                         json_decref(users);
                         users = NULL;
                 }

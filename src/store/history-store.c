@@ -109,14 +109,14 @@ int store_history_write(Store *s, uint64_t ts_usec, uint64_t span_usec, const Hi
 
                 r = device_id(s, x->device_uuid, x->gpu_uuid, &id);
                 if (r < 0)
-                        goto fail;
+                        goto finish;
                 r = store_statement(s,
                                     "INSERT OR REPLACE INTO history_samples (ts_usec, device_id, "
                                     "span_usec, util, busy, memory_used_bytes, power_mw, holder_uid, "
                                     "lease_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                                     &st);
                 if (r < 0)
-                        goto fail;
+                        goto finish;
                 sqlite3_bind_int64(st, 1, (sqlite3_int64)ts_usec);
                 sqlite3_bind_int64(st, 2, id);
                 sqlite3_bind_int64(st, 3, (sqlite3_int64)span_usec);
@@ -132,15 +132,11 @@ int store_history_write(Store *s, uint64_t ts_usec, uint64_t span_usec, const Hi
                         sqlite3_bind_int64(st, 9, x->lease_id);
                 r = store_step_done(st);
                 if (r < 0)
-                        goto fail;
+                        goto finish;
         }
         r = add_hours(s, ts_usec, span_usec, samples, n);
-        if (r < 0)
-                goto fail;
-        return store_commit(s);
-fail:
-        store_rollback(s);
-        return r;
+finish:
+        return store_finish(s, r);
 }
 
 /* The smallest value of a one-column query, or -ENOENT on an empty table. */
@@ -196,7 +192,7 @@ int store_history_rollup(Store *s, uint64_t raw_before_usec, uint64_t minutes_be
                 return r;
         r = query_min(s, sql_min_raw, &oldest);
         if (r < 0 && r != -ENOENT)
-                goto fail;
+                goto finish;
         if (r == 0 && oldest < raw_limit) {
                 uint64_t upto = MIN(oldest / USEC_PER_MINUTE * USEC_PER_MINUTE + span, raw_limit);
 
@@ -224,34 +220,31 @@ int store_history_rollup(Store *s, uint64_t raw_before_usec, uint64_t minutes_be
                         "power_span_usec = power_span_usec + excluded.power_span_usec",
                         upto);
                 if (r < 0)
-                        goto fail;
+                        goto finish;
                 r = exec_bound(s, "DELETE FROM history_samples WHERE ts_usec < ?", upto);
                 if (r < 0)
-                        goto fail;
+                        goto finish;
                 more = more || upto < raw_limit;
         }
         r = query_min(s, sql_min_minute, &oldest);
         if (r < 0 && r != -ENOENT)
-                goto fail;
+                goto finish;
         if (r == 0 && oldest < minutes_before_usec) {
                 uint64_t upto = MIN(oldest + span, minutes_before_usec);
 
                 r = exec_bound(s, "DELETE FROM history_minutes WHERE minute_usec < ?", upto);
                 if (r < 0)
-                        goto fail;
+                        goto finish;
                 r = exec_bound(s, "DELETE FROM history_hours WHERE hour_usec < ?",
                                upto / USEC_PER_HOUR_ * USEC_PER_HOUR_);
                 if (r < 0)
-                        goto fail;
+                        goto finish;
                 more = more || upto < minutes_before_usec;
         }
-        r = store_commit(s);
-        if (r < 0)
-                return r;
-        return more;
-fail:
-        store_rollback(s);
-        return r;
+        r = 0;
+finish:
+        r = store_finish(s, r);
+        return r < 0 ? r : more;
 }
 
 /* The row of `uid` in the sorted array, inserted zeroed if missing. */

@@ -104,12 +104,9 @@ int store_lease_grant(Store *s, StoredLease *l, const char *request_json)
                 snprintf(subject, sizeof subject, "lease %" PRId64, l->id);
                 r = store_audit(s, l->uid, "lease.grant", subject, request_json);
         }
-        if (r >= 0)
-                r = store_commit(s);
-        if (r < 0) {
-                store_rollback(s);
+        r = store_finish(s, r);
+        if (r < 0)
                 l->id = 0;
-        }
         return r;
 }
 
@@ -129,17 +126,17 @@ int store_lease_end(Store *s, int64_t id, bool expired, const char *reason, int6
                             "WHERE id = ? AND state = 'active'",
                             &st);
         if (r < 0)
-                goto fail;
+                goto finish;
         sqlite3_bind_text(st, 1, expired ? "expired" : "released", -1, SQLITE_STATIC);
         sqlite3_bind_int64(st, 2, (sqlite3_int64)now_usec);
         sqlite3_bind_text(st, 3, reason, -1, SQLITE_STATIC);
         sqlite3_bind_int64(st, 4, id);
         r = store_step_done(st);
         if (r < 0)
-                goto fail;
+                goto finish;
         if (sqlite3_changes(store_db(s)) == 0) {
                 r = -ENOENT;
-                goto fail;
+                goto finish;
         }
 
         /* Wear levelling remembers when each device was last given back. */
@@ -149,30 +146,26 @@ int store_lease_end(Store *s, int64_t id, bool expired, const char *reason, int6
             "SELECT device_uuid, ? FROM lease_devices WHERE lease_id = ? AND active = 1",
             &st);
         if (r < 0)
-                goto fail;
+                goto finish;
         sqlite3_bind_int64(st, 1, (sqlite3_int64)now_usec);
         sqlite3_bind_int64(st, 2, id);
         r = store_step_done(st);
         if (r < 0)
-                goto fail;
+                goto finish;
 
         r = store_statement(s, "UPDATE lease_devices SET active = 0 WHERE lease_id = ?", &st);
         if (r < 0)
-                goto fail;
+                goto finish;
         sqlite3_bind_int64(st, 1, id);
         r = store_step_done(st);
         if (r < 0)
-                goto fail;
+                goto finish;
 
         snprintf(subject, sizeof subject, "lease %" PRId64, id);
         detail = reason_json(reason);
         r = store_audit(s, actor_uid, expired ? "lease.expire" : "lease.release", subject, detail);
-        if (r < 0)
-                goto fail;
-        return store_commit(s);
-fail:
-        store_rollback(s);
-        return r;
+finish:
+        return store_finish(s, r);
 }
 
 int store_lease_extend(Store *s, int64_t id, uint64_t expires_usec, int64_t actor_uid)
@@ -189,25 +182,21 @@ int store_lease_extend(Store *s, int64_t id, uint64_t expires_usec, int64_t acto
                             "AND kind = 'manual'",
                             &st);
         if (r < 0)
-                goto fail;
+                goto finish;
         sqlite3_bind_int64(st, 1, (sqlite3_int64)expires_usec);
         sqlite3_bind_int64(st, 2, id);
         r = store_step_done(st);
         if (r < 0)
-                goto fail;
+                goto finish;
         if (sqlite3_changes(store_db(s)) == 0) {
                 r = -ENOENT;
-                goto fail;
+                goto finish;
         }
         snprintf(subject, sizeof subject, "lease %" PRId64, id);
         snprintf(detail, sizeof detail, "{\"expires_usec\":%" PRIu64 "}", expires_usec);
         r = store_audit(s, actor_uid, "lease.extend", subject, detail);
-        if (r < 0)
-                goto fail;
-        return store_commit(s);
-fail:
-        store_rollback(s);
-        return r;
+finish:
+        return store_finish(s, r);
 }
 
 int store_lease_set_idle(Store *s, int64_t id, uint64_t idle_device_usec)
@@ -353,7 +342,7 @@ int store_drain_set(Store *s, const char *uuid, bool drained, int64_t actor_uid,
                     : "DELETE FROM drains WHERE device_uuid = ?",
             &st);
         if (r < 0)
-                goto fail;
+                goto finish;
         sqlite3_bind_text(st, 1, uuid, -1, SQLITE_STATIC);
         if (drained) {
                 sqlite3_bind_int64(st, 2, actor_uid);
@@ -361,15 +350,11 @@ int store_drain_set(Store *s, const char *uuid, bool drained, int64_t actor_uid,
         }
         r = store_step_done(st);
         if (r < 0)
-                goto fail;
+                goto finish;
         detail = reason_json(reason);
         r = store_audit(s, actor_uid, drained ? "device.drain" : "device.undrain", uuid, detail);
-        if (r < 0)
-                goto fail;
-        return store_commit(s);
-fail:
-        store_rollback(s);
-        return r;
+finish:
+        return store_finish(s, r);
 }
 
 static int foreach_row(Store *s, const char *sql, StoreRowFn fn, void *userdata)

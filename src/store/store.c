@@ -311,18 +311,27 @@ int store_begin(Store *s)
         return r < 0 ? r : store_step_done(st);
 }
 
-int store_commit(Store *s)
-{
-        sqlite3_stmt *st = NULL;
-        int r = store_statement(s, "COMMIT", &st);
-
-        return r < 0 ? r : store_step_done(st);
-}
-
-void store_rollback(Store *s)
+static void rollback(Store *s)
 {
         sqlite3_stmt *st = NULL;
 
         if (store_statement(s, "ROLLBACK", &st) >= 0)
                 (void)store_step_done(st);
+}
+
+int store_finish(Store *s, int r)
+{
+        sqlite3_stmt *st = NULL;
+        int k;
+
+        if (r >= 0) {
+                k = store_statement(s, "COMMIT", &st);
+                if (k >= 0)
+                        k = store_step_done(st);
+                if (k < 0)
+                        r = k;
+        }
+        if (r < 0)
+                rollback(s);
+        return r;
 }

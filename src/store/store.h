@@ -58,7 +58,9 @@ int store_statement(Store *s, const char *sql, sqlite3_stmt **ret);
 /* Step a statement that returns no rows and reset it. */
 int store_step_done(sqlite3_stmt *st);
 
-/* BEGIN IMMEDIATE / COMMIT / ROLLBACK. */
+/* BEGIN IMMEDIATE, and the end of that transaction: store_finish() commits
+ * when `r` (the result of the work inside) is >= 0, and rolls back when it is
+ * negative or the COMMIT fails (a failed COMMIT leaves the transaction open,
+ * and the next BEGIN would then fail). Returns r, or the COMMIT's error. */
 int store_begin(Store *s);
-int store_commit(Store *s);
-void store_rollback(Store *s);
+int store_finish(Store *s, int r);

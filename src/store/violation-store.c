@@ -44,7 +44,7 @@ int store_violation_open(Store *s, StoredViolation *v)
                             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                             &st);
         if (r < 0)
-                goto fail;
+                goto finish;
         sqlite3_bind_int64(st, 1, v->pid);
         sqlite3_bind_int64(st, 2, (sqlite3_int64)v->start_time);
         sqlite3_bind_int64(st, 3, v->uid);
@@ -57,19 +57,17 @@ int store_violation_open(Store *s, StoredViolation *v)
         sqlite3_bind_int64(st, 9, (sqlite3_int64)v->detected_usec);
         r = store_step_done(st);
         if (r < 0)
-                goto fail;
+                goto finish;
         v->id = sqlite3_last_insert_rowid(store_db(s));
         subject_of(v->id, subject, sizeof subject);
         /* The device is in the violation row; NVML's uuid text is not put
          * into JSON unescaped. */
         snprintf(detail, sizeof detail, "{\"pid\":%d}", (int)v->pid);
         r = store_audit(s, v->uid, "violation.detected", subject, detail);
+finish:
+        r = store_finish(s, r);
         if (r < 0)
-                goto fail;
-        return store_commit(s);
-fail:
-        store_rollback(s);
-        v->id = 0;
+                v->id = 0;
         return r;
 }
 
@@ -95,20 +93,16 @@ int store_violation_step(Store *s, int64_t id, ViolationStep step, uint64_t usec
                 return r;
         r = store_statement(s, steps[step].sql, &st);
         if (r < 0)
-                goto fail;
+                goto finish;
         sqlite3_bind_int64(st, 1, (sqlite3_int64)usec);
         sqlite3_bind_int64(st, 2, id);
         r = store_step_done(st);
         if (r < 0)
-                goto fail;
+                goto finish;
         subject_of(id, subject, sizeof subject);
         r = store_audit(s, -1, steps[step].action, subject, NULL);
-        if (r < 0)
-                goto fail;
-        return store_commit(s);
-fail:
-        store_rollback(s);
-        return r;
+finish:
+        return store_finish(s, r);
 }
 
 int store_violation_close(Store *s, int64_t id, const char *outcome, uint64_t usec)
@@ -125,22 +119,18 @@ int store_violation_close(Store *s, int64_t id, const char *outcome, uint64_t us
                             "WHERE id = ? AND ended_usec IS NULL",
                             &st);
         if (r < 0)
-                goto fail;
+                goto finish;
         sqlite3_bind_int64(st, 1, (sqlite3_int64)usec);
         sqlite3_bind_text(st, 2, outcome, -1, SQLITE_STATIC);
         sqlite3_bind_int64(st, 3, id);
         r = store_step_done(st);
         if (r < 0)
-                goto fail;
+                goto finish;
         subject_of(id, subject, sizeof subject);
         snprintf(detail, sizeof detail, "{\"outcome\":\"%s\"}", outcome);
         r = store_audit(s, -1, "violation.ended", subject, detail);
-        if (r < 0)
-                goto fail;
-        return store_commit(s);
-fail:
-        store_rollback(s);
-        return r;
+finish:
+        return store_finish(s, r);
 }
 
 #define VIOLATION_COLUMNS                                                                          \
