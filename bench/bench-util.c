@@ -24,6 +24,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "basic/parse.h"
+
 #define READY_TIMEOUT_NSEC (UINT64_C(15) * 1000000000)
 #define STOP_TIMEOUT_NSEC (UINT64_C(5) * 1000000000)
 #define OWNERS_TIMEOUT_NSEC (UINT64_C(10) * 1000000000)
@@ -794,12 +796,9 @@ void bench_echo_stop(BenchEcho *e)
 
 bool bench_parse_count(const char *name, const char *s, size_t max, size_t *ret)
 {
-        unsigned long long v;
-        char *end;
+        uint64_t v;
 
-        errno = 0;
-        v = strtoull(s, &end, 10);
-        if (errno != 0 || end == s || *end != '\0' || s[0] == '-' || v == 0 || v > max) {
+        if (parse_uint64(s, &v) < 0 || v == 0 || v > max) {
                 fprintf(stderr, "%s: expected a count from 1 to %zu, got '%s'\n", name, max, s);
                 return false;
         }

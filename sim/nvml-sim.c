@@ -25,6 +25,7 @@
 #include <time.h>
 
 #include "basic/macro.h"
+#include "basic/time-util.h"
 #include "lab.h"
 
 #define SIM_VARIANT_MODERN 1
@@ -774,7 +775,6 @@ nvmlReturn_t nvmlDeviceGetProcessUtilization(nvmlDevice_t device,
         LOCKED;
         Target t;
         nvmlReturn_t r = begin_device(__func__, device, &t);
-        struct timespec ts;
         unsigned long long now;
         unsigned needed;
 
@@ -784,8 +784,7 @@ nvmlReturn_t nvmlDeviceGetProcessUtilization(nvmlDevice_t device,
                 return NVML_ERROR_INVALID_ARGUMENT;
         if (t.instance || t.gpu->mig_enabled)
                 return NVML_ERROR_NOT_SUPPORTED;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        now = (unsigned long long)ts.tv_sec * 1000000ull + (unsigned long long)ts.tv_nsec / 1000ull;
+        now = now_usec(CLOCK_REALTIME);
         needed = now > last_seen ? (unsigned)t.gpu->n_processes : 0;
         if (needed == 0)
                 return NVML_ERROR_NOT_FOUND;

@@ -258,17 +258,25 @@ void proc_info_done(ProcInfo *i)
         i->command = NULL;
 }
 
-/* Only the start time and state, for validating a cached entry with one read. */
-static int read_start_time(int proc_root_fd, pid_t pid, uint64_t *ret_start_time)
+/* <proc_root_fd>/<pid>/stat alone: one read where only the start time and
+ * state are wanted. */
+static int read_pid_stat(int proc_root_fd, pid_t pid, ProcStat *ret)
 {
         _cleanup_close_ int dirfd = -1;
-        ProcStat st;
-        int r;
 
         dirfd = proc_open_pid_dir(proc_root_fd, pid);
         if (dirfd < 0)
                 return dirfd;
-        r = proc_read_stat(dirfd, &st);
+        return proc_read_stat(dirfd, ret);
+}
+
+/* Only the start time of a live process, for validating a cached entry. */
+static int read_start_time(int proc_root_fd, pid_t pid, uint64_t *ret_start_time)
+{
+        ProcStat st;
+        int r;
+
+        r = read_pid_stat(proc_root_fd, pid, &st);
         if (r < 0)
                 return r;
         if (st.state == 'Z' || st.state == 'X')
@@ -306,15 +314,21 @@ static size_t pid_hash(pid_t pid, size_t size)
         return ((uint32_t)pid * 2654435761u) & (size - 1);
 }
 
+/* Index entries[i], whose pid is not in the index yet. */
+static void index_insert(ProcCache *c, size_t i)
+{
+        size_t h = pid_hash(c->entries[i]->pid, c->index_size);
+
+        while (c->index[h])
+                h = (h + 1) & (c->index_size - 1);
+        c->index[h] = (uint32_t)(i + 1);
+}
+
 static void index_rebuild(ProcCache *c)
 {
         memset(c->index, 0, c->index_size * sizeof(*c->index));
-        for (size_t i = 0; i < c->n_entries; i++) {
-                size_t h = pid_hash(c->entries[i]->pid, c->index_size);
-                while (c->index[h])
-                        h = (h + 1) & (c->index_size - 1);
-                c->index[h] = (uint32_t)(i + 1);
-        }
+        for (size_t i = 0; i < c->n_entries; i++)
+                index_insert(c, i);
 }
 
 static CacheEntry *index_find(const ProcCache *c, pid_t pid)
@@ -430,6 +444,9 @@ void proc_cache_end_tick(ProcCache *c)
                 }
                 c->entries[n++] = e;
         }
+        /* Entries only move when some were evicted; else the index holds. */
+        if (n == c->n_entries)
+                return;
         c->n_entries = n;
         index_rebuild(c);
 }
@@ -588,11 +605,9 @@ int proc_cache_lookup(ProcCache *c, pid_t pid, const ProcInfo **ret)
                 free(e);
                 return r;
         }
-        c->entries[c->n_entries++] = e;
-        size_t h = pid_hash(pid, c->index_size);
-        while (c->index[h])
-                h = (h + 1) & (c->index_size - 1);
-        c->index[h] = (uint32_t)c->n_entries;
+        c->entries[c->n_entries] = e;
+        index_insert(c, c->n_entries);
+        c->n_entries++;
         *ret = &e->info;
         return 0;
 }
@@ -600,16 +615,15 @@ int proc_cache_lookup(ProcCache *c, pid_t pid, const ProcInfo **ret)
 int proc_start_time(pid_t pid, uint64_t *ret)
 {
         _cleanup_close_ int proc_fd = -1;
-        ProcInfo info = {};
+        ProcStat st;
         int r;
 
         proc_fd = open("/proc", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (proc_fd < 0)
                 return negative_errno();
-        r = proc_read_info(proc_fd, pid, &info);
+        r = read_pid_stat(proc_fd, pid, &st);
         if (r < 0)
                 return r;
-        *ret = info.start_time;
-        proc_info_done(&info);
+        *ret = st.start_time;
         return 0;
 }

@@ -43,7 +43,6 @@ typedef struct Ctx {
         uint64_t *bus_key;     /* per device: PCI address as a number, BUS_UNKNOWN */
         const char **profiles; /* per class: its MIG profile (NULL for class 0) */
         size_t n_classes;
-        size_t *class_size;   /* per class: devices in it, in any state */
         size_t *class_start;  /* n_classes + 1 offsets into the two orders */
         size_t *order_numa;   /* by (class, numa, bus, lru, index) */
         size_t *order_bus;    /* by (class, bus, lru, index) */
@@ -70,7 +69,6 @@ static void ctx_done(Ctx *c)
         free(c->cls);
         free(c->bus_key);
         free(c->profiles);
-        free(c->class_size);
         free(c->class_start);
         free(c->order_numa);
         free(c->order_bus);
@@ -224,7 +222,6 @@ static int ctx_build(Ctx *c, const PolicyDevice *devices, size_t n, const Policy
         c->cls = calloc(n + 1, sizeof(size_t));
         c->bus_key = calloc(n + 1, sizeof(uint64_t));
         c->profiles = calloc(n + 1, sizeof(char *));
-        c->class_size = calloc(n + 1, sizeof(size_t));
         c->class_start = calloc(n + 2, sizeof(size_t));
         c->order_numa = calloc(n + 1, sizeof(size_t));
         c->order_bus = calloc(n + 1, sizeof(size_t));
@@ -234,9 +231,9 @@ static int ctx_build(Ctx *c, const PolicyDevice *devices, size_t n, const Policy
         c->class_reserved = calloc(n + 1, sizeof(bool));
         c->cand = calloc(n + 1, sizeof(size_t));
         c->deque = calloc(n + 1, sizeof(size_t));
-        if (!c->by_uuid || !c->cls || !c->bus_key || !c->profiles || !c->class_size ||
-            !c->class_start || !c->order_numa || !c->order_bus || !c->grantable || !c->taken ||
-            !c->reserved || !c->class_reserved || !c->cand || !c->deque)
+        if (!c->by_uuid || !c->cls || !c->bus_key || !c->profiles || !c->class_start ||
+            !c->order_numa || !c->order_bus || !c->grantable || !c->taken || !c->reserved ||
+            !c->class_reserved || !c->cand || !c->deque)
                 return -ENOMEM;
 
         for (size_t i = 0; i < n; i++) {
@@ -265,15 +262,21 @@ static int ctx_build(Ctx *c, const PolicyDevice *devices, size_t n, const Policy
                 c->cls[i] = c->n_classes - 1;
         }
         for (size_t i = 0; i < n; i++) {
-                c->class_size[c->cls[i]]++;
+                c->class_start[c->cls[i] + 1]++;
                 c->order_numa[i] = i;
                 c->order_bus[i] = i;
         }
         for (size_t k = 0; k < c->n_classes; k++)
-                c->class_start[k + 1] = c->class_start[k] + c->class_size[k];
+                c->class_start[k + 1] += c->class_start[k];
         qsort_r(c->order_numa, n, sizeof(size_t), cmp_numa, c);
         qsort_r(c->order_bus, n, sizeof(size_t), cmp_bus, c);
         return 0;
+}
+
+/* Devices in a class, in any state. */
+static size_t class_size(const Ctx *c, size_t cls)
+{
+        return c->class_start[cls + 1] - c->class_start[cls];
 }
 
 static bool ctx_find_uuid(const Ctx *c, const char *uuid, size_t *ret)
@@ -367,15 +370,15 @@ static int request_resolve(const Ctx *c, const PolicyRequest *r, unsigned max_de
         if (r->n_gpus > 0) {
                 w->form = WANT_GPUS;
                 w->size = r->n_gpus;
-                if (w->size > c->class_size[WHOLE_CLASS]) {
-                        if (c->class_size[WHOLE_CLASS] == 0)
+                if (w->size > class_size(c, WHOLE_CLASS)) {
+                        if (class_size(c, WHOLE_CLASS) == 0)
                                 snprintf(reason, len,
                                          "asks for %u GPU%s, this machine has no GPU outside MIG "
                                          "mode",
                                          r->n_gpus, plural(r->n_gpus));
                         else
                                 snprintf(reason, len, "asks for %u GPU%s, this machine has %zu",
-                                         r->n_gpus, plural(r->n_gpus), c->class_size[WHOLE_CLASS]);
+                                         r->n_gpus, plural(r->n_gpus), class_size(c, WHOLE_CLASS));
                         return POLICY_IMPOSSIBLE;
                 }
         } else if (r->n_named > 0) {
@@ -416,12 +419,12 @@ static int request_resolve(const Ctx *c, const PolicyRequest *r, unsigned max_de
                         for (size_t j = 0; j < r->n_mig; j++)
                                 if (strcmp(r->mig[j].profile, m->profile) == 0)
                                         total += r->mig[j].count;
-                        if (total > c->class_size[w->idx[i]]) {
+                        if (total > class_size(c, w->idx[i])) {
                                 snprintf(reason, len,
                                          "asks for %" PRIu64 " MIG instance%s of profile %s, this "
                                          "machine has %zu",
                                          total, plural(total), m->profile,
-                                         c->class_size[w->idx[i]]);
+                                         class_size(c, w->idx[i]));
                                 return POLICY_IMPOSSIBLE;
                         }
                         w->count[i] = m->count;
