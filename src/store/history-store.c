@@ -11,9 +11,8 @@
 #include <string.h>
 
 #include "basic/macro.h"
+#include "basic/parse.h"
 
-#define USEC_PER_MINUTE (60ULL * 1000000ULL)
-#define USEC_PER_HOUR_ (3600ULL * 1000000ULL)
 /* Bound on the rows a report or series returns, against a corrupt store. */
 #define HISTORY_MAX_USERS 65536
 #define HISTORY_MAX_SERIES_ROWS (4U * 1024U * 1024U)
@@ -79,7 +78,7 @@ static int add_hours(Store *s, uint64_t ts_usec, uint64_t span_usec, const Histo
                                     &st);
                 if (r < 0)
                         return r;
-                sqlite3_bind_int64(st, 1, (sqlite3_int64)(ts_usec / USEC_PER_HOUR_ * USEC_PER_HOUR_));
+                sqlite3_bind_int64(st, 1, (sqlite3_int64)(ts_usec / USEC_PER_HOUR * USEC_PER_HOUR));
                 sqlite3_bind_int64(st, 2, samples[i].holder_uid >= 0 ? samples[i].holder_uid : -1);
                 sqlite3_bind_int64(st, 3, (sqlite3_int64)device_time);
                 sqlite3_bind_int64(st, 4, (sqlite3_int64)busy);
@@ -236,7 +235,7 @@ int store_history_rollup(Store *s, uint64_t raw_before_usec, uint64_t minutes_be
                 if (r < 0)
                         goto finish;
                 r = exec_bound(s, "DELETE FROM history_hours WHERE hour_usec < ?",
-                               upto / USEC_PER_HOUR_ * USEC_PER_HOUR_);
+                               upto / USEC_PER_HOUR * USEC_PER_HOUR);
                 if (r < 0)
                         goto finish;
                 more = more || upto < minutes_before_usec;
@@ -467,8 +466,8 @@ int store_history_usage(Store *s, uint64_t since_usec, uint64_t until_usec, cons
         if (until_usec > since_usec) {
                 /* Whole hours from the hour rows; the ragged ends from the
                  * raw and minute rows. */
-                uint64_t first = (since_usec + USEC_PER_HOUR_ - 1) / USEC_PER_HOUR_ * USEC_PER_HOUR_;
-                uint64_t last = until_usec / USEC_PER_HOUR_ * USEC_PER_HOUR_;
+                uint64_t first = (since_usec + USEC_PER_HOUR - 1) / USEC_PER_HOUR * USEC_PER_HOUR;
+                uint64_t last = until_usec / USEC_PER_HOUR * USEC_PER_HOUR;
 
                 if (first < last) {
                         r = add_time(s,
