@@ -10,6 +10,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "basic/parse.h"
 #include "basic/time-util.h"
 #include "cli/text.h"
 
@@ -239,6 +240,24 @@ int cli_view_main(cli_context *ctx, const cli_view *view, int argc, char *argv[]
         if (r != CLI_EXIT_OK)
                 return r;
         return cli_finish(CLI_EXIT_OK);
+}
+
+int cli_parse_since(const char *verb, const char *examples, const char *text, uint64_t *ret_usec)
+{
+        uint64_t usec;
+
+        if (parse_duration_usec(text, &usec) < 0 || usec == 0)
+                return cli_usage_error(verb, "--since takes a duration such as %s, not '%s'",
+                                       examples, text);
+        *ret_usec = usec;
+        return CLI_EXIT_OK;
+}
+
+double cli_since_start(uint64_t span_usec)
+{
+        uint64_t now = now_usec(CLOCK_REALTIME);
+
+        return span_usec >= now ? 0.0 : (double)(now - span_usec) / USEC_PER_SEC;
 }
 
 int cli_finish(int exit_code)

@@ -13,6 +13,7 @@
 
 #include <getopt.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <sysexits.h>
 
@@ -122,6 +123,15 @@ typedef struct cli_view {
  * view->op without arguments, then the JSON or the rendered view. Returns
  * the exit code. */
 int cli_view_main(cli_context *ctx, const cli_view *view, int argc, char *argv[]);
+
+/* The DURATION of `verb`'s --since (2h, 7d; not 0) into *ret_usec. A bad
+ * one is reported as a usage error that offers `examples` ("30m, 2h or 7d"):
+ * returns CLI_EXIT_USAGE then, else CLI_EXIT_OK. */
+int cli_parse_since(const char *verb, const char *examples, const char *text, uint64_t *ret_usec);
+
+/* Where a --since window of `span_usec` starts: the unix time in seconds
+ * that long ago, 0 when that is before the epoch. */
+double cli_since_start(uint64_t span_usec);
 
 /* Flush standard output; on a write error print one line and return
  * CLI_EXIT_IO, else return `exit_code`. */

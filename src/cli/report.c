@@ -170,7 +170,7 @@ int cli_report_main(cli_context *ctx, int argc, char *argv[])
             {},
         };
         _cleanup_(json_decrefp) json_t *result = NULL;
-        uint64_t since_usec = DEFAULT_SINCE_USEC, now = now_usec(CLOCK_REALTIME);
+        uint64_t since_usec = DEFAULT_SINCE_USEC;
         char span[FORMAT_DURATION_MAX];
         bool json = false, csv = false, have_user = false;
         uid_t uid = 0;
@@ -188,11 +188,9 @@ int cli_report_main(cli_context *ctx, int argc, char *argv[])
                         csv = true;
                         break;
                 case ARG_SINCE:
-                        if (parse_duration_usec(optarg, &since_usec) < 0 || since_usec == 0)
-                                return cli_usage_error("report",
-                                                       "--since takes a duration such as 2h, "
-                                                       "7d or 30d, not '%s'",
-                                                       optarg);
+                        r = cli_parse_since("report", "2h, 7d or 30d", optarg, &since_usec);
+                        if (r != CLI_EXIT_OK)
+                                return r;
                         break;
                 case ARG_USER:
                         if (parse_user(optarg, &uid) < 0)
@@ -210,8 +208,7 @@ int cli_report_main(cli_context *ctx, int argc, char *argv[])
         if (json && csv)
                 return cli_usage_error("report", "--json and --csv cannot be combined");
 
-        args = json_pack("{s:f}", "since_sec",
-                         since_usec >= now ? 0.0 : (double)(now - since_usec) / USEC_PER_SEC);
+        args = json_pack("{s:f}", "since_sec", cli_since_start(since_usec));
         if (args && have_user && json_object_set_new(args, "user", json_integer(uid)) < 0)
                 json_decref(TAKE_PTR(args));
         if (!args) {

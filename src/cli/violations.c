@@ -183,7 +183,7 @@ int cli_violations_main(cli_context *ctx, int argc, char *argv[])
             {},
         };
         _cleanup_(json_decrefp) json_t *result = NULL;
-        uint64_t since_usec = DEFAULT_SINCE_USEC, now = now_usec(CLOCK_REALTIME);
+        uint64_t since_usec = DEFAULT_SINCE_USEC;
         char span[FORMAT_DURATION_MAX];
         json_t *args, *list;
         bool json = false;
@@ -198,11 +198,9 @@ int cli_violations_main(cli_context *ctx, int argc, char *argv[])
                         json = true;
                         break;
                 case ARG_SINCE:
-                        if (parse_duration_usec(optarg, &since_usec) < 0 || since_usec == 0)
-                                return cli_usage_error("violations",
-                                                       "--since takes a duration such as 30m, "
-                                                       "2h or 7d, not '%s'",
-                                                       optarg);
+                        r = cli_parse_since("violations", "30m, 2h or 7d", optarg, &since_usec);
+                        if (r != CLI_EXIT_OK)
+                                return r;
                         break;
                 default:
                         r = cli_common_option(ctx, "violations", cli_violations_usage, c, argv);
@@ -213,9 +211,8 @@ int cli_violations_main(cli_context *ctx, int argc, char *argv[])
         if (optind < argc)
                 return cli_usage_error("violations", "unexpected argument '%s'", argv[optind]);
 
-        args = json_pack("{s:f, s:i}", "since",
-                         since_usec >= now ? 0.0 : (double)(now - since_usec) / USEC_PER_SEC,
-                         "limit", VIOLATIONS_LIMIT);
+        args = json_pack("{s:f, s:i}", "since", cli_since_start(since_usec), "limit",
+                         VIOLATIONS_LIMIT);
         if (!args) {
                 fputs("gpukeeper: out of memory\n", stderr);
                 return CLI_EXIT_SOFTWARE;

@@ -79,11 +79,11 @@ bool metrics_cookie_authorized(const char *cookie, const char *token)
         return cookie && token_equal(cookie, token);
 }
 
+/* The daemon's memo, which forgets names now and then: a scrape must not
+ * keep stale names (or a full memo) alive for the daemon's whole life. */
 static const char *user_name(void *userdata, uid_t uid)
 {
-        Daemon *d = userdata;
-
-        return user_memo_name(d->user_names, uid);
+        return daemon_user_name(userdata, uid);
 }
 
 /* Fill the render input from the daemon's state and render. */

@@ -16,7 +16,6 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
-#include <wchar.h>
 
 #include <cmocka.h>
 
@@ -26,74 +25,9 @@
 #include "cli/lease-render.h"
 #include "cli/run-child.h"
 #include "cli/status-render.h"
+#include "text-check.h"
 
 #define NOW 1712345678.0
-
-static json_t *load(const char *text)
-{
-        json_error_t error;
-        json_t *j = json_loads(text, 0, &error);
-
-        if (!j)
-                fail_msg("fixture does not parse: %s (line %d)", error.text, error.line);
-        return j;
-}
-
-/* Display columns of s[0..len) in C.UTF-8, skipping ANSI SGR sequences. */
-static size_t columns_of(const char *s, size_t len)
-{
-        mbstate_t st = {};
-        size_t cols = 0;
-
-        for (size_t i = 0; i < len;) {
-                wchar_t wc;
-                size_t n;
-                int w;
-
-                if (s[i] == '\033') {
-                        while (i < len && s[i] != 'm')
-                                i++;
-                        i++;
-                        continue;
-                }
-                n = mbrtowc(&wc, s + i, len - i, &st);
-                assert_true(n != (size_t)-1 && n != (size_t)-2 && n != 0);
-                w = wcwidth(wc);
-                assert_true(w >= 0);
-                cols += (size_t)w;
-                i += n;
-        }
-        return cols;
-}
-
-/* Every line of `out` is terminated and fits in `max` columns. */
-static void check_lines(const char *out, size_t max)
-{
-        for (const char *p = out; *p;) {
-                const char *nl = strchr(p, '\n');
-                size_t cols;
-
-                assert_non_null(nl);
-                cols = columns_of(p, (size_t)(nl - p));
-                if (cols > max)
-                        fail_msg("line of %zu columns (max %zu): %.*s", cols, max, (int)(nl - p),
-                                 p);
-                p = nl + 1;
-        }
-}
-
-/* The line of `out` that contains `needle`, as a malloc'd string. */
-static char *line_with(const char *out, const char *needle)
-{
-        const char *hit = strstr(out, needle), *start, *end;
-
-        if (!hit)
-                fail_msg("no line contains \"%s\" in:\n%s", needle, out);
-        for (start = hit; start > out && start[-1] != '\n'; start--)
-                ;
-        end = strchr(hit, '\n');
-        return strndup(start, (size_t)(end - start));
-}
 
 /* Parse a NULL-terminated list of words as `gpukeeper run ...` (or lease
  * acquire): argv[0] is the command name, as main() hands it over. */
@@ -435,21 +369,22 @@ static int list_all(json_t *j, FILE *f, const cli_term *term, double now)
 
 static void test_lease_list(void **state)
 {
-        json_t *leases = load(leases_json), *empty = load("[]"), *obj = load("{}");
+        json_t *leases = cli_test_load(leases_json), *empty = cli_test_load("[]"),
+               *obj = cli_test_load("{}");
         cli_term term = {.unicode = true, .columns = 80};
         _cleanup_free_ char *out = NULL, *l12 = NULL, *lrun = NULL, *l14 = NULL, *none = NULL;
         char buf[64];
 
         out = render_with(list_all, leases, &term);
-        check_lines(out, 79);
+        cli_test_check_lines(out, 79);
         assert_true(strncmp(out, "ID       USER       KIND    AGE     EXPIRES    DEVICES\n", 55) ==
                     0);
-        l12 = line_with(out, "alice");
+        l12 = cli_test_line_with(out, "alice");
         assert_string_equal(l12, "12       alice      manual  2h13m   in 1h46m   [0], [1]");
-        lrun = line_with(out, "1234567");
+        lrun = cli_test_line_with(out, "1234567");
         assert_string_equal(
             lrun, "1234567  54321      run     5m      -          [2] 3g.40gb, GPU-dddddddd");
-        l14 = line_with(out, "14 ");
+        l14 = cli_test_line_with(out, "14 ");
         assert_non_null(strstr(l14, "a-very-lo… manual"));
         assert_non_null(strstr(l14, "expired"));
 
@@ -464,12 +399,12 @@ static void test_lease_list(void **state)
 
 static void test_lease_one(void **state)
 {
-        json_t *leases = load(leases_json);
+        json_t *leases = cli_test_load(leases_json);
         cli_term term = {.unicode = true, .columns = 80};
         _cleanup_free_ char *out = NULL, *run = NULL;
 
         out = render_with(cli_lease_render, json_array_get(leases, 0), &term);
-        check_lines(out, 79);
+        cli_test_check_lines(out, 79);
         assert_string_equal(out, "lease 12 (manual): 2 devices, expires 2024-04-05 21:21 (in "
                                  "1h46m)\n"
                                  "  [0]              GPU-aaaaaaaa-0000-1111-2222-333344445555\n"
@@ -492,7 +427,7 @@ static const char *const queue_json =
 
 static void test_queue(void **state)
 {
-        json_t *queue = load(queue_json);
+        json_t *queue = cli_test_load(queue_json);
         cli_term term = {.unicode = true, .columns = 80};
         _cleanup_free_ char *out = NULL, *first = NULL, *second = NULL;
         char *buf = NULL;
@@ -504,13 +439,13 @@ static void test_queue(void **state)
         assert_int_equal(cli_queue_render(NULL, f, &term, NOW, 0), 0);
         assert_int_equal(fclose(f), 0);
         out = buf;
-        check_lines(out, 79);
+        cli_test_check_lines(out, 79);
         assert_true(strncmp(out, "POS  USER       WANTS           WAITING  REASON\n", 48) == 0);
-        first = line_with(out, "carol ");
+        first = cli_test_line_with(out, "carol ");
         assert_true(
             strncmp(first, "  1  carol      2 GPUs          12m      waiting for 2 GPUs", 58) == 0);
         assert_non_null(strstr(first, "…"));
-        second = line_with(out, "1004");
+        second = cli_test_line_with(out, "1004");
         assert_string_equal(second, "  2  1004       1× 3g.40gb      20s      behind carol ?[31m");
         json_decref(queue);
 }
@@ -571,7 +506,7 @@ static char *status_text(const cli_term *term)
         FILE *f;
 
         assert_true(asprintf(&text, "%s%s}", status_json, queue_json) > 0);
-        status = load(text);
+        status = cli_test_load(text);
         free(text);
         f = open_memstream(&buf, &len);
         assert_non_null(f);
@@ -587,13 +522,13 @@ static void test_status_leases(void **state)
         _cleanup_free_ char *out = NULL, *miner = NULL;
 
         out = status_text(&term);
-        check_lines(out, 79);
+        cli_test_check_lines(out, 79);
         /* GPU 0: held by alice's run, and mallory's process runs there without a lease */
         assert_non_null(strstr(out, "GPU-aaaaaaaa…      34°C   61 W  37 %    6.0/80.0 GiB\n"
                                     "    alice run 2h13m (lease 12)  IN USE WITHOUT LEASE: "
                                     "mallory\n"
                                     "       4242 alice        5.0 GiB  python train.py\n"));
-        miner = line_with(out, "5151");
+        miner = cli_test_line_with(out, "5151");
         assert_string_equal(miner, "       5151 mallory      1.0 GiB  (no lease) ./miner --all");
         /* GPU 1: free */
         assert_non_null(strstr(out, "0.0/80.0 GiB\n    free\n[2]"));
@@ -618,15 +553,15 @@ static void test_status_leases_wide_and_ascii(void **state)
         _cleanup_free_ char *w = NULL, *a = NULL, *c = NULL;
 
         w = status_text(&wide);
-        check_lines(w, 199);
+        cli_test_check_lines(w, 199);
         assert_non_null(strstr(w, "IN USE WITHOUT LEASE: bob, root\n"));
         a = status_text(&ascii);
-        check_lines(a, 79);
+        cli_test_check_lines(a, 79);
         for (const char *p = a; *p; p++)
                 assert_true((unsigned char)*p < 0x80);
         assert_non_null(strstr(a, "    |  DRAINED  a-user-"));
         c = status_text(&color);
-        check_lines(c, 79);
+        cli_test_check_lines(c, 79);
         assert_non_null(strstr(c, "\033[1;31mIN USE WITHOUT LEASE: mallory\033[0m"));
         assert_non_null(strstr(c, "\033[1;33mDRAINED\033[0m"));
         assert_non_null(strstr(c, "\033[1;31m(no lease)\033[0m ./miner"));
@@ -635,11 +570,11 @@ static void test_status_leases_wide_and_ascii(void **state)
 /* A daemon without leases: no holder lines, no "free", no marks. */
 static void test_status_old_daemon(void **state)
 {
-        json_t *status =
-            load("{\"nvml_available\": true, \"gpus\": [{\"index\": 0, \"uuid\": \"GPU-a\","
-                 " \"name\": \"A100\", \"healthy\": true, \"mig_enabled\": false,"
-                 " \"instances\": [], \"processes\": [{\"pid\": 1, \"user\": \"x\","
-                 " \"command\": \"y\", \"memory_used_bytes\": 0}]}]}");
+        json_t *status = cli_test_load(
+            "{\"nvml_available\": true, \"gpus\": [{\"index\": 0, \"uuid\": \"GPU-a\","
+            " \"name\": \"A100\", \"healthy\": true, \"mig_enabled\": false,"
+            " \"instances\": [], \"processes\": [{\"pid\": 1, \"user\": \"x\","
+            " \"command\": \"y\", \"memory_used_bytes\": 0}]}]}");
         cli_term term = {.unicode = true, .columns = 80};
         char *buf = NULL;
         size_t len = 0;
@@ -658,7 +593,7 @@ static void test_status_old_daemon(void **state)
 
 static void test_lease_env(void **state)
 {
-        json_t *leases = load(leases_json), *env;
+        json_t *leases = cli_test_load(leases_json), *env;
         _cleanup_free_ char *s = NULL;
 
         env = cli_lease_env(json_array_get(leases, 0));

@@ -3,8 +3,8 @@
  * readings, vanished processes, long and multibyte command lines, hostile
  * control characters, many GPUs) rendered to memory, then checked for the
  * content people look for and for lines that fit the terminal. Widths are
- * measured independently of the code under test, with mbrtowc()/wcwidth()
- * in C.UTF-8. Lines must stay one column short of the terminal width. */
+ * measured independently of the code under test (text-check.c, mbrtowc()/wcwidth()
+ * in C.UTF-8). Lines must stay one column short of the terminal width. */
 #include <locale.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -13,13 +13,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <wchar.h>
 
 #include <cmocka.h>
 
 #include "basic/macro.h"
 #include "cli/status-render.h"
 #include "cli/text.h"
+#include "text-check.h"
 
 #define GIB "1073741824"
 
@@ -109,16 +109,6 @@ static const char *const lab_json =
     " \"instances\": [], \"processes\": []}"
     "]}";
 
-static json_t *load(const char *text)
-{
-        json_error_t error;
-        json_t *j = json_loads(text, 0, &error);
-
-        if (!j)
-                fail_msg("fixture does not parse: %s (line %d)", error.text, error.line);
-        return j;
-}
-
 /* Render `status` into a malloc'd string. */
 static char *render(json_t *status, const cli_term *term, int *ret)
 {
@@ -132,72 +122,9 @@ static char *render(json_t *status, const cli_term *term, int *ret)
         return buf;
 }
 
-/* Display columns of s[0..len) in C.UTF-8, skipping ANSI SGR sequences;
- * fails the test on invalid UTF-8 or a non-printable character. */
-static size_t columns_of(const char *s, size_t len)
-{
-        mbstate_t st = {};
-        size_t cols = 0;
-
-        for (size_t i = 0; i < len;) {
-                wchar_t wc;
-                size_t n;
-                int w;
-
-                if (s[i] == '\033') {
-                        assert_true(i + 1 < len && s[i + 1] == '[');
-                        i += 2;
-                        while (i < len && s[i] != 'm')
-                                i++;
-                        i++;
-                        continue;
-                }
-                n = mbrtowc(&wc, s + i, len - i, &st);
-                assert_true(n != (size_t)-1 && n != (size_t)-2 && n != 0);
-                w = wcwidth(wc);
-                assert_true(w >= 0);
-                cols += (size_t)w;
-                i += n;
-        }
-        return cols;
-}
-
-/* Every line of `out` fits in `max` columns; returns the widest. */
-static size_t check_lines(const char *out, size_t max)
-{
-        size_t widest = 0;
-
-        for (const char *p = out; *p;) {
-                const char *nl = strchr(p, '\n');
-                size_t cols;
-
-                assert_non_null(nl); /* every line is terminated */
-                cols = columns_of(p, (size_t)(nl - p));
-                if (cols > max)
-                        fail_msg("line of %zu columns (max %zu): %.*s", cols, max, (int)(nl - p),
-                                 p);
-                widest = MAX(widest, cols);
-                p = nl + 1;
-        }
-        return widest;
-}
-
-/* The line of `out` that contains `needle`, as a malloc'd string. */
-static char *line_with(const char *out, const char *needle)
-{
-        const char *hit = strstr(out, needle), *start, *end;
-
-        if (!hit)
-                fail_msg("no line contains \"%s\" in:\n%s", needle, out);
-        for (start = hit; start > out && start[-1] != '\n'; start--)
-                ;
-        end = strchr(hit, '\n');
-        return strndup(start, (size_t)(end - start));
-}
-
 static void test_lab_unicode(void **state)
 {
-        json_t *status = load(lab_json);
+        json_t *status = cli_test_load(lab_json);
         cli_term term = {.color = false, .unicode = true, .columns = 80};
         _cleanup_free_ char *out = NULL, *gpu0 = NULL, *gpu2 = NULL, *gpu3 = NULL, *gpu4 = NULL,
                             *p777 = NULL, *exited = NULL, *header = NULL, *lost = NULL;
@@ -205,15 +132,15 @@ static void test_lab_unicode(void **state)
 
         out = render(status, &term, &r);
         assert_int_equal(r, 0);
-        check_lines(out, 79);
+        cli_test_check_lines(out, 79);
 
-        header = line_with(out, "gpu-node-01");
+        header = cli_test_line_with(out, "gpu-node-01");
         assert_non_null(strstr(header, "SIMULATED"));
         assert_non_null(strstr(header, "driver 550.54.15"));
         assert_non_null(strstr(header, "8 GPUs"));
         assert_non_null(strstr(header, "19:34:38")); /* 1712345678 in UTC */
 
-        gpu0 = line_with(out, "[0]");
+        gpu0 = cli_test_line_with(out, "[0]");
         assert_non_null(strstr(gpu0, "NVIDIA A100-SXM4-80GB"));
         assert_non_null(strstr(gpu0, "GPU-5e2c1a3b…"));
         assert_non_null(strstr(gpu0, "34°C"));
@@ -224,7 +151,7 @@ static void test_lab_unicode(void **state)
         assert_true(strstr(out, "python train.py --epochs 10") < strstr(out, "python eval.py"));
         assert_non_null(strstr(out, "4242 alice"));
 
-        gpu2 = line_with(out, "[2]");
+        gpu2 = cli_test_line_with(out, "[2]");
         assert_non_null(strstr(gpu2, "MIG"));
         assert_non_null(strstr(gpu2, " - %")); /* not supported on MIG: unknown, not 0 */
         assert_non_null(strstr(out, "├─ 3g.40gb"));
@@ -237,23 +164,23 @@ static void test_lab_unicode(void **state)
         assert_true(strstr(out, "python infer.py") < strstr(out, "1g.10gb"));
         assert_true(strstr(out, "1g.10gb") < strstr(out, "jupyter-kernel"));
 
-        gpu3 = line_with(out, "[3]");
+        gpu3 = cli_test_line_with(out, "[3]");
         assert_non_null(strstr(gpu3, "UNHEALTHY"));
         /* a lost GPU's name and UUID are unknown (empty): "-", not blank */
         assert_true(strncmp(gpu3, "[3] -    ", 9) == 0);
         assert_non_null(strstr(gpu3, "  -"
                                      "              "
                                      "UNHEALTHY"));
-        lost = line_with(out, "GPU is lost");
+        lost = cli_test_line_with(out, "GPU is lost");
         assert_string_equal(lost, "    nvmlDeviceGetMemoryInfo_v2: GPU is lost");
         assert_true(strstr(out, "[3]") < strstr(out, "GPU is lost"));
 
-        gpu4 = line_with(out, "[4]");
+        gpu4 = cli_test_line_with(out, "[4]");
         assert_non_null(strstr(gpu4, " -°C"));
         assert_non_null(strstr(gpu4, " - W"));
         assert_non_null(strstr(gpu4, "-/- GiB"));
         assert_null(strstr(gpu4, " 0 "));
-        p777 = line_with(out, "777 ");
+        p777 = cli_test_line_with(out, "777 ");
         assert_non_null(strstr(p777, "54321")); /* no passwd entry: the uid */
         assert_non_null(strstr(p777, "- GiB"));
 
@@ -262,7 +189,7 @@ static void test_lab_unicode(void **state)
         assert_non_null(strstr(out, "python 训练模型.py"));
         assert_non_null(strstr(out, "a-very-lo…"));
 
-        exited = line_with(out, "9999");
+        exited = cli_test_line_with(out, "9999");
         assert_non_null(strstr(exited, "(exited) python old.py"));
 
         assert_non_null(strstr(out, "nvmlDeviceGetTemperature: Not Supported"));
@@ -278,14 +205,14 @@ static void test_lab_unicode(void **state)
 
 static void test_lab_ascii(void **state)
 {
-        json_t *status = load(lab_json);
+        json_t *status = cli_test_load(lab_json);
         cli_term term = {.color = false, .unicode = false, .columns = 80};
         _cleanup_free_ char *out = NULL;
         int r;
 
         out = render(status, &term, &r);
         assert_int_equal(r, 0);
-        check_lines(out, 79);
+        cli_test_check_lines(out, 79);
         for (const char *p = out; *p; p++)
                 assert_true((unsigned char)*p < 0x80);
         assert_non_null(strstr(out, "|- 3g.40gb"));
@@ -298,16 +225,16 @@ static void test_lab_ascii(void **state)
 
 static void test_lab_color(void **state)
 {
-        json_t *status = load(lab_json);
+        json_t *status = cli_test_load(lab_json);
         cli_term term = {.color = true, .unicode = true, .columns = 80};
         _cleanup_free_ char *out = NULL, *gpu3 = NULL;
         int r;
 
         out = render(status, &term, &r);
         assert_int_equal(r, 0);
-        check_lines(out, 79);
+        cli_test_check_lines(out, 79);
         assert_non_null(strstr(out, "\033[1m"));
-        gpu3 = line_with(out, "[3]");
+        gpu3 = cli_test_line_with(out, "[3]");
         assert_true(strncmp(gpu3, "\033[1;31m", 7) == 0); /* a lost GPU is red */
         assert_non_null(strstr(gpu3, "UNHEALTHY\033[0m"));
         assert_non_null(
@@ -317,7 +244,7 @@ static void test_lab_color(void **state)
 
 static void test_wide_terminal(void **state)
 {
-        json_t *status = load(lab_json);
+        json_t *status = cli_test_load(lab_json);
         cli_term narrow = {.unicode = true, .columns = 80}, wide = narrow, tiny = narrow;
         _cleanup_free_ char *out80 = NULL, *out200 = NULL, *out40 = NULL;
         int r;
@@ -326,15 +253,15 @@ static void test_wide_terminal(void **state)
         tiny.columns = 40;
         out40 = render(status, &tiny, &r);
         assert_int_equal(r, 0);
-        assert_int_equal(check_lines(out40, 79), 79);
+        assert_int_equal(cli_test_check_lines(out40, 79), 79);
 
         wide.columns = 200;
         out80 = render(status, &narrow, &r);
         assert_int_equal(r, 0);
         out200 = render(status, &wide, &r);
         assert_int_equal(r, 0);
-        assert_int_equal(check_lines(out80, 79), 79);
-        assert_true(check_lines(out200, 199) > 79);
+        assert_int_equal(cli_test_check_lines(out80, 79), 79);
+        assert_true(cli_test_check_lines(out200, 199) > 79);
         /* the long command shows more of itself, GPU lines keep their layout */
         assert_null(strstr(out80, "overflow the line"));
         assert_non_null(strstr(out200, "overflow the line"));
@@ -367,8 +294,8 @@ static void test_many_gpus(void **state)
         }
         out = render(status, &term, &r);
         assert_int_equal(r, 0);
-        check_lines(out, 79);
-        header = line_with(out, "a-rather-long");
+        cli_test_check_lines(out, 79);
+        header = cli_test_line_with(out, "a-rather-long");
         assert_null(strstr(header, "SIMULATED"));
         assert_non_null(strstr(header, "16 GPUs"));
         assert_non_null(strstr(out, "[15] NVIDIA"));
@@ -380,7 +307,7 @@ static void test_many_gpus(void **state)
 static void test_nvml_unavailable(void **state)
 {
         json_t *status =
-            load("{\"simulated\": false, \"driver_version\": null, \"hostname\": \"box\","
+            cli_test_load("{\"simulated\": false, \"driver_version\": null, \"hostname\": \"box\","
                  " \"sampled_at\": 1712345678.0, \"nvml_available\": false, \"message\":"
                  " \"NVML not available: libnvidia-ml.so.1: cannot open shared object file: No "
                  "such file or directory (install the NVIDIA driver, or set nvml_library in "
@@ -391,7 +318,7 @@ static void test_nvml_unavailable(void **state)
 
         out = render(status, &term, &r);
         assert_int_equal(r, 0);
-        check_lines(out, 79);
+        cli_test_check_lines(out, 79);
         assert_non_null(strstr(out, "NVML not available: libnvidia-ml.so.1: cannot open"));
         assert_non_null(strstr(out, "nvml_library"));
         assert_null(strstr(out, "GPUs"));
@@ -401,12 +328,12 @@ static void test_nvml_unavailable(void **state)
 
 static void test_no_gpus_and_junk(void **state)
 {
-        json_t *empty = load("{\"nvml_available\": true, \"gpus\": []}");
+        json_t *empty = cli_test_load("{\"nvml_available\": true, \"gpus\": []}");
         /* a daemon of another version: wrong types everywhere must not crash */
-        json_t *junk = load("{\"nvml_available\": true, \"hostname\": 5, \"gpus\": ["
+        json_t *junk = cli_test_load("{\"nvml_available\": true, \"hostname\": 5, \"gpus\": ["
                             "{\"index\": \"x\", \"healthy\": true, \"instances\": 3,"
                             " \"processes\": [7, {\"pid\": \"y\"}]}, 1]}");
-        json_t *array = load("[]");
+        json_t *array = cli_test_load("[]");
         cli_term term = {.unicode = true, .columns = 80};
         _cleanup_free_ char *out1 = NULL, *out2 = NULL, *out3 = NULL;
         int r;
@@ -416,7 +343,7 @@ static void test_no_gpus_and_junk(void **state)
         assert_non_null(strstr(out1, "No GPUs found."));
         out2 = render(junk, &term, &r);
         assert_int_equal(r, 0);
-        check_lines(out2, 79);
+        cli_test_check_lines(out2, 79);
         assert_non_null(strstr(out2, "[-]"));
         out3 = render(array, &term, &r);
         assert_int_equal(r, -EBADMSG);
@@ -468,7 +395,7 @@ static void test_text_clip(void **state)
 
                 if (strcmp(out, cases[i].out) != 0)
                         fail_msg("case %zu: got \"%s\", want \"%s\"", i, out, cases[i].out);
-                assert_int_equal(cols, columns_of(out, strlen(out)));
+                assert_int_equal(cols, cli_test_columns(out, strlen(out)));
                 assert_true(cols <= cases[i].max);
                 assert_int_equal(cli_text_clip(NULL, cases[i].in, cases[i].max, cases[i].unicode),
                                  cols);
