@@ -282,10 +282,10 @@ static int collect_users(const MetricsInput *in, UserRow **ret, size_t *ret_n)
         if (!rows)
                 return -ENOMEM;
 
-        /* Released leases' device-seconds are not counted yet: they arrive
-         * with the usage history of issue 5. Until then these counters cover
-         * the active leases and go down when one ends (a counter reset to
-         * rate()). */
+        /* These counters cover the active leases only: they go down when a
+         * lease ends, which rate() reads as a counter reset. Totals that
+         * include released leases come from the usage history (/api/usage,
+         * gpukeeper report). */
         for (size_t i = 0; i < in->n_leases; i++) {
                 const StoredLease *l = in->leases[i];
                 uint64_t held = in->now_usec > l->created_usec ? in->now_usec - l->created_usec : 0;
