@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "basic/parse.h"
+#include "basic/time-util.h"
 #include "cli/env.h"
 #include "cli/text.h"
 #include "env/create.h"
@@ -190,21 +191,13 @@ static const char *format_size(char *buf, size_t len, uint64_t bytes)
 /* Local "YYYY-MM-DD HH:MM" (date_only: "YYYY-MM-DD"), "-" for 0. */
 static const char *format_time(char *buf, size_t len, uint64_t usec, bool date_only)
 {
-        time_t t = (time_t)(usec / 1000000);
+        time_t t = (time_t)(usec / USEC_PER_SEC);
         struct tm tm;
 
         if (usec == 0 || !localtime_r(&t, &tm) ||
             strftime(buf, len, date_only ? "%Y-%m-%d" : "%Y-%m-%d %H:%M", &tm) == 0)
                 snprintf(buf, len, "-");
         return buf;
-}
-
-static uint64_t now_usec_realtime(void)
-{
-        struct timespec ts;
-
-        clock_gettime(CLOCK_REALTIME, &ts);
-        return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 }
 
 /* A string from a user's files, on one line, control characters neutralised. */
@@ -694,7 +687,7 @@ static int env_backup_cmd(cli_context *ctx, EnvArgs *a)
                         strerror(-r));
                 return CLI_EXIT_SOFTWARE;
         }
-        r = env_backup(users, n_users, dir, &o, now_usec_realtime(), &path);
+        r = env_backup(users, n_users, dir, &o, now_usec(CLOCK_REALTIME), &path);
         env_users_free(users, n_users);
         if (r < 0) {
                 fprintf(stderr, "gpukeeper: cannot write a backup into %s: %s\n", dir,
@@ -787,7 +780,7 @@ static int env_prune_cmd(cli_context *ctx, EnvArgs *a)
 {
         EnvUser *users = NULL;
         size_t n_users = 0, moved = 0;
-        uint64_t freed = 0, now = now_usec_realtime();
+        uint64_t freed = 0, now = now_usec(CLOCK_REALTIME);
         char size[16];
         int r, exit_code = CLI_EXIT_OK;
 
@@ -843,7 +836,7 @@ static int restore_list(const EnvArgs *a, const EnvUser *user, const EnvOptions 
                                                 env_json_string(entries[i].id), "name",
                                                 env_json_string(entries[i].name), "original_path",
                                                 env_json_string(entries[i].original_path), "trashed_at",
-                                                (json_int_t)(entries[i].trashed_usec / 1000000),
+                                                (json_int_t)(entries[i].trashed_usec / USEC_PER_SEC),
                                                 "size_bytes", (json_int_t)entries[i].size_bytes)) <
                             0)
                                 json_decref(TAKE_PTR(list));

@@ -312,11 +312,6 @@ static bool is_backup_name(const char *n)
         return true;
 }
 
-static int cmp_str(const void *a, const void *b)
-{
-        return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
 int env_backup_prune(const char *dir, unsigned keep)
 {
         _cleanup_close_ int dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -337,7 +332,7 @@ int env_backup_prune(const char *dir, unsigned keep)
         closedir(d);
         if (r >= 0 && n > keep) {
                 /* The stamp in the name sorts chronologically. */
-                qsort(names, n, sizeof(char *), cmp_str);
+                qsort(names, n, sizeof(char *), env_cmp_strp);
                 for (size_t i = 0; i < n - keep; i++) {
                         if (unlinkat(dirfd, names[i], 0) < 0) {
                                 if (errno != ENOENT && r == 0)

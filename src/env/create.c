@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "env/create.h"
+#include "env/env-internal.h"
 
 #define DEFAULT_PATH "/usr/local/bin:/usr/bin:/bin"
 #define TEMPLATE_SUFFIX ".yml"
@@ -124,11 +125,6 @@ int env_template_path(const char *dir, const char *name, char **ret)
         return 0;
 }
 
-static int cmp_str(const void *a, const void *b)
-{
-        return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
 int env_template_list(const char *dir, char ***ret, size_t *ret_n)
 {
         _cleanup_(env_create_strv_freep) char **names = NULL;
@@ -147,34 +143,22 @@ int env_template_list(const char *dir, char ***ret, size_t *ret_n)
         }
         while ((de = readdir(d)) && n < MAX_TEMPLATES) {
                 size_t len = strlen(de->d_name);
-                char **grown, *name;
+                char *name;
 
-                if (len <= strlen(TEMPLATE_SUFFIX) ||
-                    strcmp(de->d_name + len - strlen(TEMPLATE_SUFFIX), TEMPLATE_SUFFIX) != 0)
+                if (len <= strlen(TEMPLATE_SUFFIX) || !env_endswith(de->d_name, TEMPLATE_SUFFIX))
                         continue;
                 name = strndup(de->d_name, len - strlen(TEMPLATE_SUFFIX));
-                if (!name || !template_name_ok(name)) {
-                        bool oom = !name;
-
+                if (name && !template_name_ok(name)) {
                         free(name);
-                        if (oom) {
-                                closedir(d);
-                                return -ENOMEM;
-                        }
                         continue;
                 }
-                grown = realloc(names, (n + 2) * sizeof(char *));
-                if (!grown) {
-                        free(name);
+                if (env_strv_consume(&names, &n, name) < 0) {
                         closedir(d);
                         return -ENOMEM;
                 }
-                names = grown;
-                names[n++] = name;
-                names[n] = NULL;
         }
         closedir(d);
-        qsort(names, n, sizeof(char *), cmp_str);
+        qsort(names, n, sizeof(char *), env_cmp_strp);
         *ret = TAKE_PTR(names);
         *ret_n = n;
         return 0;
@@ -213,24 +197,6 @@ int env_create_argv(const char *conda_exe, const char *name_or_prefix, const cha
         return strv_make(v, ELEMENTSOF(v), ret);
 }
 
-/* Append "key=value" to the NULL-terminated *v of length *n. */
-static int envp_add(char ***v, size_t *n, const char *key, const char *value)
-{
-        char **grown, *s;
-
-        if (asprintf(&s, "%s=%s", key, value) < 0)
-                return -ENOMEM;
-        grown = realloc(*v, (*n + 2) * sizeof(char *));
-        if (!grown) {
-                free(s);
-                return -ENOMEM;
-        }
-        *v = grown;
-        (*v)[(*n)++] = s;
-        (*v)[*n] = NULL;
-        return 0;
-}
-
 int env_create_envp(const EnvUser *user, bool inherit, char ***ret)
 {
         static const char *const passed[] = {"LANG", "LC_ALL", "TERM"};
@@ -243,35 +209,31 @@ int env_create_envp(const EnvUser *user, bool inherit, char ***ret)
                 return -ENOMEM;
         if (inherit) {
                 for (char **e = environ; e && *e; e++) {
-                        const char *eq = strchr(*e, '=');
-
-                        if (!eq)
+                        if (!strchr(*e, '='))
                                 continue;
-                        _cleanup_free_ char *key = strndup(*e, (size_t)(eq - *e));
-                        if (!key)
-                                return -ENOMEM;
-                        r = envp_add(&v, &n, key, eq + 1);
+                        r = env_strv_push(&v, &n, *e);
                         if (r < 0)
                                 return r;
                 }
-                if (!getenv("HOME") && (r = envp_add(&v, &n, "HOME", user->home)) < 0)
+                if (!getenv("HOME") && (r = env_strv_pushf(&v, &n, "HOME=%s", user->home)) < 0)
                         return r;
-                if (!getenv("USER") && (r = envp_add(&v, &n, "USER", user->name)) < 0)
+                if (!getenv("USER") && (r = env_strv_pushf(&v, &n, "USER=%s", user->name)) < 0)
                         return r;
-                if (!getenv("LOGNAME") && (r = envp_add(&v, &n, "LOGNAME", user->name)) < 0)
+                if (!getenv("LOGNAME") &&
+                    (r = env_strv_pushf(&v, &n, "LOGNAME=%s", user->name)) < 0)
                         return r;
                 *ret = TAKE_PTR(v);
                 return 0;
         }
-        if ((r = envp_add(&v, &n, "HOME", user->home)) < 0 ||
-            (r = envp_add(&v, &n, "USER", user->name)) < 0 ||
-            (r = envp_add(&v, &n, "LOGNAME", user->name)) < 0 ||
-            (r = envp_add(&v, &n, "PATH", DEFAULT_PATH)) < 0)
+        if ((r = env_strv_pushf(&v, &n, "HOME=%s", user->home)) < 0 ||
+            (r = env_strv_pushf(&v, &n, "USER=%s", user->name)) < 0 ||
+            (r = env_strv_pushf(&v, &n, "LOGNAME=%s", user->name)) < 0 ||
+            (r = env_strv_pushf(&v, &n, "PATH=%s", DEFAULT_PATH)) < 0)
                 return r;
         for (size_t i = 0; i < ELEMENTSOF(passed); i++) {
                 const char *value = getenv(passed[i]);
 
-                if (value && (r = envp_add(&v, &n, passed[i], value)) < 0)
+                if (value && (r = env_strv_pushf(&v, &n, "%s=%s", passed[i], value)) < 0)
                         return r;
         }
         *ret = TAKE_PTR(v);

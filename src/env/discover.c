@@ -279,11 +279,6 @@ static int consider(Discovery *d, const char *path, const char *name, bool is_ba
         return 0;
 }
 
-static int cmp_str(const void *a, const void *b)
-{
-        return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
 /* Every child of an envs dir, sorted by name; a symlinked child is reported. */
 static int scan_envs_dir(Discovery *d, const char *dir)
 {
@@ -325,7 +320,7 @@ static int scan_envs_dir(Discovery *d, const char *dir)
         }
         closedir(dh);
         if (r >= 0 && n > 0)
-                qsort(names, n, sizeof(char *), cmp_str);
+                qsort(names, n, sizeof(char *), env_cmp_strp);
         for (size_t i = 0; r >= 0 && i < n; i++) {
                 _cleanup_free_ char *p = NULL;
                 struct stat st;

@@ -38,6 +38,11 @@ int env_open_file_beneath(int dirfd, const char *relpath, int *ret_fd);
 int env_read_file_beneath(int dirfd, const char *relpath, size_t max, char **ret,
                           size_t *ret_len);
 
+/* Open relpath below dirfd as a directory, creating (with `mode`) each
+ * missing component on the way, like mkdir -p; no symlink is followed (one on
+ * the way fails with the error openat gives for it). */
+int env_mkdir_beneath(int dirfd, const char *relpath, mode_t mode, int *ret_fd);
+
 /* Open the absolute directory path of `user`'s data for reading:
  * with ENV_FOLLOW_SYMLINKS a plain open; otherwise walked without symlinks from
  * homefd when below the home (its passwd path or real path), else from "/", and
@@ -72,6 +77,9 @@ int env_rm_rf_at(int dirfd, const char *name);
 
 /* Does name end with suffix? */
 bool env_endswith(const char *name, const char *suffix);
+
+/* qsort/bsearch comparator for an array of char *: strcmp of the strings. */
+int env_cmp_strp(const void *a, const void *b);
 
 /* An env name usable as one path component: [A-Za-z0-9._+-], others '_', no
  * leading '.', at most 100 bytes, "env" when empty. */

@@ -97,6 +97,11 @@ bool env_endswith(const char *name, const char *suffix)
         return a >= b && memcmp(name + a - b, suffix, b) == 0;
 }
 
+int env_cmp_strp(const void *a, const void *b)
+{
+        return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
 char *env_safe_name(const char *name)
 {
         size_t len = strnlen(name, 100);
@@ -225,6 +230,32 @@ static int open_beneath(int dirfd, const char *relpath, int last_flags, int *ret
 int env_open_dir_beneath(int dirfd, const char *relpath, int *ret_fd)
 {
         return open_beneath(dirfd, relpath, O_RDONLY | O_DIRECTORY, ret_fd);
+}
+
+int env_mkdir_beneath(int dirfd, const char *relpath, mode_t mode, int *ret_fd)
+{
+        _cleanup_free_ char *copy = strdup(relpath);
+        _cleanup_close_ int fd = -1;
+        char *save = NULL;
+
+        if (!copy)
+                return -ENOMEM;
+        fd = fcntl(dirfd, F_DUPFD_CLOEXEC, 3);
+        if (fd < 0)
+                return negative_errno();
+        for (char *c = strtok_r(copy, "/", &save); c; c = strtok_r(NULL, "/", &save)) {
+                int next;
+
+                if (mkdirat(fd, c, mode) < 0 && errno != EEXIST)
+                        return negative_errno();
+                next = openat(fd, c, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+                if (next < 0)
+                        return negative_errno();
+                close(fd);
+                fd = next;
+        }
+        *ret_fd = TAKE_FD(fd);
+        return 0;
 }
 
 int env_open_file_beneath(int dirfd, const char *relpath, int *ret_fd)

@@ -411,34 +411,6 @@ int env_hook_text(EnvHookShell shell, EnvHookPhase phase, char **ret)
         return 0;
 }
 
-/* Open (creating as needed, mode 0755) the directory `relpath` below dirfd,
- * one component at a time, never following a symlink. */
-static int mkdir_beneath(int dirfd, const char *relpath, int *ret_fd)
-{
-        _cleanup_free_ char *copy = strdup(relpath);
-        _cleanup_close_ int fd = -1;
-        char *save = NULL;
-
-        if (!copy)
-                return -ENOMEM;
-        fd = fcntl(dirfd, F_DUPFD_CLOEXEC, 3);
-        if (fd < 0)
-                return negative_errno();
-        for (char *c = strtok_r(copy, "/", &save); c; c = strtok_r(NULL, "/", &save)) {
-                int next;
-
-                if (mkdirat(fd, c, 0755) < 0 && errno != EEXIST)
-                        return negative_errno();
-                next = openat(fd, c, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-                if (next < 0)
-                        return negative_errno();
-                close(fd);
-                fd = next;
-        }
-        *ret_fd = TAKE_FD(fd);
-        return 0;
-}
-
 typedef struct InstallJob {
         const char *path;
         dev_t dev;
@@ -476,7 +448,7 @@ static int install_as_owner(void *userdata)
                         r = env_hook_text(shell, phase, &text);
                         if (r < 0)
                                 return r;
-                        r = mkdir_beneath(prefix_fd, dir, &dir_fd);
+                        r = env_mkdir_beneath(prefix_fd, dir, 0755, &dir_fd);
                         if (r < 0)
                                 return r;
                         r = env_write_file_atomic_at(dir_fd, slash + 1, text, strlen(text), 0644);

@@ -400,11 +400,6 @@ static int cmp_package(const void *a, const void *b)
         return strcmp(((const EnvPackage *)a)->name, ((const EnvPackage *)b)->name);
 }
 
-static int cmp_str(const void *a, const void *b)
-{
-        return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
 /* Read one pip package's metadata: dist-info/METADATA, egg-info/PKG-INFO, or an
  * egg-info file. Falls back to the directory name. */
 static int read_pip_package(int spfd, const char *entry, PipPackage *ret)
@@ -479,7 +474,7 @@ static int read_pip_packages(EnvInfo *e, int spfd, const char *sp_rel, char **co
                 }
                 kp = key;
                 if (n_conda_files > 0 &&
-                    bsearch(&kp, conda_files, n_conda_files, sizeof(char *), cmp_str))
+                    bsearch(&kp, conda_files, n_conda_files, sizeof(char *), env_cmp_strp))
                         continue;
                 if (n >= ENV_MAX_PACKAGES) {
                         r = warn(e, "more than %d pip packages, the rest ignored", ENV_MAX_PACKAGES);
@@ -808,7 +803,7 @@ static int load_packages(EnvInfo *e, int envfd, int metafd, const Record *recs, 
         }
         e->n_packages = e->n_conda_packages;
         if (n_dist_dirs > 0)
-                qsort(dist_dirs, n_dist_dirs, sizeof(char *), cmp_str);
+                qsort(dist_dirs, n_dist_dirs, sizeof(char *), env_cmp_strp);
 
         if (env_open_site_packages(envfd, &sp_rel, &spfd) >= 0) {
                 r = read_pip_packages(e, spfd, sp_rel, dist_dirs, n_dist_dirs, &pip, &n_pip);

@@ -186,28 +186,16 @@ int env_prune_plan(const EnvUser *user, uint64_t unused_for_usec, uint64_t now_u
 
 /* ---- as the user ---- */
 
-/* mkdir -p of ENV_TRASH_DIR below home; returns its fd. */
+/* ENV_TRASH_DIR below home, made (0700, like mkdir -p) when create is set. */
 static int open_trash(const char *home, bool create, int *ret_fd)
 {
-        _cleanup_close_ int cur = open(home, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        char rel[] = ENV_TRASH_DIR;
-        char *save = NULL;
+        _cleanup_close_ int homefd = open(home, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 
-        if (cur < 0)
+        if (homefd < 0)
                 return negative_errno();
-        for (char *c = strtok_r(rel, "/", &save); c; c = strtok_r(NULL, "/", &save)) {
-                int fd;
-
-                if (create && mkdirat(cur, c, 0700) < 0 && errno != EEXIST)
-                        return negative_errno();
-                fd = openat(cur, c, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-                if (fd < 0)
-                        return negative_errno();
-                closep(&cur);
-                cur = fd;
-        }
-        *ret_fd = TAKE_FD(cur);
-        return 0;
+        if (create)
+                return env_mkdir_beneath(homefd, ENV_TRASH_DIR, 0700, ret_fd);
+        return env_open_dir_beneath(homefd, ENV_TRASH_DIR, ret_fd);
 }
 
 /* Add or remove `path` as a line of ~/.conda/environments.txt (atomic rewrite). */
