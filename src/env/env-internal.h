@@ -39,8 +39,8 @@ int env_read_file_beneath(int dirfd, const char *relpath, size_t max, char **ret
                           size_t *ret_len);
 
 /* Open relpath below dirfd as a directory, creating (with `mode`) each
- * missing component on the way, like mkdir -p; no symlink is followed (one on
- * the way fails with the error openat gives for it). */
+ * missing component on the way, like mkdir -p; no symlink is followed: one on
+ * the way fails with -ELOOP, as when reading beneath a directory. */
 int env_mkdir_beneath(int dirfd, const char *relpath, mode_t mode, int *ret_fd);
 
 /* Open the absolute directory path of `user`'s data for reading:

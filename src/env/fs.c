@@ -248,9 +248,9 @@ int env_mkdir_beneath(int dirfd, const char *relpath, mode_t mode, int *ret_fd)
 
                 if (mkdirat(fd, c, mode) < 0 && errno != EEXIST)
                         return negative_errno();
-                next = openat(fd, c, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+                next = open_component(fd, c, O_RDONLY | O_DIRECTORY);
                 if (next < 0)
-                        return negative_errno();
+                        return next;
                 close(fd);
                 fd = next;
         }

@@ -727,6 +727,16 @@ def test_hook_install_refuses_other_users(users, homes, tools):
     assert r.returncode == EXIT_USAGE
 
 
+def test_hook_install_stops_at_a_symlink_inside_the_env(users, homes, tools):
+    alice = users["alice"]
+    proj = make_env(tools, alice, homes["alice"] / ".conda" / "envs" / "proj", SMALL_STEPS)
+    run_as(alice, ["sh", "-c", 'rm -rf "$1/etc" && ln -s /tmp "$1/etc"', "sh", str(proj)])
+    r = gk("env", "hook", "install", "proj", "--user", alice.name)
+    assert r.returncode != 0, r
+    assert "a symlink is in the way inside it" in r.stderr, r.stderr
+    assert not os.path.exists("/tmp/conda/activate.d/gpukeeper.sh")
+
+
 # ---- kernels ------------------------------------------------------------------------------
 
 def test_kernel_install_writes_a_leasing_kernelspec(users, homes, tools, daemon_factory, lab):
