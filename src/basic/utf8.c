@@ -5,9 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Length of the well-formed sequence starting at s (at most `left` bytes
- * available), or 0 when the bytes there are not one. */
-static size_t utf8_sequence_length(const unsigned char *s, size_t left)
+size_t utf8_sequence_length(const unsigned char *s, size_t left)
 {
         uint32_t cp;
         size_t n;

@@ -8,6 +8,11 @@
 /* Whether s[0..len) is well-formed UTF-8 (no overlongs, no surrogates, ≤ U+10FFFF). */
 bool utf8_is_valid(const char *s, size_t len);
 
+/* Length of the well-formed UTF-8 sequence starting at s (at most `left`
+ * bytes available, left >= 1), or 0 when the bytes there are not one
+ * (overlong forms, surrogates and code points above U+10FFFF included). */
+size_t utf8_sequence_length(const unsigned char *s, size_t left);
+
 /* A malloc'd copy of the NUL-terminated `s` in which every byte that is not
  * part of a well-formed sequence is replaced by U+FFFD. NULL on ENOMEM. */
 char *utf8_sanitize(const char *s);

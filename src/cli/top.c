@@ -18,6 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "basic/time-util.h"
 #include "cli/cli.h"
 #include "cli/lease-render.h"
 #include "cli/top.h"
@@ -114,18 +115,12 @@ void cli_top_usage(FILE *f)
 
 static double now_realtime(void)
 {
-        struct timespec ts;
-
-        clock_gettime(CLOCK_REALTIME, &ts);
-        return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+        return (double)now_usec(CLOCK_REALTIME) / USEC_PER_SEC;
 }
 
 static double now_monotonic(void)
 {
-        struct timespec ts;
-
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+        return (double)now_usec(CLOCK_MONOTONIC) / USEC_PER_SEC;
 }
 
 static void lines_clear(top_state *s)

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "basic/log.h"
+#include "basic/parse.h"
 #include "basic/proc.h"
 #include "basic/time-util.h"
 #include "daemon/daemon.h"
@@ -113,12 +114,10 @@ static size_t exempt_uids(const ConfigEnforcement *c, uid_t *uids, size_t max)
 
         for (size_t i = 0; i < c->n_exempt_users && n < max; i++) {
                 struct passwd pw, *result = NULL;
-                char buf[4096], *end;
-                unsigned long v;
+                char buf[4096];
+                uint64_t v;
 
-                errno = 0;
-                v = strtoul(c->exempt_users[i], &end, 10);
-                if (!errno && *end == '\0' && end != c->exempt_users[i]) {
+                if (parse_uint64(c->exempt_users[i], &v) == 0 && v < UINT32_MAX) {
                         uids[n++] = (uid_t)v;
                         continue;
                 }

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "basic/log.h"
+#include "basic/parse.h"
 #include "basic/user-util.h"
 #include "basic/proc.h"
 #include "basic/time-util.h"
@@ -107,7 +108,6 @@ static int resolve_device(const Daemon *d, json_t *item, char **ret, gk_call_err
         const GpuSnapshot *snap = d->snapshot;
         const char *text = json_string_value(item);
         long long index = -1;
-        char *end;
 
         if (json_is_integer(item)) {
                 index = json_integer_value(item);
@@ -115,11 +115,12 @@ static int resolve_device(const Daemon *d, json_t *item, char **ret, gk_call_err
                         return request_error(ret_error, GK_E_INVALID_ARGUMENT,
                                              "there is no GPU %lld", index);
         } else if (text && text[0] >= '0' && text[0] <= '9') {
-                errno = 0;
-                index = strtoll(text, &end, 10);
-                if (errno || *end || index >= GPU_MAX_DEVICES)
+                uint64_t v;
+
+                if (parse_uint64(text, &v) < 0 || v >= GPU_MAX_DEVICES)
                         return request_error(ret_error, GK_E_INVALID_ARGUMENT,
                                              "'%s' is neither a GPU index nor a UUID", text);
+                index = (long long)v;
         } else if (!text)
                 return request_error(ret_error, GK_E_INVALID_ARGUMENT,
                                      "devices are named by UUID or GPU index");

@@ -169,21 +169,15 @@ static int tty_path(unsigned tty_nr, char *buf, size_t size)
         return 0;
 }
 
-static size_t utf8_sequence_length(unsigned char c)
-{
-        return c < 0x80 ? 1 : c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : 2;
-}
-
 /* `text` made safe for a terminal (rules in signal.h) into out[0..max);
- * returns the length. The input is valid UTF-8 (sanitised before), so the
- * lead byte tells each sequence's length. */
+ * returns the length. The input is valid UTF-8 (sanitised before). */
 static size_t terminal_text(const char *text, char *out, size_t max)
 {
-        const unsigned char *s = (const unsigned char *)text;
+        const unsigned char *s = (const unsigned char *)text, *end = s + strlen(text);
         size_t n = 0;
 
         while (*s) {
-                size_t len = utf8_sequence_length(*s);
+                size_t len = MAX(utf8_sequence_length(s, (size_t)(end - s)), (size_t)1);
 
                 if (*s == '\n') {
                         if (n + 2 > max)

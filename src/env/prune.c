@@ -18,6 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "basic/parse.h"
 #include "basic/time-util.h"
 #include "basic/utf8.h"
 #include "env/env-internal.h"
@@ -66,10 +67,9 @@ int env_find_process_inside(const char *proc_root, const char *prefix, pid_t *re
                 return negative_errno();
         procfd = dirfd(d);
         while ((de = readdir(d))) {
-                char *end;
-                long pid = strtol(de->d_name, &end, 10);
+                uint64_t pid;
 
-                if (*end || pid <= 0)
+                if (parse_uint64(de->d_name, &pid) < 0 || pid == 0 || pid > INT32_MAX)
                         continue;
                 if (link_inside(procfd, de->d_name, "exe", real) ||
                     link_inside(procfd, de->d_name, "cwd", real)) {

@@ -15,6 +15,8 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include "basic/utf8.h"
+
 /* The decoder starts (and falls back to, once idle) with a buffer this large,
  * so a stream of small requests never reallocates. */
 #define DECODER_INITIAL_SIZE 4096u
@@ -58,41 +60,6 @@ bool proto_name_is_valid(const char *name, size_t len)
                         return false;
         }
         return true;
-}
-
-/* Length of the well-formed UTF-8 sequence at s[0..len), or 0 if it is not
- * one (overlong forms, surrogates and code points above U+10FFFF included). */
-static size_t utf8_sequence_length(const unsigned char *s, size_t len)
-{
-        unsigned char c = s[0];
-        unsigned char lo = 0x80, hi = 0xBF;
-        size_t n;
-
-        if (c < 0x80)
-                return 1;
-        if (c >= 0xC2 && c <= 0xDF)
-                n = 2;
-        else if (c >= 0xE0 && c <= 0xEF) {
-                n = 3;
-                if (c == 0xE0)
-                        lo = 0xA0;
-                else if (c == 0xED)
-                        hi = 0x9F;
-        } else if (c >= 0xF0 && c <= 0xF4) {
-                n = 4;
-                if (c == 0xF0)
-                        lo = 0x90;
-                else if (c == 0xF4)
-                        hi = 0x8F;
-        } else
-                return 0;
-
-        if (len < n || s[1] < lo || s[1] > hi)
-                return 0;
-        for (size_t i = 2; i < n; i++)
-                if (s[i] < 0x80 || s[i] > 0xBF)
-                        return 0;
-        return n;
 }
 
 /* Makes a NUL-terminated text safe to send and to print on a terminal:
