@@ -440,7 +440,7 @@ static int parse_gpu(Parser *p, json_t *obj, unsigned index, SimGpu *gpu)
                 "memory_reserved_mib", "utilization_gpu", "utilization_memory",
                 "temperature_c", "power_mw",    "energy_mj",       "lost",
                 "xid",           "mig",         "processes",       "errors",
-                "numa_node",     NULL,
+                "numa_node",     "cpu_affinity", NULL,
         };
         char where[sizeof(p->where)];
         json_t *mig, *processes, *v;
@@ -491,6 +491,25 @@ static int parse_gpu(Parser *p, json_t *obj, unsigned index, SimGpu *gpu)
                                       &numa_node)) < 0)
                         return r;
                 gpu->numa_node = (int)numa_node;
+        }
+
+        v = json_object_get(obj, "cpu_affinity");
+        if (v) {
+                const unsigned bits = 8 * sizeof(unsigned long);
+                json_t *cpu;
+                size_t k;
+
+                if (!json_is_array(v))
+                        return fail(p, "\"cpu_affinity\" must be a list of CPU numbers");
+                json_array_foreach(v, k, cpu) {
+                        json_int_t c = json_integer_value(cpu);
+
+                        if (!json_is_integer(cpu) || c < 0 || c >= SIM_MAX_CPUS)
+                                return fail(p, "\"cpu_affinity\" items must be CPU numbers "
+                                               "from 0 to %d", SIM_MAX_CPUS - 1);
+                        gpu->cpu_affinity[(unsigned)c / bits] |= 1ul << ((unsigned)c % bits);
+                }
+                gpu->has_cpu_affinity = true;
         }
 
         mig = json_object_get(obj, "mig");

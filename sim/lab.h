@@ -19,6 +19,7 @@
 #define SIM_MAX_LAB_BYTES (16u * 1024u * 1024u)
 /* NUMA nodes a lab may name: Linux's largest NODES_SHIFT is 10. */
 #define SIM_MAX_NUMA_NODES 1024
+#define SIM_MAX_CPUS 1024
 
 #define SIM_NAME_MAX 96
 #define SIM_UUID_MAX 96
@@ -77,6 +78,8 @@ typedef struct SimGpu {
         unsigned pci_device_id, pci_subsystem_id;
         unsigned minor;
         int numa_node; /* nvmlDeviceGetMemoryAffinity; -1 without "numa_node" (NOT_SUPPORTED) */
+        bool has_cpu_affinity; /* "cpu_affinity" given; else nvmlDeviceGetCpuAffinity is NOT_SUPPORTED */
+        unsigned long cpu_affinity[SIM_MAX_CPUS / (8 * sizeof(unsigned long))];
         uint64_t memory_total_mib;
         bool has_memory_used;
         uint64_t memory_used_mib; /* excludes reserved memory, like nvmlMemory_v2_t.used */

@@ -518,6 +518,26 @@ nvmlReturn_t nvmlDeviceGetMemoryAffinity(nvmlDevice_t device, unsigned int nodeS
 }
 #endif
 
+/* The GPU's "cpu_affinity" as a bitmask, also for its MIG handles. Like
+ * NVML, cpuSetSize words are written and CPUs beyond them are not reported. */
+nvmlReturn_t nvmlDeviceGetCpuAffinity(nvmlDevice_t device, unsigned int cpuSetSize,
+                                      unsigned long *cpuSet)
+{
+        LOCKED;
+        Target t;
+        nvmlReturn_t r = begin_device(__func__, device, &t);
+
+        if (r != NVML_SUCCESS)
+                return r;
+        if (cpuSetSize == 0 || !cpuSet)
+                return NVML_ERROR_INVALID_ARGUMENT;
+        if (!t.gpu->has_cpu_affinity)
+                return NVML_ERROR_NOT_SUPPORTED;
+        for (unsigned i = 0; i < cpuSetSize; i++)
+                cpuSet[i] = i < sizeof t.gpu->cpu_affinity / sizeof t.gpu->cpu_affinity[0] ? t.gpu->cpu_affinity[i] : 0;
+        return NVML_SUCCESS;
+}
+
 nvmlReturn_t nvmlDeviceGetMinorNumber(nvmlDevice_t device, unsigned int *minor)
 {
         LOCKED;

@@ -222,3 +222,7 @@ typedef nvmlReturn_t (*nvmlDeviceRegisterEvents_fn)(nvmlDevice_t, unsigned long 
 typedef nvmlReturn_t (*nvmlEventSetWait_fn)(nvmlEventSet_t, nvmlEventData_t *, unsigned int);
 typedef nvmlReturn_t (*nvmlDeviceGetMemoryAffinity_fn)(nvmlDevice_t, unsigned int,
                                                        unsigned long *, nvmlAffinityScope_t);
+/* nvmlDeviceGetCpuAffinity(device, cpuSetSize, cpuSet): the CPUs nearest the
+ * GPU as a bitmask of cpuSetSize unsigned longs (CPU n is bit n % 64 of word
+ * n / 64 on x86-64). */
+typedef nvmlReturn_t (*nvmlDeviceGetCpuAffinity_fn)(nvmlDevice_t, unsigned int, unsigned long *);

@@ -7,6 +7,7 @@
 
 #include <assert.h>
 #include <dlfcn.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -61,6 +62,7 @@ struct GpuNvml {
         bool pci_legacy; /* unversioned call: only busIdLegacy is filled */
         nvmlDeviceGetUInt_fn minor;
         nvmlDeviceGetMemoryAffinity_fn memory_affinity;
+        nvmlDeviceGetCpuAffinity_fn cpu_affinity;
         nvmlDeviceGetMemoryInfo_v2_fn memory_v2;
         nvmlDeviceGetMemoryInfo_fn memory_v1;
         nvmlDeviceGetUtilizationRates_fn utilization;
@@ -170,6 +172,8 @@ static void resolve_all(GpuNvml *n)
         n->minor = (nvmlDeviceGetUInt_fn)RESOLVE(dl, NULL, "nvmlDeviceGetMinorNumber");
         n->memory_affinity = (nvmlDeviceGetMemoryAffinity_fn)RESOLVE(
                 dl, NULL, "nvmlDeviceGetMemoryAffinity");
+        n->cpu_affinity =
+                (nvmlDeviceGetCpuAffinity_fn)RESOLVE(dl, NULL, "nvmlDeviceGetCpuAffinity");
         n->memory_v2 =
                 (nvmlDeviceGetMemoryInfo_v2_fn)RESOLVE(dl, NULL, "nvmlDeviceGetMemoryInfo_v2");
         n->memory_v1 = (nvmlDeviceGetMemoryInfo_fn)RESOLVE(dl, NULL, "nvmlDeviceGetMemoryInfo");
@@ -495,6 +499,18 @@ nvmlReturn_t gpu_nvml_device_numa_node(GpuNvml *n, nvmlDevice_t dev, int *ret)
         }
         *ret = found == 1 ? node : -1;
         return NVML_SUCCESS;
+}
+
+nvmlReturn_t gpu_nvml_device_cpu_affinity(GpuNvml *n, nvmlDevice_t dev, unsigned long *set,
+                                          size_t n_words)
+{
+        assert(n && set && n_words > 0 && n_words <= UINT_MAX);
+        if (!n->cpu_affinity)
+                return absent(n, "nvmlDeviceGetCpuAffinity");
+        n->last_call = "nvmlDeviceGetCpuAffinity";
+        /* Zeroed first: words a driver leaves alone read as "no CPU there". */
+        memset(set, 0, n_words * sizeof *set);
+        return n->cpu_affinity(dev, (unsigned)n_words, set);
 }
 
 nvmlReturn_t gpu_nvml_device_memory(GpuNvml *n, nvmlDevice_t dev, GpuNvmlMemory *ret)

@@ -64,6 +64,11 @@ nvmlReturn_t gpu_nvml_device_minor(GpuNvml *n, nvmlDevice_t dev, unsigned *ret);
 #define GPU_NVML_NUMA_NODES_MAX 1024
 nvmlReturn_t gpu_nvml_device_numa_node(GpuNvml *n, nvmlDevice_t dev, int *ret);
 
+/* The CPUs nearest the GPU (NVML's CPU affinity) as a bitmask of `n_words`
+ * unsigned longs, zeroed first. Slurm's gres.conf Cores= comes from this. */
+nvmlReturn_t gpu_nvml_device_cpu_affinity(GpuNvml *n, nvmlDevice_t dev, unsigned long *set,
+                                          size_t n_words);
+
 typedef struct GpuNvmlMemory {
         uint64_t total;
         uint64_t used;     /* v1 (no reserved figure): includes reserved memory */

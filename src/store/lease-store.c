@@ -24,7 +24,7 @@ static char *reason_json(const char *reason)
 
 const char *lease_kind_to_string(LeaseKind k)
 {
-        return k == LEASE_RUN ? "run" : "manual";
+        return k == LEASE_RUN ? "run" : k == LEASE_SLURM ? "slurm" : "manual";
 }
 
 void stored_lease_done(StoredLease *l)
@@ -67,6 +67,18 @@ static int insert_lease_rows(Store *s, StoredLease *l, const char *request_json)
         if (r < 0)
                 return r;
         l->id = sqlite3_last_insert_rowid(store_db(s));
+        if (l->kind == LEASE_SLURM) {
+                /* The unique index leases_slurm_job refuses a second active
+                 * lease of one job (a retried prolog) as a constraint. */
+                r = store_statement(s, "UPDATE leases SET slurm_job_id = ? WHERE id = ?", &st);
+                if (r < 0)
+                        return r;
+                sqlite3_bind_int64(st, 1, (sqlite3_int64)l->slurm_job_id);
+                sqlite3_bind_int64(st, 2, l->id);
+                r = store_step_done(st);
+                if (r < 0)
+                        return r;
+        }
 
         for (size_t i = 0; i < l->n_devices; i++) {
                 const LeaseDevice *dev = &l->devices[i];
@@ -276,7 +288,8 @@ int store_leases_load_active(Store *s, StoredLease **ret, size_t *ret_n)
         r = store_statement(
             s,
             "SELECT id, uid, kind, created_usec, expires_usec, client_pid, "
-            "client_start_time, command, idle_device_usec FROM leases WHERE state = 'active' "
+            "client_start_time, command, idle_device_usec, slurm_job_id FROM leases "
+            "WHERE state = 'active' "
             "ORDER BY id",
             &st);
         if (r < 0)
@@ -296,12 +309,15 @@ int store_leases_load_active(Store *s, StoredLease **ret, size_t *ret_n)
                     .uid = (uid_t)sqlite3_column_int64(st, 1),
                     .kind = strcmp((const char *)sqlite3_column_text(st, 2), "run") == 0
                                 ? LEASE_RUN
+                            : strcmp((const char *)sqlite3_column_text(st, 2), "slurm") == 0
+                                ? LEASE_SLURM
                                 : LEASE_MANUAL,
                     .created_usec = (uint64_t)sqlite3_column_int64(st, 3),
                     .expires_usec = (uint64_t)sqlite3_column_int64(st, 4),
                     .client_pid = (pid_t)sqlite3_column_int64(st, 5),
                     .client_start_time = (uint64_t)sqlite3_column_int64(st, 6),
                     .idle_device_usec = (uint64_t)sqlite3_column_int64(st, 8),
+                    .slurm_job_id = (uint64_t)sqlite3_column_int64(st, 9),
                 };
                 cmd = sqlite3_column_text(st, 7);
                 if (cmd && !(l->command = strdup((const char *)cmd))) {

@@ -21,6 +21,8 @@
 typedef enum LeaseKind {
         LEASE_RUN,    /* lives as long as its `gpukeeper run` client */
         LEASE_MANUAL, /* has an expiry */
+        LEASE_SLURM,  /* a Slurm job on this node: registered by its prolog, ended by its
+                       * epilog or when Slurm no longer knows the job */
 } LeaseKind;
 
 const char *lease_kind_to_string(LeaseKind k);
@@ -42,6 +44,7 @@ typedef struct StoredLease {
         char *command; /* may be NULL */
         uint64_t idle_device_usec; /* device time held without use so far */
         uint64_t queue_wait_usec;  /* time the request waited before the grant (reports) */
+        uint64_t slurm_job_id;     /* LEASE_SLURM: the job; 0 otherwise */
         LeaseDevice *devices;
         size_t n_devices;
 } StoredLease;

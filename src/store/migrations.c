@@ -138,6 +138,22 @@ const StoreMigration store_migrations[] = {
      "WHEN NEW.active = 1 AND EXISTS (SELECT 1 FROM lease_devices WHERE active = 1 "
      "  AND gpu_uuid = NEW.gpu_uuid AND (device_uuid = gpu_uuid OR NEW.device_uuid = NEW.gpu_uuid)) "
      "BEGIN SELECT RAISE(ABORT, 'a whole GPU and its MIG instances exclude each other'); END;"},
+    {6,
+     /* Slurm jobs as leases of kind 'slurm' (src/slurm). SQLite cannot alter
+      * a CHECK constraint, and rebuilding the table would drop columns other
+      * migrations add; a CHECK does not change what is on disk, so its text
+      * is edited in place as SQLite's ALTER TABLE documentation describes
+      * (writable_schema, then RESET to reload the schema in this connection).
+      * One active lease per job: a retried prolog cannot register twice. */
+     "ALTER TABLE leases ADD COLUMN slurm_job_id INTEGER;"
+     "PRAGMA writable_schema = ON;"
+     "UPDATE sqlite_schema SET sql = replace(sql, "
+     "  'CHECK (kind IN (''run'', ''manual''))', "
+     "  'CHECK (kind IN (''run'', ''manual'', ''slurm''))') "
+     "  WHERE type = 'table' AND name = 'leases';"
+     "PRAGMA writable_schema = RESET;"
+     "CREATE UNIQUE INDEX leases_slurm_job ON leases(slurm_job_id) "
+     "  WHERE state = 'active' AND slurm_job_id IS NOT NULL;"},
 };
 
 const size_t store_n_migrations = sizeof store_migrations / sizeof store_migrations[0];
