@@ -9,7 +9,7 @@
 #include "basic/proc.h"
 #include "basic/time-util.h"
 #include "basic/user-util.h"
-#include "daemon/config.h"
+#include "config/config.h"
 #include "daemon/enforcement.h"
 #include "daemon/env-backup.h"
 #include "daemon/gpu-alerts.h"

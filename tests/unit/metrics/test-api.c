@@ -15,7 +15,7 @@
 
 #include "basic/macro.h"
 #include "basic/time-util.h"
-#include "daemon/config.h"
+#include "config/config.h"
 #include "daemon/daemon.h"
 #include "metrics/api.h"
 #include "metrics/dashboard.h"
