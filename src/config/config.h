@@ -59,6 +59,7 @@
 #include "config/env.h"
 #include "config/http.h"
 #include "config/history.h"
+#include "config/slurm.h"
 
 typedef struct Config {
         char *path;         /* the file this was loaded from; NULL for built-in defaults */
@@ -74,6 +75,8 @@ typedef struct Config {
         ConfigEnv env;       /* the env section */
         ConfigHttp http;     /* the http section */
         ConfigHistory history; /* the history section */
+        ConfigBackend backend; /* backend */
+        ConfigSlurm slurm;     /* the slurm section */
 } Config;
 
 /* A Config holding every default; path is NULL. Returns 0 or -ENOMEM. */
