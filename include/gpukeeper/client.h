@@ -30,6 +30,7 @@ typedef enum gk_error {
         GK_E_BUSY = 9,              /* too many connections or requests */
         GK_E_UNAVAILABLE = 10,      /* a resource the request needs is not available now */
         GK_E_NO_CAPACITY = 11,      /* not enough free devices and the caller asked not to wait */
+        GK_E_SLURM_BACKEND = 12,    /* this node leases through Slurm (backend: slurm): use srun/salloc */
         _GK_E_MAX,
 } gk_error;
 

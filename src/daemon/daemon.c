@@ -262,6 +262,9 @@ int daemon_new(char *config_path, Config *config, Daemon **ret)
         r = enforcement_init(d);
         if (r < 0)
                 goto fail;
+        r = slurm_ops_init(d);
+        if (r < 0)
+                goto fail_log;
 
         r = env_backup_arm(d);
         if (r < 0)
@@ -318,6 +321,7 @@ void daemon_free(Daemon *d)
         server_free(d->server);
         enforcement_done(&d->enforcement);
         env_backup_done(&d->env_backup);
+        slurm_ops_done(d);
         leases_done(&d->leases);
         alerts_free(d->alerts);
         sd_event_source_disable_unref(d->sample_timer);

@@ -15,6 +15,7 @@
 #include "daemon/gpu-alerts.h"
 #include "enforce/alerts.h"
 #include "daemon/leases.h"
+#include "daemon/slurm-ops.h"
 #include "gpu/inventory.h"
 #include "gpu/nvml.h"
 #include "metrics/http.h"
@@ -46,6 +47,7 @@ typedef struct Daemon {
         UserMemo *user_names;       /* uid → name, forgotten every USER_NAMES_TTL_USEC */
         uint64_t user_names_usec;   /* CLOCK_MONOTONIC when user_names was started */
         char hostname[HOST_NAME_MAX + 1];
+        SlurmState slurm; /* Slurm jobs as leases (slurm-ops.h) */
 } Daemon;
 
 /* Build the daemon from a loaded config: open the store, bind the socket,

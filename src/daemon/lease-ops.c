@@ -267,6 +267,11 @@ int lease_op_acquire(Daemon *d, const RequestCall *call, json_t *args, json_t **
         unsigned count = 0;
         int r;
 
+        /* backend: slurm: Slurm schedules this node; the CLI goes to srun/salloc. */
+        if (d->config->backend == CONFIG_BACKEND_SLURM)
+                return request_error(ret_error, GK_E_SLURM_BACKEND,
+                                     "this node leases GPUs through Slurm (backend: slurm): "
+                                     "use srun or salloc");
         if (!args)
                 return request_error(ret_error, GK_E_INVALID_ARGUMENT, "'kind' is required");
         r = check_keys(args, allowed, ret_error);
@@ -463,6 +468,18 @@ int lease_op_release(Daemon *d, const RequestCall *call, json_t *args, json_t **
                 next = it->next;
                 if (all ? it->rec.uid != call->peer->uid : it != l)
                         continue;
+                /* A Slurm job's lease ends with the job (epilog, reconcile):
+                 * `release --all` leaves it, and only root ends it by hand. */
+                if (it->rec.kind == LEASE_SLURM && (all || call->peer->uid != 0)) {
+                        if (all)
+                                continue;
+                        json_decref(released);
+                        return request_error(ret_error, GK_E_PERMISSION,
+                                             "lease %" PRId64 " is Slurm job %" PRIu64
+                                             "'s: it ends with the job (scancel %" PRIu64 ")",
+                                             it->rec.id, it->rec.slurm_job_id,
+                                             it->rec.slurm_job_id);
+                }
                 json_array_append_new(released, json_integer(it->rec.id));
                 r = leases_end(d, it, false,
                                it->rec.uid == call->peer->uid ? "released by its holder"

@@ -154,7 +154,7 @@ int leases_init(Daemon *d)
                 /* Whether it was used while we were down is unknown: give it
                  * the benefit of the doubt rather than reclaim it at once. */
                 l->idle = (PolicyIdleLease){
-                        .kind = l->rec.kind == LEASE_RUN ? POLICY_IDLE_RUN : POLICY_IDLE_MANUAL,
+                        .kind = l->rec.kind == LEASE_MANUAL ? POLICY_IDLE_MANUAL : POLICY_IDLE_RUN,
                         .created_usec = l->rec.created_usec,
                         .last_busy_usec = now,
                         .last_utilized_usec = now,
@@ -254,6 +254,35 @@ int leases_end(Daemon *d, Lease *l, bool expired, const char *reason, int64_t ac
         return 0;
 }
 
+int leases_register(Daemon *d, StoredLease *rec, const char *request_json, Lease **ret)
+{
+        uint64_t now = now_usec(CLOCK_REALTIME);
+        Lease *l = calloc(1, sizeof *l);
+        int r;
+
+        if (!l)
+                return -ENOMEM;
+        r = store_lease_grant(d->store, rec, request_json);
+        if (r < 0) {
+                free(l);
+                return r;
+        }
+        l->rec = *rec;
+        *rec = (StoredLease){};
+        l->idle = (PolicyIdleLease){
+                .kind = l->rec.kind == LEASE_MANUAL ? POLICY_IDLE_MANUAL : POLICY_IDLE_RUN,
+                .created_usec = l->rec.created_usec,
+                .last_busy_usec = now,
+                .last_utilized_usec = now,
+        };
+        l->idle_saved_usec = now;
+        lease_append(&d->leases, l);
+        log_info("Lease %" PRId64 " registered for uid %u (%s, %zu devices).", l->rec.id,
+                 (unsigned)l->rec.uid, lease_kind_to_string(l->rec.kind), l->rec.n_devices);
+        *ret = l;
+        return 0;
+}
+
 uint64_t leases_enqueue(Daemon *d, QueueEntry *e)
 {
         LeaseState *s = &d->leases;
@@ -324,7 +353,7 @@ json_t *lease_to_json(const Daemon *d, const Lease *l)
         }
         user = daemon_user_name(d, l->rec.uid);
         return json_pack("{s:I, s:I, s:o, s:s, s:s, s:o, s:s, s:o, s:o, s:n, s:n, s:o, s:o, s:b, "
-                         "s:b, s:b, s:f}",
+                         "s:b, s:b, s:f, s:o}",
                          "id", (json_int_t)l->rec.id, "uid", (json_int_t)l->rec.uid, "user",
                          json_text(user), "kind",
                          lease_kind_to_string(l->rec.kind), "state", "active", "devices", devices,
@@ -336,7 +365,10 @@ json_t *lease_to_json(const Daemon *d, const Lease *l)
                          "attached", l->conn_id != 0,
                          "idle_warned", l->idle.warned_usec != 0,
                          "idle_flagged", l->idle.flagged,
-                         "idle_device_seconds", (double)l->rec.idle_device_usec / USEC_PER_SEC);
+                         "idle_device_seconds", (double)l->rec.idle_device_usec / USEC_PER_SEC,
+                         "slurm_job_id", l->rec.kind == LEASE_SLURM
+                                             ? json_integer((json_int_t)l->rec.slurm_job_id)
+                                             : json_null());
 }
 
 /* "2 GPUs", "1× 3g.40gb, 2× 1g.10gb", "GPU-…,MIG-…". */
@@ -415,7 +447,9 @@ static void policy_device_fill(const Daemon *d, const GpuDevice *g, int instance
             .profile = instance >= 0 ? g->instances[instance].profile : NULL,
             .numa_node = instance >= 0 ? g->instances[instance].numa_node : g->numa_node,
             .healthy = g->healthy,
-            .drained = leases_is_drained(d, uuid, g->uuid),
+            /* Slurm schedules its GPUs: gpukeeper's queue never grants them. */
+            .drained = leases_is_drained(d, uuid, g->uuid) ||
+                       config_slurm_owns(&d->config->slurm, g->index),
             .leased = holder != NULL || gpu_part_held(d, g->uuid, uuid),
             .unleased_memory_bytes = unleased_memory(g, instance, holder),
             .last_released_usec = device_time_get(d->leases.released, d->leases.n_released, uuid),
@@ -545,7 +579,7 @@ static void grant(Daemon *d, QueueEntry *e, const PolicyDevice *devs, const Poli
         }
         l->conn_id = e->kind == LEASE_RUN ? conn_id : 0;
         l->idle = (PolicyIdleLease){
-                .kind = l->rec.kind == LEASE_RUN ? POLICY_IDLE_RUN : POLICY_IDLE_MANUAL,
+                .kind = l->rec.kind == LEASE_MANUAL ? POLICY_IDLE_MANUAL : POLICY_IDLE_RUN,
                 .created_usec = now,
         };
         l->idle_saved_usec = now;

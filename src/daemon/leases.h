@@ -112,6 +112,11 @@ int leases_end(Daemon *d, Lease *l, bool expired, const char *reason, int64_t ac
 
 Lease *leases_find(Daemon *d, int64_t id);
 
+/* Record a lease granted outside the queue (a Slurm job's, from its prolog):
+ * store transaction first (-EEXIST and friends when a device is held), then
+ * memory. `rec` is moved into the new lease on success. Returns 0 or -errno. */
+int leases_register(Daemon *d, StoredLease *rec, const char *request_json, Lease **ret);
+
 /* The active lease holding device `uuid` (a GPU or MIG uuid), or NULL. */
 const Lease *leases_holder(const Daemon *d, const char *uuid);
 

@@ -13,6 +13,7 @@
 #include "daemon/lease-ops.h"
 #include "daemon/status.h"
 #include "daemon/report-ops.h"
+#include "daemon/slurm-ops.h"
 #include "daemon/violation-ops.h"
 #include "proto/proto.h"
 
@@ -60,7 +61,8 @@ static int handle_ping(Daemon *d, const RequestCall *call, json_t *args, json_t 
         r = no_arguments(args, ret_error);
         if (r != 0)
                 return r;
-        o = json_pack("{s:s, s:i}", "version", GK_VERSION, "protocol", GK_PROTO_VERSION);
+        o = json_pack("{s:s, s:i, s:s}", "version", GK_VERSION, "protocol", GK_PROTO_VERSION,
+                      "backend", config_backend_to_string(d->config->backend));
         if (!o)
                 return -ENOMEM;
         *ret_result = o;
@@ -95,6 +97,9 @@ static const struct {
         {"admin.undrain", lease_op_undrain},
         {"violations.list", violation_op_list},
         {"report", report_op},
+        {"slurm.prolog", slurm_op_prolog},
+        {"slurm.epilog", slurm_op_epilog},
+        {"slurm.reconcile", slurm_op_reconcile},
 };
 
 json_t *request_dispatch(Daemon *d, const Peer *peer, uint32_t id, const char *op, json_t *args,

@@ -149,6 +149,7 @@ static int on_sample_timer(sd_event_source *source, uint64_t usec, void *userdat
                 if (idle_tick(d))
                         leases_schedule(d);
                 gpu_alerts_tick(d);
+                slurm_ops_tick(d);
                 history_tick(d, prev_usec);
         }
         /* Re-arm relative to now so a slow tick never causes a burst. */

@@ -39,6 +39,7 @@ static const char *const error_names[] = {
     [GK_E_BUSY] = "E_BUSY",
     [GK_E_UNAVAILABLE] = "E_UNAVAILABLE",
     [GK_E_NO_CAPACITY] = "E_NO_CAPACITY",
+    [GK_E_SLURM_BACKEND] = "E_SLURM_BACKEND",
 };
 _Static_assert(ELEMENTSOF(error_names) == _GK_E_MAX, "every gk_error needs a name");
 

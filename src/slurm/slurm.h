@@ -28,6 +28,7 @@
 /* One GPU or MIG instance as gres.conf and the prolog see it. */
 typedef struct SlurmDevice {
         const char *uuid;   /* GPU-… or MIG-… (borrowed) */
+        const char *parent_uuid; /* the GPU's uuid (== uuid for a whole GPU) */
         const char *model;  /* NVML name of the (parent) GPU, "NVIDIA A100-SXM4-80GB" */
         const char *profile; /* MIG profile "3g.40gb", NULL for a whole GPU */
         unsigned nvml_index; /* the GPU's NVML index */
