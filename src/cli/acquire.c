@@ -163,6 +163,8 @@ int cli_acquire(cli_context *ctx, gk_client **client, json_t *args, int sfd, boo
                                 view.queued ? "left the queue without a lease" : "request withdrawn");
                         return 128 + sig;
                 }
+                if (error.code == GK_E_SLURM_BACKEND)
+                        return CLI_EXIT_SLURM_BACKEND;
                 if (!requeue || r != -ECONNRESET)
                         return cli_call_failed(ctx, "lease.acquire", r, &error);
 

@@ -30,6 +30,7 @@ enum {
         CLI_EXIT_NO_CAPACITY = EX_TEMPFAIL,
         CLI_EXIT_PERMISSION = EX_NOPERM,
         CLI_EXIT_CANCELED = 128 + SIGINT, /* a call gave up waiting: its cancel fd fired */
+        CLI_EXIT_SLURM_BACKEND = 1000, /* internal: the daemon says backend: slurm (never exits) */
 };
 
 /* What the global options set; handed to every subcommand. */
@@ -151,3 +152,14 @@ int cli_queue_main(cli_context *ctx, int argc, char *argv[]);
 void cli_queue_usage(FILE *f);
 int cli_admin_main(cli_context *ctx, int argc, char *argv[]);
 void cli_admin_usage(FILE *f);
+
+/* Slurm (cli/slurm.c): `gpukeeper slurm …`, and the backend: slurm paths of
+ * run (srun), lease acquire (salloc --no-shell) and queue (squeue). The
+ * cli_slurm_run/acquire/queue calls exec and return only on failure. */
+int cli_slurm_main(cli_context *ctx, int argc, char *argv[]);
+void cli_slurm_usage(FILE *f);
+struct cli_acquire_args;
+int cli_slurm_run(const cli_context *ctx, const struct cli_acquire_args *a);
+int cli_slurm_acquire(const cli_context *ctx, const struct cli_acquire_args *a);
+bool cli_slurm_backend(const cli_context *ctx);
+int cli_slurm_queue(void);

@@ -3,6 +3,7 @@
  * released or expire, and the listing and management of every lease the
  * caller holds (admins: anyone's). `gpukeeper run` makes the other kind. */
 #include <errno.h>
+#include <signal.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <string.h>
@@ -160,6 +161,13 @@ static int lease_acquire(cli_context *ctx, int argc, char *argv[])
                 return r;
         }
         r = cli_acquire(ctx, &client, args, sfd, false, &lease, &waited);
+        if (r == CLI_EXIT_SLURM_BACKEND) {
+                sigset_t none;
+
+                sigemptyset(&none);
+                sigprocmask(SIG_SETMASK, &none, NULL);
+                return cli_slurm_acquire(ctx, &a);
+        }
         if (r != CLI_EXIT_OK)
                 return r;
         if (waited >= 0) {

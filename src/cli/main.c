@@ -33,6 +33,8 @@ static const cli_verb verbs[] = {
      cli_env_usage},
     {"kernel", "install a Jupyter kernel that leases its GPUs", cli_kernel_main, cli_kernel_usage},
     {"top", "live full-screen view of GPUs, processes and the queue", cli_top_main, cli_top_usage},
+    {"slurm", "Slurm prolog/epilog, gres.conf, and job steps on this node", cli_slurm_main,
+     cli_slurm_usage},
 };
 
 static const cli_verb *verb_find(const char *name)

@@ -33,5 +33,8 @@ int cli_queue_main(cli_context *ctx, int argc, char *argv[])
             .render = render,
         };
 
+        /* backend: slurm: Slurm's queue is the queue (--json keeps gpukeeper's). */
+        if (argc == 1 && cli_slurm_backend(ctx))
+                return cli_slurm_queue();
         return cli_view_main(ctx, &view, argc, argv);
 }

@@ -277,6 +277,11 @@ static int run(run_state *s, const cli_acquire_args *a, const sigset_t *old_mask
                 return r;
         }
         r = cli_acquire(s->ctx, &s->client, args, s->sfd, true, &lease, &waited);
+        if (r == CLI_EXIT_SLURM_BACKEND) {
+                /* srun gets the default signal mask and handlers back. */
+                sigprocmask(SIG_SETMASK, old_mask, NULL);
+                return cli_slurm_run(s->ctx, a);
+        }
         if (r != CLI_EXIT_OK)
                 return r;
         if (!cli_json_num(lease, "id", &id) || (env = cli_lease_env(lease)) == NULL) {

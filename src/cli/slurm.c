@@ -1,0 +1,642 @@
+/* `gpukeeper slurm prolog|epilog|reconcile|gres|step` and the Slurm backend
+ * of `run`, `lease acquire` and `queue` (backend: slurm in gpukeeperd's
+ * config).
+ *
+ * prolog and epilog are what slurm.conf's Prolog= and Epilog= run (as root,
+ * with SLURM_JOB_ID, SLURM_JOB_UID and SLURM_JOB_GPUS): they register and end
+ * the job's lease of kind `slurm`. They fail open: whatever goes wrong is
+ * logged (stderr and syslog) and gpukeeperd alerts, but they exit 0, because
+ * a failing prolog drains the node and gpukeeper must never be why.
+ *
+ * gres prints gres.conf from NVML (the CLI loads the library itself, like
+ * nvidia-smi; src/slurm/gres.c writes it). step runs inside `srun`: it puts
+ * the job's GPU UUIDs into CUDA_VISIBLE_DEVICES (Slurm sets indices) and
+ * execs the command, so a job sees what `gpukeeper run` gives on one
+ * server. */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <pwd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <syslog.h>
+#include <unistd.h>
+
+#include "basic/macro.h"
+#include "basic/parse.h"
+#include "basic/proc.h"
+#include "cli/cli.h"
+#include "cli/lease-args.h"
+#include "cli/lease-render.h"
+#include "gpu/inventory.h"
+#include "gpu/nvml.h"
+#include "slurm/slurm.h"
+
+#define SLURM_DEFAULT_GRES_CONF "/etc/slurm/gres.conf"
+#define SLURM_MIG_MINORS "/proc/driver/nvidia-caps/mig-minors"
+#define SLURM_FILE_MAX (1 << 20)
+#define LEASE_BUF_MAX (64 * 96)
+/* What a shell says when a command cannot be found or run. */
+#define CLI_EXIT_NOT_FOUND 127
+#define CLI_EXIT_NOT_EXECUTABLE 126
+
+void cli_slurm_usage(FILE *f)
+{
+        fputs("Usage: gpukeeper slurm prolog | epilog | reconcile [--socket PATH]\n"
+              "       gpukeeper slurm gres [--check [FILE]] [--gpus all|LIST] [--dev-dir DIR]\n"
+              "                            [--nvml-library LIB]\n"
+              "       gpukeeper slurm step [--socket PATH] -- COMMAND [ARGS...]\n"
+              "\n"
+              "Slurm on a node that runs gpukeeperd.\n"
+              "\n"
+              "  prolog     register the job in $SLURM_JOB_ID (user $SLURM_JOB_UID, GPUs\n"
+              "             $SLURM_JOB_GPUS) as a lease of kind slurm; for slurm.conf's Prolog=.\n"
+              "             Fails open: problems are logged and alerted, the exit status is 0.\n"
+              "  epilog     end that lease; for Epilog=. Also exits 0 whatever happens.\n"
+              "  reconcile  ask gpukeeperd to end leases of jobs squeue no longer lists now.\n"
+              "  gres       print this node's gres.conf from NVML: File= with the real\n"
+              "             /dev/nvidiaN minors, MIG instances as MultipleFiles= with their\n"
+              "             nvidia-caps nodes, Type= from the model or profile, Cores= from\n"
+              "             NVML's CPU affinity. --check compares it with FILE (default\n"
+              "             " SLURM_DEFAULT_GRES_CONF "), prints the differences and exits 1\n"
+              "             when they differ.\n"
+              "  step       run COMMAND inside an srun step with CUDA_VISIBLE_DEVICES set to\n"
+              "             the job's GPU UUIDs (what `gpukeeper run` does with backend: slurm).\n"
+              "\n"
+              "Options of gres:\n"
+              "  --gpus all|LIST      only these NVML indices (as slurm.gpus), default all\n"
+              "  --dev-dir DIR        where the device nodes are, default /dev\n"
+              "  --nvml-library LIB   the NVML library to load, default libnvidia-ml.so.1\n",
+              f);
+}
+
+static void complain(const char *fmt, ...) _printf_(1, 2);
+static void complain(const char *fmt, ...)
+{
+        char text[512];
+        va_list ap;
+
+        va_start(ap, fmt);
+        vsnprintf(text, sizeof text, fmt, ap);
+        va_end(ap);
+        fprintf(stderr, "gpukeeper: %s\n", text);
+        openlog("gpukeeper-slurm", LOG_PID, LOG_DAEMON);
+        syslog(LOG_WARNING, "%s", text);
+        closelog();
+}
+
+/* One call, no retries; the reply or a message in `err`. */
+static int call_daemon(const cli_context *ctx, const char *op, json_t *args, json_t **ret,
+                       char *err, size_t err_len)
+{
+        _cleanup_(gk_client_freep) gk_client *c = NULL;
+        gk_call_error error = {};
+        int r;
+
+        r = gk_client_connect(gk_socket_path(ctx->socket_arg), &c);
+        if (r < 0) {
+                json_decref(args);
+                snprintf(err, err_len, "cannot reach gpukeeperd at %s: %s",
+                         gk_socket_path(ctx->socket_arg), strerror(-r));
+                return r;
+        }
+        r = gk_client_call(c, op, args, ret, &error);
+        if (r != 0) {
+                if (r > 0)
+                        snprintf(err, err_len, "%s: %.400s", op, error.message);
+                else
+                        snprintf(err, err_len, "%s: %s", op, strerror(-r));
+                return r < 0 ? r : -EIO;
+        }
+        return 0;
+}
+
+static int prolog_epilog(const cli_context *ctx, bool prolog)
+{
+        const char *job = getenv("SLURM_JOB_ID"), *uid_text = getenv("SLURM_JOB_UID");
+        const char *gpus_text = getenv("SLURM_JOB_GPUS");
+        const char *what = prolog ? "prolog" : "epilog";
+        _cleanup_(json_decrefp) json_t *result = NULL;
+        unsigned idx[SLURM_MAX_JOB_GPUS];
+        uint64_t job_id, uid = 0;
+        json_t *args, *list;
+        char err[512];
+        int n = 0;
+
+        if (slurm_parse_job_id(job, &job_id) < 0) {
+                complain("slurm %s: SLURM_JOB_ID is %s%s%s, not a job id: nothing registered",
+                         what, job ? "'" : "", job ? job : "unset", job ? "'" : "");
+                return CLI_EXIT_OK;
+        }
+        if (prolog) {
+                if (!uid_text || parse_uint64(uid_text, &uid) < 0 || uid >= UINT32_MAX) {
+                        complain("slurm prolog: job %" PRIu64 ": SLURM_JOB_UID is not a uid: "
+                                 "nothing registered", job_id);
+                        return CLI_EXIT_OK;
+                }
+                n = slurm_parse_index_list(gpus_text ? gpus_text : "", idx, ELEMENTSOF(idx));
+                if (n < 0) {
+                        complain("slurm prolog: job %" PRIu64 ": SLURM_JOB_GPUS '%s' is not an "
+                                 "index list: nothing registered", job_id, gpus_text);
+                        return CLI_EXIT_OK;
+                }
+                if (n == 0)
+                        return CLI_EXIT_OK; /* no GPUs: nothing to hold */
+                list = json_array();
+                for (int i = 0; list && i < n; i++)
+                        json_array_append_new(list, json_integer(idx[i]));
+                args = json_pack("{s:I, s:I, s:o}", "job_id", (json_int_t)job_id, "uid",
+                                 (json_int_t)uid, "gpus", list);
+        } else
+                args = json_pack("{s:I}", "job_id", (json_int_t)job_id);
+        if (!args) {
+                complain("slurm %s: out of memory", what);
+                return CLI_EXIT_OK;
+        }
+        if (call_daemon(ctx, prolog ? "slurm.prolog" : "slurm.epilog", args, &result, err,
+                        sizeof err) < 0)
+                complain("slurm %s: job %" PRIu64 ": %s (the job runs on; %s)", what, job_id,
+                         err,
+                         prolog ? "gpukeeperd does not know it holds its GPUs"
+                                : "gpukeeperd ends its lease when it finds the job gone");
+        return CLI_EXIT_OK;
+}
+
+/* ---- gres ---------------------------------------------------------------- */
+
+static char *read_small_file(const char *path)
+{
+        _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+        char *buf;
+        size_t len = 0;
+
+        if (fd < 0)
+                return NULL;
+        buf = malloc(SLURM_FILE_MAX + 1);
+        if (!buf)
+                return NULL;
+        for (;;) {
+                ssize_t k = read(fd, buf + len, SLURM_FILE_MAX - len);
+
+                if (k < 0) {
+                        free(buf);
+                        return NULL;
+                }
+                if (k == 0 || (len += (size_t)k) == SLURM_FILE_MAX)
+                        break;
+        }
+        buf[len] = '\0';
+        return buf;
+}
+
+static bool gpu_selected(const char *sel, unsigned index)
+{
+        unsigned idx[SLURM_MAX_DEVICES];
+        int n;
+
+        if (!sel || strcmp(sel, "all") == 0)
+                return true;
+        n = slurm_parse_index_list(sel, idx, ELEMENTSOF(idx));
+        for (int i = 0; i < n; i++)
+                if (idx[i] == index)
+                        return true;
+        return false;
+}
+
+/* Print lines of `a` missing from `b` as "-", of `b` missing from `a` as
+ * "+" (gres.conf lines are independent records; their order matters only
+ * for SLURM_JOB_GPUS, so a moved line is shown too). Returns whether they
+ * differ. */
+static bool diff_lines(const char *installed, const char *wanted, const char *path)
+{
+        bool differ = strcmp(installed, wanted) != 0;
+
+        if (!differ)
+                return false;
+        printf("--- %s\n+++ gpukeeper slurm gres\n", path);
+        for (int side = 0; side < 2; side++) {
+                const char *from = side ? wanted : installed, *other = side ? installed : wanted;
+
+                for (const char *l = from; l && *l;) {
+                        const char *eol = strchr(l, '\n');
+                        size_t len = eol ? (size_t)(eol - l) : strlen(l);
+                        bool found = false;
+
+                        for (const char *m = other; m && *m && !found;) {
+                                const char *e2 = strchr(m, '\n');
+                                size_t l2 = e2 ? (size_t)(e2 - m) : strlen(m);
+
+                                found = l2 == len && memcmp(l, m, len) == 0;
+                                m = e2 ? e2 + 1 : NULL;
+                        }
+                        if (!found && len && l[0] != '#')
+                                printf("%c%.*s\n", side ? '+' : '-', (int)len, l);
+                        l = eol ? eol + 1 : NULL;
+                }
+        }
+        return true;
+}
+
+static int gres_main(int argc, char *argv[])
+{
+        enum { ARG_CHECK = CLI_ARG_VERB_FIRST, ARG_GPUS, ARG_DEV_DIR, ARG_NVML };
+        static const struct option options[] = {
+                {"help", no_argument, NULL, 'h'},
+                {"check", optional_argument, NULL, ARG_CHECK},
+                {"gpus", required_argument, NULL, ARG_GPUS},
+                {"dev-dir", required_argument, NULL, ARG_DEV_DIR},
+                {"nvml-library", required_argument, NULL, ARG_NVML},
+                {},
+        };
+        const char *check = NULL, *gpus = NULL, *dev_dir = "/dev",
+                   *library = "libnvidia-ml.so.1";
+        _cleanup_(proc_cache_freep) ProcCache *cache = NULL;
+        _cleanup_free_ SlurmDevice *devs = NULL;
+        _cleanup_free_ unsigned long *cpus = NULL;
+        _cleanup_free_ char *mig_minors = NULL, *text = NULL, *installed = NULL;
+        const size_t words = SLURM_MAX_CPUS / (8 * sizeof(unsigned long));
+        GpuSnapshot *snap = NULL;
+        GpuNvml *nvml = NULL;
+        char errbuf[256];
+        size_t n = 0, text_len = 0;
+        FILE *f;
+        int c, r;
+
+        optind = 1;
+        while ((c = getopt_long(argc, argv, "+h", options, NULL)) != -1) {
+                switch (c) {
+                case 'h':
+                        cli_slurm_usage(stdout);
+                        return cli_finish(CLI_EXIT_OK);
+                case ARG_CHECK:
+                        check = optarg ? optarg : SLURM_DEFAULT_GRES_CONF;
+                        break;
+                case ARG_GPUS: {
+                        unsigned tmp[SLURM_MAX_DEVICES];
+
+                        if (strcmp(optarg, "all") != 0 &&
+                            slurm_parse_index_list(optarg, tmp, ELEMENTSOF(tmp)) <= 0)
+                                return cli_usage_error("slurm gres",
+                                                       "--gpus takes all or NVML indices such "
+                                                       "as 0,1 or 0-3, not '%s'", optarg);
+                        gpus = optarg;
+                        break;
+                }
+                case ARG_DEV_DIR:
+                        if (optarg[0] != '/')
+                                return cli_usage_error("slurm gres",
+                                                       "--dev-dir takes an absolute path");
+                        dev_dir = optarg;
+                        break;
+                case ARG_NVML:
+                        library = optarg;
+                        break;
+                default:
+                        return cli_option_error("slurm gres", c, argv);
+                }
+        }
+        if (optind < argc)
+                return cli_usage_error("slurm gres", "unexpected argument '%s'", argv[optind]);
+
+        r = gpu_nvml_open(library, &nvml, errbuf, sizeof errbuf);
+        if (r < 0) {
+                fprintf(stderr, "gpukeeper: slurm gres: cannot load NVML (%s): %s\n", library,
+                        errbuf);
+                return CLI_EXIT_UNREACHABLE;
+        }
+        r = proc_cache_new("/proc", &cache);
+        if (r >= 0)
+                r = gpu_snapshot_take(nvml, cache, &snap);
+        if (r < 0 || !snap->nvml_available) {
+                fprintf(stderr, "gpukeeper: slurm gres: cannot read the GPUs: %s\n",
+                        r < 0 ? strerror(-r) : snap->message);
+                gpu_snapshot_free(snap);
+                gpu_nvml_close(nvml);
+                return CLI_EXIT_UNREACHABLE;
+        }
+        mig_minors = read_small_file(SLURM_MIG_MINORS);
+        devs = calloc(SLURM_MAX_DEVICES, sizeof *devs);
+        cpus = calloc(snap->n_gpus ? snap->n_gpus * words : 1, sizeof *cpus);
+        if (!devs || !cpus) {
+                r = -ENOMEM;
+                goto out;
+        }
+        for (size_t i = 0; i < snap->n_gpus; i++) {
+                const GpuDevice *g = &snap->gpus[i];
+                unsigned long *set = &cpus[i * words];
+                bool have_cpus = false;
+                nvmlDevice_t h;
+
+                if (!g->uuid[0] || !gpu_selected(gpus, g->index))
+                        continue;
+                if (gpu_nvml_device_handle(nvml, g->index, &h) == NVML_SUCCESS &&
+                    gpu_nvml_device_cpu_affinity(nvml, h, set, words) == NVML_SUCCESS)
+                        have_cpus = true;
+                if (!g->mig_enabled) {
+                        if (n < SLURM_MAX_DEVICES)
+                                devs[n++] = (SlurmDevice){
+                                        .uuid = g->uuid, .parent_uuid = g->uuid,
+                                        .model = g->name, .nvml_index = g->index,
+                                        .minor = g->minor, .gi = -1, .ci = -1,
+                                        .cap_gi = -1, .cap_ci = -1,
+                                        .cpus = have_cpus ? set : NULL, .n_cpu_words = words,
+                                };
+                        continue;
+                }
+                for (size_t k = 0; k < g->n_instances && n < SLURM_MAX_DEVICES; k++) {
+                        const GpuInstance *in = &g->instances[k];
+                        SlurmDevice *dv = &devs[n++];
+
+                        *dv = (SlurmDevice){
+                                .uuid = in->uuid, .parent_uuid = g->uuid, .model = g->name,
+                                .profile = in->profile, .nvml_index = g->index,
+                                .minor = g->minor, .gi = (int)in->gpu_instance_id,
+                                .ci = (int)in->compute_instance_id, .cap_gi = -1,
+                                .cap_ci = -1, .cpus = have_cpus ? set : NULL,
+                                .n_cpu_words = words,
+                        };
+                        if (mig_minors && g->minor >= 0) {
+                                (void)slurm_mig_minor(mig_minors, (unsigned)g->minor,
+                                                      in->gpu_instance_id, -1, &dv->cap_gi);
+                                (void)slurm_mig_minor(mig_minors, (unsigned)g->minor,
+                                                      in->gpu_instance_id,
+                                                      (int)in->compute_instance_id,
+                                                      &dv->cap_ci);
+                        }
+                }
+        }
+        slurm_devices_order(devs, n);
+        f = open_memstream(&text, &text_len);
+        if (!f) {
+                r = -errno;
+                goto out;
+        }
+        r = slurm_gres_render(f, devs, n, dev_dir);
+        if (fclose(f) != 0 && r >= 0)
+                r = -EIO;
+        if (r == -EINVAL) {
+                fprintf(stderr, "gpukeeper: slurm gres: a device's /dev/nvidia minor or a MIG "
+                                "instance's nvidia-caps minors (%s) are unknown; refusing to "
+                                "write a gres.conf that would fence the wrong device\n",
+                        SLURM_MIG_MINORS);
+                r = CLI_EXIT_SOFTWARE;
+                goto done;
+        }
+        if (r < 0)
+                goto out;
+        if (!check) {
+                fputs(text, stdout);
+                r = CLI_EXIT_OK;
+                goto done;
+        }
+        installed = read_small_file(check);
+        if (!installed) {
+                fprintf(stderr, "gpukeeper: slurm gres: cannot read %s: %m\n", check);
+                r = CLI_EXIT_IO;
+                goto done;
+        }
+        r = diff_lines(installed, text, check) ? 1 : CLI_EXIT_OK;
+        if (r == CLI_EXIT_OK)
+                printf("%s matches this node's GPUs.\n", check);
+        goto done;
+out:
+        fprintf(stderr, "gpukeeper: slurm gres: %s\n", strerror(-r));
+        r = CLI_EXIT_SOFTWARE;
+done:
+        gpu_snapshot_free(snap);
+        gpu_nvml_close(nvml);
+        return cli_finish(r);
+}
+
+/* ---- step: inside srun -------------------------------------------------- */
+
+/* The job's GPU UUIDs for this step, comma-separated, from its lease:
+ * devices are in SLURM_JOB_GPUS order (the prolog registered them so), and
+ * a step with fewer GPUs picks its own by their index in that list. */
+static int step_devices(const cli_context *ctx, uint64_t job_id, char *buf, size_t len,
+                        json_int_t *ret_lease)
+{
+        _cleanup_(json_decrefp) json_t *result = NULL;
+        unsigned job_idx[SLURM_MAX_JOB_GPUS], step_idx[SLURM_MAX_JOB_GPUS];
+        const char *job_gpus = getenv("SLURM_JOB_GPUS"), *step_gpus = getenv("SLURM_STEP_GPUS");
+        int n_job = -1, n_step = -1;
+        json_t *leases, *l, *lease = NULL;
+        char err[512];
+        size_t i, o = 0;
+
+        if (call_daemon(ctx, "lease.list", json_object(), &result, err, sizeof err) < 0) {
+                fprintf(stderr, "gpukeeper: slurm step: %s\n", err);
+                return -ENOENT;
+        }
+        leases = json_object_get(result, "leases");
+        json_array_foreach(leases, i, l) {
+                double id;
+
+                if (cli_json_num(l, "slurm_job_id", &id) && (uint64_t)id == job_id)
+                        lease = l;
+        }
+        if (!lease)
+                return -ENOENT;
+        if (job_gpus)
+                n_job = slurm_parse_index_list(job_gpus, job_idx, ELEMENTSOF(job_idx));
+        if (step_gpus)
+                n_step = slurm_parse_index_list(step_gpus, step_idx, ELEMENTSOF(step_idx));
+        json_t *devices = json_object_get(lease, "devices");
+        buf[0] = '\0';
+        for (i = 0; i < json_array_size(devices); i++) {
+                const char *uuid = cli_json_str(json_array_get(devices, i), "uuid");
+                bool in_step = n_step < 0 || n_job < 0 || (size_t)n_job != json_array_size(devices);
+
+                for (int k = 0; !in_step && k < n_step; k++)
+                        in_step = step_idx[k] == job_idx[i];
+                if (!uuid || !in_step)
+                        continue;
+                o += (size_t)snprintf(buf + o, o < len ? len - o : 0, "%s%s", o ? "," : "", uuid);
+        }
+        if (o == 0 || o >= len)
+                return -ENOENT;
+        *ret_lease = (json_int_t)json_integer_value(json_object_get(lease, "id"));
+        return 0;
+}
+
+static int step_main(const cli_context *ctx, int argc, char *argv[])
+{
+        const char *job = getenv("SLURM_JOB_ID");
+        char visible[LEASE_BUF_MAX];
+        json_int_t lease_id = 0;
+        uint64_t job_id;
+        int i = 1;
+
+        if (i < argc && strcmp(argv[i], "--") == 0)
+                i++;
+        if (i >= argc)
+                return cli_usage_error("slurm step", "give the command to run after --");
+        if (slurm_parse_job_id(job, &job_id) < 0)
+                return cli_usage_error("slurm step", "runs inside a Slurm job step (srun); "
+                                                     "SLURM_JOB_ID is not set");
+        if (step_devices(ctx, job_id, visible, sizeof visible, &lease_id) == 0) {
+                char id[32];
+
+                snprintf(id, sizeof id, "%lld", (long long)lease_id);
+                setenv("CUDA_VISIBLE_DEVICES", visible, 1);
+                setenv("CUDA_DEVICE_ORDER", "PCI_BUS_ID", 1);
+                setenv("GPUKEEPER_LEASE_ID", id, 1);
+        } else
+                fprintf(stderr, "gpukeeper: slurm step: no gpukeeper lease for job %" PRIu64
+                                " (is `gpukeeper slurm prolog` slurm.conf's Prolog=?); "
+                                "CUDA_VISIBLE_DEVICES stays as Slurm set it\n", job_id);
+        fflush(NULL);
+        execvp(argv[i], argv + i);
+        fprintf(stderr, "gpukeeper: slurm step: cannot run '%s': %m\n", argv[i]);
+        return errno == ENOENT ? CLI_EXIT_NOT_FOUND : CLI_EXIT_NOT_EXECUTABLE;
+}
+
+/* ---- the backend: srun / salloc / squeue -------------------------------- */
+
+int cli_slurm_run(const cli_context *ctx, const cli_acquire_args *a)
+{
+        char self[PATH_MAX], gres[48];
+        const char *argv[16 + 1024];
+        size_t n = 0;
+        ssize_t k;
+
+        if (a->kind != CLI_SELECT_GPUS)
+                return cli_usage_error("run", "with backend: slurm only --gpus N is supported "
+                                              "(Slurm picks the devices)");
+        k = readlink("/proc/self/exe", self, sizeof self - 1);
+        if (k < 0) {
+                fprintf(stderr, "gpukeeper: run: cannot find my own executable: %m\n");
+                return CLI_EXIT_SOFTWARE;
+        }
+        self[k] = '\0';
+        snprintf(gres, sizeof gres, "--gres=gpu:%" PRIu64, a->gpus);
+        argv[n++] = "srun";
+        argv[n++] = "--quiet";
+        /* One Ctrl-C ends the step, as it ends `gpukeeper run` on one server. */
+        argv[n++] = "--quit-on-interrupt";
+        argv[n++] = gres;
+        if (!a->wait)
+                argv[n++] = "--immediate=1";
+        argv[n++] = self;
+        if (ctx->socket_arg) {
+                argv[n++] = "--socket";
+                argv[n++] = ctx->socket_arg;
+        }
+        argv[n++] = "slurm";
+        argv[n++] = "step";
+        argv[n++] = "--";
+        for (size_t i = 0; a->command[i]; i++) {
+                if (n >= ELEMENTSOF(argv) - 1)
+                        return cli_usage_error("run", "too many arguments for srun");
+                argv[n++] = a->command[i];
+        }
+        argv[n] = NULL;
+        fflush(NULL);
+        execvp("srun", (char *const *)argv);
+        fprintf(stderr, "gpukeeper: run: cannot run srun (backend: slurm): %m\n");
+        return errno == ENOENT ? CLI_EXIT_NOT_FOUND : CLI_EXIT_NOT_EXECUTABLE;
+}
+
+int cli_slurm_acquire(const cli_context *ctx, const cli_acquire_args *a)
+{
+        char gres[48], time_arg[48];
+        const char *argv[8];
+        size_t n = 0;
+
+        if (a->kind != CLI_SELECT_GPUS)
+                return cli_usage_error("lease acquire", "with backend: slurm only --gpus N is "
+                                                        "supported (Slurm picks the devices)");
+        snprintf(gres, sizeof gres, "--gres=gpu:%" PRIu64, a->gpus);
+        argv[n++] = "salloc";
+        argv[n++] = "--no-shell";
+        argv[n++] = gres;
+        if (a->duration_sec) {
+                /* salloc's --time is in minutes, rounded up. */
+                snprintf(time_arg, sizeof time_arg, "--time=%" PRIu64,
+                         (a->duration_sec + 59) / 60);
+                argv[n++] = time_arg;
+        }
+        if (!a->wait)
+                argv[n++] = "--immediate=1";
+        argv[n] = NULL;
+        fflush(NULL);
+        execvp("salloc", (char *const *)argv);
+        fprintf(stderr, "gpukeeper: lease acquire: cannot run salloc (backend: slurm): %m\n");
+        return CLI_EXIT_NOT_FOUND;
+}
+
+bool cli_slurm_backend(const cli_context *ctx)
+{
+        _cleanup_(json_decrefp) json_t *result = NULL;
+        char err[512];
+        const char *b;
+
+        if (call_daemon(ctx, "ping", json_object(), &result, err, sizeof err) < 0)
+                return false;
+        b = cli_json_str(result, "backend");
+        return b && strcmp(b, "slurm") == 0;
+}
+
+int cli_slurm_queue(void)
+{
+        fflush(NULL);
+        execlp("squeue", "squeue", "--me", (char *)NULL);
+        fprintf(stderr, "gpukeeper: queue: cannot run squeue (backend: slurm): %m\n");
+        return CLI_EXIT_NOT_FOUND;
+}
+
+int cli_slurm_main(cli_context *ctx, int argc, char *argv[])
+{
+        const char *verb;
+        int i = 1;
+
+        /* --socket may come before the verb. */
+        while (i < argc && argv[i][0] == '-') {
+                if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
+                        cli_slurm_usage(stdout);
+                        return cli_finish(CLI_EXIT_OK);
+                }
+                if (strcmp(argv[i], "--socket") == 0 && i + 1 < argc) {
+                        ctx->socket_arg = argv[i + 1];
+                        i += 2;
+                } else if (strncmp(argv[i], "--socket=", 9) == 0) {
+                        ctx->socket_arg = argv[i] + 9;
+                        i++;
+                } else
+                        return cli_usage_error("slurm", "unknown option '%s'", argv[i]);
+        }
+        if (i >= argc)
+                return cli_usage_error("slurm", "say prolog, epilog, reconcile, gres or step");
+        verb = argv[i];
+        argc -= i;
+        argv += i;
+        for (int k = 1; k < argc && strcmp(verb, "step") != 0; k++) {
+                if (strcmp(argv[k], "--socket") == 0 && k + 1 < argc) {
+                        ctx->socket_arg = argv[k + 1];
+                        memmove(&argv[k], &argv[k + 2], (size_t)(argc - k - 1) * sizeof *argv);
+                        argc -= 2;
+                        k--;
+                }
+        }
+        if (strcmp(verb, "prolog") == 0 || strcmp(verb, "epilog") == 0) {
+                if (argc > 1)
+                        return cli_usage_error("slurm", "%s takes no arguments (it reads "
+                                                        "SLURM_JOB_* from its environment)",
+                                               verb);
+                return prolog_epilog(ctx, strcmp(verb, "prolog") == 0);
+        }
+        if (strcmp(verb, "reconcile") == 0) {
+                _cleanup_(json_decrefp) json_t *result = NULL;
+
+                return cli_fetch(ctx, "slurm.reconcile", json_object(), &result);
+        }
+        if (strcmp(verb, "gres") == 0)
+                return gres_main(argc, argv);
+        if (strcmp(verb, "step") == 0)
+                return step_main(ctx, argc, argv);
+        return cli_usage_error("slurm", "unknown command '%s' (prolog, epilog, reconcile, gres, "
+                                        "step)", verb);
+}
