@@ -46,7 +46,7 @@
 void cli_slurm_usage(FILE *f)
 {
         fputs("Usage: gpukeeper slurm prolog | epilog | reconcile [--socket PATH]\n"
-              "       gpukeeper slurm gres [--check [FILE]] [--gpus all|LIST] [--dev-dir DIR]\n"
+              "       gpukeeper slurm gres [--check[=FILE]] [--gpus all|LIST] [--dev-dir DIR]\n"
               "                            [--nvml-library LIB]\n"
               "       gpukeeper slurm step [--socket PATH] -- COMMAND [ARGS...]\n"
               "\n"

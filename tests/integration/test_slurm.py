@@ -1,0 +1,331 @@
+"""gpukeeper with a real Slurm (Debian's slurm-wlm and munge) on one node.
+
+One cluster for the module (slurmcluster.py: munged, slurmctld and slurmd
+with their own config, state, ports and pid files; `Gres=gpu:2` on device
+nodes it mknods, AutoDetect=off, select/cons_tres, proctrack/linuxproc and
+task/none because systemd is not PID 1 here). Two gpukeeperds share the
+simulated lab (GPUs 0 and 1 are Slurm's, `slurm.gpus: 0,1`; GPU 2 is
+gpukeeper's own): `local` (backend: local) and `sbackend` (backend: slurm).
+The cluster's Prolog/Epilog run `gpukeeper slurm prolog|epilog` against both.
+"""
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+import slurmcluster
+from conftest import (CLI_FOR_USERS, GK, SIM_LIB, Daemon, Lab, as_user, wait_for,
+                      whole_gpu_uuid, write_config)
+
+if slurmcluster.SLURM_MISSING:
+    pytest.skip("Slurm is not installed (scripts/install-deps.sh installs slurm-wlm and "
+                "munge): missing " + ", ".join(slurmcluster.SLURM_MISSING),
+                allow_module_level=True)
+
+SLURM_GPUS = None  # filled by the fixture: the UUIDs of NVML indices 0 and 1
+JOB_TIMEOUT = 60
+
+
+def make_daemon(base, lab, name, cluster, backend, mapping_dir=None):
+    d = Daemon(base / name, lab)
+    d.dir.mkdir(mode=0o755)
+    d.config["backend"] = backend
+    d.sections["slurm"] = {"gpus": "0,1", "reconcile_interval": "1s",
+                           "squeue": "/usr/bin/squeue"}
+    if mapping_dir:
+        d.sections["slurm"]["job_mapping_dir"] = str(mapping_dir)
+    d.sections["enforcement"] = {"mode": "observe"}
+    env = cluster.env(d.env())
+    d.env = lambda: env
+    return d
+
+
+@pytest.fixture(scope="module")
+def world(users):
+    # Not pytest's tmp_path: the test users must reach the sockets.
+    base = Path(tempfile.mkdtemp(prefix="gk-it-slurm-"))
+    os.chmod(base, 0o755)
+    lab = Lab(base / "lab.json")
+    # Three whole GPUs: 0 and 1 Slurm's, 2 gpukeeper's. CPU affinity for gres Cores=.
+    lab.data["gpus"] = [g for g in lab.data["gpus"] if not g.get("mig")]
+    lab.add_whole_gpu()
+    lab.add_whole_gpu()
+    lab.data["gpus"] = lab.data["gpus"][:3]
+    for i, g in enumerate(lab.data["gpus"]):
+        g["minor"] = i
+        g["cpu_affinity"] = [0, 1] if (os.cpu_count() or 1) > 1 else [0]
+    lab.write()
+    cluster = slurmcluster.SlurmCluster()
+    hooks = {}
+    daemons = {"local": make_daemon(base, lab, "local", cluster, "local", base / "jobmap"),
+               "sbackend": make_daemon(base, lab, "sbackend", cluster, "slurm")}
+    for hook in ("prolog", "epilog"):
+        script = cluster.dir / f"{hook}.sh"
+        script.write_text("#!/bin/sh\n" + "".join(
+            f"{GK} --socket {d.socket_path} slurm {hook} 2>>{cluster.dir}/{hook}.err\n"
+            for d in daemons.values()) + "exit 0\n")
+        script.chmod(0o755)
+        hooks[hook] = script
+    cluster.prolog, cluster.epilog = hooks["prolog"], hooks["epilog"]
+    try:
+        for d in daemons.values():
+            d.start()
+        cluster.start()
+    except BaseException:
+        for d in daemons.values():
+            d.stop()
+        cluster.stop()
+        raise
+    yield {"cluster": cluster, "lab": lab, **daemons, "users": users,
+           "slurm_gpus": [g["uuid"] for g in lab.data["gpus"][:2]],
+           "own_gpu": lab.data["gpus"][2]["uuid"], "jobmap": base / "jobmap"}
+    try:
+        subprocess.run(["scancel", "--full", "--user=gktest-alice"], env=cluster.env(),
+                       capture_output=True, timeout=30)
+    finally:
+        cluster.stop()
+        for d in daemons.values():
+            d.stop()
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def slurm_leases(d, job_id=None):
+    return [l for l in d.leases() if l["kind"] == "slurm"
+            and (job_id is None or l["slurm_job_id"] == job_id)]
+
+
+def start_job(world, tag, user="alice"):
+    """srun --gres=gpu:1 python3 sleeping as `user`; returns (Popen, job id, pid)."""
+    cluster = world["cluster"]
+    p = subprocess.Popen(["srun", "--gres=gpu:1", "--job-name", tag, "/usr/bin/python3", "-c",
+                          "import time; time.sleep(300)", tag],
+                         env=cluster.env(), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, start_new_session=True,
+                         **as_user(world["users"][user]))
+
+    def running():
+        for jid, state in cluster.jobs():
+            r = cluster.run("squeue", "--noheader", "--format=%j", "-j", jid, check=False)
+            if r.stdout.strip() == tag and state == "RUNNING":
+                return int(jid)
+        assert p.poll() is None, f"srun exited {p.returncode}: {p.stderr.read()}\n" \
+                                 + cluster.logs()
+        return None
+    job = wait_for(running, timeout=JOB_TIMEOUT, what=f"job {tag} to run") and running()
+
+    def pid_of():
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit():
+                try:
+                    if tag.encode() in (entry / "cmdline").read_bytes() and \
+                       b"python3" in (entry / "cmdline").read_bytes().split(b"\0")[0]:
+                        return int(entry.name)
+                except OSError:
+                    pass
+        return None
+    wait_for(lambda: pid_of() is not None, timeout=JOB_TIMEOUT, what=f"{tag}'s process")
+    return p, job, pid_of()
+
+
+def end_job(world, p, job):
+    subprocess.run(["scancel", str(job)], env=world["cluster"].env(), capture_output=True,
+                   timeout=30)
+    try:
+        p.wait(timeout=JOB_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        os.killpg(p.pid, signal.SIGKILL)
+        p.wait()
+
+
+def test_job_is_a_slurm_lease_and_never_given_to_gpukeeper(world):
+    d, lab = world["local"], world["lab"]
+    alice, bob = world["users"]["alice"], world["users"]["bob"]
+    p, job, pid = start_job(world, "gk-slurm-lease")
+    try:
+        wait_for(lambda: slurm_leases(d, job), what="the job's slurm lease")
+        (lease,) = slurm_leases(d, job)
+        assert lease["user"] == "gktest-alice" and lease["uid"] == alice.uid
+        assert len(lease["devices"]) == 1
+        job_gpu = lease["devices"][0]["uuid"]
+        assert job_gpu in world["slurm_gpus"]
+        # The dcgm-exporter job mapping names the job on its GPU's index.
+        idx = world["slurm_gpus"].index(job_gpu)
+        wait_for(lambda: (world["jobmap"] / str(idx)).exists() and
+                 (world["jobmap"] / str(idx)).read_text() == f"{job}\n",
+                 what="the job mapping file")
+
+        # gpukeeper's own queue never grants a Slurm GPU: GPU 2, then nothing.
+        r = d.cli("lease", "acquire", "--gpus", "1", "--json", user=bob)
+        assert r.returncode == 0, r.stderr
+        own = json.loads(r.stdout)["lease"]
+        assert [x["uuid"] for x in own["devices"]] == [world["own_gpu"]]
+        r = d.cli("run", "--gpus", "1", "--no-wait", "--", "true", user=bob)
+        assert r.returncode == 75, (r.returncode, r.stderr)
+        d.cli("lease", "release", "--all", user=bob)
+
+        # The job's process on its GPU is no violation; alice's other process
+        # on the other Slurm GPU is.
+        other_gpu = [u for u in world["slurm_gpus"] if u != job_gpu][0]
+        stray = subprocess.Popen(["/usr/bin/python3", "-c", "import time; time.sleep(300)",
+                                  "gk-slurm-stray"], start_new_session=True,
+                                 stdin=subprocess.DEVNULL, **as_user(alice))
+        try:
+            wait_for(lambda: b"gk-slurm-stray" in Path(f"/proc/{stray.pid}/cmdline")
+                     .read_bytes(), what="the stray process")
+            lab.add_process(job_gpu, pid, 1024)
+            lab.add_process(other_gpu, stray.pid, 512)
+            lab.write()
+            wait_for(lambda: d.query("SELECT pid FROM violations WHERE pid = ?", (stray.pid,)),
+                     what="the stray process's violation")
+            time.sleep(1)  # several ticks on which the job's process was seen
+            assert d.query("SELECT pid FROM violations WHERE pid = ?", (pid,)) == []
+        finally:
+            lab.remove_process(pid)
+            lab.remove_process(stray.pid)
+            lab.write()
+            stray.kill()
+            stray.wait()
+    finally:
+        end_job(world, p, job)
+    wait_for(lambda: not slurm_leases(d, job), timeout=JOB_TIMEOUT,
+             what="the lease to end with the job")
+    row = d.query("SELECT state, release_reason FROM leases WHERE slurm_job_id = ?", (job,))
+    assert row and row[0]["state"] == "released"
+    wait_for(lambda: not (world["jobmap"] / str(idx)).exists(), what="the mapping file to go")
+
+
+def test_prolog_twice_and_lost_epilog(world):
+    d, cluster = world["local"], world["cluster"]
+    alice = world["users"]["alice"]
+    # A real job: its prolog ran once; run it again as slurmd would on a retry.
+    p, job, _ = start_job(world, "gk-slurm-twice")
+    try:
+        wait_for(lambda: slurm_leases(d, job), what="the job's slurm lease")
+        (lease,) = slurm_leases(d, job)
+        gres_idx = world["slurm_gpus"].index(lease["devices"][0]["uuid"])
+        env = {"SLURM_JOB_ID": str(job), "SLURM_JOB_UID": str(alice.uid),
+               "SLURM_JOB_GPUS": str(gres_idx)}
+        for _ in range(2):
+            r = d.cli("slurm", "prolog", env=env)
+            assert r.returncode == 0, r.stderr
+        assert [l["id"] for l in slurm_leases(d, job)] == [lease["id"]]
+        assert len(d.query("SELECT id FROM leases WHERE slurm_job_id = ? AND state = 'active'",
+                           (job,))) == 1
+
+        # Epilog lost: slurmd is killed, the job cancelled, slurmd restarted
+        # with Epilog= emptied, so nothing tells gpukeeperd the job ended.
+        cluster.stop_slurmd(signal.SIGKILL)
+        subprocess.run(["scancel", str(job)], env=cluster.env(), capture_output=True,
+                       timeout=30)
+        saved = cluster.epilog
+        cluster.epilog = None
+        cluster.write_conf()
+        cluster.run("scontrol", "reconfigure", check=False)
+        cluster.start_slurmd()
+        cluster.wait_idle()
+        wait_for(lambda: str(job) not in [j for j, _ in cluster.jobs()], timeout=JOB_TIMEOUT,
+                 what="Slurm to forget the job")
+        # The next reconcile (every second here) ends the lease.
+        wait_for(lambda: not slurm_leases(d, job), timeout=15,
+                 what="the reconcile to end the lease of the lost job")
+        row = d.query("SELECT release_reason FROM leases WHERE slurm_job_id = ?", (job,))
+        assert "no longer knows" in row[0]["release_reason"], row
+    finally:
+        end_job(world, p, job)
+        cluster.epilog = saved
+        cluster.write_conf()
+        cluster.run("scontrol", "reconfigure", check=False)
+        cluster.restart_slurmd()
+
+
+def test_prolog_fails_open(world):
+    d = world["local"]
+    # An index beyond the node's Slurm GPUs: refused by the daemon, but the
+    # prolog exits 0 (a failing prolog would drain the node).
+    r = d.cli("slurm", "prolog", env={"SLURM_JOB_ID": "4000000", "SLURM_JOB_UID": "0",
+                                      "SLURM_JOB_GPUS": "7"})
+    assert r.returncode == 0
+    assert "job 4000000" in r.stderr and "not one of this node's 2 Slurm devices" in r.stderr
+    assert not slurm_leases(d, 4000000)
+    # A daemon that cannot be reached: still exit 0.
+    r = subprocess.run([str(GK), "--socket", "/nonexistent/gk.sock", "slurm", "prolog"],
+                       env={**os.environ, "SLURM_JOB_ID": "4000001", "SLURM_JOB_UID": "0",
+                            "SLURM_JOB_GPUS": "0"}, capture_output=True, text=True)
+    assert r.returncode == 0 and "cannot reach gpukeeperd" in r.stderr
+
+
+def test_backend_slurm_run(world):
+    d, cluster = world["sbackend"], world["cluster"]
+    alice = world["users"]["alice"]
+    cli = str(CLI_FOR_USERS["path"])
+    r = subprocess.run([cli, "--socket", str(d.socket_path), "run", "--gpus", "1", "--", "sh",
+                        "-c", "echo $CUDA_VISIBLE_DEVICES; exit 3"],
+                       env=cluster.env(), capture_output=True, text=True, timeout=120,
+                       stdin=subprocess.DEVNULL, **as_user(alice))
+    assert r.returncode == 3, (r.returncode, r.stderr)
+    assert r.stdout.strip() in world["slurm_gpus"], (r.stdout, r.stderr)
+
+    # Ctrl-C (SIGINT to the foreground process: srun, gpukeeper exec'd it)
+    # cancels the step.
+    p = subprocess.Popen([cli, "--socket", str(d.socket_path), "run", "--gpus", "1", "--",
+                          "/usr/bin/python3", "-c", "import time; time.sleep(300)",
+                          "gk-slurm-ctrlc"], env=cluster.env(), stdin=subprocess.DEVNULL,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         start_new_session=True, **as_user(alice))
+    try:
+        wait_for(lambda: any(s == "RUNNING" for _, s in cluster.jobs()), timeout=JOB_TIMEOUT,
+                 what="the run's job to start")
+        wait_for(lambda: slurm_leases(d), what="the run's slurm lease")
+        p.send_signal(signal.SIGINT)
+        rc = p.wait(timeout=30)
+        assert rc != 0
+        cluster.wait_no_jobs(timeout=JOB_TIMEOUT)
+        wait_for(lambda: not slurm_leases(d), timeout=JOB_TIMEOUT, what="its lease to end")
+    finally:
+        if p.poll() is None:
+            os.killpg(p.pid, signal.SIGKILL)
+            p.wait()
+
+    # gpukeeper queue shows Slurm's queue for the user.
+    r = subprocess.run([cli, "--socket", str(d.socket_path), "queue"], env=cluster.env(),
+                       capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL,
+                       **as_user(alice))
+    assert r.returncode == 0 and "JOBID" in r.stdout, (r.stdout, r.stderr)
+
+
+def test_gres_conf_accepted_by_slurmd(world):
+    cluster = world["cluster"]
+    env = {**os.environ, "GPUKEEPER_SIM_LAB": str(world["lab"].path)}
+    r = subprocess.run([str(GK), "slurm", "gres", "--nvml-library", str(SIM_LIB), "--gpus",
+                        "0,1", "--dev-dir", str(cluster.devdir)], env=env, capture_output=True,
+                       text=True, timeout=30)
+    assert r.returncode == 0, r.stderr
+    lines = [l for l in r.stdout.splitlines() if l and not l.startswith("#")]
+    cores = "0-1" if (os.cpu_count() or 1) > 1 else "0"
+    assert lines == ["AutoDetect=off",
+                     f"Name=gpu Type=a100-sxm4-80gb File={cluster.devdir}/nvidia0 Cores={cores}",
+                     f"Name=gpu Type=a100-sxm4-80gb File={cluster.devdir}/nvidia1 Cores={cores}"]
+    cluster.gres_conf_text = r.stdout
+    cluster.write_conf()
+    cluster.restart_slurmd()
+    info = cluster.node_info()
+    assert "Gres=gpu:2" in info or "Gres=gpu:a100-sxm4-80gb:2" in info, info
+    # --check: the installed file matches; an edited one does not.
+    gres = cluster.dir / "gres.conf"
+    check = [str(GK), "slurm", "gres", "--nvml-library", str(SIM_LIB), "--gpus", "0,1",
+             "--dev-dir", str(cluster.devdir), f"--check={gres}"]
+    r = subprocess.run(check, env=env, capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0, (r.stdout, r.stderr)
+    gres.write_text(r"AutoDetect=off" "\n" f"Name=gpu File={cluster.devdir}/nvidia[0-1]\n")
+    r = subprocess.run(check, env=env, capture_output=True, text=True, timeout=30)
+    assert r.returncode == 1
+    assert f"-Name=gpu File={cluster.devdir}/nvidia[0-1]" in r.stdout
+    assert f"+Name=gpu Type=a100-sxm4-80gb File={cluster.devdir}/nvidia0 Cores={cores}" \
+        in r.stdout
