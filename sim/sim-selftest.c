@@ -130,7 +130,8 @@ static const char *const common_symbols[] = {
         "nvmlDeviceGetPowerUsage", "nvmlDeviceGetTotalEnergyConsumption",
         "nvmlDeviceGetComputeRunningProcesses", "nvmlDeviceGetGraphicsRunningProcesses",
         "nvmlDeviceGetProcessUtilization", "nvmlEventSetCreate", "nvmlEventSetFree",
-        "nvmlDeviceRegisterEvents", "nvmlEventSetWait", "gpukeeperSimVersion", NULL,
+        "nvmlDeviceRegisterEvents", "nvmlEventSetWait", "gpukeeperSimVersion",
+        "nvmlDeviceGetCpuAffinity", NULL,
 };
 
 static const char *const versioned_symbols[] = {
@@ -759,6 +760,43 @@ static void test_reload_and_xid(void **state)
         dlclose(dl);
 }
 
+/* ---- CPU affinity (gres.conf Cores=) ---- */
+
+static const char *const cpu_lab =
+        "{ \"gpus\": ["
+        "  { \"name\": \"NVIDIA A100-SXM4-80GB\", \"uuid\": \"GPU-0\", \"pci_bus_id\": \"00000000:07:00.0\","
+        "    \"memory_total_mib\": 81920, \"cpu_affinity\": %s },"
+        "  { \"name\": \"NVIDIA A100-SXM4-80GB\", \"uuid\": \"GPU-1\", \"pci_bus_id\": \"00000000:0F:00.0\","
+        "    \"memory_total_mib\": 81920 } ] }";
+
+static void test_cpu_affinity(void **state)
+{
+        void *dl = lib_open(MODERN);
+        nvmlDeviceGetCpuAffinity_fn affinity =
+                SYM(dl, nvmlDeviceGetCpuAffinity_fn, "nvmlDeviceGetCpuAffinity");
+        unsigned long set[3];
+
+        use_lab_file(lab_path);
+        /* CPU numbers from 0 to 1023. */
+        write_lab(cpu_lab, "[1024]");
+        assert_int_equal(SYM(dl, nvmlInit_fn, "nvmlInit_v2")(), NVML_ERROR_DRIVER_NOT_LOADED);
+        write_lab(cpu_lab, "[0, 1, 2, 3, 64, 129]");
+        init_ok(dl);
+
+        /* Bit n % 64 of word n / 64; cpuSetSize words written, no more. */
+        memset(set, 0xAA, sizeof(set));
+        assert_int_equal(affinity(handle(dl, 0), 2, set), NVML_SUCCESS);
+        assert_true(set[0] == 0xFul && set[1] == 1ul);
+        assert_true(set[2] == 0xAAAAAAAAAAAAAAAAul);
+        assert_int_equal(affinity(handle(dl, 0), 3, set), NVML_SUCCESS);
+        assert_true(set[2] == 2ul);
+        assert_int_equal(affinity(handle(dl, 0), 0, set), NVML_ERROR_INVALID_ARGUMENT);
+        assert_int_equal(affinity(handle(dl, 0), 2, NULL), NVML_ERROR_INVALID_ARGUMENT);
+        /* Without "cpu_affinity" in the lab: NOT_SUPPORTED. */
+        assert_int_equal(affinity(handle(dl, 1), 2, set), NVML_ERROR_NOT_SUPPORTED);
+        SYM(dl, nvmlShutdown_fn, "nvmlShutdown")();
+}
+
 /* ---- NUMA memory affinity ---- */
 
 static const char *const numa_lab =
@@ -1035,6 +1073,7 @@ int main(int argc, char **argv)
                 cmocka_unit_test(test_lost_and_injection),
                 cmocka_unit_test(test_reload_and_xid),
                 cmocka_unit_test(test_memory_affinity),
+                cmocka_unit_test(test_cpu_affinity),
                 cmocka_unit_test(test_legacy),
                 cmocka_unit_test(test_threads),
                 cmocka_unit_test(test_bench_lab),

@@ -110,7 +110,7 @@ static void expect_error(TestDir *t, const char *yaml, const char *want)
 
 #define KNOWN                                                                                      \
         "(known keys: socket, state_dir, nvml_library, sample_interval, log_level, policy, "       \
-        "enforcement, idle, alerts, env, http, history)"
+        "enforcement, idle, alerts, env, http, history, backend, slurm)"
 
 static void assert_limits(const ConfigPolicyLimits *l, uint64_t max_gpus,
                           uint64_t default_duration_usec, uint64_t max_duration_usec)
@@ -426,6 +426,53 @@ static void test_history_section(void **state)
                      "2:9: invalid value '3651' for 'history.days': must be between 1 and 3650");
         expect_error(t, "history:\n  weeks: 3\n",
                      "2:3: unknown key 'history.weeks' (known keys in 'history': raw_hours, days)");
+}
+
+static void test_slurm_section(void **state)
+{
+        TestDir *t = *state;
+        Config *c = NULL;
+
+        assert_int_equal(config_new_defaults(&c), 0);
+        assert_int_equal(c->backend, CONFIG_BACKEND_LOCAL);
+        assert_false(c->slurm.all_gpus);
+        assert_int_equal(c->slurm.gpu_mask, 0);
+        assert_false(config_slurm_owns(&c->slurm, 0));
+        assert_int_equal(c->slurm.reconcile_interval_usec, 30 * USEC_PER_SEC);
+        assert_string_equal(c->slurm.squeue, "/usr/bin/squeue");
+        assert_null(c->slurm.job_mapping_dir);
+        config_free(c);
+
+        assert_int_equal(load(t, "backend: slurm\nslurm:\n  gpus: 0,2-3\n"
+                                 "  reconcile_interval: 5s\n  squeue: /opt/slurm/bin/squeue\n"
+                                 "  job_mapping_dir: /run/gpukeeper/jobs\n", &c, NULL), 0);
+        assert_int_equal(c->backend, CONFIG_BACKEND_SLURM);
+        assert_int_equal(c->slurm.gpu_mask, 0xDu);
+        assert_true(config_slurm_owns(&c->slurm, 2));
+        assert_false(config_slurm_owns(&c->slurm, 1));
+        assert_false(config_slurm_owns(&c->slurm, 64));
+        assert_int_equal(c->slurm.reconcile_interval_usec, 5 * USEC_PER_SEC);
+        assert_string_equal(c->slurm.squeue, "/opt/slurm/bin/squeue");
+        assert_string_equal(c->slurm.job_mapping_dir, "/run/gpukeeper/jobs");
+        config_free(c);
+
+        assert_int_equal(load(t, "slurm:\n  gpus: all\n", &c, NULL), 0);
+        assert_true(config_slurm_owns(&c->slurm, 63) && config_slurm_owns(&c->slurm, 200));
+        config_free(c);
+
+        expect_error(t, "backend: pbs\n",
+                     "1:10: invalid value 'pbs' for 'backend': must be local or slurm");
+        expect_error(t, "slurm:\n  gpus: 64\n",
+                     "2:9: invalid value '64' for 'slurm.gpus': must be all, none, or NVML "
+                     "indices below 64 such as 0,1 or 0-3");
+        expect_error(t, "slurm:\n  gpus: 3-1\n",
+                     "2:9: invalid value '3-1' for 'slurm.gpus': must be all, none, or NVML "
+                     "indices below 64 such as 0,1 or 0-3");
+        expect_error(t, "slurm:\n  squeue: squeue\n",
+                     "2:11: invalid value 'squeue' for 'slurm.squeue': must be an absolute path (starting with '/')");
+        expect_error(t, "slurm:\n  reconcile_interval: 0s\n",
+                     "2:23: invalid value '0s' for 'slurm.reconcile_interval': must be between "
+                     "1s and 1h");
 }
 
 static void test_duplicate_keys(void **state)
@@ -2399,6 +2446,7 @@ int main(void)
                 T(test_nul_bytes),
                 T(test_unknown_keys),
                 T(test_history_section),
+                T(test_slurm_section),
                 T(test_duplicate_keys),
                 T(test_wrong_types),
                 T(test_null_values),
