@@ -233,6 +233,23 @@ static void device_leased_sample(FILE *f, const MetricsInput *in, const GpuDevic
         fprintf(f, "\",kind=\"%s\"} %d\n", l ? lease_kind_to_string(l->kind) : "", l ? 1 : 0);
 }
 
+/* Slurm jobs running on this node's GPUs (leases of kind slurm): one series
+ * per job, so a federated Prometheus can tell jobs apart across nodes. */
+static void render_slurm_jobs(FILE *f, const MetricsInput *in)
+{
+        family(f, "gpukeeper_slurm_job_devices", "gauge",
+               "Devices held by a Slurm job on this node (its lease of kind slurm).");
+        for (size_t i = 0; i < in->n_leases; i++) {
+                const StoredLease *l = in->leases[i];
+
+                if (l->kind != LEASE_SLURM)
+                        continue;
+                fputs("gpukeeper_slurm_job_devices{user=\"", f);
+                write_user(f, in, l->uid);
+                fprintf(f, "\",job=\"%" PRIu64 "\"} %zu\n", l->slurm_job_id, l->n_devices);
+        }
+}
+
 /* One lease-able device per whole GPU not in MIG mode and per MIG instance. */
 static void render_device_leases(FILE *f, const MetricsInput *in)
 {
@@ -458,6 +475,7 @@ int metrics_render(const MetricsInput *in, char **ret, size_t *ret_len)
                 return -ENOMEM;
         render_devices(f, in);
         render_device_leases(f, in);
+        render_slurm_jobs(f, in);
         render_counters(f, in);
         r = render_users(f, in);
         render_processes(f, in);

@@ -10,6 +10,8 @@ The cluster's Prolog/Epilog run `gpukeeper slurm prolog|epilog` against both.
 """
 
 import json
+import re
+import urllib.request
 import os
 import shutil
 import signal
@@ -21,7 +23,7 @@ from pathlib import Path
 import pytest
 
 import slurmcluster
-from conftest import (CLI_FOR_USERS, GK, SIM_LIB, Daemon, Lab, as_user, wait_for,
+from conftest import (CLI_FOR_USERS, GK, REPO, SIM_LIB, Daemon, Lab, as_user, wait_for,
                       whole_gpu_uuid, write_config)
 
 if slurmcluster.SLURM_MISSING:
@@ -66,6 +68,9 @@ def world(users):
     hooks = {}
     daemons = {"local": make_daemon(base, lab, "local", cluster, "local", base / "jobmap"),
                "sbackend": make_daemon(base, lab, "sbackend", cluster, "slurm")}
+    http_port = slurmcluster.free_port()
+    daemons["local"].sections["http"] = {"listen": f"127.0.0.1:{http_port}"}
+    daemons["sbackend"].sections["http"] = {"listen": f"127.0.0.1:{slurmcluster.free_port()}"}
     for hook in ("prolog", "epilog"):
         script = cluster.dir / f"{hook}.sh"
         script.write_text("#!/bin/sh\n" + "".join(
@@ -85,7 +90,8 @@ def world(users):
         raise
     yield {"cluster": cluster, "lab": lab, **daemons, "users": users,
            "slurm_gpus": [g["uuid"] for g in lab.data["gpus"][:2]],
-           "own_gpu": lab.data["gpus"][2]["uuid"], "jobmap": base / "jobmap"}
+           "own_gpu": lab.data["gpus"][2]["uuid"], "jobmap": base / "jobmap",
+           "metrics_url": f"http://127.0.0.1:{http_port}/metrics"}
     try:
         subprocess.run(["scancel", "--full", "--user=gktest-alice"], env=cluster.env(),
                        capture_output=True, timeout=30)
@@ -160,6 +166,16 @@ def test_job_is_a_slurm_lease_and_never_given_to_gpukeeper(world):
         wait_for(lambda: (world["jobmap"] / str(idx)).exists() and
                  (world["jobmap"] / str(idx)).read_text() == f"{job}\n",
                  what="the job mapping file")
+        # Metrics: the job, its user, and the device leased as kind slurm.
+        metrics = urllib.request.urlopen(world["metrics_url"], timeout=10).read().decode()
+        assert f'gpukeeper_slurm_job_devices{{user="gktest-alice",job="{job}"}} 1' in metrics
+        assert f'gpukeeper_device_leased{{uuid="{job_gpu}",gpu="{idx}",holder="gktest-alice",' \
+               f'kind="slurm"}} 1' in metrics
+        # The example Grafana dashboard only plots series the daemon serves.
+        dash = json.loads((REPO / "packaging" / "grafana" / "gpukeeper.json").read_text())
+        names = {m for p in dash["panels"] for t in p["targets"]
+                 for m in re.findall(r"gpukeeper_[a-z_]+", t["expr"])}
+        assert names and all(f"# TYPE {n} " in metrics for n in names), names
 
         # gpukeeper's own queue never grants a Slurm GPU: GPU 2, then nothing.
         r = d.cli("lease", "acquire", "--gpus", "1", "--json", user=bob)
@@ -329,3 +345,15 @@ def test_gres_conf_accepted_by_slurmd(world):
     assert f"-Name=gpu File={cluster.devdir}/nvidia[0-1]" in r.stdout
     assert f"+Name=gpu Type=a100-sxm4-80gb File={cluster.devdir}/nvidia0 Cores={cores}" \
         in r.stdout
+
+
+def test_example_prometheus_config(tmp_path):
+    """packaging/prometheus.yml is a valid Prometheus configuration."""
+    token = tmp_path / "gpukeeper.token"
+    token.write_text("t0ken\n")
+    conf = tmp_path / "prometheus.yml"
+    conf.write_text((REPO / "packaging" / "prometheus.yml").read_text()
+                    .replace("/etc/prometheus/gpukeeper.token", str(token)))
+    r = subprocess.run(["promtool", "check", "config", str(conf)], capture_output=True,
+                       text=True, timeout=60)
+    assert r.returncode == 0, r.stdout + r.stderr
