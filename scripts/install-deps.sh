@@ -39,6 +39,11 @@ PACKAGES=(
         chromium        # integration tests: headless Chromium renders the dashboard and takes its screenshot
         libncurses-dev  # ncursesw: the full-screen view of gpukeeper top
         tmux            # integration tests: gpukeeper top runs in a detached tmux (send-keys, capture-pane)
+        slurm-wlm       # integration tests + bench: a real one-node Slurm (prolog/epilog leases, srun backend, gres.conf)
+        slurmctld       # Slurm's controller, started by the tests with their own slurm.conf
+        slurmd          # Slurm's node daemon (runs gpukeeper slurm prolog/epilog)
+        slurm-client    # srun, salloc, squeue, scontrol, scancel: the backend: slurm paths and the daemon's reconcile
+        munge           # Slurm's authentication; the tests start their own munged with their own key
 )
 
 missing=()

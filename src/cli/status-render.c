@@ -364,8 +364,14 @@ static void print_holder(FILE *f, json_t *dev, json_t **procs, size_t n_procs,
                 holder_part(f, term, CLI_STYLE_BOLD,
                             user ? user : cli_json_int_text(uid, sizeof uid, lease, "uid"),
                             USER_W + 6, false, &used, &first);
-                snprintf(text, sizeof text, " %.16s%s (lease %s)", kind ? kind : "-", exp,
-                         cli_json_int_text(id, sizeof id, lease, "id"));
+                double job;
+
+                if (cli_json_num(lease, "slurm_job_id", &job))
+                        snprintf(text, sizeof text, " slurm job %.0f%s (lease %s)", job, exp,
+                                 cli_json_int_text(id, sizeof id, lease, "id"));
+                else
+                        snprintf(text, sizeof text, " %.16s%s (lease %s)", kind ? kind : "-",
+                                 exp, cli_json_int_text(id, sizeof id, lease, "id"));
                 holder_part(f, term, CLI_STYLE_BOLD, text, SIZE_MAX, true, &used, &first);
                 if (json_is_true(json_object_get(lease, "idle_warned")))
                         holder_part(f, term, CLI_STYLE_YELLOW, "IDLE: release warned", SIZE_MAX,

@@ -28,7 +28,7 @@ static json_t *holder_json(const Daemon *d, const char *uuid)
 
         if (!l)
                 return json_null();
-        return json_pack("{s:I, s:o, s:I, s:s, s:f, s:o, s:b, s:b}",
+        return json_pack("{s:I, s:o, s:I, s:s, s:f, s:o, s:b, s:b, s:o}",
                          "id", (json_int_t)l->rec.id,
                          "user", json_text(daemon_user_name(d, l->rec.uid)),
                          "uid", (json_int_t)l->rec.uid,
@@ -38,7 +38,10 @@ static json_t *holder_json(const Daemon *d, const char *uuid)
                                                ? json_real((double)l->rec.expires_usec / USEC_PER_SEC)
                                                : json_null(),
                          "idle_warned", l->idle.warned_usec != 0,
-                         "idle_flagged", l->idle.flagged);
+                         "idle_flagged", l->idle.flagged,
+                         "slurm_job_id", l->rec.kind == LEASE_SLURM
+                                             ? json_integer((json_int_t)l->rec.slurm_job_id)
+                                             : json_null());
 }
 
 static json_t *instance_json(const Daemon *d, const GpuDevice *g, const GpuInstance *in)

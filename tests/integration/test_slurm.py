@@ -166,6 +166,9 @@ def test_job_is_a_slurm_lease_and_never_given_to_gpukeeper(world):
         wait_for(lambda: (world["jobmap"] / str(idx)).exists() and
                  (world["jobmap"] / str(idx)).read_text() == f"{job}\n",
                  what="the job mapping file")
+        # status names the job on its GPU.
+        r = d.cli("status")
+        assert r.returncode == 0 and f"slurm job {job}" in r.stdout, r.stdout
         # Metrics: the job, its user, and the device leased as kind slurm.
         metrics = urllib.request.urlopen(world["metrics_url"], timeout=10).read().decode()
         assert f'gpukeeper_slurm_job_devices{{user="gktest-alice",job="{job}"}} 1' in metrics
