@@ -17,7 +17,7 @@
 #include <stdio.h>
 #include <sys/types.h>
 
-#include "enforce/alerts.h"
+#include "alerts/alerts.h"
 #include "gpu/inventory.h"
 #include "store/lease-store.h"
 
