@@ -17,10 +17,10 @@
 #include "daemon/leases.h"
 #include "gpu/inventory.h"
 #include "gpu/nvml.h"
-#include "metrics/http.h"
 #include "store/store.h"
 
 typedef struct Server Server;
+typedef struct Metrics Metrics; /* metrics/http.h */
 
 typedef struct Daemon {
         char *config_path; /* NULL: defaults only (the default file was absent) */
