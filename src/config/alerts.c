@@ -362,17 +362,20 @@ int config_alerts_init(ConfigAlerts *s)
 
 void config_alerts_done(ConfigAlerts *s)
 {
-        for (size_t i = 0; i < s->n_sinks; i++) {
-                ConfigAlertSink *k = &s->sinks[i];
-
-                free(k->name);
-                free(k->url);
-                free(k->secret);
-                free(k->smtp_url);
-                free(k->username);
-                free(k->password);
-                free(k->from);
-                strv_free_n(k->to, k->n_to);
-        }
+        for (size_t i = 0; i < s->n_sinks; i++)
+                config_alert_sink_done(&s->sinks[i]);
         free(s->sinks);
+}
+
+void config_alert_sink_done(ConfigAlertSink *s)
+{
+        free(s->name);
+        free(s->url);
+        free(s->secret);
+        free(s->smtp_url);
+        free(s->username);
+        free(s->password);
+        free(s->from);
+        strv_free_n(s->to, s->n_to);
+        *s = (ConfigAlertSink){0};
 }

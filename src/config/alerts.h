@@ -108,3 +108,5 @@ int config_alerts_check(ConfigCheck *check, void *base, const char *name);
 int config_alerts_init(ConfigAlerts *s);
 /* Free what the section holds (not `s` itself). */
 void config_alerts_done(ConfigAlerts *s);
+/* Free what one sink holds and zero it (also for copies the alert engine keeps). */
+void config_alert_sink_done(ConfigAlertSink *s);
