@@ -353,6 +353,10 @@ void enforcement_tick(Daemon *d)
                 log_error_errno(r, "Cannot look for violations");
                 return;
         }
+        /* Slurm job processes count only on their own job's devices. */
+        r = slurm_ops_job_violations(d, &found, &n_found);
+        if (r < 0)
+                log_error_errno(r, "Cannot look for Slurm job processes on other devices");
 
         for (TrackedViolation *t = s->tracked; t; t = t->next)
                 t->seen = false;

@@ -21,7 +21,10 @@
 #include "daemon/daemon.h"
 #include "daemon/leases.h"
 #include "daemon/request.h"
+#include "policy/violations.h"
 #include "slurm/slurm.h"
+
+#define SLURM_PROC_TEXT_MAX (256 << 10) /* bytes of /proc/<pid>/environ or cgroup read */
 
 /* The devices Slurm schedules on this node, in gres order (slurm.h). */
 static size_t slurm_devices(const Daemon *d, SlurmDevice *out, size_t max)
@@ -502,6 +505,115 @@ void slurm_ops_done(Daemon *d)
         }
         squeue_cleanup(s);
         s->timer = sd_event_source_disable_unref(s->timer);
+}
+
+/* ---- job processes on the wrong device ---------------------------------- */
+
+static size_t read_proc_file(pid_t pid, const char *name, char *buf, size_t size)
+{
+        char path[64];
+        _cleanup_close_ int fd = -EBADF;
+        size_t len = 0;
+
+        snprintf(path, sizeof path, "/proc/%d/%s", (int)pid, name);
+        fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+        if (fd < 0)
+                return 0;
+        while (len < size - 1) {
+                ssize_t k = read(fd, buf + len, size - 1 - len);
+
+                if (k <= 0)
+                        break;
+                len += (size_t)k;
+        }
+        buf[len] = '\0';
+        return len;
+}
+
+static uint64_t job_of(const GpuProcess *p, char *buf, char *buf2)
+{
+        uint64_t start, job;
+        size_t env_len;
+
+        (void)read_proc_file((pid_t)p->pid, "cgroup", buf, SLURM_PROC_TEXT_MAX);
+        env_len = read_proc_file((pid_t)p->pid, "environ", buf2, SLURM_PROC_TEXT_MAX);
+        job = slurm_job_of_process(buf, buf2, env_len);
+        /* The pid may have been reused between NVML's list and our reads. */
+        if (proc_start_time((pid_t)p->pid, &start) < 0 || start != p->start_time)
+                return 0;
+        return job;
+}
+
+static bool job_holds(const Daemon *d, uint64_t job, const char *uuid)
+{
+        for (const Lease *l = d->leases.leases; l; l = l->next)
+                if (l->rec.kind == LEASE_SLURM && l->rec.slurm_job_id == job)
+                        for (size_t i = 0; i < l->rec.n_devices; i++)
+                                if (strcmp(l->rec.devices[i].uuid, uuid) == 0)
+                                        return true;
+        return false;
+}
+
+static bool uid_has_slurm_lease(const Daemon *d, uid_t uid)
+{
+        for (const Lease *l = d->leases.leases; l; l = l->next)
+                if (l->rec.kind == LEASE_SLURM && l->rec.uid == uid)
+                        return true;
+        return false;
+}
+
+int slurm_ops_job_violations(Daemon *d, PolicyViolation **found, size_t *n_found)
+{
+        const GpuSnapshot *snap = d->snapshot;
+        _cleanup_free_ char *buf = NULL, *buf2 = NULL;
+
+        for (size_t i = 0; snap && i < snap->n_gpus; i++) {
+                const GpuDevice *g = &snap->gpus[i];
+
+                for (size_t k = 0; k < g->n_processes; k++) {
+                        const GpuProcess *p = &g->processes[k];
+                        const char *uuid = p->instance >= 0 ? g->instances[p->instance].uuid
+                                                            : g->uuid;
+                        const Lease *holder;
+                        PolicyViolation *grown;
+                        bool listed = false;
+                        uint64_t job;
+
+                        if (p->vanished || p->uid == 0 || !uid_has_slurm_lease(d, p->uid))
+                                continue;
+                        /* Only what the policy let pass: its owner holds the device. */
+                        holder = leases_holder(d, uuid);
+                        if (!holder || holder->rec.uid != p->uid)
+                                continue;
+                        for (size_t v = 0; v < *n_found && !listed; v++)
+                                listed = (*found)[v].pid == p->pid &&
+                                         strcmp((*found)[v].device_uuid, uuid) == 0;
+                        if (listed)
+                                continue;
+                        if (!buf && (!(buf = malloc(SLURM_PROC_TEXT_MAX)) ||
+                                     !(buf2 = malloc(SLURM_PROC_TEXT_MAX))))
+                                return -ENOMEM;
+                        job = job_of(p, buf, buf2);
+                        if (job == 0 || job_holds(d, job, uuid))
+                                continue;
+                        grown = realloc(*found, (*n_found + 1) * sizeof **found);
+                        if (!grown)
+                                return -ENOMEM;
+                        *found = grown;
+                        (*found)[(*n_found)++] = (PolicyViolation){
+                                .pid = p->pid,
+                                .start_time = p->start_time,
+                                .uid = p->uid,
+                                .device_uuid = uuid,
+                                .gpu_uuid = g->uuid,
+                                .gpu_index = g->index,
+                                .instance = p->instance,
+                                .memory_used_bytes = p->memory_used_bytes,
+                                .command = p->command,
+                        };
+                }
+        }
+        return 0;
 }
 
 /* ---- dcgm-exporter's HPC job mapping ------------------------------------ */

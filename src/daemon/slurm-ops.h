@@ -36,6 +36,16 @@ typedef struct SlurmState {
 int slurm_ops_init(Daemon *d);
 void slurm_ops_done(Daemon *d);
 
+typedef struct PolicyViolation PolicyViolation;
+
+/* Slurm job processes on devices their job does not hold are violations even
+ * where their user holds the device otherwise (another job's lease, a
+ * gpukeeper lease): append those to `found` (the policy's list, realloc'd).
+ * A process's job comes from its cgroup path or its SLURM_JOB_ID (see
+ * slurm_job_of_process); only users holding a Slurm lease are looked at.
+ * Returns 0 or -ENOMEM (the list then stays as it was). */
+int slurm_ops_job_violations(Daemon *d, PolicyViolation **found, size_t *n_found);
+
 /* After every sampler tick: bring the job-mapping directory up to date. */
 void slurm_ops_tick(Daemon *d);
 

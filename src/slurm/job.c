@@ -109,6 +109,41 @@ int slurm_parse_squeue(const char *text, uint64_t *ret, size_t max)
         return (int)n;
 }
 
+uint64_t slurm_job_of_process(const char *cgroup, const char *environ_data, size_t environ_len)
+{
+        static const char key[] = "SLURM_JOB_ID=";
+        uint64_t id;
+
+        for (const char *p = cgroup; p && (p = strstr(p, "/job_"));) {
+                char buf[24];
+                size_t n = strspn(p + 5, "0123456789");
+
+                if (n > 0 && n < sizeof buf && (p[5 + n] == '/' || p[5 + n] == '\n' ||
+                                                p[5 + n] == '\0')) {
+                        memcpy(buf, p + 5, n);
+                        buf[n] = '\0';
+                        if (slurm_parse_job_id(buf, &id) == 0)
+                                return id;
+                }
+                p += 5;
+        }
+        for (size_t o = 0; environ_data && o < environ_len;) {
+                const char *v = environ_data + o;
+                size_t len = strnlen(v, environ_len - o);
+
+                if (len > sizeof key - 1 && len < sizeof key + 20 &&
+                    memcmp(v, key, sizeof key - 1) == 0) {
+                        char buf[24];
+
+                        memcpy(buf, v + sizeof key - 1, len - (sizeof key - 1));
+                        buf[len - (sizeof key - 1)] = '\0';
+                        return slurm_parse_job_id(buf, &id) == 0 ? id : 0;
+                }
+                o += len + 1;
+        }
+        return 0;
+}
+
 /* Whether `name` is one of ours: "<digits>" or "<digits>.<digits>". */
 static bool jobmap_name(const char *name)
 {

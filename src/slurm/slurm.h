@@ -16,6 +16,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <sys/types.h>
 
 #define SLURM_MAX_DEVICES 1024   /* gres records of one node */
 #define SLURM_MAX_JOB_GPUS 256   /* indices in SLURM_JOB_GPUS */
@@ -77,6 +78,13 @@ int slurm_parse_job_id(const char *text, uint64_t *ret);
  * and het-job ids have their own numeric job id there). Returns the count
  * (at most `max`) or -EINVAL when a line is not a job id, -E2BIG beyond max. */
 int slurm_parse_squeue(const char *text, uint64_t *ret, size_t max);
+
+/* The Slurm job a process belongs to, from its /proc/<pid>/cgroup text
+ * (a `job_<id>` path component: Slurm's cgroup plugins) or, failing that,
+ * its /proc/<pid>/environ (SLURM_JOB_ID, NUL-separated; proctrack/linuxproc
+ * and pgid keep no cgroup). Either text may be NULL. Returns the job id, or
+ * 0 when the process is in no job. */
+uint64_t slurm_job_of_process(const char *cgroup, const char *environ_data, size_t environ_len);
 
 /* dcgm-exporter's HPC job mapping: one file per device named `<gpu index>`
  * or `<gpu index>.<gi>`, holding the job ids on it, one a line. */

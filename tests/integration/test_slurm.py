@@ -220,6 +220,39 @@ def test_job_is_a_slurm_lease_and_never_given_to_gpukeeper(world):
     wait_for(lambda: not (world["jobmap"] / str(idx)).exists(), what="the mapping file to go")
 
 
+def test_job_process_on_another_jobs_gpu(world):
+    """Attribution is by job (SLURM_JOB_ID in the process's environment here,
+    proctrack/linuxproc keeps no cgroup), not only by user: job A's process
+    on job B's GPU is a violation although the same user holds that GPU."""
+    d, lab = world["local"], world["lab"]
+    pa, job_a, pid_a = start_job(world, "gk-slurm-job-a")
+    pb = job_b = None
+    try:
+        pb, job_b, pid_b = start_job(world, "gk-slurm-job-b")
+        wait_for(lambda: slurm_leases(d, job_a) and slurm_leases(d, job_b),
+                 what="both jobs' leases")
+        gpu_a = slurm_leases(d, job_a)[0]["devices"][0]["uuid"]
+        gpu_b = slurm_leases(d, job_b)[0]["devices"][0]["uuid"]
+        assert gpu_a != gpu_b
+        lab.add_process(gpu_b, pid_a, 256)
+        lab.add_process(gpu_b, pid_b, 256)
+        lab.write()
+        wait_for(lambda: d.query("SELECT device_uuid FROM violations WHERE pid = ?", (pid_a,)),
+                 what="job A's process on job B's GPU to be a violation")
+        (v,) = d.query("SELECT device_uuid, uid FROM violations WHERE pid = ?", (pid_a,))
+        assert v["device_uuid"] == gpu_b and v["uid"] == world["users"]["alice"].uid
+        assert d.query("SELECT pid FROM violations WHERE pid = ?", (pid_b,)) == []
+    finally:
+        lab.remove_process(pid_a)
+        if pb is not None:
+            lab.remove_process(pid_b)
+        lab.write()
+        end_job(world, pa, job_a)
+        if pb is not None:
+            end_job(world, pb, job_b)
+    wait_for(lambda: not slurm_leases(d), timeout=JOB_TIMEOUT, what="the leases to end")
+
+
 def test_prolog_twice_and_lost_epilog(world):
     d, cluster = world["local"], world["cluster"]
     alice = world["users"]["alice"]

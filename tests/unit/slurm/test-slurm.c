@@ -169,6 +169,21 @@ static void test_mig_minors(void **state)
         assert_int_equal(slurm_mig_minor("gpu0/gi1/access x\n", 0, 1, -1, &m), -EINVAL);
 }
 
+static void test_job_of_process(void **state)
+{
+        static const char env[] = "HOME=/home/a\0SLURM_JOB_IDX=9\0SLURM_JOB_ID=77\0PATH=/bin";
+        static const char bad[] = "SLURM_JOB_ID=7x";
+
+        assert_int_equal(slurm_job_of_process(NULL, NULL, 0), 0);
+        assert_int_equal(slurm_job_of_process("0::/system.slice/vm_slurmstepd.scope/job_42/"
+                                              "step_0/user/task_0\n", NULL, 0), 42);
+        assert_int_equal(slurm_job_of_process("4:memory:/slurm/uid_1000/job_9\n", env,
+                                              sizeof env), 9);
+        assert_int_equal(slurm_job_of_process("0::/user.slice/job_x\n", env, sizeof env), 77);
+        assert_int_equal(slurm_job_of_process("0::/user.slice\n", env, sizeof env - 20), 0);
+        assert_int_equal(slurm_job_of_process(NULL, bad, sizeof bad - 1), 0);
+}
+
 static char *read_at(int dfd, const char *name)
 {
         static char buf[256];
@@ -229,6 +244,7 @@ int main(void)
                 cmocka_unit_test(test_job_ids_and_squeue),
                 cmocka_unit_test(test_mig_minors),
                 cmocka_unit_test(test_jobmap),
+                cmocka_unit_test(test_job_of_process),
         };
 
         return cmocka_run_group_tests(tests, NULL, NULL);
