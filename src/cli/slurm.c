@@ -45,7 +45,7 @@
 
 void cli_slurm_usage(FILE *f)
 {
-        fputs("Usage: gpukeeper slurm prolog | epilog | reconcile [--socket PATH]\n"
+        fputs("Usage: gpukeeper slurm prolog | epilog | reconcile | task-prolog [--socket PATH]\n"
               "       gpukeeper slurm gres [--check[=FILE]] [--gpus all|LIST] [--dev-dir DIR]\n"
               "                            [--nvml-library LIB]\n"
               "       gpukeeper slurm step [--socket PATH] -- COMMAND [ARGS...]\n"
@@ -64,7 +64,9 @@ void cli_slurm_usage(FILE *f)
               "             " SLURM_DEFAULT_GRES_CONF "), prints the differences and exits 1\n"
               "             when they differ.\n"
               "  step       run COMMAND inside an srun step with CUDA_VISIBLE_DEVICES set to\n"
-              "             the job's GPU UUIDs (what `gpukeeper run` does with backend: slurm).\n"
+              "             the step's GPU UUIDs (what `gpukeeper run` does with backend: slurm).\n"
+              "  task-prolog  for slurm.conf's TaskProlog=: print the `export` lines that give\n"
+              "             every task of every job on the node its GPU UUIDs.\n"
               "\n"
               "Options of gres:\n"
               "  --gpus all|LIST      only these NVML indices (as slurm.gpus), default all\n"
@@ -413,53 +415,59 @@ done:
 
 /* ---- step: inside srun -------------------------------------------------- */
 
-/* The job's GPU UUIDs for this step, comma-separated, from its lease:
- * devices are in SLURM_JOB_GPUS order (the prolog registered them so), and
- * a step with fewer GPUs picks its own by their index in that list. */
+/* The UUIDs of this step's GPUs (SLURM_STEP_GPUS, else SLURM_JOB_GPUS: gres
+ * indices) from gpukeeperd, which maps them as the prolog did. */
 static int step_devices(const cli_context *ctx, uint64_t job_id, char *buf, size_t len,
-                        json_int_t *ret_lease)
+                        json_int_t *ret_lease, bool quiet)
 {
         _cleanup_(json_decrefp) json_t *result = NULL;
-        unsigned job_idx[SLURM_MAX_JOB_GPUS], step_idx[SLURM_MAX_JOB_GPUS];
-        const char *job_gpus = getenv("SLURM_JOB_GPUS"), *step_gpus = getenv("SLURM_STEP_GPUS");
-        int n_job = -1, n_step = -1;
-        json_t *leases, *l, *lease = NULL;
+        const char *gpus = getenv("SLURM_STEP_GPUS");
+        unsigned idx[SLURM_MAX_JOB_GPUS];
+        const char *visible;
+        json_t *list, *args;
         char err[512];
-        size_t i, o = 0;
+        int n;
 
-        if (call_daemon(ctx, "lease.list", json_object(), &result, err, sizeof err) < 0) {
-                fprintf(stderr, "gpukeeper: slurm step: %s\n", err);
+        if (!gpus || !gpus[0])
+                gpus = getenv("SLURM_JOB_GPUS");
+        n = slurm_parse_index_list(gpus ? gpus : "", idx, ELEMENTSOF(idx));
+        if (n <= 0)
+                return -ENOENT; /* no GPUs in this step */
+        list = json_array();
+        for (int i = 0; list && i < n; i++)
+                json_array_append_new(list, json_integer(idx[i]));
+        args = json_pack("{s:I, s:o}", "job_id", (json_int_t)job_id, "gpus", list);
+        if (!args)
+                return -ENOMEM;
+        if (call_daemon(ctx, "slurm.step", args, &result, err, sizeof err) < 0) {
+                if (!quiet)
+                        fprintf(stderr, "gpukeeper: slurm step: %s\n", err);
                 return -ENOENT;
         }
-        leases = json_object_get(result, "leases");
-        json_array_foreach(leases, i, l) {
-                double id;
-
-                if (cli_json_num(l, "slurm_job_id", &id) && (uint64_t)id == job_id)
-                        lease = l;
-        }
-        if (!lease)
+        visible = cli_json_str(result, "cuda_visible_devices");
+        if (!visible || strlen(visible) >= len)
                 return -ENOENT;
-        if (job_gpus)
-                n_job = slurm_parse_index_list(job_gpus, job_idx, ELEMENTSOF(job_idx));
-        if (step_gpus)
-                n_step = slurm_parse_index_list(step_gpus, step_idx, ELEMENTSOF(step_idx));
-        json_t *devices = json_object_get(lease, "devices");
-        buf[0] = '\0';
-        for (i = 0; i < json_array_size(devices); i++) {
-                const char *uuid = cli_json_str(json_array_get(devices, i), "uuid");
-                bool in_step = n_step < 0 || n_job < 0 || (size_t)n_job != json_array_size(devices);
-
-                for (int k = 0; !in_step && k < n_step; k++)
-                        in_step = step_idx[k] == job_idx[i];
-                if (!uuid || !in_step)
-                        continue;
-                o += (size_t)snprintf(buf + o, o < len ? len - o : 0, "%s%s", o ? "," : "", uuid);
-        }
-        if (o == 0 || o >= len)
-                return -ENOENT;
-        *ret_lease = (json_int_t)json_integer_value(json_object_get(lease, "id"));
+        snprintf(buf, len, "%s", visible);
+        *ret_lease = (json_int_t)json_integer_value(json_object_get(result, "lease_id"));
         return 0;
+}
+
+/* slurm.conf TaskProlog=: print `export` lines slurmstepd applies to the
+ * task's environment, so every job on the node (srun, sbatch) sees UUIDs.
+ * Never fails the task. */
+static int task_prolog_main(const cli_context *ctx)
+{
+        char visible[LEASE_BUF_MAX];
+        json_int_t lease_id = 0;
+        uint64_t job_id;
+
+        if (slurm_parse_job_id(getenv("SLURM_JOB_ID"), &job_id) < 0)
+                return CLI_EXIT_OK;
+        if (step_devices(ctx, job_id, visible, sizeof visible, &lease_id, false) < 0)
+                return CLI_EXIT_OK;
+        printf("export CUDA_VISIBLE_DEVICES=%s\nexport CUDA_DEVICE_ORDER=PCI_BUS_ID\n"
+               "export GPUKEEPER_LEASE_ID=%lld\n", visible, (long long)lease_id);
+        return cli_finish(CLI_EXIT_OK);
 }
 
 static int step_main(const cli_context *ctx, int argc, char *argv[])
@@ -477,7 +485,7 @@ static int step_main(const cli_context *ctx, int argc, char *argv[])
         if (slurm_parse_job_id(job, &job_id) < 0)
                 return cli_usage_error("slurm step", "runs inside a Slurm job step (srun); "
                                                      "SLURM_JOB_ID is not set");
-        if (step_devices(ctx, job_id, visible, sizeof visible, &lease_id) == 0) {
+        if (step_devices(ctx, job_id, visible, sizeof visible, &lease_id, false) == 0) {
                 char id[32];
 
                 snprintf(id, sizeof id, "%lld", (long long)lease_id);
@@ -609,7 +617,7 @@ int cli_slurm_main(cli_context *ctx, int argc, char *argv[])
                         return cli_usage_error("slurm", "unknown option '%s'", argv[i]);
         }
         if (i >= argc)
-                return cli_usage_error("slurm", "say prolog, epilog, reconcile, gres or step");
+                return cli_usage_error("slurm", "say prolog, epilog, reconcile, gres, step or task-prolog");
         verb = argv[i];
         argc -= i;
         argv += i;
@@ -637,6 +645,11 @@ int cli_slurm_main(cli_context *ctx, int argc, char *argv[])
                 return gres_main(argc, argv);
         if (strcmp(verb, "step") == 0)
                 return step_main(ctx, argc, argv);
+        if (strcmp(verb, "task-prolog") == 0) {
+                if (argc > 1)
+                        return cli_usage_error("slurm", "task-prolog takes no arguments");
+                return task_prolog_main(ctx);
+        }
         return cli_usage_error("slurm", "unknown command '%s' (prolog, epilog, reconcile, gres, "
                                         "step)", verb);
 }

@@ -99,6 +99,7 @@ static const struct {
         {"report", report_op},
         {"slurm.prolog", slurm_op_prolog},
         {"slurm.epilog", slurm_op_epilog},
+        {"slurm.step", slurm_op_step},
         {"slurm.reconcile", slurm_op_reconcile},
 };
 

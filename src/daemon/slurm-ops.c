@@ -273,6 +273,60 @@ int slurm_op_epilog(Daemon *d, const RequestCall *call, json_t *args, json_t **r
         return *ret_result ? 0 : -ENOMEM;
 }
 
+int slurm_op_step(Daemon *d, const RequestCall *call, json_t *args, json_t **ret_result,
+                  gk_call_error *ret_error)
+{
+        _cleanup_free_ SlurmDevice *devs = NULL;
+        char visible[LEASE_MAX_DEVICES * LEASE_UUID_MAX] = "";
+        json_t *gpus_v, *v;
+        uint64_t job_id;
+        size_t n_devs, i, o = 0;
+        Lease *l;
+        int r;
+
+        r = arg_job_id(args, &job_id, ret_error);
+        if (r != 0)
+                return r;
+        gpus_v = json_object_get(args, "gpus");
+        if (!json_is_array(gpus_v) || json_array_size(gpus_v) == 0 ||
+            json_array_size(gpus_v) > LEASE_MAX_DEVICES)
+                return request_error(ret_error, GK_E_INVALID_ARGUMENT,
+                                     "'gpus' must be a list of 1 to %d gres indices "
+                                     "(SLURM_STEP_GPUS)", LEASE_MAX_DEVICES);
+        l = find_job(d, job_id);
+        if (!l || (l->rec.uid != call->peer->uid && call->peer->uid != 0))
+                return request_error(ret_error, GK_E_NOT_FOUND,
+                                     "no lease of yours for Slurm job %" PRIu64
+                                     " (is `gpukeeper slurm prolog` slurm.conf's Prolog=?)",
+                                     job_id);
+        devs = calloc(SLURM_MAX_DEVICES, sizeof *devs);
+        if (!devs)
+                return -ENOMEM;
+        n_devs = slurm_devices(d, devs, SLURM_MAX_DEVICES);
+        json_array_foreach(gpus_v, i, v) {
+                json_int_t idx = json_is_integer(v) ? json_integer_value(v) : -1;
+                bool held = false;
+
+                if (idx < 0 || (size_t)idx >= n_devs)
+                        return request_error(ret_error, GK_E_INVALID_ARGUMENT,
+                                             "gres index %lld is not one of this node's %zu "
+                                             "Slurm devices", (long long)idx, n_devs);
+                for (size_t k = 0; k < l->rec.n_devices && !held; k++)
+                        held = strcmp(l->rec.devices[k].uuid, devs[idx].uuid) == 0;
+                if (!held)
+                        return request_error(ret_error, GK_E_PERMISSION,
+                                             "gres index %lld is not Slurm job %" PRIu64 "'s",
+                                             (long long)idx, job_id);
+                o += (size_t)snprintf(visible + o, o < sizeof visible ? sizeof visible - o : 0,
+                                      "%s%s", o ? "," : "", devs[idx].uuid);
+        }
+        if (o >= sizeof visible)
+                return -E2BIG;
+        *ret_result = json_pack("{s:I, s:s}", "lease_id", (json_int_t)l->rec.id,
+                                "cuda_visible_devices", visible);
+        return *ret_result ? 0 : -ENOMEM;
+}
+
 /* ---- reconcile: which jobs does Slurm still know? ----------------------- */
 
 static void squeue_cleanup(SlurmState *s)

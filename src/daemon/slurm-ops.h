@@ -56,5 +56,10 @@ int slurm_op_prolog(Daemon *d, const RequestCall *call, json_t *args, json_t **r
                     gk_call_error *ret_error);
 int slurm_op_epilog(Daemon *d, const RequestCall *call, json_t *args, json_t **ret_result,
                     gk_call_error *ret_error);
+/* slurm.step {job_id, gpus: [gres indices]}: the UUIDs of a step's GPUs
+ * (SLURM_STEP_GPUS), for `gpukeeper slurm step` and `slurm task-prolog`;
+ * the job's own user (or root) only, and only devices of the job's lease. */
+int slurm_op_step(Daemon *d, const RequestCall *call, json_t *args, json_t **ret_result,
+                  gk_call_error *ret_error);
 int slurm_op_reconcile(Daemon *d, const RequestCall *call, json_t *args, json_t **ret_result,
                        gk_call_error *ret_error);

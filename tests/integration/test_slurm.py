@@ -166,6 +166,14 @@ def test_job_is_a_slurm_lease_and_never_given_to_gpukeeper(world):
         wait_for(lambda: (world["jobmap"] / str(idx)).exists() and
                  (world["jobmap"] / str(idx)).read_text() == f"{job}\n",
                  what="the job mapping file")
+        # TaskProlog: the task's export lines, for its own user only.
+        tp_env = {"SLURM_JOB_ID": str(job), "SLURM_STEP_GPUS": str(idx)}
+        r = d.cli("slurm", "task-prolog", user=alice, env=tp_env)
+        assert r.returncode == 0 and r.stdout.splitlines() == [
+            f"export CUDA_VISIBLE_DEVICES={job_gpu}", "export CUDA_DEVICE_ORDER=PCI_BUS_ID",
+            f"export GPUKEEPER_LEASE_ID={lease['id']}"], (r.stdout, r.stderr)
+        r = d.cli("slurm", "task-prolog", user=bob, env=tp_env)
+        assert r.returncode == 0 and r.stdout == "" and "no lease of yours" in r.stderr
         # status names the job on its GPU.
         r = d.cli("status")
         assert r.returncode == 0 and f"slurm job {job}" in r.stdout, r.stdout
