@@ -651,5 +651,5 @@ int cli_slurm_main(cli_context *ctx, int argc, char *argv[])
                 return task_prolog_main(ctx);
         }
         return cli_usage_error("slurm", "unknown command '%s' (prolog, epilog, reconcile, gres, "
-                                        "step)", verb);
+                                        "step, task-prolog)", verb);
 }
