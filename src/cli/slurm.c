@@ -33,15 +33,12 @@
 #include "cli/lease-render.h"
 #include "gpu/inventory.h"
 #include "gpu/nvml.h"
+#include "cli/slurm-step.h"
 #include "slurm/slurm.h"
 
 #define SLURM_DEFAULT_GRES_CONF "/etc/slurm/gres.conf"
 #define SLURM_MIG_MINORS "/proc/driver/nvidia-caps/mig-minors"
 #define SLURM_FILE_MAX (1 << 20)
-#define LEASE_BUF_MAX (64 * 96)
-/* What a shell says when a command cannot be found or run. */
-#define CLI_EXIT_NOT_FOUND 127
-#define CLI_EXIT_NOT_EXECUTABLE 126
 
 void cli_slurm_usage(FILE *f)
 {
@@ -90,32 +87,6 @@ static void complain(const char *fmt, ...)
         closelog();
 }
 
-/* One call, no retries; the reply or a message in `err`. */
-static int call_daemon(const cli_context *ctx, const char *op, json_t *args, json_t **ret,
-                       char *err, size_t err_len)
-{
-        _cleanup_(gk_client_freep) gk_client *c = NULL;
-        gk_call_error error = {};
-        int r;
-
-        r = gk_client_connect(gk_socket_path(ctx->socket_arg), &c);
-        if (r < 0) {
-                json_decref(args);
-                snprintf(err, err_len, "cannot reach gpukeeperd at %s: %s",
-                         gk_socket_path(ctx->socket_arg), strerror(-r));
-                return r;
-        }
-        r = gk_client_call(c, op, args, ret, &error);
-        if (r != 0) {
-                if (r > 0)
-                        snprintf(err, err_len, "%s: %.400s", op, error.message);
-                else
-                        snprintf(err, err_len, "%s: %s", op, strerror(-r));
-                return r < 0 ? r : -EIO;
-        }
-        return 0;
-}
-
 static int prolog_epilog(const cli_context *ctx, bool prolog)
 {
         const char *job = getenv("SLURM_JOB_ID"), *uid_text = getenv("SLURM_JOB_UID");
@@ -158,7 +129,7 @@ static int prolog_epilog(const cli_context *ctx, bool prolog)
                 complain("slurm %s: out of memory", what);
                 return CLI_EXIT_OK;
         }
-        if (call_daemon(ctx, prolog ? "slurm.prolog" : "slurm.epilog", args, &result, err,
+        if (cli_slurm_call(ctx, prolog ? "slurm.prolog" : "slurm.epilog", args, &result, err,
                         sizeof err) < 0)
                 complain("slurm %s: job %" PRIu64 ": %s (the job runs on; %s)", what, job_id,
                          err,
@@ -415,43 +386,6 @@ done:
 
 /* ---- step: inside srun -------------------------------------------------- */
 
-/* The UUIDs of this step's GPUs (SLURM_STEP_GPUS, else SLURM_JOB_GPUS: gres
- * indices) from gpukeeperd, which maps them as the prolog did. */
-static int step_devices(const cli_context *ctx, uint64_t job_id, char *buf, size_t len,
-                        json_int_t *ret_lease, bool quiet)
-{
-        _cleanup_(json_decrefp) json_t *result = NULL;
-        const char *gpus = getenv("SLURM_STEP_GPUS");
-        unsigned idx[SLURM_MAX_JOB_GPUS];
-        const char *visible;
-        json_t *list, *args;
-        char err[512];
-        int n;
-
-        if (!gpus || !gpus[0])
-                gpus = getenv("SLURM_JOB_GPUS");
-        n = slurm_parse_index_list(gpus ? gpus : "", idx, ELEMENTSOF(idx));
-        if (n <= 0)
-                return -ENOENT; /* no GPUs in this step */
-        list = json_array();
-        for (int i = 0; list && i < n; i++)
-                json_array_append_new(list, json_integer(idx[i]));
-        args = json_pack("{s:I, s:o}", "job_id", (json_int_t)job_id, "gpus", list);
-        if (!args)
-                return -ENOMEM;
-        if (call_daemon(ctx, "slurm.step", args, &result, err, sizeof err) < 0) {
-                if (!quiet)
-                        fprintf(stderr, "gpukeeper: slurm step: %s\n", err);
-                return -ENOENT;
-        }
-        visible = cli_json_str(result, "cuda_visible_devices");
-        if (!visible || strlen(visible) >= len)
-                return -ENOENT;
-        snprintf(buf, len, "%s", visible);
-        *ret_lease = (json_int_t)json_integer_value(json_object_get(result, "lease_id"));
-        return 0;
-}
-
 /* slurm.conf TaskProlog=: print `export` lines slurmstepd applies to the
  * task's environment, so every job on the node (srun, sbatch) sees UUIDs.
  * Never fails the task. */
@@ -463,50 +397,18 @@ static int task_prolog_main(const cli_context *ctx)
 
         if (slurm_parse_job_id(getenv("SLURM_JOB_ID"), &job_id) < 0)
                 return CLI_EXIT_OK;
-        if (step_devices(ctx, job_id, visible, sizeof visible, &lease_id, false) < 0)
+        if (cli_slurm_step_devices(ctx, job_id, visible, sizeof visible, &lease_id, false) < 0)
                 return CLI_EXIT_OK;
         printf("export CUDA_VISIBLE_DEVICES=%s\nexport CUDA_DEVICE_ORDER=PCI_BUS_ID\n"
                "export GPUKEEPER_LEASE_ID=%lld\n", visible, (long long)lease_id);
         return cli_finish(CLI_EXIT_OK);
 }
 
-static int step_main(const cli_context *ctx, int argc, char *argv[])
-{
-        const char *job = getenv("SLURM_JOB_ID");
-        char visible[LEASE_BUF_MAX];
-        json_int_t lease_id = 0;
-        uint64_t job_id;
-        int i = 1;
-
-        if (i < argc && strcmp(argv[i], "--") == 0)
-                i++;
-        if (i >= argc)
-                return cli_usage_error("slurm step", "give the command to run after --");
-        if (slurm_parse_job_id(job, &job_id) < 0)
-                return cli_usage_error("slurm step", "runs inside a Slurm job step (srun); "
-                                                     "SLURM_JOB_ID is not set");
-        if (step_devices(ctx, job_id, visible, sizeof visible, &lease_id, false) == 0) {
-                char id[32];
-
-                snprintf(id, sizeof id, "%lld", (long long)lease_id);
-                setenv("CUDA_VISIBLE_DEVICES", visible, 1);
-                setenv("CUDA_DEVICE_ORDER", "PCI_BUS_ID", 1);
-                setenv("GPUKEEPER_LEASE_ID", id, 1);
-        } else
-                fprintf(stderr, "gpukeeper: slurm step: no gpukeeper lease for job %" PRIu64
-                                " (is `gpukeeper slurm prolog` slurm.conf's Prolog=?); "
-                                "CUDA_VISIBLE_DEVICES stays as Slurm set it\n", job_id);
-        fflush(NULL);
-        execvp(argv[i], argv + i);
-        fprintf(stderr, "gpukeeper: slurm step: cannot run '%s': %m\n", argv[i]);
-        return errno == ENOENT ? CLI_EXIT_NOT_FOUND : CLI_EXIT_NOT_EXECUTABLE;
-}
-
 /* ---- the backend: srun / salloc / squeue -------------------------------- */
 
 int cli_slurm_run(const cli_context *ctx, const cli_acquire_args *a)
 {
-        char self[PATH_MAX], gres[48];
+        char self[PATH_MAX], step[PATH_MAX], gres[48];
         const char *argv[16 + 1024];
         size_t n = 0;
         ssize_t k;
@@ -521,6 +423,16 @@ int cli_slurm_run(const cli_context *ctx, const cli_acquire_args *a)
         }
         self[k] = '\0';
         snprintf(gres, sizeof gres, "--gres=gpu:%" PRIu64, a->gpus);
+        /* The lean helper next to us when installed (or built) there, else
+         * `gpukeeper slurm step`: the same code, more libraries to load. */
+        char *slash = strrchr(self, '/');
+        bool helper = false;
+
+        if (slash && (size_t)(slash - self) + sizeof "/gpukeeper-slurm-step" <= sizeof step) {
+                snprintf(step, sizeof step, "%.*s/gpukeeper-slurm-step", (int)(slash - self),
+                         self);
+                helper = access(step, X_OK) == 0;
+        }
         argv[n++] = "srun";
         argv[n++] = "--quiet";
         /* One Ctrl-C ends the step, as it ends `gpukeeper run` on one server. */
@@ -528,13 +440,15 @@ int cli_slurm_run(const cli_context *ctx, const cli_acquire_args *a)
         argv[n++] = gres;
         if (!a->wait)
                 argv[n++] = "--immediate=1";
-        argv[n++] = self;
+        argv[n++] = helper ? step : self;
         if (ctx->socket_arg) {
                 argv[n++] = "--socket";
                 argv[n++] = ctx->socket_arg;
         }
-        argv[n++] = "slurm";
-        argv[n++] = "step";
+        if (!helper) {
+                argv[n++] = "slurm";
+                argv[n++] = "step";
+        }
         argv[n++] = "--";
         for (size_t i = 0; a->command[i]; i++) {
                 if (n >= ELEMENTSOF(argv) - 1)
@@ -582,7 +496,7 @@ bool cli_slurm_backend(const cli_context *ctx)
         char err[512];
         const char *b;
 
-        if (call_daemon(ctx, "ping", json_object(), &result, err, sizeof err) < 0)
+        if (cli_slurm_call(ctx, "ping", json_object(), &result, err, sizeof err) < 0)
                 return false;
         b = cli_json_str(result, "backend");
         return b && strcmp(b, "slurm") == 0;
@@ -644,7 +558,7 @@ int cli_slurm_main(cli_context *ctx, int argc, char *argv[])
         if (strcmp(verb, "gres") == 0)
                 return gres_main(argc, argv);
         if (strcmp(verb, "step") == 0)
-                return step_main(ctx, argc, argv);
+                return cli_slurm_step_main(ctx, argc, argv);
         if (strcmp(verb, "task-prolog") == 0) {
                 if (argc > 1)
                         return cli_usage_error("slurm", "task-prolog takes no arguments");
