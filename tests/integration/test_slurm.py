@@ -63,6 +63,7 @@ def world(users):
     for i, g in enumerate(lab.data["gpus"]):
         g["minor"] = i
         g["cpu_affinity"] = [0, 1] if (os.cpu_count() or 1) > 1 else [0]
+        g["utilization_gpu"] = 0
     lab.write()
     cluster = slurmcluster.SlurmCluster()
     hooks = {}
@@ -70,6 +71,7 @@ def world(users):
                "sbackend": make_daemon(base, lab, "sbackend", cluster, "slurm")}
     http_port = slurmcluster.free_port()
     daemons["local"].sections["http"] = {"listen": f"127.0.0.1:{http_port}"}
+    daemons["local"].sections["idle"] = {"flag_after": "1s"}
     daemons["sbackend"].sections["http"] = {"listen": f"127.0.0.1:{slurmcluster.free_port()}"}
     for hook in ("prolog", "epilog"):
         script = cluster.dir / f"{hook}.sh"
@@ -166,6 +168,8 @@ def test_job_is_a_slurm_lease_and_never_given_to_gpukeeper(world):
         wait_for(lambda: (world["jobmap"] / str(idx)).exists() and
                  (world["jobmap"] / str(idx)).read_text() == f"{job}\n",
                  what="the job mapping file")
+        # Idle flagging covers Slurm jobs: a job at 0 % is flagged (not stopped).
+        wait_for(lambda: slurm_leases(d, job)[0]["idle_flagged"], what="the idle flag")
         # TaskProlog: the task's export lines, for its own user only.
         tp_env = {"SLURM_JOB_ID": str(job), "SLURM_STEP_GPUS": str(idx)}
         r = d.cli("slurm", "task-prolog", user=alice, env=tp_env)
