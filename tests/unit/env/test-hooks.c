@@ -1,6 +1,6 @@
 /* Unit tests of what envcli adds to the env library: the generated lease
- * hooks (src/env/hooks.c), run for real in sh and, when installed, bash,
- * tcsh and fish, against a fake `gpukeeper` on PATH that prints what
+ * hooks (data/hooks/, rendered by src/env/hooks.c), run for real in sh and,
+ * when installed, bash, tcsh and fish, against a fake `gpukeeper` on PATH that prints what
  * `gpukeeper lease env` prints (or fails as it does without a lease);
  * the kernelspec text (kernel.c); and the conda command lines of `env
  * create` (create.c). The integration tests run the same hooks against the
