@@ -186,6 +186,12 @@ def test_job_is_a_slurm_lease_and_never_given_to_gpukeeper(world):
         assert f'gpukeeper_slurm_job_devices{{user="gktest-alice",job="{job}"}} 1' in metrics
         assert f'gpukeeper_device_leased{{uuid="{job_gpu}",gpu="{idx}",holder="gktest-alice",' \
                f'kind="slurm"}} 1' in metrics
+        # The dashboard's API names the job on its GPU.
+        api = json.loads(urllib.request.urlopen(world["metrics_url"].replace("/metrics",
+                                                "/api/status"), timeout=10).read())
+        (g,) = [g for g in api["gpus"] if g["uuid"] == job_gpu]
+        assert g["lease"]["kind"] == "slurm" and g["lease"]["slurm_job_id"] == job
+        assert g["lease"]["user"] == "gktest-alice"
         # The example Grafana dashboard only plots series the daemon serves.
         dash = json.loads((REPO / "packaging" / "grafana" / "gpukeeper.json").read_text())
         names = {m for p in dash["panels"] for t in p["targets"]
