@@ -363,6 +363,25 @@ def test_backend_slurm_run(world):
             os.killpg(p.pid, signal.SIGKILL)
             p.wait()
 
+    # lease acquire: an allocation without a shell (salloc --no-shell), which
+    # the prolog (PrologFlags=Alloc) registers at once.
+    r = subprocess.run([cli, "--socket", str(d.socket_path), "lease", "acquire", "--gpus", "1",
+                        "--time", "10m"], env=cluster.env(), capture_output=True, text=True,
+                       timeout=120, stdin=subprocess.DEVNULL, **as_user(alice))
+    assert r.returncode == 0, (r.stdout, r.stderr)
+    m = re.search(r"Granted job allocation (\d+)", r.stderr)
+    assert m, r.stderr
+    alloc = int(m.group(1))
+    try:
+        wait_for(lambda: slurm_leases(d, alloc), timeout=JOB_TIMEOUT,
+                 what="the allocation's slurm lease")
+        assert slurm_leases(d, alloc)[0]["user"] == "gktest-alice"
+    finally:
+        subprocess.run(["scancel", str(alloc)], env=cluster.env(), capture_output=True,
+                       timeout=30)
+    wait_for(lambda: not slurm_leases(d, alloc), timeout=JOB_TIMEOUT,
+             what="the allocation's lease to end")
+
     # gpukeeper queue shows Slurm's queue for the user.
     r = subprocess.run([cli, "--socket", str(d.socket_path), "queue"], env=cluster.env(),
                        capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL,
