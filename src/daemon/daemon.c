@@ -96,6 +96,7 @@ static void daemon_reload(Daemon *d)
         if (r < 0)
                 log_error_errno(r, "Cannot re-arm the sampler after reload");
         enforcement_config_changed(&d->enforcement);
+        slurm_ops_config_changed(d);
         r = env_backup_arm(d);
         if (r < 0)
                 log_error_errno(r, "Cannot re-arm the environment backup after reload");

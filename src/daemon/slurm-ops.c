@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -544,9 +545,17 @@ int slurm_op_reconcile(Daemon *d, const RequestCall *call, json_t *args, json_t 
 int slurm_ops_init(Daemon *d)
 {
         d->slurm.fd = -1;
+        /* Never equal to a real signature: the first tick writes the
+         * directory (and removes what a previous run left there). */
+        snprintf(d->slurm.jobmap_sig, sizeof d->slurm.jobmap_sig, "-");
         return sd_event_add_time_relative(d->event, &d->slurm.timer, CLOCK_MONOTONIC,
                                           d->config->slurm.reconcile_interval_usec,
                                           USEC_PER_MSEC * 100, on_reconcile_timer, d);
+}
+
+void slurm_ops_config_changed(Daemon *d)
+{
+        snprintf(d->slurm.jobmap_sig, sizeof d->slurm.jobmap_sig, "-");
 }
 
 void slurm_ops_done(Daemon *d)

@@ -36,6 +36,9 @@ typedef struct SlurmState {
 int slurm_ops_init(Daemon *d);
 void slurm_ops_done(Daemon *d);
 
+/* After a reload: the job-mapping directory may have moved; rewrite it. */
+void slurm_ops_config_changed(Daemon *d);
+
 typedef struct PolicyViolation PolicyViolation;
 
 /* Slurm job processes on devices their job does not hold are violations even
