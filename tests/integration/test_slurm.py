@@ -23,8 +23,8 @@ from pathlib import Path
 import pytest
 
 import slurmcluster
-from conftest import (CLI_FOR_USERS, GK, REPO, SIM_LIB, Daemon, Lab, as_user, wait_for,
-                      whole_gpu_uuid, write_config)
+from conftest import (CLI_FOR_USERS, GK, GPU0_UUID, MIG_A_UUID, MIG_B_UUID, REPO, SIM_LIB,
+                      Daemon, Lab, as_user, wait_for)
 
 if slurmcluster.SLURM_MISSING:
     pytest.skip("Slurm is not installed (scripts/install-deps.sh installs slurm-wlm and "
@@ -430,3 +430,47 @@ def test_example_prometheus_config(tmp_path):
     r = subprocess.run(["promtool", "check", "config", str(conf)], capture_output=True,
                        text=True, timeout=60)
     assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_reconcile_trusts_only_a_working_squeue(daemon_factory, lab, users):
+    """Without Slurm: prologs by hand on the base lab (GPU 0 whole, GPU 1 in MIG
+    mode with two instances, so gres indices 0, 1, 2 are GPU 0, MIG gi 1, MIG
+    gi 2). A failing squeue ends nothing; a working one ends exactly the
+    leases of the jobs it does not list."""
+    alice = users["alice"]
+    lab.write()
+    d = daemon_factory()
+    squeue = d.dir / "squeue"
+    squeue.write_text("#!/bin/sh\nexit 1\n")
+    squeue.chmod(0o755)
+    d.sections["slurm"] = {"gpus": "all", "reconcile_interval": "1s", "squeue": str(squeue)}
+    d.start()
+    for job, gpus in ((123, "0"), (124, "1-2")):
+        r = d.cli("slurm", "prolog", env={"SLURM_JOB_ID": str(job),
+                                          "SLURM_JOB_UID": str(alice.uid),
+                                          "SLURM_JOB_GPUS": gpus})
+        assert r.returncode == 0 and r.stderr == "", r.stderr
+    assert [x["uuid"] for x in slurm_leases(d, 123)[0]["devices"]] == [GPU0_UUID]
+    assert [x["uuid"] for x in slurm_leases(d, 124)[0]["devices"]] == [MIG_A_UUID, MIG_B_UUID]
+
+    def reconciles():
+        return d.ok("slurm.reconcile")["reconciles"]
+    n = reconciles()
+    wait_for(lambda: reconciles() >= n + 2, what="two reconciles with a failing squeue")
+    assert slurm_leases(d, 123) and slurm_leases(d, 124)
+    assert "leases of Slurm jobs are kept" in d.log()
+
+    squeue.write_text("#!/bin/sh\necho 124\necho 999\n")
+    wait_for(lambda: not slurm_leases(d, 123), what="job 123's lease to end")
+    assert slurm_leases(d, 124)
+    # The epilog ends the other; a second epilog is no error.
+    for _ in range(2):
+        r = d.cli("slurm", "epilog", env={"SLURM_JOB_ID": "124"})
+        assert r.returncode == 0 and r.stderr == "", r.stderr
+    assert not slurm_leases(d)
+    # Users cannot speak for Slurm.
+    r = d.cli("slurm", "prolog", user=alice, env={"SLURM_JOB_ID": "125",
+                                                   "SLURM_JOB_UID": str(alice.uid),
+                                                   "SLURM_JOB_GPUS": "0"})
+    assert r.returncode == 0 and "Prolog/Epilog, which run as root" in r.stderr
+    assert not slurm_leases(d)
