@@ -341,6 +341,14 @@ def test_backend_slurm_run(world):
                        stdin=subprocess.DEVNULL, **as_user(alice))
     assert r.returncode == 3, (r.returncode, r.stderr)
     assert r.stdout.strip() in world["slurm_gpus"], (r.stdout, r.stderr)
+    # The same through `gpukeeper slurm step` (what run uses when the
+    # gpukeeper-slurm-step helper is not installed next to gpukeeper).
+    r = subprocess.run(["srun", "--gres=gpu:1", cli, "--socket", str(d.socket_path), "slurm",
+                        "step", "--", "sh", "-c", "echo $CUDA_VISIBLE_DEVICES; exit 4"],
+                       env=cluster.env(), capture_output=True, text=True, timeout=120,
+                       stdin=subprocess.DEVNULL, **as_user(alice))
+    assert r.returncode == 4, (r.returncode, r.stderr)
+    assert r.stdout.strip() in world["slurm_gpus"], (r.stdout, r.stderr)
 
     # Ctrl-C (SIGINT to the foreground process: srun, gpukeeper exec'd it)
     # cancels the step.
