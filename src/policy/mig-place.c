@@ -99,7 +99,7 @@ typedef struct Rank {
         unsigned destroyed;
         unsigned largest_drop;
         unsigned free_before;
-        unsigned neg_left; /* 1000 - placements left */
+        unsigned neg_left; /* 1000 - placements left on its GPU afterwards */
         size_t gpu;
         unsigned start;
 } Rank;
@@ -110,9 +110,9 @@ static int rank_cmp(const Rank *a, const Rank *b)
         if (a->f != b->f)                                                                          \
                 return a->f < b->f ? -1 : 1;
         CMP(destroyed);
+        CMP(neg_left);
         CMP(largest_drop);
         CMP(free_before);
-        CMP(neg_left);
         CMP(gpu);
         CMP(start);
 #undef CMP

@@ -12,14 +12,16 @@
  * Choice ("best fit over NVML's placement table keeping the largest
  * possible future profile available"): among every GPU and allowed start
  * where the profile fits, prefer
- *   1. the placement after which this GPU can still take the largest
- *      profile it could take before (the size of the largest profile that
- *      still fits drops least),
- *   2. then the GPU with the fewest free memory slices (best fit: fill
- *      GPUs that are already carved before breaking into empty ones),
- *   3. then the placement that leaves the most possible placements over
- *      all profiles on that GPU,
+ *   1. the placement that leaves its GPU the most possible placements
+ *      (over every profile and start of NVML's table: the most future
+ *      requests of any shape can still be placed there),
+ *   2. then the one after which its GPU can still take the largest profile
+ *      (the size of the largest profile that still fits drops least),
+ *   3. then the GPU with the fewest free memory slices (best fit),
  *   4. then the lowest GPU index and start (deterministic).
+ * This order is measured (bench/bench-mig.c, docs/benchmarks.md): ranking
+ * best fit first grants fewer requests over long sequences than first fit
+ * does, ranking "choices left" first more than both.
  * Only when no placement fits may instances be destroyed: idle ones the
  * daemon created on demand (`destroyable`: no lease, no process), never a
  * leased one. Then the fewest destroyed wins, and the order above breaks

@@ -1,8 +1,8 @@
 /* Tests of the MIG placement planner (src/policy/mig-place.c).
  *
  * Table tests pin the rules down on the H100 / A100 placement table
- * (NVIDIA MIG user guide, `nvidia-smi mig -lgipp`): best fit into the
- * fullest GPU, keeping the largest future profile, per-profile instance
+ * (NVIDIA MIG user guide, `nvidia-smi mig -lgipp`): the placement that
+ * leaves the most choices, keeping the largest future profile, per-profile instance
  * limits, ineligible GPUs, destroying idle on-demand instances only when
  * nothing fits and never a leased one, and -EINVAL for malformed input.
  *
@@ -59,21 +59,36 @@ static void test_empty_gpu(void **state)
         assert_int_equal(policy_mig_place(&g, 1, "5g.50gb", &plan), 0);
 }
 
-static void test_best_fit_prefers_carved_gpu(void **state)
+/* Rule 1 first: the placement that leaves its GPU the most choices. An
+ * empty H100 has 25 placements over the 7 profiles; a 1g.10gb at slice 6
+ * leaves 20 there, while on a GPU whose slices 4-7 hold a 3g.40gb the best
+ * 1g leaves 8. Ties inside one GPU go to the start that keeps larger
+ * profiles possible (4g.40gb at 0). */
+static void test_choice_keeps_options(void **state)
 {
         PolicyMigInstance b[] = { { P3G, 4, false } };
         PolicyMigGpu g[] = { gpu(NULL, 0, true), gpu(b, 1, true) };
         PolicyMigPlan plan;
 
         assert_int_equal(policy_mig_place(g, 2, "1g.10gb", &plan), 1);
-        assert_int_equal(plan.gpu, 1);
-        assert_true(plan.start < 4);
-        /* 2g.20gb fits beside the 3g: still GPU 1, keeping the empty one whole. */
+        assert_int_equal(plan.gpu, 0);
+        assert_int_equal(plan.start, 6);
         assert_int_equal(policy_mig_place(g, 2, "2g.20gb", &plan), 1);
-        assert_int_equal(plan.gpu, 1);
-        /* 7g only fits the empty one. */
+        assert_int_equal(plan.gpu, 0);
+        assert_int_equal(plan.start, 4);
+        /* 7g only fits the empty one; 4g.40gb at 0 fits both, the empty one keeps more. */
         assert_int_equal(policy_mig_place(g, 2, "7g.80gb", &plan), 1);
         assert_int_equal(plan.gpu, 0);
+        assert_int_equal(policy_mig_place(&g[1], 1, "4g.40gb", &plan), 1);
+        assert_int_equal(plan.start, 0);
+        /* Mirror-image GPUs tie on every rule: the lower index wins. */
+        {
+                PolicyMigInstance x[] = { { P3G, 4, false } };
+                PolicyMigGpu two[] = { gpu(x, 1, true), gpu(x, 1, true) };
+
+                assert_int_equal(policy_mig_place(two, 2, "1g.10gb", &plan), 1);
+                assert_int_equal(plan.gpu, 0);
+        }
 }
 
 static void test_limits_and_eligibility(void **state)
@@ -305,7 +320,7 @@ int main(void)
 {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_empty_gpu),
-                cmocka_unit_test(test_best_fit_prefers_carved_gpu),
+                cmocka_unit_test(test_choice_keeps_options),
                 cmocka_unit_test(test_limits_and_eligibility),
                 cmocka_unit_test(test_destroy_idle_never_leased),
                 cmocka_unit_test(test_invalid),
