@@ -205,3 +205,64 @@ int policy_mig_place(const PolicyMigGpu *gpus, size_t n_gpus, const char *name,
         *ret = plan;
         return 1;
 }
+
+static bool pack(const PolicyMigGpu *gpu, const unsigned *order, size_t k, size_t n,
+                 unsigned free_mask, unsigned *counts, const unsigned *add, unsigned *starts)
+{
+        unsigned p, prev_start = 0;
+
+        if (k == n)
+                return true;
+        p = add[order[k]];
+        /* Identical profiles in a row take increasing starts: no permutations. */
+        if (k > 0 && add[order[k - 1]] == p)
+                prev_start = starts[order[k - 1]] + 1;
+        if (counts[p] >= gpu->profiles[p].max_instances)
+                return false;
+        for (unsigned s = prev_start; s < POLICY_MIG_SLICES; s++) {
+                unsigned m = span(s, gpu->profiles[p].size);
+
+                if (!(gpu->profiles[p].starts & (1u << s)) || (m & ~free_mask))
+                        continue;
+                starts[order[k]] = s;
+                counts[p]++;
+                if (pack(gpu, order, k + 1, n, free_mask & ~m, counts, add, starts))
+                        return true;
+                counts[p]--;
+        }
+        return false;
+}
+
+int policy_mig_pack(const PolicyMigGpu *gpu, const unsigned *add, size_t n_add,
+                    unsigned *ret_starts)
+{
+        unsigned order[POLICY_MIG_MAX_INSTANCES], starts[POLICY_MIG_MAX_INSTANCES] = {};
+        unsigned counts[POLICY_MIG_MAX_PROFILES] = {};
+
+        if (!gpu || (n_add > 0 && (!add || !ret_starts)) || check_gpu(gpu) < 0 ||
+            gpu->n_instances + n_add > POLICY_MIG_MAX_INSTANCES)
+                return -EINVAL;
+        for (size_t i = 0; i < n_add; i++) {
+                if (add[i] >= gpu->n_profiles)
+                        return -EINVAL;
+                order[i] = (unsigned)i;
+        }
+        for (size_t i = 0; i < gpu->n_instances; i++)
+                counts[gpu->instances[i].profile]++;
+        /* Largest first (then by profile, so equal ones are adjacent). */
+        for (size_t i = 1; i < n_add; i++)
+                for (size_t j = i; j > 0; j--) {
+                        unsigned a = add[order[j - 1]], b = add[order[j]];
+
+                        if (gpu->profiles[a].size > gpu->profiles[b].size ||
+                            (gpu->profiles[a].size == gpu->profiles[b].size && a <= b))
+                                break;
+                        unsigned t = order[j];
+                        order[j] = order[j - 1];
+                        order[j - 1] = t;
+                }
+        if (!pack(gpu, order, 0, n_add, policy_mig_free_mask(gpu), counts, add, starts))
+                return 0;
+        memcpy(ret_starts, starts, n_add * sizeof(unsigned));
+        return 1;
+}

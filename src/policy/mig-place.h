@@ -88,3 +88,13 @@ unsigned policy_mig_free_mask(const PolicyMigGpu *gpu);
  * mask) given `counts` instances per profile already present; 0 when none. */
 unsigned policy_mig_largest_fit(const PolicyMigProfile *profiles, size_t n_profiles, unsigned free,
                                 const unsigned *counts);
+
+/* Place several new instances at once on one GPU, around its existing
+ * instances (all kept): `add` lists profile indexes; on success
+ * ret_starts[i] is the start of add[i] and 1 is returned, 0 when they do
+ * not all fit together, -EINVAL as policy_mig_place() or for more than
+ * POLICY_MIG_MAX_INSTANCES instances in all. Exhaustive (largest first,
+ * backtracking), so 0 means no arrangement exists. Used to carve a whole
+ * layout (`gpukeeper mig apply`). */
+int policy_mig_pack(const PolicyMigGpu *gpu, const unsigned *add, size_t n_add,
+                    unsigned *ret_starts);

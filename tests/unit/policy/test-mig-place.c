@@ -160,6 +160,41 @@ static void test_invalid(void **state)
         assert_int_equal(policy_mig_place(NULL, 0, "x", &plan), 0);
 }
 
+static void test_pack(void **state)
+{
+        /* all-balanced on an H100: 2 x 1g.10gb, 1 x 2g.20gb, 1 x 3g.40gb (7 slices). */
+        unsigned add[] = { P1G, P1G, P2G, P3G }, starts[4];
+        PolicyMigGpu g = gpu(NULL, 0, true);
+        unsigned used = 0;
+
+        assert_int_equal(policy_mig_pack(&g, add, 4, starts), 1);
+        for (size_t i = 0; i < 4; i++) {
+                unsigned m = ((1u << h100[add[i]].size) - 1) << starts[i];
+
+                assert_true(h100[add[i]].starts & (1u << starts[i]));
+                assert_int_equal(used & m, 0);
+                used |= m;
+        }
+        /* Around a kept 3g at 0 the rest cannot take another 3g and a 2g and two 1g. */
+        {
+                PolicyMigInstance kept[] = { { P3G, 0, false } };
+                unsigned more[] = { P3G, P2G, P1G }, s3[3];
+                PolicyMigGpu k = gpu(kept, 1, true);
+
+                assert_int_equal(policy_mig_pack(&k, more, 3, s3), 0);
+                assert_int_equal(policy_mig_pack(&k, more, 2, s3), 0);
+                assert_int_equal(policy_mig_pack(&k, more + 1, 2, s3), 1);
+        }
+        /* Eight 1g never fit; seven do. */
+        {
+                unsigned seven[7] = { 0 }, s7[8], eight[8] = { 0 };
+
+                assert_int_equal(policy_mig_pack(&g, seven, 7, s7), 1);
+                assert_int_equal(policy_mig_pack(&g, eight, 8, s7), 0);
+        }
+        assert_int_equal(policy_mig_pack(&g, (unsigned[]) { 99 }, 1, starts), -EINVAL);
+}
+
 /* ---- property test ---- */
 
 #define PT_GPUS 4
@@ -324,6 +359,7 @@ int main(void)
                 cmocka_unit_test(test_limits_and_eligibility),
                 cmocka_unit_test(test_destroy_idle_never_leased),
                 cmocka_unit_test(test_invalid),
+                cmocka_unit_test(test_pack),
                 cmocka_unit_test(test_property),
         };
 
