@@ -29,6 +29,7 @@ static const ConfigKey config_table[] = {
         CONFIG_SECTION_AT("env", config_env_table, NULL, Config, env),
         CONFIG_SECTION_AT("http", config_http_table, config_http_check, Config, http),
         CONFIG_SECTION_AT("history", config_history_table, NULL, Config, history),
+        CONFIG_SECTION_AT("mig", config_mig_table, NULL, Config, mig),
         CONFIG_END,
 };
 
@@ -47,6 +48,7 @@ void config_free(Config *c)
         config_env_done(&c->env);
         config_http_done(&c->http);
         config_history_done(&c->history);
+        config_mig_done(&c->mig);
         free(c);
 }
 
@@ -71,7 +73,7 @@ int config_new_defaults(Config **ret)
             (r = config_enforcement_init(&c->enforcement)) < 0 ||
             (r = config_idle_init(&c->idle)) < 0 || (r = config_alerts_init(&c->alerts)) < 0 ||
             (r = config_env_init(&c->env)) < 0 || (r = config_http_init(&c->http)) < 0 ||
-            (r = config_history_init(&c->history)) < 0)
+            (r = config_history_init(&c->history)) < 0 || (r = config_mig_init(&c->mig)) < 0)
                 return r;
 
         *ret = TAKE_PTR(c);
