@@ -11,6 +11,7 @@
 #include "basic/log.h"
 #include "basic/user-util.h"
 #include "daemon/lease-ops.h"
+#include "daemon/mig-ops.h"
 #include "daemon/status.h"
 #include "daemon/report-ops.h"
 #include "daemon/violation-ops.h"
@@ -95,6 +96,10 @@ static const struct {
         {"admin.undrain", lease_op_undrain},
         {"violations.list", violation_op_list},
         {"report", report_op},
+        {"mig.show", mig_op_show},
+        {"mig.export", mig_op_export},
+        {"mig.apply", mig_op_apply},
+        {"mig.assert", mig_op_assert},
 };
 
 json_t *request_dispatch(Daemon *d, const Peer *peer, uint32_t id, const char *op, json_t *args,

@@ -345,3 +345,26 @@ nvmlReturn_t gpu_mig_destroy(GpuNvml *n, nvmlDevice_t dev, unsigned gi_id)
         gpu_nvml_note_call(n, "nvmlGpuInstanceDestroy");
         return destroy(gi);
 }
+
+nvmlReturn_t gpu_mig_pci_ids(GpuNvml *n, nvmlDevice_t dev, uint32_t *ret_device,
+                             uint32_t *ret_subsystem)
+{
+        const char *name = "nvmlDeviceGetPciInfo_v3";
+        nvmlDeviceGetPciInfo_fn fn = SYM(n, nvmlDeviceGetPciInfo_fn, name);
+        nvmlPciInfo_t pci = {};
+        nvmlReturn_t r;
+
+        if (!fn) {
+                name = "nvmlDeviceGetPciInfo_v2";
+                fn = SYM(n, nvmlDeviceGetPciInfo_fn, name);
+        }
+        gpu_nvml_note_call(n, name);
+        if (!fn)
+                return NVML_ERROR_NOT_SUPPORTED;
+        r = fn(dev, &pci);
+        if (r != NVML_SUCCESS)
+                return r;
+        *ret_device = pci.pciDeviceId;
+        *ret_subsystem = pci.pciSubSystemId;
+        return NVML_SUCCESS;
+}

@@ -68,3 +68,8 @@ nvmlReturn_t gpu_mig_create(GpuNvml *n, nvmlDevice_t dev, const GpuMigProfile *p
 /* Destroy GPU instance `gi_id` and its compute instances (IN_USE while a
  * process runs in one). */
 nvmlReturn_t gpu_mig_destroy(GpuNvml *n, nvmlDevice_t dev, unsigned gi_id);
+
+/* The PCI device and subsystem ids (0xDDDDVVVV, what mig-parted's
+ * device-filter matches), from nvmlDeviceGetPciInfo_v3 (_v2 as fallback). */
+nvmlReturn_t gpu_mig_pci_ids(GpuNvml *n, nvmlDevice_t dev, uint32_t *ret_device,
+                             uint32_t *ret_subsystem);

@@ -138,6 +138,16 @@ const StoreMigration store_migrations[] = {
      "WHEN NEW.active = 1 AND EXISTS (SELECT 1 FROM lease_devices WHERE active = 1 "
      "  AND gpu_uuid = NEW.gpu_uuid AND (device_uuid = gpu_uuid OR NEW.device_uuid = NEW.gpu_uuid)) "
      "BEGIN SELECT RAISE(ABORT, 'a whole GPU and its MIG instances exclude each other'); END;"},
+    {6,
+     /* The last MIG layout applied (issue 13): one row, the mig-parted
+      * config as JSON (mig/layout.h), re-asserted at start and when a GPU
+      * comes back. */
+     "CREATE TABLE mig_layout ("
+     "  id INTEGER PRIMARY KEY CHECK (id = 1),"
+     "  config TEXT NOT NULL,"
+     "  applied_usec INTEGER NOT NULL,"
+     "  uid INTEGER NOT NULL"
+     ");"},
 };
 
 const size_t store_n_migrations = sizeof store_migrations / sizeof store_migrations[0];
