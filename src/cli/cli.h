@@ -175,3 +175,5 @@ int cli_queue_main(cli_context *ctx, int argc, char *argv[]);
 void cli_queue_usage(FILE *f);
 int cli_admin_main(cli_context *ctx, int argc, char *argv[]);
 void cli_admin_usage(FILE *f);
+int cli_mig_main(cli_context *ctx, int argc, char *argv[]);
+void cli_mig_usage(FILE *f);
