@@ -261,7 +261,7 @@ static int carve(Daemon *d, const MigGpuView *v, const MigGpuPlan *p, char *erro
 {
         nvmlDevice_t dev;
         nvmlReturn_t r;
-        char what[128];
+        char what[256];
 
         r = gpu_nvml_device_handle(d->nvml, v->index, &dev);
         if (r != NVML_SUCCESS) {
@@ -359,6 +359,14 @@ static void job_step(Daemon *d)
                         if (p.mode_change) {
                                 char command[128];
 
+                                if (p.n_destroy > 0) {
+                                        if (carve(d, v, &p, error, sizeof(error)) < 0) {
+                                                job_end(m, "failed", error);
+                                                resample(d);
+                                                return;
+                                        }
+                                        changed = true;
+                                }
                                 if (v->pending != p.enable) {
                                         nvmlDevice_t dev;
                                         bool reset = false;

@@ -163,9 +163,15 @@ int mig_plan_gpu(const MigConfig *config, const MigGpuFacts *g, MigGpuPlan *ret,
         for (size_t k = 0; k < g->n_instances; k++)
                 if (!used[k] && !plan.mode_change)
                         plan.destroy[plan.n_destroy++] = g->instances[k].gi_id;
-        if (plan.mode_change)
-                /* A reset wipes instances anyway; nothing to destroy by hand. */
+        if (plan.mode_change) {
+                /* NVML refuses to disable MIG while GPU instances exist
+                 * (IN_USE), so they go first, as mig-parted does; enabling
+                 * starts from a GPU that has none. */
                 plan.n_destroy = 0;
+                if (g->current && !s->enabled)
+                        for (size_t k = 0; k < g->n_instances; k++)
+                                plan.destroy[plan.n_destroy++] = g->instances[k].gi_id;
+        }
         for (size_t i = 0; i < n_add; i++)
                 plan.create[plan.n_create++] = (MigCreate) { &g->profiles[add[i]], starts[i] };
         if (!s->enabled) {
@@ -174,6 +180,8 @@ int mig_plan_gpu(const MigConfig *config, const MigGpuFacts *g, MigGpuPlan *ret,
                 if (!plan.mode_change)
                         plan.n_destroy = 0;
         }
+        if (plan.mode_change)
+                plan.n_create = 0; /* after the reset, on a later pass */
         plan.matches = !plan.mode_change && plan.n_destroy == 0 && plan.n_create == 0;
         (void)profile_index_of_id;
         *ret = plan;

@@ -206,31 +206,48 @@ int policy_mig_place(const PolicyMigGpu *gpus, size_t n_gpus, const char *name,
         return 1;
 }
 
-static bool pack(const PolicyMigGpu *gpu, const unsigned *order, size_t k, size_t n,
-                 unsigned free_mask, unsigned *counts, const unsigned *add, unsigned *starts)
+/* Every arrangement, depth first; the one that leaves the most placements
+ * free (the planner's first rule) wins, so a layout carved now keeps the
+ * most room for what is kept or added later. */
+typedef struct PackSearch {
+        const PolicyMigGpu *gpu;
+        const unsigned *order, *add;
+        size_t n;
+        unsigned starts[POLICY_MIG_MAX_INSTANCES];
+        unsigned best[POLICY_MIG_MAX_INSTANCES];
+        int best_left; /* -1: none found yet */
+} PackSearch;
+
+static void pack(PackSearch *ps, size_t k, unsigned free_mask, unsigned *counts)
 {
+        const PolicyMigGpu *gpu = ps->gpu;
         unsigned p, prev_start = 0;
 
-        if (k == n)
-                return true;
-        p = add[order[k]];
+        if (k == ps->n) {
+                int left = (int)placements_left(gpu->profiles, gpu->n_profiles, free_mask, counts);
+
+                if (left > ps->best_left) {
+                        ps->best_left = left;
+                        memcpy(ps->best, ps->starts, sizeof(ps->best));
+                }
+                return;
+        }
+        p = ps->add[ps->order[k]];
         /* Identical profiles in a row take increasing starts: no permutations. */
-        if (k > 0 && add[order[k - 1]] == p)
-                prev_start = starts[order[k - 1]] + 1;
+        if (k > 0 && ps->add[ps->order[k - 1]] == p)
+                prev_start = ps->starts[ps->order[k - 1]] + 1;
         if (counts[p] >= gpu->profiles[p].max_instances)
-                return false;
+                return;
         for (unsigned s = prev_start; s < POLICY_MIG_SLICES; s++) {
                 unsigned m = span(s, gpu->profiles[p].size);
 
                 if (!(gpu->profiles[p].starts & (1u << s)) || (m & ~free_mask))
                         continue;
-                starts[order[k]] = s;
+                ps->starts[ps->order[k]] = s;
                 counts[p]++;
-                if (pack(gpu, order, k + 1, n, free_mask & ~m, counts, add, starts))
-                        return true;
+                pack(ps, k + 1, free_mask & ~m, counts);
                 counts[p]--;
         }
-        return false;
 }
 
 int policy_mig_pack(const PolicyMigGpu *gpu, const unsigned *add, size_t n_add,
@@ -261,8 +278,12 @@ int policy_mig_pack(const PolicyMigGpu *gpu, const unsigned *add, size_t n_add,
                         order[j] = order[j - 1];
                         order[j - 1] = t;
                 }
-        if (!pack(gpu, order, 0, n_add, policy_mig_free_mask(gpu), counts, add, starts))
+        PackSearch ps = { .gpu = gpu, .order = order, .add = add, .n = n_add, .best_left = -1 };
+
+        (void)starts;
+        pack(&ps, 0, policy_mig_free_mask(gpu), counts);
+        if (ps.best_left < 0)
                 return 0;
-        memcpy(ret_starts, starts, n_add * sizeof(unsigned));
+        memcpy(ret_starts, ps.best, n_add * sizeof(unsigned));
         return 1;
 }
