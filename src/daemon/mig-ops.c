@@ -44,6 +44,7 @@ typedef struct MigOnDemand {
         char gpu_uuid[GPU_UUID_MAX];
         unsigned gi_id;
         uint64_t created_usec;
+        uint64_t request_id; /* the queued request it was made for */
         bool leased_once;
 } MigOnDemand;
 
@@ -547,8 +548,16 @@ static unsigned free_instances(const Daemon *d, const char *profile)
         return n;
 }
 
+static bool request_queued(const Daemon *d, uint64_t request_id)
+{
+        for (const QueueEntry *e = d->leases.queue; e; e = e->next)
+                if (e->request_id == request_id)
+                        return true;
+        return false;
+}
+
 /* Create one instance of `profile` where the planner says; true when made. */
-static bool create_on_demand(Daemon *d, const char *profile)
+static bool create_on_demand(Daemon *d, const char *profile, uint64_t request_id)
 {
         MigState *m = d->mig;
         PolicyMigGpu pg[MIG_VIEW_MAX];
@@ -603,7 +612,8 @@ static bool create_on_demand(Daemon *d, const char *profile)
         if (m->n_on_demand < MIG_ON_DEMAND_MAX) {
                 MigOnDemand *o = &m->on_demand[m->n_on_demand++];
 
-                *o = (MigOnDemand) { .gi_id = gi, .created_usec = now_usec(CLOCK_REALTIME) };
+                *o = (MigOnDemand) { .gi_id = gi, .created_usec = now_usec(CLOCK_REALTIME),
+                                     .request_id = request_id };
                 copy_str(o->gpu_uuid, sizeof(o->gpu_uuid), v->uuid);
         }
         return true;
@@ -639,9 +649,13 @@ static bool dynamic_tick(Daemon *d)
                         o->leased_once = true;
                 else if (instance_has_process(d, o->gpu_uuid, o->gi_id))
                         ;
-                else if (o->leased_once ? !d->config->mig.keep_dynamic
-                                        : now > o->created_usec + MIG_ON_DEMAND_GRACE_USEC)
-                        keep = false;
+                else if (request_queued(d, o->request_id))
+                        /* Made for a request still waiting: keep it for the grant a
+                         * while (it may be granted on the next schedule). */
+                        keep = now < o->created_usec + MIG_ON_DEMAND_GRACE_USEC;
+                else
+                        /* Its request was served (and the lease ended) or went away. */
+                        keep = d->config->mig.keep_dynamic;
                 if (!keep && gpu_nvml_device_handle(d->nvml, v->index, &dev) == NVML_SUCCESS) {
                         nvmlReturn_t r = gpu_mig_destroy(d->nvml, dev, o->gi_id);
 
@@ -664,7 +678,7 @@ static bool dynamic_tick(Daemon *d)
                         unsigned have = free_instances(d, head->mig[i].profile);
 
                         for (unsigned k = have; k < head->mig[i].count; k++) {
-                                if (!create_on_demand(d, head->mig[i].profile))
+                                if (!create_on_demand(d, head->mig[i].profile, head->request_id))
                                         break;
                                 changed = true;
                                 resample(d);

@@ -212,10 +212,11 @@ def test_restart_reasserts_the_stored_layout(daemon_factory, lab):
     sim_reset(lab)  # what a reboot does to MIG instances
     assert json.loads(Path(str(lab.path) + ".mig-state.json").read_text())["gpus"][uuids[1]][
         "gpu_instances"] == []
-    d2 = start(daemon_factory)
-    wait_for(lambda: assert_rc(d2, cfg, "all-balanced") == 0, timeout=20,
+    d.start()  # same state directory: the stored layout is there
+    wait_for(lambda: assert_rc(d, cfg, "all-balanced") == 0, timeout=20,
              what="the stored layout to be re-asserted")
-    assert show(d2)["layout"] == "all-balanced"
+    assert show(d)["layout"] == "all-balanced"
+    assert "Re-asserting the stored MIG layout all-balanced (at start)" in d.log()
 
 
 def test_dynamic_instances(daemon_factory, lab, users):
