@@ -186,6 +186,11 @@ def test_apply_never_breaks_a_lease(daemon_factory, lab, users, admin):
     assert r.returncode == 0, r.stderr
     assert p.wait(timeout=30) == 0, Path(p.err_path).read_text()
     assert assert_rc(d, balanced, "bal") == 0
+    # Applies by admins are audited, refusals too.
+    import sqlite3
+    with sqlite3.connect(d.db_path) as db:
+        actions = [a for (a,) in db.execute("SELECT action FROM audit WHERE action LIKE 'mig.%'")]
+    assert actions.count("mig.apply") >= 2 and "mig.refused" in actions
 
 
 def test_matching_instance_is_kept(daemon_factory, lab):
@@ -243,6 +248,10 @@ def test_dynamic_instances(daemon_factory, lab, users):
              what="seven on-demand 1g.10gb instances, all leased")
     q = json.loads(d.cli("queue", "--json").stdout)
     assert len(q if isinstance(q, list) else q.get("queue", [])) == 1
+    # Status shows the room left and the instances made on demand.
+    g = json.loads(d.cli("status", "--json").stdout)["gpus"][0]
+    assert g["mig"]["free_slices"] == 1 and g["mig"]["on_demand"] == 7 and g["mig"]["dynamic"]
+    assert "MIG: 1/8 memory slices free, instances made on demand (7 now)" in d.cli("status").stdout
     for p in runs:
         p.kill()
 
