@@ -923,7 +923,7 @@ int mig_op_export(Daemon *d, const RequestCall *call, json_t *args, json_t **ret
         size_t n = 0;
 
         if (name && (!json_is_string(name) || json_string_length(name) == 0 ||
-                     json_string_length(name) >= MIG_NAME_MAX || !mig_profile_name_valid("1g.1gb")))
+                     json_string_length(name) >= MIG_NAME_MAX))
                 return request_error(ret_error, GK_E_INVALID_ARGUMENT, "'name' must be a config name");
         for (size_t i = 0; i < d->mig->n_gpus; i++)
                 order[d->mig->gpus[i].position] = &d->mig->gpus[i];

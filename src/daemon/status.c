@@ -114,7 +114,9 @@ static json_t *gpu_json(const Daemon *d, const GpuDevice *g)
         if (o) {
                 json_t *mig = mig_ops_gpu_json(d, g->uuid);
 
-                if (mig)
+                if (!mig)
+                        json_object_set_new(o, "mig", json_null());
+                else
                         json_object_set_new(o, "mig", json_pack("{s:O?, s:b, s:i, s:b}", "free_slices",
                                                                 json_object_get(mig, "free_slices"),
                                                                 "dynamic", json_is_true(json_object_get(mig, "dynamic")),
