@@ -223,6 +223,17 @@ def test_restart_reasserts_the_stored_layout(daemon_factory, lab):
     assert show(d)["layout"] == "all-balanced"
     assert "Re-asserting the stored MIG layout all-balanced (at start)" in d.log()
 
+    # A GPU that falls off the bus and comes back reset gets the layout again.
+    lab.gpu(uuids[1])["lost"] = True
+    lab.write()
+    wait_for(lambda: not json.loads(d.cli("status", "--json").stdout)["gpus"][1]["healthy"],
+             timeout=15, what="GPU 1 to be seen lost")
+    sim_reset(lab, uuids[1])
+    lab.gpu(uuids[1])["lost"] = False
+    lab.write()
+    wait_for(lambda: "a GPU came back" in d.log() and assert_rc(d, cfg, "all-balanced") == 0,
+             timeout=20, what="the layout to be re-asserted on the GPU that came back")
+
 
 def test_dynamic_instances(daemon_factory, lab, users):
     uuids = use_lab(lab, [H100])
@@ -278,3 +289,18 @@ def test_bad_input_changes_nothing(daemon_factory, lab, users, admin):
     assert r.returncode == 77, r.stderr
     one_line(r.stderr)
     assert instances(d, uuids[0]) == before
+
+
+def test_dynamic_instance_kept_per_config(daemon_factory, lab, users):
+    uuids = use_lab(lab, [H100])
+    d = start(daemon_factory, mig={"dynamic": ["all"], "keep_dynamic": True})
+    alice = users["alice"]
+    cmd = ("run", "--mig", "2g.20gb", "--", "/bin/sh", "-c", "echo $CUDA_VISIBLE_DEVICES")
+    r = d.cli(*cmd, user=alice, timeout=60)
+    assert r.returncode == 0, r.stderr
+    first = r.stdout.strip()
+    time.sleep(1)  # several ticks: a kept instance stays
+    kept = instances(d, uuids[0])
+    assert [(i["uuid"], i["on_demand"], i["leased"]) for i in kept] == [(first, True, False)]
+    r = d.cli(*cmd, user=alice, timeout=60)
+    assert r.returncode == 0 and r.stdout.strip() == first, "the kept instance was not reused"
