@@ -14,6 +14,7 @@
 #include "daemon/leases.h"
 #include "daemon/sampler.h"
 #include "gpu/nvml-mig.h"
+#include "mig/apply.h"
 #include "mig/layout.h"
 #include "policy/mig-place.h"
 #include "store/mig-store.h"
@@ -257,42 +258,19 @@ static void nvml_failure(const Daemon *d, nvmlReturn_t r, char *buf, size_t len,
                  gpu_nvml_error_string(d->nvml, r), r);
 }
 
-/* Carry out a plan on an idle GPU: destroy, then create. */
+/* Carry out a plan on an idle GPU (mig/apply.h) and log what was done. */
 static int carve(Daemon *d, const MigGpuView *v, const MigGpuPlan *p, char *error, size_t len)
 {
-        nvmlDevice_t dev;
-        nvmlReturn_t r;
-        char what[256];
+        char label[160];
+        MigApplied done;
+        int r;
 
-        r = gpu_nvml_device_handle(d->nvml, v->index, &dev);
-        if (r != NVML_SUCCESS) {
-                snprintf(what, sizeof(what), "GPU %u (%s)", v->position, v->uuid);
-                nvml_failure(d, r, error, len, what);
-                return -EIO;
-        }
-        for (size_t i = 0; i < p->n_destroy; i++) {
-                r = gpu_mig_destroy(d->nvml, dev, p->destroy[i]);
-                snprintf(what, sizeof(what), "GPU %u (%s): destroying GPU instance %u", v->position,
-                         v->uuid, p->destroy[i]);
-                if (r != NVML_SUCCESS) {
-                        nvml_failure(d, r, error, len, what);
-                        return -EIO;
-                }
-                log_info("MIG: %s", what);
-        }
-        for (size_t i = 0; i < p->n_create; i++) {
-                unsigned gi = 0;
-
-                r = gpu_mig_create(d->nvml, dev, p->create[i].profile, p->create[i].start, &gi);
-                snprintf(what, sizeof(what), "GPU %u (%s): creating %s at memory slice %u", v->position,
-                         v->uuid, p->create[i].profile->name, p->create[i].start);
-                if (r != NVML_SUCCESS) {
-                        nvml_failure(d, r, error, len, what);
-                        return -EIO;
-                }
-                log_info("MIG: %s (GPU instance %u)", what, gi);
-        }
-        return 0;
+        snprintf(label, sizeof(label), "GPU %u (%.96s)", v->position, v->uuid);
+        r = mig_apply_plan(d->nvml, v->index, label, p, &done, error, len);
+        if (done.destroyed || done.created)
+                log_info("MIG: %s: destroyed %zu GPU instances, created %zu", label, done.destroyed,
+                         done.created);
+        return r;
 }
 
 static void resample(Daemon *d)
