@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,35 +22,40 @@
 
 /* `nvidia-smi mig -lgip` of each model (memory rounded to MiB as NVML
  * reports memorySizeMB). Profile indexes are nvml.h's
- * NVML_GPU_INSTANCE_PROFILE_1_SLICE (0x0) … _1_SLICE_REV2 (0x9). */
+ * NVML_GPU_INSTANCE_PROFILE_1_SLICE (0x0) … _1_SLICE_REV2 (0x9). The last
+ * two columns are `nvidia-smi mig -lgipp`: the placement size in memory
+ * slices and the bit mask of allowed start slices, the same on A100 and
+ * H100 (NVIDIA MIG user guide, "A100 MIG Profiles" / "H100 MIG Profiles":
+ * 1g {0..6}:1, 1g+me {0..6}:1, 1g.20gb {0,2,4,6}:2, 2g {0,2,4}:2,
+ * 3g {0,4}:4, 4g {0}:4, 7g {0}:8). */
 static const SimMigProfile a100_80gb_profiles[] = {
-        { 0x0, "1g.10gb", 19, 1, 7, 14, 1, 0, 0, 0, 0, 9728 },
-        { 0x1, "2g.20gb", 14, 2, 3, 28, 2, 1, 0, 0, 0, 19968 },
-        { 0x2, "3g.40gb", 9, 3, 2, 42, 3, 2, 0, 0, 0, 40192 },
-        { 0x3, "4g.40gb", 5, 4, 1, 56, 4, 2, 0, 0, 0, 40192 },
-        { 0x4, "7g.80gb", 0, 7, 1, 98, 7, 5, 0, 1, 1, 80896 },
-        { 0x7, "1g.10gb+me", 20, 1, 1, 14, 1, 1, 0, 1, 1, 9728 },
-        { 0x9, "1g.20gb", 15, 1, 4, 14, 1, 1, 0, 0, 0, 19968 },
+        { 0x0, "1g.10gb", 19, 1, 7, 14, 1, 0, 0, 0, 0, 9728, 1, 0x7F },
+        { 0x1, "2g.20gb", 14, 2, 3, 28, 2, 1, 0, 0, 0, 19968, 2, 0x15 },
+        { 0x2, "3g.40gb", 9, 3, 2, 42, 3, 2, 0, 0, 0, 40192, 4, 0x11 },
+        { 0x3, "4g.40gb", 5, 4, 1, 56, 4, 2, 0, 0, 0, 40192, 4, 0x01 },
+        { 0x4, "7g.80gb", 0, 7, 1, 98, 7, 5, 0, 1, 1, 80896, 8, 0x01 },
+        { 0x7, "1g.10gb+me", 20, 1, 1, 14, 1, 1, 0, 1, 1, 9728, 1, 0x7F },
+        { 0x9, "1g.20gb", 15, 1, 4, 14, 1, 1, 0, 0, 0, 19968, 2, 0x55 },
 };
 
 static const SimMigProfile a100_40gb_profiles[] = {
-        { 0x0, "1g.5gb", 19, 1, 7, 14, 1, 0, 0, 0, 0, 4864 },
-        { 0x1, "2g.10gb", 14, 2, 3, 28, 2, 1, 0, 0, 0, 9856 },
-        { 0x2, "3g.20gb", 9, 3, 2, 42, 3, 2, 0, 0, 0, 19968 },
-        { 0x3, "4g.20gb", 5, 4, 1, 56, 4, 2, 0, 0, 0, 19968 },
-        { 0x4, "7g.40gb", 0, 7, 1, 98, 7, 5, 0, 1, 1, 40192 },
-        { 0x7, "1g.5gb+me", 20, 1, 1, 14, 1, 1, 0, 1, 1, 4864 },
-        { 0x9, "1g.10gb", 15, 1, 4, 14, 1, 1, 0, 0, 0, 9856 },
+        { 0x0, "1g.5gb", 19, 1, 7, 14, 1, 0, 0, 0, 0, 4864, 1, 0x7F },
+        { 0x1, "2g.10gb", 14, 2, 3, 28, 2, 1, 0, 0, 0, 9856, 2, 0x15 },
+        { 0x2, "3g.20gb", 9, 3, 2, 42, 3, 2, 0, 0, 0, 19968, 4, 0x11 },
+        { 0x3, "4g.20gb", 5, 4, 1, 56, 4, 2, 0, 0, 0, 19968, 4, 0x01 },
+        { 0x4, "7g.40gb", 0, 7, 1, 98, 7, 5, 0, 1, 1, 40192, 8, 0x01 },
+        { 0x7, "1g.5gb+me", 20, 1, 1, 14, 1, 1, 0, 1, 1, 4864, 1, 0x7F },
+        { 0x9, "1g.10gb", 15, 1, 4, 14, 1, 1, 0, 0, 0, 9856, 2, 0x55 },
 };
 
 static const SimMigProfile h100_80gb_profiles[] = {
-        { 0x0, "1g.10gb", 19, 1, 7, 16, 1, 1, 0, 1, 0, 9984 },
-        { 0x1, "2g.20gb", 14, 2, 3, 32, 2, 2, 0, 2, 0, 20096 },
-        { 0x2, "3g.40gb", 9, 3, 2, 60, 3, 3, 0, 3, 0, 40448 },
-        { 0x3, "4g.40gb", 5, 4, 1, 64, 4, 4, 0, 4, 0, 40448 },
-        { 0x4, "7g.80gb", 0, 7, 1, 132, 8, 7, 0, 7, 1, 80896 },
-        { 0x7, "1g.10gb+me", 20, 1, 1, 16, 1, 1, 0, 1, 1, 9984 },
-        { 0x9, "1g.20gb", 15, 1, 4, 26, 1, 1, 0, 1, 0, 20096 },
+        { 0x0, "1g.10gb", 19, 1, 7, 16, 1, 1, 0, 1, 0, 9984, 1, 0x7F },
+        { 0x1, "2g.20gb", 14, 2, 3, 32, 2, 2, 0, 2, 0, 20096, 2, 0x15 },
+        { 0x2, "3g.40gb", 9, 3, 2, 60, 3, 3, 0, 3, 0, 40448, 4, 0x11 },
+        { 0x3, "4g.40gb", 5, 4, 1, 64, 4, 4, 0, 4, 0, 40448, 4, 0x01 },
+        { 0x4, "7g.80gb", 0, 7, 1, 132, 8, 7, 0, 7, 1, 80896, 8, 0x01 },
+        { 0x7, "1g.10gb+me", 20, 1, 1, 16, 1, 1, 0, 1, 1, 9984, 1, 0x7F },
+        { 0x9, "1g.20gb", 15, 1, 4, 26, 1, 1, 0, 1, 0, 20096, 2, 0x55 },
 };
 
 static const SimMigProfile *profile_table(SimFamily family, size_t *ret_n)
@@ -66,6 +72,33 @@ static const SimMigProfile *profile_table(SimFamily family, size_t *ret_n)
                 *ret_n = ELEMENTSOF(a100_80gb_profiles);
                 return a100_80gb_profiles;
         }
+}
+
+const SimMigProfile *sim_mig_profiles(SimFamily family, size_t *ret_n)
+{
+        return profile_table(family, ret_n);
+}
+
+const SimMigProfile *sim_mig_profile_by_id(SimFamily family, unsigned id)
+{
+        size_t n;
+        const SimMigProfile *t = profile_table(family, &n);
+
+        for (size_t i = 0; i < n; i++)
+                if (t[i].id == id)
+                        return &t[i];
+        return NULL;
+}
+
+bool sim_gpu_placement_free(const SimGpu *gpu, unsigned start, unsigned size)
+{
+        for (size_t i = 0; i < gpu->n_gis; i++) {
+                const SimGpuInstance *g = &gpu->gis[i];
+
+                if (g->size > 0 && start < g->start + g->size && g->start < start + size)
+                        return false;
+        }
+        return true;
 }
 
 const SimMigProfile *sim_mig_profile_by_index(SimFamily family, unsigned profile_index)
@@ -283,13 +316,15 @@ static int parse_errors(Parser *p, json_t *obj, SimErrors *ret)
         return 0;
 }
 
-static int parse_instance(Parser *p, json_t *obj, SimFamily family, SimInstance *ret)
+static int parse_instance(Parser *p, json_t *obj, SimFamily family, SimInstance *ret,
+                          int *ret_placement)
 {
         static const char *const keys[] = { "gi",        "ci",     "profile",
                                             "uuid",      "memory_total_mib",
-                                            "memory_used_mib", "errors", NULL };
-        SimInstance in = {};
+                                            "memory_used_mib", "errors", "placement", NULL };
+        SimInstance in = { .gpu_instance = -1 };
         uint64_t used = 0;
+        unsigned placement = 0;
         int r;
 
         if (!json_is_object(obj))
@@ -304,6 +339,12 @@ static int parse_instance(Parser *p, json_t *obj, SimFamily family, SimInstance 
                 return r;
         if (strncmp(in.uuid, "MIG-", 4) != 0)
                 return fail(p, "\"uuid\" must start with \"MIG-\"");
+        *ret_placement = -1;
+        if (json_object_get(obj, "placement")) {
+                if ((r = get_unsigned(p, obj, "placement", true, SIM_MEMORY_SLICES - 1, &placement)) < 0)
+                        return r;
+                *ret_placement = (int)placement;
+        }
 
         const SimMigProfile *profile = sim_mig_profile_by_name(family, in.profile);
         if (profile)
@@ -323,10 +364,93 @@ static int parse_instance(Parser *p, json_t *obj, SimFamily family, SimInstance 
         return 0;
 }
 
+/* The compute-instance profile index whose slice count is `slices` (the
+ * whole GPU instance): 1→0x0 … 4→0x3, 7→0x4. */
+static unsigned ci_profile_for_slices(unsigned slices)
+{
+        return slices <= 4 ? slices - 1 : 0x4;
+}
+
+/* Place the GPU instances that have no placement yet, depth first over the
+ * profiles' allowed starts; those that cannot be placed stay unplaced. */
+static bool place_rest(SimGpu *gpu, size_t i)
+{
+        SimGpuInstance *g;
+
+        if (i >= gpu->n_gis)
+                return true;
+        g = &gpu->gis[i];
+        if (g->size > 0 || !g->profile)
+                return place_rest(gpu, i + 1);
+        for (unsigned s = 0; s < SIM_MEMORY_SLICES; s++) {
+                if (!(g->profile->starts & (1u << s)) ||
+                    !sim_gpu_placement_free(gpu, s, g->profile->mem_slices))
+                        continue;
+                g->start = s;
+                g->size = g->profile->mem_slices;
+                if (place_rest(gpu, i + 1))
+                        return true;
+                g->size = 0;
+        }
+        return false;
+}
+
+/* GPU instances of the lab's MIG devices: one per distinct "gi". */
+static int derive_gpu_instances(Parser *p, SimGpu *gpu, size_t n, const int *placements)
+{
+        bool explicit_ok = true;
+
+        gpu->n_gis = 0;
+        for (size_t i = 0; i < n; i++) {
+                SimInstance *in = &gpu->instances[i];
+                SimGpuInstance *g = NULL;
+
+                for (size_t j = 0; j < gpu->n_gis; j++)
+                        if (gpu->gis[j].id == in->gi)
+                                g = &gpu->gis[j];
+                if (g) {
+                        if (strcmp(g->profile_name, in->profile) != 0)
+                                return fail(p, "mig.instances[%zu]: gi %u has profile %s already",
+                                            i, in->gi, g->profile_name);
+                } else {
+                        g = &gpu->gis[gpu->n_gis++];
+                        *g = (SimGpuInstance) { .id = in->gi,
+                                                .profile = sim_mig_profile_by_name(gpu->family, in->profile) };
+                        snprintf(g->profile_name, sizeof(g->profile_name), "%s", in->profile);
+                        if (placements[i] >= 0) {
+                                unsigned s = (unsigned)placements[i];
+
+                                if (!g->profile || !(g->profile->starts & (1u << s)) ||
+                                    !sim_gpu_placement_free(gpu, s, g->profile->mem_slices))
+                                        explicit_ok = false;
+                                else {
+                                        g->start = s;
+                                        g->size = g->profile->mem_slices;
+                                }
+                                if (!explicit_ok)
+                                        return fail(p, "mig.instances[%zu]: placement %u is not a free "
+                                                    "placement of %s", i, s, in->profile);
+                        }
+                }
+                in->gpu_instance = (int)(g - gpu->gis);
+                in->ci_slices = g->profile ? g->profile->slices : 1;
+                in->ci_profile = ci_profile_for_slices(in->ci_slices);
+                in->ci_start = 0;
+        }
+        /* A lab that lists more than fits keeps the extra instances unplaced
+         * rather than being refused: placements matter only to MIG management. */
+        if (!place_rest(gpu, 0))
+                for (size_t j = 0; j < gpu->n_gis; j++)
+                        if (gpu->gis[j].size == 0 && gpu->gis[j].profile)
+                                (void)place_rest(gpu, j);
+        return 0;
+}
+
 static int parse_mig(Parser *p, json_t *mig, SimGpu *gpu)
 {
-        static const char *const keys[] = { "enabled", "instances", NULL };
+        static const char *const keys[] = { "enabled", "pending", "instances", NULL };
         char where[sizeof(p->where)];
+        int placements[SIM_MAX_MIG];
         json_t *instances, *v;
         size_t i;
         int r;
@@ -339,6 +463,9 @@ static int parse_mig(Parser *p, json_t *mig, SimGpu *gpu)
         gpu->mig_capable = true;
         if ((r = get_bool(p, mig, "enabled", &gpu->mig_enabled)) < 0)
                 return r;
+        gpu->mig_pending = gpu->mig_enabled;
+        if ((r = get_bool(p, mig, "pending", &gpu->mig_pending)) < 0)
+                return r;
         instances = json_object_get(mig, "instances");
         if (!instances)
                 return 0;
@@ -350,7 +477,7 @@ static int parse_mig(Parser *p, json_t *mig, SimGpu *gpu)
         memcpy(where, p->where, sizeof(where));
         json_array_foreach(instances, i, v) {
                 snprintf(p->where, sizeof(p->where), "%s.mig.instances[%zu]", where, i);
-                r = parse_instance(p, v, gpu->family, &gpu->instances[i]);
+                r = parse_instance(p, v, gpu->family, &gpu->instances[i], &placements[i]);
                 if (r < 0)
                         return r;
                 for (size_t j = 0; j < i; j++) {
@@ -367,7 +494,7 @@ static int parse_mig(Parser *p, json_t *mig, SimGpu *gpu)
          * can tell; they are still validated so a typo does not hide until
          * a test flips "enabled". */
         gpu->n_instances = gpu->mig_enabled ? json_array_size(instances) : 0;
-        return 0;
+        return derive_gpu_instances(p, gpu, gpu->n_instances, placements);
 }
 
 static int parse_process(Parser *p, json_t *obj, const SimGpu *gpu, SimProcess *ret)
@@ -414,21 +541,39 @@ static int parse_process(Parser *p, json_t *obj, const SimGpu *gpu, SimProcess *
         if (has_gi != has_ci)
                 return fail(p, "\"gi\" and \"ci\" go together");
         if (has_gi) {
-                unsigned gi = 0, ci = 0;
-
-                if ((r = get_unsigned(p, obj, "gi", true, 0xFFFFFFFEu, &gi)) < 0 ||
-                    (r = get_unsigned(p, obj, "ci", true, 0xFFFFFFFEu, &ci)) < 0)
+                if ((r = get_unsigned(p, obj, "gi", true, 0xFFFFFFFEu, &pr.gi)) < 0 ||
+                    (r = get_unsigned(p, obj, "ci", true, 0xFFFFFFFEu, &pr.ci)) < 0)
                         return r;
-                for (size_t i = 0; i < gpu->n_instances; i++)
-                        if (gpu->instances[i].gi == gi && gpu->instances[i].ci == ci)
-                                pr.instance = (int)i;
-                if (pr.instance < 0)
-                        return fail(p, "no MIG instance gi %u / ci %u on this GPU (is MIG enabled?)",
-                                    gi, ci);
-        } else if (gpu->mig_enabled)
-                return fail(p, "a process on a MIG-enabled GPU needs \"gi\" and \"ci\"");
-
+                pr.in_mig = true;
+        }
+        (void)gpu;
         *ret = pr;
+        return 0;
+}
+
+int sim_gpu_resolve_processes(SimGpu *gpu, unsigned index, char *error, size_t error_size)
+{
+        for (size_t i = 0; i < gpu->n_processes; i++) {
+                SimProcess *pr = &gpu->processes[i];
+
+                pr->instance = -1;
+                if (pr->in_mig) {
+                        for (size_t j = 0; j < gpu->n_instances; j++)
+                                if (gpu->instances[j].gi == pr->gi && gpu->instances[j].ci == pr->ci)
+                                        pr->instance = (int)j;
+                        if (pr->instance < 0) {
+                                snprintf(error, error_size,
+                                         "gpus[%u].processes[%zu]: no MIG instance gi %u / ci %u on "
+                                         "this GPU (is MIG enabled?)", index, i, pr->gi, pr->ci);
+                                return -EINVAL;
+                        }
+                } else if (gpu->mig_enabled) {
+                        snprintf(error, error_size,
+                                 "gpus[%u].processes[%zu]: a process on a MIG-enabled GPU needs "
+                                 "\"gi\" and \"ci\"", index, i);
+                        return -EINVAL;
+                }
+        }
         return 0;
 }
 
@@ -591,18 +736,234 @@ static int parse_lab(Parser *p, json_t *root, const char *default_driver_version
         return 0;
 }
 
-int sim_lab_load(const char *path, const char *default_driver_version, SimLab **ret_lab,
-                 SimFileId *ret_id, char *error, size_t error_size)
+/* Compute slices of the NVML_COMPUTE_INSTANCE_PROFILE_* indexes 0x0..0x4. */
+static const unsigned ci_profile_slices[] = { 1, 2, 3, 4, 7 };
+
+static int parse_state_gpu(Parser *p, json_t *obj, SimGpu *gpu)
+{
+        static const char *const keys[] = { "enabled", "pending", "gpu_instances",
+                                            "compute_instances", NULL };
+        static const char *const gi_keys[] = { "id", "profile_id", "start", NULL };
+        static const char *const ci_keys[] = { "gi", "ci", "profile", "start", "uuid", NULL };
+        json_t *gis, *cis, *v;
+        size_t i;
+        int r;
+
+        if (!json_is_object(obj))
+                return fail(p, "must be an object");
+        if (!gpu->mig_capable)
+                return fail(p, "the lab's GPU has no \"mig\" object");
+        if ((r = check_keys(p, obj, keys)) < 0 ||
+            (r = get_bool(p, obj, "enabled", &gpu->mig_enabled)) < 0)
+                return r;
+        gpu->mig_pending = gpu->mig_enabled;
+        if ((r = get_bool(p, obj, "pending", &gpu->mig_pending)) < 0)
+                return r;
+        gpu->mig_from_state = true;
+        gpu->n_gis = gpu->n_instances = 0;
+        gis = json_object_get(obj, "gpu_instances");
+        cis = json_object_get(obj, "compute_instances");
+        if ((gis && (!json_is_array(gis) || json_array_size(gis) > SIM_MAX_MIG)) ||
+            (cis && (!json_is_array(cis) || json_array_size(cis) > SIM_MAX_MIG)))
+                return fail(p, "\"gpu_instances\" and \"compute_instances\" must be arrays of at "
+                            "most %d", SIM_MAX_MIG);
+        json_array_foreach(gis, i, v) {
+                SimGpuInstance g = {};
+                unsigned profile_id = 0;
+
+                if (!json_is_object(v) || (r = check_keys(p, v, gi_keys)) < 0 ||
+                    (r = get_unsigned(p, v, "id", true, SIM_MAX_GI_ID, &g.id)) < 0 ||
+                    (r = get_unsigned(p, v, "profile_id", true, UINT32_MAX, &profile_id)) < 0 ||
+                    (r = get_unsigned(p, v, "start", true, SIM_MEMORY_SLICES - 1, &g.start)) < 0)
+                        return r < 0 ? r : fail(p, "gpu_instances[%zu] must be an object", i);
+                g.profile = sim_mig_profile_by_id(gpu->family, profile_id);
+                if (!g.profile || !(g.profile->starts & (1u << g.start)) ||
+                    !sim_gpu_placement_free(gpu, g.start, g.profile->mem_slices))
+                        return fail(p, "gpu_instances[%zu]: profile %u at %u is not a free placement",
+                                    i, profile_id, g.start);
+                for (size_t j = 0; j < gpu->n_gis; j++)
+                        if (gpu->gis[j].id == g.id)
+                                return fail(p, "gpu_instances[%zu]: id %u appears twice", i, g.id);
+                g.size = g.profile->mem_slices;
+                snprintf(g.profile_name, sizeof(g.profile_name), "%s", g.profile->name);
+                gpu->gis[gpu->n_gis++] = g;
+        }
+        json_array_foreach(cis, i, v) {
+                SimInstance in = { .gpu_instance = -1 };
+                const SimGpuInstance *g = NULL;
+
+                if (!json_is_object(v) || (r = check_keys(p, v, ci_keys)) < 0 ||
+                    (r = get_unsigned(p, v, "gi", true, SIM_MAX_GI_ID, &in.gi)) < 0 ||
+                    (r = get_unsigned(p, v, "ci", true, SIM_MAX_CI_ID, &in.ci)) < 0 ||
+                    (r = get_unsigned(p, v, "profile", true, ELEMENTSOF(ci_profile_slices) - 1,
+                                      &in.ci_profile)) < 0 ||
+                    (r = get_unsigned(p, v, "start", true, 6, &in.ci_start)) < 0 ||
+                    (r = get_string(p, v, "uuid", true, in.uuid, sizeof(in.uuid))) < 0)
+                        return r < 0 ? r : fail(p, "compute_instances[%zu] must be an object", i);
+                for (size_t j = 0; j < gpu->n_gis; j++)
+                        if (gpu->gis[j].id == in.gi) {
+                                g = &gpu->gis[j];
+                                in.gpu_instance = (int)j;
+                        }
+                in.ci_slices = ci_profile_slices[in.ci_profile];
+                if (!g || strncmp(in.uuid, "MIG-", 4) != 0 ||
+                    in.ci_start + in.ci_slices > g->profile->slices)
+                        return fail(p, "compute_instances[%zu]: no room in GPU instance %u, or a "
+                                    "uuid not starting with \"MIG-\"", i, in.gi);
+                for (size_t j = 0; j < gpu->n_instances; j++)
+                        if ((gpu->instances[j].gi == in.gi && gpu->instances[j].ci == in.ci) ||
+                            strcmp(gpu->instances[j].uuid, in.uuid) == 0)
+                                return fail(p, "compute_instances[%zu]: gi/ci or uuid appears twice", i);
+                if (in.ci_slices == g->profile->slices)
+                        snprintf(in.profile, sizeof(in.profile), "%s", g->profile->name);
+                else
+                        snprintf(in.profile, sizeof(in.profile), "%uc.%s", in.ci_slices,
+                                 g->profile->name);
+                in.memory_total_mib = g->profile->memory_mib;
+                gpu->instances[gpu->n_instances++] = in;
+        }
+        /* As with the lab: instances of a GPU whose MIG mode is off do not exist for NVML. */
+        if (!gpu->mig_enabled)
+                gpu->n_gis = gpu->n_instances = 0;
+        return 0;
+}
+
+static int load_state(const char *path, SimLab *lab, SimFileId *ret_id, char *error,
+                      size_t error_size)
+{
+        Parser p = { .error = error, .error_size = error_size };
+        _cleanup_close_ int fd = -1;
+        json_auto_t *root = NULL;
+        json_error_t jerr;
+        const char *uuid;
+        json_t *gpus, *v;
+        struct stat st;
+        int r;
+
+        *ret_id = (SimFileId) {};
+        fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+        if (fd < 0) {
+                if (errno == ENOENT)
+                        return 0;
+                r = negative_errno();
+                snprintf(error, error_size, "cannot open MIG state file %s: %s", path, strerror(-r));
+                return r;
+        }
+        if (fstat(fd, &st) < 0)
+                return negative_errno();
+        file_id_from_stat(&st, ret_id);
+        if (!S_ISREG(st.st_mode) || (uint64_t)st.st_size > SIM_MAX_LAB_BYTES) {
+                snprintf(error, error_size, "MIG state file %s is not a regular file of at most %u bytes",
+                         path, SIM_MAX_LAB_BYTES);
+                return -EINVAL;
+        }
+        root = json_loadfd(fd, JSON_REJECT_DUPLICATES, &jerr);
+        if (!root) {
+                snprintf(error, error_size, "MIG state file %s:%d: %s", path, jerr.line, jerr.text);
+                return -EINVAL;
+        }
+        gpus = json_object_get(root, "gpus");
+        if (!json_is_object(root) || !json_is_object(gpus)) {
+                snprintf(error, error_size, "MIG state file %s: \"gpus\" must be an object", path);
+                return -EINVAL;
+        }
+        json_object_foreach(gpus, uuid, v)
+                for (size_t i = 0; i < lab->n_gpus; i++) {
+                        char msg[256];
+
+                        if (strcmp(lab->gpus[i].uuid, uuid) != 0)
+                                continue;
+                        snprintf(p.where, sizeof(p.where), "gpus.%s", uuid);
+                        r = parse_state_gpu(&p, v, &lab->gpus[i]);
+                        if (r < 0) {
+                                snprintf(msg, sizeof(msg), "%s", error);
+                                snprintf(error, error_size, "MIG state file %s: %s", path, msg);
+                                return r;
+                        }
+                }
+        return 0;
+}
+
+static json_t *state_gpu_json(const SimGpu *gpu)
+{
+        json_t *gis = json_array(), *cis = json_array();
+
+        for (size_t i = 0; i < gpu->n_gis; i++)
+                if (gpu->gis[i].profile && gpu->gis[i].size > 0)
+                        json_array_append_new(gis, json_pack("{s:I, s:I, s:I}", "id",
+                                                             (json_int_t)gpu->gis[i].id, "profile_id",
+                                                             (json_int_t)gpu->gis[i].profile->id,
+                                                             "start", (json_int_t)gpu->gis[i].start));
+        for (size_t i = 0; i < gpu->n_instances; i++) {
+                const SimInstance *in = &gpu->instances[i];
+
+                if (in->gpu_instance < 0 || !gpu->gis[in->gpu_instance].profile ||
+                    gpu->gis[in->gpu_instance].size == 0)
+                        continue;
+                json_array_append_new(cis, json_pack("{s:I, s:I, s:I, s:I, s:s}", "gi",
+                                                     (json_int_t)in->gi, "ci", (json_int_t)in->ci,
+                                                     "profile", (json_int_t)in->ci_profile, "start",
+                                                     (json_int_t)in->ci_start, "uuid", in->uuid));
+        }
+        return json_pack("{s:b, s:b, s:o, s:o}", "enabled", gpu->mig_enabled, "pending",
+                         gpu->mig_pending, "gpu_instances", gis, "compute_instances", cis);
+}
+
+int sim_state_write(const char *path, const SimLab *lab, SimFileId *ret_id)
+{
+        char tmp[PATH_MAX + 32];
+        json_auto_t *root = NULL;
+        _cleanup_close_ int fd = -1;
+        json_t *gpus;
+        struct stat st;
+        int r;
+
+        root = json_load_file(path, JSON_REJECT_DUPLICATES, NULL);
+        if (!json_is_object(root) || !json_is_object(json_object_get(root, "gpus"))) {
+                json_decref(root);
+                root = json_pack("{s:{}}", "gpus");
+                if (!root)
+                        return -ENOMEM;
+        }
+        gpus = json_object_get(root, "gpus");
+        for (size_t i = 0; i < lab->n_gpus; i++)
+                if (lab->gpus[i].mig_from_state &&
+                    json_object_set_new(gpus, lab->gpus[i].uuid, state_gpu_json(&lab->gpus[i])) < 0)
+                        return -ENOMEM;
+        if ((size_t)snprintf(tmp, sizeof(tmp), "%s.%d.tmp", path, (int)getpid()) >= sizeof(tmp))
+                return -ENAMETOOLONG;
+        fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
+        if (fd < 0)
+                return negative_errno();
+        if (json_dumpfd(root, fd, JSON_INDENT(2) | JSON_SORT_KEYS) < 0 || write(fd, "\n", 1) != 1 ||
+            fstat(fd, &st) < 0) {
+                r = errno > 0 ? -errno : -EIO;
+                (void)unlink(tmp);
+                return r;
+        }
+        if (rename(tmp, path) < 0) {
+                r = negative_errno();
+                (void)unlink(tmp);
+                return r;
+        }
+        file_id_from_stat(&st, ret_id);
+        return 0;
+}
+
+int sim_lab_load(const char *path, const char *state_path, const char *default_driver_version,
+                 SimLab **ret_lab, SimFileId *ret_id, SimFileId *ret_state_id, char *error,
+                 size_t error_size)
 {
         Parser p = { .error = error, .error_size = error_size };
         _cleanup_close_ int fd = -1;
         json_auto_t *root = NULL; /* jansson's own cleanup attribute */
+        _cleanup_(sim_lab_freep) SimLab *lab = NULL;
         json_error_t jerr;
         struct stat st;
-        SimLab *lab = NULL;
         int r;
 
         error[0] = '\0';
+        *ret_state_id = (SimFileId) {};
         fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
         if (fd < 0) {
                 r = negative_errno();
@@ -643,6 +1004,19 @@ int sim_lab_load(const char *path, const char *default_driver_version, SimLab **
                 }
                 return r;
         }
-        *ret_lab = lab;
+        /* The MIG state file overrides the lab's MIG mode and instances of
+         * the GPUs it names; processes are resolved against the result. */
+        if (state_path && (r = load_state(state_path, lab, ret_state_id, error, error_size)) < 0)
+                return r;
+        for (size_t i = 0; i < lab->n_gpus; i++) {
+                char msg[256];
+
+                r = sim_gpu_resolve_processes(&lab->gpus[i], (unsigned)i, msg, sizeof(msg));
+                if (r < 0) {
+                        snprintf(error, error_size, "lab file %s: %s", path, msg);
+                        return r;
+                }
+        }
+        *ret_lab = TAKE_PTR(lab);
         return 0;
 }

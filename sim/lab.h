@@ -46,6 +46,8 @@ enum {
 
 typedef struct SimProcess {
         unsigned pid;
+        bool in_mig;           /* "gi"/"ci" given: resolved to `instance` after the MIG state is known */
+        unsigned gi, ci;
         bool used_known;       /* false: "used_mib": null, reported as NVML_VALUE_NOT_AVAILABLE */
         uint64_t used_mib;
         int instance;          /* index into SimGpu.instances, -1 for a whole-GPU process */
@@ -54,8 +56,12 @@ typedef struct SimProcess {
         unsigned types;        /* SIM_PROCESS_* bits */
 } SimProcess;
 
+/* A MIG device: one compute instance inside a GPU instance. */
 typedef struct SimInstance {
         unsigned gi, ci;
+        int gpu_instance;      /* index into SimGpu.gis */
+        unsigned ci_profile;   /* NVML_COMPUTE_INSTANCE_PROFILE_* index (= the CI profile id) */
+        unsigned ci_start, ci_slices; /* compute slices it occupies inside its GPU instance */
         char profile[SIM_PROFILE_MAX];
         char uuid[SIM_UUID_MAX];
         uint64_t memory_total_mib;
@@ -63,6 +69,21 @@ typedef struct SimInstance {
         uint64_t memory_used_mib;
         SimErrors errors;
 } SimInstance;
+
+struct SimMigProfile;
+
+/* A GPU instance: a profile at a placement (memory slices). */
+typedef struct SimGpuInstance {
+        unsigned id;
+        const struct SimMigProfile *profile; /* NULL: a profile the model's table lacks */
+        char profile_name[SIM_PROFILE_MAX];
+        unsigned start, size; /* memory slices; size 0: a lab instance that could not be placed */
+} SimGpuInstance;
+
+/* GPU instance ids run 0..14 on A100/H100 (nvidia-caps lists gi0..gi14). */
+#define SIM_MAX_GI_ID 14
+#define SIM_MAX_CI_ID 7
+#define SIM_MEMORY_SLICES 8
 
 typedef enum SimFamily {
         SIM_FAMILY_A100_80GB,
@@ -92,7 +113,11 @@ typedef struct SimGpu {
         uint64_t xid;
         bool mig_capable; /* the GPU has a "mig" object */
         bool mig_enabled;
+        bool mig_pending;  /* nvmlDeviceGetMigMode's pending mode */
+        bool mig_from_state; /* MIG mode and instances come from the state file */
         SimFamily family; /* which MIG profile table applies */
+        SimGpuInstance gis[SIM_MAX_MIG];
+        size_t n_gis;
         SimInstance instances[SIM_MAX_MIG];
         size_t n_instances; /* 0 unless mig_enabled */
         SimProcess *processes;
@@ -114,15 +139,34 @@ typedef struct SimFileId {
         int64_t mtime_sec, mtime_nsec;
 } SimFileId;
 
-/* Parse the lab at `path`. `default_driver_version` is used when the lab has
+/* Parse the lab at `path` and overlay the MIG state file at `state_path`
+ * (NULL or a missing file: none; format in sim/README.md). `default_driver_version` is used when the lab has
  * no "driver_version". On success stores the lab in *ret_lab and the
- * identity of the file that was read in *ret_id and returns 0. On failure
+ * identity of the files that were read in *ret_id / *ret_state_id and returns 0. On failure
  * returns -errno (-EINVAL for a malformed lab) and writes a one-line reason
  * into `error` (always NUL-terminated); *ret_id still receives the identity
  * of the file that failed when it could be opened, so the caller does not
  * re-parse the same broken file on every call. */
-int sim_lab_load(const char *path, const char *default_driver_version, SimLab **ret_lab,
-                 SimFileId *ret_id, char *error, size_t error_size);
+int sim_lab_load(const char *path, const char *state_path, const char *default_driver_version,
+                 SimLab **ret_lab, SimFileId *ret_id, SimFileId *ret_state_id, char *error,
+                 size_t error_size);
+
+/* Write the MIG state of every GPU of `lab` whose mig_from_state is set
+ * into the state file at `path` (atomically: a temporary file beside it,
+ * then rename), keeping entries of GPUs the lab does not have. Stores the
+ * new file's identity in *ret_id. Returns 0 or -errno. */
+int sim_state_write(const char *path, const SimLab *lab, SimFileId *ret_id);
+
+/* Resolve processes' gi/ci to instance indexes and check them; used again
+ * after an in-memory MIG change. Returns 0 or -EINVAL with `error` set. */
+int sim_gpu_resolve_processes(SimGpu *gpu, unsigned index, char *error, size_t error_size);
+
+/* The NVML_GPU_INSTANCE_PROFILE_* table of `family` (its profiles in index order). */
+const struct SimMigProfile *sim_mig_profiles(SimFamily family, size_t *ret_n);
+const struct SimMigProfile *sim_mig_profile_by_id(SimFamily family, unsigned id);
+
+/* Does placement (start, size) collide with an existing GPU instance other than `skip`? */
+bool sim_gpu_placement_free(const SimGpu *gpu, unsigned start, unsigned size);
 
 void sim_lab_free(SimLab *lab);
 
@@ -145,6 +189,8 @@ typedef struct SimMigProfile {
         unsigned multiprocessors;
         unsigned copy_engines, decoders, encoders, jpegs, ofas;
         uint64_t memory_mib;
+        unsigned mem_slices; /* placement size (nvidia-smi mig -lgipp), in memory slices */
+        unsigned starts;     /* bit s: a placement may start at memory slice s */
 } SimMigProfile;
 
 /* The profile with NVML_GPU_INSTANCE_PROFILE_* index `profile_index`, or

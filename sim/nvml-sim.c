@@ -16,8 +16,13 @@
  * device there. */
 #include "nvml-sim.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
+#include <sys/file.h>
+#include <sys/random.h>
+#include <unistd.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -64,6 +69,19 @@ struct nvmlDevice_st {
         char uuid[SIM_UUID_MAX]; /* what it was handed out for; "" if never */
 };
 
+/* GPU and compute instance handles: slots by (GPU index, instance ids),
+ * remembering the GPU's UUID, so a handle outlives neither its GPU nor
+ * its instance (both then read as INVALID_ARGUMENT, as after a destroy). */
+struct nvmlGpuInstance_st {
+        unsigned gpu, id;
+        char gpu_uuid[SIM_UUID_MAX];
+};
+
+struct nvmlComputeInstance_st {
+        unsigned gpu, gi, id;
+        char gpu_uuid[SIM_UUID_MAX];
+};
+
 struct nvmlEventSet_st {
         struct nvmlEventSet_st *next;
         uint64_t xid_gpus; /* bit i: GPU i registered for Xid events */
@@ -77,6 +95,10 @@ static struct {
         char path[PATH_MAX];
         SimLab *lab;
         SimFileId id; /* of the file last parsed, successfully or not */
+        char state_path[PATH_MAX]; /* the MIG state file (sim/README.md, "MIG management") */
+        SimFileId state_id;        /* of the state file last parsed; invalid: there was none */
+        struct nvmlGpuInstance_st gi_handles[SIM_MAX_GPUS][SIM_MAX_GI_ID + 1];
+        struct nvmlComputeInstance_st ci_handles[SIM_MAX_GPUS][SIM_MAX_GI_ID + 1][SIM_MAX_CI_ID + 1];
         uint64_t xid_delivered[SIM_MAX_GPUS];
         struct nvmlDevice_st handles[SIM_MAX_GPUS][1 + SIM_MAX_MIG];
         struct nvmlEventSet_st *sets;
@@ -136,21 +158,28 @@ static void deliver_xids(bool baseline)
  * longer parses is reported once and the previous one stays in effect. */
 static void refresh(void)
 {
-        SimFileId now, id;
+        SimFileId now, id, state_now = {}, state_id;
         char error[512];
         SimLab *lab;
 
-        if (sim_file_id_get(sim.path, &now) < 0 || sim_file_id_equal(&now, &sim.id))
+        if (sim_file_id_get(sim.path, &now) < 0)
+                return;
+        (void)sim_file_id_get(sim.state_path, &state_now);
+        if (sim_file_id_equal(&now, &sim.id) &&
+            (sim_file_id_equal(&state_now, &sim.state_id) || (!state_now.valid && !sim.state_id.valid)))
                 return;
         id = now;
-        if (sim_lab_load(sim.path, SIM_DEFAULT_DRIVER_VERSION, &lab, &id, error, sizeof(error)) < 0) {
+        if (sim_lab_load(sim.path, sim.state_path, SIM_DEFAULT_DRIVER_VERSION, &lab, &id, &state_id,
+                         error, sizeof(error)) < 0) {
                 fprintf(stderr, "gpukeeper-nvml-sim: keeping the previous lab: %s\n", error);
                 sim.id = id;
+                sim.state_id = state_now;
                 return;
         }
         sim_lab_free(sim.lab);
         sim.lab = lab;
         sim.id = id;
+        sim.state_id = state_id;
         deliver_xids(false);
 }
 
@@ -224,6 +253,43 @@ static nvmlReturn_t begin_device(const char *function, nvmlDevice_t device, Targ
         return NVML_SUCCESS;
 }
 
+#if SIM_HAS_VERSIONED
+/* /proc/driver/nvidia-caps/mig-minors as the driver writes it: a static
+ * table, "config 1", "monitor 2", then for each of the 32 GPU minors and
+ * GPU instance ids 0..14 "gpuG/giI/access M" followed by its compute
+ * instances 0..7 "gpuG/giI/ciC/access M+1+C" (9 minors per GPU instance,
+ * 135 per GPU). Written where $GPUKEEPER_SIM_MIG_MINORS says, when set;
+ * tests tell the daemon that path and mknod /dev/nvidia-caps nodes from it. */
+#define SIM_CAPS_GPUS 32
+static void write_mig_minors(void)
+{
+        const char *path = getenv("GPUKEEPER_SIM_MIG_MINORS");
+        char tmp[PATH_MAX + 32];
+        unsigned minor = 3;
+        FILE *f;
+
+        if (!path || !path[0] ||
+            (size_t)snprintf(tmp, sizeof(tmp), "%s.%d.tmp", path, (int)getpid()) >= sizeof(tmp))
+                return;
+        f = fopen(tmp, "we");
+        if (!f) {
+                fprintf(stderr, "gpukeeper-nvml-sim: cannot write %s: %m\n", tmp);
+                return;
+        }
+        fputs("config 1\nmonitor 2\n", f);
+        for (unsigned g = 0; g < SIM_CAPS_GPUS; g++)
+                for (unsigned gi = 0; gi <= SIM_MAX_GI_ID; gi++) {
+                        fprintf(f, "gpu%u/gi%u/access %u\n", g, gi, minor++);
+                        for (unsigned ci = 0; ci <= SIM_MAX_CI_ID; ci++)
+                                fprintf(f, "gpu%u/gi%u/ci%u/access %u\n", g, gi, ci, minor++);
+                }
+        if (fclose(f) != 0 || rename(tmp, path) < 0) {
+                fprintf(stderr, "gpukeeper-nvml-sim: cannot write %s: %m\n", path);
+                (void)unlink(tmp);
+        }
+}
+#endif
+
 static nvmlReturn_t init(const char *function)
 {
         LOCKED;
@@ -239,8 +305,18 @@ static nvmlReturn_t init(const char *function)
                 }
                 strcpy(sim.path, path);
                 sim.id = (SimFileId) {};
-                if (sim_lab_load(sim.path, SIM_DEFAULT_DRIVER_VERSION, &sim.lab, &sim.id, error,
-                                 sizeof(error)) < 0) {
+                path = getenv("GPUKEEPER_SIM_STATE");
+                if (path && path[0])
+                        r = snprintf(sim.state_path, sizeof(sim.state_path), "%s", path);
+                else
+                        r = snprintf(sim.state_path, sizeof(sim.state_path), "%s.mig-state.json",
+                                     sim.path);
+                if (r < 0 || (size_t)r >= sizeof(sim.state_path)) {
+                        fprintf(stderr, "gpukeeper-nvml-sim: the MIG state file path is too long\n");
+                        return NVML_ERROR_DRIVER_NOT_LOADED;
+                }
+                if (sim_lab_load(sim.path, sim.state_path, SIM_DEFAULT_DRIVER_VERSION, &sim.lab,
+                                 &sim.id, &sim.state_id, error, sizeof(error)) < 0) {
                         fprintf(stderr, "gpukeeper-nvml-sim: %s\n", error);
                         return NVML_ERROR_DRIVER_NOT_LOADED;
                 }
@@ -251,6 +327,9 @@ static nvmlReturn_t init(const char *function)
                 }
                 memset(sim.xid_delivered, 0, sizeof(sim.xid_delivered));
                 deliver_xids(true);
+#if SIM_HAS_VERSIONED
+                write_mig_minors();
+#endif
         } else {
                 refresh();
                 r = sim_errors_lookup(&sim.lab->errors, function);
@@ -291,6 +370,8 @@ nvmlReturn_t nvmlShutdown(void)
                 sim.sets = next;
         }
         memset(sim.handles, 0, sizeof(sim.handles));
+        memset(sim.gi_handles, 0, sizeof(sim.gi_handles));
+        memset(sim.ci_handles, 0, sizeof(sim.ci_handles));
         return NVML_SUCCESS;
 }
 
@@ -838,7 +919,8 @@ nvmlReturn_t nvmlDeviceGetMigMode(nvmlDevice_t device, unsigned int *current,
         /* A GPU without a "mig" object models a pre-Ampere or consumer GPU. */
         if (t.instance || !t.gpu->mig_capable)
                 return NVML_ERROR_NOT_SUPPORTED;
-        *current = *pending = t.gpu->mig_enabled ? NVML_DEVICE_MIG_ENABLE : NVML_DEVICE_MIG_DISABLE;
+        *current = t.gpu->mig_enabled ? NVML_DEVICE_MIG_ENABLE : NVML_DEVICE_MIG_DISABLE;
+        *pending = t.gpu->mig_pending ? NVML_DEVICE_MIG_ENABLE : NVML_DEVICE_MIG_DISABLE;
         return NVML_SUCCESS;
 }
 
@@ -970,6 +1052,735 @@ nvmlReturn_t nvmlDeviceGetGpuInstanceProfileInfo(nvmlDevice_t device, unsigned i
                 .ofaCount = p->ofas,
                 .memorySizeMB = p->memory_mib,
         };
+        return NVML_SUCCESS;
+}
+
+/* ---- MIG management (nvml.h "Multi Instance GPU Management") ----
+ *
+ * Changes are made to the in-memory lab and written to the MIG state file
+ * (sim/README.md) under an flock() on "<state>.lock", after re-reading the
+ * lab and the state, so every process using the simulator (the daemon, the
+ * CLI, tests) sees one MIG state and two writers cannot lose each other's
+ * changes. Error codes follow nvml.h's documentation of each call. */
+
+/* NVML_COMPUTE_INSTANCE_PROFILE_COUNT of the nvml.h whose GPU profile count is 0x11. */
+#define SIM_COMPUTE_INSTANCE_PROFILE_COUNT 0x8u
+
+static const unsigned sim_ci_slices[] = { 1, 2, 3, 4, 7 }; /* CI profile index 0x0..0x4 */
+
+static void state_unlockp(int *fd)
+{
+        if (*fd >= 0)
+                close(*fd); /* releases the flock */
+}
+
+/* Serialise MIG changes across processes. Returns the lock fd or -1 (then
+ * the change is made anyway: a test directory without write access fails
+ * later, at the write, with a clear code). */
+static int state_lock(void)
+{
+        char path[PATH_MAX + 8];
+        int fd;
+
+        if ((size_t)snprintf(path, sizeof(path), "%s.lock", sim.state_path) >= sizeof(path))
+                return -1;
+        fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
+        if (fd >= 0 && flock(fd, LOCK_EX) < 0) {
+                close(fd);
+                return -1;
+        }
+        return fd;
+}
+
+#define STATE_LOCKED _cleanup_(state_unlockp) _unused_ int _state_lock = state_lock()
+
+/* Make a change to `gpu` durable and visible to other processes. */
+static nvmlReturn_t commit(SimGpu *gpu, unsigned index)
+{
+        char error[256];
+
+        gpu->mig_from_state = true;
+        if (sim_gpu_resolve_processes(gpu, index, error, sizeof(error)) < 0)
+                return NVML_ERROR_UNKNOWN;
+        if (sim_state_write(sim.state_path, sim.lab, &sim.state_id) < 0) {
+                fprintf(stderr, "gpukeeper-nvml-sim: cannot write the MIG state file %s\n",
+                        sim.state_path);
+                return NVML_ERROR_UNKNOWN;
+        }
+        return NVML_SUCCESS;
+}
+
+static void new_mig_uuid(char *buf, size_t len)
+{
+        uint8_t b[16] = {};
+
+        if (getrandom(b, sizeof(b), 0) != (ssize_t)sizeof(b)) {
+                uint64_t t = now_usec(CLOCK_REALTIME) ^ ((uint64_t)getpid() << 32);
+
+                memcpy(b, &t, sizeof(t));
+                memcpy(b + 8, &sim.lab, sizeof(sim.lab) < 8 ? sizeof(sim.lab) : 8);
+        }
+        b[6] = (uint8_t)((b[6] & 0x0F) | 0x50);
+        b[8] = (uint8_t)((b[8] & 0x3F) | 0x80);
+        snprintf(buf, len,
+                 "MIG-%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0],
+                 b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13],
+                 b[14], b[15]);
+}
+
+static SimGpuInstance *find_gi(SimGpu *gpu, unsigned id)
+{
+        for (size_t i = 0; i < gpu->n_gis; i++)
+                if (gpu->gis[i].id == id)
+                        return &gpu->gis[i];
+        return NULL;
+}
+
+/* Resolve a GPU instance handle: initialised, handle ours and still
+ * pointing at a GPU with the same UUID, GPU not lost, injected errors of
+ * that GPU, MIG on and the instance still there. */
+static nvmlReturn_t begin_gi(const char *function, nvmlGpuInstance_t handle, Target *ret_t,
+                             SimGpuInstance **ret_gi)
+{
+        uintptr_t p = (uintptr_t)handle, base = (uintptr_t)&sim.gi_handles[0][0];
+        size_t n = sizeof(sim.gi_handles) / sizeof(sim.gi_handles[0][0]);
+        nvmlReturn_t r = begin(function);
+        SimGpu *gpu;
+
+        if (r != NVML_SUCCESS)
+                return r;
+        if (p < base || p >= base + n * sizeof(sim.gi_handles[0][0]) ||
+            (p - base) % sizeof(sim.gi_handles[0][0]) != 0 || handle->gpu_uuid[0] == '\0' ||
+            handle->gpu >= sim.lab->n_gpus)
+                return NVML_ERROR_INVALID_ARGUMENT;
+        gpu = &sim.lab->gpus[handle->gpu];
+        if (strcmp(gpu->uuid, handle->gpu_uuid) != 0)
+                return NVML_ERROR_INVALID_ARGUMENT;
+        if (gpu->lost)
+                return NVML_ERROR_GPU_IS_LOST;
+        r = sim_errors_lookup(&gpu->errors, function);
+        if (r != NVML_SUCCESS)
+                return r;
+        if (!gpu->mig_enabled || !find_gi(gpu, handle->id))
+                return NVML_ERROR_INVALID_ARGUMENT;
+        *ret_t = (Target) { .index = handle->gpu, .gpu = gpu, .instance_index = -1 };
+        *ret_gi = find_gi(gpu, handle->id);
+        return NVML_SUCCESS;
+}
+
+static nvmlGpuInstance_t gi_handle(unsigned gpu_index, const SimGpu *gpu, unsigned id)
+{
+        struct nvmlGpuInstance_st *h = &sim.gi_handles[gpu_index][id];
+
+        h->gpu = gpu_index;
+        h->id = id;
+        snprintf(h->gpu_uuid, sizeof(h->gpu_uuid), "%s", gpu->uuid);
+        return h;
+}
+
+static nvmlComputeInstance_t ci_handle(unsigned gpu_index, const SimGpu *gpu, unsigned gi,
+                                       unsigned ci)
+{
+        struct nvmlComputeInstance_st *h = &sim.ci_handles[gpu_index][gi][ci];
+
+        h->gpu = gpu_index;
+        h->gi = gi;
+        h->id = ci;
+        snprintf(h->gpu_uuid, sizeof(h->gpu_uuid), "%s", gpu->uuid);
+        return h;
+}
+
+static int find_ci(const SimGpu *gpu, unsigned gi, unsigned ci)
+{
+        for (size_t i = 0; i < gpu->n_instances; i++)
+                if (gpu->instances[i].gi == gi && gpu->instances[i].ci == ci)
+                        return (int)i;
+        return -1;
+}
+
+/* A whole-GPU handle of a MIG-capable GPU, for the calls that need one. */
+static nvmlReturn_t begin_mig_device(const char *function, nvmlDevice_t device, Target *t)
+{
+        nvmlReturn_t r = begin_device(function, device, t);
+
+        if (r != NVML_SUCCESS)
+                return r;
+        if (t->instance || !t->gpu->mig_capable)
+                return NVML_ERROR_NOT_SUPPORTED;
+        return NVML_SUCCESS;
+}
+
+/* The mode takes effect at the next GPU reset (sim/sim-reset.py; a real
+ * driver resets the GPU itself only when nothing holds it open, and the
+ * process asking holds NVML open), so a change leaves it pending and says
+ * so in activationStatus, as nvidia-smi's "pending enable state ... In use
+ * by another client". Disabling with GPU instances left is IN_USE. */
+nvmlReturn_t nvmlDeviceSetMigMode(nvmlDevice_t device, unsigned int mode,
+                                  nvmlReturn_t *activationStatus)
+{
+        LOCKED;
+        STATE_LOCKED;
+        Target t;
+        nvmlReturn_t r = begin_mig_device(__func__, device, &t);
+
+        if (r != NVML_SUCCESS)
+                return r;
+        if (!activationStatus || mode > NVML_DEVICE_MIG_ENABLE)
+                return NVML_ERROR_INVALID_ARGUMENT;
+        if (mode == NVML_DEVICE_MIG_DISABLE && t.gpu->n_gis > 0)
+                return NVML_ERROR_IN_USE;
+        t.gpu->mig_pending = mode == NVML_DEVICE_MIG_ENABLE;
+        r = commit(t.gpu, t.index);
+        if (r != NVML_SUCCESS)
+                return r;
+        *activationStatus = t.gpu->mig_pending == t.gpu->mig_enabled ? NVML_SUCCESS : NVML_ERROR_IN_USE;
+        return NVML_SUCCESS;
+}
+
+static void fill_profile_v1(const SimMigProfile *p, nvmlGpuInstanceProfileInfo_t *info)
+{
+        *info = (nvmlGpuInstanceProfileInfo_t) {
+                .id = p->id,
+                .isP2pSupported = 0,
+                .sliceCount = p->slices,
+                .instanceCount = p->instances,
+                .multiprocessorCount = p->multiprocessors,
+                .copyEngineCount = p->copy_engines,
+                .decoderCount = p->decoders,
+                .encoderCount = p->encoders,
+                .jpegCount = p->jpegs,
+                .ofaCount = p->ofas,
+                .memorySizeMB = p->memory_mib,
+        };
+}
+
+/* The V call: nvmlGpuInstanceProfileInfo_v2_t (version word checked) with
+ * the profile's name as nvidia-smi prints it ("MIG 1g.10gb"). */
+nvmlReturn_t nvmlDeviceGetGpuInstanceProfileInfoV(nvmlDevice_t device, unsigned int profile,
+                                                  nvmlGpuInstanceProfileInfo_v2_t *info)
+{
+        LOCKED;
+        Target t;
+        nvmlReturn_t r = begin_device(__func__, device, &t);
+        nvmlGpuInstanceProfileInfo_t v1;
+        const SimMigProfile *p;
+
+        if (r != NVML_SUCCESS)
+                return r;
+        if (!info || info->version != nvmlGpuInstanceProfileInfo_v2 ||
+            profile >= SIM_GPU_INSTANCE_PROFILE_COUNT)
+                return NVML_ERROR_INVALID_ARGUMENT;
+        if (t.instance || !t.gpu->mig_capable)
+                return NVML_ERROR_NOT_SUPPORTED;
+        p = sim_mig_profile_by_index(t.gpu->family, profile);
+        if (!p)
+                return NVML_ERROR_NOT_SUPPORTED;
+        fill_profile_v1(p, &v1);
+        *info = (nvmlGpuInstanceProfileInfo_v2_t) {
+                .version = nvmlGpuInstanceProfileInfo_v2,
+                .id = v1.id,
+                .isP2pSupported = v1.isP2pSupported,
+                .sliceCount = v1.sliceCount,
+                .instanceCount = v1.instanceCount,
+                .multiprocessorCount = v1.multiprocessorCount,
+                .copyEngineCount = v1.copyEngineCount,
+                .decoderCount = v1.decoderCount,
+                .encoderCount = v1.encoderCount,
+                .jpegCount = v1.jpegCount,
+                .ofaCount = v1.ofaCount,
+                .memorySizeMB = v1.memorySizeMB,
+        };
+        snprintf(info->name, sizeof(info->name), "MIG %s", p->name);
+        return NVML_SUCCESS;
+}
+
+/* "regardless of whether MIG is enabled or not" (nvml.h); NULL placements
+ * asks for the count; a non-NULL array must hold them all. */
+nvmlReturn_t nvmlDeviceGetGpuInstancePossiblePlacements_v2(nvmlDevice_t device,
+                                                           unsigned int profileId,
+                                                           nvmlGpuInstancePlacement_t *placements,
+                                                           unsigned int *count)
+{
+        LOCKED;
+        Target t;
+        nvmlReturn_t r = begin_mig_device(__func__, device, &t);
+        const SimMigProfile *p;
+        unsigned n = 0;
+
+        if (r != NVML_SUCCESS)
+                return r;
+        if (!count)
+                return NVML_ERROR_INVALID_ARGUMENT;
+        p = sim_mig_profile_by_id(t.gpu->family, profileId);
+        if (!p)
+                return NVML_ERROR_NOT_SUPPORTED;
+        for (unsigned s = 0; s < SIM_MEMORY_SLICES; s++)
+                if (p->starts & (1u << s)) {
+                        if (placements)
+                                placements[n] = (nvmlGpuInstancePlacement_t) { s, p->mem_slices };
+                        n++;
+                }
+        *count = n;
+        return NVML_SUCCESS;
+}
+
+/* The lowest allowed start of `p` whose slices are free, or -1. */
+static int first_free_placement(const SimGpu *gpu, const SimMigProfile *p)
+{
+        for (unsigned s = 0; s < SIM_MEMORY_SLICES; s++)
+                if ((p->starts & (1u << s)) && sim_gpu_placement_free(gpu, s, p->mem_slices))
+                        return (int)s;
+        return -1;
+}
+
+static unsigned count_of_profile(const SimGpu *gpu, const SimMigProfile *p)
+{
+        unsigned n = 0;
+
+        for (size_t i = 0; i < gpu->n_gis; i++)
+                n += gpu->gis[i].profile == p;
+        return n;
+}
+
+nvmlReturn_t nvmlDeviceGetGpuInstanceRemainingCapacity(nvmlDevice_t device, unsigned int profileId,
+                                                       unsigned int *count)
+{
+        LOCKED;
+        Target t;
+        nvmlReturn_t r = begin_mig_device(__func__, device, &t);
+        const SimMigProfile *p;
+        SimGpu probe;
+        unsigned n = 0;
+        int s;
+
+        if (r != NVML_SUCCESS)
+                return r;
+        if (!count)
+                return NVML_ERROR_INVALID_ARGUMENT;
+        p = sim_mig_profile_by_id(t.gpu->family, profileId);
+        if (!p || !t.gpu->mig_enabled)
+                return NVML_ERROR_NOT_SUPPORTED;
+        /* How many more fit, placed lowest-first the way Create places them. */
+        probe = *t.gpu;
+        while (probe.n_gis < SIM_MAX_MIG && count_of_profile(&probe, p) < p->instances &&
+               (s = first_free_placement(&probe, p)) >= 0) {
+                probe.gis[probe.n_gis++] = (SimGpuInstance) { .profile = p, .start = (unsigned)s,
+                                                              .size = p->mem_slices };
+                n++;
+        }
+        *count = n;
+        return NVML_SUCCESS;
+}
+
+/* The lowest free GPU instance id: 0 is the whole-GPU (7-slice) instance's. */
+static int new_gi_id(const SimGpu *gpu, const SimMigProfile *p)
+{
+        for (unsigned id = p->profile_index == NVML_GPU_INSTANCE_PROFILE_7_SLICE ? 0 : 1;
+             id <= SIM_MAX_GI_ID; id++) {
+                bool used = false;
+
+                for (size_t i = 0; i < gpu->n_gis; i++)
+                        used |= gpu->gis[i].id == id;
+                if (!used)
+                        return (int)id;
+        }
+        return -1;
+}
+
+static nvmlReturn_t create_gi(const char *function, nvmlDevice_t device, unsigned profileId,
+                              const nvmlGpuInstancePlacement_t *placement,
+                              nvmlGpuInstance_t *gpuInstance)
+{
+        LOCKED;
+        STATE_LOCKED;
+        Target t;
+        nvmlReturn_t r = begin_mig_device(function, device, &t);
+        const SimMigProfile *p;
+        SimGpuInstance *g;
+        int start, id;
+
+        if (r != NVML_SUCCESS)
+                return r;
+        if (!gpuInstance)
+                return NVML_ERROR_INVALID_ARGUMENT;
+        if (!t.gpu->mig_enabled)
+                return NVML_ERROR_NOT_SUPPORTED;
+        p = sim_mig_profile_by_id(t.gpu->family, profileId);
+        if (!p)
+                return NVML_ERROR_INVALID_ARGUMENT;
+        if (placement) {
+                /* Not one of the profile's placements: a bad argument; one
+                 * that is taken: the resources are not there. */
+                if (placement->start >= SIM_MEMORY_SLICES || placement->size != p->mem_slices ||
+                    !(p->starts & (1u << placement->start)))
+                        return NVML_ERROR_INVALID_ARGUMENT;
+                start = sim_gpu_placement_free(t.gpu, placement->start, p->mem_slices)
+                                ? (int)placement->start
+                                : -1;
+        } else
+                start = first_free_placement(t.gpu, p);
+        id = new_gi_id(t.gpu, p);
+        if (start < 0 || id < 0 || t.gpu->n_gis >= SIM_MAX_MIG ||
+            count_of_profile(t.gpu, p) >= p->instances)
+                return NVML_ERROR_INSUFFICIENT_RESOURCES;
+        g = &t.gpu->gis[t.gpu->n_gis++];
+        *g = (SimGpuInstance) { .id = (unsigned)id, .profile = p, .start = (unsigned)start,
+                                .size = p->mem_slices };
+        snprintf(g->profile_name, sizeof(g->profile_name), "%s", p->name);
+        r = commit(t.gpu, t.index);
+        if (r != NVML_SUCCESS)
+                return r;
+        *gpuInstance = gi_handle(t.index, t.gpu, (unsigned)id);
+        return NVML_SUCCESS;
+}
+
+nvmlReturn_t nvmlDeviceCreateGpuInstance(nvmlDevice_t device, unsigned int profileId,
+                                         nvmlGpuInstance_t *gpuInstance)
+{
+        return create_gi(__func__, device, profileId, NULL, gpuInstance);
+}
+
+nvmlReturn_t nvmlDeviceCreateGpuInstanceWithPlacement(nvmlDevice_t device, unsigned int profileId,
+                                                      const nvmlGpuInstancePlacement_t *placement,
+                                                      nvmlGpuInstance_t *gpuInstance)
+{
+        if (!placement) {
+                LOCKED;
+                nvmlReturn_t r = begin(__func__);
+
+                return r != NVML_SUCCESS ? r : NVML_ERROR_INVALID_ARGUMENT;
+        }
+        return create_gi(__func__, device, profileId, placement, gpuInstance);
+}
+
+/* IN_USE while compute instances exist (nvml.h: "processes ... or compute
+ * instances are active on the GPU instance"). */
+nvmlReturn_t nvmlGpuInstanceDestroy(nvmlGpuInstance_t gpuInstance)
+{
+        LOCKED;
+        STATE_LOCKED;
+        Target t;
+        SimGpuInstance *g;
+        nvmlReturn_t r = begin_gi(__func__, gpuInstance, &t, &g);
+        size_t k;
+
+        if (r != NVML_SUCCESS)
+                return r;
+        for (size_t i = 0; i < t.gpu->n_instances; i++)
+                if (t.gpu->instances[i].gi == g->id)
+                        return NVML_ERROR_IN_USE;
+        k = (size_t)(g - t.gpu->gis);
+        memmove(&t.gpu->gis[k], &t.gpu->gis[k + 1], (t.gpu->n_gis - k - 1) * sizeof(*g));
+        t.gpu->n_gis--;
+        for (size_t i = 0; i < t.gpu->n_instances; i++)
+                if (t.gpu->instances[i].gpu_instance > (int)k)
+                        t.gpu->instances[i].gpu_instance--;
+        return commit(t.gpu, t.index);
+}
+
+/* The caller's array must hold the profile's instanceCount handles. */
+nvmlReturn_t nvmlDeviceGetGpuInstances(nvmlDevice_t device, unsigned int profileId,
+                                       nvmlGpuInstance_t *gpuInstances, unsigned int *count)
+{
+        LOCKED;
+        Target t;
+        nvmlReturn_t r = begin_mig_device(__func__, device, &t);
+        const SimMigProfile *p;
+        unsigned n = 0;
+
+        if (r != NVML_SUCCESS)
+                return r;
+        if (!gpuInstances || !count)
+                return NVML_ERROR_INVALID_ARGUMENT;
+        if (!t.gpu->mig_enabled)
+                return NVML_ERROR_NOT_SUPPORTED;
+        p = sim_mig_profile_by_id(t.gpu->family, profileId);
+        if (!p)
+                return NVML_ERROR_INVALID_ARGUMENT;
+        for (size_t i = 0; i < t.gpu->n_gis; i++)
+                if (t.gpu->gis[i].profile == p)
+                        gpuInstances[n++] = gi_handle(t.index, t.gpu, t.gpu->gis[i].id);
+        *count = n;
+        return NVML_SUCCESS;
+}
+
+nvmlReturn_t nvmlDeviceGetGpuInstanceById(nvmlDevice_t device, unsigned int id,
+                                          nvmlGpuInstance_t *gpuInstance)
+{
+        LOCKED;
+        Target t;
+        nvmlReturn_t r = begin_mig_device(__func__, device, &t);
+
+        if (r != NVML_SUCCESS)
+                return r;
+        if (!gpuInstance || id > SIM_MAX_GI_ID)
+                return NVML_ERROR_INVALID_ARGUMENT;
+        if (!t.gpu->mig_enabled)
+                return NVML_ERROR_NOT_SUPPORTED;
+        if (!find_gi(t.gpu, id))
+                return NVML_ERROR_NOT_FOUND;
+        *gpuInstance = gi_handle(t.index, t.gpu, id);
+        return NVML_SUCCESS;
+}
+
+nvmlReturn_t nvmlGpuInstanceGetInfo(nvmlGpuInstance_t gpuInstance, nvmlGpuInstanceInfo_t *info)
+{
+        LOCKED;
+        Target t;
+        SimGpuInstance *g;
+        nvmlReturn_t r = begin_gi(__func__, gpuInstance, &t, &g);
+
+        if (r != NVML_SUCCESS)
+                return r;
+        if (!info)
+                return NVML_ERROR_INVALID_ARGUMENT;
+        *info = (nvmlGpuInstanceInfo_t) {
+                .device = &sim.handles[t.index][0],
+                .id = g->id,
+                .profileId = g->profile ? g->profile->id : 0xFFFFFFFFu,
+                .placement = { g->start, g->size },
+        };
+        /* The parent handle is valid from here on, as if fetched by index. */
+        sim.handles[t.index][0].gpu = t.index;
+        sim.handles[t.index][0].mig = 0;
+        snprintf(sim.handles[t.index][0].uuid, sizeof(sim.handles[t.index][0].uuid), "%s", t.gpu->uuid);
+        return NVML_SUCCESS;
+}
+
+/* Compute instance profiles of a GPU instance of S compute slices: those of
+ * 1, 2, 3, 4 and 7 slices that fit, floor(S / slices) of each. */
+static nvmlReturn_t ci_profile_info(const SimGpuInstance *g, unsigned profile, unsigned eng,
+                                    nvmlComputeInstanceProfileInfo_t *info)
+{
+        unsigned s;
+
+        if (profile >= SIM_COMPUTE_INSTANCE_PROFILE_COUNT ||
+            eng >= NVML_COMPUTE_INSTANCE_ENGINE_PROFILE_COUNT)
+                return NVML_ERROR_INVALID_ARGUMENT;
+        if (!g->profile || profile >= ELEMENTSOF(sim_ci_slices) ||
+            sim_ci_slices[profile] > g->profile->slices)
+                return NVML_ERROR_NOT_SUPPORTED;
+        s = sim_ci_slices[profile];
+        *info = (nvmlComputeInstanceProfileInfo_t) {
+                .id = profile,
+                .sliceCount = s,
+                .instanceCount = g->profile->slices / s,
+                .multiprocessorCount = g->profile->multiprocessors * s / g->profile->slices,
+                .sharedCopyEngineCount = g->profile->copy_engines,
+                .sharedDecoderCount = g->profile->decoders,
+                .sharedEncoderCount = g->profile->encoders,
+                .sharedJpegCount = g->profile->jpegs,
+                .sharedOfaCount = g->profile->ofas,
+        };
+        return NVML_SUCCESS;
+}
+
+nvmlReturn_t nvmlGpuInstanceGetComputeInstanceProfileInfo(nvmlGpuInstance_t gpuInstance,
+                                                          unsigned int profile,
+                                                          unsigned int engProfile,
+                                                          nvmlComputeInstanceProfileInfo_t *info)
+{
+        LOCKED;
+        Target t;
+        SimGpuInstance *g;
+        nvmlReturn_t r = begin_gi(__func__, gpuInstance, &t, &g);
+
+        if (r != NVML_SUCCESS)
+                return r;
+        if (!info)
+                return NVML_ERROR_INVALID_ARGUMENT;
+        return ci_profile_info(g, profile, engProfile, info);
+}
+
+nvmlReturn_t nvmlGpuInstanceGetComputeInstanceProfileInfoV(nvmlGpuInstance_t gpuInstance,
+                                                           unsigned int profile,
+                                                           unsigned int engProfile,
+                                                           nvmlComputeInstanceProfileInfo_v2_t *info)
+{
+        LOCKED;
+        Target t;
+        SimGpuInstance *g;
+        nvmlReturn_t r = begin_gi(__func__, gpuInstance, &t, &g);
+        nvmlComputeInstanceProfileInfo_t v1;
+
+        if (r != NVML_SUCCESS)
+                return r;
+        if (!info || info->version != nvmlComputeInstanceProfileInfo_v2)
+                return NVML_ERROR_INVALID_ARGUMENT;
+        r = ci_profile_info(g, profile, engProfile, &v1);
+        if (r != NVML_SUCCESS)
+                return r;
+        *info = (nvmlComputeInstanceProfileInfo_v2_t) {
+                .version = nvmlComputeInstanceProfileInfo_v2,
+                .id = v1.id,
+                .sliceCount = v1.sliceCount,
+                .instanceCount = v1.instanceCount,
+                .multiprocessorCount = v1.multiprocessorCount,
+                .sharedCopyEngineCount = v1.sharedCopyEngineCount,
+                .sharedDecoderCount = v1.sharedDecoderCount,
+                .sharedEncoderCount = v1.sharedEncoderCount,
+                .sharedJpegCount = v1.sharedJpegCount,
+                .sharedOfaCount = v1.sharedOfaCount,
+        };
+        if (v1.sliceCount == g->profile->slices)
+                snprintf(info->name, sizeof(info->name), "MIG %s", g->profile->name);
+        else
+                snprintf(info->name, sizeof(info->name), "MIG %uc.%s", v1.sliceCount, g->profile->name);
+        return NVML_SUCCESS;
+}
+
+/* A new compute instance takes the first free run of compute slices
+ * aligned to its size, and the lowest free id. */
+nvmlReturn_t nvmlGpuInstanceCreateComputeInstance(nvmlGpuInstance_t gpuInstance,
+                                                  unsigned int profileId,
+                                                  nvmlComputeInstance_t *computeInstance)
+{
+        LOCKED;
+        STATE_LOCKED;
+        Target t;
+        SimGpuInstance *g;
+        nvmlReturn_t r = begin_gi(__func__, gpuInstance, &t, &g);
+        nvmlComputeInstanceProfileInfo_t info;
+        unsigned used = 0, s, start = UINT_MAX, id = UINT_MAX;
+        SimInstance *in;
+
+        if (r != NVML_SUCCESS)
+                return r;
+        if (!computeInstance)
+                return NVML_ERROR_INVALID_ARGUMENT;
+        r = ci_profile_info(g, profileId, NVML_COMPUTE_INSTANCE_ENGINE_PROFILE_SHARED, &info);
+        if (r != NVML_SUCCESS)
+                return r;
+        s = info.sliceCount;
+        for (size_t i = 0; i < t.gpu->n_instances; i++)
+                if (t.gpu->instances[i].gi == g->id)
+                        used |= ((1u << t.gpu->instances[i].ci_slices) - 1) << t.gpu->instances[i].ci_start;
+        for (unsigned st = 0; st + s <= g->profile->slices && start == UINT_MAX; st += s)
+                if (!(used & (((1u << s) - 1) << st)))
+                        start = st;
+        for (unsigned c = 0; c <= SIM_MAX_CI_ID && id == UINT_MAX; c++)
+                if (find_ci(t.gpu, g->id, c) < 0)
+                        id = c;
+        if (start == UINT_MAX || id == UINT_MAX || t.gpu->n_instances >= SIM_MAX_MIG)
+                return NVML_ERROR_INSUFFICIENT_RESOURCES;
+        in = &t.gpu->instances[t.gpu->n_instances++];
+        *in = (SimInstance) { .gi = g->id, .ci = id, .gpu_instance = (int)(g - t.gpu->gis),
+                              .ci_profile = profileId, .ci_start = start, .ci_slices = s,
+                              .memory_total_mib = g->profile->memory_mib };
+        if (s == g->profile->slices)
+                snprintf(in->profile, sizeof(in->profile), "%s", g->profile->name);
+        else
+                snprintf(in->profile, sizeof(in->profile), "%uc.%s", s, g->profile->name);
+        new_mig_uuid(in->uuid, sizeof(in->uuid));
+        r = commit(t.gpu, t.index);
+        if (r != NVML_SUCCESS)
+                return r;
+        *computeInstance = ci_handle(t.index, t.gpu, g->id, id);
+        return NVML_SUCCESS;
+}
+
+static nvmlReturn_t begin_ci(const char *function, nvmlComputeInstance_t handle, Target *ret_t,
+                             int *ret_index)
+{
+        uintptr_t p = (uintptr_t)handle, base = (uintptr_t)&sim.ci_handles[0][0][0];
+        size_t n = sizeof(sim.ci_handles) / sizeof(sim.ci_handles[0][0][0]);
+        nvmlReturn_t r = begin(function);
+        SimGpu *gpu;
+        int k;
+
+        if (r != NVML_SUCCESS)
+                return r;
+        if (p < base || p >= base + n * sizeof(sim.ci_handles[0][0][0]) ||
+            (p - base) % sizeof(sim.ci_handles[0][0][0]) != 0 || handle->gpu_uuid[0] == '\0' ||
+            handle->gpu >= sim.lab->n_gpus)
+                return NVML_ERROR_INVALID_ARGUMENT;
+        gpu = &sim.lab->gpus[handle->gpu];
+        if (strcmp(gpu->uuid, handle->gpu_uuid) != 0)
+                return NVML_ERROR_INVALID_ARGUMENT;
+        if (gpu->lost)
+                return NVML_ERROR_GPU_IS_LOST;
+        r = sim_errors_lookup(&gpu->errors, function);
+        if (r != NVML_SUCCESS)
+                return r;
+        k = find_ci(gpu, handle->gi, handle->id);
+        if (!gpu->mig_enabled || k < 0)
+                return NVML_ERROR_INVALID_ARGUMENT;
+        *ret_t = (Target) { .index = handle->gpu, .gpu = gpu, .instance_index = k,
+                            .instance = &gpu->instances[k] };
+        *ret_index = k;
+        return NVML_SUCCESS;
+}
+
+/* IN_USE while a process of the lab runs in it. */
+nvmlReturn_t nvmlComputeInstanceDestroy(nvmlComputeInstance_t computeInstance)
+{
+        LOCKED;
+        STATE_LOCKED;
+        Target t;
+        int k;
+        nvmlReturn_t r = begin_ci(__func__, computeInstance, &t, &k);
+
+        if (r != NVML_SUCCESS)
+                return r;
+        for (size_t i = 0; i < t.gpu->n_processes; i++)
+                if (t.gpu->processes[i].instance == k)
+                        return NVML_ERROR_IN_USE;
+        memmove(&t.gpu->instances[k], &t.gpu->instances[k + 1],
+                (t.gpu->n_instances - (size_t)k - 1) * sizeof(SimInstance));
+        t.gpu->n_instances--;
+        return commit(t.gpu, t.index);
+}
+
+nvmlReturn_t nvmlGpuInstanceGetComputeInstances(nvmlGpuInstance_t gpuInstance,
+                                                unsigned int profileId,
+                                                nvmlComputeInstance_t *computeInstances,
+                                                unsigned int *count)
+{
+        LOCKED;
+        Target t;
+        SimGpuInstance *g;
+        nvmlReturn_t r = begin_gi(__func__, gpuInstance, &t, &g);
+        nvmlComputeInstanceProfileInfo_t info;
+        unsigned n = 0;
+
+        if (r != NVML_SUCCESS)
+                return r;
+        if (!computeInstances || !count)
+                return NVML_ERROR_INVALID_ARGUMENT;
+        r = ci_profile_info(g, profileId, NVML_COMPUTE_INSTANCE_ENGINE_PROFILE_SHARED, &info);
+        if (r != NVML_SUCCESS)
+                return r;
+        for (size_t i = 0; i < t.gpu->n_instances; i++)
+                if (t.gpu->instances[i].gi == g->id && t.gpu->instances[i].ci_profile == profileId)
+                        computeInstances[n++] = ci_handle(t.index, t.gpu, g->id, t.gpu->instances[i].ci);
+        *count = n;
+        return NVML_SUCCESS;
+}
+
+nvmlReturn_t nvmlComputeInstanceGetInfo_v2(nvmlComputeInstance_t computeInstance,
+                                           nvmlComputeInstanceInfo_t *info)
+{
+        LOCKED;
+        Target t;
+        int k;
+        nvmlReturn_t r = begin_ci(__func__, computeInstance, &t, &k);
+        const SimInstance *in;
+
+        if (r != NVML_SUCCESS)
+                return r;
+        if (!info)
+                return NVML_ERROR_INVALID_ARGUMENT;
+        in = &t.gpu->instances[k];
+        *info = (nvmlComputeInstanceInfo_t) {
+                .device = &sim.handles[t.index][0],
+                .gpuInstance = gi_handle(t.index, t.gpu, in->gi),
+                .id = in->ci,
+                .profileId = in->ci_profile,
+                .placement = { in->ci_start, in->ci_slices },
+        };
+        sim.handles[t.index][0].gpu = t.index;
+        sim.handles[t.index][0].mig = 0;
+        snprintf(sim.handles[t.index][0].uuid, sizeof(sim.handles[t.index][0].uuid), "%s", t.gpu->uuid);
         return NVML_SUCCESS;
 }
 

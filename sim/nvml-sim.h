@@ -83,6 +83,47 @@ SIM_EXPORT nvmlReturn_t nvmlEventSetWait(nvmlEventSet_t set, nvmlEventData_t *da
 SIM_EXPORT nvmlReturn_t nvmlDeviceGetConfComputeMemSizeInfo(nvmlDevice_t device, void *info);
 SIM_EXPORT nvmlReturn_t nvmlDeviceGetRunningProcessDetailList(nvmlDevice_t device, void *list);
 
+/* MIG management (sim/README.md, "MIG management"). */
+SIM_EXPORT nvmlReturn_t nvmlDeviceSetMigMode(nvmlDevice_t device, unsigned int mode,
+                                             nvmlReturn_t *activationStatus);
+SIM_EXPORT nvmlReturn_t nvmlDeviceGetGpuInstanceProfileInfoV(nvmlDevice_t device, unsigned int profile,
+                                                             nvmlGpuInstanceProfileInfo_v2_t *info);
+SIM_EXPORT nvmlReturn_t nvmlDeviceGetGpuInstancePossiblePlacements_v2(
+        nvmlDevice_t device, unsigned int profileId, nvmlGpuInstancePlacement_t *placements,
+        unsigned int *count);
+SIM_EXPORT nvmlReturn_t nvmlDeviceGetGpuInstanceRemainingCapacity(nvmlDevice_t device,
+                                                                  unsigned int profileId,
+                                                                  unsigned int *count);
+SIM_EXPORT nvmlReturn_t nvmlDeviceCreateGpuInstance(nvmlDevice_t device, unsigned int profileId,
+                                                    nvmlGpuInstance_t *gpuInstance);
+SIM_EXPORT nvmlReturn_t nvmlDeviceCreateGpuInstanceWithPlacement(
+        nvmlDevice_t device, unsigned int profileId, const nvmlGpuInstancePlacement_t *placement,
+        nvmlGpuInstance_t *gpuInstance);
+SIM_EXPORT nvmlReturn_t nvmlGpuInstanceDestroy(nvmlGpuInstance_t gpuInstance);
+SIM_EXPORT nvmlReturn_t nvmlDeviceGetGpuInstances(nvmlDevice_t device, unsigned int profileId,
+                                                  nvmlGpuInstance_t *gpuInstances,
+                                                  unsigned int *count);
+SIM_EXPORT nvmlReturn_t nvmlDeviceGetGpuInstanceById(nvmlDevice_t device, unsigned int id,
+                                                     nvmlGpuInstance_t *gpuInstance);
+SIM_EXPORT nvmlReturn_t nvmlGpuInstanceGetInfo(nvmlGpuInstance_t gpuInstance,
+                                               nvmlGpuInstanceInfo_t *info);
+SIM_EXPORT nvmlReturn_t nvmlGpuInstanceGetComputeInstanceProfileInfo(
+        nvmlGpuInstance_t gpuInstance, unsigned int profile, unsigned int engProfile,
+        nvmlComputeInstanceProfileInfo_t *info);
+SIM_EXPORT nvmlReturn_t nvmlGpuInstanceGetComputeInstanceProfileInfoV(
+        nvmlGpuInstance_t gpuInstance, unsigned int profile, unsigned int engProfile,
+        nvmlComputeInstanceProfileInfo_v2_t *info);
+SIM_EXPORT nvmlReturn_t nvmlGpuInstanceCreateComputeInstance(nvmlGpuInstance_t gpuInstance,
+                                                             unsigned int profileId,
+                                                             nvmlComputeInstance_t *computeInstance);
+SIM_EXPORT nvmlReturn_t nvmlComputeInstanceDestroy(nvmlComputeInstance_t computeInstance);
+SIM_EXPORT nvmlReturn_t nvmlGpuInstanceGetComputeInstances(nvmlGpuInstance_t gpuInstance,
+                                                           unsigned int profileId,
+                                                           nvmlComputeInstance_t *computeInstances,
+                                                           unsigned int *count);
+SIM_EXPORT nvmlReturn_t nvmlComputeInstanceGetInfo_v2(nvmlComputeInstance_t computeInstance,
+                                                      nvmlComputeInstanceInfo_t *info);
+
 /* The marker no real NVML has: "gpukeeper-nvml-sim 1". */
 SIM_EXPORT const char *gpukeeperSimVersion(void);
 
@@ -121,3 +162,22 @@ SIM_ASSERT_ABI(nvmlEventSetFree, nvmlEventSetFree_fn);
 SIM_ASSERT_ABI(nvmlDeviceRegisterEvents, nvmlDeviceRegisterEvents_fn);
 SIM_ASSERT_ABI(nvmlEventSetWait_v2, nvmlEventSetWait_fn);
 SIM_ASSERT_ABI(nvmlEventSetWait, nvmlEventSetWait_fn);
+SIM_ASSERT_ABI(nvmlDeviceSetMigMode, nvmlDeviceSetMigMode_fn);
+SIM_ASSERT_ABI(nvmlDeviceGetGpuInstanceProfileInfoV, nvmlDeviceGetGpuInstanceProfileInfoV_fn);
+SIM_ASSERT_ABI(nvmlDeviceGetGpuInstancePossiblePlacements_v2,
+               nvmlDeviceGetGpuInstancePossiblePlacements_fn);
+SIM_ASSERT_ABI(nvmlDeviceGetGpuInstanceRemainingCapacity, nvmlDeviceGetGpuInstanceRemainingCapacity_fn);
+SIM_ASSERT_ABI(nvmlDeviceCreateGpuInstance, nvmlDeviceCreateGpuInstance_fn);
+SIM_ASSERT_ABI(nvmlDeviceCreateGpuInstanceWithPlacement, nvmlDeviceCreateGpuInstanceWithPlacement_fn);
+SIM_ASSERT_ABI(nvmlGpuInstanceDestroy, nvmlGpuInstanceDestroy_fn);
+SIM_ASSERT_ABI(nvmlDeviceGetGpuInstances, nvmlDeviceGetGpuInstances_fn);
+SIM_ASSERT_ABI(nvmlDeviceGetGpuInstanceById, nvmlDeviceGetGpuInstanceById_fn);
+SIM_ASSERT_ABI(nvmlGpuInstanceGetInfo, nvmlGpuInstanceGetInfo_fn);
+SIM_ASSERT_ABI(nvmlGpuInstanceGetComputeInstanceProfileInfo,
+               nvmlGpuInstanceGetComputeInstanceProfileInfo_fn);
+SIM_ASSERT_ABI(nvmlGpuInstanceGetComputeInstanceProfileInfoV,
+               nvmlGpuInstanceGetComputeInstanceProfileInfoV_fn);
+SIM_ASSERT_ABI(nvmlGpuInstanceCreateComputeInstance, nvmlGpuInstanceCreateComputeInstance_fn);
+SIM_ASSERT_ABI(nvmlComputeInstanceDestroy, nvmlComputeInstanceDestroy_fn);
+SIM_ASSERT_ABI(nvmlGpuInstanceGetComputeInstances, nvmlGpuInstanceGetComputeInstances_fn);
+SIM_ASSERT_ABI(nvmlComputeInstanceGetInfo_v2, nvmlComputeInstanceGetInfo_fn);

@@ -147,6 +147,18 @@ static const char *const versioned_symbols[] = {
         "nvmlDeviceGetMemoryAffinity", NULL,
 };
 
+/* MIG management (issue 13), exported by the modern and 535 variants. */
+static const char *const mig_management_symbols[] = {
+        "nvmlDeviceSetMigMode", "nvmlDeviceGetGpuInstanceProfileInfoV",
+        "nvmlDeviceGetGpuInstancePossiblePlacements_v2", "nvmlDeviceGetGpuInstanceRemainingCapacity",
+        "nvmlDeviceCreateGpuInstance", "nvmlDeviceCreateGpuInstanceWithPlacement",
+        "nvmlGpuInstanceDestroy", "nvmlDeviceGetGpuInstances", "nvmlDeviceGetGpuInstanceById",
+        "nvmlGpuInstanceGetInfo", "nvmlGpuInstanceGetComputeInstanceProfileInfo",
+        "nvmlGpuInstanceGetComputeInstanceProfileInfoV", "nvmlGpuInstanceCreateComputeInstance",
+        "nvmlComputeInstanceDestroy", "nvmlGpuInstanceGetComputeInstances",
+        "nvmlComputeInstanceGetInfo_v2", NULL,
+};
+
 static bool in_list(const char *const *list, const char *name)
 {
         for (size_t i = 0; list[i]; i++)
@@ -161,6 +173,8 @@ static bool expected_export(int variant, const char *name)
                 return true;
         if (variant != LEGACY && in_list(versioned_symbols, name))
                 return true;
+        if (variant != LEGACY && in_list(mig_management_symbols, name))
+                return true;
         return variant == MODERN && strcmp(name, "nvmlDeviceGetRunningProcessDetailList") == 0;
 }
 
@@ -172,6 +186,9 @@ static size_t expected_export_count(int variant)
                 n++;
         if (variant != LEGACY)
                 for (size_t i = 0; versioned_symbols[i]; i++)
+                        n++;
+        if (variant != LEGACY)
+                for (size_t i = 0; mig_management_symbols[i]; i++)
                         n++;
         return n + (variant == MODERN);
 }
@@ -1040,6 +1057,308 @@ static void test_bench_lab(void **state)
         dlclose(dl);
 }
 
+/* ---- MIG management: the create / destroy / placement ABI and its state file ---- */
+
+static bool file_has_line(const char *path, const char *line)
+{
+        _cleanup_fclose_ FILE *f = fopen(path, "re");
+        char buf[256];
+
+        assert_non_null(f);
+        while (fgets(buf, sizeof(buf), f)) {
+                buf[strcspn(buf, "\n")] = '\0';
+                if (strcmp(buf, line) == 0)
+                        return true;
+        }
+        return false;
+}
+
+static bool file_contains(const char *path, const char *needle)
+{
+        _cleanup_fclose_ FILE *f = fopen(path, "re");
+        char buf[65536];
+        size_t n;
+
+        if (!f)
+                return false;
+        n = fread(buf, 1, sizeof(buf) - 1, f);
+        buf[n] = '\0';
+        return strstr(buf, needle) != NULL;
+}
+
+#define MIG_LAB_HEAD                                                                               \
+        "{ \"gpus\": [\n"                                                                          \
+        " { \"name\": \"NVIDIA H100 80GB HBM3\", \"uuid\": \"GPU-aaaa0000-0000-4000-8000-000000000000\",\n" \
+        "   \"pci_bus_id\": \"00000000:18:00.0\", \"pci_device_id\": 590418142, \"memory_total_mib\": 81559,\n" \
+        "   \"mig\": { \"enabled\": true }"
+#define MIG_LAB_TAIL                                                                               \
+        " },\n"                                                                                    \
+        " { \"name\": \"NVIDIA A100-SXM4-40GB\", \"uuid\": \"GPU-bbbb0000-0000-4000-8000-000000000000\",\n" \
+        "   \"pci_bus_id\": \"00000000:2A:00.0\", \"memory_total_mib\": 40960, \"mig\": { \"enabled\": false } },\n" \
+        " { \"name\": \"NVIDIA GeForce RTX 3090\", \"uuid\": \"GPU-cccc0000-0000-4000-8000-000000000000\",\n" \
+        "   \"pci_bus_id\": \"00000000:3B:00.0\", \"memory_total_mib\": 24576 } ] }\n"
+
+static void test_mig_management(void **state)
+{
+        void *dl = lib_open(MODERN);
+        nvmlDeviceGetGpuInstanceProfileInfoV_fn info_v =
+                SYM(dl, nvmlDeviceGetGpuInstanceProfileInfoV_fn, "nvmlDeviceGetGpuInstanceProfileInfoV");
+        nvmlDeviceGetGpuInstancePossiblePlacements_fn placements = SYM(
+                dl, nvmlDeviceGetGpuInstancePossiblePlacements_fn, "nvmlDeviceGetGpuInstancePossiblePlacements_v2");
+        nvmlDeviceCreateGpuInstanceWithPlacement_fn create_at = SYM(
+                dl, nvmlDeviceCreateGpuInstanceWithPlacement_fn, "nvmlDeviceCreateGpuInstanceWithPlacement");
+        nvmlDeviceCreateGpuInstance_fn create = SYM(dl, nvmlDeviceCreateGpuInstance_fn, "nvmlDeviceCreateGpuInstance");
+        nvmlGpuInstanceGetInfo_fn gi_info = SYM(dl, nvmlGpuInstanceGetInfo_fn, "nvmlGpuInstanceGetInfo");
+        nvmlGpuInstanceDestroy_fn gi_destroy = SYM(dl, nvmlGpuInstanceDestroy_fn, "nvmlGpuInstanceDestroy");
+        nvmlDeviceGetGpuInstances_fn list = SYM(dl, nvmlDeviceGetGpuInstances_fn, "nvmlDeviceGetGpuInstances");
+        nvmlDeviceGetGpuInstanceRemainingCapacity_fn remaining = SYM(
+                dl, nvmlDeviceGetGpuInstanceRemainingCapacity_fn, "nvmlDeviceGetGpuInstanceRemainingCapacity");
+        nvmlGpuInstanceGetComputeInstanceProfileInfo_fn ci_info = SYM(
+                dl, nvmlGpuInstanceGetComputeInstanceProfileInfo_fn, "nvmlGpuInstanceGetComputeInstanceProfileInfo");
+        nvmlGpuInstanceGetComputeInstanceProfileInfoV_fn ci_info_v = SYM(
+                dl, nvmlGpuInstanceGetComputeInstanceProfileInfoV_fn, "nvmlGpuInstanceGetComputeInstanceProfileInfoV");
+        nvmlGpuInstanceCreateComputeInstance_fn ci_create = SYM(
+                dl, nvmlGpuInstanceCreateComputeInstance_fn, "nvmlGpuInstanceCreateComputeInstance");
+        nvmlComputeInstanceDestroy_fn ci_destroy = SYM(dl, nvmlComputeInstanceDestroy_fn, "nvmlComputeInstanceDestroy");
+        nvmlComputeInstanceGetInfo_fn ci_get = SYM(dl, nvmlComputeInstanceGetInfo_fn, "nvmlComputeInstanceGetInfo_v2");
+        nvmlGpuInstanceGetComputeInstances_fn ci_list =
+                SYM(dl, nvmlGpuInstanceGetComputeInstances_fn, "nvmlGpuInstanceGetComputeInstances");
+        nvmlDeviceSetMigMode_fn set_mode = SYM(dl, nvmlDeviceSetMigMode_fn, "nvmlDeviceSetMigMode");
+        nvmlDeviceGetMigMode_fn get_mode = SYM(dl, nvmlDeviceGetMigMode_fn, "nvmlDeviceGetMigMode");
+        nvmlDeviceGetMigDeviceHandleByIndex_fn by_index =
+                SYM(dl, nvmlDeviceGetMigDeviceHandleByIndex_fn, "nvmlDeviceGetMigDeviceHandleByIndex");
+        nvmlGpuInstanceProfileInfo_v2_t pi = { .version = nvmlGpuInstanceProfileInfo_v2 };
+        nvmlComputeInstanceProfileInfo_v2_t cpi = { .version = nvmlComputeInstanceProfileInfo_v2 };
+        nvmlComputeInstanceProfileInfo_t cpi1;
+        nvmlGpuInstancePlacement_t pl[8];
+        nvmlGpuInstance_t gi = NULL, gis[8];
+        nvmlComputeInstance_t ci = NULL, cis[8];
+        nvmlGpuInstanceInfo_t ginfo;
+        nvmlComputeInstanceInfo_t cinfo;
+        nvmlReturn_t activation = 0;
+        char state_path[PATH_MAX + 32], minors_path[PATH_MAX + 32], lock_path[PATH_MAX + 40];
+        char uuid[NVML_DEVICE_UUID_V2_BUFFER_SIZE], name[NVML_DEVICE_NAME_V2_BUFFER_SIZE];
+        unsigned n = 0, cur = 9, pend = 9, id = 99;
+        nvmlDevice_t h100, a100, rtx, mig = NULL;
+
+        snprintf(state_path, sizeof(state_path), "%s/mig-state.json", tmpdir);
+        snprintf(lock_path, sizeof(lock_path), "%s.lock", state_path);
+        snprintf(minors_path, sizeof(minors_path), "%s/mig-minors", tmpdir);
+        assert_int_equal(setenv("GPUKEEPER_SIM_STATE", state_path, 1), 0);
+        assert_int_equal(setenv("GPUKEEPER_SIM_MIG_MINORS", minors_path, 1), 0);
+        use_lab_file(lab_path);
+        write_lab(MIG_LAB_HEAD MIG_LAB_TAIL);
+        init_ok(dl);
+        h100 = handle(dl, 0);
+        a100 = handle(dl, 1);
+        rtx = handle(dl, 2);
+
+        /* The nvidia-caps table: 9 minors per GPU instance, 135 per GPU. */
+        assert_true(file_has_line(minors_path, "config 1"));
+        assert_true(file_has_line(minors_path, "monitor 2"));
+        assert_true(file_has_line(minors_path, "gpu0/gi0/access 3"));
+        assert_true(file_has_line(minors_path, "gpu0/gi0/ci7/access 11"));
+        assert_true(file_has_line(minors_path, "gpu0/gi1/access 12"));
+        assert_true(file_has_line(minors_path, "gpu0/gi1/ci0/access 13"));
+        assert_true(file_has_line(minors_path, "gpu1/gi0/access 138"));
+        assert_true(file_has_line(minors_path, "gpu31/gi14/ci7/access 4322"));
+
+        /* Profiles by NVML_GPU_INSTANCE_PROFILE_* index, V struct with its version word. */
+        assert_int_equal(info_v(h100, 0x0, &pi), NVML_SUCCESS);
+        assert_int_equal(pi.id, 19);
+        assert_int_equal(pi.sliceCount, 1);
+        assert_int_equal(pi.instanceCount, 7);
+        assert_string_equal(pi.name, "MIG 1g.10gb");
+        assert_int_equal(info_v(h100, 0x2, &pi), NVML_SUCCESS);
+        assert_int_equal(pi.id, 9);
+        assert_string_equal(pi.name, "MIG 3g.40gb");
+        assert_int_equal(info_v(a100, 0x9, &pi), NVML_SUCCESS);
+        assert_int_equal(pi.id, 15);
+        assert_string_equal(pi.name, "MIG 1g.10gb");
+        assert_int_equal(info_v(h100, 0x5, &pi), NVML_ERROR_NOT_SUPPORTED);
+        assert_int_equal(info_v(rtx, 0x0, &pi), NVML_ERROR_NOT_SUPPORTED);
+        pi.version = 1;
+        assert_int_equal(info_v(h100, 0x0, &pi), NVML_ERROR_INVALID_ARGUMENT);
+
+        /* Placements by profile id, with MIG on or off; none without MIG. */
+        assert_int_equal(placements(h100, 9, NULL, &n), NVML_SUCCESS);
+        assert_int_equal(n, 2);
+        assert_int_equal(placements(h100, 9, pl, &n), NVML_SUCCESS);
+        assert_int_equal(pl[0].start, 0);
+        assert_int_equal(pl[1].start, 4);
+        assert_int_equal(pl[1].size, 4);
+        assert_int_equal(placements(a100, 19, pl, &n), NVML_SUCCESS);
+        assert_int_equal(n, 7);
+        assert_int_equal(pl[6].start, 6);
+        assert_int_equal(pl[6].size, 1);
+        assert_int_equal(placements(h100, 15, pl, &n), NVML_SUCCESS);
+        assert_int_equal(n, 4);
+        assert_int_equal(pl[3].start, 6);
+        assert_int_equal(pl[3].size, 2);
+        assert_int_equal(placements(h100, 0, pl, &n), NVML_SUCCESS);
+        assert_int_equal(n, 1);
+        assert_int_equal(pl[0].size, 8);
+        assert_int_equal(placements(h100, 99, pl, &n), NVML_ERROR_NOT_SUPPORTED);
+        assert_int_equal(placements(rtx, 19, pl, &n), NVML_ERROR_NOT_SUPPORTED);
+
+        /* A GPU instance at a placement; bad placements are INVALID_ARGUMENT,
+         * a taken one INSUFFICIENT_RESOURCES. */
+        assert_int_equal(create_at(h100, 9, &(nvmlGpuInstancePlacement_t) { 2, 4 }, &gi),
+                         NVML_ERROR_INVALID_ARGUMENT);
+        assert_int_equal(create_at(h100, 9, &(nvmlGpuInstancePlacement_t) { 0, 2 }, &gi),
+                         NVML_ERROR_INVALID_ARGUMENT);
+        assert_int_equal(create_at(h100, 9, NULL, &gi), NVML_ERROR_INVALID_ARGUMENT);
+        assert_int_equal(create_at(h100, 9, &(nvmlGpuInstancePlacement_t) { 4, 4 }, &gi), NVML_SUCCESS);
+        assert_int_equal(create_at(h100, 9, &(nvmlGpuInstancePlacement_t) { 4, 4 }, &gis[0]),
+                         NVML_ERROR_INSUFFICIENT_RESOURCES);
+        assert_int_equal(create_at(h100, 19, &(nvmlGpuInstancePlacement_t) { 5, 1 }, &gis[0]),
+                         NVML_ERROR_INSUFFICIENT_RESOURCES);
+        assert_int_equal(create_at(a100, 19, &(nvmlGpuInstancePlacement_t) { 0, 1 }, &gis[0]),
+                         NVML_ERROR_NOT_SUPPORTED);
+        assert_int_equal(create(rtx, 19, &gis[0]), NVML_ERROR_NOT_SUPPORTED);
+        assert_int_equal(gi_info(gi, &ginfo), NVML_SUCCESS);
+        assert_ptr_equal(ginfo.device, h100);
+        assert_int_equal(ginfo.profileId, 9);
+        assert_int_equal(ginfo.placement.start, 4);
+        assert_int_equal(ginfo.placement.size, 4);
+        assert_true(ginfo.id >= 1 && ginfo.id <= 14);
+        /* A GPU instance alone is no MIG device yet. */
+        assert_int_equal(by_index(h100, 0, &mig), NVML_ERROR_NOT_FOUND);
+
+        /* Compute instance profiles of a 3-slice GPU instance. */
+        assert_int_equal(ci_info(gi, 0x2, 0, &cpi1), NVML_SUCCESS);
+        assert_int_equal(cpi1.id, 2);
+        assert_int_equal(cpi1.sliceCount, 3);
+        assert_int_equal(cpi1.instanceCount, 1);
+        assert_int_equal(cpi1.multiprocessorCount, 60);
+        assert_int_equal(ci_info(gi, 0x0, 0, &cpi1), NVML_SUCCESS);
+        assert_int_equal(cpi1.instanceCount, 3);
+        assert_int_equal(ci_info(gi, 0x3, 0, &cpi1), NVML_ERROR_NOT_SUPPORTED);
+        assert_int_equal(ci_info(gi, 0x2, 1, &cpi1), NVML_ERROR_INVALID_ARGUMENT);
+        assert_int_equal(ci_info_v(gi, 0x2, 0, &cpi), NVML_SUCCESS);
+        assert_string_equal(cpi.name, "MIG 3g.40gb");
+        assert_int_equal(ci_info_v(gi, 0x0, 0, &cpi), NVML_SUCCESS);
+        assert_string_equal(cpi.name, "MIG 1c.3g.40gb");
+
+        assert_int_equal(ci_create(gi, 0x2, &ci), NVML_SUCCESS);
+        assert_int_equal(ci_create(gi, 0x0, &cis[0]), NVML_ERROR_INSUFFICIENT_RESOURCES);
+        assert_int_equal(ci_get(ci, &cinfo), NVML_SUCCESS);
+        assert_int_equal(cinfo.id, 0);
+        assert_int_equal(cinfo.profileId, 2);
+        assert_int_equal(cinfo.placement.size, 3);
+        assert_ptr_equal(cinfo.gpuInstance, gi);
+        assert_int_equal(ci_list(gi, 0x2, cis, &n), NVML_SUCCESS);
+        assert_int_equal(n, 1);
+
+        /* Now a MIG device, with a fresh MIG UUID, in the state file. */
+        mig = NULL;
+        assert_int_equal(by_index(h100, 0, &mig), NVML_SUCCESS);
+        assert_int_equal(SYM(dl, nvmlDeviceGetString_fn, "nvmlDeviceGetUUID")(mig, uuid, sizeof(uuid)),
+                         NVML_SUCCESS);
+        assert_memory_equal(uuid, "MIG-", 4);
+        assert_int_equal(strlen(uuid), 40);
+        assert_int_equal(SYM(dl, nvmlDeviceGetString_fn, "nvmlDeviceGetName")(mig, name, sizeof(name)),
+                         NVML_SUCCESS);
+        assert_string_equal(name, "NVIDIA H100 80GB HBM3 MIG 3g.40gb");
+        assert_int_equal(SYM(dl, nvmlDeviceGetUInt_fn, "nvmlDeviceGetGpuInstanceId")(mig, &id), NVML_SUCCESS);
+        assert_int_equal(id, ginfo.id);
+        assert_true(file_contains(state_path, uuid));
+
+        /* Another process (here: a fresh init after the last shutdown) sees it. */
+        shutdown_ok(dl);
+        init_ok(dl);
+        h100 = handle(dl, 0);
+        a100 = handle(dl, 1);
+        rtx = handle(dl, 2);
+        assert_int_equal(by_index(h100, 0, &mig), NVML_SUCCESS);
+        {
+                char again[NVML_DEVICE_UUID_V2_BUFFER_SIZE];
+
+                assert_int_equal(SYM(dl, nvmlDeviceGetString_fn, "nvmlDeviceGetUUID")(mig, again, sizeof(again)),
+                                 NVML_SUCCESS);
+                assert_string_equal(again, uuid);
+        }
+        assert_int_equal(list(h100, 9, gis, &n), NVML_SUCCESS);
+        assert_int_equal(n, 1);
+        gi = gis[0];
+        assert_int_equal(ci_list(gi, 0x2, cis, &n), NVML_SUCCESS);
+        assert_int_equal(n, 1);
+        ci = cis[0];
+
+        /* In use: a GPU instance with a compute instance, a compute instance with a process. */
+        assert_int_equal(gi_destroy(gi), NVML_ERROR_IN_USE);
+        assert_int_equal(set_mode(h100, NVML_DEVICE_MIG_DISABLE, &activation), NVML_ERROR_IN_USE);
+        write_lab(MIG_LAB_HEAD ", \"processes\": [ { \"pid\": %d, \"gi\": %u, \"ci\": 0 } ]" MIG_LAB_TAIL,
+                  (int)getpid(), ginfo.id);
+        assert_int_equal(ci_destroy(ci), NVML_ERROR_IN_USE);
+        write_lab(MIG_LAB_HEAD MIG_LAB_TAIL);
+        assert_int_equal(ci_destroy(ci), NVML_SUCCESS);
+        assert_int_equal(ci_destroy(ci), NVML_ERROR_INVALID_ARGUMENT);
+        assert_int_equal(by_index(h100, 0, &mig), NVML_ERROR_NOT_FOUND);
+        assert_int_equal(gi_destroy(gi), NVML_SUCCESS);
+        assert_int_equal(gi_info(gi, &ginfo), NVML_ERROR_INVALID_ARGUMENT);
+
+        /* Seven 1g.10gb fill an H100; the eighth finds no resources. */
+        assert_int_equal(remaining(h100, 19, &n), NVML_SUCCESS);
+        assert_int_equal(n, 7);
+        for (unsigned i = 0; i < 7; i++) {
+                assert_int_equal(create(h100, 19, &gis[i]), NVML_SUCCESS);
+                assert_int_equal(gi_info(gis[i], &ginfo), NVML_SUCCESS);
+                assert_int_equal(ginfo.placement.start, i);
+                assert_int_equal(ci_create(gis[i], 0x0, &cis[i]), NVML_SUCCESS);
+        }
+        assert_int_equal(create(h100, 19, &gi), NVML_ERROR_INSUFFICIENT_RESOURCES);
+        assert_int_equal(create(h100, 14, &gi), NVML_ERROR_INSUFFICIENT_RESOURCES);
+        assert_int_equal(remaining(h100, 19, &n), NVML_SUCCESS);
+        assert_int_equal(n, 0);
+        assert_int_equal(list(h100, 19, gis, &n), NVML_SUCCESS);
+        assert_int_equal(n, 7);
+        assert_int_equal(by_index(h100, 6, &mig), NVML_SUCCESS);
+        for (unsigned i = 0; i < 7; i++) {
+                assert_int_equal(ci_destroy(cis[i]), NVML_SUCCESS);
+                assert_int_equal(gi_destroy(gis[i]), NVML_SUCCESS);
+        }
+
+        /* A mode change stays pending until the GPU is reset. */
+        assert_int_equal(set_mode(a100, NVML_DEVICE_MIG_ENABLE, &activation), NVML_SUCCESS);
+        assert_int_equal(activation, NVML_ERROR_IN_USE);
+        assert_int_equal(get_mode(a100, &cur, &pend), NVML_SUCCESS);
+        assert_int_equal(cur, 0);
+        assert_int_equal(pend, 1);
+        assert_int_equal(create(a100, 19, &gi), NVML_ERROR_NOT_SUPPORTED);
+        assert_int_equal(set_mode(h100, NVML_DEVICE_MIG_ENABLE, &activation), NVML_SUCCESS);
+        assert_int_equal(activation, NVML_SUCCESS);
+        assert_int_equal(set_mode(h100, 2, &activation), NVML_ERROR_INVALID_ARGUMENT);
+        assert_int_equal(set_mode(rtx, NVML_DEVICE_MIG_ENABLE, &activation), NVML_ERROR_NOT_SUPPORTED);
+        /* The reset sim-reset.py does: current = pending, instances gone. */
+        {
+                char tmp[sizeof(state_path) + 8];
+                FILE *f;
+
+                snprintf(tmp, sizeof(tmp), "%s.tmp", state_path);
+                f = fopen(tmp, "we");
+                assert_non_null(f);
+                fputs("{ \"gpus\": { \"GPU-bbbb0000-0000-4000-8000-000000000000\": "
+                      "{ \"enabled\": true, \"pending\": true } } }\n", f);
+                assert_int_equal(fclose(f), 0);
+                assert_int_equal(rename(tmp, state_path), 0);
+        }
+        assert_int_equal(get_mode(a100, &cur, &pend), NVML_SUCCESS);
+        assert_int_equal(cur, 1);
+        assert_int_equal(pend, 1);
+        assert_int_equal(create_at(a100, 15, &(nvmlGpuInstancePlacement_t) { 6, 2 }, &gi), NVML_SUCCESS);
+        assert_int_equal(gi_info(gi, &ginfo), NVML_SUCCESS);
+        assert_int_equal(ginfo.profileId, 15);
+
+        shutdown_ok(dl);
+        unlink(state_path);
+        unlink(lock_path);
+        unlink(minors_path);
+        unsetenv("GPUKEEPER_SIM_STATE");
+        unsetenv("GPUKEEPER_SIM_MIG_MINORS");
+        dlclose(dl);
+}
+
 static int setup(void **state)
 {
         const char *base = getenv("TMPDIR");
@@ -1077,6 +1396,7 @@ int main(int argc, char **argv)
                 cmocka_unit_test(test_legacy),
                 cmocka_unit_test(test_threads),
                 cmocka_unit_test(test_bench_lab),
+                cmocka_unit_test(test_mig_management),
         };
 
         if (argc != 7) {

@@ -25,6 +25,8 @@ static const cli_verb verbs[] = {
     {"lease", "acquire, list, extend and release leases", cli_lease_main, cli_lease_usage},
     {"queue", "show who waits for GPUs, in order", cli_queue_main, cli_queue_usage},
     {"admin", "drain and undrain GPUs (administrators)", cli_admin_main, cli_admin_usage},
+    {"mig", "MIG layouts: show, export, apply and assert mig-parted configs", cli_mig_main,
+     cli_mig_usage},
     {"violations", "show GPU use without a lease and what became of it", cli_violations_main,
      cli_violations_usage},
     {"report", "usage per user: device-hours, idle share, queue wait, waste", cli_report_main,

@@ -470,6 +470,21 @@ static int print_gpu(FILE *f, json_t *gpu, size_t index_w, const cli_term *term,
                         cli_text_wrap(f, term, CLI_STYLE_YELLOW, error, 4);
         }
 
+        /* The MIG layout's room (issue 13): free memory slices of 8, and
+         * instances the daemon made on demand. */
+        if (healthy && mig && json_is_object(json_object_get(gpu, "mig"))) {
+                json_t *m = json_object_get(gpu, "mig"), *fs = json_object_get(m, "free_slices");
+                long long od = json_integer_value(json_object_get(m, "on_demand"));
+
+                if (json_is_integer(fs))
+                        fprintf(f, "    MIG: %lld/8 memory slices free%s", json_integer_value(fs),
+                                json_is_true(json_object_get(m, "dynamic")) ? ", instances made on demand" : "");
+                if (json_is_integer(fs) && od > 0)
+                        fprintf(f, " (%lld now)", od);
+                if (json_is_integer(fs))
+                        fputc('\n', f);
+        }
+
         /* A GPU in MIG mode is leased by instance: its own line says only
          * what concerns the whole GPU (drained, processes outside any
          * instance). A lost GPU is not "free" whatever its lease says. */

@@ -31,6 +31,7 @@ static const ConfigKey config_table[] = {
         CONFIG_SECTION_AT("history", config_history_table, NULL, Config, history),
         CONFIG_SCALAR("backend", config_parse_backend, Config, backend, 0, 0),
         CONFIG_SECTION_AT("slurm", config_slurm_table, NULL, Config, slurm),
+        CONFIG_SECTION_AT("mig", config_mig_table, NULL, Config, mig),
         CONFIG_END,
 };
 
@@ -50,6 +51,7 @@ void config_free(Config *c)
         config_http_done(&c->http);
         config_history_done(&c->history);
         config_slurm_done(&c->slurm);
+        config_mig_done(&c->mig);
         free(c);
 }
 
@@ -74,7 +76,8 @@ int config_new_defaults(Config **ret)
             (r = config_enforcement_init(&c->enforcement)) < 0 ||
             (r = config_idle_init(&c->idle)) < 0 || (r = config_alerts_init(&c->alerts)) < 0 ||
             (r = config_env_init(&c->env)) < 0 || (r = config_http_init(&c->http)) < 0 ||
-            (r = config_history_init(&c->history)) < 0 || (r = config_slurm_init(&c->slurm)) < 0)
+            (r = config_history_init(&c->history)) < 0 || (r = config_slurm_init(&c->slurm)) < 0 ||
+            (r = config_mig_init(&c->mig)) < 0)
                 return r;
 
         *ret = TAKE_PTR(c);

@@ -55,6 +55,7 @@
 #include "config/policy.h"
 #include "config/enforcement.h"
 #include "config/idle.h"
+#include "config/mig.h"
 #include "config/alerts.h"
 #include "config/env.h"
 #include "config/http.h"
@@ -71,6 +72,7 @@ typedef struct Config {
         ConfigPolicy policy; /* the policy section */
         ConfigEnforcement enforcement; /* the enforcement section */
         ConfigIdle idle;     /* the idle section */
+        ConfigMig mig;       /* the mig section */
         ConfigAlerts alerts; /* the alerts section */
         ConfigEnv env;       /* the env section */
         ConfigHttp http;     /* the http section */

@@ -1,6 +1,7 @@
 /* Daemon lifecycle: construction, signals, configuration reload, teardown.
  * See daemon.h. */
 #include "daemon/daemon.h"
+#include "daemon/mig-ops.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -263,6 +264,10 @@ int daemon_new(char *config_path, Config *config, Daemon **ret)
         r = leases_init(d);
         if (r < 0)
                 goto fail;
+        r = mig_ops_new(&d->mig);
+        if (r < 0)
+                goto fail_log;
+        mig_ops_tick(d);
         r = enforcement_init(d);
         if (r < 0)
                 goto fail;
@@ -328,6 +333,7 @@ void daemon_free(Daemon *d)
         env_backup_done(&d->env_backup);
         slurm_ops_done(d);
         leases_done(&d->leases);
+        mig_ops_free(d->mig);
         alerts_free(d->alerts);
         sd_event_source_disable_unref(d->sample_timer);
         gpu_snapshot_free(d->snapshot);

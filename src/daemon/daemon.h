@@ -21,6 +21,7 @@
 #include "store/store.h"
 
 typedef struct Server Server;
+typedef struct MigState MigState; /* daemon/mig-ops.h */
 typedef struct Metrics Metrics; /* metrics/http.h */
 
 typedef struct Daemon {
@@ -48,6 +49,7 @@ typedef struct Daemon {
         uint64_t user_names_usec;   /* CLOCK_MONOTONIC when user_names was started */
         char hostname[HOST_NAME_MAX + 1];
         SlurmState slurm; /* Slurm jobs as leases (slurm-ops.h) */
+        MigState *mig; /* MIG view, apply job, on-demand instances (daemon/mig-ops.h) */
 } Daemon;
 
 /* Build the daemon from a loaded config: open the store, bind the socket,

@@ -1,5 +1,6 @@
 /* Lease state and scheduling; see leases.h. */
 #include "daemon/leases.h"
+#include "daemon/mig-ops.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -226,7 +227,8 @@ bool leases_is_drained(const Daemon *d, const char *uuid, const char *gpu_uuid)
         const LeaseState *s = &d->leases;
 
         return device_time_get(s->drained, s->n_drained, uuid) > 0 ||
-               (gpu_uuid && device_time_get(s->drained, s->n_drained, gpu_uuid) > 0);
+               (gpu_uuid && device_time_get(s->drained, s->n_drained, gpu_uuid) > 0) ||
+               mig_ops_draining(d, gpu_uuid); /* a MIG apply waits to re-carve it */
 }
 
 int leases_end(Daemon *d, Lease *l, bool expired, const char *reason, int64_t actor)
@@ -464,6 +466,7 @@ int leases_policy_devices(const Daemon *d, PolicyDevice **ret, size_t *ret_n)
 
         for (size_t i = 0; snap && i < snap->n_gpus; i++)
                 cap += snap->gpus[i].mig_enabled ? snap->gpus[i].n_instances : 1;
+        cap += mig_ops_virtual_devices(d, NULL, 0) + 256; /* on-demand MIG placeholders */
         if (cap > POLICY_MAX_DEVICES)
                 cap = POLICY_MAX_DEVICES;
         devs = calloc(cap ? cap : 1, sizeof *devs);
@@ -483,6 +486,8 @@ int leases_policy_devices(const Daemon *d, PolicyDevice **ret, size_t *ret_n)
                 for (size_t k = 0; k < g->n_instances && n < cap; k++)
                         policy_device_fill(d, g, (int)k, &devs[n++]);
         }
+        /* MIG instances on-demand creation could still make (drained: never granted). */
+        n += mig_ops_virtual_devices(d, devs + n, cap - n);
         *ret = devs;
         *ret_n = n;
         return 0;

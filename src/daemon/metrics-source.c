@@ -9,6 +9,7 @@
 #include "daemon/daemon.h"
 #include "daemon/enforcement.h"
 #include "daemon/status.h"
+#include "daemon/mig-ops.h"
 #include "metrics/render.h"
 
 /* Sinks counted on /metrics; alerts.sinks has its own, smaller limit. */
@@ -41,7 +42,8 @@ static int source_render(void *userdata, char **ret, size_t *ret_len)
         Daemon *d = userdata;
         _cleanup_free_ const StoredLease **leases = NULL;
         AlertsSinkStats sinks[METRICS_MAX_SINKS];
-        size_t n_sinks = 0, n = 0;
+        MetricsMig mig[GPU_MAX_DEVICES];
+        size_t n_sinks = 0, n = 0, n_mig = 0;
         MetricsInput in;
 
         leases = calloc(MAX(d->leases.n_leases, (size_t)1), sizeof *leases);
@@ -55,7 +57,18 @@ static int source_render(void *userdata, char **ret, size_t *ret_len)
                         if (alerts_sink_stats(d->alerts, i, &sinks[n_sinks]) >= 0)
                                 n_sinks++;
 
+        for (size_t i = 0; d->snapshot && i < d->snapshot->n_gpus && n_mig < GPU_MAX_DEVICES; i++) {
+                const GpuDevice *g = &d->snapshot->gpus[i];
+                int free_slices = mig_ops_free_slices(d, g->uuid);
+
+                if (free_slices >= 0)
+                        mig[n_mig++] = (MetricsMig){.uuid = g->uuid, .index = g->index,
+                                                    .free_slices = free_slices,
+                                                    .on_demand = mig_ops_on_demand_count(d, g->uuid)};
+        }
         in = (MetricsInput){
+            .mig = mig,
+            .n_mig = n_mig,
             .snapshot = d->snapshot,
             .hostname = d->hostname,
             .version = GK_VERSION,

@@ -11,6 +11,7 @@
 #include "basic/log.h"
 #include "basic/user-util.h"
 #include "daemon/lease-ops.h"
+#include "daemon/mig-ops.h"
 #include "daemon/status.h"
 #include "daemon/report-ops.h"
 #include "daemon/slurm-ops.h"
@@ -101,6 +102,10 @@ static const struct {
         {"slurm.epilog", slurm_op_epilog},
         {"slurm.step", slurm_op_step},
         {"slurm.reconcile", slurm_op_reconcile},
+        {"mig.show", mig_op_show},
+        {"mig.export", mig_op_export},
+        {"mig.apply", mig_op_apply},
+        {"mig.assert", mig_op_assert},
 };
 
 json_t *request_dispatch(Daemon *d, const Peer *peer, uint32_t id, const char *op, json_t *args,

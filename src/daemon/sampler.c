@@ -9,6 +9,7 @@
 #include "basic/log.h"
 #include "basic/time-util.h"
 #include "daemon/idle.h"
+#include "daemon/mig-ops.h"
 #include "policy/idle.h"
 #include "store/history-store.h"
 
@@ -144,6 +145,7 @@ static int on_sample_timer(sd_event_source *source, uint64_t usec, void *userdat
                 log_error_errno(r, "Sampler tick failed");
         else {
                 /* Health, MIG layout and unleased use may have changed. */
+                mig_ops_tick(d);
                 leases_schedule(d);
                 enforcement_tick(d);
                 if (idle_tick(d))

@@ -2,6 +2,7 @@
  * Unknown values are JSON null, never 0, so clients can tell "idle" from
  * "not reported". */
 #include "daemon/status.h"
+#include "daemon/mig-ops.h"
 
 #include <errno.h>
 
@@ -112,6 +113,20 @@ static json_t *gpu_json(const Daemon *d, const GpuDevice *g)
                       g->mig_enabled, "instances", instances, "processes", processes, "lease",
                       g->mig_enabled ? json_null() : holder_json(d, g->uuid), "drained",
                       leases_is_drained(d, g->uuid, NULL));
+        /* MIG layout: free memory slices, instances made on demand (mig-ops.h). */
+        if (o) {
+                json_t *mig = mig_ops_gpu_json(d, g->uuid);
+
+                if (!mig)
+                        json_object_set_new(o, "mig", json_null());
+                else
+                        json_object_set_new(o, "mig", json_pack("{s:O?, s:b, s:i, s:b}", "free_slices",
+                                                                json_object_get(mig, "free_slices"),
+                                                                "dynamic", json_is_true(json_object_get(mig, "dynamic")),
+                                                                "on_demand", mig_ops_on_demand_count(d, g->uuid),
+                                                                "mig_pending", json_is_true(json_object_get(mig, "mig_pending"))));
+                json_decref(mig);
+        }
         return o;
 fail:
         json_decref(instances);

@@ -226,3 +226,126 @@ typedef nvmlReturn_t (*nvmlDeviceGetMemoryAffinity_fn)(nvmlDevice_t, unsigned in
  * GPU as a bitmask of cpuSetSize unsigned longs (CPU n is bit n % 64 of word
  * n / 64 on x86-64). */
 typedef nvmlReturn_t (*nvmlDeviceGetCpuAffinity_fn)(nvmlDevice_t, unsigned int, unsigned long *);
+
+/* ---- MIG management (nvml.h "Multi Instance GPU Management") ----
+ * Profile *indexes* (NVML_GPU_INSTANCE_PROFILE_*) are what
+ * nvmlDeviceGetGpuInstanceProfileInfo[V] takes; the profile *ids* it returns
+ * (19 for 1g.10gb) are what the placement, create and list calls take.
+ * Placements count memory slices (8 per A100/H100). */
+#define NVML_GPU_INSTANCE_PROFILE_1_SLICE 0x0u
+#define NVML_GPU_INSTANCE_PROFILE_7_SLICE 0x4u
+#define NVML_GPU_INSTANCE_PROFILE_1_SLICE_REV1 0x7u
+#define NVML_GPU_INSTANCE_PROFILE_1_SLICE_REV2 0x9u
+#define NVML_COMPUTE_INSTANCE_PROFILE_1_SLICE 0x0u
+#define NVML_COMPUTE_INSTANCE_PROFILE_7_SLICE 0x4u
+#define NVML_COMPUTE_INSTANCE_ENGINE_PROFILE_SHARED 0x0u
+#define NVML_COMPUTE_INSTANCE_ENGINE_PROFILE_COUNT 0x1u
+
+typedef struct {
+        unsigned int start; /* first memory slice */
+        unsigned int size;  /* memory slices */
+} nvmlGpuInstancePlacement_t;
+static_assert(sizeof(nvmlGpuInstancePlacement_t) == 8, "nvmlGpuInstancePlacement_t ABI");
+
+typedef struct {
+        unsigned int start; /* first compute slice within the GPU instance */
+        unsigned int size;
+} nvmlComputeInstancePlacement_t;
+
+/* nvmlGpuInstanceProfileInfo_v2_t: version first, name last. */
+typedef struct {
+        unsigned int version;
+        unsigned int id;
+        unsigned int isP2pSupported;
+        unsigned int sliceCount;
+        unsigned int instanceCount;
+        unsigned int multiprocessorCount;
+        unsigned int copyEngineCount;
+        unsigned int decoderCount;
+        unsigned int encoderCount;
+        unsigned int jpegCount;
+        unsigned int ofaCount;
+        unsigned long long memorySizeMB;
+        char name[NVML_DEVICE_NAME_V2_BUFFER_SIZE];
+} nvmlGpuInstanceProfileInfo_v2_t;
+static_assert(sizeof(nvmlGpuInstanceProfileInfo_v2_t) == 152, "nvmlGpuInstanceProfileInfo_v2_t ABI");
+static_assert(offsetof(nvmlGpuInstanceProfileInfo_v2_t, memorySizeMB) == 48, "ProfileInfo_v2 ABI");
+#define nvmlGpuInstanceProfileInfo_v2 NVML_STRUCT_VERSION(sizeof(nvmlGpuInstanceProfileInfo_v2_t), 2)
+
+typedef struct {
+        nvmlDevice_t device;
+        unsigned int id;
+        unsigned int profileId;
+        nvmlGpuInstancePlacement_t placement;
+} nvmlGpuInstanceInfo_t;
+static_assert(sizeof(nvmlGpuInstanceInfo_t) == 24, "nvmlGpuInstanceInfo_t ABI");
+
+typedef struct {
+        unsigned int id;
+        unsigned int sliceCount;
+        unsigned int instanceCount;
+        unsigned int multiprocessorCount;
+        unsigned int sharedCopyEngineCount;
+        unsigned int sharedDecoderCount;
+        unsigned int sharedEncoderCount;
+        unsigned int sharedJpegCount;
+        unsigned int sharedOfaCount;
+} nvmlComputeInstanceProfileInfo_t;
+static_assert(sizeof(nvmlComputeInstanceProfileInfo_t) == 36, "nvmlComputeInstanceProfileInfo_t ABI");
+
+typedef struct {
+        unsigned int version;
+        unsigned int id;
+        unsigned int sliceCount;
+        unsigned int instanceCount;
+        unsigned int multiprocessorCount;
+        unsigned int sharedCopyEngineCount;
+        unsigned int sharedDecoderCount;
+        unsigned int sharedEncoderCount;
+        unsigned int sharedJpegCount;
+        unsigned int sharedOfaCount;
+        char name[NVML_DEVICE_NAME_V2_BUFFER_SIZE];
+} nvmlComputeInstanceProfileInfo_v2_t;
+static_assert(sizeof(nvmlComputeInstanceProfileInfo_v2_t) == 136, "ComputeInstanceProfileInfo_v2 ABI");
+#define nvmlComputeInstanceProfileInfo_v2 \
+        NVML_STRUCT_VERSION(sizeof(nvmlComputeInstanceProfileInfo_v2_t), 2)
+
+typedef struct {
+        nvmlDevice_t device;
+        nvmlGpuInstance_t gpuInstance;
+        unsigned int id;
+        unsigned int profileId;
+        nvmlComputeInstancePlacement_t placement;
+} nvmlComputeInstanceInfo_t;
+static_assert(sizeof(nvmlComputeInstanceInfo_t) == 32, "nvmlComputeInstanceInfo_t ABI");
+
+typedef nvmlReturn_t (*nvmlDeviceSetMigMode_fn)(nvmlDevice_t, unsigned int, nvmlReturn_t *);
+typedef nvmlReturn_t (*nvmlDeviceGetGpuInstanceProfileInfoV_fn)(nvmlDevice_t, unsigned int,
+                                                                nvmlGpuInstanceProfileInfo_v2_t *);
+typedef nvmlReturn_t (*nvmlDeviceGetGpuInstancePossiblePlacements_fn)(nvmlDevice_t, unsigned int,
+                                                                      nvmlGpuInstancePlacement_t *,
+                                                                      unsigned int *);
+typedef nvmlReturn_t (*nvmlDeviceGetGpuInstanceRemainingCapacity_fn)(nvmlDevice_t, unsigned int,
+                                                                     unsigned int *);
+typedef nvmlReturn_t (*nvmlDeviceCreateGpuInstance_fn)(nvmlDevice_t, unsigned int,
+                                                       nvmlGpuInstance_t *);
+typedef nvmlReturn_t (*nvmlDeviceCreateGpuInstanceWithPlacement_fn)(
+        nvmlDevice_t, unsigned int, const nvmlGpuInstancePlacement_t *, nvmlGpuInstance_t *);
+typedef nvmlReturn_t (*nvmlGpuInstanceDestroy_fn)(nvmlGpuInstance_t);
+typedef nvmlReturn_t (*nvmlDeviceGetGpuInstances_fn)(nvmlDevice_t, unsigned int,
+                                                     nvmlGpuInstance_t *, unsigned int *);
+typedef nvmlReturn_t (*nvmlDeviceGetGpuInstanceById_fn)(nvmlDevice_t, unsigned int,
+                                                        nvmlGpuInstance_t *);
+typedef nvmlReturn_t (*nvmlGpuInstanceGetInfo_fn)(nvmlGpuInstance_t, nvmlGpuInstanceInfo_t *);
+typedef nvmlReturn_t (*nvmlGpuInstanceGetComputeInstanceProfileInfo_fn)(
+        nvmlGpuInstance_t, unsigned int, unsigned int, nvmlComputeInstanceProfileInfo_t *);
+typedef nvmlReturn_t (*nvmlGpuInstanceGetComputeInstanceProfileInfoV_fn)(
+        nvmlGpuInstance_t, unsigned int, unsigned int, nvmlComputeInstanceProfileInfo_v2_t *);
+typedef nvmlReturn_t (*nvmlGpuInstanceCreateComputeInstance_fn)(nvmlGpuInstance_t, unsigned int,
+                                                                nvmlComputeInstance_t *);
+typedef nvmlReturn_t (*nvmlComputeInstanceDestroy_fn)(nvmlComputeInstance_t);
+typedef nvmlReturn_t (*nvmlGpuInstanceGetComputeInstances_fn)(nvmlGpuInstance_t, unsigned int,
+                                                              nvmlComputeInstance_t *,
+                                                              unsigned int *);
+typedef nvmlReturn_t (*nvmlComputeInstanceGetInfo_fn)(nvmlComputeInstance_t,
+                                                      nvmlComputeInstanceInfo_t *);

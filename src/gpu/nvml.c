@@ -883,3 +883,17 @@ uint64_t gpu_nvml_last_xid(const GpuNvml *n, const char *uuid)
                         return n->watches[w].last_xid;
         return 0;
 }
+
+/* ---- hooks for the MIG management binding (gpu/nvml-mig.c) ---- */
+
+void *gpu_nvml_symbol(const GpuNvml *n, const char *name)
+{
+        assert(n && name);
+        return dlsym(n->dl, name);
+}
+
+void gpu_nvml_note_call(GpuNvml *n, const char *name)
+{
+        assert(n);
+        n->last_call = name;
+}

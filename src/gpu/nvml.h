@@ -138,3 +138,9 @@ unsigned gpu_nvml_drain_events(GpuNvml *n);
 
 /* Last Xid seen for the GPU with this uuid since open, 0 when none. */
 uint64_t gpu_nvml_last_xid(const GpuNvml *n, const char *uuid);
+
+/* For the MIG management binding (gpu/nvml-mig.h), which resolves its own
+ * entry points: dlsym in the loaded library (NULL when absent), and
+ * recording the NVML function a wrapper calls for gpu_nvml_last_call(). */
+void *gpu_nvml_symbol(const GpuNvml *n, const char *name);
+void gpu_nvml_note_call(GpuNvml *n, const char *name);

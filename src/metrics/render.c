@@ -464,6 +464,26 @@ static void render_counters(FILE *f, const MetricsInput *in)
         fputs("\"} 1\n", f);
 }
 
+static void render_mig(FILE *f, const MetricsInput *in)
+{
+        if (in->n_mig == 0)
+                return;
+        family(f, "gpukeeper_mig_free_slices", "gauge",
+               "Memory slices (of 8) of a MIG-mode GPU no instance occupies.");
+        for (size_t i = 0; i < in->n_mig; i++) {
+                fprintf(f, "gpukeeper_mig_free_slices{gpu=\"%u\",UUID=\"", in->mig[i].index);
+                metrics_write_label_value(f, in->mig[i].uuid);
+                fprintf(f, "\"} %d\n", in->mig[i].free_slices);
+        }
+        family(f, "gpukeeper_mig_on_demand_instances", "gauge",
+               "MIG instances gpukeeperd created on demand (mig.dynamic) that exist now.");
+        for (size_t i = 0; i < in->n_mig; i++) {
+                fprintf(f, "gpukeeper_mig_on_demand_instances{gpu=\"%u\",UUID=\"", in->mig[i].index);
+                metrics_write_label_value(f, in->mig[i].uuid);
+                fprintf(f, "\"} %d\n", in->mig[i].on_demand);
+        }
+}
+
 int metrics_render(const MetricsInput *in, char **ret, size_t *ret_len)
 {
         MemStream m;
@@ -476,6 +496,7 @@ int metrics_render(const MetricsInput *in, char **ret, size_t *ret_len)
         render_device_leases(m.f, in);
         render_slurm_jobs(m.f, in);
         render_counters(m.f, in);
+        render_mig(m.f, in);
         r = render_users(m.f, in);
         render_processes(m.f, in);
         return memstream_finish(&m, r, ret, ret_len);

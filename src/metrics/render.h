@@ -24,6 +24,15 @@
 /* The login name of `uid`, or NULL when it has none (the uid is shown then). */
 typedef const char *(*MetricsUserNameFunc)(void *userdata, uid_t uid);
 
+/* One MIG-mode GPU's room (issue 13): free memory slices of its 8, and the
+ * instances the daemon made on demand. */
+typedef struct MetricsMig {
+        const char *uuid;
+        unsigned index; /* NVML index, the gpu label */
+        int free_slices;
+        int on_demand;
+} MetricsMig;
+
 typedef struct MetricsInput {
         const GpuSnapshot *snapshot;      /* may be NULL: no device series */
         const char *hostname;             /* the Hostname label of device series */
@@ -39,6 +48,8 @@ typedef struct MetricsInput {
         uint64_t now_usec; /* CLOCK_REALTIME, for leased device-seconds */
         MetricsUserNameFunc user_name;
         void *userdata;
+        const MetricsMig *mig; /* MIG-mode GPUs; may be NULL */
+        size_t n_mig;
 } MetricsInput;
 
 /* Render the whole exposition. On success *ret is a malloc'd text of

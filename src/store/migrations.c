@@ -154,6 +154,16 @@ const StoreMigration store_migrations[] = {
      "PRAGMA writable_schema = RESET;"
      "CREATE UNIQUE INDEX leases_slurm_job ON leases(slurm_job_id) "
      "  WHERE state = 'active' AND slurm_job_id IS NOT NULL;"},
+    {7,
+     /* The last MIG layout applied (issue 13): one row, the mig-parted
+      * config as JSON (mig/layout.h), re-asserted at start and when a GPU
+      * comes back. */
+     "CREATE TABLE mig_layout ("
+     "  id INTEGER PRIMARY KEY CHECK (id = 1),"
+     "  config TEXT NOT NULL,"
+     "  applied_usec INTEGER NOT NULL,"
+     "  uid INTEGER NOT NULL"
+     ");"},
 };
 
 const size_t store_n_migrations = sizeof store_migrations / sizeof store_migrations[0];

@@ -110,7 +110,7 @@ static void expect_error(TestDir *t, const char *yaml, const char *want)
 
 #define KNOWN                                                                                      \
         "(known keys: socket, state_dir, nvml_library, sample_interval, log_level, policy, "       \
-        "enforcement, idle, alerts, env, http, history, backend, slurm)"
+        "enforcement, idle, alerts, env, http, history, backend, slurm, mig)"
 
 static void assert_limits(const ConfigPolicyLimits *l, uint64_t max_gpus,
                           uint64_t default_duration_usec, uint64_t max_duration_usec)
@@ -473,6 +473,37 @@ static void test_slurm_section(void **state)
         expect_error(t, "slurm:\n  reconcile_interval: 0s\n",
                      "2:23: invalid value '0s' for 'slurm.reconcile_interval': must be between "
                      "1s and 1h");
+}
+
+/* The mig section (src/config/mig.c): per-GPU opt-in by UUID or "all". */
+static void test_mig_section(void **state)
+{
+        TestDir *t = *state;
+        Config *c = NULL;
+
+        assert_int_equal(config_new_defaults(&c), 0);
+        assert_int_equal(c->mig.n_dynamic, 0);
+        assert_true(c->mig.reassert);
+        assert_false(c->mig.keep_dynamic);
+        assert_false(config_mig_dynamic(&c->mig, "GPU-0a1b"));
+        config_free(c);
+
+        assert_int_equal(load(t, "mig:\n  dynamic: [GPU-0a1b-22, all]\n  keep_dynamic: true\n"
+                                 "  reassert: false\n", &c, NULL), 0);
+        assert_int_equal(c->mig.n_dynamic, 2);
+        assert_true(config_mig_dynamic(&c->mig, "GPU-ffff"));
+        assert_true(c->mig.keep_dynamic);
+        assert_false(c->mig.reassert);
+        config_free(c);
+        assert_int_equal(load(t, "mig:\n  dynamic: [GPU-0a1b-22]\n", &c, NULL), 0);
+        assert_true(config_mig_dynamic(&c->mig, "GPU-0A1B-22"));
+        assert_false(config_mig_dynamic(&c->mig, "GPU-0a1b-23"));
+        config_free(c);
+
+        expect_error(t, "mig:\n  dynamic: [0]\n",
+                     "2:13: invalid value '0' for 'mig.dynamic[0]': must be \"all\" or a GPU UUID (GPU-…)");
+        expect_error(t, "mig:\n  dynamc: []\n",
+                     "2:3: unknown key 'mig.dynamc' (known keys in 'mig': dynamic, keep_dynamic, reassert)");
 }
 
 static void test_duplicate_keys(void **state)
@@ -2447,6 +2478,7 @@ int main(void)
                 T(test_unknown_keys),
                 T(test_history_section),
                 T(test_slurm_section),
+                T(test_mig_section),
                 T(test_duplicate_keys),
                 T(test_wrong_types),
                 T(test_null_values),

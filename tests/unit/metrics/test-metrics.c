@@ -256,6 +256,27 @@ static void test_render_options(void **state)
         assert_has(out, "\ngpukeeper_leases_active 2\n");
 }
 
+/* MIG room (issue 13): free memory slices and on-demand instances per MIG GPU. */
+static void test_render_mig(void **state)
+{
+        _cleanup_free_ char *out = NULL;
+        MetricsMig mig[] = { { .uuid = "GPU-aa\"bb", .index = 3, .free_slices = 5, .on_demand = 2 } };
+        Lab lab;
+        size_t len = 0;
+
+        lab_init(&lab);
+        assert_int_equal(metrics_render(&lab.in, &out, &len), 0);
+        assert_lacks(out, "gpukeeper_mig_");
+        free(out);
+        out = NULL;
+        lab.in.mig = mig;
+        lab.in.n_mig = 1;
+        assert_int_equal(metrics_render(&lab.in, &out, &len), 0);
+        assert_has(out, "\n# TYPE gpukeeper_mig_free_slices gauge\n");
+        assert_has(out, "\ngpukeeper_mig_free_slices{gpu=\"3\",UUID=\"GPU-aa\\\"bb\"} 5\n");
+        assert_has(out, "\ngpukeeper_mig_on_demand_instances{gpu=\"3\",UUID=\"GPU-aa\\\"bb\"} 2\n");
+}
+
 static void test_every_family_once(void **state)
 {
         _cleanup_free_ char *out = NULL;
@@ -364,6 +385,7 @@ int main(void)
         const struct CMUnitTest tests[] = {
             cmocka_unit_test(test_render),
             cmocka_unit_test(test_render_options),
+            cmocka_unit_test(test_render_mig),
             cmocka_unit_test(test_every_family_once),
             cmocka_unit_test(test_authorized),
             cmocka_unit_test(test_config_http),
