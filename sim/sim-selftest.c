@@ -71,6 +71,9 @@ static void write_lab(const char *fmt, ...)
         va_end(ap);
         assert_int_equal(fclose(f), 0);
         assert_int_equal(rename(tmp, lab_path), 0);
+        /* Calls on a device handle look at the lab at most every 10 ms
+         * (SIM_REFRESH_USEC): wait that long, as a test of a rewritten lab. */
+        nanosleep(&(struct timespec){ .tv_nsec = 11 * 1000 * 1000 }, NULL);
 }
 
 static void use_lab_file(const char *path)
