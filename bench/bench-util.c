@@ -202,14 +202,25 @@ int bench_run(char *const argv[], bool quiet)
 }
 
 /* Look `name` up in passwd into *u (home copied). Returns 0, -ENOENT, or
- * -errno. */
+ * -errno. The buffer grows on ERANGE: nss_files parses every line it
+ * passes into it, so one long entry anywhere (a 5 KB GECOS) needs more. */
 static int user_lookup(const char *name, BenchUser *u)
 {
         struct passwd pw, *found = NULL;
-        char buf[4096];
+        _cleanup_free_ char *buf = NULL;
+        size_t size = 4096;
         int r;
 
-        r = getpwnam_r(name, &pw, buf, sizeof(buf), &found);
+        for (;;) {
+                free(buf);
+                buf = malloc(size);
+                if (!buf)
+                        return -ENOMEM;
+                r = getpwnam_r(name, &pw, buf, size, &found);
+                if (r != ERANGE || size >= (1u << 20))
+                        break;
+                size *= 2;
+        }
         if (r != 0)
                 return -r;
         if (!found)
@@ -282,12 +293,12 @@ void bench_users_remove(BenchUser *users, size_t n, bool with_home)
                 if (u->name[0]) {
                         char *with[] = { "userdel", "-r", u->name, NULL };
                         char *without[] = { "userdel", u->name, NULL };
-                        struct passwd pw, *found = NULL;
-                        char buf[4096];
+                        BenchUser found = { 0 };
+                        bool exists = user_lookup(u->name, &found) == 0;
 
+                        free(found.home);
                         /* Only users that exist: a failed make leaves names behind. */
-                        if (getpwnam_r(u->name, &pw, buf, sizeof(buf), &found) == 0 && found &&
-                            bench_run(with_home ? with : without, true) < 0)
+                        if (exists && bench_run(with_home ? with : without, true) < 0)
                                 fprintf(stderr, "%s: userdel %s failed\n",
                                         program_invocation_short_name, u->name);
                 }

@@ -6,8 +6,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
-#include "cli/env.h"
-#include "cli/top.h"
+#include "cli/helper.h"
 #include "cli/report.h"
 #include "cli/violations.h"
 
@@ -17,6 +16,14 @@ typedef struct cli_verb {
         int (*main)(cli_context *ctx, int argc, char *argv[]);
         void (*usage)(FILE *f);
 } cli_verb;
+
+/* A verb that runs in a helper executable (cli/helper.h), which gets the
+ * whole command line, --help included. */
+typedef struct cli_helper_row {
+        const char *name;
+        const char *summary;
+        const char *helper;
+} cli_helper_row;
 
 static const cli_verb verbs[] = {
     {"status", "show GPUs, MIG instances, who holds them and the queue", cli_status_main,
@@ -29,11 +36,21 @@ static const cli_verb verbs[] = {
      cli_violations_usage},
     {"report", "usage per user: device-hours, idle share, queue wait, waste", cli_report_main,
      cli_report_usage},
-    {"env", "conda environments: list, export, backup, prune, create, hooks", cli_env_main,
-     cli_env_usage},
-    {"kernel", "install a Jupyter kernel that leases its GPUs", cli_kernel_main, cli_kernel_usage},
-    {"top", "live full-screen view of GPUs, processes and the queue", cli_top_main, cli_top_usage},
 };
+
+static const cli_helper_row helpers[] = {
+    {"env", "conda environments: list, export, backup, prune, create, hooks", "gpukeeper-env"},
+    {"kernel", "install a Jupyter kernel that leases its GPUs", "gpukeeper-env"},
+    {"top", "live full-screen view of GPUs, processes and the queue", "gpukeeper-top"},
+};
+
+static const cli_helper_row *helper_find(const char *name)
+{
+        for (size_t i = 0; i < ELEMENTSOF(helpers); i++)
+                if (strcmp(helpers[i].name, name) == 0)
+                        return &helpers[i];
+        return NULL;
+}
 
 static const cli_verb *verb_find(const char *name)
 {
@@ -53,6 +70,8 @@ static void usage(FILE *f)
               f);
         for (size_t i = 0; i < ELEMENTSOF(verbs); i++)
                 fprintf(f, "  %-15s %s\n", verbs[i].name, verbs[i].summary);
+        for (size_t i = 0; i < ELEMENTSOF(helpers); i++)
+                fprintf(f, "  %-15s %s\n", helpers[i].name, helpers[i].summary);
         fputs("  help [COMMAND]  show this help, or the help of COMMAND\n"
               "\n"
               "Options:\n"
@@ -68,6 +87,7 @@ static void usage(FILE *f)
 /* `gpukeeper help [COMMAND]`. */
 static int help(int argc, char *argv[])
 {
+        const cli_helper_row *h;
         const cli_verb *v;
 
         if (argc > 2)
@@ -76,6 +96,10 @@ static int help(int argc, char *argv[])
                 usage(stdout);
                 return cli_finish(CLI_EXIT_OK);
         }
+        h = helper_find(argv[1]);
+        if (h)
+                return cli_helper_exec(h->helper, GK_LIBEXEC_DIR, &(cli_context){}, 2,
+                                       (char *[]){ argv[1], (char *)"--help", NULL });
         v = verb_find(argv[1]);
         if (!v)
                 return cli_usage_error(NULL, "unknown command '%s'", argv[1]);
@@ -92,6 +116,7 @@ int main(int argc, char *argv[])
             {},
         };
         cli_context ctx = {};
+        const cli_helper_row *h;
         const cli_verb *v;
         int c, r;
 
@@ -116,6 +141,10 @@ int main(int argc, char *argv[])
 
         if (strcmp(argv[optind], "help") == 0)
                 return help(argc - optind, argv + optind);
+        h = helper_find(argv[optind]);
+        if (h)
+                return cli_helper_exec(h->helper, GK_LIBEXEC_DIR, &ctx, argc - optind,
+                                       argv + optind);
         v = verb_find(argv[optind]);
         if (!v)
                 return cli_usage_error(NULL, "unknown command '%s'", argv[optind]);
