@@ -39,6 +39,7 @@ PACKAGES=(
         chromium        # integration tests: headless Chromium renders the dashboard and takes its screenshot
         libncurses-dev  # ncursesw: the full-screen view of gpukeeper top
         tmux            # integration tests: gpukeeper top runs in a detached tmux (send-keys, capture-pane)
+        binutils        # readelf: tests/unit/cli/test_cli_link.py checks gpukeeper's DT_NEEDED list (gcc brings it too)
 )
 
 missing=()
