@@ -134,7 +134,10 @@ static int spawn_child(void *userdata)
         execvpe(a->argv[0], a->argv, a->envp);
         e = errno;
         a->err = e;
-        _exit(e == ENOENT || e == ENOTDIR ? CLI_EXIT_NOT_FOUND : CLI_EXIT_NOT_EXECUTABLE);
+        /* Returning ends the child with this status (clone(2)); unlike
+         * _exit() it is no noreturn call, which ASan would have to unwind
+         * on this foreign stack (it warns on stderr when it does). */
+        return e == ENOENT || e == ENOTDIR ? CLI_EXIT_NOT_FOUND : CLI_EXIT_NOT_EXECUTABLE;
 }
 
 int cli_child_spawn(char *const *argv, char *const *envp, const sigset_t *mask, pid_t *ret_pid,
