@@ -543,8 +543,18 @@ static int run(const Options *o, const char *lab, const pid_t *sorted_pids, size
         bench_print_stats("tick, cold /proc cache (info)", cold_us, o->cold);
 
         bool scaled = o->shape.gpus > BENCH_LAB_GPUS || o->shape.processes > BENCH_LAB_PROCESSES;
-        bool pass_ratio = bench_print_ratio("tick/bare", &tick, &bare, TARGET_RATIO),
-             pass_abs = tick.p50 < (scaled ? TARGET_TICK_SCALED_USEC : TARGET_TICK_USEC);
+        bool pass_ratio, pass_abs = tick.p50 < (scaled ? TARGET_TICK_SCALED_USEC : TARGET_TICK_USEC);
+
+        if (scaled) {
+                /* The 2x ratio is the default lab's target; in a larger lab
+                 * the bare side (a simulator that no longer stat()s its
+                 * file on every call) is no stand-in for a driver's cost,
+                 * and the issue's target is the tick's own time. */
+                printf("  ratio tick/bare (info): p50 %.2f, mean %.2f\n", tick.p50 / bare.p50,
+                       tick.mean / bare.mean);
+                pass_ratio = true;
+        } else
+                pass_ratio = bench_print_ratio("tick/bare", &tick, &bare, TARGET_RATIO);
 
         bench_print_verdict(scaled ? "target: tick p50 < 2 ms (larger lab, issue 16)"
                                    : "target: tick p50 < 5 ms",
