@@ -3,6 +3,7 @@
  * word. Each subcommand lives in its own file and is one row of `verbs`. */
 #include <getopt.h>
 #include <locale.h>
+#include <stdio_ext.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -127,6 +128,9 @@ int main(int argc, char *argv[])
          * of its own requests and of the daemon's replies, so flooding is no
          * concern here (the daemon keeps the random seed). */
         json_object_seed((size_t)getpid() ^ (size_t)now_usec(CLOCK_MONOTONIC));
+        /* One thread: the text views write a glyph at a time and json_dumpf
+         * a token at a time; none of those calls needs stdout's lock. */
+        __fsetlocking(stdout, FSETLOCKING_BYCALLER);
 
         opterr = 0;
         /* '+': stop at the command name; what follows is the command's. */
