@@ -356,8 +356,14 @@ static int setup(const Options *o, const char *scratch, const pid_t *pids,
                 return -1;
 
         for (size_t dev = 0; dev < LEASED_DEVICES; dev++) {
-                const char *gpu_uuid, *uuid = device_uuid(d->snapshot, dev, &gpu_uuid);
+                const char *gpu_uuid = NULL, *uuid = device_uuid(d->snapshot, dev, &gpu_uuid);
 
+                /* snapshot_check saw every device, so this holds; a lab
+                 * without the device must not reach snprintf("%s", NULL). */
+                if (!uuid || !gpu_uuid) {
+                        fprintf(stderr, "bench-enforce: device %zu is not in the snapshot\n", dev);
+                        return -1;
+                }
                 r = grant(d->store, users[dev].uid, uuid, gpu_uuid,
                           dev >= BENCH_LAB_GPUS - BENCH_LAB_MIG_GPUS);
                 if (r < 0) {

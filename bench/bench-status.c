@@ -21,7 +21,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <sys/socket.h>
+
 #include "bench-util.h"
+#include "gpukeeper/client.h"
 
 #define DEFAULT_COUNT 200
 #define BLOCK 10
@@ -34,7 +37,18 @@ typedef struct Options {
         const char *library;
         const char *gen_lab;
         size_t count;
+        size_t gpus;
+        size_t processes;
+        BenchLabShape shape;
 } Options;
+
+/* Issue 16: `run --gpus 1 --no-wait -- true` at most 1.5x `sh -c 'true;
+ * true'` (two execs); --version, status, lease env at most 1.3x the floor
+ * of one exec plus one socket round trip (plus, for status, moving its
+ * reply's bytes once through a socket). p50s of the same run. */
+#define TARGET_RUN 1.5
+#define TARGET_FLOOR 1.3
+#define FLOOR_SAMPLES 200
 
 /* Spawn argv with stdout on `out` (a path) and wait. Stores the wall time
  * and the child's own CPU time (user + system, from wait4) in microseconds.
@@ -82,7 +96,7 @@ static int spawn_timed(char *const argv[], const char *out, double *ret_wall, do
 
 /* Does the daemon's status (as `gpukeeper status --json` wrote it to
  * `path`) show the whole lab, every process alive and ours? */
-static bool status_check(const char *path)
+static bool status_check(const char *path, BenchLabShape shape)
 {
         _cleanup_(json_decrefp) json_t *root = NULL;
         size_t processes = 0, wrong = 0, i, k;
@@ -107,13 +121,12 @@ static bool status_check(const char *path)
                                 wrong++;
                 }
         }
-        if (json_array_size(gpus) == BENCH_LAB_GPUS && processes == BENCH_LAB_PROCESSES &&
-            wrong == 0)
+        if (json_array_size(gpus) == shape.gpus && processes == shape.processes && wrong == 0)
                 return true;
         fprintf(stderr,
                 "bench-status: status shows %zu GPUs and %zu processes (%zu vanished or not ours); "
-                "expected %d and %d\n",
-                json_array_size(gpus), processes, wrong, BENCH_LAB_GPUS, BENCH_LAB_PROCESSES);
+                "expected %u and %zu\n",
+                json_array_size(gpus), processes, wrong, shape.gpus, shape.processes);
         return false;
 }
 
@@ -129,9 +142,12 @@ static void help(void)
                "  --library PATH     NVML simulator library (default " BENCH_SIM_LIBRARY ")\n"
                "  --gen-lab PATH     sim/gen-lab.py (default " BENCH_GEN_LAB ")\n"
                "  --count N          runs of each command (default %d)\n"
+               "  --gpus N           GPUs in the lab (default %d, at most %d)\n"
+               "  --processes N      real processes in the lab (default %d, at most %d)\n"
                "\n"
-               "Exit status: 0 measured, 1 could not measure.\n",
-               BENCH_LAB_GPUS, BENCH_LAB_PROCESSES, DEFAULT_COUNT);
+               "Exit status: 0 targets met, 2 a target missed, 1 could not measure.\n",
+               BENCH_LAB_GPUS, BENCH_LAB_PROCESSES, DEFAULT_COUNT, BENCH_LAB_GPUS,
+               BENCH_LAB_MAX_GPUS, BENCH_LAB_PROCESSES, BENCH_LAB_MAX_PROCESSES);
 }
 
 /* Returns 1 to run, 0 to exit successfully (help), -1 on bad usage. */
@@ -143,7 +159,10 @@ static int parse_argv(int argc, char **argv, Options *o)
                 BENCH_STRING("library", &o->library),
                 BENCH_STRING("gen-lab", &o->gen_lab),
                 BENCH_COUNT("count", &o->count, 100000),
+                BENCH_COUNT("gpus", &o->gpus, BENCH_LAB_MAX_GPUS),
+                BENCH_COUNT("processes", &o->processes, BENCH_LAB_MAX_PROCESSES),
         };
+        int r;
 
         *o = (Options){
                 .gkd = BENCH_GPUKEEPERD,
@@ -151,12 +170,29 @@ static int parse_argv(int argc, char **argv, Options *o)
                 .library = BENCH_SIM_LIBRARY,
                 .gen_lab = BENCH_GEN_LAB,
                 .count = DEFAULT_COUNT,
+                .gpus = BENCH_LAB_GPUS,
+                .processes = BENCH_LAB_PROCESSES,
         };
-        return bench_parse_options(argc, argv, options, ELEMENTSOF(options), help);
+        r = bench_parse_options(argc, argv, options, ELEMENTSOF(options), help);
+        if (r > 0 && o->gpus <= BENCH_LAB_MIG_GPUS) {
+                fprintf(stderr, "bench-status: --gpus must be above %d\n", BENCH_LAB_MIG_GPUS);
+                return -1;
+        }
+        o->shape = (BenchLabShape){ (unsigned)o->gpus, BENCH_LAB_MIG_GPUS, o->processes };
+        return r;
 }
 
 /* The command lines compared, baseline first. */
-enum { CMD_TRUE, CMD_STATUS, CMD_STATUS_JSON, CMD_MAX };
+enum {
+        CMD_TRUE,
+        CMD_STATUS,
+        CMD_STATUS_JSON,
+        CMD_SH2,
+        CMD_RUN,
+        CMD_VERSION,
+        CMD_LEASE_ENV,
+        CMD_MAX
+};
 
 /* One command of the measurement: its command line and where the CPU times
  * of its runs go. */
@@ -177,11 +213,16 @@ static int sample_command(void *userdata, size_t i, double *ret_wall)
 static int measure(const Options *o, const char *socket_path, double *wall[CMD_MAX],
                    double *cpu[CMD_MAX])
 {
-        char *const argvs[CMD_MAX][6] = {
+        char *S = (char *)socket_path, *G = (char *)o->cli;
+        char *const argvs[CMD_MAX][10] = {
                 [CMD_TRUE] = { "/bin/true", NULL },
-                [CMD_STATUS] = { (char *)o->cli, "--socket", (char *)socket_path, "status", NULL },
-                [CMD_STATUS_JSON] = { (char *)o->cli, "--socket", (char *)socket_path, "status",
-                                      "--json", NULL },
+                [CMD_STATUS] = { G, "--socket", S, "status", NULL },
+                [CMD_STATUS_JSON] = { G, "--socket", S, "status", "--json", NULL },
+                [CMD_SH2] = { "/bin/sh", "-c", "true; true", NULL },
+                [CMD_RUN] = { G, "--socket", S, "run", "--gpus", "1", "--no-wait", "--", "true",
+                              NULL },
+                [CMD_VERSION] = { G, "--version", NULL },
+                [CMD_LEASE_ENV] = { G, "--socket", S, "lease", "env", NULL },
         };
         Command cmds[CMD_MAX];
         BenchSide sides[CMD_MAX];
@@ -198,14 +239,27 @@ static const char *const command_label[CMD_MAX] = {
         [CMD_TRUE] = "/bin/true (process start)",
         [CMD_STATUS] = "gpukeeper status",
         [CMD_STATUS_JSON] = "gpukeeper status --json",
+        [CMD_SH2] = "sh -c 'true; true'",
+        [CMD_RUN] = "gpukeeper run -- true",
+        [CMD_VERSION] = "gpukeeper --version",
+        [CMD_LEASE_ENV] = "gpukeeper lease env",
 };
+
+/* The floors of issue 16, measured in the same run after the commands. */
+typedef struct Floors {
+        BenchStats ping;  /* one `ping` round trip through the client library */
+        BenchStats bytes; /* the status reply's bytes through an AF_UNIX socket */
+        size_t reply_bytes;
+} Floors;
 
 /* Print the wall and CPU tables, the ratios to the baseline and the
  * daemon's CPU per request (`daemon_ns` over all status requests, or -1). */
-static void report(const Options *o, double *wall[CMD_MAX], double *cpu[CMD_MAX],
-                   int64_t daemon_ns)
+static bool report(const Options *o, double *wall[CMD_MAX], double *cpu[CMD_MAX],
+                   int64_t daemon_ns, const Floors *fl)
 {
         BenchStats w[CMD_MAX];
+        double floor_rt, floor_status, rt;
+        bool pass = true, ok;
 
         printf("\n  wall time, spawn to reap\n");
         bench_print_header("us");
@@ -216,7 +270,7 @@ static void report(const Options *o, double *wall[CMD_MAX], double *cpu[CMD_MAX]
         for (size_t k = 0; k < CMD_MAX; k++)
                 bench_print_stats(command_label[k], cpu[k], o->count);
         printf("\n");
-        for (size_t k = CMD_STATUS; k < CMD_MAX; k++)
+        for (size_t k = CMD_STATUS; k <= CMD_STATUS_JSON; k++)
                 printf("  %-24s wall / true: p50 %.2f, mean %.2f; wall minus true: p50 %.0f us, "
                        "mean %.0f us\n",
                        command_label[k], w[k].p50 / w[CMD_TRUE].p50,
@@ -228,6 +282,176 @@ static void report(const Options *o, double *wall[CMD_MAX], double *cpu[CMD_MAX]
                        (double)daemon_ns / 1000.0 / (double)(2 * o->count), 2 * o->count);
         else
                 printf("  gpukeeperd CPU per status request: n/a (no /proc/PID/schedstat)\n");
+
+        /* Issue 16's targets, against floors measured in this run. */
+        floor_rt = w[CMD_TRUE].p50 + fl->ping.p50;
+        floor_status = floor_rt + fl->bytes.p50;
+        printf("\n  floors (p50): /bin/true %.0f us + ping round trip %.1f us = %.0f us; + the "
+               "status reply's %zu bytes through a socket %.1f us = %.0f us\n",
+               w[CMD_TRUE].p50, fl->ping.p50, floor_rt, fl->reply_bytes, fl->bytes.p50,
+               floor_status);
+        rt = w[CMD_RUN].p50 / w[CMD_SH2].p50;
+        ok = rt <= TARGET_RUN;
+        printf("  %-24s p50 %.0f us / sh -c 'true; true' p50 %.0f us = %.2f (target <= %.1f)\n",
+               command_label[CMD_RUN], w[CMD_RUN].p50, w[CMD_SH2].p50, rt, TARGET_RUN);
+        bench_print_verdict("target: run / sh -c 'true; true' (p50) <= 1.5", ok);
+        pass = pass && ok;
+        const struct {
+                size_t k;
+                double floor;
+        } vs_floor[] = {
+                { CMD_VERSION, floor_rt },
+                { CMD_LEASE_ENV, floor_rt },
+                { CMD_STATUS, floor_status },
+                { CMD_STATUS_JSON, floor_status },
+        };
+        for (size_t i = 0; i < ELEMENTSOF(vs_floor); i++) {
+                char label[96];
+
+                rt = w[vs_floor[i].k].p50 / vs_floor[i].floor;
+                ok = rt <= TARGET_FLOOR;
+                printf("  %-24s p50 %.0f us / floor %.0f us = %.2f (target <= %.1f)\n",
+                       command_label[vs_floor[i].k], w[vs_floor[i].k].p50, vs_floor[i].floor, rt,
+                       TARGET_FLOOR);
+                snprintf(label, sizeof(label), "target: %s / floor (p50) <= 1.3",
+                         command_label[vs_floor[i].k]);
+                bench_print_verdict(label, ok);
+                pass = pass && ok;
+        }
+        return pass;
+}
+
+/* A child that reads `n` bytes at a time and answers each whole message with
+ * one byte: the kernel's cost of moving a status reply, no protocol work. */
+static int bytes_floor(size_t n, BenchStats *ret)
+{
+        _cleanup_free_ char *buf = calloc(n ? n : 1, 1);
+        double us[FLOOR_SAMPLES];
+        int sv[2], status;
+        pid_t pid;
+
+        if (!buf || socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
+                return -1;
+        pid = fork();
+        if (pid < 0)
+                return -1;
+        if (pid == 0) {
+                close(sv[0]);
+                for (;;) {
+                        size_t got = 0;
+
+                        while (got < n) {
+                                ssize_t k = read(sv[1], buf + got, n - got);
+                                if (k <= 0)
+                                        _exit(0);
+                                got += (size_t)k;
+                        }
+                        if (write(sv[1], "", 1) != 1)
+                                _exit(1);
+                }
+        }
+        close(sv[1]);
+        for (size_t i = 0; i < FLOOR_SAMPLES; i++) {
+                uint64_t t0 = bench_now_nsec();
+                size_t off = 0;
+                char ack;
+
+                while (off < n) {
+                        ssize_t k = write(sv[0], buf + off, n - off);
+                        if (k <= 0)
+                                break;
+                        off += (size_t)k;
+                }
+                if (off < n || read(sv[0], &ack, 1) != 1) {
+                        close(sv[0]);
+                        waitpid(pid, &status, 0);
+                        return -1;
+                }
+                us[i] = (double)(bench_now_nsec() - t0) / 1000.0;
+        }
+        close(sv[0]);
+        waitpid(pid, &status, 0);
+        *ret = bench_stats(us, FLOOR_SAMPLES);
+        return 0;
+}
+
+/* The ping floor and the size of the status reply, through the client
+ * library; then the bytes floor. */
+static int measure_floors(const char *socket_path, Floors *ret)
+{
+        gk_client *c = NULL;
+        double us[FLOOR_SAMPLES];
+        json_t *result = NULL;
+        gk_call_error error = {};
+        char *dump;
+        int r;
+
+        r = gk_client_connect(socket_path, &c);
+        if (r < 0) {
+                fprintf(stderr, "bench-status: cannot connect: %s\n", strerror(-r));
+                return -1;
+        }
+        for (size_t i = 0; i <= FLOOR_SAMPLES; i++) {
+                uint64_t t0 = bench_now_nsec();
+
+                r = gk_client_call(c, "ping", NULL, NULL, &error);
+                if (r < 0)
+                        break;
+                if (i > 0)
+                        us[i - 1] = (double)(bench_now_nsec() - t0) / 1000.0;
+        }
+        if (r >= 0)
+                r = gk_client_call(c, "status", NULL, &result, &error);
+        gk_client_free(c);
+        if (r < 0) {
+                fprintf(stderr, "bench-status: ping/status through the client library: %s\n",
+                        strerror(-r));
+                return -1;
+        }
+        ret->ping = bench_stats(us, FLOOR_SAMPLES);
+        dump = json_dumps(result, JSON_COMPACT);
+        json_decref(result);
+        if (!dump)
+                return -1;
+        ret->reply_bytes = strlen(dump);
+        free(dump);
+        if (bytes_floor(ret->reply_bytes, &ret->bytes) < 0) {
+                fprintf(stderr, "bench-status: cannot measure the bytes floor\n");
+                return -1;
+        }
+        return 0;
+}
+
+
+/* Free GPUs 0 and 1 for `lease acquire` and `run` (a GPU with processes on
+ * it is not free): their processes move to GPU 2, so the lab and the
+ * status reply keep every process. */
+static int free_two_gpus(const char *lab)
+{
+        _cleanup_(json_decrefp) json_t *root = NULL;
+        json_error_t error;
+        json_t *gpus, *to;
+
+        root = json_load_file(lab, 0, &error);
+        gpus = json_object_get(root, "gpus");
+        to = json_object_get(json_array_get(gpus, 2), "processes");
+        if (!json_is_array(to)) {
+                fprintf(stderr, "bench-status: cannot read the lab %s\n", lab);
+                return -1;
+        }
+        for (size_t g = 0; g < 2; g++) {
+                json_t *gpu = json_array_get(gpus, g), *from = json_object_get(gpu, "processes");
+
+                if (json_is_array(from) &&
+                    (json_array_extend(to, from) < 0 ||
+                     json_object_set_new(gpu, "processes", json_array()) < 0))
+                        return -1;
+        }
+        if (json_dump_file(root, lab, JSON_INDENT(1)) < 0) {
+                fprintf(stderr, "bench-status: cannot write the lab %s\n", lab);
+                return -1;
+        }
+        return 0;
 }
 
 static int run(const Options *o, const char *scratch, const char *lab)
@@ -236,6 +460,7 @@ static int run(const Options *o, const char *scratch, const char *lab)
         _cleanup_free_ double *all = NULL;
         double *wall[CMD_MAX], *cpu[CMD_MAX], check_wall, check_cpu;
         int64_t cpu_before, cpu_after;
+        Floors floors = { 0 };
         BenchDaemon d;
         int ret = BENCH_EXIT_ERROR;
 
@@ -250,6 +475,8 @@ static int run(const Options *o, const char *scratch, const char *lab)
                 cpu[k] = all + (2 * k + 1) * o->count;
         }
 
+        if (free_two_gpus(lab) < 0)
+                return BENCH_EXIT_ERROR;
         if (bench_daemon_launch(o->gkd, o->library, scratch, lab, &d) < 0)
                 goto stop;
         /* The first snapshot is taken before the socket opens; check it
@@ -257,12 +484,18 @@ static int run(const Options *o, const char *scratch, const char *lab)
         if (spawn_timed((char *const[]){ (char *)o->cli, "--socket", d.socket_path, "status",
                                          "--json", NULL },
                         json_out, &check_wall, &check_cpu) < 0 ||
-            !status_check(json_out))
+            !status_check(json_out, o->shape))
+                goto stop;
+        /* `lease env` prints the newest lease of ours: this one, held
+         * throughout; `run` takes another GPU each time. */
+        if (spawn_timed((char *const[]){ (char *)o->cli, "--socket", d.socket_path, "lease",
+                                         "acquire", "--gpus", "1", "--no-wait", NULL },
+                        "/dev/null", &check_wall, &check_cpu) < 0)
                 goto stop;
 
-        printf("bench-status: gpukeeperd %s, lab of %d GPUs (%d in MIG mode), %d real "
+        printf("bench-status: gpukeeperd %s, lab of %u GPUs (%u in MIG mode), %zu real "
                "processes, sample_interval 2s\n",
-               o->gkd, BENCH_LAB_GPUS, BENCH_LAB_MIG_GPUS, BENCH_LAB_PROCESSES);
+               o->gkd, o->shape.gpus, o->shape.mig_gpus, o->shape.processes);
         printf("bench-status: %zu runs of each command, interleaved in blocks of %d, stdout to "
                "/dev/null\n",
                o->count, BLOCK);
@@ -270,10 +503,14 @@ static int run(const Options *o, const char *scratch, const char *lab)
         if (measure(o, d.socket_path, wall, cpu) < 0)
                 goto stop;
         cpu_after = bench_cpu_nsec_of(d.pid);
-        report(o, wall, cpu, cpu_before >= 0 && cpu_after >= cpu_before ? cpu_after - cpu_before
-                                                                         : -1);
-        printf("bench-status: measured (no target set)\n");
-        ret = BENCH_EXIT_PASS;
+        if (measure_floors(d.socket_path, &floors) < 0)
+                goto stop;
+        ret = report(o, wall, cpu,
+                     cpu_before >= 0 && cpu_after >= cpu_before ? cpu_after - cpu_before : -1,
+                     &floors)
+                      ? BENCH_EXIT_PASS
+                      : BENCH_EXIT_MISSED;
+        printf("bench-status: %s\n", ret == BENCH_EXIT_PASS ? "PASS" : "FAIL");
 stop:
         return bench_daemon_end(&d, ret);
 }
@@ -290,7 +527,7 @@ int main(int argc, char **argv)
                 return r == 0 ? EXIT_SUCCESS : 64;
         if (bench_scratch_make(scratch, sizeof(scratch)) < 0)
                 return BENCH_EXIT_ERROR;
-        if (bench_lab_start(o.gen_lab, scratch, NULL, 0, NULL, &children, lab) >= 0)
+        if (bench_lab_start_shape(o.gen_lab, scratch, o.shape, NULL, 0, NULL, &children, lab) >= 0)
                 ret = run(&o, scratch, lab);
         bench_lab_stop(&children, NULL, 0, false);
         bench_scratch_remove(scratch);

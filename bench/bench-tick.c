@@ -29,6 +29,9 @@
 
 #define TARGET_RATIO 2.0
 #define TARGET_TICK_USEC 5000.0
+/* Issue 16: at 64 GPUs / 4,096 processes (--gpus 64 --processes 4096) a
+ * tick stays under 2 ms. Applies to any lab larger than the default. */
+#define TARGET_TICK_SCALED_USEC 2000.0
 #define DEFAULT_COLD 20
 /* Process-list buffer of the bare sequence, in entries; grows on demand. */
 #define BARE_PROCESS_BUFFER 64
@@ -292,18 +295,18 @@ static void bare_tick(Bare *b, BareResult *res)
 }
 
 /* Does the bare pass match the lab? */
-static bool bare_check(const BareResult *res)
+static bool bare_check(const BareResult *res, BenchLabShape shape)
 {
-        const unsigned instances = BENCH_LAB_MIG_GPUS * BENCH_LAB_MIG_INSTANCES;
+        const unsigned instances = shape.mig_gpus * BENCH_LAB_MIG_INSTANCES;
 
-        if (res->failures == 0 && res->gpus == BENCH_LAB_GPUS && res->instances == instances &&
-            res->processes == BENCH_LAB_PROCESSES)
+        if (res->failures == 0 && res->gpus == shape.gpus && res->instances == instances &&
+            res->processes == shape.processes)
                 return true;
         fprintf(stderr,
                 "bench-tick: bare pass saw %u GPUs, %u instances, %u processes, %u failed calls; "
-                "expected %d, %u, %d, 0\n",
-                res->gpus, res->instances, res->processes, res->failures, BENCH_LAB_GPUS,
-                instances, BENCH_LAB_PROCESSES);
+                "expected %u, %u, %zu, 0\n",
+                res->gpus, res->instances, res->processes, res->failures, shape.gpus,
+                instances, shape.processes);
         return false;
 }
 
@@ -316,7 +319,8 @@ static int compare_pid(const void *a, const void *b)
 
 /* Does the snapshot hold the whole lab, every process attributed to us?
  * `sorted_pids` are the children, sorted. */
-static bool snapshot_check(const GpuSnapshot *s, const pid_t *sorted_pids, size_t n_pids)
+static bool snapshot_check(const GpuSnapshot *s, const pid_t *sorted_pids, size_t n_pids,
+                           BenchLabShape shape)
 {
         size_t instances = 0, processes = 0, wrong = 0;
 
@@ -334,9 +338,9 @@ static bool snapshot_check(const GpuSnapshot *s, const pid_t *sorted_pids, size_
                                 wrong++;
                 }
         }
-        if (s->nvml_available && s->n_gpus == BENCH_LAB_GPUS && s->nvml_errors == 0 &&
-            instances == BENCH_LAB_MIG_GPUS * BENCH_LAB_MIG_INSTANCES &&
-            processes == BENCH_LAB_PROCESSES && wrong == 0)
+        if (s->nvml_available && s->n_gpus == shape.gpus && s->nvml_errors == 0 &&
+            instances == shape.mig_gpus * BENCH_LAB_MIG_INSTANCES &&
+            processes == shape.processes && wrong == 0)
                 return true;
         fprintf(stderr,
                 "bench-tick: snapshot has %zu GPUs, %zu instances, %zu processes (%zu not "
@@ -349,6 +353,9 @@ static bool snapshot_check(const GpuSnapshot *s, const pid_t *sorted_pids, size_
 typedef struct Options {
         BenchRounds common;
         size_t cold;
+        size_t gpus;
+        size_t processes;
+        BenchLabShape shape;
 } Options;
 
 static void help(void)
@@ -361,6 +368,11 @@ static void help(void)
                "\n",
                BENCH_LAB_GPUS, BENCH_LAB_MIG_GPUS, BENCH_LAB_MIG_INSTANCES, BENCH_LAB_PROCESSES);
         bench_rounds_help();
+        printf("  --gpus N           GPUs in the lab (default %d; at most %d; the last %d in MIG mode)\n"
+               "  --processes N      real processes in the lab (default %d; at most %d); above\n"
+               "                     the default lab the tick's target is < 2 ms (issue 16)\n",
+               BENCH_LAB_GPUS, BENCH_LAB_MAX_GPUS, BENCH_LAB_MIG_GPUS, BENCH_LAB_PROCESSES,
+               BENCH_LAB_MAX_PROCESSES);
         printf("  --cold N           cold ticks (new /proc cache each) to time (default %d)\n"
                "\n"
                "Exit status: 0 targets met, 2 a target missed, 1 could not measure.\n",
@@ -372,10 +384,22 @@ static int parse_argv(int argc, char **argv, Options *o)
 {
         const BenchOption options[] = {
                 BENCH_COUNT("cold", &o->cold, 10000),
+                BENCH_COUNT("gpus", &o->gpus, BENCH_LAB_MAX_GPUS),
+                BENCH_COUNT("processes", &o->processes, BENCH_LAB_MAX_PROCESSES),
         };
+        int r;
 
         o->cold = DEFAULT_COLD;
-        return bench_parse_rounds(argc, argv, &o->common, options, ELEMENTSOF(options), help);
+        o->gpus = BENCH_LAB_GPUS;
+        o->processes = BENCH_LAB_PROCESSES;
+        r = bench_parse_rounds(argc, argv, &o->common, options, ELEMENTSOF(options), help);
+        if (r > 0 && o->gpus <= BENCH_LAB_MIG_GPUS) {
+                fprintf(stderr, "bench-tick: --gpus must be above %d (the MIG GPUs)\n",
+                        BENCH_LAB_MIG_GPUS);
+                return -1;
+        }
+        o->shape = (BenchLabShape){ (unsigned)o->gpus, BENCH_LAB_MIG_GPUS, o->processes };
+        return r;
 }
 
 /* Time one warm tick in microseconds; -1 on failure (message printed). */
@@ -402,6 +426,7 @@ typedef struct Sides {
         BareResult res;
         GpuNvml *nvml;
         ProcCache *cache;
+        BenchLabShape shape;
 } Sides;
 
 static int sample_bare(void *userdata, size_t i, double *ret_usec)
@@ -413,7 +438,7 @@ static int sample_bare(void *userdata, size_t i, double *ret_usec)
         bare_tick(s->bare, &s->res);
         t1 = bench_now_nsec();
         if (s->res.failures > 0) {
-                bare_check(&s->res);
+                bare_check(&s->res, s->shape);
                 return -1;
         }
         *ret_usec = (double)(t1 - t0) / 1000.0;
@@ -489,11 +514,11 @@ static int run(const Options *o, const char *lab, const pid_t *sorted_pids, size
                 return BENCH_EXIT_ERROR;
         }
         bare_tick(&b, &res);
-        if (!snapshot_check(first, sorted_pids, n_pids) || !bare_check(&res))
+        if (!snapshot_check(first, sorted_pids, n_pids, o->shape) || !bare_check(&res, o->shape))
                 return BENCH_EXIT_ERROR;
-        printf("bench-tick: lab of %zu GPUs (%d in MIG mode, %d x 1g.10gb each), %d real "
+        printf("bench-tick: lab of %zu GPUs (%u in MIG mode, %d x 1g.10gb each), %zu real "
                "processes; %s\n",
-               first->n_gpus, BENCH_LAB_MIG_GPUS, BENCH_LAB_MIG_INSTANCES, BENCH_LAB_PROCESSES,
+               first->n_gpus, o->shape.mig_gpus, BENCH_LAB_MIG_INSTANCES, o->shape.processes,
                first->simulated ? "NVML simulator" : "real NVML");
         printf("bench-tick: library %s\n", o->common.library);
         printf("bench-tick: %u NVML calls per tick; %zu rounds x %zu iterations per side, "
@@ -501,7 +526,7 @@ static int run(const Options *o, const char *lab, const pid_t *sorted_pids, size
                res.calls, o->common.rounds, o->common.iterations);
 
         /* Blocks of o->common.iterations; even rounds start with the bare side. */
-        Sides sides = { .bare = &b, .nvml = nvml, .cache = cache };
+        Sides sides = { .bare = &b, .nvml = nvml, .cache = cache, .shape = o->shape };
         const BenchSide both[] = {
                 { .sample = sample_bare, .userdata = &sides, .samples = bare_us },
                 { .sample = sample_tick, .userdata = &sides, .samples = tick_us },
@@ -517,10 +542,23 @@ static int run(const Options *o, const char *lab, const pid_t *sorted_pids, size
         tick = bench_print_stats("tick, warm /proc cache", tick_us, per_side);
         bench_print_stats("tick, cold /proc cache (info)", cold_us, o->cold);
 
-        bool pass_ratio = bench_print_ratio("tick/bare", &tick, &bare, TARGET_RATIO),
-             pass_abs = tick.p50 < TARGET_TICK_USEC;
+        bool scaled = o->shape.gpus > BENCH_LAB_GPUS || o->shape.processes > BENCH_LAB_PROCESSES;
+        bool pass_ratio, pass_abs = tick.p50 < (scaled ? TARGET_TICK_SCALED_USEC : TARGET_TICK_USEC);
 
-        bench_print_verdict("target: tick p50 < 5 ms", pass_abs);
+        if (scaled) {
+                /* The 2x ratio is the default lab's target; in a larger lab
+                 * the bare side (a simulator that no longer stat()s its
+                 * file on every call) is no stand-in for a driver's cost,
+                 * and the issue's target is the tick's own time. */
+                printf("  ratio tick/bare (info): p50 %.2f, mean %.2f\n", tick.p50 / bare.p50,
+                       tick.mean / bare.mean);
+                pass_ratio = true;
+        } else
+                pass_ratio = bench_print_ratio("tick/bare", &tick, &bare, TARGET_RATIO);
+
+        bench_print_verdict(scaled ? "target: tick p50 < 2 ms (larger lab, issue 16)"
+                                   : "target: tick p50 < 5 ms",
+                            pass_abs);
         return bench_print_result(pass_ratio && pass_abs);
 }
 
@@ -537,7 +575,8 @@ int main(int argc, char **argv)
                 return r == 0 ? EXIT_SUCCESS : 64;
         if (bench_scratch_make(scratch, sizeof(scratch)) < 0)
                 return BENCH_EXIT_ERROR;
-        if (bench_lab_start(o.common.gen_lab, scratch, NULL, 0, NULL, &children, lab) < 0)
+        if (bench_lab_start_shape(o.common.gen_lab, scratch, o.shape, NULL, 0, NULL, &children,
+                                  lab) < 0)
                 goto finish;
         sorted = calloc(children.n, sizeof(*sorted));
         if (!sorted) {

@@ -202,14 +202,25 @@ int bench_run(char *const argv[], bool quiet)
 }
 
 /* Look `name` up in passwd into *u (home copied). Returns 0, -ENOENT, or
- * -errno. */
+ * -errno. The buffer grows on ERANGE: nss_files parses every line it
+ * passes into it, so one long entry anywhere (a 5 KB GECOS) needs more. */
 static int user_lookup(const char *name, BenchUser *u)
 {
         struct passwd pw, *found = NULL;
-        char buf[4096];
+        _cleanup_free_ char *buf = NULL;
+        size_t size = 4096;
         int r;
 
-        r = getpwnam_r(name, &pw, buf, sizeof(buf), &found);
+        for (;;) {
+                free(buf);
+                buf = malloc(size);
+                if (!buf)
+                        return -ENOMEM;
+                r = getpwnam_r(name, &pw, buf, size, &found);
+                if (r != ERANGE || size >= (1u << 20))
+                        break;
+                size *= 2;
+        }
         if (r != 0)
                 return -r;
         if (!found)
@@ -282,12 +293,12 @@ void bench_users_remove(BenchUser *users, size_t n, bool with_home)
                 if (u->name[0]) {
                         char *with[] = { "userdel", "-r", u->name, NULL };
                         char *without[] = { "userdel", u->name, NULL };
-                        struct passwd pw, *found = NULL;
-                        char buf[4096];
+                        BenchUser found = { 0 };
+                        bool exists = user_lookup(u->name, &found) == 0;
 
+                        free(found.home);
                         /* Only users that exist: a failed make leaves names behind. */
-                        if (getpwnam_r(u->name, &pw, buf, sizeof(buf), &found) == 0 && found &&
-                            bench_run(with_home ? with : without, true) < 0)
+                        if (exists && bench_run(with_home ? with : without, true) < 0)
                                 fprintf(stderr, "%s: userdel %s failed\n",
                                         program_invocation_short_name, u->name);
                 }
@@ -298,6 +309,12 @@ void bench_users_remove(BenchUser *users, size_t n, bool with_home)
 
 int bench_write_lab(const char *gen_lab, const char *scratch, const pid_t *pids, size_t n,
                     const char *lab_path)
+{
+        return bench_write_lab_shape(gen_lab, scratch, BENCH_LAB_SHAPE_DEFAULT, pids, n, lab_path);
+}
+
+int bench_write_lab_shape(const char *gen_lab, const char *scratch, BenchLabShape shape,
+                          const pid_t *pids, size_t n, const char *lab_path)
 {
         char pid_file[PATH_MAX], gpus[16], mig[16];
         _cleanup_fclose_ FILE *f = NULL;
@@ -314,8 +331,8 @@ int bench_write_lab(const char *gen_lab, const char *scratch, const pid_t *pids,
         if (fflush(f) != 0 || ferror(f))
                 return negative_errno();
 
-        snprintf(gpus, sizeof(gpus), "%d", BENCH_LAB_GPUS);
-        snprintf(mig, sizeof(mig), "%d", BENCH_LAB_MIG_GPUS);
+        snprintf(gpus, sizeof(gpus), "%u", shape.gpus);
+        snprintf(mig, sizeof(mig), "%u", shape.mig_gpus);
         return bench_run((char *const[]){ "python3", (char *)gen_lab, "--gpus", gpus, "--mig", mig,
                                           "--pids-from", pid_file, "--out", (char *)lab_path,
                                           NULL },
@@ -325,31 +342,43 @@ int bench_write_lab(const char *gen_lab, const char *scratch, const pid_t *pids,
 int bench_lab_start(const char *gen_lab, const char *scratch, BenchUser *users, size_t n_users,
                     size_t (*owner_of)(size_t n), BenchChildren *children, char *ret_lab)
 {
+        return bench_lab_start_shape(gen_lab, scratch, BENCH_LAB_SHAPE_DEFAULT, users, n_users,
+                                     owner_of, children, ret_lab);
+}
+
+int bench_lab_start_shape(const char *gen_lab, const char *scratch, BenchLabShape shape,
+                          BenchUser *users, size_t n_users, size_t (*owner_of)(size_t n),
+                          BenchChildren *children, char *ret_lab)
+{
         const char *me = program_invocation_short_name;
-        uid_t uids[BENCH_LAB_PROCESSES];
-        gid_t gids[BENCH_LAB_PROCESSES];
+        _cleanup_free_ uid_t *uids = calloc(MAX(shape.processes, (size_t)1), sizeof(*uids));
+        _cleanup_free_ gid_t *gids = calloc(MAX(shape.processes, (size_t)1), sizeof(*gids));
         int r;
 
         assert(!users == !owner_of);
+        if (!uids || !gids) {
+                fprintf(stderr, "%s: out of memory\n", me);
+                return -1;
+        }
         if (!path_join(ret_lab, scratch, "lab.json"))
                 return -1;
         if (users && bench_users_make(BENCH_USER_PREFIX, n_users, NULL, users) < 0)
                 return -1;
-        for (size_t n = 0; users && n < BENCH_LAB_PROCESSES; n++) {
+        for (size_t n = 0; users && n < shape.processes; n++) {
                 assert(owner_of(n) < n_users);
                 uids[n] = users[owner_of(n)].uid;
                 gids[n] = users[owner_of(n)].gid;
         }
-        r = bench_children_start_as(BENCH_LAB_PROCESSES, users ? uids : NULL,
-                                    users ? gids : NULL, children);
+        r = bench_children_start_as(shape.processes, users ? uids : NULL, users ? gids : NULL,
+                                    children);
         if (r < 0) {
-                fprintf(stderr, "%s: cannot start %d processes: %s\n", me, BENCH_LAB_PROCESSES,
+                fprintf(stderr, "%s: cannot start %zu processes: %s\n", me, shape.processes,
                         strerror(-r));
                 return -1;
         }
         if (users && !bench_children_wait_owners(children, uids))
                 return -1;
-        r = bench_write_lab(gen_lab, scratch, children->pids, children->n, ret_lab);
+        r = bench_write_lab_shape(gen_lab, scratch, shape, children->pids, children->n, ret_lab);
         if (r < 0) {
                 fprintf(stderr, "%s: %s could not write the lab: %s\n", me, gen_lab,
                         strerror(-r));

@@ -25,6 +25,20 @@
 #define BENCH_LAB_MIG_INSTANCES 7
 #define BENCH_LAB_PROCESSES 256
 
+/* A lab of another size (the scaled runs of issue 16: 64 GPUs, 4,096
+ * processes): `gpus` GPUs, the last `mig_gpus` in MIG mode with 7
+ * instances each, and `processes` real processes spread over them. */
+typedef struct BenchLabShape {
+        unsigned gpus;
+        unsigned mig_gpus;
+        size_t processes;
+} BenchLabShape;
+#define BENCH_LAB_SHAPE_DEFAULT \
+        ((BenchLabShape){ BENCH_LAB_GPUS, BENCH_LAB_MIG_GPUS, BENCH_LAB_PROCESSES })
+/* gen-lab.py's and the simulator's limit. */
+#define BENCH_LAB_MAX_GPUS 64
+#define BENCH_LAB_MAX_PROCESSES 16384
+
 #define BENCH_EXIT_PASS 0
 #define BENCH_EXIT_ERROR 1
 #define BENCH_EXIT_MISSED 2
@@ -98,6 +112,10 @@ void bench_users_remove(BenchUser *users, size_t n, bool with_home);
  * generator fails (its stderr goes to ours). */
 int bench_write_lab(const char *gen_lab, const char *scratch, const pid_t *pids, size_t n,
                     const char *lab_path);
+/* The same for a lab of `shape`'s GPUs (shape.processes is not used: the
+ * lab lists pids[0..n)). */
+int bench_write_lab_shape(const char *gen_lab, const char *scratch, BenchLabShape shape,
+                          const pid_t *pids, size_t n, const char *lab_path);
 
 /* Where the lab's processes belong to users the benchmark makes, those are
  * BENCH_USER_PREFIX00, BENCH_USER_PREFIX01, ... */
@@ -112,6 +130,10 @@ int bench_write_lab(const char *gen_lab, const char *scratch, const pid_t *pids,
  * after a message; either way finish with bench_lab_stop. */
 int bench_lab_start(const char *gen_lab, const char *scratch, BenchUser *users, size_t n_users,
                     size_t (*owner_of)(size_t n), BenchChildren *children, char *ret_lab);
+/* The same with a lab of `shape` (shape.processes processes). */
+int bench_lab_start_shape(const char *gen_lab, const char *scratch, BenchLabShape shape,
+                          BenchUser *users, size_t n_users, size_t (*owner_of)(size_t n),
+                          BenchChildren *children, char *ret_lab);
 
 /* Undo bench_lab_start: stop the children, then remove users[0..n_users)
  * (userdel, no home) or, with `keep`, leave them in place and only free

@@ -44,6 +44,7 @@ PACKAGES=(
         slurmd          # Slurm's node daemon (runs gpukeeper slurm prolog/epilog)
         slurm-client    # srun, salloc, squeue, scontrol, scancel: the backend: slurm paths and the daemon's reconcile
         munge           # Slurm's authentication; the tests start their own munged with their own key
+        binutils        # readelf: tests/unit/cli/test_cli_link.py checks gpukeeper's DT_NEEDED list (gcc brings it too)
 )
 
 missing=()

@@ -58,6 +58,15 @@
 #define SIM_WAIT_CAP_MS 200
 #define SIM_WAIT_STEP_MS 10
 #define SIM_MIB (1024ull * 1024ull)
+/* The device-less calls (nvmlInit, nvmlSystemGetDriverVersion,
+ * nvmlDeviceGetCount, nvmlEventSetWait: a sampler tick starts with them)
+ * always look at the lab file; every other entry point at most this often.
+ * A tick at 64 GPUs makes over a thousand calls and used to stat() the file
+ * on each; now it stats it three times, and a tick sees one lab, as a driver's state changes between
+ * enumerations rather than being re-read from the world on every call. A
+ * test that rewrites the lab sees the change at the next such call, or
+ * after this long on any call. */
+#define SIM_REFRESH_USEC 10000
 
 /* nvml.h event type bits (nvmlEventType*); only the Xid one is ever raised. */
 #define SIM_EVENT_TYPES_KNOWN 0x7Full
@@ -99,6 +108,7 @@ static struct {
         SimFileId state_id;        /* of the state file last parsed; invalid: there was none */
         struct nvmlGpuInstance_st gi_handles[SIM_MAX_GPUS][SIM_MAX_GI_ID + 1];
         struct nvmlComputeInstance_st ci_handles[SIM_MAX_GPUS][SIM_MAX_GI_ID + 1][SIM_MAX_CI_ID + 1];
+        uint64_t checked_usec; /* CLOCK_MONOTONIC of the last stat() of the lab */
         uint64_t xid_delivered[SIM_MAX_GPUS];
         struct nvmlDevice_st handles[SIM_MAX_GPUS][1 + SIM_MAX_MIG];
         struct nvmlEventSet_st *sets;
@@ -155,13 +165,19 @@ static void deliver_xids(bool baseline)
 }
 
 /* Re-parse the lab if the file changed since we last read it. A lab that no
- * longer parses is reported once and the previous one stays in effect. */
-static void refresh(void)
+ * longer parses is reported once and the previous one stays in effect.
+ * Without `force`, the file is looked at only when SIM_REFRESH_USEC have
+ * passed since the last look. */
+static void refresh(bool force)
 {
+        uint64_t t = now_usec(CLOCK_MONOTONIC);
         SimFileId now, id, state_now = {}, state_id;
         char error[512];
         SimLab *lab;
 
+        if (!force && t - sim.checked_usec < SIM_REFRESH_USEC)
+                return;
+        sim.checked_usec = t;
         if (sim_file_id_get(sim.path, &now) < 0)
                 return;
         (void)sim_file_id_get(sim.state_path, &state_now);
@@ -185,12 +201,17 @@ static void refresh(void)
 
 /* Entry-point prologue for calls that take no device: initialised, lab
  * current, and no error injected for `function`. */
-static nvmlReturn_t begin(const char *function)
+static nvmlReturn_t begin_refresh(const char *function, bool force)
 {
         if (sim.refcount == 0)
                 return NVML_ERROR_UNINITIALIZED;
-        refresh();
+        refresh(force);
         return sim_errors_lookup(&sim.lab->errors, function);
+}
+
+static nvmlReturn_t begin(const char *function)
+{
+        return begin_refresh(function, false);
 }
 
 /* What a device handle resolves to for one call. */
@@ -331,7 +352,7 @@ static nvmlReturn_t init(const char *function)
                 write_mig_minors();
 #endif
         } else {
-                refresh();
+                refresh(true);
                 r = sim_errors_lookup(&sim.lab->errors, function);
                 if (r != NVML_SUCCESS)
                         return r;
@@ -432,7 +453,7 @@ static nvmlReturn_t copy_string(const char *s, char *buf, unsigned length)
 nvmlReturn_t nvmlSystemGetDriverVersion(char *version, unsigned int length)
 {
         LOCKED;
-        nvmlReturn_t r = begin(__func__);
+        nvmlReturn_t r = begin_refresh(__func__, true);
 
         return r != NVML_SUCCESS ? r : copy_string(sim.lab->driver_version, version, length);
 }
@@ -440,7 +461,7 @@ nvmlReturn_t nvmlSystemGetDriverVersion(char *version, unsigned int length)
 static nvmlReturn_t get_count(const char *function, unsigned *count)
 {
         LOCKED;
-        nvmlReturn_t r = begin(function);
+        nvmlReturn_t r = begin_refresh(function, true);
 
         if (r != NVML_SUCCESS)
                 return r;
@@ -1878,7 +1899,9 @@ static nvmlReturn_t event_set_wait(const char *function, nvmlEventSet_t set,
 
         for (;;) {
                 pthread_mutex_lock(&sim.lock);
-                r = begin(function);
+                /* Device-less: the lab is looked at on every try, so an
+                 * Xid written before or during the wait is delivered. */
+                r = begin_refresh(function, true);
                 if (r == NVML_SUCCESS && (!find_set(set) || !data))
                         r = NVML_ERROR_INVALID_ARGUMENT;
                 if (r == NVML_SUCCESS && set->len > 0) {

@@ -71,6 +71,9 @@ static void write_lab(const char *fmt, ...)
         va_end(ap);
         assert_int_equal(fclose(f), 0);
         assert_int_equal(rename(tmp, lab_path), 0);
+        /* Calls on a device handle look at the lab at most every 10 ms
+         * (SIM_REFRESH_USEC): wait that long, as a test of a rewritten lab. */
+        nanosleep(&(struct timespec){ .tv_nsec = 11 * 1000 * 1000 }, NULL);
 }
 
 static void use_lab_file(const char *path)
@@ -1342,6 +1345,8 @@ static void test_mig_management(void **state)
                       "{ \"enabled\": true, \"pending\": true } } }\n", f);
                 assert_int_equal(fclose(f), 0);
                 assert_int_equal(rename(tmp, state_path), 0);
+                /* Past the simulator's look-at-most-every-10-ms window. */
+                nanosleep(&(struct timespec){ .tv_nsec = 11 * 1000 * 1000 }, NULL);
         }
         assert_int_equal(get_mode(a100, &cur, &pend), NVML_SUCCESS);
         assert_int_equal(cur, 1);

@@ -11,8 +11,11 @@
 # `N passed, N failed` (", N skipped" when any). The exit status is non-zero if
 # anything failed, a build failed, or no test ran.
 #
-# BUILD_DIR and ASAN_BUILD_DIR override the two build directories (relative to
-# the repository root, or absolute).
+# Then a third build, --buildtype=release (what packagers build), is only
+# built, not tested; a build failure there counts as a failed step.
+#
+# BUILD_DIR, ASAN_BUILD_DIR and RELEASE_BUILD_DIR override the build
+# directories (relative to the repository root, or absolute).
 set -uo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -121,6 +124,23 @@ export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1"
 export LSAN_OPTIONS="print_suppressions=0"
 run_suite sanitizers "$ASAN_BUILD_DIR" -Db_sanitize=address,undefined -Db_lundef=false -Dwerror=false
 unset ASAN_OPTIONS UBSAN_OPTIONS LSAN_OPTIONS
+
+# The release build packagers make (-O3, -Werror): build only, since its
+# code is the normal build's at a higher optimisation level, and -O3 finds
+# warnings (truncation, maybe-uninitialised, dangling pointers) -O2 does not.
+# A failed setup or build is a failure step.
+RELEASE_BUILD_DIR=${RELEASE_BUILD_DIR:-build-release}
+step "release: build ($RELEASE_BUILD_DIR, --buildtype=release, build only)"
+if [[ ! -f "$RELEASE_BUILD_DIR/build.ninja" ]]; then
+        meson setup "$RELEASE_BUILD_DIR" --buildtype=release ||
+                failed_steps+=("release: meson setup $RELEASE_BUILD_DIR")
+else
+        meson configure "$RELEASE_BUILD_DIR" --buildtype=release >/dev/null ||
+                failed_steps+=("release: meson configure $RELEASE_BUILD_DIR")
+fi
+if [[ -f "$RELEASE_BUILD_DIR/build.ninja" ]] && ! ninja -C "$RELEASE_BUILD_DIR"; then
+        failed_steps+=("release: ninja -C $RELEASE_BUILD_DIR")
+fi
 
 step "results ($((SECONDS - start)) s)"
 fail_args=()

@@ -1,6 +1,7 @@
 /* Reading /proc/<pid> for process attribution, and the per-tick cache that
  * keeps the sampler from re-reading it for processes it already knows.
- * See proc.h for the validation scheme (pidfd poll, or start-time re-read). */
+ * See proc.h for the validation scheme (pidfds in an epoll set, or
+ * start-time re-read). */
 #include "basic/proc.h"
 
 #include <assert.h>
@@ -11,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -302,7 +304,12 @@ struct ProcCache {
         CacheEntry **entries;
         size_t n_entries;
         size_t n_allocated;
-        struct pollfd *pollfds; /* n_allocated long, filled by begin_tick */
+        /* Every entry's pidfd, registered with the entry's pid as data:
+         * a pidfd turns readable when its process exits, so one
+         * epoll_wait per tick returns exactly the exited ones, in time
+         * proportional to them rather than to the whole cache. -1 where
+         * pidfds are not used. */
+        int epoll_fd;
         /* Open-addressing pid index: entry index + 1, 0 for an empty slot.
          * Always less than half full; rebuilt when entries move. */
         uint32_t *index;
@@ -363,6 +370,7 @@ int proc_cache_new(const char *proc_root, ProcCache **ret)
         if (!c)
                 return -ENOMEM;
         c->root_fd = -1;
+        c->epoll_fd = -1;
         c->max_age_usec = PROC_CACHE_MAX_AGE_USEC;
         /* A pidfd names a process of our own pid namespace, which only the
          * real /proc describes. */
@@ -374,6 +382,12 @@ int proc_cache_new(const char *proc_root, ProcCache **ret)
         c->root_fd = open(proc_root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (c->root_fd < 0)
                 return negative_errno();
+        if (c->use_pidfd) {
+                c->epoll_fd = epoll_create1(EPOLL_CLOEXEC);
+                /* Without an epoll set, validate by start time. */
+                if (c->epoll_fd < 0)
+                        c->use_pidfd = false;
+        }
         *ret = TAKE_PTR(c);
         return 0;
 }
@@ -387,10 +401,11 @@ void proc_cache_free(ProcCache *c)
                 free(c->entries[i]);
         }
         free(c->entries);
-        free(c->pollfds);
         free(c->index);
         if (c->root_fd >= 0)
                 close(c->root_fd);
+        if (c->epoll_fd >= 0)
+                close(c->epoll_fd);
         free(c);
 }
 
@@ -406,8 +421,15 @@ size_t proc_cache_size(const ProcCache *c)
         return c->n_entries;
 }
 
+#define EXITED_BATCH 64
+
 void proc_cache_begin_tick(ProcCache *c)
 {
+        struct epoll_event ev[EXITED_BATCH];
+        /* Each round closes every pidfd it returns (which takes it out of
+         * the set), so this many rounds see them all; the bound only
+         * guards against a set that would not drain. */
+        size_t rounds = c ? c->n_entries / EXITED_BATCH + 2 : 0;
         int k;
 
         assert(c);
@@ -415,18 +437,25 @@ void proc_cache_begin_tick(ProcCache *c)
         if (!c->use_pidfd || c->n_entries == 0)
                 return;
 
-        for (size_t i = 0; i < c->n_entries; i++)
-                c->pollfds[i] = (struct pollfd){ .fd = c->entries[i]->pidfd, .events = POLLIN };
-        do
-                k = poll(c->pollfds, c->n_entries, 0);
-        while (k < 0 && errno == EINTR);
-
-        for (size_t i = 0; i < c->n_entries; i++) {
-                CacheEntry *e = c->entries[i];
-                /* If poll itself failed we cannot tell who exited: forget the
-                 * pidfd entries; they are re-read on lookup. */
-                if (e->pidfd >= 0 && (k < 0 || c->pollfds[i].revents != 0))
-                        entry_kill(e);
+        while (rounds-- > 0) {
+                do
+                        k = epoll_wait(c->epoll_fd, ev, EXITED_BATCH, 0);
+                while (k < 0 && errno == EINTR);
+                if (k < 0) {
+                        /* We cannot tell who exited: forget the pidfd
+                         * entries; they are re-read on lookup. */
+                        for (size_t i = 0; i < c->n_entries; i++)
+                                if (c->entries[i]->pidfd >= 0)
+                                        entry_kill(c->entries[i]);
+                        return;
+                }
+                for (int i = 0; i < k; i++) {
+                        CacheEntry *e = index_find(c, (pid_t)ev[i].data.u64);
+                        if (e && e->pidfd >= 0)
+                                entry_kill(e);
+                }
+                if (k < EXITED_BATCH)
+                        return;
         }
 }
 
@@ -451,7 +480,7 @@ void proc_cache_end_tick(ProcCache *c)
         index_rebuild(c);
 }
 
-/* Make room for one more entry in entries, pollfds and the index. */
+/* Make room for one more entry in entries and the index. */
 static int cache_reserve(ProcCache *c)
 {
         if (c->n_entries == c->n_allocated) {
@@ -460,10 +489,6 @@ static int cache_reserve(ProcCache *c)
                 if (!e)
                         return -ENOMEM;
                 c->entries = e;
-                struct pollfd *p = reallocarray(c->pollfds, m, sizeof(*p));
-                if (!p)
-                        return -ENOMEM;
-                c->pollfds = p;
                 c->n_allocated = m;
         }
         if ((c->n_entries + 1) * 2 > c->index_size) {
@@ -518,6 +543,14 @@ static int entry_fill(ProcCache *c, CacheEntry *e, pid_t pid)
         if (info.state == 'Z' || info.state == 'X' || (pidfd >= 0 && pidfd_exited(pidfd))) {
                 proc_info_done(&info);
                 return -ESRCH;
+        }
+        /* A pidfd the epoll set cannot watch is no use: validate by start
+         * time instead. */
+        if (pidfd >= 0 &&
+            epoll_ctl(c->epoll_fd, EPOLL_CTL_ADD, pidfd,
+                      &(struct epoll_event){ .events = EPOLLIN, .data.u64 = (uint64_t)pid }) < 0) {
+                close(pidfd);
+                pidfd = -1;
         }
 
         *e = (CacheEntry){

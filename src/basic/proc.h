@@ -6,9 +6,10 @@
  * ProcCache keeps that information across sampler ticks, so a process that
  * is already known costs no /proc read per tick. With the real "/proc" every
  * cached process holds one pidfd (so the cost is one file descriptor per GPU
- * process); begin_tick polls all of them in one poll() call, and a readable
- * pidfd means the process exited, so a recycled PID can never be mistaken
- * for the cached one. Where pidfd_open is unavailable (old kernel, seccomp,
+ * process), registered in one epoll set; a readable pidfd means the process
+ * exited, so begin_tick's one epoll_wait returns exactly the processes that
+ * exited (its cost grows with them, not with the cache), and a recycled PID
+ * can never be mistaken for the cached one. Where pidfd_open is unavailable (old kernel, seccomp,
  * EMFILE) and for any other proc root, an entry is validated by re-reading
  * its start time once per tick instead. */
 #pragma once
@@ -82,7 +83,7 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(ProcCache *, proc_cache_free);
 /* Override PROC_CACHE_MAX_AGE_USEC (0: re-read every tick). */
 void proc_cache_set_max_age(ProcCache *c, uint64_t usec);
 
-/* Start a tick: one poll() over all pidfds drops entries whose process exited. */
+/* Start a tick: one epoll_wait over the pidfds drops entries whose process exited. */
 void proc_cache_begin_tick(ProcCache *c);
 
 /* Information on `pid`, read now or validated from the cache. The pointer

@@ -3,11 +3,13 @@
  * word. Each subcommand lives in its own file and is one row of `verbs`. */
 #include <getopt.h>
 #include <locale.h>
+#include <stdio_ext.h>
 #include <string.h>
+#include <unistd.h>
 
+#include "basic/time-util.h"
 #include "cli/cli.h"
-#include "cli/env.h"
-#include "cli/top.h"
+#include "cli/helper.h"
 #include "cli/report.h"
 #include "cli/violations.h"
 
@@ -18,6 +20,14 @@ typedef struct cli_verb {
         void (*usage)(FILE *f);
 } cli_verb;
 
+/* A verb that runs in a helper executable (cli/helper.h), which gets the
+ * whole command line, --help included. */
+typedef struct cli_helper_row {
+        const char *name;
+        const char *summary;
+        const char *helper;
+} cli_helper_row;
+
 static const cli_verb verbs[] = {
     {"status", "show GPUs, MIG instances, who holds them and the queue", cli_status_main,
      cli_status_usage},
@@ -25,19 +35,28 @@ static const cli_verb verbs[] = {
     {"lease", "acquire, list, extend and release leases", cli_lease_main, cli_lease_usage},
     {"queue", "show who waits for GPUs, in order", cli_queue_main, cli_queue_usage},
     {"admin", "drain and undrain GPUs (administrators)", cli_admin_main, cli_admin_usage},
-    {"mig", "MIG layouts: show, export, apply and assert mig-parted configs", cli_mig_main,
-     cli_mig_usage},
     {"violations", "show GPU use without a lease and what became of it", cli_violations_main,
      cli_violations_usage},
     {"report", "usage per user: device-hours, idle share, queue wait, waste", cli_report_main,
      cli_report_usage},
-    {"env", "conda environments: list, export, backup, prune, create, hooks", cli_env_main,
-     cli_env_usage},
-    {"kernel", "install a Jupyter kernel that leases its GPUs", cli_kernel_main, cli_kernel_usage},
-    {"top", "live full-screen view of GPUs, processes and the queue", cli_top_main, cli_top_usage},
     {"slurm", "Slurm prolog/epilog, gres.conf, and job steps on this node", cli_slurm_main,
      cli_slurm_usage},
 };
+
+static const cli_helper_row helpers[] = {
+    {"env", "conda environments: list, export, backup, prune, create, hooks", "gpukeeper-env"},
+    {"kernel", "install a Jupyter kernel that leases its GPUs", "gpukeeper-env"},
+    {"top", "live full-screen view of GPUs, processes and the queue", "gpukeeper-top"},
+    {"mig", "MIG layouts: show, export, apply and assert mig-parted configs", "gpukeeper-env"},
+};
+
+static const cli_helper_row *helper_find(const char *name)
+{
+        for (size_t i = 0; i < ELEMENTSOF(helpers); i++)
+                if (strcmp(helpers[i].name, name) == 0)
+                        return &helpers[i];
+        return NULL;
+}
 
 static const cli_verb *verb_find(const char *name)
 {
@@ -57,6 +76,8 @@ static void usage(FILE *f)
               f);
         for (size_t i = 0; i < ELEMENTSOF(verbs); i++)
                 fprintf(f, "  %-15s %s\n", verbs[i].name, verbs[i].summary);
+        for (size_t i = 0; i < ELEMENTSOF(helpers); i++)
+                fprintf(f, "  %-15s %s\n", helpers[i].name, helpers[i].summary);
         fputs("  help [COMMAND]  show this help, or the help of COMMAND\n"
               "\n"
               "Options:\n"
@@ -72,6 +93,7 @@ static void usage(FILE *f)
 /* `gpukeeper help [COMMAND]`. */
 static int help(int argc, char *argv[])
 {
+        const cli_helper_row *h;
         const cli_verb *v;
 
         if (argc > 2)
@@ -80,6 +102,10 @@ static int help(int argc, char *argv[])
                 usage(stdout);
                 return cli_finish(CLI_EXIT_OK);
         }
+        h = helper_find(argv[1]);
+        if (h)
+                return cli_helper_exec(h->helper, GK_LIBEXEC_DIR, &(cli_context){}, 2,
+                                       (char *[]){ argv[1], (char *)"--help", NULL });
         v = verb_find(argv[1]);
         if (!v)
                 return cli_usage_error(NULL, "unknown command '%s'", argv[1]);
@@ -96,11 +122,18 @@ int main(int argc, char *argv[])
             {},
         };
         cli_context ctx = {};
+        const cli_helper_row *h;
         const cli_verb *v;
         int c, r;
 
-        /* Character widths for the text views; numbers stay in the C locale. */
-        setlocale(LC_CTYPE, "");
+        /* The hash seed of jansson's objects: it would read /dev/urandom
+         * (open, read, close) on every start; the CLI only hashes the keys
+         * of its own requests and of the daemon's replies, so flooding is no
+         * concern here (the daemon keeps the random seed). */
+        json_object_seed((size_t)getpid() ^ (size_t)now_usec(CLOCK_MONOTONIC));
+        /* One thread: the text views write a glyph at a time and json_dumpf
+         * a token at a time; none of those calls needs stdout's lock. */
+        __fsetlocking(stdout, FSETLOCKING_BYCALLER);
 
         opterr = 0;
         /* '+': stop at the command name; what follows is the command's. */
@@ -118,8 +151,18 @@ int main(int argc, char *argv[])
         if (optind >= argc)
                 return cli_usage_error(NULL, "no command given; try 'gpukeeper status'");
 
+        /* Character widths for the text views; numbers stay in the C locale.
+         * `run` shows no view: it skips the locale files (five system calls
+         * and a 350 KB map), and its command gets our environment as is. */
+        if (strcmp(argv[optind], "run") != 0)
+                setlocale(LC_CTYPE, "");
+
         if (strcmp(argv[optind], "help") == 0)
                 return help(argc - optind, argv + optind);
+        h = helper_find(argv[optind]);
+        if (h)
+                return cli_helper_exec(h->helper, GK_LIBEXEC_DIR, &ctx, argc - optind,
+                                       argv + optind);
         v = verb_find(argv[optind]);
         if (!v)
                 return cli_usage_error(NULL, "unknown command '%s'", argv[optind]);

@@ -2,9 +2,10 @@
 #include "cli/run-child.h"
 
 #include <errno.h>
-#include <fcntl.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -105,40 +106,61 @@ int cli_child_env(char *const *base, json_t *set, char ***ret)
         return 0;
 }
 
+/* The child's stack: execvpe builds the candidate paths on it. */
+#define SPAWN_STACK_SIZE (256 * 1024)
+
+typedef struct spawn_args {
+        char *const *argv;
+        char *const *envp;
+        const sigset_t *mask;
+        volatile int err; /* written by the child when its exec fails */
+} spawn_args;
+
+/* Runs in the child, in our memory (CLONE_VM) while we are suspended
+ * (CLONE_VFORK): no allocation, no stdio, only the mask, the exec and, on
+ * failure, the errno written where the parent reads it. Signal handlers
+ * would run in our memory too: the CLI installs none (its signals are
+ * blocked and read from a signalfd), and the mask keeps them blocked until
+ * the exec. */
+static int spawn_child(void *userdata)
+{
+        spawn_args *a = userdata;
+        int e;
+
+        sigprocmask(SIG_SETMASK, a->mask, NULL);
+        execvpe(a->argv[0], a->argv, a->envp);
+        e = errno;
+        a->err = e;
+        /* Returning ends the child with this status (clone(2)); unlike
+         * _exit() it is no noreturn call, which ASan would have to unwind
+         * on this foreign stack (it warns on stderr when it does). */
+        return e == ENOENT || e == ENOTDIR ? CLI_EXIT_NOT_FOUND : CLI_EXIT_NOT_EXECUTABLE;
+}
+
 int cli_child_spawn(char *const *argv, char *const *envp, const sigset_t *mask, pid_t *ret_pid,
                     int *ret_exec_errno)
 {
-        _cleanup_close_ int rfd = -1, wfd = -1;
-        int fds[2], err = 0;
-        ssize_t n;
+        spawn_args a = { .argv = argv, .envp = envp, .mask = mask };
+        void *stack;
         pid_t pid;
+        int e;
 
-        /* Close-on-exec: the read end sees EOF the moment the exec
-         * succeeds, or the errno the child writes when it fails. */
-        if (pipe2(fds, O_CLOEXEC) < 0)
+        /* vfork semantics, as posix_spawn: no copy of our page tables and no
+         * copy-on-write faults in either process (fork cost about 1 ms on
+         * the project's VM), and we resume exactly when the exec succeeded
+         * or the child gave up, so no pipe is needed to learn which. */
+        stack = mmap(NULL, SPAWN_STACK_SIZE, PROT_READ | PROT_WRITE,
+                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK | MAP_NORESERVE, -1, 0);
+        if (stack == MAP_FAILED)
                 return negative_errno();
-        rfd = fds[0];
-        wfd = fds[1];
-
-        pid = fork();
+        pid = clone(spawn_child, (char *)stack + SPAWN_STACK_SIZE, CLONE_VM | CLONE_VFORK | SIGCHLD,
+                    &a);
+        e = errno;
+        munmap(stack, SPAWN_STACK_SIZE);
         if (pid < 0)
-                return negative_errno();
-        if (pid == 0) {
-                int e;
-
-                sigprocmask(SIG_SETMASK, mask, NULL);
-                execvpe(argv[0], argv, envp);
-                e = errno;
-                (void)!write(wfd, &e, sizeof e);
-                _exit(e == ENOENT || e == ENOTDIR ? CLI_EXIT_NOT_FOUND : CLI_EXIT_NOT_EXECUTABLE);
-        }
-
-        close(TAKE_FD(wfd));
-        do
-                n = read(rfd, &err, sizeof err);
-        while (n < 0 && errno == EINTR);
+                return -e;
         *ret_pid = pid;
-        *ret_exec_errno = n == (ssize_t)sizeof err ? err : 0;
+        *ret_exec_errno = a.err;
         return 0;
 }
 

@@ -186,8 +186,11 @@ static int send_all(gk_client *c, const char *buf, size_t len)
         return 0;
 }
 
-/* Reads what is there (at least one byte) into the decoder. */
-static int receive(gk_client *c)
+/* Reads what is there (at least one byte) into the decoder. With
+ * `wait_first` (right after a request was sent, when no reply can be there
+ * yet) it polls before the first recv() instead of after an EAGAIN: one
+ * system call less per round trip. */
+static int receive(gk_client *c, bool wait_first)
 {
         void *buf;
         size_t space;
@@ -198,6 +201,11 @@ static int receive(gk_client *c)
                 return -EBADMSG;
         if (r < 0)
                 return r;
+        if (wait_first) {
+                r = wait_fd(c, c->fd, POLLIN);
+                if (r < 0)
+                        return r;
+        }
 
         for (;;) {
                 ssize_t n = recv(c->fd, buf, space, MSG_DONTWAIT);
@@ -261,7 +269,7 @@ int gk_client_call(gk_client *c, const char *op, json_t *args, json_t **ret_resu
         if (r < 0)
                 return r;
 
-        for (;;) {
+        for (bool sent = true;; sent = false) {
                 ProtoMessage m;
                 const char *frame;
                 size_t len;
@@ -270,7 +278,7 @@ int gk_client_call(gk_client *c, const char *op, json_t *args, json_t **ret_resu
                 if (r < 0)
                         return client_fail(c, -EBADMSG);
                 if (r == 0) {
-                        r = receive(c);
+                        r = receive(c, sent);
                         if (r < 0)
                                 return client_fail(c, r);
                         continue;

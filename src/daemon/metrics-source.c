@@ -36,8 +36,8 @@ static const char *source_user_name(void *userdata, uid_t uid)
         return daemon_user_name(userdata, uid);
 }
 
-/* Fill the render input from the daemon's state and render. */
-static int source_render(void *userdata, char **ret, size_t *ret_len)
+/* Fill the render input from the daemon's state and render into b. */
+static int source_render(void *userdata, MetricsBuffer *b)
 {
         Daemon *d = userdata;
         _cleanup_free_ const StoredLease **leases = NULL;
@@ -84,7 +84,7 @@ static int source_render(void *userdata, char **ret, size_t *ret_len)
             .user_name = source_user_name,
             .userdata = d,
         };
-        return metrics_render(&in, ret, ret_len);
+        return metrics_render_buffer(&in, b);
 }
 
 static int source_status(void *userdata, json_t **ret)

@@ -34,12 +34,22 @@
 /* The Set-Cookie value: the token (config-limited) and its attributes. */
 #define HTTP_COOKIE_MAX 1024
 
+/* A /metrics render buffer. The response sends straight from it and hands
+ * it back when MHD is done with it (render_done), so the next scrape
+ * renders into memory that is already there; a scrape that comes while
+ * the kept one is still being sent gets one of its own. */
+typedef struct RenderSlot {
+        Metrics *owner;
+        MetricsBuffer buf;
+} RenderSlot;
+
 struct Metrics {
         MetricsSource source;
         struct MHD_Daemon *mhd;
         sd_event_source *io;
         sd_event_source *timer;
         char *listen;
+        RenderSlot *spare; /* the kept render buffer; NULL while in use */
 };
 
 /* Whether `given` is exactly `token`, compared in time independent of where
@@ -106,6 +116,57 @@ static enum MHD_Result reply_owned(struct MHD_Connection *c, char *body, size_t 
                 return MHD_NO;
         }
         (void)MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, type);
+        (void)MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+        ok = MHD_queue_response(c, MHD_HTTP_OK, resp);
+        MHD_destroy_response(resp);
+        return ok;
+}
+
+static void render_slot_free(RenderSlot *s)
+{
+        if (!s)
+                return;
+        metrics_buffer_done(&s->buf);
+        free(s);
+}
+
+/* MHD is done with a /metrics response: keep its buffer for the next. */
+static void render_done(void *cls)
+{
+        RenderSlot *s = cls;
+
+        if (!s->owner->spare)
+                s->owner->spare = s;
+        else
+                render_slot_free(s);
+}
+
+/* Render /metrics and queue it, sent from the render buffer itself. */
+static enum MHD_Result reply_metrics(struct MHD_Connection *c, Metrics *m)
+{
+        RenderSlot *s = TAKE_PTR(m->spare);
+        struct MHD_Response *resp;
+        enum MHD_Result ok;
+
+        if (!s) {
+                s = calloc(1, sizeof(*s));
+                if (!s)
+                        return MHD_NO;
+                s->owner = m;
+        }
+        if (m->source.render(m->source.userdata, &s->buf) < 0) {
+                render_done(s);
+                return reply_text(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "Out of memory.\n", NULL,
+                                  NULL);
+        }
+        resp = MHD_create_response_from_buffer_with_free_callback_cls(s->buf.len, s->buf.data,
+                                                                      render_done, s);
+        if (!resp) {
+                render_done(s);
+                return MHD_NO;
+        }
+        (void)MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
+                                      "text/plain; version=0.0.4; charset=utf-8");
         (void)MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
         ok = MHD_queue_response(c, MHD_HTTP_OK, resp);
         MHD_destroy_response(resp);
@@ -190,8 +251,6 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         const char *token = src->http(src->userdata)->token, *query_token = NULL;
         bool page = strcmp(url, "/") == 0, authorized;
         json_t *o = NULL;
-        char *body = NULL;
-        size_t len = 0;
         unsigned n;
         int r;
 
@@ -241,10 +300,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
                 return reply_json(c, r, o);
         }
 
-        if (src->render(src->userdata, &body, &len) < 0)
-                return reply_text(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "Out of memory.\n", NULL,
-                                  NULL);
-        return reply_owned(c, body, len, "text/plain; version=0.0.4; charset=utf-8");
+        return reply_metrics(c, m);
 }
 
 static int on_timer(sd_event_source *s, uint64_t usec, void *userdata);
@@ -357,8 +413,11 @@ void metrics_free(Metrics *m)
                 return;
         sd_event_source_disable_unref(m->io);
         sd_event_source_disable_unref(m->timer);
+        /* Stopping MHD destroys the responses still queued, which hands
+         * their render buffers back (render_done) before they go. */
         if (m->mhd)
                 MHD_stop_daemon(m->mhd);
+        render_slot_free(m->spare);
         free(m->listen);
         free(m);
 }

@@ -56,6 +56,22 @@ typedef struct MetricsInput {
  * *ret_len bytes (also NUL-terminated). Returns 0 or -ENOMEM. */
 int metrics_render(const MetricsInput *in, char **ret, size_t *ret_len);
 
+/* A render buffer kept between scrapes: its memory is reused, so a scrape
+ * neither grows a new buffer by doubling nor faults its pages in again
+ * after glibc returned them (a 64-GPU exposition is about a megabyte). */
+typedef struct MetricsBuffer {
+        char *data;       /* NUL-terminated text of len bytes after a render */
+        size_t len;
+        size_t allocated; /* bytes at data; never shrinks */
+} MetricsBuffer;
+
+/* Render the exposition into b, replacing what it held. Returns 0, or
+ * -ENOMEM (b then holds no text but keeps its memory). */
+int metrics_render_buffer(const MetricsInput *in, MetricsBuffer *b);
+
+/* Free b's memory; b is then empty and may be reused. */
+void metrics_buffer_done(MetricsBuffer *b);
+
 /* Write `s` as a label value body per the text format: backslash, double
  * quote and newline escaped; bytes that are not valid UTF-8 replaced (a
  * scraper rejects the whole scrape otherwise). */

@@ -16,6 +16,7 @@
 
 #include "config/http.h"
 #include "gpu/inventory.h"
+#include "metrics/render.h"
 #include "store/store.h"
 #include "store/violation-store.h"
 
@@ -30,10 +31,10 @@ typedef struct MetricsSource {
         const ConfigHttp *(*http)(void *userdata);
         /* The latest GPU snapshot, or NULL. */
         const GpuSnapshot *(*snapshot)(void *userdata);
-        /* Render the whole /metrics exposition (metrics_render() on a
-         * MetricsInput filled from the state): *ret malloc'd, *ret_len bytes.
-         * Returns 0 or -ENOMEM. */
-        int (*render)(void *userdata, char **ret, size_t *ret_len);
+        /* Render the whole /metrics exposition (metrics_render_buffer() on
+         * a MetricsInput filled from the state) into b, whose memory the
+         * listener keeps between scrapes. Returns 0 or -ENOMEM. */
+        int (*render)(void *userdata, MetricsBuffer *b);
         /* The `status` op's result (a new reference). Returns 0 or -errno. */
         int (*status)(void *userdata, json_t **ret);
         /* A stored violation as the `status` op shows it; NULL on ENOMEM. */

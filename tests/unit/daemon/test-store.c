@@ -1,6 +1,7 @@
 /* Unit tests for the state database: creation, WAL mode, migrations,
  * refusal of newer schemas and of symlinks, audit records. */
 #include <errno.h>
+#include <limits.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -28,10 +29,12 @@ static char *make_tmpdir(void)
 static void remove_tree(const char *dir)
 {
         const char *names[] = {STORE_DB_NAME, STORE_DB_NAME "-wal", STORE_DB_NAME "-shm"};
-        char path[512];
+        char path[PATH_MAX];
 
         for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
-                snprintf(path, sizeof path, "%s/%s", dir, names[i]);
+                int k = snprintf(path, sizeof path, "%s/%s", dir, names[i]);
+
+                assert_true(k > 0 && (size_t)k < sizeof path);
                 unlink(path);
         }
         rmdir(dir);

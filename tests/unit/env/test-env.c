@@ -9,6 +9,7 @@
 #include <archive_entry.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <ftw.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -252,13 +253,15 @@ static void build_ml(const Fixture *fx)
 /* A small env: python only, created by an old-format history. */
 static void build_small(const char *prefix, uint64_t python_atime_usec)
 {
-        char a[1024];
+        char a[PATH_MAX];
         const char *python_files[] = { "bin/python3.11", NULL };
+        int k;
 
         mkdir_p("%s/conda-meta", prefix);
         make_record(prefix, "python", "3.11.8", "hab00c5b_0_cpython",
                     "https://repo.anaconda.com/pkgs/main/linux-64", python_files, true);
-        snprintf(a, sizeof a, "%s/conda-meta/history", prefix);
+        k = snprintf(a, sizeof a, "%s/conda-meta/history", prefix);
+        assert_true(k > 0 && (size_t)k < sizeof a);
         write_file(a, "==> 2025-03-01 08:00:00 <==\n# cmd: conda create -p x python\n"
                       "+defaults/linux-64::python-3.11.8-hab00c5b_0_cpython\n"
                       "# update specs: ['python']\n");
@@ -1081,7 +1084,7 @@ static void test_export_hostile_names(void **state)
 /* First line of the export of a small env made at HOME/.conda/envs/<name>. */
 static char *export_first_line(Fixture *fx, const char *name)
 {
-        char prefix[512], *got, *nl;
+        char prefix[512], *got, *line;
         EnvInfo *e = NULL;
 
         snprintf(prefix, sizeof prefix, "%s/.conda/envs/%s", fx->home, name);
@@ -1090,9 +1093,15 @@ static char *export_first_line(Fixture *fx, const char *name)
         assert_int_equal(env_find(&fx->user, prefix, &fx->opts, &e), 0);
         got = export_text(e, ENV_EXPORT_NO_BUILDS);
         env_info_free(e);
-        nl = strchr(got, '\n');
-        *nl = '\0';
-        return got;
+        /* A copy of the first line: writing a NUL through strchr's result
+         * crashed on an export without a newline (NULL) and is what GCC
+         * -O3 flags as a dangling pointer into export_text's inlined buf. */
+        assert_non_null(got);
+        assert_non_null(strchr(got, '\n'));
+        line = strndup(got, strcspn(got, "\n"));
+        assert_non_null(line);
+        free(got);
+        return line;
 }
 
 /* Plain where YAML emitters write plain, quoted where a plain scalar would be

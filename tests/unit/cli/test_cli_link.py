@@ -1,0 +1,75 @@
+"""The command's startup cost cannot creep back (issue 16): `gpukeeper`
+links only what every subcommand needs, and the subcommands with heavy
+libraries run as helper executables beside it (libexec/gpukeeper/ once
+installed) that it execs with the same command line.
+
+Reads the dynamic section with readelf (binutils, which the C toolchain
+brings) of the binaries the build made; GK_CLI names the command."""
+import os
+import subprocess
+
+import pytest
+
+CLI = os.environ["GK_CLI"]
+HERE = os.path.dirname(CLI)
+
+# What every subcommand needs: JSON for the protocol, and libc. Anything
+# else (libarchive pulls in libxml2, ICU and libstdc++; ncurses; libyaml;
+# libcurl) belongs to a helper or the daemon.
+ALLOWED = {"libc.so.6", "libjansson.so.4"}
+
+
+def needed(path):
+    out = subprocess.run(["readelf", "-d", path], check=True, capture_output=True,
+                         text=True).stdout
+    libs = set()
+    for line in out.splitlines():
+        if "(NEEDED)" in line:
+            libs.add(line.split("[", 1)[1].split("]", 1)[0])
+    return libs
+
+
+# A sanitizer build links the sanitizers' runtimes as well.
+SANITIZER_RUNTIMES = ("libasan.so", "libubsan.so", "liblsan.so", "libtsan.so")
+
+
+def test_cli_needs_only_the_allowed_libraries():
+    libs = {lib for lib in needed(CLI) if not lib.startswith(SANITIZER_RUNTIMES)}
+    assert "libc.so.6" in libs
+    assert libs <= ALLOWED, f"gpukeeper links {sorted(libs - ALLOWED)} beyond {sorted(ALLOWED)}"
+
+
+@pytest.mark.parametrize("helper,lib", [("gpukeeper-env", "libarchive.so.13"),
+                                        ("gpukeeper-top", "libncursesw.so.6")])
+def test_helpers_carry_the_heavy_libraries(helper, lib):
+    assert lib in needed(os.path.join(HERE, helper))
+
+
+@pytest.mark.parametrize("verb,words", [("env", "backup"), ("kernel", "kernel"),
+                                        ("top", "top")])
+def test_help_of_a_helper_verb(verb, words):
+    for argv in ([CLI, "help", verb], [CLI, verb, "--help"]):
+        p = subprocess.run(argv, capture_output=True, text=True, timeout=30)
+        assert p.returncode == 0, p.stderr
+        assert "Usage: gpukeeper " + verb in p.stdout
+        assert words in p.stdout
+
+
+def test_helper_gets_the_global_socket_option(tmp_path):
+    sock = str(tmp_path / "nothing.sock")
+    master, slave = os.openpty()  # top wants a terminal
+    try:
+        p = subprocess.run([CLI, "--socket", sock, "top"], stdin=slave, stdout=slave,
+                           stderr=subprocess.PIPE, text=True, timeout=30)
+    finally:
+        os.close(slave)
+        os.close(master)
+    # top talks to the daemon at the socket it was given, which is not there.
+    assert p.returncode == 69, (p.returncode, p.stderr)
+    assert sock in p.stderr
+
+
+def test_unknown_verb_is_a_usage_error():
+    p = subprocess.run([CLI, "nonesuch"], capture_output=True, text=True, timeout=30)
+    assert p.returncode == 64
+    assert "unknown command 'nonesuch'" in p.stderr
