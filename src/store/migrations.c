@@ -138,6 +138,41 @@ const StoreMigration store_migrations[] = {
      "WHEN NEW.active = 1 AND EXISTS (SELECT 1 FROM lease_devices WHERE active = 1 "
      "  AND gpu_uuid = NEW.gpu_uuid AND (device_uuid = gpu_uuid OR NEW.device_uuid = NEW.gpu_uuid)) "
      "BEGIN SELECT RAISE(ABORT, 'a whole GPU and its MIG instances exclude each other'); END;"},
+    {6,
+     /* Lease ids are never reused (AUTOINCREMENT): a stale id held by a
+      * `run` or a script can then never name another user's lease. SQLite
+      * cannot add AUTOINCREMENT to a table, so the table is rebuilt with the
+      * same rows and ids (migrations run with foreign keys off, store.c). */
+     "CREATE TABLE leases_new ("
+     "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+     "  uid INTEGER NOT NULL,"
+     "  kind TEXT NOT NULL CHECK (kind IN ('run', 'manual')),"
+     "  state TEXT NOT NULL CHECK (state IN ('active', 'released', 'expired')),"
+     "  created_usec INTEGER NOT NULL,"
+     "  expires_usec INTEGER,"
+     "  released_usec INTEGER,"
+     "  release_reason TEXT,"
+     "  client_pid INTEGER,"
+     "  client_start_time INTEGER,"
+     "  command TEXT,"
+     "  request TEXT NOT NULL,"
+     "  idle_device_usec INTEGER NOT NULL DEFAULT 0,"
+     "  queue_wait_usec INTEGER NOT NULL DEFAULT 0"
+     ");"
+     "INSERT INTO leases_new (id, uid, kind, state, created_usec, expires_usec, released_usec,"
+     "  release_reason, client_pid, client_start_time, command, request, idle_device_usec,"
+     "  queue_wait_usec) "
+     "SELECT id, uid, kind, state, created_usec, expires_usec, released_usec, release_reason,"
+     "  client_pid, client_start_time, command, request, idle_device_usec, queue_wait_usec "
+     "FROM leases;"
+     "DROP TABLE leases;"
+     "ALTER TABLE leases_new RENAME TO leases;"
+     "CREATE INDEX leases_active ON leases(state) WHERE state = 'active';"
+     /* A lease id also stays unique beyond the rows that keep it: the
+      * highest id ever granted, even if its row were removed. */
+     "INSERT OR REPLACE INTO sqlite_sequence (name, seq) "
+     "  SELECT 'leases', MAX(seq) FROM (SELECT COALESCE(MAX(id), 0) AS seq FROM leases"
+     "  UNION ALL SELECT seq FROM sqlite_sequence WHERE name = 'leases');"},
 };
 
 const size_t store_n_migrations = sizeof store_migrations / sizeof store_migrations[0];
