@@ -362,7 +362,12 @@ int lease_op_acquire(Daemon *d, const RequestCall *call, json_t *args, json_t **
         for (QueueEntry *q = d->leases.queue; q; q = q->next) {
                 if (q->request_id != request_id || !q->no_wait)
                         continue;
-                r = request_error(ret_error, GK_E_NO_CAPACITY, "not enough free devices now (%s)",
+                if (d->leases.store_busy)
+                        r = request_error(ret_error, GK_E_BUSY,
+                                          "the state database is locked by another program; "
+                                          "try again in a moment");
+                else
+                        r = request_error(ret_error, GK_E_NO_CAPACITY, "not enough free devices now (%s)",
                                   q->last_reason);
                 leases_dequeue(d, request_id);
                 return r;

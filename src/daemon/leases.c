@@ -55,6 +55,7 @@ void leases_done(LeaseState *s)
         free(s->released);
         sd_event_source_disable_unref(s->timer);
         sd_event_source_disable_unref(s->position_timer);
+        sd_event_source_disable_unref(s->busy_timer);
         *s = (LeaseState){};
 }
 
@@ -495,8 +496,11 @@ static int send_to(Daemon *d, uint64_t conn_id, json_t *msg)
         return 0;
 }
 
-/* Turn a GRANT into a lease: store transaction, memory, reply. */
-static void grant(Daemon *d, QueueEntry *e, const PolicyDevice *devs, const PolicyDecision *dec)
+/* Turn a GRANT into a lease: store transaction, memory, reply. Returns
+ * -EBUSY, with the request still queued and nothing written, when another
+ * program holds a lock on the database; 0 otherwise (the request has its
+ * answer). */
+static int grant(Daemon *d, QueueEntry *e, const PolicyDevice *devs, const PolicyDecision *dec)
 {
         uint64_t now = now_usec(CLOCK_REALTIME);
         uint64_t conn_id = e->conn_id, request_id = e->request_id;
@@ -512,7 +516,7 @@ static void grant(Daemon *d, QueueEntry *e, const PolicyDevice *devs, const Poli
                 lease_free(l);
                 send_to(d, conn_id, proto_reply_error(msg_id, GK_E_INTERNAL, "out of memory"));
                 leases_dequeue(d, request_id);
-                return;
+                return 0;
         }
         l->rec.uid = e->uid;
         l->rec.kind = e->kind;
@@ -533,6 +537,13 @@ static void grant(Daemon *d, QueueEntry *e, const PolicyDevice *devs, const Poli
         }
 
         r = store_lease_grant(d->store, &l->rec, e->request_json ? e->request_json : "{}");
+        if (r == -EBUSY) {
+                /* Locked by another program (store.h): the request keeps its
+                 * place and the grant is tried again from a timer. */
+                e->command = TAKE_PTR(l->rec.command);
+                lease_free(l);
+                return -EBUSY;
+        }
         if (r < 0) {
                 log_error_errno(r, "Cannot record a lease for uid %u", (unsigned)e->uid);
                 lease_free(l);
@@ -541,7 +552,7 @@ static void grant(Daemon *d, QueueEntry *e, const PolicyDevice *devs, const Poli
                                           "gpukeeperd could not record the lease: %s",
                                           strerror(-r)));
                 leases_dequeue(d, request_id);
-                return;
+                return 0;
         }
         l->conn_id = e->kind == LEASE_RUN ? conn_id : 0;
         l->idle = (PolicyIdleLease){
@@ -561,6 +572,33 @@ static void grant(Daemon *d, QueueEntry *e, const PolicyDevice *devs, const Poli
         if (r < 0 && (l->rec.kind == LEASE_MANUAL || r == -ENOENT))
                 (void)leases_end(d, l, false, "the client was gone before the grant reached it",
                                  -1);
+        return 0;
+}
+
+static int on_busy_retry(sd_event_source *source, uint64_t usec, void *userdata)
+{
+        leases_schedule(userdata);
+        return 0;
+}
+
+/* The store was locked during a grant: schedule again shortly, off the
+ * request that found it locked. */
+static void arm_busy_retry(Daemon *d)
+{
+        LeaseState *s = &d->leases;
+        uint64_t when = now_usec(CLOCK_MONOTONIC) + LEASES_BUSY_RETRY_USEC;
+        int r;
+
+        if (!s->busy_timer)
+                r = sd_event_add_time(d->event, &s->busy_timer, CLOCK_MONOTONIC, when,
+                                      USEC_PER_MSEC * 5, on_busy_retry, d);
+        else {
+                r = sd_event_source_set_time(s->busy_timer, when);
+                if (r >= 0)
+                        r = sd_event_source_set_enabled(s->busy_timer, SD_EVENT_ONESHOT);
+        }
+        if (r < 0)
+                log_error_errno(r, "Cannot arm the lease retry timer");
 }
 
 /* Record a waiting request's position; the event goes out in
@@ -642,8 +680,10 @@ void leases_schedule(Daemon *d)
                                    d->config->policy.unleased_memory_limit_bytes};
         size_t n_devs = 0, n = 0, n_usage = 0;
         unsigned position = 0;
+        bool busy = false;
         int r;
 
+        s->store_busy = false;
         if (!s->queue)
                 goto done;
 
@@ -687,9 +727,19 @@ void leases_schedule(Daemon *d)
                         snprintf(decisions[i].reason, sizeof decisions[i].reason, "%s",
                                  "waiting for NVML to list every GPU again");
                 }
-                if (decisions[i].verdict == POLICY_GRANT)
-                        grant(d, e, devs, &decisions[i]);
-                else if (decisions[i].verdict == POLICY_IMPOSSIBLE) {
+                if (decisions[i].verdict == POLICY_GRANT && busy)
+                        decisions[i].verdict = POLICY_WAIT;
+                if (decisions[i].verdict == POLICY_GRANT) {
+                        if (grant(d, e, devs, &decisions[i]) == -EBUSY) {
+                                /* This and every later grant wait for the
+                                 * lock to go: the queue keeps its order. */
+                                busy = s->store_busy = true;
+                                decisions[i].verdict = POLICY_WAIT;
+                                snprintf(decisions[i].reason, sizeof decisions[i].reason, "%s",
+                                         "the state database is locked by another program");
+                                arm_busy_retry(d);
+                        }
+                } else if (decisions[i].verdict == POLICY_IMPOSSIBLE) {
                         send_to(d, e->conn_id,
                                 proto_reply_error(e->msg_id, GK_E_INVALID_ARGUMENT, "%s",
                                                   decisions[i].reason));

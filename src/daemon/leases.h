@@ -36,6 +36,10 @@ typedef struct Peer Peer;
  * when the store cannot record the end, and is tried again this much later. */
 #define LEASES_END_RETRY_USEC USEC_PER_SEC
 
+/* A grant the store refused as locked by another program is tried again
+ * this much later; the request keeps its place meanwhile. */
+#define LEASES_BUSY_RETRY_USEC (100 * USEC_PER_MSEC)
+
 typedef struct Lease {
         StoredLease rec;                /* rec.idle_device_usec grows every tick */
         PolicyIdleLease idle;           /* idle reclaim state (policy/idle.h) */
@@ -89,6 +93,8 @@ typedef struct LeaseState {
         uint64_t next_request_id;
         sd_event_source *timer; /* earliest expiry or attach deadline */
         sd_event_source *position_timer; /* throttled queue.position events */
+        sd_event_source *busy_timer;     /* retry of grants the locked store refused */
+        bool store_busy;                 /* the last schedule found the store locked */
 } LeaseState;
 
 /* Load active leases, drains and usage from the store. Run leases start

@@ -118,6 +118,14 @@ json_t *request_dispatch(Daemon *d, const Peer *peer, uint32_t id, const char *o
                         return proto_reply_ok(id, result);
                 if (r > 0)
                         return proto_reply_error(id, r, "%s", error.message);
+                if (r == -EBUSY)
+                        /* Another program holds a lock on the state database
+                         * (store.h): a short wait, then this answer, rather
+                         * than freezing every client behind it. */
+                        return proto_reply_error(id, GK_E_BUSY,
+                                                 "the state database is locked by another "
+                                                 "program; try '%s' again in a moment",
+                                                 op);
                 log_error_errno(r, "Request '%s' from uid %u failed", op, (unsigned)peer->uid);
                 return proto_reply_error(id, GK_E_INTERNAL,
                                          "gpukeeperd failed to answer '%s': %s (see its log)", op,

@@ -25,7 +25,31 @@ struct Store {
                 sqlite3_stmt *st;
         } statements[STORE_STATEMENT_CACHE];
         size_t n_statements;
+        uint64_t busy_start_usec;  /* CLOCK_MONOTONIC: the current wait began */
+        uint64_t busy_failed_usec; /* CLOCK_MONOTONIC: the last wait that gave up */
 };
+
+/* SQLite's busy handler while serving: wait at most STORE_BUSY_TIMEOUT_MS
+ * for a lock, and not at all within STORE_BUSY_QUIET_USEC of a wait that
+ * gave up, so a tick that writes several times stalls the loop once, not
+ * once per statement. Returns nonzero to wait again. */
+static int busy_handler(void *userdata, int count)
+{
+        Store *s = userdata;
+        uint64_t now = now_usec(CLOCK_MONOTONIC);
+
+        if (count == 0) {
+                if (s->busy_failed_usec && now - s->busy_failed_usec < STORE_BUSY_QUIET_USEC)
+                        return 0;
+                s->busy_start_usec = now;
+        }
+        if (now - s->busy_start_usec >= STORE_BUSY_TIMEOUT_MS * USEC_PER_MSEC) {
+                s->busy_failed_usec = now;
+                return 0;
+        }
+        (void)nanosleep(&(struct timespec){.tv_nsec = 1000 * 1000}, NULL);
+        return 1;
+}
 
 /* Store a malloc'd message in *ret_error (when not NULL) and return r. */
 _printf_(3, 4) static int set_error(char **ret_error, int r, const char *fmt, ...)
@@ -196,7 +220,9 @@ int store_open(const char *state_dir, Store **ret, char **ret_error)
                 sqlite3_close(db);
                 return r;
         }
-        sqlite3_busy_timeout(db, 5000);
+        /* Opening may wait for an outside program (a backup finishing); the
+         * daemon is not serving yet. */
+        sqlite3_busy_timeout(db, STORE_OPEN_BUSY_TIMEOUT_MS);
 
         /* WAL with synchronous=NORMAL: every commit survives a crash of the
          * daemon (kill -9); after a power loss the last commits may be lost
@@ -231,6 +257,7 @@ int store_open(const char *state_dir, Store **ret, char **ret_error)
                 sqlite3_close(db);
                 return -ENOMEM;
         }
+        sqlite3_busy_handler(db, busy_handler, s);
         s->db = db;
         *ret = s;
         return 0;
