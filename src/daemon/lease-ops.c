@@ -488,7 +488,7 @@ int lease_op_extend(Daemon *d, const RequestCall *call, json_t *args, json_t **r
 {
         static const char *const allowed[] = {"id", "duration_sec", NULL};
         const ConfigPolicyLimits *limits;
-        uint64_t duration_sec = 0, now = now_usec(CLOCK_REALTIME), expires;
+        uint64_t duration_sec = 0, now = daemon_wall(d), expires;
         Lease *l = NULL;
         int r;
 
@@ -531,6 +531,7 @@ int lease_op_extend(Daemon *d, const RequestCall *call, json_t *args, json_t **r
         if (r < 0)
                 return r;
         l->rec.expires_usec = expires;
+        l->expires_boot = MAX(l->expires_boot, daemon_boot(d)) + duration_sec * USEC_PER_SEC;
         leases_schedule(d);
         *ret_result = json_pack("{s:o}", "lease", lease_to_json(d, l));
         return *ret_result ? 0 : -ENOMEM;

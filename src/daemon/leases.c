@@ -127,7 +127,7 @@ int leases_init(Daemon *d)
 {
         LeaseState *s = &d->leases;
         StoredLease *loaded = NULL;
-        uint64_t now = now_usec(CLOCK_REALTIME);
+        uint64_t now = daemon_boot(d);
         size_t n = 0;
         int r;
 
@@ -156,11 +156,14 @@ int leases_init(Daemon *d)
                  * the benefit of the doubt rather than reclaim it at once. */
                 l->idle = (PolicyIdleLease){
                         .kind = l->rec.kind == LEASE_RUN ? POLICY_IDLE_RUN : POLICY_IDLE_MANUAL,
-                        .created_usec = l->rec.created_usec,
+                        .created_usec = daemon_boot_from_wall(d, l->rec.created_usec),
                         .last_busy_usec = now,
                         .last_utilized_usec = now,
                 };
                 l->idle_saved_usec = now;
+                /* Re-based once: the time left by the wall clock now. */
+                if (l->rec.kind == LEASE_MANUAL)
+                        l->expires_boot = daemon_boot_from_wall(d, l->rec.expires_usec);
                 if (l->rec.kind == LEASE_RUN)
                         l->attach_deadline_usec = now + d->config->policy.reconnect_grace_usec;
                 lease_append(s, l);
@@ -261,7 +264,8 @@ uint64_t leases_enqueue(Daemon *d, QueueEntry *e)
         QueueEntry **p = &s->queue;
 
         e->request_id = s->next_request_id++;
-        e->since_usec = now_usec(CLOCK_REALTIME);
+        e->since_usec = daemon_wall(d);
+        e->since_boot = daemon_boot(d);
         e->next = NULL;
         while (*p)
                 p = &(*p)->next;
@@ -502,7 +506,7 @@ static int send_to(Daemon *d, uint64_t conn_id, json_t *msg)
  * answer). */
 static int grant(Daemon *d, QueueEntry *e, const PolicyDevice *devs, const PolicyDecision *dec)
 {
-        uint64_t now = now_usec(CLOCK_REALTIME);
+        uint64_t now = daemon_wall(d), boot = daemon_boot(d);
         uint64_t conn_id = e->conn_id, request_id = e->request_id;
         uint32_t msg_id = e->msg_id;
         Lease *l;
@@ -525,7 +529,8 @@ static int grant(Daemon *d, QueueEntry *e, const PolicyDevice *devs, const Polic
         l->rec.client_pid = e->kind == LEASE_RUN ? e->pid : 0;
         l->rec.client_start_time = e->kind == LEASE_RUN ? e->pid_start_time : 0;
         l->rec.command = TAKE_PTR(e->command);
-        l->rec.queue_wait_usec = now > e->since_usec ? now - e->since_usec : 0;
+        l->rec.queue_wait_usec = boot > e->since_boot ? boot - e->since_boot : 0;
+        l->expires_boot = e->kind == LEASE_MANUAL ? boot + e->duration_usec : 0;
         l->rec.n_devices = dec->n_devices;
         for (size_t i = 0; i < dec->n_devices; i++) {
                 const PolicyDevice *pd = &devs[dec->devices[i]];
@@ -557,9 +562,9 @@ static int grant(Daemon *d, QueueEntry *e, const PolicyDevice *devs, const Polic
         l->conn_id = e->kind == LEASE_RUN ? conn_id : 0;
         l->idle = (PolicyIdleLease){
                 .kind = l->rec.kind == LEASE_RUN ? POLICY_IDLE_RUN : POLICY_IDLE_MANUAL,
-                .created_usec = now,
+                .created_usec = boot,
         };
-        l->idle_saved_usec = now;
+        l->idle_saved_usec = boot;
         lease_append(&d->leases, l);
         leases_dequeue(d, request_id);
         log_info("Lease %" PRId64 " granted to uid %u (%s, %zu devices).", l->rec.id,
@@ -771,8 +776,7 @@ void leases_connection_closed(Daemon *d, uint64_t conn_id)
                 if (l->rec.kind == LEASE_RUN && l->conn_id == conn_id) {
                         if (leases_end(d, l, false, "client exited", (int64_t)l->rec.uid) < 0) {
                                 l->conn_id = 0;
-                                l->end_retry_usec =
-                                    now_usec(CLOCK_REALTIME) + LEASES_END_RETRY_USEC;
+                                l->end_retry_usec = daemon_boot(d) + LEASES_END_RETRY_USEC;
                         }
                         changed = true;
                 }
@@ -784,7 +788,7 @@ void leases_connection_closed(Daemon *d, uint64_t conn_id)
 static int on_lease_timer(sd_event_source *source, uint64_t usec, void *userdata)
 {
         Daemon *d = userdata;
-        uint64_t now = now_usec(CLOCK_REALTIME);
+        uint64_t now = daemon_boot(d);
 
         for (Lease *l = d->leases.leases, *next; l; l = next) {
                 int r = 0;
@@ -792,7 +796,7 @@ static int on_lease_timer(sd_event_source *source, uint64_t usec, void *userdata
                 next = l->next;
                 if (l->end_retry_usec > now)
                         continue;
-                if (l->rec.kind == LEASE_MANUAL && l->rec.expires_usec <= now)
+                if (l->rec.kind == LEASE_MANUAL && l->expires_boot <= now)
                         r = leases_end(d, l, true, "lease expired", -1);
                 else if (l->rec.kind == LEASE_RUN && l->conn_id == 0 && l->end_retry_usec)
                         r = leases_end(d, l, false, "client exited", (int64_t)l->rec.uid);
@@ -816,7 +820,7 @@ static void leases_rearm_timer(Daemon *d)
                 uint64_t t = 0;
 
                 if (l->rec.kind == LEASE_MANUAL)
-                        t = l->rec.expires_usec;
+                        t = l->expires_boot;
                 else if (l->conn_id == 0)
                         t = l->end_retry_usec ? l->end_retry_usec : l->attach_deadline_usec;
                 t = MAX(t, l->end_retry_usec);
@@ -826,12 +830,13 @@ static void leases_rearm_timer(Daemon *d)
         if (!s->timer) {
                 if (!next)
                         return;
-                r = sd_event_add_time(d->event, &s->timer, CLOCK_REALTIME, next, USEC_PER_MSEC * 50,
+                r = sd_event_add_time(d->event, &s->timer, CLOCK_BOOTTIME,
+                                      daemon_timer_usec(d, next), USEC_PER_MSEC * 50,
                                       on_lease_timer, d);
         } else if (!next)
                 r = sd_event_source_set_enabled(s->timer, SD_EVENT_OFF);
         else {
-                r = sd_event_source_set_time(s->timer, next);
+                r = sd_event_source_set_time(s->timer, daemon_timer_usec(d, next));
                 if (r >= 0)
                         r = sd_event_source_set_enabled(s->timer, SD_EVENT_ONESHOT);
         }

@@ -43,10 +43,13 @@ typedef struct Peer Peer;
 typedef struct Lease {
         StoredLease rec;                /* rec.idle_device_usec grows every tick */
         PolicyIdleLease idle;           /* idle reclaim state (policy/idle.h) */
-        uint64_t idle_saved_usec;       /* CLOCK_REALTIME of the last idle write to the store */
+        /* Times below are daemon_boot() (daemon.h): deadlines never move
+         * with the wall clock. rec.* keeps the wall times shown and stored. */
+        uint64_t idle_saved_usec;       /* the last idle write to the store */
         uint64_t conn_id;            /* run leases: the client connection holding it; 0 = detached */
-        uint64_t attach_deadline_usec; /* CLOCK_REALTIME; detached run leases after a restart */
-        uint64_t end_retry_usec; /* CLOCK_REALTIME: when to try again an end the store refused */
+        uint64_t attach_deadline_usec; /* detached run leases after a restart */
+        uint64_t end_retry_usec; /* when to try again an end the store refused */
+        uint64_t expires_boot;   /* manual leases: rec.expires_usec on the boot clock */
         struct Lease *next;
 } Lease;
 
@@ -67,7 +70,8 @@ typedef struct QueueEntry {
         size_t n_named;
         PolicyMigItem *mig;
         size_t n_mig;
-        uint64_t since_usec; /* CLOCK_REALTIME */
+        uint64_t since_usec; /* CLOCK_REALTIME, shown */
+        uint64_t since_boot; /* daemon_boot(), for the queue wait */
         bool no_wait;           /* answered E_NO_CAPACITY unless granted at once */
         unsigned last_position;
         char last_reason[160];

@@ -37,21 +37,23 @@ static void history_sample(const Daemon *d, const GpuDevice *gpu, const char *uu
 }
 
 /* Write this tick's samples of every GPU and MIG instance (one
- * transaction) and do one bounded step of rollup and retention. `prev_usec`
- * is when the previous snapshot was taken (0: none), so each sample stands
- * for the time since. Busy follows the idle-reclaim rule (policy/idle.h); a
+ * transaction) and do one bounded step of rollup and retention. `prev_boot`
+ * is daemon_boot() when the previous snapshot was taken (0: none), so each
+ * sample stands for the time since. Busy follows the idle-reclaim rule (policy/idle.h); a
  * MIG-enabled GPU is never busy itself, its use is on its instances. */
-static void history_tick(Daemon *d, uint64_t prev_usec)
+static void history_tick(Daemon *d, uint64_t prev_boot)
 {
         const GpuSnapshot *snap = d->snapshot;
         HistorySample samples[HISTORY_MAX_DEVICES];
-        uint64_t now = snap->taken_usec, span;
+        uint64_t now = snap->taken_usec, boot = d->sample_boot_usec, span;
         size_t n = 0;
         int r;
 
         if (!snap->nvml_available)
                 return;
-        span = prev_usec > 0 && prev_usec < now ? now - prev_usec : d->config->sample_interval_usec;
+        /* The span on the boot clock: a wall-clock step is no hour of use. */
+        span = prev_boot > 0 && prev_boot < boot ? boot - prev_boot
+                                                 : d->config->sample_interval_usec;
         for (size_t i = 0; i < snap->n_gpus && n < HISTORY_MAX_DEVICES; i++) {
                 const GpuDevice *g = &snap->gpus[i];
                 const char *u = g->uuid;
@@ -128,29 +130,36 @@ int sampler_tick(Daemon *d)
                 snprintf(s->message, sizeof s->message, "%s", d->nvml_message);
         gpu_snapshot_free(d->snapshot);
         d->snapshot = s;
+        d->sample_boot_usec = daemon_boot(d);
         log_debug("Sampled %zu GPUs in %" PRIu64 " us, %u NVML errors", s->n_gpus, s->tick_usec,
                   s->nvml_errors);
+        return 0;
+}
+
+int sampler_run_tick(Daemon *d)
+{
+        uint64_t prev_boot = d->snapshot ? d->sample_boot_usec : 0;
+        int r;
+
+        r = sampler_tick(d);
+        if (r < 0)
+                return log_error_errno(r, "Sampler tick failed");
+        /* Health, MIG layout and unleased use may have changed. */
+        leases_schedule(d);
+        enforcement_tick(d);
+        if (idle_tick(d))
+                leases_schedule(d);
+        gpu_alerts_tick(d);
+        history_tick(d, prev_boot);
         return 0;
 }
 
 static int on_sample_timer(sd_event_source *source, uint64_t usec, void *userdata)
 {
         Daemon *d = userdata;
-        uint64_t prev_usec = d->snapshot ? d->snapshot->taken_usec : 0;
         int r;
 
-        r = sampler_tick(d);
-        if (r < 0)
-                log_error_errno(r, "Sampler tick failed");
-        else {
-                /* Health, MIG layout and unleased use may have changed. */
-                leases_schedule(d);
-                enforcement_tick(d);
-                if (idle_tick(d))
-                        leases_schedule(d);
-                gpu_alerts_tick(d);
-                history_tick(d, prev_usec);
-        }
+        (void)sampler_run_tick(d);
         /* Re-arm relative to now so a slow tick never causes a burst. */
         r = sd_event_source_set_time_relative(source, d->config->sample_interval_usec);
         if (r >= 0)

@@ -14,5 +14,10 @@ void sampler_unload_nvml(Daemon *d);
 /* Take one snapshot now and make it the latest. Returns 0 or -ENOMEM. */
 int sampler_tick(Daemon *d);
 
+/* One whole tick, as the timer runs it: a snapshot, then scheduling,
+ * enforcement, idle reclaim, GPU alerts and history. Returns 0 or -errno
+ * (logged). */
+int sampler_run_tick(Daemon *d);
+
 /* Arm (or re-arm after a reload) the periodic timer. Returns 0 or -errno. */
 int sampler_arm(Daemon *d);
