@@ -785,6 +785,39 @@ void leases_connection_closed(Daemon *d, uint64_t conn_id)
                 leases_schedule(d);
 }
 
+/* Whether the command of detached run lease `l` still runs: its `gpukeeper
+ * run` client (pid and start time as recorded at the grant), or a process of
+ * the lease's owner on one of its devices in the latest snapshot (pid and
+ * start time as the sampler read them), is alive. Such a lease is kept past
+ * the reconnect grace: its client may not have got through yet, and the GPU
+ * must not go to someone else under a running job. */
+static bool run_still_running(const Daemon *d, const Lease *l)
+{
+        const GpuSnapshot *snap = d->snapshot;
+
+        if (client_alive(l->rec.client_pid, l->rec.client_start_time))
+                return true;
+        for (size_t g = 0; snap && g < snap->n_gpus; g++) {
+                const GpuDevice *gpu = &snap->gpus[g];
+
+                for (size_t p = 0; p < gpu->n_processes; p++) {
+                        const GpuProcess *proc = &gpu->processes[p];
+                        const char *uuid = proc->instance >= 0 &&
+                                                   (size_t)proc->instance < gpu->n_instances
+                                               ? gpu->instances[proc->instance].uuid
+                                               : gpu->uuid;
+
+                        if (proc->vanished || proc->uid != l->rec.uid)
+                                continue;
+                        for (size_t i = 0; i < l->rec.n_devices; i++)
+                                if (strcmp(l->rec.devices[i].uuid, uuid) == 0 &&
+                                    client_alive((pid_t)proc->pid, proc->start_time))
+                                        return true;
+                }
+        }
+        return false;
+}
+
 static int on_lease_timer(sd_event_source *source, uint64_t usec, void *userdata)
 {
         Daemon *d = userdata;
@@ -801,8 +834,17 @@ static int on_lease_timer(sd_event_source *source, uint64_t usec, void *userdata
                 else if (l->rec.kind == LEASE_RUN && l->conn_id == 0 && l->end_retry_usec)
                         r = leases_end(d, l, false, "client exited", (int64_t)l->rec.uid);
                 else if (l->rec.kind == LEASE_RUN && l->conn_id == 0 && l->attach_deadline_usec &&
-                         l->attach_deadline_usec <= now)
-                        r = leases_end(d, l, false, "client did not reconnect after a restart", -1);
+                         l->attach_deadline_usec <= now) {
+                        if (run_still_running(d, l)) {
+                                log_info("Lease %" PRId64 " kept: its client has not "
+                                         "reconnected, but its command still runs.",
+                                         l->rec.id);
+                                l->attach_deadline_usec =
+                                    now + d->config->policy.reconnect_grace_usec;
+                        } else
+                                r = leases_end(d, l, false,
+                                               "client did not reconnect after a restart", -1);
+                }
                 if (r < 0) /* still ours: not again before the retry time */
                         l->end_retry_usec = now + LEASES_END_RETRY_USEC;
         }

@@ -246,7 +246,9 @@ def test_queued_run_takes_over_a_grant_whose_reply_was_lost(daemon_factory, lab,
 
 def test_run_lease_of_a_client_that_never_comes_back(daemon_factory, lab, users, raw_as):
     """After a restart a run lease whose client is alive but does not re-attach
-    is held for reconnect_grace, then released."""
+    (its re-attach may not get through) is kept past reconnect_grace while the
+    client lives, and released at the next grace once it is gone (issue 10
+    item 11)."""
     alice, bob = users["alice"], users["bob"]
     d = start_leasing_daemon(daemon_factory, lab, policy={"reconnect_grace": "2s"})
     # A bare protocol client holds a run lease; it never re-attaches.
@@ -262,10 +264,16 @@ def test_run_lease_of_a_client_that_never_comes_back(daemon_factory, lab, users,
     assert d.leases()[0]["attached"] is False
     r = d.cli("lease", "acquire", "--no-wait", user=bob)
     assert r.returncode == EXIT_NO_CAPACITY, r
-    wait_for(lambda: d.leases() == [], timeout=10, what="the grace to run out")
+    # Past the grace (the test clock, not a sleep): still held, its client lives.
+    d.ok("debug.clock", {"advance_sec": 3})
+    d.ok("debug.tick")
+    assert [x["id"] for x in d.leases()] == [lid]
+    wait_for(lambda: "kept: its client has not reconnected" in d.log(), what="the log line")
+    c.close()
+    d.ok("debug.clock", {"advance_sec": 3})
+    wait_for(lambda: d.leases() == [], timeout=10, what="the next grace to run out")
     row = d.query("SELECT * FROM leases WHERE id = ?", (lid,))[0]
     assert row["state"] == "released", row
-    c.close()
 
 
 def test_restart_keeps_manual_leases_and_drains_and_drops_dead_clients(daemon_factory, lab,
