@@ -9,18 +9,18 @@
 #include "basic/proc.h"
 #include "basic/time-util.h"
 #include "basic/user-util.h"
-#include "daemon/config.h"
+#include "config/config.h"
 #include "daemon/enforcement.h"
 #include "daemon/env-backup.h"
 #include "daemon/gpu-alerts.h"
-#include "enforce/alerts.h"
+#include "alerts/alerts.h"
 #include "daemon/leases.h"
 #include "gpu/inventory.h"
 #include "gpu/nvml.h"
-#include "metrics/http.h"
 #include "store/store.h"
 
 typedef struct Server Server;
+typedef struct Metrics Metrics; /* metrics/http.h */
 
 /* The daemon's clocks, as systemd's dual timestamps: every deadline and
  * duration (enforcement grace, idle accounting, lease expiry, reconnect
@@ -94,7 +94,7 @@ int daemon_new(char *config_path, Config *config, Daemon **ret);
  * call that may refresh the memo (the end of the current request). */
 const char *daemon_user_name(const Daemon *d, uid_t uid);
 
-/* Raise an alert (see enforce/alerts.h): `details` is stolen (may be NULL).
+/* Raise an alert (see alerts/alerts.h): `details` is stolen (may be NULL).
  * Failures are logged, never fatal. */
 void daemon_alert(Daemon *d, ConfigAlertEvent event, const char *key, const char *subject,
                   const char *text, json_t *details);

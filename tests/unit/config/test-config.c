@@ -1,4 +1,4 @@
-/* Tests of the daemon configuration loader (src/daemon/config.c) on real
+/* Tests of the daemon configuration loader (src/config/) on real
  * files in a temporary directory: defaults, a full valid file, and every
  * kind of error, each checked against the exact one-line message (and so the
  * exact line, column and key). The policy section is tested for its values,
@@ -27,7 +27,7 @@
 #include "basic/log.h"
 #include "basic/macro.h"
 #include "basic/parse.h"
-#include "daemon/config.h"
+#include "config/config.h"
 #include "gpukeeper/client.h"
 
 typedef struct {
