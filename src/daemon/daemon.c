@@ -360,6 +360,7 @@ void daemon_free(Daemon *d)
         env_backup_done(&d->env_backup);
         leases_done(&d->leases);
         alerts_free(d->alerts);
+        sampler_worker_free(d);
         sd_event_source_disable_unref(d->sample_timer);
         gpu_snapshot_free(d->snapshot);
         proc_cache_free(d->proc_cache);

@@ -20,6 +20,7 @@
 #include "store/store.h"
 
 typedef struct Server Server;
+typedef struct SamplerWorker SamplerWorker;
 typedef struct Metrics Metrics; /* metrics/http.h */
 
 /* The daemon's clocks, as systemd's dual timestamps: every deadline and
@@ -51,6 +52,8 @@ typedef struct Daemon {
         ProcCache *proc_cache;
         GpuSnapshot *snapshot; /* latest; replaced by every sampler tick */
         uint64_t sample_boot_usec; /* daemon_boot() when it was taken */
+        SamplerWorker *sampler_worker; /* the periodic sample's NVML thread (sampler.c) */
+        uint64_t sampler_stalls;       /* samples NVML did not answer in time */
         LeaseState leases;
         EnforcementState enforcement;
         uint64_t idle_tick_usec; /* daemon_boot() of the previous idle accounting */

@@ -265,12 +265,12 @@ def test_run_lease_of_a_client_that_never_comes_back(daemon_factory, lab, users,
     r = d.cli("lease", "acquire", "--no-wait", user=bob)
     assert r.returncode == EXIT_NO_CAPACITY, r
     # Past the grace (the test clock, not a sleep): still held, its client lives.
-    d.ok("debug.clock", {"advance_sec": 3})
-    d.ok("debug.tick")
+    d.clock(advance_sec=3)
+    d.tick()
     assert [x["id"] for x in d.leases()] == [lid]
     wait_for(lambda: "kept: its client has not reconnected" in d.log(), what="the log line")
     c.close()
-    d.ok("debug.clock", {"advance_sec": 3})
+    d.clock(advance_sec=3)
     wait_for(lambda: d.leases() == [], timeout=10, what="the next grace to run out")
     row = d.query("SELECT * FROM leases WHERE id = ?", (lid,))[0]
     assert row["state"] == "released", row
