@@ -321,6 +321,15 @@ static void advance(Daemon *d, TrackedViolation *t, uint64_t now, uint64_t boot)
                 close_violation(d, t, "unkillable", now);
 }
 
+/* Whether the latest snapshot's process list of GPU `gpu_uuid` is cut short. */
+static bool device_list_incomplete(const Daemon *d, const char *gpu_uuid)
+{
+        for (size_t i = 0; d->snapshot && i < d->snapshot->n_gpus; i++)
+                if (strcmp(d->snapshot->gpus[i].uuid, gpu_uuid) == 0)
+                        return d->snapshot->gpus[i].processes_incomplete;
+        return false;
+}
+
 void enforcement_tick(Daemon *d)
 {
         EnforcementState *s = &d->enforcement;
@@ -384,6 +393,8 @@ void enforcement_tick(Daemon *d)
                         advance(d, t, now, boot);
                         continue;
                 }
+                if (device_list_incomplete(d, t->rec.gpu_uuid))
+                        continue; /* not listed is not gone: wait for a full list */
                 if (t->rec.kill_usec)
                         close_violation(d, t, "killed", now);
                 else if (t->rec.term_usec)

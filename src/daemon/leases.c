@@ -419,7 +419,9 @@ static void policy_device_fill(const Daemon *d, const GpuDevice *g, int instance
             .pci_bus_id = g->pci_bus_id,
             .profile = instance >= 0 ? g->instances[instance].profile : NULL,
             .numa_node = instance >= 0 ? g->instances[instance].numa_node : g->numa_node,
-            .healthy = g->healthy,
+            /* Not granted while its process list is cut short: who uses it
+             * is not known (issue 10 item 14). */
+            .healthy = g->healthy && !g->processes_incomplete,
             .drained = leases_is_drained(d, uuid, g->uuid),
             .leased = holder != NULL || gpu_part_held(d, g->uuid, uuid),
             .unleased_memory_bytes = unleased_memory(g, instance, holder),
