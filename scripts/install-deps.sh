@@ -39,6 +39,7 @@ PACKAGES=(
         chromium        # integration tests: headless Chromium renders the dashboard and takes its screenshot
         libncurses-dev  # ncursesw: the full-screen view of gpukeeper top
         tmux            # integration tests: gpukeeper top runs in a detached tmux (send-keys, capture-pane)
+        sqlite3         # integration tests: an admin's sqlite3 on the live state database (test_store_locks, test_crash)
 )
 
 missing=()
