@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "basic/parse.h"
+#include "basic/strv.h"
 #include "basic/time-util.h"
 #include "cli/env-internal.h"
 #include "cli/text.h"
@@ -26,7 +27,7 @@
 int cli_env_create(cli_context *ctx, EnvArgs *a)
 {
         _cleanup_free_ char *exe = NULL, *file = NULL;
-        _cleanup_(env_create_strv_freep) char **argv = NULL, **envp = NULL;
+        _cleanup_(strv_freep) char **argv = NULL, **envp = NULL;
         const char *dir, *configured, *target;
         EnvUser user = {};
         bool same_user;
@@ -58,7 +59,7 @@ int cli_env_create(cli_context *ctx, EnvArgs *a)
                                 fprintf(stderr, " %s", names[i]);
                 }
                 fputc('\n', stderr);
-                env_create_strv_free(names);
+                strv_free(names);
                 return CLI_EXIT_NOT_FOUND;
         }
         r = cli_env_target_user(a->verb, a->user, &user);
