@@ -53,6 +53,7 @@ void leases_done(LeaseState *s)
         }
         free(s->drained);
         free(s->released);
+        free(s->places);
         sd_event_source_disable_unref(s->timer);
         sd_event_source_disable_unref(s->position_timer);
         sd_event_source_disable_unref(s->busy_timer);
@@ -123,6 +124,35 @@ static bool client_alive(pid_t pid, uint64_t start_time)
         return pid > 0 && proc_start_time(pid, &now_start) >= 0 && now_start == start_time;
 }
 
+/* The places of run requests that waited when the daemon stopped: those
+ * whose client still lives are kept for policy.reconnect_grace. */
+static int load_places(Daemon *d)
+{
+        LeaseState *s = &d->leases;
+        StoredQueuePlace *list = NULL;
+        size_t n = 0, kept = 0;
+        int r;
+
+        r = store_queue_places_load(d->store, &list, &n);
+        if (r < 0)
+                return log_error_errno(r, "Cannot load the queue places");
+        for (size_t i = 0; i < n; i++) {
+                if (list[i].request_id >= s->next_request_id)
+                        s->next_request_id = list[i].request_id + 1;
+                if (client_alive(list[i].pid, list[i].pid_start_time))
+                        list[kept++] = list[i];
+                else
+                        (void)store_queue_place_remove(d->store, list[i].request_id);
+        }
+        free(s->places);
+        s->places = list;
+        s->n_places = kept;
+        s->places_deadline = daemon_boot(d) + d->config->policy.reconnect_grace_usec;
+        if (kept > 0)
+                log_info("Keeping the queue places of %zu waiting run requests.", kept);
+        return 0;
+}
+
 int leases_init(Daemon *d)
 {
         LeaseState *s = &d->leases;
@@ -141,6 +171,9 @@ int leases_init(Daemon *d)
         r = store_leases_load_active(d->store, &loaded, &n);
         if (r < 0)
                 return log_error_errno(r, "Cannot load active leases");
+        r = load_places(d);
+        if (r < 0)
+                return r;
 
         for (size_t i = 0; i < n; i++) {
                 Lease *l = calloc(1, sizeof *l);
@@ -258,19 +291,54 @@ int leases_end(Daemon *d, Lease *l, bool expired, const char *reason, int64_t ac
         return 0;
 }
 
+/* The place a run request had before a restart, taken out of the list;
+ * 0 when it had none. Places whose clients did not ask again within the
+ * grace are forgotten. */
+static uint64_t take_place(Daemon *d, const QueueEntry *e)
+{
+        LeaseState *s = &d->leases;
+        uint64_t id = 0;
+
+        if (s->n_places > 0 && daemon_boot(d) > s->places_deadline) {
+                for (size_t i = 0; i < s->n_places; i++)
+                        (void)store_queue_place_remove(d->store, s->places[i].request_id);
+                s->n_places = 0;
+        }
+        for (size_t i = 0; i < s->n_places && e->kind == LEASE_RUN; i++)
+                if (s->places[i].uid == e->uid && s->places[i].pid == e->pid &&
+                    s->places[i].pid_start_time == e->pid_start_time) {
+                        id = s->places[i].request_id;
+                        s->places[i] = s->places[--s->n_places];
+                        break;
+                }
+        return id;
+}
+
 uint64_t leases_enqueue(Daemon *d, QueueEntry *e)
 {
         LeaseState *s = &d->leases;
         QueueEntry **p = &s->queue;
+        uint64_t old = take_place(d, e);
 
-        e->request_id = s->next_request_id++;
+        e->request_id = old ? old : s->next_request_id++;
         e->since_usec = daemon_wall(d);
         e->since_boot = daemon_boot(d);
-        e->next = NULL;
-        while (*p)
+        /* In request id order, which is arrival order: one that had its
+         * place before a restart goes back there. */
+        while (*p && (*p)->request_id < e->request_id)
                 p = &(*p)->next;
+        e->next = *p;
         *p = e;
         s->queue_len++;
+        if (e->kind == LEASE_RUN && !old) {
+                StoredQueuePlace place = {.request_id = e->request_id, .uid = e->uid,
+                                          .pid = e->pid, .pid_start_time = e->pid_start_time};
+                int r = store_queue_place_add(d->store, &place);
+
+                if (r < 0) /* the request still waits; it only loses its place at a restart */
+                        log_warning_errno(r, "Cannot record the queue place of request %" PRIu64,
+                                          e->request_id);
+        }
         return e->request_id;
 }
 
@@ -284,6 +352,8 @@ bool leases_dequeue(Daemon *d, uint64_t request_id)
 
                         *p = e->next;
                         s->queue_len--;
+                        if (e->kind == LEASE_RUN)
+                                (void)store_queue_place_remove(d->store, request_id);
                         queue_entry_free(e);
                         return true;
                 }

@@ -18,6 +18,7 @@
 #include "policy/allocate.h"
 #include "policy/idle.h"
 #include "store/lease-store.h"
+#include "store/queue-store.h"
 
 typedef struct Daemon Daemon;
 typedef struct Peer Peer;
@@ -99,6 +100,12 @@ typedef struct LeaseState {
         sd_event_source *position_timer; /* throttled queue.position events */
         sd_event_source *busy_timer;     /* retry of grants the locked store refused */
         bool store_busy;                 /* the last schedule found the store locked */
+        /* Places of run requests that were waiting when the daemon last
+         * stopped (queue-store.h), until their clients ask again or
+         * policy.reconnect_grace has passed (places_deadline, boot clock). */
+        StoredQueuePlace *places;
+        size_t n_places;
+        uint64_t places_deadline;
 } LeaseState;
 
 /* Load active leases, drains and usage from the store. Run leases start
@@ -148,7 +155,9 @@ size_t leases_queued_by(const Daemon *d, uid_t uid);
 /* Devices held by `uid` in active leases. */
 unsigned leases_held_by(const Daemon *d, uid_t uid);
 
-/* Append a queue entry (taking ownership) and return its request id. */
+/* Append a queue entry (taking ownership) and return its request id. A run
+ * request from a client that was waiting before a restart gets its old
+ * request id and place back. */
 uint64_t leases_enqueue(Daemon *d, QueueEntry *e);
 
 /* Remove and free the queue entry with `request_id`, if still queued.

@@ -173,6 +173,15 @@ const StoreMigration store_migrations[] = {
      "INSERT OR REPLACE INTO sqlite_sequence (name, seq) "
      "  SELECT 'leases', MAX(seq) FROM (SELECT COALESCE(MAX(id), 0) AS seq FROM leases"
      "  UNION ALL SELECT seq FROM sqlite_sequence WHERE name = 'leases');"},
+    {7,
+     /* Places of waiting run requests, so a restart does not send them to
+      * the back of the queue (queue-store.h). */
+     "CREATE TABLE queue_places ("
+     "  request_id INTEGER PRIMARY KEY,"
+     "  uid INTEGER NOT NULL,"
+     "  pid INTEGER NOT NULL,"
+     "  pid_start_time INTEGER NOT NULL"
+     ");"},
 };
 
 const size_t store_n_migrations = sizeof store_migrations / sizeof store_migrations[0];
