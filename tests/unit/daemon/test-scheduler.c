@@ -78,6 +78,16 @@ static void add_process(GpuSnapshot *s, unsigned index, pid_t pid, uid_t uid)
                                            .command = strdup("test")};
 }
 
+/* The process list of GPU `index` emptied (the processes left NVML). */
+static void clear_processes(GpuSnapshot *s, unsigned index)
+{
+        GpuDevice *g = &s->gpus[index];
+
+        for (size_t i = 0; i < g->n_processes; i++)
+                free(g->processes[i].command);
+        g->n_processes = 0;
+}
+
 static int setup(void **state)
 {
         Fixture *f = calloc(1, sizeof *f);
@@ -380,7 +390,7 @@ static void test_grace_measured_on_the_boot_clock(void **state)
         assert_int_equal(f->d.enforcement.signals_sent, 1);
 
         /* Gone from NVML after the SIGTERM: closed as stopped. */
-        f->d.snapshot->gpus[0].n_processes = 0;
+        clear_processes(f->d.snapshot, 0);
         enforcement_tick(&f->d);
         assert_int_equal(f->d.enforcement.n_tracked, 0);
         assert_int_equal(f->d.enforcement.signals_sent, 1);
@@ -423,7 +433,7 @@ static void test_unlisted_on_incomplete_list_is_not_closed(void **state)
         assert_int_equal(f->d.enforcement.n_tracked, 1);
 
         /* Cut from a list that overflowed: not "left", still open. */
-        f->d.snapshot->gpus[0].n_processes = 0;
+        clear_processes(f->d.snapshot, 0);
         f->d.snapshot->gpus[0].processes_incomplete = true;
         enforcement_tick(&f->d);
         assert_int_equal(f->d.enforcement.n_tracked, 1);
