@@ -38,3 +38,15 @@ def test_hung_nvml_does_not_freeze_the_loop(daemon_factory, lab, users):
     wait_for(lambda: "NVML answered again" in d.log(), timeout=DELAY_MS / 1000 + 10,
              what="sampling to resume")
     wait_for(lambda: len(d.status()["gpus"]) == n_gpus + 1, what="a fresh sample")
+
+
+def test_stop_while_nvml_hangs(daemon_factory, lab):
+    """SIGTERM during a hang: the daemon exits at once (status 0, checked by
+    stop()), leaving the hung call behind instead of waiting for it."""
+    d = start_leasing_daemon(daemon_factory, lab)
+    lab.data["delay_ms"] = 30000
+    lab.write()
+    wait_for(lambda: "NVML has not answered within" in d.log(), what="the stall")
+    started = time.monotonic()
+    d.stop()
+    assert time.monotonic() - started < 10
