@@ -201,7 +201,7 @@ static void bare_list(Bare *b, nvmlDeviceGetProcesses_fn fn, nvmlDevice_t dev, B
                         res->processes += count;
                         return;
                 }
-                if (r != NVML_ERROR_INSUFFICIENT_SIZE || count > GPU_MAX_PROCESSES_PER_DEVICE)
+                if (r != NVML_ERROR_INSUFFICIENT_SIZE || count > GPU_NVML_PROCESS_FETCH_MAX)
                         break;
                 nvmlProcessInfo_v2_t *p = reallocarray(b->buffer, count + 8, sizeof(*p));
                 if (!p)

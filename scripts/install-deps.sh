@@ -45,6 +45,7 @@ PACKAGES=(
         slurm-client    # srun, salloc, squeue, scontrol, scancel: the backend: slurm paths and the daemon's reconcile
         munge           # Slurm's authentication; the tests start their own munged with their own key
         binutils        # readelf: tests/unit/cli/test_cli_link.py checks gpukeeper's DT_NEEDED list (gcc brings it too)
+        sqlite3         # integration tests: an admin's sqlite3 on the live state database (test_store_locks, test_crash)
 )
 
 missing=()

@@ -689,7 +689,7 @@ static int parse_gpu(Parser *p, json_t *obj, unsigned index, SimGpu *gpu)
 static int parse_lab(Parser *p, json_t *root, const char *default_driver_version,
                      SimLab **ret)
 {
-        static const char *const keys[] = { "driver_version", "gpus", "errors", NULL };
+        static const char *const keys[] = { "driver_version", "gpus", "errors", "delay_ms", NULL };
         _cleanup_(sim_lab_freep) SimLab *lab = NULL;
         json_t *gpus, *v;
         size_t i;
@@ -707,7 +707,8 @@ static int parse_lab(Parser *p, json_t *root, const char *default_driver_version
         snprintf(lab->driver_version, sizeof(lab->driver_version), "%s", default_driver_version);
         if ((r = get_string(p, root, "driver_version", false, lab->driver_version,
                             sizeof(lab->driver_version))) < 0 ||
-            (r = parse_errors(p, root, &lab->errors)) < 0)
+            (r = parse_errors(p, root, &lab->errors)) < 0 ||
+            (r = get_unsigned(p, root, "delay_ms", false, 600000, &lab->delay_ms)) < 0)
                 return r;
 
         gpus = json_object_get(root, "gpus");

@@ -130,6 +130,7 @@ typedef struct SimLab {
         SimGpu *gpus;
         size_t n_gpus;
         SimErrors errors; /* for calls that take no device */
+        unsigned delay_ms; /* "delay_ms": how long nvmlDeviceGetCount takes (a hung driver) */
 } SimLab;
 
 /* The file identity the simulator compares to decide whether to re-parse. */

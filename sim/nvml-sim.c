@@ -467,6 +467,15 @@ static nvmlReturn_t get_count(const char *function, unsigned *count)
                 return r;
         if (!count)
                 return NVML_ERROR_INVALID_ARGUMENT;
+        if (sim.lab->delay_ms > 0) {
+                /* A driver that takes this long to answer (the lab's
+                 * "delay_ms"): the caller must not freeze with it. */
+                struct timespec ts = {.tv_sec = sim.lab->delay_ms / 1000,
+                                      .tv_nsec = (long)(sim.lab->delay_ms % 1000) * 1000000L};
+
+                while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+                        ;
+        }
         *count = (unsigned)sim.lab->n_gpus;
         return NVML_SUCCESS;
 }

@@ -311,6 +311,42 @@ fail:
         return r;
 }
 
+uint64_t daemon_wall(const Daemon *d)
+{
+        int64_t wall = (int64_t)now_usec(CLOCK_REALTIME) + d->clock.wall_step_usec +
+                       (int64_t)d->clock.advance_usec;
+
+        return wall > 0 ? (uint64_t)wall : 1;
+}
+
+uint64_t daemon_boot(const Daemon *d)
+{
+        return now_usec(CLOCK_BOOTTIME) + d->clock.advance_usec;
+}
+
+uint64_t daemon_boot_from_wall(const Daemon *d, uint64_t wall)
+{
+        uint64_t now_wall = daemon_wall(d), now_boot = daemon_boot(d);
+
+        if (wall >= now_wall)
+                return now_boot + (wall - now_wall);
+        return now_wall - wall < now_boot ? now_boot - (now_wall - wall) : 1;
+}
+
+uint64_t daemon_wall_from_boot(const Daemon *d, uint64_t boot)
+{
+        uint64_t now_wall = daemon_wall(d), now_boot = daemon_boot(d);
+
+        if (boot >= now_boot)
+                return now_wall + (boot - now_boot);
+        return now_boot - boot < now_wall ? now_wall - (now_boot - boot) : 1;
+}
+
+uint64_t daemon_timer_usec(const Daemon *d, uint64_t boot)
+{
+        return boot > d->clock.advance_usec ? boot - d->clock.advance_usec : 1;
+}
+
 int daemon_run(Daemon *d)
 {
         int r;
@@ -335,6 +371,7 @@ void daemon_free(Daemon *d)
         leases_done(&d->leases);
         mig_ops_free(d->mig);
         alerts_free(d->alerts);
+        sampler_worker_free(d);
         sd_event_source_disable_unref(d->sample_timer);
         gpu_snapshot_free(d->snapshot);
         proc_cache_free(d->proc_cache);

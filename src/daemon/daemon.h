@@ -22,7 +22,21 @@
 
 typedef struct Server Server;
 typedef struct MigState MigState; /* daemon/mig-ops.h */
+typedef struct SamplerWorker SamplerWorker;
 typedef struct Metrics Metrics; /* metrics/http.h */
+
+/* The daemon's clocks, as systemd's dual timestamps: every deadline and
+ * duration (enforcement grace, idle accounting, lease expiry, reconnect
+ * grace) runs on CLOCK_BOOTTIME, which NTP never steps and which counts
+ * suspend; CLOCK_REALTIME is read beside it only for what is shown and
+ * stored. A wall time read back from the store at start is re-based once
+ * onto the boot clock (daemon_boot_from_wall). In builds with test hooks
+ * (-Dtest_hooks=true) root can step the wall clock (as NTP does) and advance
+ * time through the `debug.clock` request; elsewhere both shifts stay 0. */
+typedef struct DaemonClock {
+        int64_t wall_step_usec; /* added to CLOCK_REALTIME only */
+        uint64_t advance_usec;  /* added to both clocks: time passing */
+} DaemonClock;
 
 typedef struct Daemon {
         char *config_path; /* NULL: defaults only (the default file was absent) */
@@ -39,9 +53,12 @@ typedef struct Daemon {
         uint64_t nvml_retry_usec; /* CLOCK_MONOTONIC of the next attempt to load it */
         ProcCache *proc_cache;
         GpuSnapshot *snapshot; /* latest; replaced by every sampler tick */
+        uint64_t sample_boot_usec; /* daemon_boot() when it was taken */
+        SamplerWorker *sampler_worker; /* the periodic sample's NVML thread (sampler.c) */
+        uint64_t sampler_stalls;       /* samples NVML did not answer in time */
         LeaseState leases;
         EnforcementState enforcement;
-        uint64_t idle_tick_usec; /* CLOCK_REALTIME of the previous idle accounting */
+        uint64_t idle_tick_usec; /* daemon_boot() of the previous idle accounting */
         GpuAlerts gpu_alerts;
         EnvBackupState env_backup;
         Alerts *alerts;
@@ -50,7 +67,25 @@ typedef struct Daemon {
         char hostname[HOST_NAME_MAX + 1];
         SlurmState slurm; /* Slurm jobs as leases (slurm-ops.h) */
         MigState *mig; /* MIG view, apply job, on-demand instances (daemon/mig-ops.h) */
+        DaemonClock clock;
 } Daemon;
+
+/* Wall time (CLOCK_REALTIME) for display and storage, and boot time
+ * (CLOCK_BOOTTIME) for deadlines and durations, in microseconds. */
+uint64_t daemon_wall(const Daemon *d);
+uint64_t daemon_boot(const Daemon *d);
+
+/* The boot time that corresponds to a stored wall time `wall`, taking the
+ * wall clock as right now: used once, at start, for deadlines read back from
+ * the store. A wall time in the future maps into the future. */
+uint64_t daemon_boot_from_wall(const Daemon *d, uint64_t wall);
+
+/* The wall time shown for boot time `boot` (a deadline). */
+uint64_t daemon_wall_from_boot(const Daemon *d, uint64_t boot);
+
+/* When an sd-event CLOCK_BOOTTIME timer must fire for deadline `boot`
+ * (the test clock's advance is not the kernel's). */
+uint64_t daemon_timer_usec(const Daemon *d, uint64_t boot);
 
 /* Build the daemon from a loaded config: open the store, bind the socket,
  * load NVML (failure is recorded, not fatal), take a first snapshot and arm

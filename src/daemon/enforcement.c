@@ -68,6 +68,11 @@ int enforcement_init(Daemon *d)
                 }
                 t->rec = open[i];
                 t->seen = true; /* judged again at the first tick */
+                /* Once, at start: how long ago each step was, by the wall
+                 * clock, becomes a point on the boot clock. */
+                t->detected_boot = daemon_boot_from_wall(d, t->rec.detected_usec);
+                t->term_boot = t->rec.term_usec ? daemon_boot_from_wall(d, t->rec.term_usec) : 0;
+                t->kill_boot = t->rec.kill_usec ? daemon_boot_from_wall(d, t->rec.kill_usec) : 0;
                 tracked_append(&d->enforcement, t);
         }
         free(open);
@@ -153,7 +158,7 @@ static void warn_owner(Daemon *d, const TrackedViolation *t)
 {
         const ConfigEnforcement *c = &d->config->enforcement;
         char when[16], text[1024];
-        uint64_t stop_at = t->rec.detected_usec + c->grace_usec;
+        uint64_t stop_at = daemon_wall_from_boot(d, t->detected_boot + c->grace_usec);
         int r;
 
         format_clock(stop_at, when, sizeof when);
@@ -180,7 +185,7 @@ static void warn_owner(Daemon *d, const TrackedViolation *t)
         alert_violation(d, CONFIG_ALERT_VIOLATION, t, "GPU used without a lease", text);
 }
 
-static void open_violation(Daemon *d, const PolicyViolation *v, uint64_t now)
+static void open_violation(Daemon *d, const PolicyViolation *v, uint64_t now, uint64_t boot)
 {
         TrackedViolation *t = calloc(1, sizeof *t);
         int r;
@@ -198,6 +203,7 @@ static void open_violation(Daemon *d, const PolicyViolation *v, uint64_t now)
                 .command = v->command ? strdup(v->command) : NULL,
                 .detected_usec = now,
         };
+        t->detected_boot = boot;
         snprintf(t->rec.device_uuid, sizeof t->rec.device_uuid, "%s", v->device_uuid);
         snprintf(t->rec.gpu_uuid, sizeof t->rec.gpu_uuid, "%s", v->gpu_uuid);
         r = store_violation_open(d->store, &t->rec);
@@ -242,7 +248,8 @@ static void close_violation(Daemon *d, TrackedViolation *t, const char *outcome,
 /* Record the step, then send the signal: a crash in between loses at most
  * one SIGTERM (SIGKILL still follows), never sends one twice. Returns false
  * when the violation was closed. */
-static bool send_step(Daemon *d, TrackedViolation *t, ViolationStep step, int sig, uint64_t now)
+static bool send_step(Daemon *d, TrackedViolation *t, ViolationStep step, int sig, uint64_t now,
+                      uint64_t boot)
 {
         int r;
 
@@ -251,10 +258,13 @@ static bool send_step(Daemon *d, TrackedViolation *t, ViolationStep step, int si
                 log_error_errno(r, "Cannot record a signal for violation %" PRId64, t->rec.id);
                 return true;
         }
-        if (step == VIOLATION_SIGTERM)
+        if (step == VIOLATION_SIGTERM) {
                 t->rec.term_usec = now;
-        else
+                t->term_boot = boot;
+        } else {
                 t->rec.kill_usec = now;
+                t->kill_boot = boot;
+        }
         r = enforce_signal(t->rec.pid, t->rec.start_time, t->rec.uid, sig);
         if (r == -ESRCH || r == -ESTALE) {
                 /* Gone, or the pid now names another process: never signal that. */
@@ -282,7 +292,7 @@ static bool send_step(Daemon *d, TrackedViolation *t, ViolationStep step, int si
 }
 
 /* Move one open, still present violation along its timeline. */
-static void advance(Daemon *d, TrackedViolation *t, uint64_t now)
+static void advance(Daemon *d, TrackedViolation *t, uint64_t now, uint64_t boot)
 {
         const ConfigEnforcement *c = &d->config->enforcement;
         EnforceProcessStatus st = {};
@@ -295,20 +305,29 @@ static void advance(Daemon *d, TrackedViolation *t, uint64_t now)
         if (c->mode != CONFIG_ENFORCEMENT_ENFORCE)
                 return;
         if (t->rec.term_usec == 0) {
-                if (now >= t->rec.detected_usec + c->grace_usec)
-                        send_step(d, t, VIOLATION_SIGTERM, SIGTERM, now);
+                if (boot >= t->detected_boot + c->grace_usec)
+                        send_step(d, t, VIOLATION_SIGTERM, SIGTERM, now, boot);
                 return;
         }
         if (t->rec.kill_usec == 0) {
-                if (now >= t->rec.term_usec + c->kill_timeout_usec)
-                        send_step(d, t, VIOLATION_SIGKILL, SIGKILL, now);
+                if (boot >= t->term_boot + c->kill_timeout_usec)
+                        send_step(d, t, VIOLATION_SIGKILL, SIGKILL, now, boot);
                 return;
         }
         /* SIGKILL went out and NVML still lists it: a zombie whose parent
          * does not reap it, or stuck in the kernel. Report once, stop. */
         if (enforce_process_state(t->rec.pid, t->rec.start_time, &st) < 0 ||
-            now >= t->rec.kill_usec + c->kill_timeout_usec)
+            boot >= t->kill_boot + c->kill_timeout_usec)
                 close_violation(d, t, "unkillable", now);
+}
+
+/* Whether the latest snapshot's process list of GPU `gpu_uuid` is cut short. */
+static bool device_list_incomplete(const Daemon *d, const char *gpu_uuid)
+{
+        for (size_t i = 0; d->snapshot && i < d->snapshot->n_gpus; i++)
+                if (strcmp(d->snapshot->gpus[i].uuid, gpu_uuid) == 0)
+                        return d->snapshot->gpus[i].processes_incomplete;
+        return false;
 }
 
 void enforcement_tick(Daemon *d)
@@ -318,7 +337,7 @@ void enforcement_tick(Daemon *d)
         _cleanup_free_ PolicyHeld *held = NULL;
         _cleanup_free_ PolicyViolation *found = NULL;
         _cleanup_free_ char *exe_buf = NULL;
-        uint64_t now = now_usec(CLOCK_REALTIME), mono = now_usec(CLOCK_MONOTONIC);
+        uint64_t now = daemon_wall(d), mono = now_usec(CLOCK_MONOTONIC), boot = daemon_boot(d);
         size_t n_held = 0, cap = 0, n_found = 0;
         PolicyExempt exempt;
         int r;
@@ -367,7 +386,7 @@ void enforcement_tick(Daemon *d)
                 if (t)
                         t->seen = true;
                 else
-                        open_violation(d, &found[i], now);
+                        open_violation(d, &found[i], now, boot);
         }
         for (TrackedViolation *t = s->tracked, *next; t; t = next) {
                 const Lease *holder;
@@ -375,9 +394,11 @@ void enforcement_tick(Daemon *d)
 
                 next = t->next;
                 if (t->seen) {
-                        advance(d, t, now);
+                        advance(d, t, now, boot);
                         continue;
                 }
+                if (device_list_incomplete(d, t->rec.gpu_uuid))
+                        continue; /* not listed is not gone: wait for a full list */
                 if (t->rec.kill_usec)
                         close_violation(d, t, "killed", now);
                 else if (t->rec.term_usec)
@@ -403,6 +424,13 @@ json_t *enforcement_violation_json(const Daemon *d, const StoredViolation *v)
         const char *user = daemon_user_name(d, v->uid);
         bool enforce = c->mode == CONFIG_ENFORCEMENT_ENFORCE && !v->ended_usec;
         uint64_t stop_at = v->term_usec ? v->term_usec : v->detected_usec + c->grace_usec;
+
+        /* An open one is timed on the boot clock: show when that will be. */
+        for (const TrackedViolation *t = d->enforcement.tracked; t && !v->term_usec; t = t->next)
+                if (t->rec.id == v->id) {
+                        stop_at = daemon_wall_from_boot(d, t->detected_boot + c->grace_usec);
+                        break;
+                }
 
         return json_pack("{s:I, s:I, s:I, s:o, s:o, s:o, s:o, s:I, s:o, s:o, s:o, s:o, s:o, s:o, "
                          "s:o, s:o}",

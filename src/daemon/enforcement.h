@@ -20,7 +20,11 @@
 typedef struct Daemon Daemon;
 
 typedef struct TrackedViolation {
-        StoredViolation rec;
+        StoredViolation rec; /* wall times, for the store and display */
+        /* The same steps on the boot clock (daemon.h DaemonClock): the grace
+         * and kill timeout are measured on these, so a wall-clock step
+         * neither shortens nor stretches them. Re-based once at start. */
+        uint64_t detected_boot, term_boot, kill_boot;
         bool seen; /* still reported by NVML in this tick */
         struct TrackedViolation *next;
 } TrackedViolation;

@@ -60,7 +60,7 @@ static bool held_long_enough(bool now_true, uint64_t *since, uint64_t now, uint6
 void gpu_alerts_tick(Daemon *d)
 {
         const ConfigAlerts *c = &d->config->alerts;
-        uint64_t now = now_usec(CLOCK_REALTIME);
+        uint64_t now = daemon_boot(d); /* hold times are durations */
         char text[512];
 
         if (!d->snapshot)

@@ -14,7 +14,7 @@ typedef struct Daemon Daemon;
 
 typedef struct GpuAlertState {
         char uuid[GPU_UUID_MAX];
-        uint64_t memory_since; /* CLOCK_REALTIME since memory is high; 0 = not high */
+        uint64_t memory_since; /* daemon_boot() since memory is high; 0 = not high */
         uint64_t temperature_since;
         bool memory_raised;
         bool temperature_raised;

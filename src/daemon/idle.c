@@ -177,8 +177,11 @@ bool idle_tick(Daemon *d)
                 .warn_before_usec = c->warn_before_usec,
                 .flag_after_usec = c->flag_after_usec,
         };
-        uint64_t now = now_usec(CLOCK_REALTIME);
-        uint64_t elapsed = d->idle_tick_usec ? now - d->idle_tick_usec : 0;
+        /* The boot clock: a wall-clock step must neither count an hour of
+         * idleness nor wrap a negative interval (daemon.h DaemonClock). */
+        uint64_t now = daemon_boot(d);
+        uint64_t elapsed = d->idle_tick_usec && now > d->idle_tick_usec ? now - d->idle_tick_usec
+                                                                        : 0;
         uint64_t max_elapsed = 2 * d->config->sample_interval_usec + USEC_PER_SEC;
 
         bool released = false;

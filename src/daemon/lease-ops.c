@@ -367,7 +367,12 @@ int lease_op_acquire(Daemon *d, const RequestCall *call, json_t *args, json_t **
         for (QueueEntry *q = d->leases.queue; q; q = q->next) {
                 if (q->request_id != request_id || !q->no_wait)
                         continue;
-                r = request_error(ret_error, GK_E_NO_CAPACITY, "not enough free devices now (%s)",
+                if (d->leases.store_busy)
+                        r = request_error(ret_error, GK_E_BUSY,
+                                          "the state database is locked by another program; "
+                                          "try again in a moment");
+                else
+                        r = request_error(ret_error, GK_E_NO_CAPACITY, "not enough free devices now (%s)",
                                   q->last_reason);
                 leases_dequeue(d, request_id);
                 return r;
@@ -500,7 +505,7 @@ int lease_op_extend(Daemon *d, const RequestCall *call, json_t *args, json_t **r
 {
         static const char *const allowed[] = {"id", "duration_sec", NULL};
         const ConfigPolicyLimits *limits;
-        uint64_t duration_sec = 0, now = now_usec(CLOCK_REALTIME), expires;
+        uint64_t duration_sec = 0, now = daemon_wall(d), expires;
         Lease *l = NULL;
         int r;
 
@@ -543,6 +548,7 @@ int lease_op_extend(Daemon *d, const RequestCall *call, json_t *args, json_t **r
         if (r < 0)
                 return r;
         l->rec.expires_usec = expires;
+        l->expires_boot = MAX(l->expires_boot, daemon_boot(d)) + duration_sec * USEC_PER_SEC;
         leases_schedule(d);
         *ret_result = json_pack("{s:o}", "lease", lease_to_json(d, l));
         return *ret_result ? 0 : -ENOMEM;

@@ -54,8 +54,10 @@ void leases_done(LeaseState *s)
         }
         free(s->drained);
         free(s->released);
+        free(s->places);
         sd_event_source_disable_unref(s->timer);
         sd_event_source_disable_unref(s->position_timer);
+        sd_event_source_disable_unref(s->busy_timer);
         *s = (LeaseState){};
 }
 
@@ -123,11 +125,40 @@ static bool client_alive(pid_t pid, uint64_t start_time)
         return pid > 0 && proc_start_time(pid, &now_start) >= 0 && now_start == start_time;
 }
 
+/* The places of run requests that waited when the daemon stopped: those
+ * whose client still lives are kept for policy.reconnect_grace. */
+static int load_places(Daemon *d)
+{
+        LeaseState *s = &d->leases;
+        StoredQueuePlace *list = NULL;
+        size_t n = 0, kept = 0;
+        int r;
+
+        r = store_queue_places_load(d->store, &list, &n);
+        if (r < 0)
+                return log_error_errno(r, "Cannot load the queue places");
+        for (size_t i = 0; i < n; i++) {
+                if (list[i].request_id >= s->next_request_id)
+                        s->next_request_id = list[i].request_id + 1;
+                if (client_alive(list[i].pid, list[i].pid_start_time))
+                        list[kept++] = list[i];
+                else
+                        (void)store_queue_place_remove(d->store, list[i].request_id);
+        }
+        free(s->places);
+        s->places = list;
+        s->n_places = kept;
+        s->places_deadline = daemon_boot(d) + d->config->policy.reconnect_grace_usec;
+        if (kept > 0)
+                log_info("Keeping the queue places of %zu waiting run requests.", kept);
+        return 0;
+}
+
 int leases_init(Daemon *d)
 {
         LeaseState *s = &d->leases;
         StoredLease *loaded = NULL;
-        uint64_t now = now_usec(CLOCK_REALTIME);
+        uint64_t now = daemon_boot(d);
         size_t n = 0;
         int r;
 
@@ -141,6 +172,9 @@ int leases_init(Daemon *d)
         r = store_leases_load_active(d->store, &loaded, &n);
         if (r < 0)
                 return log_error_errno(r, "Cannot load active leases");
+        r = load_places(d);
+        if (r < 0)
+                return r;
 
         for (size_t i = 0; i < n; i++) {
                 Lease *l = calloc(1, sizeof *l);
@@ -156,11 +190,14 @@ int leases_init(Daemon *d)
                  * the benefit of the doubt rather than reclaim it at once. */
                 l->idle = (PolicyIdleLease){
                         .kind = l->rec.kind == LEASE_MANUAL ? POLICY_IDLE_MANUAL : POLICY_IDLE_RUN,
-                        .created_usec = l->rec.created_usec,
+                        .created_usec = daemon_boot_from_wall(d, l->rec.created_usec),
                         .last_busy_usec = now,
                         .last_utilized_usec = now,
                 };
                 l->idle_saved_usec = now;
+                /* Re-based once: the time left by the wall clock now. */
+                if (l->rec.kind == LEASE_MANUAL)
+                        l->expires_boot = daemon_boot_from_wall(d, l->rec.expires_usec);
                 if (l->rec.kind == LEASE_RUN)
                         l->attach_deadline_usec = now + d->config->policy.reconnect_grace_usec;
                 lease_append(s, l);
@@ -258,7 +295,7 @@ int leases_end(Daemon *d, Lease *l, bool expired, const char *reason, int64_t ac
 
 int leases_register(Daemon *d, StoredLease *rec, const char *request_json, Lease **ret)
 {
-        uint64_t now = now_usec(CLOCK_REALTIME);
+        uint64_t now = daemon_boot(d);
         Lease *l = calloc(1, sizeof *l);
         int r;
 
@@ -273,7 +310,7 @@ int leases_register(Daemon *d, StoredLease *rec, const char *request_json, Lease
         *rec = (StoredLease){};
         l->idle = (PolicyIdleLease){
                 .kind = l->rec.kind == LEASE_MANUAL ? POLICY_IDLE_MANUAL : POLICY_IDLE_RUN,
-                .created_usec = l->rec.created_usec,
+                .created_usec = daemon_boot_from_wall(d, l->rec.created_usec),
                 .last_busy_usec = now,
                 .last_utilized_usec = now,
         };
@@ -285,18 +322,54 @@ int leases_register(Daemon *d, StoredLease *rec, const char *request_json, Lease
         return 0;
 }
 
+/* The place a run request had before a restart, taken out of the list;
+ * 0 when it had none. Places whose clients did not ask again within the
+ * grace are forgotten. */
+static uint64_t take_place(Daemon *d, const QueueEntry *e)
+{
+        LeaseState *s = &d->leases;
+        uint64_t id = 0;
+
+        if (s->n_places > 0 && daemon_boot(d) > s->places_deadline) {
+                for (size_t i = 0; i < s->n_places; i++)
+                        (void)store_queue_place_remove(d->store, s->places[i].request_id);
+                s->n_places = 0;
+        }
+        for (size_t i = 0; i < s->n_places && e->kind == LEASE_RUN; i++)
+                if (s->places[i].uid == e->uid && s->places[i].pid == e->pid &&
+                    s->places[i].pid_start_time == e->pid_start_time) {
+                        id = s->places[i].request_id;
+                        s->places[i] = s->places[--s->n_places];
+                        break;
+                }
+        return id;
+}
+
 uint64_t leases_enqueue(Daemon *d, QueueEntry *e)
 {
         LeaseState *s = &d->leases;
         QueueEntry **p = &s->queue;
+        uint64_t old = take_place(d, e);
 
-        e->request_id = s->next_request_id++;
-        e->since_usec = now_usec(CLOCK_REALTIME);
-        e->next = NULL;
-        while (*p)
+        e->request_id = old ? old : s->next_request_id++;
+        e->since_usec = daemon_wall(d);
+        e->since_boot = daemon_boot(d);
+        /* In request id order, which is arrival order: one that had its
+         * place before a restart goes back there. */
+        while (*p && (*p)->request_id < e->request_id)
                 p = &(*p)->next;
+        e->next = *p;
         *p = e;
         s->queue_len++;
+        if (e->kind == LEASE_RUN && !old) {
+                StoredQueuePlace place = {.request_id = e->request_id, .uid = e->uid,
+                                          .pid = e->pid, .pid_start_time = e->pid_start_time};
+                int r = store_queue_place_add(d->store, &place);
+
+                if (r < 0) /* the request still waits; it only loses its place at a restart */
+                        log_warning_errno(r, "Cannot record the queue place of request %" PRIu64,
+                                          e->request_id);
+        }
         return e->request_id;
 }
 
@@ -310,6 +383,8 @@ bool leases_dequeue(Daemon *d, uint64_t request_id)
 
                         *p = e->next;
                         s->queue_len--;
+                        if (e->kind == LEASE_RUN)
+                                (void)store_queue_place_remove(d->store, request_id);
                         queue_entry_free(e);
                         return true;
                 }
@@ -448,7 +523,9 @@ static void policy_device_fill(const Daemon *d, const GpuDevice *g, int instance
             .pci_bus_id = g->pci_bus_id,
             .profile = instance >= 0 ? g->instances[instance].profile : NULL,
             .numa_node = instance >= 0 ? g->instances[instance].numa_node : g->numa_node,
-            .healthy = g->healthy,
+            /* Not granted while its process list is cut short: who uses it
+             * is not known (issue 10 item 14). */
+            .healthy = g->healthy && !g->processes_incomplete,
             /* Slurm schedules its GPUs: gpukeeper's queue never grants them. */
             .drained = leases_is_drained(d, uuid, g->uuid) ||
                        config_slurm_owns(&d->config->slurm, g->index),
@@ -534,10 +611,13 @@ static int send_to(Daemon *d, uint64_t conn_id, json_t *msg)
         return 0;
 }
 
-/* Turn a GRANT into a lease: store transaction, memory, reply. */
-static void grant(Daemon *d, QueueEntry *e, const PolicyDevice *devs, const PolicyDecision *dec)
+/* Turn a GRANT into a lease: store transaction, memory, reply. Returns
+ * -EBUSY, with the request still queued and nothing written, when another
+ * program holds a lock on the database; 0 otherwise (the request has its
+ * answer). */
+static int grant(Daemon *d, QueueEntry *e, const PolicyDevice *devs, const PolicyDecision *dec)
 {
-        uint64_t now = now_usec(CLOCK_REALTIME);
+        uint64_t now = daemon_wall(d), boot = daemon_boot(d);
         uint64_t conn_id = e->conn_id, request_id = e->request_id;
         uint32_t msg_id = e->msg_id;
         Lease *l;
@@ -551,7 +631,7 @@ static void grant(Daemon *d, QueueEntry *e, const PolicyDevice *devs, const Poli
                 lease_free(l);
                 send_to(d, conn_id, proto_reply_error(msg_id, GK_E_INTERNAL, "out of memory"));
                 leases_dequeue(d, request_id);
-                return;
+                return 0;
         }
         l->rec.uid = e->uid;
         l->rec.kind = e->kind;
@@ -560,7 +640,8 @@ static void grant(Daemon *d, QueueEntry *e, const PolicyDevice *devs, const Poli
         l->rec.client_pid = e->kind == LEASE_RUN ? e->pid : 0;
         l->rec.client_start_time = e->kind == LEASE_RUN ? e->pid_start_time : 0;
         l->rec.command = TAKE_PTR(e->command);
-        l->rec.queue_wait_usec = now > e->since_usec ? now - e->since_usec : 0;
+        l->rec.queue_wait_usec = boot > e->since_boot ? boot - e->since_boot : 0;
+        l->expires_boot = e->kind == LEASE_MANUAL ? boot + e->duration_usec : 0;
         l->rec.n_devices = dec->n_devices;
         for (size_t i = 0; i < dec->n_devices; i++) {
                 const PolicyDevice *pd = &devs[dec->devices[i]];
@@ -572,6 +653,13 @@ static void grant(Daemon *d, QueueEntry *e, const PolicyDevice *devs, const Poli
         }
 
         r = store_lease_grant(d->store, &l->rec, e->request_json ? e->request_json : "{}");
+        if (r == -EBUSY) {
+                /* Locked by another program (store.h): the request keeps its
+                 * place and the grant is tried again from a timer. */
+                e->command = TAKE_PTR(l->rec.command);
+                lease_free(l);
+                return -EBUSY;
+        }
         if (r < 0) {
                 log_error_errno(r, "Cannot record a lease for uid %u", (unsigned)e->uid);
                 lease_free(l);
@@ -580,14 +668,14 @@ static void grant(Daemon *d, QueueEntry *e, const PolicyDevice *devs, const Poli
                                           "gpukeeperd could not record the lease: %s",
                                           strerror(-r)));
                 leases_dequeue(d, request_id);
-                return;
+                return 0;
         }
         l->conn_id = e->kind == LEASE_RUN ? conn_id : 0;
         l->idle = (PolicyIdleLease){
                 .kind = l->rec.kind == LEASE_MANUAL ? POLICY_IDLE_MANUAL : POLICY_IDLE_RUN,
-                .created_usec = now,
+                .created_usec = boot,
         };
-        l->idle_saved_usec = now;
+        l->idle_saved_usec = boot;
         lease_append(&d->leases, l);
         leases_dequeue(d, request_id);
         log_info("Lease %" PRId64 " granted to uid %u (%s, %zu devices).", l->rec.id,
@@ -600,6 +688,33 @@ static void grant(Daemon *d, QueueEntry *e, const PolicyDevice *devs, const Poli
         if (r < 0 && (l->rec.kind == LEASE_MANUAL || r == -ENOENT))
                 (void)leases_end(d, l, false, "the client was gone before the grant reached it",
                                  -1);
+        return 0;
+}
+
+static int on_busy_retry(sd_event_source *source, uint64_t usec, void *userdata)
+{
+        leases_schedule(userdata);
+        return 0;
+}
+
+/* The store was locked during a grant: schedule again shortly, off the
+ * request that found it locked. */
+static void arm_busy_retry(Daemon *d)
+{
+        LeaseState *s = &d->leases;
+        uint64_t when = now_usec(CLOCK_MONOTONIC) + LEASES_BUSY_RETRY_USEC;
+        int r;
+
+        if (!s->busy_timer)
+                r = sd_event_add_time(d->event, &s->busy_timer, CLOCK_MONOTONIC, when,
+                                      USEC_PER_MSEC * 5, on_busy_retry, d);
+        else {
+                r = sd_event_source_set_time(s->busy_timer, when);
+                if (r >= 0)
+                        r = sd_event_source_set_enabled(s->busy_timer, SD_EVENT_ONESHOT);
+        }
+        if (r < 0)
+                log_error_errno(r, "Cannot arm the lease retry timer");
 }
 
 /* Record a waiting request's position; the event goes out in
@@ -681,8 +796,10 @@ void leases_schedule(Daemon *d)
                                    d->config->policy.unleased_memory_limit_bytes};
         size_t n_devs = 0, n = 0, n_usage = 0;
         unsigned position = 0;
+        bool busy = false;
         int r;
 
+        s->store_busy = false;
         if (!s->queue)
                 goto done;
 
@@ -726,9 +843,19 @@ void leases_schedule(Daemon *d)
                         snprintf(decisions[i].reason, sizeof decisions[i].reason, "%s",
                                  "waiting for NVML to list every GPU again");
                 }
-                if (decisions[i].verdict == POLICY_GRANT)
-                        grant(d, e, devs, &decisions[i]);
-                else if (decisions[i].verdict == POLICY_IMPOSSIBLE) {
+                if (decisions[i].verdict == POLICY_GRANT && busy)
+                        decisions[i].verdict = POLICY_WAIT;
+                if (decisions[i].verdict == POLICY_GRANT) {
+                        if (grant(d, e, devs, &decisions[i]) == -EBUSY) {
+                                /* This and every later grant wait for the
+                                 * lock to go: the queue keeps its order. */
+                                busy = s->store_busy = true;
+                                decisions[i].verdict = POLICY_WAIT;
+                                snprintf(decisions[i].reason, sizeof decisions[i].reason, "%s",
+                                         "the state database is locked by another program");
+                                arm_busy_retry(d);
+                        }
+                } else if (decisions[i].verdict == POLICY_IMPOSSIBLE) {
                         send_to(d, e->conn_id,
                                 proto_reply_error(e->msg_id, GK_E_INVALID_ARGUMENT, "%s",
                                                   decisions[i].reason));
@@ -760,8 +887,7 @@ void leases_connection_closed(Daemon *d, uint64_t conn_id)
                 if (l->rec.kind == LEASE_RUN && l->conn_id == conn_id) {
                         if (leases_end(d, l, false, "client exited", (int64_t)l->rec.uid) < 0) {
                                 l->conn_id = 0;
-                                l->end_retry_usec =
-                                    now_usec(CLOCK_REALTIME) + LEASES_END_RETRY_USEC;
+                                l->end_retry_usec = daemon_boot(d) + LEASES_END_RETRY_USEC;
                         }
                         changed = true;
                 }
@@ -770,10 +896,43 @@ void leases_connection_closed(Daemon *d, uint64_t conn_id)
                 leases_schedule(d);
 }
 
+/* Whether the command of detached run lease `l` still runs: its `gpukeeper
+ * run` client (pid and start time as recorded at the grant), or a process of
+ * the lease's owner on one of its devices in the latest snapshot (pid and
+ * start time as the sampler read them), is alive. Such a lease is kept past
+ * the reconnect grace: its client may not have got through yet, and the GPU
+ * must not go to someone else under a running job. */
+static bool run_still_running(const Daemon *d, const Lease *l)
+{
+        const GpuSnapshot *snap = d->snapshot;
+
+        if (client_alive(l->rec.client_pid, l->rec.client_start_time))
+                return true;
+        for (size_t g = 0; snap && g < snap->n_gpus; g++) {
+                const GpuDevice *gpu = &snap->gpus[g];
+
+                for (size_t p = 0; p < gpu->n_processes; p++) {
+                        const GpuProcess *proc = &gpu->processes[p];
+                        const char *uuid = proc->instance >= 0 &&
+                                                   (size_t)proc->instance < gpu->n_instances
+                                               ? gpu->instances[proc->instance].uuid
+                                               : gpu->uuid;
+
+                        if (proc->vanished || proc->uid != l->rec.uid)
+                                continue;
+                        for (size_t i = 0; i < l->rec.n_devices; i++)
+                                if (strcmp(l->rec.devices[i].uuid, uuid) == 0 &&
+                                    client_alive((pid_t)proc->pid, proc->start_time))
+                                        return true;
+                }
+        }
+        return false;
+}
+
 static int on_lease_timer(sd_event_source *source, uint64_t usec, void *userdata)
 {
         Daemon *d = userdata;
-        uint64_t now = now_usec(CLOCK_REALTIME);
+        uint64_t now = daemon_boot(d);
 
         for (Lease *l = d->leases.leases, *next; l; l = next) {
                 int r = 0;
@@ -781,13 +940,22 @@ static int on_lease_timer(sd_event_source *source, uint64_t usec, void *userdata
                 next = l->next;
                 if (l->end_retry_usec > now)
                         continue;
-                if (l->rec.kind == LEASE_MANUAL && l->rec.expires_usec <= now)
+                if (l->rec.kind == LEASE_MANUAL && l->expires_boot <= now)
                         r = leases_end(d, l, true, "lease expired", -1);
                 else if (l->rec.kind == LEASE_RUN && l->conn_id == 0 && l->end_retry_usec)
                         r = leases_end(d, l, false, "client exited", (int64_t)l->rec.uid);
                 else if (l->rec.kind == LEASE_RUN && l->conn_id == 0 && l->attach_deadline_usec &&
-                         l->attach_deadline_usec <= now)
-                        r = leases_end(d, l, false, "client did not reconnect after a restart", -1);
+                         l->attach_deadline_usec <= now) {
+                        if (run_still_running(d, l)) {
+                                log_info("Lease %" PRId64 " kept: its client has not "
+                                         "reconnected, but its command still runs.",
+                                         l->rec.id);
+                                l->attach_deadline_usec =
+                                    now + d->config->policy.reconnect_grace_usec;
+                        } else
+                                r = leases_end(d, l, false,
+                                               "client did not reconnect after a restart", -1);
+                }
                 if (r < 0) /* still ours: not again before the retry time */
                         l->end_retry_usec = now + LEASES_END_RETRY_USEC;
         }
@@ -805,7 +973,7 @@ static void leases_rearm_timer(Daemon *d)
                 uint64_t t = 0;
 
                 if (l->rec.kind == LEASE_MANUAL)
-                        t = l->rec.expires_usec;
+                        t = l->expires_boot;
                 else if (l->conn_id == 0)
                         t = l->end_retry_usec ? l->end_retry_usec : l->attach_deadline_usec;
                 t = MAX(t, l->end_retry_usec);
@@ -815,12 +983,13 @@ static void leases_rearm_timer(Daemon *d)
         if (!s->timer) {
                 if (!next)
                         return;
-                r = sd_event_add_time(d->event, &s->timer, CLOCK_REALTIME, next, USEC_PER_MSEC * 50,
+                r = sd_event_add_time(d->event, &s->timer, CLOCK_BOOTTIME,
+                                      daemon_timer_usec(d, next), USEC_PER_MSEC * 50,
                                       on_lease_timer, d);
         } else if (!next)
                 r = sd_event_source_set_enabled(s->timer, SD_EVENT_OFF);
         else {
-                r = sd_event_source_set_time(s->timer, next);
+                r = sd_event_source_set_time(s->timer, daemon_timer_usec(d, next));
                 if (r >= 0)
                         r = sd_event_source_set_enabled(s->timer, SD_EVENT_ONESHOT);
         }

@@ -18,6 +18,7 @@
 #include "policy/allocate.h"
 #include "policy/idle.h"
 #include "store/lease-store.h"
+#include "store/queue-store.h"
 
 typedef struct Daemon Daemon;
 typedef struct Peer Peer;
@@ -36,13 +37,20 @@ typedef struct Peer Peer;
  * when the store cannot record the end, and is tried again this much later. */
 #define LEASES_END_RETRY_USEC USEC_PER_SEC
 
+/* A grant the store refused as locked by another program is tried again
+ * this much later; the request keeps its place meanwhile. */
+#define LEASES_BUSY_RETRY_USEC (100 * USEC_PER_MSEC)
+
 typedef struct Lease {
         StoredLease rec;                /* rec.idle_device_usec grows every tick */
         PolicyIdleLease idle;           /* idle reclaim state (policy/idle.h) */
-        uint64_t idle_saved_usec;       /* CLOCK_REALTIME of the last idle write to the store */
+        /* Times below are daemon_boot() (daemon.h): deadlines never move
+         * with the wall clock. rec.* keeps the wall times shown and stored. */
+        uint64_t idle_saved_usec;       /* the last idle write to the store */
         uint64_t conn_id;            /* run leases: the client connection holding it; 0 = detached */
-        uint64_t attach_deadline_usec; /* CLOCK_REALTIME; detached run leases after a restart */
-        uint64_t end_retry_usec; /* CLOCK_REALTIME: when to try again an end the store refused */
+        uint64_t attach_deadline_usec; /* detached run leases after a restart */
+        uint64_t end_retry_usec; /* when to try again an end the store refused */
+        uint64_t expires_boot;   /* manual leases: rec.expires_usec on the boot clock */
         struct Lease *next;
 } Lease;
 
@@ -63,7 +71,8 @@ typedef struct QueueEntry {
         size_t n_named;
         PolicyMigItem *mig;
         size_t n_mig;
-        uint64_t since_usec; /* CLOCK_REALTIME */
+        uint64_t since_usec; /* CLOCK_REALTIME, shown */
+        uint64_t since_boot; /* daemon_boot(), for the queue wait */
         bool no_wait;           /* answered E_NO_CAPACITY unless granted at once */
         unsigned last_position;
         char last_reason[160];
@@ -89,6 +98,14 @@ typedef struct LeaseState {
         uint64_t next_request_id;
         sd_event_source *timer; /* earliest expiry or attach deadline */
         sd_event_source *position_timer; /* throttled queue.position events */
+        sd_event_source *busy_timer;     /* retry of grants the locked store refused */
+        bool store_busy;                 /* the last schedule found the store locked */
+        /* Places of run requests that were waiting when the daemon last
+         * stopped (queue-store.h), until their clients ask again or
+         * policy.reconnect_grace has passed (places_deadline, boot clock). */
+        StoredQueuePlace *places;
+        size_t n_places;
+        uint64_t places_deadline;
 } LeaseState;
 
 /* Load active leases, drains and usage from the store. Run leases start
@@ -143,7 +160,9 @@ size_t leases_queued_by(const Daemon *d, uid_t uid);
 /* Devices held by `uid` in active leases. */
 unsigned leases_held_by(const Daemon *d, uid_t uid);
 
-/* Append a queue entry (taking ownership) and return its request id. */
+/* Append a queue entry (taking ownership) and return its request id. A run
+ * request from a client that was waiting before a restart gets its old
+ * request id and place back. */
 uint64_t leases_enqueue(Daemon *d, QueueEntry *e);
 
 /* Remove and free the queue entry with `request_id`, if still queued.

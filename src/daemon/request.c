@@ -4,7 +4,9 @@
 #include "daemon/request.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <stdarg.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -15,6 +17,7 @@
 #include "daemon/status.h"
 #include "daemon/report-ops.h"
 #include "daemon/slurm-ops.h"
+#include "daemon/sampler.h"
 #include "daemon/violation-ops.h"
 #include "proto/proto.h"
 
@@ -81,10 +84,75 @@ static int handle_status(Daemon *d, const RequestCall *call, json_t *args,
         return status_build(d, ret_result);
 }
 
+#if GK_TEST_HOOKS
+/* Test hooks (meson -Dtest_hooks=true, for the test suite; root only):
+ * `debug.clock` steps the daemon's wall clock by `wall_step_sec` (as NTP
+ * does: deadlines must not move) and lets `advance_sec` pass on both
+ * clocks; `debug.tick` runs one sampler tick now. Tests wait for these
+ * replies instead of sleeping through sample intervals and graces. */
+static int debug_root_only(const RequestCall *call, gk_call_error *ret_error)
+{
+        if (call->peer->uid != 0)
+                return request_error(ret_error, GK_E_PERMISSION, "debug requests are root's");
+        return 0;
+}
+
+static int handle_debug_clock(Daemon *d, const RequestCall *call, json_t *args,
+                              json_t **ret_result, gk_call_error *ret_error)
+{
+        json_t *step = args ? json_object_get(args, "wall_step_sec") : NULL;
+        json_t *advance = args ? json_object_get(args, "advance_sec") : NULL;
+        const json_int_t limit = 10LL * 365 * 24 * 3600;
+        int r;
+
+        r = debug_root_only(call, ret_error);
+        if (r != 0)
+                return r;
+        if ((step && !json_is_integer(step)) || (advance && !json_is_integer(advance)) ||
+            (step && llabs(json_integer_value(step)) > limit) ||
+            (advance && (json_integer_value(advance) < 0 || json_integer_value(advance) > limit)))
+                return request_error(ret_error, GK_E_INVALID_ARGUMENT,
+                                     "'wall_step_sec' is an integer (+/- 10 years), "
+                                     "'advance_sec' one from 0 to 10 years");
+        if (step)
+                d->clock.wall_step_usec += (int64_t)json_integer_value(step) * (int64_t)USEC_PER_SEC;
+        if (advance)
+                d->clock.advance_usec += (uint64_t)json_integer_value(advance) * USEC_PER_SEC;
+        log_warning("Test clock: wall step %" PRId64 " s, advanced %" PRIu64 " s.",
+                   d->clock.wall_step_usec / (int64_t)USEC_PER_SEC,
+                   d->clock.advance_usec / USEC_PER_SEC);
+        leases_schedule(d); /* re-arms the lease timer on the new clock */
+        *ret_result = json_pack("{s:I, s:I}", "wall_usec", (json_int_t)daemon_wall(d),
+                                "boot_usec", (json_int_t)daemon_boot(d));
+        return *ret_result ? 0 : -ENOMEM;
+}
+
+static int handle_debug_tick(Daemon *d, const RequestCall *call, json_t *args,
+                             json_t **ret_result, gk_call_error *ret_error)
+{
+        int r;
+
+        r = debug_root_only(call, ret_error);
+        if (r == 0)
+                r = no_arguments(args, ret_error);
+        if (r != 0)
+                return r;
+        r = sampler_run_tick(d);
+        if (r < 0)
+                return r;
+        *ret_result = json_pack("{s:I}", "taken_usec", (json_int_t)d->snapshot->taken_usec);
+        return *ret_result ? 0 : -ENOMEM;
+}
+#endif
+
 static const struct {
         const char *op;
         RequestHandler handler;
 } request_table[] = {
+#if GK_TEST_HOOKS
+        {"debug.clock", handle_debug_clock},
+        {"debug.tick", handle_debug_tick},
+#endif
         {"ping", handle_ping},
         {"status", handle_status},
         {"lease.acquire", lease_op_acquire},
@@ -129,6 +197,14 @@ json_t *request_dispatch(Daemon *d, const Peer *peer, uint32_t id, const char *o
                         return proto_reply_ok(id, result);
                 if (r > 0)
                         return proto_reply_error(id, r, "%s", error.message);
+                if (r == -EBUSY)
+                        /* Another program holds a lock on the state database
+                         * (store.h): a short wait, then this answer, rather
+                         * than freezing every client behind it. */
+                        return proto_reply_error(id, GK_E_BUSY,
+                                                 "the state database is locked by another "
+                                                 "program; try '%s' again in a moment",
+                                                 op);
                 log_error_errno(r, "Request '%s' from uid %u failed", op, (unsigned)peer->uid);
                 return proto_reply_error(id, GK_E_INTERNAL,
                                          "gpukeeperd failed to answer '%s': %s (see its log)", op,

@@ -3,8 +3,12 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
 
 #include "basic/log.h"
 #include "basic/time-util.h"
@@ -38,21 +42,23 @@ static void history_sample(const Daemon *d, const GpuDevice *gpu, const char *uu
 }
 
 /* Write this tick's samples of every GPU and MIG instance (one
- * transaction) and do one bounded step of rollup and retention. `prev_usec`
- * is when the previous snapshot was taken (0: none), so each sample stands
- * for the time since. Busy follows the idle-reclaim rule (policy/idle.h); a
+ * transaction) and do one bounded step of rollup and retention. `prev_boot`
+ * is daemon_boot() when the previous snapshot was taken (0: none), so each
+ * sample stands for the time since. Busy follows the idle-reclaim rule (policy/idle.h); a
  * MIG-enabled GPU is never busy itself, its use is on its instances. */
-static void history_tick(Daemon *d, uint64_t prev_usec)
+static void history_tick(Daemon *d, uint64_t prev_boot)
 {
         const GpuSnapshot *snap = d->snapshot;
         HistorySample samples[HISTORY_MAX_DEVICES];
-        uint64_t now = snap->taken_usec, span;
+        uint64_t now = snap->taken_usec, boot = d->sample_boot_usec, span;
         size_t n = 0;
         int r;
 
         if (!snap->nvml_available)
                 return;
-        span = prev_usec > 0 && prev_usec < now ? now - prev_usec : d->config->sample_interval_usec;
+        /* The span on the boot clock: a wall-clock step is no hour of use. */
+        span = prev_boot > 0 && prev_boot < boot ? boot - prev_boot
+                                                 : d->config->sample_interval_usec;
         for (size_t i = 0; i < snap->n_gpus && n < HISTORY_MAX_DEVICES; i++) {
                 const GpuDevice *g = &snap->gpus[i];
                 const char *u = g->uuid;
@@ -108,12 +114,70 @@ void sampler_load_nvml(Daemon *d)
                                                 : "");
 }
 
+/* The periodic sample runs NVML in a worker thread: a driver call that
+ * hangs (a GPU falling off the bus, a wedged driver) must not freeze the
+ * event loop, which keeps answering from the previous snapshot. One sample
+ * at a time; while one is out, no other NVML call is made. */
+struct SamplerWorker {
+        pthread_t thread;
+        int efd;
+        sd_event_source *done_source;
+        sd_event_source *watchdog;
+        GpuNvml *nvml;
+        ProcCache *cache;
+        GpuSnapshot *result;
+        int r;
+        bool running;
+        bool stalled;
+        uint64_t prev_boot;
+        uint64_t started_usec; /* CLOCK_MONOTONIC */
+};
+
+static void *worker_main(void *userdata)
+{
+        SamplerWorker *w = userdata;
+        uint64_t one = 1;
+
+        w->r = gpu_snapshot_take(w->nvml, w->cache, &w->result);
+        (void)!write(w->efd, &one, sizeof one);
+        return NULL;
+}
+
+/* Wait for a sample in flight (a reload that swaps the library, the end). */
+static void worker_join(Daemon *d)
+{
+        SamplerWorker *w = d->sampler_worker;
+        uint64_t v;
+
+        if (!w || !w->running)
+                return;
+        pthread_join(w->thread, NULL);
+        (void)!read(w->efd, &v, sizeof v);
+        w->running = false;
+        gpu_snapshot_free(w->result);
+        w->result = NULL;
+        sd_event_source_set_enabled(w->watchdog, SD_EVENT_OFF);
+}
+
 void sampler_unload_nvml(Daemon *d)
 {
+        worker_join(d);
         gpu_nvml_close(d->nvml);
         d->nvml = NULL;
         d->nvml_message[0] = '\0';
         d->nvml_retry_usec = 0;
+}
+
+/* Make `s` the latest snapshot. */
+static void install(Daemon *d, GpuSnapshot *s)
+{
+        if (!d->nvml && d->nvml_message[0])
+                snprintf(s->message, sizeof s->message, "%s", d->nvml_message);
+        gpu_snapshot_free(d->snapshot);
+        d->snapshot = s;
+        d->sample_boot_usec = daemon_boot(d);
+        log_debug("Sampled %zu GPUs in %" PRIu64 " us, %u NVML errors", s->n_gpus, s->tick_usec,
+                  s->nvml_errors);
 }
 
 int sampler_tick(Daemon *d)
@@ -121,46 +185,180 @@ int sampler_tick(Daemon *d)
         GpuSnapshot *s = NULL;
         int r;
 
+        if (d->sampler_worker && d->sampler_worker->running)
+                return -EBUSY; /* NVML is busy with the periodic sample */
         sampler_load_nvml(d);
         r = gpu_snapshot_take(d->nvml, d->proc_cache, &s);
         if (r < 0)
                 return r;
-        if (!d->nvml && d->nvml_message[0])
-                snprintf(s->message, sizeof s->message, "%s", d->nvml_message);
-        gpu_snapshot_free(d->snapshot);
-        d->snapshot = s;
-        log_debug("Sampled %zu GPUs in %" PRIu64 " us, %u NVML errors", s->n_gpus, s->tick_usec,
-                  s->nvml_errors);
+        install(d, s);
         return 0;
+}
+
+/* What follows a new snapshot. */
+static void after_snapshot(Daemon *d, uint64_t prev_boot)
+{
+        /* Health, MIG layout and unleased use may have changed. */
+        mig_ops_tick(d);
+        leases_schedule(d);
+        enforcement_tick(d);
+        if (idle_tick(d))
+                leases_schedule(d);
+        gpu_alerts_tick(d);
+        slurm_ops_tick(d);
+        history_tick(d, prev_boot);
+}
+
+int sampler_run_tick(Daemon *d)
+{
+        uint64_t prev_boot = d->snapshot ? d->sample_boot_usec : 0;
+        int r;
+
+        r = sampler_tick(d);
+        if (r == -EBUSY)
+                return r;
+        if (r < 0)
+                return log_error_errno(r, "Sampler tick failed");
+        after_snapshot(d, prev_boot);
+        return 0;
+}
+
+static int rearm(Daemon *d)
+{
+        int r;
+
+        /* Re-arm relative to now so a slow tick never causes a burst. */
+        r = sd_event_source_set_time_relative(d->sample_timer, d->config->sample_interval_usec);
+        if (r >= 0)
+                r = sd_event_source_set_enabled(d->sample_timer, SD_EVENT_ONESHOT);
+        if (r < 0)
+                return log_error_errno(r, "Cannot re-arm the sampler timer");
+        return 0;
+}
+
+static int on_worker_done(sd_event_source *source, int fd, uint32_t revents, void *userdata)
+{
+        Daemon *d = userdata;
+        SamplerWorker *w = d->sampler_worker;
+        GpuSnapshot *s;
+        uint64_t v;
+
+        if (read(w->efd, &v, sizeof v) < 0 || !w->running)
+                return 0;
+        pthread_join(w->thread, NULL);
+        w->running = false;
+        sd_event_source_set_enabled(w->watchdog, SD_EVENT_OFF);
+        if (w->stalled) {
+                w->stalled = false;
+                log_warning("NVML answered again after %" PRIu64 " ms; sampling resumes.",
+                            (now_usec(CLOCK_MONOTONIC) - w->started_usec) / USEC_PER_MSEC);
+        }
+        s = TAKE_PTR(w->result);
+        if (w->r < 0)
+                log_error_errno(w->r, "Sampler tick failed");
+        else {
+                install(d, s);
+                after_snapshot(d, w->prev_boot);
+        }
+        return rearm(d);
+}
+
+static int on_watchdog(sd_event_source *source, uint64_t usec, void *userdata)
+{
+        Daemon *d = userdata;
+        SamplerWorker *w = d->sampler_worker;
+
+        if (!w->running || w->stalled)
+                return 0;
+        w->stalled = true;
+        d->sampler_stalls++;
+        log_error("NVML has not answered within %" PRIu64 " ms; the sample is skipped and "
+                  "requests are answered from the previous one until it does.",
+                  SAMPLER_NVML_TIMEOUT_USEC / USEC_PER_MSEC);
+        if (d->snapshot)
+                snprintf(d->snapshot->message, sizeof d->snapshot->message,
+                         "NVML has not answered for over %" PRIu64 " s (a hung driver?); "
+                         "this is the last sample it gave",
+                         SAMPLER_NVML_TIMEOUT_USEC / USEC_PER_SEC);
+        return 0;
+}
+
+static int worker_start(Daemon *d)
+{
+        SamplerWorker *w = d->sampler_worker;
+        int r;
+
+        if (!w) {
+                w = calloc(1, sizeof *w);
+                if (!w)
+                        return -ENOMEM;
+                w->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+                if (w->efd < 0) {
+                        free(w);
+                        return negative_errno();
+                }
+                d->sampler_worker = w;
+                r = sd_event_add_io(d->event, &w->done_source, w->efd, EPOLLIN, on_worker_done, d);
+                if (r < 0)
+                        return r;
+                r = sd_event_add_time(d->event, &w->watchdog, CLOCK_MONOTONIC, 0, USEC_PER_MSEC,
+                                      on_watchdog, d);
+                if (r < 0)
+                        return r;
+                sd_event_source_set_enabled(w->watchdog, SD_EVENT_OFF);
+        }
+        sampler_load_nvml(d);
+        w->nvml = d->nvml;
+        w->cache = d->proc_cache;
+        w->result = NULL;
+        w->prev_boot = d->snapshot ? d->sample_boot_usec : 0;
+        w->started_usec = now_usec(CLOCK_MONOTONIC);
+        r = -pthread_create(&w->thread, NULL, worker_main, w);
+        if (r < 0)
+                return r;
+        w->running = true;
+        r = sd_event_source_set_time(w->watchdog, w->started_usec + SAMPLER_NVML_TIMEOUT_USEC);
+        if (r >= 0)
+                r = sd_event_source_set_enabled(w->watchdog, SD_EVENT_ONESHOT);
+        return r < 0 ? r : 0;
 }
 
 static int on_sample_timer(sd_event_source *source, uint64_t usec, void *userdata)
 {
         Daemon *d = userdata;
-        uint64_t prev_usec = d->snapshot ? d->snapshot->taken_usec : 0;
         int r;
 
-        r = sampler_tick(d);
-        if (r < 0)
-                log_error_errno(r, "Sampler tick failed");
-        else {
-                /* Health, MIG layout and unleased use may have changed. */
-                mig_ops_tick(d);
-                leases_schedule(d);
-                enforcement_tick(d);
-                if (idle_tick(d))
-                        leases_schedule(d);
-                gpu_alerts_tick(d);
-                slurm_ops_tick(d);
-                history_tick(d, prev_usec);
-        }
-        /* Re-arm relative to now so a slow tick never causes a burst. */
-        r = sd_event_source_set_time_relative(source, d->config->sample_interval_usec);
+        if (d->sampler_worker && d->sampler_worker->running)
+                return 0; /* re-armed when it returns */
+        r = worker_start(d);
         if (r >= 0)
-                r = sd_event_source_set_enabled(source, SD_EVENT_ONESHOT);
-        if (r < 0)
-                return log_error_errno(r, "Cannot re-arm the sampler timer");
-        return 0;
+                return 0;
+        log_error_errno(r, "Cannot start a sample in a worker thread; sampling in the loop");
+        (void)sampler_run_tick(d);
+        return rearm(d);
+}
+
+void sampler_worker_free(Daemon *d)
+{
+        SamplerWorker *w = d->sampler_worker;
+
+        if (!w)
+                return;
+        if (w->running) {
+                /* Hung in NVML: leave it; the library and cache it uses are
+                 * kept (the process is exiting). */
+                pthread_detach(w->thread);
+                d->nvml = NULL;
+                d->proc_cache = NULL;
+                sd_event_source_disable_unref(w->done_source);
+                sd_event_source_disable_unref(w->watchdog);
+                return;
+        }
+        sd_event_source_disable_unref(w->done_source);
+        sd_event_source_disable_unref(w->watchdog);
+        close(w->efd);
+        free(w);
+        d->sampler_worker = NULL;
 }
 
 int sampler_arm(Daemon *d)

@@ -100,7 +100,7 @@ static json_t *gpu_json(const Daemon *d, const GpuDevice *g)
                 snprintf(error, sizeof error, "%s: NVML error %d", g->error_call, g->error);
 
         o = json_pack("{s:I, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:b, s:o, s:b, s:o, "
-                      "s:o, s:o, s:b}",
+                      "s:o, s:o, s:b, s:b}",
                       "index", (json_int_t)g->index, "uuid", json_text_or_null(g->uuid), "name",
                       json_text_or_null(g->name), "pci_bus_id", json_text_or_null(g->pci_bus_id),
                       "numa_node", json_int_or_null(g->numa_node),
@@ -112,7 +112,8 @@ static json_t *gpu_json(const Daemon *d, const GpuDevice *g)
                       g->healthy, "error", json_text(error[0] ? error : NULL), "mig_enabled",
                       g->mig_enabled, "instances", instances, "processes", processes, "lease",
                       g->mig_enabled ? json_null() : holder_json(d, g->uuid), "drained",
-                      leases_is_drained(d, g->uuid, NULL));
+                      leases_is_drained(d, g->uuid, NULL), "processes_incomplete",
+                      g->processes_incomplete);
         /* MIG layout: free memory slices, instances made on demand (mig-ops.h). */
         if (o) {
                 json_t *mig = mig_ops_gpu_json(d, g->uuid);

@@ -199,6 +199,28 @@ static int open_trash(const char *home, bool create, int *ret_fd)
         return env_open_dir_beneath(homefd, ENV_TRASH_DIR, ret_fd);
 }
 
+/* Append `path` as a line of the environments.txt in `dir` (which exists),
+ * starting a new line when the file does not end with one. */
+static int append_environments_txt(int dir, const char *path)
+{
+        _cleanup_close_ int fd = openat(dir, "environments.txt",
+                                        O_RDWR | O_APPEND | O_NOFOLLOW | O_NOCTTY | O_CLOEXEC);
+        struct stat st;
+        char last = '\n';
+
+        if (fd < 0)
+                return negative_errno();
+        if (fstat(fd, &st) < 0)
+                return negative_errno();
+        if (!S_ISREG(st.st_mode))
+                return -EINVAL;
+        if (st.st_size > 0 && pread(fd, &last, 1, st.st_size - 1) != 1)
+                return -EIO;
+        if ((last != '\n' && dprintf(fd, "\n") < 0) || dprintf(fd, "%s\n", path) < 0)
+                return -EIO;
+        return 0;
+}
+
 /* Add or remove `path` as a line of ~/.conda/environments.txt (atomic rewrite). */
 static int update_environments_txt(const char *home, const char *path, bool add)
 {
@@ -218,6 +240,11 @@ static int update_environments_txt(const char *home, const char *path, bool add)
         if (dir < 0)
                 return (errno == ENOENT && !add) ? 0 : negative_errno();
         r = env_read_file_beneath(dir, "environments.txt", ENV_MAX_SMALL_FILE_BYTES, &text, NULL);
+        if (r == -EFBIG)
+                /* Too big to rewrite within our limit (issue 10 item 17):
+                 * append the line as conda does; a stale line left by a
+                 * removal is harmless (discovery skips what is gone). */
+                return add ? append_environments_txt(dir, path) : 0;
         if (r == -ENOENT) {
                 if (!add)
                         return 0;

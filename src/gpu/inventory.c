@@ -103,13 +103,18 @@ static int take_processes(DeviceQuery *q, nvmlDevice_t handle, int instance,
 {
         GpuDevice *d = q->device;
         const GpuNvmlProcess *list;
+        bool truncated = false;
         size_t n, room;
         GpuProcess *p;
 
-        if (!check(q, gpu_nvml_device_processes(q->nvml, handle, &list, &n)))
+        if (!check(q, gpu_nvml_device_processes(q->nvml, handle, &list, &n, &truncated))) {
+                d->processes_incomplete = true;
                 return 0;
+        }
         /* Per handle nvml.c bounds the list; across MIG instances we do. */
         room = GPU_MAX_PROCESSES_PER_DEVICE - d->n_processes;
+        if (truncated || n > room)
+                d->processes_incomplete = true;
         n = MIN(n, room);
         if (n == 0)
                 return 0;

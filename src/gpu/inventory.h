@@ -74,6 +74,11 @@ typedef struct GpuDevice {
         size_t n_instances;
         GpuProcess *processes; /* whole-GPU and MIG processes; GpuProcess.instance tells which */
         size_t n_processes;
+        /* More processes than GPU_MAX_PROCESSES_PER_DEVICE (those that fit
+         * are kept), or the list could not be read: what is not listed may
+         * still be there, so the device is not granted and no violation on
+         * it is closed for want of its process. */
+        bool processes_incomplete;
 } GpuDevice;
 
 typedef struct GpuSnapshot {

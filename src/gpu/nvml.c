@@ -697,10 +697,10 @@ static nvmlReturn_t append_process_list(GpuNvml *n, const ProcessCall *call, nvm
                 r = call->fn(dev, &count, n->raw);
                 if (r != NVML_ERROR_INSUFFICIENT_SIZE)
                         break;
-                if (count > GPU_MAX_PROCESSES_PER_DEVICE)
+                if (count > GPU_NVML_PROCESS_FETCH_MAX)
                         return r;
                 if (!raw_reserve(n, MIN((size_t)count + count / 4 + 8,
-                                        (size_t)GPU_MAX_PROCESSES_PER_DEVICE)))
+                                        (size_t)GPU_NVML_PROCESS_FETCH_MAX)))
                         return NVML_ERROR_MEMORY;
         }
         if (r != NVML_SUCCESS)
@@ -752,7 +752,7 @@ static size_t merge_by_pid(GpuNvmlProcess *p, size_t n)
 }
 
 nvmlReturn_t gpu_nvml_device_processes(GpuNvml *n, nvmlDevice_t dev, const GpuNvmlProcess **ret,
-                                       size_t *ret_n)
+                                       size_t *ret_n, bool *ret_truncated)
 {
         size_t count = 0;
         nvmlReturn_t r;
@@ -768,10 +768,9 @@ nvmlReturn_t gpu_nvml_device_processes(GpuNvml *n, nvmlDevice_t dev, const GpuNv
                         return r;
         }
         count = merge_by_pid(n->processes, count);
-        if (count > GPU_MAX_PROCESSES_PER_DEVICE)
-                return NVML_ERROR_INSUFFICIENT_SIZE;
+        *ret_truncated = count > GPU_MAX_PROCESSES_PER_DEVICE;
         *ret = n->processes;
-        *ret_n = count;
+        *ret_n = MIN(count, (size_t)GPU_MAX_PROCESSES_PER_DEVICE);
         return NVML_SUCCESS;
 }
 

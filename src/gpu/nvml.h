@@ -100,13 +100,20 @@ typedef struct GpuNvmlProcess {
         uint32_t compute_instance_id;
 } GpuNvmlProcess;
 
+/* How many processes per list we fetch from the driver at most: NVML
+ * fills nothing when the buffer is too small, so to keep the first
+ * GPU_MAX_PROCESSES_PER_DEVICE of a longer list we must read it whole. */
+#define GPU_NVML_PROCESS_FETCH_MAX 65536
+
 /* Compute and graphics processes on `dev`, merged by pid (a process that
  * is both appears once). The array belongs to `n` and stays valid until the
- * next call. At most GPU_MAX_PROCESSES_PER_DEVICE entries; a driver that
- * reports more yields NVML_ERROR_INSUFFICIENT_SIZE. Allocation failure is
- * NVML_ERROR_MEMORY. On failure nothing is returned. */
+ * next call. At most GPU_MAX_PROCESSES_PER_DEVICE entries (the lowest pids):
+ * a longer list is cut there and *ret_truncated set. A driver that reports
+ * more than GPU_NVML_PROCESS_FETCH_MAX in one list yields
+ * NVML_ERROR_INSUFFICIENT_SIZE. Allocation failure is NVML_ERROR_MEMORY. On
+ * failure nothing is returned. */
 nvmlReturn_t gpu_nvml_device_processes(GpuNvml *n, nvmlDevice_t dev, const GpuNvmlProcess **ret,
-                                       size_t *ret_n);
+                                       size_t *ret_n, bool *ret_truncated);
 
 /* A device's identity as last seen. */
 typedef struct GpuNvmlIdentity {

@@ -260,6 +260,21 @@ static void render_slurm_jobs(FILE *f, const MetricsInput *in)
         }
 }
 
+/* Issue 10 item 14: a GPU with more processes than gpukeeper lists. */
+static void render_processes_incomplete(FILE *f, const MetricsInput *in)
+{
+        family(f, "gpukeeper_gpu_processes_incomplete", "gauge",
+               "1 when the GPU's process list is cut short (more than 4096 processes, or "
+               "unreadable): the GPU is not granted meanwhile.");
+        for (size_t i = 0; in->snapshot && i < in->snapshot->n_gpus; i++) {
+                const GpuDevice *g = &in->snapshot->gpus[i];
+
+                fputs("gpukeeper_gpu_processes_incomplete{uuid=\"", f);
+                metrics_write_label_value(f, g->uuid);
+                fprintf(f, "\",gpu=\"%u\"} %d\n", g->index, g->processes_incomplete ? 1 : 0);
+        }
+}
+
 /* One lease-able device per whole GPU not in MIG mode and per MIG instance. */
 static void render_device_leases(FILE *f, const MetricsInput *in)
 {
@@ -535,6 +550,7 @@ int metrics_render_buffer(const MetricsInput *in, MetricsBuffer *b)
         __fsetlocking(f, FSETLOCKING_BYCALLER);
         render_devices(f, in);
         render_device_leases(f, in);
+        render_processes_incomplete(f, in);
         render_slurm_jobs(f, in);
         render_counters(f, in);
         render_mig(f, in);

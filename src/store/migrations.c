@@ -139,6 +139,50 @@ const StoreMigration store_migrations[] = {
      "  AND gpu_uuid = NEW.gpu_uuid AND (device_uuid = gpu_uuid OR NEW.device_uuid = NEW.gpu_uuid)) "
      "BEGIN SELECT RAISE(ABORT, 'a whole GPU and its MIG instances exclude each other'); END;"},
     {6,
+     /* Lease ids are never reused (AUTOINCREMENT): a stale id held by a
+      * `run` or a script can then never name another user's lease. SQLite
+      * cannot add AUTOINCREMENT to a table, so the table is rebuilt with the
+      * same rows and ids (migrations run with foreign keys off, store.c). */
+     "CREATE TABLE leases_new ("
+     "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+     "  uid INTEGER NOT NULL,"
+     "  kind TEXT NOT NULL CHECK (kind IN ('run', 'manual')),"
+     "  state TEXT NOT NULL CHECK (state IN ('active', 'released', 'expired')),"
+     "  created_usec INTEGER NOT NULL,"
+     "  expires_usec INTEGER,"
+     "  released_usec INTEGER,"
+     "  release_reason TEXT,"
+     "  client_pid INTEGER,"
+     "  client_start_time INTEGER,"
+     "  command TEXT,"
+     "  request TEXT NOT NULL,"
+     "  idle_device_usec INTEGER NOT NULL DEFAULT 0,"
+     "  queue_wait_usec INTEGER NOT NULL DEFAULT 0"
+     ");"
+     "INSERT INTO leases_new (id, uid, kind, state, created_usec, expires_usec, released_usec,"
+     "  release_reason, client_pid, client_start_time, command, request, idle_device_usec,"
+     "  queue_wait_usec) "
+     "SELECT id, uid, kind, state, created_usec, expires_usec, released_usec, release_reason,"
+     "  client_pid, client_start_time, command, request, idle_device_usec, queue_wait_usec "
+     "FROM leases;"
+     "DROP TABLE leases;"
+     "ALTER TABLE leases_new RENAME TO leases;"
+     "CREATE INDEX leases_active ON leases(state) WHERE state = 'active';"
+     /* A lease id also stays unique beyond the rows that keep it: the
+      * highest id ever granted, even if its row were removed. */
+     "INSERT OR REPLACE INTO sqlite_sequence (name, seq) "
+     "  SELECT 'leases', MAX(seq) FROM (SELECT COALESCE(MAX(id), 0) AS seq FROM leases"
+     "  UNION ALL SELECT seq FROM sqlite_sequence WHERE name = 'leases');"},
+    {7,
+     /* Places of waiting run requests, so a restart does not send them to
+      * the back of the queue (queue-store.h). */
+     "CREATE TABLE queue_places ("
+     "  request_id INTEGER PRIMARY KEY,"
+     "  uid INTEGER NOT NULL,"
+     "  pid INTEGER NOT NULL,"
+     "  pid_start_time INTEGER NOT NULL"
+     ");"},
+    {8,
      /* Slurm jobs as leases of kind 'slurm' (src/slurm). SQLite cannot alter
       * a CHECK constraint, and rebuilding the table would drop columns other
       * migrations add; a CHECK does not change what is on disk, so its text
@@ -154,7 +198,7 @@ const StoreMigration store_migrations[] = {
      "PRAGMA writable_schema = RESET;"
      "CREATE UNIQUE INDEX leases_slurm_job ON leases(slurm_job_id) "
      "  WHERE state = 'active' AND slurm_job_id IS NOT NULL;"},
-    {7,
+    {9,
      /* The last MIG layout applied (issue 13): one row, the mig-parted
       * config as JSON (mig/layout.h), re-asserted at start and when a GPU
       * comes back. */

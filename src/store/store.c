@@ -25,7 +25,31 @@ struct Store {
                 sqlite3_stmt *st;
         } statements[STORE_STATEMENT_CACHE];
         size_t n_statements;
+        uint64_t busy_start_usec;  /* CLOCK_MONOTONIC: the current wait began */
+        uint64_t busy_failed_usec; /* CLOCK_MONOTONIC: the last wait that gave up */
 };
+
+/* SQLite's busy handler while serving: wait at most STORE_BUSY_TIMEOUT_MS
+ * for a lock, and not at all within STORE_BUSY_QUIET_USEC of a wait that
+ * gave up, so a tick that writes several times stalls the loop once, not
+ * once per statement. Returns nonzero to wait again. */
+static int busy_handler(void *userdata, int count)
+{
+        Store *s = userdata;
+        uint64_t now = now_usec(CLOCK_MONOTONIC);
+
+        if (count == 0) {
+                if (s->busy_failed_usec && now - s->busy_failed_usec < STORE_BUSY_QUIET_USEC)
+                        return 0;
+                s->busy_start_usec = now;
+        }
+        if (now - s->busy_start_usec >= STORE_BUSY_TIMEOUT_MS * USEC_PER_MSEC) {
+                s->busy_failed_usec = now;
+                return 0;
+        }
+        (void)nanosleep(&(struct timespec){.tv_nsec = 1000 * 1000}, NULL);
+        return 1;
+}
 
 /* Store a malloc'd message in *ret_error (when not NULL) and return r. */
 _printf_(3, 4) static int set_error(char **ret_error, int r, const char *fmt, ...)
@@ -133,6 +157,26 @@ static int migrate(sqlite3 *db, char **ret_error)
         return 0;
 }
 
+/* Refuse to serve from a database whose references do not hold. */
+static int check_foreign_keys(sqlite3 *db, char **ret_error)
+{
+        sqlite3_stmt *st = NULL;
+        int rc;
+
+        if (sqlite3_prepare_v2(db, "PRAGMA foreign_key_check", -1, &st, NULL) != SQLITE_OK)
+                return set_error(ret_error, -EIO, "checking references: %s", sqlite3_errmsg(db));
+        rc = sqlite3_step(st);
+        sqlite3_finalize(st);
+        if (rc == SQLITE_ROW)
+                return set_error(ret_error, -EBADMSG,
+                                 "the database has rows that refer to missing rows "
+                                 "(PRAGMA foreign_key_check)");
+        if (rc != SQLITE_DONE)
+                return set_error(ret_error, store_errno_from_sqlite(rc), "checking references: %s",
+                                 sqlite3_errmsg(db));
+        return 0;
+}
+
 int store_schema_latest(void)
 {
         return store_n_migrations > 0 ? store_migrations[store_n_migrations - 1].version : 0;
@@ -153,7 +197,11 @@ int store_open(const char *state_dir, Store **ret, char **ret_error)
                 return -ENOMEM;
 
         /* Create the file ourselves so its mode is 0600 whatever the umask,
-         * and refuse a symlink planted in its place. */
+         * and refuse a symlink planted in its place. The descriptor is closed
+         * before SQLite opens the file: closing any descriptor of a file drops
+         * every POSIX lock this process holds on it, SQLite's included, and
+         * the next outside reader would then think it is alone, checkpoint and
+         * delete the WAL the daemon still writes into (issue 10). */
         fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
         if (fd < 0)
                 return set_error(ret_error, negative_errno(), "cannot open %s: %s", path,
@@ -161,6 +209,8 @@ int store_open(const char *state_dir, Store **ret, char **ret_error)
         if (fchmod(fd, 0600) < 0)
                 return set_error(ret_error, negative_errno(), "cannot chmod %s: %s", path,
                                  strerror(errno));
+        closep(&fd);
+        fd = -1;
 
         r = sqlite3_open_v2(
             path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOFOLLOW | SQLITE_OPEN_FULLMUTEX, NULL);
@@ -170,13 +220,14 @@ int store_open(const char *state_dir, Store **ret, char **ret_error)
                 sqlite3_close(db);
                 return r;
         }
-        sqlite3_busy_timeout(db, 5000);
+        /* Opening may wait for an outside program (a backup finishing); the
+         * daemon is not serving yet. */
+        sqlite3_busy_timeout(db, STORE_OPEN_BUSY_TIMEOUT_MS);
 
         /* WAL with synchronous=NORMAL: every commit survives a crash of the
          * daemon (kill -9); after a power loss the last commits may be lost
          * but the file stays consistent. */
-        r = exec_sql(db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; "
-                         "PRAGMA foreign_keys=ON;");
+        r = exec_sql(db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;");
         if (r < 0) {
                 r = set_error(ret_error, r, "cannot configure database %s: %s", path,
                               sqlite3_errmsg(db));
@@ -184,7 +235,18 @@ int store_open(const char *state_dir, Store **ret, char **ret_error)
                 return r;
         }
 
+        /* Migrations run with foreign keys off, so one can rebuild a table
+         * that others refer to (SQLite's documented way to change a table);
+         * each keeps the ids, and the check below proves it did. */
         r = migrate(db, ret_error);
+        if (r >= 0)
+                r = check_foreign_keys(db, ret_error);
+        if (r >= 0) {
+                r = exec_sql(db, "PRAGMA foreign_keys=ON;");
+                if (r < 0)
+                        r = set_error(ret_error, r, "cannot configure database %s: %s", path,
+                                      sqlite3_errmsg(db));
+        }
         if (r < 0) {
                 sqlite3_close(db);
                 return r;
@@ -195,6 +257,7 @@ int store_open(const char *state_dir, Store **ret, char **ret_error)
                 sqlite3_close(db);
                 return -ENOMEM;
         }
+        sqlite3_busy_handler(db, busy_handler, s);
         s->db = db;
         *ret = s;
         return 0;

@@ -16,6 +16,18 @@
 
 #define STORE_DB_NAME "gpukeeper.db"
 
+/* How long a statement waits for a lock another program holds on the
+ * database (an admin's read-write `sqlite3` in a transaction, a backup tool
+ * that locks). The daemon is one event loop: it answers -EBUSY after this
+ * short wait, the request is answered "busy, try again" or retried from a
+ * timer, and nothing else stalls. While opening (nothing served yet) it
+ * waits longer. Readers (`sqlite3 -readonly`) never block the daemon in WAL
+ * mode. */
+#define STORE_BUSY_TIMEOUT_MS 20
+/* After a wait that gave up, statements fail at once for this long. */
+#define STORE_BUSY_QUIET_USEC (250 * UINT64_C(1000))
+#define STORE_OPEN_BUSY_TIMEOUT_MS 5000
+
 typedef struct Store Store;
 
 /* Open (creating if needed) STATE_DIR/gpukeeper.db: the directory is created

@@ -523,6 +523,28 @@ class Daemon:
         assert reply.get("ok") is True, f"{op} {args}: {reply}"
         return reply["result"]
 
+    # ---- test hooks (issue 10: root-only requests of -Dtest_hooks builds) ----
+
+    def tick(self, n=1):
+        """Run `n` sampler ticks now (debug.tick), each answered once done.
+        A periodic sample in flight answers "busy" (9): ask again."""
+        for _ in range(n):
+            while True:
+                reply = self.request("debug.tick")
+                if reply.get("ok") is True:
+                    break
+                assert reply["error"]["code"] == 9, reply
+                time.sleep(0.005)
+
+    def clock(self, wall_step_sec=None, advance_sec=None):
+        """Step the daemon's wall clock and/or let time pass (debug.clock)."""
+        args = {}
+        if wall_step_sec is not None:
+            args["wall_step_sec"] = wall_step_sec
+        if advance_sec is not None:
+            args["advance_sec"] = advance_sec
+        return self.ok("debug.clock", args)
+
     def leases(self, all=True):
         """Active leases (everyone's by default), from lease.list as root."""
         return self.ok("lease.list", {"all": all})["leases"]

@@ -229,8 +229,11 @@ def test_repeated_condition_not_resent_before_repeat_after(daemon_factory, lab, 
     for n in (1, 2):
         d.send_signal(signal.SIGHUP)
         wait_for(lambda: len(audit(d, "config.reload")) == n, what=f"reload {n}")
-    time.sleep(0.5)
-    assert time.time() < first_at + 3.0, "too slow to test repeat_after"
+    time.sleep(0.5)  # room for a (wrong) second message to arrive
+    # Only inside repeat_after does "no second message" mean anything: on a
+    # machine so loaded that the reloads took longer, skip, do not fail.
+    if time.time() >= first_at + 3.0:
+        pytest.skip("the reloads took longer than repeat_after on this loaded machine")
     assert len(hook.bodies("/hook")) == 1, hook.bodies("/hook")
 
     # After repeat_after the same condition is sent again.

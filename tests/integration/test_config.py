@@ -55,31 +55,39 @@ def test_duplicate_key_refused(workdir):
     assert str(config) in err and "socket" in err, err
 
 
-def distinct_samples(daemon, seconds):
-    """How many different `sampled_at` values status shows over `seconds`."""
-    seen = set()
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        seen.add(daemon.request("status")["result"]["sampled_at"])
-        time.sleep(0.05)
-    return len(seen)
+def next_samples(daemon, n, timeout=15):
+    """The `sampled_at` of the next `n` samples status shows (each waited for
+    as an event, not counted over a sleep)."""
+    seen = [daemon.request("status")["result"]["sampled_at"]]
+    for _ in range(n):
+        wait_for(lambda: daemon.request("status")["result"]["sampled_at"] != seen[-1],
+                 timeout=timeout, interval=0.02, what="the next sample")
+        seen.append(daemon.request("status")["result"]["sampled_at"])
+    return seen[1:]
+
+
+def gaps(times):
+    return [b - a for a, b in zip(times, times[1:])]
 
 
 def test_sighup_applies_new_sample_interval(daemon_factory, lab):
+    """The daemon's own sample times tell the interval: at 3 s two samples are
+    never closer than that (a loaded machine only makes gaps longer); at
+    200 ms two come well within a second of each other."""
     lab.write()
     d = daemon_factory(sample_interval="200ms").start()
-    fast = distinct_samples(d, 2.5)
-    assert fast >= 6, f"with 200ms sampling only {fast} samples in 2.5 s"
+    assert min(gaps(next_samples(d, 3))) < 1.0
 
     d.write_config(sample_interval="3s")
     d.send_signal(signal.SIGHUP)
-    time.sleep(0.6)  # let a tick that was already due pass
-    slow = distinct_samples(d, 2.5)
-    assert slow <= 2, f"after SIGHUP to 3s still {slow} samples in 2.5 s:\n{d.log()}"
+    wait_for(lambda: "Reloaded" in d.log(), what="the reload")
+    # The first sample after the reload may be one that was already due.
+    slow = next_samples(d, 3, timeout=20)
+    assert min(gaps(slow[1:])) >= 2.9, f"after SIGHUP to 3s: samples at {slow}:\n{d.log()}"
 
     d.write_config(sample_interval="200ms")
     d.send_signal(signal.SIGHUP)
-    wait_for(lambda: distinct_samples(d, 1.5) >= 4, timeout=8,
+    wait_for(lambda: min(gaps(next_samples(d, 2, timeout=20))) < 1.0, timeout=30,
              what="sampling to speed up again after the second SIGHUP")
 
 

@@ -783,3 +783,28 @@ def test_usage_errors():
     assert gk("env", "export", "a", "--no-builds", "--from-history").returncode == EXIT_USAGE
     assert gk("kernel", "list").returncode == EXIT_USAGE
     assert ok(gk("env", "--help")).stdout.startswith("Usage: gpukeeper env list")
+
+
+def test_restore_with_an_environments_txt_over_1_mib(users, homes, tools):
+    """Issue 10 item 17: a restore used to fail with "File too large" when the
+    user's environments.txt was over the 1 MiB read limit. The line is then
+    appended (as conda does) instead of the file rewritten."""
+    alice = users["alice"]
+    h = homes["alice"]
+    old = make_env(tools, alice, h / ".conda" / "envs" / "old-big", SMALL_STEPS)
+    long_ago = NOW - 200 * DAY
+    set_python_atime(old, long_ago)
+    set_last_activated(alice, old, long_ago)
+    r = ok(gk("env", "prune", "--unused-for", "90d", "--user", alice.name))
+    (trash_id,) = re.findall(r"to the trash as (\S+)$", r.stdout, re.M)
+    txt = h / ".conda" / "environments.txt"
+    filler = "".join(f"/nonexistent/gk-filler/env-{i:07d}\n" for i in range(40000))
+    with open(txt, "a") as f:  # root appends; the file stays alice's
+        f.write(filler)
+    assert txt.stat().st_uid == alice.uid
+    assert txt.stat().st_size > 1024 * 1024
+
+    r = ok(gk("env", "restore", trash_id, user=alice))
+    assert str(old) in r.stdout
+    assert (old / "conda-meta" / "history").exists()
+    assert txt.read_text().splitlines()[-1] == str(old)

@@ -12,8 +12,9 @@ from enforcefixtures import audit, hooks, victims  # noqa: F401 (fixtures)
 
 GPU2_UUID = whole_gpu_uuid(2)  # the extra whole GPU of start_leasing_daemon(extra_whole=1)
 
-RELEASE_AFTER = 3.0
-WARN_BEFORE = 1.5
+# Daemon time (advanced by the test clock one second a tick), not real time.
+RELEASE_AFTER = 60.0
+WARN_BEFORE = 30.0
 
 
 def ok(r):
@@ -36,7 +37,7 @@ def test_idle_manual_lease_is_warned_then_released_busy_one_kept(daemon_factory,
     lab.gpu(GPU0_UUID)["utilization_gpu"] = 0
     d = start_leasing_daemon(
         daemon_factory, lab, extra_whole=1,
-        idle={"release_after": "3s", "warn_before": "1500ms"},
+        idle={"release_after": "60s", "warn_before": "30s"},
         alerts={"sinks": [{"name": "ops", "type": "webhook", "url": hook.url("/hook"),
                            "events": ["idle_warning", "idle_reclaim"]}]})
     # alice has a login session on a terminal (not using any GPU): the
@@ -51,12 +52,26 @@ def test_idle_manual_lease_is_warned_then_released_busy_one_kept(daemon_factory,
     lab.write()
     assert idle["idle_warned"] is False and idle["idle_flagged"] is False, idle
 
+    # Time passes on the daemon's test clock (debug.clock), one second a
+    # tick (debug.tick): events in daemon time, not sleeps.
+    d.tick()
+    seconds = 0
+
+    def step():
+        nonlocal seconds
+        d.clock(advance_sec=1)
+        d.tick()
+        seconds += 1
+
+    def daemon_now():
+        return d.clock(advance_sec=0)["wall_usec"] / 1e6
+
     # Warned about warn_before ahead of the release, visibly in the lease.
-    warned = wait_for(lambda: (lease_of(d, alice, GPU0_UUID) or {}).get("idle_warned"),
-                      timeout=10, what="the idle warning on the lease")
-    assert warned
-    warned_at = time.time()
-    assert warned_at - idle["created_at"] >= RELEASE_AFTER - WARN_BEFORE - 0.1, idle
+    while not (lease_of(d, alice, GPU0_UUID) or {}).get("idle_warned"):
+        assert seconds < 2 * RELEASE_AFTER, "never warned"
+        step()
+    assert daemon_now() - idle["created_at"] >= RELEASE_AFTER - WARN_BEFORE - 0.1, idle
+    assert lease_of(d, alice, GPU0_UUID) is not None, "released before the warning"
     rows = wait_for(lambda: audit(d, "lease.idle_warning"), what="the audit row")
     assert len(rows) == 1 and str(idle["id"]) in rows[0]["subject"], rows
     body = hook.wait(lambda: hook.bodies("/hook", event="idle_warning"),
@@ -67,20 +82,22 @@ def test_idle_manual_lease_is_warned_then_released_busy_one_kept(daemon_factory,
              b"released" in session.output, what="the warning on alice's terminal")
 
     # Then released, with the reason "idle".
-    wait_for(lambda: lease_of(d, alice, GPU0_UUID) is None, timeout=10, what="the release")
-    released_at = time.time()
-    assert released_at - idle["created_at"] >= RELEASE_AFTER - 0.1
+    while lease_of(d, alice, GPU0_UUID) is not None:
+        assert seconds < 2 * RELEASE_AFTER, "never released"
+        step()
+    assert daemon_now() - idle["created_at"] >= RELEASE_AFTER - 0.1, idle
     row = d.query("SELECT state, release_reason, idle_device_usec FROM leases WHERE id = ?",
                   (idle["id"],))[0]
     assert row["state"] == "released" and row["release_reason"] == "idle", row
-    # Idle the whole time on one device: about release_after device-seconds.
-    assert 1.5e6 <= row["idle_device_usec"] <= (RELEASE_AFTER + 2) * 1e6, row
+    # Idle the whole time on one device: about release_after device-seconds
+    # (one second a tick, plus the real time before and between the ticks).
+    assert (RELEASE_AFTER - 5) * 1e6 <= row["idle_device_usec"] <= (RELEASE_AFTER + 30) * 1e6, row
     body = hook.wait(lambda: hook.bodies("/hook", event="idle_reclaim"),
                      what="the idle_reclaim alert")[0]
     assert body["details"]["lease"]["id"] == idle["id"], body
 
     # The busy lease is kept, never warned, and has no idle time.
-    time.sleep(max(0.0, busy["created_at"] + RELEASE_AFTER + 1 - time.time()))
+    step()
     kept = lease_of(d, bob, GPU2_UUID)
     assert kept is not None and kept["id"] == busy["id"], d.leases()
     assert kept["idle_warned"] is False, kept

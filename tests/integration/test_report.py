@@ -1,5 +1,5 @@
-"""Usage history and `gpukeeper report`: a daemon sampling every 200 ms
-writes a history row per device per tick; alice holds GPU0 busy (40 %
+"""Usage history and `gpukeeper report`: the daemon writes a history row per
+device per tick; alice holds GPU0 busy (40 %
 utilisation) and then idle (0 %); the report shows her leased time about
 the time she held it, part of it busy, the idle share in between, and the
 idle part counted as waste. --csv has one header, one row per user and a
@@ -8,7 +8,6 @@ TOTAL row, ten fields each."""
 import csv
 import io
 import json
-import time
 
 from conftest import GPU0_UUID, start_leasing_daemon
 
@@ -17,40 +16,49 @@ CSV_FIELDS = ["user", "uid", "leased_device_hours", "busy_device_hours", "idle_s
               "violations"]
 
 
+TICKS = 10
+SLACK = 1.5  # seconds: the test's own real time between the ticks, at most
+
+
 def ok(r):
     assert r.returncode == 0, f"{r.args}: exit {r.returncode}\n{r.stdout}\n{r.stderr}"
     return r
 
 
 def test_report_busy_then_idle(daemon_factory, lab, users):
+    """Driven by the daemon's clock seam (debug.clock/debug.tick), not by
+    sleeps: periodic sampling is off (1 h), each tick is one second of the
+    daemon's time later than the one before, so every sample stands for 1 s
+    (plus the few ms the test itself takes) and the figures are exact."""
     alice = users["alice"]
     lab.gpu(GPU0_UUID)["utilization_gpu"] = 40
-    d = start_leasing_daemon(daemon_factory, lab)
-    asked = time.time()
+    d = start_leasing_daemon(daemon_factory, lab, sample_interval="1h")
+    d.tick()
     ok(d.cli("lease", "acquire", "--gpu", GPU0_UUID, user=alice))
-    acquired = time.time()
-    time.sleep(2.0)
+    for _ in range(TICKS):
+        d.clock(advance_sec=1)
+        d.tick()
     lab.gpu(GPU0_UUID)["utilization_gpu"] = 0
     lab.write()
-    time.sleep(2.0)
-    held_at_least = time.time() - acquired
+    for _ in range(TICKS):
+        d.clock(advance_sec=1)
+        d.tick()
 
     # Every GPU and MIG instance is sampled: GPU0, GPU1 and its two instances.
     assert d.query("SELECT count(*) AS n FROM history_devices")[0]["n"] == 4
-    assert d.query("SELECT count(*) AS n FROM history_samples")[0]["n"] >= 4 * 10
+    assert d.query("SELECT count(*) AS n FROM history_samples")[0]["n"] >= 4 * 2 * TICKS
 
     report = json.loads(ok(d.cli("report", "--since", "1h", "--json", user=alice)).stdout)
-    held_at_most = time.time() - asked
     rows = [u for u in report["users"] if u["uid"] == alice.uid]
     assert len(rows) == 1, report
     row = rows[0]
     leased_sec = row["leased_device_hours"] * 3600
     busy_sec = row["busy_device_hours"] * 3600
-    # Each sample stands for the 200 ms before it: within a tick or two.
-    assert held_at_least - 0.5 <= leased_sec <= held_at_most + 0.5, \
-        (held_at_least, held_at_most, row)
-    assert 1.0 <= busy_sec <= 3.0, row
-    assert 0.2 <= row["idle_share"] <= 0.8, row
+    # 2 * TICKS samples of 1 s each held; the first TICKS busy. The slack is
+    # the real time between ticks (ms), never a sample interval.
+    assert 2 * TICKS <= leased_sec < 2 * TICKS + SLACK, row
+    assert TICKS <= busy_sec < TICKS + SLACK, row
+    assert abs(row["idle_share"] - 0.5) < 0.05, row
     assert row["leases"] == 1 and row["violations"] == 0, row
     assert 0 <= row["queue_wait_mean_sec"] < 1.0, row
     totals = report["totals"]

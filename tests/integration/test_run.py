@@ -246,7 +246,9 @@ def test_queued_run_takes_over_a_grant_whose_reply_was_lost(daemon_factory, lab,
 
 def test_run_lease_of_a_client_that_never_comes_back(daemon_factory, lab, users, raw_as):
     """After a restart a run lease whose client is alive but does not re-attach
-    is held for reconnect_grace, then released."""
+    (its re-attach may not get through) is kept past reconnect_grace while the
+    client lives, and released at the next grace once it is gone (issue 10
+    item 11)."""
     alice, bob = users["alice"], users["bob"]
     d = start_leasing_daemon(daemon_factory, lab, policy={"reconnect_grace": "2s"})
     # A bare protocol client holds a run lease; it never re-attaches.
@@ -262,10 +264,16 @@ def test_run_lease_of_a_client_that_never_comes_back(daemon_factory, lab, users,
     assert d.leases()[0]["attached"] is False
     r = d.cli("lease", "acquire", "--no-wait", user=bob)
     assert r.returncode == EXIT_NO_CAPACITY, r
-    wait_for(lambda: d.leases() == [], timeout=10, what="the grace to run out")
+    # Past the grace (the test clock, not a sleep): still held, its client lives.
+    d.clock(advance_sec=3)
+    d.tick()
+    assert [x["id"] for x in d.leases()] == [lid]
+    wait_for(lambda: "kept: its client has not reconnected" in d.log(), what="the log line")
+    c.close()
+    d.clock(advance_sec=3)
+    wait_for(lambda: d.leases() == [], timeout=10, what="the next grace to run out")
     row = d.query("SELECT * FROM leases WHERE id = ?", (lid,))[0]
     assert row["state"] == "released", row
-    c.close()
 
 
 def test_restart_keeps_manual_leases_and_drains_and_drops_dead_clients(daemon_factory, lab,
@@ -301,3 +309,36 @@ def test_restart_keeps_manual_leases_and_drains_and_drops_dead_clients(daemon_fa
     status = d.status()
     assert next(g for g in status["gpus"] if g["uuid"] == whole_gpu_uuid(2))["drained"] is True
     os.kill(int(pid_file.read_text()), signal.SIGKILL)
+
+
+def test_queued_runs_keep_their_places_across_a_restart(daemon_factory, lab, users):
+    """Issue 10 item 17: two runs wait behind a lease; after a kill -9 and a
+    restart each asks again and gets its old request id and place back,
+    whichever asks first, and they run in their original order."""
+    alice, bob = users["alice"], users["bob"]
+    d, held, marker, first = queue_run_behind_a_lease(daemon_factory, lab, alice, bob,
+                                                      "$CUDA_VISIBLE_DEVICES")
+    wait_for(lambda: len(d.queue()) == 1, timeout=15, what="the first run to queue")
+    marker2 = d.shared_dir() / "ran2"
+    second = d.cli_popen("run", "--", "sh", "-c", 'echo second > "$0"', str(marker2),
+                         user=alice)
+    wait_for(lambda: len(d.queue()) == 2, timeout=15, what="the second run to queue")
+    before = [(q["uid"], q["request_id"]) for q in d.queue()]
+    assert [uid for uid, _ in before] == [bob.uid, alice.uid]
+
+    d.crash()
+    d.start()
+    wait_for(lambda: len(d.queue()) == 2, timeout=15, what="both runs to queue again")
+    after = [(q["uid"], q["request_id"]) for q in d.queue()]
+    assert after == before, (before, after)
+
+    # A request made after the restart goes behind both.
+    late = d.cli_popen("lease", "acquire", "--time", "1h", user=bob)
+    wait_for(lambda: len(d.queue()) == 3, timeout=15, what="the late request to queue")
+    assert [q["request_id"] for q in d.queue()][:2] == [rid for _, rid in before]
+
+    assert d.cli("lease", "release", str(held["id"]), user=alice).returncode == 0
+    assert first.wait(timeout=30) == 0, first.err_path.read_text()
+    assert second.wait(timeout=30) == 0, second.err_path.read_text()
+    assert late.wait(timeout=30) == 0, late.err_path.read_text()
+    assert marker.exists() and marker2.exists()

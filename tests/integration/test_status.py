@@ -21,7 +21,7 @@ GPU_KEYS = {
     "utilization_gpu": (int, type(None)), "temperature_c": (int, type(None)),
     "power_w": (float, int, type(None)), "healthy": (bool,), "error": (str, type(None)),
     "mig_enabled": (bool,), "instances": (list,), "processes": (list,),
-    "lease": (dict, type(None)), "drained": (bool,), "mig": (dict, type(None)),
+    "lease": (dict, type(None)), "drained": (bool,), "mig": (dict, type(None)), "processes_incomplete": (bool,),
 }
 INSTANCE_KEYS = {
     "uuid": (str,), "profile": (str,), "gpu_instance_id": (int,),

@@ -9,12 +9,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
 
 #include "store/lease-store.h"
+#include "store/migrations.h"
 #include "store/store.h"
 
 static char *make_tmpdir(void)
@@ -255,6 +258,146 @@ static void test_leases_never_double_granted(void **state)
         remove_tree(dir);
 }
 
+/* Another process opens and closes the database (an admin's `sqlite3`):
+ * that must not find it unlocked. Before the fix store_open() closed a second
+ * descriptor of the file, which dropped SQLite's POSIX locks, and the outside
+ * reader, alone as far as it could tell, checkpointed and deleted the WAL the
+ * daemon's connection still wrote into. */
+static void test_outside_reader_keeps_wal(void **state)
+{
+        _cleanup_free_ char *dir = make_tmpdir(), *error = NULL;
+        LeaseDevice a = {.uuid = "GPU-a", .gpu_uuid = "GPU-a"};
+        StoredLease l = {.uid = 1000, .kind = LEASE_MANUAL, .created_usec = 1,
+                         .expires_usec = 100, .devices = &a, .n_devices = 1};
+        char db[512], wal[512];
+        struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0x40000002,
+                           .l_len = 510};
+        Store *s = NULL;
+        int status, fd;
+        pid_t pid;
+
+        snprintf(db, sizeof db, "%s/%s", dir, STORE_DB_NAME);
+        snprintf(wal, sizeof wal, "%s/%s-wal", dir, STORE_DB_NAME);
+        assert_int_equal(store_open(dir, &s, &error), 0);
+        assert_int_equal(store_lease_grant(s, &l, "{}"), 0);
+
+        /* In WAL mode SQLite's unix VFS holds a shared lock on the main file's
+         * SHARED range (from 0x40000002, 510 bytes) while a connection is
+         * open; another process must see it. */
+        pid = fork();
+        assert_true(pid >= 0);
+        if (pid == 0) {
+                sqlite3 *other = NULL;
+                int ok;
+
+                fd = open(db, O_RDWR | O_CLOEXEC);
+                if (fd < 0 || fcntl(fd, F_GETLK, &fl) < 0 || fl.l_type == F_UNLCK)
+                        _exit(2);
+                close(fd);
+                /* Read-write, as `sqlite3 FILE 'select …'` opens it: the last
+                 * connection to close checkpoints and deletes the WAL. */
+                if (sqlite3_open_v2(db, &other, SQLITE_OPEN_READWRITE, NULL) != SQLITE_OK)
+                        _exit(3);
+                ok = sqlite3_exec(other, "SELECT count(*) FROM leases", NULL, NULL, NULL);
+                sqlite3_close(other);
+                _exit(ok == SQLITE_OK ? 0 : 4);
+        }
+        assert_int_equal(waitpid(pid, &status, 0), pid);
+        assert_true(WIFEXITED(status));
+        assert_int_equal(WEXITSTATUS(status), 0);
+
+        /* The WAL the connection writes into is still the file on disk. */
+        assert_int_equal(access(wal, F_OK), 0);
+        l.id = 0;
+        snprintf(a.uuid, sizeof a.uuid, "GPU-b");
+        snprintf(a.gpu_uuid, sizeof a.gpu_uuid, "GPU-b");
+        assert_int_equal(store_lease_grant(s, &l, "{}"), 0);
+        store_close(s);
+
+        /* Both grants are there after a reopen. */
+        assert_int_equal(store_open(dir, &s, &error), 0);
+        assert_int_equal(count_rows(s, "SELECT count(*) FROM leases WHERE state = 'active'"), 2);
+        store_close(s);
+        remove_tree(dir);
+}
+
+/* A lease id is never given out twice, even when the row with the highest
+ * id is gone. */
+static void test_lease_ids_never_reused(void **state)
+{
+        _cleanup_free_ char *dir = make_tmpdir(), *error = NULL;
+        LeaseDevice a = {.uuid = "GPU-a", .gpu_uuid = "GPU-a"};
+        StoredLease l = {.uid = 1000, .kind = LEASE_MANUAL, .created_usec = 1,
+                         .expires_usec = 100, .devices = &a, .n_devices = 1};
+        Store *s = NULL;
+        int64_t first;
+
+        assert_int_equal(store_open(dir, &s, &error), 0);
+        assert_int_equal(store_lease_grant(s, &l, "{}"), 0);
+        first = l.id;
+        assert_int_equal(sqlite3_exec(store_db(s),
+                                      "PRAGMA foreign_keys=OFF; DELETE FROM lease_devices; "
+                                      "DELETE FROM leases; PRAGMA foreign_keys=ON;",
+                                      NULL, NULL, NULL),
+                         SQLITE_OK);
+        l.id = 0;
+        assert_int_equal(store_lease_grant(s, &l, "{}"), 0);
+        assert_true(l.id > first);
+        store_close(s);
+        remove_tree(dir);
+}
+
+/* A database made by the schema before lease ids were AUTOINCREMENT keeps
+ * its leases, their ids and devices through the upgrade, and the next id is
+ * past the highest one it had. */
+static void test_upgrade_keeps_leases(void **state)
+{
+        _cleanup_free_ char *dir = make_tmpdir(), *error = NULL;
+        LeaseDevice b = {.uuid = "GPU-b", .gpu_uuid = "GPU-b"};
+        StoredLease l = {.uid = 1000, .kind = LEASE_MANUAL, .created_usec = 1,
+                         .expires_usec = 100, .devices = &b, .n_devices = 1};
+        StoredLease *active = NULL;
+        char path[512];
+        sqlite3 *db = NULL;
+        Store *s = NULL;
+        size_t n = 0;
+
+        snprintf(path, sizeof path, "%s/%s", dir, STORE_DB_NAME);
+        assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+        assert_int_equal(sqlite3_exec(db, "PRAGMA journal_mode=WAL", NULL, NULL, NULL), SQLITE_OK);
+        for (size_t i = 0; i < store_n_migrations && store_migrations[i].version <= 5; i++)
+                assert_int_equal(sqlite3_exec(db, store_migrations[i].sql, NULL, NULL, NULL),
+                                 SQLITE_OK);
+        assert_int_equal(
+            sqlite3_exec(db,
+                         "PRAGMA user_version = 5;"
+                         "INSERT INTO leases (id, uid, kind, state, created_usec, request) "
+                         "VALUES (7, 1000, 'manual', 'active', 1, '{}'), "
+                         "(41, 1001, 'manual', 'released', 1, '{}');"
+                         "INSERT INTO lease_devices (lease_id, position, device_uuid, gpu_uuid) "
+                         "VALUES (7, 0, 'GPU-a', 'GPU-a');",
+                         NULL, NULL, NULL),
+            SQLITE_OK);
+        sqlite3_close(db);
+
+        assert_int_equal(store_open(dir, &s, &error), 0);
+        assert_int_equal(store_schema_version(s), store_schema_latest());
+        assert_int_equal(store_leases_load_active(s, &active, &n), 0);
+        assert_int_equal(n, 1);
+        assert_int_equal(active[0].id, 7);
+        assert_int_equal(active[0].n_devices, 1);
+        assert_string_equal(active[0].devices[0].uuid, "GPU-a");
+        stored_lease_done(&active[0]);
+        free(active);
+        assert_int_equal(sqlite3_exec(store_db(s), "DELETE FROM leases WHERE id = 41", NULL, NULL,
+                                      NULL),
+                         SQLITE_OK);
+        assert_int_equal(store_lease_grant(s, &l, "{}"), 0);
+        assert_int_equal(l.id, 42);
+        store_close(s);
+        remove_tree(dir);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -264,6 +407,9 @@ int main(void)
                 cmocka_unit_test(test_refuses_symlink),
                 cmocka_unit_test(test_creates_state_dir),
                 cmocka_unit_test(test_leases_never_double_granted),
+                cmocka_unit_test(test_outside_reader_keeps_wal),
+                cmocka_unit_test(test_lease_ids_never_reused),
+                cmocka_unit_test(test_upgrade_keeps_leases),
         };
         return cmocka_run_group_tests_name("store", tests, NULL, NULL);
 }

@@ -49,6 +49,17 @@ static void sleep_ms(long ms)
  * drops to that uid; with `with_tty` it becomes a session leader whose
  * controlling terminal is that pty (in raw mode, so the master reads back
  * exactly what was written). It writes one byte to the pipe when ready. */
+/* CLOCK_BOOTTIME in clock ticks, the unit of /proc/<pid>/stat start times. */
+static uint64_t boot_ticks(void)
+{
+        struct timespec ts;
+        long hz = sysconf(_SC_CLK_TCK);
+
+        assert_int_equal(clock_gettime(CLOCK_BOOTTIME, &ts), 0);
+        return (uint64_t)ts.tv_sec * (uint64_t)hz +
+               (uint64_t)ts.tv_nsec / (1000000000UL / (uint64_t)hz);
+}
+
 static pid_t spawn(uid_t uid, const char *with_tty, bool no_tty)
 {
         int ready[2];
@@ -95,15 +106,22 @@ static uint64_t start_time_of(pid_t pid)
         return t;
 }
 
-/* Whether the child is still running: not exited, not killed. A signal is
- * delivered when it is sent, but the child needs a moment to die. */
+/* Whether the child is still running: not exited, not killed. Waits for an
+ * event, not for time: the child is stopped with SIGSTOP and we wait for it
+ * to stop or die. A fatal signal sent before (SIGKILL, or SIGTERM, numbered
+ * lower) is acted on first, so a child that was signalled reports its death
+ * here, one that was not reports the stop; then it is continued. */
 static bool still_alive(pid_t pid)
 {
         siginfo_t si = {};
 
-        sleep_ms(50);
-        assert_int_equal(waitid(P_PID, (id_t)pid, &si, WEXITED | WNOHANG | WNOWAIT), 0);
-        return si.si_pid == 0;
+        assert_int_equal(kill(pid, SIGSTOP), 0);
+        assert_int_equal(waitid(P_PID, (id_t)pid, &si, WEXITED | WSTOPPED | WNOWAIT), 0);
+        if (si.si_code != CLD_STOPPED)
+                return false; /* left for reap() */
+        assert_int_equal(waitid(P_PID, (id_t)pid, &si, WSTOPPED), 0);
+        assert_int_equal(kill(pid, SIGCONT), 0);
+        return true;
 }
 
 static int reap(pid_t pid)
@@ -207,8 +225,10 @@ static void test_real_pid_reuse(void **state)
         kill_and_reap(first);
         /* Start times count clock ticks (1/100 s): a number recycled within
          * the same tick would look the same. Real recycling walks through
-         * pid_max first; here we only make sure a tick passes. */
-        sleep_ms(30);
+         * pid_max first; here we wait until the boot clock has passed the
+         * first one's start tick (an event, not a fixed sleep). */
+        while (boot_ticks() <= st_first + 1)
+                sleep_ms(1);
 
         second = spawn_on_pid(first);
         if (second < 0)
