@@ -46,7 +46,9 @@
 #define CONFIG_POLICY_RECONNECT_GRACE_MIN USEC_PER_SEC
 #define CONFIG_POLICY_RECONNECT_GRACE_MAX USEC_PER_HOUR
 #define CONFIG_POLICY_MAX_GROUPS 64 /* entries of policy.groups */
-#define CONFIG_GROUP_NAME_MAX 32    /* bytes of a group name */
+/* bytes of a group name: groupadd stops at 32, but directories (LDAP, sssd)
+ * serve longer names, and a policy must be able to name them. */
+#define CONFIG_GROUP_NAME_MAX 256
 
 /* The enforcement section. */
 #define CONFIG_DEFAULT_ENFORCEMENT_GRACE_USEC (60 * USEC_PER_SEC)

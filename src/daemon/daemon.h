@@ -15,6 +15,7 @@
 #include "daemon/gpu-alerts.h"
 #include "enforce/alerts.h"
 #include "daemon/leases.h"
+#include "daemon/resolver.h"
 #include "gpu/inventory.h"
 #include "gpu/nvml.h"
 #include "metrics/http.h"
@@ -46,6 +47,7 @@ typedef struct Daemon {
         UserMemo *user_names;       /* uid → name, forgotten every USER_NAMES_TTL_USEC */
         uint64_t user_names_usec;   /* CLOCK_MONOTONIC when user_names was started */
         char hostname[HOST_NAME_MAX + 1];
+        Resolver *resolver; /* group and user names of the config, off the loop */
 } Daemon;
 
 /* Build the daemon from a loaded config: open the store, bind the socket,
@@ -57,6 +59,16 @@ int daemon_new(char *config_path, Config *config, Daemon **ret);
  * names are remembered for a while (a renamed user shows the old name for at
  * most this long). */
 #define USER_NAMES_TTL_USEC (60 * USEC_PER_SEC)
+
+/* How often the names of the config (the admin group, policy groups, exempt
+ * users) are looked up again; a failed lookup keeps the previous answer. */
+#define DAEMON_NAMES_TTL_USEC (60 * USEC_PER_SEC)
+/* How long startup waits for the first answers before serving anyway
+ * (names still unanswered then fail closed until they are). */
+#define DAEMON_NAMES_STARTUP_WAIT_USEC (3 * USEC_PER_SEC)
+
+/* Hand the names of the current config to d->resolver. */
+int daemon_resolver_update(Daemon *d);
 
 /* The login name of `uid`, or NULL when it has none. Valid until the next
  * call that may refresh the memo (the end of the current request). */

@@ -71,7 +71,9 @@ static void connection_free(Connection *c)
         sd_event_source_disable_unref(c->partial_timer);
         proto_decoder_done(&c->in);
         proto_outbuf_done(&c->out);
-        close(c->fd);
+        if (c->fd >= 0)
+                close(c->fd);
+        free(c->peer.groups);
         free(c);
 }
 
@@ -252,16 +254,46 @@ static void refuse_busy(int fd, uid_t uid)
         json_decref(msg);
 }
 
-/* The peer's supplementary groups as the kernel saw them at connect time. */
-static void read_peer_groups(int fd, Peer *peer)
+/* The peer's supplementary groups as the kernel saw them at connect time,
+ * all of them: a buffer too small gets ERANGE with the size needed, and we
+ * retry with that (the groups can change between the two calls, hence the
+ * loop). Returns 0 or -errno; on failure the peer must not be served. */
+static int read_peer_groups(int fd, Peer *peer)
 {
-        gid_t groups[PEER_MAX_GROUPS * 4];
-        socklen_t len = sizeof groups;
+        socklen_t len = 64 * sizeof(gid_t);
 
-        if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups, &len) < 0)
-                return;
-        peer->n_groups = MIN(len / sizeof(gid_t), (size_t)PEER_MAX_GROUPS);
-        memcpy(peer->groups, groups, peer->n_groups * sizeof(gid_t));
+        for (int attempt = 0; attempt < 8; attempt++) {
+                _cleanup_free_ gid_t *groups = malloc(len ? len : sizeof(gid_t));
+                socklen_t got = len;
+
+                if (!groups)
+                        return -ENOMEM;
+                if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups, &got) < 0) {
+                        if (errno != ERANGE)
+                                return negative_errno();
+                        if (got <= len || got > PEER_MAX_GROUPS * sizeof(gid_t))
+                                return -E2BIG;
+                        len = got;
+                        continue;
+                }
+                peer->n_groups = got / sizeof(gid_t);
+                peer->groups = TAKE_PTR(groups);
+                return 0;
+        }
+        return -ERANGE;
+}
+
+/* Admin rights are decided once per connection, from the resolver's last
+ * answer for ADMIN_GROUP; no answer yet means no rights (fail closed). */
+static bool peer_admin(Server *s, const Peer *peer)
+{
+        uint32_t gid;
+
+        if (peer->uid == 0)
+                return true;
+        if (resolver_lookup(s->daemon->resolver, RESOLVER_GROUP, ADMIN_GROUP, &gid) < 0)
+                return false;
+        return peer_in_group(peer, gid);
 }
 
 static int connection_new(Server *s, int fd, const struct ucred *cred)
@@ -276,7 +308,12 @@ static int connection_new(Server *s, int fd, const struct ucred *cred)
         c->fd = fd;
         c->peer = (Peer){.pid = cred->pid, .uid = cred->uid, .gid = cred->gid,
                          .conn_id = ++s->next_conn_id};
-        read_peer_groups(fd, &c->peer);
+        r = read_peer_groups(fd, &c->peer);
+        if (r < 0) {
+                free(c);
+                return r;
+        }
+        c->peer.admin = peer_admin(s, &c->peer);
         proto_decoder_init(&c->in, GK_PROTO_MAX_REQUEST);
         proto_outbuf_init(&c->out, PROTO_OUTBUF_MAX_DEFAULT);
 

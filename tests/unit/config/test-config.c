@@ -659,7 +659,7 @@ static void test_error_optional(void **state)
 #define GROUP_KNOWN "group, max_gpus, default_duration, max_duration"
 #define GROUP_NAME_RULE                                                                            \
         "must be a group name: a lower-case letter or '_', then lower-case letters, digits, '_' " \
-        "or '-', at most 32 characters"
+        "or '-', at most 256 characters"
 
 static void test_policy_full(void **state)
 {
