@@ -232,6 +232,7 @@ int daemon_new(char *config_path, Config *config, Daemon **ret)
         }
         d->config_path = config_path;
         d->config = config;
+        d->enforcement_wait_log = RATELIMIT_INIT(60 * USEC_PER_SEC, 3);
         d->user_names = calloc(1, sizeof *d->user_names);
         if (!d->user_names) {
                 daemon_free(d);
@@ -324,6 +325,9 @@ int daemon_new(char *config_path, Config *config, Daemon **ret)
         r = server_new(d, d->config->socket_path, &d->server);
         if (r < 0)
                 goto fail;
+        if (getenv("GK_TEST_IDLE_TIMEOUT_MS"))
+                server_set_idle_timeout(d->server, env_msec("GK_TEST_IDLE_TIMEOUT_MS",
+                                                            SERVER_IDLE_TIMEOUT_USEC));
         leases_schedule(d);
 
         /* Like a missing NVML, a port taken by another exporter (dcgm-exporter

@@ -7,6 +7,7 @@
 #include <systemd/sd-event.h>
 
 #include "basic/proc.h"
+#include "basic/ratelimit.h"
 #include "basic/time-util.h"
 #include "basic/user-util.h"
 #include "daemon/config.h"
@@ -48,6 +49,8 @@ typedef struct Daemon {
         uint64_t user_names_usec;   /* CLOCK_MONOTONIC when user_names was started */
         char hostname[HOST_NAME_MAX + 1];
         Resolver *resolver; /* group and user names of the config, off the loop */
+        uint64_t log_suppressed; /* repeated warnings held back by rate limits */
+        RateLimit enforcement_wait_log; /* "Enforcement waits" warnings */
 } Daemon;
 
 /* Build the daemon from a loaded config: open the store, bind the socket,

@@ -349,8 +349,12 @@ void enforcement_tick(Daemon *d)
                                                   ELEMENTSOF(s->exempt_uids), &s->n_exempt_uids);
 
                 if (unknown) {
-                        log_warning("Enforcement waits: the user database has not answered "
-                                    "for exempt user '%s' yet.", unknown);
+                        if (ratelimit_below(&d->enforcement_wait_log, mono, NULL))
+                                log_warning("Enforcement waits: the user database has not "
+                                            "answered for exempt user '%s' yet.",
+                                            unknown);
+                        else
+                                d->log_suppressed++;
                         return;
                 }
                 s->exempt_resolved_usec = mono;

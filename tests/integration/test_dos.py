@@ -8,6 +8,8 @@ import grp
 import json
 import os
 import pwd
+import resource
+import socket
 import subprocess
 import threading
 import time
@@ -15,7 +17,8 @@ from contextlib import contextmanager
 
 import pytest
 
-from conftest import GPU0_UUID, PYTHON, TEST_POLICY, User, ensure_user, raw_call, wait_for
+from conftest import (GK, GPU0_UUID, PYTHON, TEST_POLICY, User, ensure_user, frame, raw_call,
+                      recv_frame, wait_for)
 from enforcefixtures import victims, violations_of, wait_violation  # noqa: F401 (fixture)
 
 E_PERMISSION = 5
@@ -249,3 +252,147 @@ def test_exempt_user_with_a_long_passwd_entry_is_not_killed(daemon_factory, lab,
                    what="the end of bob's violation", timeout=20)
     assert exempt.alive() and not exempt.terms()
     assert violations_of(d, exempt.pid) == []
+
+
+# ---- the socket: idle deadline, caps per person, reserved slots ------------
+
+E_BUSY = 9
+CAP_PER_PERSON = 32
+MAX_CONNECTIONS = 1024
+RESERVED = 128
+
+
+def connect_as(d, uid):
+    """A connection whose SO_PEERCRED says `uid`: the kernel takes the
+    effective uid at connect(), so root switches its euid around the call
+    (no other thread runs in the test process)."""
+    os.seteuid(uid)
+    try:
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+        s.settimeout(10)
+        s.connect(str(d.socket_path))
+    finally:
+        os.seteuid(0)
+    return s
+
+
+def answer(s, op="ping", args=None):
+    """The reply to `op`, or the refusal waiting on the socket, or None when it
+    was closed without a word."""
+    try:
+        s.sendall(frame({"v": 1, "id": 3, "op": op, "args": args or {}}))
+    except OSError:
+        pass
+    try:
+        return recv_frame(s)
+    except OSError:
+        return None
+
+
+def closed(s, timeout):
+    s.settimeout(timeout)
+    try:
+        return s.recv(1) == b""
+    except socket.timeout:
+        return False
+    except OSError:
+        return True
+
+
+@pytest.fixture
+def nofile():
+    """Room for a thousand connections here and in the daemon it starts."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 8192), hard))
+    yield
+    resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+def test_idle_connection_is_closed_but_a_waiting_one_is_kept(daemon_factory, lab, users):
+    alice = users["alice"]
+    d = leasing_daemon(daemon_factory, lab, extra_whole=0,
+                       env={"GK_TEST_IDLE_TIMEOUT_MS": "1000"})
+    idle = connect_as(d, alice.uid)
+    busy = connect_as(d, alice.uid)
+    assert answer(busy, "ping")["ok"] is True
+    # bob holds the only whole GPU; alice's request waits in the queue.
+    assert raw_call(d, users["bob"], "lease.acquire",
+                    {"kind": "manual", "gpus": 1, "wait": False})["ok"] is True
+    busy.sendall(frame({"v": 1, "id": 9, "op": "lease.acquire",
+                        "args": {"kind": "manual", "gpus": 1}}))
+    wait_for(lambda: len(d.queue()) == 1, what="alice's request to queue")
+    assert closed(idle, timeout=5), "an idle connection was kept past the idle timeout"
+    assert not closed(busy, timeout=2.5), "a connection waiting in the queue was closed"
+    idle.close()
+    busy.close()
+
+
+def test_subuid_range_counts_as_one_person_and_the_cli_says_busy(daemon_factory, lab, users):
+    """Every uid of gktest-alice's /etc/subuid range is alice's (uidmap lets her
+    connect as them): together they get one person's connections. The next is
+    refused with E_BUSY, which the CLI reports as busy, not as a reset."""
+    alice, bob = users["alice"], users["bob"]
+    start = None
+    with open("/etc/subuid") as f:
+        for line in f:
+            name, first, count = line.strip().split(":")
+            if name == alice.name:
+                start = int(first)
+    if start is None:
+        subprocess.run(["usermod", "--add-subuids", "500000-565535", alice.name], check=True,
+                       capture_output=True, stdin=subprocess.DEVNULL)
+        start = 500000
+    d = leasing_daemon(daemon_factory, lab, extra_whole=0)
+    socks = []
+    try:
+        for i in range(CAP_PER_PERSON):
+            s = connect_as(d, start + i)
+            assert answer(s)["ok"] is True, i
+            socks.append(s)
+        extra = connect_as(d, start + 40)
+        reply = answer(extra)
+        assert reply is not None and reply["ok"] is False, reply
+        assert reply["error"]["code"] == E_BUSY and "busy" in reply["error"]["message"], reply
+        extra.close()
+        # Someone else is not affected, and neither is root.
+        assert answer(connect_as(d, bob.uid))["ok"] is True
+        assert d.request("ping")["ok"] is True
+        # The CLI, run as one more uid of the range, says what happened.
+        env = dict(os.environ, GPUKEEPER_SOCKET=str(d.socket_path))
+        r = subprocess.run([str(GK), "status"], capture_output=True, text=True, env=env,
+                           user=start + 41, group=start + 41, timeout=30, cwd="/")
+        assert r.returncode != 0
+        assert "busy" in r.stderr and "reset" not in r.stderr.lower(), r.stderr
+    finally:
+        for s in socks:
+            s.close()
+
+
+def test_reserved_slots_for_root_and_lease_holders(daemon_factory, lab, users, nofile):
+    """28 people fill every slot but the reserved ones; someone without a
+    lease is then refused, while root and a lease holder still get in."""
+    alice, bob = users["alice"], users["bob"]
+    d = leasing_daemon(daemon_factory, lab, extra_whole=0)
+    d_pid = d.proc.pid
+    resource.prlimit(d_pid, resource.RLIMIT_NOFILE, (4096, 4096))
+    assert raw_call(d, alice, "lease.acquire",
+                    {"kind": "manual", "gpus": 1, "wait": False})["ok"] is True
+    socks = []
+    try:
+        general = MAX_CONNECTIONS - RESERVED
+        uid = 70000
+        while len(socks) < general:
+            for _ in range(min(CAP_PER_PERSON, general - len(socks))):
+                socks.append(connect_as(d, uid))
+            uid += 1
+        # Every one of them was accepted: a ping on the last answers.
+        assert answer(socks[-1])["ok"] is True
+        reply = answer(connect_as(d, bob.uid))
+        assert reply is not None and reply["error"]["code"] == E_BUSY, reply
+        assert d.request("ping")["ok"] is True  # root
+        mine = connect_as(d, alice.uid)         # holds a lease
+        assert answer(mine, "lease.list")["ok"] is True
+        mine.close()
+    finally:
+        for s in socks:
+            s.close()
