@@ -10,9 +10,11 @@
 
 #include "basic/log.h"
 #include "basic/parse.h"
+#include "daemon/metrics-source.h"
 #include "daemon/request.h"
 #include "daemon/sampler.h"
 #include "daemon/server.h"
+#include "metrics/http.h"
 
 /* SIGHUP: re-read the file. An invalid file leaves the running config in
  * place; settings that cannot change without a restart are kept and logged. */
@@ -218,6 +220,7 @@ static uint64_t env_msec(const char *name, uint64_t fallback)
 int daemon_new(char *config_path, Config *config, Daemon **ret)
 {
         static const int signals[] = {SIGTERM, SIGINT, SIGHUP};
+        MetricsSource source;
         sigset_t chld;
         _cleanup_free_ char *error = NULL;
         sigset_t mask;
@@ -332,7 +335,8 @@ int daemon_new(char *config_path, Config *config, Daemon **ret)
 
         /* Like a missing NVML, a port taken by another exporter (dcgm-exporter
          * defaults to 9400 too) must not stop GPU sharing: logged, not fatal. */
-        r = metrics_new(d, &d->metrics);
+        daemon_metrics_source(d, &source);
+        r = metrics_new(&source, &d->metrics);
         if (r < 0)
                 log_error_errno(r, "Cannot serve /metrics on %s, metrics are off until a restart",
                                 d->config->http.listen.text);

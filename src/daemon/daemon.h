@@ -10,19 +10,19 @@
 #include "basic/ratelimit.h"
 #include "basic/time-util.h"
 #include "basic/user-util.h"
-#include "daemon/config.h"
+#include "config/config.h"
 #include "daemon/enforcement.h"
 #include "daemon/env-backup.h"
 #include "daemon/gpu-alerts.h"
-#include "enforce/alerts.h"
+#include "alerts/alerts.h"
 #include "daemon/leases.h"
 #include "daemon/resolver.h"
 #include "gpu/inventory.h"
 #include "gpu/nvml.h"
-#include "metrics/http.h"
 #include "store/store.h"
 
 typedef struct Server Server;
+typedef struct Metrics Metrics; /* metrics/http.h */
 
 typedef struct Daemon {
         char *config_path; /* NULL: defaults only (the default file was absent) */
@@ -77,7 +77,7 @@ int daemon_resolver_update(Daemon *d);
  * call that may refresh the memo (the end of the current request). */
 const char *daemon_user_name(const Daemon *d, uid_t uid);
 
-/* Raise an alert (see enforce/alerts.h): `details` is stolen (may be NULL).
+/* Raise an alert (see alerts/alerts.h): `details` is stolen (may be NULL).
  * Failures are logged, never fatal. */
 void daemon_alert(Daemon *d, ConfigAlertEvent event, const char *key, const char *subject,
                   const char *text, json_t *details);

@@ -17,7 +17,7 @@
 #include "basic/proc.h"
 #include "basic/time-util.h"
 #include "daemon/daemon.h"
-#include "daemon/json-text.h"
+#include "proto/json-text.h"
 #include "enforce/signal.h"
 #include "policy/violations.h"
 

@@ -12,7 +12,7 @@
 #include "basic/time-util.h"
 #include "basic/user-util.h"
 #include "daemon/daemon.h"
-#include "daemon/json-text.h"
+#include "proto/json-text.h"
 #include "daemon/server.h"
 #include "proto/proto.h"
 

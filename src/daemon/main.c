@@ -9,7 +9,7 @@
 #include <sys/stat.h>
 
 #include "basic/log.h"
-#include "daemon/config.h"
+#include "config/config.h"
 #include "daemon/daemon.h"
 
 #define DEFAULT_CONFIG "/etc/gpukeeper/gpukeeper.yaml"

@@ -5,7 +5,7 @@
 #include <stdlib.h>
 
 #include "basic/time-util.h"
-#include "daemon/json-text.h"
+#include "proto/json-text.h"
 #include "store/history-store.h"
 
 #define REPORT_DEFAULT_SPAN_USEC (30 * USEC_PER_DAY)

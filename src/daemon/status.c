@@ -7,7 +7,7 @@
 
 #include "basic/time-util.h"
 #include "basic/user-util.h"
-#include "daemon/json-text.h"
+#include "proto/json-text.h"
 #include "gpu/nvml-abi.h"
 
 

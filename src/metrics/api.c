@@ -1,7 +1,8 @@
 /* The dashboard's JSON API; see api.h.
  *
- * Names are resolved with the daemon's memo (daemon_user_name()), times are
- * seconds since the epoch as JSON reals, as in the `status` op. */
+ * Everything comes from a MetricsSource (metrics/source.h) and the store's
+ * queries; names are resolved with source->user_name (the daemon's memo),
+ * times are seconds since the epoch as JSON reals, as in the `status` op. */
 #include "metrics/api.h"
 
 #include <errno.h>
@@ -10,10 +11,8 @@
 
 #include "basic/macro.h"
 #include "basic/time-util.h"
-#include "daemon/daemon.h"
-#include "daemon/enforcement.h"
-#include "daemon/json-text.h"
-#include "daemon/status.h"
+#include "proto/json-text.h"
+#include "store/audit-store.h"
 #include "store/history-store.h"
 #include "store/violation-store.h"
 
@@ -48,17 +47,17 @@ static json_t *seconds(uint64_t usec)
         return usec ? json_real((double)usec / USEC_PER_SEC) : json_null();
 }
 
-static json_t *recent_violations(Daemon *d, uint64_t since)
+static json_t *recent_violations(const MetricsSource *src, uint64_t since)
 {
         StoredViolation *v = NULL;
         size_t n = 0;
         json_t *a;
 
-        if (store_violations_list(d->store, since, API_RECENT_LIMIT, &v, &n) < 0)
+        if (store_violations_list(src->store, since, API_RECENT_LIMIT, &v, &n) < 0)
                 return NULL;
         a = json_array();
         for (size_t i = 0; a && i < n; i++)
-                if (json_array_append_new(a, enforcement_violation_json(d, &v[i])) < 0) {
+                if (json_array_append_new(a, src->violation_json(src->userdata, &v[i])) < 0) {
                         json_decref(a);
                         a = NULL;
                 }
@@ -66,62 +65,47 @@ static json_t *recent_violations(Daemon *d, uint64_t since)
         return a;
 }
 
-static json_t *alert_json(sqlite3_stmt *st)
+static json_t *alert_json(const StoredAlert *x)
 {
-        const char *detail = (const char *)sqlite3_column_text(st, 3);
         json_t *parsed = NULL;
 
-        if (detail && strlen(detail) <= API_DETAIL_MAX)
-                parsed = json_loads(detail, JSON_REJECT_DUPLICATES, NULL);
-        return json_pack("{s:o, s:o, s:o, s:o}", "at",
-                         seconds((uint64_t)sqlite3_column_int64(st, 0)), "action",
-                         json_text((const char *)sqlite3_column_text(st, 1)), "key",
-                         json_text((const char *)sqlite3_column_text(st, 2)), "detail",
+        if (x->detail && strlen(x->detail) <= API_DETAIL_MAX)
+                parsed = json_loads(x->detail, JSON_REJECT_DUPLICATES, NULL);
+        return json_pack("{s:o, s:o, s:o, s:o}", "at", seconds(x->at_usec), "action",
+                         json_text(x->action), "key", json_text(x->subject), "detail",
                          parsed ? parsed : json_null());
 }
 
-/* The audit records of alerts delivered or given up on since `since`,
- * newest first: one indexed range scan with a LIMIT. */
-static json_t *recent_alerts(Daemon *d, uint64_t since)
+/* The alerts delivered or given up on since `since`, newest first. */
+static json_t *recent_alerts(const MetricsSource *src, uint64_t since)
 {
-        static const char sql[] =
-            "SELECT ts_usec, action, subject, detail FROM audit"
-            " WHERE ts_usec >= ?1 AND action IN ('alert.sent', 'alert.failed')"
-            " ORDER BY ts_usec DESC LIMIT ?2";
-        sqlite3_stmt *st;
+        StoredAlert *x = NULL;
+        size_t n = 0;
         json_t *a;
-        int rc;
 
-        if (store_statement(d->store, sql, &st) < 0)
+        if (store_alerts_recent(src->store, since, API_RECENT_LIMIT, &x, &n) < 0)
                 return NULL;
         a = json_array();
-        if (!a || sqlite3_bind_int64(st, 1, (sqlite3_int64)since) != SQLITE_OK ||
-            sqlite3_bind_int(st, 2, API_RECENT_LIMIT) != SQLITE_OK)
-                goto fail;
-        while ((rc = sqlite3_step(st)) == SQLITE_ROW)
-                if (json_array_append_new(a, alert_json(st)) < 0)
-                        goto fail;
-        if (rc != SQLITE_DONE)
-                goto fail;
-        sqlite3_reset(st);
+        for (size_t i = 0; a && i < n; i++)
+                if (json_array_append_new(a, alert_json(&x[i])) < 0) {
+                        json_decref(a);
+                        a = NULL;
+                }
+        stored_alerts_free(x, n);
         return a;
-fail:
-        sqlite3_reset(st);
-        json_decref(a);
-        return NULL;
 }
 
-int api_status(Daemon *d, json_t **ret)
+int api_status(const MetricsSource *src, json_t **ret)
 {
         uint64_t since = now_usec(CLOCK_REALTIME) - API_RECENT_HOURS * 3600 * USEC_PER_SEC;
         json_t *o, *violations, *alerts;
         int r;
 
-        r = status_build(d, &o);
+        r = src->status(src->userdata, &o);
         if (r < 0)
                 return r;
-        violations = recent_violations(d, since);
-        alerts = recent_alerts(d, since);
+        violations = recent_violations(src, since);
+        alerts = recent_alerts(src, since);
         /* json_object_set() takes its own reference, so both are dropped
          * here whatever happened. */
         r = violations && alerts && json_object_set(o, "violations", violations) >= 0 &&
@@ -138,10 +122,10 @@ int api_status(Daemon *d, json_t **ret)
         return 0;
 }
 
-static json_t *usage_json(Daemon *d, const HistoryUsage *u)
+static json_t *usage_json(const MetricsSource *src, const HistoryUsage *u)
 {
         return json_pack("{s:I, s:o, s:f, s:f, s:f, s:f, s:I, s:I}", "uid", (json_int_t)u->uid,
-                         "user", json_text(u->uid >= 0 ? daemon_user_name(d, (uid_t)u->uid) : NULL),
+                         "user", json_text(u->uid >= 0 ? src->user_name(src->userdata, (uid_t)u->uid) : NULL),
                          "leased_device_hours", u->leased_device_sec / 3600.0,
                          "busy_device_hours", u->busy_device_sec / 3600.0, "idle_share",
                          u->idle_share, "memory_gib_hours", u->memory_byte_sec / GIB / 3600.0,
@@ -149,7 +133,7 @@ static json_t *usage_json(Daemon *d, const HistoryUsage *u)
                          (json_int_t)u->violations);
 }
 
-int api_usage(Daemon *d, unsigned days, json_t **ret)
+int api_usage(const MetricsSource *src, unsigned days, json_t **ret)
 {
         uint64_t until = now_usec(CLOCK_REALTIME);
         uint64_t since = until - (uint64_t)days * 86400 * USEC_PER_SEC;
@@ -159,14 +143,14 @@ int api_usage(Daemon *d, unsigned days, json_t **ret)
         size_t n = 0;
         int r;
 
-        r = store_history_usage(d->store, since, until, NULL, &u, &n, &t);
+        r = store_history_usage(src->store, since, until, NULL, &u, &n, &t);
         if (r < 0)
                 return r;
         users = json_array();
         if (!users)
                 return -ENOMEM;
         for (size_t i = 0; i < n; i++)
-                if (json_array_append_new(users, usage_json(d, &u[i])) < 0) {
+                if (json_array_append_new(users, usage_json(src, &u[i])) < 0) {
                         json_decref(users);
                         return -ENOMEM;
                 }
@@ -183,9 +167,9 @@ int api_usage(Daemon *d, unsigned days, json_t **ret)
         return 0;
 }
 
-static bool device_known(const Daemon *d, const char *uuid)
+static bool device_known(const MetricsSource *src, const char *uuid)
 {
-        const GpuSnapshot *s = d->snapshot;
+        const GpuSnapshot *s = src->snapshot(src->userdata);
 
         for (size_t i = 0; s && i < s->n_gpus; i++) {
                 if (strcmp(s->gpus[i].uuid, uuid) == 0)
@@ -217,7 +201,7 @@ static json_t *bucket_json(const HistoryPoint *p, size_t from, size_t to)
                          "holder", (json_int_t)p[to - 1].holder_uid);
 }
 
-int api_history(Daemon *d, const char *uuid, unsigned hours, json_t **ret)
+int api_history(const MetricsSource *src, const char *uuid, unsigned hours, json_t **ret)
 {
         uint64_t since = now_usec(CLOCK_REALTIME) - (uint64_t)hours * 3600 * USEC_PER_SEC;
         _cleanup_free_ HistoryPoint *p = NULL;
@@ -225,9 +209,9 @@ int api_history(Daemon *d, const char *uuid, unsigned hours, json_t **ret)
         json_t *points, *o;
         int r;
 
-        if (!device_known(d, uuid))
+        if (!device_known(src, uuid))
                 return -ENOENT;
-        r = store_history_series(d->store, uuid, since, API_HISTORY_READ_MAX, &p, &n);
+        r = store_history_series(src->store, uuid, since, API_HISTORY_READ_MAX, &p, &n);
         if (r < 0)
                 return r;
         points = json_array();

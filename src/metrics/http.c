@@ -24,22 +24,18 @@
 
 #include "basic/macro.h"
 #include "basic/time-util.h"
-#include "daemon/daemon.h"
 #include "metrics/api.h"
 #include "metrics/dashboard.h"
-#include "metrics/render.h"
 
 #define HTTP_MAX_CONNECTIONS 32
 #define HTTP_MAX_CONNECTIONS_PER_IP 8
 #define HTTP_CONNECTION_TIMEOUT_S 10
 #define HTTP_CONNECTION_MEMORY (16 * 1024)
-/* Sinks counted on /metrics; alerts.sinks has its own, smaller limit. */
-#define HTTP_MAX_SINKS 64
 /* The Set-Cookie value: the token (config-limited) and its attributes. */
 #define HTTP_COOKIE_MAX 1024
 
 struct Metrics {
-        Daemon *daemon;
+        MetricsSource source;
         struct MHD_Daemon *mhd;
         sd_event_source *io;
         sd_event_source *timer;
@@ -77,50 +73,6 @@ bool metrics_cookie_authorized(const char *cookie, const char *token)
         if (!token)
                 return true;
         return cookie && token_equal(cookie, token);
-}
-
-/* The daemon's memo, which forgets names now and then: a scrape must not
- * keep stale names (or a full memo) alive for the daemon's whole life. */
-static const char *user_name(void *userdata, uid_t uid)
-{
-        return daemon_user_name(userdata, uid);
-}
-
-/* Fill the render input from the daemon's state and render. */
-static int render_daemon(Daemon *d, char **ret, size_t *ret_len)
-{
-        _cleanup_free_ const StoredLease **leases = NULL;
-        AlertsSinkStats sinks[HTTP_MAX_SINKS];
-        size_t n_sinks = 0, n = 0;
-        MetricsInput in;
-
-        leases = calloc(MAX(d->leases.n_leases, (size_t)1), sizeof *leases);
-        if (!leases)
-                return -ENOMEM;
-        for (const Lease *l = d->leases.leases; l && n < d->leases.n_leases; l = l->next)
-                leases[n++] = &l->rec;
-        if (d->alerts)
-                for (size_t i = 0; i < alerts_n_sinks(d->alerts) && n_sinks < HTTP_MAX_SINKS; i++)
-                        if (alerts_sink_stats(d->alerts, i, &sinks[n_sinks]) >= 0)
-                                n_sinks++;
-
-        in = (MetricsInput){
-            .snapshot = d->snapshot,
-            .hostname = d->hostname,
-            .version = GK_VERSION,
-            .leases = leases,
-            .n_leases = n,
-            .queue_length = d->leases.queue_len,
-            .violations_total = d->enforcement.violations_opened,
-            .signals_sent_total = d->enforcement.signals_sent,
-            .sinks = sinks,
-            .n_sinks = n_sinks,
-            .per_process = d->config->http.per_process_metrics,
-            .now_usec = now_usec(CLOCK_REALTIME),
-            .user_name = user_name,
-            .userdata = d,
-        };
-        return metrics_render(&in, ret, ret_len);
 }
 
 static enum MHD_Result reply_text(struct MHD_Connection *c, unsigned status, const char *text,
@@ -234,8 +186,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
                                   size_t *upload_data_size, void **req_cls)
 {
         Metrics *m = cls;
-        Daemon *d = m->daemon;
-        const char *token = d->config->http.token, *query_token = NULL;
+        const MetricsSource *src = &m->source;
+        const char *token = src->http(src->userdata)->token, *query_token = NULL;
         bool page = strcmp(url, "/") == 0, authorized;
         json_t *o = NULL;
         char *body = NULL;
@@ -272,11 +224,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
                 /* The argument order of a call is unspecified: o is read
                  * only after the builder has run. */
                 if (strcmp(url, "/api/status") == 0)
-                        r = api_status(d, &o);
+                        r = api_status(src, &o);
                 else if (strcmp(url, "/api/usage") == 0) {
                         r = api_parse_count(arg(c, "days"), 1, API_USAGE_DAYS_MAX, &n);
                         if (r >= 0)
-                                r = api_usage(d, n, &o);
+                                r = api_usage(src, n, &o);
                 } else {
                         const char *gpu = arg(c, "gpu");
 
@@ -284,12 +236,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
                         if (r >= 0 && (!gpu || !*gpu || strlen(gpu) >= GPU_UUID_MAX))
                                 r = -EINVAL;
                         if (r >= 0)
-                                r = api_history(d, gpu, n, &o);
+                                r = api_history(src, gpu, n, &o);
                 }
                 return reply_json(c, r, o);
         }
 
-        if (render_daemon(d, &body, &len) < 0)
+        if (src->render(src->userdata, &body, &len) < 0)
                 return reply_text(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "Out of memory.\n", NULL,
                                   NULL);
         return reply_owned(c, body, len, "text/plain; version=0.0.4; charset=utf-8");
@@ -347,9 +299,9 @@ static int listen_socket(const ConfigListen *l)
         return TAKE_FD(fd);
 }
 
-int metrics_new(Daemon *d, Metrics **ret)
+int metrics_new(const MetricsSource *source, Metrics **ret)
 {
-        const ConfigListen *l = &d->config->http.listen;
+        const ConfigListen *l = &source->http(source->userdata)->listen;
         const union MHD_DaemonInfo *info;
         Metrics *m;
         int fd, r;
@@ -357,7 +309,7 @@ int metrics_new(Daemon *d, Metrics **ret)
         m = calloc(1, sizeof *m);
         if (!m)
                 return -ENOMEM;
-        m->daemon = d;
+        m->source = *source;
         m->listen = strdup(l->text);
         if (!m->listen) {
                 metrics_free(m);
@@ -386,9 +338,9 @@ int metrics_new(Daemon *d, Metrics **ret)
                 metrics_free(m);
                 return -EIO;
         }
-        r = sd_event_add_io(d->event, &m->io, info->epoll_fd, EPOLLIN, on_io, m);
+        r = sd_event_add_io(source->event, &m->io, info->epoll_fd, EPOLLIN, on_io, m);
         if (r >= 0)
-                r = sd_event_add_time(d->event, &m->timer, CLOCK_MONOTONIC, 0, 0, on_timer, m);
+                r = sd_event_add_time(source->event, &m->timer, CLOCK_MONOTONIC, 0, 0, on_timer, m);
         if (r >= 0)
                 r = sd_event_source_set_enabled(m->timer, SD_EVENT_OFF);
         if (r < 0) {

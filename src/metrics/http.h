@@ -3,21 +3,23 @@
  *
  * libmicrohttpd runs without threads of its own (MHD_USE_EPOLL, external
  * polling): its epoll fd is one sd-event io source and its timeout one
- * sd-event timer, so a request handler reads the Daemon's state directly,
- * between sampler ticks, without locks. A scrape renders from the latest
+ * sd-event timer, so a request handler reads the state through its
+ * MetricsSource (metrics/source.h) between sampler ticks, without locks. A scrape renders from the latest
  * snapshot (metrics/render.h) and never calls NVML. */
 #pragma once
 
 #include <stdbool.h>
 
-typedef struct Daemon Daemon;
+#include "metrics/source.h"
+
 typedef struct Metrics Metrics;
 
-/* Listen on d->config->http.listen and serve until metrics_free(). The
- * token and per_process_metrics are read from d->config at every request,
- * so a reload applies them at once; the address is fixed for the listener's
- * life. Returns 0, or -errno (the socket could not be bound, say). */
-int metrics_new(Daemon *d, Metrics **ret);
+/* Listen on source->http()->listen and serve until metrics_free(); the
+ * source is copied. The token and per_process_metrics are read through
+ * source->http() at every request, so a reload applies them at once; the
+ * address is fixed for the listener's life. Returns 0, or -errno (the
+ * socket could not be bound, say). */
+int metrics_new(const MetricsSource *source, Metrics **ret);
 
 /* Close the listener and every connection. NULL is fine. */
 void metrics_free(Metrics *m);

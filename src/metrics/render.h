@@ -1,9 +1,9 @@
 /* Prometheus text exposition of gpukeeper's state (GET /metrics).
  *
  * Rendering is a pure function of a MetricsInput: the latest GPU snapshot,
- * the active leases, the queue length and the daemon's counters. The HTTP
- * listener (metrics/http.c) fills the input from the daemon on the event
- * loop thread; the unit tests fill it by hand. Nothing here calls NVML or
+ * the active leases, the queue length and the daemon's counters. The daemon
+ * fills the input on the event loop thread (daemon/metrics-source.c, called
+ * through the MetricsSource of metrics/http.c); the unit tests fill it by hand. Nothing here calls NVML or
  * touches the store, so a scrape costs one pass over memory.
  *
  * Device series use dcgm-exporter's names, units and labels so that
@@ -17,7 +17,7 @@
 #include <stdio.h>
 #include <sys/types.h>
 
-#include "enforce/alerts.h"
+#include "alerts/alerts.h"
 #include "gpu/inventory.h"
 #include "store/lease-store.h"
 

@@ -28,7 +28,7 @@
 
 #include "basic/macro.h"
 #include "basic/time-util.h"
-#include "enforce/alerts.h"
+#include "alerts/alerts.h"
 
 extern char **environ;
 

@@ -15,8 +15,9 @@
 
 #include "basic/macro.h"
 #include "basic/time-util.h"
-#include "daemon/config.h"
+#include "config/config.h"
 #include "daemon/daemon.h"
+#include "daemon/metrics-source.h"
 #include "metrics/api.h"
 #include "metrics/dashboard.h"
 #include "metrics/http.h"
@@ -30,6 +31,7 @@
 typedef struct Fixture {
         char dir[64];
         Daemon d;
+        MetricsSource src; /* what the API reads: the daemon's own source over d */
         UserMemo names;
         GpuSnapshot snapshot;
         GpuDevice gpus[2];
@@ -73,6 +75,7 @@ static int setup(void **state)
                                    .devices = &f->held, .n_devices = 1}};
         f->d.leases.leases = &f->lease;
         f->d.leases.n_leases = 1;
+        daemon_metrics_source(&f->d, &f->src);
         *state = f;
         return 0;
 }
@@ -138,7 +141,7 @@ static void test_status(void **state)
                          0);
         assert_int_equal(store_audit(f->d.store, -1, "lease.grant", "7", NULL), 0);
 
-        assert_int_equal(api_status(&f->d, &o), 0);
+        assert_int_equal(api_status(&f->src, &o), 0);
         assert_string_equal(json_string_value(json_object_get(o, "hostname")), "testhost");
         assert_int_equal(json_array_size(json_object_get(o, "gpus")), 2);
         assert_int_equal(json_array_size(json_object_get(o, "queue")), 0);
@@ -198,7 +201,7 @@ static void test_usage(void **state)
         json_t *o = NULL, *users, *u;
 
         write_history(f, now_usec(CLOCK_REALTIME));
-        assert_int_equal(api_usage(&f->d, 1, &o), 0);
+        assert_int_equal(api_usage(&f->src, 1, &o), 0);
         assert_int_equal(json_integer_value(json_object_get(o, "days")), 1);
         users = json_object_get(o, "users");
         assert_int_equal(json_array_size(users), 1);
@@ -223,16 +226,16 @@ static void test_history(void **state)
         uint64_t now = now_usec(CLOCK_REALTIME);
         json_t *o = NULL, *points, *p;
 
-        assert_int_equal(api_history(&f->d, "GPU-not-here", 24, &o), -ENOENT);
+        assert_int_equal(api_history(&f->src, "GPU-not-here", 24, &o), -ENOENT);
         assert_null(o);
 
         /* No history yet: an empty series, not an error. */
-        assert_int_equal(api_history(&f->d, GPU0, 24, &o), 0);
+        assert_int_equal(api_history(&f->src, GPU0, 24, &o), 0);
         assert_int_equal(json_array_size(json_object_get(o, "points")), 0);
         json_decref(o);
 
         write_history(f, now);
-        assert_int_equal(api_history(&f->d, GPU0, 24, &o), 0);
+        assert_int_equal(api_history(&f->src, GPU0, 24, &o), 0);
         assert_string_equal(json_string_value(json_object_get(o, "uuid")), GPU0);
         points = json_object_get(o, "points");
         assert_int_equal(json_array_size(points), 10);
@@ -246,7 +249,7 @@ static void test_history(void **state)
         json_decref(o);
 
         /* A MIG instance's utilisation is unknown: null, not 0. */
-        assert_int_equal(api_history(&f->d, MIG1, 1, &o), 0);
+        assert_int_equal(api_history(&f->src, MIG1, 1, &o), 0);
         points = json_object_get(o, "points");
         assert_int_equal(json_array_size(points), 10);
         assert_true(json_is_null(json_object_get(json_array_get(points, 0), "util")));
@@ -270,7 +273,7 @@ static void test_history_buckets(void **state)
                                                      10 * USEC_PER_SEC, &s, 1),
                                  0);
         }
-        assert_int_equal(api_history(&f->d, GPU0, 24, &o), 0);
+        assert_int_equal(api_history(&f->src, GPU0, 24, &o), 0);
         points = json_object_get(o, "points");
         assert_true(json_array_size(points) <= API_HISTORY_BUCKETS);
         assert_true(json_array_size(points) >= API_HISTORY_BUCKETS / 2);

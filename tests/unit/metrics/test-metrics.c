@@ -13,7 +13,7 @@
 #include <cmocka.h>
 
 #include "basic/macro.h"
-#include "daemon/config.h"
+#include "config/config.h"
 #include "metrics/http.h"
 #include "metrics/render.h"
 

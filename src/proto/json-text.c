@@ -1,5 +1,5 @@
 /* Repaired JSON strings; see json-text.h. */
-#include "daemon/json-text.h"
+#include "proto/json-text.h"
 
 #include "basic/macro.h"
 #include "basic/utf8.h"

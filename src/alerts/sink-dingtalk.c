@@ -15,7 +15,7 @@
 
 #include "basic/macro.h"
 #include "basic/time-util.h"
-#include "enforce/alerts-internal.h"
+#include "alerts/alerts-internal.h"
 
 static int dingtalk_format(const ConfigAlertSink *sink, const AlertsNotice *n, char **ret_payload)
 {

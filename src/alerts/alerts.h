@@ -22,7 +22,7 @@
 #include <systemd/sd-event.h>
 
 #include "basic/macro.h"
-#include "daemon/config.h"
+#include "config/alerts.h"
 
 typedef struct Alerts Alerts;
 

@@ -11,7 +11,7 @@
 
 #include "basic/macro.h"
 #include "basic/time-util.h"
-#include "enforce/alerts-internal.h"
+#include "alerts/alerts-internal.h"
 
 const char *alerts_severity(const AlertsNotice *notice)
 {

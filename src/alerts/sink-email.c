@@ -13,7 +13,7 @@
 
 #include "basic/macro.h"
 #include "basic/time-util.h"
-#include "enforce/alerts-internal.h"
+#include "alerts/alerts-internal.h"
 
 /* Longest line of a 7bit body; longer lines (RFC 5321 allows 998) go base64. */
 #define EMAIL_LINE_MAX 990

@@ -1,4 +1,4 @@
-/* JSON strings from text the daemon did not write itself (command lines
+/* JSON strings from text gpukeeper did not write itself (command lines
  * from /proc, NVML strings, NSS names): jansson refuses invalid UTF-8, and
  * one odd command line must not break every status reply. */
 #pragma once

@@ -11,7 +11,7 @@
 #include <curl/curl.h>
 #include <jansson.h>
 
-#include "daemon/config.h"
+#include "config/alerts.h"
 
 /* The facts of one message, as raised or cleared. Strings are valid UTF-8
  * (the engine repairs them) and borrowed for the duration of format(). */

@@ -8,7 +8,7 @@
 #include <string.h>
 
 #include "basic/macro.h"
-#include "enforce/alerts-internal.h"
+#include "alerts/alerts-internal.h"
 
 /* s with &, <, > replaced by their entities; malloc'd, NULL on ENOMEM. */
 static char *slack_escape(const char *s)

@@ -19,8 +19,8 @@
 #include "basic/macro.h"
 #include "basic/time-util.h"
 #include "basic/utf8.h"
-#include "enforce/alerts-internal.h"
-#include "enforce/alerts.h"
+#include "alerts/alerts-internal.h"
+#include "alerts/alerts.h"
 
 /* Bytes of an answer body kept for check(): enough for any DingTalk/Slack reply. */
 #define RESPONSE_MAX 4096
@@ -117,27 +117,6 @@ static bool sink_config_valid(const ConfigAlertSink *c)
         return c->url != NULL;
 }
 
-static void strv_free_n(char **v, size_t n)
-{
-        if (!v)
-                return;
-        for (size_t i = 0; i < n; i++)
-                free(v[i]);
-        free(v);
-}
-
-static void sink_config_done(ConfigAlertSink *c)
-{
-        free(c->name);
-        free(c->url);
-        free(c->secret);
-        free(c->smtp_url);
-        free(c->username);
-        free(c->password);
-        free(c->from);
-        strv_free_n(c->to, c->n_to);
-        *c = (ConfigAlertSink){};
-}
 
 static int strdup_opt(const char *s, char **ret)
 {
@@ -175,7 +154,7 @@ static int sink_config_copy(const ConfigAlertSink *src, ConfigAlertSink *ret)
         *ret = c;
         return 0;
 fail:
-        sink_config_done(&c);
+        config_alert_sink_done(&c);
         return -ENOMEM;
 }
 
@@ -245,7 +224,7 @@ static Sink *sink_free(Sink *s)
         sd_event_source_disable_unref(s->retry);
         while (s->head)
                 message_free(sink_unlink(s, NULL));
-        sink_config_done(&s->config);
+        config_alert_sink_done(&s->config);
         free(s);
         return NULL;
 }
@@ -617,7 +596,7 @@ static int sinks_build(Alerts *a, const ConfigAlerts *config, Sink **old, size_t
         for (size_t i = 0; i < config->n_sinks; i++) {
                 if (!reused[i])
                         continue;
-                sink_config_done(&sinks[i]->config);
+                config_alert_sink_done(&sinks[i]->config);
                 sinks[i]->config = copies[i];
                 for (size_t j = 0; j < n_old; j++)
                         if (old[j] == sinks[i])
@@ -630,7 +609,7 @@ static int sinks_build(Alerts *a, const ConfigAlerts *config, Sink **old, size_t
 fail:
         for (size_t i = 0; i < config->n_sinks && sinks; i++) {
                 if (reused && reused[i])
-                        sink_config_done(&copies[i]);
+                        config_alert_sink_done(&copies[i]);
                 else
                         sink_free(sinks[i]);
         }

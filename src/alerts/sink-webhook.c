@@ -6,7 +6,7 @@
 #include <stdio.h>
 
 #include "basic/macro.h"
-#include "enforce/alerts-internal.h"
+#include "alerts/alerts-internal.h"
 
 static int webhook_format(const ConfigAlertSink *sink, const AlertsNotice *n, char **ret_payload)
 {

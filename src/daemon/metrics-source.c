@@ -1,0 +1,100 @@
+/* The daemon's side of metrics/source.h; see metrics-source.h. */
+#include "daemon/metrics-source.h"
+
+#include <errno.h>
+#include <stdlib.h>
+
+#include "basic/macro.h"
+#include "basic/time-util.h"
+#include "daemon/daemon.h"
+#include "daemon/enforcement.h"
+#include "daemon/status.h"
+#include "metrics/render.h"
+
+/* Sinks counted on /metrics; alerts.sinks has its own, smaller limit. */
+#define METRICS_MAX_SINKS 64
+
+static const ConfigHttp *source_http(void *userdata)
+{
+        const Daemon *d = userdata;
+
+        return &d->config->http;
+}
+
+static const GpuSnapshot *source_snapshot(void *userdata)
+{
+        const Daemon *d = userdata;
+
+        return d->snapshot;
+}
+
+/* The daemon's memo, which forgets names now and then: a scrape must not
+ * keep stale names (or a full memo) alive for the daemon's whole life. */
+static const char *source_user_name(void *userdata, uid_t uid)
+{
+        return daemon_user_name(userdata, uid);
+}
+
+/* Fill the render input from the daemon's state and render. */
+static int source_render(void *userdata, char **ret, size_t *ret_len)
+{
+        Daemon *d = userdata;
+        _cleanup_free_ const StoredLease **leases = NULL;
+        AlertsSinkStats sinks[METRICS_MAX_SINKS];
+        size_t n_sinks = 0, n = 0;
+        MetricsInput in;
+
+        leases = calloc(MAX(d->leases.n_leases, (size_t)1), sizeof *leases);
+        if (!leases)
+                return -ENOMEM;
+        for (const Lease *l = d->leases.leases; l && n < d->leases.n_leases; l = l->next)
+                leases[n++] = &l->rec;
+        if (d->alerts)
+                for (size_t i = 0; i < alerts_n_sinks(d->alerts) && n_sinks < METRICS_MAX_SINKS;
+                     i++)
+                        if (alerts_sink_stats(d->alerts, i, &sinks[n_sinks]) >= 0)
+                                n_sinks++;
+
+        in = (MetricsInput){
+            .snapshot = d->snapshot,
+            .hostname = d->hostname,
+            .version = GK_VERSION,
+            .leases = leases,
+            .n_leases = n,
+            .queue_length = d->leases.queue_len,
+            .violations_total = d->enforcement.violations_opened,
+            .signals_sent_total = d->enforcement.signals_sent,
+            .sinks = sinks,
+            .n_sinks = n_sinks,
+            .per_process = d->config->http.per_process_metrics,
+            .now_usec = now_usec(CLOCK_REALTIME),
+            .user_name = source_user_name,
+            .userdata = d,
+        };
+        return metrics_render(&in, ret, ret_len);
+}
+
+static int source_status(void *userdata, json_t **ret)
+{
+        return status_build(userdata, ret);
+}
+
+static json_t *source_violation_json(void *userdata, const StoredViolation *v)
+{
+        return enforcement_violation_json(userdata, v);
+}
+
+void daemon_metrics_source(Daemon *d, MetricsSource *ret)
+{
+        *ret = (MetricsSource){
+            .userdata = d,
+            .event = d->event,
+            .store = d->store,
+            .http = source_http,
+            .snapshot = source_snapshot,
+            .render = source_render,
+            .status = source_status,
+            .violation_json = source_violation_json,
+            .user_name = source_user_name,
+        };
+}

@@ -1,0 +1,80 @@
+/* Audit-table queries; see audit-store.h. */
+#include "store/audit-store.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "basic/macro.h"
+
+void stored_alerts_free(StoredAlert *a, size_t n)
+{
+        if (!a)
+                return;
+        for (size_t i = 0; i < n; i++) {
+                free(a[i].action);
+                free(a[i].subject);
+                free(a[i].detail);
+        }
+        free(a);
+}
+
+/* A copy of text column `col`, NULL for SQL NULL; -ENOMEM when the copy fails. */
+static int column_dup(sqlite3_stmt *st, int col, char **ret)
+{
+        const char *t = (const char *)sqlite3_column_text(st, col);
+
+        *ret = NULL;
+        if (!t)
+                return 0;
+        *ret = strdup(t);
+        return *ret ? 0 : -ENOMEM;
+}
+
+int store_alerts_recent(Store *s, uint64_t since_usec, unsigned limit, StoredAlert **ret,
+                        size_t *ret_n)
+{
+        static const char sql[] =
+            "SELECT ts_usec, action, subject, detail FROM audit"
+            " WHERE ts_usec >= ?1 AND action IN ('alert.sent', 'alert.failed')"
+            " ORDER BY ts_usec DESC LIMIT ?2";
+        StoredAlert *a = NULL;
+        sqlite3_stmt *st;
+        size_t n = 0;
+        int r, rc = SQLITE_DONE;
+
+        r = store_statement(s, sql, &st);
+        if (r < 0)
+                return r;
+        a = calloc(MAX(limit, 1u), sizeof *a);
+        if (!a) {
+                sqlite3_reset(st);
+                return -ENOMEM;
+        }
+        if (sqlite3_bind_int64(st, 1, (sqlite3_int64)since_usec) != SQLITE_OK ||
+            sqlite3_bind_int64(st, 2, (sqlite3_int64)limit) != SQLITE_OK) {
+                r = -EIO;
+                goto fail;
+        }
+        while (n < limit && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+                StoredAlert *x = &a[n++];
+
+                x->at_usec = (uint64_t)sqlite3_column_int64(st, 0);
+                if ((r = column_dup(st, 1, &x->action)) < 0 ||
+                    (r = column_dup(st, 2, &x->subject)) < 0 ||
+                    (r = column_dup(st, 3, &x->detail)) < 0)
+                        goto fail;
+        }
+        if (n < limit && rc != SQLITE_DONE) {
+                r = store_errno_from_sqlite(rc);
+                goto fail;
+        }
+        sqlite3_reset(st);
+        *ret = a;
+        *ret_n = n;
+        return 0;
+fail:
+        sqlite3_reset(st);
+        stored_alerts_free(a, n);
+        return r;
+}

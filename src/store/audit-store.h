@@ -1,0 +1,26 @@
+/* Queries on the audit table for readers outside the daemon's request code
+ * (the dashboard's /api/status): alerts delivered or given up on. Writing
+ * audit records is store_audit() in store.h. */
+#pragma once
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "store/store.h"
+
+/* One audit record of an alert (action alert.sent or alert.failed). */
+typedef struct StoredAlert {
+        uint64_t at_usec; /* ts_usec of the record */
+        char *action;     /* "alert.sent" or "alert.failed" */
+        char *subject;    /* the alert's key; may be NULL */
+        char *detail;     /* a JSON text as recorded, or NULL */
+} StoredAlert;
+
+/* The audit records of alerts delivered or given up on at or after
+ * `since_usec`, newest first, at most `limit`: one indexed range scan with a
+ * LIMIT. On success *ret (free with stored_alerts_free) holds *ret_n
+ * records. Returns 0 or a negative errno. */
+int store_alerts_recent(Store *s, uint64_t since_usec, unsigned limit, StoredAlert **ret,
+                        size_t *ret_n);
+
+void stored_alerts_free(StoredAlert *a, size_t n);
