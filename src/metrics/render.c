@@ -30,6 +30,23 @@ void metrics_write_label_value(FILE *f, const char *s)
                 case '\\':
                         fputs("\\\\", f);
                         break;
+                case '\x01' ... '\x09':
+                case '\x0b' ... '\x1f':
+                case '\x7f':
+                        /* ESC, BEL, CR and the other controls (a command
+                         * line is the user's) are dropped, as the CLI
+                         * drops them: a label must not steer the terminal
+                         * of whoever reads the scrape. */
+                        break;
+                case '\xc2':
+                        /* C1 controls (U+0080..U+009F, CSI among them),
+                         * valid UTF-8 by now: dropped too. */
+                        if ((unsigned char)s[1] >= 0x80 && (unsigned char)s[1] <= 0x9f) {
+                                s++;
+                                break;
+                        }
+                        fputc(*s, f);
+                        break;
                 case '"':
                         fputs("\\\"", f);
                         break;
