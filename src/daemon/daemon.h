@@ -50,6 +50,7 @@ typedef struct Daemon {
         char hostname[HOST_NAME_MAX + 1];
         Resolver *resolver; /* group and user names of the config, off the loop */
         uint64_t log_suppressed; /* repeated warnings held back by rate limits */
+        uint64_t audit_suppressed; /* repeated refusals folded into their burst's audit row */
         RateLimit enforcement_wait_log; /* "Enforcement waits" warnings */
 } Daemon;
 

@@ -433,6 +433,21 @@ static void render_counters(FILE *f, const MetricsInput *in)
         family(f, "gpukeeper_signals_sent_total", "counter",
                "SIGTERM and SIGKILL sent to violating processes, since the daemon started.");
         fprintf(f, "gpukeeper_signals_sent_total %" PRIu64 "\n", in->signals_sent_total);
+        family(f, "gpukeeper_log_messages_suppressed_total", "counter",
+               "Repeated warnings left out of the log by its rate limits, since the daemon "
+               "started.");
+        fprintf(f, "gpukeeper_log_messages_suppressed_total %" PRIu64 "\n",
+                in->log_suppressed_total);
+        family(f, "gpukeeper_socket_connections_refused_total", "counter",
+               "Connections to the daemon's socket refused as busy (caps per person and in "
+               "total), since the daemon started.");
+        fprintf(f, "gpukeeper_socket_connections_refused_total %" PRIu64 "\n",
+                in->connections_refused_total);
+        family(f, "gpukeeper_audit_refusals_suppressed_total", "counter",
+               "Repeated refusals of one peer counted into the audit row of their burst "
+               "instead of a row each, since the daemon started.");
+        fprintf(f, "gpukeeper_audit_refusals_suppressed_total %" PRIu64 "\n",
+                in->audit_suppressed_total);
 
         family(f, "gpukeeper_alerts_sent_total", "counter", "Alert messages delivered, per sink.");
         for (size_t i = 0; i < in->n_sinks; i++) {

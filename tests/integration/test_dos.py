@@ -5,6 +5,7 @@ group applies, nothing dropped), exemptions that never fail open."""
 
 import fcntl
 import grp
+import http.client
 import json
 import os
 import pwd
@@ -111,13 +112,32 @@ def long_group(many_groups_user):
                                           if not l.startswith(LONG_GROUP + ":")])
 
 
-def leasing_daemon(daemon_factory, lab, policy=None, env=None, enforcement=None, extra_whole=1):
+def free_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def http_get(port, path="/metrics"):
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        conn.request("GET", path)
+        resp = conn.getresponse()
+        return resp.status, resp.read().decode()
+    finally:
+        conn.close()
+
+
+def leasing_daemon(daemon_factory, lab, policy=None, env=None, enforcement=None, extra_whole=1,
+                   http=None):
     for _ in range(extra_whole):
         lab.add_whole_gpu()
     lab.write()
     full = dict(TEST_POLICY)
     full.update(policy or {})
     d = daemon_factory(policy=full, enforcement=enforcement)
+    if http:
+        d.sections["http"] = http
     if env:
         base = d.env
 
@@ -342,7 +362,10 @@ def test_subuid_range_counts_as_one_person_and_the_cli_says_busy(daemon_factory,
         subprocess.run(["usermod", "--add-subuids", "500000-565535", alice.name], check=True,
                        capture_output=True, stdin=subprocess.DEVNULL)
         start = 500000
-    d = leasing_daemon(daemon_factory, lab, extra_whole=0)
+    port = free_port()
+    d = leasing_daemon(daemon_factory, lab, extra_whole=0,
+                       http={"listen": f"127.0.0.1:{port}"})
+    d.http_port = port
     socks = []
     try:
         for i in range(CAP_PER_PERSON):
@@ -354,6 +377,18 @@ def test_subuid_range_counts_as_one_person_and_the_cli_says_busy(daemon_factory,
         assert reply is not None and reply["ok"] is False, reply
         assert reply["error"]["code"] == E_BUSY and "busy" in reply["error"]["message"], reply
         extra.close()
+        # A flood of refusals: a few log lines, the rest counted.
+        for i in range(200):
+            s = connect_as(d, start + 100 + i)
+            reply = answer(s)
+            assert reply is not None and reply["error"]["code"] == E_BUSY, reply
+            s.close()
+        refusals = [line for line in d.log().splitlines() if "Refusing a connection" in line]
+        assert 1 <= len(refusals) <= 5, refusals
+        status, metrics = http_get(d.http_port)
+        assert "\ngpukeeper_socket_connections_refused_total 201\n" in metrics, metrics
+        suppressed = int(metrics.split("\ngpukeeper_log_messages_suppressed_total ")[1].split()[0])
+        assert suppressed >= 201 - 5, suppressed
         # Someone else is not affected, and neither is root.
         assert answer(connect_as(d, bob.uid))["ok"] is True
         assert d.request("ping")["ok"] is True

@@ -133,6 +133,9 @@ static void lab_init(Lab *lab)
             .queue_length = 3,
             .violations_total = 4,
             .signals_sent_total = 2,
+            .log_suppressed_total = 17,
+            .connections_refused_total = 5,
+            .audit_suppressed_total = 4999,
             .sinks = lab->sinks,
             .n_sinks = 1,
             .per_process = true,
@@ -209,6 +212,9 @@ static void test_render(void **state)
         assert_has(out,
                    "# TYPE gpukeeper_violations_total counter\ngpukeeper_violations_total 4\n");
         assert_has(out, "\ngpukeeper_signals_sent_total 2\n");
+        assert_has(out, "\ngpukeeper_log_messages_suppressed_total 17\n");
+        assert_has(out, "\ngpukeeper_socket_connections_refused_total 5\n");
+        assert_has(out, "\ngpukeeper_audit_refusals_suppressed_total 4999\n");
         assert_has(out, "\ngpukeeper_alerts_sent_total{sink=\"ops\"} 5\n");
         assert_has(out, "\ngpukeeper_alerts_failed_total{sink=\"ops\"} 1\n");
         assert_has(out, "\ngpukeeper_sampler_duration_seconds 0.002500\n");
