@@ -464,6 +464,10 @@ int lease_op_release(Daemon *d, const RequestCall *call, json_t *args, json_t **
         r = check_keys(args, allowed, ret_error);
         if (r == 0)
                 r = arg_bool(args, "all", &all, ret_error);
+        /* "id, or all": both at once is ambiguous (all, or just that one?). */
+        if (r == 0 && args && json_object_get(args, "id") && json_object_get(args, "all"))
+                r = request_error(ret_error, GK_E_INVALID_ARGUMENT,
+                                  "give either 'id' or 'all', not both");
         if (r == 0 && !all)
                 r = lease_for_peer(d, call->peer, args, "release", "lease.release_denied", &l,
                                    ret_error);

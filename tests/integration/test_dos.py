@@ -431,3 +431,16 @@ def test_reserved_slots_for_root_and_lease_holders(daemon_factory, lab, users, n
     finally:
         for s in socks:
             s.close()
+
+
+def test_release_with_both_id_and_all_is_invalid(daemon_factory, lab, users):
+    alice = users["alice"]
+    d = leasing_daemon(daemon_factory, lab, extra_whole=0)
+    reply = raw_call(d, alice, "lease.acquire", {"kind": "manual", "gpus": 1, "wait": False})
+    lease_id = reply["result"]["lease"]["id"]
+    for all_ in (True, False):
+        reply = raw_call(d, alice, "lease.release", {"id": lease_id, "all": all_})
+        assert reply["ok"] is False and reply["error"]["code"] == 6, reply
+        assert "either" in reply["error"]["message"], reply
+    # Nothing was released.
+    assert [lease["id"] for lease in d.leases()] == [lease_id]

@@ -393,16 +393,37 @@ static void test_unknown_keys(void **state)
         expect_error(t, "\"a\\tb\": 1\n", "1:1: unknown key 'a\\x09b' " KNOWN);
         expect_error(t, "<<: {}\n", "1:1: unknown key '<<' " KNOWN);
         expect_error(t, "\"\": 1\n", "1:1: unknown key '' " KNOWN);
-        /* Long names are cut to 64 bytes in the message. */
+        /* Long names are cut to 16 bytes in the message. */
         expect_error(t,
                      "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
                      "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx: 1\n",
-                     "1:1: unknown key '"
-                     "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
-                     "xxxxxxxxxxxxxxxxxxxxxxxx...' " KNOWN);
+                     "1:1: unknown key 'xxxxxxxxxxxxxxxx...' " KNOWN);
+        /* Not a config at all (a symlink to /etc/shadow): the first line is
+         * not copied into the message, only its first word. */
+        expect_error(t, "root:$y$j9T$Q2hmUkZ5c2VjcmV0:20228:0:99999:7:::\n",
+                     "1:1: unknown key 'root...' " KNOWN);
+        expect_error(t, "a b c d: 1\n", "1:1: unknown key 'a...' " KNOWN);
         /* Complex keys. */
         expect_error(t, "? [a, b]\n: 1\n", "1:3: keys must be plain names, not a list");
         expect_error(t, "? {a: b}\n: 1\n", "1:3: keys must be plain names, not a mapping");
+}
+
+/* A UTF-8 byte-order mark at the start is accepted, and positions count
+ * from after it. */
+static void test_bom(void **state)
+{
+        TestDir *t = *state;
+        Config *c = NULL;
+        _cleanup_free_ char *err = NULL;
+
+        assert_int_equal(load(t, "\xef\xbb\xbfsample_interval: 7s\n", &c, &err), 0);
+        assert_int_equal(c->sample_interval_usec, 7 * USEC_PER_SEC);
+        config_free(c);
+        expect_error(t, "\xef\xbb\xbf" "bogus: 1\n", "1:1: unknown key 'bogus' " KNOWN);
+        /* Only at the start: libyaml refuses one anywhere else. */
+        expect_error(t, "log_level: info\n\xef\xbb\xbf" "x: 1\n",
+                     "2:2: invalid YAML: did not find expected key (while parsing a block "
+                     "mapping)");
 }
 
 static void test_history_section(void **state)
@@ -2414,6 +2435,7 @@ int main(void)
                 T(test_size_limit),
                 T(test_nul_bytes),
                 T(test_unknown_keys),
+                T(test_bom),
                 T(test_history_section),
                 T(test_duplicate_keys),
                 T(test_wrong_types),
