@@ -367,6 +367,7 @@ int daemon_run(Daemon *d)
         r = sd_event_loop(d->event);
         if (r < 0)
                 return log_error_errno(r, "Event loop failed"), EXIT_FAILURE;
+        refusals_flush(d, true);
         store_audit(d->store, -1, "daemon.stop", GK_VERSION, NULL);
         store_run_stopped(d->store, d->run_id);
         return r;

@@ -16,6 +16,7 @@
 #include "daemon/gpu-alerts.h"
 #include "alerts/alerts.h"
 #include "daemon/leases.h"
+#include "daemon/refusals.h"
 #include "daemon/resolver.h"
 #include "gpu/inventory.h"
 #include "gpu/nvml.h"
@@ -51,6 +52,7 @@ typedef struct Daemon {
         Resolver *resolver; /* group and user names of the config, off the loop */
         uint64_t log_suppressed; /* repeated warnings held back by rate limits */
         uint64_t audit_suppressed; /* repeated refusals folded into their burst's audit row */
+        RefusalState refusals;
         RateLimit enforcement_wait_log; /* "Enforcement waits" warnings */
 } Daemon;
 

@@ -14,6 +14,7 @@
 #include "basic/proc.h"
 #include "basic/time-util.h"
 #include "daemon/leases.h"
+#include "daemon/refusals.h"
 
 #define MAX_DURATION_SEC (UINT64_C(366) * 24 * 3600)
 
@@ -248,13 +249,8 @@ static int parse_wants(const Daemon *d, json_t *args, QueueEntry *e, unsigned *r
 static void audit_refusal(Daemon *d, const Peer *peer, const char *action, const char *subject,
                           const char *why)
 {
-        _cleanup_free_ char *detail = NULL;
-        json_t *o = json_pack("{s:s}", "reason", why);
-
-        if (o)
-                detail = json_dumps(o, JSON_COMPACT);
-        json_decref(o);
-        (void)store_audit(d->store, peer->uid, action, subject, detail);
+        /* One row per burst of the same refusal (refusals.h). */
+        refusals_audit(d, peer->uid, action, subject, why);
 }
 
 int lease_op_acquire(Daemon *d, const RequestCall *call, json_t *args, json_t **ret_result,

@@ -11,6 +11,7 @@ import os
 import pwd
 import resource
 import socket
+import sqlite3
 import subprocess
 import threading
 import time
@@ -444,3 +445,56 @@ def test_release_with_both_id_and_all_is_invalid(daemon_factory, lab, users):
         assert "either" in reply["error"]["message"], reply
     # Nothing was released.
     assert [lease["id"] for lease in d.leases()] == [lease_id]
+
+
+# ---- the audit: refusal bursts, retention ------------------------------------
+
+def test_repeated_refusals_are_one_row_per_burst(daemon_factory, lab, users):
+    alice, bob = users["alice"], users["bob"]
+    port = free_port()
+    d = leasing_daemon(daemon_factory, lab, extra_whole=0,
+                       http={"listen": f"127.0.0.1:{port}"})
+    lease_id = raw_call(d, alice, "lease.acquire",
+                        {"kind": "manual", "gpus": 1, "wait": False})["result"]["lease"]["id"]
+    s = connect_as(d, bob.uid)
+    for i in range(300):
+        s.sendall(frame({"v": 1, "id": i + 1, "op": "lease.release", "args": {"id": lease_id}}))
+        reply = recv_frame(s)
+        assert reply["ok"] is False and reply["error"]["code"] == E_PERMISSION, reply
+    s.close()
+
+    def denied():
+        return d.query("SELECT * FROM audit WHERE uid = ? AND action = 'lease.release_denied'"
+                       " ORDER BY id", (bob.uid,))
+    rows = denied()
+    assert len(rows) == 1, rows
+    assert "reason" in json.loads(rows[0]["detail"])
+    _, metrics = http_get(port)
+    assert "\ngpukeeper_audit_refusals_suppressed_total 299\n" in metrics
+    # The burst's count is recorded when it ends; stopping ends it.
+    d.stop()
+    rows = denied()
+    assert len(rows) == 2, rows
+    detail = json.loads(rows[1]["detail"])
+    assert detail["repeated"] == 299 and "reason" in detail, detail
+
+
+def test_audit_retention_drops_only_older_records(daemon_factory, lab, users):
+    d = leasing_daemon(daemon_factory, lab, extra_whole=0)
+    d.stop()
+    now = time.time()
+    day = 86400
+    db = sqlite3.connect(str(d.db_path))
+    with db:
+        for age, action in ((400, "gkdos.old"), (366, "gkdos.old"), (364, "lease.grant"),
+                            (364, "enforce.sigkill"), (1, "gkdos.recent")):
+            db.execute("INSERT INTO audit (ts_usec, uid, action, subject, detail)"
+                       " VALUES (?, -1, ?, 'gkdos', NULL)", (int((now - age * day) * 1e6), action))
+    db.close()
+    d.sections["history"] = {"audit_days": 365}
+    d.write_config()
+    d.start()
+    wait_for(lambda: not d.query("SELECT id FROM audit WHERE action = 'gkdos.old'"),
+             what="the records older than audit_days to go")
+    kept = sorted(r["action"] for r in d.query("SELECT action FROM audit WHERE subject = 'gkdos'"))
+    assert kept == ["enforce.sigkill", "gkdos.recent", "lease.grant"], kept

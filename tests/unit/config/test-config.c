@@ -434,6 +434,7 @@ static void test_history_section(void **state)
         assert_int_equal(config_new_defaults(&c), 0);
         assert_int_equal(c->history.raw_hours, 48);
         assert_int_equal(c->history.days, 90);
+        assert_int_equal(c->history.audit_days, 365);
         config_free(c);
 
         assert_int_equal(load(t, "history:\n  raw_hours: 720\n  days: 1\n", &c, NULL), 0);
@@ -443,10 +444,16 @@ static void test_history_section(void **state)
 
         expect_error(t, "history:\n  raw_hours: 0\n",
                      "2:14: invalid value '0' for 'history.raw_hours': must be between 1 and 720");
+        expect_error(t, "history:\n  audit_days: 0\n",
+                     "2:15: invalid value '0' for 'history.audit_days': must be between 1 and "
+                     "3650");
+        assert_int_equal(load(t, "history:\n  audit_days: 30\n", &c, NULL), 0);
+        assert_int_equal(c->history.audit_days, 30);
+        config_free(c);
         expect_error(t, "history:\n  days: 3651\n",
                      "2:9: invalid value '3651' for 'history.days': must be between 1 and 3650");
         expect_error(t, "history:\n  weeks: 3\n",
-                     "2:3: unknown key 'history.weeks' (known keys in 'history': raw_hours, days)");
+                     "2:3: unknown key 'history.weeks' (known keys in 'history': raw_hours, days, audit_days)");
 }
 
 static void test_duplicate_keys(void **state)
