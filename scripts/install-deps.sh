@@ -39,6 +39,8 @@ PACKAGES=(
         chromium        # integration tests: headless Chromium renders the dashboard and takes its screenshot
         libncurses-dev  # ncursesw: the full-screen view of gpukeeper top
         tmux            # integration tests: gpukeeper top runs in a detached tmux (send-keys, capture-pane)
+        clang           # fuzzing: libFuzzer builds of tests/fuzz (scripts/run-fuzz.sh, tests/run-all.sh)
+        libclang-rt-14-dev # fuzzing: libFuzzer and the ASan/UBSan runtimes for clang
 )
 
 missing=()

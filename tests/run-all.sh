@@ -12,7 +12,8 @@
 # anything failed, a build failed, or no test ran.
 #
 # BUILD_DIR and ASAN_BUILD_DIR override the two build directories (relative to
-# the repository root, or absolute).
+# the repository root, or absolute). Then the fuzz targets run FUZZ_SECONDS
+# (20) each in a clang build, FUZZ_BUILD_DIR (build-fuzz): scripts/run-fuzz.sh.
 set -uo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -122,9 +123,18 @@ export LSAN_OPTIONS="print_suppressions=0"
 run_suite sanitizers "$ASAN_BUILD_DIR" -Db_sanitize=address,undefined -Db_lundef=false -Dwerror=false
 unset ASAN_OPTIONS UBSAN_OPTIONS LSAN_OPTIONS
 
+# Fuzzing: every libFuzzer target for FUZZ_SECONDS (20) in a clang build;
+# each target is one case in the count (scripts/run-fuzz.sh).
+FUZZ_BUILD_DIR=${FUZZ_BUILD_DIR:-build-fuzz}
+rm -rf "$FUZZ_BUILD_DIR/junit"
+step "fuzzing (scripts/run-fuzz.sh ${FUZZ_SECONDS:-20}, $FUZZ_BUILD_DIR)"
+if ! FUZZ_BUILD_DIR=$FUZZ_BUILD_DIR scripts/run-fuzz.sh "${FUZZ_SECONDS:-20}"; then
+        [[ -f "$FUZZ_BUILD_DIR/junit/fuzz.xml" ]] || failed_steps+=("fuzz: scripts/run-fuzz.sh")
+fi
+
 step "results ($((SECONDS - start)) s)"
 fail_args=()
 for s in "${failed_steps[@]}"; do
         fail_args+=(--fail "$s")
 done
-"$PYTHON" scripts/count-results.py "$BUILD_DIR" "$ASAN_BUILD_DIR" "${fail_args[@]}"
+"$PYTHON" scripts/count-results.py "$BUILD_DIR" "$ASAN_BUILD_DIR" "$FUZZ_BUILD_DIR" "${fail_args[@]}"
