@@ -20,7 +20,7 @@
  * one connection per such lease. */
 #define SERVER_MAX_CONNECTIONS 1024
 #define SERVER_RESERVED_CONNECTIONS 128
-#define SERVER_MAX_CONNECTIONS_PER_PERSON 32
+#define SERVER_MAX_CONNECTIONS_PER_PERSON 64
 /* A connection with nothing in flight (no partial frame, no reply queued, no
  * queued request, no run lease attached) is closed after this long. */
 #define SERVER_IDLE_TIMEOUT_USEC (60 * USEC_PER_SEC)

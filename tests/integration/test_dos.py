@@ -207,17 +207,12 @@ print(json.dumps({"worst_ms": worst * 1000, "pings": n}))
 """
 
 
-def test_slow_group_database_does_not_stall_the_loop(daemon_factory, lab, users,
-                                                     many_groups_user):
-    """Every NSS lookup takes 1 s (the resolver's test seam) and is redone every
-    0.5 s, so the resolver thread is always inside a slow lookup; meanwhile
-    leases are acquired and released under a group policy (which needs the
-    group's gid) and a client pings. The longest ping round trip is the
-    longest event-loop stall; it must stay far below one lookup."""
-    alice = users["alice"]
-    d = leasing_daemon(daemon_factory, lab, policy={
-        "groups": [{"group": many_groups_user[0], "max_gpus": 1}],
-    }, env={"GK_TEST_NSS_DELAY_MS": "1000", "GK_TEST_NSS_TTL_MS": "500"})
+def longest_stall(daemon_factory, lab, alice, group, env):
+    """Leases acquired and released under a group policy (which needs the
+    group's gid) for 5 s while a client pings: the longest ping round trip,
+    in ms, and the number of pings."""
+    d = leasing_daemon(daemon_factory, lab, extra_whole=0,
+                       policy={"groups": [{"group": group, "max_gpus": 1}]}, env=env)
     stop = threading.Event()
     errors = []
 
@@ -240,14 +235,30 @@ def test_slow_group_database_does_not_stall_the_loop(daemon_factory, lab, users,
     finally:
         stop.set()
         t.join(timeout=60)
+    d.stop()
     assert r.returncode == 0, r.stderr
-    result = json.loads(r.stdout)
-    print(f"slow NSS (1 s per lookup): {result['pings']} pings, "
-          f"longest round trip {result['worst_ms']:.1f} ms")
     assert not errors, errors
+    result = json.loads(r.stdout)
     assert result["pings"] > 50
+    return result["worst_ms"], result["pings"]
+
+
+def test_slow_group_database_does_not_stall_the_loop(daemon_factory, lab, users,
+                                                     many_groups_user):
+    """Every NSS lookup takes 1 s (the resolver's test seam) and is redone every
+    0.5 s, so the resolver thread is always inside a slow lookup; meanwhile
+    leases are acquired and released under a group policy and a client pings.
+    The longest ping round trip is the longest event-loop stall; it must stay
+    far below one lookup. The same run without the delay is the baseline
+    (what the machine's load alone costs)."""
+    alice = users["alice"]
+    base, n_base = longest_stall(daemon_factory, lab, alice, many_groups_user[0], {})
+    slow, n_slow = longest_stall(daemon_factory, lab, alice, many_groups_user[0],
+                                 {"GK_TEST_NSS_DELAY_MS": "1000", "GK_TEST_NSS_TTL_MS": "500"})
+    print(f"longest loop stall: {slow:.1f} ms with 1 s NSS lookups ({n_slow} pings), "
+          f"{base:.1f} ms with fast NSS ({n_base} pings), ratio {slow / base:.2f}")
     # One lookup is 1000 ms; a loop that waited on one would show it.
-    assert result["worst_ms"] < 250, result
+    assert slow < 250, slow
 
 
 def test_exempt_user_with_a_long_passwd_entry_is_not_killed(daemon_factory, lab, users,
@@ -278,7 +289,7 @@ def test_exempt_user_with_a_long_passwd_entry_is_not_killed(daemon_factory, lab,
 # ---- the socket: idle deadline, caps per person, reserved slots ------------
 
 E_BUSY = 9
-CAP_PER_PERSON = 32
+CAP_PER_PERSON = 64
 MAX_CONNECTIONS = 1024
 RESERVED = 128
 
@@ -373,14 +384,14 @@ def test_subuid_range_counts_as_one_person_and_the_cli_says_busy(daemon_factory,
             s = connect_as(d, start + i)
             assert answer(s)["ok"] is True, i
             socks.append(s)
-        extra = connect_as(d, start + 40)
+        extra = connect_as(d, start + 1000)
         reply = answer(extra)
         assert reply is not None and reply["ok"] is False, reply
         assert reply["error"]["code"] == E_BUSY and "busy" in reply["error"]["message"], reply
         extra.close()
         # A flood of refusals: a few log lines, the rest counted.
         for i in range(200):
-            s = connect_as(d, start + 100 + i)
+            s = connect_as(d, start + 2000 + i)
             reply = answer(s)
             assert reply is not None and reply["error"]["code"] == E_BUSY, reply
             s.close()
@@ -396,7 +407,7 @@ def test_subuid_range_counts_as_one_person_and_the_cli_says_busy(daemon_factory,
         # The CLI, run as one more uid of the range, says what happened.
         env = dict(os.environ, GPUKEEPER_SOCKET=str(d.socket_path))
         r = subprocess.run([str(GK), "status"], capture_output=True, text=True, env=env,
-                           user=start + 41, group=start + 41, timeout=30, cwd="/")
+                           user=start + 1001, group=start + 1001, timeout=30, cwd="/")
         assert r.returncode != 0
         assert "busy" in r.stderr and "reset" not in r.stderr.lower(), r.stderr
     finally:
@@ -405,7 +416,7 @@ def test_subuid_range_counts_as_one_person_and_the_cli_says_busy(daemon_factory,
 
 
 def test_reserved_slots_for_root_and_lease_holders(daemon_factory, lab, users, nofile):
-    """28 people fill every slot but the reserved ones; someone without a
+    """14 people fill every slot but the reserved ones; someone without a
     lease is then refused, while root and a lease holder still get in."""
     alice, bob = users["alice"], users["bob"]
     d = leasing_daemon(daemon_factory, lab, extra_whole=0)
