@@ -46,6 +46,8 @@ PACKAGES=(
         munge           # Slurm's authentication; the tests start their own munged with their own key
         binutils        # readelf: tests/unit/cli/test_cli_link.py checks gpukeeper's DT_NEEDED list (gcc brings it too)
         sqlite3         # integration tests: an admin's sqlite3 on the live state database (test_store_locks, test_crash)
+        clang           # fuzzing: libFuzzer builds of tests/fuzz (scripts/run-fuzz.sh, tests/run-all.sh)
+        libclang-rt-14-dev # fuzzing: libFuzzer and the ASan/UBSan runtimes for clang
 )
 
 missing=()

@@ -12,7 +12,9 @@
 # anything failed, a build failed, or no test ran.
 #
 # Then a third build, --buildtype=release (what packagers build), is only
-# built, not tested; a build failure there counts as a failed step.
+# built, not tested; a build failure there counts as a failed step. Then the
+# fuzz targets run FUZZ_SECONDS (20) each in a clang build, FUZZ_BUILD_DIR
+# (build-fuzz): scripts/run-fuzz.sh.
 #
 # BUILD_DIR, ASAN_BUILD_DIR and RELEASE_BUILD_DIR override the build
 # directories (relative to the repository root, or absolute).
@@ -142,9 +144,18 @@ if [[ -f "$RELEASE_BUILD_DIR/build.ninja" ]] && ! ninja -C "$RELEASE_BUILD_DIR";
         failed_steps+=("release: ninja -C $RELEASE_BUILD_DIR")
 fi
 
+# Fuzzing: every libFuzzer target for FUZZ_SECONDS (20) in a clang build;
+# each target is one case in the count (scripts/run-fuzz.sh).
+FUZZ_BUILD_DIR=${FUZZ_BUILD_DIR:-build-fuzz}
+rm -rf "$FUZZ_BUILD_DIR/junit"
+step "fuzzing (scripts/run-fuzz.sh ${FUZZ_SECONDS:-20}, $FUZZ_BUILD_DIR)"
+if ! FUZZ_BUILD_DIR=$FUZZ_BUILD_DIR scripts/run-fuzz.sh "${FUZZ_SECONDS:-20}"; then
+        [[ -f "$FUZZ_BUILD_DIR/junit/fuzz.xml" ]] || failed_steps+=("fuzz: scripts/run-fuzz.sh")
+fi
+
 step "results ($((SECONDS - start)) s)"
 fail_args=()
 for s in "${failed_steps[@]}"; do
         fail_args+=(--fail "$s")
 done
-"$PYTHON" scripts/count-results.py "$BUILD_DIR" "$ASAN_BUILD_DIR" "${fail_args[@]}"
+"$PYTHON" scripts/count-results.py "$BUILD_DIR" "$ASAN_BUILD_DIR" "$FUZZ_BUILD_DIR" "${fail_args[@]}"

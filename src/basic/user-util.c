@@ -96,3 +96,27 @@ int group_gid_from_name(const char *name, gid_t *ret)
         *ret = gr.gr_gid;
         return 0;
 }
+
+int user_uid_from_name(const char *name, uid_t *ret)
+{
+        /* A passwd entry can be long (a GECOS field of a few KiB, an LDAP
+         * home path): grow the buffer on ERANGE instead of failing. */
+        for (size_t size = 4096; size <= 1024 * 1024; size *= 2) {
+                _cleanup_free_ char *buf = malloc(size);
+                struct passwd pw, *result = NULL;
+                int r;
+
+                if (!buf)
+                        return -ENOMEM;
+                r = getpwnam_r(name, &pw, buf, size, &result);
+                if (r == ERANGE)
+                        continue;
+                if (r != 0)
+                        return -r;
+                if (!result)
+                        return -ENOENT;
+                *ret = pw.pw_uid;
+                return 0;
+        }
+        return -ERANGE;
+}

@@ -16,6 +16,10 @@ int user_name_from_uid(uid_t uid, char *buf, size_t len);
 int group_name_from_gid(gid_t gid, char *buf, size_t len);
 int group_gid_from_name(const char *name, gid_t *ret);
 
+/* The uid of login `name`, with a buffer that grows on ERANGE (up to 1 MiB).
+ * Returns 0, -ENOENT when there is no such user, other -errno. */
+int user_uid_from_name(const char *name, uid_t *ret);
+
 /* Per-request memo of uid → name lookups: status replies name the owner of
  * every GPU process, and a few users own most of them. Fixed size; lookups
  * beyond it still work, they are just not memoised. */

@@ -252,6 +252,7 @@ int gk_client_call(gk_client *c, const char *op, json_t *args, json_t **ret_resu
                    gk_call_error *ret_error)
 {
         _cleanup_(json_decrefp) json_t *a = args;
+        bool send_failed;
         uint32_t id;
         int r;
 
@@ -266,7 +267,14 @@ int gk_client_call(gk_client *c, const char *op, json_t *args, json_t **ret_resu
         id = c->next_id;
         c->next_id = c->next_id == UINT32_MAX ? 1 : c->next_id + 1;
         r = send_request(c, id, op, TAKE_PTR(a));
-        if (r < 0)
+        send_failed = r == -ECONNRESET;
+        if (r == -ECONNRESET)
+                /* The daemon may have refused the connection (E_BUSY) and
+                 * closed it before our request went out: its reply is still
+                 * in our receive queue, and says more than "reset". The
+                 * connection stays failed whatever we read. */
+                c->error = 0;
+        else if (r < 0)
                 return r;
 
         for (bool sent = true;; sent = false) {
@@ -300,6 +308,13 @@ int gk_client_call(gk_client *c, const char *op, json_t *args, json_t **ret_resu
                 if (m.id >= 0 && m.id != id) {
                         proto_message_done(&m);
                         return client_fail(c, -EBADMSG);
+                }
+                if (send_failed) {
+                        c->error = -ECONNRESET;
+                        if (m.ok) {
+                                proto_message_done(&m);
+                                return -ECONNRESET;
+                        }
                 }
                 if (m.ok) {
                         if (ret_result)

@@ -19,6 +19,8 @@ const ConfigKey config_history_table[] = {
                       CONFIG_HISTORY_RAW_HOURS_MAX),
         CONFIG_SCALAR("days", config_parse_uint64, ConfigHistory, days, 1,
                       CONFIG_HISTORY_DAYS_MAX),
+        CONFIG_SCALAR("audit_days", config_parse_uint64, ConfigHistory, audit_days, 1,
+                      CONFIG_HISTORY_DAYS_MAX),
         CONFIG_END,
 };
 
@@ -27,6 +29,7 @@ int config_history_init(ConfigHistory *s)
         *s = (ConfigHistory){
                 .raw_hours = CONFIG_DEFAULT_HISTORY_RAW_HOURS,
                 .days = CONFIG_DEFAULT_HISTORY_DAYS,
+                .audit_days = CONFIG_DEFAULT_HISTORY_AUDIT_DAYS,
         };
         return 0;
 }

@@ -15,11 +15,13 @@
 #define CONFIG_HISTORY_RAW_HOURS_MAX UINT64_C(720) /* 1 .. 30 days */
 #define CONFIG_DEFAULT_HISTORY_DAYS UINT64_C(90)
 #define CONFIG_HISTORY_DAYS_MAX UINT64_C(3650) /* 1 .. 10 years */
+#define CONFIG_DEFAULT_HISTORY_AUDIT_DAYS UINT64_C(365)
 
 /* The history section. */
 typedef struct ConfigHistory {
         uint64_t raw_hours; /* raw samples older than this are rolled up into minutes */
         uint64_t days;      /* minute rows older than this are deleted */
+        uint64_t audit_days; /* audit records older than this are deleted */
 } ConfigHistory;
 
 /* The section's keys, relative to a ConfigHistory (the root table in config.c

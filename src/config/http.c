@@ -142,6 +142,7 @@ const ConfigKey config_http_table[] = {
         CONFIG_SCALAR_SECRET("token", parse_token, ConfigHttp, token),
         CONFIG_SCALAR("per_process_metrics", config_parse_bool, ConfigHttp,
                       per_process_metrics, 0, 0),
+        CONFIG_SCALAR("api_commands", config_parse_bool, ConfigHttp, api_commands, 0, 0),
         CONFIG_END,
 };
 

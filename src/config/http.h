@@ -27,6 +27,7 @@ typedef struct ConfigHttp {
         ConfigListen listen;
         char *token;              /* NULL: no Authorization required (loopback only) */
         bool per_process_metrics; /* per-process series on /metrics (label churn) */
+        bool api_commands;        /* command lines in /api/status even without a token */
 } ConfigHttp;
 
 /* The section's keys, relative to a ConfigHttp (the root table in config.c

@@ -94,6 +94,30 @@ static const char *quote(char *buf, size_t len, const char *s, size_t n)
         return buf;
 }
 
+/* An unknown key is quoted shorter, and only up to the first byte that no key
+ * name has: a file that is not a config at all (a symlink to /etc/shadow)
+ * must not have its first line copied into the log ('root...', not the
+ * password hash after it). */
+#define UNKNOWN_KEY_QUOTE_MAX 16
+
+static const char *quote_unknown_key(char *buf, size_t len, const char *s, size_t n)
+{
+        size_t keep = 0;
+
+        /* Letters, digits, '_', '-', '<', '>' and control bytes (quote()
+         * escapes those) are shown; anything else ends the quote. */
+        while (keep < n && keep < UNKNOWN_KEY_QUOTE_MAX &&
+               ((unsigned char)s[keep] < 0x20 || s[keep] == 0x7f ||
+                (s[keep] != '\0' &&
+                 strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-<>",
+                        s[keep]))))
+                keep++;
+        quote(buf, len, s, keep);
+        if (keep < n)
+                strcat(buf, "...");
+        return buf;
+}
+
 /* 1-based line and column (in characters) of byte `offset` of the file. */
 static void position_of_offset(const Loader *l, size_t offset, size_t *ret_line,
                                size_t *ret_col)
@@ -570,6 +594,8 @@ static int loader_mapping(Loader *l, const ConfigKey *table, void *base, const c
 
                         if (!known)
                                 return -ENOMEM;
+                        snprintf(name, sizeof name, "%s%s%s", section ?: "", section ? "." : "",
+                                 quote_unknown_key(q, sizeof q, v, ev.data.scalar.length));
                         if (section)
                                 return loader_error(l, ev.start_mark,
                                                     "unknown key '%s' (known keys in '%s': %s)",
@@ -702,12 +728,18 @@ int config_parse_yaml(const char *path, const ConfigKey *table, void *target, ch
         if (r < 0)
                 goto finish;
         l.text = text;
+        /* A UTF-8 byte-order mark (editors on Windows write one) is no part
+         * of the YAML; positions count from after it. */
+        if (l.size >= 3 && memcmp(text, "\xef\xbb\xbf", 3) == 0) {
+                l.text += 3;
+                l.size -= 3;
+        }
 
-        nul = memchr(text, '\0', l.size);
+        nul = memchr(l.text, '\0', l.size);
         if (nul) {
                 size_t line, col;
 
-                position_of_offset(&l, (size_t)(nul - text), &line, &col);
+                position_of_offset(&l, (size_t)(nul - l.text), &line, &col);
                 r = loader_error_at(&l, line, col, "the file contains a NUL byte");
                 error = TAKE_PTR(l.error);
                 goto finish;
@@ -718,7 +750,7 @@ int config_parse_yaml(const char *path, const ConfigKey *table, void *target, ch
                 goto finish;
         }
         yaml_parser_set_encoding(&l.parser, YAML_UTF8_ENCODING);
-        yaml_parser_set_input_string(&l.parser, (const unsigned char *)text, l.size);
+        yaml_parser_set_input_string(&l.parser, (const unsigned char *)l.text, l.size);
         r = loader_stream(&l, table);
         yaml_parser_delete(&l.parser);
         error = TAKE_PTR(l.error);

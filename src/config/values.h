@@ -9,8 +9,10 @@
 
 #include "config/loader.h"
 
-/* Largest group name (config_parse_group_name). */
-#define CONFIG_GROUP_NAME_MAX 32
+/* Largest group name (config_parse_group_name), in bytes: groupadd stops at
+ * 32, but directories (LDAP, sssd) serve longer names, and a policy must be
+ * able to name them. */
+#define CONFIG_GROUP_NAME_MAX 256
 
 /* Parsers for table rows. The field type each one writes is given. */
 int config_parse_absolute_path(const ConfigKey *key, const char *value, void *field,

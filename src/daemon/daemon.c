@@ -10,7 +10,9 @@
 #include <unistd.h>
 
 #include "basic/log.h"
+#include "basic/parse.h"
 #include "daemon/metrics-source.h"
+#include "daemon/request.h"
 #include "daemon/sampler.h"
 #include "daemon/server.h"
 #include "metrics/http.h"
@@ -98,6 +100,9 @@ static void daemon_reload(Daemon *d)
                 log_error_errno(r, "Cannot re-arm the sampler after reload");
         enforcement_config_changed(&d->enforcement);
         slurm_ops_config_changed(d);
+        r = daemon_resolver_update(d);
+        if (r < 0)
+                log_error_errno(r, "Cannot look up the names of the new configuration");
         r = env_backup_arm(d);
         if (r < 0)
                 log_error_errno(r, "Cannot re-arm the environment backup after reload");
@@ -178,6 +183,42 @@ const char *daemon_user_name(const Daemon *d, uid_t uid)
         return user_memo_name(mutable->user_names, uid);
 }
 
+int daemon_resolver_update(Daemon *d)
+{
+        const Config *c = d->config;
+        _cleanup_free_ ResolverName *names = NULL;
+        size_t n = 0;
+
+        names = calloc(1 + c->policy.n_groups + c->enforcement.n_exempt_users, sizeof *names);
+        if (!names)
+                return -ENOMEM;
+        names[n++] = (ResolverName){RESOLVER_GROUP, ADMIN_GROUP};
+        for (size_t i = 0; i < c->policy.n_groups; i++)
+                names[n++] = (ResolverName){RESOLVER_GROUP, c->policy.groups[i].group};
+        for (size_t i = 0; i < c->enforcement.n_exempt_users; i++) {
+                uint64_t v;
+
+                /* Numbers are taken as uids without a lookup (enforcement.c). */
+                if (parse_uint64(c->enforcement.exempt_users[i], &v) == 0)
+                        continue;
+                names[n++] = (ResolverName){RESOLVER_USER, c->enforcement.exempt_users[i]};
+        }
+        return resolver_set(d->resolver, names, n);
+}
+
+/* Test seams, read once at start: GK_TEST_NSS_DELAY_MS makes every lookup of
+ * the resolver that much slower (a slow directory), GK_TEST_NSS_TTL_MS
+ * shortens its refresh period. Unset in production. */
+static uint64_t env_msec(const char *name, uint64_t fallback)
+{
+        const char *v = getenv(name);
+        uint64_t n;
+
+        if (!v || parse_uint64(v, &n) < 0 || n > UINT64_C(3600000))
+                return fallback;
+        return n * USEC_PER_MSEC;
+}
+
 int daemon_new(char *config_path, Config *config, Daemon **ret)
 {
         static const int signals[] = {SIGTERM, SIGINT, SIGHUP};
@@ -196,6 +237,7 @@ int daemon_new(char *config_path, Config *config, Daemon **ret)
         }
         d->config_path = config_path;
         d->config = config;
+        d->enforcement_wait_log = RATELIMIT_INIT(60 * USEC_PER_SEC, 3);
         d->user_names = calloc(1, sizeof *d->user_names);
         if (!d->user_names) {
                 daemon_free(d);
@@ -242,6 +284,19 @@ int daemon_new(char *config_path, Config *config, Daemon **ret)
                 goto fail;
         }
 
+        r = resolver_new(env_msec("GK_TEST_NSS_TTL_MS", DAEMON_NAMES_TTL_USEC),
+                         env_msec("GK_TEST_NSS_DELAY_MS", 0), &d->resolver);
+        if (r < 0)
+                goto fail_log;
+        r = daemon_resolver_update(d);
+        if (r < 0)
+                goto fail_log;
+        if (!resolver_wait(d->resolver, DAEMON_NAMES_STARTUP_WAIT_USEC))
+                log_warning("The group/user database has not answered for every name of the "
+                            "configuration within %llu s; admin rights, group policies and "
+                            "enforcement fail closed until it does.",
+                            (unsigned long long)(DAEMON_NAMES_STARTUP_WAIT_USEC / USEC_PER_SEC));
+
         r = proc_cache_new("/proc", &d->proc_cache);
         if (r < 0)
                 goto fail_log;
@@ -282,6 +337,9 @@ int daemon_new(char *config_path, Config *config, Daemon **ret)
         r = server_new(d, d->config->socket_path, &d->server);
         if (r < 0)
                 goto fail;
+        if (getenv("GK_TEST_IDLE_TIMEOUT_MS"))
+                server_set_idle_timeout(d->server, env_msec("GK_TEST_IDLE_TIMEOUT_MS",
+                                                            SERVER_IDLE_TIMEOUT_USEC));
         leases_schedule(d);
 
         /* Like a missing NVML, a port taken by another exporter (dcgm-exporter
@@ -354,6 +412,7 @@ int daemon_run(Daemon *d)
         r = sd_event_loop(d->event);
         if (r < 0)
                 return log_error_errno(r, "Event loop failed"), EXIT_FAILURE;
+        refusals_flush(d, true);
         store_audit(d->store, -1, "daemon.stop", GK_VERSION, NULL);
         store_run_stopped(d->store, d->run_id);
         return r;
@@ -375,6 +434,7 @@ void daemon_free(Daemon *d)
         sd_event_source_disable_unref(d->sample_timer);
         gpu_snapshot_free(d->snapshot);
         proc_cache_free(d->proc_cache);
+        resolver_free(d->resolver);
         gpu_nvml_close(d->nvml);
         store_close(d->store);
         sd_event_unref(d->event);

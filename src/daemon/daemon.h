@@ -7,6 +7,7 @@
 #include <systemd/sd-event.h>
 
 #include "basic/proc.h"
+#include "basic/ratelimit.h"
 #include "basic/time-util.h"
 #include "basic/user-util.h"
 #include "config/config.h"
@@ -16,6 +17,8 @@
 #include "alerts/alerts.h"
 #include "daemon/leases.h"
 #include "daemon/slurm-ops.h"
+#include "daemon/refusals.h"
+#include "daemon/resolver.h"
 #include "gpu/inventory.h"
 #include "gpu/nvml.h"
 #include "store/store.h"
@@ -68,6 +71,11 @@ typedef struct Daemon {
         SlurmState slurm; /* Slurm jobs as leases (slurm-ops.h) */
         MigState *mig; /* MIG view, apply job, on-demand instances (daemon/mig-ops.h) */
         DaemonClock clock;
+        Resolver *resolver; /* group and user names of the config, off the loop */
+        uint64_t log_suppressed; /* repeated warnings held back by rate limits */
+        uint64_t audit_suppressed; /* repeated refusals folded into their burst's audit row */
+        RefusalState refusals;
+        RateLimit enforcement_wait_log; /* "Enforcement waits" warnings */
 } Daemon;
 
 /* Wall time (CLOCK_REALTIME) for display and storage, and boot time
@@ -96,6 +104,16 @@ int daemon_new(char *config_path, Config *config, Daemon **ret);
  * names are remembered for a while (a renamed user shows the old name for at
  * most this long). */
 #define USER_NAMES_TTL_USEC (60 * USEC_PER_SEC)
+
+/* How often the names of the config (the admin group, policy groups, exempt
+ * users) are looked up again; a failed lookup keeps the previous answer. */
+#define DAEMON_NAMES_TTL_USEC (60 * USEC_PER_SEC)
+/* How long startup waits for the first answers before serving anyway
+ * (names still unanswered then fail closed until they are). */
+#define DAEMON_NAMES_STARTUP_WAIT_USEC (3 * USEC_PER_SEC)
+
+/* Hand the names of the current config to d->resolver. */
+int daemon_resolver_update(Daemon *d);
 
 /* The login name of `uid`, or NULL when it has none. Valid until the next
  * call that may refresh the memo (the end of the current request). */

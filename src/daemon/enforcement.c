@@ -111,25 +111,34 @@ static const char *exe_of(void *userdata, uint32_t pid, uint64_t start_time)
         return buf;
 }
 
-/* Config exemptions as uids: names are looked up each tick (users come and
- * go), numbers taken as they are. Unknown names are skipped. */
-static size_t exempt_uids(const ConfigEnforcement *c, uid_t *uids, size_t max)
+/* Config exemptions as uids: names as the resolver last saw them (refreshed
+ * off the loop; a failed refresh keeps the previous answer), numbers taken
+ * as they are, names NSS says do not exist skipped. A name with no answer
+ * at all could be anyone's, so it must not turn into a kill: returns the
+ * first such name (enforcement waits this tick), else NULL. */
+static const char *exempt_uids(const Daemon *d, const ConfigEnforcement *c, uid_t *uids,
+                               size_t max, size_t *ret_n)
 {
         size_t n = 0;
 
         for (size_t i = 0; i < c->n_exempt_users && n < max; i++) {
-                struct passwd pw, *result = NULL;
-                char buf[4096];
+                uint32_t id;
                 uint64_t v;
+                int r;
 
                 if (parse_uint64(c->exempt_users[i], &v) == 0 && v < UINT32_MAX) {
                         uids[n++] = (uid_t)v;
                         continue;
                 }
-                if (getpwnam_r(c->exempt_users[i], &pw, buf, sizeof buf, &result) == 0 && result)
-                        uids[n++] = pw.pw_uid;
+                r = resolver_lookup(d->resolver, RESOLVER_USER, c->exempt_users[i], &id);
+                if (r == -ENOENT)
+                        continue;
+                if (r < 0)
+                        return c->exempt_users[i];
+                uids[n++] = (uid_t)id;
         }
-        return n;
+        *ret_n = n;
+        return NULL;
 }
 
 /* Alert about violation `t`; the condition key is the violation, so each
@@ -354,8 +363,19 @@ void enforcement_tick(Daemon *d)
                 for (size_t i = 0; i < l->rec.n_devices; i++)
                         held[n_held++] = (PolicyHeld){.uid = l->rec.uid,
                                                       .uuid = l->rec.devices[i].uuid};
-        if (!s->exempt_resolved_usec || mono - s->exempt_resolved_usec > ENFORCEMENT_EXEMPT_TTL_USEC) {
-                s->n_exempt_uids = exempt_uids(c, s->exempt_uids, ELEMENTSOF(s->exempt_uids));
+        {
+                const char *unknown = exempt_uids(d, c, s->exempt_uids,
+                                                  ELEMENTSOF(s->exempt_uids), &s->n_exempt_uids);
+
+                if (unknown) {
+                        if (ratelimit_below(&d->enforcement_wait_log, mono, NULL))
+                                log_warning("Enforcement waits: the user database has not "
+                                            "answered for exempt user '%s' yet.",
+                                            unknown);
+                        else
+                                d->log_suppressed++;
+                        return;
+                }
                 s->exempt_resolved_usec = mono;
         }
         exempt = (PolicyExempt){

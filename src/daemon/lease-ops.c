@@ -14,29 +14,39 @@
 #include "basic/proc.h"
 #include "basic/time-util.h"
 #include "daemon/leases.h"
+#include "daemon/refusals.h"
 
 #define MAX_DURATION_SEC (UINT64_C(366) * 24 * 3600)
 
-/* The policy limits of a peer: by the names of its groups (kernel view). */
-static const ConfigPolicyLimits *peer_limits(const Daemon *d, const Peer *peer)
+/* The policy limits of a peer: the first of policy.groups whose gid (as the
+ * resolver last saw it, never an NSS call here) is among the peer's groups
+ * (kernel view), else the defaults. A group of the policy that has no answer
+ * yet could be the one that applies, so the request is refused as
+ * unavailable rather than served under the defaults (fail closed). */
+static int peer_limits(const Daemon *d, const Peer *peer, const ConfigPolicyLimits **ret,
+                       gk_call_error *ret_error)
 {
-        char names[PEER_MAX_GROUPS + 1][64];
-        const char *ptrs[PEER_MAX_GROUPS + 1];
-        size_t n = 0;
+        const ConfigPolicy *p = &d->config->policy;
 
-        /* No group policies: skip the NSS lookups (they read /etc/group). */
-        if (d->config->policy.n_groups == 0)
-                return &d->config->policy.limits;
+        for (size_t i = 0; i < p->n_groups; i++) {
+                uint32_t gid;
+                int r;
 
-        for (size_t i = 0; i <= peer->n_groups; i++) {
-                gid_t gid = i == 0 ? peer->gid : peer->groups[i - 1];
-
-                if (group_name_from_gid(gid, names[n], sizeof names[n]) < 0)
+                r = resolver_lookup(d->resolver, RESOLVER_GROUP, p->groups[i].group, &gid);
+                if (r == -ENOENT)
                         continue;
-                ptrs[n] = names[n];
-                n++;
+                if (r < 0)
+                        return request_error(ret_error, GK_E_UNAVAILABLE,
+                                             "the group database has not answered for group "
+                                             "'%s' of the policy yet; retry in a moment",
+                                             p->groups[i].group);
+                if (peer_in_group(peer, (gid_t)gid)) {
+                        *ret = &p->groups[i].limits;
+                        return 0;
+                }
         }
-        return config_policy_limits(d->config, ptrs, n);
+        *ret = &p->limits;
+        return 0;
 }
 
 /* Optional non-negative integer argument; *ret untouched when absent. */
@@ -239,13 +249,8 @@ static int parse_wants(const Daemon *d, json_t *args, QueueEntry *e, unsigned *r
 static void audit_refusal(Daemon *d, const Peer *peer, const char *action, const char *subject,
                           const char *why)
 {
-        _cleanup_free_ char *detail = NULL;
-        json_t *o = json_pack("{s:s}", "reason", why);
-
-        if (o)
-                detail = json_dumps(o, JSON_COMPACT);
-        json_decref(o);
-        (void)store_audit(d->store, peer->uid, action, subject, detail);
+        /* One row per burst of the same refusal (refusals.h). */
+        refusals_audit(d, peer->uid, action, subject, why);
 }
 
 int lease_op_acquire(Daemon *d, const RequestCall *call, json_t *args, json_t **ret_result,
@@ -254,7 +259,7 @@ int lease_op_acquire(Daemon *d, const RequestCall *call, json_t *args, json_t **
         static const char *const allowed[] = {"kind",         "gpus", "devices", "mig",
                                               "duration_sec", "wait", "command", NULL};
         const Peer *peer = call->peer;
-        const ConfigPolicyLimits *limits = peer_limits(d, peer);
+        const ConfigPolicyLimits *limits = NULL;
         _cleanup_free_ PolicyDevice *devs = NULL;
         QueueEntry *e = NULL;
         const char *kind = NULL, *command = NULL;
@@ -272,6 +277,9 @@ int lease_op_acquire(Daemon *d, const RequestCall *call, json_t *args, json_t **
                 return request_error(ret_error, GK_E_SLURM_BACKEND,
                                      "this node leases GPUs through Slurm (backend: slurm): "
                                      "use srun or salloc");
+        r = peer_limits(d, peer, &limits, ret_error);
+        if (r != 0)
+                return r;
         if (!args)
                 return request_error(ret_error, GK_E_INVALID_ARGUMENT, "'kind' is required");
         r = check_keys(args, allowed, ret_error);
@@ -462,6 +470,10 @@ int lease_op_release(Daemon *d, const RequestCall *call, json_t *args, json_t **
         r = check_keys(args, allowed, ret_error);
         if (r == 0)
                 r = arg_bool(args, "all", &all, ret_error);
+        /* "id, or all": both at once is ambiguous (all, or just that one?). */
+        if (r == 0 && args && json_object_get(args, "id") && json_object_get(args, "all"))
+                r = request_error(ret_error, GK_E_INVALID_ARGUMENT,
+                                  "give either 'id' or 'all', not both");
         if (r == 0 && !all)
                 r = lease_for_peer(d, call->peer, args, "release", "lease.release_denied", &l,
                                    ret_error);
@@ -528,7 +540,9 @@ int lease_op_extend(Daemon *d, const RequestCall *call, json_t *args, json_t **r
          * grant: extending again and again must not get around
          * max_duration and keep a device from the queue for good. Admins
          * are not bound (docs/protocol.md). */
-        limits = peer_limits(d, call->peer);
+        r = peer_limits(d, call->peer, &limits, ret_error);
+        if (r != 0)
+                return r;
         expires = MAX(l->rec.expires_usec, now) + duration_sec * USEC_PER_SEC;
         if (!peer_is_admin(call->peer) &&
             expires - l->rec.created_usec > limits->max_duration_usec) {

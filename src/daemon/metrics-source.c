@@ -8,6 +8,7 @@
 #include "basic/time-util.h"
 #include "daemon/daemon.h"
 #include "daemon/enforcement.h"
+#include "daemon/server.h"
 #include "daemon/status.h"
 #include "daemon/mig-ops.h"
 #include "metrics/render.h"
@@ -77,6 +78,9 @@ static int source_render(void *userdata, MetricsBuffer *b)
             .queue_length = d->leases.queue_len,
             .violations_total = d->enforcement.violations_opened,
             .signals_sent_total = d->enforcement.signals_sent,
+            .log_suppressed_total = d->log_suppressed,
+            .connections_refused_total = server_refused_total(d->server),
+            .audit_suppressed_total = d->audit_suppressed,
             .sinks = sinks,
             .n_sinks = n_sinks,
             .per_process = d->config->http.per_process_metrics,

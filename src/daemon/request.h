@@ -12,18 +12,24 @@
 #include "basic/macro.h"
 #include "daemon/daemon.h"
 
-/* Supplementary groups kept per peer; beyond this the rest are ignored
- * (which can only withhold admin rights or a group's policy, never grant). */
-#define PEER_MAX_GROUPS 64
+/* Supplementary groups: all of them, as SO_PEERGROUPS reports them at
+ * connect time (the kernel allows NGROUPS_MAX, 65536). A peer whose groups
+ * cannot be read is refused rather than served without them: dropping a
+ * group could bypass a stricter group policy. */
+#define PEER_MAX_GROUPS 65536
 
 typedef struct Peer {
         pid_t pid;
         uid_t uid;
         gid_t gid;
-        gid_t groups[PEER_MAX_GROUPS]; /* SO_PEERGROUPS at connect time */
+        gid_t *groups; /* SO_PEERGROUPS at connect time, owned by the connection */
         size_t n_groups;
+        bool admin;       /* root, or in ADMIN_GROUP when it connected */
         uint64_t conn_id; /* the connection, for replies sent later */
 } Peer;
+
+/* Whether the peer's primary or supplementary groups include `gid`. */
+bool peer_in_group(const Peer *peer, gid_t gid);
 
 /* A handler's answer meaning "no reply now": the request waits (in the lease
  * queue) and its reply is sent later through server_send(). */

@@ -15,7 +15,13 @@
 #include "daemon/idle.h"
 #include "daemon/mig-ops.h"
 #include "policy/idle.h"
+#include "store/audit-store.h"
 #include "store/history-store.h"
+
+/* Audit records deleted per tick at most, once older than history.audit_days:
+ * a backlog (a lowered retention) drains over a few ticks, never in one long
+ * statement on the event loop. */
+#define AUDIT_PRUNE_ROWS_PER_TICK 1000
 
 /* Minutes of history the rollup moves or deletes per tick at most: catches
  * up fast after a restart without making one tick slow. */
@@ -81,6 +87,14 @@ static void history_tick(Daemon *d, uint64_t prev_boot)
                                  HISTORY_ROLLUP_MINUTES_PER_TICK);
         if (r < 0)
                 log_warning_errno(r, "Cannot roll up the usage history");
+        /* The audit's retention: only records older than history.audit_days
+         * go, a bounded number per tick. */
+        r = store_audit_prune(d->store,
+                              now - MIN(now, d->config->history.audit_days * USEC_PER_DAY),
+                              AUDIT_PRUNE_ROWS_PER_TICK);
+        if (r < 0)
+                log_warning_errno(r, "Cannot prune the audit records");
+        refusals_flush(d, false);
 }
 
 /* How long to wait before trying to load a missing NVML library again (the

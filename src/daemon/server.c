@@ -7,6 +7,8 @@
 #include "daemon/server.h"
 
 #include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -15,6 +17,9 @@
 #include <unistd.h>
 
 #include "basic/log.h"
+#include "basic/parse.h"
+#include "basic/ratelimit.h"
+#include "basic/subid.h"
 #include "basic/time-util.h"
 #include "daemon/leases.h"
 #include "daemon/request.h"
@@ -32,6 +37,8 @@ struct Connection {
         ProtoOutbuf out;
         bool closing; /* close once the queued bytes are out (after E_TOO_LARGE) */
         bool failed;  /* a message could not be queued: close at the next wakeup */
+        uint64_t person;        /* see person_of() */
+        uint64_t active_usec;   /* CLOCK_MONOTONIC of the last byte in or out */
         Connection *prev, *next;
 };
 
@@ -44,8 +51,22 @@ struct Server {
         size_t n_connections;
         uint64_t next_conn_id;
         sd_event_source *resume_timer; /* accepting paused after EMFILE */
+        sd_event_source *sweep_timer;  /* closes idle connections */
+        uint64_t idle_timeout_usec;
         bool stopping; /* tearing down: closing connections releases nothing */
+
+        SubidRange *subuid; /* /etc/subuid, re-read when it changes */
+        size_t n_subuid;
+        struct timespec subuid_mtime;
+        uint64_t subuid_checked_usec;
+
+        RateLimit refuse_log; /* "Refusing a connection" warnings */
+        RateLimit partial_log; /* "sent half a request" warnings */
+        uint64_t n_refused;
 };
+
+#define SUBUID_PATH "/etc/subuid"
+#define SUBUID_RECHECK_USEC (5 * USEC_PER_SEC)
 
 static void connection_free(Connection *c)
 {
@@ -71,7 +92,9 @@ static void connection_free(Connection *c)
         sd_event_source_disable_unref(c->partial_timer);
         proto_decoder_done(&c->in);
         proto_outbuf_done(&c->out);
-        close(c->fd);
+        if (c->fd >= 0)
+                close(c->fd);
+        free(c->peer.groups);
         free(c);
 }
 
@@ -199,6 +222,7 @@ static int on_connection_io(sd_event_source *source, int fd, uint32_t revents, v
                 connection_free(c);
                 return 0;
         }
+        c->active_usec = now_usec(CLOCK_MONOTONIC);
         if (revents & EPOLLIN)
                 r = connection_read(c);
         if (r >= 0 && proto_outbuf_queued(&c->out) > 0)
@@ -216,52 +240,184 @@ static int on_connection_io(sd_event_source *source, int fd, uint32_t revents, v
         return 0;
 }
 
+/* A repeated warning goes through `rl` (at most a few per minute); what it
+ * holds back is counted in the daemon's log_suppressed (a metric) and said
+ * with the next one that goes out. */
+#define server_log_limited(s, rl, fmt, ...)                                                    \
+        do {                                                                                   \
+                uint64_t _n;                                                                   \
+                if (ratelimit_below((rl), now_usec(CLOCK_MONOTONIC), &_n)) {                   \
+                        if (_n > 0)                                                            \
+                                log_warning(fmt " (%" PRIu64 " more like it suppressed)",      \
+                                            __VA_ARGS__, _n);                                  \
+                        else                                                                   \
+                                log_warning(fmt, __VA_ARGS__);                                 \
+                } else                                                                         \
+                        (s)->daemon->log_suppressed++;                                         \
+        } while (0)
+
 static int on_partial_timeout(sd_event_source *source, uint64_t usec, void *userdata)
 {
         Connection *c = userdata;
+        Server *s = c->server;
 
-        log_warning("uid %u (pid %d) sent half a request and nothing more for %us; closing it.",
-                    (unsigned)c->peer.uid, (int)c->peer.pid,
-                    (unsigned)(SERVER_PARTIAL_FRAME_TIMEOUT_USEC / USEC_PER_SEC));
+        server_log_limited(s, &s->partial_log,
+                           "uid %u (pid %d) sent half a request and nothing more for %us; "
+                           "closing it.",
+                           (unsigned)c->peer.uid, (int)c->peer.pid,
+                           (unsigned)(SERVER_PARTIAL_FRAME_TIMEOUT_USEC / USEC_PER_SEC));
         connection_free(c);
         return 0;
 }
 
-static size_t connections_of_uid(const Server *s, uid_t uid)
+/* Re-read /etc/subuid when its mtime changed (checked every few seconds at
+ * most). A file that cannot be read leaves the last ranges in place. */
+static void subuid_refresh(Server *s)
+{
+        uint64_t now = now_usec(CLOCK_MONOTONIC);
+        _cleanup_free_ char *text = NULL;
+        _cleanup_fclose_ FILE *f = NULL;
+        SubidRange *ranges = NULL;
+        size_t n = 0, len = 0;
+        struct stat st;
+
+        if (s->subuid_checked_usec && now - s->subuid_checked_usec < SUBUID_RECHECK_USEC)
+                return;
+        s->subuid_checked_usec = now;
+        if (stat(SUBUID_PATH, &st) < 0) {
+                if (errno == ENOENT) {
+                        free(s->subuid);
+                        s->subuid = NULL;
+                        s->n_subuid = 0;
+                }
+                return;
+        }
+        if (st.st_mtim.tv_sec == s->subuid_mtime.tv_sec &&
+            st.st_mtim.tv_nsec == s->subuid_mtime.tv_nsec)
+                return;
+        f = fopen(SUBUID_PATH, "re");
+        if (!f)
+                return;
+        text = malloc(4 * 1024 * 1024);
+        if (!text)
+                return;
+        len = fread(text, 1, 4 * 1024 * 1024 - 1, f);
+        if (subid_parse(text, len, &ranges, &n) < 0)
+                return;
+        free(s->subuid);
+        s->subuid = ranges;
+        s->n_subuid = n;
+        s->subuid_mtime = st.st_mtim;
+}
+
+/* Who is behind `uid` for the per-person cap: the uid itself, or for a uid
+ * of a subuid range the range's owner when given by number, else the range
+ * (all its uids together). */
+static uint64_t person_of(const Server *s, uid_t uid)
+{
+        ssize_t i = subid_find(s->subuid, s->n_subuid, uid);
+        uint64_t owner;
+
+        if (i < 0)
+                return uid;
+        if (parse_uint64(s->subuid[i].owner, &owner) == 0 && owner < UINT32_MAX)
+                return owner;
+        return (UINT64_C(1) << 32) | (uint64_t)i;
+}
+
+static size_t connections_of_person(const Server *s, uint64_t person)
 {
         size_t n = 0;
 
         for (const Connection *c = s->connections; c; c = c->next)
-                n += c->peer.uid == uid;
+                n += c->person == person;
         return n;
 }
 
-/* Tell a client we are full, without blocking, then let it go. */
-static void refuse_busy(int fd, uid_t uid)
+/* Leases of `uid`: any at all (the reserve is open to lease holders), and run
+ * leases that wait for their client to re-attach. */
+static void leases_of_uid(const Server *s, uid_t uid, size_t *ret_any, size_t *ret_detached)
+{
+        size_t any = 0, detached = 0;
+
+        for (const Lease *l = s->daemon->leases.leases; l; l = l->next) {
+                if (l->rec.uid != uid)
+                        continue;
+                any++;
+                detached += l->rec.kind == LEASE_RUN && l->conn_id == 0;
+        }
+        *ret_any = any;
+        *ret_detached = detached;
+}
+
+/* Whether connection `conn_id` holds something that ends with it: a run
+ * lease attached, or a request waiting in the queue. */
+static bool connection_holds(const Server *s, uint64_t conn_id)
+{
+        for (const Lease *l = s->daemon->leases.leases; l; l = l->next)
+                if (l->conn_id == conn_id)
+                        return true;
+        for (const QueueEntry *e = s->daemon->leases.queue; e; e = e->next)
+                if (e->conn_id == conn_id)
+                        return true;
+        return false;
+}
+
+/* Tell a client why we let it go, without blocking. The client reads this
+ * reply even when its own request could not be sent any more. */
+static void refuse(int fd, int code, const char *message)
 {
         _cleanup_free_ char *json = NULL, *frame = NULL;
         size_t json_len, frame_len;
         json_t *msg;
 
-        msg = proto_reply_error(-1, GK_E_BUSY,
-                                "too many connections (uid %u); close some and retry",
-                                (unsigned)uid);
+        msg = proto_reply_error(-1, code, "%s", message);
         if (msg && proto_dump(msg, GK_PROTO_MAX_REPLY, &json, &json_len) >= 0 &&
             proto_encode_frame(json, json_len, GK_PROTO_MAX_REPLY, &frame, &frame_len) >= 0)
                 (void)!send(fd, frame, frame_len, MSG_DONTWAIT | MSG_NOSIGNAL);
         json_decref(msg);
 }
 
-/* The peer's supplementary groups as the kernel saw them at connect time. */
-static void read_peer_groups(int fd, Peer *peer)
+/* The peer's supplementary groups as the kernel saw them at connect time,
+ * all of them: a buffer too small gets ERANGE with the size needed, and we
+ * retry with that (the groups can change between the two calls, hence the
+ * loop). Returns 0 or -errno; on failure the peer must not be served. */
+static int read_peer_groups(int fd, Peer *peer)
 {
-        gid_t groups[PEER_MAX_GROUPS * 4];
-        socklen_t len = sizeof groups;
+        socklen_t len = 64 * sizeof(gid_t);
 
-        if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups, &len) < 0)
-                return;
-        peer->n_groups = MIN(len / sizeof(gid_t), (size_t)PEER_MAX_GROUPS);
-        memcpy(peer->groups, groups, peer->n_groups * sizeof(gid_t));
+        for (int attempt = 0; attempt < 8; attempt++) {
+                _cleanup_free_ gid_t *groups = malloc(len ? len : sizeof(gid_t));
+                socklen_t got = len;
+
+                if (!groups)
+                        return -ENOMEM;
+                if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups, &got) < 0) {
+                        if (errno != ERANGE)
+                                return negative_errno();
+                        if (got <= len || got > PEER_MAX_GROUPS * sizeof(gid_t))
+                                return -E2BIG;
+                        len = got;
+                        continue;
+                }
+                peer->n_groups = got / sizeof(gid_t);
+                peer->groups = TAKE_PTR(groups);
+                return 0;
+        }
+        return -ERANGE;
+}
+
+/* Admin rights are decided once per connection, from the resolver's last
+ * answer for ADMIN_GROUP; no answer yet means no rights (fail closed). */
+static bool peer_admin(Server *s, const Peer *peer)
+{
+        uint32_t gid;
+
+        if (peer->uid == 0)
+                return true;
+        if (resolver_lookup(s->daemon->resolver, RESOLVER_GROUP, ADMIN_GROUP, &gid) < 0)
+                return false;
+        return peer_in_group(peer, gid);
 }
 
 static int connection_new(Server *s, int fd, const struct ucred *cred)
@@ -276,7 +432,53 @@ static int connection_new(Server *s, int fd, const struct ucred *cred)
         c->fd = fd;
         c->peer = (Peer){.pid = cred->pid, .uid = cred->uid, .gid = cred->gid,
                          .conn_id = ++s->next_conn_id};
-        read_peer_groups(fd, &c->peer);
+        r = read_peer_groups(fd, &c->peer);
+        if (r < 0) {
+                free(c);
+                log_error_errno(r, "Cannot read the groups of uid %u; refusing it",
+                                (unsigned)cred->uid);
+                refuse(fd, GK_E_INTERNAL,
+                       "gpukeeperd cannot read your supplementary groups and does not serve "
+                       "you without them (see its log)");
+                return -EBUSY;
+        }
+        c->peer.admin = peer_admin(s, &c->peer);
+        subuid_refresh(s);
+        c->person = person_of(s, cred->uid);
+        {
+                bool privileged = c->peer.admin; /* root or an admin */
+                size_t leases, detached, total_cap, person_cap;
+                char why[160];
+
+                leases_of_uid(s, cred->uid, &leases, &detached);
+                total_cap = privileged || leases > 0
+                                    ? SERVER_MAX_CONNECTIONS
+                                    : SERVER_MAX_CONNECTIONS - SERVER_RESERVED_CONNECTIONS;
+                person_cap = privileged ? SERVER_MAX_CONNECTIONS
+                                        : SERVER_MAX_CONNECTIONS_PER_PERSON + detached;
+                why[0] = '\0';
+                if (s->n_connections >= total_cap)
+                        snprintf(why, sizeof why,
+                                 "gpukeeperd is busy: %zu connections are open; retry in a "
+                                 "moment",
+                                 s->n_connections);
+                else if (connections_of_person(s, c->person) >= person_cap)
+                        snprintf(why, sizeof why,
+                                 "gpukeeperd is busy for you: you have %zu connections open "
+                                 "(the limit is %zu); close some and retry",
+                                 connections_of_person(s, c->person), person_cap);
+                if (why[0]) {
+                        s->n_refused++;
+                        server_log_limited(s, &s->refuse_log,
+                                           "Refusing a connection of uid %u: %s.",
+                                           (unsigned)cred->uid, why);
+                        refuse(fd, GK_E_BUSY, why);
+                        free(c->peer.groups);
+                        free(c);
+                        return -EBUSY;
+                }
+        }
+        c->active_usec = now_usec(CLOCK_MONOTONIC);
         proto_decoder_init(&c->in, GK_PROTO_MAX_REQUEST);
         proto_outbuf_init(&c->out, PROTO_OUTBUF_MAX_DEFAULT);
 
@@ -299,6 +501,40 @@ static int connection_new(Server *s, int fd, const struct ucred *cred)
                 return r;
         }
         return 0;
+}
+
+static int on_sweep(sd_event_source *source, uint64_t usec, void *userdata)
+{
+        Server *s = userdata;
+        uint64_t now = now_usec(CLOCK_MONOTONIC);
+        Connection *next;
+
+        for (Connection *c = s->connections; c; c = next) {
+                next = c->next;
+                if (c->failed || proto_outbuf_queued(&c->out) > 0 ||
+                    proto_decoder_pending(&c->in) > 0 ||
+                    now - c->active_usec < s->idle_timeout_usec ||
+                    connection_holds(s, c->peer.conn_id))
+                        continue;
+                log_debug("Closing the idle connection of uid %u (pid %d).",
+                          (unsigned)c->peer.uid, (int)c->peer.pid);
+                connection_free(c);
+        }
+        (void)sd_event_source_set_time_relative(source, MAX(s->idle_timeout_usec / 4,
+                                                            (uint64_t)(USEC_PER_MSEC * 50)));
+        return 0;
+}
+
+void server_set_idle_timeout(Server *s, uint64_t usec)
+{
+        s->idle_timeout_usec = usec;
+        (void)sd_event_source_set_time_relative(s->sweep_timer,
+                                                MAX(usec / 4, (uint64_t)(USEC_PER_MSEC * 50)));
+}
+
+uint64_t server_refused_total(const Server *s)
+{
+        return s ? s->n_refused : 0;
 }
 
 static int on_resume_accepting(sd_event_source *source, uint64_t usec, void *userdata)
@@ -354,16 +590,13 @@ static int on_listen(sd_event_source *source, int fd, uint32_t revents, void *us
                         log_warning_errno(errno, "SO_PEERCRED failed; dropping the connection");
                         continue;
                 }
-                if (s->n_connections >= SERVER_MAX_CONNECTIONS ||
-                    connections_of_uid(s, cred.uid) >= SERVER_MAX_CONNECTIONS_PER_UID) {
-                        log_warning("Refusing a connection of uid %u: too many connections.",
-                                    (unsigned)cred.uid);
-                        refuse_busy(cfd, cred.uid);
-                        continue;
-                }
                 r = connection_new(s, cfd, &cred);
+                if (r == -EBUSY)
+                        continue; /* refused and logged there */
                 if (r < 0) {
                         log_error_errno(r, "Cannot set up a connection");
+                        refuse(cfd, GK_E_INTERNAL,
+                               "gpukeeperd could not set up this connection (see its log)");
                         continue;
                 }
                 TAKE_FD(cfd);
@@ -424,6 +657,8 @@ int server_new(Daemon *d, const char *socket_path, Server **ret)
                 return -ENOMEM;
         s->daemon = d;
         s->fd = -1;
+        s->refuse_log = RATELIMIT_INIT(60 * USEC_PER_SEC, 5);
+        s->partial_log = RATELIMIT_INIT(60 * USEC_PER_SEC, 5);
         s->path = strdup(socket_path);
         if (!s->path) {
                 r = -ENOMEM;
@@ -455,6 +690,16 @@ int server_new(Daemon *d, const char *socket_path, Server **ret)
         r = sd_event_add_io(d->event, &s->listen_io, s->fd, EPOLLIN, on_listen, s);
         if (r < 0) {
                 log_error_errno(r, "Cannot watch the socket");
+                goto fail;
+        }
+        s->idle_timeout_usec = SERVER_IDLE_TIMEOUT_USEC;
+        r = sd_event_add_time_relative(d->event, &s->sweep_timer, CLOCK_MONOTONIC,
+                                       SERVER_IDLE_TIMEOUT_USEC / 4, USEC_PER_SEC / 10, on_sweep,
+                                       s);
+        if (r >= 0)
+                r = sd_event_source_set_enabled(s->sweep_timer, SD_EVENT_ON);
+        if (r < 0) {
+                log_error_errno(r, "Cannot arm the idle-connection timer");
                 goto fail;
         }
         *ret = s;
@@ -498,6 +743,8 @@ void server_free(Server *s)
                 connection_free(s->connections);
         sd_event_source_disable_unref(s->listen_io);
         sd_event_source_disable_unref(s->resume_timer);
+        sd_event_source_disable_unref(s->sweep_timer);
+        free(s->subuid);
         if (s->fd >= 0) {
                 close(s->fd);
                 unlink(s->path);

@@ -9,10 +9,21 @@
 #include "basic/time-util.h"
 #include "daemon/daemon.h"
 
-/* Maximum connections at once, in total and per uid. Beyond them a new
- * connection gets an E_BUSY reply and is closed. */
+/* Maximum connections at once, in total and per person. Beyond them a new
+ * connection gets an E_BUSY reply and is closed. A person is a uid, except
+ * that every uid of one /etc/subuid range counts as one person (its owner's
+ * range: with uidmap one account connects as many host uids), and as the
+ * owner when the range names the owner by uid. The last
+ * SERVER_RESERVED_CONNECTIONS are kept for root, admins and people who hold
+ * a lease (so a `run` client can always re-attach), and someone whose run
+ * lease waits for its client to re-attach may go past the per-person cap by
+ * one connection per such lease. */
 #define SERVER_MAX_CONNECTIONS 1024
-#define SERVER_MAX_CONNECTIONS_PER_UID 128
+#define SERVER_RESERVED_CONNECTIONS 128
+#define SERVER_MAX_CONNECTIONS_PER_PERSON 64
+/* A connection with nothing in flight (no partial frame, no reply queued, no
+ * queued request, no run lease attached) is closed after this long. */
+#define SERVER_IDLE_TIMEOUT_USEC (60 * USEC_PER_SEC)
 /* A frame that has started must complete within this time, so a client that
  * sends half a message cannot pin memory forever. */
 #define SERVER_PARTIAL_FRAME_TIMEOUT_USEC (10 * USEC_PER_SEC)
@@ -21,6 +32,12 @@
  * socket left by a previous run is replaced, anything else there is refused)
  * and start accepting on d->event. Returns 0 or -errno, having logged why. */
 int server_new(Daemon *d, const char *socket_path, Server **ret);
+
+/* Shorten the idle timeout (tests; the daemon's GK_TEST_IDLE_TIMEOUT_MS). */
+void server_set_idle_timeout(Server *s, uint64_t usec);
+
+/* Connections refused since the start (for /metrics). */
+uint64_t server_refused_total(const Server *s);
 
 /* Close every connection and the listening socket, and unlink the socket. */
 void server_free(Server *s);

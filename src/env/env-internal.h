@@ -27,7 +27,9 @@ int env_read_file_beneath(int dirfd, const char *relpath, size_t max, char **ret
 
 /* Open relpath below dirfd as a directory, creating (with `mode`) each
  * missing component on the way, like mkdir -p; no symlink is followed: one on
- * the way fails with -ELOOP, as when reading beneath a directory. */
+ * the way fails with -ELOOP, as when reading beneath a directory. An absolute
+ * or empty path, or a "." or ".." component, is -EINVAL before anything is
+ * created. */
 int env_mkdir_beneath(int dirfd, const char *relpath, mode_t mode, int *ret_fd);
 
 /* Open the absolute directory path of `user`'s data for reading:

@@ -118,6 +118,18 @@ int env_mkdir_beneath(int dirfd, const char *relpath, mode_t mode, int *ret_fd)
         fd = fcntl(dirfd, F_DUPFD_CLOEXEC, 3);
         if (fd < 0)
                 return negative_errno();
+        /* As open_beneath: ".." would climb out of dirfd, and "." names
+         * nothing new. All components are checked before anything is made. */
+        if (relpath[0] == '/' || relpath[0] == '\0')
+                return -EINVAL;
+        for (const char *p = relpath; *p;) {
+                size_t n = strcspn(p, "/");
+
+                if ((n == 1 && p[0] == '.') || (n == 2 && p[0] == '.' && p[1] == '.'))
+                        return -EINVAL;
+                p += n;
+                p += strspn(p, "/");
+        }
         for (char *c = strtok_r(copy, "/", &save); c; c = strtok_r(NULL, "/", &save)) {
                 int next;
 

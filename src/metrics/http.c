@@ -1,10 +1,21 @@
 /* HTTP listener for /metrics and the dashboard on libmicrohttpd, integrated
  * into sd-event; see http.h.
  *
- * Bounded by construction: at most HTTP_MAX_CONNECTIONS connections (a few
- * per client address), each closed after HTTP_CONNECTION_TIMEOUT_S idle,
- * with a small per-connection memory pool; only GET and HEAD of the routes
- * below are served and no request body is read.
+ * Bounded by construction: at most HTTP_MAX_CONNECTIONS connections, each
+ * closed after HTTP_CONNECTION_TIMEOUT_S without a byte (so a request must
+ * arrive quickly: half a request sent and abandoned holds a slot that long at
+ * most), with a small per-connection memory pool; only GET and HEAD of the
+ * routes below are served and no request body is read. There is no limit per
+ * client address on loopback: every local user comes from 127.0.0.0/8 (any
+ * of its addresses), so such a limit would only lock the scraper out along
+ * with whoever fills it. A pending connection waits in a large backlog and
+ * is accepted, in order, as soon as a slot frees.
+ *
+ * Without a token, the Host header must name a loopback address or
+ * "localhost" (with any port), or the listen address itself: a web page the
+ * user opens elsewhere cannot read the API through DNS rebinding. Command
+ * lines of processes are left out of /api/status unless a token guards it or
+ * http.api_commands says so (argv can hold secrets).
  *
  * Routes: /metrics (Prometheus text), / (the dashboard page, embedded in
  * the binary), /api/status, /api/usage?days=N, /api/history?gpu=UUID&hours=N
@@ -18,8 +29,10 @@
 #include <microhttpd.h>
 #include <netinet/in.h>
 #include <stdio.h>
+#include <arpa/inet.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 
 #include "basic/macro.h"
@@ -27,9 +40,11 @@
 #include "metrics/api.h"
 #include "metrics/dashboard.h"
 
-#define HTTP_MAX_CONNECTIONS 32
-#define HTTP_MAX_CONNECTIONS_PER_IP 8
-#define HTTP_CONNECTION_TIMEOUT_S 10
+#define HTTP_MAX_CONNECTIONS 256
+/* Off loopback, addresses are people: a few connections each. */
+#define HTTP_MAX_CONNECTIONS_PER_IP 16
+#define HTTP_CONNECTION_TIMEOUT_S 3
+#define HTTP_HOST_MAX 300
 #define HTTP_CONNECTION_MEMORY (16 * 1024)
 /* The Set-Cookie value: the token (config-limited) and its attributes. */
 #define HTTP_COOKIE_MAX 1024
@@ -237,6 +252,72 @@ static enum MHD_Result reply_dashboard(struct MHD_Connection *c, const char *tok
         return ok;
 }
 
+/* Whether `host` (a Host header: name or address, then an optional :port)
+ * is one this listener answers to without a token: localhost, an address of
+ * 127.0.0.0/8, ::1, or the host part of http.listen. */
+bool metrics_host_allowed(const char *host, const char *listen)
+{
+        char name[HTTP_HOST_MAX];
+        struct in_addr a4;
+        size_t n;
+        const char *end;
+
+        if (!host)
+                return true; /* HTTP/1.0 without Host: no browser sends that */
+        n = strlen(host);
+        if (n == 0 || n >= sizeof name)
+                return false;
+        if (host[0] == '[') {
+                end = strchr(host, ']');
+                if (!end || (end[1] != '\0' && end[1] != ':'))
+                        return false;
+                n = (size_t)(end - host) + 1;
+        } else {
+                end = strchr(host, ':');
+                if (end)
+                        n = (size_t)(end - host);
+        }
+        memcpy(name, host, n);
+        name[n] = '\0';
+        if (host[n] == ':' && (host[n + 1] == '\0' || strspn(host + n + 1, "0123456789") !=
+                                                            strlen(host + n + 1)))
+                return false;
+        /* A final dot names the same host ("localhost."). */
+        if (n > 1 && name[n - 1] == '.')
+                name[--n] = '\0';
+        if (strcasecmp(name, "localhost") == 0 || strcmp(name, "[::1]") == 0)
+                return true;
+        if (inet_pton(AF_INET, name, &a4) == 1 && (ntohl(a4.s_addr) >> 24) == 127)
+                return true;
+        if (listen) {
+                const char *colon = strrchr(listen, ':');
+                size_t ln = colon ? (size_t)(colon - listen) : strlen(listen);
+
+                if (ln == n && strncasecmp(listen, name, n) == 0)
+                        return true;
+        }
+        return false;
+}
+
+/* Set "command" to null in every object of `o`, recursively. */
+static void drop_commands(json_t *o)
+{
+        const char *key;
+        json_t *v;
+        size_t i;
+
+        if (json_is_object(o)) {
+                json_object_foreach(o, key, v) {
+                        if (strcmp(key, "command") == 0)
+                                (void)json_object_set_new(o, key, json_null());
+                        else
+                                drop_commands(v);
+                }
+        } else if (json_is_array(o))
+                json_array_foreach(o, i, v)
+                        drop_commands(v);
+}
+
 static const char *arg(struct MHD_Connection *c, const char *name)
 {
         return MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, name);
@@ -276,15 +357,25 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
                 return reply_text(c, MHD_HTTP_UNAUTHORIZED,
                                   "Unauthorized: send the token (see http.token).\n",
                                   MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer realm=\"gpukeeper\"");
+        if (!token &&
+            !metrics_host_allowed(MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+                                                              MHD_HTTP_HEADER_HOST),
+                                  m->listen))
+                return reply_text(c, MHD_HTTP_FORBIDDEN,
+                                  "Forbidden: without http.token only requests to localhost "
+                                  "or a loopback address are answered.\n",
+                                  NULL, NULL);
 
         if (page)
                 return reply_dashboard(c, token, query_token != NULL);
         if (strcmp(url, "/metrics") != 0) {
                 /* The argument order of a call is unspecified: o is read
                  * only after the builder has run. */
-                if (strcmp(url, "/api/status") == 0)
+                if (strcmp(url, "/api/status") == 0) {
                         r = api_status(src, &o);
-                else if (strcmp(url, "/api/usage") == 0) {
+                        if (r >= 0 && !token && !src->http(src->userdata)->api_commands)
+                                drop_commands(o);
+                } else if (strcmp(url, "/api/usage") == 0) {
                         r = api_parse_count(arg(c, "days"), 1, API_USAGE_DAYS_MAX, &n);
                         if (r >= 0)
                                 r = api_usage(src, n, &o);
@@ -313,11 +404,17 @@ static void run_mhd(Metrics *m)
         MHD_UNSIGNED_LONG_LONG ms;
         int r;
 
+        /* At the connection limit MHD takes its listening socket out of its
+         * epoll set, and puts it back at the start of the MHD_run() after the
+         * one that closed a connection. A second run makes that happen now:
+         * with every connection gone no event would ever come for it, and
+         * the listener stayed deaf for good. */
         (void)MHD_run(m->mhd);
-        if (MHD_get_timeout(m->mhd, &ms) != MHD_YES) {
-                (void)sd_event_source_set_enabled(m->timer, SD_EVENT_OFF);
-                return;
-        }
+        (void)MHD_run(m->mhd);
+        if (MHD_get_timeout(m->mhd, &ms) != MHD_YES)
+                /* Nothing due; look again after one idle timeout anyway, so
+                 * a listening socket left out of the set cannot stay out. */
+                ms = HTTP_CONNECTION_TIMEOUT_S * 1000;
         r = sd_event_source_set_time(m->timer, now_usec(CLOCK_MONOTONIC) + ms * USEC_PER_MSEC);
         if (r >= 0)
                 (void)sd_event_source_set_enabled(m->timer, SD_EVENT_ONESHOT);
@@ -350,7 +447,7 @@ static int listen_socket(const ConfigListen *l)
                 return negative_errno();
         if (bind(fd, (const struct sockaddr *)&l->addr, l->addr_len) < 0)
                 return negative_errno();
-        if (listen(fd, HTTP_MAX_CONNECTIONS) < 0)
+        if (listen(fd, SOMAXCONN) < 0)
                 return negative_errno();
         return TAKE_FD(fd);
 }
@@ -381,7 +478,8 @@ int metrics_new(const MetricsSource *source, Metrics **ret)
             MHD_USE_EPOLL | (l->addr.ss_family == AF_INET6 ? MHD_USE_IPv6 : 0), 0, NULL, NULL,
             on_request, m, MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_CONNECTION_LIMIT,
             (unsigned)HTTP_MAX_CONNECTIONS, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
-            (unsigned)HTTP_MAX_CONNECTIONS_PER_IP, MHD_OPTION_CONNECTION_TIMEOUT,
+            l->loopback ? 0u : (unsigned)HTTP_MAX_CONNECTIONS_PER_IP,
+            MHD_OPTION_CONNECTION_TIMEOUT,
             (unsigned)HTTP_CONNECTION_TIMEOUT_S, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
             (size_t)HTTP_CONNECTION_MEMORY, MHD_OPTION_END);
         if (!m->mhd) {

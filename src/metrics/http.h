@@ -31,3 +31,9 @@ bool metrics_authorized(const char *header, const char *token);
 /* Whether `cookie` (the gk_token cookie or the page's ?token=, may be NULL)
  * is exactly `token`; always true when no token is configured. */
 bool metrics_cookie_authorized(const char *cookie, const char *token);
+
+/* Whether a request with Host header `host` (NULL: none) is answered when no
+ * token is set: localhost, 127.0.0.0/8 or [::1] with any port, or the host
+ * part of `listen` (http.listen's text; may be NULL). Anything else could be
+ * a DNS-rebinding page in a local browser. */
+bool metrics_host_allowed(const char *host, const char *listen);

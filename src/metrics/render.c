@@ -27,9 +27,15 @@ void metrics_write_label_value(FILE *f, const char *s)
                 clean = utf8_sanitize(s);
                 s = clean ? clean : "";
         }
+        /* Bytes that need an escape or are dropped: backslash, quote, the
+         * C0 controls and DEL, and 0xC2 (the lead byte of the C1 controls). */
+        static const char special[] = "\\\"\x01\x02\x03\x04\x05\x06\x07\x08\x09\x0a\x0b"
+                                      "\x0c\x0d\x0e\x0f\x10\x11\x12\x13\x14\x15\x16\x17"
+                                      "\x18\x19\x1a\x1b\x1c\x1d\x1e\x1f\x7f\xc2";
+
         /* Runs of plain bytes in one fwrite, escapes between them. */
         for (;;) {
-                size_t n = strcspn(s, "\\\"\n");
+                size_t n = strcspn(s, special);
 
                 if (n > 0)
                         fwrite(s, 1, n, f);
@@ -39,6 +45,23 @@ void metrics_write_label_value(FILE *f, const char *s)
                         return;
                 case '\\':
                         fputs("\\\\", f);
+                        break;
+                case '\x01' ... '\x09':
+                case '\x0b' ... '\x1f':
+                case '\x7f':
+                        /* ESC, BEL, CR and the other controls (a command
+                         * line is the user's) are dropped, as the CLI
+                         * drops them: a label must not steer the terminal
+                         * of whoever reads the scrape. */
+                        break;
+                case '\xc2':
+                        /* C1 controls (U+0080..U+009F, CSI among them),
+                         * valid UTF-8 by now: dropped too. */
+                        if ((unsigned char)s[1] >= 0x80 && (unsigned char)s[1] <= 0x9f) {
+                                s++;
+                                break;
+                        }
+                        fputc(*s, f);
                         break;
                 case '"':
                         fputs("\\\"", f);
@@ -458,6 +481,21 @@ static void render_counters(FILE *f, const MetricsInput *in)
         family(f, "gpukeeper_signals_sent_total", "counter",
                "SIGTERM and SIGKILL sent to violating processes, since the daemon started.");
         fprintf(f, "gpukeeper_signals_sent_total %" PRIu64 "\n", in->signals_sent_total);
+        family(f, "gpukeeper_log_messages_suppressed_total", "counter",
+               "Repeated warnings left out of the log by its rate limits, since the daemon "
+               "started.");
+        fprintf(f, "gpukeeper_log_messages_suppressed_total %" PRIu64 "\n",
+                in->log_suppressed_total);
+        family(f, "gpukeeper_socket_connections_refused_total", "counter",
+               "Connections to the daemon's socket refused as busy (caps per person and in "
+               "total), since the daemon started.");
+        fprintf(f, "gpukeeper_socket_connections_refused_total %" PRIu64 "\n",
+                in->connections_refused_total);
+        family(f, "gpukeeper_audit_refusals_suppressed_total", "counter",
+               "Repeated refusals of one peer counted into the audit row of their burst "
+               "instead of a row each, since the daemon started.");
+        fprintf(f, "gpukeeper_audit_refusals_suppressed_total %" PRIu64 "\n",
+                in->audit_suppressed_total);
 
         family(f, "gpukeeper_alerts_sent_total", "counter", "Alert messages delivered, per sink.");
         for (size_t i = 0; i < in->n_sinks; i++) {

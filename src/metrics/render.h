@@ -42,6 +42,9 @@ typedef struct MetricsInput {
         size_t queue_length;
         uint64_t violations_total;   /* violations opened since the daemon started */
         uint64_t signals_sent_total; /* SIGTERM and SIGKILL sent since the daemon started */
+        uint64_t log_suppressed_total;       /* repeated warnings held back by rate limits */
+        uint64_t connections_refused_total;  /* socket connections refused as busy */
+        uint64_t audit_suppressed_total;     /* repeated refusals not given an audit row */
         const AlertsSinkStats *sinks;
         size_t n_sinks;
         bool per_process;  /* add gpukeeper_process_gpu_memory_used_bytes */

@@ -78,3 +78,14 @@ fail:
         stored_alerts_free(a, n);
         return r;
 }
+
+int store_audit_prune(Store *s, uint64_t before_usec, unsigned max_rows)
+{
+        /* By ts_usec (indexed), not by id: ids follow insertion, and what the
+         * retention promises is about age. */
+        static const char sql[] =
+            "DELETE FROM audit WHERE id IN"
+            " (SELECT id FROM audit WHERE ts_usec < ?1 ORDER BY ts_usec LIMIT ?2)";
+
+        return store_exec(s, sql, STORE_ARGS(STORE_INT(before_usec), STORE_INT(max_rows)));
+}

@@ -24,3 +24,9 @@ int store_alerts_recent(Store *s, uint64_t since_usec, unsigned limit, StoredAle
                         size_t *ret_n);
 
 void stored_alerts_free(StoredAlert *a, size_t n);
+
+/* Delete audit records older than `before_usec`, oldest first, at most
+ * `max_rows` of them (so one call stays short; call again on the next tick).
+ * Records at or after `before_usec` are never touched. Returns 0 or a
+ * negative errno. */
+int store_audit_prune(Store *s, uint64_t before_usec, unsigned max_rows);

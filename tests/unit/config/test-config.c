@@ -393,16 +393,37 @@ static void test_unknown_keys(void **state)
         expect_error(t, "\"a\\tb\": 1\n", "1:1: unknown key 'a\\x09b' " KNOWN);
         expect_error(t, "<<: {}\n", "1:1: unknown key '<<' " KNOWN);
         expect_error(t, "\"\": 1\n", "1:1: unknown key '' " KNOWN);
-        /* Long names are cut to 64 bytes in the message. */
+        /* Long names are cut to 16 bytes in the message. */
         expect_error(t,
                      "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
                      "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx: 1\n",
-                     "1:1: unknown key '"
-                     "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
-                     "xxxxxxxxxxxxxxxxxxxxxxxx...' " KNOWN);
+                     "1:1: unknown key 'xxxxxxxxxxxxxxxx...' " KNOWN);
+        /* Not a config at all (a symlink to /etc/shadow): the first line is
+         * not copied into the message, only its first word. */
+        expect_error(t, "root:$y$j9T$Q2hmUkZ5c2VjcmV0:20228:0:99999:7:::\n",
+                     "1:1: unknown key 'root...' " KNOWN);
+        expect_error(t, "a b c d: 1\n", "1:1: unknown key 'a...' " KNOWN);
         /* Complex keys. */
         expect_error(t, "? [a, b]\n: 1\n", "1:3: keys must be plain names, not a list");
         expect_error(t, "? {a: b}\n: 1\n", "1:3: keys must be plain names, not a mapping");
+}
+
+/* A UTF-8 byte-order mark at the start is accepted, and positions count
+ * from after it. */
+static void test_bom(void **state)
+{
+        TestDir *t = *state;
+        Config *c = NULL;
+        _cleanup_free_ char *err = NULL;
+
+        assert_int_equal(load(t, "\xef\xbb\xbfsample_interval: 7s\n", &c, &err), 0);
+        assert_int_equal(c->sample_interval_usec, 7 * USEC_PER_SEC);
+        config_free(c);
+        expect_error(t, "\xef\xbb\xbf" "bogus: 1\n", "1:1: unknown key 'bogus' " KNOWN);
+        /* Only at the start: libyaml refuses one anywhere else. */
+        expect_error(t, "log_level: info\n\xef\xbb\xbf" "x: 1\n",
+                     "2:2: invalid YAML: did not find expected key (while parsing a block "
+                     "mapping)");
 }
 
 static void test_history_section(void **state)
@@ -413,6 +434,7 @@ static void test_history_section(void **state)
         assert_int_equal(config_new_defaults(&c), 0);
         assert_int_equal(c->history.raw_hours, 48);
         assert_int_equal(c->history.days, 90);
+        assert_int_equal(c->history.audit_days, 365);
         config_free(c);
 
         assert_int_equal(load(t, "history:\n  raw_hours: 720\n  days: 1\n", &c, NULL), 0);
@@ -422,10 +444,16 @@ static void test_history_section(void **state)
 
         expect_error(t, "history:\n  raw_hours: 0\n",
                      "2:14: invalid value '0' for 'history.raw_hours': must be between 1 and 720");
+        expect_error(t, "history:\n  audit_days: 0\n",
+                     "2:15: invalid value '0' for 'history.audit_days': must be between 1 and "
+                     "3650");
+        assert_int_equal(load(t, "history:\n  audit_days: 30\n", &c, NULL), 0);
+        assert_int_equal(c->history.audit_days, 30);
+        config_free(c);
         expect_error(t, "history:\n  days: 3651\n",
                      "2:9: invalid value '3651' for 'history.days': must be between 1 and 3650");
         expect_error(t, "history:\n  weeks: 3\n",
-                     "2:3: unknown key 'history.weeks' (known keys in 'history': raw_hours, days)");
+                     "2:3: unknown key 'history.weeks' (known keys in 'history': raw_hours, days, audit_days)");
 }
 
 static void test_slurm_section(void **state)
@@ -737,7 +765,7 @@ static void test_error_optional(void **state)
 #define GROUP_KNOWN "group, max_gpus, default_duration, max_duration"
 #define GROUP_NAME_RULE                                                                            \
         "must be a group name: a lower-case letter or '_', then lower-case letters, digits, '_' " \
-        "or '-', at most 32 characters"
+        "or '-', at most 256 characters"
 
 static void test_policy_full(void **state)
 {
@@ -1045,9 +1073,25 @@ static void test_policy_value_errors(void **state)
                      GROUP_NAME_RULE);
         expect_error(t, "policy:\n  groups:\n    - group: ''\n",
                      "3:14: invalid value '' for 'policy.groups[0].group': " GROUP_NAME_RULE);
-        expect_error(t, "policy:\n  groups:\n    - group: abcdefghijklmnopqrstuvwxyz0123456\n",
-                     "3:14: invalid value 'abcdefghijklmnopqrstuvwxyz0123456' for "
-                     "'policy.groups[0].group': " GROUP_NAME_RULE);
+        /* Longer than groupadd's 32 (directories serve such names), up to
+         * 256 bytes; one more is refused. */
+        {
+                char yaml[400], name[258];
+                Config *c = NULL;
+                _cleanup_free_ char *err = NULL;
+
+                memset(name, 'g', 256);
+                name[256] = '\0';
+                snprintf(yaml, sizeof yaml, "policy:\n  groups:\n    - group: %s\n", name);
+                assert_int_equal(load(t, yaml, &c, &err), 0);
+                assert_string_equal(c->policy.groups[0].group, name);
+                config_free(c);
+                strcat(name, "g");
+                snprintf(yaml, sizeof yaml, "policy:\n  groups:\n    - group: %s\n", name);
+                c = NULL;
+                assert_int_equal(load(t, yaml, &c, &err), -EINVAL);
+                assert_non_null(strstr(err, GROUP_NAME_RULE));
+        }
         expect_error(t, "policy:\n  groups:\n    - group: a\n    - group: ~\n",
                      "4:14: value required for 'policy.groups[1].group'");
 }
@@ -2476,6 +2520,7 @@ int main(void)
                 T(test_size_limit),
                 T(test_nul_bytes),
                 T(test_unknown_keys),
+                T(test_bom),
                 T(test_history_section),
                 T(test_slurm_section),
                 T(test_mig_section),

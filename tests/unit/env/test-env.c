@@ -29,6 +29,7 @@
 
 #include "basic/time-util.h"
 #include "env/env.h"
+#include "env/env-internal.h"
 #include "env/kernel.h"
 
 #define DAY_USEC (86400 * USEC_PER_SEC)
@@ -828,6 +829,42 @@ static void test_symlinks_not_followed(void **state)
         assert_true(l->n_errors >= 1);
         assert_non_null(strstr(l->errors[0], ".condarc"));
         env_list_free(l);
+}
+
+/* env_mkdir_beneath refuses what open_beneath refuses: ".." would climb out
+ * of the directory it was given, "." and absolute paths name nothing beneath
+ * it; nothing is created on the way. */
+static void test_mkdir_beneath_dots(void **state)
+{
+        Fixture *fx = *state;
+        char path[1024];
+        struct stat st;
+        int dirfd, fd = -1;
+
+        dirfd = open(fx->home, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        assert_true(dirfd >= 0);
+        assert_int_equal(env_mkdir_beneath(dirfd, "a/../../escaped", 0700, &fd), -EINVAL);
+        assert_int_equal(env_mkdir_beneath(dirfd, "..", 0700, &fd), -EINVAL);
+        assert_int_equal(env_mkdir_beneath(dirfd, "./b", 0700, &fd), -EINVAL);
+        assert_int_equal(env_mkdir_beneath(dirfd, "c/.", 0700, &fd), -EINVAL);
+        assert_int_equal(env_mkdir_beneath(dirfd, "/tmp/x", 0700, &fd), -EINVAL);
+        assert_int_equal(env_mkdir_beneath(dirfd, "", 0700, &fd), -EINVAL);
+        assert_int_equal(fd, -1);
+        snprintf(path, sizeof path, "%s/../escaped", fx->home);
+        assert_int_equal(stat(path, &st), -1);
+        snprintf(path, sizeof path, "%s/a", fx->home);
+        assert_int_equal(stat(path, &st), -1); /* refused before creating "a" */
+        snprintf(path, sizeof path, "%s/c", fx->home);
+        assert_int_equal(stat(path, &st), -1);
+
+        /* the ordinary case still works */
+        assert_int_equal(env_mkdir_beneath(dirfd, "d/e", 0700, &fd), 0);
+        assert_true(fd >= 0);
+        close(fd);
+        snprintf(path, sizeof path, "%s/d/e", fx->home);
+        assert_int_equal(stat(path, &st), 0);
+        assert_true(S_ISDIR(st.st_mode));
+        close(dirfd);
 }
 
 /* ---- export ---- */
@@ -1695,6 +1732,8 @@ int main(void)
                                                 fixture_teardown),
                 cmocka_unit_test_setup_teardown(test_size_cache, fixture_setup, fixture_teardown),
                 cmocka_unit_test_setup_teardown(test_base_size_leaves_out_envs_and_pkgs, fixture_setup,
+                                                fixture_teardown),
+                cmocka_unit_test_setup_teardown(test_mkdir_beneath_dots, fixture_setup,
                                                 fixture_teardown),
                 cmocka_unit_test_setup_teardown(test_symlinks_not_followed, fixture_setup,
                                                 fixture_teardown),

@@ -133,6 +133,9 @@ static void lab_init(Lab *lab)
             .queue_length = 3,
             .violations_total = 4,
             .signals_sent_total = 2,
+            .log_suppressed_total = 17,
+            .connections_refused_total = 5,
+            .audit_suppressed_total = 4999,
             .sinks = lab->sinks,
             .n_sinks = 1,
             .per_process = true,
@@ -209,6 +212,9 @@ static void test_render(void **state)
         assert_has(out,
                    "# TYPE gpukeeper_violations_total counter\ngpukeeper_violations_total 4\n");
         assert_has(out, "\ngpukeeper_signals_sent_total 2\n");
+        assert_has(out, "\ngpukeeper_log_messages_suppressed_total 17\n");
+        assert_has(out, "\ngpukeeper_socket_connections_refused_total 5\n");
+        assert_has(out, "\ngpukeeper_audit_refusals_suppressed_total 4999\n");
         assert_has(out, "\ngpukeeper_alerts_sent_total{sink=\"ops\"} 5\n");
         assert_has(out, "\ngpukeeper_alerts_failed_total{sink=\"ops\"} 1\n");
         assert_has(out, "\ngpukeeper_sampler_duration_seconds 0.002500\n");
@@ -380,6 +386,43 @@ static void test_config_http(void **state)
         }
 }
 
+/* Label values: the text format's escapes, and no terminal controls (ESC,
+ * BEL, CR, C1 CSI) from a command line. */
+static void test_label_value_controls(void **state)
+{
+        char *buf = NULL;
+        size_t len = 0;
+        FILE *f = open_memstream(&buf, &len);
+
+        assert_non_null(f);
+        metrics_write_label_value(f, "a\x1b]0;pwned\x07" "b\rc\nd\\e\"f\x7fg\xc2\x9b" "2Jh\tdone\xc3\xa9");
+        fclose(f);
+        assert_string_equal(buf, "a]0;pwnedbc\\nd\\\\e\\\"fg2Jhdone\xc3\xa9");
+        free(buf);
+}
+
+static void test_host_allowed(void **state)
+{
+        static const char *const good[] = {
+                NULL, "localhost", "localhost:9400", "LocalHost", "localhost.", "127.0.0.1",
+                "127.0.0.1:9400", "127.1.2.3:1", "[::1]", "[::1]:9400", "gpu.example:9400",
+                "GPU.example",
+        };
+        static const char *const bad[] = {
+                "", "evil.example", "evil.example:9400", "localhost.evil.example",
+                "127.0.0.1.evil.example", "10.0.0.1", "128.0.0.1", "[::2]", "[::1]x",
+                "localhost:", "localhost:94x", "[::1", "::1",
+        };
+
+        for (size_t i = 0; i < ELEMENTSOF(good); i++)
+                assert_true(metrics_host_allowed(good[i], "gpu.example:9400"));
+        for (size_t i = 0; i < ELEMENTSOF(bad); i++)
+                assert_false(metrics_host_allowed(bad[i], "gpu.example:9400"));
+        assert_true(metrics_host_allowed("127.0.0.1", NULL));
+        assert_false(metrics_host_allowed("gpu.example", NULL));
+        assert_false(metrics_host_allowed("gpu.example", "127.0.0.1:9400"));
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -388,6 +431,8 @@ int main(void)
             cmocka_unit_test(test_render_mig),
             cmocka_unit_test(test_every_family_once),
             cmocka_unit_test(test_authorized),
+            cmocka_unit_test(test_label_value_controls),
+            cmocka_unit_test(test_host_allowed),
             cmocka_unit_test(test_config_http),
         };
 

@@ -1,0 +1,299 @@
+/* NSS lookups off the event loop; see resolver.h.
+ *
+ * One worker thread walks the table, picks the entry due soonest, drops the
+ * lock for the NSS call and stores the answer under the lock. The loop reads
+ * answers under the same lock, which is never held across an NSS call, so a
+ * read waits at most for a few pointer copies. A generation number guards
+ * against storing an answer into a table that resolver_set() replaced while
+ * the lookup was in flight. */
+#include "daemon/resolver.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "basic/macro.h"
+#include "basic/time-util.h"
+#include "basic/user-util.h"
+
+#define IN_FLIGHT UINT64_MAX
+
+typedef struct Entry {
+        ResolverKind kind;
+        char *name;
+        bool answered; /* at least one lookup finished */
+        bool has_id;   /* id is the latest good answer */
+        bool absent;   /* the latest answer was "no such name" */
+        uint32_t id;
+        uint64_t due_usec; /* CLOCK_MONOTONIC of the next lookup; IN_FLIGHT while one runs */
+} Entry;
+
+struct Resolver {
+        pthread_mutex_t lock;
+        pthread_cond_t wake;     /* the thread: new names, or stop */
+        pthread_cond_t answered; /* resolver_wait() */
+        pthread_t thread;
+        bool started, stop;
+        uint64_t ttl_usec, retry_usec, delay_usec;
+        Entry *entries;
+        size_t n_entries;
+        uint64_t generation;
+        uint64_t n_lookups, n_failures;
+};
+
+static void entries_free(Entry *e, size_t n)
+{
+        for (size_t i = 0; i < n; i++)
+                free(e[i].name);
+        free(e);
+}
+
+static void timespec_at(uint64_t usec, struct timespec *ts)
+{
+        ts->tv_sec = (time_t)(usec / USEC_PER_SEC);
+        ts->tv_nsec = (long)(usec % USEC_PER_SEC) * 1000;
+}
+
+static int lookup(ResolverKind kind, const char *name, uint32_t *ret)
+{
+        if (kind == RESOLVER_GROUP) {
+                gid_t gid;
+                int r = group_gid_from_name(name, &gid);
+
+                if (r >= 0)
+                        *ret = gid;
+                return r;
+        } else {
+                uid_t uid;
+                int r = user_uid_from_name(name, &uid);
+
+                if (r >= 0)
+                        *ret = uid;
+                return r;
+        }
+}
+
+static void *resolver_thread(void *userdata)
+{
+        Resolver *r = userdata;
+
+        pthread_mutex_lock(&r->lock);
+        while (!r->stop) {
+                uint64_t now = now_usec(CLOCK_MONOTONIC), soonest = IN_FLIGHT, generation;
+                size_t pick = SIZE_MAX;
+                _cleanup_free_ char *name = NULL;
+                ResolverKind kind;
+                uint32_t id = 0;
+                int k;
+
+                for (size_t i = 0; i < r->n_entries; i++)
+                        if (r->entries[i].due_usec < soonest) {
+                                soonest = r->entries[i].due_usec;
+                                pick = i;
+                        }
+                if (pick == SIZE_MAX || soonest > now) {
+                        struct timespec ts;
+
+                        if (pick == SIZE_MAX)
+                                pthread_cond_wait(&r->wake, &r->lock);
+                        else {
+                                timespec_at(soonest, &ts);
+                                pthread_cond_timedwait(&r->wake, &r->lock, &ts);
+                        }
+                        continue;
+                }
+
+                name = strdup(r->entries[pick].name);
+                if (!name) {
+                        r->entries[pick].due_usec = now + r->retry_usec;
+                        continue;
+                }
+                kind = r->entries[pick].kind;
+                generation = r->generation;
+                r->entries[pick].due_usec = IN_FLIGHT;
+                pthread_mutex_unlock(&r->lock);
+
+                if (r->delay_usec > 0) {
+                        struct timespec ts;
+
+                        timespec_at(r->delay_usec, &ts);
+                        while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+                                ;
+                }
+                k = lookup(kind, name, &id);
+
+                pthread_mutex_lock(&r->lock);
+                r->n_lookups++;
+                if (k < 0 && k != -ENOENT)
+                        r->n_failures++;
+                if (generation != r->generation)
+                        continue; /* the table was replaced; the new one has its own due times */
+                {
+                        Entry *e = &r->entries[pick];
+
+                        now = now_usec(CLOCK_MONOTONIC);
+                        e->answered = true;
+                        if (k >= 0) {
+                                e->has_id = true;
+                                e->absent = false;
+                                e->id = id;
+                                e->due_usec = now + r->ttl_usec;
+                        } else if (k == -ENOENT) {
+                                e->has_id = false;
+                                e->absent = true;
+                                e->due_usec = now + r->ttl_usec;
+                        } else
+                                /* Keep whatever we knew; try again soon. */
+                                e->due_usec = now + r->retry_usec;
+                }
+                pthread_cond_broadcast(&r->answered);
+        }
+        pthread_mutex_unlock(&r->lock);
+        return NULL;
+}
+
+int resolver_new(uint64_t ttl_usec, uint64_t test_delay_usec, Resolver **ret)
+{
+        pthread_condattr_t attr;
+        Resolver *r;
+        int k;
+
+        r = calloc(1, sizeof *r);
+        if (!r)
+                return -ENOMEM;
+        r->ttl_usec = MAX(ttl_usec, (uint64_t)USEC_PER_MSEC);
+        r->retry_usec = MAX(r->ttl_usec / 10, (uint64_t)USEC_PER_MSEC);
+        r->delay_usec = test_delay_usec;
+        pthread_mutex_init(&r->lock, NULL);
+        pthread_condattr_init(&attr);
+        pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+        pthread_cond_init(&r->wake, &attr);
+        pthread_cond_init(&r->answered, &attr);
+        pthread_condattr_destroy(&attr);
+
+        k = pthread_create(&r->thread, NULL, resolver_thread, r);
+        if (k != 0) {
+                resolver_free(r);
+                return -k;
+        }
+        r->started = true;
+        *ret = r;
+        return 0;
+}
+
+void resolver_free(Resolver *r)
+{
+        if (!r)
+                return;
+        if (r->started) {
+                pthread_mutex_lock(&r->lock);
+                r->stop = true;
+                pthread_cond_broadcast(&r->wake);
+                pthread_mutex_unlock(&r->lock);
+                pthread_join(r->thread, NULL);
+        }
+        pthread_cond_destroy(&r->wake);
+        pthread_cond_destroy(&r->answered);
+        pthread_mutex_destroy(&r->lock);
+        entries_free(r->entries, r->n_entries);
+        free(r);
+}
+
+static Entry *find(Entry *entries, size_t n, ResolverKind kind, const char *name)
+{
+        for (size_t i = 0; i < n; i++)
+                if (entries[i].kind == kind && strcmp(entries[i].name, name) == 0)
+                        return &entries[i];
+        return NULL;
+}
+
+int resolver_set(Resolver *r, const ResolverName *names, size_t n)
+{
+        Entry *next;
+        size_t m = 0;
+
+        next = calloc(n ? n : 1, sizeof *next);
+        if (!next)
+                return -ENOMEM;
+        pthread_mutex_lock(&r->lock);
+        for (size_t i = 0; i < n; i++) {
+                const Entry *old;
+                Entry *e;
+
+                if (find(next, m, names[i].kind, names[i].name))
+                        continue; /* named twice */
+                e = &next[m];
+                old = find(r->entries, r->n_entries, names[i].kind, names[i].name);
+                if (old)
+                        *e = *old;
+                else
+                        *e = (Entry){.kind = names[i].kind};
+                if (!old || e->due_usec == IN_FLIGHT)
+                        e->due_usec = 0; /* look it up now */
+                e->name = strdup(names[i].name);
+                if (!e->name) {
+                        pthread_mutex_unlock(&r->lock);
+                        entries_free(next, m);
+                        return -ENOMEM;
+                }
+                m++;
+        }
+        entries_free(r->entries, r->n_entries);
+        r->entries = next;
+        r->n_entries = m;
+        r->generation++;
+        pthread_cond_broadcast(&r->wake);
+        pthread_mutex_unlock(&r->lock);
+        return 0;
+}
+
+bool resolver_wait(Resolver *r, uint64_t timeout_usec)
+{
+        uint64_t deadline = now_usec(CLOCK_MONOTONIC) + timeout_usec;
+        bool all = false;
+
+        pthread_mutex_lock(&r->lock);
+        for (;;) {
+                struct timespec ts;
+
+                all = true;
+                for (size_t i = 0; i < r->n_entries; i++)
+                        all = all && r->entries[i].answered;
+                if (all || now_usec(CLOCK_MONOTONIC) >= deadline)
+                        break;
+                timespec_at(deadline, &ts);
+                pthread_cond_timedwait(&r->answered, &r->lock, &ts);
+        }
+        pthread_mutex_unlock(&r->lock);
+        return all;
+}
+
+int resolver_lookup(Resolver *r, ResolverKind kind, const char *name, uint32_t *ret_id)
+{
+        const Entry *e;
+        int k;
+
+        pthread_mutex_lock(&r->lock);
+        e = find(r->entries, r->n_entries, kind, name);
+        if (!e)
+                k = -ENOKEY;
+        else if (e->has_id) {
+                *ret_id = e->id;
+                k = 0;
+        } else if (e->absent)
+                k = -ENOENT;
+        else
+                k = -EAGAIN;
+        pthread_mutex_unlock(&r->lock);
+        return k;
+}
+
+void resolver_counts(Resolver *r, uint64_t *ret_lookups, uint64_t *ret_failures)
+{
+        pthread_mutex_lock(&r->lock);
+        *ret_lookups = r->n_lookups;
+        *ret_failures = r->n_failures;
+        pthread_mutex_unlock(&r->lock);
+}

@@ -1,0 +1,51 @@
+/* Names the daemon must turn into ids (the admin group, the groups of
+ * policy.groups, enforcement.exempt.users), resolved through NSS by a worker
+ * thread and kept with a TTL, so that a slow directory (sssd, LDAP) never
+ * stalls the event loop: the loop only reads the last answers.
+ *
+ * A failed lookup (a timeout, an error other than "no such name") keeps the
+ * previous answer; a name that never had one reads as -EAGAIN, and callers
+ * fail closed on it (no admin rights, no lease under a policy that may apply,
+ * no enforcement that may hit an exempt user). */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef enum ResolverKind {
+        RESOLVER_GROUP, /* group name → gid */
+        RESOLVER_USER,  /* user name → uid */
+} ResolverKind;
+
+typedef struct ResolverName {
+        ResolverKind kind;
+        const char *name;
+} ResolverName;
+
+typedef struct Resolver Resolver;
+
+/* Answers are refreshed every `ttl_usec`; a failed lookup is retried after a
+ * tenth of it. `test_delay_usec` (0 in production) makes every lookup take
+ * that much longer, so tests can play a slow directory. Starts the thread. */
+int resolver_new(uint64_t ttl_usec, uint64_t test_delay_usec, Resolver **ret);
+
+/* Stop the thread (waiting for a lookup in progress) and free. NULL is fine. */
+void resolver_free(Resolver *r);
+
+/* Replace the set of names to keep resolved. Names already known keep their
+ * answers; new ones are looked up at once (by the thread). */
+int resolver_set(Resolver *r, const ResolverName *names, size_t n);
+
+/* Wait until every name has had a first answer (success or failure), at most
+ * `timeout_usec`. Returns true when all have. For startup only. */
+bool resolver_wait(Resolver *r, uint64_t timeout_usec);
+
+/* The id of `name`: 0 with *ret_id set (the latest good answer, however old
+ * the failed refreshes since), -ENOENT when NSS says there is no such name,
+ * -EAGAIN when there is no answer yet or every lookup so far failed,
+ * -ENOKEY when the name is not in the set. Never blocks on NSS. */
+int resolver_lookup(Resolver *r, ResolverKind kind, const char *name, uint32_t *ret_id);
+
+/* Lookups done and failed since the start (for /metrics). */
+void resolver_counts(Resolver *r, uint64_t *ret_lookups, uint64_t *ret_failures);

@@ -1,0 +1,135 @@
+"""The HTTP listener under a local user's abuse (issue 10, items 6, 7, 12, 16):
+half requests from many loopback addresses neither wedge the listener nor
+keep the scraper out for longer than one idle timeout; without a token only
+loopback Host names are answered (DNS rebinding); /api/status shows command
+lines only with a token or http.api_commands."""
+
+import http.client
+import json
+import socket
+import time
+
+import pytest
+
+from conftest import GPU0_UUID, TEST_POLICY, wait_for
+
+IDLE_TIMEOUT = 3.0  # HTTP_CONNECTION_TIMEOUT_S
+POOL = 256          # HTTP_MAX_CONNECTIONS
+SECRET_TAG = "--api-key=s3cr3t-gkdos"
+
+
+def free_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def get(port, path="/metrics", headers=None, timeout=10):
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        conn.request("GET", path, headers=headers or {})
+        resp = conn.getresponse()
+        return resp.status, resp.read().decode()
+    finally:
+        conn.close()
+
+
+def http_daemon(daemon_factory, lab, **http):
+    port = free_port()
+    d = daemon_factory(policy=dict(TEST_POLICY), enforcement={"mode": "observe"})
+    d.sections["http"] = dict({"listen": f"127.0.0.1:{port}"}, **http)
+    lab.write()
+    d.start()
+    d.port = port
+    wait_for(lambda: get(port)[0] in (200, 401), what="/metrics to answer")
+    return d
+
+
+def half_requests(port, n):
+    """`n` connections from 127.0.0.2-.9 that send the start of a request and
+    nothing more (a slowloris). Connections the listener has no slot for wait
+    in its backlog, still connected."""
+    socks = []
+    for i in range(n):
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        s.bind((f"127.0.0.{2 + i % 8}", 0))
+        s.settimeout(5)
+        s.connect(("127.0.0.1", port))
+        s.sendall(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nX-Slow: ")
+        socks.append(s)
+    return socks
+
+
+def timed_scrape(port, limit):
+    t = time.monotonic()
+    status, body = get(port, timeout=limit)
+    return status, time.monotonic() - t
+
+
+def test_half_requests_neither_wedge_nor_lock_out_the_scraper(daemon_factory, lab):
+    d = http_daemon(daemon_factory, lab)
+    socks = half_requests(d.port, POOL + 40)
+    try:
+        # The pool is full and more wait: the scraper gets in once the idle
+        # ones time out (its connection waits in the backlog, in order).
+        status, took = timed_scrape(d.port, limit=IDLE_TIMEOUT * 3)
+        assert status == 200
+        print(f"scrape with {POOL + 40} half requests open: {took:.2f} s")
+        assert took < IDLE_TIMEOUT * 2 + 1, took
+    finally:
+        for s in socks:
+            s.close()
+    # The wedge: fill the pool, let every connection go silent and close;
+    # the listener must take new connections afterwards.
+    socks = half_requests(d.port, POOL)
+    time.sleep(IDLE_TIMEOUT + 1)
+    for s in socks:
+        s.close()
+    time.sleep(0.5)
+    status, took = timed_scrape(d.port, limit=IDLE_TIMEOUT + 2)
+    assert status == 200 and took < IDLE_TIMEOUT, took
+
+
+def test_host_names_without_a_token(daemon_factory, lab):
+    d = http_daemon(daemon_factory, lab)
+    port = d.port
+    for host in ("localhost", f"localhost:{port}", f"127.0.0.1:{port}", "127.0.0.5",
+                 f"[::1]:{port}", "LOCALHOST.", f"127.0.0.1:{port}"):
+        assert get(port, "/api/status", {"Host": host})[0] == 200, host
+    for host in ("evil.example", f"evil.example:{port}", "localhost.evil.example",
+                 "127.0.0.1.evil.example", "10.0.0.1", f"localhost:{port}x", "[::2]:80",
+                 "x" * 400):
+        status, body = get(port, "/api/status", {"Host": host})
+        assert status == 403, (host, status)
+        assert get(port, "/metrics", {"Host": host})[0] == 403, host
+
+
+def test_host_is_not_checked_with_a_token(daemon_factory, lab):
+    d = http_daemon(daemon_factory, lab, token="t0ken-gkdos")
+    status, _ = get(d.port, "/metrics", {"Host": "prometheus.example:9400",
+                                         "Authorization": "Bearer t0ken-gkdos"})
+    assert status == 200
+
+
+@pytest.mark.parametrize("setting", [None, True])
+def test_command_lines_in_api_status(daemon_factory, lab, users, spawn, setting):
+    extra = {} if setting is None else {"api_commands": setting}
+    d = http_daemon(daemon_factory, lab, **extra)
+    p = spawn(users["bob"], SECRET_TAG)
+    lab.add_process(GPU0_UUID, p.pid, 1024)
+    lab.write()
+
+    def process():
+        doc = json.loads(get(d.port, "/api/status")[1])
+        for g in doc["gpus"]:
+            for q in g["processes"]:
+                if q["pid"] == p.pid:
+                    return q
+        return None
+    q = wait_for(process, what="bob's process in /api/status")
+    body = get(d.port, "/api/status")[1]
+    if setting:
+        assert SECRET_TAG in q["command"], q
+    else:
+        assert q["command"] is None, q
+        assert SECRET_TAG not in body

@@ -1,0 +1,194 @@
+/* Unit tests of the pieces that keep one user or one slow directory from
+ * denying service (issue 10): the rate limit of repeated events, /etc/subuid
+ * parsing for per-person caps, and the resolver that keeps NSS off the event
+ * loop (its answers, its failure rules, its TTL refresh, and that a lookup in
+ * progress never blocks a reader). */
+#include <errno.h>
+#include <grp.h>
+#include <pwd.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "basic/macro.h"
+#include "basic/ratelimit.h"
+#include "basic/subid.h"
+#include "basic/time-util.h"
+#include "daemon/resolver.h"
+
+static void test_ratelimit(void **state)
+{
+        RateLimit rl = RATELIMIT_INIT(10 * USEC_PER_SEC, 3);
+        uint64_t t = 1000 * USEC_PER_SEC, n = 99;
+
+        for (int i = 0; i < 3; i++) {
+                assert_true(ratelimit_below(&rl, t + (uint64_t)i, &n));
+                assert_int_equal(n, 0);
+        }
+        for (int i = 0; i < 5; i++)
+                assert_false(ratelimit_below(&rl, t + 10 + (uint64_t)i, &n));
+        assert_int_equal(rl.suppressed, 5);
+        /* Still inside the interval. */
+        assert_false(ratelimit_below(&rl, t + 10 * USEC_PER_SEC - 1, NULL));
+        /* A new interval: the first event reports what was held back. */
+        assert_true(ratelimit_below(&rl, t + 10 * USEC_PER_SEC, &n));
+        assert_int_equal(n, 6);
+        assert_true(ratelimit_below(&rl, t + 10 * USEC_PER_SEC + 1, &n));
+        assert_int_equal(n, 0);
+        /* A clock that goes back starts a new interval rather than locking. */
+        rl.num = rl.burst;
+        assert_true(ratelimit_below(&rl, t - USEC_PER_SEC, NULL));
+}
+
+static void test_subid_parse(void **state)
+{
+        static const char text[] =
+                "alice:100000:65536\n"
+                "# a comment\n"
+                "\n"
+                "1001:200000:1000\n"
+                "bad:notanumber:5\n"
+                "zero:300000:0\n"
+                "wrap:4294967000:1000\n"
+                "nocount:400000\n"
+                ":500000:10\n"
+                "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx:1:1\n"
+                "bob:165536:65536"; /* no final newline */
+        SubidRange *r = NULL;
+        size_t n = 0;
+
+        assert_int_equal(subid_parse(text, sizeof text - 1, &r, &n), 0);
+        assert_int_equal(n, 3);
+        assert_string_equal(r[0].owner, "alice");
+        assert_int_equal(r[0].start, 100000);
+        assert_int_equal(r[0].count, 65536);
+        assert_string_equal(r[1].owner, "1001");
+        assert_string_equal(r[2].owner, "bob");
+
+        assert_int_equal(subid_find(r, n, 100000), 0);
+        assert_int_equal(subid_find(r, n, 165535), 0);
+        assert_int_equal(subid_find(r, n, 165536), 2);
+        assert_int_equal(subid_find(r, n, 200999), 1);
+        assert_int_equal(subid_find(r, n, 201000), 2); /* bob's, past 1001's */
+        assert_int_equal(subid_find(r, n, 231072), -1);
+        assert_int_equal(subid_find(r, n, 99999), -1);
+        assert_int_equal(subid_find(r, n, 0), -1);
+        free(r);
+
+        assert_int_equal(subid_parse("", 0, &r, &n), 0);
+        assert_int_equal(n, 0);
+        free(r);
+}
+
+/* The name of some group and some user that exist here (root's). */
+static void known_names(char *group, size_t glen, gid_t *gid, char *user, size_t ulen)
+{
+        struct group *g = getgrgid(0);
+        struct passwd *p = getpwuid(0);
+
+        assert_non_null(g);
+        assert_non_null(p);
+        snprintf(group, glen, "%s", g->gr_name);
+        *gid = g->gr_gid;
+        snprintf(user, ulen, "%s", p->pw_name);
+}
+
+static void test_resolver_answers(void **state)
+{
+        char group[256], user[256];
+        Resolver *r = NULL;
+        gid_t gid;
+        uint32_t id = 12345;
+
+        known_names(group, sizeof group, &gid, user, sizeof user);
+        assert_int_equal(resolver_new(60 * USEC_PER_SEC, 0, &r), 0);
+        ResolverName names[] = {
+                {RESOLVER_GROUP, group},
+                {RESOLVER_USER, user},
+                {RESOLVER_GROUP, "gkdos-no-such-group-xyz"},
+                {RESOLVER_USER, "gkdos-no-such-user-xyz"},
+                {RESOLVER_GROUP, group}, /* twice: kept once */
+        };
+        assert_int_equal(resolver_set(r, names, ELEMENTSOF(names)), 0);
+        assert_true(resolver_wait(r, 10 * USEC_PER_SEC));
+
+        assert_int_equal(resolver_lookup(r, RESOLVER_GROUP, group, &id), 0);
+        assert_int_equal(id, gid);
+        assert_int_equal(resolver_lookup(r, RESOLVER_USER, user, &id), 0);
+        assert_int_equal(id, 0);
+        assert_int_equal(resolver_lookup(r, RESOLVER_GROUP, "gkdos-no-such-group-xyz", &id),
+                         -ENOENT);
+        assert_int_equal(resolver_lookup(r, RESOLVER_USER, "gkdos-no-such-user-xyz", &id),
+                         -ENOENT);
+        /* Not asked for: the caller's mistake, said so. */
+        assert_int_equal(resolver_lookup(r, RESOLVER_USER, "gkdos-not-asked", &id), -ENOKEY);
+
+        /* A new set keeps the answers of the names it keeps, at once. */
+        ResolverName fewer[] = {{RESOLVER_GROUP, group}};
+        assert_int_equal(resolver_set(r, fewer, 1), 0);
+        assert_int_equal(resolver_lookup(r, RESOLVER_GROUP, group, &id), 0);
+        assert_int_equal(id, gid);
+        assert_int_equal(resolver_lookup(r, RESOLVER_USER, user, &id), -ENOKEY);
+        resolver_free(r);
+}
+
+/* With every lookup taking 300 ms, a reader asks while one is in progress:
+ * it gets -EAGAIN at once (not an answer 300 ms later), then the answer once
+ * the thread has it; a refresh in progress keeps serving the old answer. */
+static void test_resolver_never_blocks(void **state)
+{
+        char group[256], user[256];
+        Resolver *r = NULL;
+        gid_t gid;
+        uint32_t id;
+        uint64_t t0, worst = 0, lookups, failures;
+
+        known_names(group, sizeof group, &gid, user, sizeof user);
+        assert_int_equal(resolver_new(100 * USEC_PER_MSEC, 300 * USEC_PER_MSEC, &r), 0);
+        ResolverName names[] = {{RESOLVER_GROUP, group}};
+        assert_int_equal(resolver_set(r, names, 1), 0);
+
+        t0 = now_usec(CLOCK_MONOTONIC);
+        assert_int_equal(resolver_lookup(r, RESOLVER_GROUP, group, &id), -EAGAIN);
+        assert_true(now_usec(CLOCK_MONOTONIC) - t0 < 100 * USEC_PER_MSEC);
+        assert_false(resolver_wait(r, 50 * USEC_PER_MSEC));
+        assert_true(resolver_wait(r, 5 * USEC_PER_SEC));
+
+        /* For a second, refreshes run back to back (TTL 100 ms, 300 ms each):
+         * every read answers from memory, quickly, with the gid. */
+        while (now_usec(CLOCK_MONOTONIC) - t0 < 1300 * USEC_PER_MSEC) {
+                uint64_t t = now_usec(CLOCK_MONOTONIC), dt;
+
+                assert_int_equal(resolver_lookup(r, RESOLVER_GROUP, group, &id), 0);
+                assert_int_equal(id, gid);
+                dt = now_usec(CLOCK_MONOTONIC) - t;
+                worst = dt > worst ? dt : worst;
+                usleep(1000);
+        }
+        resolver_counts(r, &lookups, &failures);
+        assert_true(lookups >= 2); /* refreshed, not answered once and kept */
+        assert_int_equal(failures, 0);
+        print_message("longest resolver_lookup() during slow lookups: %llu us\n",
+                      (unsigned long long)worst);
+        assert_true(worst < 50 * USEC_PER_MSEC);
+        resolver_free(r); /* joins the thread, mid-lookup or not */
+}
+
+int main(void)
+{
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_ratelimit),
+                cmocka_unit_test(test_subid_parse),
+                cmocka_unit_test(test_resolver_answers),
+                cmocka_unit_test(test_resolver_never_blocks),
+        };
+
+        return cmocka_run_group_tests_name("dos", tests, NULL, NULL);
+}
