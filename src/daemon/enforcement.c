@@ -152,32 +152,34 @@ static void format_clock(uint64_t usec, char *buf, size_t len)
 static void warn_owner(Daemon *d, const TrackedViolation *t)
 {
         const ConfigEnforcement *c = &d->config->enforcement;
-        char when[16], text[1024];
+        char when[16], text[1024], grace[FORMAT_DURATION_MAX];
         uint64_t stop_at = t->rec.detected_usec + c->grace_usec;
         int r;
 
         format_clock(stop_at, when, sizeof when);
+        (void)format_duration_short(grace, sizeof grace, c->grace_usec);
         if (c->mode == CONFIG_ENFORCEMENT_ENFORCE)
                 snprintf(text, sizeof text,
-                         "\r\ngpukeeper: process %d (%s) uses GPU %d (%s) without a lease.\r\n"
+                         "\ngpukeeper: process %d (%s) uses GPU %d (%s) without a lease.\n"
                          "gpukeeper: run it with 'gpukeeper run --gpus 1 -- COMMAND', or get a "
-                         "lease first with 'gpukeeper lease acquire'.\r\n"
-                         "gpukeeper: it will be stopped (SIGTERM) at %s, in %" PRIu64 " s.\r\n",
+                         "lease first with 'gpukeeper lease acquire'.\n"
+                         "gpukeeper: it will be stopped (SIGTERM) at %s, in %s.\n",
                          (int)t->rec.pid, t->rec.command ? t->rec.command : "?",
-                         t->rec.gpu_index, t->rec.device_uuid, when,
-                         c->grace_usec / USEC_PER_SEC);
+                         t->rec.gpu_index, t->rec.device_uuid, when, grace);
         else
                 snprintf(text, sizeof text,
-                         "\r\ngpukeeper: process %d (%s) uses GPU %d (%s) without a lease.\r\n"
+                         "\ngpukeeper: process %d (%s) uses GPU %d (%s) without a lease.\n"
                          "gpukeeper: run it with 'gpukeeper run --gpus 1 -- COMMAND', or get a "
                          "lease first with 'gpukeeper lease acquire'. This is recorded and "
-                         "reported to the admins.\r\n",
+                         "reported to the admins.\n",
                          (int)t->rec.pid, t->rec.command ? t->rec.command : "?",
                          t->rec.gpu_index, t->rec.device_uuid);
         r = enforce_tty_message(t->rec.pid, t->rec.start_time, text);
         if (r < 0 && r != -ENOTTY && r != -ESRCH)
                 log_debug("No terminal message to pid %d: %s", (int)t->rec.pid, strerror(-r));
-        alert_violation(d, CONFIG_ALERT_VIOLATION, t, "GPU used without a lease", text);
+        /* The alert carries the text without the blank line that sets it off on
+         * a terminal; enforce_tty_message turns newlines into CR LF itself. */
+        alert_violation(d, CONFIG_ALERT_VIOLATION, t, "GPU used without a lease", text + 1);
 }
 
 static void open_violation(Daemon *d, const PolicyViolation *v, uint64_t now)

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "basic/parse.h"
 #include "basic/time-util.h"
 #include "daemon/daemon.h"
 #include "gpu/nvml-abi.h"
@@ -32,7 +33,7 @@ static void set_condition(Daemon *d, const GpuDevice *g, ConfigAlertEvent event,
                           bool *raised, const char *subject, const char *text,
                           const char *recovery)
 {
-        char key[160];
+        char key[160], recovered[320];
 
         snprintf(key, sizeof key, "%s:%s", config_alert_event_to_string(event), g->uuid);
         if (holds && !*raised) {
@@ -40,8 +41,11 @@ static void set_condition(Daemon *d, const GpuDevice *g, ConfigAlertEvent event,
                 daemon_alert(d, event, key, subject, text, gpu_details(g));
         } else if (!holds && *raised) {
                 *raised = false;
+                /* A recovery names its GPU, as the alert did: "GPU 2 (GPU-…): …". */
+                snprintf(recovered, sizeof recovered, "GPU %u (%s): %s", g->index, g->uuid,
+                         recovery);
                 if (d->alerts)
-                        (void)alerts_clear(d->alerts, event, key, recovery);
+                        (void)alerts_clear(d->alerts, event, key, recovered);
         }
 }
 
@@ -61,7 +65,7 @@ void gpu_alerts_tick(Daemon *d)
 {
         const ConfigAlerts *c = &d->config->alerts;
         uint64_t now = now_usec(CLOCK_REALTIME);
-        char text[512];
+        char text[512], span[FORMAT_DURATION_MAX];
 
         if (!d->snapshot)
                 return;
@@ -95,12 +99,12 @@ void gpu_alerts_tick(Daemon *d)
                                  g->index, g->uuid, g->last_xid);
                         daemon_alert(d, CONFIG_ALERT_XID, key, "Xid error", text, gpu_details(g));
                 }
+                (void)format_duration_short(span, sizeof span, c->memory_for_usec);
                 snprintf(text, sizeof text,
-                         "GPU %u (%s): memory %.1f of %.1f GiB used, above %.0f%% for %" PRIu64
-                         " s.",
+                         "GPU %u (%s): memory %.1f of %.1f GiB used, above %.0f%% for %s.",
                          g->index, g->uuid, (double)g->memory_used_bytes / (1 << 30),
                          (double)g->memory_total_bytes / (1 << 30), c->memory_fraction * 100,
-                         c->memory_for_usec / USEC_PER_SEC);
+                         span);
                 set_condition(d, g, CONFIG_ALERT_MEMORY,
                               held_long_enough(memory_high, &st->memory_since, now,
                                                c->memory_for_usec),
