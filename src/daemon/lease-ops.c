@@ -17,16 +17,35 @@
 
 #define MAX_DURATION_SEC (UINT64_C(366) * 24 * 3600)
 
-/* The policy limits of a peer: by the names of its groups (kernel view). */
-static const ConfigPolicyLimits *peer_limits(const Daemon *d, const Peer *peer)
+/* What binds an admin whose groups no policy.groups entry names: no device
+ * cap and the longest duration the config accepts. The default duration
+ * stays the policy's (an admin's lease without --time is no different). */
+static const ConfigPolicyLimits *admin_limits(const Daemon *d, ConfigPolicyLimits *buf)
+{
+        *buf = (ConfigPolicyLimits){
+            .max_gpus = 0,
+            .default_duration_usec = d->config->policy.limits.default_duration_usec,
+            .max_duration_usec = CONFIG_POLICY_DURATION_MAX,
+        };
+        return buf;
+}
+
+/* The policy limits of a peer: by the names of its groups (kernel view).
+ * Admins (root, group gpukeeper-admin) are not bound by the per-user caps
+ * unless a policy.groups entry names one of their groups: the config then
+ * says so explicitly (gpukeeper.yaml(5)). `buf` holds the admin's limits. */
+static const ConfigPolicyLimits *peer_limits(const Daemon *d, const Peer *peer,
+                                             ConfigPolicyLimits *buf)
 {
         char names[PEER_MAX_GROUPS + 1][64];
         const char *ptrs[PEER_MAX_GROUPS + 1];
+        const ConfigPolicyLimits *l;
+        bool admin = peer_is_admin(peer);
         size_t n = 0;
 
         /* No group policies: skip the NSS lookups (they read /etc/group). */
         if (d->config->policy.n_groups == 0)
-                return &d->config->policy.limits;
+                return admin ? admin_limits(d, buf) : &d->config->policy.limits;
 
         for (size_t i = 0; i <= peer->n_groups; i++) {
                 gid_t gid = i == 0 ? peer->gid : peer->groups[i - 1];
@@ -36,7 +55,10 @@ static const ConfigPolicyLimits *peer_limits(const Daemon *d, const Peer *peer)
                 ptrs[n] = names[n];
                 n++;
         }
-        return config_policy_limits(d->config, ptrs, n);
+        l = config_policy_limits(d->config, ptrs, n);
+        if (admin && l == &d->config->policy.limits)
+                return admin_limits(d, buf);
+        return l;
 }
 
 /* Optional non-negative integer argument; *ret untouched when absent. */
@@ -254,7 +276,8 @@ int lease_op_acquire(Daemon *d, const RequestCall *call, json_t *args, json_t **
         static const char *const allowed[] = {"kind",         "gpus", "devices", "mig",
                                               "duration_sec", "wait", "command", NULL};
         const Peer *peer = call->peer;
-        const ConfigPolicyLimits *limits = peer_limits(d, peer);
+        ConfigPolicyLimits admin_buf;
+        const ConfigPolicyLimits *limits = peer_limits(d, peer, &admin_buf);
         _cleanup_free_ PolicyDevice *devs = NULL;
         QueueEntry *e = NULL;
         const char *kind = NULL, *command = NULL;
@@ -303,10 +326,11 @@ int lease_op_acquire(Daemon *d, const RequestCall *call, json_t *args, json_t **
                 e->duration_usec =
                     duration_sec ? duration_sec * USEC_PER_SEC : limits->default_duration_usec;
                 if (e->duration_usec > limits->max_duration_usec) {
+                        char most[FORMAT_DURATION_MAX];
+
+                        (void)format_duration_short(most, sizeof most, limits->max_duration_usec);
                         r = request_error(ret_error, GK_E_PERMISSION,
-                                          "a lease may last at most %" PRIu64
-                                          " s under your policy",
-                                          limits->max_duration_usec / USEC_PER_SEC);
+                                          "a lease may last at most %s under your policy", most);
                         audit_refusal(d, peer, "lease.refused", NULL, ret_error->message);
                         goto fail;
                 }
@@ -482,6 +506,7 @@ int lease_op_extend(Daemon *d, const RequestCall *call, json_t *args, json_t **r
                     gk_call_error *ret_error)
 {
         static const char *const allowed[] = {"id", "duration_sec", NULL};
+        ConfigPolicyLimits admin_buf;
         const ConfigPolicyLimits *limits;
         uint64_t duration_sec = 0, now = now_usec(CLOCK_REALTIME), expires;
         Lease *l = NULL;
@@ -506,18 +531,19 @@ int lease_op_extend(Daemon *d, const RequestCall *call, json_t *args, json_t **r
          * grant: extending again and again must not get around
          * max_duration and keep a device from the queue for good. Admins
          * are not bound (docs/protocol.md). */
-        limits = peer_limits(d, call->peer);
+        limits = peer_limits(d, call->peer, &admin_buf);
         expires = MAX(l->rec.expires_usec, now) + duration_sec * USEC_PER_SEC;
         if (!peer_is_admin(call->peer) &&
             expires - l->rec.created_usec > limits->max_duration_usec) {
-                char subject[32];
+                char subject[32], would[FORMAT_DURATION_MAX], most[FORMAT_DURATION_MAX];
 
+                (void)format_duration_short(would, sizeof would, expires - l->rec.created_usec);
+                (void)format_duration_short(most, sizeof most, limits->max_duration_usec);
                 r = request_error(ret_error, GK_E_PERMISSION,
-                                  "the lease would then last %" PRIu64 " s from its grant; your "
-                                  "policy allows at most %" PRIu64 " s (an admin can extend it "
+                                  "the lease would then last %s from its grant; your "
+                                  "policy allows at most %s (an admin can extend it "
                                   "further)",
-                                  (expires - l->rec.created_usec) / USEC_PER_SEC,
-                                  limits->max_duration_usec / USEC_PER_SEC);
+                                  would, most);
                 snprintf(subject, sizeof subject, "lease %" PRId64, l->rec.id);
                 audit_refusal(d, call->peer, "lease.extend_refused", subject, ret_error->message);
                 return r;
