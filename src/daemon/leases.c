@@ -383,6 +383,21 @@ json_t *leases_queue_to_json(const Daemon *d)
         return queue;
 }
 
+/* Processes on a device whose owner is not the holder (every process when
+ * the device is free): the allocator prefers devices without any. */
+static unsigned unleased_processes(const GpuDevice *g, int instance, const Lease *holder)
+{
+        unsigned n = 0;
+
+        for (size_t i = 0; i < g->n_processes; i++) {
+                const GpuProcess *p = &g->processes[i];
+
+                if (p->instance == instance && !(holder && p->uid == holder->rec.uid))
+                        n++;
+        }
+        return n;
+}
+
 /* Memory on a device held by processes whose owner is not `holder_uid`
  * (every process when the device is free): the allocator skips devices
  * where such use is above policy.unleased_memory_limit. */
@@ -418,6 +433,9 @@ static void policy_device_fill(const Daemon *d, const GpuDevice *g, int instance
             .drained = leases_is_drained(d, uuid, g->uuid),
             .leased = holder != NULL || gpu_part_held(d, g->uuid, uuid),
             .unleased_memory_bytes = unleased_memory(g, instance, holder),
+            .unleased_processes = unleased_processes(g, instance, holder),
+            /* MIG instances report no utilisation (-1): their processes rank them. */
+            .utilization_pct = instance >= 0 ? -1 : g->utilization_gpu,
             .last_released_usec = device_time_get(d->leases.released, d->leases.n_released, uuid),
         };
 }

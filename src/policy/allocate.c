@@ -508,7 +508,9 @@ static void scan_windows(Ctx *c, size_t from, size_t to, size_t want, size_t *be
  * recently used, then the lowest index. Windows that tie on everything go
  * to the first in bus order, whose last key is the device index, so the
  * choice is deterministic. */
-static void choose(Ctx *c, size_t cls, size_t want, size_t *ret)
+static unsigned rank_of(const Ctx *c, size_t i);
+
+static void choose_ranked(Ctx *c, size_t cls, size_t want, unsigned max_rank, size_t *ret)
 {
         size_t m = 0, best_start = 0;
         uint64_t best_spread = 0, best_lru = 0;
@@ -516,7 +518,7 @@ static void choose(Ctx *c, size_t cls, size_t want, size_t *ret)
 
         if (want > 1) {
                 for (size_t k = c->class_start[cls]; k < c->class_start[cls + 1]; k++)
-                        if (available(c, c->order_numa[k]))
+                        if (available(c, c->order_numa[k]) && rank_of(c, c->order_numa[k]) <= max_rank)
                                 c->cand[m++] = c->order_numa[k];
                 for (size_t s = 0, e; s < m; s = e) {
                         int node = c->devices[c->cand[s]].numa_node;
@@ -531,7 +533,7 @@ static void choose(Ctx *c, size_t cls, size_t want, size_t *ret)
         if (!found) {
                 m = 0;
                 for (size_t k = c->class_start[cls]; k < c->class_start[cls + 1]; k++)
-                        if (available(c, c->order_bus[k]))
+                        if (available(c, c->order_bus[k]) && rank_of(c, c->order_bus[k]) <= max_rank)
                                 c->cand[m++] = c->order_bus[k];
                 if (want == 1) {
                         /* The bus order breaks ties by LRU only within one bus id. */
@@ -551,6 +553,36 @@ static void choose(Ctx *c, size_t cls, size_t want, size_t *ret)
                 ret[k] = c->cand[best_start + k];
                 c->taken[ret[k]] = true;
         }
+}
+
+/* How much others use a free device: 0 nobody, 1 busy (utilisation at or
+ * above POLICY_BUSY_UTILIZATION), 2 processes without a lease run there. */
+static unsigned rank_of(const Ctx *c, size_t i)
+{
+        const PolicyDevice *d = &c->devices[i];
+
+        if (d->unleased_processes > 0 || d->unleased_memory_bytes > 0)
+                return 2;
+        return d->utilization_pct >= POLICY_BUSY_UTILIZATION ? 1 : 0;
+}
+
+/* The least used devices first: the pick is made among the devices of the
+ * lowest rank that has enough of them (the caller checked that all the
+ * available ones are enough, so rank 2 always is). */
+static void choose(Ctx *c, size_t cls, size_t want, size_t *ret)
+{
+        for (unsigned max_rank = 0; max_rank < 2; max_rank++) {
+                size_t n = 0;
+
+                for (size_t k = c->class_start[cls]; k < c->class_start[cls + 1]; k++)
+                        if (available(c, c->order_bus[k]) && rank_of(c, c->order_bus[k]) <= max_rank)
+                                n++;
+                if (n >= want) {
+                        choose_ranked(c, cls, want, max_rank, ret);
+                        return;
+                }
+        }
+        choose_ranked(c, cls, want, 2, ret);
 }
 
 static const char *device_state(const Ctx *c, size_t i)
