@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <sys/prctl.h>
 #include <unistd.h>
 
 #include "basic/macro.h"
@@ -114,7 +115,7 @@ int cli_child_spawn(char *const *argv, char *const *envp, const sigset_t *mask, 
         _cleanup_close_ int rfd = -1, wfd = -1;
         int fds[2], err = 0;
         ssize_t n;
-        pid_t pid;
+        pid_t pid, parent;
 
         /* Close-on-exec: the read end sees EOF the moment the exec
          * succeeds, or the errno the child writes when it fails. */
@@ -123,12 +124,20 @@ int cli_child_spawn(char *const *argv, char *const *envp, const sigset_t *mask, 
         rfd = fds[0];
         wfd = fds[1];
 
+        parent = getpid();
         pid = fork();
         if (pid < 0)
                 return negative_errno();
         if (pid == 0) {
                 int e;
 
+                /* The command must not outlive its lease: when `run` dies
+                 * (even by SIGKILL, when nothing of ours can forward a
+                 * signal), the kernel sends the command SIGTERM. A parent
+                 * that died before prctl is caught by the getppid check. */
+                if (prctl(PR_SET_PDEATHSIG, CLI_CHILD_PARENT_DEATH_SIGNAL) < 0 ||
+                    getppid() != parent)
+                        _exit(CLI_EXIT_NOT_EXECUTABLE);
                 sigprocmask(SIG_SETMASK, mask, NULL);
                 execvpe(argv[0], argv, envp);
                 e = errno;

@@ -737,7 +737,15 @@ void leases_connection_closed(Daemon *d, uint64_t conn_id)
         for (Lease *l = s->leases, *next; l; l = next) {
                 next = l->next;
                 if (l->rec.kind == LEASE_RUN && l->conn_id == conn_id) {
-                        if (leases_end(d, l, false, "client exited", (int64_t)l->rec.uid) < 0) {
+                        /* `run` releases before it closes; a connection that
+                         * drops with the lease held is a client that died
+                         * (SIGKILL, OOM): the kernel stops its command with
+                         * it (PR_SET_PDEATHSIG, gpukeeper(1)), and the audit
+                         * says so. */
+                        if (leases_end(d, l, false,
+                                       "client exited without releasing; its command was "
+                                       "sent SIGTERM with it",
+                                       (int64_t)l->rec.uid) < 0) {
                                 l->conn_id = 0;
                                 l->end_retry_usec =
                                     now_usec(CLOCK_REALTIME) + LEASES_END_RETRY_USEC;
