@@ -87,20 +87,31 @@ static int load(TestDir *t, const char *yaml, Config **ret, char **ret_error)
         return config_load(t->file, ret, ret_error);
 }
 
-/* Assert that `yaml` fails with -EINVAL and exactly "FILE:" + `want`, and
- * that neither the Config pointer is touched. */
+/* Assert that `yaml` fails with -EINVAL and exactly `want` with "FILE:"
+ * before each of its lines (one line per error), and that the Config
+ * pointer is not touched. */
 static void expect_error_bytes(TestDir *t, const char *yaml, size_t n, const char *want)
 {
         Config *sentinel = (Config *)&sentinel, *c = sentinel;
         _cleanup_free_ char *err = NULL, *full = NULL;
+        size_t len = 0;
+        FILE *f;
 
         write_bytes(t->file, yaml, n);
         assert_int_equal(config_load(t->file, &c, &err), -EINVAL);
         assert_ptr_equal(c, sentinel);
         assert_non_null(err);
-        assert_true(asprintf(&full, "%s:%s", t->file, want) > 0);
+        f = open_memstream(&full, &len);
+        assert_non_null(f);
+        for (const char *p = want; p;) {
+                const char *nl = strchr(p, '\n');
+
+                fprintf(f, "%s:%.*s%s", t->file, (int)(nl ? (size_t)(nl - p) : strlen(p)), p,
+                        nl ? "\n" : "");
+                p = nl ? nl + 1 : NULL;
+        }
+        assert_int_equal(fclose(f), 0);
         assert_string_equal(err, full);
-        assert_null(strchr(err, '\n'));
 }
 
 static void expect_error(TestDir *t, const char *yaml, const char *want)
@@ -635,7 +646,7 @@ static void test_anchors_aliases_tags(void **state)
                      "a: &a [\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\"]\n"
                      "b: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]\n"
                      "c: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b]\n",
-                     "1:1: unknown key 'a' " KNOWN);
+                     "1:1: unknown key 'a' " KNOWN "\n1:4: anchors (&a) are not allowed");
         expect_error(t,
                      "log_level: &a [\"lol\",\"lol\",\"lol\"]\n"
                      "socket: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]\n",
@@ -1027,10 +1038,23 @@ static void test_policy_check_errors(void **state)
                      "  max_duration: 1h\n",
                      "5:17: 'policy.max_duration' (1h) must not be shorter than default_duration "
                      "(4h, the default)");
-        /* A later key of the file is not read once the policy is found wrong. */
+        /* Every error is reported, in file order (issue 17, item 15). */
         expect_error(t, "policy:\n  max_duration: 1h\nbogus: 1\n",
                      "2:17: 'policy.max_duration' (1h) must not be shorter than default_duration "
-                     "(4h, the default)");
+                     "(4h, the default)\n3:1: unknown key 'bogus' " KNOWN);
+        expect_error(t,
+                     "log_level: loud\npolicy:\n  max_gpus: x\n  bogus: 1\n"
+                     "  groups:\n    - group: Bad!\n    - max_gpus: 1\nsocket: /a\nsocket: /b\n",
+                     "1:12: invalid value 'loud' for 'log_level': must be one of error, warning, "
+                     "info, debug\n"
+                     "3:13: invalid value 'x' for 'policy.max_gpus': not a non-negative whole "
+                     "number\n"
+                     "4:3: unknown key 'policy.bogus' (known keys in 'policy': max_gpus, "
+                     "default_duration, max_duration, unleased_memory_limit, reconnect_grace, "
+                     "groups)\n"
+                     "6:14: invalid value 'Bad!' for 'policy.groups[0].group': " GROUP_NAME_RULE
+                     "\n7:7: missing required key 'policy.groups[1].group'\n"
+                     "9:1: duplicate key 'socket' (first given on line 8)");
 
         /* What a group leaves unset, even when the policy level sets it later, is fine. */
         {
@@ -1557,7 +1581,7 @@ static void test_alerts_errors(void **state)
                      "alerts:\n  sinks:\n    - name: abcdefghijklmnopqrstuvwxyz0123456\n",
                      "3:13: invalid value 'abcdefghijklmnopqrstuvwxyz0123456' for "
                      "'alerts.sinks[0].name': must be 1 to 32 lower-case letters, digits, '_' "
-                     "or '-'");
+                     "or '-'\n3:7: missing required key 'alerts.sinks[0].type'");
         expect_error(t, "alerts:\n  sinks:\n    - name: ops\n      type: teams\n",
                      "4:13: invalid value 'teams' for 'alerts.sinks[0].type': must be one of "
                      "webhook, dingtalk, slack, email");
