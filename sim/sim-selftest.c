@@ -130,7 +130,8 @@ static const char *const common_symbols[] = {
         "nvmlDeviceGetPowerUsage", "nvmlDeviceGetTotalEnergyConsumption",
         "nvmlDeviceGetComputeRunningProcesses", "nvmlDeviceGetGraphicsRunningProcesses",
         "nvmlDeviceGetProcessUtilization", "nvmlEventSetCreate", "nvmlEventSetFree",
-        "nvmlDeviceRegisterEvents", "nvmlEventSetWait", "gpukeeperSimVersion", NULL,
+        "nvmlDeviceRegisterEvents", "nvmlEventSetWait", "gpukeeperSimVersion",
+        "nvmlDeviceGetClockInfo", NULL,
 };
 
 static const char *const versioned_symbols[] = {
@@ -143,7 +144,10 @@ static const char *const versioned_symbols[] = {
         "nvmlDeviceGetComputeInstanceId", "nvmlDeviceGetDeviceHandleFromMigDeviceHandle",
         "nvmlDeviceIsMigDeviceHandle", "nvmlDeviceGetGpuInstanceProfileInfo",
         "nvmlEventSetWait_v2", "nvmlDeviceGetConfComputeMemSizeInfo",
-        "nvmlDeviceGetMemoryAffinity", NULL,
+        "nvmlDeviceGetMemoryAffinity",
+        /* GPM came with the R520 drivers: not in the legacy variant. */
+        "nvmlGpmQueryDeviceSupport", "nvmlGpmSampleAlloc", "nvmlGpmSampleFree",
+        "nvmlGpmSampleGet", "nvmlGpmMetricsGet", NULL,
 };
 
 static bool in_list(const char *const *list, const char *name)

@@ -228,6 +228,8 @@ static int take_device(DeviceQuery *q, unsigned index)
                 .temperature_c = -1,
                 .power_mw = -1,
                 .energy_mj = GPU_VALUE_UNKNOWN,
+                .clock_sm_mhz = -1,
+                .clock_mem_mhz = -1,
                 .healthy = true,
         };
 
@@ -277,6 +279,20 @@ static int take_device(DeviceQuery *q, unsigned index)
                 d->power_mw = u;
         if (check(q, gpu_nvml_device_energy(nvml, dev, &energy)))
                 d->energy_mj = energy;
+        if (check(q, gpu_nvml_device_clock(nvml, dev, NVML_CLOCK_SM, &u)) && u <= INT32_MAX)
+                d->clock_sm_mhz = (int)u;
+        if (check(q, gpu_nvml_device_clock(nvml, dev, NVML_CLOCK_MEM, &u)) && u <= INT32_MAX)
+                d->clock_mem_mhz = (int)u;
+        if (q->lost)
+                return 0;
+        /* GPM: NO_DATA on a device's first tick is expected, not an error. */
+        if (d->uuid[0]) {
+                nvmlReturn_t r = gpu_nvml_device_gpm(nvml, index, d->uuid, dev, &d->gpm);
+
+                d->has_gpm = r == NVML_SUCCESS;
+                if (r != NVML_ERROR_NO_DATA)
+                        (void)check(q, r);
+        }
         if (q->lost)
                 return 0;
 

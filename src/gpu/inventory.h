@@ -66,6 +66,10 @@ typedef struct GpuDevice {
         int64_t power_mw;       /* -1 when unknown */
         uint64_t energy_mj;     /* GPU_VALUE_UNKNOWN when unknown; monotonic counter */
         uint64_t last_xid;      /* last Xid event seen since the daemon started, 0 if none */
+        int clock_sm_mhz;       /* current SM clock, -1 when unknown */
+        int clock_mem_mhz;      /* current memory clock, -1 when unknown */
+        bool has_gpm;           /* GPM metrics below are from this tick (Hopper and later) */
+        GpuNvmlGpm gpm;         /* ratios 0..1, -1 per metric when unknown */
         bool healthy;           /* false when lost or when identity/memory could not be read */
         int error;              /* first NVML error of this tick on this device, 0 if none */
         char error_call[48];    /* the NVML function that returned `error` */
