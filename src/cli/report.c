@@ -52,8 +52,7 @@ void cli_report_usage(FILE *f)
               f);
 }
 
-/* A user name or a numeric uid → uid. */
-static int parse_user(const char *s, uid_t *ret)
+int cli_parse_user(const char *s, uid_t *ret)
 {
         struct passwd pw, *res = NULL;
         char buf[PW_BUF_MAX];
@@ -193,7 +192,7 @@ int cli_report_main(cli_context *ctx, int argc, char *argv[])
                                 return r;
                         break;
                 case ARG_USER:
-                        if (parse_user(optarg, &uid) < 0)
+                        if (cli_parse_user(optarg, &uid) < 0)
                                 return cli_usage_error("report", "no such user: '%s'", optarg);
                         have_user = true;
                         break;

@@ -14,6 +14,7 @@
 #include "daemon/status.h"
 #include "daemon/report-ops.h"
 #include "daemon/violation-ops.h"
+#include "daemon/audit-ops.h"
 #include "proto/proto.h"
 
 int request_error(gk_call_error *ret_error, int code, const char *fmt, ...)
@@ -95,6 +96,7 @@ static const struct {
         {"admin.undrain", lease_op_undrain},
         {"violations.list", violation_op_list},
         {"report", report_op},
+        {"audit.list", audit_op_list},
 };
 
 json_t *request_dispatch(Daemon *d, const Peer *peer, uint32_t id, const char *op, json_t *args,

@@ -55,3 +55,41 @@ def test_durations_in_messages_use_units(daemon_factory, lab, users):
     assert r.returncode == EXIT_PERMISSION, r
     assert "last 6h30m from its grant" in r.stderr and "at most 4h" in r.stderr, r.stderr
     assert not re.search(r"\d+ s\b", r.stderr), r.stderr
+
+
+# ---- the audit CLI ------------------------------------------------------------
+
+def test_audit_cli_admins_see_all_users_their_own(daemon_factory, lab, users, admin):
+    alice, bob = users["alice"], users["bob"]
+    d = start_leasing_daemon(daemon_factory, lab, extra_whole=2)
+    ok(d.cli("lease", "acquire", user=alice))
+    ok(d.cli("lease", "release", "--all", user=alice))
+    ok(d.cli("lease", "acquire", user=bob))
+
+    def records(*args, user=None):
+        r = ok(d.cli("audit", "--json", *args, user=user))
+        return json.loads(r.stdout)["records"]
+
+    everyone = records(user=admin)
+    assert {alice.uid, bob.uid} <= {x["uid"] for x in everyone}, everyone
+    assert everyone == sorted(everyone, key=lambda x: (x["at"], x["id"]), reverse=True)
+    mine = records(user=alice)
+    assert mine and {x["uid"] for x in mine} == {alice.uid}, mine
+    assert all(x["user"] == alice.name for x in mine), mine
+    # A family of actions, or one action; a user filter for admins.
+    released = records("--action", "lease.release")
+    assert released and {x["action"] for x in released} == {"lease.release"}, released
+    leases = records("--action", "lease", "--user", bob.name)
+    assert leases and all(x["action"].startswith("lease.") and x["uid"] == bob.uid
+                          for x in leases), leases
+    assert records("--since", "1s", "--action", "nothing.such") == []
+    # Someone else's records: refused, exit 77.
+    r = d.cli("audit", "--user", bob.name, user=alice)
+    assert r.returncode == EXIT_PERMISSION, r
+    assert "admin" in r.stderr, r.stderr
+    # The table, piped: every column, the detail never cut.
+    r = ok(d.cli("audit", user=admin))
+    assert r.stdout.splitlines()[0].split() == ["TIME", "USER", "ACTION", "SUBJECT", "DETAIL"]
+    assert any(alice.name in line and "lease.release" in line for line in r.stdout.splitlines())
+    r = d.cli("audit", "--action", "Bad Action", user=admin)
+    assert r.returncode != 0 and "action" in r.stderr, r
