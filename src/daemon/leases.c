@@ -400,7 +400,8 @@ static unsigned unleased_processes(const GpuDevice *g, int instance, const Lease
 
 /* Memory on a device held by processes whose owner is not `holder_uid`
  * (every process when the device is free): the allocator skips devices
- * where such use is above policy.unleased_memory_limit. */
+ * where such use is above policy.unleased_memory_limit. Memory of exited
+ * processes (gone or zombie) counts: it is held until reaped or reset. */
 static uint64_t unleased_memory(const GpuDevice *g, int instance, const Lease *holder)
 {
         uint64_t sum = 0;
@@ -408,8 +409,7 @@ static uint64_t unleased_memory(const GpuDevice *g, int instance, const Lease *h
         for (size_t i = 0; i < g->n_processes; i++) {
                 const GpuProcess *p = &g->processes[i];
 
-                if (p->instance != instance || p->vanished ||
-                    p->memory_used_bytes == GPU_VALUE_UNKNOWN)
+                if (p->instance != instance || p->memory_used_bytes == GPU_VALUE_UNKNOWN)
                         continue;
                 if (holder && p->uid == holder->rec.uid)
                         continue;

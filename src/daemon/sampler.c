@@ -126,6 +126,12 @@ int sampler_tick(Daemon *d)
                 return r;
         if (!d->nvml && d->nvml_message[0])
                 snprintf(s->message, sizeof s->message, "%s", d->nvml_message);
+        /* Memory of exited processes keeps naming its owner (issue 17). */
+        r = gpu_snapshot_carry_owners(s, d->snapshot);
+        if (r < 0) {
+                gpu_snapshot_free(s);
+                return r;
+        }
         gpu_snapshot_free(d->snapshot);
         d->snapshot = s;
         log_debug("Sampled %zu GPUs in %" PRIu64 " us, %u NVML errors", s->n_gpus, s->tick_usec,

@@ -4,8 +4,10 @@ processes, the NVML simulator as the only stand-in."""
 
 import json
 import re
+import signal
 
 from conftest import GPU0_UUID, start_leasing_daemon, wait_for, whole_gpu_uuid
+from enforcefixtures import hooks  # noqa: F401 (fixture)
 
 EXIT_PERMISSION = 77
 EXIT_NO_CAPACITY = 75
@@ -93,3 +95,80 @@ def test_audit_cli_admins_see_all_users_their_own(daemon_factory, lab, users, ad
     assert any(alice.name in line and "lease.release" in line for line in r.stdout.splitlines())
     r = d.cli("audit", "--action", "Bad Action", user=admin)
     assert r.returncode != 0 and "action" in r.stderr, r
+
+
+# ---- item 1: memory of exited and zombie processes ----------------------------
+
+ZOMBIE_PARENT = r"""
+import os, sys, time
+pid = os.fork()
+if pid == 0:
+    os._exit(0)
+open(sys.argv[1], "w").write(str(pid))
+time.sleep(300)  # never reaps its child: a zombie
+"""
+
+
+def test_memory_of_exited_and_zombie_processes_is_held_and_alerted(daemon_factory, lab, users,
+                                                                   spawn, hooks):
+    from conftest import PYTHON, as_user
+    import subprocess
+    alice, bob = users["alice"], users["bob"]
+    hook = hooks()
+    d = start_leasing_daemon(
+        daemon_factory, lab, extra_whole=1, policy={"unleased_memory_limit": "1G"},
+        alerts={"sinks": [{"name": "ops", "type": "webhook", "url": hook.url("/hook"),
+                           "events": ["exited_memory"]}]})
+    gpu2 = whole_gpu_uuid(2)
+    # A job of alice that will be gone (reaped) while NVML keeps its 8 GiB...
+    job = spawn(alice, "alice-gone-job")
+    lab.add_process(gpu2, job.pid, 8192)
+    lab.write()
+    # ...and a zombie of alice holding 6 GiB: its parent never reaps it.
+    pidfile = d.shared_log("zombie.pid")
+    parent = subprocess.Popen([PYTHON, "-c", ZOMBIE_PARENT, str(pidfile)],
+                              stdin=subprocess.DEVNULL, start_new_session=True, **as_user(alice))
+    try:
+        zombie = int(wait_for(lambda: pidfile.read_text().strip(), what="the zombie's pid"))
+        wait_for(lambda: open(f"/proc/{zombie}/stat").read().rsplit(")", 1)[1].split()[0] == "Z",
+                 what="the child to be a zombie")
+        lab.write()
+        # The job is seen alive (its owner known) first...
+        wait_for(lambda: any(p["pid"] == job.pid and p["user"] == alice.name
+                             for g in d.status()["gpus"] for p in g["processes"]),
+                 what="the job in status")
+        # ...then, in one sample (the daemon is stopped meanwhile), it is gone
+        # and the zombie appears.
+        d.send_signal(signal.SIGSTOP)
+        try:
+            job.kill()
+            job.wait()
+            lab.add_process(gpu2, zombie, 6144)
+            lab.write()
+        finally:
+            d.send_signal(signal.SIGCONT)
+
+        def exited_rows():
+            rows = {p["pid"]: p for g in d.status()["gpus"] if g["uuid"] == gpu2
+                    for p in g["processes"]}
+            return rows if rows.get(job.pid, {}).get("vanished") else None
+
+        rows = wait_for(exited_rows, what="the job to show as exited")
+        # The last known owner is kept; both count as exited.
+        assert rows[job.pid]["user"] == alice.name and rows[job.pid]["exited"], rows
+        assert rows[zombie]["zombie"] and rows[zombie]["user"] == alice.name, rows
+        # The memory counts as held: no lease on that GPU for bob.
+        r = d.cli("lease", "acquire", "--gpu", gpu2, "--no-wait", user=bob)
+        assert r.returncode == EXIT_NO_CAPACITY, r
+        # Admins are told whose it is and what can be done.
+        body = hook.wait(lambda: hook.bodies("/hook", event="exited_memory"),
+                         what="the exited_memory alert")[0]
+        text = body["text"]
+        assert "14.0 GiB held by exited processes of " + alice.name in text, text
+        assert f"parent {parent.pid}" in text and "reaps" in text, text
+        assert "nvidia-smi -r" in text, text
+        r = ok(d.cli("status", user=bob))
+        assert "(zombie)" in r.stdout and "(exited)" in r.stdout, r.stdout
+    finally:
+        parent.kill()
+        parent.wait()

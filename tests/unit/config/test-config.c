@@ -1123,7 +1123,7 @@ static void test_enforcement_idle_alerts_full(void **state)
                               "      to: [admin@lab, ops@lab.example.org]\n"
                               "      events: [daemon, process_stopped, nvml_error, xid, memory,\n"
                               "               temperature, idle_warning, idle_reclaim,\n"
-                              "               idle_flag]\n"
+                              "               idle_flag, exited_memory]\n"
                               "    - name: mail2\n"
                               "      type: email\n"
                               "      smtp_url: smtps://mail.example.org\n"
@@ -1530,7 +1530,7 @@ static void test_idle_errors(void **state)
         "from, to"
 #define EVENT_NAMES                                                                                \
         "daemon, violation, process_stopped, gpu_lost, nvml_error, xid, memory, temperature, "    \
-        "idle_warning, idle_reclaim, idle_flag"
+        "idle_warning, idle_reclaim, idle_flag, exited_memory"
 
 static void test_alerts_errors(void **state)
 {
@@ -1818,7 +1818,7 @@ static void test_alert_list_limits(void **state)
         assert_true(asprintf(&yaml,
                              "alerts:\n  sinks:\n    - name: a\n      type: slack\n"
                              "      url: http://h\n      events: [" EVENT_NAMES ", xid]\n") > 0);
-        expect_error(t, yaml, "6:139: too many items in 'alerts.sinks[0].events' (at most 11)");
+        expect_error(t, yaml, "6:154: too many items in 'alerts.sinks[0].events' (at most 12)");
 }
 
 /* A secret written in a sink must not appear in any message, whatever is
@@ -1870,12 +1870,12 @@ static void test_alert_event_names(void **state)
         static const char *const names[] = {
                 "daemon",      "violation",    "process_stopped", "gpu_lost",
                 "nvml_error",  "xid",          "memory",          "temperature",
-                "idle_warning", "idle_reclaim", "idle_flag",
+                "idle_warning", "idle_reclaim", "idle_flag",       "exited_memory",
         };
         TestDir *t = *state;
 
         assert_int_equal(ELEMENTSOF(names), _CONFIG_ALERT_MAX);
-        assert_int_equal(CONFIG_ALERT_EVENTS_ALL, 0x7ff);
+        assert_int_equal(CONFIG_ALERT_EVENTS_ALL, 0xfff);
         for (int e = 0; e < _CONFIG_ALERT_MAX; e++) {
                 _cleanup_(config_freep) Config *c = NULL;
                 _cleanup_free_ char *yaml = NULL;
