@@ -61,6 +61,40 @@ static const ConfigPolicyLimits *peer_limits(const Daemon *d, const Peer *peer,
         return l;
 }
 
+/* A named device that is drained: say so, by whom and why, and that waiting
+ * will not help until it is undrained (issue 17). Returns the error, or 0
+ * when no named device is drained. */
+static int drained_error(Daemon *d, const QueueEntry *q, gk_call_error *ret_error)
+{
+        for (size_t i = 0; i < q->n_named; i++) {
+                _cleanup_free_ char *reason = NULL;
+                const char *gpu = q->named[i], *by = "an admin";
+                const GpuDevice *g = NULL;
+                int64_t uid = -1;
+
+                /* A MIG instance is drained with its GPU too. */
+                for (size_t k = 0; d->snapshot && !g && k < d->snapshot->n_gpus; k++)
+                        for (size_t m = 0; m < d->snapshot->gpus[k].n_instances; m++)
+                                if (strcmp(d->snapshot->gpus[k].instances[m].uuid,
+                                           q->named[i]) == 0)
+                                        g = &d->snapshot->gpus[k];
+                if (g)
+                        gpu = g->uuid;
+                if (!leases_is_drained(d, q->named[i], gpu))
+                        continue;
+                if (store_drain_get(d->store, q->named[i], &uid, &reason) == -ENOENT)
+                        (void)store_drain_get(d->store, gpu, &uid, &reason);
+                if (uid >= 0)
+                        by = daemon_user_name(d, (uid_t)uid);
+                return request_error(ret_error, GK_E_NO_CAPACITY,
+                                     "%s is drained by %s%s%s%s; waiting will not help until an "
+                                     "admin undrains it ('gpukeeper admin undrain %s')",
+                                     q->named[i], by, reason ? " (" : "", reason ? reason : "",
+                                     reason ? ")" : "", q->named[i]);
+        }
+        return 0;
+}
+
 /* Optional non-negative integer argument; *ret untouched when absent. */
 static int arg_uint(json_t *args, const char *key, uint64_t max, uint64_t *ret,
                     gk_call_error *ret_error)
@@ -386,8 +420,10 @@ int lease_op_acquire(Daemon *d, const RequestCall *call, json_t *args, json_t **
         for (QueueEntry *q = d->leases.queue; q; q = q->next) {
                 if (q->request_id != request_id || !q->no_wait)
                         continue;
-                r = request_error(ret_error, GK_E_NO_CAPACITY, "not enough free devices now (%s)",
-                                  q->last_reason);
+                r = drained_error(d, q, ret_error);
+                if (r == 0)
+                        r = request_error(ret_error, GK_E_NO_CAPACITY,
+                                          "not enough free devices now (%s)", q->last_reason);
                 leases_dequeue(d, request_id);
                 return r;
         }

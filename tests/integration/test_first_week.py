@@ -172,3 +172,17 @@ def test_memory_of_exited_and_zombie_processes_is_held_and_alerted(daemon_factor
     finally:
         parent.kill()
         parent.wait()
+
+
+# ---- item 13: --no-wait on a drained GPU -------------------------------------
+
+def test_no_wait_on_a_drained_gpu_says_drained_by_whom(daemon_factory, lab, users, admin):
+    alice = users["alice"]
+    d = start_leasing_daemon(daemon_factory, lab, extra_whole=1)
+    gpu2 = whole_gpu_uuid(2)
+    ok(d.cli("admin", "drain", gpu2, "--reason", "fan replacement", user=admin))
+    r = d.cli("lease", "acquire", "--gpu", gpu2, "--no-wait", user=alice)
+    assert r.returncode == EXIT_NO_CAPACITY, r
+    assert f"{gpu2} is drained by {admin.name} (fan replacement)" in r.stderr, r.stderr
+    assert "waiting will not help" in r.stderr and "undrain" in r.stderr, r.stderr
+    assert "waiting for" not in r.stderr, r.stderr
