@@ -226,12 +226,27 @@ static void close_violation(Daemon *d, TrackedViolation *t, const char *outcome,
                 log_error("Cannot close violation %" PRId64, t->rec.id);
         log_info("Violation %" PRId64 " (pid %d) ended: %s.", t->rec.id, (int)t->rec.pid, outcome);
         if (strcmp(outcome, "stopped") == 0 || strcmp(outcome, "killed") == 0 ||
-            strcmp(outcome, "unkillable") == 0)
+            strcmp(outcome, "unkillable") == 0) {
+                bool unkillable = strcmp(outcome, "unkillable") == 0;
+                char text[1024];
+
+                /* The whole story in the body (email, webhook text), not
+                 * just the outcome's one word. */
+                snprintf(text, sizeof text,
+                         "Process %d (%s) of %s used GPU %d (%s) without a lease and %s.",
+                         (int)t->rec.pid, t->rec.command ? t->rec.command : "?",
+                         daemon_user_name(d, t->rec.uid), t->rec.gpu_index, t->rec.device_uuid,
+                         strcmp(outcome, "stopped") == 0
+                             ? "was stopped: it exited after SIGTERM"
+                         : strcmp(outcome, "killed") == 0
+                             ? "was killed: it ignored SIGTERM, SIGKILL ended it"
+                             : "cannot be killed: it is still there after SIGKILL (a zombie "
+                               "or stuck in the driver); it needs an admin");
                 alert_violation(d, CONFIG_ALERT_PROCESS_STOPPED, t,
-                             strcmp(outcome, "unkillable") == 0
-                                     ? "process cannot be killed (admin attention needed)"
-                                     : "process stopped",
-                             outcome);
+                                unkillable ? "process cannot be killed (admin attention needed)"
+                                           : "process stopped",
+                                text);
+        }
         for (TrackedViolation **p = &s->tracked; *p; p = &(*p)->next)
                 if (*p == t) {
                         *p = t->next;

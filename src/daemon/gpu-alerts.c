@@ -37,7 +37,10 @@ static void set_condition(Daemon *d, const GpuDevice *g, ConfigAlertEvent event,
         char key[160], recovered[320];
 
         snprintf(key, sizeof key, "%s:%s", config_alert_event_to_string(event), g->uuid);
-        if (holds && !*raised) {
+        /* While it holds it is raised every tick: the alert engine sends it
+         * again once repeat_after has passed since the last one, and
+         * suppresses it before (issue 17: a persisting condition re-alerts). */
+        if (holds) {
                 *raised = true;
                 daemon_alert(d, event, key, subject, text, gpu_details(g));
         } else if (!holds && *raised) {

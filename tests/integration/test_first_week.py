@@ -186,3 +186,29 @@ def test_no_wait_on_a_drained_gpu_says_drained_by_whom(daemon_factory, lab, user
     assert f"{gpu2} is drained by {admin.name} (fan replacement)" in r.stderr, r.stderr
     assert "waiting will not help" in r.stderr and "undrain" in r.stderr, r.stderr
     assert "waiting for" not in r.stderr, r.stderr
+
+
+# ---- item 4: repeated conditions re-alert; recoveries name the GPU ------------
+
+def test_persisting_condition_realerts_and_recovery_names_the_gpu(daemon_factory, lab, hooks):
+    import time
+    hook = hooks()
+    d = start_leasing_daemon(
+        daemon_factory, lab,
+        alerts={"temperature_c": 80, "temperature_for": "0s", "repeat_after": "2s",
+                "sinks": [{"name": "ops", "type": "webhook", "url": hook.url("/hook"),
+                           "events": ["temperature"]}]})
+    assert d.alive()
+    lab.gpu(GPU0_UUID)["temperature_c"] = 91
+    lab.write()
+    hook.wait(lambda: hook.bodies("/hook", event="temperature"), what="the first alert")
+    # The condition persists: sent again after repeat_after, not before.
+    time.sleep(1.0)
+    assert len(hook.bodies("/hook", event="temperature")) == 1
+    hook.wait(lambda: len(hook.bodies("/hook", event="temperature")) >= 2,
+              what="the repeated alert", timeout=6)
+    lab.gpu(GPU0_UUID)["temperature_c"] = 40
+    lab.write()
+    rec = hook.wait(lambda: [b for b in hook.bodies("/hook", event="temperature")
+                             if b["status"] == "resolved"], what="the recovery")[0]
+    assert f"GPU 0 ({GPU0_UUID})" in rec["text"], rec
