@@ -153,12 +153,34 @@ static void warn_owner(Daemon *d, const TrackedViolation *t)
 {
         const ConfigEnforcement *c = &d->config->enforcement;
         char when[16], text[1024], grace[FORMAT_DURATION_MAX];
+        const RecentExpiry *expired;
         uint64_t stop_at = t->rec.detected_usec + c->grace_usec;
         int r;
 
         format_clock(stop_at, when, sizeof when);
         (void)format_duration_short(grace, sizeof grace, c->grace_usec);
-        if (c->mode == CONFIG_ENFORCEMENT_ENFORCE)
+        /* The owner's own lease on it just expired: say that, not "get a
+         * lease first" as to someone who never had one (issue 17). */
+        expired = leases_recently_expired(d, t->rec.uid, t->rec.device_uuid,
+                                          now_usec(CLOCK_REALTIME), USEC_PER_HOUR);
+        if (expired) {
+                char ended[16];
+
+                format_clock(expired->ended_usec, ended, sizeof ended);
+                snprintf(text, sizeof text,
+                         "\ngpukeeper: your lease %" PRId64 " on GPU %d (%s) expired at %s; "
+                         "process %d (%s) still uses it, now without a lease.\n"
+                         "gpukeeper: lease it again with 'gpukeeper lease acquire --gpu %s'.\n%s",
+                         expired->lease_id, t->rec.gpu_index, t->rec.device_uuid, ended,
+                         (int)t->rec.pid, t->rec.command ? t->rec.command : "?",
+                         t->rec.device_uuid,
+                         c->mode == CONFIG_ENFORCEMENT_ENFORCE ? "gpukeeper: otherwise it will "
+                                                                 "be stopped (SIGTERM) at "
+                                                               : "");
+                if (c->mode == CONFIG_ENFORCEMENT_ENFORCE)
+                        snprintf(text + strlen(text), sizeof text - strlen(text), "%s, in %s.\n",
+                                 when, grace);
+        } else if (c->mode == CONFIG_ENFORCEMENT_ENFORCE)
                 snprintf(text, sizeof text,
                          "\ngpukeeper: process %d (%s) uses GPU %d (%s) without a lease.\n"
                          "gpukeeper: run it with 'gpukeeper run --gpus 1 -- COMMAND', or get a "

@@ -55,7 +55,7 @@ static int read_tty_and_start(int proc_fd, const char *pid, unsigned *ret_tty,
 
 /* Write `text` once to each terminal where `uid` has a process (its ssh
  * and tmux sessions). Best effort: no terminal, no message. */
-static void tell_user_terminals(uid_t uid, const char *text)
+void idle_tell_user_terminals(uid_t uid, const char *text)
 {
         _cleanup_close_ int proc_fd = -1;
         unsigned seen[IDLE_MAX_TERMINALS];
@@ -107,7 +107,7 @@ static bool act(Daemon *d, Lease *l, PolicyIdleAction action, uint64_t now)
 
         /* Messages say "45s", "12m", "2h": never "0 min" of 45 seconds. Alert
          * texts have plain newlines (no CR: webhooks and email carry them
-         * as they are); tell_user_terminals turns them into CR LF. */
+         * as they are); idle_tell_user_terminals turns them into CR LF. */
         (void)format_duration_short(idle_s, sizeof idle_s, idle_for);
         switch (action) {
         case POLICY_IDLE_NONE:
@@ -124,7 +124,7 @@ static bool act(Daemon *d, Lease *l, PolicyIdleAction action, uint64_t now)
                          idle_for / USEC_PER_SEC);
                 lease_key(l, "idle_warning", key, sizeof key);
                 (void)store_audit(d->store, -1, "lease.idle_warning", key, NULL);
-                tell_user_terminals(l->rec.uid, text);
+                idle_tell_user_terminals(l->rec.uid, text);
                 daemon_alert(d, CONFIG_ALERT_IDLE_WARNING, key, "idle lease will be released",
                              text + 1, json_pack("{s:o}", "lease", lease_to_json(d, l)));
                 return true;
@@ -144,7 +144,7 @@ static bool act(Daemon *d, Lease *l, PolicyIdleAction action, uint64_t now)
                 lease_key(l, "idle_reclaim", key, sizeof key);
                 daemon_alert(d, CONFIG_ALERT_IDLE_RECLAIM, key, "idle lease released", text,
                              json_pack("{s:o}", "lease", lease_to_json(d, l)));
-                tell_user_terminals(l->rec.uid, text);
+                idle_tell_user_terminals(l->rec.uid, text);
                 leases_end(d, l, false, "idle", -1);
                 return false;
         case POLICY_IDLE_FLAG:

@@ -588,6 +588,7 @@ int lease_op_extend(Daemon *d, const RequestCall *call, json_t *args, json_t **r
         if (r < 0)
                 return r;
         l->rec.expires_usec = expires;
+        l->expiry_warned = false; /* warned again before the new expiry */
         leases_schedule(d);
         *ret_result = json_pack("{s:o}", "lease", lease_to_json(d, l));
         return *ret_result ? 0 : -ENOMEM;

@@ -7,7 +7,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <time.h>
+
 #include "basic/log.h"
+#include "basic/parse.h"
+#include "daemon/idle.h"
 #include "basic/proc.h"
 #include "basic/time-util.h"
 #include "basic/user-util.h"
@@ -177,6 +181,49 @@ int leases_init(Daemon *d)
         return 0;
 }
 
+const RecentExpiry *leases_recently_expired(const Daemon *d, uid_t uid, const char *uuid,
+                                            uint64_t now, uint64_t within_usec)
+{
+        const RecentExpiry *best = NULL;
+
+        for (size_t i = 0; i < LEASES_RECENT_EXPIRED; i++) {
+                const RecentExpiry *x = &d->leases.recent_expired[i];
+
+                if (x->lease_id && x->uid == uid && strcmp(x->uuid, uuid) == 0 &&
+                    now - x->ended_usec <= within_usec && (!best || x->ended_usec > best->ended_usec))
+                        best = x;
+        }
+        return best;
+}
+
+/* Tell the holder of a manual lease that it expires soon: terminals, alert,
+ * audit (policy.expiry_warning). */
+static void warn_expiry(Daemon *d, Lease *l, uint64_t now)
+{
+        char text[640], in[FORMAT_DURATION_MAX], at[16], key[64];
+        time_t t = (time_t)(l->rec.expires_usec / USEC_PER_SEC);
+        struct tm tm;
+
+        l->expiry_warned = true;
+        /* Rounded to the nearest unit: the timer fires a little after its time. */
+        (void)format_duration_short(in, sizeof in, l->rec.expires_usec - now + USEC_PER_SEC / 2);
+        if (!localtime_r(&t, &tm) || strftime(at, sizeof at, "%H:%M", &tm) == 0)
+                snprintf(at, sizeof at, "?");
+        snprintf(text, sizeof text,
+                 "\ngpukeeper: lease %" PRId64 " of %s (%s) expires at %s, in %s. Extend it "
+                 "with 'gpukeeper lease extend %" PRId64 " --time 2h', or save your work: "
+                 "processes still on its GPUs then are stopped as running without a lease.\n",
+                 l->rec.id, daemon_user_name(d, l->rec.uid), l->rec.devices[0].uuid, at, in,
+                 l->rec.id);
+        snprintf(key, sizeof key, "expiry_warning:lease:%" PRId64, l->rec.id);
+        log_info("Lease %" PRId64 " expires in %s: holder warned.", l->rec.id, in);
+        (void)store_audit(d->store, -1, "lease.expiry_warning", key + strlen("expiry_warning:"),
+                          NULL);
+        idle_tell_user_terminals(l->rec.uid, text);
+        daemon_alert(d, CONFIG_ALERT_EXPIRY_WARNING, key, "lease expires soon", text + 1,
+                     json_pack("{s:o}", "lease", lease_to_json(d, l)));
+}
+
 Lease *leases_find(Daemon *d, int64_t id)
 {
         for (Lease *l = d->leases.leases; l; l = l->next)
@@ -239,8 +286,16 @@ int leases_end(Daemon *d, Lease *l, bool expired, const char *reason, int64_t ac
         r = store_lease_end(d->store, l->rec.id, expired, reason, actor, now);
         if (r < 0 && r != -ENOENT)
                 return log_error_errno(r, "Cannot end lease %" PRId64, l->rec.id);
-        for (size_t i = 0; i < l->rec.n_devices; i++)
+        for (size_t i = 0; i < l->rec.n_devices; i++) {
                 (void)device_time_set(&s->released, &s->n_released, l->rec.devices[i].uuid, now);
+                if (expired) {
+                        RecentExpiry *x = &s->recent_expired[s->recent_next++ % LEASES_RECENT_EXPIRED];
+
+                        *x = (RecentExpiry){.lease_id = l->rec.id, .uid = l->rec.uid,
+                                            .ended_usec = now};
+                        snprintf(x->uuid, sizeof x->uuid, "%s", l->rec.devices[i].uuid);
+                }
+        }
 
         for (Lease **p = &s->leases; *p; p = &(*p)->next)
                 if (*p == l) {
@@ -768,6 +823,10 @@ static int on_lease_timer(sd_event_source *source, uint64_t usec, void *userdata
                 next = l->next;
                 if (l->end_retry_usec > now)
                         continue;
+                if (l->rec.kind == LEASE_MANUAL && l->rec.expires_usec > now && !l->expiry_warned &&
+                    d->config->policy.expiry_warning_usec &&
+                    l->rec.expires_usec - now <= d->config->policy.expiry_warning_usec)
+                        warn_expiry(d, l, now);
                 if (l->rec.kind == LEASE_MANUAL && l->rec.expires_usec <= now)
                         r = leases_end(d, l, true, "lease expired", -1);
                 else if (l->rec.kind == LEASE_RUN && l->conn_id == 0 && l->end_retry_usec)
@@ -791,8 +850,14 @@ static void leases_rearm_timer(Daemon *d)
         for (const Lease *l = s->leases; l; l = l->next) {
                 uint64_t t = 0;
 
-                if (l->rec.kind == LEASE_MANUAL)
+                if (l->rec.kind == LEASE_MANUAL) {
+                        uint64_t w = d->config->policy.expiry_warning_usec;
+
                         t = l->rec.expires_usec;
+                        /* Wake for the warning first (extend re-arms it). */
+                        if (w && !l->expiry_warned && t > w)
+                                t = t - w;
+                }
                 else if (l->conn_id == 0)
                         t = l->end_retry_usec ? l->end_retry_usec : l->attach_deadline_usec;
                 t = MAX(t, l->end_retry_usec);

@@ -212,3 +212,37 @@ def test_persisting_condition_realerts_and_recovery_names_the_gpu(daemon_factory
     rec = hook.wait(lambda: [b for b in hook.bodies("/hook", event="temperature")
                              if b["status"] == "resolved"], what="the recovery")[0]
     assert f"GPU 0 ({GPU0_UUID})" in rec["text"], rec
+
+
+# ---- item 10: a manual lease warns before it expires --------------------------
+
+def test_manual_lease_warns_before_expiry_and_violation_says_it_expired(daemon_factory, lab,
+                                                                         users, spawn, hooks):
+    from conftest import raw_call
+    alice = users["alice"]
+    hook = hooks()
+    d = start_leasing_daemon(
+        daemon_factory, lab, extra_whole=1, policy={"expiry_warning": "2s"},
+        enforcement={"mode": "observe"},
+        alerts={"sinks": [{"name": "ops", "type": "webhook", "url": hook.url("/hook"),
+                           "events": ["expiry_warning", "violation"]}]})
+    gpu2 = whole_gpu_uuid(2)
+    reply = raw_call(d, alice, "lease.acquire", {"kind": "manual", "devices": [gpu2],
+                                                 "duration_sec": 4})
+    assert reply["ok"] is True, reply
+    lease = reply["result"]["lease"]
+    job = spawn(alice, "alice-training")
+    lab.add_process(gpu2, job.pid, 4096)
+    lab.write()
+    warned = hook.wait(lambda: hook.bodies("/hook", event="expiry_warning"),
+                       what="the expiry warning", timeout=10)[0]
+    assert f"lease {lease['id']} of {alice.name}" in warned["text"], warned
+    assert "expires at" in warned["text"] and re.search(r"in [12]s\.", warned["text"]), warned
+    assert f"gpukeeper lease extend {lease['id']}" in warned["text"], warned
+    assert not hook.bodies("/hook", event="violation"), "warned too late"
+    # At expiry the process becomes a violation, and the notice says why.
+    v = hook.wait(lambda: hook.bodies("/hook", event="violation"), what="the violation",
+                  timeout=10)[0]
+    assert f"your lease {lease['id']}" in v["text"] and "expired at" in v["text"], v
+    assert "get a lease first" not in v["text"], v
+    assert d.query("SELECT * FROM audit WHERE action = 'lease.expiry_warning'")

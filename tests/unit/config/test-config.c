@@ -868,7 +868,7 @@ static void test_policy_structure_errors(void **state)
         expect_error(t, "policy:\n  maxgpus: 4\n",
                      "2:3: unknown key 'policy.maxgpus' (known keys in 'policy': max_gpus, "
                      "default_duration, max_duration, unleased_memory_limit, reconnect_grace, "
-                     "groups)");
+                     "groups, expiry_warning)");
         expect_error(t, "policy:\n  max_gpus: 4\n  max_gpus: 2\n",
                      "3:3: duplicate key 'policy.max_gpus' (first given on line 2)");
         expect_error(t, "policy:\n  max_gpus: [1]\n",
@@ -1051,7 +1051,7 @@ static void test_policy_check_errors(void **state)
                      "number\n"
                      "4:3: unknown key 'policy.bogus' (known keys in 'policy': max_gpus, "
                      "default_duration, max_duration, unleased_memory_limit, reconnect_grace, "
-                     "groups)\n"
+                     "groups, expiry_warning)\n"
                      "6:14: invalid value 'Bad!' for 'policy.groups[0].group': " GROUP_NAME_RULE
                      "\n7:7: missing required key 'policy.groups[1].group'\n"
                      "9:1: duplicate key 'socket' (first given on line 8)");
@@ -1123,7 +1123,7 @@ static void test_enforcement_idle_alerts_full(void **state)
                               "      to: [admin@lab, ops@lab.example.org]\n"
                               "      events: [daemon, process_stopped, nvml_error, xid, memory,\n"
                               "               temperature, idle_warning, idle_reclaim,\n"
-                              "               idle_flag, exited_memory]\n"
+                              "               idle_flag, exited_memory, expiry_warning]\n"
                               "    - name: mail2\n"
                               "      type: email\n"
                               "      smtp_url: smtps://mail.example.org\n"
@@ -1530,7 +1530,7 @@ static void test_idle_errors(void **state)
         "from, to"
 #define EVENT_NAMES                                                                                \
         "daemon, violation, process_stopped, gpu_lost, nvml_error, xid, memory, temperature, "    \
-        "idle_warning, idle_reclaim, idle_flag, exited_memory"
+        "idle_warning, idle_reclaim, idle_flag, exited_memory, expiry_warning"
 
 static void test_alerts_errors(void **state)
 {
@@ -1818,7 +1818,7 @@ static void test_alert_list_limits(void **state)
         assert_true(asprintf(&yaml,
                              "alerts:\n  sinks:\n    - name: a\n      type: slack\n"
                              "      url: http://h\n      events: [" EVENT_NAMES ", xid]\n") > 0);
-        expect_error(t, yaml, "6:154: too many items in 'alerts.sinks[0].events' (at most 12)");
+        expect_error(t, yaml, "6:170: too many items in 'alerts.sinks[0].events' (at most 13)");
 }
 
 /* A secret written in a sink must not appear in any message, whatever is
@@ -1871,11 +1871,12 @@ static void test_alert_event_names(void **state)
                 "daemon",      "violation",    "process_stopped", "gpu_lost",
                 "nvml_error",  "xid",          "memory",          "temperature",
                 "idle_warning", "idle_reclaim", "idle_flag",       "exited_memory",
+                "expiry_warning",
         };
         TestDir *t = *state;
 
         assert_int_equal(ELEMENTSOF(names), _CONFIG_ALERT_MAX);
-        assert_int_equal(CONFIG_ALERT_EVENTS_ALL, 0xfff);
+        assert_int_equal(CONFIG_ALERT_EVENTS_ALL, 0x1fff);
         for (int e = 0; e < _CONFIG_ALERT_MAX; e++) {
                 _cleanup_(config_freep) Config *c = NULL;
                 _cleanup_free_ char *yaml = NULL;
