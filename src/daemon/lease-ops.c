@@ -13,6 +13,7 @@
 #include "basic/user-util.h"
 #include "basic/proc.h"
 #include "basic/time-util.h"
+#include "daemon/idle.h"
 #include "daemon/leases.h"
 
 #define MAX_DURATION_SEC (UINT64_C(366) * 24 * 3600)
@@ -433,6 +434,26 @@ fail:
         return r;
 }
 
+/* An admin released someone's lease: the holder is told now on their
+ * terminals, and the sinks by the idle_reclaim event (a lease taken from
+ * its holder), rather than learning it from a violation's SIGTERM later:
+ * processes still on the devices become violations as any others. */
+static void tell_holder_released(Daemon *d, const Lease *l, uid_t admin)
+{
+        char text[640], key[64];
+
+        snprintf(text, sizeof text,
+                 "\ngpukeeper: your lease %" PRId64 " (%s%s) was released by %s, an admin. "
+                 "Processes of yours still on its GPUs now run without a lease: stop them, or "
+                 "get a new lease with 'gpukeeper lease acquire'.\n",
+                 l->rec.id, l->rec.devices[0].uuid, l->rec.n_devices > 1 ? ", ..." : "",
+                 daemon_user_name(d, admin));
+        snprintf(key, sizeof key, "admin_release:lease:%" PRId64, l->rec.id);
+        idle_tell_user_terminals(l->rec.uid, text);
+        daemon_alert(d, CONFIG_ALERT_IDLE_RECLAIM, key, "lease released by an admin", text + 1,
+                     json_pack("{s:o}", "lease", lease_to_json(d, l)));
+}
+
 /* The active lease `id` for an operation by `peer`: own, or any for admins.
  * A refusal is audited as `denied_action`. */
 static int lease_for_peer(Daemon *d, const Peer *peer, json_t *args, const char *action,
@@ -524,6 +545,8 @@ int lease_op_release(Daemon *d, const RequestCall *call, json_t *args, json_t **
                 if (all ? it->rec.uid != call->peer->uid : it != l)
                         continue;
                 json_array_append_new(released, json_integer(it->rec.id));
+                if (it->rec.uid != call->peer->uid)
+                        tell_holder_released(d, it, call->peer->uid);
                 r = leases_end(d, it, false,
                                it->rec.uid == call->peer->uid ? "released by its holder"
                                                               : "released by an admin",

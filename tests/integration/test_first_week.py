@@ -7,7 +7,7 @@ import re
 import signal
 
 from conftest import GPU0_UUID, start_leasing_daemon, wait_for, whole_gpu_uuid
-from enforcefixtures import hooks  # noqa: F401 (fixture)
+from enforcefixtures import hooks, victims  # noqa: F401 (fixtures)
 
 EXIT_PERMISSION = 77
 EXIT_NO_CAPACITY = 75
@@ -246,3 +246,22 @@ def test_manual_lease_warns_before_expiry_and_violation_says_it_expired(daemon_f
     assert f"your lease {lease['id']}" in v["text"] and "expired at" in v["text"], v
     assert "get a lease first" not in v["text"], v
     assert d.query("SELECT * FROM audit WHERE action = 'lease.expiry_warning'")
+
+
+# ---- item 3: an admin's release is told to the holder --------------------------
+
+def test_admin_release_tells_the_holder(daemon_factory, lab, users, admin, hooks, victims):
+    alice = users["alice"]
+    hook = hooks()
+    d = start_leasing_daemon(
+        daemon_factory, lab, extra_whole=1,
+        alerts={"sinks": [{"name": "ops", "type": "webhook", "url": hook.url("/hook"),
+                           "events": ["idle_reclaim"]}]})
+    session = victims(d, alice, "alice-shell", on_term="exit", tty=True)
+    ok(d.cli("lease", "acquire", user=alice))
+    lease = [x for x in d.leases() if x["uid"] == alice.uid][0]
+    ok(d.cli("lease", "release", str(lease["id"]), user=admin))
+    body = hook.wait(lambda: hook.bodies("/hook", event="idle_reclaim"), what="the alert")[0]
+    assert f"lease {lease['id']}" in body["text"] and f"released by {admin.name}" in body["text"]
+    wait_for(lambda: f"lease {lease['id']}".encode() in session.output and
+             b"released by" in session.output, what="the notice on alice's terminal")
