@@ -17,6 +17,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "basic/memstream.h"
+#include "basic/strv.h"
 #include "basic/time-util.h"
 #include "env/env-internal.h"
 
@@ -71,23 +73,14 @@ static int add_entry(struct archive *a, const char *path, const char *data, size
 /* environment.yml text of one mode, in memory. */
 static int render_export(const EnvInfo *env, EnvExportMode mode, char **ret, size_t *ret_len)
 {
-        char *buf = NULL;
-        size_t len = 0;
-        FILE *f = open_memstream(&buf, &len);
+        MemStream m;
         int r;
 
-        if (!f)
-                return -ENOMEM;
-        r = env_export(env, mode, f);
-        if (fclose(f) != 0 && r >= 0)
-                r = -ENOMEM;
-        if (r < 0) {
-                free(buf);
+        r = memstream_open(&m);
+        if (r < 0)
                 return r;
-        }
-        *ret = buf;
-        *ret_len = len;
-        return 0;
+        r = env_export(env, mode, m.f);
+        return memstream_finish(&m, r, ret, ret_len);
 }
 
 /* Append a formatted error to the JSON array; the arguments may be any bytes
@@ -161,12 +154,12 @@ static int backup_user(struct archive *a, const EnvUser *user, const EnvOptions 
                 }
                 /* Same name twice (a base per root, or one name in two envs dirs). */
                 dir = strdup(safe);
-                for (unsigned k = 2; dir && env_strv_contains(used, n_used, dir); k++) {
+                for (unsigned k = 2; dir && strv_contains(used, n_used, dir); k++) {
                         free(dir);
                         if (asprintf(&dir, "%s-%u", safe, k) < 0)
                                 dir = NULL;
                 }
-                if (!dir || env_strv_push(&used, &n_used, dir) < 0) {
+                if (!dir || strv_push(&used, &n_used, dir) < 0) {
                         r = -ENOMEM;
                         break;
                 }
@@ -211,7 +204,7 @@ static int backup_user(struct archive *a, const EnvUser *user, const EnvOptions 
                 }
                 r = add_entry(a, p, history, hlen, mtime);
         }
-        env_strv_free(used, n_used);
+        strv_free_n(used, n_used);
         return r;
 }
 
@@ -327,7 +320,7 @@ int env_backup_prune(const char *dir, unsigned keep)
         if (r < 0)
                 return r;
         while ((de = readdir(d)))
-                if (is_backup_name(de->d_name) && (r = env_strv_push(&names, &n, de->d_name)) < 0)
+                if (is_backup_name(de->d_name) && (r = strv_push(&names, &n, de->d_name)) < 0)
                         break;
         closedir(d);
         if (r >= 0 && n > keep) {
@@ -342,6 +335,6 @@ int env_backup_prune(const char *dir, unsigned keep)
                         deleted++;
                 }
         }
-        env_strv_free(names, n);
+        strv_free_n(names, n);
         return r < 0 ? r : deleted;
 }
