@@ -265,3 +265,31 @@ def test_admin_release_tells_the_holder(daemon_factory, lab, users, admin, hooks
     assert f"lease {lease['id']}" in body["text"] and f"released by {admin.name}" in body["text"]
     wait_for(lambda: f"lease {lease['id']}".encode() in session.output and
              b"released by" in session.output, what="the notice on alice's terminal")
+
+
+# ---- item 12: env backup uses the daemon's backup_dir and creates --to ---------
+
+def test_env_backup_follows_the_config_and_creates_to(workdir):
+    from conftest import GK, run_cli
+    import tarfile
+    state = workdir / "state"
+    config = workdir / "gpukeeper.yaml"
+    config.write_text(f"state_dir: {state}\n")
+    env = {"GPUKEEPER_CONFIG": str(config)}
+    # No env.backup_dir: state_dir/env-backups, created as the daemon would.
+    r = run_cli([str(GK), "env", "backup"], env=env, timeout=120)
+    assert r.returncode == 0, r
+    out = r.stdout.strip()
+    assert out.startswith(str(state / "env-backups") + "/"), out
+    assert tarfile.open(out).getnames() is not None
+    config.write_text(f"state_dir: {state}\nenv:\n  backup_dir: {workdir / 'bk'}\n")
+    r = ok(run_cli([str(GK), "env", "backup"], env=env, timeout=120))
+    assert r.stdout.strip().startswith(str(workdir / "bk") + "/"), r.stdout
+    # --to a directory that does not exist yet: created, not an error.
+    r = ok(run_cli([str(GK), "env", "backup", "--to", str(workdir / "new" / "sub")], env=env,
+                   timeout=120))
+    assert r.stdout.strip().startswith(str(workdir / "new" / "sub") + "/"), r.stdout
+    # A broken config is reported, not silently replaced by a default.
+    config.write_text("bogus: 1\n")
+    r = run_cli([str(GK), "env", "backup"], env=env, timeout=120)
+    assert r.returncode == 78 and "unknown key 'bogus'" in r.stderr, r
