@@ -170,10 +170,10 @@ static void warn_owner(Daemon *d, const TrackedViolation *t)
                 snprintf(text, sizeof text,
                          "\ngpukeeper: your lease %" PRId64 " on GPU %d (%s) expired at %s; "
                          "process %d (%s) still uses it, now without a lease.\n"
-                         "gpukeeper: lease it again with 'gpukeeper lease acquire --gpu %s'.\n%s",
+                         "gpukeeper: lease it again: 'gpukeeper lease adopt %d'.\n%s",
                          expired->lease_id, t->rec.gpu_index, t->rec.device_uuid, ended,
                          (int)t->rec.pid, t->rec.command ? t->rec.command : "?",
-                         t->rec.device_uuid,
+                         (int)t->rec.pid,
                          c->mode == CONFIG_ENFORCEMENT_ENFORCE ? "gpukeeper: otherwise it will "
                                                                  "be stopped (SIGTERM) at "
                                                                : "");
@@ -183,19 +183,20 @@ static void warn_owner(Daemon *d, const TrackedViolation *t)
         } else if (c->mode == CONFIG_ENFORCEMENT_ENFORCE)
                 snprintf(text, sizeof text,
                          "\ngpukeeper: process %d (%s) uses GPU %d (%s) without a lease.\n"
-                         "gpukeeper: run it with 'gpukeeper run --gpus 1 -- COMMAND', or get a "
-                         "lease first with 'gpukeeper lease acquire'.\n"
+                         "gpukeeper: keep it: 'gpukeeper lease adopt %d' leases its GPU if nobody "
+                         "else uses it; next time run it with 'gpukeeper run --gpus 1 -- "
+                         "COMMAND'.\n"
                          "gpukeeper: it will be stopped (SIGTERM) at %s, in %s.\n",
                          (int)t->rec.pid, t->rec.command ? t->rec.command : "?",
-                         t->rec.gpu_index, t->rec.device_uuid, when, grace);
+                         t->rec.gpu_index, t->rec.device_uuid, (int)t->rec.pid, when, grace);
         else
                 snprintf(text, sizeof text,
                          "\ngpukeeper: process %d (%s) uses GPU %d (%s) without a lease.\n"
-                         "gpukeeper: run it with 'gpukeeper run --gpus 1 -- COMMAND', or get a "
-                         "lease first with 'gpukeeper lease acquire'. This is recorded and "
-                         "reported to the admins.\n",
+                         "gpukeeper: keep it: 'gpukeeper lease adopt %d' leases its GPU if nobody "
+                         "else uses it; next time run it with 'gpukeeper run --gpus 1 -- "
+                         "COMMAND'. This is recorded and reported to the admins.\n",
                          (int)t->rec.pid, t->rec.command ? t->rec.command : "?",
-                         t->rec.gpu_index, t->rec.device_uuid);
+                         t->rec.gpu_index, t->rec.device_uuid, (int)t->rec.pid);
         r = enforce_tty_message(t->rec.pid, t->rec.start_time, text);
         if (r < 0 && r != -ENOTTY && r != -ESRCH)
                 log_debug("No terminal message to pid %d: %s", (int)t->rec.pid, strerror(-r));

@@ -439,16 +439,23 @@ json_t *leases_queue_to_json(const Daemon *d)
 }
 
 /* Processes on a device whose owner is not the holder (every process when
- * the device is free): the allocator prefers devices without any. */
-static unsigned unleased_processes(const GpuDevice *g, int instance, const Lease *holder)
+ * the device is free): the allocator prefers devices without any. When they
+ * all belong to one known user, *ret_uid is that user and *ret_one true. */
+static unsigned unleased_processes(const GpuDevice *g, int instance, const Lease *holder,
+                                   bool *ret_one, uid_t *ret_uid)
 {
         unsigned n = 0;
 
+        *ret_one = false;
         for (size_t i = 0; i < g->n_processes; i++) {
                 const GpuProcess *p = &g->processes[i];
+                bool known = !p->vanished || p->owner_from_earlier;
 
-                if (p->instance == instance && !(holder && p->uid == holder->rec.uid))
-                        n++;
+                if (p->instance != instance || (holder && p->uid == holder->rec.uid))
+                        continue;
+                *ret_one = (n == 0 || (*ret_one && p->uid == *ret_uid)) && known;
+                *ret_uid = p->uid;
+                n++;
         }
         return n;
 }
@@ -477,6 +484,9 @@ static void policy_device_fill(const Daemon *d, const GpuDevice *g, int instance
 {
         const char *uuid = instance >= 0 ? g->instances[instance].uuid : g->uuid;
         const Lease *holder = leases_holder(d, uuid);
+        bool by_one = false;
+        uid_t by_uid = 0;
+        unsigned n_unleased = unleased_processes(g, instance, holder, &by_one, &by_uid);
 
         *ret = (PolicyDevice){
             .uuid = uuid,
@@ -488,7 +498,9 @@ static void policy_device_fill(const Daemon *d, const GpuDevice *g, int instance
             .drained = leases_is_drained(d, uuid, g->uuid),
             .leased = holder != NULL || gpu_part_held(d, g->uuid, uuid),
             .unleased_memory_bytes = unleased_memory(g, instance, holder),
-            .unleased_processes = unleased_processes(g, instance, holder),
+            .unleased_processes = n_unleased,
+            .unleased_by_one = by_one,
+            .unleased_uid = by_uid,
             /* MIG instances report no utilisation (-1): their processes rank them. */
             .utilization_pct = instance >= 0 ? -1 : g->utilization_gpu,
             .last_released_usec = device_time_get(d->leases.released, d->leases.n_released, uuid),

@@ -37,6 +37,7 @@ typedef struct Ctx {
         const PolicyDevice *devices;
         size_t n_devices;
         uint64_t unleased_memory_max;
+        bool has_limits; /* policy_allocate: devices may be granted at all */
 
         size_t *by_uuid;       /* device indices sorted by uuid */
         size_t *cls;           /* per device: its class */
@@ -209,7 +210,8 @@ static int ctx_build(Ctx *c, const PolicyDevice *devices, size_t n, const Policy
 
         *c = (Ctx){.devices = devices,
                    .n_devices = n,
-                   .unleased_memory_max = limits ? limits->unleased_memory_max : 0};
+                   .unleased_memory_max = limits ? limits->unleased_memory_max : 0,
+                   .has_limits = limits != NULL};
 
         if (n > POLICY_MAX_DEVICES || (n > 0 && !devices))
                 return -EINVAL;
@@ -619,7 +621,20 @@ static void wait_reason(char *reason, size_t len, const char *what, size_t want,
 /* Grant the request now if every device it needs is available: returns
  * true with the devices in ret (w->size of them, marked taken). Otherwise
  * false with a reason, and nothing taken. */
-static bool try_grant(Ctx *c, const Want *w, size_t *ret, char *reason, size_t len)
+/* A named device that is not grantable only because of the unleased memory
+ * of `uid`'s own processes is available to `uid` (allocate.h). */
+static bool available_to(const Ctx *c, size_t i, uid_t uid)
+{
+        const PolicyDevice *d = &c->devices[i];
+
+        if (available(c, i))
+                return true;
+        return !c->taken[i] && !c->reserved[i] && c->unleased_memory_max != UINT64_MAX &&
+               !d->leased && d->healthy && !d->drained && d->unleased_by_one &&
+               d->unleased_uid == uid && c->has_limits;
+}
+
+static bool try_grant(Ctx *c, const Want *w, uid_t uid, size_t *ret, char *reason, size_t len)
 {
         size_t kept;
 
@@ -636,7 +651,7 @@ static bool try_grant(Ctx *c, const Want *w, size_t *ret, char *reason, size_t l
         }
         case WANT_NAMED:
                 for (size_t i = 0; i < w->n; i++)
-                        if (!available(c, w->idx[i])) {
+                        if (!available_to(c, w->idx[i], uid)) {
                                 snprintf(reason, len, "waiting for %.64s (%s)",
                                          c->devices[w->idx[i]].uuid, device_state(c, w->idx[i]));
                                 return false;
@@ -785,7 +800,7 @@ int policy_allocate(const PolicyDevice *devices, size_t n_devices, const PolicyR
                                  plural(u->max_devices));
                         continue;
                 }
-                if (!try_grant(&c, &w, picks, d->reason, sizeof(d->reason))) {
+                if (!try_grant(&c, &w, queue[q].uid, picks, d->reason, sizeof(d->reason))) {
                         d->verdict = POLICY_WAIT;
                         reserve(&c, &w);
                         continue;

@@ -16,6 +16,10 @@
  *    delays an earlier request"), so no request is ever starved by later ones.
  *  - A request whose user would exceed max_devices with it waits for that
  *    user's own releases; it reserves nothing and blocks nobody.
+ *  - A device named in a request whose only processes without a lease are
+ *    the requester's own may be granted to that requester whatever memory
+ *    they hold (`gpukeeper lease adopt`, or leasing the GPU one's own job
+ *    already runs on); to anyone else unleased_memory_max applies.
  *  - Among free devices, those nobody else uses come first: no process
  *    without a lease on it and utilisation below POLICY_BUSY_UTILIZATION
  *    (or unknown), then devices that are only busy, then devices where
@@ -47,6 +51,8 @@ typedef struct PolicyDevice {
         bool leased;                    /* an active lease holds it */
         uint64_t unleased_memory_bytes; /* held by processes whose owner has no lease on it */
         unsigned unleased_processes;    /* processes whose owner has no lease on it */
+        bool unleased_by_one;           /* all of those belong to one user, unleased_uid */
+        uid_t unleased_uid;
         int utilization_pct;            /* the device's utilisation, -1 when unknown */
         uint64_t last_released_usec;    /* 0 = never leased */
 } PolicyDevice;

@@ -43,7 +43,7 @@ def help_options(*verb):
 def test_bash_completes_commands_subcommands_and_options():
     assert "audit" in bash_complete("gpukeeper au")
     assert set(bash_complete("gpukeeper lease ")) == {"acquire", "env", "list", "extend",
-                                                      "release"}
+                                                      "release", "adopt"}
     assert "--no-wait" in bash_complete("gpukeeper lease acquire --no")
     assert bash_complete("gpukeeper admin ") == ["drain", "undrain"]
     assert "--socket" in bash_complete("gpukeeper --so")

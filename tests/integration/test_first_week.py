@@ -293,3 +293,35 @@ def test_env_backup_follows_the_config_and_creates_to(workdir):
     config.write_text("bogus: 1\n")
     r = run_cli([str(GK), "env", "backup"], env=env, timeout=120)
     assert r.returncode == 78 and "unknown key 'bogus'" in r.stderr, r
+
+
+# ---- lease adopt --------------------------------------------------------------
+
+def test_lease_adopt_turns_an_unleased_job_into_a_lease(daemon_factory, lab, users, spawn):
+    alice, bob = users["alice"], users["bob"]
+    d = start_leasing_daemon(daemon_factory, lab, extra_whole=2,
+                             enforcement={"mode": "observe"})
+    gpu2, gpu3 = whole_gpu_uuid(2), whole_gpu_uuid(3)
+    job = spawn(alice, "alice-started-without-lease")
+    other = spawn(bob, "bob-job")
+    lab.add_process(gpu2, job.pid, 4096)
+    lab.add_process(gpu3, other.pid, 1024)
+    lab.write()
+    wait_for(lambda: any(p["pid"] == job.pid for g in d.status()["gpus"]
+                         for p in g["processes"]), what="the job in status")
+    # Someone else's process: refused; nor can bob lease alice's busy GPU by name.
+    r = d.cli("lease", "adopt", str(other.pid), user=alice)
+    assert r.returncode == EXIT_PERMISSION and "not yours" in r.stderr, r
+    r = d.cli("lease", "acquire", "--gpu", gpu2, "--no-wait", user=bob)
+    assert r.returncode == EXIT_NO_CAPACITY, r
+    r = ok(d.cli("lease", "adopt", str(job.pid), "--json", user=alice))
+    lease = json.loads(r.stdout)["lease"]
+    assert [x["uuid"] for x in lease["devices"]] == [gpu2] and lease["uid"] == alice.uid, lease
+    wait_for(lambda: [p for g in d.status()["gpus"] for p in g["processes"]
+                      if p["pid"] == job.pid and p["leased"]], what="the job to run leased")
+    r = d.cli("lease", "adopt", str(job.pid), user=alice)
+    assert r.returncode != 0 and "already" in r.stderr, r
+    # The violation notice of bob's job tells him about adopt.
+    v = wait_for(lambda: [x for x in d.ok("violations.list", {"since": 0})["violations"]
+                          if x["pid"] == other.pid], what="bob's violation")
+    assert v

@@ -210,6 +210,39 @@ static void test_prefers_unused_devices(void **state)
         done(d, 3);
 }
 
+/* A device named by the user whose own unleased processes hold memory
+ * there is theirs to lease (lease adopt); to others the limit applies. */
+static void test_named_own_unleased_memory(void **state)
+{
+        Lab l = {};
+        PolicyDecision *d;
+        PolicyRequest r;
+
+        gpu(&l, 0x07, 0, 0);
+        l.d[0].unleased_memory_bytes = 8 * GIB;
+        l.d[0].unleased_processes = 1;
+        l.d[0].unleased_by_one = true;
+        l.d[0].unleased_uid = 1000; /* run()'s requests are uid 1000's */
+        r = NAMED(l.uuid[0]);
+        d = run(&l, &r, 1, NULL, 0);
+        GRANTS(&d[0], 0);
+        done(d, 1);
+        l.d[0].unleased_uid = 1001;
+        d = run(&l, &r, 1, NULL, 0);
+        assert_wait(&d[0], "waiting for GPU-0 (in use by processes without a lease)");
+        done(d, 1);
+        /* Not by name: never (the allocator does not pick it for anyone). */
+        d = run(&l, (PolicyRequest[]){GPUS(1)}, 1, NULL, 0);
+        assert_int_equal(d[0].verdict, POLICY_WAIT);
+        done(d, 1);
+        /* Two owners there: the limit applies to both. */
+        l.d[0].unleased_uid = 1000;
+        l.d[0].unleased_by_one = false;
+        d = run(&l, &r, 1, NULL, 0);
+        assert_int_equal(d[0].verdict, POLICY_WAIT);
+        done(d, 1);
+}
+
 static void test_numa_grouping(void **state)
 {
         Lab l = {};
@@ -1340,7 +1373,8 @@ static void test_property(void **state)
 int main(void)
 {
         const struct CMUnitTest tests[] = {
-            cmocka_unit_test(test_lru_choice), cmocka_unit_test(test_prefers_unused_devices),    cmocka_unit_test(test_numa_grouping),
+            cmocka_unit_test(test_lru_choice), cmocka_unit_test(test_prefers_unused_devices),
+            cmocka_unit_test(test_named_own_unleased_memory),    cmocka_unit_test(test_numa_grouping),
             cmocka_unit_test(test_bus_closeness), cmocka_unit_test(test_skips_unusable),
             cmocka_unit_test(test_mig_profiles),  cmocka_unit_test(test_named),
             cmocka_unit_test(test_fifo),          cmocka_unit_test(test_backfill),
