@@ -10,6 +10,11 @@
 # lab are made up, so the demo starts one real idle process per lab process
 # (as the user who ran sudo, else nobody) and runs the simulator on a copy of
 # the lab that names their PIDs: status then shows real owners and commands.
+# Those jobs hold leases (as their owner would have asked for), and one more
+# job runs on a free GPU without a lease: the daemon (enforce mode, 30 s
+# grace) warns about it and then stops it, while the leased jobs live on. A
+# small keeper drops the processes that exited from the lab copy, as the
+# driver frees their memory, so no GPU shows "(exited)" memory forever.
 #
 #   sudo scripts/demo.sh          (re)start the demo daemon
 #   sudo scripts/demo.sh stop     stop it
@@ -32,6 +37,10 @@ PIDFILE="$DEMO_DIR/gpukeeperd.pid"
 DEMO_LAB="$DEMO_DIR/lab.json"
 JOBS_FILE="$DEMO_DIR/jobs.pids"
 JOB_SCRIPT="$DEMO_DIR/train.py"
+KEEPER_PIDFILE="$DEMO_DIR/labkeeper.pid"
+# The job started without a lease, on the lab's free GPU (GPU 1 of lab4.json).
+UNLEASED_GPU=GPU-a7d03c6e-91f2-4b5a-8e47-c2d9f60b1e88
+GRACE=30s
 PYTHON=/usr/bin/python3
 START_TIMEOUT_S=15
 
@@ -55,19 +64,33 @@ demo_pid() {
         [[ -r "$PIDFILE" ]] || return 0
         pid=$(<"$PIDFILE")
         [[ "$pid" =~ ^[0-9]+$ ]] || return 0
-        cmdline=$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null) || return 0
+        cmdline=$(cmdline_of "$pid")
         if [[ "$cmdline" == *gpukeeperd*"--config $CONFIG"* ]]; then
                 echo "$pid"
         fi
 }
 
-# Kill the demo's stand-in GPU jobs: only processes still running our script.
+# The command line of process $1, or nothing when it is gone (no error: a
+# job the daemon stopped is gone, and that is the point of the demo).
+cmdline_of() {
+        { tr '\0' ' ' <"/proc/$1/cmdline"; } 2>/dev/null || true
+}
+
+# Kill the demo's stand-in GPU jobs (only processes still running our script)
+# and the lab keeper.
 stop_jobs() {
         local pid
+        if [[ -r "$KEEPER_PIDFILE" ]]; then
+                pid=$(<"$KEEPER_PIDFILE")
+                if [[ "$pid" =~ ^[0-9]+$ && "$(cmdline_of "$pid")" == *demo-labkeeper* ]]; then
+                        kill -TERM "$pid" 2>/dev/null || true
+                fi
+                rm -f "$KEEPER_PIDFILE"
+        fi
         [[ -r "$JOBS_FILE" ]] || return 0
         while read -r pid; do
                 [[ "$pid" =~ ^[0-9]+$ ]] || continue
-                if tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -F -- "$JOB_SCRIPT" >/dev/null; then
+                if [[ "$(cmdline_of "$pid")" == *"$JOB_SCRIPT"* ]]; then
                         kill -TERM "$pid" 2>/dev/null || true
                 fi
         done <"$JOBS_FILE"
@@ -84,23 +107,76 @@ print(sum(len(g.get("processes", [])) for g in json.load(open(sys.argv[1]))["gpu
         printf '%s\n' '"""A stand-in GPU job of scripts/demo.sh: it only sleeps."""' \
                 'import time' 'time.sleep(7 * 86400)' >"$JOB_SCRIPT"
         chmod 0644 "$JOB_SCRIPT"
-        for ((i = 1; i <= n; i++)); do
+        for ((i = 1; i <= n + 1; i++)); do
                 (exec setpriv --reuid="$owner" --regid="$(id -g "$owner")" --init-groups \
                         setsid "$PYTHON" "$JOB_SCRIPT" --job "$i" </dev/null >/dev/null 2>&1) &
                 pids+=("$!")
         done
         printf '%s\n' "${pids[@]}" >"$JOBS_FILE"
+                # The full lab (jobs, and the unleased one on $UNLEASED_GPU) goes to
+        # $DEMO_LAB.full; the daemon starts on a copy without processes, so
+        # the jobs appear only once their leases are held (lease_jobs).
         "$PYTHON" -c 'import json, os, sys
 lab = json.load(open(sys.argv[1]))
-pids = iter(int(p) for p in sys.argv[3:])
+pids = iter(int(p) for p in sys.argv[4:])
 lab["comment"] = "Copy of " + sys.argv[1] + " by scripts/demo.sh, with the PIDs of real demo processes."
 for g in lab["gpus"]:
     for p in g.get("processes", []):
         p["pid"] = next(pids)
-tmp = sys.argv[2] + ".tmp"
-with open(tmp, "w") as f:
-    json.dump(lab, f, indent=1)
-os.rename(tmp, sys.argv[2])' "$SIM_LAB" "$DEMO_LAB" "${pids[@]}"
+for g in lab["gpus"]:
+    if g["uuid"] == sys.argv[3]:
+        g.setdefault("processes", []).append({"pid": next(pids), "used_mib": 4096, "sm_util": 60})
+def write(path, data):
+    with open(path + ".tmp", "w") as f:
+        json.dump(data, f, indent=1)
+    os.rename(path + ".tmp", path)
+write(sys.argv[2] + ".full", lab)
+empty = json.loads(json.dumps(lab))
+for g in empty["gpus"]:
+    g["processes"] = []
+write(sys.argv[2], empty)' "$SIM_LAB" "$DEMO_LAB" "$UNLEASED_GPU" "${pids[@]}"
+}
+
+# As user $1: lease every device a job of the lab runs on, except the
+# unleased one's, then show the jobs to the daemon and start the keeper.
+lease_jobs() {
+        local owner=$1 dev
+        while read -r dev; do
+                setpriv --reuid="$owner" --regid="$(id -g "$owner")" --init-groups \
+                        "$GK" --socket "$SOCKET" lease acquire --gpu "$dev" --time 1d --no-wait \
+                        >/dev/null || return 1
+        done < <("$PYTHON" -c 'import json, sys
+lab = json.load(open(sys.argv[1]))
+for g in lab["gpus"]:
+    inst = {(i["gi"], i.get("ci", 0)): i["uuid"] for i in g.get("mig", {}).get("instances", [])}
+    seen = set()
+    for p in g.get("processes", []):
+        dev = inst[(p["gi"], p.get("ci", 0))] if "gi" in p else g["uuid"]
+        if g["uuid"] != sys.argv[2] and dev not in seen:
+            seen.add(dev)
+            print(dev)' "$DEMO_LAB.full" "$UNLEASED_GPU")
+        mv "$DEMO_LAB.full" "$DEMO_LAB"
+        # The keeper: a process that exited leaves the lab, as a real driver
+        # stops listing it once its memory is freed.
+        (exec setsid "$PYTHON" -c 'import json, os, sys, time
+while True:
+    time.sleep(1)
+    try:
+        lab = json.load(open(sys.argv[1]))
+    except (OSError, ValueError):
+        continue
+    changed = False
+    for g in lab["gpus"]:
+        alive = [p for p in g.get("processes", []) if os.path.exists("/proc/%d" % p["pid"])
+                 and open("/proc/%d/stat" % p["pid"]).read().rsplit(")", 1)[1].split()[0] != "Z"]
+        if len(alive) != len(g.get("processes", [])):
+            g["processes"], changed = alive, True
+    if changed:
+        with open(sys.argv[1] + ".tmp", "w") as f:
+            json.dump(lab, f, indent=1)
+        os.rename(sys.argv[1] + ".tmp", sys.argv[1])' "$DEMO_LAB" demo-labkeeper \
+                </dev/null >/dev/null 2>&1) &
+        echo "$!" >"$KEEPER_PIDFILE"
 }
 
 stop_demo() {
@@ -183,6 +259,9 @@ state_dir: $DEMO_DIR
 nvml_library: $nvml_library
 sample_interval: 2s
 log_level: info
+enforcement:
+  mode: enforce
+  grace: $GRACE
 EOF
 : >"$LOG"
 
@@ -208,6 +287,17 @@ until [[ -S "$SOCKET" ]] && "$GK" --socket "$SOCKET" status --json >/dev/null 2>
         fi
         sleep 0.2
 done
+
+if [[ "$nvml_library" == "$SIM_LIB" ]]; then
+        lease_jobs "$job_owner" || {
+                show_log_tail
+                stop_demo
+                die "could not lease the demo jobs' devices as $job_owner"
+        }
+        echo "demo: $job_owner's jobs run under leases; one more job of $job_owner runs on"
+        echo "demo: $UNLEASED_GPU without a lease: it is warned now and stopped in $GRACE."
+        sleep 5 # two samples: the jobs and the violation show in status
+fi
 
 echo
 echo "\$ gpukeeper --socket $SOCKET status"

@@ -577,6 +577,40 @@ int sim_gpu_resolve_processes(SimGpu *gpu, unsigned index, char *error, size_t e
         return 0;
 }
 
+const SimGpmMetricInfo sim_gpm_metrics[SIM_GPM_METRICS] = {
+        [SIM_GPM_GRAPHICS_UTIL] = {"graphics_util", 1, "gr_util", "Graphics utilization", "%"},
+        [SIM_GPM_SM_UTIL] = {"sm_util", 2, "sm_util", "SM utilization", "%"},
+        [SIM_GPM_SM_OCCUPANCY] = {"sm_occupancy", 3, "sm_occupancy", "SM occupancy", "%"},
+        [SIM_GPM_ANY_TENSOR_UTIL] = {"tensor_util", 5, "any_tensor_util",
+                                     "Any tensor utilization", "%"},
+        [SIM_GPM_DRAM_BW_UTIL] = {"dram_bw_util", 10, "dram_bw_util",
+                                  "DRAM bandwidth utilization", "%"},
+};
+
+/* "gpm": {"sm_util": 40, "tensor_util": 30, ...}: percent from 0 to 100,
+ * each optional (0 when left out). */
+static int parse_gpm(Parser *p, json_t *gpm, SimGpu *gpu)
+{
+        static const char *const keys[] = {"graphics_util", "sm_util", "sm_occupancy",
+                                           "tensor_util", "dram_bw_util", NULL};
+        int r;
+
+        if (!json_is_object(gpm))
+                return fail(p, "\"gpm\" must be an object");
+        r = check_keys(p, gpm, keys);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < SIM_GPM_METRICS; i++) {
+                unsigned v = 0;
+
+                if ((r = get_unsigned(p, gpm, sim_gpm_metrics[i].key, false, 100, &v)) < 0)
+                        return r;
+                gpu->gpm[i] = v;
+        }
+        gpu->has_gpm = true;
+        return 0;
+}
+
 static int parse_gpu(Parser *p, json_t *obj, unsigned index, SimGpu *gpu)
 {
         static const char *const keys[] = {
@@ -585,7 +619,7 @@ static int parse_gpu(Parser *p, json_t *obj, unsigned index, SimGpu *gpu)
                 "memory_reserved_mib", "utilization_gpu", "utilization_memory",
                 "temperature_c", "power_mw",    "energy_mj",       "lost",
                 "xid",           "mig",         "processes",       "errors",
-                "numa_node",     "cpu_affinity", NULL,
+                "numa_node",     "cpu_affinity", "clock_sm_mhz", "clock_mem_mhz", "gpm", NULL,
         };
         char where[sizeof(p->where)];
         json_t *mig, *processes, *v;
@@ -614,7 +648,11 @@ static int parse_gpu(Parser *p, json_t *obj, unsigned index, SimGpu *gpu)
             (r = get_unsigned(p, obj, "power_mw", false, 10000000, &gpu->power_mw)) < 0 ||
             (r = get_uint(p, obj, "energy_mj", false, INT64_MAX, &gpu->energy_mj)) < 0 ||
             (r = get_bool(p, obj, "lost", &gpu->lost)) < 0 ||
-            (r = get_uint(p, obj, "xid", false, UINT32_MAX, &gpu->xid)) < 0)
+            (r = get_uint(p, obj, "xid", false, UINT32_MAX, &gpu->xid)) < 0 ||
+            (r = get_unsigned(p, obj, "clock_sm_mhz", false, 10000, &gpu->clock_sm_mhz)) < 0 ||
+            (r = get_unsigned(p, obj, "clock_mem_mhz", false, 20000, &gpu->clock_mem_mhz)) < 0)
+                return r;
+        if (json_object_get(obj, "gpm") && (r = parse_gpm(p, json_object_get(obj, "gpm"), gpu)) < 0)
                 return r;
         if (strncmp(gpu->uuid, "GPU-", 4) != 0)
                 return fail(p, "\"uuid\" must start with \"GPU-\"");

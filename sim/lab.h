@@ -28,6 +28,25 @@
 #define SIM_DRIVER_VERSION_MAX 80
 #define SIM_FUNCTION_NAME_MAX 64
 
+/* The GPM metrics the simulator computes, with their lab keys and
+ * nvmlGpmMetricId_t values (sim_gpm_metrics in lab.c). */
+typedef enum SimGpmMetric {
+        SIM_GPM_GRAPHICS_UTIL,
+        SIM_GPM_SM_UTIL,
+        SIM_GPM_SM_OCCUPANCY,
+        SIM_GPM_ANY_TENSOR_UTIL,
+        SIM_GPM_DRAM_BW_UTIL,
+        SIM_GPM_METRICS
+} SimGpmMetric;
+
+typedef struct SimGpmMetricInfo {
+        const char *key; /* in the lab's "gpm" object */
+        unsigned id;     /* NVML_GPM_METRIC_* */
+        const char *short_name, *long_name, *unit;
+} SimGpmMetricInfo;
+
+extern const SimGpmMetricInfo sim_gpm_metrics[SIM_GPM_METRICS];
+
 /* One injected return code: calls of `function` (see sim_errors_lookup) return `code`. */
 typedef struct SimError {
         char function[SIM_FUNCTION_NAME_MAX];
@@ -123,6 +142,12 @@ typedef struct SimGpu {
         SimProcess *processes;
         size_t n_processes;
         SimErrors errors;
+        /* Clocks and GPM (issue 17). A clock of 0: not in the lab, and
+         * nvmlDeviceGetClockInfo answers NOT_SUPPORTED. has_gpm: the lab has
+         * a "gpm" object (a Hopper or later GPU); its values are percent. */
+        unsigned clock_sm_mhz, clock_mem_mhz;
+        bool has_gpm;
+        double gpm[SIM_GPM_METRICS]; /* indexed by SimGpmMetric */
 } SimGpu;
 
 typedef struct SimLab {

@@ -1945,3 +1945,152 @@ nvmlReturn_t nvmlEventSetWait(nvmlEventSet_t set, nvmlEventData_t *data, unsigne
         return event_set_wait(__func__, set, data, timeout_ms,
                               offsetof(nvmlEventData_t, gpuInstanceId));
 }
+
+/* ---- Clocks and GPM (issue 17) -----------------------------------------
+ * nvmlDeviceGetClockInfo answers the lab's clock_sm_mhz / clock_mem_mhz
+ * (graphics is the SM clock, as on compute GPUs); NOT_SUPPORTED where the
+ * lab leaves a clock out, and on MIG handles. GPM exists on GPUs whose lab
+ * entry has a "gpm" object (Hopper and later): a sample records which GPU
+ * and the lab's values then; nvmlGpmMetricsGet averages two samples of one
+ * GPU, as a rate over the interval between them would be. */
+#define SIM_GPM_SAMPLE_MAGIC 0x67706d73u /* "gpms" */
+/* CUDA 13's NVML_GPM_METRIC_MAX: the most entries a caller's array may have. */
+#define SIM_GPM_METRIC_MAX 333u
+
+struct nvmlGpmSample_st {
+        unsigned magic;
+        bool taken;
+        char uuid[SIM_UUID_MAX];
+        double values[SIM_GPM_METRICS];
+};
+
+nvmlReturn_t nvmlDeviceGetClockInfo(nvmlDevice_t device, nvmlClockType_t type, unsigned int *clock)
+{
+        LOCKED;
+        Target t;
+        nvmlReturn_t r = begin_device(__func__, device, &t);
+        unsigned v;
+
+        if (r != NVML_SUCCESS)
+                return r;
+        if (!clock || type > NVML_CLOCK_VIDEO)
+                return NVML_ERROR_INVALID_ARGUMENT;
+        if (t.instance)
+                return NVML_ERROR_NOT_SUPPORTED;
+        v = type == NVML_CLOCK_MEM ? t.gpu->clock_mem_mhz
+            : type == NVML_CLOCK_VIDEO ? 0
+                                       : t.gpu->clock_sm_mhz;
+        if (v == 0)
+                return NVML_ERROR_NOT_SUPPORTED;
+        *clock = v;
+        return NVML_SUCCESS;
+}
+
+#if SIM_HAS_VERSIONED
+nvmlReturn_t nvmlGpmQueryDeviceSupport(nvmlDevice_t device, nvmlGpmSupport_t *support)
+{
+        LOCKED;
+        Target t;
+        nvmlReturn_t r = begin_device(__func__, device, &t);
+
+        if (r != NVML_SUCCESS)
+                return r;
+        if (!support)
+                return NVML_ERROR_INVALID_ARGUMENT;
+        if (support->version != NVML_GPM_SUPPORT_VERSION)
+                return NVML_ERROR_ARGUMENT_VERSION_MISMATCH;
+        support->isSupportedDevice = !t.instance && t.gpu->has_gpm;
+        return NVML_SUCCESS;
+}
+
+nvmlReturn_t nvmlGpmSampleAlloc(nvmlGpmSample_t *sample)
+{
+        LOCKED;
+        nvmlReturn_t r = begin(__func__);
+        struct nvmlGpmSample_st *s;
+
+        if (r != NVML_SUCCESS)
+                return r;
+        if (!sample)
+                return NVML_ERROR_INVALID_ARGUMENT;
+        s = calloc(1, sizeof *s);
+        if (!s)
+                return NVML_ERROR_MEMORY;
+        s->magic = SIM_GPM_SAMPLE_MAGIC;
+        *sample = s;
+        return NVML_SUCCESS;
+}
+
+nvmlReturn_t nvmlGpmSampleFree(nvmlGpmSample_t sample)
+{
+        LOCKED;
+        nvmlReturn_t r = begin(__func__);
+
+        if (r != NVML_SUCCESS)
+                return r;
+        if (!sample || sample->magic != SIM_GPM_SAMPLE_MAGIC)
+                return NVML_ERROR_INVALID_ARGUMENT;
+        sample->magic = 0;
+        free(sample);
+        return NVML_SUCCESS;
+}
+
+nvmlReturn_t nvmlGpmSampleGet(nvmlDevice_t device, nvmlGpmSample_t sample)
+{
+        LOCKED;
+        Target t;
+        nvmlReturn_t r = begin_device(__func__, device, &t);
+
+        if (r != NVML_SUCCESS)
+                return r;
+        if (!sample || sample->magic != SIM_GPM_SAMPLE_MAGIC)
+                return NVML_ERROR_INVALID_ARGUMENT;
+        if (t.instance || !t.gpu->has_gpm)
+                return NVML_ERROR_NOT_SUPPORTED;
+        snprintf(sample->uuid, sizeof sample->uuid, "%s", t.gpu->uuid);
+        memcpy(sample->values, t.gpu->gpm, sizeof sample->values);
+        sample->taken = true;
+        return NVML_SUCCESS;
+}
+
+nvmlReturn_t nvmlGpmMetricsGet(nvmlGpmMetricsGet_t *mg)
+{
+        LOCKED;
+        nvmlReturn_t r = begin(__func__);
+        const struct nvmlGpmSample_st *a, *b;
+
+        if (r != NVML_SUCCESS)
+                return r;
+        if (!mg)
+                return NVML_ERROR_INVALID_ARGUMENT;
+        if (mg->version != NVML_GPM_METRICS_GET_VERSION)
+                return NVML_ERROR_ARGUMENT_VERSION_MISMATCH;
+        a = mg->sample1;
+        b = mg->sample2;
+        if (mg->numMetrics == 0 || mg->numMetrics > SIM_GPM_METRIC_MAX || !a || !b ||
+            a->magic != SIM_GPM_SAMPLE_MAGIC || b->magic != SIM_GPM_SAMPLE_MAGIC || !a->taken ||
+            !b->taken || strcmp(a->uuid, b->uuid) != 0)
+                return NVML_ERROR_INVALID_ARGUMENT;
+        /* Only numMetrics entries are touched: the caller's array may be
+         * shorter than NVML_GPM_METRIC_MAX. */
+        for (unsigned i = 0; i < mg->numMetrics; i++) {
+                nvmlGpmMetric_t *m = &mg->metrics[i];
+                size_t k;
+
+                for (k = 0; k < SIM_GPM_METRICS && sim_gpm_metrics[k].id != m->metricId; k++)
+                        ;
+                if (k == SIM_GPM_METRICS) {
+                        m->nvmlReturn = NVML_ERROR_NOT_SUPPORTED;
+                        m->value = 0;
+                        m->metricInfo.shortName = m->metricInfo.longName = m->metricInfo.unit = NULL;
+                        continue;
+                }
+                m->nvmlReturn = NVML_SUCCESS;
+                m->value = (a->values[k] + b->values[k]) / 2.0;
+                m->metricInfo.shortName = (char *)sim_gpm_metrics[k].short_name;
+                m->metricInfo.longName = (char *)sim_gpm_metrics[k].long_name;
+                m->metricInfo.unit = (char *)sim_gpm_metrics[k].unit;
+        }
+        return NVML_SUCCESS;
+}
+#endif /* SIM_HAS_VERSIONED */

@@ -181,3 +181,19 @@ SIM_ASSERT_ABI(nvmlGpuInstanceCreateComputeInstance, nvmlGpuInstanceCreateComput
 SIM_ASSERT_ABI(nvmlComputeInstanceDestroy, nvmlComputeInstanceDestroy_fn);
 SIM_ASSERT_ABI(nvmlGpuInstanceGetComputeInstances, nvmlGpuInstanceGetComputeInstances_fn);
 SIM_ASSERT_ABI(nvmlComputeInstanceGetInfo_v2, nvmlComputeInstanceGetInfo_fn);
+
+/* Clocks and GPM (issue 17). */
+SIM_EXPORT nvmlReturn_t nvmlDeviceGetClockInfo(nvmlDevice_t device, nvmlClockType_t type,
+                                               unsigned int *clock);
+SIM_EXPORT nvmlReturn_t nvmlGpmQueryDeviceSupport(nvmlDevice_t device,
+                                                  nvmlGpmSupport_t *support);
+SIM_EXPORT nvmlReturn_t nvmlGpmSampleAlloc(nvmlGpmSample_t *sample);
+SIM_EXPORT nvmlReturn_t nvmlGpmSampleFree(nvmlGpmSample_t sample);
+SIM_EXPORT nvmlReturn_t nvmlGpmSampleGet(nvmlDevice_t device, nvmlGpmSample_t sample);
+SIM_EXPORT nvmlReturn_t nvmlGpmMetricsGet(nvmlGpmMetricsGet_t *metrics_get);
+SIM_ASSERT_ABI(nvmlDeviceGetClockInfo, nvmlDeviceGetClockInfo_fn);
+SIM_ASSERT_ABI(nvmlGpmQueryDeviceSupport, nvmlGpmQueryDeviceSupport_fn);
+SIM_ASSERT_ABI(nvmlGpmSampleAlloc, nvmlGpmSampleAlloc_fn);
+SIM_ASSERT_ABI(nvmlGpmSampleFree, nvmlGpmSampleFree_fn);
+SIM_ASSERT_ABI(nvmlGpmSampleGet, nvmlGpmSampleGet_fn);
+SIM_ASSERT_ABI(nvmlGpmMetricsGet, nvmlGpmMetricsGet_fn);

@@ -134,7 +134,7 @@ static const char *const common_symbols[] = {
         "nvmlDeviceGetComputeRunningProcesses", "nvmlDeviceGetGraphicsRunningProcesses",
         "nvmlDeviceGetProcessUtilization", "nvmlEventSetCreate", "nvmlEventSetFree",
         "nvmlDeviceRegisterEvents", "nvmlEventSetWait", "gpukeeperSimVersion",
-        "nvmlDeviceGetCpuAffinity", NULL,
+        "nvmlDeviceGetCpuAffinity", "nvmlDeviceGetClockInfo", NULL,
 };
 
 static const char *const versioned_symbols[] = {
@@ -147,7 +147,10 @@ static const char *const versioned_symbols[] = {
         "nvmlDeviceGetComputeInstanceId", "nvmlDeviceGetDeviceHandleFromMigDeviceHandle",
         "nvmlDeviceIsMigDeviceHandle", "nvmlDeviceGetGpuInstanceProfileInfo",
         "nvmlEventSetWait_v2", "nvmlDeviceGetConfComputeMemSizeInfo",
-        "nvmlDeviceGetMemoryAffinity", NULL,
+        "nvmlDeviceGetMemoryAffinity",
+        /* GPM came with the R520 drivers: not in the legacy variant. */
+        "nvmlGpmQueryDeviceSupport", "nvmlGpmSampleAlloc", "nvmlGpmSampleFree",
+        "nvmlGpmSampleGet", "nvmlGpmMetricsGet", NULL,
 };
 
 /* MIG management (issue 13), exported by the modern and 535 variants. */

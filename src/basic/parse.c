@@ -214,3 +214,12 @@ int format_duration(char *buf, size_t len, uint64_t usec)
 
         return (int)used;
 }
+
+int format_duration_short(char *buf, size_t len, uint64_t usec)
+{
+        uint64_t unit = usec < USEC_PER_MINUTE ? USEC_PER_SEC
+                        : usec < USEC_PER_DAY  ? USEC_PER_MINUTE
+                                               : USEC_PER_HOUR;
+
+        return format_duration(buf, len, usec / unit * unit);
+}

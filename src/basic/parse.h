@@ -48,3 +48,10 @@ int parse_bool(const char *s, bool *ret);
  * length, or -ENOBUFS when `len` (including the NUL) is too small, in which
  * case buf holds a truncated, NUL-terminated string if len > 0. */
 int format_duration(char *buf, size_t len, uint64_t usec);
+
+/* The form messages for people use ("45s", "12m", "4h", "6h30m", "1d"):
+ * format_duration of `usec` rounded down to whole seconds under a minute,
+ * to whole minutes under a day and to whole hours from a day on, so a
+ * message never says "0 min" of 45 seconds nor "14400 s" of four hours.
+ * Under a second is "0s". Same returns as format_duration. */
+int format_duration_short(char *buf, size_t len, uint64_t usec);

@@ -660,3 +660,12 @@ int proc_start_time(pid_t pid, uint64_t *ret)
         *ret = st.start_time;
         return 0;
 }
+
+int proc_cache_read_uncached(ProcCache *c, pid_t pid, ProcInfo *ret)
+{
+        assert(c);
+        assert(ret);
+        if (pid <= 0)
+                return -ESRCH;
+        return proc_read_info(c->root_fd, pid, ret);
+}

@@ -92,6 +92,13 @@ void proc_cache_begin_tick(ProcCache *c);
  * zombie); other -errno from proc_read_info. */
 int proc_cache_lookup(ProcCache *c, pid_t pid, const ProcInfo **ret);
 
+/* For a pid proc_cache_lookup calls gone: read it now, uncached, from the
+ * cache's proc root, so a zombie (state Z, which NVML may keep listing with
+ * its GPU memory) is told from a process that is really gone. Returns 0
+ * with *ret filled (free with proc_info_done) or -ESRCH and the like as
+ * proc_read_info. */
+int proc_cache_read_uncached(ProcCache *c, pid_t pid, ProcInfo *ret);
+
 /* End a tick: evict every pid that was not looked up since begin_tick. */
 void proc_cache_end_tick(ProcCache *c);
 

@@ -279,8 +279,13 @@ size_t cli_queue_render(json_t *queue, FILE *f, const cli_term *term, double now
                 cli_text_field(f, fmt_age(age, sizeof age, q, "since", now), WAITING_W,
                                CLI_ALIGN_LEFT, term->unicode);
                 fputc(' ', f);
-                cli_text_clip(f, reason ? reason : "-", end > fixed ? end - fixed : 1,
-                              term->unicode);
+                /* Cut to a terminal's width only: piped into grep or a file,
+                 * the reason is what one searches for (issue 17). */
+                if (term->tty)
+                        cli_text_clip(f, reason ? reason : "-", end > fixed ? end - fixed : 1,
+                                      term->unicode);
+                else
+                        cli_text_clip(f, reason ? reason : "-", SIZE_MAX / 2, term->unicode);
                 fputc('\n', f);
         }
         return n;

@@ -7,6 +7,7 @@
 #include <getopt.h>
 #include <inttypes.h>
 #include <string.h>
+#include <sysexits.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -32,6 +33,7 @@ void cli_lease_usage(FILE *f)
             "       gpukeeper lease list [--all] [--json]\n"
             "       gpukeeper lease extend ID --time DURATION\n"
             "       gpukeeper lease release ID | --all\n"
+            "       gpukeeper lease adopt PID... [--time DURATION] [--json]\n"
             "\n"
             "Leases for interactive work: acquire GPUs or MIG instances for a while (the\n"
             "default and the longest duration are set by the administrator), use them\n"
@@ -43,6 +45,7 @@ void cli_lease_usage(FILE *f)
             "  list     your active leases; --all: everyone's\n"
             "  extend   make a lease last DURATION longer (e.g. 2h)\n"
             "  release  give a lease back; --all: all of yours\n"
+            "  adopt    lease the devices your running, unleased processes PID... use\n"
             "\n"
             "Options:\n"
             "  --gpus N, --gpu ID[,ID...], --mig PROFILE[:N]  what to lease, as for 'run'\n"
@@ -334,6 +337,110 @@ static int lease_release(cli_context *ctx, int argc, char *argv[])
         return cli_finish(CLI_EXIT_OK);
 }
 
+/* The status entry of process `pid` on a device: *ret_device is the MIG
+ * instance's or the GPU's uuid. NULL when no device lists it. */
+static json_t *find_gpu_process(json_t *status, json_int_t pid, const char **ret_device)
+{
+        json_t *g, *p;
+        size_t i, j;
+
+        json_array_foreach(json_object_get(status, "gpus"), i, g)
+                json_array_foreach(json_object_get(g, "processes"), j, p) {
+                        const char *inst = cli_json_str(p, "instance_uuid");
+                        double v;
+
+                        if (cli_json_num(p, "pid", &v) && (json_int_t)v == pid) {
+                                *ret_device = inst ? inst : cli_json_str(g, "uuid");
+                                return p;
+                        }
+                }
+        return NULL;
+}
+
+/* lease adopt PID...: a manual lease of exactly the devices the caller's
+ * running processes use without a lease, when nobody else uses them (the
+ * allocator grants a named device whose only unleased processes are the
+ * requester's own): canhazgpu's `--force` for a job started without
+ * gpukeeper, instead of its violation. An ordinary --no-wait acquire. */
+static int lease_adopt(cli_context *ctx, int argc, char *argv[])
+{
+        _cleanup_(json_decrefp) json_t *status = NULL, *result = NULL;
+        uint64_t duration_sec = 0;
+        bool json = false, all = false;
+        json_t *devices, *args, *lease;
+        cli_term term;
+        int r;
+
+        r = parse_simple(ctx, argc, argv, "lease adopt", "tj", &json, &all, &duration_sec);
+        if (r != CLI_CONTINUE)
+                return r;
+        if (optind >= argc)
+                return cli_usage_error("lease adopt", "which process? give one or more PIDs");
+        r = cli_fetch(ctx, "status", NULL, &status);
+        if (r != CLI_EXIT_OK)
+                return r;
+        devices = json_array();
+        if (!devices)
+                return CLI_EXIT_SOFTWARE;
+        for (int i = optind; i < argc; i++) {
+                const char *device = NULL;
+                json_t *p, *d;
+                double uid = -1;
+                bool known = false;
+                uint64_t v;
+                size_t k;
+
+                if (parse_uint64(argv[i], &v) < 0 || v == 0 || v > INT32_MAX) {
+                        json_decref(devices);
+                        return cli_usage_error("lease adopt", "'%s' is not a PID", argv[i]);
+                }
+                p = find_gpu_process(status, (json_int_t)v, &device);
+                if (!p || !device) {
+                        json_decref(devices);
+                        fprintf(stderr, "gpukeeper: process %s uses no GPU gpukeeper sees\n",
+                                argv[i]);
+                        return EX_NOINPUT;
+                }
+                if (!cli_json_num(p, "uid", &uid) || (uid_t)uid != getuid()) {
+                        json_decref(devices);
+                        fprintf(stderr, "gpukeeper: process %s is not yours; only your own "
+                                        "processes can be adopted\n", argv[i]);
+                        return CLI_EXIT_PERMISSION;
+                }
+                if (json_is_true(json_object_get(p, "leased"))) {
+                        json_decref(devices);
+                        fprintf(stderr, "gpukeeper: process %s already runs under your lease "
+                                        "on %s\n", argv[i], device);
+                        return CLI_EXIT_USAGE;
+                }
+                json_array_foreach(devices, k, d)
+                        known = known || strcmp(json_string_value(d), device) == 0;
+                if (!known && json_array_append_new(devices, json_string(device)) < 0) {
+                        json_decref(devices);
+                        return CLI_EXIT_SOFTWARE;
+                }
+        }
+        args = json_pack("{s:s, s:o, s:b}", "kind", "manual", "devices", devices, "wait", 0);
+        if (args && duration_sec &&
+            json_object_set_new(args, "duration_sec", json_integer((json_int_t)duration_sec)) < 0)
+                json_decref(TAKE_PTR(args));
+        if (!args)
+                return CLI_EXIT_SOFTWARE;
+        r = cli_fetch(ctx, "lease.acquire", args, &result);
+        if (r != CLI_EXIT_OK)
+                return r;
+        if (json) {
+                cli_print_json(result);
+                return cli_finish(CLI_EXIT_OK);
+        }
+        lease = json_object_get(result, "lease");
+        cli_term_detect(stdout, &term);
+        cli_lease_render(lease, stdout, &term, now_sec());
+        fputs("The processes now run under this lease; release it when they are done.\n",
+              stdout);
+        return cli_finish(CLI_EXIT_OK);
+}
+
 int cli_lease_main(cli_context *ctx, int argc, char *argv[])
 {
         static const struct {
@@ -342,6 +449,7 @@ int cli_lease_main(cli_context *ctx, int argc, char *argv[])
         } commands[] = {
             {"acquire", lease_acquire}, {"env", lease_env},         {"list", lease_list},
             {"extend", lease_extend},   {"release", lease_release},
+            {"adopt", lease_adopt},
         };
 
         if (argc < 2)

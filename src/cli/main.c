@@ -12,6 +12,7 @@
 #include "cli/helper.h"
 #include "cli/report.h"
 #include "cli/violations.h"
+#include "cli/audit.h"
 
 typedef struct cli_verb {
         const char *name;
@@ -37,6 +38,8 @@ static const cli_verb verbs[] = {
     {"admin", "drain and undrain GPUs (administrators)", cli_admin_main, cli_admin_usage},
     {"violations", "show GPU use without a lease and what became of it", cli_violations_main,
      cli_violations_usage},
+    {"audit", "the audit trail: who did what, when (admins: everyone's)", cli_audit_main,
+     cli_audit_usage},
     {"report", "usage per user: device-hours, idle share, queue wait, waste", cli_report_main,
      cli_report_usage},
     {"slurm", "Slurm prolog/epilog, gres.conf, and job steps on this node", cli_slurm_main,

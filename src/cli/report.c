@@ -50,8 +50,7 @@ void cli_report_usage(FILE *f)
               f);
 }
 
-/* A user name or a numeric uid → uid. */
-static int parse_user(const char *s, uid_t *ret)
+int cli_parse_user(const char *s, uid_t *ret)
 {
         struct passwd pw, *res = NULL;
         char buf[PW_BUF_MAX];
@@ -182,7 +181,7 @@ int cli_report_main(cli_context *ctx, int argc, char *argv[])
                         csv = true;
                         break;
                 case ARG_USER:
-                        if (parse_user(optarg, &uid) < 0)
+                        if (cli_parse_user(optarg, &uid) < 0)
                                 return cli_usage_error("report", "no such user: '%s'", optarg);
                         have_user = true;
                         break;

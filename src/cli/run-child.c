@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
+#include <sys/prctl.h>
 #include <unistd.h>
 
 #include "basic/macro.h"
@@ -113,6 +114,7 @@ typedef struct spawn_args {
         char *const *argv;
         char *const *envp;
         const sigset_t *mask;
+        pid_t parent;
         volatile int err; /* written by the child when its exec fails */
 } spawn_args;
 
@@ -127,6 +129,12 @@ static int spawn_child(void *userdata)
         spawn_args *a = userdata;
         int e;
 
+        /* The command must not outlive its lease: when `run` dies (even by
+         * SIGKILL, when nothing of ours can forward a signal), the kernel
+         * sends the command SIGTERM. A parent that died before prctl is
+         * caught by the getppid check. */
+        if (prctl(PR_SET_PDEATHSIG, CLI_CHILD_PARENT_DEATH_SIGNAL) < 0 || getppid() != a->parent)
+                return CLI_EXIT_NOT_EXECUTABLE;
         sigprocmask(SIG_SETMASK, a->mask, NULL);
         execvpe(a->argv[0], a->argv, a->envp);
         e = errno;
@@ -140,7 +148,7 @@ static int spawn_child(void *userdata)
 int cli_child_spawn(char *const *argv, char *const *envp, const sigset_t *mask, pid_t *ret_pid,
                     int *ret_exec_errno)
 {
-        spawn_args a = { .argv = argv, .envp = envp, .mask = mask };
+        spawn_args a = { .argv = argv, .envp = envp, .mask = mask, .parent = getpid() };
         void *stack;
         pid_t pid;
         int e;

@@ -30,9 +30,14 @@ int cli_child_env(char *const *base, json_t *set, char ***ret);
 /* Free what cli_child_env() returned; NULL is fine. */
 void cli_child_env_free(char **env);
 
+/* What the kernel sends the command when `gpukeeper run` dies before it
+ * (PR_SET_PDEATHSIG): a lease ends with its client, so must its command. */
+#define CLI_CHILD_PARENT_DEATH_SIGNAL SIGTERM
+
 /* Start argv[0] (looked up in our $PATH, as execvp() does)
  * with `envp` and the signal mask `mask`, sharing our process group,
- * terminal and standard streams. Returns 0 with the child's pid in
+ * terminal and standard streams; the child gets
+ * CLI_CHILD_PARENT_DEATH_SIGNAL when we die. Returns 0 with the child's pid in
  * *ret_pid and, in *ret_exec_errno, 0 when the exec succeeded or the errno
  * of the failed exec (the child then exits with CLI_EXIT_NOT_FOUND or
  * CLI_EXIT_NOT_EXECUTABLE; it is not reaped here). -errno when fork or the

@@ -214,7 +214,9 @@ static void print_process(FILE *f, json_t *p, const char *prefix, size_t prefix_
                           const cli_term *term)
 {
         const char *user = cli_json_str(p, "user"), *command = cli_json_str(p, "command");
-        bool vanished = json_is_true(json_object_get(p, "vanished"));
+        bool vanished = json_is_true(json_object_get(p, "vanished")) ||
+                        json_is_true(json_object_get(p, "exited"));
+        bool zombie = json_is_true(json_object_get(p, "zombie"));
         char pid[32], uid[32], mem[32], what[64], mark_buf[64];
         const char *mark = vanished ? NULL : violation_mark(mark_buf, sizeof mark_buf, p);
         size_t fields_w = PID_W + 1 + USER_W + 1 + PMEM_W + 2, used = prefix_w + fields_w;
@@ -232,8 +234,10 @@ static void print_process(FILE *f, json_t *p, const char *prefix, size_t prefix_
         cli_text_field(f, what, PMEM_W, CLI_ALIGN_RIGHT, term->unicode);
         fputs("  ", f);
         if (vanished) {
+                /* Exited but still holding memory: gone (owner as last
+                 * seen), or a zombie its parent has not reaped. */
                 cli_text_style(f, term, CLI_STYLE_DIM);
-                fputs("(exited)", f);
+                fputs(zombie ? "(zombie)" : "(exited)", f);
                 used += 8;
                 if (command && used + 1 < term->columns) {
                         fputc(' ', f);

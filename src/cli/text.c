@@ -33,6 +33,7 @@ void cli_term_detect(FILE *f, cli_term *ret)
             .color = tty && !(no_color && no_color[0]) && !(term && strcmp(term, "dumb") == 0),
             .unicode = strcmp(nl_langinfo(CODESET), "UTF-8") == 0,
             .columns = CLI_TERM_MIN_COLUMNS,
+            .tty = tty,
         };
 
         if (tty && ioctl(fd, TIOCGWINSZ, &ws) == 0 && ws.ws_col > CLI_TERM_MIN_COLUMNS)

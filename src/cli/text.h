@@ -24,6 +24,7 @@ typedef struct cli_term {
         bool color;     /* emit ANSI SGR sequences */
         bool unicode;   /* the terminal takes UTF-8: "…", "°", box drawing, non-ASCII text */
         size_t columns; /* line width to lay out for, CLI_TERM_MIN_COLUMNS..CLI_TERM_MAX_COLUMNS */
+        bool tty;       /* a terminal: free text may be cut to `columns`; else never cut */
 } cli_term;
 
 /* Describe the terminal behind `f`: colour only when it is a tty, $NO_COLOR

@@ -543,7 +543,7 @@ static void add_queue(top_state *s, json_t *queue, double now, size_t width)
         f = open_memstream(&buf, &len);
         if (!f)
                 return;
-        cli_queue_render(shown, f, &(cli_term){.unicode = s->unicode, .columns = width + 1}, now,
+        cli_queue_render(shown, f, &(cli_term){.unicode = s->unicode, .columns = width + 1, .tty = true}, now,
                          2);
         if (fclose(f) != 0) {
                 free(buf);

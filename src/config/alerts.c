@@ -29,6 +29,8 @@ static const char *const alert_event_names[_CONFIG_ALERT_MAX] = {
         [CONFIG_ALERT_IDLE_WARNING] = "idle_warning",
         [CONFIG_ALERT_IDLE_RECLAIM] = "idle_reclaim",
         [CONFIG_ALERT_IDLE_FLAG] = "idle_flag",
+        [CONFIG_ALERT_EXITED_MEMORY] = "exited_memory",
+        [CONFIG_ALERT_EXPIRY_WARNING] = "expiry_warning",
 };
 
 static const char *const sink_type_names[_CONFIG_SINK_TYPE_MAX] = {

@@ -46,6 +46,8 @@ typedef enum ConfigAlertEvent {
         CONFIG_ALERT_IDLE_WARNING,    /* "idle_warning" */
         CONFIG_ALERT_IDLE_RECLAIM,    /* "idle_reclaim" */
         CONFIG_ALERT_IDLE_FLAG,       /* "idle_flag" */
+        CONFIG_ALERT_EXITED_MEMORY,   /* "exited_memory": GPU memory held by exited processes */
+        CONFIG_ALERT_EXPIRY_WARNING,  /* "expiry_warning": a manual lease expires soon */
         _CONFIG_ALERT_MAX,
 } ConfigAlertEvent;
 

@@ -58,7 +58,10 @@ typedef struct Loader {
         size_t size;
         yaml_parser_t parser;
         void *target;
-        char *error; /* the first error, "PATH:LINE:COL: ..." */
+        char *error; /* every error, "PATH:LINE:COL: ...", one a line (no final newline) */
+        size_t n_errors;
+        bool fatal; /* the event stream cannot be followed further (syntax, limits) */
+        int depth;  /* mappings and lists open in the event stream */
         /* Every key read so far, for check functions. Bounded by the tables:
          * a key is read at most once per mapping, and lists have max_items. */
         Given *given;
@@ -137,25 +140,33 @@ static void position_of_offset(const Loader *l, size_t offset, size_t *ret_line,
         *ret_col = col;
 }
 
-/* Record an error at 1-based (line, col); keeps only the first one. Returns
- * -EINVAL, or -ENOMEM if the message could not be built. */
+/* Record an error at 1-based (line, col), after those recorded so far (an
+ * admin fixes them all in one go, gpukeeperd(8)); after CONFIG_MAX_ERRORS
+ * the walk stops. Returns -EINVAL, or -ENOMEM if the message could not be
+ * built. */
 _printf_(4, 0) static int loader_verror_at(Loader *l, size_t line, size_t col, const char *fmt,
                                           va_list ap)
 {
         _cleanup_free_ char *msg = NULL;
+        char *all;
 
-        if (l->error)
+        if (l->n_errors >= CONFIG_MAX_ERRORS) {
+                l->fatal = true;
                 return -EINVAL;
-
+        }
         if (vasprintf(&msg, fmt, ap) < 0) {
                 msg = NULL; /* glibc leaves it undefined */
                 return -ENOMEM;
         }
 
-        if (asprintf(&l->error, "%s:%zu:%zu: %s", l->path, line, col, msg) < 0) {
-                l->error = NULL;
+        if (asprintf(&all, "%s%s%s:%zu:%zu: %s%s", l->error ?: "", l->error ? "\n" : "", l->path,
+                     line, col, msg,
+                     l->n_errors + 1 == CONFIG_MAX_ERRORS ? " (further errors not shown)" : "") < 0)
                 return -ENOMEM;
-        }
+        free(l->error);
+        l->error = all;
+        if (++l->n_errors >= CONFIG_MAX_ERRORS)
+                l->fatal = true;
         return -EINVAL;
 }
 
@@ -233,6 +244,7 @@ static int loader_syntax_error(Loader *l)
         const yaml_parser_t *p = &l->parser;
         size_t line, col;
 
+        l->fatal = true; /* libyaml cannot go on after it */
         if (p->error == YAML_MEMORY_ERROR)
                 return -ENOMEM;
 
@@ -266,9 +278,14 @@ static int loader_next(Loader *l, yaml_event_t *ev, const char *key)
         yaml_event_delete(ev);
         if (!yaml_parser_parse(&l->parser, ev))
                 return loader_syntax_error(l);
+        if (ev->type == YAML_MAPPING_START_EVENT || ev->type == YAML_SEQUENCE_START_EVENT)
+                l->depth++;
+        else if (ev->type == YAML_MAPPING_END_EVENT || ev->type == YAML_SEQUENCE_END_EVENT)
+                l->depth--;
 
         switch (ev->type) {
         case YAML_ALIAS_EVENT:
+                l->fatal = true;
                 return loader_error(l, ev->start_mark, "%s%s%saliases (*%s) are not allowed",
                                     key ? "'" : "", key ?: "", key ? "': " : "",
                                     (const char *)ev->data.alias.anchor);
@@ -288,6 +305,8 @@ static int loader_next(Loader *l, yaml_event_t *ev, const char *key)
                 break;
         }
 
+        if (anchor || tag)
+                l->fatal = true; /* not worth following: the node could be anywhere */
         if (anchor)
                 return loader_error(l, ev->start_mark, "%s%s%sanchors (&%s) are not allowed",
                                     key ? "'" : "", key ?: "", key ? "': " : "", anchor);
@@ -350,6 +369,40 @@ static char *known_keys(const ConfigKey *table)
 static int loader_mapping(Loader *l, const ConfigKey *table, void *base, const char *section,
                           yaml_mark_t start);
 
+/* After an error inside a value, consume the events up to the end of the
+ * mappings and lists opened since `depth`, so the walk can go on and
+ * report the errors after it too. */
+static int loader_skip_to(Loader *l, int depth)
+{
+        while (l->depth > depth) {
+                _cleanup_(yaml_event_deletep) yaml_event_t ev = {0};
+                int r = loader_next(l, &ev, NULL);
+
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+/* Consume the next node (a scalar, or a whole mapping or list). */
+static int loader_skip_node(Loader *l)
+{
+        _cleanup_(yaml_event_deletep) yaml_event_t ev = {0};
+        int depth = l->depth, r;
+
+        r = loader_next(l, &ev, NULL);
+        if (r < 0)
+                return r;
+        return loader_skip_to(l, depth);
+}
+
+/* Whether the walk may go on after `r` from reading one value: a plain
+ * error in the file (-EINVAL) while the stream can still be followed. */
+static bool loader_recoverable(const Loader *l, int r)
+{
+        return r == -EINVAL && !l->fatal;
+}
+
 /* Run a section's check function; see ConfigChecker. */
 static int loader_check(Loader *l, const ConfigKey *key, void *base, const char *name)
 {
@@ -367,6 +420,7 @@ static int loader_list(Loader *l, const ConfigKey *key, void *base, const char *
 {
         void **items = (void **)((uint8_t *)base + key->offset);
         size_t *n = (size_t *)((uint8_t *)base + key->count_offset);
+        bool failed = false;
         int r;
 
         /* Appending to an array holding defaults would mix them with the file's items. */
@@ -388,7 +442,7 @@ static int loader_list(Loader *l, const ConfigKey *key, void *base, const char *
                 if (r < 0)
                         return r;
                 if (ev.type == YAML_SEQUENCE_END_EVENT)
-                        return 0;
+                        return failed ? -EINVAL : 0;
 
                 snprintf(item_name, sizeof item_name, "%s[%zu]", name, *n);
                 if (*n >= key->max_items)
@@ -411,9 +465,12 @@ static int loader_list(Loader *l, const ConfigKey *key, void *base, const char *
                 r = loader_record(l, item_name, ev.start_mark);
                 if (r < 0)
                         return r;
+                /* An item with errors was read to its end: go on to the next. */
                 r = loader_mapping(l, key->section, item, item_name, ev.start_mark);
-                if (r < 0)
+                if (r < 0 && !loader_recoverable(l, r))
                         return r;
+                if (r < 0)
+                        failed = true;
         }
 }
 
@@ -555,6 +612,7 @@ static int loader_mapping(Loader *l, const ConfigKey *table, void *base, const c
 {
         _cleanup_free_ size_t *first_line = NULL;
         size_t n_keys = 0;
+        bool failed = false;
         int r;
 
         for (const ConfigKey *k = table; k->name; k++)
@@ -569,15 +627,18 @@ static int loader_mapping(Loader *l, const ConfigKey *table, void *base, const c
                 const ConfigKey *key = NULL;
                 const char *v;
                 size_t i;
+                int depth;
 
                 r = loader_next(l, &ev, NULL);
                 if (r < 0)
                         return r;
                 if (ev.type == YAML_MAPPING_END_EVENT)
                         break;
-                if (ev.type != YAML_SCALAR_EVENT)
+                if (ev.type != YAML_SCALAR_EVENT) {
+                        l->fatal = true; /* a complex key: not worth following */
                         return loader_error(l, ev.start_mark,
                                             "keys must be plain names, not %s", event_kind(&ev));
+                }
 
                 v = (const char *)ev.data.scalar.value;
                 snprintf(name, sizeof name, "%s%s%s", section ?: "", section ? "." : "",
@@ -597,30 +658,52 @@ static int loader_mapping(Loader *l, const ConfigKey *table, void *base, const c
                         snprintf(name, sizeof name, "%s%s%s", section ?: "", section ? "." : "",
                                  quote_unknown_key(q, sizeof q, v, ev.data.scalar.length));
                         if (section)
-                                return loader_error(l, ev.start_mark,
-                                                    "unknown key '%s' (known keys in '%s': %s)",
-                                                    name, section, known);
-                        return loader_error(l, ev.start_mark,
-                                            "unknown key '%s' (known keys: %s)", name, known);
+                                r = loader_error(l, ev.start_mark,
+                                                 "unknown key '%s' (known keys in '%s': %s)",
+                                                 name, section, known);
+                        else
+                                r = loader_error(l, ev.start_mark,
+                                                 "unknown key '%s' (known keys: %s)", name, known);
+                } else if (first_line[i] > 0)
+                        r = loader_error(l, ev.start_mark,
+                                         "duplicate key '%s' (first given on line %zu)", name,
+                                         first_line[i]);
+                else
+                        r = 0;
+                if (r < 0) {
+                        /* Skip the key's value and go on to report the rest. */
+                        if (!loader_recoverable(l, r))
+                                return r;
+                        failed = true;
+                        r = loader_skip_node(l);
+                        if (r < 0)
+                                return r;
+                        continue;
                 }
-
-                if (first_line[i] > 0)
-                        return loader_error(l, ev.start_mark,
-                                            "duplicate key '%s' (first given on line %zu)", name,
-                                            first_line[i]);
                 first_line[i] = ev.start_mark.line + 1;
 
+                depth = l->depth;
                 r = loader_value(l, key, base, name);
-                if (r < 0)
-                        return r;
+                if (r < 0) {
+                        if (!loader_recoverable(l, r))
+                                return r;
+                        failed = true;
+                        r = loader_skip_to(l, depth);
+                        if (r < 0)
+                                return r;
+                }
         }
 
         /* Reported at the start of the mapping: the key is nowhere to point at. */
         for (size_t i = 0; i < n_keys; i++)
-                if (table[i].required && first_line[i] == 0)
-                        return loader_error(l, start, "missing required key '%s%s%s'",
-                                            section ?: "", section ? "." : "", table[i].name);
-        return 0;
+                if (table[i].required && first_line[i] == 0) {
+                        r = loader_error(l, start, "missing required key '%s%s%s'",
+                                         section ?: "", section ? "." : "", table[i].name);
+                        if (!loader_recoverable(l, r))
+                                return r;
+                        failed = true;
+                }
+        return failed ? -EINVAL : 0;
 }
 
 /* Walk the event stream: nothing, or exactly one document that is empty or

@@ -21,6 +21,11 @@
 
 /* Files larger than this are rejected before parsing. */
 #define CONFIG_FILE_MAX (UINT64_C(1) << 20)
+/* Errors reported for one file at most: the walk goes on after an unknown
+ * or duplicate key, a bad value or a missing key, and stops at a YAML
+ * syntax error (libyaml cannot go on), an anchor, alias, tag or complex
+ * key, or after this many. */
+#define CONFIG_MAX_ERRORS 20
 
 typedef struct ConfigKey ConfigKey;
 
@@ -147,7 +152,9 @@ struct ConfigKey {
  * NUL bytes, holding at most one YAML document whose top level is a mapping
  * (or nothing at all);
  * anchors, aliases and tags are rejected. Returns and reports errors like
- * config_load(); on failure `target` may have been partly updated. */
+ * config_load(), except that *ret_error holds every error found (see
+ * CONFIG_MAX_ERRORS), one "PATH:LINE:COL: ..." a line, in file order, with
+ * no final newline; on failure `target` may have been partly updated. */
 int config_parse_yaml(const char *path, const ConfigKey *table, void *target, char **ret_error);
 
 /* For check functions: whether the file gave the key with the dotted name

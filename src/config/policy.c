@@ -143,6 +143,8 @@ const ConfigKey config_policy_table[] = {
                       CONFIG_POLICY_RECONNECT_GRACE_MAX),
         CONFIG_LIST("groups", policy_group_table, ConfigPolicy, groups, n_groups,
                     ConfigPolicyGroup, CONFIG_POLICY_MAX_GROUPS),
+        CONFIG_SCALAR("expiry_warning", config_parse_duration, ConfigPolicy, expiry_warning_usec,
+                      0, CONFIG_POLICY_EXPIRY_WARNING_MAX),
         CONFIG_END,
 };
 
@@ -156,6 +158,7 @@ int config_policy_init(ConfigPolicy *s)
                 },
                 .unleased_memory_limit_bytes = CONFIG_DEFAULT_UNLEASED_MEMORY_LIMIT_BYTES,
                 .reconnect_grace_usec = CONFIG_DEFAULT_RECONNECT_GRACE_USEC,
+                .expiry_warning_usec = CONFIG_DEFAULT_EXPIRY_WARNING_USEC,
         };
         return 0;
 }

@@ -23,6 +23,9 @@
 #define CONFIG_POLICY_RECONNECT_GRACE_MIN USEC_PER_SEC
 #define CONFIG_POLICY_RECONNECT_GRACE_MAX USEC_PER_HOUR
 #define CONFIG_POLICY_MAX_GROUPS 64 /* entries of policy.groups */
+/* expiry_warning: 0s (none) .. 1d, default 15m. */
+#define CONFIG_DEFAULT_EXPIRY_WARNING_USEC (15 * USEC_PER_MINUTE)
+#define CONFIG_POLICY_EXPIRY_WARNING_MAX USEC_PER_DAY
 
 /* What a user may hold: at the policy level, or for the members of a group. */
 typedef struct ConfigPolicyLimits {
@@ -43,6 +46,8 @@ typedef struct ConfigPolicy {
                                                * hold more GPU memory than this */
         uint64_t reconnect_grace_usec;        /* after a restart, how long `gpukeeper run`
                                                * clients have to re-attach */
+        uint64_t expiry_warning_usec;         /* warn a manual lease's holder this long
+                                               * before it expires; 0 = never */
         ConfigPolicyGroup *groups;            /* in file order, names unique */
         size_t n_groups;                      /* at most CONFIG_POLICY_MAX_GROUPS */
 } ConfigPolicy;

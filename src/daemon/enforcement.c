@@ -166,32 +166,57 @@ static void format_clock(uint64_t usec, char *buf, size_t len)
 static void warn_owner(Daemon *d, const TrackedViolation *t)
 {
         const ConfigEnforcement *c = &d->config->enforcement;
-        char when[16], text[1024];
+        char when[16], text[1024], grace[FORMAT_DURATION_MAX];
+        const RecentExpiry *expired;
         uint64_t stop_at = daemon_wall_from_boot(d, t->detected_boot + c->grace_usec);
         int r;
 
         format_clock(stop_at, when, sizeof when);
-        if (c->mode == CONFIG_ENFORCEMENT_ENFORCE)
+        (void)format_duration_short(grace, sizeof grace, c->grace_usec);
+        /* The owner's own lease on it just expired: say that, not "get a
+         * lease first" as to someone who never had one (issue 17). */
+        expired = leases_recently_expired(d, t->rec.uid, t->rec.device_uuid,
+                                          now_usec(CLOCK_REALTIME), USEC_PER_HOUR);
+        if (expired) {
+                char ended[16];
+
+                format_clock(expired->ended_usec, ended, sizeof ended);
                 snprintf(text, sizeof text,
-                         "\r\ngpukeeper: process %d (%s) uses GPU %d (%s) without a lease.\r\n"
-                         "gpukeeper: run it with 'gpukeeper run --gpus 1 -- COMMAND', or get a "
-                         "lease first with 'gpukeeper lease acquire'.\r\n"
-                         "gpukeeper: it will be stopped (SIGTERM) at %s, in %" PRIu64 " s.\r\n",
+                         "\ngpukeeper: your lease %" PRId64 " on GPU %d (%s) expired at %s; "
+                         "process %d (%s) still uses it, now without a lease.\n"
+                         "gpukeeper: lease it again: 'gpukeeper lease adopt %d'.\n%s",
+                         expired->lease_id, t->rec.gpu_index, t->rec.device_uuid, ended,
                          (int)t->rec.pid, t->rec.command ? t->rec.command : "?",
-                         t->rec.gpu_index, t->rec.device_uuid, when,
-                         c->grace_usec / USEC_PER_SEC);
+                         (int)t->rec.pid,
+                         c->mode == CONFIG_ENFORCEMENT_ENFORCE ? "gpukeeper: otherwise it will "
+                                                                 "be stopped (SIGTERM) at "
+                                                               : "");
+                if (c->mode == CONFIG_ENFORCEMENT_ENFORCE)
+                        snprintf(text + strlen(text), sizeof text - strlen(text), "%s, in %s.\n",
+                                 when, grace);
+        } else if (c->mode == CONFIG_ENFORCEMENT_ENFORCE)
+                snprintf(text, sizeof text,
+                         "\ngpukeeper: process %d (%s) uses GPU %d (%s) without a lease.\n"
+                         "gpukeeper: keep it: 'gpukeeper lease adopt %d' leases its GPU if nobody "
+                         "else uses it; next time run it with 'gpukeeper run --gpus 1 -- "
+                         "COMMAND'.\n"
+                         "gpukeeper: it will be stopped (SIGTERM) at %s, in %s.\n",
+                         (int)t->rec.pid, t->rec.command ? t->rec.command : "?",
+                         t->rec.gpu_index, t->rec.device_uuid, (int)t->rec.pid, when, grace);
         else
                 snprintf(text, sizeof text,
-                         "\r\ngpukeeper: process %d (%s) uses GPU %d (%s) without a lease.\r\n"
-                         "gpukeeper: run it with 'gpukeeper run --gpus 1 -- COMMAND', or get a "
-                         "lease first with 'gpukeeper lease acquire'. This is recorded and "
-                         "reported to the admins.\r\n",
+                         "\ngpukeeper: process %d (%s) uses GPU %d (%s) without a lease.\n"
+                         "gpukeeper: keep it: 'gpukeeper lease adopt %d' leases its GPU if nobody "
+                         "else uses it; next time run it with 'gpukeeper run --gpus 1 -- "
+                         "COMMAND'. This is recorded and reported to the admins.\n",
                          (int)t->rec.pid, t->rec.command ? t->rec.command : "?",
-                         t->rec.gpu_index, t->rec.device_uuid);
+                         t->rec.gpu_index, t->rec.device_uuid, (int)t->rec.pid);
         r = enforce_tty_message(t->rec.pid, t->rec.start_time, text);
         if (r < 0 && r != -ENOTTY && r != -ESRCH)
                 log_debug("No terminal message to pid %d: %s", (int)t->rec.pid, strerror(-r));
-        alert_violation(d, CONFIG_ALERT_VIOLATION, t, "GPU used without a lease", text);
+        /* The alert carries the text without the blank line that sets it off on
+         * a terminal; enforce_tty_message turns newlines into CR LF itself. */
+        alert_violation(d, CONFIG_ALERT_VIOLATION, t, "GPU used without a lease", text + 1);
 }
 
 static void open_violation(Daemon *d, const PolicyViolation *v, uint64_t now, uint64_t boot)
@@ -239,12 +264,27 @@ static void close_violation(Daemon *d, TrackedViolation *t, const char *outcome,
                 log_error("Cannot close violation %" PRId64, t->rec.id);
         log_info("Violation %" PRId64 " (pid %d) ended: %s.", t->rec.id, (int)t->rec.pid, outcome);
         if (strcmp(outcome, "stopped") == 0 || strcmp(outcome, "killed") == 0 ||
-            strcmp(outcome, "unkillable") == 0)
+            strcmp(outcome, "unkillable") == 0) {
+                bool unkillable = strcmp(outcome, "unkillable") == 0;
+                char text[1024];
+
+                /* The whole story in the body (email, webhook text), not
+                 * just the outcome's one word. */
+                snprintf(text, sizeof text,
+                         "Process %d (%s) of %s used GPU %d (%s) without a lease and %s.",
+                         (int)t->rec.pid, t->rec.command ? t->rec.command : "?",
+                         daemon_user_name(d, t->rec.uid), t->rec.gpu_index, t->rec.device_uuid,
+                         strcmp(outcome, "stopped") == 0
+                             ? "was stopped: it exited after SIGTERM"
+                         : strcmp(outcome, "killed") == 0
+                             ? "was killed: it ignored SIGTERM, SIGKILL ended it"
+                             : "cannot be killed: it is still there after SIGKILL (a zombie "
+                               "or stuck in the driver); it needs an admin");
                 alert_violation(d, CONFIG_ALERT_PROCESS_STOPPED, t,
-                             strcmp(outcome, "unkillable") == 0
-                                     ? "process cannot be killed (admin attention needed)"
-                                     : "process stopped",
-                             outcome);
+                                unkillable ? "process cannot be killed (admin attention needed)"
+                                           : "process stopped",
+                                text);
+        }
         for (TrackedViolation **p = &s->tracked; *p; p = &(*p)->next)
                 if (*p == t) {
                         *p = t->next;

@@ -20,6 +20,7 @@ typedef struct GpuAlertState {
         bool temperature_raised;
         bool lost_raised;
         bool error_raised;
+        bool exited_raised; /* memory held by exited processes alerted */
         uint64_t xid_seen; /* last Xid alerted */
 } GpuAlertState;
 

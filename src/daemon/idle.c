@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "basic/log.h"
+#include "basic/parse.h"
 #include "basic/time-util.h"
 #include "daemon/daemon.h"
 #include "enforce/signal.h"
@@ -54,7 +55,7 @@ static int read_tty_and_start(int proc_fd, const char *pid, unsigned *ret_tty,
 
 /* Write `text` once to each terminal where `uid` has a process (its ssh
  * and tmux sessions). Best effort: no terminal, no message. */
-static void tell_user_terminals(uid_t uid, const char *text)
+void idle_tell_user_terminals(uid_t uid, const char *text)
 {
         _cleanup_close_ int proc_fd = -1;
         unsigned seen[IDLE_MAX_TERMINALS];
@@ -101,52 +102,57 @@ static bool act(Daemon *d, Lease *l, PolicyIdleAction action, uint64_t now)
 {
         const ConfigIdle *c = &d->config->idle;
         uint64_t idle_for = policy_idle_for(&l->idle, now);
-        char key[64], text[512];
+        char key[64], text[512], idle_s[FORMAT_DURATION_MAX], in_s[FORMAT_DURATION_MAX];
+        const char *user = daemon_user_name(d, l->rec.uid);
 
+        /* Messages say "45s", "12m", "2h": never "0 min" of 45 seconds. Alert
+         * texts have plain newlines (no CR: webhooks and email carry them
+         * as they are); idle_tell_user_terminals turns them into CR LF. */
+        (void)format_duration_short(idle_s, sizeof idle_s, idle_for);
         switch (action) {
         case POLICY_IDLE_NONE:
                 return true;
         case POLICY_IDLE_WARN:
+                (void)format_duration_short(in_s, sizeof in_s, c->warn_before_usec);
                 snprintf(text, sizeof text,
-                         "\r\ngpukeeper: your lease %" PRId64 " (%s) has been idle for %" PRIu64
-                         " min; it will be released in %" PRIu64
-                         " min unless its GPUs are used. Release it yourself with 'gpukeeper "
-                         "lease release %" PRId64 "'.\r\n",
-                         l->rec.id, l->rec.devices[0].uuid, idle_for / USEC_PER_SEC / 60,
-                         c->warn_before_usec / USEC_PER_SEC / 60, l->rec.id);
+                         "\ngpukeeper: lease %" PRId64 " of %s (%s) has been idle for %s; it will "
+                         "be released in %s unless its GPUs are used. Release it yourself with "
+                         "'gpukeeper lease release %" PRId64 "'.\n",
+                         l->rec.id, user, l->rec.devices[0].uuid, idle_s, in_s, l->rec.id);
                 l->idle.warned_usec = now;
                 log_info("Lease %" PRId64 " idle for %" PRIu64 " s: warned.", l->rec.id,
                          idle_for / USEC_PER_SEC);
                 lease_key(l, "idle_warning", key, sizeof key);
                 (void)store_audit(d->store, -1, "lease.idle_warning", key, NULL);
-                tell_user_terminals(l->rec.uid, text);
+                idle_tell_user_terminals(l->rec.uid, text);
                 daemon_alert(d, CONFIG_ALERT_IDLE_WARNING, key, "idle lease will be released",
-                             text, json_pack("{s:o}", "lease", lease_to_json(d, l)));
+                             text + 1, json_pack("{s:o}", "lease", lease_to_json(d, l)));
                 return true;
         case POLICY_IDLE_WARN_CLEAR:
                 l->idle.warned_usec = 0;
                 lease_key(l, "idle_warning", key, sizeof key);
+                snprintf(text, sizeof text, "lease %" PRId64 " of %s is in use again", l->rec.id,
+                         user);
                 if (d->alerts)
-                        (void)alerts_clear(d->alerts, CONFIG_ALERT_IDLE_WARNING, key,
-                                           "the lease is in use again");
+                        (void)alerts_clear(d->alerts, CONFIG_ALERT_IDLE_WARNING, key, text);
                 return true;
         case POLICY_IDLE_RELEASE:
                 snprintf(text, sizeof text,
-                         "gpukeeper: lease %" PRId64 " of uid %u was idle for %" PRIu64
-                         " min and has been released.",
-                         l->rec.id, (unsigned)l->rec.uid, idle_for / USEC_PER_SEC / 60);
+                         "gpukeeper: lease %" PRId64 " of %s was idle for %s and has been "
+                         "released.",
+                         l->rec.id, user, idle_s);
                 lease_key(l, "idle_reclaim", key, sizeof key);
                 daemon_alert(d, CONFIG_ALERT_IDLE_RECLAIM, key, "idle lease released", text,
                              json_pack("{s:o}", "lease", lease_to_json(d, l)));
-                tell_user_terminals(l->rec.uid, text);
+                idle_tell_user_terminals(l->rec.uid, text);
                 leases_end(d, l, false, "idle", -1);
                 return false;
         case POLICY_IDLE_FLAG:
                 l->idle.flagged = true;
                 snprintf(text, sizeof text,
-                         "gpukeeper: the command of run lease %" PRId64 " (uid %u) has kept its "
-                         "GPUs at 0%% utilisation for %" PRIu64 " min%s.",
-                         l->rec.id, (unsigned)l->rec.uid, idle_for / USEC_PER_SEC / 60,
+                         "gpukeeper: the command of run lease %" PRId64 " of %s has kept its "
+                         "GPUs at 0%% utilisation for %s%s.",
+                         l->rec.id, user, idle_s,
                          c->stop_idle_runs ? "; it is being stopped" : "");
                 log_info("%s", text);
                 lease_key(l, "idle_flag", key, sizeof key);
@@ -161,9 +167,10 @@ static bool act(Daemon *d, Lease *l, PolicyIdleAction action, uint64_t now)
         case POLICY_IDLE_FLAG_CLEAR:
                 l->idle.flagged = false;
                 lease_key(l, "idle_flag", key, sizeof key);
+                snprintf(text, sizeof text, "run lease %" PRId64 " of %s uses its GPUs again",
+                         l->rec.id, user);
                 if (d->alerts)
-                        (void)alerts_clear(d->alerts, CONFIG_ALERT_IDLE_FLAG, key,
-                                           "the run lease uses its GPUs again");
+                        (void)alerts_clear(d->alerts, CONFIG_ALERT_IDLE_FLAG, key, text);
                 return true;
         }
         return true;

@@ -10,8 +10,14 @@
 #pragma once
 
 #include <stdbool.h>
+#include <sys/types.h>
 
 typedef struct Daemon Daemon;
 
 /* Returns true when a lease was released: the caller serves the queue. */
 bool idle_tick(Daemon *d);
+
+/* Write `text` once to each terminal where `uid` has a process (its ssh and
+ * tmux sessions); newlines become CR LF. Best effort: no terminal, no
+ * message. Used for idle and expiry warnings and admin releases. */
+void idle_tell_user_terminals(uid_t uid, const char *text);

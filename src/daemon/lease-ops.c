@@ -13,18 +13,35 @@
 #include "basic/user-util.h"
 #include "basic/proc.h"
 #include "basic/time-util.h"
+#include "daemon/idle.h"
 #include "daemon/leases.h"
 #include "daemon/refusals.h"
 
 #define MAX_DURATION_SEC (UINT64_C(366) * 24 * 3600)
 
+/* What binds an admin whose groups no policy.groups entry names: no device
+ * cap and the longest duration the config accepts. The default duration
+ * stays the policy's (an admin's lease without --time is no different). */
+static const ConfigPolicyLimits *admin_limits(const Daemon *d, ConfigPolicyLimits *buf)
+{
+        *buf = (ConfigPolicyLimits){
+            .max_gpus = 0,
+            .default_duration_usec = d->config->policy.limits.default_duration_usec,
+            .max_duration_usec = CONFIG_POLICY_DURATION_MAX,
+        };
+        return buf;
+}
+
 /* The policy limits of a peer: the first of policy.groups whose gid (as the
  * resolver last saw it, never an NSS call here) is among the peer's groups
  * (kernel view), else the defaults. A group of the policy that has no answer
  * yet could be the one that applies, so the request is refused as
- * unavailable rather than served under the defaults (fail closed). */
-static int peer_limits(const Daemon *d, const Peer *peer, const ConfigPolicyLimits **ret,
-                       gk_call_error *ret_error)
+ * unavailable rather than served under the defaults (fail closed). Admins
+ * (root, group gpukeeper-admin) are not bound by the per-user caps unless a
+ * policy.groups entry names one of their groups: the config then says so
+ * explicitly (gpukeeper.yaml(5)). `buf` holds the admin's limits. */
+static int peer_limits(const Daemon *d, const Peer *peer, ConfigPolicyLimits *buf,
+                       const ConfigPolicyLimits **ret, gk_call_error *ret_error)
 {
         const ConfigPolicy *p = &d->config->policy;
 
@@ -45,7 +62,41 @@ static int peer_limits(const Daemon *d, const Peer *peer, const ConfigPolicyLimi
                         return 0;
                 }
         }
-        *ret = &p->limits;
+        *ret = peer_is_admin(peer) ? admin_limits(d, buf) : &p->limits;
+        return 0;
+}
+
+/* A named device that is drained: say so, by whom and why, and that waiting
+ * will not help until it is undrained (issue 17). Returns the error, or 0
+ * when no named device is drained. */
+static int drained_error(Daemon *d, const QueueEntry *q, gk_call_error *ret_error)
+{
+        for (size_t i = 0; i < q->n_named; i++) {
+                _cleanup_free_ char *reason = NULL;
+                const char *gpu = q->named[i], *by = "an admin";
+                const GpuDevice *g = NULL;
+                int64_t uid = -1;
+
+                /* A MIG instance is drained with its GPU too. */
+                for (size_t k = 0; d->snapshot && !g && k < d->snapshot->n_gpus; k++)
+                        for (size_t m = 0; m < d->snapshot->gpus[k].n_instances; m++)
+                                if (strcmp(d->snapshot->gpus[k].instances[m].uuid,
+                                           q->named[i]) == 0)
+                                        g = &d->snapshot->gpus[k];
+                if (g)
+                        gpu = g->uuid;
+                if (!leases_is_drained(d, q->named[i], gpu))
+                        continue;
+                if (store_drain_get(d->store, q->named[i], &uid, &reason) == -ENOENT)
+                        (void)store_drain_get(d->store, gpu, &uid, &reason);
+                if (uid >= 0)
+                        by = daemon_user_name(d, (uid_t)uid);
+                return request_error(ret_error, GK_E_NO_CAPACITY,
+                                     "%s is drained by %s%s%s%s; waiting will not help until an "
+                                     "admin undrains it ('gpukeeper admin undrain %s')",
+                                     q->named[i], by, reason ? " (" : "", reason ? reason : "",
+                                     reason ? ")" : "", q->named[i]);
+        }
         return 0;
 }
 
@@ -259,6 +310,7 @@ int lease_op_acquire(Daemon *d, const RequestCall *call, json_t *args, json_t **
         static const char *const allowed[] = {"kind",         "gpus", "devices", "mig",
                                               "duration_sec", "wait", "command", NULL};
         const Peer *peer = call->peer;
+        ConfigPolicyLimits admin_buf;
         const ConfigPolicyLimits *limits = NULL;
         _cleanup_free_ PolicyDevice *devs = NULL;
         QueueEntry *e = NULL;
@@ -277,7 +329,7 @@ int lease_op_acquire(Daemon *d, const RequestCall *call, json_t *args, json_t **
                 return request_error(ret_error, GK_E_SLURM_BACKEND,
                                      "this node leases GPUs through Slurm (backend: slurm): "
                                      "use srun or salloc");
-        r = peer_limits(d, peer, &limits, ret_error);
+        r = peer_limits(d, peer, &admin_buf, &limits, ret_error);
         if (r != 0)
                 return r;
         if (!args)
@@ -316,10 +368,11 @@ int lease_op_acquire(Daemon *d, const RequestCall *call, json_t *args, json_t **
                 e->duration_usec =
                     duration_sec ? duration_sec * USEC_PER_SEC : limits->default_duration_usec;
                 if (e->duration_usec > limits->max_duration_usec) {
+                        char most[FORMAT_DURATION_MAX];
+
+                        (void)format_duration_short(most, sizeof most, limits->max_duration_usec);
                         r = request_error(ret_error, GK_E_PERMISSION,
-                                          "a lease may last at most %" PRIu64
-                                          " s under your policy",
-                                          limits->max_duration_usec / USEC_PER_SEC);
+                                          "a lease may last at most %s under your policy", most);
                         audit_refusal(d, peer, "lease.refused", NULL, ret_error->message);
                         goto fail;
                 }
@@ -379,9 +432,13 @@ int lease_op_acquire(Daemon *d, const RequestCall *call, json_t *args, json_t **
                         r = request_error(ret_error, GK_E_BUSY,
                                           "the state database is locked by another program; "
                                           "try again in a moment");
-                else
-                        r = request_error(ret_error, GK_E_NO_CAPACITY, "not enough free devices now (%s)",
-                                  q->last_reason);
+                else {
+                        r = drained_error(d, q, ret_error);
+                        if (r == 0)
+                                r = request_error(ret_error, GK_E_NO_CAPACITY,
+                                                  "not enough free devices now (%s)",
+                                                  q->last_reason);
+                }
                 leases_dequeue(d, request_id);
                 return r;
         }
@@ -389,6 +446,26 @@ int lease_op_acquire(Daemon *d, const RequestCall *call, json_t *args, json_t **
 fail:
         queue_entry_free(e);
         return r;
+}
+
+/* An admin released someone's lease: the holder is told now on their
+ * terminals, and the sinks by the idle_reclaim event (a lease taken from
+ * its holder), rather than learning it from a violation's SIGTERM later:
+ * processes still on the devices become violations as any others. */
+static void tell_holder_released(Daemon *d, const Lease *l, uid_t admin)
+{
+        char text[640], key[64];
+
+        snprintf(text, sizeof text,
+                 "\ngpukeeper: your lease %" PRId64 " (%s%s) was released by %s, an admin. "
+                 "Processes of yours still on its GPUs now run without a lease: stop them, or "
+                 "get a new lease with 'gpukeeper lease acquire'.\n",
+                 l->rec.id, l->rec.devices[0].uuid, l->rec.n_devices > 1 ? ", ..." : "",
+                 daemon_user_name(d, admin));
+        snprintf(key, sizeof key, "admin_release:lease:%" PRId64, l->rec.id);
+        idle_tell_user_terminals(l->rec.uid, text);
+        daemon_alert(d, CONFIG_ALERT_IDLE_RECLAIM, key, "lease released by an admin", text + 1,
+                     json_pack("{s:o}", "lease", lease_to_json(d, l)));
 }
 
 /* The active lease `id` for an operation by `peer`: own, or any for admins.
@@ -498,6 +575,8 @@ int lease_op_release(Daemon *d, const RequestCall *call, json_t *args, json_t **
                                              it->rec.slurm_job_id);
                 }
                 json_array_append_new(released, json_integer(it->rec.id));
+                if (it->rec.uid != call->peer->uid)
+                        tell_holder_released(d, it, call->peer->uid);
                 r = leases_end(d, it, false,
                                it->rec.uid == call->peer->uid ? "released by its holder"
                                                               : "released by an admin",
@@ -516,6 +595,7 @@ int lease_op_extend(Daemon *d, const RequestCall *call, json_t *args, json_t **r
                     gk_call_error *ret_error)
 {
         static const char *const allowed[] = {"id", "duration_sec", NULL};
+        ConfigPolicyLimits admin_buf;
         const ConfigPolicyLimits *limits;
         uint64_t duration_sec = 0, now = daemon_wall(d), expires;
         Lease *l = NULL;
@@ -540,20 +620,21 @@ int lease_op_extend(Daemon *d, const RequestCall *call, json_t *args, json_t **r
          * grant: extending again and again must not get around
          * max_duration and keep a device from the queue for good. Admins
          * are not bound (docs/protocol.md). */
-        r = peer_limits(d, call->peer, &limits, ret_error);
+        r = peer_limits(d, call->peer, &admin_buf, &limits, ret_error);
         if (r != 0)
                 return r;
         expires = MAX(l->rec.expires_usec, now) + duration_sec * USEC_PER_SEC;
         if (!peer_is_admin(call->peer) &&
             expires - l->rec.created_usec > limits->max_duration_usec) {
-                char subject[32];
+                char subject[32], would[FORMAT_DURATION_MAX], most[FORMAT_DURATION_MAX];
 
+                (void)format_duration_short(would, sizeof would, expires - l->rec.created_usec);
+                (void)format_duration_short(most, sizeof most, limits->max_duration_usec);
                 r = request_error(ret_error, GK_E_PERMISSION,
-                                  "the lease would then last %" PRIu64 " s from its grant; your "
-                                  "policy allows at most %" PRIu64 " s (an admin can extend it "
+                                  "the lease would then last %s from its grant; your "
+                                  "policy allows at most %s (an admin can extend it "
                                   "further)",
-                                  (expires - l->rec.created_usec) / USEC_PER_SEC,
-                                  limits->max_duration_usec / USEC_PER_SEC);
+                                  would, most);
                 snprintf(subject, sizeof subject, "lease %" PRId64, l->rec.id);
                 audit_refusal(d, call->peer, "lease.extend_refused", subject, ret_error->message);
                 return r;
@@ -563,6 +644,7 @@ int lease_op_extend(Daemon *d, const RequestCall *call, json_t *args, json_t **r
                 return r;
         l->rec.expires_usec = expires;
         l->expires_boot = MAX(l->expires_boot, daemon_boot(d)) + duration_sec * USEC_PER_SEC;
+        l->expiry_warned = false; /* warned again before the new expiry */
         leases_schedule(d);
         *ret_result = json_pack("{s:o}", "lease", lease_to_json(d, l));
         return *ret_result ? 0 : -ENOMEM;

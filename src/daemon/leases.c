@@ -8,7 +8,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <time.h>
+
 #include "basic/log.h"
+#include "basic/parse.h"
+#include "daemon/idle.h"
 #include "basic/proc.h"
 #include "basic/time-util.h"
 #include "basic/user-util.h"
@@ -215,6 +219,50 @@ int leases_init(Daemon *d)
         return 0;
 }
 
+const RecentExpiry *leases_recently_expired(const Daemon *d, uid_t uid, const char *uuid,
+                                            uint64_t now, uint64_t within_usec)
+{
+        const RecentExpiry *best = NULL;
+
+        for (size_t i = 0; i < LEASES_RECENT_EXPIRED; i++) {
+                const RecentExpiry *x = &d->leases.recent_expired[i];
+
+                if (x->lease_id && x->uid == uid && strcmp(x->uuid, uuid) == 0 &&
+                    now - x->ended_usec <= within_usec && (!best || x->ended_usec > best->ended_usec))
+                        best = x;
+        }
+        return best;
+}
+
+/* Tell the holder of a manual lease that it expires soon: terminals, alert,
+ * audit (policy.expiry_warning). */
+/* `now` is on the boot clock, as expires_boot. */
+static void warn_expiry(Daemon *d, Lease *l, uint64_t now)
+{
+        char text[640], in[FORMAT_DURATION_MAX], at[16], key[64];
+        time_t t = (time_t)(l->rec.expires_usec / USEC_PER_SEC);
+        struct tm tm;
+
+        l->expiry_warned = true;
+        /* Rounded to the nearest unit: the timer fires a little after its time. */
+        (void)format_duration_short(in, sizeof in, l->expires_boot - now + USEC_PER_SEC / 2);
+        if (!localtime_r(&t, &tm) || strftime(at, sizeof at, "%H:%M", &tm) == 0)
+                snprintf(at, sizeof at, "?");
+        snprintf(text, sizeof text,
+                 "\ngpukeeper: lease %" PRId64 " of %s (%s) expires at %s, in %s. Extend it "
+                 "with 'gpukeeper lease extend %" PRId64 " --time 2h', or save your work: "
+                 "processes still on its GPUs then are stopped as running without a lease.\n",
+                 l->rec.id, daemon_user_name(d, l->rec.uid), l->rec.devices[0].uuid, at, in,
+                 l->rec.id);
+        snprintf(key, sizeof key, "expiry_warning:lease:%" PRId64, l->rec.id);
+        log_info("Lease %" PRId64 " expires in %s: holder warned.", l->rec.id, in);
+        (void)store_audit(d->store, -1, "lease.expiry_warning", key + strlen("expiry_warning:"),
+                          NULL);
+        idle_tell_user_terminals(l->rec.uid, text);
+        daemon_alert(d, CONFIG_ALERT_EXPIRY_WARNING, key, "lease expires soon", text + 1,
+                     json_pack("{s:o}", "lease", lease_to_json(d, l)));
+}
+
 Lease *leases_find(Daemon *d, int64_t id)
 {
         for (Lease *l = d->leases.leases; l; l = l->next)
@@ -278,8 +326,16 @@ int leases_end(Daemon *d, Lease *l, bool expired, const char *reason, int64_t ac
         r = store_lease_end(d->store, l->rec.id, expired, reason, actor, now);
         if (r < 0 && r != -ENOENT)
                 return log_error_errno(r, "Cannot end lease %" PRId64, l->rec.id);
-        for (size_t i = 0; i < l->rec.n_devices; i++)
+        for (size_t i = 0; i < l->rec.n_devices; i++) {
                 (void)device_time_set(&s->released, &s->n_released, l->rec.devices[i].uuid, now);
+                if (expired) {
+                        RecentExpiry *x = &s->recent_expired[s->recent_next++ % LEASES_RECENT_EXPIRED];
+
+                        *x = (RecentExpiry){.lease_id = l->rec.id, .uid = l->rec.uid,
+                                            .ended_usec = now};
+                        snprintf(x->uuid, sizeof x->uuid, "%s", l->rec.devices[i].uuid);
+                }
+        }
 
         for (Lease **p = &s->leases; *p; p = &(*p)->next)
                 if (*p == l) {
@@ -492,9 +548,32 @@ json_t *leases_queue_to_json(const Daemon *d)
         return queue;
 }
 
+/* Processes on a device whose owner is not the holder (every process when
+ * the device is free): the allocator prefers devices without any. When they
+ * all belong to one known user, *ret_uid is that user and *ret_one true. */
+static unsigned unleased_processes(const GpuDevice *g, int instance, const Lease *holder,
+                                   bool *ret_one, uid_t *ret_uid)
+{
+        unsigned n = 0;
+
+        *ret_one = false;
+        for (size_t i = 0; i < g->n_processes; i++) {
+                const GpuProcess *p = &g->processes[i];
+                bool known = !p->vanished || p->owner_from_earlier;
+
+                if (p->instance != instance || (holder && p->uid == holder->rec.uid))
+                        continue;
+                *ret_one = (n == 0 || (*ret_one && p->uid == *ret_uid)) && known;
+                *ret_uid = p->uid;
+                n++;
+        }
+        return n;
+}
+
 /* Memory on a device held by processes whose owner is not `holder_uid`
  * (every process when the device is free): the allocator skips devices
- * where such use is above policy.unleased_memory_limit. */
+ * where such use is above policy.unleased_memory_limit. Memory of exited
+ * processes (gone or zombie) counts: it is held until reaped or reset. */
 static uint64_t unleased_memory(const GpuDevice *g, int instance, const Lease *holder)
 {
         uint64_t sum = 0;
@@ -502,8 +581,7 @@ static uint64_t unleased_memory(const GpuDevice *g, int instance, const Lease *h
         for (size_t i = 0; i < g->n_processes; i++) {
                 const GpuProcess *p = &g->processes[i];
 
-                if (p->instance != instance || p->vanished ||
-                    p->memory_used_bytes == GPU_VALUE_UNKNOWN)
+                if (p->instance != instance || p->memory_used_bytes == GPU_VALUE_UNKNOWN)
                         continue;
                 if (holder && p->uid == holder->rec.uid)
                         continue;
@@ -516,6 +594,9 @@ static void policy_device_fill(const Daemon *d, const GpuDevice *g, int instance
 {
         const char *uuid = instance >= 0 ? g->instances[instance].uuid : g->uuid;
         const Lease *holder = leases_holder(d, uuid);
+        bool by_one = false;
+        uid_t by_uid = 0;
+        unsigned n_unleased = unleased_processes(g, instance, holder, &by_one, &by_uid);
 
         *ret = (PolicyDevice){
             .uuid = uuid,
@@ -531,6 +612,11 @@ static void policy_device_fill(const Daemon *d, const GpuDevice *g, int instance
                        config_slurm_owns(&d->config->slurm, g->index),
             .leased = holder != NULL || gpu_part_held(d, g->uuid, uuid),
             .unleased_memory_bytes = unleased_memory(g, instance, holder),
+            .unleased_processes = n_unleased,
+            .unleased_by_one = by_one,
+            .unleased_uid = by_uid,
+            /* MIG instances report no utilisation (-1): their processes rank them. */
+            .utilization_pct = instance >= 0 ? -1 : g->utilization_gpu,
             .last_released_usec = device_time_get(d->leases.released, d->leases.n_released, uuid),
         };
 }
@@ -885,7 +971,15 @@ void leases_connection_closed(Daemon *d, uint64_t conn_id)
         for (Lease *l = s->leases, *next; l; l = next) {
                 next = l->next;
                 if (l->rec.kind == LEASE_RUN && l->conn_id == conn_id) {
-                        if (leases_end(d, l, false, "client exited", (int64_t)l->rec.uid) < 0) {
+                        /* `run` releases before it closes; a connection that
+                         * drops with the lease held is a client that died
+                         * (SIGKILL, OOM): the kernel stops its command with
+                         * it (PR_SET_PDEATHSIG, gpukeeper(1)), and the audit
+                         * says so. */
+                        if (leases_end(d, l, false,
+                                       "client exited without releasing; its command was "
+                                       "sent SIGTERM with it",
+                                       (int64_t)l->rec.uid) < 0) {
                                 l->conn_id = 0;
                                 l->end_retry_usec = daemon_boot(d) + LEASES_END_RETRY_USEC;
                         }
@@ -940,6 +1034,10 @@ static int on_lease_timer(sd_event_source *source, uint64_t usec, void *userdata
                 next = l->next;
                 if (l->end_retry_usec > now)
                         continue;
+                if (l->rec.kind == LEASE_MANUAL && l->expires_boot > now && !l->expiry_warned &&
+                    d->config->policy.expiry_warning_usec &&
+                    l->expires_boot - now <= d->config->policy.expiry_warning_usec)
+                        warn_expiry(d, l, now);
                 if (l->rec.kind == LEASE_MANUAL && l->expires_boot <= now)
                         r = leases_end(d, l, true, "lease expired", -1);
                 else if (l->rec.kind == LEASE_RUN && l->conn_id == 0 && l->end_retry_usec)
@@ -972,8 +1070,14 @@ static void leases_rearm_timer(Daemon *d)
         for (const Lease *l = s->leases; l; l = l->next) {
                 uint64_t t = 0;
 
-                if (l->rec.kind == LEASE_MANUAL)
+                if (l->rec.kind == LEASE_MANUAL) {
+                        uint64_t w = d->config->policy.expiry_warning_usec;
+
                         t = l->expires_boot;
+                        /* Wake for the warning first (extend re-arms it). */
+                        if (w && !l->expiry_warned && t > w)
+                                t = t - w;
+                }
                 else if (l->conn_id == 0)
                         t = l->end_retry_usec ? l->end_retry_usec : l->attach_deadline_usec;
                 t = MAX(t, l->end_retry_usec);

@@ -51,6 +51,7 @@ typedef struct Lease {
         uint64_t attach_deadline_usec; /* detached run leases after a restart */
         uint64_t end_retry_usec; /* when to try again an end the store refused */
         uint64_t expires_boot;   /* manual leases: rec.expires_usec on the boot clock */
+        bool expiry_warned;      /* manual: the holder was told it expires soon */
         struct Lease *next;
 } Lease;
 
@@ -86,6 +87,16 @@ typedef struct DeviceTime {
         uint64_t usec;
 } DeviceTime;
 
+/* A manual lease that expired lately, so a violation notice on one of its
+ * devices can say the lease just expired rather than "get a lease". */
+#define LEASES_RECENT_EXPIRED 64
+typedef struct RecentExpiry {
+        int64_t lease_id;
+        uid_t uid;
+        uint64_t ended_usec;
+        char uuid[96]; /* one device of it */
+} RecentExpiry;
+
 typedef struct LeaseState {
         Lease *leases;
         size_t n_leases;
@@ -106,7 +117,14 @@ typedef struct LeaseState {
         StoredQueuePlace *places;
         size_t n_places;
         uint64_t places_deadline;
+        RecentExpiry recent_expired[LEASES_RECENT_EXPIRED]; /* ring, by device */
+        size_t recent_next;
 } LeaseState;
+
+/* The lease of `uid` on device `uuid` that expired within `within_usec`
+ * of `now`, or NULL. */
+const RecentExpiry *leases_recently_expired(const Daemon *d, uid_t uid, const char *uuid,
+                                            uint64_t now, uint64_t within_usec);
 
 /* Load active leases, drains and usage from the store. Run leases start
  * detached: released at once when their client process is gone, else after

@@ -2,11 +2,13 @@
  * runs the daemon in the foreground (systemd supervises it). */
 #include <errno.h>
 #include <getopt.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "basic/log.h"
 #include "config/config.h"
@@ -28,15 +30,42 @@ static void raise_fd_limit(void)
         }
 }
 
+/* Log every error of a configuration file, one a line (config_load joins
+ * them with newlines). */
+static void log_config_errors(const char *what, const char *error, int r)
+{
+        size_t n = 1;
+
+        if (!error) {
+                log_error("%s: %s", what, strerror(-r));
+                return;
+        }
+        for (const char *p = error; (p = strchr(p, '\n')); p++)
+                n++;
+        if (n > 1)
+                log_error("%s (%zu errors):", what, n);
+        for (const char *p = error; p;) {
+                const char *nl = strchr(p, '\n');
+
+                if (n > 1)
+                        log_error("  %.*s", (int)(nl ? (size_t)(nl - p) : strlen(p)), p);
+                else
+                        log_error("%s: %s", what, p);
+                p = nl ? nl + 1 : NULL;
+        }
+}
+
 static void help(void)
 {
-        printf("Usage: gpukeeperd [--config FILE]\n"
+        printf("Usage: gpukeeperd [--config FILE] [--check-config]\n"
                "\n"
                "The gpukeeper daemon: leases the GPUs of this machine, watches who uses them\n"
                "and answers the gpukeeper command on its Unix socket. Runs in the foreground.\n"
                "\n"
                "  -c, --config FILE  configuration file (default " DEFAULT_CONFIG ";\n"
                "                     when that file does not exist the built-in defaults apply)\n"
+               "      --check-config check the configuration file, report every error in it\n"
+               "                     and exit: 0 when it is valid, 78 when not; starts nothing\n"
                "  -h, --help         show this help\n"
                "      --version      show the version\n"
                "\n"
@@ -48,11 +77,13 @@ int main(int argc, char **argv)
 {
         static const struct option options[] = {
                 {"config", required_argument, NULL, 'c'},
+                {"check-config", no_argument, NULL, 'C'},
                 {"help", no_argument, NULL, 'h'},
                 {"version", no_argument, NULL, 'V'},
                 {},
         };
         const char *arg_config = NULL;
+        bool arg_check = false;
         _cleanup_free_ char *error = NULL;
         char *config_path = NULL;
         Config *config = NULL;
@@ -63,6 +94,9 @@ int main(int argc, char **argv)
                 switch (c) {
                 case 'c':
                         arg_config = optarg;
+                        break;
+                case 'C':
+                        arg_check = true;
                         break;
                 case 'h':
                         help();
@@ -81,6 +115,19 @@ int main(int argc, char **argv)
                 return 64;
         }
 
+        if (arg_check) {
+                const char *path = arg_config ?: DEFAULT_CONFIG;
+
+                r = config_load(path, &config, &error);
+                if (r < 0) {
+                        log_config_errors("Invalid configuration", error, r);
+                        return 78; /* EX_CONFIG */
+                }
+                config_free(config);
+                printf("%s: valid\n", path);
+                return EXIT_SUCCESS;
+        }
+
         if (!arg_config && access(DEFAULT_CONFIG, F_OK) < 0 && errno == ENOENT) {
                 r = config_new_defaults(&config);
                 if (r < 0)
@@ -91,8 +138,7 @@ int main(int argc, char **argv)
 
                 r = config_load(path, &config, &error);
                 if (r < 0) {
-                        log_error("Invalid configuration, not starting: %s",
-                                  error ? error : strerror(-r));
+                        log_config_errors("Invalid configuration, not starting", error, r);
                         return 78; /* EX_CONFIG */
                 }
                 config_path = strdup(path);

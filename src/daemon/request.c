@@ -19,6 +19,7 @@
 #include "daemon/slurm-ops.h"
 #include "daemon/sampler.h"
 #include "daemon/violation-ops.h"
+#include "daemon/audit-ops.h"
 #include "proto/proto.h"
 
 int request_error(gk_call_error *ret_error, int code, const char *fmt, ...)
@@ -175,6 +176,7 @@ static const struct {
         {"mig.export", mig_op_export},
         {"mig.apply", mig_op_apply},
         {"mig.assert", mig_op_assert},
+        {"audit.list", audit_op_list},
 };
 
 json_t *request_dispatch(Daemon *d, const Peer *peer, uint32_t id, const char *op, json_t *args,

@@ -183,15 +183,25 @@ void sampler_unload_nvml(Daemon *d)
 }
 
 /* Make `s` the latest snapshot. */
-static void install(Daemon *d, GpuSnapshot *s)
+/* Make `s` the daemon's snapshot (it takes `s`, also on failure). */
+static int install(Daemon *d, GpuSnapshot *s)
 {
+        int r;
+
         if (!d->nvml && d->nvml_message[0])
                 snprintf(s->message, sizeof s->message, "%s", d->nvml_message);
+        /* Memory of exited processes keeps naming its owner (issue 17). */
+        r = gpu_snapshot_carry_owners(s, d->snapshot);
+        if (r < 0) {
+                gpu_snapshot_free(s);
+                return r;
+        }
         gpu_snapshot_free(d->snapshot);
         d->snapshot = s;
         d->sample_boot_usec = daemon_boot(d);
         log_debug("Sampled %zu GPUs in %" PRIu64 " us, %u NVML errors", s->n_gpus, s->tick_usec,
                   s->nvml_errors);
+        return 0;
 }
 
 int sampler_tick(Daemon *d)
@@ -205,8 +215,7 @@ int sampler_tick(Daemon *d)
         r = gpu_snapshot_take(d->nvml, d->proc_cache, &s);
         if (r < 0)
                 return r;
-        install(d, s);
-        return 0;
+        return install(d, s);
 }
 
 /* What follows a new snapshot. */
@@ -256,6 +265,7 @@ static int on_worker_done(sd_event_source *source, int fd, uint32_t revents, voi
         SamplerWorker *w = d->sampler_worker;
         GpuSnapshot *s;
         uint64_t v;
+        int r;
 
         if (read(w->efd, &v, sizeof v) < 0 || !w->running)
                 return 0;
@@ -270,10 +280,10 @@ static int on_worker_done(sd_event_source *source, int fd, uint32_t revents, voi
         s = TAKE_PTR(w->result);
         if (w->r < 0)
                 log_error_errno(w->r, "Sampler tick failed");
-        else {
-                install(d, s);
+        else if ((r = install(d, s)) < 0)
+                log_error_errno(r, "Cannot install the new sample");
+        else
                 after_snapshot(d, w->prev_boot);
-        }
         return rearm(d);
 }
 

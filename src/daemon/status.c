@@ -58,7 +58,8 @@ static json_t *instance_json(const Daemon *d, const GpuDevice *g, const GpuInsta
 
 static json_t *process_json(const Daemon *d, const GpuDevice *g, const GpuProcess *p)
 {
-        const char *user = p->vanished ? NULL : daemon_user_name(d, p->uid);
+        bool owner = !p->vanished || p->owner_from_earlier;
+        const char *user = owner ? daemon_user_name(d, p->uid) : NULL;
         const char *instance_uuid = p->instance >= 0 && (size_t)p->instance < g->n_instances
                                         ? g->instances[p->instance].uuid
                                         : NULL;
@@ -68,14 +69,16 @@ static json_t *process_json(const Daemon *d, const GpuDevice *g, const GpuProces
         const TrackedViolation *v =
                 p->vanished ? NULL : enforcement_find(d, p->pid, p->start_time, device);
 
-        return json_pack("{s:I, s:o, s:o, s:o, s:o, s:o, s:b, s:b, s:o}",
+        return json_pack("{s:I, s:o, s:o, s:o, s:o, s:o, s:b, s:b, s:b, s:b, s:o}",
                          "pid", (json_int_t)p->pid,
-                         "uid", p->vanished ? json_null() : json_integer(p->uid),
+                         "uid", owner ? json_integer(p->uid) : json_null(),
                          "user", json_text(user),
                          "command", json_text(p->command),
                          "memory_used_bytes", json_bytes_or_null(p->memory_used_bytes),
                          "instance_uuid", json_text(instance_uuid),
                          "vanished", p->vanished,
+                         "zombie", p->zombie,
+                         "exited", gpu_process_exited(p),
                          "leased", !p->vanished && holder && holder->rec.uid == p->uid,
                          "violation", v ? enforcement_violation_json(d, &v->rec) : json_null());
 }

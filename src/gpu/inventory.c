@@ -83,6 +83,20 @@ static int attribute_process(ProcCache *cache, GpuProcess *p)
         p->command = NULL;
         r = proc_cache_lookup(cache, (pid_t)p->pid, &info);
         if (r == -ESRCH) {
+                ProcInfo z = {};
+
+                /* A zombie still names its owner and its parent can free
+                 * its memory by reaping it; anything else is gone. */
+                if (proc_cache_read_uncached(cache, (pid_t)p->pid, &z) == 0 && z.state == 'Z') {
+                        p->zombie = true;
+                        p->uid = z.uid;
+                        p->start_time = z.start_time;
+                        p->command = TAKE_PTR(z.command);
+                        proc_info_done(&z);
+                        return 0;
+                }
+                if (z.command)
+                        proc_info_done(&z);
                 p->vanished = true;
                 return 0;
         }
@@ -92,6 +106,7 @@ static int attribute_process(ProcCache *cache, GpuProcess *p)
                 return 0;
         p->uid = info->uid;
         p->start_time = info->start_time;
+        p->zombie = info->state == 'Z';
         p->command = strdup(info->command);
         return p->command ? 0 : -ENOMEM;
 }
@@ -233,6 +248,8 @@ static int take_device(DeviceQuery *q, unsigned index)
                 .temperature_c = -1,
                 .power_mw = -1,
                 .energy_mj = GPU_VALUE_UNKNOWN,
+                .clock_sm_mhz = -1,
+                .clock_mem_mhz = -1,
                 .healthy = true,
         };
 
@@ -282,6 +299,20 @@ static int take_device(DeviceQuery *q, unsigned index)
                 d->power_mw = u;
         if (check(q, gpu_nvml_device_energy(nvml, dev, &energy)))
                 d->energy_mj = energy;
+        if (check(q, gpu_nvml_device_clock(nvml, dev, NVML_CLOCK_SM, &u)) && u <= INT32_MAX)
+                d->clock_sm_mhz = (int)u;
+        if (check(q, gpu_nvml_device_clock(nvml, dev, NVML_CLOCK_MEM, &u)) && u <= INT32_MAX)
+                d->clock_mem_mhz = (int)u;
+        if (q->lost)
+                return 0;
+        /* GPM: NO_DATA on a device's first tick is expected, not an error. */
+        if (d->uuid[0]) {
+                nvmlReturn_t r = gpu_nvml_device_gpm(nvml, index, d->uuid, dev, &d->gpm);
+
+                d->has_gpm = r == NVML_SUCCESS;
+                if (r != NVML_ERROR_NO_DATA)
+                        (void)check(q, r);
+        }
         if (q->lost)
                 return 0;
 
@@ -392,4 +423,41 @@ const GpuDevice *gpu_snapshot_find_device(const GpuSnapshot *s, const char *uuid
                 if (strcmp(s->gpus[i].uuid, uuid) == 0)
                         return &s->gpus[i];
         return NULL;
+}
+
+int gpu_snapshot_carry_owners(GpuSnapshot *now, const GpuSnapshot *prev)
+{
+        assert(now);
+        if (!prev)
+                return 0;
+        for (size_t i = 0; i < now->n_gpus; i++) {
+                GpuDevice *g = &now->gpus[i];
+                const GpuDevice *before = NULL;
+
+                for (size_t k = 0; k < g->n_processes; k++) {
+                        GpuProcess *p = &g->processes[k];
+
+                        if (!p->vanished)
+                                continue;
+                        if (!before)
+                                before = gpu_snapshot_find_device(prev, g->uuid);
+                        if (!before)
+                                break;
+                        for (size_t j = 0; j < before->n_processes; j++) {
+                                const GpuProcess *q = &before->processes[j];
+
+                                if (q->pid != p->pid || (q->vanished && !q->owner_from_earlier))
+                                        continue;
+                                free(p->command);
+                                p->command = q->command ? strdup(q->command) : NULL;
+                                if (q->command && !p->command)
+                                        return -ENOMEM;
+                                p->uid = q->uid;
+                                p->start_time = q->start_time;
+                                p->owner_from_earlier = true;
+                                break;
+                        }
+                }
+        }
+        return 0;
 }

@@ -35,7 +35,11 @@ typedef struct GpuProcess {
         uint32_t gpu_instance_id;   /* NVML_INSTANCE_ID_NONE when not MIG */
         uint32_t compute_instance_id;
         bool vanished;       /* NVML listed it, but it was gone before /proc could be read */
-        uid_t uid;           /* real uid from /proc/<pid>/status; (uid_t)-1 when vanished */
+        bool zombie;         /* exited, not yet reaped by its parent (state Z): holds its memory */
+        bool owner_from_earlier; /* vanished, and uid, start_time and command are from an earlier
+                                  * snapshot where it was alive (gpu_snapshot_carry_owners) */
+        uid_t uid;           /* real uid from /proc/<pid>/status; (uid_t)-1 when vanished
+                              * and not owner_from_earlier */
         uint64_t start_time; /* /proc/<pid>/stat field 22 (clock ticks since boot); 0 when vanished */
         char *command;       /* cmdline with NULs as spaces, bounded by PROC_COMMAND_MAX; NULL when vanished */
 } GpuProcess;
@@ -66,6 +70,10 @@ typedef struct GpuDevice {
         int64_t power_mw;       /* -1 when unknown */
         uint64_t energy_mj;     /* GPU_VALUE_UNKNOWN when unknown; monotonic counter */
         uint64_t last_xid;      /* last Xid event seen since the daemon started, 0 if none */
+        int clock_sm_mhz;       /* current SM clock, -1 when unknown */
+        int clock_mem_mhz;      /* current memory clock, -1 when unknown */
+        bool has_gpm;           /* GPM metrics below are from this tick (Hopper and later) */
+        GpuNvmlGpm gpm;         /* ratios 0..1, -1 per metric when unknown */
         bool healthy;           /* false when lost or when identity/memory could not be read */
         int error;              /* first NVML error of this tick on this device, 0 if none */
         char error_call[48];    /* the NVML function that returned `error` */
@@ -101,6 +109,20 @@ int gpu_snapshot_take(GpuNvml *nvml, ProcCache *cache, GpuSnapshot **ret);
 
 void gpu_snapshot_free(GpuSnapshot *s);
 DEFINE_TRIVIAL_CLEANUP_FUNC(GpuSnapshot *, gpu_snapshot_free);
+
+/* Has the process exited while NVML still lists its GPU memory (gone, or a
+ * zombie)? Nobody can free that memory but its parent (reaping a zombie) or
+ * a GPU reset. */
+static inline bool gpu_process_exited(const GpuProcess *p)
+{
+        return p->vanished || p->zombie;
+}
+
+/* For every vanished process of `now`, take the owner (uid, start time,
+ * command) the same pid on the same GPU had in `prev`, where it was alive
+ * or had one carried over, so memory held by exited processes keeps naming
+ * whose it was. `prev` may be NULL. Returns 0 or -ENOMEM. */
+int gpu_snapshot_carry_owners(GpuSnapshot *now, const GpuSnapshot *prev);
 
 /* Lookups used by status, policy and metrics. NULL when absent. */
 const GpuDevice *gpu_snapshot_find_device(const GpuSnapshot *s, const char *uuid);

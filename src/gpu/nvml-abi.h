@@ -349,3 +349,66 @@ typedef nvmlReturn_t (*nvmlGpuInstanceGetComputeInstances_fn)(nvmlGpuInstance_t,
                                                               unsigned int *);
 typedef nvmlReturn_t (*nvmlComputeInstanceGetInfo_fn)(nvmlComputeInstance_t,
                                                       nvmlComputeInstanceInfo_t *);
+
+/* ---- Clocks and GPM (dcgm-exporter parity, issue 17) -------------------
+ * nvmlDeviceGetClockInfo(dev, nvmlClockType_t, unsigned *mhz): the current
+ * clock of one domain in MHz. NVML's GPU Performance Monitoring (GPM, Hopper
+ * and later): nvmlGpmQueryDeviceSupport says whether a device has it;
+ * nvmlGpmSampleAlloc / nvmlGpmSampleGet take opaque samples; nvmlGpmMetricsGet
+ * computes metrics (percent for the *_UTIL ones) between two samples of one
+ * device; nvmlGpmSampleFree frees one. Source: nvml.h as vendored by
+ * NVIDIA/go-nvml. */
+typedef unsigned int nvmlClockType_t;
+#define NVML_CLOCK_GRAPHICS 0u
+#define NVML_CLOCK_SM 1u
+#define NVML_CLOCK_MEM 2u
+#define NVML_CLOCK_VIDEO 3u
+
+typedef struct nvmlGpmSample_st *nvmlGpmSample_t;
+
+#define NVML_GPM_SUPPORT_VERSION 1u
+typedef struct nvmlGpmSupport_st {
+        unsigned int version; /* IN: NVML_GPM_SUPPORT_VERSION */
+        unsigned int isSupportedDevice;
+} nvmlGpmSupport_t;
+static_assert(sizeof(nvmlGpmSupport_t) == 8, "nvmlGpmSupport_t is 8 bytes");
+
+/* nvmlGpmMetricId_t values gpukeeper reads. */
+#define NVML_GPM_METRIC_GRAPHICS_UTIL 1u
+#define NVML_GPM_METRIC_SM_UTIL 2u
+#define NVML_GPM_METRIC_SM_OCCUPANCY 3u
+#define NVML_GPM_METRIC_ANY_TENSOR_UTIL 5u
+#define NVML_GPM_METRIC_DRAM_BW_UTIL 10u
+/* The metrics[] length of CUDA 12's header (98; CUDA 13's is 333). The
+ * library reads and writes numMetrics entries only, so a caller's array
+ * need only be that long; ours is CUDA 12's size. */
+#define NVML_GPM_METRIC_MAX_12 98u
+
+typedef struct nvmlGpmMetric_st {
+        unsigned int metricId;   /* IN */
+        nvmlReturn_t nvmlReturn; /* OUT: value is valid only when NVML_SUCCESS */
+        double value;            /* OUT */
+        struct {
+                char *shortName, *longName, *unit;
+        } metricInfo; /* OUT, may be NULL */
+} nvmlGpmMetric_t;
+static_assert(sizeof(nvmlGpmMetric_t) == 40, "nvmlGpmMetric_t is 40 bytes");
+static_assert(offsetof(nvmlGpmMetric_t, value) == 8, "value at 8");
+
+#define NVML_GPM_METRICS_GET_VERSION 1u
+typedef struct nvmlGpmMetricsGet_st {
+        unsigned int version;    /* IN: NVML_GPM_METRICS_GET_VERSION */
+        unsigned int numMetrics; /* IN: entries of metrics[] to compute */
+        nvmlGpmSample_t sample1; /* IN: the earlier sample */
+        nvmlGpmSample_t sample2; /* IN: the later sample */
+        nvmlGpmMetric_t metrics[NVML_GPM_METRIC_MAX_12];
+} nvmlGpmMetricsGet_t;
+static_assert(offsetof(nvmlGpmMetricsGet_t, sample1) == 8, "sample1 at 8");
+static_assert(offsetof(nvmlGpmMetricsGet_t, metrics) == 24, "metrics at 24");
+
+typedef nvmlReturn_t (*nvmlDeviceGetClockInfo_fn)(nvmlDevice_t, nvmlClockType_t, unsigned int *);
+typedef nvmlReturn_t (*nvmlGpmQueryDeviceSupport_fn)(nvmlDevice_t, nvmlGpmSupport_t *);
+typedef nvmlReturn_t (*nvmlGpmSampleAlloc_fn)(nvmlGpmSample_t *);
+typedef nvmlReturn_t (*nvmlGpmSampleFree_fn)(nvmlGpmSample_t);
+typedef nvmlReturn_t (*nvmlGpmSampleGet_fn)(nvmlDevice_t, nvmlGpmSample_t);
+typedef nvmlReturn_t (*nvmlGpmMetricsGet_fn)(nvmlGpmMetricsGet_t *);

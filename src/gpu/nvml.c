@@ -40,6 +40,15 @@ typedef struct XidWatch {
         uint64_t last_xid;
 } XidWatch;
 
+/* GPM of the device at one index: whether it has GPM (asked once per
+ * uuid), and the sample of the previous tick to compute metrics against. */
+typedef struct GpmState {
+        char uuid[NVML_DEVICE_UUID_V2_BUFFER_SIZE]; /* the device the state is for */
+        bool asked, supported;
+        nvmlGpmSample_t samples[2];
+        int previous; /* index into samples of the last one taken, -1 none */
+} GpmState;
+
 struct GpuNvml {
         void *dl;
         bool initialized;
@@ -88,6 +97,15 @@ struct GpuNvml {
         size_t raw_capacity;
         GpuNvmlProcess *processes; /* merged result handed out */
         size_t processes_capacity;
+
+        /* Clocks and GPM (issue 17). */
+        nvmlDeviceGetClockInfo_fn clock_info;
+        nvmlGpmQueryDeviceSupport_fn gpm_support;
+        nvmlGpmSampleAlloc_fn gpm_alloc;
+        nvmlGpmSampleFree_fn gpm_free;
+        nvmlGpmSampleGet_fn gpm_sample;
+        nvmlGpmMetricsGet_fn gpm_metrics;
+        GpmState gpm[GPU_MAX_DEVICES];
 
         GpuNvmlIdentity identities[GPU_MAX_DEVICES]; /* last seen, per index */
         /* identities[i].numa_node is settled for identities[i].uuid: read,
@@ -207,6 +225,15 @@ static void resolve_all(GpuNvml *n)
                                                      "nvmlEventSetWait_v2", "nvmlEventSetWait");
 
         n->simulated = dlsym(dl, "gpukeeperSimVersion") != NULL;
+        n->clock_info = (nvmlDeviceGetClockInfo_fn)RESOLVE(dl, NULL, "nvmlDeviceGetClockInfo");
+        n->gpm_support =
+            (nvmlGpmQueryDeviceSupport_fn)RESOLVE(dl, NULL, "nvmlGpmQueryDeviceSupport");
+        n->gpm_alloc = (nvmlGpmSampleAlloc_fn)RESOLVE(dl, NULL, "nvmlGpmSampleAlloc");
+        n->gpm_free = (nvmlGpmSampleFree_fn)RESOLVE(dl, NULL, "nvmlGpmSampleFree");
+        n->gpm_sample = (nvmlGpmSampleGet_fn)RESOLVE(dl, NULL, "nvmlGpmSampleGet");
+        n->gpm_metrics = (nvmlGpmMetricsGet_fn)RESOLVE(dl, NULL, "nvmlGpmMetricsGet");
+        for (size_t i = 0; i < GPU_MAX_DEVICES; i++)
+                n->gpm[i].previous = -1;
 }
 
 /* The symbols without which there is no inventory at all; the rest are
@@ -327,10 +354,21 @@ int gpu_nvml_open(const char *library, GpuNvml **ret, char *errbuf, size_t errle
         return 0;
 }
 
+static void gpm_reset(GpuNvml *n, GpmState *g)
+{
+        for (size_t i = 0; i < ELEMENTSOF(g->samples); i++)
+                if (g->samples[i] && n->gpm_free)
+                        (void)n->gpm_free(g->samples[i]);
+        *g = (GpmState){.previous = -1};
+}
+
 void gpu_nvml_close(GpuNvml *n)
 {
         if (!n)
                 return;
+        if (n->initialized)
+                for (size_t i = 0; i < GPU_MAX_DEVICES; i++)
+                        gpm_reset(n, &n->gpm[i]);
         if (n->events)
                 n->event_set_free(n->events);
         if (n->initialized)
@@ -895,4 +933,114 @@ void gpu_nvml_note_call(GpuNvml *n, const char *name)
 {
         assert(n);
         n->last_call = name;
+}
+
+/* ---- Clocks and GPM ---------------------------------------------------- */
+
+nvmlReturn_t gpu_nvml_device_clock(GpuNvml *n, nvmlDevice_t dev, nvmlClockType_t type,
+                                   unsigned *ret_mhz)
+{
+        unsigned v = 0;
+        nvmlReturn_t r;
+
+        assert(n && ret_mhz);
+        if (!n->clock_info)
+                return absent(n, "nvmlDeviceGetClockInfo");
+        n->last_call = "nvmlDeviceGetClockInfo";
+        r = n->clock_info(dev, type, &v);
+        if (r == NVML_SUCCESS)
+                *ret_mhz = v;
+        return r;
+}
+
+nvmlReturn_t gpu_nvml_device_gpm(GpuNvml *n, unsigned index, const char *uuid, nvmlDevice_t dev,
+                                 GpuNvmlGpm *ret)
+{
+        static const unsigned ids[] = {NVML_GPM_METRIC_GRAPHICS_UTIL, NVML_GPM_METRIC_SM_UTIL,
+                                       NVML_GPM_METRIC_SM_OCCUPANCY,
+                                       NVML_GPM_METRIC_ANY_TENSOR_UTIL,
+                                       NVML_GPM_METRIC_DRAM_BW_UTIL};
+        _cleanup_free_ nvmlGpmMetricsGet_t *mg = NULL;
+        double *out[ELEMENTSOF(ids)];
+        GpmState *g;
+        nvmlReturn_t r;
+        int next;
+
+        assert(n && uuid && ret);
+        if (!n->gpm_support || !n->gpm_alloc || !n->gpm_free || !n->gpm_sample ||
+            !n->gpm_metrics)
+                return absent(n, "nvmlGpmMetricsGet");
+        if (index >= GPU_MAX_DEVICES)
+                return NVML_ERROR_INVALID_ARGUMENT;
+        g = &n->gpm[index];
+        /* Another device at this index (a reboot renumbered them, a GPU
+         * came or went): its samples and support answer are not ours. */
+        if (strcmp(g->uuid, uuid) != 0) {
+                gpm_reset(n, g);
+                snprintf(g->uuid, sizeof g->uuid, "%s", uuid);
+        }
+        if (!g->asked) {
+                nvmlGpmSupport_t support = {.version = NVML_GPM_SUPPORT_VERSION};
+
+                n->last_call = "nvmlGpmQueryDeviceSupport";
+                r = n->gpm_support(dev, &support);
+                if (r != NVML_SUCCESS && r != NVML_ERROR_NOT_SUPPORTED)
+                        return r; /* asked again next time */
+                g->asked = true;
+                g->supported = r == NVML_SUCCESS && support.isSupportedDevice;
+        }
+        if (!g->supported)
+                return NVML_ERROR_NOT_SUPPORTED;
+
+        next = g->previous == 0 ? 1 : 0;
+        if (!g->samples[next]) {
+                n->last_call = "nvmlGpmSampleAlloc";
+                r = n->gpm_alloc(&g->samples[next]);
+                if (r != NVML_SUCCESS) {
+                        g->samples[next] = NULL;
+                        return r;
+                }
+        }
+        n->last_call = "nvmlGpmSampleGet";
+        r = n->gpm_sample(dev, g->samples[next]);
+        if (r != NVML_SUCCESS) {
+                g->previous = -1; /* start over from the next good sample */
+                return r;
+        }
+        if (g->previous < 0) {
+                g->previous = next;
+                return NVML_ERROR_NO_DATA; /* the first sample: nothing to compare yet */
+        }
+
+        mg = calloc(1, sizeof *mg);
+        if (!mg)
+                return NVML_ERROR_MEMORY;
+        mg->version = NVML_GPM_METRICS_GET_VERSION;
+        mg->numMetrics = ELEMENTSOF(ids);
+        mg->sample1 = g->samples[g->previous];
+        mg->sample2 = g->samples[next];
+        for (size_t i = 0; i < ELEMENTSOF(ids); i++)
+                mg->metrics[i].metricId = ids[i];
+        g->previous = next;
+        n->last_call = "nvmlGpmMetricsGet";
+        r = n->gpm_metrics(mg);
+        if (r != NVML_SUCCESS)
+                return r;
+
+        out[0] = &ret->graphics_active;
+        out[1] = &ret->sm_active;
+        out[2] = &ret->sm_occupancy;
+        out[3] = &ret->tensor_active;
+        out[4] = &ret->dram_active;
+        /* GPM gives percentages; DCGM's PROF fields are ratios from 0 to 1.
+         * A metric the device does not have, or a value out of range, is
+         * unknown (-1), never 0. */
+        for (size_t i = 0; i < ELEMENTSOF(ids); i++) {
+                double v = mg->metrics[i].value;
+
+                *out[i] = mg->metrics[i].nvmlReturn == NVML_SUCCESS && v >= 0.0 && v <= 100.0
+                              ? v / 100.0
+                              : -1.0;
+        }
+        return NVML_SUCCESS;
 }

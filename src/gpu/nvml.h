@@ -139,6 +139,29 @@ nvmlReturn_t gpu_nvml_device_identity(GpuNvml *n, unsigned index, nvmlDevice_t d
 /* The identity last seen at `index`, for when not even a handle can be had. */
 void gpu_nvml_remembered_identity(const GpuNvml *n, unsigned index, GpuNvmlIdentity *ret);
 
+/* The current clock of one domain (NVML_CLOCK_SM, NVML_CLOCK_MEM) in MHz:
+ * nvmlDeviceGetClockInfo. */
+nvmlReturn_t gpu_nvml_device_clock(GpuNvml *n, nvmlDevice_t dev, nvmlClockType_t type,
+                                   unsigned *ret_mhz);
+
+/* GPM metrics as DCGM's profiling fields have them: ratios from 0 to 1,
+ * -1 when the device does not give that metric. */
+typedef struct GpuNvmlGpm {
+        double graphics_active; /* DCGM_FI_PROF_GR_ENGINE_ACTIVE */
+        double sm_active;       /* DCGM_FI_PROF_SM_ACTIVE */
+        double sm_occupancy;    /* DCGM_FI_PROF_SM_OCCUPANCY */
+        double tensor_active;   /* DCGM_FI_PROF_PIPE_TENSOR_ACTIVE */
+        double dram_active;     /* DCGM_FI_PROF_DRAM_ACTIVE */
+} GpuNvmlGpm;
+
+/* Take a GPM sample of the device `uuid` at `index` and compute the metrics
+ * between the previous call's sample and this one (the sampler calls it once
+ * per tick, so they cover one sample interval). NOT_SUPPORTED when the
+ * library or the device has no GPM (before Hopper; asked once per device);
+ * NO_DATA on the first sample of a device; other NVML errors as returned. */
+nvmlReturn_t gpu_nvml_device_gpm(GpuNvml *n, unsigned index, const char *uuid, nvmlDevice_t dev,
+                                 GpuNvmlGpm *ret);
+
 /* Drain pending Xid events without waiting and remember the last Xid per
  * device. Returns how many Xid events were drained. */
 unsigned gpu_nvml_drain_events(GpuNvml *n);

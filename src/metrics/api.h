@@ -13,7 +13,9 @@
 #define API_RECENT_LIMIT 50       /* violations and alerts on /api/status */
 #define API_RECENT_HOURS 24       /* ... detected or sent in the last day */
 #define API_USAGE_DAYS_MAX 90
+#define API_USAGE_DAYS_DEFAULT 7     /* /api/usage without days= */
 #define API_HISTORY_HOURS_MAX 168
+#define API_HISTORY_HOURS_DEFAULT 24 /* /api/history without hours= */
 #define API_HISTORY_BUCKETS 288   /* points per series after averaging */
 
 /* Parse a decimal count in [min, max] (no sign, no spaces, no leading

@@ -193,7 +193,9 @@ static enum MHD_Result reply_json(struct MHD_Connection *c, int r, json_t *o)
         char *body;
 
         if (r == -EINVAL)
-                return reply_text(c, MHD_HTTP_BAD_REQUEST, "Bad request: see the API's parameters.\n",
+                return reply_text(c, MHD_HTTP_BAD_REQUEST,
+                                  "Bad request: days=1..90, hours=1..168, gpu=UUID; see "
+                                  "docs/http-api.md.\n",
                                   NULL, NULL);
         if (r == -ENOENT)
                 return reply_text(c, MHD_HTTP_NOT_FOUND, "No such device.\n", NULL, NULL);
@@ -376,14 +378,25 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
                         if (r >= 0 && !token && !src->http(src->userdata)->api_commands)
                                 drop_commands(o);
                 } else if (strcmp(url, "/api/usage") == 0) {
-                        r = api_parse_count(arg(c, "days"), 1, API_USAGE_DAYS_MAX, &n);
+                        /* Parameters and defaults: docs/http-api.md. */
+                        const char *days = arg(c, "days");
+
+                        n = API_USAGE_DAYS_DEFAULT;
+                        r = days ? api_parse_count(days, 1, API_USAGE_DAYS_MAX, &n) : 0;
                         if (r >= 0)
                                 r = api_usage(src, n, &o);
                 } else {
-                        const char *gpu = arg(c, "gpu");
+                        const char *gpu = arg(c, "gpu"), *hours = arg(c, "hours");
 
-                        r = api_parse_count(arg(c, "hours"), 1, API_HISTORY_HOURS_MAX, &n);
-                        if (r >= 0 && (!gpu || !*gpu || strlen(gpu) >= GPU_UUID_MAX))
+                        n = API_HISTORY_HOURS_DEFAULT;
+                        r = hours ? api_parse_count(hours, 1, API_HISTORY_HOURS_MAX, &n) : 0;
+                        if (r >= 0 && (!gpu || !*gpu))
+                                return reply_text(c, MHD_HTTP_BAD_REQUEST,
+                                                  "Bad request: /api/history needs gpu=UUID "
+                                                  "(and takes hours=1..168, default 24); see "
+                                                  "docs/http-api.md.\n",
+                                                  NULL, NULL);
+                        if (r >= 0 && strlen(gpu) >= GPU_UUID_MAX)
                                 r = -EINVAL;
                         if (r >= 0)
                                 r = api_history(src, gpu, n, &o);

@@ -81,7 +81,11 @@ static void family(FILE *f, const char *name, const char *type, const char *help
 
 /* ---- dcgm-exporter device series ---- */
 
-/* dcgm-exporter's label set, in its order; `mi` adds the MIG instance. */
+/* dcgm-exporter's label set, in its order; `mi` adds the MIG instance.
+ * `device` is "nvidia" and the NVML index, as dcgm-exporter writes it (not
+ * the /dev minor), and the driver version is a label of every series, as
+ * dcgm-exporter's default counters (DCGM_FI_DRIVER_VERSION, "label") have
+ * it. */
 static void device_labels(FILE *f, const MetricsInput *in, const GpuDevice *g,
                           const GpuInstance *mi)
 {
@@ -89,8 +93,7 @@ static void device_labels(FILE *f, const MetricsInput *in, const GpuDevice *g,
         metrics_write_label_value(f, g->uuid);
         fputs("\",pci_bus_id=\"", f);
         metrics_write_label_value(f, g->pci_bus_id);
-        fprintf(f, "\",device=\"nvidia%u\",modelName=\"",
-                g->minor >= 0 ? (unsigned)g->minor : g->index);
+        fprintf(f, "\",device=\"nvidia%u\",modelName=\"", g->index);
         metrics_write_label_value(f, g->name);
         if (mi) {
                 fputs("\",GPU_I_PROFILE=\"", f);
@@ -99,6 +102,8 @@ static void device_labels(FILE *f, const MetricsInput *in, const GpuDevice *g,
         }
         fputs("\",Hostname=\"", f);
         metrics_write_label_value(f, in->hostname ? in->hostname : "");
+        fputs("\",DCGM_FI_DRIVER_VERSION=\"", f);
+        metrics_write_label_value(f, in->snapshot ? in->snapshot->driver_version : "");
         fputs("\"}", f);
 }
 
@@ -177,6 +182,57 @@ static bool value_xid(const GpuDevice *g, const GpuInstance *mi, char *buf, size
         return true;
 }
 
+static bool value_sm_clock(const GpuDevice *g, const GpuInstance *mi, char *buf, size_t n)
+{
+        if (g->clock_sm_mhz < 0)
+                return false;
+        snprintf(buf, n, "%d", g->clock_sm_mhz);
+        return true;
+}
+
+static bool value_mem_clock(const GpuDevice *g, const GpuInstance *mi, char *buf, size_t n)
+{
+        if (g->clock_mem_mhz < 0)
+                return false;
+        snprintf(buf, n, "%d", g->clock_mem_mhz);
+        return true;
+}
+
+/* Profiling series come from GPM (Hopper and later): absent, never 0,
+ * where the device has none. */
+static bool value_ratio(bool known, double v, char *buf, size_t n)
+{
+        if (!known || v < 0.0)
+                return false;
+        snprintf(buf, n, "%.6f", v);
+        return true;
+}
+
+static bool value_gr_active(const GpuDevice *g, const GpuInstance *mi, char *buf, size_t n)
+{
+        return value_ratio(g->has_gpm, g->gpm.graphics_active, buf, n);
+}
+
+static bool value_sm_active(const GpuDevice *g, const GpuInstance *mi, char *buf, size_t n)
+{
+        return value_ratio(g->has_gpm, g->gpm.sm_active, buf, n);
+}
+
+static bool value_sm_occupancy(const GpuDevice *g, const GpuInstance *mi, char *buf, size_t n)
+{
+        return value_ratio(g->has_gpm, g->gpm.sm_occupancy, buf, n);
+}
+
+static bool value_tensor_active(const GpuDevice *g, const GpuInstance *mi, char *buf, size_t n)
+{
+        return value_ratio(g->has_gpm, g->gpm.tensor_active, buf, n);
+}
+
+static bool value_dram_active(const GpuDevice *g, const GpuInstance *mi, char *buf, size_t n)
+{
+        return value_ratio(g->has_gpm, g->gpm.dram_active, buf, n);
+}
+
 static const struct {
         const char *name;
         const char *type;
@@ -194,6 +250,20 @@ static const struct {
      "Total energy consumption since boot (in mJ).", false, value_energy},
     {"DCGM_FI_DEV_XID_ERRORS", "gauge", "Value of the last XID error encountered.", false,
      value_xid},
+    {"DCGM_FI_DEV_SM_CLOCK", "gauge", "SM clock frequency (in MHz).", false, value_sm_clock},
+    {"DCGM_FI_DEV_MEM_CLOCK", "gauge", "Memory clock frequency (in MHz).", false,
+     value_mem_clock},
+    {"DCGM_FI_PROF_GR_ENGINE_ACTIVE", "gauge", "Ratio of time the graphics engine is active.",
+     false, value_gr_active},
+    {"DCGM_FI_PROF_SM_ACTIVE", "gauge",
+     "The ratio of cycles an SM has at least 1 warp assigned.", false, value_sm_active},
+    {"DCGM_FI_PROF_SM_OCCUPANCY", "gauge",
+     "The ratio of number of warps resident on an SM.", false, value_sm_occupancy},
+    {"DCGM_FI_PROF_PIPE_TENSOR_ACTIVE", "gauge",
+     "Ratio of cycles the tensor (HMMA) pipe is active.", false, value_tensor_active},
+    {"DCGM_FI_PROF_DRAM_ACTIVE", "gauge",
+     "Ratio of cycles the device memory interface is active sending or receiving data.", false,
+     value_dram_active},
 };
 
 static void render_devices(FILE *f, const MetricsInput *in)

@@ -37,6 +37,7 @@ typedef struct Ctx {
         const PolicyDevice *devices;
         size_t n_devices;
         uint64_t unleased_memory_max;
+        bool has_limits; /* policy_allocate: devices may be granted at all */
 
         size_t *by_uuid;       /* device indices sorted by uuid */
         size_t *cls;           /* per device: its class */
@@ -209,7 +210,8 @@ static int ctx_build(Ctx *c, const PolicyDevice *devices, size_t n, const Policy
 
         *c = (Ctx){.devices = devices,
                    .n_devices = n,
-                   .unleased_memory_max = limits ? limits->unleased_memory_max : 0};
+                   .unleased_memory_max = limits ? limits->unleased_memory_max : 0,
+                   .has_limits = limits != NULL};
 
         if (n > POLICY_MAX_DEVICES || (n > 0 && !devices))
                 return -EINVAL;
@@ -508,7 +510,9 @@ static void scan_windows(Ctx *c, size_t from, size_t to, size_t want, size_t *be
  * recently used, then the lowest index. Windows that tie on everything go
  * to the first in bus order, whose last key is the device index, so the
  * choice is deterministic. */
-static void choose(Ctx *c, size_t cls, size_t want, size_t *ret)
+static unsigned rank_of(const Ctx *c, size_t i);
+
+static void choose_ranked(Ctx *c, size_t cls, size_t want, unsigned max_rank, size_t *ret)
 {
         size_t m = 0, best_start = 0;
         uint64_t best_spread = 0, best_lru = 0;
@@ -516,7 +520,7 @@ static void choose(Ctx *c, size_t cls, size_t want, size_t *ret)
 
         if (want > 1) {
                 for (size_t k = c->class_start[cls]; k < c->class_start[cls + 1]; k++)
-                        if (available(c, c->order_numa[k]))
+                        if (available(c, c->order_numa[k]) && rank_of(c, c->order_numa[k]) <= max_rank)
                                 c->cand[m++] = c->order_numa[k];
                 for (size_t s = 0, e; s < m; s = e) {
                         int node = c->devices[c->cand[s]].numa_node;
@@ -531,7 +535,7 @@ static void choose(Ctx *c, size_t cls, size_t want, size_t *ret)
         if (!found) {
                 m = 0;
                 for (size_t k = c->class_start[cls]; k < c->class_start[cls + 1]; k++)
-                        if (available(c, c->order_bus[k]))
+                        if (available(c, c->order_bus[k]) && rank_of(c, c->order_bus[k]) <= max_rank)
                                 c->cand[m++] = c->order_bus[k];
                 if (want == 1) {
                         /* The bus order breaks ties by LRU only within one bus id. */
@@ -551,6 +555,36 @@ static void choose(Ctx *c, size_t cls, size_t want, size_t *ret)
                 ret[k] = c->cand[best_start + k];
                 c->taken[ret[k]] = true;
         }
+}
+
+/* How much others use a free device: 0 nobody, 1 busy (utilisation at or
+ * above POLICY_BUSY_UTILIZATION), 2 processes without a lease run there. */
+static unsigned rank_of(const Ctx *c, size_t i)
+{
+        const PolicyDevice *d = &c->devices[i];
+
+        if (d->unleased_processes > 0 || d->unleased_memory_bytes > 0)
+                return 2;
+        return d->utilization_pct >= POLICY_BUSY_UTILIZATION ? 1 : 0;
+}
+
+/* The least used devices first: the pick is made among the devices of the
+ * lowest rank that has enough of them (the caller checked that all the
+ * available ones are enough, so rank 2 always is). */
+static void choose(Ctx *c, size_t cls, size_t want, size_t *ret)
+{
+        for (unsigned max_rank = 0; max_rank < 2; max_rank++) {
+                size_t n = 0;
+
+                for (size_t k = c->class_start[cls]; k < c->class_start[cls + 1]; k++)
+                        if (available(c, c->order_bus[k]) && rank_of(c, c->order_bus[k]) <= max_rank)
+                                n++;
+                if (n >= want) {
+                        choose_ranked(c, cls, want, max_rank, ret);
+                        return;
+                }
+        }
+        choose_ranked(c, cls, want, 2, ret);
 }
 
 static const char *device_state(const Ctx *c, size_t i)
@@ -587,7 +621,20 @@ static void wait_reason(char *reason, size_t len, const char *what, size_t want,
 /* Grant the request now if every device it needs is available: returns
  * true with the devices in ret (w->size of them, marked taken). Otherwise
  * false with a reason, and nothing taken. */
-static bool try_grant(Ctx *c, const Want *w, size_t *ret, char *reason, size_t len)
+/* A named device that is not grantable only because of the unleased memory
+ * of `uid`'s own processes is available to `uid` (allocate.h). */
+static bool available_to(const Ctx *c, size_t i, uid_t uid)
+{
+        const PolicyDevice *d = &c->devices[i];
+
+        if (available(c, i))
+                return true;
+        return !c->taken[i] && !c->reserved[i] && c->unleased_memory_max != UINT64_MAX &&
+               !d->leased && d->healthy && !d->drained && d->unleased_by_one &&
+               d->unleased_uid == uid && c->has_limits;
+}
+
+static bool try_grant(Ctx *c, const Want *w, uid_t uid, size_t *ret, char *reason, size_t len)
 {
         size_t kept;
 
@@ -604,7 +651,7 @@ static bool try_grant(Ctx *c, const Want *w, size_t *ret, char *reason, size_t l
         }
         case WANT_NAMED:
                 for (size_t i = 0; i < w->n; i++)
-                        if (!available(c, w->idx[i])) {
+                        if (!available_to(c, w->idx[i], uid)) {
                                 snprintf(reason, len, "waiting for %.64s (%s)",
                                          c->devices[w->idx[i]].uuid, device_state(c, w->idx[i]));
                                 return false;
@@ -753,7 +800,7 @@ int policy_allocate(const PolicyDevice *devices, size_t n_devices, const PolicyR
                                  plural(u->max_devices));
                         continue;
                 }
-                if (!try_grant(&c, &w, picks, d->reason, sizeof(d->reason))) {
+                if (!try_grant(&c, &w, queue[q].uid, picks, d->reason, sizeof(d->reason))) {
                         d->verdict = POLICY_WAIT;
                         reserve(&c, &w);
                         continue;

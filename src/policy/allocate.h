@@ -16,9 +16,17 @@
  *    delays an earlier request"), so no request is ever starved by later ones.
  *  - A request whose user would exceed max_devices with it waits for that
  *    user's own releases; it reserves nothing and blocks nobody.
- *  - Among free devices the least recently released is preferred (wear
- *    levelling); a multi-device request prefers devices on one NUMA node and
- *    then close PCI bus ids. */
+ *  - A device named in a request whose only processes without a lease are
+ *    the requester's own may be granted to that requester whatever memory
+ *    they hold (`gpukeeper lease adopt`, or leasing the GPU one's own job
+ *    already runs on); to anyone else unleased_memory_max applies.
+ *  - Among free devices, those nobody else uses come first: no process
+ *    without a lease on it and utilisation below POLICY_BUSY_UTILIZATION
+ *    (or unknown), then devices that are only busy, then devices where
+ *    processes without a lease run (a root job at 87 %%). Within the same
+ *    rank the least recently released is preferred (wear levelling); a
+ *    multi-device request prefers devices on one NUMA node and then close
+ *    PCI bus ids. */
 #pragma once
 
 #include <stdbool.h>
@@ -30,6 +38,7 @@
 #define POLICY_MAX_QUEUE 4096   /* waiting requests */
 #define POLICY_MAX_REQUEST_ITEMS 64 /* named devices or MIG profile items in one request */
 #define POLICY_PROFILE_MAX 32
+#define POLICY_BUSY_UTILIZATION 10 /* percent: a free device at or above this is "busy" */
 
 typedef struct PolicyDevice {
         const char *uuid;        /* "GPU-…" or "MIG-…" */
@@ -41,6 +50,10 @@ typedef struct PolicyDevice {
         bool drained;
         bool leased;                    /* an active lease holds it */
         uint64_t unleased_memory_bytes; /* held by processes whose owner has no lease on it */
+        unsigned unleased_processes;    /* processes whose owner has no lease on it */
+        bool unleased_by_one;           /* all of those belong to one user, unleased_uid */
+        uid_t unleased_uid;
+        int utilization_pct;            /* the device's utilisation, -1 when unknown */
         uint64_t last_released_usec;    /* 0 = never leased */
 } PolicyDevice;
 

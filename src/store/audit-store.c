@@ -89,3 +89,73 @@ int store_audit_prune(Store *s, uint64_t before_usec, unsigned max_rows)
 
         return store_exec(s, sql, STORE_ARGS(STORE_INT(before_usec), STORE_INT(max_rows)));
 }
+
+void stored_audit_free(StoredAuditRecord *a, size_t n)
+{
+        if (!a)
+                return;
+        for (size_t i = 0; i < n; i++) {
+                free(a[i].action);
+                free(a[i].subject);
+                free(a[i].detail);
+        }
+        free(a);
+}
+
+int store_audit_list(Store *s, uint64_t since_usec, int64_t uid, const char *action,
+                     unsigned limit, StoredAuditRecord **ret, size_t *ret_n)
+{
+        /* ?3 < 0: every uid. The action matches whole or as a dotted prefix;
+         * substr() rather than LIKE, so '_' and '%' in it mean themselves. */
+        static const char sql[] =
+            "SELECT id, ts_usec, uid, action, subject, detail FROM audit"
+            " WHERE ts_usec >= ?1 AND (?3 < 0 OR uid = ?3)"
+            " AND (?4 IS NULL OR action = ?4 OR substr(action, 1, length(?4) + 1) = ?4 || '.')"
+            " ORDER BY ts_usec DESC, id DESC LIMIT ?2";
+        StoredAuditRecord *a = NULL;
+        sqlite3_stmt *st;
+        size_t n = 0;
+        int r, rc = SQLITE_DONE;
+
+        r = store_statement(s, sql, &st);
+        if (r < 0)
+                return r;
+        a = calloc(MAX(limit, 1u), sizeof *a);
+        if (!a) {
+                sqlite3_reset(st);
+                return -ENOMEM;
+        }
+        if (sqlite3_bind_int64(st, 1, (sqlite3_int64)since_usec) != SQLITE_OK ||
+            sqlite3_bind_int64(st, 2, (sqlite3_int64)limit) != SQLITE_OK ||
+            sqlite3_bind_int64(st, 3, (sqlite3_int64)uid) != SQLITE_OK ||
+            (action ? sqlite3_bind_text(st, 4, action, -1, SQLITE_TRANSIENT)
+                    : sqlite3_bind_null(st, 4)) != SQLITE_OK) {
+                r = -EIO;
+                goto fail;
+        }
+        while (n < limit && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+                StoredAuditRecord *x = &a[n++];
+
+                x->id = sqlite3_column_int64(st, 0);
+                x->at_usec = (uint64_t)sqlite3_column_int64(st, 1);
+                x->uid = sqlite3_column_int64(st, 2);
+                if ((r = column_dup(st, 3, &x->action)) < 0 ||
+                    (r = column_dup(st, 4, &x->subject)) < 0 ||
+                    (r = column_dup(st, 5, &x->detail)) < 0)
+                        goto fail;
+        }
+        if (n < limit && rc != SQLITE_DONE) {
+                r = store_errno_from_sqlite(rc);
+                goto fail;
+        }
+        sqlite3_reset(st);
+        sqlite3_clear_bindings(st);
+        *ret = a;
+        *ret_n = n;
+        return 0;
+fail:
+        sqlite3_reset(st);
+        sqlite3_clear_bindings(st);
+        stored_audit_free(a, n);
+        return r;
+}

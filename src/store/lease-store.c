@@ -316,3 +316,31 @@ int store_device_usage_foreach(Store *s, StoreRowFn fn, void *userdata)
         return foreach_row(s, "SELECT device_uuid, last_released_usec FROM device_usage", fn,
                            userdata);
 }
+
+int store_drain_get(Store *s, const char *uuid, int64_t *ret_uid, char **ret_reason)
+{
+        sqlite3_stmt *st = NULL;
+        char *reason = NULL;
+        int r, rc;
+
+        r = store_statement(s, "SELECT uid, reason FROM drains WHERE device_uuid = ?", &st);
+        if (r < 0)
+                return r;
+        sqlite3_bind_text(st, 1, uuid, -1, SQLITE_STATIC);
+        rc = sqlite3_step(st);
+        if (rc == SQLITE_ROW) {
+                const char *t = (const char *)sqlite3_column_text(st, 1);
+
+                if (t && !(reason = strdup(t)))
+                        r = -ENOMEM;
+                else {
+                        *ret_uid = sqlite3_column_int64(st, 0);
+                        *ret_reason = reason;
+                        r = 0;
+                }
+        } else
+                r = rc == SQLITE_DONE ? -ENOENT : store_errno_from_sqlite(rc);
+        sqlite3_reset(st);
+        sqlite3_clear_bindings(st);
+        return r;
+}

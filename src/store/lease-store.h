@@ -83,4 +83,8 @@ int store_drain_set(Store *s, const char *uuid, bool drained, int64_t actor_uid,
 /* Callback receives each row; a negative return stops the walk. */
 typedef int (*StoreRowFn)(const char *uuid, uint64_t usec, void *userdata);
 int store_drains_foreach(Store *s, StoreRowFn fn, void *userdata);
+
+/* Who drained `uuid` (*ret_uid) and why (*ret_reason, malloc'd, NULL when
+ * none was given). Returns 0, -ENOENT when it is not drained, or -errno. */
+int store_drain_get(Store *s, const char *uuid, int64_t *ret_uid, char **ret_reason);
 int store_device_usage_foreach(Store *s, StoreRowFn fn, void *userdata);

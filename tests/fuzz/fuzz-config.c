@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "config/config.h"
+#include "config/loader.h"
 #include "fuzz-memfile.h"
 
 /* The longest message: a path, a position, a key name and a quoted value,
@@ -33,8 +34,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (r == -ENOMEM)
                 return 0;
         CHECK(error);
-        CHECK(!strchr(error, '\n'));
-        CHECK(strlen(error) < ERROR_MAX);
+        /* One line per error, at most CONFIG_MAX_ERRORS of them, none empty,
+         * no final newline; each line bounded. */
+        {
+                size_t lines = 1;
+                const char *line = error;
+
+                CHECK(*error && error[strlen(error) - 1] != '\n');
+                for (const char *nl; (nl = strchr(line, '\n')); line = nl + 1) {
+                        CHECK(nl > line && (size_t)(nl - line) < ERROR_MAX);
+                        lines++;
+                }
+                CHECK(strlen(line) < ERROR_MAX);
+                CHECK(lines <= CONFIG_MAX_ERRORS);
+        }
         free(error);
         return 0;
 }

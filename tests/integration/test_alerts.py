@@ -206,6 +206,10 @@ def test_failing_sinks_do_not_delay_enforcement_and_are_retried(daemon_factory, 
                        timeout=20, what="the retried deliveries")
         assert [b["event"] for b in got[:2]] == ["violation", "process_stopped"], got
         assert got[0]["details"]["pid"] == job.pid, got[0]
+        # The body tells the whole story, not one word (issue 17, item 4).
+        stopped = got[1]["text"]
+        assert f"Process {job.pid}" in stopped and "without a lease" in stopped, stopped
+        assert "SIGTERM" in stopped or "SIGKILL" in stopped, stopped
     finally:
         receiver.close()
     sent = wait_for(lambda: [json.loads(a["detail"]) for a in audit(d, "alert.sent")

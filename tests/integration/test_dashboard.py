@@ -129,10 +129,16 @@ def test_dashboard_http_rules(dash_daemon):
     assert {"gpus", "queue", "violations", "alerts", "hostname"} <= doc.keys()
     assert [v["pid"] for v in doc["violations"]] == [dash_daemon.theirs.pid]
 
-    for bad in ("/api/usage", "/api/usage?days=0", "/api/usage?days=91", "/api/usage?days=x",
-                "/api/history?hours=1", f"/api/history?gpu={GPU0_UUID}&hours=169",
-                f"/api/history?gpu={GPU0_UUID}"):
+    for bad in ("/api/usage?days=0", "/api/usage?days=91", "/api/usage?days=x",
+                "/api/history?hours=1", f"/api/history?gpu={GPU0_UUID}&hours=169"):
         assert get(port, bad, auth)[0] == 400, bad
+    # Defaults (docs/http-api.md, issue 17): 7 days of usage, 24 hours of
+    # history; without gpu= the answer says what is needed.
+    assert json.loads(get(port, "/api/usage", auth)[2])["days"] == 7
+    doc = json.loads(get(port, f"/api/history?gpu={GPU0_UUID}", auth)[2])
+    assert doc["uuid"] == GPU0_UUID and doc["hours"] == 24, doc
+    status, _, text = get(port, "/api/history", auth)
+    assert status == 400 and "gpu=UUID" in text and "http-api.md" in text, text
     assert get(port, "/api/history?gpu=GPU-nope&hours=1", auth)[0] == 404
     assert get(port, "/api/nothing", auth)[0] == 404
     doc = json.loads(get(port, "/api/usage?days=90", auth)[2])

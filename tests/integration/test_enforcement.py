@@ -114,7 +114,7 @@ def test_unleased_process_is_told_then_stopped_then_killed(daemon_factory, lab, 
     message = polite.output.decode(errors="replace")
     assert f"process {polite.pid}" in message, message
     assert "GPU 0" in message and GPU0_UUID in message, message
-    assert "gpukeeper run" in message and "lease acquire" in message, message
+    assert "gpukeeper run" in message and f"gpukeeper lease adopt {polite.pid}" in message, message
 
     # SIGTERM after the grace; the polite one exits.
     polite.proc.wait(timeout=GRACE + 10)

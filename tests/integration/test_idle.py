@@ -78,6 +78,11 @@ def test_idle_manual_lease_is_warned_then_released_busy_one_kept(daemon_factory,
                      what="the idle_warning alert")[0]
     assert body["details"]["lease"]["id"] == idle["id"], body
     assert "released" in body["text"], body
+    # Sub-minute times in seconds (never "0 min"), the holder by name, and
+    # no terminal line endings in what goes to webhooks (issue 17, item 5).
+    assert "0 min" not in body["text"] and "\r" not in body["text"], body
+    assert "1s" in body["text"] and alice.name in body["text"], body
+    assert "uid " not in body["text"], body
     wait_for(lambda: f"lease {idle['id']}".encode() in session.output and
              b"released" in session.output, what="the warning on alice's terminal")
 
@@ -95,6 +100,7 @@ def test_idle_manual_lease_is_warned_then_released_busy_one_kept(daemon_factory,
     body = hook.wait(lambda: hook.bodies("/hook", event="idle_reclaim"),
                      what="the idle_reclaim alert")[0]
     assert body["details"]["lease"]["id"] == idle["id"], body
+    assert "idle for 3s" in body["text"] and alice.name in body["text"], body
 
     # The busy lease is kept, never warned, and has no idle time.
     step()

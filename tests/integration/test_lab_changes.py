@@ -51,5 +51,8 @@ def test_exited_process_still_listed_by_nvml_is_vanished(daemon, lab, spawn, use
     p.wait()
     proc = wait_for(lambda: (q := find_process(daemon.status(), p.pid)[1]) and q["vanished"] and q,
                     what="the process to be reported vanished")
-    assert proc["uid"] is None and proc["user"] is None and proc["command"] is None, proc
+    # Its memory is still held: the owner and command seen while it was alive
+    # are kept, so the admins know whose it was (issue 17, item 1).
+    assert proc["uid"] == users["bob"].uid and proc["user"] == "gktest-bob", proc
+    assert "train-bob-vanishes" in proc["command"] and proc["exited"] is True, proc
     assert daemon.alive()

@@ -7,6 +7,7 @@ import re
 import signal
 import sqlite3
 import time
+from pathlib import Path
 
 from conftest import (GPU0_UUID, MIG_A_UUID, MIG_B_UUID, lease_devices, start_leasing_daemon,
                       wait_for, whole_gpu_uuid)
@@ -124,10 +125,23 @@ def test_sigkill_of_the_client_releases(daemon_factory, lab, users):
     assert time.monotonic() - killed_at < 1.5, "the release took longer than about a second"
     row = d.query("SELECT * FROM leases WHERE id = ?", (lease["id"],))[0]
     assert row["state"] == "released", row
-    # The GPU is free for the next user (the orphaned command is not gpukeeper's to kill).
+    # The command does not outlive its lease (issue 17, item 2): the kernel
+    # sends it SIGTERM when its `run` dies (PR_SET_PDEATHSIG), at once, and
+    # the lease's end says so.
+    child = int(pid_file.read_text())
+
+    def gone():
+        try:
+            state = Path(f"/proc/{child}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except FileNotFoundError:
+            return True
+        return state in ("Z", "X")
+
+    wait_for(gone, timeout=3, what="the command to stop with its client")
+    assert "SIGTERM" in row["release_reason"], row
+    # The GPU is free for the next user.
     r = d.cli("lease", "acquire", "--no-wait", user=bob)
     assert r.returncode == 0, r
-    os.kill(int(pid_file.read_text()), signal.SIGKILL)
 
 
 def test_daemon_sigkill_and_restart_under_a_running_command(daemon_factory, lab, users):

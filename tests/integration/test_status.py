@@ -31,7 +31,8 @@ INSTANCE_KEYS = {
 PROCESS_KEYS = {
     "pid": (int,), "uid": (int, type(None)), "user": (str, type(None)),
     "command": (str, type(None)), "memory_used_bytes": (int, type(None)),
-    "instance_uuid": (str, type(None)), "vanished": (bool,), "leased": (bool,),
+    "instance_uuid": (str, type(None)), "vanished": (bool,), "zombie": (bool,),
+    "exited": (bool,), "leased": (bool,),
     "violation": (dict, type(None)),
 }
 

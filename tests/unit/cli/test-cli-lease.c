@@ -371,7 +371,7 @@ static void test_lease_list(void **state)
 {
         json_t *leases = cli_test_load(leases_json), *empty = cli_test_load("[]"),
                *obj = cli_test_load("{}");
-        cli_term term = {.unicode = true, .columns = 80};
+        cli_term term = {.unicode = true, .columns = 80, .tty = true};
         _cleanup_free_ char *out = NULL, *l12 = NULL, *lrun = NULL, *l14 = NULL, *none = NULL;
         char buf[64];
 
@@ -400,7 +400,7 @@ static void test_lease_list(void **state)
 static void test_lease_one(void **state)
 {
         json_t *leases = cli_test_load(leases_json);
-        cli_term term = {.unicode = true, .columns = 80};
+        cli_term term = {.unicode = true, .columns = 80, .tty = true};
         _cleanup_free_ char *out = NULL, *run = NULL;
 
         out = render_with(cli_lease_render, json_array_get(leases, 0), &term);
@@ -428,7 +428,7 @@ static const char *const queue_json =
 static void test_queue(void **state)
 {
         json_t *queue = cli_test_load(queue_json);
-        cli_term term = {.unicode = true, .columns = 80};
+        cli_term term = {.unicode = true, .columns = 80, .tty = true};
         _cleanup_free_ char *out = NULL, *first = NULL, *second = NULL;
         char *buf = NULL;
         size_t len = 0;
@@ -447,6 +447,20 @@ static void test_queue(void **state)
         assert_non_null(strstr(first, "…"));
         second = cli_test_line_with(out, "1004");
         assert_string_equal(second, "  2  1004       1× 3g.40gb      20s      behind carol ?[31m");
+
+        /* Not a terminal (piped, redirected): the reason is never cut. */
+        term.tty = false;
+        free(TAKE_PTR(out));
+        free(TAKE_PTR(first));
+        len = 0;
+        f = open_memstream(&buf, &len);
+        assert_non_null(f);
+        assert_int_equal(cli_queue_render(queue, f, &term, NOW, 0), 2);
+        assert_int_equal(fclose(f), 0);
+        out = buf;
+        first = cli_test_line_with(out, "carol ");
+        assert_non_null(strstr(first, "goes on and on past the end of the line"));
+        assert_null(strstr(first, "…"));
         json_decref(queue);
 }
 
@@ -518,7 +532,7 @@ static char *status_text(const cli_term *term)
 
 static void test_status_leases(void **state)
 {
-        cli_term term = {.unicode = true, .columns = 80};
+        cli_term term = {.unicode = true, .columns = 80, .tty = true};
         _cleanup_free_ char *out = NULL, *miner = NULL;
 
         out = status_text(&term);
@@ -548,8 +562,8 @@ static void test_status_leases(void **state)
 
 static void test_status_leases_wide_and_ascii(void **state)
 {
-        cli_term wide = {.unicode = true, .columns = 200}, ascii = {.columns = 80},
-                 color = {.color = true, .unicode = true, .columns = 80};
+        cli_term wide = {.unicode = true, .columns = 200, .tty = true}, ascii = {.columns = 80, .tty = true},
+                 color = {.color = true, .unicode = true, .columns = 80, .tty = true};
         _cleanup_free_ char *w = NULL, *a = NULL, *c = NULL;
 
         w = status_text(&wide);
@@ -575,7 +589,7 @@ static void test_status_old_daemon(void **state)
             " \"name\": \"A100\", \"healthy\": true, \"mig_enabled\": false,"
             " \"instances\": [], \"processes\": [{\"pid\": 1, \"user\": \"x\","
             " \"command\": \"y\", \"memory_used_bytes\": 0}]}]}");
-        cli_term term = {.unicode = true, .columns = 80};
+        cli_term term = {.unicode = true, .columns = 80, .tty = true};
         char *buf = NULL;
         size_t len = 0;
         FILE *f = open_memstream(&buf, &len);

@@ -87,20 +87,31 @@ static int load(TestDir *t, const char *yaml, Config **ret, char **ret_error)
         return config_load(t->file, ret, ret_error);
 }
 
-/* Assert that `yaml` fails with -EINVAL and exactly "FILE:" + `want`, and
- * that neither the Config pointer is touched. */
+/* Assert that `yaml` fails with -EINVAL and exactly `want` with "FILE:"
+ * before each of its lines (one line per error), and that the Config
+ * pointer is not touched. */
 static void expect_error_bytes(TestDir *t, const char *yaml, size_t n, const char *want)
 {
         Config *sentinel = (Config *)&sentinel, *c = sentinel;
         _cleanup_free_ char *err = NULL, *full = NULL;
+        size_t len = 0;
+        FILE *f;
 
         write_bytes(t->file, yaml, n);
         assert_int_equal(config_load(t->file, &c, &err), -EINVAL);
         assert_ptr_equal(c, sentinel);
         assert_non_null(err);
-        assert_true(asprintf(&full, "%s:%s", t->file, want) > 0);
+        f = open_memstream(&full, &len);
+        assert_non_null(f);
+        for (const char *p = want; p;) {
+                const char *nl = strchr(p, '\n');
+
+                fprintf(f, "%s:%.*s%s", t->file, (int)(nl ? (size_t)(nl - p) : strlen(p)), p,
+                        nl ? "\n" : "");
+                p = nl ? nl + 1 : NULL;
+        }
+        assert_int_equal(fclose(f), 0);
         assert_string_equal(err, full);
-        assert_null(strchr(err, '\n'));
 }
 
 static void expect_error(TestDir *t, const char *yaml, const char *want)
@@ -741,7 +752,7 @@ static void test_anchors_aliases_tags(void **state)
                      "a: &a [\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\"]\n"
                      "b: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]\n"
                      "c: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b]\n",
-                     "1:1: unknown key 'a' " KNOWN);
+                     "1:1: unknown key 'a' " KNOWN "\n1:4: anchors (&a) are not allowed");
         expect_error(t,
                      "log_level: &a [\"lol\",\"lol\",\"lol\"]\n"
                      "socket: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]\n",
@@ -963,7 +974,7 @@ static void test_policy_structure_errors(void **state)
         expect_error(t, "policy:\n  maxgpus: 4\n",
                      "2:3: unknown key 'policy.maxgpus' (known keys in 'policy': max_gpus, "
                      "default_duration, max_duration, unleased_memory_limit, reconnect_grace, "
-                     "groups)");
+                     "groups, expiry_warning)");
         expect_error(t, "policy:\n  max_gpus: 4\n  max_gpus: 2\n",
                      "3:3: duplicate key 'policy.max_gpus' (first given on line 2)");
         expect_error(t, "policy:\n  max_gpus: [1]\n",
@@ -1149,10 +1160,23 @@ static void test_policy_check_errors(void **state)
                      "  max_duration: 1h\n",
                      "5:17: 'policy.max_duration' (1h) must not be shorter than default_duration "
                      "(4h, the default)");
-        /* A later key of the file is not read once the policy is found wrong. */
+        /* Every error is reported, in file order (issue 17, item 15). */
         expect_error(t, "policy:\n  max_duration: 1h\nbogus: 1\n",
                      "2:17: 'policy.max_duration' (1h) must not be shorter than default_duration "
-                     "(4h, the default)");
+                     "(4h, the default)\n3:1: unknown key 'bogus' " KNOWN);
+        expect_error(t,
+                     "log_level: loud\npolicy:\n  max_gpus: x\n  bogus: 1\n"
+                     "  groups:\n    - group: Bad!\n    - max_gpus: 1\nsocket: /a\nsocket: /b\n",
+                     "1:12: invalid value 'loud' for 'log_level': must be one of error, warning, "
+                     "info, debug\n"
+                     "3:13: invalid value 'x' for 'policy.max_gpus': not a non-negative whole "
+                     "number\n"
+                     "4:3: unknown key 'policy.bogus' (known keys in 'policy': max_gpus, "
+                     "default_duration, max_duration, unleased_memory_limit, reconnect_grace, "
+                     "groups, expiry_warning)\n"
+                     "6:14: invalid value 'Bad!' for 'policy.groups[0].group': " GROUP_NAME_RULE
+                     "\n7:7: missing required key 'policy.groups[1].group'\n"
+                     "9:1: duplicate key 'socket' (first given on line 8)");
 
         /* What a group leaves unset, even when the policy level sets it later, is fine. */
         {
@@ -1221,7 +1245,7 @@ static void test_enforcement_idle_alerts_full(void **state)
                               "      to: [admin@lab, ops@lab.example.org]\n"
                               "      events: [daemon, process_stopped, nvml_error, xid, memory,\n"
                               "               temperature, idle_warning, idle_reclaim,\n"
-                              "               idle_flag]\n"
+                              "               idle_flag, exited_memory, expiry_warning]\n"
                               "    - name: mail2\n"
                               "      type: email\n"
                               "      smtp_url: smtps://mail.example.org\n"
@@ -1628,7 +1652,7 @@ static void test_idle_errors(void **state)
         "from, to"
 #define EVENT_NAMES                                                                                \
         "daemon, violation, process_stopped, gpu_lost, nvml_error, xid, memory, temperature, "    \
-        "idle_warning, idle_reclaim, idle_flag"
+        "idle_warning, idle_reclaim, idle_flag, exited_memory, expiry_warning"
 
 static void test_alerts_errors(void **state)
 {
@@ -1679,7 +1703,7 @@ static void test_alerts_errors(void **state)
                      "alerts:\n  sinks:\n    - name: abcdefghijklmnopqrstuvwxyz0123456\n",
                      "3:13: invalid value 'abcdefghijklmnopqrstuvwxyz0123456' for "
                      "'alerts.sinks[0].name': must be 1 to 32 lower-case letters, digits, '_' "
-                     "or '-'");
+                     "or '-'\n3:7: missing required key 'alerts.sinks[0].type'");
         expect_error(t, "alerts:\n  sinks:\n    - name: ops\n      type: teams\n",
                      "4:13: invalid value 'teams' for 'alerts.sinks[0].type': must be one of "
                      "webhook, dingtalk, slack, email");
@@ -1916,7 +1940,7 @@ static void test_alert_list_limits(void **state)
         assert_true(asprintf(&yaml,
                              "alerts:\n  sinks:\n    - name: a\n      type: slack\n"
                              "      url: http://h\n      events: [" EVENT_NAMES ", xid]\n") > 0);
-        expect_error(t, yaml, "6:139: too many items in 'alerts.sinks[0].events' (at most 11)");
+        expect_error(t, yaml, "6:170: too many items in 'alerts.sinks[0].events' (at most 13)");
 }
 
 /* A secret written in a sink must not appear in any message, whatever is
@@ -1968,12 +1992,13 @@ static void test_alert_event_names(void **state)
         static const char *const names[] = {
                 "daemon",      "violation",    "process_stopped", "gpu_lost",
                 "nvml_error",  "xid",          "memory",          "temperature",
-                "idle_warning", "idle_reclaim", "idle_flag",
+                "idle_warning", "idle_reclaim", "idle_flag",       "exited_memory",
+                "expiry_warning",
         };
         TestDir *t = *state;
 
         assert_int_equal(ELEMENTSOF(names), _CONFIG_ALERT_MAX);
-        assert_int_equal(CONFIG_ALERT_EVENTS_ALL, 0x7ff);
+        assert_int_equal(CONFIG_ALERT_EVENTS_ALL, 0x1fff);
         for (int e = 0; e < _CONFIG_ALERT_MAX; e++) {
                 _cleanup_(config_freep) Config *c = NULL;
                 _cleanup_free_ char *yaml = NULL;

@@ -287,6 +287,33 @@ static void test_format_duration_small_buffer(void **state)
         assert_int_equal(format_duration(NULL, 0, 5), -ENOBUFS);
 }
 
+/* Messages: whole seconds under a minute, minutes under a day, hours above. */
+static void test_format_duration_short(void **state)
+{
+        static const struct {
+                uint64_t usec;
+                const char *out;
+        } cases[] = {
+                {0, "0s"},
+                {999 * USEC_PER_MSEC, "0s"},
+                {45 * USEC_PER_SEC + 300, "45s"},
+                {59 * USEC_PER_SEC, "59s"},
+                {90 * USEC_PER_SEC, "1m"},
+                {12 * USEC_PER_MINUTE + 5 * USEC_PER_SEC, "12m"},
+                {14400 * USEC_PER_SEC, "4h"},
+                {23400 * USEC_PER_SEC, "6h30m"},
+                {USEC_PER_DAY + 59 * USEC_PER_MINUTE, "1d"},
+                {2 * USEC_PER_DAY + 3 * USEC_PER_HOUR + 7, "2d3h"},
+        };
+        char buf[FORMAT_DURATION_MAX];
+
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                assert_int_equal(format_duration_short(buf, sizeof buf, cases[i].usec),
+                                 strlen(cases[i].out));
+                assert_string_equal(buf, cases[i].out);
+        }
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -297,6 +324,7 @@ int main(void)
                 cmocka_unit_test(test_format_duration),
                 cmocka_unit_test(test_format_duration_round_trip),
                 cmocka_unit_test(test_format_duration_small_buffer),
+                cmocka_unit_test(test_format_duration_short),
         };
 
         return cmocka_run_group_tests_name("test-parse", tests, NULL, NULL);

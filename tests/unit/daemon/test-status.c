@@ -26,8 +26,8 @@ static const char *const instance_keys[] = {"uuid", "profile", "gpu_instance_id"
                                             "compute_instance_id", "memory_total_bytes",
                                             "memory_used_bytes", "lease", "drained"};
 static const char *const process_keys[] = {"pid", "uid", "user", "command", "memory_used_bytes",
-                                           "instance_uuid", "vanished", "leased",
-                                           "violation"};
+                                           "instance_uuid", "vanished", "zombie", "exited",
+                                           "leased", "violation"};
 
 static void assert_keys(json_t *o, const char *const *keys, size_t n)
 {

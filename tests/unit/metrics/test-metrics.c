@@ -44,9 +44,14 @@ static void lab_init(Lab *lab)
             .uuid = "GPU-aaaa",
             .name = "NVIDIA A100-SXM4-80GB",
             .pci_bus_id = "00000000:07:00.0",
-            .minor = 0,
+            .minor = 5, /* /dev/nvidia5: the device label still says nvidia0 (the index) */
             .memory_total_bytes = 81920 * MIB,
             .memory_used_bytes = 5120 * MIB,
+            .clock_sm_mhz = 1410,
+            .clock_mem_mhz = 1593,
+            .has_gpm = true,
+            .gpm = {.graphics_active = 0.5, .sm_active = 0.4, .sm_occupancy = -1,
+                    .tensor_active = 0.25, .dram_active = 0.125},
             .memory_reserved_bytes = 0,
             .utilization_gpu = 40,
             .utilization_memory = 10,
@@ -81,6 +86,8 @@ static void lab_init(Lab *lab)
             .temperature_c = 35,
             .power_mw = 61000,
             .energy_mj = GPU_VALUE_UNKNOWN,
+            .clock_sm_mhz = -1,
+            .clock_mem_mhz = 1215,
             .healthy = true,
             .mig_enabled = true,
             .instances = lab->instances,
@@ -104,7 +111,8 @@ static void lab_init(Lab *lab)
                                          .uid = 1001,
                                          .command = (char *)"python\xff"};
         lab->snapshot =
-            (GpuSnapshot){.tick_usec = 2500, .nvml_errors = 2, .gpus = lab->gpus, .n_gpus = 2};
+            (GpuSnapshot){.tick_usec = 2500, .nvml_errors = 2, .gpus = lab->gpus, .n_gpus = 2,
+                          .driver_version = "550.54.15"};
 
         strcpy(lab->dev_a[0].uuid, "GPU-aaaa");
         strcpy(lab->dev_b[0].uuid, "MIG-1111");
@@ -146,11 +154,12 @@ static void lab_init(Lab *lab)
 
 #define LABELS0                                                                                    \
         "{gpu=\"0\",UUID=\"GPU-aaaa\",pci_bus_id=\"00000000:07:00.0\",device=\"nvidia0\","         \
-        "modelName=\"NVIDIA A100-SXM4-80GB\",Hostname=\"node\\\"1\"}"
+        "modelName=\"NVIDIA A100-SXM4-80GB\",Hostname=\"node\\\"1\","                           \
+        "DCGM_FI_DRIVER_VERSION=\"550.54.15\"}"
 #define LABELS1                                                                                    \
         "{gpu=\"1\",UUID=\"GPU-bbbb\",pci_bus_id=\"00000000:0F:00.0\",device=\"nvidia1\","         \
         "modelName=\"NVIDIA A100-SXM4-80GB\""
-#define HOST "Hostname=\"node\\\"1\"}"
+#define HOST "Hostname=\"node\\\"1\",DCGM_FI_DRIVER_VERSION=\"550.54.15\"}"
 
 static void assert_has(const char *text, const char *line)
 {
@@ -186,6 +195,19 @@ static void test_render(void **state)
         assert_has(out, "# TYPE DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION counter\n");
         assert_has(out, "\nDCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION" LABELS0 " 1000\n");
         assert_has(out, "\nDCGM_FI_DEV_XID_ERRORS" LABELS0 " 79\n");
+        /* Clocks, and GPM's profiling series as DCGM's ratios (issue 17). */
+        assert_has(out, "\nDCGM_FI_DEV_SM_CLOCK" LABELS0 " 1410\n");
+        assert_has(out, "\nDCGM_FI_DEV_MEM_CLOCK" LABELS0 " 1593\n");
+        assert_has(out, "\nDCGM_FI_PROF_GR_ENGINE_ACTIVE" LABELS0 " 0.500000\n");
+        assert_has(out, "\nDCGM_FI_PROF_SM_ACTIVE" LABELS0 " 0.400000\n");
+        assert_has(out, "\nDCGM_FI_PROF_PIPE_TENSOR_ACTIVE" LABELS0 " 0.250000\n");
+        assert_has(out, "\nDCGM_FI_PROF_DRAM_ACTIVE" LABELS0 " 0.125000\n");
+        assert_lacks(out, "\nDCGM_FI_PROF_SM_OCCUPANCY{");
+        /* No GPM on GPU 1 (before Hopper): its profiling series are absent,
+         * not 0; an unknown clock is absent too. */
+        assert_lacks(out, "DCGM_FI_PROF_PIPE_TENSOR_ACTIVE" LABELS1);
+        assert_lacks(out, "DCGM_FI_DEV_SM_CLOCK" LABELS1);
+        assert_has(out, "\nDCGM_FI_DEV_MEM_CLOCK" LABELS1 "," HOST " 1215\n");
 
         /* The MIG-enabled GPU: memory per instance, with the parent's UUID;
          * no utilisation (unknown on MIG), no energy (unknown here). */

@@ -170,6 +170,79 @@ static void test_lru_choice(void **state)
         done(d, 1);
 }
 
+/* Free devices nobody else uses come before busy ones, and those before
+ * devices where processes without a lease run, whatever their LRU order
+ * (issue 17: a root job at 87 % was picked over an idle GPU). */
+static void test_prefers_unused_devices(void **state)
+{
+        Lab l = {};
+        PolicyRequest q[] = {GPUS(1), GPUS(1), GPUS(1)};
+        PolicyRequest two[] = {GPUS(2)};
+        PolicyDecision *d;
+
+        gpu(&l, 0x07, 0, 0);   /* never leased, but a root job at 87 % with memory */
+        gpu(&l, 0x0a, 0, 900); /* busy (utilisation 50 %), no process */
+        gpu(&l, 0x41, 1, 500); /* idle */
+        l.d[0].unleased_processes = 1;
+        l.d[0].unleased_memory_bytes = GIB / 2;
+        l.d[0].utilization_pct = 87;
+        l.d[1].utilization_pct = 50;
+        l.d[2].utilization_pct = -1; /* unknown counts as not busy */
+        d = run(&l, q, 3, NULL, 0);
+        GRANTS(&d[0], 2);
+        GRANTS(&d[1], 1);
+        GRANTS(&d[2], 0);
+        done(d, 3);
+
+        /* Two devices: the idle and the busy one, not the foreign one. */
+        d = run(&l, two, 1, NULL, 0);
+        GRANTS(&d[0], 1, 2);
+        done(d, 1);
+
+        /* A process without memory still marks a device as someone's. */
+        l.d[0].unleased_memory_bytes = 0;
+        l.d[0].utilization_pct = 0;
+        l.d[1].utilization_pct = 0;
+        d = run(&l, q, 3, NULL, 0);
+        GRANTS(&d[0], 2);
+        GRANTS(&d[1], 1);
+        GRANTS(&d[2], 0);
+        done(d, 3);
+}
+
+/* A device named by the user whose own unleased processes hold memory
+ * there is theirs to lease (lease adopt); to others the limit applies. */
+static void test_named_own_unleased_memory(void **state)
+{
+        Lab l = {};
+        PolicyDecision *d;
+        PolicyRequest r;
+
+        gpu(&l, 0x07, 0, 0);
+        l.d[0].unleased_memory_bytes = 8 * GIB;
+        l.d[0].unleased_processes = 1;
+        l.d[0].unleased_by_one = true;
+        l.d[0].unleased_uid = 1000; /* run()'s requests are uid 1000's */
+        r = NAMED(l.uuid[0]);
+        d = run(&l, &r, 1, NULL, 0);
+        GRANTS(&d[0], 0);
+        done(d, 1);
+        l.d[0].unleased_uid = 1001;
+        d = run(&l, &r, 1, NULL, 0);
+        assert_wait(&d[0], "waiting for GPU-0 (in use by processes without a lease)");
+        done(d, 1);
+        /* Not by name: never (the allocator does not pick it for anyone). */
+        d = run(&l, (PolicyRequest[]){GPUS(1)}, 1, NULL, 0);
+        assert_int_equal(d[0].verdict, POLICY_WAIT);
+        done(d, 1);
+        /* Two owners there: the limit applies to both. */
+        l.d[0].unleased_uid = 1000;
+        l.d[0].unleased_by_one = false;
+        d = run(&l, &r, 1, NULL, 0);
+        assert_int_equal(d[0].verdict, POLICY_WAIT);
+        done(d, 1);
+}
+
 static void test_numa_grouping(void **state)
 {
         Lab l = {};
@@ -288,8 +361,9 @@ static void test_skips_unusable(void **state)
         l.d[3].leased = true;
         l.d[4].unleased_memory_bytes = 1 * GIB; /* at the limit is still fine */
         d = run(&l, q, 2, NULL, 0);
-        GRANTS(&d[0], 4);
-        GRANTS(&d[1], 5);
+        /* ...but comes after a device nobody uses, whatever the LRU order. */
+        GRANTS(&d[0], 5);
+        GRANTS(&d[1], 4);
         done(d, 2);
 
         l.d[5].drained = true;
@@ -861,6 +935,8 @@ static void sim_states(Sim *s, PolicyDevice *d)
         d->healthy = !chance(s, 10);
         d->drained = chance(s, 10);
         d->unleased_memory_bytes = chance(s, 75) ? 0 : chance(s, 50) ? 1 * GIB : 2 * GIB;
+        d->unleased_processes = d->unleased_memory_bytes > 0 || chance(s, 10) ? 1 : 0;
+        d->utilization_pct = chance(s, 20) ? -1 : (int)rnd(s, 101);
 }
 
 static void sim_lab(Sim *s)
@@ -939,6 +1015,14 @@ static bool sim_grantable(const Sim *s, size_t i)
 
         return !d->leased && d->healthy && !d->drained &&
                d->unleased_memory_bytes <= limits.unleased_memory_max;
+}
+
+/* The allocator's preference rank of a free device (allocate.h). */
+static unsigned sim_rank(const PolicyDevice *d)
+{
+        if (d->unleased_processes > 0 || d->unleased_memory_bytes > 0)
+                return 2;
+        return d->utilization_pct >= POLICY_BUSY_UTILIZATION ? 1 : 0;
 }
 
 static bool same_profile(const char *a, const char *b)
@@ -1109,14 +1193,18 @@ static void sim_oracle(Sim *s, const PolicyRequest *q, size_t n, const PolicyDec
                         PCHECK(s, got == mig_total(r, r->mig[j].profile));
                 }
                 if (r->n_gpus == 1)
-                        /* One GPU: the least recently released, then the lowest index. */
+                        /* One GPU: the least used rank, then the least recently
+                         * released, then the lowest index. */
                         for (size_t i = 0; i < s->lab.n; i++) {
                                 const PolicyDevice *a = &s->lab.d[i],
                                                    *g = &s->lab.d[d[k].devices[0]];
 
                                 if (usable[i] && !a->profile)
-                                        PCHECK(s, a->last_released_usec > g->last_released_usec ||
-                                                      (a->last_released_usec ==
+                                        PCHECK(s, sim_rank(a) > sim_rank(g) ||
+                                                      (sim_rank(a) == sim_rank(g) &&
+                                                       a->last_released_usec > g->last_released_usec) ||
+                                                      (sim_rank(a) == sim_rank(g) &&
+                                                       a->last_released_usec ==
                                                            g->last_released_usec &&
                                                        i >= d[k].devices[0]));
                         }
@@ -1285,7 +1373,8 @@ static void test_property(void **state)
 int main(void)
 {
         const struct CMUnitTest tests[] = {
-            cmocka_unit_test(test_lru_choice),    cmocka_unit_test(test_numa_grouping),
+            cmocka_unit_test(test_lru_choice), cmocka_unit_test(test_prefers_unused_devices),
+            cmocka_unit_test(test_named_own_unleased_memory),    cmocka_unit_test(test_numa_grouping),
             cmocka_unit_test(test_bus_closeness), cmocka_unit_test(test_skips_unusable),
             cmocka_unit_test(test_mig_profiles),  cmocka_unit_test(test_named),
             cmocka_unit_test(test_fifo),          cmocka_unit_test(test_backfill),

@@ -1,0 +1,105 @@
+/* audit.list; see audit-ops.h. */
+#include "daemon/audit-ops.h"
+
+#include <errno.h>
+#include <string.h>
+
+#include "basic/time-util.h"
+#include "proto/json-text.h"
+#include "store/audit-store.h"
+
+#define AUDIT_LIST_MAX 10000
+#define AUDIT_ACTION_MAX 64
+/* Unix seconds far beyond any real date, so microseconds cannot overflow. */
+#define AUDIT_SINCE_MAX 1e11
+
+/* An action filter: "lease", "lease.release": lower-case letters, digits,
+ * '_' and dots, as the daemon's own action names are. */
+static bool action_valid(const char *s)
+{
+        size_t n = strlen(s);
+
+        if (n == 0 || n > AUDIT_ACTION_MAX || s[0] == '.' || s[n - 1] == '.')
+                return false;
+        for (; *s; s++)
+                if (!((*s >= 'a' && *s <= 'z') || (*s >= '0' && *s <= '9') || *s == '_' ||
+                      *s == '.'))
+                        return false;
+        return true;
+}
+
+static json_t *record_json(const Daemon *d, const StoredAuditRecord *x)
+{
+        json_t *detail = NULL;
+
+        if (x->detail)
+                detail = json_loads(x->detail, JSON_DECODE_ANY, NULL);
+        return json_pack("{s:I, s:f, s:I, s:o, s:s, s:o, s:o}", "id", (json_int_t)x->id, "at",
+                         (double)x->at_usec / USEC_PER_SEC, "uid", (json_int_t)x->uid, "user",
+                         x->uid >= 0 ? json_text(daemon_user_name(d, (uid_t)x->uid))
+                                     : json_null(),
+                         "action", x->action ? x->action : "", "subject",
+                         x->subject ? json_text(x->subject) : json_null(), "detail",
+                         detail ? detail : json_null());
+}
+
+int audit_op_list(Daemon *d, const RequestCall *call, json_t *args, json_t **ret_result,
+                  gk_call_error *ret_error)
+{
+        json_t *since = args ? json_object_get(args, "since") : NULL;
+        json_t *user = args ? json_object_get(args, "user") : NULL;
+        json_t *action = args ? json_object_get(args, "action") : NULL;
+        json_t *limit = args ? json_object_get(args, "limit") : NULL;
+        bool admin = peer_is_admin(call->peer);
+        StoredAuditRecord *list = NULL;
+        int64_t uid = admin ? -1 : (int64_t)call->peer->uid;
+        json_t *array;
+        size_t n = 0;
+        int r;
+
+        if (args && json_object_size(args) >
+                        (size_t)(since != NULL) + (user != NULL) + (action != NULL) + (limit != NULL))
+                return request_error(ret_error, GK_E_INVALID_ARGUMENT,
+                                     "audit.list takes 'since', 'user', 'action' and 'limit' only");
+        if (since && (!json_is_number(since) || json_number_value(since) < 0 ||
+                      json_number_value(since) > AUDIT_SINCE_MAX))
+                return request_error(ret_error, GK_E_INVALID_ARGUMENT,
+                                     "'since' must be a unix time in seconds");
+        if (limit && (!json_is_integer(limit) || json_integer_value(limit) < 1 ||
+                      json_integer_value(limit) > AUDIT_LIST_MAX))
+                return request_error(ret_error, GK_E_INVALID_ARGUMENT,
+                                     "'limit' must be from 1 to %d", AUDIT_LIST_MAX);
+        if (action && (!json_is_string(action) || !action_valid(json_string_value(action))))
+                return request_error(ret_error, GK_E_INVALID_ARGUMENT,
+                                     "'action' must be an action name such as 'lease' or "
+                                     "'lease.release'");
+        if (user) {
+                if (!json_is_integer(user) || json_integer_value(user) < 0 ||
+                    json_integer_value(user) >= (json_int_t)UINT32_MAX)
+                        return request_error(ret_error, GK_E_INVALID_ARGUMENT,
+                                             "'user' must be a numeric user id");
+                if (!admin && json_integer_value(user) != (json_int_t)call->peer->uid)
+                        return request_error(ret_error, GK_E_PERMISSION,
+                                             "only admins (root, group " ADMIN_GROUP
+                                             ") may read other users' audit records");
+                uid = json_integer_value(user);
+        }
+
+        r = store_audit_list(d->store,
+                             since ? (uint64_t)(json_number_value(since) * USEC_PER_SEC) : 0, uid,
+                             action ? json_string_value(action) : NULL,
+                             limit ? (unsigned)json_integer_value(limit) : 100, &list, &n);
+        if (r < 0)
+                return r;
+        array = json_array();
+        for (size_t i = 0; array && i < n; i++)
+                if (json_array_append_new(array, record_json(d, &list[i])) < 0) {
+                        json_decref(array);
+                        array = NULL;
+                }
+        stored_audit_free(list, n);
+        if (!array)
+                return -ENOMEM;
+        *ret_result = json_pack("{s:o}", "records", array);
+        return *ret_result ? 0 : -ENOMEM;
+}
