@@ -265,6 +265,11 @@ int daemon_new(char *config_path, Config *config, Daemon **ret)
         r = enforcement_init(d);
         if (r < 0)
                 goto fail;
+        /* Strict mode: the fence, matching the restored leases, before
+         * the socket opens (or its refusal, one line). */
+        r = strict_start(d);
+        if (r < 0)
+                goto fail;
 
         r = env_backup_arm(d);
         if (r < 0)
@@ -321,6 +326,7 @@ void daemon_free(Daemon *d)
         metrics_free(d->metrics);
         server_free(d->server);
         enforcement_done(&d->enforcement);
+        strict_done(&d->strict);
         env_backup_done(&d->env_backup);
         leases_done(&d->leases);
         alerts_free(d->alerts);

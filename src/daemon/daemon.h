@@ -15,6 +15,7 @@
 #include "daemon/gpu-alerts.h"
 #include "alerts/alerts.h"
 #include "daemon/leases.h"
+#include "daemon/strict.h"
 #include "gpu/inventory.h"
 #include "gpu/nvml.h"
 #include "store/store.h"
@@ -39,6 +40,7 @@ typedef struct Daemon {
         GpuSnapshot *snapshot; /* latest; replaced by every sampler tick */
         LeaseState leases;
         EnforcementState enforcement;
+        StrictState strict; /* strict mode's kernel fence (daemon/strict.h) */
         uint64_t idle_tick_usec; /* CLOCK_REALTIME of the previous idle accounting */
         GpuAlerts gpu_alerts;
         EnvBackupState env_backup;

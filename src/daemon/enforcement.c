@@ -157,7 +157,7 @@ static void warn_owner(Daemon *d, const TrackedViolation *t)
         int r;
 
         format_clock(stop_at, when, sizeof when);
-        if (c->mode == CONFIG_ENFORCEMENT_ENFORCE)
+        if (c->mode != CONFIG_ENFORCEMENT_OBSERVE)
                 snprintf(text, sizeof text,
                          "\r\ngpukeeper: process %d (%s) uses GPU %d (%s) without a lease.\r\n"
                          "gpukeeper: run it with 'gpukeeper run --gpus 1 -- COMMAND', or get a "
@@ -292,7 +292,7 @@ static void advance(Daemon *d, TrackedViolation *t, uint64_t now)
                 t->rec.warned_usec = now;
                 warn_owner(d, t);
         }
-        if (c->mode != CONFIG_ENFORCEMENT_ENFORCE)
+        if (c->mode == CONFIG_ENFORCEMENT_OBSERVE)
                 return;
         if (t->rec.term_usec == 0) {
                 if (now >= t->rec.detected_usec + c->grace_usec)
@@ -397,7 +397,7 @@ json_t *enforcement_violation_json(const Daemon *d, const StoredViolation *v)
 {
         const ConfigEnforcement *c = &d->config->enforcement;
         const char *user = daemon_user_name(d, v->uid);
-        bool enforce = c->mode == CONFIG_ENFORCEMENT_ENFORCE && !v->ended_usec;
+        bool enforce = c->mode != CONFIG_ENFORCEMENT_OBSERVE && !v->ended_usec;
         uint64_t stop_at = v->term_usec ? v->term_usec : v->detected_usec + c->grace_usec;
 
         return json_pack("{s:I, s:I, s:I, s:o, s:o, s:o, s:o, s:I, s:o, s:o, s:o, s:o, s:o, s:o, "

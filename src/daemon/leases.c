@@ -250,7 +250,12 @@ int leases_end(Daemon *d, Lease *l, bool expired, const char *reason, int64_t ac
                 }
         log_info("Lease %" PRId64 " of uid %u %s: %s", l->rec.id, (unsigned)l->rec.uid,
                  expired ? "expired" : "released", reason);
-        lease_free(l);
+        {
+                int64_t id = l->rec.id;
+
+                lease_free(l);
+                strict_lease_ended(d, id); /* strict mode: the fence closes */
+        }
         return 0;
 }
 
@@ -553,6 +558,8 @@ static void grant(Daemon *d, QueueEntry *e, const PolicyDevice *devs, const Poli
         leases_dequeue(d, request_id);
         log_info("Lease %" PRId64 " granted to uid %u (%s, %zu devices).", l->rec.id,
                  (unsigned)l->rec.uid, lease_kind_to_string(l->rec.kind), l->rec.n_devices);
+        /* Strict mode: the fence opens before the client hears of the grant. */
+        strict_lease_granted(d, l);
         r = send_to(d, conn_id,
                     proto_reply_ok(msg_id, json_pack("{s:o}", "lease", lease_to_json(d, l))));
         /* Nobody learns of a lease whose reply could not be delivered. A run

@@ -146,6 +146,7 @@ static int on_sample_timer(sd_event_source *source, uint64_t usec, void *userdat
                 /* Health, MIG layout and unleased use may have changed. */
                 leases_schedule(d);
                 enforcement_tick(d);
+                strict_tick(d);
                 if (idle_tick(d))
                         leases_schedule(d);
                 gpu_alerts_tick(d);

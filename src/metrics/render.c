@@ -446,6 +446,26 @@ static void render_counters(FILE *f, const MetricsInput *in)
         fputs("\"} 1\n", f);
 }
 
+/* Strict mode's fence (absent in other modes). */
+static void render_fence(FILE *f, const MetricsInput *in)
+{
+        if (in->fence_active < 0)
+                return;
+        family(f, "gpukeeper_fence_active", "gauge",
+               "1 when strict mode's kernel fence is attached and matches the leases.");
+        fprintf(f, "gpukeeper_fence_active %d\n", in->fence_active > 0);
+        family(f, "gpukeeper_fence_denied_opens_total", "counter",
+               "Opens of GPU device nodes the kernel fence refused, per user and node "
+               "(kept across daemon restarts).");
+        for (size_t i = 0; i < in->n_fence_denied; i++) {
+                fputs("gpukeeper_fence_denied_opens_total{user=\"", f);
+                write_user(f, in, in->fence_denied[i].uid);
+                fputs("\",device=\"", f);
+                metrics_write_label_value(f, in->fence_denied[i].device);
+                fprintf(f, "\"} %" PRIu64 "\n", in->fence_denied[i].count);
+        }
+}
+
 int metrics_render(const MetricsInput *in, char **ret, size_t *ret_len)
 {
         char *buf = NULL;
@@ -459,6 +479,7 @@ int metrics_render(const MetricsInput *in, char **ret, size_t *ret_len)
         render_devices(f, in);
         render_device_leases(f, in);
         render_counters(f, in);
+        render_fence(f, in);
         r = render_users(f, in);
         render_processes(f, in);
         if (ferror(f) && r >= 0)

@@ -24,6 +24,13 @@
 /* The login name of `uid`, or NULL when it has none (the uid is shown then). */
 typedef const char *(*MetricsUserNameFunc)(void *userdata, uid_t uid);
 
+/* One refused-open counter of strict mode's fence. */
+typedef struct MetricsFenceDenied {
+        uid_t uid;
+        char device[64]; /* "/dev/nvidia1", "/dev/nvidia-caps/nvidia-cap12", or "major:minor" */
+        uint64_t count;
+} MetricsFenceDenied;
+
 typedef struct MetricsInput {
         const GpuSnapshot *snapshot;      /* may be NULL: no device series */
         const char *hostname;             /* the Hostname label of device series */
@@ -39,6 +46,9 @@ typedef struct MetricsInput {
         uint64_t now_usec; /* CLOCK_REALTIME, for leased device-seconds */
         MetricsUserNameFunc user_name;
         void *userdata;
+        int fence_active; /* strict mode: 1 fence attached and current, 0 not; -1 other modes */
+        const MetricsFenceDenied *fence_denied;
+        size_t n_fence_denied;
 } MetricsInput;
 
 /* Render the whole exposition. On success *ret is a malloc'd text of
