@@ -78,15 +78,27 @@ static void parse_options(pam_handle_t *pamh, int argc, const char **argv, Optio
 static bool login_uid(pam_handle_t *pamh, uid_t *ret)
 {
         const char *user = NULL;
-        struct passwd pw, *result = NULL;
-        char buf[4096];
 
         if (pam_get_user(pamh, &user, NULL) != PAM_SUCCESS || !user)
                 return false;
-        if (getpwnam_r(user, &pw, buf, sizeof buf, &result) != 0 || !result)
-                return false;
-        *ret = pw.pw_uid;
-        return pw.pw_uid != 0;
+        /* The buffer grows: one long /etc/passwd line makes 4 KiB fail. */
+        for (size_t size = 4096; size <= 1024 * 1024; size *= 4) {
+                struct passwd pw, *result = NULL;
+                char *buf = malloc(size);
+                int r;
+
+                if (!buf)
+                        return false;
+                r = getpwnam_r(user, &pw, buf, size, &result);
+                free(buf);
+                if (r == ERANGE)
+                        continue;
+                if (r != 0 || !result)
+                        return false;
+                *ret = pw.pw_uid;
+                return pw.pw_uid != 0;
+        }
+        return false;
 }
 
 /* Ask the daemon for `uid`'s interactive lease within the timeout. */

@@ -176,20 +176,39 @@ static int leased_devices(const Daemon *d, PolicyFenceLeased **ret, size_t *ret_
         return 0;
 }
 
+/* getpwnam_r with a buffer that grows: one long /etc/passwd line (a
+ * 5000-byte GECOS) makes every lookup behind it fail with ERANGE in 4 KiB. */
+static bool uid_by_name(const char *name, uint32_t *ret)
+{
+        for (size_t size = 4096; size <= 1024 * 1024; size *= 4) {
+                _cleanup_free_ char *buf = malloc(size);
+                struct passwd pw, *result = NULL;
+                int r;
+
+                if (!buf)
+                        return false;
+                r = getpwnam_r(name, &pw, buf, size, &result);
+                if (r == ERANGE)
+                        continue;
+                if (r != 0 || !result)
+                        return false;
+                *ret = pw.pw_uid;
+                return true;
+        }
+        return false;
+}
+
 static size_t exempt_uids(const ConfigEnforcement *c, uint32_t *uids, size_t max)
 {
         size_t n = 0;
 
         for (size_t i = 0; i < c->n_exempt_users && n < max; i++) {
-                struct passwd pw, *result = NULL;
-                char buf[4096];
                 uint64_t v;
 
                 if (parse_uint64(c->exempt_users[i], &v) == 0 && v < UINT32_MAX)
                         uids[n++] = (uint32_t)v;
-                else if (getpwnam_r(c->exempt_users[i], &pw, buf, sizeof buf, &result) == 0 &&
-                         result)
-                        uids[n++] = pw.pw_uid;
+                else if (uid_by_name(c->exempt_users[i], &uids[n]))
+                        n++;
         }
         return n;
 }
