@@ -39,6 +39,11 @@ PACKAGES=(
         chromium        # integration tests: headless Chromium renders the dashboard and takes its screenshot
         libncurses-dev  # ncursesw: the full-screen view of gpukeeper top
         tmux            # integration tests: gpukeeper top runs in a detached tmux (send-keys, capture-pane)
+        libpam0g-dev    # pam_gpukeeper.so (pam/): the PAM module's headers and libpam
+        openssh-server  # integration tests: a real sshd on 127.0.0.1 logs users in through pam_gpukeeper.so
+        openssh-client  # integration tests: ssh and ssh-keygen for those logins
+        pamtester       # integration tests: the account phase's refusal message (require_lease)
+        libcap2-bin     # integration tests: capsh drops CAP_BPF/CAP_SYS_ADMIN (strict mode must refuse)
 )
 
 missing=()
