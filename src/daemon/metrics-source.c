@@ -91,7 +91,6 @@ static int source_render(void *userdata, char **ret, size_t *ret_len)
             .now_usec = now_usec(CLOCK_REALTIME),
             .user_name = source_user_name,
             .userdata = d,
-            .fence_active = -1,
         };
         if (d->config->enforcement.mode == CONFIG_ENFORCEMENT_STRICT) {
                 rows_owner = fence_rows.rows = calloc(FENCE_DENIED_MAX, sizeof *fence_rows.rows);
@@ -99,7 +98,7 @@ static int source_render(void *userdata, char **ret, size_t *ret_len)
                         return -ENOMEM;
                 fence_rows.max = FENCE_DENIED_MAX;
                 (void)strict_denied_foreach(d, add_fence_row, &fence_rows);
-                in.fence_active = d->strict.fence && d->strict.last_error == 0;
+                in.fence_state = d->strict.fence && d->strict.last_error == 0 ? 1 : 2;
                 in.fence_denied = fence_rows.rows;
                 in.n_fence_denied = fence_rows.n;
         }

@@ -449,11 +449,11 @@ static void render_counters(FILE *f, const MetricsInput *in)
 /* Strict mode's fence (absent in other modes). */
 static void render_fence(FILE *f, const MetricsInput *in)
 {
-        if (in->fence_active < 0)
+        if (in->fence_state == 0)
                 return;
         family(f, "gpukeeper_fence_active", "gauge",
                "1 when strict mode's kernel fence is attached and matches the leases.");
-        fprintf(f, "gpukeeper_fence_active %d\n", in->fence_active > 0);
+        fprintf(f, "gpukeeper_fence_active %d\n", in->fence_state == 1);
         family(f, "gpukeeper_fence_denied_opens_total", "counter",
                "Opens of GPU device nodes the kernel fence refused, per user and node "
                "(kept across daemon restarts).");

@@ -46,7 +46,7 @@ typedef struct MetricsInput {
         uint64_t now_usec; /* CLOCK_REALTIME, for leased device-seconds */
         MetricsUserNameFunc user_name;
         void *userdata;
-        int fence_active; /* strict mode: 1 fence attached and current, 0 not; -1 other modes */
+        int fence_state; /* 0: not in strict mode (no fence series); 1: fence active; 2: strict, inactive */
         const MetricsFenceDenied *fence_denied;
         size_t n_fence_denied;
 } MetricsInput;
