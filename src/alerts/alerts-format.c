@@ -48,14 +48,21 @@ char *alerts_title(const AlertsNotice *notice)
         return s;
 }
 
-int alerts_json_dump(const json_t *json, char **ret)
+int alerts_json_dump(json_t *json, char **ret)
 {
-        char *s = json_dumps(json, JSON_COMPACT | JSON_ENSURE_ASCII);
+        char *s = json ? json_dumps(json, JSON_COMPACT | JSON_ENSURE_ASCII) : NULL;
 
+        json_decref(json);
         if (!s)
                 return -ENOMEM;
         *ret = s;
         return 0;
+}
+
+int alerts_prepare_url_json(const ConfigAlertSink *sink, CURL *easy, AlertsAttempt *attempt,
+                            char **ret_error)
+{
+        return alerts_prepare_json_post(easy, sink->url, attempt);
 }
 
 int alerts_prepare_json_post(CURL *easy, const char *url, AlertsAttempt *attempt)

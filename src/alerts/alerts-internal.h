@@ -66,12 +66,17 @@ void alerts_format_rfc3339(uint64_t realtime_usec, char *buf, size_t len);
  * "[gpukeeper@host] RESOLVED: subject". malloc'd, NULL on ENOMEM. */
 char *alerts_title(const AlertsNotice *notice);
 
-/* Dump `json` compactly into a malloc'd string, or -ENOMEM. Consumes no reference. */
-int alerts_json_dump(const json_t *json, char **ret);
+/* Dump `json` compactly into a malloc'd string, or -ENOMEM. Takes the
+ * reference (json_pack()'s result as it is: NULL is -ENOMEM). */
+int alerts_json_dump(json_t *json, char **ret);
 
 /* Common HTTP setup for the JSON-posting sinks: POST attempt->payload to `url`
  * with Content-Type: application/json, http/https only, no redirects. */
 int alerts_prepare_json_post(CURL *easy, const char *url, AlertsAttempt *attempt);
+
+/* AlertsSinkOps.prepare of a sink that posts its JSON to sink->url as it is. */
+int alerts_prepare_url_json(const ConfigAlertSink *sink, CURL *easy, AlertsAttempt *attempt,
+                            char **ret_error);
 
 /* Standard base64 (with padding) of data[0..len) into a malloc'd string, or NULL on ENOMEM. */
 char *alerts_base64(const void *data, size_t len);

@@ -20,17 +20,12 @@
 static int dingtalk_format(const ConfigAlertSink *sink, const AlertsNotice *n, char **ret_payload)
 {
         _cleanup_free_ char *title = alerts_title(n), *content = NULL;
-        json_t *o;
-        int r;
 
         if (!title || asprintf(&content, "%s\n%s", title, n->text) < 0)
                 return -ENOMEM;
-        o = json_pack("{s:s, s:{s:s}}", "msgtype", "text", "text", "content", content);
-        if (!o)
-                return -ENOMEM;
-        r = alerts_json_dump(o, ret_payload);
-        json_decref(o);
-        return r;
+        return alerts_json_dump(
+            json_pack("{s:s, s:{s:s}}", "msgtype", "text", "text", "content", content),
+            ret_payload);
 }
 
 /* The URL with timestamp and sign appended, as DingTalk's signing scheme wants. */

@@ -34,25 +34,13 @@ static char *slack_escape(const char *s)
 static int slack_format(const ConfigAlertSink *sink, const AlertsNotice *n, char **ret_payload)
 {
         _cleanup_free_ char *title = alerts_title(n), *raw = NULL, *text = NULL;
-        json_t *o;
-        int r;
 
         if (!title || asprintf(&raw, "%s\n%s", title, n->text) < 0)
                 return -ENOMEM;
         text = slack_escape(raw);
         if (!text)
                 return -ENOMEM;
-        o = json_pack("{s:s}", "text", text);
-        if (!o)
-                return -ENOMEM;
-        r = alerts_json_dump(o, ret_payload);
-        json_decref(o);
-        return r;
-}
-
-static int slack_prepare(const ConfigAlertSink *sink, CURL *easy, AlertsAttempt *attempt, char **ret_error)
-{
-        return alerts_prepare_json_post(easy, sink->url, attempt);
+        return alerts_json_dump(json_pack("{s:s}", "text", text), ret_payload);
 }
 
 static int slack_check(long status, const char *body, size_t body_len, char **ret_error)
@@ -83,6 +71,6 @@ static int slack_check(long status, const char *body, size_t body_len, char **re
 
 const AlertsSinkOps alerts_sink_slack = {
         .format = slack_format,
-        .prepare = slack_prepare,
+        .prepare = alerts_prepare_url_json,
         .check = slack_check,
 };

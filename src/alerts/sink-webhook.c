@@ -12,7 +12,6 @@ static int webhook_format(const ConfigAlertSink *sink, const AlertsNotice *n, ch
 {
         json_t *o;
         char time[32];
-        int r;
 
         alerts_format_rfc3339(n->realtime_usec, time, sizeof(time));
         o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:O*}",
@@ -25,20 +24,10 @@ static int webhook_format(const ConfigAlertSink *sink, const AlertsNotice *n, ch
                       "time", time,
                       "key", n->key,
                       "details", n->details);
-        if (!o)
-                return -ENOMEM;
-        if (!json_object_get(o, "details") && json_object_set_new(o, "details", json_object()) < 0) {
-                json_decref(o);
-                return -ENOMEM;
-        }
-        r = alerts_json_dump(o, ret_payload);
-        json_decref(o);
-        return r;
-}
-
-static int webhook_prepare(const ConfigAlertSink *sink, CURL *easy, AlertsAttempt *attempt, char **ret_error)
-{
-        return alerts_prepare_json_post(easy, sink->url, attempt);
+        if (o && !json_object_get(o, "details") &&
+            json_object_set_new(o, "details", json_object()) < 0)
+                json_decref(TAKE_PTR(o));
+        return alerts_json_dump(o, ret_payload);
 }
 
 static int webhook_check(long status, const char *body, size_t body_len, char **ret_error)
@@ -52,6 +41,6 @@ static int webhook_check(long status, const char *body, size_t body_len, char **
 
 const AlertsSinkOps alerts_sink_webhook = {
         .format = webhook_format,
-        .prepare = webhook_prepare,
+        .prepare = alerts_prepare_url_json,
         .check = webhook_check,
 };

@@ -5,32 +5,43 @@
 #include <stdlib.h>
 #include <string.h>
 
+size_t utf8_decode(const char *s, size_t left, uint32_t *ret_cp)
+{
+        const unsigned char *u = (const unsigned char *)s;
+        uint32_t cp, min;
+        size_t n;
+
+        if (u[0] < 0x80) {
+                *ret_cp = u[0];
+                return 1;
+        }
+        if (u[0] >= 0xc2 && u[0] <= 0xdf)
+                n = 2, cp = u[0] & 0x1f, min = 0x80;
+        else if (u[0] >= 0xe0 && u[0] <= 0xef)
+                n = 3, cp = u[0] & 0x0f, min = 0x800;
+        else if (u[0] >= 0xf0 && u[0] <= 0xf4)
+                n = 4, cp = u[0] & 0x07, min = 0x10000;
+        else {
+                *ret_cp = UTF8_INVALID;
+                return 1;
+        }
+        for (size_t i = 1; i < n; i++) {
+                if (i >= left || (u[i] & 0xc0) != 0x80) {
+                        *ret_cp = UTF8_INVALID;
+                        return i;
+                }
+                cp = cp << 6 | (u[i] & 0x3f);
+        }
+        *ret_cp = cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff) ? UTF8_INVALID : cp;
+        return n;
+}
+
 size_t utf8_sequence_length(const unsigned char *s, size_t left)
 {
         uint32_t cp;
-        size_t n;
+        size_t n = utf8_decode((const char *)s, left, &cp);
 
-        if (s[0] < 0x80)
-                return 1;
-        if (s[0] >= 0xC2 && s[0] <= 0xDF)
-                n = 2, cp = s[0] & 0x1F;
-        else if (s[0] >= 0xE0 && s[0] <= 0xEF)
-                n = 3, cp = s[0] & 0x0F;
-        else if (s[0] >= 0xF0 && s[0] <= 0xF4)
-                n = 4, cp = s[0] & 0x07;
-        else
-                return 0;
-        if (n > left)
-                return 0;
-        for (size_t i = 1; i < n; i++) {
-                if ((s[i] & 0xC0) != 0x80)
-                        return 0;
-                cp = cp << 6 | (s[i] & 0x3F);
-        }
-        if ((n == 3 && cp < 0x800) || (n == 4 && (cp < 0x10000 || cp > 0x10FFFF)) ||
-            (cp >= 0xD800 && cp <= 0xDFFF))
-                return 0;
-        return n;
+        return cp == UTF8_INVALID ? 0 : n;
 }
 
 bool utf8_is_valid(const char *s, size_t len)

@@ -4,6 +4,19 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
+
+/* What utf8_decode() stores for a malformed sequence. */
+#define UTF8_INVALID UINT32_MAX
+
+/* Decode the character at s (left >= 1 bytes available; a NUL-terminated
+ * string may pass SIZE_MAX, since a NUL never continues a sequence). Returns
+ * the bytes it spans, at least 1, and stores its code point in *ret_cp, or
+ * UTF8_INVALID for a malformed sequence (overlong, surrogate, above
+ * U+10FFFF, truncated), which then spans the bytes up to the first one that
+ * does not continue it. The one UTF-8 decoder: the functions below and the
+ * CLI's text layout use it. */
+size_t utf8_decode(const char *s, size_t left, uint32_t *ret_cp);
 
 /* Whether s[0..len) is well-formed UTF-8 (no overlongs, no surrogates, ≤ U+10FFFF). */
 bool utf8_is_valid(const char *s, size_t len);

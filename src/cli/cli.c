@@ -14,10 +14,6 @@
 #include "basic/time-util.h"
 #include "cli/text.h"
 
-enum {
-        ARG_JSON = CLI_ARG_VERB_FIRST,
-};
-
 int cli_usage_error(const char *verb, const char *fmt, ...)
 {
         va_list ap;
@@ -195,7 +191,7 @@ int cli_view_options(cli_context *ctx, const char *verb, void (*usage)(FILE *f),
 {
         static const struct option options[] = {
             CLI_COMMON_OPTIONS,
-            {"json", no_argument, NULL, ARG_JSON},
+            {"json", no_argument, NULL, CLI_ARG_JSON},
             {},
         };
         bool json = false;
@@ -204,7 +200,7 @@ int cli_view_options(cli_context *ctx, const char *verb, void (*usage)(FILE *f),
         optind = 0;
         opterr = 0;
         while ((c = getopt_long(argc, argv, "+:h", options, NULL)) >= 0) {
-                if (c == ARG_JSON) {
+                if (c == CLI_ARG_JSON) {
                         json = true;
                         continue;
                 }
@@ -251,6 +247,22 @@ int cli_parse_since(const char *verb, const char *examples, const char *text, ui
                                        examples, text);
         *ret_usec = usec;
         return CLI_EXIT_OK;
+}
+
+int cli_since_json_option(cli_context *ctx, const char *verb, void (*usage)(FILE *f),
+                          cli_since_json *o, int c, char *const argv[])
+{
+        int r;
+
+        if (c == CLI_ARG_JSON) {
+                o->json = true;
+                return CLI_CONTINUE;
+        }
+        if (c == CLI_ARG_SINCE) {
+                r = cli_parse_since(verb, o->examples, optarg, &o->since_usec);
+                return r == CLI_EXIT_OK ? CLI_CONTINUE : r;
+        }
+        return cli_common_option(ctx, verb, usage, c, argv);
 }
 
 double cli_since_start(uint64_t span_usec)

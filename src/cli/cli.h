@@ -41,6 +41,8 @@ typedef struct cli_context {
  * collide with short options. */
 enum {
         CLI_ARG_SOCKET = 0x100,
+        CLI_ARG_JSON,       /* --json, with CLI_SINCE_JSON_OPTIONS */
+        CLI_ARG_SINCE,      /* --since DURATION, with CLI_SINCE_JSON_OPTIONS */
         CLI_ARG_VERB_FIRST, /* subcommands number their own long-only options from here */
 };
 
@@ -132,6 +134,28 @@ int cli_parse_since(const char *verb, const char *examples, const char *text, ui
 /* Where a --since window of `span_usec` starts: the unix time in seconds
  * that long ago, 0 when that is before the epoch. */
 double cli_since_start(uint64_t span_usec);
+
+/* --json and --since DURATION, for the option table of a verb that shows a
+ * time window (report, violations), next to CLI_COMMON_OPTIONS. */
+#define CLI_SINCE_JSON_OPTIONS                                                                     \
+        {"json", no_argument, NULL, CLI_ARG_JSON}, {                                               \
+                "since", required_argument, NULL, CLI_ARG_SINCE                                    \
+        }
+
+/* What CLI_SINCE_JSON_OPTIONS set. */
+typedef struct cli_since_json {
+        const char *examples; /* durations for the --since message: "2h, 7d or 30d" */
+        uint64_t since_usec;  /* the default before parsing, the window after */
+        bool json;
+} cli_since_json;
+
+/* For the default branch of a getopt_long() loop whose table holds
+ * CLI_COMMON_OPTIONS and CLI_SINCE_JSON_OPTIONS: --json and --since go into
+ * *o (a duration that is not one, or 0, is a usage error naming
+ * o->examples), anything else to cli_common_option(). Returns CLI_CONTINUE
+ * or the exit code. */
+int cli_since_json_option(cli_context *ctx, const char *verb, void (*usage)(FILE *f),
+                          cli_since_json *o, int c, char *const argv[]);
 
 /* Flush standard output; on a write error print one line and return
  * CLI_EXIT_IO, else return `exit_code`. */

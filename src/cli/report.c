@@ -26,9 +26,7 @@
 #define PW_BUF_MAX 16384
 
 enum {
-        ARG_JSON = CLI_ARG_VERB_FIRST,
-        ARG_CSV,
-        ARG_SINCE,
+        ARG_CSV = CLI_ARG_VERB_FIRST,
         ARG_USER,
 };
 
@@ -163,16 +161,15 @@ int cli_report_main(cli_context *ctx, int argc, char *argv[])
 {
         static const struct option options[] = {
             CLI_COMMON_OPTIONS,
-            {"json", no_argument, NULL, ARG_JSON},
+            CLI_SINCE_JSON_OPTIONS,
             {"csv", no_argument, NULL, ARG_CSV},
-            {"since", required_argument, NULL, ARG_SINCE},
             {"user", required_argument, NULL, ARG_USER},
             {},
         };
         _cleanup_(json_decrefp) json_t *result = NULL;
-        uint64_t since_usec = DEFAULT_SINCE_USEC;
+        cli_since_json o = {.examples = "2h, 7d or 30d", .since_usec = DEFAULT_SINCE_USEC};
         char span[FORMAT_DURATION_MAX];
-        bool json = false, csv = false, have_user = false;
+        bool csv = false, have_user = false;
         uid_t uid = 0;
         json_t *args;
         int c, r;
@@ -181,16 +178,8 @@ int cli_report_main(cli_context *ctx, int argc, char *argv[])
         opterr = 0;
         while ((c = getopt_long(argc, argv, "+:h", options, NULL)) >= 0) {
                 switch (c) {
-                case ARG_JSON:
-                        json = true;
-                        break;
                 case ARG_CSV:
                         csv = true;
-                        break;
-                case ARG_SINCE:
-                        r = cli_parse_since("report", "2h, 7d or 30d", optarg, &since_usec);
-                        if (r != CLI_EXIT_OK)
-                                return r;
                         break;
                 case ARG_USER:
                         if (parse_user(optarg, &uid) < 0)
@@ -198,17 +187,17 @@ int cli_report_main(cli_context *ctx, int argc, char *argv[])
                         have_user = true;
                         break;
                 default:
-                        r = cli_common_option(ctx, "report", cli_report_usage, c, argv);
+                        r = cli_since_json_option(ctx, "report", cli_report_usage, &o, c, argv);
                         if (r != CLI_CONTINUE)
                                 return r;
                 }
         }
         if (optind < argc)
                 return cli_usage_error("report", "unexpected argument '%s'", argv[optind]);
-        if (json && csv)
+        if (o.json && csv)
                 return cli_usage_error("report", "--json and --csv cannot be combined");
 
-        args = json_pack("{s:f}", "since_sec", cli_since_start(since_usec));
+        args = json_pack("{s:f}", "since_sec", cli_since_start(o.since_usec));
         if (args && have_user && json_object_set_new(args, "user", json_integer(uid)) < 0)
                 json_decref(TAKE_PTR(args));
         if (!args) {
@@ -218,12 +207,12 @@ int cli_report_main(cli_context *ctx, int argc, char *argv[])
         r = cli_fetch(ctx, "report", args, &result);
         if (r != CLI_EXIT_OK)
                 return r;
-        if (json)
+        if (o.json)
                 cli_print_json(result);
         else if (csv)
                 print_csv(result);
         else {
-                (void)format_duration(span, sizeof span, since_usec);
+                (void)format_duration(span, sizeof span, o.since_usec);
                 print_table(result, span);
         }
         return cli_finish(CLI_EXIT_OK);

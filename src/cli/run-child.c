@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "basic/macro.h"
+#include "basic/strv.h"
 #include "cli/lease-render.h"
 
 json_t *cli_lease_env(json_t *lease)
@@ -49,11 +50,7 @@ json_t *cli_lease_env(json_t *lease)
 
 void cli_child_env_free(char **env)
 {
-        if (!env)
-                return;
-        for (char **e = env; *e; e++)
-                free(*e);
-        free(env);
+        strv_free(env);
 }
 
 /* Whether the NAME=value entry `entry` sets a variable that `set` names. */

@@ -11,8 +11,8 @@
 #include <wchar.h>
 
 #include "basic/macro.h"
+#include "basic/utf8.h"
 
-#define CODEPOINT_INVALID UINT32_MAX
 
 /* One character as it will be printed: the bytes to write and its columns. */
 typedef struct glyph {
@@ -40,42 +40,6 @@ void cli_term_detect(FILE *f, cli_term *ret)
         *ret = t;
 }
 
-/* Decode the character at s (s[0] != 0). Returns the bytes it spans, at
- * least 1; *ret_cp is CODEPOINT_INVALID for a malformed sequence (overlong,
- * surrogate, above U+10FFFF, truncated), which then spans the bytes up to the
- * first one that does not continue it. Never reads past the terminating NUL. */
-static size_t utf8_decode(const char *s, uint32_t *ret_cp)
-{
-        const unsigned char *u = (const unsigned char *)s;
-        uint32_t cp, min;
-        size_t n;
-
-        if (u[0] < 0x80) {
-                *ret_cp = u[0];
-                return 1;
-        }
-        if (u[0] >= 0xc2 && u[0] <= 0xdf) {
-                n = 2, cp = u[0] & 0x1f, min = 0x80;
-        } else if (u[0] >= 0xe0 && u[0] <= 0xef) {
-                n = 3, cp = u[0] & 0x0f, min = 0x800;
-        } else if (u[0] >= 0xf0 && u[0] <= 0xf4) {
-                n = 4, cp = u[0] & 0x07, min = 0x10000;
-        } else {
-                *ret_cp = CODEPOINT_INVALID;
-                return 1;
-        }
-        for (size_t i = 1; i < n; i++) {
-                if ((u[i] & 0xc0) != 0x80) {
-                        *ret_cp = CODEPOINT_INVALID;
-                        return i;
-                }
-                cp = cp << 6 | (u[i] & 0x3f);
-        }
-        *ret_cp =
-            cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff) ? CODEPOINT_INVALID : cp;
-        return n;
-}
-
 /* Characters that would change what the terminal shows elsewhere: C0/C1
  * controls (escape sequences, newlines, tabs), DEL, and the bidirectional
  * embedding/override/isolate marks that reorder the rest of the line. */
@@ -89,11 +53,11 @@ static bool codepoint_is_hostile(uint32_t cp)
 static void next_glyph(const char *s, bool unicode, glyph *ret)
 {
         uint32_t cp;
-        size_t n = utf8_decode(s, &cp);
+        size_t n = utf8_decode(s, SIZE_MAX, &cp);
         int w;
 
         *ret = (glyph){.bytes = "?", .len = 1, .width = 1, .next = s + n};
-        if (cp == CODEPOINT_INVALID || codepoint_is_hostile(cp))
+        if (cp == UTF8_INVALID || codepoint_is_hostile(cp))
                 return;
         if (cp < 0x80) {
                 *ret = (glyph){.bytes = s, .len = 1, .width = 1, .next = s + 1};

@@ -35,11 +35,6 @@
 #define GPU_W 14   /* at most: "[1] MIG-5e6f7…" */
 #define STATE_W 16 /* at most: "stop at 12:03:04" */
 
-enum {
-        ARG_JSON = CLI_ARG_VERB_FIRST,
-        ARG_SINCE,
-};
-
 void cli_violations_usage(FILE *f)
 {
         fputs("Usage: gpukeeper violations [--since DURATION] [--json] [--socket PATH]\n"
@@ -178,40 +173,27 @@ int cli_violations_main(cli_context *ctx, int argc, char *argv[])
 {
         static const struct option options[] = {
             CLI_COMMON_OPTIONS,
-            {"json", no_argument, NULL, ARG_JSON},
-            {"since", required_argument, NULL, ARG_SINCE},
+            CLI_SINCE_JSON_OPTIONS,
             {},
         };
         _cleanup_(json_decrefp) json_t *result = NULL;
-        uint64_t since_usec = DEFAULT_SINCE_USEC;
+        cli_since_json o = {.examples = "30m, 2h or 7d", .since_usec = DEFAULT_SINCE_USEC};
         char span[FORMAT_DURATION_MAX];
         json_t *args, *list;
-        bool json = false;
         cli_term term;
         int c, r;
 
         optind = 0;
         opterr = 0;
         while ((c = getopt_long(argc, argv, "+:h", options, NULL)) >= 0) {
-                switch (c) {
-                case ARG_JSON:
-                        json = true;
-                        break;
-                case ARG_SINCE:
-                        r = cli_parse_since("violations", "30m, 2h or 7d", optarg, &since_usec);
-                        if (r != CLI_EXIT_OK)
-                                return r;
-                        break;
-                default:
-                        r = cli_common_option(ctx, "violations", cli_violations_usage, c, argv);
-                        if (r != CLI_CONTINUE)
-                                return r;
-                }
+                r = cli_since_json_option(ctx, "violations", cli_violations_usage, &o, c, argv);
+                if (r != CLI_CONTINUE)
+                        return r;
         }
         if (optind < argc)
                 return cli_usage_error("violations", "unexpected argument '%s'", argv[optind]);
 
-        args = json_pack("{s:f, s:i}", "since", cli_since_start(since_usec), "limit",
+        args = json_pack("{s:f, s:i}", "since", cli_since_start(o.since_usec), "limit",
                          VIOLATIONS_LIMIT);
         if (!args) {
                 fputs("gpukeeper: out of memory\n", stderr);
@@ -220,12 +202,12 @@ int cli_violations_main(cli_context *ctx, int argc, char *argv[])
         r = cli_fetch(ctx, "violations.list", args, &result);
         if (r != CLI_EXIT_OK)
                 return r;
-        if (json) {
+        if (o.json) {
                 cli_print_json(result);
                 return cli_finish(CLI_EXIT_OK);
         }
         list = json_object_get(result, "violations");
-        (void)format_duration(span, sizeof span, since_usec);
+        (void)format_duration(span, sizeof span, o.since_usec);
         if (json_array_size(list) == 0) {
                 printf("No GPU use without a lease in the last %s.\n", span);
                 return cli_finish(CLI_EXIT_OK);

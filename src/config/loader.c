@@ -31,6 +31,7 @@
 #include <unistd.h>
 #include <yaml.h>
 
+#include "basic/fileio.h"
 #include "basic/macro.h"
 
 
@@ -663,9 +664,6 @@ static int read_config_file(const char *path, char **ret_text, size_t *ret_size,
                             char **ret_error)
 {
         _cleanup_close_ int fd = -1;
-        _cleanup_free_ char *buf = NULL;
-        size_t n = 0, cap;
-        struct stat st;
         int r;
 
         /* O_NONBLOCK so that opening a FIFO by mistake does not hang the
@@ -673,60 +671,20 @@ static int read_config_file(const char *path, char **ret_text, size_t *ret_size,
         fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
         if (fd < 0) {
                 r = negative_errno();
-                goto io_error;
+                return file_error(r, ret_error, "%s: %s", path, strerror(-r));
         }
-        if (fstat(fd, &st) < 0) {
-                r = negative_errno();
-                goto io_error;
-        }
-        if (!S_ISREG(st.st_mode))
+        r = read_full_fd(fd, CONFIG_FILE_MAX, ret_text, ret_size);
+        if (r == -EINVAL)
                 return file_error(-EINVAL, ret_error, "%s: not a regular file", path);
-        if ((uint64_t)st.st_size > CONFIG_FILE_MAX)
-                goto too_large;
-
-        /* Read until EOF rather than trusting st_size: the file may change
-         * under us, and some files (in /proc) report 0. Reading one byte past
-         * the limit tells "exactly at the limit" from "too large". */
-        cap = (size_t)st.st_size + 1;
-        buf = malloc(cap + 1);
-        if (!buf)
-                return -ENOMEM;
-        for (;;) {
-                ssize_t k;
-
-                if (n == cap) {
-                        char *nbuf;
-
-                        if (cap > CONFIG_FILE_MAX)
-                                goto too_large;
-                        cap = (size_t)MIN((uint64_t)cap * 2, CONFIG_FILE_MAX + 1);
-                        nbuf = realloc(buf, cap + 1);
-                        if (!nbuf)
-                                return -ENOMEM;
-                        buf = nbuf;
-                }
-                k = read(fd, buf + n, cap - n);
-                if (k < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        r = negative_errno();
-                        goto io_error;
-                }
-                if (k == 0)
-                        break;
-                n += (size_t)k;
-        }
-        buf[n] = '\0';
-
-        *ret_text = TAKE_PTR(buf);
-        *ret_size = n;
+        if (r == -EFBIG)
+                return file_error(-EINVAL, ret_error,
+                                  "%s: file is too large (the limit is %" PRIu64 " bytes)", path,
+                                  CONFIG_FILE_MAX);
+        if (r == -ENOMEM)
+                return r;
+        if (r < 0)
+                return file_error(r, ret_error, "%s: %s", path, strerror(-r));
         return 0;
-
-too_large:
-        return file_error(-EINVAL, ret_error, "%s: file is too large (the limit is %" PRIu64
-                          " bytes)", path, CONFIG_FILE_MAX);
-io_error:
-        return file_error(r, ret_error, "%s: %s", path, strerror(-r));
 }
 
 int config_parse_yaml(const char *path, const ConfigKey *table, void *target, char **ret_error)

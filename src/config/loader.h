@@ -138,14 +138,14 @@ struct ConfigKey {
  * storing values into `target`. A key may appear at most once per mapping;
  * keys not present keep whatever `target` held. A section written with no
  * value ("http:" followed by nothing) is an empty section, and a list written
- * so is an empty list (of mappings or of values). A list's items are appended to its (empty) array one
- * by one, each zeroed before it is read, so that the array and its count
- * always describe what was read even when loading fails. Keys are named in
- * messages with dots and 0-based item indexes: "policy.groups[1].max_gpus",
- * "alerts.sinks[0].events[2]".
- * The file must be a
- * regular file of at most CONFIG_FILE_MAX bytes without NUL bytes, holding at
- * most one YAML document whose top level is a mapping (or nothing at all);
+ * so is an empty list (of mappings or of values). A list's items are
+ * appended to its (empty) array one by one, each zeroed before it is read,
+ * so that the array and its count always describe what was read even when
+ * loading fails. Keys are named in messages with dots and 0-based item
+ * indexes: "policy.groups[1].max_gpus", "alerts.sinks[0].events[2]".
+ * The file must be a regular file of at most CONFIG_FILE_MAX bytes without
+ * NUL bytes, holding at most one YAML document whose top level is a mapping
+ * (or nothing at all);
  * anchors, aliases and tags are rejected. Returns and reports errors like
  * config_load(); on failure `target` may have been partly updated. */
 int config_parse_yaml(const char *path, const ConfigKey *table, void *target, char **ret_error);

@@ -17,6 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "basic/strv.h"
 #include "basic/time-util.h"
 #include "env/env-internal.h"
 
@@ -161,12 +162,12 @@ static int backup_user(struct archive *a, const EnvUser *user, const EnvOptions 
                 }
                 /* Same name twice (a base per root, or one name in two envs dirs). */
                 dir = strdup(safe);
-                for (unsigned k = 2; dir && env_strv_contains(used, n_used, dir); k++) {
+                for (unsigned k = 2; dir && strv_contains(used, n_used, dir); k++) {
                         free(dir);
                         if (asprintf(&dir, "%s-%u", safe, k) < 0)
                                 dir = NULL;
                 }
-                if (!dir || env_strv_push(&used, &n_used, dir) < 0) {
+                if (!dir || strv_push(&used, &n_used, dir) < 0) {
                         r = -ENOMEM;
                         break;
                 }
@@ -211,7 +212,7 @@ static int backup_user(struct archive *a, const EnvUser *user, const EnvOptions 
                 }
                 r = add_entry(a, p, history, hlen, mtime);
         }
-        env_strv_free(used, n_used);
+        strv_free_n(used, n_used);
         return r;
 }
 
@@ -327,7 +328,7 @@ int env_backup_prune(const char *dir, unsigned keep)
         if (r < 0)
                 return r;
         while ((de = readdir(d)))
-                if (is_backup_name(de->d_name) && (r = env_strv_push(&names, &n, de->d_name)) < 0)
+                if (is_backup_name(de->d_name) && (r = strv_push(&names, &n, de->d_name)) < 0)
                         break;
         closedir(d);
         if (r >= 0 && n > keep) {
@@ -342,6 +343,6 @@ int env_backup_prune(const char *dir, unsigned keep)
                         deleted++;
                 }
         }
-        env_strv_free(names, n);
+        strv_free_n(names, n);
         return r < 0 ? r : deleted;
 }

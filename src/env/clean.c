@@ -15,6 +15,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "basic/strv.h"
 #include "env/env-internal.h"
 
 const char *env_clean_kind_to_string(EnvCleanKind k)
@@ -41,8 +42,8 @@ void env_clean_plan_free(EnvCleanPlan *p)
         for (size_t i = 0; i < p->n_items; i++)
                 free(p->items[i].path);
         free(p->items);
-        env_strv_free(p->pkgs_dirs, p->n_pkgs_dirs);
-        env_strv_free(p->errors, p->n_errors);
+        strv_free_n(p->pkgs_dirs, p->n_pkgs_dirs);
+        strv_free_n(p->errors, p->n_errors);
         free(p);
 }
 
@@ -202,14 +203,14 @@ int env_clean_plan(const EnvUser *user, const EnvOptions *o, EnvCleanPlan **ret)
                 if (r >= 0 && (st.st_uid != user->uid || !(st.st_mode & S_IWUSR)))
                         r = -EACCES;
                 if (r < 0) {
-                        if (env_strv_pushf(&p->errors, &p->n_errors, "%s: %s", dir,
+                        if (strv_pushf(&p->errors, &p->n_errors, "%s: %s", dir,
                                            r == -ELOOP    ? "a symbolic link, not followed"
                                            : r == -EACCES ? "not writable by the user, skipped"
                                                           : strerror(-r)) < 0)
                                 return -ENOMEM;
                         continue;
                 }
-                r = env_strv_push(&p->pkgs_dirs, &p->n_pkgs_dirs, dir);
+                r = strv_push(&p->pkgs_dirs, &p->n_pkgs_dirs, dir);
                 if (r < 0)
                         return r;
                 r = scan_pkgs_dir(p, dir, fd);

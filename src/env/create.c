@@ -12,6 +12,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "basic/strv.h"
 #include "env/create.h"
 #include "env/env-internal.h"
 
@@ -21,15 +22,6 @@
 #define MAX_TEMPLATES 1000
 
 extern char **environ;
-
-void env_create_strv_free(char **v)
-{
-        if (!v)
-                return;
-        for (char **p = v; *p; p++)
-                free(*p);
-        free(v);
-}
 
 static bool is_executable_file(const char *path)
 {
@@ -127,7 +119,7 @@ int env_template_path(const char *dir, const char *name, char **ret)
 
 int env_template_list(const char *dir, char ***ret, size_t *ret_n)
 {
-        _cleanup_(env_create_strv_freep) char **names = NULL;
+        _cleanup_(strv_freep) char **names = NULL;
         DIR *d;
         struct dirent *de;
         size_t n = 0;
@@ -152,7 +144,7 @@ int env_template_list(const char *dir, char ***ret, size_t *ret_n)
                         free(name);
                         continue;
                 }
-                if (env_strv_consume(&names, &n, name) < 0) {
+                if (strv_consume(&names, &n, name) < 0) {
                         closedir(d);
                         return -ENOMEM;
                 }
@@ -167,7 +159,7 @@ int env_template_list(const char *dir, char ***ret, size_t *ret_n)
 /* A NULL-terminated copy of the `n` strings in `items`. */
 static int strv_make(const char *const *items, size_t n, char ***ret)
 {
-        _cleanup_(env_create_strv_freep) char **v = calloc(n + 1, sizeof(char *));
+        _cleanup_(strv_freep) char **v = calloc(n + 1, sizeof(char *));
 
         if (!v)
                 return -ENOMEM;
@@ -200,7 +192,7 @@ int env_create_argv(const char *conda_exe, const char *name_or_prefix, const cha
 int env_create_envp(const EnvUser *user, bool inherit, char ***ret)
 {
         static const char *const passed[] = {"LANG", "LC_ALL", "TERM"};
-        _cleanup_(env_create_strv_freep) char **v = calloc(1, sizeof(char *));
+        _cleanup_(strv_freep) char **v = calloc(1, sizeof(char *));
         size_t n = 0;
         int r;
 
@@ -211,29 +203,29 @@ int env_create_envp(const EnvUser *user, bool inherit, char ***ret)
                 for (char **e = environ; e && *e; e++) {
                         if (!strchr(*e, '='))
                                 continue;
-                        r = env_strv_push(&v, &n, *e);
+                        r = strv_push(&v, &n, *e);
                         if (r < 0)
                                 return r;
                 }
-                if (!getenv("HOME") && (r = env_strv_pushf(&v, &n, "HOME=%s", user->home)) < 0)
+                if (!getenv("HOME") && (r = strv_pushf(&v, &n, "HOME=%s", user->home)) < 0)
                         return r;
-                if (!getenv("USER") && (r = env_strv_pushf(&v, &n, "USER=%s", user->name)) < 0)
+                if (!getenv("USER") && (r = strv_pushf(&v, &n, "USER=%s", user->name)) < 0)
                         return r;
                 if (!getenv("LOGNAME") &&
-                    (r = env_strv_pushf(&v, &n, "LOGNAME=%s", user->name)) < 0)
+                    (r = strv_pushf(&v, &n, "LOGNAME=%s", user->name)) < 0)
                         return r;
                 *ret = TAKE_PTR(v);
                 return 0;
         }
-        if ((r = env_strv_pushf(&v, &n, "HOME=%s", user->home)) < 0 ||
-            (r = env_strv_pushf(&v, &n, "USER=%s", user->name)) < 0 ||
-            (r = env_strv_pushf(&v, &n, "LOGNAME=%s", user->name)) < 0 ||
-            (r = env_strv_pushf(&v, &n, "PATH=%s", DEFAULT_PATH)) < 0)
+        if ((r = strv_pushf(&v, &n, "HOME=%s", user->home)) < 0 ||
+            (r = strv_pushf(&v, &n, "USER=%s", user->name)) < 0 ||
+            (r = strv_pushf(&v, &n, "LOGNAME=%s", user->name)) < 0 ||
+            (r = strv_pushf(&v, &n, "PATH=%s", DEFAULT_PATH)) < 0)
                 return r;
         for (size_t i = 0; i < ELEMENTSOF(passed); i++) {
                 const char *value = getenv(passed[i]);
 
-                if (value && (r = env_strv_pushf(&v, &n, "%s=%s", passed[i], value)) < 0)
+                if (value && (r = strv_pushf(&v, &n, "%s=%s", passed[i], value)) < 0)
                         return r;
         }
         *ret = TAKE_PTR(v);

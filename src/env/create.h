@@ -13,6 +13,7 @@
 #include <stddef.h>
 #include <sys/types.h>
 
+#include "basic/strv.h"
 #include "env/env.h"
 
 /* Find the conda executable. `configured` (may be NULL or empty) is a path
@@ -29,7 +30,7 @@ int env_conda_exe_find(const char *configured, const char *path_env, char **ret)
 int env_template_path(const char *dir, const char *name, char **ret);
 
 /* The template names in `dir` (files *.yml, without the suffix), sorted,
- * as a NULL-terminated array (free with env_create_strv_free). Returns 0
+ * as a NULL-terminated array (free with strv_free). Returns 0
  * (also for an empty list) or -errno of opening dir. */
 int env_template_list(const char *dir, char ***ret, size_t *ret_n);
 
@@ -50,8 +51,6 @@ int env_create_argv(const char *conda_exe, const char *name_or_prefix, const cha
  * when set. */
 int env_create_envp(const EnvUser *user, bool inherit, char ***ret);
 
-void env_create_strv_free(char **v);
-DEFINE_TRIVIAL_CLEANUP_FUNC(char **, env_create_strv_free);
 
 /* Run argv[0] with argv and envp as `user` (env_become_user in the child;
  * nothing to drop when the caller already is the user), in the user's home

@@ -11,6 +11,8 @@
 #include <unistd.h>
 #include <yaml.h>
 
+#include "basic/fileio.h"
+#include "basic/strv.h"
 #include "basic/time-util.h"
 #include "basic/utf8.h"
 #include "env/env-internal.h"
@@ -28,9 +30,9 @@ void env_list_free(EnvList *l)
         for (size_t i = 0; i < l->n_envs; i++)
                 env_info_free(l->envs[i]);
         free(l->envs);
-        env_strv_free(l->envs_dirs, l->n_envs_dirs);
-        env_strv_free(l->channels, l->n_channels);
-        env_strv_free(l->errors, l->n_errors);
+        strv_free_n(l->envs_dirs, l->n_envs_dirs);
+        strv_free_n(l->channels, l->n_channels);
+        strv_free_n(l->errors, l->n_errors);
         free(l);
 }
 
@@ -111,11 +113,11 @@ static int add_sequence(yaml_document_t *doc, yaml_node_t *seq, const EnvUser *u
                         return -ENOMEM;
                 if (paths)
                         strip_slashes(s);
-                if (s[0] == '\0' || (paths && s[0] != '/') || env_strv_contains(*v, *n, s)) {
+                if (s[0] == '\0' || (paths && s[0] != '/') || strv_contains(*v, *n, s)) {
                         free(s);
                         continue;
                 }
-                if (env_strv_consume(v, n, s) < 0)
+                if (strv_consume(v, n, s) < 0)
                         return -ENOMEM;
         }
         return 0;
@@ -186,7 +188,7 @@ static int read_condarcs(const EnvUser *user, int homefd, const EnvOptions *o, E
 
                         shown = system;
                         r = fd < 0 ? negative_errno()
-                                   : env_read_fd(fd, ENV_MAX_SMALL_FILE_BYTES, &text, &len);
+                                   : read_full_fd(fd, ENV_MAX_SMALL_FILE_BYTES, &text, &len);
                 }
                 if (r == -ENOENT)
                         continue;
@@ -198,7 +200,7 @@ static int read_condarcs(const EnvUser *user, int homefd, const EnvOptions *o, E
                         if (r == -ENOMEM)
                                 return r;
                 }
-                if (r < 0 && env_strv_pushf(&l->errors, &l->n_errors, "%s: %s", shown,
+                if (r < 0 && strv_pushf(&l->errors, &l->n_errors, "%s: %s", shown,
                                             r == -EBADMSG ? "not valid YAML, ignored"
                                             : r == -ELOOP ? "a symbolic link, not followed"
                                                           : strerror(-r)) < 0)
@@ -240,9 +242,9 @@ static int consider(Discovery *d, const char *path, const char *name, bool is_ba
         struct stat st;
         int r;
 
-        if (d->full || env_strv_contains(d->seen_paths, d->n_seen_paths, path))
+        if (d->full || strv_contains(d->seen_paths, d->n_seen_paths, path))
                 return 0;
-        r = env_strv_push(&d->seen_paths, &d->n_seen_paths, path);
+        r = strv_push(&d->seen_paths, &d->n_seen_paths, path);
         if (r < 0)
                 return r;
 
@@ -267,7 +269,7 @@ static int consider(Discovery *d, const char *path, const char *name, bool is_ba
                 return r;
         if (d->list->n_envs >= ENV_MAX_ENVS_PER_USER) {
                 d->full = true;
-                return env_strv_pushf(&d->list->errors, &d->list->n_errors,
+                return strv_pushf(&d->list->errors, &d->list->n_errors,
                                       "more than %d environments, the rest not listed",
                                       ENV_MAX_ENVS_PER_USER);
         }
@@ -295,7 +297,7 @@ static int scan_envs_dir(Discovery *d, const char *dir)
         if (r < 0) {
                 if (r == -ENOENT || r == -ENOTDIR)
                         return 0;
-                return env_strv_pushf(&d->list->errors, &d->list->n_errors, "%s: %s", dir,
+                return strv_pushf(&d->list->errors, &d->list->n_errors, "%s: %s", dir,
                                       r == -ELOOP ? "a symbolic link on the path, not followed"
                                                   : strerror(-r));
         }
@@ -314,7 +316,7 @@ static int scan_envs_dir(Discovery *d, const char *dir)
                  * reported as not followed. */
                 if (!S_ISDIR(st.st_mode) && !S_ISLNK(st.st_mode))
                         continue;
-                r = env_strv_push(&names, &n, de->d_name);
+                r = strv_push(&names, &n, de->d_name);
                 if (r < 0)
                         break;
         }
@@ -336,7 +338,7 @@ static int scan_envs_dir(Discovery *d, const char *dir)
                 else
                         r = consider(d, p, names[i], false, true);
         }
-        env_strv_free(names, n);
+        strv_free_n(names, n);
         return r;
 }
 
@@ -354,7 +356,7 @@ static int read_environments_txt(Discovery *d)
         if (r == -ENOMEM)
                 return r;
         if (r < 0)
-                return env_strv_pushf(&d->list->errors, &d->list->n_errors,
+                return strv_pushf(&d->list->errors, &d->list->n_errors,
                                       "~/.conda/environments.txt: %s",
                                       r == -ELOOP ? "a symbolic link, not followed" : strerror(-r));
         for (char *line = strtok_r(text, "\r\n", &save); line && count < ENV_MAX_ENVS_PER_USER * 4;
@@ -367,7 +369,7 @@ static int read_environments_txt(Discovery *d)
                 if (*line == '\0' || *line == '#')
                         continue;
                 if (line[0] != '/') {
-                        r = env_strv_pushf(&d->list->errors, &d->list->n_errors,
+                        r = strv_pushf(&d->list->errors, &d->list->n_errors,
                                            "~/.conda/environments.txt: \"%s\" is not an absolute path",
                                            line);
                         if (r < 0)
@@ -395,11 +397,11 @@ static int add_default_dir(EnvList *l, const char *home, const char *rel)
 
         if (asprintf(&p, "%s/%s", home, rel) < 0)
                 return -ENOMEM;
-        if (env_strv_contains(l->envs_dirs, l->n_envs_dirs, p)) {
+        if (strv_contains(l->envs_dirs, l->n_envs_dirs, p)) {
                 free(p);
                 return 0;
         }
-        return env_strv_consume(&l->envs_dirs, &l->n_envs_dirs, p);
+        return strv_consume(&l->envs_dirs, &l->n_envs_dirs, p);
 }
 
 int env_list_user(const EnvUser *user, const EnvOptions *o, EnvList **ret)
@@ -465,8 +467,8 @@ int env_list_user(const EnvUser *user, const EnvOptions *o, EnvList **ret)
         *ret = TAKE_PTR(l);
         r = 0;
 finish:
-        env_strv_free(d.channels, d.n_channels);
-        env_strv_free(d.seen_paths, d.n_seen_paths);
+        strv_free_n(d.channels, d.n_channels);
+        strv_free_n(d.seen_paths, d.n_seen_paths);
         return r;
 }
 
@@ -613,10 +615,10 @@ int env_list_users(const EnvUser *users, size_t n_users, const EnvOptions *o, En
                                 r = -ENOMEM;
                                 goto fail;
                         }
-                        k = r == -EPERM ? env_strv_pushf(&lists[i]->errors, &lists[i]->n_errors,
+                        k = r == -EPERM ? strv_pushf(&lists[i]->errors, &lists[i]->n_errors,
                                                          "home %s: not owned by %s, not read",
                                                          users[i].home, users[i].name)
-                                        : env_strv_pushf(&lists[i]->errors, &lists[i]->n_errors,
+                                        : strv_pushf(&lists[i]->errors, &lists[i]->n_errors,
                                                          "home %s: %s", users[i].home, strerror(-r));
                         if (k < 0) {
                                 r = k;

@@ -12,23 +12,10 @@
 
 #include "env/env.h"
 
-/* ---- string vectors: (char ***v, size_t *n), NULL-terminated, heap-owned ---- */
-
-/* Append s (taking ownership; freed on failure). -ENOMEM when s is NULL. */
-int env_strv_consume(char ***v, size_t *n, char *s);
-int env_strv_push(char ***v, size_t *n, const char *s);
-int env_strv_pushv(char ***v, size_t *n, const char *fmt, va_list ap) _printf_(3, 0);
-int env_strv_pushf(char ***v, size_t *n, const char *fmt, ...) _printf_(3, 4);
-bool env_strv_contains(char *const *v, size_t n, const char *s);
-void env_strv_free(char **v, size_t n);
-/* Deep copy; a NULL/0 input gives NULL/0. */
-int env_strv_copy(char *const *v, size_t n, char ***ret, size_t *ret_n);
+/* String vectors: basic/strv.h. */
 
 /* ---- bounded reads ---- */
 
-/* Read all of fd (a regular file) into a NUL-terminated buffer. -EFBIG when it
- * is larger than max, -EBADF... when not a regular file (-EINVAL). */
-int env_read_fd(int fd, size_t max, char **ret, size_t *ret_len);
 
 /* Open relpath below dirfd without following any symlink (each component is
  * opened with O_NOFOLLOW; "." / ".." / empty components are -EINVAL). A

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "basic/strv.h"
 #include "basic/utf8.h"
 #include "env/env-internal.h"
 
@@ -101,16 +102,16 @@ static int export_channels(const EnvInfo *env, const EnvPackage *conda, size_t n
         int r = 0;
 
         for (size_t i = 0; r >= 0 && i < env->n_condarc_channels; i++)
-                if (!env_strv_contains(v, nv, env->condarc_channels[i]))
-                        r = env_strv_push(&v, &nv, env->condarc_channels[i]);
+                if (!strv_contains(v, nv, env->condarc_channels[i]))
+                        r = strv_push(&v, &nv, env->condarc_channels[i]);
         if (r >= 0 && nv == 0)
-                r = env_strv_push(&v, &nv, "defaults");
+                r = strv_push(&v, &nv, "defaults");
         for (size_t i = 0; !from_history && r >= 0 && i < n; i++) {
                 char *front;
 
-                if (!conda[i].channel || env_strv_contains(v, nv, conda[i].channel))
+                if (!conda[i].channel || strv_contains(v, nv, conda[i].channel))
                         continue;
-                r = env_strv_push(&v, &nv, conda[i].channel);
+                r = strv_push(&v, &nv, conda[i].channel);
                 if (r < 0)
                         break;
                 front = v[nv - 1];
@@ -118,7 +119,7 @@ static int export_channels(const EnvInfo *env, const EnvPackage *conda, size_t n
                 v[0] = front;
         }
         if (r < 0) {
-                env_strv_free(v, nv);
+                strv_free_n(v, nv);
                 return r;
         }
         *ret = v;
@@ -129,19 +130,17 @@ static int export_channels(const EnvInfo *env, const EnvPackage *conda, size_t n
 /* ---- YAML scalars ---- */
 
 /* The code point of the well-formed UTF-8 sequence at s (NUL-terminated) and
- * its length in *ret_len; -1 when the bytes there are not one. */
-static int32_t utf8_decode(const unsigned char *s, size_t *ret_len)
+ * its length in *ret_len; -1 (and *ret_len untouched) when the bytes there
+ * are not one. */
+static int32_t yaml_decode(const char *s, size_t *ret_len)
 {
-        size_t n = s[0] < 0x80 ? 1 : s[0] >= 0xF0 ? 4 : s[0] >= 0xE0 ? 3 : 2;
-        int32_t cp;
+        uint32_t cp;
+        size_t n = utf8_decode(s, SIZE_MAX, &cp);
 
-        if (strnlen((const char *)s, n) < n || !utf8_is_valid((const char *)s, n))
+        if (cp == UTF8_INVALID)
                 return -1;
-        cp = n == 1 ? s[0] : n == 2 ? s[0] & 0x1F : n == 3 ? s[0] & 0x0F : s[0] & 0x07;
-        for (size_t i = 1; i < n; i++)
-                cp = cp << 6 | (s[i] & 0x3F);
         *ret_len = n;
-        return cp;
+        return (int32_t)cp;
 }
 
 /* Printable code points a YAML emitter writes as they are (PyYAML's and
@@ -202,7 +201,7 @@ static bool yaml_plain_ok(const char *s)
                 return false;
         for (size_t i = 0; i < len;) {
                 size_t n = 1;
-                int32_t cp = utf8_decode((const unsigned char *)s + i, &n);
+                int32_t cp = yaml_decode(s + i, &n);
 
                 if (cp < 0 || !yaml_printable(cp))
                         return false;
@@ -229,7 +228,7 @@ static void yaml_write_scalar(FILE *f, const char *s)
         fputc('"', f);
         for (size_t i = 0; s[i];) {
                 size_t n = 1;
-                int32_t cp = utf8_decode((const unsigned char *)s + i, &n);
+                int32_t cp = yaml_decode(s + i, &n);
 
                 if (cp < 0)
                         fprintf(f, "\\x%02X", (unsigned char)s[i]);
@@ -318,7 +317,7 @@ int env_export(const EnvInfo *env, EnvExportMode mode, FILE *f)
                 fputs("channels:\n", f);
         for (size_t i = 0; r >= 0 && i < n_channels; i++)
                 r = yaml_line(f, "  - ", "", (const char *const[]){ channels[i] }, 1);
-        env_strv_free(channels, n_channels);
+        strv_free_n(channels, n_channels);
         if (r < 0)
                 return r;
         /* conda's Environment.to_dict leaves out an empty dependencies list. */

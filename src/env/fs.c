@@ -12,83 +12,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "basic/fileio.h"
 #include "env/env-internal.h"
-
-int env_strv_consume(char ***v, size_t *n, char *s)
-{
-        char **nv;
-
-        if (!s)
-                return -ENOMEM;
-        nv = realloc(*v, sizeof(char *) * (*n + 2));
-        if (!nv) {
-                free(s);
-                return -ENOMEM;
-        }
-        nv[(*n)++] = s;
-        nv[*n] = NULL;
-        *v = nv;
-        return 0;
-}
-
-int env_strv_push(char ***v, size_t *n, const char *s)
-{
-        return env_strv_consume(v, n, strdup(s));
-}
-
-int env_strv_pushv(char ***v, size_t *n, const char *fmt, va_list ap)
-{
-        char *s;
-
-        if (vasprintf(&s, fmt, ap) < 0)
-                return -ENOMEM;
-        return env_strv_consume(v, n, s);
-}
-
-int env_strv_pushf(char ***v, size_t *n, const char *fmt, ...)
-{
-        va_list ap;
-        int r;
-
-        va_start(ap, fmt);
-        r = env_strv_pushv(v, n, fmt, ap);
-        va_end(ap);
-        return r;
-}
-
-bool env_strv_contains(char *const *v, size_t n, const char *s)
-{
-        for (size_t i = 0; i < n; i++)
-                if (strcmp(v[i], s) == 0)
-                        return true;
-        return false;
-}
-
-void env_strv_free(char **v, size_t n)
-{
-        if (!v)
-                return;
-        for (size_t i = 0; i < n; i++)
-                free(v[i]);
-        free(v);
-}
-
-int env_strv_copy(char *const *v, size_t n, char ***ret, size_t *ret_n)
-{
-        char **c = NULL;
-        size_t cn = 0;
-
-        for (size_t i = 0; i < n; i++) {
-                int r = env_strv_push(&c, &cn, v[i]);
-                if (r < 0) {
-                        env_strv_free(c, cn);
-                        return r;
-                }
-        }
-        *ret = c;
-        *ret_n = cn;
-        return 0;
-}
 
 bool env_endswith(const char *name, const char *suffix)
 {
@@ -122,56 +47,6 @@ char *env_safe_name(const char *name)
         else if (s[0] == '.')
                 s[0] = '_';
         return s;
-}
-
-int env_read_fd(int fd, size_t max, char **ret, size_t *ret_len)
-{
-        _cleanup_free_ char *buf = NULL;
-        struct stat st;
-        size_t len = 0, cap;
-
-        if (fstat(fd, &st) < 0)
-                return negative_errno();
-        if (!S_ISREG(st.st_mode))
-                return -EINVAL;
-        if ((uint64_t)st.st_size > max)
-                return -EFBIG;
-        /* The size may change while we read: read up to max+1 to notice growth. */
-        cap = (size_t)st.st_size + 1;
-        buf = malloc(cap + 1);
-        if (!buf)
-                return -ENOMEM;
-        for (;;) {
-                ssize_t k;
-
-                if (len == cap) {
-                        char *nb;
-
-                        if (cap > max)
-                                return -EFBIG;
-                        cap = MIN(cap * 2, max + 1);
-                        nb = realloc(buf, cap + 1);
-                        if (!nb)
-                                return -ENOMEM;
-                        buf = nb;
-                }
-                k = read(fd, buf + len, cap - len);
-                if (k < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        return negative_errno();
-                }
-                if (k == 0)
-                        break;
-                len += (size_t)k;
-        }
-        if (len > max)
-                return -EFBIG;
-        buf[len] = '\0';
-        *ret = TAKE_PTR(buf);
-        if (ret_len)
-                *ret_len = len;
-        return 0;
 }
 
 /* Open one component below dirfd. A symlink gives ENOTDIR with O_DIRECTORY and
@@ -285,7 +160,7 @@ int env_read_file_beneath(int dirfd, const char *relpath, size_t max, char **ret
         r = env_open_file_beneath(dirfd, relpath, &fd);
         if (r < 0)
                 return r;
-        return env_read_fd(fd, max, ret, ret_len);
+        return read_full_fd(fd, max, ret, ret_len);
 }
 
 int env_open_home(const EnvUser *user, int *ret_fd)

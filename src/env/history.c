@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "basic/strv.h"
 #include "env/env-internal.h"
 
 char *env_spec_name(const char *spec)
@@ -373,7 +374,7 @@ int env_history_specs(const char *text, size_t len, char ***ret, size_t *ret_n, 
                 line_no++;
                 if (strlen(line) > ENV_MAX_HISTORY_LINE_BYTES) {
                         if (!long_line && warnings &&
-                            env_strv_pushf(warnings, n_warnings,
+                            strv_pushf(warnings, n_warnings,
                                            "conda-meta/history: line %zu is longer than %u bytes, "
                                            "skipped (and any others as long)",
                                            line_no, ENV_MAX_HISTORY_LINE_BYTES) < 0) {
@@ -398,12 +399,12 @@ int env_history_specs(const char *text, size_t len, char ***ret, size_t *ret_n, 
                         else
                                 r = spec_map_set(&m, specs.v[i]);
                 }
-                env_strv_free(specs.v, specs.n);
+                strv_free_n(specs.v, specs.n);
                 if (r < 0)
                         goto finish;
         }
         if (too_many && warnings &&
-            env_strv_pushf(warnings, n_warnings,
+            strv_pushf(warnings, n_warnings,
                            "conda-meta/history: more than %u specs, the rest is ignored",
                            ENV_MAX_HISTORY_SPECS) < 0) {
                 r = -ENOMEM;
@@ -421,7 +422,7 @@ int env_history_specs(const char *text, size_t len, char ***ret, size_t *ret_n, 
         r = (int)out.n;
         out.n = 0;
 finish:
-        env_strv_free(out.v, out.n);
+        strv_free_n(out.v, out.n);
         spec_map_done(&m);
         return r;
 }

@@ -1,7 +1,10 @@
 /* Generating and installing the lease hooks of a conda environment; what the
- * hooks do is described in hooks.h. The scripts are generated per variable
- * of ENV_HOOK_LEASE_VARS so that every variable the activate hook sets is
- * saved and restored the same way in all three shells. */
+ * hooks do is described in hooks.h. The scripts are templates,
+ * data/hooks/{activate,deactivate}.{sh,csh,fish} (embedded at build time,
+ * see hook-templates.h), rendered here: {{#each}} blocks and {{#join}}
+ * conditions are repeated per variable of ENV_HOOK_LEASE_VARS so that every
+ * variable the activate hook sets is saved and restored the same way in all
+ * three shells; {{NAME}} is one of the constants of template_constant(). */
 #include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -12,6 +15,7 @@
 #include <unistd.h>
 
 #include "env/env-internal.h"
+#include "env/hook-templates.h"
 #include "env/hooks.h"
 
 static const char *const lease_vars[] = {ENV_HOOK_LEASE_VARS};
@@ -61,333 +65,131 @@ static void write_header(FILE *f, EnvHookPhase phase)
                       f);
 }
 
-/* Scripts that run `set -e` (and conda's activation in them) source this hook,
- * so no command in it may fail where that would end the shell: the command
- * substitution and the time stamp (an env on a read-only file system) run as
- * if-conditions or with `|| :`. */
-static void sh_activate(FILE *f)
+/* The value of {{NAME}} in a template; NULL for an unknown name. */
+static const char *template_constant(const char *name, size_t len)
 {
-        fputs("if [ -n \"${CONDA_PREFIX:-}\" ]; then\n"
-              "    { date +%s >\"$CONDA_PREFIX/" ENV_LAST_ACTIVATED_FILE "\"; } 2>/dev/null || :\n"
-              "fi\n"
-              "if command -v gpukeeper >/dev/null 2>&1; then\n"
-              "    if _gpukeeper_out=$(gpukeeper lease env 2>/dev/null); then\n"
-              "        _gpukeeper_status=0\n"
-              "    else\n"
-              "        _gpukeeper_status=$?\n"
-              "    fi\n",
-              f);
-        for (size_t i = 0; i < ELEMENTSOF(lease_vars); i++)
-                fprintf(f, "    _gpukeeper_new_%s=\n", lease_vars[i]);
-        fputs("    if [ \"$_gpukeeper_status\" -eq 0 ]; then\n"
-              "        while IFS= read -r _gpukeeper_line; do\n"
-              "            _gpukeeper_value=${_gpukeeper_line#*=\\'}\n"
-              "            _gpukeeper_value=${_gpukeeper_value%\\'}\n"
-              "            case $_gpukeeper_value in *\\'*) continue ;; esac\n"
-              "            case $_gpukeeper_line in\n",
-              f);
-        for (size_t i = 0; i < ELEMENTSOF(lease_vars); i++)
-                fprintf(
-                    f,
-                    "            \"export %s='\"*\"'\") _gpukeeper_new_%s=$_gpukeeper_value ;;\n",
-                    lease_vars[i], lease_vars[i]);
-        fputs("            esac\n"
-              "        done <<_GPUKEEPER_EOF\n"
-              "$_gpukeeper_out\n"
-              "_GPUKEEPER_EOF\n"
-              "    fi\n"
-              "    if [ -n \"${_GPUKEEPER_DEPTH+x}\" ]; then\n"
-              "        case $_GPUKEEPER_DEPTH in ''|*[!0-9]*) _GPUKEEPER_DEPTH=0 ;; esac\n"
-              "    fi\n"
-              "    if",
-              f);
-        for (size_t i = 0; i < ELEMENTSOF(lease_vars); i++)
-                fprintf(f, "%s [ -n \"$_gpukeeper_new_%s\" ]", i > 0 ? " &&" : "", lease_vars[i]);
-        fputs("; then\n"
-              "        if [ -z \"${_GPUKEEPER_DEPTH+x}\" ]; then\n",
-              f);
-        for (size_t i = 0; i < ELEMENTSOF(lease_vars); i++)
-                fprintf(f,
-                        "            unset _GPUKEEPER_SAVED_%1$s\n"
-                        "            if [ -n \"${%1$s+x}\" ]; then\n"
-                        "                export _GPUKEEPER_SAVED_%1$s=\"$%1$s\"\n"
-                        "            fi\n",
-                        lease_vars[i]);
-        fputs("            _GPUKEEPER_DEPTH=0\n"
-              "        fi\n"
-              "        export _GPUKEEPER_DEPTH=$((_GPUKEEPER_DEPTH + 1))\n",
-              f);
-        for (size_t i = 0; i < ELEMENTSOF(lease_vars); i++)
-                fprintf(f, "        export %1$s=\"$_gpukeeper_new_%1$s\"\n", lease_vars[i]);
-        fputs("    else\n"
-              "        if [ -n \"${_GPUKEEPER_DEPTH+x}\" ]; then\n"
-              "            export _GPUKEEPER_DEPTH=$((_GPUKEEPER_DEPTH + 1))\n"
-              "        fi\n"
-              "        if [ \"$_gpukeeper_status\" -eq 0 ]; then\n"
-              "            echo \"" UNUSABLE_MESSAGE "\" >&2\n"
-              "        elif [ \"$_gpukeeper_status\" -eq " EXIT_UNREACHABLE " ]; then\n"
-              "            echo \"" UNREACHABLE_MESSAGE "\" >&2\n"
-              "        else\n"
-              "            echo \"" ENV_HOOK_NO_LEASE_MESSAGE "\" >&2\n"
-              "        fi\n"
-              "    fi\n"
-              "    unset _gpukeeper_out _gpukeeper_status _gpukeeper_line _gpukeeper_value\n",
-              f);
-        for (size_t i = 0; i < ELEMENTSOF(lease_vars); i++)
-                fprintf(f, "    unset _gpukeeper_new_%s\n", lease_vars[i]);
-        fputs("fi\n", f);
+        static const struct {
+                const char *name;
+                const char *value;
+        } constants[] = {
+                {"LAST_ACTIVATED_FILE", ENV_LAST_ACTIVATED_FILE},
+                {"NO_LEASE_MESSAGE", ENV_HOOK_NO_LEASE_MESSAGE},
+                {"UNREACHABLE_MESSAGE", UNREACHABLE_MESSAGE},
+                {"UNUSABLE_MESSAGE", UNUSABLE_MESSAGE},
+                {"EXIT_UNREACHABLE", EXIT_UNREACHABLE},
+        };
+
+        for (size_t i = 0; i < ELEMENTSOF(constants); i++)
+                if (strlen(constants[i].name) == len && memcmp(constants[i].name, name, len) == 0)
+                        return constants[i].value;
+        return NULL;
 }
 
-static void sh_deactivate(FILE *f)
+/* Write t[0..n) with its {{...}} expanded, `var` being {{VAR}} (NULL
+ * outside {{#each}} and {{#join}}). Returns 0, or -EINVAL for a malformed
+ * template (a bug: the templates are part of the build). */
+static int render_text(FILE *f, const char *t, size_t n, const char *var)
 {
-        fputs("if [ -n \"${_GPUKEEPER_DEPTH+x}\" ]; then\n"
-              "    case $_GPUKEEPER_DEPTH in ''|*[!0-9]*) _GPUKEEPER_DEPTH=0 ;; esac\n"
-              "    if [ \"$_GPUKEEPER_DEPTH\" -gt 1 ]; then\n"
-              "        export _GPUKEEPER_DEPTH=$((_GPUKEEPER_DEPTH - 1))\n"
-              "    else\n",
-              f);
-        for (size_t i = 0; i < ELEMENTSOF(lease_vars); i++)
-                fprintf(f,
-                        "        if [ -n \"${_GPUKEEPER_SAVED_%1$s+x}\" ]; then\n"
-                        "            export %1$s=\"$_GPUKEEPER_SAVED_%1$s\"\n"
-                        "            unset _GPUKEEPER_SAVED_%1$s\n"
-                        "        else\n"
-                        "            unset %1$s\n"
-                        "        fi\n",
-                        lease_vars[i]);
-        fputs("        unset _GPUKEEPER_DEPTH\n"
-              "    fi\n"
-              "fi\n",
-              f);
+        static const char join[] = "{{#join|", join_end[] = "{{/join}}";
+        const char *end = t + n;
+
+        while (t < end) {
+                const char *open = memmem(t, (size_t)(end - t), "{{", 2), *close, *value;
+
+                if (!open) {
+                        fwrite(t, 1, (size_t)(end - t), f);
+                        return 0;
+                }
+                /* "${{{VAR}}+x}": the shell's brace, then the template's. */
+                while (open + 2 < end && open[2] == '{')
+                        open++;
+                fwrite(t, 1, (size_t)(open - t), f);
+                close = memmem(open + 2, (size_t)(end - open - 2), "}}", 2);
+                if (!close)
+                        return -EINVAL;
+                if ((size_t)(end - open) > strlen(join) &&
+                    strncmp(open, join, strlen(join)) == 0) {
+                        /* {{#join|SEP|}}ITEM{{/join}}: ITEM once per lease
+                         * variable, SEP between them. */
+                        const char *sep = open + strlen(join), *sep_end = close - 1;
+                        const char *item = close + 2,
+                                   *item_end = memmem(item, (size_t)(end - item), join_end,
+                                                      strlen(join_end));
+
+                        if (sep_end < sep || *sep_end != '|' || !item_end)
+                                return -EINVAL;
+                        for (size_t i = 0; i < ELEMENTSOF(lease_vars); i++) {
+                                int r;
+
+                                if (i > 0)
+                                        fwrite(sep, 1, (size_t)(sep_end - sep), f);
+                                r = render_text(f, item, (size_t)(item_end - item), lease_vars[i]);
+                                if (r < 0)
+                                        return r;
+                        }
+                        t = item_end + strlen(join_end);
+                        continue;
+                }
+                if (close - open == 5 && memcmp(open, "{{VAR", 5) == 0)
+                        value = var;
+                else
+                        value = template_constant(open + 2, (size_t)(close - open - 2));
+                if (!value)
+                        return -EINVAL;
+                fputs(value, f);
+                t = close + 2;
+        }
+        return 0;
 }
 
-/* csh cannot redirect stderr alone, so the commands whose errors must stay
- * quiet run under sh -c; `set x = "`cmd`"` keeps one word per output line.
- * Under `csh -e` a failing command, also one in backquotes, ends the shell, so
- * every sh -c here exits 0: the exit status of `gpukeeper lease env` comes
- * back as the first line of its output. That sh script holds $, which csh
- * would substitute inside "`...`", so it sits in a variable that only the
- * backquoted command (parsed by csh once more) expands, as '"$_gpukeeper_sh"'.
- * Messages are written by sh too: csh could only reopen /dev/stderr, whose
- * own offset, when stderr is a file, lets later output overwrite the message.
- * csh substitutes variables on a whole line before it looks at an if
- * condition, so a variable that may be unset is only read inside an
- * if ... then ... endif block. */
-static void csh_activate(FILE *f)
+/* Render a template line by line: the lines between a line "{{#each}}" and
+ * a line "{{/each}}" are written once per variable of ENV_HOOK_LEASE_VARS
+ * (with {{VAR}} its name), a line starting with "{{!" is a comment and is
+ * dropped, any other line is written with its {{...}} expanded. */
+static int render_template(FILE *f, const char *t)
 {
-        fputs("if ( $?CONDA_PREFIX ) then\n"
-              "    sh -c 'exec 2>/dev/null; date +%s >\"$1/" ENV_LAST_ACTIVATED_FILE
-              "\" || :' sh \"$CONDA_PREFIX\"\n"
-              "endif\n"
-              "set _gpukeeper_sh = 'if command -v gpukeeper >/dev/null 2>&1; then "
-              "if o=$(gpukeeper lease env 2>/dev/null); then echo 0; printf \"%s\\n\" \"$o\"; "
-              "else echo $?; fi; else echo 127; fi'\n"
-              "set _gpukeeper_out = \"`sh -c \"'\"$_gpukeeper_sh\"'\"`\"\n"
-              "set _gpukeeper_status = \"$_gpukeeper_out[1]\"\n"
-              "if ( $_gpukeeper_status != 127 ) then\n",
-              f);
-        for (size_t i = 0; i < ELEMENTSOF(lease_vars); i++)
-                fprintf(f, "    set _gpukeeper_new_%s = \"\"\n", lease_vars[i]);
-        fputs("    if ( $_gpukeeper_status == 0 ) then\n"
-              "        foreach _gpukeeper_line ( $_gpukeeper_out:q )\n"
-              "            switch ( \"$_gpukeeper_line\" )\n"
-              "            case \"*'*'*'*\":\n"
-              "                breaksw\n",
-              f);
-        for (size_t i = 0; i < ELEMENTSOF(lease_vars); i++)
-                fprintf(f,
-                        "            case \"export %1$s='*'\":\n"
-                        "                set _gpukeeper_new_%1$s = "
-                        "\"$_gpukeeper_line:s/export %1$s='//:s/'//\"\n"
-                        "                breaksw\n",
-                        lease_vars[i]);
-        fputs("            endsw\n"
-              "        end\n"
-              "    endif\n"
-              "    if ( $?_GPUKEEPER_DEPTH ) then\n"
-              "        switch ( \"$_GPUKEEPER_DEPTH\" )\n"
-              "        case [0-9]:\n"
-              "        case [1-9][0-9]:\n"
-              "            breaksw\n"
-              "        default:\n"
-              "            setenv _GPUKEEPER_DEPTH 0\n"
-              "        endsw\n"
-              "    endif\n"
-              "    if (",
-              f);
-        for (size_t i = 0; i < ELEMENTSOF(lease_vars); i++)
-                fprintf(f, "%s \"$_gpukeeper_new_%s\" != \"\"", i > 0 ? " &&" : "", lease_vars[i]);
-        fputs(" ) then\n"
-              "        if ( ! $?_GPUKEEPER_DEPTH ) then\n",
-              f);
-        for (size_t i = 0; i < ELEMENTSOF(lease_vars); i++)
-                fprintf(f,
-                        "            unsetenv _GPUKEEPER_SAVED_%1$s\n"
-                        "            if ( $?%1$s ) then\n"
-                        "                setenv _GPUKEEPER_SAVED_%1$s \"$%1$s\"\n"
-                        "            endif\n",
-                        lease_vars[i]);
-        fputs("            setenv _GPUKEEPER_DEPTH 0\n"
-              "        endif\n"
-              "        @ _gpukeeper_depth = $_GPUKEEPER_DEPTH + 1\n"
-              "        setenv _GPUKEEPER_DEPTH $_gpukeeper_depth\n",
-              f);
-        for (size_t i = 0; i < ELEMENTSOF(lease_vars); i++)
-                fprintf(f, "        setenv %1$s \"$_gpukeeper_new_%1$s\"\n", lease_vars[i]);
-        fputs("    else\n"
-              "        if ( $?_GPUKEEPER_DEPTH ) then\n"
-              "            @ _gpukeeper_depth = $_GPUKEEPER_DEPTH + 1\n"
-              "            setenv _GPUKEEPER_DEPTH $_gpukeeper_depth\n"
-              "        endif\n"
-              "        if ( $_gpukeeper_status == 0 ) then\n"
-              "            sh -c 'echo \"$1\" >&2' sh \"" UNUSABLE_MESSAGE "\"\n"
-              "        else if ( $_gpukeeper_status == " EXIT_UNREACHABLE " ) then\n"
-              "            sh -c 'echo \"$1\" >&2' sh \"" UNREACHABLE_MESSAGE "\"\n"
-              "        else\n"
-              "            sh -c 'echo \"$1\" >&2' sh \"" ENV_HOOK_NO_LEASE_MESSAGE "\"\n"
-              "        endif\n"
-              "    endif\n"
-              "    unset _gpukeeper_line _gpukeeper_depth\n",
-              f);
-        for (size_t i = 0; i < ELEMENTSOF(lease_vars); i++)
-                fprintf(f, "    unset _gpukeeper_new_%s\n", lease_vars[i]);
-        fputs("endif\n"
-              "unset _gpukeeper_sh _gpukeeper_out _gpukeeper_status\n",
-              f);
-}
+        static const char each[] = "{{#each}}\n", each_end[] = "\n{{/each}}\n";
 
-static void csh_deactivate(FILE *f)
-{
-        fputs("if ( $?_GPUKEEPER_DEPTH ) then\n"
-              "    set _gpukeeper_depth = 0\n"
-              "    switch ( \"$_GPUKEEPER_DEPTH\" )\n"
-              "    case [0-9]:\n"
-              "    case [1-9][0-9]:\n"
-              "        set _gpukeeper_depth = $_GPUKEEPER_DEPTH\n"
-              "        breaksw\n"
-              "    endsw\n"
-              "    if ( $_gpukeeper_depth > 1 ) then\n"
-              "        @ _gpukeeper_depth = $_gpukeeper_depth - 1\n"
-              "        setenv _GPUKEEPER_DEPTH $_gpukeeper_depth\n"
-              "    else\n",
-              f);
-        for (size_t i = 0; i < ELEMENTSOF(lease_vars); i++)
-                fprintf(f,
-                        "        if ( $?_GPUKEEPER_SAVED_%1$s ) then\n"
-                        "            setenv %1$s \"$_GPUKEEPER_SAVED_%1$s\"\n"
-                        "            unsetenv _GPUKEEPER_SAVED_%1$s\n"
-                        "        else\n"
-                        "            unsetenv %1$s\n"
-                        "        endif\n",
-                        lease_vars[i]);
-        fputs("        unsetenv _GPUKEEPER_DEPTH\n"
-              "    endif\n"
-              "    unset _gpukeeper_depth\n"
-              "endif\n",
-              f);
-}
+        while (*t) {
+                const char *eol = strchrnul(t, '\n'), *next = *eol ? eol + 1 : eol;
+                int r;
 
-/* fish: a failed redirection is reported by fish itself whatever 2> says, so
- * the time is written under sh -c as in csh. `set -l` inside the if block
- * keeps the helpers local to it. */
-static void fish_activate(FILE *f)
-{
-        fputs("if set -q CONDA_PREFIX\n"
-              "    sh -c 'exec 2>/dev/null; date +%s >\"$1/" ENV_LAST_ACTIVATED_FILE
-              "\" || :' sh \"$CONDA_PREFIX\"\n"
-              "end\n"
-              "if command -q gpukeeper\n"
-              "    set -l _gpukeeper_out (gpukeeper lease env 2>/dev/null)\n"
-              "    set -l _gpukeeper_status $status\n",
-              f);
-        for (size_t i = 0; i < ELEMENTSOF(lease_vars); i++)
-                fprintf(f, "    set -l _gpukeeper_new_%s ''\n", lease_vars[i]);
-        fputs("    if test $_gpukeeper_status -eq 0\n"
-              "        for _gpukeeper_line in $_gpukeeper_out\n",
-              f);
-        for (size_t i = 0; i < ELEMENTSOF(lease_vars); i++)
-                fprintf(f,
-                        "            string match -qr '^export %1$s=\\'[^\\']+\\'$' -- "
-                        "$_gpukeeper_line\n"
-                        "            and set _gpukeeper_new_%1$s "
-                        "(string replace -r '^export %1$s=\\'([^\\']+)\\'$' '$1' -- "
-                        "$_gpukeeper_line)\n",
-                        lease_vars[i]);
-        fputs("        end\n"
-              "    end\n"
-              "    if set -q _GPUKEEPER_DEPTH\n"
-              "        string match -qr '^[0-9]+$' -- \"$_GPUKEEPER_DEPTH\"\n"
-              "        or set -gx _GPUKEEPER_DEPTH 0\n"
-              "    end\n"
-              "    if",
-              f);
-        for (size_t i = 0; i < ELEMENTSOF(lease_vars); i++)
-                fprintf(f, "%s test -n \"$_gpukeeper_new_%s\"", i > 0 ? "; and" : "",
-                        lease_vars[i]);
-        fputs("\n"
-              "        if not set -q _GPUKEEPER_DEPTH\n",
-              f);
-        for (size_t i = 0; i < ELEMENTSOF(lease_vars); i++)
-                fprintf(f,
-                        "            set -eg _GPUKEEPER_SAVED_%1$s\n"
-                        "            set -q %1$s\n"
-                        "            and set -gx _GPUKEEPER_SAVED_%1$s $%1$s\n",
-                        lease_vars[i]);
-        fputs("            set -gx _GPUKEEPER_DEPTH 0\n"
-              "        end\n"
-              "        set -gx _GPUKEEPER_DEPTH (math $_GPUKEEPER_DEPTH + 1)\n",
-              f);
-        for (size_t i = 0; i < ELEMENTSOF(lease_vars); i++)
-                fprintf(f, "        set -gx %1$s $_gpukeeper_new_%1$s\n", lease_vars[i]);
-        fputs("    else\n"
-              "        if set -q _GPUKEEPER_DEPTH\n"
-              "            set -gx _GPUKEEPER_DEPTH (math $_GPUKEEPER_DEPTH + 1)\n"
-              "        end\n"
-              "        if test $_gpukeeper_status -eq 0\n"
-              "            echo \"" UNUSABLE_MESSAGE "\" >&2\n"
-              "        else if test $_gpukeeper_status -eq " EXIT_UNREACHABLE "\n"
-              "            echo \"" UNREACHABLE_MESSAGE "\" >&2\n"
-              "        else\n"
-              "            echo \"" ENV_HOOK_NO_LEASE_MESSAGE "\" >&2\n"
-              "        end\n"
-              "    end\n"
-              "end\n",
-              f);
-}
+                if (strncmp(t, "{{!", 3) == 0) {
+                        t = next;
+                        continue;
+                }
+                if (strncmp(t, each, strlen(each)) == 0) {
+                        const char *body = next, *stop = strstr(body, each_end);
 
-static void fish_deactivate(FILE *f)
-{
-        fputs("if set -q _GPUKEEPER_DEPTH\n"
-              "    if string match -qr '^[0-9]+$' -- \"$_GPUKEEPER_DEPTH\"; "
-              "and test $_GPUKEEPER_DEPTH -gt 1\n"
-              "        set -gx _GPUKEEPER_DEPTH (math $_GPUKEEPER_DEPTH - 1)\n"
-              "    else\n",
-              f);
-        for (size_t i = 0; i < ELEMENTSOF(lease_vars); i++)
-                fprintf(f,
-                        "        if set -q _GPUKEEPER_SAVED_%1$s\n"
-                        "            set -gx %1$s $_GPUKEEPER_SAVED_%1$s\n"
-                        "            set -eg _GPUKEEPER_SAVED_%1$s\n"
-                        "        else\n"
-                        "            set -eg %1$s\n"
-                        "        end\n",
-                        lease_vars[i]);
-        fputs("        set -eg _GPUKEEPER_DEPTH\n"
-              "    end\n"
-              "end\n",
-              f);
+                        if (!stop)
+                                return -EINVAL;
+                        for (size_t i = 0; i < ELEMENTSOF(lease_vars); i++) {
+                                r = render_text(f, body, (size_t)(stop + 1 - body), lease_vars[i]);
+                                if (r < 0)
+                                        return r;
+                        }
+                        t = stop + strlen(each_end);
+                        continue;
+                }
+                r = render_text(f, t, (size_t)(next - t), NULL);
+                if (r < 0)
+                        return r;
+                t = next;
+        }
+        return 0;
 }
 
 int env_hook_text(EnvHookShell shell, EnvHookPhase phase, char **ret)
 {
-        static void (*const writers[_ENV_HOOK_SHELL_MAX][_ENV_HOOK_PHASE_MAX])(FILE *) = {
-            [ENV_HOOK_SH] = {sh_activate, sh_deactivate},
-            [ENV_HOOK_CSH] = {csh_activate, csh_deactivate},
-            [ENV_HOOK_FISH] = {fish_activate, fish_deactivate},
+        static const char *const templates[_ENV_HOOK_SHELL_MAX][_ENV_HOOK_PHASE_MAX] = {
+            [ENV_HOOK_SH] = {env_hook_template_activate_sh, env_hook_template_deactivate_sh},
+            [ENV_HOOK_CSH] = {env_hook_template_activate_csh, env_hook_template_deactivate_csh},
+            [ENV_HOOK_FISH] = {env_hook_template_activate_fish, env_hook_template_deactivate_fish},
         };
         char *buf = NULL;
         size_t len = 0;
         FILE *f;
+        int r;
 
         assert(shell >= 0 && shell < _ENV_HOOK_SHELL_MAX);
         assert(phase >= 0 && phase < _ENV_HOOK_PHASE_MAX);
@@ -397,15 +199,14 @@ int env_hook_text(EnvHookShell shell, EnvHookPhase phase, char **ret)
         if (!f)
                 return -ENOMEM;
         write_header(f, phase);
-        writers[shell][phase](f);
-        if (ferror(f)) {
-                fclose(f);
+        r = render_template(f, templates[shell][phase]);
+        if (r >= 0 && ferror(f))
+                r = -ENOMEM;
+        if (fclose(f) != 0 && r >= 0)
+                r = -ENOMEM;
+        if (r < 0) {
                 free(buf);
-                return -ENOMEM;
-        }
-        if (fclose(f) != 0) {
-                free(buf);
-                return -ENOMEM;
+                return r;
         }
         *ret = buf;
         return 0;

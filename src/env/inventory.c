@@ -30,6 +30,7 @@
 #include <unistd.h>
 
 #include "basic/parse.h"
+#include "basic/strv.h"
 #include "basic/user-util.h"
 #include "env/env-internal.h"
 
@@ -55,9 +56,9 @@ void env_info_free(EnvInfo *e)
         for (size_t i = 0; e->packages && i < e->n_packages; i++)
                 package_done(&e->packages[i]);
         free(e->packages);
-        env_strv_free(e->history_specs, e->n_history_specs);
-        env_strv_free(e->condarc_channels, e->n_condarc_channels);
-        env_strv_free(e->warnings, e->n_warnings);
+        strv_free_n(e->history_specs, e->n_history_specs);
+        strv_free_n(e->condarc_channels, e->n_condarc_channels);
+        strv_free_n(e->warnings, e->n_warnings);
         free(e);
 }
 
@@ -132,7 +133,7 @@ _printf_(2, 3) static int warn(EnvInfo *e, const char *fmt, ...)
         int r;
 
         va_start(ap, fmt);
-        r = env_strv_pushv(&e->warnings, &e->n_warnings, fmt, ap);
+        r = strv_pushv(&e->warnings, &e->n_warnings, fmt, ap);
         va_end(ap);
         return r;
 }
@@ -544,7 +545,7 @@ static int collect_conda_dist_dirs(json_t *files, char ***v, size_t *n)
                         continue;
                 if (*n > 0 && strcmp((*v)[*n - 1], key) == 0)
                         continue; /* files of one dist-info are listed together */
-                if (env_strv_consume(v, n, TAKE_PTR(key)) < 0)
+                if (strv_consume(v, n, TAKE_PTR(key)) < 0)
                         return -ENOMEM;
         }
         return 0;
@@ -852,7 +853,7 @@ static int load_packages(EnvInfo *e, int envfd, int metafd, const Record *recs, 
                 if (e->n_conda_packages == 0 ||
                     !bsearch(&key, e->packages, e->n_conda_packages, sizeof(EnvPackage), cmp_package))
                         continue;
-                r = env_strv_push(&e->history_specs, &e->n_history_specs, specs[i]);
+                r = strv_push(&e->history_specs, &e->n_history_specs, specs[i]);
                 if (r < 0)
                         goto finish;
         }
@@ -862,8 +863,8 @@ finish:
                 free(pip[i].version);
         }
         free(pip);
-        env_strv_free(dist_dirs, n_dist_dirs);
-        env_strv_free(specs, n_specs);
+        strv_free_n(dist_dirs, n_dist_dirs);
+        strv_free_n(specs, n_specs);
         return r;
 }
 
@@ -912,7 +913,7 @@ int env_info_load(const EnvUser *user, int homefd, const char *path, const char 
                 return -ENOMEM;
         e->is_base = is_base;
         e->owner_uid = (uid_t)-1;
-        r = env_strv_copy(condarc_channels, n_condarc_channels, &e->condarc_channels,
+        r = strv_copy(condarc_channels, n_condarc_channels, &e->condarc_channels,
                           &e->n_condarc_channels);
         if (r < 0)
                 return r;

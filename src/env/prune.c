@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "basic/parse.h"
+#include "basic/strv.h"
 #include "basic/time-util.h"
 #include "basic/utf8.h"
 #include "env/env-internal.h"
@@ -92,7 +93,7 @@ void env_prune_plan_free(EnvPrunePlan *p)
                 free(p->items[i].skip_reason);
         }
         free(p->items);
-        env_strv_free(p->errors, p->n_errors);
+        strv_free_n(p->errors, p->n_errors);
         free(p);
 }
 
@@ -157,7 +158,7 @@ int env_prune_plan(const EnvUser *user, uint64_t unused_for_usec, uint64_t now_u
         if (r < 0)
                 return r;
         for (size_t i = 0; i < l->n_errors; i++)
-                if (env_strv_push(&p->errors, &p->n_errors, l->errors[i]) < 0)
+                if (strv_push(&p->errors, &p->n_errors, l->errors[i]) < 0)
                         return -ENOMEM;
         p->items = calloc(l->n_envs + 1, sizeof(EnvPruneItem));
         if (!p->items)
@@ -167,7 +168,7 @@ int env_prune_plan(const EnvUser *user, uint64_t unused_for_usec, uint64_t now_u
                 EnvPruneItem *it;
 
                 if (e->error) {
-                        if (env_strv_pushf(&p->errors, &p->n_errors, "%s: %s", e->path, e->error) < 0)
+                        if (strv_pushf(&p->errors, &p->n_errors, "%s: %s", e->path, e->error) < 0)
                                 return -ENOMEM;
                         continue;
                 }

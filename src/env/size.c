@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "basic/time-util.h"
+#include "basic/fileio.h"
 #include "env/env-internal.h"
 
 #define SIZE_MAX_THREADS 16
@@ -92,7 +93,7 @@ static json_t *cache_load(const char *path)
         size_t len = 0;
         json_t *j = NULL;
 
-        if (fd >= 0 && env_read_fd(fd, SIZE_CACHE_MAX_BYTES, &text, &len) >= 0)
+        if (fd >= 0 && read_full_fd(fd, SIZE_CACHE_MAX_BYTES, &text, &len) >= 0)
                 j = json_loadb(text, len, 0, NULL);
         if (!json_is_object(json_object_get(j, "entries")) ||
             json_integer_value(json_object_get(j, "version")) != 1) {

@@ -23,14 +23,10 @@ static int device_id(Store *s, const char *uuid, const char *gpu_uuid, int64_t *
         sqlite3_stmt *st = NULL;
         int r;
 
-        r = store_statement(s, "INSERT OR IGNORE INTO history_devices (device_uuid, gpu_uuid) "
-                               "VALUES (?, ?)",
-                            &st);
-        if (r < 0)
-                return r;
-        sqlite3_bind_text(st, 1, uuid, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 2, gpu_uuid, -1, SQLITE_STATIC);
-        r = store_step_done(st);
+        r = store_exec(s,
+                       "INSERT OR IGNORE INTO history_devices (device_uuid, gpu_uuid) "
+                       "VALUES (?, ?)",
+                       STORE_ARGS(STORE_TEXT(uuid), STORE_TEXT(gpu_uuid)));
         if (r < 0)
                 return r;
         r = store_statement(s, "SELECT id FROM history_devices WHERE device_uuid = ?", &st);
@@ -54,7 +50,6 @@ static int add_hours(Store *s, uint64_t ts_usec, uint64_t span_usec, const Histo
         for (size_t i = 0; i < n; i++) {
                 uint64_t busy = 0, device_time = 0;
                 double mem = 0;
-                sqlite3_stmt *st = NULL;
                 bool seen = false;
                 int r;
 
@@ -68,22 +63,19 @@ static int add_hours(Store *s, uint64_t ts_usec, uint64_t span_usec, const Histo
                                 busy += samples[j].busy ? span_usec : 0;
                                 mem += (double)samples[j].memory_used_bytes * (double)span_usec * 1e-6;
                         }
-                r = store_statement(s,
-                                    "INSERT INTO history_hours (hour_usec, holder_uid, span_usec, "
-                                    "busy_usec, memory_byte_sec) VALUES (?, ?, ?, ?, ?) "
-                                    "ON CONFLICT (hour_usec, holder_uid) DO UPDATE SET "
-                                    "span_usec = span_usec + excluded.span_usec, "
-                                    "busy_usec = busy_usec + excluded.busy_usec, "
-                                    "memory_byte_sec = memory_byte_sec + excluded.memory_byte_sec",
-                                    &st);
-                if (r < 0)
-                        return r;
-                sqlite3_bind_int64(st, 1, (sqlite3_int64)(ts_usec / USEC_PER_HOUR * USEC_PER_HOUR));
-                sqlite3_bind_int64(st, 2, samples[i].holder_uid >= 0 ? samples[i].holder_uid : -1);
-                sqlite3_bind_int64(st, 3, (sqlite3_int64)device_time);
-                sqlite3_bind_int64(st, 4, (sqlite3_int64)busy);
-                sqlite3_bind_double(st, 5, mem);
-                r = store_step_done(st);
+                r = store_exec(s,
+                               "INSERT INTO history_hours (hour_usec, holder_uid, span_usec, "
+                               "busy_usec, memory_byte_sec) VALUES (?, ?, ?, ?, ?) "
+                               "ON CONFLICT (hour_usec, holder_uid) DO UPDATE SET "
+                               "span_usec = span_usec + excluded.span_usec, "
+                               "busy_usec = busy_usec + excluded.busy_usec, "
+                               "memory_byte_sec = memory_byte_sec + excluded.memory_byte_sec",
+                               STORE_ARGS(STORE_INT(ts_usec / USEC_PER_HOUR * USEC_PER_HOUR),
+                                          STORE_INT(samples[i].holder_uid >= 0
+                                                        ? samples[i].holder_uid
+                                                        : -1),
+                                          STORE_INT(device_time), STORE_INT(busy),
+                                          STORE_DOUBLE(mem)));
                 if (r < 0)
                         return r;
         }
@@ -93,7 +85,6 @@ static int add_hours(Store *s, uint64_t ts_usec, uint64_t span_usec, const Histo
 int store_history_write(Store *s, uint64_t ts_usec, uint64_t span_usec, const HistorySample *samples,
                         size_t n)
 {
-        sqlite3_stmt *st = NULL;
         int r;
 
         if (n == 0)
@@ -109,27 +100,18 @@ int store_history_write(Store *s, uint64_t ts_usec, uint64_t span_usec, const Hi
                 r = device_id(s, x->device_uuid, x->gpu_uuid, &id);
                 if (r < 0)
                         goto finish;
-                r = store_statement(s,
-                                    "INSERT OR REPLACE INTO history_samples (ts_usec, device_id, "
-                                    "span_usec, util, busy, memory_used_bytes, power_mw, holder_uid, "
-                                    "lease_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                                    &st);
-                if (r < 0)
-                        goto finish;
-                sqlite3_bind_int64(st, 1, (sqlite3_int64)ts_usec);
-                sqlite3_bind_int64(st, 2, id);
-                sqlite3_bind_int64(st, 3, (sqlite3_int64)span_usec);
-                if (x->util_percent >= 0)
-                        sqlite3_bind_int(st, 4, MIN(x->util_percent, 100));
-                sqlite3_bind_int(st, 5, x->busy);
-                sqlite3_bind_int64(st, 6, (sqlite3_int64)x->memory_used_bytes);
-                if (x->power_mw > 0)
-                        sqlite3_bind_int64(st, 7, (sqlite3_int64)x->power_mw);
-                if (x->holder_uid >= 0)
-                        sqlite3_bind_int64(st, 8, x->holder_uid);
-                if (x->lease_id > 0)
-                        sqlite3_bind_int64(st, 9, x->lease_id);
-                r = store_step_done(st);
+                r = store_exec(
+                    s,
+                    "INSERT OR REPLACE INTO history_samples (ts_usec, device_id, span_usec, "
+                    "util, busy, memory_used_bytes, power_mw, holder_uid, lease_id) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    STORE_ARGS(STORE_INT(ts_usec), STORE_INT(id), STORE_INT(span_usec),
+                               x->util_percent >= 0 ? STORE_INT(MIN(x->util_percent, 100))
+                                                    : STORE_NULL,
+                               STORE_INT(x->busy), STORE_INT(x->memory_used_bytes),
+                               x->power_mw > 0 ? STORE_INT(x->power_mw) : STORE_NULL,
+                               x->holder_uid >= 0 ? STORE_INT(x->holder_uid) : STORE_NULL,
+                               x->lease_id > 0 ? STORE_INT(x->lease_id) : STORE_NULL));
                 if (r < 0)
                         goto finish;
         }
@@ -162,18 +144,6 @@ static int query_min(Store *s, const char *sql, uint64_t *ret)
         return r;
 }
 
-static int exec_bound(Store *s, const char *sql, uint64_t a)
-{
-        sqlite3_stmt *st = NULL;
-        int r;
-
-        r = store_statement(s, sql, &st);
-        if (r < 0)
-                return r;
-        sqlite3_bind_int64(st, 1, (sqlite3_int64)a);
-        return store_step_done(st);
-}
-
 static const char sql_min_raw[] = "SELECT min(ts_usec) FROM history_samples";
 static const char sql_min_minute[] = "SELECT min(minute_usec) FROM history_minutes";
 
@@ -195,32 +165,33 @@ int store_history_rollup(Store *s, uint64_t raw_before_usec, uint64_t minutes_be
         if (r == 0 && oldest < raw_limit) {
                 uint64_t upto = MIN(oldest / USEC_PER_MINUTE * USEC_PER_MINUTE + span, raw_limit);
 
-                r = exec_bound(
-                        s,
-                        "INSERT INTO history_minutes (minute_usec, device_id, holder_uid, samples, "
-                        "span_usec, busy_usec, util_usec, util_span_usec, memory_byte_sec, "
-                        "power_mw_usec, power_span_usec) "
-                        "SELECT ts_usec / 60000000 * 60000000, device_id, coalesce(holder_uid, -1), "
-                        "count(*), sum(span_usec), sum(busy * span_usec), "
-                        "sum(coalesce(util, 0) * span_usec), "
-                        "sum(CASE WHEN util IS NULL THEN 0 ELSE span_usec END), "
-                        "sum(memory_used_bytes * 1e-6 * span_usec), "
-                        "sum(coalesce(power_mw, 0) * span_usec), "
-                        "sum(CASE WHEN power_mw IS NULL THEN 0 ELSE span_usec END) "
-                        "FROM history_samples WHERE ts_usec < ?1 GROUP BY 1, 2, 3 "
-                        "ON CONFLICT (minute_usec, device_id, holder_uid) DO UPDATE SET "
-                        "samples = samples + excluded.samples, "
-                        "span_usec = span_usec + excluded.span_usec, "
-                        "busy_usec = busy_usec + excluded.busy_usec, "
-                        "util_usec = util_usec + excluded.util_usec, "
-                        "util_span_usec = util_span_usec + excluded.util_span_usec, "
-                        "memory_byte_sec = memory_byte_sec + excluded.memory_byte_sec, "
-                        "power_mw_usec = power_mw_usec + excluded.power_mw_usec, "
-                        "power_span_usec = power_span_usec + excluded.power_span_usec",
-                        upto);
+                r = store_exec(
+                    s,
+                    "INSERT INTO history_minutes (minute_usec, device_id, holder_uid, samples, "
+                    "span_usec, busy_usec, util_usec, util_span_usec, memory_byte_sec, "
+                    "power_mw_usec, power_span_usec) "
+                    "SELECT ts_usec / 60000000 * 60000000, device_id, coalesce(holder_uid, -1), "
+                    "count(*), sum(span_usec), sum(busy * span_usec), "
+                    "sum(coalesce(util, 0) * span_usec), "
+                    "sum(CASE WHEN util IS NULL THEN 0 ELSE span_usec END), "
+                    "sum(memory_used_bytes * 1e-6 * span_usec), "
+                    "sum(coalesce(power_mw, 0) * span_usec), "
+                    "sum(CASE WHEN power_mw IS NULL THEN 0 ELSE span_usec END) "
+                    "FROM history_samples WHERE ts_usec < ?1 GROUP BY 1, 2, 3 "
+                    "ON CONFLICT (minute_usec, device_id, holder_uid) DO UPDATE SET "
+                    "samples = samples + excluded.samples, "
+                    "span_usec = span_usec + excluded.span_usec, "
+                    "busy_usec = busy_usec + excluded.busy_usec, "
+                    "util_usec = util_usec + excluded.util_usec, "
+                    "util_span_usec = util_span_usec + excluded.util_span_usec, "
+                    "memory_byte_sec = memory_byte_sec + excluded.memory_byte_sec, "
+                    "power_mw_usec = power_mw_usec + excluded.power_mw_usec, "
+                    "power_span_usec = power_span_usec + excluded.power_span_usec",
+                    STORE_ARGS(STORE_INT(upto)));
                 if (r < 0)
                         goto finish;
-                r = exec_bound(s, "DELETE FROM history_samples WHERE ts_usec < ?", upto);
+                r = store_exec(s, "DELETE FROM history_samples WHERE ts_usec < ?",
+                               STORE_ARGS(STORE_INT(upto)));
                 if (r < 0)
                         goto finish;
                 more = more || upto < raw_limit;
@@ -231,11 +202,12 @@ int store_history_rollup(Store *s, uint64_t raw_before_usec, uint64_t minutes_be
         if (r == 0 && oldest < minutes_before_usec) {
                 uint64_t upto = MIN(oldest + span, minutes_before_usec);
 
-                r = exec_bound(s, "DELETE FROM history_minutes WHERE minute_usec < ?", upto);
+                r = store_exec(s, "DELETE FROM history_minutes WHERE minute_usec < ?",
+                               STORE_ARGS(STORE_INT(upto)));
                 if (r < 0)
                         goto finish;
-                r = exec_bound(s, "DELETE FROM history_hours WHERE hour_usec < ?",
-                               upto / USEC_PER_HOUR * USEC_PER_HOUR);
+                r = store_exec(s, "DELETE FROM history_hours WHERE hour_usec < ?",
+                               STORE_ARGS(STORE_INT(upto / USEC_PER_HOUR * USEC_PER_HOUR)));
                 if (r < 0)
                         goto finish;
                 more = more || upto < minutes_before_usec;

@@ -40,30 +40,20 @@ void stored_lease_done(StoredLease *l)
 
 static int insert_lease_rows(Store *s, StoredLease *l, const char *request_json)
 {
-        sqlite3_stmt *st = NULL;
+        bool client = l->client_pid > 0;
         int r;
 
-        r = store_statement(
-            s,
-            "INSERT INTO leases (uid, kind, state, created_usec, expires_usec, client_pid, "
-            "client_start_time, command, request, queue_wait_usec) "
-            "VALUES (?, ?, 'active', ?, ?, ?, ?, ?, ?, ?)",
-            &st);
-        if (r < 0)
-                return r;
-        sqlite3_bind_int64(st, 1, l->uid);
-        sqlite3_bind_text(st, 2, lease_kind_to_string(l->kind), -1, SQLITE_STATIC);
-        sqlite3_bind_int64(st, 3, (sqlite3_int64)l->created_usec);
-        if (l->expires_usec)
-                sqlite3_bind_int64(st, 4, (sqlite3_int64)l->expires_usec);
-        if (l->client_pid > 0) {
-                sqlite3_bind_int64(st, 5, l->client_pid);
-                sqlite3_bind_int64(st, 6, (sqlite3_int64)l->client_start_time);
-        }
-        sqlite3_bind_text(st, 7, l->command, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 8, request_json, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(st, 9, (sqlite3_int64)l->queue_wait_usec);
-        r = store_step_done(st);
+        r = store_exec(s,
+                       "INSERT INTO leases (uid, kind, state, created_usec, expires_usec, "
+                       "client_pid, client_start_time, command, request, queue_wait_usec) "
+                       "VALUES (?, ?, 'active', ?, ?, ?, ?, ?, ?, ?)",
+                       STORE_ARGS(STORE_INT(l->uid), STORE_TEXT(lease_kind_to_string(l->kind)),
+                                  STORE_INT(l->created_usec),
+                                  l->expires_usec ? STORE_INT(l->expires_usec) : STORE_NULL,
+                                  client ? STORE_INT(l->client_pid) : STORE_NULL,
+                                  client ? STORE_INT(l->client_start_time) : STORE_NULL,
+                                  STORE_TEXT(l->command), STORE_TEXT(request_json),
+                                  STORE_INT(l->queue_wait_usec)));
         if (r < 0)
                 return r;
         l->id = sqlite3_last_insert_rowid(store_db(s));
@@ -71,20 +61,12 @@ static int insert_lease_rows(Store *s, StoredLease *l, const char *request_json)
         for (size_t i = 0; i < l->n_devices; i++) {
                 const LeaseDevice *dev = &l->devices[i];
 
-                r = store_statement(
-                    s,
-                    "INSERT INTO lease_devices (lease_id, position, device_uuid, gpu_uuid, "
-                    "profile) VALUES (?, ?, ?, ?, ?)",
-                    &st);
-                if (r < 0)
-                        return r;
-                sqlite3_bind_int64(st, 1, l->id);
-                sqlite3_bind_int64(st, 2, (sqlite3_int64)i);
-                sqlite3_bind_text(st, 3, dev->uuid, -1, SQLITE_STATIC);
-                sqlite3_bind_text(st, 4, dev->gpu_uuid, -1, SQLITE_STATIC);
-                if (dev->profile[0])
-                        sqlite3_bind_text(st, 5, dev->profile, -1, SQLITE_STATIC);
-                r = store_step_done(st);
+                r = store_exec(s,
+                               "INSERT INTO lease_devices (lease_id, position, device_uuid, "
+                               "gpu_uuid, profile) VALUES (?, ?, ?, ?, ?)",
+                               STORE_ARGS(STORE_INT(l->id), STORE_INT(i), STORE_TEXT(dev->uuid),
+                                          STORE_TEXT(dev->gpu_uuid),
+                                          STORE_TEXT(dev->profile[0] ? dev->profile : NULL)));
                 if (r < 0)
                         return r;
         }
@@ -114,24 +96,17 @@ int store_lease_end(Store *s, int64_t id, bool expired, const char *reason, int6
                     uint64_t now_usec)
 {
         _cleanup_free_ char *detail = NULL;
-        sqlite3_stmt *st = NULL;
         char subject[32];
         int r;
 
         r = store_begin(s);
         if (r < 0)
                 return r;
-        r = store_statement(s,
-                            "UPDATE leases SET state = ?, released_usec = ?, release_reason = ? "
-                            "WHERE id = ? AND state = 'active'",
-                            &st);
-        if (r < 0)
-                goto finish;
-        sqlite3_bind_text(st, 1, expired ? "expired" : "released", -1, SQLITE_STATIC);
-        sqlite3_bind_int64(st, 2, (sqlite3_int64)now_usec);
-        sqlite3_bind_text(st, 3, reason, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(st, 4, id);
-        r = store_step_done(st);
+        r = store_exec(s,
+                       "UPDATE leases SET state = ?, released_usec = ?, release_reason = ? "
+                       "WHERE id = ? AND state = 'active'",
+                       STORE_ARGS(STORE_TEXT(expired ? "expired" : "released"),
+                                  STORE_INT(now_usec), STORE_TEXT(reason), STORE_INT(id)));
         if (r < 0)
                 goto finish;
         if (sqlite3_changes(store_db(s)) == 0) {
@@ -140,24 +115,15 @@ int store_lease_end(Store *s, int64_t id, bool expired, const char *reason, int6
         }
 
         /* Wear levelling remembers when each device was last given back. */
-        r = store_statement(
-            s,
-            "INSERT OR REPLACE INTO device_usage (device_uuid, last_released_usec) "
-            "SELECT device_uuid, ? FROM lease_devices WHERE lease_id = ? AND active = 1",
-            &st);
-        if (r < 0)
-                goto finish;
-        sqlite3_bind_int64(st, 1, (sqlite3_int64)now_usec);
-        sqlite3_bind_int64(st, 2, id);
-        r = store_step_done(st);
+        r = store_exec(s,
+                       "INSERT OR REPLACE INTO device_usage (device_uuid, last_released_usec) "
+                       "SELECT device_uuid, ? FROM lease_devices WHERE lease_id = ? AND active = 1",
+                       STORE_ARGS(STORE_INT(now_usec), STORE_INT(id)));
         if (r < 0)
                 goto finish;
 
-        r = store_statement(s, "UPDATE lease_devices SET active = 0 WHERE lease_id = ?", &st);
-        if (r < 0)
-                goto finish;
-        sqlite3_bind_int64(st, 1, id);
-        r = store_step_done(st);
+        r = store_exec(s, "UPDATE lease_devices SET active = 0 WHERE lease_id = ?",
+                       STORE_ARGS(STORE_INT(id)));
         if (r < 0)
                 goto finish;
 
@@ -170,63 +136,29 @@ finish:
 
 int store_lease_extend(Store *s, int64_t id, uint64_t expires_usec, int64_t actor_uid)
 {
-        sqlite3_stmt *st = NULL;
         char subject[32], detail[64];
-        int r;
 
-        r = store_begin(s);
-        if (r < 0)
-                return r;
-        r = store_statement(s,
-                            "UPDATE leases SET expires_usec = ? WHERE id = ? AND state = 'active' "
-                            "AND kind = 'manual'",
-                            &st);
-        if (r < 0)
-                goto finish;
-        sqlite3_bind_int64(st, 1, (sqlite3_int64)expires_usec);
-        sqlite3_bind_int64(st, 2, id);
-        r = store_step_done(st);
-        if (r < 0)
-                goto finish;
-        if (sqlite3_changes(store_db(s)) == 0) {
-                r = -ENOENT;
-                goto finish;
-        }
         snprintf(subject, sizeof subject, "lease %" PRId64, id);
         snprintf(detail, sizeof detail, "{\"expires_usec\":%" PRIu64 "}", expires_usec);
-        r = store_audit(s, actor_uid, "lease.extend", subject, detail);
-finish:
-        return store_finish(s, r);
+        return store_exec_audited(s,
+                                  "UPDATE leases SET expires_usec = ? WHERE id = ? AND "
+                                  "state = 'active' AND kind = 'manual'",
+                                  STORE_ARGS(STORE_INT(expires_usec), STORE_INT(id)), true,
+                                  actor_uid, "lease.extend", subject, detail);
 }
 
 int store_lease_set_idle(Store *s, int64_t id, uint64_t idle_device_usec)
 {
-        sqlite3_stmt *st = NULL;
-        int r;
-
-        r = store_statement(s, "UPDATE leases SET idle_device_usec = ? WHERE id = ?", &st);
-        if (r < 0)
-                return r;
-        sqlite3_bind_int64(st, 1, (sqlite3_int64)idle_device_usec);
-        sqlite3_bind_int64(st, 2, id);
-        return store_step_done(st);
+        return store_exec(s, "UPDATE leases SET idle_device_usec = ? WHERE id = ?",
+                          STORE_ARGS(STORE_INT(idle_device_usec), STORE_INT(id)));
 }
 
 int store_lease_attach(Store *s, int64_t id, pid_t pid, uint64_t start_time)
 {
-        sqlite3_stmt *st = NULL;
-        int r;
-
-        r = store_statement(s,
-                            "UPDATE leases SET client_pid = ?, client_start_time = ? "
-                            "WHERE id = ? AND state = 'active'",
-                            &st);
-        if (r < 0)
-                return r;
-        sqlite3_bind_int64(st, 1, pid);
-        sqlite3_bind_int64(st, 2, (sqlite3_int64)start_time);
-        sqlite3_bind_int64(st, 3, id);
-        return store_step_done(st);
+        return store_exec(s,
+                          "UPDATE leases SET client_pid = ?, client_start_time = ? "
+                          "WHERE id = ? AND state = 'active'",
+                          STORE_ARGS(STORE_INT(pid), STORE_INT(start_time), STORE_INT(id)));
 }
 
 static int load_devices(Store *s, StoredLease *l)
@@ -328,33 +260,18 @@ int store_leases_load_active(Store *s, StoredLease **ret, size_t *ret_n)
 
 int store_drain_set(Store *s, const char *uuid, bool drained, int64_t actor_uid, const char *reason)
 {
-        _cleanup_free_ char *detail = NULL;
-        sqlite3_stmt *st = NULL;
-        int r;
+        _cleanup_free_ char *detail = reason_json(reason);
 
-        r = store_begin(s);
-        if (r < 0)
-                return r;
-        r = store_statement(
-            s,
-            drained ? "INSERT OR REPLACE INTO drains (device_uuid, since_usec, uid, reason) "
-                      "VALUES (?, strftime('%s','now') * 1000000, ?, ?)"
-                    : "DELETE FROM drains WHERE device_uuid = ?",
-            &st);
-        if (r < 0)
-                goto finish;
-        sqlite3_bind_text(st, 1, uuid, -1, SQLITE_STATIC);
-        if (drained) {
-                sqlite3_bind_int64(st, 2, actor_uid);
-                sqlite3_bind_text(st, 3, reason, -1, SQLITE_STATIC);
-        }
-        r = store_step_done(st);
-        if (r < 0)
-                goto finish;
-        detail = reason_json(reason);
-        r = store_audit(s, actor_uid, drained ? "device.drain" : "device.undrain", uuid, detail);
-finish:
-        return store_finish(s, r);
+        if (drained)
+                return store_exec_audited(
+                    s,
+                    "INSERT OR REPLACE INTO drains (device_uuid, since_usec, uid, reason) "
+                    "VALUES (?, strftime('%s','now') * 1000000, ?, ?)",
+                    STORE_ARGS(STORE_TEXT(uuid), STORE_INT(actor_uid), STORE_TEXT(reason)), false,
+                    actor_uid, "device.drain", uuid, detail);
+        return store_exec_audited(s, "DELETE FROM drains WHERE device_uuid = ?",
+                                  STORE_ARGS(STORE_TEXT(uuid)), false, actor_uid,
+                                  "device.undrain", uuid, detail);
 }
 
 static int foreach_row(Store *s, const char *sql, StoreRowFn fn, void *userdata)

@@ -222,36 +222,20 @@ sqlite3 *store_db(Store *s)
 
 int store_audit(Store *s, int64_t uid, const char *action, const char *subject, const char *detail)
 {
-        sqlite3_stmt *st = NULL;
-        int rc;
-
-        rc = store_statement(s,
-                             "INSERT INTO audit (ts_usec, uid, action, subject, detail) "
-                             "VALUES (?, ?, ?, ?, ?)",
-                             &st);
-        if (rc < 0)
-                return rc;
-        sqlite3_bind_int64(st, 1, (sqlite3_int64)now_usec(CLOCK_REALTIME));
-        sqlite3_bind_int64(st, 2, uid);
-        sqlite3_bind_text(st, 3, action, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 4, subject, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 5, detail, -1, SQLITE_STATIC);
-        return store_step_done(st);
+        return store_exec(s,
+                          "INSERT INTO audit (ts_usec, uid, action, subject, detail) "
+                          "VALUES (?, ?, ?, ?, ?)",
+                          STORE_ARGS(STORE_INT(now_usec(CLOCK_REALTIME)), STORE_INT(uid),
+                                     STORE_TEXT(action), STORE_TEXT(subject), STORE_TEXT(detail)));
 }
 
 int64_t store_run_started(Store *s, pid_t pid, const char *version)
 {
-        sqlite3_stmt *st = NULL;
         int r;
 
-        r = store_statement(
-            s, "INSERT INTO daemon_runs (started_usec, pid, version) VALUES (?, ?, ?)", &st);
-        if (r < 0)
-                return r;
-        sqlite3_bind_int64(st, 1, (sqlite3_int64)now_usec(CLOCK_REALTIME));
-        sqlite3_bind_int64(st, 2, pid);
-        sqlite3_bind_text(st, 3, version, -1, SQLITE_STATIC);
-        r = store_step_done(st);
+        r = store_exec(s, "INSERT INTO daemon_runs (started_usec, pid, version) VALUES (?, ?, ?)",
+                       STORE_ARGS(STORE_INT(now_usec(CLOCK_REALTIME)), STORE_INT(pid),
+                                  STORE_TEXT(version)));
         if (r < 0)
                 return r;
         return sqlite3_last_insert_rowid(s->db);
@@ -259,15 +243,8 @@ int64_t store_run_started(Store *s, pid_t pid, const char *version)
 
 int store_run_stopped(Store *s, int64_t run_id)
 {
-        sqlite3_stmt *st = NULL;
-        int r;
-
-        r = store_statement(s, "UPDATE daemon_runs SET stopped_usec = ? WHERE id = ?", &st);
-        if (r < 0)
-                return r;
-        sqlite3_bind_int64(st, 1, (sqlite3_int64)now_usec(CLOCK_REALTIME));
-        sqlite3_bind_int64(st, 2, run_id);
-        return store_step_done(st);
+        return store_exec(s, "UPDATE daemon_runs SET stopped_usec = ? WHERE id = ?",
+                          STORE_ARGS(STORE_INT(now_usec(CLOCK_REALTIME)), STORE_INT(run_id)));
 }
 
 int store_statement(Store *s, const char *sql, sqlite3_stmt **ret)
@@ -334,4 +311,54 @@ int store_finish(Store *s, int r)
         if (r < 0)
                 rollback(s);
         return r;
+}
+
+int store_exec(Store *s, const char *sql, const StoreArg *args, size_t n)
+{
+        sqlite3_stmt *st = NULL;
+        int r, rc = SQLITE_OK;
+
+        r = store_statement(s, sql, &st);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < n && rc == SQLITE_OK; i++) {
+                int k = (int)i + 1;
+
+                switch (args[i].type) {
+                case STORE_ARG_INT:
+                        rc = sqlite3_bind_int64(st, k, args[i].i);
+                        break;
+                case STORE_ARG_TEXT:
+                        rc = sqlite3_bind_text(st, k, args[i].text, -1, SQLITE_STATIC);
+                        break;
+                case STORE_ARG_DOUBLE:
+                        rc = sqlite3_bind_double(st, k, args[i].d);
+                        break;
+                default:
+                        rc = sqlite3_bind_null(st, k);
+                        break;
+                }
+        }
+        if (rc != SQLITE_OK) {
+                sqlite3_reset(st);
+                return store_errno_from_sqlite(rc);
+        }
+        return store_step_done(st);
+}
+
+int store_exec_audited(Store *s, const char *sql, const StoreArg *args, size_t n,
+                       bool must_change, int64_t uid, const char *action, const char *subject,
+                       const char *detail)
+{
+        int r;
+
+        r = store_begin(s);
+        if (r < 0)
+                return r;
+        r = store_exec(s, sql, args, n);
+        if (r >= 0 && must_change && sqlite3_changes(s->db) == 0)
+                r = -ENOENT;
+        if (r >= 0)
+                r = store_audit(s, uid, action, subject, detail);
+        return store_finish(s, r);
 }

@@ -7,6 +7,8 @@
 #pragma once
 
 #include <sqlite3.h>
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -64,3 +66,42 @@ int store_step_done(sqlite3_stmt *st);
  * and the next BEGIN would then fail). Returns r, or the COMMIT's error. */
 int store_begin(Store *s);
 int store_finish(Store *s, int r);
+
+/* One parameter of a statement run by store_exec(): STORE_INT(v),
+ * STORE_TEXT(s) (NULL binds SQL NULL; the text must outlive the call),
+ * STORE_DOUBLE(v) or STORE_NULL. */
+typedef enum StoreArgType {
+        STORE_ARG_NULL,
+        STORE_ARG_INT,
+        STORE_ARG_TEXT,
+        STORE_ARG_DOUBLE,
+} StoreArgType;
+
+typedef struct StoreArg {
+        StoreArgType type;
+        int64_t i;
+        const char *text;
+        double d;
+} StoreArg;
+
+#define STORE_INT(v) ((StoreArg){.type = STORE_ARG_INT, .i = (int64_t)(v)})
+#define STORE_TEXT(v) ((StoreArg){.type = STORE_ARG_TEXT, .text = (v)})
+#define STORE_DOUBLE(v) ((StoreArg){.type = STORE_ARG_DOUBLE, .d = (v)})
+#define STORE_NULL ((StoreArg){.type = STORE_ARG_NULL})
+/* The array and count store_exec() and store_exec_audited() take:
+ * store_exec(s, sql, STORE_ARGS(STORE_INT(id), STORE_TEXT(name))). */
+#define STORE_ARGS(...)                                                                            \
+        (const StoreArg[]){__VA_ARGS__}, ELEMENTSOF(((const StoreArg[]){__VA_ARGS__}))
+
+/* Run `sql` (a string with static storage, see store_statement) that
+ * returns no rows, with args[0..n) bound to parameters 1..n. Returns 0 or a
+ * negative errno. */
+int store_exec(Store *s, const char *sql, const StoreArg *args, size_t n);
+
+/* In one transaction (store_begin/store_finish): store_exec(sql, args),
+ * then the audit record (uid, action, subject, detail) as store_audit()
+ * writes it. With `must_change`, a statement that changed no row is -ENOENT
+ * and nothing is written. Returns 0 or a negative errno. */
+int store_exec_audited(Store *s, const char *sql, const StoreArg *args, size_t n,
+                       bool must_change, int64_t uid, const char *action, const char *subject,
+                       const char *detail);

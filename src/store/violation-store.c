@@ -31,31 +31,21 @@ static void subject_of(int64_t id, char *buf, size_t len)
 
 int store_violation_open(Store *s, StoredViolation *v)
 {
-        sqlite3_stmt *st = NULL;
         char subject[48], detail[256];
         int r;
 
         r = store_begin(s);
         if (r < 0)
                 return r;
-        r = store_statement(s,
-                            "INSERT INTO violations (pid, start_time, uid, device_uuid, gpu_uuid, "
-                            "gpu_index, memory_bytes, command, detected_usec) "
-                            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                            &st);
-        if (r < 0)
-                goto finish;
-        sqlite3_bind_int64(st, 1, v->pid);
-        sqlite3_bind_int64(st, 2, (sqlite3_int64)v->start_time);
-        sqlite3_bind_int64(st, 3, v->uid);
-        sqlite3_bind_text(st, 4, v->device_uuid, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 5, v->gpu_uuid, -1, SQLITE_STATIC);
-        if (v->gpu_index >= 0)
-                sqlite3_bind_int64(st, 6, v->gpu_index);
-        sqlite3_bind_int64(st, 7, (sqlite3_int64)v->memory_bytes);
-        sqlite3_bind_text(st, 8, v->command, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(st, 9, (sqlite3_int64)v->detected_usec);
-        r = store_step_done(st);
+        r = store_exec(s,
+                       "INSERT INTO violations (pid, start_time, uid, device_uuid, gpu_uuid, "
+                       "gpu_index, memory_bytes, command, detected_usec) "
+                       "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                       STORE_ARGS(STORE_INT(v->pid), STORE_INT(v->start_time), STORE_INT(v->uid),
+                                  STORE_TEXT(v->device_uuid), STORE_TEXT(v->gpu_uuid),
+                                  v->gpu_index >= 0 ? STORE_INT(v->gpu_index) : STORE_NULL,
+                                  STORE_INT(v->memory_bytes), STORE_TEXT(v->command),
+                                  STORE_INT(v->detected_usec)));
         if (r < 0)
                 goto finish;
         v->id = sqlite3_last_insert_rowid(store_db(s));
@@ -84,53 +74,24 @@ int store_violation_step(Store *s, int64_t id, ViolationStep step, uint64_t usec
                 [VIOLATION_SIGKILL] = {"UPDATE violations SET kill_usec = ? WHERE id = ?",
                                        "violation.sigkill"},
         };
-        sqlite3_stmt *st = NULL;
         char subject[48];
-        int r;
 
-        r = store_begin(s);
-        if (r < 0)
-                return r;
-        r = store_statement(s, steps[step].sql, &st);
-        if (r < 0)
-                goto finish;
-        sqlite3_bind_int64(st, 1, (sqlite3_int64)usec);
-        sqlite3_bind_int64(st, 2, id);
-        r = store_step_done(st);
-        if (r < 0)
-                goto finish;
         subject_of(id, subject, sizeof subject);
-        r = store_audit(s, -1, steps[step].action, subject, NULL);
-finish:
-        return store_finish(s, r);
+        return store_exec_audited(s, steps[step].sql, STORE_ARGS(STORE_INT(usec), STORE_INT(id)),
+                                  false, -1, steps[step].action, subject, NULL);
 }
 
 int store_violation_close(Store *s, int64_t id, const char *outcome, uint64_t usec)
 {
-        sqlite3_stmt *st = NULL;
         char subject[48], detail[64];
-        int r;
 
-        r = store_begin(s);
-        if (r < 0)
-                return r;
-        r = store_statement(s,
-                            "UPDATE violations SET ended_usec = ?, outcome = ? "
-                            "WHERE id = ? AND ended_usec IS NULL",
-                            &st);
-        if (r < 0)
-                goto finish;
-        sqlite3_bind_int64(st, 1, (sqlite3_int64)usec);
-        sqlite3_bind_text(st, 2, outcome, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(st, 3, id);
-        r = store_step_done(st);
-        if (r < 0)
-                goto finish;
         subject_of(id, subject, sizeof subject);
         snprintf(detail, sizeof detail, "{\"outcome\":\"%s\"}", outcome);
-        r = store_audit(s, -1, "violation.ended", subject, detail);
-finish:
-        return store_finish(s, r);
+        return store_exec_audited(s,
+                                  "UPDATE violations SET ended_usec = ?, outcome = ? "
+                                  "WHERE id = ? AND ended_usec IS NULL",
+                                  STORE_ARGS(STORE_INT(usec), STORE_TEXT(outcome), STORE_INT(id)),
+                                  false, -1, "violation.ended", subject, detail);
 }
 
 #define VIOLATION_COLUMNS                                                                          \

@@ -1,6 +1,6 @@
 /* Unit tests of what envcli adds to the env library: the generated lease
- * hooks (src/env/hooks.c), run for real in sh and, when installed, bash,
- * tcsh and fish, against a fake `gpukeeper` on PATH that prints what
+ * hooks (data/hooks/, rendered by src/env/hooks.c), run for real in sh and,
+ * when installed, bash, tcsh and fish, against a fake `gpukeeper` on PATH that prints what
  * `gpukeeper lease env` prints (or fails as it does without a lease);
  * the kernelspec text (kernel.c); and the conda command lines of `env
  * create` (create.c). The integration tests run the same hooks against the
@@ -21,6 +21,7 @@
 #include <cmocka.h>
 #include <jansson.h>
 
+#include "basic/strv.h"
 #include "env/create.h"
 #include "env/hooks.h"
 #include "env/kernel.h"
@@ -548,7 +549,7 @@ static void test_create_argv(void **state)
         assert_string_equal(v[5], "-f");
         assert_string_equal(v[6], "/t/cv-dev.yml");
         assert_null(v[7]);
-        env_create_strv_free(v);
+        strv_free(v);
 
         assert_int_equal(env_create_argv("/usr/bin/micromamba", "/data/envs/cv", "/t/x.yml", &v),
                          0);
@@ -558,7 +559,7 @@ static void test_create_argv(void **state)
         assert_string_equal(v[3], "-p");
         assert_string_equal(v[4], "/data/envs/cv");
         assert_null(v[7]);
-        env_create_strv_free(v);
+        strv_free(v);
 }
 
 static void test_conda_exe_find(void **state)
@@ -598,7 +599,7 @@ static void test_templates(void **state)
         assert_string_equal(names[0], "ai-base");
         assert_string_equal(names[1], "cv-dev");
         assert_null(names[2]);
-        env_create_strv_free(names);
+        strv_free(names);
         assert_int_equal(env_template_path(fx->bin, "cv-dev", &p), 0);
         assert_string_equal(p + strlen(p) - strlen("/bin/cv-dev.yml"), "/bin/cv-dev.yml");
         assert_true(p[0] == '/');

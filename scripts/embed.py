@@ -2,7 +2,10 @@
 """Turn a text file into a C file defining `const char NAME[]` with its
 contents, one string literal per line so the generated C stays readable.
 
-Usage: embed.py NAME INPUT OUTPUT"""
+Usage: embed.py NAME INPUT OUTPUT [HEADER]
+
+HEADER (default metrics/dashboard.h) is the header the C file includes,
+the one that declares NAME."""
 import sys
 
 
@@ -28,11 +31,12 @@ def c_literal(line):
 
 def main():
     name, src, dst = sys.argv[1:4]
+    header = sys.argv[4] if len(sys.argv) > 4 else "metrics/dashboard.h"
     with open(src, encoding="utf-8") as f:
         lines = f.read().splitlines(keepends=True)
     with open(dst, "w", encoding="utf-8") as f:
         f.write(f"/* Generated from {src.rsplit('/', 1)[-1]} by embed.py: do not edit. */\n")
-        f.write('#include "metrics/dashboard.h"\n\n')
+        f.write(f'#include "{header}"\n\n')
         f.write(f"const char {name}[] =\n")
         for line in lines:
             f.write("    " + c_literal(line) + "\n")
