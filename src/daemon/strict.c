@@ -492,7 +492,9 @@ json_t *strict_to_json(const Daemon *d)
         const StrictState *s = &d->strict;
         DeniedJson j = {.d = d, .list = json_array()};
         static const char *const modes[] = {"observe", "enforce", "strict"};
-        ConfigEnforcementMode mode = d->config->enforcement.mode;
+        /* (the unit tests build a Daemon without a config) */
+        ConfigEnforcementMode mode =
+            d->config ? d->config->enforcement.mode : CONFIG_ENFORCEMENT_ENFORCE;
 
         if (!j.list)
                 return NULL;
