@@ -7,7 +7,10 @@ EPERM = the fence refused it."""
 
 import json
 import os
+import re
 import shutil
+import socket
+import urllib.request
 import subprocess
 import time
 from pathlib import Path
@@ -33,6 +36,9 @@ def strict_daemon(daemon_factory, lab, fence, exempt=None, **extra):
     if exempt is not None:
         enforcement["exempt"] = {"users": [exempt.name]}
     d = daemon_factory(enforcement=enforcement)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        d.sections["http"] = {"listen": f"127.0.0.1:{s.getsockname()[1]}"}
     d.write_config()
     return d
 
@@ -83,6 +89,15 @@ def test_strict_fence_follows_leases(daemon_factory, lab, fence, users, exempt_u
                for x in st["fence"]["denied"]), st["fence"]
     text = d.cli("status", user=alice).stdout
     assert "Fence: active (strict mode)" in text
+    r = d.cli("violations", user=alice)
+    assert r.returncode == 0, r.stderr
+    assert "Opens refused by the strict-mode fence" in r.stdout, r.stdout
+    assert re.search(r"gktest-bob\s+/dev/nvidia2\s+\d+", r.stdout), r.stdout
+    metrics = urllib.request.urlopen(f"http://{d.sections['http']['listen']}/metrics",
+                                     timeout=10).read().decode()
+    assert "gpukeeper_fence_active 1" in metrics
+    assert re.search(r'gpukeeper_fence_denied_opens_total\{user="gktest-bob",'
+                     r'device="/dev/nvidia2"\} [1-9]', metrics), metrics
 
     # Released: closed again, as fast.
     r = d.cli("lease", "release", str(lease["id"]), user=alice)
