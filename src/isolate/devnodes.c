@@ -9,37 +9,16 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "basic/fileio.h"
 #include "basic/macro.h"
 
 static int read_small_file(const char *path, char **ret)
 {
-        _cleanup_close_ int fd = -1;
-        _cleanup_free_ char *buf = NULL;
-        size_t len = 0;
+        _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
 
-        fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
         if (fd < 0)
                 return negative_errno();
-        buf = malloc(ISOLATE_TABLE_FILE_MAX + 1);
-        if (!buf)
-                return -ENOMEM;
-        /* /proc files report size 0: read until EOF, bounded. */
-        for (;;) {
-                ssize_t n = read(fd, buf + len, ISOLATE_TABLE_FILE_MAX - len);
-
-                if (n < 0 && errno == EINTR)
-                        continue;
-                if (n < 0)
-                        return negative_errno();
-                if (n == 0)
-                        break;
-                len += (size_t)n;
-                if (len == ISOLATE_TABLE_FILE_MAX)
-                        return -EFBIG;
-        }
-        buf[len] = '\0';
-        *ret = TAKE_PTR(buf);
-        return 0;
+        return read_full_fd(fd, ISOLATE_TABLE_FILE_MAX, ret, NULL);
 }
 
 static bool parse_u32(const char **p, uint32_t *ret)
