@@ -58,6 +58,14 @@ static void daemon_reload(Daemon *d)
                 config_free(next);
                 return;
         }
+        /* Strict mode's fence is set up or removed at start only. */
+        if ((next->enforcement.mode == CONFIG_ENFORCEMENT_STRICT) !=
+            (d->config->enforcement.mode == CONFIG_ENFORCEMENT_STRICT)) {
+                log_warning("enforcement.mode changed to or from strict in %s; it takes effect at "
+                            "the next restart.",
+                            d->config_path);
+                next->enforcement.mode = d->config->enforcement.mode;
+        }
         nvml_changed = strcmp(next->nvml_library, d->config->nvml_library) != 0;
         if (strcmp(next->http.listen.text, d->config->http.listen.text) != 0) {
                 char *text = strdup(d->config->http.listen.text);
