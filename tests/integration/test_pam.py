@@ -209,3 +209,19 @@ def test_require_lease_refuses_login_without_lease(daemon, sshd):
                            capture_output=True, text=True, timeout=30)
         assert p.returncode != 0
         assert "admits only users with a GPU lease" in p.stdout + p.stderr, p.stdout + p.stderr
+
+
+def test_ssh_login_fails_open_when_daemon_hangs(daemon, sshd):
+    """A daemon that accepts but never answers (SIGSTOP): the module gives up
+    after its timeout (1000 ms in the test's PAM file) and lets the login in."""
+    daemon.send_signal(signal.SIGSTOP)
+    try:
+        t0 = time.monotonic()
+        r = sshd.login("gkpam-bob")
+        took = time.monotonic() - t0
+    finally:
+        daemon.send_signal(signal.SIGCONT)
+    assert r.returncode == 0, r.stderr
+    assert "cvd=[UNSET]" in r.stdout, r.stdout
+    assert "timed out" in r.stdout + r.stderr, r.stdout + r.stderr
+    assert took < 10, took
