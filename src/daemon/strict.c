@@ -132,9 +132,48 @@ static int remove_leftover(Daemon *d)
         return 0;
 }
 
-/* The leased devices as the rules want them: GPU minors and MIG ids from
- * the latest snapshot. A device the snapshot does not show stays fenced. */
-static int leased_devices(const Daemon *d, PolicyFenceLeased **ret, size_t *ret_n)
+/* Where leased device `ld` is now: from the snapshot (remembered), else as
+ * last seen. False when it was never seen: it stays fenced. */
+static bool resolve(StrictState *s, const GpuSnapshot *snap, const LeaseDevice *ld,
+                    PolicyFenceLeased *ret)
+{
+        const GpuDevice *g = snap ? gpu_snapshot_find_device(snap, ld->gpu_uuid) : NULL;
+        PolicyFenceLeased x = {0};
+        bool found = false;
+
+        if (g && g->minor >= 0) {
+                x.gpu_minor = (uint32_t)g->minor;
+                found = strcmp(ld->uuid, ld->gpu_uuid) == 0;
+                for (size_t k = 0; !found && k < g->n_instances; k++)
+                        if (strcmp(g->instances[k].uuid, ld->uuid) == 0) {
+                                x.mig = true;
+                                x.gi = g->instances[k].gpu_instance_id;
+                                x.ci = g->instances[k].compute_instance_id;
+                                found = true;
+                        }
+        }
+        for (size_t i = 0; i < s->n_known; i++)
+                if (strcmp(s->known[i].uuid, ld->uuid) == 0) {
+                        if (found)
+                                s->known[i].where = x;
+                        *ret = s->known[i].where;
+                        return true;
+                }
+        if (!found)
+                return false;
+        if (!s->known)
+                s->known = calloc(STRICT_KNOWN_MAX, sizeof *s->known);
+        if (s->known && s->n_known < STRICT_KNOWN_MAX) {
+                snprintf(s->known[s->n_known].uuid, sizeof s->known[s->n_known].uuid, "%s",
+                         ld->uuid);
+                s->known[s->n_known++].where = x;
+        }
+        *ret = x;
+        return true;
+}
+
+/* The leased devices as the rules want them. */
+static int leased_devices(Daemon *d, PolicyFenceLeased **ret, size_t *ret_n)
 {
         PolicyFenceLeased *out;
         size_t n = 0, max = 0;
@@ -145,32 +184,11 @@ static int leased_devices(const Daemon *d, PolicyFenceLeased **ret, size_t *ret_
         if (!out)
                 return -ENOMEM;
         for (const Lease *l = d->leases.leases; l; l = l->next)
-                for (size_t i = 0; i < l->rec.n_devices; i++) {
-                        const LeaseDevice *ld = &l->rec.devices[i];
-                        const GpuDevice *g = d->snapshot
-                                                 ? gpu_snapshot_find_device(d->snapshot,
-                                                                            ld->gpu_uuid)
-                                                 : NULL;
-                        PolicyFenceLeased *x = &out[n];
-
-                        if (!g || g->minor < 0)
-                                continue;
-                        *x = (PolicyFenceLeased){.uid = l->rec.uid,
-                                                 .gpu_minor = (uint32_t)g->minor};
-                        if (strcmp(ld->uuid, ld->gpu_uuid) != 0) {
-                                const GpuInstance *gi = NULL;
-
-                                for (size_t k = 0; k < g->n_instances; k++)
-                                        if (strcmp(g->instances[k].uuid, ld->uuid) == 0)
-                                                gi = &g->instances[k];
-                                if (!gi)
-                                        continue;
-                                x->mig = true;
-                                x->gi = gi->gpu_instance_id;
-                                x->ci = gi->compute_instance_id;
+                for (size_t i = 0; i < l->rec.n_devices; i++)
+                        if (resolve(&d->strict, d->snapshot, &l->rec.devices[i], &out[n])) {
+                                out[n].uid = l->rec.uid;
+                                n++;
                         }
-                        n++;
-                }
         *ret = out;
         *ret_n = n;
         return 0;
@@ -297,8 +315,10 @@ int strict_start(Daemon *d)
         int r;
 
         s->backend = isolate_cgroup_backend();
-        if (!strict_mode(d))
-                return remove_leftover(d) < 0 ? 0 : 0; /* logged; never fatal */
+        if (!strict_mode(d)) {
+                (void)remove_leftover(d); /* logged; never fatal */
+                return 0;
+        }
 
         r = find_cgroup2(s->cgroup2_mount, sizeof s->cgroup2_mount);
         if (r < 0 && !c->fence_cgroup) {
@@ -358,7 +378,8 @@ void strict_done(StrictState *s)
         fence_close(TAKE_PTR(s->fence));
         free(TAKE_PTR(s->mig));
         free(TAKE_PTR(s->pending));
-        s->n_mig = s->n_pending = 0;
+        free(TAKE_PTR(s->known));
+        s->n_mig = s->n_pending = s->n_known = 0;
 }
 
 void strict_sync(Daemon *d)
@@ -381,22 +402,10 @@ void strict_lease_granted(Daemon *d, const Lease *l)
         if (l->rec.kind != LEASE_RUN || l->rec.client_pid <= 0)
                 return;
         for (size_t i = 0; i < l->rec.n_devices && n + 3 <= ELEMENTSOF(nodes); i++) {
-                const LeaseDevice *ld = &l->rec.devices[i];
-                const GpuDevice *g = d->snapshot ? gpu_snapshot_find_device(d->snapshot,
-                                                                            ld->gpu_uuid)
-                                                 : NULL;
-                PolicyFenceLeased x = {.uid = l->rec.uid};
+                PolicyFenceLeased x;
 
-                if (!g || g->minor < 0)
-                        continue;
-                x.gpu_minor = (uint32_t)g->minor;
-                for (size_t k = 0; strcmp(ld->uuid, ld->gpu_uuid) != 0 && k < g->n_instances; k++)
-                        if (strcmp(g->instances[k].uuid, ld->uuid) == 0) {
-                                x.mig = true;
-                                x.gi = g->instances[k].gpu_instance_id;
-                                x.ci = g->instances[k].compute_instance_id;
-                        }
-                n += policy_fence_nodes(&x, s->mig, s->n_mig, s->caps_major, nodes + n);
+                if (resolve(s, d->snapshot, &l->rec.devices[i], &x))
+                        n += policy_fence_nodes(&x, s->mig, s->n_mig, s->caps_major, nodes + n);
         }
         r = isolate_lease_cgroup_create(
             s->backend, s->backend == ISOLATE_CGROUP_SYSTEMD ? s->cgroup2_mount : s->runs_dir,

@@ -17,11 +17,21 @@
 #include "isolate/fence.h"
 #include "isolate/lease-cgroup.h"
 #include "policy/fence.h"
+#include "store/lease-store.h"
 
 typedef struct Daemon Daemon;
 typedef struct Lease Lease;
 
 #define STRICT_PENDING_MAX 4096
+
+/* Where a leased device's nodes are, as last seen in a snapshot: a device
+ * missing from one sample (NVML hiccup, GPU lost) keeps its fence open for
+ * its lease holder instead of closing on every tick it is missing. */
+typedef struct StrictKnownDevice {
+        char uuid[LEASE_UUID_MAX];
+        PolicyFenceLeased where; /* uid unused */
+} StrictKnownDevice;
+#define STRICT_KNOWN_MAX 1024
 
 typedef struct StrictState {
         Fence *fence;                /* NULL unless strict mode is on */
@@ -37,6 +47,8 @@ typedef struct StrictState {
         int last_error;              /* of the last sync, 0 when it worked */
         int64_t *pending;            /* lease cgroups to remove once empty */
         size_t n_pending;
+        StrictKnownDevice *known;    /* uuid → nodes, learned from snapshots */
+        size_t n_known;
 } StrictState;
 
 /* Returns 0, or -errno having logged the one-line reason. */
