@@ -17,6 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "basic/memstream.h"
 #include "basic/strv.h"
 #include "basic/time-util.h"
 #include "env/env-internal.h"
@@ -72,23 +73,14 @@ static int add_entry(struct archive *a, const char *path, const char *data, size
 /* environment.yml text of one mode, in memory. */
 static int render_export(const EnvInfo *env, EnvExportMode mode, char **ret, size_t *ret_len)
 {
-        char *buf = NULL;
-        size_t len = 0;
-        FILE *f = open_memstream(&buf, &len);
+        MemStream m;
         int r;
 
-        if (!f)
-                return -ENOMEM;
-        r = env_export(env, mode, f);
-        if (fclose(f) != 0 && r >= 0)
-                r = -ENOMEM;
-        if (r < 0) {
-                free(buf);
+        r = memstream_open(&m);
+        if (r < 0)
                 return r;
-        }
-        *ret = buf;
-        *ret_len = len;
-        return 0;
+        r = env_export(env, mode, m.f);
+        return memstream_finish(&m, r, ret, ret_len);
 }
 
 /* Append a formatted error to the JSON array; the arguments may be any bytes

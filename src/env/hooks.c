@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "basic/memstream.h"
 #include "env/env-internal.h"
 #include "env/hook-templates.h"
 #include "env/hooks.h"
@@ -186,30 +187,19 @@ int env_hook_text(EnvHookShell shell, EnvHookPhase phase, char **ret)
             [ENV_HOOK_CSH] = {env_hook_template_activate_csh, env_hook_template_deactivate_csh},
             [ENV_HOOK_FISH] = {env_hook_template_activate_fish, env_hook_template_deactivate_fish},
         };
-        char *buf = NULL;
-        size_t len = 0;
-        FILE *f;
+        MemStream m;
         int r;
 
         assert(shell >= 0 && shell < _ENV_HOOK_SHELL_MAX);
         assert(phase >= 0 && phase < _ENV_HOOK_PHASE_MAX);
         assert(ret);
 
-        f = open_memstream(&buf, &len);
-        if (!f)
-                return -ENOMEM;
-        write_header(f, phase);
-        r = render_template(f, templates[shell][phase]);
-        if (r >= 0 && ferror(f))
-                r = -ENOMEM;
-        if (fclose(f) != 0 && r >= 0)
-                r = -ENOMEM;
-        if (r < 0) {
-                free(buf);
+        r = memstream_open(&m);
+        if (r < 0)
                 return r;
-        }
-        *ret = buf;
-        return 0;
+        write_header(m.f, phase);
+        r = render_template(m.f, templates[shell][phase]);
+        return memstream_finish(&m, r, ret, NULL);
 }
 
 typedef struct InstallJob {

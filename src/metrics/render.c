@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "basic/macro.h"
+#include "basic/memstream.h"
 #include "basic/utf8.h"
 
 #define MIB (UINT64_C(1) << 20)
@@ -468,29 +469,17 @@ static void render_fence(FILE *f, const MetricsInput *in)
 
 int metrics_render(const MetricsInput *in, char **ret, size_t *ret_len)
 {
-        char *buf = NULL;
-        size_t len = 0;
-        FILE *f;
+        MemStream m;
         int r;
 
-        f = open_memstream(&buf, &len);
-        if (!f)
-                return -ENOMEM;
-        render_devices(f, in);
-        render_device_leases(f, in);
-        render_counters(f, in);
-        render_fence(f, in);
-        r = render_users(f, in);
-        render_processes(f, in);
-        if (ferror(f) && r >= 0)
-                r = -ENOMEM;
-        if (fclose(f) != 0 && r >= 0)
-                r = -ENOMEM;
-        if (r < 0) {
-                free(buf);
+        r = memstream_open(&m);
+        if (r < 0)
                 return r;
-        }
-        *ret = buf;
-        *ret_len = len;
-        return 0;
+        render_devices(m.f, in);
+        render_device_leases(m.f, in);
+        render_counters(m.f, in);
+        render_fence(m.f, in);
+        r = render_users(m.f, in);
+        render_processes(m.f, in);
+        return memstream_finish(&m, r, ret, ret_len);
 }

@@ -40,21 +40,22 @@ expect() {
 tree clean >/dev/null
 expect clean 0 "keeps its layers"
 
-t=$(tree metrics-daemon)
-printf '#include "basic/macro.h"\n  #  include "daemon/daemon.h"\n' >"$t/metrics/http.c"
-expect metrics-daemon 1 "$t/metrics/http.c:2: includes daemon/daemon.h"
+# broken NAME FILE CONTENT TEXT: a clean tree NAME with FILE (below src/)
+# holding CONTENT must fail, naming FILE's path and then TEXT.
+broken() {
+        local t
+        t=$(tree "$1")
+        printf '%b' "$3" >"$t/$2"
+        expect "$1" 1 "$t/$2:$4"
+}
 
-t=$(tree cli-daemon)
-printf '#include <daemon/leases.h>\n' >"$t/cli/lease.c"
-expect cli-daemon 1 "$t/cli/lease.c:1: includes daemon/leases.h"
-
-t=$(tree config-daemon)
-printf '#pragma once\n#include "daemon/daemon.h"\n' >"$t/config/config.h"
-expect config-daemon 1 "$t/config/config.h:2: includes daemon/daemon.h"
-
-t=$(tree policy-store)
-printf '#include "basic/macro.h"\n#include "store/lease-store.h"\n' >"$t/policy/allocate.h"
-expect policy-store 1 "$t/policy/allocate.h:2: includes store/lease-store.h; src/policy/"
+broken metrics-daemon metrics/http.c '#include "basic/macro.h"\n  #  include "daemon/daemon.h"\n' \
+        "2: includes daemon/daemon.h"
+broken cli-daemon cli/lease.c '#include <daemon/leases.h>\n' "1: includes daemon/leases.h"
+broken config-daemon config/config.h '#pragma once\n#include "daemon/daemon.h"\n' \
+        "2: includes daemon/daemon.h"
+broken policy-store policy/allocate.h '#include "basic/macro.h"\n#include "store/lease-store.h"\n' \
+        "2: includes store/lease-store.h; src/policy/"
 
 expect not-a-tree 64
 
