@@ -235,10 +235,13 @@ int leases_end(Daemon *d, Lease *l, bool expired, const char *reason, int64_t ac
         uint64_t now = now_usec(CLOCK_REALTIME);
         int r;
 
+        strict_lease_ending(d, l); /* strict mode: the fence closes first */
         (void)store_lease_set_idle(d->store, l->rec.id, l->rec.idle_device_usec);
         r = store_lease_end(d->store, l->rec.id, expired, reason, actor, now);
-        if (r < 0 && r != -ENOENT)
+        if (r < 0 && r != -ENOENT) {
+                strict_sync(d); /* still held: open again */
                 return log_error_errno(r, "Cannot end lease %" PRId64, l->rec.id);
+        }
         for (size_t i = 0; i < l->rec.n_devices; i++)
                 (void)device_time_set(&s->released, &s->n_released, l->rec.devices[i].uuid, now);
 

@@ -173,7 +173,7 @@ static bool resolve(StrictState *s, const GpuSnapshot *snap, const LeaseDevice *
 }
 
 /* The leased devices as the rules want them. */
-static int leased_devices(Daemon *d, PolicyFenceLeased **ret, size_t *ret_n)
+static int leased_devices(Daemon *d, const Lease *skip, PolicyFenceLeased **ret, size_t *ret_n)
 {
         PolicyFenceLeased *out;
         size_t n = 0, max = 0;
@@ -184,7 +184,7 @@ static int leased_devices(Daemon *d, PolicyFenceLeased **ret, size_t *ret_n)
         if (!out)
                 return -ENOMEM;
         for (const Lease *l = d->leases.leases; l; l = l->next)
-                for (size_t i = 0; i < l->rec.n_devices; i++)
+                for (size_t i = 0; l != skip && i < l->rec.n_devices; i++)
                         if (resolve(&d->strict, d->snapshot, &l->rec.devices[i], &out[n])) {
                                 out[n].uid = l->rec.uid;
                                 n++;
@@ -263,7 +263,11 @@ static void load_tables(Daemon *d)
         s->n_mig = n;
 }
 
-static int sync_all(Daemon *d)
+/* Bring the maps in line with the leases, leaving out `skip` (may be NULL).
+ * `tables`: also the guarded nodes and exempt users, which change only with
+ * the driver's tables and the config (start and sampler ticks): a grant or
+ * release touches the allow map alone, a few map updates. */
+static int sync_maps(Daemon *d, const Lease *skip, bool tables)
 {
         StrictState *s = &d->strict;
         _cleanup_free_ PolicyFenceLeased *leased = NULL;
@@ -272,18 +276,21 @@ static int sync_all(Daemon *d)
         uint32_t exempt[CONFIG_EXEMPT_MAX];
         size_t n_leased = 0, n_rules = 0, n_guarded = 0, n_exempt;
         uint64_t start = now_usec(CLOCK_MONOTONIC);
-        int r;
+        int r = 0;
 
-        r = policy_fence_guarded(s->mig, s->n_mig, s->caps_major, &guarded, &n_guarded);
-        if (r >= 0)
-                r = fence_sync_guarded(s->fence, guarded, n_guarded);
-        if (r >= 0) {
-                n_exempt = exempt_uids(&d->config->enforcement, exempt, ELEMENTSOF(exempt));
-                qsort(exempt, n_exempt, sizeof *exempt, uid_cmp);
-                r = fence_sync_exempt(s->fence, exempt, n_exempt);
+        if (tables) {
+                r = policy_fence_guarded(s->mig, s->n_mig, s->caps_major, &guarded, &n_guarded);
+                if (r >= 0)
+                        r = fence_sync_guarded(s->fence, guarded, n_guarded);
+                if (r >= 0) {
+                        n_exempt = exempt_uids(&d->config->enforcement, exempt,
+                                               ELEMENTSOF(exempt));
+                        qsort(exempt, n_exempt, sizeof *exempt, uid_cmp);
+                        r = fence_sync_exempt(s->fence, exempt, n_exempt);
+                }
         }
         if (r >= 0)
-                r = leased_devices(d, &leased, &n_leased);
+                r = leased_devices(d, skip, &leased, &n_leased);
         if (r >= 0)
                 r = policy_fence_rules(leased, n_leased, s->mig, s->n_mig, s->caps_major, &rules,
                                        &n_rules);
@@ -350,7 +357,7 @@ int strict_start(Daemon *d)
                 return r;
         }
         load_tables(d);
-        r = sync_all(d);
+        r = sync_maps(d, NULL, true);
         if (r < 0) {
                 log_error("Cannot start in strict mode: cannot fill the fence's maps: %s",
                           strerror(-r));
@@ -385,7 +392,7 @@ void strict_done(StrictState *s)
 void strict_sync(Daemon *d)
 {
         if (d->strict.fence)
-                (void)sync_all(d);
+                (void)sync_maps(d, NULL, false);
 }
 
 void strict_lease_granted(Daemon *d, const Lease *l)
@@ -398,7 +405,7 @@ void strict_lease_granted(Daemon *d, const Lease *l)
 
         if (!s->fence)
                 return;
-        (void)sync_all(d);
+        (void)sync_maps(d, NULL, false);
         if (l->rec.kind != LEASE_RUN || l->rec.client_pid <= 0)
                 return;
         for (size_t i = 0; i < l->rec.n_devices && n + 3 <= ELEMENTSOF(nodes); i++) {
@@ -431,13 +438,19 @@ static void try_remove_pending(StrictState *s)
         s->n_pending = kept;
 }
 
+void strict_lease_ending(Daemon *d, const Lease *l)
+{
+        if (d->strict.fence)
+                (void)sync_maps(d, l, false);
+}
+
 void strict_lease_ended(Daemon *d, int64_t id)
 {
         StrictState *s = &d->strict;
 
         if (!s->fence)
                 return;
-        (void)sync_all(d);
+        (void)sync_maps(d, NULL, false);
         if (s->backend != ISOLATE_CGROUP_CGROUPFS)
                 return;
         /* The run client is usually still inside while it releases. */
@@ -459,7 +472,7 @@ void strict_tick(Daemon *d)
         if (!s->fence)
                 return;
         load_tables(d);
-        (void)sync_all(d);
+        (void)sync_maps(d, NULL, true);
         try_remove_pending(s);
 }
 

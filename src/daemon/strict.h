@@ -60,6 +60,9 @@ void strict_sync(Daemon *d);
 /* A lease was granted: open the fence for it (and give a run lease its
  * cgroup) before the client hears of the grant. */
 void strict_lease_granted(Daemon *d, const Lease *l);
+/* A lease is about to end: close the fence for it before the store records
+ * the end (closing early is the safe side; a failed end resyncs). */
+void strict_lease_ending(Daemon *d, const Lease *l);
 /* A lease ended (already gone from d->leases). */
 void strict_lease_ended(Daemon *d, int64_t id);
 /* Every sampler tick: re-read the MIG table, resync, remove empty lease cgroups. */
