@@ -48,6 +48,11 @@ PACKAGES=(
         sqlite3         # integration tests: an admin's sqlite3 on the live state database (test_store_locks, test_crash)
         clang           # fuzzing: libFuzzer builds of tests/fuzz (scripts/run-fuzz.sh, tests/run-all.sh)
         libclang-rt-14-dev # fuzzing: libFuzzer and the ASan/UBSan runtimes for clang
+        libpam0g-dev    # pam_gpukeeper.so (pam/): the PAM module's headers and libpam
+        openssh-server  # integration tests: a real sshd on 127.0.0.1 logs users in through pam_gpukeeper.so
+        openssh-client  # integration tests: ssh and ssh-keygen for those logins
+        pamtester       # integration tests: the account phase's refusal message (require_lease)
+        libcap2-bin     # integration tests: capsh drops CAP_BPF/CAP_SYS_ADMIN (strict mode must refuse)
 )
 
 missing=()

@@ -503,6 +503,30 @@ static int print_gpu(FILE *f, json_t *gpu, size_t index_w, const cli_term *term,
         return 0;
 }
 
+/* Strict mode's kernel fence, one line; nothing in other modes. */
+static void print_fence(FILE *f, json_t *fence, const cli_term *term)
+{
+        const char *mode = cli_json_str(fence, "mode"), *error = cli_json_str(fence, "error");
+        double denied = 0;
+
+        if (!mode || strcmp(mode, "strict") != 0)
+                return;
+        (void)cli_json_num(fence, "denied_total", &denied);
+        fputc('\n', f);
+        if (json_is_true(json_object_get(fence, "active"))) {
+                fprintf(f, "Fence: active (strict mode): only leased GPUs open; %.0f refused "
+                           "open%s.\n",
+                        denied, denied == 1 ? "" : "s");
+                return;
+        }
+        cli_text_style(f, term, CLI_STYLE_RED);
+        fprintf(f, "Fence: NOT active (strict mode)%s", error ? ": " : "");
+        if (error)
+                cli_text_clip(f, error, 200, false);
+        cli_text_style(f, term, CLI_STYLE_RESET);
+        fputc('\n', f);
+}
+
 int cli_status_render(json_t *status, FILE *f, const cli_term *full_term, double now)
 {
         cli_term narrowed = *full_term, *term = &narrowed;
@@ -553,5 +577,6 @@ int cli_status_render(json_t *status, FILE *f, const cli_term *full_term, double
                 /* The full width: it narrows by itself as this view does. */
                 cli_queue_render(json_object_get(status, "queue"), f, full_term, now, 0);
         }
+        print_fence(f, json_object_get(status, "fence"), term);
         return 0;
 }

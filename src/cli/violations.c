@@ -22,6 +22,7 @@
 #include "basic/time-util.h"
 #include "cli/cli.h"
 #include "cli/lease-render.h"
+#include "cli/text.h"
 #include "cli/violations.h"
 
 /* The newest records asked for; the daemon refuses more than 10000. */
@@ -169,6 +170,38 @@ static void render(json_t *list, const cli_term *term)
         }
 }
 
+/* Strict mode: opens of GPU nodes the kernel fence refused (counted by the
+ * kernel since the fence was loaded). Nothing in other modes. */
+static void print_fence_denied(json_t *denied)
+{
+        size_t i;
+        json_t *row;
+
+        if (json_array_size(denied) == 0)
+                return;
+        printf("\nOpens refused by the strict-mode fence (since it was loaded):\n");
+        printf("  %-20s %-36s %s\n", "USER", "DEVICE", "REFUSED");
+        json_array_foreach(denied, i, row)
+        {
+                const char *user = cli_json_str(row, "user"), *dev = cli_json_str(row, "device");
+                double uid = -1, count = 0;
+                char who[32];
+
+                (void)cli_json_num(row, "uid", &uid);
+                (void)cli_json_num(row, "count", &count);
+                if (!user) {
+                        snprintf(who, sizeof who, "%.0f", uid);
+                        user = who;
+                }
+                printf("  ");
+                cli_text_clip(stdout, user, 20, false);
+                printf("%*s ", (int)(20 - MIN(strlen(user), (size_t)20)), "");
+                cli_text_clip(stdout, dev ? dev : "?", 36, false);
+                printf("%*s %.0f\n", (int)(36 - MIN(strlen(dev ? dev : "?"), (size_t)36)), "",
+                       count);
+        }
+}
+
 int cli_violations_main(cli_context *ctx, int argc, char *argv[])
 {
         static const struct option options[] = {
@@ -210,12 +243,13 @@ int cli_violations_main(cli_context *ctx, int argc, char *argv[])
         (void)format_duration(span, sizeof span, o.since_usec);
         if (json_array_size(list) == 0) {
                 printf("No GPU use without a lease in the last %s.\n", span);
-                return cli_finish(CLI_EXIT_OK);
+        } else {
+                cli_term_detect(stdout, &term);
+                render(list, &term);
+                if (json_array_size(list) >= VIOLATIONS_LIMIT)
+                        printf("(only the newest %d are shown; use a shorter --since)\n",
+                               VIOLATIONS_LIMIT);
         }
-        cli_term_detect(stdout, &term);
-        render(list, &term);
-        if (json_array_size(list) >= VIOLATIONS_LIMIT)
-                printf("(only the newest %d are shown; use a shorter --since)\n",
-                       VIOLATIONS_LIMIT);
+        print_fence_denied(json_object_get(result, "fence_denied"));
         return cli_finish(CLI_EXIT_OK);
 }

@@ -24,8 +24,10 @@ static int parse_enforcement_mode(const ConfigKey *key, const char *value, void 
                 *mode = CONFIG_ENFORCEMENT_OBSERVE;
         else if (strcmp(value, "enforce") == 0)
                 *mode = CONFIG_ENFORCEMENT_ENFORCE;
+        else if (strcmp(value, "strict") == 0)
+                *mode = CONFIG_ENFORCEMENT_STRICT;
         else {
-                snprintf(problem, problem_len, "must be observe or enforce");
+                snprintf(problem, problem_len, "must be observe, enforce or strict");
                 return -EINVAL;
         }
         return 0;
@@ -106,6 +108,15 @@ const ConfigKey config_enforcement_table[] = {
                       CONFIG_KILL_TIMEOUT_MAX),
         CONFIG_SCALAR("root_exempt", config_parse_bool, ConfigEnforcement, root_exempt, 0, 0),
         CONFIG_SECTION("exempt", enforcement_exempt_table),
+        /* strict mode (src/isolate) */
+        CONFIG_SCALAR("fence_cgroup", config_parse_absolute_path, ConfigEnforcement,
+                      fence_cgroup, 0, 0),
+        CONFIG_SCALAR("fence_pin_dir", config_parse_absolute_path, ConfigEnforcement,
+                      fence_pin_dir, 0, 0),
+        CONFIG_SCALAR("mig_minors", config_parse_absolute_path, ConfigEnforcement, mig_minors,
+                      0, 0),
+        CONFIG_SCALAR("proc_devices", config_parse_absolute_path, ConfigEnforcement,
+                      proc_devices, 0, 0),
         CONFIG_END,
 };
 
@@ -116,7 +127,12 @@ int config_enforcement_init(ConfigEnforcement *s)
                 .grace_usec = CONFIG_DEFAULT_ENFORCEMENT_GRACE_USEC,
                 .kill_timeout_usec = CONFIG_DEFAULT_KILL_TIMEOUT_USEC,
                 .root_exempt = true,
+                .fence_pin_dir = strdup(CONFIG_DEFAULT_FENCE_PIN_DIR),
+                .mig_minors = strdup(CONFIG_DEFAULT_MIG_MINORS),
+                .proc_devices = strdup(CONFIG_DEFAULT_PROC_DEVICES),
         };
+        if (!s->fence_pin_dir || !s->mig_minors || !s->proc_devices)
+                return -ENOMEM;
         return 0;
 }
 
@@ -124,4 +140,8 @@ void config_enforcement_done(ConfigEnforcement *s)
 {
         strv_free_n(s->exempt_users, s->n_exempt_users);
         strv_free_n(s->exempt_executables, s->n_exempt_executables);
+        free(s->fence_cgroup);
+        free(s->fence_pin_dir);
+        free(s->mig_minors);
+        free(s->proc_devices);
 }

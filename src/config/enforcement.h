@@ -22,7 +22,14 @@
 typedef enum ConfigEnforcementMode {
         CONFIG_ENFORCEMENT_OBSERVE, /* detect and report violations, signal nothing */
         CONFIG_ENFORCEMENT_ENFORCE, /* SIGTERM after grace, SIGKILL after kill_timeout */
+        CONFIG_ENFORCEMENT_STRICT,  /* enforce, and the kernel fence (src/isolate) */
 } ConfigEnforcementMode;
+
+/* Strict mode's defaults: the fence covers the whole cgroup2 hierarchy
+ * (fence_cgroup empty: the root of the cgroup2 mount, found at start). */
+#define CONFIG_DEFAULT_FENCE_PIN_DIR "/sys/fs/bpf/gpukeeper"
+#define CONFIG_DEFAULT_MIG_MINORS "/proc/driver/nvidia-caps/mig-minors"
+#define CONFIG_DEFAULT_PROC_DEVICES "/proc/devices"
 
 /* The enforcement section: what happens to processes that use a device
  * their owner holds no lease on. */
@@ -35,6 +42,10 @@ typedef struct ConfigEnforcement {
         size_t n_exempt_users;
         char **exempt_executables;  /* normalized absolute paths, compared with /proc/PID/exe */
         size_t n_exempt_executables;
+        char *fence_cgroup;  /* strict mode: where the fence attaches; NULL = the cgroup2 root */
+        char *fence_pin_dir; /* strict mode: bpffs directory of the pinned program and maps */
+        char *mig_minors;    /* /proc/driver/nvidia-caps/mig-minors format */
+        char *proc_devices;  /* /proc/devices format (the nvidia-caps major) */
 } ConfigEnforcement;
 
 /* The section's keys, relative to a ConfigEnforcement (the root table in config.c

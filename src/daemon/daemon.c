@@ -61,6 +61,14 @@ static void daemon_reload(Daemon *d)
                 config_free(next);
                 return;
         }
+        /* Strict mode's fence is set up or removed at start only. */
+        if ((next->enforcement.mode == CONFIG_ENFORCEMENT_STRICT) !=
+            (d->config->enforcement.mode == CONFIG_ENFORCEMENT_STRICT)) {
+                log_warning("enforcement.mode changed to or from strict in %s; it takes effect at "
+                            "the next restart.",
+                            d->config_path);
+                next->enforcement.mode = d->config->enforcement.mode;
+        }
         nvml_changed = strcmp(next->nvml_library, d->config->nvml_library) != 0;
         if (strcmp(next->http.listen.text, d->config->http.listen.text) != 0) {
                 char *text = strdup(d->config->http.listen.text);
@@ -329,6 +337,11 @@ int daemon_new(char *config_path, Config *config, Daemon **ret)
         r = slurm_ops_init(d);
         if (r < 0)
                 goto fail_log;
+        /* Strict mode: the fence, matching the restored leases, before
+         * the socket opens (or its refusal, one line). */
+        r = strict_start(d);
+        if (r < 0)
+                goto fail;
 
         r = env_backup_arm(d);
         if (r < 0)
@@ -425,6 +438,7 @@ void daemon_free(Daemon *d)
         metrics_free(d->metrics);
         server_free(d->server);
         enforcement_done(&d->enforcement);
+        strict_done(&d->strict);
         env_backup_done(&d->env_backup);
         slurm_ops_done(d);
         leases_done(&d->leases);

@@ -19,6 +19,7 @@
 #include "daemon/slurm-ops.h"
 #include "daemon/refusals.h"
 #include "daemon/resolver.h"
+#include "daemon/strict.h"
 #include "gpu/inventory.h"
 #include "gpu/nvml.h"
 #include "store/store.h"
@@ -61,6 +62,7 @@ typedef struct Daemon {
         uint64_t sampler_stalls;       /* samples NVML did not answer in time */
         LeaseState leases;
         EnforcementState enforcement;
+        StrictState strict; /* strict mode's kernel fence (daemon/strict.h) */
         uint64_t idle_tick_usec; /* daemon_boot() of the previous idle accounting */
         GpuAlerts gpu_alerts;
         EnvBackupState env_backup;

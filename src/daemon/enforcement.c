@@ -188,13 +188,13 @@ static void warn_owner(Daemon *d, const TrackedViolation *t)
                          expired->lease_id, t->rec.gpu_index, t->rec.device_uuid, ended,
                          (int)t->rec.pid, t->rec.command ? t->rec.command : "?",
                          (int)t->rec.pid,
-                         c->mode == CONFIG_ENFORCEMENT_ENFORCE ? "gpukeeper: otherwise it will "
+                         c->mode != CONFIG_ENFORCEMENT_OBSERVE ? "gpukeeper: otherwise it will "
                                                                  "be stopped (SIGTERM) at "
                                                                : "");
-                if (c->mode == CONFIG_ENFORCEMENT_ENFORCE)
+                if (c->mode != CONFIG_ENFORCEMENT_OBSERVE)
                         snprintf(text + strlen(text), sizeof text - strlen(text), "%s, in %s.\n",
                                  when, grace);
-        } else if (c->mode == CONFIG_ENFORCEMENT_ENFORCE)
+        } else if (c->mode != CONFIG_ENFORCEMENT_OBSERVE)
                 snprintf(text, sizeof text,
                          "\ngpukeeper: process %d (%s) uses GPU %d (%s) without a lease.\n"
                          "gpukeeper: keep it: 'gpukeeper lease adopt %d' leases its GPU if nobody "
@@ -351,7 +351,7 @@ static void advance(Daemon *d, TrackedViolation *t, uint64_t now, uint64_t boot)
                 t->rec.warned_usec = now;
                 warn_owner(d, t);
         }
-        if (c->mode != CONFIG_ENFORCEMENT_ENFORCE)
+        if (c->mode == CONFIG_ENFORCEMENT_OBSERVE)
                 return;
         if (t->rec.term_usec == 0) {
                 if (boot >= t->detected_boot + c->grace_usec)
@@ -482,7 +482,7 @@ json_t *enforcement_violation_json(const Daemon *d, const StoredViolation *v)
 {
         const ConfigEnforcement *c = &d->config->enforcement;
         const char *user = daemon_user_name(d, v->uid);
-        bool enforce = c->mode == CONFIG_ENFORCEMENT_ENFORCE && !v->ended_usec;
+        bool enforce = c->mode != CONFIG_ENFORCEMENT_OBSERVE && !v->ended_usec;
         uint64_t stop_at = v->term_usec ? v->term_usec : v->detected_usec + c->grace_usec;
 
         /* An open one is timed on the boot clock: show when that will be. */

@@ -680,16 +680,33 @@ int lease_op_list(Daemon *d, const RequestCall *call, json_t *args, json_t **ret
 int lease_op_env(Daemon *d, const RequestCall *call, json_t *args, json_t **ret_result,
                  gk_call_error *ret_error)
 {
-        static const char *const allowed[] = {"id", NULL};
+        static const char *const allowed[] = {"id", "uid", NULL};
         const Lease *pick = NULL;
-        json_t *lease, *visible;
+        json_t *lease, *visible, *for_uid = args ? json_object_get(args, "uid") : NULL;
         char id[32];
         int r;
 
         r = check_keys(args, allowed, ret_error);
         if (r != 0)
                 return r;
-        if (args && json_object_get(args, "id")) {
+        if (for_uid) {
+                /* Admins (the PAM module runs as root): another user's newest
+                 * manual lease, the one a login shell should see. */
+                json_int_t u = json_is_integer(for_uid) ? json_integer_value(for_uid) : -1;
+
+                if (u < 0 || u >= (json_int_t)UINT32_MAX || json_object_get(args, "id"))
+                        return request_error(ret_error, GK_E_INVALID_ARGUMENT,
+                                             "uid must be a uid (0-4294967294), without id");
+                if (!peer_is_admin(call->peer))
+                        return request_error(ret_error, GK_E_PERMISSION,
+                                             "only admins may ask for another user's lease");
+                for (const Lease *l = d->leases.leases; l; l = l->next)
+                        if (l->rec.uid == (uid_t)u && l->rec.kind == LEASE_MANUAL)
+                                pick = l;
+                if (!pick)
+                        return request_error(ret_error, GK_E_NOT_FOUND,
+                                             "uid %lld holds no interactive lease", (long long)u);
+        } else if (args && json_object_get(args, "id")) {
                 Lease *l = NULL;
 
                 r = lease_for_peer(d, call->peer, args, "use", "lease.env_denied", &l, ret_error);

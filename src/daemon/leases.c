@@ -322,10 +322,13 @@ int leases_end(Daemon *d, Lease *l, bool expired, const char *reason, int64_t ac
         uint64_t now = now_usec(CLOCK_REALTIME);
         int r;
 
+        strict_lease_ending(d, l); /* strict mode: the fence closes first */
         (void)store_lease_set_idle(d->store, l->rec.id, l->rec.idle_device_usec);
         r = store_lease_end(d->store, l->rec.id, expired, reason, actor, now);
-        if (r < 0 && r != -ENOENT)
+        if (r < 0 && r != -ENOENT) {
+                strict_sync(d); /* still held: open again */
                 return log_error_errno(r, "Cannot end lease %" PRId64, l->rec.id);
+        }
         for (size_t i = 0; i < l->rec.n_devices; i++) {
                 (void)device_time_set(&s->released, &s->n_released, l->rec.devices[i].uuid, now);
                 if (expired) {
@@ -345,7 +348,12 @@ int leases_end(Daemon *d, Lease *l, bool expired, const char *reason, int64_t ac
                 }
         log_info("Lease %" PRId64 " of uid %u %s: %s", l->rec.id, (unsigned)l->rec.uid,
                  expired ? "expired" : "released", reason);
-        lease_free(l);
+        {
+                int64_t id = l->rec.id;
+
+                lease_free(l);
+                strict_lease_ended(d, id); /* strict mode: the fence closes */
+        }
         return 0;
 }
 
@@ -766,6 +774,8 @@ static int grant(Daemon *d, QueueEntry *e, const PolicyDevice *devs, const Polic
         leases_dequeue(d, request_id);
         log_info("Lease %" PRId64 " granted to uid %u (%s, %zu devices).", l->rec.id,
                  (unsigned)l->rec.uid, lease_kind_to_string(l->rec.kind), l->rec.n_devices);
+        /* Strict mode: the fence opens before the client hears of the grant. */
+        strict_lease_granted(d, l);
         r = send_to(d, conn_id,
                     proto_reply_ok(msg_id, json_pack("{s:o}", "lease", lease_to_json(d, l))));
         /* Nobody learns of a lease whose reply could not be delivered. A run

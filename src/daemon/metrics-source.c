@@ -37,6 +37,26 @@ static const char *source_user_name(void *userdata, uid_t uid)
         return daemon_user_name(userdata, uid);
 }
 
+/* Strict mode's refused-open counters, collected for the render input. */
+typedef struct FenceRows {
+        const Daemon *d;
+        MetricsFenceDenied *rows;
+        size_t n, max;
+} FenceRows;
+
+static int add_fence_row(const PolicyFenceRule *who, uint64_t count, void *userdata)
+{
+        FenceRows *x = userdata;
+
+        if (x->n >= x->max)
+                return -E2BIG;
+        x->rows[x->n] = (MetricsFenceDenied){.uid = (uid_t)who->uid, .count = count};
+        /* The same names status shows. */
+        strict_device_name(x->d, who, x->rows[x->n].device, sizeof x->rows[x->n].device);
+        x->n++;
+        return 0;
+}
+
 /* Fill the render input from the daemon's state and render into b. */
 static int source_render(void *userdata, MetricsBuffer *b)
 {
@@ -45,6 +65,8 @@ static int source_render(void *userdata, MetricsBuffer *b)
         AlertsSinkStats sinks[METRICS_MAX_SINKS];
         MetricsMig mig[GPU_MAX_DEVICES];
         size_t n_sinks = 0, n = 0, n_mig = 0;
+        _cleanup_free_ MetricsFenceDenied *rows_owner = NULL;
+        FenceRows fence_rows = {.d = d};
         MetricsInput in;
 
         leases = calloc(MAX(d->leases.n_leases, (size_t)1), sizeof *leases);
@@ -88,6 +110,16 @@ static int source_render(void *userdata, MetricsBuffer *b)
             .user_name = source_user_name,
             .userdata = d,
         };
+        if (d->config->enforcement.mode == CONFIG_ENFORCEMENT_STRICT) {
+                rows_owner = fence_rows.rows = calloc(FENCE_DENIED_MAX, sizeof *fence_rows.rows);
+                if (!fence_rows.rows)
+                        return -ENOMEM;
+                fence_rows.max = FENCE_DENIED_MAX;
+                (void)strict_denied_foreach(d, add_fence_row, &fence_rows);
+                in.fence_state = d->strict.fence && d->strict.last_error == 0 ? 1 : 2;
+                in.fence_denied = fence_rows.rows;
+                in.n_fence_denied = fence_rows.n;
+        }
         return metrics_render_buffer(&in, b);
 }
 

@@ -225,6 +225,7 @@ static void after_snapshot(Daemon *d, uint64_t prev_boot)
         mig_ops_tick(d);
         leases_schedule(d);
         enforcement_tick(d);
+        strict_tick(d);
         if (idle_tick(d))
                 leases_schedule(d);
         gpu_alerts_tick(d);

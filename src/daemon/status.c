@@ -164,6 +164,11 @@ int status_build(const Daemon *d, json_t **ret)
                       leases_queue_to_json(d));
         if (!o)
                 return -ENOMEM;
+        /* Strict mode's fence: whether it is active, refused opens. */
+        if (json_object_set_new(o, "fence", strict_to_json(d)) < 0) {
+                json_decref(o);
+                return -ENOMEM;
+        }
         *ret = o;
         return 0;
 }

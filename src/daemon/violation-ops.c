@@ -4,6 +4,7 @@
 #include <errno.h>
 
 #include "basic/time-util.h"
+#include "daemon/daemon.h"
 #include "daemon/enforcement.h"
 
 #define VIOLATIONS_LIST_MAX 10000
@@ -49,6 +50,14 @@ int violation_op_list(Daemon *d, const RequestCall *call, json_t *args, json_t *
         stored_violations_free(list, n);
         if (!array)
                 return -ENOMEM;
-        *ret_result = json_pack("{s:o}", "violations", array);
+        /* Strict mode: the fence's refused opens (counters kept by the
+         * kernel since the fence was loaded; `since` does not apply). */
+        {
+                json_t *fence = strict_to_json(d);
+
+                *ret_result = json_pack("{s:o, s:O}", "violations", array, "fence_denied",
+                                        fence ? json_object_get(fence, "denied") : json_null());
+                json_decref(fence);
+        }
         return *ret_result ? 0 : -ENOMEM;
 }

@@ -596,6 +596,27 @@ static void render_counters(FILE *f, const MetricsInput *in)
         fputs("\"} 1\n", f);
 }
 
+/* Strict mode's fence (absent in other modes). */
+static void render_fence(FILE *f, const MetricsInput *in)
+{
+        if (in->fence_state == 0)
+                return;
+        family(f, "gpukeeper_fence_active", "gauge",
+               "1 when strict mode's kernel fence is attached and matches the leases.");
+        fprintf(f, "gpukeeper_fence_active %d\n", in->fence_state == 1);
+        family(f, "gpukeeper_fence_denied_opens_total", "counter",
+               "Opens of GPU device nodes the kernel fence refused, per user and node "
+               "(kept across daemon restarts).");
+        for (size_t i = 0; i < in->n_fence_denied; i++) {
+                fputs("gpukeeper_fence_denied_opens_total{user=\"", f);
+                write_user(f, in, in->fence_denied[i].uid);
+                fputs("\",device=\"", f);
+                metrics_write_label_value(f, in->fence_denied[i].device);
+                fprintf(f, "\"} %" PRIu64 "\n", in->fence_denied[i].count);
+        }
+}
+
+/* MIG-mode GPUs' free slices and on-demand instances (issue 13). */
 static void render_mig(FILE *f, const MetricsInput *in)
 {
         if (in->n_mig == 0)
@@ -662,6 +683,7 @@ int metrics_render_buffer(const MetricsInput *in, MetricsBuffer *b)
         render_slurm_jobs(f, in);
         render_counters(f, in);
         render_mig(f, in);
+        render_fence(f, in);
         r = render_users(f, in);
         render_processes(f, in);
         if (ferror(f) && r >= 0)

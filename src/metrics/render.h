@@ -32,6 +32,12 @@ typedef struct MetricsMig {
         int free_slices;
         int on_demand;
 } MetricsMig;
+/* One refused-open counter of strict mode's fence. */
+typedef struct MetricsFenceDenied {
+        uid_t uid;
+        char device[64]; /* "/dev/nvidia1", "/dev/nvidia-caps/nvidia-cap12", or "major:minor" */
+        uint64_t count;
+} MetricsFenceDenied;
 
 typedef struct MetricsInput {
         const GpuSnapshot *snapshot;      /* may be NULL: no device series */
@@ -53,6 +59,9 @@ typedef struct MetricsInput {
         void *userdata;
         const MetricsMig *mig; /* MIG-mode GPUs; may be NULL */
         size_t n_mig;
+        int fence_state; /* 0: not in strict mode (no fence series); 1: fence active; 2: strict, inactive */
+        const MetricsFenceDenied *fence_denied;
+        size_t n_fence_denied;
 } MetricsInput;
 
 /* Render the whole exposition. On success *ret is a malloc'd text of

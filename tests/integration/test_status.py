@@ -12,7 +12,7 @@ from conftest import (DRIVER_VERSION, GPU0_UUID, GPU1_UUID, MIB, MIG_A_UUID, MIG
 TOP_KEYS = {
     "simulated": (bool,), "driver_version": (str,), "hostname": (str,),
     "sampled_at": (float, int), "nvml_available": (bool,), "message": (str, type(None)),
-    "gpus": (list,), "queue": (list,),
+    "gpus": (list,), "queue": (list,), "fence": (dict,),
 }
 GPU_KEYS = {
     "index": (int,), "uuid": (str,), "name": (str,), "pci_bus_id": (str,),

@@ -1464,11 +1464,11 @@ static void test_enforcement_errors(void **state)
         TestDir *t = *state;
 
         expect_error(t, "enforcement:\n  mode: kill\n",
-                     "2:9: invalid value 'kill' for 'enforcement.mode': must be observe or "
-                     "enforce");
+                     "2:9: invalid value 'kill' for 'enforcement.mode': must be observe, "
+                     "enforce or strict");
         expect_error(t, "enforcement:\n  mode: Enforce\n",
-                     "2:9: invalid value 'Enforce' for 'enforcement.mode': must be observe or "
-                     "enforce");
+                     "2:9: invalid value 'Enforce' for 'enforcement.mode': must be observe, "
+                     "enforce or strict");
         expect_error(t, "enforcement:\n  grace: 0s\n",
                      "2:10: invalid value '0s' for 'enforcement.grace': must be between 1s and "
                      "1d");
@@ -1492,7 +1492,8 @@ static void test_enforcement_errors(void **state)
                      "'enforcement.exempt': users, executables)");
         expect_error(t, "enforcement:\n  root: true\n",
                      "2:3: unknown key 'enforcement.root' (known keys in 'enforcement': mode, "
-                     "grace, kill_timeout, root_exempt, exempt)");
+                     "grace, kill_timeout, root_exempt, exempt, fence_cgroup, fence_pin_dir, mig_minors, "
+                     "proc_devices)");
 
         /* Lists of values. */
         expect_error(t, "enforcement:\n  exempt:\n    users: root\n",

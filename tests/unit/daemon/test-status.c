@@ -15,7 +15,7 @@
 #include "gpu/nvml-abi.h"
 
 static const char *const top_keys[] = {"simulated", "driver_version", "hostname", "sampled_at",
-                                       "nvml_available", "message", "gpus", "queue"};
+                                       "nvml_available", "message", "gpus", "queue", "fence"};
 static const char *const gpu_keys[] = {"index", "uuid", "name", "pci_bus_id", "numa_node",
                                        "memory_total_bytes", "memory_used_bytes",
                                        "utilization_gpu", "temperature_c", "power_w", "healthy",

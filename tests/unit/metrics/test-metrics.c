@@ -305,6 +305,41 @@ static void test_render_mig(void **state)
         assert_has(out, "\ngpukeeper_mig_on_demand_instances{gpu=\"3\",UUID=\"GPU-aa\\\"bb\"} 2\n");
 }
 
+/* Strict mode's series: absent in other modes; the gauge and one counter
+ * per (user, node) in strict mode. */
+static void test_render_fence(void **state)
+{
+        _cleanup_free_ char *out = NULL;
+        const MetricsFenceDenied denied[] = {
+                {.uid = 1000, .device = "/dev/nvidia1", .count = 3},
+                {.uid = 4242, .device = "/dev/nvidia-caps/nvidia-cap12", .count = 1},
+        };
+        Lab lab;
+        size_t len = 0;
+
+        lab_init(&lab);
+        assert_int_equal(metrics_render(&lab.in, &out, &len), 0);
+        assert_lacks(out, "gpukeeper_fence_");
+        free(out);
+        out = NULL;
+
+        lab.in.fence_state = 1;
+        lab.in.fence_denied = denied;
+        lab.in.n_fence_denied = ELEMENTSOF(denied);
+        assert_int_equal(metrics_render(&lab.in, &out, &len), 0);
+        assert_has(out, "\n# TYPE gpukeeper_fence_active gauge\ngpukeeper_fence_active 1\n");
+        assert_has(out, "\ngpukeeper_fence_denied_opens_total{user=\"alice\","
+                        "device=\"/dev/nvidia1\"} 3\n");
+        assert_has(out, "\ngpukeeper_fence_denied_opens_total{user=\"4242\","
+                        "device=\"/dev/nvidia-caps/nvidia-cap12\"} 1\n");
+        free(out);
+        out = NULL;
+
+        lab.in.fence_state = 2;
+        assert_int_equal(metrics_render(&lab.in, &out, &len), 0);
+        assert_has(out, "\ngpukeeper_fence_active 0\n");
+}
+
 static void test_every_family_once(void **state)
 {
         _cleanup_free_ char *out = NULL;
@@ -451,6 +486,7 @@ int main(void)
             cmocka_unit_test(test_render),
             cmocka_unit_test(test_render_options),
             cmocka_unit_test(test_render_mig),
+            cmocka_unit_test(test_render_fence),
             cmocka_unit_test(test_every_family_once),
             cmocka_unit_test(test_authorized),
             cmocka_unit_test(test_label_value_controls),
