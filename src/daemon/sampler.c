@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -369,6 +370,15 @@ void sampler_worker_free(Daemon *d)
 
         if (!w)
                 return;
+        if (w->running) {
+                /* A sample in flight at the end: wait for it as long as the
+                 * watchdog would (it is usually milliseconds away), then free
+                 * everything as usual. */
+                struct pollfd p = {.fd = w->efd, .events = POLLIN};
+
+                if (poll(&p, 1, (int)(SAMPLER_NVML_TIMEOUT_USEC / USEC_PER_MSEC)) == 1)
+                        worker_join(d);
+        }
         if (w->running) {
                 /* Hung in NVML: leave it; the library and cache it uses are
                  * kept (the process is exiting). */

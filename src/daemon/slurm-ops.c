@@ -118,7 +118,7 @@ int slurm_op_prolog(Daemon *d, const RequestCall *call, json_t *args, json_t **r
         _cleanup_free_ char *request_json = NULL;
         StoredLease rec = {};
         json_t *uid_v, *gpus_v, *v;
-        uint64_t job_id;
+        uint64_t job_id = 0;
         size_t n_devs, i;
         Lease *l;
         char cmd[64];
@@ -249,7 +249,7 @@ int slurm_op_prolog(Daemon *d, const RequestCall *call, json_t *args, json_t **r
 int slurm_op_epilog(Daemon *d, const RequestCall *call, json_t *args, json_t **ret_result,
                     gk_call_error *ret_error)
 {
-        uint64_t job_id;
+        uint64_t job_id = 0;
         int64_t id = 0;
         char why[64];
         Lease *l;
@@ -280,7 +280,7 @@ int slurm_op_step(Daemon *d, const RequestCall *call, json_t *args, json_t **ret
         _cleanup_free_ SlurmDevice *devs = NULL;
         char visible[LEASE_MAX_DEVICES * LEASE_UUID_MAX] = "";
         json_t *gpus_v, *v;
-        uint64_t job_id;
+        uint64_t job_id = 0;
         size_t n_devs, i, o = 0;
         Lease *l;
         int r;
