@@ -273,10 +273,15 @@ static int carve(Daemon *d, const MigGpuView *v, const MigGpuPlan *p, char *erro
         return r;
 }
 
+/* After a carve: a new snapshot when NVML is free, and the MIG view read
+ * again from NVML in any case. With the periodic sample in flight
+ * (sampler_tick() answers -EBUSY) or a failed tick the snapshot stays as it
+ * was until the next one lands, but the view must show what was just
+ * carved: a second pass planned on the old instances would destroy GPU
+ * instance IDs that are gone or, once reused, ones it just made. */
 static void resample(Daemon *d)
 {
-        if (sampler_tick(d) < 0)
-                return;
+        (void)sampler_tick(d);
         refresh(d);
 }
 

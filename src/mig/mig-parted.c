@@ -34,6 +34,11 @@ static int fail(Walk *w, const yaml_node_t *node, const char *where, const char 
         va_end(ap);
         snprintf(w->error, w->error_size, "%s:%zu: %s%s%s", w->filename,
                  node ? node->start_mark.line + 1 : 1, where, where[0] ? ": " : "", msg);
+        /* Values quoted from the file may span lines (a folded plain scalar
+         * keeps a newline for each empty line): the message stays one line. */
+        for (char *c = w->error; *c; c++)
+                if ((unsigned char)*c < 0x20 || *c == 0x7f)
+                        *c = '?';
         return -EINVAL;
 }
 
