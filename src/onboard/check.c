@@ -37,7 +37,7 @@ static int state_from_child(int r)
         return r;
 }
 
-/* Compare the file at `rel` below `dirfd` with `want`: 1 same, 0 different,
+/* Compare the file at `rel` below `dirfd` with `want` (and mode 0644): 1 same, 0 different,
  * -ENOENT absent, -errno. Larger than `want` by far is different without
  * reading it all. */
 static int file_matches(int dirfd, const char *rel, const char *want)
@@ -45,11 +45,17 @@ static int file_matches(int dirfd, const char *rel, const char *want)
         _cleanup_close_ int fd = -1;
         _cleanup_free_ char *have = NULL;
         size_t len = 0, want_len = strlen(want);
+        struct stat st;
         int r;
 
         fd = openat(dirfd, rel, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
         if (fd < 0)
                 return negative_errno();
+        /* gpukeeper writes both with mode 0644 (env_write_file_atomic_at). */
+        if (fstat(fd, &st) < 0)
+                return negative_errno();
+        if (!S_ISREG(st.st_mode) || (st.st_mode & 07777) != 0644)
+                return 0;
         r = read_full_fd(fd, want_len + 1, &have, &len);
         if (r == -EFBIG || r == -EINVAL)
                 return 0; /* bigger than ours, or not a regular file */
