@@ -388,6 +388,27 @@ static int welcome(const Config *c, const UserArgs *a, const char *home, bool pr
         return CLI_EXIT_OK;
 }
 
+/* Whether the directory holding `path` is root's, not writable by group
+ * or others, and no symlink (its own parents are the admin's: /home). */
+static bool parent_is_roots(const char *path)
+{
+        _cleanup_free_ char *parent = strdup(path);
+        char *slash;
+        struct stat st;
+
+        if (!parent)
+                return false;
+        slash = strrchr(parent, '/');
+        if (!slash)
+                return false;
+        if (slash == parent)
+                slash[1] = '\0';
+        else
+                *slash = '\0';
+        return lstat(parent, &st) == 0 && S_ISDIR(st.st_mode) && st.st_uid == 0 &&
+               (st.st_mode & 022) == 0;
+}
+
 /* A home directory for an account that has none (useradd -M, or removed
  * by hand): mode 0750, owned by the user and their primary group. mkdir
  * never follows a symlink in the last component, and the chown goes
@@ -396,6 +417,7 @@ static int ensure_home(const EnvUser *u, int *status)
 {
         _cleanup_close_ int fd = -1;
         struct stat st;
+        int r;
 
         if (lstat(u->home, &st) == 0) {
                 if (!S_ISDIR(st.st_mode)) {
@@ -406,17 +428,31 @@ static int ensure_home(const EnvUser *u, int *status)
                 }
                 return 0;
         }
-        if (errno != ENOENT || mkdir(u->home, 0750) < 0) {
-                fprintf(stderr, "gpukeeper: cannot create the home %s of %s: %m\n", u->home,
-                        u->name);
+        r = -errno;
+        if (r != -ENOENT) {
+                fprintf(stderr, "gpukeeper: cannot look at the home %s of %s: %s\n", u->home,
+                        u->name, strerror(-r));
                 fail_with(status, CLI_EXIT_IO);
-                return -errno;
+                return r;
         }
-        fd = open(u->home, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-        if (fd < 0 || fchown(fd, u->uid, u->gid) < 0 || fchmod(fd, 0750) < 0) {
-                fprintf(stderr, "gpukeeper: cannot give %s to %s: %m\n", u->home, u->name);
+        /* Only below a directory no one but root can change (/home): root
+         * makes nothing in a path a user could swap under it. */
+        if (!parent_is_roots(u->home)) {
+                fprintf(stderr,
+                        "gpukeeper: %s has no home directory %s, and its parent is not a "
+                        "directory only root can change; create it by hand\n",
+                        u->name, u->home);
+                fail_with(status, CLI_EXIT_PERMISSION);
+                return -EPERM;
+        }
+        if (mkdir(u->home, 0750) < 0 ||
+            (fd = open(u->home, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) < 0 ||
+            fchown(fd, u->uid, u->gid) < 0 || fchmod(fd, 0750) < 0) {
+                r = -errno;
+                fprintf(stderr, "gpukeeper: cannot create the home %s of %s: %s\n", u->home,
+                        u->name, strerror(-r));
                 fail_with(status, CLI_EXIT_IO);
-                return -errno;
+                return r;
         }
         report("home", "%s: created", u->home);
         return 0;
@@ -692,8 +728,10 @@ static int user_add(const cli_context *ctx, const UserArgs *a)
                 dirs[n_dirs++] = a->templates_dir;
         else if (getenv("GPUKEEPER_TEMPLATES_DIR") && *getenv("GPUKEEPER_TEMPLATES_DIR"))
                 dirs[n_dirs++] = getenv("GPUKEEPER_TEMPLATES_DIR");
-        dirs[n_dirs++] = c->env.templates_dir;
-        if (strcmp(c->env.templates_dir, GK_TEMPLATES_DIR) != 0)
+        if (n_dirs == 0 || strcmp(dirs[0], c->env.templates_dir) != 0)
+                dirs[n_dirs++] = c->env.templates_dir;
+        if (strcmp(dirs[n_dirs - 1], GK_TEMPLATES_DIR) != 0 &&
+            (n_dirs == 1 || strcmp(dirs[0], GK_TEMPLATES_DIR) != 0))
                 dirs[n_dirs++] = GK_TEMPLATES_DIR;
         r = resolve_templates(a, dirs, n_dirs, templates);
         if (r != CLI_EXIT_OK)

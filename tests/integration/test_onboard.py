@@ -27,7 +27,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import GK, REPO, User, ensure_group, run_cli
+from conftest import CLI_FOR_USERS, GK, REPO, User, ensure_group, run_cli
 from envfixtures import tools  # noqa: F401  (fixture)
 
 PREFIX = f"gkonb-{os.getpid() % 100000}"
@@ -109,7 +109,6 @@ def gk_user(*args, config, tools, socket=None, user=None):  # noqa: F811
     if socket:
         argv += ["--socket", str(socket)]
     if user is not None:
-        from conftest import CLI_FOR_USERS
         argv = [str(CLI_FOR_USERS["path"])]
     return run_cli(argv + ["user", *args], user=user, env=env, timeout=60)
 
@@ -255,6 +254,7 @@ def test_refused_before_anything_changes(users, admin, tools, workdir,  # noqa: 
     add = ["add", name, "--template", "ai-base"]
 
     # Not an administrator; an administrator without root.
+    sock = workdir / "no-daemon.sock"
     r = gk_user(*add, config=cfg, tools=tools, user=users["alice"])
     assert r.returncode == EXIT_PERMISSION and "administrators" in r.stderr, r.stderr
     r = gk_user(*add, config=cfg, tools=tools, user=admin)
@@ -263,19 +263,52 @@ def test_refused_before_anything_changes(users, admin, tools, workdir,  # noqa: 
     assert r.returncode == EXIT_PERMISSION and account_exists(users["bob"].name)
 
     # Bad input, refused before any change.
-    r = gk_user("add", name, "--template", "nope", config=cfg, tools=tools)
+    r = gk_user("add", name, "--template", "nope", config=cfg, tools=tools, socket=sock)
     assert r.returncode == EXIT_NOT_FOUND and "ai-base" in r.stderr, r.stderr
-    r = gk_user("add", "Bad/Name", config=cfg, tools=tools)
+    r = gk_user("add", "Bad/Name", config=cfg, tools=tools, socket=sock)
     assert r.returncode == 64 and "not a login name" in r.stderr
     onboarding["welcome"].write_text("Hi {{user}}\nbye {{nosuch}}\n")
-    r = gk_user(*add, config=cfg, tools=tools)
+    r = gk_user(*add, config=cfg, tools=tools, socket=sock)
     assert r.returncode == EXIT_CONFIG and f"{onboarding['welcome']}:2:" in r.stderr, r.stderr
     assert not account_exists(name)
 
     # System accounts are neither set up nor removed; unknown ones are named.
-    r = gk_user("remove", "daemon", config=cfg, tools=tools)
+    r = gk_user("remove", "daemon", config=cfg, tools=tools, socket=sock)
     assert r.returncode == EXIT_PERMISSION and "system account" in r.stderr
     assert account_exists("daemon")
-    r = gk_user("remove", name, config=cfg, tools=tools)
+    r = gk_user("remove", name, config=cfg, tools=tools, socket=sock)
     assert r.returncode == EXIT_NO_USER and "no account" in r.stderr
     assert not onboarding["backups"].exists()
+
+
+def test_existing_account_without_home(users, tools, workdir, onboarding, newname):  # noqa: F811
+    """An account made elsewhere (useradd -M) gets its home; no daemon: the
+    limits are reported as not applied, and the command still succeeds."""
+    name = newname()
+    subprocess.run(["useradd", "--no-create-home", "--shell", "/usr/sbin/nologin", name],
+                   check=True, capture_output=True, stdin=subprocess.DEVNULL)
+    pw = pwd.getpwnam(name)
+    home = Path(pw.pw_dir)
+    assert not home.exists()
+    cfg = config_file(workdir, {"env": onboarding["env"]})
+    sock = workdir / "no-daemon.sock"
+
+    r = ok(gk_user("add", name, "--group", f"{PREFIX}-nosuch", config=cfg, tools=tools,
+                   socket=sock))
+    assert f"account  {name}: exists (uid {pw.pw_uid}" in r.stdout
+    assert f"home     {home}: created" in r.stdout
+    st = home.stat()
+    assert (st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)) == (pw.pw_uid, pw.pw_gid, 0o750)
+    assert f"group    {PREFIX}-nosuch: no such group, not added" in r.stdout
+    assert f"limits   NOT applied: gpukeeperd is not reachable at {sock}" in r.stdout
+    assert "warning: " in r.stderr and "groupadd" in r.stderr
+    # The built-in welcome text, with the commands to lease a GPU.
+    for text in (f"Welcome to {os.uname().nodename}, {name}!", "gpukeeper status",
+                 "gpukeeper run --gpus 1", "gpukeeper lease acquire"):
+        assert text in r.stdout
+    assert pwd.getpwnam(name).pw_shell == "/usr/sbin/nologin"  # an existing account is kept
+
+    before = snapshot(home, name)
+    r = ok(gk_user("add", name, config=cfg, tools=tools, socket=sock))
+    assert not any(line.startswith("home ") for line in r.stdout.splitlines())
+    assert snapshot(home, name) == before
