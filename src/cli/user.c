@@ -571,6 +571,14 @@ static void apply_limits(const cli_context *ctx, const EnvUser *u, int *status)
                      u->name, sock);
                 return;
         }
+        if (r == GK_E_UNAVAILABLE) {
+                /* Per-user limits are off (no limits section), or the daemon
+                 * could not look the user up yet: its message says which. */
+                report("limits", "NOT applied: %s", error.message);
+                warn("%s's limits were not applied: gpukeeperd says: %s", u->name,
+                     error.message);
+                return;
+        }
         report("limits", "NOT applied");
         fail_with(status, cli_call_failed(ctx, "limits.apply", r, &error));
 }

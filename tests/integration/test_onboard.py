@@ -164,11 +164,14 @@ def test_add_again_fix_and_remove(users, tools, workdir, daemon_factory, lab,  #
     assert name in grp.getgrnam(GROUP).gr_mem and f"group    {GROUP}: added" in out
     # The group's gpukeeper policy is the one that applies.
     assert f"policy   at most 1 GPU, leases up to 1d (policy.groups: {GROUP})" in out
-    # limits.apply: applied, or said clearly that it was not (a daemon
-    # without per-user limits answers E_UNKNOWN_OP).
+    # limits.apply: applied, or said clearly that it was not: a daemon
+    # without per-user limits answers E_UNKNOWN_OP, one with them but no
+    # limits section E_UNAVAILABLE (limits are off).
     assert ("limits   applied by gpukeeperd" in out or
             ("limits   NOT applied: gpukeeperd does not know limits.apply" in out and
-             "warning: " in r.stderr and "limits.apply" in r.stderr)), out + r.stderr
+             "warning: " in r.stderr and "limits.apply" in r.stderr) or
+            ("limits   NOT applied: no limits section" in out and "warning: " in r.stderr)), \
+        out + r.stderr
     for t in TEMPLATES:
         prefix = home / ".conda" / "envs" / t
         assert f"env      {t}: created in {prefix}" in out
