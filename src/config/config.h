@@ -58,10 +58,10 @@
 #include "config/mig.h"
 #include "config/alerts.h"
 #include "config/env.h"
+#include "config/onboarding.h"
 #include "config/http.h"
 #include "config/history.h"
 #include "config/slurm.h"
-#include "config/onboarding.h"
 
 typedef struct Config {
         char *path;         /* the file this was loaded from; NULL for built-in defaults */
@@ -76,11 +76,11 @@ typedef struct Config {
         ConfigMig mig;       /* the mig section */
         ConfigAlerts alerts; /* the alerts section */
         ConfigEnv env;       /* the env section */
+        ConfigOnboarding onboarding; /* the onboarding section (gpukeeper user add/remove) */
         ConfigHttp http;     /* the http section */
         ConfigHistory history; /* the history section */
         ConfigBackend backend; /* backend */
         ConfigSlurm slurm;     /* the slurm section */
-        ConfigOnboarding onboarding; /* the onboarding section (gpukeeper user add/remove) */
 } Config;
 
 /* A Config holding every default; path is NULL. Returns 0 or -ENOMEM. */
