@@ -97,7 +97,8 @@ void cli_user_usage(FILE *f)
               "  -h, --help           show this help\n"
               "\n"
               "Reads the daemon's configuration ($GPUKEEPER_CONFIG, else\n" CONFIG_DEFAULT_PATH
-              ") and runs $GPUKEEPER_CONDA_EXE, else env.conda_exe, for the environments.\n",
+              ") and creates the environments with\n"
+              "$GPUKEEPER_CONDA_EXE, else env.conda_exe. See gpukeeper(1), USERS.\n",
               f);
 }
 
