@@ -151,14 +151,18 @@ static void fail_with(int *status, int code)
 
 static bool caller_in_admin_group(void)
 {
-        gid_t gid, groups[NGROUPS_MAX];
+        _cleanup_free_ gid_t *groups = NULL;
+        gid_t gid;
         int n;
 
         if (group_gid_from_name(ADMIN_GROUP, &gid) < 0)
                 return false;
         if (getegid() == gid)
                 return true;
-        n = getgroups(ELEMENTSOF(groups), groups);
+        n = getgroups(0, NULL);
+        if (n <= 0 || !(groups = calloc((size_t)n, sizeof(gid_t))))
+                return false;
+        n = getgroups(n, groups);
         for (int i = 0; i < n; i++)
                 if (groups[i] == gid)
                         return true;
@@ -252,12 +256,6 @@ static int run_tool(char **argv)
                 fprintf(stderr, "gpukeeper: %s failed (exit status %d); see its message above\n",
                         argv[0], WEXITSTATUS(wstatus));
         return CLI_EXIT_SOFTWARE;
-}
-
-/* Is the daemon's answer "I do not know this request"? */
-static bool unknown_op(int r, const gk_call_error *e)
-{
-        return r == GK_E_UNKNOWN_OP && e;
 }
 
 /* ---- add ----------------------------------------------------------------------------- */
@@ -564,7 +562,7 @@ static void apply_limits(const cli_context *ctx, const EnvUser *u, int *status)
                 report("limits", "applied by gpukeeperd");
                 return;
         }
-        if (unknown_op(r, &error)) {
+        if (r == GK_E_UNKNOWN_OP) {
                 report("limits", "NOT applied: gpukeeperd does not know limits.apply");
                 warn("%s's limits were not applied: the gpukeeperd at %s does not know the "
                      "request limits.apply (it has no per-user limits); update it and run this "
