@@ -78,6 +78,15 @@ def newname():
 
 
 @pytest.fixture
+def phd_group():
+    """A group of our own for --group (its policy in the daemon's config),
+    removed at teardown."""
+    ensure_group(GROUP)
+    yield GROUP
+    subprocess.run(["groupdel", "--", GROUP], capture_output=True, stdin=subprocess.DEVNULL)
+
+
+@pytest.fixture
 def onboarding(workdir):
     """Templates (the shipped ones) and a backup directory in workdir, and
     the config sections that point there."""
@@ -142,9 +151,8 @@ def snapshot(home, name):
 
 
 def test_add_again_fix_and_remove(users, tools, workdir, daemon_factory, lab,  # noqa: F811
-                                  onboarding, newname):
+                                  onboarding, newname, phd_group):
     name = newname()
-    ensure_group(GROUP)
     lab.write()
     d = daemon_factory(policy={"groups": [{"group": GROUP, "max_gpus": 1}]},
                        env=onboarding["env"])
