@@ -6,6 +6,7 @@
  *
  *   gpukeeper-env  env, kernel   libarchive (backups), libyaml (exports)
  *   gpukeeper-top  top           ncursesw
+ *   gpukeeper-user user          libyaml (config), libarchive (env backups)
  *
  * A helper is looked up first beside the running `gpukeeper` (the build
  * tree), then in GK_LIBEXEC_DIR. */

@@ -51,6 +51,7 @@ static const cli_helper_row helpers[] = {
     {"kernel", "install a Jupyter kernel that leases its GPUs", "gpukeeper-env"},
     {"top", "live full-screen view of GPUs, processes and the queue", "gpukeeper-top"},
     {"mig", "MIG layouts: show, export, apply and assert mig-parted configs", "gpukeeper-env"},
+    {"user", "add and remove people: account, environments, kernel, welcome", "gpukeeper-user"},
 };
 
 static const cli_helper_row *helper_find(const char *name)

@@ -27,6 +27,7 @@ static const ConfigKey config_table[] = {
         CONFIG_SECTION_AT("idle", config_idle_table, config_idle_check, Config, idle),
         CONFIG_SECTION_AT("alerts", config_alerts_table, config_alerts_check, Config, alerts),
         CONFIG_SECTION_AT("env", config_env_table, NULL, Config, env),
+        CONFIG_SECTION_AT("onboarding", config_onboarding_table, NULL, Config, onboarding),
         CONFIG_SECTION_AT("http", config_http_table, config_http_check, Config, http),
         CONFIG_SECTION_AT("history", config_history_table, NULL, Config, history),
         CONFIG_SCALAR("backend", config_parse_backend, Config, backend, 0, 0),
@@ -48,6 +49,7 @@ void config_free(Config *c)
         config_idle_done(&c->idle);
         config_alerts_done(&c->alerts);
         config_env_done(&c->env);
+        config_onboarding_done(&c->onboarding);
         config_http_done(&c->http);
         config_history_done(&c->history);
         config_slurm_done(&c->slurm);
@@ -72,6 +74,9 @@ int config_new_defaults(Config **ret)
                 return -ENOMEM;
         c->sample_interval_usec = CONFIG_DEFAULT_SAMPLE_INTERVAL_USEC;
         c->log_level = LOG_LEVEL_INFO;
+        r = config_onboarding_init(&c->onboarding);
+        if (r < 0)
+                return r;
         if ((r = config_policy_init(&c->policy)) < 0 ||
             (r = config_enforcement_init(&c->enforcement)) < 0 ||
             (r = config_idle_init(&c->idle)) < 0 || (r = config_alerts_init(&c->alerts)) < 0 ||

@@ -58,6 +58,7 @@
 #include "config/mig.h"
 #include "config/alerts.h"
 #include "config/env.h"
+#include "config/onboarding.h"
 #include "config/http.h"
 #include "config/history.h"
 #include "config/slurm.h"
@@ -75,6 +76,7 @@ typedef struct Config {
         ConfigMig mig;       /* the mig section */
         ConfigAlerts alerts; /* the alerts section */
         ConfigEnv env;       /* the env section */
+        ConfigOnboarding onboarding; /* the onboarding section (gpukeeper user add/remove) */
         ConfigHttp http;     /* the http section */
         ConfigHistory history; /* the history section */
         ConfigBackend backend; /* backend */

@@ -6,6 +6,7 @@
  * variable the activate hook sets is saved and restored the same way in all
  * three shells; {{NAME}} is one of the constants of template_constant(). */
 #include <assert.h>
+#include <stdbool.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -14,6 +15,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "basic/fileio.h"
 #include "basic/memstream.h"
 #include "env/env-internal.h"
 #include "env/hook-templates.h"
@@ -208,6 +210,25 @@ typedef struct InstallJob {
         ino_t ino;
 } InstallJob;
 
+/* Whether dir_fd/name already is a regular file of mode 0644 holding exactly
+ * `text`: then installing leaves it alone (no new inode, mtime or ctime), so
+ * that installing again changes nothing that is in place. */
+static bool hook_in_place(int dir_fd, const char *name, const char *text)
+{
+        _cleanup_close_ int fd = -1;
+        _cleanup_free_ char *have = NULL;
+        size_t len = 0, want = strlen(text);
+        struct stat st;
+
+        fd = openat(dir_fd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+        if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) ||
+            (st.st_mode & 07777) != 0644)
+                return false;
+        if (read_full_fd(fd, want + 1, &have, &len) < 0)
+                return false;
+        return len == want && memcmp(have, text, len) == 0;
+}
+
 /* Runs as the owner of the prefix (or as the unprivileged caller), so the
  * path may resolve through symlinks: they lead nowhere that user could not
  * write anyway, and the dev/ino check pins the directory env_find saw. */
@@ -242,6 +263,8 @@ static int install_as_owner(void *userdata)
                         r = env_mkdir_beneath(prefix_fd, dir, 0755, &dir_fd);
                         if (r < 0)
                                 return r;
+                        if (hook_in_place(dir_fd, slash + 1, text))
+                                continue;
                         r = env_write_file_atomic_at(dir_fd, slash + 1, text, strlen(text), 0644);
                         if (r < 0)
                                 return r;

@@ -56,7 +56,9 @@ int env_hook_text(EnvHookShell shell, EnvHookPhase phase, char **ret);
  * that has become the owner (env_run_as_user); otherwise directly, so the
  * kernel decides whether the caller may write there. Creates
  * etc/conda/{activate,deactivate}.d as needed, never following a symlink
- * inside the prefix, and replaces each file atomically (mode 0644).
+ * inside the prefix, and replaces each file atomically (mode 0644), leaving
+ * alone a file that already holds its text with mode 0644 (installing again
+ * changes nothing that is in place).
  * Returns 0; -ESTALE when the path no longer is the directory env_find saw;
  * -ENOENT when the owner has no passwd entry; -EACCES / -EPERM / -ELOOP /
  * other -errno from writing. */

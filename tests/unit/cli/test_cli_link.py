@@ -40,13 +40,14 @@ def test_cli_needs_only_the_allowed_libraries():
 
 
 @pytest.mark.parametrize("helper,lib", [("gpukeeper-env", "libarchive.so.13"),
-                                        ("gpukeeper-top", "libncursesw.so.6")])
+                                        ("gpukeeper-top", "libncursesw.so.6"),
+                                        ("gpukeeper-user", "libyaml-0.so.2")])
 def test_helpers_carry_the_heavy_libraries(helper, lib):
     assert lib in needed(os.path.join(HERE, helper))
 
 
 @pytest.mark.parametrize("verb,words", [("env", "backup"), ("kernel", "kernel"),
-                                        ("top", "top")])
+                                        ("top", "top"), ("user", "remove")])
 def test_help_of_a_helper_verb(verb, words):
     for argv in ([CLI, "help", verb], [CLI, verb, "--help"]):
         p = subprocess.run(argv, capture_output=True, text=True, timeout=30)

@@ -121,7 +121,7 @@ static void expect_error(TestDir *t, const char *yaml, const char *want)
 
 #define KNOWN                                                                                      \
         "(known keys: socket, state_dir, nvml_library, sample_interval, log_level, policy, "       \
-        "enforcement, idle, alerts, env, http, history, backend, slurm, mig)"
+        "enforcement, idle, alerts, env, onboarding, http, history, backend, slurm, mig)"
 
 static void assert_limits(const ConfigPolicyLimits *l, uint64_t max_gpus,
                           uint64_t default_duration_usec, uint64_t max_duration_usec)
@@ -174,6 +174,18 @@ static void assert_env_defaults(const Config *c, const char *backup_dir)
         assert_string_equal(c->env.templates_dir, "/etc/gpukeeper/templates");
 }
 
+static void assert_onboarding_defaults(const Config *c)
+{
+        _cleanup_free_ char *dir = NULL;
+
+        assert_null(c->onboarding.welcome);
+        assert_string_equal(c->onboarding.shell, "/bin/bash");
+        assert_int_equal(c->onboarding.kernel_gpus, 1);
+        assert_null(c->onboarding.backup_dir);
+        assert_int_equal(config_onboarding_backup_dir(&c->onboarding, c->state_dir, &dir), 0);
+        assert_string_equal(dir, "/var/lib/gpukeeper/backups/users");
+}
+
 static void assert_defaults(const Config *c)
 {
         assert_string_equal(c->socket_path, "/run/gpukeeper/gpukeeper.sock");
@@ -184,6 +196,7 @@ static void assert_defaults(const Config *c)
         assert_policy_defaults(c);
         assert_enforcement_idle_alerts_defaults(c);
         assert_env_defaults(c, "/var/lib/gpukeeper/env-backups");
+        assert_onboarding_defaults(c);
 }
 
 static void test_defaults(void **state)
@@ -543,6 +556,40 @@ static void test_mig_section(void **state)
                      "2:13: invalid value '0' for 'mig.dynamic[0]': must be \"all\" or a GPU UUID (GPU-…)");
         expect_error(t, "mig:\n  dynamc: []\n",
                      "2:3: unknown key 'mig.dynamc' (known keys in 'mig': dynamic, keep_dynamic, reassert)");
+}
+
+/* The onboarding section (src/config/onboarding.c): gpukeeper user add/remove. */
+static void test_onboarding_section(void **state)
+{
+        TestDir *t = *state;
+        _cleanup_free_ char *dir = NULL;
+        Config *c = NULL;
+
+        assert_int_equal(load(t, "state_dir: /srv/gk/\n"
+                                 "onboarding:\n  welcome: /etc/gpukeeper/welcome.txt\n"
+                                 "  shell: /usr/bin/zsh\n  kernel_gpus: 2\n", &c, NULL), 0);
+        assert_string_equal(c->onboarding.welcome, "/etc/gpukeeper/welcome.txt");
+        assert_string_equal(c->onboarding.shell, "/usr/bin/zsh");
+        assert_int_equal(c->onboarding.kernel_gpus, 2);
+        /* backup_dir follows state_dir, without a doubled '/'. */
+        assert_int_equal(config_onboarding_backup_dir(&c->onboarding, c->state_dir, &dir), 0);
+        assert_string_equal(dir, "/srv/gk/backups/users");
+        free(TAKE_PTR(dir));
+        config_free(c);
+        assert_int_equal(load(t, "onboarding:\n  backup_dir: /backup/people\n", &c, NULL), 0);
+        assert_int_equal(config_onboarding_backup_dir(&c->onboarding, c->state_dir, &dir), 0);
+        assert_string_equal(dir, "/backup/people");
+        config_free(c);
+
+        expect_error(t, "onboarding:\n  welcome: welcome.txt\n",
+                     "2:12: invalid value 'welcome.txt' for 'onboarding.welcome': must be an "
+                     "absolute path (starting with '/')");
+        expect_error(t, "onboarding:\n  kernel_gpus: 0\n",
+                     "2:16: invalid value '0' for 'onboarding.kernel_gpus': must be between 1 "
+                     "and 64");
+        expect_error(t, "onboarding:\n  shel: /bin/sh\n",
+                     "2:3: unknown key 'onboarding.shel' (known keys in 'onboarding': welcome, "
+                     "shell, kernel_gpus, backup_dir)");
 }
 
 static void test_duplicate_keys(void **state)
@@ -2539,6 +2586,7 @@ int main(void)
                 cmocka_unit_test(test_defaults),
                 T(test_full_file),
                 T(test_packaged_example),
+                T(test_onboarding_section),
                 T(test_flow_style_and_other_values),
                 T(test_empty_files),
                 T(test_missing_file),
