@@ -371,3 +371,27 @@ def test_status_columns_hold_for_7_digit_pids_and_piped_reasons_are_whole(daemon
     q = ok(d.cli("queue", user=bob)).stdout.splitlines()
     assert q[0].split()[-1] == "REASON" and q[1].rstrip().endswith(reason), q
     waiting.kill()
+
+
+# ---- item 6: the allocator prefers a GPU nobody else uses ----------------------
+
+def test_allocator_prefers_an_idle_gpu_to_one_busy_with_a_root_process(daemon_factory, lab,
+                                                                      users, spawn):
+    """A real root process on GPU 0 (87 % utilisation, memory held, under
+    unleased_memory_limit) and an idle GPU 2 that was released a moment ago,
+    so least-recently-used alone would pick GPU 0."""
+    alice = users["alice"]
+    d = start_leasing_daemon(daemon_factory, lab, extra_whole=1,
+                             policy={"unleased_memory_limit": "4G"})
+    gpu2 = whole_gpu_uuid(2)
+    lease = json.loads(ok(d.cli("lease", "acquire", "--gpu", gpu2, "--json", user=alice)).stdout)
+    ok(d.cli("lease", "release", str(lease["lease"]["id"]), user=alice))
+    job = spawn(None, "root-job")
+    lab.gpu(GPU0_UUID)["utilization_gpu"] = 87
+    lab.add_process(GPU0_UUID, job.pid, 2048)
+    lab.write()
+    wait_for(lambda: d.ok("debug.tick") and any(
+        p["pid"] == job.pid for g in d.ok("status")["gpus"] for p in g["processes"]),
+        what="the root process in the snapshot")
+    got = json.loads(ok(d.cli("lease", "acquire", "--json", user=alice)).stdout)
+    assert [x["uuid"] for x in got["lease"]["devices"]] == [gpu2], got
