@@ -21,9 +21,6 @@
 #include "env/create.h"
 #include "env/hooks.h"
 
-/* The daemon's configuration file: $GPUKEEPER_CONFIG, else the default. */
-#define CLI_DEFAULT_CONFIG "/etc/gpukeeper/gpukeeper.yaml"
-
 /* Where backups go without --to: the daemon's env.backup_dir (which
  * defaults to state_dir/env-backups), read from its configuration file, so
  * the command and the daemon's daily job write to one place. Without a file,

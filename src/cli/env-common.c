@@ -15,6 +15,7 @@
 #include "basic/time-util.h"
 #include "cli/env-internal.h"
 #include "cli/text.h"
+#include "config/config.h"
 
 /* ---- output helpers ------------------------------------------------------------ */
 
@@ -55,6 +56,94 @@ void cli_env_put_text(FILE *f, const char *s, bool unicode)
         cli_text_clip(f, s ? s : "-", 4096, unicode);
 }
 
+/* ---- the daemon's env settings ---------------------------------------------------- */
+
+void cli_env_settings_done(EnvSettings *s)
+{
+        free(s->templates_dir);
+        free(s->conda_exe);
+        *s = (EnvSettings){};
+}
+
+/* Ask the daemon, quietly: false when it cannot be reached or does not
+ * know `env.config` (an older daemon), so the caller falls back. */
+static bool settings_from_daemon(const cli_context *ctx, EnvSettings *s)
+{
+        _cleanup_(gk_client_freep) gk_client *client = NULL;
+        gk_call_error error = {};
+        json_t *result = NULL;
+        const char *dir, *exe;
+        json_t *ret;
+
+        if (gk_client_connect(gk_socket_path(ctx->socket_arg), &client) < 0)
+                return false;
+        if (gk_client_call(client, "env.config", NULL, &result, &error) != 0)
+                return false;
+        dir = json_string_value(json_object_get(result, "templates_dir"));
+        exe = json_string_value(json_object_get(result, "conda_exe"));
+        ret = json_object_get(result, "trash_retention_sec");
+        if (!dir || !exe || !json_is_integer(ret) || json_integer_value(ret) < 0) {
+                json_decref(result);
+                return false;
+        }
+        s->templates_dir = strdup(dir);
+        s->conda_exe = strdup(exe);
+        s->trash_retention_usec = (uint64_t)json_integer_value(ret) * USEC_PER_SEC;
+        s->source = "gpukeeperd";
+        json_decref(result);
+        return true;
+}
+
+int cli_env_settings(const cli_context *ctx, EnvSettings *ret)
+{
+        const char *path = getenv("GPUKEEPER_CONFIG");
+        _cleanup_free_ char *error = NULL;
+        EnvSettings s = {};
+        Config *c = NULL;
+        int r;
+
+        if (settings_from_daemon(ctx, &s)) {
+                if (!s.templates_dir || !s.conda_exe) {
+                        cli_env_settings_done(&s);
+                        return CLI_EXIT_SOFTWARE;
+                }
+                *ret = s;
+                return CLI_EXIT_OK;
+        }
+        if (!path || !*path)
+                path = CLI_DEFAULT_CONFIG;
+        /* The file is often root's alone (it may hold tokens): one we may
+         * not read is no error, the defaults are what we can know. */
+        if (access(path, R_OK) < 0) {
+                s.templates_dir = strdup(CONFIG_DEFAULT_TEMPLATES_DIR);
+                s.conda_exe = strdup(CONFIG_DEFAULT_CONDA_EXE);
+                s.trash_retention_usec = CONFIG_DEFAULT_ENV_TRASH_RETENTION_USEC;
+                s.source = "built-in default";
+        } else {
+                r = config_load(path, &c, &error);
+                if (r < 0) {
+                        fprintf(stderr,
+                                "gpukeeper: cannot read the daemon's configuration: %s\n"
+                                "gpukeeper: fix it (gpukeeperd --check-config)\n",
+                                error ? error : strerror(-r));
+                        return EX_CONFIG;
+                }
+                s.templates_dir = strdup(c->env.templates_dir);
+                s.conda_exe = strdup(c->env.conda_exe);
+                s.trash_retention_usec = c->env.trash_retention_usec;
+                snprintf(s.source_buf, sizeof s.source_buf, "%s", path);
+                config_free(c);
+        }
+        if (!s.templates_dir || !s.conda_exe) {
+                cli_env_settings_done(&s);
+                return CLI_EXIT_SOFTWARE;
+        }
+        *ret = s;
+        if (!ret->source)
+                ret->source = ret->source_buf;
+        return CLI_EXIT_OK;
+}
+
 /* ---- argument parsing ---------------------------------------------------------- */
 
 /* The options of `env <command>`, those not in `allowed` refused. Returns
@@ -74,6 +163,7 @@ int cli_env_parse_args(cli_context *ctx, int argc, char *argv[], unsigned allowe
             {"template", required_argument, NULL, ARG_TEMPLATE},
             {"templates-dir", required_argument, NULL, ARG_TEMPLATES_DIR},
             {"list", no_argument, NULL, ARG_LIST},
+            {"older-than", required_argument, NULL, ARG_OLDER_THAN},
             {},
         };
         static const struct {
@@ -92,6 +182,7 @@ int cli_env_parse_args(cli_context *ctx, int argc, char *argv[], unsigned allowe
             {ARG_TEMPLATE, OPT_TEMPLATE, "--template"},
             {ARG_TEMPLATES_DIR, OPT_TEMPLATES_DIR, "--templates-dir"},
             {ARG_LIST, OPT_LIST, "--list"},
+            {ARG_OLDER_THAN, OPT_OLDER_THAN, "--older-than"},
         };
         int c, r;
 
@@ -140,6 +231,14 @@ int cli_env_parse_args(cli_context *ctx, int argc, char *argv[], unsigned allowe
                         break;
                 case ARG_LIST:
                         a->list = true;
+                        break;
+                case ARG_OLDER_THAN:
+                        if (parse_duration_usec(optarg, &a->older_than_usec) < 0 ||
+                            a->older_than_usec == 0)
+                                return cli_usage_error(a->verb,
+                                                       "--older-than takes a duration such as "
+                                                       "30d or 12h, not '%s'",
+                                                       optarg);
                         break;
                 default:
                         r = cli_common_option(ctx, a->verb, cli_env_usage, c, argv);

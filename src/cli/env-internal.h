@@ -1,6 +1,6 @@
 /* What the `gpukeeper env` verbs share (env.c dispatches; one file per
  * verb: env-list.c, env-export.c, env-backup.c, env-prune.c, env-restore.c,
- * env-clean.c, env-create.c, env-hook.c; env-common.c holds the option
+ * env-clean.c, env-create.c, env-hook.c, env-trash.c; env-common.c holds the option
  * parser, the target-user helpers and the output helpers). Not for the
  * rest of the CLI: that is cli/env.h. */
 #pragma once
@@ -16,6 +16,8 @@
 
 /* Where `env backup` writes without --to: the daemon's default state_dir. */
 #define DEFAULT_BACKUP_DIR "/var/lib/gpukeeper/env-backups"
+/* The daemon's configuration file: $GPUKEEPER_CONFIG, else this. */
+#define CLI_DEFAULT_CONFIG "/etc/gpukeeper/gpukeeper.yaml"
 
 enum {
         ARG_USER = CLI_ARG_VERB_FIRST,
@@ -29,6 +31,7 @@ enum {
         ARG_TEMPLATE,
         ARG_TEMPLATES_DIR,
         ARG_LIST,
+        ARG_OLDER_THAN,
 };
 
 /* Which options a subcommand takes. */
@@ -44,6 +47,7 @@ enum {
         OPT_TEMPLATE = 1u << 8,
         OPT_TEMPLATES_DIR = 1u << 9,
         OPT_LIST = 1u << 10,
+        OPT_OLDER_THAN = 1u << 11,
 };
 
 typedef struct EnvArgs {
@@ -52,6 +56,8 @@ typedef struct EnvArgs {
         bool all_users, json, dry_run, no_builds, from_history, list;
         const char *to, *template, *templates_dir;
         uint64_t unused_for_usec; /* 0: not given */
+        uint64_t older_than_usec; /* --older-than; 0: not given */
+        const char *trash_action; /* `env trash`: "list" or "empty" */
         char **operands;
         int n_operands;
 } EnvArgs;
@@ -76,6 +82,26 @@ int cli_env_find_env(const EnvArgs *a, const EnvUser *user, const char *which, u
  * code when there is none. */
 int cli_env_operand_env(const EnvArgs *a, unsigned flags, EnvInfo **ret);
 
+/* The daemon's env section, as the env commands use it (issue 17 item 8:
+ * one source of truth). From the daemon's `env.config` answer; when the
+ * daemon cannot be asked, from its configuration file ($GPUKEEPER_CONFIG,
+ * else /etc/gpukeeper/gpukeeper.yaml) read with the daemon's own loader,
+ * when it exists and is readable; else the built-in defaults (config/env.h),
+ * the same the daemon has. */
+typedef struct EnvSettings {
+        char *templates_dir;
+        char *conda_exe;
+        uint64_t trash_retention_usec; /* 0: off */
+        const char *source; /* "gpukeeperd", the file's path, or "built-in default" */
+        char source_buf[256];
+} EnvSettings;
+
+/* Fill *ret (free with cli_env_settings_done). A configuration file that
+ * exists but is broken is reported and is an error (EX_CONFIG); otherwise
+ * CLI_EXIT_OK. */
+int cli_env_settings(const cli_context *ctx, EnvSettings *ret);
+void cli_env_settings_done(EnvSettings *s);
+
 /* "1.5G", "512M", "4.0K", "100B": binary units, as du -h. */
 const char *cli_env_format_size(char *buf, size_t len, uint64_t bytes);
 /* Local "YYYY-MM-DD HH:MM" (date_only: "YYYY-MM-DD"), "-" for 0. */
@@ -92,3 +118,5 @@ int cli_env_restore(cli_context *ctx, EnvArgs *a);
 int cli_env_clean_cache(cli_context *ctx, EnvArgs *a);
 int cli_env_create(cli_context *ctx, EnvArgs *a);
 int cli_env_hook_install(cli_context *ctx, EnvArgs *a);
+int cli_env_templates(cli_context *ctx, EnvArgs *a);
+int cli_env_trash(cli_context *ctx, EnvArgs *a);

@@ -1,5 +1,5 @@
-/* `gpukeeper env list | export | backup | prune | restore | clean-cache |
- * create | hook install`: conda environments of the people on this server.
+/* `gpukeeper env list | export | backup | prune | restore | trash |
+ * clean-cache | create | templates | hook install`: conda environments of the people on this server.
  * The work is done by the env library (src/env/); this file has the usage,
  * the dispatch to one file per verb (env-*.c, see env-internal.h), and the
  * target-user rules shared with kernel.c: whose files a command may touch
@@ -13,9 +13,7 @@
 #include "basic/parse.h"
 #include "cli/env-internal.h"
 
-#ifndef GK_TEMPLATES_DIR
-#error "GK_TEMPLATES_DIR must name the installed templates directory"
-#endif
+#include "config/env.h"
 
 void cli_env_usage(FILE *f)
 {
@@ -26,9 +24,13 @@ void cli_env_usage(FILE *f)
             "       gpukeeper env prune --unused-for DURATION [--dry-run]\n"
             "                           [--user USER | --all-users]\n"
             "       gpukeeper env restore TRASH-ID | --list [--user USER]\n"
+            "       gpukeeper env trash [list] [--user USER | --all-users] [--json]\n"
+            "       gpukeeper env trash empty [TRASH-ID...] [--older-than DURATION] [--dry-run]\n"
+            "                                 [--user USER | --all-users]\n"
             "       gpukeeper env clean-cache [--dry-run] [--user USER]\n"
             "       gpukeeper env create NAME|PATH --template TEMPLATE [--user USER]\n"
             "                            [--templates-dir DIR]\n"
+            "       gpukeeper env templates [--templates-dir DIR] [--json]\n"
             "       gpukeeper env hook install NAME|PATH [--user USER]\n"
             "\n"
             "Conda environments (conda, mamba, micromamba) of the people on this server,\n"
@@ -42,8 +44,12 @@ void cli_env_usage(FILE *f)
             "  backup       root: every user's environment specs into one dated archive\n"
             "  prune        move environments unused for DURATION (e.g. 90d) to your trash\n"
             "  restore      move an environment back from the trash; --list shows the trash\n"
+            "  trash        list the trash, or empty it (all, the TRASH-IDs given, or what is\n"
+            "               older than --older-than) to free the disk; gpukeeperd empties\n"
+            "               what is older than env.trash_retention (default 30d) daily\n"
             "  clean-cache  'conda clean --all' on your package caches\n"
             "  create       create an environment from a template, running conda as the user\n"
+            "  templates    list the templates 'create' can use\n"
             "  hook install make 'conda activate' set CUDA_VISIBLE_DEVICES from your lease\n"
             "\n"
             "Options:\n"
@@ -56,12 +62,17 @@ void cli_env_usage(FILE *f)
             "                       daemon's env.backup_dir, else " DEFAULT_BACKUP_DIR ")\n"
             "  --unused-for DURATION  prune what was last used longer ago than this\n"
             "  --dry-run            show what would be moved or removed, change nothing\n"
+            "  --older-than DURATION  trash empty: only entries trashed longer ago than this\n"
             "  --template TEMPLATE  a template name (see --templates-dir)\n"
             "  --templates-dir DIR  where templates are (default $GPUKEEPER_TEMPLATES_DIR,\n"
-            "                       else " GK_TEMPLATES_DIR ")\n"
+            "                       else the daemon's env.templates_dir, by default\n"
+            "                       " CONFIG_DEFAULT_TEMPLATES_DIR ")\n"
             "  -h, --help           show this help\n"
             "\n"
-            "'env create' runs $GPUKEEPER_CONDA_EXE, else conda, mamba or micromamba from PATH.\n",
+            "'env create' runs $GPUKEEPER_CONDA_EXE, else the daemon's env.conda_exe (by\n"
+            "default conda, else mamba or micromamba from PATH). Without a reachable daemon\n"
+            "the env section is read from its configuration file ($GPUKEEPER_CONFIG, else\n"
+            "" CLI_DEFAULT_CONFIG ") when readable.\n",
             f);
 }
 
@@ -132,6 +143,9 @@ static const EnvSub subs[] = {
     {"restore", "env restore", OPT_USER | OPT_LIST | OPT_JSON, cli_env_restore},
     {"clean-cache", "env clean-cache", OPT_USER | OPT_DRY_RUN, cli_env_clean_cache},
     {"create", "env create", OPT_USER | OPT_TEMPLATE | OPT_TEMPLATES_DIR, cli_env_create},
+    {"templates", "env templates", OPT_TEMPLATES_DIR | OPT_JSON, cli_env_templates},
+    {"trash", "env trash", OPT_USER | OPT_ALL_USERS | OPT_JSON | OPT_DRY_RUN | OPT_OLDER_THAN,
+     cli_env_trash},
     {"hook", "env hook install", OPT_USER, cli_env_hook_install},
 };
 
@@ -159,7 +173,16 @@ int cli_env_main(cli_context *ctx, int argc, char *argv[])
                                                       "NAME|PATH'");
                 argc--, argv++;
         }
-        a.verb = sub->verb;
+        if (strcmp(sub->name, "trash") == 0) {
+                a.trash_action = "list";
+                if (argc >= 2 && (strcmp(argv[1], "list") == 0 || strcmp(argv[1], "empty") == 0)) {
+                        a.trash_action = argv[1];
+                        a.verb = strcmp(argv[1], "list") == 0 ? "env trash list" : "env trash empty";
+                        argc--, argv++;
+                }
+        }
+        if (!a.verb)
+                a.verb = sub->verb;
         r = cli_env_parse_args(ctx, argc, argv, sub->allowed, &a);
         if (r != CLI_CONTINUE)
                 return r;

@@ -1,5 +1,6 @@
 /* The env section: the backup schedule (a word or a duration), how many
- * archives are kept and where, the conda executable and the templates. */
+ * archives are kept and where, the conda executable, the templates, and how
+ * long the trash keeps a pruned environment. */
 #include "config/env.h"
 
 #include <assert.h>
@@ -49,6 +50,25 @@ static int parse_backup_schedule(const ConfigKey *key, const char *value, void *
         return config_parse_duration(key, value, field, problem, problem_len);
 }
 
+/* trash_retention: "off" (0: the sweep removes nothing), or a duration in
+ * the row's range. */
+static int parse_trash_retention(const ConfigKey *key, const char *value, void *field,
+                                 char *problem, size_t problem_len)
+{
+        uint64_t v;
+
+        if (strcmp(value, "off") == 0) {
+                *(uint64_t *)field = 0;
+                return 0;
+        }
+        if (parse_duration_usec(value, &v) == -EINVAL &&
+            (value[0] == '\0' || value[strspn(value, "0123456789")] != '\0')) {
+                snprintf(problem, problem_len, "must be off or a duration (for example 30d)");
+                return -EINVAL;
+        }
+        return config_parse_duration(key, value, field, problem, problem_len);
+}
+
 /* conda_exe: a bare name is looked up in PATH when it is run; a name with a
  * '/' must be absolute, since a relative one would be resolved against the
  * daemon's working directory. */
@@ -78,6 +98,8 @@ const ConfigKey config_env_table[] = {
         CONFIG_SCALAR("conda_exe", parse_conda_exe, ConfigEnv, conda_exe, 0, 0),
         CONFIG_SCALAR("templates_dir", config_parse_absolute_path, ConfigEnv, templates_dir,
                       0, 0),
+        CONFIG_SCALAR("trash_retention", parse_trash_retention, ConfigEnv, trash_retention_usec,
+                      CONFIG_ENV_TRASH_RETENTION_MIN, CONFIG_ENV_TRASH_RETENTION_MAX),
         CONFIG_END,
 };
 
@@ -89,6 +111,7 @@ int config_env_init(ConfigEnv *s)
                 .backup_dir = strdup(CONFIG_DEFAULT_ENV_BACKUP_DIR),
                 .conda_exe = strdup(CONFIG_DEFAULT_CONDA_EXE),
                 .templates_dir = strdup(CONFIG_DEFAULT_TEMPLATES_DIR),
+                .trash_retention_usec = CONFIG_DEFAULT_ENV_TRASH_RETENTION_USEC,
         };
         if (!s->backup_dir || !s->conda_exe || !s->templates_dir)
                 return -ENOMEM;

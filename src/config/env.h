@@ -1,5 +1,6 @@
 /* The env section of gpukeeper.yaml(5): scheduled backups of every user's
- * conda environments, the conda executable and the templates directory. */
+ * conda environments, the conda executable, the templates directory and
+ * how long pruned environments stay in the trash. */
 #pragma once
 
 #include <stdbool.h>
@@ -21,6 +22,11 @@
 #define CONFIG_ENV_BACKUP_INTERVAL_MAX (30 * USEC_PER_DAY) /* 1m .. 30d */
 #define CONFIG_ENV_BACKUP_KEEP_MIN UINT64_C(1) /* backup_keep: 1 .. 10000 */
 #define CONFIG_ENV_BACKUP_KEEP_MAX UINT64_C(10000)
+/* trash_retention: how long a pruned environment stays in its owner's trash
+ * before the daemon's daily sweep removes it; "off" (0) keeps it for ever. */
+#define CONFIG_DEFAULT_ENV_TRASH_RETENTION_USEC (30 * USEC_PER_DAY)
+#define CONFIG_ENV_TRASH_RETENTION_MIN USEC_PER_HOUR       /* 1h .. 3650d */
+#define CONFIG_ENV_TRASH_RETENTION_MAX (3650 * USEC_PER_DAY)
 
 /* The env section. */
 typedef struct ConfigEnv {
@@ -30,6 +36,7 @@ typedef struct ConfigEnv {
                                         * state_dir) */
         char *conda_exe;               /* a command name (searched in PATH) or an absolute path */
         char *templates_dir;           /* absolute path */
+        uint64_t trash_retention_usec; /* trash entries older than this are removed; 0 = never */
 } ConfigEnv;
 
 /* The section's keys, relative to a ConfigEnv (the root table in config.c

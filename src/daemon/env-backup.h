@@ -4,12 +4,18 @@
  * A backup reads every home on the machine, which can take seconds, so it
  * runs in a forked child; the event loop only starts it on a timer and reaps
  * it. The child writes one dated archive (env_backup) and deletes the oldest
- * beyond backup_keep (env_backup_prune). */
+ * beyond backup_keep (env_backup_prune).
+ *
+ * The same file runs the daily trash sweep (env.trash_retention): once a day
+ * (first 10 s after the start) a forked child lists every user's trash and
+ * removes, as that user, the entries trashed longer ago than the retention;
+ * what went is audited per user (env.trash_emptied) when the child ends. */
 #pragma once
 
 #include <stdint.h>
 #include <sys/types.h>
 #include <systemd/sd-event.h>
+#include <jansson.h>
 
 typedef struct Daemon Daemon;
 
@@ -17,11 +23,34 @@ typedef struct EnvBackupState {
         sd_event_source *timer;
         sd_event_source *child; /* while a backup runs */
         pid_t pid;
+        /* The trash sweep: a CLOCK_BOOTTIME timer for daemon_boot() deadline
+         * trash_next_boot (0: not yet set), its child and the pipe the child
+         * reports on. */
+        sd_event_source *trash_timer;
+        sd_event_source *trash_child;
+        pid_t trash_pid;
+        int trash_pipe;
+        uint64_t trash_next_boot;
 } EnvBackupState;
 
 /* (Re)arm the timer from the config: off, or the next backup one interval
  * after the newest archive in backup_dir, but not within 10 s from now.
  * Returns 0 or -errno. */
 int env_backup_arm(Daemon *d);
+
+/* (Re)arm the trash sweep: off when env.trash_retention is off, else at its
+ * deadline on the daemon's boot clock (so the test clock's advance brings it
+ * forward). Called by env_backup_arm and after the test clock moves.
+ * Returns 0 or -errno. */
+int env_trash_arm(Daemon *d);
+
+/* `env.config` (any user): the env section the CLI's env commands need,
+ * {"templates_dir", "conda_exe", "trash_retention_sec"} (0: off), so that
+ * `gpukeeper env` uses the daemon's configuration and not a default of its
+ * own (issue 17 item 8). A RequestHandler (daemon/request.h). */
+typedef struct RequestCall RequestCall;
+typedef struct gk_call_error gk_call_error;
+int env_op_config(Daemon *d, const RequestCall *call, json_t *args, json_t **ret_result,
+                  gk_call_error *ret_error);
 
 void env_backup_done(EnvBackupState *s);

@@ -20,6 +20,7 @@
 #include "daemon/sampler.h"
 #include "daemon/violation-ops.h"
 #include "daemon/audit-ops.h"
+#include "daemon/env-backup.h"
 #include "proto/proto.h"
 
 int request_error(gk_call_error *ret_error, int code, const char *fmt, ...)
@@ -124,6 +125,7 @@ static int handle_debug_clock(Daemon *d, const RequestCall *call, json_t *args,
                    d->clock.wall_step_usec / (int64_t)USEC_PER_SEC,
                    d->clock.advance_usec / USEC_PER_SEC);
         leases_schedule(d); /* re-arms the lease timer on the new clock */
+        (void)env_trash_arm(d); /* and the trash sweep (issue 17 item 7) */
         *ret_result = json_pack("{s:I, s:I}", "wall_usec", (json_int_t)daemon_wall(d),
                                 "boot_usec", (json_int_t)daemon_boot(d));
         return *ret_result ? 0 : -ENOMEM;
@@ -177,6 +179,7 @@ static const struct {
         {"mig.apply", mig_op_apply},
         {"mig.assert", mig_op_assert},
         {"audit.list", audit_op_list},
+        {"env.config", env_op_config},
 };
 
 json_t *request_dispatch(Daemon *d, const Peer *peer, uint32_t id, const char *op, json_t *args,

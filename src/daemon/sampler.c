@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "basic/log.h"
+#include "basic/parse.h"
 #include "basic/time-util.h"
 #include "daemon/idle.h"
 #include "daemon/mig-ops.h"
@@ -301,11 +302,16 @@ static int on_watchdog(sd_event_source *source, uint64_t usec, void *userdata)
         log_error("NVML has not answered within %" PRIu64 " ms; the sample is skipped and "
                   "requests are answered from the previous one until it does.",
                   SAMPLER_NVML_TIMEOUT_USEC / USEC_PER_MSEC);
-        if (d->snapshot)
+        if (d->snapshot) {
+                char limit[FORMAT_DURATION_MAX];
+
+                /* Durations in messages are written as 2s, 4h (issue 17 item 11). */
+                (void)format_duration(limit, sizeof limit, SAMPLER_NVML_TIMEOUT_USEC);
                 snprintf(d->snapshot->message, sizeof d->snapshot->message,
-                         "NVML has not answered for over %" PRIu64 " s (a hung driver?); "
+                         "NVML has not answered for over %s (a hung driver?); "
                          "this is the last sample it gave",
-                         SAMPLER_NVML_TIMEOUT_USEC / USEC_PER_SEC);
+                         limit);
+        }
         return 0;
 }
 

@@ -436,6 +436,16 @@ int env_trash_list(const EnvUser *user, const EnvOptions *o, EnvTrashEntry **ret
 int env_restore(const EnvUser *user, const char *trash_id, const EnvOptions *o,
                 char **ret_path);
 
+/* Remove the trash entries `ids` of `user` for good (what frees the disk a
+ * prune only moved), as the user (env_run_as_user) and below the trash
+ * directory's fd without following any symlink; a directory the user made
+ * read-only is made writable first, as rm -rf does for its owner. Returns
+ * 0 when all went, else the first -errno (the rest are still attempted):
+ * -ENOENT for an id not in the trash, -EINVAL (nothing removed) for an id
+ * that is not a plain name. Entries are chosen by the caller, from
+ * env_trash_list (by age for the daemon's sweep). */
+int env_trash_remove(const EnvUser *user, char *const *ids, size_t n_ids, const EnvOptions *o);
+
 /* ---- package caches (conda clean --all) ---------------------------------------- */
 typedef enum EnvCleanKind {
         ENV_CLEAN_TARBALL,     /* pkgs/ *.tar.bz2, *.conda */

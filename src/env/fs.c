@@ -423,6 +423,15 @@ int env_disk_usage(int dirfd, const char *const *skip, uint64_t *ret)
         return r;
 }
 
+/* A directory of our own without u+wx (conda makes some read-only) gets
+ * them, through its fd, so that its entries can be removed, as rm -rf does.
+ * Not for anyone else's: we only remove what we own. */
+static void make_writable(int fd, const struct stat *st)
+{
+        if (st->st_uid == geteuid() && (st->st_mode & 0300) != 0300)
+                (void)fchmod(fd, (st->st_mode & 07777) | 0700);
+}
+
 static int rm_rf_children(int dirfd, unsigned depth)
 {
         DIR *d;
@@ -451,6 +460,7 @@ static int rm_rf_children(int dirfd, unsigned depth)
                                         r = negative_errno();
                                 continue;
                         }
+                        make_writable(sub, &st);
                         k = rm_rf_children(sub, depth + 1);
                         close(sub);
                         if (k < 0 && r == 0)
@@ -476,6 +486,7 @@ int env_rm_rf_at(int dirfd, const char *name)
                         openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
                 if (sub < 0)
                         return negative_errno();
+                make_writable(sub, &st);
                 r = rm_rf_children(sub, 0);
                 if (r < 0)
                         return r;

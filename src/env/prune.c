@@ -692,3 +692,44 @@ int env_restore(const EnvUser *user, const char *trash_id, const EnvOptions *o, 
         *ret_path = TAKE_PTR(path);
         return 0;
 }
+
+/* ---- emptying the trash ---- */
+
+typedef struct RemoveJob {
+        const char *home;
+        char *const *ids;
+        size_t n_ids;
+} RemoveJob;
+
+/* As the user: each entry is removed below the trash directory's fd with
+ * unlinkat, no symlink followed (env_rm_rf_at), so an entry that was
+ * swapped for a link removes the link and nothing it points at. */
+static int remove_child(void *userdata)
+{
+        RemoveJob *job = userdata;
+        _cleanup_close_ int trash = -1;
+        int r = 0;
+
+        r = open_trash(job->home, false, &trash);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < job->n_ids; i++) {
+                int k = env_rm_rf_at(trash, job->ids[i]);
+
+                if (k < 0 && r == 0)
+                        r = k;
+        }
+        return r;
+}
+
+int env_trash_remove(const EnvUser *user, char *const *ids, size_t n_ids, const EnvOptions *o)
+{
+        (void)o;
+        for (size_t i = 0; i < n_ids; i++)
+                if (!plain_id(ids[i]))
+                        return -EINVAL;
+        if (n_ids == 0)
+                return 0;
+        RemoveJob job = {.home = user->home, .ids = ids, .n_ids = n_ids};
+        return env_run_as_user(user->uid, user->gid, remove_child, &job);
+}

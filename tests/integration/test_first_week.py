@@ -325,3 +325,73 @@ def test_lease_adopt_turns_an_unleased_job_into_a_lease(daemon_factory, lab, use
     v = wait_for(lambda: [x for x in d.ok("violations.list", {"since": 0})["violations"]
                           if x["pid"] == other.pid], what="bob's violation")
     assert v
+
+
+# ---- item 14: 7-digit PIDs keep the columns; a piped queue reason is whole ------
+
+def test_status_columns_hold_for_7_digit_pids_and_piped_reasons_are_whole(daemon_factory, lab,
+                                                                          users, spawn):
+    """pid_max can be 4194304. This host's pid_max (32768, and a PID
+    namespace cannot go above it) gives no real process such a PID, so the
+    7-digit one is a PID NVML lists that no process here has (the daemon
+    shows it as exited), beside alice's real process: both lines must put
+    user and memory in the same columns."""
+    alice, bob = users["alice"], users["bob"]
+    d = start_leasing_daemon(daemon_factory, lab)
+    ok(d.cli("lease", "acquire", "--gpu", GPU0_UUID, "--time", "1h", user=alice))
+    job = spawn(alice, "alice-job")
+    big = 4194301
+    lab.add_process(GPU0_UUID, job.pid, 2048)
+    lab.add_process(GPU0_UUID, big, 1024)
+    lab.write()
+    # bob waits for the GPU by UUID: a reason longer than a terminal's line.
+    waiting = d.cli_popen("lease", "acquire", "--gpu", GPU0_UUID, "--time", "1h", user=bob)
+    wait_for(lambda: d.ok("queue.list")["queue"], what="bob's queued request")
+    reason = d.ok("queue.list")["queue"][0]["reason"]
+    assert reason.startswith(f"waiting for {GPU0_UUID}") and len(reason) > 45, reason
+
+    def lines():
+        d.ok("debug.tick")
+        return ok(d.cli("status")).stdout.splitlines()
+
+    wait_for(lambda: any(str(big) in x for x in lines()), what="the 7-digit pid in status")
+    out = lines()
+    mine = next(x for x in out if re.match(rf"^\s+{job.pid} ", x))
+    other = next(x for x in out if re.match(rf"^\s+{big} ", x))
+    who = alice.name[:9]  # the USER column is 10 wide: longer names are cut with "…"
+    assert who in mine and "(exited)" in other, (mine, other)
+    # The PID column ends, the user column starts and the memory ends at
+    # the same place on both lines.
+    assert mine.index(str(job.pid)) + len(str(job.pid)) == other.index(str(big)) + len(str(big))
+    assert mine.index(who) == other.index(str(big)) + len(str(big)) + 1, (mine, other)
+    assert mine.index("GiB") == other.index("GiB"), (mine, other)
+
+    # Piped (no terminal), the queue's REASON is never cut: in status and queue.
+    assert any(x.rstrip().endswith(reason) for x in out), "\n".join(out)
+    q = ok(d.cli("queue", user=bob)).stdout.splitlines()
+    assert q[0].split()[-1] == "REASON" and q[1].rstrip().endswith(reason), q
+    waiting.kill()
+
+
+# ---- item 6: the allocator prefers a GPU nobody else uses ----------------------
+
+def test_allocator_prefers_an_idle_gpu_to_one_busy_with_a_root_process(daemon_factory, lab,
+                                                                      users, spawn):
+    """A real root process on GPU 0 (87 % utilisation, memory held, under
+    unleased_memory_limit) and an idle GPU 2 that was released a moment ago,
+    so least-recently-used alone would pick GPU 0."""
+    alice = users["alice"]
+    d = start_leasing_daemon(daemon_factory, lab, extra_whole=1,
+                             policy={"unleased_memory_limit": "4G"})
+    gpu2 = whole_gpu_uuid(2)
+    lease = json.loads(ok(d.cli("lease", "acquire", "--gpu", gpu2, "--json", user=alice)).stdout)
+    ok(d.cli("lease", "release", str(lease["lease"]["id"]), user=alice))
+    job = spawn(None, "root-job")
+    lab.gpu(GPU0_UUID)["utilization_gpu"] = 87
+    lab.add_process(GPU0_UUID, job.pid, 2048)
+    lab.write()
+    wait_for(lambda: d.ok("debug.tick") and any(
+        p["pid"] == job.pid for g in d.ok("status")["gpus"] for p in g["processes"]),
+        what="the root process in the snapshot")
+    got = json.loads(ok(d.cli("lease", "acquire", "--json", user=alice)).stdout)
+    assert [x["uuid"] for x in got["lease"]["devices"]] == [gpu2], got

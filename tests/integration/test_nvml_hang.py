@@ -28,6 +28,9 @@ def test_hung_nvml_does_not_freeze_the_loop(daemon_factory, lab, users):
     wait_for(lambda: "NVML has not answered within" in d.log(), what="the stall to be reported")
     status = d.status()
     assert len(status["gpus"]) == n_gpus  # the previous sample is still served
+    # Its message writes the duration as messages do (issue 17 item 11).
+    wait_for(lambda: "NVML has not answered for over 2s (a hung driver?)" in
+             (d.status()["message"] or ""), what="the stall in status's message")
     print(f"ping round trips during a {DELAY_MS} ms NVML hang: n={len(rtts)} "
           f"max={max(rtts) * 1000:.1f} ms")
     assert max(rtts) < 1.0, f"the loop froze for {max(rtts):.2f} s"

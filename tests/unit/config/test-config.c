@@ -2100,6 +2100,18 @@ static void test_env_full(void **state)
         assert_string_equal(c->env.conda_exe, "/opt/conda/bin/micromamba");
         assert_string_equal(c->env.templates_dir, "/srv/gk templates");
         assert_string_equal(c->state_dir, "/var/lib/gpukeeper");
+        assert_int_equal(c->env.trash_retention_usec, 30 * USEC_PER_DAY);
+        config_free(TAKE_PTR(c));
+
+        /* trash_retention: a duration, or off (never emptied). */
+        assert_int_equal(load(t, "env:\n  trash_retention: 7d\n", &c, &err), 0);
+        assert_int_equal(c->env.trash_retention_usec, 7 * USEC_PER_DAY);
+        config_free(TAKE_PTR(c));
+        assert_int_equal(load(t, "env:\n  trash_retention: \"off\"\n", &c, &err), 0);
+        assert_int_equal(c->env.trash_retention_usec, 0);
+        config_free(TAKE_PTR(c));
+        assert_int_equal(load(t, "env: {trash_retention: off}\n", &c, &err), 0);
+        assert_int_equal(c->env.trash_retention_usec, 0);
         config_free(TAKE_PTR(c));
 
         /* Flow style, a bare command name, the ends of backup_keep's range. */
@@ -2177,7 +2189,7 @@ static void test_env_schedule(void **state)
 }
 
 #define ENV_KNOWN "(known keys in 'env': backup_schedule, backup_keep, backup_dir, conda_exe, " \
-                  "templates_dir)"
+                  "templates_dir, trash_retention)"
 #define SCHEDULE_WORDS "must be hourly, daily, weekly, off, or a duration (for example 12h)"
 
 static void test_env_errors(void **state)
@@ -2243,6 +2255,20 @@ static void test_env_errors(void **state)
         expect_error(t, "env:\n  templates_dir: ./templates\n",
                      "2:18: invalid value './templates' for 'env.templates_dir': must be an "
                      "absolute path (starting with '/')");
+
+        /* trash_retention (issue 17 item 7) */
+        expect_error(t, "env:\n  trash_retention: 59m\n",
+                     "2:20: invalid value '59m' for 'env.trash_retention': must be between 1h "
+                     "and 3650d");
+        expect_error(t, "env:\n  trash_retention: 3651d\n",
+                     "2:20: invalid value '3651d' for 'env.trash_retention': must be between 1h "
+                     "and 3650d");
+        expect_error(t, "env:\n  trash_retention: 30\n",
+                     "2:20: invalid value '30' for 'env.trash_retention': a unit is required "
+                     "(for example 30s, 5m or 2h)");
+        expect_error(t, "env:\n  trash_retention: never\n",
+                     "2:20: invalid value 'never' for 'env.trash_retention': must be off or a "
+                     "duration (for example 30d)");
 
         /* conda_exe */
         expect_error(t, "env:\n  conda_exe: bin/conda\n",
