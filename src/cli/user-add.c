@@ -20,13 +20,11 @@
 #include "basic/strv.h"
 #include "basic/user-util.h"
 #include "cli/user-internal.h"
+#include "config/env.h"
 #include "env/create.h"
 #include "env/hooks.h"
 #include "env/kernel.h"
 
-#ifndef GK_TEMPLATES_DIR
-#error "GK_TEMPLATES_DIR must name the installed templates directory"
-#endif
 
 typedef struct Template {
         const char *name;
@@ -492,9 +490,9 @@ int cli_user_add(const cli_context *ctx, const UserArgs *a)
                 dirs[n_dirs++] = getenv("GPUKEEPER_TEMPLATES_DIR");
         if (n_dirs == 0 || strcmp(dirs[0], c->env.templates_dir) != 0)
                 dirs[n_dirs++] = c->env.templates_dir;
-        if (strcmp(dirs[n_dirs - 1], GK_TEMPLATES_DIR) != 0 &&
-            (n_dirs == 1 || strcmp(dirs[0], GK_TEMPLATES_DIR) != 0))
-                dirs[n_dirs++] = GK_TEMPLATES_DIR;
+        if (strcmp(dirs[n_dirs - 1], CONFIG_DEFAULT_TEMPLATES_DIR) != 0 &&
+            (n_dirs == 1 || strcmp(dirs[0], CONFIG_DEFAULT_TEMPLATES_DIR) != 0))
+                dirs[n_dirs++] = CONFIG_DEFAULT_TEMPLATES_DIR;
         r = resolve_templates(a, dirs, n_dirs, templates);
         if (r != CLI_EXIT_OK)
                 goto out;

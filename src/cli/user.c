@@ -40,10 +40,8 @@
 
 #include "basic/user-util.h"
 #include "cli/user-internal.h"
+#include "config/env.h"
 
-#ifndef GK_TEMPLATES_DIR
-#error "GK_TEMPLATES_DIR must name the installed templates directory"
-#endif
 
 enum {
         ARG_GROUP = CLI_ARG_VERB_FIRST,
@@ -77,7 +75,7 @@ void cli_user_usage(FILE *f)
               "                       (repeatable)\n"
               "  --templates-dir DIR  look for templates in DIR first (default\n"
               "                       $GPUKEEPER_TEMPLATES_DIR), then in env.templates_dir,\n"
-              "                       then in " GK_TEMPLATES_DIR "\n"
+              "                       then in " CONFIG_DEFAULT_TEMPLATES_DIR "\n"
               "  --keep-home          remove: keep NAME's home directory\n"
               "  --socket PATH        talk to gpukeeperd at PATH\n"
               "  -h, --help           show this help\n"
