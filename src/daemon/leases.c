@@ -351,8 +351,11 @@ int leases_end(Daemon *d, Lease *l, bool expired, const char *reason, int64_t ac
         {
                 int64_t id = l->rec.id;
 
+                uid_t uid = l->rec.uid;
+
                 lease_free(l);
                 strict_lease_ended(d, id); /* strict mode: the fence closes */
+                limits_ops_user_changed(d, uid, 0); /* per-user limits: per_gpu shrinks */
         }
         return 0;
 }
@@ -776,6 +779,8 @@ static int grant(Daemon *d, QueueEntry *e, const PolicyDevice *devs, const Polic
                  (unsigned)l->rec.uid, lease_kind_to_string(l->rec.kind), l->rec.n_devices);
         /* Strict mode: the fence opens before the client hears of the grant. */
         strict_lease_granted(d, l);
+        /* Per-user limits: per_gpu grows; a run's client goes under them. */
+        limits_ops_user_changed(d, l->rec.uid, l->rec.kind == LEASE_RUN ? l->rec.client_pid : 0);
         r = send_to(d, conn_id,
                     proto_reply_ok(msg_id, json_pack("{s:o}", "lease", lease_to_json(d, l))));
         /* Nobody learns of a lease whose reply could not be delivered. A run

@@ -20,6 +20,7 @@
 #include "daemon/sampler.h"
 #include "daemon/violation-ops.h"
 #include "daemon/audit-ops.h"
+#include "daemon/limits-ops.h"
 #include "proto/proto.h"
 
 int request_error(gk_call_error *ret_error, int code, const char *fmt, ...)
@@ -177,6 +178,8 @@ static const struct {
         {"mig.apply", mig_op_apply},
         {"mig.assert", mig_op_assert},
         {"audit.list", audit_op_list},
+        {"limits.show", limits_op_show},
+        {"limits.apply", limits_op_apply},
 };
 
 json_t *request_dispatch(Daemon *d, const Peer *peer, uint32_t id, const char *op, json_t *args,
