@@ -16,7 +16,7 @@
 
 #include "cli/cli.h"
 #include "cli/lease-render.h"
-#include "cli/limits.h"
+#include "cli/limits-show.h"
 #include "cli/text.h"
 
 void cli_limits_usage(FILE *f)

@@ -12,7 +12,7 @@
 #include "cli/helper.h"
 #include "cli/report.h"
 #include "cli/violations.h"
-#include "cli/limits.h"
+#include "cli/limits-show.h"
 #include "cli/audit.h"
 
 typedef struct cli_verb {

@@ -4,7 +4,6 @@
 #include <errno.h>
 #include <grp.h>
 #include <inttypes.h>
-#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -48,28 +47,26 @@ static int user_limit_groups(const Daemon *d, uid_t uid, const char ***ret_names
 {
         const PolicyLimitRules *rules = &d->config->limits.rules;
         _cleanup_free_ gid_t *gids = NULL;
-        _cleanup_free_ char *buf = NULL;
         const char **names;
-        struct passwd pw, *res = NULL;
+        char user[256];
+        gid_t primary;
         int n_gids = 64, n = 0;
-        long size = sysconf(_SC_GETPW_R_SIZE_MAX);
 
         *ret_names = NULL;
         *ret_n = 0;
         if (rules->n_groups == 0)
                 return 0;
         names = calloc(rules->n_groups, sizeof *names);
-        buf = malloc(size > 0 ? (size_t)size : 16384);
         gids = calloc((size_t)n_gids, sizeof *gids);
-        if (!names || !buf || !gids) {
+        if (!names || !gids) {
                 free(names);
                 return -ENOMEM;
         }
-        if (getpwuid_r(uid, &pw, buf, size > 0 ? (size_t)size : 16384, &res) != 0 || !res) {
+        if (user_name_gid_from_uid(uid, user, sizeof user, &primary) < 0) {
                 free(names);
                 return 0;
         }
-        while (getgrouplist(pw.pw_name, pw.pw_gid, gids, &n_gids) < 0) {
+        while (getgrouplist(user, primary, gids, &n_gids) < 0) {
                 gid_t *grown;
 
                 if (n_gids > LIMITS_USER_GROUPS_MAX)

@@ -1,4 +1,4 @@
-/* `gpukeeper limits show [USER]` (limits.c): the per-user limits that apply
+/* `gpukeeper limits show [USER]` (limits.c; not limits.h, which would hide <limits.h>): the per-user limits that apply
  * and where they came from, as the daemon's limits.show returns them. */
 #pragma once
 

@@ -1,0 +1,261 @@
+"""Per-user limits (issue 14): the limits section, `gpukeeper limits show`,
+`limits.apply`, and both backends against real parts.
+
+- cgroupfs: the daemon writes this machine's cgroup v1 cpu, memory and pids
+  files under a parent of the test's own (gktest-limits-PID, removed at the
+  end; no existing cgroup is touched), `gpukeeper run` moves its command under
+  them, and the kernel enforces them: a test user's process over its memory
+  limit is OOM-killed, one over its tasks limit cannot fork. Per-GPU values
+  grow on grant and shrink on release, in the files.
+- systemd: systemd is not PID 1 here, so a real dbus-daemon runs with
+  python3-dbusmock's systemd template on it standing in for systemd; the test
+  reads back the SetUnitProperties calls the daemon made (unit, runtime flag,
+  CPUQuotaPerSecUSec / MemoryMax / TasksMax values), and a refusal shows as a
+  failed apply, never as applied.
+- a config error names file:line:key.
+"""
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import (GKD, Daemon, Lab, as_user, assert_no_sanitizer_report, ensure_user,
+                      wait_for)
+
+MIB = 1 << 20
+# The machine's cgroup hierarchies, as /proc/self/mountinfo lists them.
+
+
+def cgroup_mounts():
+    """{controller: (mount point, version)} for cpu, memory and pids."""
+    found = {}
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            left, _, right = line.partition(" - ")
+            mp = left.split()[4]
+            fstype, _, opts = right.split()[:3]
+            if fstype == "cgroup2":
+                try:
+                    ctl = Path(mp, "cgroup.controllers").read_text().split()
+                except OSError:
+                    continue
+                for c in ("cpu", "memory", "pids"):
+                    if c in ctl:
+                        found[c] = (mp, 2)
+            elif fstype == "cgroup":
+                for c in ("cpu", "memory", "pids"):
+                    if c in opts.split(",") and c not in found:
+                        found[c] = (mp, 1)
+    return found
+
+
+MOUNTS = cgroup_mounts()
+V1_MEMORY_PIDS = (MOUNTS.get("memory", (None, 0))[1] == 1
+                  and MOUNTS.get("pids", (None, 0))[1] == 1)
+
+LIMITS = {
+    "default": {"cpu": "50%", "memory": "48M", "tasks": 12},
+    "groups": {"gktest-lim-phd": {"cpu": "150%", "memory": "96M"}},
+    "per_gpu": {"cpu": "100%", "memory": "32M", "tasks": 8},
+}
+
+
+def remove_tree(path):
+    """rmdir a cgroup tree bottom-up (cgroup directories hold only control files)."""
+    p = Path(path)
+    if not p.is_dir():
+        return
+    for child in sorted((c for c in p.rglob("*") if c.is_dir()),
+                        key=lambda c: len(c.parts), reverse=True):
+        try:
+            child.rmdir()
+        except OSError:
+            pass
+    try:
+        p.rmdir()
+    except OSError:
+        pass
+
+
+def limits_of(d, user):
+    r = d.request("limits.show", {"user": user})
+    assert r["ok"], r
+    return r["result"]
+
+
+@pytest.fixture(scope="module")
+def phd_user():
+    """Our own user in our own group (the shared test users keep their groups)."""
+    return ensure_user("gktest-lim-carol", groups=("gktest-lim-phd",))
+
+
+def test_config_error_names_file_line_key(tmp_path):
+    cfg = tmp_path / "gpukeeper.yaml"
+    cfg.write_text("limits:\n  default: {cpu: 400%}\n  groups:\n    phd:\n      memory: 12Q\n")
+    r = subprocess.run([str(GKD), "--check-config", "--config", str(cfg)], capture_output=True,
+                       text=True, timeout=30)
+    assert_no_sanitizer_report(r.stderr, "gpukeeperd --check-config")
+    assert r.returncode != 0
+    assert f"{cfg}:5:15: invalid value '12Q' for 'limits.groups.phd.memory'" in r.stderr, r.stderr
+
+
+# ---- cgroupfs: the kernel enforces --------------------------------------------
+
+@pytest.fixture(scope="module")
+def fs_daemon(users, phd_user):
+    if not V1_MEMORY_PIDS:
+        pytest.skip("needs the cgroup v1 memory and pids controllers mounted "
+                    f"(found: {MOUNTS})")
+    workdir = Path(tempfile.mkdtemp(prefix="gk-it-limits-"))
+    os.chmod(workdir, 0o755)
+    parent = f"gktest-limits-{os.getpid()}"
+    lab = Lab(workdir / "lab.json")
+    lab.write()
+    d = Daemon(workdir / "d", lab)
+    d.dir.mkdir(mode=0o755)
+    d.sections["limits"] = dict(LIMITS, backend="cgroupfs", cgroupfs_parent=parent)
+    d.start()
+    d.parent = parent
+    try:
+        yield d
+    finally:
+        d.kill_background()
+        d.stop()
+        for mp, _ in set(MOUNTS.values()):
+            remove_tree(Path(mp, parent))
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def user_dir(d, controller, user):
+    return Path(MOUNTS[controller][0], d.parent, f"user-{user.uid}.slice")
+
+
+def read_values(d, user):
+    mem = int(user_dir(d, "memory", user).joinpath("memory.limit_in_bytes").read_text())
+    pids = user_dir(d, "pids", user).joinpath("pids.max").read_text().strip()
+    cpu = None
+    if MOUNTS.get("cpu", (None, 0))[1] == 1:
+        cpu = int(user_dir(d, "cpu", user).joinpath("cpu.cfs_quota_us").read_text())
+    return mem, pids, cpu
+
+
+def test_show_before_apply_and_sources(fs_daemon, users, phd_user):
+    d, alice = fs_daemon, users["alice"]
+    res = limits_of(d, alice.name)
+    assert res["uid"] == alice.uid and res["backend"] == "cgroupfs"
+    assert res["limits"]["memory"] == {"value": "48M", "base": "48M", "from": "default", "group": None,
+                                       "per_gpu": "32M", "gpus": 0, "raw": 48 * MIB}
+    assert res["state"] == "not applied" and res["applied"] is False
+    assert "v1" in res["backend_detail"] and "memory" in res["backend_detail"]
+
+    carol = limits_of(d, phd_user.uid)
+    assert carol["groups"] == ["gktest-lim-phd"]
+    assert carol["limits"]["cpu"]["value"] == "150%"
+    assert carol["limits"]["cpu"]["from"] == "group"
+    assert carol["limits"]["cpu"]["group"] == "gktest-lim-phd"
+    assert carol["limits"]["tasks"]["from"] == "default"  # the group does not give tasks
+
+    # the command: the same, as text; users see their own, not others'
+    r = d.cli("limits", "show", user=alice)
+    assert r.returncode == 0, r
+    assert re.search(r"^memory\s+48M\s+48M\s+default\s+\+32M x 0$", r.stdout, re.M), r.stdout
+    r = d.cli("limits", "show", phd_user.name, user=alice)
+    assert r.returncode == 77 and "gpukeeper-admin" in r.stderr, r
+    r = d.cli("limits", "show", phd_user.name)
+    assert r.returncode == 0 and "group gktest-lim-phd" in r.stdout, r
+
+
+def test_apply_is_admin_only_and_writes_the_files(fs_daemon, users):
+    d, alice = fs_daemon, users["alice"]
+    # limits.apply as alice (not an admin): refused
+    code = ("import json, socket, struct, sys\n"
+            "s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1])\n"
+            "m = json.dumps({'v': 1, 'id': 1, 'op': 'limits.apply',"
+            " 'args': {'user': sys.argv[2]}}).encode()\n"
+            "s.sendall(struct.pack('>I', len(m)) + m)\n"
+            "n = struct.unpack('>I', s.recv(4))[0]; print(s.recv(n).decode())\n")
+    r = subprocess.run(["/usr/bin/python3", "-c", code, str(d.socket_path), alice.name],
+                       capture_output=True, text=True, timeout=30, **as_user(alice))
+    reply = json.loads(r.stdout)
+    assert reply["ok"] is False and reply["error"]["code"] == 5, reply
+    assert limits_of(d, alice.name)["state"] == "not applied"
+    res = d.request("limits.apply", {"user": alice.name})
+    assert res["ok"], res
+    assert res["result"]["state"] == "applied" and res["result"]["applied"] is True
+    mem, pids, cpu = read_values(d, alice)
+    assert (mem, pids) == (48 * MIB, "12")
+    if cpu is not None:
+        assert cpu == 50000  # 50% of a 100000 us period
+    bad = d.request("limits.apply", {"user": "gktest-no-such-user"})
+    assert not bad["ok"] and "no such user" in bad["error"]["message"]
+
+
+def test_per_gpu_grows_on_grant_and_shrinks_on_release(fs_daemon, users):
+    d, alice = fs_daemon, users["alice"]
+    r = d.cli("lease", "acquire", "--gpus", "1", "--time", "1h", user=alice)
+    assert r.returncode == 0, r
+    res = limits_of(d, alice.name)
+    assert res["gpus"] == 1 and res["state"] == "applied", res
+    assert res["limits"]["memory"]["value"] == "80M"
+    assert read_values(d, alice)[:2] == (80 * MIB, "20")
+    r = d.cli("lease", "release", "--all", user=alice)
+    assert r.returncode == 0, r
+    assert read_values(d, alice)[:2] == (48 * MIB, "12")
+    assert limits_of(d, alice.name)["gpus"] == 0
+
+
+def test_kernel_oom_kills_over_memory_limit(fs_daemon, users):
+    """gpukeeper run's command is born in alice's memory cgroup (48M + 32M for
+    the GPU): allocating 200 MiB gets it OOM-killed by the kernel."""
+    d, alice = fs_daemon, users["alice"]
+    code = ("import os, sys\n"
+            "print(open('/proc/self/cgroup').read(), flush=True)\n"
+            "blocks = []\n"
+            "for i in range(200):\n"
+            "    blocks.append(bytearray(1 << 20))\n"  # touched: zero-filled pages
+            "print('survived', flush=True)\n")
+    r = d.cli("run", "--gpus", "1", "--no-bind", "--", "/usr/bin/python3", "-c", code,
+              user=alice, timeout=60)
+    assert f"{d.parent}/user-{alice.uid}.slice" in r.stdout, (r.stdout, r.stderr)
+    assert "survived" not in r.stdout
+    assert r.returncode == 128 + signal.SIGKILL, r
+    failcnt = int(user_dir(d, "memory", alice).joinpath("memory.failcnt").read_text())
+    assert failcnt > 0
+
+
+def test_kernel_refuses_fork_over_tasks_limit(fs_daemon, users):
+    """tasks 12 + 8 for the GPU: the 21st task cannot be made (EAGAIN)."""
+    d, alice = fs_daemon, users["alice"]
+    code = ("import os, time, errno\n"
+            "kids = []\n"
+            "err = None\n"
+            "for i in range(60):\n"
+            "    try:\n"
+            "        pid = os.fork()\n"
+            "    except OSError as e:\n"
+            "        err = e.errno\n"
+            "        break\n"
+            "    if pid == 0:\n"
+            "        time.sleep(5)\n"
+            "        os._exit(0)\n"
+            "    kids.append(pid)\n"
+            "print('forked', len(kids), 'error', err, flush=True)\n"
+            "for k in kids:\n"
+            "    os.kill(k, 9)\n"
+            "    os.waitpid(k, 0)\n")
+    r = d.cli("run", "--gpus", "1", "--no-bind", "--", "/usr/bin/python3", "-c", code,
+              user=alice, timeout=60)
+    assert r.returncode == 0, r
+    m = re.search(r"forked (\d+) error (\S+)", r.stdout)
+    assert m, r.stdout
+    import errno
+    assert m.group(2) == str(errno.EAGAIN), r.stdout
+    # the run client and python are two of the 20 tasks
+    assert 10 <= int(m.group(1)) < 20, r.stdout
