@@ -117,6 +117,9 @@ def fs_daemon(users, phd_user):
     os.chmod(workdir, 0o755)
     parent = f"gktest-limits-{os.getpid()}"
     lab = Lab(workdir / "lab.json")
+    # NVML's CPU affinity of GPU 0: CPU 0 only (the simulator reports it
+    # through nvmlDeviceGetCpuAffinity, as a bitmask of unsigned longs)
+    lab.data["gpus"][0]["cpu_affinity"] = [0]
     lab.write()
     d = Daemon(workdir / "d", lab)
     d.dir.mkdir(mode=0o755)
@@ -259,3 +262,23 @@ def test_kernel_refuses_fork_over_tasks_limit(fs_daemon, users):
     assert m.group(2) == str(errno.EAGAIN), r.stdout
     # the run client and python are two of the 20 tasks
     assert 10 <= int(m.group(1)) < 20, r.stdout
+
+
+def test_run_binds_to_the_gpus_cpus_unless_no_bind(fs_daemon, users):
+    """The real child's sched_getaffinity: CPU 0, the one NVML names for GPU 0;
+    with --no-bind, every CPU the caller may use."""
+    d, alice = fs_daemon, users["alice"]
+    probe = "import os; print(sorted(os.sched_getaffinity(0)))"
+    r = d.cli("run", "--gpus", "1", "--", "/usr/bin/python3", "-c", probe, user=alice)
+    assert r.returncode == 0, r
+    assert r.stdout.strip() == "[0]", r
+    r = d.cli("run", "--gpus", "1", "--no-bind", "--", "/usr/bin/python3", "-c", probe,
+              user=alice)
+    assert r.returncode == 0, r
+    assert r.stdout.strip() == str(sorted(os.sched_getaffinity(0))), r
+    r = d.cli("lease", "acquire", "--gpus", "1", "--json", user=alice)
+    assert r.returncode == 0, r
+    lease = json.loads(r.stdout)
+    lease = lease.get("lease", lease)
+    assert lease["devices"][0]["cpus"] == "0", r.stdout
+    assert d.cli("lease", "release", "--all", user=alice).returncode == 0
