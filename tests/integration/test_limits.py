@@ -282,3 +282,159 @@ def test_run_binds_to_the_gpus_cpus_unless_no_bind(fs_daemon, users):
     lease = lease.get("lease", lease)
     assert lease["devices"][0]["cpus"] == "0", r.stdout
     assert d.cli("lease", "release", "--all", user=alice).returncode == 0
+
+
+# ---- systemd over D-Bus: a real dbus-daemon, python3-dbusmock as systemd ------
+
+BUS_CONFIG = """<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
+ "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig>
+  <type>system</type>
+  <listen>unix:path={socket}</listen>
+  <auth>EXTERNAL</auth>
+  <policy context="default">
+    <allow user="*"/>
+    <allow own="*"/>
+    <allow send_destination="*" eavesdrop="true"/>
+    <allow eavesdrop="true"/>
+  </policy>
+</busconfig>
+"""
+MANAGER = "org.freedesktop.systemd1.Manager"
+
+
+def gdbus(address, method, *args):
+    r = subprocess.run(["gdbus", "call", "--address", address, "--dest",
+                        "org.freedesktop.systemd1", "--object-path", "/org/freedesktop/systemd1",
+                        "--method", method, *args], capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0, r
+    return r.stdout
+
+
+SET_CALL = re.compile(r"'SetUnitProperties', \[<'(user-\d+\.slice)'>, <(true|false)>, "
+                      r"<\[\('CPUQuotaPerSecUSec', <uint64 (\d+)>\), "
+                      r"\('MemoryMax', <uint64 (\d+)>\), \('TasksMax', <uint64 (\d+)>\)\]>\]")
+
+
+def set_calls(bus):
+    """The SetUnitProperties calls the mock received: (unit, runtime, cpu, mem, tasks)."""
+    out = gdbus(bus["address"], "org.freedesktop.DBus.Mock.GetCalls")
+    return [(u, rt == "true", int(c), int(m), int(t)) for u, rt, c, m, t in SET_CALL.findall(out)]
+
+
+@pytest.fixture(scope="module")
+def systemd_bus():
+    """dbus-daemon with its own config and socket; python3-dbusmock's systemd
+    template on it, plus SetUnitProperties (the template lacks it), whose
+    calls the mock records."""
+    if not shutil.which("dbus-daemon") or subprocess.run(
+            ["/usr/bin/python3", "-c", "import dbusmock"], capture_output=True).returncode:
+        pytest.fail("needs dbus-daemon and python3-dbusmock (scripts/install-deps.sh)")
+    tmp = Path(tempfile.mkdtemp(prefix="gk-it-dbus-"))
+    os.chmod(tmp, 0o755)
+    conf = tmp / "bus.conf"
+    conf.write_text(BUS_CONFIG.format(socket=tmp / "bus"))
+    address = f"unix:path={tmp / 'bus'}"
+    bus = subprocess.Popen(["dbus-daemon", "--config-file", str(conf), "--nofork", "--nopidfile"],
+                           stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL)
+    mock = None
+    try:
+        wait_for(lambda: (tmp / "bus").exists(), what="dbus-daemon's socket")
+        env = dict(os.environ, DBUS_SYSTEM_BUS_ADDRESS=address)
+        mock = subprocess.Popen(["/usr/bin/python3", "-m", "dbusmock", "--system", "--template",
+                                 "systemd"], env=env, stdin=subprocess.DEVNULL,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+        def mock_up():
+            r = subprocess.run(["gdbus", "introspect", "--address", address, "--dest",
+                                "org.freedesktop.systemd1", "--object-path",
+                                "/org/freedesktop/systemd1"], capture_output=True, timeout=10)
+            return r.returncode == 0
+        wait_for(mock_up, timeout=20, what="dbusmock's systemd on the bus")
+        gdbus(address, "org.freedesktop.DBus.Mock.AddMethod", MANAGER, "SetUnitProperties",
+              "sba(sv)", "", "")
+        yield {"address": address}
+    finally:
+        for p in (mock, bus):
+            if p is not None:
+                p.terminate()
+                try:
+                    p.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+                    p.wait()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def bus_daemon(systemd_bus, users):
+    workdir = Path(tempfile.mkdtemp(prefix="gk-it-limits-bus-"))
+    os.chmod(workdir, 0o755)
+    lab = Lab(workdir / "lab.json")
+    lab.write()
+    d = Daemon(workdir / "d", lab)
+    d.dir.mkdir(mode=0o755)
+    d.sections["limits"] = {
+        "backend": "systemd",
+        "default": {"cpu": "400%", "memory": "64G", "tasks": 4096},
+        "per_gpu": {"cpu": "800%", "memory": "120G"},
+    }
+    base_env = d.env
+    d.env = lambda: dict(base_env(), DBUS_SYSTEM_BUS_ADDRESS=systemd_bus["address"])
+    d.start()
+    try:
+        yield d
+    finally:
+        d.kill_background()
+        d.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+G = 1 << 30
+
+
+def test_dbus_set_unit_properties_grow_and_shrink(bus_daemon, systemd_bus, users):
+    d, alice = bus_daemon, users["alice"]
+    gdbus(systemd_bus["address"], "org.freedesktop.DBus.Mock.ClearCalls")
+    res = d.request("limits.apply", {"user": alice.uid})
+    assert res["ok"], res
+    wait_for(lambda: limits_of(d, alice.name)["state"] == "applied", what="systemd's answer")
+    unit = f"user-{alice.uid}.slice"
+    # 400% = 4 s of CPU time per second; runtime=true (nothing written to /etc)
+    assert set_calls(systemd_bus) == [(unit, True, 4_000_000, 64 * G, 4096)]
+    assert limits_of(d, alice.name)["backend"] == "systemd"
+
+    r = d.cli("lease", "acquire", "--gpus", "1", "--time", "1h", user=alice)
+    assert r.returncode == 0, r
+    wait_for(lambda: len(set_calls(systemd_bus)) == 2, what="the grant's call")
+    assert set_calls(systemd_bus)[1] == (unit, True, 12_000_000, 184 * G, 4096)
+    wait_for(lambda: limits_of(d, alice.name)["state"] == "applied", what="systemd's answer")
+    assert limits_of(d, alice.name)["limits"]["memory"]["value"] == "184G"
+
+    assert d.cli("lease", "release", "--all", user=alice).returncode == 0
+    wait_for(lambda: len(set_calls(systemd_bus)) == 3, what="the release's call")
+    assert set_calls(systemd_bus)[2] == (unit, True, 4_000_000, 64 * G, 4096)
+
+
+def test_dbus_refusal_is_loud_never_applied(bus_daemon, systemd_bus, users):
+    d, bob = bus_daemon, users["bob"]
+    # systemd says no (as it does for a unit it cannot load)
+    gdbus(systemd_bus["address"], "org.freedesktop.DBus.Mock.AddMethod", MANAGER,
+          "SetUnitProperties", "sba(sv)", "",
+          "raise dbus.exceptions.DBusException('Unit user-x.slice not loaded.', "
+          "name='org.freedesktop.systemd1.NoSuchUnit')")
+    try:
+        res = d.request("limits.apply", {"user": bob.name})
+        assert res["ok"], res
+        wait_for(lambda: limits_of(d, bob.name)["state"] == "failed", what="the refusal")
+        shown = limits_of(d, bob.name)
+        assert shown["applied"] is False and "not loaded" in shown["error"], shown
+        r = d.cli("limits", "show", bob.name)
+        assert "Applied: NO, it FAILED through systemd" in r.stdout, r.stdout
+        assert f"Per-user limits of uid {bob.uid} NOT applied" in d.log()
+        rows = d.query("SELECT action FROM audit WHERE action = 'limits.failed'")
+        assert rows, "no audit row for the failed apply"
+    finally:
+        gdbus(systemd_bus["address"], "org.freedesktop.DBus.Mock.AddMethod", MANAGER,
+              "SetUnitProperties", "sba(sv)", "", "")
