@@ -438,3 +438,30 @@ def test_dbus_refusal_is_loud_never_applied(bus_daemon, systemd_bus, users):
     finally:
         gdbus(systemd_bus["address"], "org.freedesktop.DBus.Mock.AddMethod", MANAGER,
               "SetUnitProperties", "sba(sv)", "", "")
+
+
+def test_pam_limits_option_moves_the_login(fs_daemon, phd_user):
+    """pam_gpukeeper.so's `limits` option at session open (pamtester plays the
+    login as root): the daemon applies carol's limits and moves the session
+    process into her cgroups, where it then runs (the memory controller charged
+    it; her cgroup did not exist before)."""
+    if not shutil.which("pamtester"):
+        pytest.fail("needs pamtester (scripts/install-deps.sh)")
+    d = fs_daemon
+    module = Path(GKD).parents[2] / "pam" / "pam_gpukeeper.so"
+    service = f"gktest-limits-{os.getpid()}"
+    pam_file = Path("/etc/pam.d") / service
+    assert not user_dir(d, "cpu", phd_user).exists()
+    pam_file.write_text(f"auth required pam_permit.so\naccount required pam_permit.so\n"
+                        f"session required {module} limits quiet socket={d.socket_path}\n")
+    try:
+        r = subprocess.run(["pamtester", service, phd_user.name, "open_session"],
+                           capture_output=True, text=True, timeout=30)
+    finally:
+        pam_file.unlink()
+    assert r.returncode == 0, r
+    assert limits_of(d, phd_user.name)["state"] == "applied"
+    assert read_values(d, phd_user)[:2] == (96 * MIB, "12")
+    # the session process was charged there for what it allocated after the move
+    peak = int(user_dir(d, "memory", phd_user).joinpath("memory.max_usage_in_bytes").read_text())
+    assert peak > 0
