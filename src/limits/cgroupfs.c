@@ -171,7 +171,8 @@ static int write_file(const char *dir, const char *name, const char *value, char
         r = snprintf(path, sizeof path, "%s/%s", dir, name);
         if (r < 0 || (size_t)r >= sizeof path)
                 return -ENAMETOOLONG;
-        fd = open(path, O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
+        /* O_TRUNC as a shell's "echo > file": cgroup files ignore it */
+        fd = open(path, O_WRONLY | O_TRUNC | O_CLOEXEC | O_NOFOLLOW);
         if (fd < 0 || write(fd, value, n) != (ssize_t)n) {
                 r = negative_errno();
                 snprintf(why, why_len, "cannot write '%s' to %s: %s", value, path, strerror(-r));
