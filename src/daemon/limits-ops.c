@@ -407,7 +407,7 @@ static json_t *limit_json(PolicyLimitResource r, const PolicyUserLimit *l)
         config_limits_format(r, l->value, value, sizeof value);
         config_limits_format(r, l->base, base, sizeof base);
         config_limits_format(r, l->per_gpu, per_gpu, sizeof per_gpu);
-        return json_pack("{s:s, s:s, s:s, s:s?, s:s, s:i, s:O}", "value", value, "base", base,
+        return json_pack("{s:s, s:s, s:s, s:s?, s:s, s:i, s:o}", "value", value, "base", base,
                          "from", policy_limit_source_to_string(l->source), "group", l->group,
                          "per_gpu", per_gpu, "gpus", (int)l->n_gpus, "raw",
                          l->value == POLICY_LIMIT_INFINITY ? json_null()
