@@ -240,10 +240,38 @@ static void value_string(int res, bool v2, uint64_t v, char *buf, size_t len)
         snprintf(buf, len, "%" PRIu64, v);
 }
 
+static int write_values(const LimitsCgroupfs *fs, int res, const char *dir, uint64_t v,
+                        bool set_period, char *why, size_t why_len)
+{
+        char value[64], period[16];
+        int r;
+
+        value_string(res, fs->v2[res], v, value, sizeof value);
+        switch (res) {
+        case POLICY_LIMIT_CPU:
+                if (fs->v2[res])
+                        return write_file(dir, "cpu.max", value, why, why_len);
+                /* The period is the kernel's default too; set with the
+                 * cgroup (and on any failure), not on every lease. */
+                if (set_period) {
+                        snprintf(period, sizeof period, "%d", LIMITS_CGROUPFS_CPU_PERIOD_USEC);
+                        r = write_file(dir, "cpu.cfs_period_us", period, why, why_len);
+                        if (r < 0)
+                                return r;
+                }
+                return write_file(dir, "cpu.cfs_quota_us", value, why, why_len);
+        case POLICY_LIMIT_MEMORY:
+                return write_file(dir, fs->v2[res] ? "memory.max" : "memory.limit_in_bytes",
+                                  value, why, why_len);
+        default:
+                return write_file(dir, "pids.max", value, why, why_len);
+        }
+}
+
 static int apply_one(const LimitsCgroupfs *fs, int res, uid_t uid, uint64_t v, char *why,
                      size_t why_len)
 {
-        char dir[PATH_MAX], value[64], period[16];
+        char dir[PATH_MAX];
         int r;
 
         if (!fs->mount[res]) {
@@ -251,23 +279,22 @@ static int apply_one(const LimitsCgroupfs *fs, int res, uid_t uid, uint64_t v, c
                          controller[res]);
                 return -ENODEV;
         }
-        r = make_dirs(fs, res, uid, dir, sizeof dir, why, why_len);
+        r = limits_cgroupfs_user_dir(fs, res, uid, dir, sizeof dir);
         if (r < 0)
                 return r;
-        value_string(res, fs->v2[res], v, value, sizeof value);
-        switch (res) {
-        case POLICY_LIMIT_CPU:
-                if (fs->v2[res])
-                        return write_file(dir, "cpu.max", value, why, why_len);
-                snprintf(period, sizeof period, "%d", LIMITS_CGROUPFS_CPU_PERIOD_USEC);
-                r = write_file(dir, "cpu.cfs_period_us", period, why, why_len);
-                return r < 0 ? r : write_file(dir, "cpu.cfs_quota_us", value, why, why_len);
-        case POLICY_LIMIT_MEMORY:
-                return write_file(dir, fs->v2[res] ? "memory.max" : "memory.limit_in_bytes",
-                                  value, why, why_len);
-        default:
-                return write_file(dir, "pids.max", value, why, why_len);
+        /* On the lease path the cgroup usually exists: write at once, and
+         * only when a file is missing (no cgroup yet, or on v2 a controller
+         * not enabled for it) make the directories and enable the
+         * controllers, then write again. */
+        r = write_values(fs, res, dir, v, false, why, why_len);
+        if (r == 0)
+                return 0;
+        if (r == -ENOENT) {
+                r = make_dirs(fs, res, uid, dir, sizeof dir, why, why_len);
+                if (r < 0)
+                        return r;
         }
+        return write_values(fs, res, dir, v, true, why, why_len);
 }
 
 int limits_cgroupfs_apply(const LimitsCgroupfs *fs, uid_t uid, const PolicyUserLimits *limits,

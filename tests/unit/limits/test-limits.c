@@ -163,7 +163,9 @@ static void test_v1(void **state)
 
         assert_int_equal(limits_cgroupfs_apply(fs, 1001, &l, why, sizeof why), 0);
         assert_string_equal(why, "");
-        assert_string_equal(read_text(cpu, "cpu.cfs_period_us"), "100000");
+        /* an existing cgroup keeps its period (the kernel's default, 100000,
+         * written by us only with a cgroup we make or after a failed write) */
+        assert_string_equal(read_text(cpu, "cpu.cfs_period_us"), "");
         assert_string_equal(read_text(cpu, "cpu.cfs_quota_us"), "400000");
         assert_string_equal(read_text(mem, "memory.limit_in_bytes"), "67108864");
         assert_string_equal(read_text(pids, "pids.max"), "4096");
@@ -198,14 +200,21 @@ static void test_v2(void **state)
         snprintf(parent, sizeof parent, "%s/unified/gk.slice", root);
         snprintf(user, sizeof user, "%s/user-7.slice", parent);
         fake_cgroup(parent, parent_files);
-        fake_cgroup(user, user_files);
 
+        /* No user cgroup yet: made, its parent's controllers enabled (the
+         * last one written stays in this plain file); its files would be the
+         * kernel's, absent here, so the writes fail and say so. */
+        assert_int_equal(limits_cgroupfs_apply(fs, 7, &l, why, sizeof why), -ENOENT);
+        assert_non_null(strstr(why, "cpu: cannot write '150000 100000' to "));
+        assert_string_equal(read_text(parent, "cgroup.subtree_control"), "+pids");
+        /* Once there, the values are written without touching the parent. */
+        write_text(strcat(strcpy(why, parent), "/cgroup.subtree_control"), "");
+        fake_cgroup(user, user_files);
         assert_int_equal(limits_cgroupfs_apply(fs, 7, &l, why, sizeof why), 0);
         assert_string_equal(read_text(user, "cpu.max"), "150000 100000");
         assert_string_equal(read_text(user, "memory.max"), "100663296");
         assert_string_equal(read_text(user, "pids.max"), "20");
-        /* the last controller enabled for the children of our parent */
-        assert_string_equal(read_text(parent, "cgroup.subtree_control"), "+pids");
+        assert_string_equal(read_text(parent, "cgroup.subtree_control"), "");
         l = limits(POLICY_LIMIT_INFINITY, POLICY_LIMIT_INFINITY, 5);
         assert_int_equal(limits_cgroupfs_apply(fs, 7, &l, why, sizeof why), 0);
         assert_string_equal(read_text(user, "cpu.max"), "max");
