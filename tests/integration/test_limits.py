@@ -465,3 +465,21 @@ def test_pam_limits_option_moves_the_login(fs_daemon, phd_user):
     # the session process was charged there for what it allocated after the move
     peak = int(user_dir(d, "memory", phd_user).joinpath("memory.max_usage_in_bytes").read_text())
     assert peak > 0
+
+
+def test_reload_reapplies_new_values(fs_daemon, users):
+    """SIGHUP with a new default: every user applied before gets it at once."""
+    d, alice = fs_daemon, users["alice"]
+    assert limits_of(d, alice.name)["state"] == "applied"
+    old = dict(d.sections["limits"]["default"])
+    try:
+        d.sections["limits"]["default"]["memory"] = "40M"
+        d.write_config()
+        d.send_signal(signal.SIGHUP)
+        wait_for(lambda: read_values(d, alice)[0] == 40 * MIB, what="the reloaded limit")
+        assert limits_of(d, alice.name)["limits"]["memory"]["value"] == "40M"
+    finally:
+        d.sections["limits"]["default"] = old
+        d.write_config()
+        d.send_signal(signal.SIGHUP)
+        wait_for(lambda: read_values(d, alice)[0] == 48 * MIB, what="the restored limit")
