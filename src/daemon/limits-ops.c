@@ -271,6 +271,16 @@ void limits_ops_user_changed(Daemon *d, uid_t uid, pid_t run_pid)
                 return;
         /* In strict mode the run already sits in its lease's cgroup v2 (the
          * fence); a process has one v2 cgroup, so only v1 hierarchies move. */
+        if (d->strict.fence)
+                for (int i = 0; i < _POLICY_LIMIT_MAX; i++)
+                        if (s->fs->mount[i] && s->fs->v2[i]) {
+                                log_warning("gpukeeper run (pid %d) of uid %u keeps its strict "
+                                            "mode lease cgroup: the user's %s limit (cgroup v2) "
+                                            "does not hold it.",
+                                            (int)run_pid, (unsigned)uid,
+                                            policy_limit_resource_to_string(i));
+                                break;
+                        }
         r = limits_cgroupfs_attach(s->fs, uid, run_pid, !d->strict.fence, why, sizeof why);
         if (r < 0) {
                 char text[768];
