@@ -9,7 +9,8 @@
  *             no interactive lease (hosts that are for GPU work only);
  *             otherwise PAM_IGNORE.
  *
- * Options: quiet (no hint, no notice), require_lease (account),
+ * Options: quiet (no hint, no notice), require_lease (account), limits
+ * (session: the login goes under the user's limits, limits.apply),
  * socket=PATH (default $GPUKEEPER_SOCKET's default, /run/gpukeeper/...),
  * timeout=MS (whole exchange, 100..10000, default 2000).
  *
@@ -40,6 +41,7 @@
 typedef struct Options {
         bool quiet;
         bool require_lease;
+        bool limits; /* session: put the login under the user's limits (cgroupfs) */
         const char *socket;
         long timeout_ms;
 } Options;
@@ -58,6 +60,8 @@ static void parse_options(pam_handle_t *pamh, int argc, const char **argv, Optio
                         o->quiet = true;
                 else if (strcmp(argv[i], "require_lease") == 0)
                         o->require_lease = true;
+                else if (strcmp(argv[i], "limits") == 0)
+                        o->limits = true;
                 else if (strncmp(argv[i], "socket=", 7) == 0 && argv[i][7] == '/')
                         o->socket = argv[i] + 7;
                 else if (strncmp(argv[i], "timeout=", 8) == 0) {
@@ -150,6 +154,42 @@ static Answer ask(const Options *o, uid_t uid, json_t **ret_env, char *why, size
         return ANSWER_LEASE;
 }
 
+/* With the `limits` option: ask the daemon (limits.apply, as root) to apply
+ * the user's limits and move this process, the session's leader, into the
+ * user's limits cgroups (the cgroupfs backend; with systemd, logind already
+ * puts the session into user-UID.slice). Fails open like the rest: the
+ * daemon logs and alerts what it could not do. */
+static void apply_limits(const Options *o, uid_t uid, pam_handle_t *pamh)
+{
+        struct itimerspec when = {.it_value = {.tv_sec = o->timeout_ms / 1000,
+                                               .tv_nsec = (o->timeout_ms % 1000) * 1000000L}};
+        gk_call_error error = {0};
+        json_t *result = NULL;
+        gk_client *c = NULL;
+        int timer, r;
+
+        timer = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC);
+        if (timer < 0 || timerfd_settime(timer, 0, &when, NULL) < 0) {
+                if (timer >= 0)
+                        close(timer);
+                return;
+        }
+        r = gk_client_connect(gk_socket_path(o->socket), &c);
+        if (r >= 0) {
+                gk_client_set_cancel_fd(c, timer);
+                r = gk_client_call(c, "limits.apply",
+                                   json_pack("{s:I, s:I}", "user", (json_int_t)uid, "pid",
+                                             (json_int_t)getpid()),
+                                   &result, &error);
+                gk_client_free(c);
+        }
+        close(timer);
+        json_decref(result);
+        if (r != 0)
+                pam_syslog(pamh, LOG_WARNING, "cannot put the login under its limits: %s",
+                           r < 0 ? strerror(-r) : error.message);
+}
+
 /* Only the three variables, only values without control characters. */
 static int put_env(pam_handle_t *pamh, json_t *env)
 {
@@ -182,6 +222,8 @@ PAM_EXTERN int pam_sm_open_session(pam_handle_t *pamh, int flags, int argc, cons
         parse_options(pamh, argc, argv, &o);
         if (!login_uid(pamh, &uid))
                 return PAM_SUCCESS;
+        if (o.limits)
+                apply_limits(&o, uid, pamh);
         switch (ask(&o, uid, &env, why, sizeof why)) {
         case ANSWER_LEASE:
                 if (put_env(pamh, env) != PAM_SUCCESS)

@@ -52,6 +52,8 @@ PACKAGES=(
         openssh-server  # integration tests: a real sshd on 127.0.0.1 logs users in through pam_gpukeeper.so
         openssh-client  # integration tests: ssh and ssh-keygen for those logins
         pamtester       # integration tests: the account phase's refusal message (require_lease)
+        python3-dbusmock # integration tests: systemd's D-Bus API on a real dbus-daemon (SetUnitProperties of per-user limits)
+        dbus            # dbus-daemon for those tests (python3-dbusmock brings it too)
         libcap2-bin     # integration tests: capsh drops CAP_BPF/CAP_SYS_ADMIN (strict mode must refuse)
 )
 

@@ -9,21 +9,53 @@
 
 #include "basic/macro.h"
 
-int user_name_from_uid(uid_t uid, char *buf, size_t len)
+/* getpwuid_r with a buffer that grows on ERANGE (up to 1 MiB): glibc's files
+ * module answers ERANGE for every uid after one long line in /etc/passwd (a
+ * GECOS field of a few KiB), not only for the long entry itself. */
+static int passwd_by_uid(uid_t uid, struct passwd *pw, char **ret_buf)
 {
-        struct passwd pw, *result = NULL;
-        char scratch[4096];
+        for (size_t size = 4096; size <= 1024 * 1024; size *= 2) {
+                struct passwd *result = NULL;
+                char *buf = malloc(size);
+                int r;
+
+                if (!buf)
+                        return -ENOMEM;
+                r = getpwuid_r(uid, pw, buf, size, &result);
+                if (r == ERANGE) {
+                        free(buf);
+                        continue;
+                }
+                if (r != 0 || !result) {
+                        free(buf);
+                        return r != 0 ? -r : -ENOENT;
+                }
+                *ret_buf = buf;
+                return 0;
+        }
+        return -ERANGE;
+}
+
+int user_name_gid_from_uid(uid_t uid, char *buf, size_t len, gid_t *ret_gid)
+{
+        _cleanup_free_ char *scratch = NULL;
+        struct passwd pw;
         int r;
 
-        r = getpwuid_r(uid, &pw, scratch, sizeof scratch, &result);
-        if (r != 0)
-                return -r;
-        if (!result)
-                return -ENOENT;
+        r = passwd_by_uid(uid, &pw, &scratch);
+        if (r < 0)
+                return r;
         if (strlen(pw.pw_name) >= len)
                 return -ERANGE;
         strcpy(buf, pw.pw_name);
+        if (ret_gid)
+                *ret_gid = pw.pw_gid;
         return 0;
+}
+
+int user_name_from_uid(uid_t uid, char *buf, size_t len)
+{
+        return user_name_gid_from_uid(uid, buf, len, NULL);
 }
 
 const char *user_memo_name(UserMemo *memo, uid_t uid)

@@ -8,6 +8,8 @@
 /* Copy the login name of `uid` into buf. Returns 0, -ENOENT when the uid has
  * no passwd entry, -ERANGE when buf is too small, other -errno from NSS. */
 int user_name_from_uid(uid_t uid, char *buf, size_t len);
+/* The same, and the user's primary group in *ret_gid (may be NULL). */
+int user_name_gid_from_uid(uid_t uid, char *buf, size_t len, gid_t *ret_gid);
 
 /* Group lookups that do not give up on large groups: the member list of a
  * group of a few hundred students does not fit a small buffer, and a lookup

@@ -18,6 +18,7 @@ enum {
         ARG_WAIT,
         ARG_TIME,
         ARG_JSON,
+        ARG_NO_BIND,
 };
 
 void cli_acquire_args_done(cli_acquire_args *a)
@@ -188,6 +189,7 @@ static int parse_options(cli_context *ctx, int argc, char *argv[], bool is_run, 
             {"mig", required_argument, NULL, ARG_MIG},
             {"no-wait", no_argument, NULL, ARG_NO_WAIT},
             {"wait", no_argument, NULL, ARG_WAIT},
+            {"no-bind", no_argument, NULL, ARG_NO_BIND},
             {},
         };
         static const struct option acquire_options[] = {
@@ -245,6 +247,9 @@ static int parse_options(cli_context *ctx, int argc, char *argv[], bool is_run, 
                         break;
                 case ARG_JSON:
                         a->json = true;
+                        break;
+                case ARG_NO_BIND:
+                        a->no_bind = true;
                         break;
                 default:
                         return cli_option_error(verb, c, argv);

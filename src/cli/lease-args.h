@@ -35,6 +35,7 @@ typedef struct cli_acquire_args {
         uint64_t duration_sec; /* lease acquire --time; 0: the daemon's default */
         bool wait;             /* false with --no-wait */
         bool json;             /* lease acquire --json */
+        bool no_bind;          /* run --no-bind: no CPU binding to the GPUs' NUMA node */
         bool help;             /* -h: the caller prints the usage and exits 0 */
         char **command;        /* run: the command and its arguments (into argv), NULL-terminated */
 } cli_acquire_args;

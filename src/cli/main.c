@@ -12,6 +12,7 @@
 #include "cli/helper.h"
 #include "cli/report.h"
 #include "cli/violations.h"
+#include "cli/limits-show.h"
 #include "cli/audit.h"
 
 typedef struct cli_verb {
@@ -44,6 +45,8 @@ static const cli_verb verbs[] = {
      cli_report_usage},
     {"slurm", "Slurm prolog/epilog, gres.conf, and job steps on this node", cli_slurm_main,
      cli_slurm_usage},
+    {"limits", "per-user CPU, memory and tasks limits: what applies, from where", cli_limits_main,
+     cli_limits_usage},
 };
 
 static const cli_helper_row helpers[] = {

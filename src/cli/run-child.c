@@ -178,3 +178,59 @@ int cli_exit_status(int wstatus)
                 return 128 + WTERMSIG(wstatus);
         return WEXITSTATUS(wstatus);
 }
+
+/* Add the CPUs of the cpulist `s` ("0-3,8") to *set. */
+static int parse_cpulist(const char *s, cpu_set_t *set)
+{
+        while (*s) {
+                char *end;
+                unsigned long lo, hi;
+
+                errno = 0;
+                lo = strtoul(s, &end, 10);
+                if (errno || end == s || lo >= CPU_SETSIZE)
+                        return -EINVAL;
+                hi = lo;
+                s = end;
+                if (*s == '-') {
+                        hi = strtoul(s + 1, &end, 10);
+                        if (errno || end == s + 1 || hi < lo || hi >= CPU_SETSIZE)
+                                return -EINVAL;
+                        s = end;
+                }
+                for (unsigned long c = lo; c <= hi; c++)
+                        CPU_SET(c, set);
+                if (*s == ',')
+                        s++;
+                else if (*s)
+                        return -EINVAL;
+        }
+        return 0;
+}
+
+int cli_lease_cpus(json_t *lease, const cpu_set_t *allowed, cpu_set_t *ret)
+{
+        json_t *devices = json_object_get(lease, "devices"), *dev;
+        cpu_set_t want;
+        size_t i;
+        bool any = false;
+
+        CPU_ZERO(&want);
+        json_array_foreach(devices, i, dev)
+        {
+                const char *cpus = json_string_value(json_object_get(dev, "cpus"));
+
+                if (!cpus)
+                        continue;
+                if (parse_cpulist(cpus, &want) < 0)
+                        return -EINVAL;
+                any = true;
+        }
+        if (!any)
+                return 0;
+        CPU_AND(&want, &want, allowed);
+        if (CPU_COUNT(&want) == 0)
+                return 0;
+        *ret = want;
+        return 1;
+}

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <jansson.h>
+#include <sched.h>
 #include <signal.h>
 #include <sys/types.h>
 
@@ -20,6 +21,13 @@
  * GPUKEEPER_LEASE_ID. NULL when the lease has no id or no devices, or on
  * ENOMEM. */
 json_t *cli_lease_env(json_t *lease);
+
+/* The CPUs nearest the lease's GPUs: the union of its devices' "cpus"
+ * (cpulists like "0-15,32-47", from NVML's nvmlDeviceGetCpuAffinity), within
+ * `allowed` (the CPUs we may run on). Returns 1 with *ret set when that is
+ * not empty, 0 when the lease names no CPUs or none of them is allowed (no
+ * binding then), -EINVAL for a malformed list. */
+int cli_lease_cpus(json_t *lease, const cpu_set_t *allowed, cpu_set_t *ret);
 
 /* A malloc'd, NULL-terminated environment: `base` without any entry whose
  * name is a key of `set`, then NAME=value for every member of `set` (an

@@ -53,7 +53,7 @@ typedef struct run_state {
 void cli_run_usage(FILE *f)
 {
         fputs("Usage: gpukeeper run [--gpus N | --gpu ID[,ID...] | --mig PROFILE[:N]...]\n"
-              "                     [--no-wait] [--socket PATH] -- COMMAND [ARGS...]\n"
+              "                     [--no-wait] [--no-bind] [--socket PATH] -- COMMAND [ARGS...]\n"
               "\n"
               "Lease GPUs or MIG instances (waiting in the queue if they are busy), run\n"
               "COMMAND with CUDA_VISIBLE_DEVICES set to them, release them when it exits,\n"
@@ -66,6 +66,8 @@ void cli_run_usage(FILE *f)
               "                    repeatable\n"
               "  --wait            wait in the queue until the devices are free (the default)\n"
               "  --no-wait         fail with exit status 75 instead of waiting in the queue\n"
+              "  --no-bind         do not bind COMMAND to the CPUs nearest its GPUs (by\n"
+              "                    default it runs on the CPUs NVML names for them)\n"
               "  --socket PATH     talk to the daemon at PATH\n"
               "  -h, --help        show this help\n"
               "\n"
@@ -257,6 +259,26 @@ give_up:
                 (long long)s->lease_id);
 }
 
+/* Pin ourselves, and so the command forked next, to the CPUs nearest the
+ * lease's GPUs when NVML names them (--no-bind: leave the affinity alone).
+ * A binding that cannot be made is said once and the command runs anyway. */
+static void bind_cpus(json_t *lease)
+{
+        cpu_set_t allowed, cpus;
+        int r;
+
+        if (sched_getaffinity(0, sizeof allowed, &allowed) < 0)
+                return;
+        r = cli_lease_cpus(lease, &allowed, &cpus);
+        if (r < 0)
+                fputs("gpukeeper: run: gpukeeperd's lease has a malformed CPU list; the command "
+                      "is not bound to its GPUs' CPUs\n",
+                      stderr);
+        if (r > 0 && sched_setaffinity(0, sizeof cpus, &cpus) < 0)
+                fprintf(stderr,
+                        "gpukeeper: run: cannot bind the command to its GPUs' CPUs: %m\n");
+}
+
 /* Acquire, start the command, supervise it, release. */
 static int run(run_state *s, const cli_acquire_args *a, const sigset_t *old_mask)
 {
@@ -309,6 +331,8 @@ static int run(run_state *s, const cli_acquire_args *a, const sigset_t *old_mask
                 return CLI_EXIT_SOFTWARE;
         }
 
+        if (!a->no_bind)
+                bind_cpus(lease);
         r = cli_child_env(environ, env, &child_env);
         if (r >= 0)
                 r = cli_child_spawn(a->command, child_env, old_mask, &s->child, &exec_errno);

@@ -33,6 +33,7 @@ static const ConfigKey config_table[] = {
         CONFIG_SCALAR("backend", config_parse_backend, Config, backend, 0, 0),
         CONFIG_SECTION_AT("slurm", config_slurm_table, NULL, Config, slurm),
         CONFIG_SECTION_AT("mig", config_mig_table, NULL, Config, mig),
+        CONFIG_SECTION_AT("limits", config_limits_table, config_limits_check, Config, limits),
         CONFIG_END,
 };
 
@@ -54,6 +55,7 @@ void config_free(Config *c)
         config_history_done(&c->history);
         config_slurm_done(&c->slurm);
         config_mig_done(&c->mig);
+        config_limits_done(&c->limits);
         free(c);
 }
 
@@ -82,7 +84,7 @@ int config_new_defaults(Config **ret)
             (r = config_idle_init(&c->idle)) < 0 || (r = config_alerts_init(&c->alerts)) < 0 ||
             (r = config_env_init(&c->env)) < 0 || (r = config_http_init(&c->http)) < 0 ||
             (r = config_history_init(&c->history)) < 0 || (r = config_slurm_init(&c->slurm)) < 0 ||
-            (r = config_mig_init(&c->mig)) < 0)
+            (r = config_mig_init(&c->mig)) < 0 || (r = config_limits_init(&c->limits)) < 0)
                 return r;
 
         *ret = TAKE_PTR(c);

@@ -62,6 +62,7 @@
 #include "config/http.h"
 #include "config/history.h"
 #include "config/slurm.h"
+#include "config/limits-config.h"
 
 typedef struct Config {
         char *path;         /* the file this was loaded from; NULL for built-in defaults */
@@ -81,6 +82,7 @@ typedef struct Config {
         ConfigHistory history; /* the history section */
         ConfigBackend backend; /* backend */
         ConfigSlurm slurm;     /* the slurm section */
+        ConfigLimits limits;   /* the limits section (config/limits-config.h) */
 } Config;
 
 /* A Config holding every default; path is NULL. Returns 0 or -ENOMEM. */

@@ -474,6 +474,116 @@ static int loader_list(Loader *l, const ConfigKey *key, void *base, const char *
         }
 }
 
+/* Read the mapping of named entries `key` (NAMED), written as `name`, whose
+ * first event is `first`: each entry is appended to the array like an item
+ * of loader_list(), its name converted by key->parse into the item's name
+ * field, its value read with key->section as "name.ENTRY". */
+static int loader_named(Loader *l, const ConfigKey *key, void *base, const char *name,
+                        const yaml_event_t *first)
+{
+        void **items = (void **)((uint8_t *)base + key->offset);
+        size_t *n = (size_t *)((uint8_t *)base + key->count_offset);
+        bool failed = false;
+        int r;
+
+        assert(*n == 0 && !*items);
+
+        if (first->type == YAML_SCALAR_EVENT && scalar_is_null(first))
+                return 0; /* "groups:" with nothing after it */
+        if (first->type != YAML_MAPPING_START_EVENT)
+                return loader_error(l, first->start_mark,
+                                    "'%s' must be a mapping of names to sections, not %s", name,
+                                    event_kind(first));
+
+        for (;;) {
+                _cleanup_(yaml_event_deletep) yaml_event_t ev = {0}, value = {0};
+                char item_name[KEY_NAME_MAX + QUOTE_BUF_SIZE], q[QUOTE_BUF_SIZE];
+                char problem[PROBLEM_MAX] = "";
+                uint8_t *grown, *item;
+                const char *v;
+                int depth;
+
+                r = loader_next(l, &ev, name);
+                if (r < 0)
+                        return r;
+                if (ev.type == YAML_MAPPING_END_EVENT)
+                        return failed ? -EINVAL : 0;
+                if (ev.type != YAML_SCALAR_EVENT) {
+                        l->fatal = true;
+                        return loader_error(l, ev.start_mark,
+                                            "keys must be plain names, not %s", event_kind(&ev));
+                }
+                v = (const char *)ev.data.scalar.value;
+                snprintf(item_name, sizeof item_name, "%s.%s", name,
+                         quote(q, sizeof q, v, ev.data.scalar.length));
+                if (*n >= key->max_items)
+                        return loader_error(l, ev.start_mark,
+                                            "too many entries in '%s' (at most %zu)", name,
+                                            key->max_items);
+
+                grown = reallocarray(*items, *n + 1, key->item_size);
+                if (!grown)
+                        return -ENOMEM;
+                item = grown + *n * key->item_size;
+                memset(item, 0, key->item_size);
+                *items = grown;
+                (*n)++;
+
+                if (scalar_has_nul(&ev))
+                        r = loader_error(l, ev.start_mark, "the name '%s' contains a NUL character",
+                                         item_name);
+                else {
+                        r = key->parse(key, v, item + key->name_offset, problem, sizeof problem);
+                        if (r == -EINVAL)
+                                r = loader_error(l, ev.start_mark, "invalid name in '%s': %s",
+                                                 item_name, problem);
+                }
+                if (r == 0)
+                        for (size_t i = 0; i + 1 < *n; i++) {
+                                const char *other = *(char **)((uint8_t *)*items +
+                                                               i * key->item_size + key->name_offset);
+
+                                if (other && strcmp(other, v) == 0) {
+                                        r = loader_error(l, ev.start_mark,
+                                                         "duplicate entry '%s'", item_name);
+                                        break;
+                                }
+                        }
+                if (r == 0)
+                        r = loader_record(l, item_name, ev.start_mark);
+                if (r < 0) {
+                        if (!loader_recoverable(l, r))
+                                return r;
+                        failed = true;
+                        r = loader_skip_node(l);
+                        if (r < 0)
+                                return r;
+                        continue;
+                }
+
+                depth = l->depth;
+                r = loader_next(l, &value, item_name);
+                if (r < 0)
+                        return r;
+                if (value.type == YAML_MAPPING_START_EVENT)
+                        r = loader_mapping(l, key->section, item, item_name, value.start_mark);
+                else if (value.type == YAML_SCALAR_EVENT && scalar_is_null(&value))
+                        r = 0; /* "phd:" with nothing after it */
+                else
+                        r = loader_error(l, value.start_mark,
+                                         "'%s' must be a mapping of keys, not %s", item_name,
+                                         event_kind(&value));
+                if (r < 0) {
+                        if (!loader_recoverable(l, r))
+                                return r;
+                        failed = true;
+                        r = loader_skip_to(l, depth);
+                        if (r < 0)
+                                return r;
+                }
+        }
+}
+
 /* Convert the scalar `ev` with key->parse into `field`, reporting errors as
  * the value of `name`. Secret values are never quoted back. */
 static int loader_scalar(Loader *l, const ConfigKey *key, const yaml_event_t *ev,
@@ -597,6 +707,8 @@ static int loader_value(Loader *l, const ConfigKey *key, void *base, const char 
 
         if (key->kind == CONFIG_KEY_LIST)
                 return loader_list(l, key, base, name, &ev);
+        if (key->kind == CONFIG_KEY_NAMED)
+                return loader_named(l, key, base, name, &ev);
         if (key->kind == CONFIG_KEY_VALUES || key->kind == CONFIG_KEY_VALUE_SET)
                 return loader_values(l, key, base, name, &ev);
 

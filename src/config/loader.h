@@ -56,6 +56,10 @@ typedef enum ConfigKeyKind {
                                  * element of an array */
         CONFIG_KEY_VALUE_SET,   /* a list of scalars, all converted by `parse` into the
                                  * one field (flags: a bit mask), which is zeroed first */
+        CONFIG_KEY_NAMED,       /* a mapping of names to mappings ("groups: {phd: {...}}"):
+                                 * each entry an item of an array, its name converted by
+                                 * `parse` into the item's name_offset, its value read by
+                                 * the table `section` */
 } ConfigKeyKind;
 
 /* Offsets are relative to the struct the enclosing mapping is read into:
@@ -76,7 +80,8 @@ struct ConfigKey {
         ConfigChecker check;      /* SECTION: optional, run after the section was read */
         size_t count_offset;      /* LIST, VALUES: the element count (size_t) */
         size_t item_size;         /* LIST, VALUES: sizeof(T); VALUE_SET: size of the field */
-        size_t max_items;         /* LIST, VALUES, VALUE_SET: more items are an error */
+        size_t max_items;         /* LIST, VALUES, VALUE_SET, NAMED: more items are an error */
+        size_t name_offset;       /* NAMED: the item's char * name */
 };
 
 #define CONFIG_SCALAR(n, parser, type, field, lo, hi)                                              \
@@ -136,6 +141,17 @@ struct ConfigKey {
                 .name = (n), .kind = CONFIG_KEY_VALUE_SET, .parse = (parser),                      \
                 .offset = offsetof(type, field), .item_size = sizeof(((type *)NULL)->field),       \
                 .max_items = (most),                                                               \
+        }
+/* `field` is a T * and `count_field` a size_t of `type`, both NULL/0 before
+ * loading; each key of the mapping is one T, its name converted by `parser`
+ * into T's char * `name_field`, its value (a mapping) read by `table`. Names
+ * appear in messages as "section.NAME.key". */
+#define CONFIG_NAMED(n, parser, table, type, field, count_field, item_type, name_field, most)     \
+        {                                                                                          \
+                .name = (n), .kind = CONFIG_KEY_NAMED, .parse = (parser), .section = (table),      \
+                .offset = offsetof(type, field), .count_offset = offsetof(type, count_field),      \
+                .item_size = sizeof(item_type), .max_items = (most),                               \
+                .name_offset = offsetof(item_type, name_field),                                    \
         }
 #define CONFIG_END {.name = NULL}
 

@@ -117,6 +117,7 @@ static void daemon_reload(Daemon *d)
         r = alerts_reconfigure(d->alerts, &d->config->alerts);
         if (r < 0)
                 log_error_errno(r, "Cannot apply the new alert sinks");
+        limits_ops_reload(d); /* per-user limits: new values, maybe a new backend */
         store_audit(d->store, -1, "config.reload", d->config_path, NULL);
         daemon_alert(d, CONFIG_ALERT_DAEMON, "daemon", "configuration reloaded",
                      "gpukeeperd reloaded its configuration.", NULL);
@@ -342,6 +343,10 @@ int daemon_new(char *config_path, Config *config, Daemon **ret)
         r = strict_start(d);
         if (r < 0)
                 goto fail;
+        /* Per-user limits (daemon/limits-ops.h): holders of restored leases. */
+        r = limits_ops_start(d);
+        if (r < 0)
+                goto fail_log;
 
         r = env_backup_arm(d);
         if (r < 0)
@@ -439,6 +444,7 @@ void daemon_free(Daemon *d)
         server_free(d->server);
         enforcement_done(&d->enforcement);
         strict_done(&d->strict);
+        limits_ops_done(&d->limits);
         env_backup_done(&d->env_backup);
         slurm_ops_done(d);
         leases_done(&d->leases);

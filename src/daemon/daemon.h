@@ -16,6 +16,7 @@
 #include "daemon/gpu-alerts.h"
 #include "alerts/alerts.h"
 #include "daemon/leases.h"
+#include "daemon/limits-ops.h"
 #include "daemon/slurm-ops.h"
 #include "daemon/refusals.h"
 #include "daemon/resolver.h"
@@ -78,6 +79,7 @@ typedef struct Daemon {
         uint64_t audit_suppressed; /* repeated refusals folded into their burst's audit row */
         RefusalState refusals;
         RateLimit enforcement_wait_log; /* "Enforcement waits" warnings */
+        LimitsState limits; /* per-user limits (daemon/limits-ops.h) */
 } Daemon;
 
 /* Wall time (CLOCK_REALTIME) for display and storage, and boot time

@@ -351,8 +351,11 @@ int leases_end(Daemon *d, Lease *l, bool expired, const char *reason, int64_t ac
         {
                 int64_t id = l->rec.id;
 
+                uid_t uid = l->rec.uid;
+
                 lease_free(l);
                 strict_lease_ended(d, id); /* strict mode: the fence closes */
+                limits_ops_user_changed(d, uid, 0); /* per-user limits: per_gpu shrinks */
         }
         return 0;
 }
@@ -460,13 +463,37 @@ static const GpuDevice *snapshot_gpu(const Daemon *d, const char *gpu_uuid)
         return d->snapshot ? gpu_snapshot_find_device(d->snapshot, gpu_uuid) : NULL;
 }
 
+/* "0-3,8": the CPUs of NVML's affinity mask of `g`, as a cpulist. */
+static json_t *cpus_json(const GpuDevice *g)
+{
+        const size_t bits = sizeof g->cpus[0] * 8, n = GPU_NVML_CPUSET_WORDS * bits;
+        char buf[GPU_NVML_CPUSET_WORDS * 64 * 6];
+        size_t o = 0;
+
+        if (!g || !g->has_cpus)
+                return json_null();
+        for (size_t c = 0; c < n && o < sizeof buf; c++) {
+                size_t end = c;
+
+                if (!(g->cpus[c / bits] >> (c % bits) & 1))
+                        continue;
+                while (end + 1 < n && g->cpus[(end + 1) / bits] >> ((end + 1) % bits) & 1)
+                        end++;
+                o += (size_t)snprintf(buf + o, sizeof buf - o, end > c ? "%s%zu-%zu" : "%s%zu",
+                                      o ? "," : "", c, end);
+                c = end;
+        }
+        return o < sizeof buf ? json_string(buf) : json_null();
+}
+
 static json_t *lease_device_json(const Daemon *d, const LeaseDevice *dev)
 {
         const GpuDevice *g = snapshot_gpu(d, dev->gpu_uuid);
 
-        return json_pack("{s:s, s:s, s:o, s:o}", "uuid", dev->uuid, "gpu_uuid", dev->gpu_uuid,
-                         "gpu_index", g ? json_integer(g->index) : json_null(), "profile",
-                         dev->profile[0] ? json_string(dev->profile) : json_null());
+        return json_pack("{s:s, s:s, s:o, s:o, s:o}", "uuid", dev->uuid, "gpu_uuid",
+                         dev->gpu_uuid, "gpu_index", g ? json_integer(g->index) : json_null(),
+                         "profile", dev->profile[0] ? json_string(dev->profile) : json_null(),
+                         "cpus", cpus_json(g)); /* run's CPU binding (limits) */
 }
 
 static json_t *usec_to_json(uint64_t usec)
@@ -776,6 +803,8 @@ static int grant(Daemon *d, QueueEntry *e, const PolicyDevice *devs, const Polic
                  (unsigned)l->rec.uid, lease_kind_to_string(l->rec.kind), l->rec.n_devices);
         /* Strict mode: the fence opens before the client hears of the grant. */
         strict_lease_granted(d, l);
+        /* Per-user limits: per_gpu grows; a run's client goes under them. */
+        limits_ops_user_changed(d, l->rec.uid, l->rec.kind == LEASE_RUN ? l->rec.client_pid : 0);
         r = send_to(d, conn_id,
                     proto_reply_ok(msg_id, json_pack("{s:o}", "lease", lease_to_json(d, l))));
         /* Nobody learns of a lease whose reply could not be delivered. A run

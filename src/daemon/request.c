@@ -21,6 +21,7 @@
 #include "daemon/violation-ops.h"
 #include "daemon/audit-ops.h"
 #include "daemon/env-backup.h"
+#include "daemon/limits-ops.h"
 #include "proto/proto.h"
 
 int request_error(gk_call_error *ret_error, int code, const char *fmt, ...)
@@ -180,6 +181,8 @@ static const struct {
         {"mig.assert", mig_op_assert},
         {"audit.list", audit_op_list},
         {"env.config", env_op_config},
+        {"limits.show", limits_op_show},
+        {"limits.apply", limits_op_apply},
 };
 
 json_t *request_dispatch(Daemon *d, const Peer *peer, uint32_t id, const char *op, json_t *args,

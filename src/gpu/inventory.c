@@ -266,6 +266,8 @@ static int take_device(DeviceQuery *q, unsigned index)
         memcpy(d->name, id.name, sizeof(d->name));
         memcpy(d->pci_bus_id, id.pci_bus_id, sizeof(d->pci_bus_id));
         d->numa_node = id.numa_node;
+        d->has_cpus = id.has_cpus;
+        memcpy(d->cpus, id.cpus, sizeof d->cpus);
         d->last_xid = gpu_nvml_last_xid(nvml, d->uuid);
         if (!have_handle || q->lost)
                 return 0;

@@ -61,6 +61,8 @@ typedef struct GpuDevice {
         char pci_bus_id[GPU_PCI_BUS_ID_MAX];
         int minor; /* /dev/nvidia<minor>, -1 when unknown */
         int numa_node; /* NUMA node nearest its memory (NVML memory affinity), -1 when unknown */
+        bool has_cpus; /* cpus below is NVML's CPU affinity (nvmlDeviceGetCpuAffinity) */
+        unsigned long cpus[GPU_NVML_CPUSET_WORDS]; /* the CPUs nearest the GPU, a bitmask */
         uint64_t memory_total_bytes; /* GPU_VALUE_UNKNOWN when unknown */
         uint64_t memory_used_bytes;
         uint64_t memory_reserved_bytes;

@@ -867,6 +867,8 @@ nvmlReturn_t gpu_nvml_device_identity(GpuNvml *n, unsigned index, nvmlDevice_t d
         settled = index < ELEMENTSOF(n->numa_settled) && n->numa_settled[index] &&
                   strcmp(id.uuid, known.uuid) == 0;
         id.numa_node = settled ? known.numa_node : -1;
+        memcpy(id.cpus, known.cpus, sizeof id.cpus);
+        id.has_cpus = settled && known.has_cpus;
         if (!settled && id.uuid[0]) {
                 int node;
 
@@ -874,6 +876,11 @@ nvmlReturn_t gpu_nvml_device_identity(GpuNvml *n, unsigned index, nvmlDevice_t d
                 if (r == NVML_SUCCESS)
                         id.numa_node = node;
                 settled = r == NVML_SUCCESS || r == NVML_ERROR_NOT_SUPPORTED;
+                /* Same for the CPU affinity; an empty mask tells nothing. */
+                r = gpu_nvml_device_cpu_affinity(n, dev, id.cpus, GPU_NVML_CPUSET_WORDS);
+                id.has_cpus = false;
+                for (size_t w = 0; r == NVML_SUCCESS && w < GPU_NVML_CPUSET_WORDS; w++)
+                        id.has_cpus |= id.cpus[w] != 0;
         }
 
         if (index < ELEMENTSOF(n->identities)) {

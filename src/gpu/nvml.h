@@ -116,11 +116,18 @@ nvmlReturn_t gpu_nvml_device_processes(GpuNvml *n, nvmlDevice_t dev, const GpuNv
                                        size_t *ret_n, bool *ret_truncated);
 
 /* A device's identity as last seen. */
+/* Words of a CPU affinity mask kept per GPU: 1024 CPUs. */
+#define GPU_NVML_CPUSET_WORDS 16
+
 typedef struct GpuNvmlIdentity {
         char uuid[NVML_DEVICE_UUID_V2_BUFFER_SIZE];
         char name[NVML_DEVICE_NAME_V2_BUFFER_SIZE];
         char pci_bus_id[NVML_DEVICE_PCI_BUS_ID_BUFFER_SIZE];
         int numa_node; /* gpu_nvml_device_numa_node(); -1 when unknown */
+        /* The CPUs nearest the GPU (nvmlDeviceGetCpuAffinity, read with
+         * numa_node, once per GPU), for `gpukeeper run`'s CPU binding. */
+        unsigned long cpus[GPU_NVML_CPUSET_WORDS];
+        bool has_cpus; /* false: NOT_SUPPORTED, absent, or not read yet */
 } GpuNvmlIdentity;
 
 /* Read uuid, name and PCI bus id of the device at `index`. What is read is

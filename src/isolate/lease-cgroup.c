@@ -162,11 +162,13 @@ static int create_systemd(const char *mount, int64_t id, pid_t pid, int devs_fd,
         _cleanup_(bus_unrefp) sd_bus *bus = NULL;
         _cleanup_(message_unrefp) sd_bus_message *m = NULL, *reply = NULL;
         sd_bus_error error = SD_BUS_ERROR_NULL;
-        char unit[64], cg[PATH_MAX], path[PATH_MAX], description[96];
+        char unit[64], cg[PATH_MAX], path[PATH_MAX], description[96], proc[32], slice[64];
         struct timespec pause = {.tv_nsec = 10 * 1000 * 1000};
+        struct stat st;
         int r;
 
         snprintf(unit, sizeof unit, "gpukeeper-lease-%" PRId64 ".scope", id);
+        snprintf(proc, sizeof proc, "/proc/%d", (int)pid);
         snprintf(description, sizeof description, "gpukeeper run lease %" PRId64, id);
         r = sd_bus_open_system(&bus);
         if (r < 0) {
@@ -185,6 +187,13 @@ static int create_systemd(const char *mount, int64_t id, pid_t pid, int devs_fd,
                 r = sd_bus_message_append(m, "(sv)(sv)(sv)", "Description", "s", description,
                                           "PIDs", "au", 1, (uint32_t)pid, "CollectMode", "s",
                                           "inactive-or-failed");
+        /* Inside the run's owner's slice, so that the user's per-user limits
+         * (user-UID.slice, src/limits/) hold the run too; the owner is the
+         * uid of the `gpukeeper run` process itself. */
+        if (r >= 0 && stat(proc, &st) == 0 && st.st_uid != 0) {
+                snprintf(slice, sizeof slice, "user-%u.slice", (unsigned)st.st_uid);
+                r = sd_bus_message_append(m, "(sv)", "Slice", "s", slice);
+        }
         if (r >= 0)
                 r = sd_bus_message_close_container(m);
         if (r >= 0)

@@ -14,7 +14,7 @@ import pytest
 from conftest import GKD, REPO, assert_no_sanitizer_report
 
 TOP_KEYS = ("socket", "state_dir", "nvml_library", "sample_interval", "log_level", "policy",
-            "enforcement", "idle", "alerts", "env", "http", "history")
+            "enforcement", "idle", "alerts", "env", "http", "history", "limits")
 TOP_KEY = re.compile(r"^(%s):" % "|".join(TOP_KEYS))
 HEREDOC = re.compile(r"cat\s+>\s*\S+\.ya?ml\s+<<\s*'?(\w+)'?\s*$")
 

@@ -121,7 +121,7 @@ static void expect_error(TestDir *t, const char *yaml, const char *want)
 
 #define KNOWN                                                                                      \
         "(known keys: socket, state_dir, nvml_library, sample_interval, log_level, policy, "       \
-        "enforcement, idle, alerts, env, onboarding, http, history, backend, slurm, mig)"
+        "enforcement, idle, alerts, env, onboarding, http, history, backend, slurm, mig, limits)"
 
 static void assert_limits(const ConfigPolicyLimits *l, uint64_t max_gpus,
                           uint64_t default_duration_usec, uint64_t max_duration_usec)
@@ -590,6 +590,111 @@ static void test_onboarding_section(void **state)
         expect_error(t, "onboarding:\n  shel: /bin/sh\n",
                      "2:3: unknown key 'onboarding.shel' (known keys in 'onboarding': welcome, "
                      "shell, kernel_gpus, backup_dir)");
+}
+
+static void test_limits_section(void **state)
+{
+        TestDir *t = *state;
+        Config *c = NULL;
+        const uint64_t G = UINT64_C(1) << 30;
+        char buf[32];
+
+        assert_int_equal(config_new_defaults(&c), 0);
+        assert_false(c->limits.enabled);
+        assert_int_equal(c->limits.backend, CONFIG_LIMITS_AUTO);
+        assert_string_equal(c->limits.cgroupfs_parent, "gpukeeper.slice");
+        assert_int_equal(c->limits.rules.n_groups, 0);
+        config_free(c);
+
+        /* The example, flow style, and block style with infinity. */
+        assert_int_equal(load(t, "limits:\n"
+                                 "  default:  { cpu: 400%, memory: 64G, tasks: 4096 }\n"
+                                 "  groups:   { phd: { cpu: 800%, memory: 128G } }\n"
+                                 "  per_gpu:  { cpu: 800%, memory: 120G }\n", &c, NULL), 0);
+        assert_true(c->limits.enabled);
+        assert_int_equal(c->limits.rules.defaults.cpu_percent, 400);
+        assert_int_equal(c->limits.rules.defaults.memory_bytes, 64 * G);
+        assert_int_equal(c->limits.rules.defaults.tasks, 4096);
+        assert_int_equal(c->limits.rules.n_groups, 1);
+        assert_string_equal(c->limits.rules.groups[0].group, "phd");
+        assert_int_equal(c->limits.rules.groups[0].values.cpu_percent, 800);
+        assert_int_equal(c->limits.rules.groups[0].values.memory_bytes, 128 * G);
+        assert_int_equal(c->limits.rules.groups[0].values.tasks, POLICY_LIMIT_UNSET);
+        assert_int_equal(c->limits.rules.per_gpu.cpu_percent, 800);
+        assert_int_equal(c->limits.rules.per_gpu.memory_bytes, 120 * G);
+        assert_int_equal(c->limits.rules.per_gpu.tasks, POLICY_LIMIT_UNSET);
+        config_free(c);
+
+        assert_int_equal(load(t, "limits:\n"
+                                 "  backend: cgroupfs\n"
+                                 "  cgroupfs_parent: lab/gpukeeper.slice\n"
+                                 "  groups:\n"
+                                 "    staff:\n"
+                                 "      memory: infinity\n"
+                                 "    phd:\n"
+                                 "    admins: {tasks: 10}\n", &c, NULL), 0);
+        assert_true(c->limits.enabled);
+        assert_int_equal(c->limits.backend, CONFIG_LIMITS_CGROUPFS);
+        assert_string_equal(c->limits.cgroupfs_parent, "lab/gpukeeper.slice");
+        assert_int_equal(c->limits.rules.n_groups, 3);
+        assert_true(c->limits.rules.groups[0].values.memory_bytes == POLICY_LIMIT_INFINITY);
+        assert_string_equal(c->limits.rules.groups[1].group, "phd");
+        assert_int_equal(c->limits.rules.groups[2].values.tasks, 10);
+        config_free(c);
+
+        /* An empty section still enables limits (every value: no limit). */
+        assert_int_equal(load(t, "limits:\n", &c, NULL), 0);
+        assert_true(c->limits.enabled);
+        config_free(c);
+
+        /* Errors name file:line:column and the key. */
+        expect_error(t, "limits:\n  groups:\n    phd:\n      memory: 12Q\n",
+                     "4:15: invalid value '12Q' for 'limits.groups.phd.memory': must be a size "
+                     "from 1M to 1E (512M, 64G), or infinity");
+        expect_error(t, "limits:\n  default:\n    cpu: 400\n",
+                     "3:10: invalid value '400' for 'limits.default.cpu': must be a percentage "
+                     "of one CPU from 1% to 100000% (400% = four CPUs), or infinity");
+        expect_error(t, "limits:\n  default: {tasks: 0}\n",
+                     "2:20: invalid value '0' for 'limits.default.tasks': must be a number of "
+                     "processes and threads from 1 to 4194304, or infinity");
+        expect_error(t, "limits:\n  per_gpu: {cpu: infinity}\n",
+                     "2:18: 'limits.per_gpu.cpu' must be a number: infinity per GPU would lift "
+                     "the limit for anyone holding a GPU (write infinity in default or a group "
+                     "instead)");
+        expect_error(t, "limits:\n  groups:\n    phd: {cpu: 100%}\n    phd: {cpu: 200%}\n",
+                     "4:5: duplicate entry 'limits.groups.phd'");
+        expect_error(t, "limits:\n  groups:\n    phd: {cpus: 100%}\n",
+                     "3:11: unknown key 'limits.groups.phd.cpus' (known keys in "
+                     "'limits.groups.phd': cpu, memory, tasks)");
+        expect_error(t, "limits:\n  groups:\n    'Bad Name': {cpu: 100%}\n",
+                     "3:5: invalid name in 'limits.groups.Bad Name': must be a group name: a "
+                     "lower-case letter or '_', then lower-case letters, digits, '_' or '-', "
+                     "at most 256 characters");
+        expect_error(t, "limits:\n  groups: [phd]\n",
+                     "2:11: 'limits.groups' must be a mapping of names to sections, not a list");
+        expect_error(t, "limits:\n  backend: docker\n",
+                     "2:12: invalid value 'docker' for 'limits.backend': must be one of auto, "
+                     "systemd, cgroupfs");
+        expect_error(t, "limits:\n  cgroupfs_parent: ../escape\n",
+                     "2:20: invalid value '../escape' for 'limits.cgroupfs_parent': must not "
+                     "contain '.' or '..'");
+        expect_error(t, "limits:\n  cgroupfs_parent: /sys/fs/cgroup\n",
+                     "2:20: invalid value '/sys/fs/cgroup' for 'limits.cgroupfs_parent': must "
+                     "be a relative path below each cgroup hierarchy's root (gpukeeper.slice), "
+                     "without leading, trailing or double '/'");
+
+        config_limits_format(POLICY_LIMIT_CPU, 400, buf, sizeof buf);
+        assert_string_equal(buf, "400%");
+        config_limits_format(POLICY_LIMIT_MEMORY, 64 * G, buf, sizeof buf);
+        assert_string_equal(buf, "64G");
+        config_limits_format(POLICY_LIMIT_MEMORY, 1536 * (UINT64_C(1) << 20), buf, sizeof buf);
+        assert_string_equal(buf, "1536M");
+        config_limits_format(POLICY_LIMIT_MEMORY, 1000, buf, sizeof buf);
+        assert_string_equal(buf, "1000");
+        config_limits_format(POLICY_LIMIT_TASKS, POLICY_LIMIT_INFINITY, buf, sizeof buf);
+        assert_string_equal(buf, "infinity");
+        config_limits_format(POLICY_LIMIT_TASKS, POLICY_LIMIT_UNSET, buf, sizeof buf);
+        assert_string_equal(buf, "-");
 }
 
 static void test_duplicate_keys(void **state)
@@ -2624,6 +2729,7 @@ int main(void)
                 T(test_history_section),
                 T(test_slurm_section),
                 T(test_mig_section),
+                T(test_limits_section),
                 T(test_duplicate_keys),
                 T(test_wrong_types),
                 T(test_null_values),
