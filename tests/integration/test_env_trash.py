@@ -136,27 +136,30 @@ def test_daemon_env_settings_and_daily_trash_sweep(users, homes, tools, workdir,
     shutil.copy(REPO / "packaging" / "templates" / "cv-dev.yml", tdir / "lab-cv.yml")
     os.chmod(tdir / "lab-cv.yml", 0o644)
     now = time.time()
-    old = fake_entry(alice, h, "old-20240101-000000", now - 8 * DAY, size=5 << 30)
-    fresh = fake_entry(alice, h, "fresh-20240101-000000", now - 6 * DAY)
+    old = fake_entry(alice, h, "old-20240101-000000", now - 41 * DAY, size=5 << 30)
+    fresh = fake_entry(alice, h, "fresh-20240101-000000", now - 39 * DAY)
 
+    # The sweep goes through every account's home on the machine: a
+    # retention above the 30d default (and its 2 days on the test clock)
+    # removes nothing of a real user's that a default daemon would keep.
     lab.write()
     d = daemon_factory(env={"templates_dir": str(tdir), "conda_exe": str(tools["micromamba"]),
-                            "trash_retention": "7d", "backup_schedule": "off"}).start()
+                            "trash_retention": "40d", "backup_schedule": "off"}).start()
     sock = ["--socket", str(d.socket_path)]
 
     # Item 8: the daemon's settings, asked over the socket by alice.
     assert d.ok("env.config") == {"templates_dir": str(tdir), "conda_exe": str(tools["micromamba"]),
-                                  "trash_retention_sec": 7 * DAY}
+                                  "trash_retention_sec": 40 * DAY}
     doc = json.loads(ok(gk("env", "templates", "--json", *sock, user=alice)).stdout)
     assert doc == {"templates_dir": str(tdir), "templates": ["lab-cv"]}
     ok(gk("env", "create", "cv", "--template", "lab-cv", *sock, user=alice))
     history = (h / ".conda" / "envs" / "cv" / "conda-meta" / "history").read_text()
     assert f"micromamba-standin create -y -n cv -f {tdir / 'lab-cv.yml'}" in history
     listing = json.loads(ok(gk("env", "trash", "--json", *sock, user=alice)).stdout)
-    assert listing["retention_sec"] == 7 * DAY
+    assert listing["retention_sec"] == 40 * DAY
 
     # Item 7: the first sweep is due 10 s after the start; the test clock
-    # brings it forward. The 8-day-old entry goes, the 6-day-old one stays.
+    # brings it forward. The 41-day-old entry goes, the 39-day-old one stays.
     d.ok("debug.clock", {"advance_sec": 11})
     wait_for(lambda: not os.path.lexists(old), timeout=20, what="the trash sweep")
     assert (fresh / "prefix" / "lib" / "data").exists()
@@ -173,6 +176,6 @@ def test_daemon_env_settings_and_daily_trash_sweep(users, homes, tools, workdir,
     assert any(x["action"] == "env.trash_emptied" for x in json.loads(r.stdout)["records"])
 
     # The next sweep is a day later: two more days pass, the other entry
-    # (now 6 + 1 + 2 days old on the daemon's clock) goes too.
+    # (now 39 + 2 days old on the daemon's clock) goes too.
     d.ok("debug.clock", {"advance_sec": 2 * DAY})
     wait_for(lambda: not os.path.lexists(fresh), timeout=20, what="the next day's sweep")
