@@ -280,7 +280,10 @@ int daemon_new(char *config_path, Config *config, Daemon **ret)
                 goto fail_log;
         }
 
-        r = store_open(d->config->state_dir, &d->store, &error);
+        /* Test builds open the database through the fault seam, so that the
+         * `debug.store_fault` request can make its writes fail (fault-vfs.h). */
+        r = store_open_flags(d->config->state_dir, GK_TEST_HOOKS ? STORE_OPEN_FAULT_SEAM : 0,
+                             &d->store, &error);
         if (r < 0) {
                 log_error("Cannot open the state database: %s", error ? error : strerror(-r));
                 goto fail;
