@@ -179,6 +179,11 @@ static void record_alert(const AlertsRecord *rec, void *userdata)
                           rec->key, detail);
 }
 
+static uint64_t alerts_clock(void *userdata)
+{
+        return daemon_boot(userdata);
+}
+
 const char *daemon_user_name(const Daemon *d, uid_t uid)
 {
         Daemon *mutable = (Daemon *)d; /* the memo is a cache, not state */
@@ -326,6 +331,8 @@ int daemon_new(char *config_path, Config *config, Daemon **ret)
                 log_error_errno(r, "Cannot set up alert delivery");
                 goto fail;
         }
+        /* repeat_after on the daemon's boot clock, which tests can advance. */
+        alerts_set_clock(d->alerts, alerts_clock, d);
 
         r = leases_init(d);
         if (r < 0)
