@@ -11,6 +11,7 @@
 
 #include "basic/log.h"
 #include "basic/parse.h"
+#include "basic/subid.h"
 #include "daemon/metrics-source.h"
 #include "daemon/request.h"
 #include "daemon/sampler.h"
@@ -202,7 +203,8 @@ int daemon_resolver_update(Daemon *d)
         _cleanup_free_ ResolverName *names = NULL;
         size_t n = 0;
 
-        names = calloc(1 + c->policy.n_groups + c->enforcement.n_exempt_users, sizeof *names);
+        names = calloc(1 + c->policy.n_groups + c->enforcement.n_exempt_users + SUBID_MAX_RANGES,
+                       sizeof *names);
         if (!names)
                 return -ENOMEM;
         names[n++] = (ResolverName){RESOLVER_GROUP, ADMIN_GROUP};
@@ -216,7 +218,18 @@ int daemon_resolver_update(Daemon *d)
                         continue;
                 names[n++] = (ResolverName){RESOLVER_USER, c->enforcement.exempt_users[i]};
         }
-        return resolver_set(d->resolver, names, n);
+        /* Owners of /etc/subuid ranges named by login name (server.h). */
+        {
+                _cleanup_free_ const char **owners = calloc(SUBID_MAX_RANGES, sizeof *owners);
+                size_t k;
+
+                if (!owners)
+                        return -ENOMEM;
+                k = server_subuid_owner_names(d->server, owners, SUBID_MAX_RANGES);
+                for (size_t i = 0; i < k; i++)
+                        names[n++] = (ResolverName){RESOLVER_USER, owners[i]};
+                return resolver_set(d->resolver, names, n);
+        }
 }
 
 /* Test seams, read once at start: GK_TEST_NSS_DELAY_MS makes every lookup of
@@ -360,6 +373,11 @@ int daemon_new(char *config_path, Config *config, Daemon **ret)
         r = server_new(d, d->config->socket_path, &d->server);
         if (r < 0)
                 goto fail;
+        /* The owners of /etc/subuid ranges named by login name, which the
+         * server has just read (server.h), join the resolver's names. */
+        r = daemon_resolver_update(d);
+        if (r < 0)
+                goto fail_log;
         if (getenv("GK_TEST_IDLE_TIMEOUT_MS"))
                 server_set_idle_timeout(d->server, env_msec("GK_TEST_IDLE_TIMEOUT_MS",
                                                             SERVER_IDLE_TIMEOUT_USEC));

@@ -415,6 +415,64 @@ def test_subuid_range_counts_as_one_person_and_the_cli_says_busy(daemon_factory,
             s.close()
 
 
+def alice_subuid_start(alice):
+    with open("/etc/subuid") as f:
+        for line in f:
+            name, first, count = line.strip().split(":")
+            if name == alice.name:
+                return int(first)
+    subprocess.run(["usermod", "--add-subuids", "500000-565535", alice.name], check=True,
+                   capture_output=True, stdin=subprocess.DEVNULL)
+    return 500000
+
+
+# A range for a line that names its owner by uid (usermod writes names).
+NUMERIC_SUBUID_START = 4000000000
+
+
+def numeric_subuid_owner():
+    """gkdos-subnum, and a line of /etc/subuid that names it by its uid."""
+    user = ensure_user("gkdos-subnum")
+    line = f"{user.uid}:{NUMERIC_SUBUID_START}:65536\n"
+    with open("/etc/subuid") as f:
+        present = line in f.read()
+    if not present:
+        with open("/etc/subuid", "a") as f:
+            f.write(line)
+    return user
+
+
+def test_subuid_owner_by_name_or_by_uid_is_one_person_with_the_range(daemon_factory, lab,
+                                                                     users):
+    """/etc/subuid may name a range's owner by login name or by uid (subuid(5));
+    either way the owner and every uid of the range are one person. Before,
+    a range named by login name counted apart from its owner, who then had
+    her own cap and her range's. Half the cap as the owner, half as uids of
+    the range: the next connection is refused, as the owner or from the
+    range."""
+    alice = users["alice"]
+    by_name = alice_subuid_start(alice)
+    by_uid_owner = numeric_subuid_owner()
+    d = leasing_daemon(daemon_factory, lab, extra_whole=0)
+    half = CAP_PER_PERSON // 2
+    for owner, first in ((alice, by_name), (by_uid_owner, NUMERIC_SUBUID_START)):
+        socks = []
+        try:
+            for i in range(CAP_PER_PERSON):
+                s = connect_as(d, owner.uid if i < half else first + i)
+                assert answer(s)["ok"] is True, (owner.name, i)
+                socks.append(s)
+            for uid in (owner.uid, first + 5000):
+                s = connect_as(d, uid)
+                reply = answer(s)
+                s.close()
+                assert reply is not None and reply["ok"] is False, (owner.name, uid, reply)
+                assert reply["error"]["code"] == E_BUSY, (owner.name, uid, reply)
+        finally:
+            for s in socks:
+                s.close()
+
+
 def test_reserved_slots_for_root_and_lease_holders(daemon_factory, lab, users, nofile):
     """14 people fill every slot but the reserved ones; someone without a
     lease is then refused, while root and a lease holder still get in."""
