@@ -190,6 +190,16 @@ const char *daemon_user_name(const Daemon *d, uid_t uid)
         Daemon *mutable = (Daemon *)d; /* the memo is a cache, not state */
         uint64_t now = now_usec(CLOCK_MONOTONIC);
 
+        if (d->resolver) {
+                char *buf = mutable->user_name_ring[mutable->user_name_next++ %
+                                                    DAEMON_USER_NAME_RING];
+
+                return resolver_user_name(d->resolver, uid, DAEMON_USER_NAME_WAIT_USEC, buf,
+                                          sizeof d->user_name_ring[0]) >= 0
+                               ? buf
+                               : NULL;
+        }
+        /* No resolver: unit tests that build a Daemon by hand. */
         if (now - d->user_names_usec > USER_NAMES_TTL_USEC) {
                 memset(mutable->user_names, 0, sizeof *mutable->user_names);
                 mutable->user_names_usec = now;

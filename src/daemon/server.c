@@ -467,6 +467,13 @@ static int connection_new(Server *s, int fd, const struct ucred *cred)
         subuid_refresh(s);
         c->person = person_of(s, cred->uid);
         {
+                /* Queue the peer's name for the resolver thread now (no
+                 * wait), so replies can name it without asking NSS. */
+                char name[RESOLVER_NAME_MAX];
+
+                (void)resolver_user_name(s->daemon->resolver, cred->uid, 0, name, sizeof name);
+        }
+        {
                 bool privileged = c->peer.admin; /* root or an admin */
                 size_t leases, detached, total_cap, person_cap;
                 char why[160];

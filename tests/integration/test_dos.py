@@ -261,6 +261,32 @@ def test_slow_group_database_does_not_stall_the_loop(daemon_factory, lab, users,
     assert slow < 250, slow
 
 
+def test_user_names_come_from_the_resolver_thread(daemon_factory, lab, users):
+    """uid → name (what replies, logs and alerts show) goes through the
+    resolver thread, like group names: with every NSS lookup taking 0.6 s (the
+    resolver's test seam), a user the daemon has not named yet acquires a
+    lease and root lists it, both answered in less than one lookup; the
+    name arrives once the thread has it. Before, daemon_user_name() called
+    getpwuid() on the event loop."""
+    bob = users["bob"]
+    d = leasing_daemon(daemon_factory, lab, extra_whole=0,
+                       env={"GK_TEST_NSS_DELAY_MS": "600"})
+    t0 = time.monotonic()
+    reply = raw_call(d, bob, "lease.acquire", {"kind": "manual", "gpus": 1, "wait": False})
+    assert reply["ok"] is True, reply
+    mine = [x for x in d.leases() if x["uid"] == bob.uid]
+    took = time.monotonic() - t0
+    assert len(mine) == 1, mine
+    # Two requests (one from a new process) in less than one lookup.
+    assert took < 0.5, took
+    if took < 0.55:
+        assert mine[0]["user"] is None, mine  # not looked up on the loop
+    named = wait_for(lambda: [x for x in d.leases() if x["uid"] == bob.uid and x["user"]],
+                     timeout=10, what="bob's name from the resolver")
+    assert named[0]["user"] == bob.name, named
+    d.stop()
+
+
 def test_exempt_user_with_a_long_passwd_entry_is_not_killed(daemon_factory, lab, users,
                                                             victims):
     """An exempt user whose passwd entry is over 4 KiB (a long GECOS field):

@@ -246,6 +246,50 @@ static void test_resolver_never_blocks(void **state)
         resolver_free(r); /* joins the thread, mid-lookup or not */
 }
 
+/* uid → name through the resolver (daemon_user_name): a fast directory
+ * answers within the short first wait; a slow one (300 ms a lookup) costs one
+ * wait that runs out, after which reads do not wait at all, and the name
+ * arrives from the thread. */
+static void test_resolver_user_names(void **state)
+{
+        struct passwd *p = getpwuid(0);
+        char name[RESOLVER_NAME_MAX], root[RESOLVER_NAME_MAX];
+        uint64_t t0, dt;
+        Resolver *r = NULL;
+
+        assert_non_null(p);
+        snprintf(root, sizeof root, "%s", p->pw_name);
+
+        assert_int_equal(resolver_new(60 * USEC_PER_SEC, 0, &r), 0);
+        assert_int_equal(resolver_user_name(r, 0, 5 * USEC_PER_SEC, name, sizeof name), 0);
+        assert_string_equal(name, root);
+        assert_int_equal(resolver_user_name(r, 4000999999u, 5 * USEC_PER_SEC, name, sizeof name),
+                         -ENOENT);
+        /* Answered from memory now, without waiting. */
+        assert_int_equal(resolver_user_name(r, 0, 0, name, sizeof name), 0);
+        assert_int_equal(resolver_user_name(r, 0, 0, name, 2), -ENAMETOOLONG);
+        resolver_free(r);
+
+        assert_int_equal(resolver_new(60 * USEC_PER_SEC, 300 * USEC_PER_MSEC, &r), 0);
+        t0 = now_usec(CLOCK_MONOTONIC);
+        assert_int_equal(resolver_user_name(r, 0, 20 * USEC_PER_MSEC, name, sizeof name),
+                         -EAGAIN);
+        dt = now_usec(CLOCK_MONOTONIC) - t0;
+        assert_true(dt >= 20 * USEC_PER_MSEC && dt < 200 * USEC_PER_MSEC);
+        /* Within the quiet period, another new uid does not wait. */
+        t0 = now_usec(CLOCK_MONOTONIC);
+        assert_int_equal(resolver_user_name(r, 1, 20 * USEC_PER_MSEC, name, sizeof name),
+                         -EAGAIN);
+        assert_true(now_usec(CLOCK_MONOTONIC) - t0 < 15 * USEC_PER_MSEC);
+        /* The thread answers in its own time. */
+        while (resolver_user_name(r, 0, 0, name, sizeof name) == -EAGAIN) {
+                assert_true(now_usec(CLOCK_MONOTONIC) - t0 < 10 * USEC_PER_SEC);
+                usleep(10000);
+        }
+        assert_string_equal(name, root);
+        resolver_free(r); /* joins the thread, mid-lookup (uid 1) or not */
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -254,6 +298,7 @@ int main(void)
                 cmocka_unit_test(test_subid_person),
                 cmocka_unit_test(test_resolver_answers),
                 cmocka_unit_test(test_resolver_never_blocks),
+                cmocka_unit_test(test_resolver_user_names),
         };
 
         return cmocka_run_group_tests_name("dos", tests, NULL, NULL);
