@@ -55,6 +55,7 @@ struct Resolver {
         UidEntry *uids; /* RESOLVER_MAX_UIDS slots, allocated on first use */
         size_t n_uids;
         uint64_t quiet_until_usec; /* no waiting in resolver_user_name() before this */
+        uint64_t inflight_since_usec; /* CLOCK_MONOTONIC the current lookup began; 0: none */
 };
 
 static void entries_free(Entry *e, size_t n)
@@ -138,6 +139,7 @@ static void thread_uid(Resolver *r, size_t pick, uint64_t now)
                 return;
         }
         e->due_usec = IN_FLIGHT;
+        r->inflight_since_usec = now;
         pthread_mutex_unlock(&r->lock);
         if (r->delay_usec > 0) {
                 struct timespec ts;
@@ -148,6 +150,7 @@ static void thread_uid(Resolver *r, size_t pick, uint64_t now)
         }
         k = lookup_uid(uid, name, sizeof name);
         pthread_mutex_lock(&r->lock);
+        r->inflight_since_usec = 0;
         r->n_lookups++;
         if (k < 0 && k != -ENOENT)
                 r->n_failures++;
@@ -230,6 +233,7 @@ static void *resolver_thread(void *userdata)
                 kind = r->entries[pick].kind;
                 generation = r->generation;
                 r->entries[pick].due_usec = IN_FLIGHT;
+                r->inflight_since_usec = now;
                 pthread_mutex_unlock(&r->lock);
 
                 if (r->delay_usec > 0) {
@@ -242,6 +246,7 @@ static void *resolver_thread(void *userdata)
                 k = lookup(kind, name, &id);
 
                 pthread_mutex_lock(&r->lock);
+                r->inflight_since_usec = 0;
                 r->n_lookups++;
                 if (k < 0 && k != -ENOENT)
                         r->n_failures++;
@@ -450,9 +455,12 @@ int resolver_user_name(Resolver *r, uint32_t uid, uint64_t wait_usec, char *buf,
         e->used_usec = now;
 
         /* A short, bounded wait for a first answer, so that a fast directory
-         * gives names at once; after a wait that ran out (a slow directory)
-         * none for a while, so the loop stalls once, not once per name. */
-        if (!e->answered && wait_usec > 0 && now >= r->quiet_until_usec) {
+         * gives names at once. None while the thread is inside a lookup that
+         * has already taken RESOLVER_SLOW_USEC (a slow directory: the answer
+         * cannot come in time), and none for a while after a wait that ran
+         * out, so the loop stalls at most once, not once per name. */
+        if (!e->answered && wait_usec > 0 && now >= r->quiet_until_usec &&
+            (r->inflight_since_usec == 0 || now - r->inflight_since_usec < RESOLVER_SLOW_USEC)) {
                 uint64_t deadline = now + wait_usec;
 
                 for (;;) {

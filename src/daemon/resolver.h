@@ -55,15 +55,20 @@ int resolver_lookup(Resolver *r, ResolverKind kind, const char *name, uint32_t *
 #define RESOLVER_NAME_MAX 64
 #define RESOLVER_MAX_UIDS 4096
 #define RESOLVER_UID_UNUSED_TTLS 10
+/* A lookup in progress for longer than this means a slow directory: no
+ * first-answer wait then. */
+#define RESOLVER_SLOW_USEC (5 * UINT64_C(1000))
 /* After a first-answer wait that ran out, no waiting for this long. */
 #define RESOLVER_QUIET_USEC (1000 * UINT64_C(1000))
 
 /* The login name of `uid` into buf (len bytes): 0; -ENOENT when there is no
  * such user; -EAGAIN when no answer has come yet (or every lookup so far
  * failed); -ENAMETOOLONG. When `uid` has no answer yet this waits up to
- * `wait_usec` for one (0: not at all), but not within RESOLVER_QUIET_USEC
- * of a wait that ran out: a slow directory costs the caller one short wait,
- * never one per name. Never blocks on NSS otherwise. */
+ * `wait_usec` for one (0: not at all), but not while the thread is inside a
+ * lookup that has taken RESOLVER_SLOW_USEC already, nor within
+ * RESOLVER_QUIET_USEC of a wait that ran out: a slow directory costs the
+ * caller at most one short wait, never one per name. Never blocks on NSS
+ * otherwise. */
 int resolver_user_name(Resolver *r, uint32_t uid, uint64_t wait_usec, char *buf, size_t len);
 
 /* Lookups done and failed since the start (for /metrics). */
