@@ -66,7 +66,7 @@ typedef struct Condition {
         ConfigAlertEvent event;
         char *key;
         char *subject;
-        uint64_t sent_usec;     /* CLOCK_MONOTONIC of the last message sent for it */
+        uint64_t sent_usec;     /* alerts_now() of the last message sent for it */
 } Condition;
 
 struct Alerts {
@@ -81,6 +81,8 @@ struct Alerts {
         AlertsRecordFunc record;
         void *userdata;
         uint64_t repeat_after_usec;
+        AlertsClockFunc clock; /* NULL: CLOCK_MONOTONIC */
+        void *clock_userdata;
 
         Sink **sinks;
         size_t n_sinks;
@@ -804,11 +806,17 @@ static Condition *condition_slot(Alerts *a)
         return &a->conditions[a->n_conditions++];
 }
 
+void alerts_set_clock(Alerts *a, AlertsClockFunc clock, void *userdata)
+{
+        a->clock = clock;
+        a->clock_userdata = userdata;
+}
+
 int alerts_raise(Alerts *a, ConfigAlertEvent event, const char *key, const char *subject,
                  const char *text, json_t *details)
 {
         _cleanup_free_ char *k = NULL, *subj = NULL, *t = NULL;
-        uint64_t now = now_usec(CLOCK_MONOTONIC);
+        uint64_t now = a->clock ? a->clock(a->clock_userdata) : now_usec(CLOCK_MONOTONIC);
         Condition *c;
 
         assert(a && event >= 0 && event < _CONFIG_ALERT_MAX);

@@ -90,6 +90,13 @@ int alerts_new(sd_event *event, const ConfigAlerts *config, const char *hostname
 Alerts *alerts_free(Alerts *alerts);
 DEFINE_TRIVIAL_CLEANUP_FUNC(Alerts *, alerts_free)
 
+/* The clock repeat_after is measured on: microseconds that only move
+ * forward (default CLOCK_MONOTONIC). The daemon passes its boot clock, which
+ * its test clock (debug.clock) can advance. Set it before the first
+ * alerts_raise(). */
+typedef uint64_t (*AlertsClockFunc)(void *userdata);
+void alerts_set_clock(Alerts *alerts, AlertsClockFunc clock, void *userdata);
+
 /* Report that the condition (event, key) holds. `subject` is a one-line summary,
  * `text` the human explanation, `details` (may be NULL, borrowed) extra facts for
  * the webhook body and the email. Unless the same (event, key) was sent less

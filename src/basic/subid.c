@@ -77,3 +77,32 @@ ssize_t subid_find(const SubidRange *ranges, size_t n, uint32_t id)
                         return (ssize_t)i;
         return -1;
 }
+
+int subid_owner_uid(const SubidRange *range, SubidLookupFunc lookup, void *userdata,
+                    uint32_t *ret_uid)
+{
+        uint64_t v;
+
+        if (parse_uint64(range->owner, &v) == 0) {
+                if (v >= UINT32_MAX) /* (uid_t)-1 is no one */
+                        return -EINVAL;
+                *ret_uid = (uint32_t)v;
+                return 0;
+        }
+        if (!lookup)
+                return -EINVAL;
+        return lookup(range->owner, ret_uid, userdata);
+}
+
+uint64_t subid_person(const SubidRange *ranges, size_t n, uint32_t uid, SubidLookupFunc lookup,
+                      void *userdata)
+{
+        ssize_t i = subid_find(ranges, n, uid);
+        uint32_t owner;
+
+        if (i < 0)
+                return uid;
+        if (subid_owner_uid(&ranges[i], lookup, userdata, &owner) == 0)
+                return owner;
+        return (UINT64_C(1) << 32) | (uint64_t)i;
+}

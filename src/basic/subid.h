@@ -26,3 +26,23 @@ int subid_parse(const char *text, size_t len, SubidRange **ret, size_t *ret_n);
 
 /* The index of the range that holds `id`, or -1. */
 ssize_t subid_find(const SubidRange *ranges, size_t n, uint32_t id);
+
+/* How the caller turns an owner's login name into its uid: 0 with *ret_uid
+ * set, or a negative errno (no such user, no answer yet). It must not block
+ * (the daemon answers from its resolver's cache, never NSS on the loop). */
+typedef int (*SubidLookupFunc)(const char *name, uint32_t *ret_uid, void *userdata);
+
+/* The uid of a range's owner: the owner field when it is a number (subuid(5)
+ * allows both forms), else `lookup`'s answer for the name. Returns 0 or the
+ * lookup's error (-EINVAL without a lookup). */
+int subid_owner_uid(const SubidRange *range, SubidLookupFunc lookup, void *userdata,
+                    uint32_t *ret_uid);
+
+/* The person behind `uid`, for limits meant per person: `uid` itself when no
+ * range holds it, the owner's uid when a range does (by number or by name,
+ * see subid_owner_uid), so an owner and every uid of its ranges are one
+ * person whichever form its lines use. A range whose owner cannot be
+ * resolved (yet) is a person of its own, 2^32 + its index: its uids are still
+ * counted together, never one by one. */
+uint64_t subid_person(const SubidRange *ranges, size_t n, uint32_t uid, SubidLookupFunc lookup,
+                      void *userdata);

@@ -11,6 +11,7 @@
 
 #include "basic/log.h"
 #include "basic/parse.h"
+#include "basic/subid.h"
 #include "daemon/metrics-source.h"
 #include "daemon/request.h"
 #include "daemon/sampler.h"
@@ -180,11 +181,26 @@ static void record_alert(const AlertsRecord *rec, void *userdata)
                           rec->key, detail);
 }
 
+static uint64_t alerts_clock(void *userdata)
+{
+        return daemon_boot(userdata);
+}
+
 const char *daemon_user_name(const Daemon *d, uid_t uid)
 {
         Daemon *mutable = (Daemon *)d; /* the memo is a cache, not state */
         uint64_t now = now_usec(CLOCK_MONOTONIC);
 
+        if (d->resolver) {
+                char *buf = mutable->user_name_ring[mutable->user_name_next++ %
+                                                    DAEMON_USER_NAME_RING];
+
+                return resolver_user_name(d->resolver, uid, DAEMON_USER_NAME_WAIT_USEC, buf,
+                                          sizeof d->user_name_ring[0]) >= 0
+                               ? buf
+                               : NULL;
+        }
+        /* No resolver: unit tests that build a Daemon by hand. */
         if (now - d->user_names_usec > USER_NAMES_TTL_USEC) {
                 memset(mutable->user_names, 0, sizeof *mutable->user_names);
                 mutable->user_names_usec = now;
@@ -198,7 +214,8 @@ int daemon_resolver_update(Daemon *d)
         _cleanup_free_ ResolverName *names = NULL;
         size_t n = 0;
 
-        names = calloc(1 + c->policy.n_groups + c->enforcement.n_exempt_users, sizeof *names);
+        names = calloc(1 + c->policy.n_groups + c->enforcement.n_exempt_users + SUBID_MAX_RANGES,
+                       sizeof *names);
         if (!names)
                 return -ENOMEM;
         names[n++] = (ResolverName){RESOLVER_GROUP, ADMIN_GROUP};
@@ -212,7 +229,18 @@ int daemon_resolver_update(Daemon *d)
                         continue;
                 names[n++] = (ResolverName){RESOLVER_USER, c->enforcement.exempt_users[i]};
         }
-        return resolver_set(d->resolver, names, n);
+        /* Owners of /etc/subuid ranges named by login name (server.h). */
+        {
+                _cleanup_free_ const char **owners = calloc(SUBID_MAX_RANGES, sizeof *owners);
+                size_t k;
+
+                if (!owners)
+                        return -ENOMEM;
+                k = server_subuid_owner_names(d->server, owners, SUBID_MAX_RANGES);
+                for (size_t i = 0; i < k; i++)
+                        names[n++] = (ResolverName){RESOLVER_USER, owners[i]};
+                return resolver_set(d->resolver, names, n);
+        }
 }
 
 /* Test seams, read once at start: GK_TEST_NSS_DELAY_MS makes every lookup of
@@ -281,7 +309,10 @@ int daemon_new(char *config_path, Config *config, Daemon **ret)
                 goto fail_log;
         }
 
-        r = store_open(d->config->state_dir, &d->store, &error);
+        /* Test builds open the database through the fault seam, so that the
+         * `debug.store_fault` request can make its writes fail (fault-vfs.h). */
+        r = store_open_flags(d->config->state_dir, GK_TEST_HOOKS ? STORE_OPEN_FAULT_SEAM : 0,
+                             &d->store, &error);
         if (r < 0) {
                 log_error("Cannot open the state database: %s", error ? error : strerror(-r));
                 goto fail;
@@ -324,6 +355,8 @@ int daemon_new(char *config_path, Config *config, Daemon **ret)
                 log_error_errno(r, "Cannot set up alert delivery");
                 goto fail;
         }
+        /* repeat_after on the daemon's boot clock, which tests can advance. */
+        alerts_set_clock(d->alerts, alerts_clock, d);
 
         r = leases_init(d);
         if (r < 0)
@@ -355,6 +388,11 @@ int daemon_new(char *config_path, Config *config, Daemon **ret)
         r = server_new(d, d->config->socket_path, &d->server);
         if (r < 0)
                 goto fail;
+        /* The owners of /etc/subuid ranges named by login name, which the
+         * server has just read (server.h), join the resolver's names. */
+        r = daemon_resolver_update(d);
+        if (r < 0)
+                goto fail_log;
         if (getenv("GK_TEST_IDLE_TIMEOUT_MS"))
                 server_set_idle_timeout(d->server, env_msec("GK_TEST_IDLE_TIMEOUT_MS",
                                                             SERVER_IDLE_TIMEOUT_USEC));

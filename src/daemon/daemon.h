@@ -30,6 +30,9 @@ typedef struct MigState MigState; /* daemon/mig-ops.h */
 typedef struct SamplerWorker SamplerWorker;
 typedef struct Metrics Metrics; /* metrics/http.h */
 
+/* daemon_user_name() keeps its last answers in a ring of this many. */
+#define DAEMON_USER_NAME_RING 16
+
 /* The daemon's clocks, as systemd's dual timestamps: every deadline and
  * duration (enforcement grace, idle accounting, lease expiry, reconnect
  * grace) runs on CLOCK_BOOTTIME, which NTP never steps and which counts
@@ -68,8 +71,10 @@ typedef struct Daemon {
         GpuAlerts gpu_alerts;
         EnvBackupState env_backup;
         Alerts *alerts;
-        UserMemo *user_names;       /* uid → name, forgotten every USER_NAMES_TTL_USEC */
+        UserMemo *user_names;       /* uid → name without a resolver (unit tests) */
         uint64_t user_names_usec;   /* CLOCK_MONOTONIC when user_names was started */
+        char user_name_ring[DAEMON_USER_NAME_RING][64]; /* daemon_user_name()'s answers */
+        unsigned user_name_next;
         char hostname[HOST_NAME_MAX + 1];
         SlurmState slurm; /* Slurm jobs as leases (slurm-ops.h) */
         MigState *mig; /* MIG view, apply job, on-demand instances (daemon/mig-ops.h) */
@@ -104,6 +109,8 @@ uint64_t daemon_timer_usec(const Daemon *d, uint64_t boot);
  * the timers. Returns 0 or -errno, having logged why. */
 int daemon_new(char *config_path, Config *config, Daemon **ret);
 
+#define DAEMON_USER_NAME_WAIT_USEC (25 * USEC_PER_MSEC)
+
 /* Replies name users on every request; NSS reads /etc/passwd each time, so
  * names are remembered for a while (a renamed user shows the old name for at
  * most this long). */
@@ -119,8 +126,11 @@ int daemon_new(char *config_path, Config *config, Daemon **ret);
 /* Hand the names of the current config to d->resolver. */
 int daemon_resolver_update(Daemon *d);
 
-/* The login name of `uid`, or NULL when it has none. Valid until the next
- * call that may refresh the memo (the end of the current request). */
+/* The login name of `uid`, or NULL when it has none or its lookup has not
+ * answered yet. Names come from d->resolver's cache (its thread asks NSS, so
+ * a slow directory never blocks the loop; a uid seen for the first time
+ * waits at most DAEMON_USER_NAME_WAIT_USEC, see resolver_user_name). The
+ * string stays valid for the next DAEMON_USER_NAME_RING - 1 calls. */
 const char *daemon_user_name(const Daemon *d, uid_t uid);
 
 /* Raise an alert (see alerts/alerts.h): `details` is stolen (may be NULL).

@@ -148,6 +148,31 @@ static int handle_debug_tick(Daemon *d, const RequestCall *call, json_t *args,
         *ret_result = json_pack("{s:I}", "taken_usec", (json_int_t)d->snapshot->taken_usec);
         return *ret_result ? 0 : -ENOMEM;
 }
+
+/* `debug.store_fault` {"io_error": true|false}: while set, every write of the
+ * state database fails with EIO (the store's fault seam, fault-vfs.h), as a
+ * failing disk would; false clears it. */
+static int handle_debug_store_fault(Daemon *d, const RequestCall *call, json_t *args,
+                                    json_t **ret_result, gk_call_error *ret_error)
+{
+        json_t *io = args ? json_object_get(args, "io_error") : NULL;
+        int r;
+
+        r = debug_root_only(call, ret_error);
+        if (r != 0)
+                return r;
+        if (!json_is_boolean(io) || json_object_size(args) != 1)
+                return request_error(ret_error, GK_E_INVALID_ARGUMENT,
+                                     "'io_error' (true or false) is the only argument");
+        r = store_set_fault(d->store, json_is_true(io) ? STORE_FAULT_IO_ERROR : STORE_FAULT_NONE);
+        if (r < 0)
+                return r;
+        log_warning("Test fault: state database writes %s.",
+                    json_is_true(io) ? "fail with EIO" : "work again");
+        *ret_result = json_pack("{s:b, s:I}", "io_error", json_is_true(io), "failed_so_far",
+                                (json_int_t)store_faults_injected(d->store));
+        return *ret_result ? 0 : -ENOMEM;
+}
 #endif
 
 static const struct {
@@ -157,6 +182,7 @@ static const struct {
 #if GK_TEST_HOOKS
         {"debug.clock", handle_debug_clock},
         {"debug.tick", handle_debug_tick},
+        {"debug.store_fault", handle_debug_store_fault},
 #endif
         {"ping", handle_ping},
         {"status", handle_status},

@@ -10,6 +10,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <pwd.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -30,6 +31,16 @@ typedef struct Entry {
         uint64_t due_usec; /* CLOCK_MONOTONIC of the next lookup; IN_FLIGHT while one runs */
 } Entry;
 
+/* uid → login name, asked for by the loop on demand (daemon_user_name). */
+typedef struct UidEntry {
+        uint32_t uid;
+        bool answered; /* at least one lookup finished */
+        bool found;    /* name is the latest good answer */
+        char name[RESOLVER_NAME_MAX];
+        uint64_t due_usec;  /* as Entry.due_usec */
+        uint64_t used_usec; /* CLOCK_MONOTONIC of the last read */
+} UidEntry;
+
 struct Resolver {
         pthread_mutex_t lock;
         pthread_cond_t wake;     /* the thread: new names, or stop */
@@ -41,6 +52,10 @@ struct Resolver {
         size_t n_entries;
         uint64_t generation;
         uint64_t n_lookups, n_failures;
+        UidEntry *uids; /* RESOLVER_MAX_UIDS slots, allocated on first use */
+        size_t n_uids;
+        uint64_t quiet_until_usec; /* no waiting in resolver_user_name() before this */
+        uint64_t inflight_since_usec; /* CLOCK_MONOTONIC the current lookup began; 0: none */
 };
 
 static void entries_free(Entry *e, size_t n)
@@ -75,6 +90,87 @@ static int lookup(ResolverKind kind, const char *name, uint32_t *ret)
         }
 }
 
+/* getpwuid_r with a buffer that grows (a long GECOS field must not turn a
+ * user into "no such user"), up to 1 MiB. */
+static int lookup_uid(uint32_t uid, char *name, size_t len)
+{
+        for (size_t size = 4096; size <= 1024 * 1024; size *= 2) {
+                _cleanup_free_ char *buf = malloc(size);
+                struct passwd pw, *result = NULL;
+                int k;
+
+                if (!buf)
+                        return -ENOMEM;
+                k = getpwuid_r((uid_t)uid, &pw, buf, size, &result);
+                if (k == ERANGE)
+                        continue;
+                if (k != 0)
+                        return -k;
+                if (!result)
+                        return -ENOENT;
+                if (strlen(pw.pw_name) >= len)
+                        return -ENAMETOOLONG;
+                strcpy(name, pw.pw_name);
+                return 0;
+        }
+        return -ERANGE;
+}
+
+static UidEntry *find_uid(Resolver *r, uint32_t uid)
+{
+        for (size_t i = 0; i < r->n_uids; i++)
+                if (r->uids[i].uid == uid)
+                        return &r->uids[i];
+        return NULL;
+}
+
+/* One uid lookup, called by the thread with the lock held (dropped around
+ * NSS). Entries not read for RESOLVER_UID_UNUSED_TTLS TTLs are dropped
+ * instead of refreshed. */
+static void thread_uid(Resolver *r, size_t pick, uint64_t now)
+{
+        UidEntry *e = &r->uids[pick];
+        char name[RESOLVER_NAME_MAX] = "";
+        uint32_t uid = e->uid;
+        int k;
+
+        if (e->answered && now - e->used_usec > RESOLVER_UID_UNUSED_TTLS * r->ttl_usec) {
+                *e = r->uids[--r->n_uids];
+                return;
+        }
+        e->due_usec = IN_FLIGHT;
+        r->inflight_since_usec = now;
+        pthread_mutex_unlock(&r->lock);
+        if (r->delay_usec > 0) {
+                struct timespec ts;
+
+                timespec_at(r->delay_usec, &ts);
+                while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+                        ;
+        }
+        k = lookup_uid(uid, name, sizeof name);
+        pthread_mutex_lock(&r->lock);
+        r->inflight_since_usec = 0;
+        r->n_lookups++;
+        if (k < 0 && k != -ENOENT)
+                r->n_failures++;
+        e = find_uid(r, uid); /* the table may have changed meanwhile */
+        if (!e)
+                return;
+        now = now_usec(CLOCK_MONOTONIC);
+        e->answered = true;
+        if (k >= 0) {
+                e->found = true;
+                memcpy(e->name, name, sizeof name);
+                e->due_usec = now + r->ttl_usec;
+        } else if (k == -ENOENT) {
+                e->found = false;
+                e->due_usec = now + r->ttl_usec;
+        } else
+                e->due_usec = now + r->retry_usec; /* keep what we knew */
+        pthread_cond_broadcast(&r->answered);
+}
+
 static void *resolver_thread(void *userdata)
 {
         Resolver *r = userdata;
@@ -88,11 +184,35 @@ static void *resolver_thread(void *userdata)
                 uint32_t id = 0;
                 int k;
 
+                size_t pick_uid = SIZE_MAX;
+
                 for (size_t i = 0; i < r->n_entries; i++)
                         if (r->entries[i].due_usec < soonest) {
                                 soonest = r->entries[i].due_usec;
                                 pick = i;
                         }
+                for (size_t i = 0; i < r->n_uids; i++)
+                        if (r->uids[i].due_usec < soonest) {
+                                soonest = r->uids[i].due_usec;
+                                pick_uid = i;
+                        }
+                /* A uid never answered goes first: someone is being shown
+                 * "no name" for it. Names of the configuration were answered
+                 * before the daemon served (resolver_wait), and keep their
+                 * answers while refreshed; a flood of new uids only delays
+                 * those refreshes. */
+                for (size_t i = 0; i < r->n_uids; i++)
+                        if (!r->uids[i].answered && r->uids[i].due_usec <= now) {
+                                soonest = r->uids[i].due_usec;
+                                pick_uid = i;
+                                break;
+                        }
+                if (pick_uid != SIZE_MAX && soonest <= now) {
+                        thread_uid(r, pick_uid, now);
+                        continue;
+                }
+                if (pick_uid != SIZE_MAX)
+                        pick = pick_uid; /* only to wait until it is due */
                 if (pick == SIZE_MAX || soonest > now) {
                         struct timespec ts;
 
@@ -113,6 +233,7 @@ static void *resolver_thread(void *userdata)
                 kind = r->entries[pick].kind;
                 generation = r->generation;
                 r->entries[pick].due_usec = IN_FLIGHT;
+                r->inflight_since_usec = now;
                 pthread_mutex_unlock(&r->lock);
 
                 if (r->delay_usec > 0) {
@@ -125,6 +246,7 @@ static void *resolver_thread(void *userdata)
                 k = lookup(kind, name, &id);
 
                 pthread_mutex_lock(&r->lock);
+                r->inflight_since_usec = 0;
                 r->n_lookups++;
                 if (k < 0 && k != -ENOENT)
                         r->n_failures++;
@@ -198,6 +320,7 @@ void resolver_free(Resolver *r)
         pthread_cond_destroy(&r->answered);
         pthread_mutex_destroy(&r->lock);
         entries_free(r->entries, r->n_entries);
+        free(r->uids);
         free(r);
 }
 
@@ -296,4 +419,73 @@ void resolver_counts(Resolver *r, uint64_t *ret_lookups, uint64_t *ret_failures)
         *ret_lookups = r->n_lookups;
         *ret_failures = r->n_failures;
         pthread_mutex_unlock(&r->lock);
+}
+
+int resolver_user_name(Resolver *r, uint32_t uid, uint64_t wait_usec, char *buf, size_t len)
+{
+        uint64_t now = now_usec(CLOCK_MONOTONIC);
+        UidEntry *e;
+        int k;
+
+        pthread_mutex_lock(&r->lock);
+        if (!r->uids) {
+                r->uids = calloc(RESOLVER_MAX_UIDS, sizeof *r->uids);
+                if (!r->uids) {
+                        pthread_mutex_unlock(&r->lock);
+                        return -ENOMEM;
+                }
+        }
+        e = find_uid(r, uid);
+        if (!e) {
+                if (r->n_uids == RESOLVER_MAX_UIDS) {
+                        /* Full: the one read longest ago goes (never the one
+                         * being looked up, which the thread finds by uid). */
+                        size_t old = SIZE_MAX;
+
+                        for (size_t i = 0; i < r->n_uids; i++)
+                                if (r->uids[i].due_usec != IN_FLIGHT &&
+                                    (old == SIZE_MAX || r->uids[i].used_usec < r->uids[old].used_usec))
+                                        old = i;
+                        r->uids[old] = r->uids[--r->n_uids];
+                }
+                e = &r->uids[r->n_uids++];
+                *e = (UidEntry){.uid = uid, .due_usec = 0};
+                pthread_cond_broadcast(&r->wake);
+        }
+        e->used_usec = now;
+
+        /* A short, bounded wait for a first answer, so that a fast directory
+         * gives names at once. None while the thread is inside a lookup that
+         * has already taken RESOLVER_SLOW_USEC (a slow directory: the answer
+         * cannot come in time), and none for a while after a wait that ran
+         * out, so the loop stalls at most once, not once per name. */
+        if (!e->answered && wait_usec > 0 && now >= r->quiet_until_usec &&
+            (r->inflight_since_usec == 0 || now - r->inflight_since_usec < RESOLVER_SLOW_USEC)) {
+                uint64_t deadline = now + wait_usec;
+
+                for (;;) {
+                        struct timespec ts;
+
+                        e = find_uid(r, uid);
+                        if (!e || e->answered || now_usec(CLOCK_MONOTONIC) >= deadline)
+                                break;
+                        timespec_at(deadline, &ts);
+                        pthread_cond_timedwait(&r->answered, &r->lock, &ts);
+                }
+                if (!e || !e->answered)
+                        r->quiet_until_usec = now_usec(CLOCK_MONOTONIC) + RESOLVER_QUIET_USEC;
+        }
+
+        if (!e || !e->answered)
+                k = -EAGAIN;
+        else if (!e->found)
+                k = -ENOENT;
+        else if (strlen(e->name) >= len)
+                k = -ENAMETOOLONG;
+        else {
+                strcpy(buf, e->name);
+                k = 0;
+        }
+        pthread_mutex_unlock(&r->lock);
+        return k;
 }

@@ -47,5 +47,29 @@ bool resolver_wait(Resolver *r, uint64_t timeout_usec);
  * -ENOKEY when the name is not in the set. Never blocks on NSS. */
 int resolver_lookup(Resolver *r, ResolverKind kind, const char *name, uint32_t *ret_id);
 
+/* uid → login name, for what the daemon shows (daemon_user_name). A uid
+ * seen for the first time is queued for the thread; answers are kept and
+ * refreshed every TTL while they are read, dropped after
+ * RESOLVER_UID_UNUSED_TTLS TTLs unread, and at most RESOLVER_MAX_UIDS are
+ * kept (the one read longest ago goes first). */
+#define RESOLVER_NAME_MAX 64
+#define RESOLVER_MAX_UIDS 4096
+#define RESOLVER_UID_UNUSED_TTLS 10
+/* A lookup in progress for longer than this means a slow directory: no
+ * first-answer wait then. */
+#define RESOLVER_SLOW_USEC (5 * UINT64_C(1000))
+/* After a first-answer wait that ran out, no waiting for this long. */
+#define RESOLVER_QUIET_USEC (1000 * UINT64_C(1000))
+
+/* The login name of `uid` into buf (len bytes): 0; -ENOENT when there is no
+ * such user; -EAGAIN when no answer has come yet (or every lookup so far
+ * failed); -ENAMETOOLONG. When `uid` has no answer yet this waits up to
+ * `wait_usec` for one (0: not at all), but not while the thread is inside a
+ * lookup that has taken RESOLVER_SLOW_USEC already, nor within
+ * RESOLVER_QUIET_USEC of a wait that ran out: a slow directory costs the
+ * caller at most one short wait, never one per name. Never blocks on NSS
+ * otherwise. */
+int resolver_user_name(Resolver *r, uint32_t uid, uint64_t wait_usec, char *buf, size_t len);
+
 /* Lookups done and failed since the start (for /metrics). */
 void resolver_counts(Resolver *r, uint64_t *ret_lookups, uint64_t *ret_failures);

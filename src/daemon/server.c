@@ -308,21 +308,42 @@ static void subuid_refresh(Server *s)
         s->subuid = ranges;
         s->n_subuid = n;
         s->subuid_mtime = st.st_mtim;
+        /* Owners named by login name are resolved by the resolver thread
+         * (person_of() never asks NSS on the loop). */
+        if (daemon_resolver_update(s->daemon) < 0)
+                log_warning("Cannot add the owners of %s to the name cache; their ranges "
+                            "count apart from them until it works.",
+                            SUBUID_PATH);
+}
+
+size_t server_subuid_owner_names(const Server *s, const char **names, size_t max)
+{
+        size_t n = 0;
+
+        for (size_t i = 0; s && i < s->n_subuid && n < max; i++) {
+                uint64_t v;
+
+                if (parse_uint64(s->subuid[i].owner, &v) == 0)
+                        continue; /* by number: no lookup */
+                names[n++] = s->subuid[i].owner;
+        }
+        return n;
+}
+
+static int subuid_owner_lookup(const char *name, uint32_t *ret_uid, void *userdata)
+{
+        const Server *s = userdata;
+
+        return resolver_lookup(s->daemon->resolver, RESOLVER_USER, name, ret_uid);
 }
 
 /* Who is behind `uid` for the per-person cap: the uid itself, or for a uid
- * of a subuid range the range's owner when given by number, else the range
- * (all its uids together). */
+ * of a subuid range the range's owner, named by uid or by login name (the
+ * name from the resolver's cache); a range whose owner has no answer yet
+ * counts as one person of its own (subid_person). */
 static uint64_t person_of(const Server *s, uid_t uid)
 {
-        ssize_t i = subid_find(s->subuid, s->n_subuid, uid);
-        uint64_t owner;
-
-        if (i < 0)
-                return uid;
-        if (parse_uint64(s->subuid[i].owner, &owner) == 0 && owner < UINT32_MAX)
-                return owner;
-        return (UINT64_C(1) << 32) | (uint64_t)i;
+        return subid_person(s->subuid, s->n_subuid, uid, subuid_owner_lookup, (void *)s);
 }
 
 static size_t connections_of_person(const Server *s, uint64_t person)
@@ -445,6 +466,13 @@ static int connection_new(Server *s, int fd, const struct ucred *cred)
         c->peer.admin = peer_admin(s, &c->peer);
         subuid_refresh(s);
         c->person = person_of(s, cred->uid);
+        {
+                /* Queue the peer's name for the resolver thread now (no
+                 * wait), so replies can name it without asking NSS. */
+                char name[RESOLVER_NAME_MAX];
+
+                (void)resolver_user_name(s->daemon->resolver, cred->uid, 0, name, sizeof name);
+        }
         {
                 bool privileged = c->peer.admin; /* root or an admin */
                 size_t leases, detached, total_cap, person_cap;
@@ -702,6 +730,10 @@ int server_new(Daemon *d, const char *socket_path, Server **ret)
                 log_error_errno(r, "Cannot arm the idle-connection timer");
                 goto fail;
         }
+        /* Read /etc/subuid now, so that the resolver has the owners' names
+         * before the first connection (the daemon refreshes its names once
+         * this returns, see daemon_new). */
+        subuid_refresh(s);
         *ret = s;
         return 0;
 

@@ -11,9 +11,10 @@
 
 /* Maximum connections at once, in total and per person. Beyond them a new
  * connection gets an E_BUSY reply and is closed. A person is a uid, except
- * that every uid of one /etc/subuid range counts as one person (its owner's
- * range: with uidmap one account connects as many host uids), and as the
- * owner when the range names the owner by uid. The last
+ * that every uid of an /etc/subuid range counts as its owner (with uidmap one
+ * account connects as many host uids), whether the line names the owner by
+ * uid or by login name (resolved by the resolver thread; until it answers,
+ * the range counts as one person of its own). The last
  * SERVER_RESERVED_CONNECTIONS are kept for root, admins and people who hold
  * a lease (so a `run` client can always re-attach), and someone whose run
  * lease waits for its client to re-attach may go past the per-person cap by
@@ -35,6 +36,11 @@ int server_new(Daemon *d, const char *socket_path, Server **ret);
 
 /* Shorten the idle timeout (tests; the daemon's GK_TEST_IDLE_TIMEOUT_MS). */
 void server_set_idle_timeout(Server *s, uint64_t usec);
+
+/* The owners of /etc/subuid ranges (as last read) given by login name, up to
+ * `max` of them, borrowed until the next connection is accepted; for the
+ * resolver's set of names (daemon_resolver_update). NULL `s` gives 0. */
+size_t server_subuid_owner_names(const Server *s, const char **names, size_t max);
 
 /* Connections refused since the start (for /metrics). */
 uint64_t server_refused_total(const Server *s);

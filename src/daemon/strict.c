@@ -18,6 +18,7 @@
 #include "basic/time-util.h"
 #include "daemon/daemon.h"
 #include "daemon/leases.h"
+#include "daemon/resolver.h"
 #include "isolate/devnodes.h"
 
 #define FENCE_RECORD_FILE "fence-cgroup" /* in state_dir: where the fence was attached */
@@ -216,16 +217,29 @@ static bool uid_by_name(const char *name, uint32_t *ret)
         return false;
 }
 
-static size_t exempt_uids(const ConfigEnforcement *c, uint32_t *uids, size_t max)
+/* The exempt users' uids. Names come from the resolver's cache (its thread
+ * asks NSS, daemon_resolver_update lists them); only a name it has never
+ * answered (just added by a reload) is looked up here, so that a new
+ * exemption is not withheld until the next sync. */
+static size_t exempt_uids(const Daemon *d, uint32_t *uids, size_t max)
 {
+        const ConfigEnforcement *c = &d->config->enforcement;
         size_t n = 0;
 
         for (size_t i = 0; i < c->n_exempt_users && n < max; i++) {
                 uint64_t v;
+                int k = -ENOKEY;
 
-                if (parse_uint64(c->exempt_users[i], &v) == 0 && v < UINT32_MAX)
+                if (parse_uint64(c->exempt_users[i], &v) == 0 && v < UINT32_MAX) {
                         uids[n++] = (uint32_t)v;
-                else if (uid_by_name(c->exempt_users[i], &uids[n]))
+                        continue;
+                }
+                if (d->resolver)
+                        k = resolver_lookup(d->resolver, RESOLVER_USER, c->exempt_users[i],
+                                            &uids[n]);
+                if (k == 0)
+                        n++;
+                else if ((k == -ENOKEY || k == -EAGAIN) && uid_by_name(c->exempt_users[i], &uids[n]))
                         n++;
         }
         return n;
@@ -283,8 +297,7 @@ static int sync_maps(Daemon *d, const Lease *skip, bool tables)
                 if (r >= 0)
                         r = fence_sync_guarded(s->fence, guarded, n_guarded);
                 if (r >= 0) {
-                        n_exempt = exempt_uids(&d->config->enforcement, exempt,
-                                               ELEMENTSOF(exempt));
+                        n_exempt = exempt_uids(d, exempt, ELEMENTSOF(exempt));
                         qsort(exempt, n_exempt, sizeof *exempt, uid_cmp);
                         r = fence_sync_exempt(s->fence, exempt, n_exempt);
                 }

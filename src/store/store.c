@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 
 #include "basic/time-util.h"
+#include "store/fault-vfs.h"
 #include "store/migrations.h"
 
 /* Every statement the daemon runs is one of a few fixed strings; more than
@@ -27,6 +28,7 @@ struct Store {
         size_t n_statements;
         uint64_t busy_start_usec;  /* CLOCK_MONOTONIC: the current wait began */
         uint64_t busy_failed_usec; /* CLOCK_MONOTONIC: the last wait that gave up */
+        StoreFaultVfs *fault_vfs;  /* STORE_OPEN_FAULT_SEAM only */
 };
 
 /* SQLite's busy handler while serving: wait at most STORE_BUSY_TIMEOUT_MS
@@ -184,8 +186,14 @@ int store_schema_latest(void)
 
 int store_open(const char *state_dir, Store **ret, char **ret_error)
 {
+        return store_open_flags(state_dir, 0, ret, ret_error);
+}
+
+int store_open_flags(const char *state_dir, StoreOpenFlags flags, Store **ret, char **ret_error)
+{
         _cleanup_free_ char *path = NULL;
         _cleanup_close_ int fd = -1;
+        StoreFaultVfs *fault_vfs = NULL;
         sqlite3 *db = NULL;
         Store *s;
         int r;
@@ -212,12 +220,20 @@ int store_open(const char *state_dir, Store **ret, char **ret_error)
         closep(&fd);
         fd = -1;
 
-        r = sqlite3_open_v2(
-            path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOFOLLOW | SQLITE_OPEN_FULLMUTEX, NULL);
+        if (flags & STORE_OPEN_FAULT_SEAM) {
+                r = store_fault_vfs_new(&fault_vfs);
+                if (r < 0)
+                        return set_error(ret_error, r, "cannot set up the fault seam: %s",
+                                         strerror(-r));
+        }
+        r = sqlite3_open_v2(path, &db,
+                            SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOFOLLOW | SQLITE_OPEN_FULLMUTEX,
+                            fault_vfs ? store_fault_vfs_name(fault_vfs) : NULL);
         if (r != SQLITE_OK) {
                 r = set_error(ret_error, store_errno_from_sqlite(r), "cannot open database %s: %s",
                               path, db ? sqlite3_errmsg(db) : "out of memory");
                 sqlite3_close(db);
+                store_fault_vfs_free(fault_vfs);
                 return r;
         }
         /* Opening may wait for an outside program (a backup finishing); the
@@ -232,6 +248,7 @@ int store_open(const char *state_dir, Store **ret, char **ret_error)
                 r = set_error(ret_error, r, "cannot configure database %s: %s", path,
                               sqlite3_errmsg(db));
                 sqlite3_close(db);
+                store_fault_vfs_free(fault_vfs);
                 return r;
         }
 
@@ -249,16 +266,19 @@ int store_open(const char *state_dir, Store **ret, char **ret_error)
         }
         if (r < 0) {
                 sqlite3_close(db);
+                store_fault_vfs_free(fault_vfs);
                 return r;
         }
 
         s = calloc(1, sizeof *s);
         if (!s) {
                 sqlite3_close(db);
+                store_fault_vfs_free(fault_vfs);
                 return -ENOMEM;
         }
         sqlite3_busy_handler(db, busy_handler, s);
         s->db = db;
+        s->fault_vfs = fault_vfs;
         *ret = s;
         return 0;
 }
@@ -270,7 +290,21 @@ void store_close(Store *s)
         for (size_t i = 0; i < s->n_statements; i++)
                 sqlite3_finalize(s->statements[i].st);
         sqlite3_close(s->db);
+        store_fault_vfs_free(s->fault_vfs);
         free(s);
+}
+
+int store_set_fault(Store *s, StoreFault fault)
+{
+        if (!s->fault_vfs)
+                return -EOPNOTSUPP;
+        store_fault_vfs_set(s->fault_vfs, fault);
+        return 0;
+}
+
+uint64_t store_faults_injected(const Store *s)
+{
+        return s->fault_vfs ? store_fault_vfs_failed(s->fault_vfs) : 0;
 }
 
 int store_schema_version(Store *s)

@@ -13,6 +13,7 @@
 #include <sys/types.h>
 
 #include "basic/macro.h"
+#include "store/fault-vfs.h"
 
 #define STORE_DB_NAME "gpukeeper.db"
 
@@ -36,6 +37,20 @@ typedef struct Store Store;
  * this build knows (-EPROTONOSUPPORT). On failure *ret_error (may be NULL)
  * receives a malloc'd message. Returns 0 or -errno. */
 int store_open(const char *state_dir, Store **ret, char **ret_error);
+
+/* store_open() with options. STORE_OPEN_FAULT_SEAM opens the database
+ * through the fault-injection VFS (fault-vfs.h), so that store_set_fault()
+ * can make its writes fail; for tests only. */
+typedef enum StoreOpenFlags {
+        STORE_OPEN_FAULT_SEAM = 1 << 0,
+} StoreOpenFlags;
+int store_open_flags(const char *state_dir, StoreOpenFlags flags, Store **ret, char **ret_error);
+
+/* Set or clear an injected fault (STORE_FAULT_NONE clears). -EOPNOTSUPP
+ * unless opened with STORE_OPEN_FAULT_SEAM. */
+int store_set_fault(Store *s, StoreFault fault);
+/* Disk operations failed on purpose so far (0 without the seam). */
+uint64_t store_faults_injected(const Store *s);
 
 void store_close(Store *s);
 DEFINE_TRIVIAL_CLEANUP_FUNC(Store *, store_close);

@@ -261,6 +261,32 @@ def test_slow_group_database_does_not_stall_the_loop(daemon_factory, lab, users,
     assert slow < 250, slow
 
 
+def test_user_names_come_from_the_resolver_thread(daemon_factory, lab, users):
+    """uid → name (what replies, logs and alerts show) goes through the
+    resolver thread, like group names: with every NSS lookup taking 0.6 s (the
+    resolver's test seam), a user the daemon has not named yet acquires a
+    lease and root lists it, both answered in less than one lookup; the
+    name arrives once the thread has it. Before, daemon_user_name() called
+    getpwuid() on the event loop."""
+    bob = users["bob"]
+    d = leasing_daemon(daemon_factory, lab, extra_whole=0,
+                       env={"GK_TEST_NSS_DELAY_MS": "600"})
+    t0 = time.monotonic()
+    reply = raw_call(d, bob, "lease.acquire", {"kind": "manual", "gpus": 1, "wait": False})
+    assert reply["ok"] is True, reply
+    mine = [x for x in d.leases() if x["uid"] == bob.uid]
+    took = time.monotonic() - t0
+    assert len(mine) == 1, mine
+    # Two requests (one from a new process) in less than one lookup.
+    assert took < 0.5, took
+    if took < 0.55:
+        assert mine[0]["user"] is None, mine  # not looked up on the loop
+    named = wait_for(lambda: [x for x in d.leases() if x["uid"] == bob.uid and x["user"]],
+                     timeout=10, what="bob's name from the resolver")
+    assert named[0]["user"] == bob.name, named
+    d.stop()
+
+
 def test_exempt_user_with_a_long_passwd_entry_is_not_killed(daemon_factory, lab, users,
                                                             victims):
     """An exempt user whose passwd entry is over 4 KiB (a long GECOS field):
@@ -413,6 +439,64 @@ def test_subuid_range_counts_as_one_person_and_the_cli_says_busy(daemon_factory,
     finally:
         for s in socks:
             s.close()
+
+
+def alice_subuid_start(alice):
+    with open("/etc/subuid") as f:
+        for line in f:
+            name, first, count = line.strip().split(":")
+            if name == alice.name:
+                return int(first)
+    subprocess.run(["usermod", "--add-subuids", "500000-565535", alice.name], check=True,
+                   capture_output=True, stdin=subprocess.DEVNULL)
+    return 500000
+
+
+# A range for a line that names its owner by uid (usermod writes names).
+NUMERIC_SUBUID_START = 4000000000
+
+
+def numeric_subuid_owner():
+    """gkdos-subnum, and a line of /etc/subuid that names it by its uid."""
+    user = ensure_user("gkdos-subnum")
+    line = f"{user.uid}:{NUMERIC_SUBUID_START}:65536\n"
+    with open("/etc/subuid") as f:
+        present = line in f.read()
+    if not present:
+        with open("/etc/subuid", "a") as f:
+            f.write(line)
+    return user
+
+
+def test_subuid_owner_by_name_or_by_uid_is_one_person_with_the_range(daemon_factory, lab,
+                                                                     users):
+    """/etc/subuid may name a range's owner by login name or by uid (subuid(5));
+    either way the owner and every uid of the range are one person. Before,
+    a range named by login name counted apart from its owner, who then had
+    her own cap and her range's. Half the cap as the owner, half as uids of
+    the range: the next connection is refused, as the owner or from the
+    range."""
+    alice = users["alice"]
+    by_name = alice_subuid_start(alice)
+    by_uid_owner = numeric_subuid_owner()
+    d = leasing_daemon(daemon_factory, lab, extra_whole=0)
+    half = CAP_PER_PERSON // 2
+    for owner, first in ((alice, by_name), (by_uid_owner, NUMERIC_SUBUID_START)):
+        socks = []
+        try:
+            for i in range(CAP_PER_PERSON):
+                s = connect_as(d, owner.uid if i < half else first + i)
+                assert answer(s)["ok"] is True, (owner.name, i)
+                socks.append(s)
+            for uid in (owner.uid, first + 5000):
+                s = connect_as(d, uid)
+                reply = answer(s)
+                s.close()
+                assert reply is not None and reply["ok"] is False, (owner.name, uid, reply)
+                assert reply["error"]["code"] == E_BUSY, (owner.name, uid, reply)
+        finally:
+            for s in socks:
+                s.close()
 
 
 def test_reserved_slots_for_root_and_lease_holders(daemon_factory, lab, users, nofile):

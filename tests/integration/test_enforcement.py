@@ -194,8 +194,10 @@ def test_observe_mode_records_and_alerts_only(daemon_factory, lab, users, victim
     assert body["details"]["device_uuid"] == GPU0_UUID, body
     assert str(job.pid) in body["text"], body
 
-    # Long past grace and kill_timeout: still running, never signalled.
-    time.sleep(3.0)
+    # Long past grace and kill_timeout (an hour on the test clock, then
+    # two ticks): still running, never signalled.
+    d.clock(advance_sec=3600)
+    d.tick(2)
     assert job.alive() and job.terms() == []
     rec = violations_of(d, job.pid)[0]
     assert rec["outcome"] is None and rec["sigterm_at"] is None, rec
@@ -339,7 +341,7 @@ def test_daemon_killed_during_grace_resumes_without_double_signal(daemon_factory
     # Crash again after the signal: the restarted daemon does not repeat it.
     d.crash()
     d.start()
-    time.sleep(1.5)
+    d.tick(3)  # enforcement runs each tick; a repeat would be audited below
     assert len(job.terms()) == 1, job.terms()
     assert job.alive()
     recs = violations_of(d, job.pid)

@@ -6,7 +6,6 @@ lease at 0 % utilisation is flagged, not stopped. Idle device time is
 accounted per lease."""
 
 import re
-import time
 
 from conftest import GPU0_UUID, start_leasing_daemon, wait_for, whole_gpu_uuid
 from enforcefixtures import audit, hooks, victims  # noqa: F401 (fixtures)
@@ -118,26 +117,44 @@ def test_idle_manual_lease_is_warned_then_released_busy_one_kept(daemon_factory,
 
 
 def test_idle_run_lease_is_flagged_not_stopped(daemon_factory, lab, users, hooks):
+    """On the test clock (debug.clock, one second of daemon time a
+    debug.tick), like the test above: no sleeps."""
     alice = users["alice"]
     hook = hooks()
     lab.gpu(GPU0_UUID)["utilization_gpu"] = 0
     d = start_leasing_daemon(
         daemon_factory, lab,
-        idle={"release_after": "1h", "flag_after": "2s"},
+        idle={"release_after": "1h", "flag_after": "1m"},
         alerts={"sinks": [{"name": "ops", "type": "webhook", "url": hook.url("/hook"),
                            "events": ["idle_flag"]}]})
-    run = d.cli_popen("run", "--gpu", GPU0_UUID, "--", "sleep", "60", user=alice)
+    run = d.cli_popen("run", "--gpu", GPU0_UUID, "--", "sleep", "600", user=alice)
     lease = wait_for(lambda: lease_of(d, alice, GPU0_UUID), what="the run lease")
     assert lease["kind"] == "run" and lease["idle_flagged"] is False, lease
+    d.tick()
+    steps = 0
 
-    flagged = wait_for(lambda: (lease_of(d, alice, GPU0_UUID) or {}).get("idle_flagged")
-                       and lease_of(d, alice, GPU0_UUID), timeout=10, what="the idle flag")
-    assert time.time() - lease["created_at"] >= 2.0 - 0.1
-    assert flagged["idle_device_seconds"] > 0.5, flagged
+    def step():
+        nonlocal steps
+        d.clock(advance_sec=1)
+        d.tick()
+        steps += 1
+
+    while not (lease_of(d, alice, GPU0_UUID) or {}).get("idle_flagged"):
+        assert steps < 120, "never flagged"
+        step()
+    flagged = lease_of(d, alice, GPU0_UUID)
+    daemon_now = d.clock(advance_sec=0)["wall_usec"] / 1e6
+    assert daemon_now - lease["created_at"] >= 60 - 0.1, (daemon_now, lease)
+    # Idle the whole time: about a minute of device time (one second a
+    # tick, plus the real time between the ticks).
+    assert 55 <= flagged["idle_device_seconds"] <= 60 + 30, flagged
     body = hook.wait(lambda: hook.bodies("/hook", event="idle_flag"), what="the alert")[0]
     assert body["details"]["lease"]["id"] == lease["id"], body
     assert [r for r in audit(d, "lease.idle_flag") if str(lease["id"]) in r["subject"]]
-    # stop_idle_runs is off: the command runs on, the lease stays.
-    time.sleep(1.0)
-    assert run.poll() is None
+    # stop_idle_runs is off: ten more idle minutes later the command runs
+    # on, the lease stays, and it is flagged once.
+    d.clock(advance_sec=600)
+    d.tick(2)
     assert lease_of(d, alice, GPU0_UUID)["id"] == lease["id"]
+    assert run.poll() is None
+    assert len([r for r in audit(d, "lease.idle_flag") if str(lease["id"]) in r["subject"]]) == 1

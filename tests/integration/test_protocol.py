@@ -179,3 +179,33 @@ def test_two_hundred_connections_at_once(daemon):
         for s in conns:
             s.close()
     assert_still_serving(daemon)
+
+
+def test_waiting_acquire_does_not_hold_up_later_replies(daemon_factory, lab, users):
+    """docs/protocol.md (issue 10 item 17): on one connection, a lease.acquire
+    that waits in the queue does not hold up the requests after it; their
+    replies come at once, each with its own id, and the acquire's reply comes,
+    with its id, once it is granted."""
+    from conftest import GPU0_UUID, start_leasing_daemon
+    from test_dos import connect_as
+    alice, bob = users["alice"], users["bob"]
+    d = start_leasing_daemon(daemon_factory, lab)
+    r = d.cli("lease", "acquire", "--gpu", GPU0_UUID, user=alice)
+    assert r.returncode == 0, r.stderr
+    (held,) = [x["id"] for x in d.leases() if x["uid"] == alice.uid]
+    s = connect_as(d, bob.uid)
+    try:
+        s.sendall(frame({"v": 1, "id": 41, "op": "lease.acquire",
+                         "args": {"kind": "manual", "devices": [GPU0_UUID]}})
+                  + frame({"v": 1, "id": 42, "op": "ping", "args": {}}))
+        first = recv_frame(s)
+        while "event" in first:  # a queue-position event may come first
+            first = recv_frame(s)
+        assert first["id"] == 42 and first["ok"] is True, first
+        assert d.cli("lease", "release", str(held), user=alice).returncode == 0
+        second = recv_frame(s)
+        while "event" in second:
+            second = recv_frame(s)
+        assert second["id"] == 41 and second["ok"] is True, second
+    finally:
+        s.close()

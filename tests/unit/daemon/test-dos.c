@@ -87,6 +87,71 @@ static void test_subid_parse(void **state)
         free(r);
 }
 
+/* A name cache as the daemon's resolver answers: alice is 1000, bob has not
+ * been answered yet. */
+static int fake_lookup(const char *name, uint32_t *ret_uid, void *userdata)
+{
+        int *calls = userdata;
+
+        (*calls)++;
+        if (strcmp(name, "alice") == 0) {
+                *ret_uid = 1000;
+                return 0;
+        }
+        return strcmp(name, "bob") == 0 ? -EAGAIN : -ENOENT;
+}
+
+/* A subordinate uid is its owner's, whether the line names the owner by
+ * login name or by uid (subuid(5) allows both); before this, a range named
+ * by login name counted apart from its owner, so alice got her own cap and
+ * her range's. */
+static void test_subid_person(void **state)
+{
+        static const char text[] = "alice:100000:65536\n"
+                                   "1001:200000:1000\n"
+                                   "bob:300000:65536\n"
+                                   "ghost:400000:10\n"
+                                   "4294967295:500000:10\n";
+        SubidRange *r = NULL;
+        size_t n = 0;
+        uint32_t uid = 0;
+        int calls = 0;
+
+        assert_int_equal(subid_parse(text, sizeof text - 1, &r, &n), 0);
+        assert_int_equal(n, 5);
+
+        /* By name and by number: the owner. */
+        assert_int_equal(subid_person(r, n, 100000, fake_lookup, &calls), 1000);
+        assert_int_equal(subid_person(r, n, 165535, fake_lookup, &calls), 1000);
+        assert_int_equal(subid_person(r, n, 200500, fake_lookup, &calls), 1001);
+        /* The owner's own uid is the same person. */
+        assert_int_equal(subid_person(r, n, 1000, fake_lookup, &calls), 1000);
+        /* Not in any range: itself, without a lookup. */
+        calls = 0;
+        assert_int_equal(subid_person(r, n, 1001, fake_lookup, &calls), 1001);
+        assert_int_equal(subid_person(r, n, 99999, fake_lookup, &calls), 99999);
+        assert_int_equal(calls, 0);
+        /* A number needs no lookup either. */
+        assert_int_equal(subid_person(r, n, 200000, fake_lookup, &calls), 1001);
+        assert_int_equal(calls, 0);
+
+        /* No answer yet, or no such user: the whole range is one person of
+         * its own, never one person per uid, and never anyone's uid. */
+        assert_int_equal(subid_person(r, n, 300000, fake_lookup, &calls), (UINT64_C(1) << 32) | 2);
+        assert_int_equal(subid_person(r, n, 365535, fake_lookup, &calls), (UINT64_C(1) << 32) | 2);
+        assert_int_equal(subid_person(r, n, 400009, fake_lookup, &calls), (UINT64_C(1) << 32) | 3);
+        assert_int_equal(subid_person(r, n, 500000, fake_lookup, &calls), (UINT64_C(1) << 32) | 4);
+        /* Without a lookup function, names stay unresolved. */
+        assert_int_equal(subid_person(r, n, 100000, NULL, NULL), (UINT64_C(1) << 32) | 0);
+
+        assert_int_equal(subid_owner_uid(&r[0], fake_lookup, &calls, &uid), 0);
+        assert_int_equal(uid, 1000);
+        assert_int_equal(subid_owner_uid(&r[2], fake_lookup, &calls, &uid), -EAGAIN);
+        assert_int_equal(subid_owner_uid(&r[3], fake_lookup, &calls, &uid), -ENOENT);
+        assert_int_equal(subid_owner_uid(&r[4], fake_lookup, &calls, &uid), -EINVAL);
+        free(r);
+}
+
 /* The name of some group and some user that exist here (root's). */
 static void known_names(char *group, size_t glen, gid_t *gid, char *user, size_t ulen)
 {
@@ -181,13 +246,59 @@ static void test_resolver_never_blocks(void **state)
         resolver_free(r); /* joins the thread, mid-lookup or not */
 }
 
+/* uid → name through the resolver (daemon_user_name): a fast directory
+ * answers within the short first wait; a slow one (300 ms a lookup) costs one
+ * wait that runs out, after which reads do not wait at all, and the name
+ * arrives from the thread. */
+static void test_resolver_user_names(void **state)
+{
+        struct passwd *p = getpwuid(0);
+        char name[RESOLVER_NAME_MAX], root[RESOLVER_NAME_MAX];
+        uint64_t t0, dt;
+        Resolver *r = NULL;
+
+        assert_non_null(p);
+        snprintf(root, sizeof root, "%s", p->pw_name);
+
+        assert_int_equal(resolver_new(60 * USEC_PER_SEC, 0, &r), 0);
+        assert_int_equal(resolver_user_name(r, 0, 5 * USEC_PER_SEC, name, sizeof name), 0);
+        assert_string_equal(name, root);
+        assert_int_equal(resolver_user_name(r, 4000999999u, 5 * USEC_PER_SEC, name, sizeof name),
+                         -ENOENT);
+        /* Answered from memory now, without waiting. */
+        assert_int_equal(resolver_user_name(r, 0, 0, name, sizeof name), 0);
+        assert_int_equal(resolver_user_name(r, 0, 0, name, 2), -ENAMETOOLONG);
+        resolver_free(r);
+
+        assert_int_equal(resolver_new(60 * USEC_PER_SEC, 300 * USEC_PER_MSEC, &r), 0);
+        t0 = now_usec(CLOCK_MONOTONIC);
+        assert_int_equal(resolver_user_name(r, 0, 20 * USEC_PER_MSEC, name, sizeof name),
+                         -EAGAIN);
+        dt = now_usec(CLOCK_MONOTONIC) - t0;
+        assert_true(dt >= 20 * USEC_PER_MSEC && dt < 200 * USEC_PER_MSEC);
+        /* Within the quiet period, another new uid does not wait. */
+        t0 = now_usec(CLOCK_MONOTONIC);
+        assert_int_equal(resolver_user_name(r, 1, 20 * USEC_PER_MSEC, name, sizeof name),
+                         -EAGAIN);
+        assert_true(now_usec(CLOCK_MONOTONIC) - t0 < 15 * USEC_PER_MSEC);
+        /* The thread answers in its own time. */
+        while (resolver_user_name(r, 0, 0, name, sizeof name) == -EAGAIN) {
+                assert_true(now_usec(CLOCK_MONOTONIC) - t0 < 10 * USEC_PER_SEC);
+                usleep(10000);
+        }
+        assert_string_equal(name, root);
+        resolver_free(r); /* joins the thread, mid-lookup (uid 1) or not */
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_ratelimit),
                 cmocka_unit_test(test_subid_parse),
+                cmocka_unit_test(test_subid_person),
                 cmocka_unit_test(test_resolver_answers),
                 cmocka_unit_test(test_resolver_never_blocks),
+                cmocka_unit_test(test_resolver_user_names),
         };
 
         return cmocka_run_group_tests_name("dos", tests, NULL, NULL);

@@ -398,6 +398,66 @@ static void test_upgrade_keeps_leases(void **state)
         remove_tree(dir);
 }
 
+/* The fault seam (fault-vfs.h): while writes fail with EIO, a grant and an
+ * audit record fail with -EIO and leave nothing behind, reads keep working,
+ * and once the fault clears the same connection writes again; the file is
+ * intact after it all. Without the seam, setting a fault is refused. */
+static void test_io_error_fails_cleanly_and_recovers(void **state)
+{
+        _cleanup_free_ char *dir = make_tmpdir(), *error = NULL;
+        LeaseDevice a = {.uuid = "GPU-a", .gpu_uuid = "GPU-a"};
+        LeaseDevice b = {.uuid = "GPU-b", .gpu_uuid = "GPU-b"};
+        StoredLease l = {.uid = 1000, .kind = LEASE_MANUAL, .created_usec = 1,
+                         .expires_usec = 100, .devices = &a, .n_devices = 1};
+        StoredLease *active = NULL;
+        size_t n = 0;
+        int64_t first;
+        int leases, audits;
+        Store *s = NULL;
+
+        assert_int_equal(store_open(dir, &s, &error), 0);
+        assert_int_equal(store_set_fault(s, STORE_FAULT_IO_ERROR), -EOPNOTSUPP);
+        store_close(s);
+
+        assert_int_equal(store_open_flags(dir, STORE_OPEN_FAULT_SEAM, &s, &error), 0);
+        assert_int_equal(store_lease_grant(s, &l, "{}"), 0);
+        first = l.id;
+        leases = count_rows(s, "SELECT count(*) FROM leases");
+        audits = count_rows(s, "SELECT count(*) FROM audit");
+
+        l.devices = &b;
+        assert_int_equal(store_set_fault(s, STORE_FAULT_IO_ERROR), 0);
+        for (int i = 0; i < 3; i++) {
+                l.id = 0;
+                assert_int_equal(store_lease_grant(s, &l, "{}"), -EIO);
+                assert_int_equal(store_audit(s, 1000, "test", NULL, NULL), -EIO);
+                /* Reads still answer, and show nothing of the failed writes. */
+                assert_int_equal(count_rows(s, "SELECT count(*) FROM leases"), leases);
+                assert_int_equal(count_rows(s, "SELECT count(*) FROM audit"), audits);
+        }
+        assert_true(store_faults_injected(s) > 0);
+
+        assert_int_equal(store_set_fault(s, STORE_FAULT_NONE), 0);
+        l.id = 0;
+        assert_int_equal(store_lease_grant(s, &l, "{}"), 0);
+        assert_true(l.id > first);
+        assert_int_equal(count_rows(s, "SELECT count(*) FROM leases"), leases + 1);
+        store_close(s);
+
+        /* A fresh connection, without the seam: both leases, intact. */
+        assert_int_equal(store_open(dir, &s, &error), 0);
+        assert_int_equal(store_leases_load_active(s, &active, &n), 0);
+        assert_int_equal(n, 2);
+        for (size_t i = 0; i < n; i++)
+                stored_lease_done(&active[i]);
+        free(active);
+        assert_int_equal(count_rows(s, "SELECT count(*) FROM pragma_integrity_check "
+                                       "WHERE integrity_check <> 'ok'"),
+                         0);
+        store_close(s);
+        remove_tree(dir);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -410,6 +470,7 @@ int main(void)
                 cmocka_unit_test(test_outside_reader_keeps_wal),
                 cmocka_unit_test(test_lease_ids_never_reused),
                 cmocka_unit_test(test_upgrade_keeps_leases),
+                cmocka_unit_test(test_io_error_fails_cleanly_and_recovers),
         };
         return cmocka_run_group_tests_name("store", tests, NULL, NULL);
 }

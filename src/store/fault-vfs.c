@@ -1,0 +1,364 @@
+/* An SQLite VFS that wraps the default one and can make writes fail, for
+ * fault-injection tests; see fault-vfs.h.
+ *
+ * Each file opened through it is the wrapper's small header followed by the
+ * real VFS's file object (szOsFile is the sum), and every method is passed
+ * through to the real one except when a fault is set: then xWrite, xSync and
+ * xTruncate return the I/O error SQLite would get from a failing disk. The
+ * shared-memory index (xShm*) is memory, not the disk, and is never failed. */
+#include "store/fault-vfs.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct StoreFaultVfs {
+        sqlite3_vfs base; /* registered under `name` */
+        sqlite3_vfs *real;
+        char name[48];
+        StoreFault fault;
+        uint64_t n_failed;
+};
+
+typedef struct FaultFile {
+        sqlite3_file base;
+        StoreFaultVfs *vfs;
+        /* The real VFS's file object follows. */
+} FaultFile;
+
+static sqlite3_file *real_file(sqlite3_file *f)
+{
+        return (sqlite3_file *)((char *)f + sizeof(FaultFile));
+}
+
+static int fault_rc(sqlite3_file *f, int rc)
+{
+        StoreFaultVfs *v = ((FaultFile *)f)->vfs;
+
+        if (v->fault != STORE_FAULT_IO_ERROR)
+                return SQLITE_OK;
+        v->n_failed++;
+        return rc;
+}
+
+static int f_close(sqlite3_file *f)
+{
+        sqlite3_file *r = real_file(f);
+
+        return r->pMethods ? r->pMethods->xClose(r) : SQLITE_OK;
+}
+
+static int f_read(sqlite3_file *f, void *buf, int amt, sqlite3_int64 off)
+{
+        sqlite3_file *r = real_file(f);
+
+        return r->pMethods->xRead(r, buf, amt, off);
+}
+
+static int f_write(sqlite3_file *f, const void *buf, int amt, sqlite3_int64 off)
+{
+        sqlite3_file *r = real_file(f);
+        int rc = fault_rc(f, SQLITE_IOERR_WRITE);
+
+        return rc != SQLITE_OK ? rc : r->pMethods->xWrite(r, buf, amt, off);
+}
+
+static int f_truncate(sqlite3_file *f, sqlite3_int64 size)
+{
+        sqlite3_file *r = real_file(f);
+        int rc = fault_rc(f, SQLITE_IOERR_TRUNCATE);
+
+        return rc != SQLITE_OK ? rc : r->pMethods->xTruncate(r, size);
+}
+
+static int f_sync(sqlite3_file *f, int flags)
+{
+        sqlite3_file *r = real_file(f);
+        int rc = fault_rc(f, SQLITE_IOERR_FSYNC);
+
+        return rc != SQLITE_OK ? rc : r->pMethods->xSync(r, flags);
+}
+
+static int f_file_size(sqlite3_file *f, sqlite3_int64 *size)
+{
+        sqlite3_file *r = real_file(f);
+
+        return r->pMethods->xFileSize(r, size);
+}
+
+static int f_lock(sqlite3_file *f, int lock)
+{
+        sqlite3_file *r = real_file(f);
+
+        return r->pMethods->xLock(r, lock);
+}
+
+static int f_unlock(sqlite3_file *f, int lock)
+{
+        sqlite3_file *r = real_file(f);
+
+        return r->pMethods->xUnlock(r, lock);
+}
+
+static int f_check_reserved_lock(sqlite3_file *f, int *out)
+{
+        sqlite3_file *r = real_file(f);
+
+        return r->pMethods->xCheckReservedLock(r, out);
+}
+
+static int f_file_control(sqlite3_file *f, int op, void *arg)
+{
+        sqlite3_file *r = real_file(f);
+
+        return r->pMethods->xFileControl(r, op, arg);
+}
+
+static int f_sector_size(sqlite3_file *f)
+{
+        sqlite3_file *r = real_file(f);
+
+        return r->pMethods->xSectorSize(r);
+}
+
+static int f_device_characteristics(sqlite3_file *f)
+{
+        sqlite3_file *r = real_file(f);
+
+        return r->pMethods->xDeviceCharacteristics(r);
+}
+
+static int f_shm_map(sqlite3_file *f, int page, int size, int extend, void volatile **pp)
+{
+        sqlite3_file *r = real_file(f);
+
+        return r->pMethods->xShmMap(r, page, size, extend, pp);
+}
+
+static int f_shm_lock(sqlite3_file *f, int offset, int n, int flags)
+{
+        sqlite3_file *r = real_file(f);
+
+        return r->pMethods->xShmLock(r, offset, n, flags);
+}
+
+static void f_shm_barrier(sqlite3_file *f)
+{
+        sqlite3_file *r = real_file(f);
+
+        r->pMethods->xShmBarrier(r);
+}
+
+static int f_shm_unmap(sqlite3_file *f, int delete_flag)
+{
+        sqlite3_file *r = real_file(f);
+
+        return r->pMethods->xShmUnmap(r, delete_flag);
+}
+
+static int f_fetch(sqlite3_file *f, sqlite3_int64 off, int amt, void **pp)
+{
+        sqlite3_file *r = real_file(f);
+
+        return r->pMethods->xFetch(r, off, amt, pp);
+}
+
+static int f_unfetch(sqlite3_file *f, sqlite3_int64 off, void *p)
+{
+        sqlite3_file *r = real_file(f);
+
+        return r->pMethods->xUnfetch(r, off, p);
+}
+
+static const sqlite3_io_methods fault_io_methods = {
+        .iVersion = 3,
+        .xClose = f_close,
+        .xRead = f_read,
+        .xWrite = f_write,
+        .xTruncate = f_truncate,
+        .xSync = f_sync,
+        .xFileSize = f_file_size,
+        .xLock = f_lock,
+        .xUnlock = f_unlock,
+        .xCheckReservedLock = f_check_reserved_lock,
+        .xFileControl = f_file_control,
+        .xSectorSize = f_sector_size,
+        .xDeviceCharacteristics = f_device_characteristics,
+        .xShmMap = f_shm_map,
+        .xShmLock = f_shm_lock,
+        .xShmBarrier = f_shm_barrier,
+        .xShmUnmap = f_shm_unmap,
+        .xFetch = f_fetch,
+        .xUnfetch = f_unfetch,
+};
+
+/* The real file's methods decide which of ours exist: SQLite checks
+ * iVersion before it calls xShm* (WAL) and xFetch (mmap). */
+static int v_open(sqlite3_vfs *vfs, sqlite3_filename name, sqlite3_file *f, int flags,
+                  int *out_flags)
+{
+        StoreFaultVfs *v = vfs->pAppData;
+        FaultFile *ff = (FaultFile *)f;
+        sqlite3_file *r = real_file(f);
+        int rc;
+
+        memset(ff, 0, sizeof *ff);
+        ff->vfs = v;
+        rc = v->real->xOpen(v->real, name, r, flags, out_flags);
+        /* A file whose open failed must have no methods (SQLite then does
+         * not call xClose); one that opened does, even on failure. */
+        if (r->pMethods)
+                f->pMethods = &fault_io_methods;
+        return rc;
+}
+
+static int v_delete(sqlite3_vfs *vfs, const char *name, int sync_dir)
+{
+        StoreFaultVfs *v = vfs->pAppData;
+
+        return v->real->xDelete(v->real, name, sync_dir);
+}
+
+static int v_access(sqlite3_vfs *vfs, const char *name, int flags, int *out)
+{
+        StoreFaultVfs *v = vfs->pAppData;
+
+        return v->real->xAccess(v->real, name, flags, out);
+}
+
+static int v_full_pathname(sqlite3_vfs *vfs, const char *name, int n, char *out)
+{
+        StoreFaultVfs *v = vfs->pAppData;
+
+        return v->real->xFullPathname(v->real, name, n, out);
+}
+
+static void *v_dl_open(sqlite3_vfs *vfs, const char *name)
+{
+        StoreFaultVfs *v = vfs->pAppData;
+
+        return v->real->xDlOpen(v->real, name);
+}
+
+static void v_dl_error(sqlite3_vfs *vfs, int n, char *msg)
+{
+        StoreFaultVfs *v = vfs->pAppData;
+
+        v->real->xDlError(v->real, n, msg);
+}
+
+static void (*v_dl_sym(sqlite3_vfs *vfs, void *h, const char *sym))(void)
+{
+        StoreFaultVfs *v = vfs->pAppData;
+
+        return v->real->xDlSym(v->real, h, sym);
+}
+
+static void v_dl_close(sqlite3_vfs *vfs, void *h)
+{
+        StoreFaultVfs *v = vfs->pAppData;
+
+        v->real->xDlClose(v->real, h);
+}
+
+static int v_randomness(sqlite3_vfs *vfs, int n, char *out)
+{
+        StoreFaultVfs *v = vfs->pAppData;
+
+        return v->real->xRandomness(v->real, n, out);
+}
+
+static int v_sleep(sqlite3_vfs *vfs, int usec)
+{
+        StoreFaultVfs *v = vfs->pAppData;
+
+        return v->real->xSleep(v->real, usec);
+}
+
+static int v_current_time(sqlite3_vfs *vfs, double *out)
+{
+        StoreFaultVfs *v = vfs->pAppData;
+
+        return v->real->xCurrentTime(v->real, out);
+}
+
+static int v_get_last_error(sqlite3_vfs *vfs, int n, char *out)
+{
+        StoreFaultVfs *v = vfs->pAppData;
+
+        return v->real->xGetLastError ? v->real->xGetLastError(v->real, n, out) : 0;
+}
+
+static int v_current_time_int64(sqlite3_vfs *vfs, sqlite3_int64 *out)
+{
+        StoreFaultVfs *v = vfs->pAppData;
+
+        return v->real->xCurrentTimeInt64(v->real, out);
+}
+
+int store_fault_vfs_new(StoreFaultVfs **ret)
+{
+        sqlite3_vfs *real = sqlite3_vfs_find(NULL);
+        StoreFaultVfs *v;
+        int rc;
+
+        if (!real || real->iVersion < 2)
+                return -EOPNOTSUPP;
+        v = calloc(1, sizeof *v);
+        if (!v)
+                return -ENOMEM;
+        /* Unique per instance: SQLite keeps registered VFSes in one list. */
+        snprintf(v->name, sizeof v->name, "gk-fault-%p", (void *)v);
+        v->real = real;
+        v->base = (sqlite3_vfs){
+                .iVersion = 2,
+                .szOsFile = (int)sizeof(FaultFile) + real->szOsFile,
+                .mxPathname = real->mxPathname,
+                .zName = v->name,
+                .pAppData = v,
+                .xOpen = v_open,
+                .xDelete = v_delete,
+                .xAccess = v_access,
+                .xFullPathname = v_full_pathname,
+                .xDlOpen = v_dl_open,
+                .xDlError = v_dl_error,
+                .xDlSym = v_dl_sym,
+                .xDlClose = v_dl_close,
+                .xRandomness = v_randomness,
+                .xSleep = v_sleep,
+                .xCurrentTime = v_current_time,
+                .xGetLastError = v_get_last_error,
+                .xCurrentTimeInt64 = v_current_time_int64,
+        };
+        rc = sqlite3_vfs_register(&v->base, 0);
+        if (rc != SQLITE_OK) {
+                free(v);
+                return -ENOMEM;
+        }
+        *ret = v;
+        return 0;
+}
+
+void store_fault_vfs_free(StoreFaultVfs *v)
+{
+        if (!v)
+                return;
+        sqlite3_vfs_unregister(&v->base);
+        free(v);
+}
+
+const char *store_fault_vfs_name(const StoreFaultVfs *v)
+{
+        return v->name;
+}
+
+void store_fault_vfs_set(StoreFaultVfs *v, StoreFault fault)
+{
+        v->fault = fault;
+}
+
+uint64_t store_fault_vfs_failed(const StoreFaultVfs *v)
+{
+        return v->n_failed;
+}
