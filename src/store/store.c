@@ -13,6 +13,7 @@
 
 #include "basic/time-util.h"
 #include "store/migrations.h"
+#include "store/wal-vfs.h"
 
 /* Every statement the daemon runs is one of a few fixed strings; more than
  * this would be a programming error. */
@@ -20,6 +21,7 @@
 
 struct Store {
         sqlite3 *db;
+        WalVfs *vfs; /* the WAL write gathering VFS db was opened with */
         struct {
                 const char *sql;
                 sqlite3_stmt *st;
@@ -187,6 +189,7 @@ int store_open(const char *state_dir, Store **ret, char **ret_error)
         _cleanup_free_ char *path = NULL;
         _cleanup_close_ int fd = -1;
         sqlite3 *db = NULL;
+        WalVfs *vfs = NULL;
         Store *s;
         int r;
 
@@ -212,12 +215,19 @@ int store_open(const char *state_dir, Store **ret, char **ret_error)
         closep(&fd);
         fd = -1;
 
-        r = sqlite3_open_v2(
-            path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOFOLLOW | SQLITE_OPEN_FULLMUTEX, NULL);
+        /* Each WAL transaction goes to the file in one write (wal-vfs.h). */
+        r = wal_vfs_new(&vfs);
+        if (r < 0)
+                return set_error(ret_error, r, "cannot set up SQLite's file layer: %s",
+                                 strerror(-r));
+        r = sqlite3_open_v2(path, &db,
+                            SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOFOLLOW | SQLITE_OPEN_FULLMUTEX,
+                            wal_vfs_name(vfs));
         if (r != SQLITE_OK) {
                 r = set_error(ret_error, store_errno_from_sqlite(r), "cannot open database %s: %s",
                               path, db ? sqlite3_errmsg(db) : "out of memory");
                 sqlite3_close(db);
+                wal_vfs_free(vfs);
                 return r;
         }
         /* Opening may wait for an outside program (a backup finishing); the
@@ -232,6 +242,7 @@ int store_open(const char *state_dir, Store **ret, char **ret_error)
                 r = set_error(ret_error, r, "cannot configure database %s: %s", path,
                               sqlite3_errmsg(db));
                 sqlite3_close(db);
+                wal_vfs_free(vfs);
                 return r;
         }
 
@@ -249,16 +260,19 @@ int store_open(const char *state_dir, Store **ret, char **ret_error)
         }
         if (r < 0) {
                 sqlite3_close(db);
+                wal_vfs_free(vfs);
                 return r;
         }
 
         s = calloc(1, sizeof *s);
         if (!s) {
                 sqlite3_close(db);
+                wal_vfs_free(vfs);
                 return -ENOMEM;
         }
         sqlite3_busy_handler(db, busy_handler, s);
         s->db = db;
+        s->vfs = vfs;
         *ret = s;
         return 0;
 }
@@ -270,6 +284,7 @@ void store_close(Store *s)
         for (size_t i = 0; i < s->n_statements; i++)
                 sqlite3_finalize(s->statements[i].st);
         sqlite3_close(s->db);
+        wal_vfs_free(s->vfs);
         free(s);
 }
 
