@@ -17,6 +17,9 @@
 
 #define STORE_DB_NAME "gpukeeper.db"
 
+/* WAL pages after which a commit checkpoints (store.c says why), as SQL. */
+#define STORE_WAL_AUTOCHECKPOINT_SQL "PRAGMA wal_autocheckpoint=4000;"
+
 /* How long a statement waits for a lock another program holds on the
  * database (an admin's read-write `sqlite3` in a transaction, a backup tool
  * that locks). The daemon is one event loop: it answers -EBUSY after this

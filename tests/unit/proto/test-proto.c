@@ -582,6 +582,26 @@ static void test_parse_request_depth(void **state)
         assert_int_equal(proto_parse_request(s, strlen(s), &req, &err), 0);
         proto_request_done(&req);
         free(s);
+
+        /* An escaped quote does not end a string, an escaped backslash before
+         * a quote does: the strings below hide 40 levels of brackets, and
+         * the 33 levels after the last one are real. */
+        char buf[512], *p = buf;
+        p += sprintf(p, "{\"v\":1,\"id\":3,\"op\":\"x\",\"args\":{\"s\":\"a\\\"");
+        for (unsigned i = 0; i < 40; i++)
+                *p++ = '[';
+        p += sprintf(p, "\\\\\",\"t\":");
+        sprintf(p, "%s", "1}}");
+        assert_int_equal(proto_parse_request(buf, strlen(buf), &req, &err), 0);
+        proto_request_done(&req);
+        p = buf + strlen(buf) - 3;
+        for (unsigned i = 0; i < 31; i++)
+                *p++ = '[';
+        for (unsigned i = 0; i < 31; i++)
+                *p++ = ']';
+        sprintf(p, "%s", "}}");
+        assert_int_equal(proto_parse_request(buf, strlen(buf), &req, &err), -EBADMSG);
+        assert_non_null(strstr(err.message, "nested"));
 }
 
 static void test_request_new(void **state)
