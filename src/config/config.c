@@ -32,6 +32,7 @@ static const ConfigKey config_table[] = {
         CONFIG_SCALAR("backend", config_parse_backend, Config, backend, 0, 0),
         CONFIG_SECTION_AT("slurm", config_slurm_table, NULL, Config, slurm),
         CONFIG_SECTION_AT("mig", config_mig_table, NULL, Config, mig),
+        CONFIG_SECTION_AT("sharing", config_sharing_table, NULL, Config, sharing),
         CONFIG_END,
 };
 
@@ -52,6 +53,7 @@ void config_free(Config *c)
         config_history_done(&c->history);
         config_slurm_done(&c->slurm);
         config_mig_done(&c->mig);
+        config_sharing_done(&c->sharing);
         free(c);
 }
 
@@ -77,7 +79,7 @@ int config_new_defaults(Config **ret)
             (r = config_idle_init(&c->idle)) < 0 || (r = config_alerts_init(&c->alerts)) < 0 ||
             (r = config_env_init(&c->env)) < 0 || (r = config_http_init(&c->http)) < 0 ||
             (r = config_history_init(&c->history)) < 0 || (r = config_slurm_init(&c->slurm)) < 0 ||
-            (r = config_mig_init(&c->mig)) < 0)
+            (r = config_mig_init(&c->mig)) < 0 || (r = config_sharing_init(&c->sharing)) < 0)
                 return r;
 
         *ret = TAKE_PTR(c);

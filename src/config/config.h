@@ -61,6 +61,7 @@
 #include "config/http.h"
 #include "config/history.h"
 #include "config/slurm.h"
+#include "config/sharing.h"
 
 typedef struct Config {
         char *path;         /* the file this was loaded from; NULL for built-in defaults */
@@ -79,6 +80,7 @@ typedef struct Config {
         ConfigHistory history; /* the history section */
         ConfigBackend backend; /* backend */
         ConfigSlurm slurm;     /* the slurm section */
+        ConfigSharing sharing; /* the sharing section (shared leases with memory budgets) */
 } Config;
 
 /* A Config holding every default; path is NULL. Returns 0 or -ENOMEM. */
