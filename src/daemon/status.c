@@ -65,7 +65,7 @@ static json_t *process_json(const Daemon *d, const GpuDevice *g, const GpuProces
                                         : NULL;
 
         const char *device = instance_uuid ? instance_uuid : g->uuid;
-        const Lease *holder = leases_holder(d, device);
+        const Lease *holder = leases_holder_for(d, device, p->uid);
         const TrackedViolation *v =
                 p->vanished ? NULL : enforcement_find(d, p->pid, p->start_time, device);
 

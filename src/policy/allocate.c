@@ -29,6 +29,7 @@
 #include <string.h>
 
 #include "basic/macro.h"
+#include "basic/parse.h"
 #include "policy/share.h"
 
 #define WHOLE_CLASS 0
@@ -353,12 +354,7 @@ static int request_validate(const PolicyRequest *r)
 
 static void format_bytes(char *buf, size_t len, uint64_t v)
 {
-        if (v >= (UINT64_C(1) << 30) && v % (UINT64_C(1) << 30) == 0)
-                snprintf(buf, len, "%" PRIu64 " GiB", v >> 30);
-        else if (v >= (UINT64_C(1) << 30))
-                snprintf(buf, len, "%.1f GiB", (double)v / (double)(UINT64_C(1) << 30));
-        else
-                snprintf(buf, len, "%" PRIu64 " MiB", v >> 20);
+        (void)format_size(buf, len, v);
 }
 
 /* A shared request: one slice of one shareable whole GPU, which must exist

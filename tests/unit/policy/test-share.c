@@ -176,7 +176,7 @@ static void test_fifo(void **state)
         allocate(&l, q, 3, dec);
         assert_int_equal(dec[0].verdict, POLICY_WAIT);
         assert_int_equal(dec[1].verdict, POLICY_WAIT);
-        assert_string_equal(dec[1].reason, "waiting for 10 GiB on a shared GPU: 0 MiB free on "
+        assert_string_equal(dec[1].reason, "waiting for 10 GiB on a shared GPU: 0 B free on "
                                            "one at most, more kept for earlier requests");
         assert_int_equal(dec[2].verdict, POLICY_GRANT);
         assert_int_equal(dec[2].devices[0], 1);
