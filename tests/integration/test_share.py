@@ -10,6 +10,7 @@ whole-leased GPU. One daemon serves the module; grace is passed with the
 daemon's test clock (debug.clock), not by sleeping."""
 
 import json
+import re
 import shutil
 import tempfile
 import os
@@ -154,6 +155,17 @@ def test_share_budgets_queue_and_exclusion(share_daemon, four, victims):  # noqa
     detail = json.loads(over[1]["detail"])
     assert detail["memory_used_bytes"] == 40 * GIB and detail["budget_bytes"] == 30 * GIB
     assert lease_of(d, carol)["over_budget"] is True
+    # status shows every shared lease's budget and use, and the excess.
+    g0 = next(g for g in d.status()["gpus"] if g["uuid"] == GPU0_UUID)
+    assert g0["shared"]["capacity_bytes"] == 79 * GIB
+    assert g0["shared"]["budget_bytes"] == 70 * GIB
+    rows = {x["uid"]: x for x in g0["shared"]["leases"]}
+    assert rows[carol.uid]["memory_used_bytes"] == 40 * GIB
+    assert rows[carol.uid]["over_budget"] is True and rows[alice.uid]["over_budget"] is False
+    text = ok(d.cli("status", user=alice)).stdout
+    # (a user the daemon met just now may show as a uid until its name is resolved)
+    assert re.search(rf"({carol.name}|{carol.uid}) +shared 40\.0/30\.0 GiB "
+                     rf"\(lease {leases[carol.name]['id']}\)  OVER BUDGET", text), text
     assert jobs[carol.name].terms() == []
     d.clock(advance_sec=GRACE_SEC + 1)
     d.tick()
