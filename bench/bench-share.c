@@ -116,7 +116,7 @@ static void sleep_ms(double ms)
 
 /* One round: returns 0 with the two latencies (ms), or -1 after a message. */
 static int round_once(sqlite3 *db, const char *lab, const BenchUser *u, bool shared,
-                      double *ret_notice, double *ret_term)
+                      unsigned *seed, double *ret_notice, double *ret_term)
 {
         const char *sql = shared ? "SELECT COUNT(*) FROM audit WHERE action = 'lease.over_budget'"
                                  : "SELECT COUNT(*) FROM violations WHERE warned_usec IS NOT NULL";
@@ -134,6 +134,8 @@ static int round_once(sqlite3 *db, const char *lab, const BenchUser *u, bool sha
                         goto fail;
                 sleep_ms(3 * INTERVAL_MS + 100);
         }
+        /* A random phase against the sampler, the same for both sides. */
+        sleep_ms((double)(rand_r(seed) % (unsigned)INTERVAL_MS));
         before = count(db, sql);
         t0 = bench_now_nsec();
         if (write_lab(lab, c.pids[0], shared ? 30 * GIB_MIB : GIB_MIB) < 0)
@@ -181,6 +183,7 @@ static int run(const Options *o, const char *scratch)
         double sn[64], st[64], bn[64], bt[64];
         int ret = BENCH_EXIT_ERROR;
         bool pass = true;
+        unsigned seed = 14;
 
         if (bench_users_make("gkbshare", 2, NULL, users) < 0)
                 goto out;
@@ -239,7 +242,7 @@ static int run(const Options *o, const char *scratch)
                 for (int k = 0; k < 2; k++) {
                         bool shared = (k == 0) == shared_first;
 
-                        if (round_once(db, lab, &users[shared ? 0 : 1], shared,
+                        if (round_once(db, lab, &users[shared ? 0 : 1], shared, &seed,
                                        shared ? &sn[i] : &bn[i], shared ? &st[i] : &bt[i]) < 0)
                                 goto out;
                 }
