@@ -52,14 +52,16 @@ static json_t *holder_json(const Daemon *d, const char *uuid)
  * neither shareable nor holding shared leases. */
 static json_t *shared_json(const Daemon *d, const GpuDevice *g)
 {
-        uint64_t budget = 0, reserve = d->config->sharing.reserve_bytes, capacity = 0;
+        /* A daemon without a config (unit tests) has no shareable GPU. */
+        const ConfigSharing *c = d->config ? &d->config->sharing : NULL;
+        uint64_t budget = 0, reserve = c ? c->reserve_bytes : 0, capacity = 0;
         unsigned n = 0;
         json_t *leases, *o;
 
         if (g->mig_enabled)
                 return json_null();
         leases_shared_on(d, g->uuid, &budget, &n);
-        if (config_sharing_gpu(&d->config->sharing, g->index, g->uuid, g->name) &&
+        if (c && config_sharing_gpu(c, g->index, g->uuid, g->name) &&
             g->memory_total_bytes != GPU_VALUE_UNKNOWN && g->memory_total_bytes > reserve)
                 capacity = g->memory_total_bytes - reserve;
         if (!capacity && !n)
