@@ -185,6 +185,14 @@ def test_share_budgets_queue_and_exclusion(share_daemon, four, victims):  # noqa
     assert [x["uuid"] for x in got["devices"]] == [GPU0_UUID]
     assert got["share_bytes"] == 20 * GIB
 
+    # `run --share`: the command sees its budget; the lease ends with it.
+    r = ok(d.cli("run", "--share", "1G", "--no-wait", "--", "/usr/bin/env", user=bob))
+    env = dict(line.split("=", 1) for line in r.stdout.splitlines() if "=" in line)
+    assert env["CUDA_VISIBLE_DEVICES"] == GPU0_UUID
+    assert env["GPUKEEPER_MEMORY_BUDGET"] == str(GIB)
+    assert env["GPUKEEPER_MEMORY_FRACTION"] == "0.012"
+    assert env["TF_FORCE_GPU_ALLOW_GROWTH"] == "true"
+
     # Never a whole lease and a shared one on one GPU, never budgets past 79 GiB.
     by_gpu = {}
     for lease in d.leases():
