@@ -735,6 +735,7 @@ static bool try_share(Ctx *c, const Want *w, size_t *ret, char *reason, size_t l
         }
         if (policy_share_best_fit(c->devices, c->cand, m, c->share_extra, w->share_bytes, &pick)) {
                 c->share_extra[pick] += w->share_bytes;
+                c->grantable[pick] = false; /* no whole-GPU lease on it now */
                 ret[0] = pick;
                 return true;
         }
