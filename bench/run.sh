@@ -19,7 +19,7 @@ if [ ! -f "$BUILD_DIR/build.ninja" ]; then
         meson setup "$BUILD_DIR"
 fi
 ninja -C "$BUILD_DIR" bench/bench-tick bench/bench-enforce bench/bench-status bench/bench-lease \
-        bench/bench-env bench/bench-metrics bench/bench-mig bench-fence src/daemon/gpukeeperd src/cli/gpukeeper sim/libnvidia-ml-sim.so
+        bench/bench-env bench/bench-metrics bench/bench-mig bench-fence bench/bench-share src/daemon/gpukeeperd src/cli/gpukeeper sim/libnvidia-ml-sim.so
 
 echo "== machine"
 echo "cpus:    $(nproc) ($(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | sort -u | paste -sd ';' -))"
@@ -32,7 +32,7 @@ print("build:   buildtype=%s b_sanitize=%s b_ndebug=%s" % (
     opts.get("buildtype"), opts.get("b_sanitize"), opts.get("b_ndebug")))'
 
 status=0
-for bench in bench-tick bench-enforce bench-status bench-lease bench-env bench-metrics bench-mig bench-fence; do
+for bench in bench-tick bench-enforce bench-status bench-lease bench-env bench-metrics bench-mig bench-fence bench-share; do
         echo
         echo "== $bench"
         echo "load:    $(cut -d' ' -f1-3 /proc/loadavg) (1, 5, 15 min)"

@@ -223,3 +223,23 @@ int format_duration_short(char *buf, size_t len, uint64_t usec)
 
         return format_duration(buf, len, usec / unit * unit);
 }
+
+int format_size(char *buf, size_t len, uint64_t bytes)
+{
+        static const char *const units[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"};
+        size_t u = 0;
+        uint64_t scale = 1;
+        int n;
+
+        while (u + 1 < sizeof units / sizeof units[0] && bytes / scale >= 1024) {
+                scale *= 1024;
+                u++;
+        }
+        if (bytes % scale == 0)
+                n = snprintf(buf, len, "%llu %s", (unsigned long long)(bytes / scale), units[u]);
+        else
+                n = snprintf(buf, len, "%.1f %s", (double)bytes / (double)scale, units[u]);
+        if (n < 0 || (size_t)n >= len)
+                return -ENOBUFS;
+        return n;
+}

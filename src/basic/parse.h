@@ -55,3 +55,11 @@ int format_duration(char *buf, size_t len, uint64_t usec);
  * message never says "0 min" of 45 seconds nor "14400 s" of four hours.
  * Under a second is "0s". Same returns as format_duration. */
 int format_duration_short(char *buf, size_t len, uint64_t usec);
+
+/* Enough for any size format_size() writes ("16383.9 PiB"). */
+#define FORMAT_SIZE_MAX 24
+
+/* A size for people, in binary units: whole numbers when exact ("20 GiB",
+ * "512 MiB"), else one decimal ("1.5 GiB"); below 1 MiB in KiB or bytes.
+ * Returns the string length, or -ENOBUFS as format_duration does. */
+int format_size(char *buf, size_t len, uint64_t bytes);

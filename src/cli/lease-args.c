@@ -19,6 +19,7 @@ enum {
         ARG_TIME,
         ARG_JSON,
         ARG_NO_BIND,
+        ARG_SHARE,
 };
 
 void cli_acquire_args_done(cli_acquire_args *a)
@@ -190,6 +191,7 @@ static int parse_options(cli_context *ctx, int argc, char *argv[], bool is_run, 
             {"no-wait", no_argument, NULL, ARG_NO_WAIT},
             {"wait", no_argument, NULL, ARG_WAIT},
             {"no-bind", no_argument, NULL, ARG_NO_BIND},
+            {"share", required_argument, NULL, ARG_SHARE},
             {},
         };
         static const struct option acquire_options[] = {
@@ -201,6 +203,7 @@ static int parse_options(cli_context *ctx, int argc, char *argv[], bool is_run, 
             {"wait", no_argument, NULL, ARG_WAIT},
             {"time", required_argument, NULL, ARG_TIME},
             {"json", no_argument, NULL, ARG_JSON},
+            {"share", required_argument, NULL, ARG_SHARE},
             {},
         };
         int c, r = CLI_EXIT_OK;
@@ -251,12 +254,29 @@ static int parse_options(cli_context *ctx, int argc, char *argv[], bool is_run, 
                 case ARG_NO_BIND:
                         a->no_bind = true;
                         break;
+                case ARG_SHARE:
+                        if (a->share_bytes != 0)
+                                return cli_usage_error(verb, "--share given twice");
+                        if (parse_size_bytes(optarg, &a->share_bytes) < 0 ||
+                            a->share_bytes < CLI_MIN_SHARE || a->share_bytes > CLI_MAX_SHARE) {
+                                a->share_bytes = 0;
+                                return cli_usage_error(verb,
+                                                       "--share takes a memory budget from 1M "
+                                                       "to 1P, like '20G' or '512M', not '%s'",
+                                                       optarg);
+                        }
+                        break;
                 default:
                         return cli_option_error(verb, c, argv);
                 }
                 if (r != CLI_EXIT_OK)
                         return r;
         }
+        /* A shared lease is a slice of one GPU: --gpus 1 may say so, no more. */
+        if (a->share_bytes && (a->kind == CLI_SELECT_DEVICES || a->kind == CLI_SELECT_MIG ||
+                               (a->kind == CLI_SELECT_GPUS && a->gpus != 1)))
+                return cli_usage_error(verb, "--share is a slice of one GPU: it goes without "
+                                             "--gpu, --mig and --gpus N");
         return CLI_EXIT_OK;
 }
 
@@ -368,6 +388,9 @@ json_t *cli_acquire_request(const cli_acquire_args *a, const char *kind, char *c
                 break;
         }
         if (r < 0)
+                return NULL;
+        if (a->share_bytes != 0 &&
+            json_object_set_new(args, "share_bytes", json_integer((json_int_t)a->share_bytes)) < 0)
                 return NULL;
         if (a->duration_sec != 0 &&
             json_object_set_new(args, "duration_sec", json_integer((json_int_t)a->duration_sec)) <

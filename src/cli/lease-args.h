@@ -18,6 +18,8 @@
 #define CLI_MAX_DEVICE_NAME 96     /* "MIG-" + a UUID is 40 */
 #define CLI_MAX_MIG 32             /* --mig options */
 #define CLI_MAX_PROFILE 32         /* "1g.10gb+me" */
+#define CLI_MIN_SHARE (UINT64_C(1) << 20)  /* --share SIZE */
+#define CLI_MAX_SHARE (UINT64_C(1) << 50)
 #define CLI_MAX_COMMAND_BYTES 1024 /* the command shown to others (lease.acquire "command") */
 
 typedef enum cli_select_kind {
@@ -33,6 +35,7 @@ typedef struct cli_acquire_args {
         json_t *devices;       /* CLI_SELECT_DEVICES: array of strings, as given */
         json_t *mig;           /* CLI_SELECT_MIG: array of {"profile", "count"} */
         uint64_t duration_sec; /* lease acquire --time; 0: the daemon's default */
+        uint64_t share_bytes;  /* --share SIZE: a shared lease's memory budget; 0: whole */
         bool wait;             /* false with --no-wait */
         bool json;             /* lease acquire --json */
         bool no_bind;          /* run --no-bind: no CPU binding to the GPUs' NUMA node */

@@ -102,6 +102,14 @@ const char *cli_lease_devices_short(char *buf, size_t len, json_t *lease)
                         append(buf, len, &used, ", ");
                 append(buf, len, &used, one);
         }
+        double budget;
+
+        if (cli_json_num(lease, "share_bytes", &budget)) {
+                char one[48];
+
+                snprintf(one, sizeof one, " shared %.1fG", budget / 1073741824.0);
+                append(buf, len, &used, one);
+        }
         return used > 0 ? buf : "-";
 }
 
@@ -214,6 +222,8 @@ int cli_lease_render(json_t *lease, FILE *f, const cli_term *term, double now)
         fputs(" (", f);
         cli_text_clip(f, kind ? kind : "-", 16, term->unicode);
         fprintf(f, "): %zu device%s", n, n == 1 ? "" : "s");
+        if (cli_json_num(lease, "share_bytes", &at))
+                fprintf(f, ", shared: a budget of %.1f GiB", at / 1073741824.0);
         if (cli_json_num(lease, "expires_at", &at)) {
                 time_t t = (time_t)MAX(MIN(at, 1e12), 0.0);
                 struct tm tm;

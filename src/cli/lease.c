@@ -27,8 +27,8 @@ enum {
 void cli_lease_usage(FILE *f)
 {
         fputs(
-            "Usage: gpukeeper lease acquire [--gpus N | --gpu ID[,ID...] | --mig PROFILE[:N]...]\n"
-            "                               [--time DURATION] [--no-wait] [--json]\n"
+            "Usage: gpukeeper lease acquire [--gpus N | --gpu ID[,ID...] | --mig PROFILE[:N]...\n"
+            "                               | --share SIZE] [--time DURATION] [--no-wait] [--json]\n"
             "       gpukeeper lease env [ID]\n"
             "       gpukeeper lease list [--all] [--json]\n"
             "       gpukeeper lease extend ID --time DURATION\n"
@@ -48,7 +48,7 @@ void cli_lease_usage(FILE *f)
             "  adopt    lease the devices your running, unleased processes PID... use\n"
             "\n"
             "Options:\n"
-            "  --gpus N, --gpu ID[,ID...], --mig PROFILE[:N]  what to lease, as for 'run'\n"
+            "  --gpus N, --gpu ID[,ID...], --mig PROFILE[:N]  what to lease, as for 'run'\n"            "  --share SIZE     a slice of a shareable GPU with SIZE of its memory (20G)\n"
             "  --time DURATION  how long: 30m, 4h, 1d (default: the configured default)\n"
             "  --wait           wait in the queue until the devices are free (the default)\n"
             "  --no-wait        fail with exit status 75 instead of waiting in the queue\n"

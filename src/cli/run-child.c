@@ -47,6 +47,16 @@ json_t *cli_lease_env(json_t *lease)
                 return NULL;
         env = json_pack("{s:s, s:s, s:s}", "CUDA_VISIBLE_DEVICES", cvd, "CUDA_DEVICE_ORDER",
                         "PCI_BUS_ID", "GPUKEEPER_LEASE_ID", id);
+        /* A shared lease's hints (share_env, string values only). */
+        if (env && json_is_object(json_object_get(lease, "share_env"))) {
+                const char *name;
+                json_t *value;
+
+                json_object_foreach(json_object_get(lease, "share_env"), name, value)
+                        if (json_is_string(value) && strncmp(name, "CUDA_", 5) != 0 &&
+                            json_object_set(env, name, value) < 0)
+                                return NULL;
+        }
         return TAKE_PTR(env);
 }
 

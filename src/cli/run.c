@@ -52,7 +52,7 @@ typedef struct run_state {
 
 void cli_run_usage(FILE *f)
 {
-        fputs("Usage: gpukeeper run [--gpus N | --gpu ID[,ID...] | --mig PROFILE[:N]...]\n"
+        fputs("Usage: gpukeeper run [--gpus N | --gpu ID[,ID...] | --mig PROFILE[:N]... | --share SIZE]\n"
               "                     [--no-wait] [--no-bind] [--socket PATH] -- COMMAND [ARGS...]\n"
               "\n"
               "Lease GPUs or MIG instances (waiting in the queue if they are busy), run\n"
@@ -63,7 +63,8 @@ void cli_run_usage(FILE *f)
               "  --gpus N          N whole GPUs (default: 1)\n"
               "  --gpu ID[,ID...]  these devices: GPU or MIG UUIDs, or GPU indices\n"
               "  --mig PROFILE[:N] N (default 1) MIG instances of PROFILE, e.g. 3g.40gb;\n"
-              "                    repeatable\n"
+              "                    repeatable\n"              "  --share SIZE      a slice of a shareable GPU with a memory budget of SIZE\n"
+              "                    (20G, 512M); over it, COMMAND is stopped after a grace\n"
               "  --wait            wait in the queue until the devices are free (the default)\n"
               "  --no-wait         fail with exit status 75 instead of waiting in the queue\n"
               "  --no-bind         do not bind COMMAND to the CPUs nearest its GPUs (by\n"

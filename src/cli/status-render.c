@@ -346,14 +346,46 @@ static void print_holder(FILE *f, json_t *dev, json_t **procs, size_t n_procs,
                         add_user(users, sizeof users,
                                  u ? u : cli_json_int_text(uid, sizeof uid, procs[i], "uid"));
                 }
+        json_t *shared = json_object_get(json_object_get(dev, "shared"), "leases");
+        size_t shared_n = json_is_array(shared) ? json_array_size(shared) : 0;
+
         knows_leases = lease || json_object_get(dev, "drained");
-        if (!json_is_object(lease) && !drained && !users[0] && !(show_free && knows_leases))
+        if (!json_is_object(lease) && !drained && !users[0] && !(show_free && knows_leases) &&
+            !shared_n)
+                return;
+
+        /* Shared leases: one line each, who holds which budget and how much
+         * of it is used. */
+        for (size_t i = 0; i < shared_n; i++) {
+                json_t *sl = json_array_get(shared, i);
+                const char *user = cli_json_str(sl, "user");
+                char uid[32], id[32];
+                double budget = 0, use = 0;
+                bool first_part = true;
+                size_t used_w = prefix_w;
+
+                (void)cli_json_num(sl, "share_bytes", &budget);
+                (void)cli_json_num(sl, "memory_used_bytes", &use);
+                fputs(prefix, f);
+                holder_part(f, term, CLI_STYLE_BOLD,
+                            user ? user : cli_json_int_text(uid, sizeof uid, sl, "uid"),
+                            USER_W + 6, false, &used_w, &first_part);
+                snprintf(text, sizeof text, " shared %.1f/%.1f GiB (lease %s)",
+                         use / 1073741824.0, budget / 1073741824.0,
+                         cli_json_int_text(id, sizeof id, sl, "id"));
+                holder_part(f, term, NULL, text, SIZE_MAX, true, &used_w, &first_part);
+                if (json_is_true(json_object_get(sl, "over_budget")))
+                        holder_part(f, term, CLI_STYLE_RED, "OVER BUDGET", SIZE_MAX, false,
+                                    &used_w, &first_part);
+                fputc('\n', f);
+        }
+        if (shared_n && !drained && !users[0])
                 return;
 
         fputs(prefix, f);
         if (drained)
                 holder_part(f, term, CLI_STYLE_YELLOW, "DRAINED", SIZE_MAX, false, &used, &first);
-        if (json_is_object(lease)) {
+        if (json_is_object(lease) && !shared_n) {
                 const char *user = cli_json_str(lease, "user"), *kind = cli_json_str(lease, "kind");
                 char uid[32], id[32], span[32], exp[48] = "";
                 double since, expires;

@@ -266,12 +266,17 @@ static bool device_unleased_use(json_t *gpu, const char *instance_uuid)
 static attr_t print_holder(top_state *s, FILE *f, json_t *dev, bool unleased, double now)
 {
         json_t *lease = json_object_get(dev, "lease");
+        json_t *shared = json_object_get(json_object_get(dev, "shared"), "leases");
         const char *holder = "-", *expires = "";
-        char span[32];
+        char span[32], n_shared[32];
         double at;
         attr_t attr = A_NORMAL;
 
-        if (json_is_object(lease)) {
+        if (json_array_size(shared) > 0) {
+                /* Shared leases: one line each below (add_gpu). */
+                snprintf(n_shared, sizeof n_shared, "shared (%zu)", json_array_size(shared));
+                holder = n_shared;
+        } else if (json_is_object(lease)) {
                 holder = cli_json_str(lease, "user") ?: "?";
                 if (cli_json_num(lease, "expires_at", &at))
                         expires = cli_format_span(span, sizeof span, at - now);
@@ -344,6 +349,43 @@ static void add_gpu(top_state *s, json_t *gpu, double now)
                 attr = print_holder(s, b.f, gpu, device_unleased_use(gpu, NULL), now);
         }
         line_end(s, &b, attr);
+
+        /* A shared GPU: each lease's use of its budget, as a bar. */
+        json_array_foreach(json_object_get(json_object_get(gpu, "shared"), "leases"), i, inst)
+        {
+                json_t *mem;
+                double budget = 0, use = 0;
+                char id[32];
+
+                (void)cli_json_num(inst, "share_bytes", &budget);
+                (void)cli_json_num(inst, "memory_used_bytes", &use);
+                mem = json_pack("{s:f, s:f}", "memory_total_bytes", budget, "memory_used_bytes",
+                                use);
+                if (!mem || !line_begin(&b)) {
+                        json_decref(mem);
+                        return;
+                }
+                snprintf(label, sizeof label, " %s", idx);
+                cli_text_field(b.f, label, DEV_W, CLI_ALIGN_LEFT, s->unicode);
+                cli_text_field(b.f, cli_json_str(inst, "user") ?: "?", NAME_W, CLI_ALIGN_LEFT,
+                               s->unicode);
+                fputc(' ', b.f);
+                print_memory(b.f, mem, s->unicode);
+                json_decref(mem);
+                fputc(' ', b.f);
+                print_util(b.f, inst, s->unicode); /* no utilisation per lease: "-" */
+                fputc(' ', b.f);
+                snprintf(label, sizeof label, "lease %s",
+                         cli_json_int_text(id, sizeof id, inst, "id"));
+                cli_text_field(b.f, label, HOLDER_W, CLI_ALIGN_LEFT, s->unicode);
+                fputc(' ', b.f);
+                attr = A_NORMAL;
+                if (json_is_true(json_object_get(inst, "over_budget"))) {
+                        cli_text_clip(b.f, "OVER", EXPIRES_W, s->unicode);
+                        attr = alert_attr(s);
+                }
+                line_end(s, &b, attr);
+        }
 
         json_array_foreach(instances, i, inst)
         {

@@ -34,6 +34,7 @@ static const ConfigKey config_table[] = {
         CONFIG_SECTION_AT("slurm", config_slurm_table, NULL, Config, slurm),
         CONFIG_SECTION_AT("mig", config_mig_table, NULL, Config, mig),
         CONFIG_SECTION_AT("limits", config_limits_table, config_limits_check, Config, limits),
+        CONFIG_SECTION_AT("sharing", config_sharing_table, NULL, Config, sharing),
         CONFIG_END,
 };
 
@@ -56,6 +57,7 @@ void config_free(Config *c)
         config_slurm_done(&c->slurm);
         config_mig_done(&c->mig);
         config_limits_done(&c->limits);
+        config_sharing_done(&c->sharing);
         free(c);
 }
 
@@ -84,7 +86,8 @@ int config_new_defaults(Config **ret)
             (r = config_idle_init(&c->idle)) < 0 || (r = config_alerts_init(&c->alerts)) < 0 ||
             (r = config_env_init(&c->env)) < 0 || (r = config_http_init(&c->http)) < 0 ||
             (r = config_history_init(&c->history)) < 0 || (r = config_slurm_init(&c->slurm)) < 0 ||
-            (r = config_mig_init(&c->mig)) < 0 || (r = config_limits_init(&c->limits)) < 0)
+            (r = config_mig_init(&c->mig)) < 0 || (r = config_limits_init(&c->limits)) < 0 ||
+            (r = config_sharing_init(&c->sharing)) < 0)
                 return r;
 
         *ret = TAKE_PTR(c);

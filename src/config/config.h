@@ -63,6 +63,7 @@
 #include "config/history.h"
 #include "config/slurm.h"
 #include "config/limits-config.h"
+#include "config/sharing.h"
 
 typedef struct Config {
         char *path;         /* the file this was loaded from; NULL for built-in defaults */
@@ -83,6 +84,7 @@ typedef struct Config {
         ConfigBackend backend; /* backend */
         ConfigSlurm slurm;     /* the slurm section */
         ConfigLimits limits;   /* the limits section (config/limits-config.h) */
+        ConfigSharing sharing; /* the sharing section (shared leases with memory budgets) */
 } Config;
 
 /* A Config holding every default; path is NULL. Returns 0 or -ENOMEM. */

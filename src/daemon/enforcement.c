@@ -463,7 +463,7 @@ void enforcement_tick(Daemon *d)
                         close_violation(d, t, "killed", now);
                 else if (t->rec.term_usec)
                         close_violation(d, t, "stopped", now);
-                else if ((holder = leases_holder(d, t->rec.device_uuid)) &&
+                else if ((holder = leases_holder_for(d, t->rec.device_uuid, t->rec.uid)) &&
                          holder->rec.uid == t->rec.uid)
                         close_violation(d, t, "leased", now);
                 else if (proc_start_time(t->rec.pid, &start) >= 0 && start == t->rec.start_time)

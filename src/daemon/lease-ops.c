@@ -308,14 +308,15 @@ int lease_op_acquire(Daemon *d, const RequestCall *call, json_t *args, json_t **
                      gk_call_error *ret_error)
 {
         static const char *const allowed[] = {"kind",         "gpus", "devices", "mig",
-                                              "duration_sec", "wait", "command", NULL};
+                                              "duration_sec", "wait", "command", "share_bytes",
+                                              NULL};
         const Peer *peer = call->peer;
         ConfigPolicyLimits admin_buf;
         const ConfigPolicyLimits *limits = NULL;
         _cleanup_free_ PolicyDevice *devs = NULL;
         QueueEntry *e = NULL;
         const char *kind = NULL, *command = NULL;
-        uint64_t duration_sec = 0, request_id;
+        uint64_t duration_sec = 0, request_id, share_bytes = 0;
         PolicyUserUsage usage;
         PolicyRequest req;
         char reason[160];
@@ -346,6 +347,11 @@ int lease_op_acquire(Daemon *d, const RequestCall *call, json_t *args, json_t **
                 r = arg_bool(args, "wait", &wait, ret_error);
         if (r == 0)
                 r = arg_string(args, "command", LEASE_COMMAND_MAX, &command, ret_error);
+        if (r == 0)
+                r = arg_uint(args, "share_bytes", LEASE_SHARE_MAX, &share_bytes, ret_error);
+        if (r == 0 && json_object_get(args, "share_bytes") && share_bytes == 0)
+                r = request_error(ret_error, GK_E_INVALID_ARGUMENT,
+                                  "'share_bytes' must be at least 1 MiB");
         if (r != 0)
                 return r;
 
@@ -359,6 +365,7 @@ int lease_op_acquire(Daemon *d, const RequestCall *call, json_t *args, json_t **
         e->pid = peer->pid;
         e->no_wait = !wait;
         e->max_gpus = (unsigned)limits->max_gpus;
+        e->share_bytes = share_bytes;
         if (e->kind == LEASE_RUN && json_object_get(args, "duration_sec")) {
                 r = request_error(ret_error, GK_E_INVALID_ARGUMENT,
                                   "a run lease lasts as long as its command; no duration");
@@ -401,7 +408,8 @@ int lease_op_acquire(Daemon *d, const RequestCall *call, json_t *args, json_t **
                               .named = (const char *const *)e->named,
                               .n_named = e->n_named,
                               .mig = e->mig,
-                              .n_mig = e->n_mig};
+                              .n_mig = e->n_mig,
+                              .share_bytes = e->share_bytes};
         usage = (PolicyUserUsage){
             .uid = e->uid, .held = leases_held_by(d, e->uid), .max_devices = e->max_gpus};
         r = policy_check_request(devs, n_devs, &req, &usage, reason, sizeof reason);
@@ -728,8 +736,16 @@ int lease_op_env(Daemon *d, const RequestCall *call, json_t *args, json_t **ret_
         visible = json_object_get(lease, "cuda_visible_devices");
         snprintf(id, sizeof id, "%" PRId64, pick->rec.id);
         *ret_result =
-            json_pack("{s:o, s:{s:O, s:s, s:s}}", "lease", lease, "env", "CUDA_VISIBLE_DEVICES",
+            json_pack("{s:O, s:{s:O, s:s, s:s}}", "lease", lease, "env", "CUDA_VISIBLE_DEVICES",
                       visible, "CUDA_DEVICE_ORDER", "PCI_BUS_ID", "GPUKEEPER_LEASE_ID", id);
+        /* A shared lease: the hints that keep frameworks under the budget. */
+        if (*ret_result &&
+            json_object_update(json_object_get(*ret_result, "env"),
+                               json_object_get(lease, "share_env")) < 0) {
+                json_decref(*ret_result);
+                *ret_result = NULL;
+        }
+        json_decref(lease);
         return *ret_result ? 0 : -ENOMEM;
 }
 

@@ -1,5 +1,6 @@
 /* Lease state and scheduling; see leases.h. */
 #include "daemon/leases.h"
+#include "daemon/share-ops.h"
 #include "daemon/mig-ops.h"
 
 #include <errno.h>
@@ -280,6 +281,35 @@ const Lease *leases_holder(const Daemon *d, const char *uuid)
         return NULL;
 }
 
+const Lease *leases_holder_for(const Daemon *d, const char *uuid, uid_t uid)
+{
+        const Lease *any = NULL;
+
+        for (const Lease *l = d->leases.leases; l; l = l->next)
+                for (size_t i = 0; i < l->rec.n_devices; i++)
+                        if (strcmp(l->rec.devices[i].uuid, uuid) == 0) {
+                                if (l->rec.uid == uid)
+                                        return l;
+                                any = any ? any : l;
+                        }
+        return any;
+}
+
+void leases_shared_on(const Daemon *d, const char *uuid, uint64_t *ret_budget, unsigned *ret_n)
+{
+        uint64_t budget = 0;
+        unsigned n = 0;
+
+        for (const Lease *l = d->leases.leases; l; l = l->next)
+                if (l->rec.share_bytes && l->rec.n_devices == 1 &&
+                    strcmp(l->rec.devices[0].uuid, uuid) == 0) {
+                        budget += l->rec.share_bytes;
+                        n++;
+                }
+        *ret_budget = budget;
+        *ret_n = n;
+}
+
 /* Whether a lease holds part of GPU `gpu_uuid` that rules out `uuid` (the
  * GPU itself or one of its instances): a whole GPU and its instances exclude
  * each other, whatever the GPU's MIG mode says now (it can change, or fail
@@ -290,6 +320,10 @@ static bool gpu_part_held(const Daemon *d, const char *gpu_uuid, const char *uui
 
         for (const Lease *l = d->leases.leases; l; l = l->next)
                 for (size_t i = 0; i < l->rec.n_devices; i++) {
+                        /* Shared leases on the GPU itself are counted apart
+                         * (PolicyDevice.shared_leases). */
+                        if (whole && l->rec.share_bytes)
+                                continue;
                         const LeaseDevice *x = &l->rec.devices[i];
 
                         if (strcmp(x->gpu_uuid, gpu_uuid) == 0 &&
@@ -504,9 +538,9 @@ static json_t *usec_to_json(uint64_t usec)
 json_t *lease_to_json(const Daemon *d, const Lease *l)
 {
         char visible[LEASE_MAX_DEVICES * LEASE_UUID_MAX] = "";
-        json_t *devices = json_array();
+        json_t *devices = json_array(), *o;
         const char *user;
-        size_t o = 0;
+        size_t n = 0;
 
         if (!devices)
                 return NULL;
@@ -515,12 +549,12 @@ json_t *lease_to_json(const Daemon *d, const Lease *l)
                         json_decref(devices);
                         return NULL;
                 }
-                if (o < sizeof visible)
-                        o += (size_t)snprintf(visible + o, sizeof visible - o, "%s%s",
+                if (n < sizeof visible)
+                        n += (size_t)snprintf(visible + n, sizeof visible - n, "%s%s",
                                               i ? "," : "", l->rec.devices[i].uuid);
         }
         user = daemon_user_name(d, l->rec.uid);
-        return json_pack("{s:I, s:I, s:o, s:s, s:s, s:o, s:s, s:o, s:o, s:n, s:n, s:o, s:o, s:b, "
+        o = json_pack("{s:I, s:I, s:o, s:s, s:s, s:o, s:s, s:o, s:o, s:n, s:n, s:o, s:o, s:b, "
                          "s:b, s:b, s:f, s:o}",
                          "id", (json_int_t)l->rec.id, "uid", (json_int_t)l->rec.uid, "user",
                          json_text(user), "kind",
@@ -537,6 +571,11 @@ json_t *lease_to_json(const Daemon *d, const Lease *l)
                          "slurm_job_id", l->rec.kind == LEASE_SLURM
                                              ? json_integer((json_int_t)l->rec.slurm_job_id)
                                              : json_null());
+        if (o && share_ops_lease_json(d, l, o) < 0) {
+                json_decref(o);
+                return NULL;
+        }
+        return o;
 }
 
 /* "2 GPUs", "1× 3g.40gb, 2× 1g.10gb", "GPU-…,MIG-…". */
@@ -545,6 +584,13 @@ static void describe_wants(const QueueEntry *e, char *buf, size_t len)
         size_t o = 0;
 
         buf[0] = '\0';
+        if (e->share_bytes) {
+                char size[FORMAT_SIZE_MAX];
+
+                (void)format_size(size, sizeof size, e->share_bytes);
+                snprintf(buf, len, "%s of a shared GPU", size);
+                return;
+        }
         if (e->n_gpus) {
                 snprintf(buf, len, "%u GPU%s", e->n_gpus, e->n_gpus == 1 ? "" : "s");
                 return;
@@ -586,8 +632,22 @@ json_t *leases_queue_to_json(const Daemon *d)
 /* Processes on a device whose owner is not the holder (every process when
  * the device is free): the allocator prefers devices without any. When they
  * all belong to one known user, *ret_uid is that user and *ret_one true. */
-static unsigned unleased_processes(const GpuDevice *g, int instance, const Lease *holder,
-                                   bool *ret_one, uid_t *ret_uid)
+/* Whether `uid` holds a lease on device `uuid` (one of the several shared
+ * leases of a GPU, or its one holder). */
+static bool holds(const Daemon *d, const char *uuid, const Lease *holder, uid_t uid)
+{
+        if (!holder)
+                return false;
+        if (holder->rec.uid == uid)
+                return true;
+        if (!holder->rec.share_bytes)
+                return false;
+        return leases_holder_for(d, uuid, uid)->rec.uid == uid;
+}
+
+static unsigned unleased_processes(const Daemon *d, const GpuDevice *g, int instance,
+                                   const char *uuid, const Lease *holder, bool *ret_one,
+                                   uid_t *ret_uid)
 {
         unsigned n = 0;
 
@@ -596,7 +656,7 @@ static unsigned unleased_processes(const GpuDevice *g, int instance, const Lease
                 const GpuProcess *p = &g->processes[i];
                 bool known = !p->vanished || p->owner_from_earlier;
 
-                if (p->instance != instance || (holder && p->uid == holder->rec.uid))
+                if (p->instance != instance || holds(d, uuid, holder, p->uid))
                         continue;
                 *ret_one = (n == 0 || (*ret_one && p->uid == *ret_uid)) && known;
                 *ret_uid = p->uid;
@@ -609,7 +669,8 @@ static unsigned unleased_processes(const GpuDevice *g, int instance, const Lease
  * (every process when the device is free): the allocator skips devices
  * where such use is above policy.unleased_memory_limit. Memory of exited
  * processes (gone or zombie) counts: it is held until reaped or reset. */
-static uint64_t unleased_memory(const GpuDevice *g, int instance, const Lease *holder)
+static uint64_t unleased_memory(const Daemon *d, const GpuDevice *g, int instance,
+                                const char *uuid, const Lease *holder)
 {
         uint64_t sum = 0;
 
@@ -618,7 +679,7 @@ static uint64_t unleased_memory(const GpuDevice *g, int instance, const Lease *h
 
                 if (p->instance != instance || p->memory_used_bytes == GPU_VALUE_UNKNOWN)
                         continue;
-                if (holder && p->uid == holder->rec.uid)
+                if (holds(d, uuid, holder, p->uid))
                         continue;
                 sum += p->memory_used_bytes;
         }
@@ -631,7 +692,16 @@ static void policy_device_fill(const Daemon *d, const GpuDevice *g, int instance
         const Lease *holder = leases_holder(d, uuid);
         bool by_one = false;
         uid_t by_uid = 0;
-        unsigned n_unleased = unleased_processes(g, instance, holder, &by_one, &by_uid);
+        unsigned n_unleased = unleased_processes(d, g, instance, uuid, holder, &by_one, &by_uid);
+        uint64_t shared_budget = 0, reserve = d->config->sharing.reserve_bytes;
+        unsigned n_shared = 0;
+        bool shareable = instance < 0 && !g->mig_enabled &&
+                         g->memory_total_bytes != GPU_VALUE_UNKNOWN &&
+                         g->memory_total_bytes > reserve &&
+                         config_sharing_gpu(&d->config->sharing, g->index, g->uuid, g->name);
+
+        if (instance < 0)
+                leases_shared_on(d, uuid, &shared_budget, &n_shared);
 
         *ret = (PolicyDevice){
             .uuid = uuid,
@@ -645,14 +715,18 @@ static void policy_device_fill(const Daemon *d, const GpuDevice *g, int instance
             /* Slurm schedules its GPUs: gpukeeper's queue never grants them. */
             .drained = leases_is_drained(d, uuid, g->uuid) ||
                        config_slurm_owns(&d->config->slurm, g->index),
-            .leased = holder != NULL || gpu_part_held(d, g->uuid, uuid),
-            .unleased_memory_bytes = unleased_memory(g, instance, holder),
+            .leased = (holder != NULL && !holder->rec.share_bytes) ||
+                      gpu_part_held(d, g->uuid, uuid),
+            .unleased_memory_bytes = unleased_memory(d, g, instance, uuid, holder),
             .unleased_processes = n_unleased,
             .unleased_by_one = by_one,
             .unleased_uid = by_uid,
             /* MIG instances report no utilisation (-1): their processes rank them. */
             .utilization_pct = instance >= 0 ? -1 : g->utilization_gpu,
             .last_released_usec = device_time_get(d->leases.released, d->leases.n_released, uuid),
+            .share_capacity_bytes = shareable ? g->memory_total_bytes - reserve : 0,
+            .shared_budget_bytes = shared_budget,
+            .shared_leases = n_shared,
         };
 }
 
@@ -701,6 +775,7 @@ static void policy_request_fill(const QueueEntry *e, PolicyRequest *ret)
             .n_named = e->n_named,
             .mig = e->mig,
             .n_mig = e->n_mig,
+            .share_bytes = e->share_bytes,
         };
 }
 
@@ -762,6 +837,7 @@ static int grant(Daemon *d, QueueEntry *e, const PolicyDevice *devs, const Polic
         l->rec.client_start_time = e->kind == LEASE_RUN ? e->pid_start_time : 0;
         l->rec.command = TAKE_PTR(e->command);
         l->rec.queue_wait_usec = boot > e->since_boot ? boot - e->since_boot : 0;
+        l->rec.share_bytes = e->share_bytes;
         l->expires_boot = e->kind == LEASE_MANUAL ? boot + e->duration_usec : 0;
         l->rec.n_devices = dec->n_devices;
         for (size_t i = 0; i < dec->n_devices; i++) {

@@ -17,6 +17,7 @@
 #include "basic/time-util.h"
 #include "policy/allocate.h"
 #include "policy/idle.h"
+#include "policy/share.h"
 #include "store/lease-store.h"
 #include "store/queue-store.h"
 
@@ -52,6 +53,8 @@ typedef struct Lease {
         uint64_t end_retry_usec; /* when to try again an end the store refused */
         uint64_t expires_boot;   /* manual leases: rec.expires_usec on the boot clock */
         bool expiry_warned;      /* manual: the holder was told it expires soon */
+        PolicyBudgetState budget; /* shared leases: the budget timeline (share-ops.h), kept
+                                   * on the group's first lease, boot clock */
         struct Lease *next;
 } Lease;
 
@@ -68,6 +71,7 @@ typedef struct QueueEntry {
         char *command;
         char *request_json;     /* what was asked, for the audit trail */
         unsigned n_gpus;
+        uint64_t share_bytes;   /* a shared lease's memory budget; 0 = whole devices */
         char **named;
         size_t n_named;
         PolicyMigItem *mig;
@@ -154,6 +158,13 @@ int leases_register(Daemon *d, StoredLease *rec, const char *request_json, Lease
 
 /* The active lease holding device `uuid` (a GPU or MIG uuid), or NULL. */
 const Lease *leases_holder(const Daemon *d, const char *uuid);
+
+/* Like leases_holder, but among several shared leases of one GPU the one
+ * of `uid` when there is one (a process's own lease), else any. */
+const Lease *leases_holder_for(const Daemon *d, const char *uuid, uid_t uid);
+
+/* The shared leases on GPU `uuid`: their budgets added up, and how many. */
+void leases_shared_on(const Daemon *d, const char *uuid, uint64_t *ret_budget, unsigned *ret_n);
 
 /* Record in memory that `uuid` is (un)drained (the store is written first
  * by the caller). Returns 0 or -ENOMEM. */

@@ -19,6 +19,7 @@
 #include "policy/idle.h"
 #include "store/audit-store.h"
 #include "store/history-store.h"
+#include "daemon/share-ops.h"
 
 /* Audit records deleted per tick at most, once older than history.audit_days:
  * a backlog (a lowered retention) drains over a few ticks, never in one long
@@ -227,6 +228,7 @@ static void after_snapshot(Daemon *d, uint64_t prev_boot)
         mig_ops_tick(d);
         leases_schedule(d);
         enforcement_tick(d);
+        share_ops_tick(d);
         strict_tick(d);
         if (idle_tick(d))
                 leases_schedule(d);

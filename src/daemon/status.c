@@ -3,8 +3,10 @@
  * "not reported". */
 #include "daemon/status.h"
 #include "daemon/mig-ops.h"
+#include "daemon/share-ops.h"
 
 #include <errno.h>
+#include <string.h>
 
 #include "basic/time-util.h"
 #include "basic/user-util.h"
@@ -45,6 +47,52 @@ static json_t *holder_json(const Daemon *d, const char *uuid)
                                              : json_null());
 }
 
+/* A shareable GPU's shared leases (docs/protocol.md, status): capacity,
+ * budgets promised, and each lease's budget and use; null for a GPU that is
+ * neither shareable nor holding shared leases. */
+static json_t *shared_json(const Daemon *d, const GpuDevice *g)
+{
+        /* A daemon without a config (unit tests) has no shareable GPU. */
+        const ConfigSharing *c = d->config ? &d->config->sharing : NULL;
+        uint64_t budget = 0, reserve = c ? c->reserve_bytes : 0, capacity = 0;
+        unsigned n = 0;
+        json_t *leases, *o;
+
+        if (g->mig_enabled)
+                return json_null();
+        leases_shared_on(d, g->uuid, &budget, &n);
+        if (c && config_sharing_gpu(c, g->index, g->uuid, g->name) &&
+            g->memory_total_bytes != GPU_VALUE_UNKNOWN && g->memory_total_bytes > reserve)
+                capacity = g->memory_total_bytes - reserve;
+        if (!capacity && !n)
+                return json_null();
+        leases = json_array();
+        if (!leases)
+                return NULL;
+        for (const Lease *l = d->leases.leases; l; l = l->next) {
+                if (!l->rec.share_bytes || l->rec.n_devices != 1 ||
+                    strcmp(l->rec.devices[0].uuid, g->uuid) != 0)
+                        continue;
+                o = json_pack("{s:I, s:o, s:I, s:s, s:I, s:I}", "id", (json_int_t)l->rec.id,
+                              "user", json_text(daemon_user_name(d, l->rec.uid)), "uid",
+                              (json_int_t)l->rec.uid, "kind", lease_kind_to_string(l->rec.kind),
+                              "share_bytes", (json_int_t)l->rec.share_bytes,
+                              "memory_used_bytes", (json_int_t)share_ops_used(d, l));
+                if (o && share_ops_lease_json(d, l, o) < 0) {
+                        json_decref(o);
+                        o = NULL;
+                }
+                if (o)
+                        json_object_del(o, "share_env");
+                if (!o || json_array_append_new(leases, o) < 0) {
+                        json_decref(leases);
+                        return NULL;
+                }
+        }
+        return json_pack("{s:I, s:I, s:o}", "capacity_bytes", (json_int_t)capacity,
+                         "budget_bytes", (json_int_t)budget, "leases", leases);
+}
+
 static json_t *instance_json(const Daemon *d, const GpuDevice *g, const GpuInstance *in)
 {
         return json_pack(
@@ -65,7 +113,7 @@ static json_t *process_json(const Daemon *d, const GpuDevice *g, const GpuProces
                                         : NULL;
 
         const char *device = instance_uuid ? instance_uuid : g->uuid;
-        const Lease *holder = leases_holder(d, device);
+        const Lease *holder = leases_holder_for(d, device, p->uid);
         const TrackedViolation *v =
                 p->vanished ? NULL : enforcement_find(d, p->pid, p->start_time, device);
 
@@ -117,6 +165,15 @@ static json_t *gpu_json(const Daemon *d, const GpuDevice *g)
                       g->mig_enabled ? json_null() : holder_json(d, g->uuid), "drained",
                       leases_is_drained(d, g->uuid, NULL), "processes_incomplete",
                       g->processes_incomplete);
+        if (o) {
+                json_t *shared = shared_json(d, g);
+
+                if (!shared) {
+                        json_decref(o);
+                        return NULL;
+                }
+                json_object_set_new(o, "shared", shared);
+        }
         /* MIG layout: free memory slices, instances made on demand (mig-ops.h). */
         if (o) {
                 json_t *mig = mig_ops_gpu_json(d, g->uuid);

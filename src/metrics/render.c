@@ -539,6 +539,56 @@ static void render_processes(FILE *f, const MetricsInput *in)
         }
 }
 
+/* Shared leases (issue 14): each one's memory budget and what the
+ * processes of its holder on its GPU use now (NVML's per-process memory, as
+ * enforcement counts it). Nothing when no shared lease is active. */
+static void render_shared_leases(FILE *f, const MetricsInput *in)
+{
+        static const char *const names[] = {"gpukeeper_lease_memory_budget_bytes",
+                                            "gpukeeper_lease_memory_used_bytes"};
+        static const char *const helps[] = {
+                "Memory budget of a shared lease (--share).",
+                "GPU memory the processes of a shared lease's holder use on its GPU."};
+        bool any = false;
+
+        for (size_t i = 0; i < in->n_leases; i++)
+                any = any || (in->leases[i]->share_bytes && in->leases[i]->n_devices == 1);
+        if (!any)
+                return;
+        for (size_t k = 0; k < 2; k++) {
+                family(f, names[k], "gauge", helps[k]);
+                for (size_t i = 0; i < in->n_leases; i++) {
+                        const StoredLease *l = in->leases[i];
+                        uint64_t v = l->share_bytes;
+
+                        if (!l->share_bytes || l->n_devices != 1)
+                                continue;
+                        if (k == 1) {
+                                v = 0;
+                                for (size_t g = 0; in->snapshot && g < in->snapshot->n_gpus; g++) {
+                                        const GpuDevice *dev = &in->snapshot->gpus[g];
+
+                                        if (strcmp(dev->uuid, l->devices[0].uuid) != 0)
+                                                continue;
+                                        for (size_t j = 0; j < dev->n_processes; j++) {
+                                                const GpuProcess *p = &dev->processes[j];
+
+                                                if ((!p->vanished || p->owner_from_earlier) &&
+                                                    p->uid == l->uid &&
+                                                    p->memory_used_bytes != GPU_VALUE_UNKNOWN)
+                                                        v += p->memory_used_bytes;
+                                        }
+                                }
+                        }
+                        fprintf(f, "%s{lease=\"%" PRId64 "\",user=\"", names[k], l->id);
+                        write_user(f, in, l->uid);
+                        fputs("\",uuid=\"", f);
+                        metrics_write_label_value(f, l->devices[0].uuid);
+                        fprintf(f, "\"} %" PRIu64 "\n", v);
+                }
+        }
+}
+
 static void render_counters(FILE *f, const MetricsInput *in)
 {
         family(f, "gpukeeper_leases_active", "gauge", "Active leases.");
@@ -682,6 +732,7 @@ int metrics_render_buffer(const MetricsInput *in, MetricsBuffer *b)
         render_processes_incomplete(f, in);
         render_slurm_jobs(f, in);
         render_counters(f, in);
+        render_shared_leases(f, in);
         render_mig(f, in);
         render_fence(f, in);
         r = render_users(f, in);

@@ -29,6 +29,8 @@
 #include <string.h>
 
 #include "basic/macro.h"
+#include "basic/parse.h"
+#include "policy/share.h"
 
 #define WHOLE_CLASS 0
 #define BUS_UNKNOWN UINT64_MAX
@@ -51,13 +53,17 @@ typedef struct Ctx {
         bool *taken;          /* granted earlier in this call, or picked now */
         bool *reserved;       /* some earlier waiting request could use it */
         bool *class_reserved; /* the whole class is reserved */
+        bool *share_ok;       /* may take a shared lease (shareable, free of whole leases,
+                               * healthy, not drained, not busy) */
+        uint64_t *share_extra; /* budgets granted to shared requests earlier in this call */
         size_t *cand;         /* scratch: candidates of one choice */
         size_t *deque;        /* scratch: sliding-window maximum */
 } Ctx;
 
 /* A request resolved against the devices. */
 typedef struct Want {
-        enum { WANT_GPUS, WANT_NAMED, WANT_MIG } form;
+        enum { WANT_GPUS, WANT_NAMED, WANT_MIG, WANT_SHARE } form;
+        uint64_t share_bytes;                   /* WANT_SHARE: the budget */
         size_t size;                            /* devices it asks for */
         size_t idx[POLICY_MAX_REQUEST_ITEMS];   /* WANT_NAMED: device; WANT_MIG: class */
         size_t count[POLICY_MAX_REQUEST_ITEMS]; /* WANT_MIG: instances of idx[i] */
@@ -77,6 +83,8 @@ static void ctx_done(Ctx *c)
         free(c->taken);
         free(c->reserved);
         free(c->class_reserved);
+        free(c->share_ok);
+        free(c->share_extra);
         free(c->cand);
         free(c->deque);
 }
@@ -231,11 +239,13 @@ static int ctx_build(Ctx *c, const PolicyDevice *devices, size_t n, const Policy
         c->taken = calloc(n + 1, sizeof(bool));
         c->reserved = calloc(n + 1, sizeof(bool));
         c->class_reserved = calloc(n + 1, sizeof(bool));
+        c->share_ok = calloc(n + 1, sizeof(bool));
+        c->share_extra = calloc(n + 1, sizeof(uint64_t));
         c->cand = calloc(n + 1, sizeof(size_t));
         c->deque = calloc(n + 1, sizeof(size_t));
         if (!c->by_uuid || !c->cls || !c->bus_key || !c->profiles || !c->class_start ||
             !c->order_numa || !c->order_bus || !c->grantable || !c->taken || !c->reserved ||
-            !c->class_reserved || !c->cand || !c->deque)
+            !c->class_reserved || !c->share_ok || !c->share_extra || !c->cand || !c->deque)
                 return -ENOMEM;
 
         for (size_t i = 0; i < n; i++) {
@@ -245,6 +255,10 @@ static int ctx_build(Ctx *c, const PolicyDevice *devices, size_t n, const Policy
                 c->bus_key[i] = bus_key(d->pci_bus_id);
                 c->grantable[i] = limits && !d->leased && d->healthy && !d->drained &&
                                   d->unleased_memory_bytes <= limits->unleased_memory_max;
+                /* A GPU with shared leases is not free for a whole-GPU one. */
+                c->share_ok[i] = c->grantable[i] && !d->profile && d->share_capacity_bytes > 0;
+                if (d->shared_leases > 0 || d->shared_budget_bytes > 0)
+                        c->grantable[i] = false;
                 if (d->profile)
                         c->order_bus[n_mig++] = i; /* borrowed as scratch below */
         }
@@ -338,6 +352,57 @@ static int request_validate(const PolicyRequest *r)
         return 0;
 }
 
+static void format_bytes(char *buf, size_t len, uint64_t v)
+{
+        (void)format_size(buf, len, v);
+}
+
+/* A shared request: one slice of one shareable whole GPU, which must exist
+ * with enough capacity (in any state). */
+static int share_resolve(const Ctx *c, const PolicyRequest *r, unsigned max_devices, Want *w,
+                         char *reason, size_t len)
+{
+        uint64_t largest = 0;
+        char want[32], have[32];
+
+        if (r->n_named > 0 || r->n_mig > 0 || r->n_gpus > 1) {
+                snprintf(reason, len,
+                         "a shared lease is a slice of one GPU: --share goes without --gpus N, "
+                         "--device and --mig");
+                return POLICY_IMPOSSIBLE;
+        }
+        if (r->share_bytes < POLICY_SHARE_MIN_BYTES) {
+                snprintf(reason, len, "a shared lease's budget is at least 1 MiB");
+                return POLICY_IMPOSSIBLE;
+        }
+        for (size_t i = 0; i < c->n_devices; i++)
+                if (!c->devices[i].profile)
+                        largest = MAX(largest, c->devices[i].share_capacity_bytes);
+        format_bytes(want, sizeof want, r->share_bytes);
+        format_bytes(have, sizeof have, largest);
+        if (largest == 0) {
+                snprintf(reason, len,
+                         "no GPU here is shareable (the admin lists them in sharing: gpus or "
+                         "models of gpukeeper.yaml)");
+                return POLICY_IMPOSSIBLE;
+        }
+        if (largest < r->share_bytes) {
+                snprintf(reason, len,
+                         "asks for %s of a shared GPU, the largest shared GPU takes %s", want,
+                         have);
+                return POLICY_IMPOSSIBLE;
+        }
+        if (cap_of(max_devices) < 1) {
+                snprintf(reason, len, "asks for 1 device, above your limit of %u devices",
+                         max_devices);
+                return POLICY_IMPOSSIBLE;
+        }
+        w->form = WANT_SHARE;
+        w->size = 1;
+        w->share_bytes = r->share_bytes;
+        return 0;
+}
+
 /* Resolve a request against the devices that exist, in any state. Returns
  * 0, POLICY_IMPOSSIBLE with a reason, or -EINVAL. */
 static int request_resolve(const Ctx *c, const PolicyRequest *r, unsigned max_devices, Want *w,
@@ -351,6 +416,8 @@ static int request_resolve(const Ctx *c, const PolicyRequest *r, unsigned max_de
                 return k;
 
         *w = (Want){};
+        if (r->share_bytes > 0)
+                return share_resolve(c, r, max_devices, w, reason, len);
         if (forms == 0) {
                 snprintf(reason, len,
                          "empty request: ask for a number of GPUs, MIG instances or "
@@ -445,7 +512,7 @@ static int request_resolve(const Ctx *c, const PolicyRequest *r, unsigned max_de
 
 static bool available(const Ctx *c, size_t i)
 {
-        return c->grantable[i] && !c->taken[i] && !c->reserved[i];
+        return c->grantable[i] && !c->taken[i] && !c->reserved[i] && c->share_extra[i] == 0;
 }
 
 /* Available devices of a class, and those only kept back by reservations. */
@@ -557,23 +624,29 @@ static void choose_ranked(Ctx *c, size_t cls, size_t want, unsigned max_rank, si
         }
 }
 
-/* How much others use a free device: 0 nobody, 1 busy (utilisation at or
- * above POLICY_BUSY_UTILIZATION), 2 processes without a lease run there. */
+/* How much others use a free device: 0 nobody, 2 busy (utilisation at or
+ * above POLICY_BUSY_UTILIZATION), 4 processes without a lease run there;
+ * plus 1 for a shareable GPU, which a whole-GPU lease takes only after the
+ * others of its rank (shared leases need it more). */
 static unsigned rank_of(const Ctx *c, size_t i)
 {
         const PolicyDevice *d = &c->devices[i];
 
+        unsigned shareable = d->share_capacity_bytes > 0;
+
         if (d->unleased_processes > 0 || d->unleased_memory_bytes > 0)
-                return 2;
-        return d->utilization_pct >= POLICY_BUSY_UTILIZATION ? 1 : 0;
+                return 4 + shareable;
+        return (d->utilization_pct >= POLICY_BUSY_UTILIZATION ? 2 : 0) + shareable;
 }
+
+#define MAX_RANK 5
 
 /* The least used devices first: the pick is made among the devices of the
  * lowest rank that has enough of them (the caller checked that all the
- * available ones are enough, so rank 2 always is). */
+ * available ones are enough, so MAX_RANK always is). */
 static void choose(Ctx *c, size_t cls, size_t want, size_t *ret)
 {
-        for (unsigned max_rank = 0; max_rank < 2; max_rank++) {
+        for (unsigned max_rank = 0; max_rank < MAX_RANK; max_rank++) {
                 size_t n = 0;
 
                 for (size_t k = c->class_start[cls]; k < c->class_start[cls + 1]; k++)
@@ -584,7 +657,7 @@ static void choose(Ctx *c, size_t cls, size_t want, size_t *ret)
                         return;
                 }
         }
-        choose_ranked(c, cls, want, 2, ret);
+        choose_ranked(c, cls, want, MAX_RANK, ret);
 }
 
 static const char *device_state(const Ctx *c, size_t i)
@@ -593,6 +666,8 @@ static const char *device_state(const Ctx *c, size_t i)
 
         if (d->leased || c->taken[i])
                 return "leased";
+        if (d->shared_leases > 0 || c->share_extra[i] > 0)
+                return "shared leases hold it";
         if (!d->healthy)
                 return "unhealthy";
         if (d->drained)
@@ -634,11 +709,52 @@ static bool available_to(const Ctx *c, size_t i, uid_t uid)
                d->unleased_uid == uid && c->has_limits;
 }
 
+/* May take a shared lease now: shareable, free of whole leases, healthy,
+ * not drained, not granted whole in this call, not kept for an earlier
+ * request. */
+static bool share_available(const Ctx *c, size_t i)
+{
+        return c->share_ok[i] && !c->taken[i] && !c->reserved[i];
+}
+
+static bool try_share(Ctx *c, const Want *w, size_t *ret, char *reason, size_t len)
+{
+        uint64_t most = 0, most_kept = 0;
+        size_t m = 0, pick;
+        char want[32], have[32];
+        int n;
+
+        for (size_t i = 0; i < c->n_devices; i++) {
+                uint64_t f = policy_share_free(&c->devices[i], c->share_extra[i]);
+
+                if (share_available(c, i)) {
+                        c->cand[m++] = i;
+                        most = MAX(most, f);
+                } else if (c->share_ok[i] && !c->taken[i])
+                        most_kept = MAX(most_kept, f);
+        }
+        if (policy_share_best_fit(c->devices, c->cand, m, c->share_extra, w->share_bytes, &pick)) {
+                c->share_extra[pick] += w->share_bytes;
+                c->grantable[pick] = false; /* no whole-GPU lease on it now */
+                ret[0] = pick;
+                return true;
+        }
+        format_bytes(want, sizeof want, w->share_bytes);
+        format_bytes(have, sizeof have, most);
+        n = snprintf(reason, len, "waiting for %s on a shared GPU: %s free on one at most", want,
+                     have);
+        if (most_kept >= w->share_bytes && n >= 0 && (size_t)n < len)
+                snprintf(reason + n, len - (size_t)n, ", more kept for earlier requests");
+        return false;
+}
+
 static bool try_grant(Ctx *c, const Want *w, uid_t uid, size_t *ret, char *reason, size_t len)
 {
         size_t kept;
 
         switch (w->form) {
+        case WANT_SHARE:
+                return try_share(c, w, ret, reason, len);
         case WANT_GPUS: {
                 size_t n_free = class_free(c, WHOLE_CLASS, &kept);
 
@@ -707,6 +823,12 @@ static void reserve(Ctx *c, const Want *w)
         case WANT_MIG:
                 for (size_t i = 0; i < w->n; i++)
                         reserve_class(c, w->idx[i]);
+                break;
+        case WANT_SHARE:
+                for (size_t i = 0; i < c->n_devices; i++)
+                        if (!c->devices[i].profile &&
+                            c->devices[i].share_capacity_bytes >= w->share_bytes)
+                                c->reserved[i] = true;
                 break;
         }
 }

@@ -26,7 +26,16 @@
  *    processes without a lease run (a root job at 87 %%). Within the same
  *    rank the least recently released is preferred (wear levelling); a
  *    multi-device request prefers devices on one NUMA node and then close
- *    PCI bus ids. */
+ *    PCI bus ids. Whole GPUs that are not shareable come before shareable
+ *    ones of the same rank, so shareable GPUs stay free for shared leases.
+ *  - Shared leases (share_bytes > 0, see policy/share.h): a slice of one
+ *    shareable GPU with a memory budget. A GPU holds either one whole-GPU
+ *    lease or any number of shared leases whose budgets add up to at most
+ *    its share_capacity_bytes (its memory minus sharing.reserve); the two
+ *    kinds exclude each other. A shared request goes to the GPU where it
+ *    fits best (the least capacity left over after it), so shared leases
+ *    pack onto few GPUs and the others stay whole. A shared lease counts as
+ *    one device towards max_devices, and waits in the same FIFO queue. */
 #pragma once
 
 #include <stdbool.h>
@@ -55,6 +64,11 @@ typedef struct PolicyDevice {
         uid_t unleased_uid;
         int utilization_pct;            /* the device's utilisation, -1 when unknown */
         uint64_t last_released_usec;    /* 0 = never leased */
+        /* Sharing (whole GPUs only; 0 on MIG instances). */
+        uint64_t share_capacity_bytes;  /* budgets shared leases may hold on it in all;
+                                         * 0: not shareable */
+        uint64_t shared_budget_bytes;   /* budgets of its active shared leases */
+        unsigned shared_leases;         /* its active shared leases (leased stays false) */
 } PolicyDevice;
 
 typedef struct PolicyMigItem {
@@ -62,8 +76,9 @@ typedef struct PolicyMigItem {
         unsigned count;
 } PolicyMigItem;
 
-/* What one request asks for. Exactly one of the three forms is used:
- * n_gpus whole GPUs, or the named devices, or MIG items. */
+/* What one request asks for. Exactly one of the forms is used: n_gpus
+ * whole GPUs, or the named devices, or MIG items, or (share_bytes > 0, with
+ * n_gpus 0 or 1 and nothing named) a slice of one shareable GPU. */
 typedef struct PolicyRequest {
         uint64_t id;
         uid_t uid;
@@ -72,6 +87,7 @@ typedef struct PolicyRequest {
         size_t n_named;
         const PolicyMigItem *mig;
         size_t n_mig;
+        uint64_t share_bytes; /* > 0: a shared lease with this memory budget */
 } PolicyRequest;
 
 typedef struct PolicyUserUsage {

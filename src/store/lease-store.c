@@ -45,15 +45,15 @@ static int insert_lease_rows(Store *s, StoredLease *l, const char *request_json)
 
         r = store_exec(s,
                        "INSERT INTO leases (uid, kind, state, created_usec, expires_usec, "
-                       "client_pid, client_start_time, command, request, queue_wait_usec) "
-                       "VALUES (?, ?, 'active', ?, ?, ?, ?, ?, ?, ?)",
+                       "client_pid, client_start_time, command, request, queue_wait_usec, "
+                       "share_bytes) VALUES (?, ?, 'active', ?, ?, ?, ?, ?, ?, ?, ?)",
                        STORE_ARGS(STORE_INT(l->uid), STORE_TEXT(lease_kind_to_string(l->kind)),
                                   STORE_INT(l->created_usec),
                                   l->expires_usec ? STORE_INT(l->expires_usec) : STORE_NULL,
                                   client ? STORE_INT(l->client_pid) : STORE_NULL,
                                   client ? STORE_INT(l->client_start_time) : STORE_NULL,
                                   STORE_TEXT(l->command), STORE_TEXT(request_json),
-                                  STORE_INT(l->queue_wait_usec)));
+                                  STORE_INT(l->queue_wait_usec), STORE_INT(l->share_bytes)));
         if (r < 0)
                 return r;
         l->id = sqlite3_last_insert_rowid(store_db(s));
@@ -71,10 +71,11 @@ static int insert_lease_rows(Store *s, StoredLease *l, const char *request_json)
 
                 r = store_exec(s,
                                "INSERT INTO lease_devices (lease_id, position, device_uuid, "
-                               "gpu_uuid, profile) VALUES (?, ?, ?, ?, ?)",
+                               "gpu_uuid, profile, share_bytes) VALUES (?, ?, ?, ?, ?, ?)",
                                STORE_ARGS(STORE_INT(l->id), STORE_INT(i), STORE_TEXT(dev->uuid),
                                           STORE_TEXT(dev->gpu_uuid),
-                                          STORE_TEXT(dev->profile[0] ? dev->profile : NULL)));
+                                          STORE_TEXT(dev->profile[0] ? dev->profile : NULL),
+                                          STORE_INT(l->share_bytes)));
                 if (r < 0)
                         return r;
         }
@@ -216,7 +217,7 @@ int store_leases_load_active(Store *s, StoredLease **ret, size_t *ret_n)
         r = store_statement(
             s,
             "SELECT id, uid, kind, created_usec, expires_usec, client_pid, "
-            "client_start_time, command, idle_device_usec, slurm_job_id FROM leases "
+            "client_start_time, command, idle_device_usec, slurm_job_id, share_bytes FROM leases "
             "WHERE state = 'active' "
             "ORDER BY id",
             &st);
@@ -246,6 +247,7 @@ int store_leases_load_active(Store *s, StoredLease **ret, size_t *ret_n)
                     .client_start_time = (uint64_t)sqlite3_column_int64(st, 6),
                     .idle_device_usec = (uint64_t)sqlite3_column_int64(st, 8),
                     .slurm_job_id = (uint64_t)sqlite3_column_int64(st, 9),
+                    .share_bytes = (uint64_t)sqlite3_column_int64(st, 10),
                 };
                 cmd = sqlite3_column_text(st, 7);
                 if (cmd && !(l->command = strdup((const char *)cmd))) {

@@ -17,6 +17,7 @@
 #define LEASE_PROFILE_MAX 32
 #define LEASE_MAX_DEVICES 64
 #define LEASE_COMMAND_MAX 1024
+#define LEASE_SHARE_MAX (UINT64_C(1) << 50) /* a budget above 1 PiB is a typo */
 
 typedef enum LeaseKind {
         LEASE_RUN,    /* lives as long as its `gpukeeper run` client */
@@ -45,6 +46,7 @@ typedef struct StoredLease {
         uint64_t idle_device_usec; /* device time held without use so far */
         uint64_t queue_wait_usec;  /* time the request waited before the grant (reports) */
         uint64_t slurm_job_id;     /* LEASE_SLURM: the job; 0 otherwise */
+        uint64_t share_bytes;      /* a shared lease's memory budget on its one GPU; 0 = whole */
         LeaseDevice *devices;
         size_t n_devices;
 } StoredLease;

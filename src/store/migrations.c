@@ -208,6 +208,24 @@ const StoreMigration store_migrations[] = {
      "  applied_usec INTEGER NOT NULL,"
      "  uid INTEGER NOT NULL"
      ");"},
+    {10,
+     /* Shared leases (issue 14): a lease with a memory budget on one GPU
+      * that other shared leases may hold too. The budget is on the lease
+      * and on its device row, where the store's own guards see it: active
+      * rows of shared leases may repeat a GPU, and a whole GPU, one of its
+      * MIG instances and shared leases on it still exclude each other. */
+     "ALTER TABLE leases ADD COLUMN share_bytes INTEGER NOT NULL DEFAULT 0;"
+     "ALTER TABLE lease_devices ADD COLUMN share_bytes INTEGER NOT NULL DEFAULT 0;"
+     "DROP INDEX lease_devices_held;"
+     "CREATE UNIQUE INDEX lease_devices_held ON lease_devices(device_uuid) "
+     "  WHERE active = 1 AND share_bytes = 0;"
+     "DROP TRIGGER lease_devices_whole_or_parts;"
+     "CREATE TRIGGER lease_devices_whole_or_parts BEFORE INSERT ON lease_devices "
+     "WHEN NEW.active = 1 AND EXISTS (SELECT 1 FROM lease_devices WHERE active = 1 "
+     "  AND gpu_uuid = NEW.gpu_uuid AND (device_uuid = gpu_uuid OR NEW.device_uuid = NEW.gpu_uuid) "
+     "  AND NOT (share_bytes > 0 AND NEW.share_bytes > 0)) "
+     "BEGIN SELECT RAISE(ABORT, 'a whole GPU, its MIG instances and shared leases on it exclude "
+     "each other'); END;"},
 };
 
 const size_t store_n_migrations = sizeof store_migrations / sizeof store_migrations[0];

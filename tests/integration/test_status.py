@@ -22,6 +22,7 @@ GPU_KEYS = {
     "power_w": (float, int, type(None)), "healthy": (bool,), "error": (str, type(None)),
     "mig_enabled": (bool,), "instances": (list,), "processes": (list,),
     "lease": (dict, type(None)), "drained": (bool,), "mig": (dict, type(None)), "processes_incomplete": (bool,),
+    "shared": (dict, type(None)),
 }
 INSTANCE_KEYS = {
     "uuid": (str,), "profile": (str,), "gpu_instance_id": (int,),

@@ -121,7 +121,7 @@ static void expect_error(TestDir *t, const char *yaml, const char *want)
 
 #define KNOWN                                                                                      \
         "(known keys: socket, state_dir, nvml_library, sample_interval, log_level, policy, "       \
-        "enforcement, idle, alerts, env, onboarding, http, history, backend, slurm, mig, limits)"
+        "enforcement, idle, alerts, env, onboarding, http, history, backend, slurm, mig, limits, sharing)"
 
 static void assert_limits(const ConfigPolicyLimits *l, uint64_t max_gpus,
                           uint64_t default_duration_usec, uint64_t max_duration_usec)
@@ -695,6 +695,48 @@ static void test_limits_section(void **state)
         assert_string_equal(buf, "infinity");
         config_limits_format(POLICY_LIMIT_TASKS, POLICY_LIMIT_UNSET, buf, sizeof buf);
         assert_string_equal(buf, "-");
+}
+
+/* The sharing section (src/config/sharing.c): GPUs by index, UUID or
+ * model; reserve and grace; errors name file:line:key. */
+static void test_sharing_section(void **state)
+{
+        TestDir *t = *state;
+        Config *c = NULL;
+
+        assert_int_equal(config_new_defaults(&c), 0);
+        assert_int_equal(c->sharing.n_gpus, 0);
+        assert_int_equal(c->sharing.reserve_bytes, UINT64_C(1) << 30);
+        assert_int_equal(c->sharing.grace_usec, 10 * USEC_PER_SEC);
+        assert_false(config_sharing_gpu(&c->sharing, 0, "GPU-0a1b", "NVIDIA L40S"));
+        config_free(c);
+
+        assert_int_equal(load(t, "sharing:\n  gpus: [1, GPU-0a1b-22]\n  models: [\"nvidia l40s\"]\n"
+                                 "  reserve: 2G\n  grace: 3s\n", &c, NULL), 0);
+        assert_int_equal(c->sharing.n_gpus, 2);
+        assert_int_equal(c->sharing.reserve_bytes, UINT64_C(2) << 30);
+        assert_int_equal(c->sharing.grace_usec, 3 * USEC_PER_SEC);
+        assert_true(config_sharing_gpu(&c->sharing, 1, "GPU-ffff", "NVIDIA A100"));
+        assert_true(config_sharing_gpu(&c->sharing, 5, "GPU-0A1B-22", NULL));
+        assert_true(config_sharing_gpu(&c->sharing, 7, "GPU-9", "NVIDIA L40S"));
+        assert_false(config_sharing_gpu(&c->sharing, 0, "GPU-9", "NVIDIA A100-SXM4-80GB"));
+        assert_false(config_sharing_gpu(&c->sharing, 10, NULL, NULL));
+        config_free(c);
+        assert_int_equal(load(t, "sharing:\n  gpus: [all]\n", &c, NULL), 0);
+        assert_true(config_sharing_gpu(&c->sharing, 3, "", ""));
+        config_free(c);
+
+        expect_error(t, "sharing:\n  gpus: [MIG-1]\n",
+                     "2:10: invalid value 'MIG-1' for 'sharing.gpus[0]': must be \"all\", an NVML "
+                     "index (0, 1, ...) or a GPU UUID (GPU-…)");
+        expect_error(t, "sharing:\n  reserve: lots\n",
+                     "2:12: invalid value 'lots' for 'sharing.reserve': not a size (write bytes or a "
+                     "number with K, M, G, T, P or E: 512M, 10G)");
+        expect_error(t, "sharing:\n  grace: 2h\n",
+                     "2:10: invalid value '2h' for 'sharing.grace': must be between 0s and 1h");
+        expect_error(t, "sharing:\n  gpu: [0]\n",
+                     "2:3: unknown key 'sharing.gpu' (known keys in 'sharing': gpus, models, "
+                     "reserve, grace)");
 }
 
 static void test_duplicate_keys(void **state)
@@ -2730,6 +2772,7 @@ int main(void)
                 T(test_slurm_section),
                 T(test_mig_section),
                 T(test_limits_section),
+                T(test_sharing_section),
                 T(test_duplicate_keys),
                 T(test_wrong_types),
                 T(test_null_values),

@@ -21,7 +21,7 @@ static const char *const gpu_keys[] = {"index", "uuid", "name", "pci_bus_id", "n
                                        "utilization_gpu", "temperature_c", "power_w", "healthy",
                                        "error", "mig_enabled", "instances", "processes",
                                        "lease", "drained", "mig",
-                                       "processes_incomplete"};
+                                       "processes_incomplete", "shared"};
 static const char *const instance_keys[] = {"uuid", "profile", "gpu_instance_id",
                                             "compute_instance_id", "memory_total_bytes",
                                             "memory_used_bytes", "lease", "drained"};

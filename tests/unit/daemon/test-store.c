@@ -458,6 +458,45 @@ static void test_io_error_fails_cleanly_and_recovers(void **state)
         remove_tree(dir);
 }
 
+/* Shared leases (migration 10): several on one GPU, never with a whole-GPU
+ * lease or a MIG instance of it; the budget survives a reload. */
+static void test_shared_leases(void **state)
+{
+        _cleanup_free_ char *dir = make_tmpdir(), *error = NULL;
+        LeaseDevice a = {.uuid = "GPU-a", .gpu_uuid = "GPU-a"};
+        LeaseDevice mig = {.uuid = "MIG-a1", .gpu_uuid = "GPU-a", .profile = "1g.10gb"};
+        StoredLease s1 = {.uid = 1000, .kind = LEASE_MANUAL, .created_usec = 1,
+                          .expires_usec = 100, .devices = &a, .n_devices = 1,
+                          .share_bytes = UINT64_C(20) << 30};
+        StoredLease s2 = s1, whole = s1, part = s1, *active = NULL;
+        Store *s = NULL;
+        size_t n = 0;
+
+        s2.uid = 1001;
+        whole.share_bytes = 0;
+        part.share_bytes = 0;
+        part.devices = &mig;
+        assert_int_equal(store_open(dir, &s, &error), 0);
+        assert_int_equal(store_lease_grant(s, &s1, "{}"), 0);
+        assert_int_equal(store_lease_grant(s, &s2, "{}"), 0);
+        assert_int_equal(store_lease_grant(s, &whole, "{}"), -EEXIST);
+        assert_int_equal(store_lease_grant(s, &part, "{}"), -EEXIST);
+        assert_int_equal(store_leases_load_active(s, &active, &n), 0);
+        assert_int_equal(n, 2);
+        assert_int_equal(active[0].share_bytes, UINT64_C(20) << 30);
+        assert_int_equal(active[1].uid, 1001);
+        for (size_t i = 0; i < n; i++)
+                stored_lease_done(&active[i]);
+        free(active);
+        assert_int_equal(store_lease_end(s, s1.id, false, "test", 1000, 2), 0);
+        assert_int_equal(store_lease_end(s, s2.id, false, "test", 1001, 2), 0);
+        assert_int_equal(store_lease_grant(s, &whole, "{}"), 0);
+        s1.id = 0;
+        assert_int_equal(store_lease_grant(s, &s1, "{}"), -EEXIST);
+        store_close(s);
+        remove_tree(dir);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -471,6 +510,7 @@ int main(void)
                 cmocka_unit_test(test_lease_ids_never_reused),
                 cmocka_unit_test(test_upgrade_keeps_leases),
                 cmocka_unit_test(test_io_error_fails_cleanly_and_recovers),
+                cmocka_unit_test(test_shared_leases),
         };
         return cmocka_run_group_tests_name("store", tests, NULL, NULL);
 }

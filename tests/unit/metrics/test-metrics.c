@@ -340,6 +340,31 @@ static void test_render_fence(void **state)
         assert_has(out, "\ngpukeeper_fence_active 0\n");
 }
 
+/* Shared leases: a budget and a use gauge per shared lease (issue 14),
+ * the use summed over the holder's processes on the lease's GPU; nothing
+ * without shared leases. */
+static void test_render_shared(void **state)
+{
+        _cleanup_free_ char *out = NULL;
+        Lab lab;
+        size_t len = 0;
+
+        lab_init(&lab);
+        assert_int_equal(metrics_render(&lab.in, &out, &len), 0);
+        assert_lacks(out, "gpukeeper_lease_memory_");
+        free(out);
+        out = NULL;
+        lab.lease_a.share_bytes = UINT64_C(20) << 30;
+        assert_int_equal(metrics_render(&lab.in, &out, &len), 0);
+        assert_has(out, "\n# TYPE gpukeeper_lease_memory_budget_bytes gauge\n");
+        assert_has(out, "\ngpukeeper_lease_memory_budget_bytes{lease=\"1\",user=\"alice\","
+                        "uuid=\"GPU-aaaa\"} 21474836480\n");
+        /* alice's one process on GPU-aaaa: 4096 MiB (bob's 1024 MiB is not hers). */
+        assert_has(out, "\ngpukeeper_lease_memory_used_bytes{lease=\"1\",user=\"alice\","
+                        "uuid=\"GPU-aaaa\"} 4294967296\n");
+        assert_lacks(out, "lease=\"2\"");
+}
+
 static void test_every_family_once(void **state)
 {
         _cleanup_free_ char *out = NULL;
@@ -487,6 +512,7 @@ int main(void)
             cmocka_unit_test(test_render_options),
             cmocka_unit_test(test_render_mig),
             cmocka_unit_test(test_render_fence),
+                cmocka_unit_test(test_render_shared),
             cmocka_unit_test(test_every_family_once),
             cmocka_unit_test(test_authorized),
             cmocka_unit_test(test_label_value_controls),
