@@ -7,6 +7,7 @@
  * xTruncate return the I/O error SQLite would get from a failing disk. The
  * shared-memory index (xShm*) is memory, not the disk, and is never failed. */
 #include "store/fault-vfs.h"
+#include "store/vfs-shim.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -14,9 +15,7 @@
 #include <string.h>
 
 struct StoreFaultVfs {
-        sqlite3_vfs base; /* registered under `name` */
-        sqlite3_vfs *real;
-        char name[48];
+        VfsShim shim; /* registered under shim.name over SQLite's default VFS */
         StoreFault fault;
         uint64_t n_failed;
 };
@@ -205,7 +204,7 @@ static int v_open(sqlite3_vfs *vfs, sqlite3_filename name, sqlite3_file *f, int 
 
         memset(ff, 0, sizeof *ff);
         ff->vfs = v;
-        rc = v->real->xOpen(v->real, name, r, flags, out_flags);
+        rc = v->shim.below->xOpen(v->shim.below, name, r, flags, out_flags);
         /* A file whose open failed must have no methods (SQLite then does
          * not call xClose); one that opened does, even on failure. */
         if (r->pMethods)
@@ -213,128 +212,21 @@ static int v_open(sqlite3_vfs *vfs, sqlite3_filename name, sqlite3_file *f, int 
         return rc;
 }
 
-static int v_delete(sqlite3_vfs *vfs, const char *name, int sync_dir)
-{
-        StoreFaultVfs *v = vfs->pAppData;
-
-        return v->real->xDelete(v->real, name, sync_dir);
-}
-
-static int v_access(sqlite3_vfs *vfs, const char *name, int flags, int *out)
-{
-        StoreFaultVfs *v = vfs->pAppData;
-
-        return v->real->xAccess(v->real, name, flags, out);
-}
-
-static int v_full_pathname(sqlite3_vfs *vfs, const char *name, int n, char *out)
-{
-        StoreFaultVfs *v = vfs->pAppData;
-
-        return v->real->xFullPathname(v->real, name, n, out);
-}
-
-static void *v_dl_open(sqlite3_vfs *vfs, const char *name)
-{
-        StoreFaultVfs *v = vfs->pAppData;
-
-        return v->real->xDlOpen(v->real, name);
-}
-
-static void v_dl_error(sqlite3_vfs *vfs, int n, char *msg)
-{
-        StoreFaultVfs *v = vfs->pAppData;
-
-        v->real->xDlError(v->real, n, msg);
-}
-
-static void (*v_dl_sym(sqlite3_vfs *vfs, void *h, const char *sym))(void)
-{
-        StoreFaultVfs *v = vfs->pAppData;
-
-        return v->real->xDlSym(v->real, h, sym);
-}
-
-static void v_dl_close(sqlite3_vfs *vfs, void *h)
-{
-        StoreFaultVfs *v = vfs->pAppData;
-
-        v->real->xDlClose(v->real, h);
-}
-
-static int v_randomness(sqlite3_vfs *vfs, int n, char *out)
-{
-        StoreFaultVfs *v = vfs->pAppData;
-
-        return v->real->xRandomness(v->real, n, out);
-}
-
-static int v_sleep(sqlite3_vfs *vfs, int usec)
-{
-        StoreFaultVfs *v = vfs->pAppData;
-
-        return v->real->xSleep(v->real, usec);
-}
-
-static int v_current_time(sqlite3_vfs *vfs, double *out)
-{
-        StoreFaultVfs *v = vfs->pAppData;
-
-        return v->real->xCurrentTime(v->real, out);
-}
-
-static int v_get_last_error(sqlite3_vfs *vfs, int n, char *out)
-{
-        StoreFaultVfs *v = vfs->pAppData;
-
-        return v->real->xGetLastError ? v->real->xGetLastError(v->real, n, out) : 0;
-}
-
-static int v_current_time_int64(sqlite3_vfs *vfs, sqlite3_int64 *out)
-{
-        StoreFaultVfs *v = vfs->pAppData;
-
-        return v->real->xCurrentTimeInt64(v->real, out);
-}
-
 int store_fault_vfs_new(StoreFaultVfs **ret)
 {
         sqlite3_vfs *real = sqlite3_vfs_find(NULL);
         StoreFaultVfs *v;
-        int rc;
+        int r;
 
-        if (!real || real->iVersion < 2)
+        if (!real)
                 return -EOPNOTSUPP;
         v = calloc(1, sizeof *v);
         if (!v)
                 return -ENOMEM;
-        /* Unique per instance: SQLite keeps registered VFSes in one list. */
-        snprintf(v->name, sizeof v->name, "gk-fault-%p", (void *)v);
-        v->real = real;
-        v->base = (sqlite3_vfs){
-                .iVersion = 2,
-                .szOsFile = (int)sizeof(FaultFile) + real->szOsFile,
-                .mxPathname = real->mxPathname,
-                .zName = v->name,
-                .pAppData = v,
-                .xOpen = v_open,
-                .xDelete = v_delete,
-                .xAccess = v_access,
-                .xFullPathname = v_full_pathname,
-                .xDlOpen = v_dl_open,
-                .xDlError = v_dl_error,
-                .xDlSym = v_dl_sym,
-                .xDlClose = v_dl_close,
-                .xRandomness = v_randomness,
-                .xSleep = v_sleep,
-                .xCurrentTime = v_current_time,
-                .xGetLastError = v_get_last_error,
-                .xCurrentTimeInt64 = v_current_time_int64,
-        };
-        rc = sqlite3_vfs_register(&v->base, 0);
-        if (rc != SQLITE_OK) {
+        r = vfs_shim_register(&v->shim, real, "gk-fault", (int)sizeof(FaultFile), v_open, v);
+        if (r < 0) {
                 free(v);
-                return -ENOMEM;
+                return r;
         }
         *ret = v;
         return 0;
@@ -344,13 +236,13 @@ void store_fault_vfs_free(StoreFaultVfs *v)
 {
         if (!v)
                 return;
-        sqlite3_vfs_unregister(&v->base);
+        vfs_shim_unregister(&v->shim);
         free(v);
 }
 
 const char *store_fault_vfs_name(const StoreFaultVfs *v)
 {
-        return v->name;
+        return v->shim.name;
 }
 
 void store_fault_vfs_set(StoreFaultVfs *v, StoreFault fault)

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "basic/macro.h"
+#include "store/vfs-shim.h"
 
 #define WAL_HEADER_SIZE 32
 #define WAL_FRAME_HEADER_SIZE 24
@@ -18,9 +19,7 @@
 typedef struct WalFile WalFile;
 
 struct WalVfs {
-        sqlite3_vfs base;
-        sqlite3_vfs *root;
-        char name[48];
+        VfsShim shim; /* registered under shim.name over the base VFS */
         pthread_mutex_t lock; /* guards dbs and the links between files */
         WalFile *dbs;         /* open main database files */
         sqlite3_int64 writes, calls;
@@ -28,7 +27,7 @@ struct WalVfs {
 
 struct WalFile {
         sqlite3_file base;
-        sqlite3_file *real; /* the root VFS's file, right after this struct */
+        sqlite3_file *real; /* the file of the VFS below, right after this struct */
         WalVfs *vfs;
         const char *name; /* main database: xOpen's zName (the pager's pointer) */
         bool is_main, is_wal;
@@ -251,7 +250,7 @@ static int m_file_control(sqlite3_file *file, int op, void *arg)
         if (op == SQLITE_FCNTL_VFSNAME && rc == SQLITE_OK && arg) {
                 /* Name this layer in front of the real one's, as shims do. */
                 char **name = arg;
-                char *n = sqlite3_mprintf("%s/%z", f->vfs->name, *name);
+                char *n = sqlite3_mprintf("%s/%z", f->vfs->shim.name, *name);
 
                 if (n)
                         *name = n;
@@ -362,7 +361,7 @@ static int v_open(sqlite3_vfs *vfs, sqlite3_filename name, sqlite3_file *file, i
         memset(f, 0, sizeof *f);
         f->real = (sqlite3_file *)(f + 1);
         f->vfs = v;
-        rc = v->root->xOpen(v->root, name, f->real, flags, ret_flags);
+        rc = v->shim.below->xOpen(v->shim.below, name, f->real, flags, ret_flags);
         if (rc != SQLITE_OK) {
                 if (f->real->pMethods)
                         f->real->pMethods->xClose(f->real);
@@ -403,133 +402,26 @@ static int v_open(sqlite3_vfs *vfs, sqlite3_filename name, sqlite3_file *file, i
         return SQLITE_OK;
 }
 
-static int v_delete(sqlite3_vfs *vfs, const char *name, int sync_dir)
-{
-        sqlite3_vfs *root = wal_vfs(vfs)->root;
-
-        return root->xDelete(root, name, sync_dir);
-}
-
-static int v_access(sqlite3_vfs *vfs, const char *name, int flags, int *ret)
-{
-        sqlite3_vfs *root = wal_vfs(vfs)->root;
-
-        return root->xAccess(root, name, flags, ret);
-}
-
-static int v_full_pathname(sqlite3_vfs *vfs, const char *name, int n, char *out)
-{
-        sqlite3_vfs *root = wal_vfs(vfs)->root;
-
-        return root->xFullPathname(root, name, n, out);
-}
-
-static void *v_dl_open(sqlite3_vfs *vfs, const char *name)
-{
-        sqlite3_vfs *root = wal_vfs(vfs)->root;
-
-        return root->xDlOpen(root, name);
-}
-
-static void v_dl_error(sqlite3_vfs *vfs, int n, char *msg)
-{
-        sqlite3_vfs *root = wal_vfs(vfs)->root;
-
-        root->xDlError(root, n, msg);
-}
-
-static void (*v_dl_sym(sqlite3_vfs *vfs, void *h, const char *sym))(void)
-{
-        sqlite3_vfs *root = wal_vfs(vfs)->root;
-
-        return root->xDlSym(root, h, sym);
-}
-
-static void v_dl_close(sqlite3_vfs *vfs, void *h)
-{
-        sqlite3_vfs *root = wal_vfs(vfs)->root;
-
-        root->xDlClose(root, h);
-}
-
-static int v_randomness(sqlite3_vfs *vfs, int n, char *out)
-{
-        sqlite3_vfs *root = wal_vfs(vfs)->root;
-
-        return root->xRandomness(root, n, out);
-}
-
-static int v_sleep(sqlite3_vfs *vfs, int usec)
-{
-        sqlite3_vfs *root = wal_vfs(vfs)->root;
-
-        return root->xSleep(root, usec);
-}
-
-static int v_current_time(sqlite3_vfs *vfs, double *ret)
-{
-        sqlite3_vfs *root = wal_vfs(vfs)->root;
-
-        return root->xCurrentTime(root, ret);
-}
-
-static int v_get_last_error(sqlite3_vfs *vfs, int n, char *msg)
-{
-        sqlite3_vfs *root = wal_vfs(vfs)->root;
-
-        return root->xGetLastError ? root->xGetLastError(root, n, msg) : 0;
-}
-
-static int v_current_time_int64(sqlite3_vfs *vfs, sqlite3_int64 *ret)
-{
-        sqlite3_vfs *root = wal_vfs(vfs)->root;
-
-        return root->xCurrentTimeInt64(root, ret);
-}
-
 int wal_vfs_new(const char *base, WalVfs **ret)
 {
-        sqlite3_vfs *root;
+        sqlite3_vfs *below;
         WalVfs *v;
+        int r;
 
         if (sqlite3_initialize() != SQLITE_OK)
                 return -EIO;
-        root = sqlite3_vfs_find(base);
-        if (!root)
-                return -ENOENT;
-        /* xCurrentTimeInt64 is version 2; SQLite's unix VFS is version 3. */
-        if (root->iVersion < 2)
+        below = sqlite3_vfs_find(base);
+        if (!below)
                 return -ENOENT;
         v = calloc(1, sizeof *v);
         if (!v)
                 return -ENOMEM;
-        v->root = root;
         pthread_mutex_init(&v->lock, NULL);
-        snprintf(v->name, sizeof v->name, "gpukeeper-wal-%p", (void *)v);
-        v->base = (sqlite3_vfs){
-                .iVersion = 2,
-                .szOsFile = (int)sizeof(WalFile) + root->szOsFile,
-                .mxPathname = root->mxPathname,
-                .zName = v->name,
-                .pAppData = v,
-                .xOpen = v_open,
-                .xDelete = v_delete,
-                .xAccess = v_access,
-                .xFullPathname = v_full_pathname,
-                .xDlOpen = v_dl_open,
-                .xDlError = v_dl_error,
-                .xDlSym = v_dl_sym,
-                .xDlClose = v_dl_close,
-                .xRandomness = v_randomness,
-                .xSleep = v_sleep,
-                .xCurrentTime = v_current_time,
-                .xGetLastError = v_get_last_error,
-                .xCurrentTimeInt64 = v_current_time_int64,
-        };
-        if (sqlite3_vfs_register(&v->base, 0) != SQLITE_OK) {
+        r = vfs_shim_register(&v->shim, below, "gpukeeper-wal", (int)sizeof(WalFile), v_open, v);
+        if (r < 0) {
                 pthread_mutex_destroy(&v->lock);
                 free(v);
-                return -EIO;
+                return r;
         }
         *ret = v;
         return 0;
@@ -537,7 +429,7 @@ int wal_vfs_new(const char *base, WalVfs **ret)
 
 const char *wal_vfs_name(const WalVfs *v)
 {
-        return v->name;
+        return v->shim.name;
 }
 
 void wal_vfs_counts(const WalVfs *v, sqlite3_int64 *ret_writes, sqlite3_int64 *ret_calls)
@@ -552,7 +444,7 @@ void wal_vfs_free(WalVfs *v)
 {
         if (!v)
                 return;
-        sqlite3_vfs_unregister(&v->base);
+        vfs_shim_unregister(&v->shim);
         pthread_mutex_destroy(&v->lock);
         free(v);
 }

@@ -42,8 +42,9 @@ typedef struct WalVfs WalVfs;
 
 /* Register a new instance wrapping the VFS registered as `base` (NULL:
  * SQLite's default; the store's fault seam in test builds). Returns 0 or
- * -errno (-ENOMEM, -ENOENT when there is no such VFS, -EIO when the
- * registration fails). */
+ * -errno (-ENOMEM, -ENOENT when there is no such VFS, -EOPNOTSUPP when it
+ * is older than version 2, -EIO when the registration fails). Built on
+ * store/vfs-shim.h. */
 int wal_vfs_new(const char *base, WalVfs **ret);
 
 /* The name to pass to sqlite3_open_v2(). */
