@@ -70,6 +70,43 @@ static Lease *find_job(Daemon *d, uint64_t job_id)
         return NULL;
 }
 
+/* Whether two leases hold the same devices (in any order). */
+static bool same_devices(const StoredLease *a, const StoredLease *b)
+{
+        if (a->n_devices != b->n_devices)
+                return false;
+        for (size_t i = 0; i < a->n_devices; i++) {
+                bool found = false;
+
+                for (size_t k = 0; k < b->n_devices && !found; k++)
+                        found = strcmp(a->devices[i].uuid, b->devices[k].uuid) == 0;
+                if (!found)
+                        return false;
+        }
+        return true;
+}
+
+/* End the lease registered under `job_id` by an earlier job of that id. */
+static int end_stale_job_lease(Daemon *d, uint64_t job_id)
+{
+        Lease *l = find_job(d, job_id);
+        char why[112];
+        int r;
+
+        if (!l)
+                return 0;
+        log_warning("Slurm job id %" PRIu64 " came again with another user or other devices: "
+                    "ending lease %" PRId64 " of the earlier job of that id",
+                    job_id, l->rec.id);
+        snprintf(why, sizeof why,
+                 "Slurm gave job id %" PRIu64 " to a new job (the earlier job's epilog was lost)",
+                 job_id);
+        r = leases_end(d, l, false, why, -1);
+        if (r >= 0)
+                leases_schedule(d);
+        return r < 0 ? r : 0;
+}
+
 static bool is_root(const RequestCall *call, gk_call_error *ret_error, const char *op)
 {
         if (call->peer->uid == 0)
@@ -140,14 +177,11 @@ int slurm_op_prolog(Daemon *d, const RequestCall *call, json_t *args, json_t **r
                                      "'gpus' must be a list of at most %d gres indices",
                                      SLURM_MAX_JOB_GPUS);
 
-        /* A retried prolog: the job has its lease already. */
-        l = find_job(d, job_id);
-        if (l) {
-                *ret_result = json_pack("{s:o, s:b}", "lease", lease_to_json(d, l), "registered",
-                                        false);
-                return *ret_result ? 0 : -ENOMEM;
-        }
         if (json_array_size(gpus_v) == 0) {
+                /* A job without GPUs; a lease under its id is a stale one. */
+                r = end_stale_job_lease(d, job_id);
+                if (r < 0)
+                        return r;
                 *ret_result = json_pack("{s:n, s:b}", "lease", "registered", false);
                 return *ret_result ? 0 : -ENOMEM;
         }
@@ -183,6 +217,27 @@ int slurm_op_prolog(Daemon *d, const RequestCall *call, json_t *args, json_t **r
                 snprintf(ld->profile, sizeof ld->profile, "%s",
                          devs[idx].profile ? devs[idx].profile : "");
                 rec.n_devices++;
+        }
+
+        /* A retried prolog: the job has its lease already, for the same
+         * user and devices. A lease under the same id for anyone or
+         * anything else is an earlier job's whose epilog was lost, and
+         * Slurm handed the id out again (its controller lost its state):
+         * never attach the new job to it. */
+        l = find_job(d, job_id);
+        if (l && l->rec.uid == (uid_t)json_integer_value(uid_v) &&
+            same_devices(&l->rec, &rec)) {
+                stored_lease_done(&rec);
+                *ret_result = json_pack("{s:o, s:b}", "lease", lease_to_json(d, l), "registered",
+                                        false);
+                return *ret_result ? 0 : -ENOMEM;
+        }
+        if (l) {
+                r = end_stale_job_lease(d, job_id);
+                if (r < 0) {
+                        stored_lease_done(&rec);
+                        return r;
+                }
         }
 
         /* Slurm gave these devices to this job: a Slurm lease still on them

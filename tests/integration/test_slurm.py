@@ -75,7 +75,11 @@ def world(users):
     daemons["sbackend"].sections["http"] = {"listen": f"127.0.0.1:{slurmcluster.free_port()}"}
     for hook in ("prolog", "epilog"):
         script = cluster.dir / f"{hook}.sh"
-        script.write_text("#!/bin/sh\n" + "".join(
+        # A lost epilog is this script exiting early while `epilog.lost`
+        # exists: slurm.conf stays as it is (see slurmcluster.py on why the
+        # tests never `scontrol reconfigure`).
+        lost = f"[ -e {cluster.dir}/{hook}.lost ] && exit 0\n"
+        script.write_text("#!/bin/sh\n" + lost + "".join(
             f"{GK} --socket {d.socket_path} slurm {hook} 2>>{cluster.dir}/{hook}.err\n"
             for d in daemons.values()) + "exit 0\n")
         script.chmod(0o755)
@@ -93,6 +97,7 @@ def world(users):
     yield {"cluster": cluster, "lab": lab, **daemons, "users": users,
            "slurm_gpus": [g["uuid"] for g in lab.data["gpus"][:2]],
            "own_gpu": lab.data["gpus"][2]["uuid"], "jobmap": base / "jobmap",
+           "job_ids": set(),
            "metrics_url": f"http://127.0.0.1:{http_port}/metrics"}
     try:
         subprocess.run(["scancel", "--full", "--user=gktest-alice"], env=cluster.env(),
@@ -127,6 +132,10 @@ def start_job(world, tag, user="alice"):
                                  + cluster.logs()
         return None
     job = wait_for(running, timeout=JOB_TIMEOUT, what=f"job {tag} to run") and running()
+    # Slurm never hands out a job id twice here (slurmcluster.py): a reused
+    # id would meet slurmd's cache of jobs whose prolog ran, and no prolog.
+    assert job not in world["job_ids"], f"Slurm reused job id {job}\n" + cluster.logs()
+    world["job_ids"].add(job)
 
     def pid_of():
         for entry in Path("/proc").iterdir():
@@ -274,6 +283,7 @@ def test_job_process_on_another_jobs_gpu(world):
 def test_prolog_twice_and_lost_epilog(world):
     d, cluster = world["local"], world["cluster"]
     alice = world["users"]["alice"]
+    lost = cluster.dir / "epilog.lost"
     # A real job: its prolog ran once; run it again as slurmd would on a retry.
     p, job, _ = start_job(world, "gk-slurm-twice")
     try:
@@ -290,14 +300,12 @@ def test_prolog_twice_and_lost_epilog(world):
                            (job,))) == 1
 
         # Epilog lost: slurmd is killed, the job cancelled, slurmd restarted
-        # with Epilog= emptied, so nothing tells gpukeeperd the job ended.
+        # and its epilog does nothing, so nothing tells gpukeeperd the job
+        # ended.
+        lost.touch()
         cluster.stop_slurmd(signal.SIGKILL)
         subprocess.run(["scancel", str(job)], env=cluster.env(), capture_output=True,
                        timeout=30)
-        saved = cluster.epilog
-        cluster.epilog = None
-        cluster.write_conf()
-        cluster.run("scontrol", "reconfigure", check=False)
         cluster.start_slurmd()
         cluster.wait_idle()
         wait_for(lambda: str(job) not in [j for j, _ in cluster.jobs()], timeout=JOB_TIMEOUT,
@@ -309,10 +317,8 @@ def test_prolog_twice_and_lost_epilog(world):
         assert "no longer knows" in row[0]["release_reason"], row
     finally:
         end_job(world, p, job)
-        cluster.epilog = saved
-        cluster.write_conf()
-        cluster.run("scontrol", "reconfigure", check=False)
-        cluster.restart_slurmd()
+        lost.unlink(missing_ok=True)
+        cluster.wait_idle()
 
 
 def test_prolog_fails_open(world):
@@ -482,3 +488,37 @@ def test_reconcile_trusts_only_a_working_squeue(daemon_factory, lab, users):
                                                    "SLURM_JOB_GPUS": "0"})
     assert r.returncode == 0 and "Prolog/Epilog, which run as root" in r.stderr
     assert not slurm_leases(d)
+
+
+def test_reused_job_id_never_attaches_to_a_stale_lease(daemon_factory, lab, users):
+    """Without Slurm: a job id Slurm hands out again (its controller lost its
+    state) while the earlier job's lease is still there (its epilog was
+    lost) ends that lease and registers the new job's; a retried prolog of
+    the same job (same user, same devices) keeps its lease."""
+    alice, bob = users["alice"], users["bob"]
+    lab.write()
+    d = daemon_factory()
+    squeue = d.dir / "squeue"
+    squeue.write_text("#!/bin/sh\nexit 1\n")  # reconcile ends nothing here
+    squeue.chmod(0o755)
+    d.sections["slurm"] = {"gpus": "all", "reconcile_interval": "1h", "squeue": str(squeue)}
+    d.start()
+
+    def prolog(uid, gpus):
+        r = d.cli("slurm", "prolog", env={"SLURM_JOB_ID": "130", "SLURM_JOB_UID": str(uid),
+                                          "SLURM_JOB_GPUS": gpus})
+        assert r.returncode == 0 and r.stderr == "", r.stderr
+        (lease,) = slurm_leases(d, 130)
+        return lease
+
+    first = prolog(alice.uid, "0")
+    assert prolog(alice.uid, "0")["id"] == first["id"]  # retried
+    second = prolog(bob.uid, "0")  # the id again, another user
+    assert second["id"] != first["id"] and second["user"] == "gktest-bob"
+    third = prolog(bob.uid, "1")  # the id again, the same user on other devices
+    assert third["id"] != second["id"]
+    assert [x["uuid"] for x in third["devices"]] == [MIG_A_UUID]
+    rows = d.query("SELECT id, state, release_reason FROM leases WHERE slurm_job_id = 130 "
+                   "ORDER BY id")
+    assert [r["state"] for r in rows] == ["released", "released", "active"], rows
+    assert all("gave job id 130 to a new job" in r["release_reason"] for r in rows[:2]), rows
