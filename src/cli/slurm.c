@@ -42,7 +42,8 @@
 
 void cli_slurm_usage(FILE *f)
 {
-        fputs("Usage: gpukeeper slurm prolog | epilog | reconcile | task-prolog [--socket PATH]\n"
+        fputs("Usage: gpukeeper slurm prolog | epilog [--gres-conf FILE] [--mig-minors FILE]\n"
+              "       gpukeeper slurm reconcile | task-prolog [--socket PATH]\n"
               "       gpukeeper slurm gres [--check[=FILE]] [--gpus all|LIST] [--dev-dir DIR]\n"
               "                            [--nvml-library LIB]\n"
               "       gpukeeper slurm step [--socket PATH] -- COMMAND [ARGS...]\n"
@@ -51,6 +52,10 @@ void cli_slurm_usage(FILE *f)
               "\n"
               "  prolog     register the job in $SLURM_JOB_ID (user $SLURM_JOB_UID, GPUs\n"
               "             $SLURM_JOB_GPUS) as a lease of kind slurm; for slurm.conf's Prolog=.\n"
+              "             Each index is the device gres.conf's File= or MultipleFiles= names\n"
+              "             (MIG instances by their nvidia-caps nodes, through\n"
+              "             " SLURM_MIG_MINORS "); gres.conf is --gres-conf FILE,\n"
+              "             else next to $SLURM_CONF, else " SLURM_DEFAULT_GRES_CONF ".\n"
               "             Fails open: problems are logged and alerted, the exit status is 0.\n"
               "  epilog     end that lease; for Epilog=. Also exits 0 whatever happens.\n"
               "  reconcile  ask gpukeeperd to end leases of jobs squeue no longer lists now.\n"
@@ -87,7 +92,87 @@ static void complain(const char *fmt, ...)
         closelog();
 }
 
-static int prolog_epilog(const cli_context *ctx, bool prolog)
+static char *read_small_file(const char *path);
+
+/* Where the prolog finds gres.conf: next to $SLURM_CONF (slurmd passes it
+ * to its prolog), else Slurm's default. */
+static void default_gres_conf(char *buf, size_t len)
+{
+        const char *conf = getenv("SLURM_CONF"), *slash = conf ? strrchr(conf, '/') : NULL;
+
+        if (slash && slash > conf && (size_t)(slash - conf) + sizeof "/gres.conf" <= len)
+                snprintf(buf, len, "%.*s/gres.conf", (int)(slash - conf), conf);
+        else
+                snprintf(buf, len, "%s", SLURM_DEFAULT_GRES_CONF);
+}
+
+/* The devices gres.conf's files name for the job's gres indices, as
+ * [{minor, gi, ci}] in the order of `idx`, so gpukeeperd registers the
+ * devices Slurm fenced for the job (MIG instances by their nvidia-caps
+ * nodes) wherever gres.conf lists them. NULL when gres.conf does not say
+ * (absent, AutoDetect on, an index it does not have): gpukeeperd then
+ * reads the indices in `gpukeeper slurm gres` order. */
+static json_t *prolog_devices(uint64_t job_id, const unsigned *idx, int n, const char *gres_path,
+                              const char *minors_path)
+{
+        _cleanup_free_ char *text = NULL, *minors = NULL;
+        _cleanup_free_ SlurmGresRecord *recs = NULL;
+        const char *node = getenv("SLURMD_NODENAME");
+        char host[256];
+        unsigned line = 0;
+        json_t *list;
+        int n_recs;
+
+        text = read_small_file(gres_path);
+        if (!text)
+                return NULL;
+        if (!node || !*node) {
+                if (gethostname(host, sizeof host) < 0)
+                        return NULL;
+                host[sizeof host - 1] = '\0';
+                host[strcspn(host, ".")] = '\0';
+                node = host;
+        }
+        recs = calloc(SLURM_MAX_DEVICES, sizeof *recs);
+        if (!recs)
+                return NULL;
+        n_recs = slurm_gresconf_parse(text, node, recs, SLURM_MAX_DEVICES, &line);
+        if (n_recs == -EOPNOTSUPP)
+                return NULL;
+        if (n_recs < 0) {
+                complain("slurm prolog: job %" PRIu64 ": cannot read %s%s%.0u: %s; taking "
+                         "SLURM_JOB_GPUS in `gpukeeper slurm gres` order", job_id, gres_path,
+                         line ? " line " : "", line, strerror(-n_recs));
+                return NULL;
+        }
+        minors = read_small_file(minors_path);
+        list = json_array();
+        for (int i = 0; list && i < n; i++) {
+                SlurmGresTarget t;
+                int r = idx[i] < (unsigned)n_recs
+                                ? slurm_gres_record_target(&recs[idx[i]], minors, &t)
+                                : -ERANGE;
+
+                if (r < 0) {
+                        complain("slurm prolog: job %" PRIu64 ": gres index %u is %s in %s; "
+                                 "taking SLURM_JOB_GPUS in `gpukeeper slurm gres` order",
+                                 job_id, idx[i],
+                                 r == -ERANGE ? "not a gpu of this node"
+                                 : r == -ENOENT ? "a MIG instance whose nvidia-caps minors are "
+                                                  "not in " SLURM_MIG_MINORS
+                                                : "not one GPU's or MIG instance's files",
+                                 gres_path);
+                        json_decref(list);
+                        return NULL;
+                }
+                json_array_append_new(list, json_pack("{s:i, s:i, s:i}", "minor", t.minor,
+                                                      "gi", t.gi, "ci", t.ci));
+        }
+        return list;
+}
+
+static int prolog_epilog(const cli_context *ctx, bool prolog, const char *gres_path,
+                         const char *minors_path)
 {
         const char *job = getenv("SLURM_JOB_ID"), *uid_text = getenv("SLURM_JOB_UID");
         const char *gpus_text = getenv("SLURM_JOB_GPUS");
@@ -123,6 +208,12 @@ static int prolog_epilog(const cli_context *ctx, bool prolog)
                         json_array_append_new(list, json_integer(idx[i]));
                 args = json_pack("{s:I, s:I, s:o}", "job_id", (json_int_t)job_id, "uid",
                                  (json_int_t)uid, "gpus", list);
+                json_t *devices = prolog_devices(job_id, idx, n, gres_path, minors_path);
+
+                if (args && devices)
+                        json_object_set_new(args, "devices", devices);
+                else
+                        json_decref(devices);
         } else
                 args = json_pack("{s:I}", "job_id", (json_int_t)job_id);
         if (!args) {
@@ -544,11 +635,31 @@ int cli_slurm_main(cli_context *ctx, int argc, char *argv[])
                 }
         }
         if (strcmp(verb, "prolog") == 0 || strcmp(verb, "epilog") == 0) {
-                if (argc > 1)
-                        return cli_usage_error("slurm", "%s takes no arguments (it reads "
-                                                        "SLURM_JOB_* from its environment)",
-                                               verb);
-                return prolog_epilog(ctx, strcmp(verb, "prolog") == 0);
+                char gres_path[PATH_MAX];
+                const char *minors_path = SLURM_MIG_MINORS;
+
+                default_gres_conf(gres_path, sizeof gres_path);
+                for (int k = 1; k < argc; k++) {
+                        const char *val = NULL;
+
+                        if (strncmp(argv[k], "--gres-conf=", 12) == 0)
+                                snprintf(gres_path, sizeof gres_path, "%s", argv[k] + 12);
+                        else if (strcmp(argv[k], "--gres-conf") == 0 && k + 1 < argc)
+                                snprintf(gres_path, sizeof gres_path, "%s", argv[++k]);
+                        else if (strncmp(argv[k], "--mig-minors=", 13) == 0)
+                                val = argv[k] + 13;
+                        else if (strcmp(argv[k], "--mig-minors") == 0 && k + 1 < argc)
+                                val = argv[++k];
+                        else
+                                return cli_usage_error("slurm", "%s takes only --gres-conf FILE "
+                                                                "and --mig-minors FILE (it reads "
+                                                                "SLURM_JOB_* from its "
+                                                                "environment), not '%s'",
+                                                       verb, argv[k]);
+                        if (val)
+                                minors_path = val;
+                }
+                return prolog_epilog(ctx, strcmp(verb, "prolog") == 0, gres_path, minors_path);
         }
         if (strcmp(verb, "reconcile") == 0) {
                 _cleanup_(json_decrefp) json_t *result = NULL;

@@ -154,7 +154,7 @@ int slurm_op_prolog(Daemon *d, const RequestCall *call, json_t *args, json_t **r
         _cleanup_free_ SlurmDevice *devs = NULL;
         _cleanup_free_ char *request_json = NULL;
         StoredLease rec = {};
-        json_t *uid_v, *gpus_v, *v;
+        json_t *uid_v, *gpus_v, *files_v, *v;
         uint64_t job_id = 0;
         size_t n_devs, i;
         Lease *l;
@@ -176,6 +176,11 @@ int slurm_op_prolog(Daemon *d, const RequestCall *call, json_t *args, json_t **r
                 return request_error(ret_error, GK_E_INVALID_ARGUMENT,
                                      "'gpus' must be a list of at most %d gres indices",
                                      SLURM_MAX_JOB_GPUS);
+        files_v = json_object_get(args, "devices");
+        if (files_v && (!json_is_array(files_v) ||
+                        json_array_size(files_v) != json_array_size(gpus_v)))
+                return request_error(ret_error, GK_E_INVALID_ARGUMENT,
+                                     "'devices' must be a list as long as 'gpus'");
 
         if (json_array_size(gpus_v) == 0) {
                 /* A job without GPUs; a lease under its id is a stale one. */
@@ -196,8 +201,47 @@ int slurm_op_prolog(Daemon *d, const RequestCall *call, json_t *args, json_t **r
         json_array_foreach(gpus_v, i, v) {
                 json_int_t idx = json_is_integer(v) ? json_integer_value(v) : -1;
                 LeaseDevice *ld = &rec.devices[rec.n_devices];
+                const SlurmDevice *sd = NULL;
 
-                if (idx < 0 || (size_t)idx >= n_devs) {
+                if (json_is_array(files_v)) {
+                        /* What gres.conf's files for this index name (the
+                         * prolog read them): the device, wherever gres.conf
+                         * puts it. */
+                        json_t *t = json_array_get(files_v, i);
+                        json_int_t minor = -1, gi = -1, ci = -1;
+
+                        if (json_unpack(t, "{s:I, s:I, s:I}", "minor", &minor, "gi", &gi, "ci",
+                                        &ci) < 0) {
+                                stored_lease_done(&rec);
+                                return request_error(ret_error, GK_E_INVALID_ARGUMENT,
+                                                     "'devices' must give {minor, gi, ci} for "
+                                                     "each of 'gpus'");
+                        }
+                        for (size_t k = 0; k < n_devs && !sd; k++)
+                                if (devs[k].minor == minor && devs[k].gi == gi &&
+                                    (gi < 0 || devs[k].ci == ci))
+                                        sd = &devs[k];
+                        if (!sd) {
+                                char what[64];
+
+                                if (gi >= 0)
+                                        snprintf(what, sizeof what,
+                                                 "MIG instance %lld/%lld of /dev/nvidia%lld",
+                                                 (long long)gi, (long long)ci, (long long)minor);
+                                else
+                                        snprintf(what, sizeof what, "/dev/nvidia%lld",
+                                                 (long long)minor);
+                                stored_lease_done(&rec);
+                                return prolog_refused(d, job_id, ret_error, GK_E_UNAVAILABLE,
+                                                      "gres index %lld of job %" PRIu64
+                                                      " is %s in gres.conf, not one of this "
+                                                      "node's Slurm devices (slurm.gpus and "
+                                                      "gres.conf disagree?)",
+                                                      (long long)idx, job_id, what);
+                        }
+                } else if (idx >= 0 && (size_t)idx < n_devs)
+                        sd = &devs[idx];
+                if (!sd) {
                         stored_lease_done(&rec);
                         return prolog_refused(d, job_id, ret_error, GK_E_UNAVAILABLE,
                                               "gres index %lld of job %" PRIu64
@@ -206,16 +250,15 @@ int slurm_op_prolog(Daemon *d, const RequestCall *call, json_t *args, json_t **r
                                               (long long)idx, job_id, n_devs);
                 }
                 for (size_t k = 0; k < rec.n_devices; k++)
-                        if (strcmp(rec.devices[k].uuid, devs[idx].uuid) == 0) {
+                        if (strcmp(rec.devices[k].uuid, sd->uuid) == 0) {
                                 stored_lease_done(&rec);
                                 return request_error(ret_error, GK_E_INVALID_ARGUMENT,
                                                      "gres index %lld is listed twice",
                                                      (long long)idx);
                         }
-                snprintf(ld->uuid, sizeof ld->uuid, "%s", devs[idx].uuid);
-                snprintf(ld->gpu_uuid, sizeof ld->gpu_uuid, "%s", devs[idx].parent_uuid);
-                snprintf(ld->profile, sizeof ld->profile, "%s",
-                         devs[idx].profile ? devs[idx].profile : "");
+                snprintf(ld->uuid, sizeof ld->uuid, "%s", sd->uuid);
+                snprintf(ld->gpu_uuid, sizeof ld->gpu_uuid, "%s", sd->parent_uuid);
+                snprintf(ld->profile, sizeof ld->profile, "%s", sd->profile ? sd->profile : "");
                 rec.n_devices++;
         }
 

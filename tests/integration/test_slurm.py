@@ -522,3 +522,53 @@ def test_reused_job_id_never_attaches_to_a_stale_lease(daemon_factory, lab, user
                    "ORDER BY id")
     assert [r["state"] for r in rows] == ["released", "released", "active"], rows
     assert all("gave job id 130 to a new job" in r["release_reason"] for r in rows[:2]), rows
+
+
+def test_prolog_maps_gres_conf_files_to_mig_instances(daemon_factory, lab, users):
+    """Without Slurm: the prolog takes each gres index to the files gres.conf
+    gives it, and MIG instances' nvidia-caps nodes through mig-minors to the
+    instance, whatever order gres.conf lists them in (here MIG gi 2 first,
+    then gi 1, then the whole GPU 0: not `gpukeeper slurm gres`'s order)."""
+    alice = users["alice"]
+    lab.write()
+    d = daemon_factory()
+    d.sections["slurm"] = {"gpus": "all", "reconcile_interval": "1h", "squeue": "/bin/false"}
+    d.start()
+    gres = d.dir / "gres.conf"
+    gres.write_text(
+        "AutoDetect=off\n"
+        "NodeName=elsewhere Name=gpu File=/dev/nvidia7\n"
+        "NodeName=gknode[1-2] Name=gpu Type=a100-sxm4-80gb_3g.40gb "
+        "MultipleFiles=/dev/nvidia1,/dev/nvidia-caps/nvidia-cap[30,31]\n"
+        "NodeName=gknode[1-2] Name=gpu Type=a100-sxm4-80gb_3g.40gb "
+        "MultipleFiles=/dev/nvidia1,/dev/nvidia-caps/nvidia-cap21,/dev/nvidia-caps/nvidia-cap22\n"
+        "Name=gpu Type=a100-sxm4-80gb File=/dev/nvidia0\n")
+    minors = d.dir / "mig-minors"
+    minors.write_text("config 1\nmonitor 2\ngpu1/gi1/access 21\ngpu1/gi1/ci0/access 22\n"
+                      "gpu1/gi2/access 30\ngpu1/gi2/ci0/access 31\n")
+
+    def prolog(job, gpus, node="gknode2", mig_minors=minors):
+        r = d.cli("slurm", "prolog", "--gres-conf", str(gres), "--mig-minors", str(mig_minors),
+                  env={"SLURM_JOB_ID": str(job), "SLURM_JOB_UID": str(alice.uid),
+                       "SLURM_JOB_GPUS": gpus, "SLURMD_NODENAME": node})
+        assert r.returncode == 0
+        return r.stderr
+
+    assert prolog(140, "0") == ""
+    assert [x["uuid"] for x in slurm_leases(d, 140)[0]["devices"]] == [MIG_B_UUID]
+    assert prolog(141, "1-2") == ""
+    assert [x["uuid"] for x in slurm_leases(d, 141)[0]["devices"]] == [MIG_A_UUID, GPU0_UUID]
+    d.cli("slurm", "epilog", env={"SLURM_JOB_ID": "140"})
+    d.cli("slurm", "epilog", env={"SLURM_JOB_ID": "141"})
+    # On another node only the lines without NodeName= (and its own) count:
+    # index 0 there is /dev/nvidia7, which this node does not have.
+    err = prolog(142, "0", node="elsewhere")
+    assert "/dev/nvidia7 in gres.conf, not one of this node's Slurm devices" in err, err
+    assert not slurm_leases(d, 142)
+    # A caps node mig-minors does not list: said, and the index read in
+    # `gpukeeper slurm gres` order (GPU 0, MIG gi 1, MIG gi 2).
+    empty = d.dir / "no-mig-minors"
+    empty.write_text("config 1\n")
+    err = prolog(143, "0", mig_minors=empty)
+    assert "nvidia-caps minors are not in" in err, err
+    assert [x["uuid"] for x in slurm_leases(d, 143)[0]["devices"]] == [GPU0_UUID]
