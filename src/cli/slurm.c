@@ -497,23 +497,106 @@ static int task_prolog_main(const cli_context *ctx)
 
 /* ---- the backend: srun / salloc / squeue -------------------------------- */
 
+/* The gres type `gpukeeper slurm gres` writes for a MIG instance of
+ * `profile` on this node (the GPU's model and the profile), from
+ * gpukeeperd's inventory; the profile itself when no GPU here has one (a
+ * gres.conf written by hand may name it so; Slurm says when it does not). */
+static void mig_gres_type(const cli_context *ctx, const char *profile, char *buf, size_t len)
+{
+        _cleanup_(json_decrefp) json_t *status = NULL;
+        char err[512];
+        json_t *g, *in;
+        size_t i, k;
+
+        snprintf(buf, len, "%s", profile);
+        if (cli_slurm_call(ctx, "status", json_object(), &status, err, sizeof err) < 0)
+                return;
+        json_array_foreach(json_object_get(status, "gpus"), i, g) {
+                json_array_foreach(json_object_get(g, "instances"), k, in) {
+                        const char *p = cli_json_str(in, "profile");
+                        SlurmDevice dev = {.model = cli_json_str(g, "name"), .profile = profile};
+
+                        if (p && strcmp(p, profile) == 0 && slurm_gres_type(&dev, buf, len) == 0)
+                                return;
+                }
+        }
+        snprintf(buf, len, "%s", profile);
+}
+
+/* The Slurm request for what run / lease acquire asked: `--gres=` into
+ * `gres`. What Slurm cannot be asked for is refused (exit 64) with what to
+ * ask instead. */
+static int slurm_request(const cli_context *ctx, const cli_acquire_args *a, const char *verb,
+                         char *gres, size_t len)
+{
+        size_t o;
+        json_t *m;
+        size_t i;
+
+        if (a->kind == CLI_SELECT_DEVICES)
+                return cli_usage_error(verb, "with backend: slurm Slurm picks the devices: --gpu "
+                                             "cannot be honoured; ask for --gpus N or --mig "
+                                             "PROFILE");
+        if (a->share_bytes)
+                return cli_usage_error(verb, "with backend: slurm GPUs are not shared: --share "
+                                             "cannot be honoured; ask for --gpus 1 or --mig "
+                                             "PROFILE");
+        if (a->json)
+                return cli_usage_error(verb, "with backend: slurm the lease is a Slurm "
+                                             "allocation (salloc prints its job id): --json "
+                                             "cannot be honoured");
+        if (a->kind != CLI_SELECT_MIG) {
+                /* No --gpus: one GPU, as on one server. */
+                snprintf(gres, len, "--gres=gpu:%" PRIu64,
+                         a->kind == CLI_SELECT_GPUS ? a->gpus : UINT64_C(1));
+                return CLI_EXIT_OK;
+        }
+        o = (size_t)snprintf(gres, len, "--gres=");
+        json_array_foreach(a->mig, i, m) {
+                const char *profile = cli_json_str(m, "profile");
+                double count = 1;
+                char type[SLURM_TYPE_MAX];
+                int k;
+
+                if (!profile)
+                        return cli_usage_error(verb, "--mig takes PROFILE[:N]");
+                cli_json_num(m, "count", &count);
+                mig_gres_type(ctx, profile, type, sizeof type);
+                k = snprintf(gres + o, len - o, "%sgpu:%s:%.0f", i ? "," : "", type, count);
+                if (k < 0 || (size_t)k >= len - o)
+                        return cli_usage_error(verb, "too many --mig options for Slurm");
+                o += (size_t)k;
+        }
+        return CLI_EXIT_OK;
+}
+
+/* srun and salloc exit with this when --immediate finds no resources, so
+ * --no-wait ends as on one server (75, not enough free devices). */
+static void exit_immediate_as_local(void)
+{
+        char code[8];
+
+        snprintf(code, sizeof code, "%d", CLI_EXIT_NO_CAPACITY);
+        setenv("SLURM_EXIT_IMMEDIATE", code, 1);
+}
+
 int cli_slurm_run(const cli_context *ctx, const cli_acquire_args *a)
 {
-        char self[PATH_MAX], step[PATH_MAX], gres[48];
+        char self[PATH_MAX], step[PATH_MAX], gres[512];
         const char *argv[16 + 1024];
         size_t n = 0;
         ssize_t k;
+        int r;
 
-        if (a->kind != CLI_SELECT_GPUS)
-                return cli_usage_error("run", "with backend: slurm only --gpus N is supported "
-                                              "(Slurm picks the devices)");
+        r = slurm_request(ctx, a, "run", gres, sizeof gres);
+        if (r != CLI_EXIT_OK)
+                return r;
         k = readlink("/proc/self/exe", self, sizeof self - 1);
         if (k < 0) {
                 fprintf(stderr, "gpukeeper: run: cannot find my own executable: %m\n");
                 return CLI_EXIT_SOFTWARE;
         }
         self[k] = '\0';
-        snprintf(gres, sizeof gres, "--gres=gpu:%" PRIu64, a->gpus);
         /* The lean helper next to us when installed (or built) there, else
          * `gpukeeper slurm step`: the same code, more libraries to load. */
         char *slash = strrchr(self, '/');
@@ -529,8 +612,13 @@ int cli_slurm_run(const cli_context *ctx, const cli_acquire_args *a)
         /* One Ctrl-C ends the step, as it ends `gpukeeper run` on one server. */
         argv[n++] = "--quit-on-interrupt";
         argv[n++] = gres;
-        if (!a->wait)
-                argv[n++] = "--immediate=1";
+        if (!a->wait) {
+                argv[n++] = "--immediate";
+                exit_immediate_as_local();
+        }
+        /* --no-bind: Slurm's CPU binding off too. */
+        if (a->no_bind)
+                argv[n++] = "--cpu-bind=none";
         argv[n++] = helper ? step : self;
         if (ctx->socket_arg) {
                 argv[n++] = "--socket";
@@ -555,14 +643,14 @@ int cli_slurm_run(const cli_context *ctx, const cli_acquire_args *a)
 
 int cli_slurm_acquire(const cli_context *ctx, const cli_acquire_args *a)
 {
-        char gres[48], time_arg[48];
+        char gres[512], time_arg[48];
         const char *argv[8];
         size_t n = 0;
+        int r;
 
-        if (a->kind != CLI_SELECT_GPUS)
-                return cli_usage_error("lease acquire", "with backend: slurm only --gpus N is "
-                                                        "supported (Slurm picks the devices)");
-        snprintf(gres, sizeof gres, "--gres=gpu:%" PRIu64, a->gpus);
+        r = slurm_request(ctx, a, "lease acquire", gres, sizeof gres);
+        if (r != CLI_EXIT_OK)
+                return r;
         argv[n++] = "salloc";
         argv[n++] = "--no-shell";
         argv[n++] = gres;
@@ -572,8 +660,10 @@ int cli_slurm_acquire(const cli_context *ctx, const cli_acquire_args *a)
                          (a->duration_sec + 59) / 60);
                 argv[n++] = time_arg;
         }
-        if (!a->wait)
-                argv[n++] = "--immediate=1";
+        if (!a->wait) {
+                argv[n++] = "--immediate";
+                exit_immediate_as_local();
+        }
         argv[n] = NULL;
         fflush(NULL);
         execvp("salloc", (char *const *)argv);
@@ -593,10 +683,13 @@ bool cli_slurm_backend(const cli_context *ctx)
         return b && strcmp(b, "slurm") == 0;
 }
 
-int cli_slurm_queue(void)
+int cli_slurm_queue(bool json)
 {
         fflush(NULL);
-        execlp("squeue", "squeue", "--me", (char *)NULL);
+        if (json)
+                execlp("squeue", "squeue", "--me", "--json", (char *)NULL);
+        else
+                execlp("squeue", "squeue", "--me", (char *)NULL);
         fprintf(stderr, "gpukeeper: queue: cannot run squeue (backend: slurm): %m\n");
         return CLI_EXIT_NOT_FOUND;
 }

@@ -377,11 +377,14 @@ def test_backend_slurm_run(world):
             os.killpg(p.pid, signal.SIGKILL)
             p.wait()
 
+    def gk(*args, timeout=120):
+        return subprocess.run([cli, "--socket", str(d.socket_path), *args], env=cluster.env(),
+                              capture_output=True, text=True, timeout=timeout,
+                              stdin=subprocess.DEVNULL, **as_user(alice))
+
     # lease acquire: an allocation without a shell (salloc --no-shell), which
-    # the prolog (PrologFlags=Alloc) registers at once.
-    r = subprocess.run([cli, "--socket", str(d.socket_path), "lease", "acquire", "--gpus", "1",
-                        "--time", "10m"], env=cluster.env(), capture_output=True, text=True,
-                       timeout=120, stdin=subprocess.DEVNULL, **as_user(alice))
+    # the prolog (PrologFlags=Alloc) registers at once; --time is its limit.
+    r = gk("lease", "acquire", "--gpus", "2", "--time", "10m")
     assert r.returncode == 0, (r.stdout, r.stderr)
     m = re.search(r"Granted job allocation (\d+)", r.stderr)
     assert m, r.stderr
@@ -389,18 +392,41 @@ def test_backend_slurm_run(world):
     try:
         wait_for(lambda: slurm_leases(d, alloc), timeout=JOB_TIMEOUT,
                  what="the allocation's slurm lease")
-        assert slurm_leases(d, alloc)[0]["user"] == "gktest-alice"
+        (lease,) = slurm_leases(d, alloc)
+        assert lease["user"] == "gktest-alice" and len(lease["devices"]) == 2
+        r = cluster.run("squeue", "--noheader", "--format=%l", "-j", str(alloc))
+        assert r.stdout.strip() == "10:00", r.stdout
+        # gpukeeper queue shows Slurm's queue for the user (--json: squeue's).
+        r = gk("queue", timeout=30)
+        assert r.returncode == 0 and "JOBID" in r.stdout and str(alloc) in r.stdout, \
+            (r.stdout, r.stderr)
+        r = gk("queue", "--json", timeout=30)
+        assert r.returncode == 0, r.stderr
+        assert alloc in [j["job_id"] for j in json.loads(r.stdout)["jobs"]]
+        # Both Slurm GPUs are taken: --no-wait ends at once with 75, as on
+        # one server (srun/salloc --immediate, SLURM_EXIT_IMMEDIATE).
+        r = gk("run", "--no-wait", "--", "true")
+        assert r.returncode == 75, (r.returncode, r.stderr)
+        r = gk("lease", "acquire", "--no-wait")
+        assert r.returncode == 75, (r.returncode, r.stderr)
     finally:
         subprocess.run(["scancel", str(alloc)], env=cluster.env(), capture_output=True,
                        timeout=30)
     wait_for(lambda: not slurm_leases(d, alloc), timeout=JOB_TIMEOUT,
              what="the allocation's lease to end")
 
-    # gpukeeper queue shows Slurm's queue for the user.
-    r = subprocess.run([cli, "--socket", str(d.socket_path), "queue"], env=cluster.env(),
-                       capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL,
-                       **as_user(alice))
-    assert r.returncode == 0 and "JOBID" in r.stdout, (r.stdout, r.stderr)
+    # No --gpus is one GPU, as on one server; --no-bind is Slurm's
+    # --cpu-bind=none.
+    r = gk("run", "--no-wait", "--no-bind", "--", "sh", "-c",
+           "echo $CUDA_VISIBLE_DEVICES; exit 5")
+    assert r.returncode == 5 and r.stdout.strip() in world["slurm_gpus"], (r.stdout, r.stderr)
+
+    # What Slurm cannot be asked for is refused as bad usage, before any job.
+    for args, what in ((["run", "--gpu", "0", "--", "true"], "--gpu cannot be honoured"),
+                       (["run", "--share", "10G", "--", "true"], "--share cannot be honoured"),
+                       (["lease", "acquire", "--json"], "--json cannot be honoured")):
+        r = gk(*args, timeout=30)
+        assert r.returncode == 64 and what in r.stderr, (args, r.returncode, r.stderr)
 
 
 def test_gres_conf_accepted_by_slurmd(world):
