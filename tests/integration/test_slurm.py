@@ -500,7 +500,12 @@ def test_reconcile_trusts_only_a_working_squeue(daemon_factory, lab, users):
     assert slurm_leases(d, 123) and slurm_leases(d, 124)
     assert "leases of Slurm jobs are kept" in d.log()
 
-    squeue.write_text("#!/bin/sh\necho 124\necho 999\n")
+    # A new file renamed over it: the daemon may be running the old one
+    # (writing into it then fails with ETXTBSY).
+    fixed = d.dir / "squeue.new"
+    fixed.write_text("#!/bin/sh\necho 124\necho 999\n")
+    fixed.chmod(0o755)
+    os.replace(fixed, squeue)
     wait_for(lambda: not slurm_leases(d, 123), what="job 123's lease to end")
     assert slurm_leases(d, 124)
     # The epilog ends the other; a second epilog is no error.
