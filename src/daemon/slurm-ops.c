@@ -377,7 +377,7 @@ int slurm_op_step(Daemon *d, const RequestCall *call, json_t *args, json_t **ret
 {
         _cleanup_free_ SlurmDevice *devs = NULL;
         char visible[LEASE_MAX_DEVICES * LEASE_UUID_MAX] = "";
-        json_t *gpus_v, *v;
+        json_t *gpus_v, *job_gpus_v, *v;
         uint64_t job_id = 0;
         size_t n_devs, i, o = 0;
         Lease *l;
@@ -402,22 +402,38 @@ int slurm_op_step(Daemon *d, const RequestCall *call, json_t *args, json_t **ret
         if (!devs)
                 return -ENOMEM;
         n_devs = slurm_devices(d, devs, SLURM_MAX_DEVICES);
+        /* The prolog registered the job's devices in the order of its gres
+         * indices (SLURM_JOB_GPUS), each the device gres.conf names for it:
+         * a step index is the device at its place among the job's. The
+         * caller can only name devices of its own job's lease this way. */
+        job_gpus_v = json_object_get(args, "job_gpus");
+        if (!json_is_array(job_gpus_v) || json_array_size(job_gpus_v) != l->rec.n_devices)
+                job_gpus_v = NULL;
         json_array_foreach(gpus_v, i, v) {
                 json_int_t idx = json_is_integer(v) ? json_integer_value(v) : -1;
-                bool held = false;
+                const char *uuid = NULL;
+                size_t p;
+                json_t *jv;
 
-                if (idx < 0 || (size_t)idx >= n_devs)
-                        return request_error(ret_error, GK_E_INVALID_ARGUMENT,
-                                             "gres index %lld is not one of this node's %zu "
-                                             "Slurm devices", (long long)idx, n_devs);
-                for (size_t k = 0; k < l->rec.n_devices && !held; k++)
-                        held = strcmp(l->rec.devices[k].uuid, devs[idx].uuid) == 0;
-                if (!held)
+                json_array_foreach(job_gpus_v, p, jv)
+                        if (json_is_integer(jv) && json_integer_value(jv) == idx && idx >= 0)
+                                uuid = l->rec.devices[p].uuid;
+                if (!uuid && !job_gpus_v) {
+                        if (idx < 0 || (size_t)idx >= n_devs)
+                                return request_error(ret_error, GK_E_INVALID_ARGUMENT,
+                                                     "gres index %lld is not one of this "
+                                                     "node's %zu Slurm devices",
+                                                     (long long)idx, n_devs);
+                        for (size_t k = 0; k < l->rec.n_devices && !uuid; k++)
+                                if (strcmp(l->rec.devices[k].uuid, devs[idx].uuid) == 0)
+                                        uuid = l->rec.devices[k].uuid;
+                }
+                if (!uuid)
                         return request_error(ret_error, GK_E_PERMISSION,
                                              "gres index %lld is not Slurm job %" PRIu64 "'s",
                                              (long long)idx, job_id);
                 o += (size_t)snprintf(visible + o, o < sizeof visible ? sizeof visible - o : 0,
-                                      "%s%s", o ? "," : "", devs[idx].uuid);
+                                      "%s%s", o ? "," : "", uuid);
         }
         if (o >= sizeof visible)
                 return -E2BIG;

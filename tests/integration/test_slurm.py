@@ -589,6 +589,11 @@ def test_prolog_maps_gres_conf_files_to_mig_instances(daemon_factory, lab, users
     assert [x["uuid"] for x in slurm_leases(d, 140)[0]["devices"]] == [MIG_B_UUID]
     assert prolog(141, "1-2") == ""
     assert [x["uuid"] for x in slurm_leases(d, 141)[0]["devices"]] == [MIG_A_UUID, GPU0_UUID]
+    # A step of job 141 on its gres index 2 sees what the prolog found there.
+    r = d.cli("slurm", "task-prolog", user=alice,
+              env={"SLURM_JOB_ID": "141", "SLURM_JOB_GPUS": "1-2", "SLURM_STEP_GPUS": "2"})
+    assert r.returncode == 0 and f"export CUDA_VISIBLE_DEVICES={GPU0_UUID}\n" in r.stdout, \
+        (r.stdout, r.stderr)
     d.cli("slurm", "epilog", env={"SLURM_JOB_ID": "140"})
     d.cli("slurm", "epilog", env={"SLURM_JOB_ID": "141"})
     # On another node only the lines without NodeName= (and its own) count:
