@@ -26,6 +26,10 @@ Prolog/Epilog scripts, and slurm.conf changes only with a slurmd restart
 for slurmd's own files (gres.conf). slurmctld keeps its state directory for
 its lifetime and starts without -i, so a damaged state file is an error,
 not a silent clean start that would reuse ids.
+
+With $GK_SLURM_KEEP_LOGS set to a directory, stop() copies the daemons' logs,
+the hooks' stderr and the configuration there before removing the cluster's
+directory (for a post-mortem of a failed run).
 """
 
 import os
