@@ -420,6 +420,9 @@ def test_backend_slurm_run(world):
     r = gk("run", "--no-wait", "--no-bind", "--", "sh", "-c",
            "echo $CUDA_VISIBLE_DEVICES; exit 5")
     assert r.returncode == 5 and r.stdout.strip() in world["slurm_gpus"], (r.stdout, r.stderr)
+    # A command killed by a signal ends the run with 128 + N, as on one server.
+    r = gk("run", "--", "sh", "-c", "kill -TERM $$")
+    assert r.returncode == 128 + signal.SIGTERM, (r.returncode, r.stderr)
 
     # What Slurm cannot be asked for is refused as bad usage, before any job.
     for args, what in ((["run", "--gpu", "0", "--", "true"], "--gpu cannot be honoured"),
