@@ -186,6 +186,6 @@ struct cli_acquire_args;
 int cli_slurm_run(const cli_context *ctx, const struct cli_acquire_args *a);
 int cli_slurm_acquire(const cli_context *ctx, const struct cli_acquire_args *a);
 bool cli_slurm_backend(const cli_context *ctx);
-int cli_slurm_queue(void);
+int cli_slurm_queue(bool json);
 int cli_mig_main(cli_context *ctx, int argc, char *argv[]);
 void cli_mig_usage(FILE *f);

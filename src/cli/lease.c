@@ -129,7 +129,8 @@ static int lease_acquire(cli_context *ctx, int argc, char *argv[])
         _cleanup_(gk_client_freep) gk_client *client = NULL;
         _cleanup_(json_decrefp) json_t *lease = NULL;
         _cleanup_close_ int sfd = -1;
-        cli_acquire_args a;
+        /* Kept to the end: the Slurm backend reads it after the daemon says so. */
+        _cleanup_(cli_acquire_args_done) cli_acquire_args a = {};
         sigset_t old_mask;
         json_t *args;
         double waited;
@@ -140,12 +141,10 @@ static int lease_acquire(cli_context *ctx, int argc, char *argv[])
         if (r != CLI_EXIT_OK)
                 return r;
         if (a.help) {
-                cli_acquire_args_done(&a);
                 cli_lease_usage(stdout);
                 return cli_finish(CLI_EXIT_OK);
         }
         args = cli_acquire_request(&a, "manual", NULL);
-        cli_acquire_args_done(&a);
         if (!args) {
                 fputs("gpukeeper: lease acquire: out of memory\n", stderr);
                 return CLI_EXIT_SOFTWARE;

@@ -62,6 +62,20 @@ int cli_slurm_step_devices(const cli_context *ctx, uint64_t job_id, char *buf, s
         args = json_pack("{s:I, s:o}", "job_id", (json_int_t)job_id, "gpus", list);
         if (!args)
                 return -ENOMEM;
+        /* The job's indices too: the daemon finds each step index's device
+         * where the prolog put it (gres.conf's files, not only its order). */
+        const char *job_gpus = getenv("SLURM_JOB_GPUS");
+        unsigned jidx[SLURM_MAX_JOB_GPUS];
+        int jn = slurm_parse_index_list(job_gpus ? job_gpus : "", jidx, ELEMENTSOF(jidx));
+
+        if (jn > 0) {
+                json_t *jl = json_array();
+
+                for (int i = 0; jl && i < jn; i++)
+                        json_array_append_new(jl, json_integer(jidx[i]));
+                if (jl)
+                        json_object_set_new(args, "job_gpus", jl);
+        }
         if (cli_slurm_call(ctx, "slurm.step", args, &result, err, sizeof err) < 0) {
                 if (!quiet)
                         fprintf(stderr, "gpukeeper: slurm step: %s\n", err);

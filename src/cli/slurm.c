@@ -42,7 +42,8 @@
 
 void cli_slurm_usage(FILE *f)
 {
-        fputs("Usage: gpukeeper slurm prolog | epilog | reconcile | task-prolog [--socket PATH]\n"
+        fputs("Usage: gpukeeper slurm prolog | epilog [--gres-conf FILE] [--mig-minors FILE]\n"
+              "       gpukeeper slurm reconcile | task-prolog [--socket PATH]\n"
               "       gpukeeper slurm gres [--check[=FILE]] [--gpus all|LIST] [--dev-dir DIR]\n"
               "                            [--nvml-library LIB]\n"
               "       gpukeeper slurm step [--socket PATH] -- COMMAND [ARGS...]\n"
@@ -51,6 +52,10 @@ void cli_slurm_usage(FILE *f)
               "\n"
               "  prolog     register the job in $SLURM_JOB_ID (user $SLURM_JOB_UID, GPUs\n"
               "             $SLURM_JOB_GPUS) as a lease of kind slurm; for slurm.conf's Prolog=.\n"
+              "             Each index is the device gres.conf's File= or MultipleFiles= names\n"
+              "             (MIG instances by their nvidia-caps nodes, through\n"
+              "             " SLURM_MIG_MINORS "); gres.conf is --gres-conf FILE,\n"
+              "             else next to $SLURM_CONF, else " SLURM_DEFAULT_GRES_CONF ".\n"
               "             Fails open: problems are logged and alerted, the exit status is 0.\n"
               "  epilog     end that lease; for Epilog=. Also exits 0 whatever happens.\n"
               "  reconcile  ask gpukeeperd to end leases of jobs squeue no longer lists now.\n"
@@ -87,7 +92,87 @@ static void complain(const char *fmt, ...)
         closelog();
 }
 
-static int prolog_epilog(const cli_context *ctx, bool prolog)
+static char *read_small_file(const char *path);
+
+/* Where the prolog finds gres.conf: next to $SLURM_CONF (slurmd passes it
+ * to its prolog), else Slurm's default. */
+static void default_gres_conf(char *buf, size_t len)
+{
+        const char *conf = getenv("SLURM_CONF"), *slash = conf ? strrchr(conf, '/') : NULL;
+
+        if (slash && slash > conf && (size_t)(slash - conf) + sizeof "/gres.conf" <= len)
+                snprintf(buf, len, "%.*s/gres.conf", (int)(slash - conf), conf);
+        else
+                snprintf(buf, len, "%s", SLURM_DEFAULT_GRES_CONF);
+}
+
+/* The devices gres.conf's files name for the job's gres indices, as
+ * [{minor, gi, ci}] in the order of `idx`, so gpukeeperd registers the
+ * devices Slurm fenced for the job (MIG instances by their nvidia-caps
+ * nodes) wherever gres.conf lists them. NULL when gres.conf does not say
+ * (absent, AutoDetect on, an index it does not have): gpukeeperd then
+ * reads the indices in `gpukeeper slurm gres` order. */
+static json_t *prolog_devices(uint64_t job_id, const unsigned *idx, int n, const char *gres_path,
+                              const char *minors_path)
+{
+        _cleanup_free_ char *text = NULL, *minors = NULL;
+        _cleanup_free_ SlurmGresRecord *recs = NULL;
+        const char *node = getenv("SLURMD_NODENAME");
+        char host[256];
+        unsigned line = 0;
+        json_t *list;
+        int n_recs;
+
+        text = read_small_file(gres_path);
+        if (!text)
+                return NULL;
+        if (!node || !*node) {
+                if (gethostname(host, sizeof host) < 0)
+                        return NULL;
+                host[sizeof host - 1] = '\0';
+                host[strcspn(host, ".")] = '\0';
+                node = host;
+        }
+        recs = calloc(SLURM_MAX_DEVICES, sizeof *recs);
+        if (!recs)
+                return NULL;
+        n_recs = slurm_gresconf_parse(text, node, recs, SLURM_MAX_DEVICES, &line);
+        if (n_recs == -EOPNOTSUPP)
+                return NULL;
+        if (n_recs < 0) {
+                complain("slurm prolog: job %" PRIu64 ": cannot read %s%s%.0u: %s; taking "
+                         "SLURM_JOB_GPUS in `gpukeeper slurm gres` order", job_id, gres_path,
+                         line ? " line " : "", line, strerror(-n_recs));
+                return NULL;
+        }
+        minors = read_small_file(minors_path);
+        list = json_array();
+        for (int i = 0; list && i < n; i++) {
+                SlurmGresTarget t;
+                int r = idx[i] < (unsigned)n_recs
+                                ? slurm_gres_record_target(&recs[idx[i]], minors, &t)
+                                : -ERANGE;
+
+                if (r < 0) {
+                        complain("slurm prolog: job %" PRIu64 ": gres index %u is %s in %s; "
+                                 "taking SLURM_JOB_GPUS in `gpukeeper slurm gres` order",
+                                 job_id, idx[i],
+                                 r == -ERANGE ? "not a gpu of this node"
+                                 : r == -ENOENT ? "a MIG instance whose nvidia-caps minors are "
+                                                  "not in " SLURM_MIG_MINORS
+                                                : "not one GPU's or MIG instance's files",
+                                 gres_path);
+                        json_decref(list);
+                        return NULL;
+                }
+                json_array_append_new(list, json_pack("{s:i, s:i, s:i}", "minor", t.minor,
+                                                      "gi", t.gi, "ci", t.ci));
+        }
+        return list;
+}
+
+static int prolog_epilog(const cli_context *ctx, bool prolog, const char *gres_path,
+                         const char *minors_path)
 {
         const char *job = getenv("SLURM_JOB_ID"), *uid_text = getenv("SLURM_JOB_UID");
         const char *gpus_text = getenv("SLURM_JOB_GPUS");
@@ -123,6 +208,12 @@ static int prolog_epilog(const cli_context *ctx, bool prolog)
                         json_array_append_new(list, json_integer(idx[i]));
                 args = json_pack("{s:I, s:I, s:o}", "job_id", (json_int_t)job_id, "uid",
                                  (json_int_t)uid, "gpus", list);
+                json_t *devices = prolog_devices(job_id, idx, n, gres_path, minors_path);
+
+                if (args && devices)
+                        json_object_set_new(args, "devices", devices);
+                else
+                        json_decref(devices);
         } else
                 args = json_pack("{s:I}", "job_id", (json_int_t)job_id);
         if (!args) {
@@ -406,23 +497,106 @@ static int task_prolog_main(const cli_context *ctx)
 
 /* ---- the backend: srun / salloc / squeue -------------------------------- */
 
+/* The gres type `gpukeeper slurm gres` writes for a MIG instance of
+ * `profile` on this node (the GPU's model and the profile), from
+ * gpukeeperd's inventory; the profile itself when no GPU here has one (a
+ * gres.conf written by hand may name it so; Slurm says when it does not). */
+static void mig_gres_type(const cli_context *ctx, const char *profile, char *buf, size_t len)
+{
+        _cleanup_(json_decrefp) json_t *status = NULL;
+        char err[512];
+        json_t *g, *in;
+        size_t i, k;
+
+        snprintf(buf, len, "%s", profile);
+        if (cli_slurm_call(ctx, "status", json_object(), &status, err, sizeof err) < 0)
+                return;
+        json_array_foreach(json_object_get(status, "gpus"), i, g) {
+                json_array_foreach(json_object_get(g, "instances"), k, in) {
+                        const char *p = cli_json_str(in, "profile");
+                        SlurmDevice dev = {.model = cli_json_str(g, "name"), .profile = profile};
+
+                        if (p && strcmp(p, profile) == 0 && slurm_gres_type(&dev, buf, len) == 0)
+                                return;
+                }
+        }
+        snprintf(buf, len, "%s", profile);
+}
+
+/* The Slurm request for what run / lease acquire asked: `--gres=` into
+ * `gres`. What Slurm cannot be asked for is refused (exit 64) with what to
+ * ask instead. */
+static int slurm_request(const cli_context *ctx, const cli_acquire_args *a, const char *verb,
+                         char *gres, size_t len)
+{
+        size_t o;
+        json_t *m;
+        size_t i;
+
+        if (a->kind == CLI_SELECT_DEVICES)
+                return cli_usage_error(verb, "with backend: slurm Slurm picks the devices: --gpu "
+                                             "cannot be honoured; ask for --gpus N or --mig "
+                                             "PROFILE");
+        if (a->share_bytes)
+                return cli_usage_error(verb, "with backend: slurm GPUs are not shared: --share "
+                                             "cannot be honoured; ask for --gpus 1 or --mig "
+                                             "PROFILE");
+        if (a->json)
+                return cli_usage_error(verb, "with backend: slurm the lease is a Slurm "
+                                             "allocation (salloc prints its job id): --json "
+                                             "cannot be honoured");
+        if (a->kind != CLI_SELECT_MIG) {
+                /* No --gpus: one GPU, as on one server. */
+                snprintf(gres, len, "--gres=gpu:%" PRIu64,
+                         a->kind == CLI_SELECT_GPUS ? a->gpus : UINT64_C(1));
+                return CLI_EXIT_OK;
+        }
+        o = (size_t)snprintf(gres, len, "--gres=");
+        json_array_foreach(a->mig, i, m) {
+                const char *profile = cli_json_str(m, "profile");
+                double count = 1;
+                char type[SLURM_TYPE_MAX];
+                int k;
+
+                if (!profile)
+                        return cli_usage_error(verb, "--mig takes PROFILE[:N]");
+                cli_json_num(m, "count", &count);
+                mig_gres_type(ctx, profile, type, sizeof type);
+                k = snprintf(gres + o, len - o, "%sgpu:%s:%.0f", i ? "," : "", type, count);
+                if (k < 0 || (size_t)k >= len - o)
+                        return cli_usage_error(verb, "too many --mig options for Slurm");
+                o += (size_t)k;
+        }
+        return CLI_EXIT_OK;
+}
+
+/* srun and salloc exit with this when --immediate finds no resources, so
+ * --no-wait ends as on one server (75, not enough free devices). */
+static void exit_immediate_as_local(void)
+{
+        char code[8];
+
+        snprintf(code, sizeof code, "%d", CLI_EXIT_NO_CAPACITY);
+        setenv("SLURM_EXIT_IMMEDIATE", code, 1);
+}
+
 int cli_slurm_run(const cli_context *ctx, const cli_acquire_args *a)
 {
-        char self[PATH_MAX], step[PATH_MAX], gres[48];
+        char self[PATH_MAX], step[PATH_MAX], gres[512];
         const char *argv[16 + 1024];
         size_t n = 0;
         ssize_t k;
+        int r;
 
-        if (a->kind != CLI_SELECT_GPUS)
-                return cli_usage_error("run", "with backend: slurm only --gpus N is supported "
-                                              "(Slurm picks the devices)");
+        r = slurm_request(ctx, a, "run", gres, sizeof gres);
+        if (r != CLI_EXIT_OK)
+                return r;
         k = readlink("/proc/self/exe", self, sizeof self - 1);
         if (k < 0) {
                 fprintf(stderr, "gpukeeper: run: cannot find my own executable: %m\n");
                 return CLI_EXIT_SOFTWARE;
         }
         self[k] = '\0';
-        snprintf(gres, sizeof gres, "--gres=gpu:%" PRIu64, a->gpus);
         /* The lean helper next to us when installed (or built) there, else
          * `gpukeeper slurm step`: the same code, more libraries to load. */
         char *slash = strrchr(self, '/');
@@ -438,8 +612,13 @@ int cli_slurm_run(const cli_context *ctx, const cli_acquire_args *a)
         /* One Ctrl-C ends the step, as it ends `gpukeeper run` on one server. */
         argv[n++] = "--quit-on-interrupt";
         argv[n++] = gres;
-        if (!a->wait)
-                argv[n++] = "--immediate=1";
+        if (!a->wait) {
+                argv[n++] = "--immediate";
+                exit_immediate_as_local();
+        }
+        /* --no-bind: Slurm's CPU binding off too. */
+        if (a->no_bind)
+                argv[n++] = "--cpu-bind=none";
         argv[n++] = helper ? step : self;
         if (ctx->socket_arg) {
                 argv[n++] = "--socket";
@@ -464,14 +643,14 @@ int cli_slurm_run(const cli_context *ctx, const cli_acquire_args *a)
 
 int cli_slurm_acquire(const cli_context *ctx, const cli_acquire_args *a)
 {
-        char gres[48], time_arg[48];
+        char gres[512], time_arg[48];
         const char *argv[8];
         size_t n = 0;
+        int r;
 
-        if (a->kind != CLI_SELECT_GPUS)
-                return cli_usage_error("lease acquire", "with backend: slurm only --gpus N is "
-                                                        "supported (Slurm picks the devices)");
-        snprintf(gres, sizeof gres, "--gres=gpu:%" PRIu64, a->gpus);
+        r = slurm_request(ctx, a, "lease acquire", gres, sizeof gres);
+        if (r != CLI_EXIT_OK)
+                return r;
         argv[n++] = "salloc";
         argv[n++] = "--no-shell";
         argv[n++] = gres;
@@ -481,8 +660,10 @@ int cli_slurm_acquire(const cli_context *ctx, const cli_acquire_args *a)
                          (a->duration_sec + 59) / 60);
                 argv[n++] = time_arg;
         }
-        if (!a->wait)
-                argv[n++] = "--immediate=1";
+        if (!a->wait) {
+                argv[n++] = "--immediate";
+                exit_immediate_as_local();
+        }
         argv[n] = NULL;
         fflush(NULL);
         execvp("salloc", (char *const *)argv);
@@ -502,10 +683,13 @@ bool cli_slurm_backend(const cli_context *ctx)
         return b && strcmp(b, "slurm") == 0;
 }
 
-int cli_slurm_queue(void)
+int cli_slurm_queue(bool json)
 {
         fflush(NULL);
-        execlp("squeue", "squeue", "--me", (char *)NULL);
+        if (json)
+                execlp("squeue", "squeue", "--me", "--json", (char *)NULL);
+        else
+                execlp("squeue", "squeue", "--me", (char *)NULL);
         fprintf(stderr, "gpukeeper: queue: cannot run squeue (backend: slurm): %m\n");
         return CLI_EXIT_NOT_FOUND;
 }
@@ -544,11 +728,31 @@ int cli_slurm_main(cli_context *ctx, int argc, char *argv[])
                 }
         }
         if (strcmp(verb, "prolog") == 0 || strcmp(verb, "epilog") == 0) {
-                if (argc > 1)
-                        return cli_usage_error("slurm", "%s takes no arguments (it reads "
-                                                        "SLURM_JOB_* from its environment)",
-                                               verb);
-                return prolog_epilog(ctx, strcmp(verb, "prolog") == 0);
+                char gres_path[PATH_MAX];
+                const char *minors_path = SLURM_MIG_MINORS;
+
+                default_gres_conf(gres_path, sizeof gres_path);
+                for (int k = 1; k < argc; k++) {
+                        const char *val = NULL;
+
+                        if (strncmp(argv[k], "--gres-conf=", 12) == 0)
+                                snprintf(gres_path, sizeof gres_path, "%s", argv[k] + 12);
+                        else if (strcmp(argv[k], "--gres-conf") == 0 && k + 1 < argc)
+                                snprintf(gres_path, sizeof gres_path, "%s", argv[++k]);
+                        else if (strncmp(argv[k], "--mig-minors=", 13) == 0)
+                                val = argv[k] + 13;
+                        else if (strcmp(argv[k], "--mig-minors") == 0 && k + 1 < argc)
+                                val = argv[++k];
+                        else
+                                return cli_usage_error("slurm", "%s takes only --gres-conf FILE "
+                                                                "and --mig-minors FILE (it reads "
+                                                                "SLURM_JOB_* from its "
+                                                                "environment), not '%s'",
+                                                       verb, argv[k]);
+                        if (val)
+                                minors_path = val;
+                }
+                return prolog_epilog(ctx, strcmp(verb, "prolog") == 0, gres_path, minors_path);
         }
         if (strcmp(verb, "reconcile") == 0) {
                 _cleanup_(json_decrefp) json_t *result = NULL;

@@ -70,6 +70,43 @@ static Lease *find_job(Daemon *d, uint64_t job_id)
         return NULL;
 }
 
+/* Whether two leases hold the same devices (in any order). */
+static bool same_devices(const StoredLease *a, const StoredLease *b)
+{
+        if (a->n_devices != b->n_devices)
+                return false;
+        for (size_t i = 0; i < a->n_devices; i++) {
+                bool found = false;
+
+                for (size_t k = 0; k < b->n_devices && !found; k++)
+                        found = strcmp(a->devices[i].uuid, b->devices[k].uuid) == 0;
+                if (!found)
+                        return false;
+        }
+        return true;
+}
+
+/* End the lease registered under `job_id` by an earlier job of that id. */
+static int end_stale_job_lease(Daemon *d, uint64_t job_id)
+{
+        Lease *l = find_job(d, job_id);
+        char why[112];
+        int r;
+
+        if (!l)
+                return 0;
+        log_warning("Slurm job id %" PRIu64 " came again with another user or other devices: "
+                    "ending lease %" PRId64 " of the earlier job of that id",
+                    job_id, l->rec.id);
+        snprintf(why, sizeof why,
+                 "Slurm gave job id %" PRIu64 " to a new job (the earlier job's epilog was lost)",
+                 job_id);
+        r = leases_end(d, l, false, why, -1);
+        if (r >= 0)
+                leases_schedule(d);
+        return r < 0 ? r : 0;
+}
+
 static bool is_root(const RequestCall *call, gk_call_error *ret_error, const char *op)
 {
         if (call->peer->uid == 0)
@@ -117,7 +154,7 @@ int slurm_op_prolog(Daemon *d, const RequestCall *call, json_t *args, json_t **r
         _cleanup_free_ SlurmDevice *devs = NULL;
         _cleanup_free_ char *request_json = NULL;
         StoredLease rec = {};
-        json_t *uid_v, *gpus_v, *v;
+        json_t *uid_v, *gpus_v, *files_v, *v;
         uint64_t job_id = 0;
         size_t n_devs, i;
         Lease *l;
@@ -139,15 +176,17 @@ int slurm_op_prolog(Daemon *d, const RequestCall *call, json_t *args, json_t **r
                 return request_error(ret_error, GK_E_INVALID_ARGUMENT,
                                      "'gpus' must be a list of at most %d gres indices",
                                      SLURM_MAX_JOB_GPUS);
+        files_v = json_object_get(args, "devices");
+        if (files_v && (!json_is_array(files_v) ||
+                        json_array_size(files_v) != json_array_size(gpus_v)))
+                return request_error(ret_error, GK_E_INVALID_ARGUMENT,
+                                     "'devices' must be a list as long as 'gpus'");
 
-        /* A retried prolog: the job has its lease already. */
-        l = find_job(d, job_id);
-        if (l) {
-                *ret_result = json_pack("{s:o, s:b}", "lease", lease_to_json(d, l), "registered",
-                                        false);
-                return *ret_result ? 0 : -ENOMEM;
-        }
         if (json_array_size(gpus_v) == 0) {
+                /* A job without GPUs; a lease under its id is a stale one. */
+                r = end_stale_job_lease(d, job_id);
+                if (r < 0)
+                        return r;
                 *ret_result = json_pack("{s:n, s:b}", "lease", "registered", false);
                 return *ret_result ? 0 : -ENOMEM;
         }
@@ -162,8 +201,47 @@ int slurm_op_prolog(Daemon *d, const RequestCall *call, json_t *args, json_t **r
         json_array_foreach(gpus_v, i, v) {
                 json_int_t idx = json_is_integer(v) ? json_integer_value(v) : -1;
                 LeaseDevice *ld = &rec.devices[rec.n_devices];
+                const SlurmDevice *sd = NULL;
 
-                if (idx < 0 || (size_t)idx >= n_devs) {
+                if (json_is_array(files_v)) {
+                        /* What gres.conf's files for this index name (the
+                         * prolog read them): the device, wherever gres.conf
+                         * puts it. */
+                        json_t *t = json_array_get(files_v, i);
+                        json_int_t minor = -1, gi = -1, ci = -1;
+
+                        if (json_unpack(t, "{s:I, s:I, s:I}", "minor", &minor, "gi", &gi, "ci",
+                                        &ci) < 0) {
+                                stored_lease_done(&rec);
+                                return request_error(ret_error, GK_E_INVALID_ARGUMENT,
+                                                     "'devices' must give {minor, gi, ci} for "
+                                                     "each of 'gpus'");
+                        }
+                        for (size_t k = 0; k < n_devs && !sd; k++)
+                                if (devs[k].minor == minor && devs[k].gi == gi &&
+                                    (gi < 0 || devs[k].ci == ci))
+                                        sd = &devs[k];
+                        if (!sd) {
+                                char what[64];
+
+                                if (gi >= 0)
+                                        snprintf(what, sizeof what,
+                                                 "MIG instance %lld/%lld of /dev/nvidia%lld",
+                                                 (long long)gi, (long long)ci, (long long)minor);
+                                else
+                                        snprintf(what, sizeof what, "/dev/nvidia%lld",
+                                                 (long long)minor);
+                                stored_lease_done(&rec);
+                                return prolog_refused(d, job_id, ret_error, GK_E_UNAVAILABLE,
+                                                      "gres index %lld of job %" PRIu64
+                                                      " is %s in gres.conf, not one of this "
+                                                      "node's Slurm devices (slurm.gpus and "
+                                                      "gres.conf disagree?)",
+                                                      (long long)idx, job_id, what);
+                        }
+                } else if (idx >= 0 && (size_t)idx < n_devs)
+                        sd = &devs[idx];
+                if (!sd) {
                         stored_lease_done(&rec);
                         return prolog_refused(d, job_id, ret_error, GK_E_UNAVAILABLE,
                                               "gres index %lld of job %" PRIu64
@@ -172,17 +250,37 @@ int slurm_op_prolog(Daemon *d, const RequestCall *call, json_t *args, json_t **r
                                               (long long)idx, job_id, n_devs);
                 }
                 for (size_t k = 0; k < rec.n_devices; k++)
-                        if (strcmp(rec.devices[k].uuid, devs[idx].uuid) == 0) {
+                        if (strcmp(rec.devices[k].uuid, sd->uuid) == 0) {
                                 stored_lease_done(&rec);
                                 return request_error(ret_error, GK_E_INVALID_ARGUMENT,
                                                      "gres index %lld is listed twice",
                                                      (long long)idx);
                         }
-                snprintf(ld->uuid, sizeof ld->uuid, "%s", devs[idx].uuid);
-                snprintf(ld->gpu_uuid, sizeof ld->gpu_uuid, "%s", devs[idx].parent_uuid);
-                snprintf(ld->profile, sizeof ld->profile, "%s",
-                         devs[idx].profile ? devs[idx].profile : "");
+                snprintf(ld->uuid, sizeof ld->uuid, "%s", sd->uuid);
+                snprintf(ld->gpu_uuid, sizeof ld->gpu_uuid, "%s", sd->parent_uuid);
+                snprintf(ld->profile, sizeof ld->profile, "%s", sd->profile ? sd->profile : "");
                 rec.n_devices++;
+        }
+
+        /* A retried prolog: the job has its lease already, for the same
+         * user and devices. A lease under the same id for anyone or
+         * anything else is an earlier job's whose epilog was lost, and
+         * Slurm handed the id out again (its controller lost its state):
+         * never attach the new job to it. */
+        l = find_job(d, job_id);
+        if (l && l->rec.uid == (uid_t)json_integer_value(uid_v) &&
+            same_devices(&l->rec, &rec)) {
+                stored_lease_done(&rec);
+                *ret_result = json_pack("{s:o, s:b}", "lease", lease_to_json(d, l), "registered",
+                                        false);
+                return *ret_result ? 0 : -ENOMEM;
+        }
+        if (l) {
+                r = end_stale_job_lease(d, job_id);
+                if (r < 0) {
+                        stored_lease_done(&rec);
+                        return r;
+                }
         }
 
         /* Slurm gave these devices to this job: a Slurm lease still on them
@@ -279,7 +377,7 @@ int slurm_op_step(Daemon *d, const RequestCall *call, json_t *args, json_t **ret
 {
         _cleanup_free_ SlurmDevice *devs = NULL;
         char visible[LEASE_MAX_DEVICES * LEASE_UUID_MAX] = "";
-        json_t *gpus_v, *v;
+        json_t *gpus_v, *job_gpus_v, *v;
         uint64_t job_id = 0;
         size_t n_devs, i, o = 0;
         Lease *l;
@@ -304,22 +402,38 @@ int slurm_op_step(Daemon *d, const RequestCall *call, json_t *args, json_t **ret
         if (!devs)
                 return -ENOMEM;
         n_devs = slurm_devices(d, devs, SLURM_MAX_DEVICES);
+        /* The prolog registered the job's devices in the order of its gres
+         * indices (SLURM_JOB_GPUS), each the device gres.conf names for it:
+         * a step index is the device at its place among the job's. The
+         * caller can only name devices of its own job's lease this way. */
+        job_gpus_v = json_object_get(args, "job_gpus");
+        if (!json_is_array(job_gpus_v) || json_array_size(job_gpus_v) != l->rec.n_devices)
+                job_gpus_v = NULL;
         json_array_foreach(gpus_v, i, v) {
                 json_int_t idx = json_is_integer(v) ? json_integer_value(v) : -1;
-                bool held = false;
+                const char *uuid = NULL;
+                size_t p;
+                json_t *jv;
 
-                if (idx < 0 || (size_t)idx >= n_devs)
-                        return request_error(ret_error, GK_E_INVALID_ARGUMENT,
-                                             "gres index %lld is not one of this node's %zu "
-                                             "Slurm devices", (long long)idx, n_devs);
-                for (size_t k = 0; k < l->rec.n_devices && !held; k++)
-                        held = strcmp(l->rec.devices[k].uuid, devs[idx].uuid) == 0;
-                if (!held)
+                json_array_foreach(job_gpus_v, p, jv)
+                        if (json_is_integer(jv) && json_integer_value(jv) == idx && idx >= 0)
+                                uuid = l->rec.devices[p].uuid;
+                if (!uuid && !job_gpus_v) {
+                        if (idx < 0 || (size_t)idx >= n_devs)
+                                return request_error(ret_error, GK_E_INVALID_ARGUMENT,
+                                                     "gres index %lld is not one of this "
+                                                     "node's %zu Slurm devices",
+                                                     (long long)idx, n_devs);
+                        for (size_t k = 0; k < l->rec.n_devices && !uuid; k++)
+                                if (strcmp(l->rec.devices[k].uuid, devs[idx].uuid) == 0)
+                                        uuid = l->rec.devices[k].uuid;
+                }
+                if (!uuid)
                         return request_error(ret_error, GK_E_PERMISSION,
                                              "gres index %lld is not Slurm job %" PRIu64 "'s",
                                              (long long)idx, job_id);
                 o += (size_t)snprintf(visible + o, o < sizeof visible ? sizeof visible - o : 0,
-                                      "%s%s", o ? "," : "", devs[idx].uuid);
+                                      "%s%s", o ? "," : "", uuid);
         }
         if (o >= sizeof visible)
                 return -E2BIG;

@@ -99,3 +99,39 @@ typedef struct SlurmJobmapEntry {
  * devices no longer held are removed; other files are left alone. Returns
  * 0 or the first -errno. */
 int slurm_jobmap_write(int dirfd, const SlurmJobmapEntry *entries, size_t n);
+
+/* ---- reading gres.conf (gresconf.c) -------------------------------------- */
+
+#define SLURM_GRES_FILES_MAX 8 /* files of one MultipleFiles= record */
+
+/* One gpu gres unit of a node: the device files gres.conf gives it. */
+typedef struct SlurmGresRecord {
+        char files[SLURM_GRES_FILES_MAX][SLURM_PATH_MAX];
+        size_t n_files;
+        unsigned line; /* where gres.conf names it */
+} SlurmGresRecord;
+
+/* The `Name=gpu` units of gres.conf `text` that apply to node `node`
+ * (lines without NodeName=, or whose NodeName= hostlist names it), in the
+ * order slurmd numbers them (the file's): one per file of `File=` (brackets
+ * expanded: /dev/nvidia[0-3] is four), one per `MultipleFiles=` line.
+ * Returns the count (at most `max`), -EOPNOTSUPP when AutoDetect= is on
+ * (the driver orders the units, not the file), -ENODEV for a gpu line with
+ * no files, -E2BIG beyond `max`, -EINVAL with *ret_line (may be NULL) set
+ * on a line that is not gres.conf. */
+int slurm_gresconf_parse(const char *text, const char *node, SlurmGresRecord *ret, size_t max,
+                         unsigned *ret_line);
+
+/* The device a gres unit is. */
+typedef struct SlurmGresTarget {
+        int minor;  /* /dev/nvidia<minor> of the GPU */
+        int gi, ci; /* the MIG instance; -1 for the whole GPU */
+} SlurmGresTarget;
+
+/* Which device `rec`'s files are: /dev/nvidia<N> alone is GPU minor N;
+ * nvidia-caps files (nvidia-cap<M>) are looked up in `mig_minors` (the text
+ * of /proc/driver/nvidia-caps/mig-minors, may be NULL) to a GPU minor, GPU
+ * instance and compute instance. Returns 0, -ENOENT when a caps minor is
+ * not in mig_minors, -EINVAL when the files are not one device's. */
+int slurm_gres_record_target(const SlurmGresRecord *rec, const char *mig_minors,
+                             SlurmGresTarget *ret);

@@ -13,6 +13,23 @@ proctrack/linuxproc (job processes are found through the process tree of
 slurmstepd), task/none, jobacct_gather/none and no accounting storage. The
 GPUs are `Gres=gpu:2` backed by device nodes the cluster mknods (char 195:0
 and 195:1) in its own directory, with AutoDetect=off: there is no driver.
+
+Job ids must never repeat within a cluster: slurmd remembers the jobs whose
+prolog it ran (its credential cache, kept across its restarts in the spool
+directory), so a reused id gets no prolog at all and no gpukeeper lease. In
+Slurm 22.05 `scontrol reconfigure` reloads the last job id from the job_state
+file in StateSaveLocation, which slurmctld writes in the background a while
+after each change: a reconfigure soon after a submission (on a loaded
+machine) sets the counter back and the next jobs reuse ids. So the cluster
+is never reconfigured: what a test changes (a lost epilog) lives in its
+Prolog/Epilog scripts, and slurm.conf changes only with a slurmd restart
+for slurmd's own files (gres.conf). slurmctld keeps its state directory for
+its lifetime and starts without -i, so a damaged state file is an error,
+not a silent clean start that would reuse ids.
+
+With $GK_SLURM_KEEP_LOGS set to a directory, stop() copies the daemons' logs,
+the hooks' stderr and the configuration there before removing the cluster's
+directory (for a post-mortem of a failed run).
 """
 
 import os
@@ -169,7 +186,7 @@ class SlurmCluster:
             (self.dir / sub).mkdir(mode=0o755)
         self.write_conf()
         self.procs["slurmctld"] = subprocess.Popen(
-            [SLURMCTLD, "-D", "-i"], env=self.env(), stdin=subprocess.DEVNULL,
+            [SLURMCTLD, "-D"], env=self.env(), stdin=subprocess.DEVNULL,
             stdout=open(self.dir / "slurmctld.out", "wb"), stderr=subprocess.STDOUT,
             start_new_session=True)
         self.start_slurmd()
@@ -251,4 +268,12 @@ class SlurmCluster:
             except subprocess.TimeoutExpired:
                 p.kill()
                 p.wait()
+        keep = os.environ.get("GK_SLURM_KEEP_LOGS")
+        if keep:
+            # Post-mortem: the daemons' logs, prolog/epilog stderr, slurm.conf.
+            dest = Path(keep) / self.dir.name
+            dest.mkdir(parents=True, exist_ok=True)
+            for f in self.dir.iterdir():
+                if f.is_file() and (f.suffix in (".log", ".err", ".out", ".conf")):
+                    shutil.copy(f, dest / f.name)
         shutil.rmtree(self.dir, ignore_errors=True)

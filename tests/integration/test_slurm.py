@@ -75,7 +75,11 @@ def world(users):
     daemons["sbackend"].sections["http"] = {"listen": f"127.0.0.1:{slurmcluster.free_port()}"}
     for hook in ("prolog", "epilog"):
         script = cluster.dir / f"{hook}.sh"
-        script.write_text("#!/bin/sh\n" + "".join(
+        # A lost epilog is this script exiting early while `epilog.lost`
+        # exists: slurm.conf stays as it is (see slurmcluster.py on why the
+        # tests never `scontrol reconfigure`).
+        lost = f"[ -e {cluster.dir}/{hook}.lost ] && exit 0\n"
+        script.write_text("#!/bin/sh\n" + lost + "".join(
             f"{GK} --socket {d.socket_path} slurm {hook} 2>>{cluster.dir}/{hook}.err\n"
             for d in daemons.values()) + "exit 0\n")
         script.chmod(0o755)
@@ -93,6 +97,7 @@ def world(users):
     yield {"cluster": cluster, "lab": lab, **daemons, "users": users,
            "slurm_gpus": [g["uuid"] for g in lab.data["gpus"][:2]],
            "own_gpu": lab.data["gpus"][2]["uuid"], "jobmap": base / "jobmap",
+           "job_ids": set(),
            "metrics_url": f"http://127.0.0.1:{http_port}/metrics"}
     try:
         subprocess.run(["scancel", "--full", "--user=gktest-alice"], env=cluster.env(),
@@ -127,6 +132,10 @@ def start_job(world, tag, user="alice"):
                                  + cluster.logs()
         return None
     job = wait_for(running, timeout=JOB_TIMEOUT, what=f"job {tag} to run") and running()
+    # Slurm never hands out a job id twice here (slurmcluster.py): a reused
+    # id would meet slurmd's cache of jobs whose prolog ran, and no prolog.
+    assert job not in world["job_ids"], f"Slurm reused job id {job}\n" + cluster.logs()
+    world["job_ids"].add(job)
 
     def pid_of():
         for entry in Path("/proc").iterdir():
@@ -274,6 +283,7 @@ def test_job_process_on_another_jobs_gpu(world):
 def test_prolog_twice_and_lost_epilog(world):
     d, cluster = world["local"], world["cluster"]
     alice = world["users"]["alice"]
+    lost = cluster.dir / "epilog.lost"
     # A real job: its prolog ran once; run it again as slurmd would on a retry.
     p, job, _ = start_job(world, "gk-slurm-twice")
     try:
@@ -290,14 +300,12 @@ def test_prolog_twice_and_lost_epilog(world):
                            (job,))) == 1
 
         # Epilog lost: slurmd is killed, the job cancelled, slurmd restarted
-        # with Epilog= emptied, so nothing tells gpukeeperd the job ended.
+        # and its epilog does nothing, so nothing tells gpukeeperd the job
+        # ended.
+        lost.touch()
         cluster.stop_slurmd(signal.SIGKILL)
         subprocess.run(["scancel", str(job)], env=cluster.env(), capture_output=True,
                        timeout=30)
-        saved = cluster.epilog
-        cluster.epilog = None
-        cluster.write_conf()
-        cluster.run("scontrol", "reconfigure", check=False)
         cluster.start_slurmd()
         cluster.wait_idle()
         wait_for(lambda: str(job) not in [j for j, _ in cluster.jobs()], timeout=JOB_TIMEOUT,
@@ -309,10 +317,8 @@ def test_prolog_twice_and_lost_epilog(world):
         assert "no longer knows" in row[0]["release_reason"], row
     finally:
         end_job(world, p, job)
-        cluster.epilog = saved
-        cluster.write_conf()
-        cluster.run("scontrol", "reconfigure", check=False)
-        cluster.restart_slurmd()
+        lost.unlink(missing_ok=True)
+        cluster.wait_idle()
 
 
 def test_prolog_fails_open(world):
@@ -371,11 +377,14 @@ def test_backend_slurm_run(world):
             os.killpg(p.pid, signal.SIGKILL)
             p.wait()
 
+    def gk(*args, timeout=120):
+        return subprocess.run([cli, "--socket", str(d.socket_path), *args], env=cluster.env(),
+                              capture_output=True, text=True, timeout=timeout,
+                              stdin=subprocess.DEVNULL, **as_user(alice))
+
     # lease acquire: an allocation without a shell (salloc --no-shell), which
-    # the prolog (PrologFlags=Alloc) registers at once.
-    r = subprocess.run([cli, "--socket", str(d.socket_path), "lease", "acquire", "--gpus", "1",
-                        "--time", "10m"], env=cluster.env(), capture_output=True, text=True,
-                       timeout=120, stdin=subprocess.DEVNULL, **as_user(alice))
+    # the prolog (PrologFlags=Alloc) registers at once; --time is its limit.
+    r = gk("lease", "acquire", "--gpus", "2", "--time", "10m")
     assert r.returncode == 0, (r.stdout, r.stderr)
     m = re.search(r"Granted job allocation (\d+)", r.stderr)
     assert m, r.stderr
@@ -383,18 +392,44 @@ def test_backend_slurm_run(world):
     try:
         wait_for(lambda: slurm_leases(d, alloc), timeout=JOB_TIMEOUT,
                  what="the allocation's slurm lease")
-        assert slurm_leases(d, alloc)[0]["user"] == "gktest-alice"
+        (lease,) = slurm_leases(d, alloc)
+        assert lease["user"] == "gktest-alice" and len(lease["devices"]) == 2
+        r = cluster.run("squeue", "--noheader", "--format=%l", "-j", str(alloc))
+        assert r.stdout.strip() == "10:00", r.stdout
+        # gpukeeper queue shows Slurm's queue for the user (--json: squeue's).
+        r = gk("queue", timeout=30)
+        assert r.returncode == 0 and "JOBID" in r.stdout and str(alloc) in r.stdout, \
+            (r.stdout, r.stderr)
+        r = gk("queue", "--json", timeout=30)
+        assert r.returncode == 0, r.stderr
+        assert alloc in [j["job_id"] for j in json.loads(r.stdout)["jobs"]]
+        # Both Slurm GPUs are taken: --no-wait ends at once with 75, as on
+        # one server (srun/salloc --immediate, SLURM_EXIT_IMMEDIATE).
+        r = gk("run", "--no-wait", "--", "true")
+        assert r.returncode == 75, (r.returncode, r.stderr)
+        r = gk("lease", "acquire", "--no-wait")
+        assert r.returncode == 75, (r.returncode, r.stderr)
     finally:
         subprocess.run(["scancel", str(alloc)], env=cluster.env(), capture_output=True,
                        timeout=30)
     wait_for(lambda: not slurm_leases(d, alloc), timeout=JOB_TIMEOUT,
              what="the allocation's lease to end")
 
-    # gpukeeper queue shows Slurm's queue for the user.
-    r = subprocess.run([cli, "--socket", str(d.socket_path), "queue"], env=cluster.env(),
-                       capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL,
-                       **as_user(alice))
-    assert r.returncode == 0 and "JOBID" in r.stdout, (r.stdout, r.stderr)
+    # No --gpus is one GPU, as on one server; --no-bind is Slurm's
+    # --cpu-bind=none.
+    r = gk("run", "--no-wait", "--no-bind", "--", "sh", "-c",
+           "echo $CUDA_VISIBLE_DEVICES; exit 5")
+    assert r.returncode == 5 and r.stdout.strip() in world["slurm_gpus"], (r.stdout, r.stderr)
+    # A command killed by a signal ends the run with 128 + N, as on one server.
+    r = gk("run", "--", "sh", "-c", "kill -TERM $$")
+    assert r.returncode == 128 + signal.SIGTERM, (r.returncode, r.stderr)
+
+    # What Slurm cannot be asked for is refused as bad usage, before any job.
+    for args, what in ((["run", "--gpu", "0", "--", "true"], "--gpu cannot be honoured"),
+                       (["run", "--share", "10G", "--", "true"], "--share cannot be honoured"),
+                       (["lease", "acquire", "--json"], "--json cannot be honoured")):
+        r = gk(*args, timeout=30)
+        assert r.returncode == 64 and what in r.stderr, (args, r.returncode, r.stderr)
 
 
 def test_gres_conf_accepted_by_slurmd(world):
@@ -468,7 +503,12 @@ def test_reconcile_trusts_only_a_working_squeue(daemon_factory, lab, users):
     assert slurm_leases(d, 123) and slurm_leases(d, 124)
     assert "leases of Slurm jobs are kept" in d.log()
 
-    squeue.write_text("#!/bin/sh\necho 124\necho 999\n")
+    # A new file renamed over it: the daemon may be running the old one
+    # (writing into it then fails with ETXTBSY).
+    fixed = d.dir / "squeue.new"
+    fixed.write_text("#!/bin/sh\necho 124\necho 999\n")
+    fixed.chmod(0o755)
+    os.replace(fixed, squeue)
     wait_for(lambda: not slurm_leases(d, 123), what="job 123's lease to end")
     assert slurm_leases(d, 124)
     # The epilog ends the other; a second epilog is no error.
@@ -482,3 +522,92 @@ def test_reconcile_trusts_only_a_working_squeue(daemon_factory, lab, users):
                                                    "SLURM_JOB_GPUS": "0"})
     assert r.returncode == 0 and "Prolog/Epilog, which run as root" in r.stderr
     assert not slurm_leases(d)
+
+
+def test_reused_job_id_never_attaches_to_a_stale_lease(daemon_factory, lab, users):
+    """Without Slurm: a job id Slurm hands out again (its controller lost its
+    state) while the earlier job's lease is still there (its epilog was
+    lost) ends that lease and registers the new job's; a retried prolog of
+    the same job (same user, same devices) keeps its lease."""
+    alice, bob = users["alice"], users["bob"]
+    lab.write()
+    d = daemon_factory()
+    squeue = d.dir / "squeue"
+    squeue.write_text("#!/bin/sh\nexit 1\n")  # reconcile ends nothing here
+    squeue.chmod(0o755)
+    d.sections["slurm"] = {"gpus": "all", "reconcile_interval": "1h", "squeue": str(squeue)}
+    d.start()
+
+    def prolog(uid, gpus):
+        r = d.cli("slurm", "prolog", env={"SLURM_JOB_ID": "130", "SLURM_JOB_UID": str(uid),
+                                          "SLURM_JOB_GPUS": gpus})
+        assert r.returncode == 0 and r.stderr == "", r.stderr
+        (lease,) = slurm_leases(d, 130)
+        return lease
+
+    first = prolog(alice.uid, "0")
+    assert prolog(alice.uid, "0")["id"] == first["id"]  # retried
+    second = prolog(bob.uid, "0")  # the id again, another user
+    assert second["id"] != first["id"] and second["user"] == "gktest-bob"
+    third = prolog(bob.uid, "1")  # the id again, the same user on other devices
+    assert third["id"] != second["id"]
+    assert [x["uuid"] for x in third["devices"]] == [MIG_A_UUID]
+    rows = d.query("SELECT id, state, release_reason FROM leases WHERE slurm_job_id = 130 "
+                   "ORDER BY id")
+    assert [r["state"] for r in rows] == ["released", "released", "active"], rows
+    assert all("gave job id 130 to a new job" in r["release_reason"] for r in rows[:2]), rows
+
+
+def test_prolog_maps_gres_conf_files_to_mig_instances(daemon_factory, lab, users):
+    """Without Slurm: the prolog takes each gres index to the files gres.conf
+    gives it, and MIG instances' nvidia-caps nodes through mig-minors to the
+    instance, whatever order gres.conf lists them in (here MIG gi 2 first,
+    then gi 1, then the whole GPU 0: not `gpukeeper slurm gres`'s order)."""
+    alice = users["alice"]
+    lab.write()
+    d = daemon_factory()
+    d.sections["slurm"] = {"gpus": "all", "reconcile_interval": "1h", "squeue": "/bin/false"}
+    d.start()
+    gres = d.dir / "gres.conf"
+    gres.write_text(
+        "AutoDetect=off\n"
+        "NodeName=elsewhere Name=gpu File=/dev/nvidia7\n"
+        "NodeName=gknode[1-2] Name=gpu Type=a100-sxm4-80gb_3g.40gb "
+        "MultipleFiles=/dev/nvidia1,/dev/nvidia-caps/nvidia-cap[30,31]\n"
+        "NodeName=gknode[1-2] Name=gpu Type=a100-sxm4-80gb_3g.40gb "
+        "MultipleFiles=/dev/nvidia1,/dev/nvidia-caps/nvidia-cap21,/dev/nvidia-caps/nvidia-cap22\n"
+        "Name=gpu Type=a100-sxm4-80gb File=/dev/nvidia0\n")
+    minors = d.dir / "mig-minors"
+    minors.write_text("config 1\nmonitor 2\ngpu1/gi1/access 21\ngpu1/gi1/ci0/access 22\n"
+                      "gpu1/gi2/access 30\ngpu1/gi2/ci0/access 31\n")
+
+    def prolog(job, gpus, node="gknode2", mig_minors=minors):
+        r = d.cli("slurm", "prolog", "--gres-conf", str(gres), "--mig-minors", str(mig_minors),
+                  env={"SLURM_JOB_ID": str(job), "SLURM_JOB_UID": str(alice.uid),
+                       "SLURM_JOB_GPUS": gpus, "SLURMD_NODENAME": node})
+        assert r.returncode == 0
+        return r.stderr
+
+    assert prolog(140, "0") == ""
+    assert [x["uuid"] for x in slurm_leases(d, 140)[0]["devices"]] == [MIG_B_UUID]
+    assert prolog(141, "1-2") == ""
+    assert [x["uuid"] for x in slurm_leases(d, 141)[0]["devices"]] == [MIG_A_UUID, GPU0_UUID]
+    # A step of job 141 on its gres index 2 sees what the prolog found there.
+    r = d.cli("slurm", "task-prolog", user=alice,
+              env={"SLURM_JOB_ID": "141", "SLURM_JOB_GPUS": "1-2", "SLURM_STEP_GPUS": "2"})
+    assert r.returncode == 0 and f"export CUDA_VISIBLE_DEVICES={GPU0_UUID}\n" in r.stdout, \
+        (r.stdout, r.stderr)
+    d.cli("slurm", "epilog", env={"SLURM_JOB_ID": "140"})
+    d.cli("slurm", "epilog", env={"SLURM_JOB_ID": "141"})
+    # On another node only the lines without NodeName= (and its own) count:
+    # index 0 there is /dev/nvidia7, which this node does not have.
+    err = prolog(142, "0", node="elsewhere")
+    assert "/dev/nvidia7 in gres.conf, not one of this node's Slurm devices" in err, err
+    assert not slurm_leases(d, 142)
+    # A caps node mig-minors does not list: said, and the index read in
+    # `gpukeeper slurm gres` order (GPU 0, MIG gi 1, MIG gi 2).
+    empty = d.dir / "no-mig-minors"
+    empty.write_text("config 1\n")
+    err = prolog(143, "0", mig_minors=empty)
+    assert "nvidia-caps minors are not in" in err, err
+    assert [x["uuid"] for x in slurm_leases(d, 143)[0]["devices"]] == [GPU0_UUID]

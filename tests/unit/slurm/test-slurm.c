@@ -234,6 +234,102 @@ static void test_jobmap(void **state)
         assert_int_equal(rmdir(dir), 0);
 }
 
+/* gres.conf as slurmd numbers it: File= brackets are one unit per file,
+ * MultipleFiles= one unit per line, other nodes' and other gres's lines
+ * skipped, comments ignored. */
+static void test_gresconf_parse(void **state)
+{
+        static const char text[] =
+                "# written by hand\n"
+                "AutoDetect=off\n"
+                "Name=gpu Type=a100 File=/dev/nvidia[0-1] Cores=0-7  # two GPUs\n"
+                "NodeName=other[1-3] Name=gpu File=/dev/nvidia5\n"
+                "NodeName=gpu[01-04],login Name=gpu Type=a100_3g.40gb "
+                "MultipleFiles=/dev/nvidia2,/dev/nvidia-caps/nvidia-cap[30,31]\n"
+                "\n"
+                "Name=mps Count=100 File=/dev/nvidia0\n"
+                "name=GPU file=/dev/nvidia3\n";
+        SlurmGresRecord recs[8];
+        unsigned line = 0;
+        int n = slurm_gresconf_parse(text, "gpu02", recs, 8, &line);
+
+        assert_int_equal(n, 4);
+        assert_int_equal(recs[0].n_files, 1);
+        assert_string_equal(recs[0].files[0], "/dev/nvidia0");
+        assert_string_equal(recs[1].files[0], "/dev/nvidia1");
+        assert_int_equal(recs[1].line, 3);
+        assert_int_equal(recs[2].n_files, 3);
+        assert_string_equal(recs[2].files[0], "/dev/nvidia2");
+        assert_string_equal(recs[2].files[1], "/dev/nvidia-caps/nvidia-cap30");
+        assert_string_equal(recs[2].files[2], "/dev/nvidia-caps/nvidia-cap31");
+        assert_int_equal(recs[2].line, 5);
+        assert_string_equal(recs[3].files[0], "/dev/nvidia3");
+        /* Another node: the NodeName= line for gpu[01-04] is not ours. */
+        assert_int_equal(slurm_gresconf_parse(text, "gpu05", recs, 8, NULL), 3);
+        assert_int_equal(slurm_gresconf_parse(text, "other2", recs, 8, NULL), 4);
+        assert_string_equal(recs[2].files[0], "/dev/nvidia5");
+        /* Limits and refusals. */
+        assert_int_equal(slurm_gresconf_parse(text, "gpu02", recs, 2, NULL), -E2BIG);
+        assert_int_equal(slurm_gresconf_parse("AutoDetect=nvml\nName=gpu File=/dev/nvidia0\n",
+                                              "n", recs, 8, NULL), -EOPNOTSUPP);
+        assert_int_equal(slurm_gresconf_parse("Name=gpu Count=2\n", "n", recs, 8, NULL),
+                         -ENODEV);
+        assert_int_equal(slurm_gresconf_parse("AutoDetect=off\nName=gpu File=/dev/nvidia[1-0]\n",
+                                              "n", recs, 8, &line), -EINVAL);
+        assert_int_equal(line, 2);
+        assert_int_equal(slurm_gresconf_parse("Name=gpu File=/dev/a MultipleFiles=/dev/b\n", "n",
+                                              recs, 8, &line), -EINVAL);
+        assert_int_equal(slurm_gresconf_parse("Name=gpu garbage\n", "n", recs, 8, &line),
+                         -EINVAL);
+        assert_int_equal(slurm_gresconf_parse("Name=gpu File=/dev/nvidia[0-9999]\n", "n", recs,
+                                              8, NULL), -E2BIG);
+        assert_int_equal(slurm_gresconf_parse("", "n", recs, 8, NULL), 0);
+}
+
+/* A unit's files to the device: minors of /dev/nvidiaN, MIG instances
+ * through mig-minors. */
+static void test_gres_record_target(void **state)
+{
+        static const char minors[] = "config 1\nmonitor 2\n"
+                                     "gpu2/gi1/access 21\ngpu2/gi1/ci0/access 22\n"
+                                     "gpu2/gi2/access 30\ngpu2/gi2/ci0/access 31\n";
+        SlurmGresRecord rec = {.n_files = 1, .files = {"/dev/nvidia7"}};
+        SlurmGresTarget t;
+
+        assert_int_equal(slurm_gres_record_target(&rec, NULL, &t), 0);
+        assert_int_equal(t.minor, 7);
+        assert_int_equal(t.gi, -1);
+        assert_int_equal(t.ci, -1);
+        rec = (SlurmGresRecord){.n_files = 3, .files = {"/dev/nvidia2",
+                                "/dev/nvidia-caps/nvidia-cap30", "/dev/nvidia-caps/nvidia-cap31"}};
+        assert_int_equal(slurm_gres_record_target(&rec, minors, &t), 0);
+        assert_int_equal(t.minor, 2);
+        assert_int_equal(t.gi, 2);
+        assert_int_equal(t.ci, 0);
+        /* The GPU instance's access file alone. */
+        rec.n_files = 2;
+        snprintf(rec.files[1], sizeof rec.files[1], "/dev/nvidia-caps/nvidia-cap21");
+        assert_int_equal(slurm_gres_record_target(&rec, minors, &t), 0);
+        assert_int_equal(t.gi, 1);
+        assert_int_equal(t.ci, 0);
+        /* Unknown caps minor, no mig-minors, two instances, two GPUs, not a GPU file. */
+        snprintf(rec.files[1], sizeof rec.files[1], "/dev/nvidia-caps/nvidia-cap99");
+        assert_int_equal(slurm_gres_record_target(&rec, minors, &t), -ENOENT);
+        assert_int_equal(slurm_gres_record_target(&rec, NULL, &t), -ENOENT);
+        rec = (SlurmGresRecord){.n_files = 3, .files = {"/dev/nvidia2",
+                                "/dev/nvidia-caps/nvidia-cap22", "/dev/nvidia-caps/nvidia-cap31"}};
+        assert_int_equal(slurm_gres_record_target(&rec, minors, &t), -EINVAL);
+        rec = (SlurmGresRecord){.n_files = 2, .files = {"/dev/nvidia2", "/dev/nvidia3"}};
+        assert_int_equal(slurm_gres_record_target(&rec, minors, &t), -EINVAL);
+        rec = (SlurmGresRecord){.n_files = 2, .files = {"/dev/nvidia3",
+                                "/dev/nvidia-caps/nvidia-cap22"}};
+        assert_int_equal(slurm_gres_record_target(&rec, minors, &t), -EINVAL);
+        rec = (SlurmGresRecord){.n_files = 1, .files = {"/dev/dri/card0"}};
+        assert_int_equal(slurm_gres_record_target(&rec, minors, &t), -EINVAL);
+        rec = (SlurmGresRecord){.n_files = 0};
+        assert_int_equal(slurm_gres_record_target(&rec, minors, &t), -EINVAL);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -245,6 +341,8 @@ int main(void)
                 cmocka_unit_test(test_mig_minors),
                 cmocka_unit_test(test_jobmap),
                 cmocka_unit_test(test_job_of_process),
+                cmocka_unit_test(test_gresconf_parse),
+                cmocka_unit_test(test_gres_record_target),
         };
 
         return cmocka_run_group_tests(tests, NULL, NULL);
