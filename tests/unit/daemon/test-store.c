@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -512,6 +513,100 @@ static void test_upgrade_keeps_history(void **state)
         remove_tree(dir);
 }
 
+/* Migration 11 rebuilds the raw history table: a gpukeeperd killed with
+ * SIGKILL in the middle of it leaves schema 10 with every row (the
+ * migration and its user_version bump are one transaction), and the next
+ * start migrates. The child is killed at several instants into the
+ * migration (and once not at all); whichever side of the commit it dies
+ * on, the rows are all there and the schema is 10 or 11, never in between. */
+static void test_history_migration_survives_kill9(void **state)
+{
+        static const unsigned delays_msec[] = {5, 40, 150, 0};
+        _cleanup_free_ char *dir = make_tmpdir(), *error = NULL;
+        char path[512];
+        sqlite3 *db = NULL;
+        int killed_before = 0;
+
+        snprintf(path, sizeof path, "%s/%s", dir, STORE_DB_NAME);
+        for (size_t k = 0; k < sizeof delays_msec / sizeof delays_msec[0]; k++) {
+                sqlite3_stmt *st;
+                Store *s = NULL;
+                int status, version;
+                pid_t pid;
+
+                remove_tree(dir);
+                assert_int_equal(mkdir(dir, 0700), 0);
+                assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+                assert_int_equal(sqlite3_exec(db, "PRAGMA journal_mode=WAL", NULL, NULL, NULL),
+                                 SQLITE_OK);
+                for (size_t i = 0; i < store_n_migrations && store_migrations[i].version <= 10; i++)
+                        assert_int_equal(
+                            sqlite3_exec(db, store_migrations[i].sql, NULL, NULL, NULL), SQLITE_OK);
+                /* 200,000 raw rows: a migration that takes a while. */
+                assert_int_equal(
+                    sqlite3_exec(db,
+                                 "PRAGMA user_version = 10;"
+                                 "WITH RECURSIVE i(n) AS (SELECT 0 UNION ALL SELECT n + 1 FROM i "
+                                 "WHERE n < 199999) INSERT INTO history_samples SELECT "
+                                 "n * 1000000, n % 8, 1000000, 50, 1, 1024, 100000, "
+                                 "CASE WHEN n % 3 = 0 THEN NULL ELSE 1000 END, "
+                                 "CASE WHEN n % 3 = 0 THEN NULL ELSE n END FROM i;",
+                                 NULL, NULL, NULL),
+                    SQLITE_OK);
+                sqlite3_close(db);
+
+                pid = fork();
+                assert_true(pid >= 0);
+                if (pid == 0) {
+                        Store *child = NULL;
+
+                        _exit(store_open(dir, &child, NULL) < 0 ? 3 : 0);
+                }
+                if (delays_msec[k] > 0) {
+                        usleep(delays_msec[k] * 1000);
+                        kill(pid, SIGKILL);
+                }
+                assert_int_equal(waitpid(pid, &status, 0), pid);
+
+                /* Outside the store first: the schema on disk is one or the other. */
+                assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+                assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL),
+                                 SQLITE_OK);
+                assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+                version = sqlite3_column_int(st, 0);
+                sqlite3_finalize(st);
+                assert_true(version == 10 || version == store_schema_latest());
+                killed_before += WIFSIGNALED(status) && version == 10;
+                /* Not killed: the migration ran to its end. */
+                assert_true(WIFSIGNALED(status) || version == store_schema_latest());
+
+                assert_int_equal(sqlite3_prepare_v2(db, "SELECT count(*) FROM history_samples",
+                                                    -1, &st, NULL),
+                                 SQLITE_OK);
+                assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+                assert_int_equal(sqlite3_column_int(st, 0), 200000);
+                sqlite3_finalize(st);
+                sqlite3_close(db);
+
+                /* The next start migrates (again, or not at all). */
+                assert_int_equal(store_open(dir, &s, &error), 0);
+                assert_int_equal(store_schema_version(s), store_schema_latest());
+                assert_int_equal(sqlite3_prepare_v2(store_db(s),
+                                                    "SELECT count(*), sum(lease_id = 0) "
+                                                    "FROM history_samples",
+                                                    -1, &st, NULL),
+                                 SQLITE_OK);
+                assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+                assert_int_equal(sqlite3_column_int(st, 0), 200000);
+                assert_int_equal(sqlite3_column_int(st, 1), 66667);
+                sqlite3_finalize(st);
+                store_close(s);
+        }
+        /* At least one kill landed before the migration committed. */
+        assert_true(killed_before >= 1);
+        remove_tree(dir);
+}
+
 /* The fault seam (fault-vfs.h): while writes fail with EIO, a grant and an
  * audit record fail with -EIO and leave nothing behind, reads keep working,
  * and once the fault clears the same connection writes again; the file is
@@ -624,6 +719,7 @@ int main(void)
                 cmocka_unit_test(test_lease_ids_never_reused),
                 cmocka_unit_test(test_upgrade_keeps_leases),
                 cmocka_unit_test(test_upgrade_keeps_history),
+                cmocka_unit_test(test_history_migration_survives_kill9),
                 cmocka_unit_test(test_io_error_fails_cleanly_and_recovers),
                 cmocka_unit_test(test_shared_leases),
         };
