@@ -15,6 +15,7 @@
 #include "basic/parse.h"
 #include "basic/time-util.h"
 #include "daemon/idle.h"
+#include "daemon/limits-ops.h"
 #include "daemon/mig-ops.h"
 #include "policy/idle.h"
 #include "policy/share.h"
@@ -270,6 +271,7 @@ static void after_snapshot(Daemon *d, uint64_t prev_boot)
         leases_schedule(d);
         enforcement_tick(d);
         share_ops_tick(d);
+        limits_ops_tick(d); /* groups the resolver answered since */
         strict_tick(d);
         if (idle_tick(d))
                 leases_schedule(d);
