@@ -22,6 +22,7 @@
 
 /* How long systemd has to answer SetUnitProperties. */
 #define LIMITS_DBUS_TIMEOUT_USEC (5 * USEC_PER_SEC)
+
 static const char *state_to_string(LimitsApplyState s)
 {
         switch (s) {

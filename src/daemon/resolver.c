@@ -68,9 +68,9 @@ struct Resolver {
         size_t n_uids;
         uint64_t quiet_until_usec; /* no waiting in resolver_user_name() before this */
         uint64_t inflight_since_usec; /* CLOCK_MONOTONIC the current lookup began; 0: none */
-        GroupsEntry *groups; /* RESOLVER_MAX_UIDS slots, allocated on first use */
+        GroupsEntry *groups;          /* RESOLVER_MAX_UIDS slots, allocated on first use */
         size_t n_groups;
-        uint64_t groups_generation;
+        uint64_t groups_generation;   /* resolver_groups_generation() */
 };
 
 static void entries_free(Entry *e, size_t n)

@@ -115,8 +115,8 @@ static void history_tick(Daemon *d, uint64_t prev_boot)
 
                 n += shared;
                 if (shared == 0)
-                        history_sample(d, g, g->uuid, g->utilization_gpu, g->memory_used_bytes, g->power_mw,
-                               busy, &samples[n++]);
+                        history_sample(d, g, g->uuid, g->utilization_gpu, g->memory_used_bytes,
+                                       g->power_mw, busy, &samples[n++]);
                 for (size_t j = 0; j < g->n_instances && n < HISTORY_MAX_DEVICES; j++) {
                         const char *m = g->instances[j].uuid;
 

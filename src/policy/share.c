@@ -116,8 +116,8 @@ void policy_share_attribute(PolicyShareSlice *slices, size_t n, const GpuProcess
                         if (j == last)
                                 part = total - given;
                         else if (budgets > 0)
-                                part = (uint64_t)((unsigned __int128)total * slices[j].budget_bytes /
-                                                  budgets);
+                                part = (uint64_t)((unsigned __int128)total *
+                                                  slices[j].budget_bytes / budgets);
                         else
                                 part = total / count;
                         slices[j].used_bytes = part;

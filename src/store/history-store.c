@@ -586,8 +586,8 @@ int store_history_series(Store *s, const char *device_uuid, uint64_t since_usec,
          * with the most time comes first. */
         r = store_statement(s,
                             "SELECT m.minute_usec, m.holder_uid, m.span_usec, m.util_usec, "
-                            "m.util_span_usec, m.memory_byte_sec, m.power_mw_usec, m.power_span_usec, "
-                            "m.shared_span_usec "
+                            "m.util_span_usec, m.memory_byte_sec, m.power_mw_usec, "
+                            "m.power_span_usec, m.shared_span_usec "
                             "FROM history_minutes m JOIN history_devices d ON d.id = m.device_id "
                             "WHERE d.device_uuid = ? AND m.minute_usec >= ? "
                             "ORDER BY m.minute_usec, m.span_usec DESC",

@@ -5,9 +5,10 @@
  * transaction; a GPU held by shared leases (issue 14) has one row per
  * holder lease instead, with that lease's own memory use and its budget, so
  * a GPU three users share for an hour is an hour of shared time for each
- * of them, not three hours of whole GPUs for one. Each row carries the length of time it stands for (the time
- * since the previous tick, capped), so sums are device-time integrals and do
- * not depend on the sample interval. Rows older than history.raw_hours are
+ * of them, not three hours of whole GPUs for one. Each row carries the
+ * length of time it stands for (the time since the previous tick, capped),
+ * so sums are device-time integrals and do not depend on the sample
+ * interval. Rows older than history.raw_hours are
  * rolled up into one row per (minute, device, holder) (`history_minutes`)
  * holding the same integrals, so a report gives the same answer before and
  * after a rollup; minute rows older than history.days are deleted. Rollup
@@ -15,6 +16,9 @@
  * Each tick also adds to one row per (hour, holder) over all devices
  * (`history_hours`), so a report over weeks reads whole hours from there
  * and only its ragged ends from the raw and minute rows.
+ * Minute and hour rows keep the shared rows' part of their integrals
+ * apart (shared_* columns, migration 11), so the reports can tell time on
+ * whole devices from time on shared GPUs.
  *
  * Units: times are CLOCK_REALTIME microseconds since the epoch; durations
  * are microseconds ("usec") unless a name says seconds; memory is bytes;

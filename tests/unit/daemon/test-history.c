@@ -353,23 +353,24 @@ static void test_shared_gpu(void **state)
         int r;
 
         for (uint64_t i = 0; i < 60; i++) {
-                for (unsigned u = 0; u < 3; u++) {
+                static const uint64_t used_gib[3] = {10, 15, 25};
+
+                for (unsigned u = 0; u < 3; u++)
                         x[u] = (HistorySample){.device_uuid = "GPU-shared",
                                                .gpu_uuid = "GPU-shared",
                                                .util_percent = 60,
                                                .busy = u < 2,
-                                               .memory_used_bytes = (u == 0 ? 10 : u == 1 ? 15 : 25) * GIB,
+                                               .memory_used_bytes = used_gib[u] * GIB,
                                                .power_mw = 200000,
                                                .holder_uid = 2001 + u,
                                                .lease_id = 501 + u,
                                                .share_bytes = (u == 2 ? 30 : 20) * GIB};
-                }
                 x[3] = (HistorySample){.device_uuid = "GPU-whole", .gpu_uuid = "GPU-whole",
                                        .util_percent = 10, .busy = true,
                                        .memory_used_bytes = GIB, .holder_uid = 2001,
                                        .lease_id = 500};
-                assert_int_equal(store_history_write(f->store, base + i * TICK_USEC, TICK_USEC, x, 4),
-                                 0);
+                assert_int_equal(
+                    store_history_write(f->store, base + i * TICK_USEC, TICK_USEC, x, 4), 0);
         }
         assert_int_equal(count(f->store, "SELECT count(*) FROM history_samples WHERE device_id = "
                                          "(SELECT id FROM history_devices WHERE device_uuid = "

@@ -436,17 +436,20 @@ static void test_upgrade_keeps_history(void **state)
          * the daemon writes them with every tick. */
         snprintf(sql, sizeof sql,
                  "PRAGMA user_version = 10;"
-                 "INSERT INTO history_devices (id, device_uuid, gpu_uuid) VALUES (1, 'GPU-a', 'GPU-a');"
+                 "INSERT INTO history_devices (id, device_uuid, gpu_uuid) "
+                 "VALUES (1, 'GPU-a', 'GPU-a');"
                  "INSERT INTO history_hours VALUES (%llu, 1000, %llu, %llu, 3600.0),"
                  " (%llu, 1000, 60000000, 60000000, 6000.0), (%llu, -1, 60000000, 0, 0.0),"
                  " (%llu, 1001, 60000000, 30000000, 60.0);"
-                 "INSERT INTO history_samples VALUES (%llu, 1, 60000000, 50, 1, 100, 1000, 1000, 7),"
+                 "INSERT INTO history_samples VALUES "
+                 "(%llu, 1, 60000000, 50, 1, 100, 1000, 1000, 7),"
                  " (%llu, 1, 60000000, NULL, 0, 0, NULL, NULL, NULL);"
                  "INSERT INTO history_minutes VALUES (%llu, 1, 1001, 1, 60000000, 30000000, 0, 0,"
                  " 60.0, 0, 0);",
                  (unsigned long long)t0, (unsigned long long)hour, (unsigned long long)(hour / 2),
                  (unsigned long long)(t0 + hour), (unsigned long long)(t0 + hour),
-                 (unsigned long long)(t0 + 2 * hour), (unsigned long long)(t0 + hour), (unsigned long long)(t0 + hour + 60000000),
+                 (unsigned long long)(t0 + 2 * hour), (unsigned long long)(t0 + hour),
+                 (unsigned long long)(t0 + hour + 60000000),
                  (unsigned long long)(t0 + 2 * hour));
         assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
         sqlite3_close(db);
