@@ -348,14 +348,14 @@ static int add_detail(Store *s, uint64_t since, uint64_t until, const uid_t *fil
         if (since >= until)
                 return 0;
         r = add_time(s,
-                     "SELECT coalesce(holder_uid, -1), sum(span_usec), sum(busy * span_usec), "
-                     "sum(memory_used_bytes * 1e-6 * span_usec), "
-                     "sum(CASE WHEN share_bytes > 0 THEN span_usec ELSE 0 END), "
-                     "sum(CASE WHEN share_bytes > 0 THEN busy * span_usec ELSE 0 END), "
-                     "sum(CASE WHEN share_bytes > 0 THEN memory_used_bytes * 1e-6 * span_usec "
-                     "ELSE 0 END), "
-                     "sum(share_bytes * 1e-6 * span_usec) FROM history_samples "
-                     "WHERE ts_usec >= ? AND ts_usec < ? GROUP BY 1",
+                     /* Grouped by holder and shared-or-not first: four
+                      * sums a row, not eight. */
+                     "SELECT u, sum(s), sum(b), sum(m), sum(sh * s), sum(sh * b), sum(sh * m), "
+                     "sum(g) FROM (SELECT coalesce(holder_uid, -1) AS u, share_bytes > 0 AS sh, "
+                     "sum(span_usec) AS s, sum(busy * span_usec) AS b, "
+                     "sum(memory_used_bytes * 1e-6 * span_usec) AS m, "
+                     "sum(share_bytes * 1e-6 * span_usec) AS g FROM history_samples "
+                     "WHERE ts_usec >= ? AND ts_usec < ? GROUP BY 1, 2) GROUP BY u",
                      since, until, filter, rows, n, allocated, t);
         if (r < 0)
                 return r;
