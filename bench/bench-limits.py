@@ -5,9 +5,9 @@ connection, against two gpukeeperds on the NVML simulator started side by
 side, one without a limits section (the baseline) and one with limits applied
 through the cgroupfs backend on this machine's cgroups (its own parent,
 gkbench-limits-PID, removed at the end): every grant and every release there
-works out the user's limits (NSS groups) and writes the cpu, memory and pids
-files of user-UID.slice. Interleaved block by block so load changes hit both
-alike.
+works out the user's limits (no limits.groups here, so no group lookup) and
+writes the cpu, memory and pids files of user-UID.slice. Interleaved block by
+block so load changes hit both alike.
 
 Target: the limits daemon's acquire+release p50 within 1.5x of the baseline's
 (the writes are a few small syscalls next to the SQLite commit of each).

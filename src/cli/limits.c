@@ -89,6 +89,9 @@ static int render(json_t *o)
                 puts("Applied: no, the daemon's configuration has no limits section");
                 return CLI_EXIT_OK;
         }
+        if (json_is_true(json_object_get(o, "groups_pending")))
+                puts("Groups: pending (the group database has not answered yet; the limits "
+                     "above leave out limit groups and are applied once it has)");
         if (state && strcmp(state, "applied") == 0)
                 printf("Applied: yes, through %s (", cli_json_str(o, "backend") ?: "?");
         else if (state && strcmp(state, "failed") == 0)
@@ -97,6 +100,8 @@ static int render(json_t *o)
                 printf("Applied: %s, through %s (",
                        state && strcmp(state, "pending") == 0
                                ? "pending (systemd has not answered yet)"
+                       : state && strcmp(state, "groups pending") == 0
+                               ? "not yet (waiting for the user's groups)"
                                : "not yet (applied at a grant or release, a run, a login or "
                                  "'limits.apply')",
                        cli_json_str(o, "backend") ?: "?");

@@ -4,11 +4,18 @@
  * then the lab's totals and its GPU waste (leased but idle device-hours plus
  * device-hours used without a lease). The numbers are the daemon's report
  * operation (report-ops.h); this file only asks and lays them out.
+ * Whole devices (GPUs, MIG instances) are the main table; time on shared
+ * GPUs (`--share`) is its own section, each lease its own hours, with the
+ * budgets held and the memory used:
  *
  *   USER         LEASED h   BUSY h  IDLE  MEM GiB·h  LEASES  WAIT avg  p95  VIOL
  *   alice           120.5     80.1   34%     1203.0       12     30s   2m     0
  *   TOTAL           130.0     85.0   35%     1300.0       14              1
- *   Waste: 45.0 device-hours (40.0 leased but idle, 5.0 used without a lease) */
+ *   Waste: 45.0 device-hours (40.0 leased but idle, 5.0 used without a lease)
+ *
+ *   Shared GPUs (memory budgets):
+ *   USER         SHARED h   BUSY h  BUDGET GiB  USED GiB  BUDGET GiB·h  MEM GiB·h
+ *   bob              10.0      8.0        20.0      12.5         200.0      125.0 */
 #include <errno.h>
 #include <getopt.h>
 #include <pwd.h>
@@ -38,7 +45,9 @@ void cli_report_usage(FILE *f)
               "Show GPU usage per user from the daemon's history: leased and busy\n"
               "device-hours, the idle share of the leased time, GPU memory-hours, queue\n"
               "wait (mean and 95th percentile) and violations; then totals and the lab's\n"
-              "GPU waste (leased but idle, plus used without a lease).\n"
+              "GPU waste (leased but idle, plus used without a lease). Shared GPUs\n"
+              "(--share leases) are counted apart, each lease its own hours, with the\n"
+              "mean memory budget and the memory used.\n"
               "\n"
               "Options:\n"
               "  --since DURATION  the last DURATION (2h, 7d, 30d; default 30d)\n"
@@ -107,24 +116,63 @@ static void print_csv(json_t *result)
         size_t i;
 
         puts("user,uid,leased_device_hours,busy_device_hours,idle_share,memory_gib_hours,leases,"
-             "queue_wait_mean_sec,queue_wait_p95_sec,violations");
+             "queue_wait_mean_sec,queue_wait_p95_sec,violations,shared_device_hours,"
+             "shared_busy_device_hours,shared_budget_gib,shared_memory_gib_hours");
         json_array_foreach(users, i, u) {
                 csv_field(row_name(u, buf, sizeof buf));
-                printf(",%lld,%.3f,%.3f,%.4f,%.3f,%lld,%.1f,%.1f,%lld\n",
+                printf(",%lld,%.3f,%.3f,%.4f,%.3f,%lld,%.1f,%.1f,%lld,%.3f,%.3f,%.3f,%.3f\n",
                        (long long)json_integer_value(json_object_get(u, "uid")),
                        num(u, "leased_device_hours"), num(u, "busy_device_hours"),
                        num(u, "idle_share"), num(u, "memory_gib_hours"),
                        (long long)json_integer_value(json_object_get(u, "leases")),
                        num(u, "queue_wait_mean_sec"), num(u, "queue_wait_p95_sec"),
-                       (long long)json_integer_value(json_object_get(u, "violations")));
+                       (long long)json_integer_value(json_object_get(u, "violations")),
+                       num(u, "shared_device_hours"), num(u, "shared_busy_device_hours"),
+                       num(u, "shared_budget_gib"), num(u, "shared_memory_gib_hours"));
         }
-        printf("TOTAL,,%.3f,%.3f,%.4f,%.3f,,,,%lld\n", num(t, "leased_device_hours"),
+        printf("TOTAL,,%.3f,%.3f,%.4f,%.3f,,,,%lld,%.3f,%.3f,%.3f,%.3f\n",
+               num(t, "leased_device_hours"),
                num(t, "busy_device_hours"),
                num(t, "leased_device_hours") > 0
                        ? num(t, "idle_leased_device_hours") / num(t, "leased_device_hours")
                        : 0.0,
                num(t, "memory_gib_hours"),
-               (long long)json_integer_value(json_object_get(t, "violations")));
+               (long long)json_integer_value(json_object_get(t, "violations")),
+               num(t, "shared_device_hours"), num(t, "shared_busy_device_hours"),
+               num(t, "shared_budget_gib"), num(t, "shared_memory_gib_hours"));
+}
+
+/* The mean of an integral over `hours` (0 when there were none). */
+static double mean_over(json_t *o, const char *key, double hours)
+{
+        return hours > 0 ? num(o, key) / hours : 0.0;
+}
+
+/* Users with time on shared GPUs, only when there are some. */
+static void print_shared(json_t *users, json_t *t)
+{
+        char buf[32];
+        json_t *u;
+        size_t i;
+
+        if (num(t, "shared_device_hours") <= 0)
+                return;
+        printf("\nShared GPUs (memory budgets):\n");
+        printf("%-12s %9s %8s %11s %9s %13s %10s\n", "USER", "SHARED h", "BUSY h", "BUDGET GiB",
+               "USED GiB", "BUDGET GiB·h", "MEM GiB·h");
+        json_array_foreach(users, i, u) {
+                double h = num(u, "shared_device_hours");
+
+                if (h <= 0)
+                        continue;
+                printf("%-12.12s %9.1f %8.1f %11.1f %9.1f %13.1f %10.1f\n",
+                       row_name(u, buf, sizeof buf), h, num(u, "shared_busy_device_hours"),
+                       num(u, "shared_budget_gib"), mean_over(u, "shared_memory_gib_hours", h),
+                       num(u, "shared_budget_gib_hours"), num(u, "shared_memory_gib_hours"));
+        }
+        printf("%-12s %9.1f %8.1f %11s %9s %13.1f %10.1f\n", "TOTAL",
+               num(t, "shared_device_hours"), num(t, "shared_busy_device_hours"), "", "",
+               num(t, "shared_budget_gib_hours"), num(t, "shared_memory_gib_hours"));
 }
 
 static void print_table(json_t *result, const char *span)
@@ -154,6 +202,7 @@ static void print_table(json_t *result, const char *span)
         printf("\nWaste: %.1f device-hours (%.1f leased but idle, %.1f used without a lease)\n",
                num(t, "waste_device_hours"), num(t, "idle_leased_device_hours"),
                num(t, "unleased_busy_device_hours"));
+        print_shared(users, t);
 }
 
 int cli_report_main(cli_context *ctx, int argc, char *argv[])

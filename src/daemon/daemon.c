@@ -214,13 +214,17 @@ int daemon_resolver_update(Daemon *d)
         _cleanup_free_ ResolverName *names = NULL;
         size_t n = 0;
 
-        names = calloc(1 + c->policy.n_groups + c->enforcement.n_exempt_users + SUBID_MAX_RANGES,
+        names = calloc(1 + c->policy.n_groups + c->limits.rules.n_groups +
+                               c->enforcement.n_exempt_users + SUBID_MAX_RANGES,
                        sizeof *names);
         if (!names)
                 return -ENOMEM;
         names[n++] = (ResolverName){RESOLVER_GROUP, ADMIN_GROUP};
         for (size_t i = 0; i < c->policy.n_groups; i++)
                 names[n++] = (ResolverName){RESOLVER_GROUP, c->policy.groups[i].group};
+        /* The groups of limits.groups (limits-ops.c asks for them by name). */
+        for (size_t i = 0; i < c->limits.rules.n_groups; i++)
+                names[n++] = (ResolverName){RESOLVER_GROUP, c->limits.rules.groups[i].group};
         for (size_t i = 0; i < c->enforcement.n_exempt_users; i++) {
                 uint64_t v;
 

@@ -2,7 +2,6 @@
 #include "daemon/limits-ops.h"
 
 #include <errno.h>
-#include <grp.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,14 +15,13 @@
 #include "basic/user-util.h"
 #include "daemon/daemon.h"
 #include "daemon/request.h"
+#include "daemon/resolver.h"
 #include "limits/limits-cgroupfs.h"
 #include "limits/limits-systemd.h"
 #include "store/store.h"
 
 /* How long systemd has to answer SetUnitProperties. */
 #define LIMITS_DBUS_TIMEOUT_USEC (5 * USEC_PER_SEC)
-/* Groups of one user looked at (getgrouplist). */
-#define LIMITS_USER_GROUPS_MAX 4096
 
 static const char *state_to_string(LimitsApplyState s)
 {
@@ -41,66 +39,71 @@ static const char *state_to_string(LimitsApplyState s)
 }
 
 /* The names of the limits.groups entries `uid` is a member of (primary or
- * supplementary, through NSS), in *ret_names[0..*ret_n) pointing into the
- * config. A user without a passwd entry is a member of none. */
-static int user_limit_groups(const Daemon *d, uid_t uid, const char ***ret_names, size_t *ret_n)
+ * supplementary), in *ret_names[0..*ret_n) pointing into the config, from
+ * the resolver's cache: the user's gids (resolver_user_groups) and each
+ * group's gid (resolver_lookup; daemon_resolver_update lists them). A user
+ * without a passwd entry is a member of none. *ret_pending is true when an
+ * answer that could change the result has not come yet: the user's groups,
+ * or the gid of a group of the config (a failed or missing lookup). */
+static int user_limit_groups(const Daemon *d, uid_t uid, const char ***ret_names, size_t *ret_n,
+                             bool *ret_pending)
 {
         const PolicyLimitRules *rules = &d->config->limits.rules;
-        _cleanup_free_ gid_t *gids = NULL;
+        _cleanup_free_ uint32_t *gids = NULL;
         const char **names;
-        char user[256];
-        gid_t primary;
-        int n_gids = 64, n = 0;
+        size_t n_gids = 0, n = 0;
+        int r;
 
         *ret_names = NULL;
         *ret_n = 0;
+        *ret_pending = false;
         if (rules->n_groups == 0)
                 return 0;
-        names = calloc(rules->n_groups, sizeof *names);
-        gids = calloc((size_t)n_gids, sizeof *gids);
-        if (!names || !gids) {
-                free(names);
-                return -ENOMEM;
-        }
-        if (user_name_gid_from_uid(uid, user, sizeof user, &primary) < 0) {
-                free(names);
+        if (!d->resolver) {
+                *ret_pending = true; /* nothing to ask: never NSS on the loop */
                 return 0;
         }
-        while (getgrouplist(user, primary, gids, &n_gids) < 0) {
-                gid_t *grown;
-
-                if (n_gids > LIMITS_USER_GROUPS_MAX)
-                        break;
-                grown = reallocarray(gids, (size_t)n_gids, sizeof *gids);
-                if (!grown) {
-                        free(names);
-                        return -ENOMEM;
-                }
-                gids = grown;
+        r = resolver_user_groups(d->resolver, uid, DAEMON_USER_NAME_WAIT_USEC, &gids, &n_gids);
+        if (r == -ENOENT)
+                return 0;
+        if (r == -EAGAIN) {
+                *ret_pending = true;
+                return 0;
         }
+        if (r < 0)
+                return r;
+        names = calloc(rules->n_groups, sizeof *names);
+        if (!names)
+                return -ENOMEM;
         for (size_t i = 0; i < rules->n_groups; i++) {
-                gid_t gid;
+                uint32_t gid;
 
-                if (group_gid_from_name(rules->groups[i].group, &gid) < 0)
+                r = resolver_lookup(d->resolver, RESOLVER_GROUP, rules->groups[i].group, &gid);
+                if (r == -ENOENT)
                         continue;
-                for (int j = 0; j < n_gids && j < LIMITS_USER_GROUPS_MAX; j++)
+                if (r < 0) {
+                        *ret_pending = true;
+                        continue;
+                }
+                for (size_t j = 0; j < n_gids; j++)
                         if (gids[j] == gid) {
                                 names[n++] = rules->groups[i].group;
                                 break;
                         }
         }
         *ret_names = names;
-        *ret_n = (size_t)n;
+        *ret_n = n;
         return 0;
 }
 
-static int decide(const Daemon *d, uid_t uid, PolicyUserLimits *ret, json_t **ret_groups)
+static int decide(const Daemon *d, uid_t uid, PolicyUserLimits *ret, json_t **ret_groups,
+                  bool *ret_pending)
 {
         _cleanup_free_ const char **names = NULL;
         size_t n = 0;
         int r;
 
-        r = user_limit_groups(d, uid, &names, &n);
+        r = user_limit_groups(d, uid, &names, &n, ret_pending);
         if (r < 0)
                 return r;
         policy_limits_decide(&d->config->limits.rules, names, n, leases_held_by(d, uid), ret);
@@ -242,18 +245,54 @@ static int apply_uid(Daemon *d, uid_t uid, bool force, LimitsUser **ret)
 {
         PolicyUserLimits limits;
         LimitsUser *u;
+        bool pending;
         int r;
 
-        r = decide(d, uid, &limits, NULL);
+        r = decide(d, uid, &limits, NULL, &pending);
         if (r < 0)
                 return r;
         u = get_user(d, uid);
         if (!u)
                 return -ENOMEM;
-        apply_user(d, u, &limits, force);
+        if (pending != u->groups_pending)
+                log_info("Groups of uid %u for its limits: %s.", (unsigned)uid,
+                         pending ? "waiting for the group database"
+                                 : "answered, applying its limits");
+        u->groups_pending = pending;
+        /* Limits of the wrong group are worse than a moment without: the
+         * answer comes to limits_ops_tick, which applies them then. */
+        if (!pending)
+                apply_user(d, u, &limits, force);
         if (ret)
                 *ret = u;
         return 0;
+}
+
+void limits_ops_tick(Daemon *d)
+{
+        LimitsState *s = &d->limits;
+        uint64_t generation;
+        bool news;
+
+        if (!s->enabled || !d->resolver)
+                return;
+        generation = resolver_groups_generation(d->resolver);
+        news = generation != s->groups_generation;
+        s->groups_generation = generation;
+        for (size_t i = 0; i < s->n_users; i++) {
+                LimitsUser *u = s->users[i];
+                int r;
+
+                /* New answers: everyone known (apply_user sends only what
+                 * changed); otherwise only those still waiting, whose group
+                 * gid may have come through resolver_lookup. */
+                if (!news && !u->groups_pending)
+                        continue;
+                r = apply_uid(d, u->uid, false, NULL);
+                if (r == -ENOMEM)
+                        log_error_errno(r, "Cannot work out the limits of uid %u",
+                                        (unsigned)u->uid);
+        }
 }
 
 void limits_ops_user_changed(Daemon *d, uid_t uid, pid_t run_pid)
@@ -434,7 +473,9 @@ static int user_json(Daemon *d, uid_t uid, json_t **ret)
         const char *state;
         int r;
 
-        r = decide(d, uid, &limits, &groups);
+        bool pending = false;
+
+        r = decide(d, uid, &limits, &groups, &pending);
         if (r < 0)
                 return r;
         lims = json_object();
@@ -445,6 +486,8 @@ static int user_json(Daemon *d, uid_t uid, json_t **ret)
          * values now due are the ones it confirmed. */
         if (!s->enabled)
                 state = "disabled";
+        else if (pending)
+                state = "groups pending"; /* what is due is not known yet */
         else if (!u)
                 state = "not applied";
         else if (!policy_limits_same_values(&u->limits, &limits) && u->state != LIMITS_FAILED)
@@ -460,8 +503,10 @@ static int user_json(Daemon *d, uid_t uid, json_t **ret)
                       state, "applied", strcmp(state, "applied") == 0, "error",
                       u && u->state == LIMITS_FAILED ? u->error : NULL, "changed_usec",
                       (json_int_t)(u ? u->changed_usec : 0));
-        if (!o)
+        if (!o || json_object_set_new(o, "groups_pending", json_boolean(pending)) < 0) {
+                json_decref(o);
                 return -ENOMEM;
+        }
         *ret = o;
         return 0;
 }

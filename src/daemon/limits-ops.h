@@ -1,5 +1,8 @@
 /* Per-user limits in the daemon: which backend applies them (chosen at start
- * and at reload from limits.backend), what was applied to each user and
+ * and at reload from limits.backend), the user's limits.groups from the
+ * resolver's cache (daemon/resolver.h: the loop never calls NSS; a user
+ * whose groups have no answer yet is "groups pending" and gets its limits
+ * when the answer comes), what was applied to each user and
  * whether it took, the hooks leases call at grant and release (the per_gpu
  * part follows the GPUs a user holds), and the requests `limits.show` and
  * `limits.apply`. A limit that cannot be applied is logged, raised as a
@@ -39,6 +42,8 @@ typedef struct LimitsUser {
         char error[512];
         uint64_t changed_usec; /* wall time of the last state change */
         sd_bus_slot *slot;     /* the call in flight */
+        bool groups_pending;   /* the resolver has no answer for the user's groups yet:
+                                * nothing applied until it has (limits_ops_tick) */
 } LimitsUser;
 
 typedef struct LimitsState {
@@ -50,6 +55,7 @@ typedef struct LimitsState {
         LimitsCgroupfs *fs;
         LimitsUser **users;
         size_t n_users;
+        uint64_t groups_generation; /* resolver_groups_generation() last looked at */
 } LimitsState;
 
 /* Pick and open the backend, then apply the limits of every user holding a
@@ -66,6 +72,12 @@ void limits_ops_done(LimitsState *s);
  * just granted: with cgroupfs it is moved into the user's cgroups (its
  * command is forked after the grant, inside them). */
 void limits_ops_user_changed(Daemon *d, uid_t uid, pid_t run_pid);
+
+/* After each sample: when the resolver has new answers about users' groups
+ * (resolver_user_groups; the groups are never looked up on the loop), work
+ * out again the limits of every known user and apply what changed; users
+ * whose groups were pending get their limits now. */
+void limits_ops_tick(Daemon *d);
 
 /* Requests: `limits.show` {user?} and `limits.apply` {user, pid?} (admins). */
 int limits_op_show(Daemon *d, const RequestCall *call, json_t *args, json_t **ret_result,

@@ -15,9 +15,30 @@
 #define SEC_PER_HOUR 3600.0
 #define BYTES_PER_GIB (1024.0 * 1024.0 * 1024.0)
 
+/* The shared part of a report row or of the totals: lease-hours of shared
+ * leases (each lease its own), the part with a process of the holder on the
+ * GPU, the holder's own memory-hours, and the budgets: integrated
+ * (GiB-hours) and their time-weighted mean (GiB). */
+static int add_shared(json_t *o, double sec, double busy_sec, double mem, double budget)
+{
+        json_t *x = json_pack("{s:f, s:f, s:f, s:f, s:f}", "shared_device_hours",
+                              sec / SEC_PER_HOUR, "shared_busy_device_hours",
+                              busy_sec / SEC_PER_HOUR, "shared_memory_gib_hours",
+                              mem / BYTES_PER_GIB / SEC_PER_HOUR, "shared_budget_gib_hours",
+                              budget / BYTES_PER_GIB / SEC_PER_HOUR, "shared_budget_gib",
+                              sec > 0 ? budget / sec / BYTES_PER_GIB : 0.0);
+
+        if (!o || !x || json_object_update(o, x) < 0) {
+                json_decref(x);
+                return -ENOMEM;
+        }
+        json_decref(x);
+        return 0;
+}
+
 static json_t *user_json(const Daemon *d, const HistoryUsage *u)
 {
-        return json_pack("{s:I, s:o, s:f, s:f, s:f, s:f, s:I, s:f, s:f, s:I}", "uid",
+        json_t *o = json_pack("{s:I, s:o, s:f, s:f, s:f, s:f, s:I, s:f, s:f, s:I}", "uid",
                          (json_int_t)u->uid, "user", json_text(daemon_user_name(d, (uid_t)u->uid)),
                          "leased_device_hours", u->leased_device_sec / SEC_PER_HOUR,
                          "busy_device_hours", u->busy_device_sec / SEC_PER_HOUR, "idle_share",
@@ -26,6 +47,13 @@ static json_t *user_json(const Daemon *d, const HistoryUsage *u)
                          (json_int_t)u->leases, "queue_wait_mean_sec", u->queue_wait_mean_sec,
                          "queue_wait_p95_sec", u->queue_wait_p95_sec, "violations",
                          (json_int_t)u->violations);
+
+        if (add_shared(o, u->shared_device_sec, u->shared_busy_device_sec,
+                       u->shared_memory_byte_sec, u->shared_budget_byte_sec) < 0) {
+                json_decref(o);
+                return NULL;
+        }
+        return o;
 }
 
 int report_op(Daemon *d, const RequestCall *call, json_t *args, json_t **ret_result,
@@ -78,5 +106,15 @@ int report_op(Daemon *d, const RequestCall *call, json_t *args, json_t **ret_res
                 t.memory_byte_sec / BYTES_PER_GIB / SEC_PER_HOUR, "violations",
                 (json_int_t)t.violations, "waste_device_hours",
                 (t.idle_leased_device_sec + t.unleased_busy_device_sec) / SEC_PER_HOUR);
-        return *ret_result ? 0 : -ENOMEM;
+        if (!*ret_result)
+                return -ENOMEM;
+        r = add_shared(json_object_get(*ret_result, "totals"), t.shared_device_sec,
+                       t.shared_busy_device_sec, t.shared_memory_byte_sec,
+                       t.shared_budget_byte_sec);
+        if (r < 0) {
+                json_decref(*ret_result);
+                *ret_result = NULL;
+                return r;
+        }
+        return 0;
 }

@@ -9,6 +9,7 @@
 #include "daemon/resolver.h"
 
 #include <errno.h>
+#include <grp.h>
 #include <pthread.h>
 #include <pwd.h>
 #include <stdlib.h>
@@ -41,6 +42,17 @@ typedef struct UidEntry {
         uint64_t used_usec; /* CLOCK_MONOTONIC of the last read */
 } UidEntry;
 
+/* uid → its groups, asked for by the loop (per-user limits). */
+typedef struct GroupsEntry {
+        uint32_t uid;
+        bool answered; /* at least one lookup finished */
+        bool found;    /* gids are the latest good answer */
+        uint32_t *gids;
+        size_t n_gids;
+        uint64_t due_usec;  /* as Entry.due_usec */
+        uint64_t used_usec; /* CLOCK_MONOTONIC of the last read */
+} GroupsEntry;
+
 struct Resolver {
         pthread_mutex_t lock;
         pthread_cond_t wake;     /* the thread: new names, or stop */
@@ -56,6 +68,9 @@ struct Resolver {
         size_t n_uids;
         uint64_t quiet_until_usec; /* no waiting in resolver_user_name() before this */
         uint64_t inflight_since_usec; /* CLOCK_MONOTONIC the current lookup began; 0: none */
+        GroupsEntry *groups;          /* RESOLVER_MAX_UIDS slots, allocated on first use */
+        size_t n_groups;
+        uint64_t groups_generation;   /* resolver_groups_generation() */
 };
 
 static void entries_free(Entry *e, size_t n)
@@ -114,6 +129,124 @@ static int lookup_uid(uint32_t uid, char *name, size_t len)
                 return 0;
         }
         return -ERANGE;
+}
+
+/* The groups of `uid` through NSS: its login name and primary gid, then
+ * getgrouplist with a buffer that grows up to RESOLVER_GROUPS_MAX. */
+static int lookup_groups(uint32_t uid, uint32_t **ret, size_t *ret_n)
+{
+        _cleanup_free_ gid_t *gids = NULL;
+        char name[256];
+        uint32_t *out;
+        gid_t primary;
+        int n = 64, k;
+
+        k = user_name_gid_from_uid((uid_t)uid, name, sizeof name, &primary);
+        if (k < 0)
+                return k;
+        gids = calloc((size_t)n, sizeof *gids);
+        if (!gids)
+                return -ENOMEM;
+        for (;;) {
+                gid_t *grown;
+                int m = n;
+
+                if (getgrouplist(name, primary, gids, &m) >= 0) {
+                        n = m;
+                        break;
+                }
+                /* More than RESOLVER_GROUPS_MAX: the first ones (glibc fills
+                 * the buffer it has). */
+                if (n >= RESOLVER_GROUPS_MAX)
+                        break;
+                n = MIN(MAX(m, n * 2), RESOLVER_GROUPS_MAX);
+                grown = reallocarray(gids, (size_t)n, sizeof *gids);
+                if (!grown)
+                        return -ENOMEM;
+                gids = grown;
+        }
+        out = calloc((size_t)n + 1, sizeof *out);
+        if (!out)
+                return -ENOMEM;
+        /* The primary first, then the others without it. */
+        out[0] = primary;
+        *ret_n = 1;
+        for (int i = 0; i < n; i++)
+                if (gids[i] != primary)
+                        out[(*ret_n)++] = gids[i];
+        *ret = out;
+        return 0;
+}
+
+static GroupsEntry *find_groups(Resolver *r, uint32_t uid)
+{
+        for (size_t i = 0; i < r->n_groups; i++)
+                if (r->groups[i].uid == uid)
+                        return &r->groups[i];
+        return NULL;
+}
+
+static bool same_gids(const GroupsEntry *e, const uint32_t *gids, size_t n)
+{
+        return e->found && e->n_gids == n && memcmp(e->gids, gids, n * sizeof *gids) == 0;
+}
+
+/* One groups lookup, called by the thread with the lock held (dropped around
+ * NSS); as thread_uid. */
+static void thread_groups(Resolver *r, size_t pick, uint64_t now)
+{
+        GroupsEntry *e = &r->groups[pick];
+        uint32_t uid = e->uid, *gids = NULL;
+        size_t n = 0;
+        int k;
+
+        if (e->answered && now - e->used_usec > RESOLVER_UID_UNUSED_TTLS * r->ttl_usec) {
+                free(e->gids);
+                *e = r->groups[--r->n_groups];
+                return;
+        }
+        e->due_usec = IN_FLIGHT;
+        r->inflight_since_usec = now;
+        pthread_mutex_unlock(&r->lock);
+        if (r->delay_usec > 0) {
+                struct timespec ts;
+
+                timespec_at(r->delay_usec, &ts);
+                while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+                        ;
+        }
+        k = lookup_groups(uid, &gids, &n);
+        pthread_mutex_lock(&r->lock);
+        r->inflight_since_usec = 0;
+        r->n_lookups++;
+        if (k < 0 && k != -ENOENT)
+                r->n_failures++;
+        e = find_groups(r, uid); /* the table may have changed meanwhile */
+        if (!e) {
+                free(gids);
+                return;
+        }
+        now = now_usec(CLOCK_MONOTONIC);
+        if (k >= 0) {
+                if (!e->answered || !same_gids(e, gids, n))
+                        r->groups_generation++;
+                free(e->gids);
+                e->gids = gids;
+                e->n_gids = n;
+                e->found = true;
+                e->due_usec = now + r->ttl_usec;
+        } else if (k == -ENOENT) {
+                if (!e->answered || e->found)
+                        r->groups_generation++;
+                free(e->gids);
+                e->gids = NULL;
+                e->n_gids = 0;
+                e->found = false;
+                e->due_usec = now + r->ttl_usec;
+        } else
+                e->due_usec = now + r->retry_usec; /* keep what we knew */
+        e->answered = e->answered || k >= 0 || k == -ENOENT;
+        pthread_cond_broadcast(&r->answered);
 }
 
 static UidEntry *find_uid(Resolver *r, uint32_t uid)
@@ -207,16 +340,42 @@ static void *resolver_thread(void *userdata)
                                 pick_uid = i;
                                 break;
                         }
-                if (pick_uid != SIZE_MAX && soonest <= now) {
-                        thread_uid(r, pick_uid, now);
-                        continue;
+                /* Groups of users (per-user limits) the same way, after a
+                 * uid never answered (a name someone is being shown). */
+                {
+                        uint64_t due = IN_FLIGHT;
+                        size_t pick_groups = SIZE_MAX;
+
+                        for (size_t i = 0; i < r->n_groups; i++)
+                                if (r->groups[i].due_usec < due) {
+                                        due = r->groups[i].due_usec;
+                                        pick_groups = i;
+                                }
+                        for (size_t i = 0; i < r->n_groups; i++)
+                                if (!r->groups[i].answered && r->groups[i].due_usec <= now) {
+                                        due = r->groups[i].due_usec;
+                                        pick_groups = i;
+                                        break;
+                                }
+                        if (pick_groups != SIZE_MAX && due <= now &&
+                            !(pick_uid != SIZE_MAX && soonest <= now &&
+                              !r->uids[pick_uid].answered)) {
+                                thread_groups(r, pick_groups, now);
+                                continue;
+                        }
+                        if (pick_uid != SIZE_MAX && soonest <= now) {
+                                thread_uid(r, pick_uid, now);
+                                continue;
+                        }
+                        /* Otherwise nothing of it is due yet: wait for it too. */
+                        soonest = MIN(soonest, due);
                 }
                 if (pick_uid != SIZE_MAX)
                         pick = pick_uid; /* only to wait until it is due */
                 if (pick == SIZE_MAX || soonest > now) {
                         struct timespec ts;
 
-                        if (pick == SIZE_MAX)
+                        if (soonest == IN_FLIGHT)
                                 pthread_cond_wait(&r->wake, &r->lock);
                         else {
                                 timespec_at(soonest, &ts);
@@ -321,6 +480,9 @@ void resolver_free(Resolver *r)
         pthread_mutex_destroy(&r->lock);
         entries_free(r->entries, r->n_entries);
         free(r->uids);
+        for (size_t i = 0; i < r->n_groups; i++)
+                free(r->groups[i].gids);
+        free(r->groups);
         free(r);
 }
 
@@ -421,6 +583,47 @@ void resolver_counts(Resolver *r, uint64_t *ret_lookups, uint64_t *ret_failures)
         pthread_mutex_unlock(&r->lock);
 }
 
+static bool uid_answered(Resolver *r, uint32_t uid)
+{
+        const UidEntry *e = find_uid(r, uid);
+
+        return !e || e->answered;
+}
+
+static bool groups_answered(Resolver *r, uint32_t uid)
+{
+        const GroupsEntry *e = find_groups(r, uid);
+
+        return !e || e->answered;
+}
+
+/* With the lock held: a short, bounded wait for a first answer about `uid`
+ * (`answered` says when it has come), so that a fast directory answers at
+ * once. None while the thread is inside a lookup that has already taken
+ * RESOLVER_SLOW_USEC (a slow directory: the answer cannot come in time),
+ * and none for a while after a wait that ran out, so the loop stalls at
+ * most once, not once per name. Returns whether it waited. */
+static bool bounded_wait(Resolver *r, uint64_t now, uint64_t wait_usec,
+                         bool (*answered)(Resolver *r, uint32_t uid), uint32_t uid)
+{
+        uint64_t deadline = now + wait_usec;
+
+        if (wait_usec == 0 || now < r->quiet_until_usec ||
+            (r->inflight_since_usec != 0 && now - r->inflight_since_usec >= RESOLVER_SLOW_USEC))
+                return false;
+        for (;;) {
+                struct timespec ts;
+
+                if (answered(r, uid) || now_usec(CLOCK_MONOTONIC) >= deadline)
+                        break;
+                timespec_at(deadline, &ts);
+                pthread_cond_timedwait(&r->answered, &r->lock, &ts);
+        }
+        if (!answered(r, uid))
+                r->quiet_until_usec = now_usec(CLOCK_MONOTONIC) + RESOLVER_QUIET_USEC;
+        return true;
+}
+
 int resolver_user_name(Resolver *r, uint32_t uid, uint64_t wait_usec, char *buf, size_t len)
 {
         uint64_t now = now_usec(CLOCK_MONOTONIC);
@@ -454,26 +657,9 @@ int resolver_user_name(Resolver *r, uint32_t uid, uint64_t wait_usec, char *buf,
         }
         e->used_usec = now;
 
-        /* A short, bounded wait for a first answer, so that a fast directory
-         * gives names at once. None while the thread is inside a lookup that
-         * has already taken RESOLVER_SLOW_USEC (a slow directory: the answer
-         * cannot come in time), and none for a while after a wait that ran
-         * out, so the loop stalls at most once, not once per name. */
-        if (!e->answered && wait_usec > 0 && now >= r->quiet_until_usec &&
-            (r->inflight_since_usec == 0 || now - r->inflight_since_usec < RESOLVER_SLOW_USEC)) {
-                uint64_t deadline = now + wait_usec;
-
-                for (;;) {
-                        struct timespec ts;
-
-                        e = find_uid(r, uid);
-                        if (!e || e->answered || now_usec(CLOCK_MONOTONIC) >= deadline)
-                                break;
-                        timespec_at(deadline, &ts);
-                        pthread_cond_timedwait(&r->answered, &r->lock, &ts);
-                }
-                if (!e || !e->answered)
-                        r->quiet_until_usec = now_usec(CLOCK_MONOTONIC) + RESOLVER_QUIET_USEC;
+        if (!e->answered) {
+                (void)bounded_wait(r, now, wait_usec, uid_answered, uid);
+                e = find_uid(r, uid); /* the thread may have moved it */
         }
 
         if (!e || !e->answered)
@@ -488,4 +674,73 @@ int resolver_user_name(Resolver *r, uint32_t uid, uint64_t wait_usec, char *buf,
         }
         pthread_mutex_unlock(&r->lock);
         return k;
+}
+
+int resolver_user_groups(Resolver *r, uint32_t uid, uint64_t wait_usec, uint32_t **ret_gids,
+                         size_t *ret_n)
+{
+        uint64_t now = now_usec(CLOCK_MONOTONIC);
+        GroupsEntry *e;
+        int k;
+
+        pthread_mutex_lock(&r->lock);
+        if (!r->groups) {
+                r->groups = calloc(RESOLVER_MAX_UIDS, sizeof *r->groups);
+                if (!r->groups) {
+                        pthread_mutex_unlock(&r->lock);
+                        return -ENOMEM;
+                }
+        }
+        e = find_groups(r, uid);
+        if (!e) {
+                if (r->n_groups == RESOLVER_MAX_UIDS) {
+                        /* Full: the one read longest ago goes (never the one
+                         * being looked up, which the thread finds by uid). */
+                        size_t old = SIZE_MAX;
+
+                        for (size_t i = 0; i < r->n_groups; i++)
+                                if (r->groups[i].due_usec != IN_FLIGHT &&
+                                    (old == SIZE_MAX ||
+                                     r->groups[i].used_usec < r->groups[old].used_usec))
+                                        old = i;
+                        free(r->groups[old].gids);
+                        r->groups[old] = r->groups[--r->n_groups];
+                }
+                e = &r->groups[r->n_groups++];
+                *e = (GroupsEntry){.uid = uid, .due_usec = 0};
+                pthread_cond_broadcast(&r->wake);
+        }
+        e->used_usec = now;
+        if (!e->answered) {
+                (void)bounded_wait(r, now, wait_usec, groups_answered, uid);
+                e = find_groups(r, uid);
+        }
+        if (!e || !e->answered)
+                k = -EAGAIN;
+        else if (!e->found)
+                k = -ENOENT;
+        else {
+                uint32_t *copy = malloc((e->n_gids ? e->n_gids : 1) * sizeof *copy);
+
+                if (!copy)
+                        k = -ENOMEM;
+                else {
+                        memcpy(copy, e->gids, e->n_gids * sizeof *copy);
+                        *ret_gids = copy;
+                        *ret_n = e->n_gids;
+                        k = 0;
+                }
+        }
+        pthread_mutex_unlock(&r->lock);
+        return k;
+}
+
+uint64_t resolver_groups_generation(Resolver *r)
+{
+        uint64_t g;
+
+        pthread_mutex_lock(&r->lock);
+        g = r->groups_generation;
+        pthread_mutex_unlock(&r->lock);
+        return g;
 }

@@ -71,5 +71,26 @@ int resolver_lookup(Resolver *r, ResolverKind kind, const char *name, uint32_t *
  * otherwise. */
 int resolver_user_name(Resolver *r, uint32_t uid, uint64_t wait_usec, char *buf, size_t len);
 
+/* uid → the gids of its groups (the primary group and the supplementary
+ * ones, getgrouplist on its login name), for per-user limits (limits.groups).
+ * Kept, refreshed and dropped like the login names above (their own table of
+ * at most RESOLVER_MAX_UIDS users); at most RESOLVER_GROUPS_MAX gids a user. */
+#define RESOLVER_GROUPS_MAX 4096
+
+/* The groups of `uid`: 0 with *ret_gids (the caller frees it; the primary
+ * gid first) and *ret_n set from the latest good answer; -ENOENT when there
+ * is no such user; -EAGAIN when no answer has come yet or every lookup so
+ * far failed (the lookup is queued for the thread;
+ * resolver_groups_generation() moves when it comes); -ENOMEM. A first
+ * lookup is waited for as in resolver_user_name (at most `wait_usec`, not
+ * at all while the directory is slow); never blocks on NSS otherwise. */
+int resolver_user_groups(Resolver *r, uint32_t uid, uint64_t wait_usec, uint32_t **ret_gids,
+                         size_t *ret_n);
+
+/* A number that changes whenever an answer of resolver_user_groups() came
+ * that differs from what was known before (a first answer, or a refresh that
+ * changed the groups), so the loop can recheck only then. */
+uint64_t resolver_groups_generation(Resolver *r);
+
 /* Lookups done and failed since the start (for /metrics). */
 void resolver_counts(Resolver *r, uint64_t *ret_lookups, uint64_t *ret_failures);

@@ -15,8 +15,10 @@
 #include "basic/parse.h"
 #include "basic/time-util.h"
 #include "daemon/idle.h"
+#include "daemon/limits-ops.h"
 #include "daemon/mig-ops.h"
 #include "policy/idle.h"
+#include "policy/share.h"
 #include "store/audit-store.h"
 #include "store/history-store.h"
 #include "daemon/share-ops.h"
@@ -50,6 +52,43 @@ static void history_sample(const Daemon *d, const GpuDevice *gpu, const char *uu
         snprintf(ret->gpu_uuid, sizeof ret->gpu_uuid, "%s", gpu->uuid);
 }
 
+/* The rows of a GPU held by shared leases: one per lease, with that lease's
+ * own memory (its owner's processes, split over the owner's leases on the
+ * GPU by budget: policy_share_attribute) and its budget; busy when its
+ * owner had a process there. Returns the rows written (0 when no shared
+ * lease holds the GPU, or no room is left). */
+static size_t history_shared(const Daemon *d, const GpuDevice *g, HistorySample *out, size_t room)
+{
+        PolicyShareSlice slices[HISTORY_MAX_DEVICES];
+        const Lease *held[HISTORY_MAX_DEVICES];
+        size_t n = 0;
+
+        for (const Lease *l = d->leases.leases; l && n < room; l = l->next)
+                if (l->rec.share_bytes > 0 && l->rec.n_devices == 1 &&
+                    strcmp(l->rec.devices[0].uuid, g->uuid) == 0) {
+                        slices[n] = (PolicyShareSlice){.uid = l->rec.uid,
+                                                       .budget_bytes = l->rec.share_bytes};
+                        held[n++] = l;
+                }
+        if (n == 0)
+                return 0;
+        policy_share_attribute(slices, n, g->processes, g->n_processes);
+        for (size_t i = 0; i < n; i++) {
+                out[i] = (HistorySample){
+                        .util_percent = g->utilization_gpu,
+                        .busy = slices[i].busy,
+                        .memory_used_bytes = slices[i].used_bytes,
+                        .power_mw = g->power_mw > 0 ? (uint64_t)g->power_mw : 0,
+                        .holder_uid = (int64_t)held[i]->rec.uid,
+                        .lease_id = held[i]->rec.id,
+                        .share_bytes = held[i]->rec.share_bytes,
+                };
+                snprintf(out[i].device_uuid, sizeof out[i].device_uuid, "%s", g->uuid);
+                snprintf(out[i].gpu_uuid, sizeof out[i].gpu_uuid, "%s", g->uuid);
+        }
+        return n;
+}
+
 /* Write this tick's samples of every GPU and MIG instance (one
  * transaction) and do one bounded step of rollup and retention. `prev_boot`
  * is daemon_boot() when the previous snapshot was taken (0: none), so each
@@ -72,9 +111,12 @@ static void history_tick(Daemon *d, uint64_t prev_boot)
                 const GpuDevice *g = &snap->gpus[i];
                 const char *u = g->uuid;
                 bool busy = !g->mig_enabled && policy_idle_activity(snap, &u, 1).busy;
+                size_t shared = history_shared(d, g, samples + n, HISTORY_MAX_DEVICES - n);
 
-                history_sample(d, g, g->uuid, g->utilization_gpu, g->memory_used_bytes, g->power_mw,
-                               busy, &samples[n++]);
+                n += shared;
+                if (shared == 0)
+                        history_sample(d, g, g->uuid, g->utilization_gpu, g->memory_used_bytes,
+                                       g->power_mw, busy, &samples[n++]);
                 for (size_t j = 0; j < g->n_instances && n < HISTORY_MAX_DEVICES; j++) {
                         const char *m = g->instances[j].uuid;
 
@@ -229,6 +271,7 @@ static void after_snapshot(Daemon *d, uint64_t prev_boot)
         leases_schedule(d);
         enforcement_tick(d);
         share_ops_tick(d);
+        limits_ops_tick(d); /* groups the resolver answered since */
         strict_tick(d);
         if (idle_tick(d))
                 leases_schedule(d);

@@ -124,13 +124,18 @@ int api_status(const MetricsSource *src, json_t **ret)
 
 static json_t *usage_json(const MetricsSource *src, const HistoryUsage *u)
 {
-        return json_pack("{s:I, s:o, s:f, s:f, s:f, s:f, s:I, s:I}", "uid", (json_int_t)u->uid,
+        return json_pack("{s:I, s:o, s:f, s:f, s:f, s:f, s:I, s:I, s:f, s:f}", "uid",
+                         (json_int_t)u->uid,
                          "user", json_text(u->uid >= 0 ? src->user_name(src->userdata, (uid_t)u->uid) : NULL),
                          "leased_device_hours", u->leased_device_sec / 3600.0,
                          "busy_device_hours", u->busy_device_sec / 3600.0, "idle_share",
                          u->idle_share, "memory_gib_hours", u->memory_byte_sec / GIB / 3600.0,
                          "leases", (json_int_t)u->leases, "violations",
-                         (json_int_t)u->violations);
+                         (json_int_t)u->violations, "shared_device_hours",
+                         u->shared_device_sec / 3600.0, "shared_budget_gib",
+                         u->shared_device_sec > 0
+                                 ? u->shared_budget_byte_sec / u->shared_device_sec / GIB
+                                 : 0.0);
 }
 
 int api_usage(const MetricsSource *src, unsigned days, json_t **ret)
@@ -154,13 +159,14 @@ int api_usage(const MetricsSource *src, unsigned days, json_t **ret)
                         json_decref(users);
                         return -ENOMEM;
                 }
-        o = json_pack("{s:I, s:o, s:o, s:o, s:{s:f, s:f, s:f, s:f, s:I}}", "days",
+        o = json_pack("{s:I, s:o, s:o, s:o, s:{s:f, s:f, s:f, s:f, s:I, s:f}}", "days",
                       (json_int_t)days, "since", seconds(since), "until", seconds(until), "users",
                       users, "totals", "leased_device_hours", t.leased_device_sec / 3600.0,
                       "busy_device_hours", t.busy_device_sec / 3600.0,
                       "idle_leased_device_hours", t.idle_leased_device_sec / 3600.0,
                       "unleased_busy_device_hours", t.unleased_busy_device_sec / 3600.0,
-                      "violations", (json_int_t)t.violations);
+                      "violations", (json_int_t)t.violations, "shared_device_hours",
+                      t.shared_device_sec / 3600.0);
         if (!o)
                 return -ENOMEM;
         *ret = o;

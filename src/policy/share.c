@@ -75,3 +75,54 @@ unsigned policy_budget_step(PolicyBudgetState *s, uint64_t used, uint64_t budget
         }
         return actions;
 }
+
+void policy_share_attribute(PolicyShareSlice *slices, size_t n, const GpuProcess *procs,
+                            size_t n_procs)
+{
+        for (size_t i = 0; i < n; i++) {
+                slices[i].used_bytes = 0;
+                slices[i].busy = false;
+        }
+        for (size_t i = 0; i < n; i++) {
+                uint64_t total = 0, budgets = 0, given = 0;
+                size_t last = i, count = 0;
+                bool busy = false, first = true;
+
+                /* Each user once, at its first slice. */
+                for (size_t j = 0; j < i && first; j++)
+                        first = slices[j].uid != slices[i].uid;
+                if (!first)
+                        continue;
+                for (size_t k = 0; k < n_procs; k++) {
+                        const GpuProcess *p = &procs[k];
+
+                        if ((p->vanished && !p->owner_from_earlier) || p->uid != slices[i].uid)
+                                continue;
+                        busy = true;
+                        if (p->memory_used_bytes != GPU_VALUE_UNKNOWN)
+                                total += p->memory_used_bytes;
+                }
+                for (size_t j = i; j < n; j++)
+                        if (slices[j].uid == slices[i].uid) {
+                                budgets += slices[j].budget_bytes;
+                                last = j;
+                                count++;
+                        }
+                for (size_t j = i; j < n; j++) {
+                        uint64_t part;
+
+                        if (slices[j].uid != slices[i].uid)
+                                continue;
+                        if (j == last)
+                                part = total - given;
+                        else if (budgets > 0)
+                                part = (uint64_t)((unsigned __int128)total *
+                                                  slices[j].budget_bytes / budgets);
+                        else
+                                part = total / count;
+                        slices[j].used_bytes = part;
+                        slices[j].busy = busy;
+                        given += part;
+                }
+        }
+}

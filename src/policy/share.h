@@ -19,6 +19,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "gpu/inventory.h"
 #include "policy/allocate.h"
 
 #define POLICY_SHARE_MIN_BYTES (UINT64_C(1) << 20) /* a budget below 1 MiB is a typo */
@@ -59,3 +60,23 @@ typedef struct PolicyBudgetState {
  * NOTICE and SIGTERM together. */
 unsigned policy_budget_step(PolicyBudgetState *s, uint64_t used, uint64_t budget, uint64_t now,
                             uint64_t grace, uint64_t kill_timeout, bool enforce);
+
+/* One shared lease on a GPU, for the usage history: uid and budget in,
+ * used and busy out. */
+typedef struct PolicyShareSlice {
+        uint32_t uid;
+        uint64_t budget_bytes;
+        uint64_t used_bytes; /* out: this lease's part of its owner's memory on the GPU */
+        bool busy;           /* out: its owner had a process on the GPU */
+} PolicyShareSlice;
+
+/* Attribute the GPU's processes procs[0..n_procs) to the shared leases
+ * slices[0..n) on it. A process counts for its owner when the owner is
+ * known (not vanished, or carried from an earlier snapshot); NVML's
+ * per-process memory (the authority, as for budgets) of one user is split
+ * over that user's slices in proportion to their budgets, the last slice
+ * taking the rounding, so the slices of one user sum exactly to the user's
+ * memory and no byte is counted twice. Processes of users holding no slice
+ * are not attributed (they are violations, not usage). */
+void policy_share_attribute(PolicyShareSlice *slices, size_t n, const GpuProcess *procs,
+                            size_t n_procs);

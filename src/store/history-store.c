@@ -48,8 +48,8 @@ static int add_hours(Store *s, uint64_t ts_usec, uint64_t span_usec, const Histo
                      size_t n)
 {
         for (size_t i = 0; i < n; i++) {
-                uint64_t busy = 0, device_time = 0;
-                double mem = 0;
+                uint64_t busy = 0, device_time = 0, sh_time = 0, sh_busy = 0;
+                double mem = 0, sh_mem = 0, budget = 0;
                 bool seen = false;
                 int r;
 
@@ -59,23 +59,41 @@ static int add_hours(Store *s, uint64_t ts_usec, uint64_t span_usec, const Histo
                         continue;
                 for (size_t j = i; j < n; j++)
                         if (MAX(samples[j].holder_uid, -1) == MAX(samples[i].holder_uid, -1)) {
+                                double m = (double)samples[j].memory_used_bytes *
+                                           (double)span_usec * 1e-6;
+
                                 device_time += span_usec;
                                 busy += samples[j].busy ? span_usec : 0;
-                                mem += (double)samples[j].memory_used_bytes * (double)span_usec * 1e-6;
+                                mem += m;
+                                if (samples[j].share_bytes == 0)
+                                        continue;
+                                sh_time += span_usec;
+                                sh_busy += samples[j].busy ? span_usec : 0;
+                                sh_mem += m;
+                                budget += (double)samples[j].share_bytes * (double)span_usec * 1e-6;
                         }
                 r = store_exec(s,
                                "INSERT INTO history_hours (hour_usec, holder_uid, span_usec, "
-                               "busy_usec, memory_byte_sec) VALUES (?, ?, ?, ?, ?) "
+                               "busy_usec, memory_byte_sec, shared_span_usec, shared_busy_usec, "
+                               "shared_memory_byte_sec, budget_byte_sec) "
+                               "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
                                "ON CONFLICT (hour_usec, holder_uid) DO UPDATE SET "
                                "span_usec = span_usec + excluded.span_usec, "
                                "busy_usec = busy_usec + excluded.busy_usec, "
-                               "memory_byte_sec = memory_byte_sec + excluded.memory_byte_sec",
+                               "memory_byte_sec = memory_byte_sec + excluded.memory_byte_sec, "
+                               "shared_span_usec = shared_span_usec + excluded.shared_span_usec, "
+                               "shared_busy_usec = shared_busy_usec + excluded.shared_busy_usec, "
+                               "shared_memory_byte_sec = shared_memory_byte_sec + "
+                               "excluded.shared_memory_byte_sec, "
+                               "budget_byte_sec = budget_byte_sec + excluded.budget_byte_sec",
                                STORE_ARGS(STORE_INT(ts_usec / USEC_PER_HOUR * USEC_PER_HOUR),
                                           STORE_INT(samples[i].holder_uid >= 0
                                                         ? samples[i].holder_uid
                                                         : -1),
                                           STORE_INT(device_time), STORE_INT(busy),
-                                          STORE_DOUBLE(mem)));
+                                          STORE_DOUBLE(mem), STORE_INT(sh_time),
+                                          STORE_INT(sh_busy), STORE_DOUBLE(sh_mem),
+                                          STORE_DOUBLE(budget)));
                 if (r < 0)
                         return r;
         }
@@ -103,15 +121,16 @@ int store_history_write(Store *s, uint64_t ts_usec, uint64_t span_usec, const Hi
                 r = store_exec(
                     s,
                     "INSERT OR REPLACE INTO history_samples (ts_usec, device_id, span_usec, "
-                    "util, busy, memory_used_bytes, power_mw, holder_uid, lease_id) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    "util, busy, memory_used_bytes, power_mw, holder_uid, lease_id, share_bytes) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     STORE_ARGS(STORE_INT(ts_usec), STORE_INT(id), STORE_INT(span_usec),
                                x->util_percent >= 0 ? STORE_INT(MIN(x->util_percent, 100))
                                                     : STORE_NULL,
                                STORE_INT(x->busy), STORE_INT(x->memory_used_bytes),
                                x->power_mw > 0 ? STORE_INT(x->power_mw) : STORE_NULL,
                                x->holder_uid >= 0 ? STORE_INT(x->holder_uid) : STORE_NULL,
-                               x->lease_id > 0 ? STORE_INT(x->lease_id) : STORE_NULL));
+                               STORE_INT(x->holder_uid >= 0 ? MAX(x->lease_id, (int64_t)0) : 0),
+                               STORE_INT(x->holder_uid >= 0 ? x->share_bytes : 0)));
                 if (r < 0)
                         goto finish;
         }
@@ -169,14 +188,20 @@ int store_history_rollup(Store *s, uint64_t raw_before_usec, uint64_t minutes_be
                     s,
                     "INSERT INTO history_minutes (minute_usec, device_id, holder_uid, samples, "
                     "span_usec, busy_usec, util_usec, util_span_usec, memory_byte_sec, "
-                    "power_mw_usec, power_span_usec) "
+                    "power_mw_usec, power_span_usec, shared_span_usec, shared_busy_usec, "
+                    "shared_memory_byte_sec, budget_byte_sec) "
                     "SELECT ts_usec / 60000000 * 60000000, device_id, coalesce(holder_uid, -1), "
                     "count(*), sum(span_usec), sum(busy * span_usec), "
                     "sum(coalesce(util, 0) * span_usec), "
                     "sum(CASE WHEN util IS NULL THEN 0 ELSE span_usec END), "
                     "sum(memory_used_bytes * 1e-6 * span_usec), "
                     "sum(coalesce(power_mw, 0) * span_usec), "
-                    "sum(CASE WHEN power_mw IS NULL THEN 0 ELSE span_usec END) "
+                    "sum(CASE WHEN power_mw IS NULL THEN 0 ELSE span_usec END), "
+                    "sum(CASE WHEN share_bytes > 0 THEN span_usec ELSE 0 END), "
+                    "sum(CASE WHEN share_bytes > 0 THEN busy * span_usec ELSE 0 END), "
+                    "sum(CASE WHEN share_bytes > 0 THEN memory_used_bytes * 1e-6 * span_usec "
+                    "ELSE 0 END), "
+                    "sum(share_bytes * 1e-6 * span_usec) "
                     "FROM history_samples WHERE ts_usec < ?1 GROUP BY 1, 2, 3 "
                     "ON CONFLICT (minute_usec, device_id, holder_uid) DO UPDATE SET "
                     "samples = samples + excluded.samples, "
@@ -186,7 +211,12 @@ int store_history_rollup(Store *s, uint64_t raw_before_usec, uint64_t minutes_be
                     "util_span_usec = util_span_usec + excluded.util_span_usec, "
                     "memory_byte_sec = memory_byte_sec + excluded.memory_byte_sec, "
                     "power_mw_usec = power_mw_usec + excluded.power_mw_usec, "
-                    "power_span_usec = power_span_usec + excluded.power_span_usec",
+                    "power_span_usec = power_span_usec + excluded.power_span_usec, "
+                    "shared_span_usec = shared_span_usec + excluded.shared_span_usec, "
+                    "shared_busy_usec = shared_busy_usec + excluded.shared_busy_usec, "
+                    "shared_memory_byte_sec = shared_memory_byte_sec + "
+                    "excluded.shared_memory_byte_sec, "
+                    "budget_byte_sec = budget_byte_sec + excluded.budget_byte_sec",
                     STORE_ARGS(STORE_INT(upto)));
                 if (r < 0)
                         goto finish;
@@ -253,7 +283,10 @@ static bool wanted(const uid_t *filter_uid, int64_t uid)
         return !filter_uid || uid == (int64_t)*filter_uid;
 }
 
-/* Add the device-time integrals of one table (raw or minute rows). */
+/* Add the device-time integrals of one table (raw, minute or hour rows).
+ * The query's columns: holder uid, span, busy, memory (totals over whole
+ * and shared rows), then the shared part of span, busy and memory, and the
+ * budget integral. Whole-device figures are the totals less the shared part. */
 static int add_time(Store *s, const char *sql, uint64_t since, uint64_t until, const uid_t *filter,
                     HistoryUsage **rows, size_t *n, size_t *allocated, HistoryTotals *t)
 {
@@ -267,9 +300,13 @@ static int add_time(Store *s, const char *sql, uint64_t since, uint64_t until, c
         sqlite3_bind_int64(st, 2, (sqlite3_int64)until);
         while ((r = sqlite3_step(st)) == SQLITE_ROW) {
                 int64_t uid = sqlite3_column_int64(st, 0);
-                double span = sqlite3_column_double(st, 1) * 1e-6;
-                double busy = sqlite3_column_double(st, 2) * 1e-6;
-                double mem = sqlite3_column_double(st, 3);
+                double sh_span = sqlite3_column_double(st, 4) * 1e-6;
+                double sh_busy = sqlite3_column_double(st, 5) * 1e-6;
+                double sh_mem = sqlite3_column_double(st, 6);
+                double budget = sqlite3_column_double(st, 7);
+                double span = sqlite3_column_double(st, 1) * 1e-6 - sh_span;
+                double busy = sqlite3_column_double(st, 2) * 1e-6 - sh_busy;
+                double mem = sqlite3_column_double(st, 3) - sh_mem;
                 HistoryUsage *u;
 
                 if (uid < 0) {
@@ -279,6 +316,10 @@ static int add_time(Store *s, const char *sql, uint64_t since, uint64_t until, c
                 t->leased_device_sec += span;
                 t->busy_device_sec += busy;
                 t->memory_byte_sec += mem;
+                t->shared_device_sec += sh_span;
+                t->shared_busy_device_sec += sh_busy;
+                t->shared_memory_byte_sec += sh_mem;
+                t->shared_budget_byte_sec += budget;
                 if (!wanted(filter, uid))
                         continue;
                 u = usage_row(rows, n, allocated, uid);
@@ -289,6 +330,10 @@ static int add_time(Store *s, const char *sql, uint64_t since, uint64_t until, c
                 u->leased_device_sec += span;
                 u->busy_device_sec += busy;
                 u->memory_byte_sec += mem;
+                u->shared_device_sec += sh_span;
+                u->shared_busy_device_sec += sh_busy;
+                u->shared_memory_byte_sec += sh_mem;
+                u->shared_budget_byte_sec += budget;
         }
         sqlite3_reset(st);
         return r == SQLITE_DONE ? 0 : store_errno_from_sqlite(r);
@@ -303,14 +348,21 @@ static int add_detail(Store *s, uint64_t since, uint64_t until, const uid_t *fil
         if (since >= until)
                 return 0;
         r = add_time(s,
-                     "SELECT coalesce(holder_uid, -1), sum(span_usec), sum(busy * span_usec), "
-                     "sum(memory_used_bytes * 1e-6 * span_usec) FROM history_samples "
-                     "WHERE ts_usec >= ? AND ts_usec < ? GROUP BY 1",
+                     /* Grouped by holder and shared-or-not first: four
+                      * sums a row, not eight. */
+                     "SELECT u, sum(s), sum(b), sum(m), sum(sh * s), sum(sh * b), sum(sh * m), "
+                     "sum(g) FROM (SELECT coalesce(holder_uid, -1) AS u, share_bytes > 0 AS sh, "
+                     "sum(span_usec) AS s, sum(busy * span_usec) AS b, "
+                     "sum(memory_used_bytes * 1e-6 * span_usec) AS m, "
+                     "sum(share_bytes * 1e-6 * span_usec) AS g FROM history_samples "
+                     "WHERE ts_usec >= ? AND ts_usec < ? GROUP BY 1, 2) GROUP BY u",
                      since, until, filter, rows, n, allocated, t);
         if (r < 0)
                 return r;
         return add_time(s,
-                        "SELECT holder_uid, sum(span_usec), sum(busy_usec), sum(memory_byte_sec) "
+                        "SELECT holder_uid, sum(span_usec), sum(busy_usec), sum(memory_byte_sec), "
+                        "sum(shared_span_usec), sum(shared_busy_usec), "
+                        "sum(shared_memory_byte_sec), sum(budget_byte_sec) "
                         "FROM history_minutes WHERE minute_usec >= ? AND minute_usec < ? "
                         "GROUP BY 1",
                         since, until, filter, rows, n, allocated, t);
@@ -444,7 +496,9 @@ int store_history_usage(Store *s, uint64_t since_usec, uint64_t until_usec, cons
                 if (first < last) {
                         r = add_time(s,
                                      "SELECT holder_uid, sum(span_usec), sum(busy_usec), "
-                                     "sum(memory_byte_sec) FROM history_hours "
+                                     "sum(memory_byte_sec), sum(shared_span_usec), "
+                                     "sum(shared_busy_usec), sum(shared_memory_byte_sec), "
+                                     "sum(budget_byte_sec) FROM history_hours "
                                      "WHERE hour_usec >= ? AND hour_usec < ? GROUP BY 1",
                                      first, last, filter_uid, &rows, &n, &allocated, &t);
                         if (r >= 0)
@@ -493,22 +547,27 @@ static int push_point(HistoryPoint **p, size_t *n, size_t *allocated, HistoryPoi
         return 0;
 }
 
-/* The rows of one minute of one device, being merged into a point. */
+/* The rows of one minute of one device, being merged into a point. Rows of
+ * shared leases overlap in time: the device's own time in the minute is the
+ * whole-device rows' time plus the longest shared row's (each holder's row
+ * stands for the same ticks), and memory is summed over the holders. */
 typedef struct MinuteAcc {
         uint64_t minute; /* UINT64_MAX: nothing yet */
         int64_t holder;
-        double span, util, util_span, mem, pw, pw_span;
+        double span, util, util_span, mem, pw, pw_span, shared_max;
 } MinuteAcc;
 
 static int minute_flush(const MinuteAcc *a, HistoryPoint **p, size_t *n, size_t *allocated)
 {
-        if (a->minute == UINT64_MAX || a->span <= 0)
+        double span = a->span + a->shared_max;
+
+        if (a->minute == UINT64_MAX || span <= 0)
                 return 0;
         return push_point(p, n, allocated,
                           (HistoryPoint){
                                   .ts_usec = a->minute,
                                   .util_percent = a->util_span > 0 ? a->util / a->util_span : -1,
-                                  .memory_used_bytes = (uint64_t)(a->mem / (a->span * 1e-6) + 0.5),
+                                  .memory_used_bytes = (uint64_t)(a->mem / (span * 1e-6) + 0.5),
                                   .power_w = a->pw_span > 0 ? a->pw / a->pw_span * 1e-3 : 0,
                                   .holder_uid = a->holder,
                           });
@@ -527,7 +586,8 @@ int store_history_series(Store *s, const char *device_uuid, uint64_t since_usec,
          * with the most time comes first. */
         r = store_statement(s,
                             "SELECT m.minute_usec, m.holder_uid, m.span_usec, m.util_usec, "
-                            "m.util_span_usec, m.memory_byte_sec, m.power_mw_usec, m.power_span_usec "
+                            "m.util_span_usec, m.memory_byte_sec, m.power_mw_usec, "
+                            "m.power_span_usec, m.shared_span_usec "
                             "FROM history_minutes m JOIN history_devices d ON d.id = m.device_id "
                             "WHERE d.device_uuid = ? AND m.minute_usec >= ? "
                             "ORDER BY m.minute_usec, m.span_usec DESC",
@@ -551,7 +611,8 @@ int store_history_series(Store *s, const char *device_uuid, uint64_t since_usec,
                                 acc = (MinuteAcc){.minute = minute,
                                                   .holder = sqlite3_column_int64(st, 1)};
                         }
-                        acc.span += sqlite3_column_double(st, 2);
+                        acc.span += sqlite3_column_double(st, 2) - sqlite3_column_double(st, 8);
+                        acc.shared_max = MAX(acc.shared_max, sqlite3_column_double(st, 8));
                         acc.util += sqlite3_column_double(st, 3);
                         acc.util_span += sqlite3_column_double(st, 4);
                         acc.mem += sqlite3_column_double(st, 5);
@@ -573,7 +634,8 @@ int store_history_series(Store *s, const char *device_uuid, uint64_t since_usec,
         r = store_statement(s,
                             "SELECT h.ts_usec, h.util, h.memory_used_bytes, h.power_mw, h.holder_uid "
                             "FROM history_samples h JOIN history_devices d ON d.id = h.device_id "
-                            "WHERE d.device_uuid = ? AND h.ts_usec >= ? ORDER BY h.ts_usec",
+                            "WHERE d.device_uuid = ? AND h.ts_usec >= ? "
+                            "ORDER BY h.ts_usec, h.lease_id",
                             &st);
         if (r < 0)
                 return r;
@@ -591,7 +653,15 @@ int store_history_series(Store *s, const char *device_uuid, uint64_t since_usec,
                                               ? -1
                                               : sqlite3_column_int64(st, 4),
                 };
-                int k = push_point(&p, &n, &allocated, x);
+                int k;
+
+                /* The other holders of a shared GPU at the same tick: one
+                 * point, their memory summed. */
+                if (n > 0 && p[n - 1].ts_usec == x.ts_usec) {
+                        p[n - 1].memory_used_bytes += x.memory_used_bytes;
+                        continue;
+                }
+                k = push_point(&p, &n, &allocated, x);
                 if (k < 0) {
                         sqlite3_reset(st);
                         return k;

@@ -2,9 +2,13 @@
  * sample by sample, and the per-user usage reports built from it.
  *
  * Every sampler tick writes one raw row per device (`history_samples`) in one
- * transaction. Each row carries the length of time it stands for (the time
- * since the previous tick, capped), so sums are device-time integrals and do
- * not depend on the sample interval. Rows older than history.raw_hours are
+ * transaction; a GPU held by shared leases (issue 14) has one row per
+ * holder lease instead, with that lease's own memory use and its budget, so
+ * a GPU three users share for an hour is an hour of shared time for each
+ * of them, not three hours of whole GPUs for one. Each row carries the
+ * length of time it stands for (the time since the previous tick, capped),
+ * so sums are device-time integrals and do not depend on the sample
+ * interval. Rows older than history.raw_hours are
  * rolled up into one row per (minute, device, holder) (`history_minutes`)
  * holding the same integrals, so a report gives the same answer before and
  * after a rollup; minute rows older than history.days are deleted. Rollup
@@ -12,6 +16,9 @@
  * Each tick also adds to one row per (hour, holder) over all devices
  * (`history_hours`), so a report over weeks reads whole hours from there
  * and only its ragged ends from the raw and minute rows.
+ * Minute and hour rows keep the shared rows' part of their integrals
+ * apart (shared_* columns, migration 11), so the reports can tell time on
+ * whole devices from time on shared GPUs.
  *
  * Units: times are CLOCK_REALTIME microseconds since the epoch; durations
  * are microseconds ("usec") unless a name says seconds; memory is bytes;
@@ -41,7 +48,8 @@ typedef struct HistorySample {
         uint64_t memory_used_bytes;
         uint64_t power_mw;  /* 0 unknown (MIG instances) */
         int64_t holder_uid; /* -1: not leased */
-        int64_t lease_id;   /* 0: not leased */
+        int64_t lease_id;   /* 0: not leased; one row per (device, lease) at a tick */
+        uint64_t share_bytes; /* the lease's memory budget on a shared GPU; 0: a whole device */
 } HistorySample;
 
 /* Write one tick: `n` samples taken at `ts_usec`, each standing for
@@ -61,13 +69,19 @@ int store_history_rollup(Store *s, uint64_t raw_before_usec, uint64_t minutes_be
                          unsigned max_minutes);
 
 /* Per user usage over [since_usec, until_usec). Raw and minute rows are both
- * counted (a rolled-up minute is attributed to its minute start). */
+ * counted (a rolled-up minute is attributed to its minute start). The
+ * leased / busy / memory figures are whole devices (GPUs and MIG instances
+ * held alone); shared leases are counted apart, each lease's own time. */
 typedef struct HistoryUsage {
         int64_t uid;
-        double leased_device_sec;        /* device time held by this user */
+        double leased_device_sec;        /* whole-device time held by this user */
         double busy_device_sec;          /* ... while busy */
         double idle_share;               /* 1 - busy/leased; 0 when nothing leased */
         double memory_byte_sec;          /* GPU memory in use on held devices, integrated */
+        double shared_device_sec;        /* time held as shared leases (per lease) */
+        double shared_busy_device_sec;   /* ... while the user had a process on the GPU */
+        double shared_memory_byte_sec;   /* the user's own memory on shared GPUs, integrated */
+        double shared_budget_byte_sec;   /* the leases' budgets, integrated over that time */
         uint64_t leases;                 /* leases granted in the window */
         double queue_wait_mean_sec;      /* over those leases */
         double queue_wait_p95_sec;
@@ -81,6 +95,10 @@ typedef struct HistoryTotals {
         double idle_leased_device_sec;  /* leased but idle: the first half of the waste */
         double unleased_busy_device_sec; /* busy while nobody held it: the second half */
         double memory_byte_sec;
+        double shared_device_sec; /* shared-lease time, summed over the leases */
+        double shared_busy_device_sec;
+        double shared_memory_byte_sec;
+        double shared_budget_byte_sec;
         uint64_t violations;
 } HistoryTotals;
 
@@ -97,11 +115,13 @@ typedef struct HistoryPoint {
         double util_percent;       /* mean over the point; < 0 unknown */
         uint64_t memory_used_bytes; /* mean over the point */
         double power_w;            /* mean over the point; 0 unknown */
-        int64_t holder_uid;        /* -1: not leased (a minute: the holder with the most time) */
+        int64_t holder_uid;        /* -1: not leased (a minute: the holder with the most time;
+                                      a shared GPU: its first holder lease) */
 } HistoryPoint;
 
 /* The series of `device_uuid` (a GPU or MIG uuid) from `since_usec` on, in
- * time order: minute points for the rolled-up past, then raw samples; at
+ * time order (a shared GPU's rows of one tick are one point, memory summed
+ * over its holders): minute points for the rolled-up past, then raw samples; at
  * most `max_points` points (the newest are kept). The caller frees *ret. */
 int store_history_series(Store *s, const char *device_uuid, uint64_t since_usec, size_t max_points,
                          HistoryPoint **ret, size_t *ret_n);

@@ -226,6 +226,44 @@ const StoreMigration store_migrations[] = {
      "  AND NOT (share_bytes > 0 AND NEW.share_bytes > 0)) "
      "BEGIN SELECT RAISE(ABORT, 'a whole GPU, its MIG instances and shared leases on it exclude "
      "each other'); END;"},
+    {11,
+     /* Usage history of shared GPUs (issue 14): a shared GPU has one raw
+      * row per holder lease at each tick (that lease's own memory, its
+      * budget), so the lease is part of the key (0: not leased). SQLite
+      * cannot change a primary key, so the raw table is rebuilt with the
+      * same rows. The minute and hour rows keep their keys (one per
+      * holder) and add the shared part of their integrals: span_usec,
+      * busy_usec and memory_byte_sec stay totals over whole and shared
+      * rows, shared_* the shared rows' share of them, budget_byte_sec
+      * the budgets integrated over the shared time. */
+     "CREATE TABLE history_samples_new ("
+     "  ts_usec INTEGER NOT NULL,"
+     "  device_id INTEGER NOT NULL,"
+     "  lease_id INTEGER NOT NULL DEFAULT 0," /* 0: not leased */
+     "  span_usec INTEGER NOT NULL,"
+     "  util INTEGER,"
+     "  busy INTEGER NOT NULL,"
+     "  memory_used_bytes INTEGER NOT NULL," /* a shared lease: its own processes' */
+     "  power_mw INTEGER,"
+     "  holder_uid INTEGER,"
+     "  share_bytes INTEGER NOT NULL DEFAULT 0," /* the lease's budget; 0: a whole device */
+     "  PRIMARY KEY (ts_usec, device_id, lease_id)"
+     ") WITHOUT ROWID;"
+     "INSERT INTO history_samples_new (ts_usec, device_id, lease_id, span_usec, util, busy,"
+     "  memory_used_bytes, power_mw, holder_uid) "
+     "SELECT ts_usec, device_id, coalesce(lease_id, 0), span_usec, util, busy,"
+     "  memory_used_bytes, power_mw, holder_uid FROM history_samples;"
+     "DROP TABLE history_samples;"
+     "ALTER TABLE history_samples_new RENAME TO history_samples;"
+     "CREATE INDEX history_samples_device ON history_samples(device_id, ts_usec);"
+     "ALTER TABLE history_minutes ADD COLUMN shared_span_usec INTEGER NOT NULL DEFAULT 0;"
+     "ALTER TABLE history_minutes ADD COLUMN shared_busy_usec INTEGER NOT NULL DEFAULT 0;"
+     "ALTER TABLE history_minutes ADD COLUMN shared_memory_byte_sec REAL NOT NULL DEFAULT 0;"
+     "ALTER TABLE history_minutes ADD COLUMN budget_byte_sec REAL NOT NULL DEFAULT 0;"
+     "ALTER TABLE history_hours ADD COLUMN shared_span_usec INTEGER NOT NULL DEFAULT 0;"
+     "ALTER TABLE history_hours ADD COLUMN shared_busy_usec INTEGER NOT NULL DEFAULT 0;"
+     "ALTER TABLE history_hours ADD COLUMN shared_memory_byte_sec REAL NOT NULL DEFAULT 0;"
+     "ALTER TABLE history_hours ADD COLUMN budget_byte_sec REAL NOT NULL DEFAULT 0;"},
 };
 
 const size_t store_n_migrations = sizeof store_migrations / sizeof store_migrations[0];

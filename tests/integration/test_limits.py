@@ -483,3 +483,73 @@ def test_reload_reapplies_new_values(fs_daemon, users):
         d.write_config()
         d.send_signal(signal.SIGHUP)
         wait_for(lambda: read_values(d, alice)[0] == 48 * MIB, what="the restored limit")
+
+
+# ---- groups through the resolver, never NSS on the loop ------------------------
+
+def test_slow_group_database_groups_pending_then_applied(users, phd_user):
+    """The user's groups for limits.groups come from the resolver thread, like
+    every other NSS answer: with every lookup taking 1.5 s (the resolver's
+    test seam GK_TEST_NSS_DELAY_MS), carol (in gktest-lim-phd) acquires a GPU
+    and asks for her limits; both answers come in less than one lookup,
+    `limits show` says her groups are pending and nothing was written to her
+    cgroups (limits of the wrong group are not applied meanwhile). Once the
+    thread has her groups, the next sample applies the phd limits (96M + 32M
+    for the GPU), and `limits show` says so."""
+    if not V1_MEMORY_PIDS:
+        pytest.skip("needs the cgroup v1 memory and pids controllers mounted "
+                    f"(found: {MOUNTS})")
+    delay_ms = 1500
+    workdir = Path(tempfile.mkdtemp(prefix="gk-it-limits-slow-"))
+    os.chmod(workdir, 0o755)
+    parent = f"gktest-limits-slow-{os.getpid()}"
+    lab = Lab(workdir / "lab.json")
+    lab.write()
+    d = Daemon(workdir / "d", lab)
+    d.dir.mkdir(mode=0o755)
+    d.sections["limits"] = dict(LIMITS, backend="cgroupfs", cgroupfs_parent=parent)
+    d.parent = parent
+    base_env = d.env
+
+    def slow_env():
+        e = base_env()
+        e["GK_TEST_NSS_DELAY_MS"] = str(delay_ms)
+        return e
+
+    d.env = slow_env
+    try:
+        d.start()
+        t0 = time.monotonic()
+        r = d.cli("lease", "acquire", "--gpus", "1", "--time", "1h", user=phd_user)
+        assert r.returncode == 0, r
+        shown = d.cli("limits", "show", "--json", user=phd_user)
+        took = time.monotonic() - t0
+        assert shown.returncode == 0, shown
+        res = json.loads(shown.stdout)
+        # Two requests in less than one lookup: nobody waited on NSS.
+        assert took < delay_ms / 1000, took
+        assert res["groups_pending"] is True, res
+        assert res["state"] == "groups pending" and res["applied"] is False, res
+        assert not user_dir(d, "memory", phd_user).joinpath("memory.limit_in_bytes").exists()
+        text = d.cli("limits", "show", user=phd_user)
+        assert "Groups: pending" in text.stdout, text.stdout
+
+        def applied():
+            d.tick()  # limits_ops_tick runs after each sample
+            got = limits_of(d, phd_user.uid)
+            return got if got["state"] == "applied" else None
+
+        res = wait_for(applied, timeout=30, interval=0.2, what="carol's groups and limits")
+        assert res["groups_pending"] is False and res["groups"] == ["gktest-lim-phd"], res
+        assert res["limits"]["memory"]["value"] == "128M", res
+        assert res["limits"]["memory"]["from"] == "group", res
+        assert read_values(d, phd_user)[:2] == (128 * MIB, "20")
+        r = d.cli("lease", "release", "--all", user=phd_user)
+        assert r.returncode == 0, r
+        assert read_values(d, phd_user)[:2] == (96 * MIB, "12")
+    finally:
+        d.kill_background()
+        d.stop()
+        for mp, _ in set(MOUNTS.values()):
+            remove_tree(Path(mp, parent))
+        shutil.rmtree(workdir, ignore_errors=True)

@@ -290,6 +290,61 @@ static void test_resolver_user_names(void **state)
         resolver_free(r); /* joins the thread, mid-lookup (uid 1) or not */
 }
 
+/* uid → groups through the resolver (per-user limits): root's groups as
+ * getgrouplist gives them, the primary first; no such uid is -ENOENT; with
+ * a slow directory (300 ms a lookup) the loop gets -EAGAIN at once, the
+ * generation moves when the answer comes, and reads after it answer from
+ * memory. */
+static void test_resolver_user_groups(void **state)
+{
+        struct passwd *p = getpwuid(0);
+        gid_t want[256];
+        int n_want = 256;
+        uint32_t *gids = NULL;
+        size_t n = 0;
+        uint64_t t0, g0;
+        Resolver *r = NULL;
+
+        assert_non_null(p);
+        assert_true(getgrouplist(p->pw_name, p->pw_gid, want, &n_want) >= 0);
+
+        assert_int_equal(resolver_new(60 * USEC_PER_SEC, 0, &r), 0);
+        g0 = resolver_groups_generation(r);
+        assert_int_equal(resolver_user_groups(r, 0, 5 * USEC_PER_SEC, &gids, &n), 0);
+        assert_true(resolver_groups_generation(r) != g0);
+        assert_true(n >= 1);
+        assert_int_equal(gids[0], p->pw_gid);
+        for (int i = 0; i < n_want; i++) {
+                bool found = false;
+
+                for (size_t j = 0; j < n; j++)
+                        found = found || gids[j] == want[i];
+                assert_true(found);
+        }
+        free(gids);
+        gids = NULL;
+        assert_int_equal(resolver_user_groups(r, 4000999999u, 5 * USEC_PER_SEC, &gids, &n),
+                         -ENOENT);
+        assert_null(gids);
+        resolver_free(r);
+
+        assert_int_equal(resolver_new(60 * USEC_PER_SEC, 300 * USEC_PER_MSEC, &r), 0);
+        g0 = resolver_groups_generation(r);
+        t0 = now_usec(CLOCK_MONOTONIC);
+        assert_int_equal(resolver_user_groups(r, 0, 0, &gids, &n), -EAGAIN);
+        assert_true(now_usec(CLOCK_MONOTONIC) - t0 < 50 * USEC_PER_MSEC);
+        while (resolver_groups_generation(r) == g0) {
+                assert_true(now_usec(CLOCK_MONOTONIC) - t0 < 10 * USEC_PER_SEC);
+                usleep(10000);
+        }
+        t0 = now_usec(CLOCK_MONOTONIC);
+        assert_int_equal(resolver_user_groups(r, 0, 0, &gids, &n), 0);
+        assert_true(now_usec(CLOCK_MONOTONIC) - t0 < 50 * USEC_PER_MSEC);
+        assert_int_equal(gids[0], p->pw_gid);
+        free(gids);
+        resolver_free(r);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -299,6 +354,7 @@ int main(void)
                 cmocka_unit_test(test_resolver_answers),
                 cmocka_unit_test(test_resolver_never_blocks),
                 cmocka_unit_test(test_resolver_user_names),
+                cmocka_unit_test(test_resolver_user_groups),
         };
 
         return cmocka_run_group_tests_name("dos", tests, NULL, NULL);

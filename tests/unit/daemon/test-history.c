@@ -3,7 +3,11 @@
  * rolled up, and the per-user report (whole hours from the hour rows, the
  * ends of the window from raw and minute rows) is checked against sums the
  * test computes itself, before and after the rollup; retention deletes old minute
- * rows; device series come back in time order. */
+ * rows; device series come back in time order. A GPU shared by three
+ * users for an hour is an hour of shared time for each, with their budgets
+ * and own memory, and the lab's leased whole-device time does not grow by
+ * it; the series of that GPU is one point per tick with the memory summed,
+ * before and after the rollup. */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -290,12 +294,120 @@ static void test_span_is_capped(void **state)
         free(rows);
 }
 
+/* Three users share GPU-shared for one hour (20/20/30 GiB budgets, using
+ * 10/15/25 GiB; the third never busy); the first also holds GPU-whole. */
+static void check_shared(Fixture *f, uint64_t base)
+{
+        static const uint64_t budget[3] = {20 * GIB, 20 * GIB, 30 * GIB};
+        static const uint64_t used[3] = {10 * GIB, 15 * GIB, 25 * GIB};
+        /* An hour in the middle (hour rows or minute rows) and ragged ends. */
+        uint64_t since = base - HOUR_USEC / 2, until = base + 3 * HOUR_USEC / 2;
+        HistoryUsage *rows = NULL;
+        HistoryTotals t;
+        size_t n;
+
+        assert_int_equal(store_history_usage(f->store, since, until, NULL, &rows, &n, &t), 0);
+        assert_int_equal(n, 3);
+        for (unsigned u = 0; u < 3; u++) {
+                assert_int_equal(rows[u].uid, 2001 + u);
+                assert_float_equal(rows[u].shared_device_sec, 3600, 1e-6);
+                assert_float_equal(rows[u].shared_busy_device_sec, u < 2 ? 3600 : 0, 1e-6);
+                assert_float_equal(rows[u].shared_budget_byte_sec, (double)budget[u] * 3600,
+                                   1e-3);
+                assert_float_equal(rows[u].shared_memory_byte_sec, (double)used[u] * 3600, 1e-3);
+                /* Only the whole GPU counts as leased. */
+                assert_float_equal(rows[u].leased_device_sec, u == 0 ? 3600 : 0, 1e-6);
+                assert_float_equal(rows[u].memory_byte_sec, u == 0 ? 3600.0 * GIB : 0, 1e-3);
+        }
+        assert_float_equal(t.leased_device_sec, 3600, 1e-6);
+        assert_float_equal(t.shared_device_sec, 3 * 3600, 1e-6);
+        assert_float_equal(t.shared_busy_device_sec, 2 * 3600, 1e-6);
+        assert_float_equal(t.unleased_busy_device_sec, 0, 1e-6);
+        free(rows);
+
+        /* Inside the hour: raw or minute rows only, 58 ticks. */
+        assert_int_equal(store_history_usage(f->store, base + TICK_USEC, base + 59 * TICK_USEC,
+                                             NULL, &rows, &n, &t),
+                         0);
+        assert_int_equal(n, 3);
+        for (unsigned u = 0; u < 3; u++) {
+                assert_float_equal(rows[u].shared_device_sec, 58 * 60, 1e-6);
+                assert_float_equal(rows[u].shared_busy_device_sec, u < 2 ? 58 * 60 : 0, 1e-6);
+                assert_float_equal(rows[u].shared_budget_byte_sec, (double)budget[u] * 58 * 60,
+                                   1e-3);
+                assert_float_equal(rows[u].shared_memory_byte_sec, (double)used[u] * 58 * 60,
+                                   1e-3);
+                assert_float_equal(rows[u].leased_device_sec, u == 0 ? 58 * 60 : 0, 1e-6);
+        }
+        assert_float_equal(t.shared_device_sec, 3 * 58 * 60, 1e-6);
+        free(rows);
+}
+
+static void test_shared_gpu(void **state)
+{
+        Fixture *f = *state;
+        uint64_t base = (END_USEC / HOUR_USEC + 3) * HOUR_USEC;
+        HistorySample x[4];
+        HistoryPoint *p = NULL;
+        size_t n;
+        int r;
+
+        for (uint64_t i = 0; i < 60; i++) {
+                static const uint64_t used_gib[3] = {10, 15, 25};
+
+                for (unsigned u = 0; u < 3; u++)
+                        x[u] = (HistorySample){.device_uuid = "GPU-shared",
+                                               .gpu_uuid = "GPU-shared",
+                                               .util_percent = 60,
+                                               .busy = u < 2,
+                                               .memory_used_bytes = used_gib[u] * GIB,
+                                               .power_mw = 200000,
+                                               .holder_uid = 2001 + u,
+                                               .lease_id = 501 + u,
+                                               .share_bytes = (u == 2 ? 30 : 20) * GIB};
+                x[3] = (HistorySample){.device_uuid = "GPU-whole", .gpu_uuid = "GPU-whole",
+                                       .util_percent = 10, .busy = true,
+                                       .memory_used_bytes = GIB, .holder_uid = 2001,
+                                       .lease_id = 500};
+                assert_int_equal(
+                    store_history_write(f->store, base + i * TICK_USEC, TICK_USEC, x, 4), 0);
+        }
+        assert_int_equal(count(f->store, "SELECT count(*) FROM history_samples WHERE device_id = "
+                                         "(SELECT id FROM history_devices WHERE device_uuid = "
+                                         "'GPU-shared')"),
+                         180);
+        check_shared(f, base);
+        assert_int_equal(store_history_series(f->store, "GPU-shared", base, 0, &p, &n), 0);
+        assert_int_equal(n, 60);
+        assert_int_equal(p[0].memory_used_bytes, 50 * GIB);
+        assert_int_equal(p[0].holder_uid, 2001);
+        assert_float_equal(p[0].util_percent, 60, 1e-9);
+        free(p);
+
+        /* Rolled up into minute rows: the same report, the same series. */
+        while ((r = store_history_rollup(f->store, base + 2 * HOUR_USEC, 0, 1440)) > 0)
+                ;
+        assert_int_equal(r, 0);
+        assert_int_equal(count(f->store, "SELECT count(*) FROM history_samples"), 0);
+        check_shared(f, base);
+        assert_int_equal(store_history_series(f->store, "GPU-shared", base, 0, &p, &n), 0);
+        assert_int_equal(n, 60);
+        for (size_t k = 0; k < n; k++) {
+                assert_int_equal(p[k].ts_usec, base + k * TICK_USEC);
+                assert_int_equal(p[k].memory_used_bytes, 50 * GIB);
+                assert_float_equal(p[k].util_percent, 60, 1e-9);
+                assert_float_equal(p[k].power_w, 200, 1e-9);
+        }
+        free(p);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_report_before_and_after_rollup),
                 cmocka_unit_test(test_retention),
                 cmocka_unit_test(test_span_is_capped),
+                cmocka_unit_test(test_shared_gpu),
         };
 
         return cmocka_run_group_tests_name("test-history", tests, setup, teardown);

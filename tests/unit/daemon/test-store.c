@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -16,6 +17,7 @@
 
 #include <cmocka.h>
 
+#include "store/history-store.h"
 #include "store/lease-store.h"
 #include "store/migrations.h"
 #include "store/store.h"
@@ -398,6 +400,216 @@ static void test_upgrade_keeps_leases(void **state)
         remove_tree(dir);
 }
 
+/* A database at schema 10 (before shared leases had history rows of their
+ * own) keeps its usage history through migration 11: raw rows with and
+ * without a lease, minute and hour rows, the same report after; then a
+ * shared GPU's ticks (two leases on one device at one time) are written
+ * and counted as shared time. */
+static void test_upgrade_keeps_history(void **state)
+{
+        _cleanup_free_ char *dir = make_tmpdir(), *error = NULL;
+        const uint64_t hour = 3600ULL * 1000000ULL, t0 = 1700000000ULL / 3600 * hour;
+        HistorySample x[2] = {
+                {.device_uuid = "GPU-a", .gpu_uuid = "GPU-a", .util_percent = 10, .busy = true,
+                 .memory_used_bytes = 1000, .holder_uid = 1000, .lease_id = 7,
+                 .share_bytes = 4096},
+                {.device_uuid = "GPU-a", .gpu_uuid = "GPU-a", .util_percent = 10, .busy = false,
+                 .memory_used_bytes = 500, .holder_uid = 1001, .lease_id = 8,
+                 .share_bytes = 8192},
+        };
+        HistoryUsage *rows = NULL;
+        HistoryTotals t;
+        char path[512], sql[2048];
+        sqlite3 *db = NULL;
+        Store *s = NULL;
+        size_t n = 0;
+
+        snprintf(path, sizeof path, "%s/%s", dir, STORE_DB_NAME);
+        assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+        assert_int_equal(sqlite3_exec(db, "PRAGMA journal_mode=WAL", NULL, NULL, NULL), SQLITE_OK);
+        for (size_t i = 0; i < store_n_migrations && store_migrations[i].version <= 10; i++)
+                assert_int_equal(sqlite3_exec(db, store_migrations[i].sql, NULL, NULL, NULL),
+                                 SQLITE_OK);
+        /* Hour t0: a whole hour of uid 1000; t0 + 1h: two raw minutes, one
+         * leased (lease 7) and one not (NULL lease, as schema 10 wrote it);
+         * t0 + 2h: one minute row of uid 1001; hour rows for all of it, as
+         * the daemon writes them with every tick. */
+        snprintf(sql, sizeof sql,
+                 "PRAGMA user_version = 10;"
+                 "INSERT INTO history_devices (id, device_uuid, gpu_uuid) "
+                 "VALUES (1, 'GPU-a', 'GPU-a');"
+                 "INSERT INTO history_hours VALUES (%llu, 1000, %llu, %llu, 3600.0),"
+                 " (%llu, 1000, 60000000, 60000000, 6000.0), (%llu, -1, 60000000, 0, 0.0),"
+                 " (%llu, 1001, 60000000, 30000000, 60.0);"
+                 "INSERT INTO history_samples VALUES "
+                 "(%llu, 1, 60000000, 50, 1, 100, 1000, 1000, 7),"
+                 " (%llu, 1, 60000000, NULL, 0, 0, NULL, NULL, NULL);"
+                 "INSERT INTO history_minutes VALUES (%llu, 1, 1001, 1, 60000000, 30000000, 0, 0,"
+                 " 60.0, 0, 0);",
+                 (unsigned long long)t0, (unsigned long long)hour, (unsigned long long)(hour / 2),
+                 (unsigned long long)(t0 + hour), (unsigned long long)(t0 + hour),
+                 (unsigned long long)(t0 + 2 * hour), (unsigned long long)(t0 + hour),
+                 (unsigned long long)(t0 + hour + 60000000),
+                 (unsigned long long)(t0 + 2 * hour));
+        assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+        sqlite3_close(db);
+
+        assert_int_equal(store_open(dir, &s, &error), 0);
+        assert_int_equal(store_schema_version(s), store_schema_latest());
+        assert_true(store_schema_latest() >= 11);
+        assert_int_equal(store_history_usage(s, t0, t0 + 3 * hour, NULL, &rows, &n, &t), 0);
+        assert_int_equal(n, 2);
+        assert_int_equal(rows[0].uid, 1000);
+        assert_float_equal(rows[0].leased_device_sec, 3600 + 60, 1e-6);
+        assert_float_equal(rows[0].busy_device_sec, 1800 + 60, 1e-6);
+        assert_float_equal(rows[0].shared_device_sec, 0, 1e-9);
+        assert_int_equal(rows[1].uid, 1001);
+        assert_float_equal(rows[1].leased_device_sec, 60, 1e-6);
+        assert_float_equal(rows[1].busy_device_sec, 30, 1e-6);
+        free(rows);
+        /* The raw rows and the minute row alone (no whole hour). */
+        assert_int_equal(store_history_usage(s, t0 + hour, t0 + hour + hour / 2, NULL, &rows, &n,
+                                             &t),
+                         0);
+        assert_int_equal(n, 1);
+        assert_float_equal(rows[0].leased_device_sec, 60, 1e-6);
+        assert_float_equal(rows[0].memory_byte_sec, 6000, 1e-6);
+        free(rows);
+        assert_int_equal(store_history_usage(s, t0 + 2 * hour, t0 + 2 * hour + 60000000, NULL,
+                                             &rows, &n, &t),
+                         0);
+        assert_int_equal(n, 1);
+        assert_int_equal(rows[0].uid, 1001);
+        assert_float_equal(rows[0].leased_device_sec, 60, 1e-6);
+        free(rows);
+        {
+                sqlite3_stmt *st;
+
+                /* The unleased raw row has lease 0 now, the leased one kept 7. */
+                assert_int_equal(sqlite3_prepare_v2(store_db(s),
+                                                    "SELECT group_concat(lease_id) FROM "
+                                                    "(SELECT lease_id FROM history_samples "
+                                                    "ORDER BY ts_usec)",
+                                                    -1, &st, NULL),
+                                 SQLITE_OK);
+                assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+                assert_string_equal((const char *)sqlite3_column_text(st, 0), "7,0");
+                sqlite3_finalize(st);
+        }
+
+        /* Two shared leases on GPU-a at one tick are two rows. */
+        assert_int_equal(store_history_write(s, t0 + 2 * hour + 60000000, 60000000, x, 2), 0);
+        assert_int_equal(store_history_usage(s, t0 + 2 * hour + 60000000, t0 + 3 * hour, NULL,
+                                             &rows, &n, &t),
+                         0);
+        assert_int_equal(n, 2);
+        assert_float_equal(rows[0].shared_device_sec, 60, 1e-6);
+        assert_float_equal(rows[0].shared_busy_device_sec, 60, 1e-6);
+        assert_float_equal(rows[0].shared_budget_byte_sec, 4096.0 * 60, 1e-6);
+        assert_float_equal(rows[0].leased_device_sec, 0, 1e-9);
+        assert_float_equal(rows[1].shared_device_sec, 60, 1e-6);
+        assert_float_equal(rows[1].shared_memory_byte_sec, 500.0 * 60, 1e-6);
+        assert_float_equal(t.leased_device_sec, 0, 1e-9);
+        assert_float_equal(t.shared_device_sec, 120, 1e-6);
+        free(rows);
+        store_close(s);
+        remove_tree(dir);
+}
+
+/* Migration 11 rebuilds the raw history table: a gpukeeperd killed with
+ * SIGKILL in the middle of it leaves schema 10 with every row (the
+ * migration and its user_version bump are one transaction), and the next
+ * start migrates. The child is killed at several instants into the
+ * migration (and once not at all); whichever side of the commit it dies
+ * on, the rows are all there and the schema is 10 or 11, never in between. */
+static void test_history_migration_survives_kill9(void **state)
+{
+        static const unsigned delays_msec[] = {5, 40, 150, 0};
+        _cleanup_free_ char *dir = make_tmpdir(), *error = NULL;
+        char path[512];
+        sqlite3 *db = NULL;
+        int killed_before = 0;
+
+        snprintf(path, sizeof path, "%s/%s", dir, STORE_DB_NAME);
+        for (size_t k = 0; k < sizeof delays_msec / sizeof delays_msec[0]; k++) {
+                sqlite3_stmt *st;
+                Store *s = NULL;
+                int status, version;
+                pid_t pid;
+
+                remove_tree(dir);
+                assert_int_equal(mkdir(dir, 0700), 0);
+                assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+                assert_int_equal(sqlite3_exec(db, "PRAGMA journal_mode=WAL", NULL, NULL, NULL),
+                                 SQLITE_OK);
+                for (size_t i = 0; i < store_n_migrations && store_migrations[i].version <= 10; i++)
+                        assert_int_equal(
+                            sqlite3_exec(db, store_migrations[i].sql, NULL, NULL, NULL), SQLITE_OK);
+                /* 200,000 raw rows: a migration that takes a while. */
+                assert_int_equal(
+                    sqlite3_exec(db,
+                                 "PRAGMA user_version = 10;"
+                                 "WITH RECURSIVE i(n) AS (SELECT 0 UNION ALL SELECT n + 1 FROM i "
+                                 "WHERE n < 199999) INSERT INTO history_samples SELECT "
+                                 "n * 1000000, n % 8, 1000000, 50, 1, 1024, 100000, "
+                                 "CASE WHEN n % 3 = 0 THEN NULL ELSE 1000 END, "
+                                 "CASE WHEN n % 3 = 0 THEN NULL ELSE n END FROM i;",
+                                 NULL, NULL, NULL),
+                    SQLITE_OK);
+                sqlite3_close(db);
+
+                pid = fork();
+                assert_true(pid >= 0);
+                if (pid == 0) {
+                        Store *child = NULL;
+
+                        _exit(store_open(dir, &child, NULL) < 0 ? 3 : 0);
+                }
+                if (delays_msec[k] > 0) {
+                        usleep(delays_msec[k] * 1000);
+                        kill(pid, SIGKILL);
+                }
+                assert_int_equal(waitpid(pid, &status, 0), pid);
+
+                /* Outside the store first: the schema on disk is one or the other. */
+                assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+                assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL),
+                                 SQLITE_OK);
+                assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+                version = sqlite3_column_int(st, 0);
+                sqlite3_finalize(st);
+                assert_true(version == 10 || version == store_schema_latest());
+                killed_before += WIFSIGNALED(status) && version == 10;
+                /* Not killed: the migration ran to its end. */
+                assert_true(WIFSIGNALED(status) || version == store_schema_latest());
+
+                assert_int_equal(sqlite3_prepare_v2(db, "SELECT count(*) FROM history_samples",
+                                                    -1, &st, NULL),
+                                 SQLITE_OK);
+                assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+                assert_int_equal(sqlite3_column_int(st, 0), 200000);
+                sqlite3_finalize(st);
+                sqlite3_close(db);
+
+                /* The next start migrates (again, or not at all). */
+                assert_int_equal(store_open(dir, &s, &error), 0);
+                assert_int_equal(store_schema_version(s), store_schema_latest());
+                assert_int_equal(sqlite3_prepare_v2(store_db(s),
+                                                    "SELECT count(*), sum(lease_id = 0) "
+                                                    "FROM history_samples",
+                                                    -1, &st, NULL),
+                                 SQLITE_OK);
+                assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+                assert_int_equal(sqlite3_column_int(st, 0), 200000);
+                assert_int_equal(sqlite3_column_int(st, 1), 66667);
+                sqlite3_finalize(st);
+                store_close(s);
+        }
+        /* At least one kill landed before the migration committed. */
+        assert_true(killed_before >= 1);
+        remove_tree(dir);
+}
+
 /* The fault seam (fault-vfs.h): while writes fail with EIO, a grant and an
  * audit record fail with -EIO and leave nothing behind, reads keep working,
  * and once the fault clears the same connection writes again; the file is
@@ -509,6 +721,8 @@ int main(void)
                 cmocka_unit_test(test_outside_reader_keeps_wal),
                 cmocka_unit_test(test_lease_ids_never_reused),
                 cmocka_unit_test(test_upgrade_keeps_leases),
+                cmocka_unit_test(test_upgrade_keeps_history),
+                cmocka_unit_test(test_history_migration_survives_kill9),
                 cmocka_unit_test(test_io_error_fails_cleanly_and_recovers),
                 cmocka_unit_test(test_shared_leases),
         };

@@ -11,7 +11,12 @@
  * a model of its own: no GPU ever holds a whole lease together with a
  * shared one or two whole ones, budgets never add up past a GPU's capacity,
  * a lone shared request gets the best fit and waits only when nothing fits.
- * A failure prints the seed; POLICY_SEED=<n> replays that scenario. */
+ * A failure prints the seed; POLICY_SEED=<n> replays that scenario.
+ *
+ * The usage history's attribution (policy_share_attribute): each holder's
+ * processes count for its own leases only, split by budget when one user
+ * holds two slices, never twice, and nothing for processes of others or of
+ * vanished owners. */
 #include <errno.h>
 #include <inttypes.h>
 #include <setjmp.h>
@@ -415,6 +420,69 @@ static void run_scenario(uint64_t seed)
         }
 }
 
+static GpuProcess proc(uint32_t pid, uid_t uid, uint64_t mib)
+{
+        return (GpuProcess){.pid = pid, .uid = uid, .instance = -1,
+                            .memory_used_bytes = mib == UINT64_MAX ? GPU_VALUE_UNKNOWN
+                                                                   : mib << 20};
+}
+
+static void test_attribute(void **state)
+{
+        (void)state;
+        /* The issue's lab: three users, budgets 20/20/30 GiB; a fourth
+         * user's process (a violation) and a vanished one count for nobody. */
+        GpuProcess p[] = {
+                proc(1, 1001, 10 * 1024), proc(2, 1002, 15 * 1024), proc(3, 1003, 20 * 1024),
+                proc(4, 1003, 5 * 1024),  proc(5, 1004, 7 * 1024),  proc(6, 1001, UINT64_MAX),
+                proc(7, 1002, 3 * 1024),
+        };
+        PolicyShareSlice s[] = {
+                {.uid = 1001, .budget_bytes = 20 * GIB, .used_bytes = 99, .busy = true},
+                {.uid = 1002, .budget_bytes = 20 * GIB},
+                {.uid = 1003, .budget_bytes = 30 * GIB},
+                {.uid = 1005, .budget_bytes = 1 * GIB, .used_bytes = 7, .busy = true},
+        };
+
+        p[6].vanished = true; /* gone before /proc could be read: owner unknown */
+        policy_share_attribute(s, 4, p, 7);
+        assert_int_equal(s[0].used_bytes, 10 * GIB); /* unknown memory adds nothing */
+        assert_true(s[0].busy);
+        assert_int_equal(s[1].used_bytes, 15 * GIB);
+        assert_int_equal(s[2].used_bytes, 25 * GIB);
+        assert_true(s[2].busy);
+        assert_int_equal(s[3].used_bytes, 0); /* no process: reset, idle */
+        assert_false(s[3].busy);
+
+        /* An owner carried from an earlier snapshot still counts. */
+        p[6].owner_from_earlier = true;
+        policy_share_attribute(s, 2, p, 7);
+        assert_int_equal(s[1].used_bytes, 18 * GIB);
+
+        /* One user with two slices (10 and 30 GiB) holding 10 GiB + 1 byte:
+         * split 1:3 by budget, the rest to the last, summing exactly. */
+        GpuProcess q[] = {proc(1, 1001, 10 * 1024), proc(2, 1002, 1)};
+        PolicyShareSlice two[] = {
+                {.uid = 1001, .budget_bytes = 10 * GIB},
+                {.uid = 1002, .budget_bytes = 5 * GIB},
+                {.uid = 1001, .budget_bytes = 30 * GIB},
+        };
+        q[0].memory_used_bytes += 1;
+        policy_share_attribute(two, 3, q, 2);
+        assert_int_equal(two[0].used_bytes, (10 * GIB + 1) / 4);
+        assert_int_equal(two[2].used_bytes, 10 * GIB + 1 - (10 * GIB + 1) / 4);
+        assert_int_equal(two[0].used_bytes + two[2].used_bytes, 10 * GIB + 1);
+        assert_true(two[0].busy && two[2].busy);
+        assert_int_equal(two[1].used_bytes, 1 << 20);
+
+        /* No processes at all: everyone idle at 0. */
+        policy_share_attribute(two, 3, NULL, 0);
+        for (size_t i = 0; i < 3; i++) {
+                assert_int_equal(two[i].used_bytes, 0);
+                assert_false(two[i].busy);
+        }
+}
+
 static void test_property(void **state)
 {
         const char *env = getenv("POLICY_SEED");
@@ -435,6 +503,7 @@ int main(void)
                 cmocka_unit_test(test_fifo),
                 cmocka_unit_test(test_impossible),
                 cmocka_unit_test(test_budget_timeline),
+                cmocka_unit_test(test_attribute),
                 cmocka_unit_test(test_property),
         };
 
