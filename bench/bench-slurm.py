@@ -10,10 +10,19 @@ gpukeeper's Prolog/Epilog, and two gpukeeperds on the NVML simulator: one
 `backend: slurm`. Then, interleaved round by round so load changes hit all
 alike, it times:
 
-  floor   sh -c 'true; true'                         (two execs)
+  floor   sh -c 'true; true'                         (the issue's floor)
+  floor2  sh -c '/bin/true; :'                       (two execs, one fork)
   run     gpukeeper run --gpus 1 -- true             (backend: local)
   srun    srun --gres=gpu:1 true
   srunbk  gpukeeper run --gpus 1 -- true             (backend: slurm: srun + `slurm step`)
+
+Debian's sh is dash, which runs `true` as a builtin: the issue's floor is
+one exec. A `gpukeeper run` is two (gpukeeper, then the command after a
+fork), which `sh -c '/bin/true; :'` is too (`:` keeps the shell from
+exec'ing /bin/true in place); both ratios are printed, the verdict is
+against the two-exec floor. The backend's overhead over srun is also given
+as the median of the per-round differences (srunbk - srun of the same
+round), which load drift between rounds moves less than a ratio of medians.
 
 Targets (issue 15): run <= 1.5x floor, run >= 10x faster than srun,
 backend slurm overhead over plain srun <= 5 %. Exit 0 when all are met,
@@ -107,6 +116,7 @@ def main():
         cluster.start()
         cmds = {
             "floor": ["sh", "-c", "true; true"],
+            "floor2": ["sh", "-c", "/bin/true; :"],
             "run": [str(GK), "--socket", str(local_sock), "run", "--gpus", "1", "--", "true"],
             "srun": ["srun", "--gres=gpu:1", "true"],
             "srunbk": [str(GK), "--socket", str(slurm_sock), "run", "--gpus", "1", "--", "true"],
@@ -127,21 +137,28 @@ def main():
     print(f"load: {open('/proc/loadavg').read().split()[:3]} (1, 5, 15 min), {ROUNDS} rounds")
     print("| ms, whole process | n | p50 | p90 | mean | min | max |")
     print("|---|---:|---:|---:|---:|---:|---:|")
-    names = {"floor": "`sh -c 'true; true'` (floor)",
+    names = {"floor": "`sh -c 'true; true'` (the issue's floor: one exec in dash)",
+             "floor2": "`sh -c '/bin/true; :'` (two-exec floor)",
              "run": "`gpukeeper run --gpus 1 -- true` (backend: local)",
              "srun": "`srun --gres=gpu:1 true`",
              "srunbk": "`gpukeeper run --gpus 1 -- true` (backend: slurm)"}
     for k in res:
         row(names[k], res[k])
     med = {k: statistics.median(v) for k, v in res.items()}
-    vs_floor = med["run"] / med["floor"]
+    vs_floor1 = med["run"] / med["floor"]
+    vs_floor = med["run"] / med["floor2"]
     vs_srun = med["srun"] / med["run"]
     overhead = (med["srunbk"] / med["srun"] - 1) * 100
+    paired = statistics.median(b - a for a, b in zip(res["srun"], res["srunbk"]))
+    paired_pct = paired / med["srun"] * 100
     ok1, ok2, ok3 = vs_floor <= 1.5, vs_srun >= 10, overhead <= 5
-    print(f"run / floor = {vs_floor:.2f}x (target <= 1.5x): {'PASS' if ok1 else 'MISS'}")
+    print(f"run / `sh -c 'true; true'` = {vs_floor1:.2f}x (one exec in dash; information)")
+    print(f"run / two-exec floor = {vs_floor:.2f}x (target <= 1.5x): {'PASS' if ok1 else 'MISS'}")
     print(f"srun / run = {vs_srun:.1f}x (target >= 10x): {'PASS' if ok2 else 'MISS'}")
     print(f"backend slurm over srun = {overhead:+.1f} % (target <= 5 %): "
           f"{'PASS' if ok3 else 'MISS'}")
+    print(f"backend slurm over srun, median of per-round differences = {paired:+.2f} ms "
+          f"({paired_pct:+.1f} % of srun's median; information)")
     return 0 if ok1 and ok2 and ok3 else 2
 
 
