@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <stdarg.h>
 #include <stdint.h>
+#include <stdio_ext.h>
 #include <string.h>
 #include <time.h>
 
@@ -182,8 +183,14 @@ int cli_fetch(const cli_context *ctx, const char *op, json_t *args, json_t **ret
 
 void cli_print_json(json_t *j)
 {
-        if (json_dumpf(j, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER) == 0)
-                fputc('\n', stdout);
+        /* Serialised into one buffer and written at once: json_dumpf() calls
+         * fwrite() for every token (a million calls for a large status). */
+        _cleanup_free_ char *text = json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+
+        if (!text)
+                return;
+        fwrite_unlocked(text, 1, strlen(text), stdout);
+        putc_unlocked('\n', stdout);
 }
 
 int cli_view_options(cli_context *ctx, const char *verb, void (*usage)(FILE *f), int argc,
@@ -227,6 +234,9 @@ int cli_view_main(cli_context *ctx, const cli_view *view, int argc, char *argv[]
         r = cli_fetch(ctx, view->op, NULL, &result);
         if (r != CLI_EXIT_OK)
                 return r;
+        /* A view is written by this one thread: stdio's lock on stdout is
+         * pure cost (one per character or field of a large status). */
+        __fsetlocking(stdout, FSETLOCKING_BYCALLER);
         if (json) {
                 cli_print_json(result);
                 return cli_finish(CLI_EXIT_OK);

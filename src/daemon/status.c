@@ -24,6 +24,21 @@ static json_t *json_int_or_null(int64_t v)
         return v < 0 ? json_null() : json_integer(v);
 }
 
+/* Sets `key` (a literal: valid UTF-8) to `value` in `o`, stealing `value`.
+ * After a failure (`value` NULL from an allocation, or the set failing)
+ * *ok is false and later calls only release their value, as json_pack()
+ * steals all its "o" arguments whatever happens. */
+static void object_add(json_t *o, const char *key, json_t *value, bool *ok)
+{
+        if (!*ok || !value) {
+                json_decref(value);
+                *ok = false;
+                return;
+        }
+        if (json_object_set_new_nocheck(o, key, value) < 0)
+                *ok = false;
+}
+
 /* The lease holding a device, as status shows it; null when free. */
 static json_t *holder_json(const Daemon *d, const char *uuid)
 {
@@ -117,18 +132,31 @@ static json_t *process_json(const Daemon *d, const GpuDevice *g, const GpuProces
         const TrackedViolation *v =
                 p->vanished ? NULL : enforcement_find(d, p->pid, p->start_time, device);
 
-        return json_pack("{s:I, s:o, s:o, s:o, s:o, s:o, s:b, s:b, s:b, s:b, s:o}",
-                         "pid", (json_int_t)p->pid,
-                         "uid", owner ? json_integer(p->uid) : json_null(),
-                         "user", json_text(user),
-                         "command", json_text(p->command),
-                         "memory_used_bytes", json_bytes_or_null(p->memory_used_bytes),
-                         "instance_uuid", json_text(instance_uuid),
-                         "vanished", p->vanished,
-                         "zombie", p->zombie,
-                         "exited", gpu_process_exited(p),
-                         "leased", !p->vanished && holder && holder->rec.uid == p->uid,
-                         "violation", v ? enforcement_violation_json(d, &v->rec) : json_null());
+        json_t *o = json_object();
+        bool ok = o != NULL;
+
+        /* Set key by key, not with json_pack(): this runs for every process
+         * on every status request (4,096 at a time), and json_pack() parses
+         * its format and checks each literal key's UTF-8 every time. The
+         * keys are the same, in the same order, so the reply is too. */
+        object_add(o, "pid", json_integer((json_int_t)p->pid), &ok);
+        object_add(o, "uid", owner ? json_integer(p->uid) : json_null(), &ok);
+        object_add(o, "user", json_text(user), &ok);
+        object_add(o, "command", json_text(p->command), &ok);
+        object_add(o, "memory_used_bytes", json_bytes_or_null(p->memory_used_bytes), &ok);
+        object_add(o, "instance_uuid", json_text(instance_uuid), &ok);
+        object_add(o, "vanished", json_boolean(p->vanished), &ok);
+        object_add(o, "zombie", json_boolean(p->zombie), &ok);
+        object_add(o, "exited", json_boolean(gpu_process_exited(p)), &ok);
+        object_add(o, "leased",
+                   json_boolean(!p->vanished && holder && holder->rec.uid == p->uid), &ok);
+        object_add(o, "violation", v ? enforcement_violation_json(d, &v->rec) : json_null(),
+                   &ok);
+        if (!ok) {
+                json_decref(o);
+                return NULL;
+        }
+        return o;
 }
 
 static json_t *gpu_json(const Daemon *d, const GpuDevice *g)
