@@ -119,7 +119,8 @@ static json_t *instance_json(const Daemon *d, const GpuDevice *g, const GpuInsta
             leases_is_drained(d, in->uuid, g->uuid));
 }
 
-static json_t *process_json(const Daemon *d, const GpuDevice *g, const GpuProcess *p)
+static json_t *process_json(const Daemon *d, const EnforcementIndex *violations,
+                            const GpuDevice *g, const GpuProcess *p)
 {
         bool owner = !p->vanished || p->owner_from_earlier;
         const char *user = owner ? daemon_user_name(d, p->uid) : NULL;
@@ -130,7 +131,8 @@ static json_t *process_json(const Daemon *d, const GpuDevice *g, const GpuProces
         const char *device = instance_uuid ? instance_uuid : g->uuid;
         const Lease *holder = leases_holder_for(d, device, p->uid);
         const TrackedViolation *v =
-                p->vanished ? NULL : enforcement_find(d, p->pid, p->start_time, device);
+                p->vanished ? NULL
+                            : enforcement_index_find(violations, p->pid, p->start_time, device);
 
         json_t *o = json_object();
         bool ok = o != NULL;
@@ -159,7 +161,7 @@ static json_t *process_json(const Daemon *d, const GpuDevice *g, const GpuProces
         return o;
 }
 
-static json_t *gpu_json(const Daemon *d, const GpuDevice *g)
+static json_t *gpu_json(const Daemon *d, const EnforcementIndex *violations, const GpuDevice *g)
 {
         json_t *instances = json_array(), *processes = json_array(), *o;
         char error[128] = "";
@@ -170,7 +172,8 @@ static json_t *gpu_json(const Daemon *d, const GpuDevice *g)
                 if (json_array_append_new(instances, instance_json(d, g, &g->instances[i])) < 0)
                         goto fail;
         for (size_t i = 0; i < g->n_processes; i++)
-                if (json_array_append_new(processes, process_json(d, g, &g->processes[i])) < 0)
+                if (json_array_append_new(processes,
+                                          process_json(d, violations, g, &g->processes[i])) < 0)
                         goto fail;
         if (g->error && d->nvml)
                 snprintf(error, sizeof error, "%s: %s", g->error_call,
@@ -226,13 +229,20 @@ fail:
 int status_build(const Daemon *d, json_t **ret)
 {
         const GpuSnapshot *s = d->snapshot;
+        _cleanup_(enforcement_index_done) EnforcementIndex violations = {};
         json_t *gpus, *o;
+        int r;
 
+        /* Each process is looked up among the open violations: sorted once,
+         * not a walk of the whole list per process. */
+        r = enforcement_index_build(d, &violations);
+        if (r < 0)
+                return r;
         gpus = json_array();
         if (!gpus)
                 return -ENOMEM;
         for (size_t i = 0; s && i < s->n_gpus; i++) {
-                json_t *g = gpu_json(d, &s->gpus[i]);
+                json_t *g = gpu_json(d, &violations, &s->gpus[i]);
 
                 if (!g || json_array_append_new(gpus, g) < 0) {
                         json_decref(gpus);
