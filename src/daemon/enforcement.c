@@ -558,7 +558,9 @@ static json_t *usec_json(uint64_t usec)
         return usec ? json_real((double)usec / USEC_PER_SEC) : json_null();
 }
 
-json_t *enforcement_violation_json(const Daemon *d, const StoredViolation *v)
+/* `open`: the tracked violation with v's id, NULL when it is not open. */
+static json_t *violation_json(const Daemon *d, const StoredViolation *v,
+                              const TrackedViolation *open)
 {
         const ConfigEnforcement *c = &d->config->enforcement;
         const char *user = daemon_user_name(d, v->uid);
@@ -566,11 +568,8 @@ json_t *enforcement_violation_json(const Daemon *d, const StoredViolation *v)
         uint64_t stop_at = v->term_usec ? v->term_usec : v->detected_usec + c->grace_usec;
 
         /* An open one is timed on the boot clock: show when that will be. */
-        for (const TrackedViolation *t = d->enforcement.tracked; t && !v->term_usec; t = t->next)
-                if (t->rec.id == v->id) {
-                        stop_at = daemon_wall_from_boot(d, t->detected_boot + c->grace_usec);
-                        break;
-                }
+        if (open && !v->term_usec)
+                stop_at = daemon_wall_from_boot(d, open->detected_boot + c->grace_usec);
 
         return json_pack("{s:I, s:I, s:I, s:o, s:o, s:o, s:o, s:I, s:o, s:o, s:o, s:o, s:o, s:o, "
                          "s:o, s:o}",
@@ -587,4 +586,24 @@ json_t *enforcement_violation_json(const Daemon *d, const StoredViolation *v)
                                                                      : json_null(),
                          "ended_at", usec_json(v->ended_usec), "outcome",
                          v->outcome[0] ? json_string(v->outcome) : json_null());
+}
+
+json_t *enforcement_violation_json(const Daemon *d, const StoredViolation *v)
+{
+        const TrackedViolation *open = NULL;
+
+        for (const TrackedViolation *t = d->enforcement.tracked; t; t = t->next)
+                if (t->rec.id == v->id) {
+                        open = t;
+                        break;
+                }
+        return violation_json(d, v, open);
+}
+
+json_t *enforcement_tracked_json(const Daemon *d, const TrackedViolation *t)
+{
+        /* t is its own entry in the list: ids are the store's row ids, and
+         * a violation the store did not record is never tracked
+         * (open_violation), so no other entry has its id. */
+        return violation_json(d, &t->rec, t);
 }

@@ -79,3 +79,6 @@ void enforcement_index_done(EnforcementIndex *idx);
 
 /* JSON of a violation record (keys in docs/protocol.md). NULL on OOM. */
 json_t *enforcement_violation_json(const Daemon *d, const StoredViolation *v);
+/* The same for an open violation of the list, without looking it up by id
+ * (a status reply shows thousands). */
+json_t *enforcement_tracked_json(const Daemon *d, const TrackedViolation *t);

@@ -152,7 +152,7 @@ static json_t *process_json(const Daemon *d, const EnforcementIndex *violations,
         object_add(o, "exited", json_boolean(gpu_process_exited(p)), &ok);
         object_add(o, "leased",
                    json_boolean(!p->vanished && holder && holder->rec.uid == p->uid), &ok);
-        object_add(o, "violation", v ? enforcement_violation_json(d, &v->rec) : json_null(),
+        object_add(o, "violation", v ? enforcement_tracked_json(d, v) : json_null(),
                    &ok);
         if (!ok) {
                 json_decref(o);
