@@ -19,6 +19,7 @@
 
 #include "basic/macro.h"
 #include "basic/utf8.h"
+#include "cli/lease-render.h"
 #include "cli/status-render.h"
 #include "cli/text.h"
 #include "text-check.h"
@@ -522,6 +523,29 @@ static void test_text_clip_runs(void **state)
         }
 }
 
+/* Integers are written without printf: the same text as "%.0f" of the
+ * number, on both sides of 2^53 and for reals. */
+static void test_json_int_text(void **state)
+{
+        static const json_int_t ints[] = {
+            0, 1, -1, 9, 10, 4194304, -4194304, 65534, 4294967295LL, (1LL << 53) - 1,
+            -((1LL << 53) - 1), 1LL << 53, -(1LL << 53), (1LL << 53) + 1, INT64_MAX, INT64_MIN,
+        };
+        static const double reals[] = {0.0, -0.0, 1.5, 2.5, -7.49, 1e300};
+
+        for (size_t i = 0; i < ELEMENTSOF(ints) + ELEMENTSOF(reals); i++) {
+                json_t *o = i < ELEMENTSOF(ints)
+                                ? json_pack("{s:I}", "n", ints[i])
+                                : json_pack("{s:f}", "n", reals[i - ELEMENTSOF(ints)]);
+                char got[32], want[32]; /* the same truncation for huge reals */
+
+                assert_non_null(o);
+                snprintf(want, sizeof want, "%.0f", json_number_value(json_object_get(o, "n")));
+                assert_string_equal(cli_json_int_text(got, sizeof got, o, "n"), want);
+                json_decref(o);
+        }
+}
+
 static void test_text_field_and_wrap(void **state)
 {
         cli_term t22 = {.unicode = true, .columns = 22}, t80 = {.unicode = true, .columns = 80},
@@ -559,6 +583,7 @@ int main(void)
             cmocka_unit_test(test_many_gpus),           cmocka_unit_test(test_nvml_unavailable),
             cmocka_unit_test(test_no_gpus_and_junk),    cmocka_unit_test(test_text_clip),
             cmocka_unit_test(test_text_clip_runs),
+            cmocka_unit_test(test_json_int_text),
             cmocka_unit_test(test_text_field_and_wrap),
         };
 
