@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <stdarg.h>
 #include <stdint.h>
+#include <stdio_ext.h>
 #include <string.h>
 #include <time.h>
 
@@ -180,10 +181,51 @@ int cli_fetch(const cli_context *ctx, const char *op, json_t *args, json_t **ret
         return cli_call(ctx, client, op, args, ret_result);
 }
 
+/* jansson hands the dump over a token at a time: gathered here and written
+ * in 64 KiB pieces, rather than an fwrite() per token (json_dumpf) or the
+ * whole text in one heap buffer first (json_dumps: 2.4 MB at 4,096
+ * processes, grown by doubling, each page a first-touch fault). */
+typedef struct json_out {
+        FILE *f;
+        size_t n;
+        char buf[64 * 1024];
+} json_out;
+
+static int json_out_add(const char *s, size_t len, void *userdata)
+{
+        json_out *o = userdata;
+
+        if (len > sizeof o->buf - o->n) {
+                fwrite_unlocked(o->buf, 1, o->n, o->f);
+                o->n = 0;
+        }
+        if (len > sizeof o->buf) {
+                fwrite_unlocked(s, 1, len, o->f);
+                return 0;
+        }
+        memcpy(o->buf + o->n, s, len);
+        o->n += len;
+        return 0;
+}
+
 void cli_print_json(json_t *j)
 {
-        if (json_dumpf(j, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER) == 0)
-                fputc('\n', stdout);
+        json_out *o = malloc(sizeof *o);
+        int r;
+
+        if (!o) {
+                /* no room for the piece buffer: jansson's own writes */
+                if (json_dumpf(j, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER) == 0)
+                        fputc('\n', stdout);
+                return;
+        }
+        o->f = stdout;
+        o->n = 0;
+        r = json_dump_callback(j, json_out_add, o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+        fwrite_unlocked(o->buf, 1, o->n, stdout);
+        if (r == 0)
+                putc_unlocked('\n', stdout);
+        free(o);
 }
 
 int cli_view_options(cli_context *ctx, const char *verb, void (*usage)(FILE *f), int argc,
@@ -216,7 +258,12 @@ int cli_view_options(cli_context *ctx, const char *verb, void (*usage)(FILE *f),
 
 int cli_view_main(cli_context *ctx, const cli_view *view, int argc, char *argv[])
 {
-        _cleanup_(json_decrefp) json_t *result = NULL;
+        /* The reply outlives the view: the command exits right after it,
+         * and freeing a status of 4,096 processes node by node was 18% of
+         * the command's instructions. Held here (reachable, so leak
+         * checkers stay quiet), the previous one released. */
+        static json_t *kept;
+        json_t *result = NULL;
         bool json;
         cli_term term;
         int r;
@@ -227,6 +274,11 @@ int cli_view_main(cli_context *ctx, const cli_view *view, int argc, char *argv[]
         r = cli_fetch(ctx, view->op, NULL, &result);
         if (r != CLI_EXIT_OK)
                 return r;
+        json_decref(kept);
+        kept = result;
+        /* A view is written by this one thread: stdio's lock on stdout is
+         * pure cost (one per character or field of a large status). */
+        __fsetlocking(stdout, FSETLOCKING_BYCALLER);
         if (json) {
                 cli_print_json(result);
                 return cli_finish(CLI_EXIT_OK);

@@ -138,8 +138,29 @@ static const char *fmt_age(char *buf, size_t len, json_t *o, const char *key, do
 
 const char *cli_json_int_text(char *buf, size_t len, json_t *o, const char *key)
 {
+        json_t *j = json_object_get(o, key);
         double v;
 
+        /* JSON integers (pids, uids, ids: thousands per status) in decimal
+         * without printf; below 2^53 a double holds them exactly, so the
+         * text is what "%.0f" makes of them. */
+        if (json_is_integer(j) && len >= 21) {
+                json_int_t i = json_integer_value(j);
+
+                if (i > -(INT64_C(1) << 53) && i < (INT64_C(1) << 53)) {
+                        char tmp[24], *p = tmp + sizeof tmp;
+                        uint64_t u = i < 0 ? (uint64_t)-i : (uint64_t)i;
+
+                        *--p = '\0';
+                        do
+                                *--p = (char)('0' + u % 10);
+                        while ((u /= 10) > 0);
+                        if (i < 0)
+                                *--p = '-';
+                        memcpy(buf, p, (size_t)(tmp + sizeof tmp - p));
+                        return buf;
+                }
+        }
         if (!cli_json_num(o, key, &v))
                 return "-";
         snprintf(buf, len, "%.0f", v);

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "basic/log.h"
+#include "basic/macro.h"
 #include "basic/parse.h"
 #include "basic/proc.h"
 #include "basic/time-util.h"
@@ -94,6 +95,85 @@ const TrackedViolation *enforcement_find(const Daemon *d, uint32_t pid, uint64_t
                     strcmp(t->rec.device_uuid, device_uuid) == 0)
                         return t;
         return NULL;
+}
+
+struct EnforcementIndexEntry {
+        uint32_t pid;
+        uint64_t start_time;
+        const char *device_uuid;
+        size_t position; /* in the list: the first of equal keys wins, as in enforcement_find() */
+        const TrackedViolation *t;
+};
+
+static int index_key_compare(uint32_t pid, uint64_t start_time, const char *device_uuid,
+                             const struct EnforcementIndexEntry *e)
+{
+        if (pid != e->pid)
+                return pid < e->pid ? -1 : 1;
+        if (start_time != e->start_time)
+                return start_time < e->start_time ? -1 : 1;
+        return strcmp(device_uuid, e->device_uuid);
+}
+
+static int index_entry_compare(const void *a, const void *b)
+{
+        const struct EnforcementIndexEntry *ea = a, *eb = b;
+        int c = index_key_compare(ea->pid, ea->start_time, ea->device_uuid, eb);
+
+        if (c != 0)
+                return c;
+        return ea->position < eb->position ? -1 : ea->position > eb->position;
+}
+
+int enforcement_index_build(const Daemon *d, EnforcementIndex *ret)
+{
+        struct EnforcementIndexEntry *entries;
+        size_t n = 0;
+
+        for (const TrackedViolation *t = d->enforcement.tracked; t; t = t->next)
+                n++;
+        entries = calloc(MAX(n, (size_t)1), sizeof *entries);
+        if (!entries)
+                return -ENOMEM;
+        n = 0;
+        for (const TrackedViolation *t = d->enforcement.tracked; t; t = t->next, n++)
+                entries[n] = (struct EnforcementIndexEntry){
+                    .pid = (uint32_t)t->rec.pid,
+                    .start_time = t->rec.start_time,
+                    .device_uuid = t->rec.device_uuid,
+                    .position = n,
+                    .t = t,
+                };
+        qsort(entries, n, sizeof *entries, index_entry_compare);
+        *ret = (EnforcementIndex){.entries = entries, .n = n};
+        return 0;
+}
+
+const TrackedViolation *enforcement_index_find(const EnforcementIndex *idx, uint32_t pid,
+                                               uint64_t start_time, const char *device_uuid)
+{
+        size_t lo = 0, hi = idx->n;
+
+        /* The first entry not below the key; equal keys are in list order. */
+        while (lo < hi) {
+                size_t mid = lo + (hi - lo) / 2;
+
+                if (index_key_compare(pid, start_time, device_uuid, &idx->entries[mid]) > 0)
+                        lo = mid + 1;
+                else
+                        hi = mid;
+        }
+        if (lo < idx->n && index_key_compare(pid, start_time, device_uuid, &idx->entries[lo]) == 0)
+                return idx->entries[lo].t;
+        return NULL;
+}
+
+void enforcement_index_done(EnforcementIndex *idx)
+{
+        if (!idx)
+                return;
+        free(idx->entries);
+        *idx = (EnforcementIndex){};
 }
 
 /* /proc/<pid>/exe for the exemption check; NULL when unreadable. The
@@ -478,7 +558,9 @@ static json_t *usec_json(uint64_t usec)
         return usec ? json_real((double)usec / USEC_PER_SEC) : json_null();
 }
 
-json_t *enforcement_violation_json(const Daemon *d, const StoredViolation *v)
+/* `open`: the tracked violation with v's id, NULL when it is not open. */
+static json_t *violation_json(const Daemon *d, const StoredViolation *v,
+                              const TrackedViolation *open)
 {
         const ConfigEnforcement *c = &d->config->enforcement;
         const char *user = daemon_user_name(d, v->uid);
@@ -486,11 +568,8 @@ json_t *enforcement_violation_json(const Daemon *d, const StoredViolation *v)
         uint64_t stop_at = v->term_usec ? v->term_usec : v->detected_usec + c->grace_usec;
 
         /* An open one is timed on the boot clock: show when that will be. */
-        for (const TrackedViolation *t = d->enforcement.tracked; t && !v->term_usec; t = t->next)
-                if (t->rec.id == v->id) {
-                        stop_at = daemon_wall_from_boot(d, t->detected_boot + c->grace_usec);
-                        break;
-                }
+        if (open && !v->term_usec)
+                stop_at = daemon_wall_from_boot(d, open->detected_boot + c->grace_usec);
 
         return json_pack("{s:I, s:I, s:I, s:o, s:o, s:o, s:o, s:I, s:o, s:o, s:o, s:o, s:o, s:o, "
                          "s:o, s:o}",
@@ -507,4 +586,24 @@ json_t *enforcement_violation_json(const Daemon *d, const StoredViolation *v)
                                                                      : json_null(),
                          "ended_at", usec_json(v->ended_usec), "outcome",
                          v->outcome[0] ? json_string(v->outcome) : json_null());
+}
+
+json_t *enforcement_violation_json(const Daemon *d, const StoredViolation *v)
+{
+        const TrackedViolation *open = NULL;
+
+        for (const TrackedViolation *t = d->enforcement.tracked; t; t = t->next)
+                if (t->rec.id == v->id) {
+                        open = t;
+                        break;
+                }
+        return violation_json(d, v, open);
+}
+
+json_t *enforcement_tracked_json(const Daemon *d, const TrackedViolation *t)
+{
+        /* t is its own entry in the list: ids are the store's row ids, and
+         * a violation the store did not record is never tracked
+         * (open_violation), so no other entry has its id. */
+        return violation_json(d, &t->rec, t);
 }

@@ -58,5 +58,27 @@ void enforcement_tick(Daemon *d);
 const TrackedViolation *enforcement_find(const Daemon *d, uint32_t pid, uint64_t start_time,
                                          const char *device_uuid);
 
+/* The open violations, sorted for enforcement_index_find(): a status reply
+ * looks up every process (4,096 of them against as many violations), where
+ * enforcement_find() walks the whole list each time. A snapshot of the
+ * list: valid until the next enforcement tick changes it, so build, use and
+ * free it within one request. */
+typedef struct EnforcementIndex {
+        struct EnforcementIndexEntry *entries;
+        size_t n;
+} EnforcementIndex;
+
+/* 0, or -ENOMEM with *ret untouched. */
+int enforcement_index_build(const Daemon *d, EnforcementIndex *ret);
+/* What enforcement_find() returns for the list the index was built from
+ * (with duplicates, the first of them in list order). */
+const TrackedViolation *enforcement_index_find(const EnforcementIndex *idx, uint32_t pid,
+                                               uint64_t start_time, const char *device_uuid);
+/* Accepts a zero-filled index. */
+void enforcement_index_done(EnforcementIndex *idx);
+
 /* JSON of a violation record (keys in docs/protocol.md). NULL on OOM. */
 json_t *enforcement_violation_json(const Daemon *d, const StoredViolation *v);
+/* The same for an open violation of the list, without looking it up by id
+ * (a status reply shows thousands). */
+json_t *enforcement_tracked_json(const Daemon *d, const TrackedViolation *t);

@@ -24,6 +24,21 @@ static json_t *json_int_or_null(int64_t v)
         return v < 0 ? json_null() : json_integer(v);
 }
 
+/* Sets `key` (a literal: valid UTF-8) to `value` in `o`, stealing `value`.
+ * After a failure (`value` NULL from an allocation, or the set failing)
+ * *ok is false and later calls only release their value, as json_pack()
+ * steals all its "o" arguments whatever happens. */
+static void object_add(json_t *o, const char *key, json_t *value, bool *ok)
+{
+        if (!*ok || !value) {
+                json_decref(value);
+                *ok = false;
+                return;
+        }
+        if (json_object_set_new_nocheck(o, key, value) < 0)
+                *ok = false;
+}
+
 /* The lease holding a device, as status shows it; null when free. */
 static json_t *holder_json(const Daemon *d, const char *uuid)
 {
@@ -104,7 +119,8 @@ static json_t *instance_json(const Daemon *d, const GpuDevice *g, const GpuInsta
             leases_is_drained(d, in->uuid, g->uuid));
 }
 
-static json_t *process_json(const Daemon *d, const GpuDevice *g, const GpuProcess *p)
+static json_t *process_json(const Daemon *d, const EnforcementIndex *violations,
+                            const GpuDevice *g, const GpuProcess *p)
 {
         bool owner = !p->vanished || p->owner_from_earlier;
         const char *user = owner ? daemon_user_name(d, p->uid) : NULL;
@@ -115,23 +131,37 @@ static json_t *process_json(const Daemon *d, const GpuDevice *g, const GpuProces
         const char *device = instance_uuid ? instance_uuid : g->uuid;
         const Lease *holder = leases_holder_for(d, device, p->uid);
         const TrackedViolation *v =
-                p->vanished ? NULL : enforcement_find(d, p->pid, p->start_time, device);
+                p->vanished ? NULL
+                            : enforcement_index_find(violations, p->pid, p->start_time, device);
 
-        return json_pack("{s:I, s:o, s:o, s:o, s:o, s:o, s:b, s:b, s:b, s:b, s:o}",
-                         "pid", (json_int_t)p->pid,
-                         "uid", owner ? json_integer(p->uid) : json_null(),
-                         "user", json_text(user),
-                         "command", json_text(p->command),
-                         "memory_used_bytes", json_bytes_or_null(p->memory_used_bytes),
-                         "instance_uuid", json_text(instance_uuid),
-                         "vanished", p->vanished,
-                         "zombie", p->zombie,
-                         "exited", gpu_process_exited(p),
-                         "leased", !p->vanished && holder && holder->rec.uid == p->uid,
-                         "violation", v ? enforcement_violation_json(d, &v->rec) : json_null());
+        json_t *o = json_object();
+        bool ok = o != NULL;
+
+        /* Set key by key, not with json_pack(): this runs for every process
+         * on every status request (4,096 at a time), and json_pack() parses
+         * its format and checks each literal key's UTF-8 every time. The
+         * keys are the same, in the same order, so the reply is too. */
+        object_add(o, "pid", json_integer((json_int_t)p->pid), &ok);
+        object_add(o, "uid", owner ? json_integer(p->uid) : json_null(), &ok);
+        object_add(o, "user", json_text(user), &ok);
+        object_add(o, "command", json_text(p->command), &ok);
+        object_add(o, "memory_used_bytes", json_bytes_or_null(p->memory_used_bytes), &ok);
+        object_add(o, "instance_uuid", json_text(instance_uuid), &ok);
+        object_add(o, "vanished", json_boolean(p->vanished), &ok);
+        object_add(o, "zombie", json_boolean(p->zombie), &ok);
+        object_add(o, "exited", json_boolean(gpu_process_exited(p)), &ok);
+        object_add(o, "leased",
+                   json_boolean(!p->vanished && holder && holder->rec.uid == p->uid), &ok);
+        object_add(o, "violation", v ? enforcement_tracked_json(d, v) : json_null(),
+                   &ok);
+        if (!ok) {
+                json_decref(o);
+                return NULL;
+        }
+        return o;
 }
 
-static json_t *gpu_json(const Daemon *d, const GpuDevice *g)
+static json_t *gpu_json(const Daemon *d, const EnforcementIndex *violations, const GpuDevice *g)
 {
         json_t *instances = json_array(), *processes = json_array(), *o;
         char error[128] = "";
@@ -142,7 +172,8 @@ static json_t *gpu_json(const Daemon *d, const GpuDevice *g)
                 if (json_array_append_new(instances, instance_json(d, g, &g->instances[i])) < 0)
                         goto fail;
         for (size_t i = 0; i < g->n_processes; i++)
-                if (json_array_append_new(processes, process_json(d, g, &g->processes[i])) < 0)
+                if (json_array_append_new(processes,
+                                          process_json(d, violations, g, &g->processes[i])) < 0)
                         goto fail;
         if (g->error && d->nvml)
                 snprintf(error, sizeof error, "%s: %s", g->error_call,
@@ -198,13 +229,20 @@ fail:
 int status_build(const Daemon *d, json_t **ret)
 {
         const GpuSnapshot *s = d->snapshot;
+        _cleanup_(enforcement_index_done) EnforcementIndex violations = {};
         json_t *gpus, *o;
+        int r;
 
+        /* Each process is looked up among the open violations: sorted once,
+         * not a walk of the whole list per process. */
+        r = enforcement_index_build(d, &violations);
+        if (r < 0)
+                return r;
         gpus = json_array();
         if (!gpus)
                 return -ENOMEM;
         for (size_t i = 0; s && i < s->n_gpus; i++) {
-                json_t *g = gpu_json(d, &s->gpus[i]);
+                json_t *g = gpu_json(d, &violations, &s->gpus[i]);
 
                 if (!g || json_array_append_new(gpus, g) < 0) {
                         json_decref(gpus);

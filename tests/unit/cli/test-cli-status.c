@@ -13,10 +13,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <wchar.h>
 
 #include <cmocka.h>
 
 #include "basic/macro.h"
+#include "basic/utf8.h"
+#include "cli/lease-render.h"
 #include "cli/status-render.h"
 #include "cli/text.h"
 #include "text-check.h"
@@ -404,6 +407,145 @@ static void test_text_clip(void **state)
         assert_int_equal(cli_text_width("日本", false), 2);
 }
 
+/* The rule the fast paths must keep, a glyph at a time as text.c applied it
+ * before printable ASCII was written in runs: the oracle for the test below. */
+static bool oracle_hostile(uint32_t cp)
+{
+        return cp < 0x20 || (cp >= 0x7f && cp < 0xa0) || cp == 0x061c || cp == 0x200e ||
+               cp == 0x200f || cp == 0x2028 || cp == 0x2029 || (cp >= 0x202a && cp <= 0x202e) ||
+               (cp >= 0x2066 && cp <= 0x2069);
+}
+
+static const char *oracle_glyph(const char *s, bool unicode, const char **bytes, size_t *len,
+                                size_t *width)
+{
+        uint32_t cp;
+        size_t n = utf8_decode(s, SIZE_MAX, &cp);
+        int w;
+
+        *bytes = "?", *len = 1, *width = 1;
+        if (cp == UTF8_INVALID || oracle_hostile(cp))
+                return s + n;
+        if (cp < 0x80) {
+                *bytes = s;
+                return s + 1;
+        }
+        if (!unicode || (w = wcwidth((wchar_t)cp)) < 0)
+                return s + n;
+        *bytes = s, *len = n, *width = (size_t)w;
+        return s + n;
+}
+
+static size_t oracle_clip(FILE *f, const char *s, size_t max, bool unicode)
+{
+        const char *ellipsis = unicode ? "…" : "...", *bytes;
+        size_t ew = unicode ? 1 : 3, budget, used = 0, total = 0, len, w;
+
+        for (const char *p = s; *p;)
+                p = oracle_glyph(p, unicode, &bytes, &len, &w), total += w;
+        if (total <= max)
+                budget = max;
+        else if (max >= ew)
+                budget = max - ew;
+        else
+                budget = max, ellipsis = NULL;
+        for (const char *p = s; *p;) {
+                const char *next = oracle_glyph(p, unicode, &bytes, &len, &w);
+
+                if (used + w > budget)
+                        break;
+                fwrite(bytes, 1, len, f);
+                used += w;
+                if (!*next)
+                        return used;
+                p = next;
+        }
+        if (!*s)
+                return 0;
+        if (ellipsis) {
+                fputs(ellipsis, f);
+                used += ew;
+        }
+        return used;
+}
+
+/* Printable ASCII is measured and written in runs (text.c's fast path):
+ * every string built from runs of ASCII, controls, DEL, wide, combining,
+ * hostile and broken characters, cut at every width, prints exactly what
+ * the glyph-at-a-time rule prints, with and without unicode. */
+static void test_text_clip_runs(void **state)
+{
+        static const char *const parts[] = {
+            "a", "hello world", " ", "~", "\x7f", "\t", "\x1b[31m", "é", "日本", "e\u0301",
+            "\u202e", "\xff", "\xe6\x97", "…", "\u200b", "x/y\\z\"q",
+        };
+        uint32_t seed = 12345;
+
+        for (int round = 0; round < 400; round++) {
+                char in[256] = "";
+                size_t n_parts;
+
+                seed = seed * 1103515245u + 12345u;
+                n_parts = 1 + (seed >> 16) % 6;
+                for (size_t k = 0; k < n_parts; k++) {
+                        seed = seed * 1103515245u + 12345u;
+                        strcat(in, parts[(seed >> 16) % ELEMENTSOF(parts)]);
+                }
+                for (size_t max = 0; max <= 30; max++)
+                        for (int u = 0; u < 2; u++) {
+                                char *got = NULL, *want = NULL, *field = NULL;
+                                size_t got_len = 0, want_len = 0, field_len = 0, gc, wc;
+                                FILE *g = open_memstream(&got, &got_len),
+                                     *w = open_memstream(&want, &want_len),
+                                     *fl = open_memstream(&field, &field_len);
+
+                                assert_non_null(g);
+                                assert_non_null(w);
+                                assert_non_null(fl);
+                                gc = cli_text_clip(g, in, max, u);
+                                wc = oracle_clip(w, in, max, u);
+                                cli_text_field(fl, in, max, CLI_ALIGN_RIGHT, u);
+                                assert_int_equal(fclose(g), 0);
+                                assert_int_equal(fclose(w), 0);
+                                assert_int_equal(fclose(fl), 0);
+                                if (strcmp(got, want) != 0 || gc != wc)
+                                        fail_msg("\"%s\" max %zu unicode %d: got \"%s\" (%zu), "
+                                                 "want \"%s\" (%zu)",
+                                                 in, max, u, got, gc, want, wc);
+                                assert_int_equal(cli_text_clip(NULL, in, max, u), wc);
+                                /* the field is the clip, padded on the left to max */
+                                assert_int_equal(field_len, max - wc + want_len);
+                                assert_string_equal(field + (max - wc), want);
+                                free(got);
+                                free(want);
+                                free(field);
+                        }
+        }
+}
+
+/* Integers are written without printf: the same text as "%.0f" of the
+ * number, on both sides of 2^53 and for reals. */
+static void test_json_int_text(void **state)
+{
+        static const json_int_t ints[] = {
+            0, 1, -1, 9, 10, 4194304, -4194304, 65534, 4294967295LL, (1LL << 53) - 1,
+            -((1LL << 53) - 1), 1LL << 53, -(1LL << 53), (1LL << 53) + 1, INT64_MAX, INT64_MIN,
+        };
+        static const double reals[] = {0.0, -0.0, 1.5, 2.5, -7.49, 1e300};
+
+        for (size_t i = 0; i < ELEMENTSOF(ints) + ELEMENTSOF(reals); i++) {
+                json_t *o = i < ELEMENTSOF(ints)
+                                ? json_pack("{s:I}", "n", ints[i])
+                                : json_pack("{s:f}", "n", reals[i - ELEMENTSOF(ints)]);
+                char got[32], want[32]; /* the same truncation for huge reals */
+
+                assert_non_null(o);
+                snprintf(want, sizeof want, "%.0f", json_number_value(json_object_get(o, "n")));
+                assert_string_equal(cli_json_int_text(got, sizeof got, o, "n"), want);
+                json_decref(o);
+        }
+}
+
 static void test_text_field_and_wrap(void **state)
 {
         cli_term t22 = {.unicode = true, .columns = 22}, t80 = {.unicode = true, .columns = 80},
@@ -440,6 +582,8 @@ int main(void)
             cmocka_unit_test(test_lab_color),           cmocka_unit_test(test_wide_terminal),
             cmocka_unit_test(test_many_gpus),           cmocka_unit_test(test_nvml_unavailable),
             cmocka_unit_test(test_no_gpus_and_junk),    cmocka_unit_test(test_text_clip),
+            cmocka_unit_test(test_text_clip_runs),
+            cmocka_unit_test(test_json_int_text),
             cmocka_unit_test(test_text_field_and_wrap),
         };
 

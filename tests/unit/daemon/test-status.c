@@ -200,11 +200,73 @@ static void test_status_without_snapshot(void **state)
         json_decref(o);
 }
 
+/* The sorted index status looks violations up in answers as the list walk
+ * does: every key in the list, keys next to them, and of two entries with
+ * the same key the one first in the list. */
+static void test_violation_index(void **state)
+{
+        enum { N = 60 };
+        static const char *const uuids[] = {"GPU-a", "GPU-b", "MIG-c"};
+        TrackedViolation t[N] = {};
+        Daemon d = {};
+        EnforcementIndex idx = {};
+
+        for (size_t i = 0; i < N; i++) {
+                /* pids out of order and repeated, on several devices and start times */
+                t[i].rec.pid = (pid_t)(1000 + (i * 37) % 23);
+                t[i].rec.start_time = (i * 7) % 3;
+                strcpy(t[i].rec.device_uuid, uuids[i % 3]);
+                t[i].next = i + 1 < N ? &t[i + 1] : NULL;
+        }
+        /* a key held twice (the tick never makes one; the lookup must still agree) */
+        t[N - 1].rec.pid = t[5].rec.pid;
+        t[N - 1].rec.start_time = t[5].rec.start_time;
+        strcpy(t[N - 1].rec.device_uuid, t[5].rec.device_uuid);
+        d.enforcement.tracked = &t[0];
+        assert_int_equal(enforcement_index_build(&d, &idx), 0);
+        assert_int_equal(idx.n, N);
+        for (uint32_t pid = 998; pid < 1026; pid++)
+                for (uint64_t st = 0; st < 4; st++)
+                        for (size_t u = 0; u < 4; u++) {
+                                const char *uuid = u < 3 ? uuids[u] : "GPU-zz";
+
+                                assert_ptr_equal(enforcement_index_find(&idx, pid, st, uuid),
+                                                 enforcement_find(&d, pid, st, uuid));
+                        }
+        /* at least one key is held twice: the list's first copy is found */
+        {
+                bool dup = false;
+
+                for (size_t i = 0; i < N && !dup; i++)
+                        for (size_t j = i + 1; j < N && !dup; j++)
+                                if (t[i].rec.pid == t[j].rec.pid &&
+                                    t[i].rec.start_time == t[j].rec.start_time &&
+                                    strcmp(t[i].rec.device_uuid, t[j].rec.device_uuid) == 0) {
+                                        dup = true;
+                                        assert_ptr_equal(
+                                            enforcement_index_find(&idx, (uint32_t)t[j].rec.pid,
+                                                                   t[j].rec.start_time,
+                                                                   t[j].rec.device_uuid),
+                                            &t[i]);
+                                }
+                assert_true(dup);
+        }
+        enforcement_index_done(&idx);
+        assert_null(idx.entries);
+
+        /* an empty list */
+        d.enforcement.tracked = NULL;
+        assert_int_equal(enforcement_index_build(&d, &idx), 0);
+        assert_null(enforcement_index_find(&idx, 1000, 0, "GPU-a"));
+        enforcement_index_done(&idx);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_status_keys_and_values),
                 cmocka_unit_test(test_status_without_snapshot),
+                cmocka_unit_test(test_violation_index),
         };
         return cmocka_run_group_tests_name("status", tests, NULL, NULL);
 }
