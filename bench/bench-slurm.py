@@ -7,14 +7,15 @@ Starts the test suite's one-node Slurm cluster (tests/integration/
 slurmcluster.py: munged, slurmctld, slurmd in a temporary directory) with
 gpukeeper's Prolog/Epilog, and two gpukeeperds on the NVML simulator: one
 `backend: local` (GPU 2 is its own; 0 and 1 are Slurm's) and one
-`backend: slurm`. Then, interleaved round by round so load changes hit all
-alike, it times:
+`backend: slurm`. Then, interleaved round by round (each round in a random order) so load
+changes hit all alike, it times:
 
   floor   sh -c 'true; true'                         (the issue's floor)
   floor2  sh -c '/bin/true; :'                       (two execs, one fork)
   run     gpukeeper run --gpus 1 -- true             (backend: local)
   srun    srun --gres=gpu:1 true
   srunbk  gpukeeper run --gpus 1 -- true             (backend: slurm: srun + `slurm step`)
+  srunstep srun ... gpukeeper-slurm-step -- true     (the srun that run execs, for the split)
 
 Debian's sh is dash, which runs `true` as a builtin: the issue's floor is
 one exec. A `gpukeeper run` is two (gpukeeper, then the command after a
@@ -33,6 +34,7 @@ backend slurm overhead over plain srun <= 5 %. Exit 0 when all are met,
 
 import json
 import os
+import random
 import statistics
 import subprocess
 import sys
@@ -120,13 +122,24 @@ def main():
             "run": [str(GK), "--socket", str(local_sock), "run", "--gpus", "1", "--", "true"],
             "srun": ["srun", "--gres=gpu:1", "true"],
             "srunbk": [str(GK), "--socket", str(slurm_sock), "run", "--gpus", "1", "--", "true"],
+            # What the backend's run execs, without the gpukeeper in front:
+            # splits its overhead into the step helper's part and the rest.
+            "srunstep": ["srun", "--quiet", "--quit-on-interrupt", "--gres=gpu:1",
+                         str(BUILD / "src" / "cli" / "gpukeeper-slurm-step"), "--socket",
+                         str(slurm_sock), "--", "true"],
         }
         for argv in cmds.values():  # warm caches (and Slurm's first-job set-up)
             timed(argv, env)
         res = {k: [] for k in cmds}
+        # Each round in its own random order: a Slurm job started right after
+        # another waits for that one's epilog and clean-up, so a fixed order
+        # would favour whichever Slurm command follows a local one.
+        order = list(cmds)
+        rng = random.Random(15)
         for _ in range(ROUNDS):
-            for k, argv in cmds.items():
-                res[k].append(timed(argv, env))
+            rng.shuffle(order)
+            for k in order:
+                res[k].append(timed(cmds[k], env))
     finally:
         cluster.stop()
         for p in procs:
@@ -141,7 +154,8 @@ def main():
              "floor2": "`sh -c '/bin/true; :'` (two-exec floor)",
              "run": "`gpukeeper run --gpus 1 -- true` (backend: local)",
              "srun": "`srun --gres=gpu:1 true`",
-             "srunbk": "`gpukeeper run --gpus 1 -- true` (backend: slurm)"}
+             "srunbk": "`gpukeeper run --gpus 1 -- true` (backend: slurm)",
+             "srunstep": "`srun … gpukeeper-slurm-step -- true` (what it execs; information)"}
     for k in res:
         row(names[k], res[k])
     med = {k: statistics.median(v) for k, v in res.items()}
