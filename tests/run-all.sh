@@ -13,7 +13,7 @@
 #
 # Then a third build, --buildtype=release (what packagers build), is only
 # built, not tested; a build failure there counts as a failed step. Then the
-# fuzz targets run FUZZ_SECONDS (20) each in a clang build, FUZZ_BUILD_DIR
+# fuzz targets run FUZZ_SECONDS (10) each in a clang build, FUZZ_BUILD_DIR
 # (build-fuzz): scripts/run-fuzz.sh.
 #
 # BUILD_DIR, ASAN_BUILD_DIR and RELEASE_BUILD_DIR override the build
@@ -144,12 +144,12 @@ if [[ -f "$RELEASE_BUILD_DIR/build.ninja" ]] && ! ninja -C "$RELEASE_BUILD_DIR";
         failed_steps+=("release: ninja -C $RELEASE_BUILD_DIR")
 fi
 
-# Fuzzing: every libFuzzer target for FUZZ_SECONDS (20) in a clang build;
+# Fuzzing: every libFuzzer target for FUZZ_SECONDS (10) in a clang build;
 # each target is one case in the count (scripts/run-fuzz.sh).
 FUZZ_BUILD_DIR=${FUZZ_BUILD_DIR:-build-fuzz}
 rm -rf "$FUZZ_BUILD_DIR/junit"
-step "fuzzing (scripts/run-fuzz.sh ${FUZZ_SECONDS:-20}, $FUZZ_BUILD_DIR)"
-if ! FUZZ_BUILD_DIR=$FUZZ_BUILD_DIR scripts/run-fuzz.sh "${FUZZ_SECONDS:-20}"; then
+step "fuzzing (scripts/run-fuzz.sh ${FUZZ_SECONDS:-10}, $FUZZ_BUILD_DIR)"
+if ! FUZZ_BUILD_DIR=$FUZZ_BUILD_DIR scripts/run-fuzz.sh "${FUZZ_SECONDS:-10}"; then
         [[ -f "$FUZZ_BUILD_DIR/junit/fuzz.xml" ]] || failed_steps+=("fuzz: scripts/run-fuzz.sh")
 fi
 
