@@ -208,6 +208,19 @@ const char *daemon_user_name(const Daemon *d, uid_t uid)
         return user_memo_name(mutable->user_names, uid);
 }
 
+const char *daemon_user_text(const Daemon *d, uid_t uid)
+{
+        Daemon *mutable = (Daemon *)d;
+        const char *name = daemon_user_name(d, uid);
+        char *buf;
+
+        if (name)
+                return name;
+        buf = mutable->user_name_ring[mutable->user_name_next++ % DAEMON_USER_NAME_RING];
+        snprintf(buf, sizeof d->user_name_ring[0], "uid %u", (unsigned)uid);
+        return buf;
+}
+
 int daemon_resolver_update(Daemon *d)
 {
         const Config *c = d->config;

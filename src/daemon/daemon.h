@@ -133,6 +133,10 @@ int daemon_resolver_update(Daemon *d);
  * string stays valid for the next DAEMON_USER_NAME_RING - 1 calls. */
 const char *daemon_user_name(const Daemon *d, uid_t uid);
 
+/* For texts (messages, alerts, errors): the login name of `uid`, or "uid N"
+ * while it has none; never NULL. Same lifetime as daemon_user_name(). */
+const char *daemon_user_text(const Daemon *d, uid_t uid);
+
 /* Raise an alert (see alerts/alerts.h): `details` is stolen (may be NULL).
  * Failures are logged, never fatal. */
 void daemon_alert(Daemon *d, ConfigAlertEvent event, const char *key, const char *subject,

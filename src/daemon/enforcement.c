@@ -353,7 +353,7 @@ static void close_violation(Daemon *d, TrackedViolation *t, const char *outcome,
                 snprintf(text, sizeof text,
                          "Process %d (%s) of %s used GPU %d (%s) without a lease and %s.",
                          (int)t->rec.pid, t->rec.command ? t->rec.command : "?",
-                         daemon_user_name(d, t->rec.uid), t->rec.gpu_index, t->rec.device_uuid,
+                         daemon_user_text(d, t->rec.uid), t->rec.gpu_index, t->rec.device_uuid,
                          strcmp(outcome, "stopped") == 0
                              ? "was stopped: it exited after SIGTERM"
                          : strcmp(outcome, "killed") == 0

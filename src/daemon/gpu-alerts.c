@@ -77,7 +77,7 @@ static uint64_t exited_memory(const Daemon *d, const GpuDevice *g, char *text, s
         for (size_t i = 0; i < g->n_processes; i++) {
                 const GpuProcess *p = &g->processes[i];
                 bool known = !p->vanished || p->owner_from_earlier;
-                const char *name = known ? daemon_user_name(d, p->uid) : "unknown owners";
+                const char *name = known ? daemon_user_text(d, p->uid) : "unknown owners";
                 EnforceProcessStatus st;
 
                 if (!gpu_process_exited(p))

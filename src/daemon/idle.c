@@ -103,7 +103,7 @@ static bool act(Daemon *d, Lease *l, PolicyIdleAction action, uint64_t now)
         const ConfigIdle *c = &d->config->idle;
         uint64_t idle_for = policy_idle_for(&l->idle, now);
         char key[64], text[512], idle_s[FORMAT_DURATION_MAX], in_s[FORMAT_DURATION_MAX];
-        const char *user = daemon_user_name(d, l->rec.uid);
+        const char *user = daemon_user_text(d, l->rec.uid);
 
         /* Messages say "45s", "12m", "2h": never "0 min" of 45 seconds. Alert
          * texts have plain newlines (no CR: webhooks and email carry them

@@ -90,7 +90,7 @@ static int drained_error(Daemon *d, const QueueEntry *q, gk_call_error *ret_erro
                 if (store_drain_get(d->store, q->named[i], &uid, &reason) == -ENOENT)
                         (void)store_drain_get(d->store, gpu, &uid, &reason);
                 if (uid >= 0)
-                        by = daemon_user_name(d, (uid_t)uid);
+                        by = daemon_user_text(d, (uid_t)uid);
                 return request_error(ret_error, GK_E_NO_CAPACITY,
                                      "%s is drained by %s%s%s%s; waiting will not help until an "
                                      "admin undrains it ('gpukeeper admin undrain %s')",
@@ -469,7 +469,7 @@ static void tell_holder_released(Daemon *d, const Lease *l, uid_t admin)
                  "Processes of yours still on its GPUs now run without a lease: stop them, or "
                  "get a new lease with 'gpukeeper lease acquire'.\n",
                  l->rec.id, l->rec.devices[0].uuid, l->rec.n_devices > 1 ? ", ..." : "",
-                 daemon_user_name(d, admin));
+                 daemon_user_text(d, admin));
         snprintf(key, sizeof key, "admin_release:lease:%" PRId64, l->rec.id);
         idle_tell_user_terminals(l->rec.uid, text);
         daemon_alert(d, CONFIG_ALERT_IDLE_RECLAIM, key, "lease released by an admin", text + 1,

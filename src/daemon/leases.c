@@ -253,7 +253,7 @@ static void warn_expiry(Daemon *d, Lease *l, uint64_t now)
                  "\ngpukeeper: lease %" PRId64 " of %s (%s) expires at %s, in %s. Extend it "
                  "with 'gpukeeper lease extend %" PRId64 " --time 2h', or save your work: "
                  "processes still on its GPUs then are stopped as running without a lease.\n",
-                 l->rec.id, daemon_user_name(d, l->rec.uid), l->rec.devices[0].uuid, at, in,
+                 l->rec.id, daemon_user_text(d, l->rec.uid), l->rec.devices[0].uuid, at, in,
                  l->rec.id);
         snprintf(key, sizeof key, "expiry_warning:lease:%" PRId64, l->rec.id);
         log_info("Lease %" PRId64 " expires in %s: holder warned.", l->rec.id, in);

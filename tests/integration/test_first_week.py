@@ -262,7 +262,12 @@ def test_admin_release_tells_the_holder(daemon_factory, lab, users, admin, hooks
     lease = [x for x in d.leases() if x["uid"] == alice.uid][0]
     ok(d.cli("lease", "release", str(lease["id"]), user=admin))
     body = hook.wait(lambda: hook.bodies("/hook", event="idle_reclaim"), what="the alert")[0]
-    assert f"lease {lease['id']}" in body["text"] and f"released by {admin.name}" in body["text"]
+    # The admin's name comes from the resolver thread; on a loaded machine
+    # its first lookup may not have answered yet, and the text names the uid
+    # (never "(null)").
+    assert f"lease {lease['id']}" in body["text"]
+    assert (f"released by {admin.name}," in body["text"]
+            or f"released by uid {admin.uid}," in body["text"]), body["text"]
     wait_for(lambda: f"lease {lease['id']}".encode() in session.output and
              b"released by" in session.output, what="the notice on alice's terminal")
 

@@ -21,6 +21,7 @@
 #include "basic/ratelimit.h"
 #include "basic/subid.h"
 #include "basic/time-util.h"
+#include "daemon/daemon.h"
 #include "daemon/resolver.h"
 
 static void test_ratelimit(void **state)
@@ -290,6 +291,28 @@ static void test_resolver_user_names(void **state)
         resolver_free(r); /* joins the thread, mid-lookup (uid 1) or not */
 }
 
+/* Texts name a user by login name, or "uid N" while the directory has not
+ * answered (never a NULL for printf's %s: an alert once read "released by
+ * (null)"). */
+static void test_daemon_user_text(void **state)
+{
+        struct passwd *p = getpwuid(0);
+        Daemon d = {0};
+        uint64_t t0 = now_usec(CLOCK_MONOTONIC);
+
+        assert_non_null(p);
+        assert_int_equal(resolver_new(60 * USEC_PER_SEC, 300 * USEC_PER_MSEC, &d.resolver), 0);
+        assert_null(daemon_user_name(&d, 0));
+        assert_string_equal(daemon_user_text(&d, 0), "uid 0");
+        assert_string_equal(daemon_user_text(&d, 4000999999u), "uid 4000999999");
+        while (!daemon_user_name(&d, 0)) {
+                assert_true(now_usec(CLOCK_MONOTONIC) - t0 < 10 * USEC_PER_SEC);
+                usleep(10000);
+        }
+        assert_string_equal(daemon_user_text(&d, 0), p->pw_name);
+        resolver_free(d.resolver);
+}
+
 /* uid → groups through the resolver (per-user limits): root's groups as
  * getgrouplist gives them, the primary first; no such uid is -ENOENT; with
  * a slow directory (300 ms a lookup) the loop gets -EAGAIN at once, the
@@ -354,6 +377,7 @@ int main(void)
                 cmocka_unit_test(test_resolver_answers),
                 cmocka_unit_test(test_resolver_never_blocks),
                 cmocka_unit_test(test_resolver_user_names),
+                cmocka_unit_test(test_daemon_user_text),
                 cmocka_unit_test(test_resolver_user_groups),
         };
 
