@@ -414,6 +414,10 @@ def test_backend_slurm_run(world):
                        timeout=30)
     wait_for(lambda: not slurm_leases(d, alloc), timeout=JOB_TIMEOUT,
              what="the allocation's lease to end")
+    # The lease ends in the epilog, before slurmctld hears the job is done:
+    # until the node is IDLE again, --immediate finds it busy (exit 75).
+    cluster.wait_no_jobs(timeout=JOB_TIMEOUT)
+    cluster.wait_idle(timeout=JOB_TIMEOUT)
 
     # No --gpus is one GPU, as on one server; --no-bind is Slurm's
     # --cpu-bind=none.
