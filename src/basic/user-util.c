@@ -2,38 +2,79 @@
 #include "basic/user-util.h"
 
 #include <errno.h>
-#include <grp.h>
-#include <pwd.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "basic/macro.h"
 
-/* getpwuid_r with a buffer that grows on ERANGE (up to 1 MiB): glibc's files
- * module answers ERANGE for every uid after one long line in /etc/passwd (a
- * GECOS field of a few KiB), not only for the long entry itself. */
-static int passwd_by_uid(uid_t uid, struct passwd *pw, char **ret_buf)
+typedef enum NssKey { BY_UID, BY_USER_NAME, BY_GID, BY_GROUP_NAME } NssKey;
+
+/* One call of the reentrant function for `key`; *found when it answered an
+ * entry. */
+static int nss_call(NssKey key, const char *name, unsigned id, void *ent, char *buf,
+                    size_t size, bool *found)
+{
+        struct passwd *pw = NULL;
+        struct group *gr = NULL;
+        int r = EINVAL;
+
+        switch (key) {
+        case BY_UID:
+                r = getpwuid_r((uid_t)id, ent, buf, size, &pw);
+                break;
+        case BY_USER_NAME:
+                r = getpwnam_r(name, ent, buf, size, &pw);
+                break;
+        case BY_GID:
+                r = getgrgid_r((gid_t)id, ent, buf, size, &gr);
+                break;
+        case BY_GROUP_NAME:
+                r = getgrnam_r(name, ent, buf, size, &gr);
+                break;
+        }
+        *found = pw || gr;
+        return r;
+}
+
+static int nss_lookup(NssKey key, const char *name, unsigned id, void *ent, char **ret_buf)
 {
         for (size_t size = 4096; size <= 1024 * 1024; size *= 2) {
-                struct passwd *result = NULL;
                 char *buf = malloc(size);
+                bool found;
                 int r;
 
                 if (!buf)
                         return -ENOMEM;
-                r = getpwuid_r(uid, pw, buf, size, &result);
-                if (r == ERANGE) {
-                        free(buf);
-                        continue;
+                r = nss_call(key, name, id, ent, buf, size, &found);
+                if (r == 0 && found) {
+                        *ret_buf = buf;
+                        return 0;
                 }
-                if (r != 0 || !result) {
-                        free(buf);
+                free(buf);
+                if (r != ERANGE)
                         return r != 0 ? -r : -ENOENT;
-                }
-                *ret_buf = buf;
-                return 0;
         }
         return -ERANGE;
+}
+
+int nss_passwd_by_uid(uid_t uid, struct passwd *ret, char **ret_buf)
+{
+        return nss_lookup(BY_UID, NULL, (unsigned)uid, ret, ret_buf);
+}
+
+int nss_passwd_by_name(const char *name, struct passwd *ret, char **ret_buf)
+{
+        return nss_lookup(BY_USER_NAME, name, 0, ret, ret_buf);
+}
+
+int nss_group_by_gid(gid_t gid, struct group *ret, char **ret_buf)
+{
+        return nss_lookup(BY_GID, NULL, (unsigned)gid, ret, ret_buf);
+}
+
+int nss_group_by_name(const char *name, struct group *ret, char **ret_buf)
+{
+        return nss_lookup(BY_GROUP_NAME, name, 0, ret, ret_buf);
 }
 
 int user_name_gid_from_uid(uid_t uid, char *buf, size_t len, gid_t *ret_gid)
@@ -42,7 +83,7 @@ int user_name_gid_from_uid(uid_t uid, char *buf, size_t len, gid_t *ret_gid)
         struct passwd pw;
         int r;
 
-        r = passwd_by_uid(uid, &pw, &scratch);
+        r = nss_passwd_by_uid(uid, &pw, &scratch);
         if (r < 0)
                 return r;
         if (strlen(pw.pw_name) >= len)
@@ -75,39 +116,13 @@ const char *user_memo_name(UserMemo *memo, uid_t uid)
                                                                            : NULL;
 }
 
-/* getgrgid_r / getgrnam_r with a buffer that grows on ERANGE, up to 1 MiB. */
-static int group_lookup(const char *name, gid_t gid, struct group *gr, char **ret_buf)
-{
-        for (size_t size = 4096; size <= 1024 * 1024; size *= 2) {
-                struct group *result = NULL;
-                char *buf = malloc(size);
-                int r;
-
-                if (!buf)
-                        return -ENOMEM;
-                r = name ? getgrnam_r(name, gr, buf, size, &result)
-                         : getgrgid_r(gid, gr, buf, size, &result);
-                if (r == ERANGE) {
-                        free(buf);
-                        continue;
-                }
-                if (r != 0 || !result) {
-                        free(buf);
-                        return r != 0 ? -r : -ENOENT;
-                }
-                *ret_buf = buf;
-                return 0;
-        }
-        return -ERANGE;
-}
-
 int group_name_from_gid(gid_t gid, char *buf, size_t len)
 {
         _cleanup_free_ char *scratch = NULL;
         struct group gr;
         int r;
 
-        r = group_lookup(NULL, gid, &gr, &scratch);
+        r = nss_group_by_gid(gid, &gr, &scratch);
         if (r < 0)
                 return r;
         if (strlen(gr.gr_name) >= len)
@@ -122,7 +137,7 @@ int group_gid_from_name(const char *name, gid_t *ret)
         struct group gr;
         int r;
 
-        r = group_lookup(name, 0, &gr, &scratch);
+        r = nss_group_by_name(name, &gr, &scratch);
         if (r < 0)
                 return r;
         *ret = gr.gr_gid;
@@ -131,24 +146,13 @@ int group_gid_from_name(const char *name, gid_t *ret)
 
 int user_uid_from_name(const char *name, uid_t *ret)
 {
-        /* A passwd entry can be long (a GECOS field of a few KiB, an LDAP
-         * home path): grow the buffer on ERANGE instead of failing. */
-        for (size_t size = 4096; size <= 1024 * 1024; size *= 2) {
-                _cleanup_free_ char *buf = malloc(size);
-                struct passwd pw, *result = NULL;
-                int r;
+        _cleanup_free_ char *scratch = NULL;
+        struct passwd pw;
+        int r;
 
-                if (!buf)
-                        return -ENOMEM;
-                r = getpwnam_r(name, &pw, buf, size, &result);
-                if (r == ERANGE)
-                        continue;
-                if (r != 0)
-                        return -r;
-                if (!result)
-                        return -ENOENT;
-                *ret = pw.pw_uid;
-                return 0;
-        }
-        return -ERANGE;
+        r = nss_passwd_by_name(name, &pw, &scratch);
+        if (r < 0)
+                return r;
+        *ret = pw.pw_uid;
+        return 0;
 }

@@ -105,30 +105,21 @@ static int lookup(ResolverKind kind, const char *name, uint32_t *ret)
         }
 }
 
-/* getpwuid_r with a buffer that grows (a long GECOS field must not turn a
- * user into "no such user"), up to 1 MiB. */
+/* The login name of `uid` (basic/user-util.h's growing buffer: a long GECOS
+ * field must not turn a user into "no such user"). */
 static int lookup_uid(uint32_t uid, char *name, size_t len)
 {
-        for (size_t size = 4096; size <= 1024 * 1024; size *= 2) {
-                _cleanup_free_ char *buf = malloc(size);
-                struct passwd pw, *result = NULL;
-                int k;
+        _cleanup_free_ char *buf = NULL;
+        struct passwd pw;
+        int r;
 
-                if (!buf)
-                        return -ENOMEM;
-                k = getpwuid_r((uid_t)uid, &pw, buf, size, &result);
-                if (k == ERANGE)
-                        continue;
-                if (k != 0)
-                        return -k;
-                if (!result)
-                        return -ENOENT;
-                if (strlen(pw.pw_name) >= len)
-                        return -ENAMETOOLONG;
-                strcpy(name, pw.pw_name);
-                return 0;
-        }
-        return -ERANGE;
+        r = nss_passwd_by_uid((uid_t)uid, &pw, &buf);
+        if (r < 0)
+                return r;
+        if (strlen(pw.pw_name) >= len)
+                return -ENAMETOOLONG;
+        strcpy(name, pw.pw_name);
+        return 0;
 }
 
 /* The groups of `uid` through NSS: its login name and primary gid, then

@@ -20,6 +20,7 @@
 #include "daemon/leases.h"
 #include "daemon/resolver.h"
 #include "isolate/devnodes.h"
+#include "basic/user-util.h"
 
 #define FENCE_RECORD_FILE "fence-cgroup" /* in state_dir: where the fence was attached */
 #define DEFAULT_BPFFS "/sys/fs/bpf"
@@ -195,26 +196,17 @@ static int leased_devices(Daemon *d, const Lease *skip, PolicyFenceLeased **ret,
         return 0;
 }
 
-/* getpwnam_r with a buffer that grows: one long /etc/passwd line (a
- * 5000-byte GECOS) makes every lookup behind it fail with ERANGE in 4 KiB. */
+/* The uid of login `name` (one long /etc/passwd line, a 5000-byte GECOS,
+ * makes every lookup behind it fail with ERANGE in a small buffer:
+ * basic/user-util.h's lookup grows it). */
 static bool uid_by_name(const char *name, uint32_t *ret)
 {
-        for (size_t size = 4096; size <= 1024 * 1024; size *= 4) {
-                _cleanup_free_ char *buf = malloc(size);
-                struct passwd pw, *result = NULL;
-                int r;
+        uid_t uid;
 
-                if (!buf)
-                        return false;
-                r = getpwnam_r(name, &pw, buf, size, &result);
-                if (r == ERANGE)
-                        continue;
-                if (r != 0 || !result)
-                        return false;
-                *ret = pw.pw_uid;
-                return true;
-        }
-        return false;
+        if (user_uid_from_name(name, &uid) < 0)
+                return false;
+        *ret = uid;
+        return true;
 }
 
 /* The exempt users' uids. Names come from the resolver's cache (its thread

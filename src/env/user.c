@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "env/env-internal.h"
+#include "basic/user-util.h"
 
 void env_user_done(EnvUser *u)
 {
@@ -51,30 +52,17 @@ static int from_passwd(const struct passwd *pw, EnvUser *ret)
         return env_user_make(pw->pw_uid, pw->pw_gid, pw->pw_name, pw->pw_dir, ret);
 }
 
-/* getpwuid_r / getpwnam_r with a growing buffer. */
+/* getpwuid_r / getpwnam_r with a growing buffer (basic/user-util.h). */
 static int lookup(bool by_name, const char *name, uid_t uid, EnvUser *ret)
 {
-        size_t len = 4096;
+        _cleanup_free_ char *buf = NULL;
+        struct passwd pw;
+        int r;
 
-        for (;;) {
-                _cleanup_free_ char *buf = malloc(len);
-                struct passwd pw, *res = NULL;
-                int e;
-
-                if (!buf)
-                        return -ENOMEM;
-                e = by_name ? getpwnam_r(name, &pw, buf, len, &res)
-                            : getpwuid_r(uid, &pw, buf, len, &res);
-                if (e == ERANGE && len < (1u << 20)) {
-                        len *= 4;
-                        continue;
-                }
-                if (e != 0)
-                        return -e;
-                if (!res)
-                        return -ENOENT;
-                return from_passwd(res, ret);
-        }
+        r = by_name ? nss_passwd_by_name(name, &pw, &buf) : nss_passwd_by_uid(uid, &pw, &buf);
+        if (r < 0)
+                return r;
+        return from_passwd(&pw, ret);
 }
 
 int env_user_from_uid(uid_t uid, EnvUser *ret)

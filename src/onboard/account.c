@@ -17,6 +17,7 @@
 #include "basic/macro.h"
 #include "basic/strv.h"
 #include "onboard/onboard.h"
+#include "basic/user-util.h"
 
 bool onboard_name_valid(const char *name)
 {
@@ -159,27 +160,13 @@ int onboard_run_tool(char *const argv[], int *ret_wstatus)
 int onboard_user_in_group(const char *name, gid_t gid, const char *group)
 {
         _cleanup_free_ char *buf = NULL;
-        size_t size = 4096;
-        struct group gr, *result = NULL;
+        struct group gr;
         int r;
 
         assert(name && group);
-        for (;;) {
-                free(buf);
-                buf = malloc(size);
-                if (!buf)
-                        return -ENOMEM;
-                r = getgrnam_r(group, &gr, buf, size, &result);
-                if (r != ERANGE)
-                        break;
-                if (size >= (1u << 20))
-                        return -ERANGE;
-                size *= 2;
-        }
-        if (r != 0)
-                return -r;
-        if (!result)
-                return -ENOENT;
+        r = nss_group_by_name(group, &gr, &buf);
+        if (r < 0)
+                return r;
         if (gr.gr_gid == gid)
                 return 1;
         for (char **m = gr.gr_mem; m && *m; m++)
