@@ -169,6 +169,34 @@ static int lookup_groups(uint32_t uid, uint32_t **ret, size_t *ret_n)
         return 0;
 }
 
+/* The bracket around every NSS call of the thread: mark the entry in flight
+ * (*due_usec), note when the lookup began (resolver_user_name's slow
+ * directory rule) and drop the lock, sleeping the test seam's delay first... */
+static void lookup_unlock(Resolver *r, uint64_t *due_usec, uint64_t now)
+{
+        *due_usec = IN_FLIGHT;
+        r->inflight_since_usec = now;
+        pthread_mutex_unlock(&r->lock);
+        if (r->delay_usec > 0) {
+                struct timespec ts;
+
+                timespec_at(r->delay_usec, &ts);
+                while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+                        ;
+        }
+}
+
+/* ...then take the lock back and count the answer `k` (-ENOENT is an
+ * answer, any other error a failure). */
+static void lookup_relock(Resolver *r, int k)
+{
+        pthread_mutex_lock(&r->lock);
+        r->inflight_since_usec = 0;
+        r->n_lookups++;
+        if (k < 0 && k != -ENOENT)
+                r->n_failures++;
+}
+
 static GroupsEntry *find_groups(Resolver *r, uint32_t uid)
 {
         for (size_t i = 0; i < r->n_groups; i++)
@@ -196,22 +224,9 @@ static void thread_groups(Resolver *r, size_t pick, uint64_t now)
                 *e = r->groups[--r->n_groups];
                 return;
         }
-        e->due_usec = IN_FLIGHT;
-        r->inflight_since_usec = now;
-        pthread_mutex_unlock(&r->lock);
-        if (r->delay_usec > 0) {
-                struct timespec ts;
-
-                timespec_at(r->delay_usec, &ts);
-                while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-                        ;
-        }
+        lookup_unlock(r, &e->due_usec, now);
         k = lookup_groups(uid, &gids, &n);
-        pthread_mutex_lock(&r->lock);
-        r->inflight_since_usec = 0;
-        r->n_lookups++;
-        if (k < 0 && k != -ENOENT)
-                r->n_failures++;
+        lookup_relock(r, k);
         e = find_groups(r, uid); /* the table may have changed meanwhile */
         if (!e) {
                 free(gids);
@@ -262,22 +277,9 @@ static void thread_uid(Resolver *r, size_t pick, uint64_t now)
                 *e = r->uids[--r->n_uids];
                 return;
         }
-        e->due_usec = IN_FLIGHT;
-        r->inflight_since_usec = now;
-        pthread_mutex_unlock(&r->lock);
-        if (r->delay_usec > 0) {
-                struct timespec ts;
-
-                timespec_at(r->delay_usec, &ts);
-                while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-                        ;
-        }
+        lookup_unlock(r, &e->due_usec, now);
         k = lookup_uid(uid, name, sizeof name);
-        pthread_mutex_lock(&r->lock);
-        r->inflight_since_usec = 0;
-        r->n_lookups++;
-        if (k < 0 && k != -ENOENT)
-                r->n_failures++;
+        lookup_relock(r, k);
         e = find_uid(r, uid); /* the table may have changed meanwhile */
         if (!e)
                 return;
@@ -382,24 +384,9 @@ static void *resolver_thread(void *userdata)
                 }
                 kind = r->entries[pick].kind;
                 generation = r->generation;
-                r->entries[pick].due_usec = IN_FLIGHT;
-                r->inflight_since_usec = now;
-                pthread_mutex_unlock(&r->lock);
-
-                if (r->delay_usec > 0) {
-                        struct timespec ts;
-
-                        timespec_at(r->delay_usec, &ts);
-                        while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-                                ;
-                }
+                lookup_unlock(r, &r->entries[pick].due_usec, now);
                 k = lookup(kind, name, &id);
-
-                pthread_mutex_lock(&r->lock);
-                r->inflight_since_usec = 0;
-                r->n_lookups++;
-                if (k < 0 && k != -ENOENT)
-                        r->n_failures++;
+                lookup_relock(r, k);
                 if (generation != r->generation)
                         continue; /* the table was replaced; the new one has its own due times */
                 {
