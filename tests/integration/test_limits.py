@@ -14,6 +14,7 @@
   failed apply, never as applied.
 - a config error names file:line:key.
 """
+import contextlib
 import json
 import os
 import re
@@ -108,23 +109,21 @@ def test_config_error_names_file_line_key(tmp_path):
 
 # ---- cgroupfs: the kernel enforces --------------------------------------------
 
-@pytest.fixture(scope="module")
-def fs_daemon(users, phd_user):
-    if not V1_MEMORY_PIDS:
-        pytest.skip("needs the cgroup v1 memory and pids controllers mounted "
-                    f"(found: {MOUNTS})")
-    workdir = Path(tempfile.mkdtemp(prefix="gk-it-limits-"))
+@contextlib.contextmanager
+def cgroupfs_daemon(name, cpu_affinity=None):
+    """A daemon (not started) with LIMITS through cgroupfs under a parent
+    cgroup of its own, gktest-NAME-PID, on each v1 hierarchy; stopped and
+    its cgroups removed afterwards."""
+    workdir = Path(tempfile.mkdtemp(prefix=f"gk-it-{name}-"))
     os.chmod(workdir, 0o755)
-    parent = f"gktest-limits-{os.getpid()}"
+    parent = f"gktest-{name}-{os.getpid()}"
     lab = Lab(workdir / "lab.json")
-    # NVML's CPU affinity of GPU 0: CPU 0 only (the simulator reports it
-    # through nvmlDeviceGetCpuAffinity, as a bitmask of unsigned longs)
-    lab.data["gpus"][0]["cpu_affinity"] = [0]
+    if cpu_affinity is not None:
+        lab.data["gpus"][0]["cpu_affinity"] = cpu_affinity
     lab.write()
     d = Daemon(workdir / "d", lab)
     d.dir.mkdir(mode=0o755)
     d.sections["limits"] = dict(LIMITS, backend="cgroupfs", cgroupfs_parent=parent)
-    d.start()
     d.parent = parent
     try:
         yield d
@@ -134,6 +133,18 @@ def fs_daemon(users, phd_user):
         for mp, _ in set(MOUNTS.values()):
             remove_tree(Path(mp, parent))
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def fs_daemon(users, phd_user):
+    if not V1_MEMORY_PIDS:
+        pytest.skip("needs the cgroup v1 memory and pids controllers mounted "
+                    f"(found: {MOUNTS})")
+    # NVML's CPU affinity of GPU 0: CPU 0 only (the simulator reports it
+    # through nvmlDeviceGetCpuAffinity, as a bitmask of unsigned longs)
+    with cgroupfs_daemon("limits", cpu_affinity=[0]) as d:
+        d.start()
+        yield d
 
 
 def user_dir(d, controller, user):
@@ -500,56 +511,46 @@ def test_slow_group_database_groups_pending_then_applied(users, phd_user):
         pytest.skip("needs the cgroup v1 memory and pids controllers mounted "
                     f"(found: {MOUNTS})")
     delay_ms = 1500
-    workdir = Path(tempfile.mkdtemp(prefix="gk-it-limits-slow-"))
-    os.chmod(workdir, 0o755)
-    parent = f"gktest-limits-slow-{os.getpid()}"
-    lab = Lab(workdir / "lab.json")
-    lab.write()
-    d = Daemon(workdir / "d", lab)
-    d.dir.mkdir(mode=0o755)
-    d.sections["limits"] = dict(LIMITS, backend="cgroupfs", cgroupfs_parent=parent)
-    d.parent = parent
-    base_env = d.env
+    with cgroupfs_daemon("limits-slow") as d:
+        base_env = d.env
 
-    def slow_env():
-        e = base_env()
-        e["GK_TEST_NSS_DELAY_MS"] = str(delay_ms)
-        return e
+        def slow_env():
+            e = base_env()
+            e["GK_TEST_NSS_DELAY_MS"] = str(delay_ms)
+            return e
 
-    d.env = slow_env
-    try:
-        d.start()
-        t0 = time.monotonic()
-        r = d.cli("lease", "acquire", "--gpus", "1", "--time", "1h", user=phd_user)
-        assert r.returncode == 0, r
-        shown = d.cli("limits", "show", "--json", user=phd_user)
-        took = time.monotonic() - t0
-        assert shown.returncode == 0, shown
-        res = json.loads(shown.stdout)
-        # Two requests in less than one lookup: nobody waited on NSS.
-        assert took < delay_ms / 1000, took
-        assert res["groups_pending"] is True, res
-        assert res["state"] == "groups pending" and res["applied"] is False, res
-        assert not user_dir(d, "memory", phd_user).joinpath("memory.limit_in_bytes").exists()
-        text = d.cli("limits", "show", user=phd_user)
-        assert "Groups: pending" in text.stdout, text.stdout
+        d.env = slow_env
+        slow_groups_pending_then_applied(d, phd_user, delay_ms)
 
-        def applied():
-            d.tick()  # limits_ops_tick runs after each sample
-            got = limits_of(d, phd_user.uid)
-            return got if got["state"] == "applied" else None
 
-        res = wait_for(applied, timeout=30, interval=0.2, what="carol's groups and limits")
-        assert res["groups_pending"] is False and res["groups"] == ["gktest-lim-phd"], res
-        assert res["limits"]["memory"]["value"] == "128M", res
-        assert res["limits"]["memory"]["from"] == "group", res
-        assert read_values(d, phd_user)[:2] == (128 * MIB, "20")
-        r = d.cli("lease", "release", "--all", user=phd_user)
-        assert r.returncode == 0, r
-        assert read_values(d, phd_user)[:2] == (96 * MIB, "12")
-    finally:
-        d.kill_background()
-        d.stop()
-        for mp, _ in set(MOUNTS.values()):
-            remove_tree(Path(mp, parent))
-        shutil.rmtree(workdir, ignore_errors=True)
+def slow_groups_pending_then_applied(d, phd_user, delay_ms):
+    """The body of the test above, on its slow-NSS daemon."""
+    d.start()
+    t0 = time.monotonic()
+    r = d.cli("lease", "acquire", "--gpus", "1", "--time", "1h", user=phd_user)
+    assert r.returncode == 0, r
+    shown = d.cli("limits", "show", "--json", user=phd_user)
+    took = time.monotonic() - t0
+    assert shown.returncode == 0, shown
+    res = json.loads(shown.stdout)
+    # Two requests in less than one lookup: nobody waited on NSS.
+    assert took < delay_ms / 1000, took
+    assert res["groups_pending"] is True, res
+    assert res["state"] == "groups pending" and res["applied"] is False, res
+    assert not user_dir(d, "memory", phd_user).joinpath("memory.limit_in_bytes").exists()
+    text = d.cli("limits", "show", user=phd_user)
+    assert "Groups: pending" in text.stdout, text.stdout
+
+    def applied():
+        d.tick()  # limits_ops_tick runs after each sample
+        got = limits_of(d, phd_user.uid)
+        return got if got["state"] == "applied" else None
+
+    res = wait_for(applied, timeout=30, interval=0.2, what="carol's groups and limits")
+    assert res["groups_pending"] is False and res["groups"] == ["gktest-lim-phd"], res
+    assert res["limits"]["memory"]["value"] == "128M", res
+    assert res["limits"]["memory"]["from"] == "group", res
+    assert read_values(d, phd_user)[:2] == (128 * MIB, "20")
+    r = d.cli("lease", "release", "--all", user=phd_user)
+    assert r.returncode == 0, r
+    assert read_values(d, phd_user)[:2] == (96 * MIB, "12")
