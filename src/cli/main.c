@@ -2,7 +2,6 @@
  * hands the rest of the command line to the subcommand named by the first
  * word. Each subcommand lives in its own file and is one row of `verbs`. */
 #include <getopt.h>
-#include <locale.h>
 #include <stdio_ext.h>
 #include <string.h>
 #include <unistd.h>
@@ -157,12 +156,6 @@ int main(int argc, char *argv[])
         }
         if (optind >= argc)
                 return cli_usage_error(NULL, "no command given; try 'gpukeeper status'");
-
-        /* Character widths for the text views; numbers stay in the C locale.
-         * `run` shows no view: it skips the locale files (five system calls
-         * and a 350 KB map), and its command gets our environment as is. */
-        if (strcmp(argv[optind], "run") != 0)
-                setlocale(LC_CTYPE, "");
 
         if (strcmp(argv[optind], "help") == 0)
                 return help(argc - optind, argv + optind);

@@ -3,6 +3,7 @@
 #include "cli/text.h"
 
 #include <langinfo.h>
+#include <locale.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,6 +25,17 @@ typedef struct glyph {
 
 void cli_term_detect(FILE *f, cli_term *ret)
 {
+        static bool locale_set;
+
+        /* Character widths need the user's LC_CTYPE (numbers stay in the C
+         * locale). Loaded here, the first time text is measured, not at
+         * startup: a command that prints no text for people (`run`,
+         * `lease env`, `--json`) skips the locale files (five system calls,
+         * a 350 KB map, about 0.4 ms). */
+        if (!locale_set) {
+                setlocale(LC_CTYPE, "");
+                locale_set = true;
+        }
         const char *no_color = getenv("NO_COLOR"), *term = getenv("TERM");
         int fd = fileno(f);
         bool tty = fd >= 0 && isatty(fd);
