@@ -15,6 +15,7 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include "basic/prefault.h"
 #include "basic/utf8.h"
 
 /* The decoder starts (and falls back to, once idle) with a buffer this large,
@@ -262,6 +263,10 @@ int proto_decoder_read_space(ProtoDecoder *d, void **ret_buf, size_t *ret_len)
                 char *b = realloc(d->buf, want);
                 if (!b)
                         return -ENOMEM;
+                /* A large frame is about to be read into all of it: map
+                 * the new pages at once, not one fault per page. */
+                if (want > DECODER_INITIAL_SIZE)
+                        prefault_range(b + d->size, want - d->size);
                 d->buf = b;
                 d->size = want;
         }

@@ -20,12 +20,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "basic/prefault.h"
 #include "gpukeeper/client.h"
 #include "proto/proto.h"
 
@@ -1142,6 +1144,79 @@ static void test_socket_path(void **state)
         assert_int_equal(unsetenv("GPUKEEPER_SOCKET"), 0);
 }
 
+/* Pages of `p` (page-aligned, `len` bytes) that are mapped (mincore). */
+static size_t resident_pages(void *p, size_t len)
+{
+        size_t page = (size_t)sysconf(_SC_PAGESIZE), n = (len + page - 1) / page, in = 0;
+        unsigned char *vec = calloc(n, 1);
+
+        assert_non_null(vec);
+        assert_int_equal(mincore(p, len, vec), 0);
+        for (size_t i = 0; i < n; i++)
+                in += vec[i] & 1;
+        free(vec);
+        return in;
+}
+
+/* prefault_range() maps the whole pages inside the range, and only those,
+ * without changing what they hold; a large frame arrives whole through a
+ * decoder whose buffer is populated that way. */
+static void test_prefault(void **state)
+{
+        size_t page = (size_t)sysconf(_SC_PAGESIZE), len = 64 * page;
+        char *m = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        ProtoDecoder d;
+        const char *frame;
+        size_t frame_len, big = 300 * 1024;
+        char *wire;
+
+        (void)state;
+        assert_true(m != MAP_FAILED);
+        m[5 * page] = 'x';
+        assert_int_equal(resident_pages(m, len), 1);
+        /* From the middle of page 1 to the middle of page 41: pages 2..40. */
+        prefault_range(m + page + page / 2, 40 * page);
+        assert_int_equal(resident_pages(m, len), 39);
+        assert_int_equal(resident_pages(m + 2 * page, 39 * page), 39);
+        assert_int_equal(m[5 * page], 'x');
+        assert_int_equal(m[2 * page], 0);
+        prefault_range(NULL, len);
+        prefault_range(m, 0);
+        munmap(m, len);
+
+        /* The heap: allocations after prefault_heap() work and keep their contents. */
+        prefault_heap(1u << 20);
+        for (int i = 0; i < 1000; i++) {
+                char *p = malloc(100);
+
+                assert_non_null(p);
+                memset(p, i & 0xff, 100);
+                assert_int_equal((unsigned char)p[99], i & 0xff);
+                free(p);
+        }
+
+        wire = malloc(PROTO_HEADER_SIZE + big);
+        assert_non_null(wire);
+        wire[0] = (char)(big >> 24);
+        wire[1] = (char)(big >> 16);
+        wire[2] = (char)(big >> 8);
+        wire[3] = (char)big;
+        for (size_t i = 0; i < big; i++)
+                wire[PROTO_HEADER_SIZE + i] = (char)('a' + i % 26);
+        proto_decoder_init(&d, GK_PROTO_MAX_REPLY);
+        for (size_t off = 0; off < PROTO_HEADER_SIZE + big;) {
+                int n = proto_decoder_feed(&d, wire + off, MIN((size_t)7000, PROTO_HEADER_SIZE + big - off));
+
+                assert_true(n > 0);
+                off += (size_t)n;
+        }
+        assert_int_equal(proto_decoder_next(&d, &frame, &frame_len), 1);
+        assert_int_equal(frame_len, big);
+        assert_memory_equal(frame, wire + PROTO_HEADER_SIZE, big);
+        proto_decoder_done(&d);
+        free(wire);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -1169,6 +1244,7 @@ int main(void)
             cmocka_unit_test(test_client_eintr_and_cancel),
             cmocka_unit_test(test_client_connect_errors),
             cmocka_unit_test(test_socket_path),
+            cmocka_unit_test(test_prefault),
         };
 
         /* SIGPIPE keeps its default action: a send() without MSG_NOSIGNAL
