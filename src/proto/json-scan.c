@@ -204,6 +204,16 @@ static bool real_overflows(const char *s, size_t b, size_t e)
         return k == sizeof overflow_digits - 1;
 }
 
+/* A run of at least one digit at s[p]: the byte after it, else 0. */
+static size_t scan_digits(const char *s, size_t len, size_t p)
+{
+        if (p >= len || !is_digit(s[p]))
+                return 0;
+        while (p < len && is_digit(s[p]))
+                p++;
+        return p;
+}
+
 /* A number starting at s[p]: the byte after it, or 0 when jansson refuses
  * it (grammar, an integer outside int64_t, a real that overflows). */
 static size_t scan_number(const char *s, size_t len, size_t p)
@@ -217,27 +227,21 @@ static size_t scan_number(const char *s, size_t len, size_t p)
                 p++;
                 if (p < len && is_digit(s[p]))
                         return 0;
-        } else if (p < len && is_digit(s[p])) {
-                while (p < len && is_digit(s[p]))
-                        p++;
-        } else
+        } else if ((p = scan_digits(s, len, p)) == 0)
                 return 0;
         if (p < len && s[p] == '.') {
-                p++;
-                if (p >= len || !is_digit(s[p]))
+                p = scan_digits(s, len, p + 1);
+                if (p == 0)
                         return 0;
-                while (p < len && is_digit(s[p]))
-                        p++;
                 real = true;
         }
         if (p < len && (s[p] == 'e' || s[p] == 'E')) {
                 p++;
                 if (p < len && (s[p] == '+' || s[p] == '-'))
                         p++;
-                if (p >= len || !is_digit(s[p]))
+                p = scan_digits(s, len, p);
+                if (p == 0)
                         return 0;
-                while (p < len && is_digit(s[p]))
-                        p++;
                 real = true;
         }
         if (real)
