@@ -8,6 +8,9 @@
 #include <errno.h>
 #include <stdint.h>
 #include <string.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 #include "basic/macro.h"
 #include "basic/utf8.h"
@@ -19,6 +22,33 @@ static const bool plain[256] = {
     [0x23 ... 0x5B] = true, /* '"' is 0x22 */
     [0x5D ... 0x7F] = true, /* '\\' is 0x5C */
 };
+
+/* The first byte at or after s[p] that is not plain (or len). Strings are
+ * most of a status reply's bytes: 16 at a time where SSE2 is there (always
+ * on x86-64). As signed bytes, 0x80..0xFF are negative, so one compare
+ * finds them and the control characters. */
+static size_t skip_plain(const char *s, size_t len, size_t p)
+{
+#ifdef __SSE2__
+        const __m128i quote = _mm_set1_epi8('"'), backslash = _mm_set1_epi8('\\'),
+                      space = _mm_set1_epi8(0x20);
+
+        while (len - p >= 16) {
+                __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(s + p));
+                __m128i m = _mm_or_si128(_mm_cmplt_epi8(v, space),
+                                         _mm_or_si128(_mm_cmpeq_epi8(v, quote),
+                                                      _mm_cmpeq_epi8(v, backslash)));
+                unsigned bits = (unsigned)_mm_movemask_epi8(m);
+
+                if (bits != 0)
+                        return p + (size_t)__builtin_ctz(bits);
+                p += 16;
+        }
+#endif
+        while (p < len && plain[(unsigned char)s[p]])
+                p++;
+        return p;
+}
 
 static bool is_ws(char c)
 {
@@ -119,8 +149,7 @@ static size_t scan_string(const char *s, size_t len, size_t p)
                 unsigned char c;
                 uint32_t cp;
 
-                while (p < len && plain[(unsigned char)s[p]])
-                        p++;
+                p = skip_plain(s, len, p);
                 if (p >= len)
                         return 0;
                 c = (unsigned char)s[p];
@@ -507,7 +536,7 @@ static void out_flush(Out *o)
         o->n = 0;
 }
 
-static void out_put(Out *o, const char *s, size_t len)
+static inline void out_put(Out *o, const char *s, size_t len)
 {
         if (len > sizeof o->buf - o->n) {
                 out_flush(o);
@@ -532,20 +561,16 @@ static void out_indent(Out *o, unsigned depth)
         out_put(o, indent, 1 + 2 * (size_t)depth);
 }
 
-/* The byte after the string whose opening quote is at s[p] (validated): the
- * first quote not escaped by an odd run of backslashes. */
+/* The byte after the string whose opening quote is at s[p] (validated). */
 static size_t string_end(const char *s, size_t len, size_t p)
 {
-        for (;;) {
-                const char *q = memchr(s + p + 1, '"', len - p - 1);
-                size_t k;
-
-                assert(q);
-                p = (size_t)(q - s);
-                for (k = p; s[k - 1] == '\\'; k--)
-                        ;
-                if ((p - k) % 2 == 0)
+        for (p++;; p++) {
+                p = skip_plain(s, len, p);
+                assert(p < len);
+                if (s[p] == '"')
                         return p + 1;
+                if (s[p] == '\\')
+                        p++; /* and the escaped character; \u's digits are plain */
         }
 }
 
