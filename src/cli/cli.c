@@ -14,6 +14,8 @@
 #include "basic/parse.h"
 #include "basic/time-util.h"
 #include "cli/text.h"
+#include "client/client-text.h"
+#include "proto/json-scan.h"
 
 int cli_usage_error(const char *verb, const char *fmt, ...)
 {
@@ -256,6 +258,36 @@ int cli_view_options(cli_context *ctx, const char *verb, void (*usage)(FILE *f),
         return CLI_CONTINUE;
 }
 
+/* `VIEW --json`: the daemon's result, indented as jansson would, straight
+ * from the reply's text (issue 16: parsing it into a tree only to print it
+ * was most of the command's time). A reply that is not plainly ok comes back
+ * parsed, and goes the old way. */
+static int view_json(const cli_context *ctx, const cli_view *view, json_t **ret_kept)
+{
+        _cleanup_(gk_client_freep) gk_client *client = NULL;
+        gk_call_error error = {};
+        json_t *result = NULL;
+        const char *text;
+        size_t len;
+        int r;
+
+        r = cli_connect(ctx, &client);
+        if (r != CLI_EXIT_OK)
+                return r;
+        r = gk_client_call_text(client, view->op, NULL, &text, &len, &result, &error);
+        if (r != 0)
+                return cli_call_failed(ctx, view->op, r, &error);
+        __fsetlocking(stdout, FSETLOCKING_BYCALLER);
+        if (text) {
+                json_scan_write_indented(stdout, text, len);
+                putc_unlocked('\n', stdout);
+        } else {
+                *ret_kept = result;
+                cli_print_json(result);
+        }
+        return cli_finish(CLI_EXIT_OK);
+}
+
 int cli_view_main(cli_context *ctx, const cli_view *view, int argc, char *argv[])
 {
         /* The reply outlives the view: the command exits right after it,
@@ -271,18 +303,17 @@ int cli_view_main(cli_context *ctx, const cli_view *view, int argc, char *argv[]
         r = cli_view_options(ctx, view->verb, view->usage, argc, argv, &json);
         if (r != CLI_CONTINUE)
                 return r;
+        json_decref(kept);
+        kept = NULL;
+        if (json)
+                return view_json(ctx, view, &kept);
         r = cli_fetch(ctx, view->op, NULL, &result);
         if (r != CLI_EXIT_OK)
                 return r;
-        json_decref(kept);
         kept = result;
         /* A view is written by this one thread: stdio's lock on stdout is
          * pure cost (one per character or field of a large status). */
         __fsetlocking(stdout, FSETLOCKING_BYCALLER);
-        if (json) {
-                cli_print_json(result);
-                return cli_finish(CLI_EXIT_OK);
-        }
         cli_term_detect(stdout, &term);
         r = view->render(result, &term, (double)now_usec(CLOCK_REALTIME) / USEC_PER_SEC);
         if (r != CLI_EXIT_OK)

@@ -20,6 +20,7 @@
 #include <sys/un.h>
 
 #include "basic/macro.h"
+#include "client/client-text.h"
 #include "proto/proto.h"
 
 struct gk_client {
@@ -248,8 +249,9 @@ static int send_request(gk_client *c, uint32_t id, const char *op, json_t *args)
         return r < 0 ? client_fail(c, r) : 0;
 }
 
-int gk_client_call(gk_client *c, const char *op, json_t *args, json_t **ret_result,
-                   gk_call_error *ret_error)
+/* gk_client_call(), and gk_client_call_text() when ret_text is not NULL. */
+static int client_call(gk_client *c, const char *op, json_t *args, const char **ret_text,
+                       size_t *ret_text_len, json_t **ret_result, gk_call_error *ret_error)
 {
         _cleanup_(json_decrefp) json_t *a = args;
         bool send_failed;
@@ -292,6 +294,27 @@ int gk_client_call(gk_client *c, const char *op, json_t *args, json_t **ret_resu
                         continue;
                 }
 
+                if (ret_text) {
+                        const char *text;
+                        size_t text_len;
+                        uint32_t reply_id;
+
+                        /* The checks below, for an ok reply read without a tree. */
+                        if (proto_scan_ok_reply(frame, len, &reply_id, &text, &text_len) > 0) {
+                                if (reply_id != id)
+                                        return client_fail(c, -EBADMSG);
+                                if (send_failed) {
+                                        c->error = -ECONNRESET;
+                                        return -ECONNRESET;
+                                }
+                                *ret_text = text;
+                                *ret_text_len = text_len;
+                                if (ret_result)
+                                        *ret_result = NULL;
+                                return 0;
+                        }
+                }
+
                 r = proto_parse_message(frame, len, &m);
                 if (r < 0)
                         return client_fail(c, r);
@@ -317,6 +340,8 @@ int gk_client_call(gk_client *c, const char *op, json_t *args, json_t **ret_resu
                         }
                 }
                 if (m.ok) {
+                        if (ret_text)
+                                *ret_text = NULL;
                         if (ret_result)
                                 *ret_result = TAKE_PTR(m.result);
                         proto_message_done(&m);
@@ -331,4 +356,18 @@ int gk_client_call(gk_client *c, const char *op, json_t *args, json_t **ret_resu
                 proto_message_done(&m);
                 return m.code;
         }
+}
+
+int gk_client_call(gk_client *c, const char *op, json_t *args, json_t **ret_result,
+                   gk_call_error *ret_error)
+{
+        return client_call(c, op, args, NULL, NULL, ret_result, ret_error);
+}
+
+int gk_client_call_text(gk_client *c, const char *op, json_t *args, const char **ret_text,
+                        size_t *ret_len, json_t **ret_result, gk_call_error *ret_error)
+{
+        assert(ret_text);
+        assert(ret_len);
+        return client_call(c, op, args, ret_text, ret_len, ret_result, ret_error);
 }

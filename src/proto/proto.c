@@ -17,6 +17,7 @@
 
 #include "basic/prefault.h"
 #include "basic/utf8.h"
+#include "proto/json-scan.h"
 
 /* The decoder starts (and falls back to, once idle) with a buffer this large,
  * so a stream of small requests never reallocates. */
@@ -804,4 +805,76 @@ void proto_message_done(ProtoMessage *m)
         json_decref(m->result);
         json_decref(m->data);
         m->result = m->data = NULL;
+}
+
+/* The unsigned decimal integer `s` (len bytes, no sign, no fraction or
+ * exponent) when it is at most UINT32_MAX: 1 and *ret; else 0. */
+static int plain_uint32(const char *s, size_t len, uint32_t *ret)
+{
+        uint64_t v = 0;
+
+        if (len == 0 || len > 10)
+                return 0;
+        for (size_t i = 0; i < len; i++) {
+                if (s[i] < '0' || s[i] > '9')
+                        return 0;
+                v = v * 10 + (uint64_t)(s[i] - '0');
+        }
+        if (v > UINT32_MAX)
+                return 0;
+        *ret = (uint32_t)v;
+        return 1;
+}
+
+int proto_scan_ok_reply(const char *frame, size_t len, uint32_t *ret_id, const char **ret_result,
+                        size_t *ret_result_len)
+{
+        /* A reply has four members; a few more (additive protocol changes)
+         * are fine, more than this is unusual: the parsed path decides. */
+        JsonScanMember m[8];
+        JsonScanMembers it;
+        const JsonScanMember *v = NULL, *id = NULL, *ok = NULL, *result = NULL;
+        size_t n = 0;
+        uint32_t idv;
+        int r;
+
+        assert(frame || len == 0);
+        assert(ret_id);
+        assert(ret_result);
+        assert(ret_result_len);
+
+        if (len > GK_PROTO_MAX_REPLY)
+                return 0;
+        json_scan_members_init(&it, frame, len, PROTO_MAX_DEPTH);
+        while ((r = json_scan_members_next(&it, &m[n])) > 0) {
+                for (size_t i = 0; i < n; i++)
+                        if (json_scan_keys_equal(&m[i], &m[n]))
+                                return 0; /* the parsed path refuses duplicates */
+                if (json_scan_key_is(&m[n], "event"))
+                        return 0;
+                if (json_scan_key_is(&m[n], "v"))
+                        v = &m[n];
+                else if (json_scan_key_is(&m[n], "id"))
+                        id = &m[n];
+                else if (json_scan_key_is(&m[n], "ok"))
+                        ok = &m[n];
+                else if (json_scan_key_is(&m[n], "result"))
+                        result = &m[n];
+                if (++n == ELEMENTSOF(m))
+                        return 0;
+        }
+        if (r < 0 || !v || !id || !ok || !result)
+                return 0;
+        if (v->value_len != 1 || v->value[0] != '1')
+                return 0;
+        if (ok->value_len != 4 || memcmp(ok->value, "true", 4) != 0)
+                return 0;
+        if (result->value[0] != '{')
+                return 0;
+        if (!plain_uint32(id->value, id->value_len, &idv))
+                return 0;
+        *ret_id = idv;
+        *ret_result = result->value;
+        *ret_result_len = result->value_len;
+        return 1;
 }

@@ -204,3 +204,16 @@ typedef struct ProtoMessage {
 int proto_parse_message(const char *frame, size_t len, ProtoMessage *ret);
 /* Accepts NULL and a zero-filled message. */
 void proto_message_done(ProtoMessage *m);
+
+/* The client's way round the tree for a reply it only passes on (issue 16):
+ * when `frame` is an ok reply, {"v":1,"id":N,"ok":true,"result":{…}} in any
+ * member order, with no top-level key twice and nothing jansson would refuse
+ * (src/proto/json-scan.h, depth PROTO_MAX_DEPTH), returns 1, the id, and the
+ * result object's text (borrowed from `frame`). Returns 0 for every other
+ * frame (events, error replies, an id that is null or not a plain integer,
+ * anything unusual, anything invalid): proto_parse_message() then gives it
+ * the same verdict as before. Allocates nothing. One difference from the
+ * parsed path: a key given twice inside the result is not looked for (see
+ * json-scan.h); jansson, which writes the daemon's replies, writes none. */
+int proto_scan_ok_reply(const char *frame, size_t len, uint32_t *ret_id, const char **ret_result,
+                        size_t *ret_result_len);

@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "basic/prefault.h"
+#include "client/client-text.h"
 #include "gpukeeper/client.h"
 #include "proto/proto.h"
 
@@ -992,6 +993,115 @@ static void test_client_bad_replies(void **state)
         }
 }
 
+/* gk_client_call_text() gives every reply the verdict gk_client_call() gives
+ * it: the same return value, error, events and stickiness, and the same
+ * result, as text where the reply is plainly ok. */
+static void test_client_call_text(void **state)
+{
+        static const struct {
+                const char *reply;
+                bool text; /* the fast path takes it */
+        } cases[] = {
+            {"{\"v\":1,\"id\":1,\"ok\":true,\"result\":{\"a\":[1,{\"b\":\"\\u00e9\"}]}}", true},
+            {" { \"result\" : { } , \"ok\" : true , \"id\" : 1 , \"v\" : 1 } ", true},
+            {"{\"\\u0076\":1,\"i\\u0064\":1,\"ok\":true,\"result\":{},\"extra\":[null]}", true},
+            {"{\"v\":1,\"id\":1,\"ok\":true,\"result\":{},\"error\":{}}", true},
+            {"{\"v\":1,\"id\":1,\"ok\":true,\"result\":{},\"v\":1}", false},
+            {"{\"v\":1,\"id\":1,\"ok\":true,\"result\":{},\"x\":1,\"x\":2}", false},
+            {"{\"v\":1,\"id\":1,\"ok\":true,\"result\":[]}", false},
+            {"{\"v\":1,\"id\":1,\"ok\":true}", false},
+            {"{\"v\":1.0,\"id\":1,\"ok\":true,\"result\":{}}", false},
+            {"{\"v\":2,\"id\":1,\"ok\":true,\"result\":{}}", false},
+            {"{\"id\":1,\"ok\":true,\"result\":{}}", false},
+            {"{\"v\":1,\"id\":-0,\"ok\":true,\"result\":{}}", false},
+            {"{\"v\":1,\"id\":1.0,\"ok\":true,\"result\":{}}", false},
+            {"{\"v\":1,\"id\":4294967297,\"ok\":true,\"result\":{}}", false},
+            {"{\"v\":1,\"id\":null,\"ok\":true,\"result\":{}}", false},
+            {"{\"v\":1,\"id\":2,\"ok\":true,\"result\":{}}", false},
+            {"{\"v\":1,\"id\":1,\"ok\":1,\"result\":{}}", false},
+            {"{\"v\":1,\"id\":1,\"ok\":true,\"result\":{\"s\":\"\xff\"}}", false},
+            {"{\"v\":1,\"id\":1,\"ok\":true,\"result\":{\"s\":\"\\u0000\"}}", false},
+            {"{\"v\":1,\"id\":1,\"ok\":true,\"result\":{}} x", false},
+            {"{\"v\":1,\"id\":1,\"ok\":true,\"result\":{\"n\":1e999}}", false},
+            {"{\"v\":1,\"id\":1,\"ok\":true,\"result\":"
+             "{\"a\":[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]}}",
+             false},
+            {"{\"v\":1,\"id\":1,\"ok\":false,\"error\":{\"code\":5,\"message\":\"no\"}}", false},
+            {"{\"v\":1,\"id\":null,\"ok\":false,\"error\":{\"code\":2,\"message\":\"big\"}}", false},
+            {"{\"v\":1,\"event\":\"queue.position\",\"data\":{\"position\":3},\"id\":1,\"ok\":true,"
+             "\"result\":{}}",
+             false},
+            {"not json", false},
+        };
+
+        for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+                gk_client *c1, *c2;
+                Server *s1 = server_start(&c1), *s2 = server_start(&c2);
+                EventLog log1 = {0}, log2 = {0};
+                gk_call_error e1 = {0}, e2 = {0};
+                json_t *r1 = NULL, *r2 = NULL;
+                const char *text = (const char *)&text;
+                size_t len = 0;
+                int v1, v2;
+
+                gk_client_set_event_handler(c1, on_event, &log1);
+                gk_client_set_event_handler(c2, on_event, &log2);
+                /* An event first, then the case, then a reply for a second call. */
+                server_send(s1, "{\"v\":1,\"event\":\"queue.position\",\"data\":{\"position\":2}}");
+                server_send(s2, "{\"v\":1,\"event\":\"queue.position\",\"data\":{\"position\":2}}");
+                server_send(s1, cases[i].reply);
+                server_send(s2, cases[i].reply);
+                server_send(s1, "{\"v\":1,\"id\":2,\"ok\":true,\"result\":{}}");
+                server_send(s2, "{\"v\":1,\"id\":2,\"ok\":true,\"result\":{}}");
+
+                v1 = gk_client_call(c1, "ping", NULL, &r1, &e1);
+                v2 = gk_client_call_text(c2, "ping", NULL, &text, &len, &r2, &e2);
+                if (v1 != v2)
+                        fail_msg("case %zu: call %d, call_text %d", i, v1, v2);
+                assert_int_equal(log1.n, log2.n);
+                assert_int_equal(e1.code, e2.code);
+                assert_string_equal(e1.message, e2.message);
+                if (v1 == 0) {
+                        if (cases[i].text != (text != NULL))
+                                fail_msg("case %zu: text path %s", i, text ? "taken" : "not taken");
+                        if (text) {
+                                json_t *parsed = json_loadb(text, len, JSON_DECODE_ANY, NULL);
+
+                                assert_null(r2);
+                                assert_non_null(parsed);
+                                assert_true(json_equal(parsed, r1));
+                                json_decref(parsed);
+                        } else
+                                assert_true(json_equal(r1, r2));
+                } else
+                        assert_false(cases[i].text);
+                /* The second call fares the same (sticky errors stay). */
+                assert_int_equal(gk_client_call(c1, "ping", NULL, NULL, NULL),
+                                 gk_client_call_text(c2, "ping", NULL, &text, &len, NULL, NULL));
+                json_decref(r1);
+                json_decref(r2);
+                gk_client_free(c1);
+                gk_client_free(c2);
+                server_stop(s1);
+                server_stop(s2);
+        }
+
+        /* The one difference (proto.h): a key twice inside the result. */
+        {
+                gk_client *c;
+                Server *s = server_start(&c);
+                const char *text = NULL;
+                size_t len = 0;
+
+                server_send(s, "{\"v\":1,\"id\":1,\"ok\":true,\"result\":{\"x\":1,\"x\":2}}");
+                assert_int_equal(gk_client_call_text(c, "ping", NULL, &text, &len, NULL, NULL), 0);
+                assert_non_null(text);
+                assert_int_equal(len, strlen("{\"x\":1,\"x\":2}"));
+                gk_client_free(c);
+                server_stop(s);
+        }
+}
+
 static void test_client_peer_closed(void **state)
 {
         gk_client *c;
@@ -1239,6 +1349,7 @@ int main(void)
             cmocka_unit_test(test_client_events),
             cmocka_unit_test(test_client_mismatched_id),
             cmocka_unit_test(test_client_bad_replies),
+            cmocka_unit_test(test_client_call_text),
             cmocka_unit_test(test_client_peer_closed),
             cmocka_unit_test(test_client_max_reply),
             cmocka_unit_test(test_client_eintr_and_cancel),

@@ -1,0 +1,22 @@
+/* The client library's call that hands over a reply's result as text
+ * (issue 16), for the CLI's --json views, which print the daemon's result
+ * and need no tree of it. Not in include/gpukeeper/client.h: the text is
+ * borrowed from the connection's receive buffer, a lifetime too easy to get
+ * wrong for the library's outside users, and its only user is the CLI. */
+#pragma once
+
+#include <stddef.h>
+
+#include "gpukeeper/client.h"
+
+/* gk_client_call() that skips the tree where it can: an ok reply that
+ * proto_scan_ok_reply() reads (src/proto/proto.h) returns 0 with *ret_text /
+ * *ret_len the result object's JSON text (as the daemon wrote it, not
+ * NUL-terminated, valid until the next call on `c` or gk_client_free(c)) and
+ * *ret_result NULL (when not NULL). Any other ok reply is parsed as
+ * gk_client_call() parses it: 0, *ret_text NULL, and *ret_result set (when
+ * ret_result is NULL the result is dropped). Everything else (error replies,
+ * events and their handler, the id check, sticky transport errors and the
+ * return values) is gk_client_call()'s. */
+int gk_client_call_text(gk_client *c, const char *op, json_t *args, const char **ret_text,
+                        size_t *ret_len, json_t **ret_result, gk_call_error *ret_error);

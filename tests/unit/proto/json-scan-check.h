@@ -1,0 +1,143 @@
+/* The differential check of src/proto/json-scan against jansson, shared by
+ * the unit test (test-json-scan.c) and the fuzz target (fuzz-json-scan.c):
+ * the scanner accepts a text iff json_loadb(text, 0) does and its containers
+ * nest at most PROTO_MAX_DEPTH deep; the member walk agrees; and the writer
+ * prints jansson's compact dump of the parsed value exactly as
+ * json_dumps(JSON_INDENT(2) | JSON_PRESERVE_ORDER) does. */
+#pragma once
+
+#include <errno.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "proto/json-scan.h"
+#include "proto/proto.h"
+
+static unsigned json_scan_check_depth(json_t *j)
+{
+        unsigned d = 0, sub;
+        const char *key;
+        json_t *v;
+        size_t i;
+
+        if (json_is_object(j)) {
+                json_object_foreach (j, key, v) {
+                        sub = json_scan_check_depth(v);
+                        d = sub > d ? sub : d;
+                }
+                return d + 1;
+        }
+        if (json_is_array(j)) {
+                json_array_foreach (j, i, v) {
+                        sub = json_scan_check_depth(v);
+                        d = sub > d ? sub : d;
+                }
+                return d + 1;
+        }
+        return 0;
+}
+
+/* json_scan_write_indented() of s[0..len) into a new string. */
+static char *json_scan_check_write(const char *s, size_t len)
+{
+        char *out = NULL;
+        size_t size = 0;
+        FILE *f = open_memstream(&out, &size);
+
+        if (!f)
+                abort();
+        json_scan_write_indented(f, s, len);
+        if (fclose(f) != 0)
+                abort();
+        return out;
+}
+
+/* Whether the writer, given `flags`' dump of j, prints jansson's indented dump. */
+static const char *json_scan_check_writer(json_t *j, size_t flags)
+{
+        char *in = json_dumps(j, flags | JSON_PRESERVE_ORDER);
+        char *want = json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+        char *got;
+        const char *why = NULL;
+
+        if (!in || !want)
+                abort();
+        got = json_scan_check_write(in, strlen(in));
+        if (strcmp(got, want) != 0)
+                why = "writer output differs from json_dumps(JSON_INDENT(2))";
+        free(in);
+        free(want);
+        free(got);
+        return why;
+}
+
+/* The member walk over a document the scanner accepted or refused: its
+ * verdict is the scanner's, and for an object without duplicate keys it
+ * yields jansson's keys and values in order. */
+static const char *json_scan_check_members(const char *s, size_t len, json_t *j, bool accepted)
+{
+        bool object = accepted && json_is_object(j);
+        JsonScanMembers it;
+        JsonScanMember m;
+        void *iter = object ? json_object_iter(j) : NULL;
+        bool differs = false;
+        size_t n = 0;
+        int r;
+
+        json_scan_members_init(&it, s, len, PROTO_MAX_DEPTH);
+        while ((r = json_scan_members_next(&it, &m)) > 0) {
+                json_t *got;
+
+                n++;
+                if (!iter)
+                        continue; /* refused (a prefix may look fine), or past jansson's keys */
+                got = json_loadb(m.value, m.value_len, JSON_DECODE_ANY, NULL);
+                if (!got)
+                        return "member value is not one JSON value";
+                if (!json_scan_key_is(&m, json_object_iter_key(iter)) ||
+                    !json_equal(got, json_object_iter_value(iter)))
+                        differs = true;
+                json_decref(got);
+                iter = json_object_iter_next(j, iter);
+        }
+        if (r != 0 && r != -EBADMSG)
+                return "member walk returned an unknown value";
+        if (json_scan_members_next(&it, &m) != r)
+                return "member walk does not stay at its end";
+        if ((r == 0) != object)
+                return "member walk verdict differs from the scanner's";
+        /* With a key given twice jansson keeps its first place and last value. */
+        if (r == 0 && n < json_object_size(j))
+                return "member walk yields fewer members than jansson's";
+        if (r == 0 && n == json_object_size(j) && differs)
+                return "member walk yields other members than jansson's";
+        return NULL;
+}
+
+/* NULL when the scanner, the member walk and the writer agree with jansson
+ * about s[0..len), else what differed. */
+static const char *json_scan_check(const char *s, size_t len)
+{
+        json_t *j = json_loadb(s, len, 0, NULL);
+        bool want = j && json_scan_check_depth(j) <= PROTO_MAX_DEPTH;
+        size_t b = SIZE_MAX, e = SIZE_MAX;
+        bool got = json_scan_document(s, len, PROTO_MAX_DEPTH, &b, &e);
+        const char *why = NULL;
+
+        if (got != want)
+                why = got ? "scanner accepts what jansson refuses" : "scanner refuses what jansson accepts";
+        if (!why && got && (b >= e || e > len || (s[b] != '{' && s[b] != '[')))
+                why = "scanner's value range is wrong";
+        if (!why)
+                why = json_scan_check_members(s, len, j, want);
+        if (!why && want)
+                why = json_scan_check_writer(j, JSON_COMPACT);
+        if (!why && want) /* whitespace between every token: only re-spaced */
+                why = json_scan_check_writer(j, JSON_INDENT(3));
+        if (!why && want)
+                why = json_scan_check_writer(j, 0);
+        json_decref(j);
+        return why;
+}
