@@ -516,5 +516,6 @@ void daemon_free(Daemon *d)
         config_free(d->config);
         free(d->config_path);
         free(d->user_names);
+        status_cache_done(&d->status_cache);
         free(d);
 }

@@ -20,6 +20,7 @@
 #include "daemon/slurm-ops.h"
 #include "daemon/refusals.h"
 #include "daemon/resolver.h"
+#include "daemon/status-cache.h"
 #include "daemon/strict.h"
 #include "gpu/inventory.h"
 #include "gpu/nvml.h"
@@ -85,6 +86,7 @@ typedef struct Daemon {
         RefusalState refusals;
         RateLimit enforcement_wait_log; /* "Enforcement waits" warnings */
         LimitsState limits; /* per-user limits (daemon/limits-ops.h) */
+        StatusCache status_cache; /* the last status reply's bytes (status-cache.h) */
 } Daemon;
 
 /* Wall time (CLOCK_REALTIME) for display and storage, and boot time

@@ -103,6 +103,8 @@ static int source_render(void *userdata, MetricsBuffer *b)
             .log_suppressed_total = d->log_suppressed,
             .connections_refused_total = server_refused_total(d->server),
             .audit_suppressed_total = d->audit_suppressed,
+            .status_cached_total = d->status_cache.hits,
+            .status_built_total = d->status_cache.misses,
             .sinks = sinks,
             .n_sinks = n_sinks,
             .per_process = d->config->http.per_process_metrics,

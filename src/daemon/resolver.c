@@ -71,6 +71,7 @@ struct Resolver {
         GroupsEntry *groups;          /* RESOLVER_MAX_UIDS slots, allocated on first use */
         size_t n_groups;
         uint64_t groups_generation;   /* resolver_groups_generation() */
+        uint64_t names_generation;    /* resolver_names_generation() */
 };
 
 static void entries_free(Entry *e, size_t n)
@@ -275,6 +276,7 @@ static void thread_uid(Resolver *r, size_t pick, uint64_t now)
 
         if (e->answered && now - e->used_usec > RESOLVER_UID_UNUSED_TTLS * r->ttl_usec) {
                 *e = r->uids[--r->n_uids];
+                r->names_generation++; /* its answer is no longer shown */
                 return;
         }
         lookup_unlock(r, &e->due_usec, now);
@@ -284,6 +286,11 @@ static void thread_uid(Resolver *r, size_t pick, uint64_t now)
         if (!e)
                 return;
         now = now_usec(CLOCK_MONOTONIC);
+        /* What status shows moves: a first answer, a user that came or
+         * went, a new name (the status cache's key). */
+        if (!e->answered || (k >= 0 && (!e->found || strcmp(e->name, name) != 0)) ||
+            (k == -ENOENT && e->found))
+                r->names_generation++;
         e->answered = true;
         if (k >= 0) {
                 e->found = true;
@@ -627,6 +634,7 @@ int resolver_user_name(Resolver *r, uint32_t uid, uint64_t wait_usec, char *buf,
                                 if (r->uids[i].due_usec != IN_FLIGHT &&
                                     (old == SIZE_MAX || r->uids[i].used_usec < r->uids[old].used_usec))
                                         old = i;
+                        r->names_generation += r->uids[old].answered;
                         r->uids[old] = r->uids[--r->n_uids];
                 }
                 e = &r->uids[r->n_uids++];
@@ -719,6 +727,16 @@ uint64_t resolver_groups_generation(Resolver *r)
 
         pthread_mutex_lock(&r->lock);
         g = r->groups_generation;
+        pthread_mutex_unlock(&r->lock);
+        return g;
+}
+
+uint64_t resolver_names_generation(Resolver *r)
+{
+        uint64_t g;
+
+        pthread_mutex_lock(&r->lock);
+        g = r->names_generation;
         pthread_mutex_unlock(&r->lock);
         return g;
 }

@@ -92,5 +92,11 @@ int resolver_user_groups(Resolver *r, uint32_t uid, uint64_t wait_usec, uint32_t
  * changed the groups), so the loop can recheck only then. */
 uint64_t resolver_groups_generation(Resolver *r);
 
+/* A number that changes whenever what resolver_user_name() answers for a
+ * uid may have changed: a first answer, a user found or gone, a new name,
+ * an answer forgotten. The thread moves it without an event on the loop, so
+ * a cache of what names are shown (status-cache.h) reads it as its key. */
+uint64_t resolver_names_generation(Resolver *r);
+
 /* Lookups done and failed since the start (for /metrics). */
 void resolver_counts(Resolver *r, uint64_t *ret_lookups, uint64_t *ret_failures);

@@ -23,6 +23,7 @@
 #include "basic/time-util.h"
 #include "daemon/leases.h"
 #include "daemon/request.h"
+#include "daemon/status-cache.h"
 #include "proto/proto.h"
 
 typedef struct Connection Connection;
@@ -68,6 +69,8 @@ struct Server {
 #define SUBUID_PATH "/etc/subuid"
 #define SUBUID_RECHECK_USEC (5 * USEC_PER_SEC)
 
+static bool connection_holds(const Server *s, uint64_t conn_id);
+
 static void connection_free(Connection *c)
 {
         Server *s;
@@ -78,8 +81,11 @@ static void connection_free(Connection *c)
         /* A client that went away gives up its run leases and queue places;
          * a daemon that stops keeps them for the restart. */
         c->failed = true; /* nothing more may be queued on it */
-        if (!s->stopping)
+        if (!s->stopping && connection_holds(s, c->peer.conn_id)) {
+                /* Its run leases and queue places end with it. */
+                status_cache_invalidate(&s->daemon->status_cache);
                 leases_connection_closed(s->daemon, c->peer.conn_id);
+        }
         if (c->prev)
                 c->prev->next = c->next;
         else
@@ -98,6 +104,14 @@ static void connection_free(Connection *c)
         free(c);
 }
 
+static int connection_sent(Connection *c, int r)
+{
+        if (r == -EMSGSIZE)
+                log_error("Reply to uid %u above %u bytes; closing the connection.",
+                          (unsigned)c->peer.uid, GK_PROTO_MAX_REPLY);
+        return r;
+}
+
 /* Queue a message; a message we cannot queue ends the connection. */
 static int connection_send(Connection *c, json_t *msg)
 {
@@ -107,10 +121,26 @@ static int connection_send(Connection *c, json_t *msg)
                 return -ENOMEM;
         r = proto_outbuf_append_msg(&c->out, msg, GK_PROTO_MAX_REPLY);
         json_decref(msg);
-        if (r == -EMSGSIZE)
-                log_error("Reply to uid %u above %u bytes; closing the connection.",
-                          (unsigned)c->peer.uid, GK_PROTO_MAX_REPLY);
-        return r;
+        return connection_sent(c, r);
+}
+
+/* A status request without arguments, answered from the status cache
+ * (status-cache.h) with the bytes connection_send() would queue for the
+ * built reply. Returns 1 when it was answered, 0 to answer it the usual way
+ * (the reply could not be made: request_dispatch() builds and reports). */
+static int connection_send_status(Connection *c, uint32_t id)
+{
+        _cleanup_free_ char *text = NULL;
+        size_t len;
+        int r;
+
+        if (status_cache_reply(c->server->daemon, id, &text, &len) < 0)
+                return 0;
+        /* proto_dump()'s limit, then the queue's, as for any reply. */
+        r = len > GK_PROTO_MAX_REPLY ? -EMSGSIZE
+                                     : proto_outbuf_append(&c->out, text, len, GK_PROTO_MAX_REPLY);
+        r = connection_sent(c, r);
+        return r < 0 ? r : 1;
 }
 
 /* Choose what to wait for: write while bytes are queued, else read (unless
@@ -159,6 +189,17 @@ static int connection_handle_frame(Connection *c, const char *frame, size_t len)
 
         if (proto_parse_request(frame, len, &req, &error) < 0)
                 return connection_send(c, proto_reply_from_error(&error));
+        if (!status_cache_op_is_read_only(req.op))
+                /* Before it runs: a status behind it in this read shows it. */
+                status_cache_invalidate(&c->server->daemon->status_cache);
+        else if (strcmp(req.op, "status") == 0 && json_object_size(req.args) == 0) {
+                int r = connection_send_status(c, req.id);
+
+                if (r != 0) {
+                        proto_request_done(&req);
+                        return r < 0 ? r : 0;
+                }
+        }
         reply = request_dispatch(c->server->daemon, &c->peer, req.id, req.op, req.args,
                                  &deferred);
         proto_request_done(&req);
@@ -213,11 +254,23 @@ static int connection_read(Connection *c)
         return r;
 }
 
+/* The server's socket callbacks change nothing a status shows but through
+ * requests that are not read-only (invalidated at dispatch) and closing
+ * connections that hold leases (connection_free): status-cache.h. */
+static void server_extend_status_cache(Server *s)
+{
+        uint64_t iteration;
+
+        if (sd_event_get_iteration(s->daemon->event, &iteration) >= 0)
+                status_cache_extend(&s->daemon->status_cache, iteration);
+}
+
 static int on_connection_io(sd_event_source *source, int fd, uint32_t revents, void *userdata)
 {
         Connection *c = userdata;
         int r = 0;
 
+        server_extend_status_cache(c->server);
         if (c->failed) {
                 connection_free(c);
                 return 0;
@@ -599,6 +652,7 @@ static int on_listen(sd_event_source *source, int fd, uint32_t revents, void *us
 {
         Server *s = userdata;
 
+        server_extend_status_cache(s);
         /* Bounded, so a connection storm cannot keep the loop here forever. */
         for (int i = 0; i < 64; i++) {
                 _cleanup_close_ int cfd = -1;

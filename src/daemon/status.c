@@ -226,7 +226,7 @@ fail:
         return NULL;
 }
 
-int status_build(const Daemon *d, json_t **ret)
+int status_build_base(const Daemon *d, json_t **ret)
 {
         const GpuSnapshot *s = d->snapshot;
         _cleanup_(enforcement_index_done) EnforcementIndex violations = {};
@@ -259,6 +259,18 @@ int status_build(const Daemon *d, json_t **ret)
                       leases_queue_to_json(d));
         if (!o)
                 return -ENOMEM;
+        *ret = o;
+        return 0;
+}
+
+int status_build(const Daemon *d, json_t **ret)
+{
+        json_t *o;
+        int r;
+
+        r = status_build_base(d, &o);
+        if (r < 0)
+                return r;
         /* Strict mode's fence: whether it is active, refused opens. */
         if (json_object_set_new(o, "fence", strict_to_json(d)) < 0) {
                 json_decref(o);

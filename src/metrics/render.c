@@ -616,6 +616,15 @@ static void render_counters(FILE *f, const MetricsInput *in)
                "instead of a row each, since the daemon started.");
         fprintf(f, "gpukeeper_audit_refusals_suppressed_total %" PRIu64 "\n",
                 in->audit_suppressed_total);
+        family(f, "gpukeeper_status_replies_cached_total", "counter",
+               "Status replies sent from the daemon's status cache (nothing had changed), "
+               "since the daemon started.");
+        fprintf(f, "gpukeeper_status_replies_cached_total %" PRIu64 "\n",
+                in->status_cached_total);
+        family(f, "gpukeeper_status_replies_built_total", "counter",
+               "Status replies built afresh on the socket (the cache's misses), since the "
+               "daemon started.");
+        fprintf(f, "gpukeeper_status_replies_built_total %" PRIu64 "\n", in->status_built_total);
 
         family(f, "gpukeeper_alerts_sent_total", "counter", "Alert messages delivered, per sink.");
         for (size_t i = 0; i < in->n_sinks; i++) {

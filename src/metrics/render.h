@@ -51,6 +51,8 @@ typedef struct MetricsInput {
         uint64_t log_suppressed_total;       /* repeated warnings held back by rate limits */
         uint64_t connections_refused_total;  /* socket connections refused as busy */
         uint64_t audit_suppressed_total;     /* repeated refusals not given an audit row */
+        uint64_t status_cached_total;        /* status replies sent from the status cache */
+        uint64_t status_built_total;         /* status replies built (cache misses) */
         const AlertsSinkStats *sinks;
         size_t n_sinks;
         bool per_process;  /* add gpukeeper_process_gpu_memory_used_bytes */

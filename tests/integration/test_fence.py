@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import (GKD, GPU0_UUID, GPU1_UUID, MIG_A_UUID, MIG_B_UUID, PYTHON,
+from conftest import (GKD, Conn, GPU0_UUID, GPU1_UUID, MIG_A_UUID, MIG_B_UUID, PYTHON,
                       ensure_user, wait_for)
 from fencefixtures import fence  # noqa: F401  (fixture)
 
@@ -103,6 +103,26 @@ def test_strict_fence_follows_leases(daemon_factory, lab, fence, users, exempt_u
     r = d.cli("lease", "release", str(lease["id"]), user=alice)
     assert r.returncode == 0, r.stderr
     assert fence.open_as(alice, "nvidia2")["nvidia2"] == "EPERM"
+
+
+def test_status_fence_counts_are_live(daemon_factory, lab, fence, users):
+    """The status cache (issue 16) never caches the fence: its refused-open
+    counters are read from the kernel for every reply, also between two
+    samples (this daemon samples only on debug.tick) on one connection."""
+    bob = users["bob"]
+    d = strict_daemon(daemon_factory, lab, fence)
+    d.config["sample_interval"] = "1h"
+    d.write_config()
+    d.start()
+    d.tick()
+    with Conn(d) as conn:
+        before = conn.call("status")["result"]["fence"]
+        assert conn.call("status")["result"]["fence"] == before  # a cache hit
+        assert fence.open_as(bob, "nvidia2")["nvidia2"] == "EPERM"
+        after = conn.call("status")["result"]["fence"]
+    assert after["denied_total"] > before["denied_total"], (before, after)
+    assert any(x["user"] == "gktest-bob" and x["device"] == "/dev/nvidia2"
+               for x in after["denied"]), after
 
 
 def test_strict_fence_mig_instances(daemon_factory, lab, fence, users):

@@ -144,6 +144,8 @@ static void lab_init(Lab *lab)
             .log_suppressed_total = 17,
             .connections_refused_total = 5,
             .audit_suppressed_total = 4999,
+            .status_cached_total = 31,
+            .status_built_total = 7,
             .sinks = lab->sinks,
             .n_sinks = 1,
             .per_process = true,
@@ -237,6 +239,8 @@ static void test_render(void **state)
         assert_has(out, "\ngpukeeper_log_messages_suppressed_total 17\n");
         assert_has(out, "\ngpukeeper_socket_connections_refused_total 5\n");
         assert_has(out, "\ngpukeeper_audit_refusals_suppressed_total 4999\n");
+        assert_has(out, "\ngpukeeper_status_replies_cached_total 31\n");
+        assert_has(out, "\ngpukeeper_status_replies_built_total 7\n");
         assert_has(out, "\ngpukeeper_alerts_sent_total{sink=\"ops\"} 5\n");
         assert_has(out, "\ngpukeeper_alerts_failed_total{sink=\"ops\"} 1\n");
         assert_has(out, "\ngpukeeper_sampler_duration_seconds 0.002500\n");

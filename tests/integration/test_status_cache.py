@@ -1,0 +1,203 @@
+"""The daemon's status cache (issue 16, src/daemon/status-cache.h): a status
+reply sent again byte for byte while nothing it shows changed, and never a
+stale one -- right after a lease is acquired, released or drained (also
+pipelined behind the change in one write), when a run lease's connection
+closes, and when the resolver thread answers a user's name without any
+event on the daemon's loop.
+
+The daemons here sample once an hour: only debug.tick samples, so the
+cache's chain is not broken every 0.2 s by the sampler and its hits are
+what is tested."""
+
+import json
+import socket
+import struct
+import urllib.request
+
+from conftest import (FRAME_HEADER, Conn, find_process, recv_exact, start_leasing_daemon,
+                      wait_for)
+
+QUIET = {"sample_interval": "1h"}
+
+
+def raw_frames(sock, n):
+    """The next `n` reply frames' JSON bytes, as sent."""
+    out = []
+    for _ in range(n):
+        (length,) = FRAME_HEADER.unpack(recv_exact(sock, FRAME_HEADER.size))
+        out.append(recv_exact(sock, length))
+    return out
+
+
+def send_all(sock, *requests):
+    """Several requests in one write: the daemon reads them in one go."""
+    data = b""
+    for rid, op, args in requests:
+        p = json.dumps({"v": 1, "id": rid, "op": op, "args": args or {}}).encode()
+        data += struct.pack(">I", len(p)) + p
+    sock.sendall(data)
+
+
+def with_http(d):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        d.sections["http"] = {"listen": f"127.0.0.1:{s.getsockname()[1]}"}
+    d.write_config()
+    return d
+
+
+def counters(d):
+    body = urllib.request.urlopen(f"http://{d.sections['http']['listen']}/metrics",
+                                  timeout=10).read().decode()
+    got = {}
+    for line in body.splitlines():
+        for name in ("cached", "built"):
+            key = f"gpukeeper_status_replies_{name}_total "
+            if line.startswith(key):
+                got[name] = int(line[len(key):])
+    return got
+
+
+def leasing_daemon(daemon_factory, lab, **extra):
+    lab.write()
+    d = with_http(daemon_factory(policy={"default_duration": "1h", "max_duration": "1d",
+                                         "reconnect_grace": "10s"}, **QUIET, **extra))
+    d.start()
+    d.tick()
+    return d
+
+
+def test_repeated_status_is_identical_bytes_from_the_cache(daemon_factory, lab):
+    d = leasing_daemon(daemon_factory, lab)
+    before = counters(d)
+    with d.connect() as s:
+        replies = []
+        for _ in range(5):
+            send_all(s, (9, "status", None))
+            replies += raw_frames(s, 1)
+        # And two in one read.
+        send_all(s, (9, "status", None), (9, "status", None))
+        replies += raw_frames(s, 2)
+    assert all(r == replies[0] for r in replies), replies
+    assert replies[0].startswith(b'{"v":1,"id":9,"ok":true,"result":{"simulated":true,')
+    assert replies[0].endswith(b'}}')
+    after = counters(d)
+    # One build at most after /metrics (a foreign event), then hits.
+    assert after["cached"] - before["cached"] >= 5, (before, after)
+    assert after["built"] - before["built"] <= 2, (before, after)
+    # The status of the CLI is the same document.
+    assert d.status() == json.loads(replies[0])["result"]
+
+
+def status_of(frame_bytes):
+    msg = json.loads(frame_bytes)
+    assert msg["ok"] is True, msg
+    return msg["result"]
+
+
+def gpu_of(status, uuid):
+    for g in status["gpus"]:
+        if g["uuid"] == uuid:
+            return g
+        for i in g["instances"]:
+            if i["uuid"] == uuid:
+                return i
+    raise AssertionError(f"{uuid} not in status")
+
+
+def test_pipelined_changes_show_in_the_status_behind_them(daemon_factory, lab):
+    d = leasing_daemon(daemon_factory, lab)
+    with d.connect() as s:
+        send_all(s, (1, "status", None), (2, "status", None))  # warm: a build, a hit
+        first = raw_frames(s, 2)
+        assert first[0][:40] != b"" and status_of(first[0]) == status_of(first[1])
+
+        send_all(s, (3, "lease.acquire", {"kind": "manual", "gpus": 1, "wait": False}),
+                 (4, "status", None))
+        acquired, st = raw_frames(s, 2)
+        lease = json.loads(acquired)["result"]["lease"]
+        uuid = lease["devices"][0]["uuid"]
+        shown = gpu_of(status_of(st), uuid)["lease"]
+        assert shown is not None and shown["id"] == lease["id"], shown
+
+        send_all(s, (5, "status", None), (6, "lease.release", {"id": lease["id"]}),
+                 (7, "status", None))
+        before, released, after = raw_frames(s, 3)
+        assert gpu_of(status_of(before), uuid)["lease"]["id"] == lease["id"]
+        assert json.loads(released)["ok"] is True, released
+        assert gpu_of(status_of(after), uuid)["lease"] is None
+
+        send_all(s, (8, "admin.drain", {"device": uuid, "reason": "test"}), (9, "status", None))
+        drained, st = raw_frames(s, 2)
+        assert json.loads(drained)["ok"] is True, drained
+        assert gpu_of(status_of(st), uuid)["drained"] is True
+        send_all(s, (10, "admin.undrain", {"device": uuid}), (11, "status", None))
+        undrained, st = raw_frames(s, 2)
+        assert json.loads(undrained)["ok"] is True, undrained
+        assert gpu_of(status_of(st), uuid)["drained"] is False
+    # The CLI, on connections of its own, sees the same.
+    r = d.cli("lease", "acquire", "--gpus", "1", "--time", "1h", "--json")
+    assert r.returncode == 0, r.stderr
+    lid = json.loads(r.stdout)["lease"]["id"]
+    assert any(g["lease"] and g["lease"]["id"] == lid for g in d.status()["gpus"])
+    assert d.cli("lease", "release", str(lid)).returncode == 0
+    assert not any(g["lease"] and g["lease"]["id"] == lid for g in d.status()["gpus"])
+
+
+def test_closing_a_run_lease_connection_shows_at_once(daemon_factory, lab, users, raw_as):
+    d = leasing_daemon(daemon_factory, lab)
+    c = raw_as(d, users["alice"], [["lease.acquire", {"kind": "run", "gpus": 1,
+                                                       "command": "sleep"}]], hold=True)
+    reply = c.wait_replies(1)[0]
+    assert reply["ok"] is True, reply
+    lid = reply["result"]["lease"]["id"]
+    with Conn(d) as conn:
+        for _ in range(3):  # a build, then hits
+            st = conn.call("status")["result"]
+            assert any(g["lease"] and g["lease"]["id"] == lid for g in st["gpus"]), st
+        c.close()
+        wait_for(lambda: d.leases() == [], timeout=10, what="the run lease to end")
+        st = conn.call("status")["result"]
+        assert not any(g["lease"] and g["lease"]["id"] == lid for g in st["gpus"]), st
+
+
+def test_user_name_shows_once_the_resolver_answers(daemon_factory, lab, spawn, users):
+    """Every NSS lookup takes 0.3 s (the resolver's test seam): alice's first
+    status shows her process without a name; the thread's answer comes with
+    no event on the loop, and a status soon after -- no sample in between,
+    and sooner than the loop's own timers would break the cache's chain
+    (about 6 s here) -- names her. Without the names generation in the
+    cache's key this times out."""
+    alice = users["alice"]
+    lab.write()
+    d = with_http(daemon_factory(**QUIET))
+    base_env = d.env
+
+    def slow_env():
+        e = base_env()
+        e["GK_TEST_NSS_DELAY_MS"] = "300"
+        return e
+
+    d.env = slow_env
+    d.start()
+    p = spawn(alice, "cache-name-alice")
+    lab.add_process(lab.data["gpus"][0]["uuid"], p.pid, 100)
+    lab.write()
+    d.tick()
+    with Conn(d) as conn:
+        st = conn.call("status")["result"]
+        proc = find_process(st, p.pid)[1]
+        assert proc is not None and proc["uid"] == alice.uid, st
+        seen = [proc["user"]]
+        ticks = counters(d)
+
+        def named():
+            user = find_process(conn.call("status")["result"], p.pid)[1]["user"]
+            seen.append(user)
+            return user == alice.name
+
+        wait_for(named, timeout=4, interval=0.1, what="alice's name in status")
+    # Nobody sampled meanwhile, and the replies before the name came were
+    # the cache's: the answer itself made the next one a build.
+    assert seen[0] is None, seen
+    assert counters(d)["cached"] > ticks["cached"]
