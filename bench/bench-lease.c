@@ -321,7 +321,7 @@ static int store_floor_pair(StoreFloor *f, double *ret_grant, double *ret_end)
                 return -1;
         }
         r = store_lease_end(f->store, l.id, false, "released by its holder", (int64_t)l.uid,
-                            now);
+                            now, 0);
         t2 = bench_now_nsec();
         if (r < 0) {
                 fprintf(stderr, "bench-lease: store_lease_end: %s\n", strerror(-r));

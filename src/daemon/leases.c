@@ -357,8 +357,9 @@ int leases_end(Daemon *d, Lease *l, bool expired, const char *reason, int64_t ac
         int r;
 
         strict_lease_ending(d, l); /* strict mode: the fence closes first */
-        (void)store_lease_set_idle(d->store, l->rec.id, l->rec.idle_device_usec);
-        r = store_lease_end(d->store, l->rec.id, expired, reason, actor, now);
+        /* The idle time so far is written in the same transaction. */
+        r = store_lease_end(d->store, l->rec.id, expired, reason, actor, now,
+                            (int64_t)l->rec.idle_device_usec);
         if (r < 0 && r != -ENOENT) {
                 strict_sync(d); /* still held: open again */
                 return log_error_errno(r, "Cannot end lease %" PRId64, l->rec.id);
