@@ -988,24 +988,30 @@ static void leases_rearm_timer(Daemon *d);
 
 void leases_schedule(Daemon *d)
 {
+        leases_schedule_devices(d, NULL, 0);
+}
+
+void leases_schedule_devices(Daemon *d, PolicyDevice *given, size_t n_given)
+{
         LeaseState *s = &d->leases;
-        _cleanup_free_ PolicyDevice *devs = NULL;
+        _cleanup_free_ PolicyDevice *devs = given;
         _cleanup_free_ PolicyRequest *reqs = NULL;
         _cleanup_free_ PolicyUserUsage *usage = NULL;
         _cleanup_free_ PolicyDecision *decisions = NULL;
         _cleanup_free_ QueueEntry **entries = NULL;
         PolicyLimits limits = {.unleased_memory_max =
                                    d->config->policy.unleased_memory_limit_bytes};
-        size_t n_devs = 0, n = 0, n_usage = 0;
+        size_t n_devs = n_given, n = 0, n_usage = 0;
         unsigned position = 0;
         bool busy = false;
-        int r;
+        int r = 0;
 
         s->store_busy = false;
         if (!s->queue)
                 goto done;
 
-        r = leases_policy_devices(d, &devs, &n_devs);
+        if (!devs)
+                r = leases_policy_devices(d, &devs, &n_devs);
         entries = calloc(s->queue_len, sizeof *entries);
         reqs = calloc(s->queue_len, sizeof *reqs);
         usage = calloc(s->queue_len, sizeof *usage);
