@@ -876,14 +876,17 @@ static int grant(Daemon *d, QueueEntry *e, const PolicyDevice *devs, const Polic
         l->idle_saved_usec = boot;
         lease_append(&d->leases, l);
         leases_dequeue(d, request_id);
-        log_info("Lease %" PRId64 " granted to uid %u (%s, %zu devices).", l->rec.id,
-                 (unsigned)l->rec.uid, lease_kind_to_string(l->rec.kind), l->rec.n_devices);
         /* Strict mode: the fence opens before the client hears of the grant. */
         strict_lease_granted(d, l);
         /* Per-user limits: per_gpu grows; a run's client goes under them. */
         limits_ops_user_changed(d, l->rec.uid, l->rec.kind == LEASE_RUN ? l->rec.client_pid : 0);
         r = send_to(d, conn_id,
                     proto_reply_ok(msg_id, json_pack("{s:o}", "lease", lease_to_json(d, l))));
+        /* The log line (one write to stderr) after the reply, off the
+         * client's round trip; the audit row committed above is the durable
+         * record. */
+        log_info("Lease %" PRId64 " granted to uid %u (%s, %zu devices).", l->rec.id,
+                 (unsigned)l->rec.uid, lease_kind_to_string(l->rec.kind), l->rec.n_devices);
         /* Nobody learns of a lease whose reply could not be delivered. A run
          * lease on a connection being closed ends with the close; a manual
          * one, or one whose connection is gone already, ends now. */
