@@ -115,8 +115,8 @@ int store_lease_end(Store *s, int64_t id, bool expired, const char *reason, int6
                        "UPDATE leases SET state = ?, released_usec = ?, release_reason = ?, "
                        "idle_device_usec = coalesce(?, idle_device_usec) "
                        "WHERE id = ? AND state = 'active'",
-                       STORE_ARGS(STORE_TEXT(expired ? "expired" : "released"),
-                                  STORE_INT(now_usec), STORE_TEXT(reason),
+                       STORE_ARGS(STORE_TEXT(expired ? "expired" : "released"), STORE_INT(now_usec),
+                                  STORE_TEXT(reason),
                                   idle_device_usec >= 0 ? STORE_INT(idle_device_usec) : STORE_NULL,
                                   STORE_INT(id)));
         if (r < 0)
