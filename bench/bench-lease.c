@@ -20,17 +20,32 @@
  * floor under it; the benchmark prints that floor and whether the target
  * lies below it.
  *
+ * A second floor, also interleaved: the grant's own transaction through the
+ * real store and no daemon. A Store (store_open, so the same VFS layer,
+ * pragmas and schema as the daemon's) in a subdirectory of the state_dir
+ * grants a manual one-GPU lease with store_lease_grant, built as the daemon
+ * builds it (src/daemon/leases.c, grant()), and ends it with
+ * store_lease_end (timed apart, for information). An acquire is one round
+ * trip and that transaction, so transport + store grant is a floor that
+ * counts the pages a grant writes (lease, device and audit rows and their
+ * indexes) where the bare commit writes one. The benchmark prints the
+ * ratio to both floors, keeps issue 16's verdict against transport + bare
+ * commit, and adds the verdict against the higher of the two floors.
+ *
  * Then `--clients` threads, each with its own connection, acquire (wait=true:
  * with more clients than GPUs they queue) and release in a loop for a fixed
  * time. A pair counts when its release returned before the deadline.
  *
- * Targets (from the issue): acquire p50 within 1.5x of the commit p50, and at
- * least 2,000 acquire+release pairs per second with 64 clients. */
+ * Targets (from the issue): acquire p50 within 1.5x of the commit p50 and
+ * within 1.5x of transport + commit (issue 16; also judged against the
+ * higher of that and transport + store grant), and at least 2,000
+ * acquire+release pairs per second with 64 clients. */
 #include <errno.h>
 #include <gpukeeper/client.h>
 #include <inttypes.h>
 #include <jansson.h>
 #include <limits.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <sqlite3.h>
 #include <stdatomic.h>
@@ -41,8 +56,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "basic/time-util.h"
 #include "bench-util.h"
 #include "proto/proto.h"
+#include "store/lease-store.h"
 #include "store/store.h"
 #include "store/wal-vfs.h"
 
@@ -239,16 +256,95 @@ static int baseline_commit(Baseline *b)
         return baseline_exec(b, "COMMIT");
 }
 
+/* The store floor: the daemon's store, opened by store_open in its own
+ * directory, and the lease it grants and ends, as grant() builds it. */
+#define STORE_FLOOR_DIR "store-floor"
+#define STORE_FLOOR_UUID "GPU-bench-lease-store-floor"
+
+typedef struct StoreFloor {
+        Store *store;
+        char *request_json; /* what the daemon records: the arguments, sorted */
+} StoreFloor;
+
+static void store_floor_close(StoreFloor *f)
+{
+        store_close(f->store);
+        free(f->request_json);
+        *f = (StoreFloor){ 0 };
+}
+
+static int store_floor_open(const char *dir, StoreFloor *ret)
+{
+        _cleanup_(json_decrefp) json_t *args = acquire_args(false);
+        _cleanup_free_ char *error = NULL;
+        StoreFloor f = { 0 };
+        int r;
+
+        r = store_open(dir, &f.store, &error);
+        if (r < 0) {
+                fprintf(stderr, "bench-lease: cannot open the store in %s: %s\n", dir,
+                        error ? error : strerror(-r));
+                return -1;
+        }
+        /* lease_op_acquire's request_json. */
+        f.request_json = args ? json_dumps(args, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+        if (!f.request_json) {
+                fprintf(stderr, "bench-lease: out of memory\n");
+                store_floor_close(&f);
+                return -1;
+        }
+        *ret = f;
+        return 0;
+}
+
+/* One manual lease of one GPU for an hour through store_lease_grant, timed
+ * (*ret_grant), then ended through store_lease_end, timed (*ret_end). */
+static int store_floor_pair(StoreFloor *f, double *ret_grant, double *ret_end)
+{
+        LeaseDevice dev = { .uuid = STORE_FLOOR_UUID, .gpu_uuid = STORE_FLOOR_UUID };
+        uint64_t now = now_usec(CLOCK_REALTIME), t0, t1, t2;
+        StoredLease l = {
+                .uid = getuid(),
+                .kind = LEASE_MANUAL,
+                .created_usec = now,
+                .expires_usec = now + 3600 * UINT64_C(1000000),
+                .devices = &dev,
+                .n_devices = 1,
+        };
+        int r;
+
+        t0 = bench_now_nsec();
+        r = store_lease_grant(f->store, &l, f->request_json);
+        t1 = bench_now_nsec();
+        if (r < 0) {
+                fprintf(stderr, "bench-lease: store_lease_grant: %s\n", strerror(-r));
+                return -1;
+        }
+        r = store_lease_end(f->store, l.id, false, "released by its holder", (int64_t)l.uid,
+                            now, 0);
+        t2 = bench_now_nsec();
+        if (r < 0) {
+                fprintf(stderr, "bench-lease: store_lease_end: %s\n", strerror(-r));
+                return -1;
+        }
+        *ret_grant = (double)(t1 - t0) / 1000.0;
+        *ret_end = (double)(t2 - t1) / 1000.0;
+        return 0;
+}
+
 /* The sequential phase: what its sides work on and where their samples go
  * (in microseconds). */
 typedef struct Sequential {
         gk_client *client;
         Baseline *baseline;
+        StoreFloor *store_floor;
         BenchEcho *echo;
         const char *frame; /* the ping request frame, which the transport side echoes */
         size_t frame_len;
         pid_t daemon;
         double *commit;
+        double *grant;     /* store_lease_grant, no daemon */
+        double *grant_end; /* the store_lease_end after it */
         double *transport;
         double *ping;
         double *acquire;
@@ -268,6 +364,15 @@ static int timed_commit(void *userdata, size_t i, double *ret_usec)
                 return -1;
         *ret_usec = (double)(bench_now_nsec() - t0) / 1000.0;
         return 0;
+}
+
+/* A BenchSide sample: the grant's own transaction through the store; the
+ * store_lease_end after it goes to grant_end[i]. */
+static int timed_store_grant(void *userdata, size_t i, double *ret_usec)
+{
+        Sequential *s = userdata;
+
+        return store_floor_pair(s->store_floor, ret_usec, &s->grant_end[i]);
 }
 
 /* A BenchSide sample: the ping request frame to the echo child and back,
@@ -352,6 +457,7 @@ static int measure_sequential(const Options *o, Sequential *s)
 {
         const BenchSide sides[] = {
                 { .sample = timed_commit, .userdata = s, .samples = s->commit },
+                { .sample = timed_store_grant, .userdata = s, .samples = s->grant },
                 { .sample = timed_transport, .userdata = s, .samples = s->transport },
                 { .sample = timed_ping, .userdata = s, .samples = s->ping },
                 { .sample = timed_lease, .block = lease_block, .userdata = s,
@@ -658,13 +764,15 @@ static void help(void)
                "\n"
                "Time lease.acquire and lease.release through the client library against a\n"
                "gpukeeperd serving %d GPUs, against a bare SQLite commit of one row with the\n"
-               "daemon's settings and against a bare socket round trip, and measure\n"
+               "daemon's settings, against the grant's own store transaction and against a\n"
+               "bare socket round trip, and measure\n"
                "acquire+release throughput of many clients.\n"
                "\n"
                "  --gpukeeperd PATH  the daemon (default " BENCH_GPUKEEPERD ")\n"
                "  --library PATH     NVML simulator library (default " BENCH_SIM_LIBRARY ")\n"
                "  --gen-lab PATH     sim/gen-lab.py (default " BENCH_GEN_LAB ")\n"
-               "  --count N          sequential lease pairs, commits, echoes, pings (default %d)\n"
+               "  --count N          sequential lease pairs, commits, store grants, echoes, pings\n"
+               "                     (default %d)\n"
                "  --clients N        concurrent clients of the throughput phase (default %d)\n"
                "  --seconds N        length of the throughput phase (default %d)\n"
                "\n"
@@ -728,17 +836,22 @@ static int ping_frame(char **ret, size_t *ret_len)
  * Returns 1 when the target was met, 0 when missed. */
 static int report_sequential(const Options *o, Sequential *s)
 {
-        BenchStats commit, transport, acq;
-        double ratio, floor_usec;
+        BenchStats commit, grant, transport, acq;
+        double ratio, floor_usec, store_floor_usec, higher;
+        bool pass;
 
-        printf("\n  sequential, one connection, the four interleaved in blocks of %d (after %d "
+        printf("\n  sequential, one connection, the five interleaved in blocks of %d (after %d "
                "of each untimed)\n",
                BLOCK, WARMUP);
+        printf("  store grant: store_lease_grant of a manual 1-GPU lease through a Store of "
+               "its own in the state_dir (no daemon), store_lease_end after it\n");
         printf("  transport floor: the %zu-byte ping request frame over an AF_UNIX socketpair "
                "to a forked child that echoes it (epoll_wait, read, write)\n",
                s->frame_len);
         bench_print_header("us");
         commit = bench_print_stats("SQLite commit of 1 row (baseline)", s->commit, o->count);
+        grant = bench_print_stats("store grant (store_lease_grant)", s->grant, o->count);
+        bench_print_stats("store end (store_lease_end)", s->grant_end, o->count);
         transport = bench_print_stats("transport floor (AF_UNIX echo)", s->transport, o->count);
         bench_print_stats("ping (protocol round trip)", s->ping, o->count);
         acq = bench_print_stats("lease.acquire", s->acquire, o->count);
@@ -765,13 +878,27 @@ static int report_sequential(const Options *o, Sequential *s)
                 printf("  floor within the target: transport p50 %.1f us <= %.1f x commit p50 "
                        "(%.1f us)\n",
                        transport.p50, TARGET_RATIO - 1.0, (TARGET_RATIO - 1.0) * commit.p50);
+        /* The grant's own transaction instead of the one-row commit. */
+        store_floor_usec = transport.p50 + grant.p50;
+        printf("  floor of an acquire, transport + store grant: p50 %.1f + %.1f = %.1f us; "
+               "acquire / that floor: p50 %.2f; acquire minus it: p50 %.1f us\n",
+               transport.p50, grant.p50, store_floor_usec, acq.p50 / store_floor_usec,
+               acq.p50 - store_floor_usec);
         printf("  round trip: acquire p50 / commit p50 = %.2f (target <= %.1f): %s\n", ratio,
                TARGET_RATIO, ratio <= TARGET_RATIO ? "PASS" : "FAIL");
         /* Issue 16 restates the target against the floor itself. */
         printf("  round trip: acquire p50 / floor p50 = %.2f (issue 16's target <= %.1f): %s\n",
                acq.p50 / floor_usec, TARGET_FLOOR_RATIO,
                acq.p50 <= TARGET_FLOOR_RATIO * floor_usec ? "PASS" : "FAIL");
-        return ratio <= TARGET_RATIO && acq.p50 <= TARGET_FLOOR_RATIO * floor_usec ? 1 : 0;
+        pass = ratio <= TARGET_RATIO && acq.p50 <= TARGET_FLOOR_RATIO * floor_usec;
+        /* As bench-status does: the target against the higher floor. */
+        higher = MAX(floor_usec, store_floor_usec);
+        printf("  round trip: acquire p50 / higher floor p50 (%s, %.1f us) = %.2f (target <= "
+               "%.1f): %s\n",
+               store_floor_usec > floor_usec ? "transport + store grant" : "transport + commit",
+               higher, acq.p50 / higher, TARGET_FLOOR_RATIO,
+               acq.p50 <= TARGET_FLOOR_RATIO * higher ? "PASS" : "FAIL");
+        return pass ? 1 : 0;
 }
 
 /* The sequential phase: tables, ratio and verdict. Returns 1 met, 0 missed,
@@ -779,10 +906,12 @@ static int report_sequential(const Options *o, Sequential *s)
 static int run_sequential(const Options *o, pid_t daemon, const char *socket_path,
                           const char *state_dir)
 {
-        char baseline_path[PATH_MAX], store_path[PATH_MAX], wal_path[PATH_MAX];
+        char baseline_path[PATH_MAX], store_path[PATH_MAX], wal_path[PATH_MAX],
+            floor_dir[PATH_MAX];
         _cleanup_free_ double *all = NULL;
         _cleanup_free_ char *frame = NULL;
         BenchEcho echo = { 0 };
+        StoreFloor sf = { 0 };
         Baseline b = { 0 };
         struct stat st_base, st_store;
         Sequential s;
@@ -791,9 +920,10 @@ static int run_sequential(const Options *o, pid_t daemon, const char *socket_pat
 
         if (path_join(baseline_path, state_dir, "baseline.db") < 0 ||
             path_join(store_path, state_dir, STORE_DB_NAME) < 0 ||
-            path_join(wal_path, state_dir, STORE_DB_NAME "-wal") < 0)
+            path_join(wal_path, state_dir, STORE_DB_NAME "-wal") < 0 ||
+            path_join(floor_dir, state_dir, STORE_FLOOR_DIR) < 0)
                 return -1;
-        all = calloc(6 * o->count, sizeof(double));
+        all = calloc(8 * o->count, sizeof(double));
         r = all ? ping_frame(&frame, &frame_len) : -ENOMEM;
         if (r < 0) {
                 fprintf(stderr, "bench-lease: cannot set up: %s\n", strerror(-r));
@@ -803,7 +933,8 @@ static int run_sequential(const Options *o, pid_t daemon, const char *socket_pat
                           .frame_len = frame_len, .commit = all,
                           .transport = all + o->count, .ping = all + 2 * o->count,
                           .acquire = all + 3 * o->count, .release = all + 4 * o->count,
-                          .pair = all + 5 * o->count };
+                          .pair = all + 5 * o->count, .store_floor = &sf,
+                          .grant = all + 6 * o->count, .grant_end = all + 7 * o->count };
         /* The echo child first, so that it inherits no descriptor of ours. */
         r = bench_echo_start(&echo);
         if (r < 0) {
@@ -811,7 +942,7 @@ static int run_sequential(const Options *o, pid_t daemon, const char *socket_pat
                 return -1;
         }
         r = -1;
-        if (baseline_open(baseline_path, &b) < 0)
+        if (baseline_open(baseline_path, &b) < 0 || store_floor_open(floor_dir, &sf) < 0)
                 goto out;
         if (stat(baseline_path, &st_base) < 0 || stat(store_path, &st_store) < 0 ||
             st_base.st_dev != st_store.st_dev) {
@@ -829,6 +960,7 @@ static int run_sequential(const Options *o, pid_t daemon, const char *socket_pat
 out:
         gk_client_free(s.client);
         baseline_close(&b);
+        store_floor_close(&sf);
         bench_echo_stop(&echo);
         if (r < 0)
                 return -1;
@@ -885,6 +1017,14 @@ int main(int argc, char **argv)
         r = parse_argv(argc, argv, &o);
         if (r <= 0)
                 return r == 0 ? EXIT_SUCCESS : 64;
+        /* Keep the heap's top: with glibc's default trim threshold this
+         * process gave the top of its heap back after most store grants and
+         * grew it again in the next (a brk and about 6 page faults each,
+         * 30 us becoming 150-300 us at p50, depending on where ASLR put
+         * things), which gpukeeperd does not do (perf stat: no brk while it
+         * serves this benchmark). The floors measure the store, not this
+         * process's allocator. */
+        mallopt(M_TRIM_THRESHOLD, 64 << 20);
         /* Seed jansson's hash function before the client threads start. */
         json_object_seed(0);
 

@@ -432,7 +432,8 @@ int lease_op_acquire(Daemon *d, const RequestCall *call, json_t *args, json_t **
                 goto fail;
         }
         request_id = leases_enqueue(d, TAKE_PTR(e));
-        leases_schedule(d);
+        /* The devices just checked: nothing changed them since. */
+        leases_schedule_devices(d, TAKE_PTR(devs), n_devs);
         for (QueueEntry *q = d->leases.queue; q; q = q->next) {
                 if (q->request_id != request_id || !q->no_wait)
                         continue;

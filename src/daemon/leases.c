@@ -357,8 +357,9 @@ int leases_end(Daemon *d, Lease *l, bool expired, const char *reason, int64_t ac
         int r;
 
         strict_lease_ending(d, l); /* strict mode: the fence closes first */
-        (void)store_lease_set_idle(d->store, l->rec.id, l->rec.idle_device_usec);
-        r = store_lease_end(d->store, l->rec.id, expired, reason, actor, now);
+        /* The idle time so far is written in the same transaction. */
+        r = store_lease_end(d->store, l->rec.id, expired, reason, actor, now,
+                            (int64_t)l->rec.idle_device_usec);
         if (r < 0 && r != -ENOENT) {
                 strict_sync(d); /* still held: open again */
                 return log_error_errno(r, "Cannot end lease %" PRId64, l->rec.id);
@@ -875,14 +876,17 @@ static int grant(Daemon *d, QueueEntry *e, const PolicyDevice *devs, const Polic
         l->idle_saved_usec = boot;
         lease_append(&d->leases, l);
         leases_dequeue(d, request_id);
-        log_info("Lease %" PRId64 " granted to uid %u (%s, %zu devices).", l->rec.id,
-                 (unsigned)l->rec.uid, lease_kind_to_string(l->rec.kind), l->rec.n_devices);
         /* Strict mode: the fence opens before the client hears of the grant. */
         strict_lease_granted(d, l);
         /* Per-user limits: per_gpu grows; a run's client goes under them. */
         limits_ops_user_changed(d, l->rec.uid, l->rec.kind == LEASE_RUN ? l->rec.client_pid : 0);
         r = send_to(d, conn_id,
                     proto_reply_ok(msg_id, json_pack("{s:o}", "lease", lease_to_json(d, l))));
+        /* The log line (one write to stderr) after the reply, off the
+         * client's round trip; the audit row committed above is the durable
+         * record. */
+        log_info("Lease %" PRId64 " granted to uid %u (%s, %zu devices).", l->rec.id,
+                 (unsigned)l->rec.uid, lease_kind_to_string(l->rec.kind), l->rec.n_devices);
         /* Nobody learns of a lease whose reply could not be delivered. A run
          * lease on a connection being closed ends with the close; a manual
          * one, or one whose connection is gone already, ends now. */
@@ -987,24 +991,30 @@ static void leases_rearm_timer(Daemon *d);
 
 void leases_schedule(Daemon *d)
 {
+        leases_schedule_devices(d, NULL, 0);
+}
+
+void leases_schedule_devices(Daemon *d, PolicyDevice *given, size_t n_given)
+{
         LeaseState *s = &d->leases;
-        _cleanup_free_ PolicyDevice *devs = NULL;
+        _cleanup_free_ PolicyDevice *devs = given;
         _cleanup_free_ PolicyRequest *reqs = NULL;
         _cleanup_free_ PolicyUserUsage *usage = NULL;
         _cleanup_free_ PolicyDecision *decisions = NULL;
         _cleanup_free_ QueueEntry **entries = NULL;
         PolicyLimits limits = {.unleased_memory_max =
                                    d->config->policy.unleased_memory_limit_bytes};
-        size_t n_devs = 0, n = 0, n_usage = 0;
+        size_t n_devs = n_given, n = 0, n_usage = 0;
         unsigned position = 0;
         bool busy = false;
-        int r;
+        int r = 0;
 
         s->store_busy = false;
         if (!s->queue)
                 goto done;
 
-        r = leases_policy_devices(d, &devs, &n_devs);
+        if (!devs)
+                r = leases_policy_devices(d, &devs, &n_devs);
         entries = calloc(s->queue_len, sizeof *entries);
         reqs = calloc(s->queue_len, sizeof *reqs);
         usage = calloc(s->queue_len, sizeof *usage);

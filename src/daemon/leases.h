@@ -140,6 +140,11 @@ void leases_done(LeaseState *s);
  * each), reply to the waiting clients, tell the others their position, and
  * re-arm the expiry timer. Called after every change and every sampler tick. */
 void leases_schedule(Daemon *d);
+/* leases_schedule() with the devices a caller got from
+ * leases_policy_devices() with nothing changed since (a request that was
+ * just checked against them), so that they are not built twice. Takes the
+ * array (frees it); NULL builds it as leases_schedule() does. */
+void leases_schedule_devices(Daemon *d, PolicyDevice *devs, size_t n_devs);
 
 /* A client connection closed: its run leases are released and its queued
  * requests leave the queue. */

@@ -102,7 +102,7 @@ int store_lease_grant(Store *s, StoredLease *l, const char *request_json)
 }
 
 int store_lease_end(Store *s, int64_t id, bool expired, const char *reason, int64_t actor_uid,
-                    uint64_t now_usec)
+                    uint64_t now_usec, int64_t idle_device_usec)
 {
         _cleanup_free_ char *detail = NULL;
         char subject[32];
@@ -112,10 +112,13 @@ int store_lease_end(Store *s, int64_t id, bool expired, const char *reason, int6
         if (r < 0)
                 return r;
         r = store_exec(s,
-                       "UPDATE leases SET state = ?, released_usec = ?, release_reason = ? "
+                       "UPDATE leases SET state = ?, released_usec = ?, release_reason = ?, "
+                       "idle_device_usec = coalesce(?, idle_device_usec) "
                        "WHERE id = ? AND state = 'active'",
-                       STORE_ARGS(STORE_TEXT(expired ? "expired" : "released"),
-                                  STORE_INT(now_usec), STORE_TEXT(reason), STORE_INT(id)));
+                       STORE_ARGS(STORE_TEXT(expired ? "expired" : "released"), STORE_INT(now_usec),
+                                  STORE_TEXT(reason),
+                                  idle_device_usec >= 0 ? STORE_INT(idle_device_usec) : STORE_NULL,
+                                  STORE_INT(id)));
         if (r < 0)
                 goto finish;
         if (sqlite3_changes(store_db(s)) == 0) {

@@ -60,9 +60,11 @@ int store_lease_grant(Store *s, StoredLease *l, const char *request_json);
 
 /* End an active lease: state "released" or "expired", devices freed, their
  * last-released time recorded (wear levelling), audit record with the actor
- * (-1 for the daemon) and reason. -ENOENT when no such active lease. */
+ * (-1 for the daemon) and reason, and, when idle_device_usec >= 0, the
+ * lease's final idle device time (store_lease_set_idle), all in one
+ * transaction. -ENOENT when no such active lease (nothing is written). */
 int store_lease_end(Store *s, int64_t id, bool expired, const char *reason, int64_t actor_uid,
-                    uint64_t now_usec);
+                    uint64_t now_usec, int64_t idle_device_usec);
 
 /* Set a manual lease's expiry (audited as lease.extend by actor_uid). */
 int store_lease_extend(Store *s, int64_t id, uint64_t expires_usec, int64_t actor_uid);

@@ -206,8 +206,14 @@ static void test_leases_never_double_granted(void **state)
         assert_int_equal(count_rows(s, "SELECT count(*) FROM lease_devices"), 1);
 
         assert_int_equal(store_lease_extend(s, l1.id, 500, 1000), 0);
-        assert_int_equal(store_lease_end(s, l1.id, true, "lease expired", -1, 600), 0);
-        assert_int_equal(store_lease_end(s, l1.id, false, "again", -1, 700), -ENOENT);
+        /* -1 keeps the idle time written before; a value >= 0 is written
+         * with the end, in its transaction; a refused end writes none. */
+        assert_int_equal(store_lease_set_idle(s, l1.id, 77), 0);
+        assert_int_equal(store_lease_end(s, l1.id, true, "lease expired", -1, 600, -1), 0);
+        assert_int_equal(store_lease_end(s, l1.id, false, "again", -1, 700, 99), -ENOENT);
+        assert_int_equal(count_rows(s, "SELECT count(*) FROM leases WHERE idle_device_usec = 77 "
+                                       "AND state = 'expired' AND released_usec = 600"),
+                         1);
         assert_int_equal(count_rows(s, "SELECT count(*) FROM device_usage "
                                        "WHERE device_uuid = 'GPU-a' AND last_released_usec = 600"),
                          1);
@@ -226,10 +232,13 @@ static void test_leases_never_double_granted(void **state)
                 assert_int_equal(store_lease_grant(s, &lc, "{}"), 0);
                 lc_part.devices = &mig_c;
                 assert_int_equal(store_lease_grant(s, &lc_part, "{}"), -EEXIST);
-                assert_int_equal(store_lease_end(s, lc.id, false, "done", -1, 640), 0);
+                assert_int_equal(store_lease_end(s, lc.id, false, "done", -1, 640, 4242), 0);
+                assert_int_equal(count_rows(s, "SELECT count(*) FROM leases WHERE "
+                                               "idle_device_usec = 4242 AND state = 'released'"),
+                                 1);
                 assert_int_equal(store_lease_grant(s, &lc_part, "{}"), 0);
-                assert_int_equal(store_lease_end(s, lc_part.id, false, "done", -1, 645), 0);
-                assert_int_equal(store_lease_end(s, part.id, false, "done", -1, 650), 0);
+                assert_int_equal(store_lease_end(s, lc_part.id, false, "done", -1, 645, -1), 0);
+                assert_int_equal(store_lease_end(s, part.id, false, "done", -1, 650, -1), 0);
         }
 
         assert_int_equal(store_lease_grant(s, &l2, "{\"gpus\":2}"), 0);
@@ -700,8 +709,8 @@ static void test_shared_leases(void **state)
         for (size_t i = 0; i < n; i++)
                 stored_lease_done(&active[i]);
         free(active);
-        assert_int_equal(store_lease_end(s, s1.id, false, "test", 1000, 2), 0);
-        assert_int_equal(store_lease_end(s, s2.id, false, "test", 1001, 2), 0);
+        assert_int_equal(store_lease_end(s, s1.id, false, "test", 1000, 2, -1), 0);
+        assert_int_equal(store_lease_end(s, s2.id, false, "test", 1001, 2, -1), 0);
         assert_int_equal(store_lease_grant(s, &whole, "{}"), 0);
         s1.id = 0;
         assert_int_equal(store_lease_grant(s, &s1, "{}"), -EEXIST);
