@@ -138,6 +138,18 @@ def as_user(user):
             "cwd": "/"}
 
 
+def _join_cgroup_then_become(cgroup, user):
+    """A preexec_fn: join `cgroup` as root, then take `user`'s ids as
+    as_user() would (Popen switches ids before preexec_fn runs)."""
+    def run():
+        (Path(cgroup) / "cgroup.procs").write_text("0")
+        if user is not None:
+            os.setgroups(list(user.extra_gids))
+            os.setgid(user.gid)
+            os.setuid(user.uid)
+    return run
+
+
 # The CLI binary the test users run: the build's own, or a copy when the
 # checkout is not reachable by other users (a clone under /root, say). The CLI
 # links only system libraries, so a copy runs the same code.
@@ -454,11 +466,14 @@ class Daemon:
             argv += ["--socket", str(self.socket_path)]
         return run_cli(argv + list(args), user=user, env=env, timeout=timeout)
 
-    def cli_popen(self, *args, user=None, stdout=None, stderr=None, env=None):
+    def cli_popen(self, *args, user=None, stdout=None, stderr=None, env=None, cgroup=None):
         """Start the CLI (as `user`) in the background, in its own session, with
         stdout and stderr going to the given paths (default: files in this
-        daemon's directory). The Popen gets .out_path and .err_path; it is
-        killed, with its process group, at teardown."""
+        daemon's directory). With `cgroup` (a cgroup2 directory) the child
+        joins it before it drops to `user` and execs, so the command starts
+        there (moving it after Popen returns races with what it does first).
+        The Popen gets .out_path and .err_path; it is killed, with its process
+        group, at teardown."""
         n = len(self.background)
         out_path = Path(stdout) if stdout else self.dir / f"cli-{n}.out"
         err_path = Path(stderr) if stderr else self.dir / f"cli-{n}.err"
@@ -468,8 +483,11 @@ class Daemon:
         full_env.pop("GPUKEEPER_SOCKET", None)
         full_env.update(env or {})
         with open(out_path, "wb") as out, open(err_path, "wb") as err:
+            kwargs = as_user(user)
+            if cgroup is not None:
+                kwargs = {"preexec_fn": _join_cgroup_then_become(cgroup, user), "cwd": "/"}
             p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
-                                 env=full_env, start_new_session=True, **as_user(user))
+                                 env=full_env, start_new_session=True, **kwargs)
         p.out_path, p.err_path = out_path, err_path
         self.background.append(p)
         return p

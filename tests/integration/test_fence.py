@@ -216,8 +216,7 @@ def test_run_gets_a_cgroup_of_its_own(daemon_factory, lab, fence, users):
     procs = []
     for out, peer in ((a, b), (b, a)):
         p = d.cli_popen("run", "--gpus", "1", "--", PYTHON, str(script), str(fence.dev),
-                        str(out), str(peer), user=alice)
-        (fence.cgroup / "cgroup.procs").write_text(str(p.pid))
+                        str(out), str(peer), user=alice, cgroup=fence.cgroup)
         procs.append(p)
     for p in procs:
         assert p.wait(timeout=30) == 0, p.err_path.read_text()
