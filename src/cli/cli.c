@@ -281,61 +281,9 @@ static int view_call(const cli_context *ctx, const cli_view *view, gk_client **r
         return CLI_EXIT_OK;
 }
 
-static int view_json(const cli_context *ctx, const cli_view *view, json_t **ret_kept)
-{
-        _cleanup_(gk_client_freep) gk_client *client = NULL;
-        json_t *result = NULL;
-        const char *text;
-        size_t len;
-        int r;
-
-        r = view_call(ctx, view, &client, &text, &len, &result);
-        if (r != CLI_EXIT_OK)
-                return r;
-        __fsetlocking(stdout, FSETLOCKING_BYCALLER);
-        if (text) {
-                json_scan_write_indented(stdout, text, len);
-                putc_unlocked('\n', stdout);
-        } else {
-                *ret_kept = result;
-                cli_print_json(result);
-        }
-        return cli_finish(CLI_EXIT_OK);
-}
-
 /* jansson's tree of a reply takes about 7 bytes of heap per byte of JSON
  * (a status of 68 KB: 460 KB), one small allocation per value. */
 #define JANSSON_HEAP_PER_BYTE 8
-
-/* The text views' fetch: the reply's result as a tree. The result's text is
- * taken from the receive buffer first, so that its size is known before
- * jansson builds the tree: the heap that tree needs is faulted in with one
- * call (prefault_heap) rather than a page fault per 4 KiB, which was about
- * a third of `status`'s time on these VMs. */
-static int view_fetch_tree(const cli_context *ctx, const cli_view *view, json_t **ret)
-{
-        _cleanup_(gk_client_freep) gk_client *client = NULL;
-        gk_call_error error = {};
-        json_t *result = NULL;
-        json_error_t jerror;
-        const char *text;
-        size_t len;
-        int r;
-
-        r = view_call(ctx, view, &client, &text, &len, &result);
-        if (r != CLI_EXIT_OK)
-                return r;
-        if (text) {
-                if (len <= SIZE_MAX / JANSSON_HEAP_PER_BYTE)
-                        prefault_heap(len * JANSSON_HEAP_PER_BYTE);
-                /* proto_scan_ok_reply() vouched for it: jansson takes it. */
-                result = json_loadb(text, len, 0, &jerror);
-                if (!result)
-                        return cli_call_failed(ctx, view->op, -EBADMSG, &error);
-        }
-        *ret = result;
-        return CLI_EXIT_OK;
-}
 
 int cli_view_main(cli_context *ctx, const cli_view *view, int argc, char *argv[])
 {
@@ -344,7 +292,12 @@ int cli_view_main(cli_context *ctx, const cli_view *view, int argc, char *argv[]
          * the command's instructions. Held here (reachable, so leak
          * checkers stay quiet), the previous one released. */
         static json_t *kept;
+        _cleanup_(gk_client_freep) gk_client *client = NULL;
+        gk_call_error error = {};
         json_t *result = NULL;
+        json_error_t jerror;
+        const char *text;
+        size_t len;
         bool json;
         cli_term term;
         int r;
@@ -354,15 +307,36 @@ int cli_view_main(cli_context *ctx, const cli_view *view, int argc, char *argv[]
                 return r;
         json_decref(kept);
         kept = NULL;
-        if (json)
-                return view_json(ctx, view, &kept);
-        r = view_fetch_tree(ctx, view, &result);
+        r = view_call(ctx, view, &client, &text, &len, &result);
         if (r != CLI_EXIT_OK)
                 return r;
-        kept = result;
         /* A view is written by this one thread: stdio's lock on stdout is
          * pure cost (one per character or field of a large status). */
         __fsetlocking(stdout, FSETLOCKING_BYCALLER);
+        if (json) {
+                /* The result's text re-spaced, no tree at all; a reply the
+                 * scanner did not vouch for came parsed. */
+                if (text) {
+                        json_scan_write_indented(stdout, text, len);
+                        putc_unlocked('\n', stdout);
+                } else {
+                        kept = result;
+                        cli_print_json(result);
+                }
+                return cli_finish(CLI_EXIT_OK);
+        }
+        if (text) {
+                /* The tree's size is known from the text: fault its heap in
+                 * with one call (prefault_heap) rather than a page fault per
+                 * 4 KiB, about a third of `status`'s time on these VMs. */
+                if (len <= SIZE_MAX / JANSSON_HEAP_PER_BYTE)
+                        prefault_heap(len * JANSSON_HEAP_PER_BYTE);
+                /* proto_scan_ok_reply() vouched for it: jansson takes it. */
+                result = json_loadb(text, len, 0, &jerror);
+                if (!result)
+                        return cli_call_failed(ctx, view->op, -EBADMSG, &error);
+        }
+        kept = result;
         cli_term_detect(stdout, &term);
         r = view->render(result, &term, (double)now_usec(CLOCK_REALTIME) / USEC_PER_SEC);
         if (r != CLI_EXIT_OK)

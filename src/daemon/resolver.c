@@ -721,22 +721,23 @@ int resolver_user_groups(Resolver *r, uint32_t uid, uint64_t wait_usec, uint32_t
         return k;
 }
 
-uint64_t resolver_groups_generation(Resolver *r)
+/* A counter the lookup thread moves, read under the lock. */
+static uint64_t generation_read(Resolver *r, const uint64_t *counter)
 {
         uint64_t g;
 
         pthread_mutex_lock(&r->lock);
-        g = r->groups_generation;
+        g = *counter;
         pthread_mutex_unlock(&r->lock);
         return g;
 }
 
+uint64_t resolver_groups_generation(Resolver *r)
+{
+        return generation_read(r, &r->groups_generation);
+}
+
 uint64_t resolver_names_generation(Resolver *r)
 {
-        uint64_t g;
-
-        pthread_mutex_lock(&r->lock);
-        g = r->names_generation;
-        pthread_mutex_unlock(&r->lock);
-        return g;
+        return generation_read(r, &r->names_generation);
 }
