@@ -1,10 +1,12 @@
 /* `gpukeeper status [--json]`: who holds which GPU or MIG slice and who is
  * using what, from the daemon's latest snapshot. The text view is in
- * status-render.c; --json prints the daemon's result object unchanged. */
+ * status-render.c; --json prints the daemon's result object unchanged,
+ * written as it arrives (view-json.c). */
 #include <string.h>
 
 #include "cli/cli.h"
 #include "cli/status-render.h"
+#include "cli/view-json.h"
 
 void cli_status_usage(FILE *f)
 {
@@ -46,5 +48,5 @@ int cli_status_main(cli_context *ctx, int argc, char *argv[])
             .render = render,
         };
 
-        return cli_view_main(ctx, &view, argc, argv);
+        return cli_view_json_main(ctx, &view, argc, argv);
 }

@@ -5,7 +5,9 @@
  * wrong for the library's outside users, and its only user is the CLI. */
 #pragma once
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdio.h>
 
 #include "gpukeeper/client.h"
 
@@ -20,3 +22,17 @@
  * return values) is gk_client_call()'s. */
 int gk_client_call_text(gk_client *c, const char *op, json_t *args, const char **ret_text,
                         size_t *ret_len, json_t **ret_result, gk_call_error *ret_error);
+
+/* gk_client_call_text() for a caller that prints the result as
+ * json_scan_write_indented() prints it (the --json views): an ok reply whose
+ * frame starts as the daemon writes one (proto_ok_reply_prefix(), the result
+ * an object) is read through a buffer of 32 KiB, checked and written to `f`
+ * as it arrives, without the reply ever being in memory whole: 0 with
+ * *ret_written true and *ret_text (and *ret_result) NULL.
+ * Should it turn out invalid part-way (never for replies gpukeeperd
+ * writes), what was written of it stays written, and the call fails as
+ * gk_client_call() fails on such a reply (-EBADMSG, sticky). Any other
+ * reply: as gk_client_call_text(), *ret_written false. */
+int gk_client_call_write(gk_client *c, const char *op, json_t *args, FILE *f, bool *ret_written,
+                         const char **ret_text, size_t *ret_len, json_t **ret_result,
+                         gk_call_error *ret_error);

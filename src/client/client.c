@@ -15,12 +15,14 @@
 #include <poll.h>
 #include <stddef.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 
 #include "basic/macro.h"
 #include "client/client-text.h"
+#include "proto/json-scan.h"
 #include "proto/proto.h"
 
 struct gk_client {
@@ -187,33 +189,24 @@ static int send_all(gk_client *c, const char *buf, size_t len)
         return 0;
 }
 
-/* Reads what is there (at least one byte) into the decoder. With
- * `wait_first` (right after a request was sent, when no reply can be there
- * yet) it polls before the first recv() instead of after an EAGAIN: one
- * system call less per round trip. */
-static int receive(gk_client *c, bool wait_first)
+/* Reads what is there, at least one byte, into buf[0..len): the count, or
+ * -ECONNRESET when the peer is gone, or another -errno. With `wait_first`
+ * (right after a request was sent, when no reply can be there yet) it
+ * polls before the first recv() instead of after an EAGAIN: one system
+ * call less per round trip. */
+static ssize_t receive_into(gk_client *c, void *buf, size_t len, bool wait_first)
 {
-        void *buf;
-        size_t space;
         int r;
 
-        r = proto_decoder_read_space(&c->decoder, &buf, &space);
-        if (r == -EMSGSIZE || r == -EBADMSG)
-                return -EBADMSG;
-        if (r < 0)
-                return r;
         if (wait_first) {
                 r = wait_fd(c, c->fd, POLLIN);
                 if (r < 0)
                         return r;
         }
-
         for (;;) {
-                ssize_t n = recv(c->fd, buf, space, MSG_DONTWAIT);
-                if (n > 0) {
-                        proto_decoder_advance(&c->decoder, (size_t)n);
-                        return 0;
-                }
+                ssize_t n = recv(c->fd, buf, len, MSG_DONTWAIT);
+                if (n > 0)
+                        return n;
                 if (n == 0)
                         return -ECONNRESET;
                 if (errno == EINTR)
@@ -226,6 +219,128 @@ static int receive(gk_client *c, bool wait_first)
                 if (r < 0)
                         return r;
         }
+}
+
+/* Reads what is there (at least one byte) into the decoder. */
+static int receive(gk_client *c, bool wait_first)
+{
+        void *buf;
+        size_t space;
+        ssize_t n;
+        int r;
+
+        r = proto_decoder_read_space(&c->decoder, &buf, &space);
+        if (r == -EMSGSIZE || r == -EBADMSG)
+                return -EBADMSG;
+        if (r < 0)
+                return r;
+        n = receive_into(c, buf, space, wait_first);
+        if (n < 0)
+                return (int)n;
+        proto_decoder_advance(&c->decoder, (size_t)n);
+        return 0;
+}
+
+/* The stream's receive buffer: what one read takes at most, and what stays
+ * in memory of a reply of any size (it grows only for a token longer). */
+#define STREAM_BUF_SIZE (32u * 1024u)
+
+static uint32_t be32(const char *p)
+{
+        const unsigned char *u = (const unsigned char *)p;
+
+        return (uint32_t)u[0] << 24 | (uint32_t)u[1] << 16 | (uint32_t)u[2] << 8 | u[3];
+}
+
+/* Whether the reply waiting on the socket is an ok reply to `id` as the
+ * daemon writes one, result an object: its frame's first bytes, peeked
+ * (left in the socket). Sets *ret_len to the frame's announced length and
+ * *ret_skip to the bytes before the result's value. 0 for anything else,
+ * and for a reply whose first bytes are not all there yet: the usual path
+ * reads it. */
+static int stream_peek(gk_client *c, uint32_t id, uint32_t *ret_len, size_t *ret_skip)
+{
+        char prefix[PROTO_OK_PREFIX_MAX], peek[PROTO_HEADER_SIZE + PROTO_OK_PREFIX_MAX];
+        size_t plen = proto_ok_reply_prefix(id, prefix);
+        size_t want = PROTO_HEADER_SIZE + plen + 1;
+        uint32_t n;
+        ssize_t k;
+        int r;
+
+        r = wait_fd(c, c->fd, POLLIN);
+        if (r < 0)
+                return r;
+        do
+                k = recv(c->fd, peek, want, MSG_PEEK | MSG_DONTWAIT);
+        while (k < 0 && errno == EINTR);
+        if (k < (ssize_t)want)
+                return 0;
+        n = be32(peek);
+        if (n > GK_PROTO_MAX_REPLY || n < plen + 2 ||
+            memcmp(peek + PROTO_HEADER_SIZE, prefix, plen) != 0 ||
+            peek[PROTO_HEADER_SIZE + plen] != '{')
+                return 0;
+        *ret_len = n;
+        *ret_skip = PROTO_HEADER_SIZE + plen;
+        return 1;
+}
+
+/* The ok reply stream_peek() found, read through a buffer of
+ * STREAM_BUF_SIZE and its result written to `f` as it comes (issue 16: a
+ * fresh page costs 10-20 us on the VMs this runs on; a 1 MB reply read
+ * whole touched 256 of them, and its text was scanned once to check it and
+ * once to write it). 1 when the whole reply was read and checked; -EBADMSG
+ * when it was not valid after all (part of the result may be written); a
+ * transport error. */
+static int stream_reply(gk_client *c, FILE *f, uint32_t frame_len, size_t skip)
+{
+        _cleanup_free_ JsonScanStream *st = malloc(sizeof *st);
+        _cleanup_free_ char *buf = malloc(STREAM_BUF_SIZE);
+        size_t size = STREAM_BUF_SIZE, have = 0, pos = skip, taken;
+        size_t left = PROTO_HEADER_SIZE + (size_t)frame_len;
+        bool done = false;
+        int r;
+
+        if (!st || !buf)
+                return -ENOMEM;
+        json_scan_stream_init(st, f, 1, PROTO_MAX_DEPTH);
+        while (left > 0) {
+                ssize_t n;
+
+                if (have == size) {
+                        /* One token fills the buffer: room for it. */
+                        char *b = realloc(buf, size * 2);
+
+                        if (!b)
+                                return -ENOMEM;
+                        buf = b;
+                        size *= 2;
+                }
+                n = receive_into(c, buf + have, MIN(size - have, left), false);
+                if (n < 0)
+                        return (int)n;
+                have += (size_t)n;
+                left -= (size_t)n;
+                if (pos >= have)
+                        continue; /* still in the header and prefix */
+                if (!done) {
+                        r = json_scan_stream_feed(st, buf + pos, have - pos, left == 0, &taken);
+                        if (r < 0)
+                                return r;
+                        pos += taken;
+                        done = r > 0;
+                }
+                if (left > 0 && pos > 0) {
+                        memmove(buf, buf + pos, have - pos);
+                        have -= pos;
+                        pos = 0;
+                }
+        }
+        assert(done);
+        if (!proto_ok_reply_tail_ok(buf + pos, have - pos))
+                return -EBADMSG;
+        json_scan_stream_flush(st);
+        return 1;
 }
 
 /* Sends one request frame; nothing is sent when it cannot be built. */
@@ -249,9 +364,11 @@ static int send_request(gk_client *c, uint32_t id, const char *op, json_t *args)
         return r < 0 ? client_fail(c, r) : 0;
 }
 
-/* gk_client_call(), and gk_client_call_text() when ret_text is not NULL. */
-static int client_call(gk_client *c, const char *op, json_t *args, const char **ret_text,
-                       size_t *ret_text_len, json_t **ret_result, gk_call_error *ret_error)
+/* gk_client_call(), gk_client_call_text() when ret_text is not NULL, and
+ * gk_client_call_write() when write_to is not NULL too. */
+static int client_call(gk_client *c, const char *op, json_t *args, FILE *write_to,
+                       bool *ret_written, const char **ret_text, size_t *ret_text_len,
+                       json_t **ret_result, gk_call_error *ret_error)
 {
         _cleanup_(json_decrefp) json_t *a = args;
         bool send_failed;
@@ -278,6 +395,24 @@ static int client_call(gk_client *c, const char *op, json_t *args, const char **
                 c->error = 0;
         else if (r < 0)
                 return r;
+
+        if (write_to && !send_failed && proto_decoder_pending(&c->decoder) == 0) {
+                uint32_t frame_len;
+                size_t skip;
+
+                r = stream_peek(c, id, &frame_len, &skip);
+                if (r > 0)
+                        r = stream_reply(c, write_to, frame_len, skip);
+                if (r < 0)
+                        return client_fail(c, r);
+                *ret_written = r > 0;
+                if (r > 0) {
+                        *ret_text = NULL;
+                        if (ret_result)
+                                *ret_result = NULL;
+                        return 0;
+                }
+        }
 
         for (bool sent = true;; sent = false) {
                 ProtoMessage m;
@@ -361,7 +496,7 @@ static int client_call(gk_client *c, const char *op, json_t *args, const char **
 int gk_client_call(gk_client *c, const char *op, json_t *args, json_t **ret_result,
                    gk_call_error *ret_error)
 {
-        return client_call(c, op, args, NULL, NULL, ret_result, ret_error);
+        return client_call(c, op, args, NULL, NULL, NULL, NULL, ret_result, ret_error);
 }
 
 int gk_client_call_text(gk_client *c, const char *op, json_t *args, const char **ret_text,
@@ -369,5 +504,17 @@ int gk_client_call_text(gk_client *c, const char *op, json_t *args, const char *
 {
         assert(ret_text);
         assert(ret_len);
-        return client_call(c, op, args, ret_text, ret_len, ret_result, ret_error);
+        return client_call(c, op, args, NULL, NULL, ret_text, ret_len, ret_result, ret_error);
+}
+
+int gk_client_call_write(gk_client *c, const char *op, json_t *args, FILE *f, bool *ret_written,
+                         const char **ret_text, size_t *ret_len, json_t **ret_result,
+                         gk_call_error *ret_error)
+{
+        assert(f);
+        assert(ret_written);
+        assert(ret_text);
+        assert(ret_len);
+        *ret_written = false;
+        return client_call(c, op, args, f, ret_written, ret_text, ret_len, ret_result, ret_error);
 }

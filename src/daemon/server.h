@@ -28,6 +28,12 @@
 /* A frame that has started must complete within this time, so a client that
  * sends half a message cannot pin memory forever. */
 #define SERVER_PARTIAL_FRAME_TIMEOUT_USEC (10 * USEC_PER_SEC)
+/* The socket send buffer a connection starts with (net.core.wmem_default,
+ * 208 KiB), and the most it is raised to for a reply queued above it: a
+ * status of 4,096 processes (~1 MB) leaves in one sendmsg() instead of
+ * four wakeups. The kernel then holds what user space held before. */
+#define SERVER_SNDBUF_DEFAULT (208u * 1024u)
+#define SERVER_SNDBUF_MAX (2u * 1024u * 1024u)
 
 /* Bind `socket_path` (its directory is created 0755 if missing; a stale
  * socket left by a previous run is replaced, anything else there is refused)

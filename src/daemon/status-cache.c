@@ -15,9 +15,8 @@ void status_cache_done(StatusCache *c)
 {
         if (!c)
                 return;
-        free(c->body);
+        proto_blob_unref(c->body);
         c->body = NULL;
-        c->body_len = 0;
         c->valid = false;
 }
 
@@ -48,12 +47,11 @@ bool status_cache_fresh(const StatusCache *c, uint64_t iteration, uint64_t names
                drift <= STATUS_CACHE_CLOCK_SLACK_USEC && drift >= -STATUS_CACHE_CLOCK_SLACK_USEC;
 }
 
-void status_cache_store(StatusCache *c, char *body, size_t len, uint64_t iteration,
-                        uint64_t names, int64_t wall_offset)
+void status_cache_store(StatusCache *c, ProtoBlob *body, uint64_t iteration, uint64_t names,
+                        int64_t wall_offset)
 {
-        free(c->body);
+        proto_blob_unref(c->body);
         c->body = body;
-        c->body_len = len;
         c->iteration = iteration;
         c->names = names;
         c->wall_offset = wall_offset;
@@ -73,10 +71,11 @@ static int dump(json_t *o, char **ret, size_t *ret_len)
 }
 
 /* The result without "fence", dumped, its closing brace dropped. */
-static int build_body(const Daemon *d, char **ret, size_t *ret_len)
+static int build_body(const Daemon *d, ProtoBlob **ret)
 {
         _cleanup_(json_decrefp) json_t *o = NULL;
-        char *b;
+        _cleanup_free_ char *b = NULL;
+        ProtoBlob *blob;
         size_t n;
         int r;
 
@@ -87,53 +86,37 @@ static int build_body(const Daemon *d, char **ret, size_t *ret_len)
         if (r < 0)
                 return r;
         /* An object with members: "{...}". */
-        if (n < 3 || b[0] != '{' || b[n - 1] != '}') {
-                free(b);
+        if (n < 3 || b[0] != '{' || b[n - 1] != '}')
                 return -EINVAL;
-        }
-        b[--n] = '\0';
-        *ret = b;
-        *ret_len = n;
-        return 0;
-}
-
-/* `{"v":1,"id":N,"ok":true,"result":` as proto_reply_ok() writes it: the
- * reply of an empty result, its trailing `{}}` dropped, so the members and
- * their order stay proto.c's. */
-static int reply_prefix(uint32_t id, char **ret, size_t *ret_len)
-{
-        _cleanup_(json_decrefp) json_t *m = proto_reply_ok(id, NULL);
-        char *b;
-        size_t n;
-        int r;
-
-        if (!m)
+        blob = proto_blob_new(b, n - 1);
+        if (!blob)
                 return -ENOMEM;
-        r = dump(m, &b, &n);
-        if (r < 0)
-                return r;
-        if (n < 3 || strcmp(b + n - 3, "{}}") != 0) {
-                free(b);
-                return -EINVAL;
-        }
-        b[n - 3] = '\0';
-        *ret = b;
-        *ret_len = n - 3;
+        *ret = blob;
         return 0;
 }
 
-int status_cache_reply(Daemon *d, uint32_t id, char **ret, size_t *ret_len)
+void status_reply_done(StatusReply *r)
+{
+        if (!r)
+                return;
+        proto_blob_unref(r->body);
+        free(r->tail);
+        r->body = NULL;
+        r->tail = NULL;
+}
+
+int status_cache_reply(Daemon *d, uint32_t id, StatusReply *ret)
 {
         static const char fence_key[] = ",\"fence\":";
         StatusCache *c = &d->status_cache;
-        _cleanup_free_ char *prefix = NULL, *fence = NULL, *built = NULL;
+        _cleanup_free_ char *fence = NULL;
         _cleanup_(json_decrefp) json_t *fence_json = NULL;
-        size_t prefix_len, fence_len, body_len, total;
+        StatusReply reply = {};
         uint64_t iteration = 0, names = 0;
         int64_t offset = 0;
-        const char *body;
+        size_t fence_len;
         bool cacheable;
-        char *out, *p;
+        char *p;
         int r;
 
         /* Without a resolver (unit tests) names come from a memo that
@@ -147,44 +130,34 @@ int status_cache_reply(Daemon *d, uint32_t id, char **ret, size_t *ret_len)
                 offset = (int64_t)daemon_wall(d) - (int64_t)daemon_boot(d);
         }
         if (cacheable && status_cache_fresh(c, iteration, names, offset)) {
-                body = c->body;
-                body_len = c->body_len;
+                reply.body = proto_blob_ref(c->body);
                 c->hits++;
         } else {
-                r = build_body(d, &built, &body_len);
+                r = build_body(d, &reply.body);
                 if (r < 0)
                         return r;
                 c->misses++;
-                if (cacheable) {
-                        status_cache_store(c, TAKE_PTR(built), body_len, iteration, names,
+                if (cacheable)
+                        status_cache_store(c, proto_blob_ref(reply.body), iteration, names,
                                            offset);
-                        body = c->body;
-                } else
-                        body = built;
         }
 
         /* Read from the kernel's maps now, every time. */
         fence_json = strict_to_json(d);
-        if (!fence_json)
-                return -ENOMEM;
-        r = dump(fence_json, &fence, &fence_len);
-        if (r < 0)
+        r = fence_json ? dump(fence_json, &fence, &fence_len) : -ENOMEM;
+        if (r >= 0) {
+                reply.tail_len = strlen(fence_key) + fence_len + 2;
+                reply.tail = malloc(reply.tail_len);
+                r = reply.tail ? 0 : -ENOMEM;
+        }
+        if (r < 0) {
+                status_reply_done(&reply);
                 return r;
-        r = reply_prefix(id, &prefix, &prefix_len);
-        if (r < 0)
-                return r;
-
-        total = prefix_len + body_len + strlen(fence_key) + fence_len + 2;
-        out = malloc(total + 1);
-        if (!out)
-                return -ENOMEM;
-        p = mempcpy(out, prefix, prefix_len);
-        p = mempcpy(p, body, body_len);
-        p = mempcpy(p, fence_key, strlen(fence_key));
+        }
+        p = mempcpy(reply.tail, fence_key, strlen(fence_key));
         p = mempcpy(p, fence, fence_len);
-        p = mempcpy(p, "}}", 2);
-        *p = '\0';
-        *ret = out;
-        *ret_len = total;
+        memcpy(p, "}}", 2);
+        reply.head_len = proto_ok_reply_prefix(id, reply.head);
+        *ret = reply;
         return 0;
 }

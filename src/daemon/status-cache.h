@@ -2,9 +2,12 @@
  * result, sent again byte for byte while nothing it shows can have changed.
  *
  * What is cached: jansson's compact dump of status_build_base() (the whole
- * result but its last member, "fence") without the closing brace. A reply
- * is prefix + cached bytes + ',"fence":' + the fence built now + '}}': the
- * same bytes proto_dump() writes for the tree today.
+ * result but its last member, "fence") without the closing brace, in a
+ * refcounted ProtoBlob. A reply is prefix (proto_ok_reply_prefix()) + cached
+ * bytes + ',"fence":' + the fence built now + '}}': the same bytes
+ * proto_dump() writes for the tree. The server queues the cached bytes by
+ * reference (proto_outbuf_append_shared()), not copied: a connection still
+ * sending a reply keeps its blob alive after the cache moved on.
  *
  * Validity is structural, not an audit of writers. sd-event's sd_event_run()
  * counts one iteration per run (sd_event_prepare() increments
@@ -49,6 +52,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "proto/proto.h"
+
 typedef struct Daemon Daemon;
 
 /* How far the wall clock may have moved against the boot clock since the
@@ -56,8 +61,7 @@ typedef struct Daemon Daemon;
 #define STATUS_CACHE_CLOCK_SLACK_USEC 1000
 
 typedef struct StatusCache {
-        char *body;       /* the result's dump without "fence" and the closing brace */
-        size_t body_len;
+        ProtoBlob *body;  /* the result's dump without "fence" and the closing brace */
         bool valid;
         uint64_t iteration;   /* valid through this sd-event iteration */
         uint64_t names;       /* resolver_names_generation() before the build */
@@ -84,15 +88,27 @@ bool status_cache_op_is_read_only(const char *op);
 bool status_cache_fresh(const StatusCache *c, uint64_t iteration, uint64_t names,
                         int64_t wall_offset);
 
-/* Takes `body` (malloc'd, `len` bytes) as the cache, valid through
- * `iteration` with the key read before the build. */
-void status_cache_store(StatusCache *c, char *body, size_t len, uint64_t iteration,
-                        uint64_t names, int64_t wall_offset);
+/* Takes `body` (a reference) as the cache, valid through `iteration` with
+ * the key read before the build. */
+void status_cache_store(StatusCache *c, ProtoBlob *body, uint64_t iteration, uint64_t names,
+                        int64_t wall_offset);
+
+/* A status reply in three parts: head + body + tail is its frame's JSON. */
+typedef struct StatusReply {
+        char head[PROTO_OK_PREFIX_MAX]; /* `{"v":1,"id":N,"ok":true,"result":` */
+        size_t head_len;
+        ProtoBlob *body; /* a reference to the (cached) result but "fence" */
+        char *tail;      /* `,"fence":{...}}}`, malloc'd */
+        size_t tail_len;
+} StatusReply;
+
+/* Releases the parts. Accepts a zero-filled reply. */
+void status_reply_done(StatusReply *r);
 
 /* The whole reply to a `status` request with id `id` and no arguments, as
- * compact JSON text (not NUL-terminated; *ret_len bytes), from the cache
- * or built (and cached when the loop's iteration can be read). The caller
- * frees *ret. -ENOMEM or -EINVAL when it cannot be made: the caller then
- * answers through request_dispatch(), which builds, reports and logs the
- * failure as before. */
-int status_cache_reply(Daemon *d, uint32_t id, char **ret, size_t *ret_len);
+ * compact JSON text in parts, from the cache or built (and cached when the
+ * loop's iteration can be read). The caller releases *ret with
+ * status_reply_done(). -ENOMEM or -EINVAL when it cannot be made: the
+ * caller then answers through request_dispatch(), which builds, reports
+ * and logs the failure as before. */
+int status_cache_reply(Daemon *d, uint32_t id, StatusReply *ret);

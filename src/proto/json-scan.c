@@ -140,9 +140,18 @@ static uint32_t unescape(const char *s, size_t len, size_t p, size_t *ret_next)
         return 0x10000u + ((uint32_t)(v - 0xD800) << 10) + (uint32_t)(lo - 0xDC00);
 }
 
+/* What the stream scanner's token functions return when the token may go
+ * on past the bytes it was given (never when they are the last). */
+#define NEED SIZE_MAX
+
+/* The longest escape (a surrogate pair, \uD83D\uDE00) or UTF-8 sequence. */
+#define LONGEST_CHAR 12u
+
 /* A string whose opening quote is at s[p]: the byte after its closing
- * quote, or 0 (never a valid end) when jansson would refuse it. */
-static size_t scan_string(const char *s, size_t len, size_t p)
+ * quote, or 0 (never a valid end) when jansson would refuse it. Unless
+ * `last`, NEED when s[0..len) ends before the string does (or closer to an
+ * escape or a multi-byte character than LONGEST_CHAR). */
+static size_t scan_string_part(const char *s, size_t len, size_t p, bool last)
 {
         p++;
         for (;;) {
@@ -151,10 +160,12 @@ static size_t scan_string(const char *s, size_t len, size_t p)
 
                 p = skip_plain(s, len, p);
                 if (p >= len)
-                        return 0;
+                        return last ? 0 : NEED;
                 c = (unsigned char)s[p];
                 if (c == '"')
                         return p + 1;
+                if (!last && len - p < LONGEST_CHAR)
+                        return NEED;
                 if (c == '\\') {
                         cp = unescape(s, len, p + 1, &p);
                         if (cp == UTF8_INVALID || cp == 0)
@@ -167,6 +178,11 @@ static size_t scan_string(const char *s, size_t len, size_t p)
                 if (cp == UTF8_INVALID)
                         return 0;
         }
+}
+
+static size_t scan_string(const char *s, size_t len, size_t p)
+{
+        return scan_string_part(s, len, p, true);
 }
 
 /* 2^1024 - 2^970: the least decimal value strtod() rounds to infinity (the
@@ -294,14 +310,21 @@ static size_t scan_number(const char *s, size_t len, size_t p)
  * anyway, so matching the word alone accepts the same texts.) */
 static size_t scan_literal(const char *s, size_t len, size_t p)
 {
-        static const char *const words[] = {"true", "false", "null"};
+        size_t n = len - p;
 
-        for (size_t i = 0; i < ELEMENTSOF(words); i++) {
-                size_t n = strlen(words[i]);
-                if (len - p >= n && memcmp(s + p, words[i], n) == 0)
-                        return p + n;
+        switch (s[p]) {
+        case 't':
+                return n >= 4 && s[p + 1] == 'r' && s[p + 2] == 'u' && s[p + 3] == 'e' ? p + 4 : 0;
+        case 'f':
+                return n >= 5 && s[p + 1] == 'a' && s[p + 2] == 'l' && s[p + 3] == 's' &&
+                               s[p + 4] == 'e'
+                           ? p + 5
+                           : 0;
+        case 'n':
+                return n >= 4 && s[p + 1] == 'u' && s[p + 2] == 'l' && s[p + 3] == 'l' ? p + 4 : 0;
+        default:
+                return 0;
         }
-        return 0;
 }
 
 /* A key and its colon, at or after s[p]: the byte after the colon, or 0. */
@@ -521,29 +544,37 @@ bool json_scan_keys_equal(const JsonScanMember *a, const JsonScanMember *b)
 
 /* ---- Writer ----------------------------------------------------------------------------- */
 
-/* Output gathered here and handed to stdio in large pieces: an fwrite per
- * token costs more than the copy. */
-typedef struct Out {
-        FILE *f;
-        size_t n;
-        char buf[16384];
-} Out;
-
-static void out_flush(Out *o)
+/* Output gathered in o->buf and handed to stdio a whole buffer at a time
+ * (an fwrite per token costs more than the copy; pieces of exactly
+ * JSON_SCAN_OUT_SIZE go out as one write(2) each while stdio's own buffer is
+ * empty, which it is when nothing else writes between them). */
+static void out_flush(JsonScanOut *o)
 {
         if (o->n > 0)
                 fwrite_unlocked(o->buf, 1, o->n, o->f);
         o->n = 0;
 }
 
-static inline void out_put(Out *o, const char *s, size_t len)
+static void out_put_slow(JsonScanOut *o, const char *s, size_t len)
+{
+        size_t k = sizeof o->buf - o->n;
+
+        memcpy(o->buf + o->n, s, k);
+        o->n += k;
+        s += k;
+        len -= k;
+        out_flush(o);
+        for (; len >= sizeof o->buf; s += sizeof o->buf, len -= sizeof o->buf)
+                fwrite_unlocked(s, 1, sizeof o->buf, o->f);
+        memcpy(o->buf, s, len);
+        o->n = len;
+}
+
+static inline void out_put(JsonScanOut *o, const char *s, size_t len)
 {
         if (len > sizeof o->buf - o->n) {
-                out_flush(o);
-                if (len > sizeof o->buf) {
-                        fwrite_unlocked(s, 1, len, o->f);
-                        return;
-                }
+                out_put_slow(o, s, len);
+                return;
         }
         memcpy(o->buf + o->n, s, len);
         o->n += len;
@@ -552,7 +583,7 @@ static inline void out_put(Out *o, const char *s, size_t len)
 #define SPACES16 "                "
 /* A newline and two spaces per level, as JSON_INDENT(2) writes before an
  * element and before a closing bracket. */
-static void out_indent(Out *o, unsigned depth)
+static void out_indent(JsonScanOut *o, unsigned depth)
 {
         static const char indent[] = "\n" SPACES16 SPACES16 SPACES16 SPACES16 SPACES16 SPACES16
             SPACES16 SPACES16;
@@ -581,12 +612,14 @@ static bool is_delimiter(char c)
 
 void json_scan_write_indented(FILE *f, const char *s, size_t len)
 {
-        Out o = {.f = f};
+        JsonScanOut o;
         unsigned depth = 0;
         size_t p = 0, e;
 
         assert(f);
         assert(s || len == 0);
+        o.f = f;
+        o.n = 0;
         while (p < len) {
                 switch (s[p]) {
                 case '"':
@@ -638,4 +671,251 @@ void json_scan_write_indented(FILE *f, const char *s, size_t len)
                 }
         }
         out_flush(&o);
+}
+
+/* ---- Scanning and writing a value that arrives in pieces -------------------------------- */
+
+enum {
+        STREAM_VALUE, /* a value comes next */
+        STREAM_KEY,   /* a key and its colon come next (inside an object) */
+        STREAM_AFTER, /* after a value inside a container: ',' or its closing bracket */
+        STREAM_DONE,
+        STREAM_FAILED,
+};
+
+void json_scan_stream_init(JsonScanStream *st, FILE *f, unsigned depth, unsigned max_depth)
+{
+        assert(st);
+        assert(f);
+        assert(max_depth >= 1 && max_depth <= JSON_SCAN_DEPTH_MAX && depth < max_depth);
+        st->objects = 0;
+        st->level = 0;
+        st->depth = depth;
+        st->max_depth = max_depth;
+        st->state = STREAM_VALUE;
+        st->out.f = f;
+        st->out.n = 0;
+}
+
+/* A number or word at s[p]: the byte after it, 0 when jansson refuses it,
+ * NEED when it may go on past s[0..len) (unless `last`). */
+static size_t scan_word_part(const char *s, size_t len, size_t p, bool last)
+{
+        size_t e;
+
+        /* Most are integers of 1 to 18 digits without sign, fraction or
+         * exponent: always in range, taken here without scan_number(). */
+        if (s[p] >= '1' && s[p] <= '9') {
+                for (e = p + 1; e < len && is_digit(s[e]); e++)
+                        ;
+                if (e < len && e - p < 19 && s[e] != '.' && s[e] != 'e' && s[e] != 'E')
+                        return e;
+        }
+        e = s[p] == '-' || is_digit(s[p]) ? scan_number(s, len, p) : scan_literal(s, len, p);
+
+        if (!last && (e == 0 || e == len)) {
+                size_t t = p;
+
+                while (t < len && !is_delimiter(s[t]))
+                        t++;
+                if (t == len)
+                        return NEED;
+        }
+        return e;
+}
+
+/* A string at s[p] whose closing quote comes within the 16 bytes after its
+ * opening one, with nothing but printable ASCII before it: the byte after
+ * it, else 0 (the caller takes the general path). Most strings of a status
+ * reply are keys and short values. */
+static inline size_t short_string(const char *s, size_t len, size_t p)
+{
+#ifdef __SSE2__
+        if (len - p > 16) {
+                __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(s + p + 1));
+                __m128i stop = _mm_or_si128(_mm_cmplt_epi8(v, _mm_set1_epi8(0x20)),
+                                            _mm_cmpeq_epi8(v, _mm_set1_epi8('\\')));
+                unsigned q = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8('"')));
+                unsigned x = (unsigned)_mm_movemask_epi8(stop);
+
+                /* The first quote, with nothing to stop at before it. */
+                if (q != 0 && (x & ((q & -q) - 1)) == 0)
+                        return p + 2 + (size_t)__builtin_ctz(q);
+        }
+#endif
+        return 0;
+}
+
+/* out_put() of s[b..e) where s is readable to s[len): runs of up to 16
+ * bytes (most) are one unaligned load and store while 16 bytes are
+ * readable and there is room for 16. */
+static inline void out_run(JsonScanOut *o, const char *s, size_t len, size_t b, size_t e)
+{
+#ifdef __SSE2__
+        if (e - b <= 16 && len - b >= 16 && sizeof o->buf - o->n >= 16) {
+                _mm_storeu_si128((__m128i *)(void *)(o->buf + o->n),
+                                 _mm_loadu_si128((const __m128i *)(const void *)(s + b)));
+                o->n += e - b;
+                return;
+        }
+#endif
+        out_put(o, s + b, e - b);
+}
+
+/* out_indent() with the same shortcut for the first 7 levels. */
+static inline void out_indent_fast(JsonScanOut *o, unsigned depth)
+{
+#ifdef __SSE2__
+        static const char nl[16] = "\n               ";
+
+        if (depth <= 7 && sizeof o->buf - o->n >= 16) {
+                _mm_storeu_si128((__m128i *)(void *)(o->buf + o->n),
+                                 _mm_loadu_si128((const __m128i *)(const void *)nl));
+                o->n += 1 + 2 * (size_t)depth;
+                return;
+        }
+#endif
+        out_indent(o, depth);
+}
+
+/* The loop of scan_value() (same rules, same order of checks), resumable
+ * at token boundaries, writing as json_scan_write_indented() does. Output
+ * is copied in runs: the bytes from `run` to the current token are the
+ * input's, and only whitespace and the re-spacing break a run. */
+int json_scan_stream_feed(JsonScanStream *st, const char *s, size_t len, bool last,
+                          size_t *ret_consumed)
+{
+        JsonScanOut *o = &st->out;
+        uint64_t objects = st->objects;
+        unsigned level = st->level;
+        int state = st->state;
+        size_t p = 0, run = 0, e, q;
+        char c;
+
+        assert(s || len == 0);
+        assert(ret_consumed);
+        if (state == STREAM_FAILED)
+                return -EBADMSG;
+        while (state != STREAM_DONE) {
+                /* Whitespace (all of it below 0x21): dropped. */
+                if (p < len && (unsigned char)s[p] <= ' ' && is_ws(s[p])) {
+                        out_run(o, s, len, run, p);
+                        p = skip_ws(s, len, p);
+                        run = p;
+                }
+                if (p >= len) {
+                        if (last)
+                                goto fail;
+                        break;
+                }
+                c = s[p];
+                switch (state) {
+                case STREAM_VALUE:
+                        if (c == '{' || c == '[') {
+                                char close = c == '{' ? '}' : ']';
+
+                                if (st->depth + level + 1 > st->max_depth)
+                                        goto fail;
+                                e = skip_ws(s, len, p + 1);
+                                if (e >= len) {
+                                        if (last)
+                                                goto fail;
+                                        goto need;
+                                }
+                                if (s[e] == close) { /* empty: "{}" or "[]" */
+                                        if (e > p + 1) {
+                                                out_put(o, s + run, p + 1 - run);
+                                                run = e;
+                                        }
+                                        p = e + 1;
+                                        state = level == 0 ? STREAM_DONE : STREAM_AFTER;
+                                        break;
+                                }
+                                objects &= ~(UINT64_C(1) << level);
+                                if (c == '{')
+                                        objects |= UINT64_C(1) << level;
+                                level++;
+                                out_run(o, s, len, run, p + 1);
+                                out_indent_fast(o, level);
+                                p = run = e;
+                                state = c == '{' ? STREAM_KEY : STREAM_VALUE;
+                                break;
+                        }
+                        if (c != '"')
+                                e = scan_word_part(s, len, p, last);
+                        else if ((e = short_string(s, len, p)) == 0)
+                                e = scan_string_part(s, len, p, last);
+                        if (e == NEED)
+                                goto need;
+                        if (e == 0)
+                                goto fail;
+                        p = e;
+                        if (c != '"' && p < len && s[p] == '\0') {
+                                /* jansson's lexer reads one byte past a number
+                                 * or a word and puts it back; a NUL put back
+                                 * is lost. */
+                                out_run(o, s, len, run, p);
+                                run = ++p;
+                        }
+                        state = level == 0 ? STREAM_DONE : STREAM_AFTER;
+                        break;
+                case STREAM_KEY:
+                        if (c != '"')
+                                goto fail;
+                        if ((e = short_string(s, len, p)) == 0) {
+                                e = scan_string_part(s, len, p, last);
+                                if (e == NEED)
+                                        goto need;
+                                if (e == 0)
+                                        goto fail;
+                        }
+                        q = skip_ws(s, len, e);
+                        if (q >= len) {
+                                if (last)
+                                        goto fail;
+                                goto need;
+                        }
+                        if (s[q] != ':')
+                                goto fail;
+                        out_run(o, s, len, run, e);
+                        out_put(o, ": ", 2);
+                        p = run = q + 1;
+                        state = STREAM_VALUE;
+                        break;
+                default: /* STREAM_AFTER */
+                        if (c == ',') {
+                                out_run(o, s, len, run, p + 1);
+                                out_indent_fast(o, level);
+                                p = run = p + 1;
+                                state = objects >> (level - 1) & 1 ? STREAM_KEY : STREAM_VALUE;
+                                break;
+                        }
+                        if (c == (objects >> (level - 1) & 1 ? '}' : ']')) {
+                                out_run(o, s, len, run, p);
+                                out_indent_fast(o, --level);
+                                out_put(o, &c, 1);
+                                p = run = p + 1;
+                                state = level == 0 ? STREAM_DONE : STREAM_AFTER;
+                                break;
+                        }
+                        goto fail;
+                }
+        }
+need:
+        out_put(o, s + run, p - run);
+        st->objects = objects;
+        st->level = level;
+        st->state = state;
+        *ret_consumed = p;
+        return state == STREAM_DONE;
+
+fail:
+        st->state = STREAM_FAILED;
+        return -EBADMSG;
+}
+
+void json_scan_stream_flush(JsonScanStream *st)
+{
+        assert(st);
+        out_flush(&st->out);
 }

@@ -29,6 +29,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 
 /* The deepest `max_depth` the functions below take. */
@@ -77,3 +78,54 @@ bool json_scan_keys_equal(const JsonScanMember *a, const JsonScanMember *b);
  * caller checks ferror(f). Writes in runs with fwrite_unlocked(): a caller
  * that shares `f` between threads locks it around the call. */
 void json_scan_write_indented(FILE *f, const char *s, size_t len);
+
+/* ---- A value that arrives in pieces ---------------------------------------------------- */
+
+/* Bytes the writers gather before they hand them to stdio: a multiple of
+ * the page size, so that each full buffer goes out in one write(2). */
+#define JSON_SCAN_OUT_SIZE (32u * 1024u)
+
+/* The writers' output buffer. Fields are private. */
+typedef struct JsonScanOut {
+        FILE *f;
+        size_t n;
+        char buf[JSON_SCAN_OUT_SIZE];
+} JsonScanOut;
+
+/* The scanner and the writer in one pass over a value that arrives in
+ * pieces (the client reading a large reply through a small buffer, issue
+ * 16): each piece is checked as json_scan_members_next() checks a member's
+ * value and written as json_scan_write_indented() writes it, a token at a
+ * time, so the value never needs to be in memory whole. What is written
+ * before the value turns out invalid stays written: callers that must not
+ * print a partial value use the two functions above. Fields are private. */
+typedef struct JsonScanStream {
+        uint64_t objects; /* bit i: the container at level i is an object */
+        unsigned level;   /* containers open inside the value */
+        unsigned depth;   /* containers open around it */
+        unsigned max_depth;
+        int state;
+        JsonScanOut out;
+} JsonScanStream;
+
+/* Starts a value nested inside `depth` containers (0 for a document's
+ * value), accepted while containers nest at most max_depth deep
+ * (1..JSON_SCAN_DEPTH_MAX, depth < max_depth), written to `f`. */
+void json_scan_stream_init(JsonScanStream *st, FILE *f, unsigned depth, unsigned max_depth);
+
+/* Scans and writes the next bytes of the value, s[0..len): the bytes not
+ * taken last time, followed by new ones. `last`: nothing follows s[0..len)
+ * (the verdict is then exactly the one-pass scanner's for that text).
+ *   1  the value is complete: it ended at s[*ret_consumed] (what follows is
+ *      the caller's: whitespace and the enclosing container's rest)
+ *   0  more is needed: s[0..*ret_consumed) was taken; present the rest
+ *      again, in front of the bytes that follow it (a token is taken whole,
+ *      so the rest can be as long as the longest string)
+ *   -EBADMSG  json_loadb() would refuse the text (or it nests too deep);
+ *      the stream stays failed.
+ * Output is buffered: json_scan_stream_flush() writes the rest to `f`. */
+int json_scan_stream_feed(JsonScanStream *st, const char *s, size_t len, bool last,
+                          size_t *ret_consumed);
+
+/* Writes what the stream holds of its output to its file. */
+void json_scan_stream_flush(JsonScanStream *st);

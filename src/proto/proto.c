@@ -10,10 +10,14 @@
 
 #include <assert.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 
 #include "basic/prefault.h"
 #include "basic/utf8.h"
@@ -401,6 +405,39 @@ int proto_dump(json_t *msg, size_t max, char **ret, size_t *ret_len)
         return 0;
 }
 
+ProtoBlob *proto_blob_new(const char *s, size_t len)
+{
+        ProtoBlob *b;
+
+        assert(s || len == 0);
+        if (len > SIZE_MAX - sizeof *b)
+                return NULL;
+        b = malloc(sizeof *b + len);
+        if (!b)
+                return NULL;
+        b->ref = 1;
+        b->len = len;
+        if (len > 0)
+                memcpy(b->data, s, len);
+        return b;
+}
+
+ProtoBlob *proto_blob_ref(ProtoBlob *b)
+{
+        assert(b && b->ref > 0 && b->ref < UINT_MAX);
+        b->ref++;
+        return b;
+}
+
+void proto_blob_unref(ProtoBlob *b)
+{
+        if (!b)
+                return;
+        assert(b->ref > 0);
+        if (--b->ref == 0)
+                free(b);
+}
+
 void proto_outbuf_init(ProtoOutbuf *o, size_t max_queued)
 {
         assert(o);
@@ -413,39 +450,106 @@ void proto_outbuf_done(ProtoOutbuf *o)
         if (!o)
                 return;
         free(o->buf);
+        for (size_t i = 0; i < o->n_pieces; i++)
+                proto_blob_unref(o->pieces[i].blob);
         *o = (ProtoOutbuf){.max_queued = o->max_queued};
 }
 
-int proto_outbuf_append(ProtoOutbuf *o, const char *json, size_t len, size_t max_frame)
+size_t proto_outbuf_queued(const ProtoOutbuf *o)
 {
-        size_t total;
-
         assert(o);
-        assert(json || len == 0);
+        return o->end - o->start + o->piece_bytes;
+}
 
-        if (len == 0 || len > max_frame || len > UINT32_MAX)
-                return -EMSGSIZE;
-        total = PROTO_HEADER_SIZE + len;
-        if (total > o->max_queued - (o->end - o->start))
-                return -ENOBUFS;
-
-        if (o->size - o->end < total && o->start > 0) {
+/* Room for `n` more bytes at the end of the byte queue (the caller checked
+ * the cap). */
+static int outbuf_reserve(ProtoOutbuf *o, size_t n)
+{
+        if (o->size - o->end < n && o->start > 0) {
                 memmove(o->buf, o->buf + o->start, o->end - o->start);
                 o->end -= o->start;
                 o->start = 0;
         }
-        if (o->size - o->end < total) {
+        if (o->size - o->end < n) {
                 /* Grow geometrically, but never past the cap. */
-                size_t size = MAX(o->end + total, MIN(o->size * 2, o->max_queued));
+                size_t size = MAX(o->end + n, MIN(o->size * 2, o->max_queued));
                 char *b = realloc(o->buf, size);
                 if (!b)
                         return -ENOMEM;
                 o->buf = b;
                 o->size = size;
         }
+        return 0;
+}
+
+/* The frame of `len` bytes fits the frame limit and the queue's cap. */
+static int outbuf_check(const ProtoOutbuf *o, size_t len, size_t max_frame)
+{
+        if (len == 0 || len > max_frame || len > UINT32_MAX)
+                return -EMSGSIZE;
+        if (PROTO_HEADER_SIZE + len > o->max_queued - proto_outbuf_queued(o))
+                return -ENOBUFS;
+        return 0;
+}
+
+int proto_outbuf_append(ProtoOutbuf *o, const char *json, size_t len, size_t max_frame)
+{
+        int r;
+
+        assert(o);
+        assert(json || len == 0);
+
+        r = outbuf_check(o, len, max_frame);
+        if (r < 0)
+                return r;
+        r = outbuf_reserve(o, PROTO_HEADER_SIZE + len);
+        if (r < 0)
+                return r;
         put_be32(o->buf + o->end, (uint32_t)len);
         memcpy(o->buf + o->end + PROTO_HEADER_SIZE, json, len);
-        o->end += total;
+        o->end += PROTO_HEADER_SIZE + len;
+        return 0;
+}
+
+int proto_outbuf_append_shared(ProtoOutbuf *o, const char *head, size_t head_len, ProtoBlob *body,
+                               const char *tail, size_t tail_len, size_t max_frame)
+{
+        bool shared;
+        size_t len;
+        int r;
+
+        assert(o);
+        assert(body);
+        assert(head || head_len == 0);
+        assert(tail || tail_len == 0);
+
+        if (head_len > SIZE_MAX - body->len || tail_len > SIZE_MAX - head_len - body->len)
+                return -EMSGSIZE;
+        len = head_len + body->len + tail_len;
+        r = outbuf_check(o, len, max_frame);
+        if (r < 0)
+                return r;
+        /* Out of piece slots (a client that pipelines status requests and
+         * does not read): the body is copied like any other bytes. */
+        shared = o->n_pieces < PROTO_OUTBUF_PIECES;
+        r = outbuf_reserve(o, PROTO_HEADER_SIZE + head_len + tail_len + (shared ? 0 : body->len));
+        if (r < 0)
+                return r;
+        put_be32(o->buf + o->end, (uint32_t)len);
+        memcpy(o->buf + o->end + PROTO_HEADER_SIZE, head, head_len);
+        o->end += PROTO_HEADER_SIZE + head_len;
+        if (shared && body->len > 0) {
+                o->pieces[o->n_pieces++] = (ProtoOutbufPiece){
+                    .blob = proto_blob_ref(body),
+                    .at = o->sent + (o->end - o->start),
+                };
+                o->piece_bytes += body->len;
+        } else if (body->len > 0) {
+                memcpy(o->buf + o->end, body->data, body->len);
+                o->end += body->len;
+        }
+        memcpy(o->buf + o->end, tail, tail_len);
+        o->end += tail_len;
         return 0;
 }
 
@@ -461,14 +565,66 @@ int proto_outbuf_append_msg(ProtoOutbuf *o, json_t *msg, size_t max_frame)
         return proto_outbuf_append(o, s, len, max_frame);
 }
 
+/* The queue in order as at most 2 * PROTO_OUTBUF_PIECES + 1 vectors: the
+ * byte queue's runs, each piece between them. Returns the count. */
+static size_t outbuf_iov(const ProtoOutbuf *o, struct iovec *iov)
+{
+        uint64_t at = o->sent, end = o->sent + (o->end - o->start);
+        size_t n = 0;
+
+        for (size_t i = 0; i < o->n_pieces; i++) {
+                if (o->pieces[i].at > at) {
+                        iov[n++] = (struct iovec){o->buf + o->start + (at - o->sent),
+                                                  o->pieces[i].at - at};
+                        at = o->pieces[i].at;
+                }
+                iov[n++] = (struct iovec){o->pieces[i].blob->data + o->pieces[i].off,
+                                          o->pieces[i].blob->len - o->pieces[i].off};
+        }
+        if (end > at)
+                iov[n++] = (struct iovec){o->buf + o->start + (at - o->sent), end - at};
+        return n;
+}
+
+/* Takes `n` sent bytes off the queue, in the order outbuf_iov() gave them. */
+static void outbuf_consume(ProtoOutbuf *o, size_t n)
+{
+        while (n > 0) {
+                uint64_t next = o->n_pieces > 0 ? o->pieces[0].at : UINT64_MAX;
+
+                if (o->sent < next) { /* bytes of the byte queue come first */
+                        size_t k = (size_t)MIN((uint64_t)n, next - o->sent);
+
+                        assert(k <= o->end - o->start);
+                        o->start += k;
+                        o->sent += k;
+                        n -= k;
+                        continue;
+                }
+                size_t k = MIN(n, o->pieces[0].blob->len - o->pieces[0].off);
+
+                o->pieces[0].off += k;
+                o->piece_bytes -= k;
+                n -= k;
+                if (o->pieces[0].off == o->pieces[0].blob->len) {
+                        proto_blob_unref(o->pieces[0].blob);
+                        memmove(&o->pieces[0], &o->pieces[1],
+                                (o->n_pieces - 1) * sizeof o->pieces[0]);
+                        o->n_pieces--;
+                }
+        }
+}
+
 int proto_outbuf_flush(ProtoOutbuf *o, int fd)
 {
         assert(o);
         assert(fd >= 0);
 
-        while (o->start < o->end) {
-                ssize_t n =
-                    send(fd, o->buf + o->start, o->end - o->start, MSG_DONTWAIT | MSG_NOSIGNAL);
+        while (proto_outbuf_queued(o) > 0) {
+                struct iovec iov[2 * PROTO_OUTBUF_PIECES + 1];
+                struct msghdr mh = {.msg_iov = iov, .msg_iovlen = outbuf_iov(o, iov)};
+                ssize_t n = sendmsg(fd, &mh, MSG_DONTWAIT | MSG_NOSIGNAL);
+
                 if (n < 0) {
                         if (errno == EINTR)
                                 continue;
@@ -476,7 +632,7 @@ int proto_outbuf_flush(ProtoOutbuf *o, int fd)
                                 return 0;
                         return negative_errno();
                 }
-                o->start += (size_t)n;
+                outbuf_consume(o, (size_t)n);
         }
 
         o->start = o->end = 0;
@@ -486,12 +642,6 @@ int proto_outbuf_flush(ProtoOutbuf *o, int fd)
                 o->size = 0;
         }
         return 1;
-}
-
-size_t proto_outbuf_queued(const ProtoOutbuf *o)
-{
-        assert(o);
-        return o->end - o->start;
 }
 
 /* ---- Requests --------------------------------------------------------------------------- */
@@ -635,6 +785,15 @@ json_t *proto_reply_ok(uint32_t id, json_t *result)
             json_object_set_new(m, "result", TAKE_PTR(res)) < 0)
                 return NULL;
         return TAKE_PTR(m);
+}
+
+size_t proto_ok_reply_prefix(uint32_t id, char buf[static PROTO_OK_PREFIX_MAX])
+{
+        int n = snprintf(buf, PROTO_OK_PREFIX_MAX, "{\"v\":%d,\"id\":%" PRIu32 ",\"ok\":true,\"result\":",
+                         GK_PROTO_VERSION, id);
+
+        assert(n > 0 && (size_t)n < PROTO_OK_PREFIX_MAX);
+        return (size_t)n;
 }
 
 static json_t *reply_error_text(int64_t id, int code, const char *message)
@@ -807,6 +966,11 @@ void proto_message_done(ProtoMessage *m)
         m->result = m->data = NULL;
 }
 
+/* proto_scan_ok_reply() reads at most this many members. */
+#define OK_REPLY_MEMBERS_MAX 8u
+/* The ones an ok reply has: v, id, ok, result. */
+#define OK_REPLY_MEMBERS 4u
+
 /* The unsigned decimal integer `s` (len bytes, no sign, no fraction or
  * exponent) when it is at most UINT32_MAX: 1 and *ret; else 0. */
 static int plain_uint32(const char *s, size_t len, uint32_t *ret)
@@ -831,7 +995,7 @@ int proto_scan_ok_reply(const char *frame, size_t len, uint32_t *ret_id, const c
 {
         /* A reply has four members; a few more (additive protocol changes)
          * are fine, more than this is unusual: the parsed path decides. */
-        JsonScanMember m[8];
+        JsonScanMember m[OK_REPLY_MEMBERS_MAX];
         JsonScanMembers it;
         const JsonScanMember *v = NULL, *id = NULL, *ok = NULL, *result = NULL;
         size_t n = 0;
@@ -877,4 +1041,48 @@ int proto_scan_ok_reply(const char *frame, size_t len, uint32_t *ret_id, const c
         *ret_result = result->value;
         *ret_result_len = result->value_len;
         return 1;
+}
+
+static bool ws(char c)
+{
+        return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+}
+
+bool proto_ok_reply_tail_ok(const char *tail, size_t len)
+{
+        static const char *const taken[] = {"v", "id", "ok", "result", "event"};
+        JsonScanMember m[OK_REPLY_MEMBERS_MAX - OK_REPLY_MEMBERS];
+        _cleanup_free_ char *copy = NULL;
+        JsonScanMembers it;
+        size_t i = 0, n = 0;
+        int r;
+
+        assert(tail || len == 0);
+        while (i < len && ws(tail[i]))
+                i++;
+        if (i < len && tail[i] == '}') {
+                for (i++; i < len && ws(tail[i]); i++)
+                        ;
+                return i == len;
+        }
+        if (i >= len || tail[i] != ',')
+                return false;
+        /* More members: walked as the object `{` + what follows the comma. */
+        copy = malloc(len - i);
+        if (!copy)
+                return false;
+        memcpy(copy, tail + i, len - i);
+        copy[0] = '{';
+        json_scan_members_init(&it, copy, len - i, PROTO_MAX_DEPTH);
+        while ((r = json_scan_members_next(&it, &m[n])) > 0) {
+                for (size_t k = 0; k < ELEMENTSOF(taken); k++)
+                        if (json_scan_key_is(&m[n], taken[k]))
+                                return false;
+                for (size_t k = 0; k < n; k++)
+                        if (json_scan_keys_equal(&m[k], &m[n]))
+                                return false;
+                if (++n == ELEMENTSOF(m))
+                        return false;
+        }
+        return r == 0 && n > 0;
 }

@@ -104,13 +104,45 @@ int proto_encode_frame(const char *json, size_t len, size_t max, char **ret, siz
  * -ENOMEM. */
 int proto_dump(json_t *msg, size_t max, char **ret, size_t *ret_len);
 
-/* Outgoing frames queued for a non-blocking socket. Fields are private. */
+/* Immutable bytes shared by reference (the daemon's cached status reply,
+ * sent to many connections without a copy per reply). Refcounted; not
+ * thread-safe (one event loop). */
+typedef struct ProtoBlob {
+        unsigned ref;
+        size_t len;
+        char data[];
+} ProtoBlob;
+
+/* A blob holding a copy of s[0..len) (len may be 0), refcount 1; NULL on OOM. */
+ProtoBlob *proto_blob_new(const char *s, size_t len);
+/* Another reference to `b`; returns it. */
+ProtoBlob *proto_blob_ref(ProtoBlob *b);
+/* Drops a reference; frees at zero. Accepts NULL. */
+void proto_blob_unref(ProtoBlob *b);
+
+/* Shared pieces one queue holds at most; more are copied into it. */
+#define PROTO_OUTBUF_PIECES 4u
+
+/* A blob queued between an outbuf's bytes. */
+typedef struct ProtoOutbufPiece {
+        ProtoBlob *blob;
+        size_t off;  /* bytes of it sent */
+        uint64_t at; /* goes before the byte queue's byte of this index */
+} ProtoOutbufPiece;
+
+/* Outgoing frames queued for a non-blocking socket: a byte queue, and
+ * between its bytes, references to blobs (proto_outbuf_append_shared()).
+ * Fields are private. */
 typedef struct ProtoOutbuf {
         size_t max_queued;
         char *buf;
         size_t size;
         size_t start;
         size_t end;
+        uint64_t sent; /* bytes ever taken off the byte queue: the index of buf[start] */
+        ProtoOutbufPiece pieces[PROTO_OUTBUF_PIECES];
+        size_t n_pieces;
+        size_t piece_bytes; /* queued in pieces */
 } ProtoOutbuf;
 
 /* max_queued: most bytes (headers included) that may wait in the queue. */
@@ -124,11 +156,18 @@ void proto_outbuf_done(ProtoOutbuf *o);
  *              daemon closes such a connection, see docs/protocol.md)
  *   -ENOMEM */
 int proto_outbuf_append(ProtoOutbuf *o, const char *json, size_t len, size_t max_frame);
+/* Queues one frame holding head + body + tail (the three lengths' sum
+ * 1..max_frame), with the body sent from the blob itself, not copied (a
+ * reference is held until it is sent). All or nothing, as
+ * proto_outbuf_append(). */
+int proto_outbuf_append_shared(ProtoOutbuf *o, const char *head, size_t head_len, ProtoBlob *body,
+                               const char *tail, size_t tail_len, size_t max_frame);
 /* proto_dump() then proto_outbuf_append(); `msg` is borrowed. */
 int proto_outbuf_append_msg(ProtoOutbuf *o, json_t *msg, size_t max_frame);
 
-/* Writes as much as the socket takes without blocking (send() with
- * MSG_DONTWAIT | MSG_NOSIGNAL, EINTR retried).
+/* Writes as much as the socket takes without blocking (sendmsg() of the
+ * queue's bytes and pieces in order, MSG_DONTWAIT | MSG_NOSIGNAL, EINTR
+ * retried).
  *   1  the queue is empty now
  *   0  bytes remain (the socket is full: wait for POLLOUT and call again)
  *   <0 -errno of send() (-EPIPE / -ECONNRESET when the peer is gone); the
@@ -174,6 +213,19 @@ json_t *proto_request_new(uint32_t id, const char *op, json_t *args);
 /* {"v":1,"id":id,"ok":true,"result":result}; `result` (an object; NULL means
  * {}) is stolen, also on failure. NULL on OOM. */
 json_t *proto_reply_ok(uint32_t id, json_t *result);
+/* The bytes every ok reply to request `id` starts with, as proto_dump()
+ * writes proto_reply_ok()'s object: `{"v":1,"id":ID,"ok":true,"result":`
+ * (the result's text and the closing brace follow). Written to `buf` with a
+ * NUL; returns the length (at most PROTO_OK_PREFIX_MAX - 1). The daemon
+ * writes cached replies with it, the client recognises replies it can
+ * stream by it. */
+#define PROTO_OK_PREFIX_MAX 48u
+size_t proto_ok_reply_prefix(uint32_t id, char buf[static PROTO_OK_PREFIX_MAX]);
+/* Whether `tail`, the bytes of an ok reply's frame after its result's
+ * value, ends the reply as proto_scan_ok_reply() accepts it: whitespace and
+ * the closing brace, or further members that repeat no key of the reply
+ * (nor "event") and keep it to the members proto_scan_ok_reply() reads. */
+bool proto_ok_reply_tail_ok(const char *tail, size_t len);
 /* {"v":1,"id":id or null,"ok":false,"error":{"code","name","message"}}.
  * id < 0 gives "id": null. The formatted message is made safe to carry
  * (bounded, control characters and invalid UTF-8 replaced by '?'). NULL on OOM. */

@@ -22,7 +22,7 @@ static void test_chain_extended_by_harmless_iterations(void **state)
 {
         StatusCache c = {};
 
-        status_cache_store(&c, strdup("{\"a\":1"), 6, 10, 3, 0);
+        status_cache_store(&c, proto_blob_new("{\"a\":1", 6), 10, 3, 0);
         assert_true(status_cache_fresh(&c, 10, 3, 0));
         assert_false(status_cache_fresh(&c, 11, 3, 0)); /* not yet extended */
         status_cache_extend(&c, 11);
@@ -38,7 +38,7 @@ static void test_chain_broken_by_a_foreign_event(void **state)
 {
         StatusCache c = {};
 
-        status_cache_store(&c, strdup("{\"a\":1"), 6, 10, 3, 0);
+        status_cache_store(&c, proto_blob_new("{\"a\":1", 6), 10, 3, 0);
         status_cache_extend(&c, 11);
         /* Iteration 12 dispatched a sampler tick (never extends); 13 is a
          * socket again: the chain stays broken. */
@@ -47,10 +47,10 @@ static void test_chain_broken_by_a_foreign_event(void **state)
         status_cache_extend(&c, 14);
         assert_false(status_cache_fresh(&c, 14, 3, 0));
         /* Built again in 14: valid from there. */
-        status_cache_store(&c, strdup("{\"a\":2"), 6, 14, 3, 0);
+        status_cache_store(&c, proto_blob_new("{\"a\":2", 6), 14, 3, 0);
         status_cache_extend(&c, 15);
         assert_true(status_cache_fresh(&c, 15, 3, 0));
-        assert_memory_equal(c.body, "{\"a\":2", 6);
+        assert_memory_equal(c.body->data, "{\"a\":2", 6);
         status_cache_done(&c);
 }
 
@@ -67,7 +67,7 @@ static void test_broken_by_a_mutating_request(void **state)
         for (size_t i = 0; i < sizeof mutating / sizeof mutating[0]; i++)
                 assert_false(status_cache_op_is_read_only(mutating[i]));
 
-        status_cache_store(&c, strdup("{\"a\":1"), 6, 10, 3, 0);
+        status_cache_store(&c, proto_blob_new("{\"a\":1", 6), 10, 3, 0);
         /* A status, then an acquire, in the same read (iteration 10). */
         assert_true(status_cache_fresh(&c, 10, 3, 0));
         status_cache_invalidate(&c);
@@ -83,7 +83,7 @@ static void test_keyed_by_names_and_clocks(void **state)
 {
         StatusCache c = {};
 
-        status_cache_store(&c, strdup("{\"a\":1"), 6, 10, 3, 5000);
+        status_cache_store(&c, proto_blob_new("{\"a\":1", 6), 10, 3, 5000);
         assert_false(status_cache_fresh(&c, 10, 4, 5000)); /* a resolver answer came */
         assert_true(status_cache_fresh(&c, 10, 3, 5000 + STATUS_CACHE_CLOCK_SLACK_USEC));
         assert_true(status_cache_fresh(&c, 10, 3, 5000 - STATUS_CACHE_CLOCK_SLACK_USEC));
@@ -212,6 +212,7 @@ static void test_reply_is_the_dump_of_the_tree(void **state)
                 for (int i = 0; i < 3; i++) {
                         _cleanup_free_ char *want = NULL, *got = NULL;
                         size_t want_len, got_len;
+                        StatusReply parts;
                         json_t *result = NULL, *msg;
                         uint64_t hits = d.status_cache.hits;
 
@@ -220,7 +221,14 @@ static void test_reply_is_the_dump_of_the_tree(void **state)
                         assert_non_null(msg);
                         assert_int_equal(proto_dump(msg, GK_PROTO_MAX_REPLY, &want, &want_len), 0);
                         json_decref(msg);
-                        assert_int_equal(status_cache_reply(&d, 4000000000u, &got, &got_len), 0);
+                        assert_int_equal(status_cache_reply(&d, 4000000000u, &parts), 0);
+                        got_len = parts.head_len + parts.body->len + parts.tail_len;
+                        got = malloc(got_len);
+                        assert_non_null(got);
+                        memcpy(got, parts.head, parts.head_len);
+                        memcpy(got + parts.head_len, parts.body->data, parts.body->len);
+                        memcpy(got + parts.head_len + parts.body->len, parts.tail, parts.tail_len);
+                        status_reply_done(&parts);
                         assert_int_equal(got_len, want_len);
                         assert_memory_equal(got, want, want_len);
                         /* Without a loop nothing is cached; with one, the

@@ -73,6 +73,54 @@ static const char *json_scan_check_writer(json_t *j, size_t flags)
         return why;
 }
 
+/* The stream scanner fed s[0..len) `piece` bytes at a time (the bytes it
+ * did not take presented again), as a document: its verdict is `want`, and
+ * what it writes is json_scan_write_indented()'s output for the value. Only
+ * for texts whose first byte but whitespace opens a container. */
+static const char *json_scan_check_stream(const char *s, size_t len, size_t piece, bool want,
+                                          size_t b, size_t e)
+{
+        JsonScanStream *st = malloc(sizeof *st);
+        char *out = NULL, *expect = NULL;
+        size_t size = 0, pos = 0, fed = 0, taken;
+        FILE *f = open_memstream(&out, &size);
+        const char *why = NULL;
+        int r = 0;
+
+        if (!st || !f)
+                abort();
+        json_scan_stream_init(st, f, 0, PROTO_MAX_DEPTH);
+        do {
+                fed = len - fed < piece ? len : fed + piece;
+                r = json_scan_stream_feed(st, s + pos, fed - pos, fed == len, &taken);
+                if (r >= 0)
+                        pos += taken;
+        } while (r == 0 && fed < len);
+        if (r == 0)
+                why = "stream scanner wants more after the last byte";
+        else if (r > 0) {
+                while (pos < len && strchr(" \t\r\n", s[pos]) && s[pos])
+                        pos++;
+                r = pos == len; /* a document: nothing but whitespace after it */
+        } else
+                r = 0;
+        json_scan_stream_flush(st);
+        if (fclose(f) != 0)
+                abort();
+        if (!why && (r == 1) != want)
+                why = r ? "stream scanner accepts what jansson refuses"
+                        : "stream scanner refuses what jansson accepts";
+        if (!why && want) {
+                expect = json_scan_check_write(s + b, e - b);
+                if (strcmp(out, expect) != 0)
+                        why = "stream writer output differs from json_scan_write_indented()";
+        }
+        free(expect);
+        free(out);
+        free(st);
+        return why;
+}
+
 /* The member walk over a document the scanner accepted or refused: its
  * verdict is the scanner's, and for an object without duplicate keys it
  * yields jansson's keys and values in order. */
@@ -132,6 +180,18 @@ static const char *json_scan_check(const char *s, size_t len)
                 why = "scanner's value range is wrong";
         if (!why)
                 why = json_scan_check_members(s, len, j, want);
+        if (!why) {
+                size_t f = 0;
+
+                while (f < len && strchr(" \t\r\n", s[f]) && s[f])
+                        f++;
+                if (f < len && (s[f] == '{' || s[f] == '[')) {
+                        static const size_t pieces[] = {1, 2, 3, 7, 16, 64, SIZE_MAX};
+
+                        for (size_t i = 0; !why && i < sizeof pieces / sizeof pieces[0]; i++)
+                                why = json_scan_check_stream(s, len, pieces[i], want, b, e);
+                }
+        }
         if (!why && want)
                 why = json_scan_check_writer(j, JSON_COMPACT);
         if (!why && want) /* whitespace between every token: only re-spaced */

@@ -379,6 +379,157 @@ static void test_outbuf_partial_writes(void **state)
         free(payload);
 }
 
+/* Frames with shared bodies (proto_outbuf_append_shared) interleaved with
+ * plain ones leave in order through a small socket buffer; a queue with
+ * every piece slot taken copies the next body; the blobs are referenced
+ * until sent, and released by proto_outbuf_done() when not. */
+static void test_outbuf_shared(void **state)
+{
+        enum { BODY = 70000, N = 7 };
+        ProtoBlob *body = proto_blob_new(NULL, 0), *big;
+        int sv[2], sndbuf = 4096, partial = 0, r;
+        ProtoOutbuf o;
+        ProtoDecoder d;
+        size_t got = 0;
+
+        assert_non_null(body);
+        big = malloc(sizeof *big + BODY);
+        assert_non_null(big);
+        *big = (ProtoBlob){.ref = 1, .len = BODY};
+        for (size_t i = 0; i < BODY; i++)
+                big->data[i] = (char)('a' + i % 26);
+        assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+        assert_int_equal(setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof sndbuf), 0);
+        set_nonblock(sv[0]);
+        set_nonblock(sv[1]);
+        proto_outbuf_init(&o, PROTO_OUTBUF_MAX_DEFAULT);
+        proto_decoder_init(&d, GK_PROTO_MAX_REPLY);
+        /* An empty body, then N big ones (more than the piece slots) with
+         * a plain frame after each. */
+        assert_int_equal(proto_outbuf_append_shared(&o, "[", 1, body, "]", 1, 100), 0);
+        for (int i = 0; i < N; i++) {
+                char head[8], tail[8];
+
+                snprintf(head, sizeof head, "<%d", i);
+                snprintf(tail, sizeof tail, "%d>", i);
+                assert_int_equal(proto_outbuf_append_shared(&o, head, strlen(head), big, tail,
+                                                            strlen(tail), GK_PROTO_MAX_REPLY),
+                                 0);
+                assert_int_equal(proto_outbuf_append(&o, "{}", 2, 10), 0);
+        }
+        assert_int_equal(big->ref, 1 + PROTO_OUTBUF_PIECES);
+        assert_int_equal(proto_outbuf_queued(&o), 6 + N * (4 + 4 + BODY + 6));
+        /* Too large for the frame limit, and for the cap: nothing queued. */
+        assert_int_equal(proto_outbuf_append_shared(&o, "x", 1, big, NULL, 0, BODY), -EMSGSIZE);
+        assert_int_equal(big->ref, 1 + PROTO_OUTBUF_PIECES);
+
+        while ((r = proto_outbuf_flush(&o, sv[0])) == 0 || got < 1 + 2 * N) {
+                char buf[5000];
+                const char *f;
+                size_t flen;
+                ssize_t n;
+
+                assert_true(r >= 0);
+                partial += r == 0;
+                n = read(sv[1], buf, sizeof buf);
+                if (n < 0) {
+                        assert_int_equal(errno, EAGAIN);
+                        continue;
+                }
+                for (ssize_t off = 0; off < n;) {
+                        int fed = proto_decoder_feed(&d, buf + off, (size_t)(n - off));
+
+                        assert_true(fed >= 0);
+                        off += fed;
+                        while (proto_decoder_next(&d, &f, &flen) == 1) {
+                                if (got == 0) {
+                                        assert_int_equal(flen, 2);
+                                        assert_memory_equal(f, "[]", 2);
+                                } else if (got % 2 == 0) {
+                                        assert_int_equal(flen, 2);
+                                        assert_memory_equal(f, "{}", 2);
+                                } else {
+                                        char want[24];
+
+                                        snprintf(want, sizeof want, "<%d", (int)(got / 2 % 10));
+                                        assert_int_equal(flen, 2 + BODY + 2);
+                                        assert_memory_equal(f, want, 2);
+                                        assert_memory_equal(f + 2, big->data, BODY);
+                                        snprintf(want, sizeof want, "%d>", (int)(got / 2 % 10));
+                                        assert_memory_equal(f + 2 + BODY, want, 2);
+                                }
+                                got++;
+                        }
+                }
+        }
+        assert_int_equal(got, 1 + 2 * N);
+        assert_true(partial > 0);
+        assert_int_equal(proto_outbuf_queued(&o), 0);
+        assert_int_equal(big->ref, 1);
+        assert_int_equal(body->ref, 1);
+
+        /* Pieces never sent are released with the queue. */
+        assert_int_equal(proto_outbuf_append_shared(&o, "a", 1, big, "b", 1, GK_PROTO_MAX_REPLY),
+                         0);
+        assert_int_equal(big->ref, 2);
+        proto_outbuf_done(&o);
+        assert_int_equal(big->ref, 1);
+        proto_decoder_done(&d);
+        proto_blob_unref(big);
+        proto_blob_unref(body);
+        close(sv[0]);
+        close(sv[1]);
+}
+
+/* proto_ok_reply_prefix() is how proto_dump() begins an ok reply; the
+ * tail check takes what proto_scan_ok_reply() takes after the result. */
+static void test_ok_reply_prefix_and_tail(void **state)
+{
+        static const uint32_t ids[] = {0, 1, 42, 4000000000u, UINT32_MAX};
+        static const struct {
+                const char *tail;
+                bool ok;
+        } tails[] = {
+            {"}", true},          {" } \n", true},       {"", false},
+            {"}x", false},        {",}", false},         {", }", false},
+            {",\"x\":1}", true},  {",\"x\":[1,{}]} ", true},
+            {",\"x\":1,\"x\":2}", false},                {",\"id\":2}", false},
+            {",\"event\":\"a\"}", false},                {",\"a\":1,\"b\":2,\"c\":3}", true},
+            {",\"a\":1,\"b\":2,\"c\":3,\"d\":4}", false}, {",\"\\u0069d\":2}", false},
+            {",\"x\":}", false},  {"]", false},
+        };
+
+        for (size_t i = 0; i < sizeof ids / sizeof ids[0]; i++) {
+                _cleanup_free_ char *dump = NULL;
+                char prefix[PROTO_OK_PREFIX_MAX];
+                json_t *m = proto_reply_ok(ids[i], NULL);
+                size_t len, n;
+
+                assert_non_null(m);
+                assert_int_equal(proto_dump(m, GK_PROTO_MAX_REPLY, &dump, &len), 0);
+                json_decref(m);
+                n = proto_ok_reply_prefix(ids[i], prefix);
+                assert_int_equal(n, strlen(prefix));
+                assert_int_equal(len, n + 3);
+                assert_memory_equal(dump, prefix, n);
+                assert_string_equal(dump + n, "{}}");
+        }
+        for (size_t i = 0; i < sizeof tails / sizeof tails[0]; i++) {
+                /* The verdict of proto_scan_ok_reply() on the whole reply. */
+                char frame[256];
+                uint32_t id;
+                const char *res;
+                size_t res_len;
+                int n = snprintf(frame, sizeof frame, "{\"v\":1,\"id\":7,\"ok\":true,\"result\":{}%s",
+                                 tails[i].tail);
+
+                assert_int_equal(proto_scan_ok_reply(frame, (size_t)n, &id, &res, &res_len),
+                                 tails[i].ok);
+                assert_int_equal(proto_ok_reply_tail_ok(tails[i].tail, strlen(tails[i].tail)),
+                                 tails[i].ok);
+        }
+}
+
 static void test_outbuf_cap(void **state)
 {
         int sv[2];
@@ -1356,6 +1507,8 @@ int main(void)
             cmocka_unit_test(test_client_connect_errors),
             cmocka_unit_test(test_socket_path),
             cmocka_unit_test(test_prefault),
+            cmocka_unit_test(test_outbuf_shared),
+            cmocka_unit_test(test_ok_reply_prefix_and_tail),
         };
 
         /* SIGPIPE keeps its default action: a send() without MSG_NOSIGNAL
