@@ -308,13 +308,15 @@ static int stream_reply(gk_client *c, FILE *f, uint32_t frame_len, size_t skip)
                 ssize_t n;
 
                 if (have == size) {
-                        /* One token fills the buffer: room for it. */
-                        char *b = realloc(buf, size * 2);
+                        /* One token fills the buffer: room for it (never
+                         * more than the frame). */
+                        size_t grown = MIN(size * 2, have + left);
+                        char *b = realloc(buf, grown);
 
                         if (!b)
                                 return -ENOMEM;
                         buf = b;
-                        size *= 2;
+                        size = grown;
                 }
                 n = receive_into(c, buf + have, MIN(size - have, left), false);
                 if (n < 0)

@@ -89,20 +89,17 @@ static int build_body(const Daemon *d, ProtoBlob **ret)
         if (n < 3 || b[0] != '{' || b[n - 1] != '}')
                 return -EINVAL;
         blob = proto_blob_new(b, n - 1);
-        if (!blob)
-                return -ENOMEM;
-        *ret = blob;
-        return 0;
+        if (blob)
+                *ret = blob;
+        return blob ? 0 : -ENOMEM;
 }
 
 void status_reply_done(StatusReply *r)
 {
-        if (!r)
-                return;
-        proto_blob_unref(r->body);
-        free(r->tail);
-        r->body = NULL;
-        r->tail = NULL;
+        if (r) {
+                proto_blob_unref(TAKE_PTR(r->body));
+                free(TAKE_PTR(r->tail));
+        }
 }
 
 int status_cache_reply(Daemon *d, uint32_t id, StatusReply *ret)
