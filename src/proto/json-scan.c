@@ -778,10 +778,43 @@ static inline void out_indent_fast(JsonScanOut *o, unsigned depth)
         out_indent(o, depth);
 }
 
-/* The loop of scan_value() (same rules, same order of checks), resumable
- * at token boundaries, writing as json_scan_write_indented() does. Output
- * is copied in runs: the bytes from `run` to the current token are the
- * input's, and only whitespace and the re-spacing break a run. */
+/* The word at s[p] when it is true, false or null and a byte follows it
+ * (so it cannot go on past s[0..len)): the byte after it, else 0. */
+static inline size_t short_literal(const char *s, size_t len, size_t p)
+{
+        uint32_t w;
+
+        if (len - p < 6)
+                return 0;
+        memcpy(&w, s + p, 4);
+        if (memcmp(&w, "null", 4) == 0 || memcmp(&w, "true", 4) == 0)
+                return p + 4;
+        if (memcmp(&w, "fals", 4) == 0 && s[p + 4] == 'e')
+                return p + 5;
+        return 0;
+}
+
+/* An integer at s[p] of 1 to 18 digits without sign, fraction or exponent,
+ * and a byte after it: always in int64_t's range, the byte after it; else
+ * 0 (scan_word_part() decides). */
+static inline size_t short_integer(const char *s, size_t len, size_t p)
+{
+        size_t e;
+
+        if (s[p] < '1' || s[p] > '9')
+                return 0;
+        for (e = p + 1; e < len && is_digit(s[e]); e++)
+                ;
+        return e < len && e - p < 19 && s[e] != '.' && s[e] != 'e' && s[e] != 'E' ? e : 0;
+}
+
+/* The rules of scan_value() (the same checks in the same order), resumable
+ * at token boundaries, writing as json_scan_write_indented() does. The
+ * states are labels (a value next, a key next, after a value) rather than
+ * a switch in a loop: the common paths (key, value, comma) run straight
+ * from one to the next. Output is copied in runs: from `run` to the
+ * current token the bytes are the input's; only whitespace and the
+ * re-spacing break a run. */
 int json_scan_stream_feed(JsonScanStream *st, const char *s, size_t len, bool last,
                           size_t *ret_consumed)
 {
@@ -794,120 +827,162 @@ int json_scan_stream_feed(JsonScanStream *st, const char *s, size_t len, bool la
 
         assert(s || len == 0);
         assert(ret_consumed);
-        if (state == STREAM_FAILED)
+        switch (state) {
+        case STREAM_VALUE:
+                goto value;
+        case STREAM_KEY:
+                goto key;
+        case STREAM_AFTER:
+                goto after;
+        case STREAM_DONE:
+                goto done;
+        default:
                 return -EBADMSG;
-        while (state != STREAM_DONE) {
-                /* Whitespace (all of it below 0x21): dropped. */
-                if (p < len && (unsigned char)s[p] <= ' ' && is_ws(s[p])) {
-                        out_run(o, s, len, run, p);
-                        p = skip_ws(s, len, p);
-                        run = p;
-                }
-                if (p >= len) {
-                        if (last)
-                                goto fail;
-                        break;
-                }
-                c = s[p];
-                switch (state) {
-                case STREAM_VALUE:
-                        if (c == '{' || c == '[') {
-                                char close = c == '{' ? '}' : ']';
+        }
 
-                                if (st->depth + level + 1 > st->max_depth)
-                                        goto fail;
-                                e = skip_ws(s, len, p + 1);
-                                if (e >= len) {
-                                        if (last)
-                                                goto fail;
-                                        goto need;
-                                }
-                                if (s[e] == close) { /* empty: "{}" or "[]" */
-                                        if (e > p + 1) {
-                                                out_put(o, s + run, p + 1 - run);
-                                                run = e;
-                                        }
-                                        p = e + 1;
-                                        state = level == 0 ? STREAM_DONE : STREAM_AFTER;
-                                        break;
-                                }
-                                objects &= ~(UINT64_C(1) << level);
-                                if (c == '{')
-                                        objects |= UINT64_C(1) << level;
-                                level++;
-                                out_run(o, s, len, run, p + 1);
-                                out_indent_fast(o, level);
-                                p = run = e;
-                                state = c == '{' ? STREAM_KEY : STREAM_VALUE;
-                                break;
-                        }
-                        if (c != '"')
-                                e = scan_word_part(s, len, p, last);
-                        else if ((e = short_string(s, len, p)) == 0)
-                                e = scan_string_part(s, len, p, last);
+value:
+        state = STREAM_VALUE;
+        if (p >= len)
+                goto out_of_bytes;
+        c = s[p];
+        if (c == '"') {
+                e = short_string(s, len, p);
+                if (e == 0) {
+                        e = scan_string_part(s, len, p, last);
                         if (e == NEED)
                                 goto need;
                         if (e == 0)
                                 goto fail;
-                        p = e;
-                        if (c != '"' && p < len && s[p] == '\0') {
-                                /* jansson's lexer reads one byte past a number
-                                 * or a word and puts it back; a NUL put back
-                                 * is lost. */
-                                out_run(o, s, len, run, p);
-                                run = ++p;
-                        }
-                        state = level == 0 ? STREAM_DONE : STREAM_AFTER;
-                        break;
-                case STREAM_KEY:
-                        if (c != '"')
-                                goto fail;
-                        if ((e = short_string(s, len, p)) == 0) {
-                                e = scan_string_part(s, len, p, last);
-                                if (e == NEED)
-                                        goto need;
-                                if (e == 0)
-                                        goto fail;
-                        }
-                        q = skip_ws(s, len, e);
-                        if (q >= len) {
-                                if (last)
-                                        goto fail;
-                                goto need;
-                        }
-                        if (s[q] != ':')
-                                goto fail;
-                        out_run(o, s, len, run, e);
-                        out_put(o, ": ", 2);
-                        p = run = q + 1;
-                        state = STREAM_VALUE;
-                        break;
-                default: /* STREAM_AFTER */
-                        if (c == ',') {
-                                out_run(o, s, len, run, p + 1);
-                                out_indent_fast(o, level);
-                                p = run = p + 1;
-                                state = objects >> (level - 1) & 1 ? STREAM_KEY : STREAM_VALUE;
-                                break;
-                        }
-                        if (c == (objects >> (level - 1) & 1 ? '}' : ']')) {
-                                out_run(o, s, len, run, p);
-                                out_indent_fast(o, --level);
-                                out_put(o, &c, 1);
-                                p = run = p + 1;
-                                state = level == 0 ? STREAM_DONE : STREAM_AFTER;
-                                break;
-                        }
-                        goto fail;
                 }
+                p = e;
+                goto value_done;
         }
+        if ((e = short_integer(s, len, p)) > 0 || (e = short_literal(s, len, p)) > 0) {
+                p = e;
+                goto word_done;
+        }
+        if (c == '{' || c == '[') {
+                char close = c == '{' ? '}' : ']';
+
+                if (st->depth + level + 1 > st->max_depth)
+                        goto fail;
+                e = skip_ws(s, len, p + 1);
+                if (e >= len)
+                        goto out_of_bytes;
+                if (s[e] == close) { /* empty: "{}" or "[]" */
+                        if (e > p + 1) {
+                                out_run(o, s, len, run, p + 1);
+                                run = e;
+                        }
+                        p = e + 1;
+                        goto value_done;
+                }
+                objects &= ~(UINT64_C(1) << level);
+                if (c == '{')
+                        objects |= UINT64_C(1) << level;
+                level++;
+                out_run(o, s, len, run, p + 1);
+                out_indent_fast(o, level);
+                p = run = e;
+                if (c == '{')
+                        goto key;
+                goto value;
+        }
+        if (is_ws(c)) {
+                out_run(o, s, len, run, p);
+                p = run = skip_ws(s, len, p);
+                goto value;
+        }
+        e = scan_word_part(s, len, p, last);
+        if (e == NEED)
+                goto need;
+        if (e == 0)
+                goto fail;
+        p = e;
+word_done:
+        if (p < len && s[p] == '\0') {
+                /* jansson's lexer reads one byte past a number or a word
+                 * and puts it back; a NUL put back is lost. */
+                out_run(o, s, len, run, p);
+                run = ++p;
+        }
+value_done:
+        if (level == 0)
+                goto done;
+after:
+        state = STREAM_AFTER;
+        if (p >= len)
+                goto out_of_bytes;
+        c = s[p];
+        if (c == ',') {
+                out_run(o, s, len, run, p + 1);
+                out_indent_fast(o, level);
+                p = run = p + 1;
+                if (objects >> (level - 1) & 1)
+                        goto key;
+                goto value;
+        }
+        if (c == (objects >> (level - 1) & 1 ? '}' : ']')) {
+                out_run(o, s, len, run, p);
+                out_indent_fast(o, --level);
+                out_put(o, &c, 1);
+                p = run = p + 1;
+                goto value_done;
+        }
+        if (is_ws(c)) {
+                out_run(o, s, len, run, p);
+                p = run = skip_ws(s, len, p);
+                goto after;
+        }
+        goto fail;
+
+key:
+        state = STREAM_KEY;
+        if (p >= len)
+                goto out_of_bytes;
+        c = s[p];
+        if (c != '"') {
+                if (!is_ws(c))
+                        goto fail;
+                out_run(o, s, len, run, p);
+                p = run = skip_ws(s, len, p);
+                goto key;
+        }
+        e = short_string(s, len, p);
+        if (e == 0) {
+                e = scan_string_part(s, len, p, last);
+                if (e == NEED)
+                        goto need;
+                if (e == 0)
+                        goto fail;
+        }
+        q = e < len && s[e] == ':' ? e : skip_ws(s, len, e);
+        if (q >= len)
+                goto out_of_bytes;
+        if (s[q] != ':')
+                goto fail;
+        out_run(o, s, len, run, e);
+        out_put(o, ": ", 2);
+        p = run = q + 1;
+        goto value;
+
+out_of_bytes:
+        if (last)
+                goto fail;
 need:
-        out_put(o, s + run, p - run);
+        out_run(o, s, len, run, p);
         st->objects = objects;
         st->level = level;
         st->state = state;
         *ret_consumed = p;
-        return state == STREAM_DONE;
+        return 0;
+
+done:
+        out_run(o, s, len, run, p);
+        st->level = level;
+        st->state = STREAM_DONE;
+        *ret_consumed = p;
+        return 1;
 
 fail:
         st->state = STREAM_FAILED;
