@@ -30,6 +30,7 @@
 #include "basic/prefault.h"
 #include "client/client-text.h"
 #include "gpukeeper/client.h"
+#include "proto/json-scan.h"
 #include "proto/proto.h"
 
 /* ---- helpers ---------------------------------------------------------------------------- */
@@ -1253,6 +1254,97 @@ static void test_client_call_text(void **state)
         }
 }
 
+/* gk_client_call_write() gives every reply gk_client_call()'s verdict, and
+ * what it writes (streamed, or after it from the text or tree it returned)
+ * is the result as json_dumps(JSON_INDENT(2) | JSON_PRESERVE_ORDER) prints
+ * it (for text as jansson writes it: json-scan.h). Replies that start as the daemon writes them are streamed, through a
+ * buffer that must grow for a long string. */
+static void test_client_call_write(void **state)
+{
+        enum { LONG = 100000 };
+        static const char *const cases[] = {
+            "{\"v\":1,\"id\":1,\"ok\":true,\"result\":{\"a\":[1,{\"b\":\"\xc3\xa9\"}],\"e\":{}}}",
+            "{\"v\":1,\"id\":1,\"ok\":true,\"result\":{\"a\":1} \n",
+            "{\"v\":1,\"id\":1,\"ok\":true,\"result\":{},\"extra\":[null]}",
+            "{\"v\":1,\"id\":1,\"ok\":true,\"result\":{},\"v\":1}",
+            "{\"v\":1,\"id\":1,\"ok\":true,\"result\":{},\"x\":1,\"x\":2}",
+            "{\"v\":1,\"id\":1,\"ok\":true,\"result\":{\"s\":\"\xff\"}}",
+            "{\"v\":1,\"id\":1,\"ok\":true,\"result\":{\"n\":1e999}}",
+            "{\"v\":1,\"id\":1,\"ok\":true,\"result\":{}} x",
+            "{\"v\":1,\"id\":1,\"ok\":true,\"result\":{\"a\":}}",
+            "{\"v\":1,\"id\":1,\"ok\":true,\"result\":{\"a\":1}",
+            " { \"result\" : { \"z\" : 1 } , \"ok\" : true , \"id\" : 1 , \"v\" : 1 } ",
+            "{\"v\":1,\"id\":2,\"ok\":true,\"result\":{}}",
+            "{\"v\":1,\"id\":1,\"ok\":false,\"error\":{\"code\":5,\"message\":\"no\"}}",
+            NULL, /* a long string and many members: streamed */
+        };
+
+        for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+                _cleanup_free_ char *big = NULL, *out = NULL, *want = NULL;
+                gk_client *c1, *c2;
+                Server *s1 = server_start(&c1), *s2 = server_start(&c2);
+                gk_call_error e1 = {0}, e2 = {0};
+                json_t *r1 = NULL, *r2 = NULL;
+                const char *text = NULL, *reply = cases[i];
+                size_t len = 0, out_size = 0;
+                FILE *f = open_memstream(&out, &out_size);
+                bool written;
+                int v1, v2;
+
+                assert_non_null(f);
+                if (!reply) {
+                        char *p;
+
+                        big = malloc(LONG + 100000);
+                        assert_non_null(big);
+                        p = big + sprintf(big, "{\"v\":1,\"id\":1,\"ok\":true,\"result\":{\"s\":\"");
+                        memset(p, 'x', LONG);
+                        p += LONG;
+                        p += sprintf(p, "\"");
+                        for (int k = 0; k < 2000; k++)
+                                p += sprintf(p, ",\"k%d\":[%d,true,null,\"v\\n\"]", k, k);
+                        sprintf(p, "}}");
+                        reply = big;
+                }
+                server_send(s1, reply);
+                server_send(s2, reply);
+                server_send(s1, "{\"v\":1,\"id\":2,\"ok\":true,\"result\":{}}");
+                server_send(s2, "{\"v\":1,\"id\":2,\"ok\":true,\"result\":{}}");
+
+                v1 = gk_client_call(c1, "ping", NULL, &r1, &e1);
+                v2 = gk_client_call_write(c2, "ping", NULL, f, &written, &text, &len, &r2, &e2);
+                if (v1 != v2)
+                        fail_msg("case %zu: call %d, call_write %d", i, v1, v2);
+                assert_int_equal(e1.code, e2.code);
+                assert_string_equal(e1.message, e2.message);
+                if (v1 == 0) {
+                        if (text)
+                                json_scan_write_indented(f, text, len);
+                        else if (!written)
+                                assert_int_equal(json_dumpf(r2, f, JSON_INDENT(2) | JSON_PRESERVE_ORDER), 0);
+                        assert_int_equal(fflush(f), 0);
+                        want = json_dumps(r1, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+                        assert_non_null(want);
+                        if (strcmp(out, want) != 0)
+                                fail_msg("case %zu: written [%s] want [%s]", i, out, want);
+                        /* The daemon's shape is streamed. */
+                        if (!cases[i] || i <= 2)
+                                assert_true(written);
+                }
+                /* The second call fares the same (sticky errors stay). */
+                assert_int_equal(gk_client_call(c1, "ping", NULL, NULL, NULL),
+                                 gk_client_call_write(c2, "ping", NULL, f, &written, &text, &len,
+                                                      NULL, NULL));
+                fclose(f);
+                json_decref(r1);
+                json_decref(r2);
+                gk_client_free(c1);
+                gk_client_free(c2);
+                server_stop(s1);
+                server_stop(s2);
+        }
+}
+
 static void test_client_peer_closed(void **state)
 {
         gk_client *c;
@@ -1508,6 +1600,7 @@ int main(void)
             cmocka_unit_test(test_socket_path),
             cmocka_unit_test(test_prefault),
             cmocka_unit_test(test_outbuf_shared),
+            cmocka_unit_test(test_client_call_write),
             cmocka_unit_test(test_ok_reply_prefix_and_tail),
         };
 
