@@ -1,7 +1,10 @@
 /* The JSON scanner and re-spacing writer of json-scan.h: one pass over the
  * bytes, an explicit stack of at most JSON_SCAN_DEPTH_MAX container kinds
  * (a bit each) instead of recursion, nothing allocated. The rules are
- * jansson 2.14's load.c (lexer and parser, flags 0) and dump.c (indent). */
+ * jansson 2.14's load.c (lexer and parser, flags 0) and dump.c (indent).
+ * The stream scanner (json_scan_stream_*) is the same rules and the same
+ * output in one pass over text that arrives in pieces: its token scanners
+ * say NEED rather than refuse where a token may go on past the piece. */
 #include "proto/json-scan.h"
 
 #include <assert.h>

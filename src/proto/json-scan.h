@@ -24,7 +24,10 @@
  * text jansson itself wrote (its escapes: \" \\ \b \f \n \r \t and \u00XX
  * for other control characters, nothing else escaped; integers in decimal,
  * reals as %.17g with ".0" where that has no '.' or 'e'). The daemon's
- * replies are such text. */
+ * replies are such text.
+ *
+ * The stream scanner (JsonScanStream, below) does both at once for a value
+ * that arrives in pieces, for the client's --json views. */
 #pragma once
 
 #include <stdbool.h>
