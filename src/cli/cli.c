@@ -17,6 +17,7 @@
 #include "cli/text.h"
 #include "client/client-text.h"
 #include "proto/json-scan.h"
+#include "proto/proto.h"
 
 int cli_usage_error(const char *verb, const char *fmt, ...)
 {
@@ -323,6 +324,28 @@ int cli_view_main(cli_context *ctx, const cli_view *view, int argc, char *argv[]
                         kept = result;
                         cli_print_json(result);
                 }
+                return cli_finish(CLI_EXIT_OK);
+        }
+        if (text && view->render_index) {
+                /* An index over the text instead of a tree (issue 16, fifth
+                 * pass): a few allocations rather than one per value. Kept,
+                 * as the tree is, until the process exits. */
+                static JsonIndex *kept_index;
+
+                json_index_free(kept_index);
+                kept_index = NULL;
+                r = json_index_build(text, len, PROTO_MAX_DEPTH, &kept_index);
+                if (r == -ENOMEM) {
+                        fprintf(stderr, "gpukeeper: %s: out of memory\n", view->op);
+                        return CLI_EXIT_SOFTWARE;
+                }
+                if (r < 0)
+                        return cli_call_failed(ctx, view->op, -EBADMSG, &error);
+                cli_term_detect(stdout, &term);
+                r = view->render_index(kept_index, &term,
+                                       (double)now_usec(CLOCK_REALTIME) / USEC_PER_SEC);
+                if (r != CLI_EXIT_OK)
+                        return r;
                 return cli_finish(CLI_EXIT_OK);
         }
         if (text) {
