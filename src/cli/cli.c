@@ -17,7 +17,6 @@
 #include "cli/text.h"
 #include "client/client-text.h"
 #include "proto/json-scan.h"
-#include "proto/proto.h"
 
 int cli_usage_error(const char *verb, const char *fmt, ...)
 {
@@ -285,6 +284,9 @@ static int view_call(const cli_context *ctx, const cli_view *view, gk_client **r
 /* jansson's tree of a reply takes about 7 bytes of heap per byte of JSON
  * (a status of 68 KB: 460 KB), one small allocation per value. */
 #define JANSSON_HEAP_PER_BYTE 8
+/* An index (proto/json-index.h) takes 2 bytes of tokens (its first guess)
+ * and at most 1 of strings per byte of JSON, in two blocks. */
+#define INDEX_HEAP_PER_BYTE 3
 
 int cli_view_main(cli_context *ctx, const cli_view *view, int argc, char *argv[])
 {
@@ -334,7 +336,12 @@ int cli_view_main(cli_context *ctx, const cli_view *view, int argc, char *argv[]
 
                 json_index_free(kept_index);
                 kept_index = NULL;
-                r = json_index_build(text, len, PROTO_MAX_DEPTH, &kept_index);
+                /* Its memory faulted in at once, as the tree's below. */
+                if (len <= SIZE_MAX / INDEX_HEAP_PER_BYTE)
+                        prefault_heap(len * INDEX_HEAP_PER_BYTE);
+                /* gk_client_call_text() hands over only text the scanner
+                 * accepted (proto_scan_ok_reply(), PROTO_MAX_DEPTH). */
+                r = json_index_build_scanned(text, len, &kept_index);
                 if (r == -ENOMEM) {
                         fprintf(stderr, "gpukeeper: %s: out of memory\n", view->op);
                         return CLI_EXIT_SOFTWARE;

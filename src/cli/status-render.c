@@ -101,12 +101,28 @@ typedef struct member_key {
 
 #define KEY(s) {s, sizeof(s) - 1}
 
+/* Whether the decoded key name[0..len) is k. Inline: the keys are short,
+ * and there are a dozen per process. */
+static bool key_is(const member_key *k, const char *name, size_t len)
+{
+        if (k->len != len)
+                return false;
+        for (size_t i = 0; i < len; i++)
+                if (k->name[i] != name[i])
+                        return false;
+        return true;
+}
+
 /* ret[i] = the value of the member of `obj` named keys[i] (the last one, as
  * jansson keeps it), 0 when there is none or obj is not an object: one walk
- * over the members for all the keys a printer reads. */
+ * over the members for all the keys a printer reads. The search for each
+ * member starts after the key the previous one matched: with `keys` in the
+ * daemon's order, that is the first one tried. */
 static void members(const JsonIndex *ix, JsonIndexRef obj, const member_key *keys, size_t n,
                     JsonIndexRef *ret)
 {
+        size_t next = 0;
+
         memset(ret, 0, n * sizeof *ret);
         if (!json_index_is_object(ix, obj))
                 return;
@@ -114,9 +130,10 @@ static void members(const JsonIndex *ix, JsonIndexRef obj, const member_key *key
                 size_t len = 0;
                 const char *name = json_index_string(ix, k, &len);
 
-                for (size_t i = 0; i < n; i++)
-                        if (keys[i].len == len && memcmp(keys[i].name, name, len) == 0) {
+                for (size_t t = 0, i = next; t < n; t++, i = i + 1 == n ? 0 : i + 1)
+                        if (key_is(&keys[i], name, len)) {
                                 ret[i] = json_index_value(ix, k);
+                                next = i + 1 == n ? 0 : i + 1;
                                 break;
                         }
         }
@@ -148,9 +165,12 @@ static const char *int_text(char *buf, size_t len, const view *v, JsonIndexRef r
 {
         int64_t i;
         double d;
-        bool is_int = json_index_integer(v->ix, r, &i), is_num = num(v, r, &d);
 
-        return cli_number_text(buf, len, is_int ? &i : NULL, is_num ? &d : NULL);
+        if (json_index_integer(v->ix, r, &i)) {
+                d = (double)i;
+                return cli_number_text(buf, len, &i, &d);
+        }
+        return cli_number_text(buf, len, NULL, num(v, r, &d) ? &d : NULL);
 }
 
 static bool is_true(const view *v, JsonIndexRef r)
@@ -197,8 +217,9 @@ static void print_memory(const view *v, JsonIndexRef used_r, JsonIndexRef total_
 {
         char used[32], total[32], both[80];
 
-        snprintf(both, sizeof both, "%s/%s GiB", fmt_gib(used, sizeof used, v, used_r),
-                 fmt_gib(total, sizeof total, v, total_r));
+        stpcpy(stpcpy(stpcpy(stpcpy(both, fmt_gib(used, sizeof used, v, used_r)), "/"),
+                      fmt_gib(total, sizeof total, v, total_r)),
+               " GiB");
         cli_text_field(v->f, both, MEM_W, CLI_ALIGN_RIGHT, v->term->unicode);
 }
 
@@ -268,14 +289,15 @@ static void print_header(const view *v, const JsonIndexRef *st, size_t n_gpus)
         putc_unlocked('\n', f);
 }
 
+/* Keys in the order the daemon writes them (members() tries that first). */
 enum {
-        P_PID, P_UID, P_USER, P_COMMAND, P_MEMORY, P_LEASED, P_VANISHED, P_EXITED, P_ZOMBIE,
-        P_VIOLATION, P_INSTANCE, P_N,
+        P_PID, P_UID, P_USER, P_COMMAND, P_MEMORY, P_INSTANCE, P_VANISHED, P_ZOMBIE, P_EXITED,
+        P_LEASED, P_VIOLATION, P_N,
 };
 static const member_key process_keys[] = {
     KEY("pid"), KEY("uid"), KEY("user"), KEY("command"), KEY("memory_used_bytes"),
-    KEY("leased"), KEY("vanished"), KEY("exited"), KEY("zombie"), KEY("violation"),
-    KEY("instance_uuid"),
+    KEY("instance_uuid"), KEY("vanished"), KEY("zombie"), KEY("exited"), KEY("leased"),
+    KEY("violation"),
 };
 
 /* A process with what the view reads of it, read once per process rather
@@ -361,7 +383,8 @@ static void print_process(const view *v, const process *p, const char *prefix, s
                 user = int_text(uid, sizeof uid, v, p->m[P_UID]);
         cli_text_field(f, user, USER_W, CLI_ALIGN_LEFT, term->unicode);
         putc_unlocked(' ', f);
-        snprintf(what, sizeof what, "%s GiB", fmt_gib(mem, sizeof mem, v, p->m[P_MEMORY]));
+        /* "%s GiB" without printf: a line per process. */
+        stpcpy(stpcpy(what, fmt_gib(mem, sizeof mem, v, p->m[P_MEMORY])), " GiB");
         cli_text_field(f, what, PMEM_W, CLI_ALIGN_RIGHT, term->unicode);
         fputs_unlocked("  ", f);
         if (vanished) {
@@ -575,10 +598,10 @@ static void print_holder(const view *v, const holder *h, const process *procs, s
         putc_unlocked('\n', v->f);
 }
 
-enum { I_UUID, I_PROFILE, I_GI, I_CI, I_USED, I_TOTAL, I_LEASE, I_DRAINED, I_SHARED, I_N };
+enum { I_UUID, I_PROFILE, I_GI, I_CI, I_TOTAL, I_USED, I_LEASE, I_DRAINED, I_SHARED, I_N };
 static const member_key instance_keys[] = {
     KEY("uuid"), KEY("profile"), KEY("gpu_instance_id"), KEY("compute_instance_id"),
-    KEY("memory_used_bytes"), KEY("memory_total_bytes"), KEY("lease"), KEY("drained"),
+    KEY("memory_total_bytes"), KEY("memory_used_bytes"), KEY("lease"), KEY("drained"),
     KEY("shared"),
 };
 
@@ -621,14 +644,14 @@ static void print_instance(const view *v, const instance *in, bool last, const p
 }
 
 enum {
-        G_INDEX, G_NAME, G_UUID, G_ERROR, G_HEALTHY, G_MIG_ENABLED, G_INSTANCES, G_PROCESSES,
-        G_MIG, G_TEMP, G_POWER, G_UTIL, G_USED, G_TOTAL, G_LEASE, G_DRAINED, G_SHARED, G_N,
+        G_INDEX, G_UUID, G_NAME, G_TOTAL, G_USED, G_UTIL, G_TEMP, G_POWER, G_HEALTHY, G_ERROR,
+        G_MIG_ENABLED, G_INSTANCES, G_PROCESSES, G_LEASE, G_DRAINED, G_SHARED, G_MIG, G_N,
 };
 static const member_key gpu_keys[] = {
-    KEY("index"), KEY("name"), KEY("uuid"), KEY("error"), KEY("healthy"), KEY("mig_enabled"),
-    KEY("instances"), KEY("processes"), KEY("mig"), KEY("temperature_c"), KEY("power_w"),
-    KEY("utilization_gpu"), KEY("memory_used_bytes"), KEY("memory_total_bytes"), KEY("lease"),
-    KEY("drained"), KEY("shared"),
+    KEY("index"), KEY("uuid"), KEY("name"), KEY("memory_total_bytes"), KEY("memory_used_bytes"),
+    KEY("utilization_gpu"), KEY("temperature_c"), KEY("power_w"), KEY("healthy"), KEY("error"),
+    KEY("mig_enabled"), KEY("instances"), KEY("processes"), KEY("lease"), KEY("drained"),
+    KEY("shared"), KEY("mig"),
 };
 
 /* The GPU's instances (those of its "instances" array) and processes (of

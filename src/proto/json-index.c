@@ -13,10 +13,11 @@
 #include "basic/macro.h"
 #include "proto/json-scan.h"
 
-/* Tokens per byte of a reply is about 1/8 (status: keys, short values);
- * start there and double, rather than size for the worst case ("[1,1,...]"
- * is a token per 2 bytes), which would touch 8 bytes of memory per byte. */
-#define TOKENS_PER_BYTE_GUESS 8
+/* A status reply has a token per 8 to 10 bytes (keys, short values, the
+ * command lines make the difference); start at 8 and double, rather than
+ * size for the worst case ("[1,1,...]" is a token per 2 bytes), which
+ * would take 8 bytes of memory per byte. */
+#define BYTES_PER_TOKEN_GUESS 8
 
 typedef struct Level {
         JsonIndexRef container;
@@ -169,25 +170,19 @@ static int index_text(JsonIndex *ix, size_t p, size_t e, size_t *cap)
         return 0;
 }
 
-int json_index_build(const char *s, size_t len, unsigned max_depth, JsonIndex **ret)
+/* Index s[b..e), the value of an accepted document s[0..len). */
+static int build(const char *s, size_t len, size_t b, size_t e, JsonIndex **ret)
 {
         JsonIndex *ix;
-        size_t b, e, cap;
+        size_t cap;
         int r;
-
-        assert(s || len == 0);
-        assert(ret);
-        if (len >= UINT32_MAX)
-                return -E2BIG;
-        if (!json_scan_document(s, len, max_depth, &b, &e))
-                return -EBADMSG;
 
         ix = calloc(1, sizeof *ix);
         if (!ix)
                 return -ENOMEM;
         ix->text = s;
         ix->len = len;
-        cap = len / TOKENS_PER_BYTE_GUESS + 16;
+        cap = len / BYTES_PER_TOKEN_GUESS + 16;
         ix->tokens = reallocarray(NULL, cap, sizeof *ix->tokens);
         /* A string decodes to at most its bytes in the text, quotes
          * included, which leaves room for its NUL. */
@@ -205,6 +200,35 @@ int json_index_build(const char *s, size_t len, unsigned max_depth, JsonIndex **
         }
         *ret = ix;
         return 0;
+}
+
+int json_index_build(const char *s, size_t len, unsigned max_depth, JsonIndex **ret)
+{
+        size_t b, e;
+
+        assert(s || len == 0);
+        assert(ret);
+        if (len >= UINT32_MAX)
+                return -E2BIG;
+        if (!json_scan_document(s, len, max_depth, &b, &e))
+                return -EBADMSG;
+        return build(s, len, b, e, ret);
+}
+
+int json_index_build_scanned(const char *s, size_t len, JsonIndex **ret)
+{
+        size_t b = 0, e = len;
+
+        assert(s && ret);
+        if (len >= UINT32_MAX)
+                return -E2BIG;
+        /* The value without the whitespace around it, as the scanner gives it. */
+        while (b < e && is_ws_or_nul(s[b]))
+                b++;
+        while (e > b && is_ws_or_nul(s[e - 1]))
+                e--;
+        assert(b < e && (s[b] == '{' || s[b] == '['));
+        return build(s, len, b, e, ret);
 }
 
 void json_index_free(JsonIndex *ix)

@@ -212,6 +212,17 @@ static const char *json_index_check(const char *s, size_t len, json_t *j, bool a
         if (r != 0)
                 return NULL;
         why = json_index_check_value(ix, json_index_root(ix), j);
+        if (!why) {
+                /* Built again as a caller that knows the text was scanned does: the same. */
+                JsonIndex *again = NULL;
+
+                if (json_index_build_scanned(s, len, &again) != 0)
+                        abort();
+                if (again->n_tokens != ix->n_tokens ||
+                    memcmp(again->tokens, ix->tokens, ix->n_tokens * sizeof *ix->tokens) != 0)
+                        why = "index: build_scanned differs from build";
+                json_index_free(again);
+        }
         if (!why && (json_index_type(ix, 0) != JSON_INDEX_NONE || json_index_size(ix, 0) != 0 ||
                      json_index_get(ix, 0, "a") != 0 || json_index_next(ix, 0) != 0 ||
                      json_index_string(ix, 0, NULL) != NULL))
