@@ -170,35 +170,31 @@ static int index_text(JsonIndex *ix, size_t p, size_t e, size_t *cap)
         return 0;
 }
 
+DEFINE_TRIVIAL_CLEANUP_FUNC(JsonIndex *, json_index_free);
+
 /* Index s[b..e), the value of an accepted document s[0..len). */
 static int build(const char *s, size_t len, size_t b, size_t e, JsonIndex **ret)
 {
-        JsonIndex *ix;
-        size_t cap;
+        _cleanup_(json_index_freep) JsonIndex *ix = malloc(sizeof *ix);
+        size_t cap = len / BYTES_PER_TOKEN_GUESS + 16;
         int r;
 
-        ix = calloc(1, sizeof *ix);
         if (!ix)
                 return -ENOMEM;
-        ix->text = s;
-        ix->len = len;
-        cap = len / BYTES_PER_TOKEN_GUESS + 16;
-        ix->tokens = reallocarray(NULL, cap, sizeof *ix->tokens);
         /* A string decodes to at most its bytes in the text, quotes
          * included, which leaves room for its NUL. */
-        ix->arena = malloc(e - b + 1);
-        if (!ix->tokens || !ix->arena) {
-                json_index_free(ix);
+        *ix = (JsonIndex){.text = s,
+                          .len = len,
+                          .tokens = reallocarray(NULL, cap, sizeof *ix->tokens),
+                          .arena = malloc(e - b + 1)};
+        if (!ix->tokens || !ix->arena)
                 return -ENOMEM;
-        }
         ix->tokens[0] = (JsonIndexToken){.type = JSON_INDEX_NONE};
         ix->n_tokens = 1;
         r = index_text(ix, b, e, &cap);
-        if (r < 0) {
-                json_index_free(ix);
+        if (r < 0)
                 return r;
-        }
-        *ret = ix;
+        *ret = TAKE_PTR(ix);
         return 0;
 }
 

@@ -91,45 +91,26 @@ static inline JsonIndexType json_index_type(const JsonIndex *ix, JsonIndexRef r)
         return (JsonIndexType)ix->tokens[r].type;
 }
 
-static inline bool json_index_is_object(const JsonIndex *ix, JsonIndexRef r)
-{
-        return json_index_type(ix, r) == JSON_INDEX_OBJECT;
-}
+/* json_index_is_object(ix, r), _is_array, _is_string, _is_integer (a
+ * number without a fraction or exponent, as jansson tells them apart),
+ * _is_true, _is_false, _is_null: whether value r is one. */
+#define JSON_INDEX_DEFINE_IS(what, type)                                                           \
+        static inline bool json_index_is_##what(const JsonIndex *ix, JsonIndexRef r)               \
+        {                                                                                          \
+                return json_index_type(ix, r) == (type);                                           \
+        }
+JSON_INDEX_DEFINE_IS(object, JSON_INDEX_OBJECT)
+JSON_INDEX_DEFINE_IS(array, JSON_INDEX_ARRAY)
+JSON_INDEX_DEFINE_IS(string, JSON_INDEX_STRING)
+JSON_INDEX_DEFINE_IS(integer, JSON_INDEX_INTEGER)
+JSON_INDEX_DEFINE_IS(true, JSON_INDEX_TRUE)
+JSON_INDEX_DEFINE_IS(false, JSON_INDEX_FALSE)
+JSON_INDEX_DEFINE_IS(null, JSON_INDEX_NULL)
 
-static inline bool json_index_is_array(const JsonIndex *ix, JsonIndexRef r)
-{
-        return json_index_type(ix, r) == JSON_INDEX_ARRAY;
-}
-
-static inline bool json_index_is_string(const JsonIndex *ix, JsonIndexRef r)
-{
-        return json_index_type(ix, r) == JSON_INDEX_STRING;
-}
-
-static inline bool json_index_is_integer(const JsonIndex *ix, JsonIndexRef r)
-{
-        return json_index_type(ix, r) == JSON_INDEX_INTEGER;
-}
-
+/* An integer or a real. */
 static inline bool json_index_is_number(const JsonIndex *ix, JsonIndexRef r)
 {
-        return json_index_type(ix, r) == JSON_INDEX_INTEGER ||
-               json_index_type(ix, r) == JSON_INDEX_REAL;
-}
-
-static inline bool json_index_is_true(const JsonIndex *ix, JsonIndexRef r)
-{
-        return json_index_type(ix, r) == JSON_INDEX_TRUE;
-}
-
-static inline bool json_index_is_false(const JsonIndex *ix, JsonIndexRef r)
-{
-        return json_index_type(ix, r) == JSON_INDEX_FALSE;
-}
-
-static inline bool json_index_is_null(const JsonIndex *ix, JsonIndexRef r)
-{
-        return json_index_type(ix, r) == JSON_INDEX_NULL;
+        return json_index_is_integer(ix, r) || json_index_type(ix, r) == JSON_INDEX_REAL;
 }
 
 /* Members of an object, elements of an array; 0 for anything else. */
