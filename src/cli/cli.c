@@ -330,18 +330,15 @@ int cli_view_main(cli_context *ctx, const cli_view *view, int argc, char *argv[]
         }
         if (text && view->render_index) {
                 /* An index over the text instead of a tree (issue 16, fifth
-                 * pass): a few allocations rather than one per value. Kept,
-                 * as the tree is, until the process exits. */
-                static JsonIndex *kept_index;
+                 * pass): three allocations rather than one per value, its
+                 * memory faulted in at once as the tree's is below.
+                 * gk_client_call_text() hands over only text the scanner
+                 * accepted (proto_scan_ok_reply(), PROTO_MAX_DEPTH). */
+                JsonIndex *ix = NULL;
 
-                json_index_free(kept_index);
-                kept_index = NULL;
-                /* Its memory faulted in at once, as the tree's below. */
                 if (len <= SIZE_MAX / INDEX_HEAP_PER_BYTE)
                         prefault_heap(len * INDEX_HEAP_PER_BYTE);
-                /* gk_client_call_text() hands over only text the scanner
-                 * accepted (proto_scan_ok_reply(), PROTO_MAX_DEPTH). */
-                r = json_index_build_scanned(text, len, &kept_index);
+                r = json_index_build_scanned(text, len, &ix);
                 if (r == -ENOMEM) {
                         fprintf(stderr, "gpukeeper: %s: out of memory\n", view->op);
                         return CLI_EXIT_SOFTWARE;
@@ -349,8 +346,8 @@ int cli_view_main(cli_context *ctx, const cli_view *view, int argc, char *argv[]
                 if (r < 0)
                         return cli_call_failed(ctx, view->op, -EBADMSG, &error);
                 cli_term_detect(stdout, &term);
-                r = view->render_index(kept_index, &term,
-                                       (double)now_usec(CLOCK_REALTIME) / USEC_PER_SEC);
+                r = view->render_index(ix, &term, (double)now_usec(CLOCK_REALTIME) / USEC_PER_SEC);
+                json_index_free(ix);
                 if (r != CLI_EXIT_OK)
                         return r;
                 return cli_finish(CLI_EXIT_OK);

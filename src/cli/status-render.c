@@ -45,7 +45,16 @@
  * Fixed-width columns so that GPUs line up; only the last field of a line
  * (a command line, an error) grows on wider terminals. Unknown values (JSON
  * null) print as "-", never as 0: an idle GPU and an unreadable one must not
- * look alike. */
+ * look alike.
+ *
+ * It reads the reply through an index over its text (proto/json-index.h,
+ * issue 16's fifth pass), not a jansson tree: each object's members are
+ * matched against the keys a printer needs in one walk (members()), each
+ * process is read once (its sort keys, whether it is leased, which instance
+ * it is in) before the GPU's lines are printed, and the queue, a few
+ * requests, is the one part handed to jansson (cli_queue_render()). The
+ * json_t entry point dumps its tree and renders that text, so both print
+ * the same bytes. */
 #include "cli/status-render.h"
 
 #include <errno.h>

@@ -1,5 +1,7 @@
 /* Terminal text for the CLI: terminal detection and printing untrusted
- * strings into fixed-width fields. See text.h for the rules. */
+ * strings into fixed-width fields. See text.h for the rules. A field or
+ * clip of printable ASCII that fits (most of what `status` prints, a few
+ * per process line) is measured once and written in one call. */
 #include "cli/text.h"
 
 #include <langinfo.h>
