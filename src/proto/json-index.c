@@ -51,6 +51,11 @@ static bool is_ws_or_nul(char c)
         return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\0';
 }
 
+static bool is_digit(char c)
+{
+        return c >= '0' && c <= '9';
+}
+
 static bool ends_number(char c)
 {
         return is_ws_or_nul(c) || c == ',' || c == ']' || c == '}';
@@ -70,23 +75,28 @@ static int index_text(JsonIndex *ix, size_t p, size_t e, size_t *cap)
                 JsonIndexRef t;
                 size_t q;
 
-                if (is_ws_or_nul(c) || c == ':') {
+                /* One switch on the byte: punctuation and space move on,
+                 * the first byte of a value tells its type. */
+                switch (c) {
+                case ' ':
+                case '\t':
+                case '\n':
+                case '\r':
+                case '\0': /* the one jansson drops after a number or word */
+                case ':':
                         p++;
                         continue;
-                }
-                if (c == ',') {
+                case ',':
                         if (stack[depth - 1].object)
                                 stack[depth - 1].want_key = true;
                         p++;
                         continue;
-                }
-                if (c == '}' || c == ']') {
+                case '}':
+                case ']':
                         assert(depth > 0);
                         depth--;
                         p++;
                         continue;
-                }
-                switch (c) {
                 case '{':
                         type = JSON_INDEX_OBJECT;
                         break;
@@ -157,9 +167,16 @@ static int index_text(JsonIndex *ix, size_t p, size_t e, size_t *cap)
                         p += 5;
                         break;
                 default:
-                        for (q = p; q < e && !ends_number(s[q]); q++)
-                                if (s[q] == '.' || s[q] == 'e' || s[q] == 'E')
-                                        ix->tokens[t].type = JSON_INDEX_REAL;
+                        /* Validated: a sign, digits, then a fraction or an
+                         * exponent only in a real. */
+                        q = p + (s[p] == '-');
+                        while (q < e && is_digit(s[q]))
+                                q++;
+                        if (q < e && (s[q] == '.' || s[q] == 'e' || s[q] == 'E')) {
+                                ix->tokens[t].type = JSON_INDEX_REAL;
+                                while (q < e && !ends_number(s[q]))
+                                        q++;
+                        }
                         ix->tokens[t].at = (uint32_t)p;
                         ix->tokens[t].size = (uint32_t)(q - p);
                         p = q;
