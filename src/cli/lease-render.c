@@ -136,35 +136,40 @@ static const char *fmt_age(char *buf, size_t len, json_t *o, const char *key, do
         return cli_format_span(buf, len, now - at);
 }
 
-const char *cli_json_int_text(char *buf, size_t len, json_t *o, const char *key)
+const char *cli_number_text(char *buf, size_t len, const int64_t *integer, const double *number)
 {
-        json_t *j = json_object_get(o, key);
-        double v;
-
         /* JSON integers (pids, uids, ids: thousands per status) in decimal
          * without printf; below 2^53 a double holds them exactly, so the
          * text is what "%.0f" makes of them. */
-        if (json_is_integer(j) && len >= 21) {
-                json_int_t i = json_integer_value(j);
+        if (integer && len >= 21 && *integer > -(INT64_C(1) << 53) &&
+            *integer < (INT64_C(1) << 53)) {
+                int64_t i = *integer;
+                char tmp[24], *p = tmp + sizeof tmp;
+                uint64_t u = i < 0 ? (uint64_t)-i : (uint64_t)i;
 
-                if (i > -(INT64_C(1) << 53) && i < (INT64_C(1) << 53)) {
-                        char tmp[24], *p = tmp + sizeof tmp;
-                        uint64_t u = i < 0 ? (uint64_t)-i : (uint64_t)i;
-
-                        *--p = '\0';
-                        do
-                                *--p = (char)('0' + u % 10);
-                        while ((u /= 10) > 0);
-                        if (i < 0)
-                                *--p = '-';
-                        memcpy(buf, p, (size_t)(tmp + sizeof tmp - p));
-                        return buf;
-                }
+                *--p = '\0';
+                do
+                        *--p = (char)('0' + u % 10);
+                while ((u /= 10) > 0);
+                if (i < 0)
+                        *--p = '-';
+                memcpy(buf, p, (size_t)(tmp + sizeof tmp - p));
+                return buf;
         }
-        if (!cli_json_num(o, key, &v))
+        if (!number)
                 return "-";
-        snprintf(buf, len, "%.0f", v);
+        snprintf(buf, len, "%.0f", *number);
         return buf;
+}
+
+const char *cli_json_int_text(char *buf, size_t len, json_t *o, const char *key)
+{
+        json_t *j = json_object_get(o, key);
+        int64_t i = json_is_integer(j) ? json_integer_value(j) : 0;
+        double v;
+        bool num = cli_json_num(o, key, &v);
+
+        return cli_number_text(buf, len, json_is_integer(j) ? &i : NULL, num ? &v : NULL);
 }
 
 /* The last column a line may use: one short of the terminal's width, as in

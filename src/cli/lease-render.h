@@ -10,6 +10,7 @@
 #include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 
 #include "cli/text.h"
@@ -25,6 +26,12 @@ bool cli_json_num(json_t *o, const char *key, double *ret);
 /* A number member of `o` rounded to a whole number, as text in buf, or
  * "-" when absent or not a number. Returns what to print. */
 const char *cli_json_int_text(char *buf, size_t len, json_t *o, const char *key);
+
+/* What cli_json_int_text() prints for a value that is the JSON integer
+ * *integer (NULL when it is not one) and the finite number *number (NULL
+ * when it is not a number): the integer in decimal, else "%.0f" of the
+ * number, else "-". Returns what to print. */
+const char *cli_number_text(char *buf, size_t len, const int64_t *integer, const double *number);
 
 /* A span of time in at most two units, rounded down: "45s", "12m", "2h13m",
  * "2h", "3d4h". Negative spans are "0s". Returns buf. */

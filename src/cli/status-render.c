@@ -45,7 +45,16 @@
  * Fixed-width columns so that GPUs line up; only the last field of a line
  * (a command line, an error) grows on wider terminals. Unknown values (JSON
  * null) print as "-", never as 0: an idle GPU and an unreadable one must not
- * look alike. */
+ * look alike.
+ *
+ * It reads the reply through an index over its text (proto/json-index.h,
+ * issue 16's fifth pass), not a jansson tree: each object's members are
+ * matched against the keys a printer needs in one walk (members()), each
+ * process is read once (its sort keys, whether it is leased, which instance
+ * it is in) before the GPU's lines are printed, and the queue, a few
+ * requests, is the one part handed to jansson (cli_queue_render()). The
+ * json_t entry point dumps its tree and renders that text, so both print
+ * the same bytes. */
 #include "cli/status-render.h"
 
 #include <errno.h>
@@ -53,10 +62,12 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/types.h>
 #include <time.h>
 
 #include "basic/macro.h"
 #include "cli/lease-render.h"
+#include "proto/json-scan.h"
 
 #define GIB (1024.0 * 1024.0 * 1024.0)
 
@@ -82,69 +93,199 @@
 #define GPU_FIXED_W                                                                                \
         (1 + 2 + UUID_W + 1 + MIG_W + 1 + TEMP_W + 2 + 1 + POWER_W + 2 + 1 + UTIL_W + 2 + 1 + MEM_W)
 
-static const char *fmt_gib(char *buf, size_t len, json_t *o, const char *key)
-{
-        double v;
+/* What every printing function needs: the reply, where to print, how. */
+typedef struct view {
+        const JsonIndex *ix;
+        FILE *f;
+        const cli_term *term; /* narrowed to the last column a line may use */
+        double now;
+} view;
 
-        if (!cli_json_num(o, key, &v))
+/* ---- Reading the reply ------------------------------------------------------------------ */
+
+typedef struct member_key {
+        const char *name;
+        size_t len;
+} member_key;
+
+#define KEY(s) {s, sizeof(s) - 1}
+
+/* Whether the decoded key name[0..len) is k. Inline: the keys are short,
+ * and there are a dozen per process. */
+static bool key_is(const member_key *k, const char *name, size_t len)
+{
+        if (k->len != len)
+                return false;
+        for (size_t i = 0; i < len; i++)
+                if (k->name[i] != name[i])
+                        return false;
+        return true;
+}
+
+/* ret[i] = the value of the member of `obj` named keys[i] (the last one, as
+ * jansson keeps it), 0 when there is none or obj is not an object: one walk
+ * over the members for all the keys a printer reads. The search for each
+ * member starts after the key the previous one matched: with `keys` in the
+ * daemon's order, that is the first one tried. */
+static void members(const JsonIndex *ix, JsonIndexRef obj, const member_key *keys, size_t n,
+                    JsonIndexRef *ret)
+{
+        size_t next = 0;
+
+        memset(ret, 0, n * sizeof *ret);
+        if (!json_index_is_object(ix, obj))
+                return;
+        for (JsonIndexRef k = json_index_first(ix, obj); k; k = json_index_next(ix, k)) {
+                size_t len = 0;
+                const char *name = json_index_string(ix, k, &len);
+
+                for (size_t t = 0, i = next; t < n; t++, i = i + 1 == n ? 0 : i + 1)
+                        if (key_is(&keys[i], name, len)) {
+                                ret[i] = json_index_value(ix, k);
+                                next = i + 1 == n ? 0 : i + 1;
+                                break;
+                        }
+        }
+}
+
+#define MEMBERS(v, obj, keys, ret)                                                                 \
+        do {                                                                                       \
+                _Static_assert(ELEMENTSOF(keys) == ELEMENTSOF(ret), "keys and refs differ");       \
+                members((v)->ix, obj, keys, ELEMENTSOF(keys), ret);                                \
+        } while (0)
+
+/* cli_json_str(): a string, or NULL when not one or empty. */
+static const char *str(const view *v, JsonIndexRef r)
+{
+        size_t len = 0;
+        const char *s = json_index_string(v->ix, r, &len);
+
+        return s && len > 0 ? s : NULL;
+}
+
+/* cli_json_num(): a number (always finite: the scanner refuses overflow). */
+static bool num(const view *v, JsonIndexRef r, double *ret)
+{
+        return json_index_number(v->ix, r, ret);
+}
+
+/* cli_json_int_text() */
+static const char *int_text(char *buf, size_t len, const view *v, JsonIndexRef r)
+{
+        int64_t i;
+        double d;
+
+        if (json_index_integer(v->ix, r, &i)) {
+                d = (double)i;
+                return cli_number_text(buf, len, &i, &d);
+        }
+        return cli_number_text(buf, len, NULL, num(v, r, &d) ? &d : NULL);
+}
+
+static bool is_true(const view *v, JsonIndexRef r)
+{
+        return json_index_is_true(v->ix, r);
+}
+
+/* ---- Printing --------------------------------------------------------------------------- */
+
+/* "%.1f" of bytes / GiB. A byte count below 2^53 is an exact double and so
+ * is its quotient by 2^30: its tenths are then found in integers, rounded
+ * to nearest, ties to even, as printf rounds the exact value; that skips
+ * printf's floating point for the thousands of process lines. */
+static const char *fmt_gib(char *buf, size_t len, const view *v, JsonIndexRef r)
+{
+        int64_t i;
+        double d;
+
+        if (json_index_integer(v->ix, r, &i) && i >= 0 && i < (INT64_C(1) << 53) && len >= 24) {
+                uint64_t x = (uint64_t)i * 10, tenths = x >> 30, rem = x & ((UINT64_C(1) << 30) - 1);
+                const uint64_t half = UINT64_C(1) << 29;
+                char tmp[24], *p = tmp + sizeof tmp;
+
+                if (rem > half || (rem == half && tenths % 2 == 1))
+                        tenths++;
+                *--p = '\0';
+                *--p = (char)('0' + tenths % 10);
+                *--p = '.';
+                tenths /= 10;
+                do
+                        *--p = (char)('0' + tenths % 10);
+                while ((tenths /= 10) > 0);
+                memcpy(buf, p, (size_t)(tmp + sizeof tmp - p));
+                return buf;
+        }
+        if (!num(v, r, &d))
                 return "-";
-        snprintf(buf, len, "%.1f", v / GIB);
+        snprintf(buf, len, "%.1f", d / GIB);
         return buf;
 }
 
 /* "used/total GiB" right-aligned in MEM_W columns. */
-static void print_memory(FILE *f, json_t *o, const cli_term *term)
+static void print_memory(const view *v, JsonIndexRef used_r, JsonIndexRef total_r)
 {
         char used[32], total[32], both[80];
 
-        snprintf(both, sizeof both, "%s/%s GiB", fmt_gib(used, sizeof used, o, "memory_used_bytes"),
-                 fmt_gib(total, sizeof total, o, "memory_total_bytes"));
-        cli_text_field(f, both, MEM_W, CLI_ALIGN_RIGHT, term->unicode);
+        stpcpy(stpcpy(stpcpy(stpcpy(both, fmt_gib(used, sizeof used, v, used_r)), "/"),
+                      fmt_gib(total, sizeof total, v, total_r)),
+               " GiB");
+        cli_text_field(v->f, both, MEM_W, CLI_ALIGN_RIGHT, v->term->unicode);
 }
 
 /* A number right-aligned in `width` columns followed by its unit. */
-static void print_quantity(FILE *f, json_t *o, const char *key, size_t width, const char *unit,
-                           const cli_term *term)
+static void print_quantity(const view *v, JsonIndexRef r, size_t width, const char *unit)
 {
         char buf[32];
 
-        cli_text_field(f, cli_json_int_text(buf, sizeof buf, o, key), width, CLI_ALIGN_RIGHT,
-                       term->unicode);
-        fputs(unit, f);
+        cli_text_field(v->f, int_text(buf, sizeof buf, v, r), width, CLI_ALIGN_RIGHT,
+                       v->term->unicode);
+        fputs_unlocked(unit, v->f);
 }
 
-static void print_header(FILE *f, json_t *status, size_t n_gpus, const cli_term *term)
+/* "HH:MM:SS" of unix time t in local time, into clock (left as it is when
+ * t cannot be shown). */
+static void fmt_clock(char *clock, size_t len, double t)
 {
-        const char *host = cli_json_str(status, "hostname"),
-                   *driver = cli_json_str(status, "driver_version");
-        bool nvml = json_is_true(json_object_get(status, "nvml_available"));
+        time_t when = (time_t)t;
+        struct tm tm;
+
+        if (localtime_r(&when, &tm))
+                strftime(clock, len, "%H:%M:%S", &tm);
+}
+
+enum { S_GPUS, S_MESSAGE, S_HOSTNAME, S_DRIVER, S_NVML, S_SIMULATED, S_SAMPLED_AT, S_QUEUE, S_FENCE, S_N };
+static const member_key status_keys[] = {
+    KEY("gpus"), KEY("message"), KEY("hostname"), KEY("driver_version"), KEY("nvml_available"),
+    KEY("simulated"), KEY("sampled_at"), KEY("queue"), KEY("fence"),
+};
+
+static void print_header(const view *v, const JsonIndexRef *st, size_t n_gpus)
+{
+        FILE *f = v->f;
+        const cli_term *term = v->term;
+        const char *host = str(v, st[S_HOSTNAME]), *driver = str(v, st[S_DRIVER]);
         size_t used;
         char count[32], clock[16] = "";
         double sampled;
 
-        if (cli_json_num(status, "sampled_at", &sampled) && isfinite(sampled)) {
-                time_t t = (time_t)sampled;
-                struct tm tm;
-
-                if (localtime_r(&t, &tm))
-                        strftime(clock, sizeof clock, "%H:%M:%S", &tm);
-        }
+        if (num(v, st[S_SAMPLED_AT], &sampled) && isfinite(sampled))
+                fmt_clock(clock, sizeof clock, sampled);
 
         cli_text_style(f, term, CLI_STYLE_BOLD);
         used = cli_text_clip(f, host ? host : "-", 24, term->unicode);
         cli_text_style(f, term, CLI_STYLE_RESET);
         if (driver) {
-                fputs("  driver ", f);
+                fputs_unlocked("  driver ", f);
                 used += 9 + cli_text_clip(f, driver, 14, term->unicode);
         }
-        if (nvml) {
+        if (is_true(v, st[S_NVML])) {
                 snprintf(count, sizeof count, "  %zu GPU%s", n_gpus, n_gpus == 1 ? "" : "s");
                 used += cli_text_clip(f, count, 12, term->unicode);
         }
-        if (json_is_true(json_object_get(status, "simulated"))) {
-                fputs("  ", f);
+        if (is_true(v, st[S_SIMULATED])) {
+                fputs_unlocked("  ", f);
                 cli_text_style(f, term, CLI_STYLE_YELLOW);
-                fputs("SIMULATED", f);
+                fputs_unlocked("SIMULATED", f);
                 cli_text_style(f, term, CLI_STYLE_RESET);
                 used += 2 + 9;
         }
@@ -152,25 +293,38 @@ static void print_header(FILE *f, json_t *status, size_t n_gpus, const cli_term 
                 size_t w = strlen(clock);
 
                 cli_text_spaces(f, used + 2 + w <= LINE_END ? LINE_END - used - w : 2);
-                fputs(clock, f);
+                fputs_unlocked(clock, f);
         }
-        fputc('\n', f);
+        putc_unlocked('\n', f);
 }
 
-/* A process with its sort keys, read from the JSON once per process rather
- * than in every comparison (n log n object lookups at 4,096 processes). */
-typedef struct process_key {
-        json_t *p;
+/* Keys in the order the daemon writes them (members() tries that first). */
+enum {
+        P_PID, P_UID, P_USER, P_COMMAND, P_MEMORY, P_INSTANCE, P_VANISHED, P_ZOMBIE, P_EXITED,
+        P_LEASED, P_VIOLATION, P_N,
+};
+static const member_key process_keys[] = {
+    KEY("pid"), KEY("uid"), KEY("user"), KEY("command"), KEY("memory_used_bytes"),
+    KEY("instance_uuid"), KEY("vanished"), KEY("zombie"), KEY("exited"), KEY("leased"),
+    KEY("violation"),
+};
+
+/* A process with what the view reads of it, read once per process rather
+ * than in every comparison and for every device it might belong to. */
+typedef struct process {
+        JsonIndexRef m[P_N];
         double memory; /* -1: unknown */
         double pid;
         size_t index; /* position in the reply: ties keep the reply's order */
-} process_key;
+        ssize_t instance; /* the first of the GPU's instances whose uuid it names; -1: none */
+        bool unleased;
+} process;
 
 /* Processes by GPU memory, largest first; unknown memory last; then by pid
  * so the order is stable between runs. */
 static int process_compare(const void *a, const void *b)
 {
-        const process_key *ka = a, *kb = b;
+        const process *ka = a, *kb = b;
 
         if (ka->memory != kb->memory)
                 return ka->memory > kb->memory ? -1 : 1;
@@ -179,122 +333,113 @@ static int process_compare(const void *a, const void *b)
         return ka->index < kb->index ? -1 : ka->index > kb->index;
 }
 
-/* Whether process `p` runs on a device its owner holds no lease on. Only an
+/* Whether the process runs on a device its owner holds no lease on. Only an
  * explicit false counts: a daemon without leases sends no "leased" at all,
  * and an exited process holds nothing any more. */
-static bool process_unleased(json_t *p)
+static bool process_unleased(const view *v, const process *p)
 {
-        return json_is_false(json_object_get(p, "leased")) &&
-               !json_is_true(json_object_get(p, "vanished"));
+        return json_index_is_false(v->ix, p->m[P_LEASED]) && !is_true(v, p->m[P_VANISHED]);
 }
+
+enum { V_OUTCOME, V_SIGKILL, V_SIGTERM, V_STOP, V_N };
+static const member_key violation_keys[] = {
+    KEY("outcome"), KEY("sigkill_at"), KEY("sigterm_at"), KEY("stop_at"),
+};
 
 /* The mark of a process with an open violation ("VIOLATION: stop at
  * 12:03:04"), or NULL when it has none. */
-static const char *violation_mark(char *buf, size_t len, json_t *p)
+static const char *violation_mark(char *buf, size_t len, const view *v, const process *p)
 {
-        json_t *v = json_object_get(p, "violation");
+        JsonIndexRef m[V_N];
         char clock[16] = "-";
         double t;
 
-        if (!json_is_object(v) || cli_json_str(v, "outcome"))
+        if (!json_index_is_object(v->ix, p->m[P_VIOLATION]))
                 return NULL;
-        if (cli_json_num(v, "sigkill_at", &t))
+        MEMBERS(v, p->m[P_VIOLATION], violation_keys, m);
+        if (str(v, m[V_OUTCOME]))
+                return NULL;
+        if (num(v, m[V_SIGKILL], &t))
                 return "VIOLATION: SIGKILL sent";
-        if (cli_json_num(v, "sigterm_at", &t))
+        if (num(v, m[V_SIGTERM], &t))
                 return "VIOLATION: SIGTERM sent";
-        if (!cli_json_num(v, "stop_at", &t))
+        if (!num(v, m[V_STOP], &t))
                 return "VIOLATION: observed";
-        if (isfinite(t) && t >= 0) {
-                time_t when = (time_t)t;
-                struct tm tm;
-
-                if (localtime_r(&when, &tm))
-                        strftime(clock, sizeof clock, "%H:%M:%S", &tm);
-        }
+        if (isfinite(t) && t >= 0)
+                fmt_clock(clock, sizeof clock, t);
         snprintf(buf, len, "VIOLATION: stop at %s", clock);
         return buf;
 }
 
 /* One process line, after `prefix` (which takes `prefix_w` columns). */
-static void print_process(FILE *f, json_t *p, const char *prefix, size_t prefix_w,
-                          const cli_term *term)
+static void print_process(const view *v, const process *p, const char *prefix, size_t prefix_w)
 {
-        const char *user = cli_json_str(p, "user"), *command = cli_json_str(p, "command");
-        bool vanished = json_is_true(json_object_get(p, "vanished")) ||
-                        json_is_true(json_object_get(p, "exited"));
-        bool zombie = json_is_true(json_object_get(p, "zombie"));
+        FILE *f = v->f;
+        const cli_term *term = v->term;
+        const char *user = str(v, p->m[P_USER]), *command = str(v, p->m[P_COMMAND]);
+        bool vanished = is_true(v, p->m[P_VANISHED]) || is_true(v, p->m[P_EXITED]);
+        bool zombie = is_true(v, p->m[P_ZOMBIE]);
         char pid[32], uid[32], mem[32], what[64], mark_buf[64];
-        const char *mark = vanished ? NULL : violation_mark(mark_buf, sizeof mark_buf, p);
+        const char *mark = vanished ? NULL : violation_mark(mark_buf, sizeof mark_buf, v, p);
         size_t fields_w = PID_W + 1 + USER_W + 1 + PMEM_W + 2, used = prefix_w + fields_w;
 
-        fputs(prefix, f);
-        cli_text_field(f, cli_json_int_text(pid, sizeof pid, p, "pid"), PID_W, CLI_ALIGN_RIGHT,
+        fputs_unlocked(prefix, f);
+        cli_text_field(f, int_text(pid, sizeof pid, v, p->m[P_PID]), PID_W, CLI_ALIGN_RIGHT,
                        term->unicode);
-        fputc(' ', f);
+        putc_unlocked(' ', f);
         /* No passwd entry (or the process is gone): the uid is all there is. */
         if (!user)
-                user = cli_json_int_text(uid, sizeof uid, p, "uid");
+                user = int_text(uid, sizeof uid, v, p->m[P_UID]);
         cli_text_field(f, user, USER_W, CLI_ALIGN_LEFT, term->unicode);
-        fputc(' ', f);
-        snprintf(what, sizeof what, "%s GiB", fmt_gib(mem, sizeof mem, p, "memory_used_bytes"));
+        putc_unlocked(' ', f);
+        /* "%s GiB" without printf: a line per process. */
+        stpcpy(stpcpy(what, fmt_gib(mem, sizeof mem, v, p->m[P_MEMORY])), " GiB");
         cli_text_field(f, what, PMEM_W, CLI_ALIGN_RIGHT, term->unicode);
-        fputs("  ", f);
+        fputs_unlocked("  ", f);
         if (vanished) {
                 /* Exited but still holding memory: gone (owner as last
                  * seen), or a zombie its parent has not reaped. */
                 cli_text_style(f, term, CLI_STYLE_DIM);
-                fputs(zombie ? "(zombie)" : "(exited)", f);
+                fputs_unlocked(zombie ? "(zombie)" : "(exited)", f);
                 used += 8;
                 if (command && used + 1 < term->columns) {
-                        fputc(' ', f);
+                        putc_unlocked(' ', f);
                         cli_text_clip(f, command, term->columns - used - 1, term->unicode);
                 }
                 cli_text_style(f, term, CLI_STYLE_RESET);
-        } else if (mark || process_unleased(p)) {
+        } else if (mark || p->unleased) {
                 /* Its owner holds no lease here: the status line above says
                  * so for the device, this says which process it is. */
                 cli_text_style(f, term, CLI_STYLE_RED);
-                fputs("(no lease)", f);
+                fputs_unlocked("(no lease)", f);
                 cli_text_style(f, term, CLI_STYLE_RESET);
                 used += 10;
                 if (used + 1 < term->columns) {
-                        fputc(' ', f);
+                        putc_unlocked(' ', f);
                         cli_text_clip(f, command ? command : "-", term->columns - used - 1,
                                       term->unicode);
                 }
         } else {
                 cli_text_clip(f, command ? command : "-", term->columns - used, term->unicode);
         }
-        fputc('\n', f);
+        putc_unlocked('\n', f);
         if (!mark)
                 return;
         /* What the daemon will do about it, under the command: the command
          * line keeps its room, and the mark is never cut. */
-        fputs(prefix, f);
+        fputs_unlocked(prefix, f);
         cli_text_spaces(f, fields_w);
         cli_text_style(f, term, CLI_STYLE_RED);
-        fputs(mark, f);
+        fputs_unlocked(mark, f);
         cli_text_style(f, term, CLI_STYLE_RESET);
-        fputc('\n', f);
+        putc_unlocked('\n', f);
 }
 
-/* The processes in `procs` (sorted) that belong to MIG instance `uuid`, or
- * with uuid NULL those that belong to none of `instances`. */
-static bool process_in(json_t *p, const char *uuid, json_t *instances)
+/* Whether process p belongs to the device: instance `inst` of its GPU (the
+ * first instance with that uuid), or with inst -1 to none of its instances. */
+static bool process_in(const process *p, ssize_t inst)
 {
-        const char *in = cli_json_str(p, "instance_uuid");
-
-        if (uuid)
-                return in && strcmp(in, uuid) == 0;
-        if (!in)
-                return true;
-        for (size_t i = 0; i < json_array_size(instances); i++) {
-                const char *u = cli_json_str(json_array_get(instances, i), "uuid");
-
-                if (u && strcmp(u, in) == 0)
-                        return false;
-        }
-        return true;
+        return p->instance == inst;
 }
 
 /* Append "name" to the comma-separated `list` unless it is there already. */
@@ -311,13 +456,15 @@ static void add_user(char *list, size_t len, const char *name)
 /* One part of a holder line, after two spaces unless it is the first or
  * `glued` (it continues the part before); cut to `max_w` columns and to what
  * is left of the line. */
-static void holder_part(FILE *f, const cli_term *term, const char *sgr, const char *s, size_t max_w,
-                        bool glued, size_t *used, bool *first)
+static void holder_part(const view *v, const char *sgr, const char *s, size_t max_w, bool glued,
+                        size_t *used, bool *first)
 {
+        FILE *f = v->f;
+        const cli_term *term = v->term;
         size_t room;
 
         if (!*first && !glued) {
-                fputs("  ", f);
+                fputs_unlocked("  ", f);
                 *used += 2;
         }
         *first = false;
@@ -329,299 +476,476 @@ static void holder_part(FILE *f, const cli_term *term, const char *sgr, const ch
                 cli_text_style(f, term, CLI_STYLE_RESET);
 }
 
-/* The line under a GPU or MIG instance that says who holds it: "DRAINED",
- * the lease ("alice run 2h13m (lease 12)", "bob manual, 1h left (lease
- * 13)"), "IN USE WITHOUT LEASE: carol" when processes run there without
- * their owner holding a lease on it, or "free" (when `show_free`) if none of
- * these. `inst_uuid` and `instances` pick the device's processes as
- * process_in() does. Nothing at all from a daemon that knows no leases. */
-static void print_holder(FILE *f, json_t *dev, json_t **procs, size_t n_procs,
-                         const char *inst_uuid, json_t *instances, const char *prefix,
-                         size_t prefix_w, bool show_free, const cli_term *term, double now)
+/* What a GPU or an instance says about who holds it. */
+typedef struct holder {
+        JsonIndexRef lease, drained, shared;
+} holder;
+
+enum { SL_USER, SL_UID, SL_ID, SL_SHARE, SL_USED, SL_OVER, SL_N };
+static const member_key shared_keys[] = {
+    KEY("user"), KEY("uid"), KEY("id"), KEY("share_bytes"), KEY("memory_used_bytes"),
+    KEY("over_budget"),
+};
+
+/* Shared leases: one line each, who holds which budget and how much of it
+ * is used. */
+static void print_shared(const view *v, JsonIndexRef shared, const char *prefix, size_t prefix_w)
 {
-        json_t *lease = json_object_get(dev, "lease");
-        bool drained = json_is_true(json_object_get(dev, "drained")), first = true, knows_leases;
-        char users[160] = "", text[256];
-        size_t used = prefix_w;
-
-        for (size_t i = 0; i < n_procs; i++)
-                if (process_in(procs[i], inst_uuid, instances) && process_unleased(procs[i])) {
-                        const char *u = cli_json_str(procs[i], "user");
-                        char uid[32];
-
-                        add_user(users, sizeof users,
-                                 u ? u : cli_json_int_text(uid, sizeof uid, procs[i], "uid"));
-                }
-        json_t *shared = json_object_get(json_object_get(dev, "shared"), "leases");
-        size_t shared_n = json_is_array(shared) ? json_array_size(shared) : 0;
-
-        knows_leases = lease || json_object_get(dev, "drained");
-        if (!json_is_object(lease) && !drained && !users[0] && !(show_free && knows_leases) &&
-            !shared_n)
-                return;
-
-        /* Shared leases: one line each, who holds which budget and how much
-         * of it is used. */
-        for (size_t i = 0; i < shared_n; i++) {
-                json_t *sl = json_array_get(shared, i);
-                const char *user = cli_json_str(sl, "user");
-                char uid[32], id[32];
+        for (JsonIndexRef sl = json_index_first(v->ix, shared); sl; sl = json_index_next(v->ix, sl)) {
+                JsonIndexRef m[SL_N];
+                const char *user;
+                char uid[32], id[32], text[256];
                 double budget = 0, use = 0;
                 bool first_part = true;
                 size_t used_w = prefix_w;
 
-                (void)cli_json_num(sl, "share_bytes", &budget);
-                (void)cli_json_num(sl, "memory_used_bytes", &use);
-                fputs(prefix, f);
-                holder_part(f, term, CLI_STYLE_BOLD,
-                            user ? user : cli_json_int_text(uid, sizeof uid, sl, "uid"),
+                MEMBERS(v, sl, shared_keys, m);
+                user = str(v, m[SL_USER]);
+                (void)num(v, m[SL_SHARE], &budget);
+                (void)num(v, m[SL_USED], &use);
+                fputs_unlocked(prefix, v->f);
+                holder_part(v, CLI_STYLE_BOLD, user ? user : int_text(uid, sizeof uid, v, m[SL_UID]),
                             USER_W + 6, false, &used_w, &first_part);
                 snprintf(text, sizeof text, " shared %.1f/%.1f GiB (lease %s)",
                          use / 1073741824.0, budget / 1073741824.0,
-                         cli_json_int_text(id, sizeof id, sl, "id"));
-                holder_part(f, term, NULL, text, SIZE_MAX, true, &used_w, &first_part);
-                if (json_is_true(json_object_get(sl, "over_budget")))
-                        holder_part(f, term, CLI_STYLE_RED, "OVER BUDGET", SIZE_MAX, false,
-                                    &used_w, &first_part);
-                fputc('\n', f);
+                         int_text(id, sizeof id, v, m[SL_ID]));
+                holder_part(v, NULL, text, SIZE_MAX, true, &used_w, &first_part);
+                if (is_true(v, m[SL_OVER]))
+                        holder_part(v, CLI_STYLE_RED, "OVER BUDGET", SIZE_MAX, false, &used_w,
+                                    &first_part);
+                putc_unlocked('\n', v->f);
         }
+}
+
+enum { L_USER, L_KIND, L_UID, L_ID, L_EXPIRES, L_SINCE, L_SLURM, L_WARNED, L_FLAGGED, L_N };
+static const member_key lease_keys[] = {
+    KEY("user"), KEY("kind"), KEY("uid"), KEY("id"), KEY("expires_at"), KEY("since"),
+    KEY("slurm_job_id"), KEY("idle_warned"), KEY("idle_flagged"),
+};
+
+/* The lease part of a holder line: "alice run 2h13m (lease 12)". */
+static void print_lease(const view *v, JsonIndexRef lease, size_t *used, bool *first)
+{
+        JsonIndexRef m[L_N];
+        const char *user, *kind;
+        char uid[32], id[32], span[32], exp[48] = "", text[256];
+        double since, expires, job;
+
+        MEMBERS(v, lease, lease_keys, m);
+        user = str(v, m[L_USER]);
+        kind = str(v, m[L_KIND]);
+        if (num(v, m[L_EXPIRES], &expires))
+                snprintf(exp, sizeof exp, expires > v->now ? ", %s left" : ", expired",
+                         cli_format_span(span, sizeof span, expires - v->now));
+        else if (num(v, m[L_SINCE], &since))
+                snprintf(exp, sizeof exp, " %s", cli_format_span(span, sizeof span, v->now - since));
+        /* A long login name must not push the rest off the line. */
+        holder_part(v, CLI_STYLE_BOLD, user ? user : int_text(uid, sizeof uid, v, m[L_UID]),
+                    USER_W + 6, false, used, first);
+        if (num(v, m[L_SLURM], &job))
+                snprintf(text, sizeof text, " slurm job %.0f%s (lease %s)", job, exp,
+                         int_text(id, sizeof id, v, m[L_ID]));
+        else
+                snprintf(text, sizeof text, " %.16s%s (lease %s)", kind ? kind : "-", exp,
+                         int_text(id, sizeof id, v, m[L_ID]));
+        holder_part(v, CLI_STYLE_BOLD, text, SIZE_MAX, true, used, first);
+        if (is_true(v, m[L_WARNED]))
+                holder_part(v, CLI_STYLE_YELLOW, "IDLE: release warned", SIZE_MAX, false, used,
+                            first);
+        else if (is_true(v, m[L_FLAGGED]))
+                holder_part(v, CLI_STYLE_YELLOW, "IDLE", SIZE_MAX, false, used, first);
+}
+
+/* The line under a GPU or MIG instance that says who holds it: "DRAINED",
+ * the lease ("alice run 2h13m (lease 12)", "bob manual, 1h left (lease
+ * 13)"), "IN USE WITHOUT LEASE: carol" when processes run there without
+ * their owner holding a lease on it, or "free" (when `show_free`) if none of
+ * these. The device's processes are those process_in(p, inst) picks.
+ * Nothing at all from a daemon that knows no leases. */
+static void print_holder(const view *v, const holder *h, const process *procs, size_t n_procs,
+                         ssize_t inst, const char *prefix, size_t prefix_w, bool show_free)
+{
+        bool drained = is_true(v, h->drained), first = true, knows_leases;
+        bool lease = json_index_is_object(v->ix, h->lease);
+        JsonIndexRef shared = json_index_get(v->ix, h->shared, "leases");
+        size_t shared_n;
+        char users[160] = "", text[256];
+        size_t used = prefix_w;
+
+        if (!json_index_is_array(v->ix, shared))
+                shared = 0;
+        shared_n = json_index_size(v->ix, shared);
+
+        for (size_t i = 0; i < n_procs; i++)
+                if (process_in(&procs[i], inst) && procs[i].unleased) {
+                        const char *u = str(v, procs[i].m[P_USER]);
+                        char uid[32];
+
+                        add_user(users, sizeof users,
+                                 u ? u : int_text(uid, sizeof uid, v, procs[i].m[P_UID]));
+                }
+
+        knows_leases = h->lease || h->drained;
+        if (!lease && !drained && !users[0] && !(show_free && knows_leases) && !shared_n)
+                return;
+
+        print_shared(v, shared, prefix, prefix_w);
         if (shared_n && !drained && !users[0])
                 return;
 
-        fputs(prefix, f);
+        fputs_unlocked(prefix, v->f);
         if (drained)
-                holder_part(f, term, CLI_STYLE_YELLOW, "DRAINED", SIZE_MAX, false, &used, &first);
-        if (json_is_object(lease) && !shared_n) {
-                const char *user = cli_json_str(lease, "user"), *kind = cli_json_str(lease, "kind");
-                char uid[32], id[32], span[32], exp[48] = "";
-                double since, expires;
-
-                if (cli_json_num(lease, "expires_at", &expires))
-                        snprintf(exp, sizeof exp, expires > now ? ", %s left" : ", expired",
-                                 cli_format_span(span, sizeof span, expires - now));
-                else if (cli_json_num(lease, "since", &since))
-                        snprintf(exp, sizeof exp, " %s",
-                                 cli_format_span(span, sizeof span, now - since));
-                /* A long login name must not push the rest off the line. */
-                holder_part(f, term, CLI_STYLE_BOLD,
-                            user ? user : cli_json_int_text(uid, sizeof uid, lease, "uid"),
-                            USER_W + 6, false, &used, &first);
-                double job;
-
-                if (cli_json_num(lease, "slurm_job_id", &job))
-                        snprintf(text, sizeof text, " slurm job %.0f%s (lease %s)", job, exp,
-                                 cli_json_int_text(id, sizeof id, lease, "id"));
-                else
-                        snprintf(text, sizeof text, " %.16s%s (lease %s)", kind ? kind : "-",
-                                 exp, cli_json_int_text(id, sizeof id, lease, "id"));
-                holder_part(f, term, CLI_STYLE_BOLD, text, SIZE_MAX, true, &used, &first);
-                if (json_is_true(json_object_get(lease, "idle_warned")))
-                        holder_part(f, term, CLI_STYLE_YELLOW, "IDLE: release warned", SIZE_MAX,
-                                    false, &used, &first);
-                else if (json_is_true(json_object_get(lease, "idle_flagged")))
-                        holder_part(f, term, CLI_STYLE_YELLOW, "IDLE", SIZE_MAX, false, &used,
-                                    &first);
-        }
+                holder_part(v, CLI_STYLE_YELLOW, "DRAINED", SIZE_MAX, false, &used, &first);
+        if (lease && !shared_n)
+                print_lease(v, h->lease, &used, &first);
         if (users[0]) {
                 snprintf(text, sizeof text, "IN USE WITHOUT LEASE: %s", users);
-                holder_part(f, term, CLI_STYLE_RED, text, SIZE_MAX, false, &used, &first);
+                holder_part(v, CLI_STYLE_RED, text, SIZE_MAX, false, &used, &first);
         }
         if (first)
-                holder_part(f, term, NULL, "free", SIZE_MAX, false, &used, &first);
-        fputc('\n', f);
+                holder_part(v, NULL, "free", SIZE_MAX, false, &used, &first);
+        putc_unlocked('\n', v->f);
 }
 
-static void print_instance(FILE *f, json_t *inst, bool last, json_t **procs, size_t n_procs,
-                           const cli_term *term, double now)
+enum { I_UUID, I_PROFILE, I_GI, I_CI, I_TOTAL, I_USED, I_LEASE, I_DRAINED, I_SHARED, I_N };
+static const member_key instance_keys[] = {
+    KEY("uuid"), KEY("profile"), KEY("gpu_instance_id"), KEY("compute_instance_id"),
+    KEY("memory_total_bytes"), KEY("memory_used_bytes"), KEY("lease"), KEY("drained"),
+    KEY("shared"),
+};
+
+/* A GPU's MIG instance as the view reads it. */
+typedef struct instance {
+        JsonIndexRef m[I_N];
+        ssize_t first; /* the first instance of the GPU with this uuid (processes name it) */
+} instance;
+
+static void print_instance(const view *v, const instance *in, bool last, const process *procs,
+                           size_t n_procs)
 {
+        FILE *f = v->f;
+        const cli_term *term = v->term;
         const char *branch = last ? "       " : (term->unicode ? "    │  " : "    |  ");
-        const char *profile = cli_json_str(inst, "profile"), *uuid = cli_json_str(inst, "uuid");
+        const char *profile = str(v, in->m[I_PROFILE]), *uuid = str(v, in->m[I_UUID]);
         char gi[32], ci[32], ids[80];
         size_t used = TREE_W + PROFILE_W + 1 + UUID_W + 2 + IDS_W;
+        holder h = {in->m[I_LEASE], in->m[I_DRAINED], in->m[I_SHARED]};
 
-        fputs(term->unicode ? (last ? "    └─ " : "    ├─ ") : (last ? "    `- " : "    |- "), f);
+        fputs_unlocked(term->unicode ? (last ? "    └─ " : "    ├─ ") : (last ? "    `- " : "    |- "),
+                       f);
         cli_text_field(f, profile ? profile : "-", PROFILE_W, CLI_ALIGN_LEFT, term->unicode);
-        fputc(' ', f);
+        putc_unlocked(' ', f);
         cli_text_field(f, uuid ? uuid : "-", UUID_W, CLI_ALIGN_LEFT, term->unicode);
-        fputs("  ", f);
-        snprintf(ids, sizeof ids, "gi %s ci %s",
-                 cli_json_int_text(gi, sizeof gi, inst, "gpu_instance_id"),
-                 cli_json_int_text(ci, sizeof ci, inst, "compute_instance_id"));
+        fputs_unlocked("  ", f);
+        snprintf(ids, sizeof ids, "gi %s ci %s", int_text(gi, sizeof gi, v, in->m[I_GI]),
+                 int_text(ci, sizeof ci, v, in->m[I_CI]));
         cli_text_field(f, ids, IDS_W, CLI_ALIGN_LEFT, term->unicode);
         cli_text_spaces(f, LINE_END - MEM_W - used);
-        print_memory(f, inst, term);
-        fputc('\n', f);
+        print_memory(v, in->m[I_USED], in->m[I_TOTAL]);
+        putc_unlocked('\n', f);
 
         if (!uuid)
                 return;
-        print_holder(f, inst, procs, n_procs, uuid, NULL, branch, TREE_W, true, term, now);
+        print_holder(v, &h, procs, n_procs, in->first, branch, TREE_W, true);
         for (size_t i = 0; i < n_procs; i++)
-                if (process_in(procs[i], uuid, NULL))
-                        print_process(f, procs[i], branch, TREE_W, term);
+                if (process_in(&procs[i], in->first))
+                        print_process(v, &procs[i], branch, TREE_W);
 }
 
-static int print_gpu(FILE *f, json_t *gpu, size_t index_w, const cli_term *term, double now)
-{
-        json_t *instances = json_object_get(gpu, "instances"),
-               *processes = json_object_get(gpu, "processes");
-        const char *name = cli_json_str(gpu, "name"), *uuid = cli_json_str(gpu, "uuid"),
-                   *error = cli_json_str(gpu, "error");
-        bool healthy = json_is_true(json_object_get(gpu, "healthy")),
-             mig = json_is_true(json_object_get(gpu, "mig_enabled"));
-        size_t name_w = LINE_END - index_w - GPU_FIXED_W, n_procs = json_array_size(processes),
-               n_inst = json_array_size(instances), i;
-        _cleanup_free_ json_t **procs = NULL;
-        _cleanup_free_ process_key *keys = NULL;
-        char idx[40], buf[32];
+enum {
+        G_INDEX, G_UUID, G_NAME, G_TOTAL, G_USED, G_UTIL, G_TEMP, G_POWER, G_HEALTHY, G_ERROR,
+        G_MIG_ENABLED, G_INSTANCES, G_PROCESSES, G_LEASE, G_DRAINED, G_SHARED, G_MIG, G_N,
+};
+static const member_key gpu_keys[] = {
+    KEY("index"), KEY("uuid"), KEY("name"), KEY("memory_total_bytes"), KEY("memory_used_bytes"),
+    KEY("utilization_gpu"), KEY("temperature_c"), KEY("power_w"), KEY("healthy"), KEY("error"),
+    KEY("mig_enabled"), KEY("instances"), KEY("processes"), KEY("lease"), KEY("drained"),
+    KEY("shared"), KEY("mig"),
+};
 
-        procs = calloc(MAX(n_procs, (size_t)1), sizeof *procs);
-        keys = calloc(MAX(n_procs, (size_t)1), sizeof *keys);
-        if (!procs || !keys)
+/* The GPU's instances (those of its "instances" array) and processes (of
+ * "processes", sorted), each process placed in the first instance whose
+ * uuid its instance_uuid names. */
+static int read_devices(const view *v, const JsonIndexRef *g, instance **ret_inst, size_t *ret_n_inst,
+                        process **ret_procs, size_t *ret_n_procs)
+{
+        const JsonIndex *ix = v->ix;
+        size_t n_inst = json_index_is_array(ix, g[G_INSTANCES]) ? json_index_size(ix, g[G_INSTANCES]) : 0,
+               n_procs = json_index_is_array(ix, g[G_PROCESSES]) ? json_index_size(ix, g[G_PROCESSES]) : 0,
+               i = 0;
+        _cleanup_free_ instance *inst = calloc(MAX(n_inst, (size_t)1), sizeof *inst);
+        _cleanup_free_ process *procs = calloc(MAX(n_procs, (size_t)1), sizeof *procs);
+
+        if (!inst || !procs)
                 return -ENOMEM;
-        for (i = 0; i < n_procs; i++) {
-                keys[i] = (process_key){.p = json_array_get(processes, i), .memory = -1, .index = i};
-                cli_json_num(keys[i].p, "memory_used_bytes", &keys[i].memory);
-                cli_json_num(keys[i].p, "pid", &keys[i].pid);
+        for (JsonIndexRef r = json_index_first(ix, g[G_INSTANCES]); r; r = json_index_next(ix, r), i++) {
+                const char *uuid;
+
+                MEMBERS(v, r, instance_keys, inst[i].m);
+                uuid = str(v, inst[i].m[I_UUID]);
+                inst[i].first = (ssize_t)i;
+                for (size_t j = 0; uuid && j < i; j++) {
+                        const char *u = str(v, inst[j].m[I_UUID]);
+
+                        if (u && strcmp(u, uuid) == 0) {
+                                inst[i].first = (ssize_t)j;
+                                break;
+                        }
+                }
         }
-        qsort(keys, n_procs, sizeof *keys, process_compare);
-        for (i = 0; i < n_procs; i++)
-                procs[i] = keys[i].p;
+        i = 0;
+        for (JsonIndexRef r = json_index_first(ix, g[G_PROCESSES]); r; r = json_index_next(ix, r), i++) {
+                process *p = &procs[i];
+                const char *in;
+
+                MEMBERS(v, r, process_keys, p->m);
+                p->memory = -1;
+                p->pid = 0;
+                p->index = i;
+                (void)num(v, p->m[P_MEMORY], &p->memory);
+                (void)num(v, p->m[P_PID], &p->pid);
+                p->unleased = process_unleased(v, p);
+                p->instance = -1;
+                in = str(v, p->m[P_INSTANCE]);
+                for (size_t j = 0; in && j < n_inst; j++) {
+                        const char *u = str(v, inst[j].m[I_UUID]);
+
+                        if (u && strcmp(u, in) == 0) {
+                                p->instance = (ssize_t)j;
+                                break;
+                        }
+                }
+        }
+        qsort(procs, n_procs, sizeof *procs, process_compare);
+        *ret_inst = TAKE_PTR(inst);
+        *ret_n_inst = n_inst;
+        *ret_procs = TAKE_PTR(procs);
+        *ret_n_procs = n_procs;
+        return 0;
+}
+
+enum { M_FREE, M_ON_DEMAND, M_DYNAMIC, M_N };
+static const member_key mig_keys[] = {KEY("free_slices"), KEY("on_demand"), KEY("dynamic")};
+
+/* The MIG layout's room (issue 13): free memory slices of 8, and instances
+ * the daemon made on demand. */
+static void print_mig_room(const view *v, JsonIndexRef mig)
+{
+        JsonIndexRef m[M_N];
+        int64_t fs, od = 0;
+
+        MEMBERS(v, mig, mig_keys, m);
+        if (!json_index_integer(v->ix, m[M_FREE], &fs))
+                return;
+        (void)json_index_integer(v->ix, m[M_ON_DEMAND], &od);
+        fprintf(v->f, "    MIG: %lld/8 memory slices free%s", (long long)fs,
+                is_true(v, m[M_DYNAMIC]) ? ", instances made on demand" : "");
+        if (od > 0)
+                fprintf(v->f, " (%lld now)", (long long)od);
+        putc_unlocked('\n', v->f);
+}
+
+static int print_gpu(const view *v, JsonIndexRef gpu, size_t index_w)
+{
+        FILE *f = v->f;
+        const cli_term *term = v->term;
+        JsonIndexRef g[G_N];
+        const char *name, *uuid, *error;
+        bool healthy, mig;
+        size_t name_w = LINE_END - index_w - GPU_FIXED_W, n_procs, n_inst, i;
+        _cleanup_free_ process *procs = NULL;
+        _cleanup_free_ instance *inst = NULL;
+        char idx[40], buf[32];
+        holder h;
+        int r;
+
+        MEMBERS(v, gpu, gpu_keys, g);
+        name = str(v, g[G_NAME]);
+        uuid = str(v, g[G_UUID]);
+        error = str(v, g[G_ERROR]);
+        healthy = is_true(v, g[G_HEALTHY]);
+        mig = is_true(v, g[G_MIG_ENABLED]);
+        h = (holder){g[G_LEASE], g[G_DRAINED], g[G_SHARED]};
+        r = read_devices(v, g, &inst, &n_inst, &procs, &n_procs);
+        if (r < 0)
+                return r;
 
         if (!healthy)
                 cli_text_style(f, term, CLI_STYLE_RED);
-        snprintf(idx, sizeof idx, "[%s]", cli_json_int_text(buf, sizeof buf, gpu, "index"));
+        snprintf(idx, sizeof idx, "[%s]", int_text(buf, sizeof buf, v, g[G_INDEX]));
         cli_text_field(f, idx, index_w, CLI_ALIGN_LEFT, term->unicode);
-        fputc(' ', f);
+        putc_unlocked(' ', f);
         cli_text_field(f, name ? name : "-", name_w, CLI_ALIGN_LEFT, term->unicode);
-        fputs("  ", f);
+        fputs_unlocked("  ", f);
         cli_text_field(f, uuid ? uuid : "-", UUID_W, CLI_ALIGN_LEFT, term->unicode);
         if (!healthy) {
                 /* The reason goes on its own line: it is what the admin needs
                  * ("...: GPU is lost"), so it must not be cut short. */
-                fputs("  UNHEALTHY", f);
+                fputs_unlocked("  UNHEALTHY", f);
                 cli_text_style(f, term, CLI_STYLE_RESET);
-                fputc('\n', f);
+                putc_unlocked('\n', f);
                 cli_text_wrap(f, term, CLI_STYLE_RED, error ? error : "no reason given", 4);
         } else {
-                fputc(' ', f);
+                putc_unlocked(' ', f);
                 cli_text_field(f, mig ? "MIG" : "", MIG_W, CLI_ALIGN_LEFT, term->unicode);
-                fputc(' ', f);
-                print_quantity(f, gpu, "temperature_c", TEMP_W, term->unicode ? "°C" : " C", term);
-                fputc(' ', f);
-                print_quantity(f, gpu, "power_w", POWER_W, " W", term);
-                fputc(' ', f);
-                print_quantity(f, gpu, "utilization_gpu", UTIL_W, " %", term);
-                fputc(' ', f);
-                print_memory(f, gpu, term);
-                fputc('\n', f);
+                putc_unlocked(' ', f);
+                print_quantity(v, g[G_TEMP], TEMP_W, term->unicode ? "°C" : " C");
+                putc_unlocked(' ', f);
+                print_quantity(v, g[G_POWER], POWER_W, " W");
+                putc_unlocked(' ', f);
+                print_quantity(v, g[G_UTIL], UTIL_W, " %");
+                putc_unlocked(' ', f);
+                print_memory(v, g[G_USED], g[G_TOTAL]);
+                putc_unlocked('\n', f);
                 /* Healthy, but one reading failed: say which. */
                 if (error)
                         cli_text_wrap(f, term, CLI_STYLE_YELLOW, error, 4);
         }
-
-        /* The MIG layout's room (issue 13): free memory slices of 8, and
-         * instances the daemon made on demand. */
-        if (healthy && mig && json_is_object(json_object_get(gpu, "mig"))) {
-                json_t *m = json_object_get(gpu, "mig"), *fs = json_object_get(m, "free_slices");
-                long long od = json_integer_value(json_object_get(m, "on_demand"));
-
-                if (json_is_integer(fs))
-                        fprintf(f, "    MIG: %lld/8 memory slices free%s", json_integer_value(fs),
-                                json_is_true(json_object_get(m, "dynamic")) ? ", instances made on demand" : "");
-                if (json_is_integer(fs) && od > 0)
-                        fprintf(f, " (%lld now)", od);
-                if (json_is_integer(fs))
-                        fputc('\n', f);
-        }
+        if (healthy && mig)
+                print_mig_room(v, g[G_MIG]);
 
         /* A GPU in MIG mode is leased by instance: its own line says only
          * what concerns the whole GPU (drained, processes outside any
          * instance). A lost GPU is not "free" whatever its lease says. */
-        print_holder(f, gpu, procs, n_procs, NULL, instances, "    ", 4, healthy && !mig, term,
-                     now);
+        print_holder(v, &h, procs, n_procs, -1, "    ", 4, healthy && !mig);
         for (i = 0; i < n_procs; i++)
-                if (process_in(procs[i], NULL, instances))
-                        print_process(f, procs[i], "    ", 4, term);
+                if (process_in(&procs[i], -1))
+                        print_process(v, &procs[i], "    ", 4);
         for (i = 0; i < n_inst; i++)
-                print_instance(f, json_array_get(instances, i), i + 1 == n_inst, procs, n_procs,
-                               term, now);
+                print_instance(v, &inst[i], i + 1 == n_inst, procs, n_procs);
         return 0;
 }
 
+enum { F_MODE, F_ERROR, F_DENIED, F_ACTIVE, F_N };
+static const member_key fence_keys[] = {KEY("mode"), KEY("error"), KEY("denied_total"), KEY("active")};
+
 /* Strict mode's kernel fence, one line; nothing in other modes. */
-static void print_fence(FILE *f, json_t *fence, const cli_term *term)
+static void print_fence(const view *v, JsonIndexRef fence)
 {
-        const char *mode = cli_json_str(fence, "mode"), *error = cli_json_str(fence, "error");
+        FILE *f = v->f;
+        JsonIndexRef m[F_N];
+        const char *mode, *error;
         double denied = 0;
 
+        MEMBERS(v, fence, fence_keys, m);
+        mode = str(v, m[F_MODE]);
+        error = str(v, m[F_ERROR]);
         if (!mode || strcmp(mode, "strict") != 0)
                 return;
-        (void)cli_json_num(fence, "denied_total", &denied);
-        fputc('\n', f);
-        if (json_is_true(json_object_get(fence, "active"))) {
+        (void)num(v, m[F_DENIED], &denied);
+        putc_unlocked('\n', f);
+        if (is_true(v, m[F_ACTIVE])) {
                 fprintf(f, "Fence: active (strict mode): only leased GPUs open; %.0f refused "
                            "open%s.\n",
                         denied, denied == 1 ? "" : "s");
                 return;
         }
-        cli_text_style(f, term, CLI_STYLE_RED);
+        cli_text_style(f, v->term, CLI_STYLE_RED);
         fprintf(f, "Fence: NOT active (strict mode)%s", error ? ": " : "");
         if (error)
                 cli_text_clip(f, error, 200, false);
-        cli_text_style(f, term, CLI_STYLE_RESET);
-        fputc('\n', f);
+        cli_text_style(f, v->term, CLI_STYLE_RESET);
+        putc_unlocked('\n', f);
 }
 
-int cli_status_render(json_t *status, FILE *f, const cli_term *full_term, double now)
+/* The queue below the GPUs: the queue array's own text, parsed by jansson
+ * (a few requests), for the queue table lease-render.c draws. */
+static int print_queue(const view *v, JsonIndexRef queue, const cli_term *full_term)
 {
-        cli_term narrowed = *full_term, *term = &narrowed;
-        json_t *gpus = json_object_get(status, "gpus");
-        const char *message = cli_json_str(status, "message");
-        size_t index_w = 3, n_queued, i;
+        size_t n = json_index_is_array(v->ix, queue) ? json_index_size(v->ix, queue) : 0, left;
+        const char *text;
+        json_t *q;
+
+        if (n == 0)
+                return 0;
+        text = json_index_container_text(v->ix, queue, &left);
+        q = json_loadb(text, left, JSON_DISABLE_EOF_CHECK, NULL);
+        if (!q)
+                return -ENOMEM; /* text the scanner took: only memory can fail */
+        putc_unlocked('\n', v->f);
+        cli_text_style(v->f, v->term, CLI_STYLE_BOLD);
+        fprintf(v->f, "Queue: %zu waiting", n);
+        cli_text_style(v->f, v->term, CLI_STYLE_RESET);
+        putc_unlocked('\n', v->f);
+        /* The full width: it narrows by itself as this view does. */
+        cli_queue_render(q, v->f, full_term, v->now, 0);
+        json_decref(q);
+        return 0;
+}
+
+int cli_status_render_index(const JsonIndex *ix, FILE *f, const cli_term *full_term, double now)
+{
+        cli_term narrowed = *full_term;
+        view vw = {.ix = ix, .f = f, .term = &narrowed, .now = now}, *v = &vw;
+        JsonIndexRef st[S_N], gpus;
+        const char *message;
+        size_t index_w = 3, n_gpus;
         int r;
 
-        if (!json_is_object(status))
+        if (!json_index_is_object(ix, json_index_root(ix)))
                 return -EBADMSG;
+        MEMBERS(v, json_index_root(ix), status_keys, st);
+        gpus = json_index_is_array(ix, st[S_GPUS]) ? st[S_GPUS] : 0;
+        n_gpus = json_index_size(ix, gpus);
+        message = str(v, st[S_MESSAGE]);
         /* The fixed columns need 80; below that the arithmetic would wrap. */
         narrowed.columns = MAX(full_term->columns, (size_t)CLI_TERM_MIN_COLUMNS) - 1;
 
         /* Room for the widest "[N]" so that names line up past GPU 9. */
-        for (i = 0; i < json_array_size(gpus); i++) {
-                json_t *gpu = json_array_get(gpus, i);
+        for (JsonIndexRef g = json_index_first(ix, gpus); g; g = json_index_next(ix, g)) {
                 char buf[32], idx[40];
 
-                snprintf(idx, sizeof idx, "[%s]", cli_json_int_text(buf, sizeof buf, gpu, "index"));
+                snprintf(idx, sizeof idx, "[%s]",
+                         int_text(buf, sizeof buf, v, json_index_get(ix, g, "index")));
                 index_w = MAX(index_w, MIN(strlen(idx), (size_t)6));
         }
 
-        print_header(f, status, json_array_size(gpus), term);
+        print_header(v, st, n_gpus);
 
-        if (!json_is_true(json_object_get(status, "nvml_available"))) {
-                cli_text_wrap(f, term, CLI_STYLE_RED,
+        if (!is_true(v, st[S_NVML])) {
+                cli_text_wrap(f, v->term, CLI_STYLE_RED,
                               message ? message : "NVML is not available on this host.", 0);
                 return 0;
         }
         if (message)
-                cli_text_wrap(f, term, CLI_STYLE_YELLOW, message, 0);
-        if (json_array_size(gpus) == 0) {
-                fputs("No GPUs found.\n", f);
+                cli_text_wrap(f, v->term, CLI_STYLE_YELLOW, message, 0);
+        if (n_gpus == 0) {
+                fputs_unlocked("No GPUs found.\n", f);
                 return 0;
         }
-        for (i = 0; i < json_array_size(gpus); i++) {
-                r = print_gpu(f, json_array_get(gpus, i), index_w, term, now);
+        for (JsonIndexRef g = json_index_first(ix, gpus); g; g = json_index_next(ix, g)) {
+                r = print_gpu(v, g, index_w);
                 if (r < 0)
                         return r;
         }
-        n_queued = json_array_size(json_object_get(status, "queue"));
-        if (n_queued > 0) {
-                fputc('\n', f);
-                cli_text_style(f, term, CLI_STYLE_BOLD);
-                fprintf(f, "Queue: %zu waiting", n_queued);
-                cli_text_style(f, term, CLI_STYLE_RESET);
-                fputc('\n', f);
-                /* The full width: it narrows by itself as this view does. */
-                cli_queue_render(json_object_get(status, "queue"), f, full_term, now, 0);
-        }
-        print_fence(f, json_object_get(status, "fence"), term);
+        r = print_queue(v, st[S_QUEUE], full_term);
+        if (r < 0)
+                return r;
+        print_fence(v, st[S_FENCE]);
         return 0;
+}
+
+int cli_status_render_text(const char *text, size_t len, FILE *f, const cli_term *term, double now)
+{
+        JsonIndex *ix = NULL;
+        int r;
+
+        r = json_index_build(text, len, JSON_SCAN_DEPTH_MAX, &ix);
+        if (r < 0)
+                return r;
+        r = cli_status_render_index(ix, f, term, now);
+        json_index_free(ix);
+        return r;
+}
+
+int cli_status_render(json_t *status, FILE *f, const cli_term *term, double now)
+{
+        _cleanup_free_ char *text = NULL;
+
+        if (!json_is_object(status))
+                return -EBADMSG;
+        text = json_dumps(status, JSON_COMPACT | JSON_PRESERVE_ORDER);
+        if (!text)
+                return -ENOMEM;
+        return cli_status_render_text(text, strlen(text), f, term, now);
 }

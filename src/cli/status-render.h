@@ -9,6 +9,7 @@
 #include <stdio.h>
 
 #include "cli/text.h"
+#include "proto/json-index.h"
 
 /* Render the result object of the daemon's "status" operation to `f`.
  * Tolerates missing or wrongly typed fields (shown as unknown, "-"), so a
@@ -17,3 +18,13 @@
  * Lease ages and expiries are relative to `now` (seconds since the epoch).
  * Returns 0, or -EBADMSG when `status` is not a JSON object. */
 int cli_status_render(json_t *status, FILE *f, const cli_term *term, double now);
+
+/* The same view of the result given as its JSON text s[0..len) (as the
+ * client library hands it over): indexed (proto/json-index.h), never
+ * parsed into a tree. -EBADMSG also when json-scan refuses the text;
+ * -ENOMEM. cli_status_render() is a wrapper that dumps `status` and calls
+ * this, so both paths print the same bytes. */
+int cli_status_render_text(const char *text, size_t len, FILE *f, const cli_term *term, double now);
+
+/* The same view of an index already built over the result's text. */
+int cli_status_render_index(const JsonIndex *ix, FILE *f, const cli_term *term, double now);

@@ -1,7 +1,8 @@
 /* `gpukeeper status [--json]`: who holds which GPU or MIG slice and who is
  * using what, from the daemon's latest snapshot. The text view is in
- * status-render.c; --json prints the daemon's result object unchanged,
- * written as it arrives (view-json.c). */
+ * status-render.c, which reads an index over the reply's text rather than a
+ * jansson tree; --json prints the daemon's result object unchanged, written
+ * as it arrives (view-json.c). */
 #include <string.h>
 
 #include "cli/cli.h"
@@ -23,12 +24,9 @@ void cli_status_usage(FILE *f)
               f);
 }
 
-/* The text view; on a reply it cannot show, point at the JSON. */
-static int render(json_t *result, const cli_term *term, double now)
+/* On a reply the text view cannot show, point at the JSON. */
+static int rendered(int r)
 {
-        int r;
-
-        r = cli_status_render(result, stdout, term, now);
         if (r < 0) {
                 fprintf(stderr,
                         "gpukeeper: status: cannot show the daemon's reply: %s (see "
@@ -39,6 +37,18 @@ static int render(json_t *result, const cli_term *term, double now)
         return CLI_EXIT_OK;
 }
 
+/* The text view from the reply's text (the usual path), or from a tree
+ * when the reply came parsed. */
+static int render_index(const JsonIndex *result, const cli_term *term, double now)
+{
+        return rendered(cli_status_render_index(result, stdout, term, now));
+}
+
+static int render(json_t *result, const cli_term *term, double now)
+{
+        return rendered(cli_status_render(result, stdout, term, now));
+}
+
 int cli_status_main(cli_context *ctx, int argc, char *argv[])
 {
         static const cli_view view = {
@@ -46,6 +56,7 @@ int cli_status_main(cli_context *ctx, int argc, char *argv[])
             .usage = cli_status_usage,
             .op = "status",
             .render = render,
+            .render_index = render_index,
         };
 
         return cli_view_json_main(ctx, &view, argc, argv);

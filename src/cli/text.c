@@ -1,5 +1,7 @@
 /* Terminal text for the CLI: terminal detection and printing untrusted
- * strings into fixed-width fields. See text.h for the rules. */
+ * strings into fixed-width fields. See text.h for the rules. A field or
+ * clip of printable ASCII that fits (most of what `status` prints, a few
+ * per process line) is measured once and written in one call. */
 #include "cli/text.h"
 
 #include <langinfo.h>
@@ -123,6 +125,14 @@ size_t cli_text_clip(FILE *f, const char *s, size_t max_columns, bool unicode)
         size_t ellipsis_width = unicode ? 1 : 3, budget, used = 0, n;
         glyph g;
 
+        /* All printable ASCII that fits (user names, numbers, most command
+         * lines): written in one go, measured once. */
+        n = plain_run(s);
+        if (!s[n] && n <= max_columns) {
+                if (f && n > 0)
+                        fwrite_unlocked(s, 1, n, f);
+                return n;
+        }
         if (cli_text_width(s, unicode) <= max_columns)
                 budget = max_columns;
         else if (max_columns >= ellipsis_width)
@@ -182,7 +192,18 @@ void cli_text_spaces(FILE *f, size_t n)
 
 void cli_text_field(FILE *f, const char *s, size_t columns, cli_align align, bool unicode)
 {
-        size_t width = cli_text_clip(NULL, s, columns, unicode);
+        size_t n = plain_run(s), width;
+
+        /* Printable ASCII that fits, the usual field: one measure, one write. */
+        if (!s[n] && n <= columns) {
+                if (align == CLI_ALIGN_RIGHT)
+                        cli_text_spaces(f, columns - n);
+                fwrite_unlocked(s, 1, n, f);
+                if (align == CLI_ALIGN_LEFT)
+                        cli_text_spaces(f, columns - n);
+                return;
+        }
+        width = cli_text_clip(NULL, s, columns, unicode);
 
         if (align == CLI_ALIGN_RIGHT)
                 cli_text_spaces(f, columns - width);
@@ -258,8 +279,11 @@ void cli_text_wrap(FILE *f, const cli_term *term, const char *sgr, const char *s
 
 void cli_text_style(FILE *f, const cli_term *term, const char *sgr)
 {
-        if (term->color)
-                fprintf(f, "\033[%sm", sgr);
+        if (term->color) {
+                fputs_unlocked("\033[", f);
+                fputs_unlocked(sgr, f);
+                putc_unlocked('m', f);
+        }
 }
 
 void cli_text_heading(FILE *f, const cli_term *term, const cli_column *columns, size_t n,

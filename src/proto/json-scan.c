@@ -545,6 +545,63 @@ bool json_scan_keys_equal(const JsonScanMember *a, const JsonScanMember *b)
         return text_equal(a->key, a->key_len, true, b->key, b->key_len, true);
 }
 
+/* ---- Decoding ---------------------------------------------------------------------------- */
+
+/* cp (at most U+10FFFF, not a surrogate) as UTF-8 at out: the bytes written. */
+static size_t put_utf8(char *out, uint32_t cp)
+{
+        if (cp < 0x80) {
+                out[0] = (char)cp;
+                return 1;
+        }
+        if (cp < 0x800) {
+                out[0] = (char)(0xC0 | cp >> 6);
+                out[1] = (char)(0x80 | (cp & 0x3F));
+                return 2;
+        }
+        if (cp < 0x10000) {
+                out[0] = (char)(0xE0 | cp >> 12);
+                out[1] = (char)(0x80 | (cp >> 6 & 0x3F));
+                out[2] = (char)(0x80 | (cp & 0x3F));
+                return 3;
+        }
+        out[0] = (char)(0xF0 | cp >> 18);
+        out[1] = (char)(0x80 | (cp >> 12 & 0x3F));
+        out[2] = (char)(0x80 | (cp >> 6 & 0x3F));
+        out[3] = (char)(0x80 | (cp & 0x3F));
+        return 4;
+}
+
+size_t json_scan_string_decode(const char *s, size_t len, size_t p, char *out, size_t *ret_len)
+{
+        size_t n = 0;
+
+        assert(s && p < len && s[p] == '"');
+        assert(out && ret_len);
+        p++;
+        for (;;) {
+                size_t e = skip_plain(s, len, p);
+                uint32_t cp;
+
+                memcpy(out + n, s + p, e - p);
+                n += e - p;
+                p = e;
+                assert(p < len);
+                if (s[p] == '"')
+                        break;
+                if (s[p] == '\\') {
+                        cp = unescape(s, len, p + 1, &p);
+                        assert(cp != UTF8_INVALID && cp != 0);
+                        n += put_utf8(out + n, cp);
+                        continue;
+                }
+                /* A byte of a UTF-8 sequence (validated): as it stands. */
+                out[n++] = s[p++];
+        }
+        *ret_len = n;
+        return p + 1;
+}
+
 /* ---- Writer ----------------------------------------------------------------------------- */
 
 /* Output gathered in o->buf and handed to stdio a whole buffer at a time

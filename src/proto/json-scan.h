@@ -75,6 +75,14 @@ bool json_scan_key_is(const JsonScanMember *m, const char *key);
 /* Whether two members' keys are the same string once decoded. */
 bool json_scan_keys_equal(const JsonScanMember *a, const JsonScanMember *b);
 
+/* Decodes the string whose opening quote is at s[p], inside text the
+ * scanner accepted: its characters, escapes (\uXXXX and surrogate pairs
+ * included) decoded to UTF-8, go to `out`, which has room for the string's
+ * bytes in the text (never more are written; no NUL is added), their count
+ * to *ret_len. Returns the byte after the closing quote. The decoded string
+ * holds no NUL byte: the scanner refuses \u0000, as jansson does. */
+size_t json_scan_string_decode(const char *s, size_t len, size_t p, char *out, size_t *ret_len);
+
 /* Writes s[0..len), a value the scanner accepted (a document's value or a
  * member's value), to `f` as jansson's JSON_INDENT(2) | JSON_PRESERVE_ORDER
  * dump of it (see above for when that holds), without a final newline; the

@@ -5,6 +5,7 @@
  * content people look for and for lines that fit the terminal. Widths are
  * measured independently of the code under test (text-check.c, mbrtowc()/wcwidth()
  * in C.UTF-8). Lines must stay one column short of the terminal width. */
+#include <errno.h>
 #include <locale.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -575,6 +576,38 @@ static void test_text_field_and_wrap(void **state)
         free(buf);
 }
 
+/* The text entry point (what `gpukeeper status` uses): the lab's own text,
+ * spaced as written here, prints what the tree wrapper prints; text that
+ * is not an object, or not JSON the scanner takes, is -EBADMSG. */
+static void test_render_text(void **state)
+{
+        json_t *status = cli_test_load(lab_json);
+        cli_term term = {.color = true, .unicode = true, .columns = 132};
+        _cleanup_free_ char *want = NULL, *got = NULL;
+        size_t len = 0;
+        FILE *f;
+        int r;
+
+        want = render(status, &term, &r);
+        assert_int_equal(r, 0);
+        f = open_memstream(&got, &len);
+        assert_non_null(f);
+        assert_int_equal(cli_status_render_text(lab_json, strlen(lab_json), f, &term, 1712345678.0), 0);
+        assert_int_equal(fclose(f), 0);
+        assert_string_equal(got, want);
+        json_decref(status);
+
+        free(got);
+        got = NULL;
+        f = open_memstream(&got, &len);
+        assert_non_null(f);
+        assert_int_equal(cli_status_render_text("[]", 2, f, &term, 0), -EBADMSG);
+        assert_int_equal(cli_status_render_text("{\"gpus\":[}", 11, f, &term, 0), -EBADMSG);
+        assert_int_equal(cli_status_render_text("{\"a\":\"\\u0000\"}", 14, f, &term, 0), -EBADMSG);
+        assert_int_equal(fclose(f), 0);
+        assert_string_equal(got, "");
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -585,6 +618,7 @@ int main(void)
             cmocka_unit_test(test_text_clip_runs),
             cmocka_unit_test(test_json_int_text),
             cmocka_unit_test(test_text_field_and_wrap),
+            cmocka_unit_test(test_render_text),
         };
 
         /* Widths as a UTF-8 terminal sees them; times in UTC so they are fixed. */

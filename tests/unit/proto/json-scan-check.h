@@ -1,9 +1,11 @@
-/* The differential check of src/proto/json-scan against jansson, shared by
- * the unit test (test-json-scan.c) and the fuzz target (fuzz-json-scan.c):
- * the scanner accepts a text iff json_loadb(text, 0) does and its containers
- * nest at most PROTO_MAX_DEPTH deep; the member walk agrees; and the writer
- * prints jansson's compact dump of the parsed value exactly as
- * json_dumps(JSON_INDENT(2) | JSON_PRESERVE_ORDER) does. */
+/* The differential check of src/proto/json-scan and src/proto/json-index
+ * against jansson, shared by the unit test (test-json-scan.c) and the fuzz
+ * target (fuzz-json-scan.c): the scanner accepts a text iff json_loadb(text,
+ * 0) does and its containers nest at most PROTO_MAX_DEPTH deep; the member
+ * walk agrees; the writer prints jansson's compact dump of the parsed value
+ * exactly as json_dumps(JSON_INDENT(2) | JSON_PRESERVE_ORDER) does; and the
+ * index builds exactly when the scanner accepts, holding jansson's values
+ * (types, decoded strings, integers, reals, members in order, lookups). */
 #pragma once
 
 #include <errno.h>
@@ -12,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "proto/json-index.h"
 #include "proto/json-scan.h"
 #include "proto/proto.h"
 
@@ -164,6 +167,118 @@ static const char *json_scan_check_members(const char *s, size_t len, json_t *j,
         return NULL;
 }
 
+/* NULL when the index's value `r` is jansson's `j`, else what differs. */
+static const char *json_index_check_value(const JsonIndex *ix, JsonIndexRef r, json_t *j)
+{
+        const char *why = NULL, *str;
+        size_t len, n = 0;
+        int64_t i;
+        double d;
+
+        switch (json_typeof(j)) {
+        case JSON_OBJECT:
+                if (!json_index_is_object(ix, r))
+                        return "index: not an object";
+                if (json_index_size(ix, r) == json_object_size(j)) {
+                        /* No key twice: the members in order, each found by its key. */
+                        void *iter = json_object_iter(j);
+
+                        for (JsonIndexRef k = json_index_first(ix, r); k && !why;
+                             k = json_index_next(ix, k), n++) {
+                                str = json_index_string(ix, k, NULL);
+                                if (!iter || !str || strcmp(str, json_object_iter_key(iter)) != 0)
+                                        return "index: member keys differ";
+                                if (json_index_get(ix, r, str) != json_index_value(ix, k))
+                                        return "index: lookup finds another member";
+                                why = json_index_check_value(ix, json_index_value(ix, k),
+                                                             json_object_iter_value(iter));
+                                iter = json_object_iter_next(j, iter);
+                        }
+                        return why ? why : n != json_object_size(j) ? "index: member count" : NULL;
+                } else {
+                        /* A key given twice: jansson keeps the last value. */
+                        const char *key;
+                        json_t *v;
+
+                        if (json_index_size(ix, r) < json_object_size(j))
+                                return "index: fewer members than jansson's";
+                        json_object_foreach (j, key, v) {
+                                why = json_index_check_value(ix, json_index_get(ix, r, key), v);
+                                if (why)
+                                        return why;
+                        }
+                        return NULL;
+                }
+        case JSON_ARRAY:
+                if (!json_index_is_array(ix, r) || json_index_size(ix, r) != json_array_size(j))
+                        return "index: not an array of jansson's size";
+                for (JsonIndexRef e = json_index_first(ix, r); e && !why; e = json_index_next(ix, e), n++) {
+                        if (n < 3 && json_index_array_get(ix, r, n) != e)
+                                return "index: array_get differs from the walk";
+                        why = json_index_check_value(ix, e, json_array_get(j, n));
+                }
+                return why ? why : n != json_array_size(j) ? "index: element count" : NULL;
+        case JSON_STRING:
+                str = json_index_string(ix, r, &len);
+                if (!str || len != json_string_length(j) || strlen(str) != len ||
+                    memcmp(str, json_string_value(j), len) != 0)
+                        return "index: strings differ";
+                return NULL;
+        case JSON_INTEGER:
+                if (!json_index_integer(ix, r, &i) || i != json_integer_value(j) ||
+                    !json_index_number(ix, r, &d) || d != json_number_value(j))
+                        return "index: integers differ";
+                return NULL;
+        case JSON_REAL:
+                if (json_index_type(ix, r) != JSON_INDEX_REAL || json_index_integer(ix, r, &i) ||
+                    !json_index_number(ix, r, &d) || memcmp(&d, &(double){json_real_value(j)}, sizeof d) != 0)
+                        return "index: reals differ";
+                return NULL;
+        case JSON_TRUE:
+                return json_index_is_true(ix, r) ? NULL : "index: not true";
+        case JSON_FALSE:
+                return json_index_is_false(ix, r) ? NULL : "index: not false";
+        case JSON_NULL:
+                return json_index_is_null(ix, r) ? NULL : "index: not null";
+        }
+        return "index: unknown jansson type";
+}
+
+/* The index of s[0..len) builds exactly when the scanner accepted it
+ * (`accepted`), and then holds jansson's tree `j`; ref 0 answers as nothing. */
+static const char *json_index_check(const char *s, size_t len, json_t *j, bool accepted)
+{
+        JsonIndex *ix = NULL;
+        const char *why;
+        int r = json_index_build(s, len, PROTO_MAX_DEPTH, &ix);
+
+        if (r != 0 && r != -EBADMSG)
+                abort(); /* out of memory */
+        if ((r == 0) != accepted)
+                return r == 0 ? "index builds from text the scanner refuses"
+                              : "index refuses text the scanner accepts";
+        if (r != 0)
+                return NULL;
+        why = json_index_check_value(ix, json_index_root(ix), j);
+        if (!why) {
+                /* Built again as a caller that knows the text was scanned does: the same. */
+                JsonIndex *again = NULL;
+
+                if (json_index_build_scanned(s, len, &again) != 0)
+                        abort();
+                if (again->n_tokens != ix->n_tokens ||
+                    memcmp(again->tokens, ix->tokens, ix->n_tokens * sizeof *ix->tokens) != 0)
+                        why = "index: build_scanned differs from build";
+                json_index_free(again);
+        }
+        if (!why && (json_index_type(ix, 0) != JSON_INDEX_NONE || json_index_size(ix, 0) != 0 ||
+                     json_index_get(ix, 0, "a") != 0 || json_index_next(ix, 0) != 0 ||
+                     json_index_string(ix, 0, NULL) != NULL))
+                why = "index: ref 0 is not nothing";
+        json_index_free(ix);
+        return why;
+}
+
 /* NULL when the scanner, the member walk and the writer agree with jansson
  * about s[0..len), else what differed. */
 static const char *json_scan_check(const char *s, size_t len)
@@ -192,6 +307,8 @@ static const char *json_scan_check(const char *s, size_t len)
                                 why = json_scan_check_stream(s, len, pieces[i], want, b, e);
                 }
         }
+        if (!why)
+                why = json_index_check(s, len, j, want);
         if (!why && want)
                 why = json_scan_check_writer(j, JSON_COMPACT);
         if (!why && want) /* whitespace between every token: only re-spaced */

@@ -1,7 +1,8 @@
-/* Unit tests for src/proto/json-scan: the scanner against jansson on edge
- * cases and on random trees (and their mangled dumps), the member walk and
- * key comparison, and the writer against json_dumps(JSON_INDENT(2)). The
- * check itself is json-scan-check.h, shared with tests/fuzz/fuzz-json-scan.c. */
+/* Unit tests for src/proto/json-scan and json-index: the scanner and the
+ * index against jansson on edge cases and on random trees (and their mangled
+ * dumps), the member walk and key comparison, the writer against
+ * json_dumps(JSON_INDENT(2)), and the index's accessors. The check itself
+ * is json-scan-check.h, shared with tests/fuzz/fuzz-json-scan.c. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -380,12 +381,75 @@ static void test_writer(void **state)
         }
 }
 
+/* ---- Index ------------------------------------------------------------------------------- */
+
+/* The index's accessors on a text with a bit of everything (the agreement
+ * with jansson itself is checked on every text above, in json_scan_check). */
+static void test_index(void **state)
+{
+        static const char text[] =
+            " {\"a\":1,\"a\":[2,-9223372036854775808,1.5e3],\"k\\u00e9\":\"x\\u00e9\\ud83d\\ude00\\n\","
+            "\"o\":{},\"t\":true,\"f\":false,\"n\":null,\"\":\"\"} ";
+        JsonIndex *ix = NULL;
+        JsonIndexRef root, a, e, o;
+        const char *str, *at;
+        size_t len, left;
+        int64_t i;
+        double d;
+
+        assert_int_equal(json_index_build(text, sizeof text - 1, PROTO_MAX_DEPTH, &ix), 0);
+        root = json_index_root(ix);
+        assert_true(json_index_is_object(ix, root));
+        assert_int_equal(json_index_size(ix, root), 8);
+        /* A key given twice: the last value, as jansson keeps it. */
+        a = json_index_get(ix, root, "a");
+        assert_true(json_index_is_array(ix, a));
+        assert_int_equal(json_index_size(ix, a), 3);
+        at = json_index_container_text(ix, a, &left);
+        assert_non_null(at);
+        assert_int_equal(at[0], '[');
+        assert_int_equal(left, sizeof text - 1 - (size_t)(at - text));
+        e = json_index_array_get(ix, a, 1);
+        assert_true(json_index_integer(ix, e, &i));
+        assert_true(i == INT64_MIN);
+        assert_true(json_index_number(ix, json_index_array_get(ix, a, 2), &d));
+        assert_true(d == 1500.0);
+        assert_false(json_index_integer(ix, json_index_array_get(ix, a, 2), &i));
+        assert_int_equal(json_index_array_get(ix, a, 3), 0);
+        assert_int_equal(json_index_get(ix, a, "a"), 0); /* not an object */
+        str = json_index_string(ix, json_index_get(ix, root, "k\xc3\xa9"), &len);
+        assert_non_null(str);
+        assert_int_equal(len, 8);
+        assert_string_equal(str, "x\xc3\xa9\xf0\x9f\x98\x80\n");
+        assert_false(json_index_number(ix, json_index_get(ix, root, "k\xc3\xa9"), &d));
+        o = json_index_get(ix, root, "o");
+        assert_true(json_index_is_object(ix, o));
+        assert_int_equal(json_index_first(ix, o), 0);
+        assert_true(json_index_is_true(ix, json_index_get(ix, root, "t")));
+        assert_true(json_index_is_false(ix, json_index_get(ix, root, "f")));
+        assert_true(json_index_is_null(ix, json_index_get(ix, root, "n")));
+        str = json_index_string(ix, json_index_get(ix, root, ""), &len);
+        assert_non_null(str);
+        assert_int_equal(len, 0);
+        assert_int_equal(json_index_get(ix, root, "missing"), 0);
+        /* Ref 0 chains as a missing member. */
+        assert_int_equal(json_index_get(ix, json_index_get(ix, root, "missing"), "a"), 0);
+        assert_null(json_index_container_text(ix, 0, &left));
+        json_index_free(ix);
+
+        /* What the scanner refuses, the index refuses. */
+        assert_int_equal(json_index_build("[\"\\u0000\"]", 10, PROTO_MAX_DEPTH, &ix), -EBADMSG);
+        assert_int_equal(json_index_build("[1,]", 4, PROTO_MAX_DEPTH, &ix), -EBADMSG);
+        assert_int_equal(json_index_build("[[1]]", 5, 1, &ix), -EBADMSG);
+        json_index_free(NULL);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
             cmocka_unit_test(test_edge_cases), cmocka_unit_test(test_depth),
             cmocka_unit_test(test_random_trees), cmocka_unit_test(test_members),
-            cmocka_unit_test(test_writer),
+            cmocka_unit_test(test_writer), cmocka_unit_test(test_index),
         };
 
         return cmocka_run_group_tests(tests, NULL, NULL);
