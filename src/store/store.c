@@ -31,6 +31,9 @@ struct Store {
         uint64_t busy_start_usec;  /* CLOCK_MONOTONIC: the current wait began */
         uint64_t busy_failed_usec; /* CLOCK_MONOTONIC: the last wait that gave up */
         StoreFaultVfs *fault_vfs;  /* STORE_OPEN_FAULT_SEAM only */
+        StoreCheckpointDueFn checkpoint_due; /* store_defer_checkpoints() */
+        void *checkpoint_userdata;
+        bool checkpoint_asked; /* due() called, store_checkpoint() not run since */
 };
 
 /* SQLite's busy handler while serving: wait at most STORE_BUSY_TIMEOUT_MS
@@ -316,6 +319,39 @@ void store_close(Store *s)
         wal_vfs_free(s->vfs); /* the wrapper before the VFS it wraps */
         store_fault_vfs_free(s->fault_vfs);
         free(s);
+}
+
+/* SQLite's WAL hook, after every commit: `pages` is the WAL's length in
+ * frames, which a checkpoint that copied all of them lets the next writer
+ * start over from 0. Replaces wal_autocheckpoint's own hook. */
+static int wal_hook(void *userdata, sqlite3 *db, const char *name, int pages)
+{
+        Store *s = userdata;
+
+        if (pages >= STORE_WAL_CHECKPOINT_HARD_PAGES) {
+                (void)sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+                s->checkpoint_asked = false;
+        } else if (pages >= STORE_WAL_CHECKPOINT_PAGES && !s->checkpoint_asked) {
+                s->checkpoint_asked = true;
+                s->checkpoint_due(s->checkpoint_userdata);
+        }
+        return SQLITE_OK;
+}
+
+void store_defer_checkpoints(Store *s, StoreCheckpointDueFn due, void *userdata)
+{
+        assert(due);
+        s->checkpoint_due = due;
+        s->checkpoint_userdata = userdata;
+        s->checkpoint_asked = false;
+        (void)sqlite3_wal_hook(s->db, wal_hook, s);
+}
+
+int store_checkpoint(Store *s)
+{
+        s->checkpoint_asked = false;
+        return store_errno_from_sqlite(
+            sqlite3_wal_checkpoint_v2(s->db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL));
 }
 
 int store_set_fault(Store *s, StoreFault fault)

@@ -17,7 +17,8 @@
 
 #define STORE_DB_NAME "gpukeeper.db"
 
-/* WAL pages after which a commit checkpoints (store.c says why), as SQL. */
+/* WAL pages after which a commit checkpoints (store.c says why), as SQL:
+ * STORE_WAL_CHECKPOINT_PAGES below. */
 #define STORE_WAL_AUTOCHECKPOINT_SQL "PRAGMA wal_autocheckpoint=4000;"
 
 /* How long a statement waits for a lock another program holds on the
@@ -57,6 +58,30 @@ uint64_t store_faults_injected(const Store *s);
 
 void store_close(Store *s);
 DEFINE_TRIVIAL_CLEANUP_FUNC(Store *, store_close);
+
+/* WAL pages at which a commit asks for a checkpoint (4000 with
+ * STORE_WAL_AUTOCHECKPOINT_SQL), and at which it checkpoints itself even
+ * when checkpoints are deferred. */
+#define STORE_WAL_CHECKPOINT_PAGES 4000
+#define STORE_WAL_CHECKPOINT_HARD_PAGES (4 * STORE_WAL_CHECKPOINT_PAGES)
+
+typedef void (*StoreCheckpointDueFn)(void *userdata);
+
+/* Take WAL checkpoints off the commits (issue 16). By default the commit
+ * that leaves STORE_WAL_CHECKPOINT_PAGES pages in the WAL checkpoints
+ * inside itself: an fdatasync inside whichever request made it. After this
+ * call such a commit only calls `due(userdata)` (once, until
+ * store_checkpoint() runs), and the caller runs store_checkpoint() when it
+ * has nothing else to do. A commit that finds STORE_WAL_CHECKPOINT_HARD_PAGES
+ * in the WAL still checkpoints at once, so the WAL stays bounded when the
+ * caller never gets to it. Durability does not change: a checkpoint only
+ * copies committed pages from the WAL into the database file. */
+void store_defer_checkpoints(Store *s, StoreCheckpointDueFn due, void *userdata);
+
+/* A passive checkpoint (never waits for a lock, never blocks readers or
+ * writers). Returns 0, -EBUSY when another connection was checkpointing, or
+ * a negative errno. */
+int store_checkpoint(Store *s);
 
 /* The schema version the database is at (PRAGMA user_version). */
 int store_schema_version(Store *s);
