@@ -189,6 +189,12 @@ int store_schema_latest(void)
         return store_n_migrations > 0 ? store_migrations[store_n_migrations - 1].version : 0;
 }
 
+void store_configure_sqlite(void)
+{
+        /* SQLITE_MISUSE once SQLite is initialised: then it stays as it is. */
+        (void)sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+}
+
 int store_open(const char *state_dir, Store **ret, char **ret_error)
 {
         return store_open_flags(state_dir, 0, ret, ret_error);
@@ -226,6 +232,7 @@ int store_open_flags(const char *state_dir, StoreOpenFlags flags, Store **ret, c
         closep(&fd);
         fd = -1;
 
+        store_configure_sqlite();
         if (flags & STORE_OPEN_FAULT_SEAM) {
                 r = store_fault_vfs_new(&fault_vfs);
                 if (r < 0)
@@ -240,8 +247,10 @@ int store_open_flags(const char *state_dir, StoreOpenFlags flags, Store **ret, c
                 return set_error(ret_error, r, "cannot set up SQLite's file layer: %s",
                                  strerror(-r));
         }
+        /* NOMUTEX: a Store is used by one thread (the daemon's event loop),
+         * so SQLite's per-connection mutex around every call is overhead. */
         r = sqlite3_open_v2(path, &db,
-                            SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOFOLLOW | SQLITE_OPEN_FULLMUTEX,
+                            SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOFOLLOW | SQLITE_OPEN_NOMUTEX,
                             wal_vfs_name(vfs));
         if (r != SQLITE_OK) {
                 r = set_error(ret_error, store_errno_from_sqlite(r), "cannot open database %s: %s",

@@ -35,11 +35,20 @@
 
 typedef struct Store Store;
 
+/* SQLite's process-wide settings for the store: no memory statistics
+ * (SQLITE_CONFIG_MEMSTATUS: a global mutex and two counters around each of
+ * the ~40 allocations of a lease grant; nothing here reads them). They can
+ * only be set before SQLite's first use in the process, so this is a no-op
+ * after it. store_open() calls it; a program that uses SQLite before it
+ * opens a store (bench-lease) calls it first. */
+void store_configure_sqlite(void);
+
 /* Open (creating if needed) STATE_DIR/gpukeeper.db: the directory is created
  * 0755 if missing, the database file is 0600, symlinks are not followed.
  * Applies pending migrations. Refuses a database whose schema is newer than
  * this build knows (-EPROTONOSUPPORT). On failure *ret_error (may be NULL)
- * receives a malloc'd message. Returns 0 or -errno. */
+ * receives a malloc'd message. Returns 0 or -errno. A Store is used by one
+ * thread at a time (the connection is opened SQLITE_OPEN_NOMUTEX). */
 int store_open(const char *state_dir, Store **ret, char **ret_error);
 
 /* store_open() with options. STORE_OPEN_FAULT_SEAM opens the database
