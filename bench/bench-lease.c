@@ -200,7 +200,8 @@ static int baseline_open(const char *path, Baseline *ret)
         }
         sqlite3_busy_timeout(b.db, 5000);
         /* Exactly the pragmas of store_open(). */
-        if (baseline_exec(&b, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; "
+        if (baseline_exec(&b, STORE_PAGE_SIZE_SQL
+                              "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; "
                               STORE_WAL_AUTOCHECKPOINT_SQL
                               " PRAGMA foreign_keys=ON;") < 0 ||
             baseline_exec(&b, "CREATE TABLE rows (id INTEGER PRIMARY KEY, uid INTEGER NOT NULL, "

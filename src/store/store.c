@@ -268,12 +268,16 @@ int store_open_flags(const char *state_dir, StoreOpenFlags flags, Store **ret, c
          * daemon (kill -9); after a power loss the last commits may be lost
          * but the file stays consistent.
          *
-         * wal_autocheckpoint 4000 pages (16 MiB of WAL, SQLite's default is
-         * 1000): a grant or release rewrites the same few pages, and a
+         * wal_autocheckpoint 4000 pages (4 MiB of WAL with 1 KiB pages,
+         * 16 MiB with 4 KiB ones; SQLite's default is 1000): a grant or release rewrites the same few pages, and a
          * checkpoint writes each page once however often the WAL holds it,
          * so a quarter as many checkpoints (one fdatasync each, inside some
-         * unlucky request) write about a quarter of the data (issue 16). */
-        r = exec_sql(db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; "
+         * unlucky request) write about a quarter of the data (issue 16).
+         *
+         * The page size (STORE_PAGE_SIZE_SQL) applies to a new database only:
+         * it must come before journal_mode=WAL writes the first page. */
+        r = exec_sql(db, STORE_PAGE_SIZE_SQL
+                         "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; "
                          STORE_WAL_AUTOCHECKPOINT_SQL);
         if (r < 0) {
                 r = set_error(ret_error, r, "cannot configure database %s: %s", path,
