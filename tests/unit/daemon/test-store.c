@@ -824,7 +824,7 @@ static void test_deferred_checkpoints(void **state)
         assert_true(st_wal.st_size == size);
 
         /* Never checkpointed by the caller: bounded all the same. */
-        for (int i = 0; i < 250; i++)
+        for (int i = 0; i < 150; i++)
                 assert_int_equal(sqlite3_exec(store_db(s), insert, NULL, NULL, NULL), SQLITE_OK);
         assert_true(due >= 2); /* again after each checkpoint at the hard limit */
         assert_int_equal(stat(wal, &st_wal), 0);
@@ -835,7 +835,7 @@ static void test_deferred_checkpoints(void **state)
                                             -1, &st, NULL),
                          SQLITE_OK);
         assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-        assert_int_equal(sqlite3_column_int(st, 0), 45 + 30 + 250);
+        assert_int_equal(sqlite3_column_int(st, 0), 45 + 30 + 150);
         sqlite3_finalize(st);
         store_close(s);
         remove_tree(dir);
