@@ -43,6 +43,11 @@ static int put(Out *o, const char *s, size_t n)
         return 0;
 }
 
+/* What jansson escapes with one letter; other control characters are \u00XX. */
+static const char short_escapes[0x80] = {
+    ['"'] = '"', ['\\'] = '\\', ['\b'] = 'b', ['\f'] = 'f', ['\n'] = 'n', ['\r'] = 'r', ['\t'] = 't',
+};
+
 /* jansson's dump_string without JSON_ENSURE_ASCII or JSON_ESCAPE_SLASH, for
  * ASCII text (anything else is jansson's to validate). */
 static int put_string(Out *o, const char *s, size_t n)
@@ -70,32 +75,12 @@ static int put_string(Out *o, const char *s, size_t n)
                 if (c >= 0x80)
                         return -EOPNOTSUPP;
                 esc[0] = '\\';
-                switch (c) {
-                case '"':
-                case '\\':
-                        esc[1] = (char)c;
-                        break;
-                case '\b':
-                        esc[1] = 'b';
-                        break;
-                case '\f':
-                        esc[1] = 'f';
-                        break;
-                case '\n':
-                        esc[1] = 'n';
-                        break;
-                case '\r':
-                        esc[1] = 'r';
-                        break;
-                case '\t':
-                        esc[1] = 't';
-                        break;
-                default:
+                esc[1] = short_escapes[c];
+                if (!esc[1]) {
                         memcpy(esc + 1, "u00", 3);
                         esc[4] = hex[c >> 4];
                         esc[5] = hex[c & 0xf];
                         k = 6;
-                        break;
                 }
                 if ((r = put(o, esc, k)) < 0)
                         return r;
