@@ -10,7 +10,8 @@
  * own transaction (BEGIN IMMEDIATE / INSERT / COMMIT) in a separate database
  * file in the daemon's state_dir, so on the same file system, opened with the
  * settings of src/store/store.c: WAL, synchronous=NORMAL, foreign_keys=ON,
- * busy_timeout 5 s, SQLITE_OPEN_FULLMUTEX. The INSERT is prepared once: the
+ * busy_timeout 5 s, SQLITE_OPEN_NOMUTEX, SQLite's memory statistics off
+ * (store_configure_sqlite). The INSERT is prepared once: the
  * baseline is the cheapest durable commit SQLite offers with these settings.
  * A `ping` is timed the same way, for information: the protocol round trip
  * that any request pays. So is the transport floor: the ping request frame
@@ -190,7 +191,7 @@ static int baseline_open(const char *path, Baseline *ret)
                 return -1;
         }
         if (sqlite3_open_v2(path, &b.db,
-                            SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
+                            SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
                             wal_vfs_name(b.vfs)) != SQLITE_OK) {
                 fprintf(stderr, "bench-lease: cannot open %s: %s\n", path,
                         b.db ? sqlite3_errmsg(b.db) : "out of memory");
@@ -199,7 +200,8 @@ static int baseline_open(const char *path, Baseline *ret)
         }
         sqlite3_busy_timeout(b.db, 5000);
         /* Exactly the pragmas of store_open(). */
-        if (baseline_exec(&b, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; "
+        if (baseline_exec(&b, STORE_PAGE_SIZE_SQL
+                              "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; "
                               STORE_WAL_AUTOCHECKPOINT_SQL
                               " PRAGMA foreign_keys=ON;") < 0 ||
             baseline_exec(&b, "CREATE TABLE rows (id INTEGER PRIMARY KEY, uid INTEGER NOT NULL, "
@@ -1025,6 +1027,8 @@ int main(int argc, char **argv)
          * serves this benchmark). The floors measure the store, not this
          * process's allocator. */
         mallopt(M_TRIM_THRESHOLD, 64 << 20);
+        /* SQLite as the daemon's store sets it up, before the first use. */
+        store_configure_sqlite();
         /* Seed jansson's hash function before the client threads start. */
         json_object_seed(0);
 

@@ -4,7 +4,8 @@
  *
  * The socket is blocking (as the header promises callers that poll its fd),
  * but every send()/recv() here uses MSG_DONTWAIT after poll() said the socket
- * was ready, so that a wait can also watch the optional cancel descriptor.
+ * was ready, so that a wait can also watch the optional cancel descriptor;
+ * without one, the wait for a reply is a blocking recv() itself.
  * A transport failure (peer gone, malformed or oversized reply, a reply to
  * some other request, cancellation) leaves the byte stream in an unknown
  * state, so it is sticky: every later call fails the same way without I/O.
@@ -196,20 +197,24 @@ static int send_all(gk_client *c, const char *buf, size_t len)
 
 /* Reads what is there, at least one byte, into buf[0..len): the count, or
  * -ECONNRESET when the peer is gone, or another -errno. With `wait_first`
- * (right after a request was sent, when no reply can be there yet) it
- * polls before the first recv() instead of after an EAGAIN: one system
- * call less per round trip. */
+ * (right after a request was sent, when no reply can be there yet) it waits
+ * before the first recv() instead of after an EAGAIN: with a cancel
+ * descriptor it polls both, without one the first recv() blocks (one system
+ * call per round trip, as bench-lease's transport floor makes). */
 static ssize_t receive_into(gk_client *c, void *buf, size_t len, bool wait_first)
 {
+        int flags = MSG_DONTWAIT;
         int r;
 
-        if (wait_first) {
+        if (wait_first && c->cancel_fd < 0)
+                flags = 0;
+        else if (wait_first) {
                 r = wait_fd(c, c->fd, POLLIN);
                 if (r < 0)
                         return r;
         }
-        for (;;) {
-                ssize_t n = recv(c->fd, buf, len, MSG_DONTWAIT);
+        for (;; flags = MSG_DONTWAIT) {
+                ssize_t n = recv(c->fd, buf, len, flags);
                 if (n > 0)
                         return n;
                 if (n == 0)

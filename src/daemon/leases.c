@@ -739,7 +739,8 @@ int leases_policy_devices(const Daemon *d, PolicyDevice **ret, size_t *ret_n)
 
         for (size_t i = 0; snap && i < snap->n_gpus; i++)
                 cap += snap->gpus[i].mig_enabled ? snap->gpus[i].n_instances : 1;
-        cap += mig_ops_virtual_devices(d, NULL, 0) + 256; /* on-demand MIG placeholders */
+        /* Sized to what is there: the array is zeroed on every acquire. */
+        cap += mig_ops_virtual_devices(d, NULL, 0); /* on-demand MIG placeholders */
         if (cap > POLICY_MAX_DEVICES)
                 cap = POLICY_MAX_DEVICES;
         devs = calloc(cap ? cap : 1, sizeof *devs);

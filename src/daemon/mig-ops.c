@@ -720,6 +720,8 @@ size_t mig_ops_virtual_devices(const Daemon *d, PolicyDevice *ret, size_t max)
         const MigState *m = d->mig;
         size_t n = 0;
 
+        if (!ret)
+                return m ? m->n_virt : 0;
         for (size_t i = 0; m && i < m->n_virt && n < max; i++)
                 ret[n++] = (PolicyDevice) { .uuid = m->virt[i].uuid, .parent_uuid = m->virt[i].parent,
                                             .pci_bus_id = m->virt[i].bus_id,

@@ -33,7 +33,8 @@ bool mig_ops_draining(const Daemon *d, const char *gpu_uuid);
 
 /* Placeholders for instances that on-demand creation could still make:
  * drained PolicyDevices (never granted) that keep a MIG request queued
- * instead of impossible. Writes at most `max`, returns how many. The
+ * instead of impossible. Writes at most `max`, returns how many; with
+ * `ret` NULL, returns how many there are (to size the array). The
  * strings live until the next mig_ops_tick. */
 size_t mig_ops_virtual_devices(const Daemon *d, PolicyDevice *ret, size_t max);
 

@@ -31,6 +31,9 @@ struct Store {
         uint64_t busy_start_usec;  /* CLOCK_MONOTONIC: the current wait began */
         uint64_t busy_failed_usec; /* CLOCK_MONOTONIC: the last wait that gave up */
         StoreFaultVfs *fault_vfs;  /* STORE_OPEN_FAULT_SEAM only */
+        StoreCheckpointDueFn checkpoint_due; /* store_defer_checkpoints() */
+        void *checkpoint_userdata;
+        bool checkpoint_asked; /* due() called, store_checkpoint() not run since */
 };
 
 /* SQLite's busy handler while serving: wait at most STORE_BUSY_TIMEOUT_MS
@@ -186,6 +189,12 @@ int store_schema_latest(void)
         return store_n_migrations > 0 ? store_migrations[store_n_migrations - 1].version : 0;
 }
 
+void store_configure_sqlite(void)
+{
+        /* SQLITE_MISUSE once SQLite is initialised: then it stays as it is. */
+        (void)sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+}
+
 int store_open(const char *state_dir, Store **ret, char **ret_error)
 {
         return store_open_flags(state_dir, 0, ret, ret_error);
@@ -223,6 +232,7 @@ int store_open_flags(const char *state_dir, StoreOpenFlags flags, Store **ret, c
         closep(&fd);
         fd = -1;
 
+        store_configure_sqlite();
         if (flags & STORE_OPEN_FAULT_SEAM) {
                 r = store_fault_vfs_new(&fault_vfs);
                 if (r < 0)
@@ -237,8 +247,10 @@ int store_open_flags(const char *state_dir, StoreOpenFlags flags, Store **ret, c
                 return set_error(ret_error, r, "cannot set up SQLite's file layer: %s",
                                  strerror(-r));
         }
+        /* NOMUTEX: a Store is used by one thread (the daemon's event loop),
+         * so SQLite's per-connection mutex around every call is overhead. */
         r = sqlite3_open_v2(path, &db,
-                            SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOFOLLOW | SQLITE_OPEN_FULLMUTEX,
+                            SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOFOLLOW | SQLITE_OPEN_NOMUTEX,
                             wal_vfs_name(vfs));
         if (r != SQLITE_OK) {
                 r = set_error(ret_error, store_errno_from_sqlite(r), "cannot open database %s: %s",
@@ -256,12 +268,16 @@ int store_open_flags(const char *state_dir, StoreOpenFlags flags, Store **ret, c
          * daemon (kill -9); after a power loss the last commits may be lost
          * but the file stays consistent.
          *
-         * wal_autocheckpoint 4000 pages (16 MiB of WAL, SQLite's default is
-         * 1000): a grant or release rewrites the same few pages, and a
+         * wal_autocheckpoint 4000 pages (4 MiB of WAL with 1 KiB pages,
+         * 16 MiB with 4 KiB ones; SQLite's default is 1000): a grant or release rewrites the same few pages, and a
          * checkpoint writes each page once however often the WAL holds it,
          * so a quarter as many checkpoints (one fdatasync each, inside some
-         * unlucky request) write about a quarter of the data (issue 16). */
-        r = exec_sql(db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; "
+         * unlucky request) write about a quarter of the data (issue 16).
+         *
+         * The page size (STORE_PAGE_SIZE_SQL) applies to a new database only:
+         * it must come before journal_mode=WAL writes the first page. */
+        r = exec_sql(db, STORE_PAGE_SIZE_SQL
+                         "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; "
                          STORE_WAL_AUTOCHECKPOINT_SQL);
         if (r < 0) {
                 r = set_error(ret_error, r, "cannot configure database %s: %s", path,
@@ -316,6 +332,39 @@ void store_close(Store *s)
         wal_vfs_free(s->vfs); /* the wrapper before the VFS it wraps */
         store_fault_vfs_free(s->fault_vfs);
         free(s);
+}
+
+/* SQLite's WAL hook, after every commit: `pages` is the WAL's length in
+ * frames, which a checkpoint that copied all of them lets the next writer
+ * start over from 0. Replaces wal_autocheckpoint's own hook. */
+static int wal_hook(void *userdata, sqlite3 *db, const char *name, int pages)
+{
+        Store *s = userdata;
+
+        if (pages >= STORE_WAL_CHECKPOINT_HARD_PAGES) {
+                (void)sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+                s->checkpoint_asked = false;
+        } else if (pages >= STORE_WAL_CHECKPOINT_PAGES && !s->checkpoint_asked) {
+                s->checkpoint_asked = true;
+                s->checkpoint_due(s->checkpoint_userdata);
+        }
+        return SQLITE_OK;
+}
+
+void store_defer_checkpoints(Store *s, StoreCheckpointDueFn due, void *userdata)
+{
+        assert(due);
+        s->checkpoint_due = due;
+        s->checkpoint_userdata = userdata;
+        s->checkpoint_asked = false;
+        (void)sqlite3_wal_hook(s->db, wal_hook, s);
+}
+
+int store_checkpoint(Store *s)
+{
+        s->checkpoint_asked = false;
+        return store_errno_from_sqlite(
+            sqlite3_wal_checkpoint_v2(s->db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL));
 }
 
 int store_set_fault(Store *s, StoreFault fault)

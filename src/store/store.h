@@ -17,7 +17,18 @@
 
 #define STORE_DB_NAME "gpukeeper.db"
 
-/* WAL pages after which a commit checkpoints (store.c says why), as SQL. */
+/* The page size of a new database, as SQL (issue 16). A lease grant or
+ * release dirties 9 small b-tree pages (one row or index entry each) and
+ * SQLite checksums and writes every dirty page whole into the WAL: with
+ * 4 KiB pages the checksums alone were a fifth of the daemon's instructions
+ * per request (callgrind) and a grant wrote 37 KB. With 1 KiB pages (SQLite's
+ * default before 3.12) the same 9 pages are 9 KB. An existing database keeps
+ * the page size it was created with (changing it needs a VACUUM outside WAL
+ * mode; docs/reliability.md). */
+#define STORE_PAGE_SIZE_SQL "PRAGMA page_size=1024;"
+
+/* WAL pages after which a commit checkpoints (store.c says why), as SQL:
+ * STORE_WAL_CHECKPOINT_PAGES below. */
 #define STORE_WAL_AUTOCHECKPOINT_SQL "PRAGMA wal_autocheckpoint=4000;"
 
 /* How long a statement waits for a lock another program holds on the
@@ -34,11 +45,20 @@
 
 typedef struct Store Store;
 
+/* SQLite's process-wide settings for the store: no memory statistics
+ * (SQLITE_CONFIG_MEMSTATUS: a global mutex and two counters around each of
+ * the ~40 allocations of a lease grant; nothing here reads them). They can
+ * only be set before SQLite's first use in the process, so this is a no-op
+ * after it. store_open() calls it; a program that uses SQLite before it
+ * opens a store (bench-lease) calls it first. */
+void store_configure_sqlite(void);
+
 /* Open (creating if needed) STATE_DIR/gpukeeper.db: the directory is created
  * 0755 if missing, the database file is 0600, symlinks are not followed.
  * Applies pending migrations. Refuses a database whose schema is newer than
  * this build knows (-EPROTONOSUPPORT). On failure *ret_error (may be NULL)
- * receives a malloc'd message. Returns 0 or -errno. */
+ * receives a malloc'd message. Returns 0 or -errno. A Store is used by one
+ * thread at a time (the connection is opened SQLITE_OPEN_NOMUTEX). */
 int store_open(const char *state_dir, Store **ret, char **ret_error);
 
 /* store_open() with options. STORE_OPEN_FAULT_SEAM opens the database
@@ -57,6 +77,30 @@ uint64_t store_faults_injected(const Store *s);
 
 void store_close(Store *s);
 DEFINE_TRIVIAL_CLEANUP_FUNC(Store *, store_close);
+
+/* WAL pages at which a commit asks for a checkpoint (4000 with
+ * STORE_WAL_AUTOCHECKPOINT_SQL), and at which it checkpoints itself even
+ * when checkpoints are deferred. */
+#define STORE_WAL_CHECKPOINT_PAGES 4000
+#define STORE_WAL_CHECKPOINT_HARD_PAGES (4 * STORE_WAL_CHECKPOINT_PAGES)
+
+typedef void (*StoreCheckpointDueFn)(void *userdata);
+
+/* Take WAL checkpoints off the commits (issue 16). By default the commit
+ * that leaves STORE_WAL_CHECKPOINT_PAGES pages in the WAL checkpoints
+ * inside itself: an fdatasync inside whichever request made it. After this
+ * call such a commit only calls `due(userdata)` (once, until
+ * store_checkpoint() runs), and the caller runs store_checkpoint() when it
+ * has nothing else to do. A commit that finds STORE_WAL_CHECKPOINT_HARD_PAGES
+ * in the WAL still checkpoints at once, so the WAL stays bounded when the
+ * caller never gets to it. Durability does not change: a checkpoint only
+ * copies committed pages from the WAL into the database file. */
+void store_defer_checkpoints(Store *s, StoreCheckpointDueFn due, void *userdata);
+
+/* A passive checkpoint (never waits for a lock, never blocks readers or
+ * writers). Returns 0, -EBUSY when another connection was checkpointing, or
+ * a negative errno. */
+int store_checkpoint(Store *s);
 
 /* The schema version the database is at (PRAGMA user_version). */
 int store_schema_version(Store *s);

@@ -27,11 +27,12 @@ def mount_tmpfs(path, size):
 def fill(path):
     """Fill the file system of `path` with one file; returns its path."""
     filler = path / "filler"
-    with open(filler, "wb") as f:
+    # Unbuffered: a short last write leaves nothing in a buffer for close()
+    # to fail on (it did when the free space was no multiple of 64 KiB).
+    with open(filler, "wb", buffering=0) as f:
         try:
             while True:
                 f.write(b"\0" * 65536)
-                f.flush()
         except OSError:
             pass
     return filler

@@ -718,6 +718,129 @@ static void test_shared_leases(void **state)
         remove_tree(dir);
 }
 
+/* Whether the program of `sql` builds a temporary b-tree (OpenEphemeral). */
+static bool builds_temp_btree(sqlite3 *db, const char *sql)
+{
+        _cleanup_free_ char *explain = NULL;
+        sqlite3_stmt *st = NULL;
+        bool found = false;
+
+        assert_true(asprintf(&explain, "EXPLAIN %s", sql) > 0);
+        assert_int_equal(sqlite3_prepare_v2(db, explain, -1, &st, NULL), SQLITE_OK);
+        while (sqlite3_step(st) == SQLITE_ROW)
+                found = found ||
+                        strcmp((const char *)sqlite3_column_text(st, 1), "OpenEphemeral") == 0;
+        sqlite3_finalize(st);
+        return found;
+}
+
+/* Migration 12: the CHECKs on a lease's kind and state still refuse what
+ * they refused, and writing a lease row no longer builds a temporary b-tree
+ * per row for them (issue 16). */
+static void test_lease_checks(void **state)
+{
+        _cleanup_free_ char *dir = make_tmpdir(), *error = NULL;
+        Store *s = NULL;
+        sqlite3 *db;
+
+        assert_int_equal(store_open(dir, &s, &error), 0);
+        db = store_db(s);
+        assert_true(store_schema_latest() >= 12);
+        assert_int_equal(sqlite3_exec(db,
+                                      "INSERT INTO leases (uid, kind, state, created_usec, "
+                                      "request) VALUES (1, 'slurm', 'active', 1, '{}'), "
+                                      "(1, 'run', 'released', 1, '{}'), "
+                                      "(1, 'manual', 'expired', 1, '{}')",
+                                      NULL, NULL, NULL),
+                         SQLITE_OK);
+        assert_int_equal(sqlite3_exec(db,
+                                      "INSERT INTO leases (uid, kind, state, created_usec, "
+                                      "request) VALUES (1, 'Manual', 'active', 1, '{}')",
+                                      NULL, NULL, NULL),
+                         SQLITE_CONSTRAINT);
+        assert_int_equal(sqlite3_exec(db,
+                                      "INSERT INTO leases (uid, kind, state, created_usec, "
+                                      "request) VALUES (1, 'manual', 'gone', 1, '{}')",
+                                      NULL, NULL, NULL),
+                         SQLITE_CONSTRAINT);
+        assert_int_equal(sqlite3_exec(db, "UPDATE leases SET state = 'held' WHERE id = 1", NULL,
+                                      NULL, NULL),
+                         SQLITE_CONSTRAINT);
+        assert_false(builds_temp_btree(db, "INSERT INTO leases (uid, kind, state, created_usec, "
+                                           "request) VALUES (?, ?, 'active', ?, ?)"));
+        assert_false(builds_temp_btree(db, "UPDATE leases SET state = ? WHERE id = ?"));
+        store_close(s);
+        remove_tree(dir);
+}
+
+static void count_due(void *userdata)
+{
+        (*(unsigned *)userdata)++;
+}
+
+/* Deferred checkpoints (issue 16): a commit past STORE_WAL_CHECKPOINT_PAGES
+ * asks once and does not checkpoint; store_checkpoint() copies the WAL back
+ * so that the next commits start it over; without store_checkpoint() the
+ * commits still checkpoint at STORE_WAL_CHECKPOINT_HARD_PAGES, so the WAL
+ * stays bounded. Rows committed either way are all there. */
+static void test_deferred_checkpoints(void **state)
+{
+        _cleanup_free_ char *dir = make_tmpdir(), *error = NULL, *wal = NULL, *insert = NULL;
+        sqlite3_stmt *st = NULL;
+        unsigned due = 0;
+        struct stat st_wal;
+        Store *s = NULL;
+        off_t frame, size;
+        int page;
+
+        assert_true(asprintf(&wal, "%s/%s-wal", dir, STORE_DB_NAME) > 0);
+        assert_int_equal(store_open(dir, &s, &error), 0);
+        assert_int_equal(sqlite3_prepare_v2(store_db(s), "PRAGMA page_size", -1, &st, NULL),
+                         SQLITE_OK);
+        assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+        page = sqlite3_column_int(st, 0);
+        sqlite3_finalize(st);
+        st = NULL;
+        frame = 24 + page;
+        /* About 100 pages per transaction, whatever their size. */
+        assert_true(asprintf(&insert,
+                             "INSERT INTO audit (ts_usec, uid, action, detail) "
+                             "VALUES (1, 0, 'test', zeroblob(%d))",
+                             98 * page) > 0);
+        store_defer_checkpoints(s, count_due, &due);
+        for (int i = 0; i < 45; i++)
+                assert_int_equal(sqlite3_exec(store_db(s), insert, NULL, NULL, NULL), SQLITE_OK);
+        assert_int_equal(due, 1);
+        assert_int_equal(stat(wal, &st_wal), 0);
+        assert_true(st_wal.st_size > (off_t)STORE_WAL_CHECKPOINT_PAGES * frame);
+        size = st_wal.st_size;
+
+        /* Checkpointed: the WAL starts over and does not grow. */
+        assert_int_equal(store_checkpoint(s), 0);
+        for (int i = 0; i < 30; i++)
+                assert_int_equal(sqlite3_exec(store_db(s), insert, NULL, NULL, NULL), SQLITE_OK);
+        assert_int_equal(due, 1);
+        assert_int_equal(stat(wal, &st_wal), 0);
+        assert_true(st_wal.st_size == size);
+
+        /* Never checkpointed by the caller: bounded all the same. */
+        for (int i = 0; i < 150; i++)
+                assert_int_equal(sqlite3_exec(store_db(s), insert, NULL, NULL, NULL), SQLITE_OK);
+        assert_true(due >= 2); /* again after each checkpoint at the hard limit */
+        assert_int_equal(stat(wal, &st_wal), 0);
+        assert_true(st_wal.st_size < (off_t)(STORE_WAL_CHECKPOINT_HARD_PAGES + 200) * frame);
+
+        assert_int_equal(sqlite3_prepare_v2(store_db(s), "SELECT count(*) FROM audit WHERE "
+                                                         "action = 'test'",
+                                            -1, &st, NULL),
+                         SQLITE_OK);
+        assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+        assert_int_equal(sqlite3_column_int(st, 0), 45 + 30 + 150);
+        sqlite3_finalize(st);
+        store_close(s);
+        remove_tree(dir);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -734,6 +857,8 @@ int main(void)
                 cmocka_unit_test(test_history_migration_survives_kill9),
                 cmocka_unit_test(test_io_error_fails_cleanly_and_recovers),
                 cmocka_unit_test(test_shared_leases),
+                cmocka_unit_test(test_lease_checks),
+                cmocka_unit_test(test_deferred_checkpoints),
         };
         return cmocka_run_group_tests_name("store", tests, NULL, NULL);
 }

@@ -1,0 +1,201 @@
+/* json_dumps(JSON_COMPACT) without jansson's dump; see json-dump.h. Every
+ * rule below is jansson 2.14's (dump.c, strconv.c), and test-json-dump
+ * compares the two on generated trees. */
+#include "proto/json-dump.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct Out {
+        char *buf;
+        size_t len, cap;
+} Out;
+
+static int reserve(Out *o, size_t n)
+{
+        size_t cap = o->cap ? o->cap : 1024;
+        char *b;
+
+        if (o->len + n < o->cap)
+                return 0;
+        while (cap <= o->len + n)
+                cap *= 2;
+        b = realloc(o->buf, cap);
+        if (!b)
+                return -ENOMEM;
+        o->buf = b;
+        o->cap = cap;
+        return 0;
+}
+
+static int put(Out *o, const char *s, size_t n)
+{
+        int r = reserve(o, n);
+
+        if (r < 0)
+                return r;
+        memcpy(o->buf + o->len, s, n);
+        o->len += n;
+        return 0;
+}
+
+/* What jansson escapes with one letter; other control characters are \u00XX. */
+static const char short_escapes[0x80] = {
+    ['"'] = '"', ['\\'] = '\\', ['\b'] = 'b', ['\f'] = 'f', ['\n'] = 'n', ['\r'] = 'r', ['\t'] = 't',
+};
+
+/* jansson's dump_string without JSON_ENSURE_ASCII or JSON_ESCAPE_SLASH, for
+ * ASCII text (anything else is jansson's to validate). */
+static int put_string(Out *o, const char *s, size_t n)
+{
+        static const char hex[] = "0123456789ABCDEF";
+        int r = reserve(o, n + 2);
+
+        if (r < 0)
+                return r;
+        o->buf[o->len++] = '"';
+        for (size_t i = 0; i < n;) {
+                size_t run = i;
+                unsigned char c;
+                char esc[6];
+                size_t k = 2;
+
+                while (run < n && (unsigned char)s[run] >= 0x20 && s[run] != '"' &&
+                       s[run] != '\\' && (unsigned char)s[run] < 0x80)
+                        run++;
+                if (run > i && (r = put(o, s + i, run - i)) < 0)
+                        return r;
+                if (run == n)
+                        break;
+                c = (unsigned char)s[run];
+                if (c >= 0x80)
+                        return -EOPNOTSUPP;
+                esc[0] = '\\';
+                esc[1] = short_escapes[c];
+                if (!esc[1]) {
+                        memcpy(esc + 1, "u00", 3);
+                        esc[4] = hex[c >> 4];
+                        esc[5] = hex[c & 0xf];
+                        k = 6;
+                }
+                if ((r = put(o, esc, k)) < 0)
+                        return r;
+                i = run + 1;
+        }
+        if ((r = reserve(o, 1)) < 0)
+                return r;
+        o->buf[o->len++] = '"';
+        return 0;
+}
+
+/* jansson's jsonp_dtostr with its default precision (17). */
+static int put_real(Out *o, double v)
+{
+        char b[64], *e;
+        int n = snprintf(b, sizeof b, "%.17g", v);
+        size_t len;
+
+        if (n < 0 || (size_t)n >= sizeof b - 3)
+                return -EOPNOTSUPP;
+        len = (size_t)n;
+        /* A locale's decimal comma, which jansson would turn into '.'. */
+        if (memchr(b, ',', len))
+                return -EOPNOTSUPP;
+        /* A dot or an 'e', or the real would read back as an integer. */
+        if (!memchr(b, '.', len) && !memchr(b, 'e', len)) {
+                memcpy(b + len, ".0", 3);
+                len += 2;
+        }
+        /* No '+' and no leading zeros in the exponent. */
+        e = memchr(b, 'e', len);
+        if (e) {
+                char *start = e + 1, *end = e + 2;
+
+                if (*start == '-')
+                        start++;
+                while (*end == '0')
+                        end++;
+                if (end != start) {
+                        memmove(start, end, len - (size_t)(end - b) + 1);
+                        len -= (size_t)(end - start);
+                }
+        }
+        return put(o, b, len);
+}
+
+static int dump_value(Out *o, const json_t *v, unsigned depth)
+{
+        char num[32];
+        int r, n;
+
+        switch (json_typeof(v)) {
+        case JSON_NULL:
+                return put(o, "null", 4);
+        case JSON_TRUE:
+                return put(o, "true", 4);
+        case JSON_FALSE:
+                return put(o, "false", 5);
+        case JSON_INTEGER:
+                n = snprintf(num, sizeof num, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+                return put(o, num, (size_t)n);
+        case JSON_REAL:
+                return put_real(o, json_real_value(v));
+        case JSON_STRING:
+                return put_string(o, json_string_value(v), json_string_length(v));
+        case JSON_ARRAY:
+                if (depth >= JSON_DUMP_MAX_DEPTH)
+                        return -EOPNOTSUPP;
+                if ((r = put(o, "[", 1)) < 0)
+                        return r;
+                for (size_t i = 0; i < json_array_size(v); i++)
+                        if ((i && (r = put(o, ",", 1)) < 0) ||
+                            (r = dump_value(o, json_array_get(v, i), depth + 1)) < 0)
+                                return r;
+                return put(o, "]", 1);
+        case JSON_OBJECT: {
+                bool first = true;
+
+                if (depth >= JSON_DUMP_MAX_DEPTH)
+                        return -EOPNOTSUPP;
+                if ((r = put(o, "{", 1)) < 0)
+                        return r;
+                /* Insertion order, as jansson's dump without JSON_SORT_KEYS. */
+                for (void *it = json_object_iter((json_t *)v); it;
+                     it = json_object_iter_next((json_t *)v, it)) {
+                        if ((!first && (r = put(o, ",", 1)) < 0) ||
+                            (r = put_string(o, json_object_iter_key(it),
+                                            json_object_iter_key_len(it))) < 0 ||
+                            (r = put(o, ":", 1)) < 0 ||
+                            (r = dump_value(o, json_object_iter_value(it), depth + 1)) < 0)
+                                return r;
+                        first = false;
+                }
+                return put(o, "}", 1);
+        }
+        }
+        return -EOPNOTSUPP;
+}
+
+int json_dump_compact(const json_t *v, char **ret, size_t *ret_len)
+{
+        Out o = {0};
+        int r;
+
+        if (!json_is_object(v) && !json_is_array(v))
+                return -EOPNOTSUPP;
+        r = dump_value(&o, v, 0);
+        if (r >= 0)
+                r = reserve(&o, 1);
+        if (r < 0) {
+                free(o.buf);
+                return r;
+        }
+        o.buf[o.len] = '\0';
+        *ret = o.buf;
+        *ret_len = o.len;
+        return 0;
+}
