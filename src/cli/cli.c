@@ -346,6 +346,13 @@ int cli_view_main(cli_context *ctx, const cli_view *view, int argc, char *argv[]
                 if (r < 0)
                         return cli_call_failed(ctx, view->op, -EBADMSG, &error);
                 cli_term_detect(stdout, &term);
+                /* On a terminal stdio writes a line at a time: a write(2)
+                 * per process line. The view is printed all at once anyway,
+                 * so buffer it in stdio's usual blocks; cli_finish()
+                 * flushes. (Not set elsewhere: a pipe or file is already
+                 * block-buffered.) */
+                if (term.tty)
+                        (void)setvbuf(stdout, NULL, _IOFBF, BUFSIZ);
                 r = view->render_index(ix, &term, (double)now_usec(CLOCK_REALTIME) / USEC_PER_SEC);
                 json_index_free(ix);
                 if (r != CLI_EXIT_OK)

@@ -371,6 +371,109 @@ static const char *violation_mark(char *buf, size_t len, const view *v, const pr
         return buf;
 }
 
+/* A line built in memory and written with one call, for the process lines
+ * (one or two per process). Any append that does not fit, or a field that
+ * is not plain ASCII, clears `ok`: the caller then prints the line through
+ * stdio the long way, nothing of it having been written. */
+typedef struct line_buf {
+        char buf[4 * CLI_TERM_MAX_COLUMNS];
+        char *at;
+        bool ok;
+} line_buf;
+
+static void line_add(line_buf *l, const char *s, size_t n)
+{
+        if (!l->ok || n > (size_t)(l->buf + sizeof l->buf - l->at)) {
+                l->ok = false;
+                return;
+        }
+        l->at = mempcpy(l->at, s, n);
+}
+
+static void line_str(line_buf *l, const char *s)
+{
+        line_add(l, s, strlen(s));
+}
+
+static void line_field(line_buf *l, const char *s, size_t columns, cli_align align)
+{
+        if (l->ok && columns > (size_t)(l->buf + sizeof l->buf - l->at))
+                l->ok = false;
+        if (l->ok && !(l->at = cli_text_field_plain(l->at, s, columns, align)))
+                l->ok = false;
+}
+
+static void line_clip(line_buf *l, const char *s, size_t max_columns, bool unicode)
+{
+        char *to = l->ok ? cli_text_clip_plain(l->at, l->buf + sizeof l->buf, s, max_columns, unicode)
+                         : NULL;
+
+        if (to)
+                l->at = to;
+        else
+                l->ok = false;
+}
+
+static void line_style(line_buf *l, const cli_term *term, const char *sgr)
+{
+        if (term->color) {
+                line_add(l, "\033[", 2);
+                line_str(l, sgr);
+                line_add(l, "m", 1);
+        }
+}
+
+/* A live process's line (and its violation's, under it) when every field
+ * is printable ASCII: built in memory and written with one call instead of
+ * a dozen. Returns false, having printed nothing, for any other; then
+ * print_process() prints it field by field, the same bytes. */
+static bool print_process_plain(const view *v, const process *p, const char *prefix,
+                                size_t prefix_w, const char *user, const char *what,
+                                const char *command, const char *mark)
+{
+        const cli_term *term = v->term;
+        size_t fields_w = PID_W + 1 + USER_W + 1 + PMEM_W + 2, used = prefix_w + fields_w;
+        char pid[32];
+        line_buf l;
+
+        l.at = l.buf;
+        l.ok = true;
+        line_str(&l, prefix);
+        line_field(&l, int_text(pid, sizeof pid, v, p->m[P_PID]), PID_W, CLI_ALIGN_RIGHT);
+        line_add(&l, " ", 1);
+        line_field(&l, user, USER_W, CLI_ALIGN_LEFT);
+        line_add(&l, " ", 1);
+        line_field(&l, what, PMEM_W, CLI_ALIGN_RIGHT);
+        line_add(&l, "  ", 2);
+        if (mark || p->unleased) {
+                line_style(&l, term, CLI_STYLE_RED);
+                line_add(&l, "(no lease)", 10);
+                line_style(&l, term, CLI_STYLE_RESET);
+                used += 10;
+                if (used + 1 < term->columns) {
+                        line_add(&l, " ", 1);
+                        line_clip(&l, command ? command : "-", term->columns - used - 1,
+                                  term->unicode);
+                }
+        } else {
+                line_clip(&l, command ? command : "-", term->columns - used, term->unicode);
+        }
+        line_add(&l, "\n", 1);
+        if (mark) {
+                line_str(&l, prefix);
+                for (size_t i = 0; i < fields_w; i++)
+                        line_add(&l, " ", 1);
+                line_style(&l, term, CLI_STYLE_RED);
+                line_str(&l, mark);
+                line_style(&l, term, CLI_STYLE_RESET);
+                line_add(&l, "\n", 1);
+        }
+        if (!l.ok)
+                return false;
+        fwrite_unlocked(l.buf, 1, (size_t)(l.at - l.buf), v->f);
+        return true;
+}
+
 /* One process line, after `prefix` (which takes `prefix_w` columns). */
 static void print_process(const view *v, const process *p, const char *prefix, size_t prefix_w)
 {
@@ -383,17 +486,19 @@ static void print_process(const view *v, const process *p, const char *prefix, s
         const char *mark = vanished ? NULL : violation_mark(mark_buf, sizeof mark_buf, v, p);
         size_t fields_w = PID_W + 1 + USER_W + 1 + PMEM_W + 2, used = prefix_w + fields_w;
 
+        /* No passwd entry (or the process is gone): the uid is all there is. */
+        if (!user)
+                user = int_text(uid, sizeof uid, v, p->m[P_UID]);
+        /* "%s GiB" without printf: a line per process. */
+        stpcpy(stpcpy(what, fmt_gib(mem, sizeof mem, v, p->m[P_MEMORY])), " GiB");
+        if (!vanished && print_process_plain(v, p, prefix, prefix_w, user, what, command, mark))
+                return;
         fputs_unlocked(prefix, f);
         cli_text_field(f, int_text(pid, sizeof pid, v, p->m[P_PID]), PID_W, CLI_ALIGN_RIGHT,
                        term->unicode);
         putc_unlocked(' ', f);
-        /* No passwd entry (or the process is gone): the uid is all there is. */
-        if (!user)
-                user = int_text(uid, sizeof uid, v, p->m[P_UID]);
         cli_text_field(f, user, USER_W, CLI_ALIGN_LEFT, term->unicode);
         putc_unlocked(' ', f);
-        /* "%s GiB" without printf: a line per process. */
-        stpcpy(stpcpy(what, fmt_gib(mem, sizeof mem, v, p->m[P_MEMORY])), " GiB");
         cli_text_field(f, what, PMEM_W, CLI_ALIGN_RIGHT, term->unicode);
         fputs_unlocked("  ", f);
         if (vanished) {

@@ -49,6 +49,25 @@ size_t cli_text_clip(FILE *f, const char *s, size_t max_columns, bool unicode);
  * does, then padded with spaces on the right (CLI_ALIGN_LEFT) or left. */
 void cli_text_field(FILE *f, const char *s, size_t columns, cli_align align, bool unicode);
 
+/* Bytes of printable ASCII (0x20..0x7e) `s` starts with: printed as they
+ * are, a column each. */
+size_t cli_text_plain(const char *s);
+
+/* cli_text_field() into memory, for a line built in a buffer and written
+ * once: when `s` is printable ASCII of at most `columns` bytes (what
+ * cli_text_field() prints as it is), writes the field's `columns` bytes at
+ * `to` and returns the end of them; otherwise writes nothing and returns
+ * NULL (print that field with cli_text_field()). */
+char *cli_text_field_plain(char *to, const char *s, size_t columns, cli_align align);
+
+/* cli_text_clip() into memory: when `s` is printable ASCII that fits in
+ * `max_columns`, or starts with more printable ASCII than fits (then cut,
+ * with the ellipsis), writes what cli_text_clip() would print at `to` and
+ * returns the end of it; NULL (nothing written) for any other `s`, or when
+ * that would not fit before `end`. */
+char *cli_text_clip_plain(char *to, const char *end, const char *s, size_t max_columns,
+                          bool unicode);
+
 /* Print `s` as one or more lines of at most term->columns columns, each
  * starting with `indent` spaces and, when `sgr` is not NULL, shown in that
  * style (one of CLI_STYLE_*, reset before each newline), breaking at spaces

@@ -149,9 +149,21 @@ static int index_text(JsonIndex *ix, size_t p, size_t e, size_t *cap)
                         p++;
                         break;
                 case JSON_INDEX_STRING: {
+                        char *out = ix->arena + arena;
                         size_t n;
 
-                        q = json_scan_string_decode(s, e, p, ix->arena + arena, &n);
+                        /* Most strings (keys, names, numbers as text) have
+                         * no escape: copied while looking for the closing
+                         * quote, without the decoder's calls. An escape
+                         * hands the whole string to the decoder. */
+                        for (q = p + 1; s[q] != '"' && s[q] != '\\'; q++)
+                                *out++ = s[q];
+                        if (s[q] == '"') {
+                                n = q - p - 1;
+                                q++;
+                        } else {
+                                q = json_scan_string_decode(s, e, p, ix->arena + arena, &n);
+                        }
                         ix->tokens[t].at = (uint32_t)arena;
                         ix->tokens[t].size = (uint32_t)n;
                         arena += n;

@@ -470,6 +470,48 @@ static size_t oracle_clip(FILE *f, const char *s, size_t max, bool unicode)
         return used;
 }
 
+/* cli_text_clip_plain() and cli_text_field_plain(): what cli_text_clip()
+ * and cli_text_field() print (`want`, `field`) or NULL; they take every
+ * string of printable ASCII that fits, and one with more of it than fits,
+ * and write nothing past `end`. */
+static void check_plain(const char *in, size_t max, bool u, const char *want, size_t want_len,
+                        const char *field, size_t field_len)
+{
+        char buf[512], *end;
+        size_t n = cli_text_plain(in);
+
+        memset(buf, '#', sizeof buf);
+        end = cli_text_clip_plain(buf, buf + sizeof buf, in, max, u);
+        if ((!in[n] && n <= max) || (n > max && max >= (u ? 1u : 3u)))
+                assert_non_null(end);
+        if (end) {
+                assert_int_equal((size_t)(end - buf), want_len);
+                assert_memory_equal(buf, want, want_len);
+                /* one byte short of room: declined, nothing written */
+                if (want_len > 0) {
+                        memset(buf, '#', sizeof buf);
+                        assert_null(cli_text_clip_plain(buf, buf + want_len - 1, in, max, u));
+                        assert_int_equal(buf[0], '#');
+                }
+        }
+        memset(buf, '#', sizeof buf);
+        end = cli_text_field_plain(buf, in, max, CLI_ALIGN_RIGHT);
+        if (!in[n] && n <= max)
+                assert_non_null(end);
+        if (end) {
+                assert_int_equal((size_t)(end - buf), field_len);
+                assert_memory_equal(buf, field, field_len);
+        } else {
+                assert_int_equal(buf[0], '#');
+        }
+        end = cli_text_field_plain(buf, in, max, CLI_ALIGN_LEFT);
+        if (end) {
+                assert_memory_equal(buf, in, n);
+                for (size_t i = n; i < max; i++)
+                        assert_int_equal(buf[i], ' ');
+        }
+}
+
 /* Printable ASCII is measured and written in runs (text.c's fast path):
  * every string built from runs of ASCII, controls, DEL, wide, combining,
  * hostile and broken characters, cut at every width, prints exactly what
@@ -517,6 +559,9 @@ static void test_text_clip_runs(void **state)
                                 /* the field is the clip, padded on the left to max */
                                 assert_int_equal(field_len, max - wc + want_len);
                                 assert_string_equal(field + (max - wc), want);
+                                /* The in-memory forms a line is built with
+                                 * print the same, or decline. */
+                                check_plain(in, max, u, want, want_len, field, field_len);
                                 free(got);
                                 free(want);
                                 free(field);
