@@ -25,18 +25,72 @@ typedef struct glyph {
         const char *next; /* where the following character starts */
 } glyph;
 
+/* The LC_CTYPE locale's name as setlocale(LC_CTYPE, "") would pick it:
+ * LC_ALL, LC_CTYPE, then LANG, the first that is set and not empty. */
+static const char *ctype_name(void)
+{
+        static const char *const vars[] = {"LC_ALL", "LC_CTYPE", "LANG"};
+
+        for (size_t i = 0; i < ELEMENTSOF(vars); i++) {
+                const char *v = getenv(vars[i]);
+
+                if (v && v[0])
+                        return v;
+        }
+        return NULL;
+}
+
+/* Whether a locale name spells its codeset as UTF-8 ("C.UTF-8",
+ * "de_DE.utf8@euro"): glibc normalises the codeset by dropping everything
+ * but letters and digits and lowering case, so "UTF-8", "utf8" and "Utf_8"
+ * are one. A name without a codeset says nothing by itself. */
+static bool name_says_utf8(const char *name)
+{
+        const char *dot = name ? strchr(name, '.') : NULL;
+        char norm[8];
+        size_t n = 0;
+
+        if (!dot)
+                return false;
+        for (const char *p = dot + 1; *p && *p != '@'; p++) {
+                if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9')))
+                        continue;
+                if (n + 1 >= sizeof norm)
+                        return false;
+                norm[n++] = (char)(*p | 0x20);
+        }
+        norm[n] = '\0';
+        return strcmp(norm, "utf8") == 0;
+}
+
+static bool locale_loaded;
+
+/* Character widths need the user's LC_CTYPE (numbers stay in the C
+ * locale). It is loaded the first time it is needed, not at startup:
+ * setlocale() maps the locale's files (five system calls, a 350 KB map,
+ * about 0.4 ms on a VM), and a view of plain ASCII never needs them. */
+static void load_locale(void)
+{
+        if (!locale_loaded) {
+                setlocale(LC_CTYPE, "");
+                locale_loaded = true;
+        }
+}
+
 void cli_term_detect(FILE *f, cli_term *ret)
 {
-        static bool locale_set;
+        bool unicode;
 
-        /* Character widths need the user's LC_CTYPE (numbers stay in the C
-         * locale). Loaded here, the first time text is measured, not at
-         * startup: a command that prints no text for people (`run`,
-         * `lease env`, `--json`) skips the locale files (five system calls,
-         * a 350 KB map, about 0.4 ms). */
-        if (!locale_set) {
-                setlocale(LC_CTYPE, "");
-                locale_set = true;
+        /* A name that spells its codeset as UTF-8 is taken at its word, so
+         * the locale's files wait until a character outside ASCII must be
+         * measured (next_glyph()); if they turn out not to be installed,
+         * such characters print as '?'. Any other name is loaded now and
+         * asked. */
+        if (name_says_utf8(ctype_name()))
+                unicode = true;
+        else {
+                load_locale();
+                unicode = strcmp(nl_langinfo(CODESET), "UTF-8") == 0;
         }
         const char *no_color = getenv("NO_COLOR"), *term = getenv("TERM");
         int fd = fileno(f);
@@ -45,7 +99,7 @@ void cli_term_detect(FILE *f, cli_term *ret)
         cli_term t = {
             /* no-color.org: set and non-empty disables colour. */
             .color = tty && !(no_color && no_color[0]) && !(term && strcmp(term, "dumb") == 0),
-            .unicode = strcmp(nl_langinfo(CODESET), "UTF-8") == 0,
+            .unicode = unicode,
             .columns = CLI_TERM_MIN_COLUMNS,
             .tty = tty,
         };
@@ -81,6 +135,7 @@ static void next_glyph(const char *s, bool unicode, glyph *ret)
         if (!unicode)
                 return;
         /* glibc's wchar_t is UCS-4 in every locale (__STDC_ISO_10646__). */
+        load_locale();
         w = wcwidth((wchar_t)cp);
         if (w < 0)
                 return;

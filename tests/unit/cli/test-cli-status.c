@@ -6,6 +6,7 @@
  * measured independently of the code under test (text-check.c, mbrtowc()/wcwidth()
  * in C.UTF-8). Lines must stay one column short of the terminal width. */
 #include <errno.h>
+#include <langinfo.h>
 #include <locale.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -653,6 +654,43 @@ static void test_render_text(void **state)
         assert_string_equal(got, "");
 }
 
+/* cli_term_detect() takes a locale name that spells its codeset as UTF-8
+ * at its word without loading the locale (issue 16: the files cost 0.4 ms);
+ * a name without a codeset, or another codeset, is loaded and asked. main()
+ * has loaded C.UTF-8 for the other tests, so a loaded name answers UTF-8
+ * here too: the cases below only check the names that are not loaded. */
+static void test_term_detect_names(void **state)
+{
+        static const struct {
+                const char *lc_all;
+                bool unicode;
+        } cases[] = {
+            {"C.UTF-8", true},     {"en_US.utf8", true}, {"de_DE.UTF-8@euro", true},
+            {"xx_YY.Utf_8", true}, {"C.utf-8", true},
+        };
+        FILE *f = tmpfile();
+        cli_term t;
+
+        (void)state;
+        assert_non_null(f);
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                assert_int_equal(setenv("LC_ALL", cases[i].lc_all, 1), 0);
+                cli_term_detect(f, &t);
+                assert_int_equal(t.unicode, cases[i].unicode);
+                assert_false(t.tty);
+                assert_false(t.color);
+                assert_int_equal(t.columns, CLI_TERM_MIN_COLUMNS);
+        }
+        /* Not UTF-8 by name: the answer is the loaded locale's (loaded
+         * once per process, here already by the tests before). */
+        assert_int_equal(setenv("LC_ALL", "C", 1), 0);
+        cli_term_detect(f, &t);
+        assert_int_equal(t.unicode, strcmp(nl_langinfo(CODESET), "UTF-8") == 0);
+        unsetenv("LC_ALL");
+        setlocale(LC_CTYPE, "C.UTF-8");
+        fclose(f);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -664,6 +702,7 @@ int main(void)
             cmocka_unit_test(test_json_int_text),
             cmocka_unit_test(test_text_field_and_wrap),
             cmocka_unit_test(test_render_text),
+            cmocka_unit_test(test_term_detect_names),
         };
 
         /* Widths as a UTF-8 terminal sees them; times in UTC so they are fixed. */
