@@ -615,7 +615,10 @@ static void out_flush(JsonScanOut *o)
         o->n = 0;
 }
 
-static void out_put_slow(JsonScanOut *o, const char *s, size_t len)
+/* Not inlined: it is the rare path, and GCC's -O3 (release builds) inlines it
+ * into out_indent() and then warns about the loop below reading past the
+ * indentation string, a path that cannot run there (len <= 129 there). */
+static __attribute__((noinline)) void out_put_slow(JsonScanOut *o, const char *s, size_t len)
 {
         size_t k = sizeof o->buf - o->n;
 
