@@ -809,6 +809,15 @@ static inline size_t short_string(const char *s, size_t len, size_t p)
         return 0;
 }
 
+/* A string at s[p] as the stream scanner takes it: the short path first,
+ * then scan_string_part() (0: refused, NEED: more bytes wanted). */
+static inline size_t stream_string(const char *s, size_t len, size_t p, bool last)
+{
+        size_t e = short_string(s, len, p);
+
+        return e != 0 ? e : scan_string_part(s, len, p, last);
+}
+
 /* out_put() of s[b..e) where s is readable to s[len): runs of up to 16
  * bytes (most) are one unaligned load and store while 16 bytes are
  * readable and there is room for 16. */
@@ -909,14 +918,11 @@ value:
                 goto out_of_bytes;
         c = s[p];
         if (c == '"') {
-                e = short_string(s, len, p);
-                if (e == 0) {
-                        e = scan_string_part(s, len, p, last);
-                        if (e == NEED)
-                                goto need;
-                        if (e == 0)
-                                goto fail;
-                }
+                e = stream_string(s, len, p, last);
+                if (e == NEED)
+                        goto need;
+                if (e == 0)
+                        goto fail;
                 p = e;
                 goto value_done;
         }
@@ -1011,14 +1017,11 @@ key:
                 p = run = skip_ws(s, len, p);
                 goto key;
         }
-        e = short_string(s, len, p);
-        if (e == 0) {
-                e = scan_string_part(s, len, p, last);
-                if (e == NEED)
-                        goto need;
-                if (e == 0)
-                        goto fail;
-        }
+        e = stream_string(s, len, p, last);
+        if (e == NEED)
+                goto need;
+        if (e == 0)
+                goto fail;
         q = e < len && s[e] == ':' ? e : skip_ws(s, len, e);
         if (q >= len)
                 goto out_of_bytes;
