@@ -313,6 +313,54 @@ static void set_nonblock(int fd)
         assert_int_equal(fcntl(fd, F_SETFL, flags | O_NONBLOCK), 0);
 }
 
+/* Flushes `o` into sv[0] and reads sv[1] `read_size` bytes at a time into
+ * `d` until the queue is empty and `want` frames came, handing each frame to
+ * `check` with its index. Counts the flushes that left bytes queued (the
+ * socket was full) in *partial. Returns the frames read. */
+typedef void (*frame_check)(const char *f, size_t flen, size_t i, const void *userdata);
+
+static size_t pump_frames(ProtoOutbuf *o, const int sv[2], ProtoDecoder *d, size_t want,
+                          size_t read_size, frame_check check, const void *userdata,
+                          int *partial)
+{
+        size_t got = 0;
+        int r;
+
+        assert_true(read_size <= 8192);
+        while ((r = proto_outbuf_flush(o, sv[0])) == 0 || got < want) {
+                char buf[8192];
+                const char *f;
+                size_t flen;
+                ssize_t n;
+
+                assert_true(r >= 0);
+                *partial += r == 0;
+                n = read(sv[1], buf, read_size);
+                if (n < 0) {
+                        assert_int_equal(errno, EAGAIN);
+                        continue;
+                }
+                for (ssize_t off = 0; off < n;) {
+                        int fed = proto_decoder_feed(d, buf + off, (size_t)(n - off));
+
+                        assert_true(fed >= 0);
+                        off += fed;
+                        while (proto_decoder_next(d, &f, &flen) == 1)
+                                check(f, flen, got++, userdata);
+                }
+        }
+        return got;
+}
+
+/* Frame i of test_outbuf_partial_writes: *size bytes of 'a' + i. */
+static void check_letters(const char *f, size_t flen, size_t i, const void *userdata)
+{
+        size_t size = *(const size_t *)userdata;
+
+        assert_int_equal(flen, size);
+        assert_true(f[0] == 'a' + (int)i && f[size - 1] == 'a' + (int)i);
+}
+
 static void test_outbuf_partial_writes(void **state)
 {
         enum { N = 20, SIZE = 50000 };
@@ -321,7 +369,7 @@ static void test_outbuf_partial_writes(void **state)
         ProtoOutbuf o;
         ProtoDecoder d;
         size_t got = 0;
-        int partial = 0, r;
+        int partial = 0;
 
         assert_non_null(payload);
         assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
@@ -337,32 +385,7 @@ static void test_outbuf_partial_writes(void **state)
         }
         assert_int_equal(proto_outbuf_queued(&o), N * (SIZE + 4));
 
-        while ((r = proto_outbuf_flush(&o, sv[0])) == 0 || got < (size_t)N) {
-                char buf[3000];
-                ssize_t n;
-                const char *f;
-                size_t flen;
-
-                assert_true(r >= 0);
-                if (r == 0)
-                        partial++;
-                n = read(sv[1], buf, sizeof buf);
-                if (n < 0) {
-                        assert_int_equal(errno, EAGAIN);
-                        continue;
-                }
-                for (ssize_t off = 0; off < n;) {
-                        int fed = proto_decoder_feed(&d, buf + off, (size_t)(n - off));
-                        assert_true(fed >= 0);
-                        off += fed;
-                        while (proto_decoder_next(&d, &f, &flen) == 1) {
-                                assert_int_equal(flen, SIZE);
-                                assert_true(f[0] == 'a' + (int)got &&
-                                            f[SIZE - 1] == 'a' + (int)got);
-                                got++;
-                        }
-                }
-        }
+        got = pump_frames(&o, sv, &d, N, 3000, check_letters, &(size_t){SIZE}, &partial);
         assert_int_equal(got, N);
         assert_true(partial > 0);
         assert_int_equal(proto_outbuf_queued(&o), 0);
@@ -384,11 +407,34 @@ static void test_outbuf_partial_writes(void **state)
  * plain ones leave in order through a small socket buffer; a queue with
  * every piece slot taken copies the next body; the blobs are referenced
  * until sent, and released by proto_outbuf_done() when not. */
+/* Frame i of test_outbuf_shared: "[]", then "<k" body "k>" and "{}" in
+ * turns, the body being the blob `userdata`. */
+static void check_shared(const char *f, size_t flen, size_t i, const void *userdata)
+{
+        const ProtoBlob *big = userdata;
+        char want[24];
+
+        if (i == 0) {
+                assert_int_equal(flen, 2);
+                assert_memory_equal(f, "[]", 2);
+        } else if (i % 2 == 0) {
+                assert_int_equal(flen, 2);
+                assert_memory_equal(f, "{}", 2);
+        } else {
+                snprintf(want, sizeof want, "<%d", (int)(i / 2 % 10));
+                assert_int_equal(flen, 2 + big->len + 2);
+                assert_memory_equal(f, want, 2);
+                assert_memory_equal(f + 2, big->data, big->len);
+                snprintf(want, sizeof want, "%d>", (int)(i / 2 % 10));
+                assert_memory_equal(f + 2 + big->len, want, 2);
+        }
+}
+
 static void test_outbuf_shared(void **state)
 {
         enum { BODY = 70000, N = 7 };
         ProtoBlob *body = proto_blob_new(NULL, 0), *big;
-        int sv[2], sndbuf = 4096, partial = 0, r;
+        int sv[2], sndbuf = 4096, partial = 0;
         ProtoOutbuf o;
         ProtoDecoder d;
         size_t got = 0;
@@ -424,45 +470,7 @@ static void test_outbuf_shared(void **state)
         assert_int_equal(proto_outbuf_append_shared(&o, "x", 1, big, NULL, 0, BODY), -EMSGSIZE);
         assert_int_equal(big->ref, 1 + PROTO_OUTBUF_PIECES);
 
-        while ((r = proto_outbuf_flush(&o, sv[0])) == 0 || got < 1 + 2 * N) {
-                char buf[5000];
-                const char *f;
-                size_t flen;
-                ssize_t n;
-
-                assert_true(r >= 0);
-                partial += r == 0;
-                n = read(sv[1], buf, sizeof buf);
-                if (n < 0) {
-                        assert_int_equal(errno, EAGAIN);
-                        continue;
-                }
-                for (ssize_t off = 0; off < n;) {
-                        int fed = proto_decoder_feed(&d, buf + off, (size_t)(n - off));
-
-                        assert_true(fed >= 0);
-                        off += fed;
-                        while (proto_decoder_next(&d, &f, &flen) == 1) {
-                                if (got == 0) {
-                                        assert_int_equal(flen, 2);
-                                        assert_memory_equal(f, "[]", 2);
-                                } else if (got % 2 == 0) {
-                                        assert_int_equal(flen, 2);
-                                        assert_memory_equal(f, "{}", 2);
-                                } else {
-                                        char want[24];
-
-                                        snprintf(want, sizeof want, "<%d", (int)(got / 2 % 10));
-                                        assert_int_equal(flen, 2 + BODY + 2);
-                                        assert_memory_equal(f, want, 2);
-                                        assert_memory_equal(f + 2, big->data, BODY);
-                                        snprintf(want, sizeof want, "%d>", (int)(got / 2 % 10));
-                                        assert_memory_equal(f + 2 + BODY, want, 2);
-                                }
-                                got++;
-                        }
-                }
-        }
+        got = pump_frames(&o, sv, &d, 1 + 2 * N, 5000, check_shared, big, &partial);
         assert_int_equal(got, 1 + 2 * N);
         assert_true(partial > 0);
         assert_int_equal(proto_outbuf_queued(&o), 0);
