@@ -288,6 +288,43 @@ static int view_call(const cli_context *ctx, const cli_view *view, gk_client **r
  * and at most 1 of strings per byte of JSON, in two blocks. */
 #define INDEX_HEAP_PER_BYTE 3
 
+/* The --json side of a view: the daemon's result written as it arrives,
+ * never whole in memory (issue 16), through gk_client_call_write()
+ * (src/client/client-text.h): the same bytes as re-spacing the whole text,
+ * from a buffer of 32 KiB instead of one of the reply's size, in one pass
+ * over the text instead of two. A reply the client library cannot stream
+ * (an error, an unusual shape) comes back as text or as a tree and is
+ * printed from that. */
+static int view_json(cli_context *ctx, const cli_view *view)
+{
+        _cleanup_(gk_client_freep) gk_client *client = NULL;
+        gk_call_error error = {};
+        json_t *result = NULL;
+        const char *text = NULL;
+        bool written;
+        size_t len = 0;
+        int r;
+
+        r = cli_connect(ctx, &client);
+        if (r != CLI_EXIT_OK)
+                return r;
+        /* Written by this one thread: stdio's lock is pure cost. */
+        __fsetlocking(stdout, FSETLOCKING_BYCALLER);
+        r = gk_client_call_write(client, view->op, NULL, stdout, &written, &text, &len, &result,
+                                 &error);
+        if (r != 0)
+                return cli_call_failed(ctx, view->op, r, &error);
+        if (!written && !text) {
+                cli_print_json(result);
+                json_decref(result);
+                return cli_finish(CLI_EXIT_OK);
+        }
+        if (text)
+                json_scan_write_indented(stdout, text, len);
+        putc_unlocked('\n', stdout);
+        return cli_finish(CLI_EXIT_OK);
+}
+
 int cli_view_main(cli_context *ctx, const cli_view *view, int argc, char *argv[])
 {
         /* The reply outlives the view: the command exits right after it,
@@ -308,6 +345,8 @@ int cli_view_main(cli_context *ctx, const cli_view *view, int argc, char *argv[]
         r = cli_view_options(ctx, view->verb, view->usage, argc, argv, &json);
         if (r != CLI_CONTINUE)
                 return r;
+        if (json)
+                return view_json(ctx, view);
         json_decref(kept);
         kept = NULL;
         r = view_call(ctx, view, &client, &text, &len, &result);
@@ -316,18 +355,6 @@ int cli_view_main(cli_context *ctx, const cli_view *view, int argc, char *argv[]
         /* A view is written by this one thread: stdio's lock on stdout is
          * pure cost (one per character or field of a large status). */
         __fsetlocking(stdout, FSETLOCKING_BYCALLER);
-        if (json) {
-                /* The result's text re-spaced, no tree at all; a reply the
-                 * scanner did not vouch for came parsed. */
-                if (text) {
-                        json_scan_write_indented(stdout, text, len);
-                        putc_unlocked('\n', stdout);
-                } else {
-                        kept = result;
-                        cli_print_json(result);
-                }
-                return cli_finish(CLI_EXIT_OK);
-        }
         if (text && view->render_index) {
                 /* An index over the text instead of a tree (issue 16, fifth
                  * pass): three allocations rather than one per value, its

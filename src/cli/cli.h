@@ -128,8 +128,8 @@ typedef struct cli_view {
 } cli_view;
 
 /* The whole of such a verb: options (cli_view_options()), a call of
- * view->op without arguments, then the JSON or the rendered view. Returns
- * the exit code. */
+ * view->op without arguments, then the JSON (written as it arrives) or the
+ * rendered view. Returns the exit code. */
 int cli_view_main(cli_context *ctx, const cli_view *view, int argc, char *argv[]);
 
 /* The DURATION of `verb`'s --since (2h, 7d; not 0) into *ret_usec. A bad

@@ -4,7 +4,6 @@
 
 #include "cli/cli.h"
 #include "cli/lease-render.h"
-#include "cli/view-json.h"
 
 void cli_queue_usage(FILE *f)
 {
@@ -43,5 +42,5 @@ int cli_queue_main(cli_context *ctx, int argc, char *argv[])
         if ((argc == 1 || (argc == 2 && strcmp(argv[1], "--json") == 0)) &&
             cli_slurm_backend(ctx))
                 return cli_slurm_queue(argc == 2);
-        return cli_view_json_main(ctx, &view, argc, argv);
+        return cli_view_main(ctx, &view, argc, argv);
 }

@@ -2,12 +2,11 @@
  * using what, from the daemon's latest snapshot. The text view is in
  * status-render.c, which reads an index over the reply's text rather than a
  * jansson tree; --json prints the daemon's result object unchanged, written
- * as it arrives (view-json.c). */
+ * as it arrives (cli.c, view_json()). */
 #include <string.h>
 
 #include "cli/cli.h"
 #include "cli/status-render.h"
-#include "cli/view-json.h"
 
 void cli_status_usage(FILE *f)
 {
@@ -59,5 +58,5 @@ int cli_status_main(cli_context *ctx, int argc, char *argv[])
             .render_index = render_index,
         };
 
-        return cli_view_json_main(ctx, &view, argc, argv);
+        return cli_view_main(ctx, &view, argc, argv);
 }
