@@ -28,6 +28,12 @@ void prefault_range(void *p, size_t len)
                 (void)madvise((void *)start, end - start, MADV_POPULATE_WRITE);
 }
 
+bool prefault_keep_heap(void)
+{
+        return mallopt(M_MMAP_THRESHOLD, (int)PREFAULT_HEAP_MAX) != 0 &&
+               mallopt(M_TRIM_THRESHOLD, (int)(2 * PREFAULT_HEAP_MAX)) != 0;
+}
+
 void prefault_heap(size_t bytes)
 {
         void *p;
@@ -37,8 +43,7 @@ void prefault_heap(size_t bytes)
                 return;
         /* A block this size must come from the heap (brk), not its own
          * mmap, and stay with the heap when freed. */
-        if (mallopt(M_MMAP_THRESHOLD, (int)PREFAULT_HEAP_MAX) == 0 ||
-            mallopt(M_TRIM_THRESHOLD, (int)(2 * PREFAULT_HEAP_MAX)) == 0)
+        if (!prefault_keep_heap())
                 return;
         p = malloc(bytes);
         if (!p)

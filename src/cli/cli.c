@@ -265,8 +265,12 @@ int cli_view_options(cli_context *ctx, const char *verb, void (*usage)(FILE *f),
  * parsed, and goes the old way. */
 /* A view's one call: its result as text when the scanner reads the reply
  * (*ret_text set, borrowed from *ret_client's buffer), else as a tree. */
+/* The view's call: the reply as an index when the view reads one
+ * (*ret_index, *ret_ref), else as text (*ret_text, *ret_len), or as a tree
+ * when it came parsed (*ret_result). */
 static int view_call(const cli_context *ctx, const cli_view *view, gk_client **ret_client,
-                     const char **ret_text, size_t *ret_len, json_t **ret_result)
+                     JsonIndex **ret_index, JsonIndexRef *ret_ref, const char **ret_text,
+                     size_t *ret_len, json_t **ret_result)
 {
         gk_call_error error = {};
         int r;
@@ -274,8 +278,16 @@ static int view_call(const cli_context *ctx, const cli_view *view, gk_client **r
         r = cli_connect(ctx, ret_client);
         if (r != CLI_EXIT_OK)
                 return r;
-        r = gk_client_call_text(*ret_client, view->op, NULL, ret_text, ret_len, ret_result,
-                                &error);
+        if (view->render_index)
+                r = gk_client_call_index(*ret_client, view->op, NULL, ret_index, ret_ref,
+                                         ret_result, &error);
+        else
+                r = gk_client_call_text(*ret_client, view->op, NULL, ret_text, ret_len,
+                                        ret_result, &error);
+        if (r == -ENOMEM) {
+                fprintf(stderr, "gpukeeper: %s: out of memory\n", view->op);
+                return CLI_EXIT_SOFTWARE;
+        }
         if (r != 0)
                 return cli_call_failed(ctx, view->op, r, &error);
         return CLI_EXIT_OK;
@@ -284,9 +296,6 @@ static int view_call(const cli_context *ctx, const cli_view *view, gk_client **r
 /* jansson's tree of a reply takes about 7 bytes of heap per byte of JSON
  * (a status of 68 KB: 460 KB), one small allocation per value. */
 #define JANSSON_HEAP_PER_BYTE 8
-/* An index (proto/json-index.h) takes 2 bytes of tokens (its first guess)
- * and at most 1 of strings per byte of JSON, in two blocks. */
-#define INDEX_HEAP_PER_BYTE 3
 
 /* The --json side of a view: the daemon's result written as it arrives,
  * never whole in memory (issue 16), through gk_client_call_write()
@@ -336,8 +345,10 @@ int cli_view_main(cli_context *ctx, const cli_view *view, int argc, char *argv[]
         gk_call_error error = {};
         json_t *result = NULL;
         json_error_t jerror;
-        const char *text;
-        size_t len;
+        JsonIndex *ix = NULL;
+        JsonIndexRef ref = 0;
+        const char *text = NULL;
+        size_t len = 0;
         bool json;
         cli_term term;
         int r;
@@ -349,29 +360,21 @@ int cli_view_main(cli_context *ctx, const cli_view *view, int argc, char *argv[]
                 return view_json(ctx, view);
         json_decref(kept);
         kept = NULL;
-        r = view_call(ctx, view, &client, &text, &len, &result);
+        /* The reply's buffer and its index are blocks of the reply's size,
+         * each populated in one call (basic/prefault.h); from the heap,
+         * they cost no mmap/munmap pair each. The command exits right
+         * after the view. */
+        (void)prefault_keep_heap();
+        r = view_call(ctx, view, &client, &ix, &ref, &text, &len, &result);
         if (r != CLI_EXIT_OK)
                 return r;
         /* A view is written by this one thread: stdio's lock on stdout is
          * pure cost (one per character or field of a large status). */
         __fsetlocking(stdout, FSETLOCKING_BYCALLER);
-        if (text && view->render_index) {
-                /* An index over the text instead of a tree (issue 16, fifth
-                 * pass): three allocations rather than one per value, its
-                 * memory faulted in at once as the tree's is below.
-                 * gk_client_call_text() hands over only text the scanner
-                 * accepted (proto_scan_ok_reply(), PROTO_MAX_DEPTH). */
-                JsonIndex *ix = NULL;
-
-                if (len <= SIZE_MAX / INDEX_HEAP_PER_BYTE)
-                        prefault_heap(len * INDEX_HEAP_PER_BYTE);
-                r = json_index_build_scanned(text, len, &ix);
-                if (r == -ENOMEM) {
-                        fprintf(stderr, "gpukeeper: %s: out of memory\n", view->op);
-                        return CLI_EXIT_SOFTWARE;
-                }
-                if (r < 0)
-                        return cli_call_failed(ctx, view->op, -EBADMSG, &error);
+        if (ix) {
+                /* An index over the reply instead of a tree (issue 16, fifth
+                 * pass): three allocations rather than one per value, checked
+                 * and laid out in one pass by the client library. */
                 cli_term_detect(stdout, &term);
                 /* On a terminal stdio writes a line at a time: a write(2)
                  * per process line. The view is printed all at once anyway,
@@ -380,7 +383,8 @@ int cli_view_main(cli_context *ctx, const cli_view *view, int argc, char *argv[]
                  * block-buffered.) */
                 if (term.tty)
                         (void)setvbuf(stdout, NULL, _IOFBF, BUFSIZ);
-                r = view->render_index(ix, &term, (double)now_usec(CLOCK_REALTIME) / USEC_PER_SEC);
+                r = view->render_index(ix, ref, &term,
+                                       (double)now_usec(CLOCK_REALTIME) / USEC_PER_SEC);
                 json_index_free(ix);
                 if (r != CLI_EXIT_OK)
                         return r;

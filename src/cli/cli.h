@@ -116,15 +116,17 @@ int cli_view_options(cli_context *ctx, const char *verb, void (*usage)(FILE *f),
  * came, else through `render`, which prints to stdout (laid out for `term`,
  * times relative to `now`, seconds since the epoch) and returns an exit
  * code, having said on stderr what went wrong when that is not 0.
- * `render_index`, when not NULL, does the same from an index over the
- * result's text (proto/json-index.h) and is used whenever the reply came as
- * text the scanner vouched for: no jansson tree is built then (issue 16). */
+ * `render_index`, when not NULL, does the same from the result object
+ * `result` in an index over the reply (proto/json-index.h) and is used
+ * whenever the reply is an ok reply the client library indexed: no jansson
+ * tree is built then (issue 16). */
 typedef struct cli_view {
         const char *verb;
         void (*usage)(FILE *f);
         const char *op;
         int (*render)(json_t *result, const cli_term *term, double now);
-        int (*render_index)(const JsonIndex *result, const cli_term *term, double now);
+        int (*render_index)(const JsonIndex *ix, JsonIndexRef result, const cli_term *term,
+                            double now);
 } cli_view;
 
 /* The whole of such a verb: options (cli_view_options()), a call of

@@ -978,7 +978,8 @@ static int print_queue(const view *v, JsonIndexRef queue, const cli_term *full_t
         return 0;
 }
 
-int cli_status_render_index(const JsonIndex *ix, FILE *f, const cli_term *full_term, double now)
+int cli_status_render_index(const JsonIndex *ix, JsonIndexRef status, FILE *f,
+                            const cli_term *full_term, double now)
 {
         cli_term narrowed = *full_term;
         view vw = {.ix = ix, .f = f, .term = &narrowed, .now = now}, *v = &vw;
@@ -987,9 +988,9 @@ int cli_status_render_index(const JsonIndex *ix, FILE *f, const cli_term *full_t
         size_t index_w = 3, n_gpus;
         int r;
 
-        if (!json_index_is_object(ix, json_index_root(ix)))
+        if (!json_index_is_object(ix, status))
                 return -EBADMSG;
-        MEMBERS(v, json_index_root(ix), status_keys, st);
+        MEMBERS(v, status, status_keys, st);
         gpus = json_index_is_array(ix, st[S_GPUS]) ? st[S_GPUS] : 0;
         n_gpus = json_index_size(ix, gpus);
         message = str(v, st[S_MESSAGE]);
@@ -1038,7 +1039,7 @@ int cli_status_render_text(const char *text, size_t len, FILE *f, const cli_term
         r = json_index_build(text, len, JSON_SCAN_DEPTH_MAX, &ix);
         if (r < 0)
                 return r;
-        r = cli_status_render_index(ix, f, term, now);
+        r = cli_status_render_index(ix, json_index_root(ix), f, term, now);
         json_index_free(ix);
         return r;
 }

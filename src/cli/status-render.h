@@ -26,5 +26,8 @@ int cli_status_render(json_t *status, FILE *f, const cli_term *term, double now)
  * this, so both paths print the same bytes. */
 int cli_status_render_text(const char *text, size_t len, FILE *f, const cli_term *term, double now);
 
-/* The same view of an index already built over the result's text. */
-int cli_status_render_index(const JsonIndex *ix, FILE *f, const cli_term *term, double now);
+/* The same view of the result object `status`, a value in an index (of the
+ * result's text, or of the whole reply as the client library hands it
+ * over: gk_client_call_index()). */
+int cli_status_render_index(const JsonIndex *ix, JsonIndexRef status, FILE *f,
+                            const cli_term *term, double now);

@@ -38,9 +38,10 @@ static int rendered(int r)
 
 /* The text view from the reply's text (the usual path), or from a tree
  * when the reply came parsed. */
-static int render_index(const JsonIndex *result, const cli_term *term, double now)
+static int render_index(const JsonIndex *ix, JsonIndexRef result, const cli_term *term,
+                        double now)
 {
-        return rendered(cli_status_render_index(result, stdout, term, now));
+        return rendered(cli_status_render_index(ix, result, stdout, term, now));
 }
 
 static int render(json_t *result, const cli_term *term, double now)

@@ -10,6 +10,7 @@
 #include <stdio.h>
 
 #include "gpukeeper/client.h"
+#include "proto/json-index.h"
 
 /* gk_client_call() that skips the tree where it can: an ok reply that
  * proto_scan_ok_reply() reads (src/proto/proto.h) returns 0 with *ret_text /
@@ -35,4 +36,17 @@ int gk_client_call_text(gk_client *c, const char *op, json_t *args, const char *
  * reply: as gk_client_call_text(), *ret_written false. */
 int gk_client_call_write(gk_client *c, const char *op, json_t *args, FILE *f, bool *ret_written,
                          const char **ret_text, size_t *ret_len, json_t **ret_result,
+                         gk_call_error *ret_error);
+
+/* gk_client_call_text() for the CLI's text views, which read the result
+ * through an index (src/proto/json-index.h): the reply is checked and
+ * indexed in one pass. An ok reply proto_index_ok_reply() reads returns 0
+ * with *ret_index the index of the whole frame (the caller frees it with
+ * json_index_free(); it borrows the connection's receive buffer, so it is
+ * valid until the next call on `c` or gk_client_free(c)) and
+ * *ret_index_result the result object's ref in it. Any other ok reply:
+ * *ret_index NULL and *ret_result as gk_client_call() sets it. Everything
+ * else is gk_client_call()'s, plus -ENOMEM when the index has no room. */
+int gk_client_call_index(gk_client *c, const char *op, json_t *args, JsonIndex **ret_index,
+                         JsonIndexRef *ret_index_result, json_t **ret_result,
                          gk_call_error *ret_error);

@@ -376,10 +376,18 @@ static int send_request(gk_client *c, uint32_t id, const char *op, json_t *args)
         return r < 0 ? client_fail(c, r) : 0;
 }
 
-/* gk_client_call(), gk_client_call_text() when ret_text is not NULL, and
- * gk_client_call_write() when write_to is not NULL too. */
-static int client_call(gk_client *c, const char *op, json_t *args, FILE *write_to,
-                       bool *ret_written, const char **ret_text, size_t *ret_text_len,
+/* How client_call() may hand over an ok reply's result other than as a
+ * tree (src/client/client-text.h); all NULL for gk_client_call(). */
+typedef struct CallAs {
+        FILE *write_to;              /* gk_client_call_write(): streamed to it */
+        bool *ret_written;
+        const char **ret_text;       /* gk_client_call_text(): as text */
+        size_t *ret_text_len;
+        JsonIndex **ret_index;       /* gk_client_call_index(): indexed */
+        JsonIndexRef *ret_index_result;
+} CallAs;
+
+static int client_call(gk_client *c, const char *op, json_t *args, const CallAs *as,
                        json_t **ret_result, gk_call_error *ret_error)
 {
         _cleanup_(json_decrefp) json_t *a = args;
@@ -408,18 +416,18 @@ static int client_call(gk_client *c, const char *op, json_t *args, FILE *write_t
         else if (r < 0)
                 return r;
 
-        if (write_to && !send_failed && proto_decoder_pending(&c->decoder) == 0) {
+        if (as->write_to && !send_failed && proto_decoder_pending(&c->decoder) == 0) {
                 uint32_t frame_len;
                 size_t skip;
 
                 r = stream_peek(c, id, &frame_len, &skip);
                 if (r > 0)
-                        r = stream_reply(c, write_to, frame_len, skip);
+                        r = stream_reply(c, as->write_to, frame_len, skip);
                 if (r < 0)
                         return client_fail(c, r);
-                *ret_written = r > 0;
+                *as->ret_written = r > 0;
                 if (r > 0) {
-                        *ret_text = NULL;
+                        *as->ret_text = NULL;
                         if (ret_result)
                                 *ret_result = NULL;
                         return 0;
@@ -441,7 +449,36 @@ static int client_call(gk_client *c, const char *op, json_t *args, FILE *write_t
                         continue;
                 }
 
-                if (ret_text) {
+                if (as->ret_index) {
+                        JsonIndex *ix = NULL;
+                        JsonIndexRef result;
+                        uint32_t reply_id;
+
+                        /* Checked and indexed in one pass; an ok reply is
+                         * handed over as its index, anything else goes the
+                         * parsed way below. */
+                        r = json_index_build(frame, len, PROTO_MAX_DEPTH, &ix);
+                        if (r == -ENOMEM)
+                                return -ENOMEM;
+                        if (r == 0 && proto_index_ok_reply(ix, &reply_id, &result) > 0) {
+                                if (reply_id != id) {
+                                        json_index_free(ix);
+                                        return client_fail(c, -EBADMSG);
+                                }
+                                if (send_failed) {
+                                        json_index_free(ix);
+                                        c->error = -ECONNRESET;
+                                        return -ECONNRESET;
+                                }
+                                *as->ret_index = ix;
+                                *as->ret_index_result = result;
+                                if (ret_result)
+                                        *ret_result = NULL;
+                                return 0;
+                        }
+                        json_index_free(ix);
+                }
+                if (as->ret_text) {
                         const char *text;
                         size_t text_len;
                         uint32_t reply_id;
@@ -454,8 +491,8 @@ static int client_call(gk_client *c, const char *op, json_t *args, FILE *write_t
                                         c->error = -ECONNRESET;
                                         return -ECONNRESET;
                                 }
-                                *ret_text = text;
-                                *ret_text_len = text_len;
+                                *as->ret_text = text;
+                                *as->ret_text_len = text_len;
                                 if (ret_result)
                                         *ret_result = NULL;
                                 return 0;
@@ -487,8 +524,10 @@ static int client_call(gk_client *c, const char *op, json_t *args, FILE *write_t
                         }
                 }
                 if (m.ok) {
-                        if (ret_text)
-                                *ret_text = NULL;
+                        if (as->ret_text)
+                                *as->ret_text = NULL;
+                        if (as->ret_index)
+                                *as->ret_index = NULL;
                         if (ret_result)
                                 *ret_result = TAKE_PTR(m.result);
                         proto_message_done(&m);
@@ -508,7 +547,7 @@ static int client_call(gk_client *c, const char *op, json_t *args, FILE *write_t
 int gk_client_call(gk_client *c, const char *op, json_t *args, json_t **ret_result,
                    gk_call_error *ret_error)
 {
-        return client_call(c, op, args, NULL, NULL, NULL, NULL, ret_result, ret_error);
+        return client_call(c, op, args, &(CallAs){}, ret_result, ret_error);
 }
 
 int gk_client_call_text(gk_client *c, const char *op, json_t *args, const char **ret_text,
@@ -516,7 +555,20 @@ int gk_client_call_text(gk_client *c, const char *op, json_t *args, const char *
 {
         assert(ret_text);
         assert(ret_len);
-        return client_call(c, op, args, NULL, NULL, ret_text, ret_len, ret_result, ret_error);
+        return client_call(c, op, args, &(CallAs){.ret_text = ret_text, .ret_text_len = ret_len},
+                           ret_result, ret_error);
+}
+
+int gk_client_call_index(gk_client *c, const char *op, json_t *args, JsonIndex **ret_index,
+                         JsonIndexRef *ret_index_result, json_t **ret_result,
+                         gk_call_error *ret_error)
+{
+        assert(ret_index);
+        assert(ret_index_result);
+        *ret_index = NULL;
+        return client_call(c, op, args,
+                           &(CallAs){.ret_index = ret_index, .ret_index_result = ret_index_result},
+                           ret_result, ret_error);
 }
 
 int gk_client_call_write(gk_client *c, const char *op, json_t *args, FILE *f, bool *ret_written,
@@ -528,5 +580,10 @@ int gk_client_call_write(gk_client *c, const char *op, json_t *args, FILE *f, bo
         assert(ret_text);
         assert(ret_len);
         *ret_written = false;
-        return client_call(c, op, args, f, ret_written, ret_text, ret_len, ret_result, ret_error);
+        return client_call(c, op, args,
+                           &(CallAs){.write_to = f,
+                                     .ret_written = ret_written,
+                                     .ret_text = ret_text,
+                                     .ret_text_len = ret_len},
+                           ret_result, ret_error);
 }

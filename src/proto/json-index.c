@@ -1,7 +1,9 @@
-/* The flat JSON index of json-index.h: json_scan_document() vouches for the
- * text first, then one pass without error paths lays out the tokens. Open
- * containers are an explicit stack (at most JSON_SCAN_DEPTH_MAX), each
- * level remembering its last child so the next one is linked to it. */
+/* The flat JSON index of json-index.h, checked and laid out in one pass:
+ * the structure is walked here, with the open containers on an explicit
+ * stack (at most max_depth), each level remembering its last child so that
+ * the next one is linked to it; every string, number and word is checked by
+ * json-scan's own pieces. The texts accepted are json_scan_document()'s,
+ * which the json-scan test checks on every text it generates. */
 #include "proto/json-index.h"
 
 #include <assert.h>
@@ -11,6 +13,7 @@
 #include <string.h>
 
 #include "basic/macro.h"
+#include "basic/prefault.h"
 #include "proto/json-scan.h"
 
 /* A status reply has a token per 8 to 10 bytes (keys, short values, the
@@ -19,241 +22,283 @@
  * would take 8 bytes of memory per byte. */
 #define BYTES_PER_TOKEN_GUESS 8
 
+/* From this length on the two blocks span several fresh pages: they are
+ * populated at once (basic/prefault.h) rather than a fault per page. */
+#define PREFAULT_FROM (16u * 1024u)
+
 typedef struct Level {
         JsonIndexRef container;
         JsonIndexRef last; /* the last element, or the last key in an object; 0: none yet */
         bool object;
-        bool want_key; /* in an object: the next string is a key */
 } Level;
 
-static int add_token(JsonIndex *ix, size_t *cap, JsonIndexType type, JsonIndexRef *ret)
-{
-        if (ix->n_tokens == *cap) {
-                size_t n = *cap * 2;
-                JsonIndexToken *t;
-
-                if (n > UINT32_MAX)
-                        return -E2BIG;
-                t = reallocarray(ix->tokens, n, sizeof *t);
-                if (!t)
-                        return -ENOMEM;
-                ix->tokens = t;
-                *cap = n;
-        }
-        ix->tokens[ix->n_tokens] = (JsonIndexToken){.type = type};
-        *ret = (JsonIndexRef)ix->n_tokens++;
-        return 0;
-}
-
-static bool is_ws_or_nul(char c)
-{
-        /* The NUL is the one jansson drops after a number or a word. */
-        return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\0';
-}
+typedef struct Builder {
+        JsonIndex *ix;
+        const char *s;
+        size_t len;
+        size_t cap;   /* tokens allocated */
+        size_t arena; /* arena bytes used */
+        unsigned depth;
+        Level stack[JSON_SCAN_DEPTH_MAX];
+} Builder;
 
 static bool is_digit(char c)
 {
         return c >= '0' && c <= '9';
 }
 
-static bool ends_number(char c)
+/* json-scan's whitespace: space, tab, LF, CR. */
+static size_t skip_ws(const char *s, size_t len, size_t p)
 {
-        return is_ws_or_nul(c) || c == ',' || c == ']' || c == '}';
+        while (p < len && (s[p] == ' ' || s[p] == '\t' || s[p] == '\n' || s[p] == '\r'))
+                p++;
+        return p;
 }
 
-/* The pass over accepted text s[p..e). */
-static int index_text(JsonIndex *ix, size_t p, size_t e, size_t *cap)
+/* Room for one more token: the array doubled. */
+static __attribute__((noinline)) int grow(Builder *b)
 {
-        const char *s = ix->text;
-        Level stack[JSON_SCAN_DEPTH_MAX + 1];
-        size_t depth = 0, arena = 0;
-        int r;
+        size_t n = b->cap * 2;
+        JsonIndexToken *grown;
 
-        while (p < e) {
-                char c = s[p];
-                JsonIndexType type;
-                JsonIndexRef t;
-                size_t q;
+        if (n > UINT32_MAX)
+                return -E2BIG;
+        grown = reallocarray(b->ix->tokens, n, sizeof *grown);
+        if (!grown)
+                return -ENOMEM;
+        b->ix->tokens = grown;
+        b->cap = n;
+        return 0;
+}
 
-                /* One switch on the byte: punctuation and space move on,
-                 * the first byte of a value tells its type. */
-                switch (c) {
-                case ' ':
-                case '\t':
-                case '\n':
-                case '\r':
-                case '\0': /* the one jansson drops after a number or word */
-                case ':':
-                        p++;
-                        continue;
-                case ',':
-                        if (stack[depth - 1].object)
-                                stack[depth - 1].want_key = true;
-                        p++;
-                        continue;
-                case '}':
-                case ']':
-                        assert(depth > 0);
-                        depth--;
-                        p++;
-                        continue;
-                case '{':
-                        type = JSON_INDEX_OBJECT;
-                        break;
-                case '[':
-                        type = JSON_INDEX_ARRAY;
-                        break;
-                case '"':
-                        type = JSON_INDEX_STRING;
-                        break;
-                case 't':
-                        type = JSON_INDEX_TRUE;
-                        break;
-                case 'f':
-                        type = JSON_INDEX_FALSE;
-                        break;
-                case 'n':
-                        type = JSON_INDEX_NULL;
-                        break;
-                default:
-                        type = JSON_INDEX_INTEGER; /* or real: seen below */
-                        break;
-                }
-                r = add_token(ix, cap, type, &t);
+/* A new last token of `type`. When `linked` (an array's element or an
+ * object's key; an object's value follows its key and is not linked, as
+ * nothing walks from value to value) it is counted in the innermost open
+ * container and linked after that one's last child. Inline, as the
+ * functions below: they run once per token of the text. */
+static inline __attribute__((always_inline)) int add_token(Builder *b, JsonIndexType type,
+                                                           bool linked, JsonIndexRef *ret)
+{
+        JsonIndex *ix = b->ix;
+        JsonIndexRef t;
+
+        if (ix->n_tokens == b->cap) {
+                int r = grow(b);
+
                 if (r < 0)
                         return r;
+        }
+        t = (JsonIndexRef)ix->n_tokens++;
+        ix->tokens[t] = (JsonIndexToken){.type = type};
+        if (linked && b->depth > 0) {
+                Level *l = &b->stack[b->depth - 1];
 
-                /* Link it into its container: keys to keys, elements to
-                 * elements; an object's value follows its key and is not
-                 * linked (nothing walks from value to value). */
-                if (depth > 0) {
-                        Level *l = &stack[depth - 1];
+                if (l->last)
+                        ix->tokens[l->last].next = t;
+                l->last = t;
+                ix->tokens[l->container].size++;
+        }
+        *ret = t;
+        return 0;
+}
 
-                        if (!l->object || l->want_key) {
-                                if (l->last)
-                                        ix->tokens[l->last].next = t;
-                                l->last = t;
-                                ix->tokens[l->container].size++;
+/* The string whose quote is at s[*p]: checked, decoded into the arena
+ * (NUL-terminated), *p moved past it. A string takes at most its bytes in
+ * the text, quotes included, of the arena: the text's length is room for
+ * all of them. */
+static inline __attribute__((always_inline)) int add_string(Builder *b, size_t *p, bool linked)
+{
+        JsonIndex *ix = b->ix;
+        char *out = ix->arena + b->arena;
+        JsonIndexRef t;
+        bool plain;
+        size_t q = json_scan_string_end(b->s, b->len, *p, &plain), n;
+        int r;
+
+        if (q == 0)
+                return -EBADMSG;
+        r = add_token(b, JSON_INDEX_STRING, linked, &t);
+        if (r < 0)
+                return r;
+        if (plain) {
+                n = q - *p - 2;
+                memcpy(out, b->s + *p + 1, n);
+        } else
+                (void)json_scan_string_decode(b->s, b->len, *p, out, &n);
+        ix->tokens[t].at = (uint32_t)b->arena;
+        ix->tokens[t].size = (uint32_t)n;
+        out[n] = '\0';
+        b->arena += n + 1;
+        *p = q;
+        return 0;
+}
+
+/* A number, true, false or null at s[*p]; *p moved past it. */
+static inline __attribute__((always_inline)) int add_scalar(Builder *b, size_t *p, bool linked)
+{
+        const char *s = b->s;
+        JsonIndexType type;
+        JsonIndexRef t;
+        size_t q;
+        int r;
+
+        if (s[*p] == '-' || is_digit(s[*p])) {
+                size_t k = *p + (s[*p] == '-');
+
+                q = json_scan_number_end(s, b->len, *p);
+                /* A fraction or an exponent makes it a real. */
+                while (k < q && is_digit(s[k]))
+                        k++;
+                type = k < q ? JSON_INDEX_REAL : JSON_INDEX_INTEGER;
+        } else {
+                q = json_scan_literal_end(s, b->len, *p);
+                type = s[*p] == 't' ? JSON_INDEX_TRUE
+                       : s[*p] == 'f' ? JSON_INDEX_FALSE
+                                      : JSON_INDEX_NULL;
+        }
+        if (q == 0)
+                return -EBADMSG;
+        r = add_token(b, type, linked, &t);
+        if (r < 0)
+                return r;
+        b->ix->tokens[t].at = (uint32_t)*p;
+        b->ix->tokens[t].size = (uint32_t)(q - *p);
+        /* jansson's lexer reads one byte past a number or a word and puts
+         * it back; a NUL put back is lost. */
+        if (q < b->len && s[q] == '\0')
+                q++;
+        *p = q;
+        return 0;
+}
+
+/* A key at or after s[*p] and its colon; *p moved past the colon. */
+static inline __attribute__((always_inline)) int add_key(Builder *b, size_t *p)
+{
+        size_t q = skip_ws(b->s, b->len, *p);
+        int r;
+
+        if (q >= b->len || b->s[q] != '"')
+                return -EBADMSG;
+        r = add_string(b, &q, true);
+        if (r < 0)
+                return r;
+        q = skip_ws(b->s, b->len, q);
+        if (q >= b->len || b->s[q] != ':')
+                return -EBADMSG;
+        *p = q + 1;
+        return 0;
+}
+
+/* The pass: json_scan_document()'s walk (a top-level object or array,
+ * nothing after it but whitespace), laying out tokens as it goes. */
+static int index_text(Builder *b, unsigned max_depth)
+{
+        const char *s = b->s;
+        size_t len = b->len, p = skip_ws(s, len, 0);
+        int r;
+
+        if (p >= len || (s[p] != '{' && s[p] != '['))
+                return -EBADMSG;
+        for (;;) {
+                bool linked = b->depth > 0 && !b->stack[b->depth - 1].object;
+                char c;
+
+                /* A value at or after s[p]. */
+                p = skip_ws(s, len, p);
+                if (p >= len)
+                        return -EBADMSG;
+                c = s[p];
+                if (c == '{' || c == '[') {
+                        char close = c == '{' ? '}' : ']';
+                        JsonIndexRef t;
+
+                        if (b->depth + 1 > max_depth)
+                                return -EBADMSG;
+                        r = add_token(b, c == '{' ? JSON_INDEX_OBJECT : JSON_INDEX_ARRAY, linked,
+                                      &t);
+                        if (r < 0)
+                                return r;
+                        b->ix->tokens[t].at = (uint32_t)p;
+                        p = skip_ws(s, len, p + 1);
+                        if (p < len && s[p] == close)
+                                p++; /* empty: a complete value */
+                        else {
+                                b->stack[b->depth++] = (Level){.container = t, .object = c == '{'};
+                                if (c == '{') {
+                                        r = add_key(b, &p);
+                                        if (r < 0)
+                                                return r;
+                                }
+                                continue;
                         }
-                        l->want_key = false;
+                } else {
+                        r = c == '"' ? add_string(b, &p, linked) : add_scalar(b, &p, linked);
+                        if (r < 0)
+                                return r;
                 }
 
-                switch (type) {
-                case JSON_INDEX_OBJECT:
-                case JSON_INDEX_ARRAY:
-                        assert(depth < ELEMENTSOF(stack));
-                        ix->tokens[t].at = (uint32_t)p;
-                        stack[depth++] = (Level){.container = t,
-                                                 .object = type == JSON_INDEX_OBJECT,
-                                                 .want_key = type == JSON_INDEX_OBJECT};
+                /* After a value: close what ends here, then the next element. */
+                for (;;) {
+                        const Level *l;
+
+                        if (b->depth == 0)
+                                return skip_ws(s, len, p) == len ? 0 : -EBADMSG;
+                        l = &b->stack[b->depth - 1];
+                        p = skip_ws(s, len, p);
+                        if (p >= len)
+                                return -EBADMSG;
+                        if (s[p] == (l->object ? '}' : ']')) {
+                                p++;
+                                b->depth--;
+                                continue;
+                        }
+                        if (s[p] != ',')
+                                return -EBADMSG;
                         p++;
-                        break;
-                case JSON_INDEX_STRING: {
-                        char *out = ix->arena + arena;
-                        size_t n;
-
-                        /* Most strings (keys, names, numbers as text) have
-                         * no escape: copied while looking for the closing
-                         * quote, without the decoder's calls. An escape
-                         * hands the whole string to the decoder. */
-                        for (q = p + 1; s[q] != '"' && s[q] != '\\'; q++)
-                                *out++ = s[q];
-                        if (s[q] == '"') {
-                                n = q - p - 1;
-                                q++;
-                        } else {
-                                q = json_scan_string_decode(s, e, p, ix->arena + arena, &n);
+                        if (l->object) {
+                                r = add_key(b, &p);
+                                if (r < 0)
+                                        return r;
                         }
-                        ix->tokens[t].at = (uint32_t)arena;
-                        ix->tokens[t].size = (uint32_t)n;
-                        arena += n;
-                        ix->arena[arena++] = '\0';
-                        p = q;
-                        break;
-                }
-                case JSON_INDEX_TRUE:
-                case JSON_INDEX_NULL:
-                        p += 4;
-                        break;
-                case JSON_INDEX_FALSE:
-                        p += 5;
-                        break;
-                default:
-                        /* Validated: a sign, digits, then a fraction or an
-                         * exponent only in a real. */
-                        q = p + (s[p] == '-');
-                        while (q < e && is_digit(s[q]))
-                                q++;
-                        if (q < e && (s[q] == '.' || s[q] == 'e' || s[q] == 'E')) {
-                                ix->tokens[t].type = JSON_INDEX_REAL;
-                                while (q < e && !ends_number(s[q]))
-                                        q++;
-                        }
-                        ix->tokens[t].at = (uint32_t)p;
-                        ix->tokens[t].size = (uint32_t)(q - p);
-                        p = q;
                         break;
                 }
         }
-        assert(depth == 0);
-        return 0;
 }
 
 DEFINE_TRIVIAL_CLEANUP_FUNC(JsonIndex *, json_index_free);
 
-/* Index s[b..e), the value of an accepted document s[0..len). */
-static int build(const char *s, size_t len, size_t b, size_t e, JsonIndex **ret)
+int json_index_build(const char *s, size_t len, unsigned max_depth, JsonIndex **ret)
 {
-        _cleanup_(json_index_freep) JsonIndex *ix = malloc(sizeof *ix);
-        size_t cap = len / BYTES_PER_TOKEN_GUESS + 16;
+        _cleanup_(json_index_freep) JsonIndex *ix = NULL;
+        Builder b;
         int r;
 
+        assert(s || len == 0);
+        assert(ret);
+        assert(max_depth >= 1 && max_depth <= JSON_SCAN_DEPTH_MAX);
+        if (len >= UINT32_MAX)
+                return -E2BIG;
+        ix = malloc(sizeof *ix);
         if (!ix)
                 return -ENOMEM;
-        /* A string decodes to at most its bytes in the text, quotes
-         * included, which leaves room for its NUL. */
+        b = (Builder){.ix = ix, .s = s, .len = len, .cap = len / BYTES_PER_TOKEN_GUESS + 16};
         *ix = (JsonIndex){.text = s,
                           .len = len,
-                          .tokens = reallocarray(NULL, cap, sizeof *ix->tokens),
-                          .arena = malloc(e - b + 1)};
+                          .tokens = reallocarray(NULL, b.cap, sizeof *ix->tokens),
+                          .arena = malloc(len + 1)};
         if (!ix->tokens || !ix->arena)
                 return -ENOMEM;
+        if (len >= PREFAULT_FROM) {
+                prefault_range(ix->tokens, b.cap * sizeof *ix->tokens);
+                prefault_range(ix->arena, len + 1);
+        }
         ix->tokens[0] = (JsonIndexToken){.type = JSON_INDEX_NONE};
         ix->n_tokens = 1;
-        r = index_text(ix, b, e, &cap);
+        r = index_text(&b, max_depth);
         if (r < 0)
                 return r;
         *ret = TAKE_PTR(ix);
         return 0;
-}
-
-int json_index_build(const char *s, size_t len, unsigned max_depth, JsonIndex **ret)
-{
-        size_t b, e;
-
-        assert(s || len == 0);
-        assert(ret);
-        if (len >= UINT32_MAX)
-                return -E2BIG;
-        if (!json_scan_document(s, len, max_depth, &b, &e))
-                return -EBADMSG;
-        return build(s, len, b, e, ret);
-}
-
-int json_index_build_scanned(const char *s, size_t len, JsonIndex **ret)
-{
-        size_t b = 0, e = len;
-
-        assert(s && ret);
-        if (len >= UINT32_MAX)
-                return -E2BIG;
-        /* The value without the whitespace around it, as the scanner gives it. */
-        while (b < e && is_ws_or_nul(s[b]))
-                b++;
-        while (e > b && is_ws_or_nul(s[e - 1]))
-                e--;
-        assert(b < e && (s[b] == '{' || s[b] == '['));
-        return build(s, len, b, e, ret);
 }
 
 void json_index_free(JsonIndex *ix)

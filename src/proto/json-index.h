@@ -4,8 +4,8 @@
  * (`gpukeeper status` at 4,096 processes: 1.5 MB of JSON). jansson's tree
  * costs a malloc per value and a hashtable per object, about 200
  * instructions a byte before the view reads anything. The index is one
- * array of tokens built in one pass over text json-scan.h has accepted (so
- * exactly the texts json_loadb(text, len, 0) takes, within a depth): each
+ * array of tokens built in one pass that also checks the text as json-scan.h
+ * does (so exactly the texts json_loadb(text, len, 0) takes, within a depth): each
  * value is a token (its type, its count of members or elements, a link to
  * the next value in its container), and every string, keys included, is
  * decoded once into a side arena, NUL-terminated (json-scan refuses
@@ -63,18 +63,12 @@ typedef struct JsonIndex {
         char *arena; /* decoded strings, each NUL-terminated */
 } JsonIndex;
 
-/* Index s[0..len), a document json_scan_document(s, len, max_depth) accepts.
- * The text is borrowed (numbers are read from it) and must outlive the
- * index. Returns 0 and *ret, -EBADMSG when the scanner refuses the text
- * (nothing else is then accepted than what jansson takes), -E2BIG when it
- * is 4 GiB or longer, or -ENOMEM. */
+/* Index s[0..len) when it is a document json_scan_document(s, len,
+ * max_depth) accepts, checking it in the same pass (so nothing is accepted
+ * that jansson does not take). The text is borrowed (numbers are read from
+ * it) and must outlive the index. Returns 0 and *ret, -EBADMSG when the
+ * text is refused, -E2BIG when it is 4 GiB or longer, or -ENOMEM. */
 int json_index_build(const char *s, size_t len, unsigned max_depth, JsonIndex **ret);
-
-/* json_index_build() of text the caller knows json_scan_document() has
- * accepted (the client library's gk_client_call_text() hands over only
- * such text): skips the second scan, a third of building. Text that was
- * not accepted is a programmer error (asserts, or an index of nonsense). */
-int json_index_build_scanned(const char *s, size_t len, JsonIndex **ret);
 
 /* Frees ix and what it holds; NULL is fine. */
 void json_index_free(JsonIndex *ix);
@@ -151,6 +145,17 @@ static inline const char *json_index_string(const JsonIndex *ix, JsonIndexRef r,
         if (ret_len)
                 *ret_len = ix->tokens[r].size;
         return ix->arena + ix->tokens[r].at;
+}
+
+/* A number's text as it stands in the document (not NUL-terminated), its
+ * length in *ret_len; NULL when `r` is not a number. */
+static inline const char *json_index_number_text(const JsonIndex *ix, JsonIndexRef r,
+                                                 size_t *ret_len)
+{
+        if (!json_index_is_number(ix, r))
+                return NULL;
+        *ret_len = ix->tokens[r].size;
+        return ix->text + ix->tokens[r].at;
 }
 
 /* Where container `r` (an object or array) starts in the text: its bracket,

@@ -188,6 +188,16 @@ static size_t scan_string(const char *s, size_t len, size_t p)
         return scan_string_part(s, len, p, true);
 }
 
+size_t json_scan_string_end(const char *s, size_t len, size_t p, bool *ret_plain)
+{
+        size_t q = skip_plain(s, len, p + 1);
+
+        /* Most strings (keys, names) hold no escape, control or non-ASCII
+         * byte: the plain run ends at the closing quote. */
+        *ret_plain = q < len && s[q] == '"';
+        return *ret_plain ? q + 1 : scan_string(s, len, p);
+}
+
 /* 2^1024 - 2^970: the least decimal value strtod() rounds to infinity (the
  * midpoint between DBL_MAX and 2^1024 rounds to even, away from DBL_MAX). */
 static const char overflow_digits[] =
@@ -328,6 +338,16 @@ static size_t scan_literal(const char *s, size_t len, size_t p)
         default:
                 return 0;
         }
+}
+
+size_t json_scan_number_end(const char *s, size_t len, size_t p)
+{
+        return scan_number(s, len, p);
+}
+
+size_t json_scan_literal_end(const char *s, size_t len, size_t p)
+{
+        return scan_literal(s, len, p);
 }
 
 /* A key and its colon, at or after s[p]: the byte after the colon, or 0. */

@@ -83,6 +83,16 @@ bool json_scan_keys_equal(const JsonScanMember *a, const JsonScanMember *b);
  * holds no NUL byte: the scanner refuses \u0000, as jansson does. */
 size_t json_scan_string_decode(const char *s, size_t len, size_t p, char *out, size_t *ret_len);
 
+/* The scanner's pieces, for json-index.c, which validates and indexes in
+ * one pass. Each takes the value's first byte at s[p] (p < len) and returns
+ * the byte after it, or 0 where jansson refuses it: a string (its opening
+ * quote at s[p]; *ret_plain says whether its bytes between the quotes are
+ * all ASCII from 0x20 without an escape, so that they are its decoded text), a
+ * number (its sign or first digit), true, false or null. */
+size_t json_scan_string_end(const char *s, size_t len, size_t p, bool *ret_plain);
+size_t json_scan_number_end(const char *s, size_t len, size_t p);
+size_t json_scan_literal_end(const char *s, size_t len, size_t p);
+
 /* Writes s[0..len), a value the scanner accepted (a document's value or a
  * member's value), to `f` as jansson's JSON_INDENT(2) | JSON_PRESERVE_ORDER
  * dump of it (see above for when that holds), without a final newline; the

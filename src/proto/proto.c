@@ -1052,6 +1052,70 @@ int proto_scan_ok_reply(const char *frame, size_t len, uint32_t *ret_id, const c
         return 1;
 }
 
+/* Whether key `k` of an index is the NUL-free string `name`. */
+static bool index_key_is(const JsonIndex *ix, JsonIndexRef k, const char *name)
+{
+        size_t len = 0;
+        const char *s = json_index_string(ix, k, &len);
+
+        return s && len == strlen(name) && memcmp(s, name, len) == 0;
+}
+
+int proto_index_ok_reply(const JsonIndex *ix, uint32_t *ret_id, JsonIndexRef *ret_result)
+{
+        JsonIndexRef root, keys[OK_REPLY_MEMBERS_MAX], v = 0, id = 0, ok = 0, result = 0;
+        const char *text;
+        size_t n = 0, len = 0;
+        uint32_t idv;
+
+        assert(ix);
+        assert(ret_id);
+        assert(ret_result);
+
+        root = json_index_root(ix);
+        if (ix->len > GK_PROTO_MAX_REPLY || !json_index_is_object(ix, root))
+                return 0;
+        /* The members as proto_scan_ok_reply() reads them. */
+        for (JsonIndexRef k = json_index_first(ix, root); k; k = json_index_next(ix, k)) {
+                size_t klen = 0;
+                const char *name = json_index_string(ix, k, &klen);
+
+                for (size_t i = 0; i < n; i++) {
+                        size_t other_len = 0;
+                        const char *other = json_index_string(ix, keys[i], &other_len);
+
+                        if (other_len == klen && memcmp(other, name, klen) == 0)
+                                return 0; /* the parsed path refuses duplicates */
+                }
+                if (index_key_is(ix, k, "event"))
+                        return 0;
+                if (index_key_is(ix, k, "v"))
+                        v = json_index_value(ix, k);
+                else if (index_key_is(ix, k, "id"))
+                        id = json_index_value(ix, k);
+                else if (index_key_is(ix, k, "ok"))
+                        ok = json_index_value(ix, k);
+                else if (index_key_is(ix, k, "result"))
+                        result = json_index_value(ix, k);
+                keys[n] = k;
+                if (++n == ELEMENTSOF(keys))
+                        return 0;
+        }
+        if (!v || !id || !ok || !result)
+                return 0;
+        text = json_index_number_text(ix, v, &len);
+        if (!text || len != 1 || text[0] != '1')
+                return 0;
+        if (!json_index_is_true(ix, ok) || !json_index_is_object(ix, result))
+                return 0;
+        text = json_index_number_text(ix, id, &len);
+        if (!text || !plain_uint32(text, len, &idv))
+                return 0;
+        *ret_id = idv;
+        *ret_result = result;
+        return 1;
+}
+
 static bool ws(char c)
 {
         return c == ' ' || c == '\t' || c == '\n' || c == '\r';

@@ -16,6 +16,7 @@
 
 #include "basic/macro.h"
 #include "gpukeeper/client.h"
+#include "proto/json-index.h"
 
 #define GK_PROTO_VERSION 1
 /* Largest frame payload a client may send (request). */
@@ -269,3 +270,10 @@ void proto_message_done(ProtoMessage *m);
  * json-scan.h); jansson, which writes the daemon's replies, writes none. */
 int proto_scan_ok_reply(const char *frame, size_t len, uint32_t *ret_id, const char **ret_result,
                         size_t *ret_result_len);
+
+/* proto_scan_ok_reply() for a frame already indexed (json_index_build() at
+ * PROTO_MAX_DEPTH, which checked it): 1, the id and the result object's
+ * ref for the same frames, 0 for the others. For the CLI's text views,
+ * which read the result through the index: one pass over the reply instead
+ * of a scan and then an index. */
+int proto_index_ok_reply(const JsonIndex *ix, uint32_t *ret_id, JsonIndexRef *ret_result);

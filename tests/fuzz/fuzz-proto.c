@@ -82,11 +82,40 @@ static void check_scan_ok_reply(const char *frame, size_t len)
         proto_message_done(&m);
 }
 
+/* The CLI's indexed read of an ok reply (proto_index_ok_reply over
+ * json_index_build at PROTO_MAX_DEPTH) takes exactly the frames
+ * proto_scan_ok_reply takes, with the same id and result. */
+static void check_index_ok_reply(const char *frame, size_t len)
+{
+        const char *text = NULL, *at;
+        size_t text_len = 0, left = 0;
+        uint32_t id = 0, index_id;
+        JsonIndex *ix = NULL;
+        JsonIndexRef result;
+        int scanned = proto_scan_ok_reply(frame, len, &id, &text, &text_len), r;
+
+        r = json_index_build(frame, len, PROTO_MAX_DEPTH, &ix);
+        if (r == -ENOMEM)
+                return;
+        if (r < 0) {
+                CHECK(scanned <= 0);
+                return;
+        }
+        r = proto_index_ok_reply(ix, &index_id, &result);
+        CHECK((r > 0) == (scanned > 0));
+        if (r > 0) {
+                at = json_index_container_text(ix, result, &left);
+                CHECK(index_id == id && at == text);
+        }
+        json_index_free(ix);
+}
+
 static void check_message(const char *frame, size_t len)
 {
         ProtoMessage m;
 
         check_scan_ok_reply(frame, len);
+        check_index_ok_reply(frame, len);
         if (proto_parse_message(frame, len, &m) < 0)
                 return;
         if (m.is_event)

@@ -534,6 +534,17 @@ static void test_ok_reply_prefix_and_tail(void **state)
 
                 assert_int_equal(proto_scan_ok_reply(frame, (size_t)n, &id, &res, &res_len),
                                  tails[i].ok);
+                /* And of proto_index_ok_reply() on its index, where it builds. */
+                {
+                        JsonIndex *ix = NULL;
+                        JsonIndexRef ref;
+
+                        if (json_index_build(frame, (size_t)n, PROTO_MAX_DEPTH, &ix) == 0)
+                                assert_int_equal(proto_index_ok_reply(ix, &id, &ref), tails[i].ok);
+                        else
+                                assert_false(tails[i].ok);
+                        json_index_free(ix);
+                }
                 assert_int_equal(proto_ok_reply_tail_ok(tails[i].tail, strlen(tails[i].tail)),
                                  tails[i].ok);
         }
@@ -1153,9 +1164,29 @@ static void test_client_bad_replies(void **state)
         }
 }
 
-/* gk_client_call_text() gives every reply the verdict gk_client_call() gives
- * it: the same return value, error, events and stickiness, and the same
- * result, as text where the reply is plainly ok. */
+/* A fast path's result against gk_client_call()'s `want`: taken (`text`,
+ * the result's JSON, read with jansson's `flags`) exactly when `expected`;
+ * else the tree it returned. */
+static void check_fast_path(size_t i, const char *path, bool expected, const char *text,
+                            size_t len, size_t flags, json_t *tree, json_t *want)
+{
+        if (expected != (text != NULL))
+                fail_msg("case %zu: %s path %s", i, path, text ? "taken" : "not taken");
+        if (text) {
+                json_t *parsed = json_loadb(text, len, flags, NULL);
+
+                assert_null(tree);
+                assert_non_null(parsed);
+                assert_true(json_equal(parsed, want));
+                json_decref(parsed);
+        } else
+                assert_true(json_equal(want, tree));
+}
+
+/* gk_client_call_text() and gk_client_call_index() give every reply the
+ * verdict gk_client_call() gives it: the same return value, error, events
+ * and stickiness, and the same result, as text or an index where the reply
+ * is plainly ok. */
 static void test_client_call_text(void **state)
 {
         static const struct {
@@ -1195,55 +1226,68 @@ static void test_client_call_text(void **state)
         };
 
         for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-                gk_client *c1, *c2;
-                Server *s1 = server_start(&c1), *s2 = server_start(&c2);
-                EventLog log1 = {0}, log2 = {0};
-                gk_call_error e1 = {0}, e2 = {0};
-                json_t *r1 = NULL, *r2 = NULL;
+                gk_client *c1, *c2, *c3;
+                Server *s1 = server_start(&c1), *s2 = server_start(&c2), *s3 = server_start(&c3);
+                EventLog log1 = {0}, log2 = {0}, log3 = {0};
+                gk_call_error e1 = {0}, e2 = {0}, e3 = {0};
+                json_t *r1 = NULL, *r2 = NULL, *r3 = NULL;
                 const char *text = (const char *)&text;
+                JsonIndex *ix = NULL;
+                JsonIndexRef ref = 0;
                 size_t len = 0;
-                int v1, v2;
+                int v1, v2, v3;
 
                 gk_client_set_event_handler(c1, on_event, &log1);
                 gk_client_set_event_handler(c2, on_event, &log2);
+                gk_client_set_event_handler(c3, on_event, &log3);
                 /* An event first, then the case, then a reply for a second call. */
                 server_send(s1, "{\"v\":1,\"event\":\"queue.position\",\"data\":{\"position\":2}}");
                 server_send(s2, "{\"v\":1,\"event\":\"queue.position\",\"data\":{\"position\":2}}");
+                server_send(s3, "{\"v\":1,\"event\":\"queue.position\",\"data\":{\"position\":2}}");
                 server_send(s1, cases[i].reply);
                 server_send(s2, cases[i].reply);
+                server_send(s3, cases[i].reply);
                 server_send(s1, "{\"v\":1,\"id\":2,\"ok\":true,\"result\":{}}");
                 server_send(s2, "{\"v\":1,\"id\":2,\"ok\":true,\"result\":{}}");
+                server_send(s3, "{\"v\":1,\"id\":2,\"ok\":true,\"result\":{}}");
 
                 v1 = gk_client_call(c1, "ping", NULL, &r1, &e1);
                 v2 = gk_client_call_text(c2, "ping", NULL, &text, &len, &r2, &e2);
-                if (v1 != v2)
-                        fail_msg("case %zu: call %d, call_text %d", i, v1, v2);
+                v3 = gk_client_call_index(c3, "ping", NULL, &ix, &ref, &r3, &e3);
+                if (v1 != v2 || v1 != v3)
+                        fail_msg("case %zu: call %d, call_text %d, call_index %d", i, v1, v2, v3);
                 assert_int_equal(log1.n, log2.n);
+                assert_int_equal(log1.n, log3.n);
                 assert_int_equal(e1.code, e2.code);
+                assert_int_equal(e1.code, e3.code);
                 assert_string_equal(e1.message, e2.message);
+                assert_string_equal(e1.message, e3.message);
                 if (v1 == 0) {
-                        if (cases[i].text != (text != NULL))
-                                fail_msg("case %zu: text path %s", i, text ? "taken" : "not taken");
-                        if (text) {
-                                json_t *parsed = json_loadb(text, len, JSON_DECODE_ANY, NULL);
+                        size_t left = 0;
+                        const char *at = ix ? json_index_container_text(ix, ref, &left) : NULL;
 
-                                assert_null(r2);
-                                assert_non_null(parsed);
-                                assert_true(json_equal(parsed, r1));
-                                json_decref(parsed);
-                        } else
-                                assert_true(json_equal(r1, r2));
-                } else
+                        check_fast_path(i, "text", cases[i].text, text, len, JSON_DECODE_ANY, r2, r1);
+                        check_fast_path(i, "index", cases[i].text, at, left, JSON_DISABLE_EOF_CHECK,
+                                        r3, r1);
+                } else {
                         assert_false(cases[i].text);
+                        assert_null(ix);
+                }
+                json_index_free(ix);
                 /* The second call fares the same (sticky errors stay). */
-                assert_int_equal(gk_client_call(c1, "ping", NULL, NULL, NULL),
-                                 gk_client_call_text(c2, "ping", NULL, &text, &len, NULL, NULL));
+                v1 = gk_client_call(c1, "ping", NULL, NULL, NULL);
+                assert_int_equal(v1, gk_client_call_text(c2, "ping", NULL, &text, &len, NULL, NULL));
+                assert_int_equal(v1, gk_client_call_index(c3, "ping", NULL, &ix, &ref, NULL, NULL));
+                json_index_free(ix);
                 json_decref(r1);
                 json_decref(r2);
+                json_decref(r3);
                 gk_client_free(c1);
                 gk_client_free(c2);
+                gk_client_free(c3);
                 server_stop(s1);
                 server_stop(s2);
+                server_stop(s3);
         }
 
         /* The one difference (proto.h): a key twice inside the result. */
