@@ -3,8 +3,10 @@ links only what every subcommand needs, and the subcommands with heavy
 libraries run as helper executables beside it (libexec/gpukeeper/ once
 installed) that it execs with the same command line.
 
-Reads the dynamic section with readelf (binutils, which the C toolchain
-brings) of the binaries the build made; GK_CLI names the command."""
+Reads the program headers and dynamic section with readelf (binutils, which
+the C toolchain brings) of the binaries the build made; GK_CLI names the
+command, GK_CLI_STATIC=1 says the build links it statically (-Dcli_static,
+the default; not under sanitizers)."""
 import os
 import subprocess
 
@@ -12,6 +14,7 @@ import pytest
 
 CLI = os.environ["GK_CLI"]
 HERE = os.path.dirname(CLI)
+STATIC = os.environ.get("GK_CLI_STATIC") == "1"
 
 # What every subcommand needs: JSON for the protocol, and libc. Anything
 # else (libarchive pulls in libxml2, ICU and libstdc++; ncurses; libyaml;
@@ -33,6 +36,28 @@ def needed(path):
 SANITIZER_RUNTIMES = ("libasan.so", "libubsan.so", "liblsan.so", "libtsan.so")
 
 
+def interpreter(path):
+    """The program's PT_INTERP (its dynamic loader), or None."""
+    out = subprocess.run(["readelf", "-l", "-W", path], check=True, capture_output=True,
+                         text=True).stdout
+    for line in out.splitlines():
+        if "Requesting program interpreter:" in line:
+            return line.split(":", 1)[1].strip(" []")
+    return None
+
+
+@pytest.mark.skipif(not STATIC, reason="built with -Dcli_static=false or a sanitizer")
+def test_cli_is_one_static_pie():
+    # No dynamic loader and no shared object at all: nothing to map or
+    # relocate before main(). Still position-independent (ASLR).
+    assert interpreter(CLI) is None
+    assert needed(CLI) == set()
+    header = subprocess.run(["readelf", "-h", CLI], check=True, capture_output=True,
+                            text=True).stdout
+    assert "DYN (" in header, header
+
+
+@pytest.mark.skipif(STATIC, reason="the static command has no DT_NEEDED at all")
 def test_cli_needs_only_the_allowed_libraries():
     libs = {lib for lib in needed(CLI) if not lib.startswith(SANITIZER_RUNTIMES)}
     assert "libc.so.6" in libs
@@ -46,8 +71,19 @@ def test_helpers_carry_the_heavy_libraries(helper, lib):
     assert lib in needed(os.path.join(HERE, helper))
 
 
+def test_nvml_is_loaded_only_by_the_gres_helper():
+    # dlopen() of libnvidia-ml belongs to `slurm gres`, in its helper.
+    def imports_dlopen(path):
+        out = subprocess.run(["nm", "-D", "--undefined-only", path], capture_output=True,
+                             text=True).stdout
+        return "dlopen" in out
+    assert imports_dlopen(os.path.join(HERE, "gpukeeper-slurm-gres"))
+    if not STATIC:
+        assert not imports_dlopen(CLI)
+
+
 @pytest.mark.parametrize("verb,words", [("env", "backup"), ("kernel", "kernel"),
-                                        ("top", "top"), ("user", "remove")])
+                                        ("top", "top"), ("user", "remove"), ("slurm", "gres")])
 def test_help_of_a_helper_verb(verb, words):
     for argv in ([CLI, "help", verb], [CLI, verb, "--help"]):
         p = subprocess.run(argv, capture_output=True, text=True, timeout=30)
