@@ -1,7 +1,9 @@
 /* json_dumps(JSON_COMPACT) without jansson's dump; see json-dump.h. Every
  * rule below is jansson 2.14's (dump.c, strconv.c), and test-json-dump
- * compares the two on generated trees. */
+ * compares the two on generated trees, with and without JSON_SORT_KEYS. */
 #include "proto/json-dump.h"
+
+#include "basic/macro.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -10,10 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-typedef struct Out {
-        char *buf;
-        size_t len, cap;
-} Out;
+typedef JsonOut Out;
 
 static int reserve(Out *o, size_t n)
 {
@@ -127,7 +126,53 @@ static int put_real(Out *o, double v)
         return put(o, b, len);
 }
 
-static int dump_value(Out *o, const json_t *v, unsigned depth)
+/* jansson's compare_keys: bytes, then the shorter first. Keys of one
+ * object are never equal, so qsort's order is the only one. */
+typedef struct Key {
+        const char *key;
+        size_t len;
+        const json_t *value;
+} Key;
+
+static int compare_keys(const void *a, const void *b)
+{
+        const Key *x = a, *y = b;
+        int r = memcmp(x->key, y->key, x->len < y->len ? x->len : y->len);
+
+        return r ? r : (x->len > y->len) - (x->len < y->len);
+}
+
+static int dump_value(Out *o, const json_t *v, unsigned depth, bool sort);
+
+/* An object's members in key order (JSON_SORT_KEYS). */
+static int dump_sorted(Out *o, const json_t *v, unsigned depth)
+{
+        Key small[16], *keys = small;
+        size_t n = json_object_size(v), i = 0;
+        int r = 0;
+
+        if (n > sizeof small / sizeof small[0]) {
+                keys = malloc(n * sizeof *keys);
+                if (!keys)
+                        return -ENOMEM;
+        }
+        for (void *it = json_object_iter((json_t *)v); it && i < n;
+             it = json_object_iter_next((json_t *)v, it), i++)
+                keys[i] = (Key){json_object_iter_key(it), json_object_iter_key_len(it),
+                                json_object_iter_value(it)};
+        qsort(keys, i, sizeof *keys, compare_keys);
+        for (size_t k = 0; k < i; k++)
+                if ((k && (r = put(o, ",", 1)) < 0) ||
+                    (r = put_string(o, keys[k].key, keys[k].len)) < 0 ||
+                    (r = put(o, ":", 1)) < 0 ||
+                    (r = dump_value(o, keys[k].value, depth + 1, true)) < 0)
+                        break;
+        if (keys != small)
+                free(keys);
+        return r;
+}
+
+static int dump_value(Out *o, const json_t *v, unsigned depth, bool sort)
 {
         char num[32];
         int r, n;
@@ -153,7 +198,7 @@ static int dump_value(Out *o, const json_t *v, unsigned depth)
                         return r;
                 for (size_t i = 0; i < json_array_size(v); i++)
                         if ((i && (r = put(o, ",", 1)) < 0) ||
-                            (r = dump_value(o, json_array_get(v, i), depth + 1)) < 0)
+                            (r = dump_value(o, json_array_get(v, i), depth + 1, sort)) < 0)
                                 return r;
                 return put(o, "]", 1);
         case JSON_OBJECT: {
@@ -163,6 +208,11 @@ static int dump_value(Out *o, const json_t *v, unsigned depth)
                         return -EOPNOTSUPP;
                 if ((r = put(o, "{", 1)) < 0)
                         return r;
+                if (sort) {
+                        if ((r = dump_sorted(o, v, depth)) < 0)
+                                return r;
+                        return put(o, "}", 1);
+                }
                 /* Insertion order, as jansson's dump without JSON_SORT_KEYS. */
                 for (void *it = json_object_iter((json_t *)v); it;
                      it = json_object_iter_next((json_t *)v, it)) {
@@ -170,7 +220,7 @@ static int dump_value(Out *o, const json_t *v, unsigned depth)
                             (r = put_string(o, json_object_iter_key(it),
                                             json_object_iter_key_len(it))) < 0 ||
                             (r = put(o, ":", 1)) < 0 ||
-                            (r = dump_value(o, json_object_iter_value(it), depth + 1)) < 0)
+                            (r = dump_value(o, json_object_iter_value(it), depth + 1, false)) < 0)
                                 return r;
                         first = false;
                 }
@@ -180,14 +230,14 @@ static int dump_value(Out *o, const json_t *v, unsigned depth)
         return -EOPNOTSUPP;
 }
 
-int json_dump_compact(const json_t *v, char **ret, size_t *ret_len)
+static int dump(const json_t *v, bool sort, char **ret, size_t *ret_len)
 {
         Out o = {0};
         int r;
 
         if (!json_is_object(v) && !json_is_array(v))
                 return -EOPNOTSUPP;
-        r = dump_value(&o, v, 0);
+        r = dump_value(&o, v, 0, sort);
         if (r >= 0)
                 r = reserve(&o, 1);
         if (r < 0) {
@@ -198,4 +248,61 @@ int json_dump_compact(const json_t *v, char **ret, size_t *ret_len)
         *ret = o.buf;
         *ret_len = o.len;
         return 0;
+}
+
+int json_dump_compact(const json_t *v, char **ret, size_t *ret_len)
+{
+        return dump(v, false, ret, ret_len);
+}
+
+int json_dump_compact_sorted(const json_t *v, char **ret, size_t *ret_len)
+{
+        return dump(v, true, ret, ret_len);
+}
+
+int json_out_raw(JsonOut *o, const char *s, size_t n)
+{
+        return put(o, s, n);
+}
+
+int json_out_string(JsonOut *o, const char *s, size_t n)
+{
+        return put_string(o, s, n);
+}
+
+int json_out_integer(JsonOut *o, json_int_t v)
+{
+        char num[32];
+        int n = snprintf(num, sizeof num, "%" JSON_INTEGER_FORMAT, v);
+
+        return put(o, num, (size_t)n);
+}
+
+int json_out_real(JsonOut *o, double v)
+{
+        return put_real(o, v);
+}
+
+int json_out_value(JsonOut *o, const json_t *v)
+{
+        return dump_value(o, v, 0, false);
+}
+
+int json_out_finish(JsonOut *o, char **ret, size_t *ret_len)
+{
+        int r = reserve(o, 1);
+
+        if (r < 0)
+                return r;
+        o->buf[o->len] = '\0';
+        *ret_len = o->len;
+        *ret = TAKE_PTR(o->buf);
+        *o = (JsonOut){0};
+        return 0;
+}
+
+void json_out_done(JsonOut *o)
+{
+        free(o->buf);
+        *o = (JsonOut){0};
 }
