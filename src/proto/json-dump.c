@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <math.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -91,12 +92,107 @@ static int put_string(Out *o, const char *s, size_t n)
         return 0;
 }
 
+typedef unsigned __int128 u128;
+
+/* 10^i and 5^i as 128-bit integers (10^38 is the largest below 2^128). */
+static u128 pow10_128(unsigned i)
+{
+        u128 p = 1;
+
+        while (i--)
+                p *= 10;
+        return p;
+}
+
+/* snprintf(b, 64, "%.17g", v) for a v whose exact decimal value is cheap to
+ * have: zero, or v = m * 2^e with -32 <= e <= 10 (m < 2^53), so that m *
+ * 5^-e fits in 128 bits, and printed without an exponent (1e-4 <= |v| <
+ * 1e17). Wall-clock seconds (a lease's created_at, 1.7e9 with 22 binary
+ * places) are such values; glibc's printf reads them through its
+ * multi-precision code, ~4.5 k instructions each. The digits are the exact
+ * value rounded to 17 significant ones, half to even as glibc rounds (an
+ * exact half is declined anyway), trailing zeros of the fraction and a
+ * bare point dropped, as %g does. Returns the length, or -1 for every
+ * other value (snprintf does those). */
+static int fast_g17(double v, char b[static 64])
+{
+        static const uint64_t e17 = UINT64_C(100000000000000000);
+        bool neg = signbit(v);
+        double a = fabs(v);
+        char dig[17];
+        uint64_t m, q;
+        int exp, e, k, d = 1, x, nd = 17, n = 0;
+        u128 big;
+
+        if (a == 0) {
+                memcpy(b, neg ? "-0" : "0", neg ? 3 : 2);
+                return neg ? 2 : 1;
+        }
+        if (!isfinite(a) || a < 1e-4 || a >= 1e17)
+                return -1;
+        m = (uint64_t)ldexp(frexp(a, &exp), 53);
+        e = exp - 53;
+        while (e < 0 && !(m & 1)) {
+                m >>= 1;
+                e++;
+        }
+        if (e < -32 || e > 10)
+                return -1;
+        k = e < 0 ? -e : 0;
+        /* a = big / 10^k exactly. */
+        big = e < 0 ? (u128)m * (pow10_128((unsigned)k) >> k) : (u128)m << e;
+        for (u128 p = 10; d < 39 && big >= p; p *= 10)
+                d++;
+        x = d - 1 - k; /* a = 0.d... * 10^(x + 1) */
+        if (d > 17) {
+                u128 div = pow10_128((unsigned)(d - 17)), rem = big % div;
+
+                q = (uint64_t)(big / div);
+                if (rem == div / 2)
+                        return -1;
+                if (rem > div / 2 && ++q == e17) {
+                        q = e17 / 10;
+                        x++;
+                }
+        } else
+                q = (uint64_t)big * (uint64_t)pow10_128((unsigned)(17 - d));
+        if (x < -4 || x >= 17)
+                return -1;
+        for (int i = 16; i >= 0; i--, q /= 10)
+                dig[i] = (char)('0' + q % 10);
+        while (nd > 1 && dig[nd - 1] == '0')
+                nd--;
+        if (neg)
+                b[n++] = '-';
+        if (x >= 0) {
+                memcpy(b + n, dig, (size_t)x + 1);
+                n += x + 1;
+                if (nd > x + 1) {
+                        b[n++] = '.';
+                        memcpy(b + n, dig + x + 1, (size_t)(nd - x - 1));
+                        n += nd - x - 1;
+                }
+        } else {
+                b[n++] = '0';
+                b[n++] = '.';
+                for (int i = 0; i < -x - 1; i++)
+                        b[n++] = '0';
+                memcpy(b + n, dig, (size_t)nd);
+                n += nd;
+        }
+        b[n] = '\0';
+        return n;
+}
+
 /* jansson's jsonp_dtostr with its default precision (17). */
 static int put_real(Out *o, double v)
 {
         char b[64], *e;
-        int n = snprintf(b, sizeof b, "%.17g", v);
+        int n = fast_g17(v, b);
         size_t len;
+
+        if (n < 0)
+                n = snprintf(b, sizeof b, "%.17g", v);
 
         if (n < 0 || (size_t)n >= sizeof b - 3)
                 return -EOPNOTSUPP;

@@ -176,11 +176,74 @@ static void test_random_trees(void **state)
         }
 }
 
+/* One real through json_out_real() and through jansson's dump. */
+static void same_real(double v)
+{
+        JsonOut o = {0};
+        json_t *j = json_real(v);
+        char *theirs = json_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY), *mine;
+        size_t len;
+
+        assert_non_null(theirs);
+        assert_int_equal(json_out_real(&o, v), 0);
+        assert_int_equal(json_out_finish(&o, &mine, &len), 0);
+        if (strcmp(mine, theirs) != 0)
+                fail_msg("%a: json_out_real wrote %s, jansson %s", v, mine, theirs);
+        free(mine);
+        free(theirs);
+        json_decref(j);
+}
+
+/* Reals, which json-dump formats itself where their exact value is cheap
+ * to have (wall-clock seconds above all) and through snprintf otherwise:
+ * the same text as jansson's either way. */
+static void test_reals(void **state)
+{
+        static const double fixed[] = {0.0, -0.0, 1.0, -1.0, 0.5, 100.0, 1e-4, 9.9999999999999e-5,
+                                       1e16, 1e17, 99999999999999999.0, 9.999999999999999e16,
+                                       0.1, 0.3, 2.5, 1765000000.25, 1765000000.123456,
+                                       4503599627370496.5, 1.5e-3, 123.456};
+        uint64_t seed = 0x6a09e667f3bcc909u;
+
+        for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++) {
+                same_real(fixed[i]);
+                same_real(-fixed[i]);
+        }
+        for (int i = 0; i < 200000; i++) {
+                uint64_t r = next(&seed), bits = next(&seed);
+                double d;
+
+                switch (r % 5) {
+                case 0: /* a wall-clock time in µs, as seconds */
+                        d = (double)(UINT64_C(1700000000000000) + bits % (UINT64_C(1) << 44)) /
+                            1e6;
+                        break;
+                case 1: /* any µs count */
+                        d = (double)(bits >> (r >> 8) % 64) / 1e6;
+                        break;
+                case 2: /* a few binary places: exact halves, quarters, ... */
+                        d = ldexp((double)(bits >> 11), -(int)((r >> 8) % 60));
+                        break;
+                case 3: /* near a power of ten */
+                        d = pow(10.0, (double)((int)((r >> 8) % 24) - 5)) *
+                            (1.0 + ((double)(bits % 2001) - 1000.0) * 1e-16);
+                        break;
+                default:
+                        memcpy(&d, &bits, sizeof d);
+                        if (!isfinite(d))
+                                continue;
+                        break;
+                }
+                same_real(r & (1u << 20) ? -d : d);
+        }
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_cases),
                 cmocka_unit_test(test_random_trees),
+                cmocka_unit_test(test_reals),
         };
 
         return cmocka_run_group_tests(tests, NULL, NULL);
