@@ -370,12 +370,18 @@ json_t *json_index_to_json(const JsonIndex *ix, JsonIndexRef r)
                 for (JsonIndexRef k = json_index_first(ix, r); v && k; k = json_index_next(ix, k)) {
                         json_t *m;
 
-                        if (!(s = json_index_string(ix, k, &n)) || json_object_getn(v, s, n) ||
+                        if (!(s = json_index_string(ix, k, &n)) ||
                             !(m = json_index_to_json(ix, json_index_value(ix, k))) ||
                             json_object_setn_new_nocheck(v, s, n, m) < 0) {
                                 json_decref(v);
                                 return NULL;
                         }
+                }
+                /* A key given twice replaced its first value: fewer members
+                 * than keys (one count instead of a lookup per key). */
+                if (v && json_object_size(v) != json_index_size(ix, r)) {
+                        json_decref(v);
+                        return NULL;
                 }
                 return v;
         case JSON_INDEX_ARRAY:
