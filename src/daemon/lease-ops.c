@@ -16,6 +16,7 @@
 #include "daemon/idle.h"
 #include "daemon/leases.h"
 #include "daemon/refusals.h"
+#include "proto/json-dump.h"
 
 #define MAX_DURATION_SEC (UINT64_C(366) * 24 * 3600)
 
@@ -304,6 +305,21 @@ static void audit_refusal(Daemon *d, const Peer *peer, const char *action, const
         refusals_audit(d, peer->uid, action, subject, why);
 }
 
+/* The request as the grant's audit row holds it: the text of
+ * json_dumps(args, JSON_COMPACT | JSON_SORT_KEYS), through json-dump's
+ * writer (~2 k instructions against jansson's ~9.5 k for an acquire's
+ * arguments), jansson's dump for what the writer declines. NULL when out
+ * of memory (or, as json_dumps, for no arguments). */
+static char *request_text(const json_t *args)
+{
+        char *text;
+        size_t len;
+
+        if (args && json_dump_compact_sorted(args, &text, &len) == 0)
+                return text;
+        return json_dumps(args, JSON_COMPACT | JSON_SORT_KEYS);
+}
+
 int lease_op_acquire(Daemon *d, const RequestCall *call, json_t *args, json_t **ret_result,
                      gk_call_error *ret_error)
 {
@@ -385,7 +401,7 @@ int lease_op_acquire(Daemon *d, const RequestCall *call, json_t *args, json_t **
                 }
         }
         if ((command && !(e->command = strdup(command))) ||
-            !(e->request_json = json_dumps(args, JSON_COMPACT | JSON_SORT_KEYS))) {
+            !(e->request_json = request_text(args))) {
                 r = -ENOMEM;
                 goto fail;
         }

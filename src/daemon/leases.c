@@ -498,27 +498,38 @@ static const GpuDevice *snapshot_gpu(const Daemon *d, const char *gpu_uuid)
         return d->snapshot ? gpu_snapshot_find_device(d->snapshot, gpu_uuid) : NULL;
 }
 
-/* "0-3,8": the CPUs of NVML's affinity mask of `g`, as a cpulist. */
-static json_t *cpus_json(const GpuDevice *g)
+/* "0-3,8": the CPUs of NVML's affinity mask of `g`, as a cpulist, in
+ * buf[0..size); its length, or -1 where the lease's JSON has null (no
+ * GPU, no mask, or a list that does not fit). */
+static int cpus_text(const GpuDevice *g, char *buf, size_t size)
 {
         const size_t bits = sizeof g->cpus[0] * 8, n = GPU_NVML_CPUSET_WORDS * bits;
-        char buf[GPU_NVML_CPUSET_WORDS * 64 * 6];
         size_t o = 0;
 
         if (!g || !g->has_cpus)
-                return json_null();
-        for (size_t c = 0; c < n && o < sizeof buf; c++) {
+                return -1;
+        buf[0] = '\0';
+        for (size_t c = 0; c < n && o < size; c++) {
                 size_t end = c;
 
                 if (!(g->cpus[c / bits] >> (c % bits) & 1))
                         continue;
                 while (end + 1 < n && g->cpus[(end + 1) / bits] >> ((end + 1) % bits) & 1)
                         end++;
-                o += (size_t)snprintf(buf + o, sizeof buf - o, end > c ? "%s%zu-%zu" : "%s%zu",
+                o += (size_t)snprintf(buf + o, size - o, end > c ? "%s%zu-%zu" : "%s%zu",
                                       o ? "," : "", c, end);
                 c = end;
         }
-        return o < sizeof buf ? json_string(buf) : json_null();
+        return o < size ? (int)o : -1;
+}
+
+#define CPUS_TEXT_MAX (GPU_NVML_CPUSET_WORDS * 64 * 6)
+
+static json_t *cpus_json(const GpuDevice *g)
+{
+        char buf[CPUS_TEXT_MAX];
+
+        return cpus_text(g, buf, sizeof buf) >= 0 ? json_string(buf) : json_null();
 }
 
 static json_t *lease_device_json(const Daemon *d, const LeaseDevice *dev)
@@ -536,24 +547,33 @@ static json_t *usec_to_json(uint64_t usec)
         return usec ? json_real((double)usec / USEC_PER_SEC) : json_null();
 }
 
+#define VISIBLE_MAX (LEASE_MAX_DEVICES * LEASE_UUID_MAX)
+
+/* CUDA_VISIBLE_DEVICES of `l`: its device UUIDs, comma-separated. */
+static void lease_visible(const Lease *l, char visible[static VISIBLE_MAX])
+{
+        size_t n = 0;
+
+        visible[0] = '\0';
+        for (size_t i = 0; i < l->rec.n_devices && n < VISIBLE_MAX; i++)
+                n += (size_t)snprintf(visible + n, VISIBLE_MAX - n, "%s%s", i ? "," : "",
+                                      l->rec.devices[i].uuid);
+}
+
 json_t *lease_to_json(const Daemon *d, const Lease *l)
 {
-        char visible[LEASE_MAX_DEVICES * LEASE_UUID_MAX] = "";
+        char visible[VISIBLE_MAX];
         json_t *devices = json_array(), *o;
         const char *user;
-        size_t n = 0;
 
         if (!devices)
                 return NULL;
-        for (size_t i = 0; i < l->rec.n_devices; i++) {
+        for (size_t i = 0; i < l->rec.n_devices; i++)
                 if (json_array_append_new(devices, lease_device_json(d, &l->rec.devices[i])) < 0) {
                         json_decref(devices);
                         return NULL;
                 }
-                if (n < sizeof visible)
-                        n += (size_t)snprintf(visible + n, sizeof visible - n, "%s%s",
-                                              i ? "," : "", l->rec.devices[i].uuid);
-        }
+        lease_visible(l, visible);
         user = daemon_user_name(d, l->rec.uid);
         o = json_pack("{s:I, s:I, s:o, s:s, s:s, s:o, s:s, s:o, s:o, s:n, s:n, s:o, s:o, s:b, "
                          "s:b, s:b, s:f, s:o}",
@@ -577,6 +597,101 @@ json_t *lease_to_json(const Daemon *d, const Lease *l)
                 return NULL;
         }
         return o;
+}
+
+/* The writer of lease_reply_text() below: lease_to_json()'s members in its
+ * order, each value as json-dump writes the one lease_to_json() builds.
+ * Keep the two in step; test-lease-json compares them. */
+#define OUT_RAW(o, text) json_out_raw((o), (text), sizeof(text) - 1)
+
+static int out_text(JsonOut *o, const char *s)
+{
+        return s ? json_out_string(o, s, strlen(s)) : OUT_RAW(o, "null");
+}
+
+static int out_usec(JsonOut *o, uint64_t usec)
+{
+        return usec ? json_out_real(o, (double)usec / USEC_PER_SEC) : OUT_RAW(o, "null");
+}
+
+static int out_bool(JsonOut *o, bool b)
+{
+        return b ? OUT_RAW(o, "true") : OUT_RAW(o, "false");
+}
+
+static int lease_device_write(const Daemon *d, const LeaseDevice *dev, JsonOut *o)
+{
+        const GpuDevice *g = snapshot_gpu(d, dev->gpu_uuid);
+        char cpus[CPUS_TEXT_MAX];
+        int r, n = cpus_text(g, cpus, sizeof cpus);
+
+        if ((r = OUT_RAW(o, "{\"uuid\":")) < 0 || (r = out_text(o, dev->uuid)) < 0 ||
+            (r = OUT_RAW(o, ",\"gpu_uuid\":")) < 0 || (r = out_text(o, dev->gpu_uuid)) < 0 ||
+            (r = OUT_RAW(o, ",\"gpu_index\":")) < 0 ||
+            (r = g ? json_out_integer(o, g->index) : OUT_RAW(o, "null")) < 0 ||
+            (r = OUT_RAW(o, ",\"profile\":")) < 0 ||
+            (r = out_text(o, dev->profile[0] ? dev->profile : NULL)) < 0 ||
+            (r = OUT_RAW(o, ",\"cpus\":")) < 0 ||
+            (r = n >= 0 ? json_out_string(o, cpus, (size_t)n) : OUT_RAW(o, "null")) < 0)
+                return r;
+        return OUT_RAW(o, "}");
+}
+
+static int lease_write(const Daemon *d, const Lease *l, JsonOut *o)
+{
+        char visible[VISIBLE_MAX];
+        int r;
+
+        if ((r = OUT_RAW(o, "{\"id\":")) < 0 || (r = json_out_integer(o, l->rec.id)) < 0 ||
+            (r = OUT_RAW(o, ",\"uid\":")) < 0 || (r = json_out_integer(o, l->rec.uid)) < 0 ||
+            (r = OUT_RAW(o, ",\"user\":")) < 0 ||
+            (r = out_text(o, daemon_user_name(d, l->rec.uid))) < 0 ||
+            (r = OUT_RAW(o, ",\"kind\":")) < 0 ||
+            (r = out_text(o, lease_kind_to_string(l->rec.kind))) < 0 ||
+            (r = OUT_RAW(o, ",\"state\":\"active\",\"devices\":[")) < 0)
+                return r;
+        for (size_t i = 0; i < l->rec.n_devices; i++)
+                if ((i && (r = OUT_RAW(o, ",")) < 0) ||
+                    (r = lease_device_write(d, &l->rec.devices[i], o)) < 0)
+                        return r;
+        lease_visible(l, visible);
+        if ((r = OUT_RAW(o, "],\"cuda_visible_devices\":")) < 0 ||
+            (r = out_text(o, visible)) < 0 || (r = OUT_RAW(o, ",\"created_at\":")) < 0 ||
+            (r = out_usec(o, l->rec.created_usec)) < 0 ||
+            (r = OUT_RAW(o, ",\"expires_at\":")) < 0 ||
+            (r = out_usec(o, l->rec.expires_usec)) < 0 ||
+            (r = OUT_RAW(o, ",\"released_at\":null,\"release_reason\":null,\"pid\":")) < 0 ||
+            (r = l->rec.client_pid > 0 ? json_out_integer(o, l->rec.client_pid)
+                                       : OUT_RAW(o, "null")) < 0 ||
+            (r = OUT_RAW(o, ",\"command\":")) < 0 || (r = out_text(o, l->rec.command)) < 0 ||
+            (r = OUT_RAW(o, ",\"attached\":")) < 0 || (r = out_bool(o, l->conn_id != 0)) < 0 ||
+            (r = OUT_RAW(o, ",\"idle_warned\":")) < 0 ||
+            (r = out_bool(o, l->idle.warned_usec != 0)) < 0 ||
+            (r = OUT_RAW(o, ",\"idle_flagged\":")) < 0 || (r = out_bool(o, l->idle.flagged)) < 0 ||
+            (r = OUT_RAW(o, ",\"idle_device_seconds\":")) < 0 ||
+            (r = json_out_real(o, (double)l->rec.idle_device_usec / USEC_PER_SEC)) < 0 ||
+            (r = OUT_RAW(o, ",\"slurm_job_id\":")) < 0 ||
+            (r = l->rec.kind == LEASE_SLURM ? json_out_integer(o, (json_int_t)l->rec.slurm_job_id)
+                                            : OUT_RAW(o, "null")) < 0 ||
+            (r = share_ops_lease_write(d, l, o)) < 0)
+                return r;
+        return OUT_RAW(o, "}");
+}
+
+int lease_reply_text(const Daemon *d, const Lease *l, uint32_t id, char **ret, size_t *ret_len)
+{
+        char prefix[PROTO_OK_PREFIX_MAX];
+        size_t n = proto_ok_reply_prefix(id, prefix);
+        JsonOut o = {0};
+        int r;
+
+        if ((r = json_out_raw(&o, prefix, n)) < 0 || (r = OUT_RAW(&o, "{\"lease\":")) < 0 ||
+            (r = lease_write(d, l, &o)) < 0 || (r = OUT_RAW(&o, "}}")) < 0 ||
+            (r = json_out_finish(&o, ret, ret_len)) < 0) {
+                json_out_done(&o);
+                return r;
+        }
+        return 0;
 }
 
 /* "2 GPUs", "1× 3g.40gb, 2× 1g.10gb", "GPU-…,MIG-…". */
@@ -809,6 +924,21 @@ static int send_to(Daemon *d, uint64_t conn_id, json_t *msg)
         return 0;
 }
 
+/* The reply to a granted acquire, as text (lease_reply_text) or, where
+ * that declines, built as a tree; send_to's answer. */
+static int send_grant(Daemon *d, uint64_t conn_id, uint32_t msg_id, const Lease *l)
+{
+        _cleanup_free_ char *text = NULL;
+        size_t len;
+
+        if (!d->server)
+                return 0; /* send_to() drops it (unit tests) */
+        if (lease_reply_text(d, l, msg_id, &text, &len) == 0)
+                return server_send_text(d->server, conn_id, text, len);
+        return send_to(d, conn_id,
+                       proto_reply_ok(msg_id, json_pack("{s:o}", "lease", lease_to_json(d, l))));
+}
+
 /* Turn a GRANT into a lease: store transaction, memory, reply. Returns
  * -EBUSY, with the request still queued and nothing written, when another
  * program holds a lock on the database; 0 otherwise (the request has its
@@ -881,8 +1011,7 @@ static int grant(Daemon *d, QueueEntry *e, const PolicyDevice *devs, const Polic
         strict_lease_granted(d, l);
         /* Per-user limits: per_gpu grows; a run's client goes under them. */
         limits_ops_user_changed(d, l->rec.uid, l->rec.kind == LEASE_RUN ? l->rec.client_pid : 0);
-        r = send_to(d, conn_id,
-                    proto_reply_ok(msg_id, json_pack("{s:o}", "lease", lease_to_json(d, l))));
+        r = send_grant(d, conn_id, msg_id, l);
         /* The log line (one write to stderr) after the reply, off the
          * client's round trip; the audit row committed above is the durable
          * record. */

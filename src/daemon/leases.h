@@ -180,6 +180,15 @@ bool leases_is_drained(const Daemon *d, const char *uuid, const char *gpu_uuid);
 
 /* JSON of a lease (keys in docs/protocol.md) and of the queue. NULL on OOM. */
 json_t *lease_to_json(const Daemon *d, const Lease *l);
+/* The reply to a granted acquire, {"v":1,"id":ID,"ok":true,"result":{"lease":
+ * …}}, byte for byte as proto_dump() writes proto_reply_ok(id, {"lease":
+ * lease_to_json(d, l)}), written as text without the tree (issue 16,
+ * sixth pass: the tree and its dump were ~70 k instructions of an
+ * acquire's ~215 k in the daemon). *ret is malloc'd, NUL-terminated.
+ * Returns 0, -ENOMEM, or -EOPNOTSUPP where the text is jansson's to write
+ * (a string with a byte above 0x7F, e.g. a user name or command outside
+ * ASCII: json-dump.h); the caller then builds the tree. */
+int lease_reply_text(const Daemon *d, const Lease *l, uint32_t id, char **ret, size_t *ret_len);
 json_t *leases_queue_to_json(const Daemon *d);
 
 /* The allocatable devices of the latest snapshot as allocator input: whole

@@ -820,18 +820,19 @@ fail:
         return r;
 }
 
-int server_send(Server *s, uint64_t conn_id, json_t *msg)
+static Connection *server_connection(Server *s, uint64_t conn_id)
 {
         Connection *c = s->connections;
-        int r;
 
         while (c && c->peer.conn_id != conn_id)
                 c = c->next;
-        if (!c || c->failed) {
-                json_decref(msg);
-                return -ENOENT;
-        }
-        r = connection_send(c, msg);
+        return c && !c->failed ? c : NULL;
+}
+
+/* After a message was queued on `c` (r: how that went), as server_send()
+ * says. */
+static int server_sent(Connection *c, int r)
+{
         if (r >= 0)
                 r = proto_outbuf_flush(&c->out, c->fd);
         if (r >= 0)
@@ -842,6 +843,28 @@ int server_send(Server *s, uint64_t conn_id, json_t *msg)
                 (void)sd_event_source_set_io_events(c->io, EPOLLOUT);
         }
         return r < 0 ? r : 0;
+}
+
+int server_send(Server *s, uint64_t conn_id, json_t *msg)
+{
+        Connection *c = server_connection(s, conn_id);
+
+        if (!c) {
+                json_decref(msg);
+                return -ENOENT;
+        }
+        return server_sent(c, connection_send(c, msg));
+}
+
+int server_send_text(Server *s, uint64_t conn_id, const char *json, size_t len)
+{
+        Connection *c = server_connection(s, conn_id);
+
+        if (!c)
+                return -ENOENT;
+        /* proto_dump()'s limit and the queue's, as for a built reply. */
+        return server_sent(c, connection_sent(c, proto_outbuf_append(&c->out, json, len,
+                                                                     GK_PROTO_MAX_REPLY)));
 }
 
 void server_free(Server *s)

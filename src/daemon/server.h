@@ -59,3 +59,6 @@ void server_free(Server *s);
  * inside that connection's own handler): a connection that cannot take the
  * message is closed from the event loop instead. */
 int server_send(Server *s, uint64_t conn_id, json_t *msg);
+/* The same for a message already written as JSON text (`len` bytes, as
+ * proto_dump() would write it; borrowed): leases.c's acquire reply. */
+int server_send_text(Server *s, uint64_t conn_id, const char *json, size_t len);

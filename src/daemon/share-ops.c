@@ -70,22 +70,29 @@ uint64_t share_ops_group_budget(const Daemon *d, const Lease *l)
         return sum;
 }
 
-json_t *share_ops_env(const Daemon *d, const Lease *l)
+/* GPUKEEPER_MEMORY_BUDGET and GPUKEEPER_MEMORY_FRACTION of shared lease `l`. */
+static void share_numbers(const Daemon *d, const Lease *l, char budget[static 32],
+                          char fraction[static 16])
 {
-        const GpuDevice *g;
-        char budget[32], fraction[16];
+        const GpuDevice *g = gpu_of(d, l->rec.devices[0].uuid);
         double f = 1.0;
 
-        if (!is_shared(l))
-                return json_object();
-        g = gpu_of(d, l->rec.devices[0].uuid);
         if (g && g->memory_total_bytes != GPU_VALUE_UNKNOWN && g->memory_total_bytes > 0)
                 f = (double)l->rec.share_bytes / (double)g->memory_total_bytes;
         /* Rounded down to 3 decimals: a framework that takes the fraction of
          * the total stays at or under the budget. */
         f = f > 1.0 ? 1.0 : (double)(uint64_t)(f * 1000.0) / 1000.0;
-        snprintf(budget, sizeof budget, "%" PRIu64, l->rec.share_bytes);
-        snprintf(fraction, sizeof fraction, "%.3f", f);
+        snprintf(budget, 32, "%" PRIu64, l->rec.share_bytes);
+        snprintf(fraction, 16, "%.3f", f);
+}
+
+json_t *share_ops_env(const Daemon *d, const Lease *l)
+{
+        char budget[32], fraction[16];
+
+        if (!is_shared(l))
+                return json_object();
+        share_numbers(d, l, budget, fraction);
         return json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "PYTORCH_CUDA_ALLOC_CONF",
                          "expandable_segments:True", "TF_FORCE_GPU_ALLOW_GROWTH", "true",
                          "XLA_PYTHON_CLIENT_PREALLOCATE", "false",
@@ -111,6 +118,39 @@ int share_ops_lease_json(const Daemon *d, const Lease *l, json_t *o)
             json_object_set_new(o, "share_env", env) < 0)
                 return -ENOMEM;
         return 0;
+}
+
+#define OUT_RAW(o, text) json_out_raw((o), (text), sizeof(text) - 1)
+
+/* share_ops_lease_json()'s members, as json-dump writes them. */
+int share_ops_lease_write(const Daemon *d, const Lease *l, JsonOut *o)
+{
+        const Lease *head = is_shared(l) ? group_head(d, l) : NULL;
+        char budget[32], fraction[16];
+        int r;
+
+        if (!is_shared(l))
+                return OUT_RAW(o, ",\"share_bytes\":null,\"memory_used_bytes\":null,"
+                                  "\"over_budget\":false,\"share_env\":{}");
+        share_numbers(d, l, budget, fraction);
+        if ((r = OUT_RAW(o, ",\"share_bytes\":")) < 0 ||
+            (r = json_out_integer(o, (json_int_t)l->rec.share_bytes)) < 0 ||
+            (r = OUT_RAW(o, ",\"memory_used_bytes\":")) < 0 ||
+            (r = d->snapshot ? json_out_integer(o, (json_int_t)share_ops_used(d, l))
+                             : OUT_RAW(o, "null")) < 0 ||
+            (r = head && head->budget.over ? OUT_RAW(o, ",\"over_budget\":true")
+                                           : OUT_RAW(o, ",\"over_budget\":false")) < 0 ||
+            (r = OUT_RAW(o, ",\"share_env\":{\"PYTORCH_CUDA_ALLOC_CONF\":"
+                            "\"expandable_segments:True\",\"TF_FORCE_GPU_ALLOW_GROWTH\":\"true\","
+                            "\"XLA_PYTHON_CLIENT_PREALLOCATE\":\"false\","
+                            "\"XLA_PYTHON_CLIENT_MEM_FRACTION\":")) < 0 ||
+            (r = json_out_string(o, fraction, strlen(fraction))) < 0 ||
+            (r = OUT_RAW(o, ",\"GPUKEEPER_MEMORY_BUDGET\":")) < 0 ||
+            (r = json_out_string(o, budget, strlen(budget))) < 0 ||
+            (r = OUT_RAW(o, ",\"GPUKEEPER_MEMORY_FRACTION\":")) < 0 ||
+            (r = json_out_string(o, fraction, strlen(fraction))) < 0)
+                return r;
+        return OUT_RAW(o, "}");
 }
 
 static json_t *details(const Daemon *d, const Lease *l, uint64_t used, uint64_t budget)

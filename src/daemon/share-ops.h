@@ -18,6 +18,7 @@
 #include <stdint.h>
 
 #include "daemon/leases.h"
+#include "proto/json-dump.h"
 
 typedef struct Daemon Daemon;
 
@@ -39,6 +40,10 @@ json_t *share_ops_env(const Daemon *d, const Lease *l);
  * memory_used_bytes, over_budget, share_env; null / false / {} for a
  * whole-device lease). Returns 0 or -ENOMEM. */
 int share_ops_lease_json(const Daemon *d, const Lease *l, json_t *o);
+/* The same members as text, each preceded by a comma, as json-dump.h's
+ * writer dumps them after lease_to_json()'s others (leases.c's
+ * lease_reply_text). 0, -ENOMEM or -EOPNOTSUPP (json-dump.h). */
+int share_ops_lease_write(const Daemon *d, const Lease *l, JsonOut *o);
 
 /* Check every budget group against the latest snapshot and act. */
 void share_ops_tick(Daemon *d);

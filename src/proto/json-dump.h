@@ -22,3 +22,36 @@
  * Returns 0, -ENOMEM, or -EOPNOTSUPP where json_dumps() must do it (see
  * above; *ret untouched). */
 int json_dump_compact(const json_t *v, char **ret, size_t *ret_len);
+/* The same for json_dumps(v, JSON_COMPACT | JSON_SORT_KEYS): every
+ * object's members in jansson's key order (bytes compared, then the
+ * shorter first). The daemon's audit rows hold requests written so. */
+int json_dump_compact_sorted(const json_t *v, char **ret, size_t *ret_len);
+
+/* The writer underneath, for text put together piece by piece (the lease
+ * reply, daemon/leases.c): a growing buffer, zero-initialised ({0}) before
+ * the first call and released with json_out_done() (or handed over by
+ * json_out_finish()). Each json_out_* function returns 0, -ENOMEM, or
+ * -EOPNOTSUPP where json_dumps() must write the text instead (as above);
+ * after an error the buffer's contents are unspecified. */
+typedef struct JsonOut {
+        char *buf;
+        size_t len, cap;
+} JsonOut;
+
+/* `n` bytes as they are (punctuation, keys known to need no escape). */
+int json_out_raw(JsonOut *o, const char *s, size_t n);
+/* A string as jansson dumps it: quoted and escaped; -EOPNOTSUPP when a
+ * byte is above 0x7F. */
+int json_out_string(JsonOut *o, const char *s, size_t n);
+int json_out_integer(JsonOut *o, json_int_t v);
+/* A real as jansson dumps it (precision 17); -EOPNOTSUPP for a locale's
+ * decimal comma. */
+int json_out_real(JsonOut *o, double v);
+/* Any value as json_dumps(JSON_COMPACT | JSON_ENCODE_ANY) writes it. */
+int json_out_value(JsonOut *o, const json_t *v);
+/* NUL-terminates the text and hands it over in *ret (malloc'd, *ret_len
+ * bytes before the NUL); `o` is empty afterwards. 0 or -ENOMEM (then `o`
+ * still holds the text). */
+int json_out_finish(JsonOut *o, char **ret, size_t *ret_len);
+/* Frees the buffer; `o` is empty afterwards. */
+void json_out_done(JsonOut *o);

@@ -6,6 +6,8 @@
  * which the json-scan test checks on every text it generates. */
 #include "proto/json-index.h"
 
+#include <jansson.h>
+
 #include <assert.h>
 #include <errno.h>
 #include <locale.h>
@@ -395,4 +397,61 @@ bool json_index_number(const JsonIndex *ix, JsonIndexRef r, double *ret)
         if (buf != small)
                 free(buf);
         return true;
+}
+
+/* Recursion is bounded by the depth the index was built with (at most
+ * JSON_SCAN_DEPTH_MAX). */
+json_t *json_index_to_json(const JsonIndex *ix, JsonIndexRef r)
+{
+        json_t *v = NULL;
+        const char *s;
+        int64_t i;
+        double d;
+        size_t n = 0;
+
+        switch (json_index_type(ix, r)) {
+        case JSON_INDEX_OBJECT:
+                v = json_object();
+                for (JsonIndexRef k = json_index_first(ix, r); v && k; k = json_index_next(ix, k)) {
+                        json_t *m;
+
+                        if (!(s = json_index_string(ix, k, &n)) ||
+                            !(m = json_index_to_json(ix, json_index_value(ix, k))) ||
+                            json_object_setn_new_nocheck(v, s, n, m) < 0) {
+                                json_decref(v);
+                                return NULL;
+                        }
+                }
+                /* A key given twice replaced its first value: fewer members
+                 * than keys (one count instead of a lookup per key). */
+                if (v && json_object_size(v) != json_index_size(ix, r)) {
+                        json_decref(v);
+                        return NULL;
+                }
+                return v;
+        case JSON_INDEX_ARRAY:
+                v = json_array();
+                for (JsonIndexRef e = json_index_first(ix, r); v && e; e = json_index_next(ix, e))
+                        if (json_array_append_new(v, json_index_to_json(ix, e)) < 0) {
+                                json_decref(v);
+                                return NULL;
+                        }
+                return v;
+        case JSON_INDEX_STRING:
+                s = json_index_string(ix, r, &n);
+                return json_stringn_nocheck(s, n);
+        case JSON_INDEX_INTEGER:
+                return json_index_integer(ix, r, &i) ? json_integer(i) : NULL;
+        case JSON_INDEX_REAL:
+                return json_index_number(ix, r, &d) ? json_real(d) : NULL;
+        case JSON_INDEX_TRUE:
+                return json_true();
+        case JSON_INDEX_FALSE:
+                return json_false();
+        case JSON_INDEX_NULL:
+                return json_null();
+        case JSON_INDEX_NONE:
+                break;
+        }
+        return NULL;
 }

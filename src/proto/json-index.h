@@ -29,6 +29,7 @@
  * recurse and takes time linear in the text. */
 #pragma once
 
+#include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -186,3 +187,11 @@ bool json_index_integer(const JsonIndex *ix, JsonIndexRef r, int64_t *ret);
  * a real as strtod() reads it, in any LC_NUMERIC) into *ret; false (*ret
  * untouched) when `r` is not a number. */
 bool json_index_number(const JsonIndex *ix, JsonIndexRef r, double *ret);
+
+/* Value `r` as a jansson tree, the one json_loadb(text, len,
+ * JSON_REJECT_DUPLICATES) builds from the indexed text: the same types and
+ * values (numbers read and strings decoded as jansson does), members in
+ * the text's order (issue 16, sixth pass: proto.c parses messages so).
+ * NULL when an object has a key twice (jansson refuses that text with
+ * JSON_REJECT_DUPLICATES) or out of memory. A new reference. */
+json_t *json_index_to_json(const JsonIndex *ix, JsonIndexRef r);

@@ -5,7 +5,8 @@
  * walk agrees; the writer prints jansson's compact dump of the parsed value
  * exactly as json_dumps(JSON_INDENT(2) | JSON_PRESERVE_ORDER) does; and the
  * index builds exactly when the scanner accepts, holding jansson's values
- * (types, decoded strings, integers, reals, members in order, lookups). */
+ * (types, decoded strings, integers, reals, members in order, lookups),
+ * and the jansson tree built from it is the one jansson builds. */
 #pragma once
 
 #include <errno.h>
@@ -244,6 +245,38 @@ static const char *json_index_check_value(const JsonIndex *ix, JsonIndexRef r, j
         return "index: unknown jansson type";
 }
 
+/* json_index_to_json() of an index of s[0..len): the tree json_loadb(s,
+ * len, JSON_REJECT_DUPLICATES) builds (the same compact dump, members in
+ * order, reals to the bit, integers apart from reals, and json_equal), or
+ * NULL exactly where that refuses the text (a key twice). */
+static const char *json_index_check_tree(const char *s, size_t len, const JsonIndex *ix)
+{
+        json_t *mine = json_index_to_json(ix, json_index_root(ix));
+        json_t *theirs = json_loadb(s, len, JSON_REJECT_DUPLICATES, NULL);
+        const char *why = NULL;
+        char *a, *b;
+
+        if (!mine || !theirs) {
+                why = mine ? "index tree: built where jansson refuses a key twice"
+                    : theirs ? "index tree: not built where jansson builds one"
+                             : NULL;
+                json_decref(mine);
+                json_decref(theirs);
+                return why;
+        }
+        a = json_dumps(mine, JSON_COMPACT | JSON_ENCODE_ANY);
+        b = json_dumps(theirs, JSON_COMPACT | JSON_ENCODE_ANY);
+        if (!a || !b)
+                abort();
+        if (strcmp(a, b) != 0 || !json_equal(mine, theirs))
+                why = "index tree: differs from jansson's";
+        free(a);
+        free(b);
+        json_decref(mine);
+        json_decref(theirs);
+        return why;
+}
+
 /* The index of s[0..len) builds exactly when the scanner accepted it
  * (`accepted`), and then holds jansson's tree `j`; ref 0 answers as nothing. */
 static const char *json_index_check(const char *s, size_t len, json_t *j, bool accepted)
@@ -273,6 +306,8 @@ static const char *json_index_check(const char *s, size_t len, json_t *j, bool a
                         why = "index: the depth limit differs from the scanner's";
                 json_index_free(again);
         }
+        if (!why)
+                why = json_index_check_tree(s, len, ix);
         if (!why && (json_index_type(ix, 0) != JSON_INDEX_NONE || json_index_size(ix, 0) != 0 ||
                      json_index_get(ix, 0, "a") != 0 || json_index_next(ix, 0) != 0 ||
                      json_index_string(ix, 0, NULL) != NULL))

@@ -7,6 +7,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -14,12 +15,16 @@
 
 #include "proto/json-dump.h"
 
-/* Dump `v` both ways; with `must_accept`, json_dump_compact may not decline. */
-static void same_as_jansson(json_t *v, bool must_accept)
+/* Dump `v` both ways, in insertion order (json_dump_compact) or sorted
+ * (json_dump_compact_sorted, JSON_SORT_KEYS); with `must_accept`, the
+ * writer may not decline. */
+static void same_as_jansson_as(json_t *v, bool must_accept, bool sorted)
 {
-        char *mine = NULL, *theirs = json_dumps(v, JSON_COMPACT);
+        char *mine = NULL,
+             *theirs = json_dumps(v, JSON_COMPACT | (sorted ? JSON_SORT_KEYS : 0));
         size_t len = 0;
-        int r = json_dump_compact(v, &mine, &len);
+        int r = sorted ? json_dump_compact_sorted(v, &mine, &len)
+                       : json_dump_compact(v, &mine, &len);
 
         if (r == -EOPNOTSUPP) {
                 assert_false(must_accept);
@@ -32,6 +37,12 @@ static void same_as_jansson(json_t *v, bool must_accept)
         assert_int_equal(len, strlen(theirs));
         free(mine);
         free(theirs);
+}
+
+static void same_as_jansson(json_t *v, bool must_accept)
+{
+        same_as_jansson_as(v, must_accept, false);
+        same_as_jansson_as(v, must_accept, true);
 }
 
 static void test_cases(void **state)
@@ -57,6 +68,24 @@ static void test_cases(void **state)
         json_array_append_new(a, json_false());
         json_array_append_new(a, json_pack("{s:{s:[i,s,n]}, s:b, s:o}", "lease", "devices", 1,
                                            "GPU-x", "attached", 0, "\"odd\\key\"", json_object()));
+        same_as_jansson(a, true);
+        json_decref(a);
+
+        /* Sorted keys: prefixes before longer keys, bytes compared as
+         * unsigned, more members than the writer's stack array holds. */
+        a = json_object();
+        for (int i = 40; i > 0; i--) {
+                char key[8];
+
+                snprintf(key, sizeof key, "k%d", i);
+                json_object_set_new(a, key, json_integer(i));
+        }
+        json_object_set_new(a, "a", json_pack("{s:i, s:i, s:i, s:i}", "b", 1, "ab", 2, "a", 3,
+                                              "A", 4));
+        json_object_set_new(a, "a\x7f", json_null());
+        json_object_set_new(a, "", json_true());
+        json_object_set_new(a, "\x01", json_false());
+        json_object_set_new(a, "list", json_pack("[{s:i, s:i}]", "z", 1, "y", 2));
         same_as_jansson(a, true);
         json_decref(a);
 
@@ -147,11 +176,74 @@ static void test_random_trees(void **state)
         }
 }
 
+/* One real through json_out_real() and through jansson's dump. */
+static void same_real(double v)
+{
+        JsonOut o = {0};
+        json_t *j = json_real(v);
+        char *theirs = json_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY), *mine;
+        size_t len;
+
+        assert_non_null(theirs);
+        assert_int_equal(json_out_real(&o, v), 0);
+        assert_int_equal(json_out_finish(&o, &mine, &len), 0);
+        if (strcmp(mine, theirs) != 0)
+                fail_msg("%a: json_out_real wrote %s, jansson %s", v, mine, theirs);
+        free(mine);
+        free(theirs);
+        json_decref(j);
+}
+
+/* Reals, which json-dump formats itself where their exact value is cheap
+ * to have (wall-clock seconds above all) and through snprintf otherwise:
+ * the same text as jansson's either way. */
+static void test_reals(void **state)
+{
+        static const double fixed[] = {0.0, -0.0, 1.0, -1.0, 0.5, 100.0, 1e-4, 9.9999999999999e-5,
+                                       1e16, 1e17, 99999999999999999.0, 9.999999999999999e16,
+                                       0.1, 0.3, 2.5, 1765000000.25, 1765000000.123456,
+                                       4503599627370496.5, 1.5e-3, 123.456};
+        uint64_t seed = 0x6a09e667f3bcc909u;
+
+        for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++) {
+                same_real(fixed[i]);
+                same_real(-fixed[i]);
+        }
+        for (int i = 0; i < 200000; i++) {
+                uint64_t r = next(&seed), bits = next(&seed);
+                double d;
+
+                switch (r % 5) {
+                case 0: /* a wall-clock time in µs, as seconds */
+                        d = (double)(UINT64_C(1700000000000000) + bits % (UINT64_C(1) << 44)) /
+                            1e6;
+                        break;
+                case 1: /* any µs count */
+                        d = (double)(bits >> (r >> 8) % 64) / 1e6;
+                        break;
+                case 2: /* a few binary places: exact halves, quarters, ... */
+                        d = ldexp((double)(bits >> 11), -(int)((r >> 8) % 60));
+                        break;
+                case 3: /* near a power of ten */
+                        d = pow(10.0, (double)((int)((r >> 8) % 24) - 5)) *
+                            (1.0 + ((double)(bits % 2001) - 1000.0) * 1e-16);
+                        break;
+                default:
+                        memcpy(&d, &bits, sizeof d);
+                        if (!isfinite(d))
+                                continue;
+                        break;
+                }
+                same_real(r & (1u << 20) ? -d : d);
+        }
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_cases),
                 cmocka_unit_test(test_random_trees),
+                cmocka_unit_test(test_reals),
         };
 
         return cmocka_run_group_tests(tests, NULL, NULL);
