@@ -1,5 +1,5 @@
 /* The CLI's helper executables (git's model). `gpukeeper` itself links only
- * what every subcommand needs (jansson and libc), so `run`, `lease`,
+ * what every subcommand needs (jansson and libc, statically by default), so `run`, `lease`,
  * `status` and `--version` start fast. Subcommands with heavy libraries of
  * their own are separate programs in LIBEXECDIR/gpukeeper/ that the command
  * execs with the same command line:
@@ -7,6 +7,8 @@
  *   gpukeeper-env  env, kernel   libarchive (backups), libyaml (exports)
  *   gpukeeper-top  top           ncursesw
  *   gpukeeper-user user          libyaml (config), libarchive (env backups)
+ *   gpukeeper-slurm-gres  slurm gres  NVML (dlopen), so that `gpukeeper`
+ *                                     can be one static program
  *
  * A helper is looked up first beside the running `gpukeeper` (the build
  * tree), then in GK_LIBEXEC_DIR. */
