@@ -58,41 +58,70 @@ static uint64_t newest_archive_usec(const char *dir)
         return newest;
 }
 
-/* The child: back up every user, prune, report through the exit status. */
-_Noreturn static void backup_child(const ConfigEnv *c)
+int env_backup_job_main(const char *backup_dir, unsigned keep)
 {
         EnvUser *users = NULL;
         EnvOptions options = {};
         char *path = NULL;
-        sigset_t none;
         size_t n = 0;
         int r;
 
-        /* Not the daemon any more: default signals (so systemctl stop ends
-         * us too), and none of its descriptors (client connections must
-         * close when the daemon closes them). */
-        sigemptyset(&none);
-        sigprocmask(SIG_SETMASK, &none, NULL);
-        signal(SIGPIPE, SIG_DFL);
-        close_range(3, ~0U, 0);
-
-        if (mkdir(c->backup_dir, 0700) < 0 && errno != EEXIST) {
-                log_error_errno(errno, "Environment backup: cannot create %s", c->backup_dir);
-                _exit(EXIT_FAILURE);
+        if (mkdir(backup_dir, 0700) < 0 && errno != EEXIST) {
+                log_error_errno(errno, "Environment backup: cannot create %s", backup_dir);
+                return EXIT_FAILURE;
         }
         r = env_users_all(&users, &n);
         if (r >= 0)
-                r = env_backup(users, n, c->backup_dir, &options, now_usec(CLOCK_REALTIME),
-                               &path);
+                r = env_backup(users, n, backup_dir, &options, now_usec(CLOCK_REALTIME), &path);
         if (r < 0) {
                 log_error_errno(r, "Environment backup failed");
-                _exit(EXIT_FAILURE);
+                return EXIT_FAILURE;
         }
         log_info("Environment backup of %zu users written to %s.", n, path);
-        r = env_backup_prune(c->backup_dir, (unsigned)c->backup_keep);
+        r = env_backup_prune(backup_dir, keep);
         if (r > 0)
                 log_info("Environment backup: deleted %d old archives.", r);
-        _exit(EXIT_SUCCESS);
+        env_users_free(users, n);
+        free(path);
+        return EXIT_SUCCESS;
+}
+
+/* The job's argument vector, made before fork(): between fork() and exec
+ * the child of this multi-threaded daemon may only make async-signal-safe
+ * calls. */
+typedef struct JobArgv {
+        char arg1[32];
+        char *argv[6];
+} JobArgv;
+
+/* In the child of fork(): become a fresh gpukeeperd running one job
+ * (main.c: --env-backup-job, --env-trash-job), with default signals (so
+ * systemctl stop ends it too) and none of the daemon's descriptors (client
+ * connections must close when the daemon closes them) but `keep_fd`, which
+ * becomes descriptor 3 (-1: none). A forked copy of the daemon would run
+ * NSS, malloc and libarchive in a process whose other threads (the
+ * resolver, the sampler) vanished at fork() with their locks held: an NSS
+ * lookup or an allocation there can wait for ever (seen under ASan: the
+ * backup child stuck in getpwent's module load). */
+_Noreturn static void exec_job(const JobArgv *job, int keep_fd)
+{
+        static const char failed[] = "gpukeeperd: cannot start the job process\n";
+        sigset_t none;
+
+        sigemptyset(&none);
+        sigprocmask(SIG_SETMASK, &none, NULL);
+        signal(SIGPIPE, SIG_DFL);
+        if (keep_fd >= 0) {
+                if (keep_fd == JOB_FD)
+                        (void)fcntl(JOB_FD, F_SETFD, 0);
+                else if (dup2(keep_fd, JOB_FD) < 0)
+                        _exit(EXIT_FAILURE);
+                close_range(JOB_FD + 1, ~0U, 0);
+        } else
+                close_range(JOB_FD, ~0U, 0);
+        execv("/proc/self/exe", job->argv);
+        (void)!write(STDERR_FILENO, failed, sizeof failed - 1);
+        _exit(127);
 }
 
 static int on_backup_exit(sd_event_source *s, const siginfo_t *si, void *userdata)
@@ -116,13 +145,21 @@ static int on_backup_timer(sd_event_source *s, uint64_t usec, void *userdata)
         pid_t pid;
         int r;
 
+        JobArgv job = {};
+
         if (d->env_backup.pid > 0)
                 return 0; /* the last one still runs; it re-arms when done */
+        snprintf(job.arg1, sizeof job.arg1, "%u", (unsigned)d->config->env.backup_keep);
+        job.argv[0] = (char *)"gpukeeperd";
+        job.argv[1] = (char *)"--env-backup-job";
+        job.argv[2] = d->config->env.backup_dir;
+        job.argv[3] = job.arg1;
+        fflush(NULL);
         pid = fork();
         if (pid < 0)
                 return log_error_errno(errno, "Cannot start the environment backup");
         if (pid == 0)
-                backup_child(&d->config->env);
+                exec_job(&job, -1);
         d->env_backup.pid = pid;
         r = sd_event_add_child(d->event, &d->env_backup.child, pid, WEXITED, on_backup_exit, d);
         if (r < 0) {
@@ -220,28 +257,22 @@ static void sweep_user(const EnvUser *u, uint64_t cutoff, char *report, size_t *
         env_trash_entries_free(e, n);
 }
 
-_Noreturn static void trash_child(int fd, uint64_t cutoff)
+int env_trash_job_main(int fd, uint64_t cutoff)
 {
         static char report[TRASH_REPORT_MAX + 1];
         EnvUser *users = NULL;
-        sigset_t none;
         size_t n = 0, len = 0;
-
-        sigemptyset(&none);
-        sigprocmask(SIG_SETMASK, &none, NULL);
-        signal(SIGPIPE, SIG_DFL);
-        close_range(3, (unsigned)fd - 1, 0);
-        close_range((unsigned)fd + 1, ~0U, 0);
 
         if (env_users_all(&users, &n) < 0) {
                 log_error("Trash sweep: cannot list the users of this system.");
-                _exit(EXIT_FAILURE);
+                return EXIT_FAILURE;
         }
         for (size_t i = 0; i < n; i++)
                 sweep_user(&users[i], cutoff, report, &len);
+        env_users_free(users, n);
         if (len > 0 && write(fd, report, len) < 0)
-                _exit(EXIT_FAILURE);
-        _exit(EXIT_SUCCESS);
+                return EXIT_FAILURE;
+        return EXIT_SUCCESS;
 }
 
 /* Audit what the child reported: one env.trash_emptied record per user. */
@@ -306,6 +337,7 @@ static int on_trash_timer(sd_event_source *s, uint64_t usec, void *userdata)
         Daemon *d = userdata;
         EnvBackupState *st = &d->env_backup;
         uint64_t wall = daemon_wall(d), retention = d->config->env.trash_retention_usec;
+        JobArgv job = {};
         int fds[2], r;
         pid_t pid;
 
@@ -316,6 +348,11 @@ static int on_trash_timer(sd_event_source *s, uint64_t usec, void *userdata)
                 log_error_errno(errno, "Cannot start the trash sweep");
                 return env_trash_arm(d);
         }
+        snprintf(job.arg1, sizeof job.arg1, "%" PRIu64, wall > retention ? wall - retention : 0);
+        job.argv[0] = (char *)"gpukeeperd";
+        job.argv[1] = (char *)"--env-trash-job";
+        job.argv[2] = job.arg1;
+        fflush(NULL);
         pid = fork();
         if (pid < 0) {
                 log_error_errno(errno, "Cannot start the trash sweep");
@@ -324,7 +361,7 @@ static int on_trash_timer(sd_event_source *s, uint64_t usec, void *userdata)
                 return env_trash_arm(d);
         }
         if (pid == 0)
-                trash_child(fds[1], wall > retention ? wall - retention : 0);
+                exec_job(&job, fds[1]);
         close(fds[1]);
         st->trash_pipe = fds[0];
         st->trash_pid = pid;

@@ -2,14 +2,15 @@
  * (env.backup_schedule, env.backup_keep, env.backup_dir).
  *
  * A backup reads every home on the machine, which can take seconds, so it
- * runs in a forked child; the event loop only starts it on a timer and reaps
- * it. The child writes one dated archive (env_backup) and deletes the oldest
- * beyond backup_keep (env_backup_prune).
+ * runs in a process of its own (the daemon exec'd again as a job, below);
+ * the event loop only starts it on a timer and reaps it. The job writes one
+ * dated archive (env_backup) and deletes the oldest beyond backup_keep
+ * (env_backup_prune).
  *
  * The same file runs the daily trash sweep (env.trash_retention): once a day
- * (first 10 s after the start) a forked child lists every user's trash and
- * removes, as that user, the entries trashed longer ago than the retention;
- * what went is audited per user (env.trash_emptied) when the child ends. */
+ * (first 10 s after the start) a job lists every user's trash and removes,
+ * as that user, the entries trashed longer ago than the retention; what
+ * went is audited per user (env.trash_emptied) when the job ends. */
 #pragma once
 
 #include <stdint.h>
@@ -54,3 +55,19 @@ int env_op_config(Daemon *d, const RequestCall *call, json_t *args, json_t **ret
                   gk_call_error *ret_error);
 
 void env_backup_done(EnvBackupState *s);
+
+/* The two jobs run in a process of their own: the daemon forks and execs
+ * itself (/proc/self/exe) with --env-backup-job or --env-trash-job
+ * (main.c), so that they start single-threaded instead of as a copy of the
+ * daemon. Each returns the process's exit status. */
+
+/* The descriptor the trash sweep writes its report to. */
+#define JOB_FD 3
+
+/* Back up every user's environment specs into backup_dir (created 0700),
+ * then keep the newest `keep` archives. */
+int env_backup_job_main(const char *backup_dir, unsigned keep);
+
+/* Remove, as each user, the trash entries trashed at or before `cutoff`
+ * (µs since the epoch); report what went to `fd` (audited by the daemon). */
+int env_trash_job_main(int fd, uint64_t cutoff);

@@ -11,8 +11,10 @@
 #include <unistd.h>
 
 #include "basic/log.h"
+#include "basic/parse.h"
 #include "config/config.h"
 #include "daemon/daemon.h"
+#include "daemon/env-backup.h"
 
 #define DEFAULT_CONFIG "/etc/gpukeeper/gpukeeper.yaml"
 
@@ -73,6 +75,27 @@ static void help(void)
                "See gpukeeperd(8) and gpukeeper.yaml(5).\n");
 }
 
+/* `gpukeeperd --env-backup-job DIR KEEP` and `--env-trash-job CUTOFF`: the
+ * processes the daemon starts for its scheduled environment jobs, by
+ * exec'ing itself (daemon/env-backup.h); not for people, so not in --help.
+ * Returns -1 when argv is not one of them. */
+static int job_main(int argc, char **argv)
+{
+        uint64_t v;
+
+        if (argc == 4 && strcmp(argv[1], "--env-backup-job") == 0) {
+                if (parse_uint64(argv[3], &v) < 0 || v == 0 || v > UINT32_MAX)
+                        return 64;
+                return env_backup_job_main(argv[2], (unsigned)v);
+        }
+        if (argc == 3 && strcmp(argv[1], "--env-trash-job") == 0) {
+                if (parse_uint64(argv[2], &v) < 0)
+                        return 64;
+                return env_trash_job_main(JOB_FD, v);
+        }
+        return -1;
+}
+
 int main(int argc, char **argv)
 {
         static const struct option options[] = {
@@ -90,6 +113,9 @@ int main(int argc, char **argv)
         Daemon *d = NULL;
         int c, r;
 
+        r = job_main(argc, argv);
+        if (r >= 0)
+                return r;
         while ((c = getopt_long(argc, argv, "c:h", options, NULL)) >= 0) {
                 switch (c) {
                 case 'c':

@@ -5,11 +5,12 @@ archive checked with tarfile."""
 
 import os
 import stat
+import subprocess
 import tarfile
 import time
 from pathlib import Path
 
-from conftest import wait_for
+from conftest import GKD, assert_no_sanitizer_report, wait_for
 from envfixtures import expected_export
 from test_env import SMALL_STEPS, make_env
 
@@ -52,3 +53,28 @@ def test_scheduled_backup_writes_and_prunes(users, homes, tools, workdir, daemon
              timeout=10, what="the env.backup audit record")
     # The daemon kept answering while the child read the homes.
     assert d.ok("status")["gpus"]
+
+
+def test_backup_job_is_a_fresh_process(users, homes, tools, workdir):
+    """The daemon runs the backup by exec'ing itself with --env-backup-job
+    (daemon/env-backup.h): a fresh single-threaded process, not a forked copy
+    of the daemon whose other threads vanished with their locks. The entry
+    point on its own writes the archive and prunes; bad arguments are a usage
+    error and write nothing."""
+    alice = users["alice"]
+    make_env(tools, alice, homes["alice"] / ".conda" / "envs" / "small", SMALL_STEPS)
+    backup_dir = workdir / "job-backups"
+    r = subprocess.run([str(GKD), "--env-backup-job", str(backup_dir), "1"],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert_no_sanitizer_report(r.stderr, "gpukeeperd --env-backup-job")
+    assert "Environment backup of" in r.stderr
+    [archive] = archives(backup_dir)
+    with tarfile.open(archive) as tar:
+        assert f"{alice.name}/small/environment.yml" in tar.getnames()
+    for bad in (["--env-backup-job", str(workdir / "x"), "0"],
+                ["--env-backup-job", str(workdir / "x"), "many"],
+                ["--env-trash-job", "soon"]):
+        r = subprocess.run([str(GKD)] + bad, capture_output=True, text=True, timeout=30)
+        assert r.returncode == 64, (bad, r.returncode, r.stderr)
+    assert not (workdir / "x").exists()
