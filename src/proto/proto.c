@@ -145,9 +145,6 @@ static bool json_depth_ok(const char *s, size_t len, unsigned max)
         return true;
 }
 
-/* Parses one frame payload as a JSON object: strict (duplicate keys, NUL in
- * strings, invalid UTF-8 and trailing bytes rejected), depth-limited.
- * -EBADMSG with a reason in `msg`, or -ENOMEM. */
 /* json_loadb(frame, len, JSON_REJECT_DUPLICATES) for a text it takes,
  * through json-scan's scanner and index (issue 16, sixth pass): jansson's
  * lexer reads a byte at a time through a callback, ~200 instructions a
@@ -169,6 +166,11 @@ static json_t *load_indexed(const char *frame, size_t len)
         return j;
 }
 
+/* Parses one frame payload as a JSON object: strict (duplicate keys, NUL in
+ * strings, invalid UTF-8 and trailing bytes rejected), depth-limited.
+ * -EBADMSG with a reason in `msg`, or -ENOMEM. The index checks the depth
+ * itself: json_depth_ok() guards only jansson's recursion, for the texts
+ * the index leaves to jansson. */
 static int load_object(const char *frame, size_t len, json_t **ret, char *msg, size_t msg_size)
 {
         json_error_t error;
@@ -178,13 +180,15 @@ static int load_object(const char *frame, size_t len, json_t **ret, char *msg, s
                 message_set(msg, msg_size, "empty message");
                 return -EBADMSG;
         }
-        if (!json_depth_ok(frame, len, PROTO_MAX_DEPTH)) {
-                message_set(msg, msg_size, "JSON nested deeper than %u levels", PROTO_MAX_DEPTH);
-                return -EBADMSG;
-        }
         j = load_indexed(frame, len);
-        if (!j)
+        if (!j) {
+                if (!json_depth_ok(frame, len, PROTO_MAX_DEPTH)) {
+                        message_set(msg, msg_size, "JSON nested deeper than %u levels",
+                                    PROTO_MAX_DEPTH);
+                        return -EBADMSG;
+                }
                 j = json_loadb(frame, len, JSON_REJECT_DUPLICATES, &error);
+        }
         if (!j) {
                 if (json_error_code(&error) == json_error_out_of_memory)
                         return -ENOMEM;
@@ -1076,14 +1080,16 @@ int proto_scan_ok_reply(const char *frame, size_t len, uint32_t *ret_id, const c
         return 1;
 }
 
-/* Whether key `k` of an index is the NUL-free string `name`. */
-static bool index_key_is(const JsonIndex *ix, JsonIndexRef k, const char *name)
+/* Whether key `k` of an index is the `len` bytes at `name`. */
+static bool index_key_is(const JsonIndex *ix, JsonIndexRef k, const char *name, size_t len)
 {
-        size_t len = 0;
-        const char *s = json_index_string(ix, k, &len);
+        size_t n = 0;
+        const char *s = json_index_string(ix, k, &n);
 
-        return s && len == strlen(name) && memcmp(s, name, len) == 0;
+        return s && n == len && memcmp(s, name, len) == 0;
 }
+
+#define INDEX_KEY_IS(ix, k, lit) index_key_is((ix), (k), (lit), sizeof(lit) - 1)
 
 int proto_index_ok_reply(const JsonIndex *ix, uint32_t *ret_id, JsonIndexRef *ret_result)
 {
@@ -1104,22 +1110,18 @@ int proto_index_ok_reply(const JsonIndex *ix, uint32_t *ret_id, JsonIndexRef *re
                 size_t klen = 0;
                 const char *name = json_index_string(ix, k, &klen);
 
-                for (size_t i = 0; i < n; i++) {
-                        size_t other_len = 0;
-                        const char *other = json_index_string(ix, keys[i], &other_len);
-
-                        if (other_len == klen && memcmp(other, name, klen) == 0)
+                for (size_t i = 0; i < n; i++)
+                        if (index_key_is(ix, keys[i], name, klen))
                                 return 0; /* the parsed path refuses duplicates */
-                }
-                if (index_key_is(ix, k, "event"))
+                if (INDEX_KEY_IS(ix, k, "event"))
                         return 0;
-                if (index_key_is(ix, k, "v"))
+                if (INDEX_KEY_IS(ix, k, "v"))
                         v = json_index_value(ix, k);
-                else if (index_key_is(ix, k, "id"))
+                else if (INDEX_KEY_IS(ix, k, "id"))
                         id = json_index_value(ix, k);
-                else if (index_key_is(ix, k, "ok"))
+                else if (INDEX_KEY_IS(ix, k, "ok"))
                         ok = json_index_value(ix, k);
-                else if (index_key_is(ix, k, "result"))
+                else if (INDEX_KEY_IS(ix, k, "result"))
                         result = json_index_value(ix, k);
                 keys[n] = k;
                 if (++n == ELEMENTSOF(keys))
