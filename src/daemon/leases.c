@@ -601,81 +601,96 @@ json_t *lease_to_json(const Daemon *d, const Lease *l)
 
 /* The writer of lease_reply_text() below: lease_to_json()'s members in its
  * order, each value as json-dump writes the one lease_to_json() builds.
- * Keep the two in step; test-lease-json compares them. */
-#define OUT_RAW(o, text) json_out_raw((o), (text), sizeof(text) - 1)
-
-static int out_text(JsonOut *o, const char *s)
+ * Keep the two in step; test-lease-json compares them. JsonOut keeps the
+ * first error; lease_reply_text() checks once at the end. */
+static void out_usec(JsonOut *o, uint64_t usec)
 {
-        return s ? json_out_string(o, s, strlen(s)) : OUT_RAW(o, "null");
+        if (usec)
+                json_out_real(o, (double)usec / USEC_PER_SEC);
+        else
+                json_out_null(o);
 }
 
-static int out_usec(JsonOut *o, uint64_t usec)
+static void out_bool(JsonOut *o, bool b)
 {
-        return usec ? json_out_real(o, (double)usec / USEC_PER_SEC) : OUT_RAW(o, "null");
+        if (b)
+                JSON_OUT_LITERAL(o, "true");
+        else
+                JSON_OUT_LITERAL(o, "false");
 }
 
-static int out_bool(JsonOut *o, bool b)
-{
-        return b ? OUT_RAW(o, "true") : OUT_RAW(o, "false");
-}
-
-static int lease_device_write(const Daemon *d, const LeaseDevice *dev, JsonOut *o)
+static void lease_device_write(const Daemon *d, const LeaseDevice *dev, JsonOut *o)
 {
         const GpuDevice *g = snapshot_gpu(d, dev->gpu_uuid);
         char cpus[CPUS_TEXT_MAX];
-        int r, n = cpus_text(g, cpus, sizeof cpus);
+        int n = cpus_text(g, cpus, sizeof cpus);
 
-        if ((r = OUT_RAW(o, "{\"uuid\":")) < 0 || (r = out_text(o, dev->uuid)) < 0 ||
-            (r = OUT_RAW(o, ",\"gpu_uuid\":")) < 0 || (r = out_text(o, dev->gpu_uuid)) < 0 ||
-            (r = OUT_RAW(o, ",\"gpu_index\":")) < 0 ||
-            (r = g ? json_out_integer(o, g->index) : OUT_RAW(o, "null")) < 0 ||
-            (r = OUT_RAW(o, ",\"profile\":")) < 0 ||
-            (r = out_text(o, dev->profile[0] ? dev->profile : NULL)) < 0 ||
-            (r = OUT_RAW(o, ",\"cpus\":")) < 0 ||
-            (r = n >= 0 ? json_out_string(o, cpus, (size_t)n) : OUT_RAW(o, "null")) < 0)
-                return r;
-        return OUT_RAW(o, "}");
+        JSON_OUT_LITERAL(o, "{\"uuid\":");
+        json_out_text(o, dev->uuid);
+        JSON_OUT_LITERAL(o, ",\"gpu_uuid\":");
+        json_out_text(o, dev->gpu_uuid);
+        JSON_OUT_LITERAL(o, ",\"gpu_index\":");
+        if (g)
+                json_out_integer(o, g->index);
+        else
+                json_out_null(o);
+        JSON_OUT_LITERAL(o, ",\"profile\":");
+        json_out_text(o, dev->profile[0] ? dev->profile : NULL);
+        JSON_OUT_LITERAL(o, ",\"cpus\":");
+        if (n >= 0)
+                json_out_string(o, cpus, (size_t)n);
+        else
+                json_out_null(o);
+        JSON_OUT_LITERAL(o, "}");
 }
 
-static int lease_write(const Daemon *d, const Lease *l, JsonOut *o)
+static void lease_write(const Daemon *d, const Lease *l, JsonOut *o)
 {
         char visible[VISIBLE_MAX];
-        int r;
 
-        if ((r = OUT_RAW(o, "{\"id\":")) < 0 || (r = json_out_integer(o, l->rec.id)) < 0 ||
-            (r = OUT_RAW(o, ",\"uid\":")) < 0 || (r = json_out_integer(o, l->rec.uid)) < 0 ||
-            (r = OUT_RAW(o, ",\"user\":")) < 0 ||
-            (r = out_text(o, daemon_user_name(d, l->rec.uid))) < 0 ||
-            (r = OUT_RAW(o, ",\"kind\":")) < 0 ||
-            (r = out_text(o, lease_kind_to_string(l->rec.kind))) < 0 ||
-            (r = OUT_RAW(o, ",\"state\":\"active\",\"devices\":[")) < 0)
-                return r;
-        for (size_t i = 0; i < l->rec.n_devices; i++)
-                if ((i && (r = OUT_RAW(o, ",")) < 0) ||
-                    (r = lease_device_write(d, &l->rec.devices[i], o)) < 0)
-                        return r;
+        JSON_OUT_LITERAL(o, "{\"id\":");
+        json_out_integer(o, l->rec.id);
+        JSON_OUT_LITERAL(o, ",\"uid\":");
+        json_out_integer(o, l->rec.uid);
+        JSON_OUT_LITERAL(o, ",\"user\":");
+        json_out_text(o, daemon_user_name(d, l->rec.uid));
+        JSON_OUT_LITERAL(o, ",\"kind\":");
+        json_out_text(o, lease_kind_to_string(l->rec.kind));
+        JSON_OUT_LITERAL(o, ",\"state\":\"active\",\"devices\":[");
+        for (size_t i = 0; i < l->rec.n_devices; i++) {
+                if (i)
+                        JSON_OUT_LITERAL(o, ",");
+                lease_device_write(d, &l->rec.devices[i], o);
+        }
         lease_visible(l, visible);
-        if ((r = OUT_RAW(o, "],\"cuda_visible_devices\":")) < 0 ||
-            (r = out_text(o, visible)) < 0 || (r = OUT_RAW(o, ",\"created_at\":")) < 0 ||
-            (r = out_usec(o, l->rec.created_usec)) < 0 ||
-            (r = OUT_RAW(o, ",\"expires_at\":")) < 0 ||
-            (r = out_usec(o, l->rec.expires_usec)) < 0 ||
-            (r = OUT_RAW(o, ",\"released_at\":null,\"release_reason\":null,\"pid\":")) < 0 ||
-            (r = l->rec.client_pid > 0 ? json_out_integer(o, l->rec.client_pid)
-                                       : OUT_RAW(o, "null")) < 0 ||
-            (r = OUT_RAW(o, ",\"command\":")) < 0 || (r = out_text(o, l->rec.command)) < 0 ||
-            (r = OUT_RAW(o, ",\"attached\":")) < 0 || (r = out_bool(o, l->conn_id != 0)) < 0 ||
-            (r = OUT_RAW(o, ",\"idle_warned\":")) < 0 ||
-            (r = out_bool(o, l->idle.warned_usec != 0)) < 0 ||
-            (r = OUT_RAW(o, ",\"idle_flagged\":")) < 0 || (r = out_bool(o, l->idle.flagged)) < 0 ||
-            (r = OUT_RAW(o, ",\"idle_device_seconds\":")) < 0 ||
-            (r = json_out_real(o, (double)l->rec.idle_device_usec / USEC_PER_SEC)) < 0 ||
-            (r = OUT_RAW(o, ",\"slurm_job_id\":")) < 0 ||
-            (r = l->rec.kind == LEASE_SLURM ? json_out_integer(o, (json_int_t)l->rec.slurm_job_id)
-                                            : OUT_RAW(o, "null")) < 0 ||
-            (r = share_ops_lease_write(d, l, o)) < 0)
-                return r;
-        return OUT_RAW(o, "}");
+        JSON_OUT_LITERAL(o, "],\"cuda_visible_devices\":");
+        json_out_text(o, visible);
+        JSON_OUT_LITERAL(o, ",\"created_at\":");
+        out_usec(o, l->rec.created_usec);
+        JSON_OUT_LITERAL(o, ",\"expires_at\":");
+        out_usec(o, l->rec.expires_usec);
+        JSON_OUT_LITERAL(o, ",\"released_at\":null,\"release_reason\":null,\"pid\":");
+        if (l->rec.client_pid > 0)
+                json_out_integer(o, l->rec.client_pid);
+        else
+                json_out_null(o);
+        JSON_OUT_LITERAL(o, ",\"command\":");
+        json_out_text(o, l->rec.command);
+        JSON_OUT_LITERAL(o, ",\"attached\":");
+        out_bool(o, l->conn_id != 0);
+        JSON_OUT_LITERAL(o, ",\"idle_warned\":");
+        out_bool(o, l->idle.warned_usec != 0);
+        JSON_OUT_LITERAL(o, ",\"idle_flagged\":");
+        out_bool(o, l->idle.flagged);
+        JSON_OUT_LITERAL(o, ",\"idle_device_seconds\":");
+        json_out_real(o, (double)l->rec.idle_device_usec / USEC_PER_SEC);
+        JSON_OUT_LITERAL(o, ",\"slurm_job_id\":");
+        if (l->rec.kind == LEASE_SLURM)
+                json_out_integer(o, (json_int_t)l->rec.slurm_job_id);
+        else
+                json_out_null(o);
+        share_ops_lease_write(d, l, o);
+        JSON_OUT_LITERAL(o, "}");
 }
 
 int lease_reply_text(const Daemon *d, const Lease *l, uint32_t id, char **ret, size_t *ret_len)
@@ -685,13 +700,14 @@ int lease_reply_text(const Daemon *d, const Lease *l, uint32_t id, char **ret, s
         JsonOut o = {0};
         int r;
 
-        if ((r = json_out_raw(&o, prefix, n)) < 0 || (r = OUT_RAW(&o, "{\"lease\":")) < 0 ||
-            (r = lease_write(d, l, &o)) < 0 || (r = OUT_RAW(&o, "}}")) < 0 ||
-            (r = json_out_finish(&o, ret, ret_len)) < 0) {
+        json_out_raw(&o, prefix, n);
+        JSON_OUT_LITERAL(&o, "{\"lease\":");
+        lease_write(d, l, &o);
+        JSON_OUT_LITERAL(&o, "}}");
+        r = json_out_finish(&o, ret, ret_len);
+        if (r < 0)
                 json_out_done(&o);
-                return r;
-        }
-        return 0;
+        return r;
 }
 
 /* "2 GPUs", "1× 3g.40gb, 2× 1g.10gb", "GPU-…,MIG-…". */

@@ -120,37 +120,40 @@ int share_ops_lease_json(const Daemon *d, const Lease *l, json_t *o)
         return 0;
 }
 
-#define OUT_RAW(o, text) json_out_raw((o), (text), sizeof(text) - 1)
-
 /* share_ops_lease_json()'s members, as json-dump writes them. */
-int share_ops_lease_write(const Daemon *d, const Lease *l, JsonOut *o)
+void share_ops_lease_write(const Daemon *d, const Lease *l, JsonOut *o)
 {
-        const Lease *head = is_shared(l) ? group_head(d, l) : NULL;
+        const Lease *head;
         char budget[32], fraction[16];
-        int r;
 
-        if (!is_shared(l))
-                return OUT_RAW(o, ",\"share_bytes\":null,\"memory_used_bytes\":null,"
-                                  "\"over_budget\":false,\"share_env\":{}");
+        if (!is_shared(l)) {
+                JSON_OUT_LITERAL(o, ",\"share_bytes\":null,\"memory_used_bytes\":null,"
+                                    "\"over_budget\":false,\"share_env\":{}");
+                return;
+        }
+        head = group_head(d, l);
         share_numbers(d, l, budget, fraction);
-        if ((r = OUT_RAW(o, ",\"share_bytes\":")) < 0 ||
-            (r = json_out_integer(o, (json_int_t)l->rec.share_bytes)) < 0 ||
-            (r = OUT_RAW(o, ",\"memory_used_bytes\":")) < 0 ||
-            (r = d->snapshot ? json_out_integer(o, (json_int_t)share_ops_used(d, l))
-                             : OUT_RAW(o, "null")) < 0 ||
-            (r = head && head->budget.over ? OUT_RAW(o, ",\"over_budget\":true")
-                                           : OUT_RAW(o, ",\"over_budget\":false")) < 0 ||
-            (r = OUT_RAW(o, ",\"share_env\":{\"PYTORCH_CUDA_ALLOC_CONF\":"
+        JSON_OUT_LITERAL(o, ",\"share_bytes\":");
+        json_out_integer(o, (json_int_t)l->rec.share_bytes);
+        JSON_OUT_LITERAL(o, ",\"memory_used_bytes\":");
+        if (d->snapshot)
+                json_out_integer(o, (json_int_t)share_ops_used(d, l));
+        else
+                json_out_null(o);
+        if (head && head->budget.over)
+                JSON_OUT_LITERAL(o, ",\"over_budget\":true");
+        else
+                JSON_OUT_LITERAL(o, ",\"over_budget\":false");
+        JSON_OUT_LITERAL(o, ",\"share_env\":{\"PYTORCH_CUDA_ALLOC_CONF\":"
                             "\"expandable_segments:True\",\"TF_FORCE_GPU_ALLOW_GROWTH\":\"true\","
                             "\"XLA_PYTHON_CLIENT_PREALLOCATE\":\"false\","
-                            "\"XLA_PYTHON_CLIENT_MEM_FRACTION\":")) < 0 ||
-            (r = json_out_string(o, fraction, strlen(fraction))) < 0 ||
-            (r = OUT_RAW(o, ",\"GPUKEEPER_MEMORY_BUDGET\":")) < 0 ||
-            (r = json_out_string(o, budget, strlen(budget))) < 0 ||
-            (r = OUT_RAW(o, ",\"GPUKEEPER_MEMORY_FRACTION\":")) < 0 ||
-            (r = json_out_string(o, fraction, strlen(fraction))) < 0)
-                return r;
-        return OUT_RAW(o, "}");
+                            "\"XLA_PYTHON_CLIENT_MEM_FRACTION\":");
+        json_out_text(o, fraction);
+        JSON_OUT_LITERAL(o, ",\"GPUKEEPER_MEMORY_BUDGET\":");
+        json_out_text(o, budget);
+        JSON_OUT_LITERAL(o, ",\"GPUKEEPER_MEMORY_FRACTION\":");
+        json_out_text(o, fraction);
+        JSON_OUT_LITERAL(o, "}");
 }
 
 static json_t *details(const Daemon *d, const Lease *l, uint64_t used, uint64_t budget)

@@ -42,8 +42,8 @@ json_t *share_ops_env(const Daemon *d, const Lease *l);
 int share_ops_lease_json(const Daemon *d, const Lease *l, json_t *o);
 /* The same members as text, each preceded by a comma, as json-dump.h's
  * writer dumps them after lease_to_json()'s others (leases.c's
- * lease_reply_text). 0, -ENOMEM or -EOPNOTSUPP (json-dump.h). */
-int share_ops_lease_write(const Daemon *d, const Lease *l, JsonOut *o);
+ * lease_reply_text); an error stays in `o` (json-dump.h). */
+void share_ops_lease_write(const Daemon *d, const Lease *l, JsonOut *o);
 
 /* Check every budget group against the latest snapshot and act. */
 void share_ops_tick(Daemon *d);

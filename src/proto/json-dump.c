@@ -349,15 +349,10 @@ static int dump(const json_t *v, bool sort, char **ret, size_t *ret_len)
                 return -EOPNOTSUPP;
         r = dump_value(&o, v, 0, sort);
         if (r >= 0)
-                r = reserve(&o, 1);
-        if (r < 0) {
-                free(o.buf);
-                return r;
-        }
-        o.buf[o.len] = '\0';
-        *ret = o.buf;
-        *ret_len = o.len;
-        return 0;
+                r = json_out_finish(&o, ret, ret_len);
+        if (r < 0)
+                json_out_done(&o);
+        return r;
 }
 
 int json_dump_compact(const json_t *v, char **ret, size_t *ret_len)
@@ -370,34 +365,42 @@ int json_dump_compact_sorted(const json_t *v, char **ret, size_t *ret_len)
         return dump(v, true, ret, ret_len);
 }
 
+/* Keeps the first error of a JsonOut's calls (json-dump.h). */
+static int sticky(JsonOut *o, int r)
+{
+        if (r < 0 && o->error == 0)
+                o->error = r;
+        return o->error;
+}
+
 int json_out_raw(JsonOut *o, const char *s, size_t n)
 {
-        return put(o, s, n);
+        return o->error ? o->error : sticky(o, put(o, s, n));
 }
 
 int json_out_string(JsonOut *o, const char *s, size_t n)
 {
-        return put_string(o, s, n);
+        return o->error ? o->error : sticky(o, put_string(o, s, n));
 }
 
 int json_out_integer(JsonOut *o, json_int_t v)
 {
-        return put_integer(o, v);
+        return o->error ? o->error : sticky(o, put_integer(o, v));
 }
 
 int json_out_real(JsonOut *o, double v)
 {
-        return put_real(o, v);
+        return o->error ? o->error : sticky(o, put_real(o, v));
 }
 
-int json_out_value(JsonOut *o, const json_t *v)
+int json_out_text(JsonOut *o, const char *s)
 {
-        return dump_value(o, v, 0, false);
+        return s ? json_out_string(o, s, strlen(s)) : json_out_null(o);
 }
 
 int json_out_finish(JsonOut *o, char **ret, size_t *ret_len)
 {
-        int r = reserve(o, 1);
+        int r = o->error ? o->error : sticky(o, reserve(o, 1));
 
         if (r < 0)
                 return r;

@@ -30,28 +30,36 @@ int json_dump_compact_sorted(const json_t *v, char **ret, size_t *ret_len);
 /* The writer underneath, for text put together piece by piece (the lease
  * reply, daemon/leases.c): a growing buffer, zero-initialised ({0}) before
  * the first call and released with json_out_done() (or handed over by
- * json_out_finish()). Each json_out_* function returns 0, -ENOMEM, or
- * -EOPNOTSUPP where json_dumps() must write the text instead (as above);
- * after an error the buffer's contents are unspecified. */
+ * json_out_finish()). Errors are sticky: the first -ENOMEM or -EOPNOTSUPP
+ * (where json_dumps() must write the text instead, as above) is kept, the
+ * calls after it write nothing, and json_out_finish() returns it, so a
+ * writer makes its calls in a row and checks once. Each json_out_* function
+ * also returns the error so far (0 when none). */
 typedef struct JsonOut {
         char *buf;
         size_t len, cap;
+        int error;
 } JsonOut;
 
 /* `n` bytes as they are (punctuation, keys known to need no escape). */
 int json_out_raw(JsonOut *o, const char *s, size_t n);
+/* json_out_raw() of a string literal. */
+#define JSON_OUT_LITERAL(o, lit) json_out_raw((o), (lit), sizeof(lit) - 1)
 /* A string as jansson dumps it: quoted and escaped; -EOPNOTSUPP when a
  * byte is above 0x7F. */
 int json_out_string(JsonOut *o, const char *s, size_t n);
+/* json_out_string() of the NUL-terminated `s`, or null when s is NULL (the
+ * lease writers' strings that may be absent). */
+int json_out_text(JsonOut *o, const char *s);
 int json_out_integer(JsonOut *o, json_int_t v);
 /* A real as jansson dumps it (precision 17); -EOPNOTSUPP for a locale's
  * decimal comma. */
 int json_out_real(JsonOut *o, double v);
-/* Any value as json_dumps(JSON_COMPACT | JSON_ENCODE_ANY) writes it. */
-int json_out_value(JsonOut *o, const json_t *v);
+/* null. */
+#define json_out_null(o) JSON_OUT_LITERAL((o), "null")
 /* NUL-terminates the text and hands it over in *ret (malloc'd, *ret_len
- * bytes before the NUL); `o` is empty afterwards. 0 or -ENOMEM (then `o`
- * still holds the text). */
+ * bytes before the NUL); `o` is empty afterwards. 0, or the first error of
+ * the calls before (then `o` still holds its buffer: json_out_done()). */
 int json_out_finish(JsonOut *o, char **ret, size_t *ret_len);
 /* Frees the buffer; `o` is empty afterwards. */
 void json_out_done(JsonOut *o);
