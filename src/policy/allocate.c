@@ -86,13 +86,37 @@ static size_t ctx_slice(size_t count, size_t size)
         return (count * size + a - 1) / a * a;
 }
 
-/* The next array of the block at *p. */
-static void *ctx_take(char **p, size_t count, size_t size)
+/* The arrays' places in one block of `m` devices (n + 1, so that none is
+ * empty): with base NULL only the block's size, which is returned; else
+ * the arrays are pointed into `base`. One list for both, so the size
+ * cannot disagree with what is handed out. */
+static size_t ctx_layout(Ctx *c, size_t m, char *base)
 {
-        void *r = *p;
+        size_t off = 0;
 
-        *p += ctx_slice(count, size);
-        return r;
+#define CTX_TAKE(field, count)                                                                     \
+        do {                                                                                       \
+                if (base)                                                                          \
+                        c->field = (void *)(base + off);                                           \
+                off += ctx_slice((count), sizeof *c->field);                                       \
+        } while (0)
+        CTX_TAKE(by_uuid, m);
+        CTX_TAKE(cls, m);
+        CTX_TAKE(order_numa, m);
+        CTX_TAKE(order_bus, m);
+        CTX_TAKE(cand, m);
+        CTX_TAKE(deque, m);
+        CTX_TAKE(class_start, m + 1);
+        CTX_TAKE(bus_key, m);
+        CTX_TAKE(share_extra, m);
+        CTX_TAKE(profiles, m);
+        CTX_TAKE(grantable, m);
+        CTX_TAKE(taken, m);
+        CTX_TAKE(reserved, m);
+        CTX_TAKE(class_reserved, m);
+        CTX_TAKE(share_ok, m);
+#undef CTX_TAKE
+        return off;
 }
 
 static const char *plural(uint64_t n)
@@ -233,33 +257,13 @@ static int ctx_build(Ctx *c, const PolicyDevice *devices, size_t n, const Policy
                 if (!devices[i].uuid || !devices[i].parent_uuid || !devices[i].pci_bus_id)
                         return -EINVAL;
 
-        /* n + 1 keeps every array non-empty. One zeroed block for the 15
-         * arrays: their callocs and frees were ~7 k instructions of each
-         * acquire (issue 16, sixth pass). n is at most POLICY_MAX_DEVICES. */
-        const size_t m = n + 1;
-        char *p = c->block = calloc(1, 6 * ctx_slice(m, sizeof(size_t)) +
-                                           ctx_slice(m + 1, sizeof(size_t)) +
-                                           2 * ctx_slice(m, sizeof(uint64_t)) +
-                                           ctx_slice(m, sizeof(char *)) +
-                                           5 * ctx_slice(m, sizeof(bool)));
-
-        if (!p)
+        /* One zeroed block for the 15 arrays: their callocs and frees were
+         * ~7 k instructions of each acquire (issue 16, sixth pass). n is at
+         * most POLICY_MAX_DEVICES. */
+        c->block = calloc(1, ctx_layout(c, n + 1, NULL));
+        if (!c->block)
                 return -ENOMEM;
-        c->by_uuid = ctx_take(&p, m, sizeof(size_t));
-        c->cls = ctx_take(&p, m, sizeof(size_t));
-        c->order_numa = ctx_take(&p, m, sizeof(size_t));
-        c->order_bus = ctx_take(&p, m, sizeof(size_t));
-        c->cand = ctx_take(&p, m, sizeof(size_t));
-        c->deque = ctx_take(&p, m, sizeof(size_t));
-        c->class_start = ctx_take(&p, m + 1, sizeof(size_t));
-        c->bus_key = ctx_take(&p, m, sizeof(uint64_t));
-        c->share_extra = ctx_take(&p, m, sizeof(uint64_t));
-        c->profiles = ctx_take(&p, m, sizeof(char *));
-        c->grantable = ctx_take(&p, m, sizeof(bool));
-        c->taken = ctx_take(&p, m, sizeof(bool));
-        c->reserved = ctx_take(&p, m, sizeof(bool));
-        c->class_reserved = ctx_take(&p, m, sizeof(bool));
-        c->share_ok = ctx_take(&p, m, sizeof(bool));
+        (void)ctx_layout(c, n + 1, c->block);
 
         for (size_t i = 0; i < n; i++) {
                 const PolicyDevice *d = &devices[i];
