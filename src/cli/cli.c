@@ -146,6 +146,12 @@ int cli_call_failed(const cli_context *ctx, const char *op, int r, gk_call_error
 
         if (r == -ECANCELED)
                 return CLI_EXIT_CANCELED;
+        if (r == -ENOMEM) {
+                /* This side's memory (a large reply's index or tree), not
+                 * the connection's. */
+                fprintf(stderr, "gpukeeper: %s: out of memory\n", op);
+                return CLI_EXIT_SOFTWARE;
+        }
         if (r == -EBADMSG) {
                 fprintf(stderr,
                         "gpukeeper: %s: gpukeeperd at %s sent a reply that is not valid (see "
@@ -259,12 +265,6 @@ int cli_view_options(cli_context *ctx, const char *verb, void (*usage)(FILE *f),
         return CLI_CONTINUE;
 }
 
-/* `VIEW --json`: the daemon's result, indented as jansson would, straight
- * from the reply's text (issue 16: parsing it into a tree only to print it
- * was most of the command's time). A reply that is not plainly ok comes back
- * parsed, and goes the old way. */
-/* A view's one call: its result as text when the scanner reads the reply
- * (*ret_text set, borrowed from *ret_client's buffer), else as a tree. */
 /* The view's call: the reply as an index when the view reads one
  * (*ret_index, *ret_ref), else as text (*ret_text, *ret_len), or as a tree
  * when it came parsed (*ret_result). */
@@ -284,10 +284,6 @@ static int view_call(const cli_context *ctx, const cli_view *view, gk_client **r
         else
                 r = gk_client_call_text(*ret_client, view->op, NULL, ret_text, ret_len,
                                         ret_result, &error);
-        if (r == -ENOMEM) {
-                fprintf(stderr, "gpukeeper: %s: out of memory\n", view->op);
-                return CLI_EXIT_SOFTWARE;
-        }
         if (r != 0)
                 return cli_call_failed(ctx, view->op, r, &error);
         return CLI_EXIT_OK;
