@@ -175,42 +175,27 @@ static int gres_main(int argc, char *argv[])
                 unsigned long *set = &cpus[i * words];
                 bool have_cpus = false;
                 nvmlDevice_t h;
+                size_t first;
 
                 if (!g->uuid[0] || !gpu_selected(gpus, g->index))
                         continue;
                 if (gpu_nvml_device_handle(nvml, g->index, &h) == NVML_SUCCESS &&
                     gpu_nvml_device_cpu_affinity(nvml, h, set, words) == NVML_SUCCESS)
                         have_cpus = true;
-                if (!g->mig_enabled) {
-                        if (n < SLURM_MAX_DEVICES)
-                                devs[n++] = (SlurmDevice){
-                                        .uuid = g->uuid, .parent_uuid = g->uuid,
-                                        .model = g->name, .nvml_index = g->index,
-                                        .minor = g->minor, .gi = -1, .ci = -1,
-                                        .cap_gi = -1, .cap_ci = -1,
-                                        .cpus = have_cpus ? set : NULL, .n_cpu_words = words,
-                                };
-                        continue;
-                }
-                for (size_t k = 0; k < g->n_instances && n < SLURM_MAX_DEVICES; k++) {
-                        const GpuInstance *in = &g->instances[k];
-                        SlurmDevice *dv = &devs[n++];
+                first = n;
+                slurm_devices_add_gpu(g, devs, &n, SLURM_MAX_DEVICES);
+                /* What the daemon's list has not: the CPU mask, and a MIG
+                 * instance's nvidia-caps minors. */
+                for (size_t k = first; k < n; k++) {
+                        SlurmDevice *dv = &devs[k];
 
-                        *dv = (SlurmDevice){
-                                .uuid = in->uuid, .parent_uuid = g->uuid, .model = g->name,
-                                .profile = in->profile, .nvml_index = g->index,
-                                .minor = g->minor, .gi = (int)in->gpu_instance_id,
-                                .ci = (int)in->compute_instance_id, .cap_gi = -1,
-                                .cap_ci = -1, .cpus = have_cpus ? set : NULL,
-                                .n_cpu_words = words,
-                        };
-                        if (mig_minors && g->minor >= 0) {
+                        dv->cpus = have_cpus ? set : NULL;
+                        dv->n_cpu_words = words;
+                        if (dv->gi >= 0 && mig_minors && g->minor >= 0) {
                                 (void)slurm_mig_minor(mig_minors, (unsigned)g->minor,
-                                                      in->gpu_instance_id, -1, &dv->cap_gi);
+                                                      (unsigned)dv->gi, -1, &dv->cap_gi);
                                 (void)slurm_mig_minor(mig_minors, (unsigned)g->minor,
-                                                      in->gpu_instance_id,
-                                                      (int)in->compute_instance_id,
-                                                      &dv->cap_ci);
+                                                      (unsigned)dv->gi, dv->ci, &dv->cap_ci);
                         }
                 }
         }

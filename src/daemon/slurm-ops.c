@@ -36,27 +36,8 @@ static size_t slurm_devices(const Daemon *d, SlurmDevice *out, size_t max)
         for (size_t i = 0; snap && i < snap->n_gpus; i++) {
                 const GpuDevice *g = &snap->gpus[i];
 
-                if (!g->uuid[0] || !config_slurm_owns(&d->config->slurm, g->index))
-                        continue;
-                if (!g->mig_enabled) {
-                        if (n < max)
-                                out[n++] = (SlurmDevice){
-                                        .uuid = g->uuid, .parent_uuid = g->uuid,
-                                        .model = g->name, .nvml_index = g->index,
-                                        .minor = g->minor, .gi = -1, .ci = -1,
-                                        .cap_gi = -1, .cap_ci = -1,
-                                };
-                        continue;
-                }
-                for (size_t k = 0; k < g->n_instances && n < max; k++)
-                        out[n++] = (SlurmDevice){
-                                .uuid = g->instances[k].uuid, .parent_uuid = g->uuid,
-                                .model = g->name, .profile = g->instances[k].profile,
-                                .nvml_index = g->index, .minor = g->minor,
-                                .gi = (int)g->instances[k].gpu_instance_id,
-                                .ci = (int)g->instances[k].compute_instance_id,
-                                .cap_gi = -1, .cap_ci = -1,
-                        };
+                if (g->uuid[0] && config_slurm_owns(&d->config->slurm, g->index))
+                        slurm_devices_add_gpu(g, out, &n, max);
         }
         slurm_devices_order(out, n);
         return n;

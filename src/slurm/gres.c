@@ -6,6 +6,8 @@
  * /proc/driver/nvidia-caps/mig-minors. */
 #include "slurm/slurm.h"
 
+#include "gpu/inventory.h"
+
 #include <ctype.h>
 #include <errno.h>
 #include <stdlib.h>
@@ -170,4 +172,27 @@ int slurm_mig_minor(const char *text, unsigned gpu_minor, unsigned gi, int ci, i
                 line = eol ? eol + 1 : NULL;
         }
         return -ENOENT;
+}
+
+void slurm_devices_add_gpu(const GpuDevice *g, SlurmDevice *out, size_t *n, size_t max)
+{
+        if (!g->mig_enabled) {
+                if (*n < max)
+                        out[(*n)++] = (SlurmDevice){
+                                .uuid = g->uuid, .parent_uuid = g->uuid,
+                                .model = g->name, .nvml_index = g->index,
+                                .minor = g->minor, .gi = -1, .ci = -1,
+                                .cap_gi = -1, .cap_ci = -1,
+                        };
+                return;
+        }
+        for (size_t k = 0; k < g->n_instances && *n < max; k++)
+                out[(*n)++] = (SlurmDevice){
+                        .uuid = g->instances[k].uuid, .parent_uuid = g->uuid,
+                        .model = g->name, .profile = g->instances[k].profile,
+                        .nvml_index = g->index, .minor = g->minor,
+                        .gi = (int)g->instances[k].gpu_instance_id,
+                        .ci = (int)g->instances[k].compute_instance_id,
+                        .cap_gi = -1, .cap_ci = -1,
+                };
 }

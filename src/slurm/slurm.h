@@ -40,6 +40,15 @@ typedef struct SlurmDevice {
         size_t n_cpu_words;
 } SlurmDevice;
 
+/* Append GPU `g`'s devices as Slurm schedules them (the GPU, or its MIG
+ * instances when MIG is on) to out[*n..max), advancing *n: uuids, model,
+ * profile, index, minor and instance ids from the snapshot; no nvidia-caps
+ * minors (-1) and no CPU mask yet (the gres writer adds those). The one
+ * place the daemon (slurm-ops.c) and `gpukeeper slurm gres` turn a
+ * snapshot's GPU into gres devices. */
+typedef struct GpuDevice GpuDevice;
+void slurm_devices_add_gpu(const GpuDevice *g, SlurmDevice *out, size_t *n, size_t max);
+
 /* Sort devices into gres order (see the top of this file). */
 void slurm_devices_order(SlurmDevice *devs, size_t n);
 
