@@ -989,9 +989,9 @@ int sim_state_write(const char *path, const SimLab *lab, SimFileId *ret_id)
         return 0;
 }
 
-int sim_lab_load(const char *path, const char *state_path, const char *default_driver_version,
-                 SimLab **ret_lab, SimFileId *ret_id, SimFileId *ret_state_id, char *error,
-                 size_t error_size)
+static int lab_load(const char *path, const char *state_path, const char *default_driver_version,
+                    SimLab **ret_lab, SimFileId *ret_id, SimFileId *ret_state_id, char *error,
+                    size_t error_size)
 {
         Parser p = { .error = error, .error_size = error_size };
         _cleanup_close_ int fd = -1;
@@ -1058,4 +1058,53 @@ int sim_lab_load(const char *path, const char *state_path, const char *default_d
         }
         *ret_lab = TAKE_PTR(lab);
         return 0;
+}
+
+/* A reason is one line whatever the lab holds: keys, strings and jansson's
+ * own "near '...'" quote are the lab's bytes, so control characters in it
+ * are written as \n, \t or \xNN (cut to the buffer, never split mid-escape). */
+static void error_make_one_line(char *error, size_t error_size)
+{
+        _cleanup_free_ char *copy = strdup(error);
+        size_t n = 0;
+
+        if (!copy) {
+                for (char *c = error; *c; c++)
+                        if ((unsigned char)*c < 0x20 || *c == 0x7f)
+                                *c = '?';
+                return;
+        }
+        for (const char *c = copy; *c; c++) {
+                unsigned char b = (unsigned char)*c;
+                char esc[5];
+                size_t len;
+
+                if (b == '\n')
+                        len = (size_t)snprintf(esc, sizeof(esc), "\\n");
+                else if (b == '\t')
+                        len = (size_t)snprintf(esc, sizeof(esc), "\\t");
+                else if (b < 0x20 || b == 0x7f)
+                        len = (size_t)snprintf(esc, sizeof(esc), "\\x%02x", b);
+                else {
+                        esc[0] = (char)b;
+                        len = 1;
+                }
+                if (n + len >= error_size)
+                        break;
+                memcpy(error + n, esc, len);
+                n += len;
+        }
+        error[n] = '\0';
+}
+
+int sim_lab_load(const char *path, const char *state_path, const char *default_driver_version,
+                 SimLab **ret_lab, SimFileId *ret_id, SimFileId *ret_state_id, char *error,
+                 size_t error_size)
+{
+        int r = lab_load(path, state_path, default_driver_version, ret_lab, ret_id, ret_state_id,
+                         error, error_size);
+
+        if (r < 0 && error_size > 0)
+                error_make_one_line(error, error_size);
+        return r;
 }
