@@ -3,11 +3,15 @@
 #pragma once
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #define ELEMENTSOF(x) (sizeof(x) / sizeof((x)[0]))
+#define STRINGIFY_(x) #x
+#define STRINGIFY(x) STRINGIFY_(x) /* a macro's value as a string literal */
 #define _unused_ __attribute__((unused))
 #define _printf_(a, b) __attribute__((format(printf, a, b)))
 #define _cleanup_(f) __attribute__((cleanup(f)))
@@ -22,6 +26,21 @@
                 *_pp = NULL;                                                                       \
                 _v;                                                                                \
         })
+
+/* Copy the string `src` into dst[size], cut to size - 1 bytes: snprintf's
+ * "%s" without the format machinery, for copies on hot paths. True when all
+ * of it fit. */
+static inline bool string_copy(char *dst, size_t size, const char *src)
+{
+        size_t n;
+
+        if (size == 0)
+                return false;
+        n = strnlen(src, size - 1);
+        memcpy(dst, src, n);
+        dst[n] = '\0';
+        return src[n] == '\0';
+}
 
 /* Same for file descriptors: returns the fd and leaves -1 behind. */
 #define TAKE_FD(fd)                                                                                \

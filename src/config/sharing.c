@@ -79,9 +79,12 @@ void config_sharing_done(ConfigSharing *s)
 bool config_sharing_gpu(const ConfigSharing *s, unsigned index, const char *uuid,
                         const char *name)
 {
-        char buf[8];
+        char buf[16];
 
-        snprintf(buf, sizeof buf, "%u", index);
+        /* Asked for every GPU on every acquire: nothing formatted when no
+         * GPU is named (issue 16). */
+        if (s->n_gpus > 0)
+                snprintf(buf, sizeof buf, "%u", index);
         for (size_t i = 0; i < s->n_gpus; i++)
                 if (!strcmp(s->gpus[i], "all") || !strcmp(s->gpus[i], buf) ||
                     (uuid && uuid[0] && !strcasecmp(s->gpus[i], uuid)))

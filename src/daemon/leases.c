@@ -555,9 +555,12 @@ static void lease_visible(const Lease *l, char visible[static VISIBLE_MAX])
         size_t n = 0;
 
         visible[0] = '\0';
-        for (size_t i = 0; i < l->rec.n_devices && n < VISIBLE_MAX; i++)
-                n += (size_t)snprintf(visible + n, VISIBLE_MAX - n, "%s%s", i ? "," : "",
-                                      l->rec.devices[i].uuid);
+        for (size_t i = 0; i < l->rec.n_devices && n + 1 < VISIBLE_MAX; i++) {
+                if (i > 0)
+                        visible[n++] = ',';
+                string_copy(visible + n, VISIBLE_MAX - n, l->rec.devices[i].uuid);
+                n += strlen(visible + n);
+        }
 }
 
 json_t *lease_to_json(const Daemon *d, const Lease *l)
@@ -992,9 +995,9 @@ static int grant(Daemon *d, QueueEntry *e, const PolicyDevice *devs, const Polic
                 const PolicyDevice *pd = &devs[dec->devices[i]];
                 LeaseDevice *ld = &l->rec.devices[i];
 
-                snprintf(ld->uuid, sizeof ld->uuid, "%s", pd->uuid);
-                snprintf(ld->gpu_uuid, sizeof ld->gpu_uuid, "%s", pd->parent_uuid);
-                snprintf(ld->profile, sizeof ld->profile, "%s", pd->profile ? pd->profile : "");
+                string_copy(ld->uuid, sizeof ld->uuid, pd->uuid);
+                string_copy(ld->gpu_uuid, sizeof ld->gpu_uuid, pd->parent_uuid);
+                string_copy(ld->profile, sizeof ld->profile, pd->profile ? pd->profile : "");
         }
 
         r = store_lease_grant(d->store, &l->rec, e->request_json ? e->request_json : "{}");

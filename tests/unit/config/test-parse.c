@@ -314,6 +314,26 @@ static void test_format_duration_short(void **state)
         }
 }
 
+/* string_copy() (basic/macro.h): snprintf's "%s" without the format. */
+static void test_string_copy(void **state)
+{
+        char buf[4];
+
+        assert_true(string_copy(buf, sizeof buf, ""));
+        assert_string_equal(buf, "");
+        assert_true(string_copy(buf, sizeof buf, "abc"));
+        assert_string_equal(buf, "abc");
+        assert_false(string_copy(buf, sizeof buf, "abcd"));
+        assert_string_equal(buf, "abc");
+        assert_false(string_copy(buf, sizeof buf, "abcdefgh"));
+        assert_string_equal(buf, "abc");
+        assert_false(string_copy(buf, 1, "x"));
+        assert_string_equal(buf, "");
+        buf[0] = 'z';
+        assert_false(string_copy(buf, 0, "x"));
+        assert_int_equal(buf[0], 'z');
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -325,6 +345,7 @@ int main(void)
                 cmocka_unit_test(test_format_duration_round_trip),
                 cmocka_unit_test(test_format_duration_small_buffer),
                 cmocka_unit_test(test_format_duration_short),
+                cmocka_unit_test(test_string_copy),
         };
 
         return cmocka_run_group_tests_name("test-parse", tests, NULL, NULL);
