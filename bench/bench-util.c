@@ -9,6 +9,7 @@
 #include <grp.h>
 #include <limits.h>
 #include <math.h>
+#include <poll.h>
 #include <pwd.h>
 #include <signal.h>
 #include <spawn.h>
@@ -778,7 +779,8 @@ int bench_echo_start(BenchEcho *ret)
         return 0;
 }
 
-int bench_echo_round_trip(BenchEcho *e, const void *buf, size_t len, double *ret_usec)
+int bench_echo_round_trip(BenchEcho *e, const void *buf, size_t len, BenchEchoWait wait,
+                          double *ret_usec)
 {
         char back[BENCH_ECHO_MAX];
         size_t sent = 0, got = 0;
@@ -795,8 +797,18 @@ int bench_echo_round_trip(BenchEcho *e, const void *buf, size_t len, double *ret
                         sent += (size_t)n;
         }
         while (got < len) {
-                ssize_t n = recv(e->fd, back + got, len - got, 0);
+                ssize_t n;
 
+                if (wait == BENCH_ECHO_POLL) {
+                        struct pollfd p = { .fd = e->fd, .events = POLLIN };
+
+                        if (poll(&p, 1, -1) < 0 && errno != EINTR)
+                                return negative_errno();
+                        n = recv(e->fd, back + got, len - got, MSG_DONTWAIT);
+                        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+                                continue;
+                } else
+                        n = recv(e->fd, back + got, len - got, 0);
                 if (n == 0)
                         return -ECONNRESET;
                 if (n < 0 && errno != EINTR)

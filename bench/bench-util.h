@@ -272,11 +272,18 @@ typedef struct BenchEcho {
 /* Fork the echo child. Returns 0 or -errno. */
 int bench_echo_start(BenchEcho *ret);
 
-/* Send buf[0..len) (1 <= len <= BENCH_ECHO_MAX) and read it back with a
- * blocking recv; the time from the send to the last byte back goes to
+/* How bench_echo_round_trip waits for the echo. */
+typedef enum BenchEchoWait {
+        BENCH_ECHO_RECV, /* a blocking recv() */
+        BENCH_ECHO_POLL, /* poll() for POLLIN, then recv(MSG_DONTWAIT), as the client library does */
+} BenchEchoWait;
+
+/* Send buf[0..len) (1 <= len <= BENCH_ECHO_MAX) and read it back, waiting
+ * as `wait` says; the time from the send to the last byte back goes to
  * *ret_usec. Returns 0, -EPROTO when what came back differs, or -errno
  * (-ECONNRESET when the child is gone). */
-int bench_echo_round_trip(BenchEcho *e, const void *buf, size_t len, double *ret_usec);
+int bench_echo_round_trip(BenchEcho *e, const void *buf, size_t len, BenchEchoWait wait,
+                          double *ret_usec);
 
 /* Close our end, SIGKILL and reap the child. Accepts one never started. */
 void bench_echo_stop(BenchEcho *e);

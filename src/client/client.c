@@ -4,8 +4,14 @@
  *
  * The socket is blocking (as the header promises callers that poll its fd),
  * but every send()/recv() here uses MSG_DONTWAIT after poll() said the socket
- * was ready, so that a wait can also watch the optional cancel descriptor;
- * without one, the wait for a reply is a blocking recv() itself.
+ * was ready, so that a wait can also watch the optional cancel descriptor.
+ * The wait for a reply is a poll() even without one, never a blocking
+ * recv(): a task asleep in recv() on an AF_UNIX stream socket is woken
+ * whenever its own sent bytes are consumed (the write-space wake-up of
+ * unix_write_space, which a recv() waiter does not filter), so the
+ * daemon's read of every request paid for waking us for nothing (an IPI
+ * on a VM: its recv() took 7.7 us instead of 3; issue 16). poll() waits
+ * for POLLIN only and is not woken by it.
  * A transport failure (peer gone, malformed or oversized reply, a reply to
  * some other request, cancellation) leaves the byte stream in an unknown
  * state, so it is sticky: every later call fails the same way without I/O.
@@ -197,24 +203,20 @@ static int send_all(gk_client *c, const char *buf, size_t len)
 
 /* Reads what is there, at least one byte, into buf[0..len): the count, or
  * -ECONNRESET when the peer is gone, or another -errno. With `wait_first`
- * (right after a request was sent, when no reply can be there yet) it waits
- * before the first recv() instead of after an EAGAIN: with a cancel
- * descriptor it polls both, without one the first recv() blocks (one system
- * call per round trip, as bench-lease's transport floor makes). */
+ * (right after a request was sent, when no reply can be there yet) it
+ * polls before the first recv() instead of after an EAGAIN (see the top of
+ * this file for why a poll() and not a blocking recv()). */
 static ssize_t receive_into(gk_client *c, void *buf, size_t len, bool wait_first)
 {
-        int flags = MSG_DONTWAIT;
         int r;
 
-        if (wait_first && c->cancel_fd < 0)
-                flags = 0;
-        else if (wait_first) {
+        if (wait_first) {
                 r = wait_fd(c, c->fd, POLLIN);
                 if (r < 0)
                         return r;
         }
-        for (;; flags = MSG_DONTWAIT) {
-                ssize_t n = recv(c->fd, buf, len, flags);
+        for (;;) {
+                ssize_t n = recv(c->fd, buf, len, MSG_DONTWAIT);
                 if (n > 0)
                         return n;
                 if (n == 0)
