@@ -25,6 +25,7 @@
 #include <syslog.h>
 #include <unistd.h>
 
+#include "basic/fileio.h"
 #include "basic/macro.h"
 #include "basic/parse.h"
 #include "basic/proc.h"
@@ -190,29 +191,30 @@ static int prolog_epilog(const cli_context *ctx, bool prolog, const char *gres_p
         return CLI_EXIT_OK;
 }
 
+/* gres.conf or nvidia-caps' minors: NULL when absent (the prolog then
+ * takes SLURM_JOB_GPUS in `gpukeeper slurm gres` order), and said why when
+ * present but unreadable (larger than SLURM_FILE_MAX, not a regular file)
+ * rather than read cut short. */
 static char *read_small_file(const char *path)
 {
-        _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
-        char *buf;
-        size_t len = 0;
+        _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+        char *text = NULL;
+        int r;
 
-        if (fd < 0)
+        if (fd < 0) {
+                if (errno != ENOENT)
+                        complain("slurm prolog: cannot open %s: %s", path, strerror(errno));
                 return NULL;
-        buf = malloc(SLURM_FILE_MAX + 1);
-        if (!buf)
-                return NULL;
-        for (;;) {
-                ssize_t k = read(fd, buf + len, SLURM_FILE_MAX - len);
-
-                if (k < 0) {
-                        free(buf);
-                        return NULL;
-                }
-                if (k == 0 || (len += (size_t)k) == SLURM_FILE_MAX)
-                        break;
         }
-        buf[len] = '\0';
-        return buf;
+        r = read_full_fd(fd, SLURM_FILE_MAX, &text, NULL);
+        if (r < 0) {
+                complain("slurm prolog: cannot read %s: %s", path,
+                         r == -EFBIG    ? "larger than 1 MiB"
+                         : r == -EINVAL ? "not a regular file"
+                                        : strerror(-r));
+                return NULL;
+        }
+        return text;
 }
 
 /* ---- step: inside srun -------------------------------------------------- */

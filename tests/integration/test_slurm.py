@@ -615,3 +615,14 @@ def test_prolog_maps_gres_conf_files_to_mig_instances(daemon_factory, lab, users
     err = prolog(143, "0", mig_minors=empty)
     assert "nvidia-caps minors are not in" in err, err
     assert [x["uuid"] for x in slurm_leases(d, 143)[0]["devices"]] == [GPU0_UUID]
+    d.cli("slurm", "epilog", env={"SLURM_JOB_ID": "143"})
+    # A gres.conf past 1 MiB, or not a file: refused and said, never read cut
+    # short; the index is read in `gpukeeper slurm gres` order.
+    huge = d.dir / "huge-gres.conf"
+    huge.write_text("#" * (1 << 20) + "\nName=gpu File=/dev/nvidia1\n")
+    for job, path, said in ((144, huge, "larger than 1 MiB"), (145, d.dir, "not a regular file")):
+        gres = path
+        err = prolog(job, "0")
+        assert f"cannot read {path}: {said}" in err, err
+        assert [x["uuid"] for x in slurm_leases(d, job)[0]["devices"]] == [GPU0_UUID]
+        d.cli("slurm", "epilog", env={"SLURM_JOB_ID": str(job)})
