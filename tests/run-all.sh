@@ -6,7 +6,9 @@
 # Steps: install missing Debian packages; for each build directory, configure
 # if needed, build, run the meson tests (unit + docs suites: cmocka writes one
 # JUnit file per group into <builddir>/junit/) and the pytest integration
-# suite (JUnit into the same directory). scripts/count-results.py then counts
+# suite (JUnit into the same directory), each under scripts/reap-strays.py,
+# which counts a process either left running as a failed step (a server a
+# test starts must be stopped by it). scripts/count-results.py then counts
 # individual cases from those files and prints the last line,
 # `N passed, N failed` (", N skipped" when any). The exit status is non-zero if
 # anything failed, a build failed, or no test ran.
@@ -56,6 +58,22 @@ lsan_works() {
         [[ $rc -ne 0 && "$out" == *"detected memory leaks"* ]]
 }
 
+# reaping WHAT REPORT COMMAND...: run COMMAND as a child subreaper
+# (scripts/reap-strays.py); whatever it started and left running (a server a
+# test did not stop, however it detached) is listed, killed, and counted as
+# a failed step. Returns COMMAND's exit status.
+reaping() {
+        local what=$1 report=$2 rc n
+        shift 2
+        "$PYTHON" scripts/reap-strays.py --report "$report" -- "$@"
+        rc=$?
+        if [[ -s "$report" ]]; then
+                n=$(wc -l <"$report")
+                failed_steps+=("$what: $n process(es) left running: $(head -c 300 "$report" | tr '\n' ';')")
+        fi
+        return $rc
+}
+
 # run_suite NAME BUILDDIR [MESON SETUP OPTIONS...]: build and test one build dir.
 run_suite() {
         local name=$1 dir=$2
@@ -85,10 +103,12 @@ run_suite() {
 
         step "$name: unit tests (meson test -C $dir)"
         # Failures are counted from the JUnit files and testlog.json below.
-        meson test -C "$dir" --suite unit --suite docs --print-errorlogs --num-processes 2
+        reaping "$name: unit tests" "$dir/junit/strays-unit.txt" \
+                meson test -C "$dir" --suite unit --suite docs --print-errorlogs --num-processes 2
 
         step "$name: integration tests (pytest tests/integration, GK_BUILD_DIR=$dir)"
-        GK_BUILD_DIR=$dir "$PYTHON" -m pytest tests/integration -v \
+        GK_BUILD_DIR=$dir reaping "$name: integration tests" "$dir/junit/strays-integration.txt" \
+                "$PYTHON" -m pytest tests/integration -v \
                 --junitxml="$dir/junit/pytest-integration.xml" -o junit_suite_name="integration-$name"
         local rc=$?
         # pytest: 0 all passed, 1 some failed (counted from the XML), 5 none

@@ -243,8 +243,9 @@ static int cmp_uid(const void *a, const void *b)
 /* Sort an index array: insertion sort up to SORT_SMALL_MAX entries (a lab's
  * 4-16 devices, mostly in order already: a few comparisons instead of
  * qsort_r's merge set-up, ~5 k instructions of each acquire, issue 16),
- * qsort_r above. Every comparator here is a total order on indices, so
- * both give the same result. */
+ * qsort_r above. Every comparator here is a total order on the input
+ * ctx_build accepts (ties end on the indices; uuids are distinct, or
+ * refused right after their sort), so both give the same result. */
 #define SORT_SMALL_MAX 32
 
 static void sort_indices(size_t *a, size_t n, int (*cmp)(const void *, const void *, void *),
