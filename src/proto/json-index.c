@@ -49,14 +49,6 @@ static bool is_digit(char c)
         return c >= '0' && c <= '9';
 }
 
-/* json-scan's whitespace: space, tab, LF, CR. */
-static size_t skip_ws(const char *s, size_t len, size_t p)
-{
-        while (p < len && (s[p] == ' ' || s[p] == '\t' || s[p] == '\n' || s[p] == '\r'))
-                p++;
-        return p;
-}
-
 /* Room for one more token: the array doubled. */
 static __attribute__((noinline)) int grow(Builder *b)
 {
@@ -176,7 +168,7 @@ static inline __attribute__((always_inline)) int add_scalar(Builder *b, size_t *
 /* A key at or after s[*p] and its colon; *p moved past the colon. */
 static inline __attribute__((always_inline)) int add_key(Builder *b, size_t *p)
 {
-        size_t q = skip_ws(b->s, b->len, *p);
+        size_t q = json_scan_skip_ws(b->s, b->len, *p);
         int r;
 
         if (q >= b->len || b->s[q] != '"')
@@ -184,7 +176,7 @@ static inline __attribute__((always_inline)) int add_key(Builder *b, size_t *p)
         r = add_string(b, &q, true);
         if (r < 0)
                 return r;
-        q = skip_ws(b->s, b->len, q);
+        q = json_scan_skip_ws(b->s, b->len, q);
         if (q >= b->len || b->s[q] != ':')
                 return -EBADMSG;
         *p = q + 1;
@@ -196,7 +188,7 @@ static inline __attribute__((always_inline)) int add_key(Builder *b, size_t *p)
 static int index_text(Builder *b, unsigned max_depth)
 {
         const char *s = b->s;
-        size_t len = b->len, p = skip_ws(s, len, 0);
+        size_t len = b->len, p = json_scan_skip_ws(s, len, 0);
         int r;
 
         if (p >= len || (s[p] != '{' && s[p] != '['))
@@ -206,7 +198,7 @@ static int index_text(Builder *b, unsigned max_depth)
                 char c;
 
                 /* A value at or after s[p]. */
-                p = skip_ws(s, len, p);
+                p = json_scan_skip_ws(s, len, p);
                 if (p >= len)
                         return -EBADMSG;
                 c = s[p];
@@ -221,7 +213,7 @@ static int index_text(Builder *b, unsigned max_depth)
                         if (r < 0)
                                 return r;
                         b->ix->tokens[t].at = (uint32_t)p;
-                        p = skip_ws(s, len, p + 1);
+                        p = json_scan_skip_ws(s, len, p + 1);
                         if (p < len && s[p] == close)
                                 p++; /* empty: a complete value */
                         else {
@@ -244,9 +236,9 @@ static int index_text(Builder *b, unsigned max_depth)
                         const Level *l;
 
                         if (b->depth == 0)
-                                return skip_ws(s, len, p) == len ? 0 : -EBADMSG;
+                                return json_scan_skip_ws(s, len, p) == len ? 0 : -EBADMSG;
                         l = &b->stack[b->depth - 1];
-                        p = skip_ws(s, len, p);
+                        p = json_scan_skip_ws(s, len, p);
                         if (p >= len)
                                 return -EBADMSG;
                         if (s[p] == (l->object ? '}' : ']')) {

@@ -53,21 +53,9 @@ static size_t skip_plain(const char *s, size_t len, size_t p)
         return p;
 }
 
-static bool is_ws(char c)
-{
-        return c == ' ' || c == '\t' || c == '\n' || c == '\r';
-}
-
 static bool is_digit(char c)
 {
         return c >= '0' && c <= '9';
-}
-
-static size_t skip_ws(const char *s, size_t len, size_t p)
-{
-        while (p < len && is_ws(s[p]))
-                p++;
-        return p;
 }
 
 static int hex_value(char c)
@@ -353,13 +341,13 @@ size_t json_scan_literal_end(const char *s, size_t len, size_t p)
 /* A key and its colon, at or after s[p]: the byte after the colon, or 0. */
 static size_t scan_key(const char *s, size_t len, size_t p)
 {
-        p = skip_ws(s, len, p);
+        p = json_scan_skip_ws(s, len, p);
         if (p >= len || s[p] != '"')
                 return 0;
         p = scan_string(s, len, p);
         if (p == 0)
                 return 0;
-        p = skip_ws(s, len, p);
+        p = json_scan_skip_ws(s, len, p);
         if (p >= len || s[p] != ':')
                 return 0;
         return p + 1;
@@ -378,14 +366,14 @@ static size_t scan_value(const char *s, size_t len, size_t p, unsigned depth, un
         for (;;) {
                 char c;
 
-                p = skip_ws(s, len, p);
+                p = json_scan_skip_ws(s, len, p);
                 if (p >= len)
                         return 0;
                 c = s[p];
                 if (c == '{' || c == '[') {
                         if (depth + level + 1 > max_depth)
                                 return 0;
-                        p = skip_ws(s, len, p + 1);
+                        p = json_scan_skip_ws(s, len, p + 1);
                         if (p < len && s[p] == (c == '{' ? '}' : ']'))
                                 p++; /* empty: a complete value */
                         else {
@@ -419,7 +407,7 @@ static size_t scan_value(const char *s, size_t len, size_t p, unsigned depth, un
                         if (level == 0)
                                 return p;
                         object = objects >> (level - 1) & 1;
-                        p = skip_ws(s, len, p);
+                        p = json_scan_skip_ws(s, len, p);
                         if (p >= len)
                                 return 0;
                         if (s[p] == (object ? '}' : ']')) {
@@ -448,11 +436,11 @@ bool json_scan_document(const char *s, size_t len, unsigned max_depth, size_t *r
         assert(s || len == 0);
         assert(max_depth >= 1 && max_depth <= JSON_SCAN_DEPTH_MAX);
 
-        b = skip_ws(s, len, 0);
+        b = json_scan_skip_ws(s, len, 0);
         if (b >= len || (s[b] != '{' && s[b] != '['))
                 return false;
         e = scan_value(s, len, b, 0, max_depth);
-        if (e == 0 || skip_ws(s, len, e) != len)
+        if (e == 0 || json_scan_skip_ws(s, len, e) != len)
                 return false;
         if (ret_begin)
                 *ret_begin = b;
@@ -483,10 +471,10 @@ int json_scan_members_next(JsonScanMembers *it, JsonScanMember *ret)
         assert(ret);
         switch (it->state) {
         case 0:
-                p = skip_ws(s, len, p);
+                p = json_scan_skip_ws(s, len, p);
                 if (p >= len || s[p] != '{')
                         return members_fail(it);
-                p = skip_ws(s, len, p + 1);
+                p = json_scan_skip_ws(s, len, p + 1);
                 if (p < len && s[p] == '}') {
                         it->pos = p + 1;
                         it->state = 2;
@@ -496,19 +484,19 @@ int json_scan_members_next(JsonScanMembers *it, JsonScanMember *ret)
         case 1:
                 break;
         case 2:
-                return skip_ws(s, len, p) == len ? 0 : members_fail(it);
+                return json_scan_skip_ws(s, len, p) == len ? 0 : members_fail(it);
         default:
                 return -EBADMSG;
         }
 
-        p = skip_ws(s, len, p);
+        p = json_scan_skip_ws(s, len, p);
         if (p >= len || s[p] != '"')
                 return members_fail(it);
         key = p + 1;
         p = scan_key(s, len, p);
         if (p == 0)
                 return members_fail(it);
-        value = skip_ws(s, len, p);
+        value = json_scan_skip_ws(s, len, p);
         end = scan_value(s, len, value, 1, it->max_depth);
         if (end == 0)
                 return members_fail(it);
@@ -518,7 +506,7 @@ int json_scan_members_next(JsonScanMembers *it, JsonScanMember *ret)
         ret->value = s + value;
         ret->value_len = end - value;
 
-        p = skip_ws(s, len, end);
+        p = json_scan_skip_ws(s, len, end);
         if (p < len && s[p] == ',')
                 it->state = 1;
         else if (p < len && s[p] == '}')
@@ -690,7 +678,7 @@ static size_t string_end(const char *s, size_t len, size_t p)
 
 static bool is_delimiter(char c)
 {
-        return is_ws(c) || c == ',' || c == ']' || c == '}' || c == ':' || c == '\0';
+        return json_scan_is_ws(c) || c == ',' || c == ']' || c == '}' || c == ':' || c == '\0';
 }
 
 void json_scan_write_indented(FILE *f, const char *s, size_t len)
@@ -712,7 +700,7 @@ void json_scan_write_indented(FILE *f, const char *s, size_t len)
                         break;
                 case '{':
                 case '[':
-                        e = skip_ws(s, len, p + 1);
+                        e = json_scan_skip_ws(s, len, p + 1);
                         if (e < len && s[e] == (s[p] == '{' ? '}' : ']')) {
                                 out_put(&o, s[p] == '{' ? "{}" : "[]", 2);
                                 p = e + 1;
@@ -955,7 +943,7 @@ value:
 
                 if (st->depth + level + 1 > st->max_depth)
                         goto fail;
-                e = skip_ws(s, len, p + 1);
+                e = json_scan_skip_ws(s, len, p + 1);
                 if (e >= len)
                         goto out_of_bytes;
                 if (s[e] == close) { /* empty: "{}" or "[]" */
@@ -977,9 +965,9 @@ value:
                         goto key;
                 goto value;
         }
-        if (is_ws(c)) {
+        if (json_scan_is_ws(c)) {
                 out_run(o, s, len, run, p);
-                p = run = skip_ws(s, len, p);
+                p = run = json_scan_skip_ws(s, len, p);
                 goto value;
         }
         e = scan_word_part(s, len, p, last);
@@ -1018,9 +1006,9 @@ after:
                 p = run = p + 1;
                 goto value_done;
         }
-        if (is_ws(c)) {
+        if (json_scan_is_ws(c)) {
                 out_run(o, s, len, run, p);
-                p = run = skip_ws(s, len, p);
+                p = run = json_scan_skip_ws(s, len, p);
                 goto after;
         }
         goto fail;
@@ -1031,10 +1019,10 @@ key:
                 goto out_of_bytes;
         c = s[p];
         if (c != '"') {
-                if (!is_ws(c))
+                if (!json_scan_is_ws(c))
                         goto fail;
                 out_run(o, s, len, run, p);
-                p = run = skip_ws(s, len, p);
+                p = run = json_scan_skip_ws(s, len, p);
                 goto key;
         }
         e = stream_string(s, len, p, last);
@@ -1042,7 +1030,7 @@ key:
                 goto need;
         if (e == 0)
                 goto fail;
-        q = e < len && s[e] == ':' ? e : skip_ws(s, len, e);
+        q = e < len && s[e] == ':' ? e : json_scan_skip_ws(s, len, e);
         if (q >= len)
                 goto out_of_bytes;
         if (s[q] != ':')

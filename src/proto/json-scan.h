@@ -83,6 +83,23 @@ bool json_scan_keys_equal(const JsonScanMember *a, const JsonScanMember *b);
  * holds no NUL byte: the scanner refuses \u0000, as jansson does. */
 size_t json_scan_string_decode(const char *s, size_t len, size_t p, char *out, size_t *ret_len);
 
+/* The whitespace json-scan (and jansson) allows between tokens: space,
+ * tab, LF, CR. Inline, for the scanner and the index, which skip it once
+ * per token. */
+static inline bool json_scan_is_ws(char c)
+{
+        return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+}
+
+/* The first byte at or after s[p] that is not such whitespace (len when
+ * none is). */
+static inline size_t json_scan_skip_ws(const char *s, size_t len, size_t p)
+{
+        while (p < len && json_scan_is_ws(s[p]))
+                p++;
+        return p;
+}
+
 /* The scanner's pieces, for json-index.c, which validates and indexes in
  * one pass. Each takes the value's first byte at s[p] (p < len) and returns
  * the byte after it, or 0 where jansson refuses it: a string (its opening

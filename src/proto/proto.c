@@ -1155,11 +1155,6 @@ int proto_index_ok_reply(const JsonIndex *ix, uint32_t *ret_id, JsonIndexRef *re
         return 1;
 }
 
-static bool ws(char c)
-{
-        return c == ' ' || c == '\t' || c == '\n' || c == '\r';
-}
-
 bool proto_ok_reply_tail_ok(const char *tail, size_t len)
 {
         static const char *const taken[] = {"v", "id", "ok", "result", "event"};
@@ -1170,10 +1165,10 @@ bool proto_ok_reply_tail_ok(const char *tail, size_t len)
         int r;
 
         assert(tail || len == 0);
-        while (i < len && ws(tail[i]))
+        while (i < len && json_scan_is_ws(tail[i]))
                 i++;
         if (i < len && tail[i] == '}') {
-                for (i++; i < len && ws(tail[i]); i++)
+                for (i++; i < len && json_scan_is_ws(tail[i]); i++)
                         ;
                 return i == len;
         }
