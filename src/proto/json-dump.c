@@ -92,12 +92,11 @@ static int put_string(Out *o, const char *s, size_t n)
         return 0;
 }
 
-/* "%" JSON_INTEGER_FORMAT of v, without printf's format parsing (~700
- * instructions an integer). */
-static int put_integer(Out *o, json_int_t v)
+size_t json_format_integer(json_int_t v, char buf[static JSON_INTEGER_TEXT_MAX])
 {
-        char num[24], *p = num + sizeof num;
+        char num[JSON_INTEGER_TEXT_MAX], *p = num + sizeof num;
         uint64_t u = v < 0 ? -(uint64_t)v : (uint64_t)v;
+        size_t n;
 
         do {
                 *--p = (char)('0' + u % 10);
@@ -105,7 +104,16 @@ static int put_integer(Out *o, json_int_t v)
         } while (u);
         if (v < 0)
                 *--p = '-';
-        return put(o, p, (size_t)(num + sizeof num - p));
+        n = (size_t)(num + sizeof num - p);
+        memcpy(buf, p, n);
+        return n;
+}
+
+static int put_integer(Out *o, json_int_t v)
+{
+        char num[JSON_INTEGER_TEXT_MAX];
+
+        return put(o, num, json_format_integer(v, num));
 }
 
 typedef unsigned __int128 u128;

@@ -27,6 +27,13 @@ int json_dump_compact(const json_t *v, char **ret, size_t *ret_len);
  * shorter first). The daemon's audit rows hold requests written so. */
 int json_dump_compact_sorted(const json_t *v, char **ret, size_t *ret_len);
 
+/* "%" JSON_INTEGER_FORMAT of v into buf without printf's format parsing
+ * (~700 instructions an integer): its length; not NUL-terminated. The
+ * digits of every integer json-dump writes, and of the id in
+ * proto_ok_reply_prefix(). */
+#define JSON_INTEGER_TEXT_MAX 20 /* "-9223372036854775808" */
+size_t json_format_integer(json_int_t v, char buf[static JSON_INTEGER_TEXT_MAX]);
+
 /* The writer underneath, for text put together piece by piece (the lease
  * reply, daemon/leases.c): a growing buffer, zero-initialised ({0}) before
  * the first call and released with json_out_done() (or handed over by

@@ -830,18 +830,12 @@ size_t proto_ok_reply_prefix(uint32_t id, char buf[static PROTO_OK_PREFIX_MAX])
 {
         static const char head[] = "{\"v\":" STRINGIFY(GK_PROTO_VERSION) ",\"id\":";
         static const char tail[] = ",\"ok\":true,\"result\":";
-        char digits[10];
-        size_t n = 0, k = 0;
+        size_t n = sizeof head - 1;
 
-        do
-                digits[k++] = (char)('0' + id % 10);
-        while ((id /= 10) > 0);
-        static_assert(sizeof head - 1 + sizeof digits + sizeof tail <= PROTO_OK_PREFIX_MAX,
+        static_assert(sizeof head - 1 + JSON_INTEGER_TEXT_MAX + sizeof tail <= PROTO_OK_PREFIX_MAX,
                       "the prefix fits");
-        memcpy(buf, head, sizeof head - 1);
-        n = sizeof head - 1;
-        while (k > 0)
-                buf[n++] = digits[--k];
+        memcpy(buf, head, n);
+        n += json_format_integer(id, buf + n);
         memcpy(buf + n, tail, sizeof tail); /* with its NUL */
         return n + sizeof tail - 1;
 }

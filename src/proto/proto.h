@@ -220,7 +220,7 @@ json_t *proto_reply_ok(uint32_t id, json_t *result);
  * NUL; returns the length (at most PROTO_OK_PREFIX_MAX - 1). The daemon
  * writes cached replies with it, the client recognises replies it can
  * stream by it. */
-#define PROTO_OK_PREFIX_MAX 48u
+#define PROTO_OK_PREFIX_MAX 64u
 size_t proto_ok_reply_prefix(uint32_t id, char buf[static PROTO_OK_PREFIX_MAX]);
 /* Whether `tail`, the bytes of an ok reply's frame after its result's
  * value, ends the reply as proto_scan_ok_reply() accepts it: whitespace and
