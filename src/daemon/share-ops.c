@@ -70,9 +70,23 @@ uint64_t share_ops_group_budget(const Daemon *d, const Lease *l)
         return sum;
 }
 
-/* GPUKEEPER_MEMORY_BUDGET and GPUKEEPER_MEMORY_FRACTION of shared lease `l`. */
-static void share_numbers(const Daemon *d, const Lease *l, char budget[static 32],
-                          char fraction[static 16])
+/* A shared lease's environment (its share_env), in the order the lease's
+ * JSON holds it: frameworks told to grow into the budget rather than take
+ * the GPU, and the budget itself. One list for the tree and the text. */
+#define SHARE_ENV_N 6
+static const char *const share_env_names[SHARE_ENV_N] = {
+        "PYTORCH_CUDA_ALLOC_CONF",        "TF_FORCE_GPU_ALLOW_GROWTH",
+        "XLA_PYTHON_CLIENT_PREALLOCATE",  "XLA_PYTHON_CLIENT_MEM_FRACTION",
+        "GPUKEEPER_MEMORY_BUDGET",        "GPUKEEPER_MEMORY_FRACTION",
+};
+
+typedef struct ShareEnv {
+        char budget[32], fraction[16];
+        const char *value[SHARE_ENV_N];
+} ShareEnv;
+
+/* The values of share_env_names for shared lease `l`. */
+static void share_env(const Daemon *d, const Lease *l, ShareEnv *e)
 {
         const GpuDevice *g = gpu_of(d, l->rec.devices[0].uuid);
         double f = 1.0;
@@ -82,22 +96,30 @@ static void share_numbers(const Daemon *d, const Lease *l, char budget[static 32
         /* Rounded down to 3 decimals: a framework that takes the fraction of
          * the total stays at or under the budget. */
         f = f > 1.0 ? 1.0 : (double)(uint64_t)(f * 1000.0) / 1000.0;
-        snprintf(budget, 32, "%" PRIu64, l->rec.share_bytes);
-        snprintf(fraction, 16, "%.3f", f);
+        snprintf(e->budget, sizeof e->budget, "%" PRIu64, l->rec.share_bytes);
+        snprintf(e->fraction, sizeof e->fraction, "%.3f", f);
+        e->value[0] = "expandable_segments:True";
+        e->value[1] = "true";
+        e->value[2] = "false";
+        e->value[3] = e->fraction;
+        e->value[4] = e->budget;
+        e->value[5] = e->fraction;
 }
 
 json_t *share_ops_env(const Daemon *d, const Lease *l)
 {
-        char budget[32], fraction[16];
+        json_t *o = json_object();
+        ShareEnv e;
 
-        if (!is_shared(l))
-                return json_object();
-        share_numbers(d, l, budget, fraction);
-        return json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "PYTORCH_CUDA_ALLOC_CONF",
-                         "expandable_segments:True", "TF_FORCE_GPU_ALLOW_GROWTH", "true",
-                         "XLA_PYTHON_CLIENT_PREALLOCATE", "false",
-                         "XLA_PYTHON_CLIENT_MEM_FRACTION", fraction, "GPUKEEPER_MEMORY_BUDGET",
-                         budget, "GPUKEEPER_MEMORY_FRACTION", fraction);
+        if (!o || !is_shared(l))
+                return o;
+        share_env(d, l, &e);
+        for (size_t i = 0; i < SHARE_ENV_N; i++)
+                if (json_object_set_new(o, share_env_names[i], json_string(e.value[i])) < 0) {
+                        json_decref(o);
+                        return NULL;
+                }
+        return o;
 }
 
 int share_ops_lease_json(const Daemon *d, const Lease *l, json_t *o)
@@ -124,7 +146,7 @@ int share_ops_lease_json(const Daemon *d, const Lease *l, json_t *o)
 void share_ops_lease_write(const Daemon *d, const Lease *l, JsonOut *o)
 {
         const Lease *head;
-        char budget[32], fraction[16];
+        ShareEnv e;
 
         if (!is_shared(l)) {
                 JSON_OUT_LITERAL(o, ",\"share_bytes\":null,\"memory_used_bytes\":null,"
@@ -132,7 +154,7 @@ void share_ops_lease_write(const Daemon *d, const Lease *l, JsonOut *o)
                 return;
         }
         head = group_head(d, l);
-        share_numbers(d, l, budget, fraction);
+        share_env(d, l, &e);
         JSON_OUT_LITERAL(o, ",\"share_bytes\":");
         json_out_integer(o, (json_int_t)l->rec.share_bytes);
         JSON_OUT_LITERAL(o, ",\"memory_used_bytes\":");
@@ -144,15 +166,14 @@ void share_ops_lease_write(const Daemon *d, const Lease *l, JsonOut *o)
                 JSON_OUT_LITERAL(o, ",\"over_budget\":true");
         else
                 JSON_OUT_LITERAL(o, ",\"over_budget\":false");
-        JSON_OUT_LITERAL(o, ",\"share_env\":{\"PYTORCH_CUDA_ALLOC_CONF\":"
-                            "\"expandable_segments:True\",\"TF_FORCE_GPU_ALLOW_GROWTH\":\"true\","
-                            "\"XLA_PYTHON_CLIENT_PREALLOCATE\":\"false\","
-                            "\"XLA_PYTHON_CLIENT_MEM_FRACTION\":");
-        json_out_text(o, fraction);
-        JSON_OUT_LITERAL(o, ",\"GPUKEEPER_MEMORY_BUDGET\":");
-        json_out_text(o, budget);
-        JSON_OUT_LITERAL(o, ",\"GPUKEEPER_MEMORY_FRACTION\":");
-        json_out_text(o, fraction);
+        JSON_OUT_LITERAL(o, ",\"share_env\":{");
+        for (size_t i = 0; i < SHARE_ENV_N; i++) {
+                if (i)
+                        JSON_OUT_LITERAL(o, ",");
+                json_out_text(o, share_env_names[i]);
+                JSON_OUT_LITERAL(o, ":");
+                json_out_text(o, e.value[i]);
+        }
         JSON_OUT_LITERAL(o, "}");
 }
 
