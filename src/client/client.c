@@ -389,6 +389,21 @@ typedef struct CallAs {
         JsonIndexRef *ret_index_result;
 } CallAs;
 
+/* An ok reply read without a tree (as text or as an index): 0 when it
+ * answers request `id`, else what the parsed path of client_call() returns
+ * for it: a reply to another request breaks the stream, and after a send
+ * that failed the connection counts as reset. */
+static int unparsed_ok_reply(gk_client *c, uint32_t reply_id, uint32_t id, bool send_failed)
+{
+        if (reply_id != id)
+                return client_fail(c, -EBADMSG);
+        if (send_failed) {
+                c->error = -ECONNRESET;
+                return -ECONNRESET;
+        }
+        return 0;
+}
+
 static int client_call(gk_client *c, const char *op, json_t *args, const CallAs *as,
                        json_t **ret_result, gk_call_error *ret_error)
 {
@@ -463,14 +478,10 @@ static int client_call(gk_client *c, const char *op, json_t *args, const CallAs 
                         if (r == -ENOMEM)
                                 return -ENOMEM;
                         if (r == 0 && proto_index_ok_reply(ix, &reply_id, &result) > 0) {
-                                if (reply_id != id) {
+                                r = unparsed_ok_reply(c, reply_id, id, send_failed);
+                                if (r < 0) {
                                         json_index_free(ix);
-                                        return client_fail(c, -EBADMSG);
-                                }
-                                if (send_failed) {
-                                        json_index_free(ix);
-                                        c->error = -ECONNRESET;
-                                        return -ECONNRESET;
+                                        return r;
                                 }
                                 *as->ret_index = ix;
                                 *as->ret_index_result = result;
@@ -487,12 +498,9 @@ static int client_call(gk_client *c, const char *op, json_t *args, const CallAs 
 
                         /* The checks below, for an ok reply read without a tree. */
                         if (proto_scan_ok_reply(frame, len, &reply_id, &text, &text_len) > 0) {
-                                if (reply_id != id)
-                                        return client_fail(c, -EBADMSG);
-                                if (send_failed) {
-                                        c->error = -ECONNRESET;
-                                        return -ECONNRESET;
-                                }
+                                r = unparsed_ok_reply(c, reply_id, id, send_failed);
+                                if (r < 0)
+                                        return r;
                                 *as->ret_text = text;
                                 *as->ret_text_len = text_len;
                                 if (ret_result)
