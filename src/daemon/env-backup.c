@@ -86,14 +86,6 @@ int env_backup_job_main(const char *backup_dir, unsigned keep)
         return EXIT_SUCCESS;
 }
 
-/* The job's argument vector, made before fork(): between fork() and exec
- * the child of this multi-threaded daemon may only make async-signal-safe
- * calls. */
-typedef struct JobArgv {
-        char arg1[32];
-        char *argv[6];
-} JobArgv;
-
 /* In the child of fork(): become a fresh gpukeeperd running one job
  * (main.c: --env-backup-job, --env-trash-job), with default signals (so
  * systemctl stop ends it too) and none of the daemon's descriptors (client
@@ -103,7 +95,7 @@ typedef struct JobArgv {
  * resolver, the sampler) vanished at fork() with their locks held: an NSS
  * lookup or an allocation there can wait for ever (seen under ASan: the
  * backup child stuck in getpwent's module load). */
-_Noreturn static void exec_job(const JobArgv *job, int keep_fd)
+_Noreturn static void exec_job(char *const argv[], int keep_fd)
 {
         static const char failed[] = "gpukeeperd: cannot start the job process\n";
         sigset_t none;
@@ -119,9 +111,33 @@ _Noreturn static void exec_job(const JobArgv *job, int keep_fd)
                 close_range(JOB_FD + 1, ~0U, 0);
         } else
                 close_range(JOB_FD, ~0U, 0);
-        execv("/proc/self/exe", job->argv);
+        execv("/proc/self/exe", argv);
         (void)!write(STDERR_FILENO, failed, sizeof failed - 1);
         _exit(127);
+}
+
+/* Start the job `gpukeeperd FLAG [PATH] NUMBER` (exec_job): its pid, or
+ * -errno when fork() failed. The argument vector is made before fork():
+ * between fork() and exec the child of this multi-threaded daemon may only
+ * make async-signal-safe calls. */
+static pid_t start_job(const char *flag, const char *path, uint64_t number, int keep_fd)
+{
+        char num[32], *argv[5] = {(char *)"gpukeeperd", (char *)flag};
+        size_t n = 2;
+        pid_t pid;
+
+        snprintf(num, sizeof num, "%" PRIu64, number);
+        if (path)
+                argv[n++] = (char *)path;
+        argv[n++] = num;
+        argv[n] = NULL;
+        fflush(NULL);
+        pid = fork();
+        if (pid < 0)
+                return -errno;
+        if (pid == 0)
+                exec_job(argv, keep_fd);
+        return pid;
 }
 
 static int on_backup_exit(sd_event_source *s, const siginfo_t *si, void *userdata)
@@ -145,21 +161,12 @@ static int on_backup_timer(sd_event_source *s, uint64_t usec, void *userdata)
         pid_t pid;
         int r;
 
-        JobArgv job = {};
-
         if (d->env_backup.pid > 0)
                 return 0; /* the last one still runs; it re-arms when done */
-        snprintf(job.arg1, sizeof job.arg1, "%u", (unsigned)d->config->env.backup_keep);
-        job.argv[0] = (char *)"gpukeeperd";
-        job.argv[1] = (char *)"--env-backup-job";
-        job.argv[2] = d->config->env.backup_dir;
-        job.argv[3] = job.arg1;
-        fflush(NULL);
-        pid = fork();
+        pid = start_job("--env-backup-job", d->config->env.backup_dir,
+                        (uint64_t)d->config->env.backup_keep, -1);
         if (pid < 0)
-                return log_error_errno(errno, "Cannot start the environment backup");
-        if (pid == 0)
-                exec_job(&job, -1);
+                return log_error_errno((int)pid, "Cannot start the environment backup");
         d->env_backup.pid = pid;
         r = sd_event_add_child(d->event, &d->env_backup.child, pid, WEXITED, on_backup_exit, d);
         if (r < 0) {
@@ -337,7 +344,6 @@ static int on_trash_timer(sd_event_source *s, uint64_t usec, void *userdata)
         Daemon *d = userdata;
         EnvBackupState *st = &d->env_backup;
         uint64_t wall = daemon_wall(d), retention = d->config->env.trash_retention_usec;
-        JobArgv job = {};
         int fds[2], r;
         pid_t pid;
 
@@ -348,20 +354,13 @@ static int on_trash_timer(sd_event_source *s, uint64_t usec, void *userdata)
                 log_error_errno(errno, "Cannot start the trash sweep");
                 return env_trash_arm(d);
         }
-        snprintf(job.arg1, sizeof job.arg1, "%" PRIu64, wall > retention ? wall - retention : 0);
-        job.argv[0] = (char *)"gpukeeperd";
-        job.argv[1] = (char *)"--env-trash-job";
-        job.argv[2] = job.arg1;
-        fflush(NULL);
-        pid = fork();
+        pid = start_job("--env-trash-job", NULL, wall > retention ? wall - retention : 0, fds[1]);
         if (pid < 0) {
-                log_error_errno(errno, "Cannot start the trash sweep");
+                log_error_errno((int)pid, "Cannot start the trash sweep");
                 close(fds[0]);
                 close(fds[1]);
                 return env_trash_arm(d);
         }
-        if (pid == 0)
-                exec_job(&job, fds[1]);
         close(fds[1]);
         st->trash_pipe = fds[0];
         st->trash_pid = pid;
