@@ -4,33 +4,24 @@
 #include "cli/slurm-gres.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-#include "basic/fileio.h"
 #include "basic/macro.h"
 #include "basic/proc.h"
 #include "gpu/inventory.h"
 #include "gpu/nvml.h"
 #include "slurm/slurm.h"
 
-/* gres.conf and the nvidia-caps minors are small; a bigger one is refused. */
-#define GRES_FILE_MAX (1u << 20)
-
-/* The whole of a small file, NUL-terminated, or NULL (errno set). */
+/* The whole of a small file (slurm_read_file), or NULL with errno set. */
 static char *read_text(const char *path)
 {
-        _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
         char *text = NULL;
-        int r;
+        int r = slurm_read_file(path, &text);
 
-        if (fd < 0)
-                return NULL;
-        r = read_full_fd(fd, GRES_FILE_MAX, &text, NULL);
         if (r < 0) {
                 errno = -r;
                 return NULL;

@@ -14,7 +14,6 @@
  * execs the command, so a job sees what `gpukeeper run` gives on one
  * server. */
 #include <errno.h>
-#include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <limits.h>
@@ -25,7 +24,6 @@
 #include <syslog.h>
 #include <unistd.h>
 
-#include "basic/fileio.h"
 #include "basic/macro.h"
 #include "basic/parse.h"
 #include "basic/proc.h"
@@ -36,8 +34,6 @@
 #include "cli/slurm-gres.h"
 #include "cli/slurm-step.h"
 #include "slurm/slurm.h"
-
-#define SLURM_FILE_MAX (1 << 20)
 
 static void complain(const char *fmt, ...) _printf_(1, 2);
 static void complain(const char *fmt, ...)
@@ -197,21 +193,15 @@ static int prolog_epilog(const cli_context *ctx, bool prolog, const char *gres_p
  * rather than read cut short. */
 static char *read_small_file(const char *path)
 {
-        _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
         char *text = NULL;
-        int r;
+        int r = slurm_read_file(path, &text);
 
-        if (fd < 0) {
-                if (errno != ENOENT)
-                        complain("slurm prolog: cannot open %s: %s", path, strerror(errno));
-                return NULL;
-        }
-        r = read_full_fd(fd, SLURM_FILE_MAX, &text, NULL);
         if (r < 0) {
-                complain("slurm prolog: cannot read %s: %s", path,
-                         r == -EFBIG    ? "larger than 1 MiB"
-                         : r == -EINVAL ? "not a regular file"
-                                        : strerror(-r));
+                if (r != -ENOENT)
+                        complain("slurm prolog: cannot read %s: %s", path,
+                                 r == -EFBIG    ? "larger than 1 MiB"
+                                 : r == -EINVAL ? "not a regular file"
+                                                : strerror(-r));
                 return NULL;
         }
         return text;

@@ -10,8 +10,13 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+
+#include "basic/fileio.h"
+#include "basic/macro.h"
 
 static int device_cmp(const void *a, const void *b)
 {
@@ -172,6 +177,15 @@ int slurm_mig_minor(const char *text, unsigned gpu_minor, unsigned gi, int ci, i
                 line = eol ? eol + 1 : NULL;
         }
         return -ENOENT;
+}
+
+int slurm_read_file(const char *path, char **ret)
+{
+        _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+
+        if (fd < 0)
+                return -errno;
+        return read_full_fd(fd, SLURM_FILE_MAX, ret, NULL);
 }
 
 void slurm_devices_add_gpu(const GpuDevice *g, SlurmDevice *out, size_t *n, size_t max)

@@ -70,6 +70,15 @@ int slurm_cpu_list(const unsigned long *set, size_t n_words, char *buf, size_t l
  * device. Returns 0 or -errno. */
 int slurm_gres_render(FILE *f, const SlurmDevice *devs, size_t n, const char *dev_dir);
 
+/* gres.conf and nvidia-caps' mig-minors are small: a bigger one is refused. */
+#define SLURM_FILE_MAX (1u << 20)
+
+/* The whole of such a file (gres.conf, mig-minors), NUL-terminated, in
+ * *ret (malloc'd). Returns 0, or -errno of open() or read_full_fd()
+ * (basic/fileio.h): -EFBIG above SLURM_FILE_MAX, -EINVAL when not a
+ * regular file. The one reader of both for the prolog and `slurm gres`. */
+int slurm_read_file(const char *path, char **ret);
+
 /* The nvidia-caps minor of `gpu%u/gi%u/access` (ci < 0) or
  * `gpu%u/gi%u/ci%u/access` in the text of
  * /proc/driver/nvidia-caps/mig-minors. -ENOENT when absent. */
