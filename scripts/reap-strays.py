@@ -45,12 +45,17 @@ def reap_zombies():
             return
 
 
-def start_time(pid):
-    """The start time of `pid` (clock ticks after boot), None if it is gone."""
+def proc_stat(pid):
+    """/proc/PID/stat of `pid`: (command name, state, parent pid, start time
+    in clock ticks after boot), or None when it is gone."""
     try:
         with open(f"/proc/{pid}/stat", "rb") as f:
             stat = f.read(4096)
-        return int(stat[stat.rindex(b")") + 2:].split()[19])
+        # The command name is in parentheses and may hold anything.
+        close = stat.rindex(b")")
+        fields = stat[close + 2:].split()
+        comm = stat[stat.index(b"(") + 1:close].decode("utf-8", "replace")
+        return comm, fields[0], int(fields[1]), int(fields[19])
     except (OSError, ValueError, IndexError):
         return None
 
@@ -62,21 +67,16 @@ def children_of(ppids):
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
+        stat = proc_stat(entry)
+        if not stat or stat[2] not in ppids or stat[1] == b"Z":
+            continue
         try:
-            with open(f"/proc/{entry}/stat", "rb") as f:
-                stat = f.read(4096)
-            # The command name is in parentheses and may hold anything.
-            fields = stat[stat.rindex(b")") + 2:].split()
-            state, ppid, started = fields[0], int(fields[1]), int(fields[19])
-            if ppid not in ppids or state == b"Z":
-                continue
             with open(f"/proc/{entry}/cmdline", "rb") as f:
                 cmdline = f.read(4096)
-        except (OSError, ValueError, IndexError):
+        except OSError:
             continue  # gone meanwhile
         text = cmdline.replace(b"\0", b" ").decode("utf-8", "replace").strip()
-        found[int(entry)] = (text or "[" + stat.split(b"(", 1)[1].rsplit(b")", 1)[0].decode(
-            "utf-8", "replace") + "]", started)
+        found[int(entry)] = (text or f"[{stat[0]}]", stat[3])
     return found
 
 
@@ -88,7 +88,8 @@ def kill(pid, started):
     except OSError:
         return  # gone
     try:
-        if start_time(pid) == started:
+        stat = proc_stat(pid)
+        if stat and stat[3] == started:
             signal.pidfd_send_signal(fd, signal.SIGKILL)
     except OSError:
         pass
