@@ -127,6 +127,16 @@ typedef struct cli_view {
         int (*render)(json_t *result, const cli_term *term, double now);
         int (*render_index)(const JsonIndex *ix, JsonIndexRef result, const cli_term *term,
                             double now);
+        /* When stream_new is not NULL, the text view is printed as the
+         * reply arrives (issue 16), through a gk_result_sink
+         * (client/client-text.h) whose feed and finish are stream_feed and
+         * stream_finish, on the state stream_new makes for stdout (freed
+         * with stream_free); `render_index` then renders a reply that did
+         * not come streamed, from its text. */
+        int (*stream_new)(FILE *f, const cli_term *term, double now, void **ret);
+        int (*stream_feed)(void *stream, const char *s, size_t len, bool last, size_t *ret_taken);
+        int (*stream_finish)(void *stream);
+        void (*stream_free)(void *stream);
 } cli_view;
 
 /* The whole of such a verb: options (cli_view_options()), a call of

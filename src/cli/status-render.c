@@ -68,6 +68,8 @@
 #include "basic/macro.h"
 #include "cli/lease-render.h"
 #include "proto/json-scan.h"
+#include "proto/json-split.h"
+#include "proto/proto.h"
 
 #define GIB (1024.0 * 1024.0 * 1024.0)
 
@@ -253,10 +255,15 @@ static void fmt_clock(char *clock, size_t len, double t)
                 strftime(clock, len, "%H:%M:%S", &tm);
 }
 
-enum { S_GPUS, S_MESSAGE, S_HOSTNAME, S_DRIVER, S_NVML, S_SIMULATED, S_SAMPLED_AT, S_QUEUE, S_FENCE, S_N };
+/* Keys in the order the daemon writes them (members() tries that first). */
+enum {
+        S_SIMULATED, S_DRIVER, S_HOSTNAME, S_SAMPLED_AT, S_NVML, S_MESSAGE, S_GPU_COUNT, S_GPUS,
+        S_QUEUE, S_FENCE, S_N,
+};
 static const member_key status_keys[] = {
-    KEY("gpus"), KEY("message"), KEY("hostname"), KEY("driver_version"), KEY("nvml_available"),
-    KEY("simulated"), KEY("sampled_at"), KEY("queue"), KEY("fence"),
+    KEY("simulated"), KEY("driver_version"), KEY("hostname"), KEY("sampled_at"),
+    KEY("nvml_available"), KEY("message"), KEY("gpu_count"), KEY("gpus"), KEY("queue"),
+    KEY("fence"),
 };
 
 static void print_header(const view *v, const JsonIndexRef *st, size_t n_gpus)
@@ -978,57 +985,340 @@ static int print_queue(const view *v, JsonIndexRef queue, const cli_term *full_t
         return 0;
 }
 
+/* The width of "[N]" for GPU index r, at most 6 columns. */
+static size_t index_width(const view *v, JsonIndexRef r)
+{
+        char buf[32], idx[40];
+
+        snprintf(idx, sizeof idx, "[%s]", int_text(buf, sizeof buf, v, r));
+        return MIN(strlen(idx), (size_t)6);
+}
+
+/* The width of "[N]" for the GPUs a status names: from its gpu_count (the
+ * daemon's GPUs are numbered from 0: the last one is the widest), else
+ * from the widest index in its array; at least 3. */
+static size_t gpus_index_width(const view *v, const JsonIndexRef *st, JsonIndexRef gpus)
+{
+        size_t w = 3;
+        int64_t count;
+
+        if (json_index_integer(v->ix, st[S_GPU_COUNT], &count) && count >= 0) {
+                char buf[32];
+
+                if (count == 0)
+                        return w;
+                snprintf(buf, sizeof buf, "[%lld]", (long long)(count - 1));
+                return MAX(w, MIN(strlen(buf), (size_t)6));
+        }
+        for (JsonIndexRef g = json_index_first(v->ix, gpus); g; g = json_index_next(v->ix, g))
+                w = MAX(w, index_width(v, json_index_get(v->ix, g, "index")));
+        return w;
+}
+
+/* How many GPUs the header says: the daemon's gpu_count, else its array's
+ * size. */
+static size_t gpus_count(const view *v, const JsonIndexRef *st, JsonIndexRef gpus)
+{
+        int64_t count;
+
+        if (json_index_integer(v->ix, st[S_GPU_COUNT], &count) && count >= 0)
+                return (size_t)count;
+        return json_index_size(v->ix, gpus);
+}
+
+/* What comes above the GPUs: the header line and NVML's message. False
+ * when nothing more is shown (no NVML, no GPUs). */
+static bool print_top(const view *v, const JsonIndexRef *st, size_t n_gpus)
+{
+        const char *message = str(v, st[S_MESSAGE]);
+
+        print_header(v, st, n_gpus);
+        if (!is_true(v, st[S_NVML])) {
+                cli_text_wrap(v->f, v->term, CLI_STYLE_RED,
+                              message ? message : "NVML is not available on this host.", 0);
+                return false;
+        }
+        if (message)
+                cli_text_wrap(v->f, v->term, CLI_STYLE_YELLOW, message, 0);
+        if (n_gpus == 0) {
+                fputs_unlocked("No GPUs found.\n", v->f);
+                return false;
+        }
+        return true;
+}
+
+/* What comes below the GPUs: the queue, the fence. */
+static int print_bottom(const view *v, const JsonIndexRef *st, const cli_term *full_term)
+{
+        int r;
+
+        r = print_queue(v, st[S_QUEUE], full_term);
+        if (r < 0)
+                return r;
+        print_fence(v, st[S_FENCE]);
+        return 0;
+}
+
+/* The view's terminal: the fixed columns need 80; below that the
+ * arithmetic would wrap. */
+static cli_term narrowed_term(const cli_term *full_term)
+{
+        cli_term narrowed = *full_term;
+
+        narrowed.columns = MAX(full_term->columns, (size_t)CLI_TERM_MIN_COLUMNS) - 1;
+        return narrowed;
+}
+
 int cli_status_render_index(const JsonIndex *ix, JsonIndexRef status, FILE *f,
                             const cli_term *full_term, double now)
 {
-        cli_term narrowed = *full_term;
+        cli_term narrowed = narrowed_term(full_term);
         view vw = {.ix = ix, .f = f, .term = &narrowed, .now = now}, *v = &vw;
         JsonIndexRef st[S_N], gpus;
-        const char *message;
-        size_t index_w = 3, n_gpus;
+        size_t index_w;
         int r;
 
         if (!json_index_is_object(ix, status))
                 return -EBADMSG;
         MEMBERS(v, status, status_keys, st);
         gpus = json_index_is_array(ix, st[S_GPUS]) ? st[S_GPUS] : 0;
-        n_gpus = json_index_size(ix, gpus);
-        message = str(v, st[S_MESSAGE]);
-        /* The fixed columns need 80; below that the arithmetic would wrap. */
-        narrowed.columns = MAX(full_term->columns, (size_t)CLI_TERM_MIN_COLUMNS) - 1;
-
         /* Room for the widest "[N]" so that names line up past GPU 9. */
-        for (JsonIndexRef g = json_index_first(ix, gpus); g; g = json_index_next(ix, g)) {
-                char buf[32], idx[40];
-
-                snprintf(idx, sizeof idx, "[%s]",
-                         int_text(buf, sizeof buf, v, json_index_get(ix, g, "index")));
-                index_w = MAX(index_w, MIN(strlen(idx), (size_t)6));
-        }
-
-        print_header(v, st, n_gpus);
-
-        if (!is_true(v, st[S_NVML])) {
-                cli_text_wrap(f, v->term, CLI_STYLE_RED,
-                              message ? message : "NVML is not available on this host.", 0);
+        index_w = gpus_index_width(v, st, gpus);
+        if (!print_top(v, st, gpus_count(v, st, gpus)))
                 return 0;
-        }
-        if (message)
-                cli_text_wrap(f, v->term, CLI_STYLE_YELLOW, message, 0);
-        if (n_gpus == 0) {
-                fputs_unlocked("No GPUs found.\n", f);
-                return 0;
-        }
         for (JsonIndexRef g = json_index_first(ix, gpus); g; g = json_index_next(ix, g)) {
                 r = print_gpu(v, g, index_w);
                 if (r < 0)
                         return r;
         }
-        r = print_queue(v, st[S_QUEUE], full_term);
+        return print_bottom(v, st, full_term);
+}
+
+/* ---- The view as the reply arrives (issue 16) ------------------------------------------ */
+
+/* How deep the parts may nest: the whole reply is held to PROTO_MAX_DEPTH
+ * (the envelope, the result object in it, "gpus" in that, a GPU in it). */
+#define REST_DEPTH_MAX (PROTO_MAX_DEPTH - 1)
+#define GPU_DEPTH_MAX (PROTO_MAX_DEPTH - 3)
+
+/* The result object read a member at a time (proto/json-split.h): every
+ * member but "gpus" is kept, as text, in an object of its own (`rest`: the
+ * header's few values, the queue, the fence); the GPUs are rendered one by
+ * one as their elements arrive, each from an index of its own text, when a
+ * "gpu_count" came before them (the daemon writes one) to print the header
+ * with. Without one (a daemon of another version), "gpus" is kept too and
+ * the whole view rendered from `rest` at the end. */
+typedef struct status_stream {
+        FILE *f;
+        cli_term full, narrowed;
+        double now;
+        JsonSplit split;
+        char *rest; /* "{" and the members, comma-joined; room for the "}" */
+        size_t rest_len, rest_size;
+        JsonIndex *gpu; /* each GPU's, its blocks reused */
+        size_t index_w;
+        bool split_done; /* the GPUs were rendered as they came */
+        bool quiet;      /* nothing more to show (no NVML, no GPUs) */
+} status_stream;
+
+/* Appends s[0..n) to rest, keeping room for the closing brace. */
+static int rest_add(status_stream *ss, const char *s, size_t n)
+{
+        if (n + 1 > ss->rest_size - ss->rest_len) {
+                size_t size = MAX(ss->rest_size * 2, ss->rest_len + n + 1);
+                char *b = realloc(ss->rest, size);
+
+                if (!b)
+                        return -ENOMEM;
+                ss->rest = b;
+                ss->rest_size = size;
+        }
+        memcpy(ss->rest + ss->rest_len, s, n);
+        ss->rest_len += n;
+        return 0;
+}
+
+static int rest_add_member(status_stream *ss, const JsonSplitItem *m)
+{
+        int r = 0;
+
+        if (ss->rest_len > 1)
+                r = rest_add(ss, ",", 1);
+        if (r >= 0)
+                r = rest_add(ss, m->key, m->key_len);
+        if (r >= 0)
+                r = rest_add(ss, ":", 1);
+        if (r >= 0)
+                r = rest_add(ss, m->value, m->value_len);
+        return r;
+}
+
+/* The kept members as an object, indexed, with the refs of status_keys. */
+static int rest_index(status_stream *ss, JsonIndex **ret, JsonIndexRef *st)
+{
+        JsonIndex *ix = NULL;
+        int r;
+
+        ss->rest[ss->rest_len] = '}';
+        r = json_index_build(ss->rest, ss->rest_len + 1, REST_DEPTH_MAX, &ix);
         if (r < 0)
                 return r;
-        print_fence(v, st[S_FENCE]);
+        members(ix, json_index_root(ix), status_keys, S_N, st);
+        *ret = ix;
         return 0;
+}
+
+/* Whether a gpu_count's text is a count the header can say: digits. */
+static bool count_text(const char *s, size_t n)
+{
+        if (n == 0 || n > 9)
+                return false;
+        for (size_t i = 0; i < n; i++)
+                if (s[i] < '0' || s[i] > '9')
+                        return false;
+        return n == 1 || s[0] != '0';
+}
+
+/* The GPUs' array begins: the header from the members so far. */
+static int stream_top(status_stream *ss)
+{
+        view vw = {.f = ss->f, .term = &ss->narrowed, .now = ss->now};
+        JsonIndexRef st[S_N];
+        JsonIndex *ix = NULL;
+        int r;
+
+        if (ss->split_done)
+                return -EBADMSG; /* "gpus" twice */
+        ss->split_done = true;
+        r = rest_index(ss, &ix, st);
+        if (r < 0)
+                return r;
+        vw.ix = ix;
+        ss->index_w = gpus_index_width(&vw, st, 0);
+        ss->quiet = !print_top(&vw, st, gpus_count(&vw, st, 0));
+        json_index_free(ix);
+        return 0;
+}
+
+/* One GPU, its element's text whole. */
+static int stream_gpu(status_stream *ss, const char *s, size_t n)
+{
+        view vw = {.f = ss->f, .term = &ss->narrowed, .now = ss->now};
+        _cleanup_free_ char *wrapped = NULL;
+        JsonIndex *ix = ss->gpu;
+        JsonIndexRef g;
+        int r;
+
+        if (ss->quiet)
+                return 0;
+        if (s[0] != '{' && s[0] != '[') {
+                /* Not an object (a daemon of another version): indexed as
+                 * the one element of an array, as the index takes only
+                 * containers at the top. */
+                wrapped = malloc(n + 2);
+                if (!wrapped)
+                        return -ENOMEM;
+                wrapped[0] = '[';
+                memcpy(wrapped + 1, s, n);
+                wrapped[n + 1] = ']';
+                r = json_index_rebuild(ix, wrapped, n + 2, GPU_DEPTH_MAX);
+                g = r < 0 ? 0 : json_index_first(ix, json_index_root(ix));
+        } else {
+                r = json_index_rebuild(ix, s, n, GPU_DEPTH_MAX);
+                g = r < 0 ? 0 : json_index_root(ix);
+        }
+        if (r < 0)
+                return r;
+        vw.ix = ix;
+        return print_gpu(&vw, g, ss->index_w);
+}
+
+int cli_status_stream_feed(void *userdata, const char *s, size_t len, bool last, size_t *ret_taken)
+{
+        status_stream *ss = userdata;
+        JsonSplitItem item;
+        int r;
+
+        for (;;) {
+                r = json_split_next(&ss->split, s, len, last, &item);
+                switch (r) {
+                case JSON_SPLIT_MORE:
+                        *ret_taken = json_split_taken(&ss->split);
+                        return 0;
+                case JSON_SPLIT_MEMBER:
+                        r = rest_add_member(ss, &item);
+                        /* The last gpu_count before "gpus" decides. */
+                        if (!ss->split_done && item.key_len == 11 &&
+                            memcmp(item.key, "\"gpu_count\"", 11) == 0)
+                                ss->split.split_key =
+                                        count_text(item.value, item.value_len) ? "gpus" : NULL;
+                        break;
+                case JSON_SPLIT_ARRAY:
+                        r = stream_top(ss);
+                        break;
+                case JSON_SPLIT_ELEMENT:
+                        r = stream_gpu(ss, item.value, item.value_len);
+                        break;
+                case JSON_SPLIT_ARRAY_END:
+                        r = 0;
+                        break;
+                case JSON_SPLIT_END:
+                        *ret_taken = json_split_taken(&ss->split);
+                        return 1;
+                }
+                if (r < 0)
+                        return r;
+        }
+}
+
+int cli_status_stream_finish(void *userdata)
+{
+        status_stream *ss = userdata;
+        view vw = {.f = ss->f, .term = &ss->narrowed, .now = ss->now};
+        JsonIndexRef st[S_N];
+        JsonIndex *ix = NULL;
+        int r;
+
+        r = rest_index(ss, &ix, st);
+        if (r < 0)
+                return r;
+        vw.ix = ix;
+        if (!ss->split_done)
+                r = cli_status_render_index(ix, json_index_root(ix), ss->f, &ss->full, ss->now);
+        else if (st[S_GPUS])
+                r = -EBADMSG; /* "gpus" again, after the array */
+        else if (!ss->quiet)
+                r = print_bottom(&vw, st, &ss->full);
+        json_index_free(ix);
+        return r;
+}
+
+int cli_status_stream_new(FILE *f, const cli_term *term, double now, void **ret)
+{
+        status_stream *ss = calloc(1, sizeof *ss);
+
+        if (!ss)
+                return -ENOMEM;
+        *ss = (status_stream){.f = f, .full = *term, .narrowed = narrowed_term(term), .now = now};
+        json_split_init(&ss->split, NULL);
+        ss->gpu = calloc(1, sizeof *ss->gpu);
+        if (!ss->gpu || rest_add(ss, "{", 1) < 0) {
+                cli_status_stream_free(ss);
+                return -ENOMEM;
+        }
+        *ret = ss;
+        return 0;
+}
+
+void cli_status_stream_free(void *userdata)
+{
+        status_stream *ss = userdata;
+
+        if (!ss)
+                return;
+        free(ss->rest);
+        json_index_free(ss->gpu);
+        free(ss);
 }
 
 int cli_status_render_text(const char *text, size_t len, FILE *f, const cli_term *term, double now)

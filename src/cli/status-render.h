@@ -6,6 +6,7 @@
 #pragma once
 
 #include <jansson.h>
+#include <stdbool.h>
 #include <stdio.h>
 
 #include "cli/text.h"
@@ -31,3 +32,20 @@ int cli_status_render_text(const char *text, size_t len, FILE *f, const cli_term
  * over: gk_client_call_index()). */
 int cli_status_render_index(const JsonIndex *ix, JsonIndexRef status, FILE *f,
                             const cli_term *term, double now);
+
+/* The same view rendered as the result's text arrives (issue 16: a reply
+ * of 4,096 processes is a megabyte, and fresh memory is what costs on the
+ * VMs this runs on): the feed and finish of a gk_result_sink
+ * (client/client-text.h). Each GPU is printed as its element arrives when
+ * the result says "gpu_count" before "gpus" (gpukeeperd does): at most one
+ * GPU's text is in memory then. Without a gpu_count the members are kept
+ * and the view is rendered whole at the end. Prints the bytes
+ * cli_status_render_text() prints for the same text, as far as the text is
+ * valid: output printed before an error later in the text (-EBADMSG)
+ * stays printed, as --json's does. The header and the queue are read from
+ * the members before "gpus" and from all members but "gpus"
+ * respectively. */
+int cli_status_stream_new(FILE *f, const cli_term *term, double now, void **ret);
+int cli_status_stream_feed(void *stream, const char *s, size_t len, bool last, size_t *ret_taken);
+int cli_status_stream_finish(void *stream);
+void cli_status_stream_free(void *stream);

@@ -1,6 +1,7 @@
 /* `gpukeeper status [--json]`: who holds which GPU or MIG slice and who is
  * using what, from the daemon's latest snapshot. The text view is in
- * status-render.c, which reads an index over the reply's text rather than a
+ * status-render.c, which prints each GPU as its part of the reply arrives
+ * (cli.c, view_stream()), from an index over that part's text rather than a
  * jansson tree; --json prints the daemon's result object unchanged, written
  * as it arrives (cli.c, view_json()). */
 #include <string.h>
@@ -57,6 +58,10 @@ int cli_status_main(cli_context *ctx, int argc, char *argv[])
             .op = "status",
             .render = render,
             .render_index = render_index,
+            .stream_new = cli_status_stream_new,
+            .stream_feed = cli_status_stream_feed,
+            .stream_finish = cli_status_stream_finish,
+            .stream_free = cli_status_stream_free,
         };
 
         return cli_view_main(ctx, &view, argc, argv);

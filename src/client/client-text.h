@@ -38,6 +38,29 @@ int gk_client_call_write(gk_client *c, const char *op, json_t *args, FILE *f, bo
                          const char **ret_text, size_t *ret_len, json_t **ret_result,
                          gk_call_error *ret_error);
 
+/* What reads an ok reply's result as it arrives (gk_client_call_sink()). */
+typedef struct gk_result_sink {
+        /* s[0..len): the result's text not taken yet, then what came since
+         * (json_scan_stream_feed()'s contract): 1 once the result's value
+         * ended at s[*ret_taken], 0 for more (s[0..*ret_taken) taken; the
+         * rest comes again with what follows it), or a negative errno
+         * (-EBADMSG: the text is not valid), which fails the call. `last`:
+         * nothing follows s[0..len). */
+        int (*feed)(void *userdata, const char *s, size_t len, bool last, size_t *ret_taken);
+        /* After the reply's rest was read and checked: 0 or a negative
+         * errno. May be NULL. */
+        int (*finish)(void *userdata);
+        void *userdata;
+} gk_result_sink;
+
+/* gk_client_call_write() with the result handed to `sink` instead of
+ * written: the same replies are streamed, and the same others come back
+ * as text or as a tree (*ret_written false). An error of the sink's fails
+ * the call as an invalid reply does (sticky). */
+int gk_client_call_sink(gk_client *c, const char *op, json_t *args, const gk_result_sink *sink,
+                        bool *ret_written, const char **ret_text, size_t *ret_len,
+                        json_t **ret_result, gk_call_error *ret_error);
+
 /* gk_client_call_text() for the CLI's text views, which read the result
  * through an index (src/proto/json-index.h): the reply is checked and
  * indexed in one pass. An ok reply proto_index_ok_reply() reads returns 0

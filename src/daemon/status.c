@@ -250,12 +250,15 @@ int status_build_base(const Daemon *d, json_t **ret)
                 }
         }
 
-        o = json_pack("{s:b, s:o, s:o, s:o, s:b, s:o, s:o, s:o}", "simulated", s && s->simulated,
-                      "driver_version", json_text(s ? s->driver_version : ""), "hostname",
-                      json_text(d->hostname), "sampled_at",
-                      s ? json_real((double)s->taken_usec / USEC_PER_SEC) : json_null(),
+        /* gpu_count before gpus: a client reading the reply as it arrives
+         * can print its header before the GPUs (gpukeeper status). */
+        o = json_pack("{s:b, s:o, s:o, s:o, s:b, s:o, s:I, s:o, s:o}", "simulated",
+                      s && s->simulated, "driver_version",
+                      json_text(s ? s->driver_version : ""), "hostname", json_text(d->hostname),
+                      "sampled_at", s ? json_real((double)s->taken_usec / USEC_PER_SEC) : json_null(),
                       "nvml_available", s && s->nvml_available, "message",
-                      json_text(s && s->message[0] ? s->message : NULL), "gpus", gpus, "queue",
+                      json_text(s && s->message[0] ? s->message : NULL), "gpu_count",
+                      (json_int_t)json_array_size(gpus), "gpus", gpus, "queue",
                       leases_queue_to_json(d));
         if (!o)
                 return -ENOMEM;

@@ -28,6 +28,12 @@
  * populated at once (basic/prefault.h) rather than a fault per page. */
 #define PREFAULT_FROM (16u * 1024u)
 
+/* Bytes the arena holds past the text's length: a plain string of up to
+ * 16 bytes is copied as 16 (one load, one store), which may run this far
+ * past its end. */
+#define ARENA_SLACK 17u
+#define SHORT_COPY 16u
+
 typedef struct Level {
         JsonIndexRef container;
         JsonIndexRef last; /* the last element, or the last key in an object; 0: none yet */
@@ -116,7 +122,13 @@ static inline __attribute__((always_inline)) int add_string(Builder *b, size_t *
                 return r;
         if (plain) {
                 n = q - *p - 2;
-                memcpy(out, b->s + *p + 1, n);
+                /* The arena's offset is at most the text's (a string takes
+                 * fewer bytes there than in the text), so out + 16 is
+                 * within its slack; the text must have the 16 bytes. */
+                if (n <= SHORT_COPY && *p + 1 + SHORT_COPY <= b->len)
+                        memcpy(out, b->s + *p + 1, SHORT_COPY);
+                else
+                        memcpy(out, b->s + *p + 1, n);
         } else
                 (void)json_scan_string_decode(b->s, b->len, *p, out, &n);
         ix->tokens[t].at = (uint32_t)b->arena;
@@ -261,34 +273,72 @@ static int index_text(Builder *b, unsigned max_depth)
 
 DEFINE_TRIVIAL_CLEANUP_FUNC(JsonIndex *, json_index_free);
 
-int json_index_build(const char *s, size_t len, unsigned max_depth, JsonIndex **ret)
+/* Room in ix for a text of `len` bytes: at least `tokens` tokens, and an
+ * arena of the text's length plus ARENA_SLACK (short strings are copied 16
+ * bytes at a time). Blocks of PREFAULT_FROM and more are populated at once
+ * when they are new. */
+static int reserve(JsonIndex *ix, size_t tokens, size_t len)
 {
-        _cleanup_(json_index_freep) JsonIndex *ix = NULL;
+        if (tokens > ix->tokens_cap) {
+                JsonIndexToken *t = reallocarray(ix->tokens, tokens, sizeof *t);
+
+                if (!t)
+                        return -ENOMEM;
+                ix->tokens = t;
+                ix->tokens_cap = tokens;
+                if (tokens * sizeof *t >= PREFAULT_FROM)
+                        prefault_range(t, tokens * sizeof *t);
+        }
+        if (len + ARENA_SLACK > ix->arena_size) {
+                char *a = realloc(ix->arena, len + ARENA_SLACK);
+
+                if (!a)
+                        return -ENOMEM;
+                ix->arena = a;
+                ix->arena_size = len + ARENA_SLACK;
+                if (ix->arena_size >= PREFAULT_FROM)
+                        prefault_range(a, ix->arena_size);
+        }
+        return 0;
+}
+
+int json_index_rebuild(JsonIndex *ix, const char *s, size_t len, unsigned max_depth)
+{
         Builder b;
         int r;
 
+        assert(ix);
         assert(s || len == 0);
-        assert(ret);
         assert(max_depth >= 1 && max_depth <= JSON_SCAN_DEPTH_MAX);
+        ix->text = s;
+        ix->len = len;
+        ix->n_tokens = 0;
         if (len >= UINT32_MAX)
                 return -E2BIG;
-        ix = malloc(sizeof *ix);
-        if (!ix)
-                return -ENOMEM;
-        b = (Builder){.ix = ix, .s = s, .len = len, .cap = len / BYTES_PER_TOKEN_GUESS + 16};
-        *ix = (JsonIndex){.text = s,
-                          .len = len,
-                          .tokens = reallocarray(NULL, b.cap, sizeof *ix->tokens),
-                          .arena = malloc(len + 1)};
-        if (!ix->tokens || !ix->arena)
-                return -ENOMEM;
-        if (len >= PREFAULT_FROM) {
-                prefault_range(ix->tokens, b.cap * sizeof *ix->tokens);
-                prefault_range(ix->arena, len + 1);
-        }
+        r = reserve(ix, len / BYTES_PER_TOKEN_GUESS + 16, len);
+        if (r < 0)
+                return r;
+        b = (Builder){.ix = ix, .s = s, .len = len, .cap = ix->tokens_cap};
         ix->tokens[0] = (JsonIndexToken){.type = JSON_INDEX_NONE};
         ix->n_tokens = 1;
         r = index_text(&b, max_depth);
+        /* grow() may have made the array larger. */
+        ix->tokens_cap = b.cap;
+        if (r < 0)
+                ix->n_tokens = 1;
+        return r;
+}
+
+int json_index_build(const char *s, size_t len, unsigned max_depth, JsonIndex **ret)
+{
+        _cleanup_(json_index_freep) JsonIndex *ix = NULL;
+        int r;
+
+        assert(ret);
+        ix = calloc(1, sizeof *ix);
+        if (!ix)
+                return -ENOMEM;
+        r = json_index_rebuild(ix, s, len, max_depth);
         if (r < 0)
                 return r;
         *ret = TAKE_PTR(ix);

@@ -62,6 +62,7 @@ typedef struct JsonIndex {
         JsonIndexToken *tokens; /* tokens[0] is the JSON_INDEX_NONE of ref 0 */
         size_t n_tokens;
         char *arena; /* decoded strings, each NUL-terminated */
+        size_t tokens_cap, arena_size; /* what the two blocks hold, for json_index_rebuild() */
 } JsonIndex;
 
 /* Index s[0..len) when it is a document json_scan_document(s, len,
@@ -70,6 +71,12 @@ typedef struct JsonIndex {
  * it) and must outlive the index. Returns 0 and *ret, -EBADMSG when the
  * text is refused, -E2BIG when it is 4 GiB or longer, or -ENOMEM. */
 int json_index_build(const char *s, size_t len, unsigned max_depth, JsonIndex **ret);
+
+/* json_index_build() into an index built before, whose blocks are reused
+ * where they are large enough (the text view of `gpukeeper status` indexes
+ * each GPU's part of the reply in turn). The previous text is forgotten;
+ * on failure ix is empty (no value but ref 0) and still to be freed. */
+int json_index_rebuild(JsonIndex *ix, const char *s, size_t len, unsigned max_depth);
 
 /* Frees ix and what it holds; NULL is fine. */
 void json_index_free(JsonIndex *ix);

@@ -12,7 +12,7 @@ from conftest import (DRIVER_VERSION, GPU0_UUID, GPU1_UUID, MIB, MIG_A_UUID, MIG
 TOP_KEYS = {
     "simulated": (bool,), "driver_version": (str,), "hostname": (str,),
     "sampled_at": (float, int), "nvml_available": (bool,), "message": (str, type(None)),
-    "gpus": (list,), "queue": (list,), "fence": (dict,),
+    "gpu_count": (int,), "gpus": (list,), "queue": (list,), "fence": (dict,),
 }
 GPU_KEYS = {
     "index": (int,), "uuid": (str,), "name": (str,), "pci_bus_id": (str,),
@@ -106,7 +106,7 @@ def test_status_json_shape_and_simulator_facts(daemon, lab, spawn, users):
     assert status["nvml_available"] is True
     assert status["driver_version"] == DRIVER_VERSION
     assert status["hostname"] == socket.gethostname()
-    assert len(status["gpus"]) == 2
+    assert len(status["gpus"]) == 2 and status["gpu_count"] == 2
     for i, g in enumerate(status["gpus"]):
         check_shape(g, GPU_KEYS, f"gpus[{i}]")
         assert g["index"] == i

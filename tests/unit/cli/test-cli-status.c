@@ -654,6 +654,188 @@ static void test_render_text(void **state)
         assert_string_equal(got, "");
 }
 
+/* `text` rendered by the streaming view (cli_status_stream_*) fed in pieces
+ * of `chunk` bytes, the way the client library feeds it: what was not
+ * taken comes again, followed by the next bytes. */
+static int stream_render(const char *text, size_t chunk, const cli_term *term, char **ret_out)
+{
+        size_t len = strlen(text), have = 0, pos = 0, fed = 0, out_len = 0;
+        char *buf = malloc(len + 1);
+        FILE *f = open_memstream(ret_out, &out_len);
+        void *ss = NULL;
+        int r;
+
+        assert_non_null(buf);
+        assert_non_null(f);
+        assert_int_equal(cli_status_stream_new(f, term, 1712345678.0, &ss), 0);
+        for (;;) {
+                size_t k = MIN(chunk, len - fed), taken = 0;
+
+                memcpy(buf + have, text + fed, k);
+                have += k;
+                fed += k;
+                r = cli_status_stream_feed(ss, buf + pos, have - pos, fed == len, &taken);
+                if (r < 0)
+                        break;
+                assert_true(taken <= have - pos);
+                pos += taken;
+                if (r > 0) {
+                        r = cli_status_stream_finish(ss);
+                        break;
+                }
+                assert_true(fed < len);
+                memmove(buf, buf + pos, have - pos);
+                have -= pos;
+                pos = 0;
+        }
+        cli_status_stream_free(ss);
+        assert_int_equal(fclose(f), 0);
+        free(buf);
+        return r;
+}
+
+/* cli_status_render_text()'s bytes for `text`. */
+static char *text_render(const char *text, const cli_term *term, int *ret)
+{
+        char *out = NULL;
+        size_t len = 0;
+        FILE *f = open_memstream(&out, &len);
+
+        assert_non_null(f);
+        *ret = cli_status_render_text(text, strlen(text), f, term, 1712345678.0);
+        assert_int_equal(fclose(f), 0);
+        return out;
+}
+
+/* `text` with "gpu_count": n before its "gpus", as gpukeeperd writes it. */
+static char *with_count(const char *text, int n)
+{
+        const char *at = strstr(text, "\"gpus\"");
+        char *out = NULL;
+
+        assert_non_null(at);
+        assert_true(asprintf(&out, "%.*s\"gpu_count\": %d, %s", (int)(at - text), text, n, at) > 0);
+        return out;
+}
+
+/* The view printed as the reply arrives (issue 16, eighth pass) prints
+ * what the view of the whole text prints, in pieces of any size: with a
+ * gpu_count before "gpus" (each GPU printed as it comes) and without one
+ * (the members kept, the view rendered at the end). */
+static void test_stream(void **state)
+{
+        static const char *const queue_fence =
+            ", \"queue\": [{\"position\": 1, \"uid\": 1003, \"user\": \"carol\", \"gpus\": 2,"
+            " \"kind\": \"run\", \"since\": 1712345000.0,"
+            " \"reason\": \"waiting for 2 GPUs: 1 free\"}],"
+            " \"fence\": {\"mode\": \"strict\", \"active\": true, \"denied_total\": 3}}";
+        const cli_term terms[] = {
+            {.unicode = true, .columns = 80},
+            {.color = true, .unicode = false, .columns = 132},
+        };
+        _cleanup_free_ char *lab_tail = NULL, *lab_count = NULL, *many = NULL, *many_count = NULL;
+        char *texts[8];
+        size_t n = 0;
+
+        (void)state;
+        /* The lab with a queue and strict mode's fence after the GPUs. */
+        lab_tail = strndup(lab_json, strlen(lab_json) - 1);
+        assert_non_null(lab_tail);
+        assert_true(asprintf(&texts[n++], "%s%s", lab_tail, queue_fence) > 0);
+        lab_count = with_count(lab_json, 8);
+        texts[n++] = with_count(texts[0], 8);
+        texts[n++] = strdup(lab_count);
+        texts[n++] = strdup("{\"nvml_available\": true, \"gpu_count\": 0, \"gpus\": [],"
+                            " \"fence\": {\"mode\": \"strict\", \"active\": false}}");
+        texts[n++] = strdup("{\"nvml_available\": false, \"message\": \"no driver\","
+                            " \"gpu_count\": 1, \"gpus\": [{\"index\": 0}]}");
+        texts[n++] = strdup("{\"nvml_available\": true, \"hostname\": 5, \"gpu_count\": 2,"
+                            " \"gpus\": [{\"index\": \"x\", \"healthy\": true, \"instances\": 3,"
+                            " \"processes\": [7, {\"pid\": \"y\"}]}, 1]}");
+        /* 12 GPUs: "[11]" is the widest index, from the count. */
+        many = strdup("{\"simulated\": false, \"hostname\": \"h\", \"nvml_available\": true,"
+                      " \"gpus\": []}");
+        for (int i = 0; i < 12; i++) {
+                char *grown = NULL;
+
+                assert_true(asprintf(&grown, "%.*s%s{\"index\": %d, \"name\": \"N\","
+                                             " \"healthy\": true, \"processes\": []}]}",
+                                     (int)(strlen(many) - 2), many, i ? ", " : "", i) > 0);
+                free(many);
+                many = grown;
+        }
+        many_count = with_count(many, 12);
+        texts[n++] = strdup(many);
+        texts[n++] = strdup(many_count);
+        assert_int_equal(n, ELEMENTSOF(texts));
+
+        for (size_t t = 0; t < ELEMENTSOF(terms); t++)
+                for (size_t i = 0; i < n; i++) {
+                        static const size_t chunks[] = {1, 2, 7, 64, 1000, SIZE_MAX};
+                        _cleanup_free_ char *want = NULL;
+                        int r;
+
+                        assert_non_null(texts[i]);
+                        want = text_render(texts[i], &terms[t], &r);
+                        assert_int_equal(r, 0);
+                        for (size_t c = 0; c < ELEMENTSOF(chunks); c++) {
+                                _cleanup_free_ char *got = NULL;
+
+                                r = stream_render(texts[i], chunks[c], &terms[t], &got);
+                                assert_int_equal(r, 0);
+                                if (strcmp(got, want) != 0)
+                                        fail_msg("text %zu in pieces of %zu: got\n%s\nwant\n%s", i,
+                                                 chunks[c], got, want);
+                        }
+                }
+        /* The queue and the fence are there, and [11] lines up with [0]. */
+        {
+                _cleanup_free_ char *out = NULL, *out_many = NULL;
+
+                assert_int_equal(stream_render(texts[1], 100, &terms[0], &out), 0);
+                assert_non_null(strstr(out, "Queue: 1 waiting"));
+                assert_non_null(strstr(out, "Fence: active (strict mode)"));
+                assert_non_null(strstr(out, "8 GPUs"));
+                assert_int_equal(stream_render(many_count, 100, &terms[0], &out_many), 0);
+                assert_non_null(strstr(out_many, "[0]  N"));
+                assert_non_null(strstr(out_many, "[11] N"));
+        }
+        for (size_t i = 0; i < n; i++)
+                free(texts[i]);
+}
+
+/* Text found invalid part-way: what was printed stays printed, and the
+ * stream fails; a second "gpus" is refused. */
+static void test_stream_errors(void **state)
+{
+        static const char *const bad[] = {
+            "{\"nvml_available\": true, \"gpu_count\": 2, \"gpus\": [{\"index\": 0},"
+            " {\"index\": 1,}]}",
+            "{\"nvml_available\": true, \"gpu_count\": 2, \"gpus\": [{\"index\": 0},"
+            " {\"index\": \"\\u0000\"}]}",
+            "{\"nvml_available\": true, \"gpu_count\": 1, \"gpus\": [{\"index\": 0}],"
+            " \"gpus\": [{\"index\": 1}]}",
+            "{\"nvml_available\": true, \"gpu_count\": 1, \"gpus\": [{\"index\": 0}],"
+            " \"gpus\": 7}",
+            "{\"nvml_available\": true, \"gpu_count\": 1, \"gpus\": [{\"index\": 0}],"
+            " \"queue\": [1,]}",
+            "{\"nvml_available\": true, \"gpu_count\": 1, \"gpus\": [{\"index\": 0}]",
+            "{\"nvml_available\": tru, \"gpus\": []}",
+        };
+        cli_term term = {.unicode = true, .columns = 80};
+
+        (void)state;
+        for (size_t i = 0; i < ELEMENTSOF(bad); i++)
+                for (size_t chunk = 1; chunk <= strlen(bad[i]); chunk += 5) {
+                        _cleanup_free_ char *got = NULL;
+
+                        if (stream_render(bad[i], chunk, &term, &got) != -EBADMSG)
+                                fail_msg("text %zu in pieces of %zu was taken: %s", i, chunk, got);
+                        if (i < 2)
+                                assert_non_null(strstr(got, "[0]"));
+                }
+}
+
 /* cli_term_detect() takes a locale name that spells its codeset as UTF-8
  * at its word without loading the locale (issue 16: the files cost 0.4 ms);
  * a name without a codeset, or another codeset, is loaded and asked. main()
@@ -702,6 +884,8 @@ int main(void)
             cmocka_unit_test(test_json_int_text),
             cmocka_unit_test(test_text_field_and_wrap),
             cmocka_unit_test(test_render_text),
+            cmocka_unit_test(test_stream),
+            cmocka_unit_test(test_stream_errors),
             cmocka_unit_test(test_term_detect_names),
         };
 

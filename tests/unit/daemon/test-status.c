@@ -15,7 +15,8 @@
 #include "gpu/nvml-abi.h"
 
 static const char *const top_keys[] = {"simulated", "driver_version", "hostname", "sampled_at",
-                                       "nvml_available", "message", "gpus", "queue", "fence"};
+                                       "nvml_available", "message", "gpu_count", "gpus", "queue",
+                                       "fence"};
 static const char *const gpu_keys[] = {"index", "uuid", "name", "pci_bus_id", "numa_node",
                                        "memory_total_bytes", "memory_used_bytes",
                                        "utilization_gpu", "temperature_c", "power_w", "healthy",
@@ -127,6 +128,23 @@ static void test_status_keys_and_values(void **state)
         assert_string_equal(json_string_value(json_object_get(o, "hostname")), "testhost");
         assert_true(json_is_null(json_object_get(o, "message")));
         assert_true(json_real_value(json_object_get(o, "sampled_at")) == 1700000000.0);
+        assert_int_equal(json_integer_value(json_object_get(o, "gpu_count")), 2);
+        /* What the header of `gpukeeper status` shows comes before the
+         * GPUs, so that it can print each GPU as it arrives. */
+        {
+                _cleanup_free_ char *dump = json_dumps(o, JSON_COMPACT);
+                const char *gpus_at;
+
+                assert_non_null(dump);
+                gpus_at = strstr(dump, "\"gpus\":");
+                assert_non_null(gpus_at);
+                for (size_t i = 0; i < 7; i++) {
+                        char key[32];
+
+                        snprintf(key, sizeof key, "\"%s\":", top_keys[i]);
+                        assert_true(strstr(dump, key) && strstr(dump, key) < gpus_at);
+                }
+        }
 
         gpus = json_object_get(o, "gpus");
         assert_int_equal(json_array_size(gpus), 2);

@@ -1,0 +1,286 @@
+/* See json-split.h. */
+#include "proto/json-split.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <string.h>
+
+#include "basic/macro.h"
+#include "proto/json-scan.h"
+
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
+
+enum {
+        S_OPEN,      /* before the opening brace */
+        S_FIRST,     /* after it: a member or the closing brace */
+        S_NEXT,      /* after a member: a comma or the closing brace */
+        S_ARR_FIRST, /* after the split array's bracket: an element or its end */
+        S_ARR_NEXT,  /* after an element: a comma or the array's end */
+        S_END,
+};
+
+void json_split_init(JsonSplit *js, const char *split_key)
+{
+        assert(js);
+        *js = (JsonSplit){.split_key = split_key, .state = S_OPEN};
+}
+
+size_t json_split_taken(JsonSplit *js)
+{
+        size_t n = js->pos;
+
+        js->pos = 0;
+        return n;
+}
+
+/* The end of the string whose quote is at s[p] (after its closing quote),
+ * 0 when the closing quote is not there yet. A quote preceded by an odd
+ * number of backslashes is escaped. */
+static size_t string_skip(const char *s, size_t len, size_t p)
+{
+        for (size_t j = p + 1; j < len;) {
+                const char *q = memchr(s + j, '"', len - j);
+                size_t k, n = 0;
+
+                if (!q)
+                        return 0;
+                k = (size_t)(q - s);
+                while (k - n - 1 > p && s[k - n - 1] == '\\')
+                        n++;
+                if (n % 2 == 0)
+                        return k + 1;
+                j = k + 1;
+        }
+        return 0;
+}
+
+/* Bit k set when s[k] (k < n <= 16) is a quote, a backslash or a bracket:
+ * the bytes that decide where a container ends. */
+static unsigned structural(const char *s, size_t n)
+{
+        unsigned m = 0;
+
+#ifdef __SSE2__
+        if (n == 16) {
+                __m128i v = _mm_loadu_si128((const __m128i *)(const void *)s);
+                __m128i x = _mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('"')),
+                                         _mm_cmpeq_epi8(v, _mm_set1_epi8('\\')));
+
+                x = _mm_or_si128(x, _mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('[')),
+                                                 _mm_cmpeq_epi8(v, _mm_set1_epi8(']'))));
+                x = _mm_or_si128(x, _mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('{')),
+                                                 _mm_cmpeq_epi8(v, _mm_set1_epi8('}'))));
+                return (unsigned)_mm_movemask_epi8(x);
+        }
+#endif
+        for (size_t k = 0; k < n; k++)
+                if (s[k] == '"' || s[k] == '\\' || s[k] == '[' || s[k] == ']' || s[k] == '{' ||
+                    s[k] == '}')
+                        m |= 1u << k;
+        return m;
+}
+
+/* Where the container starting at s[v] ends (after its closing bracket):
+ * 1 and *ret_end, or 0 when it is not all there, its scan kept in js to go
+ * on from when the same item is tried again with more text (a GPU's part
+ * of a status reply comes in several reads; it is scanned once). Strings
+ * are followed (a bracket in one does not count; a backslash escapes the
+ * byte after it), the rest is the caller's to check. */
+static int container_end(JsonSplit *js, const char *s, size_t len, size_t v, size_t *ret_end)
+{
+        size_t i = v, skip = 0, depth = 0;
+        bool in_string = false;
+
+        if (js->scan_saved) {
+                i = js->pos + js->scan_at;
+                skip = i;
+                depth = js->scan_depth;
+                in_string = js->scan_in_string;
+        }
+        while (i < len) {
+                size_t n = MIN(len - i, (size_t)16);
+                unsigned bits = structural(s + i, n);
+
+                for (; bits; bits &= bits - 1) {
+                        size_t at = i + (size_t)__builtin_ctz(bits);
+                        char c = s[at];
+
+                        if (at < skip)
+                                continue;
+                        if (in_string) {
+                                if (c == '\\')
+                                        skip = at + 2;
+                                else if (c == '"')
+                                        in_string = false;
+                        } else if (c == '"')
+                                in_string = true;
+                        else if (c == '{' || c == '[')
+                                depth++;
+                        else if ((c == '}' || c == ']') && --depth == 0) {
+                                js->scan_saved = false;
+                                *ret_end = at + 1;
+                                return 1;
+                        }
+                }
+                i += n;
+        }
+        js->scan_saved = true;
+        js->scan_at = MAX(i, skip) - js->pos;
+        js->scan_depth = depth;
+        js->scan_in_string = in_string;
+        return 0;
+}
+
+/* Where the value starting at s[v] ends: 1 and *ret_end, 0 when it is not
+ * all there. Only its extent (container_end()); a number or word runs to
+ * the next delimiter. */
+static int value_end(JsonSplit *js, const char *s, size_t len, size_t v, bool last, size_t *ret_end)
+{
+        size_t q;
+
+        switch (s[v]) {
+        case '"':
+                q = string_skip(s, len, v);
+                if (q == 0)
+                        return 0;
+                *ret_end = q;
+                return 1;
+        case '{':
+        case '[':
+                return container_end(js, s, len, v, ret_end);
+        default:
+                for (q = v; q < len; q++)
+                        if (s[q] == ',' || s[q] == '}' || s[q] == ']' || json_scan_is_ws(s[q]))
+                                break;
+                if (q == len && !last)
+                        return 0;
+                if (q == v)
+                        return -EBADMSG;
+                *ret_end = q;
+                return 1;
+        }
+}
+
+/* The first byte after whitespace at or after s[p]; len when none. */
+static size_t skip_ws(const char *s, size_t len, size_t p)
+{
+        return json_scan_skip_ws(s, len, p);
+}
+
+/* A member from its key at or after s[p] (whitespace first). */
+static int member(JsonSplit *js, const char *s, size_t len, size_t p, bool last, JsonSplitItem *ret)
+{
+        size_t k, kend, q, v, end;
+        int r;
+
+        k = skip_ws(s, len, p);
+        if (k >= len)
+                return JSON_SPLIT_MORE;
+        if (s[k] != '"')
+                return -EBADMSG;
+        kend = string_skip(s, len, k);
+        if (kend == 0)
+                return JSON_SPLIT_MORE;
+        q = skip_ws(s, len, kend);
+        if (q >= len)
+                return JSON_SPLIT_MORE;
+        if (s[q] != ':')
+                return -EBADMSG;
+        v = skip_ws(s, len, q + 1);
+        if (v >= len)
+                return JSON_SPLIT_MORE;
+        *ret = (JsonSplitItem){.key = s + k, .key_len = kend - k};
+        if (js->split_key && s[v] == '[' && ret->key_len == strlen(js->split_key) + 2 &&
+            memcmp(s + k + 1, js->split_key, ret->key_len - 2) == 0) {
+                js->pos = v + 1;
+                js->state = S_ARR_FIRST;
+                return JSON_SPLIT_ARRAY;
+        }
+        r = value_end(js, s, len, v, last, &end);
+        if (r <= 0)
+                return r < 0 ? r : JSON_SPLIT_MORE;
+        ret->value = s + v;
+        ret->value_len = end - v;
+        js->pos = end;
+        js->state = S_NEXT;
+        return JSON_SPLIT_MEMBER;
+}
+
+/* An element at or after s[p] (whitespace first). */
+static int element(JsonSplit *js, const char *s, size_t len, size_t p, bool last, JsonSplitItem *ret)
+{
+        size_t v = skip_ws(s, len, p), end;
+        int r;
+
+        if (v >= len)
+                return JSON_SPLIT_MORE;
+        if (s[v] == ']' || s[v] == '}' || s[v] == ',')
+                return -EBADMSG;
+        r = value_end(js, s, len, v, last, &end);
+        if (r <= 0)
+                return r < 0 ? r : JSON_SPLIT_MORE;
+        *ret = (JsonSplitItem){.value = s + v, .value_len = end - v};
+        js->pos = end;
+        js->state = S_ARR_NEXT;
+        return JSON_SPLIT_ELEMENT;
+}
+
+static int next(JsonSplit *js, const char *s, size_t len, bool last, JsonSplitItem *ret)
+{
+        size_t p = skip_ws(s, len, js->pos);
+
+        if (js->state == S_END)
+                return JSON_SPLIT_END;
+        if (p >= len)
+                return JSON_SPLIT_MORE;
+        switch (js->state) {
+        case S_OPEN:
+                if (s[p] != '{')
+                        return -EBADMSG;
+                js->pos = p + 1;
+                js->state = S_FIRST;
+                return next(js, s, len, last, ret);
+        case S_FIRST:
+        case S_NEXT:
+                if (s[p] == '}') {
+                        js->pos = p + 1;
+                        js->state = S_END;
+                        return JSON_SPLIT_END;
+                }
+                if (js->state == S_NEXT) {
+                        if (s[p] != ',')
+                                return -EBADMSG;
+                        p++;
+                }
+                return member(js, s, len, p, last, ret);
+        case S_ARR_FIRST:
+        case S_ARR_NEXT:
+                if (s[p] == ']') {
+                        js->pos = p + 1;
+                        js->state = S_NEXT;
+                        return JSON_SPLIT_ARRAY_END;
+                }
+                if (js->state == S_ARR_NEXT) {
+                        if (s[p] != ',')
+                                return -EBADMSG;
+                        p++;
+                }
+                return element(js, s, len, p, last, ret);
+        }
+        return -EBADMSG;
+}
+
+int json_split_next(JsonSplit *js, const char *s, size_t len, bool last, JsonSplitItem *ret)
+{
+        int r;
+
+        assert(js && ret);
+        assert(s || len == 0);
+        assert(js->pos <= len);
+        r = next(js, s, len, last, ret);
+        if (r == JSON_SPLIT_MORE && last)
+                return -EBADMSG;
+        return r;
+}
