@@ -54,7 +54,11 @@
  * it is in) before the GPU's lines are printed, and the queue, a few
  * requests, is the one part handed to jansson (cli_queue_render()). The
  * json_t entry point dumps its tree and renders that text, so both print
- * the same bytes. */
+ * the same bytes.
+ *
+ * `gpukeeper status` itself prints each GPU as its part of the reply
+ * arrives (issue 16, eighth pass: cli_status_stream_*() at the end): the
+ * same printers, on an index of one GPU's text at a time. */
 #include "cli/status-render.h"
 
 #include <errno.h>
