@@ -323,14 +323,17 @@ static int stream_reply(gk_client *c, const gk_result_sink *sink, uint32_t frame
 
                 if (have == size) {
                         /* One token (or item) fills the buffer: room for
-                         * it (never more than the frame). */
+                         * it (never more than the frame), populated before
+                         * the bytes are copied in. */
                         size_t grown = MIN(size * 2, have + left);
-                        char *b = realloc(buf, grown);
+                        char *b = malloc(grown);
 
                         if (!b)
                                 return -ENOMEM;
+                        prefault_range(b, grown);
+                        memcpy(b, buf, have);
+                        free(buf);
                         buf = b;
-                        prefault_range(buf + size, grown - size);
                         size = grown;
                 }
                 n = receive_into(c, buf + have, MIN(size - have, left), false);

@@ -279,25 +279,27 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(JsonIndex *, json_index_free);
  * when they are new. */
 static int reserve(JsonIndex *ix, size_t tokens, size_t len)
 {
+        /* What the blocks held is not needed: new ones, not realloc()'s
+         * copy of the old into fresh pages. */
         if (tokens > ix->tokens_cap) {
-                JsonIndexToken *t = reallocarray(ix->tokens, tokens, sizeof *t);
-
-                if (!t)
+                free(ix->tokens);
+                ix->tokens_cap = 0;
+                ix->tokens = reallocarray(NULL, tokens, sizeof *ix->tokens);
+                if (!ix->tokens)
                         return -ENOMEM;
-                ix->tokens = t;
                 ix->tokens_cap = tokens;
-                if (tokens * sizeof *t >= PREFAULT_FROM)
-                        prefault_range(t, tokens * sizeof *t);
+                if (tokens * sizeof *ix->tokens >= PREFAULT_FROM)
+                        prefault_range(ix->tokens, tokens * sizeof *ix->tokens);
         }
         if (len + ARENA_SLACK > ix->arena_size) {
-                char *a = realloc(ix->arena, len + ARENA_SLACK);
-
-                if (!a)
+                free(ix->arena);
+                ix->arena_size = 0;
+                ix->arena = malloc(len + ARENA_SLACK);
+                if (!ix->arena)
                         return -ENOMEM;
-                ix->arena = a;
                 ix->arena_size = len + ARENA_SLACK;
                 if (ix->arena_size >= PREFAULT_FROM)
-                        prefault_range(a, ix->arena_size);
+                        prefault_range(ix->arena, ix->arena_size);
         }
         return 0;
 }
