@@ -279,6 +279,7 @@ int json_split_next(JsonSplit *js, const char *s, size_t len, bool last, JsonSpl
         assert(js && ret);
         assert(s || len == 0);
         assert(js->pos <= len);
+        *ret = (JsonSplitItem){};
         r = next(js, s, len, last, ret);
         if (r == JSON_SPLIT_MORE && last)
                 return -EBADMSG;

@@ -52,7 +52,8 @@ void json_split_init(JsonSplit *js, const char *split_key);
 /* The next item of the object whose text, from its opening brace (after
  * any whitespace), is s[0..len) minus what json_split_taken() has given
  * back. `last`: nothing follows s[0..len). Returns the event, with *ret
- * pointing into s (valid while s is), or -EBADMSG when the punctuation is
+ * pointing into s (valid while s is; all NULL and 0 but for MEMBER, ARRAY
+ * and ELEMENT), or -EBADMSG when the punctuation is
  * wrong, or the text ends inside an item with `last`. After JSON_SPLIT_END
  * json_split_taken() counts the object's text up to its closing brace; what
  * follows is the caller's (every later call returns JSON_SPLIT_END). */

@@ -6,7 +6,10 @@
  * exactly as json_dumps(JSON_INDENT(2) | JSON_PRESERVE_ORDER) does; and the
  * index builds exactly when the scanner accepts, holding jansson's values
  * (types, decoded strings, integers, reals, members in order, lookups),
- * and the jansson tree built from it is the one jansson builds. */
+ * and the jansson tree built from it is the one jansson builds; json-split
+ * reads an object's members (and the elements of its array member "a")
+ * whatever pieces the text comes in, and for a text jansson takes they are
+ * jansson's. */
 #pragma once
 
 #include <errno.h>
@@ -17,6 +20,7 @@
 
 #include "proto/json-index.h"
 #include "proto/json-scan.h"
+#include "proto/json-split.h"
 #include "proto/proto.h"
 
 static unsigned json_scan_check_depth(json_t *j)
@@ -316,6 +320,122 @@ static const char *json_index_check(const char *s, size_t len, json_t *j, bool a
         return why;
 }
 
+/* json-split over s[0..len) fed `piece` bytes at a time, as the client
+ * library feeds it, splitting the array member "a": a transcript of what it
+ * returned, into *ret (malloc'd); "E" at an error. For a text jansson takes
+ * as the object `j` (NULL otherwise) each member's and element's text is
+ * also parsed and compared with jansson's; what differs is returned. */
+static const char *json_split_check_pieces(const char *s, size_t len, size_t piece, json_t *j,
+                                           char **ret)
+{
+        char *buf = malloc(len + 1), *out = NULL;
+        size_t size = 0, have = 0, pos = 0, fed = 0, members = 0, elements = 0;
+        FILE *f = open_memstream(&out, &size);
+        void *iter = j ? json_object_iter(j) : NULL;
+        json_t *array = NULL;
+        const char *why = NULL;
+        bool done = false, differs = false, refused = false;
+        JsonSplit js;
+
+        if (!buf || !f)
+                abort();
+        json_split_init(&js, "a");
+        while (!done) {
+                size_t k = len - fed < piece ? len - fed : piece;
+
+                memcpy(buf + have, s + fed, k);
+                have += k;
+                fed += k;
+                for (;;) {
+                        JsonSplitItem it;
+                        int r = json_split_next(&js, buf + pos, have - pos, fed == len, &it);
+                        json_t *got;
+
+                        if (r < 0 || r == JSON_SPLIT_END) {
+                                if (r == JSON_SPLIT_END)
+                                        pos += json_split_taken(&js);
+                                fprintf(f, r < 0 ? "error" : "end at %zu", fed - (have - pos));
+                                refused = r < 0;
+                                done = true;
+                                break;
+                        }
+                        if (r == JSON_SPLIT_MORE) {
+                                if (fed == len)
+                                        why = "split wants more after the last byte";
+                                pos += json_split_taken(&js);
+                                break;
+                        }
+                        fprintf(f, "%d:%.*s=%.*s;", r, (int)it.key_len, it.key ? it.key : "",
+                                (int)it.value_len, it.value ? it.value : "");
+                        if (r == JSON_SPLIT_MEMBER || r == JSON_SPLIT_ARRAY)
+                                members++;
+                        if (!iter)
+                                continue;
+                        if (r == JSON_SPLIT_MEMBER || r == JSON_SPLIT_ARRAY) {
+                                JsonScanMember m = {.key = it.key + 1, .key_len = it.key_len - 2};
+
+                                if (!json_scan_key_is(&m, json_object_iter_key(iter)))
+                                        differs = true;
+                                array = json_object_iter_value(iter);
+                                elements = 0;
+                                if (r == JSON_SPLIT_MEMBER) {
+                                        got = json_loadb(it.value, it.value_len, JSON_DECODE_ANY, NULL);
+                                        if (!got || !json_equal(got, array))
+                                                differs = true;
+                                        json_decref(got);
+                                }
+                                iter = json_object_iter_next(j, iter);
+                        } else if (r == JSON_SPLIT_ELEMENT) {
+                                got = json_loadb(it.value, it.value_len, JSON_DECODE_ANY, NULL);
+                                if (!got || !json_equal(got, json_array_get(array, elements)))
+                                        differs = true;
+                                json_decref(got);
+                                elements++;
+                        } else if (r == JSON_SPLIT_ARRAY_END && elements != json_array_size(array))
+                                differs = true;
+                }
+                memmove(buf, buf + pos, have - pos);
+                have -= pos;
+                pos = 0;
+        }
+        if (fclose(f) != 0)
+                abort();
+        /* With a key given twice jansson keeps its first place and last value. */
+        if (!why && j && members == json_object_size(j) && differs)
+                why = "split yields other members or elements than jansson's";
+        if (!why && j && members < json_object_size(j))
+                why = "split yields fewer members than jansson's";
+        if (!why && j && refused)
+                why = "split refuses an object jansson takes";
+        free(buf);
+        *ret = out;
+        return why;
+}
+
+static const char *json_split_check(const char *s, size_t len, json_t *j, bool accepted)
+{
+        /* A piece at a time costs a pass over the item in progress per
+         * piece: byte by byte only for short texts. */
+        static const size_t pieces[] = {1, 16, SIZE_MAX};
+        char *first = NULL;
+        const char *why = NULL;
+
+        for (size_t i = len > 512 ? 1 : 0; !why && i < sizeof pieces / sizeof pieces[0]; i++) {
+                char *t = NULL;
+
+                why = json_split_check_pieces(s, len, pieces[i], accepted && json_is_object(j) ? j : NULL,
+                                              &t);
+                if (!why && first && strcmp(first, t) != 0)
+                        why = "split reads the text differently in other pieces";
+                if (first)
+                        free(t);
+                else
+                        first = t;
+        }
+        free(first);
+        return why;
+}
+
 /* NULL when the scanner, the member walk and the writer agree with jansson
  * about s[0..len), else what differed. */
 static const char *json_scan_check(const char *s, size_t len)
@@ -346,6 +466,8 @@ static const char *json_scan_check(const char *s, size_t len)
         }
         if (!why)
                 why = json_index_check(s, len, j, want);
+        if (!why)
+                why = json_split_check(s, len, j, want);
         if (!why && want)
                 why = json_scan_check_writer(j, JSON_COMPACT);
         if (!why && want) /* whitespace between every token: only re-spaced */
