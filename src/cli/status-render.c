@@ -116,16 +116,11 @@ typedef struct member_key {
 
 #define KEY(s) {s, sizeof(s) - 1}
 
-/* Whether the decoded key name[0..len) is k. Inline: the keys are short,
- * and there are a dozen per process. */
+/* Whether the decoded key name[0..len) is k: a dozen per process. The
+ * length and the first byte tell most keys apart; memcmp() the rest. */
 static bool key_is(const member_key *k, const char *name, size_t len)
 {
-        if (k->len != len)
-                return false;
-        for (size_t i = 0; i < len; i++)
-                if (k->name[i] != name[i])
-                        return false;
-        return true;
+        return k->len == len && (len == 0 || (k->name[0] == name[0] && memcmp(k->name, name, len) == 0));
 }
 
 /* ret[i] = the value of the member of `obj` named keys[i] (the last one, as

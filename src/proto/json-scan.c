@@ -176,7 +176,7 @@ static size_t scan_string(const char *s, size_t len, size_t p)
         return scan_string_part(s, len, p, true);
 }
 
-size_t json_scan_string_end(const char *s, size_t len, size_t p, bool *ret_plain)
+size_t json_scan_string_end_slow(const char *s, size_t len, size_t p, bool *ret_plain)
 {
         size_t q = skip_plain(s, len, p + 1);
 

@@ -3,6 +3,7 @@
 
 #include <assert.h>
 #include <errno.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "basic/macro.h"
@@ -82,6 +83,52 @@ static unsigned structural(const char *s, size_t n)
         return m;
 }
 
+#ifdef __SSE2__
+/* Bit k of each mask: s[k] (k < 64) is a quote, a backslash, an opening
+ * bracket, a closing bracket. */
+static void structural64(const char *s, uint64_t *q, uint64_t *bs, uint64_t *open, uint64_t *close)
+{
+        *q = *bs = *open = *close = 0;
+        for (unsigned k = 0; k < 4; k++) {
+                __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(s + 16 * k));
+                unsigned sh = 16 * k;
+
+                *q |= (uint64_t)(unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8('"'))) << sh;
+                *bs |= (uint64_t)(unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8('\\')))
+                       << sh;
+                *open |= (uint64_t)(unsigned)_mm_movemask_epi8(
+                                 _mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('{')),
+                                              _mm_cmpeq_epi8(v, _mm_set1_epi8('['))))
+                         << sh;
+                *close |= (uint64_t)(unsigned)_mm_movemask_epi8(
+                                  _mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('}')),
+                                               _mm_cmpeq_epi8(v, _mm_set1_epi8(']'))))
+                          << sh;
+        }
+}
+
+/* Bit k: the xor of bits 0..k of x. Of a quote mask: set from an opening
+ * quote up to the byte before its closing quote. */
+static uint64_t prefix_xor(uint64_t x)
+{
+        for (unsigned sh = 1; sh < 64; sh *= 2)
+                x ^= x << sh;
+        return x;
+}
+
+/* The bits set in x, few here (brackets outside strings): a loop rather
+ * than __builtin_popcountll(), a library call without POPCNT in the
+ * baseline x86-64 instruction set. */
+static size_t bits_set(uint64_t x)
+{
+        size_t n = 0;
+
+        for (; x; x &= x - 1)
+                n++;
+        return n;
+}
+#endif
+
 /* Where the container starting at s[v] ends (after its closing bracket):
  * 1 and *ret_end, or 0 when it is not all there, its scan kept in js to go
  * on from when the same item is tried again with more text (a GPU's part
@@ -101,7 +148,42 @@ static int container_end(JsonSplit *js, const char *s, size_t len, size_t v, siz
         }
         while (i < len) {
                 size_t n = MIN(len - i, (size_t)16);
-                unsigned bits = structural(s + i, n);
+                unsigned bits;
+
+#ifdef __SSE2__
+                /* 64 bytes without a backslash at once: which bytes are in
+                 * strings follows from the quotes alone (prefix_xor()), and
+                 * the brackets outside them count only when the closing
+                 * ones could bring the depth to 0 here. */
+                if (len - i >= 64 && skip <= i) {
+                        uint64_t q, bs, open, close, in;
+
+                        structural64(s + i, &q, &bs, &open, &close);
+                        if (bs == 0) {
+                                in = prefix_xor(q) ^ (in_string ? ~UINT64_C(0) : 0);
+                                open &= ~in;
+                                close &= ~in;
+                                if (bits_set(close) < depth)
+                                        depth = depth + bits_set(open) - bits_set(close);
+                                else
+                                        for (uint64_t b = open | close; b; b &= b - 1) {
+                                                unsigned k = (unsigned)__builtin_ctzll(b);
+
+                                                if (open >> k & 1)
+                                                        depth++;
+                                                else if (--depth == 0) {
+                                                        js->scan_saved = false;
+                                                        *ret_end = i + k + 1;
+                                                        return 1;
+                                                }
+                                        }
+                                in_string = in >> 63;
+                                i += 64;
+                                continue;
+                        }
+                }
+#endif
+                bits = structural(s + i, n);
 
                 for (; bits; bits &= bits - 1) {
                         size_t at = i + (size_t)__builtin_ctz(bits);

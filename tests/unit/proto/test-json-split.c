@@ -104,7 +104,9 @@ static void check(const char *text, const char *split_key, const char *want)
 
         if (strcmp(whole, want) != 0)
                 fail_msg("text '%s': got\n%s\nwant\n%s", text, whole, want);
-        for (size_t chunk = 1; chunk <= strlen(text); chunk++) {
+        /* Every size up to 80 bytes, then sizes growing by half. */
+        for (size_t chunk = 1; chunk <= strlen(text);
+             chunk = chunk < 80 ? chunk + 1 : chunk * 3 / 2) {
                 char *got = transcript(text, chunk, split_key);
 
                 if (strcmp(got, whole) != 0)
@@ -147,16 +149,22 @@ static void test_split(void **state)
  * member, and one element, whole, at every split of the text. */
 static char *random_value(unsigned *seed, int depth)
 {
-        static const char *const atoms[] = {"\"\"", "\"\\\\\"", "\"\\\"\"", "\"]\"", "\"}\"",
-                                            "\"[{\"", "\"\\\\\\\"]\"", "1", "-2.5", "null",
-                                            "true", "\"\\u005d\""};
-        int kind = depth > 3 ? 0 : rand_r(seed) % 3;
+        static const char *const atoms[] = {
+            "\"\"", "\"\\\\\"", "\"\\\"\"", "\"]\"", "\"}\"", "\"[{\"", "\"\\\\\\\"]\"", "1", "-2.5",
+            "null", "true", "\"\\u005d\"",
+            /* long enough to fill the 64-byte blocks of the scan */
+            "\"a string of seventy bytes and more, with ] and } and [ and { in it\"",
+            "\"sixty-four bytes or so of plain text, none of it special at all..\"",
+            "[1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27]",
+            "{\"key one\":\"value one\",\"key two\":[\"]\",\"}\"],\"key three\":{\"x\":[[[]]]}}",
+        };
+        int kind = depth > 4 ? 0 : rand_r(seed) % 3;
         char *out = NULL;
 
         if (kind == 0)
                 return strdup(atoms[rand_r(seed) % ELEMENTSOF(atoms)]);
         out = strdup(kind == 1 ? "[" : "{");
-        for (int n = rand_r(seed) % 4, k = 0; k < n; k++) {
+        for (int n = rand_r(seed) % 6, k = 0; k < n; k++) {
                 char *v = random_value(seed, depth + 1), *grown = NULL;
 
                 assert_true(asprintf(&grown, "%s%s%s%s", out, k ? "," : "",
@@ -180,7 +188,7 @@ static void test_random(void **state)
         unsigned seed = 16;
 
         (void)state;
-        for (int i = 0; i < 200; i++) {
+        for (int i = 0; i < 300; i++) {
                 char *v = random_value(&seed, 0), *text = NULL, *want = NULL;
 
                 assert_true(asprintf(&text, "{\"v\":%s,\"go\":0,\"gpus\":[%s,%s]}", v, v, v) > 0);
