@@ -245,10 +245,18 @@ static int value_end(JsonSplit *js, const char *s, size_t len, size_t v, bool la
         }
 }
 
-/* The first byte after whitespace at or after s[p]; len when none. */
-static size_t skip_ws(const char *s, size_t len, size_t p)
+/* Byte c, the first after whitespace at or after s[p]: 1 and *ret its
+ * offset; JSON_SPLIT_MORE (0) when the text ends before; -EBADMSG for
+ * another byte. */
+static int expect(const char *s, size_t len, size_t p, char c, size_t *ret)
 {
-        return json_scan_skip_ws(s, len, p);
+        p = json_scan_skip_ws(s, len, p);
+        if (p >= len)
+                return JSON_SPLIT_MORE;
+        if (s[p] != c)
+                return -EBADMSG;
+        *ret = p;
+        return 1;
 }
 
 /* A member from its key at or after s[p] (whitespace first). */
@@ -257,20 +265,16 @@ static int member(JsonSplit *js, const char *s, size_t len, size_t p, bool last,
         size_t k, kend, q, v, end;
         int r;
 
-        k = skip_ws(s, len, p);
-        if (k >= len)
-                return JSON_SPLIT_MORE;
-        if (s[k] != '"')
-                return -EBADMSG;
+        r = expect(s, len, p, '"', &k);
+        if (r <= 0)
+                return r;
         kend = string_skip(s, len, k);
         if (kend == 0)
                 return JSON_SPLIT_MORE;
-        q = skip_ws(s, len, kend);
-        if (q >= len)
-                return JSON_SPLIT_MORE;
-        if (s[q] != ':')
-                return -EBADMSG;
-        v = skip_ws(s, len, q + 1);
+        r = expect(s, len, kend, ':', &q);
+        if (r <= 0)
+                return r;
+        v = json_scan_skip_ws(s, len, q + 1);
         if (v >= len)
                 return JSON_SPLIT_MORE;
         *ret = (JsonSplitItem){.key = s + k, .key_len = kend - k};
@@ -293,7 +297,7 @@ static int member(JsonSplit *js, const char *s, size_t len, size_t p, bool last,
 /* An element at or after s[p] (whitespace first). */
 static int element(JsonSplit *js, const char *s, size_t len, size_t p, bool last, JsonSplitItem *ret)
 {
-        size_t v = skip_ws(s, len, p), end;
+        size_t v = json_scan_skip_ws(s, len, p), end;
         int r;
 
         if (v >= len)
@@ -311,47 +315,34 @@ static int element(JsonSplit *js, const char *s, size_t len, size_t p, bool last
 
 static int next(JsonSplit *js, const char *s, size_t len, bool last, JsonSplitItem *ret)
 {
-        size_t p = skip_ws(s, len, js->pos);
+        size_t p = json_scan_skip_ws(s, len, js->pos);
+        bool array;
 
         if (js->state == S_END)
                 return JSON_SPLIT_END;
         if (p >= len)
                 return JSON_SPLIT_MORE;
-        switch (js->state) {
-        case S_OPEN:
+        if (js->state == S_OPEN) {
                 if (s[p] != '{')
                         return -EBADMSG;
                 js->pos = p + 1;
                 js->state = S_FIRST;
                 return next(js, s, len, last, ret);
-        case S_FIRST:
-        case S_NEXT:
-                if (s[p] == '}') {
-                        js->pos = p + 1;
-                        js->state = S_END;
-                        return JSON_SPLIT_END;
-                }
-                if (js->state == S_NEXT) {
-                        if (s[p] != ',')
-                                return -EBADMSG;
-                        p++;
-                }
-                return member(js, s, len, p, last, ret);
-        case S_ARR_FIRST:
-        case S_ARR_NEXT:
-                if (s[p] == ']') {
-                        js->pos = p + 1;
-                        js->state = S_NEXT;
-                        return JSON_SPLIT_ARRAY_END;
-                }
-                if (js->state == S_ARR_NEXT) {
-                        if (s[p] != ',')
-                                return -EBADMSG;
-                        p++;
-                }
-                return element(js, s, len, p, last, ret);
         }
-        return -EBADMSG;
+        /* In the object or in its split array: the container's end, or
+         * (after a comma but for the first) its next item. */
+        array = js->state == S_ARR_FIRST || js->state == S_ARR_NEXT;
+        if (s[p] == (array ? ']' : '}')) {
+                js->pos = p + 1;
+                js->state = array ? S_NEXT : S_END;
+                return array ? JSON_SPLIT_ARRAY_END : JSON_SPLIT_END;
+        }
+        if (js->state == S_NEXT || js->state == S_ARR_NEXT) {
+                if (s[p] != ',')
+                        return -EBADMSG;
+                p++;
+        }
+        return array ? element(js, s, len, p, last, ret) : member(js, s, len, p, last, ret);
 }
 
 int json_split_next(JsonSplit *js, const char *s, size_t len, bool last, JsonSplitItem *ret)

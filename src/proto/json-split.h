@@ -16,7 +16,7 @@
 #include <stddef.h>
 
 typedef enum JsonSplitEvent {
-        JSON_SPLIT_MORE,      /* the next item is not all there: present it again with more */
+        JSON_SPLIT_MORE = 0,  /* the next item is not all there: present it again with more */
         JSON_SPLIT_MEMBER,    /* a member, whole: key and value */
         JSON_SPLIT_ARRAY,     /* the split array's member begins: key */
         JSON_SPLIT_ELEMENT,   /* one of its elements, whole: value */
