@@ -1199,7 +1199,8 @@ static int stream_top(status_stream *ss)
         return 0;
 }
 
-/* One GPU, its element's text whole. */
+/* One GPU, its element's text whole: checked (indexed) even when nothing
+ * more is shown, as the whole reply is checked before the view prints. */
 static int stream_gpu(status_stream *ss, const char *s, size_t n)
 {
         view vw = {.f = ss->f, .term = &ss->narrowed, .now = ss->now};
@@ -1208,8 +1209,6 @@ static int stream_gpu(status_stream *ss, const char *s, size_t n)
         JsonIndexRef g;
         int r;
 
-        if (ss->quiet)
-                return 0;
         if (s[0] != '{' && s[0] != '[') {
                 /* Not an object (a daemon of another version): indexed as
                  * the one element of an array, as the index takes only
@@ -1229,7 +1228,7 @@ static int stream_gpu(status_stream *ss, const char *s, size_t n)
         if (r < 0)
                 return r;
         vw.ix = ix;
-        return print_gpu(&vw, g, ss->index_w);
+        return ss->quiet ? 0 : print_gpu(&vw, g, ss->index_w);
 }
 
 int cli_status_stream_feed(void *userdata, const char *s, size_t len, bool last, size_t *ret_taken)

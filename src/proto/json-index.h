@@ -75,7 +75,7 @@ int json_index_build(const char *s, size_t len, unsigned max_depth, JsonIndex **
 /* json_index_build() into an index built before, whose blocks are reused
  * where they are large enough (the text view of `gpukeeper status` indexes
  * each GPU's part of the reply in turn). The previous text is forgotten;
- * on failure ix is empty (no value but ref 0) and still to be freed. */
+ * after a failure ix holds nothing to read: it may be rebuilt or freed. */
 int json_index_rebuild(JsonIndex *ix, const char *s, size_t len, unsigned max_depth);
 
 /* Frees ix and what it holds; NULL is fine. */

@@ -812,6 +812,9 @@ static void test_stream_errors(void **state)
             " \"queue\": [1,]}",
             "{\"nvml_available\": true, \"gpu_count\": 1, \"gpus\": [{\"index\": 0}]",
             "{\"nvml_available\": tru, \"gpus\": []}",
+            /* nothing shown after the header, but all of it checked */
+            "{\"nvml_available\": false, \"gpu_count\": 1, \"gpus\": [{\"index\": 0,}]}",
+            "{\"nvml_available\": true, \"gpu_count\": 0, \"gpus\": [{\"index\": \"\\u0000\"}]}",
         };
         cli_term term = {.unicode = true, .columns = 80};
 
