@@ -266,12 +266,10 @@ int cli_view_options(cli_context *ctx, const char *verb, void (*usage)(FILE *f),
         return CLI_CONTINUE;
 }
 
-/* The view's call: the reply as an index when the view reads one
- * (*ret_index, *ret_ref), else as text (*ret_text, *ret_len), or as a tree
+/* The view's call: the reply as text (*ret_text, *ret_len), or as a tree
  * when it came parsed (*ret_result). */
 static int view_call(const cli_context *ctx, const cli_view *view, gk_client **ret_client,
-                     JsonIndex **ret_index, JsonIndexRef *ret_ref, const char **ret_text,
-                     size_t *ret_len, json_t **ret_result)
+                     const char **ret_text, size_t *ret_len, json_t **ret_result)
 {
         gk_call_error error = {};
         int r;
@@ -279,12 +277,8 @@ static int view_call(const cli_context *ctx, const cli_view *view, gk_client **r
         r = cli_connect(ctx, ret_client);
         if (r != CLI_EXIT_OK)
                 return r;
-        if (view->render_index)
-                r = gk_client_call_index(*ret_client, view->op, NULL, ret_index, ret_ref,
-                                         ret_result, &error);
-        else
-                r = gk_client_call_text(*ret_client, view->op, NULL, ret_text, ret_len,
-                                        ret_result, &error);
+        r = gk_client_call_text(*ret_client, view->op, NULL, ret_text, ret_len, ret_result,
+                                &error);
         if (r != 0)
                 return cli_call_failed(ctx, view->op, r, &error);
         return CLI_EXIT_OK;
@@ -409,8 +403,6 @@ int cli_view_main(cli_context *ctx, const cli_view *view, int argc, char *argv[]
         gk_call_error error = {};
         json_t *result = NULL;
         json_error_t jerror;
-        JsonIndex *ix = NULL;
-        JsonIndexRef ref = 0;
         const char *text = NULL;
         size_t len = 0;
         bool json;
@@ -426,36 +418,16 @@ int cli_view_main(cli_context *ctx, const cli_view *view, int argc, char *argv[]
                 return view_stream(ctx, view);
         json_decref(kept);
         kept = NULL;
-        /* The reply's buffer and its index are blocks of the reply's size,
-         * each populated in one call (basic/prefault.h); from the heap,
-         * they cost no mmap/munmap pair each. The command exits right
-         * after the view. */
+        /* The reply's buffer and the tree's heap are populated in one call
+         * each (basic/prefault.h); from the heap, they cost no mmap/munmap
+         * pair each. The command exits right after the view. */
         (void)prefault_keep_heap();
-        r = view_call(ctx, view, &client, &ix, &ref, &text, &len, &result);
+        r = view_call(ctx, view, &client, &text, &len, &result);
         if (r != CLI_EXIT_OK)
                 return r;
         /* A view is written by this one thread: stdio's lock on stdout is
-         * pure cost (one per character or field of a large status). */
+         * pure cost. */
         __fsetlocking(stdout, FSETLOCKING_BYCALLER);
-        if (ix) {
-                /* An index over the reply instead of a tree (issue 16, fifth
-                 * pass): three allocations rather than one per value, checked
-                 * and laid out in one pass by the client library. */
-                cli_term_detect(stdout, &term);
-                /* On a terminal stdio writes a line at a time: a write(2)
-                 * per process line. The view is printed all at once anyway,
-                 * so buffer it in stdio's usual blocks; cli_finish()
-                 * flushes. (Not set elsewhere: a pipe or file is already
-                 * block-buffered.) */
-                if (term.tty)
-                        (void)setvbuf(stdout, NULL, _IOFBF, BUFSIZ);
-                r = view->render_index(ix, ref, &term,
-                                       (double)now_usec(CLOCK_REALTIME) / USEC_PER_SEC);
-                json_index_free(ix);
-                if (r != CLI_EXIT_OK)
-                        return r;
-                return cli_finish(CLI_EXIT_OK);
-        }
         if (text) {
                 /* The tree's size is known from the text: fault its heap in
                  * with one call (prefault_heap) rather than a page fault per

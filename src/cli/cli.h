@@ -116,10 +116,9 @@ int cli_view_options(cli_context *ctx, const char *verb, void (*usage)(FILE *f),
  * came, else through `render`, which prints to stdout (laid out for `term`,
  * times relative to `now`, seconds since the epoch) and returns an exit
  * code, having said on stderr what went wrong when that is not 0.
- * `render_index`, when not NULL, does the same from the result object
- * `result` in an index over the reply (proto/json-index.h) and is used
- * whenever the reply is an ok reply the client library indexed: no jansson
- * tree is built then (issue 16). */
+ * `render_index` does the same from the result object `result` in an index
+ * over its text (proto/json-index.h): the streamed view's way (below) with
+ * a reply that did not come streamed; no jansson tree is built then. */
 typedef struct cli_view {
         const char *verb;
         void (*usage)(FILE *f);
@@ -131,8 +130,7 @@ typedef struct cli_view {
          * reply arrives (issue 16), through a gk_result_sink
          * (client/client-text.h) whose feed and finish are stream_feed and
          * stream_finish, on the state stream_new makes for stdout (freed
-         * with stream_free); `render_index` then renders a reply that did
-         * not come streamed, from its text. */
+         * with stream_free). Such a view sets render_index too. */
         int (*stream_new)(FILE *f, const cli_term *term, double now, void **ret);
         int (*stream_feed)(void *stream, const char *s, size_t len, bool last, size_t *ret_taken);
         int (*stream_finish)(void *stream);
