@@ -28,20 +28,12 @@ static const bool plain[256] = {
 
 /* The first byte at or after s[p] that is not plain (or len). Strings are
  * most of a status reply's bytes: 16 at a time where SSE2 is there (always
- * on x86-64). As signed bytes, 0x80..0xFF are negative, so one compare
- * finds them and the control characters. */
+ * on x86-64: json_scan_plain_stops16()). */
 static size_t skip_plain(const char *s, size_t len, size_t p)
 {
 #ifdef __SSE2__
-        const __m128i quote = _mm_set1_epi8('"'), backslash = _mm_set1_epi8('\\'),
-                      space = _mm_set1_epi8(0x20);
-
         while (len - p >= 16) {
-                __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(s + p));
-                __m128i m = _mm_or_si128(_mm_cmplt_epi8(v, space),
-                                         _mm_or_si128(_mm_cmpeq_epi8(v, quote),
-                                                      _mm_cmpeq_epi8(v, backslash)));
-                unsigned bits = (unsigned)_mm_movemask_epi8(m);
+                unsigned bits = json_scan_plain_stops16(s + p);
 
                 if (bits != 0)
                         return p + (size_t)__builtin_ctz(bits);

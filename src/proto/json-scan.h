@@ -116,17 +116,26 @@ size_t json_scan_number_end(const char *s, size_t len, size_t p);
 /* Most strings of a reply (keys, names) are short and plain: one 16-byte
  * look finds their closing quote, inline (issue 16, eighth pass: 56,000
  * strings in a status of 4,096 processes); the rest takes the loop. */
+#ifdef __SSE2__
+/* Bit k set when s[k] (k < 16) ends a plain run of a string: a quote, a
+ * backslash, a control character or a byte of 0x80 and up (as signed
+ * bytes those are negative: one compare finds them and the controls). */
+static inline unsigned json_scan_plain_stops16(const char *s)
+{
+        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)s);
+        __m128i m = _mm_or_si128(_mm_cmplt_epi8(v, _mm_set1_epi8(0x20)),
+                                 _mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('"')),
+                                              _mm_cmpeq_epi8(v, _mm_set1_epi8('\\'))));
+
+        return (unsigned)_mm_movemask_epi8(m);
+}
+#endif
+
 static inline size_t json_scan_string_end(const char *s, size_t len, size_t p, bool *ret_plain)
 {
 #ifdef __SSE2__
         if (len - p > 16) {
-                __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(s + p + 1));
-                /* As signed bytes 0x80..0xFF are negative: one compare
-                 * finds them and the control characters. */
-                __m128i m = _mm_or_si128(_mm_cmplt_epi8(v, _mm_set1_epi8(0x20)),
-                                         _mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('"')),
-                                                      _mm_cmpeq_epi8(v, _mm_set1_epi8('\\'))));
-                unsigned bits = (unsigned)_mm_movemask_epi8(m);
+                unsigned bits = json_scan_plain_stops16(s + p + 1);
 
                 if (bits != 0) {
                         size_t q = p + 1 + (size_t)__builtin_ctz(bits);

@@ -1159,13 +1159,9 @@ bool proto_ok_reply_tail_ok(const char *tail, size_t len)
         int r;
 
         assert(tail || len == 0);
-        while (i < len && json_scan_is_ws(tail[i]))
-                i++;
-        if (i < len && tail[i] == '}') {
-                for (i++; i < len && json_scan_is_ws(tail[i]); i++)
-                        ;
-                return i == len;
-        }
+        i = json_scan_skip_ws(tail, len, 0);
+        if (i < len && tail[i] == '}')
+                return json_scan_skip_ws(tail, len, i + 1) == len;
         if (i >= len || tail[i] != ',')
                 return false;
         /* More members: walked as the object `{` + what follows the comma. */
