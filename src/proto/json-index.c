@@ -273,35 +273,37 @@ static int index_text(Builder *b, unsigned max_depth)
 
 DEFINE_TRIVIAL_CLEANUP_FUNC(JsonIndex *, json_index_free);
 
+/* *block replaced by one of `bytes` when *size is less (what it held is
+ * not needed: a new block, not realloc()'s copy of the old into fresh
+ * pages), populated at once when large. */
+static void *replace_block(void *block, size_t *size, size_t bytes)
+{
+        if (bytes <= *size)
+                return block;
+        free(block);
+        *size = 0;
+        block = malloc(bytes);
+        if (!block)
+                return NULL;
+        *size = bytes;
+        if (bytes >= PREFAULT_FROM)
+                prefault_range(block, bytes);
+        return block;
+}
+
 /* Room in ix for a text of `len` bytes: at least `tokens` tokens, and an
  * arena of the text's length plus ARENA_SLACK (short strings are copied 16
- * bytes at a time). Blocks of PREFAULT_FROM and more are populated at once
- * when they are new. */
+ * bytes at a time). */
 static int reserve(JsonIndex *ix, size_t tokens, size_t len)
 {
-        /* What the blocks held is not needed: new ones, not realloc()'s
-         * copy of the old into fresh pages. */
-        if (tokens > ix->tokens_cap) {
-                free(ix->tokens);
-                ix->tokens_cap = 0;
-                ix->tokens = reallocarray(NULL, tokens, sizeof *ix->tokens);
-                if (!ix->tokens)
-                        return -ENOMEM;
-                ix->tokens_cap = tokens;
-                if (tokens * sizeof *ix->tokens >= PREFAULT_FROM)
-                        prefault_range(ix->tokens, tokens * sizeof *ix->tokens);
-        }
-        if (len + ARENA_SLACK > ix->arena_size) {
-                free(ix->arena);
-                ix->arena_size = 0;
-                ix->arena = malloc(len + ARENA_SLACK);
-                if (!ix->arena)
-                        return -ENOMEM;
-                ix->arena_size = len + ARENA_SLACK;
-                if (ix->arena_size >= PREFAULT_FROM)
-                        prefault_range(ix->arena, ix->arena_size);
-        }
-        return 0;
+        size_t token_bytes = ix->tokens_cap * sizeof *ix->tokens;
+
+        if (tokens > SIZE_MAX / sizeof *ix->tokens)
+                return -ENOMEM;
+        ix->tokens = replace_block(ix->tokens, &token_bytes, tokens * sizeof *ix->tokens);
+        ix->tokens_cap = token_bytes / sizeof *ix->tokens;
+        ix->arena = replace_block(ix->arena, &ix->arena_size, len + ARENA_SLACK);
+        return ix->tokens && ix->arena ? 0 : -ENOMEM;
 }
 
 int json_index_rebuild(JsonIndex *ix, const char *s, size_t len, unsigned max_depth)
