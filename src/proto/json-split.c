@@ -57,54 +57,59 @@ static size_t string_skip(const char *s, size_t len, size_t p)
         return 0;
 }
 
-/* Bit k set when s[k] (k < n <= 16) is a quote, a backslash or a bracket:
- * the bytes that decide where a container ends. */
-static unsigned structural(const char *s, size_t n)
+/* The bytes that decide where a container ends: bit k of each mask is set
+ * when s[k] is a quote, a backslash, an opening bracket, a closing one. */
+typedef struct Marks {
+        uint64_t quote, backslash, open, close;
+} Marks;
+
+/* The marks of s[0..n), n <= 16: 16 bytes at once where SSE2 is there. */
+static Marks marks16(const char *s, size_t n)
 {
-        unsigned m = 0;
+        Marks m = {};
 
 #ifdef __SSE2__
         if (n == 16) {
                 __m128i v = _mm_loadu_si128((const __m128i *)(const void *)s);
-                __m128i x = _mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('"')),
-                                         _mm_cmpeq_epi8(v, _mm_set1_epi8('\\')));
 
-                x = _mm_or_si128(x, _mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('[')),
-                                                 _mm_cmpeq_epi8(v, _mm_set1_epi8(']'))));
-                x = _mm_or_si128(x, _mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('{')),
-                                                 _mm_cmpeq_epi8(v, _mm_set1_epi8('}'))));
-                return (unsigned)_mm_movemask_epi8(x);
+                m.quote = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8('"')));
+                m.backslash = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8('\\')));
+                m.open = (unsigned)_mm_movemask_epi8(_mm_or_si128(
+                        _mm_cmpeq_epi8(v, _mm_set1_epi8('{')), _mm_cmpeq_epi8(v, _mm_set1_epi8('['))));
+                m.close = (unsigned)_mm_movemask_epi8(_mm_or_si128(
+                        _mm_cmpeq_epi8(v, _mm_set1_epi8('}')), _mm_cmpeq_epi8(v, _mm_set1_epi8(']'))));
+                return m;
         }
 #endif
-        for (size_t k = 0; k < n; k++)
-                if (s[k] == '"' || s[k] == '\\' || s[k] == '[' || s[k] == ']' || s[k] == '{' ||
-                    s[k] == '}')
-                        m |= 1u << k;
+        for (size_t k = 0; k < n; k++) {
+                uint64_t bit = UINT64_C(1) << k;
+
+                if (s[k] == '"')
+                        m.quote |= bit;
+                else if (s[k] == '\\')
+                        m.backslash |= bit;
+                else if (s[k] == '{' || s[k] == '[')
+                        m.open |= bit;
+                else if (s[k] == '}' || s[k] == ']')
+                        m.close |= bit;
+        }
         return m;
 }
 
-#ifdef __SSE2__
-/* Bit k of each mask: s[k] (k < 64) is a quote, a backslash, an opening
- * bracket, a closing bracket. */
-static void structural64(const char *s, uint64_t *q, uint64_t *bs, uint64_t *open, uint64_t *close)
+/* The marks of s[0..64). */
+static Marks marks64(const char *s)
 {
-        *q = *bs = *open = *close = 0;
-        for (unsigned k = 0; k < 4; k++) {
-                __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(s + 16 * k));
-                unsigned sh = 16 * k;
+        Marks m = {};
 
-                *q |= (uint64_t)(unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8('"'))) << sh;
-                *bs |= (uint64_t)(unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8('\\')))
-                       << sh;
-                *open |= (uint64_t)(unsigned)_mm_movemask_epi8(
-                                 _mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('{')),
-                                              _mm_cmpeq_epi8(v, _mm_set1_epi8('['))))
-                         << sh;
-                *close |= (uint64_t)(unsigned)_mm_movemask_epi8(
-                                  _mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('}')),
-                                               _mm_cmpeq_epi8(v, _mm_set1_epi8(']'))))
-                          << sh;
+        for (unsigned k = 0; k < 4; k++) {
+                Marks p = marks16(s + 16 * k, 16);
+
+                m.quote |= p.quote << 16 * k;
+                m.backslash |= p.backslash << 16 * k;
+                m.open |= p.open << 16 * k;
+                m.close |= p.close << 16 * k;
         }
+        return m;
 }
 
 /* Bit k: the xor of bits 0..k of x. Of a quote mask: set from an opening
@@ -127,7 +132,6 @@ static size_t bits_set(uint64_t x)
                 n++;
         return n;
 }
-#endif
 
 /* Where the container starting at s[v] ends (after its closing bracket):
  * 1 and *ret_end, or 0 when it is not all there, its scan kept in js to go
@@ -148,45 +152,39 @@ static int container_end(JsonSplit *js, const char *s, size_t len, size_t v, siz
         }
         while (i < len) {
                 size_t n = MIN(len - i, (size_t)16);
-                unsigned bits;
+                uint64_t bits;
+                Marks m;
 
-#ifdef __SSE2__
                 /* 64 bytes without a backslash at once: which bytes are in
                  * strings follows from the quotes alone (prefix_xor()), and
                  * the brackets outside them count only when the closing
                  * ones could bring the depth to 0 here. */
-                if (len - i >= 64 && skip <= i) {
-                        uint64_t q, bs, open, close, in;
+                if (len - i >= 64 && skip <= i && (m = marks64(s + i)).backslash == 0) {
+                        uint64_t in = prefix_xor(m.quote) ^ (in_string ? ~UINT64_C(0) : 0);
+                        uint64_t open = m.open & ~in, close = m.close & ~in;
 
-                        structural64(s + i, &q, &bs, &open, &close);
-                        if (bs == 0) {
-                                in = prefix_xor(q) ^ (in_string ? ~UINT64_C(0) : 0);
-                                open &= ~in;
-                                close &= ~in;
-                                if (bits_set(close) < depth)
-                                        depth = depth + bits_set(open) - bits_set(close);
-                                else
-                                        for (uint64_t b = open | close; b; b &= b - 1) {
-                                                unsigned k = (unsigned)__builtin_ctzll(b);
+                        if (bits_set(close) < depth)
+                                depth = depth + bits_set(open) - bits_set(close);
+                        else
+                                for (bits = open | close; bits; bits &= bits - 1) {
+                                        unsigned k = (unsigned)__builtin_ctzll(bits);
 
-                                                if (open >> k & 1)
-                                                        depth++;
-                                                else if (--depth == 0) {
-                                                        js->scan_saved = false;
-                                                        *ret_end = i + k + 1;
-                                                        return 1;
-                                                }
+                                        if (open >> k & 1)
+                                                depth++;
+                                        else if (--depth == 0) {
+                                                js->scan_saved = false;
+                                                *ret_end = i + k + 1;
+                                                return 1;
                                         }
-                                in_string = in >> 63;
-                                i += 64;
-                                continue;
-                        }
+                                }
+                        in_string = in >> 63;
+                        i += 64;
+                        continue;
                 }
-#endif
-                bits = structural(s + i, n);
-
-                for (; bits; bits &= bits - 1) {
-                        size_t at = i + (size_t)__builtin_ctz(bits);
+                /* Otherwise 16 (or the last few) a mark at a time. */
+                m = marks16(s + i, n);
+                for (bits = m.quote | m.backslash | m.open | m.close; bits; bits &= bits - 1) {
+                        size_t at = i + (size_t)__builtin_ctzll(bits);
                         char c = s[at];
 
                         if (at < skip)
