@@ -993,36 +993,40 @@ static size_t index_width(const view *v, JsonIndexRef r)
         return MIN(strlen(idx), (size_t)6);
 }
 
-/* The width of "[N]" for the GPUs a status names: from its gpu_count (the
- * daemon's GPUs are numbered from 0: the last one is the widest), else
- * from the widest index in its array; at least 3. */
-static size_t gpus_index_width(const view *v, const JsonIndexRef *st, JsonIndexRef gpus)
+/* The daemon's gpu_count, or -1 when it sent none. */
+static int64_t said_count(const view *v, const JsonIndexRef *st)
 {
-        size_t w = 3;
         int64_t count;
 
-        if (json_index_integer(v->ix, st[S_GPU_COUNT], &count) && count >= 0) {
-                char buf[32];
-
-                if (count == 0)
-                        return w;
-                snprintf(buf, sizeof buf, "[%lld]", (long long)(count - 1));
-                return MAX(w, MIN(strlen(buf), (size_t)6));
-        }
-        for (JsonIndexRef g = json_index_first(v->ix, gpus); g; g = json_index_next(v->ix, g))
-                w = MAX(w, index_width(v, json_index_get(v->ix, g, "index")));
-        return w;
+        return json_index_integer(v->ix, st[S_GPU_COUNT], &count) && count >= 0 ? count : -1;
 }
 
 /* How many GPUs the header says: the daemon's gpu_count, else its array's
  * size. */
 static size_t gpus_count(const view *v, const JsonIndexRef *st, JsonIndexRef gpus)
 {
-        int64_t count;
+        int64_t count = said_count(v, st);
 
-        if (json_index_integer(v->ix, st[S_GPU_COUNT], &count) && count >= 0)
-                return (size_t)count;
-        return json_index_size(v->ix, gpus);
+        return count >= 0 ? (size_t)count : json_index_size(v->ix, gpus);
+}
+
+/* The width of "[N]" for the GPUs a status names, at least 3: from its
+ * gpu_count (the daemon's GPUs are numbered from 0: the last one is the
+ * widest), else from the widest index in its array. */
+static size_t gpus_index_width(const view *v, const JsonIndexRef *st, JsonIndexRef gpus)
+{
+        int64_t count = said_count(v, st);
+        size_t w = 3;
+
+        if (count >= 0) {
+                char buf[32];
+
+                snprintf(buf, sizeof buf, "[%lld]", (long long)(count - 1));
+                return count == 0 ? w : MAX(w, MIN(strlen(buf), (size_t)6));
+        }
+        for (JsonIndexRef g = json_index_first(v->ix, gpus); g; g = json_index_next(v->ix, g))
+                w = MAX(w, index_width(v, json_index_get(v->ix, g, "index")));
+        return w;
 }
 
 /* What comes above the GPUs: the header line and NVML's message. False
