@@ -127,7 +127,7 @@ static int source_render(void *userdata, MetricsBuffer *b)
 
 static int source_status(void *userdata, json_t **ret)
 {
-        return status_build(userdata, ret);
+        return status_build(userdata, STATUS_OBJECTS, ret);
 }
 
 static json_t *source_violation_json(void *userdata, const StoredViolation *v)

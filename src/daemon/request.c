@@ -80,12 +80,12 @@ static int handle_ping(Daemon *d, const RequestCall *call, json_t *args, json_t 
 static int handle_status(Daemon *d, const RequestCall *call, json_t *args,
                          json_t **ret_result, gk_call_error *ret_error)
 {
-        int r;
+        StatusShape shape;
+        const char *why;
 
-        r = no_arguments(args, ret_error);
-        if (r != 0)
-                return r;
-        return status_build(d, ret_result);
+        if (status_shape_from_args(args, &shape, &why) < 0)
+                return request_error(ret_error, GK_E_INVALID_ARGUMENT, "%s", why);
+        return status_build(d, shape, ret_result);
 }
 
 #if GK_TEST_HOOKS

@@ -24,6 +24,7 @@
 #include "daemon/leases.h"
 #include "daemon/request.h"
 #include "daemon/status-cache.h"
+#include "daemon/status.h"
 #include "proto/proto.h"
 
 typedef struct Connection Connection;
@@ -125,17 +126,21 @@ static int connection_send(Connection *c, json_t *msg)
         return connection_sent(c, r);
 }
 
-/* A status request without arguments, answered from the status cache
- * (status-cache.h) with the bytes connection_send() would queue for the
- * built reply, the cached part by reference. Returns 1 when it was
- * answered, 0 to answer it the usual way (the reply could not be made:
- * request_dispatch() builds and reports). */
-static int connection_send_status(Connection *c, uint32_t id)
+/* A status request, answered from the status cache (status-cache.h) in the
+ * shape its arguments ask for, with the bytes connection_send() would queue
+ * for the built reply, the cached part by reference. Returns 1 when it was
+ * answered, 0 to answer it the usual way (arguments it does not take, or
+ * the reply could not be made: request_dispatch() refuses, or builds and
+ * reports). */
+static int connection_send_status(Connection *c, uint32_t id, json_t *args)
 {
         StatusReply reply;
+        StatusShape shape;
+        const char *why;
         int r;
 
-        if (status_cache_reply(c->server->daemon, id, &reply) < 0)
+        if (status_shape_from_args(args, &shape, &why) < 0 ||
+            status_cache_reply(c->server->daemon, shape, id, &reply) < 0)
                 return 0;
         /* proto_dump()'s limit and the queue's, as for any reply. */
         r = proto_outbuf_append_shared(&c->out, reply.head, reply.head_len, reply.body, reply.tail,
@@ -214,8 +219,8 @@ static int connection_handle_frame(Connection *c, const char *frame, size_t len)
         if (!status_cache_op_is_read_only(req.op))
                 /* Before it runs: a status behind it in this read shows it. */
                 status_cache_invalidate(&c->server->daemon->status_cache);
-        else if (strcmp(req.op, "status") == 0 && json_object_size(req.args) == 0) {
-                int r = connection_send_status(c, req.id);
+        else if (strcmp(req.op, "status") == 0) {
+                int r = connection_send_status(c, req.id, req.args);
 
                 if (r != 0) {
                         proto_request_done(&req);

@@ -15,20 +15,27 @@ void status_cache_done(StatusCache *c)
 {
         if (!c)
                 return;
-        proto_blob_unref(c->body);
-        c->body = NULL;
-        c->valid = false;
+        for (size_t i = 0; i < ELEMENTSOF(c->slot); i++) {
+                proto_blob_unref(c->slot[i].body);
+                c->slot[i].body = NULL;
+                c->slot[i].valid = false;
+        }
 }
 
 void status_cache_invalidate(StatusCache *c)
 {
-        c->valid = false;
+        for (size_t i = 0; i < ELEMENTSOF(c->slot); i++)
+                c->slot[i].valid = false;
 }
 
 void status_cache_extend(StatusCache *c, uint64_t iteration)
 {
-        if (c->valid && iteration > 0 && c->iteration == iteration - 1)
-                c->iteration = iteration;
+        for (size_t i = 0; i < ELEMENTSOF(c->slot); i++) {
+                StatusCacheSlot *s = &c->slot[i];
+
+                if (s->valid && iteration > 0 && s->iteration == iteration - 1)
+                        s->iteration = iteration;
+        }
 }
 
 bool status_cache_op_is_read_only(const char *op)
@@ -38,24 +45,24 @@ bool status_cache_op_is_read_only(const char *op)
         return strcmp(op, "status") == 0 || strcmp(op, "ping") == 0;
 }
 
-bool status_cache_fresh(const StatusCache *c, uint64_t iteration, uint64_t names,
-                        int64_t wall_offset)
+bool status_cache_fresh(const StatusCache *c, StatusShape shape, uint64_t iteration,
+                        uint64_t names, int64_t wall_offset)
 {
-        int64_t drift = wall_offset - c->wall_offset;
+        const StatusCacheSlot *s = &c->slot[shape];
+        int64_t drift = wall_offset - s->wall_offset;
 
-        return c->valid && c->body && c->iteration == iteration && c->names == names &&
+        return s->valid && s->body && s->iteration == iteration && s->names == names &&
                drift <= STATUS_CACHE_CLOCK_SLACK_USEC && drift >= -STATUS_CACHE_CLOCK_SLACK_USEC;
 }
 
-void status_cache_store(StatusCache *c, ProtoBlob *body, uint64_t iteration, uint64_t names,
-                        int64_t wall_offset)
+void status_cache_store(StatusCache *c, StatusShape shape, ProtoBlob *body, uint64_t iteration,
+                        uint64_t names, int64_t wall_offset)
 {
-        proto_blob_unref(c->body);
-        c->body = body;
-        c->iteration = iteration;
-        c->names = names;
-        c->wall_offset = wall_offset;
-        c->valid = true;
+        StatusCacheSlot *s = &c->slot[shape];
+
+        proto_blob_unref(s->body);
+        *s = (StatusCacheSlot){.body = body, .valid = true, .iteration = iteration,
+                               .names = names, .wall_offset = wall_offset};
 }
 
 /* Compact JSON of `o` (borrowed), not NUL-terminated in the count. */
@@ -71,7 +78,7 @@ static int dump(json_t *o, char **ret, size_t *ret_len)
 }
 
 /* The result without "fence", dumped, its closing brace dropped. */
-static int build_body(const Daemon *d, ProtoBlob **ret)
+static int build_body(const Daemon *d, StatusShape shape, ProtoBlob **ret)
 {
         _cleanup_(json_decrefp) json_t *o = NULL;
         _cleanup_free_ char *b = NULL;
@@ -79,7 +86,7 @@ static int build_body(const Daemon *d, ProtoBlob **ret)
         size_t n;
         int r;
 
-        r = status_build_base(d, &o);
+        r = status_build_base(d, shape, &o);
         if (r < 0)
                 return r;
         r = dump(o, &b, &n);
@@ -102,7 +109,7 @@ void status_reply_done(StatusReply *r)
         }
 }
 
-int status_cache_reply(Daemon *d, uint32_t id, StatusReply *ret)
+int status_cache_reply(Daemon *d, StatusShape shape, uint32_t id, StatusReply *ret)
 {
         static const char fence_key[] = ",\"fence\":";
         StatusCache *c = &d->status_cache;
@@ -126,17 +133,17 @@ int status_cache_reply(Daemon *d, uint32_t id, StatusReply *ret)
                 names = resolver_names_generation(d->resolver);
                 offset = (int64_t)daemon_wall(d) - (int64_t)daemon_boot(d);
         }
-        if (cacheable && status_cache_fresh(c, iteration, names, offset)) {
-                reply.body = proto_blob_ref(c->body);
+        if (cacheable && status_cache_fresh(c, shape, iteration, names, offset)) {
+                reply.body = proto_blob_ref(c->slot[shape].body);
                 c->hits++;
         } else {
-                r = build_body(d, &reply.body);
+                r = build_body(d, shape, &reply.body);
                 if (r < 0)
                         return r;
                 c->misses++;
                 if (cacheable)
-                        status_cache_store(c, proto_blob_ref(reply.body), iteration, names,
-                                           offset);
+                        status_cache_store(c, shape, proto_blob_ref(reply.body), iteration,
+                                           names, offset);
         }
 
         /* Read from the kernel's maps now, every time. */

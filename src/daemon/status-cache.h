@@ -52,6 +52,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "daemon/status-shape.h"
 #include "proto/proto.h"
 
 typedef struct Daemon Daemon;
@@ -60,12 +61,20 @@ typedef struct Daemon Daemon;
  * build for a hit (a slew of 500 ppm takes 2 s for it). */
 #define STATUS_CACHE_CLOCK_SLACK_USEC 1000
 
-typedef struct StatusCache {
+/* One shape's cached bytes (status-shape.h: processes as objects or rows). */
+typedef struct StatusCacheSlot {
         ProtoBlob *body;  /* the result's dump without "fence" and the closing brace */
         bool valid;
         uint64_t iteration;   /* valid through this sd-event iteration */
         uint64_t names;       /* resolver_names_generation() before the build */
         int64_t wall_offset;  /* daemon_wall() - daemon_boot() at the build */
+} StatusCacheSlot;
+
+/* A slot per shape: `gpukeeper status` asks for rows, `--json` and other
+ * clients for objects; each is valid or not by the same rule, and whatever
+ * breaks the chain breaks it for both. */
+typedef struct StatusCache {
+        StatusCacheSlot slot[_STATUS_SHAPE_MAX];
         uint64_t hits, misses; /* status replies sent from it, and built */
 } StatusCache;
 
@@ -83,15 +92,16 @@ void status_cache_extend(StatusCache *c, uint64_t iteration);
 /* Whether `op` leaves everything a status shows as it is. */
 bool status_cache_op_is_read_only(const char *op);
 
-/* Whether the cached bytes may be sent in `iteration`, with the resolver's
- * names generation `names` and the clocks' offset `wall_offset` now. */
-bool status_cache_fresh(const StatusCache *c, uint64_t iteration, uint64_t names,
-                        int64_t wall_offset);
+/* Whether the cached bytes of `shape` may be sent in `iteration`, with the
+ * resolver's names generation `names` and the clocks' offset `wall_offset`
+ * now. */
+bool status_cache_fresh(const StatusCache *c, StatusShape shape, uint64_t iteration,
+                        uint64_t names, int64_t wall_offset);
 
-/* Takes `body` (a reference) as the cache, valid through `iteration` with
- * the key read before the build. */
-void status_cache_store(StatusCache *c, ProtoBlob *body, uint64_t iteration, uint64_t names,
-                        int64_t wall_offset);
+/* Takes `body` (a reference) as the cache of `shape`, valid through
+ * `iteration` with the key read before the build. */
+void status_cache_store(StatusCache *c, StatusShape shape, ProtoBlob *body, uint64_t iteration,
+                        uint64_t names, int64_t wall_offset);
 
 /* A status reply in three parts: head + body + tail is its frame's JSON. */
 typedef struct StatusReply {
@@ -105,10 +115,10 @@ typedef struct StatusReply {
 /* Releases the parts. Accepts a zero-filled reply. */
 void status_reply_done(StatusReply *r);
 
-/* The whole reply to a `status` request with id `id` and no arguments, as
+/* The whole reply to a `status` request with id `id` asking for `shape`, as
  * compact JSON text in parts, from the cache or built (and cached when the
  * loop's iteration can be read). The caller releases *ret with
  * status_reply_done(). -ENOMEM or -EINVAL when it cannot be made: the
  * caller then answers through request_dispatch(), which builds, reports
  * and logs the failure as before. */
-int status_cache_reply(Daemon *d, uint32_t id, StatusReply *ret);
+int status_cache_reply(Daemon *d, StatusShape shape, uint32_t id, StatusReply *ret);

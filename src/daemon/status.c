@@ -39,6 +39,18 @@ static void object_add(json_t *o, const char *key, json_t *value, bool *ok)
                 *ok = false;
 }
 
+/* Appends `value` to the array `a` as object_add() sets a key. */
+static void array_add(json_t *a, json_t *value, bool *ok)
+{
+        if (!*ok || !value) {
+                json_decref(value);
+                *ok = false;
+                return;
+        }
+        if (json_array_append_new(a, value) < 0)
+                *ok = false;
+}
+
 /* The lease holding a device, as status shows it; null when free. */
 static json_t *holder_json(const Daemon *d, const char *uuid)
 {
@@ -119,8 +131,19 @@ static json_t *instance_json(const Daemon *d, const GpuDevice *g, const GpuInsta
             leases_is_drained(d, in->uuid, g->uuid));
 }
 
+/* The process fields in the order objects name them and rows hold them
+ * (docs/protocol.md: "process_fields"). */
+static const char *const process_fields[] = {
+        "pid",    "uid",    "user",   "command", "memory_used_bytes", "instance_uuid",
+        "vanished", "zombie", "exited", "leased",  "violation",
+};
+#define N_PROCESS_FIELDS ELEMENTSOF(process_fields)
+
+/* A process as an object ({"pid": 4242, "uid": 1001, ...}) or, for a
+ * status asked for with "process_rows", as a row of the same values in the
+ * same order ([4242, 1001, ...]). */
 static json_t *process_json(const Daemon *d, const EnforcementIndex *violations,
-                            const GpuDevice *g, const GpuProcess *p)
+                            const GpuDevice *g, const GpuProcess *p, StatusShape shape)
 {
         bool owner = !p->vanished || p->owner_from_earlier;
         const char *user = owner ? daemon_user_name(d, p->uid) : NULL;
@@ -133,27 +156,33 @@ static json_t *process_json(const Daemon *d, const EnforcementIndex *violations,
         const TrackedViolation *v =
                 p->vanished ? NULL
                             : enforcement_index_find(violations, p->pid, p->start_time, device);
-
-        json_t *o = json_object();
+        json_t *values[] = {
+                json_integer((json_int_t)p->pid),
+                owner ? json_integer(p->uid) : json_null(),
+                json_text(user),
+                json_text(p->command),
+                json_bytes_or_null(p->memory_used_bytes),
+                json_text(instance_uuid),
+                json_boolean(p->vanished),
+                json_boolean(p->zombie),
+                json_boolean(gpu_process_exited(p)),
+                json_boolean(!p->vanished && holder && holder->rec.uid == p->uid),
+                v ? enforcement_tracked_json(d, v) : json_null(),
+        };
+        json_t *o = shape == STATUS_ROWS ? json_array() : json_object();
         bool ok = o != NULL;
 
-        /* Set key by key, not with json_pack(): this runs for every process
-         * on every status request (4,096 at a time), and json_pack() parses
-         * its format and checks each literal key's UTF-8 every time. The
-         * keys are the same, in the same order, so the reply is too. */
-        object_add(o, "pid", json_integer((json_int_t)p->pid), &ok);
-        object_add(o, "uid", owner ? json_integer(p->uid) : json_null(), &ok);
-        object_add(o, "user", json_text(user), &ok);
-        object_add(o, "command", json_text(p->command), &ok);
-        object_add(o, "memory_used_bytes", json_bytes_or_null(p->memory_used_bytes), &ok);
-        object_add(o, "instance_uuid", json_text(instance_uuid), &ok);
-        object_add(o, "vanished", json_boolean(p->vanished), &ok);
-        object_add(o, "zombie", json_boolean(p->zombie), &ok);
-        object_add(o, "exited", json_boolean(gpu_process_exited(p)), &ok);
-        object_add(o, "leased",
-                   json_boolean(!p->vanished && holder && holder->rec.uid == p->uid), &ok);
-        object_add(o, "violation", v ? enforcement_tracked_json(d, v) : json_null(),
-                   &ok);
+        _Static_assert(ELEMENTSOF(values) == N_PROCESS_FIELDS, "a value per field");
+        /* Set value by value, not with json_pack(): this runs for every
+         * process on every status request (4,096 at a time), and json_pack()
+         * parses its format and checks each literal key's UTF-8 every time.
+         * The keys are the same, in the same order, so the reply is too. */
+        for (size_t i = 0; i < N_PROCESS_FIELDS; i++) {
+                if (shape == STATUS_ROWS)
+                        array_add(o, values[i], &ok);
+                else
+                        object_add(o, process_fields[i], values[i], &ok);
+        }
         if (!ok) {
                 json_decref(o);
                 return NULL;
@@ -161,7 +190,8 @@ static json_t *process_json(const Daemon *d, const EnforcementIndex *violations,
         return o;
 }
 
-static json_t *gpu_json(const Daemon *d, const EnforcementIndex *violations, const GpuDevice *g)
+static json_t *gpu_json(const Daemon *d, const EnforcementIndex *violations, const GpuDevice *g,
+                        StatusShape shape)
 {
         json_t *instances = json_array(), *processes = json_array(), *o;
         char error[128] = "";
@@ -173,7 +203,8 @@ static json_t *gpu_json(const Daemon *d, const EnforcementIndex *violations, con
                         goto fail;
         for (size_t i = 0; i < g->n_processes; i++)
                 if (json_array_append_new(processes,
-                                          process_json(d, violations, g, &g->processes[i])) < 0)
+                                          process_json(d, violations, g, &g->processes[i],
+                                                       shape)) < 0)
                         goto fail;
         if (g->error && d->nvml)
                 snprintf(error, sizeof error, "%s: %s", g->error_call,
@@ -226,11 +257,45 @@ fail:
         return NULL;
 }
 
-int status_build_base(const Daemon *d, json_t **ret)
+int status_shape_from_args(json_t *args, StatusShape *ret, const char **ret_why)
+{
+        static const char why[] = "'process_rows' (true or false) is the only argument";
+        const char *key;
+        json_t *value;
+        bool rows = false;
+
+        json_object_foreach(args, key, value) {
+                if (strcmp(key, "process_rows") != 0 || !json_is_boolean(value)) {
+                        *ret_why = why;
+                        return -EINVAL;
+                }
+                rows = json_is_true(value);
+        }
+        *ret = rows ? STATUS_ROWS : STATUS_OBJECTS;
+        return 0;
+}
+
+/* ["pid", "uid", ...]: what each place of a process row holds. */
+static json_t *process_fields_json(void)
+{
+        json_t *a = json_array();
+        bool ok = a != NULL;
+
+        for (size_t i = 0; i < N_PROCESS_FIELDS; i++)
+                array_add(a, json_string(process_fields[i]), &ok);
+        if (!ok) {
+                json_decref(a);
+                return NULL;
+        }
+        return a;
+}
+
+int status_build_base(const Daemon *d, StatusShape shape, json_t **ret)
 {
         const GpuSnapshot *s = d->snapshot;
         _cleanup_(enforcement_index_done) EnforcementIndex violations = {};
         json_t *gpus, *o;
+        bool ok;
         int r;
 
         /* Each process is looked up among the open violations: sorted once,
@@ -242,7 +307,7 @@ int status_build_base(const Daemon *d, json_t **ret)
         if (!gpus)
                 return -ENOMEM;
         for (size_t i = 0; s && i < s->n_gpus; i++) {
-                json_t *g = gpu_json(d, &violations, &s->gpus[i]);
+                json_t *g = gpu_json(d, &violations, &s->gpus[i], shape);
 
                 if (!g || json_array_append_new(gpus, g) < 0) {
                         json_decref(gpus);
@@ -252,26 +317,33 @@ int status_build_base(const Daemon *d, json_t **ret)
 
         /* gpu_count before gpus: a client reading the reply as it arrives
          * can print its header before the GPUs (gpukeeper status). */
-        o = json_pack("{s:b, s:o, s:o, s:o, s:b, s:o, s:I, s:o, s:o}", "simulated",
-                      s && s->simulated, "driver_version",
-                      json_text(s ? s->driver_version : ""), "hostname", json_text(d->hostname),
-                      "sampled_at", s ? json_real((double)s->taken_usec / USEC_PER_SEC) : json_null(),
+        o = json_pack("{s:b, s:o, s:o, s:o, s:b, s:o, s:I}", "simulated", s && s->simulated,
+                      "driver_version", json_text(s ? s->driver_version : ""), "hostname",
+                      json_text(d->hostname), "sampled_at",
+                      s ? json_real((double)s->taken_usec / USEC_PER_SEC) : json_null(),
                       "nvml_available", s && s->nvml_available, "message",
                       json_text(s && s->message[0] ? s->message : NULL), "gpu_count",
-                      (json_int_t)json_array_size(gpus), "gpus", gpus, "queue",
-                      leases_queue_to_json(d));
-        if (!o)
+                      (json_int_t)json_array_size(gpus));
+        ok = o != NULL;
+        /* Rows: what each place holds, before the first row. */
+        if (shape == STATUS_ROWS)
+                object_add(o, "process_fields", process_fields_json(), &ok);
+        object_add(o, "gpus", gpus, &ok);
+        object_add(o, "queue", leases_queue_to_json(d), &ok);
+        if (!ok) {
+                json_decref(o);
                 return -ENOMEM;
+        }
         *ret = o;
         return 0;
 }
 
-int status_build(const Daemon *d, json_t **ret)
+int status_build(const Daemon *d, StatusShape shape, json_t **ret)
 {
         json_t *o;
         int r;
 
-        r = status_build_base(d, &o);
+        r = status_build_base(d, shape, &o);
         if (r < 0)
                 return r;
         /* Strict mode's fence: whether it is active, refused opens. */

@@ -22,15 +22,15 @@ static void test_chain_extended_by_harmless_iterations(void **state)
 {
         StatusCache c = {};
 
-        status_cache_store(&c, proto_blob_new("{\"a\":1", 6), 10, 3, 0);
-        assert_true(status_cache_fresh(&c, 10, 3, 0));
-        assert_false(status_cache_fresh(&c, 11, 3, 0)); /* not yet extended */
+        status_cache_store(&c, STATUS_OBJECTS, proto_blob_new("{\"a\":1", 6), 10, 3, 0);
+        assert_true(status_cache_fresh(&c, STATUS_OBJECTS, 10, 3, 0));
+        assert_false(status_cache_fresh(&c, STATUS_OBJECTS, 11, 3, 0)); /* not yet extended */
         status_cache_extend(&c, 11);
         status_cache_extend(&c, 12);
-        assert_true(status_cache_fresh(&c, 12, 3, 0));
+        assert_true(status_cache_fresh(&c, STATUS_OBJECTS, 12, 3, 0));
         status_cache_extend(&c, 12); /* twice in one iteration: no harm */
-        assert_true(status_cache_fresh(&c, 12, 3, 0));
-        assert_false(status_cache_fresh(&c, 11, 3, 0));
+        assert_true(status_cache_fresh(&c, STATUS_OBJECTS, 12, 3, 0));
+        assert_false(status_cache_fresh(&c, STATUS_OBJECTS, 11, 3, 0));
         status_cache_done(&c);
 }
 
@@ -38,19 +38,19 @@ static void test_chain_broken_by_a_foreign_event(void **state)
 {
         StatusCache c = {};
 
-        status_cache_store(&c, proto_blob_new("{\"a\":1", 6), 10, 3, 0);
+        status_cache_store(&c, STATUS_OBJECTS, proto_blob_new("{\"a\":1", 6), 10, 3, 0);
         status_cache_extend(&c, 11);
         /* Iteration 12 dispatched a sampler tick (never extends); 13 is a
          * socket again: the chain stays broken. */
         status_cache_extend(&c, 13);
-        assert_false(status_cache_fresh(&c, 13, 3, 0));
+        assert_false(status_cache_fresh(&c, STATUS_OBJECTS, 13, 3, 0));
         status_cache_extend(&c, 14);
-        assert_false(status_cache_fresh(&c, 14, 3, 0));
+        assert_false(status_cache_fresh(&c, STATUS_OBJECTS, 14, 3, 0));
         /* Built again in 14: valid from there. */
-        status_cache_store(&c, proto_blob_new("{\"a\":2", 6), 14, 3, 0);
+        status_cache_store(&c, STATUS_OBJECTS, proto_blob_new("{\"a\":2", 6), 14, 3, 0);
         status_cache_extend(&c, 15);
-        assert_true(status_cache_fresh(&c, 15, 3, 0));
-        assert_memory_equal(c.body->data, "{\"a\":2", 6);
+        assert_true(status_cache_fresh(&c, STATUS_OBJECTS, 15, 3, 0));
+        assert_memory_equal(c.slot[STATUS_OBJECTS].body->data, "{\"a\":2", 6);
         status_cache_done(&c);
 }
 
@@ -67,14 +67,14 @@ static void test_broken_by_a_mutating_request(void **state)
         for (size_t i = 0; i < sizeof mutating / sizeof mutating[0]; i++)
                 assert_false(status_cache_op_is_read_only(mutating[i]));
 
-        status_cache_store(&c, proto_blob_new("{\"a\":1", 6), 10, 3, 0);
+        status_cache_store(&c, STATUS_OBJECTS, proto_blob_new("{\"a\":1", 6), 10, 3, 0);
         /* A status, then an acquire, in the same read (iteration 10). */
-        assert_true(status_cache_fresh(&c, 10, 3, 0));
+        assert_true(status_cache_fresh(&c, STATUS_OBJECTS, 10, 3, 0));
         status_cache_invalidate(&c);
-        assert_false(status_cache_fresh(&c, 10, 3, 0));
+        assert_false(status_cache_fresh(&c, STATUS_OBJECTS, 10, 3, 0));
         /* An invalid cache is not revived by harmless iterations. */
         status_cache_extend(&c, 11);
-        assert_false(status_cache_fresh(&c, 11, 3, 0));
+        assert_false(status_cache_fresh(&c, STATUS_OBJECTS, 11, 3, 0));
         status_cache_done(&c);
         status_cache_done(&c); /* twice, and on a zero-filled one */
 }
@@ -83,13 +83,41 @@ static void test_keyed_by_names_and_clocks(void **state)
 {
         StatusCache c = {};
 
-        status_cache_store(&c, proto_blob_new("{\"a\":1", 6), 10, 3, 5000);
-        assert_false(status_cache_fresh(&c, 10, 4, 5000)); /* a resolver answer came */
-        assert_true(status_cache_fresh(&c, 10, 3, 5000 + STATUS_CACHE_CLOCK_SLACK_USEC));
-        assert_true(status_cache_fresh(&c, 10, 3, 5000 - STATUS_CACHE_CLOCK_SLACK_USEC));
-        assert_false(status_cache_fresh(&c, 10, 3, 5001 + STATUS_CACHE_CLOCK_SLACK_USEC));
-        assert_false(status_cache_fresh(&c, 10, 3, -3600 * INT64_C(1000000))); /* a step */
+        status_cache_store(&c, STATUS_OBJECTS, proto_blob_new("{\"a\":1", 6), 10, 3, 5000);
+        assert_false(status_cache_fresh(&c, STATUS_OBJECTS, 10, 4, 5000)); /* a resolver answer came */
+        assert_true(status_cache_fresh(&c, STATUS_OBJECTS, 10, 3, 5000 + STATUS_CACHE_CLOCK_SLACK_USEC));
+        assert_true(status_cache_fresh(&c, STATUS_OBJECTS, 10, 3, 5000 - STATUS_CACHE_CLOCK_SLACK_USEC));
+        assert_false(status_cache_fresh(&c, STATUS_OBJECTS, 10, 3, 5001 + STATUS_CACHE_CLOCK_SLACK_USEC));
+        assert_false(status_cache_fresh(&c, STATUS_OBJECTS, 10, 3, -3600 * INT64_C(1000000))); /* a step */
         status_cache_done(&c);
+}
+
+/* A slot per shape: each is filled by its own build, and what breaks the
+ * chain (or extends it) does so for both. */
+static void test_a_slot_per_shape(void **state)
+{
+        StatusCache c = {};
+
+        status_cache_store(&c, STATUS_ROWS, proto_blob_new("{\"r\":1", 6), 10, 3, 0);
+        assert_true(status_cache_fresh(&c, STATUS_ROWS, 10, 3, 0));
+        assert_false(status_cache_fresh(&c, STATUS_OBJECTS, 10, 3, 0)); /* never built */
+        status_cache_store(&c, STATUS_OBJECTS, proto_blob_new("{\"o\":1", 6), 10, 3, 0);
+        status_cache_extend(&c, 11);
+        assert_true(status_cache_fresh(&c, STATUS_ROWS, 11, 3, 0));
+        assert_true(status_cache_fresh(&c, STATUS_OBJECTS, 11, 3, 0));
+        assert_memory_equal(c.slot[STATUS_ROWS].body->data, "{\"r\":1", 6);
+        assert_memory_equal(c.slot[STATUS_OBJECTS].body->data, "{\"o\":1", 6);
+        /* Rows built again in 12 after a foreign event in 12: objects stay
+         * stale (their chain broke at 12) while rows are valid. */
+        status_cache_store(&c, STATUS_ROWS, proto_blob_new("{\"r\":2", 6), 12, 3, 0);
+        assert_true(status_cache_fresh(&c, STATUS_ROWS, 12, 3, 0));
+        assert_false(status_cache_fresh(&c, STATUS_OBJECTS, 12, 3, 0));
+        status_cache_invalidate(&c);
+        assert_false(status_cache_fresh(&c, STATUS_ROWS, 12, 3, 0));
+        assert_false(status_cache_fresh(&c, STATUS_OBJECTS, 12, 3, 0));
+        status_cache_done(&c);
+        assert_null(c.slot[STATUS_ROWS].body);
+        assert_null(c.slot[STATUS_OBJECTS].body);
 }
 
 /* A real resolver: its names generation moves when a first answer comes
@@ -209,19 +237,20 @@ static void test_reply_is_the_dump_of_the_tree(void **state)
                         d.resolver = r;
                         assert_int_equal(sd_event_new(&d.event), 0);
                 }
-                for (int i = 0; i < 3; i++) {
+                for (int i = 0; i < 6; i++) {
+                        StatusShape shape = i % 2 ? STATUS_ROWS : STATUS_OBJECTS;
                         _cleanup_free_ char *want = NULL, *got = NULL;
                         size_t want_len, got_len;
                         StatusReply parts;
                         json_t *result = NULL, *msg;
                         uint64_t hits = d.status_cache.hits;
 
-                        assert_int_equal(status_build(&d, &result), 0);
+                        assert_int_equal(status_build(&d, shape, &result), 0);
                         msg = proto_reply_ok(4000000000u, result);
                         assert_non_null(msg);
                         assert_int_equal(proto_dump(msg, GK_PROTO_MAX_REPLY, &want, &want_len), 0);
                         json_decref(msg);
-                        assert_int_equal(status_cache_reply(&d, 4000000000u, &parts), 0);
+                        assert_int_equal(status_cache_reply(&d, shape, 4000000000u, &parts), 0);
                         got_len = parts.head_len + parts.body->len + parts.tail_len;
                         got = malloc(got_len);
                         assert_non_null(got);
@@ -232,13 +261,15 @@ static void test_reply_is_the_dump_of_the_tree(void **state)
                         assert_int_equal(got_len, want_len);
                         assert_memory_equal(got, want, want_len);
                         /* Without a loop nothing is cached; with one, the
-                         * second and third requests are hits (unless the
-                         * resolver's answer about uid 0 came in between). */
+                         * second and third requests of a shape are hits
+                         * (unless the resolver's answer about uid 0 came in
+                         * between). */
                         if (pass == 0)
                                 assert_true(d.status_cache.hits == 0);
-                        else if (i == 2)
+                        else if (i >= 4)
                                 assert_true(d.status_cache.hits > hits ||
-                                            resolver_names_generation(r) != d.status_cache.names);
+                                            resolver_names_generation(r) !=
+                                                    d.status_cache.slot[shape].names);
                 }
         }
         status_cache_done(&d.status_cache);
@@ -254,6 +285,7 @@ int main(void)
                 cmocka_unit_test(test_chain_broken_by_a_foreign_event),
                 cmocka_unit_test(test_broken_by_a_mutating_request),
                 cmocka_unit_test(test_keyed_by_names_and_clocks),
+                cmocka_unit_test(test_a_slot_per_shape),
                 cmocka_unit_test(test_resolver_answer_moves_the_names_generation),
                 cmocka_unit_test(test_sd_event_one_source_per_iteration),
                 cmocka_unit_test(test_reply_is_the_dump_of_the_tree),

@@ -120,7 +120,7 @@ static void test_status_keys_and_values(void **state)
         d.snapshot = make_snapshot();
         d.leases.leases = &lease;
         d.leases.n_leases = 1;
-        assert_int_equal(status_build(&d, &o), 0);
+        assert_int_equal(status_build(&d, STATUS_OBJECTS, &o), 0);
 
         assert_keys(o, top_keys, sizeof top_keys / sizeof top_keys[0]);
         assert_true(json_is_true(json_object_get(o, "simulated")));
@@ -212,10 +212,132 @@ static void test_status_without_snapshot(void **state)
 
         d.user_names = &names;
         strcpy(d.hostname, "h");
-        assert_int_equal(status_build(&d, &o), 0);
+        assert_int_equal(status_build(&d, STATUS_OBJECTS, &o), 0);
         assert_true(json_is_false(json_object_get(o, "nvml_available")));
         assert_int_equal(json_array_size(json_object_get(o, "gpus")), 0);
         json_decref(o);
+}
+
+/* "process_rows": the same result, each process a row of its object's
+ * values in the order "process_fields" names them (that of the object's
+ * keys), "process_fields" written after gpu_count and before gpus. */
+static void test_status_rows_are_the_objects_values(void **state)
+{
+        LeaseDevice held = {.uuid = "GPU-00000000-0000-0000-0000-000000000000",
+                            .gpu_uuid = "GPU-00000000-0000-0000-0000-000000000000"};
+        Lease lease = {.rec = {.id = 7, .uid = 0, .kind = LEASE_MANUAL,
+                               .created_usec = UINT64_C(1700000000) * 1000000,
+                               .devices = &held, .n_devices = 1}};
+        UserMemo names = {};
+        Daemon d = {};
+        json_t *objects = NULL, *rows = NULL, *fields;
+        const char *key;
+        json_t *value;
+        size_t n_procs = 0;
+
+        d.user_names = &names;
+        strcpy(d.hostname, "testhost");
+        d.snapshot = make_snapshot();
+        d.leases.leases = &lease;
+        d.leases.n_leases = 1;
+        assert_int_equal(status_build(&d, STATUS_OBJECTS, &objects), 0);
+        assert_int_equal(status_build(&d, STATUS_ROWS, &rows), 0);
+        assert_null(json_object_get(objects, "process_fields"));
+        fields = json_object_get(rows, "process_fields");
+        assert_int_equal(json_array_size(fields), sizeof process_keys / sizeof process_keys[0]);
+        for (size_t i = 0; i < json_array_size(fields); i++)
+                assert_string_equal(json_string_value(json_array_get(fields, i)), process_keys[i]);
+        {
+                _cleanup_free_ char *dump = json_dumps(rows, JSON_COMPACT);
+                const char *at;
+
+                assert_non_null(dump);
+                at = strstr(dump, "\"process_fields\":");
+                assert_non_null(at);
+                assert_true(strstr(dump, "\"gpu_count\":") < at);
+                assert_true(at < strstr(dump, "\"gpus\":"));
+        }
+        json_object_foreach(objects, key, value) {
+                json_t *gpus_r = json_object_get(rows, "gpus");
+
+                if (strcmp(key, "gpus") != 0) {
+                        assert_true(json_equal(value, json_object_get(rows, key)));
+                        continue;
+                }
+                assert_int_equal(json_array_size(value), json_array_size(gpus_r));
+                for (size_t g = 0; g < json_array_size(value); g++) {
+                        json_t *go = json_array_get(value, g), *gr = json_array_get(gpus_r, g);
+                        const char *gkey;
+                        json_t *gvalue;
+
+                        assert_int_equal(json_object_size(go), json_object_size(gr));
+                        json_object_foreach(go, gkey, gvalue) {
+                                json_t *po = gvalue, *pr = json_object_get(gr, gkey);
+
+                                if (strcmp(gkey, "processes") != 0) {
+                                        assert_true(json_equal(po, pr));
+                                        continue;
+                                }
+                                assert_int_equal(json_array_size(po), json_array_size(pr));
+                                for (size_t i = 0; i < json_array_size(po); i++, n_procs++) {
+                                        json_t *o = json_array_get(po, i), *r = json_array_get(pr, i);
+                                        size_t k = 0;
+                                        const char *pkey;
+                                        json_t *pvalue;
+
+                                        assert_true(json_is_array(r));
+                                        assert_int_equal(json_array_size(r), json_object_size(o));
+                                        json_object_foreach(o, pkey, pvalue) {
+                                                assert_string_equal(
+                                                        pkey, json_string_value(json_array_get(fields, k)));
+                                                assert_true(json_equal(pvalue, json_array_get(r, k)));
+                                                k++;
+                                        }
+                                }
+                        }
+                }
+        }
+        assert_int_equal(n_procs, 3);
+        json_decref(objects);
+        json_decref(rows);
+        gpu_snapshot_free(d.snapshot);
+}
+
+/* The arguments a status takes: none, or "process_rows" as a boolean. */
+static void test_status_shape_from_args(void **state)
+{
+        static const char *const bad[] = {
+                "{\"process_rows\":1}", "{\"process_rows\":null}", "{\"rows\":true}",
+                "{\"process_rows\":true,\"all\":true}", "{\"process_rows\":\"yes\"}",
+        };
+        StatusShape shape = _STATUS_SHAPE_MAX;
+        const char *why = NULL;
+        json_t *a;
+
+        assert_int_equal(status_shape_from_args(NULL, &shape, &why), 0);
+        assert_int_equal(shape, STATUS_OBJECTS);
+        a = json_loads("{}", 0, NULL);
+        assert_int_equal(status_shape_from_args(a, &shape, &why), 0);
+        assert_int_equal(shape, STATUS_OBJECTS);
+        json_decref(a);
+        a = json_loads("{\"process_rows\":true}", 0, NULL);
+        assert_int_equal(status_shape_from_args(a, &shape, &why), 0);
+        assert_int_equal(shape, STATUS_ROWS);
+        json_decref(a);
+        a = json_loads("{\"process_rows\":false}", 0, NULL);
+        assert_int_equal(status_shape_from_args(a, &shape, &why), 0);
+        assert_int_equal(shape, STATUS_OBJECTS);
+        json_decref(a);
+        for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+                a = json_loads(bad[i], 0, NULL);
+                assert_non_null(a);
+                shape = STATUS_OBJECTS;
+                why = NULL;
+                assert_int_equal(status_shape_from_args(a, &shape, &why), -EINVAL);
+                assert_non_null(why);
+                assert_non_null(strstr(why, "process_rows"));
+                json_decref(a);
+        }
 }
 
 /* The sorted index status looks violations up in answers as the list walk
@@ -284,6 +406,8 @@ int main(void)
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_status_keys_and_values),
                 cmocka_unit_test(test_status_without_snapshot),
+                cmocka_unit_test(test_status_rows_are_the_objects_values),
+                cmocka_unit_test(test_status_shape_from_args),
                 cmocka_unit_test(test_violation_index),
         };
         return cmocka_run_group_tests_name("status", tests, NULL, NULL);
