@@ -47,7 +47,9 @@ typedef struct Options {
 /* Issue 16: `run --gpus 1 --no-wait -- true` at most 1.5x `sh -c 'true;
  * true'` (two execs); --version, status, lease env at most 1.3x the floor
  * of one exec plus one socket round trip (plus, for status, moving its
- * reply's bytes once through a socket). p50s of the same run.
+ * reply's bytes once through a socket: the reply with processes as rows for
+ * the text view, which asks for them, as objects for --json). p50s of the
+ * same run.
  *
  * The issue's floor adds a round trip on a connection already open to the
  * exec of /bin/true. A command must also connect, and the daemon accept,
@@ -274,10 +276,16 @@ static const char *const command_label[CMD_MAX] = {
 };
 
 /* The floors of issue 16, measured in the same run after the commands. */
+/* The two shapes of a status reply: `--json` asks for processes as
+ * objects, the text view for rows ("process_rows"); each command's floor
+ * counts the bytes of the reply it gets. */
+enum { REPLY_OBJECTS, REPLY_ROWS, REPLY_MAX };
+static const char *const reply_label[REPLY_MAX] = {"objects (--json)", "rows (text)"};
+
 typedef struct Floors {
-        BenchStats ping;  /* one `ping` round trip through the client library */
-        BenchStats bytes; /* the status reply's bytes through an AF_UNIX socket */
-        size_t reply_bytes;
+        BenchStats ping;            /* one `ping` round trip through the client library */
+        BenchStats bytes[REPLY_MAX]; /* a status reply's bytes through an AF_UNIX socket */
+        size_t reply_bytes[REPLY_MAX];
 } Floors;
 
 /* Print the wall and CPU tables, the ratios to the baseline and the
@@ -286,7 +294,7 @@ static bool report(const Options *o, double *wall[CMD_MAX], double *cpu[CMD_MAX]
                    int64_t daemon_ns, const Floors *fl)
 {
         BenchStats w[CMD_MAX];
-        double floor_rt, floor_status, floor_client, floor_client_status, rt;
+        double floor_rt, floor_status[REPLY_MAX], floor_client, floor_client_status[REPLY_MAX], rt;
         bool pass = true, ok;
 
         printf("\n  wall time, spawn to reap\n");
@@ -313,16 +321,20 @@ static bool report(const Options *o, double *wall[CMD_MAX], double *cpu[CMD_MAX]
 
         /* Issue 16's targets, against floors measured in this run. */
         floor_rt = w[CMD_TRUE].p50 + fl->ping.p50;
-        floor_status = floor_rt + fl->bytes.p50;
         floor_client = w[CMD_CLIENT].p50;
-        floor_client_status = floor_client + fl->bytes.p50;
-        printf("\n  floors (p50): /bin/true %.0f us + ping round trip %.1f us = %.0f us; + the "
-               "status reply's %zu bytes through a socket %.1f us = %.0f us\n",
-               w[CMD_TRUE].p50, fl->ping.p50, floor_rt, fl->reply_bytes, fl->bytes.p50,
-               floor_status);
+        printf("\n  floors (p50): /bin/true %.0f us + ping round trip %.1f us = %.0f us\n",
+               w[CMD_TRUE].p50, fl->ping.p50, floor_rt);
         printf("  client floor (p50): exec + connect + ping (bench-client-floor) %.0f us = %.2f x "
-               "the issue's floor; + the reply's bytes = %.0f us\n",
-               floor_client, floor_client / floor_rt, floor_client_status);
+               "the issue's floor\n",
+               floor_client, floor_client / floor_rt);
+        for (size_t k = 0; k < REPLY_MAX; k++) {
+                floor_status[k] = floor_rt + fl->bytes[k].p50;
+                floor_client_status[k] = floor_client + fl->bytes[k].p50;
+                printf("  + the status reply with processes as %s, %zu bytes through a socket "
+                       "%.1f us: %.0f us, client floor %.0f us\n",
+                       reply_label[k], fl->reply_bytes[k], fl->bytes[k].p50, floor_status[k],
+                       floor_client_status[k]);
+        }
         /* `run`: dash runs `true; true` as two builtins, one exec in all;
          * `run` must exec itself and then the command as a child and wait
          * for it, which `sh -c '/bin/true; :'` measures (`:` keeps dash from
@@ -346,8 +358,8 @@ static bool report(const Options *o, double *wall[CMD_MAX], double *cpu[CMD_MAX]
         } vs_floor[] = {
                 { CMD_VERSION, floor_rt, 0 },
                 { CMD_LEASE_ENV, floor_rt, floor_client },
-                { CMD_STATUS, floor_status, floor_client_status },
-                { CMD_STATUS_JSON, floor_status, floor_client_status },
+                { CMD_STATUS, floor_status[REPLY_ROWS], floor_client_status[REPLY_ROWS] },
+                { CMD_STATUS_JSON, floor_status[REPLY_OBJECTS], floor_client_status[REPLY_OBJECTS] },
         };
         for (size_t i = 0; i < ELEMENTSOF(vs_floor); i++) {
                 double p50 = w[vs_floor[i].k].p50, floor = MAX(vs_floor[i].floor, vs_floor[i].client);
@@ -451,25 +463,39 @@ static int measure_floors(const char *socket_path, Floors *ret)
                 if (i > 0)
                         us[i - 1] = (double)(bench_now_nsec() - t0) / 1000.0;
         }
-        if (r >= 0)
-                r = gk_client_call(c, "status", NULL, &result, &error);
-        gk_client_free(c);
         if (r < 0) {
-                fprintf(stderr, "bench-status: ping/status through the client library: %s\n",
+                gk_client_free(c);
+                fprintf(stderr, "bench-status: ping through the client library: %s\n",
                         strerror(-r));
                 return -1;
         }
         ret->ping = bench_stats(us, FLOOR_SAMPLES);
-        dump = json_dumps(result, JSON_COMPACT);
-        json_decref(result);
-        if (!dump)
-                return -1;
-        ret->reply_bytes = strlen(dump);
-        free(dump);
-        if (bytes_floor(ret->reply_bytes, &ret->bytes) < 0) {
-                fprintf(stderr, "bench-status: cannot measure the bytes floor\n");
-                return -1;
+        for (size_t k = 0; k < REPLY_MAX; k++) {
+                json_t *args = k == REPLY_ROWS ? json_pack("{s:b}", "process_rows", 1) : NULL;
+
+                r = gk_client_call(c, "status", args, &result, &error);
+                if (r != 0) {
+                        gk_client_free(c);
+                        fprintf(stderr, "bench-status: status (%s) through the client library: %s\n",
+                                reply_label[k], r < 0 ? strerror(-r) : error.message);
+                        return -1;
+                }
+                dump = json_dumps(result, JSON_COMPACT | JSON_PRESERVE_ORDER);
+                json_decref(result);
+                result = NULL;
+                if (!dump) {
+                        gk_client_free(c);
+                        return -1;
+                }
+                ret->reply_bytes[k] = strlen(dump);
+                free(dump);
+                if (bytes_floor(ret->reply_bytes[k], &ret->bytes[k]) < 0) {
+                        gk_client_free(c);
+                        fprintf(stderr, "bench-status: cannot measure the bytes floor\n");
+                        return -1;
+                }
         }
+        gk_client_free(c);
         return 0;
 }
 

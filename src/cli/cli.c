@@ -339,7 +339,7 @@ static int view_stream(cli_context *ctx, const cli_view *view)
         double now = (double)now_usec(CLOCK_REALTIME) / USEC_PER_SEC;
         gk_call_error error = {};
         gk_result_sink sink = {.feed = view->stream_feed, .finish = view->stream_finish};
-        json_t *result = NULL;
+        json_t *result = NULL, *args;
         JsonIndex *ix = NULL;
         const char *text = NULL;
         static char *out_buf;
@@ -368,12 +368,25 @@ static int view_stream(cli_context *ctx, const cli_view *view)
          * flushes): the block is never freed. */
         out_buf = malloc(VIEW_STREAM_OUT);
         (void)setvbuf(stdout, out_buf, _IOFBF, out_buf ? VIEW_STREAM_OUT : BUFSIZ);
-        r = view->stream_new(stdout, &term, now, &sink.userdata);
-        if (r < 0)
-                return cli_call_failed(ctx, view->op, r, &error);
-        r = gk_client_call_sink(client, view->op, NULL, &sink, &written, &text, &len, &result,
-                                &error);
-        view->stream_free(sink.userdata);
+        args = view->stream_args ? view->stream_args() : NULL;
+        if (view->stream_args && !args)
+                return cli_call_failed(ctx, view->op, -ENOMEM, &error);
+        for (;;) {
+                bool with_args = args != NULL;
+
+                r = view->stream_new(stdout, &term, now, &sink.userdata);
+                if (r < 0) {
+                        json_decref(args);
+                        return cli_call_failed(ctx, view->op, r, &error);
+                }
+                r = gk_client_call_sink(client, view->op, TAKE_PTR(args), &sink, &written, &text,
+                                        &len, &result, &error);
+                view->stream_free(sink.userdata);
+                /* An error reply feeds the sink nothing: asked again, the
+                 * view starts afresh. */
+                if (!(with_args && r == GK_E_INVALID_ARGUMENT))
+                        break;
+        }
         if (r != 0)
                 return cli_call_failed(ctx, view->op, r, &error);
         if (written)

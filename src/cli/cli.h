@@ -132,6 +132,10 @@ typedef struct cli_view {
          * stream_finish, on the state stream_new makes for stdout (freed
          * with stream_free). Such a view sets render_index too. */
         int (*stream_new)(FILE *f, const cli_term *term, double now, void **ret);
+        /* The streamed call's arguments (a new reference), or NULL for none.
+         * A daemon that refuses them as invalid (one from before they
+         * existed) is asked again without; the view reads either reply. */
+        json_t *(*stream_args)(void);
         int (*stream_feed)(void *stream, const char *s, size_t len, bool last, size_t *ret_taken);
         int (*stream_finish)(void *stream);
         void (*stream_free)(void *stream);

@@ -58,7 +58,11 @@
  *
  * `gpukeeper status` itself prints each GPU as its part of the reply
  * arrives (issue 16, eighth pass: cli_status_stream_*() at the end): the
- * same printers, on an index of one GPU's text at a time. */
+ * same printers, on an index of one GPU's text at a time. It asks for its
+ * processes as rows ("process_rows", docs/protocol.md): a process is then
+ * an array whose places "process_fields" names (read_row_places()), and
+ * row_members() gives the printers the refs members() gives them for an
+ * object, so everything after reading prints both alike. */
 #include "cli/status-render.h"
 
 #include <errno.h>
@@ -99,12 +103,23 @@
 #define GPU_FIXED_W                                                                                \
         (1 + 2 + UUID_W + 1 + MIG_W + 1 + TEMP_W + 2 + 1 + POWER_W + 2 + 1 + UTIL_W + 2 + 1 + MEM_W)
 
+/* Which process field (P_*) each place of a process row holds, from the
+ * daemon's "process_fields" (a status asked for with "process_rows"); -1
+ * for a field this view does not read. Places past ROW_PLACES_MAX are
+ * not read. */
+#define ROW_PLACES_MAX 64
+typedef struct row_places {
+        int8_t field[ROW_PLACES_MAX];
+        size_t n;
+} row_places;
+
 /* What every printing function needs: the reply, where to print, how. */
 typedef struct view {
         const JsonIndex *ix;
         FILE *f;
         const cli_term *term; /* narrowed to the last column a line may use */
         double now;
+        const row_places *rows; /* NULL: the reply has no process rows */
 } view;
 
 /* ---- Reading the reply ------------------------------------------------------------------ */
@@ -256,13 +271,13 @@ static void fmt_clock(char *clock, size_t len, double t)
 
 /* Keys in the order the daemon writes them (members() tries that first). */
 enum {
-        S_SIMULATED, S_DRIVER, S_HOSTNAME, S_SAMPLED_AT, S_NVML, S_MESSAGE, S_GPU_COUNT, S_GPUS,
-        S_QUEUE, S_FENCE, S_N,
+        S_SIMULATED, S_DRIVER, S_HOSTNAME, S_SAMPLED_AT, S_NVML, S_MESSAGE, S_GPU_COUNT,
+        S_PROCESS_FIELDS, S_GPUS, S_QUEUE, S_FENCE, S_N,
 };
 static const member_key status_keys[] = {
     KEY("simulated"), KEY("driver_version"), KEY("hostname"), KEY("sampled_at"),
-    KEY("nvml_available"), KEY("message"), KEY("gpu_count"), KEY("gpus"), KEY("queue"),
-    KEY("fence"),
+    KEY("nvml_available"), KEY("message"), KEY("gpu_count"), KEY("process_fields"),
+    KEY("gpus"), KEY("queue"), KEY("fence"),
 };
 
 static void print_header(const view *v, const JsonIndexRef *st, size_t n_gpus)
@@ -345,6 +360,44 @@ static int process_compare(const void *a, const void *b)
 static bool process_unleased(const view *v, const process *p)
 {
         return json_index_is_false(v->ix, p->m[P_LEASED]) && !is_true(v, p->m[P_VANISHED]);
+}
+
+/* The places of the rows from "process_fields" (the field names, in row
+ * order). A reply without it has none: *ret zero-filled. */
+static void read_row_places(const JsonIndex *ix, JsonIndexRef fields, row_places *ret)
+{
+        size_t k = 0;
+
+        *ret = (row_places){};
+        if (!json_index_is_array(ix, fields))
+                return;
+        for (JsonIndexRef e = json_index_first(ix, fields); e && k < ROW_PLACES_MAX;
+             e = json_index_next(ix, e), k++) {
+                size_t len = 0;
+                const char *name = json_index_string(ix, e, &len);
+
+                ret->field[k] = -1;
+                for (size_t i = 0; name && i < P_N; i++)
+                        if (key_is(&process_keys[i], name, len))
+                                ret->field[k] = (int8_t)i;
+        }
+        ret->n = k;
+}
+
+/* What members() reads of a process object, from a process row: m[i] the
+ * value in the place "process_fields" names field i (the last such, as
+ * for an object's keys), 0 for a field no place holds. */
+static void row_members(const view *v, JsonIndexRef row, JsonIndexRef m[static P_N])
+{
+        size_t k = 0;
+
+        memset(m, 0, P_N * sizeof *m);
+        if (!v->rows)
+                return;
+        for (JsonIndexRef e = json_index_first(v->ix, row); e && k < v->rows->n;
+             e = json_index_next(v->ix, e), k++)
+                if (v->rows->field[k] >= 0)
+                        m[v->rows->field[k]] = e;
 }
 
 enum { V_OUTCOME, V_SIGKILL, V_SIGTERM, V_STOP, V_N };
@@ -809,7 +862,10 @@ static int read_devices(const view *v, const JsonIndexRef *g, instance **ret_ins
                 process *p = &procs[i];
                 const char *in;
 
-                MEMBERS(v, r, process_keys, p->m);
+                if (json_index_is_array(ix, r))
+                        row_members(v, r, p->m);
+                else
+                        MEMBERS(v, r, process_keys, p->m);
                 p->memory = -1;
                 p->pid = 0;
                 p->index = i;
@@ -1078,12 +1134,15 @@ int cli_status_render_index(const JsonIndex *ix, JsonIndexRef status, FILE *f,
         cli_term narrowed = narrowed_term(full_term);
         view vw = {.ix = ix, .f = f, .term = &narrowed, .now = now}, *v = &vw;
         JsonIndexRef st[S_N], gpus;
+        row_places rows;
         size_t index_w;
         int r;
 
         if (!json_index_is_object(ix, status))
                 return -EBADMSG;
         MEMBERS(v, status, status_keys, st);
+        read_row_places(ix, st[S_PROCESS_FIELDS], &rows);
+        vw.rows = &rows;
         gpus = json_index_is_array(ix, st[S_GPUS]) ? st[S_GPUS] : 0;
         /* Room for the widest "[N]" so that names line up past GPU 9. */
         index_w = gpus_index_width(v, st, gpus);
@@ -1119,6 +1178,7 @@ typedef struct status_stream {
         char *rest; /* "{" and the members, comma-joined; room for the "}" */
         size_t rest_len, rest_size;
         JsonIndex *gpu; /* each GPU's, its blocks reused */
+        row_places rows; /* from "process_fields", before "gpus" */
         size_t index_w;
         bool split_done; /* the GPUs were rendered as they came */
         bool quiet;      /* nothing more to show (no NVML, no GPUs) */
@@ -1197,6 +1257,7 @@ static int stream_top(status_stream *ss)
         if (r < 0)
                 return r;
         vw.ix = ix;
+        read_row_places(ix, st[S_PROCESS_FIELDS], &ss->rows);
         ss->index_w = gpus_index_width(&vw, st, 0);
         ss->quiet = !print_top(&vw, st, gpus_count(&vw, st, 0));
         json_index_free(ix);
@@ -1207,7 +1268,7 @@ static int stream_top(status_stream *ss)
  * more is shown, as the whole reply is checked before the view prints. */
 static int stream_gpu(status_stream *ss, const char *s, size_t n)
 {
-        view vw = {.f = ss->f, .term = &ss->narrowed, .now = ss->now};
+        view vw = {.f = ss->f, .term = &ss->narrowed, .now = ss->now, .rows = &ss->rows};
         _cleanup_free_ char *wrapped = NULL;
         JsonIndex *ix = ss->gpu;
         JsonIndexRef g;

@@ -2,8 +2,10 @@
  * using what, from the daemon's latest snapshot. The text view is in
  * status-render.c, which prints each GPU as its part of the reply arrives
  * (cli.c, view_stream()), from an index over that part's text rather than a
- * jansson tree; --json prints the daemon's result object unchanged, written
- * as it arrives (cli.c, view_json()). */
+ * jansson tree, and asks for each process as a row of values rather than an
+ * object ("process_rows", docs/protocol.md: less than half the bytes to
+ * send and read at 4,096 processes); --json prints the daemon's result
+ * object unchanged, written as it arrives (cli.c, view_json()). */
 #include <string.h>
 
 #include "cli/cli.h"
@@ -50,6 +52,13 @@ static int render(json_t *result, const cli_term *term, double now)
         return rendered(cli_status_render(result, stdout, term, now));
 }
 
+/* The text view reads processes as rows; an older daemon that refuses the
+ * argument is asked again without it (cli_view.stream_args). */
+static json_t *stream_args(void)
+{
+        return json_pack("{s:b}", "process_rows", 1);
+}
+
 int cli_status_main(cli_context *ctx, int argc, char *argv[])
 {
         static const cli_view view = {
@@ -59,6 +68,7 @@ int cli_status_main(cli_context *ctx, int argc, char *argv[])
             .render = render,
             .render_index = render_index,
             .stream_new = cli_status_stream_new,
+            .stream_args = stream_args,
             .stream_feed = cli_status_stream_feed,
             .stream_finish = cli_status_stream_finish,
             .stream_free = cli_status_stream_free,

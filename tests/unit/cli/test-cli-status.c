@@ -795,6 +795,150 @@ static void test_stream(void **state)
                 free(texts[i]);
 }
 
+/* `objects` (a status with processes as objects) as the daemon writes it
+ * for "process_rows": "process_fields" (`fields`) before "gpus", each
+ * process a row of its values in that order (null where it has none). */
+static char *to_rows(json_t *objects, const char *const *fields, size_t n_fields)
+{
+        json_t *rows = json_object(), *names = json_array();
+        const char *key;
+        json_t *value;
+        char *text;
+
+        assert_non_null(rows);
+        for (size_t i = 0; i < n_fields; i++)
+                assert_int_equal(json_array_append_new(names, json_string(fields[i])), 0);
+        json_object_foreach(objects, key, value) {
+                json_t *gpus;
+
+                if (strcmp(key, "gpus") != 0) {
+                        assert_int_equal(json_object_set(rows, key, value), 0);
+                        continue;
+                }
+                assert_int_equal(json_object_set_new(rows, "process_fields", names), 0);
+                gpus = json_deep_copy(value);
+                for (size_t g = 0; g < json_array_size(gpus); g++) {
+                        json_t *procs = json_object_get(json_array_get(gpus, g), "processes");
+
+                        for (size_t i = 0; i < json_array_size(procs); i++) {
+                                json_t *p = json_array_get(procs, i), *row;
+
+                                if (!json_is_object(p))
+                                        continue;
+                                row = json_array();
+                                for (size_t k = 0; k < n_fields; k++) {
+                                        json_t *v = json_object_get(p, fields[k]);
+
+                                        json_array_append(row, v ? v : json_null());
+                                }
+                                assert_int_equal(json_array_set_new(procs, i, row), 0);
+                        }
+                }
+                assert_int_equal(json_object_set_new(rows, "gpus", gpus), 0);
+        }
+        text = json_dumps(rows, JSON_COMPACT | JSON_PRESERVE_ORDER);
+        assert_non_null(text);
+        json_decref(rows);
+        return text;
+}
+
+/* Processes as rows ("process_rows", the text view's request) print as the
+ * same processes as objects do, whole or as the reply arrives, whatever
+ * the order of "process_fields", with fields this view does not know and
+ * without some it reads (as an object without those keys prints). */
+static void test_process_rows(void **state)
+{
+        static const char *const daemon_order[] = {
+            "pid", "uid", "user", "command", "memory_used_bytes", "instance_uuid",
+            "vanished", "zombie", "exited", "leased", "violation",
+        };
+        static const char *const shuffled[] = {
+            "violation", "command", "cpu_percent", "memory_used_bytes", "user", "pid",
+            "instance_uuid", "uid", "vanished", "leased",
+        };
+        static const struct {
+                const char *const *fields;
+                size_t n;
+        } orders[] = {
+            {daemon_order, ELEMENTSOF(daemon_order)},
+            {shuffled, ELEMENTSOF(shuffled)},
+        };
+        static const char *const extra =
+            "{\"nvml_available\": true, \"gpu_count\": 1, \"gpus\": [{\"index\": 0,"
+            " \"name\": \"N\", \"uuid\": \"GPU-1\", \"healthy\": true, \"lease\": null,"
+            " \"processes\": [{\"pid\": 5151, \"uid\": 1006, \"user\": \"mallory\","
+            " \"command\": \"./miner\", \"memory_used_bytes\": 536870912, \"leased\": false,"
+            " \"violation\": {\"outcome\": null, \"stop_at\": 1712345999.0}},"
+            " {\"pid\": 6000, \"uid\": 1007, \"user\": \"zed\", \"command\": \"z\","
+            " \"memory_used_bytes\": 1, \"zombie\": true, \"exited\": true}]}]}";
+        const cli_term term = {.color = true, .unicode = true, .columns = 100};
+        _cleanup_free_ char *lab = with_count(lab_json, 8);
+        const char *const texts[] = {lab, extra};
+
+        (void)state;
+        for (size_t t = 0; t < ELEMENTSOF(texts); t++)
+                for (size_t o = 0; o < ELEMENTSOF(orders); o++) {
+                        static const size_t chunks[] = {1, 7, 64, SIZE_MAX};
+                        json_t *objects = cli_test_load(texts[t]), *rows_tree;
+                        _cleanup_free_ char *rows = NULL, *want = NULL, *whole = NULL;
+                        int r;
+
+                        want = render(objects, &term, &r);
+                        assert_int_equal(r, 0);
+                        rows = to_rows(objects, orders[o].fields, orders[o].n);
+                        json_decref(objects);
+                        assert_non_null(strstr(rows, "\"process_fields\":["));
+                        assert_null(strstr(rows, "\"pid\":"));
+                        rows_tree = cli_test_load(rows);
+                        whole = render(rows_tree, &term, &r);
+                        json_decref(rows_tree);
+                        assert_int_equal(r, 0);
+                        if (o == 0 && strcmp(whole, want) != 0)
+                                fail_msg("rows, whole: got\n%s\nwant\n%s", whole, want);
+                        /* A field the order leaves out reads as absent: the
+                         * objects' view without it is the one to match. */
+                        if (o == 1) {
+                                json_t *pruned = cli_test_load(texts[t]);
+                                json_t *gpus = json_object_get(pruned, "gpus");
+
+                                for (size_t g = 0; g < json_array_size(gpus); g++) {
+                                        json_t *procs = json_object_get(json_array_get(gpus, g),
+                                                                        "processes");
+
+                                        for (size_t i = 0; i < json_array_size(procs); i++) {
+                                                json_object_del(json_array_get(procs, i), "zombie");
+                                                json_object_del(json_array_get(procs, i), "exited");
+                                        }
+                                }
+                                free(want);
+                                want = render(pruned, &term, &r);
+                                json_decref(pruned);
+                                assert_int_equal(r, 0);
+                                assert_string_equal(whole, want);
+                        }
+                        for (size_t c = 0; c < ELEMENTSOF(chunks); c++) {
+                                _cleanup_free_ char *got = NULL;
+
+                                assert_int_equal(stream_render(rows, chunks[c], &term, &got), 0);
+                                if (strcmp(got, want) != 0)
+                                        fail_msg("rows in pieces of %zu: got\n%s\nwant\n%s",
+                                                 chunks[c], got, want);
+                        }
+                }
+        /* The marks rows carry: the violation's, the zombie's. */
+        {
+                json_t *objects = cli_test_load(extra);
+                _cleanup_free_ char *rows = to_rows(objects, daemon_order, ELEMENTSOF(daemon_order));
+                _cleanup_free_ char *got = NULL;
+
+                json_decref(objects);
+                assert_int_equal(stream_render(rows, 16, &term, &got), 0);
+                assert_non_null(strstr(got, "VIOLATION: stop at"));
+                assert_non_null(strstr(got, "(zombie)"));
+                assert_non_null(strstr(got, "5151"));
+        }
+}
+
 /* Text found invalid part-way: what was printed stays printed, and the
  * stream fails; a second "gpus" is refused. */
 static void test_stream_errors(void **state)
@@ -880,6 +1024,7 @@ int main(void)
             cmocka_unit_test(test_render_text),
             cmocka_unit_test(test_stream),
             cmocka_unit_test(test_stream_errors),
+            cmocka_unit_test(test_process_rows),
             cmocka_unit_test(test_term_detect_names),
         };
 
