@@ -102,25 +102,40 @@ static GpuSnapshot *make_snapshot(void)
         return s;
 }
 
+/* A daemon with make_snapshot()'s GPUs and root's manual lease 7 on GPU 0,
+ * for an hour from 1700000000. */
+typedef struct test_daemon {
+        LeaseDevice held;
+        Lease lease;
+        UserMemo names;
+        Daemon d;
+} test_daemon;
+
+static void test_daemon_init(test_daemon *t)
+{
+        *t = (test_daemon){
+            .held = {.uuid = "GPU-00000000-0000-0000-0000-000000000000",
+                     .gpu_uuid = "GPU-00000000-0000-0000-0000-000000000000"},
+            .lease = {.rec = {.id = 7, .uid = 0, .kind = LEASE_MANUAL,
+                              .created_usec = UINT64_C(1700000000) * 1000000,
+                              .expires_usec = UINT64_C(1700003600) * 1000000,
+                              .n_devices = 1}},
+        };
+        t->lease.rec.devices = &t->held;
+        t->d.user_names = &t->names;
+        strcpy(t->d.hostname, "testhost");
+        t->d.snapshot = make_snapshot();
+        t->d.leases.leases = &t->lease;
+        t->d.leases.n_leases = 1;
+}
+
 static void test_status_keys_and_values(void **state)
 {
-        LeaseDevice held = {.uuid = "GPU-00000000-0000-0000-0000-000000000000",
-                            .gpu_uuid = "GPU-00000000-0000-0000-0000-000000000000"};
-        Lease lease = {.rec = {.id = 7, .uid = 0, .kind = LEASE_MANUAL,
-                               .created_usec = UINT64_C(1700000000) * 1000000,
-                               .expires_usec = UINT64_C(1700003600) * 1000000,
-                               .devices = &held, .n_devices = 1}};
-        Daemon d = {};
+        test_daemon t;
         json_t *o = NULL, *gpus, *g0, *g1, *p, *l;
 
-        UserMemo names = {};
-
-        d.user_names = &names;
-        strcpy(d.hostname, "testhost");
-        d.snapshot = make_snapshot();
-        d.leases.leases = &lease;
-        d.leases.n_leases = 1;
-        assert_int_equal(status_build(&d, STATUS_OBJECTS, &o), 0);
+        test_daemon_init(&t);
+        assert_int_equal(status_build(&t.d, STATUS_OBJECTS, &o), 0);
 
         assert_keys(o, top_keys, sizeof top_keys / sizeof top_keys[0]);
         assert_true(json_is_true(json_object_get(o, "simulated")));
@@ -200,7 +215,7 @@ static void test_status_keys_and_values(void **state)
                             "MIG-22222222-2222-2222-2222-222222222222");
 
         json_decref(o);
-        gpu_snapshot_free(d.snapshot);
+        gpu_snapshot_free(t.d.snapshot);
 }
 
 static void test_status_without_snapshot(void **state)
@@ -223,25 +238,15 @@ static void test_status_without_snapshot(void **state)
  * keys), "process_fields" written after gpu_count and before gpus. */
 static void test_status_rows_are_the_objects_values(void **state)
 {
-        LeaseDevice held = {.uuid = "GPU-00000000-0000-0000-0000-000000000000",
-                            .gpu_uuid = "GPU-00000000-0000-0000-0000-000000000000"};
-        Lease lease = {.rec = {.id = 7, .uid = 0, .kind = LEASE_MANUAL,
-                               .created_usec = UINT64_C(1700000000) * 1000000,
-                               .devices = &held, .n_devices = 1}};
-        UserMemo names = {};
-        Daemon d = {};
+        test_daemon t;
         json_t *objects = NULL, *rows = NULL, *fields;
         const char *key;
         json_t *value;
         size_t n_procs = 0;
 
-        d.user_names = &names;
-        strcpy(d.hostname, "testhost");
-        d.snapshot = make_snapshot();
-        d.leases.leases = &lease;
-        d.leases.n_leases = 1;
-        assert_int_equal(status_build(&d, STATUS_OBJECTS, &objects), 0);
-        assert_int_equal(status_build(&d, STATUS_ROWS, &rows), 0);
+        test_daemon_init(&t);
+        assert_int_equal(status_build(&t.d, STATUS_OBJECTS, &objects), 0);
+        assert_int_equal(status_build(&t.d, STATUS_ROWS, &rows), 0);
         assert_null(json_object_get(objects, "process_fields"));
         fields = json_object_get(rows, "process_fields");
         assert_int_equal(json_array_size(fields), sizeof process_keys / sizeof process_keys[0]);
@@ -300,7 +305,7 @@ static void test_status_rows_are_the_objects_values(void **state)
         assert_int_equal(n_procs, 3);
         json_decref(objects);
         json_decref(rows);
-        gpu_snapshot_free(d.snapshot);
+        gpu_snapshot_free(t.d.snapshot);
 }
 
 /* The arguments a status takes: none, or "process_rows" as a boolean. */
