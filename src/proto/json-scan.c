@@ -298,36 +298,9 @@ static size_t scan_number(const char *s, size_t len, size_t p)
                    : 0;
 }
 
-/* true, false or null at s[p]: the byte after it, or 0. (jansson reads a run
- * of letters as one word; anything but a delimiter after a value fails later
- * anyway, so matching the word alone accepts the same texts.) */
-static size_t scan_literal(const char *s, size_t len, size_t p)
-{
-        size_t n = len - p;
-
-        switch (s[p]) {
-        case 't':
-                return n >= 4 && s[p + 1] == 'r' && s[p + 2] == 'u' && s[p + 3] == 'e' ? p + 4 : 0;
-        case 'f':
-                return n >= 5 && s[p + 1] == 'a' && s[p + 2] == 'l' && s[p + 3] == 's' &&
-                               s[p + 4] == 'e'
-                           ? p + 5
-                           : 0;
-        case 'n':
-                return n >= 4 && s[p + 1] == 'u' && s[p + 2] == 'l' && s[p + 3] == 'l' ? p + 4 : 0;
-        default:
-                return 0;
-        }
-}
-
 size_t json_scan_number_end(const char *s, size_t len, size_t p)
 {
         return scan_number(s, len, p);
-}
-
-size_t json_scan_literal_end(const char *s, size_t len, size_t p)
-{
-        return scan_literal(s, len, p);
 }
 
 /* A key and its colon, at or after s[p]: the byte after the colon, or 0. */
@@ -383,7 +356,7 @@ static size_t scan_value(const char *s, size_t len, size_t p, unsigned depth, un
                         p = scan_string(s, len, p);
                 else {
                         p = c == '-' || is_digit(c) ? scan_number(s, len, p)
-                                                    : scan_literal(s, len, p);
+                                                    : json_scan_literal_end(s, len, p);
                         /* jansson's lexer reads one byte past a number or a
                          * word and puts it back; a NUL put back is lost. */
                         if (p != 0 && p < len && s[p] == '\0')
@@ -774,7 +747,8 @@ static size_t scan_word_part(const char *s, size_t len, size_t p, bool last)
                 if (e < len && e - p < 19 && s[e] != '.' && s[e] != 'e' && s[e] != 'E')
                         return e;
         }
-        e = s[p] == '-' || is_digit(s[p]) ? scan_number(s, len, p) : scan_literal(s, len, p);
+        e = s[p] == '-' || is_digit(s[p]) ? scan_number(s, len, p)
+                                           : json_scan_literal_end(s, len, p);
 
         if (!last && (e == 0 || e == len)) {
                 size_t t = p;

@@ -38,6 +38,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <string.h>
 
 /* The deepest `max_depth` the functions below take. */
 #define JSON_SCAN_DEPTH_MAX 64u
@@ -149,7 +150,25 @@ static inline size_t json_scan_string_end(const char *s, size_t len, size_t p, b
 #endif
         return json_scan_string_end_slow(s, len, p, ret_plain);
 }
-size_t json_scan_literal_end(const char *s, size_t len, size_t p);
+/* true, false or null at s[p]: the byte after it, or 0. (jansson reads a run
+ * of letters as one word; anything but a delimiter after a value fails later
+ * anyway, so matching the word alone accepts the same texts.) Inline: the
+ * index meets four per process of a status. */
+static inline size_t json_scan_literal_end(const char *s, size_t len, size_t p)
+{
+        size_t n = len - p;
+
+        switch (s[p]) {
+        case 't':
+                return n >= 4 && memcmp(s + p, "true", 4) == 0 ? p + 4 : 0;
+        case 'f':
+                return n >= 5 && memcmp(s + p, "false", 5) == 0 ? p + 5 : 0;
+        case 'n':
+                return n >= 4 && memcmp(s + p, "null", 4) == 0 ? p + 4 : 0;
+        default:
+                return 0;
+        }
+}
 
 /* Writes s[0..len), a value the scanner accepted (a document's value or a
  * member's value), to `f` as jansson's JSON_INDENT(2) | JSON_PRESERVE_ORDER
