@@ -12,10 +12,11 @@ what is tested."""
 import json
 import socket
 import struct
+import threading
 import urllib.request
 
-from conftest import (FRAME_HEADER, Conn, find_process, recv_exact, start_leasing_daemon,
-                      wait_for)
+from conftest import (FRAME_HEADER, GK, Conn, find_process, recv_exact, run_cli,
+                      start_leasing_daemon, wait_for)
 
 QUIET = {"sample_interval": "1h"}
 
@@ -288,8 +289,6 @@ def test_text_view_asks_an_older_daemon_again_without_rows(workdir):
     (E_INVALID_ARGUMENT, "this operation takes no arguments"): `gpukeeper
     status` asks again, on the same connection, without it, and prints the
     objects' view."""
-    import threading
-
     path = workdir / "old.sock"
     result = {"simulated": False, "driver_version": "550.54.15", "hostname": "old",
               "sampled_at": None, "nvml_available": True, "message": None, "gpu_count": 1,
@@ -329,7 +328,6 @@ def test_text_view_asks_an_older_daemon_again_without_rows(workdir):
     t = threading.Thread(target=serve, daemon=True)
     t.start()
     try:
-        from conftest import GK, run_cli
         r = run_cli([str(GK), "--socket", str(path), "status"])
     finally:
         t.join(10)
