@@ -148,25 +148,16 @@ static inline __attribute__((always_inline)) int add_scalar(Builder *b, size_t *
         size_t q;
         int r;
 
-        if (s[*p] == '-' || is_digit(s[*p])) {
-                size_t k = *p + (s[*p] == '-'), digits;
+        if ((q = json_scan_plain_integer_end(s, b->len, *p)) != 0)
+                type = JSON_INDEX_INTEGER;
+        else if (s[*p] == '-' || is_digit(s[*p])) {
+                size_t k = *p + (s[*p] == '-');
 
-                /* Most numbers of a reply (pids, byte counts) are plain
-                 * integers: their digits, then neither a fraction nor an
-                 * exponent; under 19 digits, without a leading zero, they
-                 * are what json_scan_number_end() takes as an integer. */
-                while (k < b->len && is_digit(s[k]))
+                q = json_scan_number_end(s, b->len, *p);
+                /* A fraction or an exponent makes it a real. */
+                while (k < q && is_digit(s[k]))
                         k++;
-                digits = k - *p - (s[*p] == '-');
-                if (k < b->len && s[k] != '.' && s[k] != 'e' && s[k] != 'E' && digits > 0 &&
-                    digits < 19 && (digits == 1 || s[k - digits] != '0')) {
-                        q = k;
-                        type = JSON_INDEX_INTEGER;
-                } else {
-                        q = json_scan_number_end(s, b->len, *p);
-                        /* A fraction or an exponent makes it a real. */
-                        type = k < q ? JSON_INDEX_REAL : JSON_INDEX_INTEGER;
-                }
+                type = k < q ? JSON_INDEX_REAL : JSON_INDEX_INTEGER;
         } else {
                 q = json_scan_literal_end(s, b->len, *p);
                 type = s[*p] == 't' ? JSON_INDEX_TRUE

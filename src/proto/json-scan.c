@@ -739,14 +739,9 @@ static size_t scan_word_part(const char *s, size_t len, size_t p, bool last)
 {
         size_t e;
 
-        /* Most are integers of 1 to 18 digits without sign, fraction or
-         * exponent: always in range, taken here without scan_number(). */
-        if (s[p] >= '1' && s[p] <= '9') {
-                for (e = p + 1; e < len && is_digit(s[e]); e++)
-                        ;
-                if (e < len && e - p < 19 && s[e] != '.' && s[e] != 'e' && s[e] != 'E')
-                        return e;
-        }
+        e = json_scan_plain_integer_end(s, len, p);
+        if (e != 0)
+                return e;
         e = s[p] == '-' || is_digit(s[p]) ? scan_number(s, len, p)
                                            : json_scan_literal_end(s, len, p);
 
