@@ -24,30 +24,20 @@ static json_t *json_int_or_null(int64_t v)
         return v < 0 ? json_null() : json_integer(v);
 }
 
-/* Sets `key` (a literal: valid UTF-8) to `value` in `o`, stealing `value`.
- * After a failure (`value` NULL from an allocation, or the set failing)
- * *ok is false and later calls only release their value, as json_pack()
- * steals all its "o" arguments whatever happens. */
-static void object_add(json_t *o, const char *key, json_t *value, bool *ok)
+/* Sets `key` (a literal: valid UTF-8) to `value` in the object `to`, or,
+ * with `key` NULL, appends `value` to the array `to`; steals `value`. After
+ * a failure (`value` NULL from an allocation, or the set failing) *ok is
+ * false and later calls only release their value, as json_pack() steals
+ * all its "o" arguments whatever happens. */
+static void add(json_t *to, const char *key, json_t *value, bool *ok)
 {
         if (!*ok || !value) {
                 json_decref(value);
                 *ok = false;
                 return;
         }
-        if (json_object_set_new_nocheck(o, key, value) < 0)
-                *ok = false;
-}
-
-/* Appends `value` to the array `a` as object_add() sets a key. */
-static void array_add(json_t *a, json_t *value, bool *ok)
-{
-        if (!*ok || !value) {
-                json_decref(value);
-                *ok = false;
-                return;
-        }
-        if (json_array_append_new(a, value) < 0)
+        if ((key ? json_object_set_new_nocheck(to, key, value)
+                 : json_array_append_new(to, value)) < 0)
                 *ok = false;
 }
 
@@ -177,12 +167,8 @@ static json_t *process_json(const Daemon *d, const EnforcementIndex *violations,
          * process on every status request (4,096 at a time), and json_pack()
          * parses its format and checks each literal key's UTF-8 every time.
          * The keys are the same, in the same order, so the reply is too. */
-        for (size_t i = 0; i < N_PROCESS_FIELDS; i++) {
-                if (shape == STATUS_ROWS)
-                        array_add(o, values[i], &ok);
-                else
-                        object_add(o, process_fields[i], values[i], &ok);
-        }
+        for (size_t i = 0; i < N_PROCESS_FIELDS; i++)
+                add(o, shape == STATUS_ROWS ? NULL : process_fields[i], values[i], &ok);
         if (!ok) {
                 json_decref(o);
                 return NULL;
@@ -282,7 +268,7 @@ static json_t *process_fields_json(void)
         bool ok = a != NULL;
 
         for (size_t i = 0; i < N_PROCESS_FIELDS; i++)
-                array_add(a, json_string(process_fields[i]), &ok);
+                add(a, NULL, json_string(process_fields[i]), &ok);
         if (!ok) {
                 json_decref(a);
                 return NULL;
@@ -327,9 +313,9 @@ int status_build_base(const Daemon *d, StatusShape shape, json_t **ret)
         ok = o != NULL;
         /* Rows: what each place holds, before the first row. */
         if (shape == STATUS_ROWS)
-                object_add(o, "process_fields", process_fields_json(), &ok);
-        object_add(o, "gpus", gpus, &ok);
-        object_add(o, "queue", leases_queue_to_json(d), &ok);
+                add(o, "process_fields", process_fields_json(), &ok);
+        add(o, "gpus", gpus, &ok);
+        add(o, "queue", leases_queue_to_json(d), &ok);
         if (!ok) {
                 json_decref(o);
                 return -ENOMEM;
