@@ -275,13 +275,13 @@ static const char *const command_label[CMD_MAX] = {
         [CMD_CLIENT] = "client floor (ping)",
 };
 
-/* The floors of issue 16, measured in the same run after the commands. */
 /* The two shapes of a status reply: `--json` asks for processes as
  * objects, the text view for rows ("process_rows"); each command's floor
  * counts the bytes of the reply it gets. */
 enum { REPLY_OBJECTS, REPLY_ROWS, REPLY_MAX };
 static const char *const reply_label[REPLY_MAX] = {"objects (--json)", "rows (text)"};
 
+/* The floors of issue 16, measured in the same run after the commands. */
 typedef struct Floors {
         BenchStats ping;            /* one `ping` round trip through the client library */
         BenchStats bytes[REPLY_MAX]; /* a status reply's bytes through an AF_UNIX socket */
@@ -438,15 +438,55 @@ static int bytes_floor(size_t n, BenchStats *ret)
         return 0;
 }
 
-/* The ping floor and the size of the status reply, through the client
- * library; then the bytes floor. */
+/* The ping floor and the size of each shape of the status reply, through
+ * the client library on `c`; then the bytes floor of each. */
+static int measure_floors_on(gk_client *c, Floors *ret)
+{
+        double us[FLOOR_SAMPLES];
+        gk_call_error error = {};
+        int r;
+
+        for (size_t i = 0; i <= FLOOR_SAMPLES; i++) {
+                uint64_t t0 = bench_now_nsec();
+
+                r = gk_client_call(c, "ping", NULL, NULL, &error);
+                if (r < 0) {
+                        fprintf(stderr, "bench-status: ping through the client library: %s\n",
+                                strerror(-r));
+                        return -1;
+                }
+                if (i > 0)
+                        us[i - 1] = (double)(bench_now_nsec() - t0) / 1000.0;
+        }
+        ret->ping = bench_stats(us, FLOOR_SAMPLES);
+        for (size_t k = 0; k < REPLY_MAX; k++) {
+                json_t *args = k == REPLY_ROWS ? json_pack("{s:b}", "process_rows", 1) : NULL;
+                _cleanup_free_ char *dump = NULL;
+                json_t *result = NULL;
+
+                r = gk_client_call(c, "status", args, &result, &error);
+                if (r != 0) {
+                        fprintf(stderr, "bench-status: status (%s) through the client library: %s\n",
+                                reply_label[k], r < 0 ? strerror(-r) : error.message);
+                        return -1;
+                }
+                dump = json_dumps(result, JSON_COMPACT | JSON_PRESERVE_ORDER);
+                json_decref(result);
+                if (!dump)
+                        return -1;
+                ret->reply_bytes[k] = strlen(dump);
+                if (bytes_floor(ret->reply_bytes[k], &ret->bytes[k]) < 0) {
+                        fprintf(stderr, "bench-status: cannot measure the bytes floor\n");
+                        return -1;
+                }
+        }
+        return 0;
+}
+
+/* measure_floors_on() a connection of its own. */
 static int measure_floors(const char *socket_path, Floors *ret)
 {
         gk_client *c = NULL;
-        double us[FLOOR_SAMPLES];
-        json_t *result = NULL;
-        gk_call_error error = {};
-        char *dump;
         int r;
 
         r = gk_client_connect(socket_path, &c);
@@ -454,49 +494,9 @@ static int measure_floors(const char *socket_path, Floors *ret)
                 fprintf(stderr, "bench-status: cannot connect: %s\n", strerror(-r));
                 return -1;
         }
-        for (size_t i = 0; i <= FLOOR_SAMPLES; i++) {
-                uint64_t t0 = bench_now_nsec();
-
-                r = gk_client_call(c, "ping", NULL, NULL, &error);
-                if (r < 0)
-                        break;
-                if (i > 0)
-                        us[i - 1] = (double)(bench_now_nsec() - t0) / 1000.0;
-        }
-        if (r < 0) {
-                gk_client_free(c);
-                fprintf(stderr, "bench-status: ping through the client library: %s\n",
-                        strerror(-r));
-                return -1;
-        }
-        ret->ping = bench_stats(us, FLOOR_SAMPLES);
-        for (size_t k = 0; k < REPLY_MAX; k++) {
-                json_t *args = k == REPLY_ROWS ? json_pack("{s:b}", "process_rows", 1) : NULL;
-
-                r = gk_client_call(c, "status", args, &result, &error);
-                if (r != 0) {
-                        gk_client_free(c);
-                        fprintf(stderr, "bench-status: status (%s) through the client library: %s\n",
-                                reply_label[k], r < 0 ? strerror(-r) : error.message);
-                        return -1;
-                }
-                dump = json_dumps(result, JSON_COMPACT | JSON_PRESERVE_ORDER);
-                json_decref(result);
-                result = NULL;
-                if (!dump) {
-                        gk_client_free(c);
-                        return -1;
-                }
-                ret->reply_bytes[k] = strlen(dump);
-                free(dump);
-                if (bytes_floor(ret->reply_bytes[k], &ret->bytes[k]) < 0) {
-                        gk_client_free(c);
-                        fprintf(stderr, "bench-status: cannot measure the bytes floor\n");
-                        return -1;
-                }
-        }
+        r = measure_floors_on(c, ret);
         gk_client_free(c);
-        return 0;
+        return r;
 }
 
 
