@@ -15,8 +15,8 @@ import struct
 import threading
 import urllib.request
 
-from conftest import (FRAME_HEADER, GK, Conn, find_process, recv_exact, run_cli,
-                      start_leasing_daemon, wait_for)
+from conftest import (FRAME_HEADER, GK, Conn, find_process, frame, recv_exact, recv_frame,
+                      run_cli, start_leasing_daemon, wait_for)
 
 QUIET = {"sample_interval": "1h"}
 
@@ -310,11 +310,9 @@ def test_text_view_asks_an_older_daemon_again_without_rows(workdir):
         conn, _ = srv.accept()
         with conn:
             for _ in range(2):
-                header = recv_exact(conn, FRAME_HEADER.size)
-                if len(header) < FRAME_HEADER.size:
+                req = recv_frame(conn)
+                if req is None:
                     return
-                (length,) = FRAME_HEADER.unpack(header)
-                req = json.loads(recv_exact(conn, length))
                 asked.append(req.get("args", {}))
                 if req.get("args"):
                     reply = {"v": 1, "id": req["id"], "ok": False,
@@ -322,8 +320,7 @@ def test_text_view_asks_an_older_daemon_again_without_rows(workdir):
                                        "message": "this operation takes no arguments"}}
                 else:
                     reply = {"v": 1, "id": req["id"], "ok": True, "result": result}
-                body = json.dumps(reply).encode()
-                conn.sendall(FRAME_HEADER.pack(len(body)) + body)
+                conn.sendall(frame(reply))
 
     t = threading.Thread(target=serve, daemon=True)
     t.start()
