@@ -66,6 +66,7 @@
 #include "cli/status-render.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -120,6 +121,10 @@ typedef struct view {
         const cli_term *term; /* narrowed to the last column a line may use */
         double now;
         const row_places *rows; /* NULL: the reply has no process rows */
+        /* The GPU's processes as read_processes() read them while its text
+         * was indexed (the view as the reply arrives); NULL: read them
+         * from the index. */
+        struct process_reader *taken;
 } view;
 
 /* ---- Reading the reply ------------------------------------------------------------------ */
@@ -185,17 +190,66 @@ static bool num(const view *v, JsonIndexRef r, double *ret)
         return json_index_number(v->ix, r, ret);
 }
 
-/* cli_json_int_text() */
-static const char *int_text(char *buf, size_t len, const view *v, JsonIndexRef r)
+/* A number as the reply has it: its text, of a JSON_INDEX_INTEGER or
+ * _REAL (type JSON_INDEX_NONE for any other value). What a process's
+ * numbers are kept as, whether read from an index or from a row read
+ * without one (read_processes()). */
+typedef struct pnum {
+        const char *text;
+        uint32_t len;
+        uint8_t type; /* JsonIndexType */
+} pnum;
+
+static pnum pnum_of(const JsonIndex *ix, JsonIndexRef r)
+{
+        size_t n = 0;
+        const char *t = json_index_number_text(ix, r, &n);
+
+        return t ? (pnum){t, (uint32_t)n, (uint8_t)json_index_type(ix, r)} : (pnum){};
+}
+
+/* num() of a number kept as text. */
+static bool pnum_value(const pnum *n, double *ret)
+{
+        if (n->type == JSON_INDEX_INTEGER) {
+                *ret = (double)json_index_integer_text(n->text, n->len);
+                return true;
+        }
+        return n->type != JSON_INDEX_NONE &&
+               json_index_number_of_text(n->text, n->len, (JsonIndexType)n->type, ret);
+}
+
+/* cli_json_int_text() of a number kept as text. An integer written as
+ * digits without a leading zero (an optional minus before them), of at
+ * most 15 (so below 2^53), is the text cli_number_text() would make of
+ * it: copied as it stands (a pid per process line). */
+static const char *pnum_text(char *buf, size_t len, const pnum *n)
 {
         int64_t i;
         double d;
 
-        if (json_index_integer(v->ix, r, &i)) {
+        if (n->type == JSON_INDEX_INTEGER) {
+                size_t sign = n->text[0] == '-';
+
+                if (n->len < len && n->len > sign && n->len - sign <= 15 && n->text[sign] >= '1' &&
+                    n->text[sign] <= '9') {
+                        memcpy(buf, n->text, n->len);
+                        buf[n->len] = '\0';
+                        return buf;
+                }
+                i = json_index_integer_text(n->text, n->len);
                 d = (double)i;
                 return cli_number_text(buf, len, &i, &d);
         }
-        return cli_number_text(buf, len, NULL, num(v, r, &d) ? &d : NULL);
+        return cli_number_text(buf, len, NULL, pnum_value(n, &d) ? &d : NULL);
+}
+
+/* cli_json_int_text() */
+static const char *int_text(char *buf, size_t len, const view *v, JsonIndexRef r)
+{
+        pnum n = pnum_of(v->ix, r);
+
+        return pnum_text(buf, len, &n);
 }
 
 static bool is_true(const view *v, JsonIndexRef r)
@@ -209,32 +263,56 @@ static bool is_true(const view *v, JsonIndexRef r)
  * is its quotient by 2^30: its tenths are then found in integers, rounded
  * to nearest, ties to even, as printf rounds the exact value; that skips
  * printf's floating point for the thousands of process lines. */
-static const char *fmt_gib(char *buf, size_t len, const view *v, JsonIndexRef r)
+#define GIB_EXACT_MAX (INT64_C(1) << 53)
+
+/* fmt_gib() of a byte count i in [0, GIB_EXACT_MAX), written at `to`
+ * (at most 19 bytes, no NUL): the byte after it. */
+static char *gib_exact(char *to, int64_t i)
 {
-        int64_t i;
+        uint64_t x = (uint64_t)i * 10, tenths = x >> 30, rem = x & ((UINT64_C(1) << 30) - 1);
+        const uint64_t half = UINT64_C(1) << 29;
+        char tmp[24], *p = tmp + sizeof tmp;
+
+        if (rem > half || (rem == half && tenths % 2 == 1))
+                tenths++;
+        *--p = (char)('0' + tenths % 10);
+        *--p = '.';
+        tenths /= 10;
+        do
+                *--p = (char)('0' + tenths % 10);
+        while ((tenths /= 10) > 0);
+        return mempcpy(to, p, (size_t)(tmp + sizeof tmp - p));
+}
+
+/* The same, NUL-terminated in buf[24]. */
+static const char *fmt_gib_exact(char buf[static 24], int64_t i)
+{
+        *gib_exact(buf, i) = '\0';
+        return buf;
+}
+
+/* "%.1f" of bytes / GiB, for a number kept as text; "-" for none. */
+static const char *pnum_gib(char *buf, size_t len, const pnum *n)
+{
         double d;
 
-        if (json_index_integer(v->ix, r, &i) && i >= 0 && i < (INT64_C(1) << 53) && len >= 24) {
-                uint64_t x = (uint64_t)i * 10, tenths = x >> 30, rem = x & ((UINT64_C(1) << 30) - 1);
-                const uint64_t half = UINT64_C(1) << 29;
-                char tmp[24], *p = tmp + sizeof tmp;
+        if (n->type == JSON_INDEX_INTEGER && len >= 24) {
+                int64_t i = json_index_integer_text(n->text, n->len);
 
-                if (rem > half || (rem == half && tenths % 2 == 1))
-                        tenths++;
-                *--p = '\0';
-                *--p = (char)('0' + tenths % 10);
-                *--p = '.';
-                tenths /= 10;
-                do
-                        *--p = (char)('0' + tenths % 10);
-                while ((tenths /= 10) > 0);
-                memcpy(buf, p, (size_t)(tmp + sizeof tmp - p));
-                return buf;
+                if (i >= 0 && i < GIB_EXACT_MAX)
+                        return fmt_gib_exact(buf, i);
         }
-        if (!num(v, r, &d))
+        if (!pnum_value(n, &d))
                 return "-";
         snprintf(buf, len, "%.1f", d / GIB);
         return buf;
+}
+
+static const char *fmt_gib(char *buf, size_t len, const view *v, JsonIndexRef r)
+{
+        pnum n = pnum_of(v->ix, r);
+
+        return pnum_gib(buf, len, &n);
 }
 
 /* "used/total GiB" right-aligned in MEM_W columns. */
@@ -330,36 +408,210 @@ static const member_key process_keys[] = {
     KEY("violation"),
 };
 
-/* A process with what the view reads of it, read once per process rather
- * than in every comparison and for every device it might belong to. */
+enum { VIOLATION_NONE, VIOLATION_SIGKILL, VIOLATION_SIGTERM, VIOLATION_OBSERVED, VIOLATION_STOP };
+
+/* A string of a process: NULL when the value is not a string, or empty;
+ * its length, and whether it is all printable ASCII (cli_text_plain()),
+ * worked out once per string rather than at every use. */
+typedef struct pstr {
+        const char *s;
+        uint32_t len;
+        bool plain;
+} pstr;
+
+/* A process with what the view reads of it, read once, from an object or
+ * a row of the index (process_from_refs()) or from a row of the text
+ * itself (read_processes()). Strings point into the index's arena or the
+ * reader's; numbers into the reply's text. */
 typedef struct process {
-        JsonIndexRef m[P_N];
+        pstr user, command, instance_uuid;
+        pnum pid, uid, mem;
+        bool vanished, exited, zombie;
+        bool leased_false; /* "leased" is false (a daemon without leases sends none) */
+        uint8_t violation; /* VIOLATION_*: what an open violation's mark says */
+        double stop_at;    /* VIOLATION_STOP: when */
+        /* From the above (process_finish()): */
         double memory; /* -1: unknown */
-        double pid;
-        size_t index; /* position in the reply: ties keep the reply's order */
+        double pid_key;
+        int64_t memory_bytes; /* the memory as an integer, when memory_exact */
+        bool memory_exact;    /* an integer in [0, GIB_EXACT_MAX): fmt_gib_exact() */
+        bool unleased;        /* it runs where its owner holds no lease */
+        size_t index;         /* position in the reply: ties keep the reply's order */
         ssize_t instance; /* the first of the GPU's instances whose uuid it names; -1: none */
-        bool unleased;
 } process;
 
 /* Processes by GPU memory, largest first; unknown memory last; then by pid
- * so the order is stable between runs. */
-static int process_compare(const void *a, const void *b)
+ * so the order is stable between runs; then as the reply had them. */
+static inline bool process_before(const process *a, const process *b)
 {
-        const process *ka = a, *kb = b;
-
-        if (ka->memory != kb->memory)
-                return ka->memory > kb->memory ? -1 : 1;
-        if (ka->pid != kb->pid)
-                return ka->pid < kb->pid ? -1 : 1;
-        return ka->index < kb->index ? -1 : ka->index > kb->index;
+        if (a->memory != b->memory)
+                return a->memory > b->memory;
+        if (a->pid_key != b->pid_key)
+                return a->pid_key < b->pid_key;
+        return a->index < b->index;
 }
 
-/* Whether the process runs on a device its owner holds no lease on. Only an
- * explicit false counts: a daemon without leases sends no "leased" at all,
- * and an exited process holds nothing any more. */
-static bool process_unleased(const view *v, const process *p)
+/* Sorts p[0..n) by process_before(), with tmp room for n / 2: a merge
+ * sort of pointers, by insertion below 16. (qsort() moved the 100-byte
+ * processes themselves through a comparison it called by pointer: 12 % of
+ * the view's instructions at 4,096 processes.) */
+static void sort_processes(const process **p, const process **tmp, size_t n)
 {
-        return json_index_is_false(v->ix, p->m[P_LEASED]) && !is_true(v, p->m[P_VANISHED]);
+        size_t h = n / 2, i = 0, j = h, k = 0;
+
+        if (n <= 16) {
+                for (size_t a = 1; a < n; a++) {
+                        const process *x = p[a];
+                        size_t b = a;
+
+                        for (; b > 0 && process_before(x, p[b - 1]); b--)
+                                p[b] = p[b - 1];
+                        p[b] = x;
+                }
+                return;
+        }
+        sort_processes(p, tmp, h);
+        sort_processes(p + h, tmp, n - h);
+        if (!process_before(p[h], p[h - 1]))
+                return; /* already in order (the daemon's order often is) */
+        memcpy(tmp, p, h * sizeof *p);
+        while (i < h && j < n)
+                p[k++] = process_before(p[j], tmp[i]) ? p[j++] : tmp[i++];
+        while (i < h)
+                p[k++] = tmp[i++];
+}
+
+enum { V_OUTCOME, V_SIGKILL, V_SIGTERM, V_STOP, V_N };
+static const member_key violation_keys[] = {
+    KEY("outcome"), KEY("sigkill_at"), KEY("sigterm_at"), KEY("stop_at"),
+};
+
+/* What the mark of violation r says (VIOLATION_*; *ret_stop for
+ * VIOLATION_STOP): none unless it is an object without an outcome. */
+static uint8_t violation_of(const JsonIndex *ix, JsonIndexRef r, double *ret_stop)
+{
+        JsonIndexRef m[V_N];
+        size_t len = 0;
+        double t;
+
+        if (!json_index_is_object(ix, r))
+                return VIOLATION_NONE;
+        members(ix, r, violation_keys, V_N, m);
+        if (json_index_string(ix, m[V_OUTCOME], &len) && len > 0)
+                return VIOLATION_NONE;
+        if (json_index_number(ix, m[V_SIGKILL], &t))
+                return VIOLATION_SIGKILL;
+        if (json_index_number(ix, m[V_SIGTERM], &t))
+                return VIOLATION_SIGTERM;
+        if (!json_index_number(ix, m[V_STOP], ret_stop))
+                return VIOLATION_OBSERVED;
+        return VIOLATION_STOP;
+}
+
+/* One value of a process: its type; for a number its text, for a string
+ * its decoded text (NUL-terminated) and whether it is plain (-1: not
+ * known yet), for an object where it is indexed. */
+typedef struct pvalue {
+        JsonIndexType type;
+        const char *text;
+        size_t len;
+        int8_t plain;
+        const JsonIndex *ix;
+        JsonIndexRef r;
+} pvalue;
+
+static pvalue pvalue_of(const JsonIndex *ix, JsonIndexRef r)
+{
+        pvalue val = {.type = json_index_type(ix, r), .plain = -1, .ix = ix, .r = r};
+
+        if (val.type == JSON_INDEX_STRING)
+                val.text = json_index_string(ix, r, &val.len);
+        else if (json_index_is_number(ix, r))
+                val.text = json_index_number_text(ix, r, &val.len);
+        return val;
+}
+
+/* Where each field (P_*) goes in a process, and how its value is kept: a
+ * table rather than a switch per value (46,000 values at 4,096 processes). */
+enum { SLOT_NUMBER, SLOT_STRING, SLOT_FLAG, SLOT_VIOLATION };
+static const struct {
+        uint8_t kind;
+        uint8_t when; /* SLOT_FLAG: the type that sets it */
+        uint16_t at;  /* offsetof() in process */
+} process_slots[P_N] = {
+    [P_PID] = {SLOT_NUMBER, 0, offsetof(process, pid)},
+    [P_UID] = {SLOT_NUMBER, 0, offsetof(process, uid)},
+    [P_USER] = {SLOT_STRING, 0, offsetof(process, user)},
+    [P_COMMAND] = {SLOT_STRING, 0, offsetof(process, command)},
+    [P_MEMORY] = {SLOT_NUMBER, 0, offsetof(process, mem)},
+    [P_INSTANCE] = {SLOT_STRING, 0, offsetof(process, instance_uuid)},
+    [P_VANISHED] = {SLOT_FLAG, JSON_INDEX_TRUE, offsetof(process, vanished)},
+    [P_ZOMBIE] = {SLOT_FLAG, JSON_INDEX_TRUE, offsetof(process, zombie)},
+    [P_EXITED] = {SLOT_FLAG, JSON_INDEX_TRUE, offsetof(process, exited)},
+    [P_LEASED] = {SLOT_FLAG, JSON_INDEX_FALSE, offsetof(process, leased_false)},
+    [P_VIOLATION] = {SLOT_VIOLATION, 0, 0},
+};
+
+/* Field `field` (P_*) of p from its value; a value of another type than
+ * the field's reads as none, as the index's accessors answer. */
+static inline __attribute__((always_inline)) void process_set(process *p, int field,
+                                                              const pvalue *val)
+{
+        char *at = (char *)p + process_slots[field].at;
+
+        switch (process_slots[field].kind) {
+        case SLOT_NUMBER:
+                *(pnum *)(void *)at = val->type == JSON_INDEX_INTEGER || val->type == JSON_INDEX_REAL
+                                              ? (pnum){val->text, (uint32_t)val->len,
+                                                       (uint8_t)val->type}
+                                              : (pnum){};
+                break;
+        case SLOT_STRING:
+                *(pstr *)(void *)at =
+                        val->type == JSON_INDEX_STRING && val->len > 0
+                                ? (pstr){val->text, (uint32_t)val->len,
+                                         val->plain >= 0 ? val->plain
+                                                         : cli_text_plain(val->text) == val->len}
+                                : (pstr){};
+                break;
+        case SLOT_FLAG:
+                *(bool *)at = val->type == process_slots[field].when;
+                break;
+        case SLOT_VIOLATION:
+                p->violation = val->type == JSON_INDEX_OBJECT
+                                       ? violation_of(val->ix, val->r, &p->stop_at)
+                                       : VIOLATION_NONE;
+                break;
+        }
+}
+
+/* A process from the refs of its members (m[i] for process_keys[i]). */
+static void process_from_refs(process *p, const JsonIndex *ix, const JsonIndexRef m[static P_N])
+{
+        for (int i = 0; i < P_N; i++) {
+                pvalue val = pvalue_of(ix, m[i]);
+
+                process_set(p, i, &val);
+        }
+}
+
+/* What is worked out from a process's fields, once: its sort keys, its
+ * memory in whole bytes, whether it runs on a device its owner holds no
+ * lease on (only an explicit false counts: a daemon without leases sends
+ * no "leased" at all, and an exited process holds nothing any more). */
+static void process_finish(process *p)
+{
+        p->memory = -1;
+        p->pid_key = 0;
+        p->memory_exact = false;
+        if (p->mem.type == JSON_INDEX_INTEGER) {
+                p->memory_bytes = json_index_integer_text(p->mem.text, p->mem.len);
+                p->memory = (double)p->memory_bytes;
+                p->memory_exact = p->memory_bytes >= 0 && p->memory_bytes < GIB_EXACT_MAX;
+        } else
+                (void)pnum_value(&p->mem, &p->memory);
+        (void)pnum_value(&p->pid, &p->pid_key);
+        p->unleased = p->leased_false && !p->vanished;
 }
 
 /* The places of the rows from "process_fields" (the field names, in row
@@ -384,6 +636,12 @@ static void read_row_places(const JsonIndex *ix, JsonIndexRef fields, row_places
         ret->n = k;
 }
 
+/* The field (P_*) place k of a row holds; -1 for none. */
+static int row_field(const row_places *rows, size_t k)
+{
+        return rows && k < rows->n ? rows->field[k] : -1;
+}
+
 /* What members() reads of a process object, from a process row: m[i] the
  * value in the place "process_fields" names field i (the last such, as
  * for an object's keys), 0 for a field no place holds. */
@@ -392,42 +650,256 @@ static void row_members(const view *v, JsonIndexRef row, JsonIndexRef m[static P
         size_t k = 0;
 
         memset(m, 0, P_N * sizeof *m);
-        if (!v->rows)
-                return;
-        for (JsonIndexRef e = json_index_first(v->ix, row); e && k < v->rows->n;
-             e = json_index_next(v->ix, e), k++)
-                if (v->rows->field[k] >= 0)
-                        m[v->rows->field[k]] = e;
+        for (JsonIndexRef e = json_index_first(v->ix, row); e; e = json_index_next(v->ix, e), k++) {
+                int field = row_field(v->rows, k);
+
+                if (field >= 0)
+                        m[field] = e;
+        }
 }
 
-enum { V_OUTCOME, V_SIGKILL, V_SIGTERM, V_STOP, V_N };
-static const member_key violation_keys[] = {
-    KEY("outcome"), KEY("sigkill_at"), KEY("sigterm_at"), KEY("stop_at"),
-};
+/* ---- A GPU's processes read from the text as it is indexed ------------------------------ */
+
+/* The view as the reply arrives reads each GPU's "processes" itself
+ * (json_index_rebuild_taking()): a status of 4,096 processes is 46,000
+ * values in rows, which indexed cost a token and an arena copy each and
+ * were then read again from the index (issue 16, tenth pass). Here each
+ * row's values go straight into a process, checked with the index's own
+ * pieces (the same texts are refused); a process given as an object, or
+ * an object or array inside a row (a violation), is indexed on its own in
+ * `scratch` and read from there. Strings are decoded into `strings`, where
+ * one equal to the same field's in the process before is kept once (the
+ * processes of a device are mostly one user's, one program's). */
+typedef struct process_reader {
+        process *procs; /* of the GPU being read */
+        size_t n, cap;
+        char *strings;
+        size_t strings_used, strings_size; /* strings_size >= the GPU's text + 1 */
+        pstr last[P_N]; /* the previous process's strings */
+        JsonIndex *scratch;
+        const row_places *rows;
+} process_reader;
+
+/* The string whose quote is at s[p] (its end q, plain or not as
+ * json_scan_string_end() said), decoded into the reader's strings; the
+ * same field's string of the process before when equal. */
+static pstr reader_string(process_reader *rd, int field, const char *s, size_t len, size_t p,
+                          size_t q, bool plain)
+{
+        char *out = rd->strings + rd->strings_used;
+        const pstr *last = &rd->last[field];
+        size_t n;
+
+        if (plain) {
+                n = q - p - 2;
+                if (last->s && last->len == n && memcmp(last->s, s + p + 1, n) == 0)
+                        return *last;
+                memcpy(out, s + p + 1, n);
+        } else {
+                (void)json_scan_string_decode(s, len, p, out, &n);
+                if (last->s && last->len == n && memcmp(last->s, out, n) == 0)
+                        return *last;
+        }
+        out[n] = '\0';
+        rd->strings_used += n + 1;
+        rd->last[field] = (pstr){out, (uint32_t)n, cli_text_plain(out) == n};
+        return rd->last[field];
+}
+
+/* A container inside a row or the processes array: indexed in the
+ * scratch index, then read as the value of field `field` (-1: none). */
+static __attribute__((noinline)) int reader_container(process_reader *rd, process *pr, int field,
+                                                      const char *s, size_t len, size_t *p,
+                                                      unsigned depth)
+{
+        pvalue val;
+        size_t q;
+        int r;
+
+        if (depth == 0)
+                return -EBADMSG;
+        r = json_index_rebuild_value(rd->scratch, s, len, *p, depth, &q);
+        if (r < 0)
+                return r;
+        val = pvalue_of(rd->scratch, json_index_root(rd->scratch));
+        if (field >= 0)
+                process_set(pr, field, &val);
+        *p = q;
+        return 0;
+}
+
+/* The value at s[*p] (p < len, not whitespace) of field `field` (-1: one
+ * the view does not read), its containers nested at most `depth` deep;
+ * *p moved past it. Inline: once per value of every row. */
+static inline __attribute__((always_inline)) int reader_value(process_reader *rd, process *pr,
+                                                              int field, const char *s, size_t len,
+                                                              size_t *p, unsigned depth)
+{
+        pvalue val = {.plain = -1};
+        size_t q;
+
+        if (s[*p] == '"') {
+                bool plain;
+
+                q = json_scan_string_end(s, len, *p, &plain);
+                if (q == 0)
+                        return -EBADMSG;
+                if (field >= 0) {
+                        pstr str = reader_string(rd, field, s, len, *p, q, plain);
+
+                        val = (pvalue){.type = JSON_INDEX_STRING, .text = str.s, .len = str.len,
+                                       .plain = str.plain};
+                        process_set(pr, field, &val);
+                }
+                *p = q;
+                return 0;
+        }
+        if (s[*p] == '{' || s[*p] == '[')
+                return reader_container(rd, pr, field, s, len, p, depth);
+        q = json_index_scalar_end(s, len, *p, &val.type);
+        if (q == 0)
+                return -EBADMSG;
+        if (field >= 0) {
+                val.text = s + *p;
+                val.len = q - *p;
+                process_set(pr, field, &val);
+        }
+        *p = json_index_after_scalar(s, len, q);
+        return 0;
+}
+
+/* A process row, its '[' at s[*p], nested at most `depth` deep (the row
+ * counts as one); *p moved past its ']'. */
+static int reader_row(process_reader *rd, process *pr, const char *s, size_t len, size_t *p,
+                      unsigned depth)
+{
+        size_t q = json_scan_skip_ws(s, len, *p + 1);
+        int r;
+
+        if (q < len && s[q] == ']') {
+                *p = q + 1;
+                return 0;
+        }
+        for (size_t k = 0;; k++) {
+                if (q >= len)
+                        return -EBADMSG;
+                r = reader_value(rd, pr, row_field(rd->rows, k), s, len, &q, depth - 1);
+                if (r < 0)
+                        return r;
+                /* A comma right after the value is the common case. */
+                if (q >= len || s[q] != ',')
+                        q = json_scan_skip_ws(s, len, q);
+                if (q >= len)
+                        return -EBADMSG;
+                if (s[q] == ']') {
+                        *p = q + 1;
+                        return 0;
+                }
+                if (s[q] != ',')
+                        return -EBADMSG;
+                q = json_scan_skip_ws(s, len, q + 1);
+        }
+}
+
+/* A process given as anything but a row: an object indexed on its own (a
+ * daemon that sends objects), or a value that makes a process of nothing. */
+static int reader_element(process_reader *rd, process *pr, const char *s, size_t len, size_t *p,
+                          unsigned depth)
+{
+        JsonIndexRef m[P_N];
+        pstr *kept[] = {&pr->user, &pr->command, &pr->instance_uuid};
+        size_t q;
+        int r;
+
+        if (s[*p] != '{')
+                return reader_value(rd, pr, -1, s, len, p, depth);
+        if (depth == 0)
+                return -EBADMSG;
+        r = json_index_rebuild_value(rd->scratch, s, len, *p, depth, &q);
+        if (r < 0)
+                return r;
+        members(rd->scratch, json_index_root(rd->scratch), process_keys, P_N, m);
+        process_from_refs(pr, rd->scratch, m);
+        /* Its strings are in the scratch index, which the next one
+         * replaces: kept in the reader's strings. */
+        for (size_t i = 0; i < ELEMENTSOF(kept); i++) {
+                if (!kept[i]->s)
+                        continue;
+                memcpy(rd->strings + rd->strings_used, kept[i]->s, kept[i]->len + 1);
+                kept[i]->s = rd->strings + rd->strings_used;
+                rd->strings_used += kept[i]->len + 1;
+        }
+        *p = q;
+        return 0;
+}
+
+/* JsonIndexTake's read() for "processes": the array at s[p]. */
+static ssize_t read_processes(void *userdata, const char *s, size_t len, size_t p, unsigned depth)
+{
+        process_reader *rd = userdata;
+        size_t q = json_scan_skip_ws(s, len, p + 1);
+        int r;
+
+        /* jansson keeps the last "processes": a second one starts over. */
+        rd->n = 0;
+        rd->strings_used = 0;
+        memset(rd->last, 0, sizeof rd->last);
+        if (q < len && s[q] == ']')
+                return (ssize_t)(q + 1);
+        for (;;) {
+                process *pr;
+
+                if (q >= len)
+                        return -EBADMSG;
+                if (rd->n == rd->cap) {
+                        size_t cap = MAX(rd->cap * 2, (size_t)64);
+                        process *grown = reallocarray(rd->procs, cap, sizeof *grown);
+
+                        if (!grown)
+                                return -ENOMEM;
+                        rd->procs = grown;
+                        rd->cap = cap;
+                }
+                pr = &rd->procs[rd->n];
+                *pr = (process){.index = rd->n};
+                rd->n++;
+                r = s[q] == '[' && depth >= 2 ? reader_row(rd, pr, s, len, &q, depth - 1)
+                                               : reader_element(rd, pr, s, len, &q, depth - 1);
+                if (r < 0)
+                        return r;
+                if (q >= len || s[q] != ',')
+                        q = json_scan_skip_ws(s, len, q);
+                if (q >= len)
+                        return -EBADMSG;
+                if (s[q] == ']')
+                        return (ssize_t)(q + 1);
+                if (s[q] != ',')
+                        return -EBADMSG;
+                q = json_scan_skip_ws(s, len, q + 1);
+        }
+}
 
 /* The mark of a process with an open violation ("VIOLATION: stop at
  * 12:03:04"), or NULL when it has none. */
-static const char *violation_mark(char *buf, size_t len, const view *v, const process *p)
+static const char *violation_mark(char *buf, size_t len, const process *p)
 {
-        JsonIndexRef m[V_N];
         char clock[16] = "-";
-        double t;
 
-        if (!json_index_is_object(v->ix, p->m[P_VIOLATION]))
-                return NULL;
-        MEMBERS(v, p->m[P_VIOLATION], violation_keys, m);
-        if (str(v, m[V_OUTCOME]))
-                return NULL;
-        if (num(v, m[V_SIGKILL], &t))
+        switch (p->violation) {
+        case VIOLATION_SIGKILL:
                 return "VIOLATION: SIGKILL sent";
-        if (num(v, m[V_SIGTERM], &t))
+        case VIOLATION_SIGTERM:
                 return "VIOLATION: SIGTERM sent";
-        if (!num(v, m[V_STOP], &t))
+        case VIOLATION_OBSERVED:
                 return "VIOLATION: observed";
-        if (isfinite(t) && t >= 0)
-                fmt_clock(clock, sizeof clock, t);
-        snprintf(buf, len, "VIOLATION: stop at %s", clock);
-        return buf;
+        case VIOLATION_STOP:
+                if (isfinite(p->stop_at) && p->stop_at >= 0)
+                        fmt_clock(clock, sizeof clock, p->stop_at);
+                snprintf(buf, len, "VIOLATION: stop at %s", clock);
+                return buf;
+        default:
+                return NULL;
+        }
 }
 
 /* A line built in memory and written with one call, for the process lines
@@ -454,25 +926,6 @@ static void line_str(line_buf *l, const char *s)
         line_add(l, s, strlen(s));
 }
 
-static void line_field(line_buf *l, const char *s, size_t columns, cli_align align)
-{
-        if (l->ok && columns > (size_t)(l->buf + sizeof l->buf - l->at))
-                l->ok = false;
-        if (l->ok && !(l->at = cli_text_field_plain(l->at, s, columns, align)))
-                l->ok = false;
-}
-
-static void line_clip(line_buf *l, const char *s, size_t max_columns, bool unicode)
-{
-        char *to = l->ok ? cli_text_clip_plain(l->at, l->buf + sizeof l->buf, s, max_columns, unicode)
-                         : NULL;
-
-        if (to)
-                l->at = to;
-        else
-                l->ok = false;
-}
-
 static void line_style(line_buf *l, const cli_term *term, const char *sgr)
 {
         if (term->color) {
@@ -482,23 +935,61 @@ static void line_style(line_buf *l, const cli_term *term, const char *sgr)
         }
 }
 
+/* A field of `columns` columns, of a string whose length and plainness
+ * are known (cli_text_field_plain()). */
+static void line_field(line_buf *l, pstr t, size_t columns, cli_align align)
+{
+        if (l->ok && (!t.plain || columns > (size_t)(l->buf + sizeof l->buf - l->at)))
+                l->ok = false;
+        if (l->ok && !(l->at = cli_text_field_plain(l->at, t.s, t.len, columns, align)))
+                l->ok = false;
+}
+
+/* A string cut to `max_columns` (cli_text_clip_plain()); one that is not
+ * plain goes the long way. */
+static void line_clip(line_buf *l, pstr t, size_t max_columns, bool unicode)
+{
+        char *to = l->ok && t.plain ? cli_text_clip_plain(l->at, l->buf + sizeof l->buf, t.s, t.len,
+                                                          max_columns, unicode)
+                                    : NULL;
+
+        if (to)
+                l->at = to;
+        else
+                l->ok = false;
+}
+
+/* A process's number as the text of a column: its own text when it reads
+ * as itself (pnum_text()), else written into buf. */
+static pstr number_str(char *buf, size_t len, const pnum *n)
+{
+        const char *t = pnum_text(buf, len, n);
+        size_t tl = t == buf ? strlen(buf) : strlen(t);
+
+        return (pstr){t, (uint32_t)tl, cli_text_plain(t) == tl};
+}
+
 /* A live process's line (and its violation's, under it) when every field
  * is printable ASCII: built in memory and written with one call instead of
  * a dozen. Returns false, having printed nothing, for any other; then
  * print_process() prints it field by field, the same bytes. */
 static bool print_process_plain(const view *v, const process *p, const char *prefix,
-                                size_t prefix_w, const char *user, const char *what,
-                                const char *command, const char *mark)
+                                size_t prefix_w, pstr user, pstr what, pstr command,
+                                const char *mark)
 {
         const cli_term *term = v->term;
         size_t fields_w = PID_W + 1 + USER_W + 1 + PMEM_W + 2, used = prefix_w + fields_w;
-        char pid[32];
+        char pid_buf[32];
+        pstr pid = p->pid.type == JSON_INDEX_INTEGER && p->pid.len <= 15 && p->pid.text[0] >= '1' &&
+                                   p->pid.text[0] <= '9'
+                           ? (pstr){p->pid.text, p->pid.len, true}
+                           : number_str(pid_buf, sizeof pid_buf, &p->pid);
         line_buf l;
 
         l.at = l.buf;
         l.ok = true;
         line_str(&l, prefix);
-        line_field(&l, int_text(pid, sizeof pid, v, p->m[P_PID]), PID_W, CLI_ALIGN_RIGHT);
+        line_field(&l, pid, PID_W, CLI_ALIGN_RIGHT);
         line_add(&l, " ", 1);
         line_field(&l, user, USER_W, CLI_ALIGN_LEFT);
         line_add(&l, " ", 1);
@@ -511,11 +1002,10 @@ static bool print_process_plain(const view *v, const process *p, const char *pre
                 used += 10;
                 if (used + 1 < term->columns) {
                         line_add(&l, " ", 1);
-                        line_clip(&l, command ? command : "-", term->columns - used - 1,
-                                  term->unicode);
+                        line_clip(&l, command, term->columns - used - 1, term->unicode);
                 }
         } else {
-                line_clip(&l, command ? command : "-", term->columns - used, term->unicode);
+                line_clip(&l, command, term->columns - used, term->unicode);
         }
         line_add(&l, "\n", 1);
         if (mark) {
@@ -538,22 +1028,29 @@ static void print_process(const view *v, const process *p, const char *prefix, s
 {
         FILE *f = v->f;
         const cli_term *term = v->term;
-        const char *user = str(v, p->m[P_USER]), *command = str(v, p->m[P_COMMAND]);
-        bool vanished = is_true(v, p->m[P_VANISHED]) || is_true(v, p->m[P_EXITED]);
-        bool zombie = is_true(v, p->m[P_ZOMBIE]);
-        char pid[32], uid[32], mem[32], what[64], mark_buf[64];
-        const char *mark = vanished ? NULL : violation_mark(mark_buf, sizeof mark_buf, v, p);
+        const char *user = p->user.s, *command = p->command.s;
+        bool vanished = p->vanished || p->exited, zombie = p->zombie;
+        char pid[32], uid[32], mem[32], what[64], mark_buf[64], *end;
+        const char *mark = vanished ? NULL : violation_mark(mark_buf, sizeof mark_buf, p);
         size_t fields_w = PID_W + 1 + USER_W + 1 + PMEM_W + 2, used = prefix_w + fields_w;
+        pstr user_str = p->user;
 
         /* No passwd entry (or the process is gone): the uid is all there is. */
-        if (!user)
-                user = int_text(uid, sizeof uid, v, p->m[P_UID]);
+        if (!user) {
+                user_str = number_str(uid, sizeof uid, &p->uid);
+                user = user_str.s;
+        }
         /* "%s GiB" without printf: a line per process. */
-        stpcpy(stpcpy(what, fmt_gib(mem, sizeof mem, v, p->m[P_MEMORY])), " GiB");
-        if (!vanished && print_process_plain(v, p, prefix, prefix_w, user, what, command, mark))
+        end = p->memory_exact ? gib_exact(what, p->memory_bytes)
+                              : stpcpy(what, pnum_gib(mem, sizeof mem, &p->mem));
+        end = mempcpy(end, " GiB", 5) - 1;
+        if (!vanished &&
+            print_process_plain(v, p, prefix, prefix_w, user_str,
+                                (pstr){what, (uint32_t)(end - what), true},
+                                command ? p->command : (pstr){"-", 1, true}, mark))
                 return;
         fputs_unlocked(prefix, f);
-        cli_text_field(f, int_text(pid, sizeof pid, v, p->m[P_PID]), PID_W, CLI_ALIGN_RIGHT,
+        cli_text_field(f, pnum_text(pid, sizeof pid, &p->pid), PID_W, CLI_ALIGN_RIGHT,
                        term->unicode);
         putc_unlocked(' ', f);
         cli_text_field(f, user, USER_W, CLI_ALIGN_LEFT, term->unicode);
@@ -726,7 +1223,7 @@ static void print_lease(const view *v, JsonIndexRef lease, size_t *used, bool *f
  * their owner holding a lease on it, or "free" (when `show_free`) if none of
  * these. The device's processes are those process_in(p, inst) picks.
  * Nothing at all from a daemon that knows no leases. */
-static void print_holder(const view *v, const holder *h, const process *procs, size_t n_procs,
+static void print_holder(const view *v, const holder *h, const process *const *procs, size_t n_procs,
                          ssize_t inst, const char *prefix, size_t prefix_w, bool show_free)
 {
         bool drained = is_true(v, h->drained), first = true, knows_leases;
@@ -734,6 +1231,7 @@ static void print_holder(const view *v, const holder *h, const process *procs, s
         JsonIndexRef shared = json_index_get(v->ix, h->shared, "leases");
         size_t shared_n;
         char users[160] = "", text[256];
+        const char *last_user = NULL;
         size_t used = prefix_w;
 
         if (!json_index_is_array(v->ix, shared))
@@ -741,12 +1239,16 @@ static void print_holder(const view *v, const holder *h, const process *procs, s
         shared_n = json_index_size(v->ix, shared);
 
         for (size_t i = 0; i < n_procs; i++)
-                if (process_in(&procs[i], inst) && procs[i].unleased) {
-                        const char *u = str(v, procs[i].m[P_USER]);
+                if (process_in(procs[i], inst) && procs[i]->unleased) {
+                        const char *u = procs[i]->user.s;
                         char uid[32];
 
+                        /* Most of a device's processes are one user's. */
+                        if (u && last_user && strcmp(u, last_user) == 0)
+                                continue;
+                        last_user = u;
                         add_user(users, sizeof users,
-                                 u ? u : int_text(uid, sizeof uid, v, procs[i].m[P_UID]));
+                                 u ? u : pnum_text(uid, sizeof uid, &procs[i]->uid));
                 }
 
         knows_leases = h->lease || h->drained;
@@ -784,8 +1286,8 @@ typedef struct instance {
         ssize_t first; /* the first instance of the GPU with this uuid (processes name it) */
 } instance;
 
-static void print_instance(const view *v, const instance *in, bool last, const process *procs,
-                           size_t n_procs)
+static void print_instance(const view *v, const instance *in, bool last,
+                           const process *const *procs, size_t n_procs)
 {
         FILE *f = v->f;
         const cli_term *term = v->term;
@@ -812,8 +1314,8 @@ static void print_instance(const view *v, const instance *in, bool last, const p
                 return;
         print_holder(v, &h, procs, n_procs, in->first, branch, TREE_W, true);
         for (size_t i = 0; i < n_procs; i++)
-                if (process_in(&procs[i], in->first))
-                        print_process(v, &procs[i], branch, TREE_W);
+                if (process_in(procs[i], in->first))
+                        print_process(v, procs[i], branch, TREE_W);
 }
 
 enum {
@@ -828,19 +1330,30 @@ static const member_key gpu_keys[] = {
 };
 
 /* The GPU's instances (those of its "instances" array) and processes (of
- * "processes", sorted), each process placed in the first instance whose
- * uuid its instance_uuid names. */
+ * "processes", or those v->taken read), each process placed in the first
+ * instance whose uuid its instance_uuid names; *ret_procs the processes in
+ * the order they are shown (sort_processes()), in one block with the
+ * processes read here (free() it). */
 static int read_devices(const view *v, const JsonIndexRef *g, instance **ret_inst, size_t *ret_n_inst,
-                        process **ret_procs, size_t *ret_n_procs)
+                        const process ***ret_procs, size_t *ret_n_procs)
 {
         const JsonIndex *ix = v->ix;
+        bool listed = json_index_is_array(ix, g[G_PROCESSES]);
         size_t n_inst = json_index_is_array(ix, g[G_INSTANCES]) ? json_index_size(ix, g[G_INSTANCES]) : 0,
-               n_procs = json_index_is_array(ix, g[G_PROCESSES]) ? json_index_size(ix, g[G_PROCESSES]) : 0,
+               n_procs = !listed ? 0 : v->taken ? v->taken->n : json_index_size(ix, g[G_PROCESSES]),
                i = 0;
-        _cleanup_free_ instance *inst = calloc(MAX(n_inst, (size_t)1), sizeof *inst);
-        _cleanup_free_ process *procs = calloc(MAX(n_procs, (size_t)1), sizeof *procs);
+        _cleanup_free_ instance *inst = malloc(MAX(n_inst, (size_t)1) * sizeof *inst);
+        /* The order, room for sort_processes(), then the processes when
+         * they are read here. */
+        _cleanup_free_ const process **order = malloc(
+                n_procs * (sizeof(process *) * 2 + (v->taken ? 0 : sizeof(process))) + sizeof(process));
+        process *procs = !order ? NULL
+                         : v->taken ? v->taken->procs
+                                    : (process *)(void *)(order + 2 * n_procs);
+        const char *in_last = NULL;
+        ssize_t in_found = -1;
 
-        if (!inst || !procs)
+        if (!inst || !order)
                 return -ENOMEM;
         for (JsonIndexRef r = json_index_first(ix, g[G_INSTANCES]); r; r = json_index_next(ix, r), i++) {
                 const char *uuid;
@@ -857,36 +1370,46 @@ static int read_devices(const view *v, const JsonIndexRef *g, instance **ret_ins
                         }
                 }
         }
-        i = 0;
-        for (JsonIndexRef r = json_index_first(ix, g[G_PROCESSES]); r; r = json_index_next(ix, r), i++) {
-                process *p = &procs[i];
-                const char *in;
+        if (!v->taken) {
+                i = 0;
+                for (JsonIndexRef r = json_index_first(ix, g[G_PROCESSES]); r;
+                     r = json_index_next(ix, r), i++) {
+                        JsonIndexRef m[P_N];
 
-                if (json_index_is_array(ix, r))
-                        row_members(v, r, p->m);
-                else
-                        MEMBERS(v, r, process_keys, p->m);
-                p->memory = -1;
-                p->pid = 0;
-                p->index = i;
-                (void)num(v, p->m[P_MEMORY], &p->memory);
-                (void)num(v, p->m[P_PID], &p->pid);
-                p->unleased = process_unleased(v, p);
-                p->instance = -1;
-                in = str(v, p->m[P_INSTANCE]);
-                for (size_t j = 0; in && j < n_inst; j++) {
-                        const char *u = str(v, inst[j].m[I_UUID]);
-
-                        if (u && strcmp(u, in) == 0) {
-                                p->instance = (ssize_t)j;
-                                break;
-                        }
+                        if (json_index_is_array(ix, r))
+                                row_members(v, r, m);
+                        else
+                                MEMBERS(v, r, process_keys, m);
+                        procs[i] = (process){.index = i};
+                        process_from_refs(&procs[i], ix, m);
                 }
         }
-        qsort(procs, n_procs, sizeof *procs, process_compare);
+        for (i = 0; i < n_procs; i++) {
+                process *p = &procs[i];
+                const char *in = p->instance_uuid.s;
+
+                process_finish(p);
+                /* An instance's processes tend to come together: the last
+                 * one's answer first. */
+                if (!in || !in_last || strcmp(in, in_last) != 0) {
+                        in_found = -1;
+                        for (size_t j = 0; in && j < n_inst; j++) {
+                                const char *u = str(v, inst[j].m[I_UUID]);
+
+                                if (u && strcmp(u, in) == 0) {
+                                        in_found = (ssize_t)j;
+                                        break;
+                                }
+                        }
+                        in_last = in;
+                }
+                p->instance = in_found;
+                order[i] = p;
+        }
+        sort_processes(order, order + n_procs, n_procs);
         *ret_inst = TAKE_PTR(inst);
         *ret_n_inst = n_inst;
-        *ret_procs = TAKE_PTR(procs);
+        *ret_procs = TAKE_PTR(order);
         *ret_n_procs = n_procs;
         return 0;
 }
@@ -920,7 +1443,7 @@ static int print_gpu(const view *v, JsonIndexRef gpu, size_t index_w)
         const char *name, *uuid, *error;
         bool healthy, mig;
         size_t name_w = LINE_END - index_w - GPU_FIXED_W, n_procs, n_inst, i;
-        _cleanup_free_ process *procs = NULL;
+        _cleanup_free_ const process **procs = NULL;
         _cleanup_free_ instance *inst = NULL;
         char idx[40], buf[32];
         holder h;
@@ -976,8 +1499,8 @@ static int print_gpu(const view *v, JsonIndexRef gpu, size_t index_w)
          * instance). A lost GPU is not "free" whatever its lease says. */
         print_holder(v, &h, procs, n_procs, -1, "    ", 4, healthy && !mig);
         for (i = 0; i < n_procs; i++)
-                if (process_in(&procs[i], -1))
-                        print_process(v, &procs[i], "    ", 4);
+                if (process_in(procs[i], -1))
+                        print_process(v, procs[i], "    ", 4);
         for (i = 0; i < n_inst; i++)
                 print_instance(v, &inst[i], i + 1 == n_inst, procs, n_procs);
         return 0;
@@ -1178,6 +1701,7 @@ typedef struct status_stream {
         char *rest; /* "{" and the members, comma-joined; room for the "}" */
         size_t rest_len, rest_size;
         JsonIndex *gpu; /* each GPU's, its blocks reused */
+        process_reader reader; /* each GPU's processes */
         row_places rows; /* from "process_fields", before "gpus" */
         size_t index_w;
         bool split_done; /* the GPUs were rendered as they came */
@@ -1264,16 +1788,32 @@ static int stream_top(status_stream *ss)
         return 0;
 }
 
-/* One GPU, its element's text whole: checked (indexed) even when nothing
- * more is shown, as the whole reply is checked before the view prints. */
+/* One GPU, its element's text whole: checked (indexed, its processes
+ * read) even when nothing more is shown, as the whole reply is checked
+ * before the view prints. */
 static int stream_gpu(status_stream *ss, const char *s, size_t n)
 {
-        view vw = {.f = ss->f, .term = &ss->narrowed, .now = ss->now, .rows = &ss->rows};
+        view vw = {.f = ss->f, .term = &ss->narrowed, .now = ss->now, .rows = &ss->rows,
+                   .taken = &ss->reader};
+        process_reader *rd = &ss->reader;
+        const JsonIndexTake take = {.key = "processes", .key_len = strlen("processes"),
+                                    .read = read_processes, .userdata = rd};
         _cleanup_free_ char *wrapped = NULL;
         JsonIndex *ix = ss->gpu;
         JsonIndexRef g;
         int r;
 
+        /* Room for every string of the text, decoded. */
+        if (rd->strings_size < n + 3) {
+                free(rd->strings);
+                rd->strings_size = 0;
+                rd->strings = malloc(n + 3);
+                if (!rd->strings)
+                        return -ENOMEM;
+                rd->strings_size = n + 3;
+        }
+        rd->n = 0;
+        rd->rows = &ss->rows;
         if (s[0] != '{' && s[0] != '[') {
                 /* Not an object (a daemon of another version): indexed as
                  * the one element of an array, as the index takes only
@@ -1287,7 +1827,7 @@ static int stream_gpu(status_stream *ss, const char *s, size_t n)
                 r = json_index_rebuild(ix, wrapped, n + 2, GPU_DEPTH_MAX);
                 g = r < 0 ? 0 : json_index_first(ix, json_index_root(ix));
         } else {
-                r = json_index_rebuild(ix, s, n, GPU_DEPTH_MAX);
+                r = json_index_rebuild_taking(ix, s, n, GPU_DEPTH_MAX, &take);
                 g = r < 0 ? 0 : json_index_root(ix);
         }
         if (r < 0)
@@ -1365,7 +1905,8 @@ int cli_status_stream_new(FILE *f, const cli_term *term, double now, void **ret)
         *ss = (status_stream){.f = f, .full = *term, .narrowed = narrowed_term(term), .now = now};
         json_split_init(&ss->split, NULL);
         ss->gpu = calloc(1, sizeof *ss->gpu);
-        if (!ss->gpu || rest_add(ss, "{", 1) < 0) {
+        ss->reader.scratch = calloc(1, sizeof *ss->reader.scratch);
+        if (!ss->gpu || !ss->reader.scratch || rest_add(ss, "{", 1) < 0) {
                 cli_status_stream_free(ss);
                 return -ENOMEM;
         }
@@ -1381,6 +1922,9 @@ void cli_status_stream_free(void *userdata)
                 return;
         free(ss->rest);
         json_index_free(ss->gpu);
+        free(ss->reader.procs);
+        free(ss->reader.strings);
+        json_index_free(ss->reader.scratch);
         free(ss);
 }
 

@@ -272,11 +272,9 @@ size_t cli_text_plain(const char *s)
         return plain_run(s);
 }
 
-char *cli_text_field_plain(char *to, const char *s, size_t columns, cli_align align)
+char *cli_text_field_plain(char *to, const char *s, size_t n, size_t columns, cli_align align)
 {
-        size_t n = plain_run(s);
-
-        if (s[n] || n > columns)
+        if (n > columns)
                 return NULL;
         if (align == CLI_ALIGN_RIGHT) {
                 memset(to, ' ', columns - n);
@@ -288,15 +286,15 @@ char *cli_text_field_plain(char *to, const char *s, size_t columns, cli_align al
         return to + columns;
 }
 
-char *cli_text_clip_plain(char *to, const char *end, const char *s, size_t max_columns,
+char *cli_text_clip_plain(char *to, const char *end, const char *s, size_t n, size_t max_columns,
                           bool unicode)
 {
         const char *ellipsis = unicode ? "…" : "...";
-        size_t ellipsis_width = unicode ? 1 : 3, n = plain_run(s), room = (size_t)(end - to);
+        size_t ellipsis_width = unicode ? 1 : 3, room = (size_t)(end - to);
 
         if (n <= max_columns) {
                 /* All of it fits: as it is. */
-                if (s[n] || n > room)
+                if (n > room)
                         return NULL;
                 return mempcpy(to, s, n);
         }

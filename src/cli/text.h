@@ -54,18 +54,19 @@ void cli_text_field(FILE *f, const char *s, size_t columns, cli_align align, boo
 size_t cli_text_plain(const char *s);
 
 /* cli_text_field() into memory, for a line built in a buffer and written
- * once: when `s` is printable ASCII of at most `columns` bytes (what
- * cli_text_field() prints as it is), writes the field's `columns` bytes at
- * `to` and returns the end of them; otherwise writes nothing and returns
- * NULL (print that field with cli_text_field()). */
-char *cli_text_field_plain(char *to, const char *s, size_t columns, cli_align align);
+ * once, of s[0..n), printable ASCII (cli_text_plain() counted it, or the
+ * caller knows): when n is at most `columns` (then cli_text_field() prints
+ * it as it is), writes the field's `columns` bytes at `to` and returns the
+ * end of them; otherwise writes nothing and returns NULL (print that field
+ * with cli_text_field()). */
+char *cli_text_field_plain(char *to, const char *s, size_t n, size_t columns, cli_align align);
 
-/* cli_text_clip() into memory: when `s` is printable ASCII that fits in
- * `max_columns`, or starts with more printable ASCII than fits (then cut,
- * with the ellipsis), writes what cli_text_clip() would print at `to` and
- * returns the end of it; NULL (nothing written) for any other `s`, or when
- * that would not fit before `end`. */
-char *cli_text_clip_plain(char *to, const char *end, const char *s, size_t max_columns,
+/* cli_text_clip() into memory, of a string that is s[0..n), printable
+ * ASCII, or that starts with n > max_columns bytes of it: writes what
+ * cli_text_clip() would print (the string, or its head and the ellipsis)
+ * at `to` and returns the end of it; NULL (nothing written) when that would
+ * not fit before `end`, or the ellipsis does not fit in max_columns. */
+char *cli_text_clip_plain(char *to, const char *end, const char *s, size_t n, size_t max_columns,
                           bool unicode);
 
 /* Print `s` as one or more lines of at most term->columns columns, each

@@ -24,6 +24,10 @@
  * would take 8 bytes of memory per byte. */
 #define BYTES_PER_TOKEN_GUESS 8
 
+/* The tokens json_index_rebuild_taking() starts with, at most: the array
+ * grows when the rest of the text needs more. */
+#define TAKING_TOKENS 512u
+
 /* From this length on the two blocks span several fresh pages: they are
  * populated at once (basic/prefault.h) rather than a fault per page. */
 #define PREFAULT_FROM (16u * 1024u)
@@ -34,40 +38,45 @@
 #define ARENA_SLACK 17u
 #define SHORT_COPY 16u
 
+/* An open container: its token, its last child so far (0: none yet), how
+ * many children it has (written into its token when it closes) and
+ * whether it is an object. */
 typedef struct Level {
         JsonIndexRef container;
-        JsonIndexRef last; /* the last element, or the last key in an object; 0: none yet */
+        JsonIndexRef last;
+        uint32_t count;
         bool object;
 } Level;
 
+/* The pass's state. It lives in index_text() and is handed only to the
+ * inline steps below (grow() takes the index, not the builder), so the
+ * compiler keeps its fields in registers: the pass runs once per token of
+ * a reply (issue 16, tenth pass: 46,000 tokens in a status of 4,096
+ * processes; the fields in memory cost a third of its instructions). */
 typedef struct Builder {
         JsonIndex *ix;
         const char *s;
         size_t len;
-        size_t cap;   /* tokens allocated */
-        size_t arena; /* arena bytes used */
-        unsigned depth;
-        Level stack[JSON_SCAN_DEPTH_MAX];
+        JsonIndexToken *tok; /* ix->tokens */
+        size_t n, cap;       /* tokens used, allocated */
+        char *arena;         /* ix->arena */
+        size_t used;         /* arena bytes used */
+        Level cur;           /* the innermost open container (none at the top) */
+        const JsonIndexTake *take; /* NULL: none */
 } Builder;
 
-static bool is_digit(char c)
+/* ix->tokens, holding n tokens, doubled. */
+static __attribute__((noinline)) int grow(JsonIndex *ix, size_t n)
 {
-        return c >= '0' && c <= '9';
-}
-
-/* Room for one more token: the array doubled. */
-static __attribute__((noinline)) int grow(Builder *b)
-{
-        size_t n = b->cap * 2;
         JsonIndexToken *grown;
 
-        if (n > UINT32_MAX)
+        if (n * 2 > UINT32_MAX)
                 return -E2BIG;
-        grown = reallocarray(b->ix->tokens, n, sizeof *grown);
+        grown = reallocarray(ix->tokens, n * 2, sizeof *grown);
         if (!grown)
                 return -ENOMEM;
-        b->ix->tokens = grown;
-        b->cap = n;
+        ix->tokens = grown;
+        ix->tokens_cap = n * 2;
         return 0;
 }
 
@@ -79,24 +88,23 @@ static __attribute__((noinline)) int grow(Builder *b)
 static inline __attribute__((always_inline)) int add_token(Builder *b, JsonIndexType type,
                                                            bool linked, JsonIndexRef *ret)
 {
-        JsonIndex *ix = b->ix;
         JsonIndexRef t;
 
-        if (ix->n_tokens == b->cap) {
-                int r = grow(b);
+        if (b->n == b->cap) {
+                int r = grow(b->ix, b->n);
 
                 if (r < 0)
                         return r;
+                b->tok = b->ix->tokens;
+                b->cap = b->ix->tokens_cap;
         }
-        t = (JsonIndexRef)ix->n_tokens++;
-        ix->tokens[t] = (JsonIndexToken){.type = type};
-        if (linked && b->depth > 0) {
-                Level *l = &b->stack[b->depth - 1];
-
-                if (l->last)
-                        ix->tokens[l->last].next = t;
-                l->last = t;
-                ix->tokens[l->container].size++;
+        t = (JsonIndexRef)b->n++;
+        b->tok[t] = (JsonIndexToken){.type = type};
+        if (linked) {
+                if (b->cur.last)
+                        b->tok[b->cur.last].next = t;
+                b->cur.last = t;
+                b->cur.count++;
         }
         *ret = t;
         return 0;
@@ -108,8 +116,7 @@ static inline __attribute__((always_inline)) int add_token(Builder *b, JsonIndex
  * all of them. */
 static inline __attribute__((always_inline)) int add_string(Builder *b, size_t *p, bool linked)
 {
-        JsonIndex *ix = b->ix;
-        char *out = ix->arena + b->arena;
+        char *out = b->arena + b->used;
         JsonIndexRef t;
         bool plain;
         size_t q = json_scan_string_end(b->s, b->len, *p, &plain), n;
@@ -131,10 +138,10 @@ static inline __attribute__((always_inline)) int add_string(Builder *b, size_t *
                         memcpy(out, b->s + *p + 1, n);
         } else
                 (void)json_scan_string_decode(b->s, b->len, *p, out, &n);
-        ix->tokens[t].at = (uint32_t)b->arena;
-        ix->tokens[t].size = (uint32_t)n;
+        b->tok[t].at = (uint32_t)b->used;
+        b->tok[t].size = (uint32_t)n;
         out[n] = '\0';
-        b->arena += n + 1;
+        b->used += n + 1;
         *p = q;
         return 0;
 }
@@ -142,40 +149,19 @@ static inline __attribute__((always_inline)) int add_string(Builder *b, size_t *
 /* A number, true, false or null at s[*p]; *p moved past it. */
 static inline __attribute__((always_inline)) int add_scalar(Builder *b, size_t *p, bool linked)
 {
-        const char *s = b->s;
         JsonIndexType type;
         JsonIndexRef t;
-        size_t q;
+        size_t q = json_index_scalar_end(b->s, b->len, *p, &type);
         int r;
 
-        if ((q = json_scan_plain_integer_end(s, b->len, *p)) != 0)
-                type = JSON_INDEX_INTEGER;
-        else if (s[*p] == '-' || is_digit(s[*p])) {
-                size_t k = *p + (s[*p] == '-');
-
-                q = json_scan_number_end(s, b->len, *p);
-                /* A fraction or an exponent makes it a real. */
-                while (k < q && is_digit(s[k]))
-                        k++;
-                type = k < q ? JSON_INDEX_REAL : JSON_INDEX_INTEGER;
-        } else {
-                q = json_scan_literal_end(s, b->len, *p);
-                type = s[*p] == 't' ? JSON_INDEX_TRUE
-                       : s[*p] == 'f' ? JSON_INDEX_FALSE
-                                      : JSON_INDEX_NULL;
-        }
         if (q == 0)
                 return -EBADMSG;
         r = add_token(b, type, linked, &t);
         if (r < 0)
                 return r;
-        b->ix->tokens[t].at = (uint32_t)*p;
-        b->ix->tokens[t].size = (uint32_t)(q - *p);
-        /* jansson's lexer reads one byte past a number or a word and puts
-         * it back; a NUL put back is lost. */
-        if (q < b->len && s[q] == '\0')
-                q++;
-        *p = q;
+        b->tok[t].at = (uint32_t)*p;
+        b->tok[t].size = (uint32_t)(q - *p);
+        *p = json_index_after_scalar(b->s, b->len, q);
         return 0;
 }
 
@@ -197,18 +183,37 @@ static inline __attribute__((always_inline)) int add_key(Builder *b, size_t *p)
         return 0;
 }
 
+/* Whether the member whose value starts at s[p] is the one b->take
+ * reads: an array in the top-level object under its key (the key just
+ * added, b->cur.last). */
+static bool taken_here(const Builder *b, unsigned depth, size_t p)
+{
+        const JsonIndexToken *k;
+
+        if (!b->take || depth != 1 || !b->cur.object || b->s[p] != '[')
+                return false;
+        k = &b->tok[b->cur.last];
+        return k->size == b->take->key_len &&
+               memcmp(b->arena + k->at, b->take->key, b->take->key_len) == 0;
+}
+
 /* The pass: json_scan_document()'s walk (a top-level object or array,
- * nothing after it but whitespace), laying out tokens as it goes. */
-static int index_text(Builder *b, unsigned max_depth)
+ * nothing after it but whitespace), laying out tokens as it goes. The
+ * innermost open container is b->cur, the ones around it on `outer`. With
+ * ret_end (json_index_rebuild_value()) anything may follow the value:
+ * where it ends goes to *ret_end. */
+static int index_text(Builder *b, unsigned max_depth, size_t *ret_end)
 {
         const char *s = b->s;
         size_t len = b->len, p = json_scan_skip_ws(s, len, 0);
+        Level outer[JSON_SCAN_DEPTH_MAX];
+        unsigned depth = 0; /* containers open; b->cur is the innermost when > 0 */
         int r;
 
         if (p >= len || (s[p] != '{' && s[p] != '['))
                 return -EBADMSG;
         for (;;) {
-                bool linked = b->depth > 0 && !b->stack[b->depth - 1].object;
+                bool linked = depth > 0 && !b->cur.object;
                 char c;
 
                 /* A value at or after s[p]. */
@@ -220,18 +225,34 @@ static int index_text(Builder *b, unsigned max_depth)
                         char close = c == '{' ? '}' : ']';
                         JsonIndexRef t;
 
-                        if (b->depth + 1 > max_depth)
+                        if (depth + 1 > max_depth)
                                 return -EBADMSG;
-                        r = add_token(b, c == '{' ? JSON_INDEX_OBJECT : JSON_INDEX_ARRAY, linked,
-                                      &t);
+                        if (taken_here(b, depth, p)) {
+                                /* Read by the caller; here an empty array. */
+                                ssize_t end = b->take->read(b->take->userdata, s, len, p,
+                                                            max_depth - depth);
+
+                                if (end < 0)
+                                        return (int)end;
+                                r = add_token(b, JSON_INDEX_ARRAY, false, &t);
+                                if (r < 0)
+                                        return r;
+                                b->tok[t].at = (uint32_t)p;
+                                p = (size_t)end;
+                                goto after_value;
+                        }
+                        r = add_token(b, c == '{' ? JSON_INDEX_OBJECT : JSON_INDEX_ARRAY, linked, &t);
                         if (r < 0)
                                 return r;
-                        b->ix->tokens[t].at = (uint32_t)p;
+                        b->tok[t].at = (uint32_t)p;
                         p = json_scan_skip_ws(s, len, p + 1);
                         if (p < len && s[p] == close)
                                 p++; /* empty: a complete value */
                         else {
-                                b->stack[b->depth++] = (Level){.container = t, .object = c == '{'};
+                                if (depth > 0)
+                                        outer[depth - 1] = b->cur;
+                                depth++;
+                                b->cur = (Level){.container = t, .object = c == '{'};
                                 if (c == '{') {
                                         r = add_key(b, &p);
                                         if (r < 0)
@@ -245,30 +266,36 @@ static int index_text(Builder *b, unsigned max_depth)
                                 return r;
                 }
 
+        after_value:
                 /* After a value: close what ends here, then the next element. */
                 for (;;) {
-                        const Level *l;
-
-                        if (b->depth == 0)
-                                return json_scan_skip_ws(s, len, p) == len ? 0 : -EBADMSG;
-                        l = &b->stack[b->depth - 1];
-                        p = json_scan_skip_ws(s, len, p);
-                        if (p >= len)
-                                return -EBADMSG;
-                        if (s[p] == (l->object ? '}' : ']')) {
-                                p++;
-                                b->depth--;
-                                continue;
+                        if (depth == 0 && ret_end) {
+                                *ret_end = p;
+                                return 0;
                         }
-                        if (s[p] != ',')
+                        if (depth == 0)
+                                return json_scan_skip_ws(s, len, p) == len ? 0 : -EBADMSG;
+                        /* A comma right after the value is the common case. */
+                        if (p >= len || s[p] != ',') {
+                                p = json_scan_skip_ws(s, len, p);
+                                if (p >= len)
+                                        return -EBADMSG;
+                        }
+                        if (s[p] == ',') {
+                                p++;
+                                if (b->cur.object) {
+                                        r = add_key(b, &p);
+                                        if (r < 0)
+                                                return r;
+                                }
+                                break;
+                        }
+                        if (s[p] != (b->cur.object ? '}' : ']'))
                                 return -EBADMSG;
                         p++;
-                        if (l->object) {
-                                r = add_key(b, &p);
-                                if (r < 0)
-                                        return r;
-                        }
-                        break;
+                        b->tok[b->cur.container].size = b->cur.count;
+                        if (--depth > 0)
+                                b->cur = outer[depth - 1];
                 }
         }
 }
@@ -278,7 +305,7 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(JsonIndex *, json_index_free);
 /* *block replaced by one of `bytes` when *size is less (what it held is
  * not needed: a new block, not realloc()'s copy of the old into fresh
  * pages), populated at once when large. */
-static void *replace_block(void *block, size_t *size, size_t bytes)
+static void *replace_block(void *block, size_t *size, size_t bytes, bool populate)
 {
         if (bytes <= *size)
                 return block;
@@ -288,27 +315,31 @@ static void *replace_block(void *block, size_t *size, size_t bytes)
         if (!block)
                 return NULL;
         *size = bytes;
-        if (bytes >= PREFAULT_FROM)
+        if (populate && bytes >= PREFAULT_FROM)
                 prefault_range(block, bytes);
         return block;
 }
 
 /* Room in ix for a text of `len` bytes: at least `tokens` tokens, and an
  * arena of the text's length plus ARENA_SLACK (short strings are copied 16
- * bytes at a time). */
-static int reserve(JsonIndex *ix, size_t tokens, size_t len)
+ * bytes at a time); new blocks populated when the text will fill them
+ * (`populate`). */
+static int reserve(JsonIndex *ix, size_t tokens, size_t len, bool populate)
 {
         size_t token_bytes = ix->tokens_cap * sizeof *ix->tokens;
 
         if (tokens > SIZE_MAX / sizeof *ix->tokens)
                 return -ENOMEM;
-        ix->tokens = replace_block(ix->tokens, &token_bytes, tokens * sizeof *ix->tokens);
+        ix->tokens = replace_block(ix->tokens, &token_bytes, tokens * sizeof *ix->tokens, populate);
         ix->tokens_cap = token_bytes / sizeof *ix->tokens;
-        ix->arena = replace_block(ix->arena, &ix->arena_size, len + ARENA_SLACK);
+        ix->arena = replace_block(ix->arena, &ix->arena_size, len + ARENA_SLACK, populate);
         return ix->tokens && ix->arena ? 0 : -ENOMEM;
 }
 
-int json_index_rebuild(JsonIndex *ix, const char *s, size_t len, unsigned max_depth)
+/* json_index_rebuild() and its variants: with ret_end, the value at the
+ * start of s, whatever follows it. */
+static int rebuild(JsonIndex *ix, const char *s, size_t len, unsigned max_depth,
+                   const JsonIndexTake *take, size_t *ret_end)
 {
         Builder b;
         int r;
@@ -321,17 +352,44 @@ int json_index_rebuild(JsonIndex *ix, const char *s, size_t len, unsigned max_de
         ix->n_tokens = 0;
         if (len >= UINT32_MAX)
                 return -E2BIG;
-        r = reserve(ix, len / BYTES_PER_TOKEN_GUESS + 16, len);
+        /* What a reader takes is not indexed (most of a GPU's text): a
+         * few tokens to start with, the arena left to fault in as used. */
+        r = take ? reserve(ix, MIN(len / BYTES_PER_TOKEN_GUESS, (size_t)TAKING_TOKENS) + 16, len, false)
+                 : reserve(ix, len / BYTES_PER_TOKEN_GUESS + 16, len, true);
         if (r < 0)
                 return r;
-        b = (Builder){.ix = ix, .s = s, .len = len, .cap = ix->tokens_cap};
         ix->tokens[0] = (JsonIndexToken){.type = JSON_INDEX_NONE};
-        ix->n_tokens = 1;
-        r = index_text(&b, max_depth);
-        /* grow() may have made the array larger. */
-        ix->tokens_cap = b.cap;
-        if (r < 0)
-                ix->n_tokens = 1;
+        b = (Builder){.ix = ix, .s = s, .len = len, .tok = ix->tokens, .n = 1,
+                      .cap = ix->tokens_cap, .arena = ix->arena, .take = take};
+        r = index_text(&b, max_depth, ret_end);
+        /* grow() may have replaced the array (ix holds the new one). */
+        ix->n_tokens = r < 0 ? 1 : b.n;
+        return r;
+}
+
+int json_index_rebuild(JsonIndex *ix, const char *s, size_t len, unsigned max_depth)
+{
+        return rebuild(ix, s, len, max_depth, NULL, NULL);
+}
+
+int json_index_rebuild_taking(JsonIndex *ix, const char *s, size_t len, unsigned max_depth,
+                              const JsonIndexTake *take)
+{
+        assert(take && take->key && take->read);
+        return rebuild(ix, s, len, max_depth, take, NULL);
+}
+
+int json_index_rebuild_value(JsonIndex *ix, const char *s, size_t len, size_t p,
+                             unsigned max_depth, size_t *ret_end)
+{
+        size_t end = 0;
+        int r;
+
+        assert(ret_end && p <= len);
+        /* The text from the value on: the blocks' size follows from it. */
+        r = rebuild(ix, s + p, len - p, max_depth, NULL, &end);
+        if (r == 0)
+                *ret_end = p + end;
         return r;
 }
 
@@ -392,48 +450,36 @@ JsonIndexRef json_index_array_get(const JsonIndex *ix, JsonIndexRef arr, size_t 
 
 bool json_index_integer(const JsonIndex *ix, JsonIndexRef r, int64_t *ret)
 {
-        const char *s;
-        uint64_t mag = 0;
-        bool neg;
-
         assert(ix && ret);
         if (!json_index_is_integer(ix, r))
                 return false;
-        s = ix->text + ix->tokens[r].at;
-        neg = s[0] == '-';
-        for (size_t i = neg; i < ix->tokens[r].size; i++)
-                mag = mag * 10 + (uint64_t)(s[i] - '0');
-        /* The scanner kept it within [INT64_MIN, INT64_MAX]. */
-        *ret = neg ? -(int64_t)(mag - 1) - 1 : (int64_t)mag;
+        *ret = json_index_integer_text(ix->text + ix->tokens[r].at, ix->tokens[r].size);
         return true;
 }
 
-bool json_index_number(const JsonIndex *ix, JsonIndexRef r, double *ret)
+bool json_index_number_of_text(const char *text, size_t len, JsonIndexType type, double *ret)
 {
-        const JsonIndexToken *t;
         char small[64], *buf;
         const char *point;
-        int64_t i;
 
-        assert(ix && ret);
-        if (json_index_integer(ix, r, &i)) {
-                *ret = (double)i;
+        assert(text && ret);
+        if (type == JSON_INDEX_INTEGER) {
+                *ret = (double)json_index_integer_text(text, len);
                 return true;
         }
-        if (json_index_type(ix, r) != JSON_INDEX_REAL)
+        if (type != JSON_INDEX_REAL)
                 return false;
         /* strtod() wants a NUL-terminated string with the locale's decimal
          * point, as jansson gives it (strconv.c). */
-        t = &ix->tokens[r];
-        buf = t->size < sizeof small ? small : malloc(t->size + 1);
+        buf = len < sizeof small ? small : malloc(len + 1);
         if (!buf) {
                 /* No room for a long real's copy: digits beyond what a
                  * double holds never change its value by more than an ulp,
                  * but the exact answer needs them; report it unknown. */
                 return false;
         }
-        memcpy(buf, ix->text + t->at, t->size);
-        buf[t->size] = '\0';
+        memcpy(buf, text, len);
+        buf[len] = '\0';
         point = localeconv()->decimal_point;
         if (point[0] != '.' && point[0] && !point[1]) {
                 char *dot = strchr(buf, '.');
@@ -445,6 +491,15 @@ bool json_index_number(const JsonIndex *ix, JsonIndexRef r, double *ret)
         if (buf != small)
                 free(buf);
         return true;
+}
+
+bool json_index_number(const JsonIndex *ix, JsonIndexRef r, double *ret)
+{
+        assert(ix && ret);
+        if (!json_index_is_number(ix, r))
+                return false;
+        return json_index_number_of_text(ix->text + ix->tokens[r].at, ix->tokens[r].size,
+                                         json_index_type(ix, r), ret);
 }
 
 /* Recursion is bounded by the depth the index was built with (at most

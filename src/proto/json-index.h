@@ -33,6 +33,9 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
+
+#include "proto/json-scan.h"
 
 typedef enum JsonIndexType {
         JSON_INDEX_NONE, /* ref 0: no value */
@@ -77,6 +80,87 @@ int json_index_build(const char *s, size_t len, unsigned max_depth, JsonIndex **
  * each GPU's part of the reply in turn). The previous text is forgotten;
  * after a failure ix holds nothing to read: it may be rebuilt or freed. */
 int json_index_rebuild(JsonIndex *ix, const char *s, size_t len, unsigned max_depth);
+
+/* A member of the top-level object whose array value the caller reads
+ * itself, in the pass that indexes the rest (the text view of `gpukeeper
+ * status` reads a GPU's processes so: thousands of rows it would otherwise
+ * index and then read again). In the index the member's value is an empty
+ * array. */
+typedef struct JsonIndexTake {
+        const char *key; /* the member's key, as decoded */
+        size_t key_len;
+        /* Reads the array whose '[' is at s[p] (p < len), checking it as
+         * the index would, its containers nested at most `depth` deep (the
+         * array counts as one): returns the byte after its ']', -EBADMSG
+         * for text the index would refuse, or another negative errno. Called
+         * for every member under the key (jansson keeps the last). */
+        ssize_t (*read)(void *userdata, const char *s, size_t len, size_t p, unsigned depth);
+        void *userdata;
+} JsonIndexTake;
+
+/* json_index_rebuild(), with take->read() reading the value of the member
+ * `take` names (see JsonIndexTake). */
+int json_index_rebuild_taking(JsonIndex *ix, const char *s, size_t len, unsigned max_depth,
+                              const JsonIndexTake *take);
+
+/* Indexes the object or array at s[p] (after any whitespace), nested at
+ * most max_depth deep, whatever text follows it: 0 and the byte after it
+ * in *ret_end, or json_index_rebuild()'s errors. The index's text is s +
+ * p: its root is the value. For a JsonIndexTake reader's nested values. */
+int json_index_rebuild_value(JsonIndex *ix, const char *s, size_t len, size_t p,
+                             unsigned max_depth, size_t *ret_end);
+
+/* A number, true, false or null at s[p] (p < len), as the index reads one:
+ * its type in *ret_type and the byte after it, or 0 where jansson refuses
+ * it. Inline: the index meets one per value of a reply. */
+static inline size_t json_index_scalar_end(const char *s, size_t len, size_t p,
+                                           JsonIndexType *ret_type)
+{
+        size_t q;
+
+        if ((q = json_scan_plain_integer_end(s, len, p)) != 0) {
+                *ret_type = JSON_INDEX_INTEGER;
+                return q;
+        }
+        if (s[p] == '-' || (s[p] >= '0' && s[p] <= '9')) {
+                size_t k = p + (s[p] == '-');
+
+                q = json_scan_number_end(s, len, p);
+                /* A fraction or an exponent makes it a real. */
+                while (k < q && s[k] >= '0' && s[k] <= '9')
+                        k++;
+                *ret_type = k < q ? JSON_INDEX_REAL : JSON_INDEX_INTEGER;
+                return q;
+        }
+        *ret_type = s[p] == 't' ? JSON_INDEX_TRUE : s[p] == 'f' ? JSON_INDEX_FALSE : JSON_INDEX_NULL;
+        return json_scan_literal_end(s, len, p);
+}
+
+/* Where the text goes on after a number or a word that ends at s[q]:
+ * jansson's lexer reads one byte past it and puts it back, and a NUL put
+ * back is lost. */
+static inline size_t json_index_after_scalar(const char *s, size_t len, size_t q)
+{
+        return q < len && s[q] == '\0' ? q + 1 : q;
+}
+
+/* The value of an integer's text, that of a JSON_INDEX_INTEGER (the
+ * scanner kept it within int64_t): for values read without an index (a
+ * JsonIndexTake reader). Inline: a few per process of a status. */
+static inline int64_t json_index_integer_text(const char *text, size_t len)
+{
+        uint64_t mag = 0;
+        bool neg = len > 0 && text[0] == '-';
+
+        for (size_t i = neg; i < len; i++)
+                mag = mag * 10 + (uint64_t)(text[i] - '0');
+        return neg ? -(int64_t)(mag - 1) - 1 : (int64_t)mag;
+}
+
+/* The value of a number's text (a JSON_INDEX_INTEGER's or _REAL's) as
+ * json_index_number() reads it, into *ret; false for another type, or a
+ * real too long to copy. */
+bool json_index_number_of_text(const char *text, size_t len, JsonIndexType type, double *ret);
 
 /* Frees ix and what it holds; NULL is fine. */
 void json_index_free(JsonIndex *ix);

@@ -471,41 +471,50 @@ static size_t oracle_clip(FILE *f, const char *s, size_t max, bool unicode)
         return used;
 }
 
-/* cli_text_clip_plain() and cli_text_field_plain(): what cli_text_clip()
- * and cli_text_field() print (`want`, `field`) or NULL; they take every
- * string of printable ASCII that fits, and one with more of it than fits,
- * and write nothing past `end`. */
+/* cli_text_clip_plain() and cli_text_field_plain() of the printable ASCII
+ * `in` starts with (cli_text_plain()): what cli_text_clip() and
+ * cli_text_field() print (`want`, `field`) for every string of it that
+ * fits and every one that starts with more of it than fits (clipped), or
+ * NULL; and nothing written past `end`. */
 static void check_plain(const char *in, size_t max, bool u, const char *want, size_t want_len,
                         const char *field, size_t field_len)
 {
         char buf[512], *end;
         size_t n = cli_text_plain(in);
+        bool whole = !in[n];
 
         memset(buf, '#', sizeof buf);
-        end = cli_text_clip_plain(buf, buf + sizeof buf, in, max, u);
-        if ((!in[n] && n <= max) || (n > max && max >= (u ? 1u : 3u)))
-                assert_non_null(end);
-        if (end) {
-                assert_int_equal((size_t)(end - buf), want_len);
-                assert_memory_equal(buf, want, want_len);
-                /* one byte short of room: declined, nothing written */
-                if (want_len > 0) {
-                        memset(buf, '#', sizeof buf);
-                        assert_null(cli_text_clip_plain(buf, buf + want_len - 1, in, max, u));
-                        assert_int_equal(buf[0], '#');
+        if (whole || n > max) {
+                end = cli_text_clip_plain(buf, buf + sizeof buf, in, n, max, u);
+                if (n <= max || max >= (u ? 1u : 3u))
+                        assert_non_null(end);
+                else
+                        assert_null(end);
+                if (end) {
+                        assert_int_equal((size_t)(end - buf), want_len);
+                        assert_memory_equal(buf, want, want_len);
+                        /* one byte short of room: declined, nothing written */
+                        if (want_len > 0) {
+                                memset(buf, '#', sizeof buf);
+                                assert_null(cli_text_clip_plain(buf, buf + want_len - 1, in, n,
+                                                                max, u));
+                                assert_int_equal(buf[0], '#');
+                        }
                 }
         }
+        if (!whole)
+                return;
         memset(buf, '#', sizeof buf);
-        end = cli_text_field_plain(buf, in, max, CLI_ALIGN_RIGHT);
-        if (!in[n] && n <= max)
+        end = cli_text_field_plain(buf, in, n, max, CLI_ALIGN_RIGHT);
+        if (n <= max) {
                 assert_non_null(end);
-        if (end) {
                 assert_int_equal((size_t)(end - buf), field_len);
                 assert_memory_equal(buf, field, field_len);
         } else {
+                assert_null(end);
                 assert_int_equal(buf[0], '#');
         }
-        end = cli_text_field_plain(buf, in, max, CLI_ALIGN_LEFT);
+        end = cli_text_field_plain(buf, in, n, max, CLI_ALIGN_LEFT);
         if (end) {
                 assert_memory_equal(buf, in, n);
                 for (size_t i = n; i < max; i++)
@@ -870,7 +879,16 @@ static void test_process_rows(void **state)
             " \"command\": \"./miner\", \"memory_used_bytes\": 536870912, \"leased\": false,"
             " \"violation\": {\"outcome\": null, \"stop_at\": 1712345999.0}},"
             " {\"pid\": 6000, \"uid\": 1007, \"user\": \"zed\", \"command\": \"z\","
-            " \"memory_used_bytes\": 1, \"zombie\": true, \"exited\": true}]}]}";
+            " \"memory_used_bytes\": 1, \"zombie\": true, \"exited\": true},"
+            /* escapes and non-ASCII, a real, numbers as text: the long way */
+            " {\"pid\": 7000, \"uid\": 1008, \"user\": \"b\\u00e9a\","
+            " \"command\": \"tab\\there \\\"q\\\" caf\\u00e9\", \"memory_used_bytes\": 2.5e9,"
+            " \"leased\": true},"
+            " {\"pid\": 7001, \"uid\": 1008, \"user\": \"b\\u00e9a\","
+            " \"command\": \"tab\\there \\\"q\\\" caf\\u00e9\", \"memory_used_bytes\": \"7\","
+            " \"leased\": true},"
+            " {\"pid\": -0, \"uid\": \"x\", \"user\": \"\", \"command\": 5,"
+            " \"memory_used_bytes\": null, \"violation\": {\"sigkill_at\": 1}}]}]}";
         const cli_term term = {.color = true, .unicode = true, .columns = 100};
         _cleanup_free_ char *lab = with_count(lab_json, 8);
         const char *const texts[] = {lab, extra};
@@ -959,6 +977,28 @@ static void test_stream_errors(void **state)
             /* nothing shown after the header, but all of it checked */
             "{\"nvml_available\": false, \"gpu_count\": 1, \"gpus\": [{\"index\": 0,}]}",
             "{\"nvml_available\": true, \"gpu_count\": 0, \"gpus\": [{\"index\": \"\\u0000\"}]}",
+            /* processes read from the text as it is indexed: refused as the
+             * index refuses them */
+            "{\"nvml_available\": true, \"gpu_count\": 1, \"process_fields\": [\"pid\"],"
+            " \"gpus\": [{\"index\": 0, \"processes\": [[1,]]}]}",
+            "{\"nvml_available\": true, \"gpu_count\": 1, \"process_fields\": [\"pid\"],"
+            " \"gpus\": [{\"index\": 0, \"processes\": [[1 2]]}]}",
+            "{\"nvml_available\": true, \"gpu_count\": 1, \"process_fields\": [\"violation\"],"
+            " \"gpus\": [{\"index\": 0, \"processes\": [[{\"a\": 1,}]]}]}",
+            "{\"nvml_available\": true, \"gpu_count\": 1, \"process_fields\": [\"user\"],"
+            " \"gpus\": [{\"index\": 0, \"processes\": [[\"\\u0000\"]]}]}",
+            "{\"nvml_available\": true, \"gpu_count\": 1, \"process_fields\": [\"pid\"],"
+            " \"gpus\": [{\"index\": 0, \"processes\": [[1],]}]}",
+            "{\"nvml_available\": true, \"gpu_count\": 1, \"process_fields\": [\"pid\"],"
+            " \"gpus\": [{\"index\": 0, \"processes\": [[01]]}]}",
+            "{\"nvml_available\": true, \"gpu_count\": 1,"
+            " \"gpus\": [{\"index\": 0, \"processes\": [{\"pid\": 1,}]}]}",
+            "{\"nvml_available\": true, \"gpu_count\": 1,"
+            " \"gpus\": [{\"index\": 0, \"processes\": [tru]}]}",
+            "{\"nvml_available\": true, \"gpu_count\": 1, \"process_fields\": [\"pid\"],"
+            " \"gpus\": [{\"index\": 0, \"processes\": [[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[["
+            "[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]"
+            "]]]]]]]]]]]]]]]]]]]]]]]]]}]}",
         };
         cli_term term = {.unicode = true, .columns = 80};
 

@@ -320,6 +320,105 @@ static const char *json_index_check(const char *s, size_t len, json_t *j, bool a
         return why;
 }
 
+/* What the JsonIndexTake reader of the check saw: its last array, as
+ * jansson's tree of json_index_rebuild_value()'s index of it. */
+typedef struct json_take_seen {
+        json_t *last;
+        unsigned calls;
+} json_take_seen;
+
+static ssize_t json_take_read(void *userdata, const char *s, size_t len, size_t p, unsigned depth)
+{
+        json_take_seen *seen = userdata;
+        JsonIndex *ix = calloc(1, sizeof *ix);
+        size_t end = 0;
+        int r;
+
+        if (!ix)
+                abort();
+        r = json_index_rebuild_value(ix, s, len, p, depth, &end);
+        if (r != 0 && r != -EBADMSG)
+                abort();
+        seen->calls++;
+        json_decref(seen->last);
+        seen->last = r == 0 ? json_index_to_json(ix, json_index_root(ix)) : NULL;
+        json_index_free(ix);
+        return r < 0 ? r : (ssize_t)end;
+}
+
+/* The key of the first member of the object s[0..len) starts with, as
+ * written (one without escapes), into key[64]; "a" when there is none. */
+static void json_take_first_key(const char *s, size_t len, char key[static 64])
+{
+        size_t p = json_scan_skip_ws(s, len, 0), q;
+
+        strcpy(key, "a");
+        if (p >= len || s[p] != '{')
+                return;
+        p = json_scan_skip_ws(s, len, p + 1);
+        if (p >= len || s[p] != '"')
+                return;
+        for (q = p + 1; q < len && s[q] != '"' && s[q] != '\\' && s[q] != '\0'; q++)
+                ;
+        if (q < len && s[q] == '"' && q - p - 1 < 64) {
+                memcpy(key, s + p + 1, q - p - 1);
+                key[q - p - 1] = '\0';
+        }
+}
+
+/* json_index_rebuild_taking() of s[0..len), taking the first member's key
+ * (a reader that indexes each array it is handed on its own): it builds
+ * exactly when the scanner accepts at that depth, holds jansson's tree with
+ * that member's array emptied, and the reader saw the array jansson keeps. */
+static const char *json_index_take_check_at(const char *s, size_t len, json_t *j, unsigned depth)
+{
+        json_take_seen seen = {};
+        char key[64];
+        JsonIndexTake take = {.key = key, .read = json_take_read, .userdata = &seen};
+        JsonIndex *ix = calloc(1, sizeof *ix);
+        const char *why = NULL;
+        bool accepted = json_scan_document(s, len, depth, NULL, NULL);
+        int r;
+
+        if (!ix)
+                abort();
+        json_take_first_key(s, len, key);
+        take.key_len = strlen(key);
+        r = json_index_rebuild_taking(ix, s, len, depth, &take);
+        if (r != 0 && r != -EBADMSG)
+                abort();
+        if ((r == 0) != accepted)
+                why = r == 0 ? "index taking: builds from text the scanner refuses"
+                             : "index taking: refuses text the scanner accepts";
+        if (!why && r == 0 && json_is_object(j)) {
+                json_t *kept = json_object_get(j, key), *emptied = json_deep_copy(j);
+
+                if (!emptied)
+                        abort();
+                if (json_is_array(kept)) {
+                        json_object_set_new(emptied, key, json_array());
+                        if (!seen.last || !json_equal(seen.last, kept))
+                                why = "index taking: the reader did not see the array jansson keeps";
+                } else if (seen.last && !kept)
+                        why = "index taking: the reader saw an array jansson does not have";
+                if (!why)
+                        why = json_index_check_value(ix, json_index_root(ix), emptied);
+                json_decref(emptied);
+        }
+        json_decref(seen.last);
+        json_index_free(ix);
+        return why;
+}
+
+static const char *json_index_take_check(const char *s, size_t len, json_t *j)
+{
+        const char *why = json_index_take_check_at(s, len, j, PROTO_MAX_DEPTH);
+
+        if (!why && j && json_scan_check_depth(j) > 1 && json_scan_check_depth(j) <= PROTO_MAX_DEPTH)
+                why = json_index_take_check_at(s, len, j, json_scan_check_depth(j) - 1);
+        return why;
+}
+
 /* json-split over s[0..len) fed `piece` bytes at a time, as the client
  * library feeds it, splitting the array member "a": a transcript of what it
  * returned, into *ret (malloc'd); "E" at an error. For a text jansson takes
@@ -466,6 +565,8 @@ static const char *json_scan_check(const char *s, size_t len)
         }
         if (!why)
                 why = json_index_check(s, len, j, want);
+        if (!why)
+                why = json_index_take_check(s, len, want ? j : NULL);
         if (!why)
                 why = json_split_check(s, len, j, want);
         if (!why && want)
