@@ -676,6 +676,7 @@ typedef struct process_reader {
         char *strings;
         size_t strings_used, strings_size; /* strings_size >= the GPU's text + 1 */
         pstr last[P_N]; /* the previous process's strings */
+        bool last_raw[P_N]; /* each written without escapes: its bytes in the text */
         JsonIndex *scratch;
         const row_places *rows;
 } process_reader;
@@ -703,6 +704,7 @@ static pstr reader_string(process_reader *rd, int field, const char *s, size_t l
         out[n] = '\0';
         rd->strings_used += n + 1;
         rd->last[field] = (pstr){out, (uint32_t)n, cli_text_plain(out) == n};
+        rd->last_raw[field] = plain;
         return rd->last[field];
 }
 
@@ -739,8 +741,22 @@ static inline __attribute__((always_inline)) int reader_value(process_reader *rd
         size_t q;
 
         if (s[*p] == '"') {
+                const pstr *last = field >= 0 ? &rd->last[field] : NULL;
                 bool plain;
 
+                /* The same string as the process before's, written the
+                 * same way: its bytes, which need no escape, then the
+                 * closing quote. What json_scan_string_end() would find,
+                 * without the scan (a device's processes share their
+                 * user, command, instance). */
+                if (last && last->s && rd->last_raw[field] && len - *p > last->len + 1 &&
+                    s[*p + 1 + last->len] == '"' && memcmp(s + *p + 1, last->s, last->len) == 0) {
+                        val = (pvalue){.type = JSON_INDEX_STRING, .text = last->s,
+                                       .len = last->len, .plain = last->plain};
+                        process_set(pr, field, &val);
+                        *p += last->len + 2;
+                        return 0;
+                }
                 q = json_scan_string_end(s, len, *p, &plain);
                 if (q == 0)
                         return -EBADMSG;
@@ -852,7 +868,11 @@ static ssize_t read_processes(void *userdata, const char *s, size_t len, size_t 
                 if (q >= len)
                         return -EBADMSG;
                 if (rd->n == rd->cap) {
-                        size_t cap = MAX(rd->cap * 2, (size_t)64);
+                        /* Enough at once for the processes the text can
+                         * hold at a row of the daemon's (100 bytes and
+                         * more): growing by copies touched fresh pages
+                         * for each. */
+                        size_t cap = MAX(rd->cap * 2, MAX(len / 100, (size_t)64));
                         process *grown = reallocarray(rd->procs, cap, sizeof *grown);
 
                         if (!grown)

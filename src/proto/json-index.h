@@ -113,16 +113,17 @@ int json_index_rebuild_value(JsonIndex *ix, const char *s, size_t len, size_t p,
 /* A number, true, false or null at s[p] (p < len), as the index reads one:
  * its type in *ret_type and the byte after it, or 0 where jansson refuses
  * it. Inline: the index meets one per value of a reply. */
-static inline size_t json_index_scalar_end(const char *s, size_t len, size_t p,
-                                           JsonIndexType *ret_type)
+static inline __attribute__((always_inline)) size_t
+json_index_scalar_end(const char *s, size_t len, size_t p, JsonIndexType *ret_type)
 {
+        bool digit = s[p] >= '0' && s[p] <= '9';
         size_t q;
 
-        if ((q = json_scan_plain_integer_end(s, len, p)) != 0) {
+        if (digit && (q = json_scan_plain_integer_end(s, len, p)) != 0) {
                 *ret_type = JSON_INDEX_INTEGER;
                 return q;
         }
-        if (s[p] == '-' || (s[p] >= '0' && s[p] <= '9')) {
+        if (s[p] == '-' || digit) {
                 size_t k = p + (s[p] == '-');
 
                 q = json_scan_number_end(s, len, p);
