@@ -125,6 +125,9 @@ typedef struct view {
          * was indexed (the view as the reply arrives); NULL: read them
          * from the index. */
         struct process_reader *taken;
+        /* Process lines not written yet (print_process_plain()); NULL:
+         * each written at once. */
+        struct line_out *lines;
 } view;
 
 /* ---- Reading the reply ------------------------------------------------------------------ */
@@ -926,27 +929,47 @@ static const char *violation_mark(char *buf, size_t len, const process *p)
  * (one or two per process). Any append that does not fit, or a field that
  * is not plain ASCII, clears `ok`: the caller then prints the line through
  * stdio the long way, nothing of it having been written. */
+#define LINE_MAX_BYTES (4 * CLI_TERM_MAX_COLUMNS)
 typedef struct line_buf {
-        char buf[4 * CLI_TERM_MAX_COLUMNS];
-        char *at;
+        char *at, *end;
         bool ok;
 } line_buf;
 
-static void line_add(line_buf *l, const char *s, size_t n)
+/* Process lines gathered before they go to stdio: a device's run of them
+ * written with one fwrite() rather than one each (issue 16, tenth pass).
+ * Anything else the view prints comes after lines_flush(). */
+#define LINES_SIZE (16u * 1024u)
+typedef struct line_out {
+        size_t n;
+        char buf[LINES_SIZE];
+} line_out;
+
+static void lines_flush(const view *v)
 {
-        if (!l->ok || n > (size_t)(l->buf + sizeof l->buf - l->at)) {
+        if (v->lines && v->lines->n > 0) {
+                fwrite_unlocked(v->lines->buf, 1, v->lines->n, v->f);
+                v->lines->n = 0;
+        }
+}
+
+static inline __attribute__((always_inline)) void line_add(line_buf *l, const char *s, size_t n)
+{
+        if (!l->ok || n > (size_t)(l->end - l->at)) {
                 l->ok = false;
                 return;
         }
-        l->at = mempcpy(l->at, s, n);
+        /* memcpy(), which the compiler writes out for a constant n. */
+        memcpy(l->at, s, n);
+        l->at += n;
 }
 
-static void line_str(line_buf *l, const char *s)
+static inline __attribute__((always_inline)) void line_str(line_buf *l, const char *s)
 {
         line_add(l, s, strlen(s));
 }
 
-static void line_style(line_buf *l, const cli_term *term, const char *sgr)
+static inline __attribute__((always_inline)) void line_style(line_buf *l, const cli_term *term,
+                                                             const char *sgr)
 {
         if (term->color) {
                 line_add(l, "\033[", 2);
@@ -957,9 +980,10 @@ static void line_style(line_buf *l, const cli_term *term, const char *sgr)
 
 /* A field of `columns` columns, of a string whose length and plainness
  * are known (cli_text_field_plain()). */
-static void line_field(line_buf *l, pstr t, size_t columns, cli_align align)
+static inline __attribute__((always_inline)) void line_field(line_buf *l, pstr t, size_t columns,
+                                                             cli_align align)
 {
-        if (l->ok && (!t.plain || columns > (size_t)(l->buf + sizeof l->buf - l->at)))
+        if (l->ok && (!t.plain || columns > (size_t)(l->end - l->at)))
                 l->ok = false;
         if (l->ok && !(l->at = cli_text_field_plain(l->at, t.s, t.len, columns, align)))
                 l->ok = false;
@@ -967,11 +991,12 @@ static void line_field(line_buf *l, pstr t, size_t columns, cli_align align)
 
 /* A string cut to `max_columns` (cli_text_clip_plain()); one that is not
  * plain goes the long way. */
-static void line_clip(line_buf *l, pstr t, size_t max_columns, bool unicode)
+static inline __attribute__((always_inline)) void line_clip(line_buf *l, pstr t, size_t max_columns,
+                                                            bool unicode)
 {
-        char *to = l->ok && t.plain ? cli_text_clip_plain(l->at, l->buf + sizeof l->buf, t.s, t.len,
-                                                          max_columns, unicode)
-                                    : NULL;
+        char *to = l->ok && t.plain
+                           ? cli_text_clip_plain(l->at, l->end, t.s, t.len, max_columns, unicode)
+                           : NULL;
 
         if (to)
                 l->at = to;
@@ -1004,10 +1029,16 @@ static bool print_process_plain(const view *v, const process *p, const char *pre
                                    p->pid.text[0] <= '9'
                            ? (pstr){p->pid.text, p->pid.len, true}
                            : number_str(pid_buf, sizeof pid_buf, &p->pid);
-        line_buf l;
+        char own[LINE_MAX_BYTES];
+        line_out *out = v->lines;
+        line_buf l = {.at = own, .end = own + sizeof own, .ok = true};
 
-        l.at = l.buf;
-        l.ok = true;
+        if (out) {
+                if (LINES_SIZE - out->n < LINE_MAX_BYTES)
+                        lines_flush(v);
+                l = (line_buf){.at = out->buf + out->n, .end = out->buf + out->n + LINE_MAX_BYTES,
+                               .ok = true};
+        }
         line_str(&l, prefix);
         line_field(&l, pid, PID_W, CLI_ALIGN_RIGHT);
         line_add(&l, " ", 1);
@@ -1039,7 +1070,10 @@ static bool print_process_plain(const view *v, const process *p, const char *pre
         }
         if (!l.ok)
                 return false;
-        fwrite_unlocked(l.buf, 1, (size_t)(l.at - l.buf), v->f);
+        if (out)
+                out->n = (size_t)(l.at - out->buf);
+        else
+                fwrite_unlocked(own, 1, (size_t)(l.at - own), v->f);
         return true;
 }
 
@@ -1069,6 +1103,7 @@ static void print_process(const view *v, const process *p, const char *prefix, s
                                 (pstr){what, (uint32_t)(end - what), true},
                                 command ? p->command : (pstr){"-", 1, true}, mark))
                 return;
+        lines_flush(v);
         fputs_unlocked(prefix, f);
         cli_text_field(f, pnum_text(pid, sizeof pid, &p->pid), PID_W, CLI_ALIGN_RIGHT,
                        term->unicode);
@@ -1336,6 +1371,7 @@ static void print_instance(const view *v, const instance *in, bool last,
         for (size_t i = 0; i < n_procs; i++)
                 if (process_in(procs[i], in->first))
                         print_process(v, procs[i], branch, TREE_W);
+        lines_flush(v);
 }
 
 enum {
@@ -1521,6 +1557,7 @@ static int print_gpu(const view *v, JsonIndexRef gpu, size_t index_w)
         for (i = 0; i < n_procs; i++)
                 if (process_in(procs[i], -1))
                         print_process(v, procs[i], "    ", 4);
+        lines_flush(v);
         for (i = 0; i < n_inst; i++)
                 print_instance(v, &inst[i], i + 1 == n_inst, procs, n_procs);
         return 0;
@@ -1675,12 +1712,15 @@ int cli_status_render_index(const JsonIndex *ix, JsonIndexRef status, FILE *f,
                             const cli_term *full_term, double now)
 {
         cli_term narrowed = narrowed_term(full_term);
-        view vw = {.ix = ix, .f = f, .term = &narrowed, .now = now}, *v = &vw;
+        _cleanup_free_ line_out *lines = malloc(sizeof *lines);
+        view vw = {.ix = ix, .f = f, .term = &narrowed, .now = now, .lines = lines}, *v = &vw;
         JsonIndexRef st[S_N], gpus;
         row_places rows;
         size_t index_w;
         int r;
 
+        if (lines)
+                lines->n = 0;
         if (!json_index_is_object(ix, status))
                 return -EBADMSG;
         MEMBERS(v, status, status_keys, st);
@@ -1722,6 +1762,7 @@ typedef struct status_stream {
         size_t rest_len, rest_size;
         JsonIndex *gpu; /* each GPU's, its blocks reused */
         process_reader reader; /* each GPU's processes */
+        line_out lines;
         row_places rows; /* from "process_fields", before "gpus" */
         size_t index_w;
         bool split_done; /* the GPUs were rendered as they came */
@@ -1814,7 +1855,7 @@ static int stream_top(status_stream *ss)
 static int stream_gpu(status_stream *ss, const char *s, size_t n)
 {
         view vw = {.f = ss->f, .term = &ss->narrowed, .now = ss->now, .rows = &ss->rows,
-                   .taken = &ss->reader};
+                   .taken = &ss->reader, .lines = &ss->lines};
         process_reader *rd = &ss->reader;
         const JsonIndexTake take = {.key = "processes", .key_len = strlen("processes"),
                                     .read = read_processes, .userdata = rd};

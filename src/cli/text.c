@@ -272,40 +272,6 @@ size_t cli_text_plain(const char *s)
         return plain_run(s);
 }
 
-char *cli_text_field_plain(char *to, const char *s, size_t n, size_t columns, cli_align align)
-{
-        if (n > columns)
-                return NULL;
-        if (align == CLI_ALIGN_RIGHT) {
-                memset(to, ' ', columns - n);
-                memcpy(to + columns - n, s, n);
-        } else {
-                memcpy(to, s, n);
-                memset(to + n, ' ', columns - n);
-        }
-        return to + columns;
-}
-
-char *cli_text_clip_plain(char *to, const char *end, const char *s, size_t n, size_t max_columns,
-                          bool unicode)
-{
-        const char *ellipsis = unicode ? "…" : "...";
-        size_t ellipsis_width = unicode ? 1 : 3, room = (size_t)(end - to);
-
-        if (n <= max_columns) {
-                /* All of it fits: as it is. */
-                if (n > room)
-                        return NULL;
-                return mempcpy(to, s, n);
-        }
-        /* More plain text than fits, whatever follows: its head and the
-         * ellipsis, as cli_text_clip() cuts it. */
-        if (max_columns < ellipsis_width || max_columns - ellipsis_width + strlen(ellipsis) > room)
-                return NULL;
-        to = mempcpy(to, s, max_columns - ellipsis_width);
-        return mempcpy(to, ellipsis, strlen(ellipsis));
-}
-
 void cli_text_field(FILE *f, const char *s, size_t columns, cli_align align, bool unicode)
 {
         size_t n = plain_run(s), width;

@@ -14,6 +14,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
+#include <string.h>
 
 /* The narrowest terminal the views are laid out for. */
 #define CLI_TERM_MIN_COLUMNS 80
@@ -58,16 +59,51 @@ size_t cli_text_plain(const char *s);
  * caller knows): when n is at most `columns` (then cli_text_field() prints
  * it as it is), writes the field's `columns` bytes at `to` and returns the
  * end of them; otherwise writes nothing and returns NULL (print that field
- * with cli_text_field()). */
-char *cli_text_field_plain(char *to, const char *s, size_t n, size_t columns, cli_align align);
+ * with cli_text_field()). Inline, as the next: `gpukeeper status` builds a
+ * line per process with them. */
+static inline char *cli_text_field_plain(char *to, const char *s, size_t n, size_t columns,
+                                         cli_align align)
+{
+        if (n > columns)
+                return NULL;
+        if (align == CLI_ALIGN_RIGHT) {
+                memset(to, ' ', columns - n);
+                memcpy(to + columns - n, s, n);
+        } else {
+                memcpy(to, s, n);
+                memset(to + n, ' ', columns - n);
+        }
+        return to + columns;
+}
 
 /* cli_text_clip() into memory, of a string that is s[0..n), printable
  * ASCII, or that starts with n > max_columns bytes of it: writes what
  * cli_text_clip() would print (the string, or its head and the ellipsis)
  * at `to` and returns the end of it; NULL (nothing written) when that would
  * not fit before `end`, or the ellipsis does not fit in max_columns. */
-char *cli_text_clip_plain(char *to, const char *end, const char *s, size_t n, size_t max_columns,
-                          bool unicode);
+static inline char *cli_text_clip_plain(char *to, const char *end, const char *s, size_t n,
+                                        size_t max_columns, bool unicode)
+{
+        /* "…" in UTF-8 and "..." are three bytes each. */
+        const char *ellipsis = unicode ? "…" : "...";
+        size_t ellipsis_width = unicode ? 1 : 3, ellipsis_len = 3, room = (size_t)(end - to);
+
+        if (n <= max_columns) {
+                /* All of it fits: as it is. */
+                if (n > room)
+                        return NULL;
+                memcpy(to, s, n);
+                return to + n;
+        }
+        /* More plain text than fits, whatever follows: its head and the
+         * ellipsis, as cli_text_clip() cuts it. */
+        if (max_columns < ellipsis_width || max_columns - ellipsis_width + ellipsis_len > room)
+                return NULL;
+        memcpy(to, s, max_columns - ellipsis_width);
+        to += max_columns - ellipsis_width;
+        memcpy(to, ellipsis, ellipsis_len);
+        return to + ellipsis_len;
+}
 
 /* Print `s` as one or more lines of at most term->columns columns, each
  * starting with `indent` spaces and, when `sgr` is not NULL, shown in that

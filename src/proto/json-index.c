@@ -241,7 +241,8 @@ static int index_text(Builder *b, unsigned max_depth, size_t *ret_end)
                                 p = (size_t)end;
                                 goto after_value;
                         }
-                        r = add_token(b, c == '{' ? JSON_INDEX_OBJECT : JSON_INDEX_ARRAY, linked, &t);
+                        r = add_token(b, c == '{' ? JSON_INDEX_OBJECT : JSON_INDEX_ARRAY, linked,
+                                      &t);
                         if (r < 0)
                                 return r;
                         b->tok[t].at = (uint32_t)p;
@@ -354,8 +355,11 @@ static int rebuild(JsonIndex *ix, const char *s, size_t len, unsigned max_depth,
                 return -E2BIG;
         /* What a reader takes is not indexed (most of a GPU's text): a
          * few tokens to start with, the arena left to fault in as used. */
-        r = take ? reserve(ix, MIN(len / BYTES_PER_TOKEN_GUESS, (size_t)TAKING_TOKENS) + 16, len, false)
-                 : reserve(ix, len / BYTES_PER_TOKEN_GUESS + 16, len, true);
+        if (take)
+                r = reserve(ix, MIN(len / BYTES_PER_TOKEN_GUESS, (size_t)TAKING_TOKENS) + 16, len,
+                            false);
+        else
+                r = reserve(ix, len / BYTES_PER_TOKEN_GUESS + 16, len, true);
         if (r < 0)
                 return r;
         ix->tokens[0] = (JsonIndexToken){.type = JSON_INDEX_NONE};

@@ -133,7 +133,9 @@ json_index_scalar_end(const char *s, size_t len, size_t p, JsonIndexType *ret_ty
                 *ret_type = k < q ? JSON_INDEX_REAL : JSON_INDEX_INTEGER;
                 return q;
         }
-        *ret_type = s[p] == 't' ? JSON_INDEX_TRUE : s[p] == 'f' ? JSON_INDEX_FALSE : JSON_INDEX_NULL;
+        *ret_type = s[p] == 't'   ? JSON_INDEX_TRUE
+                    : s[p] == 'f' ? JSON_INDEX_FALSE
+                                  : JSON_INDEX_NULL;
         return json_scan_literal_end(s, len, p);
 }
 
