@@ -20,7 +20,7 @@ cd "$ROOT" || exit 1
 SECONDS_PER=${1:-20}
 shift || true
 TARGETS=("$@")
-[[ ${#TARGETS[@]} -gt 0 ]] || TARGETS=(proto json-scan config lab conda http mig-parted)
+[[ ${#TARGETS[@]} -gt 0 ]] || TARGETS=(proto json-scan status config lab conda http mig-parted)
 DIR=${FUZZ_BUILD_DIR:-build-fuzz}
 
 if ! command -v clang >/dev/null; then

@@ -340,12 +340,16 @@ static void print_quantity(const view *v, JsonIndexRef r, size_t width, const ch
 }
 
 /* "HH:MM:SS" of unix time t in local time, into clock (left as it is when
- * t cannot be shown). */
+ * t cannot be shown: also a time past what time_t holds, whose conversion
+ * would be undefined; found by fuzz-status). */
 static void fmt_clock(char *clock, size_t len, double t)
 {
-        time_t when = (time_t)t;
+        time_t when;
         struct tm tm;
 
+        if (!(t >= 0 && t < 0x1p62))
+                return;
+        when = (time_t)t;
         if (localtime_r(&when, &tm))
                 strftime(clock, len, "%H:%M:%S", &tm);
 }

@@ -26,7 +26,15 @@
  *
  * Building allocates three blocks (the index, the token array, grown
  * geometrically, and the arena of at most the text's length), does not
- * recurse and takes time linear in the text. */
+ * recurse and takes time linear in the text.
+ *
+ * A caller that reads one large array of the text in its own way (the text
+ * view of `gpukeeper status`, a GPU's thousands of process rows) has the
+ * index hand that member to it in the same pass (json_index_rebuild_taking(),
+ * issue 16, tenth pass) and checks it with the index's own pieces
+ * (json_index_scalar_end(), json_scan_string_end(), and
+ * json_index_rebuild_value() for a container inside it), so the text is
+ * still accepted exactly when jansson takes it. */
 #pragma once
 
 #include <jansson.h>

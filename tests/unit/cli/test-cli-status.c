@@ -24,6 +24,7 @@
 #include "cli/lease-render.h"
 #include "cli/status-render.h"
 #include "cli/text.h"
+#include "status-stream-check.h"
 #include "text-check.h"
 
 #define GIB "1073741824"
@@ -664,42 +665,15 @@ static void test_render_text(void **state)
 }
 
 /* `text` rendered by the streaming view (cli_status_stream_*) fed in pieces
- * of `chunk` bytes, the way the client library feeds it: what was not
- * taken comes again, followed by the next bytes. */
+ * of `chunk` bytes, the way the client library feeds it
+ * (status-stream-check.h): the view's return; its output in *ret_out. */
 static int stream_render(const char *text, size_t chunk, const cli_term *term, char **ret_out)
 {
-        size_t len = strlen(text), have = 0, pos = 0, fed = 0, out_len = 0;
-        char *buf = malloc(len + 1);
-        FILE *f = open_memstream(ret_out, &out_len);
-        void *ss = NULL;
-        int r;
+        size_t used;
+        int r = status_stream_render(text, strlen(text), chunk, term, 1712345678.0, ret_out, &used);
 
-        assert_non_null(buf);
-        assert_non_null(f);
-        assert_int_equal(cli_status_stream_new(f, term, 1712345678.0, &ss), 0);
-        for (;;) {
-                size_t k = MIN(chunk, len - fed), taken = 0;
-
-                memcpy(buf + have, text + fed, k);
-                have += k;
-                fed += k;
-                r = cli_status_stream_feed(ss, buf + pos, have - pos, fed == len, &taken);
-                if (r < 0)
-                        break;
-                assert_true(taken <= have - pos);
-                pos += taken;
-                if (r > 0) {
-                        r = cli_status_stream_finish(ss);
-                        break;
-                }
-                assert_true(fed < len);
-                memmove(buf, buf + pos, have - pos);
-                have -= pos;
-                pos = 0;
-        }
-        cli_status_stream_free(ss);
-        assert_int_equal(fclose(f), 0);
-        free(buf);
+        assert_int_not_equal(r, -EPROTO);
+        assert_int_not_equal(r, -ENOMEM);
         return r;
 }
 
