@@ -24,9 +24,10 @@
  * would take 8 bytes of memory per byte. */
 #define BYTES_PER_TOKEN_GUESS 8
 
-/* The tokens json_index_rebuild_taking() starts with, at most: the array
- * grows when the rest of the text needs more. */
-#define TAKING_TOKENS 512u
+/* The tokens a build of part of its text (json_index_rebuild_taking(),
+ * json_index_rebuild_value()) starts with, at most: the array grows when
+ * the text needs more. */
+#define PARTIAL_TOKENS 512u
 
 /* From this length on the two blocks span several fresh pages: they are
  * populated at once (basic/prefault.h) rather than a fault per page. */
@@ -353,10 +354,12 @@ static int rebuild(JsonIndex *ix, const char *s, size_t len, unsigned max_depth,
         ix->n_tokens = 0;
         if (len >= UINT32_MAX)
                 return -E2BIG;
-        /* What a reader takes is not indexed (most of a GPU's text): a
-         * few tokens to start with, the arena left to fault in as used. */
-        if (take)
-                r = reserve(ix, MIN(len / BYTES_PER_TOKEN_GUESS, (size_t)TAKING_TOKENS) + 16, len,
+        /* Where not all of the text is indexed (what a reader takes, most
+         * of a GPU's text; or only the value at its start, a row's
+         * violation within a GPU's text) a few tokens to start with and
+         * the arena left to fault in as used. */
+        if (take || ret_end)
+                r = reserve(ix, MIN(len / BYTES_PER_TOKEN_GUESS, (size_t)PARTIAL_TOKENS) + 16, len,
                             false);
         else
                 r = reserve(ix, len / BYTES_PER_TOKEN_GUESS + 16, len, true);
