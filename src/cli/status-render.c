@@ -791,37 +791,57 @@ static inline __attribute__((always_inline)) int reader_value(process_reader *rd
         return 0;
 }
 
+/* The punctuation of an array the reader walks, as the index checks it.
+ * array_open(): the array whose '[' is at s[*p] is empty (1, *p past its
+ * ']') or not (0, *p at its first element). array_next(): after an element
+ * ending at s[*p], the array ends (1, *p past the ']') or a comma follows
+ * (0, *p at the next element); -EBADMSG for anything else. */
+static inline int array_open(const char *s, size_t len, size_t *p)
+{
+        size_t q = json_scan_skip_ws(s, len, *p + 1);
+
+        if (q < len && s[q] == ']') {
+                *p = q + 1;
+                return 1;
+        }
+        *p = q;
+        return q < len ? 0 : -EBADMSG;
+}
+
+static inline int array_next(const char *s, size_t len, size_t *p)
+{
+        size_t q = *p;
+
+        /* A comma right after the value is the common case. */
+        if (q >= len || s[q] != ',')
+                q = json_scan_skip_ws(s, len, q);
+        if (q >= len)
+                return -EBADMSG;
+        if (s[q] == ']') {
+                *p = q + 1;
+                return 1;
+        }
+        if (s[q] != ',')
+                return -EBADMSG;
+        q = json_scan_skip_ws(s, len, q + 1);
+        *p = q;
+        return q < len ? 0 : -EBADMSG;
+}
+
 /* A process row, its '[' at s[*p], nested at most `depth` deep (the row
  * counts as one); *p moved past its ']'. */
 static int reader_row(process_reader *rd, process *pr, const char *s, size_t len, size_t *p,
                       unsigned depth)
 {
-        size_t q = json_scan_skip_ws(s, len, *p + 1);
-        int r;
+        int r = array_open(s, len, p);
 
-        if (q < len && s[q] == ']') {
-                *p = q + 1;
-                return 0;
-        }
-        for (size_t k = 0;; k++) {
-                if (q >= len)
-                        return -EBADMSG;
-                r = reader_value(rd, pr, row_field(rd->rows, k), s, len, &q, depth - 1);
+        for (size_t k = 0; r == 0; k++) {
+                r = reader_value(rd, pr, row_field(rd->rows, k), s, len, p, depth - 1);
                 if (r < 0)
                         return r;
-                /* A comma right after the value is the common case. */
-                if (q >= len || s[q] != ',')
-                        q = json_scan_skip_ws(s, len, q);
-                if (q >= len)
-                        return -EBADMSG;
-                if (s[q] == ']') {
-                        *p = q + 1;
-                        return 0;
-                }
-                if (s[q] != ',')
-                        return -EBADMSG;
-                q = json_scan_skip_ws(s, len, q + 1);
+                r = array_next(s, len, p);
         }
+        return r < 0 ? r : 0;
 }
 
 /* A process given as anything but a row: an object indexed on its own (a
@@ -860,20 +880,16 @@ static int reader_element(process_reader *rd, process *pr, const char *s, size_t
 static ssize_t read_processes(void *userdata, const char *s, size_t len, size_t p, unsigned depth)
 {
         process_reader *rd = userdata;
-        size_t q = json_scan_skip_ws(s, len, p + 1);
-        int r;
+        size_t q = p;
+        int r = array_open(s, len, &q);
 
         /* jansson keeps the last "processes": a second one starts over. */
         rd->n = 0;
         rd->strings_used = 0;
         memset(rd->last, 0, sizeof rd->last);
-        if (q < len && s[q] == ']')
-                return (ssize_t)(q + 1);
-        for (;;) {
+        while (r == 0) {
                 process *pr;
 
-                if (q >= len)
-                        return -EBADMSG;
                 if (rd->n == rd->cap) {
                         /* Enough at once for the processes the text can
                          * hold at a row of the daemon's (100 bytes and
@@ -894,16 +910,9 @@ static ssize_t read_processes(void *userdata, const char *s, size_t len, size_t 
                                                : reader_element(rd, pr, s, len, &q, depth - 1);
                 if (r < 0)
                         return r;
-                if (q >= len || s[q] != ',')
-                        q = json_scan_skip_ws(s, len, q);
-                if (q >= len)
-                        return -EBADMSG;
-                if (s[q] == ']')
-                        return (ssize_t)(q + 1);
-                if (s[q] != ',')
-                        return -EBADMSG;
-                q = json_scan_skip_ws(s, len, q + 1);
+                r = array_next(s, len, &q);
         }
+        return r < 0 ? r : (ssize_t)q;
 }
 
 /* The mark of a process with an open violation ("VIOLATION: stop at
