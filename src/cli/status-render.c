@@ -60,9 +60,11 @@
  * arrives (issue 16, eighth pass: cli_status_stream_*() at the end): the
  * same printers, on an index of one GPU's text at a time. It asks for its
  * processes as rows ("process_rows", docs/protocol.md): a process is then
- * an array whose places "process_fields" names (read_row_places()), and
- * row_members() gives the printers the refs members() gives them for an
- * object, so everything after reading prints both alike. */
+ * an array whose places "process_fields" names (read_row_places()). The
+ * streamed view reads each GPU's processes straight from its text as the
+ * rest is indexed (read_processes()); the whole reply's view reads them
+ * from the index (process_from_refs(), rows through row_members()). Both
+ * fill the same `process`, which is all the printers read. */
 #include "cli/status-render.h"
 
 #include <errno.h>
@@ -222,20 +224,28 @@ static bool pnum_value(const pnum *n, double *ret)
                json_index_number_of_text(n->text, n->len, (JsonIndexType)n->type, ret);
 }
 
-/* cli_json_int_text() of a number kept as text. An integer written as
- * digits without a leading zero (an optional minus before them), of at
- * most 15 (so below 2^53), is the text cli_number_text() would make of
- * it: copied as it stands (a pid per process line). */
+/* Whether n is an integer written as digits without a leading zero (an
+ * optional minus before them), of at most 15 (so below 2^53): then its
+ * text is the one cli_number_text() would make of it (a pid per process
+ * line), to be used as it stands. */
+static bool pnum_canonical(const pnum *n)
+{
+        size_t sign;
+
+        if (n->type != JSON_INDEX_INTEGER)
+                return false;
+        sign = n->text[0] == '-';
+        return n->len > sign && n->len - sign <= 15 && n->text[sign] >= '1' && n->text[sign] <= '9';
+}
+
+/* cli_json_int_text() of a number kept as text. */
 static const char *pnum_text(char *buf, size_t len, const pnum *n)
 {
         int64_t i;
         double d;
 
         if (n->type == JSON_INDEX_INTEGER) {
-                size_t sign = n->text[0] == '-';
-
-                if (n->len < len && n->len > sign && n->len - sign <= 15 && n->text[sign] >= '1' &&
-                    n->text[sign] <= '9') {
+                if (pnum_canonical(n) && n->len < len) {
                         memcpy(buf, n->text, n->len);
                         buf[n->len] = '\0';
                         return buf;
@@ -374,7 +384,7 @@ static void print_header(const view *v, const JsonIndexRef *st, size_t n_gpus)
         char count[32], clock[16] = "";
         double sampled;
 
-        if (num(v, st[S_SAMPLED_AT], &sampled) && isfinite(sampled))
+        if (num(v, st[S_SAMPLED_AT], &sampled))
                 fmt_clock(clock, sizeof clock, sampled);
 
         cli_text_style(f, term, CLI_STYLE_BOLD);
@@ -440,8 +450,8 @@ typedef struct process {
         /* From the above (process_finish()): */
         double memory; /* -1: unknown */
         double pid_key;
-        int64_t memory_bytes; /* the memory as an integer, when memory_exact */
-        bool memory_exact;    /* an integer in [0, GIB_EXACT_MAX): fmt_gib_exact() */
+        bool memory_exact; /* an integer in [0, GIB_EXACT_MAX), so `memory` exactly:
+                            * gib_exact() */
         bool unleased;        /* it runs where its owner holds no lease */
         size_t index;         /* position in the reply: ties keep the reply's order */
         ssize_t instance; /* the first of the GPU's instances whose uuid it names; -1: none */
@@ -612,9 +622,10 @@ static void process_finish(process *p)
         p->pid_key = 0;
         p->memory_exact = false;
         if (p->mem.type == JSON_INDEX_INTEGER) {
-                p->memory_bytes = json_index_integer_text(p->mem.text, p->mem.len);
-                p->memory = (double)p->memory_bytes;
-                p->memory_exact = p->memory_bytes >= 0 && p->memory_bytes < GIB_EXACT_MAX;
+                int64_t bytes = json_index_integer_text(p->mem.text, p->mem.len);
+
+                p->memory = (double)bytes;
+                p->memory_exact = bytes >= 0 && bytes < GIB_EXACT_MAX;
         } else
                 (void)pnum_value(&p->mem, &p->memory);
         (void)pnum_value(&p->pid, &p->pid_key);
@@ -682,8 +693,12 @@ typedef struct process_reader {
         size_t n, cap;
         char *strings;
         size_t strings_used, strings_size; /* strings_size >= the GPU's text + 1 */
-        pstr last[P_N]; /* the previous process's strings */
-        bool last_raw[P_N]; /* each written without escapes: its bytes in the text */
+        /* The previous process's strings, and whether each was written
+         * without escapes (its bytes are then those in the text). */
+        struct {
+                pstr str;
+                bool raw;
+        } last[P_N];
         JsonIndex *scratch;
         const row_places *rows;
 } process_reader;
@@ -695,7 +710,7 @@ static pstr reader_string(process_reader *rd, int field, const char *s, size_t l
                           size_t q, bool plain)
 {
         char *out = rd->strings + rd->strings_used;
-        const pstr *last = &rd->last[field];
+        const pstr *last = &rd->last[field].str;
         size_t n;
 
         if (plain) {
@@ -710,9 +725,9 @@ static pstr reader_string(process_reader *rd, int field, const char *s, size_t l
         }
         out[n] = '\0';
         rd->strings_used += n + 1;
-        rd->last[field] = (pstr){out, (uint32_t)n, cli_text_plain(out) == n};
-        rd->last_raw[field] = plain;
-        return rd->last[field];
+        rd->last[field].str = (pstr){out, (uint32_t)n, cli_text_plain(out) == n};
+        rd->last[field].raw = plain;
+        return rd->last[field].str;
 }
 
 /* A container inside a row or the processes array: indexed in the
@@ -748,7 +763,7 @@ static inline __attribute__((always_inline)) int reader_value(process_reader *rd
         size_t q;
 
         if (s[*p] == '"') {
-                const pstr *last = field >= 0 ? &rd->last[field] : NULL;
+                const pstr *last = field >= 0 && rd->last[field].raw ? &rd->last[field].str : NULL;
                 bool plain;
 
                 /* The same string as the process before's, written the
@@ -756,7 +771,7 @@ static inline __attribute__((always_inline)) int reader_value(process_reader *rd
                  * closing quote. What json_scan_string_end() would find,
                  * without the scan (a device's processes share their
                  * user, command, instance). */
-                if (last && last->s && rd->last_raw[field] && len - *p > last->len + 1 &&
+                if (last && last->s && len - *p > last->len + 1 &&
                     s[*p + 1 + last->len] == '"' && memcmp(s + *p + 1, last->s, last->len) == 0) {
                         val = (pvalue){.type = JSON_INDEX_STRING, .text = last->s,
                                        .len = last->len, .plain = last->plain};
@@ -929,8 +944,7 @@ static const char *violation_mark(char *buf, size_t len, const process *p)
         case VIOLATION_OBSERVED:
                 return "VIOLATION: observed";
         case VIOLATION_STOP:
-                if (isfinite(p->stop_at) && p->stop_at >= 0)
-                        fmt_clock(clock, sizeof clock, p->stop_at);
+                fmt_clock(clock, sizeof clock, p->stop_at);
                 snprintf(buf, len, "VIOLATION: stop at %s", clock);
                 return buf;
         default:
@@ -1017,14 +1031,20 @@ static inline __attribute__((always_inline)) void line_clip(line_buf *l, pstr t,
                 l->ok = false;
 }
 
-/* A process's number as the text of a column: its own text when it reads
- * as itself (pnum_text()), else written into buf. */
+/* A NUL-terminated string as a pstr. */
+static pstr str_of(const char *s)
+{
+        size_t n = strlen(s);
+
+        return (pstr){s, (uint32_t)n, cli_text_plain(s) == n};
+}
+
+/* A process's number as the text of a column for a line built in memory
+ * (not NUL-terminated): its own text when it reads as itself
+ * (pnum_canonical(): digits, plain), else pnum_text() in buf. */
 static pstr number_str(char *buf, size_t len, const pnum *n)
 {
-        const char *t = pnum_text(buf, len, n);
-        size_t tl = t == buf ? strlen(buf) : strlen(t);
-
-        return (pstr){t, (uint32_t)tl, cli_text_plain(t) == tl};
+        return pnum_canonical(n) ? (pstr){n->text, n->len, true} : str_of(pnum_text(buf, len, n));
 }
 
 /* A live process's line (and its violation's, under it) when every field
@@ -1038,10 +1058,7 @@ static bool print_process_plain(const view *v, const process *p, const char *pre
         const cli_term *term = v->term;
         size_t fields_w = PID_W + 1 + USER_W + 1 + PMEM_W + 2, used = prefix_w + fields_w;
         char pid_buf[32];
-        pstr pid = p->pid.type == JSON_INDEX_INTEGER && p->pid.len <= 15 && p->pid.text[0] >= '1' &&
-                                   p->pid.text[0] <= '9'
-                           ? (pstr){p->pid.text, p->pid.len, true}
-                           : number_str(pid_buf, sizeof pid_buf, &p->pid);
+        pstr pid = number_str(pid_buf, sizeof pid_buf, &p->pid);
         char own[LINE_MAX_BYTES];
         line_out *out = v->lines;
         line_buf l = {.at = own, .end = own + sizeof own, .ok = true};
@@ -1104,11 +1121,11 @@ static void print_process(const view *v, const process *p, const char *prefix, s
 
         /* No passwd entry (or the process is gone): the uid is all there is. */
         if (!user) {
-                user_str = number_str(uid, sizeof uid, &p->uid);
-                user = user_str.s;
+                user = pnum_text(uid, sizeof uid, &p->uid);
+                user_str = str_of(user);
         }
         /* "%s GiB" without printf: a line per process. */
-        end = p->memory_exact ? gib_exact(what, p->memory_bytes)
+        end = p->memory_exact ? gib_exact(what, (int64_t)p->memory)
                               : stpcpy(what, pnum_gib(mem, sizeof mem, &p->mem));
         end = mempcpy(end, " GiB", 5) - 1;
         if (!vanished &&
@@ -1176,6 +1193,11 @@ static void add_user(char *list, size_t len, const char *name)
 {
         size_t n = strlen(name), used = strlen(list);
 
+        /* The name added last first: most of a device's processes are one
+         * user's. */
+        if (used >= n && strcmp(list + used - n, name) == 0 &&
+            (used == n || list[used - n - 1] == ' '))
+                return;
         for (const char *p = list; (p = strstr(p, name)); p += n)
                 if ((p == list || p[-1] == ' ') && (p[n] == ',' || p[n] == '\0'))
                         return;
@@ -1299,7 +1321,6 @@ static void print_holder(const view *v, const holder *h, const process *const *p
         JsonIndexRef shared = json_index_get(v->ix, h->shared, "leases");
         size_t shared_n;
         char users[160] = "", text[256];
-        const char *last_user = NULL;
         size_t used = prefix_w;
 
         if (!json_index_is_array(v->ix, shared))
@@ -1311,10 +1332,6 @@ static void print_holder(const view *v, const holder *h, const process *const *p
                         const char *u = procs[i]->user.s;
                         char uid[32];
 
-                        /* Most of a device's processes are one user's. */
-                        if (u && last_user && strcmp(u, last_user) == 0)
-                                continue;
-                        last_user = u;
                         add_user(users, sizeof users,
                                  u ? u : pnum_text(uid, sizeof uid, &procs[i]->uid));
                 }
@@ -1887,7 +1904,6 @@ static int stream_gpu(status_stream *ss, const char *s, size_t n)
                 rd->strings_size = n + 3;
         }
         rd->n = 0;
-        rd->rows = &ss->rows;
         if (s[0] != '{' && s[0] != '[') {
                 /* Not an object (a daemon of another version): indexed as
                  * the one element of an array, as the index takes only
@@ -1980,6 +1996,7 @@ int cli_status_stream_new(FILE *f, const cli_term *term, double now, void **ret)
         json_split_init(&ss->split, NULL);
         ss->gpu = calloc(1, sizeof *ss->gpu);
         ss->reader.scratch = calloc(1, sizeof *ss->reader.scratch);
+        ss->reader.rows = &ss->rows;
         if (!ss->gpu || !ss->reader.scratch || rest_add(ss, "{", 1) < 0) {
                 cli_status_stream_free(ss);
                 return -ENOMEM;
