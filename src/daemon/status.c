@@ -6,8 +6,11 @@
 #include "daemon/share-ops.h"
 
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "basic/macro.h"
+#include "basic/pointer-sort.h"
 #include "basic/time-util.h"
 #include "basic/user-util.h"
 #include "proto/json-text.h"
@@ -176,21 +179,67 @@ static json_t *process_json(const Daemon *d, const EnforcementIndex *violations,
         return o;
 }
 
+/* The order `gpukeeper status` shows a device's processes in: most memory
+ * first (an unknown amount last), then by pid, then as sampled. */
+static inline bool process_shown_before(const GpuProcess *p, const GpuProcess *q)
+{
+        bool p_known = p->memory_used_bytes != GPU_VALUE_UNKNOWN,
+             q_known = q->memory_used_bytes != GPU_VALUE_UNKNOWN;
+
+        if (p_known != q_known)
+                return p_known;
+        if (p_known && p->memory_used_bytes != q->memory_used_bytes)
+                return p->memory_used_bytes > q->memory_used_bytes;
+        if (p->pid != q->pid)
+                return p->pid < q->pid;
+        return p < q;
+}
+
+POINTER_SORT_DEFINE(sort_shown, GpuProcess, process_shown_before)
+
+/* The device's processes as a JSON array. Rows come in the order the
+ * command shows them (docs/protocol.md), so that its sort finds them in
+ * order (issue 16: sorting 4,096 processes was 8 % of `gpukeeper status`);
+ * objects in the sampler's order, as always. */
+static json_t *processes_json(const Daemon *d, const EnforcementIndex *violations,
+                              const GpuDevice *g, StatusShape shape)
+{
+        _cleanup_free_ const GpuProcess **order = NULL;
+        json_t *a = json_array();
+
+        if (!a)
+                return NULL;
+        if (shape == STATUS_ROWS && g->n_processes > 1) {
+                /* The order, then room for the sort. */
+                order = malloc((g->n_processes + g->n_processes / 2) * sizeof *order);
+                if (!order)
+                        goto fail;
+                for (size_t i = 0; i < g->n_processes; i++)
+                        order[i] = &g->processes[i];
+                sort_shown(order, order + g->n_processes, g->n_processes);
+        }
+        for (size_t i = 0; i < g->n_processes; i++) {
+                const GpuProcess *p = order ? order[i] : &g->processes[i];
+
+                if (json_array_append_new(a, process_json(d, violations, g, p, shape)) < 0)
+                        goto fail;
+        }
+        return a;
+fail:
+        json_decref(a);
+        return NULL;
+}
+
 static json_t *gpu_json(const Daemon *d, const EnforcementIndex *violations, const GpuDevice *g,
                         StatusShape shape)
 {
-        json_t *instances = json_array(), *processes = json_array(), *o;
+        json_t *instances = json_array(), *processes = processes_json(d, violations, g, shape), *o;
         char error[128] = "";
 
         if (!instances || !processes)
                 goto fail;
         for (size_t i = 0; i < g->n_instances; i++)
                 if (json_array_append_new(instances, instance_json(d, g, &g->instances[i])) < 0)
-                        goto fail;
-        for (size_t i = 0; i < g->n_processes; i++)
-                if (json_array_append_new(processes,
-                                          process_json(d, violations, g, &g->processes[i],
-                                                       shape)) < 0)
                         goto fail;
         if (g->error && d->nvml)
                 snprintf(error, sizeof error, "%s: %s", g->error_call,

@@ -206,14 +206,18 @@ def test_user_name_shows_once_the_resolver_answers(daemon_factory, lab, spawn, u
 
 def test_process_rows_are_cached_beside_objects(daemon_factory, lab, spawn, users):
     """`{"process_rows": true}` (what `gpukeeper status` asks for): each
-    process a row of its object's values in "process_fields" order, cached in
-    a slot of its own beside the objects; other arguments are refused."""
+    process a row of its object's values in "process_fields" order, the rows
+    in the order the command shows them, cached in a slot of its own beside
+    the objects; other arguments are refused."""
     alice = users["alice"]
     lab.write()
     d = with_http(daemon_factory(**QUIET))
     d.start()
     p = spawn(alice, "rows-alice")
     lab.add_process(lab.data["gpus"][0]["uuid"], p.pid, 300)
+    # Sampled after p with more memory: shown (and sent as rows) before it.
+    p2 = spawn(alice, "rows-alice-2")
+    lab.add_process(lab.data["gpus"][0]["uuid"], p2.pid, 500)
     lab.write()
     d.tick()
     wait_for(lambda: find_process(d.status(), p.pid)[1]["user"] == alice.name,
@@ -260,11 +264,18 @@ def test_process_rows_are_cached_beside_objects(daemon_factory, lab, spawn, user
     for go, gr in zip(objects[0]["gpus"], rows[0]["gpus"]):
         assert {k: v for k, v in go.items() if k != "processes"} == \
             {k: v for k, v in gr.items() if k != "processes"}
-        assert settled(dict(zip(fields, row)) for row in gr["processes"]) == \
-            settled(go["processes"])
+        by_pid = lambda procs: sorted(settled(procs), key=lambda proc: proc["pid"])
+        shown = [dict(zip(fields, row)) for row in gr["processes"]]
+        assert by_pid(shown) == by_pid(go["processes"])
+        # Rows in the order `gpukeeper status` shows them: most memory
+        # first, an unknown amount last, then by pid.
+        assert shown == sorted(shown, key=lambda proc: (
+            proc["memory_used_bytes"] is None, -(proc["memory_used_bytes"] or 0), proc["pid"]))
         assert all(list(obj) == fields for obj in go["processes"])
         seen += len(go["processes"])
-    assert seen >= 1 and find_process(objects[0], p.pid)[1]["user"] == alice.name
+    assert seen >= 2 and find_process(objects[0], p.pid)[1]["user"] == alice.name
+    gpu0 = rows[0]["gpus"][0]["processes"]
+    assert [row[0] for row in gpu0].index(p2.pid) < [row[0] for row in gpu0].index(p.pid)
     row = find_process({"gpus": [{"processes": [dict(zip(fields, r)) for r in g["processes"]],
                                   "instances": g["instances"]} for g in rows[0]["gpus"]]},
                        p.pid)[1]

@@ -308,6 +308,49 @@ static void test_status_rows_are_the_objects_values(void **state)
         gpu_snapshot_free(t.d.snapshot);
 }
 
+/* Rows come in the order `gpukeeper status` shows them (most memory
+ * first, an unknown amount last, then by pid); objects stay in the
+ * sampler's order. */
+static void test_status_rows_in_display_order(void **state)
+{
+        static const uint32_t sampled[] = {30, 10, 20, 5, 7};
+        static const uint64_t memory[] = {1 << 20, GPU_VALUE_UNKNOWN, 5 << 20, 1 << 20,
+                                          GPU_VALUE_UNKNOWN};
+        static const json_int_t shown[] = {20, 5, 30, 7, 10};
+        test_daemon t;
+        json_t *objects = NULL, *rows = NULL, *po, *pr;
+        GpuDevice *g;
+
+        test_daemon_init(&t);
+        g = &t.d.snapshot->gpus[0];
+        for (size_t i = 0; i < g->n_processes; i++)
+                free(g->processes[i].command);
+        free(g->processes);
+        g->n_processes = sizeof sampled / sizeof sampled[0];
+        g->processes = calloc(g->n_processes, sizeof *g->processes);
+        assert_non_null(g->processes);
+        for (size_t i = 0; i < g->n_processes; i++)
+                g->processes[i] = (GpuProcess){.pid = sampled[i], .memory_used_bytes = memory[i],
+                                               .instance = -1, .uid = 0,
+                                               .command = strdup("python train.py")};
+
+        assert_int_equal(status_build(&t.d, STATUS_OBJECTS, &objects), 0);
+        assert_int_equal(status_build(&t.d, STATUS_ROWS, &rows), 0);
+        po = json_object_get(json_array_get(json_object_get(objects, "gpus"), 0), "processes");
+        pr = json_object_get(json_array_get(json_object_get(rows, "gpus"), 0), "processes");
+        assert_int_equal(json_array_size(po), g->n_processes);
+        assert_int_equal(json_array_size(pr), g->n_processes);
+        for (size_t i = 0; i < g->n_processes; i++) {
+                json_t *o = json_array_get(po, i), *r = json_array_get(pr, i);
+
+                assert_int_equal(json_integer_value(json_object_get(o, "pid")), sampled[i]);
+                assert_int_equal(json_integer_value(json_array_get(r, 0)), shown[i]);
+        }
+        json_decref(objects);
+        json_decref(rows);
+        gpu_snapshot_free(t.d.snapshot);
+}
+
 /* The arguments a status takes: none, or "process_rows" as a boolean. */
 static void test_status_shape_from_args(void **state)
 {
@@ -412,6 +455,7 @@ int main(void)
                 cmocka_unit_test(test_status_keys_and_values),
                 cmocka_unit_test(test_status_without_snapshot),
                 cmocka_unit_test(test_status_rows_are_the_objects_values),
+                cmocka_unit_test(test_status_rows_in_display_order),
                 cmocka_unit_test(test_status_shape_from_args),
                 cmocka_unit_test(test_violation_index),
         };
