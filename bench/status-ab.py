@@ -9,8 +9,10 @@ the wall time (spawn to reap) and of the child's own CPU time (wait4), and
 A's wall p50 over B's: the two builds measured in the same minutes on the
 same reply, which bench-status (one CLI per run, its own daemon and lab)
 cannot do. SOCKET is any gpukeeperd's, e.g. a bench-status daemon of 64 GPUs
-and 4,096 processes with its benchmark stopped (kill -STOP). A non-zero
-exit of either CLI stops the run."""
+and 4,096 processes with its benchmark stopped (kill -STOP), or a
+bench/status-replay.py server. A CLI given as PATH@SOCKET asks that socket
+instead (two replay servers: the same state in two daemons' shapes). A
+non-zero exit of either CLI stops the run."""
 import os
 import statistics
 import sys
@@ -27,8 +29,9 @@ def main():
     cpu = {a: [], b: []}
     for i in range(n):
         for cli in (a, b) if i % 2 == 0 else (b, a):
+            path, _, own = cli.partition("@")
             t0 = time.perf_counter_ns()
-            pid = os.posix_spawn(cli, [cli, "--socket", sock] + args, os.environ,
+            pid = os.posix_spawn(path, [path, "--socket", own or sock] + args, os.environ,
                                  file_actions=[(os.POSIX_SPAWN_DUP2, null, 1)])
             _, status, ru = os.wait4(pid, 0)
             t1 = time.perf_counter_ns()
