@@ -199,7 +199,7 @@ POINTER_SORT_DEFINE(sort_shown, GpuProcess, process_shown_before)
 
 /* The device's processes as a JSON array. Rows come in the order the
  * command shows them (docs/protocol.md), so that its sort finds them in
- * order (issue 16: sorting 4,096 processes was 8 % of `gpukeeper status`);
+ * order (issue 16: sorting 4,096 processes was 4-8 % of `gpukeeper status`);
  * objects in the sampler's order, as always. */
 static json_t *processes_json(const Daemon *d, const EnforcementIndex *violations,
                               const GpuDevice *g, StatusShape shape)
