@@ -1424,7 +1424,11 @@ static int read_devices(const view *v, const JsonIndexRef *g, instance **ret_ins
 
         if (!inst || !order)
                 return -ENOMEM;
-        for (JsonIndexRef r = json_index_first(ix, g[G_INSTANCES]); r; r = json_index_next(ix, r), i++) {
+        /* Only the elements of arrays: json_index_first() also walks an
+         * object's keys, for which no room was made (found by
+         * fuzz-status: "instances" or "processes" given as an object). */
+        for (JsonIndexRef r = n_inst ? json_index_first(ix, g[G_INSTANCES]) : 0; r && i < n_inst;
+             r = json_index_next(ix, r), i++) {
                 const char *uuid;
 
                 MEMBERS(v, r, instance_keys, inst[i].m);
@@ -1441,8 +1445,8 @@ static int read_devices(const view *v, const JsonIndexRef *g, instance **ret_ins
         }
         if (!v->taken) {
                 i = 0;
-                for (JsonIndexRef r = json_index_first(ix, g[G_PROCESSES]); r;
-                     r = json_index_next(ix, r), i++) {
+                for (JsonIndexRef r = n_procs ? json_index_first(ix, g[G_PROCESSES]) : 0;
+                     r && i < n_procs; r = json_index_next(ix, r), i++) {
                         JsonIndexRef m[P_N];
 
                         if (json_index_is_array(ix, r))

@@ -931,6 +931,115 @@ static void test_process_rows(void **state)
         }
 }
 
+/* Rows in the daemon's own order of fields that are longer or shorter
+ * than the fields: values past the last field are read and left, a short
+ * row's missing fields are absent, as the whole reply's view
+ * (row_members()) reads them; bad text in such a row is refused. */
+static void test_process_rows_in_daemon_order(void **state)
+{
+#define FIELDS                                                                                             "\"process_fields\": [\"pid\", \"uid\", \"user\", \"command\", "                           \
+        "\"memory_used_bytes\", \"instance_uuid\", \"vanished\", \"zombie\", \"exited\", "          \
+        "\"leased\", \"violation\"]"
+        static const char rows[] =
+            "{\"nvml_available\": true, \"gpu_count\": 1, " FIELDS ", \"gpus\": [{\"index\": 0,"
+            " \"name\": \"N\", \"uuid\": \"GPU-1\", \"healthy\": true, \"lease\": null,"
+            " \"processes\": ["
+            "[4242, 1001, \"alice\", \"train.py\", 1073741824, null, false, false, false, false,"
+            " null, {\"future\": [1, 2]}, \"more\"],"
+            "[4243, 1001, \"alice\"],"
+            "[4244, 1002, \"bob\", \"x\", 2147483648, null, false, false, false, false,"
+            " {\"stop_at\": 1712345999.0}],"
+            "[]]}]}";
+        static const char objects[] =
+            "{\"nvml_available\": true, \"gpu_count\": 1, \"gpus\": [{\"index\": 0,"
+            " \"name\": \"N\", \"uuid\": \"GPU-1\", \"healthy\": true, \"lease\": null,"
+            " \"processes\": ["
+            "{\"pid\": 4242, \"uid\": 1001, \"user\": \"alice\", \"command\": \"train.py\","
+            " \"memory_used_bytes\": 1073741824, \"instance_uuid\": null, \"vanished\": false,"
+            " \"zombie\": false, \"exited\": false, \"leased\": false, \"violation\": null},"
+            "{\"pid\": 4243, \"uid\": 1001, \"user\": \"alice\"},"
+            "{\"pid\": 4244, \"uid\": 1002, \"user\": \"bob\", \"command\": \"x\","
+            " \"memory_used_bytes\": 2147483648, \"instance_uuid\": null, \"vanished\": false,"
+            " \"zombie\": false, \"exited\": false, \"leased\": false,"
+            " \"violation\": {\"stop_at\": 1712345999.0}},"
+            "{}]}]}";
+        static const char *const bad[] = {
+            "{\"nvml_available\": true, \"gpu_count\": 1, " FIELDS ","
+            " \"gpus\": [{\"index\": 0, \"processes\": [[1, 2, \"a\", \"b\", 3, null, false,"
+            " false, false, false, null,]]}]}",
+            "{\"nvml_available\": true, \"gpu_count\": 1, " FIELDS ","
+            " \"gpus\": [{\"index\": 0, \"processes\": [[1, 2, \"a\" \"b\"]]}]}",
+            "{\"nvml_available\": true, \"gpu_count\": 1, " FIELDS ","
+            " \"gpus\": [{\"index\": 0, \"processes\": [[1, 2, \"a\", \"b\", 3, nul]]}]}",
+            "{\"nvml_available\": true, \"gpu_count\": 1, " FIELDS ","
+            " \"gpus\": [{\"index\": 0, \"processes\": [[01]]}]}",
+            "{\"nvml_available\": true, \"gpu_count\": 1, " FIELDS ","
+            " \"gpus\": [{\"index\": 0, \"processes\": [[1, 2, \"a\", \"b\", 3, null, false,"
+            " false, false, false, null, {\"x\": }]]}]}",
+        };
+#undef FIELDS
+        const cli_term term = {.unicode = true, .columns = 100};
+        static const size_t chunks[] = {1, 7, 64, SIZE_MAX};
+        json_t *tree = cli_test_load(objects), *rows_tree = cli_test_load(rows);
+        _cleanup_free_ char *want = NULL, *whole = NULL;
+        int r;
+
+        (void)state;
+        want = render(tree, &term, &r);
+        assert_int_equal(r, 0);
+        whole = render(rows_tree, &term, &r);
+        assert_int_equal(r, 0);
+        json_decref(tree);
+        json_decref(rows_tree);
+        assert_string_equal(whole, want);
+        assert_non_null(strstr(want, "4243"));
+        assert_non_null(strstr(want, "VIOLATION"));
+        for (size_t c = 0; c < ELEMENTSOF(chunks); c++) {
+                _cleanup_free_ char *got = NULL;
+
+                assert_int_equal(stream_render(rows, chunks[c], &term, &got), 0);
+                if (strcmp(got, want) != 0)
+                        fail_msg("rows in pieces of %zu: got\n%s\nwant\n%s", chunks[c], got, want);
+        }
+        for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
+                _cleanup_free_ char *got = NULL;
+
+                if (stream_render(bad[i], SIZE_MAX, &term, &got) != -EBADMSG)
+                        fail_msg("taken: %s", bad[i]);
+        }
+}
+
+/* "instances" and "processes" as objects (a daemon of another shape):
+ * no instance and no process, whole or as the reply arrives. Their keys
+ * were once walked as elements into room made for none (found by
+ * fuzz-status; a sanitizer build caught the write). */
+static void test_devices_not_arrays(void **state)
+{
+        static const char text[] =
+            "{\"nvml_available\": true, \"gpu_count\": 1, \"gpus\": [{\"index\": 0,"
+            " \"name\": \"N\", \"uuid\": \"GPU-1\", \"healthy\": true, \"mig_enabled\": true,"
+            " \"instances\": {\"a\": {\"uuid\": \"MIG-1\"}, \"b\": 2, \"c\": 3},"
+            " \"processes\": {\"p\": {\"pid\": 4242}, \"q\": 1, \"r\": 2}}]}";
+        static const size_t chunks[] = {1, 7, 64, SIZE_MAX};
+        const cli_term term = {.unicode = true, .columns = 100};
+        json_t *tree = cli_test_load(text);
+        _cleanup_free_ char *whole = NULL;
+        int r;
+
+        (void)state;
+        whole = render(tree, &term, &r);
+        json_decref(tree);
+        assert_int_equal(r, 0);
+        assert_null(strstr(whole, "4242"));
+        assert_null(strstr(whole, "MIG-1"));
+        for (size_t c = 0; c < ELEMENTSOF(chunks); c++) {
+                _cleanup_free_ char *got = NULL;
+
+                assert_int_equal(stream_render(text, chunks[c], &term, &got), 0);
+                assert_string_equal(got, whole);
+        }
+}
+
 /* Text found invalid part-way: what was printed stays printed, and the
  * stream fails; a second "gpus" is refused. */
 static void test_stream_errors(void **state)
@@ -1039,6 +1148,8 @@ int main(void)
             cmocka_unit_test(test_stream),
             cmocka_unit_test(test_stream_errors),
             cmocka_unit_test(test_process_rows),
+            cmocka_unit_test(test_process_rows_in_daemon_order),
+            cmocka_unit_test(test_devices_not_arrays),
             cmocka_unit_test(test_term_detect_names),
         };
 
