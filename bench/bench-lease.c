@@ -37,6 +37,17 @@
  * ratio to both floors, keeps issue 16's verdict against transport + bare
  * commit, and adds the verdict against the higher of the two floors.
  *
+ * Placement (--placement): the sequential phase runs with the benchmark
+ * (and so its client) on one CPU and the echo child and every thread of
+ * gpukeeperd on another ("split", the default with two CPUs or more), all
+ * on one ("same"), or where the scheduler puts them ("free"). Left free,
+ * the echo child, forked from the benchmark and woken only by it, runs on
+ * the benchmark's CPU while the daemon is woken on the other, idle one: the
+ * floor's round trip would be a context switch and the daemon's a cross-CPU
+ * wake-up, which on this VM costs 12-18 us more (docs/benchmarks.md, issue
+ * 16, twelfth pass). Pinned, both round trips cross the same boundary.
+ * The throughput phase runs free.
+ *
  * Then `--clients` threads, each with its own connection, acquire (wait=true:
  * with more clients than GPUs they queue) and release in a loop for a fixed
  * time. A pair counts when its release returned before the deadline.
@@ -52,6 +63,7 @@
 #include <limits.h>
 #include <malloc.h>
 #include <pthread.h>
+#include <sched.h>
 #include <sqlite3.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -89,6 +101,8 @@ typedef struct Options {
         size_t count;
         size_t clients;
         size_t seconds;
+        const char *placement_name;
+        BenchPlacement placement;
 } Options;
 
 /* The request the sequential phase sends, also the baseline row's payload. */
@@ -793,6 +807,10 @@ static void help(void)
                "                     (default %d)\n"
                "  --clients N        concurrent clients of the throughput phase (default %d)\n"
                "  --seconds N        length of the throughput phase (default %d)\n"
+               "  --placement P      CPUs of the sequential phase: split (this process on one,\n"
+               "                     the echo child and gpukeeperd on another; the default with\n"
+               "                     two CPUs), same (all on one; the default with one), free\n"
+               "                     (as the scheduler places them)\n"
                "\n"
                "Exit status: 0 targets met, 2 a target missed, 1 could not measure.\n",
                LAB_GPUS, DEFAULT_COUNT, DEFAULT_CLIENTS, DEFAULT_SECONDS);
@@ -808,7 +826,9 @@ static int parse_argv(int argc, char **argv, Options *o)
                 BENCH_COUNT("count", &o->count, 1000000),
                 BENCH_COUNT("clients", &o->clients, MAX_CLIENTS),
                 BENCH_COUNT("seconds", &o->seconds, 3600),
+                BENCH_STRING("placement", &o->placement_name),
         };
+        int first, second, r;
 
         *o = (Options){
                 .gkd = BENCH_GPUKEEPERD,
@@ -818,7 +838,25 @@ static int parse_argv(int argc, char **argv, Options *o)
                 .clients = DEFAULT_CLIENTS,
                 .seconds = DEFAULT_SECONDS,
         };
-        return bench_parse_options(argc, argv, options, ELEMENTSOF(options), help);
+        r = bench_parse_options(argc, argv, options, ELEMENTSOF(options), help);
+        if (r <= 0)
+                return r;
+        if (bench_cpus_allowed(&first, &second) < 0) {
+                fprintf(stderr, "bench-lease: cannot read this process's CPUs\n");
+                return -1;
+        }
+        if (!o->placement_name)
+                o->placement = second >= 0 ? BENCH_PLACEMENT_SPLIT : BENCH_PLACEMENT_SAME;
+        else {
+                r = bench_placement_from_string(o->placement_name);
+                if (r < 0 || (r == BENCH_PLACEMENT_SPLIT && second < 0)) {
+                        fprintf(stderr, "bench-lease: --placement is split (needs two CPUs), "
+                                        "same or free\n");
+                        return -1;
+                }
+                o->placement = (BenchPlacement)r;
+        }
+        return 1;
 }
 
 /* ret (PATH_MAX) = dir/name; -1 after a message when too long. */
@@ -936,6 +974,71 @@ static int report_sequential(const Options *o, Sequential *s)
 
 /* The sequential phase: tables, ratio and verdict. Returns 1 met, 0 missed,
  * -1 could not measure. */
+/* The CPUs of the sequential phase (--placement): ours, and the echo
+ * child's and the daemon's; -1 where free. */
+typedef struct Placement {
+        cpu_set_t before; /* ours when we began, given back at the end */
+        int mine, theirs;
+} Placement;
+
+/* Pin this (still single-threaded) process, before the echo child is
+ * forked. Returns 0, or -1 after a message. */
+static int place_start(const Options *o, Placement *p)
+{
+        int first, second, r;
+
+        *p = (Placement){ .mine = -1, .theirs = -1 };
+        if (sched_getaffinity(0, sizeof p->before, &p->before) < 0 ||
+            bench_cpus_allowed(&first, &second) < 0) {
+                fprintf(stderr, "bench-lease: cannot read this process's CPUs\n");
+                return -1;
+        }
+        if (o->placement == BENCH_PLACEMENT_FREE) {
+                printf("  placement: free (the scheduler's)\n");
+                return 0;
+        }
+        p->mine = first;
+        p->theirs = o->placement == BENCH_PLACEMENT_SPLIT ? second : first;
+        r = bench_set_cpu(0, p->mine, NULL, 0, false);
+        if (r < 0) {
+                fprintf(stderr, "bench-lease: cannot pin this process to CPU %d: %s\n", p->mine,
+                        strerror(-r));
+                return -1;
+        }
+        printf("  placement: %s (this process on CPU %d, the echo child and every thread of "
+               "gpukeeperd on CPU %d)\n",
+               bench_placement_to_string(o->placement), p->mine, p->theirs);
+        return 0;
+}
+
+/* Pin the echo child and every thread of the daemon. Returns 0 or -1. */
+static int place_others(const Placement *p, pid_t echo, pid_t daemon)
+{
+        int r;
+
+        if (p->theirs < 0)
+                return 0;
+        r = bench_set_cpu(echo, p->theirs, NULL, 0, false);
+        if (r >= 0)
+                r = bench_set_cpu(daemon, p->theirs, NULL, 0, true);
+        if (r < 0) {
+                fprintf(stderr, "bench-lease: cannot pin to CPU %d: %s\n", p->theirs,
+                        strerror(-r));
+                return -1;
+        }
+        return 0;
+}
+
+/* Give this process and the daemon their CPUs back (the throughput phase
+ * runs free). */
+static void place_end(const Placement *p, pid_t daemon)
+{
+        if (p->mine < 0)
+                return;
+        (void)bench_set_cpu(0, -1, &p->before, sizeof p->before, false);
+        (void)bench_set_cpu(daemon, -1, &p->before, sizeof p->before, true);
+}
+
 static int run_sequential(const Options *o, pid_t daemon, const char *socket_path,
                           const char *state_dir)
 {
@@ -944,6 +1047,7 @@ static int run_sequential(const Options *o, pid_t daemon, const char *socket_pat
         _cleanup_free_ double *all = NULL;
         _cleanup_free_ char *frame = NULL;
         BenchEcho echo = { 0 };
+        Placement place = { 0 };
         StoreFloor sf = { 0 };
         Baseline b = { 0 };
         struct stat st_base, st_store;
@@ -969,12 +1073,19 @@ static int run_sequential(const Options *o, pid_t daemon, const char *socket_pat
                           .pair = all + 5 * o->count, .store_floor = &sf,
                           .grant = all + 6 * o->count, .grant_end = all + 7 * o->count,
                           .transport_poll = all + 8 * o->count };
+        r = place_start(o, &place);
+        if (r < 0)
+                return -1;
         /* The echo child first, so that it inherits no descriptor of ours. */
         r = bench_echo_start(&echo);
         if (r < 0) {
                 fprintf(stderr, "bench-lease: cannot start the echo child: %s\n", strerror(-r));
+                place_end(&place, daemon);
                 return -1;
         }
+        r = place_others(&place, echo.pid, daemon);
+        if (r < 0)
+                goto out;
         r = -1;
         if (baseline_open(baseline_path, &b) < 0 || store_floor_open(floor_dir, &sf) < 0)
                 goto out;
@@ -996,6 +1107,7 @@ out:
         baseline_close(&b);
         store_floor_close(&sf);
         bench_echo_stop(&echo);
+        place_end(&place, daemon);
         if (r < 0)
                 return -1;
 

@@ -2,6 +2,7 @@
 #include "bench-util.h"
 
 #include <assert.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -10,6 +11,7 @@
 #include <limits.h>
 #include <math.h>
 #include <poll.h>
+#include <sched.h>
 #include <pwd.h>
 #include <signal.h>
 #include <spawn.h>
@@ -833,6 +835,73 @@ void bench_echo_stop(BenchEcho *e)
         while (waitpid(e->pid, NULL, 0) < 0 && errno == EINTR)
                 ;
         *e = (BenchEcho){ 0 };
+}
+
+static const char *const placement_names[] = {
+        [BENCH_PLACEMENT_SPLIT] = "split",
+        [BENCH_PLACEMENT_SAME] = "same",
+        [BENCH_PLACEMENT_FREE] = "free",
+};
+
+int bench_placement_from_string(const char *s)
+{
+        for (size_t i = 0; s && i < ELEMENTSOF(placement_names); i++)
+                if (strcmp(s, placement_names[i]) == 0)
+                        return (int)i;
+        return -1;
+}
+
+const char *bench_placement_to_string(BenchPlacement p)
+{
+        return (size_t)p < ELEMENTSOF(placement_names) ? placement_names[p] : "?";
+}
+
+int bench_cpus_allowed(int *ret_first, int *ret_second)
+{
+        cpu_set_t set;
+        int found[2] = { -1, -1 }, n = 0;
+
+        if (sched_getaffinity(0, sizeof set, &set) < 0)
+                return negative_errno();
+        for (int cpu = 0; cpu < CPU_SETSIZE && n < 2; cpu++)
+                if (CPU_ISSET(cpu, &set))
+                        found[n++] = cpu;
+        if (n == 0)
+                return -ENODEV;
+        *ret_first = found[0];
+        *ret_second = found[1];
+        return 0;
+}
+
+int bench_set_cpu(pid_t pid, int cpu, const void *restore, size_t restore_size, bool all_threads)
+{
+        char path[64];
+        cpu_set_t one;
+        const void *mask = restore;
+        size_t size = restore_size;
+        struct dirent *de;
+        DIR *d;
+        int r = 0;
+
+        if (cpu >= 0) {
+                CPU_ZERO(&one);
+                CPU_SET(cpu, &one);
+                mask = &one;
+                size = sizeof one;
+        }
+        assert(mask);
+        if (!all_threads)
+                return sched_setaffinity(pid, size, mask) < 0 ? negative_errno() : 0;
+        snprintf(path, sizeof path, "/proc/%d/task", (int)pid);
+        d = opendir(path);
+        if (!d)
+                return negative_errno();
+        while ((de = readdir(d)))
+                if (de->d_name[0] != '.' &&
+                    sched_setaffinity((pid_t)atoi(de->d_name), size, mask) < 0 && errno != ESRCH)
+                        r = negative_errno();
+        closedir(d);
+        return r;
 }
 
 bool bench_parse_count(const char *name, const char *s, size_t max, size_t *ret)

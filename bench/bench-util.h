@@ -288,6 +288,30 @@ int bench_echo_round_trip(BenchEcho *e, const void *buf, size_t len, BenchEchoWa
 /* Close our end, SIGKILL and reap the child. Accepts one never started. */
 void bench_echo_stop(BenchEcho *e);
 
+/* Where bench-lease runs its two sides of a round trip (the benchmark with
+ * its echo child and its client, against the daemon). On a VM a round trip
+ * between two CPUs costs a wake-up of the other, idle, virtual CPU through
+ * the hypervisor; one on a single CPU a context switch. Left to the
+ * scheduler, a forked echo child shares its parent's CPU and gpukeeperd
+ * does not, so the two would be timed under different placements. */
+typedef enum BenchPlacement {
+        BENCH_PLACEMENT_SPLIT, /* us on one CPU, the echo child and the daemon on another */
+        BENCH_PLACEMENT_SAME,  /* all on one CPU */
+        BENCH_PLACEMENT_FREE,  /* as the scheduler places them */
+} BenchPlacement;
+
+/* "split", "same", "free"; -1 for anything else. */
+int bench_placement_from_string(const char *s);
+const char *bench_placement_to_string(BenchPlacement p);
+
+/* The first two CPUs this process may run on (*ret_second -1 with one). */
+int bench_cpus_allowed(int *ret_first, int *ret_second);
+
+/* Restrict `pid` to `cpu` (-1: to `restore`, a mask from sched_getaffinity),
+ * each of its threads when `all_threads` (through /proc/PID/task; threads
+ * started later inherit their creator's mask). Returns 0 or -errno. */
+int bench_set_cpu(pid_t pid, int cpu, const void *restore, size_t restore_size, bool all_threads);
+
 /* Parse a positive decimal count for option `name`; false (with a message on
  * stderr) when `s` is not one or exceeds `max`. */
 bool bench_parse_count(const char *name, const char *s, size_t max, size_t *ret);
