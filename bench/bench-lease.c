@@ -44,7 +44,7 @@
  * the echo child, forked from the benchmark and woken only by it, runs on
  * the benchmark's CPU while the daemon is woken on the other, idle one: the
  * floor's round trip would be a context switch and the daemon's a cross-CPU
- * wake-up, which on this VM costs 12-18 us more (docs/benchmarks.md, issue
+ * wake-up, which on this VM costs 9-13 us more (docs/benchmarks.md, issue
  * 16, twelfth pass). Pinned, both round trips cross the same boundary.
  * The throughput phase runs free.
  *
