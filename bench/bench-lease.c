@@ -103,6 +103,7 @@ typedef struct Options {
         size_t seconds;
         const char *placement_name;
         BenchPlacement placement;
+        int cpu_mine, cpu_theirs; /* of the sequential phase; -1 when free */
 } Options;
 
 /* The request the sequential phase sends, also the baseline row's payload. */
@@ -856,6 +857,8 @@ static int parse_argv(int argc, char **argv, Options *o)
                 }
                 o->placement = (BenchPlacement)r;
         }
+        o->cpu_mine = o->placement == BENCH_PLACEMENT_FREE ? -1 : first;
+        o->cpu_theirs = o->placement == BENCH_PLACEMENT_SPLIT ? second : o->cpu_mine;
         return 1;
 }
 
@@ -972,73 +975,83 @@ static int report_sequential(const Options *o, Sequential *s)
         return pass ? 1 : 0;
 }
 
-/* The sequential phase: tables, ratio and verdict. Returns 1 met, 0 missed,
- * -1 could not measure. */
-/* The CPUs of the sequential phase (--placement): ours, and the echo
- * child's and the daemon's; -1 where free. */
+/* This process's CPUs when the sequential phase began, given back at its
+ * end (the throughput phase runs free); pinned: whether it pinned anything. */
 typedef struct Placement {
-        cpu_set_t before; /* ours when we began, given back at the end */
-        int mine, theirs;
+        cpu_set_t before;
+        bool pinned;
 } Placement;
+
+static cpu_set_t cpu_mask(int cpu)
+{
+        cpu_set_t set;
+
+        CPU_ZERO(&set);
+        CPU_SET(cpu, &set);
+        return set;
+}
 
 /* Pin this (still single-threaded) process, before the echo child is
  * forked. Returns 0, or -1 after a message. */
 static int place_start(const Options *o, Placement *p)
 {
-        int first, second, r;
+        cpu_set_t mine;
+        int r;
 
-        *p = (Placement){ .mine = -1, .theirs = -1 };
-        if (sched_getaffinity(0, sizeof p->before, &p->before) < 0 ||
-            bench_cpus_allowed(&first, &second) < 0) {
-                fprintf(stderr, "bench-lease: cannot read this process's CPUs\n");
-                return -1;
-        }
-        if (o->placement == BENCH_PLACEMENT_FREE) {
+        *p = (Placement){};
+        if (o->cpu_mine < 0) {
                 printf("  placement: free (the scheduler's)\n");
                 return 0;
         }
-        p->mine = first;
-        p->theirs = o->placement == BENCH_PLACEMENT_SPLIT ? second : first;
-        r = bench_set_cpu(0, p->mine, NULL, 0, false);
-        if (r < 0) {
-                fprintf(stderr, "bench-lease: cannot pin this process to CPU %d: %s\n", p->mine,
-                        strerror(-r));
+        if (sched_getaffinity(0, sizeof p->before, &p->before) < 0) {
+                fprintf(stderr, "bench-lease: cannot read this process's CPUs: %m\n");
                 return -1;
         }
+        mine = cpu_mask(o->cpu_mine);
+        r = bench_set_affinity(0, &mine, false);
+        if (r < 0) {
+                fprintf(stderr, "bench-lease: cannot pin this process to CPU %d: %s\n",
+                        o->cpu_mine, strerror(-r));
+                return -1;
+        }
+        p->pinned = true;
         printf("  placement: %s (this process on CPU %d, the echo child and every thread of "
                "gpukeeperd on CPU %d)\n",
-               bench_placement_to_string(o->placement), p->mine, p->theirs);
+               bench_placement_to_string(o->placement), o->cpu_mine, o->cpu_theirs);
         return 0;
 }
 
 /* Pin the echo child and every thread of the daemon. Returns 0 or -1. */
-static int place_others(const Placement *p, pid_t echo, pid_t daemon)
+static int place_others(const Options *o, pid_t echo, pid_t daemon)
 {
+        cpu_set_t theirs;
         int r;
 
-        if (p->theirs < 0)
+        if (o->cpu_theirs < 0)
                 return 0;
-        r = bench_set_cpu(echo, p->theirs, NULL, 0, false);
+        theirs = cpu_mask(o->cpu_theirs);
+        r = bench_set_affinity(echo, &theirs, false);
         if (r >= 0)
-                r = bench_set_cpu(daemon, p->theirs, NULL, 0, true);
+                r = bench_set_affinity(daemon, &theirs, true);
         if (r < 0) {
-                fprintf(stderr, "bench-lease: cannot pin to CPU %d: %s\n", p->theirs,
+                fprintf(stderr, "bench-lease: cannot pin to CPU %d: %s\n", o->cpu_theirs,
                         strerror(-r));
                 return -1;
         }
         return 0;
 }
 
-/* Give this process and the daemon their CPUs back (the throughput phase
- * runs free). */
+/* Give this process and the daemon their CPUs back. */
 static void place_end(const Placement *p, pid_t daemon)
 {
-        if (p->mine < 0)
+        if (!p->pinned)
                 return;
-        (void)bench_set_cpu(0, -1, &p->before, sizeof p->before, false);
-        (void)bench_set_cpu(daemon, -1, &p->before, sizeof p->before, true);
+        (void)bench_set_affinity(0, &p->before, false);
+        (void)bench_set_affinity(daemon, &p->before, true);
 }
 
+/* The sequential phase: tables, ratio and verdict. Returns 1 met, 0 missed,
+ * -1 could not measure. */
 static int run_sequential(const Options *o, pid_t daemon, const char *socket_path,
                           const char *state_dir)
 {
@@ -1083,7 +1096,7 @@ static int run_sequential(const Options *o, pid_t daemon, const char *socket_pat
                 place_end(&place, daemon);
                 return -1;
         }
-        r = place_others(&place, echo.pid, daemon);
+        r = place_others(o, echo.pid, daemon);
         if (r < 0)
                 goto out;
         r = -1;

@@ -873,32 +873,24 @@ int bench_cpus_allowed(int *ret_first, int *ret_second)
         return 0;
 }
 
-int bench_set_cpu(pid_t pid, int cpu, const void *restore, size_t restore_size, bool all_threads)
+int bench_set_affinity(pid_t pid, const cpu_set_t *set, bool all_threads)
 {
         char path[64];
-        cpu_set_t one;
-        const void *mask = restore;
-        size_t size = restore_size;
         struct dirent *de;
         DIR *d;
         int r = 0;
 
-        if (cpu >= 0) {
-                CPU_ZERO(&one);
-                CPU_SET(cpu, &one);
-                mask = &one;
-                size = sizeof one;
-        }
-        assert(mask);
+        assert(set);
         if (!all_threads)
-                return sched_setaffinity(pid, size, mask) < 0 ? negative_errno() : 0;
+                return sched_setaffinity(pid, sizeof *set, set) < 0 ? negative_errno() : 0;
         snprintf(path, sizeof path, "/proc/%d/task", (int)pid);
         d = opendir(path);
         if (!d)
                 return negative_errno();
         while ((de = readdir(d)))
                 if (de->d_name[0] != '.' &&
-                    sched_setaffinity((pid_t)atoi(de->d_name), size, mask) < 0 && errno != ESRCH)
+                    sched_setaffinity((pid_t)atoi(de->d_name), sizeof *set, set) < 0 &&
+                    errno != ESRCH)
                         r = negative_errno();
         closedir(d);
         return r;

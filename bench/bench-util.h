@@ -11,6 +11,7 @@
 #pragma once
 
 #include <limits.h>
+#include <sched.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -307,10 +308,10 @@ const char *bench_placement_to_string(BenchPlacement p);
 /* The first two CPUs this process may run on (*ret_second -1 with one). */
 int bench_cpus_allowed(int *ret_first, int *ret_second);
 
-/* Restrict `pid` to `cpu` (-1: to `restore`, a mask from sched_getaffinity),
- * each of its threads when `all_threads` (through /proc/PID/task; threads
- * started later inherit their creator's mask). Returns 0 or -errno. */
-int bench_set_cpu(pid_t pid, int cpu, const void *restore, size_t restore_size, bool all_threads);
+/* Give `pid` the CPU mask `set` (sched_setaffinity), each of its threads
+ * when `all_threads` (through /proc/PID/task; threads started later inherit
+ * their creator's mask). Returns 0 or -errno. */
+int bench_set_affinity(pid_t pid, const cpu_set_t *set, bool all_threads);
 
 /* Parse a positive decimal count for option `name`; false (with a message on
  * stderr) when `s` is not one or exceeds `max`. */
