@@ -19,7 +19,8 @@
 #   sudo scripts/demo.sh          (re)start the demo daemon
 #   sudo scripts/demo.sh stop     stop it
 #
-# Running it again stops the previous demo daemon first.
+# Running it again stops the previous demo daemon first and gives back the
+# leases its jobs held.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -38,6 +39,9 @@ DEMO_LAB="$DEMO_DIR/lab.json"
 JOBS_FILE="$DEMO_DIR/jobs.pids"
 JOB_SCRIPT="$DEMO_DIR/train.py"
 KEEPER_PIDFILE="$DEMO_DIR/labkeeper.pid"
+# The ids of the leases the demo's jobs hold: the database keeps them across
+# a restart (as it keeps every lease), and the next start gives them back.
+LEASES_FILE="$DEMO_DIR/leases"
 # The job started without a lease, on the lab's free GPU (GPU 1 of lab4.json).
 UNLEASED_GPU=GPU-a7d03c6e-91f2-4b5a-8e47-c2d9f60b1e88
 GRACE=30s
@@ -137,14 +141,30 @@ for g in empty["gpus"]:
 write(sys.argv[2], empty)' "$SIM_LAB" "$DEMO_LAB" "$UNLEASED_GPU" "${pids[@]}"
 }
 
+# Give back, as root (an admin), the leases an earlier demo's jobs held:
+# those jobs were stopped, but their leases (1 day) were restored with the
+# database and would keep this demo's jobs from their devices. A lease that
+# is gone already (released, expired) is no error.
+release_old_leases() {
+        local id
+        [[ -r "$LEASES_FILE" ]] || return 0
+        while read -r id; do
+                [[ "$id" =~ ^[0-9]+$ ]] || continue
+                "$GK" --socket "$SOCKET" lease release "$id" >/dev/null 2>&1 || true
+        done <"$LEASES_FILE"
+        rm -f "$LEASES_FILE"
+}
+
 # As user $1: lease every device a job of the lab runs on, except the
 # unleased one's, then show the jobs to the daemon and start the keeper.
 lease_jobs() {
-        local owner=$1 dev
+        local owner=$1 dev reply
         while read -r dev; do
-                setpriv --reuid="$owner" --regid="$(id -g "$owner")" --init-groups \
+                reply=$(setpriv --reuid="$owner" --regid="$(id -g "$owner")" --init-groups \
                         "$GK" --socket "$SOCKET" lease acquire --gpu "$dev" --time 1d --no-wait \
-                        >/dev/null || return 1
+                        --json) || return 1
+                "$PYTHON" -c 'import json, sys; print(json.load(sys.stdin)["lease"]["id"])' \
+                        <<<"$reply" >>"$LEASES_FILE" || return 1
         done < <("$PYTHON" -c 'import json, sys
 lab = json.load(open(sys.argv[1]))
 for g in lab["gpus"]:
@@ -288,6 +308,7 @@ until [[ -S "$SOCKET" ]] && "$GK" --socket "$SOCKET" status --json >/dev/null 2>
         sleep 0.2
 done
 
+release_old_leases
 if [[ "$nvml_library" == "$SIM_LIB" ]]; then
         lease_jobs "$job_owner" || {
                 show_log_tail
