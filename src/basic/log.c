@@ -6,8 +6,44 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 static int log_max_level = LOG_LEVEL_INFO;
+
+/* What this thread holds back (log.h). */
+static _Thread_local unsigned hold_depth;
+static _Thread_local size_t held_len;
+static _Thread_local char held[LOG_HOLD_MAX];
+
+/* Write what is held, as one write; what cannot be written is dropped (a
+ * log has nowhere to report its own failure). */
+static void write_held(void)
+{
+        size_t done = 0;
+
+        while (done < held_len) {
+                ssize_t n = write(STDERR_FILENO, held + done, held_len - done);
+
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n <= 0)
+                        break;
+                done += (size_t)n;
+        }
+        held_len = 0;
+}
+
+void log_hold(void)
+{
+        hold_depth++;
+}
+
+void log_release(void)
+{
+        if (hold_depth == 0 || --hold_depth > 0)
+                return;
+        write_held();
+}
 
 void log_set_max_level(int level)
 {
@@ -37,16 +73,32 @@ int log_internal(int level, int error, const char *fmt, ...)
         int e = error < 0 ? -error : error;
 
         if (level <= log_max_level) {
-                char msg[2048];
+                char msg[2048], line[2048 + 256];
                 va_list ap;
+                int n;
 
                 va_start(ap, fmt);
                 vsnprintf(msg, sizeof msg, fmt, ap);
                 va_end(ap);
                 if (e)
-                        fprintf(stderr, "<%d>%s: %s\n", level, msg, strerror(e));
+                        n = snprintf(line, sizeof line, "<%d>%s: %s\n", level, msg, strerror(e));
                 else
-                        fprintf(stderr, "<%d>%s\n", level, msg);
+                        n = snprintf(line, sizeof line, "<%d>%s\n", level, msg);
+                if (n < 0)
+                        n = 0;
+                if ((size_t)n >= sizeof line) { /* cut: it still ends the line */
+                        n = (int)sizeof line - 1;
+                        line[n - 1] = '\n';
+                }
+                if (hold_depth > 0 && level > LOG_LEVEL_WARNING) {
+                        if (held_len + (size_t)n > sizeof held)
+                                write_held();
+                        memcpy(held + held_len, line, (size_t)n);
+                        held_len += (size_t)n;
+                } else {
+                        write_held();
+                        fwrite(line, 1, (size_t)n, stderr);
+                }
         }
         errno = saved;
         return -e;

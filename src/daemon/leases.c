@@ -1031,9 +1031,9 @@ static int grant(Daemon *d, QueueEntry *e, const PolicyDevice *devs, const Polic
         /* Per-user limits: per_gpu grows; a run's client goes under them. */
         limits_ops_user_changed(d, l->rec.uid, l->rec.kind == LEASE_RUN ? l->rec.client_pid : 0);
         r = send_grant(d, conn_id, msg_id, l);
-        /* The log line (one write to stderr) after the reply, off the
-         * client's round trip; the audit row committed above is the durable
-         * record. */
+        /* The audit row committed above is the durable record; the log line
+         * is written after the reply (held while a request is answered,
+         * log.h). */
         log_info("Lease %" PRId64 " granted to uid %u (%s, %zu devices).", l->rec.id,
                  (unsigned)l->rec.uid, lease_kind_to_string(l->rec.kind), l->rec.n_devices);
         /* Nobody learns of a lease whose reply could not be delivered. A run

@@ -303,6 +303,8 @@ static int on_connection_io(sd_event_source *source, int fd, uint32_t revents, v
                 return 0;
         }
         c->active_usec = now_usec(CLOCK_MONOTONIC);
+        /* The requests' log lines are written after their replies (log.h). */
+        log_hold();
         if (revents & EPOLLIN)
                 r = connection_read(c);
         if (r >= 0 && proto_outbuf_queued(&c->out) > SERVER_SNDBUF_DEFAULT)
@@ -319,6 +321,7 @@ static int on_connection_io(sd_event_source *source, int fd, uint32_t revents, v
                                   strerror(-r));
                 connection_free(c);
         }
+        log_release();
         return 0;
 }
 
