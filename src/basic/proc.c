@@ -272,8 +272,9 @@ static int read_pid_stat(int proc_root_fd, pid_t pid, ProcStat *ret)
         return proc_read_stat(dirfd, ret);
 }
 
-/* Only the start time of a live process, for validating a cached entry. */
-static int read_start_time(int proc_root_fd, pid_t pid, uint64_t *ret_start_time)
+/* Only the start time: of a live process (`live`: a zombie is -ESRCH, as
+ * for validating a cached entry), or of any process (its identity). */
+static int read_start_time(int proc_root_fd, pid_t pid, bool live, uint64_t *ret_start_time)
 {
         ProcStat st;
         int r;
@@ -281,7 +282,7 @@ static int read_start_time(int proc_root_fd, pid_t pid, uint64_t *ret_start_time
         r = read_pid_stat(proc_root_fd, pid, &st);
         if (r < 0)
                 return r;
-        if (st.state == 'Z' || st.state == 'X')
+        if (live && (st.state == 'Z' || st.state == 'X'))
                 return -ESRCH;
         *ret_start_time = st.start_time;
         return 0;
@@ -573,7 +574,7 @@ static int entry_validate(ProcCache *c, CacheEntry *e)
         if (e->pidfd < 0) {
                 uint64_t start_time;
 
-                r = read_start_time(c->root_fd, e->pid, &start_time);
+                r = read_start_time(c->root_fd, e->pid, true, &start_time);
                 if (r < 0)
                         return r;
                 /* Same pid, different start: the pid was recycled. */
@@ -645,20 +646,24 @@ int proc_cache_lookup(ProcCache *c, pid_t pid, const ProcInfo **ret)
         return 0;
 }
 
-int proc_start_time(pid_t pid, uint64_t *ret)
+static int start_time_in_proc(pid_t pid, bool live, uint64_t *ret)
 {
         _cleanup_close_ int proc_fd = -1;
-        ProcStat st;
-        int r;
 
         proc_fd = open("/proc", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (proc_fd < 0)
                 return negative_errno();
-        r = read_pid_stat(proc_fd, pid, &st);
-        if (r < 0)
-                return r;
-        *ret = st.start_time;
-        return 0;
+        return read_start_time(proc_fd, pid, live, ret);
+}
+
+int proc_start_time(pid_t pid, uint64_t *ret)
+{
+        return start_time_in_proc(pid, false, ret);
+}
+
+int proc_live_start_time(pid_t pid, uint64_t *ret)
+{
+        return start_time_in_proc(pid, true, ret);
 }
 
 int proc_cache_read_uncached(ProcCache *c, pid_t pid, ProcInfo *ret)

@@ -43,9 +43,17 @@ int proc_read_info(int proc_root_fd, pid_t pid, ProcInfo *ret);
 void proc_info_done(ProcInfo *i);
 
 /* Start time (field 22 of /proc/<pid>/stat, clock ticks since boot) of a
- * live process in the real /proc: with the pid, it names one process for
- * good, since a recycled pid gets a later start time. -ESRCH when gone. */
+ * process in the real /proc: with the pid, it names one process for good,
+ * since a recycled pid gets a later start time. A zombie (exited, not yet
+ * reaped by its parent) still has one: this is the process's identity.
+ * -ESRCH when there is no such process. */
 int proc_start_time(pid_t pid, uint64_t *ret);
+
+/* The same, of a process that still runs: -ESRCH also for a zombie. Where
+ * the question is "is that process alive" (a run lease's client, a
+ * violating process that may have left its GPU), an exited process whose
+ * parent has not reaped it yet must not count. */
+int proc_live_start_time(pid_t pid, uint64_t *ret);
 
 /* The fields of /proc/<pid>/stat that gpukeeper uses. */
 typedef struct ProcStat {

@@ -546,7 +546,8 @@ void enforcement_tick(Daemon *d)
                 else if ((holder = leases_holder_for(d, t->rec.device_uuid, t->rec.uid)) &&
                          holder->rec.uid == t->rec.uid)
                         close_violation(d, t, "leased", now);
-                else if (proc_start_time(t->rec.pid, &start) >= 0 && start == t->rec.start_time)
+                else if (proc_live_start_time(t->rec.pid, &start) >= 0 &&
+                         start == t->rec.start_time)
                         close_violation(d, t, "left", now);
                 else
                         close_violation(d, t, "gone", now);

@@ -122,12 +122,13 @@ static void lease_append(LeaseState *s, Lease *l)
         s->n_leases++;
 }
 
-/* Is the process that held a run lease still the same live process? */
+/* Is the process that held a run lease still the same live process? A
+ * zombie is not: it exited, and only its parent has not looked yet. */
 static bool client_alive(pid_t pid, uint64_t start_time)
 {
         uint64_t now_start;
 
-        return pid > 0 && proc_start_time(pid, &now_start) >= 0 && now_start == start_time;
+        return pid > 0 && proc_live_start_time(pid, &now_start) >= 0 && now_start == start_time;
 }
 
 /* The places of run requests that waited when the daemon stopped: those
