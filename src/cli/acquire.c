@@ -16,10 +16,15 @@
 #define ACQUIRE_RECONNECT_MSEC 500
 
 /* What was last printed about our place in the queue, so that a repeated
- * event does not print the same line again. */
+ * event does not print the same line again. After asking again (a restart
+ * of the daemon), `asked_again_of` is the request id we had before: the
+ * first event says whether the daemon gave the place back (it does for a
+ * waiting run within policy.reconnect_grace, docs/protocol.md), -1 once
+ * said or when we were not queued. */
 typedef struct queue_view {
         bool queued;
-        double position, waiting;
+        double request_id, position, waiting;
+        double asked_again_of;
         char reason[256];
 } queue_view;
 
@@ -36,6 +41,18 @@ static void on_event(const char *event, json_t *data, void *userdata)
         cli_json_num(data, "waiting", &waiting);
         if (!reason)
                 reason = "";
+        if (v->asked_again_of >= 0) {
+                double request_id = -1;
+
+                cli_json_num(data, "request_id", &request_id);
+                fprintf(stderr, "gpukeeper: %s\n",
+                        request_id == v->asked_again_of
+                            ? "gpukeeperd gave the request its old place in the queue back"
+                            : "the request's old place in the queue was not kept; it is a new "
+                              "request");
+                v->asked_again_of = -1;
+        }
+        cli_json_num(data, "request_id", &v->request_id);
         if (v->queued && v->position == position && v->waiting == waiting &&
             strncmp(v->reason, reason, sizeof v->reason - 1) == 0)
                 return;
@@ -140,7 +157,7 @@ int cli_acquire(cli_context *ctx, gk_client **client, json_t *args, int sfd, boo
                 json_t **ret_lease, double *ret_waited_sec)
 {
         _cleanup_(json_decrefp) json_t *request = args, *result = NULL;
-        queue_view view = {};
+        queue_view view = {.request_id = -1, .asked_again_of = -1};
         uint64_t start = now_usec(CLOCK_MONOTONIC);
         bool was_queued = false;
         json_t *lease;
@@ -193,9 +210,9 @@ int cli_acquire(cli_context *ctx, gk_client **client, json_t *args, int sfd, boo
                               stderr);
                         break;
                 }
-                fprintf(stderr, "gpukeeper: reconnected to gpukeeperd; asking again (the place in "
-                                "the queue was not kept)\n");
-                view = (queue_view){};
+                fprintf(stderr, "gpukeeper: reconnected to gpukeeperd; asking again\n");
+                view = (queue_view){.request_id = -1,
+                                    .asked_again_of = view.queued ? view.request_id : -1};
         }
 
         lease = json_object_get(result, "lease");

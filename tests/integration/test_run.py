@@ -325,6 +325,47 @@ def test_restart_keeps_manual_leases_and_drains_and_drops_dead_clients(daemon_fa
     os.kill(int(pid_file.read_text()), signal.SIGKILL)
 
 
+def test_restart_drops_a_run_whose_client_is_a_zombie(daemon_factory, lab, users):
+    """A run client that died while the daemon was down but that its parent
+    has not reaped yet (a zombie: a Popen nobody waits for) has exited: its
+    lease is released at the restart, not kept for as long as the zombie
+    lasts (found by a kill -9 stress: the restart's check took the zombie's
+    start time as a live client's and renewed the grace each time)."""
+    bob = users["bob"]
+    d = start_leasing_daemon(daemon_factory, lab, extra_whole=1,
+                             policy={"reconnect_grace": "2s"})
+    pid_file = d.shared_dir() / "child.pid"
+    p = d.cli_popen("run", "--gpu", "0", "--", "sh", "-c", 'echo $$ > "$0"; exec sleep 300',
+                    str(pid_file), user=bob)
+    try:
+        wait_for(lambda: pid_file.exists() and pid_file.read_text().strip(), timeout=15,
+                 what="the command to start")
+        run_lease = next(x for x in d.leases() if x["kind"] == "run")
+        assert run_lease["pid"] == p.pid, run_lease
+
+        d.crash()
+        p.kill()
+        wait_for(lambda: Path(f"/proc/{p.pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+                 == "Z", timeout=10, what="the client to be a zombie")
+        d.start()
+        wait_for(lambda: d.leases() == [], timeout=10,
+                 what="the zombie client's lease to be released")
+        row = d.query("SELECT * FROM leases WHERE id = ?", (run_lease["id"],))[0]
+        assert row["state"] == "released", row
+        assert "while gpukeeperd was down" in row["release_reason"], row
+        assert "its command still runs" not in d.log()
+        # Still a zombie: the release did not wait for its parent.
+        assert Path(f"/proc/{p.pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    finally:
+        p.kill()
+        p.wait()
+        if pid_file.exists() and pid_file.read_text().strip():
+            try:
+                os.kill(int(pid_file.read_text()), signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+
 def test_queued_runs_keep_their_places_across_a_restart(daemon_factory, lab, users):
     """Issue 10 item 17: two runs wait behind a lease; after a kill -9 and a
     restart each asks again and gets its old request id and place back,
@@ -356,3 +397,9 @@ def test_queued_runs_keep_their_places_across_a_restart(daemon_factory, lab, use
     assert second.wait(timeout=30) == 0, second.err_path.read_text()
     assert late.wait(timeout=30) == 0, late.err_path.read_text()
     assert marker.exists() and marker2.exists()
+    # Each says so (it used to say the place was not kept).
+    for p in (first, second):
+        err = p.err_path.read_text()
+        assert "asking again" in err, err
+        assert "gave the request its old place in the queue back" in err, err
+        assert "not kept" not in err, err
