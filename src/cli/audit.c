@@ -157,13 +157,12 @@ int cli_audit_main(cli_context *ctx, int argc, char *argv[])
             {"action", required_argument, NULL, ARG_ACTION},
             {},
         };
-        _cleanup_(json_decrefp) json_t *result = NULL;
+        _cleanup_(json_decrefp) json_t *result = NULL, *user = NULL;
         uint64_t since_usec = DEFAULT_SINCE_USEC;
         const char *action = NULL;
         char span[FORMAT_DURATION_MAX];
-        bool json = false, have_user = false;
+        bool json = false;
         json_t *args, *list;
-        uid_t uid = 0;
         cli_term term;
         int c, r;
 
@@ -180,9 +179,11 @@ int cli_audit_main(cli_context *ctx, int argc, char *argv[])
                                 return r;
                         break;
                 case ARG_USER:
-                        if (cli_parse_user(optarg, &uid) < 0)
-                                return cli_usage_error("audit", "no such user: '%s'", optarg);
-                        have_user = true;
+                        json_decref(user);
+                        user = cli_user_json(optarg);
+                        if (!user)
+                                return cli_usage_error("audit", "not a user name or id: '%s'",
+                                                       optarg);
                         break;
                 case ARG_ACTION:
                         action = optarg;
@@ -197,7 +198,7 @@ int cli_audit_main(cli_context *ctx, int argc, char *argv[])
                 return cli_usage_error("audit", "unexpected argument '%s'", argv[optind]);
 
         args = json_pack("{s:f, s:i}", "since", cli_since_start(since_usec), "limit", AUDIT_LIMIT);
-        if (args && have_user && json_object_set_new(args, "user", json_integer(uid)) < 0)
+        if (args && user && json_object_set_new(args, "user", TAKE_PTR(user)) < 0)
                 json_decref(TAKE_PTR(args));
         if (args && action && json_object_set_new(args, "action", json_string(action)) < 0)
                 json_decref(TAKE_PTR(args));

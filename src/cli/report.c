@@ -59,22 +59,15 @@ void cli_report_usage(FILE *f)
               f);
 }
 
-int cli_parse_user(const char *s, uid_t *ret)
+json_t *cli_user_json(const char *s)
 {
-        struct passwd pw, *res = NULL;
-        char buf[PW_BUF_MAX];
         uint64_t v;
 
-        if (parse_uint64(s, &v) >= 0) {
-                if (v >= UINT32_MAX)
-                        return -ERANGE;
-                *ret = (uid_t)v;
-                return 0;
-        }
-        if (getpwnam_r(s, &pw, buf, sizeof buf, &res) != 0 || !res)
-                return -ENOENT;
-        *ret = res->pw_uid;
-        return 0;
+        if (parse_uint64(s, &v) >= 0)
+                return v < UINT32_MAX ? json_integer((json_int_t)v) : NULL;
+        if (!s[0] || strlen(s) > CLI_USER_NAME_MAX)
+                return NULL;
+        return json_string(s);
 }
 
 static double num(json_t *o, const char *key)
@@ -214,11 +207,10 @@ int cli_report_main(cli_context *ctx, int argc, char *argv[])
             {"user", required_argument, NULL, ARG_USER},
             {},
         };
-        _cleanup_(json_decrefp) json_t *result = NULL;
+        _cleanup_(json_decrefp) json_t *result = NULL, *user = NULL;
         cli_since_json o = {.examples = "2h, 7d or 30d", .since_usec = DEFAULT_SINCE_USEC};
         char span[FORMAT_DURATION_MAX];
-        bool csv = false, have_user = false;
-        uid_t uid = 0;
+        bool csv = false;
         json_t *args;
         int c, r;
 
@@ -230,9 +222,11 @@ int cli_report_main(cli_context *ctx, int argc, char *argv[])
                         csv = true;
                         break;
                 case ARG_USER:
-                        if (cli_parse_user(optarg, &uid) < 0)
-                                return cli_usage_error("report", "no such user: '%s'", optarg);
-                        have_user = true;
+                        json_decref(user);
+                        user = cli_user_json(optarg);
+                        if (!user)
+                                return cli_usage_error("report", "not a user name or id: '%s'",
+                                                       optarg);
                         break;
                 default:
                         r = cli_since_json_option(ctx, "report", cli_report_usage, &o, c, argv);
@@ -246,7 +240,7 @@ int cli_report_main(cli_context *ctx, int argc, char *argv[])
                 return cli_usage_error("report", "--json and --csv cannot be combined");
 
         args = json_pack("{s:f}", "since_sec", cli_since_start(o.since_usec));
-        if (args && have_user && json_object_set_new(args, "user", json_integer(uid)) < 0)
+        if (args && user && json_object_set_new(args, "user", TAKE_PTR(user)) < 0)
                 json_decref(TAKE_PTR(args));
         if (!args) {
                 fputs("gpukeeper: out of memory\n", stderr);

@@ -9,6 +9,10 @@
 int cli_report_main(cli_context *ctx, int argc, char *argv[]);
 void cli_report_usage(FILE *f);
 
-/* A user name or a numeric uid → uid (report --user, audit --user).
- * Returns 0, -ENOENT (no such user) or -ERANGE. */
-int cli_parse_user(const char *s, uid_t *ret);
+/* The `user` argument of report and audit.list for --user: a numeric uid
+ * as a number, anything else as a name for the daemon to look up (this
+ * statically linked command does no NSS lookups: glibc's NSS modules cannot
+ * be loaded into a static program, and libnss_systemd crashes it). NULL
+ * for an empty or overlong name or a uid out of range. */
+#define CLI_USER_NAME_MAX 256
+json_t *cli_user_json(const char *s);

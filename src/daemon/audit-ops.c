@@ -74,15 +74,16 @@ int audit_op_list(Daemon *d, const RequestCall *call, json_t *args, json_t **ret
                                      "'action' must be an action name such as 'lease' or "
                                      "'lease.release'");
         if (user) {
-                if (!json_is_integer(user) || json_integer_value(user) < 0 ||
-                    json_integer_value(user) >= (json_int_t)UINT32_MAX)
-                        return request_error(ret_error, GK_E_INVALID_ARGUMENT,
-                                             "'user' must be a numeric user id");
-                if (!admin && json_integer_value(user) != (json_int_t)call->peer->uid)
+                uid_t u;
+
+                r = request_parse_user(user, &u, ret_error);
+                if (r != 0)
+                        return r;
+                if (!admin && u != call->peer->uid)
                         return request_error(ret_error, GK_E_PERMISSION,
                                              "only admins (root, group " ADMIN_GROUP
                                              ") may read other users' audit records");
-                uid = json_integer_value(user);
+                uid = (int64_t)u;
         }
 
         r = store_audit_list(d->store,

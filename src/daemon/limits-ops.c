@@ -12,7 +12,6 @@
 #include "basic/log.h"
 #include "basic/macro.h"
 #include "basic/time-util.h"
-#include "basic/user-util.h"
 #include "daemon/daemon.h"
 #include "daemon/request.h"
 #include "daemon/resolver.h"
@@ -425,30 +424,6 @@ void limits_ops_done(LimitsState *s)
 }
 
 /* `user` of a request: a name or a uid. */
-static int parse_user(json_t *user, uid_t *ret, gk_call_error *ret_error)
-{
-        if (json_is_integer(user) && json_integer_value(user) >= 0 &&
-            json_integer_value(user) < (json_int_t)UINT32_MAX) {
-                *ret = (uid_t)json_integer_value(user);
-                return 0;
-        }
-        if (json_is_string(user) && json_string_length(user) > 0 &&
-            json_string_length(user) <= 256) {
-                int r = user_uid_from_name(json_string_value(user), ret);
-
-                if (r == -ENOENT)
-                        return request_error(ret_error, GK_E_NOT_FOUND, "no such user '%s'",
-                                             json_string_value(user));
-                if (r < 0)
-                        return request_error(ret_error, GK_E_UNAVAILABLE,
-                                             "cannot look up user '%s': %s",
-                                             json_string_value(user), strerror(-r));
-                return 0;
-        }
-        return request_error(ret_error, GK_E_INVALID_ARGUMENT,
-                             "'user' must be a user name or a numeric user id");
-}
-
 static json_t *limit_json(PolicyLimitResource r, const PolicyUserLimit *l)
 {
         char value[32], base[32], per_gpu[32];
@@ -522,7 +497,7 @@ int limits_op_show(Daemon *d, const RequestCall *call, json_t *args, json_t **re
                 return request_error(ret_error, GK_E_INVALID_ARGUMENT,
                                      "limits.show takes 'user' only");
         if (user) {
-                r = parse_user(user, &uid, ret_error);
+                r = request_parse_user(user, &uid, ret_error);
                 if (r != 0)
                         return r;
                 if (uid != call->peer->uid && !peer_is_admin(call->peer))
@@ -556,7 +531,7 @@ int limits_op_apply(Daemon *d, const RequestCall *call, json_t *args, json_t **r
         if (pid && call->peer->uid != 0)
                 return request_error(ret_error, GK_E_PERMISSION,
                                      "only root may move a process under a user's limits");
-        r = parse_user(user, &uid, ret_error);
+        r = request_parse_user(user, &uid, ret_error);
         if (r != 0)
                 return r;
         if (!d->limits.enabled)

@@ -76,14 +76,13 @@ int report_op(Daemon *d, const RequestCall *call, json_t *args, json_t **ret_res
                       json_number_value(since) > REPORT_SINCE_MAX))
                 return request_error(ret_error, GK_E_INVALID_ARGUMENT,
                                      "'since_sec' must be a unix time in seconds");
-        if (user && (!json_is_integer(user) || json_integer_value(user) < 0 ||
-                     json_integer_value(user) >= (json_int_t)UINT32_MAX))
-                return request_error(ret_error, GK_E_INVALID_ARGUMENT,
-                                     "'user' must be a numeric user id");
+        if (user) {
+                r = request_parse_user(user, &uid, ret_error);
+                if (r != 0)
+                        return r;
+        }
         since_usec = since ? (uint64_t)(json_number_value(since) * USEC_PER_SEC)
                            : now - MIN(now, REPORT_DEFAULT_SPAN_USEC);
-        if (user)
-                uid = (uid_t)json_integer_value(user);
 
         r = store_history_usage(d->store, since_usec, now + 1, user ? &uid : NULL, &rows, &n, &t);
         if (r < 0)

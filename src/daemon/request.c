@@ -35,6 +35,30 @@ int request_error(gk_call_error *ret_error, int code, const char *fmt, ...)
         return code;
 }
 
+int request_parse_user(json_t *user, uid_t *ret, gk_call_error *ret_error)
+{
+        if (json_is_integer(user) && json_integer_value(user) >= 0 &&
+            json_integer_value(user) < (json_int_t)UINT32_MAX) {
+                *ret = (uid_t)json_integer_value(user);
+                return 0;
+        }
+        if (json_is_string(user) && json_string_length(user) > 0 &&
+            json_string_length(user) <= 256) {
+                int r = user_uid_from_name(json_string_value(user), ret);
+
+                if (r == -ENOENT)
+                        return request_error(ret_error, GK_E_NOT_FOUND, "no such user '%s'",
+                                             json_string_value(user));
+                if (r < 0)
+                        return request_error(ret_error, GK_E_UNAVAILABLE,
+                                             "cannot look up user '%s': %s",
+                                             json_string_value(user), strerror(-r));
+                return 0;
+        }
+        return request_error(ret_error, GK_E_INVALID_ARGUMENT,
+                             "'user' must be a user name or a numeric user id");
+}
+
 bool peer_in_group(const Peer *peer, gid_t gid)
 {
         if (peer->gid == gid)

@@ -53,6 +53,13 @@ json_t *request_dispatch(Daemon *d, const Peer *peer, uint32_t id, const char *o
  * `return request_error(ret_error, GK_E_NOT_FOUND, "no lease %d", id);` */
 int request_error(gk_call_error *ret_error, int code, const char *fmt, ...) _printf_(3, 4);
 
+/* A request's `user` argument: a numeric uid or a user name, looked up
+ * here (the command is linked statically and does no NSS lookups of its
+ * own). Returns 0 with *ret set, or the request error's code: E_NOT_FOUND
+ * for an unknown name, E_UNAVAILABLE when the lookup failed,
+ * E_INVALID_ARGUMENT for anything else. */
+int request_parse_user(json_t *user, uid_t *ret, gk_call_error *ret_error);
+
 /* Root, or a member of the group gpukeeper-admin (by the peer's groups as
  * the kernel reported them). */
 bool peer_is_admin(const Peer *peer);

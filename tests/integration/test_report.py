@@ -78,6 +78,17 @@ def test_report_busy_then_idle(daemon_factory, lab, users):
     # --user narrows the rows; --csv has the documented shape.
     only = json.loads(ok(d.cli("report", "--user", "root", "--json", user=alice)).stdout)
     assert only["users"] == [], only
+    by_name = json.loads(ok(d.cli("report", "--user", alice.name, "--json", user=alice)).stdout)
+    by_uid = json.loads(ok(d.cli("report", "--user", str(alice.uid), "--json",
+                                 user=alice)).stdout)
+    assert [u["uid"] for u in by_name["users"]] == [alice.uid], by_name
+    assert by_name["users"] == by_uid["users"], (by_name, by_uid)
+    # A name /etc/passwd does not know: the daemon looks it up (the static
+    # command crashed in glibc's NSS, libnss_systemd, doing it itself).
+    r = d.cli("report", "--user", "gktest-no-such-user", user=alice)
+    assert r.returncode == 70 and "no such user 'gktest-no-such-user'" in r.stderr, r
+    r = d.cli("report", "--user", "", user=alice)
+    assert r.returncode == 64, r
     text = ok(d.cli("report", "--since", "1h", "--csv", user=alice)).stdout
     table = list(csv.reader(io.StringIO(text)))
     assert table[0] == CSV_FIELDS, table
