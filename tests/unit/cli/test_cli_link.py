@@ -57,6 +57,24 @@ def test_cli_is_one_static_pie():
     assert "DYN (" in header, header
 
 
+# glibc's NSS functions: in a static program they dlopen() the NSS modules
+# of /etc/nsswitch.conf (libnss_systemd, sss, ldap), built for the shared
+# libc; libnss_systemd crashed `report --user NAME` for a name not in
+# /etc/passwd. Names are the daemon's to look up (request_parse_user).
+NSS_FUNCTIONS = ("getpwnam", "getpwnam_r", "getpwuid", "getpwuid_r", "getgrnam", "getgrnam_r",
+                 "getgrgid", "getgrgid_r", "getgrouplist", "initgroups", "getpwent",
+                 "getgrent", "getspnam", "gethostbyname", "getaddrinfo")
+
+
+@pytest.mark.skipif(not STATIC, reason="built with -Dcli_static=false or a sanitizer")
+def test_static_cli_does_no_nss_lookups():
+    out = subprocess.run(["nm", CLI], check=True, capture_output=True, text=True).stdout
+    defined = {line.split()[-1] for line in out.splitlines()
+               if len(line.split()) == 3 and line.split()[1] in "TtWw"}
+    assert defined, "no symbols: was the command stripped?"
+    assert not defined & set(NSS_FUNCTIONS), sorted(defined & set(NSS_FUNCTIONS))
+
+
 @pytest.mark.skipif(STATIC, reason="the static command has no DT_NEEDED at all")
 def test_cli_needs_only_the_allowed_libraries():
     libs = {lib for lib in needed(CLI) if not lib.startswith(SANITIZER_RUNTIMES)}
