@@ -26,7 +26,8 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BUILD_DIR=${BUILD_DIR:-build}
 case "$BUILD_DIR" in /*) ;; *) BUILD_DIR="$ROOT/$BUILD_DIR" ;; esac
-DEMO_DIR=${GPUKEEPER_DEMO_DIR:-/run/gpukeeper-demo}
+DEFAULT_DEMO_DIR=/run/gpukeeper-demo
+DEMO_DIR=${GPUKEEPER_DEMO_DIR:-$DEFAULT_DEMO_DIR}
 GKD="$BUILD_DIR/src/daemon/gpukeeperd"
 GK="$BUILD_DIR/src/cli/gpukeeper"
 SIM_LIB="$BUILD_DIR/sim/libnvidia-ml-sim.so"
@@ -199,13 +200,14 @@ while True:
         echo "$!" >"$KEEPER_PIDFILE"
 }
 
+# Stop the demo daemon and its jobs; returns 1 when no demo daemon ran.
 stop_demo() {
         local pid i
         stop_jobs
         pid=$(demo_pid)
         if [[ -z "$pid" ]]; then
                 rm -f "$PIDFILE"
-                return 0
+                return 1
         fi
         echo "demo: stopping gpukeeperd (pid $pid)"
         kill -TERM "$pid" 2>/dev/null || true
@@ -224,8 +226,12 @@ stop_demo() {
 
 case "${1:-start}" in
 stop)
-        stop_demo
-        echo "demo: stopped"
+        if stop_demo; then
+                echo "demo: stopped"
+        else
+                echo "demo: no demo daemon was running with the state directory $DEMO_DIR" \
+                        "(GPUKEEPER_DEMO_DIR names another)"
+        fi
         exit 0
         ;;
 start) ;;
@@ -247,7 +253,7 @@ if ! build_output=$(ninja -C "$BUILD_DIR" 2>&1); then
 fi
 [[ -x "$GKD" && -x "$GK" ]] || die "the build did not produce $GKD and $GK"
 
-stop_demo
+stop_demo || true
 
 # Real NVML when the driver's library is installed, else the simulator.
 # (grep without -q: an early exit would fail ldconfig with SIGPIPE under pipefail.)
@@ -302,7 +308,7 @@ until [[ -S "$SOCKET" ]] && "$GK" --socket "$SOCKET" status --json >/dev/null 2>
         fi
         if ((SECONDS >= deadline)); then
                 show_log_tail
-                stop_demo
+                stop_demo || true
                 die "gpukeeperd did not answer on $SOCKET within ${START_TIMEOUT_S} s (log above)"
         fi
         sleep 0.2
@@ -312,7 +318,7 @@ release_old_leases
 if [[ "$nvml_library" == "$SIM_LIB" ]]; then
         lease_jobs "$job_owner" || {
                 show_log_tail
-                stop_demo
+                stop_demo || true
                 die "could not lease the demo jobs' devices as $job_owner"
         }
         echo "demo: $job_owner's jobs run under leases; one more job of $job_owner runs on"
@@ -324,10 +330,16 @@ echo
 echo "\$ gpukeeper --socket $SOCKET status"
 if ! "$GK" --socket "$SOCKET" status; then
         show_log_tail
-        stop_demo
+        stop_demo || true
         die "gpukeeper status failed (daemon log above); the demo daemon was stopped"
 fi
 
+# The stop command as this demo was started: another state directory must
+# be named again (through env: sudo drops the caller's environment).
+stop_command="sudo $0 stop"
+if [[ "$DEMO_DIR" != "$DEFAULT_DEMO_DIR" ]]; then
+        stop_command="sudo env GPUKEEPER_DEMO_DIR=$DEMO_DIR $0 stop"
+fi
 cat <<EOF
 
 demo: gpukeeperd is running (pid $pid) and stays running.
@@ -337,7 +349,7 @@ demo: gpukeeperd is running (pid $pid) and stays running.
     $GK status --json
   Daemon log:   $LOG
   Reload config after editing $CONFIG:  sudo kill -HUP $pid
-  Stop it:      sudo scripts/demo.sh stop
+  Stop it:      $stop_command
 EOF
 if [[ "$nvml_library" == "$SIM_LIB" ]]; then
         cat <<EOF

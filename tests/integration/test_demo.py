@@ -55,6 +55,9 @@ def daemon_pid(path):
 def test_demo_runs_twice_and_stops(demo_dir):
     r = run_demo(demo_dir)
     assert "SIMULATED" in r.stdout and "gpukeeperd is running" in r.stdout, r.stdout
+    # The stop command it prints names this state directory (sudo drops
+    # the environment, so through env).
+    assert f"sudo env GPUKEEPER_DEMO_DIR={demo_dir} {DEMO} stop" in r.stdout, r.stdout
     first = active_leases(demo_dir)
     # One lease per device a job of sim/labs/lab4.json runs on, but the
     # unleased job's GPU: 4, all nobody's.
@@ -74,6 +77,10 @@ def test_demo_runs_twice_and_stops(demo_dir):
     pid = daemon_pid(demo_dir)
     assert pid != first_pid and not os.path.exists(f"/proc/{first_pid}")
 
-    run_demo(demo_dir, "stop")
+    r = run_demo(demo_dir, "stop")
+    assert "demo: stopped" in r.stdout, r.stdout
     assert not os.path.exists(f"/proc/{pid}")
     assert not os.path.exists(os.path.join(demo_dir, "gpukeeperd.pid"))
+    # Stopping again (or another state directory) says that nothing ran.
+    r = run_demo(demo_dir, "stop")
+    assert "no demo daemon was running" in r.stdout and "stopped" not in r.stdout, r.stdout
