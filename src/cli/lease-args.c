@@ -9,6 +9,7 @@
 
 #include "basic/parse.h"
 #include "basic/utf8.h"
+#include "proto/proto.h"
 
 enum {
         ARG_GPUS = CLI_ARG_VERB_FIRST,
@@ -174,8 +175,22 @@ int cli_parse_lease_time(const char *s, uint64_t *ret_sec)
                 return r;
         if (usec < USEC_PER_SEC || usec % USEC_PER_SEC != 0)
                 return -EINVAL;
+        if (usec / USEC_PER_SEC > GK_PROTO_MAX_DURATION_SEC)
+                return -ERANGE;
         *ret_sec = usec / USEC_PER_SEC;
         return 0;
+}
+
+int cli_lease_time_error(const char *verb, int r, const char *text)
+{
+        if (r == -ERANGE)
+                return cli_usage_error(verb, "--time: a lease lasts at most 366d (your policy may "
+                                             "allow less), not '%s'",
+                                       text);
+        return cli_usage_error(verb,
+                               "--time takes a duration of at least 1s in whole seconds, like "
+                               "'4h' or '1h30m', not '%s'",
+                               text);
 }
 
 /* The option loop shared by both commands; `is_run` selects which extra
@@ -241,12 +256,9 @@ static int parse_options(cli_context *ctx, int argc, char *argv[], bool is_run, 
                 case ARG_TIME:
                         if (a->duration_sec != 0)
                                 return cli_usage_error(verb, "--time given twice");
-                        if (cli_parse_lease_time(optarg, &a->duration_sec) < 0)
-                                return cli_usage_error(verb,
-                                                       "--time takes a duration of at least 1s "
-                                                       "in whole seconds, like '4h' or '1h30m', "
-                                                       "not '%s'",
-                                                       optarg);
+                        r = cli_parse_lease_time(optarg, &a->duration_sec);
+                        if (r < 0)
+                                return cli_lease_time_error(verb, r, optarg);
                         break;
                 case ARG_JSON:
                         a->json = true;

@@ -56,9 +56,14 @@ int cli_run_parse(cli_context *ctx, int argc, char *argv[], cli_acquire_args *re
 int cli_lease_acquire_parse(cli_context *ctx, int argc, char *argv[], cli_acquire_args *ret);
 
 /* Parse the value of --time: a duration as parse_duration_usec() reads it
- * ("4h", "1h30m"), in whole seconds, at least 1s. Returns 0 or -EINVAL /
- * -ERANGE. */
+ * ("4h", "1h30m"), in whole seconds, at least 1s and at most the
+ * protocol's GK_PROTO_MAX_DURATION_SEC (366d). Returns 0, -EINVAL or
+ * -ERANGE (longer than that). */
 int cli_parse_lease_time(const char *s, uint64_t *ret_sec);
+
+/* The usage error (64) for a --time that cli_parse_lease_time() refused
+ * with `r`. */
+int cli_lease_time_error(const char *verb, int r, const char *text);
 
 /* The arguments of lease.acquire for `a`, with "kind" `kind` ("run" or
  * "manual") and, when `command` is not NULL, the command to show (made

@@ -109,11 +109,9 @@ static int parse_simple(cli_context *ctx, int argc, char *argv[], const char *ve
                 case ARG_TIME:
                         if (!strchr(allowed, 't'))
                                 return cli_option_error(verb, '?', argv);
-                        if (cli_parse_lease_time(optarg, ret_duration_sec) < 0)
-                                return cli_usage_error(verb,
-                                                       "--time takes a duration of at least 1s "
-                                                       "in whole seconds, like '2h', not '%s'",
-                                                       optarg);
+                        r = cli_parse_lease_time(optarg, ret_duration_sec);
+                        if (r < 0)
+                                return cli_lease_time_error(verb, r, optarg);
                         break;
                 default:
                         r = cli_common_option(ctx, verb, cli_lease_usage, c, argv);

@@ -29,6 +29,9 @@
 /* Longest op or event name; names use only [a-z0-9._-]. */
 #define PROTO_NAME_MAX 64u
 #define PROTO_MESSAGE_MAX 512u
+/* Longest lease duration (`duration_sec` of lease.acquire and lease.extend)
+ * the protocol takes from anyone, admins included: 366 days. */
+#define GK_PROTO_MAX_DURATION_SEC (UINT64_C(366) * 24 * 3600)
 /* A reasonable cap for a connection's write queue in the daemon: room for one
  * maximal reply plus a second one behind it. */
 #define PROTO_OUTBUF_MAX_DEFAULT (2u * (GK_PROTO_MAX_REPLY + PROTO_HEADER_SIZE))

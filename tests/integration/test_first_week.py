@@ -57,6 +57,15 @@ def test_durations_in_messages_use_units(daemon_factory, lab, users):
     assert r.returncode == EXIT_PERMISSION, r
     assert "last 6h30m from its grant" in r.stderr and "at most 4h" in r.stderr, r.stderr
     assert not re.search(r"\d+ s\b", r.stderr), r.stderr
+    # Beyond what the protocol takes from anyone (366d): a usage error that
+    # says so, not the request's field name ('duration_sec' must be ...).
+    for args in (("lease", "acquire", "--time", "367d", "--no-wait"),
+                 ("lease", "extend", str(lease["id"]), "--time", "400d")):
+        r = d.cli(*args, user=alice)
+        assert r.returncode == 64, r
+        assert "at most 366d" in r.stderr and "duration_sec" not in r.stderr, r.stderr
+    r = d.cli("lease", "acquire", "--time", "366d", "--no-wait", user=alice)
+    assert r.returncode == EXIT_PERMISSION and "at most 4h" in r.stderr, r
 
 
 # ---- the audit CLI ------------------------------------------------------------
