@@ -19,6 +19,15 @@
 #include "policy/mig-place.h"
 #include "store/mig-store.h"
 
+/* An audit row whose detail is {key: value} (store_audit_detail). */
+static void audit_detail(Daemon *d, int64_t uid, const char *action, const char *subject,
+                         const char *key, const char *value)
+{
+        _cleanup_free_ char *detail = store_audit_detail(key, value);
+
+        store_audit(d->store, uid, action, subject, detail);
+}
+
 #define MIG_VIEW_MAX GPU_MAX_DEVICES
 #define MIG_ON_DEMAND_MAX 128
 #define MIG_VIRTUAL_MAX 256
@@ -591,7 +600,7 @@ static bool create_on_demand(Daemon *d, const char *profile, uint64_t request_id
         }
         log_info("MIG: created %s on demand on GPU %s at memory slice %u (GPU instance %u)", profile,
                  v->uuid, plan.start, gi);
-        store_audit(d->store, -1, "mig.create", v->uuid, profile);
+        audit_detail(d, -1, "mig.create", v->uuid, "profile", profile);
         if (m->n_on_demand < MIG_ON_DEMAND_MAX) {
                 MigOnDemand *o = &m->on_demand[m->n_on_demand++];
 
@@ -645,7 +654,7 @@ static bool dynamic_tick(Daemon *d)
                         if (r == NVML_SUCCESS) {
                                 log_info("MIG: destroyed on-demand instance %u (%s) on %s: its lease ended",
                                          o->gi_id, uuid, o->gpu_uuid);
-                                store_audit(d->store, -1, "mig.destroy", o->gpu_uuid, uuid);
+                                audit_detail(d, -1, "mig.destroy", o->gpu_uuid, "instance", uuid);
                                 m->on_demand[i] = m->on_demand[--m->n_on_demand];
                                 changed = true;
                                 continue;
@@ -1042,7 +1051,7 @@ int mig_op_apply(Daemon *d, const RequestCall *call, json_t *args, json_t **ret_
         int r;
 
         if (!peer_is_admin(call->peer)) {
-                store_audit(d->store, call->peer->uid, "mig.refused", "mig.apply", "not an admin");
+                audit_detail(d, call->peer->uid, "mig.refused", "mig.apply", "reason", "not an admin");
                 return request_error(ret_error, GK_E_PERMISSION,
                                      "only root and members of %s may apply MIG layouts", ADMIN_GROUP);
         }
@@ -1088,7 +1097,7 @@ int mig_op_apply(Daemon *d, const RequestCall *call, json_t *args, json_t **ret_
                                          json_string_value(json_object_get(g, "uuid")), busy);
                                 json_decref(gpus);
                                 free(c.specs);
-                                store_audit(d->store, call->peer->uid, "mig.refused", "mig.apply", msg);
+                                audit_detail(d, call->peer->uid, "mig.refused", "mig.apply", "reason", msg);
                                 return request_error(ret_error, GK_E_NO_CAPACITY, "%s", msg);
                         }
                 }

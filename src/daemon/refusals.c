@@ -9,29 +9,49 @@
 #include "basic/macro.h"
 #include "daemon/daemon.h"
 
-static void write_row(Daemon *d, uid_t uid, const char *action, const char *subject,
-                      const char *reason, uint64_t repeated, uint64_t since_wall)
+static void write_row(Daemon *d, uid_t uid, const char *action, const RefusalReason *r,
+                      bool various, uint64_t since_wall)
 {
         _cleanup_free_ char *detail = NULL;
         json_t *o;
 
-        if (repeated > 0)
-                o = json_pack("{s:s, s:I, s:f}", "reason", reason, "repeated",
-                              (json_int_t)repeated, "since", since_wall / 1e6);
+        if (various)
+                o = json_pack("{s:s, s:I, s:f, s:b}", "reason", r->text, "repeated",
+                              (json_int_t)r->repeated, "since", since_wall / 1e6, "various", 1);
+        else if (r->repeated > 0)
+                o = json_pack("{s:s, s:I, s:f}", "reason", r->text, "repeated",
+                              (json_int_t)r->repeated, "since", since_wall / 1e6);
         else
-                o = json_pack("{s:s}", "reason", reason);
+                o = json_pack("{s:s}", "reason", r->text);
         if (o)
                 detail = json_dumps(o, JSON_COMPACT);
         json_decref(o);
-        (void)store_audit(d->store, uid, action, subject[0] ? subject : NULL, detail);
+        (void)store_audit(d->store, uid, action, r->subject[0] ? r->subject : NULL, detail);
+}
+
+static void reason_set(RefusalReason *r, const char *subject, const char *text)
+{
+        snprintf(r->subject, sizeof r->subject, "%s", subject ?: "");
+        snprintf(r->text, sizeof r->text, "%s", text ?: "");
 }
 
 static void close_burst(Daemon *d, RefusalBurst *b)
 {
-        if (b->repeated > 0)
-                write_row(d, b->uid, b->action, b->subject, b->reason, b->repeated,
-                          b->start_wall_usec);
+        for (size_t i = 0; i < b->n_reasons; i++)
+                if (b->reasons[i].repeated > 0)
+                        write_row(d, b->uid, b->action, &b->reasons[i], false, b->start_wall_usec);
+        if (b->various.repeated > 0)
+                write_row(d, b->uid, b->action, &b->various, true, b->start_wall_usec);
         *b = (RefusalBurst){0};
+}
+
+/* The first refusal of a reason in burst `b`: recorded at once. */
+static void record_first(Daemon *d, RefusalBurst *b, const char *subject, const char *text)
+{
+        RefusalReason *r = &b->reasons[b->n_reasons++];
+
+        reason_set(r, subject, text);
+        write_row(d, b->uid, b->action, r, false, 0);
 }
 
 void refusals_audit(Daemon *d, uid_t uid, const char *action, const char *subject,
@@ -40,7 +60,10 @@ void refusals_audit(Daemon *d, uid_t uid, const char *action, const char *subjec
         RefusalState *s = &d->refusals;
         uint64_t now = now_usec(CLOCK_MONOTONIC);
         RefusalBurst *b = NULL, *free_slot = NULL, *oldest = NULL;
+        char text[sizeof b->reasons[0].text];
 
+        /* Compared as it is kept (cut to the slot). */
+        snprintf(text, sizeof text, "%s", reason ?: "");
         for (size_t i = 0; i < REFUSALS_MAX; i++) {
                 RefusalBurst *x = &s->bursts[i];
 
@@ -56,10 +79,21 @@ void refusals_audit(Daemon *d, uid_t uid, const char *action, const char *subjec
                         oldest = x;
         }
         if (b && now - b->start_usec < REFUSALS_BURST_USEC) {
-                b->repeated++;
+                for (size_t i = 0; i < b->n_reasons; i++)
+                        if (strcmp(b->reasons[i].text, text) == 0) {
+                                b->reasons[i].repeated++;
+                                snprintf(b->reasons[i].subject, sizeof b->reasons[i].subject,
+                                         "%s", subject ?: "");
+                                d->audit_suppressed++;
+                                return;
+                        }
+                if (b->n_reasons < REFUSALS_REASONS) {
+                        record_first(d, b, subject, text);
+                        return;
+                }
+                b->various.repeated++;
+                reason_set(&b->various, subject, text);
                 d->audit_suppressed++;
-                snprintf(b->subject, sizeof b->subject, "%s", subject ?: "");
-                snprintf(b->reason, sizeof b->reason, "%s", reason ?: "");
                 return;
         }
         if (b)
@@ -70,11 +104,11 @@ void refusals_audit(Daemon *d, uid_t uid, const char *action, const char *subjec
                 b = oldest;
                 close_burst(d, b);
         }
-        write_row(d, uid, action, subject ?: "", reason ?: "", 0, 0);
         b->uid = uid;
         snprintf(b->action, sizeof b->action, "%s", action);
         b->start_usec = now ?: 1;
         b->start_wall_usec = now_usec(CLOCK_REALTIME);
+        record_first(d, b, subject, text);
 }
 
 void refusals_flush(Daemon *d, bool all)

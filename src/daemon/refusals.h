@@ -1,9 +1,15 @@
 /* Audit rows of refused requests, one per burst: a user who repeats a
  * refused request in a loop must not grow the audit by a row each time
- * (50,000 rows in 6 s were seen). The first refusal of a (uid, action) is
- * recorded at once; the same refusals within REFUSALS_BURST_USEC after it are
- * only counted, and when the burst is over (or the daemon stops) one more row
- * records how many there were ({"reason": ..., "repeated": N}). */
+ * (50,000 rows in 6 s were seen). A burst is a (uid, action) within
+ * REFUSALS_BURST_USEC of its first refusal. The first refusal of each of
+ * its first REFUSALS_REASONS reasons (what the caller was told) is
+ * recorded at once; the same refusals after it are only counted, and when
+ * the burst is over (or the daemon stops) one row per reason records how
+ * many there were ({"reason": ..., "repeated": N, "since": ...}). Further
+ * reasons in the same burst (a client varying its request in a loop) are
+ * counted together, in one row that says so ({"reason": the last one's,
+ * "repeated": N, "since": ..., "various": true}): a count never claims
+ * a reason it did not have. */
 #pragma once
 
 #include <stdbool.h>
@@ -17,15 +23,23 @@ typedef struct Daemon Daemon;
 #define REFUSALS_BURST_USEC (60 * USEC_PER_SEC)
 /* (uid, action) pairs followed at once; the oldest is flushed for a new one. */
 #define REFUSALS_MAX 128
+/* Reasons followed apart in one burst. */
+#define REFUSALS_REASONS 4
+
+typedef struct RefusalReason {
+        char text[256];     /* what the caller was told */
+        char subject[64];   /* of the latest refusal */
+        uint64_t repeated;  /* refusals counted, not recorded, since the first */
+} RefusalReason;
 
 typedef struct RefusalBurst {
         uid_t uid;
         char action[48];
-        char subject[64];  /* of the latest refusal */
-        char reason[256];  /* of the latest refusal */
         uint64_t start_usec; /* CLOCK_MONOTONIC; 0 = slot free */
         uint64_t start_wall_usec;
-        uint64_t repeated;   /* refusals counted, not recorded, since the first */
+        RefusalReason reasons[REFUSALS_REASONS];
+        size_t n_reasons;
+        RefusalReason various; /* the reasons beyond those: the last one's text */
 } RefusalBurst;
 
 typedef struct RefusalState {

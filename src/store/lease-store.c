@@ -11,17 +11,6 @@
 
 #include "basic/macro.h"
 
-/* {"reason": …} for the audit record, escaped as JSON (a drain reason is
- * free text from an admin). NULL when out of memory. */
-static char *reason_json(const char *reason)
-{
-        json_t *o = json_pack("{s:s}", "reason", reason ? reason : "");
-        char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
-
-        json_decref(o);
-        return text;
-}
-
 const char *lease_kind_to_string(LeaseKind k)
 {
         return k == LEASE_RUN ? "run" : k == LEASE_SLURM ? "slurm" : "manual";
@@ -140,7 +129,7 @@ int store_lease_end(Store *s, int64_t id, bool expired, const char *reason, int6
                 goto finish;
 
         snprintf(subject, sizeof subject, "lease %" PRId64, id);
-        detail = reason_json(reason);
+        detail = store_audit_detail("reason", reason);
         r = store_audit(s, actor_uid, expired ? "lease.expire" : "lease.release", subject, detail);
 finish:
         return store_finish(s, r);
@@ -277,7 +266,7 @@ int store_leases_load_active(Store *s, StoredLease **ret, size_t *ret_n)
 
 int store_drain_set(Store *s, const char *uuid, bool drained, int64_t actor_uid, const char *reason)
 {
-        _cleanup_free_ char *detail = reason_json(reason);
+        _cleanup_free_ char *detail = store_audit_detail("reason", reason);
 
         if (drained)
                 return store_exec_audited(

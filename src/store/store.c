@@ -5,6 +5,7 @@
 #include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <jansson.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -397,6 +398,15 @@ int store_audit(Store *s, int64_t uid, const char *action, const char *subject, 
                           "VALUES (?, ?, ?, ?, ?)",
                           STORE_ARGS(STORE_INT(now_usec(CLOCK_REALTIME)), STORE_INT(uid),
                                      STORE_TEXT(action), STORE_TEXT(subject), STORE_TEXT(detail)));
+}
+
+char *store_audit_detail(const char *key, const char *value)
+{
+        json_t *o = json_pack("{s:s}", key, value ? value : "");
+        char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
+
+        json_decref(o);
+        return text;
 }
 
 int64_t store_run_started(Store *s, pid_t pid, const char *version)

@@ -113,6 +113,11 @@ int store_schema_latest(void);
  * details (`detail`, a JSON text or NULL). One transaction. */
 int store_audit(Store *s, int64_t uid, const char *action, const char *subject, const char *detail);
 
+/* The JSON object {key: value} (value NULL: "") as an audit row's detail,
+ * which is always an object or NULL (gpukeeperd(8), AUDIT TRAIL). NULL when
+ * out of memory; free() it. */
+char *store_audit_detail(const char *key, const char *value);
+
 /* Record a daemon start (returns the run id, > 0) and its clean stop. */
 int64_t store_run_started(Store *s, pid_t pid, const char *version);
 int store_run_stopped(Store *s, int64_t run_id);

@@ -574,6 +574,40 @@ def test_repeated_refusals_are_one_row_per_burst(daemon_factory, lab, users):
     assert detail["repeated"] == 299 and "reason" in detail, detail
 
 
+def test_refusal_counts_keep_their_own_reasons(daemon_factory, lab, users):
+    """A burst's count rows say what each refusal was: the same reason
+    repeated is counted under it; a different reason gets a row of its own
+    (at once, for the first few), and beyond REFUSALS_REASONS (4) they are
+    counted together in a row marked various, never under another reason."""
+    bob = users["bob"]
+    d = leasing_daemon(daemon_factory, lab, extra_whole=0)
+    s = connect_as(d, bob.uid)
+    asks = [40, 40, 40, 41, 41, 42, 43, 44, 45, 44]
+    for i, gpus in enumerate(asks):
+        s.sendall(frame({"v": 1, "id": i + 1, "op": "lease.acquire",
+                         "args": {"kind": "manual", "gpus": gpus, "wait": False}}))
+        reply = recv_frame(s)
+        assert reply["ok"] is False and f"{gpus} GPUs" in reply["error"]["message"], reply
+    s.close()
+
+    def refused():
+        return [json.loads(r["detail"]) for r in
+                d.query("SELECT * FROM audit WHERE uid = ? AND action = 'lease.refused'"
+                        " ORDER BY id", (bob.uid,))]
+    rows = refused()
+    # The first of each of the first four reasons, at once.
+    assert [f"{n} GPUs" in r["reason"] and "repeated" not in r for r, n in
+            zip(rows, (40, 41, 42, 43))] == [True] * 4 and len(rows) == 4, rows
+    d.stop()
+    counts = refused()[4:]
+    assert len(counts) == 3, counts
+    assert "40 GPUs" in counts[0]["reason"] and counts[0]["repeated"] == 2, counts
+    assert "41 GPUs" in counts[1]["reason"] and counts[1]["repeated"] == 1, counts
+    assert counts[2]["various"] is True and counts[2]["repeated"] == 3, counts
+    assert "44 GPUs" in counts[2]["reason"], counts  # the last one's
+    assert all("various" not in c for c in counts[:2]), counts
+
+
 def test_audit_retention_drops_only_older_records(daemon_factory, lab, users):
     d = leasing_daemon(daemon_factory, lab, extra_whole=0)
     d.stop()

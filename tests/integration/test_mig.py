@@ -189,8 +189,14 @@ def test_apply_never_breaks_a_lease(daemon_factory, lab, users, admin):
     # Applies by admins are audited, refusals too.
     import sqlite3
     with sqlite3.connect(d.db_path) as db:
-        actions = [a for (a,) in db.execute("SELECT action FROM audit WHERE action LIKE 'mig.%'")]
+        rows = db.execute("SELECT action, detail FROM audit WHERE action LIKE 'mig.%'").fetchall()
+    actions = [a for a, _ in rows]
     assert actions.count("mig.apply") >= 2 and "mig.refused" in actions
+    # Every detail is a JSON object (gpukeeperd(8), AUDIT TRAIL): a refusal's
+    # reason was stored as bare text.
+    for action, detail in rows:
+        assert detail is None or isinstance(json.loads(detail), dict), (action, detail)
+    assert any(a == "mig.refused" and "reason" in json.loads(x) for a, x in rows), rows
 
 
 def test_matching_instance_is_kept(daemon_factory, lab):
