@@ -2,10 +2,13 @@
 #include "cli/run-child.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <sched.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <sys/prctl.h>
 #include <unistd.h>
@@ -128,6 +131,44 @@ typedef struct spawn_args {
         volatile int err; /* written by the child when its exec fails */
 } spawn_args;
 
+/* Whether PATH (the search path execvpe() used: ours, not the command's
+ * environment's) has a file called `name` that is not a directory; a name
+ * with a slash is not searched. execvpe() reports EACCES when a directory
+ * of PATH could not be searched even if none has the command; a shell then
+ * says "not found" (127) and keeps 126 for a file found that cannot run.
+ * No allocation: it runs in the vfork child. */
+static bool found_in_path(const char *name)
+{
+        const char *path = getenv("PATH"), *p, *end;
+        size_t name_len = strlen(name);
+        char buf[PATH_MAX];
+        struct stat st;
+
+        if (strchr(name, '/'))
+                return true;
+        if (!path)
+                path = "/bin:/usr/bin"; /* execvpe's default */
+        for (p = path;; p = end + 1) {
+                size_t len;
+
+                end = strchrnul(p, ':');
+                len = (size_t)(end - p);
+                if (len == 0) { /* an empty entry is the working directory */
+                        p = ".";
+                        len = 1;
+                }
+                if (len + 1 + name_len < sizeof buf) {
+                        memcpy(buf, p, len);
+                        buf[len] = '/';
+                        memcpy(buf + len + 1, name, name_len + 1);
+                        if (stat(buf, &st) == 0 && !S_ISDIR(st.st_mode))
+                                return true;
+                }
+                if (!*end)
+                        return false;
+        }
+}
+
 /* Runs in the child, in our memory (CLONE_VM) while we are suspended
  * (CLONE_VFORK): no allocation, no stdio, only the mask, the exec and, on
  * failure, the errno written where the parent reads it. Signal handlers
@@ -148,6 +189,8 @@ static int spawn_child(void *userdata)
         sigprocmask(SIG_SETMASK, a->mask, NULL);
         execvpe(a->argv[0], a->argv, a->envp);
         e = errno;
+        if (e == EACCES && !found_in_path(a->argv[0]))
+                e = ENOENT;
         a->err = e;
         /* Returning ends the child with this status (clone(2)); unlike
          * _exit() it is no noreturn call, which ASan would have to unwind

@@ -69,7 +69,22 @@ def test_exit_status_passes_through(daemon_factory, lab, users):
         assert r.returncode == expected, (script, r)
         assert d.leases() == [], f"{script}: the lease was not released"
     r = d.cli("run", "--", "/nonexistent/command", user=alice)
-    assert r.returncode != 0 and "/nonexistent/command" in r.stderr, r
+    assert r.returncode == 127 and "/nonexistent/command" in r.stderr, r
+    assert d.leases() == []
+    # As a shell: not found anywhere on PATH is 127 even when a directory of
+    # PATH cannot be searched (execvp says EACCES then); a file found that
+    # cannot be executed is 126.
+    shut = d.shared_dir() / "shut"
+    shut.mkdir(mode=0o700)
+    plain = d.shared_dir() / "plain"
+    plain.mkdir(mode=0o755)
+    (plain / "gk-not-executable").write_text("#!/bin/sh\n")
+    (plain / "gk-not-executable").chmod(0o644)
+    path = f"{shut}:{plain}:/usr/bin:/bin"
+    r = d.cli("run", "--", "gk-no-such-command", user=alice, env={"PATH": path})
+    assert r.returncode == 127, r
+    r = d.cli("run", "--", "gk-not-executable", user=alice, env={"PATH": path})
+    assert r.returncode == 126, r
     assert d.leases() == []
     # Nothing to run is a usage error.
     r = d.cli("run", "--gpus", "1", user=alice)
