@@ -53,7 +53,8 @@ static int render(json_t *o)
         (void)cli_json_num(o, "gpus", &gpus);
         fputs("Limits of ", stdout);
         print_text(user ? user : "?");
-        printf(" (uid %.0f), holding %.0f GPU%s", uid, gpus, gpus == 1 ? "" : "s");
+        /* "gpus" counts devices: whole GPUs and MIG instances alike. */
+        printf(" (uid %.0f), holding %.0f device%s", uid, gpus, gpus == 1 ? "" : "s");
         if (json_array_size(groups) > 0) {
                 fputs("; limit groups:", stdout);
                 json_array_foreach(groups, i, g)

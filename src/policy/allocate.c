@@ -487,8 +487,10 @@ static int request_resolve(const Ctx *c, const PolicyRequest *r, unsigned max_de
                                          "mode",
                                          r->n_gpus, plural(r->n_gpus));
                         else
-                                snprintf(reason, len, "asks for %u GPU%s, this machine has %zu",
-                                         r->n_gpus, plural(r->n_gpus), class_size(c, WHOLE_CLASS));
+                                snprintf(reason, len,
+                                         "asks for %u GPU%s, this machine has %zu whole GPU%s",
+                                         r->n_gpus, plural(r->n_gpus), class_size(c, WHOLE_CLASS),
+                                         plural(class_size(c, WHOLE_CLASS)));
                         return POLICY_IMPOSSIBLE;
                 }
         } else if (r->n_named > 0) {

@@ -629,7 +629,7 @@ static void test_impossible(void **state)
         l.d[1].healthy = false;
         mig(&migonly, 3, "1g.10gb", 0, 0);
 
-        impossible(&l, GPUS(3), 8, "asks for 3 GPUs, this machine has 2");
+        impossible(&l, GPUS(3), 8, "asks for 3 GPUs, this machine has 2 whole GPUs");
         impossible(&migonly, GPUS(1), 8,
                    "asks for 1 GPU, this machine has no GPU outside MIG mode");
         impossible(&l, MIG({"7g.80gb", 1}), 8, "no MIG instance of profile 7g.80gb");
