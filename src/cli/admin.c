@@ -75,8 +75,8 @@ int cli_admin_main(cli_context *ctx, int argc, char *argv[])
                 }
         }
         if (optind >= argc)
-                return cli_usage_error(verb, "which GPU? give its UUID or index (see 'gpukeeper "
-                                             "status')");
+                return cli_usage_error(verb, "which GPU? give its UUID or index ('gpukeeper "
+                                             "status' shows them)");
         if (argc - optind > 1)
                 return cli_usage_error(verb, "unexpected argument '%s'", argv[optind + 1]);
         device = argv[optind];

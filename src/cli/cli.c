@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include <stdio_ext.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include "basic/parse.h"
@@ -79,8 +80,14 @@ int cli_connect(const cli_context *ctx, gk_client **ret_client)
 {
         const char *path = gk_socket_path(ctx->socket_arg);
         gk_client *c = NULL;
+        struct stat st;
         int r;
 
+        if (!path[0]) {
+                fputs("gpukeeper: the socket path is empty (see --socket and $GPUKEEPER_SOCKET)\n",
+                      stderr);
+                return CLI_EXIT_USAGE;
+        }
         r = gk_client_connect(path, &c);
         if (r >= 0) {
                 *ret_client = c;
@@ -99,6 +106,14 @@ int cli_connect(const cli_context *ctx, gk_client **ret_client)
                         "--socket or $GPUKEEPER_SOCKET)\n",
                         path);
                 return CLI_EXIT_USAGE;
+        }
+        if (r == -ECONNREFUSED && stat(path, &st) == 0 && !S_ISSOCK(st.st_mode)) {
+                /* connect() to a file or a directory says "refused" too. */
+                fprintf(stderr,
+                        "gpukeeper: cannot reach gpukeeperd at %s: not a socket (see --socket "
+                        "and $GPUKEEPER_SOCKET)\n",
+                        path);
+                return CLI_EXIT_UNREACHABLE;
         }
         fprintf(stderr,
                 "gpukeeper: cannot reach gpukeeperd at %s: %s (is the daemon running? see "

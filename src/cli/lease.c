@@ -303,8 +303,8 @@ static int lease_release(cli_context *ctx, int argc, char *argv[])
         if (all && optind < argc)
                 return cli_usage_error("lease release", "give a lease ID or --all, not both");
         if (!all && optind >= argc)
-                return cli_usage_error("lease release", "which lease? give its ID (see "
-                                                        "'gpukeeper lease list') or --all");
+                return cli_usage_error("lease release", "which lease? give its ID ('gpukeeper "
+                                                        "lease list' shows yours) or --all");
         if (argc - optind > 1)
                 return cli_usage_error("lease release", "unexpected argument '%s'",
                                        argv[optind + 1]);
@@ -320,7 +320,7 @@ static int lease_release(cli_context *ctx, int argc, char *argv[])
         released = json_object_get(result, "released");
         n = json_array_size(released);
         if (n == 0) {
-                puts(all ? "You hold no active leases." : "Nothing released.");
+                puts(all ? "You hold no leases." : "Nothing released.");
                 return cli_finish(CLI_EXIT_OK);
         }
         fputs(n == 1 ? "released lease " : "released leases ", stdout);

@@ -26,6 +26,19 @@ def test_no_daemon_exits_69_naming_socket(workdir):
     assert len(r.stderr.strip().splitlines()) == 1, f"one line expected: {r.stderr!r}"
 
 
+def test_socket_that_cannot_be_one_says_so(workdir):
+    # An empty path is bad usage; a file or a directory is not a socket
+    # (connect() said "Connection refused", as if a daemon had died).
+    r = run_cli([str(GK), "--socket", "", "status"])
+    assert r.returncode == EX_USAGE and "socket path is empty" in r.stderr, r
+    plain = workdir / "not-a-socket"
+    plain.write_text("")
+    for path in (plain, workdir):
+        r = run_cli([str(GK), "--socket", str(path), "lease", "list"])
+        assert r.returncode == EX_UNAVAILABLE, r
+        assert f"{path}: not a socket" in r.stderr and "refused" not in r.stderr, r.stderr
+
+
 def test_socket_from_environment(daemon, users):
     r = daemon.cli("status", "--json", socket_arg=False, user=users["alice"],
                    env={"GPUKEEPER_SOCKET": str(daemon.socket_path)})
