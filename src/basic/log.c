@@ -2,6 +2,7 @@
 #include "basic/log.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,6 +32,18 @@ static void write_held(void)
                 done += (size_t)n;
         }
         held_len = 0;
+}
+
+/* The "<N>" priority prefix is for journald (or a log file read by a
+ * program); a person reading a terminal (gpukeeperd --check-config, a
+ * daemon run by hand) gets the bare lines. Decided once. */
+static bool syslog_prefix(void)
+{
+        static int prefix = -1;
+
+        if (prefix < 0)
+                prefix = !isatty(STDERR_FILENO);
+        return prefix;
 }
 
 void log_hold(void)
@@ -73,17 +86,19 @@ int log_internal(int level, int error, const char *fmt, ...)
         int e = error < 0 ? -error : error;
 
         if (level <= log_max_level) {
-                char msg[2048], line[2048 + 256];
+                char msg[2048], line[2048 + 256], prefix[8] = "";
                 va_list ap;
                 int n;
 
                 va_start(ap, fmt);
                 vsnprintf(msg, sizeof msg, fmt, ap);
                 va_end(ap);
+                if (syslog_prefix())
+                        snprintf(prefix, sizeof prefix, "<%d>", level);
                 if (e)
-                        n = snprintf(line, sizeof line, "<%d>%s: %s\n", level, msg, strerror(e));
+                        n = snprintf(line, sizeof line, "%s%s: %s\n", prefix, msg, strerror(e));
                 else
-                        n = snprintf(line, sizeof line, "<%d>%s\n", level, msg);
+                        n = snprintf(line, sizeof line, "%s%s\n", prefix, msg);
                 if (n < 0)
                         n = 0;
                 if ((size_t)n >= sizeof line) { /* cut: it still ends the line */

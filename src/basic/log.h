@@ -21,7 +21,8 @@ void log_set_max_level(int level);
 /* Parse "error", "warning", "info" or "debug"; returns the level or -EINVAL. */
 int log_level_from_string(const char *s);
 
-/* Print at `level` with a syslog-style "<N>" prefix that journald understands.
+/* Print at `level` with a syslog-style "<N>" prefix that journald understands
+ * (none when stderr is a terminal: a person reads it).
  * Returns -abs(error) when error != 0 so callers can `return log_error_errno(r, ...)`. */
 int log_internal(int level, int error, const char *fmt, ...) _printf_(3, 4);
 

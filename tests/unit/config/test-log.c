@@ -11,10 +11,13 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <pty.h>
+#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "basic/log.h"
@@ -221,8 +224,50 @@ static void test_hold_is_per_thread(void **state)
         assert_log(c, "<6>from another thread\n<6>held here\n");
 }
 
-int main(void)
+static char self[4096];
+
+/* On a terminal the lines have no "<N>" prefix (journald's): this program
+ * again, its stderr a pseudo-terminal, logs one line and exits. */
+static void test_terminal_gets_bare_lines(void **state)
 {
+        char *argv[] = {self, (char *)"--log-to-stderr", NULL};
+        posix_spawn_file_actions_t fa;
+        char buf[256] = "";
+        size_t len = 0;
+        int master, slave, status;
+        pid_t pid;
+
+        (void)state;
+        assert_int_equal(openpty(&master, &slave, NULL, NULL, NULL), 0);
+        assert_int_equal(posix_spawn_file_actions_init(&fa), 0);
+        assert_int_equal(posix_spawn_file_actions_adddup2(&fa, slave, STDERR_FILENO), 0);
+        assert_int_equal(posix_spawn(&pid, self, &fa, NULL, argv, NULL), 0);
+        posix_spawn_file_actions_destroy(&fa);
+        close(slave);
+        while (len < sizeof buf - 1) {
+                ssize_t n = read(master, buf + len, sizeof buf - 1 - len);
+
+                if (n <= 0)
+                        break; /* EIO once the child is gone */
+                len += (size_t)n;
+        }
+        close(master);
+        assert_int_equal(waitpid(pid, &status, 0), pid);
+        assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+        buf[len] = '\0';
+        assert_non_null(strstr(buf, "on a terminal"));
+        assert_null(strchr(buf, '<'));
+}
+
+int main(int argc, char *argv[])
+{
+        if (argc > 1 && strcmp(argv[1], "--log-to-stderr") == 0) {
+                log_info("on a terminal");
+                return 0;
+        }
+        if (readlink("/proc/self/exe", self, sizeof self - 1) < 0)
+                return 1;
+
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test_setup_teardown(test_unheld_lines_are_written_at_once, setup,
                                                 teardown),
@@ -237,6 +282,7 @@ int main(void)
                                                 teardown),
                 cmocka_unit_test_setup_teardown(test_long_line_is_cut_and_ended, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_hold_is_per_thread, setup, teardown),
+                cmocka_unit_test(test_terminal_gets_bare_lines),
         };
 
         return cmocka_run_group_tests(tests, NULL, NULL);
