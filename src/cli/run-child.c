@@ -169,6 +169,15 @@ static bool found_in_path(const char *name)
         }
 }
 
+bool cli_command_found(const char *name)
+{
+        struct stat st;
+
+        if (strchr(name, '/'))
+                return stat(name, &st) == 0 && !S_ISDIR(st.st_mode);
+        return found_in_path(name);
+}
+
 /* Runs in the child, in our memory (CLONE_VM) while we are suspended
  * (CLONE_VFORK): no allocation, no stdio, only the mask, the exec and, on
  * failure, the errno written where the parent reads it. Signal handlers

@@ -8,6 +8,7 @@
 #include <jansson.h>
 #include <sched.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <sys/types.h>
 
 /* Exit codes of a command that could not be started, as POSIX shells use
@@ -41,6 +42,12 @@ void cli_child_env_free(char **env);
 /* What the kernel sends the command when `gpukeeper run` dies before it
  * (PR_SET_PDEATHSIG): a lease ends with its client, so must its command. */
 #define CLI_CHILD_PARENT_DEATH_SIGNAL SIGTERM
+
+/* Whether `name` names a file a shell would try to run: with a slash, an
+ * existing file that is not a directory; without, one in a directory of
+ * PATH (ours, as execvpe searches it). `run` asks before it leases, so a
+ * typo does not wait in the queue for a GPU it will never use. */
+bool cli_command_found(const char *name);
 
 /* Start argv[0] (looked up in our $PATH, as execvp() does)
  * with `envp` and the signal mask `mask`, sharing our process group,

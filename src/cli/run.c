@@ -294,6 +294,13 @@ static int run(run_state *s, const cli_acquire_args *a, const sigset_t *old_mask
                 fputs("gpukeeper: run: out of memory\n", stderr);
                 return CLI_EXIT_SOFTWARE;
         }
+        if (!cli_command_found(a->command[0])) {
+                json_decref(args);
+                fprintf(stderr, "gpukeeper: run: cannot run '%s': command not found; nothing was "
+                                "leased\n",
+                        a->command[0]);
+                return CLI_EXIT_NOT_FOUND;
+        }
         r = cli_connect(s->ctx, &s->client);
         if (r != CLI_EXIT_OK) {
                 json_decref(args);

@@ -83,6 +83,13 @@ def test_exit_status_passes_through(daemon_factory, lab, users):
     path = f"{shut}:{plain}:/usr/bin:/bin"
     r = d.cli("run", "--", "gk-no-such-command", user=alice, env={"PATH": path})
     assert r.returncode == 127, r
+    # Found nowhere: said before anything is leased, so a typo does not wait
+    # in the queue first (a busy GPU and --no-wait would say 75 otherwise).
+    held = d.cli("lease", "acquire", "--gpus", "1", "--no-wait", user=users["bob"])
+    assert held.returncode == 0, held
+    r = d.cli("run", "--no-wait", "--", "gk-no-such-command", user=alice)
+    assert r.returncode == 127 and "nothing was leased" in r.stderr, r
+    assert d.cli("lease", "release", "--all", user=users["bob"]).returncode == 0
     r = d.cli("run", "--", "gk-not-executable", user=alice, env={"PATH": path})
     assert r.returncode == 126, r
     assert d.leases() == []
