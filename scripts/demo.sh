@@ -81,6 +81,15 @@ cmdline_of() {
         { tr '\0' ' ' <"/proc/$1/cmdline"; } 2>/dev/null || true
 }
 
+# Whether process $1 still runs: one that exited is gone, or a zombie until
+# whoever adopted it (init, a subreaper) reaps it.
+running() {
+        local stat
+        stat=$({ cat "/proc/$1/stat"; } 2>/dev/null) || return 1
+        stat=${stat##*) }
+        [[ "${stat%% *}" != [ZX] ]]
+}
+
 # Kill the demo's stand-in GPU jobs (only processes still running our script)
 # and the lab keeper.
 stop_jobs() {
@@ -212,10 +221,10 @@ stop_demo() {
         echo "demo: stopping gpukeeperd (pid $pid)"
         kill -TERM "$pid" 2>/dev/null || true
         for ((i = 0; i < 100; i++)); do
-                [[ -d "/proc/$pid" ]] || break
+                running "$pid" || break
                 sleep 0.1
         done
-        if [[ -d "/proc/$pid" ]]; then
+        if running "$pid"; then
                 echo "demo: gpukeeperd did not exit within 10 s of SIGTERM; killing it" >&2
                 kill -KILL "$pid" 2>/dev/null || true
         fi
