@@ -118,18 +118,23 @@ def test_no_wait_refused(sock):
 
 def test_exec_failures(sock, tmp_path):
     d = StandinDaemon(sock).start()
+    # Found nowhere: said before the lease is asked for.
     p = gk(sock, "run", "--", "no-such-command-gk")
     assert p.returncode == 127
     assert p.stderr.strip() == ("gpukeeper: run: cannot run 'no-such-command-gk': "
-                                "No such file or directory")
-    assert d.released == [(1, "released")]
+                                "command not found; nothing was leased")
+    assert d.requests == [] and d.released == []
+    p = gk(sock, "run", "--", str(tmp_path / "no-such-file"))
+    assert p.returncode == 127 and "nothing was leased" in p.stderr
+    assert d.requests == []
+    # Found but not executable: the exec says so, and the lease is released.
     f = tmp_path / "not-executable"
     f.write_text("#!/bin/sh\n")
     f.chmod(0o644)
     p = gk(sock, "run", "--", str(f))
     assert p.returncode == 126
     assert "Permission denied" in p.stderr
-    assert d.released[-1] == (2, "released")
+    assert d.released[-1] == (1, "released")
     d.stop()
 
 
