@@ -425,13 +425,16 @@ int leases_register(Daemon *d, StoredLease *rec, const char *request_json, Lease
         return 0;
 }
 
-/* The place a run request had before a restart, taken out of the list;
- * 0 when it had none. Places whose clients did not ask again within the
- * grace are forgotten. */
-static uint64_t take_place(Daemon *d, const QueueEntry *e)
+/* The place a run request had before a restart, taken out of the list
+ * (with *ret_since_usec, when it first queued; 0 when not known); 0 when it
+ * had none. Places whose clients did not ask again within the grace are
+ * forgotten. */
+static uint64_t take_place(Daemon *d, const QueueEntry *e, uint64_t *ret_since_usec)
 {
         LeaseState *s = &d->leases;
         uint64_t id = 0;
+
+        *ret_since_usec = 0;
 
         if (s->n_places > 0 && daemon_boot(d) > s->places_deadline) {
                 for (size_t i = 0; i < s->n_places; i++)
@@ -442,6 +445,7 @@ static uint64_t take_place(Daemon *d, const QueueEntry *e)
                 if (s->places[i].uid == e->uid && s->places[i].pid == e->pid &&
                     s->places[i].pid_start_time == e->pid_start_time) {
                         id = s->places[i].request_id;
+                        *ret_since_usec = s->places[i].since_usec;
                         s->places[i] = s->places[--s->n_places];
                         break;
                 }
@@ -452,11 +456,18 @@ uint64_t leases_enqueue(Daemon *d, QueueEntry *e)
 {
         LeaseState *s = &d->leases;
         QueueEntry **p = &s->queue;
-        uint64_t old = take_place(d, e);
+        uint64_t since, old = take_place(d, e, &since);
+        uint64_t wall = daemon_wall(d), boot = daemon_boot(d);
 
         e->request_id = old ? old : s->next_request_id++;
-        e->since_usec = daemon_wall(d);
-        e->since_boot = daemon_boot(d);
+        e->since_usec = wall;
+        e->since_boot = boot;
+        if (old && since > 0 && since <= wall && wall - since <= boot) {
+                /* Back in its place: it has been waiting since it first
+                 * queued, the restart's time included. */
+                e->since_usec = since;
+                e->since_boot = boot - (wall - since);
+        }
         /* In request id order, which is arrival order: one that had its
          * place before a restart goes back there. */
         while (*p && (*p)->request_id < e->request_id)
@@ -466,7 +477,8 @@ uint64_t leases_enqueue(Daemon *d, QueueEntry *e)
         s->queue_len++;
         if (e->kind == LEASE_RUN && !old) {
                 StoredQueuePlace place = {.request_id = e->request_id, .uid = e->uid,
-                                          .pid = e->pid, .pid_start_time = e->pid_start_time};
+                                          .pid = e->pid, .pid_start_time = e->pid_start_time,
+                                          .since_usec = e->since_usec};
                 int r = store_queue_place_add(d->store, &place);
 
                 if (r < 0) /* the request still waits; it only loses its place at a restart */

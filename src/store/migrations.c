@@ -281,6 +281,12 @@ const StoreMigration store_migrations[] = {
      "  'CHECK (state = ''active'' OR state = ''released'' OR state = ''expired'')') "
      "  WHERE type = 'table' AND name = 'leases';"
      "PRAGMA writable_schema = RESET;"},
+    {13,
+     /* When a waiting run request first queued (wall clock, microseconds):
+      * one that gets its place back after a restart keeps its waiting time
+      * too (queue `since`, the lease's queue_wait_usec). 0: not known (a
+      * place recorded before this migration). */
+     "ALTER TABLE queue_places ADD COLUMN since_usec INTEGER NOT NULL DEFAULT 0;"},
 };
 
 const size_t store_n_migrations = sizeof store_migrations / sizeof store_migrations[0];

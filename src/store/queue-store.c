@@ -11,9 +11,10 @@ int store_queue_place_add(Store *s, const StoredQueuePlace *p)
 {
         return store_exec(s,
                           "INSERT OR REPLACE INTO queue_places (request_id, uid, pid, "
-                          "pid_start_time) VALUES (?, ?, ?, ?)",
+                          "pid_start_time, since_usec) VALUES (?, ?, ?, ?, ?)",
                           STORE_ARGS(STORE_INT(p->request_id), STORE_INT(p->uid),
-                                     STORE_INT(p->pid), STORE_INT(p->pid_start_time)));
+                                     STORE_INT(p->pid), STORE_INT(p->pid_start_time),
+                                     STORE_INT(p->since_usec)));
 }
 
 int store_queue_place_remove(Store *s, uint64_t request_id)
@@ -30,7 +31,8 @@ int store_queue_places_load(Store *s, StoredQueuePlace **ret, size_t *ret_n)
         int r, rc;
 
         r = store_statement(s,
-                            "SELECT request_id, uid, pid, pid_start_time FROM queue_places "
+                            "SELECT request_id, uid, pid, pid_start_time, since_usec "
+                            "FROM queue_places "
                             "ORDER BY request_id",
                             &st);
         if (r < 0)
@@ -49,6 +51,7 @@ int store_queue_places_load(Store *s, StoredQueuePlace **ret, size_t *ret_n)
                         .uid = (uid_t)sqlite3_column_int64(st, 1),
                         .pid = (pid_t)sqlite3_column_int64(st, 2),
                         .pid_start_time = (uint64_t)sqlite3_column_int64(st, 3),
+                        .since_usec = (uint64_t)sqlite3_column_int64(st, 4),
                 };
         }
         sqlite3_reset(st);

@@ -18,6 +18,7 @@ typedef struct StoredQueuePlace {
         uid_t uid;
         pid_t pid;
         uint64_t pid_start_time;
+        uint64_t since_usec; /* CLOCK_REALTIME when it first queued; 0: not known */
 } StoredQueuePlace;
 
 /* Record / forget the place of run request `request_id`. Returns 0 or -errno. */

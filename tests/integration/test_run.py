@@ -402,12 +402,17 @@ def test_queued_runs_keep_their_places_across_a_restart(daemon_factory, lab, use
     wait_for(lambda: len(d.queue()) == 2, timeout=15, what="the second run to queue")
     before = [(q["uid"], q["request_id"]) for q in d.queue()]
     assert [uid for uid, _ in before] == [bob.uid, alice.uid]
+    since = [q["since"] for q in d.queue()]
 
     d.crash()
     d.start()
     wait_for(lambda: len(d.queue()) == 2, timeout=15, what="both runs to queue again")
     after = [(q["uid"], q["request_id"]) for q in d.queue()]
     assert after == before, (before, after)
+    # ... and their waiting time: since when they first queued, not since
+    # they asked again.
+    again = [q["since"] for q in d.queue()]
+    assert all(abs(a - b) < 0.01 for a, b in zip(since, again)), (since, again)
 
     # A request made after the restart goes behind both.
     late = d.cli_popen("lease", "acquire", "--time", "1h", user=bob)

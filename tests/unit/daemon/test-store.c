@@ -20,6 +20,7 @@
 #include "store/history-store.h"
 #include "store/lease-store.h"
 #include "store/migrations.h"
+#include "store/queue-store.h"
 #include "store/store.h"
 
 static char *make_tmpdir(void)
@@ -773,6 +774,47 @@ static void test_lease_checks(void **state)
         remove_tree(dir);
 }
 
+/* Queue places keep when their request first queued (migration 13), and
+ * read back in request id order. */
+static void test_queue_places(void **state)
+{
+        _cleanup_free_ char *dir = make_tmpdir(), *error = NULL;
+        StoredQueuePlace *list = NULL;
+        Store *s = NULL;
+        size_t n = 0;
+
+        assert_int_equal(store_open(dir, &s, &error), 0);
+        assert_int_equal(store_queue_place_add(s, &(StoredQueuePlace){.request_id = 7, .uid = 1001,
+                                                                      .pid = 42,
+                                                                      .pid_start_time = 99,
+                                                                      .since_usec = 1234567}),
+                         0);
+        assert_int_equal(store_queue_place_add(s, &(StoredQueuePlace){.request_id = 3, .uid = 1002,
+                                                                      .pid = 43,
+                                                                      .pid_start_time = 98}),
+                         0);
+        store_close(s);
+        s = NULL;
+        assert_int_equal(store_open(dir, &s, &error), 0);
+        assert_int_equal(store_queue_places_load(s, &list, &n), 0);
+        assert_int_equal(n, 2);
+        assert_int_equal(list[0].request_id, 3);
+        assert_int_equal(list[0].since_usec, 0);
+        assert_int_equal(list[1].request_id, 7);
+        assert_int_equal(list[1].uid, 1001);
+        assert_int_equal(list[1].pid, 42);
+        assert_int_equal(list[1].pid_start_time, 99);
+        assert_int_equal(list[1].since_usec, 1234567);
+        free(list);
+        assert_int_equal(store_queue_place_remove(s, 3), 0);
+        assert_int_equal(store_queue_places_load(s, &list, &n), 0);
+        assert_int_equal(n, 1);
+        assert_int_equal(list[0].request_id, 7);
+        free(list);
+        store_close(s);
+        remove_tree(dir);
+}
+
 static void count_due(void *userdata)
 {
         (*(unsigned *)userdata)++;
@@ -859,6 +901,7 @@ int main(void)
                 cmocka_unit_test(test_shared_leases),
                 cmocka_unit_test(test_lease_checks),
                 cmocka_unit_test(test_deferred_checkpoints),
+                cmocka_unit_test(test_queue_places),
         };
         return cmocka_run_group_tests_name("store", tests, NULL, NULL);
 }
