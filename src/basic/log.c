@@ -105,15 +105,15 @@ int log_internal(int level, int error, const char *fmt, ...)
                         n = (int)sizeof line - 1;
                         line[n - 1] = '\n';
                 }
-                if (hold_depth > 0 && level > LOG_LEVEL_WARNING) {
-                        if (held_len + (size_t)n > sizeof held)
-                                write_held();
-                        memcpy(held + held_len, line, (size_t)n);
-                        held_len += (size_t)n;
-                } else {
+                /* One path for every line: it joins what is held (which
+                 * goes out first when the line does not fit), and unless it
+                 * is held itself, all of it is written now. */
+                if (held_len + (size_t)n > sizeof held)
                         write_held();
-                        fwrite(line, 1, (size_t)n, stderr);
-                }
+                memcpy(held + held_len, line, (size_t)n);
+                held_len += (size_t)n;
+                if (hold_depth == 0 || level <= LOG_LEVEL_WARNING)
+                        write_held();
         }
         errno = saved;
         return -e;

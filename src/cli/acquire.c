@@ -41,18 +41,16 @@ static void on_event(const char *event, json_t *data, void *userdata)
         cli_json_num(data, "waiting", &waiting);
         if (!reason)
                 reason = "";
+        v->request_id = -1;
+        cli_json_num(data, "request_id", &v->request_id);
         if (v->asked_again_of >= 0) {
-                double request_id = -1;
-
-                cli_json_num(data, "request_id", &request_id);
                 fprintf(stderr, "gpukeeper: %s\n",
-                        request_id == v->asked_again_of
+                        v->request_id == v->asked_again_of
                             ? "gpukeeperd gave the request its old place in the queue back"
                             : "the request's old place in the queue was not kept; it is a new "
                               "request");
                 v->asked_again_of = -1;
         }
-        cli_json_num(data, "request_id", &v->request_id);
         if (v->queued && v->position == position && v->waiting == waiting &&
             strncmp(v->reason, reason, sizeof v->reason - 1) == 0)
                 return;

@@ -69,7 +69,9 @@ static int parse_id(const char *verb, const char *s, json_int_t *ret)
         uint64_t v;
 
         if (parse_uint64(s, &v) < 0 || v == 0 || v > INT64_MAX)
-                return cli_usage_error(verb, "'%s' is not a lease ID ('gpukeeper lease list' shows yours)",
+                return cli_usage_error(verb,
+                                       "'%s' is not a lease ID ('gpukeeper lease list' shows "
+                                       "yours)",
                                        s);
         *ret = (json_int_t)v;
         return CLI_EXIT_OK;

@@ -16,9 +16,7 @@
  *   Shared GPUs (memory budgets):
  *   USER         SHARED h   BUSY h  BUDGET GiB  USED GiB  BUDGET GiB·h  MEM GiB·h
  *   bob              10.0      8.0        20.0      12.5         200.0      125.0 */
-#include <errno.h>
 #include <getopt.h>
-#include <pwd.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,7 +28,6 @@
 #include "cli/report.h"
 
 #define DEFAULT_SINCE_USEC (UINT64_C(30) * USEC_PER_DAY)
-#define PW_BUF_MAX 16384
 
 enum {
         ARG_CSV = CLI_ARG_VERB_FIRST,

@@ -357,7 +357,8 @@ int lease_op_acquire(Daemon *d, const RequestCall *call, json_t *args, json_t **
                 r = request_error(ret_error, GK_E_INVALID_ARGUMENT,
                                   "'kind' must be \"run\" or \"manual\"");
         if (r == 0)
-                r = arg_uint(args, "duration_sec", GK_PROTO_MAX_DURATION_SEC, &duration_sec, ret_error);
+                r = arg_uint(args, "duration_sec", GK_PROTO_MAX_DURATION_SEC, &duration_sec,
+                             ret_error);
         if (r == 0)
                 r = arg_bool(args, "wait", &wait, ret_error);
         if (r == 0)
@@ -627,7 +628,8 @@ int lease_op_extend(Daemon *d, const RequestCall *call, json_t *args, json_t **r
 
         r = check_keys(args, allowed, ret_error);
         if (r == 0)
-                r = arg_uint(args, "duration_sec", GK_PROTO_MAX_DURATION_SEC, &duration_sec, ret_error);
+                r = arg_uint(args, "duration_sec", GK_PROTO_MAX_DURATION_SEC, &duration_sec,
+                             ret_error);
         if (r == 0 && duration_sec == 0)
                 r = request_error(ret_error, GK_E_INVALID_ARGUMENT,
                                   "'duration_sec' (at least 1) is required");

@@ -1051,7 +1051,8 @@ int mig_op_apply(Daemon *d, const RequestCall *call, json_t *args, json_t **ret_
         int r;
 
         if (!peer_is_admin(call->peer)) {
-                audit_detail(d, call->peer->uid, "mig.refused", "mig.apply", "reason", "not an admin");
+                audit_detail(d, call->peer->uid, "mig.refused", "mig.apply", "reason",
+                             "not an admin");
                 return request_error(ret_error, GK_E_PERMISSION,
                                      "only root and members of %s may apply MIG layouts", ADMIN_GROUP);
         }
@@ -1097,7 +1098,8 @@ int mig_op_apply(Daemon *d, const RequestCall *call, json_t *args, json_t **ret_
                                          json_string_value(json_object_get(g, "uuid")), busy);
                                 json_decref(gpus);
                                 free(c.specs);
-                                audit_detail(d, call->peer->uid, "mig.refused", "mig.apply", "reason", msg);
+                                audit_detail(d, call->peer->uid, "mig.refused", "mig.apply",
+                                             "reason", msg);
                                 return request_error(ret_error, GK_E_NO_CAPACITY, "%s", msg);
                         }
                 }

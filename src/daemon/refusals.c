@@ -82,8 +82,7 @@ void refusals_audit(Daemon *d, uid_t uid, const char *action, const char *subjec
                 for (size_t i = 0; i < b->n_reasons; i++)
                         if (strcmp(b->reasons[i].text, text) == 0) {
                                 b->reasons[i].repeated++;
-                                snprintf(b->reasons[i].subject, sizeof b->reasons[i].subject,
-                                         "%s", subject ?: "");
+                                reason_set(&b->reasons[i], subject, text);
                                 d->audit_suppressed++;
                                 return;
                         }
