@@ -263,37 +263,6 @@ int daemon_resolver_update(Daemon *d)
 /* Test seams, read once at start: GK_TEST_NSS_DELAY_MS makes every lookup of
  * the resolver that much slower (a slow directory), GK_TEST_NSS_TTL_MS
  * shortens its refresh period. Unset in production. */
-static int on_checkpoint(sd_event_source *source, void *userdata)
-{
-        Daemon *d = userdata;
-        int r = store_checkpoint(d->store);
-
-        if (r < 0 && r != -EBUSY)
-                log_warning_errno(r, "Cannot checkpoint the state database's WAL");
-        return 0;
-}
-
-/* A commit left the WAL long enough for a checkpoint (store.h): it runs at
- * idle priority, when the loop has nothing else pending, so its fdatasync
- * is no longer inside the request whose commit asked for it. Called from
- * inside that commit; when no event source can be had, the checkpoint runs
- * there, as SQLite's own would. */
-static void on_checkpoint_due(void *userdata)
-{
-        Daemon *d = userdata;
-        int r;
-
-        if (!d->checkpoint_source) {
-                r = sd_event_add_defer(d->event, &d->checkpoint_source, on_checkpoint, d);
-                if (r >= 0)
-                        r = sd_event_source_set_priority(d->checkpoint_source,
-                                                         SD_EVENT_PRIORITY_IDLE);
-        } else
-                r = sd_event_source_set_enabled(d->checkpoint_source, SD_EVENT_ONESHOT);
-        if (r < 0)
-                (void)on_checkpoint(NULL, d);
-}
-
 static uint64_t env_msec(const char *name, uint64_t fallback)
 {
         const char *v = getenv(name);
@@ -365,7 +334,11 @@ int daemon_new(char *config_path, Config *config, Daemon **ret)
                 log_error("Cannot open the state database: %s", error ? error : strerror(-r));
                 goto fail;
         }
-        store_defer_checkpoints(d->store, on_checkpoint_due, d);
+        /* Checkpoints' fdatasync() in a thread, not inside a request. */
+        r = store_checkpoint_in_background(d->store);
+        if (r < 0)
+                log_warning_errno(r, "Cannot start the state database's checkpoint thread; "
+                                     "commits checkpoint the WAL themselves");
         d->run_id = store_run_started(d->store, getpid(), GK_VERSION);
         if (d->run_id < 0) {
                 r = (int)d->run_id;
@@ -543,7 +516,6 @@ void daemon_free(Daemon *d)
         proc_cache_free(d->proc_cache);
         resolver_free(d->resolver);
         gpu_nvml_close(d->nvml);
-        sd_event_source_disable_unref(d->checkpoint_source);
         store_close(d->store);
         sd_event_unref(d->event);
         config_free(d->config);

@@ -55,7 +55,6 @@ typedef struct Daemon {
         Server *server;
         Metrics *metrics; /* GET /metrics; NULL when http.listen could not be bound */
         Store *store;
-        sd_event_source *checkpoint_source; /* the WAL checkpoint, at idle priority */
         int64_t run_id;
 
         GpuNvml *nvml;           /* NULL while the library cannot be loaded */

@@ -67,6 +67,7 @@ static int source_render(void *userdata, MetricsBuffer *b)
         size_t n_sinks = 0, n = 0, n_mig = 0;
         _cleanup_free_ MetricsFenceDenied *rows_owner = NULL;
         FenceRows fence_rows = {.d = d};
+        CheckpointerCounts checkpoints;
         MetricsInput in;
 
         leases = calloc(MAX(d->leases.n_leases, (size_t)1), sizeof *leases);
@@ -89,6 +90,8 @@ static int source_render(void *userdata, MetricsBuffer *b)
                                                     .free_slices = free_slices,
                                                     .on_demand = mig_ops_on_demand_count(d, g->uuid)};
         }
+        if (!store_checkpoint_counts(d->store, &checkpoints))
+                checkpoints = (CheckpointerCounts){};
         in = (MetricsInput){
             .mig = mig,
             .n_mig = n_mig,
@@ -105,6 +108,8 @@ static int source_render(void *userdata, MetricsBuffer *b)
             .audit_suppressed_total = d->audit_suppressed,
             .status_cached_total = d->status_cache.hits,
             .status_built_total = d->status_cache.misses,
+            .checkpoints_thread_total = checkpoints.done,
+            .checkpoints_commit_total = checkpoints.in_commit,
             .sinks = sinks,
             .n_sinks = n_sinks,
             .per_process = d->config->http.per_process_metrics,

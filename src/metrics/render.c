@@ -625,6 +625,14 @@ static void render_counters(FILE *f, const MetricsInput *in)
                "Status replies built afresh on the socket (the cache's misses), since the "
                "daemon started.");
         fprintf(f, "gpukeeper_status_replies_built_total %" PRIu64 "\n", in->status_built_total);
+        family(f, "gpukeeper_store_checkpoints_total", "counter",
+               "WAL checkpoints of the state database since the daemon started, by who ran "
+               "them: its checkpoint thread, or a commit that found the WAL at its hard limit "
+               "(the request behind that commit waited for it).");
+        fprintf(f, "gpukeeper_store_checkpoints_total{by=\"thread\"} %" PRIu64 "\n",
+                in->checkpoints_thread_total);
+        fprintf(f, "gpukeeper_store_checkpoints_total{by=\"commit\"} %" PRIu64 "\n",
+                in->checkpoints_commit_total);
 
         family(f, "gpukeeper_alerts_sent_total", "counter", "Alert messages delivered, per sink.");
         for (size_t i = 0; i < in->n_sinks; i++) {

@@ -53,6 +53,8 @@ typedef struct MetricsInput {
         uint64_t audit_suppressed_total;     /* repeated refusals not given an audit row */
         uint64_t status_cached_total;        /* status replies sent from the status cache */
         uint64_t status_built_total;         /* status replies built (cache misses) */
+        uint64_t checkpoints_thread_total;   /* state database WAL checkpoints by its thread */
+        uint64_t checkpoints_commit_total;   /* ... by a commit at the WAL's hard limit */
         const AlertsSinkStats *sinks;
         size_t n_sinks;
         bool per_process;  /* add gpukeeper_process_gpu_memory_used_bytes */

@@ -35,9 +35,9 @@ static int fault_rc(sqlite3_file *f, int rc)
 {
         StoreFaultVfs *v = ((FaultFile *)f)->vfs;
 
-        if (v->fault != STORE_FAULT_IO_ERROR)
+        if (__atomic_load_n(&v->fault, __ATOMIC_RELAXED) != STORE_FAULT_IO_ERROR)
                 return SQLITE_OK;
-        v->n_failed++;
+        __atomic_add_fetch(&v->n_failed, 1, __ATOMIC_RELAXED);
         return rc;
 }
 
@@ -247,10 +247,10 @@ const char *store_fault_vfs_name(const StoreFaultVfs *v)
 
 void store_fault_vfs_set(StoreFaultVfs *v, StoreFault fault)
 {
-        v->fault = fault;
+        __atomic_store_n(&v->fault, fault, __ATOMIC_RELAXED);
 }
 
 uint64_t store_fault_vfs_failed(const StoreFaultVfs *v)
 {
-        return v->n_failed;
+        return __atomic_load_n(&v->n_failed, __ATOMIC_RELAXED);
 }

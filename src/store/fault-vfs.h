@@ -6,8 +6,10 @@
  *
  * Only stores opened with STORE_OPEN_FAULT_SEAM use it (the daemon does so in
  * test builds, -Dtest_hooks=true); each instance is registered with SQLite
- * under a name of its own and unregistered when freed. Not thread-safe: set
- * faults from the thread that uses the connection. */
+ * under a name of its own and unregistered when freed. The store's
+ * checkpoint thread (checkpointer.h) writes through it too: a fault set
+ * fails its writes and syncs as well, and both threads count into
+ * store_fault_vfs_failed() (atomically). */
 #pragma once
 
 #include <sqlite3.h>

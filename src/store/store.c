@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 
 #include "basic/time-util.h"
+#include "store/checkpointer.h"
 #include "store/fault-vfs.h"
 #include "store/migrations.h"
 #include "store/wal-vfs.h"
@@ -32,9 +33,11 @@ struct Store {
         uint64_t busy_start_usec;  /* CLOCK_MONOTONIC: the current wait began */
         uint64_t busy_failed_usec; /* CLOCK_MONOTONIC: the last wait that gave up */
         StoreFaultVfs *fault_vfs;  /* STORE_OPEN_FAULT_SEAM only */
-        StoreCheckpointDueFn checkpoint_due; /* store_defer_checkpoints() */
-        void *checkpoint_userdata;
-        bool checkpoint_asked; /* due() called, store_checkpoint() not run since */
+        char *path;                /* the database file */
+        Checkpointer *checkpointer; /* store_checkpoint_in_background() */
+        int wal_frames;             /* the WAL's length after the last commit */
+        int checkpoint_ask_at;      /* the length at which a commit asks next */
+        uint64_t checkpoints_in_commit; /* at STORE_WAL_CHECKPOINT_HARD_PAGES */
 };
 
 /* SQLite's busy handler while serving: wait at most STORE_BUSY_TIMEOUT_MS
@@ -317,6 +320,7 @@ int store_open_flags(const char *state_dir, StoreOpenFlags flags, Store **ret, c
         }
         sqlite3_busy_handler(db, busy_handler, s);
         s->db = db;
+        s->path = TAKE_PTR(path);
         s->fault_vfs = fault_vfs;
         s->vfs = vfs;
         *ret = s;
@@ -327,45 +331,77 @@ void store_close(Store *s)
 {
         if (!s)
                 return;
+        /* Its connection before ours, both before the VFS they use. */
+        checkpointer_stop(s->checkpointer);
         for (size_t i = 0; i < s->n_statements; i++)
                 sqlite3_finalize(s->statements[i].st);
         sqlite3_close(s->db);
         wal_vfs_free(s->vfs); /* the wrapper before the VFS it wraps */
         store_fault_vfs_free(s->fault_vfs);
+        free(s->path);
         free(s);
 }
 
-/* SQLite's WAL hook, after every commit: `pages` is the WAL's length in
- * frames, which a checkpoint that copied all of them lets the next writer
- * start over from 0. Replaces wal_autocheckpoint's own hook. */
-static int wal_hook(void *userdata, sqlite3 *db, const char *name, int pages)
+/* SQLite's WAL hook, after every commit: `frames` is the WAL's length,
+ * which a checkpoint that copied all of it lets the next writer start over
+ * from 0. Replaces wal_autocheckpoint's own hook. */
+static int wal_hook(void *userdata, sqlite3 *db, const char *name, int frames)
 {
         Store *s = userdata;
 
-        if (pages >= STORE_WAL_CHECKPOINT_HARD_PAGES) {
-                (void)sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
-                s->checkpoint_asked = false;
-        } else if (pages >= STORE_WAL_CHECKPOINT_PAGES && !s->checkpoint_asked) {
-                s->checkpoint_asked = true;
-                s->checkpoint_due(s->checkpoint_userdata);
+        if (frames < s->wal_frames || s->checkpoint_ask_at == 0) /* it started over */
+                s->checkpoint_ask_at = STORE_WAL_CHECKPOINT_PAGES;
+        s->wal_frames = frames;
+        checkpointer_committed(s->checkpointer, frames);
+        if (frames >= STORE_WAL_CHECKPOINT_HARD_PAGES) {
+                /* Commits came without a pause long enough for the thread
+                 * to catch up with them: copy the rest here, inside this
+                 * commit, so that the next one starts the WAL over. While
+                 * the thread is at it this is refused at once (busy) and
+                 * the next commit tries again. */
+                int log_frames = 0, copied = 0;
+
+                if (sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_PASSIVE, &log_frames,
+                                              &copied) == SQLITE_OK &&
+                    copied >= log_frames)
+                        s->checkpoints_in_commit++;
+        } else if (frames >= s->checkpoint_ask_at) {
+                /* Once per STORE_WAL_CHECKPOINT_PAGES frames: the thread
+                 * also goes on by itself after a checkpoint that commits
+                 * overtook (checkpointer.h). */
+                s->checkpoint_ask_at = frames + STORE_WAL_CHECKPOINT_PAGES;
+                checkpointer_ask(s->checkpointer);
         }
         return SQLITE_OK;
 }
 
-void store_defer_checkpoints(Store *s, StoreCheckpointDueFn due, void *userdata)
+int store_checkpoint_in_background(Store *s)
 {
-        assert(due);
-        s->checkpoint_due = due;
-        s->checkpoint_userdata = userdata;
-        s->checkpoint_asked = false;
+        int r;
+
+        assert(s);
+        if (s->checkpointer)
+                return 0;
+        r = checkpointer_start(s->path, wal_vfs_name(s->vfs), &s->checkpointer);
+        if (r < 0)
+                return r;
         (void)sqlite3_wal_hook(s->db, wal_hook, s);
+        return 0;
 }
 
-int store_checkpoint(Store *s)
+bool store_checkpoint_counts(Store *s, CheckpointerCounts *ret)
 {
-        s->checkpoint_asked = false;
-        return store_errno_from_sqlite(
-            sqlite3_wal_checkpoint_v2(s->db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL));
+        assert(s);
+        if (!s->checkpointer)
+                return false;
+        checkpointer_counts(s->checkpointer, ret);
+        ret->in_commit = s->checkpoints_in_commit;
+        return true;
+}
+
+int store_wal_frames(const Store *s)
+{
+        return s->wal_frames;
 }
 
 int store_set_fault(Store *s, StoreFault fault)

@@ -13,6 +13,7 @@
 #include <sys/types.h>
 
 #include "basic/macro.h"
+#include "store/checkpointer.h"
 #include "store/fault-vfs.h"
 
 #define STORE_DB_NAME "gpukeeper.db"
@@ -78,29 +79,31 @@ uint64_t store_faults_injected(const Store *s);
 void store_close(Store *s);
 DEFINE_TRIVIAL_CLEANUP_FUNC(Store *, store_close);
 
-/* WAL pages at which a commit asks for a checkpoint (4000 with
- * STORE_WAL_AUTOCHECKPOINT_SQL), and at which it checkpoints itself even
- * when checkpoints are deferred. */
+/* WAL frames (pages) at which a commit asks for a checkpoint (as
+ * STORE_WAL_AUTOCHECKPOINT_SQL: without a checkpointer SQLite's own
+ * checkpoint runs inside that commit), and at which a commit checkpoints
+ * itself even with one. */
 #define STORE_WAL_CHECKPOINT_PAGES 4000
 #define STORE_WAL_CHECKPOINT_HARD_PAGES (4 * STORE_WAL_CHECKPOINT_PAGES)
 
-typedef void (*StoreCheckpointDueFn)(void *userdata);
+/* Take WAL checkpoints off the commits (issue 16; store/checkpointer.h): a
+ * second connection checkpoints in a thread of its own, asked by the commit
+ * that leaves STORE_WAL_CHECKPOINT_PAGES in the WAL and by one every as
+ * many frames after, so that no request waits for a checkpoint's
+ * fdatasync(). A commit that finds
+ * STORE_WAL_CHECKPOINT_HARD_PAGES in the WAL (commits without a pause long
+ * enough for a checkpoint to catch up) still checkpoints inside itself, so
+ * the WAL stays bounded. Durability does not change: a checkpoint only
+ * copies committed pages from the WAL into the database file. Returns 0
+ * (also when already on), or -errno: then commits checkpoint as before. */
+int store_checkpoint_in_background(Store *s);
 
-/* Take WAL checkpoints off the commits (issue 16). By default the commit
- * that leaves STORE_WAL_CHECKPOINT_PAGES pages in the WAL checkpoints
- * inside itself: an fdatasync inside whichever request made it. After this
- * call such a commit only calls `due(userdata)` (once, until
- * store_checkpoint() runs), and the caller runs store_checkpoint() when it
- * has nothing else to do. A commit that finds STORE_WAL_CHECKPOINT_HARD_PAGES
- * in the WAL still checkpoints at once, so the WAL stays bounded when the
- * caller never gets to it. Durability does not change: a checkpoint only
- * copies committed pages from the WAL into the database file. */
-void store_defer_checkpoints(Store *s, StoreCheckpointDueFn due, void *userdata);
+/* The checkpointer's counts (checkpointer.h); false when there is none. */
+bool store_checkpoint_counts(Store *s, CheckpointerCounts *ret);
 
-/* A passive checkpoint (never waits for a lock, never blocks readers or
- * writers). Returns 0, -EBUSY when another connection was checkpointing, or
- * a negative errno. */
-int store_checkpoint(Store *s);
+/* The WAL's length in frames after the last commit (with a checkpointer;
+ * 0 before the first). A length below the one before: the WAL started over. */
+int store_wal_frames(const Store *s);
 
 /* The schema version the database is at (PRAGMA user_version). */
 int store_schema_version(Store *s);

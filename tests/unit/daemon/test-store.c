@@ -815,28 +815,52 @@ static void test_queue_places(void **state)
         remove_tree(dir);
 }
 
-static void count_due(void *userdata)
+/* The checkpointer's state once it has nothing left to do (a checkpoint
+ * asked for while one ran runs after it): waits up to 30 s. */
+static CheckpointerCounts checkpointer_settled(Store *s)
 {
-        (*(unsigned *)userdata)++;
+        CheckpointerCounts c = {};
+
+        for (int i = 0; i < 3000; i++) {
+                assert_true(store_checkpoint_counts(s, &c));
+                if (c.idle)
+                        break;
+                usleep(10 * 1000);
+        }
+        assert_true(c.idle);
+        return c;
 }
 
-/* Deferred checkpoints (issue 16): a commit past STORE_WAL_CHECKPOINT_PAGES
- * asks once and does not checkpoint; store_checkpoint() copies the WAL back
- * so that the next commits start it over; without store_checkpoint() the
- * commits still checkpoint at STORE_WAL_CHECKPOINT_HARD_PAGES, so the WAL
- * stays bounded. Rows committed either way are all there. */
-static void test_deferred_checkpoints(void **state)
+static int wal_size_frames(const char *wal, off_t frame)
 {
-        _cleanup_free_ char *dir = make_tmpdir(), *error = NULL, *wal = NULL, *insert = NULL;
+        struct stat st;
+
+        assert_int_equal(stat(wal, &st), 0);
+        return (int)(st.st_size / frame);
+}
+
+/* Checkpoints in the background (issue 16): commits past
+ * STORE_WAL_CHECKPOINT_PAGES ask the checkpointer's thread and go on; once
+ * it has copied the WAL back, the next commit starts the WAL over, so the
+ * file stops growing. While an outside reader keeps an old snapshot no
+ * checkpoint can copy past it and the WAL grows; once it has gone, the
+ * commits at the hard limit copy the rest themselves and the WAL starts over
+ * again. Every row committed is there. */
+static void test_background_checkpoints(void **state)
+{
+        _cleanup_free_ char *dir = make_tmpdir(), *error = NULL, *wal = NULL, *insert = NULL,
+                            *db_path = NULL;
+        CheckpointerCounts c;
         sqlite3_stmt *st = NULL;
-        unsigned due = 0;
-        struct stat st_wal;
+        sqlite3 *reader = NULL;
         Store *s = NULL;
-        off_t frame, size;
-        int page;
+        off_t frame;
+        int page, size;
 
         assert_true(asprintf(&wal, "%s/%s-wal", dir, STORE_DB_NAME) > 0);
+        assert_true(asprintf(&db_path, "%s/%s", dir, STORE_DB_NAME) > 0);
         assert_int_equal(store_open(dir, &s, &error), 0);
+        assert_false(store_checkpoint_counts(s, &c));
         assert_int_equal(sqlite3_prepare_v2(store_db(s), "PRAGMA page_size", -1, &st, NULL),
                          SQLITE_OK);
         assert_int_equal(sqlite3_step(st), SQLITE_ROW);
@@ -849,36 +873,62 @@ static void test_deferred_checkpoints(void **state)
                              "INSERT INTO audit (ts_usec, uid, action, detail) "
                              "VALUES (1, 0, 'test', zeroblob(%d))",
                              98 * page) > 0);
-        store_defer_checkpoints(s, count_due, &due);
+        assert_int_equal(store_checkpoint_in_background(s), 0);
+        assert_int_equal(store_checkpoint_in_background(s), 0); /* once is enough */
+
         for (int i = 0; i < 45; i++)
                 assert_int_equal(sqlite3_exec(store_db(s), insert, NULL, NULL, NULL), SQLITE_OK);
-        assert_int_equal(due, 1);
-        assert_int_equal(stat(wal, &st_wal), 0);
-        assert_true(st_wal.st_size > (off_t)STORE_WAL_CHECKPOINT_PAGES * frame);
-        size = st_wal.st_size;
+        assert_true(store_wal_frames(s) >= STORE_WAL_CHECKPOINT_PAGES);
+        c = checkpointer_settled(s);
+        assert_true(c.asked >= 1);
+        assert_true(c.done >= 1);
+        assert_int_equal(c.failed, 0);
+        assert_int_equal(c.last_copied, c.last_wal); /* no commit came during the last one */
+        size = wal_size_frames(wal, frame);
+        assert_true(size >= STORE_WAL_CHECKPOINT_PAGES);
 
-        /* Checkpointed: the WAL starts over and does not grow. */
-        assert_int_equal(store_checkpoint(s), 0);
+        /* Copied back: the next commit starts the WAL over; the file does
+         * not grow while the commits stay below the threshold. */
         for (int i = 0; i < 30; i++)
                 assert_int_equal(sqlite3_exec(store_db(s), insert, NULL, NULL, NULL), SQLITE_OK);
-        assert_int_equal(due, 1);
-        assert_int_equal(stat(wal, &st_wal), 0);
-        assert_true(st_wal.st_size == size);
+        assert_true(store_wal_frames(s) < STORE_WAL_CHECKPOINT_PAGES);
+        assert_int_equal(wal_size_frames(wal, frame), size);
 
-        /* Never checkpointed by the caller: bounded all the same. */
-        for (int i = 0; i < 150; i++)
+        /* An outside reader on an old snapshot: nothing can be copied past
+         * it, so the WAL grows past the hard limit... */
+        assert_int_equal(sqlite3_open_v2(db_path, &reader, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+        assert_int_equal(sqlite3_exec(reader, "BEGIN", NULL, NULL, NULL), SQLITE_OK);
+        assert_int_equal(sqlite3_prepare_v2(reader, "SELECT count(*) FROM audit", -1, &st, NULL),
+                         SQLITE_OK);
+        assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+        for (int i = 0; i < 170; i++)
                 assert_int_equal(sqlite3_exec(store_db(s), insert, NULL, NULL, NULL), SQLITE_OK);
-        assert_true(due >= 2); /* again after each checkpoint at the hard limit */
-        assert_int_equal(stat(wal, &st_wal), 0);
-        assert_true(st_wal.st_size < (off_t)(STORE_WAL_CHECKPOINT_HARD_PAGES + 200) * frame);
+        assert_true(store_wal_frames(s) > STORE_WAL_CHECKPOINT_HARD_PAGES);
+        sqlite3_finalize(st);
+        st = NULL;
+        assert_int_equal(sqlite3_exec(reader, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
+        sqlite3_close(reader);
+
+        /* ... and once it has gone, the next commit that finds the thread
+         * idle copies the rest inside itself (a commit at the hard limit
+         * does not wait for the thread), and the one after it starts the
+         * WAL over. */
+        for (int i = 0; i < 5 && store_wal_frames(s) >= STORE_WAL_CHECKPOINT_PAGES; i++) {
+                (void)checkpointer_settled(s);
+                assert_int_equal(sqlite3_exec(store_db(s), insert, NULL, NULL, NULL), SQLITE_OK);
+        }
+        assert_true(store_wal_frames(s) < STORE_WAL_CHECKPOINT_PAGES);
+        c = checkpointer_settled(s);
+        assert_int_equal(c.failed, 0);
 
         assert_int_equal(sqlite3_prepare_v2(store_db(s), "SELECT count(*) FROM audit WHERE "
                                                          "action = 'test'",
                                             -1, &st, NULL),
                          SQLITE_OK);
         assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-        assert_int_equal(sqlite3_column_int(st, 0), 45 + 30 + 150);
+        assert_true(sqlite3_column_int(st, 0) >= 45 + 30 + 170 + 1);
         sqlite3_finalize(st);
+        /* Closing stops the thread first (ASan sees its connection freed). */
         store_close(s);
         remove_tree(dir);
 }
@@ -900,7 +950,7 @@ int main(void)
                 cmocka_unit_test(test_io_error_fails_cleanly_and_recovers),
                 cmocka_unit_test(test_shared_leases),
                 cmocka_unit_test(test_lease_checks),
-                cmocka_unit_test(test_deferred_checkpoints),
+                cmocka_unit_test(test_background_checkpoints),
                 cmocka_unit_test(test_queue_places),
         };
         return cmocka_run_group_tests_name("store", tests, NULL, NULL);

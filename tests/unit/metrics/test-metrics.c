@@ -146,6 +146,8 @@ static void lab_init(Lab *lab)
             .audit_suppressed_total = 4999,
             .status_cached_total = 31,
             .status_built_total = 7,
+            .checkpoints_thread_total = 12,
+            .checkpoints_commit_total = 1,
             .sinks = lab->sinks,
             .n_sinks = 1,
             .per_process = true,
@@ -241,6 +243,9 @@ static void test_render(void **state)
         assert_has(out, "\ngpukeeper_audit_refusals_suppressed_total 4999\n");
         assert_has(out, "\ngpukeeper_status_replies_cached_total 31\n");
         assert_has(out, "\ngpukeeper_status_replies_built_total 7\n");
+        assert_has(out, "# TYPE gpukeeper_store_checkpoints_total counter\n"
+                        "gpukeeper_store_checkpoints_total{by=\"thread\"} 12\n"
+                        "gpukeeper_store_checkpoints_total{by=\"commit\"} 1\n");
         assert_has(out, "\ngpukeeper_alerts_sent_total{sink=\"ops\"} 5\n");
         assert_has(out, "\ngpukeeper_alerts_failed_total{sink=\"ops\"} 1\n");
         assert_has(out, "\ngpukeeper_sampler_duration_seconds 0.002500\n");
