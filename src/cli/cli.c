@@ -69,6 +69,8 @@ int cli_exit_for_gk_error(int code)
                 return CLI_EXIT_PERMISSION;
         case GK_E_INVALID_ARGUMENT:
                 return CLI_EXIT_USAGE;
+        case GK_E_NOT_FOUND:
+                return CLI_EXIT_NO_SUCH;
         case GK_E_NO_CAPACITY:
                 return CLI_EXIT_NO_CAPACITY;
         default:

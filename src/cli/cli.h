@@ -25,6 +25,7 @@
 enum {
         CLI_EXIT_OK = EX_OK,
         CLI_EXIT_USAGE = EX_USAGE,
+        CLI_EXIT_NO_SUCH = EX_NOINPUT, /* what was named does not exist */
         CLI_EXIT_UNREACHABLE = EX_UNAVAILABLE,
         CLI_EXIT_SOFTWARE = EX_SOFTWARE,
         CLI_EXIT_IO = EX_IOERR,

@@ -12,7 +12,7 @@
 #include "env/env.h"
 
 /* sysexits' EX_NOINPUT: no such environment, template or trash entry. */
-#define CLI_EXIT_NOT_FOUND 66
+#define CLI_EXIT_NOT_FOUND CLI_EXIT_NO_SUCH
 
 int cli_env_main(cli_context *ctx, int argc, char *argv[]);
 void cli_env_usage(FILE *f);

@@ -13,7 +13,7 @@
 #include "onboard/onboard.h"
 
 /* sysexits' EX_NOINPUT / EX_NOUSER / EX_CONFIG. */
-#define EXIT_NOT_FOUND 66
+#define EXIT_NOT_FOUND CLI_EXIT_NO_SUCH
 #define EXIT_NO_USER 67
 #define EXIT_CONFIG 78
 

@@ -302,6 +302,13 @@ def test_bob_cannot_release_or_extend_alices_lease(daemon_factory, lab, users):
     assert after["id"] == lid and after["expires_at"] == lease["expires_at"], after
     reply = raw_call(d, bob, "lease.release", {"id": 987654})
     assert reply["ok"] is False and reply["error"]["code"] == E_NOT_FOUND, reply
+    # A lease that does not exist is a name that does not exist (66, as
+    # for an environment), not an error of the daemon's (70).
+    for args in (("release", "987654"), ("extend", "987654", "--time", "1h")):
+        r = d.cli("lease", *args, user=bob)
+        assert r.returncode == 66 and "987654" in r.stderr, r
+    r = d.cli("lease", "env", user=bob)
+    assert r.returncode == 66 and "you hold no lease" in r.stderr, r
 
 
 def test_admin_releases_and_extends_any_lease(daemon_factory, lab, users, admin):

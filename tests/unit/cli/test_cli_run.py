@@ -258,8 +258,9 @@ def test_lease_commands(sock):
     assert d.requests[-1]["args"] == {"device": "0", "reason": "fan"}
     p = gk(sock, "lease", "release", "--all")
     assert p.returncode == 0 and p.stdout == "released lease 1\n"
+    # E_NOT_FOUND: what was named does not exist (66), not the daemon's error (70).
     p = gk(sock, "lease", "env")
-    assert p.returncode == 70 and "you hold no lease" in p.stderr
+    assert p.returncode == 66 and "you hold no lease" in p.stderr
     p = gk(sock, "lease", "release", "7")
-    assert p.returncode == 70
+    assert p.returncode == 66 and "no such lease" in p.stderr
     d.stop()
