@@ -67,6 +67,14 @@ ADMIN_USER = "gktest-admin"
 ADMIN_GROUP = "gpukeeper-admin"  # its members may act on every lease
 
 
+def free_port():
+    """A TCP port on 127.0.0.1 that nothing listens on now (connections to it
+    are refused), for a server a test starts."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def wait_for(predicate, timeout=SETTLE_TIMEOUT, interval=0.05, what="condition"):
     """Poll `predicate` until it returns a true value; return that value."""
     deadline = time.monotonic() + timeout

@@ -21,7 +21,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from conftest import PYTHON, as_user, wait_for
+from conftest import PYTHON, as_user, free_port, wait_for
 
 # A process that stands for someone's training job. argv: log path, what to
 # do on SIGTERM ("exit" or "stay": log it and keep running, as a job that
@@ -238,13 +238,6 @@ def hooks():
     yield _start
     for h in made:
         h.close()
-
-
-def free_port():
-    """A TCP port on 127.0.0.1 nothing listens on (connections are refused)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture

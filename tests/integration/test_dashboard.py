@@ -10,25 +10,18 @@ import http.client
 import json
 import re
 import shutil
-import socket
 import subprocess
 import tempfile
 
 import pytest
 
-from conftest import BUILD, GPU0_UUID, GPU1_UUID, MIG_A_UUID, MIG_B_UUID, start_leasing_daemon, \
-    wait_for, wait_queue_len
+from conftest import BUILD, GPU0_UUID, GPU1_UUID, MIG_A_UUID, MIG_B_UUID, free_port, \
+    start_leasing_daemon, wait_for, wait_queue_len
 
 TOKEN = "dash-t0ken.for_tests"
 # A command line that would be markup if the page used innerHTML.
 HTML_TAG = "<img src=x onerror=alert(1)><b>bold</b>"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-
-
-def free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def get(port, path, headers=None):

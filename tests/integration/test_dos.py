@@ -19,7 +19,7 @@ from contextlib import contextmanager
 
 import pytest
 
-from conftest import (GK, GPU0_UUID, PYTHON, TEST_POLICY, User, ensure_user, frame, raw_call,
+from conftest import (GK, GPU0_UUID, PYTHON, TEST_POLICY, User, ensure_user, frame, free_port, raw_call,
                       recv_frame, wait_for)
 from enforcefixtures import victims, violations_of, wait_violation  # noqa: F401 (fixture)
 
@@ -111,12 +111,6 @@ def long_group(many_groups_user):
     finally:
         rewrite_group_file(lambda lines: [l for l in lines
                                           if not l.startswith(LONG_GROUP + ":")])
-
-
-def free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def http_get(port, path="/metrics"):

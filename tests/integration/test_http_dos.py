@@ -11,17 +11,11 @@ import time
 
 import pytest
 
-from conftest import GPU0_UUID, TEST_POLICY, wait_for
+from conftest import GPU0_UUID, TEST_POLICY, free_port, wait_for
 
 IDLE_TIMEOUT = 3.0  # HTTP_CONNECTION_TIMEOUT_S
 POOL = 256          # HTTP_MAX_CONNECTIONS
 SECRET_TAG = "--api-key=s3cr3t-gkdos"
-
-
-def free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def get(port, path="/metrics", headers=None, timeout=10):

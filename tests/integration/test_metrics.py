@@ -15,27 +15,19 @@ import http.client
 import json
 import shutil
 import signal
-import socket
 import subprocess
-import time
 import urllib.parse
 import urllib.request
 
 import pytest
 
-from conftest import (GPU0_UUID, GPU1_UUID, MIG_A_UUID, TEST_POLICY, wait_for)
+from conftest import (GPU0_UUID, GPU1_UUID, MIG_A_UUID, TEST_POLICY, free_port, wait_for)
 
 PROMTOOL = "/usr/bin/promtool"
 PROMETHEUS = "/usr/bin/prometheus"
 TOKEN = "t0ken-for.tests"
 # A command line that needs every escape of the text format.
 WEIRD_TAG = 'tag "quoted" back\\slash\nnewline'
-
-
-def free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def require_tool(path):

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import BUILD, GPU0_UUID, wait_for
+from conftest import BUILD, GPU0_UUID, free_port, wait_for
 
 PAM_MODULE = BUILD / "pam" / "pam_gpukeeper.so"
 SSHD = Path("/usr/sbin/sshd")
@@ -34,12 +34,6 @@ def ensure_shell_user(name):
                         name], check=True, capture_output=True)
         import pwd
         return pwd.getpwnam(name)
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Sshd:

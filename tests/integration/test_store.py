@@ -5,16 +5,10 @@ import socket
 import sqlite3
 import time
 
-from conftest import TEST_POLICY, frame, recv_frame, wait_for
+from conftest import TEST_POLICY, frame, free_port, recv_frame, wait_for
 
 DB_NAME = "gpukeeper.db"
 TOKEN = "t0ken-for.tests"
-
-
-def free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def metrics(port):
