@@ -138,8 +138,9 @@ int checkpointer_start(const char *path, const char *vfs, Checkpointer **ret)
         /* The store's sync setting (a checkpoint syncs as its connection
          * says), and one read: a connection opens the WAL at its first
          * read, and a checkpoint on one that has not is a silent no-op.
-         * A passive checkpoint never calls a busy handler; none is set, so
-         * an outside writer holding the database now fails the start. */
+         * That read may wait for an outside program as the store's open
+         * does; a passive checkpoint never calls a busy handler. */
+        sqlite3_busy_timeout(c->db, STORE_OPEN_BUSY_TIMEOUT_MS);
         r = sqlite3_exec(c->db, "PRAGMA synchronous=NORMAL; SELECT count(*) FROM sqlite_schema;",
                          NULL, NULL, NULL);
         if (r != SQLITE_OK) {
