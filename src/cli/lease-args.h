@@ -11,10 +11,11 @@
 #include <stdint.h>
 
 #include "cli/cli.h"
+#include "proto/proto.h"
 
-/* Limits on what one command line may ask for; the daemon has its own. */
-#define CLI_MAX_GPUS 1024          /* --gpus N */
-#define CLI_MAX_DEVICES 64         /* names given with --gpu, in all */
+/* Limits on what one command line may ask for; the daemon checks them again. */
+#define CLI_MAX_GPUS GK_PROTO_MAX_LEASE_DEVICES    /* --gpus N: what one lease may hold */
+#define CLI_MAX_DEVICES GK_PROTO_MAX_LEASE_DEVICES /* names given with --gpu, in all */
 #define CLI_MAX_DEVICE_NAME 96     /* "MIG-" + a UUID is 40 */
 #define CLI_MAX_MIG 32             /* --mig options */
 #define CLI_MAX_PROFILE 32         /* "1g.10gb+me" */

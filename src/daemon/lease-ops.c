@@ -250,14 +250,17 @@ static int parse_wants(const Daemon *d, json_t *args, QueueEntry *e, unsigned *r
         unsigned count = 0;
         int r;
 
+        _Static_assert(LEASE_MAX_DEVICES == GK_PROTO_MAX_LEASE_DEVICES,
+                       "the store holds what the protocol lets a lease ask for");
         r = arg_uint(args, "gpus", LEASE_MAX_DEVICES, &gpus, ret_error);
-        if (r != 0)
-                return r;
+        if (r != 0 || (json_object_get(args, "gpus") && gpus == 0))
+                return request_error(ret_error, GK_E_INVALID_ARGUMENT,
+                                     "'gpus' must be an integer from 1 to %d (what one lease "
+                                     "may hold)",
+                                     LEASE_MAX_DEVICES);
         if ((json_object_get(args, "gpus") != NULL) + (devices != NULL) + (mig != NULL) > 1)
                 return request_error(ret_error, GK_E_INVALID_ARGUMENT,
                                      "ask for 'gpus', 'devices' or 'mig', not several");
-        if (json_object_get(args, "gpus") && gpus == 0)
-                return request_error(ret_error, GK_E_INVALID_ARGUMENT, "'gpus' must be at least 1");
 
         if (devices) {
                 size_t i;

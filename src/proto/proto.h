@@ -32,6 +32,8 @@
 /* Longest lease duration (`duration_sec` of lease.acquire and lease.extend)
  * the protocol takes from anyone, admins included: 366 days. */
 #define GK_PROTO_MAX_DURATION_SEC (UINT64_C(366) * 24 * 3600)
+/* Most devices one lease may hold (lease.acquire `gpus`, `devices`). */
+#define GK_PROTO_MAX_LEASE_DEVICES 64
 /* A reasonable cap for a connection's write queue in the daemon: room for one
  * maximal reply plus a second one behind it. */
 #define PROTO_OUTBUF_MAX_DEFAULT (2u * (GK_PROTO_MAX_REPLY + PROTO_HEADER_SIZE))

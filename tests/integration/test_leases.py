@@ -160,6 +160,14 @@ def test_acquire_by_device_and_mig_profile(daemon_factory, lab, users):
     assert d.queue() == []
     reply = raw_call(d, alice, "lease.acquire", {"kind": "manual", "gpus": 9})
     assert reply["ok"] is False and reply["error"]["code"] == E_INVALID_ARGUMENT, reply
+    # Outside what one lease may hold: the same bounds from the daemon and the
+    # command (the command used to take up to 1,024).
+    for gpus in (0, 65, -1):
+        reply = raw_call(d, alice, "lease.acquire", {"kind": "manual", "gpus": gpus})
+        assert reply["ok"] is False and reply["error"]["code"] == E_INVALID_ARGUMENT, reply
+        assert "from 1 to 64" in reply["error"]["message"], reply
+    r = d.cli("lease", "acquire", "--gpus", "65", user=alice)
+    assert r.returncode == 64 and "from 1 to 64" in r.stderr, r
 
 
 def test_release_all_releases_only_own(daemon_factory, lab, users):

@@ -135,6 +135,11 @@ static void test_run_parse_errors(void **state)
         assert_int_equal(parse(true, &a, "--gpus", "-1", "--", "x", NULL), 64);
         assert_int_equal(parse(true, &a, "--gpus", "two", "--", "x", NULL), 64);
         assert_int_equal(parse(true, &a, "--gpus", "100000", "--", "x", NULL), 64);
+        /* What one lease may hold, as the daemon says (GK_PROTO_MAX_LEASE_DEVICES). */
+        assert_int_equal(parse(true, &a, "--gpus", "65", "--", "x", NULL), 64);
+        assert_int_equal(parse(true, &a, "--gpus", "64", "--", "x", NULL), 0);
+        assert_int_equal(a.gpus, 64);
+        cli_acquire_args_done(&a);
         assert_int_equal(parse(true, &a, "--gpu", "", "--", "x", NULL), 64);
         assert_int_equal(parse(true, &a, "--gpu", "0,,1", "--", "x", NULL), 64);
         assert_int_equal(parse(true, &a, "--gpu", "0,", "--", "x", NULL), 64);
