@@ -284,22 +284,22 @@ static void bind_cpus(json_t *lease)
 static int run(run_state *s, const cli_acquire_args *a, const sigset_t *old_mask)
 {
         _cleanup_(json_decrefp) json_t *lease = NULL, *env = NULL;
-        json_t *args = cli_acquire_request(a, "run", a->command);
         char **child_env = NULL;
         double waited, id;
         sigset_t mask;
+        json_t *args;
         int r, exec_errno, wstatus;
 
-        if (!args) {
-                fputs("gpukeeper: run: out of memory\n", stderr);
-                return CLI_EXIT_SOFTWARE;
-        }
         if (!cli_command_found(a->command[0])) {
-                json_decref(args);
                 fprintf(stderr, "gpukeeper: run: cannot run '%s': command not found; nothing was "
                                 "leased\n",
                         a->command[0]);
                 return CLI_EXIT_NOT_FOUND;
+        }
+        args = cli_acquire_request(a, "run", a->command);
+        if (!args) {
+                fputs("gpukeeper: run: out of memory\n", stderr);
+                return CLI_EXIT_SOFTWARE;
         }
         r = cli_connect(s->ctx, &s->client);
         if (r != CLI_EXIT_OK) {

@@ -18,7 +18,6 @@
 #include "daemon/refusals.h"
 #include "proto/json-dump.h"
 
-
 /* What binds an admin whose groups no policy.groups entry names: no device
  * cap and the longest duration the config accepts. The default duration
  * stays the policy's (an admin's lease without --time is no different). */

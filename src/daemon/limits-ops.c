@@ -423,7 +423,6 @@ void limits_ops_done(LimitsState *s)
         *s = (LimitsState){};
 }
 
-/* `user` of a request: a name or a uid. */
 static json_t *limit_json(PolicyLimitResource r, const PolicyUserLimit *l)
 {
         char value[32], base[32], per_gpu[32];

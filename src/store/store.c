@@ -349,7 +349,7 @@ static int wal_hook(void *userdata, sqlite3 *db, const char *name, int frames)
 {
         Store *s = userdata;
 
-        if (frames < s->wal_frames || s->checkpoint_ask_at == 0) /* it started over */
+        if (frames < s->wal_frames) /* it started over */
                 s->checkpoint_ask_at = STORE_WAL_CHECKPOINT_PAGES;
         s->wal_frames = frames;
         checkpointer_committed(s->checkpointer, frames);
@@ -385,6 +385,7 @@ int store_checkpoint_in_background(Store *s)
         r = checkpointer_start(s->path, wal_vfs_name(s->vfs), &s->checkpointer);
         if (r < 0)
                 return r;
+        s->checkpoint_ask_at = STORE_WAL_CHECKPOINT_PAGES;
         (void)sqlite3_wal_hook(s->db, wal_hook, s);
         return 0;
 }
