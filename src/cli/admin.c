@@ -100,7 +100,12 @@ int cli_admin_main(cli_context *ctx, int argc, char *argv[])
         uuid = cli_json_str(result, "device");
         cli_term_detect(stdout, &term);
         cli_text_clip(stdout, uuid ? uuid : device, 100, term.unicode);
-        puts(json_is_true(json_object_get(result, "drained")) ? " drained: it gets no new leases"
-                                                              : " undrained: it gets leases again");
+        if (json_is_false(json_object_get(result, "changed")))
+                /* Nothing changed (a drain's new reason is kept). */
+                puts(drain ? " was drained already: it gets no new leases"
+                           : " was not drained: it gets leases");
+        else
+                puts(drain ? " drained: it gets no new leases"
+                           : " undrained: it gets leases again");
         return cli_finish(CLI_EXIT_OK);
 }

@@ -76,7 +76,7 @@ int audit_op_list(Daemon *d, const RequestCall *call, json_t *args, json_t **ret
         if (user) {
                 uid_t u;
 
-                r = request_parse_user(user, &u, ret_error);
+                r = request_parse_user(d, call, user, &u, ret_error);
                 if (r != 0)
                         return r;
                 if (!admin && u != call->peer->uid)

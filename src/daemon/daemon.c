@@ -350,6 +350,7 @@ int daemon_new(char *config_path, Config *config, Daemon **ret)
                          env_msec("GK_TEST_NSS_DELAY_MS", 0), &d->resolver);
         if (r < 0)
                 goto fail_log;
+        d->user_waits.timeout_usec = env_msec("GK_TEST_USER_WAIT_MS", USER_WAIT_TIMEOUT_USEC);
         r = daemon_resolver_update(d);
         if (r < 0)
                 goto fail_log;
@@ -501,6 +502,7 @@ void daemon_free(Daemon *d)
         if (!d)
                 return;
         metrics_free(d->metrics);
+        user_waits_done(&d->user_waits);
         server_free(d->server);
         enforcement_done(&d->enforcement);
         strict_done(&d->strict);

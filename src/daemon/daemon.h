@@ -22,6 +22,7 @@
 #include "daemon/resolver.h"
 #include "daemon/status-cache.h"
 #include "daemon/strict.h"
+#include "daemon/user-wait.h"
 #include "gpu/inventory.h"
 #include "gpu/nvml.h"
 #include "store/store.h"
@@ -87,6 +88,7 @@ typedef struct Daemon {
         RateLimit enforcement_wait_log; /* "Enforcement waits" warnings */
         LimitsState limits; /* per-user limits (daemon/limits-ops.h) */
         StatusCache status_cache; /* the last status reply's bytes (status-cache.h) */
+        UserWaits user_waits; /* requests waiting for a user name's uid (user-wait.h) */
 } Daemon;
 
 /* Wall time (CLOCK_REALTIME) for display and storage, and boot time

@@ -794,6 +794,7 @@ static int set_drain(Daemon *d, const RequestCall *call, json_t *args, bool drai
         const GpuSnapshot *snap = d->snapshot;
         const char *reason = NULL, *uuid = NULL;
         json_t *device;
+        bool was;
         int r;
 
         r = check_keys(args, allowed, ret_error);
@@ -831,6 +832,8 @@ static int set_drain(Daemon *d, const RequestCall *call, json_t *args, bool drai
         if (!uuid)
                 return request_error(ret_error, GK_E_INVALID_ARGUMENT,
                                      "'device' must name a GPU (index or UUID) or a MIG instance");
+        /* Drained itself, not through its GPU: what this request changes. */
+        was = leases_is_drained(d, uuid, NULL);
         r = store_drain_set(d->store, uuid, drained, call->peer->uid, reason);
         if (r < 0)
                 return r;
@@ -838,7 +841,8 @@ static int set_drain(Daemon *d, const RequestCall *call, json_t *args, bool drai
         if (r < 0)
                 return r;
         leases_schedule(d);
-        *ret_result = json_pack("{s:s, s:b}", "device", uuid, "drained", drained);
+        *ret_result = json_pack("{s:s, s:b, s:b}", "device", uuid, "drained", drained, "changed",
+                                was != drained);
         return *ret_result ? 0 : -ENOMEM;
 }
 

@@ -496,7 +496,7 @@ int limits_op_show(Daemon *d, const RequestCall *call, json_t *args, json_t **re
                 return request_error(ret_error, GK_E_INVALID_ARGUMENT,
                                      "limits.show takes 'user' only");
         if (user) {
-                r = request_parse_user(user, &uid, ret_error);
+                r = request_parse_user(d, call, user, &uid, ret_error);
                 if (r != 0)
                         return r;
                 if (uid != call->peer->uid && !peer_is_admin(call->peer))
@@ -530,7 +530,7 @@ int limits_op_apply(Daemon *d, const RequestCall *call, json_t *args, json_t **r
         if (pid && call->peer->uid != 0)
                 return request_error(ret_error, GK_E_PERMISSION,
                                      "only root may move a process under a user's limits");
-        r = request_parse_user(user, &uid, ret_error);
+        r = request_parse_user(d, call, user, &uid, ret_error);
         if (r != 0)
                 return r;
         if (!d->limits.enabled)

@@ -77,7 +77,7 @@ int report_op(Daemon *d, const RequestCall *call, json_t *args, json_t **ret_res
                 return request_error(ret_error, GK_E_INVALID_ARGUMENT,
                                      "'since_sec' must be a unix time in seconds");
         if (user) {
-                r = request_parse_user(user, &uid, ret_error);
+                r = request_parse_user(d, call, user, &uid, ret_error);
                 if (r != 0)
                         return r;
         }

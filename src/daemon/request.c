@@ -22,6 +22,8 @@
 #include "daemon/audit-ops.h"
 #include "daemon/env-backup.h"
 #include "daemon/limits-ops.h"
+#include "daemon/resolver.h"
+#include "daemon/user-wait.h"
 #include "proto/proto.h"
 
 int request_error(gk_call_error *ret_error, int code, const char *fmt, ...)
@@ -35,28 +37,50 @@ int request_error(gk_call_error *ret_error, int code, const char *fmt, ...)
         return code;
 }
 
-int request_parse_user(json_t *user, uid_t *ret, gk_call_error *ret_error)
+int request_parse_user(Daemon *d, const RequestCall *call, json_t *user, uid_t *ret,
+                       gk_call_error *ret_error)
 {
+        const char *name = json_string_value(user);
+        uint32_t uid;
+        int r;
+
         if (json_is_integer(user) && json_integer_value(user) >= 0 &&
             json_integer_value(user) < (json_int_t)UINT32_MAX) {
                 *ret = (uid_t)json_integer_value(user);
                 return 0;
         }
-        if (json_is_string(user) && json_string_length(user) > 0 &&
-            json_string_length(user) <= 256) {
-                int r = user_uid_from_name(json_string_value(user), ret);
+        if (!name || json_string_length(user) == 0 || strlen(name) != json_string_length(user))
+                return request_error(ret_error, GK_E_INVALID_ARGUMENT,
+                                     "'user' must be a user name or a numeric user id");
+        if (json_string_length(user) >= RESOLVER_NAME_MAX)
+                return request_error(ret_error, GK_E_INVALID_ARGUMENT,
+                                     "'user' is longer than %d bytes, longer than any user name "
+                                     "gpukeeperd takes",
+                                     RESOLVER_NAME_MAX - 1);
+        if (d->resolver)
+                /* "No such user" from a lookup begun before the request
+                 * would refuse a user created a moment ago. */
+                r = resolver_user_uid(d->resolver, name, DAEMON_USER_NAME_WAIT_USEC,
+                                      d->user_waits.retried_since
+                                              ? d->user_waits.retried_since
+                                              : now_usec(CLOCK_MONOTONIC),
+                                      &uid);
+        else {
+                /* No resolver: unit tests that build a Daemon by hand. */
+                uid_t u;
 
-                if (r == -ENOENT)
-                        return request_error(ret_error, GK_E_NOT_FOUND, "no such user '%s'",
-                                             json_string_value(user));
-                if (r < 0)
-                        return request_error(ret_error, GK_E_UNAVAILABLE,
-                                             "cannot look up user '%s': %s",
-                                             json_string_value(user), strerror(-r));
-                return 0;
+                r = user_uid_from_name(name, &u);
+                uid = u;
         }
-        return request_error(ret_error, GK_E_INVALID_ARGUMENT,
-                             "'user' must be a user name or a numeric user id");
+        if (r == -EAGAIN && d->server)
+                return user_wait_add(d, call, name, ret_error);
+        if (r == -ENOENT)
+                return request_error(ret_error, GK_E_NOT_FOUND, "no such user '%s'", name);
+        if (r < 0)
+                return request_error(ret_error, GK_E_UNAVAILABLE, "cannot look up user '%s': %s",
+                                     name, strerror(-r));
+        *ret = (uid_t)uid;
+        return 0;
 }
 
 bool peer_in_group(const Peer *peer, gid_t gid)
@@ -238,7 +262,7 @@ static const struct {
 json_t *request_dispatch(Daemon *d, const Peer *peer, uint32_t id, const char *op, json_t *args,
                          bool *ret_deferred)
 {
-        RequestCall call = {.peer = peer, .id = id};
+        RequestCall call = {.peer = peer, .id = id, .args = args};
         gk_call_error error = {};
         json_t *result = NULL;
         int r;
@@ -247,6 +271,7 @@ json_t *request_dispatch(Daemon *d, const Peer *peer, uint32_t id, const char *o
         for (size_t i = 0; i < ELEMENTSOF(request_table); i++) {
                 if (strcmp(request_table[i].op, op) != 0)
                         continue;
+                call.op = request_table[i].op;
                 r = request_table[i].handler(d, &call, args, &result, &error);
                 if (r == REQUEST_DEFERRED) {
                         *ret_deferred = true;

@@ -37,7 +37,9 @@ bool peer_in_group(const Peer *peer, gid_t gid);
 
 typedef struct RequestCall {
         const Peer *peer;
-        uint32_t id; /* the request's id, for a deferred reply */
+        uint32_t id;    /* the request's id, for a deferred reply */
+        const char *op; /* the operation (the request table's string) */
+        json_t *args;   /* its arguments, borrowed; NULL when absent */
 } RequestCall;
 
 typedef int (*RequestHandler)(Daemon *d, const RequestCall *call, json_t *args,
@@ -53,12 +55,16 @@ json_t *request_dispatch(Daemon *d, const Peer *peer, uint32_t id, const char *o
  * `return request_error(ret_error, GK_E_NOT_FOUND, "no lease %d", id);` */
 int request_error(gk_call_error *ret_error, int code, const char *fmt, ...) _printf_(3, 4);
 
-/* A request's `user` argument: a numeric uid or a user name, looked up
- * here (the command is linked statically and does no NSS lookups of its
- * own). Returns 0 with *ret set, or the request error's code: E_NOT_FOUND
- * for an unknown name, E_UNAVAILABLE when the lookup failed,
+/* A request's `user` argument: a numeric uid or a user name (the command
+ * is linked statically and does no NSS lookups of its own). A name is
+ * answered from the resolver's cache (resolver_user_uid); one it has no
+ * answer for yet parks the whole request until it has (user-wait.h), so
+ * handlers call this before anything with an effect. Returns 0 with *ret
+ * set, REQUEST_DEFERRED, or the request error's code: E_NOT_FOUND for an
+ * unknown name, E_BUSY when too many requests wait already,
  * E_INVALID_ARGUMENT for anything else. */
-int request_parse_user(json_t *user, uid_t *ret, gk_call_error *ret_error);
+int request_parse_user(Daemon *d, const RequestCall *call, json_t *user, uid_t *ret,
+                       gk_call_error *ret_error);
 
 /* Root, or a member of the group gpukeeper-admin (by the peer's groups as
  * the kernel reported them). */

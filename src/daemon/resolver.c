@@ -32,26 +32,40 @@ typedef struct Entry {
         uint64_t due_usec; /* CLOCK_MONOTONIC of the next lookup; IN_FLIGHT while one runs */
 } Entry;
 
-/* uid → login name, asked for by the loop on demand (daemon_user_name). */
-typedef struct UidEntry {
-        uint32_t uid;
-        bool answered; /* at least one lookup finished */
-        bool found;    /* name is the latest good answer */
-        char name[RESOLVER_NAME_MAX];
-        uint64_t due_usec;  /* as Entry.due_usec */
-        uint64_t used_usec; /* CLOCK_MONOTONIC of the last read */
-} UidEntry;
+/* What the loop asks for on demand, one table each. */
+typedef enum DemandKind {
+        DEMAND_NAME,   /* uid → login name (resolver_user_name) */
+        DEMAND_UID,    /* login name → uid (resolver_user_uid) */
+        DEMAND_GROUPS, /* uid → its gids (resolver_user_groups) */
+        _DEMAND_KIND_MAX,
+} DemandKind;
 
-/* uid → its groups, asked for by the loop (per-user limits). */
-typedef struct GroupsEntry {
+static const size_t demand_capacity[_DEMAND_KIND_MAX] = {
+        [DEMAND_NAME] = RESOLVER_MAX_UIDS,
+        [DEMAND_UID] = RESOLVER_MAX_NAMES,
+        [DEMAND_GROUPS] = RESOLVER_MAX_UIDS,
+};
+
+/* One question of the loop and its latest answer. The key is `uid` (`name`
+ * for DEMAND_UID); the answer is `name`, `uid` or `gids` by kind. */
+typedef struct Demand {
         uint32_t uid;
-        bool answered; /* at least one lookup finished */
-        bool found;    /* gids are the latest good answer */
+        char name[RESOLVER_NAME_MAX];
         uint32_t *gids;
         size_t n_gids;
+        uint64_t tried_usec;    /* when the last lookup that finished began; 0: none */
+        uint64_t answered_usec; /* when the last lookup that answered began */
+        bool answered;          /* a lookup said "this" or "no such name" */
+        bool found;             /* the answer's field holds the latest good answer */
         uint64_t due_usec;  /* as Entry.due_usec */
         uint64_t used_usec; /* CLOCK_MONOTONIC of the last read */
-} GroupsEntry;
+} Demand;
+
+typedef struct DemandTable {
+        Demand *slots;       /* demand_capacity[kind], allocated on first use */
+        size_t n;
+        uint64_t generation; /* moves when what the table answers may have changed */
+} DemandTable;
 
 struct Resolver {
         pthread_mutex_t lock;
@@ -64,14 +78,9 @@ struct Resolver {
         size_t n_entries;
         uint64_t generation;
         uint64_t n_lookups, n_failures;
-        UidEntry *uids; /* RESOLVER_MAX_UIDS slots, allocated on first use */
-        size_t n_uids;
-        uint64_t quiet_until_usec; /* no waiting in resolver_user_name() before this */
+        uint64_t quiet_until_usec;    /* no first-answer waits before this */
         uint64_t inflight_since_usec; /* CLOCK_MONOTONIC the current lookup began; 0: none */
-        GroupsEntry *groups;          /* RESOLVER_MAX_UIDS slots, allocated on first use */
-        size_t n_groups;
-        uint64_t groups_generation;   /* resolver_groups_generation() */
-        uint64_t names_generation;    /* resolver_names_generation() */
+        DemandTable demands[_DEMAND_KIND_MAX];
 };
 
 static void entries_free(Entry *e, size_t n)
@@ -198,110 +207,183 @@ static void lookup_relock(Resolver *r, int k)
                 r->n_failures++;
 }
 
-static GroupsEntry *find_groups(Resolver *r, uint32_t uid)
+static bool demand_is(DemandKind kind, const Demand *e, uint32_t uid, const char *name)
 {
-        for (size_t i = 0; i < r->n_groups; i++)
-                if (r->groups[i].uid == uid)
-                        return &r->groups[i];
+        return kind == DEMAND_UID ? strcmp(e->name, name) == 0 : e->uid == uid;
+}
+
+/* The entry of a question of `kind` about `uid` (`name` for DEMAND_UID). */
+static Demand *demand_find(Resolver *r, DemandKind kind, uint32_t uid, const char *name)
+{
+        DemandTable *t = &r->demands[kind];
+
+        for (size_t i = 0; i < t->n; i++)
+                if (demand_is(kind, &t->slots[i], uid, name))
+                        return &t->slots[i];
         return NULL;
 }
 
-static bool same_gids(const GroupsEntry *e, const uint32_t *gids, size_t n)
+/* Forget slot `i`: what it answered is no longer shown. */
+static void demand_drop(DemandTable *t, size_t i)
 {
-        return e->found && e->n_gids == n && memcmp(e->gids, gids, n * sizeof *gids) == 0;
+        t->generation += t->slots[i].answered;
+        free(t->slots[i].gids);
+        t->slots[i] = t->slots[--t->n];
 }
 
-/* One groups lookup, called by the thread with the lock held (dropped around
- * NSS); as thread_uid. */
-static void thread_groups(Resolver *r, size_t pick, uint64_t now)
+/* The NSS lookup of the question `key` of `kind`, its answer into *got. */
+static int demand_lookup(DemandKind kind, const Demand *key, Demand *got)
 {
-        GroupsEntry *e = &r->groups[pick];
-        uint32_t uid = e->uid, *gids = NULL;
-        size_t n = 0;
+        uid_t uid;
         int k;
 
-        if (e->answered && now - e->used_usec > RESOLVER_UID_UNUSED_TTLS * r->ttl_usec) {
-                free(e->gids);
-                *e = r->groups[--r->n_groups];
-                return;
+        switch (kind) {
+        case DEMAND_NAME:
+                return lookup_uid(key->uid, got->name, sizeof got->name);
+        case DEMAND_UID:
+                k = user_uid_from_name(key->name, &uid);
+                if (k >= 0)
+                        got->uid = uid;
+                return k;
+        default:
+                return lookup_groups(key->uid, &got->gids, &got->n_gids);
         }
-        lookup_unlock(r, &e->due_usec, now);
-        k = lookup_groups(uid, &gids, &n);
-        lookup_relock(r, k);
-        e = find_groups(r, uid); /* the table may have changed meanwhile */
-        if (!e) {
-                free(gids);
-                return;
-        }
-        now = now_usec(CLOCK_MONOTONIC);
-        if (k >= 0) {
-                if (!e->answered || !same_gids(e, gids, n))
-                        r->groups_generation++;
-                free(e->gids);
-                e->gids = gids;
-                e->n_gids = n;
-                e->found = true;
-                e->due_usec = now + r->ttl_usec;
-        } else if (k == -ENOENT) {
-                if (!e->answered || e->found)
-                        r->groups_generation++;
-                free(e->gids);
-                e->gids = NULL;
-                e->n_gids = 0;
-                e->found = false;
-                e->due_usec = now + r->ttl_usec;
-        } else
-                e->due_usec = now + r->retry_usec; /* keep what we knew */
-        e->answered = e->answered || k >= 0 || k == -ENOENT;
-        pthread_cond_broadcast(&r->answered);
 }
 
-static UidEntry *find_uid(Resolver *r, uint32_t uid)
+/* Whether the good answer `got` is what `e` answers already. */
+static bool demand_same(DemandKind kind, const Demand *e, const Demand *got)
 {
-        for (size_t i = 0; i < r->n_uids; i++)
-                if (r->uids[i].uid == uid)
-                        return &r->uids[i];
-        return NULL;
+        if (!e->found)
+                return false;
+        switch (kind) {
+        case DEMAND_NAME:
+                return strcmp(e->name, got->name) == 0;
+        case DEMAND_UID:
+                return e->uid == got->uid;
+        default:
+                return e->n_gids == got->n_gids &&
+                       memcmp(e->gids, got->gids, got->n_gids * sizeof *got->gids) == 0;
+        }
 }
 
-/* One uid lookup, called by the thread with the lock held (dropped around
- * NSS). Entries not read for RESOLVER_UID_UNUSED_TTLS TTLs are dropped
- * instead of refreshed. */
-static void thread_uid(Resolver *r, size_t pick, uint64_t now)
+/* Keep the good answer `got` in `e` (its gids move). */
+static void demand_take(DemandKind kind, Demand *e, Demand *got)
 {
-        UidEntry *e = &r->uids[pick];
-        char name[RESOLVER_NAME_MAX] = "";
-        uint32_t uid = e->uid;
+        if (kind == DEMAND_NAME)
+                memcpy(e->name, got->name, sizeof e->name);
+        else if (kind == DEMAND_UID)
+                e->uid = got->uid;
+        else {
+                free(e->gids);
+                e->gids = TAKE_PTR(got->gids);
+                e->n_gids = got->n_gids;
+        }
+}
+
+/* One lookup of slot `pick` of table `kind`, called by the thread with the
+ * lock held (dropped around NSS). A question not read for
+ * RESOLVER_UID_UNUSED_TTLS TTLs is dropped instead. A failed lookup keeps
+ * what was known and is tried again after the retry interval. */
+static void thread_demand(Resolver *r, DemandKind kind, size_t pick, uint64_t now)
+{
+        DemandTable *t = &r->demands[kind];
+        Demand *e = &t->slots[pick], key, got = {};
         int k;
 
-        if (e->answered && now - e->used_usec > RESOLVER_UID_UNUSED_TTLS * r->ttl_usec) {
-                *e = r->uids[--r->n_uids];
-                r->names_generation++; /* its answer is no longer shown */
+        if (e->tried_usec && now - e->used_usec > RESOLVER_UID_UNUSED_TTLS * r->ttl_usec) {
+                demand_drop(t, pick);
                 return;
         }
+        key = (Demand){.uid = e->uid};
+        memcpy(key.name, e->name, sizeof key.name);
         lookup_unlock(r, &e->due_usec, now);
-        k = lookup_uid(uid, name, sizeof name);
+        k = demand_lookup(kind, &key, &got);
         lookup_relock(r, k);
-        e = find_uid(r, uid); /* the table may have changed meanwhile */
-        if (!e)
+        e = demand_find(r, kind, key.uid, key.name); /* the table may have changed meanwhile */
+        if (e) {
+                uint64_t began = now;
+
+                now = now_usec(CLOCK_MONOTONIC);
+                /* What is shown moves: a first answer, a user who came or
+                 * went, a new name or uid or set of groups (the status
+                 * cache's key, the limits' recheck). */
+                if ((k >= 0 && !demand_same(kind, e, &got)) ||
+                    (k == -ENOENT && (e->found || !e->answered)))
+                        t->generation++;
+                e->tried_usec = began;
+                if (k >= 0 || k == -ENOENT)
+                        e->answered_usec = began;
+                if (k >= 0) {
+                        demand_take(kind, e, &got);
+                        e->found = e->answered = true;
+                        e->due_usec = now + r->ttl_usec;
+                } else if (k == -ENOENT) {
+                        free(e->gids);
+                        e->gids = NULL;
+                        e->n_gids = 0;
+                        e->found = false;
+                        e->answered = true;
+                        e->due_usec = now + r->ttl_usec;
+                } else
+                        e->due_usec = now + r->retry_usec; /* keep what we knew */
+                pthread_cond_broadcast(&r->answered);
+        }
+        free(got.gids);
+}
+
+/* One lookup of the configuration's entry `pick`, as thread_demand. */
+static void thread_entry(Resolver *r, size_t pick, uint64_t now)
+{
+        uint64_t generation = r->generation;
+        _cleanup_free_ char *name = strdup(r->entries[pick].name);
+        ResolverKind kind = r->entries[pick].kind;
+        uint32_t id = 0;
+        Entry *e;
+        int k;
+
+        if (!name) {
+                r->entries[pick].due_usec = now + r->retry_usec;
                 return;
+        }
+        lookup_unlock(r, &r->entries[pick].due_usec, now);
+        k = lookup(kind, name, &id);
+        lookup_relock(r, k);
+        if (generation != r->generation)
+                return; /* the table was replaced; the new one has its own due times */
+        e = &r->entries[pick];
         now = now_usec(CLOCK_MONOTONIC);
-        /* What status shows moves: a first answer, a user that came or
-         * went, a new name (the status cache's key). */
-        if (!e->answered || (k >= 0 && (!e->found || strcmp(e->name, name) != 0)) ||
-            (k == -ENOENT && e->found))
-                r->names_generation++;
         e->answered = true;
         if (k >= 0) {
-                e->found = true;
-                memcpy(e->name, name, sizeof name);
+                e->has_id = true;
+                e->absent = false;
+                e->id = id;
                 e->due_usec = now + r->ttl_usec;
         } else if (k == -ENOENT) {
-                e->found = false;
+                e->has_id = false;
+                e->absent = true;
                 e->due_usec = now + r->ttl_usec;
         } else
-                e->due_usec = now + r->retry_usec; /* keep what we knew */
+                /* Keep whatever we knew; try again soon. */
+                e->due_usec = now + r->retry_usec;
         pthread_cond_broadcast(&r->answered);
+}
+
+/* A question of the loop that was never answered and is due: someone is
+ * waiting for it, or being shown "no name". First uid → name, then
+ * name → uid, then groups. */
+static bool pick_unanswered(Resolver *r, uint64_t now, DemandKind *ret_kind, size_t *ret_pick)
+{
+        for (DemandKind kind = 0; kind < _DEMAND_KIND_MAX; kind++) {
+                const DemandTable *t = &r->demands[kind];
+
+                for (size_t i = 0; i < t->n; i++)
+                        if (!t->slots[i].answered && t->slots[i].due_usec <= now) {
+                                *ret_kind = kind;
+                                *ret_pick = i;
+                                return true;
+                        }
+        }
+        return false;
 }
 
 static void *resolver_thread(void *userdata)
@@ -310,111 +392,43 @@ static void *resolver_thread(void *userdata)
 
         pthread_mutex_lock(&r->lock);
         while (!r->stop) {
-                uint64_t now = now_usec(CLOCK_MONOTONIC), soonest = IN_FLIGHT, generation;
-                size_t pick = SIZE_MAX;
-                _cleanup_free_ char *name = NULL;
-                ResolverKind kind;
-                uint32_t id = 0;
-                int k;
+                uint64_t now = now_usec(CLOCK_MONOTONIC), soonest = IN_FLIGHT;
+                size_t pick = SIZE_MAX, pick_demand = SIZE_MAX;
+                DemandKind kind = _DEMAND_KIND_MAX;
 
-                size_t pick_uid = SIZE_MAX;
-
+                /* Names of the configuration were answered before the daemon
+                 * served (resolver_wait) and keep their answers while
+                 * refreshed: a flood of new questions only delays those
+                 * refreshes. */
+                if (pick_unanswered(r, now, &kind, &pick_demand)) {
+                        thread_demand(r, kind, pick_demand, now);
+                        continue;
+                }
+                /* Otherwise whatever is due soonest. */
                 for (size_t i = 0; i < r->n_entries; i++)
                         if (r->entries[i].due_usec < soonest) {
                                 soonest = r->entries[i].due_usec;
                                 pick = i;
                         }
-                for (size_t i = 0; i < r->n_uids; i++)
-                        if (r->uids[i].due_usec < soonest) {
-                                soonest = r->uids[i].due_usec;
-                                pick_uid = i;
-                        }
-                /* A uid never answered goes first: someone is being shown
-                 * "no name" for it. Names of the configuration were answered
-                 * before the daemon served (resolver_wait), and keep their
-                 * answers while refreshed; a flood of new uids only delays
-                 * those refreshes. */
-                for (size_t i = 0; i < r->n_uids; i++)
-                        if (!r->uids[i].answered && r->uids[i].due_usec <= now) {
-                                soonest = r->uids[i].due_usec;
-                                pick_uid = i;
-                                break;
-                        }
-                /* Groups of users (per-user limits) the same way, after a
-                 * uid never answered (a name someone is being shown). */
-                {
-                        uint64_t due = IN_FLIGHT;
-                        size_t pick_groups = SIZE_MAX;
-
-                        for (size_t i = 0; i < r->n_groups; i++)
-                                if (r->groups[i].due_usec < due) {
-                                        due = r->groups[i].due_usec;
-                                        pick_groups = i;
+                for (DemandKind k = 0; k < _DEMAND_KIND_MAX; k++)
+                        for (size_t i = 0; i < r->demands[k].n; i++)
+                                if (r->demands[k].slots[i].due_usec < soonest) {
+                                        soonest = r->demands[k].slots[i].due_usec;
+                                        kind = k;
+                                        pick_demand = i;
+                                        pick = SIZE_MAX;
                                 }
-                        for (size_t i = 0; i < r->n_groups; i++)
-                                if (!r->groups[i].answered && r->groups[i].due_usec <= now) {
-                                        due = r->groups[i].due_usec;
-                                        pick_groups = i;
-                                        break;
-                                }
-                        if (pick_groups != SIZE_MAX && due <= now &&
-                            !(pick_uid != SIZE_MAX && soonest <= now &&
-                              !r->uids[pick_uid].answered)) {
-                                thread_groups(r, pick_groups, now);
-                                continue;
-                        }
-                        if (pick_uid != SIZE_MAX && soonest <= now) {
-                                thread_uid(r, pick_uid, now);
-                                continue;
-                        }
-                        /* Otherwise nothing of it is due yet: wait for it too. */
-                        soonest = MIN(soonest, due);
-                }
-                if (pick_uid != SIZE_MAX)
-                        pick = pick_uid; /* only to wait until it is due */
-                if (pick == SIZE_MAX || soonest > now) {
+                if (soonest == IN_FLIGHT)
+                        pthread_cond_wait(&r->wake, &r->lock);
+                else if (soonest > now) {
                         struct timespec ts;
 
-                        if (soonest == IN_FLIGHT)
-                                pthread_cond_wait(&r->wake, &r->lock);
-                        else {
-                                timespec_at(soonest, &ts);
-                                pthread_cond_timedwait(&r->wake, &r->lock, &ts);
-                        }
-                        continue;
-                }
-
-                name = strdup(r->entries[pick].name);
-                if (!name) {
-                        r->entries[pick].due_usec = now + r->retry_usec;
-                        continue;
-                }
-                kind = r->entries[pick].kind;
-                generation = r->generation;
-                lookup_unlock(r, &r->entries[pick].due_usec, now);
-                k = lookup(kind, name, &id);
-                lookup_relock(r, k);
-                if (generation != r->generation)
-                        continue; /* the table was replaced; the new one has its own due times */
-                {
-                        Entry *e = &r->entries[pick];
-
-                        now = now_usec(CLOCK_MONOTONIC);
-                        e->answered = true;
-                        if (k >= 0) {
-                                e->has_id = true;
-                                e->absent = false;
-                                e->id = id;
-                                e->due_usec = now + r->ttl_usec;
-                        } else if (k == -ENOENT) {
-                                e->has_id = false;
-                                e->absent = true;
-                                e->due_usec = now + r->ttl_usec;
-                        } else
-                                /* Keep whatever we knew; try again soon. */
-                                e->due_usec = now + r->retry_usec;
-                }
-                pthread_cond_broadcast(&r->answered);
+                        timespec_at(soonest, &ts);
+                        pthread_cond_timedwait(&r->wake, &r->lock, &ts);
+                } else if (pick != SIZE_MAX)
+                        thread_entry(r, pick, now);
+                else
+                        thread_demand(r, kind, pick_demand, now);
         }
         pthread_mutex_unlock(&r->lock);
         return NULL;
@@ -464,10 +478,11 @@ void resolver_free(Resolver *r)
         pthread_cond_destroy(&r->answered);
         pthread_mutex_destroy(&r->lock);
         entries_free(r->entries, r->n_entries);
-        free(r->uids);
-        for (size_t i = 0; i < r->n_groups; i++)
-                free(r->groups[i].gids);
-        free(r->groups);
+        for (DemandKind kind = 0; kind < _DEMAND_KIND_MAX; kind++) {
+                for (size_t i = 0; i < r->demands[kind].n; i++)
+                        free(r->demands[kind].slots[i].gids);
+                free(r->demands[kind].slots);
+        }
         free(r);
 }
 
@@ -568,96 +583,128 @@ void resolver_counts(Resolver *r, uint64_t *ret_lookups, uint64_t *ret_failures)
         pthread_mutex_unlock(&r->lock);
 }
 
-static bool uid_answered(Resolver *r, uint32_t uid)
+/* Whether `e` has an answer to give: one that was found, or a "no such
+ * name" from a lookup that began at `fresh_since` or later. */
+static bool demand_usable(const Demand *e, uint64_t fresh_since)
 {
-        const UidEntry *e = find_uid(r, uid);
-
-        return !e || e->answered;
+        return e->answered && (e->found || e->answered_usec >= fresh_since);
 }
 
-static bool groups_answered(Resolver *r, uint32_t uid)
+/* With the lock held: a short, bounded wait for an answer to a question (a
+ * usable one, or a lookup begun at `fresh_since` or later that failed), so
+ * that a fast directory answers at once. None while the thread is inside a
+ * lookup that has already taken RESOLVER_SLOW_USEC (a slow directory: the
+ * answer cannot come in time), and none for a while after a wait that ran
+ * out, so the loop stalls at most once, not once per question. */
+static void bounded_wait(Resolver *r, uint64_t now, uint64_t wait_usec, DemandKind kind,
+                         uint32_t uid, const char *name, uint64_t fresh_since)
 {
-        const GroupsEntry *e = find_groups(r, uid);
-
-        return !e || e->answered;
-}
-
-/* With the lock held: a short, bounded wait for a first answer about `uid`
- * (`answered` says when it has come), so that a fast directory answers at
- * once. None while the thread is inside a lookup that has already taken
- * RESOLVER_SLOW_USEC (a slow directory: the answer cannot come in time),
- * and none for a while after a wait that ran out, so the loop stalls at
- * most once, not once per name. Returns whether it waited. */
-static bool bounded_wait(Resolver *r, uint64_t now, uint64_t wait_usec,
-                         bool (*answered)(Resolver *r, uint32_t uid), uint32_t uid)
-{
-        uint64_t deadline = now + wait_usec;
+        uint64_t deadline = now + wait_usec, need = MAX(fresh_since, UINT64_C(1));
+        const Demand *e;
+        bool done = false;
 
         if (wait_usec == 0 || now < r->quiet_until_usec ||
             (r->inflight_since_usec != 0 && now - r->inflight_since_usec >= RESOLVER_SLOW_USEC))
-                return false;
+                return;
         for (;;) {
                 struct timespec ts;
 
-                if (answered(r, uid) || now_usec(CLOCK_MONOTONIC) >= deadline)
+                e = demand_find(r, kind, uid, name);
+                done = !e || demand_usable(e, fresh_since) || e->tried_usec >= need;
+                if (done || now_usec(CLOCK_MONOTONIC) >= deadline)
                         break;
                 timespec_at(deadline, &ts);
                 pthread_cond_timedwait(&r->answered, &r->lock, &ts);
         }
-        if (!answered(r, uid))
+        if (!done)
                 r->quiet_until_usec = now_usec(CLOCK_MONOTONIC) + RESOLVER_QUIET_USEC;
-        return true;
+}
+
+/* With the lock held: the answer about `uid` (`name` for DEMAND_UID) in
+ * *ret, the question added (and the thread woken) when new, the entry read
+ * longest ago making room when the table is full, and an answer waited for
+ * as bounded_wait() allows. A "no such name" from a lookup begun before
+ * `fresh_since` is not given: the name is looked up again (0: any answer
+ * will do). Returns 0 (the answer's fields are good), or -ENOENT, -EAGAIN
+ * as resolver.h says, or -ENOMEM. */
+static int demand_ask(Resolver *r, DemandKind kind, uint32_t uid, const char *name,
+                      uint64_t wait_usec, uint64_t fresh_since, Demand **ret)
+{
+        DemandTable *t = &r->demands[kind];
+        uint64_t now = now_usec(CLOCK_MONOTONIC);
+        Demand *e;
+
+        if (!t->slots) {
+                t->slots = calloc(demand_capacity[kind], sizeof *t->slots);
+                if (!t->slots)
+                        return -ENOMEM;
+        }
+        e = demand_find(r, kind, uid, name);
+        if (!e) {
+                if (t->n == demand_capacity[kind]) {
+                        /* Never the one being looked up: the thread finds
+                         * it again by its key. */
+                        size_t old = SIZE_MAX;
+
+                        for (size_t i = 0; i < t->n; i++)
+                                if (t->slots[i].due_usec != IN_FLIGHT &&
+                                    (old == SIZE_MAX ||
+                                     t->slots[i].used_usec < t->slots[old].used_usec))
+                                        old = i;
+                        demand_drop(t, old);
+                }
+                e = &t->slots[t->n++];
+                *e = (Demand){.uid = uid};
+                if (kind == DEMAND_UID)
+                        strcpy(e->name, name); /* the caller checked its length */
+                pthread_cond_broadcast(&r->wake);
+        } else if (!demand_usable(e, fresh_since) && e->answered && e->due_usec != IN_FLIGHT) {
+                /* A "no such name" older than the question is no answer:
+                 * asked again now, before refreshes (pick_unanswered). */
+                e->answered = false;
+                e->due_usec = 0;
+                pthread_cond_broadcast(&r->wake);
+        }
+        e->used_usec = now;
+        if (!demand_usable(e, fresh_since)) {
+                bounded_wait(r, now, wait_usec, kind, uid, name, fresh_since);
+                e = demand_find(r, kind, uid, name); /* the thread may have moved it */
+        }
+        if (!e || !demand_usable(e, fresh_since))
+                return -EAGAIN;
+        if (!e->found)
+                return -ENOENT;
+        *ret = e;
+        return 0;
 }
 
 int resolver_user_name(Resolver *r, uint32_t uid, uint64_t wait_usec, char *buf, size_t len)
 {
-        uint64_t now = now_usec(CLOCK_MONOTONIC);
-        UidEntry *e;
+        Demand *e;
         int k;
 
         pthread_mutex_lock(&r->lock);
-        if (!r->uids) {
-                r->uids = calloc(RESOLVER_MAX_UIDS, sizeof *r->uids);
-                if (!r->uids) {
-                        pthread_mutex_unlock(&r->lock);
-                        return -ENOMEM;
-                }
-        }
-        e = find_uid(r, uid);
-        if (!e) {
-                if (r->n_uids == RESOLVER_MAX_UIDS) {
-                        /* Full: the one read longest ago goes (never the one
-                         * being looked up, which the thread finds by uid). */
-                        size_t old = SIZE_MAX;
-
-                        for (size_t i = 0; i < r->n_uids; i++)
-                                if (r->uids[i].due_usec != IN_FLIGHT &&
-                                    (old == SIZE_MAX || r->uids[i].used_usec < r->uids[old].used_usec))
-                                        old = i;
-                        r->names_generation += r->uids[old].answered;
-                        r->uids[old] = r->uids[--r->n_uids];
-                }
-                e = &r->uids[r->n_uids++];
-                *e = (UidEntry){.uid = uid, .due_usec = 0};
-                pthread_cond_broadcast(&r->wake);
-        }
-        e->used_usec = now;
-
-        if (!e->answered) {
-                (void)bounded_wait(r, now, wait_usec, uid_answered, uid);
-                e = find_uid(r, uid); /* the thread may have moved it */
-        }
-
-        if (!e || !e->answered)
-                k = -EAGAIN;
-        else if (!e->found)
-                k = -ENOENT;
-        else if (strlen(e->name) >= len)
+        k = demand_ask(r, DEMAND_NAME, uid, NULL, wait_usec, 0, &e);
+        if (k >= 0 && strlen(e->name) >= len)
                 k = -ENAMETOOLONG;
-        else {
+        else if (k >= 0)
                 strcpy(buf, e->name);
-                k = 0;
-        }
+        pthread_mutex_unlock(&r->lock);
+        return k;
+}
+
+int resolver_user_uid(Resolver *r, const char *name, uint64_t wait_usec, uint64_t fresh_since,
+                      uint32_t *ret_uid)
+{
+        Demand *e;
+        int k;
+
+        if (strlen(name) >= RESOLVER_NAME_MAX)
+                return -ENAMETOOLONG;
+        pthread_mutex_lock(&r->lock);
+        k = demand_ask(r, DEMAND_UID, 0, name, wait_usec, fresh_since, &e);
+        if (k >= 0)
+                *ret_uid = e->uid;
         pthread_mutex_unlock(&r->lock);
         return k;
 }
@@ -665,79 +712,43 @@ int resolver_user_name(Resolver *r, uint32_t uid, uint64_t wait_usec, char *buf,
 int resolver_user_groups(Resolver *r, uint32_t uid, uint64_t wait_usec, uint32_t **ret_gids,
                          size_t *ret_n)
 {
-        uint64_t now = now_usec(CLOCK_MONOTONIC);
-        GroupsEntry *e;
+        uint32_t *copy;
+        Demand *e;
         int k;
 
         pthread_mutex_lock(&r->lock);
-        if (!r->groups) {
-                r->groups = calloc(RESOLVER_MAX_UIDS, sizeof *r->groups);
-                if (!r->groups) {
-                        pthread_mutex_unlock(&r->lock);
-                        return -ENOMEM;
-                }
-        }
-        e = find_groups(r, uid);
-        if (!e) {
-                if (r->n_groups == RESOLVER_MAX_UIDS) {
-                        /* Full: the one read longest ago goes (never the one
-                         * being looked up, which the thread finds by uid). */
-                        size_t old = SIZE_MAX;
-
-                        for (size_t i = 0; i < r->n_groups; i++)
-                                if (r->groups[i].due_usec != IN_FLIGHT &&
-                                    (old == SIZE_MAX ||
-                                     r->groups[i].used_usec < r->groups[old].used_usec))
-                                        old = i;
-                        free(r->groups[old].gids);
-                        r->groups[old] = r->groups[--r->n_groups];
-                }
-                e = &r->groups[r->n_groups++];
-                *e = (GroupsEntry){.uid = uid, .due_usec = 0};
-                pthread_cond_broadcast(&r->wake);
-        }
-        e->used_usec = now;
-        if (!e->answered) {
-                (void)bounded_wait(r, now, wait_usec, groups_answered, uid);
-                e = find_groups(r, uid);
-        }
-        if (!e || !e->answered)
-                k = -EAGAIN;
-        else if (!e->found)
-                k = -ENOENT;
-        else {
-                uint32_t *copy = malloc((e->n_gids ? e->n_gids : 1) * sizeof *copy);
-
+        k = demand_ask(r, DEMAND_GROUPS, uid, NULL, wait_usec, 0, &e);
+        if (k >= 0) {
+                copy = malloc((e->n_gids ? e->n_gids : 1) * sizeof *copy);
                 if (!copy)
                         k = -ENOMEM;
                 else {
                         memcpy(copy, e->gids, e->n_gids * sizeof *copy);
                         *ret_gids = copy;
                         *ret_n = e->n_gids;
-                        k = 0;
                 }
         }
         pthread_mutex_unlock(&r->lock);
         return k;
 }
 
-/* A counter the lookup thread moves, read under the lock. */
-static uint64_t generation_read(Resolver *r, const uint64_t *counter)
+/* A table's generation, which the lookup thread moves, read under the lock. */
+static uint64_t generation_read(Resolver *r, DemandKind kind)
 {
         uint64_t g;
 
         pthread_mutex_lock(&r->lock);
-        g = *counter;
+        g = r->demands[kind].generation;
         pthread_mutex_unlock(&r->lock);
         return g;
 }
 
 uint64_t resolver_groups_generation(Resolver *r)
 {
-        return generation_read(r, &r->groups_generation);
+        return generation_read(r, DEMAND_GROUPS);
 }
 
 uint64_t resolver_names_generation(Resolver *r)
 {
-        return generation_read(r, &r->names_generation);
+        return generation_read(r, DEMAND_NAME);
 }

@@ -71,6 +71,24 @@ int resolver_lookup(Resolver *r, ResolverKind kind, const char *name, uint32_t *
  * otherwise. */
 int resolver_user_name(Resolver *r, uint32_t uid, uint64_t wait_usec, char *buf, size_t len);
 
+/* login name → uid, for requests that name a user (report --user, audit
+ * --user, limits show|apply NAME): kept, refreshed and dropped like the
+ * login names above, in a table of at most RESOLVER_MAX_NAMES names. A
+ * found uid is given from memory; "no such user" only from a lookup begun
+ * at `fresh_since` (CLOCK_MONOTONIC) or later, so that a user created a
+ * moment ago (`gpukeeper user add` applies the new user's limits at once)
+ * is never refused from an older answer. */
+#define RESOLVER_MAX_NAMES 256
+
+/* The uid of the user called `name`: 0 with *ret_uid set; -ENOENT when there
+ * is no such user (by a lookup begun at `fresh_since` or later); -EAGAIN
+ * when there is no such answer yet or every lookup so far failed (the lookup
+ * is queued for the thread); -ENAMETOOLONG when the name has
+ * RESOLVER_NAME_MAX bytes or more; -ENOMEM. An answer is waited for as in
+ * resolver_user_name; never blocks on NSS otherwise. */
+int resolver_user_uid(Resolver *r, const char *name, uint64_t wait_usec, uint64_t fresh_since,
+                      uint32_t *ret_uid);
+
 /* uid → the gids of its groups (the primary group and the supplementary
  * ones, getgrouplist on its login name), for per-user limits (limits.groups).
  * Kept, refreshed and dropped like the login names above (their own table of

@@ -837,6 +837,13 @@ static Connection *server_connection(Server *s, uint64_t conn_id)
         return c && !c->failed ? c : NULL;
 }
 
+const Peer *server_peer(Server *s, uint64_t conn_id)
+{
+        Connection *c = s ? server_connection(s, conn_id) : NULL;
+
+        return c ? &c->peer : NULL;
+}
+
 /* After a message was queued on `c` (r: how that went), as server_send()
  * says. */
 static int server_sent(Connection *c, int r)

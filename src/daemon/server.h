@@ -54,6 +54,11 @@ uint64_t server_refused_total(const Server *s);
 /* Close every connection and the listening socket, and unlink the socket. */
 void server_free(Server *s);
 
+/* The peer of connection `conn_id`, borrowed until the loop next runs; NULL
+ * when that connection is gone (or failing). For requests dispatched again
+ * later (user-wait.h). */
+const Peer *server_peer(Server *s, uint64_t conn_id);
+
 /* Queue `msg` (stolen) on connection `conn_id`. Returns -ENOENT when that
  * connection is gone. Never frees a connection synchronously (callers may be
  * inside that connection's own handler): a connection that cannot take the

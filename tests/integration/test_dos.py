@@ -281,6 +281,83 @@ def test_user_names_come_from_the_resolver_thread(daemon_factory, lab, users):
     d.stop()
 
 
+def test_a_named_user_waits_off_the_loop(daemon_factory, lab, users):
+    """A request that names a user (audit, report, limits) turns the name
+    into a uid through the resolver thread, as uid → name does: with every
+    NSS lookup taking 0.6 s, `audit --user bob` waits for the thread's answer
+    while other clients are answered at once, then succeeds; an unknown
+    name gets "no such user" (exit 66) the same way. Before, the loop
+    called getpwnam_r() itself and every client waited behind it."""
+    bob, alice = users["bob"], users["alice"]
+    d = leasing_daemon(daemon_factory, lab, extra_whole=0,
+                       env={"GK_TEST_NSS_DELAY_MS": "600"})
+    for who in (alice, bob):
+        assert raw_call(d, who, "lease.acquire",
+                        {"kind": "manual", "gpus": 1, "wait": False})["ok"] is True
+        assert raw_call(d, who, "lease.release", {"all": True})["ok"] is True
+    t0 = time.monotonic()
+    named = d.cli_popen("audit", "--user", bob.name, "--json")
+    unknown = d.cli_popen("audit", "--user", "gkdos-no-such-user")
+    pings = []
+    while named.poll() is None or unknown.poll() is None:
+        t = time.monotonic()
+        assert raw_call(d, alice, "ping", {})["ok"] is True
+        pings.append(time.monotonic() - t)
+        assert time.monotonic() - t0 < 20, "the named requests never ended"
+        time.sleep(0.02)
+    took = time.monotonic() - t0
+    print(f"audit --user answered in {took:.2f} s; {len(pings)} pings meanwhile, "
+          f"longest {max(pings) * 1000:.1f} ms")
+    assert named.returncode == 0, named.err_path.read_text()
+    records = json.loads(named.out_path.read_text())["records"]
+    assert records and all(x["uid"] == bob.uid for x in records), records
+    assert unknown.returncode == 66, unknown.err_path.read_text()
+    assert "no such user 'gkdos-no-such-user'" in unknown.err_path.read_text()
+    # Two lookups of 0.6 s each: they were waited for, off the loop.
+    assert took >= 0.6, took
+    assert len(pings) >= 10 and max(pings) < 0.3, pings
+    # The answer is kept: asked again, at once.
+    t = time.monotonic()
+    r = d.cli("audit", "--user", bob.name, "--json")
+    assert r.returncode == 0, r
+    assert time.monotonic() - t < 0.5
+    # "No such user" is never answered from memory: a user created after
+    # the daemon said so is found at once (gpukeeper user add applies a new
+    # account's limits by name the moment it exists).
+    newcomer = "gkdos-newcomer"
+    subprocess.run(["userdel", "--", newcomer], capture_output=True, stdin=subprocess.DEVNULL)
+    try:
+        r = d.cli("audit", "--user", newcomer)
+        assert r.returncode == 66, r
+        ensure_user(newcomer)
+        r = d.cli("audit", "--user", newcomer, "--json")
+        assert r.returncode == 0, r
+        assert json.loads(r.stdout)["records"] == []
+    finally:
+        subprocess.run(["userdel", "--", newcomer], capture_output=True,
+                       stdin=subprocess.DEVNULL)
+    d.stop()
+
+
+def test_a_named_user_the_directory_does_not_answer_for(daemon_factory, lab, users):
+    """When the directory takes longer than the wait allows (1 s lookups,
+    0.3 s allowed here, 10 s by default), the request is refused with a
+    message that says so; once the thread has the answer the same request
+    succeeds."""
+    bob = users["bob"]
+    d = leasing_daemon(daemon_factory, lab, extra_whole=0,
+                       env={"GK_TEST_NSS_DELAY_MS": "1000", "GK_TEST_USER_WAIT_MS": "300"})
+    t = time.monotonic()
+    r = d.cli("report", "--user", bob.name)
+    took = time.monotonic() - t
+    assert r.returncode == 70, r
+    assert f"user database has not answered for user '{bob.name}'" in r.stderr, r.stderr
+    assert 0.3 <= took < 1.0, took
+    wait_for(lambda: d.cli("report", "--user", bob.name).returncode == 0, timeout=15,
+             what="bob's uid from the resolver")
+    d.stop()
+
+
 def test_exempt_user_with_a_long_passwd_entry_is_not_killed(daemon_factory, lab, users,
                                                             victims):
     """An exempt user whose passwd entry is over 4 KiB (a long GECOS field):

@@ -388,13 +388,22 @@ def test_drain_and_undrain(daemon_factory, lab, users, admin):
     for dev in ("0", GPU1_UUID):
         r = d.cli("admin", "undrain", dev, user=admin)
         assert r.returncode == 0, r
+        assert "undrained: it gets leases again" in r.stdout, r.stdout
     assert gpu_by_uuid(d.status(), GPU0_UUID)["drained"] is False
+    # Again: nothing changes, and the reply says so rather than "undrained".
+    r = d.cli("admin", "undrain", "0", user=admin)
+    assert r.returncode == 0, r
+    assert r.stdout.endswith(" was not drained: it gets leases\n"), r.stdout
+    reply = raw_call(d, admin, "admin.drain", {"device": GPU2_UUID, "reason": "still out"})
+    assert reply["ok"] and reply["result"]["changed"] is False, reply
+    assert raw_call(d, admin, "admin.drain", {"device": "0"})["result"]["changed"] is True
+    assert raw_call(d, admin, "admin.undrain", {"device": "0"})["result"]["changed"] is True
     r = d.cli("lease", "acquire", "--gpu", "0", "--no-wait", user=bob)
     assert r.returncode == 0, r
     r = d.cli("lease", "acquire", "--mig", "3g.40gb", "--no-wait", user=bob)
     assert r.returncode == 0, r
     actions = [row["action"] for row in audit_rows(d, admin.uid, mark)]
-    assert actions.count("device.drain") == 3 and actions.count("device.undrain") == 2, actions
+    assert actions.count("device.drain") == 5 and actions.count("device.undrain") == 4, actions
 
 
 def whole_gpus_lab(lab, nodes):

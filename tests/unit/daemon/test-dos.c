@@ -291,6 +291,73 @@ static void test_resolver_user_names(void **state)
         resolver_free(r); /* joins the thread, mid-lookup (uid 1) or not */
 }
 
+/* name → uid through the resolver (a request's `user`, request_parse_user):
+ * answers as for uid → name; a name too long for the table is refused
+ * without a lookup; the table keeps at most RESOLVER_MAX_NAMES names, the
+ * one read longest ago going first; a slow directory costs one wait. */
+static void test_resolver_user_uids(void **state)
+{
+        struct passwd *p = getpwuid(0);
+        char root[RESOLVER_NAME_MAX], name[RESOLVER_NAME_MAX + 8];
+        uint64_t t0, dt;
+        Resolver *r = NULL;
+        uint32_t uid = 77;
+
+        assert_non_null(p);
+        snprintf(root, sizeof root, "%s", p->pw_name);
+
+        assert_int_equal(resolver_new(60 * USEC_PER_SEC, 0, &r), 0);
+        assert_int_equal(resolver_user_uid(r, root, 5 * USEC_PER_SEC, 0, &uid), 0);
+        assert_int_equal(uid, 0);
+        assert_int_equal(resolver_user_uid(r, "gkdos-no-such-user-xyz", 5 * USEC_PER_SEC, 0, &uid),
+                         -ENOENT);
+        memset(name, 'a', RESOLVER_NAME_MAX);
+        name[RESOLVER_NAME_MAX] = '\0';
+        assert_int_equal(resolver_user_uid(r, name, 5 * USEC_PER_SEC, 0, &uid), -ENAMETOOLONG);
+        name[RESOLVER_NAME_MAX - 1] = '\0'; /* the longest the table takes */
+        assert_int_equal(resolver_user_uid(r, name, 5 * USEC_PER_SEC, 0, &uid), -ENOENT);
+        /* A found uid is answered from memory, without waiting... */
+        uid = 77;
+        assert_int_equal(resolver_user_uid(r, root, 0, now_usec(CLOCK_MONOTONIC), &uid), 0);
+        assert_int_equal(uid, 0);
+        /* ...but "no such user" only by a lookup begun since the request
+         * (a user created a moment ago): without waiting it is asked again,
+         * waited for it comes. */
+        t0 = now_usec(CLOCK_MONOTONIC);
+        assert_int_equal(resolver_user_uid(r, "gkdos-no-such-user-xyz", 0, 0, &uid), -ENOENT);
+        assert_int_equal(resolver_user_uid(r, "gkdos-no-such-user-xyz", 0, t0, &uid), -EAGAIN);
+        assert_int_equal(
+                resolver_user_uid(r, "gkdos-no-such-user-xyz", 5 * USEC_PER_SEC, t0, &uid),
+                -ENOENT);
+        /* More names than the table holds: root, read longest ago, goes
+         * and is asked for again. */
+        for (int i = 0; i < RESOLVER_MAX_NAMES; i++) {
+                snprintf(name, sizeof name, "gkdos-flood-%d", i);
+                assert_int_equal(resolver_user_uid(r, name, 5 * USEC_PER_SEC, 0, &uid), -ENOENT);
+        }
+        assert_int_equal(resolver_user_uid(r, root, 0, 0, &uid), -EAGAIN);
+        assert_int_equal(resolver_user_uid(r, root, 5 * USEC_PER_SEC, 0, &uid), 0);
+        resolver_free(r);
+
+        assert_int_equal(resolver_new(60 * USEC_PER_SEC, 300 * USEC_PER_MSEC, &r), 0);
+        t0 = now_usec(CLOCK_MONOTONIC);
+        assert_int_equal(resolver_user_uid(r, root, 20 * USEC_PER_MSEC, 0, &uid), -EAGAIN);
+        dt = now_usec(CLOCK_MONOTONIC) - t0;
+        assert_true(dt >= 20 * USEC_PER_MSEC && dt < 200 * USEC_PER_MSEC);
+        /* Within the quiet period, another new name does not wait. */
+        t0 = now_usec(CLOCK_MONOTONIC);
+        assert_int_equal(resolver_user_uid(r, "gkdos-no-such-user-xyz", 20 * USEC_PER_MSEC, 0, &uid),
+                         -EAGAIN);
+        assert_true(now_usec(CLOCK_MONOTONIC) - t0 < 15 * USEC_PER_MSEC);
+        uid = 77;
+        while (resolver_user_uid(r, root, 0, 0, &uid) == -EAGAIN) {
+                assert_true(now_usec(CLOCK_MONOTONIC) - t0 < 10 * USEC_PER_SEC);
+                usleep(10000);
+        }
+        assert_int_equal(uid, 0);
+        resolver_free(r);
+}
+
 /* Texts name a user by login name, or "uid N" while the directory has not
  * answered (never a NULL for printf's %s: an alert once read "released by
  * (null)"). */
@@ -377,6 +444,7 @@ int main(void)
                 cmocka_unit_test(test_resolver_answers),
                 cmocka_unit_test(test_resolver_never_blocks),
                 cmocka_unit_test(test_resolver_user_names),
+                cmocka_unit_test(test_resolver_user_uids),
                 cmocka_unit_test(test_daemon_user_text),
                 cmocka_unit_test(test_resolver_user_groups),
         };
