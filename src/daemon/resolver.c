@@ -33,10 +33,11 @@ typedef struct Entry {
 } Entry;
 
 /* What the loop asks for on demand, one table each. */
+/* In the order first answers are looked up (pick_unanswered). */
 typedef enum DemandKind {
         DEMAND_NAME,   /* uid → login name (resolver_user_name) */
-        DEMAND_UID,    /* login name → uid (resolver_user_uid) */
         DEMAND_GROUPS, /* uid → its gids (resolver_user_groups) */
+        DEMAND_UID,    /* login name → uid (resolver_user_uid) */
         _DEMAND_KIND_MAX,
 } DemandKind;
 
@@ -369,8 +370,10 @@ static void thread_entry(Resolver *r, size_t pick, uint64_t now)
 }
 
 /* A question of the loop that was never answered and is due: someone is
- * waiting for it, or being shown "no name". First uid → name, then
- * name → uid, then groups. */
+ * waiting for it, or being shown "no name". First uid → name (what
+ * everyone is shown), then groups (a new user's limits wait for them),
+ * then name → uid (a request that named a user; any caller can ask for
+ * many names, so these go last). */
 static bool pick_unanswered(Resolver *r, uint64_t now, DemandKind *ret_kind, size_t *ret_pick)
 {
         for (DemandKind kind = 0; kind < _DEMAND_KIND_MAX; kind++) {
