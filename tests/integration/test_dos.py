@@ -355,6 +355,21 @@ def test_a_named_user_the_directory_does_not_answer_for(daemon_factory, lab, use
     assert 0.3 <= took < 1.0, took
     wait_for(lambda: d.cli("report", "--user", bob.name).returncode == 0, timeout=15,
              what="bob's uid from the resolver")
+    # Nine such requests of one caller pipelined on one connection: eight
+    # wait (and run out of time), the ninth is refused at once as E_BUSY;
+    # a ping sent after them is answered before any of the eight.
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.connect(str(d.socket_path))
+        s.settimeout(20)
+        for i in range(9):
+            s.sendall(frame({"v": 1, "id": i + 1, "op": "audit.list",
+                             "args": {"user": f"gkdos-wait-{i}"}}))
+        s.sendall(frame({"v": 1, "id": 100, "op": "ping", "args": {}}))
+        replies = [recv_frame(s) for _ in range(10)]
+    codes = {x["id"]: (x.get("error") or {}).get("name") for x in replies}
+    assert [x["id"] for x in replies[:2]] == [9, 100], replies
+    assert codes[9] == "E_BUSY" and codes[100] is None, replies
+    assert all(codes[i] == "E_UNAVAILABLE" for i in range(1, 9)), replies
     d.stop()
 
 
