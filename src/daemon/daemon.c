@@ -262,7 +262,8 @@ int daemon_resolver_update(Daemon *d)
 
 /* Test seams, read once at start: GK_TEST_NSS_DELAY_MS makes every lookup of
  * the resolver that much slower (a slow directory), GK_TEST_NSS_TTL_MS
- * shortens its refresh period. Unset in production. */
+ * shortens its refresh period, GK_TEST_USER_WAIT_MS how long a request waits
+ * for a user name's uid (user-wait.h). Unset in production. */
 static uint64_t env_msec(const char *name, uint64_t fallback)
 {
         const char *v = getenv(name);

@@ -61,9 +61,8 @@ int request_parse_user(Daemon *d, const RequestCall *call, json_t *user, uid_t *
                 /* "No such user" from a lookup begun before the request
                  * would refuse a user created a moment ago. */
                 r = resolver_user_uid(d->resolver, name, DAEMON_USER_NAME_WAIT_USEC,
-                                      d->user_waits.retried_since
-                                              ? d->user_waits.retried_since
-                                              : now_usec(CLOCK_MONOTONIC),
+                                      call->since_usec ? call->since_usec
+                                                       : now_usec(CLOCK_MONOTONIC),
                                       &uid);
         else {
                 /* No resolver: unit tests that build a Daemon by hand. */
@@ -260,9 +259,9 @@ static const struct {
 };
 
 json_t *request_dispatch(Daemon *d, const Peer *peer, uint32_t id, const char *op, json_t *args,
-                         bool *ret_deferred)
+                         uint64_t since_usec, bool *ret_deferred)
 {
-        RequestCall call = {.peer = peer, .id = id, .args = args};
+        RequestCall call = {.peer = peer, .id = id, .args = args, .since_usec = since_usec};
         gk_call_error error = {};
         json_t *result = NULL;
         int r;

@@ -40,16 +40,19 @@ typedef struct RequestCall {
         uint32_t id;    /* the request's id, for a deferred reply */
         const char *op; /* the operation (the request table's string) */
         json_t *args;   /* its arguments, borrowed; NULL when absent */
+        uint64_t since_usec; /* CLOCK_MONOTONIC it came; 0: now (a request dispatched
+                              * again, user-wait.h, keeps its first) */
 } RequestCall;
 
 typedef int (*RequestHandler)(Daemon *d, const RequestCall *call, json_t *args,
                               json_t **ret_result, gk_call_error *ret_error);
 
-/* Answer request `op` with `args` (borrowed; NULL when absent). Returns the
- * reply message to send, or NULL with *ret_deferred set when the handler
- * will reply later (NULL with *ret_deferred unset: out of memory). */
+/* Answer request `op` with `args` (borrowed; NULL when absent), which came
+ * at `since_usec` (CLOCK_MONOTONIC; 0: just now). Returns the reply message
+ * to send, or NULL with *ret_deferred set when the handler will reply later
+ * (NULL with *ret_deferred unset: out of memory). */
 json_t *request_dispatch(Daemon *d, const Peer *peer, uint32_t id, const char *op, json_t *args,
-                         bool *ret_deferred);
+                         uint64_t since_usec, bool *ret_deferred);
 
 /* Set a gk_call_error and return its code, for handlers:
  * `return request_error(ret_error, GK_E_NOT_FOUND, "no lease %d", id);` */

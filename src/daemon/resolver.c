@@ -235,17 +235,11 @@ static void demand_drop(DemandTable *t, size_t i)
 /* The NSS lookup of the question `key` of `kind`, its answer into *got. */
 static int demand_lookup(DemandKind kind, const Demand *key, Demand *got)
 {
-        uid_t uid;
-        int k;
-
         switch (kind) {
         case DEMAND_NAME:
                 return lookup_uid(key->uid, got->name, sizeof got->name);
         case DEMAND_UID:
-                k = user_uid_from_name(key->name, &uid);
-                if (k >= 0)
-                        got->uid = uid;
-                return k;
+                return lookup(RESOLVER_USER, key->name, &got->uid);
         default:
                 return lookup_groups(key->uid, &got->gids, &got->n_gids);
         }

@@ -227,7 +227,7 @@ static int connection_handle_frame(Connection *c, const char *frame, size_t len)
                         return r < 0 ? r : 0;
                 }
         }
-        reply = request_dispatch(c->server->daemon, &c->peer, req.id, req.op, req.args,
+        reply = request_dispatch(c->server->daemon, &c->peer, req.id, req.op, req.args, 0,
                                  &deferred);
         proto_request_done(&req);
         if (deferred)

@@ -55,9 +55,8 @@ static int on_user_wait_timer(sd_event_source *source, uint64_t usec, void *user
                          -EAGAIN) {
                         /* The handler runs again from the start; a wait it
                          * asks for keeps this one's start. */
-                        w->retried_since = u->since_usec;
-                        reply = request_dispatch(d, peer, u->id, u->op, u->args, &deferred);
-                        w->retried_since = 0;
+                        reply = request_dispatch(d, peer, u->id, u->op, u->args, u->since_usec,
+                                                 &deferred);
                 } else if (now - u->since_usec >= w->timeout_usec)
                         reply = proto_reply_error(
                                 u->id, GK_E_UNAVAILABLE,
@@ -127,7 +126,7 @@ int user_wait_add(Daemon *d, const RequestCall *call, const char *name,
                 .uid = call->peer->uid,
                 .op = call->op,
                 .args = json_incref(call->args),
-                .since_usec = w->retried_since ? w->retried_since : now_usec(CLOCK_MONOTONIC),
+                .since_usec = call->since_usec ? call->since_usec : now_usec(CLOCK_MONOTONIC),
         };
         string_copy(w->waits[w->n].name, sizeof w->waits[w->n].name, name);
         w->n++;

@@ -30,8 +30,7 @@ typedef struct UserWaits {
         UserWait *waits;
         size_t n;
         sd_event_source *timer;
-        uint64_t timeout_usec;  /* USER_WAIT_TIMEOUT_USEC (tests: GK_TEST_USER_WAIT_MS) */
-        uint64_t retried_since; /* while dispatching again: when that request began to wait */
+        uint64_t timeout_usec; /* USER_WAIT_TIMEOUT_USEC (tests: GK_TEST_USER_WAIT_MS) */
 } UserWaits;
 
 /* Park `call` (its op and arguments are kept) until the resolver has an

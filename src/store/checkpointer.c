@@ -27,7 +27,7 @@ struct Checkpointer {
 /* One passive checkpoint on the thread's connection, counted. True when it
  * copied every frame there was when it began but commits have added some
  * since: the WAL cannot start over before those are copied too. */
-static bool checkpoint_once(Checkpointer *c, bool after_pause)
+static bool checkpoint_once(Checkpointer *c)
 {
         int log_frames = 0, copied = 0, rc;
         bool overtaken;
@@ -39,12 +39,9 @@ static bool checkpoint_once(Checkpointer *c, bool after_pause)
         pthread_mutex_lock(&c->lock);
         if (rc == SQLITE_OK) {
                 c->counts.done++;
-                c->counts.after_pause += after_pause;
                 c->counts.last_wal = log_frames > 0 ? (uint64_t)log_frames : 0;
                 c->counts.last_copied = copied > 0 ? (uint64_t)copied : 0;
-        } else if (rc == SQLITE_BUSY)
-                c->counts.busy++;
-        else
+        } else if (rc != SQLITE_BUSY) /* busy: another connection was at it */
                 c->counts.failed++;
         pthread_mutex_unlock(&c->lock);
         /* The commits go on whatever happens here: the WAL only grows until
@@ -89,8 +86,6 @@ static void *checkpointer_main(void *userdata)
 
         pthread_mutex_lock(&c->lock);
         for (;;) {
-                bool after_pause = false;
-
                 while (!c->asked && !c->stopping)
                         pthread_cond_wait(&c->wake, &c->lock);
                 if (c->stopping)
@@ -101,11 +96,10 @@ static void *checkpointer_main(void *userdata)
 
                         c->asked = false;
                         pthread_mutex_unlock(&c->lock);
-                        overtaken = checkpoint_once(c, after_pause);
+                        overtaken = checkpoint_once(c);
                         pthread_mutex_lock(&c->lock);
                         if (!overtaken || !wait_for_pause(c))
                                 break;
-                        after_pause = !c->asked;
                 }
                 c->running = false;
         }

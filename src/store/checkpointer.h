@@ -58,9 +58,7 @@ void checkpointer_stop(Checkpointer *c);
 typedef struct CheckpointerCounts {
         uint64_t asked;     /* checkpointer_ask() calls */
         uint64_t done;      /* checkpoints that completed (SQLITE_OK) */
-        uint64_t after_pause; /* of them, run after a pause in commits */
-        uint64_t busy;      /* refused because another connection was checkpointing */
-        uint64_t failed;    /* failed otherwise (logged) */
+        uint64_t failed;    /* failed other than "busy": another connection was at it (logged) */
         uint64_t last_wal;  /* the WAL's length in frames at the last checkpoint */
         uint64_t last_copied; /* frames copied back by it (all of them: == last_wal) */
         uint64_t in_commit;   /* whole-WAL ones by commits at the hard limit (store.c fills it) */
