@@ -72,7 +72,10 @@ int cli_exit_for_gk_error(int code)
         case GK_E_NOT_FOUND:
                 return CLI_EXIT_NO_SUCH;
         case GK_E_NO_CAPACITY:
-                return CLI_EXIT_NO_CAPACITY;
+        case GK_E_BUSY:
+                /* Both say "not now": a retry may succeed (sysexits'
+                 * EX_TEMPFAIL), unlike a refusal or a failure (70). */
+                return CLI_EXIT_TEMPFAIL;
         default:
                 return CLI_EXIT_SOFTWARE;
         }

@@ -5,8 +5,9 @@
  * Exit codes (ARCHITECTURE.md "Exit codes of the CLI", values from
  * sysexits.h): 0 success, 64 bad usage (also the daemon's
  * E_INVALID_ARGUMENT), 69 daemon unreachable, 70 any other daemon or
- * protocol error, 74 standard output could not be written, 75 not enough
- * free devices (E_NO_CAPACITY), 77 permission denied (E_PERMISSION, or the
+ * protocol error, 74 standard output could not be written, 75 not now: not
+ * enough free devices (E_NO_CAPACITY) or the daemon busy (E_BUSY), 77
+ * permission denied (E_PERMISSION, or the
  * socket refuses us). `gpukeeper run` exits with its command's code; 126 and
  * 127 when the command cannot be started; 128 + N after signal N. */
 #pragma once
@@ -29,7 +30,9 @@ enum {
         CLI_EXIT_UNREACHABLE = EX_UNAVAILABLE,
         CLI_EXIT_SOFTWARE = EX_SOFTWARE,
         CLI_EXIT_IO = EX_IOERR,
-        CLI_EXIT_NO_CAPACITY = EX_TEMPFAIL,
+        /* Not now, maybe later: no free devices under --no-wait, or the
+         * daemon busy (E_BUSY); a script may retry. */
+        CLI_EXIT_TEMPFAIL = EX_TEMPFAIL,
         CLI_EXIT_PERMISSION = EX_NOPERM,
         CLI_EXIT_CANCELED = 128 + SIGINT, /* a call gave up waiting: its cancel fd fired */
         CLI_EXIT_SLURM_BACKEND = 1000, /* internal: the daemon says backend: slurm (never exits) */

@@ -308,7 +308,7 @@ static void exit_immediate_as_local(void)
 {
         char code[8];
 
-        snprintf(code, sizeof code, "%d", CLI_EXIT_NO_CAPACITY);
+        snprintf(code, sizeof code, "%d", CLI_EXIT_TEMPFAIL);
         setenv("SLURM_EXIT_IMMEDIATE", code, 1);
 }
 
