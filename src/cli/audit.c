@@ -159,7 +159,7 @@ int cli_audit_main(cli_context *ctx, int argc, char *argv[])
         };
         _cleanup_(json_decrefp) json_t *result = NULL, *user = NULL;
         uint64_t since_usec = DEFAULT_SINCE_USEC;
-        const char *action = NULL;
+        const char *action = NULL, *user_arg = NULL;
         char span[FORMAT_DURATION_MAX];
         bool json = false;
         json_t *args, *list;
@@ -181,6 +181,7 @@ int cli_audit_main(cli_context *ctx, int argc, char *argv[])
                 case ARG_USER:
                         json_decref(user);
                         user = cli_user_json(optarg);
+                        user_arg = optarg;
                         if (!user)
                                 return cli_usage_error("audit", "not a user name or id: '%s'",
                                                        optarg);
@@ -216,7 +217,17 @@ int cli_audit_main(cli_context *ctx, int argc, char *argv[])
         list = json_object_get(result, "records");
         (void)format_duration(span, sizeof span, since_usec);
         if (json_array_size(list) == 0) {
-                printf("No audit records in the last %s.\n", span);
+                /* Say what was asked, so a filter that matched nothing (a
+                 * mistyped action, say) is not read as a quiet machine. */
+                fputs("No audit records", stdout);
+                if (user_arg)
+                        printf(" of user '%s'", user_arg);
+                if (action)
+                        printf(" with action '%s'", action);
+                printf(" in the last %s.\n", span);
+                if (action)
+                        puts("Actions are named as in the ACTION column ('lease.grant') or by "
+                             "family ('lease'); gpukeeperd(8), AUDIT TRAIL, lists them.");
                 return cli_finish(CLI_EXIT_OK);
         }
         cli_term_detect(stdout, &term);

@@ -94,6 +94,11 @@ def test_audit_cli_admins_see_all_users_their_own(daemon_factory, lab, users, ad
     assert leases and all(x["action"].startswith("lease.") and x["uid"] == bob.uid
                           for x in leases), leases
     assert records("--since", "1s", "--action", "nothing.such") == []
+    # In text, a filter that matched nothing says which filter it was.
+    r = ok(d.cli("audit", "--action", "lease.relase", "--user", bob.name, user=admin))
+    assert r.stdout.startswith(f"No audit records of user '{bob.name}' with action "
+                               "'lease.relase' in the last 1d.\n"), r.stdout
+    assert "gpukeeperd(8), AUDIT TRAIL" in r.stdout, r.stdout
     # Someone else's records: refused, exit 77.
     r = d.cli("audit", "--user", bob.name, user=alice)
     assert r.returncode == EXIT_PERMISSION, r
