@@ -1,9 +1,17 @@
 /* Unix socket server; see server.h.
  *
- * Each connection reads one request at a time: the next frame is read only
- * once the previous reply has left the queue, so a client that sends without
- * reading cannot make the daemon buffer without bound, and one busy client
- * cannot starve the others (each wakeup does one read). */
+ * Each connection is served one request at a time: a turn of the event loop
+ * handles at most one of its requests, and the next is taken only once the
+ * previous reply has left the queue. A client that sends without reading
+ * cannot make the daemon buffer without bound, and one that pipelines many
+ * requests in one write (each read takes up to 4 KiB: a hundred small
+ * frames) cannot hold the loop for all of them. The requests a read brought
+ * beyond the first wait in the decoder, and their connection in the
+ * server's resume queue: a defer source of a lower priority than every other
+ * source takes the next request of the connection at the queue's head, then
+ * puts the connection at the tail if it has more. Whatever else is pending
+ * (a request of another connection, a timer, a signal) goes first, and
+ * connections that pipeline take turns among themselves. */
 #include "daemon/server.h"
 
 #include <errno.h>
@@ -35,6 +43,8 @@ struct Connection {
         Peer peer;
         sd_event_source *io;
         sd_event_source *partial_timer;
+        bool resume_queued;                 /* in the server's resume queue */
+        Connection *resume_prev, *resume_next;
         ProtoDecoder in;
         ProtoOutbuf out;
         bool closing; /* close once the queued bytes are out (after E_TOO_LARGE) */
@@ -55,6 +65,8 @@ struct Server {
         uint64_t next_conn_id;
         sd_event_source *resume_timer; /* accepting paused after EMFILE */
         sd_event_source *sweep_timer;  /* closes idle connections */
+        sd_event_source *resume;       /* the next request already read (see the top) */
+        Connection *resume_head, *resume_tail;
         uint64_t idle_timeout_usec;
         bool stopping; /* tearing down: closing connections releases nothing */
 
@@ -72,6 +84,45 @@ struct Server {
 #define SUBUID_RECHECK_USEC (5 * USEC_PER_SEC)
 
 static bool connection_holds(const Server *s, uint64_t conn_id);
+
+/* The resume queue: connections with a whole request read and not yet
+ * handled, nothing queued to send (see the top of this file). */
+static void resume_remove(Connection *c)
+{
+        Server *s = c->server;
+
+        if (!c->resume_queued)
+                return;
+        if (c->resume_prev)
+                c->resume_prev->resume_next = c->resume_next;
+        else
+                s->resume_head = c->resume_next;
+        if (c->resume_next)
+                c->resume_next->resume_prev = c->resume_prev;
+        else
+                s->resume_tail = c->resume_prev;
+        c->resume_prev = c->resume_next = NULL;
+        c->resume_queued = false;
+        if (!s->resume_head)
+                (void)sd_event_source_set_enabled(s->resume, SD_EVENT_OFF);
+}
+
+static int resume_append(Connection *c)
+{
+        Server *s = c->server;
+
+        if (c->resume_queued)
+                return 0;
+        c->resume_prev = s->resume_tail;
+        c->resume_next = NULL;
+        if (s->resume_tail)
+                s->resume_tail->resume_next = c;
+        else
+                s->resume_head = c;
+        s->resume_tail = c;
+        c->resume_queued = true;
+        return sd_event_source_set_enabled(s->resume, SD_EVENT_ON);
+}
 
 static void connection_free(Connection *c)
 {
@@ -96,6 +147,7 @@ static void connection_free(Connection *c)
                 c->next->prev = c->prev;
         s->n_connections--;
 
+        resume_remove(c);
         sd_event_source_disable_unref(c->io);
         sd_event_source_disable_unref(c->partial_timer);
         proto_decoder_done(&c->in);
@@ -170,9 +222,10 @@ static void connection_size_sndbuf(Connection *c)
         c->sndbuf = want;
 }
 
-/* Choose what to wait for: write while bytes are queued, else read (unless
- * the connection is closing), and keep the partial-frame deadline armed only
- * while half a frame sits in the decoder. */
+/* Choose what to wait for: write while bytes are queued, else take the next
+ * request already read at the loop's next turn, else read (unless the
+ * connection is closing); keep the partial-frame deadline armed only while
+ * half a frame sits in the decoder. */
 static int connection_update(Connection *c)
 {
         uint32_t events = 0;
@@ -180,10 +233,14 @@ static int connection_update(Connection *c)
 
         if (proto_outbuf_queued(&c->out) > 0)
                 events |= EPOLLOUT;
-        else if (!c->closing)
-                events |= EPOLLIN;
-        else
+        else if (c->closing)
                 return -ECONNRESET; /* closing and everything sent */
+        else if (proto_decoder_ready(&c->in)) {
+                r = resume_append(c);
+                if (r < 0)
+                        return r;
+        } else
+                events |= EPOLLIN;
 
         r = sd_event_source_set_io_events(c->io, events);
         if (r < 0)
@@ -235,34 +292,18 @@ static int connection_handle_frame(Connection *c, const char *frame, size_t len)
         return connection_send(c, reply);
 }
 
-/* One read, then every complete frame in the buffer. Returns < 0 to close. */
-static int connection_read(Connection *c)
+/* The next request the decoder holds, if a whole one is there: handled (its
+ * reply queued, or deferred). One per turn (see the top of this file).
+ * Returns < 0 to close. */
+static int connection_handle_next(Connection *c)
 {
         const char *frame;
-        size_t len, space;
-        void *buf;
-        ssize_t n;
+        size_t len;
         int r;
 
-        r = proto_decoder_read_space(&c->in, &buf, &space);
-        if (r < 0 && r != -ENOBUFS)
-                return r;
-        if (r >= 0) {
-                n = recv(c->fd, buf, space, MSG_DONTWAIT);
-                if (n < 0)
-                        return errno == EAGAIN || errno == EINTR ? 0 : negative_errno();
-                if (n == 0)
-                        return -ECONNRESET;
-                proto_decoder_advance(&c->in, (size_t)n);
-        }
-
-        /* Replies are queued in order; reading stops (connection_update) until
-         * they are sent. */
-        while ((r = proto_decoder_next(&c->in, &frame, &len)) > 0) {
-                r = connection_handle_frame(c, frame, len);
-                if (r < 0)
-                        return r;
-        }
+        r = proto_decoder_next(&c->in, &frame, &len);
+        if (r > 0)
+                return connection_handle_frame(c, frame, len);
         if (r == -EMSGSIZE) {
                 c->closing = true;
                 return connection_send(
@@ -281,6 +322,29 @@ static int connection_read(Connection *c)
         return r;
 }
 
+/* One read, unless a whole request is waiting already, then the next
+ * request. Returns < 0 to close. */
+static int connection_read(Connection *c)
+{
+        size_t space;
+        void *buf;
+        ssize_t n;
+        int r;
+
+        if (!proto_decoder_ready(&c->in)) {
+                r = proto_decoder_read_space(&c->in, &buf, &space);
+                if (r < 0)
+                        return r;
+                n = recv(c->fd, buf, space, MSG_DONTWAIT);
+                if (n < 0)
+                        return errno == EAGAIN || errno == EINTR ? 0 : negative_errno();
+                if (n == 0)
+                        return -ECONNRESET;
+                proto_decoder_advance(&c->in, (size_t)n);
+        }
+        return connection_handle_next(c);
+}
+
 /* The server's socket callbacks change nothing a status shows but through
  * requests that are not read-only (invalidated at dispatch) and closing
  * connections that hold leases (connection_free): status-cache.h. */
@@ -292,20 +356,24 @@ static void server_extend_status_cache(Server *s)
                 status_cache_extend(&s->daemon->status_cache, iteration);
 }
 
-static int on_connection_io(sd_event_source *source, int fd, uint32_t revents, void *userdata)
+/* A turn of connection `c`: read and handle a request (`read`, its socket
+ * was readable) or handle the next one already read (the resume source),
+ * send what is queued, choose what to wait for next. */
+static void connection_turn(Connection *c, uint32_t revents, bool resume)
 {
-        Connection *c = userdata;
         int r = 0;
 
         server_extend_status_cache(c->server);
         if (c->failed) {
                 connection_free(c);
-                return 0;
+                return;
         }
         c->active_usec = now_usec(CLOCK_MONOTONIC);
         /* The requests' log lines are written after their replies (log.h). */
         log_hold();
-        if (revents & EPOLLIN)
+        if (resume)
+                r = connection_handle_next(c);
+        else if (revents & EPOLLIN)
                 r = connection_read(c);
         if (r >= 0 && proto_outbuf_queued(&c->out) > SERVER_SNDBUF_DEFAULT)
                 connection_size_sndbuf(c);
@@ -322,6 +390,25 @@ static int on_connection_io(sd_event_source *source, int fd, uint32_t revents, v
                 connection_free(c);
         }
         log_release();
+}
+
+static int on_connection_io(sd_event_source *source, int fd, uint32_t revents, void *userdata)
+{
+        connection_turn(userdata, revents, false);
+        return 0;
+}
+
+/* The next request of the connection at the head of the resume queue; the
+ * connection goes back at the tail (connection_update) if it has more. */
+static int on_resume(sd_event_source *source, void *userdata)
+{
+        Server *s = userdata;
+        Connection *c = s->resume_head;
+
+        if (c) {
+                resume_remove(c);
+                connection_turn(c, 0, true);
+        }
         return 0;
 }
 
@@ -816,6 +903,18 @@ int server_new(Daemon *d, const char *socket_path, Server **ret)
                 log_error_errno(r, "Cannot arm the idle-connection timer");
                 goto fail;
         }
+        /* Below every other source: a pipelined request waits for whatever
+         * else is pending (see the top of this file). Off while the resume
+         * queue is empty. */
+        r = sd_event_add_defer(d->event, &s->resume, on_resume, s);
+        if (r >= 0)
+                r = sd_event_source_set_priority(s->resume, SERVER_RESUME_PRIORITY);
+        if (r >= 0)
+                r = sd_event_source_set_enabled(s->resume, SD_EVENT_OFF);
+        if (r < 0) {
+                log_error_errno(r, "Cannot add the request queue's event source");
+                goto fail;
+        }
         /* Read /etc/subuid now, so that the resolver has the owners' names
          * before the first connection (the daemon refreshes its names once
          * this returns, see daemon_new). */
@@ -892,6 +991,7 @@ void server_free(Server *s)
         sd_event_source_disable_unref(s->listen_io);
         sd_event_source_disable_unref(s->resume_timer);
         sd_event_source_disable_unref(s->sweep_timer);
+        sd_event_source_disable_unref(s->resume);
         free(s->subuid);
         if (s->fd >= 0) {
                 close(s->fd);

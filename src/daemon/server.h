@@ -34,6 +34,10 @@
  * four wakeups. The kernel then holds what user space held before. */
 #define SERVER_SNDBUF_DEFAULT (208u * 1024u)
 #define SERVER_SNDBUF_MAX (2u * 1024u * 1024u)
+/* The priority of the source that takes pipelined requests already read
+ * (server.c): after everything else the loop has pending. Every other
+ * source of the daemon has SD_EVENT_PRIORITY_NORMAL (0). */
+#define SERVER_RESUME_PRIORITY (SD_EVENT_PRIORITY_NORMAL + 10)
 
 /* Bind `socket_path` (its directory is created 0755 if missing; a stale
  * socket left by a previous run is replaced, anything else there is refused)

@@ -20,8 +20,9 @@
  *  - extended to the current iteration (status_cache_extend) only by the
  *    callbacks that change nothing a status shows, and only when it was
  *    valid through the previous iteration: the server's listening socket
- *    (accepting) and a connection's socket (reading requests, writing
- *    replies). Every other source -- sampler ticks and its worker's
+ *    (accepting), a connection's socket (reading requests, writing
+ *    replies) and the server's resume source (a pipelined request already
+ *    read, server.c). Every other source -- sampler ticks and its worker's
  *    completion, timers, signals, child watchers, inotify, the HTTP
  *    server, deferred work -- never extends, so one of them running breaks
  *    the chain and the next status is built afresh;

@@ -364,6 +364,15 @@ int proto_decoder_next(ProtoDecoder *d, const char **ret_frame, size_t *ret_len)
         return 1;
 }
 
+bool proto_decoder_ready(ProtoDecoder *d)
+{
+        int r;
+
+        assert(d);
+        r = decoder_header(d);
+        return r < 0 || (r == 1 && d->end - d->start >= PROTO_HEADER_SIZE + (size_t)d->announced);
+}
+
 size_t proto_decoder_pending(const ProtoDecoder *d)
 {
         assert(d);

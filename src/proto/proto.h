@@ -92,6 +92,10 @@ int proto_decoder_feed(ProtoDecoder *d, const void *buf, size_t len);
  *   -EBADMSG   the announced length is 0 (sticky). */
 int proto_decoder_next(ProtoDecoder *d, const char **ret_frame, size_t *ret_len);
 
+/* Whether proto_decoder_next() would return something other than 0 now: a
+ * complete frame is buffered, or the sticky error. */
+bool proto_decoder_ready(ProtoDecoder *d);
+
 /* Bytes buffered but not yet returned as frames: > 0 means a partial frame is
  * pending (the daemon times such connections out). */
 size_t proto_decoder_pending(const ProtoDecoder *d);

@@ -202,6 +202,44 @@ static void test_decoder_zero_length(void **state)
         proto_decoder_done(&d);
 }
 
+/* proto_decoder_ready(): a whole frame (or the sticky error) is there, and
+ * so proto_decoder_next() would not answer 0; the server handles one such
+ * frame per turn and reads again only when none is ready. */
+static void test_decoder_ready(void **state)
+{
+        unsigned char hdr[4], zero[4] = {0};
+        ProtoDecoder d;
+        const char *f;
+        size_t flen;
+
+        proto_decoder_init(&d, GK_PROTO_MAX_REQUEST);
+        assert_false(proto_decoder_ready(&d));
+        put_header(hdr, 2);
+        assert_int_equal(proto_decoder_feed(&d, hdr, 3), 3);
+        assert_false(proto_decoder_ready(&d)); /* half a header */
+        assert_int_equal(proto_decoder_feed(&d, hdr + 3, 1), 1);
+        assert_int_equal(proto_decoder_feed(&d, "{", 1), 1);
+        assert_false(proto_decoder_ready(&d)); /* half a payload */
+        assert_int_equal(proto_decoder_feed(&d, "}", 1), 1);
+        /* A second frame behind the first, whole. */
+        assert_int_equal(proto_decoder_feed(&d, hdr, 4), 4);
+        assert_int_equal(proto_decoder_feed(&d, "[]", 2), 2);
+        assert_true(proto_decoder_ready(&d));
+        assert_true(proto_decoder_ready(&d)); /* asking moves nothing */
+        assert_int_equal(proto_decoder_next(&d, &f, &flen), 1);
+        assert_memory_equal(f, "{}", 2);
+        assert_true(proto_decoder_ready(&d));
+        assert_int_equal(proto_decoder_next(&d, &f, &flen), 1);
+        assert_memory_equal(f, "[]", 2);
+        assert_false(proto_decoder_ready(&d));
+        /* The sticky error is ready: the caller must hear of it. */
+        assert_int_equal(proto_decoder_feed(&d, zero, 4), 4);
+        assert_true(proto_decoder_ready(&d));
+        assert_int_equal(proto_decoder_next(&d, &f, &flen), -EBADMSG);
+        assert_true(proto_decoder_ready(&d));
+        proto_decoder_done(&d);
+}
+
 static void test_decoder_limits(void **state)
 {
         const size_t max = GK_PROTO_MAX_REQUEST;
@@ -1628,6 +1666,7 @@ int main(void)
             cmocka_unit_test(test_decoder_split_everywhere),
             cmocka_unit_test(test_decoder_many_frames),
             cmocka_unit_test(test_decoder_zero_length),
+            cmocka_unit_test(test_decoder_ready),
             cmocka_unit_test(test_decoder_limits),
             cmocka_unit_test(test_decoder_read_space),
             cmocka_unit_test(test_encode),
