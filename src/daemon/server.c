@@ -356,9 +356,11 @@ static void server_extend_status_cache(Server *s)
                 status_cache_extend(&s->daemon->status_cache, iteration);
 }
 
-/* A turn of connection `c`: read and handle a request (`read`, its socket
- * was readable) or handle the next one already read (the resume source),
- * send what is queued, choose what to wait for next. */
+/* A turn of connection `c`: read and handle a request (its socket said
+ * `revents`) or, with `resume`, handle the next one already read (the
+ * resume source); send what is queued; choose what to wait for next. A
+ * hang-up closes the connection, requests read and not yet handled with
+ * it (docs/protocol.md, "Connection lifecycle"). */
 static void connection_turn(Connection *c, uint32_t revents, bool resume)
 {
         int r = 0;
