@@ -3,6 +3,7 @@
  * logged here once). */
 #include "daemon/request.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdarg.h>
@@ -11,7 +12,6 @@
 #include <string.h>
 
 #include "basic/log.h"
-#include "basic/user-util.h"
 #include "daemon/lease-ops.h"
 #include "daemon/mig-ops.h"
 #include "daemon/status.h"
@@ -57,21 +57,13 @@ int request_parse_user(Daemon *d, const RequestCall *call, json_t *user, uid_t *
                                      "'user' is longer than %d bytes, longer than any user name "
                                      "gpukeeperd takes",
                                      RESOLVER_NAME_MAX - 1);
-        if (d->resolver)
-                /* "No such user" from a lookup begun before the request
-                 * would refuse a user created a moment ago. */
-                r = resolver_user_uid(d->resolver, name, DAEMON_USER_NAME_WAIT_USEC,
-                                      call->since_usec ? call->since_usec
-                                                       : now_usec(CLOCK_MONOTONIC),
-                                      &uid);
-        else {
-                /* No resolver: unit tests that build a Daemon by hand. */
-                uid_t u;
-
-                r = user_uid_from_name(name, &u);
-                uid = u;
-        }
-        if (r == -EAGAIN && d->server)
+        /* "No such user" from a lookup begun before the request would
+         * refuse a user created a moment ago. */
+        assert(d->resolver && d->server);
+        r = resolver_user_uid(d->resolver, name, DAEMON_USER_NAME_WAIT_USEC,
+                              call->since_usec ? call->since_usec : now_usec(CLOCK_MONOTONIC),
+                              &uid);
+        if (r == -EAGAIN)
                 return user_wait_add(d, call, name, ret_error);
         if (r == -ENOENT)
                 return request_error(ret_error, GK_E_NOT_FOUND, "no such user '%s'", name);

@@ -30,6 +30,18 @@ static void user_wait_clear(UserWait *w)
         w->args = NULL;
 }
 
+/* Append `u` to the table (its reference to the arguments moves in). */
+static int waits_push(UserWaits *w, const UserWait *u)
+{
+        UserWait *grown = reallocarray(w->waits, w->n + 1, sizeof *grown);
+
+        if (!grown)
+                return -ENOMEM;
+        w->waits = grown;
+        w->waits[w->n++] = *u;
+        return 0;
+}
+
 /* Every waiting request once: dispatched again when its name has an answer,
  * refused when its time is up, kept otherwise. */
 static int on_user_wait_timer(sd_event_source *source, uint64_t usec, void *userdata)
@@ -63,17 +75,10 @@ static int on_user_wait_timer(sd_event_source *source, uint64_t usec, void *user
                                 "the user database has not answered for user '%s' within "
                                 "%g s; try again later",
                                 u->name, (double)w->timeout_usec / USEC_PER_SEC);
-                else {
-                        /* Still waiting: back into the table. */
-                        UserWait *grown = reallocarray(w->waits, w->n + 1, sizeof *grown);
-
-                        if (grown) {
-                                w->waits = grown;
-                                w->waits[w->n++] = *u;
-                                continue;
-                        }
+                else if (waits_push(w, u) >= 0)
+                        continue; /* still waiting: back into the table */
+                else
                         reply = proto_reply_error(u->id, GK_E_INTERNAL, "out of memory");
-                }
                 if (reply)
                         (void)server_send(d->server, u->conn_id, reply);
                 user_wait_clear(u);
@@ -103,8 +108,14 @@ int user_wait_add(Daemon *d, const RequestCall *call, const char *name,
                   gk_call_error *ret_error)
 {
         UserWaits *w = &d->user_waits;
+        UserWait u = {
+                .conn_id = call->peer->conn_id,
+                .id = call->id,
+                .uid = call->peer->uid,
+                .op = call->op,
+                .since_usec = call->since_usec ? call->since_usec : now_usec(CLOCK_MONOTONIC),
+        };
         size_t mine = 0;
-        UserWait *grown;
         int r;
 
         for (size_t i = 0; i < w->n; i++)
@@ -113,24 +124,15 @@ int user_wait_add(Daemon *d, const RequestCall *call, const char *name,
                 return request_error(ret_error, GK_E_BUSY,
                                      "too many requests wait for the user database already; "
                                      "try again in a moment");
-        grown = reallocarray(w->waits, w->n + 1, sizeof *grown);
-        if (!grown)
-                return -ENOMEM;
-        w->waits = grown;
         r = arm_timer(d);
         if (r < 0)
                 return r;
-        w->waits[w->n] = (UserWait){
-                .conn_id = call->peer->conn_id,
-                .id = call->id,
-                .uid = call->peer->uid,
-                .op = call->op,
-                .args = json_incref(call->args),
-                .since_usec = call->since_usec ? call->since_usec : now_usec(CLOCK_MONOTONIC),
-        };
-        string_copy(w->waits[w->n].name, sizeof w->waits[w->n].name, name);
-        w->n++;
-        return REQUEST_DEFERRED;
+        string_copy(u.name, sizeof u.name, name);
+        u.args = json_incref(call->args);
+        r = waits_push(w, &u);
+        if (r < 0)
+                user_wait_clear(&u);
+        return r < 0 ? r : REQUEST_DEFERRED;
 }
 
 void user_waits_done(UserWaits *w)
