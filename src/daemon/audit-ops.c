@@ -2,9 +2,12 @@
 #include "daemon/audit-ops.h"
 
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "basic/macro.h"
 #include "basic/time-util.h"
+#include "daemon/reads.h"
 #include "proto/json-text.h"
 #include "store/audit-store.h"
 
@@ -28,20 +31,64 @@ static bool action_valid(const char *s)
         return true;
 }
 
-static json_t *record_json(const Daemon *d, const StoredAuditRecord *x)
+typedef struct AuditRead {
+        uint64_t since_usec;
+        int64_t uid; /* -1: everyone's */
+        unsigned limit;
+        bool has_action;
+        char action[AUDIT_ACTION_MAX + 1];
+} AuditRead;
+
+/* A record; "user" is null until audit_read_finish() names it. */
+static json_t *record_json(const StoredAuditRecord *x)
 {
         json_t *detail = NULL;
 
         if (x->detail)
                 detail = json_loads(x->detail, JSON_DECODE_ANY, NULL);
-        return json_pack("{s:I, s:f, s:I, s:o, s:s, s:o, s:o}", "id", (json_int_t)x->id, "at",
+        return json_pack("{s:I, s:f, s:I, s:n, s:s, s:o, s:o}", "id", (json_int_t)x->id, "at",
                          (double)x->at_usec / USEC_PER_SEC, "uid", (json_int_t)x->uid, "user",
-                         x->uid >= 0 ? json_text(daemon_user_name(d, (uid_t)x->uid))
-                                     : json_null(),
                          "action", x->action ? x->action : "", "subject",
                          x->subject ? json_text(x->subject) : json_null(), "detail",
                          detail ? detail : json_null());
 }
+
+/* In the reader thread (reads.h). */
+static int audit_read_run(Store *reader, const void *state, json_t **ret_result)
+{
+        const AuditRead *a = state;
+        StoredAuditRecord *list = NULL;
+        json_t *array;
+        size_t n = 0;
+        int r;
+
+        r = store_audit_list(reader, a->since_usec, a->uid, a->has_action ? a->action : NULL,
+                             a->limit, &list, &n);
+        if (r < 0)
+                return r;
+        array = json_array();
+        for (size_t i = 0; array && i < n; i++)
+                if (json_array_append_new(array, record_json(&list[i])) < 0) {
+                        json_decref(array);
+                        array = NULL;
+                }
+        stored_audit_free(list, n);
+        if (!array)
+                return -ENOMEM;
+        *ret_result = json_pack("{s:o}", "records", array);
+        return *ret_result ? 0 : -ENOMEM;
+}
+
+/* On the loop: the names of the records' users. */
+static int audit_read_finish(Daemon *d, json_t *result)
+{
+        return reads_name_users(d, json_object_get(result, "records"));
+}
+
+static const ReadWork audit_read = {
+        .run = audit_read_run,
+        .finish = audit_read_finish,
+};
 
 int audit_op_list(Daemon *d, const RequestCall *call, json_t *args, json_t **ret_result,
                   gk_call_error *ret_error)
@@ -51,10 +98,8 @@ int audit_op_list(Daemon *d, const RequestCall *call, json_t *args, json_t **ret
         json_t *action = args ? json_object_get(args, "action") : NULL;
         json_t *limit = args ? json_object_get(args, "limit") : NULL;
         bool admin = peer_is_admin(call->peer);
-        StoredAuditRecord *list = NULL;
         int64_t uid = admin ? -1 : (int64_t)call->peer->uid;
-        json_t *array;
-        size_t n = 0;
+        AuditRead *a;
         int r;
 
         if (args && json_object_size(args) >
@@ -86,21 +131,16 @@ int audit_op_list(Daemon *d, const RequestCall *call, json_t *args, json_t **ret
                 uid = (int64_t)u;
         }
 
-        r = store_audit_list(d->store,
-                             since ? (uint64_t)(json_number_value(since) * USEC_PER_SEC) : 0, uid,
-                             action ? json_string_value(action) : NULL,
-                             limit ? (unsigned)json_integer_value(limit) : 100, &list, &n);
-        if (r < 0)
-                return r;
-        array = json_array();
-        for (size_t i = 0; array && i < n; i++)
-                if (json_array_append_new(array, record_json(d, &list[i])) < 0) {
-                        json_decref(array);
-                        array = NULL;
-                }
-        stored_audit_free(list, n);
-        if (!array)
+        a = calloc(1, sizeof *a);
+        if (!a)
                 return -ENOMEM;
-        *ret_result = json_pack("{s:o}", "records", array);
-        return *ret_result ? 0 : -ENOMEM;
+        *a = (AuditRead){
+                .since_usec = since ? (uint64_t)(json_number_value(since) * USEC_PER_SEC) : 0,
+                .uid = uid,
+                .limit = limit ? (unsigned)json_integer_value(limit) : 100,
+                .has_action = action != NULL,
+        };
+        if (action)
+                string_copy(a->action, sizeof a->action, json_string_value(action));
+        return reads_submit(d, call, &audit_read, a, ret_error);
 }

@@ -340,6 +340,13 @@ int daemon_new(char *config_path, Config *config, Daemon **ret)
         if (r < 0)
                 log_warning_errno(r, "Cannot start the state database's checkpoint thread; "
                                      "commits checkpoint the WAL themselves");
+        r = read_queue_new(d->store, d->event, &d->reads);
+        if (r < 0) {
+                log_error_errno(r, "Cannot start the state database's reader (reports, audit "
+                                   "queries and the dashboard's history run there, off the "
+                                   "event loop)");
+                goto fail;
+        }
         d->run_id = store_run_started(d->store, getpid(), GK_VERSION);
         if (d->run_id < 0) {
                 r = (int)d->run_id;
@@ -502,6 +509,8 @@ void daemon_free(Daemon *d)
 {
         if (!d)
                 return;
+        /* First: its jobs' answers go to the listener and the server. */
+        read_queue_free(d->reads);
         metrics_free(d->metrics);
         user_waits_done(&d->user_waits);
         server_free(d->server);

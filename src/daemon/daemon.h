@@ -25,6 +25,7 @@
 #include "daemon/user-wait.h"
 #include "gpu/inventory.h"
 #include "gpu/nvml.h"
+#include "store/read-queue.h"
 #include "store/store.h"
 
 typedef struct Server Server;
@@ -56,6 +57,7 @@ typedef struct Daemon {
         Server *server;
         Metrics *metrics; /* GET /metrics; NULL when http.listen could not be bound */
         Store *store;
+        ReadQueue *reads; /* report, audit.list, the HTTP API's history (store/read-queue.h) */
         int64_t run_id;
 
         GpuNvml *nvml;           /* NULL while the library cannot be loaded */

@@ -146,6 +146,7 @@ void daemon_metrics_source(Daemon *d, MetricsSource *ret)
             .userdata = d,
             .event = d->event,
             .store = d->store,
+            .reads = d->reads,
             .http = source_http,
             .snapshot = source_snapshot,
             .render = source_render,

@@ -188,6 +188,31 @@ static int handle_debug_tick(Daemon *d, const RequestCall *call, json_t *args,
         return *ret_result ? 0 : -ENOMEM;
 }
 
+/* `debug.spin` {"ms": N}: hold the event loop for N ms (1-1000), as a
+ * costly request would; for tests of the server's fairness between
+ * connections (server.c: one request of a connection per turn). */
+static int handle_debug_spin(Daemon *d, const RequestCall *call, json_t *args,
+                             json_t **ret_result, gk_call_error *ret_error)
+{
+        json_t *ms = args ? json_object_get(args, "ms") : NULL;
+        uint64_t until;
+        int r;
+
+        (void)d;
+        r = debug_root_only(call, ret_error);
+        if (r != 0)
+                return r;
+        if (!json_is_integer(ms) || json_integer_value(ms) < 1 || json_integer_value(ms) > 1000 ||
+            json_object_size(args) != 1)
+                return request_error(ret_error, GK_E_INVALID_ARGUMENT,
+                                     "'ms' (1 to 1000) is the only argument");
+        until = now_usec(CLOCK_MONOTONIC) + (uint64_t)json_integer_value(ms) * USEC_PER_MSEC;
+        while (now_usec(CLOCK_MONOTONIC) < until)
+                ;
+        *ret_result = json_object();
+        return *ret_result ? 0 : -ENOMEM;
+}
+
 /* `debug.store_fault` {"io_error": true|false}: while set, every write of the
  * state database fails with EIO (the store's fault seam, fault-vfs.h), as a
  * failing disk would; false clears it. */
@@ -222,6 +247,7 @@ static const struct {
         {"debug.clock", handle_debug_clock},
         {"debug.tick", handle_debug_tick},
         {"debug.store_fault", handle_debug_store_fault},
+        {"debug.spin", handle_debug_spin},
 #endif
         {"ping", handle_ping},
         {"status", handle_status},
@@ -250,6 +276,27 @@ static const struct {
         {"limits.apply", limits_op_apply},
 };
 
+json_t *request_reply(uint32_t id, const char *op, uid_t uid, int r, json_t *result,
+                      const gk_call_error *error)
+{
+        if (r == 0)
+                return proto_reply_ok(id, result);
+        json_decref(result);
+        if (r > 0)
+                return proto_reply_error(id, r, "%s", error->message);
+        if (r == -EBUSY)
+                /* Another program holds a lock on the state database
+                 * (store.h): a short wait, then this answer, rather than
+                 * freezing every client behind it. */
+                return proto_reply_error(id, GK_E_BUSY,
+                                         "the state database is locked by another program; "
+                                         "try '%s' again in a moment",
+                                         op);
+        log_error_errno(r, "Request '%s' from uid %u failed", op, (unsigned)uid);
+        return proto_reply_error(id, GK_E_INTERNAL, "gpukeeperd failed to answer '%s': %s (see its log)",
+                                 op, strerror(-r));
+}
+
 json_t *request_dispatch(Daemon *d, const Peer *peer, uint32_t id, const char *op, json_t *args,
                          uint64_t since_usec, bool *ret_deferred)
 {
@@ -268,22 +315,7 @@ json_t *request_dispatch(Daemon *d, const Peer *peer, uint32_t id, const char *o
                         *ret_deferred = true;
                         return NULL;
                 }
-                if (r == 0)
-                        return proto_reply_ok(id, result);
-                if (r > 0)
-                        return proto_reply_error(id, r, "%s", error.message);
-                if (r == -EBUSY)
-                        /* Another program holds a lock on the state database
-                         * (store.h): a short wait, then this answer, rather
-                         * than freezing every client behind it. */
-                        return proto_reply_error(id, GK_E_BUSY,
-                                                 "the state database is locked by another "
-                                                 "program; try '%s' again in a moment",
-                                                 op);
-                log_error_errno(r, "Request '%s' from uid %u failed", op, (unsigned)peer->uid);
-                return proto_reply_error(id, GK_E_INTERNAL,
-                                         "gpukeeperd failed to answer '%s': %s (see its log)", op,
-                                         strerror(-r));
+                return request_reply(id, call.op, peer->uid, r, result, &error);
         }
         return proto_reply_error(id, GK_E_UNKNOWN_OP,
                                  "unknown operation '%s' (this gpukeeperd is version %s)", op,

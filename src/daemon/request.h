@@ -26,6 +26,7 @@ typedef struct Peer {
         size_t n_groups;
         bool admin;       /* root, or in ADMIN_GROUP when it connected */
         uint64_t conn_id; /* the connection, for replies sent later */
+        uint64_t person;  /* who is behind uid, for per-person bounds (subid_person) */
 } Peer;
 
 /* Whether the peer's primary or supplementary groups include `gid`. */
@@ -53,6 +54,14 @@ typedef int (*RequestHandler)(Daemon *d, const RequestCall *call, json_t *args,
  * (NULL with *ret_deferred unset: out of memory). */
 json_t *request_dispatch(Daemon *d, const Peer *peer, uint32_t id, const char *op, json_t *args,
                          uint64_t since_usec, bool *ret_deferred);
+
+/* The reply to request `id` (`op`, from `uid`) from a handler's answer `r`:
+ * 0 with `result` (stolen; NULL is an empty result), a request error's code
+ * with `error`, or -errno (-EBUSY: the database is locked by another
+ * program; else E_INTERNAL, logged). For replies sent later (reads.h) as
+ * for request_dispatch()'s own. */
+json_t *request_reply(uint32_t id, const char *op, uid_t uid, int r, json_t *result,
+                      const gk_call_error *error);
 
 /* Set a gk_call_error and return its code, for handlers:
  * `return request_error(ret_error, GK_E_NOT_FOUND, "no lease %d", id);` */

@@ -50,7 +50,6 @@ struct Connection {
         bool closing; /* close once the queued bytes are out (after E_TOO_LARGE) */
         bool failed;  /* a message could not be queued: close at the next wakeup */
         size_t sndbuf;          /* what connection_size_sndbuf() asked for, 0 before */
-        uint64_t person;        /* see person_of() */
         uint64_t active_usec;   /* CLOCK_MONOTONIC of the last byte in or out */
         Connection *prev, *next;
 };
@@ -525,7 +524,7 @@ static size_t connections_of_person(const Server *s, uint64_t person)
         size_t n = 0;
 
         for (const Connection *c = s->connections; c; c = c->next)
-                n += c->person == person;
+                n += c->peer.person == person;
         return n;
 }
 
@@ -639,7 +638,7 @@ static int connection_new(Server *s, int fd, const struct ucred *cred)
         }
         c->peer.admin = peer_admin(s, &c->peer);
         subuid_refresh(s);
-        c->person = person_of(s, cred->uid);
+        c->peer.person = person_of(s, cred->uid);
         {
                 /* Queue the peer's name for the resolver thread now (no
                  * wait), so replies can name it without asking NSS. */
@@ -664,11 +663,11 @@ static int connection_new(Server *s, int fd, const struct ucred *cred)
                                  "gpukeeperd is busy: %zu connections are open; retry in a "
                                  "moment",
                                  s->n_connections);
-                else if (connections_of_person(s, c->person) >= person_cap)
+                else if (connections_of_person(s, c->peer.person) >= person_cap)
                         snprintf(why, sizeof why,
                                  "gpukeeperd is busy for you: you have %zu connections open "
                                  "(the limit is %zu); close some and retry",
-                                 connections_of_person(s, c->person), person_cap);
+                                 connections_of_person(s, c->peer.person), person_cap);
                 if (why[0]) {
                         s->n_refused++;
                         server_log_limited(s, &s->refuse_log,

@@ -14,6 +14,7 @@
 #include "proto/json-text.h"
 #include "store/audit-store.h"
 #include "store/history-store.h"
+#include "store/store.h"
 #include "store/violation-store.h"
 
 /* An alert's detail larger than this is shown as null, not parsed. */
@@ -138,35 +139,34 @@ static json_t *usage_json(const MetricsSource *src, const HistoryUsage *u)
                                  : 0.0);
 }
 
-int api_usage(const MetricsSource *src, unsigned days, json_t **ret)
+static int usage_read(Store *store, ApiRead *q)
 {
-        uint64_t until = now_usec(CLOCK_REALTIME);
-        uint64_t since = until - (uint64_t)days * 86400 * USEC_PER_SEC;
-        _cleanup_free_ HistoryUsage *u = NULL;
-        HistoryTotals t = {};
-        json_t *users, *o;
-        size_t n = 0;
-        int r;
+        return store_history_usage(store, q->since_usec, q->until_usec, NULL, &q->rows, &q->n_rows,
+                                   &q->totals);
+}
 
-        r = store_history_usage(src->store, since, until, NULL, &u, &n, &t);
-        if (r < 0)
-                return r;
+static int usage_json_all(const MetricsSource *src, const ApiRead *q, json_t **ret)
+{
+        const HistoryTotals *t = &q->totals;
+        json_t *users, *o;
+
         users = json_array();
         if (!users)
                 return -ENOMEM;
-        for (size_t i = 0; i < n; i++)
-                if (json_array_append_new(users, usage_json(src, &u[i])) < 0) {
+        for (size_t i = 0; i < q->n_rows; i++)
+                if (json_array_append_new(users, usage_json(src, &q->rows[i])) < 0) {
                         json_decref(users);
                         return -ENOMEM;
                 }
         o = json_pack("{s:I, s:o, s:o, s:o, s:{s:f, s:f, s:f, s:f, s:I, s:f}}", "days",
-                      (json_int_t)days, "since", seconds(since), "until", seconds(until), "users",
-                      users, "totals", "leased_device_hours", t.leased_device_sec / 3600.0,
-                      "busy_device_hours", t.busy_device_sec / 3600.0,
-                      "idle_leased_device_hours", t.idle_leased_device_sec / 3600.0,
-                      "unleased_busy_device_hours", t.unleased_busy_device_sec / 3600.0,
-                      "violations", (json_int_t)t.violations, "shared_device_hours",
-                      t.shared_device_sec / 3600.0);
+                      (json_int_t)q->count, "since", seconds(q->since_usec), "until",
+                      seconds(q->until_usec), "users", users, "totals", "leased_device_hours",
+                      t->leased_device_sec / 3600.0, "busy_device_hours",
+                      t->busy_device_sec / 3600.0, "idle_leased_device_hours",
+                      t->idle_leased_device_sec / 3600.0, "unleased_busy_device_hours",
+                      t->unleased_busy_device_sec / 3600.0, "violations",
+                      (json_int_t)t->violations, "shared_device_hours",
+                      t->shared_device_sec / 3600.0);
         if (!o)
                 return -ENOMEM;
         *ret = o;
@@ -207,17 +207,15 @@ static json_t *bucket_json(const HistoryPoint *p, size_t from, size_t to)
                          "holder", (json_int_t)p[to - 1].holder_uid);
 }
 
-int api_history(const MetricsSource *src, const char *uuid, unsigned hours, json_t **ret)
+/* The series, averaged: built in the thread (no names in it). */
+static int history_read(Store *store, ApiRead *q)
 {
-        uint64_t since = now_usec(CLOCK_REALTIME) - (uint64_t)hours * 3600 * USEC_PER_SEC;
         _cleanup_free_ HistoryPoint *p = NULL;
         size_t n = 0, per;
-        json_t *points, *o;
+        json_t *points;
         int r;
 
-        if (!device_known(src, uuid))
-                return -ENOENT;
-        r = store_history_series(src->store, uuid, since, API_HISTORY_READ_MAX, &p, &n);
+        r = store_history_series(store, q->uuid, q->since_usec, API_HISTORY_READ_MAX, &p, &n);
         if (r < 0)
                 return r;
         points = json_array();
@@ -229,10 +227,80 @@ int api_history(const MetricsSource *src, const char *uuid, unsigned hours, json
                         json_decref(points);
                         return -ENOMEM;
                 }
-        o = json_pack("{s:s, s:I, s:o}", "uuid", uuid, "hours", (json_int_t)hours, "points",
-                      points);
+        q->points = points;
+        return 0;
+}
+
+int api_read_prepare(const MetricsSource *src, ApiReadKind kind, unsigned count, const char *uuid,
+                     ApiRead *ret)
+{
+        uint64_t now = now_usec(CLOCK_REALTIME);
+
+        *ret = (ApiRead){.kind = kind, .count = count, .until_usec = now};
+        if (kind == API_READ_USAGE) {
+                ret->since_usec = now - (uint64_t)count * 86400 * USEC_PER_SEC;
+                return 0;
+        }
+        if (!uuid || strlen(uuid) >= sizeof ret->uuid)
+                return -EINVAL;
+        if (!device_known(src, uuid))
+                return -ENOENT;
+        strcpy(ret->uuid, uuid);
+        ret->since_usec = now - (uint64_t)count * 3600 * USEC_PER_SEC;
+        return 0;
+}
+
+int api_read(Store *reader, ApiRead *q)
+{
+        return q->kind == API_READ_USAGE ? usage_read(reader, q) : history_read(reader, q);
+}
+
+int api_read_json(const MetricsSource *src, ApiRead *q, json_t **ret)
+{
+        json_t *o;
+
+        if (q->kind == API_READ_USAGE)
+                return usage_json_all(src, q, ret);
+        o = json_pack("{s:s, s:I, s:O}", "uuid", q->uuid, "hours", (json_int_t)q->count, "points",
+                      q->points);
         if (!o)
                 return -ENOMEM;
         *ret = o;
         return 0;
+}
+
+void api_read_done(ApiRead *q)
+{
+        free(q->rows);
+        q->rows = NULL;
+        q->n_rows = 0;
+        json_decref(q->points);
+        q->points = NULL;
+}
+
+/* Prepare, read on the loop's own store, answer: for the unit tests and
+ * anything without a read queue. */
+static int api_read_now(const MetricsSource *src, ApiReadKind kind, unsigned count,
+                        const char *uuid, json_t **ret)
+{
+        ApiRead q;
+        int r;
+
+        r = api_read_prepare(src, kind, count, uuid, &q);
+        if (r >= 0)
+                r = api_read(src->store, &q);
+        if (r >= 0)
+                r = api_read_json(src, &q, ret);
+        api_read_done(&q);
+        return r;
+}
+
+int api_usage(const MetricsSource *src, unsigned days, json_t **ret)
+{
+        return api_read_now(src, API_READ_USAGE, days, NULL, ret);
+}
+
+int api_history(const MetricsSource *src, const char *uuid, unsigned hours, json_t **ret)
+{
+        return api_read_now(src, API_READ_HISTORY, hours, uuid, ret);
 }

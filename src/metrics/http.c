@@ -17,6 +17,14 @@
  * lines of processes are left out of /api/status unless a token guards it or
  * http.api_commands says so (argv can hold secrets).
  *
+ * /api/usage and /api/history read history whose size grows with the lab's
+ * age: they run in the store's read queue (store/read-queue.h), off the
+ * event loop, while their connection is suspended. The listener counts as
+ * one owner there: HTTP_READS_IN_FLIGHT of its reads at once, the others
+ * waiting in its own line (at most one per connection), so a page that
+ * asks for the history of every GPU at once is answered in turn and
+ * nobody's report waits for more than two of them.
+ *
  * Routes: /metrics (Prometheus text), / (the dashboard page, embedded in
  * the binary), /api/status, /api/usage?days=N, /api/history?gpu=UUID&hours=N
  * (JSON, see metrics/api.h). When http.token is set every route needs it,
@@ -39,6 +47,7 @@
 #include "basic/time-util.h"
 #include "metrics/api.h"
 #include "metrics/dashboard.h"
+#include "store/read-queue.h"
 
 #define HTTP_MAX_CONNECTIONS 256
 /* Off loopback, addresses are people: a few connections each. */
@@ -48,6 +57,9 @@
 #define HTTP_CONNECTION_MEMORY (16 * 1024)
 /* The Set-Cookie value: the token (config-limited) and its attributes. */
 #define HTTP_COOKIE_MAX 1024
+/* The listener's owner in the read queue (persons are uids and 2^32 + n). */
+#define HTTP_READS_OWNER UINT64_MAX
+#define HTTP_READS_IN_FLIGHT READ_QUEUE_PER_OWNER
 
 /* A /metrics render buffer. The response sends straight from it and hands
  * it back when MHD is done with it (render_done), so the next scrape
@@ -58,6 +70,18 @@ typedef struct RenderSlot {
         MetricsBuffer buf;
 } RenderSlot;
 
+/* An /api/usage or /api/history request: its connection is suspended from
+ * the first call of the handler until `answered`; freed when MHD is done
+ * with the request (on_completed). */
+typedef struct HttpRead HttpRead;
+struct HttpRead {
+        struct MHD_Connection *c;
+        ApiRead q;
+        int r;
+        bool answered;
+        HttpRead *prev, *next; /* in Metrics.reads while not answered */
+};
+
 struct Metrics {
         MetricsSource source;
         struct MHD_Daemon *mhd;
@@ -65,7 +89,13 @@ struct Metrics {
         sd_event_source *timer;
         char *listen;
         RenderSlot *spare; /* the kept render buffer; NULL while in use */
+        /* Reads not answered yet: the first `in_flight` in the read queue,
+         * the rest waiting for their turn, oldest first. */
+        HttpRead *reads, *reads_tail;
+        unsigned in_flight;
 };
+
+static void run_mhd(Metrics *m);
 
 /* Whether `given` is exactly `token`, compared in time independent of where
  * they differ. */
@@ -320,6 +350,140 @@ static void drop_commands(json_t *o)
                         drop_commands(v);
 }
 
+static void reads_unlink(Metrics *m, HttpRead *x)
+{
+        if (x->prev)
+                x->prev->next = x->next;
+        else
+                m->reads = x->next;
+        if (x->next)
+                x->next->prev = x->prev;
+        else
+                m->reads_tail = x->prev;
+        x->prev = x->next = NULL;
+}
+
+/* The answer is in (or the read failed): take it out of the line and let
+ * MHD call the handler again, which replies. */
+static void read_answered(Metrics *m, HttpRead *x, int r)
+{
+        x->r = r;
+        x->answered = true;
+        reads_unlink(m, x);
+        MHD_resume_connection(x->c);
+}
+
+static int read_run(Store *reader, void *state)
+{
+        HttpRead *x = state;
+
+        return api_read(reader, &x->q);
+}
+
+static void pump_reads(Metrics *m);
+
+static void read_done(void *state, int r, void *userdata)
+{
+        HttpRead *x = state;
+        Metrics *m = userdata;
+
+        m->in_flight--;
+        read_answered(m, x, r);
+        if (r == -ECANCELED)
+                return; /* the queue is going: the daemon stops */
+        pump_reads(m);
+        run_mhd(m);
+}
+
+/* Hand the queue the reads whose turn has come. One it refuses (full with
+ * others' reports) is answered busy. */
+static void pump_reads(Metrics *m)
+{
+        HttpRead *x = m->reads;
+
+        for (unsigned i = 0; x && i < m->in_flight; i++)
+                x = x->next;
+        while (x && m->in_flight < HTTP_READS_IN_FLIGHT) {
+                HttpRead *next = x->next;
+                int r = read_queue_submit(m->source.reads, HTTP_READS_OWNER, read_run, read_done,
+                                          x, m);
+
+                if (r >= 0)
+                        m->in_flight++;
+                else
+                        read_answered(m, x, r == -ENOMEM ? r : -EAGAIN);
+                x = next;
+        }
+}
+
+/* The first call for /api/usage or /api/history: queue the read and
+ * suspend the connection until it is answered. */
+static enum MHD_Result start_read(Metrics *m, struct MHD_Connection *c, ApiReadKind kind,
+                                  unsigned count, const char *uuid, void **req_cls)
+{
+        HttpRead *x;
+        json_t *o = NULL;
+        int r;
+
+        if (!m->source.reads) {
+                r = kind == API_READ_USAGE ? api_usage(&m->source, count, &o)
+                                           : api_history(&m->source, uuid, count, &o);
+                return reply_json(c, r, o);
+        }
+        x = calloc(1, sizeof *x);
+        if (!x)
+                return MHD_NO;
+        r = api_read_prepare(&m->source, kind, count, uuid, &x->q);
+        if (r < 0) {
+                free(x);
+                return reply_json(c, r, NULL);
+        }
+        x->c = c;
+        x->prev = m->reads_tail;
+        if (m->reads_tail)
+                m->reads_tail->next = x;
+        else
+                m->reads = x;
+        m->reads_tail = x;
+        *req_cls = x; /* on_completed frees it */
+        MHD_suspend_connection(c);
+        pump_reads(m);
+        return MHD_YES;
+}
+
+static enum MHD_Result answer_read(Metrics *m, struct MHD_Connection *c, HttpRead *x)
+{
+        json_t *o = NULL;
+        int r = x->r;
+
+        if (!x->answered)
+                return MHD_YES; /* not resumed yet (cannot happen: suspended) */
+        if (r == -EAGAIN)
+                return reply_text(c, MHD_HTTP_SERVICE_UNAVAILABLE,
+                                  "Busy: too many reports and history reads at once; try again "
+                                  "in a moment.\n",
+                                  MHD_HTTP_HEADER_RETRY_AFTER, "1");
+        if (r >= 0)
+                r = api_read_json(&m->source, &x->q, &o);
+        return reply_json(c, r, o);
+}
+
+/* MHD is done with a request: free its read, if it had one. */
+static void on_completed(void *cls, struct MHD_Connection *c, void **req_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+        HttpRead *x = *req_cls;
+
+        (void)cls;
+        (void)c;
+        (void)toe;
+        if (!x)
+                return;
+        api_read_done(&x->q);
+        free(x);
+        *req_cls = NULL;
+}
+
 static const char *arg(struct MHD_Connection *c, const char *name)
 {
         return MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, name);
@@ -337,6 +501,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         unsigned n;
         int r;
 
+        if (*req_cls)
+                /* A read queued at the first call, answered since. */
+                return answer_read(m, c, *req_cls);
         if (!page && strcmp(url, "/metrics") != 0 && strcmp(url, "/api/status") != 0 &&
             strcmp(url, "/api/usage") != 0 && strcmp(url, "/api/history") != 0)
                 return reply_text(c, MHD_HTTP_NOT_FOUND,
@@ -384,7 +551,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
                         n = API_USAGE_DAYS_DEFAULT;
                         r = days ? api_parse_count(days, 1, API_USAGE_DAYS_MAX, &n) : 0;
                         if (r >= 0)
-                                r = api_usage(src, n, &o);
+                                return start_read(m, c, API_READ_USAGE, n, NULL, req_cls);
                 } else {
                         const char *gpu = arg(c, "gpu"), *hours = arg(c, "hours");
 
@@ -396,10 +563,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
                                                   "(and takes hours=1..168, default 24); see "
                                                   "docs/http-api.md.\n",
                                                   NULL, NULL);
-                        if (r >= 0 && strlen(gpu) >= GPU_UUID_MAX)
-                                r = -EINVAL;
                         if (r >= 0)
-                                r = api_history(src, gpu, n, &o);
+                                return start_read(m, c, API_READ_HISTORY, n, gpu, req_cls);
                 }
                 return reply_json(c, r, o);
         }
@@ -488,8 +653,10 @@ int metrics_new(const MetricsSource *source, Metrics **ret)
         }
         /* MHD owns fd from here and closes it in MHD_stop_daemon(). */
         m->mhd = MHD_start_daemon(
-            MHD_USE_EPOLL | (l->addr.ss_family == AF_INET6 ? MHD_USE_IPv6 : 0), 0, NULL, NULL,
-            on_request, m, MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_CONNECTION_LIMIT,
+            MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
+                (l->addr.ss_family == AF_INET6 ? MHD_USE_IPv6 : 0),
+            0, NULL, NULL, on_request, m, MHD_OPTION_NOTIFY_COMPLETED, on_completed, m,
+            MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_CONNECTION_LIMIT,
             (unsigned)HTTP_MAX_CONNECTIONS, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
             l->loopback ? 0u : (unsigned)HTTP_MAX_CONNECTIONS_PER_IP,
             MHD_OPTION_CONNECTION_TIMEOUT,
@@ -524,6 +691,11 @@ void metrics_free(Metrics *m)
                 return;
         sd_event_source_disable_unref(m->io);
         sd_event_source_disable_unref(m->timer);
+        /* MHD refuses to stop with a connection suspended: resume those
+         * still waiting for their turn (the read queue, freed before, has
+         * answered those it held); stopping closes them. */
+        while (m->reads)
+                read_answered(m, m->reads, -ECANCELED);
         /* Stopping MHD destroys the responses still queued, which hands
          * their render buffers back (render_done) before they go. */
         if (m->mhd)

@@ -17,13 +17,17 @@
 #include "config/http.h"
 #include "gpu/inventory.h"
 #include "metrics/render.h"
+#include "store/read-queue.h"
 #include "store/store.h"
 #include "store/violation-store.h"
 
 typedef struct MetricsSource {
         void *userdata;  /* handed to every callback */
         sd_event *event; /* the loop the listener runs on */
-        Store *store;    /* read-only queries of the API (history, violations, alerts) */
+        Store *store;    /* read-only queries of the API (violations, alerts) */
+        /* /api/usage and /api/history run here, off the loop; NULL: on
+         * `store`, at once (unit tests). */
+        ReadQueue *reads;
 
         /* The http section in force now: a reload applies token and
          * per_process_metrics at once (the address is fixed for the

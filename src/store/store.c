@@ -38,6 +38,7 @@ struct Store {
         int wal_frames;             /* the WAL's length after the last commit */
         int checkpoint_ask_at;      /* the length at which a commit asks next */
         uint64_t checkpoints_in_commit; /* at STORE_WAL_CHECKPOINT_HARD_PAGES */
+        bool reader;                    /* store_open_reader(): vfs and path are not its own */
 };
 
 /* SQLite's busy handler while serving: wait at most STORE_BUSY_TIMEOUT_MS
@@ -100,6 +101,8 @@ int store_errno_from_sqlite(int rc)
                 return -EBADMSG;
         case SQLITE_CONSTRAINT:
                 return -EEXIST;
+        case SQLITE_INTERRUPT:
+                return -EINTR;
         default:
                 return -EIO;
         }
@@ -327,14 +330,81 @@ int store_open_flags(const char *state_dir, StoreOpenFlags flags, Store **ret, c
         return 0;
 }
 
+static void rollback(Store *s)
+{
+        sqlite3_stmt *st = NULL;
+
+        if (store_statement(s, "ROLLBACK", &st) >= 0)
+                (void)store_step_done(st);
+}
+
+int store_open_reader(Store *s, Store **ret)
+{
+        Store *x;
+        int r;
+
+        assert(s && !s->reader);
+        assert(ret);
+        x = calloc(1, sizeof *x);
+        if (!x)
+                return -ENOMEM;
+        /* Read-write at the file level (a read-only connection to a WAL
+         * database cannot always map its -shm), query_only at SQL's: no
+         * statement of this connection can change the database. NOMUTEX:
+         * the thread that asked is its only user. */
+        r = sqlite3_open_v2(s->path, &x->db,
+                            SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOFOLLOW | SQLITE_OPEN_NOMUTEX,
+                            wal_vfs_name(s->vfs));
+        if (r == SQLITE_OK)
+                r = sqlite3_exec(x->db, "PRAGMA query_only=ON;", NULL, NULL, NULL);
+        if (r != SQLITE_OK) {
+                r = x->db ? store_errno_from_sqlite(r) : -ENOMEM;
+                sqlite3_close(x->db);
+                free(x);
+                return r;
+        }
+        /* Off the event loop: waiting for an outside program's lock delays
+         * one reply, not the daemon. */
+        sqlite3_busy_timeout(x->db, STORE_OPEN_BUSY_TIMEOUT_MS);
+        x->reader = true;
+        x->vfs = s->vfs;
+        x->path = s->path;
+        *ret = x;
+        return 0;
+}
+
+void store_interrupt(Store *s)
+{
+        if (s)
+                sqlite3_interrupt(s->db);
+}
+
+int store_read_begin(Store *s)
+{
+        sqlite3_stmt *st = NULL;
+        int r = store_statement(s, "BEGIN", &st);
+
+        return r < 0 ? r : store_step_done(st);
+}
+
+void store_read_end(Store *s)
+{
+        rollback(s);
+}
+
 void store_close(Store *s)
 {
         if (!s)
                 return;
-        /* Its connection before ours, both before the VFS they use. */
-        checkpointer_stop(s->checkpointer);
         for (size_t i = 0; i < s->n_statements; i++)
                 sqlite3_finalize(s->statements[i].st);
+        if (s->reader) {
+                sqlite3_close(s->db);
+                free(s);
+                return;
+        }
+        /* Its connection before ours, both before the VFS they use. */
+        checkpointer_stop(s->checkpointer);
         sqlite3_close(s->db);
         wal_vfs_free(s->vfs); /* the wrapper before the VFS it wraps */
         store_fault_vfs_free(s->fault_vfs);
@@ -503,14 +573,6 @@ int store_begin(Store *s)
         int r = store_statement(s, "BEGIN IMMEDIATE", &st);
 
         return r < 0 ? r : store_step_done(st);
-}
-
-static void rollback(Store *s)
-{
-        sqlite3_stmt *st = NULL;
-
-        if (store_statement(s, "ROLLBACK", &st) >= 0)
-                (void)store_step_done(st);
 }
 
 int store_finish(Store *s, int r)

@@ -76,8 +76,30 @@ int store_set_fault(Store *s, StoreFault fault);
 /* Disk operations failed on purpose so far (0 without the seam). */
 uint64_t store_faults_injected(const Store *s);
 
+/* Close a store, or a reader (store_open_reader) — every reader before the
+ * store it was opened from. NULL is fine. */
 void store_close(Store *s);
 DEFINE_TRIVIAL_CLEANUP_FUNC(Store *, store_close);
+
+/* A second connection to the database `s` opened, through the same file
+ * layer, that can only read (PRAGMA query_only): for queries whose cost
+ * grows with history, run in a thread of their own (daemon/reads.h) so the
+ * event loop's connection never waits for them. WAL lets it read while the
+ * store commits; each read transaction sees the commits made before it
+ * began. Used by one thread at a time; waits up to
+ * STORE_OPEN_BUSY_TIMEOUT_MS for an outside program's lock (it is off the
+ * loop). The store's functions that only read (store_audit_list,
+ * store_history_usage, …) take it as a Store. Returns 0 or -errno. */
+int store_open_reader(Store *s, Store **ret);
+
+/* One snapshot for several statements of a reader: BEGIN (deferred: the
+ * first read takes the snapshot) and its end. */
+int store_read_begin(Store *s);
+void store_read_end(Store *s);
+
+/* Make the statement `s` runs now stop with an error (SQLITE_INTERRUPT,
+ * -EINTR) as soon as it can; safe from any thread. NULL is fine. */
+void store_interrupt(Store *s);
 
 /* WAL frames (pages) at which a commit asks for a checkpoint (as
  * STORE_WAL_AUTOCHECKPOINT_SQL: without a checkpointer SQLite's own

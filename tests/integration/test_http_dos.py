@@ -7,6 +7,7 @@ lines only with a token or http.api_commands."""
 import http.client
 import json
 import socket
+import threading
 import time
 
 import pytest
@@ -127,3 +128,68 @@ def test_command_lines_in_api_status(daemon_factory, lab, users, spawn, setting)
     else:
         assert q["command"] is None, q
         assert SECRET_TAG not in body
+
+
+def test_usage_and_history_reads_run_off_the_loop(daemon_factory, lab, users):
+    """/api/usage and /api/history read history that grows with the lab's
+    age (300,000 leases here): they run in the store's read queue while
+    their connection is suspended, so sixteen clients asking for 90 days of
+    usage over and over do not delay a socket ping or a scrape by more than
+    a little (on the loop, each waited for whole reads), and a page asking
+    for the history of twenty GPUs at once gets every answer, in turn."""
+    from test_dos import answer, connect_as, fill_history
+    d = http_daemon(daemon_factory, lab)
+    fill_history(d, 300_000)
+    t = time.monotonic()
+    status, body = get(d.port, "/api/usage?days=90")
+    one = time.monotonic() - t
+    assert status == 200, body
+    assert {u["uid"]: u["leases"] for u in json.loads(body)["users"]}[0] == 300_000
+
+    pinger = connect_as(d, users["alice"].uid)
+    stop = threading.Event()
+    statuses, pings, scrapes = [], [], []
+
+    def asker():
+        while not stop.is_set():
+            statuses.append(get(d.port, "/api/usage?days=90", timeout=30)[0])
+
+    def pinging():
+        while not stop.is_set():
+            t0 = time.monotonic()
+            assert answer(pinger)["ok"] is True
+            pings.append(time.monotonic() - t0)
+            t0 = time.monotonic()
+            assert get(d.port)[0] == 200
+            scrapes.append(time.monotonic() - t0)
+            time.sleep(0.01)
+
+    threads = [threading.Thread(target=asker) for _ in range(16)]
+    threads.append(threading.Thread(target=pinging))
+    for x in threads:
+        x.start()
+    time.sleep(max(2.0, 10 * one))
+    stop.set()
+    for x in threads:
+        x.join()
+    print(f"one /api/usage?days=90 {one * 1e3:.1f} ms; {len(statuses)} answered meanwhile; "
+          f"longest ping {max(pings) * 1e3:.1f} ms, longest scrape {max(scrapes) * 1e3:.1f} ms "
+          f"of {len(pings)}")
+    assert statuses and set(statuses) == {200}, set(statuses)
+    assert max(pings) < one / 2, (max(pings), one)
+    assert max(scrapes) < one / 2 + 0.05, (max(scrapes), one)
+
+    gpu = GPU0_UUID
+    results = []
+    burst = [threading.Thread(target=lambda: results.append(
+        get(d.port, f"/api/history?hours=24&gpu={gpu}", timeout=30))) for _ in range(20)]
+    for x in burst:
+        x.start()
+    for x in burst:
+        x.join()
+    assert [s for s, _ in results] == [200] * 20, results[:2]
+    assert all(json.loads(b)["uuid"] == gpu for _, b in results)
+    assert get(d.port, "/api/history?gpu=GPU-not-here")[0] == 404
+    assert get(d.port, "/api/history?gpu=" + "x" * 200)[0] == 400
+    pinger.close()
+    d.stop()

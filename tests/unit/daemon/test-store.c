@@ -2,6 +2,7 @@
  * refusal of newer schemas and of symlinks, audit records. */
 #include <errno.h>
 #include <limits.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -10,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -17,6 +19,7 @@
 
 #include <cmocka.h>
 
+#include "store/audit-store.h"
 #include "store/history-store.h"
 #include "store/lease-store.h"
 #include "store/migrations.h"
@@ -114,6 +117,70 @@ static void test_audit_and_runs(void **state)
         assert_int_equal(sqlite3_column_int(st, 0), 1);
         assert_int_equal(sqlite3_column_int(st, 1), 1234);
         sqlite3_finalize(st);
+        store_close(s);
+        remove_tree(dir);
+}
+
+static size_t audit_count(Store *s, int64_t uid)
+{
+        StoredAuditRecord *list = NULL;
+        size_t n = 0;
+
+        assert_int_equal(store_audit_list(s, 0, uid, NULL, 1000, &list, &n), 0);
+        stored_audit_free(list, n);
+        return n;
+}
+
+static void *interrupt_later(void *reader)
+{
+        (void)nanosleep(&(struct timespec){.tv_nsec = 50 * 1000 * 1000}, NULL);
+        store_interrupt(reader);
+        return NULL;
+}
+
+/* A reader (daemon/reads.h): sees what the store committed before its read
+ * transaction began and nothing committed during it; writes nothing; and a
+ * statement of it can be interrupted from another thread's call. */
+static void test_reader(void **state)
+{
+        _cleanup_free_ char *dir = make_tmpdir(), *error = NULL;
+        Store *s = NULL, *reader = NULL;
+        sqlite3_stmt *st;
+
+        assert_int_equal(store_open(dir, &s, &error), 0);
+        assert_int_equal(store_checkpoint_in_background(s), 0);
+        assert_int_equal(store_open_reader(s, &reader), 0);
+        assert_int_equal(audit_count(reader, 7), 0);
+        assert_int_equal(store_audit(s, 7, "test.one", NULL, NULL), 0);
+        assert_int_equal(audit_count(reader, 7), 1);
+
+        assert_int_equal(store_read_begin(reader), 0);
+        assert_int_equal(audit_count(reader, 7), 1);
+        assert_int_equal(store_audit(s, 7, "test.two", NULL, NULL), 0);
+        assert_int_equal(audit_count(reader, 7), 1); /* the snapshot */
+        store_read_end(reader);
+        assert_int_equal(audit_count(reader, 7), 2);
+
+        assert_int_equal(store_audit(reader, 7, "test.three", NULL, NULL), -EACCES);
+        assert_int_equal(audit_count(s, 7), 2);
+
+        /* A statement that would never end, stopped from another thread. */
+        assert_int_equal(sqlite3_prepare_v2(store_db(reader),
+                                            "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT "
+                                            "x + 1 FROM c) SELECT count(*) FROM c",
+                                            -1, &st, NULL),
+                         SQLITE_OK);
+        {
+                pthread_t t;
+
+                assert_int_equal(pthread_create(&t, NULL, interrupt_later, reader), 0);
+                assert_int_equal(store_errno_from_sqlite(sqlite3_step(st)), -EINTR);
+                pthread_join(t, NULL);
+        }
+        sqlite3_finalize(st);
+        assert_int_equal(audit_count(reader, 7), 2); /* and it reads again */
+
+        store_close(reader);
         store_close(s);
         remove_tree(dir);
 }
@@ -938,6 +1005,7 @@ int main(void)
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_create_wal_and_schema),
                 cmocka_unit_test(test_audit_and_runs),
+                cmocka_unit_test(test_reader),
                 cmocka_unit_test(test_refuses_newer_schema),
                 cmocka_unit_test(test_refuses_symlink),
                 cmocka_unit_test(test_creates_state_dir),
