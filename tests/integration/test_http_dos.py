@@ -192,4 +192,24 @@ def test_usage_and_history_reads_run_off_the_loop(daemon_factory, lab, users):
     assert get(d.port, "/api/history?gpu=GPU-not-here")[0] == 404
     assert get(d.port, "/api/history?gpu=" + "x" * 200)[0] == 400
     pinger.close()
+
+    # Stopping with reads in the queue and connections waiting in line:
+    # the daemon exits cleanly (libmicrohttpd refuses to stop with a
+    # connection suspended) and every client gets an answer or a close.
+    outcomes = []
+
+    def late():
+        try:
+            outcomes.append(get(d.port, "/api/usage?days=90", timeout=30)[0])
+        except (OSError, http.client.HTTPException) as e:
+            outcomes.append(type(e).__name__)
+
+    burst = [threading.Thread(target=late) for _ in range(8)]
+    for x in burst:
+        x.start()
+    time.sleep(one / 2)
     d.stop()
+    for x in burst:
+        x.join()
+    print(f"stopped with eight usage reads out: {sorted(map(str, outcomes))}")
+    assert len(outcomes) == 8

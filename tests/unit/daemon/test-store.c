@@ -131,6 +131,53 @@ static size_t audit_count(Store *s, int64_t uid)
         return n;
 }
 
+/* The last day's alerts come from the partial index audit_alerts: the
+ * statement the store ran is found among its connection's own, and its
+ * plan and steps say it read the three alert rows, not the 20,000 others. */
+static void test_recent_alerts_read_only_alerts(void **state)
+{
+        _cleanup_free_ char *dir = make_tmpdir(), *error = NULL;
+        sqlite3_stmt *st = NULL, *plan = NULL;
+        StoredAlert *alerts = NULL;
+        bool indexed = false;
+        Store *s = NULL;
+        size_t n = 0;
+
+        assert_int_equal(store_open(dir, &s, &error), 0);
+        assert_int_equal(store_begin(s), 0);
+        for (int i = 0; i < 20000; i++)
+                assert_int_equal(store_audit(s, 1000, i % 2 ? "lease" : "lease.release", "x", NULL),
+                                 0);
+        assert_int_equal(store_audit(s, -1, "alert.sent", "a", NULL), 0);
+        assert_int_equal(store_audit(s, -1, "alert.failed", "b", NULL), 0);
+        assert_int_equal(store_audit(s, -1, "alert.sent", "c", NULL), 0);
+        assert_int_equal(store_finish(s, 0), 0);
+
+        assert_int_equal(store_alerts_recent(s, 0, 50, &alerts, &n), 0);
+        assert_int_equal(n, 3);
+        assert_string_equal(alerts[0].subject, "c");
+        assert_string_equal(alerts[1].action, "alert.failed");
+        stored_alerts_free(alerts, n);
+
+        while ((st = sqlite3_next_stmt(store_db(s), st)))
+                if (strstr(sqlite3_sql(st), "'alert.sent'"))
+                        break;
+        assert_non_null(st);
+        assert_true(sqlite3_stmt_status(st, SQLITE_STMTSTATUS_VM_STEP, 0) < 200);
+        {
+                _cleanup_free_ char *sql = NULL;
+
+                assert_true(asprintf(&sql, "EXPLAIN QUERY PLAN %s", sqlite3_sql(st)) > 0);
+                assert_int_equal(sqlite3_prepare_v2(store_db(s), sql, -1, &plan, NULL), SQLITE_OK);
+        }
+        while (sqlite3_step(plan) == SQLITE_ROW)
+                indexed |= strstr((const char *)sqlite3_column_text(plan, 3), "audit_alerts") != NULL;
+        sqlite3_finalize(plan);
+        assert_true(indexed);
+        store_close(s);
+        remove_tree(dir);
+}
+
 static void *interrupt_later(void *reader)
 {
         (void)nanosleep(&(struct timespec){.tv_nsec = 50 * 1000 * 1000}, NULL);
@@ -1006,6 +1053,7 @@ int main(void)
                 cmocka_unit_test(test_create_wal_and_schema),
                 cmocka_unit_test(test_audit_and_runs),
                 cmocka_unit_test(test_reader),
+                cmocka_unit_test(test_recent_alerts_read_only_alerts),
                 cmocka_unit_test(test_refuses_newer_schema),
                 cmocka_unit_test(test_refuses_symlink),
                 cmocka_unit_test(test_creates_state_dir),
