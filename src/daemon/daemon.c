@@ -511,6 +511,7 @@ void daemon_free(Daemon *d)
                 return;
         /* First: its jobs' answers go to the listener and the server. */
         read_queue_free(d->reads);
+        reads_line_free(&d->read_line);
         metrics_free(d->metrics);
         user_waits_done(&d->user_waits);
         server_free(d->server);

@@ -17,6 +17,7 @@
 #include "alerts/alerts.h"
 #include "daemon/leases.h"
 #include "daemon/limits-ops.h"
+#include "daemon/reads.h"
 #include "daemon/slurm-ops.h"
 #include "daemon/refusals.h"
 #include "daemon/resolver.h"
@@ -58,6 +59,7 @@ typedef struct Daemon {
         Metrics *metrics; /* GET /metrics; NULL when http.listen could not be bound */
         Store *store;
         ReadQueue *reads; /* report, audit.list, the HTTP API's history (store/read-queue.h) */
+        ReadLine read_line; /* report and audit.list waiting for room in `reads` (daemon/reads.h) */
         int64_t run_id;
 
         GpuNvml *nvml;           /* NULL while the library cannot be loaded */

@@ -609,9 +609,9 @@ def test_reports_and_audit_queries_run_off_the_loop(daemon_factory, lab, users):
     they run in the reader thread (daemon/reads.h), so one person asking
     for them over and over delays nobody's ping by more than a little,
     whereas on the loop every ping waited for a whole one. A person has two
-    at most in flight (the third: E_BUSY at once); another person's are
-    served meanwhile; the reader sees a commit made just before; stopping
-    the daemon interrupts a read in flight."""
+    in the queue and six more in line (the ninth: E_BUSY at once); another
+    person's take their turn among them; the reader sees a commit made just
+    before; stopping the daemon interrupts a read in flight."""
     alice, bob = users["alice"], users["bob"]
     d = leasing_daemon(daemon_factory, lab, extra_whole=0)
     n = 300_000
@@ -631,14 +631,26 @@ def test_reports_and_audit_queries_run_off_the_loop(daemon_factory, lab, users):
     assert answer(a1, "audit.list", nomatch)["result"]["records"] == []
     one_audit = time.monotonic() - t
 
-    # Two in flight, the third refused at once; bob is another person.
-    a1.sendall(frame({"v": 1, "id": 11, "op": "report", "args": {"since_sec": 0}}))
-    a2.sendall(frame({"v": 1, "id": 12, "op": "audit.list", "args": nomatch}))
-    busy = answer(a3, "report", {"since_sec": 0})
-    assert busy["ok"] is False and busy["error"]["code"] == E_BUSY, busy
-    assert "2 of your reports and audit queries" in busy["error"]["message"], busy
+    # Ten at once: two in the queue, six in line, two refused at once; bob,
+    # another person, is answered after at most alice's two in the queue,
+    # not after all her eight.
+    a3.sendall(b"".join(frame({"v": 1, "id": 20 + i, "op": "report", "args": {"since_sec": 0}})
+                        for i in range(10)))
+    time.sleep(0.05)
     assert answer(b, "report", {"since_sec": 0})["ok"] is True
-    assert recv_frame(a1)["id"] == 11 and recv_frame(a2)["id"] == 12
+    bob_done = time.monotonic()
+    mine = {}
+    for _ in range(10):
+        r = recv_frame(a3)
+        mine[r["id"]] = (r, time.monotonic())
+    assert sorted(mine) == list(range(20, 30))
+    refused = [i for i, (r, _) in mine.items() if not r["ok"]]
+    assert refused == [28, 29], mine
+    assert mine[28][0]["error"]["code"] == E_BUSY, mine[28]
+    assert "2 of your reports and audit queries" in mine[28][0]["error"]["message"], mine[28]
+    last = max(t for r, t in mine.values() if r["ok"])
+    print(f"bob answered {(last - bob_done) * 1e3:.0f} ms before alice's eighth")
+    assert bob_done < last
 
     def asker(sock, op, args, rounds, out):
         for _ in range(rounds):
@@ -668,12 +680,14 @@ def test_reports_and_audit_queries_run_off_the_loop(daemon_factory, lab, users):
     mine = answer(a1, "report", {"since_sec": 0, "user": alice.name})
     assert [u["leases"] for u in mine["result"]["users"]] == [1], mine
 
-    # Stopping with a read in flight: interrupted, not waited for.
-    a1.sendall(frame({"v": 1, "id": 13, "op": "report", "args": {"since_sec": 0}}))
+    # Stopping with a read in flight, one queued and three in line: the
+    # first interrupted, none waited for, nothing left behind.
+    a1.sendall(b"".join(frame({"v": 1, "id": 40 + i, "op": "report", "args": {"since_sec": 0}})
+                        for i in range(5)))
     time.sleep(one / 5)
     t = time.monotonic()
     d.stop()
-    print(f"stopped in {(time.monotonic() - t) * 1e3:.1f} ms with a report in flight")
+    print(f"stopped in {(time.monotonic() - t) * 1e3:.1f} ms with five reports out")
     for s in (a1, a2, a3, b, pinger):
         s.close()
 
