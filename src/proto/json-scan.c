@@ -469,7 +469,9 @@ int json_scan_members_next(JsonScanMembers *it, JsonScanMember *ret)
         ret->key = s + key;
         ret->key_len = (size_t)((const char *)memrchr(s + key, '"', p - key) - (s + key));
         ret->value = s + value;
-        ret->value_len = end - value;
+        /* Not the NUL jansson drops after a number or a word (scan_value
+         * stepped over it): the value's own text is before it. */
+        ret->value_len = end - value - (s[end - 1] == '\0');
 
         p = json_scan_skip_ws(s, len, end);
         if (p < len && s[p] == ',')

@@ -338,6 +338,28 @@ static void test_members(void **state)
                 assert_true(json_scan_keys_equal(&a, &m));
                 assert_int_equal(json_scan_members_next(&it, &m), 0);
         }
+        /* The NUL jansson drops after a number or a word is not part of
+         * the value (the fuzzer's find: "id":3 then a NUL made the scanned
+         * id "3\0", and proto_scan_ok_reply() refused a reply the index
+         * and jansson take). */
+        {
+                static const char nul[] = "{\"id\":3\0,\"ok\":true\0}";
+                uint32_t id = 0;
+                const char *res = NULL;
+                size_t res_len = 0;
+
+                json_scan_members_init(&it, nul, sizeof nul - 1, PROTO_MAX_DEPTH);
+                assert_int_equal(json_scan_members_next(&it, &m), 1);
+                assert_int_equal(m.value_len, 1);
+                assert_memory_equal(m.value, "3", 1);
+                assert_int_equal(json_scan_members_next(&it, &m), 1);
+                assert_int_equal(m.value_len, 4);
+                assert_int_equal(json_scan_members_next(&it, &m), 0);
+                static const char reply[] = "{\"v\":1,\"id\":3\0,\"ok\":true,\"result\":{}}";
+                assert_int_equal(proto_scan_ok_reply(reply, sizeof reply - 1, &id, &res, &res_len), 1);
+                assert_int_equal(id, 3);
+                assert_int_equal(res_len, 2);
+        }
         /* An empty object, an array, garbage after the object. */
         json_scan_members_init(&it, "{ }", 3, PROTO_MAX_DEPTH);
         assert_int_equal(json_scan_members_next(&it, &m), 0);
