@@ -135,7 +135,9 @@ int checkpointer_start(const char *path, const char *vfs, Checkpointer **ret)
          * That read may wait for an outside program as the store's open
          * does; a passive checkpoint never calls a busy handler. */
         sqlite3_busy_timeout(c->db, STORE_OPEN_BUSY_TIMEOUT_MS);
-        r = sqlite3_exec(c->db, "PRAGMA synchronous=NORMAL; SELECT count(*) FROM sqlite_schema;",
+        r = sqlite3_exec(c->db,
+                         "PRAGMA synchronous=NORMAL; " STORE_WAL_SIZE_LIMIT_SQL
+                         "SELECT count(*) FROM sqlite_schema;",
                          NULL, NULL, NULL);
         if (r != SQLITE_OK) {
                 r = store_errno_from_sqlite(r);
@@ -189,6 +191,18 @@ void checkpointer_stop(Checkpointer *c)
         pthread_cond_destroy(&c->wake);
         pthread_mutex_destroy(&c->lock);
         free(c);
+}
+
+int checkpointer_uncopied(Checkpointer *c)
+{
+        int frames = atomic_load_explicit(&c->frames, memory_order_relaxed);
+        uint64_t copied;
+
+        pthread_mutex_lock(&c->lock);
+        copied = c->counts.last_copied >= c->counts.last_wal ? c->counts.last_copied : 0;
+        pthread_mutex_unlock(&c->lock);
+        /* A WAL started over since (shorter than what was copied) is new. */
+        return (uint64_t)frames >= copied ? frames - (int)copied : frames;
 }
 
 void checkpointer_counts(Checkpointer *c, CheckpointerCounts *ret)

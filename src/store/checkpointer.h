@@ -65,5 +65,11 @@ typedef struct CheckpointerCounts {
         bool idle;            /* neither running one nor asked for one nor waiting for a pause */
 } CheckpointerCounts;
 
+/* Frames of the WAL no checkpoint has copied yet, as far as the thread
+ * knows: the WAL's length after the last commit, less what its last
+ * checkpoint copied when that covered the WAL as it was then (0 when every
+ * frame is copied). Safe from any thread. */
+int checkpointer_uncopied(Checkpointer *c);
+
 /* What the thread has done so far (for tests, benchmarks and metrics). */
 void checkpointer_counts(Checkpointer *c, CheckpointerCounts *ret);

@@ -7,9 +7,19 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <sys/eventfd.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "basic/macro.h"
+#include "basic/time-util.h"
+
+/* Before a job, while the WAL holds a backlog no checkpoint has copied
+ * (store_wal_backlog), the thread keeps out of a read transaction so the
+ * checkpointer can copy it all and the next commit start the WAL over:
+ * looking every READ_QUEUE_WAL_POLL_USEC, for READ_QUEUE_WAL_WAIT_USEC at
+ * most (an outside program's reader can hold frames back for good). */
+#define READ_QUEUE_WAL_POLL_USEC USEC_PER_MSEC
+#define READ_QUEUE_WAL_WAIT_USEC USEC_PER_SEC
 
 typedef struct ReadJob ReadJob;
 struct ReadJob {
@@ -39,6 +49,22 @@ struct ReadQueue {
         size_t n_all;
 };
 
+/* With the lock held: give way to the checkpointer (above). */
+static void give_way_to_checkpoint(ReadQueue *q)
+{
+        uint64_t now = now_usec(CLOCK_MONOTONIC), until = now + READ_QUEUE_WAL_WAIT_USEC;
+
+        for (bool ask = true; !q->stopping && now < until && store_wal_backlog(q->reader, ask);
+             ask = false) {
+                uint64_t at = MIN(now + READ_QUEUE_WAL_POLL_USEC, until);
+                struct timespec deadline = {.tv_sec = (time_t)(at / USEC_PER_SEC),
+                                            .tv_nsec = (long)(at % USEC_PER_SEC) * 1000};
+
+                (void)pthread_cond_timedwait(&q->wake, &q->lock, &deadline);
+                now = now_usec(CLOCK_MONOTONIC);
+        }
+}
+
 static void *read_queue_main(void *userdata)
 {
         ReadQueue *q = userdata;
@@ -51,6 +77,7 @@ static void *read_queue_main(void *userdata)
 
                 while (!q->todo && !q->stopping)
                         pthread_cond_wait(&q->wake, &q->lock);
+                give_way_to_checkpoint(q);
                 if (q->stopping)
                         break;
                 j = q->todo;
@@ -133,7 +160,14 @@ int read_queue_new(Store *store, sd_event *event, ReadQueue **ret)
                 return -ENOMEM;
         q->efd = -1;
         pthread_mutex_init(&q->lock, NULL);
-        pthread_cond_init(&q->wake, NULL);
+        {
+                pthread_condattr_t attr; /* timed waits on CLOCK_MONOTONIC */
+
+                pthread_condattr_init(&attr);
+                pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+                pthread_cond_init(&q->wake, &attr);
+                pthread_condattr_destroy(&attr);
+        }
         r = store_open_reader(store, &q->reader);
         if (r < 0)
                 goto fail;

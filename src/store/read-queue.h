@@ -14,7 +14,13 @@
  * event loop: `done` is called there. Each job has an owner (a person, or
  * the HTTP listener); an owner has at most READ_QUEUE_PER_OWNER jobs queued
  * or running, and there are at most READ_QUEUE_MAX, so one caller cannot
- * make everyone else's answers wait long. */
+ * make everyone else's answers wait long.
+ *
+ * A read transaction pins the WAL (no checkpoint copies past what it sees,
+ * and the WAL cannot start over meanwhile): before each job the thread
+ * keeps out of one while the WAL holds a backlog no checkpoint has copied
+ * (store_wal_backlog), for a second at most, so reads back to back cannot
+ * let the WAL grow without bound under steady commits. */
 #pragma once
 
 #include <stdint.h>

@@ -38,7 +38,7 @@ struct Store {
         int wal_frames;             /* the WAL's length after the last commit */
         int checkpoint_ask_at;      /* the length at which a commit asks next */
         uint64_t checkpoints_in_commit; /* at STORE_WAL_CHECKPOINT_HARD_PAGES */
-        bool reader;                    /* store_open_reader(): vfs and path are not its own */
+        Store *origin; /* store_open_reader(): the store it reads (vfs, path and WAL are its) */
 };
 
 /* SQLite's busy handler while serving: wait at most STORE_BUSY_TIMEOUT_MS
@@ -285,7 +285,7 @@ int store_open_flags(const char *state_dir, StoreOpenFlags flags, Store **ret, c
          * it must come before journal_mode=WAL writes the first page. */
         r = exec_sql(db, STORE_PAGE_SIZE_SQL
                          "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; "
-                         STORE_WAL_AUTOCHECKPOINT_SQL);
+                         STORE_WAL_AUTOCHECKPOINT_SQL STORE_WAL_SIZE_LIMIT_SQL);
         if (r < 0) {
                 r = set_error(ret_error, r, "cannot configure database %s: %s", path,
                               sqlite3_errmsg(db));
@@ -343,7 +343,7 @@ int store_open_reader(Store *s, Store **ret)
         Store *x;
         int r;
 
-        assert(s && !s->reader);
+        assert(s && !s->origin);
         assert(ret);
         x = calloc(1, sizeof *x);
         if (!x)
@@ -366,11 +366,24 @@ int store_open_reader(Store *s, Store **ret)
         /* Off the event loop: waiting for an outside program's lock delays
          * one reply, not the daemon. */
         sqlite3_busy_timeout(x->db, STORE_OPEN_BUSY_TIMEOUT_MS);
-        x->reader = true;
+        x->origin = s;
         x->vfs = s->vfs;
         x->path = s->path;
         *ret = x;
         return 0;
+}
+
+bool store_wal_backlog(Store *reader, bool ask)
+{
+        Checkpointer *c;
+
+        assert(reader && reader->origin);
+        c = reader->origin->checkpointer;
+        if (!c || checkpointer_uncopied(c) < STORE_WAL_CHECKPOINT_PAGES)
+                return false;
+        if (ask)
+                checkpointer_ask(c);
+        return true;
 }
 
 void store_interrupt(Store *s)
@@ -398,7 +411,7 @@ void store_close(Store *s)
                 return;
         for (size_t i = 0; i < s->n_statements; i++)
                 sqlite3_finalize(s->statements[i].st);
-        if (s->reader) {
+        if (s->origin) {
                 sqlite3_close(s->db);
                 free(s);
                 return;

@@ -28,6 +28,13 @@
  * mode; docs/reliability.md). */
 #define STORE_PAGE_SIZE_SQL "PRAGMA page_size=1024;"
 
+/* The size the WAL file is cut back to when the WAL starts over after it
+ * grew past it, as SQL (journal_size_limit: SQLite otherwise keeps the file
+ * at its largest). It stays below STORE_WAL_CHECKPOINT_HARD_PAGES of 1 KiB
+ * and of 4 KiB pages in steady use; reads that pin the WAL under a storm of
+ * commits (store_wal_backlog) can take it past for a while. 128 MiB. */
+#define STORE_WAL_SIZE_LIMIT_SQL "PRAGMA journal_size_limit=134217728;"
+
 /* WAL pages after which a commit checkpoints (store.c says why), as SQL:
  * STORE_WAL_CHECKPOINT_PAGES below. */
 #define STORE_WAL_AUTOCHECKPOINT_SQL "PRAGMA wal_autocheckpoint=4000;"
@@ -91,6 +98,15 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(Store *, store_close);
  * loop). The store's functions that only read (store_audit_list,
  * store_history_usage, …) take it as a Store. Returns 0 or -errno. */
 int store_open_reader(Store *s, Store **ret);
+
+/* For a reader's thread, between its read transactions: whether the WAL
+ * holds STORE_WAL_CHECKPOINT_PAGES frames or more that no checkpoint has
+ * copied yet (then, with `ask`, the checkpoint thread is asked for one). A read
+ * transaction begun now would pin them: no checkpoint copies frames past
+ * what an open reader sees, and the WAL cannot start over while it reads,
+ * so readers back to back would let it grow without bound under steady
+ * commits. False without a checkpoint thread. Safe from any thread. */
+bool store_wal_backlog(Store *reader, bool ask);
 
 /* One snapshot for several statements of a reader: BEGIN (deferred: the
  * first read takes the snapshot) and its end. */
