@@ -85,7 +85,7 @@ static void pump_line(Daemon *d)
                                                             : submit(d, x);
 
                 full = full || r == -ENOBUFS; /* the next answer pumps again */
-                if (r == -EBUSY || r == -ENOBUFS) { /* stays: its person has two there */
+                if (r == -EBUSY || r == -ENOBUFS) { /* stays: no room for it yet */
                         l->tail = x;
                         p = &x->next;
                         continue;
