@@ -60,6 +60,7 @@ static void request_read_done(void *state, int r, void *userdata)
                 request_read_free(x);
                 return;
         }
+        server_pending(d->server, x->conn_id, -1);
         reply(d, x, r);
         request_read_free(x);
         pump_line(d);
@@ -92,8 +93,10 @@ static void pump_line(Daemon *d)
                 }
                 *p = x->next;
                 l->n--;
-                if (r == -ENOMEM)
+                if (r == -ENOMEM) {
+                        server_pending(d->server, x->conn_id, -1);
                         reply(d, x, r);
+                }
                 if (r < 0)
                         request_read_free(x);
         }
@@ -152,8 +155,10 @@ int reads_submit(Daemon *d, const RequestCall *call, const ReadWork *work, void 
         /* Behind the person's own in the line, or straight to the queue. */
         if (waiting == 0)
                 r = submit(d, x);
-        if (r >= 0)
+        if (r >= 0) {
+                server_pending(d->server, x->conn_id, +1);
                 return REQUEST_DEFERRED;
+        }
         if (r == -ENOMEM) {
                 request_read_free(x);
                 return r;
@@ -177,5 +182,6 @@ int reads_submit(Daemon *d, const RequestCall *call, const ReadWork *work, void 
                 l->head = x;
         l->tail = x;
         l->n++;
+        server_pending(d->server, x->conn_id, +1);
         return REQUEST_DEFERRED;
 }

@@ -50,6 +50,7 @@ struct Connection {
         bool closing; /* close once the queued bytes are out (after E_TOO_LARGE) */
         bool failed;  /* a message could not be queued: close at the next wakeup */
         size_t sndbuf;          /* what connection_size_sndbuf() asked for, 0 before */
+        unsigned pending;       /* requests answered later (server_pending) */
         uint64_t active_usec;   /* CLOCK_MONOTONIC of the last byte in or out */
         Connection *prev, *next;
 };
@@ -714,7 +715,7 @@ static int on_sweep(sd_event_source *source, uint64_t usec, void *userdata)
                 next = c->next;
                 if (c->failed || proto_outbuf_queued(&c->out) > 0 ||
                     proto_decoder_pending(&c->in) > 0 ||
-                    now - c->active_usec < s->idle_timeout_usec ||
+                    now - c->active_usec < s->idle_timeout_usec || c->pending > 0 ||
                     connection_holds(s, c->peer.conn_id))
                         continue;
                 log_debug("Closing the idle connection of uid %u (pid %d).",
@@ -935,6 +936,14 @@ static Connection *server_connection(Server *s, uint64_t conn_id)
         while (c && c->peer.conn_id != conn_id)
                 c = c->next;
         return c && !c->failed ? c : NULL;
+}
+
+void server_pending(Server *s, uint64_t conn_id, int delta)
+{
+        Connection *c = s ? server_connection(s, conn_id) : NULL;
+
+        if (c)
+                c->pending = delta < 0 && c->pending == 0 ? 0 : c->pending + (unsigned)delta;
 }
 
 const Peer *server_peer(Server *s, uint64_t conn_id)

@@ -471,6 +471,33 @@ def test_idle_connection_is_closed_but_a_waiting_one_is_kept(daemon_factory, lab
     busy.close()
 
 
+def test_a_connection_waiting_for_its_reports_is_not_idle(daemon_factory, lab, users):
+    """Reports answered by the reader thread (and requests waiting for a user
+    name) are work in flight: a connection whose eight reports take longer
+    than the idle timeout between replies keeps them all (before, the idle
+    sweep closed it and dropped the rest). An idle one is still closed."""
+    alice = users["alice"]
+    d = leasing_daemon(daemon_factory, lab, extra_whole=0,
+                       env={"GK_TEST_IDLE_TIMEOUT_MS": "40"})
+    fill_history(d, 300_000)
+    idle = connect_as(d, alice.uid)
+    many = connect_as(d, alice.uid)
+    t = time.monotonic()
+    many.sendall(b"".join(frame({"v": 1, "id": 60 + i, "op": "report", "args": {"since_sec": 0}})
+                          for i in range(8)))
+    replies = [recv_frame(many) for _ in range(8)]
+    took = time.monotonic() - t
+    print(f"eight reports in {took:.2f} s with a 40 ms idle timeout")
+    assert None not in replies, "closed as idle while its reports were being answered"
+    assert sorted(r["id"] for r in replies) == list(range(60, 68))
+    assert all(r["ok"] for r in replies), replies[0]
+    assert took > 8 * 0.04, took  # each report took longer than the timeout
+    assert closed(idle, timeout=2), "an idle connection was kept past the idle timeout"
+    idle.close()
+    many.close()
+    d.stop()
+
+
 def test_subuid_range_counts_as_one_person_and_the_cli_says_busy(daemon_factory, lab, users):
     """Every uid of gktest-alice's /etc/subuid range is alice's (uidmap lets her
     connect as them): together they get one person's connections. The next is
