@@ -60,7 +60,6 @@ static void request_read_done(void *state, int r, void *userdata)
                 request_read_free(x);
                 return;
         }
-        server_pending(d->server, x->conn_id, -1);
         reply(d, x, r);
         request_read_free(x);
         pump_line(d);
@@ -93,10 +92,8 @@ static void pump_line(Daemon *d)
                 }
                 *p = x->next;
                 l->n--;
-                if (r == -ENOMEM) {
-                        server_pending(d->server, x->conn_id, -1);
+                if (r == -ENOMEM)
                         reply(d, x, r);
-                }
                 if (r < 0)
                         request_read_free(x);
         }
@@ -155,10 +152,8 @@ int reads_submit(Daemon *d, const RequestCall *call, const ReadWork *work, void 
         /* Behind the person's own in the line, or straight to the queue. */
         if (waiting == 0)
                 r = submit(d, x);
-        if (r >= 0) {
-                server_pending(d->server, x->conn_id, +1);
+        if (r >= 0)
                 return REQUEST_DEFERRED;
-        }
         if (r == -ENOMEM) {
                 request_read_free(x);
                 return r;
@@ -182,6 +177,5 @@ int reads_submit(Daemon *d, const RequestCall *call, const ReadWork *work, void 
                 l->head = x;
         l->tail = x;
         l->n++;
-        server_pending(d->server, x->conn_id, +1);
         return REQUEST_DEFERRED;
 }

@@ -50,7 +50,7 @@ struct Connection {
         bool closing; /* close once the queued bytes are out (after E_TOO_LARGE) */
         bool failed;  /* a message could not be queued: close at the next wakeup */
         size_t sndbuf;          /* what connection_size_sndbuf() asked for, 0 before */
-        unsigned pending;       /* requests answered later (server_pending) */
+        unsigned pending;       /* requests dispatched and not yet answered */
         uint64_t active_usec;   /* CLOCK_MONOTONIC of the last byte in or out */
         Connection *prev, *next;
 };
@@ -284,11 +284,18 @@ static int connection_handle_frame(Connection *c, const char *frame, size_t len)
                         return r < 0 ? r : 0;
                 }
         }
+        /* Counted from before the handler runs, since a handler may send
+         * its reply itself (server_send) before it answers "deferred". A
+         * request answered later (the lease queue, a user name, the
+         * reader) is work in flight: on_sweep never closes its
+         * connection as idle. */
+        c->pending++;
         reply = request_dispatch(c->server->daemon, &c->peer, req.id, req.op, req.args, 0,
                                  &deferred);
         proto_request_done(&req);
         if (deferred)
                 return 0;
+        c->pending--;
         return connection_send(c, reply);
 }
 
@@ -938,14 +945,6 @@ static Connection *server_connection(Server *s, uint64_t conn_id)
         return c && !c->failed ? c : NULL;
 }
 
-void server_pending(Server *s, uint64_t conn_id, int delta)
-{
-        Connection *c = s ? server_connection(s, conn_id) : NULL;
-
-        if (c)
-                c->pending = delta < 0 && c->pending == 0 ? 0 : c->pending + (unsigned)delta;
-}
-
 const Peer *server_peer(Server *s, uint64_t conn_id)
 {
         Connection *c = s ? server_connection(s, conn_id) : NULL;
@@ -977,6 +976,8 @@ int server_send(Server *s, uint64_t conn_id, json_t *msg)
                 json_decref(msg);
                 return -ENOENT;
         }
+        if (c->pending > 0 && !json_object_get(msg, "event"))
+                c->pending--; /* the reply to a request answered later */
         return server_sent(c, connection_send(c, msg));
 }
 
@@ -986,6 +987,8 @@ int server_send_text(Server *s, uint64_t conn_id, const char *json, size_t len)
 
         if (!c)
                 return -ENOENT;
+        if (c->pending > 0)
+                c->pending--; /* always a reply */
         /* proto_dump()'s limit and the queue's, as for a built reply. */
         return server_sent(c, connection_sent(c, proto_outbuf_append(&c->out, json, len,
                                                                      GK_PROTO_MAX_REPLY)));

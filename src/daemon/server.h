@@ -58,12 +58,6 @@ uint64_t server_refused_total(const Server *s);
 /* Close every connection and the listening socket, and unlink the socket. */
 void server_free(Server *s);
 
-/* A request of connection `conn_id` is answered later, not by its handler
- * (reads.h, user-wait.h): +1 when it is put aside, -1 once its reply is
- * queued or it is dropped. A connection with such requests is not closed as
- * idle. Nothing happens when the connection is gone. */
-void server_pending(Server *s, uint64_t conn_id, int delta);
-
 /* The peer of connection `conn_id`, borrowed until the loop next runs; NULL
  * when that connection is gone (or failing). For requests dispatched again
  * later (user-wait.h). */

@@ -79,7 +79,6 @@ static int on_user_wait_timer(sd_event_source *source, uint64_t usec, void *user
                         continue; /* still waiting: back into the table */
                 else
                         reply = proto_reply_error(u->id, GK_E_INTERNAL, "out of memory");
-                server_pending(d->server, u->conn_id, -1); /* answered, again deferred or gone */
                 if (reply)
                         (void)server_send(d->server, u->conn_id, reply);
                 user_wait_clear(u);
@@ -131,12 +130,9 @@ int user_wait_add(Daemon *d, const RequestCall *call, const char *name,
         string_copy(u.name, sizeof u.name, name);
         u.args = json_incref(call->args);
         r = waits_push(w, &u);
-        if (r < 0) {
+        if (r < 0)
                 user_wait_clear(&u);
-                return r;
-        }
-        server_pending(d->server, u.conn_id, +1);
-        return REQUEST_DEFERRED;
+        return r < 0 ? r : REQUEST_DEFERRED;
 }
 
 void user_waits_done(UserWaits *w)

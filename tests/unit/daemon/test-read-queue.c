@@ -36,7 +36,7 @@ static int setup(void **state)
         _cleanup_free_ char *error = NULL;
 
         assert_non_null(f);
-        strcpy(f->dir, "/tmp/gk-test-read-queue-XXXXXX");
+        strcpy(f->dir, "/tmp/gk-test-read-queue-XXXXXX"); /* mkdtemp's template */
         assert_non_null(mkdtemp(f->dir));
         assert_int_equal(store_open(f->dir, &f->store, &error), 0);
         assert_int_equal(sd_event_new(&f->event), 0);
