@@ -119,29 +119,16 @@ int checkpointer_start(const char *path, const char *vfs, Checkpointer **ret)
         c = calloc(1, sizeof *c);
         if (!c)
                 return -ENOMEM;
-        /* NOMUTEX: this connection is the thread's alone. NOFOLLOW as the
-         * store's own open: the path is the one it opened. */
-        r = sqlite3_open_v2(path, &c->db,
-                            SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOFOLLOW | SQLITE_OPEN_NOMUTEX, vfs);
-        if (r != SQLITE_OK) {
-                r = c->db ? store_errno_from_sqlite(r) : -ENOMEM;
-                sqlite3_close(c->db);
-                free(c);
-                return r;
-        }
         /* The store's sync setting (a checkpoint syncs as its connection
          * says), and one read: a connection opens the WAL at its first
          * read, and a checkpoint on one that has not is a silent no-op.
          * That read may wait for an outside program as the store's open
          * does; a passive checkpoint never calls a busy handler. */
-        sqlite3_busy_timeout(c->db, STORE_OPEN_BUSY_TIMEOUT_MS);
-        r = sqlite3_exec(c->db,
-                         "PRAGMA synchronous=NORMAL; " STORE_WAL_SIZE_LIMIT_SQL
-                         "SELECT count(*) FROM sqlite_schema;",
-                         NULL, NULL, NULL);
-        if (r != SQLITE_OK) {
-                r = store_errno_from_sqlite(r);
-                sqlite3_close(c->db);
+        r = store_connect(path, vfs,
+                          "PRAGMA synchronous=NORMAL; " STORE_WAL_SIZE_LIMIT_SQL
+                          "SELECT count(*) FROM sqlite_schema;",
+                          &c->db);
+        if (r < 0) {
                 free(c);
                 return r;
         }

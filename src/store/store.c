@@ -338,6 +338,31 @@ static void rollback(Store *s)
                 (void)store_step_done(st);
 }
 
+int store_connect(const char *path, const char *vfs, const char *sql, sqlite3 **ret)
+{
+        sqlite3 *db = NULL;
+        int r;
+
+        assert(path && sql && ret);
+        /* NOMUTEX: one thread uses it. NOFOLLOW as the store's own open:
+         * the path is the one it opened. */
+        r = sqlite3_open_v2(path, &db,
+                            SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOFOLLOW | SQLITE_OPEN_NOMUTEX, vfs);
+        if (r != SQLITE_OK) {
+                r = db ? store_errno_from_sqlite(r) : -ENOMEM;
+                sqlite3_close(db);
+                return r;
+        }
+        sqlite3_busy_timeout(db, STORE_OPEN_BUSY_TIMEOUT_MS);
+        r = sqlite3_exec(db, sql, NULL, NULL, NULL);
+        if (r != SQLITE_OK) {
+                sqlite3_close(db);
+                return store_errno_from_sqlite(r);
+        }
+        *ret = db;
+        return 0;
+}
+
 int store_open_reader(Store *s, Store **ret)
 {
         Store *x;
@@ -350,22 +375,14 @@ int store_open_reader(Store *s, Store **ret)
                 return -ENOMEM;
         /* Read-write at the file level (a read-only connection to a WAL
          * database cannot always map its -shm), query_only at SQL's: no
-         * statement of this connection can change the database. NOMUTEX:
-         * the thread that asked is its only user. */
-        r = sqlite3_open_v2(s->path, &x->db,
-                            SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOFOLLOW | SQLITE_OPEN_NOMUTEX,
-                            wal_vfs_name(s->vfs));
-        if (r == SQLITE_OK)
-                r = sqlite3_exec(x->db, "PRAGMA query_only=ON;", NULL, NULL, NULL);
-        if (r != SQLITE_OK) {
-                r = x->db ? store_errno_from_sqlite(r) : -ENOMEM;
-                sqlite3_close(x->db);
+         * statement of this connection can change the database. Off the
+         * event loop, a wait for an outside program's lock delays one
+         * reply, not the daemon. */
+        r = store_connect(s->path, wal_vfs_name(s->vfs), "PRAGMA query_only=ON;", &x->db);
+        if (r < 0) {
                 free(x);
                 return r;
         }
-        /* Off the event loop: waiting for an outside program's lock delays
-         * one reply, not the daemon. */
-        sqlite3_busy_timeout(x->db, STORE_OPEN_BUSY_TIMEOUT_MS);
         x->origin = s;
         x->vfs = s->vfs;
         x->path = s->path;

@@ -83,6 +83,13 @@ int store_set_fault(Store *s, StoreFault fault);
 /* Disk operations failed on purpose so far (0 without the seam). */
 uint64_t store_faults_injected(const Store *s);
 
+/* Another connection of the store module's own (the checkpoint thread's, a
+ * reader's) to the database at `path` through the VFS named `vfs`: opened
+ * read-write without following a symlink, for one thread (NOMUTEX),
+ * waiting up to STORE_OPEN_BUSY_TIMEOUT_MS for an outside program's lock,
+ * then `sql` run on it. Returns 0, or -errno with nothing left open. */
+int store_connect(const char *path, const char *vfs, const char *sql, sqlite3 **ret);
+
 /* Close a store, or a reader (store_open_reader) — every reader before the
  * store it was opened from. NULL is fine. */
 void store_close(Store *s);
